@@ -1,0 +1,32 @@
+# Portico: `make run` serves the example configuration on SQLite;
+# `make test` installs the test peers and runs vet, staticcheck and the race-enabled tests.
+GO        ?= go
+BIN       := bin/portico
+DATA      ?= .portico-data
+VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X github.com/portico-edge/portico/internal/app.Version=$(VERSION)
+STATICCHECK := $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
+
+.PHONY: build run test test-short fuzz bench clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/portico
+
+run: build
+	$(BIN) serve --config examples/portico.yaml --data $(DATA)
+
+test:
+	scripts/install-test-deps.sh
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+	$(GO) test -race -timeout 20m ./...
+	scripts/fuzz-smoke.sh
+
+test-short:
+	$(GO) test -short ./...
+
+fuzz:
+	FUZZTIME=30s scripts/fuzz-smoke.sh
+
+clean:
+	rm -rf bin $(DATA)

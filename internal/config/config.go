@@ -1,0 +1,170 @@
+// Package config defines Portico's configuration document: one YAML document
+// with a section per concern, its defaults, its validation and how two
+// versions differ.
+//
+// Parsing is strict: an unknown field is refused with its path, line and
+// column, and every validation error names the field path and the reason, so
+// an administrator can fix a document without guessing. Defaults are applied
+// before validation; docs/config.md lists them field by field.
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// CurrentVersion is the document format this build reads.
+const CurrentVersion = 1
+
+// Config is the whole configuration document.
+type Config struct {
+	// Version is the document format; 1 is the only one so far.
+	Version    int        `yaml:"version" json:"version"`
+	Node       Node       `yaml:"node" json:"node"`
+	Interfaces Interfaces `yaml:"interfaces" json:"interfaces"`
+	Store      Store      `yaml:"store" json:"store"`
+	Management Management `yaml:"management" json:"management"`
+	Log        Log        `yaml:"log" json:"log"`
+
+	// Services added by later work. Each is off until enabled.
+	SIP         Reserved `yaml:"sip" json:"sip"`
+	Media       Media    `yaml:"media" json:"media"`
+	TURN        Reserved `yaml:"turn" json:"turn"`
+	H323        Reserved `yaml:"h323" json:"h323"`
+	AccessProxy Reserved `yaml:"access_proxy" json:"access_proxy"`
+	Tunnel      Reserved `yaml:"tunnel" json:"tunnel"`
+	Policy      Reserved `yaml:"policy" json:"policy"`
+	HA          Reserved `yaml:"ha" json:"ha"`
+	SNMP        Reserved `yaml:"snmp" json:"snmp"`
+}
+
+// Node identifies this Portico instance.
+type Node struct {
+	// Name appears in logs, metrics and the API. Default: the host name.
+	Name string `yaml:"name" json:"name"`
+	// DrainTimeout bounds a graceful shutdown (SIGTERM). Default 30s.
+	DrainTimeout Duration `yaml:"drain_timeout" json:"drain_timeout"`
+}
+
+// Interfaces names the node's network sides. Split interfaces are normal:
+// external faces the Internet, internal the enterprise, management the admins.
+type Interfaces struct {
+	External   Interface `yaml:"external" json:"external"`
+	Internal   Interface `yaml:"internal" json:"internal"`
+	Management Interface `yaml:"management" json:"management"`
+}
+
+// Interface is one side's addresses.
+type Interface struct {
+	// Address is the local IP services on this side bind to. Required for
+	// external and internal; management defaults to 127.0.0.1.
+	Address string `yaml:"address" json:"address"`
+	// PublicAddress is the address outside parties see when the node sits
+	// behind static NAT (external side only). Default: Address.
+	PublicAddress string `yaml:"public_address" json:"public_address"`
+	// Networks lists the CIDRs reachable on this side (internal side: the
+	// enterprise networks that must never leak or be relayed into).
+	Networks []string `yaml:"networks,omitempty" json:"networks,omitempty"`
+}
+
+// Store selects where records live.
+type Store struct {
+	// Backend is "sqlite" (default, embedded, under the data directory) or
+	// "postgres" (HA pairs and scale-out).
+	Backend string `yaml:"backend" json:"backend"`
+	// Path is the SQLite file, relative to the data directory. Default portico.db.
+	Path string `yaml:"path" json:"path"`
+	// DSN is the PostgreSQL connection string (postgres://user:pass@host:port/db).
+	// It may also come from the PORTICO_STORE_DSN environment variable, which
+	// keeps the password out of the document.
+	DSN string `yaml:"dsn" json:"dsn"`
+}
+
+// Management is the HTTPS listener for the REST API, UI, health and metrics.
+type Management struct {
+	// Listen is host:port. Default 127.0.0.1:9443.
+	Listen string `yaml:"listen" json:"listen"`
+	// CertFile and KeyFile name a PEM certificate and key. Empty (default):
+	// a self-signed ECDSA P-256 certificate made at first start and kept in the store.
+	CertFile string `yaml:"cert_file" json:"cert_file"`
+	KeyFile  string `yaml:"key_file" json:"key_file"`
+	// SessionTTL is how long a login session lasts. Default 12h.
+	SessionTTL Duration `yaml:"session_ttl" json:"session_ttl"`
+	// MaxLoginFailures before an account is locked. Default 5.
+	MaxLoginFailures int `yaml:"max_login_failures" json:"max_login_failures"`
+	// Lockout is how long a locked account stays locked. Default 15m.
+	Lockout Duration `yaml:"lockout" json:"lockout"`
+	// LoginRatePerMinute caps login attempts per client address. Default 20.
+	LoginRatePerMinute int `yaml:"login_rate_per_minute" json:"login_rate_per_minute"`
+	// AllowedNetworks restricts which client networks may reach the listener.
+	// Default: any.
+	AllowedNetworks []string `yaml:"allowed_networks,omitempty" json:"allowed_networks,omitempty"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info (default), warn or error.
+	Level string `yaml:"level" json:"level"`
+	// Format is text (default) or json.
+	Format string `yaml:"format" json:"format"`
+	// File is the log file, relative to the data directory. Empty (default):
+	// standard error.
+	File string `yaml:"file" json:"file"`
+	// MaxSizeMB is the size at which the file rotates. Default 50.
+	MaxSizeMB int `yaml:"max_size_mb" json:"max_size_mb"`
+	// MaxFiles is how many rotated files are kept besides the live one.
+	// Default 5. The directory never holds more than (MaxFiles+1)*MaxSizeMB.
+	MaxFiles int `yaml:"max_files" json:"max_files"`
+}
+
+// Reserved is the section of a service that later work adds. It only knows
+// whether the service is enabled.
+type Reserved struct {
+	Enabled bool `yaml:"enabled" json:"enabled"`
+}
+
+// Media configures the media relay.
+type Media struct {
+	// Enabled turns the relay on. Default false.
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// External and Internal are the relay port ranges on each interface.
+	// Defaults 40000-49999 (external) and 50000-59999 (internal).
+	External PortRange `yaml:"external" json:"external"`
+	Internal PortRange `yaml:"internal" json:"internal"`
+	// NATLatching lets the outside peer be learnt from any source address
+	// (endpoints behind NAT). Default true; false accepts only the signalled IP.
+	NATLatching *bool `yaml:"nat_latching" json:"nat_latching"`
+	// InactivityTimeout reports a stream silent for this long. Default 60s.
+	InactivityTimeout Duration `yaml:"inactivity_timeout" json:"inactivity_timeout"`
+	// SocketBufferKB sets each relay socket's receive buffer. Default 4096.
+	SocketBufferKB int `yaml:"socket_buffer_kb" json:"socket_buffer_kb"`
+	// NGListen is host:port of the rtpengine "ng" control listener; empty: off.
+	NGListen string `yaml:"ng_listen" json:"ng_listen"`
+}
+
+// PortRange is an inclusive UDP/TCP port range.
+type PortRange struct {
+	Min int `yaml:"port_min" json:"port_min"`
+	Max int `yaml:"port_max" json:"port_max"`
+}
+
+// Duration is a time.Duration written as "30s" or "15m".
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalText writes the duration as Go syntax ("1m30s").
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText reads Go duration syntax.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func parseAddr(s string) (netip.Addr, error) { return netip.ParseAddr(s) }

@@ -1,0 +1,279 @@
+package config
+
+import (
+	"bytes"
+	"encoding"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// maxDocument caps the size of a configuration document.
+const maxDocument = 1 << 20
+
+// FieldError is one problem in a document, located by field path and, when
+// known, by line and column.
+type FieldError struct {
+	Path   string `json:"path"`
+	Line   int    `json:"line,omitempty"`
+	Column int    `json:"column,omitempty"`
+	Reason string `json:"reason"`
+}
+
+func (e FieldError) Error() string {
+	var b strings.Builder
+	if e.Path != "" {
+		b.WriteString(e.Path)
+	} else {
+		b.WriteString("document")
+	}
+	if e.Line > 0 {
+		fmt.Fprintf(&b, " (line %d, column %d)", e.Line, e.Column)
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Reason)
+	return b.String()
+}
+
+// Errors is every problem found in a document.
+type Errors []FieldError
+
+func (es Errors) Error() string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Error()
+	}
+	return "config: " + strings.Join(parts, "; ")
+}
+
+// AsErrors returns the field errors inside err, if it holds any.
+func AsErrors(err error) (Errors, bool) {
+	var es Errors
+	if errors.As(err, &es) {
+		return es, true
+	}
+	return nil, false
+}
+
+// Parse reads a YAML document strictly, applies defaults and validates it.
+// The error, if any, is an Errors listing every problem found.
+func Parse(doc []byte) (*Config, error) {
+	if len(doc) > maxDocument {
+		return nil, Errors{{Reason: fmt.Sprintf("document is %d bytes; the limit is %d", len(doc), maxDocument)}}
+	}
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(doc))
+	if err := dec.Decode(&root); err != nil {
+		if err.Error() == "EOF" {
+			return nil, Errors{{Reason: "document is empty"}}
+		}
+		return nil, Errors{{Reason: "malformed YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, Errors{{Line: extra.Line, Column: extra.Column, Reason: "more than one YAML document; Portico reads exactly one"}}
+	}
+	body := &root
+	if body.Kind == yaml.DocumentNode && len(body.Content) == 1 {
+		body = body.Content[0]
+	}
+	var errs Errors
+	checkFields(body, reflect.TypeOf(Config{}), "", &errs)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	cfg := Default()
+	if err := body.Decode(cfg); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			for _, m := range te.Errors {
+				errs = append(errs, FieldError{Reason: strings.TrimPrefix(m, "yaml: ")})
+			}
+			return nil, errs
+		}
+		return nil, Errors{{Reason: err.Error()}}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, locate(err, body)
+	}
+	return cfg, nil
+}
+
+var textUnmarshaler = reflect.TypeOf((*encoding.TextUnmarshaler)(nil)).Elem()
+
+// checkFields walks the YAML tree beside the Go type and reports keys the
+// type does not have, and values of the wrong shape, with their position.
+func checkFields(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return
+	}
+	if reflect.PointerTo(t).Implements(textUnmarshaler) {
+		if n.Kind != yaml.ScalarNode {
+			*errs = append(*errs, FieldError{Path: path, Line: n.Line, Column: n.Column, Reason: "expected a single value"})
+		}
+		return
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			*errs = append(*errs, FieldError{Path: path, Line: n.Line, Column: n.Column, Reason: "expected a mapping of fields"})
+			return
+		}
+		fields := map[string]reflect.Type{}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			fields[name] = f.Type
+		}
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := join(path, k.Value)
+			ft, ok := fields[k.Value]
+			if !ok {
+				*errs = append(*errs, FieldError{Path: p, Line: k.Line, Column: k.Column, Reason: "unknown field" + suggest(k.Value, fields)})
+				continue
+			}
+			if seen[k.Value] {
+				*errs = append(*errs, FieldError{Path: p, Line: k.Line, Column: k.Column, Reason: "field given twice"})
+				continue
+			}
+			seen[k.Value] = true
+			checkFields(v, ft, p, errs)
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			*errs = append(*errs, FieldError{Path: path, Line: n.Line, Column: n.Column, Reason: "expected a list"})
+			return
+		}
+		for i, c := range n.Content {
+			checkFields(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			*errs = append(*errs, FieldError{Path: path, Line: n.Line, Column: n.Column, Reason: "expected a mapping"})
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			checkFields(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value), errs)
+		}
+	default:
+		if n.Kind != yaml.ScalarNode {
+			*errs = append(*errs, FieldError{Path: path, Line: n.Line, Column: n.Column, Reason: "expected a single value"})
+		}
+	}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// suggest names a known field close to a misspelt one.
+func suggest(key string, fields map[string]reflect.Type) string {
+	best, bestD := "", 3
+	for f := range fields {
+		if d := distance(key, f); d < bestD {
+			best, bestD = f, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := 1
+			if a[i-1] == b[j-1] {
+				c = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// locate adds line and column to validation errors whose path names a node.
+func locate(err error, body *yaml.Node) error {
+	es, ok := AsErrors(err)
+	if !ok {
+		return err
+	}
+	for i := range es {
+		if n := find(body, es[i].Path); n != nil {
+			es[i].Line, es[i].Column = n.Line, n.Column
+		}
+	}
+	return es
+}
+
+// find returns the value node at a dotted path such as "media.external.port_min"
+// or "interfaces.internal.networks[1]".
+func find(n *yaml.Node, path string) *yaml.Node {
+	if path == "" {
+		return n
+	}
+	for _, part := range strings.Split(path, ".") {
+		key, idx := part, -1
+		if i := strings.IndexByte(part, '['); i >= 0 && strings.HasSuffix(part, "]") {
+			key = part[:i]
+			fmt.Sscanf(part[i+1:len(part)-1], "%d", &idx)
+		}
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			if n.Content[j].Value == key {
+				next = n.Content[j+1]
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		n = next
+		if idx >= 0 {
+			if n.Kind != yaml.SequenceNode || idx >= len(n.Content) {
+				return nil
+			}
+			n = n.Content[idx]
+		}
+	}
+	return n
+}
+
+// Marshal writes cfg as YAML.
+func Marshal(cfg *Config) ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(cfg); err != nil {
+		return nil, fmt.Errorf("config: marshal: %w", err)
+	}
+	enc.Close()
+	return b.Bytes(), nil
+}

@@ -1,0 +1,214 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Default returns a document with every default filled in.
+func Default() *Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "portico"
+	}
+	natLatch := true
+	return &Config{
+		Version: CurrentVersion,
+		Node:    Node{Name: host, DrainTimeout: Duration(30 * time.Second)},
+		Interfaces: Interfaces{
+			External:   Interface{Address: "127.0.0.1"},
+			Internal:   Interface{Address: "127.0.0.1"},
+			Management: Interface{Address: "127.0.0.1"},
+		},
+		Store: Store{Backend: "sqlite", Path: "portico.db"},
+		Management: Management{
+			Listen:             "127.0.0.1:9443",
+			SessionTTL:         Duration(12 * time.Hour),
+			MaxLoginFailures:   5,
+			Lockout:            Duration(15 * time.Minute),
+			LoginRatePerMinute: 20,
+		},
+		Log: Log{Level: "info", Format: "text", MaxSizeMB: 50, MaxFiles: 5},
+		Media: Media{
+			External:          PortRange{Min: 40000, Max: 49999},
+			Internal:          PortRange{Min: 50000, Max: 59999},
+			NATLatching:       &natLatch,
+			InactivityTimeout: Duration(60 * time.Second),
+			SocketBufferKB:    4096,
+		},
+	}
+}
+
+type validator struct{ errs Errors }
+
+func (v *validator) add(path, format string, args ...any) {
+	v.errs = append(v.errs, FieldError{Path: path, Reason: fmt.Sprintf(format, args...)})
+}
+
+// Validate checks every field and returns Errors naming each bad one.
+func (c *Config) Validate() error {
+	v := &validator{}
+	if c.Version != CurrentVersion {
+		v.add("version", "%d is not a document version this build reads (want %d)", c.Version, CurrentVersion)
+	}
+	if strings.TrimSpace(c.Node.Name) == "" {
+		v.add("node.name", "must not be empty")
+	}
+	v.positive("node.drain_timeout", c.Node.DrainTimeout)
+
+	v.iface("interfaces.external", c.Interfaces.External, true)
+	v.iface("interfaces.internal", c.Interfaces.Internal, false)
+	v.iface("interfaces.management", c.Interfaces.Management, false)
+
+	switch c.Store.Backend {
+	case "sqlite":
+		if c.Store.Path == "" {
+			v.add("store.path", "must name the SQLite file")
+		} else if filepath.IsAbs(c.Store.Path) || strings.Contains(filepath.ToSlash(filepath.Clean(c.Store.Path)), "..") {
+			v.add("store.path", "%q must be a path inside the data directory", c.Store.Path)
+		}
+	case "postgres":
+		if c.Store.DSN == "" && os.Getenv("PORTICO_STORE_DSN") == "" {
+			v.add("store.dsn", "required when store.backend is postgres (or set PORTICO_STORE_DSN)")
+		}
+	default:
+		v.add("store.backend", "%q is not a store backend (sqlite or postgres)", c.Store.Backend)
+	}
+
+	v.hostPort("management.listen", c.Management.Listen)
+	if (c.Management.CertFile == "") != (c.Management.KeyFile == "") {
+		v.add("management.cert_file", "cert_file and key_file must be given together")
+	}
+	v.positive("management.session_ttl", c.Management.SessionTTL)
+	v.positive("management.lockout", c.Management.Lockout)
+	if c.Management.MaxLoginFailures < 1 {
+		v.add("management.max_login_failures", "%d must be at least 1", c.Management.MaxLoginFailures)
+	}
+	if c.Management.LoginRatePerMinute < 1 {
+		v.add("management.login_rate_per_minute", "%d must be at least 1", c.Management.LoginRatePerMinute)
+	}
+	for i, n := range c.Management.AllowedNetworks {
+		v.cidr(fmt.Sprintf("management.allowed_networks[%d]", i), n)
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.add("log.level", "%q is not a level (debug, info, warn, error)", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		v.add("log.format", "%q is not a format (text or json)", c.Log.Format)
+	}
+	if c.Log.File != "" && (filepath.IsAbs(c.Log.File) || strings.Contains(filepath.ToSlash(filepath.Clean(c.Log.File)), "..")) {
+		v.add("log.file", "%q must be a path inside the data directory", c.Log.File)
+	}
+	if c.Log.MaxSizeMB < 1 || c.Log.MaxSizeMB > 10240 {
+		v.add("log.max_size_mb", "%d is outside 1..10240", c.Log.MaxSizeMB)
+	}
+	if c.Log.MaxFiles < 0 || c.Log.MaxFiles > 1000 {
+		v.add("log.max_files", "%d is outside 0..1000", c.Log.MaxFiles)
+	}
+
+	v.media(&c.Media)
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return v.errs
+}
+
+func (v *validator) positive(path string, d Duration) {
+	if d <= 0 {
+		v.add(path, "%s must be positive", d.D())
+	}
+}
+
+func (v *validator) iface(path string, i Interface, public bool) {
+	if i.Address == "" {
+		v.add(path+".address", "must be an IP address")
+	} else if _, err := netip.ParseAddr(i.Address); err != nil {
+		v.add(path+".address", "%q is not an IP address", i.Address)
+	}
+	if i.PublicAddress != "" {
+		if !public {
+			v.add(path+".public_address", "only the external interface has a public address")
+		} else if _, err := netip.ParseAddr(i.PublicAddress); err != nil {
+			v.add(path+".public_address", "%q is not an IP address", i.PublicAddress)
+		}
+	}
+	for k, n := range i.Networks {
+		v.cidr(fmt.Sprintf("%s.networks[%d]", path, k), n)
+	}
+}
+
+func (v *validator) cidr(path, s string) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		v.add(path, "%q is not a CIDR (address/bits)", s)
+		return
+	}
+	if p.Masked() != p {
+		v.add(path, "%q has host bits set; did you mean %s?", s, p.Masked())
+	}
+}
+
+func (v *validator) hostPort(path, s string) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		v.add(path, "%q is not host:port", s)
+		return
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			v.add(path, "%q is not an IP address", host)
+		}
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		v.add(path, "%s is not a port", port)
+	}
+}
+
+func (v *validator) portRange(path string, r PortRange) bool {
+	ok := true
+	for _, p := range []struct {
+		name string
+		n    int
+	}{{"port_min", r.Min}, {"port_max", r.Max}} {
+		if p.n < 1024 || p.n > 65535 {
+			v.add(path+"."+p.name, "%d is not an unprivileged port (1024-65535)", p.n)
+			ok = false
+		}
+	}
+	if ok && r.Min > r.Max {
+		v.add(path, "port_min %d is above port_max %d", r.Min, r.Max)
+		ok = false
+	}
+	if ok && r.Max-r.Min < 3 {
+		v.add(path, "%d-%d holds fewer than 4 ports (an RTP/RTCP pair needs 2)", r.Min, r.Max)
+		ok = false
+	}
+	return ok
+}
+
+func (v *validator) media(m *Media) {
+	okE := v.portRange("media.external", m.External)
+	okI := v.portRange("media.internal", m.Internal)
+	if okE && okI && m.External.Min <= m.Internal.Max && m.Internal.Min <= m.External.Max {
+		v.add("media.internal", "%d-%d overlaps media.external %d-%d", m.Internal.Min, m.Internal.Max, m.External.Min, m.External.Max)
+	}
+	v.positive("media.inactivity_timeout", m.InactivityTimeout)
+	if m.SocketBufferKB < 64 || m.SocketBufferKB > 65536 {
+		v.add("media.socket_buffer_kb", "%d is outside 64..65536", m.SocketBufferKB)
+	}
+	if m.NGListen != "" {
+		v.hostPort("media.ng_listen", m.NGListen)
+	}
+}

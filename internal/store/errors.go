@@ -1,0 +1,11 @@
+package store
+
+import "errors"
+
+// Sentinel errors; implementations wrap them with context.
+var (
+	ErrNotFound    = errors.New("store: not found")
+	ErrExists      = errors.New("store: already exists")
+	ErrConflict    = errors.New("store: version conflict")
+	ErrUnavailable = errors.New("store: database unavailable")
+)
