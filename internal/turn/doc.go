@@ -1,0 +1,14 @@
+// Package turn is Portico's STUN/TURN service: STUN binding (RFC 8489),
+// TURN relaying (RFC 8656) over UDP, TCP, TLS and DTLS client transports,
+// TCP allocations (RFC 6062), the ALPN identifier "stun.turn" (RFC 7443) so
+// that the one-port TLS demultiplexer on 443 can hand connections over, and
+// the TURN REST API credential scheme (draft-uberti-behave-turn-rest-00, as
+// coturn's use-auth-secret) beside long-term credentials (RFC 8489 §9.2).
+//
+// The protocol engine is github.com/pion/turn/v5; this package adds what an
+// edge exposed to the Internet needs around it: a peer address policy that
+// keeps the relay from becoming a door into the LAN (RFC 8656 §21.3), quotas
+// per user and in total, a rate limit on allocation attempts, a relay port
+// range of its own, a hard cap on an allocation's age, live allocation
+// listing for the API and Prometheus metrics updated while data flows.
+package turn

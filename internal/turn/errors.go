@@ -1,0 +1,24 @@
+package turn
+
+import "errors"
+
+var (
+	// ErrUnknownUser is returned by a UserStore that has no such user.
+	ErrUnknownUser = errors.New("turn: unknown user")
+	// ErrClosed is returned by Run, Serve and HandleConn after Close.
+	ErrClosed = errors.New("turn: server closed")
+	// ErrNotServing is returned by HandleConn when neither Run nor Serve is
+	// running.
+	ErrNotServing = errors.New("turn: not serving")
+	// ErrAlreadyServing is returned by a second concurrent Run or Serve.
+	ErrAlreadyServing = errors.New("turn: already serving")
+	// ErrNoSecret is returned when REST credentials are asked for but no
+	// shared secret is configured.
+	ErrNoSecret = errors.New("turn: no REST API shared secret configured")
+
+	errQuotaUser  = errors.New("turn: per-user allocation quota reached")
+	errQuotaTotal = errors.New("turn: total allocation quota reached")
+	errNoPort     = errors.New("turn: no free relay port")
+	errPortRange  = errors.New("turn: requested port outside the relay range")
+	errFamily     = errors.New("turn: address family not served")
+)

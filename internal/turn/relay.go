@@ -1,0 +1,421 @@
+package turn
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	pturn "github.com/pion/turn/v5"
+)
+
+// maxBindFailures bounds how many ports in use by other programs one
+// allocation tries before giving up.
+const maxBindFailures = 32
+
+// defaultConnectTimeout bounds an RFC 6062 Connect to a peer.
+const defaultConnectTimeout = 10 * time.Second
+
+// relayHandle is one relay socket (UDP) or listener (TCP allocation): its
+// quota slot, its port and its live counters.
+type relayHandle struct {
+	a       *allocator
+	user    string
+	tcp     bool
+	port    int
+	addr    string // relayed transport address as given to the client
+	closer  interface{ Close() error }
+	release sync.Once
+
+	toPeerBytes, toPeerPkts     atomic.Uint64
+	fromPeerBytes, fromPeerPkts atomic.Uint64
+}
+
+func (h *relayHandle) toPeer(n int) {
+	h.toPeerBytes.Add(uint64(n))
+	h.toPeerPkts.Add(1)
+	h.a.m.bytesToPeer.Add(float64(n))
+	h.a.m.pktsToPeer.Inc()
+}
+
+func (h *relayHandle) fromPeer(n int) {
+	h.fromPeerBytes.Add(uint64(n))
+	h.fromPeerPkts.Add(1)
+	h.a.m.bytesFromPeer.Add(float64(n))
+	h.a.m.pktsFromPeer.Inc()
+}
+
+func (h *relayHandle) free() {
+	h.release.Do(func() { h.a.free(h) })
+}
+
+// allocator implements pion's RelayAddressGenerator: relay sockets only in
+// the configured port range, quotas enforced exactly (a slot is held from
+// socket creation until the socket is closed).
+type allocator struct {
+	relayIP netip.Addr
+	bindIP  netip.Addr
+	portMin int
+	portMax int
+	perUser int
+	total   int
+	m       *metrics
+
+	mu      sync.Mutex
+	udpUsed map[int]bool
+	tcpUsed map[int]bool
+	users   map[string]int
+	count   int
+	relays  map[string]*relayHandle // by relayed address string
+	drained chan struct{}           // closed when count drops to 0, if waited on
+}
+
+var _ pturn.RelayAddressGenerator = (*allocator)(nil)
+
+func newAllocator(v *validated, m *metrics) *allocator {
+	return &allocator{
+		relayIP: v.relayIP,
+		bindIP:  v.bindIP,
+		portMin: v.Relay.PortMin,
+		portMax: v.Relay.PortMax,
+		perUser: v.Quota.PerUser,
+		total:   v.Quota.Total,
+		m:       m,
+		udpUsed: map[int]bool{},
+		tcpUsed: map[int]bool{},
+		users:   map[string]int{},
+		relays:  map[string]*relayHandle{},
+	}
+}
+
+// Validate implements RelayAddressGenerator.
+func (a *allocator) Validate() error { return nil }
+
+// quotaErr reports which quota a new allocation by user would exceed.
+func (a *allocator) quotaErr(user string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.quotaErrLocked(user)
+}
+
+func (a *allocator) quotaErrLocked(user string) error {
+	if a.total >= 0 && a.count >= a.total {
+		return errQuotaTotal
+	}
+	if a.perUser >= 0 && a.users[user] >= a.perUser {
+		return errQuotaUser
+	}
+	return nil
+}
+
+func (a *allocator) family(network string) error {
+	want4 := network == "udp4" || network == "tcp4"
+	if a.relayIP.Is4() != want4 {
+		return fmt.Errorf("%w: %s", errFamily, network)
+	}
+	return nil
+}
+
+// reserve takes a quota slot and a port; bind is tried on candidate ports.
+func (a *allocator) reserve(user string, tcp bool, requested int, bind func(port int) (interface{ Close() error }, error)) (*relayHandle, error) {
+	a.mu.Lock()
+	if err := a.quotaErrLocked(user); err != nil {
+		a.mu.Unlock()
+		return nil, err
+	}
+	a.count++
+	a.users[user]++
+	a.mu.Unlock()
+
+	h := &relayHandle{a: a, user: user, tcp: tcp}
+	used := a.udpUsed
+	if tcp {
+		used = a.tcpUsed
+	}
+	try := func(port int) bool {
+		a.mu.Lock()
+		if used[port] {
+			a.mu.Unlock()
+			return false
+		}
+		used[port] = true
+		a.mu.Unlock()
+		c, err := bind(port)
+		if err != nil {
+			a.mu.Lock()
+			delete(used, port)
+			a.mu.Unlock()
+			return false
+		}
+		h.port, h.closer = port, c
+		return true
+	}
+	ok := false
+	if requested != 0 {
+		if requested < a.portMin || requested > a.portMax {
+			a.unreserve(user)
+			return nil, errPortRange
+		}
+		ok = try(requested)
+	} else {
+		n := a.portMax - a.portMin + 1
+		start := rand.IntN(n)
+		failures := 0
+		for i := 0; i < n && failures < maxBindFailures; i++ {
+			port := a.portMin + (start+i)%n
+			a.mu.Lock()
+			inUse := used[port]
+			a.mu.Unlock()
+			if inUse {
+				continue
+			}
+			if try(port) {
+				ok = true
+				break
+			}
+			failures++
+		}
+	}
+	if !ok {
+		a.unreserve(user)
+		a.m.rejPorts.Inc()
+		return nil, errNoPort
+	}
+	h.addr = netip.AddrPortFrom(a.relayIP, uint16(h.port)).String()
+	a.mu.Lock()
+	a.relays[h.addr+tcpSuffix(tcp)] = h
+	a.mu.Unlock()
+	return h, nil
+}
+
+func tcpSuffix(tcp bool) string {
+	if tcp {
+		return "/tcp"
+	}
+	return ""
+}
+
+func (a *allocator) unreserve(user string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.unreserveLocked(user)
+}
+
+func (a *allocator) unreserveLocked(user string) {
+	a.count--
+	if a.users[user]--; a.users[user] <= 0 {
+		delete(a.users, user)
+	}
+	if a.count == 0 && a.drained != nil {
+		close(a.drained)
+		a.drained = nil
+	}
+}
+
+func (a *allocator) free(h *relayHandle) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if h.tcp {
+		delete(a.tcpUsed, h.port)
+	} else {
+		delete(a.udpUsed, h.port)
+	}
+	delete(a.relays, h.addr+tcpSuffix(h.tcp))
+	a.unreserveLocked(h.user)
+}
+
+// lookup finds the handle of a relayed address.
+func (a *allocator) lookup(relay net.Addr) *relayHandle {
+	if relay == nil {
+		return nil
+	}
+	_, tcp := relay.(*net.TCPAddr)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.relays[relay.String()+tcpSuffix(tcp)]
+}
+
+// waitDrained returns a channel closed once no relay socket is open.
+func (a *allocator) waitDrained() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ch := make(chan struct{})
+	if a.count == 0 {
+		close(ch)
+		return ch
+	}
+	if a.drained == nil {
+		a.drained = ch
+	}
+	return a.drained
+}
+
+// closeAll closes every relay socket (shutdown).
+func (a *allocator) closeAll() {
+	a.mu.Lock()
+	hs := make([]*relayHandle, 0, len(a.relays))
+	for _, h := range a.relays {
+		hs = append(hs, h)
+	}
+	a.mu.Unlock()
+	for _, h := range hs {
+		_ = h.closer.Close()
+	}
+}
+
+// AllocatePacketConn implements RelayAddressGenerator (UDP relays).
+func (a *allocator) AllocatePacketConn(conf pturn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
+	if err := a.family(conf.Network); err != nil {
+		return nil, nil, err
+	}
+	var pc net.PacketConn
+	h, err := a.reserve(conf.UserID, false, conf.RequestedPort, func(port int) (interface{ Close() error }, error) {
+		c, err := net.ListenUDP(conf.Network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(a.bindIP, uint16(port))))
+		if err != nil {
+			return nil, err
+		}
+		pc = &relayPacketConn{UDPConn: c}
+		return c, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	rc := pc.(*relayPacketConn)
+	rc.h = h
+	h.closer = rc
+	return rc, net.UDPAddrFromAddrPort(netip.AddrPortFrom(a.relayIP, uint16(h.port))), nil
+}
+
+// AllocateListener implements RelayAddressGenerator (RFC 6062 TCP relays).
+func (a *allocator) AllocateListener(conf pturn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
+	if err := a.family(conf.Network); err != nil {
+		return nil, nil, err
+	}
+	var ln net.Listener
+	h, err := a.reserve(conf.UserID, true, conf.RequestedPort, func(port int) (interface{ Close() error }, error) {
+		lc := net.ListenConfig{Control: reuseAddrPort}
+		l, err := lc.Listen(context.Background(), conf.Network, netip.AddrPortFrom(a.bindIP, uint16(port)).String())
+		if err != nil {
+			return nil, err
+		}
+		ln = l
+		return l, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	rl := &relayListener{Listener: ln, h: h}
+	h.closer = rl
+	return rl, net.TCPAddrFromAddrPort(netip.AddrPortFrom(a.relayIP, uint16(h.port))), nil
+}
+
+// AllocateConn implements RelayAddressGenerator: the outgoing TCP connection
+// of an RFC 6062 Connect request, bound to the allocation's relay port.
+func (a *allocator) AllocateConn(conf pturn.AllocateConnConfig) (net.Conn, error) {
+	h := a.lookup(conf.LocalAddr)
+	local := conf.LocalAddr
+	if ta, ok := conf.LocalAddr.(*net.TCPAddr); ok {
+		local = net.TCPAddrFromAddrPort(netip.AddrPortFrom(a.bindIP, uint16(ta.Port)))
+	}
+	d := net.Dialer{LocalAddr: local, Control: reuseAddrPort, Timeout: defaultConnectTimeout}
+	c, err := d.Dial(conf.Network, conf.RemoteAddr.String())
+	if err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return c, nil
+	}
+	return &relayConn{Conn: c, h: h}, nil
+}
+
+func reuseAddrPort(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); serr != nil {
+			return
+		}
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// relayPacketConn counts what crosses a UDP relay socket as it passes.
+type relayPacketConn struct {
+	*net.UDPConn
+	h *relayHandle
+}
+
+func (c *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, addr, err := c.UDPConn.ReadFrom(p)
+	if err == nil {
+		c.h.fromPeer(n)
+	}
+	return n, addr, err
+}
+
+func (c *relayPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	n, err := c.UDPConn.WriteTo(p, addr)
+	if err == nil {
+		c.h.toPeer(n)
+	}
+	return n, err
+}
+
+func (c *relayPacketConn) Close() error {
+	err := c.UDPConn.Close()
+	c.h.free()
+	return err
+}
+
+// relayListener is a TCP allocation's listener; accepted peer connections
+// are counted.
+type relayListener struct {
+	net.Listener
+	h *relayHandle
+}
+
+func (l *relayListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &relayConn{Conn: c, h: l.h}, nil
+}
+
+func (l *relayListener) Close() error {
+	err := l.Listener.Close()
+	l.h.free()
+	return err
+}
+
+// relayConn is one peer TCP connection of a TCP allocation.
+type relayConn struct {
+	net.Conn
+	h *relayHandle
+}
+
+func (c *relayConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.h.fromPeer(n)
+	}
+	return n, err
+}
+
+func (c *relayConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if n > 0 {
+		c.h.toPeer(n)
+	}
+	return n, err
+}

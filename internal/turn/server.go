@@ -1,0 +1,616 @@
+package turn
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	pturn "github.com/pion/turn/v5"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Timeouts of the service's own making.
+const (
+	handshakeTimeout = 10 * time.Second
+	handoverTimeout  = 5 * time.Second
+	storeTimeout     = 2 * time.Second
+	drainTimeout     = 3 * time.Second
+	acceptBackoff    = 5 * time.Millisecond
+	// maxClockSkew is tolerated between the minting web application and
+	// Portico when checking a REST credential's TTL against auth.max_ttl.
+	maxClockSkew = 5 * time.Minute
+)
+
+// ALPN identifiers of RFC 7443.
+var alpnProtocols = []string{"stun.turn", "stun.nat-discovery"}
+
+// Deps are the service's collaborators.
+type Deps struct {
+	// Logger receives the service's logs; a "component" attribute is added.
+	// Default: slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the metrics. Nil: metrics are kept but not
+	// exported.
+	Registerer prometheus.Registerer
+	// Users holds long-term credentials. Nil: only REST credentials work.
+	Users UserStore
+	// GetCertificate supplies the certificate of the TLS and DTLS listeners.
+	// Required when Config.Listen.TLS or DTLS is set.
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Server is the STUN/TURN service. Create it with New.
+type Server struct {
+	cfg     *validated
+	log     *slog.Logger
+	users   UserStore
+	getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	now     func() time.Time
+	m       *metrics
+	limiter *rateLimiter
+	alloc   *allocator
+	reg     *registry
+
+	mu       sync.Mutex
+	serving  bool
+	handover *chanListener
+	closed   bool
+	closeCh  chan struct{}
+	served   chan struct{} // closed when the current Serve returns
+	conns    sync.WaitGroup
+}
+
+// New validates cfg and builds a Server. It does no I/O.
+func New(cfg Config, deps Deps) (*Server, error) {
+	v, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	if deps.GetCertificate == nil {
+		var errs Errors
+		if len(v.Listen.TLS) > 0 {
+			errs = append(errs, &FieldError{Path: "turn.listen.tls", Reason: "needs a certificate (Deps.GetCertificate is nil)"})
+		}
+		if len(v.Listen.DTLS) > 0 {
+			errs = append(errs, &FieldError{Path: "turn.listen.dtls", Reason: "needs a certificate (Deps.GetCertificate is nil)"})
+		}
+		if len(errs) > 0 {
+			return nil, errs
+		}
+	}
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	now := deps.Now
+	if now == nil {
+		now = time.Now
+	}
+	m := newMetrics(deps.Registerer)
+	return &Server{
+		cfg:     v,
+		log:     logger.With("component", "turn"),
+		users:   deps.Users,
+		getCert: deps.GetCertificate,
+		now:     now,
+		m:       m,
+		limiter: newRateLimiter(v.RateLimit.PerSecond, v.RateLimit.Burst),
+		alloc:   newAllocator(v, m),
+		reg:     newRegistry(),
+		closeCh: make(chan struct{}),
+	}, nil
+}
+
+// streamListener is a listener and the client transport it serves.
+type streamListener struct {
+	net.Listener
+	kind string // tcp, tls, dtls
+}
+
+// Run binds the configured listeners, serves until ctx is done or Close is
+// called, and returns nil on a clean shutdown.
+func (s *Server) Run(ctx context.Context) error {
+	var (
+		pcs     []net.PacketConn
+		streams []streamListener
+	)
+	fail := func(err error) error {
+		for _, pc := range pcs {
+			_ = pc.Close()
+		}
+		for _, l := range streams {
+			_ = l.Close()
+		}
+		return err
+	}
+	for _, a := range s.cfg.Listen.UDP {
+		got, err := listenUDP(ctx, a, s.cfg.Listen.Sockets)
+		if err != nil {
+			return fail(fmt.Errorf("turn: listen udp %s: %w", a, err))
+		}
+		pcs = append(pcs, got...)
+	}
+	var lc net.ListenConfig
+	for _, a := range s.cfg.Listen.TCP {
+		l, err := lc.Listen(ctx, "tcp", a)
+		if err != nil {
+			return fail(fmt.Errorf("turn: listen tcp %s: %w", a, err))
+		}
+		streams = append(streams, streamListener{l, "tcp"})
+	}
+	for _, a := range s.cfg.Listen.TLS {
+		l, err := lc.Listen(ctx, "tcp", a)
+		if err != nil {
+			return fail(fmt.Errorf("turn: listen tls %s: %w", a, err))
+		}
+		streams = append(streams, streamListener{tls.NewListener(l, s.tlsConfig()), "tls"})
+	}
+	for _, a := range s.cfg.Listen.DTLS {
+		ap, _ := netip.ParseAddrPort(a)
+		l, err := dtls.Listen("udp", net.UDPAddrFromAddrPort(ap), s.dtlsConfig())
+		if err != nil {
+			return fail(fmt.Errorf("turn: listen dtls %s: %w", a, err))
+		}
+		streams = append(streams, streamListener{l, "dtls"})
+	}
+	return s.serve(ctx, pcs, streams)
+}
+
+// Serve serves STUN/TURN on caller-supplied sockets until ctx is done or
+// Close is called, and returns nil on a clean shutdown. pc may be nil. A
+// listener that yields *tls.Conn is served as TLS, any other as TCP. Serve
+// takes ownership of the sockets and closes them when it returns.
+func (s *Server) Serve(ctx context.Context, pc net.PacketConn, listeners ...net.Listener) error {
+	var pcs []net.PacketConn
+	if pc != nil {
+		pcs = append(pcs, pc)
+	}
+	streams := make([]streamListener, 0, len(listeners))
+	for _, l := range listeners {
+		streams = append(streams, streamListener{l, "tcp"})
+	}
+	return s.serve(ctx, pcs, streams)
+}
+
+// TLSConfig returns the TLS configuration the TLS listeners use (ALPN
+// "stun.turn" per RFC 7443), for a demultiplexer that terminates TLS itself.
+func (s *Server) TLSConfig() *tls.Config { return s.tlsConfig() }
+
+func (s *Server) tlsConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: s.getCert,
+		NextProtos:     alpnProtocols,
+	}
+}
+
+func (s *Server) dtlsConfig() *dtls.Config {
+	return &dtls.Config{
+		GetCertificate: func(chi *dtls.ClientHelloInfo) (*tls.Certificate, error) {
+			return s.getCert(&tls.ClientHelloInfo{ServerName: chi.ServerName})
+		},
+		ExtendedMasterSecret: dtls.RequireExtendedMasterSecret,
+		SupportedProtocols:   alpnProtocols,
+	}
+}
+
+func (s *Server) serve(ctx context.Context, pcs []net.PacketConn, streams []streamListener) error {
+	closeAll := func() {
+		for _, pc := range pcs {
+			_ = pc.Close()
+		}
+		for _, l := range streams {
+			_ = l.Close()
+		}
+	}
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		closeAll()
+		return ErrClosed
+	case s.serving:
+		s.mu.Unlock()
+		closeAll()
+		return ErrAlreadyServing
+	}
+	s.serving = true
+	handover := newChanListener()
+	s.handover = handover
+	served := make(chan struct{})
+	s.served = served
+	s.mu.Unlock()
+	defer close(served)
+
+	pconf := make([]pturn.PacketConnConfig, 0, len(pcs))
+	for _, pc := range pcs {
+		pconf = append(pconf, pturn.PacketConnConfig{
+			PacketConn:            &listenPacketConn{PacketConn: pc, s: s, local: pc.LocalAddr().String()},
+			RelayAddressGenerator: s.alloc,
+			PermissionHandler:     s.permit,
+		})
+	}
+	engine, err := pturn.NewServer(pturn.ServerConfig{
+		PacketConnConfigs: pconf,
+		ListenerConfigs: []pturn.ListenerConfig{{
+			Listener:              handover,
+			RelayAddressGenerator: s.alloc,
+			PermissionHandler:     s.permit,
+		}},
+		LoggerFactory:      &pionLogs{log: s.log},
+		Realm:              s.cfg.Realm,
+		AuthHandler:        s.authenticate,
+		QuotaHandler:       s.quota,
+		EventHandler:       s.events(),
+		AllocationLifetime: s.cfg.Lifetime.Default,
+	})
+	if err != nil {
+		closeAll()
+		s.mu.Lock()
+		s.serving, s.handover = false, nil
+		s.mu.Unlock()
+		return fmt.Errorf("turn: start engine: %w", err)
+	}
+
+	var accepts sync.WaitGroup
+	for _, l := range streams {
+		accepts.Add(1)
+		go func() {
+			defer accepts.Done()
+			s.acceptLoop(l, handover)
+		}()
+	}
+	addrs := make([]string, 0, len(pcs)+len(streams))
+	for _, pc := range pcs {
+		addrs = append(addrs, "udp/"+pc.LocalAddr().String())
+	}
+	for _, l := range streams {
+		addrs = append(addrs, l.kind+"/"+l.Addr().String())
+	}
+	s.log.Info("turn serving", "listeners", addrs, "realm", s.cfg.Realm, "relay", s.cfg.Relay.Address)
+
+	select {
+	case <-ctx.Done():
+	case <-s.closeCh:
+	}
+
+	s.mu.Lock()
+	s.handover = nil
+	s.mu.Unlock()
+	for _, l := range streams {
+		_ = l.Close()
+	}
+	_ = handover.Close()
+	accepts.Wait()
+	if err := engine.Close(); err != nil {
+		s.log.Debug("turn engine close", "err", err)
+	}
+	s.alloc.closeAll()
+	select {
+	case <-s.alloc.waitDrained():
+	case <-time.After(drainTimeout):
+		s.log.Warn("turn: relay sockets still open after shutdown")
+	}
+	s.conns.Wait()
+	for _, e := range s.reg.removeAll() {
+		s.entryGone(e)
+	}
+	s.mu.Lock()
+	s.serving = false
+	s.mu.Unlock()
+	s.log.Info("turn stopped")
+	return nil
+}
+
+// acceptLoop moves connections from a listener to the engine, completing
+// TLS handshakes off the accept path.
+func (s *Server) acceptLoop(l streamListener, handover *chanListener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			select {
+			case <-handover.done:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// A failed DTLS handshake or a transient EMFILE: keep accepting.
+			s.log.Debug("turn accept", "listener", l.Addr().String(), "err", err)
+			time.Sleep(acceptBackoff)
+			continue
+		}
+		kind := l.kind
+		s.conns.Add(1)
+		go func() {
+			defer s.conns.Done()
+			if tc, ok := c.(*tls.Conn); ok {
+				kind = "tls"
+				ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+				err := tc.HandshakeContext(ctx)
+				cancel()
+				if err != nil {
+					s.log.Debug("turn tls handshake", "client", c.RemoteAddr().String(), "err", err)
+					_ = c.Close()
+					return
+				}
+			}
+			sc := newStreamConn(s, c, kind)
+			if !handover.push(sc, handoverTimeout) {
+				_ = sc.Close()
+			}
+		}()
+	}
+}
+
+// HandleConn serves STUN/TURN over an already accepted stream connection,
+// for instance a TLS connection with ALPN "stun.turn" that the one-port
+// demultiplexer on 443 terminated (RFC 7443). It blocks until the
+// connection ends or ctx is done, and always closes c. It needs Run or Serve
+// to be running.
+func (s *Server) HandleConn(ctx context.Context, c net.Conn) error {
+	s.mu.Lock()
+	handover, closed := s.handover, s.closed
+	s.mu.Unlock()
+	if closed {
+		_ = c.Close()
+		return ErrClosed
+	}
+	if handover == nil {
+		_ = c.Close()
+		return ErrNotServing
+	}
+	kind := "tcp"
+	if _, ok := c.(*tls.Conn); ok {
+		kind = "tls"
+	}
+	sc := newStreamConn(s, c, kind)
+	if !handover.push(sc, handoverTimeout) {
+		_ = sc.Close()
+		return ErrNotServing
+	}
+	select {
+	case <-sc.closed:
+	case <-ctx.Done():
+		_ = sc.Close()
+	}
+	return nil
+}
+
+// Close stops Run or Serve and waits for it to return. Safe to call twice.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.closeCh)
+	}
+	served := s.served
+	s.mu.Unlock()
+	if served != nil {
+		<-served
+	}
+	return nil
+}
+
+// Allocations lists the live allocations, oldest first.
+func (s *Server) Allocations() []AllocationInfo { return s.reg.list() }
+
+// CloseAllocation ends the allocation whose relayed address is relay
+// ("ip:port", with relayTransport "udp" or "tcp"), reporting whether one was
+// found. The client learns it at its next Refresh.
+func (s *Server) CloseAllocation(relay, relayTransport string) bool {
+	ap, err := netip.ParseAddrPort(relay)
+	if err != nil {
+		return false
+	}
+	var addr net.Addr = net.UDPAddrFromAddrPort(ap)
+	if relayTransport == "tcp" {
+		addr = net.TCPAddrFromAddrPort(ap)
+	}
+	h := s.alloc.lookup(addr)
+	if h == nil {
+		return false
+	}
+	_ = h.closer.Close()
+	return true
+}
+
+// MintCredentials returns TURN REST API credentials for user valid for ttl
+// (capped at auth.max_ttl; zero or negative means auth.max_ttl). It
+// returns empty strings when no shared secret is configured.
+func (s *Server) MintCredentials(user string, ttl time.Duration) (username, password string, expires time.Time) {
+	if s.cfg.Auth.Secret == "" {
+		return "", "", time.Time{}
+	}
+	if ttl <= 0 || ttl > s.cfg.Auth.MaxTTL {
+		ttl = s.cfg.Auth.MaxTTL
+	}
+	expires = s.now().Add(ttl).Truncate(time.Second)
+	username, password = RESTCredentials(s.cfg.Auth.Secret, user, expires)
+	return username, password, expires
+}
+
+// Realm returns the realm in use.
+func (s *Server) Realm() string { return s.cfg.Realm }
+
+// authenticate is the engine's AuthHandler: REST credentials first, then
+// long-term users.
+func (s *Server) authenticate(ra *pturn.RequestAttributes) (string, []byte, bool) {
+	if s.cfg.Auth.Secret != "" {
+		if exp, user, ok := parseRESTUsername(ra.Username); ok {
+			now := s.now()
+			if !now.Before(exp) {
+				s.m.authExpired.Inc()
+				s.log.Debug("turn auth: expired REST credential", "username", ra.Username, "client", addrString(ra.SrcAddr))
+				return "", nil, false
+			}
+			if exp.Sub(now) > s.cfg.Auth.MaxTTL+maxClockSkew {
+				s.m.authExpired.Inc()
+				s.log.Debug("turn auth: REST credential beyond auth.max_ttl", "username", ra.Username, "client", addrString(ra.SrcAddr))
+				return "", nil, false
+			}
+			return user, LongTermKey(ra.Username, s.cfg.Realm, RESTPassword(s.cfg.Auth.Secret, ra.Username)), true
+		}
+	}
+	if s.users == nil || ra.Username == "" || len(ra.Username) > maxUsernameLen {
+		s.m.authUnknown.Inc()
+		return "", nil, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	key, err := s.users.TURNKey(ctx, s.cfg.Realm, ra.Username)
+	if err != nil {
+		if errors.Is(err, ErrUnknownUser) {
+			s.m.authUnknown.Inc()
+		} else {
+			s.m.authStore.Inc()
+			s.log.Warn("turn auth: user store", "err", err)
+		}
+		return "", nil, false
+	}
+	return ra.Username, key, true
+}
+
+// quota is the engine's QuotaHandler, called for authenticated Allocate
+// requests; a false answer yields 486 Allocation Quota Reached.
+func (s *Server) quota(userID, _ string, src net.Addr) bool {
+	if ap, ok := addrPort(src); ok && !s.limiter.allow(ap.Addr(), s.now()) {
+		s.m.rejRate.Inc()
+		return false
+	}
+	switch err := s.alloc.quotaErr(userID); {
+	case errors.Is(err, errQuotaTotal):
+		s.m.rejTotal.Inc()
+		return false
+	case errors.Is(err, errQuotaUser):
+		s.m.rejUser.Inc()
+		return false
+	}
+	return true
+}
+
+// permit is the engine's PermissionHandler (peer address policy).
+func (s *Server) permit(client net.Addr, peer net.IP) bool {
+	if s.cfg.policy.permitsIP(peer) {
+		return true
+	}
+	s.m.peersDenied.Inc()
+	s.log.Debug("turn: peer denied by policy", "client", addrString(client), "peer", peer.String())
+	return false
+}
+
+func (s *Server) events() pturn.EventHandler {
+	return pturn.EventHandler{
+		OnAuth: func(src, _ net.Addr, _, username, _, method string, verdict bool) {
+			if !verdict {
+				s.m.authIntegrity.Inc()
+				s.log.Debug("turn auth: bad message integrity", "username", username, "method", method, "client", addrString(src))
+			}
+		},
+		OnAllocationCreated: func(src, dst net.Addr, _, userID, _ string, relay net.Addr, _ int) {
+			key := fiveTupleKey(src, dst)
+			now := s.now()
+			kind := "udp"
+			if k, ok := s.reg.kinds.Load(key); ok {
+				kind = k.(string)
+			}
+			e := &allocEntry{
+				info: AllocationInfo{
+					User: userID, Client: addrString(src), Server: addrString(dst),
+					Transport: kind, Relay: addrString(relay), RelayTransport: "udp",
+					Created: now, Expires: now.Add(s.cfg.Lifetime.Default),
+				},
+				perms: map[string]int{},
+				chans: map[uint16]string{},
+				relay: s.alloc.lookup(relay),
+			}
+			if _, ok := relay.(*net.TCPAddr); ok {
+				e.info.RelayTransport = "tcp"
+				s.m.allocTCP.Inc()
+			} else {
+				s.m.allocUDP.Inc()
+			}
+			if h := e.relay; h != nil && s.cfg.Lifetime.MaxAge > 0 {
+				e.maxAge = time.AfterFunc(s.cfg.Lifetime.MaxAge, func() {
+					s.log.Info("turn: allocation reached lifetime.max_age", "user", userID, "relay", h.addr)
+					_ = h.closer.Close()
+				})
+			}
+			s.m.allocationsTotal.Inc()
+			s.reg.add(key, e)
+			s.log.Debug("turn allocation created", "user", userID, "client", e.info.Client, "transport", kind, "relay", e.info.Relay)
+		},
+		OnAllocationDeleted: func(src, dst net.Addr, _, userID, _ string) {
+			if e := s.reg.remove(fiveTupleKey(src, dst)); e != nil {
+				s.entryGone(e)
+				s.log.Debug("turn allocation deleted", "user", userID, "client", e.info.Client, "relay", e.info.Relay)
+			}
+		},
+		OnAllocationError: func(src, _ net.Addr, _, message string) {
+			s.log.Debug("turn request failed", "client", addrString(src), "err", message)
+		},
+		OnPermissionCreated: func(src, dst net.Addr, _, _, _ string, _ net.Addr, peer net.IP) {
+			s.reg.with(fiveTupleKey(src, dst), func(e *allocEntry) {
+				e.perms[peer.String()]++
+			})
+			s.m.permissions.Inc()
+		},
+		OnPermissionDeleted: func(src, dst net.Addr, _, _, _ string, _ net.Addr, peer net.IP) {
+			s.reg.with(fiveTupleKey(src, dst), func(e *allocEntry) {
+				p := peer.String()
+				if e.perms[p]--; e.perms[p] <= 0 {
+					delete(e.perms, p)
+				}
+			})
+			s.m.permissions.Dec()
+		},
+		OnChannelCreated: func(src, dst net.Addr, _, _, _ string, _, peer net.Addr, number uint16) {
+			s.reg.with(fiveTupleKey(src, dst), func(e *allocEntry) { e.chans[number] = addrString(peer) })
+		},
+		OnChannelDeleted: func(src, dst net.Addr, _, _, _ string, _, _ net.Addr, number uint16) {
+			s.reg.with(fiveTupleKey(src, dst), func(e *allocEntry) { delete(e.chans, number) })
+		},
+	}
+}
+
+// entryGone updates the gauges for an allocation that ended.
+func (s *Server) entryGone(e *allocEntry) {
+	if e.info.RelayTransport == "tcp" {
+		s.m.allocTCP.Dec()
+	} else {
+		s.m.allocUDP.Dec()
+	}
+}
+
+// noteLifetime records the lifetime the server just granted to a 5-tuple.
+func (s *Server) noteLifetime(key string, lt time.Duration) {
+	exp := s.now().Add(lt)
+	s.reg.with(key, func(e *allocEntry) { e.info.Expires = exp })
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+func addrPort(a net.Addr) (netip.AddrPort, bool) {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.AddrPort(), true
+	case *net.TCPAddr:
+		return a.AddrPort(), true
+	}
+	return netip.AddrPort{}, false
+}
