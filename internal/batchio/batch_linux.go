@@ -11,7 +11,7 @@ import (
 )
 
 // Batch is a set of message slots plus the kernel structures that describe
-// them. A Batch is used by one goroutine at a time.
+// them. Callers may reorder Msgs (swap slots) between calls. A Batch is used by one goroutine at a time.
 type Batch struct {
 	Msgs  []Message
 	hdrs  []unix.Mmsghdr
@@ -52,7 +52,9 @@ func (b *Batch) RecvFD(fd int, max int) (int, error) {
 		max = len(b.Msgs)
 	}
 	for i := 0; i < max; i++ {
-		b.iovs[i].SetLen(MaxDatagram)
+		// Slots may have been reordered by the caller: point at their buffers again.
+		b.iovs[i].Base = &b.Msgs[i].Buf[0]
+		b.iovs[i].SetLen(len(b.Msgs[i].Buf))
 		b.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 		b.hdrs[i].Hdr.Flags = 0
 		b.hdrs[i].Len = 0
@@ -78,6 +80,7 @@ func (b *Batch) RecvFD(fd int, max int) (int, error) {
 func (b *Batch) SendFD(fd int, from, to int) (int, error) {
 	for i := from; i < to; i++ {
 		m := &b.Msgs[i]
+		b.iovs[i].Base = &m.Buf[0]
 		b.iovs[i].SetLen(m.N)
 		b.hdrs[i].Hdr.Namelen = addrPortToSockaddr(m.Addr, &b.names[i])
 		b.hdrs[i].Len = 0

@@ -1,0 +1,21 @@
+// Package media relays the media of every call that crosses Portico: RTP and
+// RTCP (RFC 3550), SRTP/SRTCP passed through untouched (RFC 3711), STUN and
+// DTLS on media ports (RFC 7983), any number of SSRCs per stream (SVC,
+// simulcast), and TCP media such as BFCP (RFC 4145 setup/connection).
+//
+// Each stream of a session gets a relay: a socket pair (RTP and RTCP, or one
+// socket with rtcp-mux, RFC 5761) on each of its two legs' interfaces. The
+// outside peer is learnt from its first packet (latching, RFC 7362 section
+// 4.1): by default only from the signalled IP, or from any address when NAT
+// latching is allowed; after a quiet interval a new source may re-latch.
+// Packets from anyone else are counted and dropped, never forwarded.
+//
+// On Linux the packet path is a few epoll workers that move datagrams with
+// recvmmsg/sendmmsg (internal/batchio) between non-blocking sockets, with
+// buffers allocated once per worker and peer state read through
+// atomic.Pointer, so forwarding allocates nothing and takes no lock that call
+// setup holds. Elsewhere each socket has a goroutine (portable fallback).
+//
+// Statistics come from RTCP sender and receiver reports (RFC 3550 section
+// 6.4): packets, bytes, loss, jitter and round-trip time per leg.
+package media

@@ -1,0 +1,305 @@
+//go:build linux
+
+package media
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/portico-edge/portico/internal/batchio"
+	"github.com/portico-edge/portico/internal/media/rtp"
+)
+
+// sysSock is the Linux socket state of an endpoint.
+type sysSock struct {
+	fd int
+	id uint32
+	w  *worker
+}
+
+const (
+	chunkSize = 1024
+	maxChunks = 256 // 262,144 sockets
+)
+
+type chunk [chunkSize]atomic.Pointer[endpoint]
+
+// engine runs epoll workers. Endpoints are found from epoll events through
+// a slot table read without locks.
+type engine struct {
+	r       *Relay
+	workers []*worker
+	running atomic.Bool
+	stop    atomic.Bool
+
+	mu     sync.Mutex // slot allocation only
+	free   []uint32
+	next   uint32
+	chunks [maxChunks]atomic.Pointer[chunk]
+}
+
+type worker struct {
+	e      *engine
+	epfd   int
+	events []unix.EpollEvent
+	batch  *batchio.Batch
+	rep    rtp.Report
+	t      tally
+
+	mu      sync.Mutex
+	closing []*endpoint
+}
+
+func newEngine(r *Relay) (*engine, error) {
+	e := &engine{r: r}
+	for i := 0; i < r.cfg.Workers; i++ {
+		fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		if err != nil {
+			e.close()
+			return nil, fmt.Errorf("media: epoll: %w", err)
+		}
+		e.workers = append(e.workers, &worker{e: e, epfd: fd, events: make([]unix.EpollEvent, 256), batch: batchio.NewBatch(r.cfg.BatchSize)})
+	}
+	return e, nil
+}
+
+func (e *engine) get(id uint32) *endpoint {
+	c := e.chunks[id/chunkSize].Load()
+	if c == nil {
+		return nil
+	}
+	return c[id%chunkSize].Load()
+}
+
+func (e *engine) slot(ep *endpoint) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var id uint32
+	if n := len(e.free); n > 0 {
+		id = e.free[n-1]
+		e.free = e.free[:n-1]
+	} else {
+		if e.next >= chunkSize*maxChunks {
+			return errors.New("media: socket table full")
+		}
+		id = e.next
+		e.next++
+	}
+	c := e.chunks[id/chunkSize].Load()
+	if c == nil {
+		c = new(chunk)
+		e.chunks[id/chunkSize].Store(c)
+	}
+	ep.sys.id = id
+	c[id%chunkSize].Store(ep)
+	return nil
+}
+
+func (e *engine) unslot(ep *endpoint) {
+	e.mu.Lock()
+	e.chunks[ep.sys.id/chunkSize].Load()[ep.sys.id%chunkSize].Store(nil)
+	e.free = append(e.free, ep.sys.id)
+	e.mu.Unlock()
+}
+
+// openUDP binds a non-blocking UDP socket with the configured buffers.
+func openUDP(local netip.AddrPort, buf int) (sysSock, error) {
+	family := unix.AF_INET
+	if local.Addr().Is6() && !local.Addr().Is4In6() {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return sysSock{fd: -1}, fmt.Errorf("socket: %w", err)
+	}
+	if buf > 0 {
+		// SO_RCVBUFFORCE passes net.core.rmem_max when privileged.
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, buf) != nil {
+			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, buf)
+		}
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, buf) != nil {
+			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, buf)
+		}
+	}
+	var sa unix.Sockaddr
+	if family == unix.AF_INET {
+		sa = &unix.SockaddrInet4{Port: int(local.Port()), Addr: local.Addr().As4()}
+	} else {
+		sa = &unix.SockaddrInet6{Port: int(local.Port()), Addr: local.Addr().As16()}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return sysSock{fd: -1}, fmt.Errorf("bind %v: %w", local, err)
+	}
+	return sysSock{fd: fd}, nil
+}
+
+func (s sysSock) registered() bool { return s.w != nil }
+
+func closeSock(s sysSock) {
+	if s.fd >= 0 {
+		unix.Close(s.fd)
+	}
+}
+
+// add registers ep with the worker its stream belongs to.
+func (e *engine) add(ep *endpoint) error {
+	if err := e.slot(ep); err != nil {
+		return err
+	}
+	w := e.workers[ep.st.worker%len(e.workers)]
+	ep.sys.w = w
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(ep.sys.id)}
+	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, ep.sys.fd, &ev); err != nil {
+		e.unslot(ep)
+		return fmt.Errorf("media: epoll add: %w", err)
+	}
+	return nil
+}
+
+// remove unregisters ep. Its fd is closed by its worker after the current
+// round of events, so a worker never reads a closed (or reused) fd.
+func (e *engine) remove(ep *endpoint) {
+	if ep.dead.Swap(true) {
+		return
+	}
+	w := ep.sys.w
+	if w == nil {
+		closeSock(ep.sys)
+		return
+	}
+	unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, ep.sys.fd, nil)
+	if !e.running.Load() {
+		e.finish(ep)
+		return
+	}
+	w.mu.Lock()
+	w.closing = append(w.closing, ep)
+	w.mu.Unlock()
+}
+
+func (e *engine) finish(ep *endpoint) {
+	e.unslot(ep)
+	closeSock(ep.sys)
+}
+
+// run starts the workers and blocks until stop is set.
+func (e *engine) run(wg *sync.WaitGroup) {
+	e.running.Store(true)
+	for _, w := range e.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.loop()
+		}()
+	}
+}
+
+// close releases the epoll fds; the workers must have returned.
+func (e *engine) close() {
+	e.running.Store(false)
+	for _, w := range e.workers {
+		w.drainClosing()
+		unix.Close(w.epfd)
+	}
+}
+
+func (w *worker) drainClosing() {
+	w.mu.Lock()
+	list := w.closing
+	w.closing = nil
+	w.mu.Unlock()
+	for _, ep := range list {
+		w.e.finish(ep)
+	}
+}
+
+func (w *worker) loop() {
+	m := w.e.r.m
+	for !w.e.stop.Load() {
+		n, err := unix.EpollWait(w.epfd, w.events, 200)
+		if err != nil && err != unix.EINTR {
+			w.e.r.log.Error("epoll wait failed", "err", err)
+			return
+		}
+		now := time.Now().UnixNano()
+		for i := 0; i < n; i++ {
+			ep := w.e.get(uint32(w.events[i].Fd))
+			if ep == nil || ep.dead.Load() {
+				continue
+			}
+			w.serve(ep, now)
+		}
+		w.t.flush(m)
+		if len(w.closing) > 0 { // racy peek; drainClosing locks
+			w.drainClosing()
+		}
+	}
+}
+
+// serve moves what is waiting on ep to its opposite socket. It reads at most
+// a few batches so that one busy socket does not starve the others.
+func (w *worker) serve(ep *endpoint, now int64) {
+	b := w.batch
+	for round := 0; round < 4; round++ {
+		n, err := b.RecvFD(ep.sys.fd, 0)
+		if err != nil {
+			return
+		}
+		w.forward(ep, b, n, now)
+		if n < b.Len() {
+			return
+		}
+	}
+}
+
+// forward admits, observes and sends the n datagrams in b that arrived on ep.
+func (w *worker) forward(ep *endpoint, b *batchio.Batch, n int, now int64) {
+	out := ep.out
+	var dst netip.AddrPort
+	if out != nil && !out.dead.Load() {
+		dst = out.destination()
+	}
+	k, admitted := 0, 0
+	var bytes, fwdBytes uint64
+	for i := 0; i < n; i++ {
+		msg := &b.Msgs[i]
+		if !ep.admit(msg, now, &w.t) {
+			continue
+		}
+		admitted++
+		bytes += uint64(msg.N)
+		if ep.rtcp || msg.N > 1 && msg.Buf[1] >= 192 && msg.Buf[1] <= 223 {
+			ep.observe(msg.Data(), now, &w.rep)
+		}
+		if !dst.IsValid() {
+			w.t.noDest++
+			continue
+		}
+		fwdBytes += uint64(msg.N)
+		msg.Addr = dst
+		if k != i {
+			b.Msgs[k], b.Msgs[i] = b.Msgs[i], b.Msgs[k]
+		}
+		k++
+	}
+	if admitted > 0 {
+		ep.lastRx.Store(now)
+		ep.packets.Add(uint64(admitted))
+		ep.bytes.Add(bytes)
+	}
+	if k == 0 {
+		return
+	}
+	sent, _ := b.SendFD(out.sys.fd, 0, k)
+	ep.forwarded.Add(uint64(sent))
+	w.t.forwarded += uint64(sent)
+	w.t.forwardedBytes += fwdBytes
+	w.t.sendErrors += uint64(k - sent)
+}

@@ -1,0 +1,134 @@
+//go:build !linux
+
+package media
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portico-edge/portico/internal/batchio"
+	"github.com/portico-edge/portico/internal/media/rtp"
+)
+
+// sysSock is the portable socket state of an endpoint: a UDP conn read by
+// its own goroutine.
+type sysSock struct {
+	c   *net.UDPConn
+	reg bool
+}
+
+// engine is the portable fallback: one goroutine per socket.
+type engine struct {
+	r       *Relay
+	wg      *sync.WaitGroup
+	running atomic.Bool
+	stop    atomic.Bool
+	mu      sync.Mutex
+	pending []*endpoint
+}
+
+func newEngine(r *Relay) (*engine, error) { return &engine{r: r}, nil }
+
+func openUDP(local netip.AddrPort, buf int) (sysSock, error) {
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(local))
+	if err != nil {
+		return sysSock{}, err
+	}
+	if buf > 0 {
+		batchio.SetBuffers(c, buf, buf)
+	}
+	return sysSock{c: c}, nil
+}
+
+func (s sysSock) registered() bool { return s.reg }
+
+func closeSock(s sysSock) {
+	if s.c != nil {
+		s.c.Close()
+	}
+}
+
+func (e *engine) add(ep *endpoint) error {
+	ep.sys.reg = true
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.wg == nil {
+		e.pending = append(e.pending, ep)
+		return nil
+	}
+	e.start(ep)
+	return nil
+}
+
+func (e *engine) start(ep *endpoint) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.loop(ep)
+	}()
+}
+
+func (e *engine) remove(ep *endpoint) {
+	if ep.dead.Swap(true) {
+		return
+	}
+	closeSock(ep.sys)
+}
+
+func (e *engine) run(wg *sync.WaitGroup) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.running.Store(true)
+	e.wg = wg
+	for _, ep := range e.pending {
+		if !ep.dead.Load() {
+			e.start(ep)
+		}
+	}
+	e.pending = nil
+}
+
+func (e *engine) close() {}
+
+func (e *engine) loop(ep *endpoint) {
+	b := batchio.NewBatch(1)
+	var rep rtp.Report
+	var t tally
+	msg := &b.Msgs[0]
+	for {
+		n, src, err := ep.sys.c.ReadFromUDPAddrPort(msg.Buf)
+		if err != nil {
+			return
+		}
+		now := time.Now().UnixNano()
+		msg.N, msg.Addr = n, src
+		if ep.admit(msg, now, &t) {
+			ep.lastRx.Store(now)
+			ep.packets.Add(1)
+			ep.bytes.Add(uint64(n))
+			if ep.rtcp || n > 1 && msg.Buf[1] >= 192 && msg.Buf[1] <= 223 {
+				ep.observe(msg.Data(), now, &rep)
+			}
+			var dst netip.AddrPort
+			out := ep.out
+			if out != nil && !out.dead.Load() {
+				dst = out.destination()
+			}
+			if dst.IsValid() {
+				if _, err := out.sys.c.WriteToUDPAddrPort(msg.Data(), dst); err == nil {
+					ep.forwarded.Add(1)
+					t.forwarded++
+					t.forwardedBytes += uint64(n)
+				} else {
+					t.sendErrors++
+				}
+			} else {
+				t.noDest++
+			}
+		}
+		t.flush(ep.r.m)
+	}
+}
