@@ -1,0 +1,134 @@
+package accessproxy
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// leakyHeaders are response headers that name inside server software or
+// versions; they never leave Portico.
+var leakyHeaders = []string{
+	"Server", "X-Powered-By", "X-AspNet-Version", "X-AspNetMvc-Version", "X-Runtime",
+	"X-Generator", "X-Backend-Server", "X-Served-By", "X-Server", "X-Version", "Via",
+	"X-Drupal-Cache", "X-Varnish", "X-Application-Context", "X-Pingback",
+}
+
+func (s *Server) buildProxy(rt *route, cfg Config) {
+	target := upstreamURL(rt.Upstream)
+	dialer := &net.Dialer{Timeout: cfg.Timeouts.Dial, KeepAlive: 30 * time.Second}
+	rt.transport = &http.Transport{
+		DialContext:           dialer.DialContext,
+		TLSClientConfig:       rt.upTLS,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   cfg.Timeouts.Handshake,
+		ResponseHeaderTimeout: cfg.Timeouts.HTTPResponseHeader,
+		ExpectContinueTimeout: time.Second,
+	}
+	preserve := rt.PreserveHost
+	name := rt.Name
+	rt.proxy = &httputil.ReverseProxy{
+		Transport: rt.transport,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			if preserve {
+				pr.Out.Host = pr.In.Host
+			}
+			// Outside clients' own X-Forwarded-* are untrusted: replace them
+			// (a trusted balancer's client address arrives by PROXY protocol).
+			client := ""
+			if ci, ok := pr.In.Context().Value(connInfoKey{}).(*connInfo); ok {
+				client = ci.src.Addr().String()
+			} else if ap, err := netip.ParseAddrPort(pr.In.RemoteAddr); err == nil {
+				client = ap.Addr().String()
+			}
+			pr.Out.Header.Set("X-Forwarded-For", client)
+			pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
+			if pr.In.TLS != nil {
+				pr.Out.Header.Set("X-Forwarded-Proto", "https")
+			} else {
+				pr.Out.Header.Set("X-Forwarded-Proto", "http")
+			}
+			pr.Out.Header.Del("Forwarded")
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			for _, h := range leakyHeaders {
+				resp.Header.Del(h)
+			}
+			s.m.requests.WithLabelValues(name, statusClass(resp.StatusCode)).Inc()
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			s.m.requests.WithLabelValues(name, "5xx").Inc()
+			if r.Context().Err() == nil {
+				s.log.Warn("upstream request failed", "route", name, "err", err)
+			}
+			status := http.StatusBadGateway
+			if ctxErr := context.Cause(r.Context()); ctxErr != nil {
+				status = http.StatusGatewayTimeout
+			}
+			if strings.Contains(err.Error(), "request body too large") {
+				status = http.StatusRequestEntityTooLarge
+			}
+			http.Error(w, http.StatusText(status), status)
+		},
+		ErrorLog: nil,
+	}
+}
+
+func statusClass(code int) string {
+	switch {
+	case code < 200:
+		return "1xx"
+	case code < 300:
+		return "2xx"
+	case code < 400:
+		return "3xx"
+	case code < 500:
+		return "4xx"
+	}
+	return "5xx"
+}
+
+// ServeHTTP routes a request that arrived on the shared port (after TLS
+// termination, or plain HTTP where a route allows it).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := s.state.Load()
+	ci, _ := r.Context().Value(connInfoKey{}).(*connInfo)
+	if ci == nil {
+		ci = &connInfo{}
+	}
+	rt := st.matchHTTP(ci, r.Host, r.URL.Path)
+	if rt == nil {
+		s.m.rejected.WithLabelValues("no_route").Inc()
+		if st.hostKnown(r.Host) {
+			http.Error(w, "404 not found", http.StatusNotFound)
+		} else {
+			http.Error(w, "421 misdirected request", http.StatusMisdirectedRequest)
+		}
+		return
+	}
+	if !rt.allowed(ci.src.Addr()) {
+		s.m.rejected.WithLabelValues("acl").Inc()
+		http.Error(w, "403 forbidden", http.StatusForbidden)
+		return
+	}
+	s.m.routed.WithLabelValues(rt.Name).Inc()
+	if max := st.cfg.MaxRequestBody; max > 0 {
+		if r.ContentLength > max {
+			http.Error(w, "413 request entity too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, max)
+		}
+	}
+	rt.proxy.ServeHTTP(w, r)
+}
