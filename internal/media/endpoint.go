@@ -30,11 +30,26 @@ type endpoint struct {
 	local netip.AddrPort
 	sys   sysSock
 
+	ports *portRef // returned to the pool when the last socket of the pair closes
+
 	peer   atomic.Pointer[peer]
 	lastRx atomic.Int64 // unix nanoseconds of the last accepted packet
 	dead   atomic.Bool
 
 	packets, bytes, forwarded, dropped atomic.Uint64
+}
+
+// portRef counts the open sockets of a reserved port pair.
+type portRef struct {
+	pool *portPool
+	port int
+	refs atomic.Int32
+}
+
+func (p *portRef) done() {
+	if p != nil && p.refs.Add(-1) == 0 {
+		p.pool.put(p.port)
+	}
 }
 
 // srRecord remembers when an SR with NTP middle bits mid passed the relay.

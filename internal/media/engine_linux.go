@@ -54,6 +54,7 @@ type worker struct {
 
 	mu      sync.Mutex
 	closing []*endpoint
+	pending atomic.Int32 // len(closing), read without the lock
 }
 
 func newEngine(r *Relay) (*engine, error) {
@@ -172,6 +173,7 @@ func (e *engine) remove(ep *endpoint) {
 	w := ep.sys.w
 	if w == nil {
 		closeSock(ep.sys)
+		ep.ports.done()
 		return
 	}
 	unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, ep.sys.fd, nil)
@@ -181,12 +183,14 @@ func (e *engine) remove(ep *endpoint) {
 	}
 	w.mu.Lock()
 	w.closing = append(w.closing, ep)
+	w.pending.Store(int32(len(w.closing)))
 	w.mu.Unlock()
 }
 
 func (e *engine) finish(ep *endpoint) {
 	e.unslot(ep)
 	closeSock(ep.sys)
+	ep.ports.done()
 }
 
 // run starts the workers and blocks until stop is set.
@@ -214,6 +218,7 @@ func (w *worker) drainClosing() {
 	w.mu.Lock()
 	list := w.closing
 	w.closing = nil
+	w.pending.Store(0)
 	w.mu.Unlock()
 	for _, ep := range list {
 		w.e.finish(ep)
@@ -237,7 +242,7 @@ func (w *worker) loop() {
 			w.serve(ep, now)
 		}
 		w.t.flush(m)
-		if len(w.closing) > 0 { // racy peek; drainClosing locks
+		if w.pending.Load() > 0 {
 			w.drainClosing()
 		}
 	}

@@ -76,6 +76,7 @@ func (e *engine) remove(ep *endpoint) {
 		return
 	}
 	closeSock(ep.sys)
+	ep.ports.done()
 }
 
 func (e *engine) run(wg *sync.WaitGroup) {

@@ -331,6 +331,13 @@ func (r *Relay) openStream(s *session, index int, c StreamConfig) (*stream, erro
 			return nil, fmt.Errorf("interface %q: %w", ls.iface.name, err)
 		}
 		ls.port = port
+		ref := &portRef{pool: ls.iface.pool, port: port}
+		for _, ep := range []*endpoint{ls.rtp, ls.rtcp} {
+			if ep != nil {
+				ep.ports = ref
+				ref.refs.Add(1)
+			}
+		}
 	}
 	for leg := 0; leg < 2; leg++ {
 		ls, other := &st.legs[leg], &st.legs[1-leg]
@@ -377,10 +384,11 @@ func (r *Relay) closeStream(st *stream) {
 				r.m.sockets.Dec()
 			} else if !ep.dead.Swap(true) {
 				closeSock(ep.sys)
+				ep.ports.done()
 			}
 		}
-		if ls.port != 0 {
-			ls.iface.pool.put(ls.port)
+		if ls.port != 0 && ls.rtp == nil && ls.rtcp == nil {
+			ls.iface.pool.put(ls.port) // TCP or a failed open: no socket holds the pair
 		}
 	}
 	if opened {
