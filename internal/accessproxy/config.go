@@ -423,10 +423,8 @@ func (c *Config) validate(handlers map[string]ConnHandler) error {
 			if r.Handler == "" {
 				return invalid(p+".handler", "empty (action handoff needs a handler name)")
 			}
-			if handlers != nil {
-				if _, ok := handlers[r.Handler]; !ok {
-					return invalid(p+".handler", "%q is not a registered handler", r.Handler)
-				}
+			if _, ok := handlers[r.Handler]; !ok {
+				return invalid(p+".handler", "%q is not a registered handler", r.Handler)
 			}
 		case "":
 			return invalid(p+".action", "missing (http, passthrough, handoff, ldap or xmpp)")
