@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,8 +38,17 @@ func startProc(t *testing.T, dir, name string, args ...string) *exec.Cmd {
 		t.Fatalf("start %s: %v", name, err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		// SIGTERM first: nginx's master stops its workers only on a signal
+		// it can catch (SIGKILL would orphan them).
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
 		log.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(log.Name())
