@@ -1,0 +1,513 @@
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/portico-edge/portico/internal/batchio"
+	"github.com/portico-edge/portico/internal/media/ng/bencode"
+)
+
+// step is one measurement at one offered rate.
+type step struct {
+	Offered   float64 // packets/s the generator sent
+	Forwarded float64 // packets/s the sink received
+	Loss      float64 // fraction
+	P50, P99  float64 // ms, generator to sink through the relay
+	CPUPerM   float64 // relay CPU seconds per million forwarded packets
+	Pass      bool
+}
+
+type result struct {
+	System      string
+	MemPerCall  float64 // KiB, -1: not measured
+	CheckLoss   float64 // fraction at checkCalls × 50 pps each way, -1: skipped
+	CheckRate   float64
+	Audio, Big  []step // rate searches (audio size, video size)
+	BestAudio   step
+	BestBig     step
+	StartupNote string
+}
+
+// generator owns the two endpoint sockets: gA plays every caller, gB every
+// callee. Each sends with sendmmsg to many relay ports and receives with
+// recvmmsg.
+type generator struct {
+	conns [2]*batchio.Conn
+	addrs [2]netip.AddrPort
+	dests [2][]netip.AddrPort // per side: relay port each call's flow goes to
+	start time.Time
+
+	recv    atomic.Uint64
+	hist    atomic.Pointer[histogram]
+	stopped atomic.Bool
+	wg      sync.WaitGroup
+}
+
+// histogram of one-way latency in 10 µs buckets up to 500 ms.
+type histogram struct{ b [50001]atomic.Uint32 }
+
+func (h *histogram) add(ns int64) {
+	i := ns / 10000
+	if i < 0 {
+		i = 0
+	}
+	if i >= int64(len(h.b)) {
+		i = int64(len(h.b) - 1)
+	}
+	h.b[i].Add(1)
+}
+
+func (h *histogram) quantile(q float64) float64 {
+	var total uint64
+	for i := range h.b {
+		total += uint64(h.b[i].Load())
+	}
+	if total == 0 {
+		return math.NaN()
+	}
+	want := uint64(math.Ceil(q * float64(total)))
+	var acc uint64
+	for i := range h.b {
+		acc += uint64(h.b[i].Load())
+		if acc >= want {
+			return float64(i+1) * 0.01
+		}
+	}
+	return float64(len(h.b)) * 0.01
+}
+
+func newGenerator() (*generator, error) {
+	g := &generator{start: time.Now()}
+	for i := range g.conns {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			return nil, err
+		}
+		batchio.SetBuffers(c, 32<<20, 32<<20)
+		bc, err := batchio.NewConn(c)
+		if err != nil {
+			return nil, err
+		}
+		g.conns[i] = bc
+		g.addrs[i] = c.LocalAddr().(*net.UDPAddr).AddrPort()
+	}
+	g.hist.Store(new(histogram))
+	for side := range g.conns {
+		g.wg.Add(1)
+		go g.receive(side)
+	}
+	return g, nil
+}
+
+func (g *generator) close() {
+	g.stopped.Store(true)
+	for _, c := range g.conns {
+		c.Close()
+	}
+	g.wg.Wait()
+}
+
+func (g *generator) receive(side int) {
+	defer g.wg.Done()
+	b := batchio.NewBatch(64)
+	for {
+		n, err := g.conns[side].ReadBatch(b, 0)
+		if err != nil {
+			return
+		}
+		now := int64(time.Since(g.start))
+		h := g.hist.Load()
+		for i := 0; i < n; i++ {
+			d := b.Msgs[i].Data()
+			if len(d) < 20 {
+				continue
+			}
+			h.add(now - int64(binary.BigEndian.Uint64(d[12:20])))
+		}
+		g.recv.Add(uint64(n))
+	}
+}
+
+// send offers rate packets/s (both sides together) of size bytes over the
+// first calls flows for d; it returns how many were sent.
+func (g *generator) send(calls int, rate float64, size int, d time.Duration) uint64 {
+	var sent atomic.Uint64
+	var wg sync.WaitGroup
+	for side := 0; side < 2; side++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := batchio.NewBatch(64)
+			for i := range b.Msgs {
+				m := &b.Msgs[i]
+				m.N = size
+				m.Buf[0], m.Buf[1] = 0x80, 8
+				clear(m.Buf[12:size])
+			}
+			perSide := rate / 2
+			begin := time.Now()
+			var n uint64
+			flow := rand.IntN(calls)
+			for {
+				el := time.Since(begin)
+				if el >= d {
+					break
+				}
+				due := uint64(perSide*el.Seconds()) - n
+				for due > 0 {
+					k := min(int(due), b.Len())
+					ts := uint64(time.Since(g.start))
+					for i := 0; i < k; i++ {
+						m := &b.Msgs[i]
+						flow++
+						if flow >= calls {
+							flow = 0
+						}
+						m.Addr = g.dests[side][flow]
+						binary.BigEndian.PutUint16(m.Buf[2:], uint16(n+uint64(i)))
+						binary.BigEndian.PutUint32(m.Buf[8:], uint32(flow))
+						binary.BigEndian.PutUint64(m.Buf[12:], ts)
+					}
+					w, _ := g.conns[side].WriteBatch(b, k)
+					n += uint64(k)
+					due -= uint64(k)
+					_ = w
+				}
+				time.Sleep(200 * time.Microsecond)
+			}
+			sent.Add(n)
+		}()
+	}
+	wg.Wait()
+	return sent.Load()
+}
+
+// measure runs one step and reads the relay's CPU time around it.
+func (g *generator) measure(pid, calls int, rate float64, size int, d time.Duration) step {
+	h := new(histogram)
+	g.hist.Store(h)
+	g.recv.Store(0)
+	cpu0 := cpuSeconds(pid)
+	sent := g.send(calls, rate, size, d)
+	time.Sleep(300 * time.Millisecond) // drain
+	cpu1 := cpuSeconds(pid)
+	got := g.recv.Load()
+	s := step{Offered: float64(sent) / d.Seconds(), Forwarded: float64(got) / d.Seconds()}
+	if sent > 0 {
+		s.Loss = math.Max(0, 1-float64(got)/float64(sent))
+	}
+	s.P50, s.P99 = h.quantile(0.5), h.quantile(0.99)
+	if got > 0 {
+		s.CPUPerM = (cpu1 - cpu0) / (float64(got) / 1e6)
+	}
+	s.Pass = got > 0 && s.Loss < 0.001 && s.P99 <= 5
+	return s
+}
+
+// search finds the highest rate that passes: ×1.5 steps from start, then
+// two bisections between the last pass and the first failure.
+func (g *generator) search(name string, pid, calls, size int, start, max float64, d time.Duration) (best step, steps []step) {
+	try := func(rate float64) step {
+		s := g.measure(pid, calls, rate, size, d)
+		log.Printf("%-9s %4dB offered %8.0f pps: forwarded %8.0f, loss %.4f%%, p50 %.2f ms, p99 %.2f ms, cpu %.2f s/Mpkt pass=%v",
+			name, size, s.Offered, s.Forwarded, 100*s.Loss, s.P50, s.P99, s.CPUPerM, s.Pass)
+		steps = append(steps, s)
+		if s.Pass && s.Forwarded > best.Forwarded {
+			best = s
+		}
+		return s
+	}
+	lo, hi := 0.0, 0.0
+	for rate := start; rate <= max; rate *= 1.5 {
+		if try(rate).Pass {
+			lo = rate
+			continue
+		}
+		hi = rate
+		break
+	}
+	if hi == 0 {
+		return best, steps
+	}
+	for i := 0; i < 3; i++ {
+		mid := (lo + hi) / 2
+		if lo == 0 {
+			mid = hi / 2
+		}
+		if try(mid).Pass {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return best, steps
+}
+
+// cpuSeconds reads utime+stime of pid from /proc/PID/stat.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return math.NaN()
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
+
+// rssKiB reads VmRSS of pid.
+func rssKiB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return math.NaN()
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			v, _ := strconv.ParseFloat(strings.Fields(l)[1], 64)
+			return v
+		}
+	}
+	return math.NaN()
+}
+
+// ngClient speaks the ng protocol to a relay.
+type ngClient struct {
+	c   *net.UDPConn
+	seq int
+}
+
+func dialNG(port int) (*ngClient, error) {
+	c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	if err != nil {
+		return nil, err
+	}
+	return &ngClient{c: c}, nil
+}
+
+func (n *ngClient) req(m map[string]any) (map[string]any, error) {
+	n.seq++
+	cookie := fmt.Sprintf("b%d", n.seq)
+	body, err := bencode.Append([]byte(cookie+" "), m)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 65535)
+	for try := 0; try < 5; try++ {
+		n.c.Write(body)
+		n.c.SetReadDeadline(time.Now().Add(time.Second))
+		k, err := n.c.Read(buf)
+		if err != nil {
+			continue
+		}
+		rest, ok := strings.CutPrefix(string(buf[:k]), cookie+" ")
+		if !ok {
+			continue
+		}
+		v, err := bencode.Parse([]byte(rest))
+		if err != nil {
+			return nil, err
+		}
+		d, _ := v.(map[string]any)
+		if d["result"] == "error" {
+			return d, fmt.Errorf("ng %v: %v", m["command"], d["error-reason"])
+		}
+		return d, nil
+	}
+	return nil, errors.New("ng: no answer")
+}
+
+var reMPort = regexp.MustCompile(`(?m)^m=audio (\d+) `)
+
+func sdp(port int, id int) string {
+	return fmt.Sprintf("v=0\r\no=- %d 1 IN IP4 127.0.0.1\r\ns=bench\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio %d RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n", id, port)
+}
+
+// allocate sets up call i and returns the relay ports of side A and side B.
+func (n *ngClient) allocate(i int, a, b netip.AddrPort) (pa, pb netip.AddrPort, err error) {
+	callID := fmt.Sprintf("bench-%d", i)
+	r, err := n.req(map[string]any{"command": "offer", "call-id": callID, "from-tag": "a" + callID, "sdp": sdp(int(a.Port()), i)})
+	if err != nil {
+		return pa, pb, err
+	}
+	m := reMPort.FindStringSubmatch(fmt.Sprint(r["sdp"]))
+	if m == nil {
+		return pa, pb, fmt.Errorf("offer answer lacks m=audio: %v", r)
+	}
+	portB, _ := strconv.Atoi(m[1])
+	r, err = n.req(map[string]any{"command": "answer", "call-id": callID, "from-tag": "a" + callID, "to-tag": "b" + callID, "sdp": sdp(int(b.Port()), i)})
+	if err != nil {
+		return pa, pb, err
+	}
+	m = reMPort.FindStringSubmatch(fmt.Sprint(r["sdp"]))
+	if m == nil {
+		return pa, pb, fmt.Errorf("answer lacks m=audio: %v", r)
+	}
+	portA, _ := strconv.Atoi(m[1])
+	lo := netip.MustParseAddr("127.0.0.1")
+	return netip.AddrPortFrom(lo, uint16(portA)), netip.AddrPortFrom(lo, uint16(portB)), nil
+}
+
+func (n *ngClient) remove(i int) error {
+	callID := fmt.Sprintf("bench-%d", i)
+	_, err := n.req(map[string]any{"command": "delete", "call-id": callID, "from-tag": "a" + callID})
+	return err
+}
+
+func freeUDPPort() int {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return 0
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// runSystem measures one system end to end.
+func runSystem(o options, name string) (result, error) {
+	res := result{System: name, MemPerCall: -1, CheckLoss: -1}
+	g, err := newGenerator()
+	if err != nil {
+		return res, err
+	}
+	defer g.close()
+	self, _ := os.Executable()
+	ngPort := freeUDPPort()
+	var cmd *exec.Cmd
+	maxCalls := max(o.calls, o.checkCalls)
+	switch name {
+	case "portico":
+		cmd = exec.Command(self, "-role", "portico", "-ng", strconv.Itoa(ngPort))
+	case "rtpengine":
+		path, err := exec.LookPath("rtpengine")
+		if err != nil {
+			return res, fmt.Errorf("rtpengine-daemon not installed: %w", err)
+		}
+		cmd = exec.Command(path, "--table=-1", "--interface=127.0.0.1", fmt.Sprintf("--listen-ng=127.0.0.1:%d", ngPort),
+			"--foreground", "--log-stderr", "--log-level=3", "--port-min=30000", "--port-max=39999")
+	case "bare":
+		cmd = exec.Command(self, "-role", "bare", "-n", strconv.Itoa(maxCalls), "-to-a", g.addrs[0].String(), "-to-b", g.addrs[1].String())
+	default:
+		return res, fmt.Errorf("unknown system %q", name)
+	}
+	cmd.Stderr = os.Stderr
+	stdout, _ := cmd.StdoutPipe()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return res, err
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}()
+	pid := cmd.Process.Pid
+	dests := [2][]netip.AddrPort{}
+	var client *ngClient
+	allocated := 0
+	if name == "bare" {
+		sc := bufio.NewScanner(stdout)
+		var ports []int
+		for sc.Scan() && sc.Text() != "ready" {
+			p, _ := strconv.Atoi(sc.Text())
+			ports = append(ports, p)
+		}
+		go func() {
+			for sc.Scan() {
+			}
+		}()
+		lo := netip.MustParseAddr("127.0.0.1")
+		for i := 0; i+1 < len(ports); i += 2 {
+			dests[0] = append(dests[0], netip.AddrPortFrom(lo, uint16(ports[i])))
+			dests[1] = append(dests[1], netip.AddrPortFrom(lo, uint16(ports[i+1])))
+		}
+		allocated = len(dests[0])
+	} else {
+		go func() { bufio.NewScanner(stdout).Scan() }()
+		if client, err = dialNG(ngPort); err != nil {
+			return res, err
+		}
+		ready := false
+		for i := 0; i < 100 && !ready; i++ {
+			if _, err := client.req(map[string]any{"command": "ping"}); err == nil {
+				ready = true
+			} else {
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		if !ready {
+			return res, fmt.Errorf("%s: ng listener did not answer", name)
+		}
+		time.Sleep(200 * time.Millisecond)
+		rss0 := rssKiB(pid)
+		memCalls := max(o.memCalls, maxCalls)
+		for i := 0; i < memCalls; i++ {
+			pa, pb, err := client.allocate(i, g.addrs[0], g.addrs[1])
+			if err != nil {
+				return res, fmt.Errorf("%s: call %d: %w", name, i, err)
+			}
+			dests[0] = append(dests[0], pa)
+			dests[1] = append(dests[1], pb)
+		}
+		allocated = memCalls
+		time.Sleep(200 * time.Millisecond)
+		res.MemPerCall = (rssKiB(pid) - rss0) / float64(memCalls)
+		log.Printf("%-9s %d calls allocated: %.1f KiB RSS per call", name, memCalls, res.MemPerCall)
+		for i := memCalls - 1; i >= maxCalls; i-- {
+			client.remove(i)
+		}
+		allocated = maxCalls
+		dests[0], dests[1] = dests[0][:maxCalls], dests[1][:maxCalls]
+	}
+	g.dests = dests
+	// Latch every flow and warm up.
+	g.measure(pid, allocated, float64(allocated)*2*50, o.size, time.Second)
+	if o.checkCalls > 0 && allocated >= o.checkCalls {
+		s := g.measure(pid, o.checkCalls, float64(o.checkCalls)*2*50, o.size, 2*o.step)
+		res.CheckLoss, res.CheckRate = s.Loss, s.Forwarded
+		log.Printf("%-9s %d calls × 50 pps each way: forwarded %.0f pps, loss %.4f%%, p99 %.2f ms", name, o.checkCalls, s.Forwarded, 100*s.Loss, s.P99)
+	}
+	start := float64(o.calls) * 2 * 50
+	res.BestAudio, res.Audio = g.search(name, pid, o.calls, o.size, start, o.maxRate, o.step)
+	if o.videoSize > 0 {
+		res.BestBig, res.Big = g.search(name, pid, o.calls, o.videoSize, start, o.maxRate, o.step)
+	}
+	_ = client
+	return res, nil
+}
+
+func run(o options) ([]result, error) {
+	var out []result
+	for _, s := range o.systems {
+		r, err := runSystem(o, s)
+		if err != nil {
+			log.Printf("%s: %v", s, err)
+			r.StartupNote = err.Error()
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
