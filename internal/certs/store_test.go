@@ -33,9 +33,8 @@ func TestImportValidation(t *testing.T) {
 	shuffled := append(append(append(root.PEM(), good.CertPEM[:bytes.Index(good.CertPEM[1:], []byte("-----BEGIN"))+1]...), inter.PEM()...), good.KeyPEM...)
 	// Wrong intermediate: leaf issued by inter, chain claims another CA with the same name.
 	fakeInter := root.Intermediate(t, "Intermediate")
-	badChain := append(inter.Issue(t, []string{"x.example.test"}, certtest.Options{}).CertPEM, fakeInter.PEM()...)
 	badChainLeaf := inter.Issue(t, []string{"x.example.test"}, certtest.Options{})
-	badChain = append(badChainLeaf.CertPEM, fakeInter.PEM()...)
+	badChain := append(badChainLeaf.CertPEM, fakeInter.PEM()...)
 
 	tests := []struct {
 		name    string
