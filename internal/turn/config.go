@@ -3,7 +3,6 @@ package turn
 import (
 	"fmt"
 	"net/netip"
-	"runtime"
 	"strings"
 	"time"
 )
@@ -56,8 +55,11 @@ type Listen struct {
 	// DTLS addresses (UDP). Needs Deps.GetCertificate.
 	DTLS []string
 	// Sockets is how many SO_REUSEPORT sockets serve each UDP address with a
-	// fixed port, spreading clients over cores. Default: the number of CPUs,
-	// at most 8.
+	// fixed port, spreading clients over cores by the kernel's 4-tuple hash.
+	// Default 1. With more, an EVEN-PORT reservation (RFC 8656 §14.6) is
+	// only honoured when the client's second Allocate reaches the same
+	// socket as its first: clients that pair RTP/RTCP relays that way (not
+	// browsers) may get 508.
 	Sockets int
 }
 
@@ -150,7 +152,6 @@ const (
 	DefaultMaxTTL      = 24 * time.Hour
 	maxClientLifetime  = time.Hour
 	maxListenSockets   = 64
-	defaultMaxSockets  = 8
 	minRequestLifetime = time.Minute
 )
 
@@ -160,7 +161,7 @@ func (c Config) withDefaults() Config {
 		c.Realm = DefaultRealm
 	}
 	if c.Listen.Sockets == 0 {
-		c.Listen.Sockets = min(runtime.NumCPU(), defaultMaxSockets)
+		c.Listen.Sockets = 1
 	}
 	if c.Relay.Bind == "" {
 		c.Relay.Bind = c.Relay.Address

@@ -124,9 +124,15 @@ func (a *allocator) family(network string) error {
 }
 
 // reserve takes a quota slot and a port; bind is tried on candidate ports.
+//
+// pion probes for an even port (EVEN-PORT, RFC 8656 §14.6) by allocating
+// sockets with no user and closing them: such a probe (evenProbe) is given
+// only even ports whose successor is in range and free, and is not
+// subject to quotas (it holds its slot only for an instant).
 func (a *allocator) reserve(user string, tcp bool, requested int, bind func(port int) (interface{ Close() error }, error)) (*relayHandle, error) {
+	evenProbe := user == "" && !tcp && requested == 0
 	a.mu.Lock()
-	if err := a.quotaErrLocked(user); err != nil {
+	if err := a.quotaErrLocked(user); err != nil && !evenProbe {
 		a.mu.Unlock()
 		return nil, err
 	}
@@ -170,8 +176,11 @@ func (a *allocator) reserve(user string, tcp bool, requested int, bind func(port
 		failures := 0
 		for i := 0; i < n && failures < maxBindFailures; i++ {
 			port := a.portMin + (start+i)%n
+			if evenProbe && (port%2 != 0 || port+1 > a.portMax) {
+				continue
+			}
 			a.mu.Lock()
-			inUse := used[port]
+			inUse := used[port] || (evenProbe && used[port+1])
 			a.mu.Unlock()
 			if inUse {
 				continue
