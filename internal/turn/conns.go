@@ -62,10 +62,10 @@ func (c *streamConn) Close() error {
 // it, so RFC 6062 ConnectionBind finds its allocation whichever listener the
 // data connection arrived on.
 type chanListener struct {
-	ch     chan net.Conn
-	done   chan struct{}
-	once   sync.Once
-	addr   net.Addr
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+	addr net.Addr
 }
 
 func newChanListener() *chanListener {

@@ -3,7 +3,7 @@ package turn
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/md5" //nolint:gosec // RFC 8489 §9.2.2 defines the long-term key as MD5.
+	"crypto/md5"  //nolint:gosec // RFC 8489 §9.2.2 defines the long-term key as MD5.
 	"crypto/sha1" //nolint:gosec // TURN REST API passwords are HMAC-SHA1 by definition.
 	"encoding/base64"
 	"strconv"

@@ -17,13 +17,13 @@ type metrics struct {
 	bytes            *prometheus.CounterVec
 	packets          *prometheus.CounterVec
 
-	allocUDP, allocTCP           prometheus.Gauge
-	rejUser, rejTotal, rejRate   prometheus.Counter
-	rejPorts                     prometheus.Counter
-	authUnknown, authExpired     prometheus.Counter
-	authIntegrity, authStore     prometheus.Counter
-	bytesToPeer, bytesFromPeer   prometheus.Counter
-	pktsToPeer, pktsFromPeer     prometheus.Counter
+	allocUDP, allocTCP         prometheus.Gauge
+	rejUser, rejTotal, rejRate prometheus.Counter
+	rejPorts                   prometheus.Counter
+	authUnknown, authExpired   prometheus.Counter
+	authIntegrity, authStore   prometheus.Counter
+	bytesToPeer, bytesFromPeer prometheus.Counter
+	pktsToPeer, pktsFromPeer   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
