@@ -19,7 +19,7 @@ import (
 )
 
 // runPortico is the relay child: media.Relay plus the ng listener.
-func runPortico(ngPort int) error {
+func runPortico(ngPort, workers int) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	lo := netip.MustParseAddr("127.0.0.1")
@@ -27,6 +27,7 @@ func runPortico(ngPort int) error {
 	r, err := media.New(media.Config{
 		Interfaces: map[string]media.InterfaceConfig{"external": {Addr: lo, PortMin: 20000, PortMax: 29999}},
 		Latching:   media.LatchNAT,
+		Workers:    workers,
 	}, media.Deps{Logger: log})
 	if err != nil {
 		return err

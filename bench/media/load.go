@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/portico-edge/portico/internal/batchio"
 	"github.com/portico-edge/portico/internal/media/ng/bencode"
 )
@@ -43,6 +45,7 @@ type result struct {
 	BestAudio   step
 	BestBig     step
 	StartupNote string
+	Load        string // 1-minute load average before the system's run
 }
 
 // generator owns the two endpoint sockets: gA plays every caller, gB every
@@ -100,7 +103,7 @@ func newGenerator() (*generator, error) {
 		if err != nil {
 			return nil, err
 		}
-		batchio.SetBuffers(c, 32<<20, 32<<20)
+		forceBuffers(c, 64<<20)
 		bc, err := batchio.NewConn(c)
 		if err != nil {
 			return nil, err
@@ -234,23 +237,35 @@ func (g *generator) search(name string, pid, calls, size int, start, max float64
 		}
 		return s
 	}
+	// Bracket the limit with ×1.5 steps up (or ÷1.5 steps down), then bisect.
 	lo, hi := 0.0, 0.0
-	for rate := start; rate <= max; rate *= 1.5 {
-		if try(rate).Pass {
+	if try(start).Pass {
+		lo = start
+		for rate := start * 1.5; rate <= max; rate *= 1.5 {
+			if !try(rate).Pass {
+				hi = rate
+				break
+			}
 			lo = rate
-			continue
 		}
-		hi = rate
-		break
-	}
-	if hi == 0 {
-		return best, steps
-	}
-	for i := 0; i < 3; i++ {
-		mid := (lo + hi) / 2
+		if hi == 0 {
+			return best, steps
+		}
+	} else {
+		hi = start
+		for rate := start / 1.5; rate >= 1000; rate /= 1.5 {
+			if try(rate).Pass {
+				lo = rate
+				break
+			}
+			hi = rate
+		}
 		if lo == 0 {
-			mid = hi / 2
+			return best, steps
 		}
+	}
+	for i := 0; i < 2; i++ {
+		mid := (lo + hi) / 2
 		if try(mid).Pass {
 			lo = mid
 		} else {
@@ -258,6 +273,30 @@ func (g *generator) search(name string, pid, calls, size int, start, max float64
 		}
 	}
 	return best, steps
+}
+
+// forceBuffers sets SO_RCVBUF/SO_SNDBUF past net.core.rmem_max when
+// privileged, so the sink does not drop what a stalled moment queues.
+func forceBuffers(c *net.UDPConn, n int) {
+	batchio.SetBuffers(c, n, n)
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n)
+		unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, n)
+	})
+}
+
+// loadAvg returns the 1-minute load average (other work on the machine).
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }
 
 // cpuSeconds reads utime+stime of pid from /proc/PID/stat.
@@ -382,7 +421,7 @@ func freeUDPPort() int {
 
 // runSystem measures one system end to end.
 func runSystem(o options, name string) (result, error) {
-	res := result{System: name, MemPerCall: -1, CheckLoss: -1}
+	res := result{System: name, MemPerCall: -1, CheckLoss: -1, Load: loadAvg()}
 	g, err := newGenerator()
 	if err != nil {
 		return res, err
@@ -394,7 +433,7 @@ func runSystem(o options, name string) (result, error) {
 	maxCalls := max(o.calls, o.checkCalls)
 	switch name {
 	case "portico":
-		cmd = exec.Command(self, "-role", "portico", "-ng", strconv.Itoa(ngPort))
+		cmd = exec.Command(self, "-role", "portico", "-ng", strconv.Itoa(ngPort), "-workers", strconv.Itoa(o.workers))
 	case "rtpengine":
 		path, err := exec.LookPath("rtpengine")
 		if err != nil {

@@ -32,6 +32,7 @@ type options struct {
 	maxRate                     float64
 	systems                     []string
 	write                       bool
+	workers                     int
 	doc, png                    string
 }
 
@@ -41,6 +42,7 @@ func main() {
 	bareN := flag.Int("n", 0, "internal: socket pairs for -role bare")
 	toA := flag.String("to-a", "", "internal: bare loop destination of B→A packets")
 	toB := flag.String("to-b", "", "internal: bare loop destination of A→B packets")
+	workers := flag.Int("workers", 0, "Portico relay workers (0: the relay's default)")
 	var o options
 	flag.IntVar(&o.calls, "calls", 500, "concurrent calls (relay streams, each carrying both directions) for the rate search")
 	flag.IntVar(&o.memCalls, "memcalls", 2000, "calls allocated at once to measure memory per call")
@@ -58,7 +60,7 @@ func main() {
 
 	switch *role {
 	case "portico":
-		if err := runPortico(*ngPort); err != nil {
+		if err := runPortico(*ngPort, *workers); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -69,6 +71,7 @@ func main() {
 		return
 	}
 	o.systems = strings.Split(*sys, ",")
+	o.workers = *workers
 	results, err := run(o)
 	if err != nil {
 		log.Fatal(err)

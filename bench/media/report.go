@@ -31,6 +31,11 @@ func markdown(o options, rs []result) string {
 	fmt.Fprintf(&b, "Measured %s on %d × %s (generator, sink and relay share these cores), Linux loopback.\n", time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), cpuModel())
 	fmt.Fprintf(&b, "Command: `go run ./bench/media -calls %d -memcalls %d -checkcalls %d -write` (about %d s per system).\n\n", o.calls, o.memCalls, o.checkCalls, int(o.step.Seconds()*20))
 	fmt.Fprintf(&b, "Every rate is the highest found with loss < 0.1%% and p99 latency ≤ 5 ms (generator → relay → sink, so it includes the generator's own scheduling); %d relay streams, each carrying both directions. CPU is the relay process's utime+stime from /proc/PID/stat per million forwarded packets. Memory is the relay's RSS growth with %d calls allocated, per call.\n\n", o.calls, o.memCalls)
+	b.WriteString("Load average of the machine (other work shared it) when each system's run began:")
+	for _, r := range rs {
+		fmt.Fprintf(&b, " %s %s;", r.System, r.Load)
+	}
+	b.WriteString("\n\n")
 	fmt.Fprintf(&b, "| system | %d B packets/s | p50 / p99 ms | CPU s per Mpkt | %d B Mbit/s | memory per call | %d calls × 50 pps each way: loss |\n", o.size, o.videoSize, o.checkCalls)
 	b.WriteString("|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {

@@ -122,7 +122,7 @@ func TestSippThroughRelay(t *testing.T) {
 	uacMedia, uasMedia := evenFreePort(t, 33400), evenFreePort(t, 33600)
 	uasSIP, uacSIP := testpeer.FreePort(t), testpeer.FreePort(t)
 	id, infos, err := r.Allocate(SessionConfig{Label: "sipp", Interfaces: [2]string{"external", "internal"}, Streams: []StreamConfig{{
-		Kind: KindAudio,
+		Kind:   KindAudio,
 		Remote: [2]netip.AddrPort{netip.AddrPortFrom(lo, uint16(uacMedia)), netip.AddrPortFrom(lo, uint16(uasMedia))},
 	}}})
 	if err != nil {
