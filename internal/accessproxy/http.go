@@ -34,6 +34,7 @@ func (s *Server) buildProxy(rt *route, cfg Config) {
 	}
 	preserve := rt.PreserveHost
 	name := rt.Name
+	classC := &rt.classC
 	rt.proxy = &httputil.ReverseProxy{
 		Transport: rt.transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -62,11 +63,13 @@ func (s *Server) buildProxy(rt *route, cfg Config) {
 			for _, h := range leakyHeaders {
 				resp.Header.Del(h)
 			}
-			s.m.requests.WithLabelValues(name, statusClass(resp.StatusCode)).Inc()
+			if c := resp.StatusCode / 100; c >= 1 && c <= 5 {
+				classC[c].Inc()
+			}
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			s.m.requests.WithLabelValues(name, "5xx").Inc()
+			classC[5].Inc()
 			if r.Context().Err() == nil {
 				s.log.Warn("upstream request failed", "route", name, "err", err)
 			}
@@ -120,7 +123,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "403 forbidden", http.StatusForbidden)
 		return
 	}
-	s.m.routed.WithLabelValues(rt.Name).Inc()
+	rt.routedC.Inc()
 	if max := st.cfg.MaxRequestBody; max > 0 {
 		if r.ContentLength > max {
 			http.Error(w, "413 request entity too large", http.StatusRequestEntityTooLarge)

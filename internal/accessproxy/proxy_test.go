@@ -16,6 +16,8 @@ import (
 
 	"github.com/portico-edge/portico/internal/accessproxy/proxyproto"
 	"github.com/portico-edge/portico/internal/certs/certtest"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestConfigValidation(t *testing.T) {
@@ -428,4 +430,51 @@ func TestReloadKeepsConnections(t *testing.T) {
 	if err := s.Reload(cfg3); !errors.Is(err, ErrListenersChanged) {
 		t.Fatalf("listen change: %v", err)
 	}
+}
+
+func TestMetrics(t *testing.T) {
+	p := newPKI(t, "portal.example.test")
+	inside := httptest.NewServer(echoHeaders())
+	defer inside.Close()
+	reg := prometheus.NewRegistry()
+	_, addr := startProxy(t, Config{Routes: []Route{{Name: "portal", Match: Match{SNI: []string{"portal.example.test"}}, Action: ActionHTTP, Upstream: inside.URL}}},
+		Deps{Certs: p.store, Registerer: reg})
+	for i := 0; i < 3; i++ {
+		if _, _, err := httpsGet(t, addr, p.clientTLS("portal.example.test"), "portal.example.test", "/"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := p.clientTLS("nobody.example.test")
+	cfg.InsecureSkipVerify = true
+	tls.Dial("tcp", addr, cfg)
+	if got := testutil.ToFloat64(mustCounter(t, reg, "portico_accessproxy_http_responses_total", "2xx")); got != 3 {
+		t.Fatalf("2xx responses = %v, want 3", got)
+	}
+	if got := testutil.ToFloat64(mustCounter(t, reg, "portico_accessproxy_rejected_total", "no_route")); got != 1 {
+		t.Fatalf("rejected no_route = %v, want 1", got)
+	}
+}
+
+func mustCounter(t *testing.T, reg *prometheus.Registry, name, reason string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.Metric {
+			for _, l := range m.Label {
+				if l.GetValue() == reason {
+					c := prometheus.NewCounter(prometheus.CounterOpts{Name: "x"})
+					c.Add(m.Counter.GetValue())
+					return c
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{reason=%q}", name, reason)
+	return nil
 }

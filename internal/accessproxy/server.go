@@ -465,7 +465,7 @@ func (s *Server) handleTLS(ctx context.Context, st *state, pc *peekConn) {
 		pc.Close()
 		return
 	}
-	s.m.routed.WithLabelValues(r.Name).Inc()
+	r.routedC.Inc()
 	if r.Action != ActionHTTP && !r.allowed(pc.info.src.Addr()) {
 		s.m.rejected.WithLabelValues("acl").Inc()
 		writeAlert(pc.Conn, alertAccessDenied)

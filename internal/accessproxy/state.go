@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // state is one validated configuration, compiled for the data path and
@@ -33,6 +35,8 @@ type route struct {
 	proxy     *httputil.ReverseProxy
 	transport *http.Transport
 	upTLS     *tls.Config // client config for https/LDAPS upstreams
+	routedC   prometheus.Counter
+	classC    [6]prometheus.Counter // http responses by status class: index code/100
 }
 
 type tcpMap struct {
@@ -50,6 +54,10 @@ func compile(cfg Config, s *Server) (*state, error) {
 		rt := &route{Route: r, idx: i}
 		rt.source, _ = parseCIDRs("", r.Match.Source)
 		rt.allow, _ = parseCIDRs("", r.Allow)
+		rt.routedC = s.m.routed.WithLabelValues(r.Name)
+		for c := 1; c <= 5; c++ {
+			rt.classC[c] = s.m.requests.WithLabelValues(r.Name, statusClass(c*100))
+		}
 		if r.Action == ActionHTTP || r.Action == ActionLDAP {
 			rt.upTLS = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: r.UpstreamTLS.ServerName}
 			if r.UpstreamTLS.CA != "" {
