@@ -1,0 +1,1114 @@
+package sipedge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/portico-edge/portico/internal/media"
+	"github.com/portico-edge/portico/internal/sdp"
+	"github.com/portico-edge/portico/internal/store"
+)
+
+// Call types recorded in history.
+const (
+	CallRegistered = "registered" // a registered outside endpoint calls in
+	CallInbound    = "inbound"    // the inside calls a registered outside endpoint
+	CallGuest      = "guest"
+	CallFederation = "federation"
+)
+
+// Who ended a call.
+const (
+	endedByCaller  = "caller"
+	endedByCallee  = "callee"
+	endedByPortico = "portico"
+	endedByAdmin   = "admin"
+)
+
+// CallInfo is one live call, for GET /api/v1/calls.
+type CallInfo struct {
+	ID       string    `json:"id"`
+	Type     string    `json:"type"`
+	From     string    `json:"from"`
+	To       string    `json:"to"`
+	Source   string    `json:"source"`
+	State    string    `json:"state"` // early, confirmed
+	Started  time.Time `json:"started"`
+	Answered time.Time `json:"answered,omitempty"`
+	Codecs   string    `json:"codecs"`
+	Hold     bool      `json:"hold"`
+}
+
+type callState int
+
+const (
+	stateEarly callState = iota
+	stateConfirmed
+	stateEnded
+)
+
+// leg is one of a call's two dialogs, as Portico sees it.
+type leg struct {
+	sd                  *side
+	idx                 int // media leg: 0 caller's side, 1 callee's side
+	callID              string
+	localTag, remoteTag string
+	local, remote       sip.Uri // From and To of requests Portico sends on this leg
+	localName           string
+	remoteName          string
+	cseq                uint32
+	target              sip.Uri
+	routes              []sip.Uri
+	transport           string
+	fixed               string // next hop for every request (an outside NAT flow)
+	invite              *sip.Request
+	inviteHadBody       bool
+	pendingACK          *sip.Request // late offer: ACK waits for the other side's answer
+	ack                 *sip.Request
+}
+
+func (l *leg) nextHop() string {
+	if l.fixed != "" {
+		return l.fixed
+	}
+	u := l.target
+	if len(l.routes) > 0 {
+		u = l.routes[0]
+	}
+	port := u.Port
+	if port == 0 {
+		port = 5060
+		if l.transport == "tls" || strings.EqualFold(u.Scheme, "sips") {
+			port = 5061
+		}
+	}
+	return net.JoinHostPort(u.Host, strconv.Itoa(port))
+}
+
+// newRequest builds an in-dialog (or, on a fresh leg, initial) request.
+func (l *leg) newRequest(method sip.RequestMethod) *sip.Request {
+	if method != sip.ACK && method != sip.CANCEL {
+		l.cseq++
+	}
+	req := sip.NewRequest(method, l.target)
+	for _, r := range l.routes {
+		req.AppendHeader(&sip.RouteHeader{Address: r})
+	}
+	from := &sip.FromHeader{DisplayName: l.localName, Address: l.local, Params: sip.NewParams()}
+	from.Params.Add("tag", l.localTag)
+	to := &sip.ToHeader{DisplayName: l.remoteName, Address: l.remote, Params: sip.NewParams()}
+	if l.remoteTag != "" {
+		to.Params.Add("tag", l.remoteTag)
+	}
+	cid := sip.CallIDHeader(l.callID)
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(from)
+	req.AppendHeader(to)
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: l.cseq, MethodName: method})
+	req.AppendHeader(&mf)
+	switch method {
+	case sip.INVITE, sip.UPDATE, sip.SUBSCRIBE, sip.NOTIFY, sip.REFER:
+		req.AppendHeader(&sip.ContactHeader{Address: l.sd.contact(l.transport, "")})
+	}
+	l.sd.prepare(req, l.transport, l.nextHop())
+	return req
+}
+
+// learn takes the remote tag, target and route set from a response that
+// establishes (or confirms) the dialog on a UAC leg (RFC 3261 section 12.1.2).
+func (l *leg) learn(res *sip.Response) {
+	if to := res.To(); to != nil {
+		if t, ok := to.Params.Get("tag"); ok {
+			l.remoteTag = t
+		}
+	}
+	if c := res.Contact(); c != nil {
+		l.target = c.Address
+	}
+	rr := res.GetHeaders("Record-Route")
+	if len(rr) > 0 {
+		l.routes = l.routes[:0]
+		for i := len(rr) - 1; i >= 0; i-- {
+			if r, ok := rr[i].(*sip.RecordRouteHeader); ok {
+				l.routes = append(l.routes, r.Address)
+			}
+		}
+	} else if l.fixed == "" {
+		l.routes = nil
+	}
+}
+
+type call struct {
+	s      *Server
+	id     string
+	typ    string
+	from   string
+	to     string
+	source string
+
+	mu        sync.Mutex
+	a, b      *leg // a: the caller's dialog (Portico is UAS), b: the callee's (Portico is UAC)
+	state     callState
+	started   time.Time
+	answered  time.Time
+	mediaID   media.SessionID
+	hasMedia  bool
+	streams   []media.StreamConfig
+	codecs    string
+	hold      bool
+	cancel    context.CancelCauseFunc
+	endOnce   sync.Once
+	endedBy   string
+	done      chan struct{}
+	cancelled string // who cancelled the ringing call
+}
+
+var errCallerCancel = errors.New("caller cancelled")
+
+type callTable struct {
+	mu       sync.Mutex
+	byID     map[string]*call
+	byDialog map[string]*call // side name | Call-ID
+}
+
+func newCallTable() *callTable {
+	return &callTable{byID: map[string]*call{}, byDialog: map[string]*call{}}
+}
+
+func dialogKey(side, callID string) string { return side + "|" + callID }
+
+func (t *callTable) add(c *call) {
+	t.mu.Lock()
+	t.byID[c.id] = c
+	t.mu.Unlock()
+}
+
+func (t *callTable) bind(side, callID string, c *call) {
+	t.mu.Lock()
+	t.byDialog[dialogKey(side, callID)] = c
+	t.mu.Unlock()
+}
+
+func (t *callTable) remove(c *call) {
+	t.mu.Lock()
+	delete(t.byID, c.id)
+	if c.a != nil {
+		delete(t.byDialog, dialogKey(c.a.sd.name, c.a.callID))
+	}
+	if c.b != nil {
+		delete(t.byDialog, dialogKey(c.b.sd.name, c.b.callID))
+	}
+	t.mu.Unlock()
+}
+
+func (t *callTable) lookup(side, callID string) *call {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.byDialog[dialogKey(side, callID)]
+}
+
+func (t *callTable) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.byID)
+}
+
+func (t *callTable) all() []*call {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]*call, 0, len(t.byID))
+	for _, c := range t.byID {
+		out = append(out, c)
+	}
+	return out
+}
+
+// Calls lists the calls in progress.
+func (s *Server) Calls() []CallInfo {
+	cs := s.calls.all()
+	out := make([]CallInfo, 0, len(cs))
+	for _, c := range cs {
+		c.mu.Lock()
+		st := "early"
+		if c.state == stateConfirmed {
+			st = "confirmed"
+		}
+		out = append(out, CallInfo{ID: c.id, Type: c.typ, From: c.from, To: c.to, Source: c.source, State: st,
+			Started: c.started, Answered: c.answered, Codecs: c.codecs, Hold: c.hold})
+		c.mu.Unlock()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
+	return out
+}
+
+// Hangup ends a live call: BYE on both dialogs, or CANCEL while ringing.
+func (s *Server) Hangup(id string) error {
+	s.calls.mu.Lock()
+	c := s.calls.byID[id]
+	s.calls.mu.Unlock()
+	if c == nil {
+		return fmt.Errorf("%w: %s", ErrNoCall, id)
+	}
+	c.hangup(endedByAdmin, "ended by administrator")
+	return nil
+}
+
+func newID(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// hop is a next hop candidate for a call's outgoing leg.
+type hop struct {
+	transport  string
+	addr       string
+	callServer *CallServer
+}
+
+// plan is where a new call goes.
+type plan struct {
+	typ      string
+	out      *side
+	ruri     sip.Uri
+	from, to sip.Uri
+	fromName string
+	hops     []hop
+	fixed    bool // hops[0] is an outside flow used for the whole dialog
+}
+
+// handleInvite takes initial and in-dialog INVITEs on either side.
+func (s *Server) handleInvite(sd *side, req *sip.Request, tx sip.ServerTransaction) {
+	to, from, cid := req.To(), req.From(), req.CallID()
+	if to == nil || from == nil || cid == nil || req.CSeq() == nil || req.Contact() == nil {
+		s.respond(sd, tx, req, 400, "Bad Request")
+		return
+	}
+	if to.Params.Has("tag") {
+		c := s.calls.lookup(sd.name, string(*cid))
+		if c == nil {
+			s.respond(sd, tx, req, 481, "Call/Transaction Does Not Exist")
+			return
+		}
+		c.reinvite(sd, req, tx)
+		return
+	}
+	if s.calls.count() >= s.cfg.Limits.MaxCalls {
+		s.m.rejected.WithLabelValues("max_calls").Inc()
+		s.respond(sd, tx, req, 503, "Service Unavailable", s.retryAfter())
+		return
+	}
+	if ct := req.ContentType(); len(req.Body()) > 0 && (ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp")) {
+		s.respond(sd, tx, req, 415, "Unsupported Media Type", sip.NewHeader("Accept", "application/sdp"))
+		return
+	}
+	if mf := req.MaxForwards(); mf != nil && *mf == 0 {
+		s.respond(sd, tx, req, 483, "Too Many Hops")
+		return
+	}
+	s.respond(sd, tx, req, 100, "Trying")
+	p, code, reason := s.classify(sd, req)
+	c := &call{s: s, id: newID(8), typ: p.typ, from: from.Address.Addr(), to: to.Address.Addr(), source: req.Source(),
+		started: time.Now(), done: make(chan struct{})}
+	if code != 0 {
+		s.respond(sd, tx, req, code, reason)
+		c.typ = p.typ
+		if c.typ == "" {
+			c.typ = CallGuest
+		}
+		c.finish(endedByPortico, code, reason, nil)
+		return
+	}
+	c.run(sd, req, tx, p)
+}
+
+// classify decides a new call's type and destination, or refuses it.
+func (s *Server) classify(sd *side, req *sip.Request) (plan, int, string) {
+	from, to := req.From(), req.To()
+	if sd.name == External {
+		flow, err := flowOf(req)
+		if err != nil {
+			return plan{}, 400, "Bad Request"
+		}
+		p := plan{out: s.int, from: from.Address, fromName: from.DisplayName}
+		p.from.UriParams = nil
+		user := req.Recipient.User
+		switch {
+		case s.regs.registered(aorOf(from.Address), flow):
+			p.typ = CallRegistered
+		case s.federated(from.Address.Host):
+			p.typ = CallFederation
+		default:
+			p.typ = CallGuest
+			dst, ok := s.policy.destination(user)
+			if !ok {
+				s.m.rejected.WithLabelValues("policy").Inc()
+				return p, 403, "Forbidden"
+			}
+			user = dst
+		}
+		p.ruri = sip.Uri{Scheme: "sip", User: user, Host: s.cfg.Domain}
+		p.to = sip.Uri{Scheme: "sip", User: user, Host: s.cfg.Domain}
+		for _, cs := range s.cs.order() {
+			cs := cs
+			p.hops = append(p.hops, hop{transport: cs.Transport, addr: cs.Address, callServer: &cs})
+		}
+		return p, 0, ""
+	}
+	// From the inside: to a registered endpoint (our Path came back as
+	// Route), or out to a federated domain.
+	p := plan{out: s.ext, fromName: from.DisplayName}
+	p.from = sip.Uri{Scheme: "sip", User: from.Address.User, Host: s.ext.host}
+	for _, h := range req.GetHeaders("Route") {
+		r, ok := h.(*sip.RouteHeader)
+		if !ok || r.Address.User == "" {
+			continue
+		}
+		f, err := s.flows.decode(r.Address.User)
+		if err != nil {
+			continue
+		}
+		p.typ = CallInbound
+		p.ruri = req.Recipient
+		p.to = sip.Uri{Scheme: "sip", User: to.Address.User, Host: s.ext.host}
+		p.hops = []hop{{transport: f.Transport, addr: f.Source.String()}}
+		p.fixed = true
+		return p, 0, ""
+	}
+	host := strings.ToLower(req.Recipient.Host)
+	if host != "" && host != strings.ToLower(s.cfg.Domain) && host != s.int.host && s.federated(host) {
+		p.typ = CallFederation
+		p.ruri = sip.Uri{Scheme: "sip", User: req.Recipient.User, Host: req.Recipient.Host, Port: req.Recipient.Port}
+		p.to = sip.Uri{Scheme: "sip", User: to.Address.User, Host: to.Address.Host}
+		if s.cfg.Domain != "" {
+			p.from.Host = s.cfg.Domain
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		targets, err := resolveSIP(ctx, s.res, req.Recipient)
+		cancel()
+		if err != nil || len(targets) == 0 {
+			return p, 404, "Not Found"
+		}
+		for _, t := range targets {
+			p.hops = append(p.hops, hop{transport: t.Transport, addr: t.Addr})
+		}
+		return p, 0, ""
+	}
+	return plan{typ: CallInbound}, 404, "Not Found"
+}
+
+// federated reports whether calls with domain are allowed by federation.
+func (s *Server) federated(domain string) bool {
+	if s.cfg.Federation.OpenB2B {
+		return true
+	}
+	domain = strings.ToLower(domain)
+	for _, d := range s.cfg.Federation.AllowedDomains {
+		if strings.EqualFold(d, domain) {
+			return true
+		}
+	}
+	return false
+}
+
+// isSDP reports whether a message carries an SDP body.
+func isSDP(m interface {
+	Body() []byte
+	ContentType() *sip.ContentTypeHeader
+}) bool {
+	if len(m.Body()) == 0 {
+		return false
+	}
+	ct := m.ContentType()
+	return ct != nil && strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct.Value())), "application/sdp")
+}
+
+// anchor updates the media session with what leg idx signalled and returns
+// the body to send to the other leg, pointing at the relay. Caller holds c.mu.
+func (c *call) anchor(idx int, body []byte) ([]byte, error) {
+	d, err := sdp.Parse(body)
+	if err != nil {
+		return nil, err
+	}
+	for len(c.streams) < len(d.Streams) {
+		c.streams = append(c.streams, media.StreamConfig{})
+	}
+	var codecs []string
+	hold := false
+	for i, st := range d.Streams {
+		c.streams[i] = streamConfig(c.streams[i], idx, st)
+		if !st.Disabled() {
+			if len(st.Codecs) > 0 {
+				codecs = append(codecs, st.Kind+":"+st.Codecs[0])
+			}
+			hold = hold || st.Hold()
+		}
+	}
+	c.codecs = strings.Join(codecs, ",")
+	c.hold = hold
+	var infos []media.StreamInfo
+	if !c.hasMedia {
+		ifaces := [2]string{c.a.sd.name, c.b.sd.name}
+		id, in, err := c.s.deps.Media.Allocate(media.SessionConfig{Label: c.id, Interfaces: ifaces, Streams: c.streams})
+		if err != nil {
+			return nil, fmt.Errorf("media allocate: %w", err)
+		}
+		c.mediaID, c.hasMedia, infos = id, true, in
+	} else {
+		in, err := c.s.deps.Media.Update(c.mediaID, c.streams)
+		if err != nil {
+			return nil, fmt.Errorf("media update: %w", err)
+		}
+		infos = in
+	}
+	other := 1 - idx
+	eps := make([]sdp.Endpoint, len(d.Streams))
+	for i := range eps {
+		if i >= len(infos) {
+			break
+		}
+		eps[i].RTP = infos[i].Local[other]
+		if !c.streams[i].RTCPMux {
+			eps[i].RTCP = infos[i].LocalRTCP[other]
+		}
+	}
+	return d.Rewrite(eps)
+}
+
+func (c *call) legs(sd *side) (from, to *leg) {
+	if c.a.sd == sd {
+		return c.a, c.b
+	}
+	return c.b, c.a
+}
+
+// run places the outgoing leg of a new call and relays its answer.
+func (c *call) run(sd *side, req *sip.Request, tx sip.ServerTransaction, p plan) {
+	s := c.s
+	from, to := req.From(), req.To()
+	a := &leg{sd: sd, idx: 0, callID: string(*req.CallID()), localTag: sip.GenerateTagN(16), local: to.Address,
+		remote: from.Address, localName: to.DisplayName, remoteName: from.DisplayName, target: req.Contact().Address,
+		transport: strings.ToLower(req.Transport())}
+	a.remoteTag, _ = from.Params.Get("tag")
+	a.cseq = uint32(1 + time.Now().UnixNano()%1000)
+	for _, h := range req.GetHeaders("Record-Route") {
+		if r, ok := h.(*sip.RecordRouteHeader); ok {
+			a.routes = append(a.routes, r.Address)
+		}
+	}
+	if sd.name == External {
+		a.fixed = req.Source() // reach the caller through its NAT binding
+	}
+	b := &leg{sd: p.out, idx: 1, callID: newID(12), localTag: sip.GenerateTagN(16), local: p.from, remote: p.to,
+		localName: p.fromName, target: p.ruri, cseq: uint32(1 + time.Now().UnixNano()%1000)}
+	c.a, c.b = a, b
+	if len(p.hops) > 0 {
+		b.transport = p.hops[0].transport
+		if p.fixed {
+			b.fixed = p.hops[0].addr
+		}
+	}
+	s.calls.add(c)
+	s.calls.bind(a.sd.name, a.callID, c)
+	s.calls.bind(b.sd.name, b.callID, c)
+	s.m.callsActive.Inc()
+
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	c.mu.Lock()
+	c.cancel = cancel
+	c.mu.Unlock()
+	tx.OnCancel(func(*sip.Request) {
+		c.mu.Lock()
+		c.cancelled = endedByCaller
+		c.mu.Unlock()
+		cancel(errCallerCancel)
+	})
+
+	var body []byte
+	if isSDP(req) {
+		c.mu.Lock()
+		out, err := c.anchor(0, req.Body())
+		c.mu.Unlock()
+		if err != nil {
+			s.log.Info("invite offer refused", "call", c.id, "err", err)
+			code, reason := 488, "Not Acceptable Here"
+			if !errors.Is(err, sdp.ErrMalformed) && !errors.Is(err, sdp.ErrNoAddress) && !errors.Is(err, sdp.ErrTooLarge) {
+				code, reason = 503, "Service Unavailable"
+			}
+			s.respond(sd, tx, req, code, reason)
+			c.finish(endedByPortico, code, "media: "+err.Error(), nil)
+			return
+		}
+		body = out
+	}
+	b.inviteHadBody = body != nil
+
+	ringCtx, ringCancel := context.WithTimeout(ctx, s.cfg.NoAnswerTimeout)
+	defer ringCancel()
+	var lastCode int
+	var lastReason string
+	for i, h := range p.hops {
+		b.transport = h.transport
+		if p.fixed {
+			b.fixed = h.addr
+		}
+		inv := b.newRequest(sip.INVITE)
+		if h.callServer != nil {
+			inv.PrependHeader(&sip.RouteHeader{Address: routeURI(*h.callServer)})
+		}
+		for _, name := range []string{"Supported", "Allow", "Accept", "Subject", "Priority", "Session-Expires", "Min-SE"} {
+			copyHeaders(inv, req, name)
+		}
+		if p.out == s.int {
+			copyHeaders(inv, req, "Authorization", "Proxy-Authorization")
+		}
+		if !s.cfg.TopologyHiding.StripServer {
+			copyHeaders(inv, req, "User-Agent")
+		}
+		if body != nil {
+			inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+			inv.SetBody(body)
+		}
+		// Prepare again: the hop (and Route) may differ per attempt.
+		b.sd.prepare(inv, h.transport, h.addr)
+		c.mu.Lock()
+		b.invite = inv
+		c.mu.Unlock()
+		code, reason, retry := c.ring(ctx, ringCtx, sd, req, tx, inv, h.callServer != nil)
+		if code == 0 {
+			return // answered; the call lives on
+		}
+		lastCode, lastReason = code, reason
+		if !retry || i == len(p.hops)-1 {
+			break
+		}
+		s.log.Info("call server failed, trying next", "call", c.id, "server", h.addr, "status", code)
+	}
+	if lastCode == 0 {
+		lastCode, lastReason = 503, "Service Unavailable"
+	}
+	c.mu.Lock()
+	by := c.cancelled
+	c.mu.Unlock()
+	if by == "" {
+		by = endedByCallee
+	}
+	c.finish(by, lastCode, lastReason, nil)
+}
+
+// ring runs one INVITE client transaction on the b leg. It returns 0 when
+// the call was answered, else the final status relayed to the caller and
+// whether another call server may be tried.
+func (c *call) ring(ctx, ringCtx context.Context, sd *side, req *sip.Request, tx sip.ServerTransaction, inv *sip.Request, failover bool) (int, string, bool) {
+	s, b := c.s, c.b
+	btx, err := b.sd.request(context.Background(), inv)
+	if err != nil {
+		if failover {
+			return 503, "Service Unavailable", true
+		}
+		s.respond(sd, tx, req, 503, "Service Unavailable")
+		return 503, "Service Unavailable", false
+	}
+	defer btx.Terminate()
+	gotResponse := false
+	cancelled := false
+	var cancelDeadline <-chan time.Time
+	doCancel := func() {
+		if cancelled {
+			return
+		}
+		cancelled = true
+		cancelDeadline = time.After(5 * time.Second)
+		if gotResponse {
+			go c.sendCancel(inv)
+		}
+	}
+	for {
+		select {
+		case res := <-btx.Responses():
+			gotResponse = true
+			if cancelled && res.StatusCode < 200 {
+				go c.sendCancel(inv)
+				continue
+			}
+			switch {
+			case res.StatusCode == 100:
+			case res.StatusCode < 200:
+				c.provisional(sd, req, tx, res)
+			case res.StatusCode < 300:
+				c.answer(sd, req, tx, res)
+				if cancelled {
+					c.mu.Lock()
+					by := c.cancelled
+					c.mu.Unlock()
+					if by == "" {
+						by = endedByPortico
+					}
+					go c.hangup(by, "cancelled")
+				}
+				return 0, "", false
+			default:
+				c.mu.Lock()
+				by := c.cancelled
+				c.mu.Unlock()
+				if failover && res.StatusCode == 503 && !cancelled {
+					return 503, res.Reason, true
+				}
+				back := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, nil)
+				copyHeaders(back, res, "WWW-Authenticate", "Proxy-Authenticate", "Retry-After", "Warning", "Min-Expires", "Unsupported")
+				if by == "" {
+					tx.Respond(back)
+				}
+				return res.StatusCode, res.Reason, false
+			}
+		case <-btx.Done():
+			if !gotResponse && failover && !cancelled {
+				return 408, "Request Timeout", true
+			}
+			if !cancelled {
+				s.respond(sd, tx, req, 408, "Request Timeout")
+			}
+			return 408, "Request Timeout", false
+		case <-ringCtx.Done():
+			if !cancelled {
+				if context.Cause(ctx) == nil && ctx.Err() == nil {
+					// no answer: tell the caller and stop ringing
+					c.mu.Lock()
+					c.cancelled = endedByPortico
+					c.mu.Unlock()
+					s.respond(sd, tx, req, 480, "Temporarily Unavailable")
+				}
+				doCancel()
+			}
+			ringCtx = context.Background()
+		case <-cancelDeadline:
+			return 487, "Request Terminated", false
+		}
+	}
+}
+
+// sendCancel cancels the b leg's pending INVITE (RFC 3261 section 9.1).
+func (c *call) sendCancel(inv *sip.Request) {
+	cr := sip.NewRequest(sip.CANCEL, inv.Recipient)
+	cr.AppendHeader(inv.Via().Clone())
+	for _, h := range inv.GetHeaders("Route") {
+		cr.AppendHeader(sip.NewHeader("Route", h.Value()))
+	}
+	copyHeaders(cr, inv, "From", "To", "Call-ID")
+	cr.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	mf := sip.MaxForwardsHeader(70)
+	cr.AppendHeader(&mf)
+	cr.SetTransport(inv.Transport())
+	cr.SetDestination(inv.Destination())
+	cr.Laddr = inv.Laddr
+	cr.SetBody(nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.b.sd.do(ctx, cr); err != nil {
+		c.s.log.Debug("cancel", "call", c.id, "err", err)
+	}
+}
+
+// provisional relays a 1xx from the callee to the caller, with early media
+// anchored, and acknowledges a reliable provisional on the callee's leg.
+func (c *call) provisional(sd *side, req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
+	c.mu.Lock()
+	c.b.learn(res)
+	var body []byte
+	if isSDP(res) {
+		out, err := c.anchor(1, res.Body())
+		if err == nil {
+			body = out
+		}
+	}
+	c.mu.Unlock()
+	back := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, body)
+	back.To().Params.Add("tag", c.a.localTag)
+	back.AppendHeader(&sip.ContactHeader{Address: sd.contact(c.a.transport, "")})
+	if body != nil {
+		back.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	tx.Respond(back)
+	if hasOption(res, "Require", "100rel") {
+		if rs := res.GetHeader("RSeq"); rs != nil {
+			go c.prack(res, strings.TrimSpace(rs.Value()))
+		}
+	}
+}
+
+// prack acknowledges a reliable provisional response on the b leg
+// (RFC 3262 section 7.2): the B2BUA terminates 100rel per leg.
+func (c *call) prack(res *sip.Response, rseq string) {
+	c.mu.Lock()
+	pr := c.b.newRequest(sip.PRACK)
+	pr.AppendHeader(sip.NewHeader("RAck", fmt.Sprintf("%s %d INVITE", rseq, res.CSeq().SeqNo)))
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.b.sd.do(ctx, pr); err != nil {
+		c.s.log.Debug("prack", "call", c.id, "err", err)
+	}
+}
+
+// answer relays the callee's 2xx to the caller and acknowledges it.
+func (c *call) answer(sd *side, req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
+	c.mu.Lock()
+	b := c.b
+	b.learn(res)
+	var body []byte
+	if isSDP(res) {
+		out, err := c.anchor(1, res.Body())
+		if err != nil {
+			c.s.log.Info("answer sdp", "call", c.id, "err", err)
+		} else {
+			body = out
+		}
+	}
+	ack := b.newRequest(sip.ACK)
+	ack.CSeq().SeqNo = res.CSeq().SeqNo
+	if b.inviteHadBody {
+		b.ack = ack
+	} else {
+		b.pendingACK = ack
+	}
+	c.state = stateConfirmed
+	c.answered = time.Now()
+	c.mu.Unlock()
+	if b.inviteHadBody {
+		if err := b.sd.write(ack); err != nil {
+			c.s.log.Debug("ack", "call", c.id, "err", err)
+		}
+	}
+	back := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, body)
+	back.To().Params.Add("tag", c.a.localTag)
+	back.AppendHeader(&sip.ContactHeader{Address: sd.contact(c.a.transport, "")})
+	back.AppendHeader(allowHeader())
+	if body != nil {
+		back.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	if !c.s.cfg.TopologyHiding.StripServer {
+		copyHeaders(back, res, "Server")
+	}
+	tx.Respond(back)
+}
+
+// handleAck forwards an ACK that carries the answer to a late offer.
+func (s *Server) handleAck(sd *side, req *sip.Request, tx sip.ServerTransaction) {
+	cid := req.CallID()
+	if cid == nil {
+		return
+	}
+	c := s.calls.lookup(sd.name, string(*cid))
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	_, other := c.legs(sd)
+	ack := other.pendingACK
+	other.pendingACK = nil
+	if ack != nil && isSDP(req) {
+		if out, err := c.anchor(c.idxOf(sd), req.Body()); err == nil {
+			ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+			ack.SetBody(out)
+		}
+	}
+	c.mu.Unlock()
+	if ack != nil {
+		other.sd.write(ack)
+	}
+}
+
+func (c *call) idxOf(sd *side) int {
+	if c.a.sd == sd {
+		return c.a.idx
+	}
+	return c.b.idx
+}
+
+// reinvite relays an in-dialog INVITE (hold, resume, streams added or
+// removed) to the other leg, anchoring the new description.
+func (c *call) reinvite(sd *side, req *sip.Request, tx sip.ServerTransaction) {
+	s := c.s
+	s.respond(sd, tx, req, 100, "Trying")
+	c.mu.Lock()
+	if c.state != stateConfirmed {
+		c.mu.Unlock()
+		s.respond(sd, tx, req, 491, "Request Pending")
+		return
+	}
+	this, other := c.legs(sd)
+	var body []byte
+	if isSDP(req) {
+		out, err := c.anchor(this.idx, req.Body())
+		if err != nil {
+			c.mu.Unlock()
+			s.respond(sd, tx, req, 488, "Not Acceptable Here")
+			return
+		}
+		body = out
+	}
+	inv := other.newRequest(sip.INVITE)
+	copyHeaders(inv, req, "Supported", "Allow", "Session-Expires")
+	if body != nil {
+		inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		inv.SetBody(body)
+	}
+	other.invite = inv
+	other.inviteHadBody = body != nil
+	c.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultTransactionTimout)
+	defer cancel()
+	res, err := other.sd.do(ctx, inv)
+	if err != nil {
+		s.respond(sd, tx, req, 408, "Request Timeout")
+		return
+	}
+	c.mu.Lock()
+	var back []byte
+	if res.StatusCode < 300 {
+		other.learn(res)
+		if isSDP(res) {
+			if out, err := c.anchor(other.idx, res.Body()); err == nil {
+				back = out
+			}
+		}
+		ack := other.newRequest(sip.ACK)
+		ack.CSeq().SeqNo = res.CSeq().SeqNo
+		if other.inviteHadBody {
+			other.ack = ack
+		} else {
+			other.pendingACK = ack
+		}
+		c.mu.Unlock()
+		if other.inviteHadBody {
+			other.sd.write(ack)
+		}
+	} else {
+		c.mu.Unlock()
+	}
+	r := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, back)
+	r.AppendHeader(&sip.ContactHeader{Address: sd.contact(this.transport, "")})
+	if back != nil {
+		r.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	tx.Respond(r)
+}
+
+// handlePrack answers PRACK locally: reliable provisionals are terminated
+// per leg.
+func (s *Server) handlePrack(sd *side, req *sip.Request, tx sip.ServerTransaction) {
+	s.respond(sd, tx, req, 200, "OK")
+}
+
+// handleInDialog relays BYE, INFO, UPDATE, MESSAGE, NOTIFY ... within a call.
+func (s *Server) handleInDialog(sd *side, req *sip.Request, tx sip.ServerTransaction) {
+	cid := req.CallID()
+	to := req.To()
+	if cid == nil || to == nil || req.CSeq() == nil {
+		s.respond(sd, tx, req, 400, "Bad Request")
+		return
+	}
+	c := s.calls.lookup(sd.name, string(*cid))
+	if c == nil || !to.Params.Has("tag") {
+		s.respond(sd, tx, req, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	if req.Method == sip.BYE {
+		s.respond(sd, tx, req, 200, "OK")
+		by := endedByCallee
+		if sd == c.a.sd {
+			by = endedByCaller
+		}
+		c.bye(by, sd)
+		return
+	}
+	c.mu.Lock()
+	this, other := c.legs(sd)
+	if other.remoteTag == "" {
+		c.mu.Unlock()
+		s.respond(sd, tx, req, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	out := other.newRequest(req.Method)
+	copyHeaders(out, req, "Content-Type", "Content-Disposition", "Event", "Subscription-State", "Info-Package", "Recv-Info", "Session-Expires", "Supported")
+	body := req.Body()
+	if isSDP(req) {
+		b, err := c.anchor(this.idx, body)
+		if err != nil {
+			c.mu.Unlock()
+			s.respond(sd, tx, req, 488, "Not Acceptable Here")
+			return
+		}
+		body = b
+	}
+	out.SetBody(body)
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultTransactionTimout)
+	defer cancel()
+	res, err := other.sd.do(ctx, out)
+	if err != nil {
+		s.respond(sd, tx, req, 408, "Request Timeout")
+		return
+	}
+	var back []byte
+	if isSDP(res) {
+		c.mu.Lock()
+		if b, err := c.anchor(other.idx, res.Body()); err == nil {
+			back = b
+		}
+		c.mu.Unlock()
+	} else if len(res.Body()) > 0 && !isSDP(res) {
+		back = res.Body()
+	}
+	r := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, back)
+	if back != nil {
+		copyHeaders(r, res, "Content-Type")
+	}
+	tx.Respond(r)
+}
+
+// bye ends a confirmed call that one side hung up: BYE to the other side.
+func (c *call) bye(by string, from *side) {
+	c.mu.Lock()
+	if c.state == stateEnded {
+		c.mu.Unlock()
+		return
+	}
+	c.state = stateEnded
+	_, other := c.legs(from)
+	req := other.newRequest(sip.BYE)
+	c.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		other.sd.do(ctx, req)
+	}()
+	c.finish(by, 200, "normal", nil)
+}
+
+// hangup ends the call from Portico's side: BYE both ways once answered,
+// CANCEL while ringing.
+func (c *call) hangup(by, disposition string) {
+	c.mu.Lock()
+	switch c.state {
+	case stateEnded:
+		c.mu.Unlock()
+		return
+	case stateEarly:
+		if c.cancelled == "" {
+			c.cancelled = by
+		}
+		cancel := c.cancel
+		c.mu.Unlock()
+		if cancel != nil {
+			cancel(errors.New(disposition))
+		}
+		return
+	}
+	c.state = stateEnded
+	r1 := c.a.newRequest(sip.BYE)
+	r2 := c.b.newRequest(sip.BYE)
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, x := range []struct {
+		sd  *side
+		req *sip.Request
+	}{{c.a.sd, r1}, {c.b.sd, r2}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			x.sd.do(ctx, x.req)
+		}()
+	}
+	wg.Wait()
+	c.finish(by, 200, disposition, nil)
+}
+
+// dispositionOf names why a call ended from its final status.
+func dispositionOf(code int, reason string) string {
+	switch code {
+	case 200:
+		return "normal"
+	case 403:
+		return "policy: destination not allowed"
+	case 404:
+		return "callee not found"
+	case 408:
+		return "no answer"
+	case 480:
+		return "callee unavailable"
+	case 486, 600:
+		return "callee busy"
+	case 487:
+		return "caller cancelled"
+	case 488, 606:
+		return "media not acceptable"
+	case 503:
+		return "service unavailable"
+	case 603:
+		return "callee declined"
+	}
+	return strings.ToLower(reason)
+}
+
+// finish releases the call's media and writes its history record (once).
+func (c *call) finish(by string, code int, reason string, _ error) {
+	c.endOnce.Do(func() {
+		s := c.s
+		c.mu.Lock()
+		c.state = stateEnded
+		c.endedBy = by
+		hasMedia, id := c.hasMedia, c.mediaID
+		c.hasMedia = false
+		c.mu.Unlock()
+		var streams []store.StreamStats
+		if hasMedia {
+			if st, err := s.deps.Media.Release(id); err == nil {
+				streams = streamStats(st)
+			}
+		}
+		if c.a != nil {
+			s.calls.remove(c)
+			s.m.callsActive.Dec()
+		}
+		now := time.Now()
+		disp := dispositionOf(code, reason)
+		if code == 200 && reason != "" && reason != "normal" {
+			disp = reason
+		}
+		if code == 403 && c.typ != CallGuest {
+			disp = "forbidden"
+		}
+		if strings.HasPrefix(reason, "media: ") {
+			disp = reason
+		}
+		rec := store.CallRecord{ID: c.id, Protocol: "sip", CallType: c.typ, From: c.from, To: c.to, SourceAddr: c.source,
+			StartedAt: c.started, AnsweredAt: c.answered, EndedAt: now, EndedBy: by, Status: code, Disposition: disp,
+			Codecs: c.codecs, Streams: streams}
+		if !c.answered.IsZero() {
+			rec.DurationMs = now.Sub(c.answered).Milliseconds()
+		}
+		s.m.calls.WithLabelValues(c.typ, strconv.FormatBool(!c.answered.IsZero())).Inc()
+		s.recordCall(rec)
+		close(c.done)
+	})
+}
+
+var _ = netip.Addr{}

@@ -1,0 +1,187 @@
+package sipedge
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// callServers keeps the inside call servers' health and picks one per
+// request: the lowest priority among the healthy ones, by weight.
+type callServers struct {
+	mu   sync.Mutex
+	list []*callServer
+	m    *metrics
+}
+
+type callServer struct {
+	CallServer
+	up       bool
+	lastSeen time.Time
+}
+
+// CallServerInfo is a call server's state for the API.
+type CallServerInfo struct {
+	CallServer
+	Up       bool      `json:"up"`
+	LastSeen time.Time `json:"last_seen"`
+}
+
+func newCallServers(cfg []CallServer, m *metrics) *callServers {
+	cs := &callServers{m: m}
+	for _, c := range cfg {
+		cs.list = append(cs.list, &callServer{CallServer: c, up: true})
+		m.serverUp.WithLabelValues(c.Address).Set(1)
+	}
+	return cs
+}
+
+// order returns the servers to try, best first: healthy ones by priority
+// and weighted random order within a priority, then the unhealthy ones.
+func (cs *callServers) order() []CallServer {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	type cand struct {
+		CallServer
+		up  bool
+		key float64
+	}
+	cands := make([]cand, 0, len(cs.list))
+	for _, c := range cs.list {
+		// Weighted random shuffle (Efraimidis-Spirakis): key = u^(1/w).
+		k := rand.Float64()
+		w := float64(c.Weight)
+		key := math.Pow(k, 1/w)
+		cands = append(cands, cand{c.CallServer, c.up, key})
+	}
+	sort.SliceStable(cands, func(i, j int) bool {
+		a, b := cands[i], cands[j]
+		if a.up != b.up {
+			return a.up
+		}
+		if a.Priority != b.Priority {
+			return a.Priority < b.Priority
+		}
+		return a.key > b.key
+	})
+	out := make([]CallServer, len(cands))
+	for i, c := range cands {
+		out[i] = c.CallServer
+	}
+	return out
+}
+
+// mark records a server's health from a probe or a failed request.
+func (cs *callServers) mark(addr string, up bool) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for _, c := range cs.list {
+		if c.Address == addr {
+			c.up = up
+			if up {
+				c.lastSeen = time.Now()
+				cs.m.serverUp.WithLabelValues(addr).Set(1)
+			} else {
+				cs.m.serverUp.WithLabelValues(addr).Set(0)
+			}
+		}
+	}
+}
+
+func (cs *callServers) info() []CallServerInfo {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	out := make([]CallServerInfo, 0, len(cs.list))
+	for _, c := range cs.list {
+		out = append(out, CallServerInfo{CallServer: c.CallServer, Up: c.up, LastSeen: c.lastSeen})
+	}
+	return out
+}
+
+// CallServers reports each call server and whether its probes succeed.
+func (s *Server) CallServers() []CallServerInfo { return s.cs.info() }
+
+// routeURI is the loose Route naming a call server.
+func routeURI(c CallServer) sip.Uri {
+	host, port, _ := sip.ParseAddr(c.Address)
+	u := sip.Uri{Scheme: "sip", Host: host, Port: port, UriParams: sip.NewParams()}
+	if c.Transport != "udp" {
+		u.UriParams.Add("transport", c.Transport)
+	}
+	u.UriParams.Add("lr", "")
+	return u
+}
+
+func (cs *callServers) probeLoop(s *Server, done <-chan struct{}) {
+	if s.cfg.ProbeInterval < 0 {
+		return
+	}
+	t := time.NewTicker(s.cfg.ProbeInterval)
+	defer t.Stop()
+	for {
+		cs.probeAll(s, done)
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (cs *callServers) probeAll(s *Server, done <-chan struct{}) {
+	cs.mu.Lock()
+	list := make([]CallServer, 0, len(cs.list))
+	for _, c := range cs.list {
+		list = append(list, c.CallServer)
+	}
+	cs.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range list {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProbeTimeout)
+			defer cancel()
+			go func() {
+				select {
+				case <-done:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			up := s.probe(ctx, c) == nil
+			select {
+			case <-done:
+				return
+			default:
+			}
+			cs.mark(c.Address, up)
+		}()
+	}
+	wg.Wait()
+}
+
+// probe sends one OPTIONS to a call server; any response means it is up.
+func (s *Server) probe(ctx context.Context, c CallServer) error {
+	ru := routeURI(c)
+	ru.UriParams.Remove("lr")
+	req := sip.NewRequest(sip.OPTIONS, ru)
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "portico", Host: s.int.host}, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(10))
+	to := &sip.ToHeader{Address: sip.Uri{Scheme: "sip", Host: ru.Host, Port: ru.Port}, Params: sip.NewParams()}
+	cid := sip.CallIDHeader(sip.GenerateTagN(20))
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(from)
+	req.AppendHeader(to)
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.OPTIONS})
+	req.AppendHeader(&mf)
+	s.int.prepare(req, c.Transport, c.Address)
+	_, err := s.int.do(ctx, req)
+	return err
+}

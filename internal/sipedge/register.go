@@ -1,0 +1,425 @@
+package sipedge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/portico-edge/portico/internal/store"
+)
+
+// RegistrationInfo is one live registration, for GET /api/v1/registrations.
+type RegistrationInfo struct {
+	AOR        string    `json:"aor"`
+	Contact    string    `json:"contact"`
+	Source     string    `json:"source"`
+	Transport  string    `json:"transport"`
+	FlowToken  string    `json:"flow_token"`
+	UserAgent  string    `json:"user_agent"`
+	Registered time.Time `json:"registered"`
+	Refreshed  time.Time `json:"refreshed"`
+	Expires    time.Time `json:"expires"`
+}
+
+type binding struct {
+	RegistrationInfo
+	flow Flow
+}
+
+// registrar is the edge's view of the registrations it relayed: only those
+// the inside accepted, until they expire or are removed.
+type registrar struct {
+	s  *Server
+	mu sync.Mutex
+	b  map[string]*binding // aor + "\x00" + contact
+}
+
+func newRegistrar(s *Server) *registrar { return &registrar{s: s, b: map[string]*binding{}} }
+
+func bindingKey(aor, contact string) string { return aor + "\x00" + contact }
+
+// Registrations lists the live registrations, sorted by AOR.
+func (s *Server) Registrations() []RegistrationInfo {
+	s.regs.mu.Lock()
+	out := make([]RegistrationInfo, 0, len(s.regs.b))
+	for _, b := range s.regs.b {
+		out = append(out, b.RegistrationInfo)
+	}
+	s.regs.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].AOR != out[j].AOR {
+			return out[i].AOR < out[j].AOR
+		}
+		return out[i].Contact < out[j].Contact
+	})
+	return out
+}
+
+// registered reports whether aor holds a binding reached over flow f.
+func (r *registrar) registered(aor string, f Flow) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, b := range r.b {
+		if b.AOR == aor && b.flow == f {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *registrar) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.b)
+}
+
+func (r *registrar) sweepLoop(done <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-t.C:
+			r.sweep(now)
+		}
+	}
+}
+
+func (r *registrar) sweep(now time.Time) {
+	var gone []*binding
+	r.mu.Lock()
+	for k, b := range r.b {
+		if now.After(b.Expires) {
+			delete(r.b, k)
+			gone = append(gone, b)
+		}
+	}
+	n := len(r.b)
+	r.mu.Unlock()
+	r.s.m.registrations.Set(float64(n))
+	for _, b := range gone {
+		r.event(b.RegistrationInfo, "expired", 0, "binding expired without refresh")
+	}
+}
+
+func (r *registrar) event(b RegistrationInfo, kind string, expires int, reason string) {
+	r.s.m.regEvents.WithLabelValues(kind).Inc()
+	r.s.recordReg(store.RegistrationEvent{Time: time.Now(), Protocol: "sip", AOR: b.AOR, Contact: b.Contact,
+		Source: b.Source, Transport: b.Transport, Kind: kind, Expires: expires, Reason: reason})
+}
+
+func aorOf(u sip.Uri) string {
+	if u.User != "" {
+		return "sip:" + u.User + "@" + strings.ToLower(u.Host)
+	}
+	return "sip:" + strings.ToLower(u.Host)
+}
+
+func flowOf(req *sip.Request) (Flow, error) {
+	ap, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return Flow{}, fmt.Errorf("source %q: %w", req.Source(), err)
+	}
+	return Flow{Transport: strings.ToLower(req.Transport()), Source: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}, nil
+}
+
+// copyHeaders copies every header named in names from src to dst.
+func copyHeaders(dst interface{ AppendHeader(sip.Header) }, src interface{ GetHeaders(string) []sip.Header }, names ...string) {
+	for _, n := range names {
+		for _, h := range src.GetHeaders(n) {
+			dst.AppendHeader(sip.NewHeader(h.Name(), h.Value()))
+		}
+	}
+}
+
+// handleRegister relays an outside REGISTER to the call server with a Path
+// carrying the flow token, and keeps the binding only if the inside accepts.
+func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransaction) {
+	if sd.name != External {
+		s.respond(sd, tx, req, 403, "Forbidden")
+		return
+	}
+	to, from := req.To(), req.From()
+	if to == nil || from == nil || req.CallID() == nil || req.CSeq() == nil {
+		s.respond(sd, tx, req, 400, "Bad Request")
+		return
+	}
+	flow, err := flowOf(req)
+	if err != nil {
+		s.respond(sd, tx, req, 400, "Bad Request")
+		return
+	}
+	aor := aorOf(to.Address)
+	contacts := req.GetHeaders("Contact")
+	capped := int(s.cfg.NATBindingExpiry / time.Second)
+
+	// Capacity: a new binding beyond the limit is refused before relaying.
+	if len(contacts) > 0 {
+		s.regs.mu.Lock()
+		n := len(s.regs.b)
+		_, exists := s.regs.b[bindingKey(aor, contactURI(contacts[0]))]
+		s.regs.mu.Unlock()
+		if !exists && n >= s.cfg.Limits.MaxRegistrations {
+			s.m.rejected.WithLabelValues("max_registrations").Inc()
+			s.respond(sd, tx, req, 503, "Service Unavailable", s.retryAfter())
+			return
+		}
+	}
+
+	token := s.flows.encode(flow)
+	out := sip.NewRequest(sip.REGISTER, req.Recipient)
+	for _, name := range []string{"From", "To", "Call-ID", "CSeq", "Contact", "Authorization", "Proxy-Authorization",
+		"Expires", "Supported", "Require", "Allow", "Accept", "Content-Type", "Event", "Instance", "Reg-Id"} {
+		copyHeaders(out, req, name)
+	}
+	if !s.cfg.TopologyHiding.StripServer {
+		copyHeaders(out, req, "User-Agent")
+	}
+	capExpires(out, capped)
+	mf := sip.MaxForwardsHeader(70)
+	if m := req.MaxForwards(); m != nil {
+		if *m == 0 {
+			s.respond(sd, tx, req, 483, "Too Many Hops")
+			return
+		}
+		mf = *m - 1
+	}
+	out.AppendHeader(&mf)
+	pathURI := s.int.contact(strings.ToLower(req.Transport()), token)
+	pathURI.Port = 0
+	pathURI = s.int.contact("udp", token)
+	pathURI.UriParams = sip.NewParams()
+	pathURI.UriParams.Add("lr", "")
+	pathURI.UriParams.Add("ob", "")
+	out.AppendHeader(sip.NewHeader("Path", "<"+pathURI.String()+">"))
+	if !hasOption(req, "Supported", "path") {
+		out.AppendHeader(sip.NewHeader("Supported", "path"))
+	}
+	out.SetBody(req.Body())
+
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultTransactionTimout)
+	defer cancel()
+	res, cs, err := s.sendToCallServer(ctx, out)
+	if err != nil {
+		s.log.Warn("register relay failed", "aor", aor, "err", err)
+		s.respond(sd, tx, req, 503, "Service Unavailable", s.retryAfter())
+		s.regs.event(RegistrationInfo{AOR: aor, Source: flow.Source.String(), Transport: flow.Transport}, "rejected", 0, "no call server: "+err.Error())
+		return
+	}
+	_ = cs
+	back := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, nil)
+	for _, name := range []string{"Contact", "Expires", "WWW-Authenticate", "Proxy-Authenticate", "Date", "Min-Expires",
+		"Retry-After", "Supported", "Allow", "Warning"} {
+		copyHeaders(back, res, name)
+	}
+	if !s.cfg.TopologyHiding.StripServer {
+		copyHeaders(back, res, "Server")
+	}
+	if err := tx.Respond(back); err != nil {
+		s.log.Debug("register response", "err", err)
+	}
+	s.applyRegisterResult(req, res, aor, flow, token)
+}
+
+// applyRegisterResult updates the bindings from the inside's answer.
+func (s *Server) applyRegisterResult(req *sip.Request, res *sip.Response, aor string, flow Flow, token string) {
+	ua := ""
+	if h := req.GetHeader("User-Agent"); h != nil {
+		ua = h.Value()
+	}
+	base := RegistrationInfo{AOR: aor, Source: flow.Source.String(), Transport: flow.Transport, FlowToken: token, UserAgent: ua}
+	reqContacts := req.GetHeaders("Contact")
+	if res.StatusCode < 200 {
+		return
+	}
+	if res.StatusCode >= 300 {
+		if res.StatusCode == 401 || res.StatusCode == 407 {
+			return // a digest challenge, not a refusal
+		}
+		reason := fmt.Sprintf("%d %s", res.StatusCode, res.Reason)
+		for _, c := range reqContacts {
+			info := base
+			info.Contact = contactURI(c)
+			s.regs.mu.Lock()
+			delete(s.regs.b, bindingKey(aor, info.Contact))
+			s.regs.mu.Unlock()
+			s.regs.event(info, "rejected", 0, reason)
+		}
+		if len(reqContacts) == 0 {
+			s.regs.event(base, "rejected", 0, reason)
+		}
+		s.m.registrations.Set(float64(s.regs.count()))
+		return
+	}
+	now := time.Now()
+	// The granted expiry of each contact we sent is in the 2xx's Contact
+	// list (RFC 3261 section 10.3 step 8), else in Expires.
+	granted := map[string]int{}
+	for _, h := range res.GetHeaders("Contact") {
+		uri := contactURI(h)
+		if e, ok := contactExpires(h); ok {
+			granted[uri] = e
+		}
+	}
+	defExp := -1
+	if h := res.GetHeader("Expires"); h != nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil {
+			defExp = n
+		}
+	}
+	for _, c := range reqContacts {
+		if strings.TrimSpace(c.Value()) == "*" {
+			s.regs.mu.Lock()
+			for k, b := range s.regs.b {
+				if b.AOR == aor {
+					delete(s.regs.b, k)
+					defer s.regs.event(b.RegistrationInfo, "unregistered", 0, "wildcard removal")
+				}
+			}
+			s.regs.mu.Unlock()
+			continue
+		}
+		uri := contactURI(c)
+		exp, ok := granted[uri]
+		if !ok {
+			exp = defExp
+		}
+		if !ok && exp < 0 {
+			// Not in the 2xx: the registrar did not keep it (or removed it).
+			if e, ok2 := contactExpires(c); ok2 && e == 0 {
+				exp = 0
+			} else {
+				continue
+			}
+		}
+		info := base
+		info.Contact = uri
+		key := bindingKey(aor, uri)
+		s.regs.mu.Lock()
+		old := s.regs.b[key]
+		if exp == 0 {
+			delete(s.regs.b, key)
+		} else {
+			info.Registered = now
+			if old != nil {
+				info.Registered = old.Registered
+			}
+			info.Refreshed = now
+			info.Expires = now.Add(time.Duration(exp) * time.Second)
+			s.regs.b[key] = &binding{RegistrationInfo: info, flow: flow}
+		}
+		s.regs.mu.Unlock()
+		switch {
+		case exp == 0:
+			s.regs.event(info, "unregistered", 0, "")
+		case old == nil:
+			s.regs.event(info, "registered", exp, "")
+		default:
+			s.regs.event(info, "refreshed", exp, "")
+		}
+	}
+	s.m.registrations.Set(float64(s.regs.count()))
+}
+
+// capExpires limits the requested expiry to max seconds, in the Expires
+// header and each Contact's expires parameter.
+func capExpires(req *sip.Request, max int) {
+	if h := req.GetHeader("Expires"); h != nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil && n > max {
+			req.RemoveHeader("Expires")
+			req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(max)))
+		}
+	} else {
+		req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(max)))
+	}
+	for _, h := range req.GetHeaders("Contact") {
+		if c, ok := h.(*sip.ContactHeader); ok {
+			if v, ok := c.Params.Get("expires"); ok {
+				if n, err := strconv.Atoi(v); err == nil && n > max {
+					c.Params.Add("expires", strconv.Itoa(max))
+				}
+			}
+		}
+	}
+}
+
+func contactURI(h sip.Header) string {
+	if c, ok := h.(*sip.ContactHeader); ok {
+		u := c.Address
+		return u.String()
+	}
+	v := h.Value()
+	if i := strings.IndexByte(v, '<'); i >= 0 {
+		if j := strings.IndexByte(v[i:], '>'); j > 0 {
+			return v[i+1 : i+j]
+		}
+	}
+	if i := strings.IndexByte(v, ';'); i >= 0 {
+		return v[:i]
+	}
+	return v
+}
+
+func contactExpires(h sip.Header) (int, bool) {
+	c, ok := h.(*sip.ContactHeader)
+	if !ok {
+		return 0, false
+	}
+	v, ok := c.Params.Get("expires")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(v)
+	return n, err == nil
+}
+
+func hasOption(m interface{ GetHeaders(string) []sip.Header }, name, opt string) bool {
+	for _, h := range m.GetHeaders(name) {
+		for _, o := range strings.Split(h.Value(), ",") {
+			if strings.EqualFold(strings.TrimSpace(o), opt) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sendToCallServer sends an out-of-dialog request to the best call server,
+// failing over to the next on a transport error, a timeout or a 503. The
+// Route names the server actually chosen.
+func (s *Server) sendToCallServer(ctx context.Context, req *sip.Request) (*sip.Response, CallServer, error) {
+	var lastErr error = ErrNoCallServer
+	for _, cs := range s.cs.order() {
+		r := req.Clone()
+		r.RemoveHeader("Route")
+		r.PrependHeader(&sip.RouteHeader{Address: routeURI(cs)})
+		s.int.prepare(r, cs.Transport, cs.Address)
+		tctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+		res, err := s.int.do(tctx, r)
+		cancel()
+		if err != nil {
+			s.cs.mark(cs.Address, false)
+			lastErr = fmt.Errorf("%s: %w", cs.Address, err)
+			if errors.Is(ctx.Err(), context.Canceled) {
+				break
+			}
+			continue
+		}
+		if res.StatusCode == 503 {
+			lastErr = fmt.Errorf("%s: 503 %s", cs.Address, res.Reason)
+			continue
+		}
+		s.cs.mark(cs.Address, true)
+		return res, cs, nil
+	}
+	return nil, CallServer{}, lastErr
+}

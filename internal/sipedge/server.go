@@ -1,0 +1,513 @@
+package sipedge
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portico-edge/portico/internal/store"
+)
+
+// History receives call and registration history.
+type History interface {
+	AddCall(ctx context.Context, c store.CallRecord) error
+	AddRegistrationEvent(ctx context.Context, r store.RegistrationEvent) error
+}
+
+// Deps are the SIP edge's collaborators.
+type Deps struct {
+	// Logger receives logs; a component=sip attribute is added. Default slog.Default().
+	Logger *slog.Logger
+	// Registerer receives Prometheus metrics. Nil: not exported.
+	Registerer prometheus.Registerer
+	// Media anchors every call's media (a *media.Relay, see NewMediaAdapter).
+	// Required.
+	Media Media
+	// History records calls and registration events. Nil: not recorded.
+	History History
+	// TLSConfig serves tls and wss listeners and dials tls call servers
+	// (certificate from the store). Required only with such listeners.
+	TLSConfig *tls.Config
+	// FlowSecret keys the flow-token HMAC. Default: 32 random bytes (tokens
+	// then do not survive a restart, so endpoints re-register).
+	FlowSecret []byte
+	// Resolver does the RFC 3263 lookups of outbound federated calls.
+	// Default: a DNS resolver asking Config.Federation.DNSServer.
+	Resolver Resolver
+}
+
+// BoundListener is a caller-supplied socket for Serve: exactly one of
+// Packet (udp) and Stream (tcp, tls, ws, wss) is set. A tls or wss Stream
+// is a plain TCP listener; the server wraps it with Deps.TLSConfig.
+type BoundListener struct {
+	Interface string
+	Transport string
+	Packet    net.PacketConn
+	Stream    net.Listener
+}
+
+// side is one interface's user agent: its own transport and transaction
+// layers, so every message leaves from that interface's sockets.
+type side struct {
+	name   string
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	cl     *sipgo.Client
+	host   string // host put in Via, Contact, Path
+	mu     sync.Mutex
+	ports  map[string]int        // transport -> bound port
+	ips    map[string]netip.Addr // transport -> bound IP
+	server *Server
+}
+
+// Server is the SIP edge.
+type Server struct {
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	m      *metrics
+	ext    *side
+	int    *side
+	cs     *callServers
+	flows  *flowCodec
+	regs   *registrar
+	calls  *callTable
+	policy *guestPolicy
+	res    Resolver
+
+	sockMu    sync.Mutex
+	socks     []io.Closer
+	closeOnce sync.Once
+	closed    chan struct{}
+	serving   atomic.Bool
+	wg        sync.WaitGroup
+}
+
+// New validates cfg and builds a server; it does no I/O.
+func New(cfg Config, deps Deps) (*Server, error) {
+	cfg.Listeners = append([]Listener(nil), cfg.Listeners...)
+	cfg.CallServers = append([]CallServer(nil), cfg.CallServers...)
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if deps.Media == nil {
+		return nil, errors.New("sipedge: deps.Media is required")
+	}
+	for i, l := range cfg.Listeners {
+		if (l.Transport == "tls" || l.Transport == "wss") && deps.TLSConfig == nil {
+			return nil, ConfigError{{Path: fmt.Sprintf("sip.listeners[%d].transport", i), Reason: l.Transport + " needs a certificate"}}
+		}
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if len(deps.FlowSecret) == 0 {
+		deps.FlowSecret = make([]byte, 32)
+		if _, err := rand.Read(deps.FlowSecret); err != nil {
+			return nil, fmt.Errorf("sipedge: flow secret: %w", err)
+		}
+	}
+	s := &Server{
+		cfg:    cfg,
+		deps:   deps,
+		log:    deps.Logger.With("component", "sip"),
+		closed: make(chan struct{}),
+		flows:  &flowCodec{key: deps.FlowSecret},
+	}
+	s.m = newMetrics(deps.Registerer)
+	s.policy = newGuestPolicy(cfg.Guest)
+	s.res = deps.Resolver
+	if s.res == nil {
+		s.res = &dnsResolver{server: cfg.Federation.DNSServer}
+	}
+	for _, name := range []string{External, Internal} {
+		sd, err := s.newSide(name)
+		if err != nil {
+			return nil, err
+		}
+		if name == External {
+			s.ext = sd
+		} else {
+			s.int = sd
+		}
+	}
+	s.cs = newCallServers(cfg.CallServers, s.m)
+	s.regs = newRegistrar(s)
+	s.calls = newCallTable()
+	return s, nil
+}
+
+func (s *Server) newSide(name string) (*side, error) {
+	sd := &side{name: name, ports: map[string]int{}, ips: map[string]netip.Addr{}, server: s}
+	for _, l := range s.cfg.Listeners {
+		if l.Interface == name {
+			ap := netip.MustParseAddrPort(l.Address)
+			sd.host = ap.Addr().String()
+			break
+		}
+	}
+	if name == External && s.cfg.ExternalHost != "" {
+		sd.host = s.cfg.ExternalHost
+	}
+	opts := []sipgo.UserAgentOption{
+		sipgo.WithUserAgent("Portico"),
+		sipgo.WithUserAgentHostname(sd.host),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(s.log.With("side", name))),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(s.log.With("side", name))),
+	}
+	if s.deps.TLSConfig != nil {
+		opts = append(opts, sipgo.WithUserAgenTLSConfig(s.deps.TLSConfig))
+	}
+	ua, err := sipgo.NewUA(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("sipedge: %s user agent: %w", name, err)
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(s.log.With("side", name)))
+	if err != nil {
+		return nil, fmt.Errorf("sipedge: %s server: %w", name, err)
+	}
+	cl, err := sipgo.NewClient(ua, sipgo.WithClientHostname(sd.host), sipgo.WithClientLogger(s.log.With("side", name)))
+	if err != nil {
+		return nil, fmt.Errorf("sipedge: %s client: %w", name, err)
+	}
+	sd.ua, sd.srv, sd.cl = ua, srv, cl
+	s.route(sd)
+	return sd, nil
+}
+
+// route installs the request handlers of one side.
+func (s *Server) route(sd *side) {
+	h := func(f func(sd *side, req *sip.Request, tx sip.ServerTransaction)) sipgo.RequestHandler {
+		return func(req *sip.Request, tx sip.ServerTransaction) {
+			s.m.requests.WithLabelValues(sd.name, string(req.Method)).Inc()
+			f(sd, req, tx)
+		}
+	}
+	sd.srv.OnRegister(h(s.handleRegister))
+	sd.srv.OnInvite(h(s.handleInvite))
+	sd.srv.OnAck(h(s.handleAck))
+	sd.srv.OnBye(h(s.handleInDialog))
+	sd.srv.OnCancel(h(s.handleStrayCancel))
+	sd.srv.OnOptions(h(s.handleOptions))
+	sd.srv.OnRefer(h(s.handleRefer))
+	sd.srv.OnPrack(h(s.handlePrack))
+	for _, m := range []sip.RequestMethod{sip.INFO, sip.UPDATE, sip.MESSAGE, sip.NOTIFY, sip.SUBSCRIBE, sip.PUBLISH} {
+		sd.srv.OnRequest(m, h(s.handleInDialog))
+	}
+	sd.srv.OnNoRoute(h(func(sd *side, req *sip.Request, tx sip.ServerTransaction) {
+		s.respond(sd, tx, req, 405, "Method Not Allowed", allowHeader())
+	}))
+}
+
+func allowHeader() sip.Header {
+	return sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, PRACK, UPDATE, INFO, MESSAGE, NOTIFY")
+}
+
+// Run binds every configured listener, serves until ctx ends or Close is
+// called, and returns nil on a clean shutdown.
+func (s *Server) Run(ctx context.Context) error {
+	var ls []BoundListener
+	closeAll := func() {
+		for _, l := range ls {
+			if l.Packet != nil {
+				l.Packet.Close()
+			}
+			if l.Stream != nil {
+				l.Stream.Close()
+			}
+		}
+	}
+	var lc net.ListenConfig
+	for i, l := range s.cfg.Listeners {
+		bl := BoundListener{Interface: l.Interface, Transport: l.Transport}
+		var err error
+		if l.Transport == "udp" {
+			bl.Packet, err = lc.ListenPacket(ctx, "udp", l.Address)
+		} else {
+			bl.Stream, err = lc.Listen(ctx, "tcp", l.Address)
+		}
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("sipedge: listeners[%d] %s %s: %w", i, l.Transport, l.Address, err)
+		}
+		ls = append(ls, bl)
+	}
+	return s.Serve(ctx, ls)
+}
+
+// Serve serves the caller-supplied sockets until ctx ends or Close is
+// called. The server owns the sockets from then on.
+func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
+	if !s.serving.CompareAndSwap(false, true) {
+		return errors.New("sipedge: already serving")
+	}
+	select {
+	case <-s.closed:
+		return ErrClosed
+	default:
+	}
+	for i, l := range ls {
+		var sd *side
+		switch l.Interface {
+		case External:
+			sd = s.ext
+		case Internal:
+			sd = s.int
+		default:
+			return fmt.Errorf("sipedge: listener %d: unknown interface %q", i, l.Interface)
+		}
+		var addr net.Addr
+		s.sockMu.Lock()
+		if l.Packet != nil {
+			s.socks = append(s.socks, l.Packet)
+		}
+		if l.Stream != nil {
+			s.socks = append(s.socks, l.Stream)
+		}
+		s.sockMu.Unlock()
+		if l.Packet != nil {
+			addr = l.Packet.LocalAddr()
+		} else if l.Stream != nil {
+			addr = l.Stream.Addr()
+		} else {
+			return fmt.Errorf("sipedge: listener %d: no socket", i)
+		}
+		ap, err := netip.ParseAddrPort(addr.String())
+		if err != nil {
+			return fmt.Errorf("sipedge: listener %d: %w", i, err)
+		}
+		sd.mu.Lock()
+		sd.ports[l.Transport] = int(ap.Port())
+		sd.ips[l.Transport] = ap.Addr().Unmap()
+		sd.mu.Unlock()
+	}
+	for _, l := range ls {
+		sd := s.ext
+		if l.Interface == Internal {
+			sd = s.int
+		}
+		l := l
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			var err error
+			switch l.Transport {
+			case "udp":
+				err = sd.srv.ServeUDP(l.Packet)
+			case "tcp":
+				err = sd.srv.ServeTCP(l.Stream)
+			case "tls":
+				err = sd.srv.ServeTLS(tls.NewListener(l.Stream, s.deps.TLSConfig))
+			case "ws":
+				err = sd.srv.ServeWS(l.Stream)
+			case "wss":
+				err = sd.srv.ServeWSS(tls.NewListener(l.Stream, s.deps.TLSConfig))
+			default:
+				err = fmt.Errorf("unknown transport %q", l.Transport)
+			}
+			select {
+			case <-s.closed:
+			default:
+				if err != nil {
+					s.log.Error("listener stopped", "side", sd.name, "transport", l.Transport, "err", err)
+				}
+			}
+		}()
+	}
+	s.log.Info("sip edge serving", "listeners", len(ls))
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); s.cs.probeLoop(s, s.closed) }()
+	go func() { defer s.wg.Done(); s.regs.sweepLoop(s.closed) }()
+	select {
+	case <-ctx.Done():
+	case <-s.closed:
+	}
+	s.Close()
+	return nil
+}
+
+// Close ends every call, closes the sockets and waits for the server's
+// goroutines. It is safe to call more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		for _, c := range s.calls.all() {
+			c.hangup(endedByPortico, "portico shutting down")
+		}
+		close(s.closed)
+		s.sockMu.Lock()
+		for _, c := range s.socks {
+			c.Close()
+		}
+		s.sockMu.Unlock()
+		s.ext.ua.Close()
+		s.int.ua.Close()
+	})
+	s.wg.Wait()
+	return nil
+}
+
+// Addr returns the bound address of a side's listener for transport, for
+// tests and the API. ok is false when no such listener is served.
+func (s *Server) Addr(iface, transport string) (netip.AddrPort, bool) {
+	sd := s.ext
+	if iface == Internal {
+		sd = s.int
+	}
+	sd.mu.Lock()
+	defer sd.mu.Unlock()
+	p, ok := sd.ports[transport]
+	return netip.AddrPortFrom(sd.ips[transport], uint16(p)), ok
+}
+
+// port returns the side's listening port for transport (udp as fallback).
+func (sd *side) port(transport string) int {
+	sd.mu.Lock()
+	defer sd.mu.Unlock()
+	if p, ok := sd.ports[transport]; ok {
+		return p
+	}
+	return sd.ports["udp"]
+}
+
+// contact returns this side's Contact URI for transport.
+func (sd *side) contact(transport, user string) sip.Uri {
+	u := sip.Uri{Scheme: "sip", User: user, Host: sd.host, Port: sd.port(transport)}
+	if transport != "udp" && transport != "" {
+		u.UriParams = sip.NewParams()
+		u.UriParams.Add("transport", transport)
+	}
+	return u
+}
+
+// prepare fills the Via, transport, destination and local address of a
+// request about to leave this side towards dest over transport.
+func (sd *side) prepare(req *sip.Request, transport, dest string) {
+	transport = strings.ToLower(transport)
+	if transport == "" {
+		transport = "udp"
+	}
+	req.RemoveHeader("Via")
+	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: sip.NetworkToUpper(transport),
+		Host: sd.host, Port: sd.port(transport), Params: sip.NewParams()}
+	via.Params.Add("branch", sip.GenerateBranchN(16))
+	via.Params.Add("rport", "")
+	req.PrependHeader(via)
+	req.SetTransport(sip.NetworkToUpper(transport))
+	req.SetDestination(dest)
+	sd.mu.Lock()
+	ip := sd.ips[transport]
+	port := sd.ports[transport]
+	sd.mu.Unlock()
+	if ip.IsValid() {
+		req.Laddr = sip.Addr{IP: net.IP(ip.AsSlice()), Port: 0}
+		if transport == "udp" {
+			req.Laddr.Port = port
+		}
+	}
+	if req.ContentLength() == nil {
+		req.SetBody(req.Body())
+	}
+}
+
+func prebuilt(*sipgo.Client, *sip.Request) error { return nil }
+
+// request starts a client transaction of a prepared request.
+func (sd *side) request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	return sd.cl.TransactionRequest(ctx, req, prebuilt)
+}
+
+// write sends a prepared request without a transaction (ACK).
+func (sd *side) write(req *sip.Request) error {
+	return sd.cl.WriteRequest(req, prebuilt)
+}
+
+// do sends a prepared request and waits for its final response.
+func (sd *side) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	tx, err := sd.request(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Terminate()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.StatusCode >= 200 {
+				return res, nil
+			}
+		case <-tx.Done():
+			if err := tx.Err(); err != nil {
+				return nil, err
+			}
+			return nil, errors.New("transaction ended without response")
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// respond sends a response built from req with extra headers.
+func (s *Server) respond(sd *side, tx sip.ServerTransaction, req *sip.Request, code int, reason string, hdrs ...sip.Header) error {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range hdrs {
+		if h != nil {
+			res.AppendHeader(h)
+		}
+	}
+	return tx.Respond(res)
+}
+
+func (s *Server) retryAfter() sip.Header {
+	return sip.NewHeader("Retry-After", strconv.Itoa(int(s.cfg.Limits.RetryAfter/time.Second)))
+}
+
+func (s *Server) handleOptions(sd *side, req *sip.Request, tx sip.ServerTransaction) {
+	s.respond(sd, tx, req, 200, "OK", allowHeader(), sip.NewHeader("Accept", "application/sdp"))
+}
+
+func (s *Server) handleRefer(sd *side, req *sip.Request, tx sip.ServerTransaction) {
+	s.respond(sd, tx, req, 403, "REFER Not Allowed")
+}
+
+func (s *Server) handleStrayCancel(sd *side, req *sip.Request, tx sip.ServerTransaction) {
+	// A CANCEL that matched an INVITE was answered by the transaction layer.
+	s.respond(sd, tx, req, 481, "Call/Transaction Does Not Exist")
+}
+
+// record writes a registration event to history, if configured.
+func (s *Server) recordReg(ev store.RegistrationEvent) {
+	if s.deps.History == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.deps.History.AddRegistrationEvent(ctx, ev); err != nil {
+		s.log.Warn("registration history", "err", err)
+	}
+}
+
+func (s *Server) recordCall(r store.CallRecord) {
+	if s.deps.History == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.deps.History.AddCall(ctx, r); err != nil {
+		s.log.Warn("call history", "err", err)
+	}
+}
