@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -22,6 +24,9 @@ type sysSock struct {
 	id uint32
 	w  *worker
 }
+
+// wakeID marks the worker's eventfd in epoll events.
+const wakeID = -1
 
 const (
 	chunkSize = 1024
@@ -47,6 +52,11 @@ type engine struct {
 type worker struct {
 	e      *engine
 	epfd   int
+	efd    int             // eventfd that wakes the worker (stop, sockets to close)
+	file   *os.File        // epfd registered with Go's network poller
+	rc     syscall.RawConn // waits for epfd readiness without blocking a thread
+	n      int
+	waitFn func(fd uintptr) bool
 	events []unix.EpollEvent
 	batch  *batchio.Batch
 	rep    rtp.Report
@@ -65,7 +75,34 @@ func newEngine(r *Relay) (*engine, error) {
 			e.close()
 			return nil, fmt.Errorf("media: epoll: %w", err)
 		}
-		e.workers = append(e.workers, &worker{e: e, epfd: fd, events: make([]unix.EpollEvent, 256), batch: batchio.NewBatch(r.cfg.BatchSize)})
+		w := &worker{e: e, epfd: fd, efd: -1, events: make([]unix.EpollEvent, 256), batch: batchio.NewBatch(r.cfg.BatchSize)}
+		e.workers = append(e.workers, w)
+		if w.efd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+			e.close()
+			return nil, fmt.Errorf("media: eventfd: %w", err)
+		}
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeID}
+		if err := unix.EpollCtl(fd, unix.EPOLL_CTL_ADD, w.efd, &ev); err != nil {
+			e.close()
+			return nil, fmt.Errorf("media: epoll add eventfd: %w", err)
+		}
+		// The epoll fd itself is pollable: Go's scheduler parks the worker
+		// goroutine until it is readable, so no thread blocks in epoll_wait.
+		unix.SetNonblock(fd, true)
+		w.file = os.NewFile(uintptr(fd), "epoll")
+		if w.rc, err = w.file.SyscallConn(); err != nil {
+			e.close()
+			return nil, fmt.Errorf("media: epoll poller: %w", err)
+		}
+		w.waitFn = func(fd uintptr) bool {
+			var err error
+			w.n, err = unix.EpollWait(int(fd), w.events, 0)
+			if err != nil {
+				w.n = 0
+				return err != unix.EINTR
+			}
+			return w.n > 0
+		}
 	}
 	return e, nil
 }
@@ -185,6 +222,7 @@ func (e *engine) remove(ep *endpoint) {
 	w.closing = append(w.closing, ep)
 	w.pending.Store(int32(len(w.closing)))
 	w.mu.Unlock()
+	w.wake()
 }
 
 func (e *engine) finish(ep *endpoint) {
@@ -210,7 +248,30 @@ func (e *engine) close() {
 	e.running.Store(false)
 	for _, w := range e.workers {
 		w.drainClosing()
-		unix.Close(w.epfd)
+		if w.file != nil {
+			w.file.Close()
+		} else {
+			unix.Close(w.epfd)
+		}
+		if w.efd >= 0 {
+			unix.Close(w.efd)
+		}
+	}
+}
+
+// stopAll makes every worker return.
+func (e *engine) stopAll() {
+	e.stop.Store(true)
+	for _, w := range e.workers {
+		w.wake()
+	}
+}
+
+var one = [8]byte{1}
+
+func (w *worker) wake() {
+	if w.efd >= 0 {
+		unix.Write(w.efd, one[:])
 	}
 }
 
@@ -227,14 +288,19 @@ func (w *worker) drainClosing() {
 
 func (w *worker) loop() {
 	m := w.e.r.m
+	var drain [8]byte
 	for !w.e.stop.Load() {
-		n, err := unix.EpollWait(w.epfd, w.events, 200)
-		if err != nil && err != unix.EINTR {
+		if err := w.rc.Read(w.waitFn); err != nil {
 			w.e.r.log.Error("epoll wait failed", "err", err)
 			return
 		}
+		n := w.n
 		now := time.Now().UnixNano()
 		for i := 0; i < n; i++ {
+			if w.events[i].Fd == wakeID {
+				unix.Read(w.efd, drain[:])
+				continue
+			}
 			ep := w.e.get(uint32(w.events[i].Fd))
 			if ep == nil || ep.dead.Load() {
 				continue

@@ -133,3 +133,5 @@ func (e *engine) loop(ep *endpoint) {
 		t.flush(ep.r.m)
 	}
 }
+
+func (e *engine) stopAll() { e.stop.Store(true) }

@@ -172,7 +172,7 @@ func (r *Relay) Close() error {
 			r.releaseSession(s)
 		}
 		if e != nil {
-			e.stop.Store(true)
+			e.stopAll()
 		}
 		r.wg.Wait()
 		if e != nil {
