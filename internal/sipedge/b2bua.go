@@ -454,7 +454,7 @@ func (c *call) anchor(idx int, body []byte) ([]byte, error) {
 			if len(st.Codecs) > 0 {
 				codecs = append(codecs, st.Kind+":"+st.Codecs[0])
 			}
-			hold = hold || st.Hold()
+			hold = hold || st.Hold() || st.Direction != "sendrecv"
 		}
 	}
 	c.codecs = strings.Join(codecs, ",")
@@ -561,6 +561,7 @@ func (c *call) run(sd *side, req *sip.Request, tx sip.ServerTransaction, p plan)
 	defer ringCancel()
 	var lastCode int
 	var lastReason string
+	lastRetry := true
 	for i, h := range p.hops {
 		b.transport = h.transport
 		if p.fixed {
@@ -592,7 +593,7 @@ func (c *call) run(sd *side, req *sip.Request, tx sip.ServerTransaction, p plan)
 		if code == 0 {
 			return // answered; the call lives on
 		}
-		lastCode, lastReason = code, reason
+		lastCode, lastReason, lastRetry = code, reason, retry
 		if !retry || i == len(p.hops)-1 {
 			break
 		}
@@ -600,6 +601,10 @@ func (c *call) run(sd *side, req *sip.Request, tx sip.ServerTransaction, p plan)
 	}
 	if lastCode == 0 {
 		lastCode, lastReason = 503, "Service Unavailable"
+	}
+	if lastRetry {
+		// Every call server failed without a final answer the caller saw.
+		s.respond(sd, tx, req, lastCode, lastReason)
 	}
 	c.mu.Lock()
 	by := c.cancelled
@@ -627,6 +632,10 @@ func (c *call) ring(ctx, ringCtx context.Context, sd *side, req *sip.Request, tx
 	gotResponse := false
 	cancelled := false
 	var cancelDeadline <-chan time.Time
+	var silent <-chan time.Time
+	if failover {
+		silent = time.After(s.cfg.FailoverTimeout)
+	}
 	doCancel := func() {
 		if cancelled {
 			return
@@ -695,6 +704,11 @@ func (c *call) ring(ctx, ringCtx context.Context, sd *side, req *sip.Request, tx
 				doCancel()
 			}
 			ringCtx = context.Background()
+		case <-silent:
+			if !gotResponse && !cancelled {
+				s.cs.mark(inv.Destination(), false)
+				return 408, "Request Timeout", true
+			}
 		case <-cancelDeadline:
 			return 487, "Request Terminated", false
 		}

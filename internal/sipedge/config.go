@@ -57,6 +57,9 @@ type Config struct {
 	// of registered endpoints. Default 0 (off; endpoints keep their own NAT
 	// open by re-registering).
 	UDPKeepalive time.Duration
+	// FailoverTimeout is how long a call server may stay silent before the
+	// request is tried on the next one. Default 4s.
+	FailoverTimeout time.Duration
 	// NoAnswerTimeout bounds how long an INVITE may ring. Default 120s.
 	NoAnswerTimeout time.Duration
 	Guest           GuestPolicy
@@ -198,6 +201,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.UDPKeepalive < 0 {
 		add("udp_keepalive", "%v is negative", c.UDPKeepalive)
+	}
+	if c.FailoverTimeout <= 0 {
+		c.FailoverTimeout = 4 * time.Second
 	}
 	if c.NoAnswerTimeout <= 0 {
 		c.NoAnswerTimeout = DefaultNoAnswerTimeout

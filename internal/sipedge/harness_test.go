@@ -143,17 +143,17 @@ func assertNoInside(t *testing.T, tap *tapConn, extra ...string) {
 }
 
 type portico struct {
-	s       *Server
-	hist    *memHistory
-	relay   *media.Relay
-	tap     *tapConn
-	extUDP  netip.AddrPort
-	extTCP  netip.AddrPort
-	extWS   netip.AddrPort
-	intUDP  netip.AddrPort
-	logs    *bytes.Buffer
-	cancel  context.CancelFunc
-	errc    chan error
+	s      *Server
+	hist   *memHistory
+	relay  *media.Relay
+	tap    *tapConn
+	extUDP netip.AddrPort
+	extTCP netip.AddrPort
+	extWS  netip.AddrPort
+	intUDP netip.AddrPort
+	logs   *bytes.Buffer
+	cancel context.CancelFunc
+	errc   chan error
 }
 
 func listenUDP(t *testing.T, ip string) net.PacketConn {

@@ -224,10 +224,10 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 	if !s.cfg.TopologyHiding.StripServer {
 		copyHeaders(back, res, "Server")
 	}
+	s.applyRegisterResult(req, res, aor, flow, token)
 	if err := tx.Respond(back); err != nil {
 		s.log.Debug("register response", "err", err)
 	}
-	s.applyRegisterResult(req, res, aor, flow, token)
 }
 
 // applyRegisterResult updates the bindings from the inside's answer.
@@ -295,7 +295,7 @@ func (s *Server) applyRegisterResult(req *sip.Request, res *sip.Response, aor st
 		}
 		if !ok && exp < 0 {
 			// Not in the 2xx: the registrar did not keep it (or removed it).
-			if e, ok2 := contactExpires(c); ok2 && e == 0 {
+			if requestedExpires(req, c) == 0 {
 				exp = 0
 			} else {
 				continue
@@ -352,6 +352,20 @@ func capExpires(req *sip.Request, max int) {
 	}
 }
 
+// requestedExpires is the expiry a REGISTER asked for one contact: its
+// expires parameter, else the Expires header, else -1.
+func requestedExpires(req *sip.Request, c sip.Header) int {
+	if e, ok := contactExpires(c); ok {
+		return e
+	}
+	if h := req.GetHeader("Expires"); h != nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil {
+			return n
+		}
+	}
+	return -1
+}
+
 func contactURI(h sip.Header) string {
 	if c, ok := h.(*sip.ContactHeader); ok {
 		u := c.Address
@@ -403,7 +417,7 @@ func (s *Server) sendToCallServer(ctx context.Context, req *sip.Request) (*sip.R
 		r.RemoveHeader("Route")
 		r.PrependHeader(&sip.RouteHeader{Address: routeURI(cs)})
 		s.int.prepare(r, cs.Transport, cs.Address)
-		tctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+		tctx, cancel := context.WithTimeout(ctx, s.cfg.FailoverTimeout)
 		res, err := s.int.do(tctx, r)
 		cancel()
 		if err != nil {

@@ -1,0 +1,292 @@
+package sipedge
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+func udpAddr(s string) *net.UDPAddr {
+	a, _ := net.ResolveUDPAddr("udp", s)
+	return a
+}
+
+// TestCallFeatures drives calls between an outside UA registered through
+// Portico and an inside UA registered directly to Kamailio: hold and resume
+// by re-INVITE with media following, BYE from the callee, CANCEL, rejected
+// and removed registrations, and the topology-hiding capture.
+func TestCallFeatures(t *testing.T) {
+	mcu := startSippUAS(t)
+	k := startKamailio(t, 64, `MCU_URI="sip:`+mcu+`"`)
+	p := startPortico(t, Config{CallServers: kamailioServer(k),
+		Guest: GuestPolicy{Enabled: true, VMRRanges: []string{"1000-1999"}, Aliases: []string{"meet"}}})
+	ext := udpAddr(p.extUDP.String())
+	kam := udpAddr(k.addr.String())
+
+	carol := newRawUA(t, insideIP, "carol") // inside, registered to Kamailio directly
+	if res := carol.register(kam, 300); res.StatusCode != 200 {
+		t.Fatalf("carol inside register: %d", res.StatusCode)
+	}
+	dave := newRawUA(t, outsideIP, "dave") // outside, through Portico
+	if res := dave.register(ext, 3600); res.StatusCode != 200 {
+		t.Fatalf("dave register: %d %s", res.StatusCode, res.Reason)
+	} else if c := res.Contact(); c == nil {
+		t.Fatal("no Contact in register 200")
+	} else if e, _ := c.Params.Get("expires"); e != "120" {
+		t.Errorf("granted expires = %q, want the NAT cap 120", e)
+	}
+
+	t.Run("hold resume and callee BYE", func(t *testing.T) {
+		n := len(p.hist.calls)
+		done := make(chan *sip.Response, 1)
+		go func() { done <- dave.invite(ext, "sip:carol@portico.test", dave.sdp(""), "") }()
+		inv := carol.expect("INVITE")
+		if strings.Contains(inv.String(), outsideIP) {
+			t.Errorf("INVITE sent inside names the outside caller address:\n%s", inv)
+		}
+		carol.reply(inv, 180, "Ringing", "carol1", "")
+		carol.reply(inv, 200, "OK", "carol1", carol.sdp(""))
+		res := <-done
+		if res.StatusCode != 200 {
+			t.Fatalf("INVITE answered %d", res.StatusCode)
+		}
+		carol.expect("ACK")
+		toCarol, toDave := mediaAddr(t, inv.Body()), mediaAddr(t, res.Body())
+		if toCarol.Addr().String() != intIP || toDave.Addr().String() != extIP {
+			t.Fatalf("SDP not anchored: inside sees %v, outside sees %v", toCarol, toDave)
+		}
+		if !rtpFlows(t, dave, toDave, carol) || !rtpFlows(t, carol, toCarol, dave) {
+			t.Fatal("RTP not relayed both ways")
+		}
+		if calls := p.s.Calls(); len(calls) != 1 || calls[0].State != "confirmed" || calls[0].Type != CallRegistered {
+			t.Fatalf("Calls() = %+v", calls)
+		}
+		// Hold: dave re-INVITEs with sendonly.
+		go func() { done <- dave.inDialog("INVITE", dave.sdp("sendonly")) }()
+		re := carol.expect("INVITE")
+		if !strings.Contains(string(re.Body()), "a=sendonly") {
+			t.Errorf("hold re-INVITE lost a=sendonly:\n%s", re.Body())
+		}
+		carol.reply(re, 200, "OK", "carol1", carol.sdp("recvonly"))
+		if res := <-done; res.StatusCode != 200 || !strings.Contains(string(res.Body()), "a=recvonly") {
+			t.Fatalf("hold answered %d:\n%s", res.StatusCode, res.Body())
+		}
+		carol.expect("ACK")
+		if c := p.s.Calls(); len(c) != 1 || !c[0].Hold {
+			t.Errorf("call not on hold: %+v", c)
+		}
+		// Resume.
+		go func() { done <- dave.inDialog("INVITE", dave.sdp("sendrecv")) }()
+		re = carol.expect("INVITE")
+		carol.reply(re, 200, "OK", "carol1", carol.sdp("sendrecv"))
+		if res := <-done; res.StatusCode != 200 {
+			t.Fatalf("resume answered %d", res.StatusCode)
+		}
+		carol.expect("ACK")
+		if !rtpFlows(t, dave, toDave, carol) {
+			t.Fatal("RTP not relayed after resume")
+		}
+		// Callee hangs up.
+		bye := make(chan *sip.Response, 1)
+		go func() { bye <- carol.byeAsCallee(inv, "carol1") }()
+		b := dave.expect("BYE")
+		dave.reply(b, 200, "OK", "", "")
+		if r := <-bye; r.StatusCode != 200 {
+			t.Fatalf("BYE answered %d", r.StatusCode)
+		}
+		c := p.hist.waitCalls(t, n+1)[n]
+		if c.EndedBy != endedByCallee || c.Disposition != "normal" || c.Codecs != "audio:PCMU/8000" {
+			t.Errorf("call record = %+v", c)
+		}
+		if c.Streams[0].PacketsIn < 10 || c.Streams[0].PacketsOut < 5 {
+			t.Errorf("stream stats = %+v", c.Streams[0])
+		}
+	})
+
+	t.Run("CANCEL", func(t *testing.T) {
+		n := len(p.hist.calls)
+		dave.callID = "cancel-" + fmt.Sprint(time.Now().UnixNano())
+		dave.tag = "tc"
+		invText := dave.request("INVITE", "sip:carol@portico.test", "<sip:carol@portico.test>", "", dave.sdp(""))
+		dave.dest = ext
+		dave.send(ext, invText)
+		inv := carol.expect("INVITE")
+		carol.reply(inv, 180, "Ringing", "carol2", "")
+		dave.next("180", func(m sip.Message) bool { r, ok := m.(*sip.Response); return ok && r.StatusCode == 180 })
+		// CANCEL: same Via branch as the INVITE.
+		via := invText[strings.Index(invText, "Via:"):]
+		via = via[:strings.Index(via, "\r\n")]
+		cancel := fmt.Sprintf("CANCEL sip:carol@portico.test SIP/2.0\r\n%s\r\nFrom: <sip:dave@portico.test>;tag=tc\r\nTo: <sip:carol@portico.test>\r\nCall-ID: %s\r\nCSeq: %d CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+			via, dave.callID, dave.cseq)
+		dave.send(ext, cancel)
+		if r := dave.final("CANCEL"); r.StatusCode != 200 {
+			t.Fatalf("CANCEL answered %d", r.StatusCode)
+		}
+		c := carol.expect("CANCEL")
+		carol.reply(c, 200, "OK", "", "")
+		carol.reply(inv, 487, "Request Terminated", "carol2", "")
+		r := dave.final("INVITE")
+		if r.StatusCode != 487 {
+			t.Fatalf("INVITE final %d after CANCEL", r.StatusCode)
+		}
+		dave.ackNon2xx(r, "sip:carol@portico.test")
+		rec := p.hist.waitCalls(t, n+1)[n]
+		if rec.Disposition != "caller cancelled" || rec.EndedBy != endedByCaller || !rec.AnsweredAt.IsZero() {
+			t.Errorf("call record = %+v", rec)
+		}
+	})
+
+	t.Run("guest allowed and forbidden", func(t *testing.T) {
+		n := len(p.hist.calls)
+		g := newRawUA(t, outsideIP, "guest")
+		if res := g.invite(ext, "sip:1500@portico.test", g.sdp(""), ""); res.StatusCode != 200 {
+			t.Fatalf("guest to VMR 1500: %d", res.StatusCode)
+		}
+		if r := g.inDialog("BYE", ""); r.StatusCode != 200 {
+			t.Fatalf("guest BYE: %d", r.StatusCode)
+		}
+		res := g.invite(ext, "sip:carol@portico.test", g.sdp(""), "")
+		if res.StatusCode != 403 {
+			t.Fatalf("guest to carol: %d, want 403", res.StatusCode)
+		}
+		g.ackNon2xx(res, "sip:carol@portico.test")
+		recs := p.hist.waitCalls(t, n+2)
+		if recs[n].CallType != CallGuest || recs[n].Disposition != "normal" || recs[n].EndedBy != endedByCaller {
+			t.Errorf("allowed guest call = %+v", recs[n])
+		}
+		if recs[n+1].CallType != CallGuest || recs[n+1].Disposition != "policy: destination not allowed" || recs[n+1].Status != 403 {
+			t.Errorf("forbidden guest call = %+v", recs[n+1])
+		}
+	})
+
+	t.Run("registration rejected inside is not kept", func(t *testing.T) {
+		r := newRawUA(t, outsideIP, "rejectme")
+		if res := r.register(ext, 600); res.StatusCode != 403 {
+			t.Fatalf("register answered %d", res.StatusCode)
+		}
+		for _, reg := range p.s.Registrations() {
+			if strings.Contains(reg.AOR, "rejectme") {
+				t.Fatalf("rejected registration kept: %+v", reg)
+			}
+		}
+		_, evs := p.hist.snapshot()
+		found := false
+		for _, e := range evs {
+			if strings.Contains(e.AOR, "rejectme") && e.Kind == "rejected" && e.Reason == "403 Registration Refused" {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no rejected event: %+v", evs)
+		}
+	})
+
+	t.Run("unregister", func(t *testing.T) {
+		if res := dave.register(ext, 0); res.StatusCode != 200 {
+			t.Fatalf("unregister: %d", res.StatusCode)
+		}
+		for _, reg := range p.s.Registrations() {
+			if strings.Contains(reg.AOR, "dave") {
+				t.Fatalf("dave still registered: %+v", reg)
+			}
+		}
+		_, evs := p.hist.snapshot()
+		if !hasKind(evs, "dave", "unregistered") || !hasKind(evs, "dave", "registered") {
+			t.Errorf("events = %+v", evs)
+		}
+	})
+	assertNoInside(t, p.tap)
+}
+
+// TestTCPFlowAndKeepalive registers over TCP, answers a CRLF ping with a
+// pong (RFC 5626 section 3.5.1), and receives a call from inside over the
+// same connection.
+func TestTCPFlowAndKeepalive(t *testing.T) {
+	k := startKamailio(t, 64)
+	p := startPortico(t, Config{CallServers: kamailioServer(k)})
+	conn, err := net.Dial("tcp", p.extTCP.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rd := bufio.NewReader(conn)
+	la := conn.LocalAddr().String()
+	reg := fmt.Sprintf("REGISTER sip:portico.test SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bKtcp1;rport\r\nFrom: <sip:erin@portico.test>;tag=e1\r\n"+
+		"To: <sip:erin@portico.test>\r\nCall-ID: tcpreg\r\nCSeq: 1 REGISTER\r\nContact: <sip:erin@%s;transport=tcp>\r\nExpires: 600\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", la, la)
+	conn.Write([]byte(reg))
+	res := readSIP(t, conn, rd)
+	if !strings.HasPrefix(res, "SIP/2.0 200") {
+		t.Fatalf("TCP REGISTER: %s", res)
+	}
+	conn.Write([]byte("\r\n\r\n"))
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	b1, err := rd.ReadByte()
+	b2, err2 := rd.ReadByte()
+	if err != nil || err2 != nil || b1 != '\r' || b2 != '\n' {
+		t.Fatalf("no CRLF pong: %q %q %v %v", b1, b2, err, err2)
+	}
+	regs := p.s.Registrations()
+	if len(regs) != 1 || regs[0].Transport != "tcp" {
+		t.Fatalf("Registrations() = %+v", regs)
+	}
+	// Inside calls erin: the INVITE must come back on this connection.
+	carol := newRawUA(t, insideIP, "carol")
+	done := make(chan *sip.Response, 1)
+	go func() { done <- carol.invite(udpAddr(k.addr.String()), "sip:erin@portico.test", carol.sdp(""), "") }()
+	inv := readSIP(t, conn, rd)
+	if !strings.HasPrefix(inv, "INVITE sip:erin@") {
+		t.Fatalf("expected INVITE over the TCP flow, got:\n%s", inv)
+	}
+	msg, err := sip.ParseMessage([]byte(inv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := msg.(*sip.Request)
+	busy := sip.NewResponseFromRequest(req, 486, "Busy Here", nil)
+	conn.Write([]byte(busy.String()))
+	if r := <-done; r.StatusCode != 486 {
+		t.Fatalf("inside caller got %d, want 486", r.StatusCode)
+	}
+	rec := p.hist.waitCalls(t, 1)[0]
+	if rec.Disposition != "callee busy" || rec.CallType != CallInbound || rec.EndedBy != endedByCallee {
+		t.Errorf("call record = %+v", rec)
+	}
+	assertNoInside(t, p.tap)
+}
+
+// readSIP reads one SIP message (headers and Content-Length body) from a stream.
+func readSIP(t *testing.T, conn net.Conn, rd *bufio.Reader) string {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var sb strings.Builder
+	clen := 0
+	for {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read: %v (have %q)", err, sb.String())
+		}
+		if sb.Len() == 0 && strings.TrimSpace(line) == "" {
+			continue
+		}
+		sb.WriteString(line)
+		if l := strings.ToLower(line); strings.HasPrefix(l, "content-length:") || strings.HasPrefix(l, "l:") {
+			fmt.Sscanf(strings.TrimSpace(line[strings.Index(line, ":")+1:]), "%d", &clen)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	if clen > 0 {
+		body := make([]byte, clen)
+		if _, err := io_ReadFull(rd, body); err != nil {
+			t.Fatal(err)
+		}
+		sb.Write(body)
+	}
+	return sb.String()
+}
