@@ -309,6 +309,9 @@ func (s *Server) handleInvite(sd *side, req *sip.Request, tx sip.ServerTransacti
 	if s.calls.count() >= s.cfg.Limits.MaxCalls {
 		s.m.rejected.WithLabelValues("max_calls").Inc()
 		s.respond(sd, tx, req, 503, "Service Unavailable", s.retryAfter())
+		c := &call{s: s, id: newID(8), typ: CallGuest, from: from.Address.Addr(), to: to.Address.Addr(), source: req.Source(),
+			started: time.Now(), done: make(chan struct{})}
+		c.finish(endedByPortico, 503, "capacity: too many calls", nil)
 		return
 	}
 	if ct := req.ContentType(); len(req.Body()) > 0 && (ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp")) {
@@ -1110,7 +1113,7 @@ func (c *call) finish(by string, code int, reason string, _ error) {
 		if code == 403 && c.typ != CallGuest {
 			disp = "forbidden"
 		}
-		if strings.HasPrefix(reason, "media: ") {
+		if strings.HasPrefix(reason, "media: ") || strings.HasPrefix(reason, "capacity: ") {
 			disp = reason
 		}
 		rec := store.CallRecord{ID: c.id, Protocol: "sip", CallType: c.typ, From: c.from, To: c.to, SourceAddr: c.source,

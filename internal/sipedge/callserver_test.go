@@ -1,0 +1,148 @@
+package sipedge
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// fakeCallServer is a scriptable inside call server (a rawUA on 127.0.0.4).
+func fakeCallServer(t *testing.T, name string) (*rawUA, CallServer) {
+	u := newRawUA(t, kamIP, name)
+	return u, CallServer{Address: u.local, Transport: "udp"}
+}
+
+func routeOf(req *sip.Request) string {
+	if h := req.GetHeader("Route"); h != nil {
+		return h.Value()
+	}
+	return ""
+}
+
+// TestCallServerFailover: a silent first call server is skipped after the
+// failover timeout, and the Route of each request names the server it was
+// actually sent to; probing marks a dead server down.
+func TestCallServerFailover(t *testing.T) {
+	cs1, c1 := fakeCallServer(t, "cs1")
+	cs2, c2 := fakeCallServer(t, "cs2")
+	c1.Priority, c2.Priority = 0, 1
+	p := startPortico(t, Config{CallServers: []CallServer{c1, c2}, ProbeInterval: -1, FailoverTimeout: 400 * time.Millisecond})
+	ua := newRawUA(t, outsideIP, "frank")
+	done := make(chan *sip.Response, 1)
+	go func() { done <- ua.register(udpAddr(p.extUDP.String()), 600) }()
+	r1 := cs1.expect("REGISTER") // never answered
+	r2 := cs2.expect("REGISTER")
+	if got := routeOf(r1); !strings.Contains(got, c1.Address) {
+		t.Errorf("Route to cs1 = %q", got)
+	}
+	if got := routeOf(r2); !strings.Contains(got, c2.Address) || strings.Contains(got, c1.Address) {
+		t.Errorf("Route to cs2 = %q, want only %s", got, c2.Address)
+	}
+	path := r2.GetHeader("Path")
+	if path == nil || !strings.Contains(path.Value(), intIP) || !strings.Contains(path.Value(), ";lr") {
+		t.Fatalf("Path = %v", path)
+	}
+	res := sip.NewResponseFromRequest(r2, 200, "OK", nil)
+	res.AppendHeader(&sip.ContactHeader{Address: r2.Contact().Address, Params: sip.HeaderParams{{K: "expires", V: "120"}}})
+	cs2.send(udpAddr(r2.Source()), res.String())
+	if r := <-done; r.StatusCode != 200 {
+		t.Fatalf("register through failover: %d", r.StatusCode)
+	}
+	info := p.s.CallServers()
+	if info[0].Up || !info[1].Up {
+		t.Errorf("CallServers() = %+v", info)
+	}
+
+	t.Run("probe marks dead server down", func(t *testing.T) {
+		dead := CallServer{Address: kamIP + ":" + freePort(t), Priority: 0}
+		q := startPortico(t, Config{CallServers: []CallServer{dead, c2}, ProbeInterval: 100 * time.Millisecond, ProbeTimeout: 200 * time.Millisecond})
+		deadline := time.Now().Add(5 * time.Second)
+		for q.s.CallServers()[0].Up {
+			if time.Now().After(deadline) {
+				t.Fatal("dead call server never marked down")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		// cs2 answers probes: it stays up.
+		until := time.After(500 * time.Millisecond)
+	answer:
+		for {
+			select {
+			case m := <-cs2.inbox:
+				if o, ok := m.(*sip.Request); ok && o.Method == sip.OPTIONS {
+					cs2.send(udpAddr(o.Source()), sip.NewResponseFromRequest(o, 200, "OK", nil).String())
+				}
+			case <-until:
+				break answer
+			}
+		}
+		if !q.s.CallServers()[1].Up {
+			t.Errorf("live call server marked down: %+v", q.s.CallServers())
+		}
+	})
+}
+
+// TestLimitsAndHangup: registrations and calls beyond the limits get 503
+// with Retry-After; Hangup sends BYE both ways.
+func TestLimitsAndHangup(t *testing.T) {
+	cs, c := fakeCallServer(t, "cs")
+	p := startPortico(t, Config{CallServers: []CallServer{c}, ProbeInterval: -1,
+		Limits: Limits{MaxRegistrations: 1, MaxCalls: 1, RetryAfter: 17 * time.Second},
+		Guest:  GuestPolicy{Enabled: true, VMRRanges: []string{"1000-1999"}}})
+	ext := udpAddr(p.extUDP.String())
+	a, b := newRawUA(t, outsideIP, "alice"), newRawUA(t, outsideIP, "bob")
+	go func() {
+		r := cs.expect("REGISTER")
+		res := sip.NewResponseFromRequest(r, 200, "OK", nil)
+		res.AppendHeader(&sip.ContactHeader{Address: r.Contact().Address, Params: sip.HeaderParams{{K: "expires", V: "120"}}})
+		cs.send(udpAddr(r.Source()), res.String())
+	}()
+	if r := a.register(ext, 600); r.StatusCode != 200 {
+		t.Fatalf("first register: %d", r.StatusCode)
+	}
+	r := b.register(ext, 600)
+	if r.StatusCode != 503 || r.GetHeader("Retry-After") == nil || r.GetHeader("Retry-After").Value() != "17" {
+		t.Fatalf("second register: %d %v", r.StatusCode, r.GetHeader("Retry-After"))
+	}
+	// First call is answered by the fake call server.
+	done := make(chan *sip.Response, 1)
+	go func() { done <- a.invite(ext, "sip:1234@portico.test", a.sdp(""), "") }()
+	inv := cs.expect("INVITE")
+	if !strings.Contains(routeOf(inv), c.Address) {
+		t.Errorf("INVITE Route = %q", routeOf(inv))
+	}
+	cs.reply(inv, 200, "OK", "cs1", cs.sdp(""))
+	if r := <-done; r.StatusCode != 200 {
+		t.Fatalf("first call: %d", r.StatusCode)
+	}
+	cs.expect("ACK")
+	r = b.invite(ext, "sip:1234@portico.test", b.sdp(""), "")
+	if r.StatusCode != 503 || r.GetHeader("Retry-After") == nil {
+		t.Fatalf("second call: %d", r.StatusCode)
+	}
+	b.ackNon2xx(r, "sip:1234@portico.test")
+	calls := p.s.Calls()
+	if len(calls) != 1 {
+		t.Fatalf("Calls() = %+v", calls)
+	}
+	hung := make(chan error, 1)
+	go func() { hung <- p.s.Hangup(calls[0].ID) }()
+	byeOut := a.expect("BYE")
+	a.reply(byeOut, 200, "OK", "", "")
+	byeIn := cs.expect("BYE")
+	cs.reply(byeIn, 200, "OK", "", "")
+	if err := <-hung; err != nil {
+		t.Fatal(err)
+	}
+	rec := p.hist.waitCalls(t, 2)
+	last := rec[len(rec)-1]
+	if last.EndedBy != endedByAdmin || last.Disposition != "ended by administrator" {
+		t.Errorf("call record = %+v", last)
+	}
+	if err := p.s.Hangup("nope"); err == nil {
+		t.Error("Hangup of unknown call succeeded")
+	}
+	assertNoInside(t, p.tap)
+}
