@@ -57,7 +57,8 @@ func (fc *flowCodec) decode(tok string) (Flow, error) {
 		return Flow{}, ErrBadFlowToken
 	}
 	b, err := b32.DecodeString(strings.ToUpper(tok))
-	if err != nil || len(b) < flowMACLen+1+4+2 {
+	if err != nil || len(b) < flowMACLen+1+4+2 || !strings.EqualFold(b32.EncodeToString(b), tok) {
+		// The last check refuses non-canonical encodings (unused low bits).
 		return Flow{}, ErrBadFlowToken
 	}
 	if !hmac.Equal(b[:flowMACLen], fc.mac(b[flowMACLen:])) {

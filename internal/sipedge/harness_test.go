@@ -156,7 +156,7 @@ type portico struct {
 	errc   chan error
 }
 
-func listenUDP(t *testing.T, ip string) net.PacketConn {
+func listenUDP(t testing.TB, ip string) net.PacketConn {
 	t.Helper()
 	c, err := net.ListenPacket("udp", ip+":0")
 	if err != nil {
@@ -165,7 +165,7 @@ func listenUDP(t *testing.T, ip string) net.PacketConn {
 	return c
 }
 
-func listenTCP(t *testing.T, ip string) net.Listener {
+func listenTCP(t testing.TB, ip string) net.Listener {
 	t.Helper()
 	l, err := net.Listen("tcp", ip+":0")
 	if err != nil {
@@ -193,7 +193,7 @@ func mediaPorts() (int, int) {
 
 // startPortico runs a SIP edge on 127.0.0.2 (external) and 127.0.0.3
 // (internal) with a real media relay, tapping what it sends outside.
-func startPortico(t *testing.T, cfg Config) *portico {
+func startPortico(t testing.TB, cfg Config) *portico {
 	t.Helper()
 	lo, hi := mediaPorts()
 	logs := &bytes.Buffer{}
@@ -460,4 +460,17 @@ func hasKind(evs []store.RegistrationEvent, aor, kind string) bool {
 		}
 	}
 	return false
+}
+
+// nopMedia satisfies Media for tests that never reach media.
+type nopMedia struct{}
+
+func (nopMedia) Allocate(media.SessionConfig) (media.SessionID, []media.StreamInfo, error) {
+	return 0, nil, fmt.Errorf("no media in this test")
+}
+func (nopMedia) Update(media.SessionID, []media.StreamConfig) ([]media.StreamInfo, error) {
+	return nil, fmt.Errorf("no media in this test")
+}
+func (nopMedia) Release(media.SessionID) (media.SessionStats, error) {
+	return media.SessionStats{}, nil
 }

@@ -196,6 +196,13 @@ func (s *Server) route(sd *side) {
 	h := func(f func(sd *side, req *sip.Request, tx sip.ServerTransaction)) sipgo.RequestHandler {
 		return func(req *sip.Request, tx sip.ServerTransaction) {
 			s.m.requests.WithLabelValues(sd.name, string(req.Method)).Inc()
+			if cs := req.CSeq(); cs == nil || !strings.EqualFold(string(cs.MethodName), string(req.Method)) {
+				// RFC 3261 section 8.1.1.5: the CSeq method must match.
+				if req.Method != sip.ACK {
+					s.respond(sd, tx, req, 400, "CSeq Method Mismatch")
+				}
+				return
+			}
 			f(sd, req, tx)
 		}
 	}
