@@ -2,16 +2,92 @@ package turn
 
 import (
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
 
-// listenPacketConn wraps a UDP listener socket so that the LIFETIME of the
-// server's Allocate/Refresh responses updates the allocation's expiry.
+// listenPacketConn wraps a UDP listener socket. It forwards ChannelData
+// (RFC 8656 §12.5) of known channels itself, without allocating, and hands
+// everything else to the engine; and it reads the LIFETIME of the server's
+// Allocate/Refresh responses to keep each allocation's expiry.
 type listenPacketConn struct {
 	net.PacketConn
+	udp   *net.UDPConn // nil: no fast path
 	s     *Server
 	local string
+
+	mu    sync.RWMutex
+	chans map[chanKey]fastChan
+}
+
+type chanKey struct {
+	client netip.AddrPort
+	number uint16
+}
+
+type fastChan struct {
+	relay *relayPacketConn
+	peer  netip.AddrPort
+}
+
+func newListenPacketConn(s *Server, pc net.PacketConn) *listenPacketConn {
+	c := &listenPacketConn{PacketConn: pc, s: s, local: pc.LocalAddr().String(), chans: map[chanKey]fastChan{}}
+	c.udp, _ = pc.(*net.UDPConn)
+	return c
+}
+
+func mkChanKey(client netip.AddrPort, number uint16) chanKey {
+	return chanKey{netip.AddrPortFrom(client.Addr().Unmap(), client.Port()), number}
+}
+
+func (c *listenPacketConn) addChannel(client netip.AddrPort, number uint16, relay *relayPacketConn, peer netip.AddrPort) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.chans[mkChanKey(client, number)] = fastChan{relay: relay, peer: peer}
+}
+
+func (c *listenPacketConn) removeChannel(client netip.AddrPort, number uint16) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.chans, mkChanKey(client, number))
+}
+
+// ReadFrom returns the next datagram the engine must handle.
+func (c *listenPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	if c.udp == nil {
+		return c.PacketConn.ReadFrom(p)
+	}
+	for {
+		n, from, err := c.udp.ReadFromUDPAddrPort(p)
+		if err != nil {
+			return n, nil, err
+		}
+		if n >= 4 && p[0]&0xC0 == 0x40 && c.forward(p[:n], from) {
+			continue
+		}
+		return n, net.UDPAddrFromAddrPort(from), nil
+	}
+}
+
+// forward relays ChannelData on a known channel, reporting whether it did.
+func (c *listenPacketConn) forward(b []byte, from netip.AddrPort) bool {
+	number := uint16(b[0])<<8 | uint16(b[1])
+	length := int(uint16(b[2])<<8 | uint16(b[3]))
+	if length > len(b)-4 {
+		return false // malformed: the engine counts and drops it
+	}
+	c.mu.RLock()
+	ch, ok := c.chans[mkChanKey(from, number)]
+	c.mu.RUnlock()
+	if !ok {
+		return false
+	}
+	n, err := ch.relay.UDPConn.WriteToUDPAddrPort(b[4:4+length], ch.peer)
+	if err == nil {
+		ch.relay.h.toPeer(n)
+	}
+	return true
 }
 
 func (c *listenPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {

@@ -2,6 +2,7 @@ package turn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -383,6 +384,9 @@ func (c *relayPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 func (c *relayPacketConn) Close() error {
 	err := c.UDPConn.Close()
 	c.h.free()
+	if errors.Is(err, net.ErrClosed) {
+		return nil // closed by the max-age timer, CloseAllocation or shutdown
+	}
 	return err
 }
 
@@ -404,6 +408,9 @@ func (l *relayListener) Accept() (net.Conn, error) {
 func (l *relayListener) Close() error {
 	err := l.Listener.Close()
 	l.h.free()
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
 	return err
 }
 

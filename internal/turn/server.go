@@ -63,6 +63,7 @@ type Server struct {
 	mu       sync.Mutex
 	serving  bool
 	handover *chanListener
+	locals   map[string]*listenPacketConn // UDP listeners by local address
 	closed   bool
 	closeCh  chan struct{}
 	served   chan struct{} // closed when the current Serve returns
@@ -224,6 +225,7 @@ func (s *Server) serve(ctx context.Context, pcs []net.PacketConn, streams []stre
 		return ErrAlreadyServing
 	}
 	s.serving = true
+	s.locals = nil
 	handover := newChanListener()
 	s.handover = handover
 	served := make(chan struct{})
@@ -232,13 +234,19 @@ func (s *Server) serve(ctx context.Context, pcs []net.PacketConn, streams []stre
 	defer close(served)
 
 	pconf := make([]pturn.PacketConnConfig, 0, len(pcs))
+	locals := make(map[string]*listenPacketConn, len(pcs))
 	for _, pc := range pcs {
+		lpc := newListenPacketConn(s, pc)
+		locals[lpc.local] = lpc
 		pconf = append(pconf, pturn.PacketConnConfig{
-			PacketConn:            &listenPacketConn{PacketConn: pc, s: s, local: pc.LocalAddr().String()},
+			PacketConn:            lpc,
 			RelayAddressGenerator: s.alloc,
 			PermissionHandler:     s.permit,
 		})
 	}
+	s.mu.Lock()
+	s.locals = locals
+	s.mu.Unlock()
 	engine, err := pturn.NewServer(pturn.ServerConfig{
 		PacketConnConfigs: pconf,
 		ListenerConfigs: []pturn.ListenerConfig{{
@@ -574,13 +582,45 @@ func (s *Server) events() pturn.EventHandler {
 			})
 			s.m.permissions.Dec()
 		},
-		OnChannelCreated: func(src, dst net.Addr, _, _, _ string, _, peer net.Addr, number uint16) {
+		OnChannelCreated: func(src, dst net.Addr, _, _, _ string, relay, peer net.Addr, number uint16) {
 			s.reg.with(fiveTupleKey(src, dst), func(e *allocEntry) { e.chans[number] = addrString(peer) })
+			s.fastPath(src, dst, relay, peer, number, true)
 		},
-		OnChannelDeleted: func(src, dst net.Addr, _, _, _ string, _, _ net.Addr, number uint16) {
+		OnChannelDeleted: func(src, dst net.Addr, _, _, _ string, relay, peer net.Addr, number uint16) {
 			s.reg.with(fiveTupleKey(src, dst), func(e *allocEntry) { delete(e.chans, number) })
+			s.fastPath(src, dst, relay, peer, number, false)
 		},
 	}
+}
+
+// fastPath installs or removes a UDP channel in the listener's ChannelData
+// fast path.
+func (s *Server) fastPath(src, dst, relay, peer net.Addr, number uint16, add bool) {
+	client, ok1 := src.(*net.UDPAddr)
+	peerAddr, ok2 := peer.(*net.UDPAddr)
+	if !ok1 || !ok2 || dst == nil {
+		return
+	}
+	s.mu.Lock()
+	lpc := s.locals[dst.String()]
+	s.mu.Unlock()
+	if lpc == nil || lpc.udp == nil {
+		return
+	}
+	if !add {
+		lpc.removeChannel(client.AddrPort(), number)
+		return
+	}
+	h := s.alloc.lookup(relay)
+	if h == nil {
+		return
+	}
+	rc, ok := h.closer.(*relayPacketConn)
+	if !ok {
+		return
+	}
+	pa := peerAddr.AddrPort()
+	lpc.addChannel(client.AddrPort(), number, rc, netip.AddrPortFrom(pa.Addr().Unmap(), pa.Port()))
 }
 
 // entryGone updates the gauges for an allocation that ended.
