@@ -1,0 +1,466 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/portico-edge/portico/internal/api"
+	"github.com/portico-edge/portico/internal/app"
+	"github.com/portico-edge/portico/internal/backup"
+	"github.com/portico-edge/portico/internal/config"
+	"github.com/portico-edge/portico/internal/store"
+	"github.com/portico-edge/portico/internal/store/open"
+)
+
+func rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "portico",
+		Short:         "Portico: session border controller and firewall-traversal edge for video conferencing",
+		SilenceUsage:  true,
+		SilenceErrors: false,
+	}
+	root.AddCommand(serveCmd(), configCmd(), userCmd(), backupCmd(), restoreCmd(), versionCmd(), statusCmd())
+	return root
+}
+
+// storeFlags locate the store for commands that work on it directly.
+type storeFlags struct{ config, data string }
+
+func (f *storeFlags) add(c *cobra.Command) {
+	c.Flags().StringVar(&f.config, "config", "", "configuration file whose store section names the store (default: SQLite in --data)")
+	c.Flags().StringVar(&f.data, "data", "data", "data directory")
+}
+
+func (f *storeFlags) open(ctx context.Context) (store.Store, error) {
+	cfg := config.Default()
+	if f.config != "" {
+		doc, err := os.ReadFile(f.config)
+		if err != nil {
+			return nil, err
+		}
+		if cfg, err = config.Parse(doc); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.config, err)
+		}
+	}
+	oc := open.Config{Backend: cfg.Store.Backend, Path: filepath.Join(f.data, cfg.Store.Path), DSN: cfg.Store.DSN}
+	if oc.DSN == "" {
+		oc.DSN = os.Getenv("PORTICO_STORE_DSN")
+	}
+	if oc.Backend == "sqlite" {
+		if _, err := os.Stat(oc.Path); err != nil {
+			return nil, fmt.Errorf("no store at %s (give --data or --config): %w", oc.Path, err)
+		}
+	}
+	return open.Open(ctx, oc, nil)
+}
+
+func serveCmd() *cobra.Command {
+	var cfgFile, data string
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run Portico",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			a, err := app.New(ctx, app.Options{ConfigFile: cfgFile, DataDir: data, Console: cmd.OutOrStdout()})
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			fmt.Fprintf(cmd.OutOrStdout(), "Portico %s serving; management at %s\n", app.Version, a.ManagementURL())
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for range hup {
+					if err := a.Reimport(ctx); err != nil {
+						a.Logger().Error("SIGHUP: configuration refused; the running configuration stays", "component", "config", "err", err)
+					}
+				}
+			}()
+			return a.Run(ctx)
+		},
+	}
+	c.Flags().StringVar(&cfgFile, "config", "", "configuration file (YAML), imported when it differs from the active version")
+	c.Flags().StringVar(&data, "data", "data", "data directory (SQLite store, logs)")
+	return c
+}
+
+func configCmd() *cobra.Command {
+	c := &cobra.Command{Use: "config", Short: "Validate and export configuration documents"}
+	c.AddCommand(&cobra.Command{
+		Use:   "validate FILE",
+		Short: "Check a configuration file; print every problem with its field path",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			doc, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			if _, err := config.Parse(doc); err != nil {
+				if es, ok := config.AsErrors(err); ok {
+					for _, e := range es {
+						fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", args[0], e.Error())
+					}
+					return exitError{2}
+				}
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid\n", args[0])
+			return nil
+		},
+	})
+	var sf storeFlags
+	var version int64
+	export := &cobra.Command{
+		Use:   "export",
+		Short: "Print the active (or a given) configuration version from the store",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := sf.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			var v store.ConfigVersion
+			if version > 0 {
+				v, err = st.ConfigVersion(cmd.Context(), version)
+			} else {
+				v, err = st.ActiveConfig(cmd.Context())
+			}
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(v.Document)
+			return err
+		},
+	}
+	sf.add(export)
+	export.Flags().Int64Var(&version, "version", 0, "version to export (default: the active one)")
+	c.AddCommand(export)
+	return c
+}
+
+// readPassword reads a password from PORTICO_PASSWORD or one line of stdin.
+func readPassword(cmd *cobra.Command) (string, error) {
+	if p := os.Getenv("PORTICO_PASSWORD"); p != "" {
+		return p, nil
+	}
+	fmt.Fprint(cmd.ErrOrStderr(), "password: ")
+	line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	return pw, api.ValidatePassword(pw)
+}
+
+func userCmd() *cobra.Command {
+	c := &cobra.Command{Use: "user", Short: "Manage administrator accounts in the store"}
+	var sf storeFlags
+	var role string
+	add := &cobra.Command{
+		Use:   "add NAME",
+		Short: "Create an account (password from PORTICO_PASSWORD or stdin)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := api.ParseRole(role)
+			if err != nil {
+				return err
+			}
+			if err := api.ValidateUserName(args[0]); err != nil {
+				return err
+			}
+			pw, err := readPassword(cmd)
+			if err != nil {
+				return err
+			}
+			st, err := sf.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			hash, _ := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+			now := time.Now().UTC()
+			if err := st.CreateUser(cmd.Context(), store.User{Name: args[0], PasswordHash: hash, Role: r, CreatedAt: now, UpdatedAt: now}); err != nil {
+				return err
+			}
+			st.AppendAudit(cmd.Context(), store.AuditEntry{Time: now, User: osUser(), Source: "cli", Action: "user.create", Target: args[0], Detail: "role " + role})
+			fmt.Fprintf(cmd.OutOrStdout(), "user %s (%s) created\n", args[0], role)
+			return nil
+		},
+	}
+	sf.add(add)
+	add.Flags().StringVar(&role, "role", "admin", "admin or auditor")
+	var sf2 storeFlags
+	passwd := &cobra.Command{
+		Use:   "passwd NAME",
+		Short: "Set an account's password (from PORTICO_PASSWORD or stdin) and unlock it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pw, err := readPassword(cmd)
+			if err != nil {
+				return err
+			}
+			st, err := sf2.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			u, err := st.User(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			u.PasswordHash, _ = bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+			u.Disabled = false
+			u.UpdatedAt = time.Now().UTC()
+			if err := st.UpdateUser(cmd.Context(), u); err != nil {
+				return err
+			}
+			st.AppendAudit(cmd.Context(), store.AuditEntry{Time: u.UpdatedAt, User: osUser(), Source: "cli", Action: "user.update", Target: args[0], Detail: "password"})
+			fmt.Fprintf(cmd.OutOrStdout(), "password of %s changed\n", args[0])
+			return nil
+		},
+	}
+	sf2.add(passwd)
+	var sf3 storeFlags
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List accounts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := sf3.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			us, err := st.Users(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tROLE\tDISABLED\tCREATED")
+			for _, u := range us {
+				fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", u.Name, u.Role, u.Disabled, u.CreatedAt.UTC().Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	}
+	sf3.add(list)
+	c.AddCommand(add, passwd, list)
+	return c
+}
+
+func osUser() string {
+	if u := os.Getenv("USER"); u != "" {
+		return "os:" + u
+	}
+	return "os:unknown"
+}
+
+func backupCmd() *cobra.Command {
+	var sf storeFlags
+	var out string
+	c := &cobra.Command{
+		Use:   "backup -o FILE",
+		Short: "Write a consistent backup archive (config versions, users, certificates, history); safe while Portico runs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return errors.New("give the archive path with -o FILE")
+			}
+			st, err := sf.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			tmp := out + ".partial"
+			f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+			if err != nil {
+				return err
+			}
+			m, err := backup.Write(cmd.Context(), st, f, app.Version)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				os.Remove(tmp)
+				return err
+			}
+			if err := os.Rename(tmp, out); err != nil {
+				return err
+			}
+			b, _ := json.Marshal(m.Counts)
+			fmt.Fprintf(cmd.OutOrStdout(), "backup written to %s from %s: %s\n", out, m.SourceBackend, b)
+			return nil
+		},
+	}
+	sf.add(c)
+	c.Flags().StringVarP(&out, "output", "o", "", "archive file to write")
+	return c
+}
+
+func restoreCmd() *cobra.Command {
+	var sf storeFlags
+	c := &cobra.Command{
+		Use:   "restore FILE",
+		Short: "Replace the store's contents with a backup archive, after checking the whole archive",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			snap, m, err := backup.Read(f)
+			if err != nil {
+				return fmt.Errorf("%s refused, nothing replaced: %w", args[0], err)
+			}
+			cfg := config.Default()
+			if sf.config != "" {
+				doc, err := os.ReadFile(sf.config)
+				if err != nil {
+					return err
+				}
+				if cfg, err = config.Parse(doc); err != nil {
+					return err
+				}
+			}
+			if cfg.Store.Backend == "sqlite" {
+				os.MkdirAll(sf.data, 0o700)
+			}
+			oc := open.Config{Backend: cfg.Store.Backend, Path: filepath.Join(sf.data, cfg.Store.Path), DSN: cfg.Store.DSN}
+			if oc.DSN == "" {
+				oc.DSN = os.Getenv("PORTICO_STORE_DSN")
+			}
+			st, err := open.Open(cmd.Context(), oc, nil)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if err := st.Restore(cmd.Context(), snap); err != nil {
+				return fmt.Errorf("restore into %s failed, nothing replaced: %w", st.Backend(), err)
+			}
+			st.AppendAudit(cmd.Context(), store.AuditEntry{Time: time.Now().UTC(), User: osUser(), Source: "cli", Action: "restore", Target: args[0], Detail: "taken " + m.CreatedAt.Format(time.RFC3339) + " on " + m.SourceBackend})
+			fmt.Fprintf(cmd.OutOrStdout(), "restored %s (taken %s on %s) into %s\n", args[0], m.CreatedAt.Format(time.RFC3339), m.SourceBackend, st.Backend())
+			return nil
+		},
+	}
+	sf.add(c)
+	return c
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(cmd.OutOrStdout(), "portico %s\n", app.Version)
+		},
+	}
+}
+
+// client is the API client the status (and later) commands use.
+type client struct {
+	url, token string
+	http       *http.Client
+}
+
+func addClientFlags(c *cobra.Command, cl *client, insecure *bool, caFile *string) {
+	c.Flags().StringVar(&cl.url, "url", envOr("PORTICO_URL", "https://127.0.0.1:9443"), "management URL (env PORTICO_URL)")
+	c.Flags().StringVar(&cl.token, "token", os.Getenv("PORTICO_TOKEN"), "API bearer token (env PORTICO_TOKEN)")
+	c.Flags().BoolVar(insecure, "insecure", os.Getenv("PORTICO_INSECURE") == "1", "skip certificate verification (self-signed management certificate; env PORTICO_INSECURE=1)")
+	c.Flags().StringVar(caFile, "ca", os.Getenv("PORTICO_CA"), "CA certificate (PEM) that signed the management certificate (env PORTICO_CA)")
+}
+
+func envOr(k, d string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return d
+}
+
+func (cl *client) setup(insecure bool, caFile string) error {
+	if cl.token == "" {
+		return errors.New("an API token is required: --token or PORTICO_TOKEN (create one with POST /api/v1/tokens)")
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("%s holds no PEM certificate", caFile)
+		}
+		tc.RootCAs = pool
+	}
+	cl.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
+	return nil
+}
+
+func (cl *client) get(ctx context.Context, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(cl.url, "/")+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+cl.token)
+	resp, err := cl.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error string `json:"error"`
+		}
+		json.Unmarshal(body, &e)
+		return fmt.Errorf("%s: %s %s", path, resp.Status, e.Error)
+	}
+	return json.Unmarshal(body, v)
+}
+
+func statusCmd() *cobra.Command {
+	var cl client
+	var insecure bool
+	var caFile string
+	c := &cobra.Command{
+		Use:   "status",
+		Short: "Show the running node's status through the REST API",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cl.setup(insecure, caFile); err != nil {
+				return err
+			}
+			var st map[string]any
+			if err := cl.get(cmd.Context(), "/api/v1/status", &st); err != nil {
+				return err
+			}
+			out, _ := json.MarshalIndent(st, "", "  ")
+			fmt.Fprintln(cmd.OutOrStdout(), string(out))
+			return nil
+		},
+	}
+	addClientFlags(c, &cl, &insecure, &caFile)
+	return c
+}

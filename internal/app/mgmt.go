@@ -1,0 +1,154 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// mgmtServer is the management HTTPS listener. Its address can change while
+// it runs: the new socket is bound first (so a bad address refuses the
+// change), then served, then the old server drains.
+type mgmtServer struct {
+	handler http.Handler
+	tls     *tls.Config
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	cur     *http.Server
+	curLn   net.Listener
+	started bool
+	errs    chan error
+	closed  bool
+}
+
+type preparedListener struct {
+	ln net.Listener
+}
+
+func (p *preparedListener) abandon() {
+	if p != nil {
+		p.ln.Close()
+	}
+}
+
+func newMgmtServer(h http.Handler, tc *tls.Config, log *slog.Logger) *mgmtServer {
+	return &mgmtServer{handler: h, tls: tc, log: log, errs: make(chan error, 4)}
+}
+
+func (m *mgmtServer) newServer() *http.Server {
+	return &http.Server{
+		Handler:           m.handler,
+		TLSConfig:         m.tls,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute, // restore uploads
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// bind opens the first listener.
+func (m *mgmtServer) bind(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.curLn = ln
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *mgmtServer) addr() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.curLn == nil {
+		return ""
+	}
+	return m.curLn.Addr().String()
+}
+
+func (m *mgmtServer) serve(srv *http.Server, ln net.Listener) {
+	go func() {
+		err := srv.Serve(tls.NewListener(ln, m.tls))
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.errs <- err
+		}
+	}()
+}
+
+// run serves until ctx ends, then drains open requests within drain().
+func (m *mgmtServer) run(ctx context.Context, drain func() time.Duration) error {
+	m.mu.Lock()
+	m.cur = m.newServer()
+	m.started = true
+	m.serve(m.cur, m.curLn)
+	m.mu.Unlock()
+	m.log.Info("management listening", "addr", m.addr())
+	select {
+	case <-ctx.Done():
+	case err := <-m.errs:
+		return err
+	}
+	m.mu.Lock()
+	srv := m.cur
+	m.mu.Unlock()
+	sctx, cancel := context.WithTimeout(context.Background(), drain())
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	return nil
+}
+
+// prepare binds a new address without serving it yet.
+func (m *mgmtServer) prepare(addr string) (*preparedListener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &preparedListener{ln: ln}, nil
+}
+
+// commit serves the prepared listener and drains the old server shortly
+// after, so the response to the request that made the change is delivered.
+func (m *mgmtServer) commit(p *preparedListener) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := m.cur
+	m.curLn = p.ln
+	if !m.started {
+		return
+	}
+	m.cur = m.newServer()
+	m.serve(m.cur, p.ln)
+	m.log.Info("management listener moved", "addr", p.ln.Addr().String())
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := old.Shutdown(ctx); err != nil {
+			old.Close()
+		}
+	}()
+}
+
+func (m *mgmtServer) close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
+	m.closed = true
+	if m.cur != nil {
+		m.cur.Close()
+	} else if m.curLn != nil {
+		m.curLn.Close()
+	}
+}
