@@ -363,7 +363,7 @@ func TestBadStartRefused(t *testing.T) {
 		f := filepath.Join(dir, "v.yaml")
 		os.WriteFile(f, []byte("version: 1\nmedia:\n  external: {port_min: 40000, port_max: 45000}\n  internal: {port_min: 44000, port_max: 50000}\n"), 0o600)
 		out, err := run(t, nil, "config", "validate", f)
-		if err == nil || !strings.Contains(out, "media.internal (line 4, column 3): 44000-50000 overlaps media.external 40000-45000") {
+		if err == nil || !strings.Contains(out, "media.internal (line 4, column 13): 44000-50000 overlaps media.external 40000-45000") {
 			t.Errorf("config validate: %v\n%s", err, out)
 		}
 		out, err = run(t, nil, "config", "validate", "../examples/portico.yaml")

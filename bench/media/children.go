@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -19,7 +20,15 @@ import (
 )
 
 // runPortico is the relay child: media.Relay plus the ng listener.
-func runPortico(ngPort, workers int) error {
+func runPortico(ngPort, workers int, cpuprofile string) error {
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	lo := netip.MustParseAddr("127.0.0.1")

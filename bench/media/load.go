@@ -439,7 +439,7 @@ func runSystem(o options, name string) (result, error) {
 	maxCalls := max(o.calls, o.checkCalls)
 	switch name {
 	case "portico":
-		cmd = exec.Command(self, "-role", "portico", "-ng", strconv.Itoa(ngPort), "-workers", strconv.Itoa(o.workers))
+		cmd = exec.Command(self, "-role", "portico", "-ng", strconv.Itoa(ngPort), "-workers", strconv.Itoa(o.workers), "-cpuprofile", o.cpuprofile)
 	case "rtpengine":
 		path, err := exec.LookPath("rtpengine")
 		if err != nil {

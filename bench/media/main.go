@@ -33,6 +33,7 @@ type options struct {
 	systems                     []string
 	write                       bool
 	workers                     int
+	cpuprofile                  string
 	doc, png                    string
 }
 
@@ -42,6 +43,7 @@ func main() {
 	bareN := flag.Int("n", 0, "internal: socket pairs for -role bare")
 	toA := flag.String("to-a", "", "internal: bare loop destination of B→A packets")
 	toB := flag.String("to-b", "", "internal: bare loop destination of A→B packets")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the Portico relay child to this file")
 	workers := flag.Int("workers", 0, "Portico relay workers (0: the relay's default)")
 	var o options
 	flag.IntVar(&o.calls, "calls", 500, "concurrent calls (relay streams, each carrying both directions) for the rate search")
@@ -60,7 +62,7 @@ func main() {
 
 	switch *role {
 	case "portico":
-		if err := runPortico(*ngPort, *workers); err != nil {
+		if err := runPortico(*ngPort, *workers, *cpuprofile); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -72,6 +74,7 @@ func main() {
 	}
 	o.systems = strings.Split(*sys, ",")
 	o.workers = *workers
+	o.cpuprofile = *cpuprofile
 	results, err := run(o)
 	if err != nil {
 		log.Fatal(err)

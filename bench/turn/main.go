@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"regexp"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,8 +50,8 @@ func main() {
 	var (
 		serve     = flag.Bool("serve", false, "internal: run the Portico TURN server (child mode)")
 		port      = flag.Int("port", 0, "internal: server port (child mode)")
-		portMin   = flag.Int("relay-min", 40000, "first relay port")
-		portMax   = flag.Int("relay-max", 44999, "last relay port")
+		portMin   = flag.Int("relay-min", 24000, "first relay port")
+		portMax   = flag.Int("relay-max", 31999, "last relay port")
 		sockets   = flag.Int("sockets", 1, "Portico UDP sockets per listener (SO_REUSEPORT)")
 		steps     = flag.String("steps", "120,240,300,360,420", "uclient client counts to step through (each sends 250 msg/s at -z 4)")
 		messages  = flag.Int("n", 1500, "messages per uclient client per step")
@@ -60,9 +61,17 @@ func main() {
 		only      = flag.String("only", "", "run against one server only: portico or coturn")
 		noRTCP    = flag.Bool("c", true, "pass -c to uclient (no RTCP allocations)")
 		uclientTO = flag.Duration("step-timeout", 120*time.Second, "bound on one uclient run")
+		cpuProf   = flag.String("cpuprofile", "", "write Portico's CPU profile here")
+		rounds    = flag.Int("rounds", 1, "rounds; each runs coturn then Portico, the table shows every round")
 	)
 	flag.Parse()
 	if *serve {
+		if *cpuProf != "" {
+			f, err := os.Create(*cpuProf)
+			if err == nil && pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
 		if err := runPortico(*port, *portMin, *portMax, *sockets); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -79,25 +88,42 @@ func main() {
 		counts = append(counts, n)
 	}
 	b := &bench{portMin: *portMin, portMax: *portMax, sockets: *sockets, counts: counts, messages: *messages,
-		interval: *interval, allocs: *allocs, workers: *workers, noRTCP: *noRTCP, stepTimeout: *uclientTO}
+		interval: *interval, allocs: *allocs, workers: *workers, noRTCP: *noRTCP, stepTimeout: *uclientTO, cpuProf: *cpuProf}
 	var results []result
-	for _, server := range []string{"coturn", "portico"} {
-		if *only != "" && *only != server {
-			continue
+	for round := 1; round <= *rounds && round <= 10; round++ {
+		for _, server := range []string{"coturn", "portico"} {
+			if *only != "" && *only != server {
+				continue
+			}
+			fmt.Printf("round %d, load average %s\n", round, loadAvg())
+			r, err := b.run(server)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "%s: %v\n", server, err)
+				os.Exit(1)
+			}
+			r.round = round
+			results = append(results, r)
 		}
-		r, err := b.run(server)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "%s: %v\n", server, err)
-			os.Exit(1)
-		}
-		results = append(results, r)
 	}
 	fmt.Println()
-	fmt.Println("| server | allocations/s | highest lossless rate (msg/s each way) | RTT at that rate (ms) | loss at next step | server CPU s (whole run) |")
-	fmt.Println("|---|---|---|---|---|---|")
+	fmt.Printf("steps %v clients x 1000/%d msg/s, %d messages of 172 bytes each; load average now %s\n", counts, *interval, *messages, loadAvg())
+	fmt.Println("| round | server | allocations/s | highest lossless rate (msg/s each way) | RTT at that rate (ms) | loss at next step | server CPU s (whole run) |")
+	fmt.Println("|---|---|---|---|---|---|---|")
 	for _, r := range results {
-		fmt.Printf("| %s | %.0f | %d (%d clients) | %.2f | %s | %.1f |\n", r.server, r.allocsPerSec, r.losslessRate, r.losslessClients, r.rtt, r.nextLoss, r.cpu.Seconds())
+		fmt.Printf("| %d | %s | %.0f | %d (%d clients) | %.2f | %s | %.1f |\n", r.round, r.server, r.allocsPerSec, r.losslessRate, r.losslessClients, r.rtt, r.nextLoss, r.cpu.Seconds())
 	}
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // runPortico is the child process: Portico's TURN service on 127.0.0.1.
@@ -128,9 +154,11 @@ type bench struct {
 	allocs, workers           int
 	noRTCP                    bool
 	stepTimeout               time.Duration
+	cpuProf                   string
 }
 
 type result struct {
+	round           int
 	server          string
 	allocsPerSec    float64
 	losslessRate    int
@@ -167,7 +195,7 @@ func (b *bench) startServer(server string, port int) (*exec.Cmd, error) {
 			return nil, err
 		}
 		cmd = exec.Command(self, "-serve", "-port", strconv.Itoa(port), "-relay-min", strconv.Itoa(b.portMin),
-			"-relay-max", strconv.Itoa(b.portMax), "-sockets", strconv.Itoa(b.sockets))
+			"-relay-max", strconv.Itoa(b.portMax), "-sockets", strconv.Itoa(b.sockets), "-cpuprofile", b.cpuProf)
 	case "coturn":
 		cmd = exec.Command("turnserver", "-n", "--listening-ip", "127.0.0.1", "--listening-port", strconv.Itoa(port),
 			"--relay-ip", "127.0.0.1", "--min-port", strconv.Itoa(b.portMin), "--max-port", strconv.Itoa(b.portMax),

@@ -34,7 +34,7 @@ func rootCmd() *cobra.Command {
 		Use:           "portico",
 		Short:         "Portico: session border controller and firewall-traversal edge for video conferencing",
 		SilenceUsage:  true,
-		SilenceErrors: false,
+		SilenceErrors: true,
 	}
 	root.AddCommand(serveCmd(), configCmd(), userCmd(), backupCmd(), restoreCmd(), versionCmd(), statusCmd())
 	return root

@@ -188,7 +188,10 @@ func newCallTable() *callTable {
 	return &callTable{byID: map[string]*call{}, byDialog: map[string]*call{}}
 }
 
-func dialogKey(side, callID string) string { return side + "|" + callID }
+// dialogKey names one of Portico's dialogs: requests within it carry
+// Portico's own tag in To, which also tells apart the forks of one call
+// (same Call-ID and From tag).
+func dialogKey(side, callID, localTag string) string { return side + "|" + callID + "|" + localTag }
 
 func (t *callTable) add(c *call) {
 	t.mu.Lock()
@@ -196,9 +199,9 @@ func (t *callTable) add(c *call) {
 	t.mu.Unlock()
 }
 
-func (t *callTable) bind(side, callID string, c *call) {
+func (t *callTable) bind(l *leg, c *call) {
 	t.mu.Lock()
-	t.byDialog[dialogKey(side, callID)] = c
+	t.byDialog[dialogKey(l.sd.name, l.callID, l.localTag)] = c
 	t.mu.Unlock()
 }
 
@@ -206,18 +209,24 @@ func (t *callTable) remove(c *call) {
 	t.mu.Lock()
 	delete(t.byID, c.id)
 	if c.a != nil {
-		delete(t.byDialog, dialogKey(c.a.sd.name, c.a.callID))
+		delete(t.byDialog, dialogKey(c.a.sd.name, c.a.callID, c.a.localTag))
 	}
 	if c.b != nil {
-		delete(t.byDialog, dialogKey(c.b.sd.name, c.b.callID))
+		delete(t.byDialog, dialogKey(c.b.sd.name, c.b.callID, c.b.localTag))
 	}
 	t.mu.Unlock()
 }
 
-func (t *callTable) lookup(side, callID string) *call {
+// lookup finds the call an in-dialog request belongs to.
+func (t *callTable) lookup(side string, req *sip.Request) *call {
+	cid, to := req.CallID(), req.To()
+	if cid == nil || to == nil {
+		return nil
+	}
+	tag, _ := to.Params.Get("tag")
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.byDialog[dialogKey(side, callID)]
+	return t.byDialog[dialogKey(side, string(*cid), tag)]
 }
 
 func (t *callTable) count() int {
@@ -298,7 +307,7 @@ func (s *Server) handleInvite(sd *side, req *sip.Request, tx sip.ServerTransacti
 		return
 	}
 	if to.Params.Has("tag") {
-		c := s.calls.lookup(sd.name, string(*cid))
+		c := s.calls.lookup(sd.name, req)
 		if c == nil {
 			s.respond(sd, tx, req, 481, "Call/Transaction Does Not Exist")
 			return
@@ -525,8 +534,8 @@ func (c *call) run(sd *side, req *sip.Request, tx sip.ServerTransaction, p plan)
 		}
 	}
 	s.calls.add(c)
-	s.calls.bind(a.sd.name, a.callID, c)
-	s.calls.bind(b.sd.name, b.callID, c)
+	s.calls.bind(a, c)
+	s.calls.bind(b, c)
 	s.m.callsActive.Inc()
 
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -829,7 +838,7 @@ func (s *Server) handleAck(sd *side, req *sip.Request, tx sip.ServerTransaction)
 	if cid == nil {
 		return
 	}
-	c := s.calls.lookup(sd.name, string(*cid))
+	c := s.calls.lookup(sd.name, req)
 	if c == nil {
 		return
 	}
@@ -940,7 +949,7 @@ func (s *Server) handleInDialog(sd *side, req *sip.Request, tx sip.ServerTransac
 		s.respond(sd, tx, req, 400, "Bad Request")
 		return
 	}
-	c := s.calls.lookup(sd.name, string(*cid))
+	c := s.calls.lookup(sd.name, req)
 	if c == nil || !to.Params.Has("tag") {
 		s.respond(sd, tx, req, 481, "Call/Transaction Does Not Exist")
 		return

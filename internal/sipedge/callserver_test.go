@@ -146,3 +146,26 @@ func TestLimitsAndHangup(t *testing.T) {
 	}
 	assertNoInside(t, p.tap)
 }
+
+// TestUDPKeepalive: Portico sends OPTIONS to the UDP flow of a registered
+// endpoint every UDPKeepalive.
+func TestUDPKeepalive(t *testing.T) {
+	cs, c := fakeCallServer(t, "cs")
+	p := startPortico(t, Config{CallServers: []CallServer{c}, ProbeInterval: -1, UDPKeepalive: 200 * time.Millisecond})
+	ua := newRawUA(t, outsideIP, "kim")
+	go func() {
+		r := cs.expect("REGISTER")
+		res := sip.NewResponseFromRequest(r, 200, "OK", nil)
+		res.AppendHeader(&sip.ContactHeader{Address: r.Contact().Address, Params: sip.HeaderParams{{K: "expires", V: "120"}}})
+		cs.send(udpAddr(r.Source()), res.String())
+	}()
+	if r := ua.register(udpAddr(p.extUDP.String()), 600); r.StatusCode != 200 {
+		t.Fatalf("register: %d", r.StatusCode)
+	}
+	o := ua.expect("OPTIONS")
+	if o.Recipient.User != "kim" {
+		t.Errorf("keepalive OPTIONS to %s", o.Recipient.String())
+	}
+	ua.reply(o, 200, "OK", "", "")
+	assertNoInside(t, p.tap)
+}

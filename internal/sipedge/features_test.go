@@ -2,6 +2,7 @@ package sipedge
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strings"
@@ -203,25 +204,43 @@ func TestCallFeatures(t *testing.T) {
 	assertNoInside(t, p.tap)
 }
 
-// TestTCPFlowAndKeepalive registers over TCP, answers a CRLF ping with a
-// pong (RFC 5626 section 3.5.1), and receives a call from inside over the
-// same connection.
-func TestTCPFlowAndKeepalive(t *testing.T) {
+// TestStreamFlowsAndKeepalive registers over TCP and over TLS, answers a
+// CRLF ping with a pong (RFC 5626 section 3.5.1), and delivers a call from
+// inside over the same connection.
+func TestStreamFlowsAndKeepalive(t *testing.T) {
 	k := startKamailio(t, 64)
 	p := startPortico(t, Config{CallServers: kamailioServer(k)})
-	conn, err := net.Dial("tcp", p.extTCP.String())
-	if err != nil {
-		t.Fatal(err)
+	for i, tc := range []struct {
+		transport string
+		dial      func() (net.Conn, error)
+	}{
+		{"tcp", func() (net.Conn, error) { return net.Dial("tcp", p.extTCP.String()) }},
+		{"tls", func() (net.Conn, error) {
+			return tls.Dial("tcp", p.extTLS.String(), &tls.Config{RootCAs: p.ca.Pool(), ServerName: "portico.test", MinVersion: tls.VersionTLS12})
+		}},
+	} {
+		t.Run(tc.transport, func(t *testing.T) {
+			conn, err := tc.dial()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			streamFlow(t, p, k, conn, tc.transport, fmt.Sprintf("erin%d", i), i+1)
+		})
 	}
-	defer conn.Close()
+	assertNoInside(t, p.tap)
+}
+
+func streamFlow(t *testing.T, p *portico, k *kamailio, conn net.Conn, transport, user string, n int) {
 	rd := bufio.NewReader(conn)
 	la := conn.LocalAddr().String()
-	reg := fmt.Sprintf("REGISTER sip:portico.test SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bKtcp1;rport\r\nFrom: <sip:erin@portico.test>;tag=e1\r\n"+
-		"To: <sip:erin@portico.test>\r\nCall-ID: tcpreg\r\nCSeq: 1 REGISTER\r\nContact: <sip:erin@%s;transport=tcp>\r\nExpires: 600\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", la, la)
+	reg := fmt.Sprintf("REGISTER sip:portico.test SIP/2.0\r\nVia: SIP/2.0/%s %s;branch=z9hG4bKst%d;rport\r\nFrom: <sip:%s@portico.test>;tag=e1\r\n"+
+		"To: <sip:%s@portico.test>\r\nCall-ID: streamreg%d\r\nCSeq: 1 REGISTER\r\nContact: <sip:%s@%s;transport=%s>\r\nExpires: 600\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+		strings.ToUpper(transport), la, n, user, user, n, user, la, transport)
 	conn.Write([]byte(reg))
 	res := readSIP(t, conn, rd)
 	if !strings.HasPrefix(res, "SIP/2.0 200") {
-		t.Fatalf("TCP REGISTER: %s", res)
+		t.Fatalf("REGISTER: %s", res)
 	}
 	conn.Write([]byte("\r\n\r\n"))
 	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
@@ -230,33 +249,36 @@ func TestTCPFlowAndKeepalive(t *testing.T) {
 	if err != nil || err2 != nil || b1 != '\r' || b2 != '\n' {
 		t.Fatalf("no CRLF pong: %q %q %v %v", b1, b2, err, err2)
 	}
-	regs := p.s.Registrations()
-	if len(regs) != 1 || regs[0].Transport != "tcp" {
-		t.Fatalf("Registrations() = %+v", regs)
+	found := false
+	for _, r := range p.s.Registrations() {
+		found = found || (strings.Contains(r.AOR, user) && r.Transport == transport)
 	}
-	// Inside calls erin: the INVITE must come back on this connection.
+	if !found {
+		t.Fatalf("Registrations() = %+v", p.s.Registrations())
+	}
+	// Inside calls the user: the INVITE must come back on this connection.
 	carol := newRawUA(t, insideIP, "carol")
 	done := make(chan *sip.Response, 1)
-	go func() { done <- carol.invite(udpAddr(k.addr.String()), "sip:erin@portico.test", carol.sdp(""), "") }()
+	go func() { done <- carol.invite(udpAddr(k.addr.String()), "sip:"+user+"@portico.test", carol.sdp(""), "") }()
 	inv := readSIP(t, conn, rd)
-	if !strings.HasPrefix(inv, "INVITE sip:erin@") {
-		t.Fatalf("expected INVITE over the TCP flow, got:\n%s", inv)
+	if !strings.HasPrefix(inv, "INVITE sip:"+user+"@") {
+		t.Fatalf("expected INVITE over the %s flow, got:\n%s", transport, inv)
 	}
 	msg, err := sip.ParseMessage([]byte(inv))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := msg.(*sip.Request)
-	busy := sip.NewResponseFromRequest(req, 486, "Busy Here", nil)
+	busy := sip.NewResponseFromRequest(msg.(*sip.Request), 486, "Busy Here", nil)
 	conn.Write([]byte(busy.String()))
-	if r := <-done; r.StatusCode != 486 {
+	r := <-done
+	if r.StatusCode != 486 {
 		t.Fatalf("inside caller got %d, want 486", r.StatusCode)
 	}
-	rec := p.hist.waitCalls(t, 1)[0]
+	carol.ackNon2xx(r, "sip:"+user+"@portico.test")
+	rec := p.hist.waitCalls(t, n)[n-1]
 	if rec.Disposition != "callee busy" || rec.CallType != CallInbound || rec.EndedBy != endedByCallee {
 		t.Errorf("call record = %+v", rec)
 	}
-	assertNoInside(t, p.tap)
 }
 
 // readSIP reads one SIP message (headers and Content-Length body) from a stream.

@@ -3,6 +3,7 @@ package sipedge
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portico-edge/portico/internal/certs/certtest"
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/store"
 	"github.com/portico-edge/portico/internal/testpeer"
@@ -150,6 +152,8 @@ type portico struct {
 	extUDP netip.AddrPort
 	extTCP netip.AddrPort
 	extWS  netip.AddrPort
+	extTLS netip.AddrPort
+	ca     *certtest.CA
 	intUDP netip.AddrPort
 	logs   *bytes.Buffer
 	cancel context.CancelFunc
@@ -214,6 +218,15 @@ func startPortico(t testing.TB, cfg Config) *portico {
 	p.tap = &tapConn{PacketConn: extUDP}
 	extTCP := listenTCP(t, extIP)
 	extWS := listenTCP(t, extIP)
+	extTLS := listenTCP(t, extIP)
+	p.extTLS = netip.MustParseAddrPort(extTLS.Addr().String())
+	p.ca = certtest.NewCA(t, "Portico test CA")
+	leaf := p.ca.Issue(t, []string{"portico.test", extIP}, certtest.Options{})
+	kp, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg := &tls.Config{Certificates: []tls.Certificate{kp}, MinVersion: tls.VersionTLS12}
 	intUDP := listenUDP(t, intIP)
 	intTCP := listenTCP(t, intIP)
 	p.extUDP = netip.MustParseAddrPort(extUDP.LocalAddr().String())
@@ -225,6 +238,7 @@ func startPortico(t testing.TB, cfg Config) *portico {
 			{Interface: External, Transport: "udp", Address: p.extUDP.String()},
 			{Interface: External, Transport: "tcp", Address: p.extTCP.String()},
 			{Interface: External, Transport: "ws", Address: p.extWS.String()},
+			{Interface: External, Transport: "tls", Address: p.extTLS.String()},
 			{Interface: Internal, Transport: "udp", Address: p.intUDP.String()},
 			{Interface: Internal, Transport: "tcp", Address: intTCP.Addr().String()},
 		}
@@ -232,7 +246,7 @@ func startPortico(t testing.TB, cfg Config) *portico {
 	if cfg.Domain == "" {
 		cfg.Domain = "portico.test"
 	}
-	s, err := New(cfg, Deps{Logger: logger, Media: relay, History: hist})
+	s, err := New(cfg, Deps{Logger: logger, Media: relay, History: hist, TLSConfig: tlsCfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,6 +256,7 @@ func startPortico(t testing.TB, cfg Config) *portico {
 			{Interface: External, Transport: "udp", Packet: p.tap},
 			{Interface: External, Transport: "tcp", Stream: &tapListener{Listener: extTCP, tap: p.tap}},
 			{Interface: External, Transport: "ws", Stream: &tapListener{Listener: extWS, tap: p.tap}},
+			{Interface: External, Transport: "tls", Stream: extTLS},
 			{Interface: Internal, Transport: "udp", Packet: intUDP},
 			{Interface: Internal, Transport: "tcp", Stream: intTCP},
 		})

@@ -94,6 +94,59 @@ func (r *registrar) sweepLoop(done <-chan struct{}) {
 	}
 }
 
+// keepaliveLoop sends OPTIONS to every UDP flow of a live registration
+// each Config.UDPKeepalive, keeping NAT bindings open for endpoints that do
+// not send keepalives themselves (RFC 5626 section 4.4.2 leaves UDP
+// keepalive to the client; this covers those that do not).
+func (r *registrar) keepaliveLoop(done <-chan struct{}) {
+	if r.s.cfg.UDPKeepalive <= 0 {
+		return
+	}
+	t := time.NewTicker(r.s.cfg.UDPKeepalive)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		seen := map[Flow]string{}
+		for _, b := range r.b {
+			if b.flow.Transport == "udp" {
+				seen[b.flow] = b.Contact
+			}
+		}
+		r.mu.Unlock()
+		var wg sync.WaitGroup
+		for f, contact := range seen {
+			var u sip.Uri
+			if sip.ParseUri(contact, &u) != nil {
+				continue
+			}
+			req := sip.NewRequest(sip.OPTIONS, u)
+			from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "portico", Host: r.s.ext.host}, Params: sip.NewParams()}
+			from.Params.Add("tag", sip.GenerateTagN(10))
+			cid := sip.CallIDHeader(sip.GenerateTagN(20))
+			mf := sip.MaxForwardsHeader(70)
+			req.AppendHeader(from)
+			req.AppendHeader(&sip.ToHeader{Address: u})
+			req.AppendHeader(&cid)
+			req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.OPTIONS})
+			req.AppendHeader(&mf)
+			r.s.ext.prepare(req, "udp", f.Source.String())
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				r.s.ext.do(ctx, req)
+			}()
+		}
+		wg.Wait()
+	}
+}
+
 func (r *registrar) sweep(now time.Time) {
 	var gone []*binding
 	r.mu.Lock()

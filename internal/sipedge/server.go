@@ -338,7 +338,8 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 		}()
 	}
 	s.log.Info("sip edge serving", "listeners", len(ls))
-	s.wg.Add(2)
+	s.wg.Add(3)
+	go func() { defer s.wg.Done(); s.regs.keepaliveLoop(s.closed) }()
 	go func() { defer s.wg.Done(); s.cs.probeLoop(s, s.closed) }()
 	go func() { defer s.wg.Done(); s.regs.sweepLoop(s.closed) }()
 	select {
@@ -353,9 +354,12 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 // goroutines. It is safe to call more than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		var wg sync.WaitGroup
 		for _, c := range s.calls.all() {
-			c.hangup(endedByPortico, "portico shutting down")
+			wg.Add(1)
+			go func() { defer wg.Done(); c.hangup(endedByPortico, "portico shutting down") }()
 		}
+		wg.Wait()
 		close(s.closed)
 		s.sockMu.Lock()
 		for _, c := range s.socks {

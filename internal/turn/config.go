@@ -61,6 +61,9 @@ type Listen struct {
 	// socket as its first: clients that pair RTP/RTCP relays that way (not
 	// browsers) may get 508.
 	Sockets int
+	// SocketBufferKB sets the receive and send buffers of listener and relay
+	// UDP sockets (capped by net.core.rmem_max/wmem_max). Default 4096.
+	SocketBufferKB int
 }
 
 // Relay configures the relay side.
@@ -140,19 +143,20 @@ type Auth struct {
 
 // Defaults.
 const (
-	DefaultRealm       = "portico"
-	DefaultPortMin     = 61000
-	DefaultPortMax     = 64999
-	DefaultLifetime    = 10 * time.Minute
-	DefaultMaxAge      = 12 * time.Hour
-	DefaultQuotaUser   = 20
-	DefaultQuotaTotal  = 2000
-	DefaultRatePerSec  = 5
-	DefaultRateBurst   = 20
-	DefaultMaxTTL      = 24 * time.Hour
-	maxClientLifetime  = time.Hour
-	maxListenSockets   = 64
-	minRequestLifetime = time.Minute
+	DefaultRealm          = "portico"
+	DefaultPortMin        = 61000
+	DefaultPortMax        = 64999
+	DefaultLifetime       = 10 * time.Minute
+	DefaultMaxAge         = 12 * time.Hour
+	DefaultQuotaUser      = 20
+	DefaultQuotaTotal     = 2000
+	DefaultRatePerSec     = 5
+	DefaultRateBurst      = 20
+	DefaultMaxTTL         = 24 * time.Hour
+	DefaultSocketBufferKB = 4096
+	maxClientLifetime     = time.Hour
+	maxListenSockets      = 64
+	minRequestLifetime    = time.Minute
 )
 
 // withDefaults returns c with zero fields replaced by their defaults.
@@ -162,6 +166,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Listen.Sockets == 0 {
 		c.Listen.Sockets = 1
+	}
+	if c.Listen.SocketBufferKB == 0 {
+		c.Listen.SocketBufferKB = DefaultSocketBufferKB
 	}
 	if c.Relay.Bind == "" {
 		c.Relay.Bind = c.Relay.Address
@@ -239,6 +246,9 @@ func (c Config) validate() (*validated, error) {
 	}
 	if c.Listen.Sockets < 1 || c.Listen.Sockets > maxListenSockets {
 		bad("listen.sockets", "%d is not between 1 and %d", c.Listen.Sockets, maxListenSockets)
+	}
+	if c.Listen.SocketBufferKB < 0 || c.Listen.SocketBufferKB > 1<<20 {
+		bad("listen.socket_buffer_kb", "%d is not between 0 and %d", c.Listen.SocketBufferKB, 1<<20)
 	}
 	if strings.ContainsAny(c.Realm, "\"\r\n") || len(c.Realm) > 127 {
 		bad("realm", "%q is not a valid realm (at most 127 characters, no quotes)", c.Realm)

@@ -67,6 +67,7 @@ type allocator struct {
 	portMax int
 	perUser int
 	total   int
+	bufKB   int
 	m       *metrics
 
 	mu      sync.Mutex
@@ -88,6 +89,7 @@ func newAllocator(v *validated, m *metrics) *allocator {
 		portMax: v.Relay.PortMax,
 		perUser: v.Quota.PerUser,
 		total:   v.Quota.Total,
+		bufKB:   v.Listen.SocketBufferKB,
 		m:       m,
 		udpUsed: map[int]bool{},
 		tcpUsed: map[int]bool{},
@@ -291,6 +293,7 @@ func (a *allocator) AllocatePacketConn(conf pturn.AllocateListenerConfig) (net.P
 		if err != nil {
 			return nil, err
 		}
+		setBuffers(c, a.bufKB)
 		pc = &relayPacketConn{UDPConn: c}
 		return c, nil
 	})

@@ -134,7 +134,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	for _, a := range s.cfg.Listen.UDP {
-		got, err := listenUDP(ctx, a, s.cfg.Listen.Sockets)
+		got, err := listenUDP(ctx, a, s.cfg.Listen.Sockets, s.cfg.Listen.SocketBufferKB)
 		if err != nil {
 			return fail(fmt.Errorf("turn: listen udp %s: %w", a, err))
 		}
