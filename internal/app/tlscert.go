@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -101,5 +100,3 @@ func serverTLS(cert tls.Certificate) *tls.Config {
 		NextProtos: []string{"h2", "http/1.1"},
 	}
 }
-
-var errNoAdmin = errors.New("no admin")

@@ -59,7 +59,7 @@ func (b *Batch) RecvFD(fd int, max int) (int, error) {
 		b.hdrs[i].Hdr.Flags = 0
 		b.hdrs[i].Len = 0
 	}
-	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(max), unix.MSG_DONTWAIT, 0, 0)
+	n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(max), unix.MSG_DONTWAIT, 0, 0)
 	if errno != 0 {
 		if errno == unix.EAGAIN || errno == unix.EWOULDBLOCK {
 			return 0, ErrWouldBlock
@@ -87,7 +87,7 @@ func (b *Batch) SendFD(fd int, from, to int) (int, error) {
 	}
 	sent := 0
 	for from+sent < to {
-		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[from+sent])), uintptr(to-from-sent), unix.MSG_DONTWAIT, 0, 0)
+		n, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[from+sent])), uintptr(to-from-sent), unix.MSG_DONTWAIT, 0, 0)
 		if errno != 0 {
 			if errno == unix.EAGAIN {
 				return sent, ErrWouldBlock

@@ -9,7 +9,6 @@
 package config
 
 import (
-	"net/netip"
 	"time"
 )
 
@@ -166,5 +165,3 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	*d = Duration(v)
 	return nil
 }
-
-func parseAddr(s string) (netip.Addr, error) { return netip.ParseAddr(s) }

@@ -142,12 +142,6 @@ func b2i(b bool) int64 {
 	return 0
 }
 
-type querier interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 func (s *DB) exec(ctx context.Context, op string, query string, args ...any) (int64, error) {
 	res, err := s.db.ExecContext(ctx, s.q(query), args...)
 	if err != nil {
