@@ -65,6 +65,12 @@ func (h *memHistory) snapshot() ([]store.CallRecord, []store.RegistrationEvent) 
 	return append([]store.CallRecord(nil), h.calls...), append([]store.RegistrationEvent(nil), h.regs...)
 }
 
+func (h *memHistory) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.calls)
+}
+
 // waitCalls waits until n call records exist.
 func (h *memHistory) waitCalls(t *testing.T, n int) []store.CallRecord {
 	t.Helper()
