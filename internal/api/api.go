@@ -82,6 +82,10 @@ type Deps struct {
 	Ready func(ctx context.Context) []Check
 	// Status describes the node for GET /api/v1/status.
 	Status func(ctx context.Context) map[string]any
+	// TURN returns the running TURN service, or nil when it is off.
+	TURN func() TURNService
+	// Certs holds named certificates.
+	Certs CertService
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 }
@@ -178,6 +182,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/backup", s.auth(true, s.backup))
 	m.HandleFunc("POST /api/v1/restore", s.auth(true, s.restore))
 
+	s.serviceRoutes()
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

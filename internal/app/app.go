@@ -32,6 +32,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/api"
 	"github.com/portico-edge/portico/internal/backup"
+	"github.com/portico-edge/portico/internal/certs"
 	"github.com/portico-edge/portico/internal/config"
 	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/store"
@@ -71,6 +72,8 @@ type App struct {
 	mgmt    *mgmtServer
 	started time.Time
 	svcs    []*service
+	built   *built
+	certs   *certs.Store
 	bootCfg *config.Config // what the services were built from
 
 	pendingRestart atomic.Pointer[[]string] // sections changed that apply at restart
@@ -155,15 +158,26 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portico_config_version", Help: "Active configuration version."}, func() float64 {
 		return float64(a.cur.Load().version.Version)
 	}))
-	if a.svcs, err = buildServices(cfg, a.log.Logger, a.reg); err != nil {
+	a.certs = certs.NewStore(certs.Options{Persister: certPersister{a.st}, Logger: logging.Component(a.log.Logger, "certs")})
+	if err := a.certs.Load(ctx); err != nil {
+		return nil, fmt.Errorf("load certificates: %w", err)
+	}
+	if a.built, err = buildServices(cfg, a.serviceDeps()); err != nil {
 		return nil, err
 	}
+	a.svcs = a.built.list
 	a.api, err = api.New(api.Config{
 		SessionTTL: cfg.Management.SessionTTL.D(), MaxLoginFailures: cfg.Management.MaxLoginFailures,
 		Lockout: cfg.Management.Lockout.D(), LoginRatePerMinute: cfg.Management.LoginRatePerMinute,
 	}, api.Deps{
 		Store: a.st, Logger: a.log.Logger, Config: configService{a}, Backup: backupService{a},
-		Gatherer: a.reg, Ready: a.ready, Status: a.status,
+		Gatherer: a.reg, Ready: a.ready, Status: a.status, Certs: a.certs,
+		TURN: func() api.TURNService {
+			if a.built.turn == nil {
+				return nil
+			}
+			return a.built.turn
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -172,6 +186,9 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	cert, err := managementCert(ctx, a.st, cfg.Management.CertFile, cfg.Management.KeyFile, cfg.Node.Name, net.ParseIP(host))
 	if err != nil {
 		return nil, err
+	}
+	if len(a.certs.List()) > 0 && a.certs.SetDefault(managementCertName) != nil {
+		a.log.Warn("management certificate not in the certificate store", "component", "certs")
 	}
 	a.mgmt = newMgmtServer(a.api, serverTLS(cert), logging.Component(a.log.Logger, "management"))
 	if err := a.mgmt.bind(cfg.Management.Listen); err != nil {
@@ -288,6 +305,10 @@ func ensureAdmin(ctx context.Context, st store.Store, password string, console i
 		fmt.Fprintf(console, "Portico first start: created user %q with the password from PORTICO_ADMIN_PASSWORD\n", name)
 	}
 	return nil
+}
+
+func (a *App) serviceDeps() serviceDeps {
+	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv}
 }
 
 // ManagementURL is where the API listens.
@@ -436,6 +457,14 @@ func (a *App) Replace(ctx context.Context, doc []byte, author, comment string, e
 	if len(es) > 0 {
 		return store.ConfigVersion{}, nil, es
 	}
+	// Services validate their own sections; building them does no I/O.
+	// The built set is thrown away: sections other than access_proxy apply at restart.
+	if _, err := buildServices(cfg, a.serviceDeps().withRegisterer(prometheus.NewRegistry())); err != nil {
+		if es, ok := config.AsErrors(err); ok {
+			return store.ConfigVersion{}, nil, es
+		}
+		return store.ConfigVersion{}, nil, config.Errors{{Reason: err.Error()}}
+	}
 	var pending *preparedListener
 	if cfg.Management.Listen != old.cfg.Management.Listen {
 		if pending, err = a.mgmt.prepare(cfg.Management.Listen); err != nil {
@@ -453,6 +482,11 @@ func (a *App) Replace(ctx context.Context, doc []byte, author, comment string, e
 	if pending != nil {
 		a.mgmt.commit(pending)
 	}
+	if ap := a.built.accessProxy; ap != nil && cfg.AccessProxy.Enabled {
+		if err := ap.Reload(cfg.AccessProxy.Config); err != nil {
+			a.log.Error("access proxy reload", "component", "config", "err", err)
+		}
+	}
 	a.log.Info("configuration applied", "component", "config", "version", v.Version, "author", author, "changed", changed)
 	return v, changed, nil
 }
@@ -461,6 +495,9 @@ func (a *App) Replace(ctx context.Context, doc []byte, author, comment string, e
 // with and apply only at restart (media ranges, log destination).
 func (a *App) notePending(cfg *config.Config) {
 	var p []string
+	if a.bootCfg.AccessProxy.Enabled != cfg.AccessProxy.Enabled {
+		p = append(p, "access_proxy")
+	}
 	for _, sec := range config.Changed(a.bootCfg, cfg) {
 		if restartSections[sec] {
 			p = append(p, sec)

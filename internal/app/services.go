@@ -2,17 +2,26 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
+	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portico-edge/portico/internal/accessproxy"
+	"github.com/portico-edge/portico/internal/certs"
 	"github.com/portico-edge/portico/internal/config"
 	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/media/ng"
+	"github.com/portico-edge/portico/internal/store"
+	"github.com/portico-edge/portico/internal/turn"
 )
 
 // service is one thing the app runs under its errgroup.
@@ -25,11 +34,34 @@ type service struct {
 
 // restartSections change only at the next start: the relay keeps the ports
 // of calls in progress, and the log file stays open.
-var restartSections = map[string]bool{"media": true}
+var restartSections = map[string]bool{"media": true, "turn": true}
+
+// serviceDeps are what services are built from besides the configuration.
+type serviceDeps struct {
+	log   *slog.Logger
+	reg   prometheus.Registerer
+	st    store.Store
+	certs *certs.Store
+	env   func(string) string
+}
+
+func (d serviceDeps) withRegisterer(r prometheus.Registerer) serviceDeps {
+	d.reg = r
+	return d
+}
+
+// built are the services of one configuration, and the handles the API needs.
+type built struct {
+	list        []*service
+	turn        *turn.Server
+	accessProxy *accessproxy.Server
+}
 
 // buildServices makes every enabled service from cfg. It does no I/O.
-func buildServices(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) ([]*service, error) {
-	var out []*service
+func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
+	b := &built{}
+	log, reg := d.log, d.reg
+	out := b.list
 	if cfg.Media.Enabled {
 		mc, err := mediaConfig(cfg)
 		if err != nil {
@@ -49,6 +81,109 @@ func buildServices(cfg *config.Config, log *slog.Logger, reg prometheus.Register
 			}
 			out = append(out, &service{name: "media-ng", run: srv.Run})
 		}
+	}
+	if cfg.TURN.Enabled {
+		tc := turnConfig(cfg, d.env)
+		ts, err := turn.New(tc, turn.Deps{Logger: logging.Component(log, "turn"), Registerer: reg, Users: turnUsers{d.st},
+			GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+				return d.certs.Select(h, cfg.TURN.Certificate)
+			}})
+		if err != nil {
+			return nil, asConfigErrors(err)
+		}
+		b.turn = ts
+		out = append(out, &service{name: "turn", run: ts.Run})
+	}
+	if cfg.AccessProxy.Enabled {
+		handlers := map[string]accessproxy.ConnHandler{}
+		if b.turn != nil {
+			ts := b.turn
+			handlers["turn"] = accessproxy.ConnHandlerFunc(func(ctx context.Context, c net.Conn) { ts.HandleConn(ctx, c) })
+		}
+		ap, err := accessproxy.New(cfg.AccessProxy.Config, accessproxy.Deps{Logger: log, Registerer: reg, Certs: d.certs, Handlers: handlers})
+		if err != nil {
+			return nil, asConfigErrors(err)
+		}
+		b.accessProxy = ap
+		out = append(out, &service{name: "access_proxy", run: ap.Run})
+	}
+	b.list = out
+	return b, nil
+}
+
+// asConfigErrors turns a service's validation errors into field errors.
+func asConfigErrors(err error) error {
+	var es config.Errors
+	for _, line := range strings.Split(err.Error(), "; ") {
+		path, reason, ok := strings.Cut(line, ": ")
+		if !ok || strings.Contains(path, " ") {
+			return err
+		}
+		es = append(es, config.FieldError{Path: path, Reason: reason})
+	}
+	return es
+}
+
+func turnConfig(cfg *config.Config, env func(string) string) turn.Config {
+	t := cfg.TURN
+	relay := t.RelayAddress
+	if relay == "" {
+		relay = cfg.Interfaces.External.PublicAddress
+	}
+	bind := cfg.Interfaces.External.Address
+	if relay == "" {
+		relay = bind
+	}
+	secret := t.RESTSecret
+	if secret == "" {
+		secret = env("PORTICO_TURN_SECRET")
+	}
+	return turn.Config{
+		Listen:    turn.Listen{UDP: t.UDP, TCP: t.TCP, TLS: t.TLS, SocketBufferKB: cfg.Media.SocketBufferKB},
+		Realm:     t.Realm,
+		Relay:     turn.Relay{Address: relay, Bind: bind, PortMin: t.Relay.Min, PortMax: t.Relay.Max},
+		Lifetime:  turn.Lifetime{Default: t.DefaultLifetime.D(), MaxAge: t.MaxAge.D()},
+		Quota:     turn.Quota{PerUser: t.QuotaPerUser, Total: t.QuotaTotal},
+		RateLimit: turn.RateLimit{PerSecond: t.RatePerSecond, Burst: t.RateBurst},
+		Peers:     turn.PeerPolicy{Inside: cfg.Interfaces.Internal.Networks, Deny: t.DenyPeers, Allow: t.AllowPeers},
+		Auth:      turn.Auth{Secret: secret, MaxTTL: t.RESTMaxTTL.D()},
+		Software:  "",
+	}
+}
+
+// turnUsers serves TURN long-term keys from the store.
+type turnUsers struct{ st store.Store }
+
+func (u turnUsers) TURNKey(ctx context.Context, realm, name string) ([]byte, error) {
+	tu, err := u.st.TURNUser(ctx, realm, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", turn.ErrUnknownUser, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return tu.Key, nil
+}
+
+// certPersister keeps the certificate store's imports in the store.
+type certPersister struct{ st store.Store }
+
+func (p certPersister) SaveCertificate(ctx context.Context, name string, certPEM, keyPEM []byte) error {
+	return p.st.PutCertificate(ctx, store.Certificate{Name: name, CertPEM: certPEM, KeyPEM: keyPEM, CreatedAt: time.Now().UTC()})
+}
+
+func (p certPersister) DeleteCertificate(ctx context.Context, name string) error {
+	return p.st.DeleteCertificate(ctx, name)
+}
+
+func (p certPersister) LoadCertificates(ctx context.Context) ([]certs.Stored, error) {
+	cs, err := p.st.Certificates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]certs.Stored, len(cs))
+	for i, c := range cs {
+		out[i] = certs.Stored{Name: c.Name, CertPEM: c.CertPEM, KeyPEM: c.KeyPEM}
 	}
 	return out, nil
 }

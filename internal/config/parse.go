@@ -129,14 +129,7 @@ func checkFields(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
 			return
 		}
 		fields := map[string]reflect.Type{}
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if name == "" || name == "-" {
-				continue
-			}
-			fields[name] = f.Type
-		}
+		collectFields(t, fields)
 		seen := map[string]bool{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
@@ -173,6 +166,22 @@ func checkFields(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
 		if n.Kind != yaml.ScalarNode {
 			*errs = append(*errs, FieldError{Path: path, Line: n.Line, Column: n.Column, Reason: "expected a single value"})
 		}
+	}
+}
+
+// collectFields maps YAML names to field types, descending into ",inline" structs.
+func collectFields(t reflect.Type, fields map[string]reflect.Type) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if strings.Contains(opts, "inline") && f.Type.Kind() == reflect.Struct {
+			collectFields(f.Type, fields)
+			continue
+		}
+		if name == "" || name == "-" || !f.IsExported() {
+			continue
+		}
+		fields[name] = f.Type
 	}
 }
 

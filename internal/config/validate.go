@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portico-edge/portico/internal/accessproxy"
 )
 
 // Default returns a document with every default filled in.
@@ -35,6 +37,13 @@ func Default() *Config {
 			LoginRatePerMinute: 20,
 		},
 		Log: Log{Level: "info", Format: "text", MaxSizeMB: 50, MaxFiles: 5},
+		TURN: TURN{
+			Realm: "portico", Relay: PortRange{Min: 61000, Max: 64999},
+			DefaultLifetime: Duration(10 * time.Minute), MaxAge: Duration(12 * time.Hour),
+			QuotaPerUser: 20, QuotaTotal: 2000, RatePerSecond: 5, RateBurst: 20,
+			RESTMaxTTL: Duration(24 * time.Hour),
+		},
+		AccessProxy: AccessProxy{Config: accessproxy.Config{Listen: "127.0.0.1:8443"}},
 		Media: Media{
 			External:          PortRange{Min: 40000, Max: 49999},
 			Internal:          PortRange{Min: 50000, Max: 59999},
@@ -118,6 +127,10 @@ func (c *Config) Validate() error {
 	}
 
 	v.media(&c.Media)
+	v.turn(c)
+	if c.AccessProxy.Enabled && c.AccessProxy.Listen == "" {
+		v.add("access_proxy.listen", "required when the access proxy is enabled")
+	}
 	if len(v.errs) == 0 {
 		return nil
 	}
@@ -210,5 +223,41 @@ func (v *validator) media(m *Media) {
 	}
 	if m.NGListen != "" {
 		v.hostPort("media.ng_listen", m.NGListen)
+	}
+}
+
+func (v *validator) turn(c *Config) {
+	t := &c.TURN
+	for _, l := range []struct {
+		name  string
+		addrs []string
+	}{{"udp", t.UDP}, {"tcp", t.TCP}, {"tls", t.TLS}} {
+		for i, a := range l.addrs {
+			v.hostPort(fmt.Sprintf("turn.%s[%d]", l.name, i), a)
+		}
+	}
+	if t.RelayAddress != "" {
+		if _, err := netip.ParseAddr(t.RelayAddress); err != nil {
+			v.add("turn.relay_address", "%q is not an IP address", t.RelayAddress)
+		}
+	}
+	if v.portRange("turn.relay", t.Relay) && c.Media.Enabled {
+		for _, m := range []struct {
+			name string
+			r    PortRange
+		}{{"media.external", c.Media.External}, {"media.internal", c.Media.Internal}} {
+			if t.Relay.Min <= m.r.Max && m.r.Min <= t.Relay.Max {
+				v.add("turn.relay", "%d-%d overlaps %s %d-%d", t.Relay.Min, t.Relay.Max, m.name, m.r.Min, m.r.Max)
+			}
+		}
+	}
+	for i, p := range t.AllowPeers {
+		v.cidr(fmt.Sprintf("turn.allow_peers[%d]", i), p)
+	}
+	for i, p := range t.DenyPeers {
+		v.cidr(fmt.Sprintf("turn.deny_peers[%d]", i), p)
+	}
+	if t.Enabled && len(t.UDP)+len(t.TCP)+len(t.TLS) == 0 {
+		v.add("turn", "enabled but lists no udp, tcp or tls listener")
 	}
 }
