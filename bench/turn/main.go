@@ -50,8 +50,8 @@ func main() {
 	var (
 		serve     = flag.Bool("serve", false, "internal: run the Portico TURN server (child mode)")
 		port      = flag.Int("port", 0, "internal: server port (child mode)")
-		portMin   = flag.Int("relay-min", 24000, "first relay port")
-		portMax   = flag.Int("relay-max", 31999, "last relay port")
+		portMin   = flag.Int("relay-min", 61000, "first relay port")
+		portMax   = flag.Int("relay-max", 64999, "last relay port")
 		sockets   = flag.Int("sockets", 1, "Portico UDP sockets per listener (SO_REUSEPORT)")
 		steps     = flag.String("steps", "120,240,300,360,420", "uclient client counts to step through (each sends 250 msg/s at -z 4)")
 		messages  = flag.Int("n", 1500, "messages per uclient client per step")

@@ -174,25 +174,30 @@ func (a *allocator) reserve(user string, tcp bool, requested int, bind func(port
 		}
 		ok = try(requested)
 	} else {
+		// Random ports first, so that a block held by another program does
+		// not exhaust the budget; then a scan from a random start, so that
+		// a nearly full range still yields its last free ports.
 		n := a.portMax - a.portMin + 1
-		start := rand.IntN(n)
-		failures := 0
-		for i := 0; i < n && failures < maxBindFailures; i++ {
-			port := a.portMin + (start+i)%n
+		candidate := func(port int) bool {
 			if evenProbe && (port%2 != 0 || port+1 > a.portMax) {
-				continue
+				return false
 			}
 			a.mu.Lock()
-			inUse := used[port] || (evenProbe && used[port+1])
-			a.mu.Unlock()
-			if inUse {
-				continue
+			defer a.mu.Unlock()
+			return !used[port] && !(evenProbe && used[port+1])
+		}
+		for i := 0; i < maxBindFailures && !ok; i++ {
+			if port := a.portMin + rand.IntN(n); candidate(port) {
+				ok = try(port)
 			}
-			if try(port) {
-				ok = true
-				break
+		}
+		start, failures := rand.IntN(n), 0
+		for i := 0; i < n && !ok && failures < maxBindFailures; i++ {
+			if port := a.portMin + (start+i)%n; candidate(port) {
+				if ok = try(port); !ok {
+					failures++
+				}
 			}
-			failures++
 		}
 	}
 	if !ok {

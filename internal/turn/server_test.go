@@ -27,9 +27,9 @@ const (
 
 // testConfig allows loopback peers explicitly: the built-in policy denies them.
 func testConfig() Config {
-	// Below the ephemeral range and the media defaults (40000-59999) that
-	// other tests on this machine use.
-	base := 20000 + rand.IntN(12000)
+	// Above the ephemeral range and the media defaults (40000-59999) that
+	// other tests and benchmarks on this machine use.
+	base := 61000 + rand.IntN(4000)
 	return Config{
 		Realm: testRealm,
 		Relay: Relay{Address: "127.0.0.1", PortMin: base, PortMax: base + 499},

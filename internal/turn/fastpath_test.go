@@ -1,0 +1,67 @@
+package turn
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// TestChannelDataFastPath forwards ChannelData through the listener's fast
+// path to a loopback peer, without allocating, and leaves unknown channels
+// and malformed data to the engine.
+func TestChannelDataFastPath(t *testing.T) {
+	s, err := New(testConfig(), Deps{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	listener, _ := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	defer listener.Close()
+	relaySock, _ := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	peer, _ := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	defer peer.Close()
+	h := &relayHandle{a: s.alloc}
+	relay := &relayPacketConn{UDPConn: relaySock, h: h}
+	defer relaySock.Close()
+
+	lpc := newListenPacketConn(s, listener)
+	client := netip.MustParseAddrPort("127.0.0.1:5000")
+	lpc.addChannel(client, 0x4001, relay, peer.LocalAddr().(*net.UDPAddr).AddrPort())
+
+	msg := []byte{0x40, 0x01, 0x00, 0x03, 'a', 'b', 'c', 0x00}
+	tests := []struct {
+		name string
+		b    []byte
+		from netip.AddrPort
+		want bool
+	}{
+		{"known channel", msg, client, true},
+		{"other client", msg, netip.MustParseAddrPort("127.0.0.1:5001"), false},
+		{"other channel", []byte{0x40, 0x02, 0x00, 0x00}, client, false},
+		{"length beyond datagram", []byte{0x40, 0x01, 0x00, 0x09, 'a'}, client, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := lpc.forward(tc.b, tc.from); got != tc.want {
+				t.Errorf("forward = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	buf := make([]byte, 64)
+	n, _, err := peer.ReadFromUDPAddrPort(buf)
+	if err != nil || string(buf[:n]) != "abc" {
+		t.Fatalf("peer got %q, %v", buf[:n], err)
+	}
+	if h.toPeerPkts.Load() != 1 || testutil.ToFloat64(s.m.pktsToPeer) != 1 {
+		t.Errorf("not counted: %d", h.toPeerPkts.Load())
+	}
+	allocs := testing.AllocsPerRun(200, func() { lpc.forward(msg, client) })
+	if allocs != 0 {
+		t.Errorf("forward allocates %v times per packet", allocs)
+	}
+	lpc.removeChannel(client, 0x4001)
+	if lpc.forward(msg, client) {
+		t.Error("removed channel still forwarded")
+	}
+}
