@@ -169,6 +169,9 @@ func (u turnUsers) TURNKey(ctx context.Context, realm, name string) ([]byte, err
 type certPersister struct{ st store.Store }
 
 func (p certPersister) SaveCertificate(ctx context.Context, name string, certPEM, keyPEM []byte) error {
+	if certPEM == nil {
+		certPEM = []byte{} // a CSR's key waiting for its certificate
+	}
 	return p.st.PutCertificate(ctx, store.Certificate{Name: name, CertPEM: certPEM, KeyPEM: keyPEM, CreatedAt: time.Now().UTC()})
 }
 

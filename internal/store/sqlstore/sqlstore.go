@@ -337,6 +337,7 @@ func scanCert(sc interface{ Scan(...any) error }) (store.Certificate, error) {
 
 // PutCertificate inserts or replaces a certificate by name.
 func (s *DB) PutCertificate(ctx context.Context, c store.Certificate) error {
+	c.CertPEM, c.KeyPEM = nonNilBytes(c.CertPEM), nonNilBytes(c.KeyPEM)
 	_, err := s.exec(ctx, "put certificate", "INSERT INTO certificates (name, cert_pem, key_pem, created_at) VALUES (?, ?, ?, ?) "+
 		"ON CONFLICT (name) DO UPDATE SET cert_pem = excluded.cert_pem, key_pem = excluded.key_pem, created_at = excluded.created_at",
 		c.Name, c.CertPEM, c.KeyPEM, us(c.CreatedAt))
@@ -531,4 +532,12 @@ func (s *DB) AddEvent(ctx context.Context, e store.Event) error {
 func (s *DB) Events(ctx context.Context, q store.Query) ([]store.Event, error) {
 	w, args := where(q, "time", "component", "message", "severity")
 	return list(ctx, s, "events", "SELECT id, time, severity, component, message FROM events"+w, args, scanEvent)
+}
+
+// nonNilBytes keeps NOT NULL columns happy for empty values.
+func nonNilBytes(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
