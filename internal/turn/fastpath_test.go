@@ -22,7 +22,8 @@ func TestChannelDataFastPath(t *testing.T) {
 	peer, _ := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	defer peer.Close()
 	h := &relayHandle{a: s.alloc}
-	relay := &relayPacketConn{UDPConn: relaySock, h: h}
+	relay := newRelayPacketConn(relaySock)
+	relay.h = h
 	defer relaySock.Close()
 
 	lpc := newListenPacketConn(s, listener)

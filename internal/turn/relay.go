@@ -2,6 +2,7 @@ package turn
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -299,7 +300,7 @@ func (a *allocator) AllocatePacketConn(conf pturn.AllocateListenerConfig) (net.P
 			return nil, err
 		}
 		setBuffers(c, a.bufKB)
-		pc = &relayPacketConn{UDPConn: c}
+		pc = newRelayPacketConn(c)
 		return c, nil
 	})
 	if err != nil {
@@ -367,18 +368,71 @@ func reuseAddrPort(_, _ string, c syscall.RawConn) error {
 	return serr
 }
 
-// relayPacketConn counts what crosses a UDP relay socket as it passes.
+// relayPacketConn counts what crosses a UDP relay socket as it passes, and
+// sends datagrams from peers that have a channel to a UDP client itself as
+// ChannelData (RFC 8656 §12.5), without allocating; the rest goes to the
+// engine.
 type relayPacketConn struct {
 	*net.UDPConn
-	h *relayHandle
+	h   *relayHandle
+	buf []byte // read buffer; the engine's single reader goroutine owns it
+
+	mu    sync.RWMutex
+	peers map[netip.AddrPort]peerChannel
+}
+
+// peerChannel is where a peer's datagrams go: a channel to a UDP client.
+type peerChannel struct {
+	number uint16
+	client netip.AddrPort
+	out    *net.UDPConn // the listener socket the client talks to
+}
+
+// maxRelayDatagram is the largest peer datagram read; the engine's own
+// buffer is 1500 bytes, so larger ones were truncated there too.
+const maxRelayDatagram = 1600
+
+func newRelayPacketConn(c *net.UDPConn) *relayPacketConn {
+	return &relayPacketConn{UDPConn: c, buf: make([]byte, 4+maxRelayDatagram), peers: map[netip.AddrPort]peerChannel{}}
+}
+
+func unmapAP(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+func (c *relayPacketConn) addPeer(peer netip.AddrPort, ch peerChannel) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.peers[unmapAP(peer)] = ch
+}
+
+func (c *relayPacketConn) removePeer(peer netip.AddrPort, number uint16) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ch, ok := c.peers[unmapAP(peer)]; ok && ch.number == number {
+		delete(c.peers, unmapAP(peer))
+	}
 }
 
 func (c *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	n, addr, err := c.UDPConn.ReadFrom(p)
-	if err == nil {
+	for {
+		n, from, err := c.UDPConn.ReadFromUDPAddrPort(c.buf[4:])
+		if err != nil {
+			return 0, nil, err
+		}
 		c.h.fromPeer(n)
+		from = unmapAP(from)
+		c.mu.RLock()
+		ch, ok := c.peers[from]
+		c.mu.RUnlock()
+		if ok {
+			binary.BigEndian.PutUint16(c.buf[0:2], ch.number)
+			binary.BigEndian.PutUint16(c.buf[2:4], uint16(n))
+			_, _ = ch.out.WriteToUDPAddrPort(c.buf[:4+n], ch.client)
+			continue
+		}
+		return copy(p, c.buf[4:4+n]), net.UDPAddrFromAddrPort(from), nil
 	}
-	return n, addr, err
 }
 
 func (c *relayPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {

@@ -607,20 +607,24 @@ func (s *Server) fastPath(src, dst, relay, peer net.Addr, number uint16, add boo
 	if lpc == nil || lpc.udp == nil {
 		return
 	}
+	h := s.alloc.lookup(relay)
+	var rc *relayPacketConn
+	if h != nil {
+		rc, _ = h.closer.(*relayPacketConn)
+	}
+	pa := unmapAP(peerAddr.AddrPort())
 	if !add {
 		lpc.removeChannel(client.AddrPort(), number)
+		if rc != nil {
+			rc.removePeer(pa, number)
+		}
 		return
 	}
-	h := s.alloc.lookup(relay)
-	if h == nil {
+	if rc == nil {
 		return
 	}
-	rc, ok := h.closer.(*relayPacketConn)
-	if !ok {
-		return
-	}
-	pa := peerAddr.AddrPort()
-	lpc.addChannel(client.AddrPort(), number, rc, netip.AddrPortFrom(pa.Addr().Unmap(), pa.Port()))
+	lpc.addChannel(client.AddrPort(), number, rc, pa)
+	rc.addPeer(pa, peerChannel{number: number, client: unmapAP(client.AddrPort()), out: lpc.udp})
 }
 
 // entryGone updates the gauges for an allocation that ended.
