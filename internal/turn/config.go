@@ -64,6 +64,9 @@ type Listen struct {
 	// SocketBufferKB sets the receive and send buffers of listener and relay
 	// UDP sockets (capped by net.core.rmem_max/wmem_max). Default 4096.
 	SocketBufferKB int
+	// MaxConns bounds open stream connections (TCP, TLS, DTLS and handed
+	// over); past it new ones are closed at once. Default 10000.
+	MaxConns int
 }
 
 // Relay configures the relay side.
@@ -154,6 +157,7 @@ const (
 	DefaultRateBurst      = 20
 	DefaultMaxTTL         = 24 * time.Hour
 	DefaultSocketBufferKB = 4096
+	DefaultMaxConns       = 10000
 	maxClientLifetime     = time.Hour
 	maxListenSockets      = 64
 	minRequestLifetime    = time.Minute
@@ -169,6 +173,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Listen.SocketBufferKB == 0 {
 		c.Listen.SocketBufferKB = DefaultSocketBufferKB
+	}
+	if c.Listen.MaxConns == 0 {
+		c.Listen.MaxConns = DefaultMaxConns
 	}
 	if c.Relay.Bind == "" {
 		c.Relay.Bind = c.Relay.Address
@@ -249,6 +256,9 @@ func (c Config) validate() (*validated, error) {
 	}
 	if c.Listen.SocketBufferKB < 0 || c.Listen.SocketBufferKB > 1<<20 {
 		bad("listen.socket_buffer_kb", "%d is not between 0 and %d", c.Listen.SocketBufferKB, 1<<20)
+	}
+	if c.Listen.MaxConns < 1 {
+		bad("listen.max_conns", "%d is below 1", c.Listen.MaxConns)
 	}
 	if strings.ContainsAny(c.Realm, "\"\r\n") || len(c.Realm) > 127 {
 		bad("realm", "%q is not a valid realm (at most 127 characters, no quotes)", c.Realm)

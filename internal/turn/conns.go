@@ -109,7 +109,15 @@ type streamConn struct {
 	closed chan struct{}
 }
 
+// newStreamConn wraps c, or returns nil (and closes c) when
+// listen.max_conns stream connections are already open.
 func newStreamConn(s *Server, c net.Conn, kind string) *streamConn {
+	if s.streams.Add(1) > int64(s.cfg.Listen.MaxConns) {
+		s.streams.Add(-1)
+		s.m.connsRefused.Inc()
+		_ = c.Close()
+		return nil
+	}
 	sc := &streamConn{Conn: c, s: s, key: fiveTupleKey(c.RemoteAddr(), c.LocalAddr()), closed: make(chan struct{})}
 	s.reg.kinds.Store(sc.key, kind)
 	return sc
@@ -128,6 +136,7 @@ func (c *streamConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
 		c.s.reg.kinds.Delete(c.key)
+		c.s.streams.Add(-1)
 		close(c.closed)
 	})
 	return err

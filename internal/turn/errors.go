@@ -12,9 +12,8 @@ var (
 	ErrNotServing = errors.New("turn: not serving")
 	// ErrAlreadyServing is returned by a second concurrent Run or Serve.
 	ErrAlreadyServing = errors.New("turn: already serving")
-	// ErrNoSecret is returned when REST credentials are asked for but no
-	// shared secret is configured.
-	ErrNoSecret = errors.New("turn: no REST API shared secret configured")
+	// ErrTooManyConns is returned by HandleConn past listen.max_conns.
+	ErrTooManyConns = errors.New("turn: too many stream connections")
 
 	errQuotaUser  = errors.New("turn: per-user allocation quota reached")
 	errQuotaTotal = errors.New("turn: total allocation quota reached")

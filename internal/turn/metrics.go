@@ -14,6 +14,7 @@ type metrics struct {
 	authFailures     *prometheus.CounterVec
 	peersDenied      prometheus.Counter
 	permissions      prometheus.Gauge
+	connsRefused     prometheus.Counter
 	bytes            *prometheus.CounterVec
 	packets          *prometheus.CounterVec
 
@@ -52,6 +53,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "portico", Subsystem: "turn", Name: "permissions",
 			Help: "TURN permissions now installed.",
 		}),
+		connsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "portico", Subsystem: "turn", Name: "conns_refused_total",
+			Help: "Stream connections closed at once because listen.max_conns were open.",
+		}),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "portico", Subsystem: "turn", Name: "relayed_bytes_total",
 			Help: "Payload bytes relayed, counted as they pass, by direction.",
@@ -67,6 +72,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.authFailures = register(reg, m.authFailures)
 	m.peersDenied = register(reg, m.peersDenied)
 	m.permissions = register(reg, m.permissions)
+	m.connsRefused = register(reg, m.connsRefused)
 	m.bytes = register(reg, m.bytes)
 	m.packets = register(reg, m.packets)
 

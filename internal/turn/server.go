@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/dtls/v3"
@@ -68,6 +69,7 @@ type Server struct {
 	closeCh  chan struct{}
 	served   chan struct{} // closed when the current Serve returns
 	conns    sync.WaitGroup
+	streams  atomic.Int64 // open stream connections
 }
 
 // New validates cfg and builds a Server. It does no I/O.
@@ -354,6 +356,9 @@ func (s *Server) acceptLoop(l streamListener, handover *chanListener) {
 				}
 			}
 			sc := newStreamConn(s, c, kind)
+			if sc == nil {
+				return
+			}
 			if !handover.push(sc, handoverTimeout) {
 				_ = sc.Close()
 			}
@@ -383,6 +388,9 @@ func (s *Server) HandleConn(ctx context.Context, c net.Conn) error {
 		kind = "tls"
 	}
 	sc := newStreamConn(s, c, kind)
+	if sc == nil {
+		return ErrTooManyConns
+	}
 	if !handover.push(sc, handoverTimeout) {
 		_ = sc.Close()
 		return ErrNotServing

@@ -446,3 +446,47 @@ func TestMaxAgeAndCloseAllocation(t *testing.T) {
 		t.Error("CloseAllocation found a closed allocation")
 	}
 }
+
+func TestMaxConns(t *testing.T) {
+	cfg := testConfig()
+	cfg.Listen.MaxConns = 1
+	ts := startServer(t, cfg, nil)
+	binding := func(c net.Conn) error {
+		req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+		if _, err := c.Write(req.Raw); err != nil {
+			return err
+		}
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 1500)
+		_, err := c.Read(buf)
+		return err
+	}
+	first, err := net.Dial("tcp", ts.tcp.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := binding(first); err != nil {
+		t.Fatalf("first connection: %v", err)
+	}
+	second, err := net.Dial("tcp", ts.tcp.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if err := binding(second); err == nil {
+		t.Fatal("second connection served past listen.max_conns")
+	}
+	if got := testutil.ToFloat64(ts.m.connsRefused); got != 1 {
+		t.Errorf("conns_refused_total = %v", got)
+	}
+	first.Close()
+	waitFor(t, func() bool { return ts.streams.Load() == 0 })
+	third, err := net.Dial("tcp", ts.tcp.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	if err := binding(third); err != nil {
+		t.Fatalf("connection after one closed: %v", err)
+	}
+}
