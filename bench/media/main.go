@@ -34,6 +34,7 @@ type options struct {
 	write                       bool
 	workers                     int
 	cpuprofile                  string
+	repeat                      int
 	doc, png                    string
 }
 
@@ -46,6 +47,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the Portico relay child to this file")
 	workers := flag.Int("workers", 0, "Portico relay workers (0: the relay's default)")
 	var o options
+	flag.IntVar(&o.repeat, "repeat", 3, "repetitions; each system's median run (by packets/s) is reported")
 	flag.IntVar(&o.calls, "calls", 500, "concurrent calls (relay streams, each carrying both directions) for the rate search")
 	flag.IntVar(&o.memCalls, "memcalls", 2000, "calls allocated at once to measure memory per call")
 	flag.IntVar(&o.checkCalls, "checkcalls", 1000, "calls run at 50 packets/s each way for the loss check (0: skip)")
