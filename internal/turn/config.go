@@ -67,6 +67,11 @@ type Listen struct {
 	// MaxConns bounds open stream connections (TCP, TLS, DTLS and handed
 	// over); past it new ones are closed at once. Default 10000.
 	MaxConns int
+	// IdleTimeout closes a stream connection on which no Allocate or
+	// ConnectionBind succeeded within this time (STUN binding only, or
+	// nothing at all), so idle connections cannot hold listen.max_conns.
+	// Default 30s. Negative: never.
+	IdleTimeout time.Duration
 }
 
 // Relay configures the relay side.
@@ -158,6 +163,7 @@ const (
 	DefaultMaxTTL         = 24 * time.Hour
 	DefaultSocketBufferKB = 4096
 	DefaultMaxConns       = 10000
+	DefaultIdleTimeout    = 30 * time.Second
 	maxClientLifetime     = time.Hour
 	maxListenSockets      = 64
 	minRequestLifetime    = time.Minute
@@ -176,6 +182,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Listen.MaxConns == 0 {
 		c.Listen.MaxConns = DefaultMaxConns
+	}
+	if c.Listen.IdleTimeout == 0 {
+		c.Listen.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.Relay.Bind == "" {
 		c.Relay.Bind = c.Relay.Address

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -107,6 +108,8 @@ type streamConn struct {
 	key    string
 	once   sync.Once
 	closed chan struct{}
+	used   atomic.Bool // an Allocate or ConnectionBind succeeded on it
+	idle   *time.Timer
 }
 
 // newStreamConn wraps c, or returns nil (and closes c) when
@@ -120,11 +123,27 @@ func newStreamConn(s *Server, c net.Conn, kind string) *streamConn {
 	}
 	sc := &streamConn{Conn: c, s: s, key: fiveTupleKey(c.RemoteAddr(), c.LocalAddr()), closed: make(chan struct{})}
 	s.reg.kinds.Store(sc.key, kind)
+	if d := s.cfg.Listen.IdleTimeout; d > 0 {
+		sc.idle = time.AfterFunc(d, func() {
+			if !sc.used.Load() {
+				s.m.connsIdle.Inc()
+				_ = sc.Close()
+			}
+		})
+	}
 	return sc
 }
 
 func (c *streamConn) Write(p []byte) (int, error) {
 	if len(p) >= stunHeaderLen && p[0] == 0x01 {
+		// Allocate (0x0103) or ConnectionBind (0x010B) success: the
+		// connection now carries an allocation or RFC 6062 data.
+		if (p[1] == 0x03 || p[1] == 0x0B) && !c.used.Load() {
+			c.used.Store(true)
+			if c.idle != nil {
+				c.idle.Stop()
+			}
+		}
 		if lt, ok := responseLifetime(p); ok {
 			c.s.noteLifetime(c.key, lt)
 		}
@@ -135,6 +154,9 @@ func (c *streamConn) Write(p []byte) (int, error) {
 func (c *streamConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
+		if c.idle != nil {
+			c.idle.Stop()
+		}
 		c.s.reg.kinds.Delete(c.key)
 		c.s.streams.Add(-1)
 		close(c.closed)

@@ -15,6 +15,7 @@ type metrics struct {
 	peersDenied      prometheus.Counter
 	permissions      prometheus.Gauge
 	connsRefused     prometheus.Counter
+	connsIdle        prometheus.Counter
 	bytes            *prometheus.CounterVec
 	packets          *prometheus.CounterVec
 
@@ -57,6 +58,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "portico", Subsystem: "turn", Name: "conns_refused_total",
 			Help: "Stream connections closed at once because listen.max_conns were open.",
 		}),
+		connsIdle: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "portico", Subsystem: "turn", Name: "conns_idle_closed_total",
+			Help: "Stream connections closed by listen.idle_timeout without an allocation.",
+		}),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "portico", Subsystem: "turn", Name: "relayed_bytes_total",
 			Help: "Payload bytes relayed, counted as they pass, by direction.",
@@ -73,6 +78,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.peersDenied = register(reg, m.peersDenied)
 	m.permissions = register(reg, m.permissions)
 	m.connsRefused = register(reg, m.connsRefused)
+	m.connsIdle = register(reg, m.connsIdle)
 	m.bytes = register(reg, m.bytes)
 	m.packets = register(reg, m.packets)
 

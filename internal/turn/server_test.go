@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -488,5 +489,58 @@ func TestMaxConns(t *testing.T) {
 	defer third.Close()
 	if err := binding(third); err != nil {
 		t.Fatalf("connection after one closed: %v", err)
+	}
+}
+
+func TestIdleStreamConnClosed(t *testing.T) {
+	cfg := testConfig()
+	cfg.Listen.IdleTimeout = 200 * time.Millisecond
+	ts := startServer(t, cfg, nil)
+	c, err := net.Dial("tcp", ts.tcp.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 10)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("idle connection not closed by the server: %v", err)
+	}
+	if got := testutil.ToFloat64(ts.m.connsIdle); got != 1 {
+		t.Errorf("conns_idle_closed_total = %v", got)
+	}
+}
+
+func TestTCPAllocationOutlivesIdleTimeout(t *testing.T) {
+	cfg := testConfig()
+	cfg.Listen.IdleTimeout = 200 * time.Millisecond
+	ts := startServer(t, cfg, nil)
+	conn, err := net.Dial("tcp", ts.tcp.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := pturn.NewClient(&pturn.ClientConfig{
+		STUNServerAddr: ts.tcp.Addr().String(), TURNServerAddr: ts.tcp.Addr().String(),
+		Username: testUser, Password: testPass, Realm: testRealm,
+		Conn: pturn.NewSTUNConn(conn),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	relay, err := c.Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	time.Sleep(600 * time.Millisecond)
+	list := ts.Allocations()
+	if len(list) != 1 || list[0].Transport != "tcp" {
+		t.Fatalf("allocations after idle timeout: %+v", list)
+	}
+	if got := testutil.ToFloat64(ts.m.connsIdle); got != 0 {
+		t.Errorf("conns_idle_closed_total = %v", got)
 	}
 }
