@@ -73,6 +73,9 @@ func (c *listenPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 
 // forward relays ChannelData on a known channel, reporting whether it did.
 func (c *listenPacketConn) forward(b []byte, from netip.AddrPort) bool {
+	if len(b) < 4 {
+		return false
+	}
 	number := uint16(b[0])<<8 | uint16(b[1])
 	length := int(uint16(b[2])<<8 | uint16(b[3]))
 	if length > len(b)-4 {
