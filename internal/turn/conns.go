@@ -154,8 +154,10 @@ func (c *streamConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// Close closes the connection. Its error (a peer that went away before a
+// TLS close_notify could be sent) is of no use to anyone and is dropped.
 func (c *streamConn) Close() error {
-	err := c.Conn.Close()
+	_ = c.Conn.Close()
 	c.once.Do(func() {
 		if c.idle != nil {
 			c.idle.Stop()
@@ -164,7 +166,7 @@ func (c *streamConn) Close() error {
 		c.s.streams.Add(-1)
 		close(c.closed)
 	})
-	return err
+	return nil
 }
 
 // chanListener is the net.Listener the TURN engine accepts stream

@@ -3,7 +3,9 @@ package turn
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -542,5 +544,84 @@ func TestTCPAllocationOutlivesIdleTimeout(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(ts.m.connsIdle); got != 0 {
 		t.Errorf("conns_idle_closed_total = %v", got)
+	}
+}
+
+// TestHandleConnALPN plays the one-port demultiplexer: it terminates TLS
+// with the server's TLSConfig, checks that ALPN chose "stun.turn" (RFC
+// 7443) and hands the connection over with HandleConn; a TURN client then
+// allocates and relays through it.
+func TestHandleConnALPN(t *testing.T) {
+	ts := startServer(t, testConfig(), func(d *Deps) {
+		cert, _ := selfSigned(t, t.TempDir())
+		d.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil }
+	})
+	ln, err := tls.Listen("tcp4", "127.0.0.1:0", ts.TLSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	handled := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			handled <- err
+			return
+		}
+		tc := c.(*tls.Conn)
+		if err := tc.Handshake(); err != nil {
+			handled <- err
+			return
+		}
+		if p := tc.ConnectionState().NegotiatedProtocol; p != "stun.turn" {
+			c.Close()
+			handled <- fmt.Errorf("ALPN %q", p)
+			return
+		}
+		handled <- ts.HandleConn(context.Background(), tc)
+	}()
+	conn, err := tls.Dial("tcp4", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"stun.turn"}}) //nolint:gosec // test certificate
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := pturn.NewClient(&pturn.ClientConfig{
+		STUNServerAddr: ln.Addr().String(), TURNServerAddr: ln.Addr().String(),
+		Username: testUser, Password: testPass, Realm: testRealm,
+		Conn: pturn.NewSTUNConn(conn),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	relay, err := c.Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := echoPeer(t)
+	if _, err := relay.WriteTo([]byte("over 443"), peer.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	_ = relay.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 100)
+	n, _, err := relay.ReadFrom(buf)
+	if err != nil || string(buf[:n]) != "over 443" {
+		t.Fatalf("echo %q, %v", buf[:n], err)
+	}
+	list := ts.Allocations()
+	if len(list) != 1 || list[0].Transport != "tls" {
+		t.Errorf("allocations = %+v", list)
+	}
+	relay.Close()
+	c.Close()
+	conn.Close()
+	select {
+	case err := <-handled:
+		if err != nil {
+			t.Errorf("HandleConn: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("HandleConn did not return after the connection closed")
 	}
 }
