@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -35,6 +36,27 @@ const (
 )
 
 func port(t *testing.T) string { return strconv.Itoa(testpeer.FreePort(t)) }
+
+// mediaPort returns an even port p with p..p+3 free on 127.0.0.1 (sipp
+// opens audio and video RTP/RTCP there).
+func mediaPort(t *testing.T) string {
+	for p := 50000 + os.Getpid()%5000*2; p < 65000; p += 4 {
+		ok := true
+		for i := 0; i < 4 && ok; i++ {
+			c, err := net.ListenPacket("udp", fmt.Sprintf("%s:%d", loadIP, p+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			c.Close()
+		}
+		if ok {
+			return strconv.Itoa(p)
+		}
+	}
+	t.Fatal("no media ports")
+	return ""
+}
 
 func startProc(t *testing.T, dir string, name string, args ...string) (*exec.Cmd, chan struct{}) {
 	cmd := exec.Command(name, args...)
@@ -63,7 +85,7 @@ func startProc(t *testing.T, dir string, name string, args ...string) (*exec.Cmd
 func sippRun(t *testing.T, dir string, args ...string) (ok bool, elapsed time.Duration, rtts []float64) {
 	sub, _ := os.MkdirTemp(dir, "sipp")
 	os.Symlink("/usr/share/sip-tester", filepath.Join(sub, "pcap"))
-	args = append([]string{"-nostdin", "-timeout", "120s", "-timeout_error", "-trace_rtt", "-rtt_freq", "1000000", "-max_socket", "100"}, args...)
+	args = append([]string{"-nostdin", "-timeout", "60s", "-timeout_error", "-trace_rtt", "-rtt_freq", "1000000", "-max_socket", "100", "-trace_err"}, args...)
 	cmd := exec.Command("sipp", args...)
 	cmd.Dir = sub
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
@@ -86,6 +108,16 @@ func sippRun(t *testing.T, dir string, args ...string) (ok bool, elapsed time.Du
 			}
 		}
 		fh.Close()
+	}
+	if err != nil {
+		errs, _ := filepath.Glob(filepath.Join(sub, "*_errors.log"))
+		for _, f := range errs {
+			b, _ := os.ReadFile(f)
+			if len(b) > 2500 {
+				b = append(b[:1500:1500], b[len(b)-1000:]...)
+			}
+			t.Logf("sipp errors (%s):\n%s", filepath.Base(f), b)
+		}
 	}
 	os.RemoveAll(sub)
 	return err == nil, elapsed, rtts
@@ -152,20 +184,26 @@ func TestSIPBenchmark(t *testing.T) {
 	testpeer.Require(t, "sipp", "kamailio")
 	dir := t.TempDir()
 	uas := insideIP + ":" + port(t)
-	startProc(t, dir, "sipp", "-nostdin", "-sn", "uas", "-i", insideIP, "-p", strings.Split(uas, ":")[1], "-mp", port(t), "-max_socket", "100")
+	scenUAS, _ := filepath.Abs("scenarios/uas.xml")
+	startProc(t, dir, "sipp", "-nostdin", "-sf", scenUAS, "-i", insideIP, "-p", strings.Split(uas, ":")[1], "-mp", mediaPort(t), "-max_socket", "100")
 	kam := kamIP + ":" + port(t)
 	kamailio(t, dir, kam, `MCU_URI="sip:`+uas+`"`, "WITH_RR")
 	s, ext := startPortico(t, kam)
 	scen, _ := filepath.Abs("scenarios")
 
 	// Registrations per second, directly and through Portico.
+	regPorts := map[string]string{kam: port(t), ext.String(): port(t)} // refreshes replace bindings
 	regRate := func(target string, rate, n int) (bool, float64, []float64) {
-		ok, el, rtt := sippRun(t, dir, "-sf", filepath.Join(scen, "register.xml"), "-i", loadIP, "-p", port(t),
+		ok, el, rtt := sippRun(t, dir, "-sf", filepath.Join(scen, "register.xml"), "-i", loadIP, "-p", regPorts[target],
 			"-r", strconv.Itoa(rate), "-m", strconv.Itoa(n), "-l", "5000", target)
 		return ok, float64(n) / el.Seconds(), rtt
 	}
+	only := os.Getenv("PORTICO_BENCH_ONLY") // "", "regs" or "calls"
 	best := map[string]float64{}
 	for _, path := range []struct{ name, target string }{{"kamailio registrar", kam}, {"portico → kamailio", ext.String()}} {
+		if only == "calls" {
+			break
+		}
 		for _, rate := range []int{1000, 2000, 3000, 4000, 6000, 8000} {
 			ok, got, rtt := regRate(path.target, rate, rate*5)
 			t.Logf("REGISTER %-20s offered %5d/s: achieved %6.0f/s ok=%v p50=%.2fms p99=%.2fms", path.name, rate, got, ok, percentile(rtt, .5), percentile(rtt, .99))
@@ -175,18 +213,39 @@ func TestSIPBenchmark(t *testing.T) {
 			best["reg "+path.name] = got
 		}
 	}
+	if only != "calls" {
+		heldRegistrations(t, dir, scen, s, ext)
+	}
+	if only == "regs" {
+		return
+	}
+	callRates(t, dir, kam, ext, s, best)
+}
+
+func heldRegistrations(t *testing.T, dir, scen string, s *sipedge.Server, ext netip.AddrPort) {
 	// 10,000 registrations held, then refreshed.
 	before := len(s.Registrations())
-	ok, el, _ := sippRun(t, dir, "-sf", filepath.Join(scen, "register.xml"), "-i", loadIP, "-p", port(t), "-r", "2000", "-m", "10000", "-l", "5000", ext.String())
-	ok2, el2, _ := sippRun(t, dir, "-sf", filepath.Join(scen, "register.xml"), "-i", loadIP, "-p", port(t), "-r", "2000", "-m", "10000", "-l", "5000", ext.String())
+	p := port(t)
+	ok, el, _ := sippRun(t, dir, "-sf", filepath.Join(scen, "register.xml"), "-i", loadIP, "-p", p, "-r", "1000", "-m", "10000", "-l", "5000", ext.String())
+	ok2, el2, _ := sippRun(t, dir, "-sf", filepath.Join(scen, "register.xml"), "-i", loadIP, "-p", p, "-r", "1000", "-m", "10000", "-l", "5000", ext.String())
 	t.Logf("10,000 registrations: registered ok=%v in %v, refreshed ok=%v in %v; held before %d, after %d", ok, el.Round(time.Millisecond), ok2, el2.Round(time.Millisecond), before, len(s.Registrations()))
+}
 
+func callRates(t *testing.T, dir, kam string, ext netip.AddrPort, s *sipedge.Server, best map[string]float64) {
+	rates := []int{250, 500, 750, 1000, 1500, 2000, 2500}
+	if r := os.Getenv("PORTICO_BENCH_RATES"); r != "" {
+		rates = nil
+		for _, f := range strings.Split(r, ",") {
+			n, _ := strconv.Atoi(f)
+			rates = append(rates, n)
+		}
+	}
 	// Calls per second: INVITE (SDP) → 200 → ACK → 100 ms → BYE.
 	for _, path := range []struct{ name, target string }{{"kamailio proxy (rr)", kam}, {"portico b2bua+media", ext.String()}} {
-		for _, rate := range []int{250, 500, 750, 1000, 1500, 2000, 2500} {
+		for _, rate := range rates {
 			n := rate * 5
-			ok, el, rtt := sippRun(t, dir, "-sn", "uac", "-s", "1000", "-i", loadIP, "-p", port(t), "-mp", port(t), "-d", "100",
-				"-r", strconv.Itoa(rate), "-m", strconv.Itoa(n), "-l", "20000", path.target)
+			ok, el, rtt := sippRun(t, dir, "-sn", "uac", "-s", "1000", "-i", loadIP, "-p", port(t), "-mp", mediaPort(t), "-d", "100",
+				"-r", strconv.Itoa(rate), "-m", strconv.Itoa(n), "-l", "10000", path.target)
 			got := float64(n) / el.Seconds()
 			t.Logf("CALLS %-20s offered %5d/s: achieved %6.0f/s ok=%v setup p50=%.2fms p99=%.2fms", path.name, rate, got, ok, percentile(rtt, .5), percentile(rtt, .99))
 			if !ok {
@@ -210,7 +269,7 @@ func TestSIPBenchmark(t *testing.T) {
 			}
 		}
 	}()
-	okc, elc, _ := sippRun(t, dir, "-sn", "uac", "-s", "1000", "-i", loadIP, "-p", port(t), "-mp", port(t), "-d", "15000",
+	okc, elc, _ := sippRun(t, dir, "-sn", "uac", "-s", "1000", "-i", loadIP, "-p", port(t), "-mp", mediaPort(t), "-d", "15000",
 		"-r", "100", "-m", "2000", "-l", "5000", ext.String())
 	close(stop)
 	t.Logf("CONCURRENT portico: 2000 calls of 15 s at 100/s, ok=%v in %v, peak %d calls held with media", okc, elc.Round(time.Second), peak)
