@@ -8,8 +8,8 @@ package sip
 import (
 	"bufio"
 	"context"
-	"io"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
