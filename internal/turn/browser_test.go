@@ -42,11 +42,16 @@ func TestChromiumRelayOnlyCall(t *testing.T) {
 	web := httptest.NewServer(http.FileServer(http.Dir("testdata")))
 	defer web.Close()
 
-	for _, transport := range []string{"udp", "tcp"} {
-		t.Run(transport, func(t *testing.T) {
+	for _, tc := range []struct{ name, url, relayProtocol string }{
+		{"udp", fmt.Sprintf("turn:127.0.0.1:%d?transport=udp", s.port), "udp"},
+		{"tcp", fmt.Sprintf("turn:127.0.0.1:%d?transport=tcp", s.port), "tcp"},
+		{"tls", fmt.Sprintf("turns:127.0.0.1:%d?transport=tcp", s.tlsPort), "tls"},
+	} {
+		transport := tc.relayProtocol
+		t.Run(tc.name, func(t *testing.T) {
 			user, pass, _ := s.MintCredentials("browser-guest", time.Hour)
 			ice := []map[string]any{{
-				"urls":       []string{fmt.Sprintf("turn:127.0.0.1:%d?transport=%s", s.port, transport)},
+				"urls":       []string{tc.url},
 				"username":   user,
 				"credential": pass,
 			}}
@@ -64,6 +69,8 @@ func TestChromiumRelayOnlyCall(t *testing.T) {
 				chromedp.Flag("use-fake-ui-for-media-stream", true),
 				// Relay candidates on 127.0.0.1 are loopback candidates.
 				chromedp.Flag("allow-loopback-in-peer-connection", true),
+				// The test's self-signed certificate, for turns:.
+				chromedp.Flag("ignore-certificate-errors", true),
 			}
 			actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 			defer cancel()
