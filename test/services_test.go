@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -140,6 +141,18 @@ access_proxy:
 			t.Errorf("lost %d:\n%s", lost, out)
 		}
 		c.must(204, "DELETE", "/api/v1/turn/users/roomsys", nil)
+		// The CLI manages the same users beside the running daemon.
+		out, err := run(t, []string{"PORTICO_PASSWORD=cli-password"}, "turn", "user", "add", "cliuser", "--data", filepath.Join(dir, "data"))
+		if err != nil {
+			t.Fatalf("turn user add: %v\n%s", err, out)
+		}
+		out, lost = uclient(t, "-u", "cliuser", "-w", "cli-password", "-e", "127.0.0.1", "-r", strconv.Itoa(peerPort), "-n", "10", "-m", "1", "-c", "-p", strconv.Itoa(turnPort), "127.0.0.1")
+		if lost != 0 {
+			t.Errorf("lost %d:\n%s", lost, out)
+		}
+		if out, err := run(t, nil, "turn", "user", "list", "--data", filepath.Join(dir, "data")); err != nil || !strings.Contains(out, "cliuser") {
+			t.Errorf("turn user list: %v\n%s", err, out)
+		}
 	})
 
 	t.Run("metrics updated", func(t *testing.T) {

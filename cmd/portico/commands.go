@@ -36,7 +36,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), configCmd(), userCmd(), backupCmd(), restoreCmd(), versionCmd(), statusCmd())
+	root.AddCommand(serveCmd(), configCmd(), userCmd(), turnCmd(), backupCmd(), restoreCmd(), versionCmd(), statusCmd())
 	return root
 }
 
