@@ -39,11 +39,14 @@ func port(t *testing.T) string { return strconv.Itoa(testpeer.FreePort(t)) }
 
 // mediaPort returns an even port p with p..p+3 free on 127.0.0.1 (sipp
 // opens audio and video RTP/RTCP there).
+var nextMedia = 50000 + os.Getpid()%2000*4
+
 func mediaPort(t *testing.T) string {
-	for p := 50000 + os.Getpid()%5000*2; p < 65000; p += 4 {
+	for ; nextMedia < 65000; nextMedia += 8 {
+		p := nextMedia
 		ok := true
 		for i := 0; i < 4 && ok; i++ {
-			c, err := net.ListenPacket("udp", fmt.Sprintf("%s:%d", loadIP, p+i))
+			c, err := net.ListenPacket("udp", fmt.Sprintf(":%d", p+i))
 			if err != nil {
 				ok = false
 				break
@@ -51,6 +54,7 @@ func mediaPort(t *testing.T) string {
 			c.Close()
 		}
 		if ok {
+			nextMedia += 8
 			return strconv.Itoa(p)
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -1136,5 +1135,3 @@ func (c *call) finish(by string, code int, reason string, _ error) {
 		close(c.done)
 	})
 }
-
-var _ = netip.Addr{}

@@ -92,6 +92,55 @@ func TestCallFeatures(t *testing.T) {
 		if !rtpFlows(t, dave, toDave, carol) {
 			t.Fatal("RTP not relayed after resume")
 		}
+		// INFO (DTMF) is relayed with its body.
+		go func() {
+			dave.send(dave.dest, strings.Replace(dave.request("INFO", dave.target, dave.to+";tag="+dave.rtag, "Content-Type: application/dtmf-relay\r\n", "Signal=5\r\nDuration=160\r\n"),
+				"Content-Type: application/sdp\r\n", "", 1))
+			done <- dave.final("INFO")
+		}()
+		info := carol.expect("INFO")
+		if !strings.Contains(string(info.Body()), "Signal=5") {
+			t.Errorf("INFO body lost: %q", info.Body())
+		}
+		carol.reply(info, 200, "OK", "", "")
+		if r := <-done; r.StatusCode != 200 {
+			t.Fatalf("INFO answered %d", r.StatusCode)
+		}
+		// UPDATE with SDP is anchored like a re-INVITE.
+		go func() { done <- dave.inDialog("UPDATE", dave.sdp("sendrecv")) }()
+		up := carol.expect("UPDATE")
+		if a := mediaAddr(t, up.Body()); a.Addr().String() != intIP {
+			t.Errorf("UPDATE SDP not anchored: %v", a)
+		}
+		carol.reply(up, 200, "OK", "", carol.sdp(""))
+		if r := <-done; r.StatusCode != 200 || mediaAddr(t, r.Body()).Addr().String() != extIP {
+			t.Fatalf("UPDATE answered %d:\n%s", r.StatusCode, r.Body())
+		}
+		// A content (slides) stream is added, then removed, by re-INVITE.
+		go func() { done <- dave.inDialog("INVITE", dave.sdpVideo(false)) }()
+		re = carol.expect("INVITE")
+		if st := streamsOf(t, re.Body()); len(st) != 2 || st[1].Disabled() || st[1].RTP.Addr().String() != intIP || st[1].Content != "slides" {
+			t.Errorf("content stream not anchored inside: %+v", st)
+		}
+		carol.reply(re, 200, "OK", "carol1", carol.sdpVideo(false))
+		res2 := <-done
+		if st := streamsOf(t, res2.Body()); res2.StatusCode != 200 || len(st) != 2 || st[1].RTP.Addr().String() != extIP {
+			t.Fatalf("content stream answer %d: %+v", res2.StatusCode, st)
+		}
+		carol.expect("ACK")
+		if !rtpFlowsTo(t, dave, streamsOf(t, res2.Body())[1].RTP, carol, streamsOf(t, []byte(carol.sdpVideo(false)))[1].RTP.Port()) {
+			t.Error("content stream media not relayed")
+		}
+		go func() { done <- dave.inDialog("INVITE", dave.sdpVideo(true)) }()
+		re = carol.expect("INVITE")
+		if st := streamsOf(t, re.Body()); len(st) != 2 || !st[1].Disabled() {
+			t.Errorf("removed content stream not disabled: %+v", st)
+		}
+		carol.reply(re, 200, "OK", "carol1", carol.sdpVideo(true))
+		if r := <-done; r.StatusCode != 200 {
+			t.Fatalf("content removal answered %d", r.StatusCode)
+		}
+		carol.expect("ACK")
 		// Callee hangs up.
 		bye := make(chan *sip.Response, 1)
 		go func() { bye <- carol.byeAsCallee(inv, "carol1") }()

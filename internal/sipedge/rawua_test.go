@@ -82,6 +82,16 @@ func (u *rawUA) sdp(mode string) string {
 	return s
 }
 
+// sdpVideo is sdp("") plus a content video stream (port 0 when removed).
+func (u *rawUA) sdpVideo(removed bool) string {
+	ap := u.rtp.LocalAddr().(*net.UDPAddr)
+	port := ap.Port + 2
+	if removed {
+		port = 0
+	}
+	return u.sdp("") + fmt.Sprintf("m=video %d RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=content:slides\r\n", port)
+}
+
 func (u *rawUA) request(method, ruri, to, extra, body string) string {
 	u.cseq++
 	branch := fmt.Sprintf("z9hG4bK%d", uaSeq.Add(1))
@@ -267,3 +277,32 @@ func (u *rawUA) ackNon2xx(res *sip.Response, ruri string) {
 }
 
 func io_ReadFull(r *bufio.Reader, b []byte) (int, error) { return io.ReadFull(r, b) }
+
+func streamsOf(t *testing.T, body []byte) []sdp.Stream {
+	t.Helper()
+	d, err := sdp.Parse(body)
+	if err != nil {
+		t.Fatalf("bad SDP %v:\n%s", err, body)
+	}
+	return d.Streams
+}
+
+// rtpFlowsTo sends packets from u to addr and checks that peer receives
+// them on its port rtpPort (a second stream's socket, opened here).
+func rtpFlowsTo(t *testing.T, from *rawUA, to netip.AddrPort, peer *rawUA, rtpPort uint16) bool {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(strings.Split(peer.local, ":")[0]), Port: int(rtpPort)})
+	if err != nil {
+		t.Fatalf("listen second stream: %v", err)
+	}
+	defer c.Close()
+	pkt := make([]byte, 200)
+	pkt[0] = 0x80
+	for i := 0; i < 5; i++ {
+		from.rtp.WriteToUDPAddrPort(pkt, to)
+	}
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 2048)
+	_, err = c.Read(buf)
+	return err == nil
+}

@@ -247,9 +247,9 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 		mf = *m - 1
 	}
 	out.AppendHeader(&mf)
-	pathURI := s.int.contact(strings.ToLower(req.Transport()), token)
-	pathURI.Port = 0
-	pathURI = s.int.contact("udp", token)
+	// The Path names the internal UDP listener (the call servers' usual
+	// transport); the token carries the outside flow.
+	pathURI := s.int.contact("udp", token)
 	pathURI.UriParams = sip.NewParams()
 	pathURI.UriParams.Add("lr", "")
 	pathURI.UriParams.Add("ob", "")
@@ -261,14 +261,13 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultTransactionTimout)
 	defer cancel()
-	res, cs, err := s.sendToCallServer(ctx, out)
+	res, _, err := s.sendToCallServer(ctx, out)
 	if err != nil {
 		s.log.Warn("register relay failed", "aor", aor, "err", err)
 		s.respond(sd, tx, req, 503, "Service Unavailable", s.retryAfter())
 		s.regs.event(RegistrationInfo{AOR: aor, Source: flow.Source.String(), Transport: flow.Transport}, "rejected", 0, "no call server: "+err.Error())
 		return
 	}
-	_ = cs
 	back := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, nil)
 	for _, name := range []string{"Contact", "Expires", "WWW-Authenticate", "Proxy-Authenticate", "Date", "Min-Expires",
 		"Retry-After", "Supported", "Allow", "Warning"} {

@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -309,5 +308,3 @@ func (d *dnsResolver) LookupHost(ctx context.Context, name string) ([]string, er
 	}
 	return out, nil
 }
-
-var _ = strconv.Itoa
