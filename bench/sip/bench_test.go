@@ -246,6 +246,9 @@ func callRates(t *testing.T, dir, kam string, ext netip.AddrPort, s *sipedge.Ser
 	}
 	// Calls per second: INVITE (SDP) → 200 → ACK → 100 ms → BYE.
 	for _, path := range []struct{ name, target string }{{"kamailio proxy (rr)", kam}, {"portico b2bua+media", ext.String()}} {
+		if os.Getenv("PORTICO_BENCH_PORTICO_ONLY") != "" && path.target == kam {
+			continue
+		}
 		for _, rate := range rates {
 			n := rate * 5
 			ok, el, rtt := sippRun(t, dir, "-sn", "uac", "-s", "1000", "-i", loadIP, "-p", port(t), "-mp", mediaPort(t), "-d", "100",

@@ -74,8 +74,10 @@ type leg struct {
 	fixed               string // next hop for every request (an outside NAT flow)
 	invite              *sip.Request
 	inviteHadBody       bool
-	pendingACK          *sip.Request // late offer: ACK waits for the other side's answer
-	ack                 *sip.Request
+	pendingACK          *sip.Request  // late offer: ACK waits for the other side's answer
+	ack                 *sip.Request  // the ACK Portico sent for the last 2xx, re-sent on retransmissions
+	acked               chan struct{} // closed when the 2xx Portico sent as UAS is acknowledged
+	ackedSeq            uint32
 }
 
 func (l *leg) nextHop() string {
@@ -828,7 +830,79 @@ func (c *call) answer(sd *side, req *sip.Request, tx sip.ServerTransaction, res 
 	if !c.s.cfg.TopologyHiding.StripServer {
 		copyHeaders(back, res, "Server")
 	}
+	acked := c.expectACK(c.a, back)
 	tx.Respond(back)
+	c.retransmit2xx(sd, acked, back)
+}
+
+// expectACK arms the wait for the ACK of a 2xx Portico sends as UAS.
+func (c *call) expectACK(l *leg, res *sip.Response) chan struct{} {
+	acked := make(chan struct{})
+	c.mu.Lock()
+	l.acked, l.ackedSeq = acked, res.CSeq().SeqNo
+	c.mu.Unlock()
+	return acked
+}
+
+// retransmit2xx re-sends a 2xx Portico sent as UAS over UDP until its ACK
+// arrives (RFC 3261 section 13.3.1.4: T1 doubling to T2, for 64*T1).
+func (c *call) retransmit2xx(sd *side, acked chan struct{}, res *sip.Response) {
+	if !strings.EqualFold(res.Transport(), "udp") {
+		return
+	}
+	select {
+	case <-c.s.closed:
+		return
+	default:
+	}
+	c.s.wg.Add(1)
+	go func() {
+		defer c.s.wg.Done()
+		const t1, t2 = 500 * time.Millisecond, 4 * time.Second
+		interval := t1
+		deadline := time.After(64 * t1)
+		for {
+			select {
+			case <-acked:
+				return
+			case <-c.done:
+				return
+			case <-c.s.closed:
+				return
+			case <-deadline:
+				return
+			case <-time.After(interval):
+				sd.srv.WriteResponse(res)
+				interval = min(2*interval, t2)
+			}
+		}
+	}()
+}
+
+// strayResponse handles responses no transaction waits for: 2xx
+// retransmissions whose ACK was lost get the ACK again.
+func (s *Server) strayResponse(sd *side, r *sip.Response) {
+	if r.StatusCode < 200 || r.StatusCode >= 300 || r.CSeq() == nil || r.CSeq().MethodName != sip.INVITE || r.CallID() == nil || r.From() == nil {
+		return
+	}
+	tag, _ := r.From().Params.Get("tag")
+	s.calls.mu.Lock()
+	c := s.calls.byDialog[dialogKey(sd.name, string(*r.CallID()), tag)]
+	s.calls.mu.Unlock()
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	var ack *sip.Request
+	for _, l := range []*leg{c.a, c.b} {
+		if l != nil && l.sd == sd && l.localTag == tag && l.ack != nil && l.ack.CSeq().SeqNo == r.CSeq().SeqNo {
+			ack = l.ack
+		}
+	}
+	c.mu.Unlock()
+	if ack != nil {
+		sd.write(ack)
+	}
 }
 
 // handleAck forwards an ACK that carries the answer to a late offer.
@@ -842,7 +916,11 @@ func (s *Server) handleAck(sd *side, req *sip.Request, tx sip.ServerTransaction)
 		return
 	}
 	c.mu.Lock()
-	_, other := c.legs(sd)
+	this, other := c.legs(sd)
+	if this.acked != nil && req.CSeq() != nil && req.CSeq().SeqNo == this.ackedSeq {
+		close(this.acked)
+		this.acked = nil
+	}
 	ack := other.pendingACK
 	other.pendingACK = nil
 	if ack != nil && isSDP(req) {
@@ -931,7 +1009,13 @@ func (c *call) reinvite(sd *side, req *sip.Request, tx sip.ServerTransaction) {
 	if back != nil {
 		r.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
-	tx.Respond(r)
+	if res.StatusCode < 300 {
+		acked := c.expectACK(this, r)
+		tx.Respond(r)
+		c.retransmit2xx(sd, acked, r)
+	} else {
+		tx.Respond(r)
+	}
 }
 
 // handlePrack answers PRACK locally: reliable provisionals are terminated

@@ -168,7 +168,8 @@ func (s *Server) newSide(name string) (*side, error) {
 	opts := []sipgo.UserAgentOption{
 		sipgo.WithUserAgent("Portico"),
 		sipgo.WithUserAgentHostname(sd.host),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(s.log.With("side", name))),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(s.log.With("side", name)),
+			sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) { s.strayResponse(sd, r) })),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(s.log.With("side", name))),
 	}
 	if s.deps.TLSConfig != nil {
