@@ -23,6 +23,7 @@ func TestRegisteredCallsBothWays(t *testing.T) {
 	dir := sippDir(t)
 
 	t.Run("outside calls inside", func(t *testing.T) {
+		capt := startCapture(t, p.portLo, p.portHi)
 		r := startSipp(t, dir, "-sf", "reg_call.xml", "-key", "user", "alice", "-s", "1001",
 			"-i", outsideIP, "-p", freePort(t), "-mp", freePort(t), "-m", "1", "-d", "1500", p.extUDP.String())
 		r.wait(t, "reg_call")
@@ -39,6 +40,14 @@ func TestRegisteredCallsBothWays(t *testing.T) {
 			t.Errorf("media not relayed both ways: %+v", st)
 		}
 		t.Logf("relayed %d packets from the caller, %d back from the inside echo", st.PacketsIn, st.PacketsOut)
+		// tshark counts the RTP on both sides of the relay.
+		counts := capt.rtpCounts(t)
+		for _, pair := range []string{outsideIP + ">" + extIP, intIP + ">" + insideIP, insideIP + ">" + intIP, extIP + ">" + outsideIP} {
+			if counts[pair] < 10 {
+				t.Errorf("tshark saw %d RTP packets %s; all: %v", counts[pair], pair, counts)
+			}
+		}
+		t.Logf("tshark RTP packets: %v", counts)
 		_, regs := p.hist.snapshot()
 		if !hasKind(regs, "alice", "registered") {
 			t.Errorf("no registered event: %+v", regs)

@@ -159,6 +159,8 @@ type portico struct {
 	extTCP netip.AddrPort
 	extWS  netip.AddrPort
 	extTLS netip.AddrPort
+	portLo int
+	portHi int
 	ca     *certtest.CA
 	intUDP netip.AddrPort
 	logs   *bytes.Buffer
@@ -219,7 +221,7 @@ func startPortico(t testing.TB, cfg Config) *portico {
 	ctx, cancel := context.WithCancel(context.Background())
 	go relay.Run(ctx)
 	hist := &memHistory{}
-	p := &portico{hist: hist, relay: relay, logs: logs, cancel: cancel, errc: make(chan error, 1)}
+	p := &portico{hist: hist, relay: relay, logs: logs, cancel: cancel, errc: make(chan error, 1), portLo: lo, portHi: hi}
 	extUDP := listenUDP(t, extIP)
 	p.tap = &tapConn{PacketConn: extUDP}
 	extTCP := listenTCP(t, extIP)
