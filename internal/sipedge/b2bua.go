@@ -276,6 +276,20 @@ func (s *Server) Hangup(id string) error {
 	return nil
 }
 
+// MediaTimeout ends a call whose media stopped, recording the disposition
+// "media timeout". Wire media.Deps.OnTimeout to it: the relay session's
+// label is the call ID.
+func (s *Server) MediaTimeout(id string) error {
+	s.calls.mu.Lock()
+	c := s.calls.byID[id]
+	s.calls.mu.Unlock()
+	if c == nil {
+		return fmt.Errorf("%w: %s", ErrNoCall, id)
+	}
+	c.hangup(endedByPortico, "media timeout")
+	return nil
+}
+
 func newID(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)

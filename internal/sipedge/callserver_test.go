@@ -144,6 +144,25 @@ func TestLimitsAndHangup(t *testing.T) {
 	if err := p.s.Hangup("nope"); err == nil {
 		t.Error("Hangup of unknown call succeeded")
 	}
+	// A call whose media stopped is ended by the relay's timeout hook.
+	go func() { done <- a.invite(ext, "sip:1234@portico.test", a.sdp(""), "") }()
+	inv = cs.expect("INVITE")
+	cs.reply(inv, 200, "OK", "cs2", cs.sdp(""))
+	if r := <-done; r.StatusCode != 200 {
+		t.Fatalf("third call: %d", r.StatusCode)
+	}
+	cs.expect("ACK")
+	id := p.s.Calls()[0].ID
+	go func() { hung <- p.s.MediaTimeout(id) }()
+	a.reply(a.expect("BYE"), 200, "OK", "", "")
+	cs.reply(cs.expect("BYE"), 200, "OK", "", "")
+	if err := <-hung; err != nil {
+		t.Fatal(err)
+	}
+	rec = p.hist.waitCalls(t, 3)
+	if last := rec[len(rec)-1]; last.Disposition != "media timeout" || last.EndedBy != endedByPortico {
+		t.Errorf("call record = %+v", last)
+	}
 	assertNoInside(t, p.tap)
 }
 

@@ -149,3 +149,14 @@ func TestConfigValidation(t *testing.T) {
 		})
 	}
 }
+
+func BenchmarkFlowToken(b *testing.B) {
+	b.ReportAllocs()
+	fc := &flowCodec{key: []byte("0123456789abcdef0123456789abcdef")}
+	f := Flow{Transport: "udp", Source: netip.MustParseAddrPort("203.0.113.7:40000")}
+	for b.Loop() {
+		if _, err := fc.decode(fc.encode(f)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
