@@ -188,3 +188,57 @@ func TestUDPKeepalive(t *testing.T) {
 	ua.reply(o, 200, "OK", "", "")
 	assertNoInside(t, p.tap)
 }
+
+// TestDigestPassThroughAndExpiry: a 401 challenge and the Authorization of
+// the retry cross Portico untouched (digest end to end) and are not
+// recorded as a refusal; a binding the registrar granted for 1 s expires.
+func TestDigestPassThroughAndExpiry(t *testing.T) {
+	cs, c := fakeCallServer(t, "cs")
+	p := startPortico(t, Config{CallServers: []CallServer{c}, ProbeInterval: -1})
+	ua := newRawUA(t, outsideIP, "lee")
+	ext := udpAddr(p.extUDP.String())
+	const challenge = `Digest realm="portico.test", nonce="abc123", algorithm=MD5, qop="auth"`
+	const creds = `Digest username="lee", realm="portico.test", nonce="abc123", uri="sip:portico.test", response="0123456789abcdef0123456789abcdef", qop=auth, nc=00000001, cnonce="x", algorithm=MD5`
+	go func() {
+		r := cs.expect("REGISTER")
+		res := sip.NewResponseFromRequest(r, 401, "Unauthorized", nil)
+		res.AppendHeader(sip.NewHeader("WWW-Authenticate", challenge))
+		cs.send(udpAddr(r.Source()), res.String())
+		r = cs.expect("REGISTER")
+		if h := r.GetHeader("Authorization"); h == nil || h.Value() != creds {
+			res = sip.NewResponseFromRequest(r, 403, "Bad Credentials", nil)
+		} else {
+			res = sip.NewResponseFromRequest(r, 200, "OK", nil)
+			res.AppendHeader(&sip.ContactHeader{Address: r.Contact().Address, Params: sip.HeaderParams{{K: "expires", V: "1"}}})
+		}
+		cs.send(udpAddr(r.Source()), res.String())
+	}()
+	r := ua.register(ext, 600)
+	if r.StatusCode != 401 || r.GetHeader("WWW-Authenticate") == nil || r.GetHeader("WWW-Authenticate").Value() != challenge {
+		t.Fatalf("challenge not relayed: %d %v", r.StatusCode, r.GetHeader("WWW-Authenticate"))
+	}
+	ua.cseq++
+	ua.send(ext, strings.Replace(ua.request("REGISTER", "sip:portico.test", "<sip:lee@portico.test>", "Expires: 600\r\n", ""),
+		"Max-Forwards: 70\r\n", "Max-Forwards: 70\r\nAuthorization: "+creds+"\r\n", 1))
+	if r := ua.final("REGISTER"); r.StatusCode != 200 {
+		t.Fatalf("authorized register: %d %s", r.StatusCode, r.Reason)
+	}
+	if len(p.s.Registrations()) != 1 {
+		t.Fatalf("Registrations() = %+v", p.s.Registrations())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(p.s.Registrations()) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("binding never expired")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_, evs := p.hist.snapshot()
+	kinds := []string{}
+	for _, e := range evs {
+		kinds = append(kinds, e.Kind)
+	}
+	if strings.Join(kinds, ",") != "registered,expired" {
+		t.Errorf("events = %v, want registered,expired", kinds)
+	}
+}
