@@ -160,21 +160,22 @@ type call struct {
 	to     string
 	source string
 
-	mu        sync.Mutex
-	a, b      *leg // a: the caller's dialog (Portico is UAS), b: the callee's (Portico is UAC)
-	state     callState
-	started   time.Time
-	answered  time.Time
-	mediaID   media.SessionID
-	hasMedia  bool
-	streams   []media.StreamConfig
-	codecs    string
-	hold      bool
-	cancel    context.CancelCauseFunc
-	endOnce   sync.Once
-	endedBy   string
-	done      chan struct{}
-	cancelled string // who cancelled the ringing call
+	mu         sync.Mutex
+	a, b       *leg // a: the caller's dialog (Portico is UAS), b: the callee's (Portico is UAC)
+	state      callState
+	started    time.Time
+	answered   time.Time
+	mediaID    media.SessionID
+	hasMedia   bool
+	streams    []media.StreamConfig
+	codecs     string
+	hold       bool
+	cancel     context.CancelCauseFunc
+	endOnce    sync.Once
+	endedBy    string
+	done       chan struct{}
+	cancelled  string   // who cancelled the ringing call
+	redirectTo *sip.Uri // a 3xx Contact to follow (Config.FollowRedirects)
 }
 
 var errCallerCancel = errors.New("caller cancelled")
@@ -589,7 +590,7 @@ func (c *call) run(sd *side, req *sip.Request, tx sip.ServerTransaction, p plan)
 	var lastCode int
 	var lastReason string
 	lastRetry := true
-	for i, h := range p.hops {
+	send := func(h hop) (int, string, bool) {
 		b.transport = h.transport
 		if p.fixed {
 			b.fixed = h.addr
@@ -616,7 +617,10 @@ func (c *call) run(sd *side, req *sip.Request, tx sip.ServerTransaction, p plan)
 		c.mu.Lock()
 		b.invite = inv
 		c.mu.Unlock()
-		code, reason, retry := c.ring(ctx, ringCtx, sd, req, tx, inv, h.callServer != nil)
+		return c.ring(ctx, ringCtx, sd, req, tx, inv, h.callServer != nil)
+	}
+	for i, h := range p.hops {
+		code, reason, retry := send(h)
 		if code == 0 {
 			return // answered; the call lives on
 		}
@@ -625,6 +629,32 @@ func (c *call) run(sd *side, req *sip.Request, tx sip.ServerTransaction, p plan)
 			break
 		}
 		s.log.Info("call server failed, trying next", "call", c.id, "server", h.addr, "status", code)
+	}
+	// Redirects (3xx) from the callee's side are followed when configured,
+	// up to three times; the Contact never reaches the caller.
+	for n := 0; ; n++ {
+		c.mu.Lock()
+		target := c.redirectTo
+		c.redirectTo = nil
+		c.mu.Unlock()
+		if target == nil {
+			break
+		}
+		if n == 3 || (target.Scheme != "sip" && target.Scheme != "sips") {
+			lastCode, lastReason, lastRetry = 480, "Temporarily Unavailable", true
+			break
+		}
+		b.target, b.routes, b.remoteTag = *target, nil, ""
+		tr := strings.ToLower(target.UriParams.GetOr("transport", b.transport))
+		port := target.Port
+		if port == 0 {
+			port = 5060
+		}
+		code, reason, retry := send(hop{transport: tr, addr: net.JoinHostPort(target.Host, strconv.Itoa(port))})
+		if code == 0 {
+			return
+		}
+		lastCode, lastReason, lastRetry = code, reason, retry
 	}
 	if lastCode == 0 {
 		lastCode, lastReason = 503, "Service Unavailable"
@@ -703,6 +733,13 @@ func (c *call) ring(ctx, ringCtx context.Context, sd *side, req *sip.Request, tx
 				c.mu.Unlock()
 				if failover && res.StatusCode == 503 && !cancelled {
 					return 503, res.Reason, true
+				}
+				if res.StatusCode < 400 && s.cfg.FollowRedirects && !cancelled && res.Contact() != nil {
+					u := res.Contact().Address
+					c.mu.Lock()
+					c.redirectTo = &u
+					c.mu.Unlock()
+					return res.StatusCode, res.Reason, false
 				}
 				back := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, nil)
 				copyHeaders(back, res, "WWW-Authenticate", "Proxy-Authenticate", "Retry-After", "Warning", "Min-Expires", "Unsupported")

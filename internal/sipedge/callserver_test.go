@@ -1,6 +1,8 @@
 package sipedge
 
 import (
+	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -240,5 +242,44 @@ func TestDigestPassThroughAndExpiry(t *testing.T) {
 	}
 	if strings.Join(kinds, ",") != "registered,expired" {
 		t.Errorf("events = %v, want registered,expired", kinds)
+	}
+}
+
+// TestRedirect: a 3xx from inside is followed when configured, and
+// otherwise relayed without its Contact (which names an inside host).
+func TestRedirect(t *testing.T) {
+	for _, follow := range []bool{true, false} {
+		t.Run(fmt.Sprintf("follow=%v", follow), func(t *testing.T) {
+			cs, c := fakeCallServer(t, "cs")
+			ivan := newRawUA(t, insideIP, "ivan")
+			p := startPortico(t, Config{CallServers: []CallServer{c}, ProbeInterval: -1, FollowRedirects: follow,
+				Guest: GuestPolicy{Enabled: true, VMRRanges: []string{"1000-1999"}}})
+			g := newRawUA(t, outsideIP, "guest")
+			done := make(chan *sip.Response, 1)
+			go func() { done <- g.invite(udpAddr(p.extUDP.String()), "sip:1777@portico.test", g.sdp(""), "") }()
+			inv := cs.expect("INVITE")
+			moved := sip.NewResponseFromRequest(inv, 302, "Moved Temporarily", nil)
+			moved.To().Params.Add("tag", "r1")
+			moved.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "ivan", Host: insideIP, Port: ivan.c.LocalAddr().(*net.UDPAddr).Port}})
+			cs.send(udpAddr(inv.Source()), moved.String())
+			if follow {
+				in2 := ivan.expect("INVITE")
+				if in2.CallID().Value() != inv.CallID().Value() || in2.CSeq().SeqNo <= inv.CSeq().SeqNo {
+					t.Errorf("redirected INVITE: Call-ID %s CSeq %d after %s %d", in2.CallID().Value(), in2.CSeq().SeqNo, inv.CallID().Value(), inv.CSeq().SeqNo)
+				}
+				ivan.reply(in2, 200, "OK", "iv1", ivan.sdp(""))
+				if r := <-done; r.StatusCode != 200 {
+					t.Fatalf("redirected call: %d", r.StatusCode)
+				}
+				ivan.expect("ACK")
+			} else {
+				r := <-done
+				if r.StatusCode != 302 || r.Contact() != nil {
+					t.Fatalf("relayed 3xx: %d contact %v", r.StatusCode, r.Contact())
+				}
+				g.ackNon2xx(r, "sip:1777@portico.test")
+			}
+			assertNoInside(t, p.tap)
+		})
 	}
 }

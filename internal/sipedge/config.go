@@ -62,6 +62,11 @@ type Config struct {
 	FailoverTimeout time.Duration
 	// NoAnswerTimeout bounds how long an INVITE may ring. Default 120s.
 	NoAnswerTimeout time.Duration
+	// FollowRedirects makes Portico follow a 3xx from the callee's side to
+	// its first Contact (up to three times) instead of relaying the 3xx,
+	// whose Contact would name hosts of that side. Default false: the 3xx
+	// is relayed without Contact.
+	FollowRedirects bool
 	Guest           GuestPolicy
 	Federation      Federation
 	Limits          Limits
