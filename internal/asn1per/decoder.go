@@ -515,3 +515,7 @@ func (d *Decoder) BitString(lb, ub int, ext bool) (BitString, error) {
 	})
 	return s, err
 }
+
+// Sub returns a Decoder for the contents of an open type read from d,
+// keeping d's nesting depth.
+func (d *Decoder) Sub(b []byte) Decoder { return Decoder{buf: b, depth: d.depth} }

@@ -14,6 +14,7 @@ var (
 	ErrTooDeep     = errors.New("asn1per: nesting too deep")
 	ErrUnsupported = errors.New("asn1per: encoding not supported")
 	ErrAlphabet    = errors.New("asn1per: character outside permitted alphabet")
+	ErrMissing     = errors.New("asn1per: selected or present value is nil")
 )
 
 // FieldError reports an error together with the path of ASN.1 fields

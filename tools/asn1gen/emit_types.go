@@ -1,0 +1,409 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+type fieldInfo struct {
+	f      *field
+	name   string // Go field name
+	gt     string // Go type
+	ptr    bool   // pointer: optional constructed, or constructed choice alternative
+	has    string // presence flag field, if any
+	null   bool
+	inRoot bool
+}
+
+func (fi *fieldInfo) present() string {
+	switch {
+	case fi.ptr:
+		return "x." + fi.name + " != nil"
+	case fi.has != "":
+		return "x." + fi.has
+	}
+	return "true"
+}
+
+func (em *emitter) fieldInfos(t *typ, choice bool) ([]*fieldInfo, error) {
+	taken := map[string]bool{"Ext": true, "Choice": true, "Raw": true}
+	uniq := func(s string) string {
+		for taken[s] {
+			s += "_"
+		}
+		taken[s] = true
+		return s
+	}
+	var out []*fieldInfo
+	for _, f := range t.fields {
+		b, err := em.g.base(f.t)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.name, err)
+		}
+		fi := &fieldInfo{f: f, name: uniq(camel(f.name)), null: b.kind == kNull, inRoot: !f.ext}
+		if fi.gt, err = em.goType(f.t); err != nil {
+			return nil, err
+		}
+		cons := b.kind == kSeq || b.kind == kChoice
+		opt := !choice && (f.optional || f.ext)
+		switch {
+		case choice:
+			fi.ptr = cons
+		case opt && cons:
+			fi.ptr = true
+		case opt:
+			fi.has = uniq("Has" + fi.name)
+		}
+		out = append(out, fi)
+	}
+	return out, nil
+}
+
+func (em *emitter) structFields(fis []*fieldInfo) {
+	for _, fi := range fis {
+		switch {
+		case fi.null:
+		case fi.ptr:
+			em.p("%s *%s // %s", fi.name, fi.gt, fi.f.name)
+		default:
+			em.p("%s %s // %s", fi.name, fi.gt, fi.f.name)
+		}
+		if fi.has != "" {
+			em.p("%s bool", fi.has)
+		}
+	}
+}
+
+func (em *emitter) emitSeq(n *named) error {
+	t := n.t
+	fis, err := em.fieldInfos(t, false)
+	if err != nil {
+		return err
+	}
+	var root, adds, opts []*fieldInfo
+	for _, fi := range fis {
+		if fi.inRoot {
+			root = append(root, fi)
+			if fi.f.optional {
+				opts = append(opts, fi)
+			}
+		} else {
+			adds = append(adds, fi)
+		}
+	}
+	em.p("// %s is the ASN.1 SEQUENCE %s.", n.goName, n.goName)
+	em.p("type %s struct {", n.goName)
+	em.structFields(fis)
+	if t.ext {
+		em.p("Ext asn1per.Ext // extension bitmap length and unknown additions")
+	}
+	em.p("}\n")
+
+	// Encode
+	em.p("// Encode writes x in ALIGNED PER.")
+	em.p("func (x *%s) Encode(e *asn1per.Encoder) error {", n.goName)
+	em.p("if x == nil { return asn1per.Wrap(asn1per.ErrMissing, %q) }", n.goName)
+	if t.ext {
+		conds := []string{"x.Ext.Present()"}
+		for _, fi := range adds {
+			conds = append(conds, fi.present())
+		}
+		em.p("ext := %s", strings.Join(conds, " || "))
+		em.p("e.PutBool(ext)")
+	}
+	for _, fi := range opts {
+		em.p("e.PutBool(%s)", fi.present())
+	}
+	for _, fi := range root {
+		if fi.null {
+			continue
+		}
+		if fi.f.optional {
+			em.p("if %s {", fi.present())
+		}
+		if err := em.encode(fi.f.t, "x."+fi.name, "e", fi.f.name); err != nil {
+			return err
+		}
+		if fi.f.optional {
+			em.p("}")
+		}
+	}
+	if t.ext {
+		em.p("if ext {")
+		k := len(adds)
+		if k > 0 {
+			var ps []string
+			for _, fi := range adds {
+				ps = append(ps, fi.present())
+			}
+			em.p("present := [...]bool{%s}", strings.Join(ps, ", "))
+			em.p("last := 0")
+			em.p("for i, p := range present { if p { last = i + 1 } }")
+			em.p("n := x.Ext.Len(last)")
+		} else {
+			em.p("n := x.Ext.Len(0)")
+		}
+		em.p("e.PutExtBitmapLen(n)")
+		em.p("for i := 0; i < n; i++ {")
+		if k > 0 {
+			em.p("if i < %d { e.PutBool(present[i]); continue }", k)
+		}
+		em.p("e.PutBool(x.Ext.Has(i)) }")
+		for i, fi := range adds {
+			em.p("if present[%d] {", i)
+			if fi.null {
+				em.p("e.PutOpenType(nil)")
+			} else {
+				em.p("c := e.Begin()")
+				if err := em.encode(fi.f.t, "x."+fi.name, "c", fi.f.name); err != nil {
+					return err
+				}
+				em.p("e.EndOpen(c)")
+			}
+			em.p("}")
+		}
+		em.p("x.Ext.EncodeUnknown(e)")
+		em.p("}")
+	}
+	em.p("return nil\n}\n")
+
+	// Decode
+	em.p("// Decode reads x from ALIGNED PER.")
+	em.p("func (x *%s) Decode(d *asn1per.Decoder) error {", n.goName)
+	em.p("if err := d.Enter(); err != nil { return asn1per.Wrap(err, %q) }", n.goName)
+	em.p("*x = %s{}", n.goName)
+	if t.ext {
+		em.p("ext, err := d.Bool()")
+		em.p("if err != nil { %s }", wrap(n.goName))
+	}
+	if len(opts) > 0 {
+		em.p("var opt [%d]bool", len(opts))
+		em.p("for i := range opt { b, err := d.Bool(); if err != nil { %s }; opt[i] = b }", wrap(n.goName))
+	}
+	oi := 0
+	for _, fi := range root {
+		if fi.f.optional {
+			em.p("if opt[%d] {", oi)
+			oi++
+			em.markPresent(fi)
+		}
+		if !fi.null {
+			if err := em.decode(fi.f.t, "x."+fi.name, fi.gt, "d", fi.f.name); err != nil {
+				return err
+			}
+		}
+		if fi.f.optional {
+			em.p("}")
+		}
+	}
+	if t.ext {
+		em.p("if ext {")
+		em.p("var buf [16]bool")
+		em.p("present, err := d.ExtBitmap(buf[:0])")
+		em.p("if err != nil { %s }", wrap(n.goName))
+		em.p("x.Ext.N = len(present)")
+		for i, fi := range adds {
+			em.p("if len(present) > %d && present[%d] {", i, i)
+			em.p("raw, err := d.OpenType()")
+			em.p("if err != nil { %s }", wrap(fi.f.name))
+			em.markPresent(fi)
+			if fi.null {
+				em.p("_ = raw")
+			} else {
+				em.p("sd := d.Sub(raw)")
+				if err := em.decode(fi.f.t, "x."+fi.name, fi.gt, "(&sd)", fi.f.name); err != nil {
+					return err
+				}
+			}
+			em.p("}")
+		}
+		em.p("if err := d.ExtUnknown(&x.Ext, present, %d); err != nil { %s }", len(adds), wrap(n.goName))
+		em.p("}")
+	}
+	em.p("d.Leave()")
+	em.p("return nil\n}\n")
+	return nil
+}
+
+func (em *emitter) markPresent(fi *fieldInfo) {
+	if fi.ptr {
+		em.p("x.%s = new(%s)", fi.name, fi.gt)
+	} else if fi.has != "" {
+		em.p("x.%s = true", fi.has)
+	}
+}
+
+func (em *emitter) emitChoice(n *named) error {
+	t := n.t
+	fis, err := em.fieldInfos(t, true)
+	if err != nil {
+		return err
+	}
+	var root, adds []*fieldInfo
+	for _, fi := range fis {
+		if fi.inRoot {
+			root = append(root, fi)
+		} else {
+			adds = append(adds, fi)
+		}
+	}
+	ordered := append(append([]*fieldInfo{}, root...), adds...)
+	em.p("// %s is the ASN.1 CHOICE %s; Choice selects the alternative.", n.goName, n.goName)
+	em.p("type %s struct {", n.goName)
+	em.p("Choice int")
+	em.structFields(ordered)
+	if t.ext {
+		em.p("Raw []byte // contents of an unknown extension alternative")
+	}
+	em.p("}\n")
+	em.p("// Alternatives of %s.", n.goName)
+	em.p("const (")
+	for i, fi := range ordered {
+		em.p("%s_%s = %d", n.goName, fi.name, i)
+	}
+	em.p(")\n")
+
+	em.p("// Encode writes x in ALIGNED PER.")
+	em.p("func (x *%s) Encode(e *asn1per.Encoder) error {", n.goName)
+	em.p("if x == nil { return asn1per.Wrap(asn1per.ErrMissing, %q) }", n.goName)
+	em.p("if err := e.PutChoice(x.Choice, %d, %v); err != nil { %s }", len(root), t.ext, wrap(n.goName))
+	em.p("switch x.Choice {")
+	for i, fi := range ordered {
+		em.p("case %d:", i)
+		if fi.ptr {
+			em.p("if x.%s == nil { return asn1per.Wrap(asn1per.ErrMissing, %q) }", fi.name, fi.f.name)
+		}
+		ev := "e"
+		if !fi.inRoot {
+			ev = "c"
+			em.p("c := e.Begin()")
+		}
+		if !fi.null {
+			if err := em.encode(fi.f.t, "x."+fi.name, ev, fi.f.name); err != nil {
+				return err
+			}
+		}
+		if !fi.inRoot {
+			em.p("e.EndOpen(c)")
+		}
+	}
+	if t.ext {
+		em.p("default: e.PutOpenType(x.Raw)")
+	}
+	em.p("}\nreturn nil\n}\n")
+
+	em.p("// Decode reads x from ALIGNED PER.")
+	em.p("func (x *%s) Decode(d *asn1per.Decoder) error {", n.goName)
+	em.p("if err := d.Enter(); err != nil { return asn1per.Wrap(err, %q) }", n.goName)
+	em.p("*x = %s{}", n.goName)
+	em.p("idx, err := d.Choice(%d, %v)", len(root), t.ext)
+	em.p("if err != nil { %s }", wrap(n.goName))
+	em.p("x.Choice = idx")
+	em.p("switch idx {")
+	for i, fi := range ordered {
+		em.p("case %d:", i)
+		dv := "d"
+		if !fi.inRoot {
+			em.p("raw, err := d.OpenType()")
+			em.p("if err != nil { %s }", wrap(fi.f.name))
+			if fi.null {
+				em.p("_ = raw")
+				continue
+			}
+			em.p("sd := d.Sub(raw)")
+			dv = "(&sd)"
+		}
+		if fi.ptr {
+			em.p("x.%s = new(%s)", fi.name, fi.gt)
+		}
+		if !fi.null {
+			if err := em.decode(fi.f.t, "x."+fi.name, fi.gt, dv, fi.f.name); err != nil {
+				return err
+			}
+		}
+	}
+	if t.ext {
+		em.p("default:")
+		em.p("raw, err := d.OpenType()")
+		em.p("if err != nil { %s }", wrap(n.goName))
+		em.p("x.Raw = raw")
+	}
+	em.p("}\nd.Leave()\nreturn nil\n}\n")
+	return nil
+}
+
+func (em *emitter) emitEnum(n *named) {
+	t := n.t
+	em.p("// %s is the ASN.1 ENUMERATED %s: a root index, or the number of root", n.goName, n.goName)
+	em.p("// items plus the extension index.")
+	em.p("type %s int\n", n.goName)
+	em.p("// Values of %s.", n.goName)
+	em.p("const (")
+	for i, it := range t.items {
+		em.p("%s_%s %s = %d", n.goName, camel(it), n.goName, i)
+	}
+	em.p(")\n")
+	em.p("// Encode writes x in ALIGNED PER.")
+	em.p("func (x *%s) Encode(e *asn1per.Encoder) error {", n.goName)
+	em.p("if err := e.PutEnum(int(*x), %d, %v); err != nil { %s }", len(t.items), t.ext, wrap(n.goName))
+	em.p("return nil\n}\n")
+	em.p("// Decode reads x from ALIGNED PER.")
+	em.p("func (x *%s) Decode(d *asn1per.Decoder) error {", n.goName)
+	em.p("v, err := d.Enum(%d, %v)", len(t.items), t.ext)
+	em.p("if err != nil { %s }", wrap(n.goName))
+	em.p("*x = %s(v)", n.goName)
+	em.p("return nil\n}\n")
+}
+
+// emitPlain writes a named primitive, SEQUENCE OF or constrained reference.
+func (em *emitter) emitPlain(n *named) error {
+	t := n.t
+	if t.kind == kRef && !hasPERConstraint(t) {
+		gt, err := em.goType(t)
+		if err != nil {
+			return err
+		}
+		em.p("// %s is the ASN.1 type %s.", n.goName, n.goName)
+		em.p("type %s = %s\n", n.goName, gt)
+		return nil
+	}
+	eff, err := em.g.effective(t)
+	if err != nil {
+		return err
+	}
+	if eff.kind == kRef {
+		return fmt.Errorf("constrained reference to a constructed type")
+	}
+	gt, err := em.goType(eff)
+	if err != nil {
+		return err
+	}
+	em.p("// %s is the ASN.1 type %s.", n.goName, n.goName)
+	em.p("type %s %s\n", n.goName, gt)
+	em.p("// Encode writes x in ALIGNED PER.")
+	em.p("func (x *%s) Encode(e *asn1per.Encoder) error {", n.goName)
+	if err := em.encode(eff, "(*x)", "e", n.goName); err != nil {
+		return err
+	}
+	em.p("return nil\n}\n")
+	em.p("// Decode reads x from ALIGNED PER.")
+	em.p("func (x *%s) Decode(d *asn1per.Decoder) error {", n.goName)
+	if err := em.decode(eff, "(*x)", n.goName, "d", n.goName); err != nil {
+		return err
+	}
+	em.p("return nil\n}\n")
+	return nil
+}
+
+func (em *emitter) emitNamed(n *named) error {
+	switch n.t.kind {
+	case kSeq:
+		return em.emitSeq(n)
+	case kChoice:
+		return em.emitChoice(n)
+	case kEnum:
+		em.emitEnum(n)
+		return nil
+	}
+	return em.emitPlain(n)
+}
