@@ -82,6 +82,8 @@ type Deps struct {
 	Ready func(ctx context.Context) []Check
 	// Status describes the node for GET /api/v1/status.
 	Status func(ctx context.Context) map[string]any
+	// SIP returns the running SIP edge, or nil when it is off.
+	SIP func() SIPService
 	// TURN returns the running TURN service, or nil when it is off.
 	TURN func() TURNService
 	// Certs holds named certificates.
@@ -183,6 +185,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/restore", s.auth(true, s.restore))
 
 	s.serviceRoutes()
+	s.sipRoutes()
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

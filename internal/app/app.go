@@ -172,6 +172,12 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	}, api.Deps{
 		Store: a.st, Logger: a.log.Logger, Config: configService{a}, Backup: backupService{a},
 		Gatherer: a.reg, Ready: a.ready, Status: a.status, Certs: a.certs,
+		SIP: func() api.SIPService {
+			if s := a.built.sip.Load(); s != nil {
+				return s
+			}
+			return nil
+		},
 		TURN: func() api.TURNService {
 			if a.built.turn == nil {
 				return nil
@@ -308,7 +314,7 @@ func ensureAdmin(ctx context.Context, st store.Store, password string, console i
 }
 
 func (a *App) serviceDeps() serviceDeps {
-	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv}
+	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv, hist: a.spool}
 }
 
 // ManagementURL is where the API listens.

@@ -20,6 +20,7 @@ import (
 	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/media/ng"
+	"github.com/portico-edge/portico/internal/sipedge"
 	"github.com/portico-edge/portico/internal/store"
 	"github.com/portico-edge/portico/internal/turn"
 )
@@ -34,7 +35,7 @@ type service struct {
 
 // restartSections change only at the next start: the relay keeps the ports
 // of calls in progress, and the log file stays open.
-var restartSections = map[string]bool{"media": true, "turn": true}
+var restartSections = map[string]bool{"media": true, "turn": true, "sip": true}
 
 // serviceDeps are what services are built from besides the configuration.
 type serviceDeps struct {
@@ -43,6 +44,7 @@ type serviceDeps struct {
 	st    store.Store
 	certs *certs.Store
 	env   func(string) string
+	hist  sipedge.History
 }
 
 func (d serviceDeps) withRegisterer(r prometheus.Registerer) serviceDeps {
@@ -53,8 +55,10 @@ func (d serviceDeps) withRegisterer(r prometheus.Registerer) serviceDeps {
 // built are the services of one configuration, and the handles the API needs.
 type built struct {
 	list        []*service
+	relay       *media.Relay
 	turn        *turn.Server
 	accessProxy *accessproxy.Server
+	sip         atomic.Pointer[sipedge.Server]
 }
 
 // buildServices makes every enabled service from cfg. It does no I/O.
@@ -69,10 +73,14 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 		}
 		relay, err := media.New(mc, media.Deps{Logger: logging.Component(log, "media"), Registerer: reg, OnTimeout: func(t media.Timeout) {
 			log.Warn("media inactivity", "component", "media", "session", uint64(t.ID), "label", t.Label, "silent", t.Silent)
+			if s := b.sip.Load(); s != nil {
+				s.MediaTimeout(t.Label) // the session label is the SIP call's ID
+			}
 		}})
 		if err != nil {
-			return nil, fmt.Errorf("media: %w", err)
+			return nil, asConfigErrors(err)
 		}
+		b.relay = relay
 		out = append(out, &service{name: "media", run: relay.Run})
 		if cfg.Media.NGListen != "" {
 			srv, err := ng.New(ng.Config{Listen: cfg.Media.NGListen, Interfaces: [2]string{"external", "internal"}}, ng.Deps{Relay: relay, Logger: logging.Component(log, "media-ng")})
@@ -93,6 +101,18 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 		}
 		b.turn = ts
 		out = append(out, &service{name: "turn", run: ts.Run})
+	}
+	if cfg.SIP.Enabled && b.relay != nil {
+		sc := sipConfig(cfg)
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return d.certs.Select(h, cfg.SIP.Certificate)
+		}}
+		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc})
+		if err != nil {
+			return nil, asConfigErrors(err)
+		}
+		b.sip.Store(ss)
+		out = append(out, &service{name: "sip", run: ss.Run})
 	}
 	if cfg.AccessProxy.Enabled {
 		handlers := map[string]accessproxy.ConnHandler{}
@@ -122,6 +142,29 @@ func asConfigErrors(err error) error {
 		es = append(es, config.FieldError{Path: path, Reason: reason})
 	}
 	return es
+}
+
+func sipConfig(cfg *config.Config) sipedge.Config {
+	s := cfg.SIP
+	c := sipedge.Config{
+		Domain: s.Domain, ExternalHost: s.ExternalHost,
+		ProbeInterval: s.ProbeInterval.D(), NATBindingExpiry: s.NATBindingExpiry.D(),
+		UDPKeepalive: s.UDPKeepalive.D(), NoAnswerTimeout: s.NoAnswerTimeout.D(),
+		Guest:          sipedge.GuestPolicy{Enabled: s.Guest.Enabled, VMRRanges: s.Guest.VMRRanges, Aliases: s.Guest.Aliases, DefaultDestination: s.Guest.DefaultDestination},
+		Federation:     sipedge.Federation{AllowedDomains: s.Federation.AllowedDomains, OpenB2B: s.Federation.OpenB2B, DNSServer: s.Federation.DNSServer},
+		Limits:         sipedge.Limits{MaxRegistrations: s.MaxRegistrations, MaxCalls: s.MaxCalls},
+		TopologyHiding: sipedge.TopologyHiding{StripServer: s.StripServer},
+	}
+	if c.ExternalHost == "" && cfg.Interfaces.External.PublicAddress != "" {
+		c.ExternalHost = cfg.Interfaces.External.PublicAddress
+	}
+	for _, l := range s.Listeners {
+		c.Listeners = append(c.Listeners, sipedge.Listener{Interface: l.Interface, Transport: l.Transport, Address: l.Address})
+	}
+	for _, cs := range s.CallServers {
+		c.CallServers = append(c.CallServers, sipedge.CallServer{Address: cs.Address, Transport: cs.Transport, Priority: cs.Priority, Weight: cs.Weight})
+	}
+	return c
 }
 
 func turnConfig(cfg *config.Config, env func(string) string) turn.Config {
