@@ -1,8 +1,11 @@
-// Package open opens the store backend a configuration names.
+// Package open opens the store backend a configuration names. It lives
+// apart from package store so that store (the interface) does not import
+// its own implementations.
 package open
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -13,18 +16,34 @@ import (
 
 // Config names a backend and where it is.
 type Config struct {
-	Backend string // "sqlite" or "postgres"
-	Path    string // SQLite file
-	DSN     string // PostgreSQL connection string
+	Backend string // "sqlite" (the default when empty) or "postgres"
+	Path    string // SQLite database file
+	DSN     string // PostgreSQL connection string (URL or key=value)
 }
 
-// Open opens and migrates the backend.
+// Open opens and migrates the backend. A PostgreSQL server that cannot be
+// reached fails with "store: postgres at host:port unreachable: ..." (the
+// password never appears) wrapping store.ErrUnavailable.
 func Open(ctx context.Context, c Config, log *slog.Logger) (store.Store, error) {
 	switch c.Backend {
 	case "sqlite", "":
-		return sqlite.Open(ctx, c.Path, log)
+		if c.Path == "" {
+			return nil, errors.New("store: sqlite backend needs a database path")
+		}
+		st, err := sqlite.Open(ctx, c.Path, log)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		return st, nil
 	case "postgres":
-		return postgres.Open(ctx, c.DSN, log)
+		if c.DSN == "" {
+			return nil, errors.New("store: postgres backend needs a DSN")
+		}
+		st, err := postgres.Open(ctx, c.DSN, log)
+		if err != nil {
+			return nil, err // already "store: postgres at ...", redacted
+		}
+		return st, nil
 	}
-	return nil, fmt.Errorf("store: unknown backend %q", c.Backend)
+	return nil, fmt.Errorf("store: unknown backend %q (want sqlite or postgres)", c.Backend)
 }

@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
-	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/portico-edge/portico/internal/store"
 )
@@ -40,7 +42,7 @@ func (s *DB) Snapshot(ctx context.Context) (*store.Snapshot, error) {
 	if s.dialect == Postgres {
 		opts.Isolation = sql.LevelRepeatableRead
 	}
-	tx, err := s.db.BeginTx(ctx, opts)
+	tx, err := s.r.BeginTx(ctx, opts)
 	if err != nil {
 		return nil, s.wrap("snapshot", err)
 	}
@@ -58,10 +60,10 @@ func (s *DB) Snapshot(ctx context.Context) (*store.Snapshot, error) {
 	if snap.Audit, err = allRows(ctx, s, tx, "SELECT "+auditCols+" FROM audit ORDER BY id", scanAudit); err != nil {
 		return nil, err
 	}
-	if snap.Certificates, err = allRows(ctx, s, tx, "SELECT name, cert_pem, key_pem, created_at FROM certificates ORDER BY name", scanCert); err != nil {
+	if snap.Certificates, err = allRows(ctx, s, tx, "SELECT "+certCols+" FROM certificates ORDER BY name", scanCert); err != nil {
 		return nil, err
 	}
-	if snap.TURNUsers, err = allRows(ctx, s, tx, "SELECT realm, name, key, created_at FROM turn_users ORDER BY realm, name", scanTURN); err != nil {
+	if snap.TURNUsers, err = allRows(ctx, s, tx, "SELECT "+turnCols+" FROM turn_users ORDER BY realm, name", scanTURN); err != nil {
 		return nil, err
 	}
 	if snap.RegistrationEvents, err = allRows(ctx, s, tx, "SELECT "+regCols+" FROM registration_events ORDER BY id", scanReg); err != nil {
@@ -70,76 +72,121 @@ func (s *DB) Snapshot(ctx context.Context) (*store.Snapshot, error) {
 	if snap.Calls, err = allRows(ctx, s, tx, "SELECT "+callCols+" FROM calls ORDER BY ended_at, id", scanCall); err != nil {
 		return nil, err
 	}
-	if snap.Events, err = allRows(ctx, s, tx, "SELECT id, time, severity, component, message FROM events ORDER BY id", scanEvent); err != nil {
+	if snap.Events, err = allRows(ctx, s, tx, "SELECT "+eventCols+" FROM events ORDER BY id", scanEvent); err != nil {
 		return nil, err
 	}
 	return snap, nil
 }
 
-// Restore replaces every table with the snapshot's rows in one transaction.
+// tables lists every table in an order that respects foreign keys when
+// inserting (users before tokens); deletion runs it backwards.
+var tables = []string{"config_versions", "users", "tokens", "audit", "certificates", "turn_users", "registration_events", "calls", "events"}
+
+// Restore replaces every table with the snapshot's rows in one transaction:
+// any failure rolls back and leaves the store as it was. On PostgreSQL the
+// tables are locked for the duration so no concurrent write slips between
+// the delete and the inserts, and the id sequences are moved past the
+// restored rows.
 func (s *DB) Restore(ctx context.Context, snap *store.Snapshot) error {
+	if snap == nil {
+		return errors.New("restore: no snapshot")
+	}
 	if snap.SchemaVersion > SchemaVersion() {
 		return fmt.Errorf("restore: snapshot schema %d is newer than this build's %d", snap.SchemaVersion, SchemaVersion())
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return s.wrap("restore", err)
 	}
 	defer tx.Rollback()
-	ex := func(query string, args ...any) error {
-		_, err := tx.ExecContext(ctx, s.q(query), args...)
-		return err
-	}
-	for _, t := range []string{"tokens", "users", "config_versions", "audit", "certificates", "turn_users", "registration_events", "calls", "events"} {
-		if err := ex("DELETE FROM " + t); err != nil {
-			return s.wrap("restore: clear "+t, err)
+	if s.dialect == Postgres {
+		if _, err := tx.ExecContext(ctx, "LOCK TABLE "+strings.Join(tables, ", ")+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+			return s.wrap("restore: lock", err)
 		}
 	}
-	for _, v := range snap.ConfigVersions {
-		if err := ex("INSERT INTO config_versions ("+configCols+") VALUES (?, ?, ?, ?, ?, ?)", v.Version, v.Document, v.SHA256, v.Author, v.Comment, us(v.CreatedAt)); err != nil {
-			return s.wrap(fmt.Sprintf("restore config version %d", v.Version), err)
+	for i := len(tables) - 1; i >= 0; i-- {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+tables[i]); err != nil {
+			return s.wrap("restore: clear "+tables[i], err)
 		}
 	}
-	for _, u := range snap.Users {
-		if err := ex("INSERT INTO users ("+userCols+") VALUES (?, ?, ?, ?, ?, ?)", u.Name, u.PasswordHash, string(u.Role), b2i(u.Disabled), us(u.CreatedAt), us(u.UpdatedAt)); err != nil {
-			return s.wrap("restore user "+u.Name, err)
+	// insert prepares one statement per table and runs it for each row.
+	insert := func(table, cols string, n int, row func(i int) (string, []any)) error {
+		if n == 0 {
+			return nil
 		}
-	}
-	for _, t := range snap.Tokens {
-		if err := ex("INSERT INTO tokens ("+tokenCols+") VALUES (?, ?, ?, ?, ?, ?, ?)", t.ID, t.Hash, t.User, string(t.Kind), t.Name, us(t.CreatedAt), us(t.ExpiresAt)); err != nil {
-			return s.wrap("restore token "+t.ID, err)
+		marks := strings.TrimSuffix(strings.Repeat("?, ", strings.Count(cols, ",")+1), ", ")
+		st, err := tx.PrepareContext(ctx, s.q("INSERT INTO "+table+" ("+cols+") VALUES ("+marks+")"))
+		if err != nil {
+			return s.wrap("restore "+table, err)
 		}
-	}
-	for _, e := range snap.Audit {
-		if err := ex("INSERT INTO audit ("+auditCols+") VALUES (?, ?, ?, ?, ?, ?, ?)", e.ID, us(e.Time), e.User, e.Source, e.Action, e.Target, e.Detail); err != nil {
-			return s.wrap("restore audit", err)
+		defer st.Close()
+		for i := range n {
+			what, args := row(i)
+			if _, err := st.ExecContext(ctx, args...); err != nil {
+				return s.wrap("restore "+table+" "+what, err)
+			}
 		}
+		return nil
 	}
-	for _, c := range snap.Certificates {
-		if err := ex("INSERT INTO certificates (name, cert_pem, key_pem, created_at) VALUES (?, ?, ?, ?)", c.Name, c.CertPEM, c.KeyPEM, us(c.CreatedAt)); err != nil {
-			return s.wrap("restore certificate "+c.Name, err)
-		}
+	steps := []func() error{
+		func() error {
+			return insert("config_versions", configCols, len(snap.ConfigVersions), func(i int) (string, []any) {
+				v := snap.ConfigVersions[i]
+				return strconv.FormatInt(v.Version, 10), []any{v.Version, nonNilBytes(v.Document), v.SHA256, v.Author, v.Comment, us(v.CreatedAt)}
+			})
+		},
+		func() error {
+			return insert("users", userCols, len(snap.Users), func(i int) (string, []any) {
+				u := snap.Users[i]
+				return u.Name, []any{u.Name, nonNilBytes(u.PasswordHash), string(u.Role), b2i(u.Disabled), us(u.CreatedAt), us(u.UpdatedAt)}
+			})
+		},
+		func() error {
+			return insert("tokens", tokenCols, len(snap.Tokens), func(i int) (string, []any) {
+				t := snap.Tokens[i]
+				return t.ID, []any{t.ID, nonNilBytes(t.Hash), t.User, string(t.Kind), t.Name, us(t.CreatedAt), us(t.ExpiresAt)}
+			})
+		},
+		func() error {
+			return insert("audit", auditCols, len(snap.Audit), func(i int) (string, []any) {
+				e := snap.Audit[i]
+				return strconv.FormatInt(e.ID, 10), []any{e.ID, us(e.Time), e.User, e.Source, e.Action, e.Target, e.Detail}
+			})
+		},
+		func() error {
+			return insert("certificates", certCols, len(snap.Certificates), func(i int) (string, []any) {
+				c := snap.Certificates[i]
+				return c.Name, []any{c.Name, nonNilBytes(c.CertPEM), nonNilBytes(c.KeyPEM), us(c.CreatedAt)}
+			})
+		},
+		func() error {
+			return insert("turn_users", turnCols, len(snap.TURNUsers), func(i int) (string, []any) {
+				u := snap.TURNUsers[i]
+				return u.Realm + "/" + u.Name, []any{u.Realm, u.Name, nonNilBytes(u.Key), us(u.CreatedAt)}
+			})
+		},
+		func() error {
+			return insert("registration_events", regCols, len(snap.RegistrationEvents), func(i int) (string, []any) {
+				r := snap.RegistrationEvents[i]
+				return strconv.FormatInt(r.ID, 10), []any{r.ID, us(r.Time), r.Protocol, r.AOR, r.Contact, r.Source, r.Transport, r.Kind, int64(r.Expires), r.Reason}
+			})
+		},
+		func() error {
+			return insert("calls", callCols, len(snap.Calls), func(i int) (string, []any) {
+				c := snap.Calls[i]
+				return c.ID, callArgs(c)
+			})
+		},
+		func() error {
+			return insert("events", eventCols, len(snap.Events), func(i int) (string, []any) {
+				e := snap.Events[i]
+				return strconv.FormatInt(e.ID, 10), []any{e.ID, us(e.Time), e.Severity, e.Component, e.Message}
+			})
+		},
 	}
-	for _, u := range snap.TURNUsers {
-		if err := ex("INSERT INTO turn_users (realm, name, key, created_at) VALUES (?, ?, ?, ?)", u.Realm, u.Name, u.Key, us(u.CreatedAt)); err != nil {
-			return s.wrap("restore turn user "+u.Name, err)
-		}
-	}
-	for _, r := range snap.RegistrationEvents {
-		if err := ex("INSERT INTO registration_events ("+regCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", r.ID, us(r.Time), r.Protocol, r.AOR, r.Contact, r.Source, r.Transport, r.Kind, int64(r.Expires), r.Reason); err != nil {
-			return s.wrap("restore registration event", err)
-		}
-	}
-	for _, c := range snap.Calls {
-		streams, _ := json.Marshal(c.Streams)
-		if err := ex("INSERT INTO calls ("+callCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			c.ID, c.Protocol, c.CallType, c.From, c.To, c.SourceAddr, us(c.StartedAt), us(c.AnsweredAt), us(c.EndedAt), c.DurationMs, c.EndedBy, int64(c.Status), c.Disposition, c.Codecs, string(streams)); err != nil {
-			return s.wrap("restore call "+c.ID, err)
-		}
-	}
-	for _, e := range snap.Events {
-		if err := ex("INSERT INTO events (id, time, severity, component, message) VALUES (?, ?, ?, ?, ?)", e.ID, us(e.Time), e.Severity, e.Component, e.Message); err != nil {
-			return s.wrap("restore event", err)
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
 		}
 	}
 	if s.dialect == Postgres {

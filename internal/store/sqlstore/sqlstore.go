@@ -14,36 +14,68 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portico-edge/portico/internal/store"
+	"github.com/portico-edge/portico/internal/store/migrations"
 )
 
 // DB is a store.Store over database/sql.
 type DB struct {
-	db      *sql.DB
+	// w takes every write. On SQLite it is one connection, so writers queue
+	// in Go instead of contending for the database lock (SQLITE_BUSY).
+	w *sql.DB
+	// r serves reads; on SQLite a separate pool of read-only connections
+	// that WAL lets run beside the writer. On PostgreSQL r == w.
+	r       *sql.DB
 	dialect Dialect
+	schema  int64
 	name    string
 	log     *slog.Logger
 	// isDuplicate reports a unique-constraint violation of the driver.
-	isDuplicate func(error) bool
+	isDuplicate  func(error) bool
+	isMissingRef func(error) bool
 	// unavailable says whether err means the database cannot be reached.
 	unavailable func(error) bool
-	closed      bool
+	closeOnce   sync.Once
+	closeErr    error
 }
 
 var _ store.Store = (*DB)(nil)
 
 // Options are what a backend passes to New.
 type Options struct {
-	Dialect     Dialect
-	Name        string // "sqlite" or "postgres"
-	Logger      *slog.Logger
+	Dialect Dialect
+	Name    string // "sqlite" or "postgres"
+	Logger  *slog.Logger
+	// Reader, when set, serves reads while the db given to New takes writes.
+	Reader *sql.DB
+	// IsDuplicate reports a unique-key violation.
 	IsDuplicate func(error) bool
+	// IsMissingRef reports a foreign-key violation (a token for a user that
+	// does not exist); such writes fail with store.ErrNotFound.
+	IsMissingRef func(error) bool
+	// Unavailable reports that the database cannot be reached or cannot take
+	// writes for now (disk full, locked, server down); such errors wrap
+	// store.ErrUnavailable so the history spool retries them.
 	Unavailable func(error) bool
 }
 
-// New migrates db and returns the store.
+// Dialect is the SQL flavour of a backend.
+type Dialect = migrations.Dialect
+
+// Dialects.
+const (
+	SQLite   = migrations.SQLite
+	Postgres = migrations.Postgres
+)
+
+// SchemaVersion is the newest migration this build knows.
+func SchemaVersion() int64 { return migrations.Latest() }
+
+// New migrates db and returns the store. On error the caller still owns
+// (and closes) the databases.
 func New(ctx context.Context, db *sql.DB, o Options) (*DB, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -51,37 +83,47 @@ func New(ctx context.Context, db *sql.DB, o Options) (*DB, error) {
 	if o.IsDuplicate == nil {
 		o.IsDuplicate = func(error) bool { return false }
 	}
+	if o.IsMissingRef == nil {
+		o.IsMissingRef = func(error) bool { return false }
+	}
 	if o.Unavailable == nil {
 		o.Unavailable = func(error) bool { return false }
 	}
-	if err := migrate(ctx, db, o.Dialect); err != nil {
+	if o.Reader == nil {
+		o.Reader = db
+	}
+	v, err := migrations.Up(ctx, db, o.Dialect, o.Logger)
+	if err != nil {
+		if o.Unavailable(err) {
+			return nil, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		}
 		return nil, err
 	}
-	return &DB{db: db, dialect: o.Dialect, name: o.Name, log: o.Logger, isDuplicate: o.IsDuplicate, unavailable: o.Unavailable}, nil
+	return &DB{w: db, r: o.Reader, dialect: o.Dialect, schema: v, name: o.Name, log: o.Logger,
+		isDuplicate: o.IsDuplicate, isMissingRef: o.IsMissingRef, unavailable: o.Unavailable}, nil
 }
 
 // Backend names the implementation.
 func (s *DB) Backend() string { return s.name }
 
-// Ping reports whether the database answers.
+// Ping reports whether the database answers a query.
 func (s *DB) Ping(ctx context.Context) error {
-	if err := s.db.PingContext(ctx); err != nil {
-		return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
-	}
 	var one int
-	if err := s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
-		return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
+	if err := s.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("ping: %w: %w", store.ErrUnavailable, err)
 	}
 	return nil
 }
 
-// Close closes the database; safe to call twice.
+// Close closes the database; safe to call twice and concurrently.
 func (s *DB) Close() error {
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	return s.db.Close()
+	s.closeOnce.Do(func() {
+		s.closeErr = s.w.Close()
+		if s.r != s.w {
+			s.closeErr = errors.Join(s.closeErr, s.r.Close())
+		}
+	})
+	return s.closeErr
 }
 
 // q rewrites ? placeholders into the dialect's syntax.
@@ -114,8 +156,13 @@ func (s *DB) wrap(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, err)
 	case s.isDuplicate(err):
 		return fmt.Errorf("%s: %w", op, store.ErrExists)
-	case s.unavailable(err):
-		return fmt.Errorf("%s: %w: %v", op, store.ErrUnavailable, err)
+	case s.isMissingRef(err):
+		return fmt.Errorf("%s: referenced row: %w", op, store.ErrNotFound)
+	case errors.Is(err, store.ErrUnavailable):
+		return fmt.Errorf("%s: %w", op, err)
+	case s.unavailable(err), errors.Is(err, context.DeadlineExceeded):
+		// A database that does not answer in time is, for the caller, away.
+		return fmt.Errorf("%s: %w: %w", op, store.ErrUnavailable, err)
 	default:
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -143,7 +190,7 @@ func b2i(b bool) int64 {
 }
 
 func (s *DB) exec(ctx context.Context, op string, query string, args ...any) (int64, error) {
-	res, err := s.db.ExecContext(ctx, s.q(query), args...)
+	res, err := s.w.ExecContext(ctx, s.q(query), args...)
 	if err != nil {
 		return 0, s.wrap(op, err)
 	}
@@ -170,28 +217,29 @@ func scanConfig(sc interface{ Scan(...any) error }) (store.ConfigVersion, error)
 	var v store.ConfigVersion
 	var created int64
 	err := sc.Scan(&v.Version, &v.Document, &v.SHA256, &v.Author, &v.Comment, &created)
-	v.CreatedAt = fromUS(created)
+	v.CreatedAt, v.Document = fromUS(created), nilIfEmpty(v.Document)
 	return v, err
 }
 
 // ActiveConfig returns the newest version.
 func (s *DB) ActiveConfig(ctx context.Context) (store.ConfigVersion, error) {
-	v, err := scanConfig(s.db.QueryRowContext(ctx, "SELECT "+configCols+" FROM config_versions ORDER BY version DESC LIMIT 1"))
+	v, err := scanConfig(s.r.QueryRowContext(ctx, "SELECT "+configCols+" FROM config_versions ORDER BY version DESC LIMIT 1"))
 	return v, s.wrap("active config", err)
 }
 
 // ConfigVersion returns one version.
 func (s *DB) ConfigVersion(ctx context.Context, version int64) (store.ConfigVersion, error) {
-	v, err := scanConfig(s.db.QueryRowContext(ctx, s.q("SELECT "+configCols+" FROM config_versions WHERE version = ?"), version))
+	v, err := scanConfig(s.r.QueryRowContext(ctx, s.q("SELECT "+configCols+" FROM config_versions WHERE version = ?"), version))
 	return v, s.wrap("config version", err)
 }
 
 // ConfigVersions lists versions newest first, without documents.
 func (s *DB) ConfigVersions(ctx context.Context, limit int) ([]store.ConfigVersion, error) {
-	if limit <= 0 || limit > 10000 {
+	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT "+configCols+" FROM config_versions ORDER BY version DESC LIMIT ?"), limit)
+	limit = min(limit, maxLimit)
+	rows, err := s.r.QueryContext(ctx, s.q("SELECT "+configCols+" FROM config_versions ORDER BY version DESC LIMIT ?"), limit)
 	if err != nil {
 		return nil, s.wrap("config versions", err)
 	}
@@ -208,33 +256,40 @@ func (s *DB) ConfigVersions(ctx context.Context, limit int) ([]store.ConfigVersi
 	return out, s.wrap("config versions", rows.Err())
 }
 
-// PutConfig stores doc as the next version if the active one is still expect.
+// PutConfig stores doc as the next version if the active one is still
+// expect. Reading the active version and inserting the next happen in one
+// transaction that holds the table's write lock (SQLite: BEGIN IMMEDIATE on
+// the single writer; PostgreSQL: LOCK TABLE), so two writers from the same
+// base cannot both succeed, and a writer with expect -1 never loses a race.
 func (s *DB) PutConfig(ctx context.Context, doc []byte, author, comment string, expect int64) (store.ConfigVersion, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return store.ConfigVersion{}, s.wrap("put config", err)
 	}
 	defer tx.Rollback()
+	if s.dialect == Postgres {
+		// SHARE ROW EXCLUSIVE conflicts with itself but not with readers.
+		if _, err := tx.ExecContext(ctx, "LOCK TABLE config_versions IN SHARE ROW EXCLUSIVE MODE"); err != nil {
+			return store.ConfigVersion{}, s.wrap("put config: lock", err)
+		}
+	}
 	var cur int64
 	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM config_versions").Scan(&cur); err != nil {
 		return store.ConfigVersion{}, s.wrap("put config", err)
 	}
 	if expect >= 0 && cur != expect {
-		return store.ConfigVersion{}, fmt.Errorf("put config: active is %d, not %d: %w", cur, expect, store.ErrConflict)
+		return store.ConfigVersion{}, fmt.Errorf("put config: active version is %d, not %d: %w", cur, expect, store.ErrConflict)
 	}
-	v := store.ConfigVersion{Version: cur + 1, Document: doc, SHA256: sha(doc), Author: author, Comment: comment, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
-	_, err = tx.ExecContext(ctx, s.q("INSERT INTO config_versions ("+configCols+") VALUES (?, ?, ?, ?, ?, ?)"), v.Version, v.Document, v.SHA256, v.Author, v.Comment, us(v.CreatedAt))
-	if err != nil {
-		if s.isDuplicate(err) { // a concurrent writer took the number
-			return store.ConfigVersion{}, fmt.Errorf("put config: %w", store.ErrConflict)
+	v := store.ConfigVersion{Version: cur + 1, Document: nonNilBytes(doc), SHA256: sha(doc), Author: author, Comment: comment, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
+	if _, err := tx.ExecContext(ctx, s.q("INSERT INTO config_versions ("+configCols+") VALUES (?, ?, ?, ?, ?, ?)"),
+		v.Version, v.Document, v.SHA256, v.Author, v.Comment, us(v.CreatedAt)); err != nil {
+		if s.isDuplicate(err) { // another node without the lock (cannot happen with it; kept as a guard)
+			return store.ConfigVersion{}, fmt.Errorf("put config: version %d taken: %w", v.Version, store.ErrConflict)
 		}
 		return store.ConfigVersion{}, s.wrap("put config", err)
 	}
 	if err := tx.Commit(); err != nil {
-		if s.isDuplicate(err) {
-			return store.ConfigVersion{}, fmt.Errorf("put config: %w", store.ErrConflict)
-		}
-		return store.ConfigVersion{}, s.wrap("put config", err)
+		return store.ConfigVersion{}, s.wrap("put config: commit", err)
 	}
 	return v, nil
 }
@@ -249,19 +304,20 @@ func scanUser(sc interface{ Scan(...any) error }) (store.User, error) {
 	var disabled, c, up int64
 	err := sc.Scan(&u.Name, &u.PasswordHash, &role, &disabled, &c, &up)
 	u.Role, u.Disabled, u.CreatedAt, u.UpdatedAt = store.Role(role), disabled != 0, fromUS(c), fromUS(up)
+	u.PasswordHash = nilIfEmpty(u.PasswordHash)
 	return u, err
 }
 
 // CreateUser adds a user.
 func (s *DB) CreateUser(ctx context.Context, u store.User) error {
 	_, err := s.exec(ctx, "create user", "INSERT INTO users ("+userCols+") VALUES (?, ?, ?, ?, ?, ?)",
-		u.Name, u.PasswordHash, string(u.Role), b2i(u.Disabled), us(u.CreatedAt), us(u.UpdatedAt))
+		u.Name, nonNilBytes(u.PasswordHash), string(u.Role), b2i(u.Disabled), us(u.CreatedAt), us(u.UpdatedAt))
 	return err
 }
 
 // User reads one user.
 func (s *DB) User(ctx context.Context, name string) (store.User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, s.q("SELECT "+userCols+" FROM users WHERE name = ?"), name))
+	u, err := scanUser(s.r.QueryRowContext(ctx, s.q("SELECT "+userCols+" FROM users WHERE name = ?"), name))
 	return u, s.wrap("user", err)
 }
 
@@ -273,14 +329,12 @@ func (s *DB) Users(ctx context.Context) ([]store.User, error) {
 // UpdateUser replaces a user's fields.
 func (s *DB) UpdateUser(ctx context.Context, u store.User) error {
 	return s.mustAffect(ctx, "update user", "UPDATE users SET password_hash = ?, role = ?, disabled = ?, updated_at = ? WHERE name = ?",
-		u.PasswordHash, string(u.Role), b2i(u.Disabled), us(u.UpdatedAt), u.Name)
+		nonNilBytes(u.PasswordHash), string(u.Role), b2i(u.Disabled), us(u.UpdatedAt), u.Name)
 }
 
-// DeleteUser removes a user and its tokens.
+// DeleteUser removes a user; its tokens and sessions go with it (the
+// foreign key cascades).
 func (s *DB) DeleteUser(ctx context.Context, name string) error {
-	if _, err := s.exec(ctx, "delete user", "DELETE FROM tokens WHERE username = ?", name); err != nil {
-		return err
-	}
 	return s.mustAffect(ctx, "delete user", "DELETE FROM users WHERE name = ?", name)
 }
 
@@ -293,20 +347,20 @@ func scanToken(sc interface{ Scan(...any) error }) (store.Token, error) {
 	var kind string
 	var c, e int64
 	err := sc.Scan(&t.ID, &t.Hash, &t.User, &kind, &t.Name, &c, &e)
-	t.Kind, t.CreatedAt, t.ExpiresAt = store.TokenKind(kind), fromUS(c), fromUS(e)
+	t.Kind, t.CreatedAt, t.ExpiresAt, t.Hash = store.TokenKind(kind), fromUS(c), fromUS(e), nilIfEmpty(t.Hash)
 	return t, err
 }
 
 // CreateToken stores a token hash.
 func (s *DB) CreateToken(ctx context.Context, t store.Token) error {
 	_, err := s.exec(ctx, "create token", "INSERT INTO tokens ("+tokenCols+") VALUES (?, ?, ?, ?, ?, ?, ?)",
-		t.ID, t.Hash, t.User, string(t.Kind), t.Name, us(t.CreatedAt), us(t.ExpiresAt))
+		t.ID, nonNilBytes(t.Hash), t.User, string(t.Kind), t.Name, us(t.CreatedAt), us(t.ExpiresAt))
 	return err
 }
 
 // TokenByHash finds a token by its hash.
 func (s *DB) TokenByHash(ctx context.Context, hash []byte) (store.Token, error) {
-	t, err := scanToken(s.db.QueryRowContext(ctx, s.q("SELECT "+tokenCols+" FROM tokens WHERE hash = ?"), hash))
+	t, err := scanToken(s.r.QueryRowContext(ctx, s.q("SELECT "+tokenCols+" FROM tokens WHERE hash = ?"), hash))
 	return t, s.wrap("token", err)
 }
 
@@ -327,18 +381,20 @@ func (s *DB) DeleteExpiredTokens(ctx context.Context, now time.Time) (int64, err
 
 // ---- certificates and TURN users
 
+const certCols = "name, cert_pem, key_pem, created_at"
+
 func scanCert(sc interface{ Scan(...any) error }) (store.Certificate, error) {
 	var c store.Certificate
 	var t int64
 	err := sc.Scan(&c.Name, &c.CertPEM, &c.KeyPEM, &t)
-	c.CreatedAt = fromUS(t)
+	c.CreatedAt, c.CertPEM, c.KeyPEM = fromUS(t), nilIfEmpty(c.CertPEM), nilIfEmpty(c.KeyPEM)
 	return c, err
 }
 
 // PutCertificate inserts or replaces a certificate by name.
 func (s *DB) PutCertificate(ctx context.Context, c store.Certificate) error {
 	c.CertPEM, c.KeyPEM = nonNilBytes(c.CertPEM), nonNilBytes(c.KeyPEM)
-	_, err := s.exec(ctx, "put certificate", "INSERT INTO certificates (name, cert_pem, key_pem, created_at) VALUES (?, ?, ?, ?) "+
+	_, err := s.exec(ctx, "put certificate", "INSERT INTO certificates ("+certCols+") VALUES (?, ?, ?, ?) "+
 		"ON CONFLICT (name) DO UPDATE SET cert_pem = excluded.cert_pem, key_pem = excluded.key_pem, created_at = excluded.created_at",
 		c.Name, c.CertPEM, c.KeyPEM, us(c.CreatedAt))
 	return err
@@ -346,7 +402,7 @@ func (s *DB) PutCertificate(ctx context.Context, c store.Certificate) error {
 
 // Certificates lists certificates by name.
 func (s *DB) Certificates(ctx context.Context) ([]store.Certificate, error) {
-	return list(ctx, s, "certificates", "SELECT name, cert_pem, key_pem, created_at FROM certificates ORDER BY name", nil, scanCert)
+	return list(ctx, s, "certificates", "SELECT "+certCols+" FROM certificates ORDER BY name", nil, scanCert)
 }
 
 // DeleteCertificate removes a certificate.
@@ -354,31 +410,33 @@ func (s *DB) DeleteCertificate(ctx context.Context, name string) error {
 	return s.mustAffect(ctx, "delete certificate", "DELETE FROM certificates WHERE name = ?", name)
 }
 
+const turnCols = "realm, name, key, created_at"
+
 func scanTURN(sc interface{ Scan(...any) error }) (store.TURNUser, error) {
 	var u store.TURNUser
 	var t int64
 	err := sc.Scan(&u.Realm, &u.Name, &u.Key, &t)
-	u.CreatedAt = fromUS(t)
+	u.CreatedAt, u.Key = fromUS(t), nilIfEmpty(u.Key)
 	return u, err
 }
 
 // PutTURNUser inserts or replaces a TURN credential.
 func (s *DB) PutTURNUser(ctx context.Context, u store.TURNUser) error {
-	_, err := s.exec(ctx, "put turn user", "INSERT INTO turn_users (realm, name, key, created_at) VALUES (?, ?, ?, ?) "+
+	_, err := s.exec(ctx, "put turn user", "INSERT INTO turn_users ("+turnCols+") VALUES (?, ?, ?, ?) "+
 		"ON CONFLICT (realm, name) DO UPDATE SET key = excluded.key, created_at = excluded.created_at",
-		u.Realm, u.Name, u.Key, us(u.CreatedAt))
+		u.Realm, u.Name, nonNilBytes(u.Key), us(u.CreatedAt))
 	return err
 }
 
 // TURNUser reads one TURN credential.
 func (s *DB) TURNUser(ctx context.Context, realm, name string) (store.TURNUser, error) {
-	u, err := scanTURN(s.db.QueryRowContext(ctx, s.q("SELECT realm, name, key, created_at FROM turn_users WHERE realm = ? AND name = ?"), realm, name))
+	u, err := scanTURN(s.r.QueryRowContext(ctx, s.q("SELECT "+turnCols+" FROM turn_users WHERE realm = ? AND name = ?"), realm, name))
 	return u, s.wrap("turn user", err)
 }
 
 // TURNUsers lists TURN credentials.
 func (s *DB) TURNUsers(ctx context.Context) ([]store.TURNUser, error) {
-	return list(ctx, s, "turn users", "SELECT realm, name, key, created_at FROM turn_users ORDER BY realm, name", nil, scanTURN)
+	return list(ctx, s, "turn users", "SELECT "+turnCols+" FROM turn_users ORDER BY realm, name", nil, scanTURN)
 }
 
 // DeleteTURNUser removes a TURN credential.
@@ -388,8 +446,17 @@ func (s *DB) DeleteTURNUser(ctx context.Context, realm, name string) error {
 
 // ---- history
 
-// where builds the time/search filter of a history query.
-func where(q store.Query, timeCol string, searchCols ...string) (string, []any) {
+// maxLimit caps every list query.
+const maxLimit = 10000
+
+// likeEscaper makes a search string match literally inside LIKE '%...%'.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`)
+
+// where builds the time/search filter of a history query, newest first with
+// idCol breaking ties so that pages never overlap. Search is a substring
+// match that ignores ASCII case on both backends (SQLite's LIKE does;
+// PostgreSQL needs ILIKE, which also folds non-ASCII letters).
+func (s *DB) where(q store.Query, timeCol, idCol string, searchCols ...string) (string, []any) {
 	var conds []string
 	var args []any
 	if !q.Since.IsZero() {
@@ -399,10 +466,15 @@ func where(q store.Query, timeCol string, searchCols ...string) (string, []any) 
 		conds, args = append(conds, timeCol+" <= ?"), append(args, us(q.Until))
 	}
 	if q.Search != "" {
+		like := "LIKE"
+		if s.dialect == Postgres {
+			like = "ILIKE"
+		}
+		pat := "%" + likeEscaper.Replace(q.Search) + "%"
 		var ors []string
 		for _, c := range searchCols {
-			ors = append(ors, c+" LIKE ?")
-			args = append(args, "%"+strings.NewReplacer("%", "", "_", "").Replace(q.Search)+"%")
+			ors = append(ors, c+" "+like+` ? ESCAPE '\'`)
+			args = append(args, pat)
 		}
 		conds = append(conds, "("+strings.Join(ors, " OR ")+")")
 	}
@@ -410,16 +482,16 @@ func where(q store.Query, timeCol string, searchCols ...string) (string, []any) 
 	if limit <= 0 {
 		limit = 100
 	}
-	limit = min(limit, 10000)
+	limit = min(limit, maxLimit)
 	w := ""
 	if len(conds) > 0 {
 		w = " WHERE " + strings.Join(conds, " AND ")
 	}
-	return w + " ORDER BY " + timeCol + " DESC LIMIT ? OFFSET ?", append(args, limit, max(q.Offset, 0))
+	return w + " ORDER BY " + timeCol + " DESC, " + idCol + " DESC LIMIT ? OFFSET ?", append(args, limit, max(q.Offset, 0))
 }
 
 func list[T any](ctx context.Context, s *DB, op, query string, args []any, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	rows, err := s.r.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, s.wrap(op, err)
 	}
@@ -454,7 +526,7 @@ func (s *DB) AppendAudit(ctx context.Context, e store.AuditEntry) error {
 
 // Audit lists audit entries newest first.
 func (s *DB) Audit(ctx context.Context, q store.Query) ([]store.AuditEntry, error) {
-	w, args := where(q, "time", "username", "action", "target", "detail")
+	w, args := s.where(q, "time", "id", "username", "action", "target", "detail")
 	return list(ctx, s, "audit", "SELECT "+auditCols+" FROM audit"+w, args, scanAudit)
 }
 
@@ -477,7 +549,7 @@ func (s *DB) AddRegistrationEvent(ctx context.Context, r store.RegistrationEvent
 
 // RegistrationEvents lists registration history newest first.
 func (s *DB) RegistrationEvents(ctx context.Context, q store.Query) ([]store.RegistrationEvent, error) {
-	w, args := where(q, "time", "aor", "contact", "source", "kind", "reason")
+	w, args := s.where(q, "time", "id", "aor", "contact", "source", "kind", "reason")
 	return list(ctx, s, "registration events", "SELECT "+regCols+" FROM registration_events"+w, args, scanReg)
 }
 
@@ -492,7 +564,7 @@ func scanCall(sc interface{ Scan(...any) error }) (store.CallRecord, error) {
 		return c, err
 	}
 	c.StartedAt, c.AnsweredAt, c.EndedAt, c.Status = fromUS(st), fromUS(an), fromUS(en), int(status)
-	if streams != "" && streams != "null" {
+	if streams != "" && streams != "null" && streams != "[]" {
 		if err := json.Unmarshal([]byte(streams), &c.Streams); err != nil {
 			return c, fmt.Errorf("call %s streams: %w", c.ID, err)
 		}
@@ -500,19 +572,29 @@ func scanCall(sc interface{ Scan(...any) error }) (store.CallRecord, error) {
 	return c, nil
 }
 
-// AddCall records an ended call.
+// callArgs are a call's column values in callCols order; streams are JSON.
+func callArgs(c store.CallRecord) []any {
+	streams := []byte("[]")
+	if len(c.Streams) > 0 {
+		streams, _ = json.Marshal(c.Streams) // plain numbers and strings: cannot fail
+	}
+	return []any{c.ID, c.Protocol, c.CallType, c.From, c.To, c.SourceAddr, us(c.StartedAt), us(c.AnsweredAt), us(c.EndedAt),
+		c.DurationMs, c.EndedBy, int64(c.Status), c.Disposition, c.Codecs, string(streams)}
+}
+
+// AddCall records an ended call; ErrExists if its ID is already recorded.
 func (s *DB) AddCall(ctx context.Context, c store.CallRecord) error {
-	streams, _ := json.Marshal(c.Streams)
-	_, err := s.exec(ctx, "add call", "INSERT INTO calls ("+callCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		c.ID, c.Protocol, c.CallType, c.From, c.To, c.SourceAddr, us(c.StartedAt), us(c.AnsweredAt), us(c.EndedAt), c.DurationMs, c.EndedBy, int64(c.Status), c.Disposition, c.Codecs, string(streams))
+	_, err := s.exec(ctx, "add call", "INSERT INTO calls ("+callCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", callArgs(c)...)
 	return err
 }
 
 // Calls lists call history newest first (by end time).
 func (s *DB) Calls(ctx context.Context, q store.Query) ([]store.CallRecord, error) {
-	w, args := where(q, "ended_at", "caller", "callee", "disposition", "source_addr", "id")
+	w, args := s.where(q, "ended_at", "id", "caller", "callee", "disposition", "source_addr", "id")
 	return list(ctx, s, "calls", "SELECT "+callCols+" FROM calls"+w, args, scanCall)
 }
+
+const eventCols = "id, time, severity, component, message"
 
 func scanEvent(sc interface{ Scan(...any) error }) (store.Event, error) {
 	var e store.Event
@@ -530,8 +612,17 @@ func (s *DB) AddEvent(ctx context.Context, e store.Event) error {
 
 // Events lists events newest first.
 func (s *DB) Events(ctx context.Context, q store.Query) ([]store.Event, error) {
-	w, args := where(q, "time", "component", "message", "severity")
-	return list(ctx, s, "events", "SELECT id, time, severity, component, message FROM events"+w, args, scanEvent)
+	w, args := s.where(q, "time", "id", "component", "message", "severity")
+	return list(ctx, s, "events", "SELECT "+eventCols+" FROM events"+w, args, scanEvent)
+}
+
+// nilIfEmpty reads an empty byte column as nil on both backends (drivers
+// differ), so snapshots compare equal across them.
+func nilIfEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }
 
 // nonNilBytes keeps NOT NULL columns happy for empty values.

@@ -9,9 +9,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	osuser "os/user"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -30,18 +33,27 @@ func pgBin() (string, error) {
 
 // Postgres is a throwaway PostgreSQL server.
 type Postgres struct {
-	DSN  string
-	Port int
-	bin  string
-	dir  string
-	cmd  *exec.Cmd
-	t    testing.TB
+	// DSN reaches the server's "postgres" database as the superuser
+	// "postgres" (trust authentication, loopback only).
+	DSN string
+	// Port is the loopback TCP port; 0 when the server came from
+	// PORTICO_TEST_POSTGRES_DSN (and so cannot be stopped by the test).
+	Port   int
+	bin    string
+	dir    string
+	cred   *syscall.Credential // run as this user when we are root
+	cmd    *exec.Cmd
+	log    *strings.Builder
+	t      testing.TB
+	waitCh chan error
 }
 
 // StartPostgres returns PORTICO_TEST_POSTGRES_DSN's server when set;
 // otherwise it initialises a cluster in a temp dir and runs it on a free
-// loopback port until the test ends. Under -short it skips; in a full run a
-// missing PostgreSQL fails the test.
+// loopback port until the test ends (t.Cleanup stops it and removes the
+// directory). As root it runs the server as the "postgres" user Debian's
+// package creates, since PostgreSQL refuses to run as root. Under -short it
+// skips; in a full run a missing PostgreSQL fails the test.
 func StartPostgres(t testing.TB) *Postgres {
 	t.Helper()
 	if dsn := os.Getenv("PORTICO_TEST_POSTGRES_DSN"); dsn != "" {
@@ -60,9 +72,21 @@ func StartPostgres(t testing.TB) *Postgres {
 	}
 	p := &Postgres{bin: bin, dir: dir, t: t}
 	t.Cleanup(p.cleanup)
-	os.Chmod(dir, 0o777)
-	// PostgreSQL refuses to run as root; Debian's package made the postgres user.
-	if out, err := p.asPostgres(filepath.Join(bin, "initdb"), "-D", filepath.Join(dir, "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
+	if os.Geteuid() == 0 {
+		u, err := osuser.Lookup("postgres")
+		if err != nil {
+			t.Fatalf("running as root needs the postgres user (Debian's postgresql package makes it): %v", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		p.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		if err := os.Chown(dir, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	initdb := p.command(filepath.Join(bin, "initdb"), "-D", filepath.Join(dir, "data"), "-U", "postgres",
+		"--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	if out, err := initdb.CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -76,51 +100,73 @@ func StartPostgres(t testing.TB) *Postgres {
 	return p
 }
 
-func (p *Postgres) asPostgres(name string, args ...string) *exec.Cmd {
-	if os.Geteuid() == 0 {
-		return exec.Command("setpriv", append([]string{"--reuid=postgres", "--regid=postgres", "--init-groups", "--", name}, args...)...)
-	}
-	return exec.Command(name, args...)
+// command runs name as the server's user, in the server's directory (the
+// test's own working directory may be unreadable to that user). If the test
+// binary dies, the kernel sends the server SIGQUIT (immediate shutdown), so
+// no server outlives its test.
+func (p *Postgres) command(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = p.dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred, Pdeathsig: syscall.SIGQUIT}
+	return cmd
 }
 
-// Start runs the server (again, after Stop) and waits until it accepts connections.
+// Start runs the server (again, after Stop) and waits until it accepts sessions.
 func (p *Postgres) Start() {
 	p.t.Helper()
-	p.cmd = p.asPostgres(filepath.Join(p.bin, "postgres"), "-D", filepath.Join(p.dir, "data"), "-k", p.dir,
-		"-c", "listen_addresses=127.0.0.1", "-p", fmt.Sprint(p.Port), "-c", "fsync=off", "-c", "max_connections=200")
-	var log strings.Builder
-	p.cmd.Stderr = &log
+	if p.bin == "" {
+		p.t.Fatal("storetest: cannot start an external PostgreSQL")
+	}
+	p.cmd = p.command(filepath.Join(p.bin, "postgres"), "-D", filepath.Join(p.dir, "data"), "-k", p.dir,
+		"-c", "listen_addresses=127.0.0.1", "-p", fmt.Sprint(p.Port),
+		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200")
+	p.log = &strings.Builder{}
+	p.cmd.Stderr = p.log
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
+	exited := make(chan error, 1)
+	cmd := p.cmd
+	go func() { exited <- cmd.Wait() }()
+	p.waitCh = exited
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p.Port), time.Second)
+		db, err := openPG(p.DSN)
 		if err == nil {
-			c.Close()
-			time.Sleep(300 * time.Millisecond) // accepting TCP precedes accepting sessions by a moment
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			err = db.PingContext(ctx)
+			cancel()
+			db.Close()
+		}
+		if err == nil {
 			return
 		}
+		select {
+		case werr := <-exited:
+			p.cmd = nil
+			p.t.Fatalf("postgres exited at start: %v\n%s", werr, p.log.String())
+		default:
+		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("postgres did not start: %s", log.String())
+			p.t.Fatalf("postgres did not accept sessions within 30s: %v\n%s", err, p.log.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-// Stop shuts the server down fast (the store is "lost").
+// Stop shuts the server down fast (SIGINT: open sessions are cut), so the
+// store is "lost" as in a crash of the database host.
 func (p *Postgres) Stop() {
 	if p.cmd == nil || p.cmd.Process == nil {
 		return
 	}
-	p.cmd.Process.Signal(os.Interrupt) // SIGINT: fast shutdown
-	done := make(chan struct{})
-	go func() { p.cmd.Wait(); close(done) }()
+	p.cmd.Process.Signal(os.Interrupt)
 	select {
-	case <-done:
+	case <-p.waitCh:
 	case <-time.After(20 * time.Second):
 		p.cmd.Process.Kill()
-		<-done
+		<-p.waitCh
 	}
 	p.cmd = nil
 }

@@ -1,32 +1,8 @@
-package sqlstore
+-- Portico's first schema. Times are BIGINT microseconds since 1970 UTC (0 is
+-- "unset") so they round-trip exactly between SQLite and PostgreSQL.
+-- {{id}} and {{blob}} are spelled per dialect by package migrations.
 
-import (
-	"context"
-	"database/sql"
-	"fmt"
-	"strings"
-
-	"github.com/pressly/goose/v3"
-)
-
-// Dialect is the SQL flavour of a backend.
-type Dialect int
-
-// Dialects.
-const (
-	SQLite Dialect = iota
-	Postgres
-)
-
-// migrations is the one set of schema changes, written once with a few
-// type words that each dialect spells its own way:
-// {{id}} an auto-increment primary key, {{blob}} bytes.
-// Times are BIGINT microseconds since 1970 UTC in both, so they round-trip exactly.
-var migrations = []struct {
-	version int64
-	up      string
-}{
-	{1, `
+-- +goose Up
 CREATE TABLE config_versions (
 	version    BIGINT PRIMARY KEY,
 	document   {{blob}} NOT NULL,
@@ -114,52 +90,14 @@ CREATE TABLE events (
 	message   TEXT NOT NULL
 );
 CREATE INDEX events_time ON events(time);
-`},
-}
 
-func (d Dialect) expand(q string) string {
-	r := strings.NewReplacer("{{id}}", "INTEGER PRIMARY KEY AUTOINCREMENT", "{{blob}}", "BLOB")
-	if d == Postgres {
-		r = strings.NewReplacer("{{id}}", "BIGSERIAL PRIMARY KEY", "{{blob}}", "BYTEA")
-	}
-	return r.Replace(q)
-}
-
-func (d Dialect) goose() goose.Dialect {
-	if d == Postgres {
-		return goose.DialectPostgres
-	}
-	return goose.DialectSQLite3
-}
-
-// SchemaVersion is the newest migration.
-func SchemaVersion() int64 { return migrations[len(migrations)-1].version }
-
-// migrate applies every pending migration with goose.
-func migrate(ctx context.Context, db *sql.DB, d Dialect) error {
-	var gms []*goose.Migration
-	for _, m := range migrations {
-		ddl := d.expand(m.up)
-		gms = append(gms, goose.NewGoMigration(m.version, &goose.GoFunc{
-			RunTx: func(ctx context.Context, tx *sql.Tx) error {
-				for _, stmt := range strings.Split(ddl, ";") {
-					if strings.TrimSpace(stmt) == "" {
-						continue
-					}
-					if _, err := tx.ExecContext(ctx, stmt); err != nil {
-						return fmt.Errorf("%s: %w", strings.TrimSpace(stmt)[:min(40, len(strings.TrimSpace(stmt)))], err)
-					}
-				}
-				return nil
-			},
-		}, nil))
-	}
-	p, err := goose.NewProvider(d.goose(), db, nil, goose.WithGoMigrations(gms...), goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		return fmt.Errorf("migrations: %w", err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	return nil
-}
+-- +goose Down
+DROP TABLE events;
+DROP TABLE calls;
+DROP TABLE registration_events;
+DROP TABLE turn_users;
+DROP TABLE certificates;
+DROP TABLE audit;
+DROP TABLE tokens;
+DROP TABLE users;
+DROP TABLE config_versions;
