@@ -36,6 +36,7 @@ type Spool struct {
 	st         Store
 	log        *slog.Logger
 	maxPending int
+	timeout    time.Duration // per attempt
 
 	mu       sync.Mutex
 	queue    []spooled
@@ -66,7 +67,7 @@ func NewSpool(st Store, log *slog.Logger, maxPending int) *Spool {
 	if maxPending <= 0 {
 		maxPending = 100000
 	}
-	return &Spool{st: st, log: log, maxPending: maxPending, wake: make(chan struct{}, 1)}
+	return &Spool{st: st, log: log, maxPending: maxPending, timeout: writeTimeout, wake: make(chan struct{}, 1)}
 }
 
 // AddCall records an ended call.
@@ -104,7 +105,7 @@ func retryable(err error) bool {
 // once the record is written or queued.
 func (s *Spool) write(ctx context.Context, audit bool, what string, f func(context.Context) error) error {
 	if s.Pending() == 0 {
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 		err := f(wctx)
 		cancel()
 		switch {
@@ -195,7 +196,7 @@ func (s *Spool) Run(ctx context.Context) error {
 		timer.Reset(backoff)
 		select {
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+			fctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 			s.flush(fctx)
 			cancel()
 			if n := s.Pending(); n > 0 {
@@ -223,7 +224,7 @@ func (s *Spool) flush(ctx context.Context) bool {
 		s.inflight = e.seq
 		s.mu.Unlock()
 
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 		err := e.write(wctx)
 		cancel()
 		if err != nil && retryable(err) {
