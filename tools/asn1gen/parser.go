@@ -13,7 +13,7 @@ type parser struct {
 	mod  *module
 }
 
-func (p *parser) peek() token     { return p.toks[p.pos] }
+func (p *parser) peek() token { return p.toks[p.pos] }
 func (p *parser) peekN(n int) token {
 	if p.pos+n < len(p.toks) {
 		return p.toks[p.pos+n]
