@@ -2,10 +2,14 @@ package storetest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,8 +32,12 @@ func Run(t *testing.T, open Open) {
 		{"tokens", testTokens},
 		{"certificates and turn users", testCertsTURN},
 		{"history", testHistory},
+		{"history search and paging", testHistoryQueries},
 		{"snapshot and restore", testSnapshotRestore},
+		{"restore edge cases", testRestoreEdges},
 		{"concurrent writers", testConcurrent},
+		{"snapshot is consistent under writes", testSnapshotConsistent},
+		{"spool over a flaky store", testSpoolFlaky},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -100,6 +108,34 @@ func testConfig(t *testing.T, st store.Store) {
 	wg.Wait()
 	if wins != 1 || conflicts != 7 {
 		t.Errorf("racing PutConfig: %d wins, %d conflicts; want 1 and 7", wins, conflicts)
+	}
+	// Unchecked writers never conflict; versions stay contiguous.
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if _, err := st.PutConfig(c, []byte(fmt.Sprint("free ", i)), "racer", "", -1); err != nil {
+				errs <- err
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("unchecked racing PutConfig: %v", err)
+	}
+	all, err := st.ConfigVersions(c, 0)
+	if err != nil || len(all) != 12 {
+		t.Fatalf("ConfigVersions(0) = %d versions, %v; want 12", len(all), err)
+	}
+	for i, v := range all {
+		if v.Version != int64(12-i) {
+			t.Errorf("versions not contiguous newest first: %d at %d", v.Version, i)
+		}
+	}
+	if a, _ := st.ActiveConfig(c); a.SHA256 != fmt.Sprintf("%x", sha256.Sum256(a.Document)) {
+		t.Errorf("sha256 %s does not match the document", a.SHA256)
 	}
 }
 
@@ -176,6 +212,15 @@ func testTokens(t *testing.T, st store.Store) {
 	if _, err := st.TokenByHash(c, hash(9)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown hash = %v", err)
 	}
+	if err := st.CreateToken(c, store.Token{ID: "t1", Hash: hash(7), User: "alice", Kind: store.TokenAPI, CreatedAt: t0}); !errors.Is(err, store.ErrExists) {
+		t.Errorf("duplicate id = %v, want ErrExists", err)
+	}
+	if err := st.CreateToken(c, store.Token{ID: "t9", Hash: hash(8), User: "ghost", Kind: store.TokenAPI, CreatedAt: t0}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("token for a user that does not exist = %v, want ErrNotFound", err)
+	}
+	if ts, err := st.Tokens(c, "ghost"); err != nil || len(ts) != 0 {
+		t.Errorf("Tokens(ghost) = %v, %v", ts, err)
+	}
 	ts, _ := st.Tokens(c, "alice")
 	if len(ts) != 2 {
 		t.Errorf("Tokens = %+v", ts)
@@ -215,6 +260,9 @@ func testCertsTURN(t *testing.T, st store.Store) {
 	if err := st.DeleteCertificate(c, cert.Name); err != nil {
 		t.Fatal(err)
 	}
+	if err := st.DeleteCertificate(c, cert.Name); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("second DeleteCertificate = %v", err)
+	}
 	u := store.TURNUser{Realm: "portico", Name: "guest", Key: []byte{1, 2, 3}, CreatedAt: t0}
 	if err := st.PutTURNUser(c, u); err != nil {
 		t.Fatal(err)
@@ -229,8 +277,18 @@ func testCertsTURN(t *testing.T, st store.Store) {
 	if us, _ := st.TURNUsers(c); len(us) != 1 {
 		t.Errorf("TURNUsers = %+v", us)
 	}
+	u.Key = []byte{4, 5, 6}
+	if err := st.PutTURNUser(c, u); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.TURNUser(c, "portico", "guest"); !reflect.DeepEqual(got, u) {
+		t.Errorf("TURNUser after upsert = %+v", got)
+	}
 	if err := st.DeleteTURNUser(c, "portico", "guest"); err != nil {
 		t.Fatal(err)
+	}
+	if err := st.DeleteTURNUser(c, "portico", "guest"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("second DeleteTURNUser = %v", err)
 	}
 }
 
@@ -381,5 +439,298 @@ func testConcurrent(t *testing.T, st store.Store) {
 	all, _ := st.Calls(c, store.Query{Limit: 1000})
 	if len(all) != 200 {
 		t.Errorf("%d calls after 200 concurrent writes", len(all))
+	}
+}
+
+func testHistoryQueries(t *testing.T, st store.Store) {
+	c := ctx(t)
+	msgs := []string{"Link DOWN on eth1", "50% packet loss", "5 packets lost", "user_a logged in", `path C:\x`, "plain"}
+	for i, m := range msgs {
+		// Every event at the same instant: order falls to the id.
+		if err := st.AddEvent(c, store.Event{Time: t0, Severity: "info", Component: "test", Message: m}); err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+	}
+	tests := []struct {
+		name   string
+		search string
+		want   []string
+	}{
+		{"case folds ASCII", "link down", []string{"Link DOWN on eth1"}},
+		{"percent is literal", "50%", []string{"50% packet loss"}},
+		{"lone percent", "%", []string{"50% packet loss"}},
+		{"underscore is literal", "user_", []string{"user_a logged in"}},
+		{"lone underscore", "_", []string{"user_a logged in"}},
+		{"backslash is literal", `C:\x`, []string{`path C:\x`}},
+		{"substring", "packet", []string{"50% packet loss", "5 packets lost"}},
+		{"no match", "nothing like this", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			evs, err := st.Events(c, store.Query{Search: tc.search})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range evs {
+				got = append(got, e.Message)
+			}
+			slices.Sort(got)
+			want := slices.Sorted(slices.Values(tc.want))
+			if !slices.Equal(got, want) {
+				t.Errorf("Search %q = %q, want %q", tc.search, got, want)
+			}
+		})
+	}
+	// Equal times: newest id first, and pages neither overlap nor skip.
+	var paged []int64
+	for off := 0; off < len(msgs); off += 4 {
+		page, err := st.Events(c, store.Query{Limit: 4, Offset: off})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page {
+			paged = append(paged, e.ID)
+		}
+	}
+	if len(paged) != len(msgs) || !slices.IsSortedFunc(paged, func(a, b int64) int { return int(b - a) }) || len(slices.Compact(slices.Clone(paged))) != len(msgs) {
+		t.Errorf("paged ids %v: want %d distinct ids, descending", paged, len(msgs))
+	}
+	if evs, err := st.Events(c, store.Query{Offset: 100}); err != nil || len(evs) != 0 {
+		t.Errorf("offset past the end = %v, %v", evs, err)
+	}
+	// Since and Until are inclusive.
+	if evs, _ := st.Events(c, store.Query{Since: t0, Until: t0}); len(evs) != len(msgs) {
+		t.Errorf("Since = Until = the events' time: %d rows, want %d", len(evs), len(msgs))
+	}
+	if evs, _ := st.Events(c, store.Query{Since: t0.Add(time.Microsecond)}); len(evs) != 0 {
+		t.Errorf("Since after every event: %d rows", len(evs))
+	}
+	// Audit and registration search look at their own text columns.
+	st.AppendAudit(c, store.AuditEntry{Time: t0, User: "alice", Source: "cli", Action: "user.create", Target: "bob"})
+	if au, _ := st.Audit(c, store.Query{Search: "BOB"}); len(au) != 1 {
+		t.Errorf("audit search by target: %+v", au)
+	}
+	st.AddRegistrationEvent(c, store.RegistrationEvent{Time: t0, Protocol: "h323", AOR: "h323:1001", Kind: "registered"})
+	if rs, _ := st.RegistrationEvents(c, store.Query{Search: "1001"}); len(rs) != 1 || rs[0].Protocol != "h323" {
+		t.Errorf("registration search by alias: %+v", rs)
+	}
+	// A call with no streams and no answer reads back as written.
+	missed := store.CallRecord{ID: "missed", Protocol: "h323", CallType: "inbound", From: "1001", To: "2002", StartedAt: t0, EndedAt: t0.Add(time.Second), EndedBy: "callee", Status: 17, Disposition: "callee busy"}
+	if err := st.AddCall(c, missed); err != nil {
+		t.Fatal(err)
+	}
+	if cs, _ := st.Calls(c, store.Query{Search: "missed"}); len(cs) != 1 || !reflect.DeepEqual(cs[0], missed) {
+		t.Errorf("unanswered call round trip = %+v", cs)
+	}
+}
+
+func testRestoreEdges(t *testing.T, st store.Store) {
+	c := ctx(t)
+	Seed(t, st)
+	before, err := st.Snapshot(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Restore(c, nil); err == nil {
+		t.Error("Restore(nil) succeeded")
+	}
+	newer := *before
+	newer.SchemaVersion = before.SchemaVersion + 1
+	if err := st.Restore(c, &newer); err == nil {
+		t.Error("Restore of a snapshot from a newer schema succeeded")
+	}
+	// A token whose user is missing fails the whole restore.
+	orphan := *before
+	orphan.Users = nil
+	if err := st.Restore(c, &orphan); err == nil {
+		t.Error("Restore with an orphan token succeeded")
+	}
+	if after, _ := st.Snapshot(c); !reflect.DeepEqual(after, before) {
+		t.Fatal("a refused restore changed the store")
+	}
+	// Backups travel as JSON; that trip changes nothing either.
+	b, err := json.Marshal(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decoded store.Snapshot
+	if err := json.Unmarshal(b, &decoded); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Restore(c, &decoded); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := st.Snapshot(c); !reflect.DeepEqual(after, before) {
+		t.Errorf("JSON snapshot restore changed the data")
+	}
+	// An empty snapshot empties the store.
+	if err := st.Restore(c, &store.Snapshot{SchemaVersion: before.SchemaVersion}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.ActiveConfig(c); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("config after restoring an empty snapshot: %v", err)
+	}
+	if cs, _ := st.Calls(c, store.Query{}); len(cs) != 0 {
+		t.Errorf("%d calls after restoring an empty snapshot", len(cs))
+	}
+}
+
+// A snapshot is one read transaction: a writer that adds a config version
+// and then its audit entry can never be seen with more audit entries than
+// versions, however the reads interleave with the writes.
+func testSnapshotConsistent(t *testing.T, st store.Store) {
+	c := ctx(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var writeErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := st.PutConfig(c, []byte(fmt.Sprint("v", i)), "w", "", -1); err != nil {
+				writeErr = err
+				return
+			}
+			if err := st.AppendAudit(c, store.AuditEntry{Time: t0, User: "w", Action: "config.replace"}); err != nil {
+				writeErr = err
+				return
+			}
+		}
+	}()
+	for range 30 {
+		snap, err := st.Snapshot(c)
+		if err != nil {
+			t.Error(err)
+			break
+		}
+		if len(snap.Audit) > len(snap.ConfigVersions) {
+			t.Errorf("snapshot saw %d audit entries but only %d config versions: not one transaction", len(snap.Audit), len(snap.ConfigVersions))
+			break
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if writeErr != nil {
+		t.Errorf("writer beside snapshots: %v", writeErr)
+	}
+}
+
+// Flaky is a store whose history writes fail with store.ErrUnavailable
+// while Down is set, as a lost database would.
+type Flaky struct {
+	store.Store
+	Down atomic.Bool
+}
+
+func (f *Flaky) fail() error {
+	if f.Down.Load() {
+		return fmt.Errorf("flaky: %w", store.ErrUnavailable)
+	}
+	return nil
+}
+
+// AddCall fails while Down.
+func (f *Flaky) AddCall(ctx context.Context, c store.CallRecord) error {
+	if err := f.fail(); err != nil {
+		return err
+	}
+	return f.Store.AddCall(ctx, c)
+}
+
+// AddEvent fails while Down.
+func (f *Flaky) AddEvent(ctx context.Context, e store.Event) error {
+	if err := f.fail(); err != nil {
+		return err
+	}
+	return f.Store.AddEvent(ctx, e)
+}
+
+// AppendAudit fails while Down.
+func (f *Flaky) AppendAudit(ctx context.Context, e store.AuditEntry) error {
+	if err := f.fail(); err != nil {
+		return err
+	}
+	return f.Store.AppendAudit(ctx, e)
+}
+
+// AddRegistrationEvent fails while Down.
+func (f *Flaky) AddRegistrationEvent(ctx context.Context, r store.RegistrationEvent) error {
+	if err := f.fail(); err != nil {
+		return err
+	}
+	return f.Store.AddRegistrationEvent(ctx, r)
+}
+
+func testSpoolFlaky(t *testing.T, st store.Store) {
+	f := &Flaky{Store: st}
+	SpoolSurvives(t, st, f, func() { f.Down.Store(true) }, func() { f.Down.Store(false) })
+}
+
+// SpoolSurvives checks that history written through a spool over w while
+// the store is down (between down() and up()) reaches st once it is back,
+// in order, with none lost. w is what the spool writes to (st itself, or a
+// wrapper that fails on cue); st is read to check.
+func SpoolSurvives(t *testing.T, st, w store.Store, down, up func()) {
+	t.Helper()
+	c := ctx(t)
+	runCtx, cancel := context.WithCancel(c)
+	sp := store.NewSpool(w, nil, 1000)
+	done := make(chan error, 1)
+	go func() { done <- sp.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	if err := sp.AddCall(c, call(900)); err != nil {
+		t.Fatal(err)
+	}
+	down()
+	for i := 901; i < 911; i++ {
+		if err := sp.AddCall(c, call(i)); err != nil {
+			t.Fatalf("AddCall while the store is down: %v", err)
+		}
+	}
+	if err := sp.AppendAudit(c, store.AuditEntry{Time: t0, User: "alice", Action: "while-down"}); err != nil {
+		t.Fatalf("AppendAudit while the store is down: %v", err)
+	}
+	sp.AddEvent(store.Event{Time: t0, Severity: "warning", Component: "store", Message: "while-down"})
+	if sp.Healthy() || sp.Pending() != 12 {
+		t.Fatalf("spool healthy %v with %d pending while the store is down; want false, 12", sp.Healthy(), sp.Pending())
+	}
+	up()
+	deadline := time.Now().Add(60 * time.Second)
+	for !sp.Healthy() {
+		if time.Now().After(deadline) {
+			t.Fatalf("spool still has %d pending a minute after the store came back", sp.Pending())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	calls, err := st.Calls(c, store.Query{Search: "user9", Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, cr := range calls {
+		ids = append(ids, cr.ID)
+	}
+	slices.Sort(ids)
+	var want []string
+	for i := 900; i < 911; i++ {
+		want = append(want, call(i).ID)
+	}
+	if !slices.Equal(ids, want) {
+		t.Errorf("calls after recovery %v, want %v", ids, want)
+	}
+	if au, _ := st.Audit(c, store.Query{Search: "while-down"}); len(au) != 1 {
+		t.Errorf("audit entry written while down: %d found, want 1", len(au))
+	}
+	if ev, _ := st.Events(c, store.Query{Search: "while-down"}); len(ev) != 1 {
+		t.Errorf("event written while down: %d found, want 1", len(ev))
+	}
+	if sp.Dropped() != 0 || sp.Failed() != 0 {
+		t.Errorf("dropped %d failed %d", sp.Dropped(), sp.Failed())
 	}
 }
