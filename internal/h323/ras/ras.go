@@ -86,9 +86,9 @@ func AliasString(a *h225.AliasAddress) (string, bool) {
 // Vendor identifies Portico in endpointVendor fields.
 func Vendor() h225.VendorIdentifier {
 	return h225.VendorIdentifier{
-		Vendor:       h225.H221NonStandard{T35CountryCode: 181, ManufacturerCode: 0x5054},
-		ProductId:    []byte("Portico"), HasProductId: true,
-		VersionId:    []byte("1"), HasVersionId: true,
+		Vendor:    h225.H221NonStandard{T35CountryCode: 181, ManufacturerCode: 0x5054},
+		ProductId: []byte("Portico"), HasProductId: true,
+		VersionId: []byte("1"), HasVersionId: true,
 	}
 }
 
@@ -158,8 +158,8 @@ func RRQ(seq int, e Endpoint) *h225.RasMessage {
 		RasAddress:         []h225.TransportAddress{Transport(e.RAS)},
 		TerminalType:       e.endpointType(),
 		TerminalAlias:      e.Aliases, HasTerminalAlias: len(e.Aliases) > 0,
-		EndpointVendor:     Vendor(),
-		KeepAlive:          e.KeepAlive, HasKeepAlive: true,
+		EndpointVendor: Vendor(),
+		KeepAlive:      e.KeepAlive, HasKeepAlive: true,
 		HasWillSupplyUUIEs: true, HasMaintainConnection: true, HasSupportsAssignedGK: true,
 		FeatureSet:  e.FeatureSet,
 		GenericData: e.GenericData, HasGenericData: len(e.GenericData) > 0,

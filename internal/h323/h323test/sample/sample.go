@@ -91,10 +91,10 @@ func SetupUUIE() *h225.H323UserInformation {
 	dst := ras.Transport(CalleeCall)
 	return &h225.H323UserInformation{H323UuPdu: h225.H323UUPDU{
 		H323MessageBody: h225.H323UUPDUH323MessageBody{Choice: h225.H323UUPDUH323MessageBody_Setup, Setup: &h225.SetupUUIE{
-			ProtocolIdentifier:    h225.ProtocolIdentifier(h225.ProtocolV7),
-			SourceAddress:         []h225.AliasAddress{ras.H323ID("portico-ep"), ras.E164("1001")}, HasSourceAddress: true,
-			SourceInfo:            h225.EndpointType{Vendor: &v, Terminal: &h225.TerminalInfo{}},
-			DestinationAddress:    []h225.AliasAddress{ras.E164("5295672")}, HasDestinationAddress: true,
+			ProtocolIdentifier: h225.ProtocolIdentifier(h225.ProtocolV7),
+			SourceAddress:      []h225.AliasAddress{ras.H323ID("portico-ep"), ras.E164("1001")}, HasSourceAddress: true,
+			SourceInfo:         h225.EndpointType{Vendor: &v, Terminal: &h225.TerminalInfo{}},
+			DestinationAddress: []h225.AliasAddress{ras.E164("5295672")}, HasDestinationAddress: true,
 			DestCallSignalAddress: &dst,
 			ConferenceID:          h225.ConferenceIdentifier(ConferenceID),
 			ConferenceGoal:        h225.SetupUUIEConferenceGoal{Choice: h225.SetupUUIEConferenceGoal_Create},

@@ -148,7 +148,7 @@ func TestTsharkDissects(t *testing.T) {
 		{4, "h245.forwardLogicalChannelNumber", "1"},
 		{5, "q931.message_type", "0x07"},
 		{5, "h225.h323_message_body", "2"}, // connect
-		{6, "h245.request", "3"}, // openLogicalChannel
+		{6, "h245.request", "3"},           // openLogicalChannel
 		{6, "h245.forwardLogicalChannelNumber", "1"},
 		{6, "h245.g711Alaw64k", "20"},
 		{6, "h245.ip4_network", "127.0.0.10"},
