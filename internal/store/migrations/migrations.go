@@ -92,7 +92,7 @@ func provider(db *sql.DB, d Dialect, log *slog.Logger) (*goose.Provider, error) 
 	if d == Postgres {
 		// Nodes of a cluster starting together: one migrates, the others wait
 		// on a session advisory lock and then find nothing to do.
-		l, err := lock.NewPostgresSessionLocker()
+		l, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300)) // poll each second, up to 5 minutes
 		if err != nil {
 			return nil, err
 		}

@@ -2,10 +2,13 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -74,44 +77,154 @@ func TestPostgres(t *testing.T) {
 
 	// The store lost while running: history is queued, nothing is lost, and
 	// it is written when the server is back.
-	t.Run("spool survives a lost store", func(t *testing.T) {
+	t.Run("spool survives a lost server", func(t *testing.T) {
 		if pg.Port == 0 {
 			t.Skip("external PostgreSQL from PORTICO_TEST_POSTGRES_DSN cannot be stopped by the test")
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
 		st := fresh(t, pg)
-		sp := store.NewSpool(st, nil, 1000)
-		done := make(chan error)
-		go func() { done <- sp.Run(ctx) }()
-		sp.AddCall(ctx, store.CallRecord{ID: "before", Protocol: "sip", StartedAt: time.Now(), EndedAt: time.Now()})
-		pg.Stop()
-		if err := st.Ping(ctx); err == nil {
-			t.Fatal("Ping succeeded with the server stopped")
+		down := func() {
+			pg.Stop()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := st.Ping(ctx); !errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("Ping with the server stopped = %v, want ErrUnavailable", err)
+			}
 		}
-		for i := 0; i < 10; i++ {
-			sp.AddCall(ctx, store.CallRecord{ID: fmt.Sprint("during-", i), Protocol: "sip", StartedAt: time.Now(), EndedAt: time.Now()})
+		storetest.SpoolSurvives(t, st, st, down, pg.Start)
+		if err := st.Ping(context.Background()); err != nil {
+			t.Errorf("Ping after restart: %v", err)
 		}
-		if sp.Healthy() || sp.Pending() != 10 {
-			t.Fatalf("spool pending %d while the store is down, want 10", sp.Pending())
+	})
+
+	// Nodes of a cluster share one database: they start together (one
+	// migrates), and their config writers race across connection pools.
+	t.Run("two nodes", func(t *testing.T) {
+		dsn := pg.NewDatabase(t, fmt.Sprintf("nodes_%d", dbSeq.Add(1)))
+		ctx := context.Background()
+		nodes := make([]*Store, 3)
+		errs := make([]error, 3)
+		var wg sync.WaitGroup
+		for i := range nodes {
+			wg.Add(1)
+			go func() { defer wg.Done(); nodes[i], errs[i] = Open(ctx, dsn, nil) }()
 		}
-		pg.Start()
-		deadline := time.Now().Add(30 * time.Second)
-		for sp.Pending() > 0 && time.Now().Before(deadline) {
-			time.Sleep(200 * time.Millisecond)
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("node %d open: %v", i, err)
+			}
+			t.Cleanup(func() { nodes[i].Close() })
 		}
-		calls, err := st.Calls(ctx, store.Query{Limit: 100})
-		if err != nil || len(calls) != 11 {
-			t.Fatalf("after recovery %d calls (%v), want 11", len(calls), err)
+		if _, err := nodes[0].PutConfig(ctx, []byte("base"), "a", "", 0); err != nil {
+			t.Fatal(err)
 		}
-		cancel()
-		<-done
+		var wins, conflicts atomic.Int32
+		for i := range 12 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := nodes[i%3].PutConfig(ctx, []byte(fmt.Sprint(i)), "racer", "", 1)
+				switch {
+				case err == nil:
+					wins.Add(1)
+				case errors.Is(err, store.ErrConflict):
+					conflicts.Add(1)
+				default:
+					t.Errorf("PutConfig: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins.Load() != 1 || conflicts.Load() != 11 {
+			t.Errorf("%d wins %d conflicts across nodes, want 1 and 11", wins.Load(), conflicts.Load())
+		}
+	})
+
+	// A restore cuts in while another node writes history: afterwards the
+	// store holds exactly the snapshot plus what was written after it.
+	t.Run("restore beside writers", func(t *testing.T) {
+		st := fresh(t, pg)
+		ctx := context.Background()
+		storetest.Seed(t, st)
+		snap, err := st.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := st.AddEvent(ctx, store.Event{Time: time.Now().UTC(), Severity: "info", Component: "w", Message: fmt.Sprint("w", i)}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+		for range 5 {
+			if err := st.Restore(ctx, snap); err != nil {
+				t.Fatal(err)
+			}
+		}
+		close(stop)
+		wg.Wait()
+		after, _ := st.Snapshot(ctx)
+		seen := map[int64]bool{}
+		for _, e := range after.Events {
+			if seen[e.ID] {
+				t.Fatalf("event id %d twice", e.ID)
+			}
+			seen[e.ID] = true
+		}
+		if len(after.Calls) != len(snap.Calls) || len(after.Events) < len(snap.Events) {
+			t.Errorf("after restores: %d calls %d events; snapshot had %d, %d", len(after.Calls), len(after.Events), len(snap.Calls), len(snap.Events))
+		}
 	})
 
 	t.Run("unreachable server named, password hidden", func(t *testing.T) {
-		_, err := Open(context.Background(), "postgres://portico:hunter2-secret@127.0.0.1:1/x?connect_timeout=2", nil)
-		if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") || strings.Contains(err.Error(), "hunter2") {
-			t.Errorf("Open = %v", err)
+		port := freePort(t)
+		tests := []struct {
+			name, dsn, want string
+			unavailable     bool
+		}{
+			{"url", fmt.Sprintf("postgres://portico:hunter2-secret@127.0.0.1:%d/x?connect_timeout=2", port), fmt.Sprintf("store: postgres at 127.0.0.1:%d unreachable: ", port), true},
+			{"key value", fmt.Sprintf("host=127.0.0.1 port=%d user=portico password=hunter2-secret dbname=x connect_timeout=2", port), fmt.Sprintf("store: postgres at 127.0.0.1:%d unreachable: ", port), true},
+			{"wrong password", strings.Replace(pg.DSN, "postgres@", "nobody:hunter2-secret@", 1) + "&connect_timeout=2", "store: postgres at", false},
+			{"malformed", "postgres://portico:hunter2-secret@127.0.0.1:99999999/x", "not a valid connection string", false},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				st, err := Open(context.Background(), tc.dsn, nil)
+				if err == nil {
+					st.Close()
+					t.Fatal("Open succeeded")
+				}
+				if !strings.HasPrefix(err.Error(), tc.want) && !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("Open = %q, want it to say %q", err, tc.want)
+				}
+				if strings.Contains(err.Error(), "hunter2") {
+					t.Errorf("error shows the password: %v", err)
+				}
+				if tc.unavailable && !errors.Is(err, store.ErrUnavailable) {
+					t.Errorf("Open = %v, want ErrUnavailable", err)
+				}
+			})
 		}
 	})
+}
+
+// freePort is a loopback port nothing listens on.
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
