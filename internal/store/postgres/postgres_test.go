@@ -228,3 +228,28 @@ func freePort(t *testing.T) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// BenchmarkRestore moves a 20,000-call history into PostgreSQL, as a
+// backup restore does.
+func BenchmarkRestore(b *testing.B) {
+	pg := storetest.StartPostgres(b)
+	dsn := pg.NewDatabase(b, fmt.Sprintf("bench_%d", dbSeq.Add(1)))
+	st, err := Open(context.Background(), dsn, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	snap := &store.Snapshot{SchemaVersion: 1}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 20000 {
+		snap.Calls = append(snap.Calls, store.CallRecord{ID: fmt.Sprint("c", i), Protocol: "sip", From: "a", To: "b", StartedAt: t0, EndedAt: t0.Add(time.Duration(i) * time.Second),
+			Streams: []store.StreamStats{{Kind: "audio", PacketsIn: 100}}})
+		snap.Events = append(snap.Events, store.Event{ID: int64(i + 1), Time: t0, Severity: "info", Component: "x", Message: "m"})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := st.Restore(context.Background(), snap); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -78,6 +78,13 @@ func (s *DB) Snapshot(ctx context.Context) (*store.Snapshot, error) {
 	return snap, nil
 }
 
+// batchRows and maxParams bound one multi-row INSERT of a restore: SQLite
+// allows 32,766 bound parameters, PostgreSQL 65,535.
+const (
+	batchRows = 500
+	maxParams = 30000
+)
+
 // tables lists every table in an order that respects foreign keys when
 // inserting (users before tokens); deletion runs it backwards.
 var tables = []string{"config_versions", "users", "tokens", "audit", "certificates", "turn_users", "registration_events", "calls", "events"}
@@ -109,21 +116,45 @@ func (s *DB) Restore(ctx context.Context, snap *store.Snapshot) error {
 			return s.wrap("restore: clear "+tables[i], err)
 		}
 	}
-	// insert prepares one statement per table and runs it for each row.
+	// insert writes a table's rows in multi-row INSERTs of up to
+	// batchRows rows (and under both databases' bound-parameter limits):
+	// one round trip per batch instead of per row.
 	insert := func(table, cols string, n int, row func(i int) (string, []any)) error {
-		if n == 0 {
-			return nil
-		}
-		marks := strings.TrimSuffix(strings.Repeat("?, ", strings.Count(cols, ",")+1), ", ")
-		st, err := tx.PrepareContext(ctx, s.q("INSERT INTO "+table+" ("+cols+") VALUES ("+marks+")"))
-		if err != nil {
-			return s.wrap("restore "+table, err)
-		}
-		defer st.Close()
-		for i := range n {
-			what, args := row(i)
+		ncols := strings.Count(cols, ",") + 1
+		per := max(1, min(batchRows, maxParams/ncols))
+		one := "(" + strings.TrimSuffix(strings.Repeat("?, ", ncols), ", ") + ")"
+		var st *sql.Stmt
+		stmtRows := 0
+		defer func() {
+			if st != nil {
+				st.Close()
+			}
+		}()
+		args := make([]any, 0, per*ncols)
+		for lo := 0; lo < n; lo += per {
+			hi := min(n, lo+per)
+			if hi-lo != stmtRows { // first batch, or the shorter last one
+				if st != nil {
+					st.Close()
+				}
+				q := "INSERT INTO " + table + " (" + cols + ") VALUES " + strings.TrimSuffix(strings.Repeat(one+", ", hi-lo), ", ")
+				var err error
+				if st, err = tx.PrepareContext(ctx, s.q(q)); err != nil {
+					return s.wrap("restore "+table, err)
+				}
+				stmtRows = hi - lo
+			}
+			args = args[:0]
+			first := ""
+			for i := lo; i < hi; i++ {
+				what, a := row(i)
+				if i == lo {
+					first = what
+				}
+				args = append(args, a...)
+			}
 			if _, err := st.ExecContext(ctx, args...); err != nil {
-				return s.wrap("restore "+table+" "+what, err)
+				return s.wrap(fmt.Sprintf("restore %s (rows %d-%d, from %s)", table, lo+1, hi, first), err)
 			}
 		}
 		return nil
