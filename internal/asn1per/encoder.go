@@ -296,12 +296,11 @@ func (e *Encoder) PutBitString(s BitString, lb, ub int, ext bool) error {
 	})
 }
 
-// PutOpenType writes b as the complete encoding of an open type field
-// (X.691 §11.2): an unconstrained, possibly fragmented, octet length.
+// PutOpenType writes b, a complete encoding (at least one octet, see
+// Complete), as an open type field (X.691 §11.2): an unconstrained,
+// possibly fragmented, octet length. An empty b is written as received
+// (length 0) so that non-conforming input still re-encodes exactly.
 func (e *Encoder) PutOpenType(b []byte) {
-	if len(b) == 0 {
-		b = []byte{0}
-	}
 	e.putFragmented(len(b), func(i, j int) { e.buf = append(e.buf, b[i:j]...) })
 }
 

@@ -40,7 +40,8 @@ func TestEncodeVectors(t *testing.T) {
 		{"octet fixed 2 unaligned", func(e *Encoder) error { e.PutBool(true); return e.PutOctetString([]byte{0xff, 0x00}, 2, 2, false) }, []byte{0xff, 0x80, 0x00}},
 		{"octet fixed 4 aligned", func(e *Encoder) error { e.PutBool(true); return e.PutOctetString([]byte{1, 2, 3, 4}, 4, 4, false) }, []byte{0x80, 1, 2, 3, 4}},
 		{"bit string fixed", func(e *Encoder) error { return e.PutBitString(BitString{Bytes: []byte{0xa0}, Len: 3}, 3, 3, false) }, []byte{0xa0}},
-		{"open type", func(e *Encoder) error { e.PutOpenType(nil); return nil }, []byte{0x01, 0x00}},
+		{"open type", func(e *Encoder) error { e.PutOpenType([]byte{0}); return nil }, []byte{0x01, 0x00}},
+		{"empty open type", func(e *Encoder) error { e.PutOpenType(nil); return nil }, []byte{0x00}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

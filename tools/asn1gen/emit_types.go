@@ -152,7 +152,7 @@ func (em *emitter) emitSeq(n *named) error {
 		for i, fi := range adds {
 			em.p("if present[%d] {", i)
 			if fi.null {
-				em.p("e.PutOpenType(nil)")
+				em.p("e.PutOpenType([]byte{0})")
 			} else {
 				em.p("c := e.Begin()")
 				if err := em.encode(fi.f.t, "x."+fi.name, "c", fi.f.name); err != nil {

@@ -193,7 +193,7 @@ func (x *H323UUPDU) Encode(e *asn1per.Encoder) error {
 			e.EndOpen(c)
 		}
 		if present[6] {
-			e.PutOpenType(nil)
+			e.PutOpenType([]byte{0})
 		}
 		if present[7] {
 			c := e.Begin()
@@ -660,7 +660,7 @@ func (x *AlertingUUIE) Encode(e *asn1per.Encoder) error {
 			e.EndOpen(c)
 		}
 		if present[10] {
-			e.PutOpenType(nil)
+			e.PutOpenType([]byte{0})
 		}
 		if present[11] {
 			c := e.Begin()
@@ -1109,7 +1109,7 @@ func (x *CallProceedingUUIE) Encode(e *asn1per.Encoder) error {
 			e.EndOpen(c)
 		}
 		if present[7] {
-			e.PutOpenType(nil)
+			e.PutOpenType([]byte{0})
 		}
 		if present[8] {
 			c := e.Begin()
@@ -1482,7 +1482,7 @@ func (x *ConnectUUIE) Encode(e *asn1per.Encoder) error {
 			e.EndOpen(c)
 		}
 		if present[11] {
-			e.PutOpenType(nil)
+			e.PutOpenType([]byte{0})
 		}
 		if present[12] {
 			c := e.Begin()
@@ -1927,7 +1927,7 @@ func (x *InformationUUIE) Encode(e *asn1per.Encoder) error {
 			e.EndOpen(c)
 		}
 		if present[4] {
-			e.PutOpenType(nil)
+			e.PutOpenType([]byte{0})
 		}
 		if present[5] {
 			c := e.Begin()
@@ -3008,7 +3008,7 @@ func (x *SetupUUIE) Encode(e *asn1per.Encoder) error {
 			e.EndOpen(c)
 		}
 		if present[17] {
-			e.PutOpenType(nil)
+			e.PutOpenType([]byte{0})
 		}
 		if present[18] {
 			c := e.Begin()
@@ -4144,7 +4144,7 @@ func (x *FacilityUUIE) Encode(e *asn1per.Encoder) error {
 			e.EndOpen(c)
 		}
 		if present[10] {
-			e.PutOpenType(nil)
+			e.PutOpenType([]byte{0})
 		}
 		if present[11] {
 			c := e.Begin()
@@ -4846,7 +4846,7 @@ func (x *ProgressUUIE) Encode(e *asn1per.Encoder) error {
 			e.EndOpen(c)
 		}
 		if present[2] {
-			e.PutOpenType(nil)
+			e.PutOpenType([]byte{0})
 		}
 		x.Ext.EncodeUnknown(e)
 	}

@@ -706,7 +706,7 @@ func (x *RTPSession) Encode(e *asn1per.Encoder) error {
 			e.PutBool(x.Ext.Has(i))
 		}
 		if present[0] {
-			e.PutOpenType(nil)
+			e.PutOpenType([]byte{0})
 		}
 		if present[1] {
 			c := e.Begin()
@@ -1612,7 +1612,7 @@ func (x *GatekeeperRequest) Encode(e *asn1per.Encoder) error {
 			e.EndOpen(c)
 		}
 		if present[7] {
-			e.PutOpenType(nil)
+			e.PutOpenType([]byte{0})
 		}
 		if present[8] {
 			c := e.Begin()
@@ -2963,7 +2963,7 @@ func (x *RegistrationRequest) Encode(e *asn1per.Encoder) error {
 			e.EndOpen(c)
 		}
 		if present[10] {
-			e.PutOpenType(nil)
+			e.PutOpenType([]byte{0})
 		}
 		if present[11] {
 			c := e.Begin()
@@ -2978,7 +2978,7 @@ func (x *RegistrationRequest) Encode(e *asn1per.Encoder) error {
 			e.EndOpen(c)
 		}
 		if present[12] {
-			e.PutOpenType(nil)
+			e.PutOpenType([]byte{0})
 		}
 		if present[13] {
 			c := e.Begin()
@@ -3045,10 +3045,10 @@ func (x *RegistrationRequest) Encode(e *asn1per.Encoder) error {
 			e.EndOpen(c)
 		}
 		if present[21] {
-			e.PutOpenType(nil)
+			e.PutOpenType([]byte{0})
 		}
 		if present[22] {
-			e.PutOpenType(nil)
+			e.PutOpenType([]byte{0})
 		}
 		if present[23] {
 			c := e.Begin()
@@ -3770,7 +3770,7 @@ func (x *RegistrationConfirm) Encode(e *asn1per.Encoder) error {
 			e.EndOpen(c)
 		}
 		if present[9] {
-			e.PutOpenType(nil)
+			e.PutOpenType([]byte{0})
 		}
 		if present[10] {
 			c := e.Begin()
@@ -12470,7 +12470,7 @@ func (x *InfoRequest) Encode(e *asn1per.Encoder) error {
 			e.EndOpen(c)
 		}
 		if present[7] {
-			e.PutOpenType(nil)
+			e.PutOpenType([]byte{0})
 		}
 		if present[8] {
 			c := e.Begin()
@@ -12480,7 +12480,7 @@ func (x *InfoRequest) Encode(e *asn1per.Encoder) error {
 			e.EndOpen(c)
 		}
 		if present[9] {
-			e.PutOpenType(nil)
+			e.PutOpenType([]byte{0})
 		}
 		if present[10] {
 			c := e.Begin()

@@ -2990,7 +2990,7 @@ func (x *UserInputIndicationSignal) Encode(e *asn1per.Encoder) error {
 			e.PutBool(x.Ext.Has(i))
 		}
 		if present[0] {
-			e.PutOpenType(nil)
+			e.PutOpenType([]byte{0})
 		}
 		if present[1] {
 			c := e.Begin()
