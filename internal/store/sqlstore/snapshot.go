@@ -47,7 +47,7 @@ func (s *DB) Snapshot(ctx context.Context) (*store.Snapshot, error) {
 		return nil, s.wrap("snapshot", err)
 	}
 	defer tx.Rollback()
-	snap := &store.Snapshot{SchemaVersion: SchemaVersion()}
+	snap := &store.Snapshot{SchemaVersion: s.schema}
 	if snap.ConfigVersions, err = allRows(ctx, s, tx, "SELECT "+configCols+" FROM config_versions ORDER BY version", scanConfig); err != nil {
 		return nil, err
 	}

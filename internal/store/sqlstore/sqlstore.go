@@ -1,8 +1,14 @@
 // Package sqlstore implements store.Store once, over database/sql, for both
-// SQLite and PostgreSQL. The backends differ only in how they open the
-// database, in placeholder syntax, and in how they report a duplicate key;
-// everything else — queries, migrations, snapshot and restore — is shared,
-// which is what lets one backup move between them.
+// SQLite and PostgreSQL. The backends differ in how they open the database
+// (package sqlite, package postgres), in placeholder syntax ($n), in how
+// they classify driver errors, and in a few statements chosen per dialect
+// (LOCK TABLE, ILIKE, sequence reset); queries, the goose migrations
+// (package migrations), snapshot and restore are shared, which is what
+// lets one backup move between them.
+//
+// Every time is stored as BIGINT microseconds since 1970 UTC (0 meaning
+// unset) and read back in UTC, so values round-trip exactly; empty byte
+// fields read back as nil on both backends.
 package sqlstore
 
 import (
@@ -30,7 +36,7 @@ type DB struct {
 	// that WAL lets run beside the writer. On PostgreSQL r == w.
 	r       *sql.DB
 	dialect Dialect
-	schema  int64
+	schema  int64 // the database's schema version after migrating
 	name    string
 	log     *slog.Logger
 	// isDuplicate reports a unique-constraint violation of the driver.
@@ -351,8 +357,11 @@ func scanToken(sc interface{ Scan(...any) error }) (store.Token, error) {
 	return t, err
 }
 
-// CreateToken stores a token hash.
+// CreateToken stores a token hash; ErrNotFound if its user does not exist.
 func (s *DB) CreateToken(ctx context.Context, t store.Token) error {
+	if len(t.Hash) == 0 {
+		return errors.New("create token: empty hash")
+	}
 	_, err := s.exec(ctx, "create token", "INSERT INTO tokens ("+tokenCols+") VALUES (?, ?, ?, ?, ?, ?, ?)",
 		t.ID, nonNilBytes(t.Hash), t.User, string(t.Kind), t.Name, us(t.CreatedAt), us(t.ExpiresAt))
 	return err
