@@ -78,7 +78,12 @@ func runBare(n int, toA, toB string) error {
 	}
 	socks := make([]sock, 0, 2*n)
 	var ports []int
-	var keep []*net.UDPConn
+	var keep []*net.UDPConn // the sockets must outlive the loop: their dup'd fds are used raw
+	defer func() {
+		for _, c := range keep {
+			c.Close()
+		}
+	}()
 	for i := 0; i < 2*n; i++ {
 		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {

@@ -159,7 +159,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	for _, a := range s.cfg.Listen.DTLS {
 		ap, _ := netip.ParseAddrPort(a)
-		l, err := dtls.Listen("udp", net.UDPAddrFromAddrPort(ap), s.dtlsConfig())
+		l, err := dtls.ListenWithOptions("udp", net.UDPAddrFromAddrPort(ap), s.dtlsOptions()...)
 		if err != nil {
 			return fail(fmt.Errorf("turn: listen dtls %s: %w", a, err))
 		}
@@ -196,13 +196,13 @@ func (s *Server) tlsConfig() *tls.Config {
 	}
 }
 
-func (s *Server) dtlsConfig() *dtls.Config {
-	return &dtls.Config{
-		GetCertificate: func(chi *dtls.ClientHelloInfo) (*tls.Certificate, error) {
+func (s *Server) dtlsOptions() []dtls.ServerOption {
+	return []dtls.ServerOption{
+		dtls.WithGetCertificate(func(chi *dtls.ClientHelloInfo) (*tls.Certificate, error) {
 			return s.getCert(&tls.ClientHelloInfo{ServerName: chi.ServerName})
-		},
-		ExtendedMasterSecret: dtls.RequireExtendedMasterSecret,
-		SupportedProtocols:   alpnProtocols,
+		}),
+		dtls.WithExtendedMasterSecret(dtls.RequireExtendedMasterSecret),
+		dtls.WithSupportedProtocols(alpnProtocols...),
 	}
 }
 

@@ -229,14 +229,6 @@ func (g *gen) base(t *typ) (*typ, error) {
 	return t, nil
 }
 
-func (g *gen) pkgOfType(t *typ) string { return g.pkgOf[t.module] }
-
-// constructed reports whether t denotes a SEQUENCE, SET or CHOICE.
-func (g *gen) constructed(t *typ) bool {
-	b, err := g.base(t)
-	return err == nil && (b.kind == kSeq || b.kind == kChoice)
-}
-
 // hasPERConstraint reports whether a reference adds PER-visible
 // constraints of its own.
 func hasPERConstraint(t *typ) bool {

@@ -87,7 +87,6 @@ func TPKTPackets(t testing.TB, file, filter string) []Packet {
 			}
 			if off+n > len(b) {
 				out = append(out, Packet{File: file, Frame: frameAt(off), Payload: b[off+4:], Partial: true, Malformed: badIn(off, len(b))})
-				off = len(b)
 				break
 			}
 			if n > 4 {
