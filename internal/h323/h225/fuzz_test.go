@@ -2,9 +2,6 @@ package h225
 
 import (
 	"bytes"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/portico-edge/portico/internal/h323/h323test"
@@ -40,6 +37,7 @@ func checkStable(t *testing.T, b []byte, newV func() codec) {
 
 func FuzzRasMessage(f *testing.F) {
 	f.Add([]byte{0x00})
+	addCaptureSeeds(f, true)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkStable(t, b, func() codec { return new(RasMessage) })
 	})
@@ -47,41 +45,33 @@ func FuzzRasMessage(f *testing.F) {
 
 func FuzzH323UserInformation(f *testing.F) {
 	f.Add([]byte{0x00})
+	addCaptureSeeds(f, false)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkStable(t, b, func() codec { return new(H323UserInformation) })
 	})
 }
 
-// TestWriteFuzzSeeds refreshes testdata/fuzz from the reference captures
-// when H323_WRITE_SEEDS=1.
-func TestWriteFuzzSeeds(t *testing.T) {
-	if os.Getenv("H323_WRITE_SEEDS") != "1" {
-		t.Skip("set H323_WRITE_SEEDS=1 to rewrite testdata/fuzz from the captures")
+// addCaptureSeeds seeds a fuzz target with the payloads of the reference
+// captures in ../shared/ref when that directory is present. The captures
+// are read where they lie, never copied into the repository.
+func addCaptureSeeds(f *testing.F, ras bool) {
+	if h323test.RefDir() == "" {
+		return
 	}
-	write := func(target string, i int, b []byte) {
-		dir := filepath.Join("testdata", "fuzz", target)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
+	for _, file := range h323test.Captures(f) {
+		if ras {
+			for _, fr := range h323test.Frames(f, file, "udp.port==1719") {
+				f.Add(fr.Payload)
+			}
+			continue
 		}
-		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("capture-%03d", i)), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	n, u := 0, 0
-	for _, file := range h323test.Captures(t) {
-		for _, fr := range h323test.Frames(t, file, "udp.port==1719") {
-			write("FuzzRasMessage", n, fr.Payload)
-			n++
-		}
-		for _, p := range h323test.TPKTPackets(t, file, SignallingFilter) {
+		for _, p := range h323test.TPKTPackets(f, file, SignallingFilter) {
 			m, err := q931.Parse(p.Payload)
 			if err != nil {
 				continue
 			}
 			if uu, err := m.UserUser(); err == nil {
-				write("FuzzH323UserInformation", u, uu)
-				u++
+				f.Add(uu)
 			}
 		}
 	}

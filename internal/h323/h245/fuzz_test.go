@@ -2,18 +2,27 @@ package h245_test
 
 import (
 	"bytes"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/portico-edge/portico/internal/h323/h245"
+	"github.com/portico-edge/portico/internal/h323/h323test"
 )
 
 // FuzzMultimediaSystemControlMessage requires that anything that decodes
 // encodes, and that the encoding decodes and re-encodes to itself.
 func FuzzMultimediaSystemControlMessage(f *testing.F) {
 	f.Add([]byte{0x00})
+	// The reference captures in ../shared/ref, when present, seed the
+	// target; they are read where they lie, never copied in.
+	if h323test.RefDir() != "" {
+		seen := map[string]bool{}
+		for _, v := range vectors(f) {
+			if !v.olc && !v.bad && !seen[string(v.payload)] {
+				seen[string(v.payload)] = true
+				f.Add(v.payload)
+			}
+		}
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m h245.MultimediaSystemControlMessage
 		if err := m.Unmarshal(b); err != nil {
@@ -32,29 +41,4 @@ func FuzzMultimediaSystemControlMessage(f *testing.F) {
 			t.Fatalf("encoding not stable: %v\n% x\n% x", err, out, out2)
 		}
 	})
-}
-
-// TestWriteFuzzSeeds refreshes testdata/fuzz from the reference captures
-// when H323_WRITE_SEEDS=1.
-func TestWriteFuzzSeeds(t *testing.T) {
-	if os.Getenv("H323_WRITE_SEEDS") != "1" {
-		t.Skip("set H323_WRITE_SEEDS=1 to rewrite testdata/fuzz from the captures")
-	}
-	dir := filepath.Join("testdata", "fuzz", "FuzzMultimediaSystemControlMessage")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	i := 0
-	for _, v := range vectors(t) {
-		if v.olc || v.bad || seen[string(v.payload)] {
-			continue
-		}
-		seen[string(v.payload)] = true
-		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", v.payload)
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("capture-%03d", i)), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		i++
-	}
 }

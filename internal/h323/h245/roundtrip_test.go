@@ -56,7 +56,7 @@ func collect(v reflect.Value, names map[string]bool, out *[]struct {
 	}
 }
 
-func vectors(t *testing.T) []vector {
+func vectors(t testing.TB) []vector {
 	var vs []vector
 	names := map[string]bool{"FastStart": true, "H245Control": true, "ParallelH245Control": true}
 	for _, file := range h323test.Captures(t) {

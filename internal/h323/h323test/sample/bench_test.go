@@ -1,0 +1,99 @@
+package sample
+
+import (
+	"testing"
+
+	"github.com/portico-edge/portico/internal/asn1per"
+	"github.com/portico-edge/portico/internal/h323/h225"
+	"github.com/portico-edge/portico/internal/h323/h245"
+	"github.com/portico-edge/portico/internal/h323/h323test"
+)
+
+func mustMarshal(b *testing.B, f func() ([]byte, error)) []byte {
+	out, err := f()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out
+}
+
+func benchDecode[T any, P interface {
+	*T
+	Decode(*asn1per.Decoder) error
+}](b *testing.B, in []byte) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	var d asn1per.Decoder
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var v T
+		d.Init(in)
+		if err := P(&v).Decode(&d); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchEncode(b *testing.B, v interface{ Encode(*asn1per.Encoder) error }) {
+	b.ReportAllocs()
+	e := asn1per.NewEncoder(make([]byte, 0, 1024))
+	for i := 0; i < b.N; i++ {
+		e.Reset()
+		if err := v.Encode(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(int64(len(e.Bytes())))
+}
+
+func BenchmarkRRQDecode(b *testing.B) {
+	benchDecode[h225.RasMessage](b, mustMarshal(b, RRQ().Marshal))
+}
+
+func BenchmarkRRQEncode(b *testing.B) { benchEncode(b, RRQ()) }
+
+// BenchmarkRRQDecodeCaptured decodes the largest RAS message of the
+// reference captures (an H.460.18 keep-alive RRQ from a Tandberg endpoint),
+// read from ../shared/ref where it lies.
+func BenchmarkRRQDecodeCaptured(b *testing.B) {
+	if h323test.RefDir() == "" {
+		b.Skip("../shared/ref is absent: no reference captures to decode")
+	}
+	var in []byte
+	for _, file := range h323test.Captures(b) {
+		for _, fr := range h323test.Frames(b, file, "h225.registrationRequest_element") {
+			if len(fr.Payload) > len(in) {
+				in = fr.Payload
+			}
+		}
+	}
+	if in == nil {
+		b.Fatal("no RRQ in the reference captures")
+	}
+	benchDecode[h225.RasMessage](b, in)
+}
+
+func BenchmarkSetupUUIERoundTrip(b *testing.B) {
+	in := mustMarshal(b, SetupUUIE().Marshal)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	var d asn1per.Decoder
+	e := asn1per.NewEncoder(make([]byte, 0, 1024))
+	for i := 0; i < b.N; i++ {
+		var v h225.H323UserInformation
+		d.Init(in)
+		if err := v.Decode(&d); err != nil {
+			b.Fatal(err)
+		}
+		e.Reset()
+		if err := v.Encode(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkOLCDecode(b *testing.B) {
+	benchDecode[h245.MultimediaSystemControlMessage](b, mustMarshal(b, OLCMessage().Marshal))
+}
+
+func BenchmarkOLCEncode(b *testing.B) { benchEncode(b, OLCMessage()) }
