@@ -219,10 +219,10 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	if c.Limits.MaxRegistrations < 0 {
-		add("limits.max_registrations", "%d is negative", c.Limits.MaxRegistrations)
+		add("max_registrations", "%d is negative", c.Limits.MaxRegistrations)
 	}
 	if c.Limits.MaxCalls < 0 {
-		add("limits.max_calls", "%d is negative", c.Limits.MaxCalls)
+		add("max_calls", "%d is negative", c.Limits.MaxCalls)
 	}
 	if c.Limits.MaxRegistrations == 0 {
 		c.Limits.MaxRegistrations = DefaultMaxRegistrations
