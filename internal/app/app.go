@@ -197,6 +197,8 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		a.log.Warn("management certificate not in the certificate store", "component", "certs")
 	}
 	a.mgmt = newMgmtServer(a.api, serverTLS(cert), logging.Component(a.log.Logger, "management"))
+	a.mgmt.acl.set(cfg.Management.AllowedNetworks)
+	a.reg.MustRegister(a.mgmt.acl.denied)
 	if err := a.mgmt.bind(cfg.Management.Listen); err != nil {
 		return nil, fmt.Errorf("management.listen: %w", err)
 	}
@@ -485,6 +487,7 @@ func (a *App) Replace(ctx context.Context, doc []byte, author, comment string, e
 	a.cur.Store(&running{cfg: cfg, version: v})
 	a.log.SetLevel(cfg.Log.Level)
 	a.notePending(cfg)
+	a.mgmt.acl.set(cfg.Management.AllowedNetworks)
 	if pending != nil {
 		a.mgmt.commit(pending)
 	}

@@ -7,9 +7,90 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
+
+// mgmtACL is management.allowed_networks: the client networks whose TCP
+// connections the management listener accepts. Empty allows any. Loopback
+// clients are always allowed, so the CLI on the node itself can never be
+// locked out by a bad list. It is swapped whole when the configuration
+// changes and read lock-free on every accept.
+type mgmtACL struct {
+	nets   atomic.Pointer[[]netip.Prefix]
+	denied prometheus.Counter
+}
+
+func newMgmtACL() *mgmtACL {
+	return &mgmtACL{denied: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "portico_management_denied_connections_total",
+		Help: "Connections to the management listener refused by management.allowed_networks.",
+	})}
+}
+
+// set installs networks already checked by config validation; a network
+// that does not parse is skipped.
+func (a *mgmtACL) set(networks []string) {
+	var ps []netip.Prefix
+	for _, n := range networks {
+		if p, err := netip.ParsePrefix(n); err == nil {
+			ps = append(ps, p.Masked())
+		}
+	}
+	a.nets.Store(&ps)
+}
+
+func (a *mgmtACL) allows(addr net.Addr) bool {
+	ps := a.nets.Load()
+	if ps == nil || len(*ps) == 0 {
+		return true
+	}
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	ip, ok := netip.AddrFromSlice(tcp.IP)
+	if !ok {
+		return false
+	}
+	ip = ip.Unmap()
+	if ip.IsLoopback() {
+		return true
+	}
+	for _, p := range *ps {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// aclListener closes connections the ACL refuses before any TLS byte is
+// exchanged, so a refused client learns nothing but a reset.
+type aclListener struct {
+	net.Listener
+	acl *mgmtACL
+	log *slog.Logger
+}
+
+func (l aclListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || l.acl.allows(c.RemoteAddr()) {
+			return c, err
+		}
+		l.acl.denied.Inc()
+		l.log.Debug("connection refused by management.allowed_networks", "remote", c.RemoteAddr().String())
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+		c.Close()
+	}
+}
 
 // mgmtServer is the management HTTPS listener. Its address can change while
 // it runs: the new socket is bound first (so a bad address refuses the
@@ -18,6 +99,7 @@ type mgmtServer struct {
 	handler http.Handler
 	tls     *tls.Config
 	log     *slog.Logger
+	acl     *mgmtACL
 
 	mu      sync.Mutex
 	cur     *http.Server
@@ -38,7 +120,7 @@ func (p *preparedListener) abandon() {
 }
 
 func newMgmtServer(h http.Handler, tc *tls.Config, log *slog.Logger) *mgmtServer {
-	return &mgmtServer{handler: h, tls: tc, log: log, errs: make(chan error, 4)}
+	return &mgmtServer{handler: h, tls: tc, log: log, acl: newMgmtACL(), errs: make(chan error, 4)}
 }
 
 func (m *mgmtServer) newServer() *http.Server {
@@ -76,7 +158,7 @@ func (m *mgmtServer) addr() string {
 
 func (m *mgmtServer) serve(srv *http.Server, ln net.Listener) {
 	go func() {
-		err := srv.Serve(tls.NewListener(ln, m.tls))
+		err := srv.Serve(tls.NewListener(aclListener{ln, m.acl, m.log}, m.tls))
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.errs <- err
 		}
