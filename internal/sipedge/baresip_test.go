@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -30,7 +31,10 @@ func startBaresip(t *testing.T, user, portico string) *baresip {
 	t.Helper()
 	bin := testpeer.Require(t, "baresip")[0]
 	dir := t.TempDir()
-	sipPort, consPort := freePort(t), freePort(t)
+	// baresip binds SIP/TLS on its SIP port + 1 even when only udp is
+	// configured: take three neighbouring ports (SIP, its TLS, console).
+	base := testpeer.FreePorts(t, 3)
+	sipPort, consPort := strconv.Itoa(base), strconv.Itoa(base+2)
 	conf := fmt.Sprintf(`poll_method		epoll
 sip_listen		%s:%s
 sip_transports		udp

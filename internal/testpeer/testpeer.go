@@ -7,6 +7,8 @@
 package testpeer
 
 import (
+	"io"
+	"math/rand/v2"
 	"net"
 	"os/exec"
 	"testing"
@@ -49,6 +51,43 @@ func FreePort(t testing.TB) int {
 		return port
 	}
 	t.Fatal("free port: none found after 50 tries")
+	return 0
+}
+
+// FreePorts returns the first of n consecutive ports that are currently free
+// for TCP and UDP on 127.0.0.1, for peers that bind neighbours of the port
+// they are given (baresip binds SIP/TLS on its SIP port + 1). The block is
+// drawn at random from 20000-29999, below the kernel's ephemeral range, so
+// it does not race with the ports the kernel hands out for port 0.
+func FreePorts(t testing.TB, n int) int {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		base := 20000 + rand.IntN(10000-n)
+		ok := true
+		var open []io.Closer
+		for p := base; p < base+n && ok; p++ {
+			addr := net.JoinHostPort("127.0.0.1", itoa(p))
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				ok = false
+				break
+			}
+			open = append(open, l)
+			u, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				ok = false
+				break
+			}
+			open = append(open, u)
+		}
+		for _, c := range open {
+			c.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatalf("free ports: no %d consecutive free ports after 100 tries", n)
 	return 0
 }
 
