@@ -81,8 +81,7 @@ func TestManagementAllowedNetworks(t *testing.T) {
 	if code, ok := ns.curl(url); !ok || code != "200" {
 		t.Fatalf("after allowing %s the namespace client got %q (ok %v)", ns.subnet, code, ok)
 	}
-	var metrics string
-	metrics = string(c.must(200, "GET", "/metrics", nil).body)
+	metrics := string(c.must(200, "GET", "/metrics", nil).body)
 	if !strings.Contains(metrics, "portico_management_denied_connections_total 1") {
 		t.Errorf("denied counter not 1:\n%s", grepLines(metrics, "portico_management_denied"))
 	}
