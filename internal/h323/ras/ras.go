@@ -6,7 +6,7 @@
 package ras
 
 import (
-	"errors"
+	"fmt"
 	"net/netip"
 
 	"github.com/portico-edge/portico/internal/asn1per"
@@ -19,8 +19,15 @@ const (
 	DiscoveryPort = 1718
 )
 
-// ErrNotIP reports a transport address that is not an IPv4 or IPv6 one.
-var ErrNotIP = errors.New("ras: not an IP transport address")
+// Parse decodes one RAS message (the payload of a UDP datagram); the
+// result aliases b.
+func Parse(b []byte) (*h225.RasMessage, error) {
+	m := new(h225.RasMessage)
+	if err := m.Unmarshal(b); err != nil {
+		return nil, fmt.Errorf("ras: parse: %w", err)
+	}
+	return m, nil
+}
 
 // Transport returns the H.225.0 TransportAddress of ap.
 func Transport(ap netip.AddrPort) h225.TransportAddress {
@@ -257,4 +264,151 @@ func LRQ(seq int, dest []h225.AliasAddress, reply netip.AddrPort) *h225.RasMessa
 		ReplyAddress:    Transport(reply),
 		HasCanMapAlias:  true, HasCanMapSrcAlias: true,
 	}}
+}
+
+// GRJ returns a GatekeeperReject with the reason alternative
+// (h225.GatekeeperRejectReason_*).
+func GRJ(req *h225.GatekeeperRequest, reason int) *h225.RasMessage {
+	return &h225.RasMessage{Choice: h225.RasMessage_GatekeeperReject, GatekeeperReject: &h225.GatekeeperReject{
+		RequestSeqNum:      req.RequestSeqNum,
+		ProtocolIdentifier: h225.ProtocolIdentifier(h225.ProtocolV7),
+		RejectReason:       h225.GatekeeperRejectReason{Choice: reason},
+	}}
+}
+
+// URQ returns an UnregistrationRequest for the endpoint's call signalling
+// address, aliases and endpointIdentifier.
+func URQ(seq int, e Endpoint) *h225.RasMessage {
+	m := &h225.UnregistrationRequest{
+		RequestSeqNum:     h225.RequestSeqNum(seq),
+		CallSignalAddress: []h225.TransportAddress{Transport(e.CallSignal)},
+		EndpointAlias:     e.Aliases, HasEndpointAlias: len(e.Aliases) > 0,
+	}
+	if e.EndpointID != "" {
+		m.EndpointIdentifier, m.HasEndpointIdentifier = h225.EndpointIdentifier(asn1per.BMP(e.EndpointID)), true
+	}
+	if e.Gatekeeper != "" {
+		m.GatekeeperIdentifier, m.HasGatekeeperIdentifier = h225.GatekeeperIdentifier(asn1per.BMP(e.Gatekeeper)), true
+	}
+	return &h225.RasMessage{Choice: h225.RasMessage_UnregistrationRequest, UnregistrationRequest: m}
+}
+
+// UCF returns the UnregistrationConfirm answering a URQ.
+func UCF(req *h225.UnregistrationRequest) *h225.RasMessage {
+	return &h225.RasMessage{Choice: h225.RasMessage_UnregistrationConfirm,
+		UnregistrationConfirm: &h225.UnregistrationConfirm{RequestSeqNum: req.RequestSeqNum}}
+}
+
+// LCF returns the LocationConfirm answering an LRQ with the call
+// signalling and RAS addresses of the located endpoint.
+func LCF(req *h225.LocationRequest, callSignal, ras netip.AddrPort) *h225.RasMessage {
+	return &h225.RasMessage{Choice: h225.RasMessage_LocationConfirm, LocationConfirm: &h225.LocationConfirm{
+		RequestSeqNum:     req.RequestSeqNum,
+		CallSignalAddress: Transport(callSignal),
+		RasAddress:        Transport(ras),
+		DestinationInfo:   req.DestinationInfo, HasDestinationInfo: len(req.DestinationInfo) > 0,
+	}}
+}
+
+// LRJ returns a LocationReject with the reason alternative
+// (h225.LocationRejectReason_*).
+func LRJ(req *h225.LocationRequest, reason int) *h225.RasMessage {
+	return &h225.RasMessage{Choice: h225.RasMessage_LocationReject, LocationReject: &h225.LocationReject{
+		RequestSeqNum: req.RequestSeqNum,
+		RejectReason:  h225.LocationRejectReason{Choice: reason},
+	}}
+}
+
+// Call identifies an admitted call in BRQ, DRQ and IRQ.
+type Call struct {
+	EndpointID   string // endpointIdentifier of the sender
+	Ref          int    // callReferenceValue, 0..65535
+	ConferenceID []byte // 16 octets
+	ID           []byte // callIdentifier guid, 16 octets
+	Answered     bool   // the sender is the called endpoint
+}
+
+// BRQ returns a BandwidthRequest asking for bandwidth (in 100 bit/s units)
+// for call c.
+func BRQ(seq int, c Call, bandwidth int64) *h225.RasMessage {
+	return &h225.RasMessage{Choice: h225.RasMessage_BandwidthRequest, BandwidthRequest: &h225.BandwidthRequest{
+		RequestSeqNum:      h225.RequestSeqNum(seq),
+		EndpointIdentifier: h225.EndpointIdentifier(asn1per.BMP(c.EndpointID)),
+		ConferenceID:       h225.ConferenceIdentifier(c.ConferenceID),
+		CallReferenceValue: h225.CallReferenceValue(c.Ref),
+		BandWidth:          h225.BandWidth(bandwidth),
+		CallIdentifier:     &h225.CallIdentifier{Guid: h225.GloballyUniqueID(c.ID)},
+		AnsweredCall:       c.Answered, HasAnsweredCall: true,
+	}}
+}
+
+// DRQ returns a DisengageRequest for call c with the reason alternative
+// (h225.DisengageReason_*).
+func DRQ(seq int, c Call, reason int) *h225.RasMessage {
+	return &h225.RasMessage{Choice: h225.RasMessage_DisengageRequest, DisengageRequest: &h225.DisengageRequest{
+		RequestSeqNum:      h225.RequestSeqNum(seq),
+		EndpointIdentifier: h225.EndpointIdentifier(asn1per.BMP(c.EndpointID)),
+		ConferenceID:       h225.ConferenceIdentifier(c.ConferenceID),
+		CallReferenceValue: h225.CallReferenceValue(c.Ref),
+		DisengageReason:    h225.DisengageReason{Choice: reason},
+		CallIdentifier:     &h225.CallIdentifier{Guid: h225.GloballyUniqueID(c.ID)},
+		AnsweredCall:       c.Answered, HasAnsweredCall: true,
+	}}
+}
+
+// DCF returns the DisengageConfirm answering a DRQ.
+func DCF(req *h225.DisengageRequest) *h225.RasMessage {
+	return &h225.RasMessage{Choice: h225.RasMessage_DisengageConfirm,
+		DisengageConfirm: &h225.DisengageConfirm{RequestSeqNum: req.RequestSeqNum}}
+}
+
+// IRQ returns an InfoRequest for the call with reference callRef (0 asks
+// about all calls), answered at reply.
+func IRQ(seq int, callRef int, reply netip.AddrPort) *h225.RasMessage {
+	r := Transport(reply)
+	return &h225.RasMessage{Choice: h225.RasMessage_InfoRequest, InfoRequest: &h225.InfoRequest{
+		RequestSeqNum:      h225.RequestSeqNum(seq),
+		CallReferenceValue: h225.CallReferenceValue(callRef),
+		ReplyAddress:       &r,
+	}}
+}
+
+// IRR returns the InfoRequestResponse answering an IRQ for endpoint e
+// (with no per-call information). A nil req gives an unsolicited IRR with
+// sequence number seq.
+func IRR(req *h225.InfoRequest, seq int, e Endpoint) *h225.RasMessage {
+	m := &h225.InfoRequestResponse{
+		RequestSeqNum:      h225.RequestSeqNum(seq),
+		EndpointType:       e.endpointType(),
+		EndpointIdentifier: h225.EndpointIdentifier(asn1per.BMP(e.EndpointID)),
+		RasAddress:         Transport(e.RAS),
+		CallSignalAddress:  []h225.TransportAddress{Transport(e.CallSignal)},
+		EndpointAlias:      e.Aliases, HasEndpointAlias: len(e.Aliases) > 0,
+		HasUnsolicited: true, Unsolicited: req == nil,
+	}
+	if req != nil {
+		m.RequestSeqNum = req.RequestSeqNum
+	}
+	return &h225.RasMessage{Choice: h225.RasMessage_InfoRequestResponse, InfoRequestResponse: m}
+}
+
+// SCI returns a ServiceControlIndication carrying the features fs (for
+// H.460.18, a supportedFeatures entry made by IncomingCall).
+func SCI(seq int, fs *h225.FeatureSet) *h225.RasMessage {
+	return &h225.RasMessage{Choice: h225.RasMessage_ServiceControlIndication, ServiceControlIndication: &h225.ServiceControlIndication{
+		RequestSeqNum:  h225.RequestSeqNum(seq),
+		ServiceControl: []h225.ServiceControlSession{},
+		FeatureSet:     fs,
+	}}
+}
+
+// SCR returns the ServiceControlResponse answering an SCI with the result
+// alternative (h225.ServiceControlResponseResult_*, or -1 for none) and
+// the features fs (nil for none).
+func SCR(req *h225.ServiceControlIndication, result int, fs *h225.FeatureSet) *h225.RasMessage {
+	m := &h225.ServiceControlResponse{RequestSeqNum: req.RequestSeqNum, FeatureSet: fs}
+	if result >= 0 {
+		m.Result = &h225.ServiceControlResponseResult{Choice: result}
+	}
+	return &h225.RasMessage{Choice: h225.RasMessage_ServiceControlResponse, ServiceControlResponse: m}
 }
