@@ -12,17 +12,50 @@ const MaxDepth = 100
 // against the remaining input, so malformed input yields an error rather
 // than a large allocation or a panic. Decoded OCTET STRING, OBJECT
 // IDENTIFIER and open-type values alias the input buffer.
+//
+// Short decoded character strings and BMPStrings share blocks of storage
+// that the Decoder allocates and keeps across Init, so that a Decoder
+// reused for many messages allocates little for them; a block stays in
+// memory while any string in it is referenced.
 type Decoder struct {
 	buf   []byte
 	pos   int // bit position
 	depth int
+	// text and units hold decoded strings. They are only ever appended
+	// to: what lies below their length belongs to values already returned.
+	text  []byte
+	units []uint16
 }
+
+// Sizes of the blocks holding decoded strings; longer strings get storage
+// of their own.
+const (
+	textBlock  = 512
+	unitsBlock = 256
+)
 
 // NewDecoder returns a Decoder reading b.
 func NewDecoder(b []byte) *Decoder { return &Decoder{buf: b} }
 
-// Init resets d to read b.
+// Init resets d to read b. The string storage is kept.
 func (d *Decoder) Init(b []byte) { d.buf, d.pos, d.depth = b, 0, 0 }
+
+// Frame is the input position that Push saves and Pop restores.
+type Frame struct {
+	buf []byte
+	pos int
+}
+
+// Push makes d read b, the contents of an open type, until Pop(f) with
+// the Frame it returns; nesting depth and string storage carry over.
+func (d *Decoder) Push(b []byte) Frame {
+	f := Frame{d.buf, d.pos}
+	d.buf, d.pos = b, 0
+	return f
+}
+
+// Pop returns to the input saved by Push.
+func (d *Decoder) Pop(f Frame) { d.buf, d.pos = f.buf, f.pos }
 
 // Remaining returns the number of unread bits.
 func (d *Decoder) Remaining() int { return len(d.buf)*8 - d.pos }
@@ -53,6 +86,13 @@ func (d *Decoder) Bits(n int) (uint64, error) {
 	}
 	if n > 64 || d.pos+n > len(d.buf)*8 {
 		return 0, ErrTruncated
+	}
+	if off := d.pos & 7; off+n <= 8 {
+		// Within one octet: the common case of presence bits, choice
+		// indexes and small constrained numbers.
+		v := uint64(d.buf[d.pos>>3]>>uint(8-off-n)) & (1<<uint(n) - 1)
+		d.pos += n
+		return v, nil
 	}
 	var v uint64
 	if d.pos&7 == 0 && n&7 == 0 {
@@ -515,7 +555,3 @@ func (d *Decoder) BitString(lb, ub int, ext bool) (BitString, error) {
 	})
 	return s, err
 }
-
-// Sub returns a Decoder for the contents of an open type read from d,
-// keeping d's nesting depth.
-func (d *Decoder) Sub(b []byte) Decoder { return Decoder{buf: b, depth: d.depth} }

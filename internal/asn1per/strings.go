@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 	"sort"
+	"unsafe"
 )
 
 // String kinds (X.680 §41, known-multiplier character string types).
@@ -121,7 +122,41 @@ func (d *Decoder) String(cs *CharSet, lb, ub int, ext bool) (string, error) {
 		}
 		return nil
 	})
-	return string(out), err
+	if err != nil {
+		return "", err
+	}
+	return d.keepText(out), nil
+}
+
+// keepText returns b as a string stored in d's text block.
+func (d *Decoder) keepText(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(b) > textBlock/8 {
+		return string(b)
+	}
+	if cap(d.text)-len(d.text) < len(b) {
+		d.text = make([]byte, 0, textBlock)
+	}
+	i := len(d.text)
+	d.text = append(d.text, b...)
+	// The bytes below len(d.text) are never written again.
+	return unsafe.String(&d.text[i], len(b))
+}
+
+// keepUnits returns a copy of u stored in d's units block, with its
+// capacity cut so that appending to it cannot reach its neighbours.
+func (d *Decoder) keepUnits(u []uint16) BMPString {
+	if len(u) > unitsBlock/8 {
+		return append(make(BMPString, 0, len(u)), u...)
+	}
+	if cap(d.units)-len(d.units) < len(u) {
+		d.units = make([]uint16, 0, unitsBlock)
+	}
+	i := len(d.units)
+	d.units = append(d.units, u...)
+	return BMPString(d.units[i:len(d.units):len(d.units)])
 }
 
 // PutBMPString writes a BMPString (16 bits per character) with size
@@ -136,10 +171,20 @@ func (e *Encoder) PutBMPString(s BMPString, lb, ub int, ext bool) error {
 
 // BMPString reads a BMPString (see Encoder.PutBMPString).
 func (d *Decoder) BMPString(lb, ub int, ext bool) (BMPString, error) {
-	var out BMPString
+	var stack [64]uint16
+	out := stack[:0]
+	read := false
 	err := d.sized(lb, ub, ext, ub*16 > 16, ub == Unbounded || ub*16 > 16, 16, func(n int) error {
-		if out == nil {
-			out = make(BMPString, 0, n)
+		read = true
+		if d.pos&7 == 0 {
+			b, err := d.AlignedBytes(2 * n)
+			if err != nil {
+				return err
+			}
+			for i := 0; i < len(b); i += 2 {
+				out = append(out, uint16(b[i])<<8|uint16(b[i+1]))
+			}
+			return nil
 		}
 		for i := 0; i < n; i++ {
 			v, err := d.Bits(16)
@@ -150,5 +195,8 @@ func (d *Decoder) BMPString(lb, ub int, ext bool) (BMPString, error) {
 		}
 		return nil
 	})
-	return out, err
+	if err != nil || !read {
+		return nil, err
+	}
+	return d.keepUnits(out), nil
 }

@@ -198,7 +198,8 @@ func (em *emitter) emitSeq(n *named) error {
 	}
 	if t.ext {
 		em.p("if ext {")
-		em.p("var buf [16]bool")
+		// A bitmap no longer than the known additions stays on the stack.
+		em.p("var buf [%d]bool", max(16, (len(adds)+7)&^7))
 		em.p("present, err := d.ExtBitmap(buf[:0])")
 		em.p("if err != nil { %s }", wrap(n.goName))
 		em.p("x.Ext.N = len(present)")
@@ -210,10 +211,11 @@ func (em *emitter) emitSeq(n *named) error {
 			if fi.null {
 				em.p("_ = raw")
 			} else {
-				em.p("sd := d.Sub(raw)")
-				if err := em.decode(fi.f.t, "x."+fi.name, fi.gt, "(&sd)", fi.f.name); err != nil {
+				em.p("fr := d.Push(raw)")
+				if err := em.decode(fi.f.t, "x."+fi.name, fi.gt, "d", fi.f.name); err != nil {
 					return err
 				}
+				em.p("d.Pop(fr)")
 			}
 			em.p("}")
 		}
@@ -302,7 +304,6 @@ func (em *emitter) emitChoice(n *named) error {
 	em.p("switch idx {")
 	for i, fi := range ordered {
 		em.p("case %d:", i)
-		dv := "d"
 		if !fi.inRoot {
 			em.p("raw, err := d.OpenType()")
 			em.p("if err != nil { %s }", wrap(fi.f.name))
@@ -310,16 +311,18 @@ func (em *emitter) emitChoice(n *named) error {
 				em.p("_ = raw")
 				continue
 			}
-			em.p("sd := d.Sub(raw)")
-			dv = "(&sd)"
+			em.p("fr := d.Push(raw)")
 		}
 		if fi.ptr {
 			em.p("x.%s = new(%s)", fi.name, fi.gt)
 		}
 		if !fi.null {
-			if err := em.decode(fi.f.t, "x."+fi.name, fi.gt, dv, fi.f.name); err != nil {
+			if err := em.decode(fi.f.t, "x."+fi.name, fi.gt, "d", fi.f.name); err != nil {
 				return err
 			}
+		}
+		if !fi.inRoot {
+			em.p("d.Pop(fr)")
 		}
 	}
 	if t.ext {

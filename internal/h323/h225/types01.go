@@ -259,9 +259,9 @@ func (x *H323UUPDU) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "h4501SupplementaryService")
 			}
 			x.HasH4501SupplementaryService = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n4, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n4, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "h4501SupplementaryService")
 				}
@@ -270,7 +270,7 @@ func (x *H323UUPDU) Decode(d *asn1per.Decoder) error {
 					var zero []byte
 					x.H4501SupplementaryService = append(x.H4501SupplementaryService, zero)
 					{
-						r, err := (&sd).OctetString(0, asn1per.Unbounded, false)
+						r, err := d.OctetString(0, asn1per.Unbounded, false)
 						if err != nil {
 							return asn1per.Wrap(err, "h4501SupplementaryService")
 						}
@@ -278,6 +278,7 @@ func (x *H323UUPDU) Decode(d *asn1per.Decoder) error {
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -285,14 +286,15 @@ func (x *H323UUPDU) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "h245Tunnelling")
 			}
 			x.HasH245Tunnelling = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "h245Tunnelling")
 				}
 				x.H245Tunnelling = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -300,9 +302,9 @@ func (x *H323UUPDU) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "h245Control")
 			}
 			x.HasH245Control = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n5, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n5, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "h245Control")
 				}
@@ -311,7 +313,7 @@ func (x *H323UUPDU) Decode(d *asn1per.Decoder) error {
 					var zero []byte
 					x.H245Control = append(x.H245Control, zero)
 					{
-						r, err := (&sd).OctetString(0, asn1per.Unbounded, false)
+						r, err := d.OctetString(0, asn1per.Unbounded, false)
 						if err != nil {
 							return asn1per.Wrap(err, "h245Control")
 						}
@@ -319,6 +321,7 @@ func (x *H323UUPDU) Decode(d *asn1per.Decoder) error {
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -326,9 +329,9 @@ func (x *H323UUPDU) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "nonStandardControl")
 			}
 			x.HasNonStandardControl = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n6, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n6, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "nonStandardControl")
 				}
@@ -336,11 +339,12 @@ func (x *H323UUPDU) Decode(d *asn1per.Decoder) error {
 				for range n6 {
 					var zero NonStandardParameter
 					x.NonStandardControl = append(x.NonStandardControl, zero)
-					if err := x.NonStandardControl[len(x.NonStandardControl)-1].Decode((&sd)); err != nil {
+					if err := x.NonStandardControl[len(x.NonStandardControl)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "nonStandardControl")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -348,10 +352,11 @@ func (x *H323UUPDU) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "callLinkage")
 			}
 			x.CallLinkage = new(CallLinkage)
-			sd := d.Sub(raw)
-			if err := x.CallLinkage.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CallLinkage.Decode(d); err != nil {
 				return asn1per.Wrap(err, "callLinkage")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -359,10 +364,11 @@ func (x *H323UUPDU) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tunnelledSignallingMessage")
 			}
 			x.TunnelledSignallingMessage = new(H323UUPDUTunnelledSignallingMessage)
-			sd := d.Sub(raw)
-			if err := x.TunnelledSignallingMessage.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.TunnelledSignallingMessage.Decode(d); err != nil {
 				return asn1per.Wrap(err, "tunnelledSignallingMessage")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -378,10 +384,11 @@ func (x *H323UUPDU) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "stimulusControl")
 			}
 			x.StimulusControl = new(StimulusControl)
-			sd := d.Sub(raw)
-			if err := x.StimulusControl.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.StimulusControl.Decode(d); err != nil {
 				return asn1per.Wrap(err, "stimulusControl")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 8 && present[8] {
 			raw, err := d.OpenType()
@@ -389,9 +396,9 @@ func (x *H323UUPDU) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n7, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n7, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -399,11 +406,12 @@ func (x *H323UUPDU) Decode(d *asn1per.Decoder) error {
 				for range n7 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 9); err != nil {
 			return asn1per.Wrap(err, "H323UUPDU")
@@ -748,10 +756,11 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			x.CallIdentifier = new(CallIdentifier)
-			sd := d.Sub(raw)
-			if err := x.CallIdentifier.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CallIdentifier.Decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -759,10 +768,11 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "h245SecurityMode")
 			}
 			x.H245SecurityMode = new(H245Security)
-			sd := d.Sub(raw)
-			if err := x.H245SecurityMode.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.H245SecurityMode.Decode(d); err != nil {
 				return asn1per.Wrap(err, "h245SecurityMode")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -770,9 +780,9 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n14, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n14, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -780,11 +790,12 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				for range n14 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -792,9 +803,9 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n15, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n15, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -802,11 +813,12 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				for range n15 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -814,9 +826,9 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "fastStart")
 			}
 			x.HasFastStart = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n16, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n16, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "fastStart")
 				}
@@ -825,7 +837,7 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 					var zero []byte
 					x.FastStart = append(x.FastStart, zero)
 					{
-						r, err := (&sd).OctetString(0, asn1per.Unbounded, false)
+						r, err := d.OctetString(0, asn1per.Unbounded, false)
 						if err != nil {
 							return asn1per.Wrap(err, "fastStart")
 						}
@@ -833,6 +845,7 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -840,14 +853,15 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "multipleCalls")
 			}
 			x.HasMultipleCalls = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "multipleCalls")
 				}
 				x.MultipleCalls = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -855,14 +869,15 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "maintainConnection")
 			}
 			x.HasMaintainConnection = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "maintainConnection")
 				}
 				x.MaintainConnection = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -870,9 +885,9 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "alertingAddress")
 			}
 			x.HasAlertingAddress = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n17, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n17, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "alertingAddress")
 				}
@@ -880,11 +895,12 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				for range n17 {
 					var zero AliasAddress
 					x.AlertingAddress = append(x.AlertingAddress, zero)
-					if err := x.AlertingAddress[len(x.AlertingAddress)-1].Decode((&sd)); err != nil {
+					if err := x.AlertingAddress[len(x.AlertingAddress)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "alertingAddress")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 8 && present[8] {
 			raw, err := d.OpenType()
@@ -892,10 +908,11 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "presentationIndicator")
 			}
 			x.PresentationIndicator = new(PresentationIndicator)
-			sd := d.Sub(raw)
-			if err := x.PresentationIndicator.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.PresentationIndicator.Decode(d); err != nil {
 				return asn1per.Wrap(err, "presentationIndicator")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 9 && present[9] {
 			raw, err := d.OpenType()
@@ -903,10 +920,11 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "screeningIndicator")
 			}
 			x.HasScreeningIndicator = true
-			sd := d.Sub(raw)
-			if err := x.ScreeningIndicator.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.ScreeningIndicator.Decode(d); err != nil {
 				return asn1per.Wrap(err, "screeningIndicator")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 10 && present[10] {
 			raw, err := d.OpenType()
@@ -922,9 +940,9 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "serviceControl")
 			}
 			x.HasServiceControl = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n18, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n18, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "serviceControl")
 				}
@@ -932,11 +950,12 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				for range n18 {
 					var zero ServiceControlSession
 					x.ServiceControl = append(x.ServiceControl, zero)
-					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode((&sd)); err != nil {
+					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "serviceControl")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 12 && present[12] {
 			raw, err := d.OpenType()
@@ -944,10 +963,11 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "capacity")
 			}
 			x.Capacity = new(CallCapacity)
-			sd := d.Sub(raw)
-			if err := x.Capacity.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Capacity.Decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 13 && present[13] {
 			raw, err := d.OpenType()
@@ -955,10 +975,11 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			x.FeatureSet = new(FeatureSet)
-			sd := d.Sub(raw)
-			if err := x.FeatureSet.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.FeatureSet.Decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 14 && present[14] {
 			raw, err := d.OpenType()
@@ -966,9 +987,9 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "displayName")
 			}
 			x.HasDisplayName = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n19, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n19, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "displayName")
 				}
@@ -976,11 +997,12 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				for range n19 {
 					var zero DisplayName
 					x.DisplayName = append(x.DisplayName, zero)
-					if err := x.DisplayName[len(x.DisplayName)-1].Decode((&sd)); err != nil {
+					if err := x.DisplayName[len(x.DisplayName)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "displayName")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 15); err != nil {
 			return asn1per.Wrap(err, "AlertingUUIE")
@@ -1166,10 +1188,11 @@ func (x *CallProceedingUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			x.CallIdentifier = new(CallIdentifier)
-			sd := d.Sub(raw)
-			if err := x.CallIdentifier.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CallIdentifier.Decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -1177,10 +1200,11 @@ func (x *CallProceedingUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "h245SecurityMode")
 			}
 			x.H245SecurityMode = new(H245Security)
-			sd := d.Sub(raw)
-			if err := x.H245SecurityMode.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.H245SecurityMode.Decode(d); err != nil {
 				return asn1per.Wrap(err, "h245SecurityMode")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -1188,9 +1212,9 @@ func (x *CallProceedingUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n23, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n23, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -1198,11 +1222,12 @@ func (x *CallProceedingUUIE) Decode(d *asn1per.Decoder) error {
 				for range n23 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -1210,9 +1235,9 @@ func (x *CallProceedingUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n24, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n24, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -1220,11 +1245,12 @@ func (x *CallProceedingUUIE) Decode(d *asn1per.Decoder) error {
 				for range n24 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -1232,9 +1258,9 @@ func (x *CallProceedingUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "fastStart")
 			}
 			x.HasFastStart = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n25, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n25, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "fastStart")
 				}
@@ -1243,7 +1269,7 @@ func (x *CallProceedingUUIE) Decode(d *asn1per.Decoder) error {
 					var zero []byte
 					x.FastStart = append(x.FastStart, zero)
 					{
-						r, err := (&sd).OctetString(0, asn1per.Unbounded, false)
+						r, err := d.OctetString(0, asn1per.Unbounded, false)
 						if err != nil {
 							return asn1per.Wrap(err, "fastStart")
 						}
@@ -1251,6 +1277,7 @@ func (x *CallProceedingUUIE) Decode(d *asn1per.Decoder) error {
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -1258,14 +1285,15 @@ func (x *CallProceedingUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "multipleCalls")
 			}
 			x.HasMultipleCalls = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "multipleCalls")
 				}
 				x.MultipleCalls = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -1273,14 +1301,15 @@ func (x *CallProceedingUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "maintainConnection")
 			}
 			x.HasMaintainConnection = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "maintainConnection")
 				}
 				x.MaintainConnection = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -1296,10 +1325,11 @@ func (x *CallProceedingUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			x.FeatureSet = new(FeatureSet)
-			sd := d.Sub(raw)
-			if err := x.FeatureSet.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.FeatureSet.Decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 9); err != nil {
 			return asn1per.Wrap(err, "CallProceedingUUIE")
@@ -1573,10 +1603,11 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			x.CallIdentifier = new(CallIdentifier)
-			sd := d.Sub(raw)
-			if err := x.CallIdentifier.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CallIdentifier.Decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -1584,10 +1615,11 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "h245SecurityMode")
 			}
 			x.H245SecurityMode = new(H245Security)
-			sd := d.Sub(raw)
-			if err := x.H245SecurityMode.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.H245SecurityMode.Decode(d); err != nil {
 				return asn1per.Wrap(err, "h245SecurityMode")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -1595,9 +1627,9 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n33, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n33, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -1605,11 +1637,12 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				for range n33 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -1617,9 +1650,9 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n34, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n34, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -1627,11 +1660,12 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				for range n34 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -1639,9 +1673,9 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "fastStart")
 			}
 			x.HasFastStart = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n35, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n35, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "fastStart")
 				}
@@ -1650,7 +1684,7 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 					var zero []byte
 					x.FastStart = append(x.FastStart, zero)
 					{
-						r, err := (&sd).OctetString(0, asn1per.Unbounded, false)
+						r, err := d.OctetString(0, asn1per.Unbounded, false)
 						if err != nil {
 							return asn1per.Wrap(err, "fastStart")
 						}
@@ -1658,6 +1692,7 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -1665,14 +1700,15 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "multipleCalls")
 			}
 			x.HasMultipleCalls = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "multipleCalls")
 				}
 				x.MultipleCalls = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -1680,14 +1716,15 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "maintainConnection")
 			}
 			x.HasMaintainConnection = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "maintainConnection")
 				}
 				x.MaintainConnection = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -1695,9 +1732,9 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "language")
 			}
 			x.HasLanguage = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n36, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n36, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "language")
 				}
@@ -1706,7 +1743,7 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 					var zero string
 					x.Language = append(x.Language, zero)
 					{
-						r, err := (&sd).String(charset0, 1, 32, false)
+						r, err := d.String(charset0, 1, 32, false)
 						if err != nil {
 							return asn1per.Wrap(err, "language")
 						}
@@ -1714,6 +1751,7 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 8 && present[8] {
 			raw, err := d.OpenType()
@@ -1721,9 +1759,9 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "connectedAddress")
 			}
 			x.HasConnectedAddress = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n37, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n37, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "connectedAddress")
 				}
@@ -1731,11 +1769,12 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				for range n37 {
 					var zero AliasAddress
 					x.ConnectedAddress = append(x.ConnectedAddress, zero)
-					if err := x.ConnectedAddress[len(x.ConnectedAddress)-1].Decode((&sd)); err != nil {
+					if err := x.ConnectedAddress[len(x.ConnectedAddress)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "connectedAddress")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 9 && present[9] {
 			raw, err := d.OpenType()
@@ -1743,10 +1782,11 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "presentationIndicator")
 			}
 			x.PresentationIndicator = new(PresentationIndicator)
-			sd := d.Sub(raw)
-			if err := x.PresentationIndicator.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.PresentationIndicator.Decode(d); err != nil {
 				return asn1per.Wrap(err, "presentationIndicator")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 10 && present[10] {
 			raw, err := d.OpenType()
@@ -1754,10 +1794,11 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "screeningIndicator")
 			}
 			x.HasScreeningIndicator = true
-			sd := d.Sub(raw)
-			if err := x.ScreeningIndicator.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.ScreeningIndicator.Decode(d); err != nil {
 				return asn1per.Wrap(err, "screeningIndicator")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 11 && present[11] {
 			raw, err := d.OpenType()
@@ -1773,9 +1814,9 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "serviceControl")
 			}
 			x.HasServiceControl = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n38, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n38, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "serviceControl")
 				}
@@ -1783,11 +1824,12 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				for range n38 {
 					var zero ServiceControlSession
 					x.ServiceControl = append(x.ServiceControl, zero)
-					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode((&sd)); err != nil {
+					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "serviceControl")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 13 && present[13] {
 			raw, err := d.OpenType()
@@ -1795,10 +1837,11 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "capacity")
 			}
 			x.Capacity = new(CallCapacity)
-			sd := d.Sub(raw)
-			if err := x.Capacity.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Capacity.Decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 14 && present[14] {
 			raw, err := d.OpenType()
@@ -1806,10 +1849,11 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			x.FeatureSet = new(FeatureSet)
-			sd := d.Sub(raw)
-			if err := x.FeatureSet.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.FeatureSet.Decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 15 && present[15] {
 			raw, err := d.OpenType()
@@ -1817,9 +1861,9 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "displayName")
 			}
 			x.HasDisplayName = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n39, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n39, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "displayName")
 				}
@@ -1827,11 +1871,12 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				for range n39 {
 					var zero DisplayName
 					x.DisplayName = append(x.DisplayName, zero)
-					if err := x.DisplayName[len(x.DisplayName)-1].Decode((&sd)); err != nil {
+					if err := x.DisplayName[len(x.DisplayName)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "displayName")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 16); err != nil {
 			return asn1per.Wrap(err, "ConnectUUIE")
@@ -1967,10 +2012,11 @@ func (x *InformationUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			x.CallIdentifier = new(CallIdentifier)
-			sd := d.Sub(raw)
-			if err := x.CallIdentifier.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CallIdentifier.Decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -1978,9 +2024,9 @@ func (x *InformationUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n43, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n43, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -1988,11 +2034,12 @@ func (x *InformationUUIE) Decode(d *asn1per.Decoder) error {
 				for range n43 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -2000,9 +2047,9 @@ func (x *InformationUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n44, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n44, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -2010,11 +2057,12 @@ func (x *InformationUUIE) Decode(d *asn1per.Decoder) error {
 				for range n44 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -2022,9 +2070,9 @@ func (x *InformationUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "fastStart")
 			}
 			x.HasFastStart = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n45, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n45, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "fastStart")
 				}
@@ -2033,7 +2081,7 @@ func (x *InformationUUIE) Decode(d *asn1per.Decoder) error {
 					var zero []byte
 					x.FastStart = append(x.FastStart, zero)
 					{
-						r, err := (&sd).OctetString(0, asn1per.Unbounded, false)
+						r, err := d.OctetString(0, asn1per.Unbounded, false)
 						if err != nil {
 							return asn1per.Wrap(err, "fastStart")
 						}
@@ -2041,6 +2089,7 @@ func (x *InformationUUIE) Decode(d *asn1per.Decoder) error {
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -2056,10 +2105,11 @@ func (x *InformationUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
 			x.CircuitInfo = new(CircuitInfo)
-			sd := d.Sub(raw)
-			if err := x.CircuitInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CircuitInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 6); err != nil {
 			return asn1per.Wrap(err, "InformationUUIE")
@@ -2273,10 +2323,11 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			x.CallIdentifier = new(CallIdentifier)
-			sd := d.Sub(raw)
-			if err := x.CallIdentifier.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CallIdentifier.Decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -2284,9 +2335,9 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n51, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n51, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -2294,11 +2345,12 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 				for range n51 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -2306,9 +2358,9 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n52, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n52, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -2316,11 +2368,12 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 				for range n52 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -2328,9 +2381,9 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "busyAddress")
 			}
 			x.HasBusyAddress = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n53, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n53, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "busyAddress")
 				}
@@ -2338,11 +2391,12 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 				for range n53 {
 					var zero AliasAddress
 					x.BusyAddress = append(x.BusyAddress, zero)
-					if err := x.BusyAddress[len(x.BusyAddress)-1].Decode((&sd)); err != nil {
+					if err := x.BusyAddress[len(x.BusyAddress)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "busyAddress")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -2350,10 +2404,11 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "presentationIndicator")
 			}
 			x.PresentationIndicator = new(PresentationIndicator)
-			sd := d.Sub(raw)
-			if err := x.PresentationIndicator.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.PresentationIndicator.Decode(d); err != nil {
 				return asn1per.Wrap(err, "presentationIndicator")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -2361,10 +2416,11 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "screeningIndicator")
 			}
 			x.HasScreeningIndicator = true
-			sd := d.Sub(raw)
-			if err := x.ScreeningIndicator.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.ScreeningIndicator.Decode(d); err != nil {
 				return asn1per.Wrap(err, "screeningIndicator")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -2372,10 +2428,11 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "capacity")
 			}
 			x.Capacity = new(CallCapacity)
-			sd := d.Sub(raw)
-			if err := x.Capacity.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Capacity.Decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -2383,9 +2440,9 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "serviceControl")
 			}
 			x.HasServiceControl = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n54, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n54, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "serviceControl")
 				}
@@ -2393,11 +2450,12 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 				for range n54 {
 					var zero ServiceControlSession
 					x.ServiceControl = append(x.ServiceControl, zero)
-					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode((&sd)); err != nil {
+					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "serviceControl")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 8 && present[8] {
 			raw, err := d.OpenType()
@@ -2405,10 +2463,11 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			x.FeatureSet = new(FeatureSet)
-			sd := d.Sub(raw)
-			if err := x.FeatureSet.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.FeatureSet.Decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 9 && present[9] {
 			raw, err := d.OpenType()
@@ -2416,10 +2475,11 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "destinationInfo")
 			}
 			x.DestinationInfo = new(EndpointType)
-			sd := d.Sub(raw)
-			if err := x.DestinationInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.DestinationInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "destinationInfo")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 10 && present[10] {
 			raw, err := d.OpenType()
@@ -2427,9 +2487,9 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "displayName")
 			}
 			x.HasDisplayName = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n55, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n55, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "displayName")
 				}
@@ -2437,11 +2497,12 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 				for range n55 {
 					var zero DisplayName
 					x.DisplayName = append(x.DisplayName, zero)
-					if err := x.DisplayName[len(x.DisplayName)-1].Decode((&sd)); err != nil {
+					if err := x.DisplayName[len(x.DisplayName)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "displayName")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 11); err != nil {
 			return asn1per.Wrap(err, "ReleaseCompleteUUIE")
@@ -2629,20 +2690,22 @@ func (x *ReleaseCompleteReason) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "nonStandardReason")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.NonStandardReason = new(NonStandardParameter)
-		if err := x.NonStandardReason.Decode((&sd)); err != nil {
+		if err := x.NonStandardReason.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardReason")
 		}
+		d.Pop(fr)
 	case 18:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "replaceWithConferenceInvite")
 		}
-		sd := d.Sub(raw)
-		if err := x.ReplaceWithConferenceInvite.Decode((&sd)); err != nil {
+		fr := d.Push(raw)
+		if err := x.ReplaceWithConferenceInvite.Decode(d); err != nil {
 			return asn1per.Wrap(err, "replaceWithConferenceInvite")
 		}
+		d.Pop(fr)
 	case 19:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -2672,11 +2735,12 @@ func (x *ReleaseCompleteReason) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.SecurityError = new(SecurityErrors)
-		if err := x.SecurityError.Decode((&sd)); err != nil {
+		if err := x.SecurityError.Decode(d); err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
+		d.Pop(fr)
 	case 24:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -3247,7 +3311,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "callType")
 	}
 	if ext {
-		var buf [16]bool
+		var buf [32]bool
 		present, err := d.ExtBitmap(buf[:0])
 		if err != nil {
 			return asn1per.Wrap(err, "SetupUUIE")
@@ -3259,10 +3323,11 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "sourceCallSignalAddress")
 			}
 			x.SourceCallSignalAddress = new(TransportAddress)
-			sd := d.Sub(raw)
-			if err := x.SourceCallSignalAddress.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.SourceCallSignalAddress.Decode(d); err != nil {
 				return asn1per.Wrap(err, "sourceCallSignalAddress")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -3270,10 +3335,11 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "remoteExtensionAddress")
 			}
 			x.RemoteExtensionAddress = new(AliasAddress)
-			sd := d.Sub(raw)
-			if err := x.RemoteExtensionAddress.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.RemoteExtensionAddress.Decode(d); err != nil {
 				return asn1per.Wrap(err, "remoteExtensionAddress")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -3281,10 +3347,11 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			x.CallIdentifier = new(CallIdentifier)
-			sd := d.Sub(raw)
-			if err := x.CallIdentifier.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CallIdentifier.Decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -3292,9 +3359,9 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "h245SecurityCapability")
 			}
 			x.HasH245SecurityCapability = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n77, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n77, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "h245SecurityCapability")
 				}
@@ -3302,11 +3369,12 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				for range n77 {
 					var zero H245Security
 					x.H245SecurityCapability = append(x.H245SecurityCapability, zero)
-					if err := x.H245SecurityCapability[len(x.H245SecurityCapability)-1].Decode((&sd)); err != nil {
+					if err := x.H245SecurityCapability[len(x.H245SecurityCapability)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "h245SecurityCapability")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -3314,9 +3382,9 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n78, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n78, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -3324,11 +3392,12 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				for range n78 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -3336,9 +3405,9 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n79, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n79, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -3346,11 +3415,12 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				for range n79 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -3358,9 +3428,9 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "fastStart")
 			}
 			x.HasFastStart = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n80, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n80, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "fastStart")
 				}
@@ -3369,7 +3439,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 					var zero []byte
 					x.FastStart = append(x.FastStart, zero)
 					{
-						r, err := (&sd).OctetString(0, asn1per.Unbounded, false)
+						r, err := d.OctetString(0, asn1per.Unbounded, false)
 						if err != nil {
 							return asn1per.Wrap(err, "fastStart")
 						}
@@ -3377,6 +3447,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -3384,14 +3455,15 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "mediaWaitForConnect")
 			}
 			x.HasMediaWaitForConnect = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "mediaWaitForConnect")
 				}
 				x.MediaWaitForConnect = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 8 && present[8] {
 			raw, err := d.OpenType()
@@ -3399,14 +3471,15 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "canOverlapSend")
 			}
 			x.HasCanOverlapSend = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "canOverlapSend")
 				}
 				x.CanOverlapSend = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 9 && present[9] {
 			raw, err := d.OpenType()
@@ -3414,10 +3487,11 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "endpointIdentifier")
 			}
 			x.HasEndpointIdentifier = true
-			sd := d.Sub(raw)
-			if err := x.EndpointIdentifier.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.EndpointIdentifier.Decode(d); err != nil {
 				return asn1per.Wrap(err, "endpointIdentifier")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 10 && present[10] {
 			raw, err := d.OpenType()
@@ -3425,14 +3499,15 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "multipleCalls")
 			}
 			x.HasMultipleCalls = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "multipleCalls")
 				}
 				x.MultipleCalls = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 11 && present[11] {
 			raw, err := d.OpenType()
@@ -3440,14 +3515,15 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "maintainConnection")
 			}
 			x.HasMaintainConnection = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "maintainConnection")
 				}
 				x.MaintainConnection = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 12 && present[12] {
 			raw, err := d.OpenType()
@@ -3455,10 +3531,11 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "connectionParameters")
 			}
 			x.ConnectionParameters = new(SetupUUIEConnectionParameters)
-			sd := d.Sub(raw)
-			if err := x.ConnectionParameters.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.ConnectionParameters.Decode(d); err != nil {
 				return asn1per.Wrap(err, "connectionParameters")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 13 && present[13] {
 			raw, err := d.OpenType()
@@ -3466,9 +3543,9 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "language")
 			}
 			x.HasLanguage = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n81, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n81, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "language")
 				}
@@ -3477,7 +3554,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 					var zero string
 					x.Language = append(x.Language, zero)
 					{
-						r, err := (&sd).String(charset0, 1, 32, false)
+						r, err := d.String(charset0, 1, 32, false)
 						if err != nil {
 							return asn1per.Wrap(err, "language")
 						}
@@ -3485,6 +3562,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 14 && present[14] {
 			raw, err := d.OpenType()
@@ -3492,10 +3570,11 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "presentationIndicator")
 			}
 			x.PresentationIndicator = new(PresentationIndicator)
-			sd := d.Sub(raw)
-			if err := x.PresentationIndicator.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.PresentationIndicator.Decode(d); err != nil {
 				return asn1per.Wrap(err, "presentationIndicator")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 15 && present[15] {
 			raw, err := d.OpenType()
@@ -3503,10 +3582,11 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "screeningIndicator")
 			}
 			x.HasScreeningIndicator = true
-			sd := d.Sub(raw)
-			if err := x.ScreeningIndicator.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.ScreeningIndicator.Decode(d); err != nil {
 				return asn1per.Wrap(err, "screeningIndicator")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 16 && present[16] {
 			raw, err := d.OpenType()
@@ -3514,9 +3594,9 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "serviceControl")
 			}
 			x.HasServiceControl = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n82, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n82, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "serviceControl")
 				}
@@ -3524,11 +3604,12 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				for range n82 {
 					var zero ServiceControlSession
 					x.ServiceControl = append(x.ServiceControl, zero)
-					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode((&sd)); err != nil {
+					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "serviceControl")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 17 && present[17] {
 			raw, err := d.OpenType()
@@ -3544,10 +3625,11 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "capacity")
 			}
 			x.Capacity = new(CallCapacity)
-			sd := d.Sub(raw)
-			if err := x.Capacity.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Capacity.Decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 19 && present[19] {
 			raw, err := d.OpenType()
@@ -3555,10 +3637,11 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
 			x.CircuitInfo = new(CircuitInfo)
-			sd := d.Sub(raw)
-			if err := x.CircuitInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CircuitInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 20 && present[20] {
 			raw, err := d.OpenType()
@@ -3566,9 +3649,9 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "desiredProtocols")
 			}
 			x.HasDesiredProtocols = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n83, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n83, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "desiredProtocols")
 				}
@@ -3576,11 +3659,12 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				for range n83 {
 					var zero SupportedProtocols
 					x.DesiredProtocols = append(x.DesiredProtocols, zero)
-					if err := x.DesiredProtocols[len(x.DesiredProtocols)-1].Decode((&sd)); err != nil {
+					if err := x.DesiredProtocols[len(x.DesiredProtocols)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "desiredProtocols")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 21 && present[21] {
 			raw, err := d.OpenType()
@@ -3588,9 +3672,9 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "neededFeatures")
 			}
 			x.HasNeededFeatures = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n84, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n84, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "neededFeatures")
 				}
@@ -3598,11 +3682,12 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				for range n84 {
 					var zero FeatureDescriptor
 					x.NeededFeatures = append(x.NeededFeatures, zero)
-					if err := x.NeededFeatures[len(x.NeededFeatures)-1].Decode((&sd)); err != nil {
+					if err := x.NeededFeatures[len(x.NeededFeatures)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "neededFeatures")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 22 && present[22] {
 			raw, err := d.OpenType()
@@ -3610,9 +3695,9 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "desiredFeatures")
 			}
 			x.HasDesiredFeatures = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n85, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n85, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "desiredFeatures")
 				}
@@ -3620,11 +3705,12 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				for range n85 {
 					var zero FeatureDescriptor
 					x.DesiredFeatures = append(x.DesiredFeatures, zero)
-					if err := x.DesiredFeatures[len(x.DesiredFeatures)-1].Decode((&sd)); err != nil {
+					if err := x.DesiredFeatures[len(x.DesiredFeatures)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "desiredFeatures")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 23 && present[23] {
 			raw, err := d.OpenType()
@@ -3632,9 +3718,9 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "supportedFeatures")
 			}
 			x.HasSupportedFeatures = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n86, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n86, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "supportedFeatures")
 				}
@@ -3642,11 +3728,12 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				for range n86 {
 					var zero FeatureDescriptor
 					x.SupportedFeatures = append(x.SupportedFeatures, zero)
-					if err := x.SupportedFeatures[len(x.SupportedFeatures)-1].Decode((&sd)); err != nil {
+					if err := x.SupportedFeatures[len(x.SupportedFeatures)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedFeatures")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 24 && present[24] {
 			raw, err := d.OpenType()
@@ -3654,9 +3741,9 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "parallelH245Control")
 			}
 			x.HasParallelH245Control = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n87, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n87, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "parallelH245Control")
 				}
@@ -3665,7 +3752,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 					var zero []byte
 					x.ParallelH245Control = append(x.ParallelH245Control, zero)
 					{
-						r, err := (&sd).OctetString(0, asn1per.Unbounded, false)
+						r, err := d.OctetString(0, asn1per.Unbounded, false)
 						if err != nil {
 							return asn1per.Wrap(err, "parallelH245Control")
 						}
@@ -3673,6 +3760,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 25 && present[25] {
 			raw, err := d.OpenType()
@@ -3680,9 +3768,9 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "additionalSourceAddresses")
 			}
 			x.HasAdditionalSourceAddresses = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n88, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n88, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "additionalSourceAddresses")
 				}
@@ -3690,11 +3778,12 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				for range n88 {
 					var zero ExtendedAliasAddress
 					x.AdditionalSourceAddresses = append(x.AdditionalSourceAddresses, zero)
-					if err := x.AdditionalSourceAddresses[len(x.AdditionalSourceAddresses)-1].Decode((&sd)); err != nil {
+					if err := x.AdditionalSourceAddresses[len(x.AdditionalSourceAddresses)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "additionalSourceAddresses")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 26 && present[26] {
 			raw, err := d.OpenType()
@@ -3702,14 +3791,15 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "hopCount")
 			}
 			x.HasHopCount = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Constrained(1, 31)
+				r, err := d.Constrained(1, 31)
 				if err != nil {
 					return asn1per.Wrap(err, "hopCount")
 				}
 				x.HopCount = int64(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 27 && present[27] {
 			raw, err := d.OpenType()
@@ -3717,9 +3807,9 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "displayName")
 			}
 			x.HasDisplayName = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n89, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n89, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "displayName")
 				}
@@ -3727,11 +3817,12 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				for range n89 {
 					var zero DisplayName
 					x.DisplayName = append(x.DisplayName, zero)
-					if err := x.DisplayName[len(x.DisplayName)-1].Decode((&sd)); err != nil {
+					if err := x.DisplayName[len(x.DisplayName)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "displayName")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 28); err != nil {
 			return asn1per.Wrap(err, "SetupUUIE")
@@ -4257,10 +4348,11 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			x.CallIdentifier = new(CallIdentifier)
-			sd := d.Sub(raw)
-			if err := x.CallIdentifier.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CallIdentifier.Decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -4268,9 +4360,9 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "destExtraCallInfo")
 			}
 			x.HasDestExtraCallInfo = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n98, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n98, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "destExtraCallInfo")
 				}
@@ -4278,11 +4370,12 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				for range n98 {
 					var zero AliasAddress
 					x.DestExtraCallInfo = append(x.DestExtraCallInfo, zero)
-					if err := x.DestExtraCallInfo[len(x.DestExtraCallInfo)-1].Decode((&sd)); err != nil {
+					if err := x.DestExtraCallInfo[len(x.DestExtraCallInfo)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "destExtraCallInfo")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -4290,10 +4383,11 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "remoteExtensionAddress")
 			}
 			x.RemoteExtensionAddress = new(AliasAddress)
-			sd := d.Sub(raw)
-			if err := x.RemoteExtensionAddress.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.RemoteExtensionAddress.Decode(d); err != nil {
 				return asn1per.Wrap(err, "remoteExtensionAddress")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -4301,9 +4395,9 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n99, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n99, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -4311,11 +4405,12 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				for range n99 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -4323,9 +4418,9 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n100, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n100, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -4333,11 +4428,12 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				for range n100 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -4345,9 +4441,9 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "conferences")
 			}
 			x.HasConferences = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n101, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n101, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "conferences")
 				}
@@ -4355,11 +4451,12 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				for range n101 {
 					var zero ConferenceList
 					x.Conferences = append(x.Conferences, zero)
-					if err := x.Conferences[len(x.Conferences)-1].Decode((&sd)); err != nil {
+					if err := x.Conferences[len(x.Conferences)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "conferences")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -4367,10 +4464,11 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "h245Address")
 			}
 			x.H245Address = new(TransportAddress)
-			sd := d.Sub(raw)
-			if err := x.H245Address.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.H245Address.Decode(d); err != nil {
 				return asn1per.Wrap(err, "h245Address")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -4378,9 +4476,9 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "fastStart")
 			}
 			x.HasFastStart = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n102, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n102, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "fastStart")
 				}
@@ -4389,7 +4487,7 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 					var zero []byte
 					x.FastStart = append(x.FastStart, zero)
 					{
-						r, err := (&sd).OctetString(0, asn1per.Unbounded, false)
+						r, err := d.OctetString(0, asn1per.Unbounded, false)
 						if err != nil {
 							return asn1per.Wrap(err, "fastStart")
 						}
@@ -4397,6 +4495,7 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 8 && present[8] {
 			raw, err := d.OpenType()
@@ -4404,14 +4503,15 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "multipleCalls")
 			}
 			x.HasMultipleCalls = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "multipleCalls")
 				}
 				x.MultipleCalls = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 9 && present[9] {
 			raw, err := d.OpenType()
@@ -4419,14 +4519,15 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "maintainConnection")
 			}
 			x.HasMaintainConnection = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "maintainConnection")
 				}
 				x.MaintainConnection = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 10 && present[10] {
 			raw, err := d.OpenType()
@@ -4442,9 +4543,9 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "serviceControl")
 			}
 			x.HasServiceControl = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n103, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n103, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "serviceControl")
 				}
@@ -4452,11 +4553,12 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				for range n103 {
 					var zero ServiceControlSession
 					x.ServiceControl = append(x.ServiceControl, zero)
-					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode((&sd)); err != nil {
+					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "serviceControl")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 12 && present[12] {
 			raw, err := d.OpenType()
@@ -4464,10 +4566,11 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
 			x.CircuitInfo = new(CircuitInfo)
-			sd := d.Sub(raw)
-			if err := x.CircuitInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CircuitInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 13 && present[13] {
 			raw, err := d.OpenType()
@@ -4475,10 +4578,11 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			x.FeatureSet = new(FeatureSet)
-			sd := d.Sub(raw)
-			if err := x.FeatureSet.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.FeatureSet.Decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 14 && present[14] {
 			raw, err := d.OpenType()
@@ -4486,10 +4590,11 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "destinationInfo")
 			}
 			x.DestinationInfo = new(EndpointType)
-			sd := d.Sub(raw)
-			if err := x.DestinationInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.DestinationInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "destinationInfo")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 15 && present[15] {
 			raw, err := d.OpenType()
@@ -4497,10 +4602,11 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "h245SecurityMode")
 			}
 			x.H245SecurityMode = new(H245Security)
-			sd := d.Sub(raw)
-			if err := x.H245SecurityMode.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.H245SecurityMode.Decode(d); err != nil {
 				return asn1per.Wrap(err, "h245SecurityMode")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 16); err != nil {
 			return asn1per.Wrap(err, "FacilityUUIE")
@@ -4960,14 +5066,15 @@ func (x *ProgressUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "multipleCalls")
 			}
 			x.HasMultipleCalls = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "multipleCalls")
 				}
 				x.MultipleCalls = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -4975,14 +5082,15 @@ func (x *ProgressUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "maintainConnection")
 			}
 			x.HasMaintainConnection = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "maintainConnection")
 				}
 				x.MaintainConnection = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -5728,9 +5836,9 @@ func (x *NotifyUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "connectedAddress")
 			}
 			x.HasConnectedAddress = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n128, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n128, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "connectedAddress")
 				}
@@ -5738,11 +5846,12 @@ func (x *NotifyUUIE) Decode(d *asn1per.Decoder) error {
 				for range n128 {
 					var zero AliasAddress
 					x.ConnectedAddress = append(x.ConnectedAddress, zero)
-					if err := x.ConnectedAddress[len(x.ConnectedAddress)-1].Decode((&sd)); err != nil {
+					if err := x.ConnectedAddress[len(x.ConnectedAddress)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "connectedAddress")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -5750,10 +5859,11 @@ func (x *NotifyUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "presentationIndicator")
 			}
 			x.PresentationIndicator = new(PresentationIndicator)
-			sd := d.Sub(raw)
-			if err := x.PresentationIndicator.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.PresentationIndicator.Decode(d); err != nil {
 				return asn1per.Wrap(err, "presentationIndicator")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -5761,10 +5871,11 @@ func (x *NotifyUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "screeningIndicator")
 			}
 			x.HasScreeningIndicator = true
-			sd := d.Sub(raw)
-			if err := x.ScreeningIndicator.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.ScreeningIndicator.Decode(d); err != nil {
 				return asn1per.Wrap(err, "screeningIndicator")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -5772,10 +5883,11 @@ func (x *NotifyUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "destinationInfo")
 			}
 			x.DestinationInfo = new(EndpointType)
-			sd := d.Sub(raw)
-			if err := x.DestinationInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.DestinationInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "destinationInfo")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -5783,9 +5895,9 @@ func (x *NotifyUUIE) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "displayName")
 			}
 			x.HasDisplayName = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n129, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n129, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "displayName")
 				}
@@ -5793,11 +5905,12 @@ func (x *NotifyUUIE) Decode(d *asn1per.Decoder) error {
 				for range n129 {
 					var zero DisplayName
 					x.DisplayName = append(x.DisplayName, zero)
-					if err := x.DisplayName[len(x.DisplayName)-1].Decode((&sd)); err != nil {
+					if err := x.DisplayName[len(x.DisplayName)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "displayName")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 5); err != nil {
 			return asn1per.Wrap(err, "NotifyUUIE")
@@ -5991,14 +6104,15 @@ func (x *EndpointType) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "set")
 			}
 			x.HasSet = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).BitString(32, 32, false)
+				r, err := d.BitString(32, 32, false)
 				if err != nil {
 					return asn1per.Wrap(err, "set")
 				}
 				x.Set = asn1per.BitString(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -6006,9 +6120,9 @@ func (x *EndpointType) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "supportedTunnelledProtocols")
 			}
 			x.HasSupportedTunnelledProtocols = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n131, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n131, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "supportedTunnelledProtocols")
 				}
@@ -6016,11 +6130,12 @@ func (x *EndpointType) Decode(d *asn1per.Decoder) error {
 				for range n131 {
 					var zero TunnelledProtocol
 					x.SupportedTunnelledProtocols = append(x.SupportedTunnelledProtocols, zero)
-					if err := x.SupportedTunnelledProtocols[len(x.SupportedTunnelledProtocols)-1].Decode((&sd)); err != nil {
+					if err := x.SupportedTunnelledProtocols[len(x.SupportedTunnelledProtocols)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedTunnelledProtocols")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 2); err != nil {
 			return asn1per.Wrap(err, "EndpointType")
@@ -6330,31 +6445,34 @@ func (x *SupportedProtocols) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "nonStandardProtocol")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.NonStandardProtocol = new(NonStandardProtocol)
-		if err := x.NonStandardProtocol.Decode((&sd)); err != nil {
+		if err := x.NonStandardProtocol.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardProtocol")
 		}
+		d.Pop(fr)
 	case 10:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "t38FaxAnnexbOnly")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.T38FaxAnnexbOnly = new(T38FaxAnnexbOnlyCaps)
-		if err := x.T38FaxAnnexbOnly.Decode((&sd)); err != nil {
+		if err := x.T38FaxAnnexbOnly.Decode(d); err != nil {
 			return asn1per.Wrap(err, "t38FaxAnnexbOnly")
 		}
+		d.Pop(fr)
 	case 11:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "sip")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.Sip = new(SIPCaps)
-		if err := x.Sip.Decode((&sd)); err != nil {
+		if err := x.Sip.Decode(d); err != nil {
 			return asn1per.Wrap(err, "sip")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -6472,9 +6590,9 @@ func (x *H310Caps) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "dataRatesSupported")
 			}
 			x.HasDataRatesSupported = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n136, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n136, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "dataRatesSupported")
 				}
@@ -6482,11 +6600,12 @@ func (x *H310Caps) Decode(d *asn1per.Decoder) error {
 				for range n136 {
 					var zero DataRate
 					x.DataRatesSupported = append(x.DataRatesSupported, zero)
-					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode((&sd)); err != nil {
+					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "dataRatesSupported")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -6494,9 +6613,9 @@ func (x *H310Caps) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "supportedPrefixes")
 			}
 			x.HasSupportedPrefixes = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n137, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n137, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "supportedPrefixes")
 				}
@@ -6504,11 +6623,12 @@ func (x *H310Caps) Decode(d *asn1per.Decoder) error {
 				for range n137 {
 					var zero SupportedPrefix
 					x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode((&sd)); err != nil {
+					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedPrefixes")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 2); err != nil {
 			return asn1per.Wrap(err, "H310Caps")
@@ -6624,9 +6744,9 @@ func (x *H320Caps) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "dataRatesSupported")
 			}
 			x.HasDataRatesSupported = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n140, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n140, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "dataRatesSupported")
 				}
@@ -6634,11 +6754,12 @@ func (x *H320Caps) Decode(d *asn1per.Decoder) error {
 				for range n140 {
 					var zero DataRate
 					x.DataRatesSupported = append(x.DataRatesSupported, zero)
-					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode((&sd)); err != nil {
+					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "dataRatesSupported")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -6646,9 +6767,9 @@ func (x *H320Caps) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "supportedPrefixes")
 			}
 			x.HasSupportedPrefixes = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n141, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n141, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "supportedPrefixes")
 				}
@@ -6656,11 +6777,12 @@ func (x *H320Caps) Decode(d *asn1per.Decoder) error {
 				for range n141 {
 					var zero SupportedPrefix
 					x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode((&sd)); err != nil {
+					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedPrefixes")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 2); err != nil {
 			return asn1per.Wrap(err, "H320Caps")
@@ -6776,9 +6898,9 @@ func (x *H321Caps) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "dataRatesSupported")
 			}
 			x.HasDataRatesSupported = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n144, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n144, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "dataRatesSupported")
 				}
@@ -6786,11 +6908,12 @@ func (x *H321Caps) Decode(d *asn1per.Decoder) error {
 				for range n144 {
 					var zero DataRate
 					x.DataRatesSupported = append(x.DataRatesSupported, zero)
-					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode((&sd)); err != nil {
+					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "dataRatesSupported")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -6798,9 +6921,9 @@ func (x *H321Caps) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "supportedPrefixes")
 			}
 			x.HasSupportedPrefixes = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n145, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n145, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "supportedPrefixes")
 				}
@@ -6808,11 +6931,12 @@ func (x *H321Caps) Decode(d *asn1per.Decoder) error {
 				for range n145 {
 					var zero SupportedPrefix
 					x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode((&sd)); err != nil {
+					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedPrefixes")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 2); err != nil {
 			return asn1per.Wrap(err, "H321Caps")
@@ -6928,9 +7052,9 @@ func (x *H322Caps) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "dataRatesSupported")
 			}
 			x.HasDataRatesSupported = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n148, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n148, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "dataRatesSupported")
 				}
@@ -6938,11 +7062,12 @@ func (x *H322Caps) Decode(d *asn1per.Decoder) error {
 				for range n148 {
 					var zero DataRate
 					x.DataRatesSupported = append(x.DataRatesSupported, zero)
-					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode((&sd)); err != nil {
+					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "dataRatesSupported")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -6950,9 +7075,9 @@ func (x *H322Caps) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "supportedPrefixes")
 			}
 			x.HasSupportedPrefixes = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n149, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n149, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "supportedPrefixes")
 				}
@@ -6960,11 +7085,12 @@ func (x *H322Caps) Decode(d *asn1per.Decoder) error {
 				for range n149 {
 					var zero SupportedPrefix
 					x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode((&sd)); err != nil {
+					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedPrefixes")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 2); err != nil {
 			return asn1per.Wrap(err, "H322Caps")
@@ -7080,9 +7206,9 @@ func (x *H323Caps) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "dataRatesSupported")
 			}
 			x.HasDataRatesSupported = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n152, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n152, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "dataRatesSupported")
 				}
@@ -7090,11 +7216,12 @@ func (x *H323Caps) Decode(d *asn1per.Decoder) error {
 				for range n152 {
 					var zero DataRate
 					x.DataRatesSupported = append(x.DataRatesSupported, zero)
-					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode((&sd)); err != nil {
+					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "dataRatesSupported")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -7102,9 +7229,9 @@ func (x *H323Caps) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "supportedPrefixes")
 			}
 			x.HasSupportedPrefixes = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n153, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n153, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "supportedPrefixes")
 				}
@@ -7112,11 +7239,12 @@ func (x *H323Caps) Decode(d *asn1per.Decoder) error {
 				for range n153 {
 					var zero SupportedPrefix
 					x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode((&sd)); err != nil {
+					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedPrefixes")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 2); err != nil {
 			return asn1per.Wrap(err, "H323Caps")
@@ -7232,9 +7360,9 @@ func (x *H324Caps) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "dataRatesSupported")
 			}
 			x.HasDataRatesSupported = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n156, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n156, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "dataRatesSupported")
 				}
@@ -7242,11 +7370,12 @@ func (x *H324Caps) Decode(d *asn1per.Decoder) error {
 				for range n156 {
 					var zero DataRate
 					x.DataRatesSupported = append(x.DataRatesSupported, zero)
-					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode((&sd)); err != nil {
+					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "dataRatesSupported")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -7254,9 +7383,9 @@ func (x *H324Caps) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "supportedPrefixes")
 			}
 			x.HasSupportedPrefixes = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n157, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n157, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "supportedPrefixes")
 				}
@@ -7264,11 +7393,12 @@ func (x *H324Caps) Decode(d *asn1per.Decoder) error {
 				for range n157 {
 					var zero SupportedPrefix
 					x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode((&sd)); err != nil {
+					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedPrefixes")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 2); err != nil {
 			return asn1per.Wrap(err, "H324Caps")
@@ -7384,9 +7514,9 @@ func (x *VoiceCaps) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "dataRatesSupported")
 			}
 			x.HasDataRatesSupported = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n160, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n160, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "dataRatesSupported")
 				}
@@ -7394,11 +7524,12 @@ func (x *VoiceCaps) Decode(d *asn1per.Decoder) error {
 				for range n160 {
 					var zero DataRate
 					x.DataRatesSupported = append(x.DataRatesSupported, zero)
-					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode((&sd)); err != nil {
+					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "dataRatesSupported")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -7406,9 +7537,9 @@ func (x *VoiceCaps) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "supportedPrefixes")
 			}
 			x.HasSupportedPrefixes = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n161, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n161, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "supportedPrefixes")
 				}
@@ -7416,11 +7547,12 @@ func (x *VoiceCaps) Decode(d *asn1per.Decoder) error {
 				for range n161 {
 					var zero SupportedPrefix
 					x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode((&sd)); err != nil {
+					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedPrefixes")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 2); err != nil {
 			return asn1per.Wrap(err, "VoiceCaps")
@@ -7536,9 +7668,9 @@ func (x *T120OnlyCaps) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "dataRatesSupported")
 			}
 			x.HasDataRatesSupported = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n164, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n164, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "dataRatesSupported")
 				}
@@ -7546,11 +7678,12 @@ func (x *T120OnlyCaps) Decode(d *asn1per.Decoder) error {
 				for range n164 {
 					var zero DataRate
 					x.DataRatesSupported = append(x.DataRatesSupported, zero)
-					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode((&sd)); err != nil {
+					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "dataRatesSupported")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -7558,9 +7691,9 @@ func (x *T120OnlyCaps) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "supportedPrefixes")
 			}
 			x.HasSupportedPrefixes = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n165, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n165, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "supportedPrefixes")
 				}
@@ -7568,11 +7701,12 @@ func (x *T120OnlyCaps) Decode(d *asn1per.Decoder) error {
 				for range n165 {
 					var zero SupportedPrefix
 					x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode((&sd)); err != nil {
+					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedPrefixes")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 2); err != nil {
 			return asn1per.Wrap(err, "T120OnlyCaps")
@@ -8061,9 +8195,9 @@ func (x *McuInfo) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "protocol")
 			}
 			x.HasProtocol = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n179, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n179, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "protocol")
 				}
@@ -8071,11 +8205,12 @@ func (x *McuInfo) Decode(d *asn1per.Decoder) error {
 				for range n179 {
 					var zero SupportedProtocols
 					x.Protocol = append(x.Protocol, zero)
-					if err := x.Protocol[len(x.Protocol)-1].Decode((&sd)); err != nil {
+					if err := x.Protocol[len(x.Protocol)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "protocol")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "McuInfo")
@@ -8340,14 +8475,15 @@ func (x *VendorIdentifier) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "enterpriseNumber")
 			}
 			x.HasEnterpriseNumber = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).ObjectIdentifier()
+				r, err := d.ObjectIdentifier()
 				if err != nil {
 					return asn1per.Wrap(err, "enterpriseNumber")
 				}
 				x.EnterpriseNumber = asn1per.ObjectIdentifier(r)
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "VendorIdentifier")
@@ -8850,67 +8986,73 @@ func (x *AliasAddress) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "url-ID")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		{
-			r, err := (&sd).String(charset0, 1, 512, false)
+			r, err := d.String(charset0, 1, 512, false)
 			if err != nil {
 				return asn1per.Wrap(err, "url-ID")
 			}
 			x.UrlID = string(r)
 		}
+		d.Pop(fr)
 	case 3:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "transportID")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.TransportID = new(TransportAddress)
-		if err := x.TransportID.Decode((&sd)); err != nil {
+		if err := x.TransportID.Decode(d); err != nil {
 			return asn1per.Wrap(err, "transportID")
 		}
+		d.Pop(fr)
 	case 4:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "email-ID")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		{
-			r, err := (&sd).String(charset0, 1, 512, false)
+			r, err := d.String(charset0, 1, 512, false)
 			if err != nil {
 				return asn1per.Wrap(err, "email-ID")
 			}
 			x.EmailID = string(r)
 		}
+		d.Pop(fr)
 	case 5:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "partyNumber")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.PartyNumber = new(PartyNumber)
-		if err := x.PartyNumber.Decode((&sd)); err != nil {
+		if err := x.PartyNumber.Decode(d); err != nil {
 			return asn1per.Wrap(err, "partyNumber")
 		}
+		d.Pop(fr)
 	case 6:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "mobileUIM")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.MobileUIM = new(MobileUIM)
-		if err := x.MobileUIM.Decode((&sd)); err != nil {
+		if err := x.MobileUIM.Decode(d); err != nil {
 			return asn1per.Wrap(err, "mobileUIM")
 		}
+		d.Pop(fr)
 	case 7:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "isupNumber")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.IsupNumber = new(IsupNumber)
-		if err := x.IsupNumber.Decode((&sd)); err != nil {
+		if err := x.IsupNumber.Decode(d); err != nil {
 			return asn1per.Wrap(err, "isupNumber")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -10672,10 +10814,11 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "alternateTransportAddresses")
 			}
 			x.AlternateTransportAddresses = new(AlternateTransportAddresses)
-			sd := d.Sub(raw)
-			if err := x.AlternateTransportAddresses.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AlternateTransportAddresses.Decode(d); err != nil {
 				return asn1per.Wrap(err, "alternateTransportAddresses")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -10683,10 +10826,11 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
 			x.CircuitInfo = new(CircuitInfo)
-			sd := d.Sub(raw)
-			if err := x.CircuitInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CircuitInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -10694,10 +10838,11 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			x.FeatureSet = new(FeatureSet)
-			sd := d.Sub(raw)
-			if err := x.FeatureSet.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.FeatureSet.Decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 3); err != nil {
 			return asn1per.Wrap(err, "Endpoint")
@@ -10816,9 +10961,9 @@ func (x *AlternateTransportAddresses) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "sctp")
 			}
 			x.HasSctp = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n197, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n197, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "sctp")
 				}
@@ -10826,11 +10971,12 @@ func (x *AlternateTransportAddresses) Decode(d *asn1per.Decoder) error {
 				for range n197 {
 					var zero TransportAddress
 					x.Sctp = append(x.Sctp, zero)
-					if err := x.Sctp[len(x.Sctp)-1].Decode((&sd)); err != nil {
+					if err := x.Sctp[len(x.Sctp)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "sctp")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "AlternateTransportAddresses")
@@ -13316,9 +13462,9 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "sipGwCallsAvailable")
 			}
 			x.HasSipGwCallsAvailable = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n223, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n223, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "sipGwCallsAvailable")
 				}
@@ -13326,11 +13472,12 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 				for range n223 {
 					var zero CallsAvailable
 					x.SipGwCallsAvailable = append(x.SipGwCallsAvailable, zero)
-					if err := x.SipGwCallsAvailable[len(x.SipGwCallsAvailable)-1].Decode((&sd)); err != nil {
+					if err := x.SipGwCallsAvailable[len(x.SipGwCallsAvailable)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "sipGwCallsAvailable")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "CallCapacityInfo")
@@ -13442,10 +13589,11 @@ func (x *CallsAvailable) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "carrier")
 			}
 			x.Carrier = new(CarrierInfo)
-			sd := d.Sub(raw)
-			if err := x.Carrier.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Carrier.Decode(d); err != nil {
 				return asn1per.Wrap(err, "carrier")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "CallsAvailable")
@@ -13666,10 +13814,11 @@ func (x *CircuitIdentifier) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "carrier")
 			}
 			x.Carrier = new(CarrierInfo)
-			sd := d.Sub(raw)
-			if err := x.Carrier.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Carrier.Decode(d); err != nil {
 				return asn1per.Wrap(err, "carrier")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "CircuitIdentifier")

@@ -796,10 +796,11 @@ func (x *RTPSession) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "bandwidth")
 			}
 			x.HasBandwidth = true
-			sd := d.Sub(raw)
-			if err := x.Bandwidth.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Bandwidth.Decode(d); err != nil {
 				return asn1per.Wrap(err, "bandwidth")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 2); err != nil {
 			return asn1per.Wrap(err, "RTPSession")
@@ -1336,79 +1337,86 @@ func (x *RasMessage) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "requestInProgress")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.RequestInProgress = new(RequestInProgress)
-		if err := x.RequestInProgress.Decode((&sd)); err != nil {
+		if err := x.RequestInProgress.Decode(d); err != nil {
 			return asn1per.Wrap(err, "requestInProgress")
 		}
+		d.Pop(fr)
 	case 26:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "resourcesAvailableIndicate")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.ResourcesAvailableIndicate = new(ResourcesAvailableIndicate)
-		if err := x.ResourcesAvailableIndicate.Decode((&sd)); err != nil {
+		if err := x.ResourcesAvailableIndicate.Decode(d); err != nil {
 			return asn1per.Wrap(err, "resourcesAvailableIndicate")
 		}
+		d.Pop(fr)
 	case 27:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "resourcesAvailableConfirm")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.ResourcesAvailableConfirm = new(ResourcesAvailableConfirm)
-		if err := x.ResourcesAvailableConfirm.Decode((&sd)); err != nil {
+		if err := x.ResourcesAvailableConfirm.Decode(d); err != nil {
 			return asn1per.Wrap(err, "resourcesAvailableConfirm")
 		}
+		d.Pop(fr)
 	case 28:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "infoRequestAck")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.InfoRequestAck = new(InfoRequestAck)
-		if err := x.InfoRequestAck.Decode((&sd)); err != nil {
+		if err := x.InfoRequestAck.Decode(d); err != nil {
 			return asn1per.Wrap(err, "infoRequestAck")
 		}
+		d.Pop(fr)
 	case 29:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "infoRequestNak")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.InfoRequestNak = new(InfoRequestNak)
-		if err := x.InfoRequestNak.Decode((&sd)); err != nil {
+		if err := x.InfoRequestNak.Decode(d); err != nil {
 			return asn1per.Wrap(err, "infoRequestNak")
 		}
+		d.Pop(fr)
 	case 30:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "serviceControlIndication")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.ServiceControlIndication = new(ServiceControlIndication)
-		if err := x.ServiceControlIndication.Decode((&sd)); err != nil {
+		if err := x.ServiceControlIndication.Decode(d); err != nil {
 			return asn1per.Wrap(err, "serviceControlIndication")
 		}
+		d.Pop(fr)
 	case 31:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "serviceControlResponse")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.ServiceControlResponse = new(ServiceControlResponse)
-		if err := x.ServiceControlResponse.Decode((&sd)); err != nil {
+		if err := x.ServiceControlResponse.Decode(d); err != nil {
 			return asn1per.Wrap(err, "serviceControlResponse")
 		}
+		d.Pop(fr)
 	case 32:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "admissionConfirmSequence")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		{
-			n13, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+			n13, err := d.Length(0, asn1per.Unbounded, false, 1)
 			if err != nil {
 				return asn1per.Wrap(err, "admissionConfirmSequence")
 			}
@@ -1416,11 +1424,12 @@ func (x *RasMessage) Decode(d *asn1per.Decoder) error {
 			for range n13 {
 				var zero AdmissionConfirm
 				x.AdmissionConfirmSequence = append(x.AdmissionConfirmSequence, zero)
-				if err := x.AdmissionConfirmSequence[len(x.AdmissionConfirmSequence)-1].Decode((&sd)); err != nil {
+				if err := x.AdmissionConfirmSequence[len(x.AdmissionConfirmSequence)-1].Decode(d); err != nil {
 					return asn1per.Wrap(err, "admissionConfirmSequence")
 				}
 			}
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -1728,9 +1737,9 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "alternateEndpoints")
 			}
 			x.HasAlternateEndpoints = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n23, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n23, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "alternateEndpoints")
 				}
@@ -1738,11 +1747,12 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				for range n23 {
 					var zero Endpoint
 					x.AlternateEndpoints = append(x.AlternateEndpoints, zero)
-					if err := x.AlternateEndpoints[len(x.AlternateEndpoints)-1].Decode((&sd)); err != nil {
+					if err := x.AlternateEndpoints[len(x.AlternateEndpoints)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "alternateEndpoints")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -1750,9 +1760,9 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n24, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n24, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -1760,11 +1770,12 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				for range n24 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -1772,9 +1783,9 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n25, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n25, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -1782,11 +1793,12 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				for range n25 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -1794,9 +1806,9 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "authenticationCapability")
 			}
 			x.HasAuthenticationCapability = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n26, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n26, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "authenticationCapability")
 				}
@@ -1804,11 +1816,12 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				for range n26 {
 					var zero AuthenticationMechanism
 					x.AuthenticationCapability = append(x.AuthenticationCapability, zero)
-					if err := x.AuthenticationCapability[len(x.AuthenticationCapability)-1].Decode((&sd)); err != nil {
+					if err := x.AuthenticationCapability[len(x.AuthenticationCapability)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "authenticationCapability")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -1816,9 +1829,9 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "algorithmOIDs")
 			}
 			x.HasAlgorithmOIDs = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n27, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n27, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "algorithmOIDs")
 				}
@@ -1827,7 +1840,7 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 					var zero asn1per.ObjectIdentifier
 					x.AlgorithmOIDs = append(x.AlgorithmOIDs, zero)
 					{
-						r, err := (&sd).ObjectIdentifier()
+						r, err := d.ObjectIdentifier()
 						if err != nil {
 							return asn1per.Wrap(err, "algorithmOIDs")
 						}
@@ -1835,6 +1848,7 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -1842,9 +1856,9 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrity")
 			}
 			x.HasIntegrity = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n28, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n28, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "integrity")
 				}
@@ -1852,11 +1866,12 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				for range n28 {
 					var zero IntegrityMechanism
 					x.Integrity = append(x.Integrity, zero)
-					if err := x.Integrity[len(x.Integrity)-1].Decode((&sd)); err != nil {
+					if err := x.Integrity[len(x.Integrity)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "integrity")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -1864,10 +1879,11 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -1883,10 +1899,11 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			x.FeatureSet = new(FeatureSet)
-			sd := d.Sub(raw)
-			if err := x.FeatureSet.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.FeatureSet.Decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 9 && present[9] {
 			raw, err := d.OpenType()
@@ -1894,9 +1911,9 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n29, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n29, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -1904,11 +1921,12 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				for range n29 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 10 && present[10] {
 			raw, err := d.OpenType()
@@ -1916,14 +1934,15 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "supportsAssignedGK")
 			}
 			x.HasSupportsAssignedGK = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "supportsAssignedGK")
 				}
 				x.SupportsAssignedGK = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 11 && present[11] {
 			raw, err := d.OpenType()
@@ -1931,10 +1950,11 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
 			x.AssignedGatekeeper = new(AlternateGK)
-			sd := d.Sub(raw)
-			if err := x.AssignedGatekeeper.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AssignedGatekeeper.Decode(d); err != nil {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 12); err != nil {
 			return asn1per.Wrap(err, "GatekeeperRequest")
@@ -2176,9 +2196,9 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "alternateGatekeeper")
 			}
 			x.HasAlternateGatekeeper = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n35, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n35, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "alternateGatekeeper")
 				}
@@ -2186,11 +2206,12 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 				for range n35 {
 					var zero AlternateGK
 					x.AlternateGatekeeper = append(x.AlternateGatekeeper, zero)
-					if err := x.AlternateGatekeeper[len(x.AlternateGatekeeper)-1].Decode((&sd)); err != nil {
+					if err := x.AlternateGatekeeper[len(x.AlternateGatekeeper)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "alternateGatekeeper")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -2198,10 +2219,11 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "authenticationMode")
 			}
 			x.AuthenticationMode = new(AuthenticationMechanism)
-			sd := d.Sub(raw)
-			if err := x.AuthenticationMode.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AuthenticationMode.Decode(d); err != nil {
 				return asn1per.Wrap(err, "authenticationMode")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -2209,9 +2231,9 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n36, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n36, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -2219,11 +2241,12 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 				for range n36 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -2231,9 +2254,9 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n37, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n37, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -2241,11 +2264,12 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 				for range n37 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -2253,14 +2277,15 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "algorithmOID")
 			}
 			x.HasAlgorithmOID = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).ObjectIdentifier()
+				r, err := d.ObjectIdentifier()
 				if err != nil {
 					return asn1per.Wrap(err, "algorithmOID")
 				}
 				x.AlgorithmOID = asn1per.ObjectIdentifier(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -2268,9 +2293,9 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrity")
 			}
 			x.HasIntegrity = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n38, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n38, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "integrity")
 				}
@@ -2278,11 +2303,12 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 				for range n38 {
 					var zero IntegrityMechanism
 					x.Integrity = append(x.Integrity, zero)
-					if err := x.Integrity[len(x.Integrity)-1].Decode((&sd)); err != nil {
+					if err := x.Integrity[len(x.Integrity)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "integrity")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -2290,10 +2316,11 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -2301,10 +2328,11 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			x.FeatureSet = new(FeatureSet)
-			sd := d.Sub(raw)
-			if err := x.FeatureSet.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.FeatureSet.Decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 8 && present[8] {
 			raw, err := d.OpenType()
@@ -2312,9 +2340,9 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n39, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n39, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -2322,11 +2350,12 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 				for range n39 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 9 && present[9] {
 			raw, err := d.OpenType()
@@ -2334,10 +2363,11 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
 			x.AssignedGatekeeper = new(AlternateGK)
-			sd := d.Sub(raw)
-			if err := x.AssignedGatekeeper.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AssignedGatekeeper.Decode(d); err != nil {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 10 && present[10] {
 			raw, err := d.OpenType()
@@ -2345,10 +2375,11 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "rehomingModel")
 			}
 			x.RehomingModel = new(RehomingModel)
-			sd := d.Sub(raw)
-			if err := x.RehomingModel.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.RehomingModel.Decode(d); err != nil {
 				return asn1per.Wrap(err, "rehomingModel")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 11); err != nil {
 			return asn1per.Wrap(err, "GatekeeperConfirm")
@@ -2537,10 +2568,11 @@ func (x *GatekeeperReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "altGKInfo")
 			}
 			x.AltGKInfo = new(AltGKInfo)
-			sd := d.Sub(raw)
-			if err := x.AltGKInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AltGKInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "altGKInfo")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -2548,9 +2580,9 @@ func (x *GatekeeperReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n43, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n43, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -2558,11 +2590,12 @@ func (x *GatekeeperReject) Decode(d *asn1per.Decoder) error {
 				for range n43 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -2570,9 +2603,9 @@ func (x *GatekeeperReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n44, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n44, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -2580,11 +2613,12 @@ func (x *GatekeeperReject) Decode(d *asn1per.Decoder) error {
 				for range n44 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -2592,10 +2626,11 @@ func (x *GatekeeperReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -2603,10 +2638,11 @@ func (x *GatekeeperReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			x.FeatureSet = new(FeatureSet)
-			sd := d.Sub(raw)
-			if err := x.FeatureSet.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.FeatureSet.Decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -2614,9 +2650,9 @@ func (x *GatekeeperReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n45, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n45, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -2624,11 +2660,12 @@ func (x *GatekeeperReject) Decode(d *asn1per.Decoder) error {
 				for range n45 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 6); err != nil {
 			return asn1per.Wrap(err, "GatekeeperReject")
@@ -2733,11 +2770,12 @@ func (x *GatekeeperRejectReason) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.SecurityError = new(SecurityErrors)
-		if err := x.SecurityError.Decode((&sd)); err != nil {
+		if err := x.SecurityError.Decode(d); err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -3181,7 +3219,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "endpointVendor")
 	}
 	if ext {
-		var buf [16]bool
+		var buf [32]bool
 		present, err := d.ExtBitmap(buf[:0])
 		if err != nil {
 			return asn1per.Wrap(err, "RegistrationRequest")
@@ -3193,9 +3231,9 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "alternateEndpoints")
 			}
 			x.HasAlternateEndpoints = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n59, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n59, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "alternateEndpoints")
 				}
@@ -3203,11 +3241,12 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n59 {
 					var zero Endpoint
 					x.AlternateEndpoints = append(x.AlternateEndpoints, zero)
-					if err := x.AlternateEndpoints[len(x.AlternateEndpoints)-1].Decode((&sd)); err != nil {
+					if err := x.AlternateEndpoints[len(x.AlternateEndpoints)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "alternateEndpoints")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -3215,10 +3254,11 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "timeToLive")
 			}
 			x.HasTimeToLive = true
-			sd := d.Sub(raw)
-			if err := x.TimeToLive.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.TimeToLive.Decode(d); err != nil {
 				return asn1per.Wrap(err, "timeToLive")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -3226,9 +3266,9 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n60, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n60, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -3236,11 +3276,12 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n60 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -3248,9 +3289,9 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n61, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n61, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -3258,11 +3299,12 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n61 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -3270,10 +3312,11 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -3281,14 +3324,15 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "keepAlive")
 			}
 			x.HasKeepAlive = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "keepAlive")
 				}
 				x.KeepAlive = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -3296,10 +3340,11 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "endpointIdentifier")
 			}
 			x.HasEndpointIdentifier = true
-			sd := d.Sub(raw)
-			if err := x.EndpointIdentifier.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.EndpointIdentifier.Decode(d); err != nil {
 				return asn1per.Wrap(err, "endpointIdentifier")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -3307,14 +3352,15 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "willSupplyUUIEs")
 			}
 			x.HasWillSupplyUUIEs = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "willSupplyUUIEs")
 				}
 				x.WillSupplyUUIEs = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 8 && present[8] {
 			raw, err := d.OpenType()
@@ -3322,14 +3368,15 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "maintainConnection")
 			}
 			x.HasMaintainConnection = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "maintainConnection")
 				}
 				x.MaintainConnection = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 9 && present[9] {
 			raw, err := d.OpenType()
@@ -3337,10 +3384,11 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "alternateTransportAddresses")
 			}
 			x.AlternateTransportAddresses = new(AlternateTransportAddresses)
-			sd := d.Sub(raw)
-			if err := x.AlternateTransportAddresses.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AlternateTransportAddresses.Decode(d); err != nil {
 				return asn1per.Wrap(err, "alternateTransportAddresses")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 10 && present[10] {
 			raw, err := d.OpenType()
@@ -3356,9 +3404,9 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "terminalAliasPattern")
 			}
 			x.HasTerminalAliasPattern = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n62, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n62, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "terminalAliasPattern")
 				}
@@ -3366,11 +3414,12 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n62 {
 					var zero AddressPattern
 					x.TerminalAliasPattern = append(x.TerminalAliasPattern, zero)
-					if err := x.TerminalAliasPattern[len(x.TerminalAliasPattern)-1].Decode((&sd)); err != nil {
+					if err := x.TerminalAliasPattern[len(x.TerminalAliasPattern)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "terminalAliasPattern")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 12 && present[12] {
 			raw, err := d.OpenType()
@@ -3386,10 +3435,11 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "usageReportingCapability")
 			}
 			x.UsageReportingCapability = new(RasUsageInfoTypes)
-			sd := d.Sub(raw)
-			if err := x.UsageReportingCapability.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.UsageReportingCapability.Decode(d); err != nil {
 				return asn1per.Wrap(err, "usageReportingCapability")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 14 && present[14] {
 			raw, err := d.OpenType()
@@ -3397,14 +3447,15 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "multipleCalls")
 			}
 			x.HasMultipleCalls = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "multipleCalls")
 				}
 				x.MultipleCalls = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 15 && present[15] {
 			raw, err := d.OpenType()
@@ -3412,9 +3463,9 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "supportedH248Packages")
 			}
 			x.HasSupportedH248Packages = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n63, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n63, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "supportedH248Packages")
 				}
@@ -3422,11 +3473,12 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n63 {
 					var zero H248PackagesDescriptor
 					x.SupportedH248Packages = append(x.SupportedH248Packages, zero)
-					if err := x.SupportedH248Packages[len(x.SupportedH248Packages)-1].Decode((&sd)); err != nil {
+					if err := x.SupportedH248Packages[len(x.SupportedH248Packages)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedH248Packages")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 16 && present[16] {
 			raw, err := d.OpenType()
@@ -3434,10 +3486,11 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "callCreditCapability")
 			}
 			x.CallCreditCapability = new(CallCreditCapability)
-			sd := d.Sub(raw)
-			if err := x.CallCreditCapability.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CallCreditCapability.Decode(d); err != nil {
 				return asn1per.Wrap(err, "callCreditCapability")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 17 && present[17] {
 			raw, err := d.OpenType()
@@ -3445,10 +3498,11 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "capacityReportingCapability")
 			}
 			x.CapacityReportingCapability = new(CapacityReportingCapability)
-			sd := d.Sub(raw)
-			if err := x.CapacityReportingCapability.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CapacityReportingCapability.Decode(d); err != nil {
 				return asn1per.Wrap(err, "capacityReportingCapability")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 18 && present[18] {
 			raw, err := d.OpenType()
@@ -3456,10 +3510,11 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "capacity")
 			}
 			x.Capacity = new(CallCapacity)
-			sd := d.Sub(raw)
-			if err := x.Capacity.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Capacity.Decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 19 && present[19] {
 			raw, err := d.OpenType()
@@ -3467,10 +3522,11 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			x.FeatureSet = new(FeatureSet)
-			sd := d.Sub(raw)
-			if err := x.FeatureSet.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.FeatureSet.Decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 20 && present[20] {
 			raw, err := d.OpenType()
@@ -3478,9 +3534,9 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n64, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n64, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -3488,11 +3544,12 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n64 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 21 && present[21] {
 			raw, err := d.OpenType()
@@ -3516,14 +3573,15 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "supportsAssignedGK")
 			}
 			x.HasSupportsAssignedGK = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "supportsAssignedGK")
 				}
 				x.SupportsAssignedGK = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 24 && present[24] {
 			raw, err := d.OpenType()
@@ -3531,10 +3589,11 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
 			x.AssignedGatekeeper = new(AlternateGK)
-			sd := d.Sub(raw)
-			if err := x.AssignedGatekeeper.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AssignedGatekeeper.Decode(d); err != nil {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 25 && present[25] {
 			raw, err := d.OpenType()
@@ -3542,10 +3601,11 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "transportQOS")
 			}
 			x.TransportQOS = new(TransportQOS)
-			sd := d.Sub(raw)
-			if err := x.TransportQOS.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.TransportQOS.Decode(d); err != nil {
 				return asn1per.Wrap(err, "transportQOS")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 26 && present[26] {
 			raw, err := d.OpenType()
@@ -3553,9 +3613,9 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "language")
 			}
 			x.HasLanguage = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n65, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n65, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "language")
 				}
@@ -3564,7 +3624,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 					var zero string
 					x.Language = append(x.Language, zero)
 					{
-						r, err := (&sd).String(charset0, 1, 32, false)
+						r, err := d.String(charset0, 1, 32, false)
 						if err != nil {
 							return asn1per.Wrap(err, "language")
 						}
@@ -3572,6 +3632,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 27); err != nil {
 			return asn1per.Wrap(err, "RegistrationRequest")
@@ -3938,7 +3999,7 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "endpointIdentifier")
 	}
 	if ext {
-		var buf [16]bool
+		var buf [24]bool
 		present, err := d.ExtBitmap(buf[:0])
 		if err != nil {
 			return asn1per.Wrap(err, "RegistrationConfirm")
@@ -3950,9 +4011,9 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "alternateGatekeeper")
 			}
 			x.HasAlternateGatekeeper = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n78, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n78, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "alternateGatekeeper")
 				}
@@ -3960,11 +4021,12 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n78 {
 					var zero AlternateGK
 					x.AlternateGatekeeper = append(x.AlternateGatekeeper, zero)
-					if err := x.AlternateGatekeeper[len(x.AlternateGatekeeper)-1].Decode((&sd)); err != nil {
+					if err := x.AlternateGatekeeper[len(x.AlternateGatekeeper)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "alternateGatekeeper")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -3972,10 +4034,11 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "timeToLive")
 			}
 			x.HasTimeToLive = true
-			sd := d.Sub(raw)
-			if err := x.TimeToLive.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.TimeToLive.Decode(d); err != nil {
 				return asn1per.Wrap(err, "timeToLive")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -3983,9 +4046,9 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n79, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n79, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -3993,11 +4056,12 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n79 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -4005,9 +4069,9 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n80, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n80, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -4015,11 +4079,12 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n80 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -4027,10 +4092,11 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -4038,14 +4104,15 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "willRespondToIRR")
 			}
 			x.HasWillRespondToIRR = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "willRespondToIRR")
 				}
 				x.WillRespondToIRR = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -4053,10 +4120,11 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "preGrantedARQ")
 			}
 			x.PreGrantedARQ = new(RegistrationConfirmPreGrantedARQ)
-			sd := d.Sub(raw)
-			if err := x.PreGrantedARQ.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.PreGrantedARQ.Decode(d); err != nil {
 				return asn1per.Wrap(err, "preGrantedARQ")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -4064,14 +4132,15 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "maintainConnection")
 			}
 			x.HasMaintainConnection = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "maintainConnection")
 				}
 				x.MaintainConnection = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 8 && present[8] {
 			raw, err := d.OpenType()
@@ -4079,9 +4148,9 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "serviceControl")
 			}
 			x.HasServiceControl = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n81, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n81, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "serviceControl")
 				}
@@ -4089,11 +4158,12 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n81 {
 					var zero ServiceControlSession
 					x.ServiceControl = append(x.ServiceControl, zero)
-					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode((&sd)); err != nil {
+					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "serviceControl")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 9 && present[9] {
 			raw, err := d.OpenType()
@@ -4109,9 +4179,9 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "terminalAliasPattern")
 			}
 			x.HasTerminalAliasPattern = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n82, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n82, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "terminalAliasPattern")
 				}
@@ -4119,11 +4189,12 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n82 {
 					var zero AddressPattern
 					x.TerminalAliasPattern = append(x.TerminalAliasPattern, zero)
-					if err := x.TerminalAliasPattern[len(x.TerminalAliasPattern)-1].Decode((&sd)); err != nil {
+					if err := x.TerminalAliasPattern[len(x.TerminalAliasPattern)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "terminalAliasPattern")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 11 && present[11] {
 			raw, err := d.OpenType()
@@ -4131,9 +4202,9 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "supportedPrefixes")
 			}
 			x.HasSupportedPrefixes = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n83, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n83, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "supportedPrefixes")
 				}
@@ -4141,11 +4212,12 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n83 {
 					var zero SupportedPrefix
 					x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode((&sd)); err != nil {
+					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedPrefixes")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 12 && present[12] {
 			raw, err := d.OpenType()
@@ -4153,9 +4225,9 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "usageSpec")
 			}
 			x.HasUsageSpec = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n84, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n84, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "usageSpec")
 				}
@@ -4163,11 +4235,12 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n84 {
 					var zero RasUsageSpecification
 					x.UsageSpec = append(x.UsageSpec, zero)
-					if err := x.UsageSpec[len(x.UsageSpec)-1].Decode((&sd)); err != nil {
+					if err := x.UsageSpec[len(x.UsageSpec)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "usageSpec")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 13 && present[13] {
 			raw, err := d.OpenType()
@@ -4175,10 +4248,11 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "featureServerAlias")
 			}
 			x.FeatureServerAlias = new(AliasAddress)
-			sd := d.Sub(raw)
-			if err := x.FeatureServerAlias.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.FeatureServerAlias.Decode(d); err != nil {
 				return asn1per.Wrap(err, "featureServerAlias")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 14 && present[14] {
 			raw, err := d.OpenType()
@@ -4186,10 +4260,11 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "capacityReportingSpec")
 			}
 			x.CapacityReportingSpec = new(CapacityReportingSpecification)
-			sd := d.Sub(raw)
-			if err := x.CapacityReportingSpec.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CapacityReportingSpec.Decode(d); err != nil {
 				return asn1per.Wrap(err, "capacityReportingSpec")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 15 && present[15] {
 			raw, err := d.OpenType()
@@ -4197,10 +4272,11 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			x.FeatureSet = new(FeatureSet)
-			sd := d.Sub(raw)
-			if err := x.FeatureSet.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.FeatureSet.Decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 16 && present[16] {
 			raw, err := d.OpenType()
@@ -4208,9 +4284,9 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n85, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n85, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -4218,11 +4294,12 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n85 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 17 && present[17] {
 			raw, err := d.OpenType()
@@ -4230,10 +4307,11 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
 			x.AssignedGatekeeper = new(AlternateGK)
-			sd := d.Sub(raw)
-			if err := x.AssignedGatekeeper.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AssignedGatekeeper.Decode(d); err != nil {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 18 && present[18] {
 			raw, err := d.OpenType()
@@ -4241,10 +4319,11 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "rehomingModel")
 			}
 			x.RehomingModel = new(RehomingModel)
-			sd := d.Sub(raw)
-			if err := x.RehomingModel.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.RehomingModel.Decode(d); err != nil {
 				return asn1per.Wrap(err, "rehomingModel")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 19 && present[19] {
 			raw, err := d.OpenType()
@@ -4252,10 +4331,11 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "transportQOS")
 			}
 			x.TransportQOS = new(TransportQOS)
-			sd := d.Sub(raw)
-			if err := x.TransportQOS.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.TransportQOS.Decode(d); err != nil {
 				return asn1per.Wrap(err, "transportQOS")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 20); err != nil {
 			return asn1per.Wrap(err, "RegistrationConfirm")
@@ -4452,10 +4532,11 @@ func (x *RegistrationReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "altGKInfo")
 			}
 			x.AltGKInfo = new(AltGKInfo)
-			sd := d.Sub(raw)
-			if err := x.AltGKInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AltGKInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "altGKInfo")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -4463,9 +4544,9 @@ func (x *RegistrationReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n89, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n89, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -4473,11 +4554,12 @@ func (x *RegistrationReject) Decode(d *asn1per.Decoder) error {
 				for range n89 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -4485,9 +4567,9 @@ func (x *RegistrationReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n90, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n90, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -4495,11 +4577,12 @@ func (x *RegistrationReject) Decode(d *asn1per.Decoder) error {
 				for range n90 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -4507,10 +4590,11 @@ func (x *RegistrationReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -4518,10 +4602,11 @@ func (x *RegistrationReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			x.FeatureSet = new(FeatureSet)
-			sd := d.Sub(raw)
-			if err := x.FeatureSet.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.FeatureSet.Decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -4529,9 +4614,9 @@ func (x *RegistrationReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n91, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n91, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -4539,11 +4624,12 @@ func (x *RegistrationReject) Decode(d *asn1per.Decoder) error {
 				for range n91 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -4551,10 +4637,11 @@ func (x *RegistrationReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
 			x.AssignedGatekeeper = new(AlternateGK)
-			sd := d.Sub(raw)
-			if err := x.AssignedGatekeeper.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AssignedGatekeeper.Decode(d); err != nil {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 7); err != nil {
 			return asn1per.Wrap(err, "RegistrationReject")
@@ -4747,11 +4834,12 @@ func (x *RegistrationRejectReason) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "invalidTerminalAliases")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.InvalidTerminalAliases = new(RegistrationRejectReasonInvalidTerminalAliases)
-		if err := x.InvalidTerminalAliases.Decode((&sd)); err != nil {
+		if err := x.InvalidTerminalAliases.Decode(d); err != nil {
 			return asn1per.Wrap(err, "invalidTerminalAliases")
 		}
+		d.Pop(fr)
 	case 15:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -4769,11 +4857,12 @@ func (x *RegistrationRejectReason) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.SecurityError = new(SecurityErrors)
-		if err := x.SecurityError.Decode((&sd)); err != nil {
+		if err := x.SecurityError.Decode(d); err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
+		d.Pop(fr)
 	case 18:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -5074,9 +5163,9 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "alternateEndpoints")
 			}
 			x.HasAlternateEndpoints = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n105, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n105, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "alternateEndpoints")
 				}
@@ -5084,11 +5173,12 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n105 {
 					var zero Endpoint
 					x.AlternateEndpoints = append(x.AlternateEndpoints, zero)
-					if err := x.AlternateEndpoints[len(x.AlternateEndpoints)-1].Decode((&sd)); err != nil {
+					if err := x.AlternateEndpoints[len(x.AlternateEndpoints)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "alternateEndpoints")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -5096,10 +5186,11 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "gatekeeperIdentifier")
 			}
 			x.HasGatekeeperIdentifier = true
-			sd := d.Sub(raw)
-			if err := x.GatekeeperIdentifier.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.GatekeeperIdentifier.Decode(d); err != nil {
 				return asn1per.Wrap(err, "gatekeeperIdentifier")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -5107,9 +5198,9 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n106, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n106, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -5117,11 +5208,12 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n106 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -5129,9 +5221,9 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n107, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n107, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -5139,11 +5231,12 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n107 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -5151,10 +5244,11 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -5162,10 +5256,11 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "reason")
 			}
 			x.Reason = new(UnregRequestReason)
-			sd := d.Sub(raw)
-			if err := x.Reason.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Reason.Decode(d); err != nil {
 				return asn1per.Wrap(err, "reason")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -5173,9 +5268,9 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "endpointAliasPattern")
 			}
 			x.HasEndpointAliasPattern = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n108, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n108, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "endpointAliasPattern")
 				}
@@ -5183,11 +5278,12 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n108 {
 					var zero AddressPattern
 					x.EndpointAliasPattern = append(x.EndpointAliasPattern, zero)
-					if err := x.EndpointAliasPattern[len(x.EndpointAliasPattern)-1].Decode((&sd)); err != nil {
+					if err := x.EndpointAliasPattern[len(x.EndpointAliasPattern)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "endpointAliasPattern")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -5195,9 +5291,9 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "supportedPrefixes")
 			}
 			x.HasSupportedPrefixes = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n109, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n109, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "supportedPrefixes")
 				}
@@ -5205,11 +5301,12 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n109 {
 					var zero SupportedPrefix
 					x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode((&sd)); err != nil {
+					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedPrefixes")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 8 && present[8] {
 			raw, err := d.OpenType()
@@ -5217,9 +5314,9 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "alternateGatekeeper")
 			}
 			x.HasAlternateGatekeeper = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n110, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n110, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "alternateGatekeeper")
 				}
@@ -5227,11 +5324,12 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n110 {
 					var zero AlternateGK
 					x.AlternateGatekeeper = append(x.AlternateGatekeeper, zero)
-					if err := x.AlternateGatekeeper[len(x.AlternateGatekeeper)-1].Decode((&sd)); err != nil {
+					if err := x.AlternateGatekeeper[len(x.AlternateGatekeeper)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "alternateGatekeeper")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 9 && present[9] {
 			raw, err := d.OpenType()
@@ -5239,9 +5337,9 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n111, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n111, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -5249,11 +5347,12 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n111 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 10 && present[10] {
 			raw, err := d.OpenType()
@@ -5261,10 +5360,11 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
 			x.AssignedGatekeeper = new(AlternateGK)
-			sd := d.Sub(raw)
-			if err := x.AssignedGatekeeper.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AssignedGatekeeper.Decode(d); err != nil {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 11); err != nil {
 			return asn1per.Wrap(err, "UnregistrationRequest")
@@ -5353,11 +5453,12 @@ func (x *UnregRequestReason) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.SecurityError = new(SecurityErrors2)
-		if err := x.SecurityError.Decode((&sd)); err != nil {
+		if err := x.SecurityError.Decode(d); err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
+		d.Pop(fr)
 	case 6:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -5518,9 +5619,9 @@ func (x *UnregistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n115, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n115, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -5528,11 +5629,12 @@ func (x *UnregistrationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n115 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -5540,9 +5642,9 @@ func (x *UnregistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n116, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n116, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -5550,11 +5652,12 @@ func (x *UnregistrationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n116 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -5562,10 +5665,11 @@ func (x *UnregistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -5573,9 +5677,9 @@ func (x *UnregistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n117, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n117, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -5583,11 +5687,12 @@ func (x *UnregistrationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n117 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -5595,10 +5700,11 @@ func (x *UnregistrationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
 			x.AssignedGatekeeper = new(AlternateGK)
-			sd := d.Sub(raw)
-			if err := x.AssignedGatekeeper.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AssignedGatekeeper.Decode(d); err != nil {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 5); err != nil {
 			return asn1per.Wrap(err, "UnregistrationConfirm")
@@ -5758,10 +5864,11 @@ func (x *UnregistrationReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "altGKInfo")
 			}
 			x.AltGKInfo = new(AltGKInfo)
-			sd := d.Sub(raw)
-			if err := x.AltGKInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AltGKInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "altGKInfo")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -5769,9 +5876,9 @@ func (x *UnregistrationReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n121, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n121, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -5779,11 +5886,12 @@ func (x *UnregistrationReject) Decode(d *asn1per.Decoder) error {
 				for range n121 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -5791,9 +5899,9 @@ func (x *UnregistrationReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n122, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n122, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -5801,11 +5909,12 @@ func (x *UnregistrationReject) Decode(d *asn1per.Decoder) error {
 				for range n122 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -5813,10 +5922,11 @@ func (x *UnregistrationReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -5824,9 +5934,9 @@ func (x *UnregistrationReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n123, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n123, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -5834,11 +5944,12 @@ func (x *UnregistrationReject) Decode(d *asn1per.Decoder) error {
 				for range n123 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 5); err != nil {
 			return asn1per.Wrap(err, "UnregistrationReject")
@@ -5930,11 +6041,12 @@ func (x *UnregRejectReason) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.SecurityError = new(SecurityErrors2)
-		if err := x.SecurityError.Decode((&sd)); err != nil {
+		if err := x.SecurityError.Decode(d); err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -6393,7 +6505,7 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 		x.AnswerCall = bool(r)
 	}
 	if ext {
-		var buf [16]bool
+		var buf [24]bool
 		present, err := d.ExtBitmap(buf[:0])
 		if err != nil {
 			return asn1per.Wrap(err, "AdmissionRequest")
@@ -6405,14 +6517,15 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "canMapAlias")
 			}
 			x.HasCanMapAlias = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "canMapAlias")
 				}
 				x.CanMapAlias = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -6420,10 +6533,11 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			x.CallIdentifier = new(CallIdentifier)
-			sd := d.Sub(raw)
-			if err := x.CallIdentifier.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CallIdentifier.Decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -6431,9 +6545,9 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "srcAlternatives")
 			}
 			x.HasSrcAlternatives = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n136, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n136, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "srcAlternatives")
 				}
@@ -6441,11 +6555,12 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				for range n136 {
 					var zero Endpoint
 					x.SrcAlternatives = append(x.SrcAlternatives, zero)
-					if err := x.SrcAlternatives[len(x.SrcAlternatives)-1].Decode((&sd)); err != nil {
+					if err := x.SrcAlternatives[len(x.SrcAlternatives)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "srcAlternatives")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -6453,9 +6568,9 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "destAlternatives")
 			}
 			x.HasDestAlternatives = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n137, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n137, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "destAlternatives")
 				}
@@ -6463,11 +6578,12 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				for range n137 {
 					var zero Endpoint
 					x.DestAlternatives = append(x.DestAlternatives, zero)
-					if err := x.DestAlternatives[len(x.DestAlternatives)-1].Decode((&sd)); err != nil {
+					if err := x.DestAlternatives[len(x.DestAlternatives)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "destAlternatives")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -6475,10 +6591,11 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "gatekeeperIdentifier")
 			}
 			x.HasGatekeeperIdentifier = true
-			sd := d.Sub(raw)
-			if err := x.GatekeeperIdentifier.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.GatekeeperIdentifier.Decode(d); err != nil {
 				return asn1per.Wrap(err, "gatekeeperIdentifier")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -6486,9 +6603,9 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n138, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n138, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -6496,11 +6613,12 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				for range n138 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -6508,9 +6626,9 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n139, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n139, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -6518,11 +6636,12 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				for range n139 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -6530,10 +6649,11 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 8 && present[8] {
 			raw, err := d.OpenType()
@@ -6541,10 +6661,11 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "transportQOS")
 			}
 			x.TransportQOS = new(TransportQOS)
-			sd := d.Sub(raw)
-			if err := x.TransportQOS.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.TransportQOS.Decode(d); err != nil {
 				return asn1per.Wrap(err, "transportQOS")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 9 && present[9] {
 			raw, err := d.OpenType()
@@ -6552,14 +6673,15 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "willSupplyUUIEs")
 			}
 			x.HasWillSupplyUUIEs = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "willSupplyUUIEs")
 				}
 				x.WillSupplyUUIEs = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 10 && present[10] {
 			raw, err := d.OpenType()
@@ -6567,10 +6689,11 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "callLinkage")
 			}
 			x.CallLinkage = new(CallLinkage)
-			sd := d.Sub(raw)
-			if err := x.CallLinkage.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CallLinkage.Decode(d); err != nil {
 				return asn1per.Wrap(err, "callLinkage")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 11 && present[11] {
 			raw, err := d.OpenType()
@@ -6578,10 +6701,11 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "gatewayDataRate")
 			}
 			x.GatewayDataRate = new(DataRate)
-			sd := d.Sub(raw)
-			if err := x.GatewayDataRate.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.GatewayDataRate.Decode(d); err != nil {
 				return asn1per.Wrap(err, "gatewayDataRate")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 12 && present[12] {
 			raw, err := d.OpenType()
@@ -6589,10 +6713,11 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "capacity")
 			}
 			x.Capacity = new(CallCapacity)
-			sd := d.Sub(raw)
-			if err := x.Capacity.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Capacity.Decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 13 && present[13] {
 			raw, err := d.OpenType()
@@ -6600,10 +6725,11 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
 			x.CircuitInfo = new(CircuitInfo)
-			sd := d.Sub(raw)
-			if err := x.CircuitInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CircuitInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 14 && present[14] {
 			raw, err := d.OpenType()
@@ -6611,9 +6737,9 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "desiredProtocols")
 			}
 			x.HasDesiredProtocols = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n140, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n140, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "desiredProtocols")
 				}
@@ -6621,11 +6747,12 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				for range n140 {
 					var zero SupportedProtocols
 					x.DesiredProtocols = append(x.DesiredProtocols, zero)
-					if err := x.DesiredProtocols[len(x.DesiredProtocols)-1].Decode((&sd)); err != nil {
+					if err := x.DesiredProtocols[len(x.DesiredProtocols)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "desiredProtocols")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 15 && present[15] {
 			raw, err := d.OpenType()
@@ -6633,10 +6760,11 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "desiredTunnelledProtocol")
 			}
 			x.DesiredTunnelledProtocol = new(TunnelledProtocol)
-			sd := d.Sub(raw)
-			if err := x.DesiredTunnelledProtocol.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.DesiredTunnelledProtocol.Decode(d); err != nil {
 				return asn1per.Wrap(err, "desiredTunnelledProtocol")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 16 && present[16] {
 			raw, err := d.OpenType()
@@ -6644,10 +6772,11 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			x.FeatureSet = new(FeatureSet)
-			sd := d.Sub(raw)
-			if err := x.FeatureSet.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.FeatureSet.Decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 17 && present[17] {
 			raw, err := d.OpenType()
@@ -6655,9 +6784,9 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n141, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n141, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -6665,11 +6794,12 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				for range n141 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 18 && present[18] {
 			raw, err := d.OpenType()
@@ -6677,14 +6807,15 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "canMapSrcAlias")
 			}
 			x.HasCanMapSrcAlias = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "canMapSrcAlias")
 				}
 				x.CanMapSrcAlias = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 19); err != nil {
 			return asn1per.Wrap(err, "AdmissionRequest")
@@ -6872,9 +7003,9 @@ func (x *TransportQOS) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "qOSCapabilities")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		{
-			n143, err := (&sd).Length(1, 256, false, 1)
+			n143, err := d.Length(1, 256, false, 1)
 			if err != nil {
 				return asn1per.Wrap(err, "qOSCapabilities")
 			}
@@ -6882,11 +7013,12 @@ func (x *TransportQOS) Decode(d *asn1per.Decoder) error {
 			for range n143 {
 				var zero h245.QOSCapability
 				x.QOSCapabilities = append(x.QOSCapabilities, zero)
-				if err := x.QOSCapabilities[len(x.QOSCapabilities)-1].Decode((&sd)); err != nil {
+				if err := x.QOSCapabilities[len(x.QOSCapabilities)-1].Decode(d); err != nil {
 					return asn1per.Wrap(err, "qOSCapabilities")
 				}
 			}
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -7264,7 +7396,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 		}
 	}
 	if ext {
-		var buf [16]bool
+		var buf [24]bool
 		present, err := d.ExtBitmap(buf[:0])
 		if err != nil {
 			return asn1per.Wrap(err, "AdmissionConfirm")
@@ -7276,9 +7408,9 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "destinationInfo")
 			}
 			x.HasDestinationInfo = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n156, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n156, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "destinationInfo")
 				}
@@ -7286,11 +7418,12 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				for range n156 {
 					var zero AliasAddress
 					x.DestinationInfo = append(x.DestinationInfo, zero)
-					if err := x.DestinationInfo[len(x.DestinationInfo)-1].Decode((&sd)); err != nil {
+					if err := x.DestinationInfo[len(x.DestinationInfo)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "destinationInfo")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -7298,9 +7431,9 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "destExtraCallInfo")
 			}
 			x.HasDestExtraCallInfo = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n157, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n157, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "destExtraCallInfo")
 				}
@@ -7308,11 +7441,12 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				for range n157 {
 					var zero AliasAddress
 					x.DestExtraCallInfo = append(x.DestExtraCallInfo, zero)
-					if err := x.DestExtraCallInfo[len(x.DestExtraCallInfo)-1].Decode((&sd)); err != nil {
+					if err := x.DestExtraCallInfo[len(x.DestExtraCallInfo)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "destExtraCallInfo")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -7320,10 +7454,11 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "destinationType")
 			}
 			x.DestinationType = new(EndpointType)
-			sd := d.Sub(raw)
-			if err := x.DestinationType.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.DestinationType.Decode(d); err != nil {
 				return asn1per.Wrap(err, "destinationType")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -7331,9 +7466,9 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "remoteExtensionAddress")
 			}
 			x.HasRemoteExtensionAddress = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n158, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n158, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "remoteExtensionAddress")
 				}
@@ -7341,11 +7476,12 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				for range n158 {
 					var zero AliasAddress
 					x.RemoteExtensionAddress = append(x.RemoteExtensionAddress, zero)
-					if err := x.RemoteExtensionAddress[len(x.RemoteExtensionAddress)-1].Decode((&sd)); err != nil {
+					if err := x.RemoteExtensionAddress[len(x.RemoteExtensionAddress)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "remoteExtensionAddress")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -7353,9 +7489,9 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "alternateEndpoints")
 			}
 			x.HasAlternateEndpoints = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n159, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n159, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "alternateEndpoints")
 				}
@@ -7363,11 +7499,12 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				for range n159 {
 					var zero Endpoint
 					x.AlternateEndpoints = append(x.AlternateEndpoints, zero)
-					if err := x.AlternateEndpoints[len(x.AlternateEndpoints)-1].Decode((&sd)); err != nil {
+					if err := x.AlternateEndpoints[len(x.AlternateEndpoints)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "alternateEndpoints")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -7375,9 +7512,9 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n160, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n160, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -7385,11 +7522,12 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				for range n160 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -7397,9 +7535,9 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n161, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n161, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -7407,11 +7545,12 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				for range n161 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -7419,10 +7558,11 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 8 && present[8] {
 			raw, err := d.OpenType()
@@ -7430,10 +7570,11 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "transportQOS")
 			}
 			x.TransportQOS = new(TransportQOS)
-			sd := d.Sub(raw)
-			if err := x.TransportQOS.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.TransportQOS.Decode(d); err != nil {
 				return asn1per.Wrap(err, "transportQOS")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 9 && present[9] {
 			raw, err := d.OpenType()
@@ -7441,14 +7582,15 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "willRespondToIRR")
 			}
 			x.HasWillRespondToIRR = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "willRespondToIRR")
 				}
 				x.WillRespondToIRR = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 10 && present[10] {
 			raw, err := d.OpenType()
@@ -7456,10 +7598,11 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "uuiesRequested")
 			}
 			x.UuiesRequested = new(UUIEsRequested)
-			sd := d.Sub(raw)
-			if err := x.UuiesRequested.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.UuiesRequested.Decode(d); err != nil {
 				return asn1per.Wrap(err, "uuiesRequested")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 11 && present[11] {
 			raw, err := d.OpenType()
@@ -7467,9 +7610,9 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "language")
 			}
 			x.HasLanguage = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n162, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n162, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "language")
 				}
@@ -7478,7 +7621,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 					var zero string
 					x.Language = append(x.Language, zero)
 					{
-						r, err := (&sd).String(charset0, 1, 32, false)
+						r, err := d.String(charset0, 1, 32, false)
 						if err != nil {
 							return asn1per.Wrap(err, "language")
 						}
@@ -7486,6 +7629,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 12 && present[12] {
 			raw, err := d.OpenType()
@@ -7493,10 +7637,11 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "alternateTransportAddresses")
 			}
 			x.AlternateTransportAddresses = new(AlternateTransportAddresses)
-			sd := d.Sub(raw)
-			if err := x.AlternateTransportAddresses.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AlternateTransportAddresses.Decode(d); err != nil {
 				return asn1per.Wrap(err, "alternateTransportAddresses")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 13 && present[13] {
 			raw, err := d.OpenType()
@@ -7504,10 +7649,11 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "useSpecifiedTransport")
 			}
 			x.UseSpecifiedTransport = new(UseSpecifiedTransport)
-			sd := d.Sub(raw)
-			if err := x.UseSpecifiedTransport.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.UseSpecifiedTransport.Decode(d); err != nil {
 				return asn1per.Wrap(err, "useSpecifiedTransport")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 14 && present[14] {
 			raw, err := d.OpenType()
@@ -7515,10 +7661,11 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
 			x.CircuitInfo = new(CircuitInfo)
-			sd := d.Sub(raw)
-			if err := x.CircuitInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CircuitInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 15 && present[15] {
 			raw, err := d.OpenType()
@@ -7526,9 +7673,9 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "usageSpec")
 			}
 			x.HasUsageSpec = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n163, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n163, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "usageSpec")
 				}
@@ -7536,11 +7683,12 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				for range n163 {
 					var zero RasUsageSpecification
 					x.UsageSpec = append(x.UsageSpec, zero)
-					if err := x.UsageSpec[len(x.UsageSpec)-1].Decode((&sd)); err != nil {
+					if err := x.UsageSpec[len(x.UsageSpec)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "usageSpec")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 16 && present[16] {
 			raw, err := d.OpenType()
@@ -7548,9 +7696,9 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "supportedProtocols")
 			}
 			x.HasSupportedProtocols = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n164, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n164, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "supportedProtocols")
 				}
@@ -7558,11 +7706,12 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				for range n164 {
 					var zero SupportedProtocols
 					x.SupportedProtocols = append(x.SupportedProtocols, zero)
-					if err := x.SupportedProtocols[len(x.SupportedProtocols)-1].Decode((&sd)); err != nil {
+					if err := x.SupportedProtocols[len(x.SupportedProtocols)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedProtocols")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 17 && present[17] {
 			raw, err := d.OpenType()
@@ -7570,9 +7719,9 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "serviceControl")
 			}
 			x.HasServiceControl = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n165, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n165, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "serviceControl")
 				}
@@ -7580,11 +7729,12 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				for range n165 {
 					var zero ServiceControlSession
 					x.ServiceControl = append(x.ServiceControl, zero)
-					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode((&sd)); err != nil {
+					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "serviceControl")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 18 && present[18] {
 			raw, err := d.OpenType()
@@ -7592,14 +7742,15 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "multipleCalls")
 			}
 			x.HasMultipleCalls = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "multipleCalls")
 				}
 				x.MultipleCalls = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 19 && present[19] {
 			raw, err := d.OpenType()
@@ -7607,10 +7758,11 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			x.FeatureSet = new(FeatureSet)
-			sd := d.Sub(raw)
-			if err := x.FeatureSet.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.FeatureSet.Decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 20 && present[20] {
 			raw, err := d.OpenType()
@@ -7618,9 +7770,9 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n166, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n166, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -7628,11 +7780,12 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				for range n166 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 21 && present[21] {
 			raw, err := d.OpenType()
@@ -7640,9 +7793,9 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "modifiedSrcInfo")
 			}
 			x.HasModifiedSrcInfo = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n167, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n167, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "modifiedSrcInfo")
 				}
@@ -7650,11 +7803,12 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				for range n167 {
 					var zero AliasAddress
 					x.ModifiedSrcInfo = append(x.ModifiedSrcInfo, zero)
-					if err := x.ModifiedSrcInfo[len(x.ModifiedSrcInfo)-1].Decode((&sd)); err != nil {
+					if err := x.ModifiedSrcInfo[len(x.ModifiedSrcInfo)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "modifiedSrcInfo")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 22 && present[22] {
 			raw, err := d.OpenType()
@@ -7662,10 +7816,11 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
 			x.AssignedGatekeeper = new(AlternateGK)
-			sd := d.Sub(raw)
-			if err := x.AssignedGatekeeper.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AssignedGatekeeper.Decode(d); err != nil {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 23); err != nil {
 			return asn1per.Wrap(err, "AdmissionConfirm")
@@ -7841,14 +7996,15 @@ func (x *UUIEsRequested) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "status")
 			}
 			x.HasStatus = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "status")
 				}
 				x.Status = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -7856,14 +8012,15 @@ func (x *UUIEsRequested) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "statusInquiry")
 			}
 			x.HasStatusInquiry = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "statusInquiry")
 				}
 				x.StatusInquiry = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -7871,14 +8028,15 @@ func (x *UUIEsRequested) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "setupAcknowledge")
 			}
 			x.HasSetupAcknowledge = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "setupAcknowledge")
 				}
 				x.SetupAcknowledge = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -7886,14 +8044,15 @@ func (x *UUIEsRequested) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "notify")
 			}
 			x.HasNotify = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "notify")
 				}
 				x.Notify = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 4); err != nil {
 			return asn1per.Wrap(err, "UUIEsRequested")
@@ -8097,10 +8256,11 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "altGKInfo")
 			}
 			x.AltGKInfo = new(AltGKInfo)
-			sd := d.Sub(raw)
-			if err := x.AltGKInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AltGKInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "altGKInfo")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -8108,9 +8268,9 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n173, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n173, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -8118,11 +8278,12 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 				for range n173 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -8130,9 +8291,9 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n174, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n174, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -8140,11 +8301,12 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 				for range n174 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -8152,9 +8314,9 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "callSignalAddress")
 			}
 			x.HasCallSignalAddress = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n175, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n175, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "callSignalAddress")
 				}
@@ -8162,11 +8324,12 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 				for range n175 {
 					var zero TransportAddress
 					x.CallSignalAddress = append(x.CallSignalAddress, zero)
-					if err := x.CallSignalAddress[len(x.CallSignalAddress)-1].Decode((&sd)); err != nil {
+					if err := x.CallSignalAddress[len(x.CallSignalAddress)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "callSignalAddress")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -8174,10 +8337,11 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -8185,9 +8349,9 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "serviceControl")
 			}
 			x.HasServiceControl = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n176, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n176, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "serviceControl")
 				}
@@ -8195,11 +8359,12 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 				for range n176 {
 					var zero ServiceControlSession
 					x.ServiceControl = append(x.ServiceControl, zero)
-					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode((&sd)); err != nil {
+					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "serviceControl")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -8207,10 +8372,11 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			x.FeatureSet = new(FeatureSet)
-			sd := d.Sub(raw)
-			if err := x.FeatureSet.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.FeatureSet.Decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -8218,9 +8384,9 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n177, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n177, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -8228,11 +8394,12 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 				for range n177 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 8 && present[8] {
 			raw, err := d.OpenType()
@@ -8240,10 +8407,11 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
 			x.AssignedGatekeeper = new(AlternateGK)
-			sd := d.Sub(raw)
-			if err := x.AssignedGatekeeper.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AssignedGatekeeper.Decode(d); err != nil {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 9); err != nil {
 			return asn1per.Wrap(err, "AdmissionReject")
@@ -8419,9 +8587,9 @@ func (x *AdmissionRejectReason) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "routeCallToSCN")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		{
-			n179, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+			n179, err := d.Length(0, asn1per.Unbounded, false, 1)
 			if err != nil {
 				return asn1per.Wrap(err, "routeCallToSCN")
 			}
@@ -8429,11 +8597,12 @@ func (x *AdmissionRejectReason) Decode(d *asn1per.Decoder) error {
 			for range n179 {
 				var zero PartyNumber
 				x.RouteCallToSCN = append(x.RouteCallToSCN, zero)
-				if err := x.RouteCallToSCN[len(x.RouteCallToSCN)-1].Decode((&sd)); err != nil {
+				if err := x.RouteCallToSCN[len(x.RouteCallToSCN)-1].Decode(d); err != nil {
 					return asn1per.Wrap(err, "routeCallToSCN")
 				}
 			}
 		}
+		d.Pop(fr)
 	case 13:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -8469,11 +8638,12 @@ func (x *AdmissionRejectReason) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.SecurityError = new(SecurityErrors2)
-		if err := x.SecurityError.Decode((&sd)); err != nil {
+		if err := x.SecurityError.Decode(d); err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
+		d.Pop(fr)
 	case 19:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -8755,10 +8925,11 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			x.CallIdentifier = new(CallIdentifier)
-			sd := d.Sub(raw)
-			if err := x.CallIdentifier.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CallIdentifier.Decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -8766,10 +8937,11 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "gatekeeperIdentifier")
 			}
 			x.HasGatekeeperIdentifier = true
-			sd := d.Sub(raw)
-			if err := x.GatekeeperIdentifier.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.GatekeeperIdentifier.Decode(d); err != nil {
 				return asn1per.Wrap(err, "gatekeeperIdentifier")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -8777,9 +8949,9 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n184, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n184, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -8787,11 +8959,12 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 				for range n184 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -8799,9 +8972,9 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n185, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n185, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -8809,11 +8982,12 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 				for range n185 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -8821,10 +8995,11 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -8832,14 +9007,15 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "answeredCall")
 			}
 			x.HasAnsweredCall = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "answeredCall")
 				}
 				x.AnsweredCall = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -8847,10 +9023,11 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "callLinkage")
 			}
 			x.CallLinkage = new(CallLinkage)
-			sd := d.Sub(raw)
-			if err := x.CallLinkage.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CallLinkage.Decode(d); err != nil {
 				return asn1per.Wrap(err, "callLinkage")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -8858,10 +9035,11 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "capacity")
 			}
 			x.Capacity = new(CallCapacity)
-			sd := d.Sub(raw)
-			if err := x.Capacity.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Capacity.Decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 8 && present[8] {
 			raw, err := d.OpenType()
@@ -8869,10 +9047,11 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "usageInformation")
 			}
 			x.UsageInformation = new(RasUsageInformation)
-			sd := d.Sub(raw)
-			if err := x.UsageInformation.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.UsageInformation.Decode(d); err != nil {
 				return asn1per.Wrap(err, "usageInformation")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 9 && present[9] {
 			raw, err := d.OpenType()
@@ -8880,9 +9059,9 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "bandwidthDetails")
 			}
 			x.HasBandwidthDetails = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n186, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n186, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "bandwidthDetails")
 				}
@@ -8890,11 +9069,12 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 				for range n186 {
 					var zero BandwidthDetails
 					x.BandwidthDetails = append(x.BandwidthDetails, zero)
-					if err := x.BandwidthDetails[len(x.BandwidthDetails)-1].Decode((&sd)); err != nil {
+					if err := x.BandwidthDetails[len(x.BandwidthDetails)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "bandwidthDetails")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 10 && present[10] {
 			raw, err := d.OpenType()
@@ -8902,9 +9082,9 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n187, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n187, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -8912,11 +9092,12 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 				for range n187 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 11 && present[11] {
 			raw, err := d.OpenType()
@@ -8924,10 +9105,11 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "transportQOS")
 			}
 			x.TransportQOS = new(TransportQOS)
-			sd := d.Sub(raw)
-			if err := x.TransportQOS.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.TransportQOS.Decode(d); err != nil {
 				return asn1per.Wrap(err, "transportQOS")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 12); err != nil {
 			return asn1per.Wrap(err, "BandwidthRequest")
@@ -9095,9 +9277,9 @@ func (x *BandwidthConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n191, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n191, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -9105,11 +9287,12 @@ func (x *BandwidthConfirm) Decode(d *asn1per.Decoder) error {
 				for range n191 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -9117,9 +9300,9 @@ func (x *BandwidthConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n192, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n192, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -9127,11 +9310,12 @@ func (x *BandwidthConfirm) Decode(d *asn1per.Decoder) error {
 				for range n192 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -9139,10 +9323,11 @@ func (x *BandwidthConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -9150,10 +9335,11 @@ func (x *BandwidthConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "capacity")
 			}
 			x.Capacity = new(CallCapacity)
-			sd := d.Sub(raw)
-			if err := x.Capacity.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Capacity.Decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -9161,9 +9347,9 @@ func (x *BandwidthConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n193, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n193, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -9171,11 +9357,12 @@ func (x *BandwidthConfirm) Decode(d *asn1per.Decoder) error {
 				for range n193 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -9183,10 +9370,11 @@ func (x *BandwidthConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "transportQOS")
 			}
 			x.TransportQOS = new(TransportQOS)
-			sd := d.Sub(raw)
-			if err := x.TransportQOS.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.TransportQOS.Decode(d); err != nil {
 				return asn1per.Wrap(err, "transportQOS")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 6); err != nil {
 			return asn1per.Wrap(err, "BandwidthConfirm")
@@ -9353,10 +9541,11 @@ func (x *BandwidthReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "altGKInfo")
 			}
 			x.AltGKInfo = new(AltGKInfo)
-			sd := d.Sub(raw)
-			if err := x.AltGKInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AltGKInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "altGKInfo")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -9364,9 +9553,9 @@ func (x *BandwidthReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n197, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n197, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -9374,11 +9563,12 @@ func (x *BandwidthReject) Decode(d *asn1per.Decoder) error {
 				for range n197 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -9386,9 +9576,9 @@ func (x *BandwidthReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n198, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n198, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -9396,11 +9586,12 @@ func (x *BandwidthReject) Decode(d *asn1per.Decoder) error {
 				for range n198 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -9408,10 +9599,11 @@ func (x *BandwidthReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -9419,9 +9611,9 @@ func (x *BandwidthReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n199, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n199, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -9429,11 +9621,12 @@ func (x *BandwidthReject) Decode(d *asn1per.Decoder) error {
 				for range n199 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 5); err != nil {
 			return asn1per.Wrap(err, "BandwidthReject")
@@ -9524,11 +9717,12 @@ func (x *BandRejectReason) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.SecurityError = new(SecurityErrors2)
-		if err := x.SecurityError.Decode((&sd)); err != nil {
+		if err := x.SecurityError.Decode(d); err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -9836,7 +10030,7 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "replyAddress")
 	}
 	if ext {
-		var buf [16]bool
+		var buf [24]bool
 		present, err := d.ExtBitmap(buf[:0])
 		if err != nil {
 			return asn1per.Wrap(err, "LocationRequest")
@@ -9848,9 +10042,9 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "sourceInfo")
 			}
 			x.HasSourceInfo = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n209, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n209, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "sourceInfo")
 				}
@@ -9858,11 +10052,12 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				for range n209 {
 					var zero AliasAddress
 					x.SourceInfo = append(x.SourceInfo, zero)
-					if err := x.SourceInfo[len(x.SourceInfo)-1].Decode((&sd)); err != nil {
+					if err := x.SourceInfo[len(x.SourceInfo)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "sourceInfo")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -9870,14 +10065,15 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "canMapAlias")
 			}
 			x.HasCanMapAlias = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "canMapAlias")
 				}
 				x.CanMapAlias = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -9885,10 +10081,11 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "gatekeeperIdentifier")
 			}
 			x.HasGatekeeperIdentifier = true
-			sd := d.Sub(raw)
-			if err := x.GatekeeperIdentifier.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.GatekeeperIdentifier.Decode(d); err != nil {
 				return asn1per.Wrap(err, "gatekeeperIdentifier")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -9896,9 +10093,9 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n210, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n210, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -9906,11 +10103,12 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				for range n210 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -9918,9 +10116,9 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n211, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n211, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -9928,11 +10126,12 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				for range n211 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -9940,10 +10139,11 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -9951,9 +10151,9 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "desiredProtocols")
 			}
 			x.HasDesiredProtocols = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n212, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n212, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "desiredProtocols")
 				}
@@ -9961,11 +10161,12 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				for range n212 {
 					var zero SupportedProtocols
 					x.DesiredProtocols = append(x.DesiredProtocols, zero)
-					if err := x.DesiredProtocols[len(x.DesiredProtocols)-1].Decode((&sd)); err != nil {
+					if err := x.DesiredProtocols[len(x.DesiredProtocols)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "desiredProtocols")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -9973,10 +10174,11 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "desiredTunnelledProtocol")
 			}
 			x.DesiredTunnelledProtocol = new(TunnelledProtocol)
-			sd := d.Sub(raw)
-			if err := x.DesiredTunnelledProtocol.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.DesiredTunnelledProtocol.Decode(d); err != nil {
 				return asn1per.Wrap(err, "desiredTunnelledProtocol")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 8 && present[8] {
 			raw, err := d.OpenType()
@@ -9984,10 +10186,11 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			x.FeatureSet = new(FeatureSet)
-			sd := d.Sub(raw)
-			if err := x.FeatureSet.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.FeatureSet.Decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 9 && present[9] {
 			raw, err := d.OpenType()
@@ -9995,9 +10198,9 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n213, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n213, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -10005,11 +10208,12 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				for range n213 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 10 && present[10] {
 			raw, err := d.OpenType()
@@ -10017,14 +10221,15 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "hopCount")
 			}
 			x.HasHopCount = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Constrained(1, 255)
+				r, err := d.Constrained(1, 255)
 				if err != nil {
 					return asn1per.Wrap(err, "hopCount")
 				}
 				x.HopCount = int64(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 11 && present[11] {
 			raw, err := d.OpenType()
@@ -10032,10 +10237,11 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
 			x.CircuitInfo = new(CircuitInfo)
-			sd := d.Sub(raw)
-			if err := x.CircuitInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CircuitInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 12 && present[12] {
 			raw, err := d.OpenType()
@@ -10043,10 +10249,11 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			x.CallIdentifier = new(CallIdentifier)
-			sd := d.Sub(raw)
-			if err := x.CallIdentifier.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CallIdentifier.Decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 13 && present[13] {
 			raw, err := d.OpenType()
@@ -10054,10 +10261,11 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "bandWidth")
 			}
 			x.HasBandWidth = true
-			sd := d.Sub(raw)
-			if err := x.BandWidth.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.BandWidth.Decode(d); err != nil {
 				return asn1per.Wrap(err, "bandWidth")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 14 && present[14] {
 			raw, err := d.OpenType()
@@ -10065,9 +10273,9 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "sourceEndpointInfo")
 			}
 			x.HasSourceEndpointInfo = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n214, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n214, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "sourceEndpointInfo")
 				}
@@ -10075,11 +10283,12 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				for range n214 {
 					var zero AliasAddress
 					x.SourceEndpointInfo = append(x.SourceEndpointInfo, zero)
-					if err := x.SourceEndpointInfo[len(x.SourceEndpointInfo)-1].Decode((&sd)); err != nil {
+					if err := x.SourceEndpointInfo[len(x.SourceEndpointInfo)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "sourceEndpointInfo")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 15 && present[15] {
 			raw, err := d.OpenType()
@@ -10087,14 +10296,15 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "canMapSrcAlias")
 			}
 			x.HasCanMapSrcAlias = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "canMapSrcAlias")
 				}
 				x.CanMapSrcAlias = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 16 && present[16] {
 			raw, err := d.OpenType()
@@ -10102,9 +10312,9 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "language")
 			}
 			x.HasLanguage = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n215, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n215, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "language")
 				}
@@ -10113,7 +10323,7 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 					var zero string
 					x.Language = append(x.Language, zero)
 					{
-						r, err := (&sd).String(charset0, 1, 32, false)
+						r, err := d.String(charset0, 1, 32, false)
 						if err != nil {
 							return asn1per.Wrap(err, "language")
 						}
@@ -10121,6 +10331,7 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 17); err != nil {
 			return asn1per.Wrap(err, "LocationRequest")
@@ -10413,7 +10624,7 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 		}
 	}
 	if ext {
-		var buf [16]bool
+		var buf [24]bool
 		present, err := d.ExtBitmap(buf[:0])
 		if err != nil {
 			return asn1per.Wrap(err, "LocationConfirm")
@@ -10425,9 +10636,9 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "destinationInfo")
 			}
 			x.HasDestinationInfo = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n226, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n226, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "destinationInfo")
 				}
@@ -10435,11 +10646,12 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n226 {
 					var zero AliasAddress
 					x.DestinationInfo = append(x.DestinationInfo, zero)
-					if err := x.DestinationInfo[len(x.DestinationInfo)-1].Decode((&sd)); err != nil {
+					if err := x.DestinationInfo[len(x.DestinationInfo)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "destinationInfo")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -10447,9 +10659,9 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "destExtraCallInfo")
 			}
 			x.HasDestExtraCallInfo = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n227, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n227, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "destExtraCallInfo")
 				}
@@ -10457,11 +10669,12 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n227 {
 					var zero AliasAddress
 					x.DestExtraCallInfo = append(x.DestExtraCallInfo, zero)
-					if err := x.DestExtraCallInfo[len(x.DestExtraCallInfo)-1].Decode((&sd)); err != nil {
+					if err := x.DestExtraCallInfo[len(x.DestExtraCallInfo)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "destExtraCallInfo")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -10469,10 +10682,11 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "destinationType")
 			}
 			x.DestinationType = new(EndpointType)
-			sd := d.Sub(raw)
-			if err := x.DestinationType.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.DestinationType.Decode(d); err != nil {
 				return asn1per.Wrap(err, "destinationType")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -10480,9 +10694,9 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "remoteExtensionAddress")
 			}
 			x.HasRemoteExtensionAddress = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n228, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n228, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "remoteExtensionAddress")
 				}
@@ -10490,11 +10704,12 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n228 {
 					var zero AliasAddress
 					x.RemoteExtensionAddress = append(x.RemoteExtensionAddress, zero)
-					if err := x.RemoteExtensionAddress[len(x.RemoteExtensionAddress)-1].Decode((&sd)); err != nil {
+					if err := x.RemoteExtensionAddress[len(x.RemoteExtensionAddress)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "remoteExtensionAddress")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -10502,9 +10717,9 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "alternateEndpoints")
 			}
 			x.HasAlternateEndpoints = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n229, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n229, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "alternateEndpoints")
 				}
@@ -10512,11 +10727,12 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n229 {
 					var zero Endpoint
 					x.AlternateEndpoints = append(x.AlternateEndpoints, zero)
-					if err := x.AlternateEndpoints[len(x.AlternateEndpoints)-1].Decode((&sd)); err != nil {
+					if err := x.AlternateEndpoints[len(x.AlternateEndpoints)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "alternateEndpoints")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -10524,9 +10740,9 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n230, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n230, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -10534,11 +10750,12 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n230 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -10546,9 +10763,9 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n231, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n231, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -10556,11 +10773,12 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n231 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -10568,10 +10786,11 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 8 && present[8] {
 			raw, err := d.OpenType()
@@ -10579,10 +10798,11 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "alternateTransportAddresses")
 			}
 			x.AlternateTransportAddresses = new(AlternateTransportAddresses)
-			sd := d.Sub(raw)
-			if err := x.AlternateTransportAddresses.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AlternateTransportAddresses.Decode(d); err != nil {
 				return asn1per.Wrap(err, "alternateTransportAddresses")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 9 && present[9] {
 			raw, err := d.OpenType()
@@ -10590,9 +10810,9 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "supportedProtocols")
 			}
 			x.HasSupportedProtocols = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n232, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n232, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "supportedProtocols")
 				}
@@ -10600,11 +10820,12 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n232 {
 					var zero SupportedProtocols
 					x.SupportedProtocols = append(x.SupportedProtocols, zero)
-					if err := x.SupportedProtocols[len(x.SupportedProtocols)-1].Decode((&sd)); err != nil {
+					if err := x.SupportedProtocols[len(x.SupportedProtocols)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedProtocols")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 10 && present[10] {
 			raw, err := d.OpenType()
@@ -10612,14 +10833,15 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "multipleCalls")
 			}
 			x.HasMultipleCalls = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "multipleCalls")
 				}
 				x.MultipleCalls = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 11 && present[11] {
 			raw, err := d.OpenType()
@@ -10627,10 +10849,11 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			x.FeatureSet = new(FeatureSet)
-			sd := d.Sub(raw)
-			if err := x.FeatureSet.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.FeatureSet.Decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 12 && present[12] {
 			raw, err := d.OpenType()
@@ -10638,9 +10861,9 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n233, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n233, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -10648,11 +10871,12 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n233 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 13 && present[13] {
 			raw, err := d.OpenType()
@@ -10660,10 +10884,11 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
 			x.CircuitInfo = new(CircuitInfo)
-			sd := d.Sub(raw)
-			if err := x.CircuitInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CircuitInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 14 && present[14] {
 			raw, err := d.OpenType()
@@ -10671,9 +10896,9 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "serviceControl")
 			}
 			x.HasServiceControl = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n234, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n234, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "serviceControl")
 				}
@@ -10681,11 +10906,12 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n234 {
 					var zero ServiceControlSession
 					x.ServiceControl = append(x.ServiceControl, zero)
-					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode((&sd)); err != nil {
+					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "serviceControl")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 15 && present[15] {
 			raw, err := d.OpenType()
@@ -10693,9 +10919,9 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "modifiedSrcInfo")
 			}
 			x.HasModifiedSrcInfo = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n235, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n235, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "modifiedSrcInfo")
 				}
@@ -10703,11 +10929,12 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n235 {
 					var zero AliasAddress
 					x.ModifiedSrcInfo = append(x.ModifiedSrcInfo, zero)
-					if err := x.ModifiedSrcInfo[len(x.ModifiedSrcInfo)-1].Decode((&sd)); err != nil {
+					if err := x.ModifiedSrcInfo[len(x.ModifiedSrcInfo)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "modifiedSrcInfo")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 16 && present[16] {
 			raw, err := d.OpenType()
@@ -10715,10 +10942,11 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "bandWidth")
 			}
 			x.HasBandWidth = true
-			sd := d.Sub(raw)
-			if err := x.BandWidth.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.BandWidth.Decode(d); err != nil {
 				return asn1per.Wrap(err, "bandWidth")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 17); err != nil {
 			return asn1per.Wrap(err, "LocationConfirm")
@@ -10900,10 +11128,11 @@ func (x *LocationReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "altGKInfo")
 			}
 			x.AltGKInfo = new(AltGKInfo)
-			sd := d.Sub(raw)
-			if err := x.AltGKInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AltGKInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "altGKInfo")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -10911,9 +11140,9 @@ func (x *LocationReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n240, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n240, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -10921,11 +11150,12 @@ func (x *LocationReject) Decode(d *asn1per.Decoder) error {
 				for range n240 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -10933,9 +11163,9 @@ func (x *LocationReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n241, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n241, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -10943,11 +11173,12 @@ func (x *LocationReject) Decode(d *asn1per.Decoder) error {
 				for range n241 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -10955,10 +11186,11 @@ func (x *LocationReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -10966,10 +11198,11 @@ func (x *LocationReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			x.FeatureSet = new(FeatureSet)
-			sd := d.Sub(raw)
-			if err := x.FeatureSet.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.FeatureSet.Decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -10977,9 +11210,9 @@ func (x *LocationReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n242, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n242, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -10987,11 +11220,12 @@ func (x *LocationReject) Decode(d *asn1per.Decoder) error {
 				for range n242 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -10999,9 +11233,9 @@ func (x *LocationReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "serviceControl")
 			}
 			x.HasServiceControl = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n243, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n243, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "serviceControl")
 				}
@@ -11009,11 +11243,12 @@ func (x *LocationReject) Decode(d *asn1per.Decoder) error {
 				for range n243 {
 					var zero ServiceControlSession
 					x.ServiceControl = append(x.ServiceControl, zero)
-					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode((&sd)); err != nil {
+					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "serviceControl")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 7); err != nil {
 			return asn1per.Wrap(err, "LocationReject")
@@ -11153,9 +11388,9 @@ func (x *LocationRejectReason) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "routeCalltoSCN")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		{
-			n245, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+			n245, err := d.Length(0, asn1per.Unbounded, false, 1)
 			if err != nil {
 				return asn1per.Wrap(err, "routeCalltoSCN")
 			}
@@ -11163,11 +11398,12 @@ func (x *LocationRejectReason) Decode(d *asn1per.Decoder) error {
 			for range n245 {
 				var zero PartyNumber
 				x.RouteCalltoSCN = append(x.RouteCalltoSCN, zero)
-				if err := x.RouteCalltoSCN[len(x.RouteCalltoSCN)-1].Decode((&sd)); err != nil {
+				if err := x.RouteCalltoSCN[len(x.RouteCalltoSCN)-1].Decode(d); err != nil {
 					return asn1per.Wrap(err, "routeCalltoSCN")
 				}
 			}
 		}
+		d.Pop(fr)
 	case 7:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -11203,11 +11439,12 @@ func (x *LocationRejectReason) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.SecurityError = new(SecurityErrors2)
-		if err := x.SecurityError.Decode((&sd)); err != nil {
+		if err := x.SecurityError.Decode(d); err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
+		d.Pop(fr)
 	case 13:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -11478,10 +11715,11 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			x.CallIdentifier = new(CallIdentifier)
-			sd := d.Sub(raw)
-			if err := x.CallIdentifier.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CallIdentifier.Decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -11489,10 +11727,11 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "gatekeeperIdentifier")
 			}
 			x.HasGatekeeperIdentifier = true
-			sd := d.Sub(raw)
-			if err := x.GatekeeperIdentifier.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.GatekeeperIdentifier.Decode(d); err != nil {
 				return asn1per.Wrap(err, "gatekeeperIdentifier")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -11500,9 +11739,9 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n250, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n250, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -11510,11 +11749,12 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 				for range n250 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -11522,9 +11762,9 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n251, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n251, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -11532,11 +11772,12 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 				for range n251 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -11544,10 +11785,11 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -11555,14 +11797,15 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "answeredCall")
 			}
 			x.HasAnsweredCall = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "answeredCall")
 				}
 				x.AnsweredCall = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -11570,10 +11813,11 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "callLinkage")
 			}
 			x.CallLinkage = new(CallLinkage)
-			sd := d.Sub(raw)
-			if err := x.CallLinkage.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CallLinkage.Decode(d); err != nil {
 				return asn1per.Wrap(err, "callLinkage")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -11581,10 +11825,11 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "capacity")
 			}
 			x.Capacity = new(CallCapacity)
-			sd := d.Sub(raw)
-			if err := x.Capacity.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Capacity.Decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 8 && present[8] {
 			raw, err := d.OpenType()
@@ -11592,10 +11837,11 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
 			x.CircuitInfo = new(CircuitInfo)
-			sd := d.Sub(raw)
-			if err := x.CircuitInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CircuitInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 9 && present[9] {
 			raw, err := d.OpenType()
@@ -11603,10 +11849,11 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "usageInformation")
 			}
 			x.UsageInformation = new(RasUsageInformation)
-			sd := d.Sub(raw)
-			if err := x.UsageInformation.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.UsageInformation.Decode(d); err != nil {
 				return asn1per.Wrap(err, "usageInformation")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 10 && present[10] {
 			raw, err := d.OpenType()
@@ -11614,10 +11861,11 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "terminationCause")
 			}
 			x.TerminationCause = new(CallTerminationCause)
-			sd := d.Sub(raw)
-			if err := x.TerminationCause.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.TerminationCause.Decode(d); err != nil {
 				return asn1per.Wrap(err, "terminationCause")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 11 && present[11] {
 			raw, err := d.OpenType()
@@ -11625,9 +11873,9 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "serviceControl")
 			}
 			x.HasServiceControl = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n252, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n252, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "serviceControl")
 				}
@@ -11635,11 +11883,12 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 				for range n252 {
 					var zero ServiceControlSession
 					x.ServiceControl = append(x.ServiceControl, zero)
-					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode((&sd)); err != nil {
+					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "serviceControl")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 12 && present[12] {
 			raw, err := d.OpenType()
@@ -11647,9 +11896,9 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n253, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n253, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -11657,11 +11906,12 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 				for range n253 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 13); err != nil {
 			return asn1per.Wrap(err, "DisengageRequest")
@@ -11895,9 +12145,9 @@ func (x *DisengageConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n257, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n257, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -11905,11 +12155,12 @@ func (x *DisengageConfirm) Decode(d *asn1per.Decoder) error {
 				for range n257 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -11917,9 +12168,9 @@ func (x *DisengageConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n258, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n258, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -11927,11 +12178,12 @@ func (x *DisengageConfirm) Decode(d *asn1per.Decoder) error {
 				for range n258 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -11939,10 +12191,11 @@ func (x *DisengageConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -11950,10 +12203,11 @@ func (x *DisengageConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "capacity")
 			}
 			x.Capacity = new(CallCapacity)
-			sd := d.Sub(raw)
-			if err := x.Capacity.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Capacity.Decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -11961,10 +12215,11 @@ func (x *DisengageConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
 			x.CircuitInfo = new(CircuitInfo)
-			sd := d.Sub(raw)
-			if err := x.CircuitInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CircuitInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -11972,10 +12227,11 @@ func (x *DisengageConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "usageInformation")
 			}
 			x.UsageInformation = new(RasUsageInformation)
-			sd := d.Sub(raw)
-			if err := x.UsageInformation.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.UsageInformation.Decode(d); err != nil {
 				return asn1per.Wrap(err, "usageInformation")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -11983,9 +12239,9 @@ func (x *DisengageConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n259, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n259, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -11993,11 +12249,12 @@ func (x *DisengageConfirm) Decode(d *asn1per.Decoder) error {
 				for range n259 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -12005,10 +12262,11 @@ func (x *DisengageConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
 			x.AssignedGatekeeper = new(AlternateGK)
-			sd := d.Sub(raw)
-			if err := x.AssignedGatekeeper.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AssignedGatekeeper.Decode(d); err != nil {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 8); err != nil {
 			return asn1per.Wrap(err, "DisengageConfirm")
@@ -12168,10 +12426,11 @@ func (x *DisengageReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "altGKInfo")
 			}
 			x.AltGKInfo = new(AltGKInfo)
-			sd := d.Sub(raw)
-			if err := x.AltGKInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AltGKInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "altGKInfo")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -12179,9 +12438,9 @@ func (x *DisengageReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n263, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n263, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -12189,11 +12448,12 @@ func (x *DisengageReject) Decode(d *asn1per.Decoder) error {
 				for range n263 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -12201,9 +12461,9 @@ func (x *DisengageReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n264, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n264, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -12211,11 +12471,12 @@ func (x *DisengageReject) Decode(d *asn1per.Decoder) error {
 				for range n264 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -12223,10 +12484,11 @@ func (x *DisengageReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -12234,9 +12496,9 @@ func (x *DisengageReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n265, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n265, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -12244,11 +12506,12 @@ func (x *DisengageReject) Decode(d *asn1per.Decoder) error {
 				for range n265 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 5); err != nil {
 			return asn1per.Wrap(err, "DisengageReject")
@@ -12327,11 +12590,12 @@ func (x *DisengageRejectReason) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.SecurityError = new(SecurityErrors2)
-		if err := x.SecurityError.Decode((&sd)); err != nil {
+		if err := x.SecurityError.Decode(d); err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -12555,10 +12819,11 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			x.CallIdentifier = new(CallIdentifier)
-			sd := d.Sub(raw)
-			if err := x.CallIdentifier.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CallIdentifier.Decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -12566,9 +12831,9 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n269, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n269, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -12576,11 +12841,12 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 				for range n269 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -12588,9 +12854,9 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n270, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n270, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -12598,11 +12864,12 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 				for range n270 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -12610,10 +12877,11 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -12621,10 +12889,11 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "uuiesRequested")
 			}
 			x.UuiesRequested = new(UUIEsRequested)
-			sd := d.Sub(raw)
-			if err := x.UuiesRequested.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.UuiesRequested.Decode(d); err != nil {
 				return asn1per.Wrap(err, "uuiesRequested")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -12632,10 +12901,11 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "callLinkage")
 			}
 			x.CallLinkage = new(CallLinkage)
-			sd := d.Sub(raw)
-			if err := x.CallLinkage.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CallLinkage.Decode(d); err != nil {
 				return asn1per.Wrap(err, "callLinkage")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -12643,10 +12913,11 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "usageInfoRequested")
 			}
 			x.UsageInfoRequested = new(RasUsageInfoTypes)
-			sd := d.Sub(raw)
-			if err := x.UsageInfoRequested.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.UsageInfoRequested.Decode(d); err != nil {
 				return asn1per.Wrap(err, "usageInfoRequested")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -12662,14 +12933,15 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "nextSegmentRequested")
 			}
 			x.HasNextSegmentRequested = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Constrained(0, 65535)
+				r, err := d.Constrained(0, 65535)
 				if err != nil {
 					return asn1per.Wrap(err, "nextSegmentRequested")
 				}
 				x.NextSegmentRequested = int64(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 9 && present[9] {
 			raw, err := d.OpenType()
@@ -12685,9 +12957,9 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n271, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n271, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -12695,11 +12967,12 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 				for range n271 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 11 && present[11] {
 			raw, err := d.OpenType()
@@ -12707,10 +12980,11 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
 			x.AssignedGatekeeper = new(AlternateGK)
-			sd := d.Sub(raw)
-			if err := x.AssignedGatekeeper.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AssignedGatekeeper.Decode(d); err != nil {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 12); err != nil {
 			return asn1per.Wrap(err, "InfoRequest")
@@ -12989,9 +13263,9 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n281, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n281, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -12999,11 +13273,12 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 				for range n281 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -13011,9 +13286,9 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n282, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n282, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -13021,11 +13296,12 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 				for range n282 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -13033,10 +13309,11 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -13044,14 +13321,15 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "needResponse")
 			}
 			x.HasNeedResponse = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "needResponse")
 				}
 				x.NeedResponse = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -13059,10 +13337,11 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "capacity")
 			}
 			x.Capacity = new(CallCapacity)
-			sd := d.Sub(raw)
-			if err := x.Capacity.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Capacity.Decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -13070,10 +13349,11 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "irrStatus")
 			}
 			x.IrrStatus = new(InfoRequestResponseStatus)
-			sd := d.Sub(raw)
-			if err := x.IrrStatus.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IrrStatus.Decode(d); err != nil {
 				return asn1per.Wrap(err, "irrStatus")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -13081,14 +13361,15 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "unsolicited")
 			}
 			x.HasUnsolicited = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "unsolicited")
 				}
 				x.Unsolicited = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -13096,9 +13377,9 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n283, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n283, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -13106,11 +13387,12 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 				for range n283 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 8); err != nil {
 			return asn1per.Wrap(err, "InfoRequestResponse")
@@ -13571,11 +13853,12 @@ func (x *InfoRequestNakReason) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.SecurityError = new(SecurityErrors2)
-		if err := x.SecurityError.Decode((&sd)); err != nil {
+		if err := x.SecurityError.Decode(d); err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -13716,9 +13999,9 @@ func (x *NonStandardMessage) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n295, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n295, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -13726,11 +14009,12 @@ func (x *NonStandardMessage) Decode(d *asn1per.Decoder) error {
 				for range n295 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -13738,9 +14022,9 @@ func (x *NonStandardMessage) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n296, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n296, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -13748,11 +14032,12 @@ func (x *NonStandardMessage) Decode(d *asn1per.Decoder) error {
 				for range n296 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -13760,10 +14045,11 @@ func (x *NonStandardMessage) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -13771,10 +14057,11 @@ func (x *NonStandardMessage) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			x.FeatureSet = new(FeatureSet)
-			sd := d.Sub(raw)
-			if err := x.FeatureSet.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.FeatureSet.Decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -13782,9 +14069,9 @@ func (x *NonStandardMessage) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n297, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n297, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -13792,11 +14079,12 @@ func (x *NonStandardMessage) Decode(d *asn1per.Decoder) error {
 				for range n297 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 5); err != nil {
 			return asn1per.Wrap(err, "NonStandardMessage")
@@ -13915,9 +14203,9 @@ func (x *UnknownMessageResponse) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n300, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n300, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -13925,11 +14213,12 @@ func (x *UnknownMessageResponse) Decode(d *asn1per.Decoder) error {
 				for range n300 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -13937,9 +14226,9 @@ func (x *UnknownMessageResponse) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n301, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n301, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -13947,11 +14236,12 @@ func (x *UnknownMessageResponse) Decode(d *asn1per.Decoder) error {
 				for range n301 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -13959,10 +14249,11 @@ func (x *UnknownMessageResponse) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			x.IntegrityCheckValue = new(ICV)
-			sd := d.Sub(raw)
-			if err := x.IntegrityCheckValue.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.IntegrityCheckValue.Decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -13970,14 +14261,15 @@ func (x *UnknownMessageResponse) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "messageNotUnderstood")
 			}
 			x.HasMessageNotUnderstood = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).OctetString(0, asn1per.Unbounded, false)
+				r, err := d.OctetString(0, asn1per.Unbounded, false)
 				if err != nil {
 					return asn1per.Wrap(err, "messageNotUnderstood")
 				}
 				x.MessageNotUnderstood = []byte(r)
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 4); err != nil {
 			return asn1per.Wrap(err, "UnknownMessageResponse")
@@ -14373,10 +14665,11 @@ func (x *ResourcesAvailableIndicate) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "capacity")
 			}
 			x.Capacity = new(CallCapacity)
-			sd := d.Sub(raw)
-			if err := x.Capacity.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Capacity.Decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -14384,9 +14677,9 @@ func (x *ResourcesAvailableIndicate) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n313, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n313, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -14394,11 +14687,12 @@ func (x *ResourcesAvailableIndicate) Decode(d *asn1per.Decoder) error {
 				for range n313 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 2); err != nil {
 			return asn1per.Wrap(err, "ResourcesAvailableIndicate")
@@ -14587,9 +14881,9 @@ func (x *ResourcesAvailableConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericData")
 			}
 			x.HasGenericData = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n319, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n319, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
@@ -14597,11 +14891,12 @@ func (x *ResourcesAvailableConfirm) Decode(d *asn1per.Decoder) error {
 				for range n319 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode((&sd)); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "ResourcesAvailableConfirm")
@@ -15750,24 +16045,26 @@ func (x *AuthenticationMechanism) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "authenticationBES")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.AuthenticationBES = new(AuthenticationBES)
-		if err := x.AuthenticationBES.Decode((&sd)); err != nil {
+		if err := x.AuthenticationBES.Decode(d); err != nil {
 			return asn1per.Wrap(err, "authenticationBES")
 		}
+		d.Pop(fr)
 	case 8:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "keyExch")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		{
-			r, err := (&sd).ObjectIdentifier()
+			r, err := d.ObjectIdentifier()
 			if err != nil {
 				return asn1per.Wrap(err, "keyExch")
 			}
 			x.KeyExch = asn1per.ObjectIdentifier(r)
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -16003,10 +16300,11 @@ func (x *ClearToken) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "eckasdhkey")
 			}
 			x.Eckasdhkey = new(ECKASDH)
-			sd := d.Sub(raw)
-			if err := x.Eckasdhkey.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Eckasdhkey.Decode(d); err != nil {
 				return asn1per.Wrap(err, "eckasdhkey")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -16014,10 +16312,11 @@ func (x *ClearToken) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "sendersID")
 			}
 			x.HasSendersID = true
-			sd := d.Sub(raw)
-			if err := x.SendersID.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.SendersID.Decode(d); err != nil {
 				return asn1per.Wrap(err, "sendersID")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -16025,10 +16324,11 @@ func (x *ClearToken) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "h235Key")
 			}
 			x.H235Key = new(H235Key)
-			sd := d.Sub(raw)
-			if err := x.H235Key.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.H235Key.Decode(d); err != nil {
 				return asn1per.Wrap(err, "h235Key")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -16036,9 +16336,9 @@ func (x *ClearToken) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "profileInfo")
 			}
 			x.HasProfileInfo = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n335, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n335, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "profileInfo")
 				}
@@ -16046,11 +16346,12 @@ func (x *ClearToken) Decode(d *asn1per.Decoder) error {
 				for range n335 {
 					var zero ProfileElement
 					x.ProfileInfo = append(x.ProfileInfo, zero)
-					if err := x.ProfileInfo[len(x.ProfileInfo)-1].Decode((&sd)); err != nil {
+					if err := x.ProfileInfo[len(x.ProfileInfo)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "profileInfo")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 4); err != nil {
 			return asn1per.Wrap(err, "ClearToken")
@@ -16439,10 +16740,11 @@ func (x *Params) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "iv16")
 			}
 			x.HasIv16 = true
-			sd := d.Sub(raw)
-			if err := x.Iv16.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Iv16.Decode(d); err != nil {
 				return asn1per.Wrap(err, "iv16")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -16450,14 +16752,15 @@ func (x *Params) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "iv")
 			}
 			x.HasIv = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).OctetString(0, asn1per.Unbounded, false)
+				r, err := d.OctetString(0, asn1per.Unbounded, false)
 				if err != nil {
 					return asn1per.Wrap(err, "iv")
 				}
 				x.Iv = []byte(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -16465,14 +16768,15 @@ func (x *Params) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "clearSalt")
 			}
 			x.HasClearSalt = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).OctetString(0, asn1per.Unbounded, false)
+				r, err := d.OctetString(0, asn1per.Unbounded, false)
 				if err != nil {
 					return asn1per.Wrap(err, "clearSalt")
 				}
 				x.ClearSalt = []byte(r)
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 3); err != nil {
 			return asn1per.Wrap(err, "Params")
@@ -16722,11 +17026,12 @@ func (x *H235Key) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "secureSharedSecret")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.SecureSharedSecret = new(V3KeySyncMaterial)
-		if err := x.SecureSharedSecret.Decode((&sd)); err != nil {
+		if err := x.SecureSharedSecret.Decode(d); err != nil {
 			return asn1per.Wrap(err, "secureSharedSecret")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -17302,14 +17607,15 @@ func (x *V3KeySyncMaterial) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericKeyMaterial")
 			}
 			x.HasGenericKeyMaterial = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).OctetString(0, asn1per.Unbounded, false)
+				r, err := d.OctetString(0, asn1per.Unbounded, false)
 				if err != nil {
 					return asn1per.Wrap(err, "genericKeyMaterial")
 				}
 				x.GenericKeyMaterial = []byte(r)
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "V3KeySyncMaterial")
@@ -17588,11 +17894,12 @@ func (x *H323UUPDUH323MessageBody) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "progress")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.Progress = new(ProgressUUIE)
-		if err := x.Progress.Decode((&sd)); err != nil {
+		if err := x.Progress.Decode(d); err != nil {
 			return asn1per.Wrap(err, "progress")
 		}
+		d.Pop(fr)
 	case 8:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -17604,41 +17911,45 @@ func (x *H323UUPDUH323MessageBody) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "status")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.Status = new(StatusUUIE)
-		if err := x.Status.Decode((&sd)); err != nil {
+		if err := x.Status.Decode(d); err != nil {
 			return asn1per.Wrap(err, "status")
 		}
+		d.Pop(fr)
 	case 10:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "statusInquiry")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.StatusInquiry = new(StatusInquiryUUIE)
-		if err := x.StatusInquiry.Decode((&sd)); err != nil {
+		if err := x.StatusInquiry.Decode(d); err != nil {
 			return asn1per.Wrap(err, "statusInquiry")
 		}
+		d.Pop(fr)
 	case 11:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "setupAcknowledge")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.SetupAcknowledge = new(SetupAcknowledgeUUIE)
-		if err := x.SetupAcknowledge.Decode((&sd)); err != nil {
+		if err := x.SetupAcknowledge.Decode(d); err != nil {
 			return asn1per.Wrap(err, "setupAcknowledge")
 		}
+		d.Pop(fr)
 	case 12:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "notify")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.Notify = new(NotifyUUIE)
-		if err := x.Notify.Decode((&sd)); err != nil {
+		if err := x.Notify.Decode(d); err != nil {
 			return asn1per.Wrap(err, "notify")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -19117,14 +19428,15 @@ func (x *RegistrationConfirmPreGrantedARQ) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "irrFrequencyInCall")
 			}
 			x.HasIrrFrequencyInCall = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Constrained(1, 65535)
+				r, err := d.Constrained(1, 65535)
 				if err != nil {
 					return asn1per.Wrap(err, "irrFrequencyInCall")
 				}
 				x.IrrFrequencyInCall = int64(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -19132,10 +19444,11 @@ func (x *RegistrationConfirmPreGrantedARQ) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "totalBandwidthRestriction")
 			}
 			x.HasTotalBandwidthRestriction = true
-			sd := d.Sub(raw)
-			if err := x.TotalBandwidthRestriction.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.TotalBandwidthRestriction.Decode(d); err != nil {
 				return asn1per.Wrap(err, "totalBandwidthRestriction")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -19143,10 +19456,11 @@ func (x *RegistrationConfirmPreGrantedARQ) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "alternateTransportAddresses")
 			}
 			x.AlternateTransportAddresses = new(AlternateTransportAddresses)
-			sd := d.Sub(raw)
-			if err := x.AlternateTransportAddresses.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AlternateTransportAddresses.Decode(d); err != nil {
 				return asn1per.Wrap(err, "alternateTransportAddresses")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -19154,10 +19468,11 @@ func (x *RegistrationConfirmPreGrantedARQ) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "useSpecifiedTransport")
 			}
 			x.UseSpecifiedTransport = new(UseSpecifiedTransport)
-			sd := d.Sub(raw)
-			if err := x.UseSpecifiedTransport.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.UseSpecifiedTransport.Decode(d); err != nil {
 				return asn1per.Wrap(err, "useSpecifiedTransport")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 4); err != nil {
 			return asn1per.Wrap(err, "RegistrationConfirmPreGrantedARQ")
@@ -19634,10 +19949,11 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			x.CallIdentifier = new(CallIdentifier)
-			sd := d.Sub(raw)
-			if err := x.CallIdentifier.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CallIdentifier.Decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -19645,9 +19961,9 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "tokens")
 			}
 			x.HasTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n356, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n356, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
@@ -19655,11 +19971,12 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 				for range n356 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode((&sd)); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -19667,9 +19984,9 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "cryptoTokens")
 			}
 			x.HasCryptoTokens = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n357, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n357, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
@@ -19677,11 +19994,12 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 				for range n357 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode((&sd)); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -19689,9 +20007,9 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "substituteConfIDs")
 			}
 			x.HasSubstituteConfIDs = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n358, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n358, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "substituteConfIDs")
 				}
@@ -19699,11 +20017,12 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 				for range n358 {
 					var zero ConferenceIdentifier
 					x.SubstituteConfIDs = append(x.SubstituteConfIDs, zero)
-					if err := x.SubstituteConfIDs[len(x.SubstituteConfIDs)-1].Decode((&sd)); err != nil {
+					if err := x.SubstituteConfIDs[len(x.SubstituteConfIDs)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "substituteConfIDs")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -19711,9 +20030,9 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "pdu")
 			}
 			x.HasPdu = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n359, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n359, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "pdu")
 				}
@@ -19721,11 +20040,12 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 				for range n359 {
 					var zero InfoRequestResponsePerCallInfoPdu
 					x.Pdu = append(x.Pdu, zero)
-					if err := x.Pdu[len(x.Pdu)-1].Decode((&sd)); err != nil {
+					if err := x.Pdu[len(x.Pdu)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "pdu")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -19733,10 +20053,11 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "callLinkage")
 			}
 			x.CallLinkage = new(CallLinkage)
-			sd := d.Sub(raw)
-			if err := x.CallLinkage.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CallLinkage.Decode(d); err != nil {
 				return asn1per.Wrap(err, "callLinkage")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -19744,10 +20065,11 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "usageInformation")
 			}
 			x.UsageInformation = new(RasUsageInformation)
-			sd := d.Sub(raw)
-			if err := x.UsageInformation.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.UsageInformation.Decode(d); err != nil {
 				return asn1per.Wrap(err, "usageInformation")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -19755,10 +20077,11 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
 			x.CircuitInfo = new(CircuitInfo)
-			sd := d.Sub(raw)
-			if err := x.CircuitInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.CircuitInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 8); err != nil {
 			return asn1per.Wrap(err, "InfoRequestResponsePerCallInfo")

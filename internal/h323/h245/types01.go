@@ -361,51 +361,56 @@ func (x *RequestMessage) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "communicationModeRequest")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.CommunicationModeRequest = new(CommunicationModeRequest)
-		if err := x.CommunicationModeRequest.Decode((&sd)); err != nil {
+		if err := x.CommunicationModeRequest.Decode(d); err != nil {
 			return asn1per.Wrap(err, "communicationModeRequest")
 		}
+		d.Pop(fr)
 	case 12:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "conferenceRequest")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.ConferenceRequest = new(ConferenceRequest)
-		if err := x.ConferenceRequest.Decode((&sd)); err != nil {
+		if err := x.ConferenceRequest.Decode(d); err != nil {
 			return asn1per.Wrap(err, "conferenceRequest")
 		}
+		d.Pop(fr)
 	case 13:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "multilinkRequest")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.MultilinkRequest = new(MultilinkRequest)
-		if err := x.MultilinkRequest.Decode((&sd)); err != nil {
+		if err := x.MultilinkRequest.Decode(d); err != nil {
 			return asn1per.Wrap(err, "multilinkRequest")
 		}
+		d.Pop(fr)
 	case 14:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "logicalChannelRateRequest")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.LogicalChannelRateRequest = new(LogicalChannelRateRequest)
-		if err := x.LogicalChannelRateRequest.Decode((&sd)); err != nil {
+		if err := x.LogicalChannelRateRequest.Decode(d); err != nil {
 			return asn1per.Wrap(err, "logicalChannelRateRequest")
 		}
+		d.Pop(fr)
 	case 15:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "genericRequest")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.GenericRequest = new(GenericMessage)
-		if err := x.GenericRequest.Decode((&sd)); err != nil {
+		if err := x.GenericRequest.Decode(d); err != nil {
 			return asn1per.Wrap(err, "genericRequest")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -791,61 +796,67 @@ func (x *ResponseMessage) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "communicationModeResponse")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.CommunicationModeResponse = new(CommunicationModeResponse)
-		if err := x.CommunicationModeResponse.Decode((&sd)); err != nil {
+		if err := x.CommunicationModeResponse.Decode(d); err != nil {
 			return asn1per.Wrap(err, "communicationModeResponse")
 		}
+		d.Pop(fr)
 	case 20:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "conferenceResponse")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.ConferenceResponse = new(ConferenceResponse)
-		if err := x.ConferenceResponse.Decode((&sd)); err != nil {
+		if err := x.ConferenceResponse.Decode(d); err != nil {
 			return asn1per.Wrap(err, "conferenceResponse")
 		}
+		d.Pop(fr)
 	case 21:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "multilinkResponse")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.MultilinkResponse = new(MultilinkResponse)
-		if err := x.MultilinkResponse.Decode((&sd)); err != nil {
+		if err := x.MultilinkResponse.Decode(d); err != nil {
 			return asn1per.Wrap(err, "multilinkResponse")
 		}
+		d.Pop(fr)
 	case 22:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "logicalChannelRateAcknowledge")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.LogicalChannelRateAcknowledge = new(LogicalChannelRateAcknowledge)
-		if err := x.LogicalChannelRateAcknowledge.Decode((&sd)); err != nil {
+		if err := x.LogicalChannelRateAcknowledge.Decode(d); err != nil {
 			return asn1per.Wrap(err, "logicalChannelRateAcknowledge")
 		}
+		d.Pop(fr)
 	case 23:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "logicalChannelRateReject")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.LogicalChannelRateReject = new(LogicalChannelRateReject)
-		if err := x.LogicalChannelRateReject.Decode((&sd)); err != nil {
+		if err := x.LogicalChannelRateReject.Decode(d); err != nil {
 			return asn1per.Wrap(err, "logicalChannelRateReject")
 		}
+		d.Pop(fr)
 	case 24:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "genericResponse")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.GenericResponse = new(GenericMessage)
-		if err := x.GenericResponse.Decode((&sd)); err != nil {
+		if err := x.GenericResponse.Decode(d); err != nil {
 			return asn1per.Wrap(err, "genericResponse")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -1063,61 +1074,67 @@ func (x *CommandMessage) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "communicationModeCommand")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.CommunicationModeCommand = new(CommunicationModeCommand)
-		if err := x.CommunicationModeCommand.Decode((&sd)); err != nil {
+		if err := x.CommunicationModeCommand.Decode(d); err != nil {
 			return asn1per.Wrap(err, "communicationModeCommand")
 		}
+		d.Pop(fr)
 	case 8:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "conferenceCommand")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.ConferenceCommand = new(ConferenceCommand)
-		if err := x.ConferenceCommand.Decode((&sd)); err != nil {
+		if err := x.ConferenceCommand.Decode(d); err != nil {
 			return asn1per.Wrap(err, "conferenceCommand")
 		}
+		d.Pop(fr)
 	case 9:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "h223MultiplexReconfiguration")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.H223MultiplexReconfiguration = new(H223MultiplexReconfiguration)
-		if err := x.H223MultiplexReconfiguration.Decode((&sd)); err != nil {
+		if err := x.H223MultiplexReconfiguration.Decode(d); err != nil {
 			return asn1per.Wrap(err, "h223MultiplexReconfiguration")
 		}
+		d.Pop(fr)
 	case 10:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "newATMVCCommand")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.NewATMVCCommand = new(NewATMVCCommand)
-		if err := x.NewATMVCCommand.Decode((&sd)); err != nil {
+		if err := x.NewATMVCCommand.Decode(d); err != nil {
 			return asn1per.Wrap(err, "newATMVCCommand")
 		}
+		d.Pop(fr)
 	case 11:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "mobileMultilinkReconfigurationCommand")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.MobileMultilinkReconfigurationCommand = new(MobileMultilinkReconfigurationCommand)
-		if err := x.MobileMultilinkReconfigurationCommand.Decode((&sd)); err != nil {
+		if err := x.MobileMultilinkReconfigurationCommand.Decode(d); err != nil {
 			return asn1per.Wrap(err, "mobileMultilinkReconfigurationCommand")
 		}
+		d.Pop(fr)
 	case 12:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "genericCommand")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.GenericCommand = new(GenericMessage)
-		if err := x.GenericCommand.Decode((&sd)); err != nil {
+		if err := x.GenericCommand.Decode(d); err != nil {
 			return asn1per.Wrap(err, "genericCommand")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -1477,101 +1494,111 @@ func (x *IndicationMessage) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "h2250MaximumSkewIndication")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.H2250MaximumSkewIndication = new(H2250MaximumSkewIndication)
-		if err := x.H2250MaximumSkewIndication.Decode((&sd)); err != nil {
+		if err := x.H2250MaximumSkewIndication.Decode(d); err != nil {
 			return asn1per.Wrap(err, "h2250MaximumSkewIndication")
 		}
+		d.Pop(fr)
 	case 15:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "mcLocationIndication")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.McLocationIndication = new(MCLocationIndication)
-		if err := x.McLocationIndication.Decode((&sd)); err != nil {
+		if err := x.McLocationIndication.Decode(d); err != nil {
 			return asn1per.Wrap(err, "mcLocationIndication")
 		}
+		d.Pop(fr)
 	case 16:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "conferenceIndication")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.ConferenceIndication = new(ConferenceIndication)
-		if err := x.ConferenceIndication.Decode((&sd)); err != nil {
+		if err := x.ConferenceIndication.Decode(d); err != nil {
 			return asn1per.Wrap(err, "conferenceIndication")
 		}
+		d.Pop(fr)
 	case 17:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "vendorIdentification")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.VendorIdentification = new(VendorIdentification)
-		if err := x.VendorIdentification.Decode((&sd)); err != nil {
+		if err := x.VendorIdentification.Decode(d); err != nil {
 			return asn1per.Wrap(err, "vendorIdentification")
 		}
+		d.Pop(fr)
 	case 18:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "functionNotSupported")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.FunctionNotSupported = new(FunctionNotSupported)
-		if err := x.FunctionNotSupported.Decode((&sd)); err != nil {
+		if err := x.FunctionNotSupported.Decode(d); err != nil {
 			return asn1per.Wrap(err, "functionNotSupported")
 		}
+		d.Pop(fr)
 	case 19:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "multilinkIndication")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.MultilinkIndication = new(MultilinkIndication)
-		if err := x.MultilinkIndication.Decode((&sd)); err != nil {
+		if err := x.MultilinkIndication.Decode(d); err != nil {
 			return asn1per.Wrap(err, "multilinkIndication")
 		}
+		d.Pop(fr)
 	case 20:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "logicalChannelRateRelease")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.LogicalChannelRateRelease = new(LogicalChannelRateRelease)
-		if err := x.LogicalChannelRateRelease.Decode((&sd)); err != nil {
+		if err := x.LogicalChannelRateRelease.Decode(d); err != nil {
 			return asn1per.Wrap(err, "logicalChannelRateRelease")
 		}
+		d.Pop(fr)
 	case 21:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "flowControlIndication")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.FlowControlIndication = new(FlowControlIndication)
-		if err := x.FlowControlIndication.Decode((&sd)); err != nil {
+		if err := x.FlowControlIndication.Decode(d); err != nil {
 			return asn1per.Wrap(err, "flowControlIndication")
 		}
+		d.Pop(fr)
 	case 22:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "mobileMultilinkReconfigurationIndication")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.MobileMultilinkReconfigurationIndication = new(MobileMultilinkReconfigurationIndication)
-		if err := x.MobileMultilinkReconfigurationIndication.Decode((&sd)); err != nil {
+		if err := x.MobileMultilinkReconfigurationIndication.Decode(d); err != nil {
 			return asn1per.Wrap(err, "mobileMultilinkReconfigurationIndication")
 		}
+		d.Pop(fr)
 	case 23:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "genericIndication")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.GenericIndication = new(GenericMessage)
-		if err := x.GenericIndication.Decode((&sd)); err != nil {
+		if err := x.GenericIndication.Decode(d); err != nil {
 			return asn1per.Wrap(err, "genericIndication")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -2280,9 +2307,9 @@ func (x *TerminalCapabilitySet) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericInformation")
 			}
 			x.HasGenericInformation = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n7, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n7, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericInformation")
 				}
@@ -2290,11 +2317,12 @@ func (x *TerminalCapabilitySet) Decode(d *asn1per.Decoder) error {
 				for range n7 {
 					var zero GenericInformation
 					x.GenericInformation = append(x.GenericInformation, zero)
-					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode((&sd)); err != nil {
+					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericInformation")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "TerminalCapabilitySet")
@@ -2580,9 +2608,9 @@ func (x *TerminalCapabilitySetAck) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericInformation")
 			}
 			x.HasGenericInformation = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n13, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n13, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericInformation")
 				}
@@ -2590,11 +2618,12 @@ func (x *TerminalCapabilitySetAck) Decode(d *asn1per.Decoder) error {
 				for range n13 {
 					var zero GenericInformation
 					x.GenericInformation = append(x.GenericInformation, zero)
-					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode((&sd)); err != nil {
+					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericInformation")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "TerminalCapabilitySetAck")
@@ -2689,9 +2718,9 @@ func (x *TerminalCapabilitySetReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericInformation")
 			}
 			x.HasGenericInformation = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n15, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n15, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericInformation")
 				}
@@ -2699,11 +2728,12 @@ func (x *TerminalCapabilitySetReject) Decode(d *asn1per.Decoder) error {
 				for range n15 {
 					var zero GenericInformation
 					x.GenericInformation = append(x.GenericInformation, zero)
-					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode((&sd)); err != nil {
+					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericInformation")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "TerminalCapabilitySetReject")
@@ -2784,9 +2814,9 @@ func (x *TerminalCapabilitySetRelease) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericInformation")
 			}
 			x.HasGenericInformation = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n17, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n17, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericInformation")
 				}
@@ -2794,11 +2824,12 @@ func (x *TerminalCapabilitySetRelease) Decode(d *asn1per.Decoder) error {
 				for range n17 {
 					var zero GenericInformation
 					x.GenericInformation = append(x.GenericInformation, zero)
-					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode((&sd)); err != nil {
+					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericInformation")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "TerminalCapabilitySetRelease")
@@ -3197,173 +3228,190 @@ func (x *Capability) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "conferenceCapability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.ConferenceCapability = new(ConferenceCapability)
-		if err := x.ConferenceCapability.Decode((&sd)); err != nil {
+		if err := x.ConferenceCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "conferenceCapability")
 		}
+		d.Pop(fr)
 	case 13:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "h235SecurityCapability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.H235SecurityCapability = new(H235SecurityCapability)
-		if err := x.H235SecurityCapability.Decode((&sd)); err != nil {
+		if err := x.H235SecurityCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "h235SecurityCapability")
 		}
+		d.Pop(fr)
 	case 14:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "maxPendingReplacementFor")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		{
-			r, err := (&sd).Constrained(0, 255)
+			r, err := d.Constrained(0, 255)
 			if err != nil {
 				return asn1per.Wrap(err, "maxPendingReplacementFor")
 			}
 			x.MaxPendingReplacementFor = int64(r)
 		}
+		d.Pop(fr)
 	case 15:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "receiveUserInputCapability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.ReceiveUserInputCapability = new(UserInputCapability)
-		if err := x.ReceiveUserInputCapability.Decode((&sd)); err != nil {
+		if err := x.ReceiveUserInputCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "receiveUserInputCapability")
 		}
+		d.Pop(fr)
 	case 16:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "transmitUserInputCapability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.TransmitUserInputCapability = new(UserInputCapability)
-		if err := x.TransmitUserInputCapability.Decode((&sd)); err != nil {
+		if err := x.TransmitUserInputCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "transmitUserInputCapability")
 		}
+		d.Pop(fr)
 	case 17:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "receiveAndTransmitUserInputCapability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.ReceiveAndTransmitUserInputCapability = new(UserInputCapability)
-		if err := x.ReceiveAndTransmitUserInputCapability.Decode((&sd)); err != nil {
+		if err := x.ReceiveAndTransmitUserInputCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "receiveAndTransmitUserInputCapability")
 		}
+		d.Pop(fr)
 	case 18:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "genericControlCapability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.GenericControlCapability = new(GenericCapability)
-		if err := x.GenericControlCapability.Decode((&sd)); err != nil {
+		if err := x.GenericControlCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "genericControlCapability")
 		}
+		d.Pop(fr)
 	case 19:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "receiveMultiplexedStreamCapability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.ReceiveMultiplexedStreamCapability = new(MultiplexedStreamCapability)
-		if err := x.ReceiveMultiplexedStreamCapability.Decode((&sd)); err != nil {
+		if err := x.ReceiveMultiplexedStreamCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "receiveMultiplexedStreamCapability")
 		}
+		d.Pop(fr)
 	case 20:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "transmitMultiplexedStreamCapability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.TransmitMultiplexedStreamCapability = new(MultiplexedStreamCapability)
-		if err := x.TransmitMultiplexedStreamCapability.Decode((&sd)); err != nil {
+		if err := x.TransmitMultiplexedStreamCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "transmitMultiplexedStreamCapability")
 		}
+		d.Pop(fr)
 	case 21:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "receiveAndTransmitMultiplexedStreamCapability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.ReceiveAndTransmitMultiplexedStreamCapability = new(MultiplexedStreamCapability)
-		if err := x.ReceiveAndTransmitMultiplexedStreamCapability.Decode((&sd)); err != nil {
+		if err := x.ReceiveAndTransmitMultiplexedStreamCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "receiveAndTransmitMultiplexedStreamCapability")
 		}
+		d.Pop(fr)
 	case 22:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "receiveRTPAudioTelephonyEventCapability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.ReceiveRTPAudioTelephonyEventCapability = new(AudioTelephonyEventCapability)
-		if err := x.ReceiveRTPAudioTelephonyEventCapability.Decode((&sd)); err != nil {
+		if err := x.ReceiveRTPAudioTelephonyEventCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "receiveRTPAudioTelephonyEventCapability")
 		}
+		d.Pop(fr)
 	case 23:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "receiveRTPAudioToneCapability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.ReceiveRTPAudioToneCapability = new(AudioToneCapability)
-		if err := x.ReceiveRTPAudioToneCapability.Decode((&sd)); err != nil {
+		if err := x.ReceiveRTPAudioToneCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "receiveRTPAudioToneCapability")
 		}
+		d.Pop(fr)
 	case 24:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "depFecCapability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.DepFecCapability = new(DepFECCapability)
-		if err := x.DepFecCapability.Decode((&sd)); err != nil {
+		if err := x.DepFecCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "depFecCapability")
 		}
+		d.Pop(fr)
 	case 25:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "multiplePayloadStreamCapability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.MultiplePayloadStreamCapability = new(MultiplePayloadStreamCapability)
-		if err := x.MultiplePayloadStreamCapability.Decode((&sd)); err != nil {
+		if err := x.MultiplePayloadStreamCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplePayloadStreamCapability")
 		}
+		d.Pop(fr)
 	case 26:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "fecCapability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.FecCapability = new(FECCapability)
-		if err := x.FecCapability.Decode((&sd)); err != nil {
+		if err := x.FecCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "fecCapability")
 		}
+		d.Pop(fr)
 	case 27:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "redundancyEncodingCap")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.RedundancyEncodingCap = new(RedundancyEncodingCapability)
-		if err := x.RedundancyEncodingCap.Decode((&sd)); err != nil {
+		if err := x.RedundancyEncodingCap.Decode(d); err != nil {
 			return asn1per.Wrap(err, "redundancyEncodingCap")
 		}
+		d.Pop(fr)
 	case 28:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "oneOfCapabilities")
 		}
-		sd := d.Sub(raw)
-		if err := x.OneOfCapabilities.Decode((&sd)); err != nil {
+		fr := d.Push(raw)
+		if err := x.OneOfCapabilities.Decode(d); err != nil {
 			return asn1per.Wrap(err, "oneOfCapabilities")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -3557,21 +3605,23 @@ func (x *MultiplexCapability) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "h2250Capability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.H2250Capability = new(H2250Capability)
-		if err := x.H2250Capability.Decode((&sd)); err != nil {
+		if err := x.H2250Capability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "h2250Capability")
 		}
+		d.Pop(fr)
 	case 5:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "genericMultiplexCapability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.GenericMultiplexCapability = new(GenericCapability)
-		if err := x.GenericMultiplexCapability.Decode((&sd)); err != nil {
+		if err := x.GenericMultiplexCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "genericMultiplexCapability")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -3789,10 +3839,11 @@ func (x *VCCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "aal1ViaGateway")
 			}
 			x.Aal1ViaGateway = new(VCCapabilityAal1ViaGateway)
-			sd := d.Sub(raw)
-			if err := x.Aal1ViaGateway.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Aal1ViaGateway.Decode(d); err != nil {
 				return asn1per.Wrap(err, "aal1ViaGateway")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "VCCapability")
@@ -4036,14 +4087,15 @@ func (x *H223Capability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "maxMUXPDUSizeCapability")
 			}
 			x.HasMaxMUXPDUSizeCapability = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "maxMUXPDUSizeCapability")
 				}
 				x.MaxMUXPDUSizeCapability = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -4051,14 +4103,15 @@ func (x *H223Capability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "nsrpSupport")
 			}
 			x.HasNsrpSupport = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "nsrpSupport")
 				}
 				x.NsrpSupport = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -4066,10 +4119,11 @@ func (x *H223Capability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "mobileOperationTransmitCapability")
 			}
 			x.MobileOperationTransmitCapability = new(H223CapabilityMobileOperationTransmitCapability)
-			sd := d.Sub(raw)
-			if err := x.MobileOperationTransmitCapability.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.MobileOperationTransmitCapability.Decode(d); err != nil {
 				return asn1per.Wrap(err, "mobileOperationTransmitCapability")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -4077,10 +4131,11 @@ func (x *H223Capability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "h223AnnexCCapability")
 			}
 			x.H223AnnexCCapability = new(H223AnnexCCapability)
-			sd := d.Sub(raw)
-			if err := x.H223AnnexCCapability.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.H223AnnexCCapability.Decode(d); err != nil {
 				return asn1per.Wrap(err, "h223AnnexCCapability")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -4088,14 +4143,15 @@ func (x *H223Capability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "bitRate")
 			}
 			x.HasBitRate = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Constrained(1, 19200)
+				r, err := d.Constrained(1, 19200)
 				if err != nil {
 					return asn1per.Wrap(err, "bitRate")
 				}
 				x.BitRate = int64(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -4103,10 +4159,11 @@ func (x *H223Capability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "mobileMultilinkFrameCapability")
 			}
 			x.MobileMultilinkFrameCapability = new(H223CapabilityMobileMultilinkFrameCapability)
-			sd := d.Sub(raw)
-			if err := x.MobileMultilinkFrameCapability.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.MobileMultilinkFrameCapability.Decode(d); err != nil {
 				return asn1per.Wrap(err, "mobileMultilinkFrameCapability")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 6); err != nil {
 			return asn1per.Wrap(err, "H223Capability")
@@ -4303,14 +4360,15 @@ func (x *H223AnnexCCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "rsCodeCapability")
 			}
 			x.HasRsCodeCapability = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "rsCodeCapability")
 				}
 				x.RsCodeCapability = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "H223AnnexCCapability")
@@ -4712,10 +4770,11 @@ func (x *H2250Capability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "transportCapability")
 			}
 			x.TransportCapability = new(TransportCapability)
-			sd := d.Sub(raw)
-			if err := x.TransportCapability.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.TransportCapability.Decode(d); err != nil {
 				return asn1per.Wrap(err, "transportCapability")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -4723,9 +4782,9 @@ func (x *H2250Capability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "redundancyEncodingCapability")
 			}
 			x.HasRedundancyEncodingCapability = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n21, err := (&sd).Length(1, 256, false, 1)
+				n21, err := d.Length(1, 256, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "redundancyEncodingCapability")
 				}
@@ -4733,11 +4792,12 @@ func (x *H2250Capability) Decode(d *asn1per.Decoder) error {
 				for range n21 {
 					var zero RedundancyEncodingCapability
 					x.RedundancyEncodingCapability = append(x.RedundancyEncodingCapability, zero)
-					if err := x.RedundancyEncodingCapability[len(x.RedundancyEncodingCapability)-1].Decode((&sd)); err != nil {
+					if err := x.RedundancyEncodingCapability[len(x.RedundancyEncodingCapability)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "redundancyEncodingCapability")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -4745,14 +4805,15 @@ func (x *H2250Capability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "logicalChannelSwitchingCapability")
 			}
 			x.HasLogicalChannelSwitchingCapability = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "logicalChannelSwitchingCapability")
 				}
 				x.LogicalChannelSwitchingCapability = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -4760,14 +4821,15 @@ func (x *H2250Capability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "t120DynamicPortCapability")
 			}
 			x.HasT120DynamicPortCapability = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "t120DynamicPortCapability")
 				}
 				x.T120DynamicPortCapability = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 4); err != nil {
 			return asn1per.Wrap(err, "H2250Capability")
@@ -4857,9 +4919,9 @@ func (x *MediaPacketizationCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "rtpPayloadType")
 			}
 			x.HasRtpPayloadType = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n23, err := (&sd).Length(1, 256, false, 1)
+				n23, err := d.Length(1, 256, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "rtpPayloadType")
 				}
@@ -4867,11 +4929,12 @@ func (x *MediaPacketizationCapability) Decode(d *asn1per.Decoder) error {
 				for range n23 {
 					var zero RTPPayloadType
 					x.RtpPayloadType = append(x.RtpPayloadType, zero)
-					if err := x.RtpPayloadType[len(x.RtpPayloadType)-1].Decode((&sd)); err != nil {
+					if err := x.RtpPayloadType[len(x.RtpPayloadType)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "rtpPayloadType")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "MediaPacketizationCapability")
@@ -5285,14 +5348,15 @@ func (x *ServicePriorityValue) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "value")
 			}
 			x.HasValue = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Constrained(0, 255)
+				r, err := d.Constrained(0, 255)
 				if err != nil {
 					return asn1per.Wrap(err, "value")
 				}
 				x.Value = int64(r)
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "ServicePriorityValue")
@@ -5420,14 +5484,15 @@ func (x *ServicePriority) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "serviceClass")
 			}
 			x.HasServiceClass = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Constrained(0, 4095)
+				r, err := d.Constrained(0, 4095)
 				if err != nil {
 					return asn1per.Wrap(err, "serviceClass")
 				}
 				x.ServiceClass = int64(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -5435,14 +5500,15 @@ func (x *ServicePriority) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "serviceSubclass")
 			}
 			x.HasServiceSubclass = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Constrained(0, 255)
+				r, err := d.Constrained(0, 255)
 				if err != nil {
 					return asn1per.Wrap(err, "serviceSubclass")
 				}
 				x.ServiceSubclass = int64(r)
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 2); err != nil {
 			return asn1per.Wrap(err, "ServicePriority")
@@ -6017,14 +6083,15 @@ func (x *QOSCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "localQoS")
 			}
 			x.HasLocalQoS = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "localQoS")
 				}
 				x.LocalQoS = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -6032,10 +6099,11 @@ func (x *QOSCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericTransportParameters")
 			}
 			x.GenericTransportParameters = new(GenericTransportParameters)
-			sd := d.Sub(raw)
-			if err := x.GenericTransportParameters.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.GenericTransportParameters.Decode(d); err != nil {
 				return asn1per.Wrap(err, "genericTransportParameters")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -6043,10 +6111,11 @@ func (x *QOSCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "servicePriority")
 			}
 			x.ServicePriority = new(ServicePriority)
-			sd := d.Sub(raw)
-			if err := x.ServicePriority.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.ServicePriority.Decode(d); err != nil {
 				return asn1per.Wrap(err, "servicePriority")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -6054,10 +6123,11 @@ func (x *QOSCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "authorizationParameter")
 			}
 			x.AuthorizationParameter = new(AuthorizationParameters)
-			sd := d.Sub(raw)
-			if err := x.AuthorizationParameter.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.AuthorizationParameter.Decode(d); err != nil {
 				return asn1per.Wrap(err, "authorizationParameter")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -6065,10 +6135,11 @@ func (x *QOSCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "qosDescriptor")
 			}
 			x.QosDescriptor = new(QOSDescriptor)
-			sd := d.Sub(raw)
-			if err := x.QosDescriptor.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.QosDescriptor.Decode(d); err != nil {
 				return asn1per.Wrap(err, "qosDescriptor")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -6076,14 +6147,15 @@ func (x *QOSCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "dscpValue")
 			}
 			x.HasDscpValue = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Constrained(0, 63)
+				r, err := d.Constrained(0, 63)
 				if err != nil {
 					return asn1per.Wrap(err, "dscpValue")
 				}
 				x.DscpValue = int64(r)
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 6); err != nil {
 			return asn1per.Wrap(err, "QOSCapability")
@@ -6158,11 +6230,12 @@ func (x *MediaTransportType) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "atm-AAL5-compressed")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.AtmAAL5Compressed = new(MediaTransportTypeAtmAAL5Compressed)
-		if err := x.AtmAAL5Compressed.Decode((&sd)); err != nil {
+		if err := x.AtmAAL5Compressed.Decode(d); err != nil {
 			return asn1per.Wrap(err, "atm-AAL5-compressed")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -6542,11 +6615,12 @@ func (x *RedundancyEncodingMethod) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "rtpH263VideoRedundancyEncoding")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.RtpH263VideoRedundancyEncoding = new(RTPH263VideoRedundancyEncoding)
-		if err := x.RtpH263VideoRedundancyEncoding.Decode((&sd)); err != nil {
+		if err := x.RtpH263VideoRedundancyEncoding.Decode(d); err != nil {
 			return asn1per.Wrap(err, "rtpH263VideoRedundancyEncoding")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -7156,21 +7230,23 @@ func (x *VideoCapability) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "genericVideoCapability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.GenericVideoCapability = new(GenericCapability)
-		if err := x.GenericVideoCapability.Decode((&sd)); err != nil {
+		if err := x.GenericVideoCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "genericVideoCapability")
 		}
+		d.Pop(fr)
 	case 6:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "extendedVideoCapability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.ExtendedVideoCapability = new(ExtendedVideoCapability)
-		if err := x.ExtendedVideoCapability.Decode((&sd)); err != nil {
+		if err := x.ExtendedVideoCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "extendedVideoCapability")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -7428,14 +7504,15 @@ func (x *H261VideoCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "videoBadMBsCap")
 			}
 			x.HasVideoBadMBsCap = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "videoBadMBsCap")
 				}
 				x.VideoBadMBsCap = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "H261VideoCapability")
@@ -7724,14 +7801,15 @@ func (x *H262VideoCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "videoBadMBsCap")
 			}
 			x.HasVideoBadMBsCap = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "videoBadMBsCap")
 				}
 				x.VideoBadMBsCap = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "H262VideoCapability")
@@ -8056,14 +8134,15 @@ func (x *H263VideoCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "slowSqcifMPI")
 			}
 			x.HasSlowSqcifMPI = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Constrained(1, 3600)
+				r, err := d.Constrained(1, 3600)
 				if err != nil {
 					return asn1per.Wrap(err, "slowSqcifMPI")
 				}
 				x.SlowSqcifMPI = int64(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -8071,14 +8150,15 @@ func (x *H263VideoCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "slowQcifMPI")
 			}
 			x.HasSlowQcifMPI = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Constrained(1, 3600)
+				r, err := d.Constrained(1, 3600)
 				if err != nil {
 					return asn1per.Wrap(err, "slowQcifMPI")
 				}
 				x.SlowQcifMPI = int64(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -8086,14 +8166,15 @@ func (x *H263VideoCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "slowCifMPI")
 			}
 			x.HasSlowCifMPI = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Constrained(1, 3600)
+				r, err := d.Constrained(1, 3600)
 				if err != nil {
 					return asn1per.Wrap(err, "slowCifMPI")
 				}
 				x.SlowCifMPI = int64(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -8101,14 +8182,15 @@ func (x *H263VideoCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "slowCif4MPI")
 			}
 			x.HasSlowCif4MPI = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Constrained(1, 3600)
+				r, err := d.Constrained(1, 3600)
 				if err != nil {
 					return asn1per.Wrap(err, "slowCif4MPI")
 				}
 				x.SlowCif4MPI = int64(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -8116,14 +8198,15 @@ func (x *H263VideoCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "slowCif16MPI")
 			}
 			x.HasSlowCif16MPI = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Constrained(1, 3600)
+				r, err := d.Constrained(1, 3600)
 				if err != nil {
 					return asn1per.Wrap(err, "slowCif16MPI")
 				}
 				x.SlowCif16MPI = int64(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 5 && present[5] {
 			raw, err := d.OpenType()
@@ -8131,14 +8214,15 @@ func (x *H263VideoCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "errorCompensation")
 			}
 			x.HasErrorCompensation = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "errorCompensation")
 				}
 				x.ErrorCompensation = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 6 && present[6] {
 			raw, err := d.OpenType()
@@ -8146,10 +8230,11 @@ func (x *H263VideoCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "enhancementLayerInfo")
 			}
 			x.EnhancementLayerInfo = new(EnhancementLayerInfo)
-			sd := d.Sub(raw)
-			if err := x.EnhancementLayerInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.EnhancementLayerInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "enhancementLayerInfo")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 7 && present[7] {
 			raw, err := d.OpenType()
@@ -8157,10 +8242,11 @@ func (x *H263VideoCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "h263Options")
 			}
 			x.H263Options = new(H263Options)
-			sd := d.Sub(raw)
-			if err := x.H263Options.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.H263Options.Decode(d); err != nil {
 				return asn1per.Wrap(err, "h263Options")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 8); err != nil {
 			return asn1per.Wrap(err, "H263VideoCapability")
@@ -9099,14 +9185,15 @@ func (x *H263Options) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "videoBadMBsCap")
 			}
 			x.HasVideoBadMBsCap = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "videoBadMBsCap")
 				}
 				x.VideoBadMBsCap = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -9114,10 +9201,11 @@ func (x *H263Options) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "h263Version3Options")
 			}
 			x.H263Version3Options = new(H263Version3Options)
-			sd := d.Sub(raw)
-			if err := x.H263Version3Options.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.H263Version3Options.Decode(d); err != nil {
 				return asn1per.Wrap(err, "h263Version3Options")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 2); err != nil {
 			return asn1per.Wrap(err, "H263Options")
@@ -9332,10 +9420,11 @@ func (x *RefPictureSelection) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "enhancedReferencePicSelect")
 			}
 			x.EnhancedReferencePicSelect = new(RefPictureSelectionEnhancedReferencePicSelect)
-			sd := d.Sub(raw)
-			if err := x.EnhancedReferencePicSelect.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.EnhancedReferencePicSelect.Decode(d); err != nil {
 				return asn1per.Wrap(err, "enhancedReferencePicSelect")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "RefPictureSelection")
@@ -9958,14 +10047,15 @@ func (x *H263ModeComboFlags) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "enhancedReferencePicSelect")
 			}
 			x.HasEnhancedReferencePicSelect = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "enhancedReferencePicSelect")
 				}
 				x.EnhancedReferencePicSelect = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -9973,10 +10063,11 @@ func (x *H263ModeComboFlags) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "h263Version3Options")
 			}
 			x.H263Version3Options = new(H263Version3Options)
-			sd := d.Sub(raw)
-			if err := x.H263Version3Options.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.H263Version3Options.Decode(d); err != nil {
 				return asn1per.Wrap(err, "h263Version3Options")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 2); err != nil {
 			return asn1per.Wrap(err, "H263ModeComboFlags")
@@ -10295,14 +10386,15 @@ func (x *IS11172VideoCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "videoBadMBsCap")
 			}
 			x.HasVideoBadMBsCap = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "videoBadMBsCap")
 				}
 				x.VideoBadMBsCap = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "IS11172VideoCapability")
@@ -10665,117 +10757,128 @@ func (x *AudioCapability) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "g729wAnnexB")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		{
-			r, err := (&sd).Constrained(1, 256)
+			r, err := d.Constrained(1, 256)
 			if err != nil {
 				return asn1per.Wrap(err, "g729wAnnexB")
 			}
 			x.G729wAnnexB = int64(r)
 		}
+		d.Pop(fr)
 	case 15:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "g729AnnexAwAnnexB")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		{
-			r, err := (&sd).Constrained(1, 256)
+			r, err := d.Constrained(1, 256)
 			if err != nil {
 				return asn1per.Wrap(err, "g729AnnexAwAnnexB")
 			}
 			x.G729AnnexAwAnnexB = int64(r)
 		}
+		d.Pop(fr)
 	case 16:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "g7231AnnexCCapability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.G7231AnnexCCapability = new(G7231AnnexCCapability)
-		if err := x.G7231AnnexCCapability.Decode((&sd)); err != nil {
+		if err := x.G7231AnnexCCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "g7231AnnexCCapability")
 		}
+		d.Pop(fr)
 	case 17:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "gsmFullRate")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.GsmFullRate = new(GSMAudioCapability)
-		if err := x.GsmFullRate.Decode((&sd)); err != nil {
+		if err := x.GsmFullRate.Decode(d); err != nil {
 			return asn1per.Wrap(err, "gsmFullRate")
 		}
+		d.Pop(fr)
 	case 18:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "gsmHalfRate")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.GsmHalfRate = new(GSMAudioCapability)
-		if err := x.GsmHalfRate.Decode((&sd)); err != nil {
+		if err := x.GsmHalfRate.Decode(d); err != nil {
 			return asn1per.Wrap(err, "gsmHalfRate")
 		}
+		d.Pop(fr)
 	case 19:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "gsmEnhancedFullRate")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.GsmEnhancedFullRate = new(GSMAudioCapability)
-		if err := x.GsmEnhancedFullRate.Decode((&sd)); err != nil {
+		if err := x.GsmEnhancedFullRate.Decode(d); err != nil {
 			return asn1per.Wrap(err, "gsmEnhancedFullRate")
 		}
+		d.Pop(fr)
 	case 20:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "genericAudioCapability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.GenericAudioCapability = new(GenericCapability)
-		if err := x.GenericAudioCapability.Decode((&sd)); err != nil {
+		if err := x.GenericAudioCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "genericAudioCapability")
 		}
+		d.Pop(fr)
 	case 21:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "g729Extensions")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.G729Extensions = new(G729Extensions)
-		if err := x.G729Extensions.Decode((&sd)); err != nil {
+		if err := x.G729Extensions.Decode(d); err != nil {
 			return asn1per.Wrap(err, "g729Extensions")
 		}
+		d.Pop(fr)
 	case 22:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "vbd")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.Vbd = new(VBDCapability)
-		if err := x.Vbd.Decode((&sd)); err != nil {
+		if err := x.Vbd.Decode(d); err != nil {
 			return asn1per.Wrap(err, "vbd")
 		}
+		d.Pop(fr)
 	case 23:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "audioTelephonyEvent")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.AudioTelephonyEvent = new(NoPTAudioTelephonyEventCapability)
-		if err := x.AudioTelephonyEvent.Decode((&sd)); err != nil {
+		if err := x.AudioTelephonyEvent.Decode(d); err != nil {
 			return asn1per.Wrap(err, "audioTelephonyEvent")
 		}
+		d.Pop(fr)
 	case 24:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "audioTone")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.AudioTone = new(NoPTAudioToneCapability)
-		if err := x.AudioTone.Decode((&sd)); err != nil {
+		if err := x.AudioTone.Decode(d); err != nil {
 			return asn1per.Wrap(err, "audioTone")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -11714,11 +11817,12 @@ func (x *DataProtocolCapability) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "v76wCompression")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.V76wCompression = new(DataProtocolCapabilityV76wCompression)
-		if err := x.V76wCompression.Decode((&sd)); err != nil {
+		if err := x.V76wCompression.Decode(d); err != nil {
 			return asn1per.Wrap(err, "v76wCompression")
 		}
+		d.Pop(fr)
 	case 12:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -12047,14 +12151,15 @@ func (x *T38FaxProfile) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "version")
 			}
 			x.HasVersion = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Constrained(0, 255)
+				r, err := d.Constrained(0, 255)
 				if err != nil {
 					return asn1per.Wrap(err, "version")
 				}
 				x.Version = int64(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -12062,10 +12167,11 @@ func (x *T38FaxProfile) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "t38FaxRateManagement")
 			}
 			x.T38FaxRateManagement = new(T38FaxRateManagement)
-			sd := d.Sub(raw)
-			if err := x.T38FaxRateManagement.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.T38FaxRateManagement.Decode(d); err != nil {
 				return asn1per.Wrap(err, "t38FaxRateManagement")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -12073,10 +12179,11 @@ func (x *T38FaxProfile) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "t38FaxUdpOptions")
 			}
 			x.T38FaxUdpOptions = new(T38FaxUdpOptions)
-			sd := d.Sub(raw)
-			if err := x.T38FaxUdpOptions.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.T38FaxUdpOptions.Decode(d); err != nil {
 				return asn1per.Wrap(err, "t38FaxUdpOptions")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -12084,10 +12191,11 @@ func (x *T38FaxProfile) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "t38FaxTcpOptions")
 			}
 			x.T38FaxTcpOptions = new(T38FaxTcpOptions)
-			sd := d.Sub(raw)
-			if err := x.T38FaxTcpOptions.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.T38FaxTcpOptions.Decode(d); err != nil {
 				return asn1per.Wrap(err, "t38FaxTcpOptions")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 4); err != nil {
 			return asn1per.Wrap(err, "T38FaxProfile")
@@ -12394,10 +12502,11 @@ func (x *EncryptionAuthenticationAndIntegrity) Decode(d *asn1per.Decoder) error 
 				return asn1per.Wrap(err, "genericH235SecurityCapability")
 			}
 			x.GenericH235SecurityCapability = new(GenericCapability)
-			sd := d.Sub(raw)
-			if err := x.GenericH235SecurityCapability.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.GenericH235SecurityCapability.Decode(d); err != nil {
 				return asn1per.Wrap(err, "genericH235SecurityCapability")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "EncryptionAuthenticationAndIntegrity")
@@ -12605,14 +12714,15 @@ func (x *AuthenticationCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "antiSpamAlgorithm")
 			}
 			x.HasAntiSpamAlgorithm = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).ObjectIdentifier()
+				r, err := d.ObjectIdentifier()
 				if err != nil {
 					return asn1per.Wrap(err, "antiSpamAlgorithm")
 				}
 				x.AntiSpamAlgorithm = asn1per.ObjectIdentifier(r)
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "AuthenticationCapability")
@@ -12835,11 +12945,12 @@ func (x *UserInputCapability) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "genericUserInputCapability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.GenericUserInputCapability = new(GenericCapability)
-		if err := x.GenericUserInputCapability.Decode((&sd)); err != nil {
+		if err := x.GenericUserInputCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "genericUserInputCapability")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -12969,14 +13080,15 @@ func (x *ConferenceCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "videoIndicateMixingCapability")
 			}
 			x.HasVideoIndicateMixingCapability = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "videoIndicateMixingCapability")
 				}
 				x.VideoIndicateMixingCapability = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -12984,14 +13096,15 @@ func (x *ConferenceCapability) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "multipointVisualizationCapability")
 			}
 			x.HasMultipointVisualizationCapability = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "multipointVisualizationCapability")
 				}
 				x.MultipointVisualizationCapability = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 2); err != nil {
 			return asn1per.Wrap(err, "ConferenceCapability")
@@ -14442,10 +14555,11 @@ func (x *OpenLogicalChannel) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "separateStack")
 			}
 			x.SeparateStack = new(NetworkAccessParameters)
-			sd := d.Sub(raw)
-			if err := x.SeparateStack.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.SeparateStack.Decode(d); err != nil {
 				return asn1per.Wrap(err, "separateStack")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -14453,10 +14567,11 @@ func (x *OpenLogicalChannel) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "encryptionSync")
 			}
 			x.EncryptionSync = new(EncryptionSync)
-			sd := d.Sub(raw)
-			if err := x.EncryptionSync.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.EncryptionSync.Decode(d); err != nil {
 				return asn1per.Wrap(err, "encryptionSync")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -14464,9 +14579,9 @@ func (x *OpenLogicalChannel) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericInformation")
 			}
 			x.HasGenericInformation = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n77, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n77, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericInformation")
 				}
@@ -14474,11 +14589,12 @@ func (x *OpenLogicalChannel) Decode(d *asn1per.Decoder) error {
 				for range n77 {
 					var zero GenericInformation
 					x.GenericInformation = append(x.GenericInformation, zero)
-					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode((&sd)); err != nil {
+					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericInformation")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 3); err != nil {
 			return asn1per.Wrap(err, "OpenLogicalChannel")
@@ -14631,10 +14747,11 @@ func (x *NetworkAccessParameters) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "t120SetupProcedure")
 			}
 			x.T120SetupProcedure = new(NetworkAccessParametersT120SetupProcedure)
-			sd := d.Sub(raw)
-			if err := x.T120SetupProcedure.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.T120SetupProcedure.Decode(d); err != nil {
 				return asn1per.Wrap(err, "t120SetupProcedure")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "NetworkAccessParameters")
@@ -14974,71 +15091,78 @@ func (x *DataType) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "h235Control")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.H235Control = new(NonStandardParameter)
-		if err := x.H235Control.Decode((&sd)); err != nil {
+		if err := x.H235Control.Decode(d); err != nil {
 			return asn1per.Wrap(err, "h235Control")
 		}
+		d.Pop(fr)
 	case 7:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "h235Media")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.H235Media = new(H235Media)
-		if err := x.H235Media.Decode((&sd)); err != nil {
+		if err := x.H235Media.Decode(d); err != nil {
 			return asn1per.Wrap(err, "h235Media")
 		}
+		d.Pop(fr)
 	case 8:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "multiplexedStream")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.MultiplexedStream = new(MultiplexedStreamParameter)
-		if err := x.MultiplexedStream.Decode((&sd)); err != nil {
+		if err := x.MultiplexedStream.Decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplexedStream")
 		}
+		d.Pop(fr)
 	case 9:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "redundancyEncoding")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.RedundancyEncoding = new(RedundancyEncoding)
-		if err := x.RedundancyEncoding.Decode((&sd)); err != nil {
+		if err := x.RedundancyEncoding.Decode(d); err != nil {
 			return asn1per.Wrap(err, "redundancyEncoding")
 		}
+		d.Pop(fr)
 	case 10:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "multiplePayloadStream")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.MultiplePayloadStream = new(MultiplePayloadStream)
-		if err := x.MultiplePayloadStream.Decode((&sd)); err != nil {
+		if err := x.MultiplePayloadStream.Decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplePayloadStream")
 		}
+		d.Pop(fr)
 	case 11:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "depFec")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.DepFec = new(DepFECData)
-		if err := x.DepFec.Decode((&sd)); err != nil {
+		if err := x.DepFec.Decode(d); err != nil {
 			return asn1per.Wrap(err, "depFec")
 		}
+		d.Pop(fr)
 	case 12:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "fec")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.Fec = new(FECData)
-		if err := x.Fec.Decode((&sd)); err != nil {
+		if err := x.Fec.Decode(d); err != nil {
 			return asn1per.Wrap(err, "fec")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {

@@ -129,14 +129,15 @@ func (x *H223AL1MParameters) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "rsCodeCorrection")
 			}
 			x.HasRsCodeCorrection = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Constrained(0, 127)
+				r, err := d.Constrained(0, 127)
 				if err != nil {
 					return asn1per.Wrap(err, "rsCodeCorrection")
 				}
 				x.RsCodeCorrection = int64(r)
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "H223AL1MParameters")
@@ -317,14 +318,15 @@ func (x *H223AL3MParameters) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "rsCodeCorrection")
 			}
 			x.HasRsCodeCorrection = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Constrained(0, 127)
+				r, err := d.Constrained(0, 127)
 				if err != nil {
 					return asn1per.Wrap(err, "rsCodeCorrection")
 				}
 				x.RsCodeCorrection = int64(r)
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "H223AL3MParameters")
@@ -883,10 +885,11 @@ func (x *H2250LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "transportCapability")
 			}
 			x.TransportCapability = new(TransportCapability)
-			sd := d.Sub(raw)
-			if err := x.TransportCapability.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.TransportCapability.Decode(d); err != nil {
 				return asn1per.Wrap(err, "transportCapability")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -894,10 +897,11 @@ func (x *H2250LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "redundancyEncoding")
 			}
 			x.RedundancyEncoding = new(RedundancyEncoding)
-			sd := d.Sub(raw)
-			if err := x.RedundancyEncoding.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.RedundancyEncoding.Decode(d); err != nil {
 				return asn1per.Wrap(err, "redundancyEncoding")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -905,10 +909,11 @@ func (x *H2250LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "source")
 			}
 			x.Source = new(TerminalLabel)
-			sd := d.Sub(raw)
-			if err := x.Source.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Source.Decode(d); err != nil {
 				return asn1per.Wrap(err, "source")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 3); err != nil {
 			return asn1per.Wrap(err, "H2250LogicalChannelParameters")
@@ -1092,10 +1097,11 @@ func (x *RedundancyEncoding) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "rtpRedundancyEncoding")
 			}
 			x.RtpRedundancyEncoding = new(RedundancyEncodingRtpRedundancyEncoding)
-			sd := d.Sub(raw)
-			if err := x.RtpRedundancyEncoding.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.RtpRedundancyEncoding.Decode(d); err != nil {
 				return asn1per.Wrap(err, "rtpRedundancyEncoding")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "RedundancyEncoding")
@@ -1660,24 +1666,26 @@ func (x *UnicastAddress) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "nsap")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		{
-			r, err := (&sd).OctetString(1, 20, false)
+			r, err := d.OctetString(1, 20, false)
 			if err != nil {
 				return asn1per.Wrap(err, "nsap")
 			}
 			x.Nsap = []byte(r)
 		}
+		d.Pop(fr)
 	case 6:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "nonStandardAddress")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.NonStandardAddress = new(NonStandardParameter)
-		if err := x.NonStandardAddress.Decode((&sd)); err != nil {
+		if err := x.NonStandardAddress.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardAddress")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -1778,24 +1786,26 @@ func (x *MulticastAddress) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "nsap")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		{
-			r, err := (&sd).OctetString(1, 20, false)
+			r, err := d.OctetString(1, 20, false)
 			if err != nil {
 				return asn1per.Wrap(err, "nsap")
 			}
 			x.Nsap = []byte(r)
 		}
+		d.Pop(fr)
 	case 3:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "nonStandardAddress")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.NonStandardAddress = new(NonStandardParameter)
-		if err := x.NonStandardAddress.Decode((&sd)); err != nil {
+		if err := x.NonStandardAddress.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardAddress")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -1945,10 +1955,11 @@ func (x *EncryptionSync) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericParameter")
 			}
 			x.GenericParameter = new(GenericParameter)
-			sd := d.Sub(raw)
-			if err := x.GenericParameter.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.GenericParameter.Decode(d); err != nil {
 				return asn1per.Wrap(err, "genericParameter")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "EncryptionSync")
@@ -2151,10 +2162,11 @@ func (x *OpenLogicalChannelAck) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "separateStack")
 			}
 			x.SeparateStack = new(NetworkAccessParameters)
-			sd := d.Sub(raw)
-			if err := x.SeparateStack.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.SeparateStack.Decode(d); err != nil {
 				return asn1per.Wrap(err, "separateStack")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -2162,10 +2174,11 @@ func (x *OpenLogicalChannelAck) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "forwardMultiplexAckParameters")
 			}
 			x.ForwardMultiplexAckParameters = new(OpenLogicalChannelAckForwardMultiplexAckParameters)
-			sd := d.Sub(raw)
-			if err := x.ForwardMultiplexAckParameters.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.ForwardMultiplexAckParameters.Decode(d); err != nil {
 				return asn1per.Wrap(err, "forwardMultiplexAckParameters")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -2173,10 +2186,11 @@ func (x *OpenLogicalChannelAck) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "encryptionSync")
 			}
 			x.EncryptionSync = new(EncryptionSync)
-			sd := d.Sub(raw)
-			if err := x.EncryptionSync.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.EncryptionSync.Decode(d); err != nil {
 				return asn1per.Wrap(err, "encryptionSync")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -2184,9 +2198,9 @@ func (x *OpenLogicalChannelAck) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericInformation")
 			}
 			x.HasGenericInformation = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n7, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n7, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericInformation")
 				}
@@ -2194,11 +2208,12 @@ func (x *OpenLogicalChannelAck) Decode(d *asn1per.Decoder) error {
 				for range n7 {
 					var zero GenericInformation
 					x.GenericInformation = append(x.GenericInformation, zero)
-					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode((&sd)); err != nil {
+					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericInformation")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 4); err != nil {
 			return asn1per.Wrap(err, "OpenLogicalChannelAck")
@@ -2293,9 +2308,9 @@ func (x *OpenLogicalChannelReject) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericInformation")
 			}
 			x.HasGenericInformation = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n9, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n9, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericInformation")
 				}
@@ -2303,11 +2318,12 @@ func (x *OpenLogicalChannelReject) Decode(d *asn1per.Decoder) error {
 				for range n9 {
 					var zero GenericInformation
 					x.GenericInformation = append(x.GenericInformation, zero)
-					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode((&sd)); err != nil {
+					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericInformation")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "OpenLogicalChannelReject")
@@ -2395,9 +2411,9 @@ func (x *OpenLogicalChannelConfirm) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericInformation")
 			}
 			x.HasGenericInformation = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				n11, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+				n11, err := d.Length(0, asn1per.Unbounded, false, 1)
 				if err != nil {
 					return asn1per.Wrap(err, "genericInformation")
 				}
@@ -2405,11 +2421,12 @@ func (x *OpenLogicalChannelConfirm) Decode(d *asn1per.Decoder) error {
 				for range n11 {
 					var zero GenericInformation
 					x.GenericInformation = append(x.GenericInformation, zero)
-					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode((&sd)); err != nil {
+					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode(d); err != nil {
 						return asn1per.Wrap(err, "genericInformation")
 					}
 				}
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "OpenLogicalChannelConfirm")
@@ -2592,14 +2609,15 @@ func (x *H2250LogicalChannelAckParameters) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "flowControlToZero")
 			}
 			x.HasFlowControlToZero = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "flowControlToZero")
 				}
 				x.FlowControlToZero = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -2607,14 +2625,15 @@ func (x *H2250LogicalChannelAckParameters) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "portNumber")
 			}
 			x.HasPortNumber = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Constrained(0, 65535)
+				r, err := d.Constrained(0, 65535)
 				if err != nil {
 					return asn1per.Wrap(err, "portNumber")
 				}
 				x.PortNumber = int64(r)
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 2); err != nil {
 			return asn1per.Wrap(err, "H2250LogicalChannelAckParameters")
@@ -2703,10 +2722,11 @@ func (x *CloseLogicalChannel) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "reason")
 			}
 			x.Reason = new(CloseLogicalChannelReason)
-			sd := d.Sub(raw)
-			if err := x.Reason.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Reason.Decode(d); err != nil {
 				return asn1per.Wrap(err, "reason")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "CloseLogicalChannel")
@@ -2851,10 +2871,11 @@ func (x *RequestChannelClose) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "qosCapability")
 			}
 			x.QosCapability = new(QOSCapability)
-			sd := d.Sub(raw)
-			if err := x.QosCapability.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.QosCapability.Decode(d); err != nil {
 				return asn1per.Wrap(err, "qosCapability")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -2862,10 +2883,11 @@ func (x *RequestChannelClose) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "reason")
 			}
 			x.Reason = new(RequestChannelCloseReason)
-			sd := d.Sub(raw)
-			if err := x.Reason.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Reason.Decode(d); err != nil {
 				return asn1per.Wrap(err, "reason")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 2); err != nil {
 			return asn1per.Wrap(err, "RequestChannelClose")
@@ -4372,61 +4394,67 @@ func (x *ModeElementType) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "h235Mode")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.H235Mode = new(H235Mode)
-		if err := x.H235Mode.Decode((&sd)); err != nil {
+		if err := x.H235Mode.Decode(d); err != nil {
 			return asn1per.Wrap(err, "h235Mode")
 		}
+		d.Pop(fr)
 	case 6:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "multiplexedStreamMode")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.MultiplexedStreamMode = new(MultiplexedStreamParameter)
-		if err := x.MultiplexedStreamMode.Decode((&sd)); err != nil {
+		if err := x.MultiplexedStreamMode.Decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplexedStreamMode")
 		}
+		d.Pop(fr)
 	case 7:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "redundancyEncodingDTMode")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.RedundancyEncodingDTMode = new(RedundancyEncodingDTMode)
-		if err := x.RedundancyEncodingDTMode.Decode((&sd)); err != nil {
+		if err := x.RedundancyEncodingDTMode.Decode(d); err != nil {
 			return asn1per.Wrap(err, "redundancyEncodingDTMode")
 		}
+		d.Pop(fr)
 	case 8:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "multiplePayloadStreamMode")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.MultiplePayloadStreamMode = new(MultiplePayloadStreamMode)
-		if err := x.MultiplePayloadStreamMode.Decode((&sd)); err != nil {
+		if err := x.MultiplePayloadStreamMode.Decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplePayloadStreamMode")
 		}
+		d.Pop(fr)
 	case 9:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "depFecMode")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.DepFecMode = new(DepFECMode)
-		if err := x.DepFecMode.Decode((&sd)); err != nil {
+		if err := x.DepFecMode.Decode(d); err != nil {
 			return asn1per.Wrap(err, "depFecMode")
 		}
+		d.Pop(fr)
 	case 10:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "fecMode")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.FecMode = new(FECMode)
-		if err := x.FecMode.Decode((&sd)); err != nil {
+		if err := x.FecMode.Decode(d); err != nil {
 			return asn1per.Wrap(err, "fecMode")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -4564,10 +4592,11 @@ func (x *ModeElement) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "v76ModeParameters")
 			}
 			x.V76ModeParameters = new(V76ModeParameters)
-			sd := d.Sub(raw)
-			if err := x.V76ModeParameters.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.V76ModeParameters.Decode(d); err != nil {
 				return asn1per.Wrap(err, "v76ModeParameters")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -4575,10 +4604,11 @@ func (x *ModeElement) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "h2250ModeParameters")
 			}
 			x.H2250ModeParameters = new(H2250ModeParameters)
-			sd := d.Sub(raw)
-			if err := x.H2250ModeParameters.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.H2250ModeParameters.Decode(d); err != nil {
 				return asn1per.Wrap(err, "h2250ModeParameters")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -4586,10 +4616,11 @@ func (x *ModeElement) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "genericModeParameters")
 			}
 			x.GenericModeParameters = new(GenericCapability)
-			sd := d.Sub(raw)
-			if err := x.GenericModeParameters.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.GenericModeParameters.Decode(d); err != nil {
 				return asn1per.Wrap(err, "genericModeParameters")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -4597,10 +4628,11 @@ func (x *ModeElement) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "multiplexedStreamModeParameters")
 			}
 			x.MultiplexedStreamModeParameters = new(MultiplexedStreamModeParameters)
-			sd := d.Sub(raw)
-			if err := x.MultiplexedStreamModeParameters.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.MultiplexedStreamModeParameters.Decode(d); err != nil {
 				return asn1per.Wrap(err, "multiplexedStreamModeParameters")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 4 && present[4] {
 			raw, err := d.OpenType()
@@ -4608,10 +4640,11 @@ func (x *ModeElement) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "logicalChannelNumber")
 			}
 			x.HasLogicalChannelNumber = true
-			sd := d.Sub(raw)
-			if err := x.LogicalChannelNumber.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.LogicalChannelNumber.Decode(d); err != nil {
 				return asn1per.Wrap(err, "logicalChannelNumber")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 5); err != nil {
 			return asn1per.Wrap(err, "ModeElement")
@@ -5546,11 +5579,12 @@ func (x *VideoMode) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "genericVideoMode")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.GenericVideoMode = new(GenericCapability)
-		if err := x.GenericVideoMode.Decode((&sd)); err != nil {
+		if err := x.GenericVideoMode.Decode(d); err != nil {
 			return asn1per.Wrap(err, "genericVideoMode")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -5942,14 +5976,15 @@ func (x *H263VideoMode) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "errorCompensation")
 			}
 			x.HasErrorCompensation = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Bool()
+				r, err := d.Bool()
 				if err != nil {
 					return asn1per.Wrap(err, "errorCompensation")
 				}
 				x.ErrorCompensation = bool(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -5957,10 +5992,11 @@ func (x *H263VideoMode) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "enhancementLayerInfo")
 			}
 			x.EnhancementLayerInfo = new(EnhancementLayerInfo)
-			sd := d.Sub(raw)
-			if err := x.EnhancementLayerInfo.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.EnhancementLayerInfo.Decode(d); err != nil {
 				return asn1per.Wrap(err, "enhancementLayerInfo")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -5968,10 +6004,11 @@ func (x *H263VideoMode) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "h263Options")
 			}
 			x.H263Options = new(H263Options)
-			sd := d.Sub(raw)
-			if err := x.H263Options.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.H263Options.Decode(d); err != nil {
 				return asn1per.Wrap(err, "h263Options")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 3); err != nil {
 			return asn1per.Wrap(err, "H263VideoMode")
@@ -6375,97 +6412,106 @@ func (x *AudioMode) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "g729wAnnexB")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		{
-			r, err := (&sd).Constrained(1, 256)
+			r, err := d.Constrained(1, 256)
 			if err != nil {
 				return asn1per.Wrap(err, "g729wAnnexB")
 			}
 			x.G729wAnnexB = int64(r)
 		}
+		d.Pop(fr)
 	case 15:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "g729AnnexAwAnnexB")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		{
-			r, err := (&sd).Constrained(1, 256)
+			r, err := d.Constrained(1, 256)
 			if err != nil {
 				return asn1per.Wrap(err, "g729AnnexAwAnnexB")
 			}
 			x.G729AnnexAwAnnexB = int64(r)
 		}
+		d.Pop(fr)
 	case 16:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "g7231AnnexCMode")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.G7231AnnexCMode = new(G7231AnnexCMode)
-		if err := x.G7231AnnexCMode.Decode((&sd)); err != nil {
+		if err := x.G7231AnnexCMode.Decode(d); err != nil {
 			return asn1per.Wrap(err, "g7231AnnexCMode")
 		}
+		d.Pop(fr)
 	case 17:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "gsmFullRate")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.GsmFullRate = new(GSMAudioCapability)
-		if err := x.GsmFullRate.Decode((&sd)); err != nil {
+		if err := x.GsmFullRate.Decode(d); err != nil {
 			return asn1per.Wrap(err, "gsmFullRate")
 		}
+		d.Pop(fr)
 	case 18:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "gsmHalfRate")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.GsmHalfRate = new(GSMAudioCapability)
-		if err := x.GsmHalfRate.Decode((&sd)); err != nil {
+		if err := x.GsmHalfRate.Decode(d); err != nil {
 			return asn1per.Wrap(err, "gsmHalfRate")
 		}
+		d.Pop(fr)
 	case 19:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "gsmEnhancedFullRate")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.GsmEnhancedFullRate = new(GSMAudioCapability)
-		if err := x.GsmEnhancedFullRate.Decode((&sd)); err != nil {
+		if err := x.GsmEnhancedFullRate.Decode(d); err != nil {
 			return asn1per.Wrap(err, "gsmEnhancedFullRate")
 		}
+		d.Pop(fr)
 	case 20:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "genericAudioMode")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.GenericAudioMode = new(GenericCapability)
-		if err := x.GenericAudioMode.Decode((&sd)); err != nil {
+		if err := x.GenericAudioMode.Decode(d); err != nil {
 			return asn1per.Wrap(err, "genericAudioMode")
 		}
+		d.Pop(fr)
 	case 21:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "g729Extensions")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.G729Extensions = new(G729Extensions)
-		if err := x.G729Extensions.Decode((&sd)); err != nil {
+		if err := x.G729Extensions.Decode(d); err != nil {
 			return asn1per.Wrap(err, "g729Extensions")
 		}
+		d.Pop(fr)
 	case 22:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "vbd")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.Vbd = new(VBDMode)
-		if err := x.Vbd.Decode((&sd)); err != nil {
+		if err := x.Vbd.Decode(d); err != nil {
 			return asn1per.Wrap(err, "vbd")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -7677,10 +7723,11 @@ func (x *CommunicationModeTableEntry) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "redundancyEncoding")
 			}
 			x.RedundancyEncoding = new(RedundancyEncoding)
-			sd := d.Sub(raw)
-			if err := x.RedundancyEncoding.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.RedundancyEncoding.Decode(d); err != nil {
 				return asn1per.Wrap(err, "redundancyEncoding")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -7688,14 +7735,15 @@ func (x *CommunicationModeTableEntry) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "sessionDependency")
 			}
 			x.HasSessionDependency = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Constrained(1, 255)
+				r, err := d.Constrained(1, 255)
 				if err != nil {
 					return asn1per.Wrap(err, "sessionDependency")
 				}
 				x.SessionDependency = int64(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -7703,10 +7751,11 @@ func (x *CommunicationModeTableEntry) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "destination")
 			}
 			x.Destination = new(TerminalLabel)
-			sd := d.Sub(raw)
-			if err := x.Destination.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Destination.Decode(d); err != nil {
 				return asn1per.Wrap(err, "destination")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 3); err != nil {
 			return asn1per.Wrap(err, "CommunicationModeTableEntry")
@@ -7880,40 +7929,44 @@ func (x *ConferenceRequest) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "requestTerminalCertificate")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.RequestTerminalCertificate = new(ConferenceRequestRequestTerminalCertificate)
-		if err := x.RequestTerminalCertificate.Decode((&sd)); err != nil {
+		if err := x.RequestTerminalCertificate.Decode(d); err != nil {
 			return asn1per.Wrap(err, "requestTerminalCertificate")
 		}
+		d.Pop(fr)
 	case 11:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "broadcastMyLogicalChannel")
 		}
-		sd := d.Sub(raw)
-		if err := x.BroadcastMyLogicalChannel.Decode((&sd)); err != nil {
+		fr := d.Push(raw)
+		if err := x.BroadcastMyLogicalChannel.Decode(d); err != nil {
 			return asn1per.Wrap(err, "broadcastMyLogicalChannel")
 		}
+		d.Pop(fr)
 	case 12:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "makeTerminalBroadcaster")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.MakeTerminalBroadcaster = new(TerminalLabel)
-		if err := x.MakeTerminalBroadcaster.Decode((&sd)); err != nil {
+		if err := x.MakeTerminalBroadcaster.Decode(d); err != nil {
 			return asn1per.Wrap(err, "makeTerminalBroadcaster")
 		}
+		d.Pop(fr)
 	case 13:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "sendThisSource")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.SendThisSource = new(TerminalLabel)
-		if err := x.SendThisSource.Decode((&sd)); err != nil {
+		if err := x.SendThisSource.Decode(d); err != nil {
 			return asn1per.Wrap(err, "sendThisSource")
 		}
+		d.Pop(fr)
 	case 14:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -7925,11 +7978,12 @@ func (x *ConferenceRequest) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "remoteMCRequest")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.RemoteMCRequest = new(RemoteMCRequest)
-		if err := x.RemoteMCRequest.Decode((&sd)); err != nil {
+		if err := x.RemoteMCRequest.Decode(d); err != nil {
 			return asn1per.Wrap(err, "remoteMCRequest")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -8386,81 +8440,89 @@ func (x *ConferenceResponse) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "extensionAddressResponse")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.ExtensionAddressResponse = new(ConferenceResponseExtensionAddressResponse)
-		if err := x.ExtensionAddressResponse.Decode((&sd)); err != nil {
+		if err := x.ExtensionAddressResponse.Decode(d); err != nil {
 			return asn1per.Wrap(err, "extensionAddressResponse")
 		}
+		d.Pop(fr)
 	case 9:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "chairTokenOwnerResponse")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.ChairTokenOwnerResponse = new(ConferenceResponseChairTokenOwnerResponse)
-		if err := x.ChairTokenOwnerResponse.Decode((&sd)); err != nil {
+		if err := x.ChairTokenOwnerResponse.Decode(d); err != nil {
 			return asn1per.Wrap(err, "chairTokenOwnerResponse")
 		}
+		d.Pop(fr)
 	case 10:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "terminalCertificateResponse")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.TerminalCertificateResponse = new(ConferenceResponseTerminalCertificateResponse)
-		if err := x.TerminalCertificateResponse.Decode((&sd)); err != nil {
+		if err := x.TerminalCertificateResponse.Decode(d); err != nil {
 			return asn1per.Wrap(err, "terminalCertificateResponse")
 		}
+		d.Pop(fr)
 	case 11:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "broadcastMyLogicalChannelResponse")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.BroadcastMyLogicalChannelResponse = new(ConferenceResponseBroadcastMyLogicalChannelResponse)
-		if err := x.BroadcastMyLogicalChannelResponse.Decode((&sd)); err != nil {
+		if err := x.BroadcastMyLogicalChannelResponse.Decode(d); err != nil {
 			return asn1per.Wrap(err, "broadcastMyLogicalChannelResponse")
 		}
+		d.Pop(fr)
 	case 12:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "makeTerminalBroadcasterResponse")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.MakeTerminalBroadcasterResponse = new(ConferenceResponseMakeTerminalBroadcasterResponse)
-		if err := x.MakeTerminalBroadcasterResponse.Decode((&sd)); err != nil {
+		if err := x.MakeTerminalBroadcasterResponse.Decode(d); err != nil {
 			return asn1per.Wrap(err, "makeTerminalBroadcasterResponse")
 		}
+		d.Pop(fr)
 	case 13:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "sendThisSourceResponse")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.SendThisSourceResponse = new(ConferenceResponseSendThisSourceResponse)
-		if err := x.SendThisSourceResponse.Decode((&sd)); err != nil {
+		if err := x.SendThisSourceResponse.Decode(d); err != nil {
 			return asn1per.Wrap(err, "sendThisSourceResponse")
 		}
+		d.Pop(fr)
 	case 14:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "requestAllTerminalIDsResponse")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.RequestAllTerminalIDsResponse = new(RequestAllTerminalIDsResponse)
-		if err := x.RequestAllTerminalIDsResponse.Decode((&sd)); err != nil {
+		if err := x.RequestAllTerminalIDsResponse.Decode(d); err != nil {
 			return asn1per.Wrap(err, "requestAllTerminalIDsResponse")
 		}
+		d.Pop(fr)
 	case 15:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "remoteMCResponse")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.RemoteMCResponse = new(RemoteMCResponse)
-		if err := x.RemoteMCResponse.Decode((&sd)); err != nil {
+		if err := x.RemoteMCResponse.Decode(d); err != nil {
 			return asn1per.Wrap(err, "remoteMCResponse")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -10137,19 +10199,20 @@ func (x *EndSessionCommand) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "isdnOptions")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.IsdnOptions = new(EndSessionCommandIsdnOptions)
-		if err := x.IsdnOptions.Decode((&sd)); err != nil {
+		if err := x.IsdnOptions.Decode(d); err != nil {
 			return asn1per.Wrap(err, "isdnOptions")
 		}
+		d.Pop(fr)
 	case 4:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "genericInformation")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		{
-			n59, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+			n59, err := d.Length(0, asn1per.Unbounded, false, 1)
 			if err != nil {
 				return asn1per.Wrap(err, "genericInformation")
 			}
@@ -10157,11 +10220,12 @@ func (x *EndSessionCommand) Decode(d *asn1per.Decoder) error {
 			for range n59 {
 				var zero GenericInformation
 				x.GenericInformation = append(x.GenericInformation, zero)
-				if err := x.GenericInformation[len(x.GenericInformation)-1].Decode((&sd)); err != nil {
+				if err := x.GenericInformation[len(x.GenericInformation)-1].Decode(d); err != nil {
 					return asn1per.Wrap(err, "genericInformation")
 				}
 			}
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -10283,11 +10347,12 @@ func (x *ConferenceCommand) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "substituteConferenceIDCommand")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.SubstituteConferenceIDCommand = new(SubstituteConferenceIDCommand)
-		if err := x.SubstituteConferenceIDCommand.Decode((&sd)); err != nil {
+		if err := x.SubstituteConferenceIDCommand.Decode(d); err != nil {
 			return asn1per.Wrap(err, "substituteConferenceIDCommand")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -10491,10 +10556,11 @@ func (x *MiscellaneousCommand) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "direction")
 			}
 			x.Direction = new(EncryptionUpdateDirection)
-			sd := d.Sub(raw)
-			if err := x.Direction.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.Direction.Decode(d); err != nil {
 				return asn1per.Wrap(err, "direction")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "MiscellaneousCommand")

@@ -93,14 +93,15 @@ func (x *EncryptionUpdateRequest) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "synchFlag")
 			}
 			x.HasSynchFlag = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).Constrained(0, 255)
+				r, err := d.Constrained(0, 255)
 				if err != nil {
 					return asn1per.Wrap(err, "synchFlag")
 				}
 				x.SynchFlag = int64(r)
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "EncryptionUpdateRequest")
@@ -788,31 +789,34 @@ func (x *ConferenceIndication) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "floorRequested")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.FloorRequested = new(TerminalLabel)
-		if err := x.FloorRequested.Decode((&sd)); err != nil {
+		if err := x.FloorRequested.Decode(d); err != nil {
 			return asn1per.Wrap(err, "floorRequested")
 		}
+		d.Pop(fr)
 	case 12:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "terminalYouAreSeeingInSubPictureNumber")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.TerminalYouAreSeeingInSubPictureNumber = new(TerminalYouAreSeeingInSubPictureNumber)
-		if err := x.TerminalYouAreSeeingInSubPictureNumber.Decode((&sd)); err != nil {
+		if err := x.TerminalYouAreSeeingInSubPictureNumber.Decode(d); err != nil {
 			return asn1per.Wrap(err, "terminalYouAreSeeingInSubPictureNumber")
 		}
+		d.Pop(fr)
 	case 13:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "videoIndicateCompose")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.VideoIndicateCompose = new(VideoIndicateCompose)
-		if err := x.VideoIndicateCompose.Decode((&sd)); err != nil {
+		if err := x.VideoIndicateCompose.Decode(d); err != nil {
 			return asn1per.Wrap(err, "videoIndicateCompose")
 		}
+		d.Pop(fr)
 	case 14:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -920,10 +924,11 @@ func (x *TerminalYouAreSeeingInSubPictureNumber) Decode(d *asn1per.Decoder) erro
 				return asn1per.Wrap(err, "mcuNumber")
 			}
 			x.HasMcuNumber = true
-			sd := d.Sub(raw)
-			if err := x.McuNumber.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.McuNumber.Decode(d); err != nil {
 				return asn1per.Wrap(err, "mcuNumber")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "TerminalYouAreSeeingInSubPictureNumber")
@@ -1594,10 +1599,11 @@ func (x *NewATMVCIndication) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "reverseParameters")
 			}
 			x.ReverseParameters = new(NewATMVCIndicationReverseParameters)
-			sd := d.Sub(raw)
-			if err := x.ReverseParameters.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.ReverseParameters.Decode(d); err != nil {
 				return asn1per.Wrap(err, "reverseParameters")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "NewATMVCIndication")
@@ -1893,59 +1899,64 @@ func (x *UserInputIndication) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "userInputSupportIndication")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.UserInputSupportIndication = new(UserInputIndicationUserInputSupportIndication)
-		if err := x.UserInputSupportIndication.Decode((&sd)); err != nil {
+		if err := x.UserInputSupportIndication.Decode(d); err != nil {
 			return asn1per.Wrap(err, "userInputSupportIndication")
 		}
+		d.Pop(fr)
 	case 3:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "signal")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.Signal = new(UserInputIndicationSignal)
-		if err := x.Signal.Decode((&sd)); err != nil {
+		if err := x.Signal.Decode(d); err != nil {
 			return asn1per.Wrap(err, "signal")
 		}
+		d.Pop(fr)
 	case 4:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "signalUpdate")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.SignalUpdate = new(UserInputIndicationSignalUpdate)
-		if err := x.SignalUpdate.Decode((&sd)); err != nil {
+		if err := x.SignalUpdate.Decode(d); err != nil {
 			return asn1per.Wrap(err, "signalUpdate")
 		}
+		d.Pop(fr)
 	case 5:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "extendedAlphanumeric")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.ExtendedAlphanumeric = new(UserInputIndicationExtendedAlphanumeric)
-		if err := x.ExtendedAlphanumeric.Decode((&sd)); err != nil {
+		if err := x.ExtendedAlphanumeric.Decode(d); err != nil {
 			return asn1per.Wrap(err, "extendedAlphanumeric")
 		}
+		d.Pop(fr)
 	case 6:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "encryptedAlphanumeric")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.EncryptedAlphanumeric = new(UserInputIndicationEncryptedAlphanumeric)
-		if err := x.EncryptedAlphanumeric.Decode((&sd)); err != nil {
+		if err := x.EncryptedAlphanumeric.Decode(d); err != nil {
 			return asn1per.Wrap(err, "encryptedAlphanumeric")
 		}
+		d.Pop(fr)
 	case 7:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "genericInformation")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		{
-			n1, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+			n1, err := d.Length(0, asn1per.Unbounded, false, 1)
 			if err != nil {
 				return asn1per.Wrap(err, "genericInformation")
 			}
@@ -1953,11 +1964,12 @@ func (x *UserInputIndication) Decode(d *asn1per.Decoder) error {
 			for range n1 {
 				var zero GenericInformation
 				x.GenericInformation = append(x.GenericInformation, zero)
-				if err := x.GenericInformation[len(x.GenericInformation)-1].Decode((&sd)); err != nil {
+				if err := x.GenericInformation[len(x.GenericInformation)-1].Decode(d); err != nil {
 					return asn1per.Wrap(err, "genericInformation")
 				}
 			}
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -4094,41 +4106,45 @@ func (x *DataApplicationCapabilityApplication) Decode(d *asn1per.Decoder) error 
 		if err != nil {
 			return asn1per.Wrap(err, "t30fax")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.T30fax = new(DataProtocolCapability)
-		if err := x.T30fax.Decode((&sd)); err != nil {
+		if err := x.T30fax.Decode(d); err != nil {
 			return asn1per.Wrap(err, "t30fax")
 		}
+		d.Pop(fr)
 	case 11:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "t140")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.T140 = new(DataProtocolCapability)
-		if err := x.T140.Decode((&sd)); err != nil {
+		if err := x.T140.Decode(d); err != nil {
 			return asn1per.Wrap(err, "t140")
 		}
+		d.Pop(fr)
 	case 12:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "t38fax")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.T38fax = new(DataApplicationCapabilityApplicationT38fax)
-		if err := x.T38fax.Decode((&sd)); err != nil {
+		if err := x.T38fax.Decode(d); err != nil {
 			return asn1per.Wrap(err, "t38fax")
 		}
+		d.Pop(fr)
 	case 13:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "genericDataCapability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.GenericDataCapability = new(GenericCapability)
-		if err := x.GenericDataCapability.Decode((&sd)); err != nil {
+		if err := x.GenericDataCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "genericDataCapability")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -4751,10 +4767,11 @@ func (x *OpenLogicalChannelForwardLogicalChannelParameters) Decode(d *asn1per.De
 				return asn1per.Wrap(err, "forwardLogicalChannelDependency")
 			}
 			x.HasForwardLogicalChannelDependency = true
-			sd := d.Sub(raw)
-			if err := x.ForwardLogicalChannelDependency.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.ForwardLogicalChannelDependency.Decode(d); err != nil {
 				return asn1per.Wrap(err, "forwardLogicalChannelDependency")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -4762,10 +4779,11 @@ func (x *OpenLogicalChannelForwardLogicalChannelParameters) Decode(d *asn1per.De
 				return asn1per.Wrap(err, "replacementFor")
 			}
 			x.HasReplacementFor = true
-			sd := d.Sub(raw)
-			if err := x.ReplacementFor.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.ReplacementFor.Decode(d); err != nil {
 				return asn1per.Wrap(err, "replacementFor")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 2); err != nil {
 			return asn1per.Wrap(err, "OpenLogicalChannelForwardLogicalChannelParameters")
@@ -4878,10 +4896,11 @@ func (x *OpenLogicalChannelReverseLogicalChannelParameters) Decode(d *asn1per.De
 				return asn1per.Wrap(err, "reverseLogicalChannelDependency")
 			}
 			x.HasReverseLogicalChannelDependency = true
-			sd := d.Sub(raw)
-			if err := x.ReverseLogicalChannelDependency.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.ReverseLogicalChannelDependency.Decode(d); err != nil {
 				return asn1per.Wrap(err, "reverseLogicalChannelDependency")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 1 && present[1] {
 			raw, err := d.OpenType()
@@ -4889,10 +4908,11 @@ func (x *OpenLogicalChannelReverseLogicalChannelParameters) Decode(d *asn1per.De
 				return asn1per.Wrap(err, "replacementFor")
 			}
 			x.HasReplacementFor = true
-			sd := d.Sub(raw)
-			if err := x.ReplacementFor.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.ReplacementFor.Decode(d); err != nil {
 				return asn1per.Wrap(err, "replacementFor")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 2); err != nil {
 			return asn1per.Wrap(err, "OpenLogicalChannelReverseLogicalChannelParameters")
@@ -5321,41 +5341,45 @@ func (x *H235MediaMediaType) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "redundancyEncoding")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.RedundancyEncoding = new(RedundancyEncoding)
-		if err := x.RedundancyEncoding.Decode((&sd)); err != nil {
+		if err := x.RedundancyEncoding.Decode(d); err != nil {
 			return asn1per.Wrap(err, "redundancyEncoding")
 		}
+		d.Pop(fr)
 	case 5:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "multiplePayloadStream")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.MultiplePayloadStream = new(MultiplePayloadStream)
-		if err := x.MultiplePayloadStream.Decode((&sd)); err != nil {
+		if err := x.MultiplePayloadStream.Decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplePayloadStream")
 		}
+		d.Pop(fr)
 	case 6:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "depFec")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.DepFec = new(DepFECData)
-		if err := x.DepFec.Decode((&sd)); err != nil {
+		if err := x.DepFec.Decode(d); err != nil {
 			return asn1per.Wrap(err, "depFec")
 		}
+		d.Pop(fr)
 	case 7:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "fec")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.Fec = new(FECData)
-		if err := x.Fec.Decode((&sd)); err != nil {
+		if err := x.Fec.Decode(d); err != nil {
 			return asn1per.Wrap(err, "fec")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -5482,31 +5506,34 @@ func (x *H223LogicalChannelParametersAdaptationLayerType) Decode(d *asn1per.Deco
 		if err != nil {
 			return asn1per.Wrap(err, "al1M")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.Al1M = new(H223AL1MParameters)
-		if err := x.Al1M.Decode((&sd)); err != nil {
+		if err := x.Al1M.Decode(d); err != nil {
 			return asn1per.Wrap(err, "al1M")
 		}
+		d.Pop(fr)
 	case 7:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "al2M")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.Al2M = new(H223AL2MParameters)
-		if err := x.Al2M.Decode((&sd)); err != nil {
+		if err := x.Al2M.Decode(d); err != nil {
 			return asn1per.Wrap(err, "al2M")
 		}
+		d.Pop(fr)
 	case 8:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "al3M")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.Al3M = new(H223AL3MParameters)
-		if err := x.Al3M.Decode((&sd)); err != nil {
+		if err := x.Al3M.Decode(d); err != nil {
 			return asn1per.Wrap(err, "al3M")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -6335,11 +6362,12 @@ func (x *H2250LogicalChannelParametersMediaPacketization) Decode(d *asn1per.Deco
 		if err != nil {
 			return asn1per.Wrap(err, "rtpPayloadType")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.RtpPayloadType = new(RTPPayloadType)
-		if err := x.RtpPayloadType.Decode((&sd)); err != nil {
+		if err := x.RtpPayloadType.Decode(d); err != nil {
 			return asn1per.Wrap(err, "rtpPayloadType")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -7264,10 +7292,11 @@ func (x *OpenLogicalChannelAckReverseLogicalChannelParameters) Decode(d *asn1per
 				return asn1per.Wrap(err, "replacementFor")
 			}
 			x.HasReplacementFor = true
-			sd := d.Sub(raw)
-			if err := x.ReplacementFor.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.ReplacementFor.Decode(d); err != nil {
 				return asn1per.Wrap(err, "replacementFor")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "OpenLogicalChannelAckReverseLogicalChannelParameters")
@@ -7609,14 +7638,15 @@ func (x *CloseLogicalChannelReason) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "networkErrorCode")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		{
-			r, err := (&sd).Constrained(0, 255)
+			r, err := d.Constrained(0, 255)
 			if err != nil {
 				return asn1per.Wrap(err, "networkErrorCode")
 			}
 			x.NetworkErrorCode = int64(r)
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -7690,14 +7720,15 @@ func (x *RequestChannelCloseReason) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "networkErrorCode")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		{
-			r, err := (&sd).Constrained(0, 255)
+			r, err := d.Constrained(0, 255)
 			if err != nil {
 				return asn1per.Wrap(err, "networkErrorCode")
 			}
 			x.NetworkErrorCode = int64(r)
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -8352,11 +8383,12 @@ func (x *RedundancyEncodingDTModeElementType) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "fecMode")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.FecMode = new(FECMode)
-		if err := x.FecMode.Decode((&sd)); err != nil {
+		if err := x.FecMode.Decode(d); err != nil {
 			return asn1per.Wrap(err, "fecMode")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -8607,31 +8639,34 @@ func (x *H223ModeParametersAdaptationLayerType) Decode(d *asn1per.Decoder) error
 		if err != nil {
 			return asn1per.Wrap(err, "al1M")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.Al1M = new(H223AL1MParameters)
-		if err := x.Al1M.Decode((&sd)); err != nil {
+		if err := x.Al1M.Decode(d); err != nil {
 			return asn1per.Wrap(err, "al1M")
 		}
+		d.Pop(fr)
 	case 7:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "al2M")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.Al2M = new(H223AL2MParameters)
-		if err := x.Al2M.Decode((&sd)); err != nil {
+		if err := x.Al2M.Decode(d); err != nil {
 			return asn1per.Wrap(err, "al2M")
 		}
+		d.Pop(fr)
 	case 8:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "al3M")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.Al3M = new(H223AL3MParameters)
-		if err := x.Al3M.Decode((&sd)); err != nil {
+		if err := x.Al3M.Decode(d); err != nil {
 			return asn1per.Wrap(err, "al3M")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -9616,41 +9651,45 @@ func (x *DataModeApplication) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "t30fax")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.T30fax = new(DataProtocolCapability)
-		if err := x.T30fax.Decode((&sd)); err != nil {
+		if err := x.T30fax.Decode(d); err != nil {
 			return asn1per.Wrap(err, "t30fax")
 		}
+		d.Pop(fr)
 	case 11:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "t140")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.T140 = new(DataProtocolCapability)
-		if err := x.T140.Decode((&sd)); err != nil {
+		if err := x.T140.Decode(d); err != nil {
 			return asn1per.Wrap(err, "t140")
 		}
+		d.Pop(fr)
 	case 12:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "t38fax")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.T38fax = new(DataModeApplicationT38fax)
-		if err := x.T38fax.Decode((&sd)); err != nil {
+		if err := x.T38fax.Decode(d); err != nil {
 			return asn1per.Wrap(err, "t38fax")
 		}
+		d.Pop(fr)
 	case 13:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "genericDataMode")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.GenericDataMode = new(GenericCapability)
-		if err := x.GenericDataMode.Decode((&sd)); err != nil {
+		if err := x.GenericDataMode.Decode(d); err != nil {
 			return asn1per.Wrap(err, "genericDataMode")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {

@@ -1815,44 +1815,48 @@ func (x *MiscellaneousCommandType) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "videoFastUpdateMB")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.VideoFastUpdateMB = new(MiscellaneousCommandTypeVideoFastUpdateMB)
-		if err := x.VideoFastUpdateMB.Decode((&sd)); err != nil {
+		if err := x.VideoFastUpdateMB.Decode(d); err != nil {
 			return asn1per.Wrap(err, "videoFastUpdateMB")
 		}
+		d.Pop(fr)
 	case 11:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "maxH223MUXPDUsize")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		{
-			r, err := (&sd).Constrained(1, 65535)
+			r, err := d.Constrained(1, 65535)
 			if err != nil {
 				return asn1per.Wrap(err, "maxH223MUXPDUsize")
 			}
 			x.MaxH223MUXPDUsize = int64(r)
 		}
+		d.Pop(fr)
 	case 12:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "encryptionUpdate")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.EncryptionUpdate = new(EncryptionSync)
-		if err := x.EncryptionUpdate.Decode((&sd)); err != nil {
+		if err := x.EncryptionUpdate.Decode(d); err != nil {
 			return asn1per.Wrap(err, "encryptionUpdate")
 		}
+		d.Pop(fr)
 	case 13:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "encryptionUpdateRequest")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.EncryptionUpdateRequest = new(EncryptionUpdateRequest)
-		if err := x.EncryptionUpdateRequest.Decode((&sd)); err != nil {
+		if err := x.EncryptionUpdateRequest.Decode(d); err != nil {
 			return asn1per.Wrap(err, "encryptionUpdateRequest")
 		}
+		d.Pop(fr)
 	case 14:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -1870,11 +1874,12 @@ func (x *MiscellaneousCommandType) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "progressiveRefinementStart")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.ProgressiveRefinementStart = new(MiscellaneousCommandTypeProgressiveRefinementStart)
-		if err := x.ProgressiveRefinementStart.Decode((&sd)); err != nil {
+		if err := x.ProgressiveRefinementStart.Decode(d); err != nil {
 			return asn1per.Wrap(err, "progressiveRefinementStart")
 		}
+		d.Pop(fr)
 	case 17:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -1892,19 +1897,20 @@ func (x *MiscellaneousCommandType) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "videoBadMBs")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.VideoBadMBs = new(MiscellaneousCommandTypeVideoBadMBs)
-		if err := x.VideoBadMBs.Decode((&sd)); err != nil {
+		if err := x.VideoBadMBs.Decode(d); err != nil {
 			return asn1per.Wrap(err, "videoBadMBs")
 		}
+		d.Pop(fr)
 	case 20:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "lostPicture")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		{
-			n6, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+			n6, err := d.Length(0, asn1per.Unbounded, false, 1)
 			if err != nil {
 				return asn1per.Wrap(err, "lostPicture")
 			}
@@ -1912,29 +1918,31 @@ func (x *MiscellaneousCommandType) Decode(d *asn1per.Decoder) error {
 			for range n6 {
 				var zero PictureReference
 				x.LostPicture = append(x.LostPicture, zero)
-				if err := x.LostPicture[len(x.LostPicture)-1].Decode((&sd)); err != nil {
+				if err := x.LostPicture[len(x.LostPicture)-1].Decode(d); err != nil {
 					return asn1per.Wrap(err, "lostPicture")
 				}
 			}
 		}
+		d.Pop(fr)
 	case 21:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "lostPartialPicture")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.LostPartialPicture = new(MiscellaneousCommandTypeLostPartialPicture)
-		if err := x.LostPartialPicture.Decode((&sd)); err != nil {
+		if err := x.LostPartialPicture.Decode(d); err != nil {
 			return asn1per.Wrap(err, "lostPartialPicture")
 		}
+		d.Pop(fr)
 	case 22:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "recoveryReferencePicture")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		{
-			n7, err := (&sd).Length(0, asn1per.Unbounded, false, 1)
+			n7, err := d.Length(0, asn1per.Unbounded, false, 1)
 			if err != nil {
 				return asn1per.Wrap(err, "recoveryReferencePicture")
 			}
@@ -1942,31 +1950,34 @@ func (x *MiscellaneousCommandType) Decode(d *asn1per.Decoder) error {
 			for range n7 {
 				var zero PictureReference
 				x.RecoveryReferencePicture = append(x.RecoveryReferencePicture, zero)
-				if err := x.RecoveryReferencePicture[len(x.RecoveryReferencePicture)-1].Decode((&sd)); err != nil {
+				if err := x.RecoveryReferencePicture[len(x.RecoveryReferencePicture)-1].Decode(d); err != nil {
 					return asn1per.Wrap(err, "recoveryReferencePicture")
 				}
 			}
 		}
+		d.Pop(fr)
 	case 23:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "encryptionUpdateCommand")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.EncryptionUpdateCommand = new(MiscellaneousCommandTypeEncryptionUpdateCommand)
-		if err := x.EncryptionUpdateCommand.Decode((&sd)); err != nil {
+		if err := x.EncryptionUpdateCommand.Decode(d); err != nil {
 			return asn1per.Wrap(err, "encryptionUpdateCommand")
 		}
+		d.Pop(fr)
 	case 24:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "encryptionUpdateAck")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.EncryptionUpdateAck = new(MiscellaneousCommandTypeEncryptionUpdateAck)
-		if err := x.EncryptionUpdateAck.Decode((&sd)); err != nil {
+		if err := x.EncryptionUpdateAck.Decode(d); err != nil {
 			return asn1per.Wrap(err, "encryptionUpdateAck")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -2525,21 +2536,23 @@ func (x *MiscellaneousIndicationType) Decode(d *asn1per.Decoder) error {
 		if err != nil {
 			return asn1per.Wrap(err, "videoNotDecodedMBs")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.VideoNotDecodedMBs = new(MiscellaneousIndicationTypeVideoNotDecodedMBs)
-		if err := x.VideoNotDecodedMBs.Decode((&sd)); err != nil {
+		if err := x.VideoNotDecodedMBs.Decode(d); err != nil {
 			return asn1per.Wrap(err, "videoNotDecodedMBs")
 		}
+		d.Pop(fr)
 	case 11:
 		raw, err := d.OpenType()
 		if err != nil {
 			return asn1per.Wrap(err, "transportCapability")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.TransportCapability = new(TransportCapability)
-		if err := x.TransportCapability.Decode((&sd)); err != nil {
+		if err := x.TransportCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "transportCapability")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -3080,10 +3093,11 @@ func (x *UserInputIndicationSignal) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "paramS")
 			}
 			x.ParamS = new(Params)
-			sd := d.Sub(raw)
-			if err := x.ParamS.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.ParamS.Decode(d); err != nil {
 				return asn1per.Wrap(err, "paramS")
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 2 && present[2] {
 			raw, err := d.OpenType()
@@ -3091,14 +3105,15 @@ func (x *UserInputIndicationSignal) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "encryptedSignalType")
 			}
 			x.HasEncryptedSignalType = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).OctetString(1, 1, false)
+				r, err := d.OctetString(1, 1, false)
 				if err != nil {
 					return asn1per.Wrap(err, "encryptedSignalType")
 				}
 				x.EncryptedSignalType = []byte(r)
 			}
+			d.Pop(fr)
 		}
 		if len(present) > 3 && present[3] {
 			raw, err := d.OpenType()
@@ -3106,14 +3121,15 @@ func (x *UserInputIndicationSignal) Decode(d *asn1per.Decoder) error {
 				return asn1per.Wrap(err, "algorithmOID")
 			}
 			x.HasAlgorithmOID = true
-			sd := d.Sub(raw)
+			fr := d.Push(raw)
 			{
-				r, err := (&sd).ObjectIdentifier()
+				r, err := d.ObjectIdentifier()
 				if err != nil {
 					return asn1per.Wrap(err, "algorithmOID")
 				}
 				x.AlgorithmOID = asn1per.ObjectIdentifier(r)
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 4); err != nil {
 			return asn1per.Wrap(err, "UserInputIndicationSignal")
@@ -3292,10 +3308,11 @@ func (x *UserInputIndicationExtendedAlphanumeric) Decode(d *asn1per.Decoder) err
 				return asn1per.Wrap(err, "encryptedAlphanumeric")
 			}
 			x.EncryptedAlphanumeric = new(UserInputIndicationExtendedAlphanumericEncryptedAlphanumeric)
-			sd := d.Sub(raw)
-			if err := x.EncryptedAlphanumeric.Decode((&sd)); err != nil {
+			fr := d.Push(raw)
+			if err := x.EncryptedAlphanumeric.Decode(d); err != nil {
 				return asn1per.Wrap(err, "encryptedAlphanumeric")
 			}
+			d.Pop(fr)
 		}
 		if err := d.ExtUnknown(&x.Ext, present, 1); err != nil {
 			return asn1per.Wrap(err, "UserInputIndicationExtendedAlphanumeric")
@@ -4227,11 +4244,12 @@ func (x *OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters) D
 		if err != nil {
 			return asn1per.Wrap(err, "h2250LogicalChannelParameters")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.H2250LogicalChannelParameters = new(H2250LogicalChannelParameters)
-		if err := x.H2250LogicalChannelParameters.Decode((&sd)); err != nil {
+		if err := x.H2250LogicalChannelParameters.Decode(d); err != nil {
 			return asn1per.Wrap(err, "h2250LogicalChannelParameters")
 		}
+		d.Pop(fr)
 	case 4:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -4330,11 +4348,12 @@ func (x *OpenLogicalChannelReverseLogicalChannelParametersMultiplexParameters) D
 		if err != nil {
 			return asn1per.Wrap(err, "h2250LogicalChannelParameters")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.H2250LogicalChannelParameters = new(H2250LogicalChannelParameters)
-		if err := x.H2250LogicalChannelParameters.Decode((&sd)); err != nil {
+		if err := x.H2250LogicalChannelParameters.Decode(d); err != nil {
 			return asn1per.Wrap(err, "h2250LogicalChannelParameters")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {
@@ -4712,11 +4731,12 @@ func (x *OpenLogicalChannelAckReverseLogicalChannelParametersMultiplexParameters
 		if err != nil {
 			return asn1per.Wrap(err, "h2250LogicalChannelParameters")
 		}
-		sd := d.Sub(raw)
+		fr := d.Push(raw)
 		x.H2250LogicalChannelParameters = new(H2250LogicalChannelParameters)
-		if err := x.H2250LogicalChannelParameters.Decode((&sd)); err != nil {
+		if err := x.H2250LogicalChannelParameters.Decode(d); err != nil {
 			return asn1per.Wrap(err, "h2250LogicalChannelParameters")
 		}
+		d.Pop(fr)
 	default:
 		raw, err := d.OpenType()
 		if err != nil {

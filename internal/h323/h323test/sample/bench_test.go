@@ -97,3 +97,27 @@ func BenchmarkOLCDecode(b *testing.B) {
 }
 
 func BenchmarkOLCEncode(b *testing.B) { benchEncode(b, OLCMessage()) }
+
+// TestRRQDecodeAllocs holds the RRQ decode to the budget of ten
+// allocations with a reused Decoder (the decoded value and its pointers,
+// slices and the shared string storage, amortized).
+func TestRRQDecodeAllocs(t *testing.T) {
+	in, err := RRQ().Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d asn1per.Decoder
+	n := testing.AllocsPerRun(1000, func() {
+		var v h225.RasMessage
+		d.Init(in)
+		if err := v.Decode(&d); err != nil {
+			t.Fatal(err)
+		}
+		sink = &v
+	})
+	if n > 10 {
+		t.Errorf("RRQ decode: %.1f allocations, want at most 10", n)
+	}
+}
+
+var sink *h225.RasMessage
