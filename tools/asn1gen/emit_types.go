@@ -59,17 +59,21 @@ func (em *emitter) fieldInfos(t *typ, choice bool) ([]*fieldInfo, error) {
 	return out, nil
 }
 
-func (em *emitter) structFields(fis []*fieldInfo) {
+// structFields writes the fields for fis: those of Go type bool (BOOLEAN
+// values and presence flags) when bools is set, the others otherwise.
+func (em *emitter) structFields(fis []*fieldInfo, bools bool) {
 	for _, fi := range fis {
 		switch {
 		case fi.null:
 		case fi.ptr:
-			em.p("%s *%s // %s", fi.name, fi.gt, fi.f.name)
-		default:
+			if !bools {
+				em.p("%s *%s // %s", fi.name, fi.gt, fi.f.name)
+			}
+		case (fi.gt == "bool") == bools:
 			em.p("%s %s // %s", fi.name, fi.gt, fi.f.name)
 		}
-		if fi.has != "" {
-			em.p("%s bool", fi.has)
+		if fi.has != "" && bools {
+			em.p("%s bool // %s is present", fi.has, fi.f.name)
 		}
 	}
 }
@@ -93,10 +97,14 @@ func (em *emitter) emitSeq(n *named) error {
 	}
 	em.p("// %s is the ASN.1 SEQUENCE %s.", n.goName, n.goName)
 	em.p("type %s struct {", n.goName)
-	em.structFields(fis)
+	em.structFields(fis, false)
 	if t.ext {
 		em.p("Ext asn1per.Ext // extension bitmap length and unknown additions")
 	}
+	// The bool fields come last, together: interleaved with slices and
+	// strings each would take a word, and a decoded SEQUENCE is allocated
+	// whole, so padding costs memory and garbage collection per message.
+	em.structFields(fis, true)
 	em.p("}\n")
 
 	// Encode
@@ -253,10 +261,11 @@ func (em *emitter) emitChoice(n *named) error {
 	em.p("// %s is the ASN.1 CHOICE %s; Choice selects the alternative.", n.goName, n.goName)
 	em.p("type %s struct {", n.goName)
 	em.p("Choice int")
-	em.structFields(ordered)
+	em.structFields(ordered, false)
 	if t.ext {
 		em.p("Raw []byte // contents of an unknown extension alternative")
 	}
+	em.structFields(ordered, true)
 	em.p("}\n")
 	em.p("// Alternatives of %s.", n.goName)
 	em.p("const (")

@@ -85,23 +85,23 @@ func (x *H323UserInformation) Decode(d *asn1per.Decoder) error {
 
 // H323UUPDU is the ASN.1 SEQUENCE H323UUPDU.
 type H323UUPDU struct {
-	H323MessageBody                    H323UUPDUH323MessageBody // h323-message-body
-	NonStandardData                    *NonStandardParameter    // nonStandardData
-	H4501SupplementaryService          [][]byte                 // h4501SupplementaryService
-	HasH4501SupplementaryService       bool
-	H245Tunnelling                     bool // h245Tunnelling
-	HasH245Tunnelling                  bool
-	H245Control                        [][]byte // h245Control
-	HasH245Control                     bool
-	NonStandardControl                 []NonStandardParameter // nonStandardControl
-	HasNonStandardControl              bool
+	H323MessageBody                    H323UUPDUH323MessageBody             // h323-message-body
+	NonStandardData                    *NonStandardParameter                // nonStandardData
+	H4501SupplementaryService          [][]byte                             // h4501SupplementaryService
+	H245Control                        [][]byte                             // h245Control
+	NonStandardControl                 []NonStandardParameter               // nonStandardControl
 	CallLinkage                        *CallLinkage                         // callLinkage
 	TunnelledSignallingMessage         *H323UUPDUTunnelledSignallingMessage // tunnelledSignallingMessage
-	HasProvisionalRespToH245Tunnelling bool
-	StimulusControl                    *StimulusControl // stimulusControl
-	GenericData                        []GenericData    // genericData
-	HasGenericData                     bool
-	Ext                                asn1per.Ext // extension bitmap length and unknown additions
+	StimulusControl                    *StimulusControl                     // stimulusControl
+	GenericData                        []GenericData                        // genericData
+	Ext                                asn1per.Ext                          // extension bitmap length and unknown additions
+	HasH4501SupplementaryService       bool                                 // h4501SupplementaryService is present
+	H245Tunnelling                     bool                                 // h245Tunnelling
+	HasH245Tunnelling                  bool                                 // h245Tunnelling is present
+	HasH245Control                     bool                                 // h245Control is present
+	HasNonStandardControl              bool                                 // nonStandardControl is present
+	HasProvisionalRespToH245Tunnelling bool                                 // provisionalRespToH245Tunnelling is present
+	HasGenericData                     bool                                 // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -424,10 +424,10 @@ func (x *H323UUPDU) Decode(d *asn1per.Decoder) error {
 // StimulusControl is the ASN.1 SEQUENCE StimulusControl.
 type StimulusControl struct {
 	NonStandard    *NonStandardParameter // nonStandard
-	HasIsText      bool
-	H248Message    []byte // h248Message
-	HasH248Message bool
-	Ext            asn1per.Ext // extension bitmap length and unknown additions
+	H248Message    []byte                // h248Message
+	Ext            asn1per.Ext           // extension bitmap length and unknown additions
+	HasIsText      bool                  // isText is present
+	HasH248Message bool                  // h248Message is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -515,34 +515,34 @@ func (x *StimulusControl) Decode(d *asn1per.Decoder) error {
 
 // AlertingUUIE is the ASN.1 SEQUENCE AlertingUUIE.
 type AlertingUUIE struct {
-	ProtocolIdentifier    ProtocolIdentifier // protocolIdentifier
-	DestinationInfo       EndpointType       // destinationInfo
-	H245Address           *TransportAddress  // h245Address
-	CallIdentifier        *CallIdentifier    // callIdentifier
-	H245SecurityMode      *H245Security      // h245SecurityMode
-	Tokens                []ClearToken       // tokens
-	HasTokens             bool
-	CryptoTokens          []CryptoH323Token // cryptoTokens
-	HasCryptoTokens       bool
-	FastStart             [][]byte // fastStart
-	HasFastStart          bool
-	MultipleCalls         bool // multipleCalls
-	HasMultipleCalls      bool
-	MaintainConnection    bool // maintainConnection
-	HasMaintainConnection bool
-	AlertingAddress       []AliasAddress // alertingAddress
-	HasAlertingAddress    bool
-	PresentationIndicator *PresentationIndicator // presentationIndicator
-	ScreeningIndicator    ScreeningIndicator     // screeningIndicator
-	HasScreeningIndicator bool
-	HasFastConnectRefused bool
+	ProtocolIdentifier    ProtocolIdentifier      // protocolIdentifier
+	DestinationInfo       EndpointType            // destinationInfo
+	H245Address           *TransportAddress       // h245Address
+	CallIdentifier        *CallIdentifier         // callIdentifier
+	H245SecurityMode      *H245Security           // h245SecurityMode
+	Tokens                []ClearToken            // tokens
+	CryptoTokens          []CryptoH323Token       // cryptoTokens
+	FastStart             [][]byte                // fastStart
+	AlertingAddress       []AliasAddress          // alertingAddress
+	PresentationIndicator *PresentationIndicator  // presentationIndicator
+	ScreeningIndicator    ScreeningIndicator      // screeningIndicator
 	ServiceControl        []ServiceControlSession // serviceControl
-	HasServiceControl     bool
-	Capacity              *CallCapacity // capacity
-	FeatureSet            *FeatureSet   // featureSet
-	DisplayName           []DisplayName // displayName
-	HasDisplayName        bool
-	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	Capacity              *CallCapacity           // capacity
+	FeatureSet            *FeatureSet             // featureSet
+	DisplayName           []DisplayName           // displayName
+	Ext                   asn1per.Ext             // extension bitmap length and unknown additions
+	HasTokens             bool                    // tokens is present
+	HasCryptoTokens       bool                    // cryptoTokens is present
+	HasFastStart          bool                    // fastStart is present
+	MultipleCalls         bool                    // multipleCalls
+	HasMultipleCalls      bool                    // multipleCalls is present
+	MaintainConnection    bool                    // maintainConnection
+	HasMaintainConnection bool                    // maintainConnection is present
+	HasAlertingAddress    bool                    // alertingAddress is present
+	HasScreeningIndicator bool                    // screeningIndicator is present
+	HasFastConnectRefused bool                    // fastConnectRefused is present
+	HasServiceControl     bool                    // serviceControl is present
+	HasDisplayName        bool                    // displayName is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -1020,18 +1020,18 @@ type CallProceedingUUIE struct {
 	CallIdentifier        *CallIdentifier    // callIdentifier
 	H245SecurityMode      *H245Security      // h245SecurityMode
 	Tokens                []ClearToken       // tokens
-	HasTokens             bool
-	CryptoTokens          []CryptoH323Token // cryptoTokens
-	HasCryptoTokens       bool
-	FastStart             [][]byte // fastStart
-	HasFastStart          bool
-	MultipleCalls         bool // multipleCalls
-	HasMultipleCalls      bool
-	MaintainConnection    bool // maintainConnection
-	HasMaintainConnection bool
-	HasFastConnectRefused bool
-	FeatureSet            *FeatureSet // featureSet
-	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	CryptoTokens          []CryptoH323Token  // cryptoTokens
+	FastStart             [][]byte           // fastStart
+	FeatureSet            *FeatureSet        // featureSet
+	Ext                   asn1per.Ext        // extension bitmap length and unknown additions
+	HasTokens             bool               // tokens is present
+	HasCryptoTokens       bool               // cryptoTokens is present
+	HasFastStart          bool               // fastStart is present
+	MultipleCalls         bool               // multipleCalls
+	HasMultipleCalls      bool               // multipleCalls is present
+	MaintainConnection    bool               // maintainConnection
+	HasMaintainConnection bool               // maintainConnection is present
+	HasFastConnectRefused bool               // fastConnectRefused is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -1341,37 +1341,37 @@ func (x *CallProceedingUUIE) Decode(d *asn1per.Decoder) error {
 
 // ConnectUUIE is the ASN.1 SEQUENCE ConnectUUIE.
 type ConnectUUIE struct {
-	ProtocolIdentifier    ProtocolIdentifier   // protocolIdentifier
-	H245Address           *TransportAddress    // h245Address
-	DestinationInfo       EndpointType         // destinationInfo
-	ConferenceID          ConferenceIdentifier // conferenceID
-	CallIdentifier        *CallIdentifier      // callIdentifier
-	H245SecurityMode      *H245Security        // h245SecurityMode
-	Tokens                []ClearToken         // tokens
-	HasTokens             bool
-	CryptoTokens          []CryptoH323Token // cryptoTokens
-	HasCryptoTokens       bool
-	FastStart             [][]byte // fastStart
-	HasFastStart          bool
-	MultipleCalls         bool // multipleCalls
-	HasMultipleCalls      bool
-	MaintainConnection    bool // maintainConnection
-	HasMaintainConnection bool
-	Language              []string // language
-	HasLanguage           bool
-	ConnectedAddress      []AliasAddress // connectedAddress
-	HasConnectedAddress   bool
-	PresentationIndicator *PresentationIndicator // presentationIndicator
-	ScreeningIndicator    ScreeningIndicator     // screeningIndicator
-	HasScreeningIndicator bool
-	HasFastConnectRefused bool
+	ProtocolIdentifier    ProtocolIdentifier      // protocolIdentifier
+	H245Address           *TransportAddress       // h245Address
+	DestinationInfo       EndpointType            // destinationInfo
+	ConferenceID          ConferenceIdentifier    // conferenceID
+	CallIdentifier        *CallIdentifier         // callIdentifier
+	H245SecurityMode      *H245Security           // h245SecurityMode
+	Tokens                []ClearToken            // tokens
+	CryptoTokens          []CryptoH323Token       // cryptoTokens
+	FastStart             [][]byte                // fastStart
+	Language              []string                // language
+	ConnectedAddress      []AliasAddress          // connectedAddress
+	PresentationIndicator *PresentationIndicator  // presentationIndicator
+	ScreeningIndicator    ScreeningIndicator      // screeningIndicator
 	ServiceControl        []ServiceControlSession // serviceControl
-	HasServiceControl     bool
-	Capacity              *CallCapacity // capacity
-	FeatureSet            *FeatureSet   // featureSet
-	DisplayName           []DisplayName // displayName
-	HasDisplayName        bool
-	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	Capacity              *CallCapacity           // capacity
+	FeatureSet            *FeatureSet             // featureSet
+	DisplayName           []DisplayName           // displayName
+	Ext                   asn1per.Ext             // extension bitmap length and unknown additions
+	HasTokens             bool                    // tokens is present
+	HasCryptoTokens       bool                    // cryptoTokens is present
+	HasFastStart          bool                    // fastStart is present
+	MultipleCalls         bool                    // multipleCalls
+	HasMultipleCalls      bool                    // multipleCalls is present
+	MaintainConnection    bool                    // maintainConnection
+	HasMaintainConnection bool                    // maintainConnection is present
+	HasLanguage           bool                    // language is present
+	HasConnectedAddress   bool                    // connectedAddress is present
+	HasScreeningIndicator bool                    // screeningIndicator is present
+	HasFastConnectRefused bool                    // fastConnectRefused is present
+	HasServiceControl     bool                    // serviceControl is present
+	HasDisplayName        bool                    // displayName is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -1891,14 +1891,14 @@ type InformationUUIE struct {
 	ProtocolIdentifier    ProtocolIdentifier // protocolIdentifier
 	CallIdentifier        *CallIdentifier    // callIdentifier
 	Tokens                []ClearToken       // tokens
-	HasTokens             bool
-	CryptoTokens          []CryptoH323Token // cryptoTokens
-	HasCryptoTokens       bool
-	FastStart             [][]byte // fastStart
-	HasFastStart          bool
-	HasFastConnectRefused bool
-	CircuitInfo           *CircuitInfo // circuitInfo
-	Ext                   asn1per.Ext  // extension bitmap length and unknown additions
+	CryptoTokens          []CryptoH323Token  // cryptoTokens
+	FastStart             [][]byte           // fastStart
+	CircuitInfo           *CircuitInfo       // circuitInfo
+	Ext                   asn1per.Ext        // extension bitmap length and unknown additions
+	HasTokens             bool               // tokens is present
+	HasCryptoTokens       bool               // cryptoTokens is present
+	HasFastStart          bool               // fastStart is present
+	HasFastConnectRefused bool               // fastConnectRefused is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -2121,26 +2121,26 @@ func (x *InformationUUIE) Decode(d *asn1per.Decoder) error {
 
 // ReleaseCompleteUUIE is the ASN.1 SEQUENCE ReleaseCompleteUUIE.
 type ReleaseCompleteUUIE struct {
-	ProtocolIdentifier    ProtocolIdentifier     // protocolIdentifier
-	Reason                *ReleaseCompleteReason // reason
-	CallIdentifier        *CallIdentifier        // callIdentifier
-	Tokens                []ClearToken           // tokens
-	HasTokens             bool
-	CryptoTokens          []CryptoH323Token // cryptoTokens
-	HasCryptoTokens       bool
-	BusyAddress           []AliasAddress // busyAddress
-	HasBusyAddress        bool
-	PresentationIndicator *PresentationIndicator // presentationIndicator
-	ScreeningIndicator    ScreeningIndicator     // screeningIndicator
-	HasScreeningIndicator bool
+	ProtocolIdentifier    ProtocolIdentifier      // protocolIdentifier
+	Reason                *ReleaseCompleteReason  // reason
+	CallIdentifier        *CallIdentifier         // callIdentifier
+	Tokens                []ClearToken            // tokens
+	CryptoTokens          []CryptoH323Token       // cryptoTokens
+	BusyAddress           []AliasAddress          // busyAddress
+	PresentationIndicator *PresentationIndicator  // presentationIndicator
+	ScreeningIndicator    ScreeningIndicator      // screeningIndicator
 	Capacity              *CallCapacity           // capacity
 	ServiceControl        []ServiceControlSession // serviceControl
-	HasServiceControl     bool
-	FeatureSet            *FeatureSet   // featureSet
-	DestinationInfo       *EndpointType // destinationInfo
-	DisplayName           []DisplayName // displayName
-	HasDisplayName        bool
-	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	FeatureSet            *FeatureSet             // featureSet
+	DestinationInfo       *EndpointType           // destinationInfo
+	DisplayName           []DisplayName           // displayName
+	Ext                   asn1per.Ext             // extension bitmap length and unknown additions
+	HasTokens             bool                    // tokens is present
+	HasCryptoTokens       bool                    // cryptoTokens is present
+	HasBusyAddress        bool                    // busyAddress is present
+	HasScreeningIndicator bool                    // screeningIndicator is present
+	HasServiceControl     bool                    // serviceControl is present
+	HasDisplayName        bool                    // displayName is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -2760,72 +2760,72 @@ func (x *ReleaseCompleteReason) Decode(d *asn1per.Decoder) error {
 
 // SetupUUIE is the ASN.1 SEQUENCE SetupUUIE.
 type SetupUUIE struct {
-	ProtocolIdentifier            ProtocolIdentifier // protocolIdentifier
-	H245Address                   *TransportAddress  // h245Address
-	SourceAddress                 []AliasAddress     // sourceAddress
-	HasSourceAddress              bool
-	SourceInfo                    EndpointType   // sourceInfo
-	DestinationAddress            []AliasAddress // destinationAddress
-	HasDestinationAddress         bool
-	DestCallSignalAddress         *TransportAddress // destCallSignalAddress
-	DestExtraCallInfo             []AliasAddress    // destExtraCallInfo
-	HasDestExtraCallInfo          bool
-	DestExtraCRV                  []CallReferenceValue // destExtraCRV
-	HasDestExtraCRV               bool
-	ActiveMC                      bool                    // activeMC
-	ConferenceID                  ConferenceIdentifier    // conferenceID
-	ConferenceGoal                SetupUUIEConferenceGoal // conferenceGoal
-	CallServices                  *QseriesOptions         // callServices
-	CallType                      CallType                // callType
-	SourceCallSignalAddress       *TransportAddress       // sourceCallSignalAddress
-	RemoteExtensionAddress        *AliasAddress           // remoteExtensionAddress
-	CallIdentifier                *CallIdentifier         // callIdentifier
-	H245SecurityCapability        []H245Security          // h245SecurityCapability
-	HasH245SecurityCapability     bool
-	Tokens                        []ClearToken // tokens
-	HasTokens                     bool
-	CryptoTokens                  []CryptoH323Token // cryptoTokens
-	HasCryptoTokens               bool
-	FastStart                     [][]byte // fastStart
-	HasFastStart                  bool
-	MediaWaitForConnect           bool // mediaWaitForConnect
-	HasMediaWaitForConnect        bool
-	CanOverlapSend                bool // canOverlapSend
-	HasCanOverlapSend             bool
-	EndpointIdentifier            EndpointIdentifier // endpointIdentifier
-	HasEndpointIdentifier         bool
-	MultipleCalls                 bool // multipleCalls
-	HasMultipleCalls              bool
-	MaintainConnection            bool // maintainConnection
-	HasMaintainConnection         bool
+	ProtocolIdentifier            ProtocolIdentifier             // protocolIdentifier
+	H245Address                   *TransportAddress              // h245Address
+	SourceAddress                 []AliasAddress                 // sourceAddress
+	SourceInfo                    EndpointType                   // sourceInfo
+	DestinationAddress            []AliasAddress                 // destinationAddress
+	DestCallSignalAddress         *TransportAddress              // destCallSignalAddress
+	DestExtraCallInfo             []AliasAddress                 // destExtraCallInfo
+	DestExtraCRV                  []CallReferenceValue           // destExtraCRV
+	ConferenceID                  ConferenceIdentifier           // conferenceID
+	ConferenceGoal                SetupUUIEConferenceGoal        // conferenceGoal
+	CallServices                  *QseriesOptions                // callServices
+	CallType                      CallType                       // callType
+	SourceCallSignalAddress       *TransportAddress              // sourceCallSignalAddress
+	RemoteExtensionAddress        *AliasAddress                  // remoteExtensionAddress
+	CallIdentifier                *CallIdentifier                // callIdentifier
+	H245SecurityCapability        []H245Security                 // h245SecurityCapability
+	Tokens                        []ClearToken                   // tokens
+	CryptoTokens                  []CryptoH323Token              // cryptoTokens
+	FastStart                     [][]byte                       // fastStart
+	EndpointIdentifier            EndpointIdentifier             // endpointIdentifier
 	ConnectionParameters          *SetupUUIEConnectionParameters // connectionParameters
 	Language                      []string                       // language
-	HasLanguage                   bool
-	PresentationIndicator         *PresentationIndicator // presentationIndicator
-	ScreeningIndicator            ScreeningIndicator     // screeningIndicator
-	HasScreeningIndicator         bool
-	ServiceControl                []ServiceControlSession // serviceControl
-	HasServiceControl             bool
-	HasSymmetricOperationRequired bool
-	Capacity                      *CallCapacity        // capacity
-	CircuitInfo                   *CircuitInfo         // circuitInfo
-	DesiredProtocols              []SupportedProtocols // desiredProtocols
-	HasDesiredProtocols           bool
-	NeededFeatures                []FeatureDescriptor // neededFeatures
-	HasNeededFeatures             bool
-	DesiredFeatures               []FeatureDescriptor // desiredFeatures
-	HasDesiredFeatures            bool
-	SupportedFeatures             []FeatureDescriptor // supportedFeatures
-	HasSupportedFeatures          bool
-	ParallelH245Control           [][]byte // parallelH245Control
-	HasParallelH245Control        bool
-	AdditionalSourceAddresses     []ExtendedAliasAddress // additionalSourceAddresses
-	HasAdditionalSourceAddresses  bool
-	HopCount                      int64 // hopCount
-	HasHopCount                   bool
-	DisplayName                   []DisplayName // displayName
-	HasDisplayName                bool
-	Ext                           asn1per.Ext // extension bitmap length and unknown additions
+	PresentationIndicator         *PresentationIndicator         // presentationIndicator
+	ScreeningIndicator            ScreeningIndicator             // screeningIndicator
+	ServiceControl                []ServiceControlSession        // serviceControl
+	Capacity                      *CallCapacity                  // capacity
+	CircuitInfo                   *CircuitInfo                   // circuitInfo
+	DesiredProtocols              []SupportedProtocols           // desiredProtocols
+	NeededFeatures                []FeatureDescriptor            // neededFeatures
+	DesiredFeatures               []FeatureDescriptor            // desiredFeatures
+	SupportedFeatures             []FeatureDescriptor            // supportedFeatures
+	ParallelH245Control           [][]byte                       // parallelH245Control
+	AdditionalSourceAddresses     []ExtendedAliasAddress         // additionalSourceAddresses
+	HopCount                      int64                          // hopCount
+	DisplayName                   []DisplayName                  // displayName
+	Ext                           asn1per.Ext                    // extension bitmap length and unknown additions
+	HasSourceAddress              bool                           // sourceAddress is present
+	HasDestinationAddress         bool                           // destinationAddress is present
+	HasDestExtraCallInfo          bool                           // destExtraCallInfo is present
+	HasDestExtraCRV               bool                           // destExtraCRV is present
+	ActiveMC                      bool                           // activeMC
+	HasH245SecurityCapability     bool                           // h245SecurityCapability is present
+	HasTokens                     bool                           // tokens is present
+	HasCryptoTokens               bool                           // cryptoTokens is present
+	HasFastStart                  bool                           // fastStart is present
+	MediaWaitForConnect           bool                           // mediaWaitForConnect
+	HasMediaWaitForConnect        bool                           // mediaWaitForConnect is present
+	CanOverlapSend                bool                           // canOverlapSend
+	HasCanOverlapSend             bool                           // canOverlapSend is present
+	HasEndpointIdentifier         bool                           // endpointIdentifier is present
+	MultipleCalls                 bool                           // multipleCalls
+	HasMultipleCalls              bool                           // multipleCalls is present
+	MaintainConnection            bool                           // maintainConnection
+	HasMaintainConnection         bool                           // maintainConnection is present
+	HasLanguage                   bool                           // language is present
+	HasScreeningIndicator         bool                           // screeningIndicator is present
+	HasServiceControl             bool                           // serviceControl is present
+	HasSymmetricOperationRequired bool                           // symmetricOperationRequired is present
+	HasDesiredProtocols           bool                           // desiredProtocols is present
+	HasNeededFeatures             bool                           // neededFeatures is present
+	HasDesiredFeatures            bool                           // desiredFeatures is present
+	HasSupportedFeatures          bool                           // supportedFeatures is present
+	HasParallelH245Control        bool                           // parallelH245Control is present
+	HasAdditionalSourceAddresses  bool                           // additionalSourceAddresses is present
+	HasHopCount                   bool                           // hopCount is present
+	HasDisplayName                bool                           // displayName is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -4056,38 +4056,38 @@ func (x *ScreeningIndicator) Decode(d *asn1per.Decoder) error {
 
 // FacilityUUIE is the ASN.1 SEQUENCE FacilityUUIE.
 type FacilityUUIE struct {
-	ProtocolIdentifier         ProtocolIdentifier // protocolIdentifier
-	AlternativeAddress         *TransportAddress  // alternativeAddress
-	AlternativeAliasAddress    []AliasAddress     // alternativeAliasAddress
-	HasAlternativeAliasAddress bool
-	ConferenceID               ConferenceIdentifier // conferenceID
-	HasConferenceID            bool
-	Reason                     FacilityReason  // reason
-	CallIdentifier             *CallIdentifier // callIdentifier
-	DestExtraCallInfo          []AliasAddress  // destExtraCallInfo
-	HasDestExtraCallInfo       bool
-	RemoteExtensionAddress     *AliasAddress // remoteExtensionAddress
-	Tokens                     []ClearToken  // tokens
-	HasTokens                  bool
-	CryptoTokens               []CryptoH323Token // cryptoTokens
-	HasCryptoTokens            bool
-	Conferences                []ConferenceList // conferences
-	HasConferences             bool
-	H245Address                *TransportAddress // h245Address
-	FastStart                  [][]byte          // fastStart
-	HasFastStart               bool
-	MultipleCalls              bool // multipleCalls
-	HasMultipleCalls           bool
-	MaintainConnection         bool // maintainConnection
-	HasMaintainConnection      bool
-	HasFastConnectRefused      bool
+	ProtocolIdentifier         ProtocolIdentifier      // protocolIdentifier
+	AlternativeAddress         *TransportAddress       // alternativeAddress
+	AlternativeAliasAddress    []AliasAddress          // alternativeAliasAddress
+	ConferenceID               ConferenceIdentifier    // conferenceID
+	Reason                     FacilityReason          // reason
+	CallIdentifier             *CallIdentifier         // callIdentifier
+	DestExtraCallInfo          []AliasAddress          // destExtraCallInfo
+	RemoteExtensionAddress     *AliasAddress           // remoteExtensionAddress
+	Tokens                     []ClearToken            // tokens
+	CryptoTokens               []CryptoH323Token       // cryptoTokens
+	Conferences                []ConferenceList        // conferences
+	H245Address                *TransportAddress       // h245Address
+	FastStart                  [][]byte                // fastStart
 	ServiceControl             []ServiceControlSession // serviceControl
-	HasServiceControl          bool
-	CircuitInfo                *CircuitInfo  // circuitInfo
-	FeatureSet                 *FeatureSet   // featureSet
-	DestinationInfo            *EndpointType // destinationInfo
-	H245SecurityMode           *H245Security // h245SecurityMode
-	Ext                        asn1per.Ext   // extension bitmap length and unknown additions
+	CircuitInfo                *CircuitInfo            // circuitInfo
+	FeatureSet                 *FeatureSet             // featureSet
+	DestinationInfo            *EndpointType           // destinationInfo
+	H245SecurityMode           *H245Security           // h245SecurityMode
+	Ext                        asn1per.Ext             // extension bitmap length and unknown additions
+	HasAlternativeAliasAddress bool                    // alternativeAliasAddress is present
+	HasConferenceID            bool                    // conferenceID is present
+	HasDestExtraCallInfo       bool                    // destExtraCallInfo is present
+	HasTokens                  bool                    // tokens is present
+	HasCryptoTokens            bool                    // cryptoTokens is present
+	HasConferences             bool                    // conferences is present
+	HasFastStart               bool                    // fastStart is present
+	MultipleCalls              bool                    // multipleCalls
+	HasMultipleCalls           bool                    // multipleCalls is present
+	MaintainConnection         bool                    // maintainConnection
+	HasMaintainConnection      bool                    // maintainConnection is present
+	HasFastConnectRefused      bool                    // fastConnectRefused is present
+	HasServiceControl          bool                    // serviceControl is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -4618,11 +4618,11 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 
 // ConferenceList is the ASN.1 SEQUENCE ConferenceList.
 type ConferenceList struct {
-	ConferenceID    ConferenceIdentifier // conferenceID
-	HasConferenceID bool
+	ConferenceID    ConferenceIdentifier  // conferenceID
 	ConferenceAlias *AliasAddress         // conferenceAlias
 	NonStandardData *NonStandardParameter // nonStandardData
 	Ext             asn1per.Ext           // extension bitmap length and unknown additions
+	HasConferenceID bool                  // conferenceID is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -4850,17 +4850,17 @@ type ProgressUUIE struct {
 	CallIdentifier        CallIdentifier     // callIdentifier
 	H245SecurityMode      *H245Security      // h245SecurityMode
 	Tokens                []ClearToken       // tokens
-	HasTokens             bool
-	CryptoTokens          []CryptoH323Token // cryptoTokens
-	HasCryptoTokens       bool
-	FastStart             [][]byte // fastStart
-	HasFastStart          bool
-	MultipleCalls         bool // multipleCalls
-	HasMultipleCalls      bool
-	MaintainConnection    bool // maintainConnection
-	HasMaintainConnection bool
-	HasFastConnectRefused bool
-	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	CryptoTokens          []CryptoH323Token  // cryptoTokens
+	FastStart             [][]byte           // fastStart
+	Ext                   asn1per.Ext        // extension bitmap length and unknown additions
+	HasTokens             bool               // tokens is present
+	HasCryptoTokens       bool               // cryptoTokens is present
+	HasFastStart          bool               // fastStart is present
+	MultipleCalls         bool               // multipleCalls
+	HasMultipleCalls      bool               // multipleCalls is present
+	MaintainConnection    bool               // maintainConnection
+	HasMaintainConnection bool               // maintainConnection is present
+	HasFastConnectRefused bool               // fastConnectRefused is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -5259,10 +5259,10 @@ type StatusUUIE struct {
 	ProtocolIdentifier ProtocolIdentifier // protocolIdentifier
 	CallIdentifier     CallIdentifier     // callIdentifier
 	Tokens             []ClearToken       // tokens
-	HasTokens          bool
-	CryptoTokens       []CryptoH323Token // cryptoTokens
-	HasCryptoTokens    bool
-	Ext                asn1per.Ext // extension bitmap length and unknown additions
+	CryptoTokens       []CryptoH323Token  // cryptoTokens
+	Ext                asn1per.Ext        // extension bitmap length and unknown additions
+	HasTokens          bool               // tokens is present
+	HasCryptoTokens    bool               // cryptoTokens is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -5389,10 +5389,10 @@ type StatusInquiryUUIE struct {
 	ProtocolIdentifier ProtocolIdentifier // protocolIdentifier
 	CallIdentifier     CallIdentifier     // callIdentifier
 	Tokens             []ClearToken       // tokens
-	HasTokens          bool
-	CryptoTokens       []CryptoH323Token // cryptoTokens
-	HasCryptoTokens    bool
-	Ext                asn1per.Ext // extension bitmap length and unknown additions
+	CryptoTokens       []CryptoH323Token  // cryptoTokens
+	Ext                asn1per.Ext        // extension bitmap length and unknown additions
+	HasTokens          bool               // tokens is present
+	HasCryptoTokens    bool               // cryptoTokens is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -5519,10 +5519,10 @@ type SetupAcknowledgeUUIE struct {
 	ProtocolIdentifier ProtocolIdentifier // protocolIdentifier
 	CallIdentifier     CallIdentifier     // callIdentifier
 	Tokens             []ClearToken       // tokens
-	HasTokens          bool
-	CryptoTokens       []CryptoH323Token // cryptoTokens
-	HasCryptoTokens    bool
-	Ext                asn1per.Ext // extension bitmap length and unknown additions
+	CryptoTokens       []CryptoH323Token  // cryptoTokens
+	Ext                asn1per.Ext        // extension bitmap length and unknown additions
+	HasTokens          bool               // tokens is present
+	HasCryptoTokens    bool               // cryptoTokens is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -5646,21 +5646,21 @@ func (x *SetupAcknowledgeUUIE) Decode(d *asn1per.Decoder) error {
 
 // NotifyUUIE is the ASN.1 SEQUENCE NotifyUUIE.
 type NotifyUUIE struct {
-	ProtocolIdentifier    ProtocolIdentifier // protocolIdentifier
-	CallIdentifier        CallIdentifier     // callIdentifier
-	Tokens                []ClearToken       // tokens
-	HasTokens             bool
-	CryptoTokens          []CryptoH323Token // cryptoTokens
-	HasCryptoTokens       bool
-	ConnectedAddress      []AliasAddress // connectedAddress
-	HasConnectedAddress   bool
+	ProtocolIdentifier    ProtocolIdentifier     // protocolIdentifier
+	CallIdentifier        CallIdentifier         // callIdentifier
+	Tokens                []ClearToken           // tokens
+	CryptoTokens          []CryptoH323Token      // cryptoTokens
+	ConnectedAddress      []AliasAddress         // connectedAddress
 	PresentationIndicator *PresentationIndicator // presentationIndicator
 	ScreeningIndicator    ScreeningIndicator     // screeningIndicator
-	HasScreeningIndicator bool
-	DestinationInfo       *EndpointType // destinationInfo
-	DisplayName           []DisplayName // displayName
-	HasDisplayName        bool
-	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	DestinationInfo       *EndpointType          // destinationInfo
+	DisplayName           []DisplayName          // displayName
+	Ext                   asn1per.Ext            // extension bitmap length and unknown additions
+	HasTokens             bool                   // tokens is present
+	HasCryptoTokens       bool                   // cryptoTokens is present
+	HasConnectedAddress   bool                   // connectedAddress is present
+	HasScreeningIndicator bool                   // screeningIndicator is present
+	HasDisplayName        bool                   // displayName is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -5928,13 +5928,13 @@ type EndpointType struct {
 	Gateway                        *GatewayInfo          // gateway
 	Mcu                            *McuInfo              // mcu
 	Terminal                       *TerminalInfo         // terminal
+	Set                            asn1per.BitString     // set
+	SupportedTunnelledProtocols    []TunnelledProtocol   // supportedTunnelledProtocols
+	Ext                            asn1per.Ext           // extension bitmap length and unknown additions
 	Mc                             bool                  // mc
 	UndefinedNode                  bool                  // undefinedNode
-	Set                            asn1per.BitString     // set
-	HasSet                         bool
-	SupportedTunnelledProtocols    []TunnelledProtocol // supportedTunnelledProtocols
-	HasSupportedTunnelledProtocols bool
-	Ext                            asn1per.Ext // extension bitmap length and unknown additions
+	HasSet                         bool                  // set is present
+	HasSupportedTunnelledProtocols bool                  // supportedTunnelledProtocols is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -6147,10 +6147,10 @@ func (x *EndpointType) Decode(d *asn1per.Decoder) error {
 
 // GatewayInfo is the ASN.1 SEQUENCE GatewayInfo.
 type GatewayInfo struct {
-	Protocol        []SupportedProtocols // protocol
-	HasProtocol     bool
+	Protocol        []SupportedProtocols  // protocol
 	NonStandardData *NonStandardParameter // nonStandardData
 	Ext             asn1per.Ext           // extension bitmap length and unknown additions
+	HasProtocol     bool                  // protocol is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -6488,10 +6488,10 @@ func (x *SupportedProtocols) Decode(d *asn1per.Decoder) error {
 type H310Caps struct {
 	NonStandardData       *NonStandardParameter // nonStandardData
 	DataRatesSupported    []DataRate            // dataRatesSupported
-	HasDataRatesSupported bool
-	SupportedPrefixes     []SupportedPrefix // supportedPrefixes
-	HasSupportedPrefixes  bool
-	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	SupportedPrefixes     []SupportedPrefix     // supportedPrefixes
+	Ext                   asn1per.Ext           // extension bitmap length and unknown additions
+	HasDataRatesSupported bool                  // dataRatesSupported is present
+	HasSupportedPrefixes  bool                  // supportedPrefixes is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -6642,10 +6642,10 @@ func (x *H310Caps) Decode(d *asn1per.Decoder) error {
 type H320Caps struct {
 	NonStandardData       *NonStandardParameter // nonStandardData
 	DataRatesSupported    []DataRate            // dataRatesSupported
-	HasDataRatesSupported bool
-	SupportedPrefixes     []SupportedPrefix // supportedPrefixes
-	HasSupportedPrefixes  bool
-	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	SupportedPrefixes     []SupportedPrefix     // supportedPrefixes
+	Ext                   asn1per.Ext           // extension bitmap length and unknown additions
+	HasDataRatesSupported bool                  // dataRatesSupported is present
+	HasSupportedPrefixes  bool                  // supportedPrefixes is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -6796,10 +6796,10 @@ func (x *H320Caps) Decode(d *asn1per.Decoder) error {
 type H321Caps struct {
 	NonStandardData       *NonStandardParameter // nonStandardData
 	DataRatesSupported    []DataRate            // dataRatesSupported
-	HasDataRatesSupported bool
-	SupportedPrefixes     []SupportedPrefix // supportedPrefixes
-	HasSupportedPrefixes  bool
-	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	SupportedPrefixes     []SupportedPrefix     // supportedPrefixes
+	Ext                   asn1per.Ext           // extension bitmap length and unknown additions
+	HasDataRatesSupported bool                  // dataRatesSupported is present
+	HasSupportedPrefixes  bool                  // supportedPrefixes is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -6950,10 +6950,10 @@ func (x *H321Caps) Decode(d *asn1per.Decoder) error {
 type H322Caps struct {
 	NonStandardData       *NonStandardParameter // nonStandardData
 	DataRatesSupported    []DataRate            // dataRatesSupported
-	HasDataRatesSupported bool
-	SupportedPrefixes     []SupportedPrefix // supportedPrefixes
-	HasSupportedPrefixes  bool
-	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	SupportedPrefixes     []SupportedPrefix     // supportedPrefixes
+	Ext                   asn1per.Ext           // extension bitmap length and unknown additions
+	HasDataRatesSupported bool                  // dataRatesSupported is present
+	HasSupportedPrefixes  bool                  // supportedPrefixes is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -7104,10 +7104,10 @@ func (x *H322Caps) Decode(d *asn1per.Decoder) error {
 type H323Caps struct {
 	NonStandardData       *NonStandardParameter // nonStandardData
 	DataRatesSupported    []DataRate            // dataRatesSupported
-	HasDataRatesSupported bool
-	SupportedPrefixes     []SupportedPrefix // supportedPrefixes
-	HasSupportedPrefixes  bool
-	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	SupportedPrefixes     []SupportedPrefix     // supportedPrefixes
+	Ext                   asn1per.Ext           // extension bitmap length and unknown additions
+	HasDataRatesSupported bool                  // dataRatesSupported is present
+	HasSupportedPrefixes  bool                  // supportedPrefixes is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -7258,10 +7258,10 @@ func (x *H323Caps) Decode(d *asn1per.Decoder) error {
 type H324Caps struct {
 	NonStandardData       *NonStandardParameter // nonStandardData
 	DataRatesSupported    []DataRate            // dataRatesSupported
-	HasDataRatesSupported bool
-	SupportedPrefixes     []SupportedPrefix // supportedPrefixes
-	HasSupportedPrefixes  bool
-	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	SupportedPrefixes     []SupportedPrefix     // supportedPrefixes
+	Ext                   asn1per.Ext           // extension bitmap length and unknown additions
+	HasDataRatesSupported bool                  // dataRatesSupported is present
+	HasSupportedPrefixes  bool                  // supportedPrefixes is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -7412,10 +7412,10 @@ func (x *H324Caps) Decode(d *asn1per.Decoder) error {
 type VoiceCaps struct {
 	NonStandardData       *NonStandardParameter // nonStandardData
 	DataRatesSupported    []DataRate            // dataRatesSupported
-	HasDataRatesSupported bool
-	SupportedPrefixes     []SupportedPrefix // supportedPrefixes
-	HasSupportedPrefixes  bool
-	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	SupportedPrefixes     []SupportedPrefix     // supportedPrefixes
+	Ext                   asn1per.Ext           // extension bitmap length and unknown additions
+	HasDataRatesSupported bool                  // dataRatesSupported is present
+	HasSupportedPrefixes  bool                  // supportedPrefixes is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -7566,10 +7566,10 @@ func (x *VoiceCaps) Decode(d *asn1per.Decoder) error {
 type T120OnlyCaps struct {
 	NonStandardData       *NonStandardParameter // nonStandardData
 	DataRatesSupported    []DataRate            // dataRatesSupported
-	HasDataRatesSupported bool
-	SupportedPrefixes     []SupportedPrefix // supportedPrefixes
-	HasSupportedPrefixes  bool
-	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	SupportedPrefixes     []SupportedPrefix     // supportedPrefixes
+	Ext                   asn1per.Ext           // extension bitmap length and unknown additions
+	HasDataRatesSupported bool                  // dataRatesSupported is present
+	HasSupportedPrefixes  bool                  // supportedPrefixes is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -7720,9 +7720,9 @@ func (x *T120OnlyCaps) Decode(d *asn1per.Decoder) error {
 type NonStandardProtocol struct {
 	NonStandardData       *NonStandardParameter // nonStandardData
 	DataRatesSupported    []DataRate            // dataRatesSupported
-	HasDataRatesSupported bool
-	SupportedPrefixes     []SupportedPrefix // supportedPrefixes
-	Ext                   asn1per.Ext       // extension bitmap length and unknown additions
+	SupportedPrefixes     []SupportedPrefix     // supportedPrefixes
+	Ext                   asn1per.Ext           // extension bitmap length and unknown additions
+	HasDataRatesSupported bool                  // dataRatesSupported is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -7840,13 +7840,13 @@ func (x *NonStandardProtocol) Decode(d *asn1per.Decoder) error {
 
 // T38FaxAnnexbOnlyCaps is the ASN.1 SEQUENCE T38FaxAnnexbOnlyCaps.
 type T38FaxAnnexbOnlyCaps struct {
-	NonStandardData       *NonStandardParameter // nonStandardData
-	DataRatesSupported    []DataRate            // dataRatesSupported
-	HasDataRatesSupported bool
+	NonStandardData       *NonStandardParameter       // nonStandardData
+	DataRatesSupported    []DataRate                  // dataRatesSupported
 	SupportedPrefixes     []SupportedPrefix           // supportedPrefixes
 	T38FaxProtocol        h245.DataProtocolCapability // t38FaxProtocol
 	T38FaxProfile         h245.T38FaxProfile          // t38FaxProfile
 	Ext                   asn1per.Ext                 // extension bitmap length and unknown additions
+	HasDataRatesSupported bool                        // dataRatesSupported is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -7978,10 +7978,10 @@ func (x *T38FaxAnnexbOnlyCaps) Decode(d *asn1per.Decoder) error {
 type SIPCaps struct {
 	NonStandardData       *NonStandardParameter // nonStandardData
 	DataRatesSupported    []DataRate            // dataRatesSupported
-	HasDataRatesSupported bool
-	SupportedPrefixes     []SupportedPrefix // supportedPrefixes
-	HasSupportedPrefixes  bool
-	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	SupportedPrefixes     []SupportedPrefix     // supportedPrefixes
+	Ext                   asn1per.Ext           // extension bitmap length and unknown additions
+	HasDataRatesSupported bool                  // dataRatesSupported is present
+	HasSupportedPrefixes  bool                  // supportedPrefixes is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -8107,8 +8107,8 @@ func (x *SIPCaps) Decode(d *asn1per.Decoder) error {
 type McuInfo struct {
 	NonStandardData *NonStandardParameter // nonStandardData
 	Protocol        []SupportedProtocols  // protocol
-	HasProtocol     bool
-	Ext             asn1per.Ext // extension bitmap length and unknown additions
+	Ext             asn1per.Ext           // extension bitmap length and unknown additions
+	HasProtocol     bool                  // protocol is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -8360,14 +8360,14 @@ func (x *GatekeeperInfo) Decode(d *asn1per.Decoder) error {
 
 // VendorIdentifier is the ASN.1 SEQUENCE VendorIdentifier.
 type VendorIdentifier struct {
-	Vendor              H221NonStandard // vendor
-	ProductId           []byte          // productId
-	HasProductId        bool
-	VersionId           []byte // versionId
-	HasVersionId        bool
+	Vendor              H221NonStandard          // vendor
+	ProductId           []byte                   // productId
+	VersionId           []byte                   // versionId
 	EnterpriseNumber    asn1per.ObjectIdentifier // enterpriseNumber
-	HasEnterpriseNumber bool
-	Ext                 asn1per.Ext // extension bitmap length and unknown additions
+	Ext                 asn1per.Ext              // extension bitmap length and unknown additions
+	HasProductId        bool                     // productId is present
+	HasVersionId        bool                     // versionId is present
+	HasEnterpriseNumber bool                     // enterpriseNumber is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -8578,8 +8578,8 @@ func (x *H221NonStandard) Decode(d *asn1per.Decoder) error {
 type TunnelledProtocol struct {
 	Id               TunnelledProtocolId // id
 	SubIdentifier    string              // subIdentifier
-	HasSubIdentifier bool
-	Ext              asn1per.Ext // extension bitmap length and unknown additions
+	Ext              asn1per.Ext         // extension bitmap length and unknown additions
+	HasSubIdentifier bool                // subIdentifier is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -8657,10 +8657,10 @@ func (x *TunnelledProtocol) Decode(d *asn1per.Decoder) error {
 
 // TunnelledProtocolAlternateIdentifier is the ASN.1 SEQUENCE TunnelledProtocolAlternateIdentifier.
 type TunnelledProtocolAlternateIdentifier struct {
-	ProtocolType       string // protocolType
-	ProtocolVariant    string // protocolVariant
-	HasProtocolVariant bool
+	ProtocolType       string      // protocolType
+	ProtocolVariant    string      // protocolVariant
 	Ext                asn1per.Ext // extension bitmap length and unknown additions
+	HasProtocolVariant bool        // protocolVariant is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -9343,9 +9343,9 @@ func (x *NumberDigits) Decode(d *asn1per.Decoder) error {
 
 // DisplayName is the ASN.1 SEQUENCE DisplayName.
 type DisplayName struct {
-	Language    string // language
-	HasLanguage bool
+	Language    string            // language
 	Name        asn1per.BMPString // name
+	HasLanguage bool              // language is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -9633,30 +9633,30 @@ func (x *TBCDSTRING) Decode(d *asn1per.Decoder) error {
 
 // ANSI41UIM is the ASN.1 SEQUENCE ANSI41UIM.
 type ANSI41UIM struct {
-	Imsi                            TBCDSTRING // imsi
-	HasImsi                         bool
-	Min                             TBCDSTRING // min
-	HasMin                          bool
-	Mdn                             TBCDSTRING // mdn
-	HasMdn                          bool
-	Msisdn                          TBCDSTRING // msisdn
-	HasMsisdn                       bool
-	Esn                             TBCDSTRING // esn
-	HasEsn                          bool
-	Mscid                           TBCDSTRING // mscid
-	HasMscid                        bool
+	Imsi                            TBCDSTRING        // imsi
+	Min                             TBCDSTRING        // min
+	Mdn                             TBCDSTRING        // mdn
+	Msisdn                          TBCDSTRING        // msisdn
+	Esn                             TBCDSTRING        // esn
+	Mscid                           TBCDSTRING        // mscid
 	SystemId                        ANSI41UIMSystemId // system-id
 	SystemMyTypeCode                []byte            // systemMyTypeCode
-	HasSystemMyTypeCode             bool
-	SystemAccessType                []byte // systemAccessType
-	HasSystemAccessType             bool
-	QualificationInformationCode    []byte // qualificationInformationCode
-	HasQualificationInformationCode bool
-	Sesn                            TBCDSTRING // sesn
-	HasSesn                         bool
-	Soc                             TBCDSTRING // soc
-	HasSoc                          bool
-	Ext                             asn1per.Ext // extension bitmap length and unknown additions
+	SystemAccessType                []byte            // systemAccessType
+	QualificationInformationCode    []byte            // qualificationInformationCode
+	Sesn                            TBCDSTRING        // sesn
+	Soc                             TBCDSTRING        // soc
+	Ext                             asn1per.Ext       // extension bitmap length and unknown additions
+	HasImsi                         bool              // imsi is present
+	HasMin                          bool              // min is present
+	HasMdn                          bool              // mdn is present
+	HasMsisdn                       bool              // msisdn is present
+	HasEsn                          bool              // esn is present
+	HasMscid                        bool              // mscid is present
+	HasSystemMyTypeCode             bool              // systemMyTypeCode is present
+	HasSystemAccessType             bool              // systemAccessType is present
+	HasQualificationInformationCode bool              // qualificationInformationCode is present
+	HasSesn                         bool              // sesn is present
+	HasSoc                          bool              // soc is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -9894,19 +9894,19 @@ func (x *ANSI41UIM) Decode(d *asn1per.Decoder) error {
 
 // GSMUIM is the ASN.1 SEQUENCE GSMUIM.
 type GSMUIM struct {
-	Imsi      TBCDSTRING // imsi
-	HasImsi   bool
-	Tmsi      []byte // tmsi
-	HasTmsi   bool
-	Msisdn    TBCDSTRING // msisdn
-	HasMsisdn bool
-	Imei      TBCDSTRING // imei
-	HasImei   bool
-	Hplmn     TBCDSTRING // hplmn
-	HasHplmn  bool
-	Vplmn     TBCDSTRING // vplmn
-	HasVplmn  bool
+	Imsi      TBCDSTRING  // imsi
+	Tmsi      []byte      // tmsi
+	Msisdn    TBCDSTRING  // msisdn
+	Imei      TBCDSTRING  // imei
+	Hplmn     TBCDSTRING  // hplmn
+	Vplmn     TBCDSTRING  // vplmn
 	Ext       asn1per.Ext // extension bitmap length and unknown additions
+	HasImsi   bool        // imsi is present
+	HasTmsi   bool        // tmsi is present
+	HasMsisdn bool        // msisdn is present
+	HasImei   bool        // imei is present
+	HasHplmn  bool        // hplmn is present
+	HasVplmn  bool        // vplmn is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -10386,8 +10386,8 @@ type ExtendedAliasAddress struct {
 	Address               AliasAddress           // address
 	PresentationIndicator *PresentationIndicator // presentationIndicator
 	ScreeningIndicator    ScreeningIndicator     // screeningIndicator
-	HasScreeningIndicator bool
-	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	Ext                   asn1per.Ext            // extension bitmap length and unknown additions
+	HasScreeningIndicator bool                   // screeningIndicator is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -10473,28 +10473,28 @@ func (x *ExtendedAliasAddress) Decode(d *asn1per.Decoder) error {
 
 // Endpoint is the ASN.1 SEQUENCE Endpoint.
 type Endpoint struct {
-	NonStandardData             *NonStandardParameter // nonStandardData
-	AliasAddress                []AliasAddress        // aliasAddress
-	HasAliasAddress             bool
-	CallSignalAddress           []TransportAddress // callSignalAddress
-	HasCallSignalAddress        bool
-	RasAddress                  []TransportAddress // rasAddress
-	HasRasAddress               bool
-	EndpointType                *EndpointType // endpointType
-	Tokens                      []ClearToken  // tokens
-	HasTokens                   bool
-	CryptoTokens                []CryptoH323Token // cryptoTokens
-	HasCryptoTokens             bool
-	Priority                    int64 // priority
-	HasPriority                 bool
-	RemoteExtensionAddress      []AliasAddress // remoteExtensionAddress
-	HasRemoteExtensionAddress   bool
-	DestExtraCallInfo           []AliasAddress // destExtraCallInfo
-	HasDestExtraCallInfo        bool
+	NonStandardData             *NonStandardParameter        // nonStandardData
+	AliasAddress                []AliasAddress               // aliasAddress
+	CallSignalAddress           []TransportAddress           // callSignalAddress
+	RasAddress                  []TransportAddress           // rasAddress
+	EndpointType                *EndpointType                // endpointType
+	Tokens                      []ClearToken                 // tokens
+	CryptoTokens                []CryptoH323Token            // cryptoTokens
+	Priority                    int64                        // priority
+	RemoteExtensionAddress      []AliasAddress               // remoteExtensionAddress
+	DestExtraCallInfo           []AliasAddress               // destExtraCallInfo
 	AlternateTransportAddresses *AlternateTransportAddresses // alternateTransportAddresses
 	CircuitInfo                 *CircuitInfo                 // circuitInfo
 	FeatureSet                  *FeatureSet                  // featureSet
 	Ext                         asn1per.Ext                  // extension bitmap length and unknown additions
+	HasAliasAddress             bool                         // aliasAddress is present
+	HasCallSignalAddress        bool                         // callSignalAddress is present
+	HasRasAddress               bool                         // rasAddress is present
+	HasTokens                   bool                         // tokens is present
+	HasCryptoTokens             bool                         // cryptoTokens is present
+	HasPriority                 bool                         // priority is present
+	HasRemoteExtensionAddress   bool                         // remoteExtensionAddress is present
+	HasDestExtraCallInfo        bool                         // destExtraCallInfo is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -10855,10 +10855,10 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 // AlternateTransportAddresses is the ASN.1 SEQUENCE AlternateTransportAddresses.
 type AlternateTransportAddresses struct {
 	AnnexE    []TransportAddress // annexE
-	HasAnnexE bool
 	Sctp      []TransportAddress // sctp
-	HasSctp   bool
-	Ext       asn1per.Ext // extension bitmap length and unknown additions
+	Ext       asn1per.Ext        // extension bitmap length and unknown additions
+	HasAnnexE bool               // annexE is present
+	HasSctp   bool               // sctp is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -11054,10 +11054,10 @@ func (x *UseSpecifiedTransport) Decode(d *asn1per.Decoder) error {
 type AlternateGK struct {
 	RasAddress              TransportAddress     // rasAddress
 	GatekeeperIdentifier    GatekeeperIdentifier // gatekeeperIdentifier
-	HasGatekeeperIdentifier bool
-	NeedToRegister          bool        // needToRegister
-	Priority                int64       // priority
-	Ext                     asn1per.Ext // extension bitmap length and unknown additions
+	Priority                int64                // priority
+	Ext                     asn1per.Ext          // extension bitmap length and unknown additions
+	HasGatekeeperIdentifier bool                 // gatekeeperIdentifier is present
+	NeedToRegister          bool                 // needToRegister
 }
 
 // Encode writes x in ALIGNED PER.
@@ -11150,8 +11150,8 @@ func (x *AlternateGK) Decode(d *asn1per.Decoder) error {
 // AltGKInfo is the ASN.1 SEQUENCE AltGKInfo.
 type AltGKInfo struct {
 	AlternateGatekeeper []AlternateGK // alternateGatekeeper
-	AltGKisPermanent    bool          // altGKisPermanent
 	Ext                 asn1per.Ext   // extension bitmap length and unknown additions
+	AltGKisPermanent    bool          // altGKisPermanent
 }
 
 // Encode writes x in ALIGNED PER.
@@ -11642,6 +11642,8 @@ func (x *H245Security) Decode(d *asn1per.Decoder) error {
 
 // QseriesOptions is the ASN.1 SEQUENCE QseriesOptions.
 type QseriesOptions struct {
+	Q954Info Q954Details // q954Info
+	Ext      asn1per.Ext // extension bitmap length and unknown additions
 	Q932Full bool        // q932Full
 	Q951Full bool        // q951Full
 	Q952Full bool        // q952Full
@@ -11649,8 +11651,6 @@ type QseriesOptions struct {
 	Q955Full bool        // q955Full
 	Q956Full bool        // q956Full
 	Q957Full bool        // q957Full
-	Q954Info Q954Details // q954Info
-	Ext      asn1per.Ext // extension bitmap length and unknown additions
 }
 
 // Encode writes x in ALIGNED PER.
@@ -11760,9 +11760,9 @@ func (x *QseriesOptions) Decode(d *asn1per.Decoder) error {
 
 // Q954Details is the ASN.1 SEQUENCE Q954Details.
 type Q954Details struct {
+	Ext               asn1per.Ext // extension bitmap length and unknown additions
 	ConferenceCalling bool        // conferenceCalling
 	ThreePartyService bool        // threePartyService
-	Ext               asn1per.Ext // extension bitmap length and unknown additions
 }
 
 // Encode writes x in ALIGNED PER.
@@ -12610,8 +12610,8 @@ type DataRate struct {
 	NonStandardData      *NonStandardParameter // nonStandardData
 	ChannelRate          BandWidth             // channelRate
 	ChannelMultiplier    int64                 // channelMultiplier
-	HasChannelMultiplier bool
-	Ext                  asn1per.Ext // extension bitmap length and unknown additions
+	Ext                  asn1per.Ext           // extension bitmap length and unknown additions
+	HasChannelMultiplier bool                  // channelMultiplier is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -12702,10 +12702,10 @@ func (x *DataRate) Decode(d *asn1per.Decoder) error {
 // CallLinkage is the ASN.1 SEQUENCE CallLinkage.
 type CallLinkage struct {
 	GlobalCallId    GloballyUniqueID // globalCallId
-	HasGlobalCallId bool
 	ThreadId        GloballyUniqueID // threadId
-	HasThreadId     bool
-	Ext             asn1per.Ext // extension bitmap length and unknown additions
+	Ext             asn1per.Ext      // extension bitmap length and unknown additions
+	HasGlobalCallId bool             // globalCallId is present
+	HasThreadId     bool             // threadId is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -12861,8 +12861,8 @@ func (x *SupportedPrefix) Decode(d *asn1per.Decoder) error {
 
 // CapacityReportingCapability is the ASN.1 SEQUENCE CapacityReportingCapability.
 type CapacityReportingCapability struct {
-	CanReportCallCapacity bool        // canReportCallCapacity
 	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	CanReportCallCapacity bool        // canReportCallCapacity
 }
 
 // Encode writes x in ALIGNED PER.
@@ -13056,30 +13056,30 @@ func (x *CallCapacity) Decode(d *asn1per.Decoder) error {
 // CallCapacityInfo is the ASN.1 SEQUENCE CallCapacityInfo.
 type CallCapacityInfo struct {
 	VoiceGwCallsAvailable               []CallsAvailable // voiceGwCallsAvailable
-	HasVoiceGwCallsAvailable            bool
 	H310GwCallsAvailable                []CallsAvailable // h310GwCallsAvailable
-	HasH310GwCallsAvailable             bool
 	H320GwCallsAvailable                []CallsAvailable // h320GwCallsAvailable
-	HasH320GwCallsAvailable             bool
 	H321GwCallsAvailable                []CallsAvailable // h321GwCallsAvailable
-	HasH321GwCallsAvailable             bool
 	H322GwCallsAvailable                []CallsAvailable // h322GwCallsAvailable
-	HasH322GwCallsAvailable             bool
 	H323GwCallsAvailable                []CallsAvailable // h323GwCallsAvailable
-	HasH323GwCallsAvailable             bool
 	H324GwCallsAvailable                []CallsAvailable // h324GwCallsAvailable
-	HasH324GwCallsAvailable             bool
 	T120OnlyGwCallsAvailable            []CallsAvailable // t120OnlyGwCallsAvailable
-	HasT120OnlyGwCallsAvailable         bool
 	T38FaxAnnexbOnlyGwCallsAvailable    []CallsAvailable // t38FaxAnnexbOnlyGwCallsAvailable
-	HasT38FaxAnnexbOnlyGwCallsAvailable bool
 	TerminalCallsAvailable              []CallsAvailable // terminalCallsAvailable
-	HasTerminalCallsAvailable           bool
 	McuCallsAvailable                   []CallsAvailable // mcuCallsAvailable
-	HasMcuCallsAvailable                bool
 	SipGwCallsAvailable                 []CallsAvailable // sipGwCallsAvailable
-	HasSipGwCallsAvailable              bool
-	Ext                                 asn1per.Ext // extension bitmap length and unknown additions
+	Ext                                 asn1per.Ext      // extension bitmap length and unknown additions
+	HasVoiceGwCallsAvailable            bool             // voiceGwCallsAvailable is present
+	HasH310GwCallsAvailable             bool             // h310GwCallsAvailable is present
+	HasH320GwCallsAvailable             bool             // h320GwCallsAvailable is present
+	HasH321GwCallsAvailable             bool             // h321GwCallsAvailable is present
+	HasH322GwCallsAvailable             bool             // h322GwCallsAvailable is present
+	HasH323GwCallsAvailable             bool             // h323GwCallsAvailable is present
+	HasH324GwCallsAvailable             bool             // h324GwCallsAvailable is present
+	HasT120OnlyGwCallsAvailable         bool             // t120OnlyGwCallsAvailable is present
+	HasT38FaxAnnexbOnlyGwCallsAvailable bool             // t38FaxAnnexbOnlyGwCallsAvailable is present
+	HasTerminalCallsAvailable           bool             // terminalCallsAvailable is present
+	HasMcuCallsAvailable                bool             // mcuCallsAvailable is present
+	HasSipGwCallsAvailable              bool             // sipGwCallsAvailable is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -13489,11 +13489,11 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 
 // CallsAvailable is the ASN.1 SEQUENCE CallsAvailable.
 type CallsAvailable struct {
-	Calls    int64  // calls
-	Group    string // group
-	HasGroup bool
+	Calls    int64        // calls
+	Group    string       // group
 	Carrier  *CarrierInfo // carrier
 	Ext      asn1per.Ext  // extension bitmap length and unknown additions
+	HasGroup bool         // group is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -13608,8 +13608,8 @@ type CircuitInfo struct {
 	SourceCircuitID      *CircuitIdentifier // sourceCircuitID
 	DestinationCircuitID *CircuitIdentifier // destinationCircuitID
 	GenericData          []GenericData      // genericData
-	HasGenericData       bool
-	Ext                  asn1per.Ext // extension bitmap length and unknown additions
+	Ext                  asn1per.Ext        // extension bitmap length and unknown additions
+	HasGenericData       bool               // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -13916,10 +13916,10 @@ func (x *CicInfo) Decode(d *asn1per.Decoder) error {
 
 // GroupID is the ASN.1 SEQUENCE GroupID.
 type GroupID struct {
-	Member    []int64 // member
-	HasMember bool
+	Member    []int64     // member
 	Group     string      // group
 	Ext       asn1per.Ext // extension bitmap length and unknown additions
+	HasMember bool        // member is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -14017,11 +14017,11 @@ func (x *GroupID) Decode(d *asn1per.Decoder) error {
 
 // CarrierInfo is the ASN.1 SEQUENCE CarrierInfo.
 type CarrierInfo struct {
-	CarrierIdentificationCode    []byte // carrierIdentificationCode
-	HasCarrierIdentificationCode bool
-	CarrierName                  string // carrierName
-	HasCarrierName               bool
+	CarrierIdentificationCode    []byte      // carrierIdentificationCode
+	CarrierName                  string      // carrierName
 	Ext                          asn1per.Ext // extension bitmap length and unknown additions
+	HasCarrierIdentificationCode bool        // carrierIdentificationCode is present
+	HasCarrierName               bool        // carrierName is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -14297,10 +14297,10 @@ func (x *ServiceControlSession) Decode(d *asn1per.Decoder) error {
 // RasUsageInfoTypes is the ASN.1 SEQUENCE RasUsageInfoTypes.
 type RasUsageInfoTypes struct {
 	NonStandardUsageTypes []NonStandardParameter // nonStandardUsageTypes
-	HasStartTime          bool
-	HasEndTime            bool
-	HasTerminationCause   bool
-	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	Ext                   asn1per.Ext            // extension bitmap length and unknown additions
+	HasStartTime          bool                   // startTime is present
+	HasEndTime            bool                   // endTime is present
+	HasTerminationCause   bool                   // terminationCause is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -14475,12 +14475,12 @@ func (x *RasUsageSpecification) Decode(d *asn1per.Decoder) error {
 type RasUsageInformation struct {
 	NonStandardUsageFields []NonStandardParameter // nonStandardUsageFields
 	AlertingTime           TimeStamp              // alertingTime
-	HasAlertingTime        bool
-	ConnectTime            TimeStamp // connectTime
-	HasConnectTime         bool
-	EndTime                TimeStamp // endTime
-	HasEndTime             bool
-	Ext                    asn1per.Ext // extension bitmap length and unknown additions
+	ConnectTime            TimeStamp              // connectTime
+	EndTime                TimeStamp              // endTime
+	Ext                    asn1per.Ext            // extension bitmap length and unknown additions
+	HasAlertingTime        bool                   // alertingTime is present
+	HasConnectTime         bool                   // connectTime is present
+	HasEndTime             bool                   // endTime is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -14670,11 +14670,11 @@ func (x *CallTerminationCause) Decode(d *asn1per.Decoder) error {
 
 // BandwidthDetails is the ASN.1 SEQUENCE BandwidthDetails.
 type BandwidthDetails struct {
-	Sender        bool                 // sender
-	Multicast     bool                 // multicast
 	Bandwidth     BandWidth            // bandwidth
 	RtcpAddresses TransportChannelInfo // rtcpAddresses
 	Ext           asn1per.Ext          // extension bitmap length and unknown additions
+	Sender        bool                 // sender
+	Multicast     bool                 // multicast
 }
 
 // Encode writes x in ALIGNED PER.
@@ -14750,11 +14750,11 @@ func (x *BandwidthDetails) Decode(d *asn1per.Decoder) error {
 
 // CallCreditCapability is the ASN.1 SEQUENCE CallCreditCapability.
 type CallCreditCapability struct {
-	CanDisplayAmountString     bool // canDisplayAmountString
-	HasCanDisplayAmountString  bool
-	CanEnforceDurationLimit    bool // canEnforceDurationLimit
-	HasCanEnforceDurationLimit bool
 	Ext                        asn1per.Ext // extension bitmap length and unknown additions
+	CanDisplayAmountString     bool        // canDisplayAmountString
+	HasCanDisplayAmountString  bool        // canDisplayAmountString is present
+	CanEnforceDurationLimit    bool        // canEnforceDurationLimit
+	HasCanEnforceDurationLimit bool        // canEnforceDurationLimit is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -14838,15 +14838,15 @@ func (x *CallCreditCapability) Decode(d *asn1per.Decoder) error {
 
 // CallCreditServiceControl is the ASN.1 SEQUENCE CallCreditServiceControl.
 type CallCreditServiceControl struct {
-	AmountString                asn1per.BMPString // amountString
-	HasAmountString             bool
-	BillingMode                 *CallCreditServiceControlBillingMode // billingMode
-	CallDurationLimit           int64                                // callDurationLimit
-	HasCallDurationLimit        bool
-	EnforceCallDurationLimit    bool // enforceCallDurationLimit
-	HasEnforceCallDurationLimit bool
+	AmountString                asn1per.BMPString                          // amountString
+	BillingMode                 *CallCreditServiceControlBillingMode       // billingMode
+	CallDurationLimit           int64                                      // callDurationLimit
 	CallStartingPoint           *CallCreditServiceControlCallStartingPoint // callStartingPoint
 	Ext                         asn1per.Ext                                // extension bitmap length and unknown additions
+	HasAmountString             bool                                       // amountString is present
+	HasCallDurationLimit        bool                                       // callDurationLimit is present
+	EnforceCallDurationLimit    bool                                       // enforceCallDurationLimit
+	HasEnforceCallDurationLimit bool                                       // enforceCallDurationLimit is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -14974,8 +14974,8 @@ func (x *CallCreditServiceControl) Decode(d *asn1per.Decoder) error {
 type GenericData struct {
 	Id            GenericIdentifier     // id
 	Parameters    []EnumeratedParameter // parameters
-	HasParameters bool
-	Ext           asn1per.Ext // extension bitmap length and unknown additions
+	Ext           asn1per.Ext           // extension bitmap length and unknown additions
+	HasParameters bool                  // parameters is present
 }
 
 // Encode writes x in ALIGNED PER.

@@ -175,7 +175,6 @@ type Content struct {
 	Raw_      []byte                // raw
 	Text      string                // text
 	Unicode   asn1per.BMPString     // unicode
-	Bool      bool                  // bool
 	Number8   int64                 // number8
 	Number16  int64                 // number16
 	Number32  int64                 // number32
@@ -185,6 +184,7 @@ type Content struct {
 	Compound  []EnumeratedParameter // compound
 	Nested    []GenericData         // nested
 	Raw       []byte                // contents of an unknown extension alternative
+	Bool      bool                  // bool
 }
 
 // Alternatives of Content.
@@ -409,14 +409,14 @@ func (x *Content) Decode(d *asn1per.Decoder) error {
 
 // FeatureSet is the ASN.1 SEQUENCE FeatureSet.
 type FeatureSet struct {
-	ReplacementFeatureSet bool                // replacementFeatureSet
 	NeededFeatures        []FeatureDescriptor // neededFeatures
-	HasNeededFeatures     bool
 	DesiredFeatures       []FeatureDescriptor // desiredFeatures
-	HasDesiredFeatures    bool
 	SupportedFeatures     []FeatureDescriptor // supportedFeatures
-	HasSupportedFeatures  bool
-	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	Ext                   asn1per.Ext         // extension bitmap length and unknown additions
+	ReplacementFeatureSet bool                // replacementFeatureSet
+	HasNeededFeatures     bool                // neededFeatures is present
+	HasDesiredFeatures    bool                // desiredFeatures is present
+	HasSupportedFeatures  bool                // supportedFeatures is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -652,10 +652,10 @@ type RTPSession struct {
 	Ssrc                 int64                // ssrc
 	SessionId            int64                // sessionId
 	AssociatedSessionIds []int64              // associatedSessionIds
-	HasMulticast         bool
-	Bandwidth            BandWidth // bandwidth
-	HasBandwidth         bool
-	Ext                  asn1per.Ext // extension bitmap length and unknown additions
+	Bandwidth            BandWidth            // bandwidth
+	Ext                  asn1per.Ext          // extension bitmap length and unknown additions
+	HasMulticast         bool                 // multicast is present
+	HasBandwidth         bool                 // bandwidth is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -1443,37 +1443,37 @@ func (x *RasMessage) Decode(d *asn1per.Decoder) error {
 
 // GatekeeperRequest is the ASN.1 SEQUENCE GatekeeperRequest.
 type GatekeeperRequest struct {
-	RequestSeqNum               RequestSeqNum         // requestSeqNum
-	ProtocolIdentifier          ProtocolIdentifier    // protocolIdentifier
-	NonStandardData             *NonStandardParameter // nonStandardData
-	RasAddress                  TransportAddress      // rasAddress
-	EndpointType                EndpointType          // endpointType
-	GatekeeperIdentifier        GatekeeperIdentifier  // gatekeeperIdentifier
-	HasGatekeeperIdentifier     bool
-	CallServices                *QseriesOptions // callServices
-	EndpointAlias               []AliasAddress  // endpointAlias
-	HasEndpointAlias            bool
-	AlternateEndpoints          []Endpoint // alternateEndpoints
-	HasAlternateEndpoints       bool
-	Tokens                      []ClearToken // tokens
-	HasTokens                   bool
-	CryptoTokens                []CryptoH323Token // cryptoTokens
-	HasCryptoTokens             bool
-	AuthenticationCapability    []AuthenticationMechanism // authenticationCapability
-	HasAuthenticationCapability bool
+	RequestSeqNum               RequestSeqNum              // requestSeqNum
+	ProtocolIdentifier          ProtocolIdentifier         // protocolIdentifier
+	NonStandardData             *NonStandardParameter      // nonStandardData
+	RasAddress                  TransportAddress           // rasAddress
+	EndpointType                EndpointType               // endpointType
+	GatekeeperIdentifier        GatekeeperIdentifier       // gatekeeperIdentifier
+	CallServices                *QseriesOptions            // callServices
+	EndpointAlias               []AliasAddress             // endpointAlias
+	AlternateEndpoints          []Endpoint                 // alternateEndpoints
+	Tokens                      []ClearToken               // tokens
+	CryptoTokens                []CryptoH323Token          // cryptoTokens
+	AuthenticationCapability    []AuthenticationMechanism  // authenticationCapability
 	AlgorithmOIDs               []asn1per.ObjectIdentifier // algorithmOIDs
-	HasAlgorithmOIDs            bool
-	Integrity                   []IntegrityMechanism // integrity
-	HasIntegrity                bool
-	IntegrityCheckValue         *ICV // integrityCheckValue
-	HasSupportsAltGK            bool
-	FeatureSet                  *FeatureSet   // featureSet
-	GenericData                 []GenericData // genericData
-	HasGenericData              bool
-	SupportsAssignedGK          bool // supportsAssignedGK
-	HasSupportsAssignedGK       bool
-	AssignedGatekeeper          *AlternateGK // assignedGatekeeper
-	Ext                         asn1per.Ext  // extension bitmap length and unknown additions
+	Integrity                   []IntegrityMechanism       // integrity
+	IntegrityCheckValue         *ICV                       // integrityCheckValue
+	FeatureSet                  *FeatureSet                // featureSet
+	GenericData                 []GenericData              // genericData
+	AssignedGatekeeper          *AlternateGK               // assignedGatekeeper
+	Ext                         asn1per.Ext                // extension bitmap length and unknown additions
+	HasGatekeeperIdentifier     bool                       // gatekeeperIdentifier is present
+	HasEndpointAlias            bool                       // endpointAlias is present
+	HasAlternateEndpoints       bool                       // alternateEndpoints is present
+	HasTokens                   bool                       // tokens is present
+	HasCryptoTokens             bool                       // cryptoTokens is present
+	HasAuthenticationCapability bool                       // authenticationCapability is present
+	HasAlgorithmOIDs            bool                       // algorithmOIDs is present
+	HasIntegrity                bool                       // integrity is present
+	HasSupportsAltGK            bool                       // supportsAltGK is present
+	HasGenericData              bool                       // genericData is present
+	SupportsAssignedGK          bool                       // supportsAssignedGK
+	HasSupportsAssignedGK       bool                       // supportsAssignedGK is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -1966,30 +1966,30 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 
 // GatekeeperConfirm is the ASN.1 SEQUENCE GatekeeperConfirm.
 type GatekeeperConfirm struct {
-	RequestSeqNum           RequestSeqNum         // requestSeqNum
-	ProtocolIdentifier      ProtocolIdentifier    // protocolIdentifier
-	NonStandardData         *NonStandardParameter // nonStandardData
-	GatekeeperIdentifier    GatekeeperIdentifier  // gatekeeperIdentifier
-	HasGatekeeperIdentifier bool
-	RasAddress              TransportAddress // rasAddress
-	AlternateGatekeeper     []AlternateGK    // alternateGatekeeper
-	HasAlternateGatekeeper  bool
+	RequestSeqNum           RequestSeqNum            // requestSeqNum
+	ProtocolIdentifier      ProtocolIdentifier       // protocolIdentifier
+	NonStandardData         *NonStandardParameter    // nonStandardData
+	GatekeeperIdentifier    GatekeeperIdentifier     // gatekeeperIdentifier
+	RasAddress              TransportAddress         // rasAddress
+	AlternateGatekeeper     []AlternateGK            // alternateGatekeeper
 	AuthenticationMode      *AuthenticationMechanism // authenticationMode
 	Tokens                  []ClearToken             // tokens
-	HasTokens               bool
-	CryptoTokens            []CryptoH323Token // cryptoTokens
-	HasCryptoTokens         bool
+	CryptoTokens            []CryptoH323Token        // cryptoTokens
 	AlgorithmOID            asn1per.ObjectIdentifier // algorithmOID
-	HasAlgorithmOID         bool
-	Integrity               []IntegrityMechanism // integrity
-	HasIntegrity            bool
-	IntegrityCheckValue     *ICV          // integrityCheckValue
-	FeatureSet              *FeatureSet   // featureSet
-	GenericData             []GenericData // genericData
-	HasGenericData          bool
-	AssignedGatekeeper      *AlternateGK   // assignedGatekeeper
-	RehomingModel           *RehomingModel // rehomingModel
-	Ext                     asn1per.Ext    // extension bitmap length and unknown additions
+	Integrity               []IntegrityMechanism     // integrity
+	IntegrityCheckValue     *ICV                     // integrityCheckValue
+	FeatureSet              *FeatureSet              // featureSet
+	GenericData             []GenericData            // genericData
+	AssignedGatekeeper      *AlternateGK             // assignedGatekeeper
+	RehomingModel           *RehomingModel           // rehomingModel
+	Ext                     asn1per.Ext              // extension bitmap length and unknown additions
+	HasGatekeeperIdentifier bool                     // gatekeeperIdentifier is present
+	HasAlternateGatekeeper  bool                     // alternateGatekeeper is present
+	HasTokens               bool                     // tokens is present
+	HasCryptoTokens         bool                     // cryptoTokens is present
+	HasAlgorithmOID         bool                     // algorithmOID is present
+	HasIntegrity            bool                     // integrity is present
+	HasGenericData          bool                     // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -2391,22 +2391,22 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 
 // GatekeeperReject is the ASN.1 SEQUENCE GatekeeperReject.
 type GatekeeperReject struct {
-	RequestSeqNum           RequestSeqNum         // requestSeqNum
-	ProtocolIdentifier      ProtocolIdentifier    // protocolIdentifier
-	NonStandardData         *NonStandardParameter // nonStandardData
-	GatekeeperIdentifier    GatekeeperIdentifier  // gatekeeperIdentifier
-	HasGatekeeperIdentifier bool
+	RequestSeqNum           RequestSeqNum          // requestSeqNum
+	ProtocolIdentifier      ProtocolIdentifier     // protocolIdentifier
+	NonStandardData         *NonStandardParameter  // nonStandardData
+	GatekeeperIdentifier    GatekeeperIdentifier   // gatekeeperIdentifier
 	RejectReason            GatekeeperRejectReason // rejectReason
 	AltGKInfo               *AltGKInfo             // altGKInfo
 	Tokens                  []ClearToken           // tokens
-	HasTokens               bool
-	CryptoTokens            []CryptoH323Token // cryptoTokens
-	HasCryptoTokens         bool
-	IntegrityCheckValue     *ICV          // integrityCheckValue
-	FeatureSet              *FeatureSet   // featureSet
-	GenericData             []GenericData // genericData
-	HasGenericData          bool
-	Ext                     asn1per.Ext // extension bitmap length and unknown additions
+	CryptoTokens            []CryptoH323Token      // cryptoTokens
+	IntegrityCheckValue     *ICV                   // integrityCheckValue
+	FeatureSet              *FeatureSet            // featureSet
+	GenericData             []GenericData          // genericData
+	Ext                     asn1per.Ext            // extension bitmap length and unknown additions
+	HasGatekeeperIdentifier bool                   // gatekeeperIdentifier is present
+	HasTokens               bool                   // tokens is present
+	HasCryptoTokens         bool                   // cryptoTokens is present
+	HasGenericData          bool                   // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -2789,60 +2789,60 @@ func (x *GatekeeperRejectReason) Decode(d *asn1per.Decoder) error {
 
 // RegistrationRequest is the ASN.1 SEQUENCE RegistrationRequest.
 type RegistrationRequest struct {
-	RequestSeqNum               RequestSeqNum         // requestSeqNum
-	ProtocolIdentifier          ProtocolIdentifier    // protocolIdentifier
-	NonStandardData             *NonStandardParameter // nonStandardData
-	DiscoveryComplete           bool                  // discoveryComplete
-	CallSignalAddress           []TransportAddress    // callSignalAddress
-	RasAddress                  []TransportAddress    // rasAddress
-	TerminalType                EndpointType          // terminalType
-	TerminalAlias               []AliasAddress        // terminalAlias
-	HasTerminalAlias            bool
-	GatekeeperIdentifier        GatekeeperIdentifier // gatekeeperIdentifier
-	HasGatekeeperIdentifier     bool
-	EndpointVendor              VendorIdentifier // endpointVendor
-	AlternateEndpoints          []Endpoint       // alternateEndpoints
-	HasAlternateEndpoints       bool
-	TimeToLive                  TimeToLive // timeToLive
-	HasTimeToLive               bool
-	Tokens                      []ClearToken // tokens
-	HasTokens                   bool
-	CryptoTokens                []CryptoH323Token // cryptoTokens
-	HasCryptoTokens             bool
-	IntegrityCheckValue         *ICV // integrityCheckValue
-	KeepAlive                   bool // keepAlive
-	HasKeepAlive                bool
-	EndpointIdentifier          EndpointIdentifier // endpointIdentifier
-	HasEndpointIdentifier       bool
-	WillSupplyUUIEs             bool // willSupplyUUIEs
-	HasWillSupplyUUIEs          bool
-	MaintainConnection          bool // maintainConnection
-	HasMaintainConnection       bool
+	RequestSeqNum               RequestSeqNum                // requestSeqNum
+	ProtocolIdentifier          ProtocolIdentifier           // protocolIdentifier
+	NonStandardData             *NonStandardParameter        // nonStandardData
+	CallSignalAddress           []TransportAddress           // callSignalAddress
+	RasAddress                  []TransportAddress           // rasAddress
+	TerminalType                EndpointType                 // terminalType
+	TerminalAlias               []AliasAddress               // terminalAlias
+	GatekeeperIdentifier        GatekeeperIdentifier         // gatekeeperIdentifier
+	EndpointVendor              VendorIdentifier             // endpointVendor
+	AlternateEndpoints          []Endpoint                   // alternateEndpoints
+	TimeToLive                  TimeToLive                   // timeToLive
+	Tokens                      []ClearToken                 // tokens
+	CryptoTokens                []CryptoH323Token            // cryptoTokens
+	IntegrityCheckValue         *ICV                         // integrityCheckValue
+	EndpointIdentifier          EndpointIdentifier           // endpointIdentifier
 	AlternateTransportAddresses *AlternateTransportAddresses // alternateTransportAddresses
-	HasAdditiveRegistration     bool
-	TerminalAliasPattern        []AddressPattern // terminalAliasPattern
-	HasTerminalAliasPattern     bool
-	HasSupportsAltGK            bool
-	UsageReportingCapability    *RasUsageInfoTypes // usageReportingCapability
-	MultipleCalls               bool               // multipleCalls
-	HasMultipleCalls            bool
-	SupportedH248Packages       []H248PackagesDescriptor // supportedH248Packages
-	HasSupportedH248Packages    bool
+	TerminalAliasPattern        []AddressPattern             // terminalAliasPattern
+	UsageReportingCapability    *RasUsageInfoTypes           // usageReportingCapability
+	SupportedH248Packages       []H248PackagesDescriptor     // supportedH248Packages
 	CallCreditCapability        *CallCreditCapability        // callCreditCapability
 	CapacityReportingCapability *CapacityReportingCapability // capacityReportingCapability
 	Capacity                    *CallCapacity                // capacity
 	FeatureSet                  *FeatureSet                  // featureSet
 	GenericData                 []GenericData                // genericData
-	HasGenericData              bool
-	HasRestart                  bool
-	HasSupportsACFSequences     bool
-	SupportsAssignedGK          bool // supportsAssignedGK
-	HasSupportsAssignedGK       bool
-	AssignedGatekeeper          *AlternateGK  // assignedGatekeeper
-	TransportQOS                *TransportQOS // transportQOS
-	Language                    []string      // language
-	HasLanguage                 bool
-	Ext                         asn1per.Ext // extension bitmap length and unknown additions
+	AssignedGatekeeper          *AlternateGK                 // assignedGatekeeper
+	TransportQOS                *TransportQOS                // transportQOS
+	Language                    []string                     // language
+	Ext                         asn1per.Ext                  // extension bitmap length and unknown additions
+	DiscoveryComplete           bool                         // discoveryComplete
+	HasTerminalAlias            bool                         // terminalAlias is present
+	HasGatekeeperIdentifier     bool                         // gatekeeperIdentifier is present
+	HasAlternateEndpoints       bool                         // alternateEndpoints is present
+	HasTimeToLive               bool                         // timeToLive is present
+	HasTokens                   bool                         // tokens is present
+	HasCryptoTokens             bool                         // cryptoTokens is present
+	KeepAlive                   bool                         // keepAlive
+	HasKeepAlive                bool                         // keepAlive is present
+	HasEndpointIdentifier       bool                         // endpointIdentifier is present
+	WillSupplyUUIEs             bool                         // willSupplyUUIEs
+	HasWillSupplyUUIEs          bool                         // willSupplyUUIEs is present
+	MaintainConnection          bool                         // maintainConnection
+	HasMaintainConnection       bool                         // maintainConnection is present
+	HasAdditiveRegistration     bool                         // additiveRegistration is present
+	HasTerminalAliasPattern     bool                         // terminalAliasPattern is present
+	HasSupportsAltGK            bool                         // supportsAltGK is present
+	MultipleCalls               bool                         // multipleCalls
+	HasMultipleCalls            bool                         // multipleCalls is present
+	HasSupportedH248Packages    bool                         // supportedH248Packages is present
+	HasGenericData              bool                         // genericData is present
+	HasRestart                  bool                         // restart is present
+	HasSupportsACFSequences     bool                         // supportsACFSequences is present
+	SupportsAssignedGK          bool                         // supportsAssignedGK
+	HasSupportsAssignedGK       bool                         // supportsAssignedGK is present
+	HasLanguage                 bool                         // language is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -3644,47 +3644,47 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 
 // RegistrationConfirm is the ASN.1 SEQUENCE RegistrationConfirm.
 type RegistrationConfirm struct {
-	RequestSeqNum                   RequestSeqNum         // requestSeqNum
-	ProtocolIdentifier              ProtocolIdentifier    // protocolIdentifier
-	NonStandardData                 *NonStandardParameter // nonStandardData
-	CallSignalAddress               []TransportAddress    // callSignalAddress
-	TerminalAlias                   []AliasAddress        // terminalAlias
-	HasTerminalAlias                bool
-	GatekeeperIdentifier            GatekeeperIdentifier // gatekeeperIdentifier
-	HasGatekeeperIdentifier         bool
-	EndpointIdentifier              EndpointIdentifier // endpointIdentifier
-	AlternateGatekeeper             []AlternateGK      // alternateGatekeeper
-	HasAlternateGatekeeper          bool
-	TimeToLive                      TimeToLive // timeToLive
-	HasTimeToLive                   bool
-	Tokens                          []ClearToken // tokens
-	HasTokens                       bool
-	CryptoTokens                    []CryptoH323Token // cryptoTokens
-	HasCryptoTokens                 bool
-	IntegrityCheckValue             *ICV // integrityCheckValue
-	WillRespondToIRR                bool // willRespondToIRR
-	HasWillRespondToIRR             bool
+	RequestSeqNum                   RequestSeqNum                     // requestSeqNum
+	ProtocolIdentifier              ProtocolIdentifier                // protocolIdentifier
+	NonStandardData                 *NonStandardParameter             // nonStandardData
+	CallSignalAddress               []TransportAddress                // callSignalAddress
+	TerminalAlias                   []AliasAddress                    // terminalAlias
+	GatekeeperIdentifier            GatekeeperIdentifier              // gatekeeperIdentifier
+	EndpointIdentifier              EndpointIdentifier                // endpointIdentifier
+	AlternateGatekeeper             []AlternateGK                     // alternateGatekeeper
+	TimeToLive                      TimeToLive                        // timeToLive
+	Tokens                          []ClearToken                      // tokens
+	CryptoTokens                    []CryptoH323Token                 // cryptoTokens
+	IntegrityCheckValue             *ICV                              // integrityCheckValue
 	PreGrantedARQ                   *RegistrationConfirmPreGrantedARQ // preGrantedARQ
+	ServiceControl                  []ServiceControlSession           // serviceControl
+	TerminalAliasPattern            []AddressPattern                  // terminalAliasPattern
+	SupportedPrefixes               []SupportedPrefix                 // supportedPrefixes
+	UsageSpec                       []RasUsageSpecification           // usageSpec
+	FeatureServerAlias              *AliasAddress                     // featureServerAlias
+	CapacityReportingSpec           *CapacityReportingSpecification   // capacityReportingSpec
+	FeatureSet                      *FeatureSet                       // featureSet
+	GenericData                     []GenericData                     // genericData
+	AssignedGatekeeper              *AlternateGK                      // assignedGatekeeper
+	RehomingModel                   *RehomingModel                    // rehomingModel
+	TransportQOS                    *TransportQOS                     // transportQOS
+	Ext                             asn1per.Ext                       // extension bitmap length and unknown additions
+	HasTerminalAlias                bool                              // terminalAlias is present
+	HasGatekeeperIdentifier         bool                              // gatekeeperIdentifier is present
+	HasAlternateGatekeeper          bool                              // alternateGatekeeper is present
+	HasTimeToLive                   bool                              // timeToLive is present
+	HasTokens                       bool                              // tokens is present
+	HasCryptoTokens                 bool                              // cryptoTokens is present
+	WillRespondToIRR                bool                              // willRespondToIRR
+	HasWillRespondToIRR             bool                              // willRespondToIRR is present
 	MaintainConnection              bool                              // maintainConnection
-	HasMaintainConnection           bool
-	ServiceControl                  []ServiceControlSession // serviceControl
-	HasServiceControl               bool
-	HasSupportsAdditiveRegistration bool
-	TerminalAliasPattern            []AddressPattern // terminalAliasPattern
-	HasTerminalAliasPattern         bool
-	SupportedPrefixes               []SupportedPrefix // supportedPrefixes
-	HasSupportedPrefixes            bool
-	UsageSpec                       []RasUsageSpecification // usageSpec
-	HasUsageSpec                    bool
-	FeatureServerAlias              *AliasAddress                   // featureServerAlias
-	CapacityReportingSpec           *CapacityReportingSpecification // capacityReportingSpec
-	FeatureSet                      *FeatureSet                     // featureSet
-	GenericData                     []GenericData                   // genericData
-	HasGenericData                  bool
-	AssignedGatekeeper              *AlternateGK   // assignedGatekeeper
-	RehomingModel                   *RehomingModel // rehomingModel
-	TransportQOS                    *TransportQOS  // transportQOS
-	Ext                             asn1per.Ext    // extension bitmap length and unknown additions
+	HasMaintainConnection           bool                              // maintainConnection is present
+	HasServiceControl               bool                              // serviceControl is present
+	HasSupportsAdditiveRegistration bool                              // supportsAdditiveRegistration is present
+	HasTerminalAliasPattern         bool                              // terminalAliasPattern is present
+	HasSupportedPrefixes            bool                              // supportedPrefixes is present
+	HasUsageSpec                    bool                              // usageSpec is present
+	HasGenericData                  bool                              // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -4352,18 +4352,18 @@ type RegistrationReject struct {
 	NonStandardData         *NonStandardParameter    // nonStandardData
 	RejectReason            RegistrationRejectReason // rejectReason
 	GatekeeperIdentifier    GatekeeperIdentifier     // gatekeeperIdentifier
-	HasGatekeeperIdentifier bool
-	AltGKInfo               *AltGKInfo   // altGKInfo
-	Tokens                  []ClearToken // tokens
-	HasTokens               bool
-	CryptoTokens            []CryptoH323Token // cryptoTokens
-	HasCryptoTokens         bool
-	IntegrityCheckValue     *ICV          // integrityCheckValue
-	FeatureSet              *FeatureSet   // featureSet
-	GenericData             []GenericData // genericData
-	HasGenericData          bool
-	AssignedGatekeeper      *AlternateGK // assignedGatekeeper
-	Ext                     asn1per.Ext  // extension bitmap length and unknown additions
+	AltGKInfo               *AltGKInfo               // altGKInfo
+	Tokens                  []ClearToken             // tokens
+	CryptoTokens            []CryptoH323Token        // cryptoTokens
+	IntegrityCheckValue     *ICV                     // integrityCheckValue
+	FeatureSet              *FeatureSet              // featureSet
+	GenericData             []GenericData            // genericData
+	AssignedGatekeeper      *AlternateGK             // assignedGatekeeper
+	Ext                     asn1per.Ext              // extension bitmap length and unknown additions
+	HasGatekeeperIdentifier bool                     // gatekeeperIdentifier is present
+	HasTokens               bool                     // tokens is present
+	HasCryptoTokens         bool                     // cryptoTokens is present
+	HasGenericData          bool                     // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -4882,33 +4882,33 @@ func (x *RegistrationRejectReason) Decode(d *asn1per.Decoder) error {
 
 // UnregistrationRequest is the ASN.1 SEQUENCE UnregistrationRequest.
 type UnregistrationRequest struct {
-	RequestSeqNum           RequestSeqNum      // requestSeqNum
-	CallSignalAddress       []TransportAddress // callSignalAddress
-	EndpointAlias           []AliasAddress     // endpointAlias
-	HasEndpointAlias        bool
+	RequestSeqNum           RequestSeqNum         // requestSeqNum
+	CallSignalAddress       []TransportAddress    // callSignalAddress
+	EndpointAlias           []AliasAddress        // endpointAlias
 	NonStandardData         *NonStandardParameter // nonStandardData
 	EndpointIdentifier      EndpointIdentifier    // endpointIdentifier
-	HasEndpointIdentifier   bool
-	AlternateEndpoints      []Endpoint // alternateEndpoints
-	HasAlternateEndpoints   bool
-	GatekeeperIdentifier    GatekeeperIdentifier // gatekeeperIdentifier
-	HasGatekeeperIdentifier bool
-	Tokens                  []ClearToken // tokens
-	HasTokens               bool
-	CryptoTokens            []CryptoH323Token // cryptoTokens
-	HasCryptoTokens         bool
-	IntegrityCheckValue     *ICV                // integrityCheckValue
-	Reason                  *UnregRequestReason // reason
-	EndpointAliasPattern    []AddressPattern    // endpointAliasPattern
-	HasEndpointAliasPattern bool
-	SupportedPrefixes       []SupportedPrefix // supportedPrefixes
-	HasSupportedPrefixes    bool
-	AlternateGatekeeper     []AlternateGK // alternateGatekeeper
-	HasAlternateGatekeeper  bool
-	GenericData             []GenericData // genericData
-	HasGenericData          bool
-	AssignedGatekeeper      *AlternateGK // assignedGatekeeper
-	Ext                     asn1per.Ext  // extension bitmap length and unknown additions
+	AlternateEndpoints      []Endpoint            // alternateEndpoints
+	GatekeeperIdentifier    GatekeeperIdentifier  // gatekeeperIdentifier
+	Tokens                  []ClearToken          // tokens
+	CryptoTokens            []CryptoH323Token     // cryptoTokens
+	IntegrityCheckValue     *ICV                  // integrityCheckValue
+	Reason                  *UnregRequestReason   // reason
+	EndpointAliasPattern    []AddressPattern      // endpointAliasPattern
+	SupportedPrefixes       []SupportedPrefix     // supportedPrefixes
+	AlternateGatekeeper     []AlternateGK         // alternateGatekeeper
+	GenericData             []GenericData         // genericData
+	AssignedGatekeeper      *AlternateGK          // assignedGatekeeper
+	Ext                     asn1per.Ext           // extension bitmap length and unknown additions
+	HasEndpointAlias        bool                  // endpointAlias is present
+	HasEndpointIdentifier   bool                  // endpointIdentifier is present
+	HasAlternateEndpoints   bool                  // alternateEndpoints is present
+	HasGatekeeperIdentifier bool                  // gatekeeperIdentifier is present
+	HasTokens               bool                  // tokens is present
+	HasCryptoTokens         bool                  // cryptoTokens is present
+	HasEndpointAliasPattern bool                  // endpointAliasPattern is present
+	HasSupportedPrefixes    bool                  // supportedPrefixes is present
+	HasAlternateGatekeeper  bool                  // alternateGatekeeper is present
+	HasGenericData          bool                  // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -5481,14 +5481,14 @@ type UnregistrationConfirm struct {
 	RequestSeqNum       RequestSeqNum         // requestSeqNum
 	NonStandardData     *NonStandardParameter // nonStandardData
 	Tokens              []ClearToken          // tokens
-	HasTokens           bool
-	CryptoTokens        []CryptoH323Token // cryptoTokens
-	HasCryptoTokens     bool
-	IntegrityCheckValue *ICV          // integrityCheckValue
-	GenericData         []GenericData // genericData
-	HasGenericData      bool
-	AssignedGatekeeper  *AlternateGK // assignedGatekeeper
-	Ext                 asn1per.Ext  // extension bitmap length and unknown additions
+	CryptoTokens        []CryptoH323Token     // cryptoTokens
+	IntegrityCheckValue *ICV                  // integrityCheckValue
+	GenericData         []GenericData         // genericData
+	AssignedGatekeeper  *AlternateGK          // assignedGatekeeper
+	Ext                 asn1per.Ext           // extension bitmap length and unknown additions
+	HasTokens           bool                  // tokens is present
+	HasCryptoTokens     bool                  // cryptoTokens is present
+	HasGenericData      bool                  // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -5721,13 +5721,13 @@ type UnregistrationReject struct {
 	NonStandardData     *NonStandardParameter // nonStandardData
 	AltGKInfo           *AltGKInfo            // altGKInfo
 	Tokens              []ClearToken          // tokens
-	HasTokens           bool
-	CryptoTokens        []CryptoH323Token // cryptoTokens
-	HasCryptoTokens     bool
-	IntegrityCheckValue *ICV          // integrityCheckValue
-	GenericData         []GenericData // genericData
-	HasGenericData      bool
-	Ext                 asn1per.Ext // extension bitmap length and unknown additions
+	CryptoTokens        []CryptoH323Token     // cryptoTokens
+	IntegrityCheckValue *ICV                  // integrityCheckValue
+	GenericData         []GenericData         // genericData
+	Ext                 asn1per.Ext           // extension bitmap length and unknown additions
+	HasTokens           bool                  // tokens is present
+	HasCryptoTokens     bool                  // cryptoTokens is present
+	HasGenericData      bool                  // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -6060,15 +6060,13 @@ func (x *UnregRejectReason) Decode(d *asn1per.Decoder) error {
 
 // AdmissionRequest is the ASN.1 SEQUENCE AdmissionRequest.
 type AdmissionRequest struct {
-	RequestSeqNum            RequestSeqNum      // requestSeqNum
-	CallType                 CallType           // callType
-	CallModel                *CallModel         // callModel
-	EndpointIdentifier       EndpointIdentifier // endpointIdentifier
-	DestinationInfo          []AliasAddress     // destinationInfo
-	HasDestinationInfo       bool
-	DestCallSignalAddress    *TransportAddress // destCallSignalAddress
-	DestExtraCallInfo        []AliasAddress    // destExtraCallInfo
-	HasDestExtraCallInfo     bool
+	RequestSeqNum            RequestSeqNum         // requestSeqNum
+	CallType                 CallType              // callType
+	CallModel                *CallModel            // callModel
+	EndpointIdentifier       EndpointIdentifier    // endpointIdentifier
+	DestinationInfo          []AliasAddress        // destinationInfo
+	DestCallSignalAddress    *TransportAddress     // destCallSignalAddress
+	DestExtraCallInfo        []AliasAddress        // destExtraCallInfo
 	SrcInfo                  []AliasAddress        // srcInfo
 	SrcCallSignalAddress     *TransportAddress     // srcCallSignalAddress
 	BandWidth                BandWidth             // bandWidth
@@ -6076,38 +6074,40 @@ type AdmissionRequest struct {
 	NonStandardData          *NonStandardParameter // nonStandardData
 	CallServices             *QseriesOptions       // callServices
 	ConferenceID             ConferenceIdentifier  // conferenceID
+	CallIdentifier           *CallIdentifier       // callIdentifier
+	SrcAlternatives          []Endpoint            // srcAlternatives
+	DestAlternatives         []Endpoint            // destAlternatives
+	GatekeeperIdentifier     GatekeeperIdentifier  // gatekeeperIdentifier
+	Tokens                   []ClearToken          // tokens
+	CryptoTokens             []CryptoH323Token     // cryptoTokens
+	IntegrityCheckValue      *ICV                  // integrityCheckValue
+	TransportQOS             *TransportQOS         // transportQOS
+	CallLinkage              *CallLinkage          // callLinkage
+	GatewayDataRate          *DataRate             // gatewayDataRate
+	Capacity                 *CallCapacity         // capacity
+	CircuitInfo              *CircuitInfo          // circuitInfo
+	DesiredProtocols         []SupportedProtocols  // desiredProtocols
+	DesiredTunnelledProtocol *TunnelledProtocol    // desiredTunnelledProtocol
+	FeatureSet               *FeatureSet           // featureSet
+	GenericData              []GenericData         // genericData
+	Ext                      asn1per.Ext           // extension bitmap length and unknown additions
+	HasDestinationInfo       bool                  // destinationInfo is present
+	HasDestExtraCallInfo     bool                  // destExtraCallInfo is present
 	ActiveMC                 bool                  // activeMC
 	AnswerCall               bool                  // answerCall
 	CanMapAlias              bool                  // canMapAlias
-	HasCanMapAlias           bool
-	CallIdentifier           *CallIdentifier // callIdentifier
-	SrcAlternatives          []Endpoint      // srcAlternatives
-	HasSrcAlternatives       bool
-	DestAlternatives         []Endpoint // destAlternatives
-	HasDestAlternatives      bool
-	GatekeeperIdentifier     GatekeeperIdentifier // gatekeeperIdentifier
-	HasGatekeeperIdentifier  bool
-	Tokens                   []ClearToken // tokens
-	HasTokens                bool
-	CryptoTokens             []CryptoH323Token // cryptoTokens
-	HasCryptoTokens          bool
-	IntegrityCheckValue      *ICV          // integrityCheckValue
-	TransportQOS             *TransportQOS // transportQOS
-	WillSupplyUUIEs          bool          // willSupplyUUIEs
-	HasWillSupplyUUIEs       bool
-	CallLinkage              *CallLinkage         // callLinkage
-	GatewayDataRate          *DataRate            // gatewayDataRate
-	Capacity                 *CallCapacity        // capacity
-	CircuitInfo              *CircuitInfo         // circuitInfo
-	DesiredProtocols         []SupportedProtocols // desiredProtocols
-	HasDesiredProtocols      bool
-	DesiredTunnelledProtocol *TunnelledProtocol // desiredTunnelledProtocol
-	FeatureSet               *FeatureSet        // featureSet
-	GenericData              []GenericData      // genericData
-	HasGenericData           bool
-	CanMapSrcAlias           bool // canMapSrcAlias
-	HasCanMapSrcAlias        bool
-	Ext                      asn1per.Ext // extension bitmap length and unknown additions
+	HasCanMapAlias           bool                  // canMapAlias is present
+	HasSrcAlternatives       bool                  // srcAlternatives is present
+	HasDestAlternatives      bool                  // destAlternatives is present
+	HasGatekeeperIdentifier  bool                  // gatekeeperIdentifier is present
+	HasTokens                bool                  // tokens is present
+	HasCryptoTokens          bool                  // cryptoTokens is present
+	WillSupplyUUIEs          bool                  // willSupplyUUIEs
+	HasWillSupplyUUIEs       bool                  // willSupplyUUIEs is present
+	HasDesiredProtocols      bool                  // desiredProtocols is present
+	HasGenericData           bool                  // genericData is present
+	CanMapSrcAlias           bool                  // canMapSrcAlias
+	HasCanMapSrcAlias        bool                  // canMapSrcAlias is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -7032,51 +7032,51 @@ func (x *TransportQOS) Decode(d *asn1per.Decoder) error {
 
 // AdmissionConfirm is the ASN.1 SEQUENCE AdmissionConfirm.
 type AdmissionConfirm struct {
-	RequestSeqNum               RequestSeqNum    // requestSeqNum
-	BandWidth                   BandWidth        // bandWidth
-	CallModel                   CallModel        // callModel
-	DestCallSignalAddress       TransportAddress // destCallSignalAddress
-	IrrFrequency                int64            // irrFrequency
-	HasIrrFrequency             bool
-	NonStandardData             *NonStandardParameter // nonStandardData
-	DestinationInfo             []AliasAddress        // destinationInfo
-	HasDestinationInfo          bool
-	DestExtraCallInfo           []AliasAddress // destExtraCallInfo
-	HasDestExtraCallInfo        bool
-	DestinationType             *EndpointType  // destinationType
-	RemoteExtensionAddress      []AliasAddress // remoteExtensionAddress
-	HasRemoteExtensionAddress   bool
-	AlternateEndpoints          []Endpoint // alternateEndpoints
-	HasAlternateEndpoints       bool
-	Tokens                      []ClearToken // tokens
-	HasTokens                   bool
-	CryptoTokens                []CryptoH323Token // cryptoTokens
-	HasCryptoTokens             bool
-	IntegrityCheckValue         *ICV          // integrityCheckValue
-	TransportQOS                *TransportQOS // transportQOS
-	WillRespondToIRR            bool          // willRespondToIRR
-	HasWillRespondToIRR         bool
-	UuiesRequested              *UUIEsRequested // uuiesRequested
-	Language                    []string        // language
-	HasLanguage                 bool
+	RequestSeqNum               RequestSeqNum                // requestSeqNum
+	BandWidth                   BandWidth                    // bandWidth
+	CallModel                   CallModel                    // callModel
+	DestCallSignalAddress       TransportAddress             // destCallSignalAddress
+	IrrFrequency                int64                        // irrFrequency
+	NonStandardData             *NonStandardParameter        // nonStandardData
+	DestinationInfo             []AliasAddress               // destinationInfo
+	DestExtraCallInfo           []AliasAddress               // destExtraCallInfo
+	DestinationType             *EndpointType                // destinationType
+	RemoteExtensionAddress      []AliasAddress               // remoteExtensionAddress
+	AlternateEndpoints          []Endpoint                   // alternateEndpoints
+	Tokens                      []ClearToken                 // tokens
+	CryptoTokens                []CryptoH323Token            // cryptoTokens
+	IntegrityCheckValue         *ICV                         // integrityCheckValue
+	TransportQOS                *TransportQOS                // transportQOS
+	UuiesRequested              *UUIEsRequested              // uuiesRequested
+	Language                    []string                     // language
 	AlternateTransportAddresses *AlternateTransportAddresses // alternateTransportAddresses
 	UseSpecifiedTransport       *UseSpecifiedTransport       // useSpecifiedTransport
 	CircuitInfo                 *CircuitInfo                 // circuitInfo
 	UsageSpec                   []RasUsageSpecification      // usageSpec
-	HasUsageSpec                bool
-	SupportedProtocols          []SupportedProtocols // supportedProtocols
-	HasSupportedProtocols       bool
-	ServiceControl              []ServiceControlSession // serviceControl
-	HasServiceControl           bool
-	MultipleCalls               bool // multipleCalls
-	HasMultipleCalls            bool
-	FeatureSet                  *FeatureSet   // featureSet
-	GenericData                 []GenericData // genericData
-	HasGenericData              bool
-	ModifiedSrcInfo             []AliasAddress // modifiedSrcInfo
-	HasModifiedSrcInfo          bool
-	AssignedGatekeeper          *AlternateGK // assignedGatekeeper
-	Ext                         asn1per.Ext  // extension bitmap length and unknown additions
+	SupportedProtocols          []SupportedProtocols         // supportedProtocols
+	ServiceControl              []ServiceControlSession      // serviceControl
+	FeatureSet                  *FeatureSet                  // featureSet
+	GenericData                 []GenericData                // genericData
+	ModifiedSrcInfo             []AliasAddress               // modifiedSrcInfo
+	AssignedGatekeeper          *AlternateGK                 // assignedGatekeeper
+	Ext                         asn1per.Ext                  // extension bitmap length and unknown additions
+	HasIrrFrequency             bool                         // irrFrequency is present
+	HasDestinationInfo          bool                         // destinationInfo is present
+	HasDestExtraCallInfo        bool                         // destExtraCallInfo is present
+	HasRemoteExtensionAddress   bool                         // remoteExtensionAddress is present
+	HasAlternateEndpoints       bool                         // alternateEndpoints is present
+	HasTokens                   bool                         // tokens is present
+	HasCryptoTokens             bool                         // cryptoTokens is present
+	WillRespondToIRR            bool                         // willRespondToIRR
+	HasWillRespondToIRR         bool                         // willRespondToIRR is present
+	HasLanguage                 bool                         // language is present
+	HasUsageSpec                bool                         // usageSpec is present
+	HasSupportedProtocols       bool                         // supportedProtocols is present
+	HasServiceControl           bool                         // serviceControl is present
+	MultipleCalls               bool                         // multipleCalls
+	HasMultipleCalls            bool                         // multipleCalls is present
+	HasGenericData              bool                         // genericData is present
+	HasModifiedSrcInfo          bool                         // modifiedSrcInfo is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -7832,24 +7832,24 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 
 // UUIEsRequested is the ASN.1 SEQUENCE UUIEsRequested.
 type UUIEsRequested struct {
-	Setup               bool // setup
-	CallProceeding      bool // callProceeding
-	Connect             bool // connect
-	Alerting            bool // alerting
-	Information         bool // information
-	ReleaseComplete     bool // releaseComplete
-	Facility            bool // facility
-	Progress            bool // progress
-	Empty               bool // empty
-	Status              bool // status
-	HasStatus           bool
-	StatusInquiry       bool // statusInquiry
-	HasStatusInquiry    bool
-	SetupAcknowledge    bool // setupAcknowledge
-	HasSetupAcknowledge bool
-	Notify              bool // notify
-	HasNotify           bool
 	Ext                 asn1per.Ext // extension bitmap length and unknown additions
+	Setup               bool        // setup
+	CallProceeding      bool        // callProceeding
+	Connect             bool        // connect
+	Alerting            bool        // alerting
+	Information         bool        // information
+	ReleaseComplete     bool        // releaseComplete
+	Facility            bool        // facility
+	Progress            bool        // progress
+	Empty               bool        // empty
+	Status              bool        // status
+	HasStatus           bool        // status is present
+	StatusInquiry       bool        // statusInquiry
+	HasStatusInquiry    bool        // statusInquiry is present
+	SetupAcknowledge    bool        // setupAcknowledge
+	HasSetupAcknowledge bool        // setupAcknowledge is present
+	Notify              bool        // notify
+	HasNotify           bool        // notify is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -8064,24 +8064,24 @@ func (x *UUIEsRequested) Decode(d *asn1per.Decoder) error {
 
 // AdmissionReject is the ASN.1 SEQUENCE AdmissionReject.
 type AdmissionReject struct {
-	RequestSeqNum        RequestSeqNum         // requestSeqNum
-	RejectReason         AdmissionRejectReason // rejectReason
-	NonStandardData      *NonStandardParameter // nonStandardData
-	AltGKInfo            *AltGKInfo            // altGKInfo
-	Tokens               []ClearToken          // tokens
-	HasTokens            bool
-	CryptoTokens         []CryptoH323Token // cryptoTokens
-	HasCryptoTokens      bool
-	CallSignalAddress    []TransportAddress // callSignalAddress
-	HasCallSignalAddress bool
+	RequestSeqNum        RequestSeqNum           // requestSeqNum
+	RejectReason         AdmissionRejectReason   // rejectReason
+	NonStandardData      *NonStandardParameter   // nonStandardData
+	AltGKInfo            *AltGKInfo              // altGKInfo
+	Tokens               []ClearToken            // tokens
+	CryptoTokens         []CryptoH323Token       // cryptoTokens
+	CallSignalAddress    []TransportAddress      // callSignalAddress
 	IntegrityCheckValue  *ICV                    // integrityCheckValue
 	ServiceControl       []ServiceControlSession // serviceControl
-	HasServiceControl    bool
-	FeatureSet           *FeatureSet   // featureSet
-	GenericData          []GenericData // genericData
-	HasGenericData       bool
-	AssignedGatekeeper   *AlternateGK // assignedGatekeeper
-	Ext                  asn1per.Ext  // extension bitmap length and unknown additions
+	FeatureSet           *FeatureSet             // featureSet
+	GenericData          []GenericData           // genericData
+	AssignedGatekeeper   *AlternateGK            // assignedGatekeeper
+	Ext                  asn1per.Ext             // extension bitmap length and unknown additions
+	HasTokens            bool                    // tokens is present
+	HasCryptoTokens      bool                    // cryptoTokens is present
+	HasCallSignalAddress bool                    // callSignalAddress is present
+	HasServiceControl    bool                    // serviceControl is present
+	HasGenericData       bool                    // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -8690,23 +8690,23 @@ type BandwidthRequest struct {
 	NonStandardData         *NonStandardParameter // nonStandardData
 	CallIdentifier          *CallIdentifier       // callIdentifier
 	GatekeeperIdentifier    GatekeeperIdentifier  // gatekeeperIdentifier
-	HasGatekeeperIdentifier bool
-	Tokens                  []ClearToken // tokens
-	HasTokens               bool
-	CryptoTokens            []CryptoH323Token // cryptoTokens
-	HasCryptoTokens         bool
-	IntegrityCheckValue     *ICV // integrityCheckValue
-	AnsweredCall            bool // answeredCall
-	HasAnsweredCall         bool
-	CallLinkage             *CallLinkage         // callLinkage
-	Capacity                *CallCapacity        // capacity
-	UsageInformation        *RasUsageInformation // usageInformation
-	BandwidthDetails        []BandwidthDetails   // bandwidthDetails
-	HasBandwidthDetails     bool
-	GenericData             []GenericData // genericData
-	HasGenericData          bool
-	TransportQOS            *TransportQOS // transportQOS
-	Ext                     asn1per.Ext   // extension bitmap length and unknown additions
+	Tokens                  []ClearToken          // tokens
+	CryptoTokens            []CryptoH323Token     // cryptoTokens
+	IntegrityCheckValue     *ICV                  // integrityCheckValue
+	CallLinkage             *CallLinkage          // callLinkage
+	Capacity                *CallCapacity         // capacity
+	UsageInformation        *RasUsageInformation  // usageInformation
+	BandwidthDetails        []BandwidthDetails    // bandwidthDetails
+	GenericData             []GenericData         // genericData
+	TransportQOS            *TransportQOS         // transportQOS
+	Ext                     asn1per.Ext           // extension bitmap length and unknown additions
+	HasGatekeeperIdentifier bool                  // gatekeeperIdentifier is present
+	HasTokens               bool                  // tokens is present
+	HasCryptoTokens         bool                  // cryptoTokens is present
+	AnsweredCall            bool                  // answeredCall
+	HasAnsweredCall         bool                  // answeredCall is present
+	HasBandwidthDetails     bool                  // bandwidthDetails is present
+	HasGenericData          bool                  // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -9125,15 +9125,15 @@ type BandwidthConfirm struct {
 	BandWidth           BandWidth             // bandWidth
 	NonStandardData     *NonStandardParameter // nonStandardData
 	Tokens              []ClearToken          // tokens
-	HasTokens           bool
-	CryptoTokens        []CryptoH323Token // cryptoTokens
-	HasCryptoTokens     bool
-	IntegrityCheckValue *ICV          // integrityCheckValue
-	Capacity            *CallCapacity // capacity
-	GenericData         []GenericData // genericData
-	HasGenericData      bool
-	TransportQOS        *TransportQOS // transportQOS
-	Ext                 asn1per.Ext   // extension bitmap length and unknown additions
+	CryptoTokens        []CryptoH323Token     // cryptoTokens
+	IntegrityCheckValue *ICV                  // integrityCheckValue
+	Capacity            *CallCapacity         // capacity
+	GenericData         []GenericData         // genericData
+	TransportQOS        *TransportQOS         // transportQOS
+	Ext                 asn1per.Ext           // extension bitmap length and unknown additions
+	HasTokens           bool                  // tokens is present
+	HasCryptoTokens     bool                  // cryptoTokens is present
+	HasGenericData      bool                  // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -9392,13 +9392,13 @@ type BandwidthReject struct {
 	NonStandardData     *NonStandardParameter // nonStandardData
 	AltGKInfo           *AltGKInfo            // altGKInfo
 	Tokens              []ClearToken          // tokens
-	HasTokens           bool
-	CryptoTokens        []CryptoH323Token // cryptoTokens
-	HasCryptoTokens     bool
-	IntegrityCheckValue *ICV          // integrityCheckValue
-	GenericData         []GenericData // genericData
-	HasGenericData      bool
-	Ext                 asn1per.Ext // extension bitmap length and unknown additions
+	CryptoTokens        []CryptoH323Token     // cryptoTokens
+	IntegrityCheckValue *ICV                  // integrityCheckValue
+	GenericData         []GenericData         // genericData
+	Ext                 asn1per.Ext           // extension bitmap length and unknown additions
+	HasTokens           bool                  // tokens is present
+	HasCryptoTokens     bool                  // cryptoTokens is present
+	HasGenericData      bool                  // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -9736,42 +9736,42 @@ func (x *BandRejectReason) Decode(d *asn1per.Decoder) error {
 
 // LocationRequest is the ASN.1 SEQUENCE LocationRequest.
 type LocationRequest struct {
-	RequestSeqNum            RequestSeqNum      // requestSeqNum
-	EndpointIdentifier       EndpointIdentifier // endpointIdentifier
-	HasEndpointIdentifier    bool
+	RequestSeqNum            RequestSeqNum         // requestSeqNum
+	EndpointIdentifier       EndpointIdentifier    // endpointIdentifier
 	DestinationInfo          []AliasAddress        // destinationInfo
 	NonStandardData          *NonStandardParameter // nonStandardData
 	ReplyAddress             TransportAddress      // replyAddress
 	SourceInfo               []AliasAddress        // sourceInfo
-	HasSourceInfo            bool
-	CanMapAlias              bool // canMapAlias
-	HasCanMapAlias           bool
-	GatekeeperIdentifier     GatekeeperIdentifier // gatekeeperIdentifier
-	HasGatekeeperIdentifier  bool
-	Tokens                   []ClearToken // tokens
-	HasTokens                bool
-	CryptoTokens             []CryptoH323Token // cryptoTokens
-	HasCryptoTokens          bool
-	IntegrityCheckValue      *ICV                 // integrityCheckValue
-	DesiredProtocols         []SupportedProtocols // desiredProtocols
-	HasDesiredProtocols      bool
-	DesiredTunnelledProtocol *TunnelledProtocol // desiredTunnelledProtocol
-	FeatureSet               *FeatureSet        // featureSet
-	GenericData              []GenericData      // genericData
-	HasGenericData           bool
-	HopCount                 int64 // hopCount
-	HasHopCount              bool
-	CircuitInfo              *CircuitInfo    // circuitInfo
-	CallIdentifier           *CallIdentifier // callIdentifier
-	BandWidth                BandWidth       // bandWidth
-	HasBandWidth             bool
-	SourceEndpointInfo       []AliasAddress // sourceEndpointInfo
-	HasSourceEndpointInfo    bool
-	CanMapSrcAlias           bool // canMapSrcAlias
-	HasCanMapSrcAlias        bool
-	Language                 []string // language
-	HasLanguage              bool
-	Ext                      asn1per.Ext // extension bitmap length and unknown additions
+	GatekeeperIdentifier     GatekeeperIdentifier  // gatekeeperIdentifier
+	Tokens                   []ClearToken          // tokens
+	CryptoTokens             []CryptoH323Token     // cryptoTokens
+	IntegrityCheckValue      *ICV                  // integrityCheckValue
+	DesiredProtocols         []SupportedProtocols  // desiredProtocols
+	DesiredTunnelledProtocol *TunnelledProtocol    // desiredTunnelledProtocol
+	FeatureSet               *FeatureSet           // featureSet
+	GenericData              []GenericData         // genericData
+	HopCount                 int64                 // hopCount
+	CircuitInfo              *CircuitInfo          // circuitInfo
+	CallIdentifier           *CallIdentifier       // callIdentifier
+	BandWidth                BandWidth             // bandWidth
+	SourceEndpointInfo       []AliasAddress        // sourceEndpointInfo
+	Language                 []string              // language
+	Ext                      asn1per.Ext           // extension bitmap length and unknown additions
+	HasEndpointIdentifier    bool                  // endpointIdentifier is present
+	HasSourceInfo            bool                  // sourceInfo is present
+	CanMapAlias              bool                  // canMapAlias
+	HasCanMapAlias           bool                  // canMapAlias is present
+	HasGatekeeperIdentifier  bool                  // gatekeeperIdentifier is present
+	HasTokens                bool                  // tokens is present
+	HasCryptoTokens          bool                  // cryptoTokens is present
+	HasDesiredProtocols      bool                  // desiredProtocols is present
+	HasGenericData           bool                  // genericData is present
+	HasHopCount              bool                  // hopCount is present
+	HasBandWidth             bool                  // bandWidth is present
+	HasSourceEndpointInfo    bool                  // sourceEndpointInfo is present
+	CanMapSrcAlias           bool                  // canMapSrcAlias
+	HasCanMapSrcAlias        bool                  // canMapSrcAlias is present
+	HasLanguage              bool                  // language is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -10343,40 +10343,40 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 
 // LocationConfirm is the ASN.1 SEQUENCE LocationConfirm.
 type LocationConfirm struct {
-	RequestSeqNum               RequestSeqNum         // requestSeqNum
-	CallSignalAddress           TransportAddress      // callSignalAddress
-	RasAddress                  TransportAddress      // rasAddress
-	NonStandardData             *NonStandardParameter // nonStandardData
-	DestinationInfo             []AliasAddress        // destinationInfo
-	HasDestinationInfo          bool
-	DestExtraCallInfo           []AliasAddress // destExtraCallInfo
-	HasDestExtraCallInfo        bool
-	DestinationType             *EndpointType  // destinationType
-	RemoteExtensionAddress      []AliasAddress // remoteExtensionAddress
-	HasRemoteExtensionAddress   bool
-	AlternateEndpoints          []Endpoint // alternateEndpoints
-	HasAlternateEndpoints       bool
-	Tokens                      []ClearToken // tokens
-	HasTokens                   bool
-	CryptoTokens                []CryptoH323Token // cryptoTokens
-	HasCryptoTokens             bool
+	RequestSeqNum               RequestSeqNum                // requestSeqNum
+	CallSignalAddress           TransportAddress             // callSignalAddress
+	RasAddress                  TransportAddress             // rasAddress
+	NonStandardData             *NonStandardParameter        // nonStandardData
+	DestinationInfo             []AliasAddress               // destinationInfo
+	DestExtraCallInfo           []AliasAddress               // destExtraCallInfo
+	DestinationType             *EndpointType                // destinationType
+	RemoteExtensionAddress      []AliasAddress               // remoteExtensionAddress
+	AlternateEndpoints          []Endpoint                   // alternateEndpoints
+	Tokens                      []ClearToken                 // tokens
+	CryptoTokens                []CryptoH323Token            // cryptoTokens
 	IntegrityCheckValue         *ICV                         // integrityCheckValue
 	AlternateTransportAddresses *AlternateTransportAddresses // alternateTransportAddresses
 	SupportedProtocols          []SupportedProtocols         // supportedProtocols
-	HasSupportedProtocols       bool
-	MultipleCalls               bool // multipleCalls
-	HasMultipleCalls            bool
-	FeatureSet                  *FeatureSet   // featureSet
-	GenericData                 []GenericData // genericData
-	HasGenericData              bool
-	CircuitInfo                 *CircuitInfo            // circuitInfo
-	ServiceControl              []ServiceControlSession // serviceControl
-	HasServiceControl           bool
-	ModifiedSrcInfo             []AliasAddress // modifiedSrcInfo
-	HasModifiedSrcInfo          bool
-	BandWidth                   BandWidth // bandWidth
-	HasBandWidth                bool
-	Ext                         asn1per.Ext // extension bitmap length and unknown additions
+	FeatureSet                  *FeatureSet                  // featureSet
+	GenericData                 []GenericData                // genericData
+	CircuitInfo                 *CircuitInfo                 // circuitInfo
+	ServiceControl              []ServiceControlSession      // serviceControl
+	ModifiedSrcInfo             []AliasAddress               // modifiedSrcInfo
+	BandWidth                   BandWidth                    // bandWidth
+	Ext                         asn1per.Ext                  // extension bitmap length and unknown additions
+	HasDestinationInfo          bool                         // destinationInfo is present
+	HasDestExtraCallInfo        bool                         // destExtraCallInfo is present
+	HasRemoteExtensionAddress   bool                         // remoteExtensionAddress is present
+	HasAlternateEndpoints       bool                         // alternateEndpoints is present
+	HasTokens                   bool                         // tokens is present
+	HasCryptoTokens             bool                         // cryptoTokens is present
+	HasSupportedProtocols       bool                         // supportedProtocols is present
+	MultipleCalls               bool                         // multipleCalls
+	HasMultipleCalls            bool                         // multipleCalls is present
+	HasGenericData              bool                         // genericData is present
+	HasServiceControl           bool                         // serviceControl is present
+	HasModifiedSrcInfo          bool                         // modifiedSrcInfo is present
+	HasBandWidth                bool                         // bandWidth is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -10958,21 +10958,21 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 
 // LocationReject is the ASN.1 SEQUENCE LocationReject.
 type LocationReject struct {
-	RequestSeqNum       RequestSeqNum         // requestSeqNum
-	RejectReason        LocationRejectReason  // rejectReason
-	NonStandardData     *NonStandardParameter // nonStandardData
-	AltGKInfo           *AltGKInfo            // altGKInfo
-	Tokens              []ClearToken          // tokens
-	HasTokens           bool
-	CryptoTokens        []CryptoH323Token // cryptoTokens
-	HasCryptoTokens     bool
-	IntegrityCheckValue *ICV          // integrityCheckValue
-	FeatureSet          *FeatureSet   // featureSet
-	GenericData         []GenericData // genericData
-	HasGenericData      bool
+	RequestSeqNum       RequestSeqNum           // requestSeqNum
+	RejectReason        LocationRejectReason    // rejectReason
+	NonStandardData     *NonStandardParameter   // nonStandardData
+	AltGKInfo           *AltGKInfo              // altGKInfo
+	Tokens              []ClearToken            // tokens
+	CryptoTokens        []CryptoH323Token       // cryptoTokens
+	IntegrityCheckValue *ICV                    // integrityCheckValue
+	FeatureSet          *FeatureSet             // featureSet
+	GenericData         []GenericData           // genericData
 	ServiceControl      []ServiceControlSession // serviceControl
-	HasServiceControl   bool
-	Ext                 asn1per.Ext // extension bitmap length and unknown additions
+	Ext                 asn1per.Ext             // extension bitmap length and unknown additions
+	HasTokens           bool                    // tokens is present
+	HasCryptoTokens     bool                    // cryptoTokens is present
+	HasGenericData      bool                    // genericData is present
+	HasServiceControl   bool                    // serviceControl is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -11476,32 +11476,32 @@ func (x *LocationRejectReason) Decode(d *asn1per.Decoder) error {
 
 // DisengageRequest is the ASN.1 SEQUENCE DisengageRequest.
 type DisengageRequest struct {
-	RequestSeqNum           RequestSeqNum         // requestSeqNum
-	EndpointIdentifier      EndpointIdentifier    // endpointIdentifier
-	ConferenceID            ConferenceIdentifier  // conferenceID
-	CallReferenceValue      CallReferenceValue    // callReferenceValue
-	DisengageReason         DisengageReason       // disengageReason
-	NonStandardData         *NonStandardParameter // nonStandardData
-	CallIdentifier          *CallIdentifier       // callIdentifier
-	GatekeeperIdentifier    GatekeeperIdentifier  // gatekeeperIdentifier
-	HasGatekeeperIdentifier bool
-	Tokens                  []ClearToken // tokens
-	HasTokens               bool
-	CryptoTokens            []CryptoH323Token // cryptoTokens
-	HasCryptoTokens         bool
-	IntegrityCheckValue     *ICV // integrityCheckValue
-	AnsweredCall            bool // answeredCall
-	HasAnsweredCall         bool
+	RequestSeqNum           RequestSeqNum           // requestSeqNum
+	EndpointIdentifier      EndpointIdentifier      // endpointIdentifier
+	ConferenceID            ConferenceIdentifier    // conferenceID
+	CallReferenceValue      CallReferenceValue      // callReferenceValue
+	DisengageReason         DisengageReason         // disengageReason
+	NonStandardData         *NonStandardParameter   // nonStandardData
+	CallIdentifier          *CallIdentifier         // callIdentifier
+	GatekeeperIdentifier    GatekeeperIdentifier    // gatekeeperIdentifier
+	Tokens                  []ClearToken            // tokens
+	CryptoTokens            []CryptoH323Token       // cryptoTokens
+	IntegrityCheckValue     *ICV                    // integrityCheckValue
 	CallLinkage             *CallLinkage            // callLinkage
 	Capacity                *CallCapacity           // capacity
 	CircuitInfo             *CircuitInfo            // circuitInfo
 	UsageInformation        *RasUsageInformation    // usageInformation
 	TerminationCause        *CallTerminationCause   // terminationCause
 	ServiceControl          []ServiceControlSession // serviceControl
-	HasServiceControl       bool
-	GenericData             []GenericData // genericData
-	HasGenericData          bool
-	Ext                     asn1per.Ext // extension bitmap length and unknown additions
+	GenericData             []GenericData           // genericData
+	Ext                     asn1per.Ext             // extension bitmap length and unknown additions
+	HasGatekeeperIdentifier bool                    // gatekeeperIdentifier is present
+	HasTokens               bool                    // tokens is present
+	HasCryptoTokens         bool                    // cryptoTokens is present
+	AnsweredCall            bool                    // answeredCall
+	HasAnsweredCall         bool                    // answeredCall is present
+	HasServiceControl       bool                    // serviceControl is present
+	HasGenericData          bool                    // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -11983,17 +11983,17 @@ type DisengageConfirm struct {
 	RequestSeqNum       RequestSeqNum         // requestSeqNum
 	NonStandardData     *NonStandardParameter // nonStandardData
 	Tokens              []ClearToken          // tokens
-	HasTokens           bool
-	CryptoTokens        []CryptoH323Token // cryptoTokens
-	HasCryptoTokens     bool
-	IntegrityCheckValue *ICV                 // integrityCheckValue
-	Capacity            *CallCapacity        // capacity
-	CircuitInfo         *CircuitInfo         // circuitInfo
-	UsageInformation    *RasUsageInformation // usageInformation
-	GenericData         []GenericData        // genericData
-	HasGenericData      bool
-	AssignedGatekeeper  *AlternateGK // assignedGatekeeper
-	Ext                 asn1per.Ext  // extension bitmap length and unknown additions
+	CryptoTokens        []CryptoH323Token     // cryptoTokens
+	IntegrityCheckValue *ICV                  // integrityCheckValue
+	Capacity            *CallCapacity         // capacity
+	CircuitInfo         *CircuitInfo          // circuitInfo
+	UsageInformation    *RasUsageInformation  // usageInformation
+	GenericData         []GenericData         // genericData
+	AssignedGatekeeper  *AlternateGK          // assignedGatekeeper
+	Ext                 asn1per.Ext           // extension bitmap length and unknown additions
+	HasTokens           bool                  // tokens is present
+	HasCryptoTokens     bool                  // cryptoTokens is present
+	HasGenericData      bool                  // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -12283,13 +12283,13 @@ type DisengageReject struct {
 	NonStandardData     *NonStandardParameter // nonStandardData
 	AltGKInfo           *AltGKInfo            // altGKInfo
 	Tokens              []ClearToken          // tokens
-	HasTokens           bool
-	CryptoTokens        []CryptoH323Token // cryptoTokens
-	HasCryptoTokens     bool
-	IntegrityCheckValue *ICV          // integrityCheckValue
-	GenericData         []GenericData // genericData
-	HasGenericData      bool
-	Ext                 asn1per.Ext // extension bitmap length and unknown additions
+	CryptoTokens        []CryptoH323Token     // cryptoTokens
+	IntegrityCheckValue *ICV                  // integrityCheckValue
+	GenericData         []GenericData         // genericData
+	Ext                 asn1per.Ext           // extension bitmap length and unknown additions
+	HasTokens           bool                  // tokens is present
+	HasCryptoTokens     bool                  // cryptoTokens is present
+	HasGenericData      bool                  // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -12615,21 +12615,21 @@ type InfoRequest struct {
 	ReplyAddress                  *TransportAddress     // replyAddress
 	CallIdentifier                *CallIdentifier       // callIdentifier
 	Tokens                        []ClearToken          // tokens
-	HasTokens                     bool
-	CryptoTokens                  []CryptoH323Token // cryptoTokens
-	HasCryptoTokens               bool
-	IntegrityCheckValue           *ICV               // integrityCheckValue
-	UuiesRequested                *UUIEsRequested    // uuiesRequested
-	CallLinkage                   *CallLinkage       // callLinkage
-	UsageInfoRequested            *RasUsageInfoTypes // usageInfoRequested
-	HasSegmentedResponseSupported bool
-	NextSegmentRequested          int64 // nextSegmentRequested
-	HasNextSegmentRequested       bool
-	HasCapacityInfoRequested      bool
-	GenericData                   []GenericData // genericData
-	HasGenericData                bool
-	AssignedGatekeeper            *AlternateGK // assignedGatekeeper
-	Ext                           asn1per.Ext  // extension bitmap length and unknown additions
+	CryptoTokens                  []CryptoH323Token     // cryptoTokens
+	IntegrityCheckValue           *ICV                  // integrityCheckValue
+	UuiesRequested                *UUIEsRequested       // uuiesRequested
+	CallLinkage                   *CallLinkage          // callLinkage
+	UsageInfoRequested            *RasUsageInfoTypes    // usageInfoRequested
+	NextSegmentRequested          int64                 // nextSegmentRequested
+	GenericData                   []GenericData         // genericData
+	AssignedGatekeeper            *AlternateGK          // assignedGatekeeper
+	Ext                           asn1per.Ext           // extension bitmap length and unknown additions
+	HasTokens                     bool                  // tokens is present
+	HasCryptoTokens               bool                  // cryptoTokens is present
+	HasSegmentedResponseSupported bool                  // segmentedResponseSupported is present
+	HasNextSegmentRequested       bool                  // nextSegmentRequested is present
+	HasCapacityInfoRequested      bool                  // capacityInfoRequested is present
+	HasGenericData                bool                  // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -12996,30 +12996,30 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 
 // InfoRequestResponse is the ASN.1 SEQUENCE InfoRequestResponse.
 type InfoRequestResponse struct {
-	NonStandardData     *NonStandardParameter // nonStandardData
-	RequestSeqNum       RequestSeqNum         // requestSeqNum
-	EndpointType        EndpointType          // endpointType
-	EndpointIdentifier  EndpointIdentifier    // endpointIdentifier
-	RasAddress          TransportAddress      // rasAddress
-	CallSignalAddress   []TransportAddress    // callSignalAddress
-	EndpointAlias       []AliasAddress        // endpointAlias
-	HasEndpointAlias    bool
+	NonStandardData     *NonStandardParameter            // nonStandardData
+	RequestSeqNum       RequestSeqNum                    // requestSeqNum
+	EndpointType        EndpointType                     // endpointType
+	EndpointIdentifier  EndpointIdentifier               // endpointIdentifier
+	RasAddress          TransportAddress                 // rasAddress
+	CallSignalAddress   []TransportAddress               // callSignalAddress
+	EndpointAlias       []AliasAddress                   // endpointAlias
 	PerCallInfo         []InfoRequestResponsePerCallInfo // perCallInfo
-	HasPerCallInfo      bool
-	Tokens              []ClearToken // tokens
-	HasTokens           bool
-	CryptoTokens        []CryptoH323Token // cryptoTokens
-	HasCryptoTokens     bool
-	IntegrityCheckValue *ICV // integrityCheckValue
-	NeedResponse        bool // needResponse
-	HasNeedResponse     bool
-	Capacity            *CallCapacity              // capacity
-	IrrStatus           *InfoRequestResponseStatus // irrStatus
-	Unsolicited         bool                       // unsolicited
-	HasUnsolicited      bool
-	GenericData         []GenericData // genericData
-	HasGenericData      bool
-	Ext                 asn1per.Ext // extension bitmap length and unknown additions
+	Tokens              []ClearToken                     // tokens
+	CryptoTokens        []CryptoH323Token                // cryptoTokens
+	IntegrityCheckValue *ICV                             // integrityCheckValue
+	Capacity            *CallCapacity                    // capacity
+	IrrStatus           *InfoRequestResponseStatus       // irrStatus
+	GenericData         []GenericData                    // genericData
+	Ext                 asn1per.Ext                      // extension bitmap length and unknown additions
+	HasEndpointAlias    bool                             // endpointAlias is present
+	HasPerCallInfo      bool                             // perCallInfo is present
+	HasTokens           bool                             // tokens is present
+	HasCryptoTokens     bool                             // cryptoTokens is present
+	NeedResponse        bool                             // needResponse
+	HasNeedResponse     bool                             // needResponse is present
+	Unsolicited         bool                             // unsolicited
+	HasUnsolicited      bool                             // unsolicited is present
+	HasGenericData      bool                             // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -13478,11 +13478,11 @@ type InfoRequestAck struct {
 	RequestSeqNum       RequestSeqNum         // requestSeqNum
 	NonStandardData     *NonStandardParameter // nonStandardData
 	Tokens              []ClearToken          // tokens
-	HasTokens           bool
-	CryptoTokens        []CryptoH323Token // cryptoTokens
-	HasCryptoTokens     bool
-	IntegrityCheckValue *ICV        // integrityCheckValue
-	Ext                 asn1per.Ext // extension bitmap length and unknown additions
+	CryptoTokens        []CryptoH323Token     // cryptoTokens
+	IntegrityCheckValue *ICV                  // integrityCheckValue
+	Ext                 asn1per.Ext           // extension bitmap length and unknown additions
+	HasTokens           bool                  // tokens is present
+	HasCryptoTokens     bool                  // cryptoTokens is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -13629,11 +13629,11 @@ type InfoRequestNak struct {
 	NakReason           InfoRequestNakReason  // nakReason
 	AltGKInfo           *AltGKInfo            // altGKInfo
 	Tokens              []ClearToken          // tokens
-	HasTokens           bool
-	CryptoTokens        []CryptoH323Token // cryptoTokens
-	HasCryptoTokens     bool
-	IntegrityCheckValue *ICV        // integrityCheckValue
-	Ext                 asn1per.Ext // extension bitmap length and unknown additions
+	CryptoTokens        []CryptoH323Token     // cryptoTokens
+	IntegrityCheckValue *ICV                  // integrityCheckValue
+	Ext                 asn1per.Ext           // extension bitmap length and unknown additions
+	HasTokens           bool                  // tokens is present
+	HasCryptoTokens     bool                  // cryptoTokens is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -13875,14 +13875,14 @@ type NonStandardMessage struct {
 	RequestSeqNum       RequestSeqNum        // requestSeqNum
 	NonStandardData     NonStandardParameter // nonStandardData
 	Tokens              []ClearToken         // tokens
-	HasTokens           bool
-	CryptoTokens        []CryptoH323Token // cryptoTokens
-	HasCryptoTokens     bool
-	IntegrityCheckValue *ICV          // integrityCheckValue
-	FeatureSet          *FeatureSet   // featureSet
-	GenericData         []GenericData // genericData
-	HasGenericData      bool
-	Ext                 asn1per.Ext // extension bitmap length and unknown additions
+	CryptoTokens        []CryptoH323Token    // cryptoTokens
+	IntegrityCheckValue *ICV                 // integrityCheckValue
+	FeatureSet          *FeatureSet          // featureSet
+	GenericData         []GenericData        // genericData
+	Ext                 asn1per.Ext          // extension bitmap length and unknown additions
+	HasTokens           bool                 // tokens is present
+	HasCryptoTokens     bool                 // cryptoTokens is present
+	HasGenericData      bool                 // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -14096,15 +14096,15 @@ func (x *NonStandardMessage) Decode(d *asn1per.Decoder) error {
 
 // UnknownMessageResponse is the ASN.1 SEQUENCE UnknownMessageResponse.
 type UnknownMessageResponse struct {
-	RequestSeqNum           RequestSeqNum // requestSeqNum
-	Tokens                  []ClearToken  // tokens
-	HasTokens               bool
+	RequestSeqNum           RequestSeqNum     // requestSeqNum
+	Tokens                  []ClearToken      // tokens
 	CryptoTokens            []CryptoH323Token // cryptoTokens
-	HasCryptoTokens         bool
-	IntegrityCheckValue     *ICV   // integrityCheckValue
-	MessageNotUnderstood    []byte // messageNotUnderstood
-	HasMessageNotUnderstood bool
-	Ext                     asn1per.Ext // extension bitmap length and unknown additions
+	IntegrityCheckValue     *ICV              // integrityCheckValue
+	MessageNotUnderstood    []byte            // messageNotUnderstood
+	Ext                     asn1per.Ext       // extension bitmap length and unknown additions
+	HasTokens               bool              // tokens is present
+	HasCryptoTokens         bool              // cryptoTokens is present
+	HasMessageNotUnderstood bool              // messageNotUnderstood is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -14284,12 +14284,12 @@ type RequestInProgress struct {
 	RequestSeqNum       RequestSeqNum         // requestSeqNum
 	NonStandardData     *NonStandardParameter // nonStandardData
 	Tokens              []ClearToken          // tokens
-	HasTokens           bool
-	CryptoTokens        []CryptoH323Token // cryptoTokens
-	HasCryptoTokens     bool
-	IntegrityCheckValue *ICV        // integrityCheckValue
-	Delay               int64       // delay
-	Ext                 asn1per.Ext // extension bitmap length and unknown additions
+	CryptoTokens        []CryptoH323Token     // cryptoTokens
+	IntegrityCheckValue *ICV                  // integrityCheckValue
+	Delay               int64                 // delay
+	Ext                 asn1per.Ext           // extension bitmap length and unknown additions
+	HasTokens           bool                  // tokens is present
+	HasCryptoTokens     bool                  // cryptoTokens is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -14446,16 +14446,16 @@ type ResourcesAvailableIndicate struct {
 	NonStandardData      *NonStandardParameter // nonStandardData
 	EndpointIdentifier   EndpointIdentifier    // endpointIdentifier
 	Protocols            []SupportedProtocols  // protocols
-	AlmostOutOfResources bool                  // almostOutOfResources
 	Tokens               []ClearToken          // tokens
-	HasTokens            bool
-	CryptoTokens         []CryptoH323Token // cryptoTokens
-	HasCryptoTokens      bool
-	IntegrityCheckValue  *ICV          // integrityCheckValue
-	Capacity             *CallCapacity // capacity
-	GenericData          []GenericData // genericData
-	HasGenericData       bool
-	Ext                  asn1per.Ext // extension bitmap length and unknown additions
+	CryptoTokens         []CryptoH323Token     // cryptoTokens
+	IntegrityCheckValue  *ICV                  // integrityCheckValue
+	Capacity             *CallCapacity         // capacity
+	GenericData          []GenericData         // genericData
+	Ext                  asn1per.Ext           // extension bitmap length and unknown additions
+	AlmostOutOfResources bool                  // almostOutOfResources
+	HasTokens            bool                  // tokens is present
+	HasCryptoTokens      bool                  // cryptoTokens is present
+	HasGenericData       bool                  // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -14708,13 +14708,13 @@ type ResourcesAvailableConfirm struct {
 	ProtocolIdentifier  ProtocolIdentifier    // protocolIdentifier
 	NonStandardData     *NonStandardParameter // nonStandardData
 	Tokens              []ClearToken          // tokens
-	HasTokens           bool
-	CryptoTokens        []CryptoH323Token // cryptoTokens
-	HasCryptoTokens     bool
-	IntegrityCheckValue *ICV          // integrityCheckValue
-	GenericData         []GenericData // genericData
-	HasGenericData      bool
-	Ext                 asn1per.Ext // extension bitmap length and unknown additions
+	CryptoTokens        []CryptoH323Token     // cryptoTokens
+	IntegrityCheckValue *ICV                  // integrityCheckValue
+	GenericData         []GenericData         // genericData
+	Ext                 asn1per.Ext           // extension bitmap length and unknown additions
+	HasTokens           bool                  // tokens is present
+	HasCryptoTokens     bool                  // cryptoTokens is present
+	HasGenericData      bool                  // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -14908,21 +14908,21 @@ func (x *ResourcesAvailableConfirm) Decode(d *asn1per.Decoder) error {
 
 // ServiceControlIndication is the ASN.1 SEQUENCE ServiceControlIndication.
 type ServiceControlIndication struct {
-	RequestSeqNum         RequestSeqNum           // requestSeqNum
-	NonStandardData       *NonStandardParameter   // nonStandardData
-	ServiceControl        []ServiceControlSession // serviceControl
-	EndpointIdentifier    EndpointIdentifier      // endpointIdentifier
-	HasEndpointIdentifier bool
+	RequestSeqNum         RequestSeqNum                         // requestSeqNum
+	NonStandardData       *NonStandardParameter                 // nonStandardData
+	ServiceControl        []ServiceControlSession               // serviceControl
+	EndpointIdentifier    EndpointIdentifier                    // endpointIdentifier
 	CallSpecific          *ServiceControlIndicationCallSpecific // callSpecific
 	Tokens                []ClearToken                          // tokens
-	HasTokens             bool
-	CryptoTokens          []CryptoH323Token // cryptoTokens
-	HasCryptoTokens       bool
-	IntegrityCheckValue   *ICV          // integrityCheckValue
-	FeatureSet            *FeatureSet   // featureSet
-	GenericData           []GenericData // genericData
-	HasGenericData        bool
-	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	CryptoTokens          []CryptoH323Token                     // cryptoTokens
+	IntegrityCheckValue   *ICV                                  // integrityCheckValue
+	FeatureSet            *FeatureSet                           // featureSet
+	GenericData           []GenericData                         // genericData
+	Ext                   asn1per.Ext                           // extension bitmap length and unknown additions
+	HasEndpointIdentifier bool                                  // endpointIdentifier is present
+	HasTokens             bool                                  // tokens is present
+	HasCryptoTokens       bool                                  // cryptoTokens is present
+	HasGenericData        bool                                  // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -15154,14 +15154,14 @@ type ServiceControlResponse struct {
 	Result              *ServiceControlResponseResult // result
 	NonStandardData     *NonStandardParameter         // nonStandardData
 	Tokens              []ClearToken                  // tokens
-	HasTokens           bool
-	CryptoTokens        []CryptoH323Token // cryptoTokens
-	HasCryptoTokens     bool
-	IntegrityCheckValue *ICV          // integrityCheckValue
-	FeatureSet          *FeatureSet   // featureSet
-	GenericData         []GenericData // genericData
-	HasGenericData      bool
-	Ext                 asn1per.Ext // extension bitmap length and unknown additions
+	CryptoTokens        []CryptoH323Token             // cryptoTokens
+	IntegrityCheckValue *ICV                          // integrityCheckValue
+	FeatureSet          *FeatureSet                   // featureSet
+	GenericData         []GenericData                 // genericData
+	Ext                 asn1per.Ext                   // extension bitmap length and unknown additions
+	HasTokens           bool                          // tokens is present
+	HasCryptoTokens     bool                          // cryptoTokens is present
+	HasGenericData      bool                          // genericData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -15619,10 +15619,10 @@ func (x *DHset) Decode(d *asn1per.Decoder) error {
 // ECpoint is the ASN.1 SEQUENCE ECpoint.
 type ECpoint struct {
 	X    asn1per.BitString // x
-	HasX bool
 	Y    asn1per.BitString // y
-	HasY bool
-	Ext  asn1per.Ext // extension bitmap length and unknown additions
+	Ext  asn1per.Ext       // extension bitmap length and unknown additions
+	HasX bool              // x is present
+	HasY bool              // y is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -16078,27 +16078,27 @@ func (x *AuthenticationMechanism) Decode(d *asn1per.Decoder) error {
 
 // ClearToken is the ASN.1 SEQUENCE ClearToken.
 type ClearToken struct {
-	TokenOID       asn1per.ObjectIdentifier // tokenOID
-	TimeStamp      TimeStamp                // timeStamp
-	HasTimeStamp   bool
-	Password       Password // password
-	HasPassword    bool
-	Dhkey          *DHset          // dhkey
-	Challenge      ChallengeString // challenge
-	HasChallenge   bool
-	Random         RandomVal // random
-	HasRandom      bool
-	Certificate    *TypedCertificate // certificate
-	GeneralID      Identifier        // generalID
-	HasGeneralID   bool
+	TokenOID       asn1per.ObjectIdentifier  // tokenOID
+	TimeStamp      TimeStamp                 // timeStamp
+	Password       Password                  // password
+	Dhkey          *DHset                    // dhkey
+	Challenge      ChallengeString           // challenge
+	Random         RandomVal                 // random
+	Certificate    *TypedCertificate         // certificate
+	GeneralID      Identifier                // generalID
 	NonStandard    *H235NonStandardParameter // nonStandard
 	Eckasdhkey     *ECKASDH                  // eckasdhkey
 	SendersID      Identifier                // sendersID
-	HasSendersID   bool
-	H235Key        *H235Key         // h235Key
-	ProfileInfo    []ProfileElement // profileInfo
-	HasProfileInfo bool
-	Ext            asn1per.Ext // extension bitmap length and unknown additions
+	H235Key        *H235Key                  // h235Key
+	ProfileInfo    []ProfileElement          // profileInfo
+	Ext            asn1per.Ext               // extension bitmap length and unknown additions
+	HasTimeStamp   bool                      // timeStamp is present
+	HasPassword    bool                      // password is present
+	HasChallenge   bool                      // challenge is present
+	HasRandom      bool                      // random is present
+	HasGeneralID   bool                      // generalID is present
+	HasSendersID   bool                      // sendersID is present
+	HasProfileInfo bool                      // profileInfo is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -16461,8 +16461,8 @@ type Element struct {
 	Integer int64             // integer
 	Bits    asn1per.BitString // bits
 	Name    asn1per.BMPString // name
-	Flag    bool              // flag
 	Raw     []byte            // contents of an unknown extension alternative
+	Flag    bool              // flag
 }
 
 // Alternatives of Element.
@@ -16618,17 +16618,17 @@ func (x *IV16) Decode(d *asn1per.Decoder) error {
 
 // Params is the ASN.1 SEQUENCE Params.
 type Params struct {
-	RanInt       int64 // ranInt
-	HasRanInt    bool
-	Iv8          IV8 // iv8
-	HasIv8       bool
-	Iv16         IV16 // iv16
-	HasIv16      bool
-	Iv           []byte // iv
-	HasIv        bool
-	ClearSalt    []byte // clearSalt
-	HasClearSalt bool
+	RanInt       int64       // ranInt
+	Iv8          IV8         // iv8
+	Iv16         IV16        // iv16
+	Iv           []byte      // iv
+	ClearSalt    []byte      // clearSalt
 	Ext          asn1per.Ext // extension bitmap length and unknown additions
+	HasRanInt    bool        // ranInt is present
+	HasIv8       bool        // iv8 is present
+	HasIv16      bool        // iv16 is present
+	HasIv        bool        // iv is present
+	HasClearSalt bool        // clearSalt is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -17045,13 +17045,13 @@ func (x *H235Key) Decode(d *asn1per.Decoder) error {
 
 // KeySignedMaterial is the ASN.1 SEQUENCE KeySignedMaterial.
 type KeySignedMaterial struct {
-	GeneralId    Identifier // generalId
-	Mrandom      RandomVal  // mrandom
-	Srandom      RandomVal  // srandom
-	HasSrandom   bool
-	TimeStamp    TimeStamp // timeStamp
-	HasTimeStamp bool
+	GeneralId    Identifier                      // generalId
+	Mrandom      RandomVal                       // mrandom
+	Srandom      RandomVal                       // srandom
+	TimeStamp    TimeStamp                       // timeStamp
 	Encrptval    ENCRYPTEDEncodedKeySyncMaterial // encrptval
+	HasSrandom   bool                            // srandom is present
+	HasTimeStamp bool                            // timeStamp is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -17145,12 +17145,12 @@ func (x *EncodedKeySignedMaterial) Decode(d *asn1per.Decoder) error {
 
 // H235CertificateSignature is the ASN.1 SEQUENCE H235CertificateSignature.
 type H235CertificateSignature struct {
-	Certificate        TypedCertificate // certificate
-	ResponseRandom     RandomVal        // responseRandom
-	RequesterRandom    RandomVal        // requesterRandom
-	HasRequesterRandom bool
+	Certificate        TypedCertificate       // certificate
+	ResponseRandom     RandomVal              // responseRandom
+	RequesterRandom    RandomVal              // requesterRandom
 	Signature          SIGNEDEncodedReturnSig // signature
 	Ext                asn1per.Ext            // extension bitmap length and unknown additions
+	HasRequesterRandom bool                   // requesterRandom is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -17236,11 +17236,11 @@ func (x *H235CertificateSignature) Decode(d *asn1per.Decoder) error {
 
 // ReturnSig is the ASN.1 SEQUENCE ReturnSig.
 type ReturnSig struct {
-	GeneralId        Identifier // generalId
-	ResponseRandom   RandomVal  // responseRandom
-	RequestRandom    RandomVal  // requestRandom
-	HasRequestRandom bool
+	GeneralId        Identifier        // generalId
+	ResponseRandom   RandomVal         // responseRandom
+	RequestRandom    RandomVal         // requestRandom
 	Certificate      *TypedCertificate // certificate
+	HasRequestRandom bool              // requestRandom is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -17411,23 +17411,23 @@ func (x *EncodedKeySyncMaterial) Decode(d *asn1per.Decoder) error {
 
 // V3KeySyncMaterial is the ASN.1 SEQUENCE V3KeySyncMaterial.
 type V3KeySyncMaterial struct {
-	GeneralID              Identifier // generalID
-	HasGeneralID           bool
+	GeneralID              Identifier               // generalID
 	AlgorithmOID           asn1per.ObjectIdentifier // algorithmOID
-	HasAlgorithmOID        bool
-	ParamS                 Params // paramS
-	EncryptedSessionKey    []byte // encryptedSessionKey
-	HasEncryptedSessionKey bool
-	EncryptedSaltingKey    []byte // encryptedSaltingKey
-	HasEncryptedSaltingKey bool
-	ClearSaltingKey        []byte // clearSaltingKey
-	HasClearSaltingKey     bool
+	ParamS                 Params                   // paramS
+	EncryptedSessionKey    []byte                   // encryptedSessionKey
+	EncryptedSaltingKey    []byte                   // encryptedSaltingKey
+	ClearSaltingKey        []byte                   // clearSaltingKey
 	ParamSsalt             *Params                  // paramSsalt
 	KeyDerivationOID       asn1per.ObjectIdentifier // keyDerivationOID
-	HasKeyDerivationOID    bool
-	GenericKeyMaterial     []byte // genericKeyMaterial
-	HasGenericKeyMaterial  bool
-	Ext                    asn1per.Ext // extension bitmap length and unknown additions
+	GenericKeyMaterial     []byte                   // genericKeyMaterial
+	Ext                    asn1per.Ext              // extension bitmap length and unknown additions
+	HasGeneralID           bool                     // generalID is present
+	HasAlgorithmOID        bool                     // algorithmOID is present
+	HasEncryptedSessionKey bool                     // encryptedSessionKey is present
+	HasEncryptedSaltingKey bool                     // encryptedSaltingKey is present
+	HasClearSaltingKey     bool                     // clearSaltingKey is present
+	HasKeyDerivationOID    bool                     // keyDerivationOID is present
+	HasGenericKeyMaterial  bool                     // genericKeyMaterial is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -17963,11 +17963,11 @@ func (x *H323UUPDUH323MessageBody) Decode(d *asn1per.Decoder) error {
 
 // H323UUPDUTunnelledSignallingMessage is the ASN.1 SEQUENCE H323UUPDUTunnelledSignallingMessage.
 type H323UUPDUTunnelledSignallingMessage struct {
-	TunnelledProtocolID   TunnelledProtocol // tunnelledProtocolID
-	MessageContent        [][]byte          // messageContent
-	HasTunnellingRequired bool
+	TunnelledProtocolID   TunnelledProtocol     // tunnelledProtocolID
+	MessageContent        [][]byte              // messageContent
 	NonStandardData       *NonStandardParameter // nonStandardData
 	Ext                   asn1per.Ext           // extension bitmap length and unknown additions
+	HasTunnellingRequired bool                  // tunnellingRequired is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -18935,9 +18935,9 @@ func (x *SIGNEDEncodedFastStartToken) Decode(d *asn1per.Decoder) error {
 
 // CapacityReportingSpecificationWhen is the ASN.1 SEQUENCE CapacityReportingSpecificationWhen.
 type CapacityReportingSpecificationWhen struct {
-	HasCallStart bool
-	HasCallEnd   bool
 	Ext          asn1per.Ext // extension bitmap length and unknown additions
+	HasCallStart bool        // callStart is present
+	HasCallEnd   bool        // callEnd is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -19058,10 +19058,10 @@ func (x *ServiceControlSessionReason) Decode(d *asn1per.Decoder) error {
 
 // RasUsageSpecificationWhen is the ASN.1 SEQUENCE RasUsageSpecificationWhen.
 type RasUsageSpecificationWhen struct {
-	HasStart bool
-	HasEnd   bool
-	HasInIrr bool
 	Ext      asn1per.Ext // extension bitmap length and unknown additions
+	HasStart bool        // start is present
+	HasEnd   bool        // end is present
+	HasInIrr bool        // inIrr is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -19129,9 +19129,9 @@ func (x *RasUsageSpecificationWhen) Decode(d *asn1per.Decoder) error {
 
 // RasUsageSpecificationCallStartingPoint is the ASN.1 SEQUENCE RasUsageSpecificationCallStartingPoint.
 type RasUsageSpecificationCallStartingPoint struct {
-	HasAlerting bool
-	HasConnect  bool
 	Ext         asn1per.Ext // extension bitmap length and unknown additions
+	HasAlerting bool        // alerting is present
+	HasConnect  bool        // connect is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -19303,17 +19303,17 @@ func (x *CallCreditServiceControlCallStartingPoint) Decode(d *asn1per.Decoder) e
 
 // RegistrationConfirmPreGrantedARQ is the ASN.1 SEQUENCE RegistrationConfirmPreGrantedARQ.
 type RegistrationConfirmPreGrantedARQ struct {
-	MakeCall                         bool  // makeCall
-	UseGKCallSignalAddressToMakeCall bool  // useGKCallSignalAddressToMakeCall
-	AnswerCall                       bool  // answerCall
-	UseGKCallSignalAddressToAnswer   bool  // useGKCallSignalAddressToAnswer
-	IrrFrequencyInCall               int64 // irrFrequencyInCall
-	HasIrrFrequencyInCall            bool
-	TotalBandwidthRestriction        BandWidth // totalBandwidthRestriction
-	HasTotalBandwidthRestriction     bool
+	IrrFrequencyInCall               int64                        // irrFrequencyInCall
+	TotalBandwidthRestriction        BandWidth                    // totalBandwidthRestriction
 	AlternateTransportAddresses      *AlternateTransportAddresses // alternateTransportAddresses
 	UseSpecifiedTransport            *UseSpecifiedTransport       // useSpecifiedTransport
 	Ext                              asn1per.Ext                  // extension bitmap length and unknown additions
+	MakeCall                         bool                         // makeCall
+	UseGKCallSignalAddressToMakeCall bool                         // useGKCallSignalAddressToMakeCall
+	AnswerCall                       bool                         // answerCall
+	UseGKCallSignalAddressToAnswer   bool                         // useGKCallSignalAddressToAnswer
+	HasIrrFrequencyInCall            bool                         // irrFrequencyInCall is present
+	HasTotalBandwidthRestriction     bool                         // totalBandwidthRestriction is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -19484,13 +19484,13 @@ func (x *RegistrationConfirmPreGrantedARQ) Decode(d *asn1per.Decoder) error {
 
 // RegistrationRejectReasonInvalidTerminalAliases is the ASN.1 SEQUENCE RegistrationRejectReasonInvalidTerminalAliases.
 type RegistrationRejectReasonInvalidTerminalAliases struct {
-	TerminalAlias           []AliasAddress // terminalAlias
-	HasTerminalAlias        bool
-	TerminalAliasPattern    []AddressPattern // terminalAliasPattern
-	HasTerminalAliasPattern bool
+	TerminalAlias           []AliasAddress    // terminalAlias
+	TerminalAliasPattern    []AddressPattern  // terminalAliasPattern
 	SupportedPrefixes       []SupportedPrefix // supportedPrefixes
-	HasSupportedPrefixes    bool
-	Ext                     asn1per.Ext // extension bitmap length and unknown additions
+	Ext                     asn1per.Ext       // extension bitmap length and unknown additions
+	HasTerminalAlias        bool              // terminalAlias is present
+	HasTerminalAliasPattern bool              // terminalAliasPattern is present
+	HasSupportedPrefixes    bool              // supportedPrefixes is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -19630,35 +19630,35 @@ func (x *RegistrationRejectReasonInvalidTerminalAliases) Decode(d *asn1per.Decod
 
 // InfoRequestResponsePerCallInfo is the ASN.1 SEQUENCE InfoRequestResponsePerCallInfo.
 type InfoRequestResponsePerCallInfo struct {
-	NonStandardData      *NonStandardParameter // nonStandardData
-	CallReferenceValue   CallReferenceValue    // callReferenceValue
-	ConferenceID         ConferenceIdentifier  // conferenceID
-	Originator           bool                  // originator
-	HasOriginator        bool
-	Audio                []RTPSession // audio
-	HasAudio             bool
-	Video                []RTPSession // video
-	HasVideo             bool
-	Data                 []TransportChannelInfo // data
-	HasData              bool
-	H245                 TransportChannelInfo // h245
-	CallSignalling       TransportChannelInfo // callSignalling
-	CallType             CallType             // callType
-	BandWidth            BandWidth            // bandWidth
-	CallModel            CallModel            // callModel
-	CallIdentifier       *CallIdentifier      // callIdentifier
-	Tokens               []ClearToken         // tokens
-	HasTokens            bool
-	CryptoTokens         []CryptoH323Token // cryptoTokens
-	HasCryptoTokens      bool
-	SubstituteConfIDs    []ConferenceIdentifier // substituteConfIDs
-	HasSubstituteConfIDs bool
+	NonStandardData      *NonStandardParameter               // nonStandardData
+	CallReferenceValue   CallReferenceValue                  // callReferenceValue
+	ConferenceID         ConferenceIdentifier                // conferenceID
+	Audio                []RTPSession                        // audio
+	Video                []RTPSession                        // video
+	Data                 []TransportChannelInfo              // data
+	H245                 TransportChannelInfo                // h245
+	CallSignalling       TransportChannelInfo                // callSignalling
+	CallType             CallType                            // callType
+	BandWidth            BandWidth                           // bandWidth
+	CallModel            CallModel                           // callModel
+	CallIdentifier       *CallIdentifier                     // callIdentifier
+	Tokens               []ClearToken                        // tokens
+	CryptoTokens         []CryptoH323Token                   // cryptoTokens
+	SubstituteConfIDs    []ConferenceIdentifier              // substituteConfIDs
 	Pdu                  []InfoRequestResponsePerCallInfoPdu // pdu
-	HasPdu               bool
-	CallLinkage          *CallLinkage         // callLinkage
-	UsageInformation     *RasUsageInformation // usageInformation
-	CircuitInfo          *CircuitInfo         // circuitInfo
-	Ext                  asn1per.Ext          // extension bitmap length and unknown additions
+	CallLinkage          *CallLinkage                        // callLinkage
+	UsageInformation     *RasUsageInformation                // usageInformation
+	CircuitInfo          *CircuitInfo                        // circuitInfo
+	Ext                  asn1per.Ext                         // extension bitmap length and unknown additions
+	Originator           bool                                // originator
+	HasOriginator        bool                                // originator is present
+	HasAudio             bool                                // audio is present
+	HasVideo             bool                                // video is present
+	HasData              bool                                // data is present
+	HasTokens            bool                                // tokens is present
+	HasCryptoTokens      bool                                // cryptoTokens is present
+	HasSubstituteConfIDs bool                                // substituteConfIDs is present
+	HasPdu               bool                                // pdu is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -20095,8 +20095,8 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 type ServiceControlIndicationCallSpecific struct {
 	CallIdentifier CallIdentifier       // callIdentifier
 	ConferenceID   ConferenceIdentifier // conferenceID
-	AnsweredCall   bool                 // answeredCall
 	Ext            asn1per.Ext          // extension bitmap length and unknown additions
+	AnsweredCall   bool                 // answeredCall
 }
 
 // Encode writes x in ALIGNED PER.

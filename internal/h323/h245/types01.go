@@ -1637,10 +1637,10 @@ func (x *SequenceNumber) Decode(d *asn1per.Decoder) error {
 type GenericMessage struct {
 	MessageIdentifier       CapabilityIdentifier // messageIdentifier
 	SubMessageIdentifier    int64                // subMessageIdentifier
-	HasSubMessageIdentifier bool
-	MessageContent          []GenericParameter // messageContent
-	HasMessageContent       bool
-	Ext                     asn1per.Ext // extension bitmap length and unknown additions
+	MessageContent          []GenericParameter   // messageContent
+	Ext                     asn1per.Ext          // extension bitmap length and unknown additions
+	HasSubMessageIdentifier bool                 // subMessageIdentifier is present
+	HasMessageContent       bool                 // messageContent is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -2143,12 +2143,12 @@ type TerminalCapabilitySet struct {
 	ProtocolIdentifier       asn1per.ObjectIdentifier // protocolIdentifier
 	MultiplexCapability      *MultiplexCapability     // multiplexCapability
 	CapabilityTable          []CapabilityTableEntry   // capabilityTable
-	HasCapabilityTable       bool
-	CapabilityDescriptors    []CapabilityDescriptor // capabilityDescriptors
-	HasCapabilityDescriptors bool
-	GenericInformation       []GenericInformation // genericInformation
-	HasGenericInformation    bool
-	Ext                      asn1per.Ext // extension bitmap length and unknown additions
+	CapabilityDescriptors    []CapabilityDescriptor   // capabilityDescriptors
+	GenericInformation       []GenericInformation     // genericInformation
+	Ext                      asn1per.Ext              // extension bitmap length and unknown additions
+	HasCapabilityTable       bool                     // capabilityTable is present
+	HasCapabilityDescriptors bool                     // capabilityDescriptors is present
+	HasGenericInformation    bool                     // genericInformation is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -2386,7 +2386,7 @@ func (x *CapabilityTableEntry) Decode(d *asn1per.Decoder) error {
 type CapabilityDescriptor struct {
 	CapabilityDescriptorNumber  CapabilityDescriptorNumber // capabilityDescriptorNumber
 	SimultaneousCapabilities    []AlternativeCapabilitySet // simultaneousCapabilities
-	HasSimultaneousCapabilities bool
+	HasSimultaneousCapabilities bool                       // simultaneousCapabilities is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -2534,8 +2534,8 @@ func (x *CapabilityDescriptorNumber) Decode(d *asn1per.Decoder) error {
 type TerminalCapabilitySetAck struct {
 	SequenceNumber        SequenceNumber       // sequenceNumber
 	GenericInformation    []GenericInformation // genericInformation
-	HasGenericInformation bool
-	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	Ext                   asn1per.Ext          // extension bitmap length and unknown additions
+	HasGenericInformation bool                 // genericInformation is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -2638,8 +2638,8 @@ type TerminalCapabilitySetReject struct {
 	SequenceNumber        SequenceNumber                   // sequenceNumber
 	Cause                 TerminalCapabilitySetRejectCause // cause
 	GenericInformation    []GenericInformation             // genericInformation
-	HasGenericInformation bool
-	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	Ext                   asn1per.Ext                      // extension bitmap length and unknown additions
+	HasGenericInformation bool                             // genericInformation is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -2746,8 +2746,8 @@ func (x *TerminalCapabilitySetReject) Decode(d *asn1per.Decoder) error {
 // TerminalCapabilitySetRelease is the ASN.1 SEQUENCE TerminalCapabilitySetRelease.
 type TerminalCapabilitySetRelease struct {
 	GenericInformation    []GenericInformation // genericInformation
-	HasGenericInformation bool
-	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	Ext                   asn1per.Ext          // extension bitmap length and unknown additions
+	HasGenericInformation bool                 // genericInformation is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -2852,7 +2852,6 @@ type Capability struct {
 	ReceiveDataApplicationCapability              *DataApplicationCapability                 // receiveDataApplicationCapability
 	TransmitDataApplicationCapability             *DataApplicationCapability                 // transmitDataApplicationCapability
 	ReceiveAndTransmitDataApplicationCapability   *DataApplicationCapability                 // receiveAndTransmitDataApplicationCapability
-	H233EncryptionTransmitCapability              bool                                       // h233EncryptionTransmitCapability
 	H233EncryptionReceiveCapability               *CapabilityH233EncryptionReceiveCapability // h233EncryptionReceiveCapability
 	ConferenceCapability                          *ConferenceCapability                      // conferenceCapability
 	H235SecurityCapability                        *H235SecurityCapability                    // h235SecurityCapability
@@ -2872,6 +2871,7 @@ type Capability struct {
 	RedundancyEncodingCap                         *RedundancyEncodingCapability              // redundancyEncodingCap
 	OneOfCapabilities                             AlternativeCapabilitySet                   // oneOfCapabilities
 	Raw                                           []byte                                     // contents of an unknown extension alternative
+	H233EncryptionTransmitCapability              bool                                       // h233EncryptionTransmitCapability
 }
 
 // Alternatives of Capability.
@@ -3719,11 +3719,11 @@ func (x *H222Capability) Decode(d *asn1per.Decoder) error {
 type VCCapability struct {
 	Aal1              *VCCapabilityAal1             // aal1
 	Aal5              *VCCapabilityAal5             // aal5
-	TransportStream   bool                          // transportStream
-	ProgramStream     bool                          // programStream
 	AvailableBitRates VCCapabilityAvailableBitRates // availableBitRates
 	Aal1ViaGateway    *VCCapabilityAal1ViaGateway   // aal1ViaGateway
 	Ext               asn1per.Ext                   // extension bitmap length and unknown additions
+	TransportStream   bool                          // transportStream
+	ProgramStream     bool                          // programStream
 }
 
 // Encode writes x in ALIGNED PER.
@@ -3855,30 +3855,30 @@ func (x *VCCapability) Decode(d *asn1per.Decoder) error {
 
 // H223Capability is the ASN.1 SEQUENCE H223Capability.
 type H223Capability struct {
-	TransportWithIFrames              bool                                       // transportWithI-frames
-	VideoWithAL1                      bool                                       // videoWithAL1
-	VideoWithAL2                      bool                                       // videoWithAL2
-	VideoWithAL3                      bool                                       // videoWithAL3
-	AudioWithAL1                      bool                                       // audioWithAL1
-	AudioWithAL2                      bool                                       // audioWithAL2
-	AudioWithAL3                      bool                                       // audioWithAL3
-	DataWithAL1                       bool                                       // dataWithAL1
-	DataWithAL2                       bool                                       // dataWithAL2
-	DataWithAL3                       bool                                       // dataWithAL3
-	MaximumAl2SDUSize                 int64                                      // maximumAl2SDUSize
-	MaximumAl3SDUSize                 int64                                      // maximumAl3SDUSize
-	MaximumDelayJitter                int64                                      // maximumDelayJitter
-	H223MultiplexTableCapability      H223CapabilityH223MultiplexTableCapability // h223MultiplexTableCapability
-	MaxMUXPDUSizeCapability           bool                                       // maxMUXPDUSizeCapability
-	HasMaxMUXPDUSizeCapability        bool
-	NsrpSupport                       bool // nsrpSupport
-	HasNsrpSupport                    bool
+	MaximumAl2SDUSize                 int64                                            // maximumAl2SDUSize
+	MaximumAl3SDUSize                 int64                                            // maximumAl3SDUSize
+	MaximumDelayJitter                int64                                            // maximumDelayJitter
+	H223MultiplexTableCapability      H223CapabilityH223MultiplexTableCapability       // h223MultiplexTableCapability
 	MobileOperationTransmitCapability *H223CapabilityMobileOperationTransmitCapability // mobileOperationTransmitCapability
 	H223AnnexCCapability              *H223AnnexCCapability                            // h223AnnexCCapability
 	BitRate                           int64                                            // bitRate
-	HasBitRate                        bool
-	MobileMultilinkFrameCapability    *H223CapabilityMobileMultilinkFrameCapability // mobileMultilinkFrameCapability
-	Ext                               asn1per.Ext                                   // extension bitmap length and unknown additions
+	MobileMultilinkFrameCapability    *H223CapabilityMobileMultilinkFrameCapability    // mobileMultilinkFrameCapability
+	Ext                               asn1per.Ext                                      // extension bitmap length and unknown additions
+	TransportWithIFrames              bool                                             // transportWithI-frames
+	VideoWithAL1                      bool                                             // videoWithAL1
+	VideoWithAL2                      bool                                             // videoWithAL2
+	VideoWithAL3                      bool                                             // videoWithAL3
+	AudioWithAL1                      bool                                             // audioWithAL1
+	AudioWithAL2                      bool                                             // audioWithAL2
+	AudioWithAL3                      bool                                             // audioWithAL3
+	DataWithAL1                       bool                                             // dataWithAL1
+	DataWithAL2                       bool                                             // dataWithAL2
+	DataWithAL3                       bool                                             // dataWithAL3
+	MaxMUXPDUSizeCapability           bool                                             // maxMUXPDUSizeCapability
+	HasMaxMUXPDUSizeCapability        bool                                             // maxMUXPDUSizeCapability is present
+	NsrpSupport                       bool                                             // nsrpSupport
+	HasNsrpSupport                    bool                                             // nsrpSupport is present
+	HasBitRate                        bool                                             // bitRate is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -4175,22 +4175,22 @@ func (x *H223Capability) Decode(d *asn1per.Decoder) error {
 
 // H223AnnexCCapability is the ASN.1 SEQUENCE H223AnnexCCapability.
 type H223AnnexCCapability struct {
-	VideoWithAL1M       bool  // videoWithAL1M
-	VideoWithAL2M       bool  // videoWithAL2M
-	VideoWithAL3M       bool  // videoWithAL3M
-	AudioWithAL1M       bool  // audioWithAL1M
-	AudioWithAL2M       bool  // audioWithAL2M
-	AudioWithAL3M       bool  // audioWithAL3M
-	DataWithAL1M        bool  // dataWithAL1M
-	DataWithAL2M        bool  // dataWithAL2M
-	DataWithAL3M        bool  // dataWithAL3M
-	AlpduInterleaving   bool  // alpduInterleaving
-	MaximumAL1MPDUSize  int64 // maximumAL1MPDUSize
-	MaximumAL2MSDUSize  int64 // maximumAL2MSDUSize
-	MaximumAL3MSDUSize  int64 // maximumAL3MSDUSize
-	RsCodeCapability    bool  // rsCodeCapability
-	HasRsCodeCapability bool
+	MaximumAL1MPDUSize  int64       // maximumAL1MPDUSize
+	MaximumAL2MSDUSize  int64       // maximumAL2MSDUSize
+	MaximumAL3MSDUSize  int64       // maximumAL3MSDUSize
 	Ext                 asn1per.Ext // extension bitmap length and unknown additions
+	VideoWithAL1M       bool        // videoWithAL1M
+	VideoWithAL2M       bool        // videoWithAL2M
+	VideoWithAL3M       bool        // videoWithAL3M
+	AudioWithAL1M       bool        // audioWithAL1M
+	AudioWithAL2M       bool        // audioWithAL2M
+	AudioWithAL3M       bool        // audioWithAL3M
+	DataWithAL1M        bool        // dataWithAL1M
+	DataWithAL2M        bool        // dataWithAL2M
+	DataWithAL3M        bool        // dataWithAL3M
+	AlpduInterleaving   bool        // alpduInterleaving
+	RsCodeCapability    bool        // rsCodeCapability
+	HasRsCodeCapability bool        // rsCodeCapability is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -4380,6 +4380,11 @@ func (x *H223AnnexCCapability) Decode(d *asn1per.Decoder) error {
 
 // V76Capability is the ASN.1 SEQUENCE V76Capability.
 type V76Capability struct {
+	NumOfDLCS                        int64         // numOfDLCS
+	N401Capability                   int64         // n401Capability
+	MaxWindowSizeCapability          int64         // maxWindowSizeCapability
+	V75Capability                    V75Capability // v75Capability
+	Ext                              asn1per.Ext   // extension bitmap length and unknown additions
 	SuspendResumeCapabilitywAddress  bool          // suspendResumeCapabilitywAddress
 	SuspendResumeCapabilitywoAddress bool          // suspendResumeCapabilitywoAddress
 	RejCapability                    bool          // rejCapability
@@ -4389,13 +4394,8 @@ type V76Capability struct {
 	Crc16bitCapability               bool          // crc16bitCapability
 	Crc32bitCapability               bool          // crc32bitCapability
 	UihCapability                    bool          // uihCapability
-	NumOfDLCS                        int64         // numOfDLCS
 	TwoOctetAddressFieldCapability   bool          // twoOctetAddressFieldCapability
 	LoopBackTestCapability           bool          // loopBackTestCapability
-	N401Capability                   int64         // n401Capability
-	MaxWindowSizeCapability          int64         // maxWindowSizeCapability
-	V75Capability                    V75Capability // v75Capability
-	Ext                              asn1per.Ext   // extension bitmap length and unknown additions
 }
 
 // Encode writes x in ALIGNED PER.
@@ -4567,8 +4567,8 @@ func (x *V76Capability) Decode(d *asn1per.Decoder) error {
 
 // V75Capability is the ASN.1 SEQUENCE V75Capability.
 type V75Capability struct {
-	AudioHeader bool        // audioHeader
 	Ext         asn1per.Ext // extension bitmap length and unknown additions
+	AudioHeader bool        // audioHeader
 }
 
 // Encode writes x in ALIGNED PER.
@@ -4629,16 +4629,16 @@ type H2250Capability struct {
 	TransmitMultipointCapability           MultipointCapability           // transmitMultipointCapability
 	ReceiveAndTransmitMultipointCapability MultipointCapability           // receiveAndTransmitMultipointCapability
 	McCapability                           H2250CapabilityMcCapability    // mcCapability
-	RtcpVideoControlCapability             bool                           // rtcpVideoControlCapability
 	MediaPacketizationCapability           MediaPacketizationCapability   // mediaPacketizationCapability
 	TransportCapability                    *TransportCapability           // transportCapability
 	RedundancyEncodingCapability           []RedundancyEncodingCapability // redundancyEncodingCapability
-	HasRedundancyEncodingCapability        bool
-	LogicalChannelSwitchingCapability      bool // logicalChannelSwitchingCapability
-	HasLogicalChannelSwitchingCapability   bool
-	T120DynamicPortCapability              bool // t120DynamicPortCapability
-	HasT120DynamicPortCapability           bool
-	Ext                                    asn1per.Ext // extension bitmap length and unknown additions
+	Ext                                    asn1per.Ext                    // extension bitmap length and unknown additions
+	RtcpVideoControlCapability             bool                           // rtcpVideoControlCapability
+	HasRedundancyEncodingCapability        bool                           // redundancyEncodingCapability is present
+	LogicalChannelSwitchingCapability      bool                           // logicalChannelSwitchingCapability
+	HasLogicalChannelSwitchingCapability   bool                           // logicalChannelSwitchingCapability is present
+	T120DynamicPortCapability              bool                           // t120DynamicPortCapability
+	HasT120DynamicPortCapability           bool                           // t120DynamicPortCapability is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -4841,10 +4841,10 @@ func (x *H2250Capability) Decode(d *asn1per.Decoder) error {
 
 // MediaPacketizationCapability is the ASN.1 SEQUENCE MediaPacketizationCapability.
 type MediaPacketizationCapability struct {
-	H261aVideoPacketization bool             // h261aVideoPacketization
 	RtpPayloadType          []RTPPayloadType // rtpPayloadType
-	HasRtpPayloadType       bool
-	Ext                     asn1per.Ext // extension bitmap length and unknown additions
+	Ext                     asn1per.Ext      // extension bitmap length and unknown additions
+	H261aVideoPacketization bool             // h261aVideoPacketization
+	HasRtpPayloadType       bool             // rtpPayloadType is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -4946,18 +4946,18 @@ func (x *MediaPacketizationCapability) Decode(d *asn1per.Decoder) error {
 
 // RSVPParameters is the ASN.1 SEQUENCE RSVPParameters.
 type RSVPParameters struct {
-	QosMode       *QOSMode // qosMode
-	TokenRate     int64    // tokenRate
-	HasTokenRate  bool
-	BucketSize    int64 // bucketSize
-	HasBucketSize bool
-	PeakRate      int64 // peakRate
-	HasPeakRate   bool
-	MinPoliced    int64 // minPoliced
-	HasMinPoliced bool
-	MaxPktSize    int64 // maxPktSize
-	HasMaxPktSize bool
+	QosMode       *QOSMode    // qosMode
+	TokenRate     int64       // tokenRate
+	BucketSize    int64       // bucketSize
+	PeakRate      int64       // peakRate
+	MinPoliced    int64       // minPoliced
+	MaxPktSize    int64       // maxPktSize
 	Ext           asn1per.Ext // extension bitmap length and unknown additions
+	HasTokenRate  bool        // tokenRate is present
+	HasBucketSize bool        // bucketSize is present
+	HasPeakRate   bool        // peakRate is present
+	HasMinPoliced bool        // minPoliced is present
+	HasMaxPktSize bool        // maxPktSize is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -5160,12 +5160,12 @@ func (x *QOSMode) Decode(d *asn1per.Decoder) error {
 // ATMParameters is the ASN.1 SEQUENCE ATMParameters.
 type ATMParameters struct {
 	MaxNTUSize int64       // maxNTUSize
+	Ext        asn1per.Ext // extension bitmap length and unknown additions
 	AtmUBR     bool        // atmUBR
 	AtmrtVBR   bool        // atmrtVBR
 	AtmnrtVBR  bool        // atmnrtVBR
 	AtmABR     bool        // atmABR
 	AtmCBR     bool        // atmCBR
-	Ext        asn1per.Ext // extension bitmap length and unknown additions
 }
 
 // Encode writes x in ALIGNED PER.
@@ -5265,8 +5265,8 @@ func (x *ATMParameters) Decode(d *asn1per.Decoder) error {
 type ServicePriorityValue struct {
 	NonStandardParameter *NonStandardParameter // nonStandardParameter
 	Value                int64                 // value
-	HasValue             bool
-	Ext                  asn1per.Ext // extension bitmap length and unknown additions
+	Ext                  asn1per.Ext           // extension bitmap length and unknown additions
+	HasValue             bool                  // value is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -5369,13 +5369,13 @@ func (x *ServicePriorityValue) Decode(d *asn1per.Decoder) error {
 // ServicePriority is the ASN.1 SEQUENCE ServicePriority.
 type ServicePriority struct {
 	NonStandardData          *NonStandardParameter // nonStandardData
-	ServicePrioritySignalled bool                  // servicePrioritySignalled
 	ServicePriorityValue     *ServicePriorityValue // servicePriorityValue
 	ServiceClass             int64                 // serviceClass
-	HasServiceClass          bool
-	ServiceSubclass          int64 // serviceSubclass
-	HasServiceSubclass       bool
-	Ext                      asn1per.Ext // extension bitmap length and unknown additions
+	ServiceSubclass          int64                 // serviceSubclass
+	Ext                      asn1per.Ext           // extension bitmap length and unknown additions
+	ServicePrioritySignalled bool                  // servicePrioritySignalled
+	HasServiceClass          bool                  // serviceClass is present
+	HasServiceSubclass       bool                  // serviceSubclass is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -5794,14 +5794,14 @@ func (x *QOSDescriptor) Decode(d *asn1per.Decoder) error {
 type GenericTransportParameters struct {
 	NonStandardData *NonStandardParameter // nonStandardData
 	AverageRate     int64                 // averageRate
-	HasAverageRate  bool
-	Burst           int64 // burst
-	HasBurst        bool
-	PeakRate        int64 // peakRate
-	HasPeakRate     bool
-	MaxPktSize      int64 // maxPktSize
-	HasMaxPktSize   bool
-	Ext             asn1per.Ext // extension bitmap length and unknown additions
+	Burst           int64                 // burst
+	PeakRate        int64                 // peakRate
+	MaxPktSize      int64                 // maxPktSize
+	Ext             asn1per.Ext           // extension bitmap length and unknown additions
+	HasAverageRate  bool                  // averageRate is present
+	HasBurst        bool                  // burst is present
+	HasPeakRate     bool                  // peakRate is present
+	HasMaxPktSize   bool                  // maxPktSize is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -5933,18 +5933,18 @@ func (x *GenericTransportParameters) Decode(d *asn1per.Decoder) error {
 
 // QOSCapability is the ASN.1 SEQUENCE QOSCapability.
 type QOSCapability struct {
-	NonStandardData            *NonStandardParameter // nonStandardData
-	RsvpParameters             *RSVPParameters       // rsvpParameters
-	AtmParameters              *ATMParameters        // atmParameters
-	LocalQoS                   bool                  // localQoS
-	HasLocalQoS                bool
+	NonStandardData            *NonStandardParameter       // nonStandardData
+	RsvpParameters             *RSVPParameters             // rsvpParameters
+	AtmParameters              *ATMParameters              // atmParameters
 	GenericTransportParameters *GenericTransportParameters // genericTransportParameters
 	ServicePriority            *ServicePriority            // servicePriority
 	AuthorizationParameter     *AuthorizationParameters    // authorizationParameter
 	QosDescriptor              *QOSDescriptor              // qosDescriptor
 	DscpValue                  int64                       // dscpValue
-	HasDscpValue               bool
-	Ext                        asn1per.Ext // extension bitmap length and unknown additions
+	Ext                        asn1per.Ext                 // extension bitmap length and unknown additions
+	LocalQoS                   bool                        // localQoS
+	HasLocalQoS                bool                        // localQoS is present
+	HasDscpValue               bool                        // dscpValue is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -6318,12 +6318,12 @@ func (x *MediaChannelCapability) Decode(d *asn1per.Decoder) error {
 
 // TransportCapability is the ASN.1 SEQUENCE TransportCapability.
 type TransportCapability struct {
-	NonStandard                 *NonStandardParameter // nonStandard
-	QOSCapabilities             []QOSCapability       // qOSCapabilities
-	HasQOSCapabilities          bool
+	NonStandard                 *NonStandardParameter    // nonStandard
+	QOSCapabilities             []QOSCapability          // qOSCapabilities
 	MediaChannelCapabilities    []MediaChannelCapability // mediaChannelCapabilities
-	HasMediaChannelCapabilities bool
-	Ext                         asn1per.Ext // extension bitmap length and unknown additions
+	Ext                         asn1per.Ext              // extension bitmap length and unknown additions
+	HasQOSCapabilities          bool                     // qOSCapabilities is present
+	HasMediaChannelCapabilities bool                     // mediaChannelCapabilities is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -6450,8 +6450,8 @@ type RedundancyEncodingCapability struct {
 	RedundancyEncodingMethod RedundancyEncodingMethod     // redundancyEncodingMethod
 	PrimaryEncoding          CapabilityTableEntryNumber   // primaryEncoding
 	SecondaryEncoding        []CapabilityTableEntryNumber // secondaryEncoding
-	HasSecondaryEncoding     bool
-	Ext                      asn1per.Ext // extension bitmap length and unknown additions
+	Ext                      asn1per.Ext                  // extension bitmap length and unknown additions
+	HasSecondaryEncoding     bool                         // secondaryEncoding is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -6638,8 +6638,8 @@ type RTPH263VideoRedundancyEncoding struct {
 	FramesBetweenSyncPoints int64                                              // framesBetweenSyncPoints
 	FrameToThreadMapping    RTPH263VideoRedundancyEncodingFrameToThreadMapping // frameToThreadMapping
 	ContainedThreads        []int64                                            // containedThreads
-	HasContainedThreads     bool
-	Ext                     asn1per.Ext // extension bitmap length and unknown additions
+	Ext                     asn1per.Ext                                        // extension bitmap length and unknown additions
+	HasContainedThreads     bool                                               // containedThreads is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -6839,10 +6839,10 @@ func (x *RTPH263VideoRedundancyFrameMapping) Decode(d *asn1per.Decoder) error {
 
 // MultipointCapability is the ASN.1 SEQUENCE MultipointCapability.
 type MultipointCapability struct {
-	MulticastCapability         bool                          // multicastCapability
-	MultiUniCastConference      bool                          // multiUniCastConference
 	MediaDistributionCapability []MediaDistributionCapability // mediaDistributionCapability
 	Ext                         asn1per.Ext                   // extension bitmap length and unknown additions
+	MulticastCapability         bool                          // multicastCapability
+	MultiUniCastConference      bool                          // multiUniCastConference
 }
 
 // Encode writes x in ALIGNED PER.
@@ -6928,17 +6928,17 @@ func (x *MultipointCapability) Decode(d *asn1per.Decoder) error {
 
 // MediaDistributionCapability is the ASN.1 SEQUENCE MediaDistributionCapability.
 type MediaDistributionCapability struct {
+	CentralizedData    []DataApplicationCapability // centralizedData
+	DistributedData    []DataApplicationCapability // distributedData
+	Ext                asn1per.Ext                 // extension bitmap length and unknown additions
 	CentralizedControl bool                        // centralizedControl
 	DistributedControl bool                        // distributedControl
 	CentralizedAudio   bool                        // centralizedAudio
 	DistributedAudio   bool                        // distributedAudio
 	CentralizedVideo   bool                        // centralizedVideo
 	DistributedVideo   bool                        // distributedVideo
-	CentralizedData    []DataApplicationCapability // centralizedData
-	HasCentralizedData bool
-	DistributedData    []DataApplicationCapability // distributedData
-	HasDistributedData bool
-	Ext                asn1per.Ext // extension bitmap length and unknown additions
+	HasCentralizedData bool                        // centralizedData is present
+	HasDistributedData bool                        // distributedData is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -7262,8 +7262,8 @@ func (x *VideoCapability) Decode(d *asn1per.Decoder) error {
 type ExtendedVideoCapability struct {
 	VideoCapability             []VideoCapability   // videoCapability
 	VideoCapabilityExtension    []GenericCapability // videoCapabilityExtension
-	HasVideoCapabilityExtension bool
-	Ext                         asn1per.Ext // extension bitmap length and unknown additions
+	Ext                         asn1per.Ext         // extension bitmap length and unknown additions
+	HasVideoCapabilityExtension bool                // videoCapabilityExtension is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -7369,16 +7369,16 @@ func (x *ExtendedVideoCapability) Decode(d *asn1per.Decoder) error {
 
 // H261VideoCapability is the ASN.1 SEQUENCE H261VideoCapability.
 type H261VideoCapability struct {
-	QcifMPI                           int64 // qcifMPI
-	HasQcifMPI                        bool
-	CifMPI                            int64 // cifMPI
-	HasCifMPI                         bool
-	TemporalSpatialTradeOffCapability bool  // temporalSpatialTradeOffCapability
-	MaxBitRate                        int64 // maxBitRate
-	StillImageTransmission            bool  // stillImageTransmission
-	VideoBadMBsCap                    bool  // videoBadMBsCap
-	HasVideoBadMBsCap                 bool
+	QcifMPI                           int64       // qcifMPI
+	CifMPI                            int64       // cifMPI
+	MaxBitRate                        int64       // maxBitRate
 	Ext                               asn1per.Ext // extension bitmap length and unknown additions
+	HasQcifMPI                        bool        // qcifMPI is present
+	HasCifMPI                         bool        // cifMPI is present
+	TemporalSpatialTradeOffCapability bool        // temporalSpatialTradeOffCapability
+	StillImageTransmission            bool        // stillImageTransmission
+	VideoBadMBsCap                    bool        // videoBadMBsCap
+	HasVideoBadMBsCap                 bool        // videoBadMBsCap is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -7524,32 +7524,32 @@ func (x *H261VideoCapability) Decode(d *asn1per.Decoder) error {
 
 // H262VideoCapability is the ASN.1 SEQUENCE H262VideoCapability.
 type H262VideoCapability struct {
-	ProfileAndLevelSPatML       bool  // profileAndLevel-SPatML
-	ProfileAndLevelMPatLL       bool  // profileAndLevel-MPatLL
-	ProfileAndLevelMPatML       bool  // profileAndLevel-MPatML
-	ProfileAndLevelMPatH14      bool  // profileAndLevel-MPatH-14
-	ProfileAndLevelMPatHL       bool  // profileAndLevel-MPatHL
-	ProfileAndLevelSNRatLL      bool  // profileAndLevel-SNRatLL
-	ProfileAndLevelSNRatML      bool  // profileAndLevel-SNRatML
-	ProfileAndLevelSpatialatH14 bool  // profileAndLevel-SpatialatH-14
-	ProfileAndLevelHPatML       bool  // profileAndLevel-HPatML
-	ProfileAndLevelHPatH14      bool  // profileAndLevel-HPatH-14
-	ProfileAndLevelHPatHL       bool  // profileAndLevel-HPatHL
-	VideoBitRate                int64 // videoBitRate
-	HasVideoBitRate             bool
-	VbvBufferSize               int64 // vbvBufferSize
-	HasVbvBufferSize            bool
-	SamplesPerLine              int64 // samplesPerLine
-	HasSamplesPerLine           bool
-	LinesPerFrame               int64 // linesPerFrame
-	HasLinesPerFrame            bool
-	FramesPerSecond             int64 // framesPerSecond
-	HasFramesPerSecond          bool
-	LuminanceSampleRate         int64 // luminanceSampleRate
-	HasLuminanceSampleRate      bool
-	VideoBadMBsCap              bool // videoBadMBsCap
-	HasVideoBadMBsCap           bool
+	VideoBitRate                int64       // videoBitRate
+	VbvBufferSize               int64       // vbvBufferSize
+	SamplesPerLine              int64       // samplesPerLine
+	LinesPerFrame               int64       // linesPerFrame
+	FramesPerSecond             int64       // framesPerSecond
+	LuminanceSampleRate         int64       // luminanceSampleRate
 	Ext                         asn1per.Ext // extension bitmap length and unknown additions
+	ProfileAndLevelSPatML       bool        // profileAndLevel-SPatML
+	ProfileAndLevelMPatLL       bool        // profileAndLevel-MPatLL
+	ProfileAndLevelMPatML       bool        // profileAndLevel-MPatML
+	ProfileAndLevelMPatH14      bool        // profileAndLevel-MPatH-14
+	ProfileAndLevelMPatHL       bool        // profileAndLevel-MPatHL
+	ProfileAndLevelSNRatLL      bool        // profileAndLevel-SNRatLL
+	ProfileAndLevelSNRatML      bool        // profileAndLevel-SNRatML
+	ProfileAndLevelSpatialatH14 bool        // profileAndLevel-SpatialatH-14
+	ProfileAndLevelHPatML       bool        // profileAndLevel-HPatML
+	ProfileAndLevelHPatH14      bool        // profileAndLevel-HPatH-14
+	ProfileAndLevelHPatHL       bool        // profileAndLevel-HPatHL
+	HasVideoBitRate             bool        // videoBitRate is present
+	HasVbvBufferSize            bool        // vbvBufferSize is present
+	HasSamplesPerLine           bool        // samplesPerLine is present
+	HasLinesPerFrame            bool        // linesPerFrame is present
+	HasFramesPerSecond          bool        // framesPerSecond is present
+	HasLuminanceSampleRate      bool        // luminanceSampleRate is present
+	VideoBadMBsCap              bool        // videoBadMBsCap
+	HasVideoBadMBsCap           bool        // videoBadMBsCap is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -7821,41 +7821,41 @@ func (x *H262VideoCapability) Decode(d *asn1per.Decoder) error {
 
 // H263VideoCapability is the ASN.1 SEQUENCE H263VideoCapability.
 type H263VideoCapability struct {
-	SqcifMPI                          int64 // sqcifMPI
-	HasSqcifMPI                       bool
-	QcifMPI                           int64 // qcifMPI
-	HasQcifMPI                        bool
-	CifMPI                            int64 // cifMPI
-	HasCifMPI                         bool
-	Cif4MPI                           int64 // cif4MPI
-	HasCif4MPI                        bool
-	Cif16MPI                          int64 // cif16MPI
-	HasCif16MPI                       bool
-	MaxBitRate                        int64 // maxBitRate
-	UnrestrictedVector                bool  // unrestrictedVector
-	ArithmeticCoding                  bool  // arithmeticCoding
-	AdvancedPrediction                bool  // advancedPrediction
-	PbFrames                          bool  // pbFrames
-	TemporalSpatialTradeOffCapability bool  // temporalSpatialTradeOffCapability
-	HrdB                              int64 // hrd-B
-	HasHrdB                           bool
-	BppMaxKb                          int64 // bppMaxKb
-	HasBppMaxKb                       bool
-	SlowSqcifMPI                      int64 // slowSqcifMPI
-	HasSlowSqcifMPI                   bool
-	SlowQcifMPI                       int64 // slowQcifMPI
-	HasSlowQcifMPI                    bool
-	SlowCifMPI                        int64 // slowCifMPI
-	HasSlowCifMPI                     bool
-	SlowCif4MPI                       int64 // slowCif4MPI
-	HasSlowCif4MPI                    bool
-	SlowCif16MPI                      int64 // slowCif16MPI
-	HasSlowCif16MPI                   bool
-	ErrorCompensation                 bool // errorCompensation
-	HasErrorCompensation              bool
+	SqcifMPI                          int64                 // sqcifMPI
+	QcifMPI                           int64                 // qcifMPI
+	CifMPI                            int64                 // cifMPI
+	Cif4MPI                           int64                 // cif4MPI
+	Cif16MPI                          int64                 // cif16MPI
+	MaxBitRate                        int64                 // maxBitRate
+	HrdB                              int64                 // hrd-B
+	BppMaxKb                          int64                 // bppMaxKb
+	SlowSqcifMPI                      int64                 // slowSqcifMPI
+	SlowQcifMPI                       int64                 // slowQcifMPI
+	SlowCifMPI                        int64                 // slowCifMPI
+	SlowCif4MPI                       int64                 // slowCif4MPI
+	SlowCif16MPI                      int64                 // slowCif16MPI
 	EnhancementLayerInfo              *EnhancementLayerInfo // enhancementLayerInfo
 	H263Options                       *H263Options          // h263Options
 	Ext                               asn1per.Ext           // extension bitmap length and unknown additions
+	HasSqcifMPI                       bool                  // sqcifMPI is present
+	HasQcifMPI                        bool                  // qcifMPI is present
+	HasCifMPI                         bool                  // cifMPI is present
+	HasCif4MPI                        bool                  // cif4MPI is present
+	HasCif16MPI                       bool                  // cif16MPI is present
+	UnrestrictedVector                bool                  // unrestrictedVector
+	ArithmeticCoding                  bool                  // arithmeticCoding
+	AdvancedPrediction                bool                  // advancedPrediction
+	PbFrames                          bool                  // pbFrames
+	TemporalSpatialTradeOffCapability bool                  // temporalSpatialTradeOffCapability
+	HasHrdB                           bool                  // hrd-B is present
+	HasBppMaxKb                       bool                  // bppMaxKb is present
+	HasSlowSqcifMPI                   bool                  // slowSqcifMPI is present
+	HasSlowQcifMPI                    bool                  // slowQcifMPI is present
+	HasSlowCifMPI                     bool                  // slowCifMPI is present
+	HasSlowCif4MPI                    bool                  // slowCif4MPI is present
+	HasSlowCif16MPI                   bool                  // slowCif16MPI is present
+	ErrorCompensation                 bool                  // errorCompensation
+	HasErrorCompensation              bool                  // errorCompensation is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -8258,14 +8258,14 @@ func (x *H263VideoCapability) Decode(d *asn1per.Decoder) error {
 
 // EnhancementLayerInfo is the ASN.1 SEQUENCE EnhancementLayerInfo.
 type EnhancementLayerInfo struct {
-	BaseBitRateConstrained bool                 // baseBitRateConstrained
-	SnrEnhancement         []EnhancementOptions // snrEnhancement
-	HasSnrEnhancement      bool
-	SpatialEnhancement     []EnhancementOptions // spatialEnhancement
-	HasSpatialEnhancement  bool
+	SnrEnhancement         []EnhancementOptions     // snrEnhancement
+	SpatialEnhancement     []EnhancementOptions     // spatialEnhancement
 	BPictureEnhancement    []BEnhancementParameters // bPictureEnhancement
-	HasBPictureEnhancement bool
-	Ext                    asn1per.Ext // extension bitmap length and unknown additions
+	Ext                    asn1per.Ext              // extension bitmap length and unknown additions
+	BaseBitRateConstrained bool                     // baseBitRateConstrained
+	HasSnrEnhancement      bool                     // snrEnhancement is present
+	HasSpatialEnhancement  bool                     // spatialEnhancement is present
+	HasBPictureEnhancement bool                     // bPictureEnhancement is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -8479,33 +8479,33 @@ func (x *BEnhancementParameters) Decode(d *asn1per.Decoder) error {
 
 // EnhancementOptions is the ASN.1 SEQUENCE EnhancementOptions.
 type EnhancementOptions struct {
-	SqcifMPI                          int64 // sqcifMPI
-	HasSqcifMPI                       bool
-	QcifMPI                           int64 // qcifMPI
-	HasQcifMPI                        bool
-	CifMPI                            int64 // cifMPI
-	HasCifMPI                         bool
-	Cif4MPI                           int64 // cif4MPI
-	HasCif4MPI                        bool
-	Cif16MPI                          int64 // cif16MPI
-	HasCif16MPI                       bool
-	MaxBitRate                        int64 // maxBitRate
-	UnrestrictedVector                bool  // unrestrictedVector
-	ArithmeticCoding                  bool  // arithmeticCoding
-	TemporalSpatialTradeOffCapability bool  // temporalSpatialTradeOffCapability
-	SlowSqcifMPI                      int64 // slowSqcifMPI
-	HasSlowSqcifMPI                   bool
-	SlowQcifMPI                       int64 // slowQcifMPI
-	HasSlowQcifMPI                    bool
-	SlowCifMPI                        int64 // slowCifMPI
-	HasSlowCifMPI                     bool
-	SlowCif4MPI                       int64 // slowCif4MPI
-	HasSlowCif4MPI                    bool
-	SlowCif16MPI                      int64 // slowCif16MPI
-	HasSlowCif16MPI                   bool
-	ErrorCompensation                 bool         // errorCompensation
+	SqcifMPI                          int64        // sqcifMPI
+	QcifMPI                           int64        // qcifMPI
+	CifMPI                            int64        // cifMPI
+	Cif4MPI                           int64        // cif4MPI
+	Cif16MPI                          int64        // cif16MPI
+	MaxBitRate                        int64        // maxBitRate
+	SlowSqcifMPI                      int64        // slowSqcifMPI
+	SlowQcifMPI                       int64        // slowQcifMPI
+	SlowCifMPI                        int64        // slowCifMPI
+	SlowCif4MPI                       int64        // slowCif4MPI
+	SlowCif16MPI                      int64        // slowCif16MPI
 	H263Options                       *H263Options // h263Options
 	Ext                               asn1per.Ext  // extension bitmap length and unknown additions
+	HasSqcifMPI                       bool         // sqcifMPI is present
+	HasQcifMPI                        bool         // qcifMPI is present
+	HasCifMPI                         bool         // cifMPI is present
+	HasCif4MPI                        bool         // cif4MPI is present
+	HasCif16MPI                       bool         // cif16MPI is present
+	UnrestrictedVector                bool         // unrestrictedVector
+	ArithmeticCoding                  bool         // arithmeticCoding
+	TemporalSpatialTradeOffCapability bool         // temporalSpatialTradeOffCapability
+	HasSlowSqcifMPI                   bool         // slowSqcifMPI is present
+	HasSlowQcifMPI                    bool         // slowQcifMPI is present
+	HasSlowCifMPI                     bool         // slowCifMPI is present
+	HasSlowCif4MPI                    bool         // slowCif4MPI is present
+	HasSlowCif16MPI                   bool         // slowCif16MPI is present
+	ErrorCompensation                 bool         // errorCompensation
 }
 
 // Encode writes x in ALIGNED PER.
@@ -8775,6 +8775,13 @@ func (x *EnhancementOptions) Decode(d *asn1per.Decoder) error {
 
 // H263Options is the ASN.1 SEQUENCE H263Options.
 type H263Options struct {
+	TransparencyParameters             *TransparencyParameters       // transparencyParameters
+	RefPictureSelection                *RefPictureSelection          // refPictureSelection
+	CustomPictureClockFrequency        []CustomPictureClockFrequency // customPictureClockFrequency
+	CustomPictureFormat                []CustomPictureFormat         // customPictureFormat
+	ModeCombos                         []H263VideoModeCombos         // modeCombos
+	H263Version3Options                *H263Version3Options          // h263Version3Options
+	Ext                                asn1per.Ext                   // extension bitmap length and unknown additions
 	AdvancedIntraCodingMode            bool                          // advancedIntraCodingMode
 	DeblockingFilterMode               bool                          // deblockingFilterMode
 	ImprovedPBFramesMode               bool                          // improvedPBFramesMode
@@ -8798,19 +8805,12 @@ type H263Options struct {
 	AlternateInterVLCMode              bool                          // alternateInterVLCMode
 	ModifiedQuantizationMode           bool                          // modifiedQuantizationMode
 	ReducedResolutionUpdate            bool                          // reducedResolutionUpdate
-	TransparencyParameters             *TransparencyParameters       // transparencyParameters
 	SeparateVideoBackChannel           bool                          // separateVideoBackChannel
-	RefPictureSelection                *RefPictureSelection          // refPictureSelection
-	CustomPictureClockFrequency        []CustomPictureClockFrequency // customPictureClockFrequency
-	HasCustomPictureClockFrequency     bool
-	CustomPictureFormat                []CustomPictureFormat // customPictureFormat
-	HasCustomPictureFormat             bool
-	ModeCombos                         []H263VideoModeCombos // modeCombos
-	HasModeCombos                      bool
-	VideoBadMBsCap                     bool // videoBadMBsCap
-	HasVideoBadMBsCap                  bool
-	H263Version3Options                *H263Version3Options // h263Version3Options
-	Ext                                asn1per.Ext          // extension bitmap length and unknown additions
+	HasCustomPictureClockFrequency     bool                          // customPictureClockFrequency is present
+	HasCustomPictureFormat             bool                          // customPictureFormat is present
+	HasModeCombos                      bool                          // modeCombos is present
+	VideoBadMBsCap                     bool                          // videoBadMBsCap
+	HasVideoBadMBsCap                  bool                          // videoBadMBsCap is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -9321,10 +9321,10 @@ func (x *TransparencyParameters) Decode(d *asn1per.Decoder) error {
 // RefPictureSelection is the ASN.1 SEQUENCE RefPictureSelection.
 type RefPictureSelection struct {
 	AdditionalPictureMemory    *RefPictureSelectionAdditionalPictureMemory    // additionalPictureMemory
-	VideoMux                   bool                                           // videoMux
 	VideoBackChannelSend       RefPictureSelectionVideoBackChannelSend        // videoBackChannelSend
 	EnhancedReferencePicSelect *RefPictureSelectionEnhancedReferencePicSelect // enhancedReferencePicSelect
 	Ext                        asn1per.Ext                                    // extension bitmap length and unknown additions
+	VideoMux                   bool                                           // videoMux
 }
 
 // Encode writes x in ALIGNED PER.
@@ -9436,19 +9436,19 @@ func (x *RefPictureSelection) Decode(d *asn1per.Decoder) error {
 
 // CustomPictureClockFrequency is the ASN.1 SEQUENCE CustomPictureClockFrequency.
 type CustomPictureClockFrequency struct {
-	ClockConversionCode int64 // clockConversionCode
-	ClockDivisor        int64 // clockDivisor
-	SqcifMPI            int64 // sqcifMPI
-	HasSqcifMPI         bool
-	QcifMPI             int64 // qcifMPI
-	HasQcifMPI          bool
-	CifMPI              int64 // cifMPI
-	HasCifMPI           bool
-	Cif4MPI             int64 // cif4MPI
-	HasCif4MPI          bool
-	Cif16MPI            int64 // cif16MPI
-	HasCif16MPI         bool
+	ClockConversionCode int64       // clockConversionCode
+	ClockDivisor        int64       // clockDivisor
+	SqcifMPI            int64       // sqcifMPI
+	QcifMPI             int64       // qcifMPI
+	CifMPI              int64       // cifMPI
+	Cif4MPI             int64       // cif4MPI
+	Cif16MPI            int64       // cif16MPI
 	Ext                 asn1per.Ext // extension bitmap length and unknown additions
+	HasSqcifMPI         bool        // sqcifMPI is present
+	HasQcifMPI          bool        // qcifMPI is present
+	HasCifMPI           bool        // cifMPI is present
+	HasCif4MPI          bool        // cif4MPI is present
+	HasCif16MPI         bool        // cif16MPI is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -9788,31 +9788,31 @@ func (x *H263VideoModeCombos) Decode(d *asn1per.Decoder) error {
 
 // H263ModeComboFlags is the ASN.1 SEQUENCE H263ModeComboFlags.
 type H263ModeComboFlags struct {
-	UnrestrictedVector                 bool // unrestrictedVector
-	ArithmeticCoding                   bool // arithmeticCoding
-	AdvancedPrediction                 bool // advancedPrediction
-	PbFrames                           bool // pbFrames
-	AdvancedIntraCodingMode            bool // advancedIntraCodingMode
-	DeblockingFilterMode               bool // deblockingFilterMode
-	UnlimitedMotionVectors             bool // unlimitedMotionVectors
-	SlicesInOrderNonRect               bool // slicesInOrder-NonRect
-	SlicesInOrderRect                  bool // slicesInOrder-Rect
-	SlicesNoOrderNonRect               bool // slicesNoOrder-NonRect
-	SlicesNoOrderRect                  bool // slicesNoOrder-Rect
-	ImprovedPBFramesMode               bool // improvedPBFramesMode
-	ReferencePicSelect                 bool // referencePicSelect
-	DynamicPictureResizingByFour       bool // dynamicPictureResizingByFour
-	DynamicPictureResizingSixteenthPel bool // dynamicPictureResizingSixteenthPel
-	DynamicWarpingHalfPel              bool // dynamicWarpingHalfPel
-	DynamicWarpingSixteenthPel         bool // dynamicWarpingSixteenthPel
-	ReducedResolutionUpdate            bool // reducedResolutionUpdate
-	IndependentSegmentDecoding         bool // independentSegmentDecoding
-	AlternateInterVLCMode              bool // alternateInterVLCMode
-	ModifiedQuantizationMode           bool // modifiedQuantizationMode
-	EnhancedReferencePicSelect         bool // enhancedReferencePicSelect
-	HasEnhancedReferencePicSelect      bool
 	H263Version3Options                *H263Version3Options // h263Version3Options
 	Ext                                asn1per.Ext          // extension bitmap length and unknown additions
+	UnrestrictedVector                 bool                 // unrestrictedVector
+	ArithmeticCoding                   bool                 // arithmeticCoding
+	AdvancedPrediction                 bool                 // advancedPrediction
+	PbFrames                           bool                 // pbFrames
+	AdvancedIntraCodingMode            bool                 // advancedIntraCodingMode
+	DeblockingFilterMode               bool                 // deblockingFilterMode
+	UnlimitedMotionVectors             bool                 // unlimitedMotionVectors
+	SlicesInOrderNonRect               bool                 // slicesInOrder-NonRect
+	SlicesInOrderRect                  bool                 // slicesInOrder-Rect
+	SlicesNoOrderNonRect               bool                 // slicesNoOrder-NonRect
+	SlicesNoOrderRect                  bool                 // slicesNoOrder-Rect
+	ImprovedPBFramesMode               bool                 // improvedPBFramesMode
+	ReferencePicSelect                 bool                 // referencePicSelect
+	DynamicPictureResizingByFour       bool                 // dynamicPictureResizingByFour
+	DynamicPictureResizingSixteenthPel bool                 // dynamicPictureResizingSixteenthPel
+	DynamicWarpingHalfPel              bool                 // dynamicWarpingHalfPel
+	DynamicWarpingSixteenthPel         bool                 // dynamicWarpingSixteenthPel
+	ReducedResolutionUpdate            bool                 // reducedResolutionUpdate
+	IndependentSegmentDecoding         bool                 // independentSegmentDecoding
+	AlternateInterVLCMode              bool                 // alternateInterVLCMode
+	ModifiedQuantizationMode           bool                 // modifiedQuantizationMode
+	EnhancedReferencePicSelect         bool                 // enhancedReferencePicSelect
+	HasEnhancedReferencePicSelect      bool                 // enhancedReferencePicSelect is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -10079,6 +10079,7 @@ func (x *H263ModeComboFlags) Decode(d *asn1per.Decoder) error {
 
 // H263Version3Options is the ASN.1 SEQUENCE H263Version3Options.
 type H263Version3Options struct {
+	Ext                             asn1per.Ext // extension bitmap length and unknown additions
 	DataPartitionedSlices           bool        // dataPartitionedSlices
 	FixedPointIDCT0                 bool        // fixedPointIDCT0
 	InterlacedFields                bool        // interlacedFields
@@ -10087,7 +10088,6 @@ type H263Version3Options struct {
 	NextPictureHeaderRepetition     bool        // nextPictureHeaderRepetition
 	PictureNumber                   bool        // pictureNumber
 	SpareReferencePictures          bool        // spareReferencePictures
-	Ext                             asn1per.Ext // extension bitmap length and unknown additions
 }
 
 // Encode writes x in ALIGNED PER.
@@ -10199,22 +10199,22 @@ func (x *H263Version3Options) Decode(d *asn1per.Decoder) error {
 
 // IS11172VideoCapability is the ASN.1 SEQUENCE IS11172VideoCapability.
 type IS11172VideoCapability struct {
-	ConstrainedBitstream   bool  // constrainedBitstream
-	VideoBitRate           int64 // videoBitRate
-	HasVideoBitRate        bool
-	VbvBufferSize          int64 // vbvBufferSize
-	HasVbvBufferSize       bool
-	SamplesPerLine         int64 // samplesPerLine
-	HasSamplesPerLine      bool
-	LinesPerFrame          int64 // linesPerFrame
-	HasLinesPerFrame       bool
-	PictureRate            int64 // pictureRate
-	HasPictureRate         bool
-	LuminanceSampleRate    int64 // luminanceSampleRate
-	HasLuminanceSampleRate bool
-	VideoBadMBsCap         bool // videoBadMBsCap
-	HasVideoBadMBsCap      bool
+	VideoBitRate           int64       // videoBitRate
+	VbvBufferSize          int64       // vbvBufferSize
+	SamplesPerLine         int64       // samplesPerLine
+	LinesPerFrame          int64       // linesPerFrame
+	PictureRate            int64       // pictureRate
+	LuminanceSampleRate    int64       // luminanceSampleRate
 	Ext                    asn1per.Ext // extension bitmap length and unknown additions
+	ConstrainedBitstream   bool        // constrainedBitstream
+	HasVideoBitRate        bool        // videoBitRate is present
+	HasVbvBufferSize       bool        // vbvBufferSize is present
+	HasSamplesPerLine      bool        // samplesPerLine is present
+	HasLinesPerFrame       bool        // linesPerFrame is present
+	HasPictureRate         bool        // pictureRate is present
+	HasLuminanceSampleRate bool        // luminanceSampleRate is present
+	VideoBadMBsCap         bool        // videoBadMBsCap
+	HasVideoBadMBsCap      bool        // videoBadMBsCap is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -10892,8 +10892,9 @@ func (x *AudioCapability) Decode(d *asn1per.Decoder) error {
 
 // G729Extensions is the ASN.1 SEQUENCE G729Extensions.
 type G729Extensions struct {
-	AudioUnit    int64 // audioUnit
-	HasAudioUnit bool
+	AudioUnit    int64       // audioUnit
+	Ext          asn1per.Ext // extension bitmap length and unknown additions
+	HasAudioUnit bool        // audioUnit is present
 	AnnexA       bool        // annexA
 	AnnexB       bool        // annexB
 	AnnexD       bool        // annexD
@@ -10901,7 +10902,6 @@ type G729Extensions struct {
 	AnnexF       bool        // annexF
 	AnnexG       bool        // annexG
 	AnnexH       bool        // annexH
-	Ext          asn1per.Ext // extension bitmap length and unknown additions
 }
 
 // Encode writes x in ALIGNED PER.
@@ -11030,9 +11030,9 @@ func (x *G729Extensions) Decode(d *asn1per.Decoder) error {
 // G7231AnnexCCapability is the ASN.1 SEQUENCE G7231AnnexCCapability.
 type G7231AnnexCCapability struct {
 	MaxAlSduAudioFrames int64                                     // maxAl-sduAudioFrames
-	SilenceSuppression  bool                                      // silenceSuppression
 	G723AnnexCAudioMode *G7231AnnexCCapabilityG723AnnexCAudioMode // g723AnnexCAudioMode
 	Ext                 asn1per.Ext                               // extension bitmap length and unknown additions
+	SilenceSuppression  bool                                      // silenceSuppression
 }
 
 // Encode writes x in ALIGNED PER.
@@ -11118,6 +11118,8 @@ func (x *G7231AnnexCCapability) Decode(d *asn1per.Decoder) error {
 
 // IS11172AudioCapability is the ASN.1 SEQUENCE IS11172AudioCapability.
 type IS11172AudioCapability struct {
+	BitRate           int64       // bitRate
+	Ext               asn1per.Ext // extension bitmap length and unknown additions
 	AudioLayer1       bool        // audioLayer1
 	AudioLayer2       bool        // audioLayer2
 	AudioLayer3       bool        // audioLayer3
@@ -11126,8 +11128,6 @@ type IS11172AudioCapability struct {
 	AudioSampling48k  bool        // audioSampling48k
 	SingleChannel     bool        // singleChannel
 	TwoChannels       bool        // twoChannels
-	BitRate           int64       // bitRate
-	Ext               asn1per.Ext // extension bitmap length and unknown additions
 }
 
 // Encode writes x in ALIGNED PER.
@@ -11249,6 +11249,8 @@ func (x *IS11172AudioCapability) Decode(d *asn1per.Decoder) error {
 
 // IS13818AudioCapability is the ASN.1 SEQUENCE IS13818AudioCapability.
 type IS13818AudioCapability struct {
+	BitRate                 int64       // bitRate
+	Ext                     asn1per.Ext // extension bitmap length and unknown additions
 	AudioLayer1             bool        // audioLayer1
 	AudioLayer2             bool        // audioLayer2
 	AudioLayer3             bool        // audioLayer3
@@ -11269,8 +11271,6 @@ type IS13818AudioCapability struct {
 	FiveChannels32          bool        // fiveChannels3-2
 	LowFrequencyEnhancement bool        // lowFrequencyEnhancement
 	Multilingual            bool        // multilingual
-	BitRate                 int64       // bitRate
-	Ext                     asn1per.Ext // extension bitmap length and unknown additions
 }
 
 // Encode writes x in ALIGNED PER.
@@ -11489,9 +11489,9 @@ func (x *IS13818AudioCapability) Decode(d *asn1per.Decoder) error {
 // GSMAudioCapability is the ASN.1 SEQUENCE GSMAudioCapability.
 type GSMAudioCapability struct {
 	AudioUnitSize int64       // audioUnitSize
+	Ext           asn1per.Ext // extension bitmap length and unknown additions
 	ComfortNoise  bool        // comfortNoise
 	Scrambled     bool        // scrambled
-	Ext           asn1per.Ext // extension bitmap length and unknown additions
 }
 
 // Encode writes x in ALIGNED PER.
@@ -12036,15 +12036,15 @@ func (x *T84Profile) Decode(d *asn1per.Decoder) error {
 
 // T38FaxProfile is the ASN.1 SEQUENCE T38FaxProfile.
 type T38FaxProfile struct {
-	FillBitRemoval       bool  // fillBitRemoval
-	TranscodingJBIG      bool  // transcodingJBIG
-	TranscodingMMR       bool  // transcodingMMR
-	Version              int64 // version
-	HasVersion           bool
+	Version              int64                 // version
 	T38FaxRateManagement *T38FaxRateManagement // t38FaxRateManagement
 	T38FaxUdpOptions     *T38FaxUdpOptions     // t38FaxUdpOptions
 	T38FaxTcpOptions     *T38FaxTcpOptions     // t38FaxTcpOptions
 	Ext                  asn1per.Ext           // extension bitmap length and unknown additions
+	FillBitRemoval       bool                  // fillBitRemoval
+	TranscodingJBIG      bool                  // transcodingJBIG
+	TranscodingMMR       bool                  // transcodingMMR
+	HasVersion           bool                  // version is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -12261,11 +12261,11 @@ func (x *T38FaxRateManagement) Decode(d *asn1per.Decoder) error {
 
 // T38FaxUdpOptions is the ASN.1 SEQUENCE T38FaxUdpOptions.
 type T38FaxUdpOptions struct {
-	T38FaxMaxBuffer      int64 // t38FaxMaxBuffer
-	HasT38FaxMaxBuffer   bool
-	T38FaxMaxDatagram    int64 // t38FaxMaxDatagram
-	HasT38FaxMaxDatagram bool
+	T38FaxMaxBuffer      int64                       // t38FaxMaxBuffer
+	T38FaxMaxDatagram    int64                       // t38FaxMaxDatagram
 	T38FaxUdpEC          T38FaxUdpOptionsT38FaxUdpEC // t38FaxUdpEC
+	HasT38FaxMaxBuffer   bool                        // t38FaxMaxBuffer is present
+	HasT38FaxMaxDatagram bool                        // t38FaxMaxDatagram is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -12334,8 +12334,8 @@ func (x *T38FaxUdpOptions) Decode(d *asn1per.Decoder) error {
 
 // T38FaxTcpOptions is the ASN.1 SEQUENCE T38FaxTcpOptions.
 type T38FaxTcpOptions struct {
-	T38TCPBidirectionalMode bool        // t38TCPBidirectionalMode
 	Ext                     asn1per.Ext // extension bitmap length and unknown additions
+	T38TCPBidirectionalMode bool        // t38TCPBidirectionalMode
 }
 
 // Encode writes x in ALIGNED PER.
@@ -12391,12 +12391,12 @@ func (x *T38FaxTcpOptions) Decode(d *asn1per.Decoder) error {
 
 // EncryptionAuthenticationAndIntegrity is the ASN.1 SEQUENCE EncryptionAuthenticationAndIntegrity.
 type EncryptionAuthenticationAndIntegrity struct {
-	EncryptionCapability          EncryptionCapability // encryptionCapability
-	HasEncryptionCapability       bool
+	EncryptionCapability          EncryptionCapability      // encryptionCapability
 	AuthenticationCapability      *AuthenticationCapability // authenticationCapability
 	IntegrityCapability           *IntegrityCapability      // integrityCapability
 	GenericH235SecurityCapability *GenericCapability        // genericH235SecurityCapability
 	Ext                           asn1per.Ext               // extension bitmap length and unknown additions
+	HasEncryptionCapability       bool                      // encryptionCapability is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -12631,8 +12631,8 @@ func (x *MediaEncryptionAlgorithm) Decode(d *asn1per.Decoder) error {
 type AuthenticationCapability struct {
 	NonStandard          *NonStandardParameter    // nonStandard
 	AntiSpamAlgorithm    asn1per.ObjectIdentifier // antiSpamAlgorithm
-	HasAntiSpamAlgorithm bool
-	Ext                  asn1per.Ext // extension bitmap length and unknown additions
+	Ext                  asn1per.Ext              // extension bitmap length and unknown additions
+	HasAntiSpamAlgorithm bool                     // antiSpamAlgorithm is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -12965,13 +12965,13 @@ func (x *UserInputCapability) Decode(d *asn1per.Decoder) error {
 // ConferenceCapability is the ASN.1 SEQUENCE ConferenceCapability.
 type ConferenceCapability struct {
 	NonStandardData                      []NonStandardParameter // nonStandardData
-	HasNonStandardData                   bool
-	ChairControlCapability               bool // chairControlCapability
-	VideoIndicateMixingCapability        bool // videoIndicateMixingCapability
-	HasVideoIndicateMixingCapability     bool
-	MultipointVisualizationCapability    bool // multipointVisualizationCapability
-	HasMultipointVisualizationCapability bool
-	Ext                                  asn1per.Ext // extension bitmap length and unknown additions
+	Ext                                  asn1per.Ext            // extension bitmap length and unknown additions
+	HasNonStandardData                   bool                   // nonStandardData is present
+	ChairControlCapability               bool                   // chairControlCapability
+	VideoIndicateMixingCapability        bool                   // videoIndicateMixingCapability
+	HasVideoIndicateMixingCapability     bool                   // videoIndicateMixingCapability is present
+	MultipointVisualizationCapability    bool                   // multipointVisualizationCapability
+	HasMultipointVisualizationCapability bool                   // multipointVisualizationCapability is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -13116,17 +13116,17 @@ func (x *ConferenceCapability) Decode(d *asn1per.Decoder) error {
 
 // GenericCapability is the ASN.1 SEQUENCE GenericCapability.
 type GenericCapability struct {
-	CapabilityIdentifier CapabilityIdentifier // capabilityIdentifier
-	MaxBitRate           int64                // maxBitRate
-	HasMaxBitRate        bool
-	Collapsing           []GenericParameter // collapsing
-	HasCollapsing        bool
-	NonCollapsing        []GenericParameter // nonCollapsing
-	HasNonCollapsing     bool
-	NonCollapsingRaw     []byte // nonCollapsingRaw
-	HasNonCollapsingRaw  bool
+	CapabilityIdentifier CapabilityIdentifier    // capabilityIdentifier
+	MaxBitRate           int64                   // maxBitRate
+	Collapsing           []GenericParameter      // collapsing
+	NonCollapsing        []GenericParameter      // nonCollapsing
+	NonCollapsingRaw     []byte                  // nonCollapsingRaw
 	Transport            *DataProtocolCapability // transport
 	Ext                  asn1per.Ext             // extension bitmap length and unknown additions
+	HasMaxBitRate        bool                    // maxBitRate is present
+	HasCollapsing        bool                    // collapsing is present
+	HasNonCollapsing     bool                    // nonCollapsing is present
+	HasNonCollapsingRaw  bool                    // nonCollapsingRaw is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -13395,8 +13395,8 @@ type GenericParameter struct {
 	ParameterIdentifier ParameterIdentifier   // parameterIdentifier
 	ParameterValue      ParameterValue        // parameterValue
 	Supersedes          []ParameterIdentifier // supersedes
-	HasSupersedes       bool
-	Ext                 asn1per.Ext // extension bitmap length and unknown additions
+	Ext                 asn1per.Ext           // extension bitmap length and unknown additions
+	HasSupersedes       bool                  // supersedes is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -13758,10 +13758,10 @@ func (x *ParameterValue) Decode(d *asn1per.Decoder) error {
 // MultiplexedStreamCapability is the ASN.1 SEQUENCE MultiplexedStreamCapability.
 type MultiplexedStreamCapability struct {
 	MultiplexFormat          MultiplexFormat            // multiplexFormat
-	ControlOnMuxStream       bool                       // controlOnMuxStream
 	CapabilityOnMuxStream    []AlternativeCapabilitySet // capabilityOnMuxStream
-	HasCapabilityOnMuxStream bool
-	Ext                      asn1per.Ext // extension bitmap length and unknown additions
+	Ext                      asn1per.Ext                // extension bitmap length and unknown additions
+	ControlOnMuxStream       bool                       // controlOnMuxStream
+	HasCapabilityOnMuxStream bool                       // capabilityOnMuxStream is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -14318,11 +14318,11 @@ func (x *DepFECCapability) Decode(d *asn1per.Decoder) error {
 
 // FECCapability is the ASN.1 SEQUENCE FECCapability.
 type FECCapability struct {
-	ProtectedCapability CapabilityTableEntryNumber // protectedCapability
-	FecScheme           asn1per.ObjectIdentifier   // fecScheme
-	HasFecScheme        bool
+	ProtectedCapability CapabilityTableEntryNumber  // protectedCapability
+	FecScheme           asn1per.ObjectIdentifier    // fecScheme
 	Rfc2733Format       *FECCapabilityRfc2733Format // rfc2733Format
 	Ext                 asn1per.Ext                 // extension bitmap length and unknown additions
+	HasFecScheme        bool                        // fecScheme is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -14441,8 +14441,8 @@ type OpenLogicalChannel struct {
 	SeparateStack                   *NetworkAccessParameters                           // separateStack
 	EncryptionSync                  *EncryptionSync                                    // encryptionSync
 	GenericInformation              []GenericInformation                               // genericInformation
-	HasGenericInformation           bool
-	Ext                             asn1per.Ext // extension bitmap length and unknown additions
+	Ext                             asn1per.Ext                                        // extension bitmap length and unknown additions
+	HasGenericInformation           bool                                               // genericInformation is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -14629,13 +14629,13 @@ func (x *LogicalChannelNumber) Decode(d *asn1per.Decoder) error {
 
 // NetworkAccessParameters is the ASN.1 SEQUENCE NetworkAccessParameters.
 type NetworkAccessParameters struct {
-	Distribution         *NetworkAccessParametersDistribution  // distribution
-	NetworkAddress       NetworkAccessParametersNetworkAddress // networkAddress
-	AssociateConference  bool                                  // associateConference
-	ExternalReference    []byte                                // externalReference
-	HasExternalReference bool
+	Distribution         *NetworkAccessParametersDistribution       // distribution
+	NetworkAddress       NetworkAccessParametersNetworkAddress      // networkAddress
+	ExternalReference    []byte                                     // externalReference
 	T120SetupProcedure   *NetworkAccessParametersT120SetupProcedure // t120SetupProcedure
 	Ext                  asn1per.Ext                                // extension bitmap length and unknown additions
+	AssociateConference  bool                                       // associateConference
+	HasExternalReference bool                                       // externalReference is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -14765,8 +14765,8 @@ func (x *NetworkAccessParameters) Decode(d *asn1per.Decoder) error {
 type Q2931Address struct {
 	Address       Q2931AddressAddress // address
 	Subaddress    []byte              // subaddress
-	HasSubaddress bool
-	Ext           asn1per.Ext // extension bitmap length and unknown additions
+	Ext           asn1per.Ext         // extension bitmap length and unknown additions
+	HasSubaddress bool                // subaddress is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -14844,8 +14844,8 @@ func (x *Q2931Address) Decode(d *asn1per.Decoder) error {
 
 // V75Parameters is the ASN.1 SEQUENCE V75Parameters.
 type V75Parameters struct {
-	AudioHeaderPresent bool        // audioHeaderPresent
 	Ext                asn1per.Ext // extension bitmap length and unknown additions
+	AudioHeaderPresent bool        // audioHeaderPresent
 }
 
 // Encode writes x in ALIGNED PER.
@@ -15239,8 +15239,8 @@ func (x *H235Media) Decode(d *asn1per.Decoder) error {
 // MultiplexedStreamParameter is the ASN.1 SEQUENCE MultiplexedStreamParameter.
 type MultiplexedStreamParameter struct {
 	MultiplexFormat    MultiplexFormat // multiplexFormat
-	ControlOnMuxStream bool            // controlOnMuxStream
 	Ext                asn1per.Ext     // extension bitmap length and unknown additions
+	ControlOnMuxStream bool            // controlOnMuxStream
 }
 
 // Encode writes x in ALIGNED PER.
@@ -15302,15 +15302,15 @@ func (x *MultiplexedStreamParameter) Decode(d *asn1per.Decoder) error {
 
 // H222LogicalChannelParameters is the ASN.1 SEQUENCE H222LogicalChannelParameters.
 type H222LogicalChannelParameters struct {
-	ResourceID            int64 // resourceID
-	SubChannelID          int64 // subChannelID
-	PcrPid                int64 // pcr-pid
-	HasPcrPid             bool
-	ProgramDescriptors    []byte // programDescriptors
-	HasProgramDescriptors bool
-	StreamDescriptors     []byte // streamDescriptors
-	HasStreamDescriptors  bool
+	ResourceID            int64       // resourceID
+	SubChannelID          int64       // subChannelID
+	PcrPid                int64       // pcr-pid
+	ProgramDescriptors    []byte      // programDescriptors
+	StreamDescriptors     []byte      // streamDescriptors
 	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	HasPcrPid             bool        // pcr-pid is present
+	HasProgramDescriptors bool        // programDescriptors is present
+	HasStreamDescriptors  bool        // streamDescriptors is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -15435,8 +15435,8 @@ func (x *H222LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 // H223LogicalChannelParameters is the ASN.1 SEQUENCE H223LogicalChannelParameters.
 type H223LogicalChannelParameters struct {
 	AdaptationLayerType H223LogicalChannelParametersAdaptationLayerType // adaptationLayerType
-	SegmentableFlag     bool                                            // segmentableFlag
 	Ext                 asn1per.Ext                                     // extension bitmap length and unknown additions
+	SegmentableFlag     bool                                            // segmentableFlag
 }
 
 // Encode writes x in ALIGNED PER.

@@ -13,11 +13,11 @@ type H223AL1MParameters struct {
 	CrcLength           H223AL1MParametersCrcLength    // crcLength
 	RcpcCodeRate        int64                          // rcpcCodeRate
 	ArqType             H223AL1MParametersArqType      // arqType
+	RsCodeCorrection    int64                          // rsCodeCorrection
+	Ext                 asn1per.Ext                    // extension bitmap length and unknown additions
 	AlpduInterleaving   bool                           // alpduInterleaving
 	AlsduSplitting      bool                           // alsduSplitting
-	RsCodeCorrection    int64                          // rsCodeCorrection
-	HasRsCodeCorrection bool
-	Ext                 asn1per.Ext // extension bitmap length and unknown additions
+	HasRsCodeCorrection bool                           // rsCodeCorrection is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -150,8 +150,8 @@ func (x *H223AL1MParameters) Decode(d *asn1per.Decoder) error {
 // H223AL2MParameters is the ASN.1 SEQUENCE H223AL2MParameters.
 type H223AL2MParameters struct {
 	HeaderFEC         H223AL2MParametersHeaderFEC // headerFEC
-	AlpduInterleaving bool                        // alpduInterleaving
 	Ext               asn1per.Ext                 // extension bitmap length and unknown additions
+	AlpduInterleaving bool                        // alpduInterleaving
 }
 
 // Encode writes x in ALIGNED PER.
@@ -217,10 +217,10 @@ type H223AL3MParameters struct {
 	CrcLength           H223AL3MParametersCrcLength    // crcLength
 	RcpcCodeRate        int64                          // rcpcCodeRate
 	ArqType             H223AL3MParametersArqType      // arqType
-	AlpduInterleaving   bool                           // alpduInterleaving
 	RsCodeCorrection    int64                          // rsCodeCorrection
-	HasRsCodeCorrection bool
-	Ext                 asn1per.Ext // extension bitmap length and unknown additions
+	Ext                 asn1per.Ext                    // extension bitmap length and unknown additions
+	AlpduInterleaving   bool                           // alpduInterleaving
+	HasRsCodeCorrection bool                           // rsCodeCorrection is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -406,10 +406,10 @@ func (x *H223AnnexCArqParameters) Decode(d *asn1per.Decoder) error {
 type V76LogicalChannelParameters struct {
 	HdlcParameters V76HDLCParameters                        // hdlcParameters
 	SuspendResume  V76LogicalChannelParametersSuspendResume // suspendResume
-	UIH            bool                                     // uIH
 	Mode           V76LogicalChannelParametersMode          // mode
 	V75Parameters  V75Parameters                            // v75Parameters
 	Ext            asn1per.Ext                              // extension bitmap length and unknown additions
+	UIH            bool                                     // uIH
 }
 
 // Encode writes x in ALIGNED PER.
@@ -491,8 +491,8 @@ func (x *V76LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 type V76HDLCParameters struct {
 	CrcLength             CRCLength   // crcLength
 	N401                  int64       // n401
-	LoopbackTestProcedure bool        // loopbackTestProcedure
 	Ext                   asn1per.Ext // extension bitmap length and unknown additions
+	LoopbackTestProcedure bool        // loopbackTestProcedure
 }
 
 // Encode writes x in ALIGNED PER.
@@ -621,27 +621,27 @@ func (x *CRCLength) Decode(d *asn1per.Decoder) error {
 
 // H2250LogicalChannelParameters is the ASN.1 SEQUENCE H2250LogicalChannelParameters.
 type H2250LogicalChannelParameters struct {
-	NonStandard                       []NonStandardParameter // nonStandard
-	HasNonStandard                    bool
-	SessionID                         int64 // sessionID
-	AssociatedSessionID               int64 // associatedSessionID
-	HasAssociatedSessionID            bool
-	MediaChannel                      *TransportAddress // mediaChannel
-	MediaGuaranteedDelivery           bool              // mediaGuaranteedDelivery
-	HasMediaGuaranteedDelivery        bool
-	MediaControlChannel               *TransportAddress // mediaControlChannel
-	MediaControlGuaranteedDelivery    bool              // mediaControlGuaranteedDelivery
-	HasMediaControlGuaranteedDelivery bool
-	SilenceSuppression                bool // silenceSuppression
-	HasSilenceSuppression             bool
-	Destination                       *TerminalLabel // destination
-	DynamicRTPPayloadType             int64          // dynamicRTPPayloadType
-	HasDynamicRTPPayloadType          bool
+	NonStandard                       []NonStandardParameter                           // nonStandard
+	SessionID                         int64                                            // sessionID
+	AssociatedSessionID               int64                                            // associatedSessionID
+	MediaChannel                      *TransportAddress                                // mediaChannel
+	MediaControlChannel               *TransportAddress                                // mediaControlChannel
+	Destination                       *TerminalLabel                                   // destination
+	DynamicRTPPayloadType             int64                                            // dynamicRTPPayloadType
 	MediaPacketization                *H2250LogicalChannelParametersMediaPacketization // mediaPacketization
 	TransportCapability               *TransportCapability                             // transportCapability
 	RedundancyEncoding                *RedundancyEncoding                              // redundancyEncoding
 	Source                            *TerminalLabel                                   // source
 	Ext                               asn1per.Ext                                      // extension bitmap length and unknown additions
+	HasNonStandard                    bool                                             // nonStandard is present
+	HasAssociatedSessionID            bool                                             // associatedSessionID is present
+	MediaGuaranteedDelivery           bool                                             // mediaGuaranteedDelivery
+	HasMediaGuaranteedDelivery        bool                                             // mediaGuaranteedDelivery is present
+	MediaControlGuaranteedDelivery    bool                                             // mediaControlGuaranteedDelivery
+	HasMediaControlGuaranteedDelivery bool                                             // mediaControlGuaranteedDelivery is present
+	SilenceSuppression                bool                                             // silenceSuppression
+	HasSilenceSuppression             bool                                             // silenceSuppression is present
+	HasDynamicRTPPayloadType          bool                                             // dynamicRTPPayloadType is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -927,8 +927,8 @@ func (x *H2250LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 type RTPPayloadType struct {
 	PayloadDescriptor RTPPayloadTypePayloadDescriptor // payloadDescriptor
 	PayloadType       int64                           // payloadType
-	HasPayloadType    bool
-	Ext               asn1per.Ext // extension bitmap length and unknown additions
+	Ext               asn1per.Ext                     // extension bitmap length and unknown additions
+	HasPayloadType    bool                            // payloadType is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -1113,10 +1113,10 @@ func (x *RedundancyEncoding) Decode(d *asn1per.Decoder) error {
 
 // RedundancyEncodingElement is the ASN.1 SEQUENCE RedundancyEncodingElement.
 type RedundancyEncodingElement struct {
-	DataType       DataType // dataType
-	PayloadType    int64    // payloadType
-	HasPayloadType bool
+	DataType       DataType    // dataType
+	PayloadType    int64       // payloadType
 	Ext            asn1per.Ext // extension bitmap length and unknown additions
+	HasPayloadType bool        // payloadType is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -1265,10 +1265,10 @@ func (x *MultiplePayloadStream) Decode(d *asn1per.Decoder) error {
 
 // MultiplePayloadStreamElement is the ASN.1 SEQUENCE MultiplePayloadStreamElement.
 type MultiplePayloadStreamElement struct {
-	DataType       DataType // dataType
-	PayloadType    int64    // payloadType
-	HasPayloadType bool
+	DataType       DataType    // dataType
+	PayloadType    int64       // payloadType
 	Ext            asn1per.Ext // extension bitmap length and unknown additions
+	HasPayloadType bool        // payloadType is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -1823,9 +1823,9 @@ type EncryptionSync struct {
 	SynchFlag        int64                 // synchFlag
 	H235Key          []byte                // h235Key
 	Escrowentry      []EscrowData          // escrowentry
-	HasEscrowentry   bool
-	GenericParameter *GenericParameter // genericParameter
-	Ext              asn1per.Ext       // extension bitmap length and unknown additions
+	GenericParameter *GenericParameter     // genericParameter
+	Ext              asn1per.Ext           // extension bitmap length and unknown additions
+	HasEscrowentry   bool                  // escrowentry is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -2047,8 +2047,8 @@ type OpenLogicalChannelAck struct {
 	ForwardMultiplexAckParameters   *OpenLogicalChannelAckForwardMultiplexAckParameters   // forwardMultiplexAckParameters
 	EncryptionSync                  *EncryptionSync                                       // encryptionSync
 	GenericInformation              []GenericInformation                                  // genericInformation
-	HasGenericInformation           bool
-	Ext                             asn1per.Ext // extension bitmap length and unknown additions
+	Ext                             asn1per.Ext                                           // extension bitmap length and unknown additions
+	HasGenericInformation           bool                                                  // genericInformation is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -2228,8 +2228,8 @@ type OpenLogicalChannelReject struct {
 	ForwardLogicalChannelNumber LogicalChannelNumber          // forwardLogicalChannelNumber
 	Cause                       OpenLogicalChannelRejectCause // cause
 	GenericInformation          []GenericInformation          // genericInformation
-	HasGenericInformation       bool
-	Ext                         asn1per.Ext // extension bitmap length and unknown additions
+	Ext                         asn1per.Ext                   // extension bitmap length and unknown additions
+	HasGenericInformation       bool                          // genericInformation is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -2337,8 +2337,8 @@ func (x *OpenLogicalChannelReject) Decode(d *asn1per.Decoder) error {
 type OpenLogicalChannelConfirm struct {
 	ForwardLogicalChannelNumber LogicalChannelNumber // forwardLogicalChannelNumber
 	GenericInformation          []GenericInformation // genericInformation
-	HasGenericInformation       bool
-	Ext                         asn1per.Ext // extension bitmap length and unknown additions
+	Ext                         asn1per.Ext          // extension bitmap length and unknown additions
+	HasGenericInformation       bool                 // genericInformation is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -2439,18 +2439,18 @@ func (x *OpenLogicalChannelConfirm) Decode(d *asn1per.Decoder) error {
 // H2250LogicalChannelAckParameters is the ASN.1 SEQUENCE H2250LogicalChannelAckParameters.
 type H2250LogicalChannelAckParameters struct {
 	NonStandard              []NonStandardParameter // nonStandard
-	HasNonStandard           bool
-	SessionID                int64 // sessionID
-	HasSessionID             bool
-	MediaChannel             *TransportAddress // mediaChannel
-	MediaControlChannel      *TransportAddress // mediaControlChannel
-	DynamicRTPPayloadType    int64             // dynamicRTPPayloadType
-	HasDynamicRTPPayloadType bool
-	FlowControlToZero        bool // flowControlToZero
-	HasFlowControlToZero     bool
-	PortNumber               int64 // portNumber
-	HasPortNumber            bool
-	Ext                      asn1per.Ext // extension bitmap length and unknown additions
+	SessionID                int64                  // sessionID
+	MediaChannel             *TransportAddress      // mediaChannel
+	MediaControlChannel      *TransportAddress      // mediaControlChannel
+	DynamicRTPPayloadType    int64                  // dynamicRTPPayloadType
+	PortNumber               int64                  // portNumber
+	Ext                      asn1per.Ext            // extension bitmap length and unknown additions
+	HasNonStandard           bool                   // nonStandard is present
+	HasSessionID             bool                   // sessionID is present
+	HasDynamicRTPPayloadType bool                   // dynamicRTPPayloadType is present
+	FlowControlToZero        bool                   // flowControlToZero
+	HasFlowControlToZero     bool                   // flowControlToZero is present
+	HasPortNumber            bool                   // portNumber is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -3151,7 +3151,7 @@ func (x *MultiplexEntrySend) Decode(d *asn1per.Decoder) error {
 type MultiplexEntryDescriptor struct {
 	MultiplexTableEntryNumber MultiplexTableEntryNumber // multiplexTableEntryNumber
 	ElementList               []MultiplexElement        // elementList
-	HasElementList            bool
+	HasElementList            bool                      // elementList is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -4475,8 +4475,8 @@ type ModeElement struct {
 	GenericModeParameters           *GenericCapability               // genericModeParameters
 	MultiplexedStreamModeParameters *MultiplexedStreamModeParameters // multiplexedStreamModeParameters
 	LogicalChannelNumber            LogicalChannelNumber             // logicalChannelNumber
-	HasLogicalChannelNumber         bool
-	Ext                             asn1per.Ext // extension bitmap length and unknown additions
+	Ext                             asn1per.Ext                      // extension bitmap length and unknown additions
+	HasLogicalChannelNumber         bool                             // logicalChannelNumber is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -5103,9 +5103,9 @@ func (x *DepFECMode) Decode(d *asn1per.Decoder) error {
 type FECMode struct {
 	ProtectedElement ModeElementType          // protectedElement
 	FecScheme        asn1per.ObjectIdentifier // fecScheme
-	HasFecScheme     bool
-	Rfc2733Format    *FECModeRfc2733Format // rfc2733Format
-	Ext              asn1per.Ext           // extension bitmap length and unknown additions
+	Rfc2733Format    *FECModeRfc2733Format    // rfc2733Format
+	Ext              asn1per.Ext              // extension bitmap length and unknown additions
+	HasFecScheme     bool                     // fecScheme is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -5196,8 +5196,8 @@ func (x *FECMode) Decode(d *asn1per.Decoder) error {
 // H223ModeParameters is the ASN.1 SEQUENCE H223ModeParameters.
 type H223ModeParameters struct {
 	AdaptationLayerType H223ModeParametersAdaptationLayerType // adaptationLayerType
-	SegmentableFlag     bool                                  // segmentableFlag
 	Ext                 asn1per.Ext                           // extension bitmap length and unknown additions
+	SegmentableFlag     bool                                  // segmentableFlag
 }
 
 // Encode writes x in ALIGNED PER.
@@ -5600,8 +5600,8 @@ func (x *VideoMode) Decode(d *asn1per.Decoder) error {
 type H261VideoMode struct {
 	Resolution             H261VideoModeResolution // resolution
 	BitRate                int64                   // bitRate
-	StillImageTransmission bool                    // stillImageTransmission
 	Ext                    asn1per.Ext             // extension bitmap length and unknown additions
+	StillImageTransmission bool                    // stillImageTransmission
 }
 
 // Encode writes x in ALIGNED PER.
@@ -5675,18 +5675,18 @@ func (x *H261VideoMode) Decode(d *asn1per.Decoder) error {
 type H262VideoMode struct {
 	ProfileAndLevel        H262VideoModeProfileAndLevel // profileAndLevel
 	VideoBitRate           int64                        // videoBitRate
-	HasVideoBitRate        bool
-	VbvBufferSize          int64 // vbvBufferSize
-	HasVbvBufferSize       bool
-	SamplesPerLine         int64 // samplesPerLine
-	HasSamplesPerLine      bool
-	LinesPerFrame          int64 // linesPerFrame
-	HasLinesPerFrame       bool
-	FramesPerSecond        int64 // framesPerSecond
-	HasFramesPerSecond     bool
-	LuminanceSampleRate    int64 // luminanceSampleRate
-	HasLuminanceSampleRate bool
-	Ext                    asn1per.Ext // extension bitmap length and unknown additions
+	VbvBufferSize          int64                        // vbvBufferSize
+	SamplesPerLine         int64                        // samplesPerLine
+	LinesPerFrame          int64                        // linesPerFrame
+	FramesPerSecond        int64                        // framesPerSecond
+	LuminanceSampleRate    int64                        // luminanceSampleRate
+	Ext                    asn1per.Ext                  // extension bitmap length and unknown additions
+	HasVideoBitRate        bool                         // videoBitRate is present
+	HasVbvBufferSize       bool                         // vbvBufferSize is present
+	HasSamplesPerLine      bool                         // samplesPerLine is present
+	HasLinesPerFrame       bool                         // linesPerFrame is present
+	HasFramesPerSecond     bool                         // framesPerSecond is present
+	HasLuminanceSampleRate bool                         // luminanceSampleRate is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -5846,15 +5846,15 @@ func (x *H262VideoMode) Decode(d *asn1per.Decoder) error {
 type H263VideoMode struct {
 	Resolution           H263VideoModeResolution // resolution
 	BitRate              int64                   // bitRate
+	EnhancementLayerInfo *EnhancementLayerInfo   // enhancementLayerInfo
+	H263Options          *H263Options            // h263Options
+	Ext                  asn1per.Ext             // extension bitmap length and unknown additions
 	UnrestrictedVector   bool                    // unrestrictedVector
 	ArithmeticCoding     bool                    // arithmeticCoding
 	AdvancedPrediction   bool                    // advancedPrediction
 	PbFrames             bool                    // pbFrames
 	ErrorCompensation    bool                    // errorCompensation
-	HasErrorCompensation bool
-	EnhancementLayerInfo *EnhancementLayerInfo // enhancementLayerInfo
-	H263Options          *H263Options          // h263Options
-	Ext                  asn1per.Ext           // extension bitmap length and unknown additions
+	HasErrorCompensation bool                    // errorCompensation is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -6020,20 +6020,20 @@ func (x *H263VideoMode) Decode(d *asn1per.Decoder) error {
 
 // IS11172VideoMode is the ASN.1 SEQUENCE IS11172VideoMode.
 type IS11172VideoMode struct {
-	ConstrainedBitstream   bool  // constrainedBitstream
-	VideoBitRate           int64 // videoBitRate
-	HasVideoBitRate        bool
-	VbvBufferSize          int64 // vbvBufferSize
-	HasVbvBufferSize       bool
-	SamplesPerLine         int64 // samplesPerLine
-	HasSamplesPerLine      bool
-	LinesPerFrame          int64 // linesPerFrame
-	HasLinesPerFrame       bool
-	PictureRate            int64 // pictureRate
-	HasPictureRate         bool
-	LuminanceSampleRate    int64 // luminanceSampleRate
-	HasLuminanceSampleRate bool
+	VideoBitRate           int64       // videoBitRate
+	VbvBufferSize          int64       // vbvBufferSize
+	SamplesPerLine         int64       // samplesPerLine
+	LinesPerFrame          int64       // linesPerFrame
+	PictureRate            int64       // pictureRate
+	LuminanceSampleRate    int64       // luminanceSampleRate
 	Ext                    asn1per.Ext // extension bitmap length and unknown additions
+	ConstrainedBitstream   bool        // constrainedBitstream
+	HasVideoBitRate        bool        // videoBitRate is present
+	HasVbvBufferSize       bool        // vbvBufferSize is present
+	HasSamplesPerLine      bool        // samplesPerLine is present
+	HasLinesPerFrame       bool        // linesPerFrame is present
+	HasPictureRate         bool        // pictureRate is present
+	HasLuminanceSampleRate bool        // luminanceSampleRate is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -6608,10 +6608,10 @@ type IS13818AudioMode struct {
 	AudioLayer              IS13818AudioModeAudioLayer       // audioLayer
 	AudioSampling           IS13818AudioModeAudioSampling    // audioSampling
 	MultichannelType        IS13818AudioModeMultichannelType // multichannelType
-	LowFrequencyEnhancement bool                             // lowFrequencyEnhancement
-	Multilingual            bool                             // multilingual
 	BitRate                 int64                            // bitRate
 	Ext                     asn1per.Ext                      // extension bitmap length and unknown additions
+	LowFrequencyEnhancement bool                             // lowFrequencyEnhancement
+	Multilingual            bool                             // multilingual
 }
 
 // Encode writes x in ALIGNED PER.
@@ -6704,9 +6704,9 @@ func (x *IS13818AudioMode) Decode(d *asn1per.Decoder) error {
 // G7231AnnexCMode is the ASN.1 SEQUENCE G7231AnnexCMode.
 type G7231AnnexCMode struct {
 	MaxAlSduAudioFrames int64                              // maxAl-sduAudioFrames
-	SilenceSuppression  bool                               // silenceSuppression
 	G723AnnexCAudioMode G7231AnnexCModeG723AnnexCAudioMode // g723AnnexCAudioMode
 	Ext                 asn1per.Ext                        // extension bitmap length and unknown additions
+	SilenceSuppression  bool                               // silenceSuppression
 }
 
 // Encode writes x in ALIGNED PER.
@@ -7487,25 +7487,25 @@ func (x *CommunicationModeResponse) Decode(d *asn1per.Decoder) error {
 
 // CommunicationModeTableEntry is the ASN.1 SEQUENCE CommunicationModeTableEntry.
 type CommunicationModeTableEntry struct {
-	NonStandard                       []NonStandardParameter // nonStandard
-	HasNonStandard                    bool
-	SessionID                         int64 // sessionID
-	AssociatedSessionID               int64 // associatedSessionID
-	HasAssociatedSessionID            bool
+	NonStandard                       []NonStandardParameter              // nonStandard
+	SessionID                         int64                               // sessionID
+	AssociatedSessionID               int64                               // associatedSessionID
 	TerminalLabel                     *TerminalLabel                      // terminalLabel
 	SessionDescription                asn1per.BMPString                   // sessionDescription
 	DataType                          CommunicationModeTableEntryDataType // dataType
 	MediaChannel                      *TransportAddress                   // mediaChannel
+	MediaControlChannel               *TransportAddress                   // mediaControlChannel
+	RedundancyEncoding                *RedundancyEncoding                 // redundancyEncoding
+	SessionDependency                 int64                               // sessionDependency
+	Destination                       *TerminalLabel                      // destination
+	Ext                               asn1per.Ext                         // extension bitmap length and unknown additions
+	HasNonStandard                    bool                                // nonStandard is present
+	HasAssociatedSessionID            bool                                // associatedSessionID is present
 	MediaGuaranteedDelivery           bool                                // mediaGuaranteedDelivery
-	HasMediaGuaranteedDelivery        bool
-	MediaControlChannel               *TransportAddress // mediaControlChannel
-	MediaControlGuaranteedDelivery    bool              // mediaControlGuaranteedDelivery
-	HasMediaControlGuaranteedDelivery bool
-	RedundancyEncoding                *RedundancyEncoding // redundancyEncoding
-	SessionDependency                 int64               // sessionDependency
-	HasSessionDependency              bool
-	Destination                       *TerminalLabel // destination
-	Ext                               asn1per.Ext    // extension bitmap length and unknown additions
+	HasMediaGuaranteedDelivery        bool                                // mediaGuaranteedDelivery is present
+	MediaControlGuaranteedDelivery    bool                                // mediaControlGuaranteedDelivery
+	HasMediaControlGuaranteedDelivery bool                                // mediaControlGuaranteedDelivery is present
+	HasSessionDependency              bool                                // sessionDependency is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -9288,11 +9288,11 @@ func (x *DialingInformation) Decode(d *asn1per.Decoder) error {
 
 // DialingInformationNumber is the ASN.1 SEQUENCE DialingInformationNumber.
 type DialingInformationNumber struct {
-	NetworkAddress string // networkAddress
-	SubAddress     string // subAddress
-	HasSubAddress  bool
+	NetworkAddress string                          // networkAddress
+	SubAddress     string                          // subAddress
 	NetworkType    []DialingInformationNetworkType // networkType
 	Ext            asn1per.Ext                     // extension bitmap length and unknown additions
+	HasSubAddress  bool                            // subAddress is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -9709,8 +9709,8 @@ type LogicalChannelRateReject struct {
 	LogicalChannelNumber     LogicalChannelNumber           // logicalChannelNumber
 	RejectReason             LogicalChannelRateRejectReason // rejectReason
 	CurrentMaximumBitRate    MaximumBitRate                 // currentMaximumBitRate
-	HasCurrentMaximumBitRate bool
-	Ext                      asn1per.Ext // extension bitmap length and unknown additions
+	Ext                      asn1per.Ext                    // extension bitmap length and unknown additions
+	HasCurrentMaximumBitRate bool                           // currentMaximumBitRate is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -10572,10 +10572,10 @@ func (x *MiscellaneousCommand) Decode(d *asn1per.Decoder) error {
 
 // KeyProtectionMethod is the ASN.1 SEQUENCE KeyProtectionMethod.
 type KeyProtectionMethod struct {
+	Ext              asn1per.Ext // extension bitmap length and unknown additions
 	SecureChannel    bool        // secureChannel
 	SharedSecret     bool        // sharedSecret
 	CertProtectedKey bool        // certProtectedKey
-	Ext              asn1per.Ext // extension bitmap length and unknown additions
 }
 
 // Encode writes x in ALIGNED PER.

@@ -10,8 +10,8 @@ import (
 type EncryptionUpdateRequest struct {
 	KeyProtectionMethod *KeyProtectionMethod // keyProtectionMethod
 	SynchFlag           int64                // synchFlag
-	HasSynchFlag        bool
-	Ext                 asn1per.Ext // extension bitmap length and unknown additions
+	Ext                 asn1per.Ext          // extension bitmap length and unknown additions
+	HasSynchFlag        bool                 // synchFlag is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -267,12 +267,12 @@ func (x *H223MultiplexReconfiguration) Decode(d *asn1per.Decoder) error {
 type NewATMVCCommand struct {
 	ResourceID                  int64                            // resourceID
 	BitRate                     int64                            // bitRate
-	BitRateLockedToPCRClock     bool                             // bitRateLockedToPCRClock
-	BitRateLockedToNetworkClock bool                             // bitRateLockedToNetworkClock
 	Aal                         NewATMVCCommandAal               // aal
 	Multiplex                   NewATMVCCommandMultiplex         // multiplex
 	ReverseParameters           NewATMVCCommandReverseParameters // reverseParameters
 	Ext                         asn1per.Ext                      // extension bitmap length and unknown additions
+	BitRateLockedToPCRClock     bool                             // bitRateLockedToPCRClock
+	BitRateLockedToNetworkClock bool                             // bitRateLockedToNetworkClock
 }
 
 // Encode writes x in ALIGNED PER.
@@ -534,8 +534,8 @@ func (x *FunctionNotUnderstood) Decode(d *asn1per.Decoder) error {
 type FunctionNotSupported struct {
 	Cause               FunctionNotSupportedCause // cause
 	ReturnedFunction    []byte                    // returnedFunction
-	HasReturnedFunction bool
-	Ext                 asn1per.Ext // extension bitmap length and unknown additions
+	Ext                 asn1per.Ext               // extension bitmap length and unknown additions
+	HasReturnedFunction bool                      // returnedFunction is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -845,8 +845,8 @@ type TerminalYouAreSeeingInSubPictureNumber struct {
 	TerminalNumber   TerminalNumber // terminalNumber
 	SubPictureNumber int64          // subPictureNumber
 	McuNumber        McuNumber      // mcuNumber
-	HasMcuNumber     bool
-	Ext              asn1per.Ext // extension bitmap length and unknown additions
+	Ext              asn1per.Ext    // extension bitmap length and unknown additions
+	HasMcuNumber     bool           // mcuNumber is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -1065,10 +1065,10 @@ type JitterIndication struct {
 	EstimatedReceivedJitterMantissa int64                 // estimatedReceivedJitterMantissa
 	EstimatedReceivedJitterExponent int64                 // estimatedReceivedJitterExponent
 	SkippedFrameCount               int64                 // skippedFrameCount
-	HasSkippedFrameCount            bool
-	AdditionalDecoderBuffer         int64 // additionalDecoderBuffer
-	HasAdditionalDecoderBuffer      bool
-	Ext                             asn1per.Ext // extension bitmap length and unknown additions
+	AdditionalDecoderBuffer         int64                 // additionalDecoderBuffer
+	Ext                             asn1per.Ext           // extension bitmap length and unknown additions
+	HasSkippedFrameCount            bool                  // skippedFrameCount is present
+	HasAdditionalDecoderBuffer      bool                  // additionalDecoderBuffer is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -1385,10 +1385,10 @@ func (x *MCLocationIndication) Decode(d *asn1per.Decoder) error {
 type VendorIdentification struct {
 	Vendor           NonStandardIdentifier // vendor
 	ProductNumber    []byte                // productNumber
-	HasProductNumber bool
-	VersionNumber    []byte // versionNumber
-	HasVersionNumber bool
-	Ext              asn1per.Ext // extension bitmap length and unknown additions
+	VersionNumber    []byte                // versionNumber
+	Ext              asn1per.Ext           // extension bitmap length and unknown additions
+	HasProductNumber bool                  // productNumber is present
+	HasVersionNumber bool                  // versionNumber is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -1484,12 +1484,12 @@ func (x *VendorIdentification) Decode(d *asn1per.Decoder) error {
 type NewATMVCIndication struct {
 	ResourceID                  int64                                // resourceID
 	BitRate                     int64                                // bitRate
-	BitRateLockedToPCRClock     bool                                 // bitRateLockedToPCRClock
-	BitRateLockedToNetworkClock bool                                 // bitRateLockedToNetworkClock
 	Aal                         NewATMVCIndicationAal                // aal
 	Multiplex                   NewATMVCIndicationMultiplex          // multiplex
 	ReverseParameters           *NewATMVCIndicationReverseParameters // reverseParameters
 	Ext                         asn1per.Ext                          // extension bitmap length and unknown additions
+	BitRateLockedToPCRClock     bool                                 // bitRateLockedToPCRClock
+	BitRateLockedToNetworkClock bool                                 // bitRateLockedToNetworkClock
 }
 
 // Encode writes x in ALIGNED PER.
@@ -1661,13 +1661,13 @@ func (x *IV16) Decode(d *asn1per.Decoder) error {
 
 // Params is the ASN.1 SEQUENCE Params.
 type Params struct {
-	Iv8     IV8 // iv8
-	HasIv8  bool
-	Iv16    IV16 // iv16
-	HasIv16 bool
-	Iv      []byte // iv
-	HasIv   bool
+	Iv8     IV8         // iv8
+	Iv16    IV16        // iv16
+	Iv      []byte      // iv
 	Ext     asn1per.Ext // extension bitmap length and unknown additions
+	HasIv8  bool        // iv8 is present
+	HasIv16 bool        // iv16 is present
+	HasIv   bool        // iv is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -2396,6 +2396,7 @@ func (x *CapabilityH233EncryptionReceiveCapability) Decode(d *asn1per.Decoder) e
 
 // VCCapabilityAal1 is the ASN.1 SEQUENCE VCCapabilityAal1.
 type VCCapabilityAal1 struct {
+	Ext                    asn1per.Ext // extension bitmap length and unknown additions
 	NullClockRecovery      bool        // nullClockRecovery
 	SrtsClockRecovery      bool        // srtsClockRecovery
 	AdaptiveClockRecovery  bool        // adaptiveClockRecovery
@@ -2405,7 +2406,6 @@ type VCCapabilityAal1 struct {
 	ErrorCorrectionOnly    bool        // errorCorrectionOnly
 	StructuredDataTransfer bool        // structuredDataTransfer
 	PartiallyFilledCells   bool        // partiallyFilledCells
-	Ext                    asn1per.Ext // extension bitmap length and unknown additions
 }
 
 // Encode writes x in ALIGNED PER.
@@ -2651,6 +2651,7 @@ func (x *VCCapabilityAvailableBitRates) Decode(d *asn1per.Decoder) error {
 // VCCapabilityAal1ViaGateway is the ASN.1 SEQUENCE VCCapabilityAal1ViaGateway.
 type VCCapabilityAal1ViaGateway struct {
 	GatewayAddress         []Q2931Address // gatewayAddress
+	Ext                    asn1per.Ext    // extension bitmap length and unknown additions
 	NullClockRecovery      bool           // nullClockRecovery
 	SrtsClockRecovery      bool           // srtsClockRecovery
 	AdaptiveClockRecovery  bool           // adaptiveClockRecovery
@@ -2660,7 +2661,6 @@ type VCCapabilityAal1ViaGateway struct {
 	ErrorCorrectionOnly    bool           // errorCorrectionOnly
 	StructuredDataTransfer bool           // structuredDataTransfer
 	PartiallyFilledCells   bool           // partiallyFilledCells
-	Ext                    asn1per.Ext    // extension bitmap length and unknown additions
 }
 
 // Encode writes x in ALIGNED PER.
@@ -2858,12 +2858,12 @@ func (x *H223CapabilityH223MultiplexTableCapability) Decode(d *asn1per.Decoder) 
 
 // H223CapabilityMobileOperationTransmitCapability is the ASN.1 SEQUENCE H223CapabilityMobileOperationTransmitCapability.
 type H223CapabilityMobileOperationTransmitCapability struct {
+	Ext                  asn1per.Ext // extension bitmap length and unknown additions
 	ModeChangeCapability bool        // modeChangeCapability
 	H223AnnexA           bool        // h223AnnexA
 	H223AnnexADoubleFlag bool        // h223AnnexADoubleFlag
 	H223AnnexB           bool        // h223AnnexB
 	H223AnnexBwithHeader bool        // h223AnnexBwithHeader
-	Ext                  asn1per.Ext // extension bitmap length and unknown additions
 }
 
 // Encode writes x in ALIGNED PER.
@@ -3021,9 +3021,9 @@ func (x *H223CapabilityMobileMultilinkFrameCapability) Decode(d *asn1per.Decoder
 
 // H2250CapabilityMcCapability is the ASN.1 SEQUENCE H2250CapabilityMcCapability.
 type H2250CapabilityMcCapability struct {
+	Ext                       asn1per.Ext // extension bitmap length and unknown additions
 	CentralizedConferenceMC   bool        // centralizedConferenceMC
 	DecentralizedConferenceMC bool        // decentralizedConferenceMC
-	Ext                       asn1per.Ext // extension bitmap length and unknown additions
 }
 
 // Encode writes x in ALIGNED PER.
@@ -3087,8 +3087,8 @@ func (x *H2250CapabilityMcCapability) Decode(d *asn1per.Decoder) error {
 
 // MediaTransportTypeAtmAAL5Compressed is the ASN.1 SEQUENCE MediaTransportTypeAtmAAL5Compressed.
 type MediaTransportTypeAtmAAL5Compressed struct {
-	VariableDelta bool        // variable-delta
 	Ext           asn1per.Ext // extension bitmap length and unknown additions
+	VariableDelta bool        // variable-delta
 }
 
 // Encode writes x in ALIGNED PER.
@@ -3221,19 +3221,19 @@ func (x *RTPH263VideoRedundancyEncodingFrameToThreadMapping) Decode(d *asn1per.D
 
 // RefPictureSelectionAdditionalPictureMemory is the ASN.1 SEQUENCE RefPictureSelectionAdditionalPictureMemory.
 type RefPictureSelectionAdditionalPictureMemory struct {
-	SqcifAdditionalPictureMemory     int64 // sqcifAdditionalPictureMemory
-	HasSqcifAdditionalPictureMemory  bool
-	QcifAdditionalPictureMemory      int64 // qcifAdditionalPictureMemory
-	HasQcifAdditionalPictureMemory   bool
-	CifAdditionalPictureMemory       int64 // cifAdditionalPictureMemory
-	HasCifAdditionalPictureMemory    bool
-	Cif4AdditionalPictureMemory      int64 // cif4AdditionalPictureMemory
-	HasCif4AdditionalPictureMemory   bool
-	Cif16AdditionalPictureMemory     int64 // cif16AdditionalPictureMemory
-	HasCif16AdditionalPictureMemory  bool
-	BigCpfAdditionalPictureMemory    int64 // bigCpfAdditionalPictureMemory
-	HasBigCpfAdditionalPictureMemory bool
+	SqcifAdditionalPictureMemory     int64       // sqcifAdditionalPictureMemory
+	QcifAdditionalPictureMemory      int64       // qcifAdditionalPictureMemory
+	CifAdditionalPictureMemory       int64       // cifAdditionalPictureMemory
+	Cif4AdditionalPictureMemory      int64       // cif4AdditionalPictureMemory
+	Cif16AdditionalPictureMemory     int64       // cif16AdditionalPictureMemory
+	BigCpfAdditionalPictureMemory    int64       // bigCpfAdditionalPictureMemory
 	Ext                              asn1per.Ext // extension bitmap length and unknown additions
+	HasSqcifAdditionalPictureMemory  bool        // sqcifAdditionalPictureMemory is present
+	HasQcifAdditionalPictureMemory   bool        // qcifAdditionalPictureMemory is present
+	HasCifAdditionalPictureMemory    bool        // cifAdditionalPictureMemory is present
+	HasCif4AdditionalPictureMemory   bool        // cif4AdditionalPictureMemory is present
+	HasCif16AdditionalPictureMemory  bool        // cif16AdditionalPictureMemory is present
+	HasBigCpfAdditionalPictureMemory bool        // bigCpfAdditionalPictureMemory is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -3517,11 +3517,11 @@ func (x *RefPictureSelectionEnhancedReferencePicSelect) Decode(d *asn1per.Decode
 
 // CustomPictureFormatMPI is the ASN.1 SEQUENCE CustomPictureFormatMPI.
 type CustomPictureFormatMPI struct {
-	StandardMPI    int64 // standardMPI
-	HasStandardMPI bool
+	StandardMPI    int64                             // standardMPI
 	CustomPCF      []CustomPictureFormatMPICustomPCF // customPCF
-	HasCustomPCF   bool
-	Ext            asn1per.Ext // extension bitmap length and unknown additions
+	Ext            asn1per.Ext                       // extension bitmap length and unknown additions
+	HasStandardMPI bool                              // standardMPI is present
+	HasCustomPCF   bool                              // customPCF is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -3622,10 +3622,10 @@ func (x *CustomPictureFormatMPI) Decode(d *asn1per.Decoder) error {
 // CustomPictureFormatPixelAspectInformation is the ASN.1 CHOICE CustomPictureFormatPixelAspectInformation; Choice selects the alternative.
 type CustomPictureFormatPixelAspectInformation struct {
 	Choice              int
-	AnyPixelAspectRatio bool                                                   // anyPixelAspectRatio
 	PixelAspectCode     []int64                                                // pixelAspectCode
 	ExtendedPAR         []CustomPictureFormatPixelAspectInformationExtendedPAR // extendedPAR
 	Raw                 []byte                                                 // contents of an unknown extension alternative
+	AnyPixelAspectRatio bool                                                   // anyPixelAspectRatio
 }
 
 // Alternatives of CustomPictureFormatPixelAspectInformation.
@@ -4248,6 +4248,7 @@ func (x *DataProtocolCapabilityV76wCompression) Decode(d *asn1per.Decoder) error
 
 // T84ProfileT84Restricted is the ASN.1 SEQUENCE T84ProfileT84Restricted.
 type T84ProfileT84Restricted struct {
+	Ext              asn1per.Ext // extension bitmap length and unknown additions
 	Qcif             bool        // qcif
 	Cif              bool        // cif
 	Ccir601Seq       bool        // ccir601Seq
@@ -4267,7 +4268,6 @@ type T84ProfileT84Restricted struct {
 	DigPhotoMedProg  bool        // digPhotoMedProg
 	DigPhotoHighSeq  bool        // digPhotoHighSeq
 	DigPhotoHighProg bool        // digPhotoHighProg
-	Ext              asn1per.Ext // extension bitmap length and unknown additions
 }
 
 // Encode writes x in ALIGNED PER.
@@ -4521,9 +4521,9 @@ func (x *T38FaxUdpOptionsT38FaxUdpEC) Decode(d *asn1per.Decoder) error {
 
 // DepFECCapabilityRfc2733 is the ASN.1 SEQUENCE DepFECCapabilityRfc2733.
 type DepFECCapabilityRfc2733 struct {
-	RedundancyEncoding bool                                  // redundancyEncoding
 	SeparateStream     DepFECCapabilityRfc2733SeparateStream // separateStream
 	Ext                asn1per.Ext                           // extension bitmap length and unknown additions
+	RedundancyEncoding bool                                  // redundancyEncoding
 }
 
 // Encode writes x in ALIGNED PER.
@@ -4654,15 +4654,15 @@ func (x *FECCapabilityRfc2733Format) Decode(d *asn1per.Decoder) error {
 
 // OpenLogicalChannelForwardLogicalChannelParameters is the ASN.1 SEQUENCE OpenLogicalChannelForwardLogicalChannelParameters.
 type OpenLogicalChannelForwardLogicalChannelParameters struct {
-	PortNumber                         int64 // portNumber
-	HasPortNumber                      bool
+	PortNumber                         int64                                                                // portNumber
 	DataType                           DataType                                                             // dataType
 	MultiplexParameters                OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters // multiplexParameters
 	ForwardLogicalChannelDependency    LogicalChannelNumber                                                 // forwardLogicalChannelDependency
-	HasForwardLogicalChannelDependency bool
-	ReplacementFor                     LogicalChannelNumber // replacementFor
-	HasReplacementFor                  bool
-	Ext                                asn1per.Ext // extension bitmap length and unknown additions
+	ReplacementFor                     LogicalChannelNumber                                                 // replacementFor
+	Ext                                asn1per.Ext                                                          // extension bitmap length and unknown additions
+	HasPortNumber                      bool                                                                 // portNumber is present
+	HasForwardLogicalChannelDependency bool                                                                 // forwardLogicalChannelDependency is present
+	HasReplacementFor                  bool                                                                 // replacementFor is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -4798,10 +4798,10 @@ type OpenLogicalChannelReverseLogicalChannelParameters struct {
 	DataType                           DataType                                                              // dataType
 	MultiplexParameters                *OpenLogicalChannelReverseLogicalChannelParametersMultiplexParameters // multiplexParameters
 	ReverseLogicalChannelDependency    LogicalChannelNumber                                                  // reverseLogicalChannelDependency
-	HasReverseLogicalChannelDependency bool
-	ReplacementFor                     LogicalChannelNumber // replacementFor
-	HasReplacementFor                  bool
-	Ext                                asn1per.Ext // extension bitmap length and unknown additions
+	ReplacementFor                     LogicalChannelNumber                                                  // replacementFor
+	Ext                                asn1per.Ext                                                           // extension bitmap length and unknown additions
+	HasReverseLogicalChannelDependency bool                                                                  // reverseLogicalChannelDependency is present
+	HasReplacementFor                  bool                                                                  // replacementFor is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -6473,8 +6473,8 @@ func (x *RTPPayloadTypePayloadDescriptor) Decode(d *asn1per.Decoder) error {
 type RedundancyEncodingRtpRedundancyEncoding struct {
 	Primary      *RedundancyEncodingElement  // primary
 	Secondary    []RedundancyEncodingElement // secondary
-	HasSecondary bool
-	Ext          asn1per.Ext // extension bitmap length and unknown additions
+	Ext          asn1per.Ext                 // extension bitmap length and unknown additions
+	HasSecondary bool                        // secondary is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -6627,9 +6627,9 @@ func (x *DepFECDataRfc2733) Decode(d *asn1per.Decoder) error {
 type FECDataRfc2733 struct {
 	ProtectedPayloadType int64                    // protectedPayloadType
 	FecScheme            asn1per.ObjectIdentifier // fecScheme
-	HasFecScheme         bool
-	PktMode              FECDataRfc2733PktMode // pktMode
-	Ext                  asn1per.Ext           // extension bitmap length and unknown additions
+	PktMode              FECDataRfc2733PktMode    // pktMode
+	Ext                  asn1per.Ext              // extension bitmap length and unknown additions
+	HasFecScheme         bool                     // fecScheme is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -7182,13 +7182,13 @@ func (x *MulticastAddressIP6Address) Decode(d *asn1per.Decoder) error {
 
 // OpenLogicalChannelAckReverseLogicalChannelParameters is the ASN.1 SEQUENCE OpenLogicalChannelAckReverseLogicalChannelParameters.
 type OpenLogicalChannelAckReverseLogicalChannelParameters struct {
-	ReverseLogicalChannelNumber LogicalChannelNumber // reverseLogicalChannelNumber
-	PortNumber                  int64                // portNumber
-	HasPortNumber               bool
+	ReverseLogicalChannelNumber LogicalChannelNumber                                                     // reverseLogicalChannelNumber
+	PortNumber                  int64                                                                    // portNumber
 	MultiplexParameters         *OpenLogicalChannelAckReverseLogicalChannelParametersMultiplexParameters // multiplexParameters
 	ReplacementFor              LogicalChannelNumber                                                     // replacementFor
-	HasReplacementFor           bool
-	Ext                         asn1per.Ext // extension bitmap length and unknown additions
+	Ext                         asn1per.Ext                                                              // extension bitmap length and unknown additions
+	HasPortNumber               bool                                                                     // portNumber is present
+	HasReplacementFor           bool                                                                     // replacementFor is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -10059,10 +10059,10 @@ func (x *CommunicationModeTableEntryDataType) Decode(d *asn1per.Decoder) error {
 type ConferenceRequestRequestTerminalCertificate struct {
 	TerminalLabel            *TerminalLabel        // terminalLabel
 	CertSelectionCriteria    CertSelectionCriteria // certSelectionCriteria
-	HasCertSelectionCriteria bool
-	SRandom                  int64 // sRandom
-	HasSRandom               bool
-	Ext                      asn1per.Ext // extension bitmap length and unknown additions
+	SRandom                  int64                 // sRandom
+	Ext                      asn1per.Ext           // extension bitmap length and unknown additions
+	HasCertSelectionCriteria bool                  // certSelectionCriteria is present
+	HasSRandom               bool                  // sRandom is present
 }
 
 // Encode writes x in ALIGNED PER.

@@ -305,8 +305,8 @@ func (x *ConferenceResponseChairTokenOwnerResponse) Decode(d *asn1per.Decoder) e
 type ConferenceResponseTerminalCertificateResponse struct {
 	TerminalLabel          *TerminalLabel // terminalLabel
 	CertificateResponse    []byte         // certificateResponse
-	HasCertificateResponse bool
-	Ext                    asn1per.Ext // extension bitmap length and unknown additions
+	Ext                    asn1per.Ext    // extension bitmap length and unknown additions
+	HasCertificateResponse bool           // certificateResponse is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -1182,12 +1182,12 @@ func (x *MultilinkIndicationExcessiveError) Decode(d *asn1per.Decoder) error {
 
 // SendTerminalCapabilitySetSpecificRequest is the ASN.1 SEQUENCE SendTerminalCapabilitySetSpecificRequest.
 type SendTerminalCapabilitySetSpecificRequest struct {
-	MultiplexCapability            bool                         // multiplexCapability
 	CapabilityTableEntryNumbers    []CapabilityTableEntryNumber // capabilityTableEntryNumbers
-	HasCapabilityTableEntryNumbers bool
 	CapabilityDescriptorNumbers    []CapabilityDescriptorNumber // capabilityDescriptorNumbers
-	HasCapabilityDescriptorNumbers bool
-	Ext                            asn1per.Ext // extension bitmap length and unknown additions
+	Ext                            asn1per.Ext                  // extension bitmap length and unknown additions
+	MultiplexCapability            bool                         // multiplexCapability
+	HasCapabilityTableEntryNumbers bool                         // capabilityTableEntryNumbers is present
+	HasCapabilityDescriptorNumbers bool                         // capabilityDescriptorNumbers is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -2239,10 +2239,10 @@ func (x *NewATMVCCommandMultiplex) Decode(d *asn1per.Decoder) error {
 // NewATMVCCommandReverseParameters is the ASN.1 SEQUENCE NewATMVCCommandReverseParameters.
 type NewATMVCCommandReverseParameters struct {
 	BitRate                     int64                                     // bitRate
-	BitRateLockedToPCRClock     bool                                      // bitRateLockedToPCRClock
-	BitRateLockedToNetworkClock bool                                      // bitRateLockedToNetworkClock
 	Multiplex                   NewATMVCCommandReverseParametersMultiplex // multiplex
 	Ext                         asn1per.Ext                               // extension bitmap length and unknown additions
+	BitRateLockedToPCRClock     bool                                      // bitRateLockedToPCRClock
+	BitRateLockedToNetworkClock bool                                      // bitRateLockedToNetworkClock
 }
 
 // Encode writes x in ALIGNED PER.
@@ -2766,10 +2766,10 @@ func (x *NewATMVCIndicationMultiplex) Decode(d *asn1per.Decoder) error {
 // NewATMVCIndicationReverseParameters is the ASN.1 SEQUENCE NewATMVCIndicationReverseParameters.
 type NewATMVCIndicationReverseParameters struct {
 	BitRate                     int64                                        // bitRate
-	BitRateLockedToPCRClock     bool                                         // bitRateLockedToPCRClock
-	BitRateLockedToNetworkClock bool                                         // bitRateLockedToNetworkClock
 	Multiplex                   NewATMVCIndicationReverseParametersMultiplex // multiplex
 	Ext                         asn1per.Ext                                  // extension bitmap length and unknown additions
+	BitRateLockedToPCRClock     bool                                         // bitRateLockedToPCRClock
+	BitRateLockedToNetworkClock bool                                         // bitRateLockedToNetworkClock
 }
 
 // Encode writes x in ALIGNED PER.
@@ -2950,17 +2950,17 @@ func (x *UserInputIndicationUserInputSupportIndication) Decode(d *asn1per.Decode
 
 // UserInputIndicationSignal is the ASN.1 SEQUENCE UserInputIndicationSignal.
 type UserInputIndicationSignal struct {
-	SignalType              string // signalType
-	Duration                int64  // duration
-	HasDuration             bool
+	SignalType              string                        // signalType
+	Duration                int64                         // duration
 	Rtp                     *UserInputIndicationSignalRtp // rtp
-	HasRtpPayloadIndication bool
-	ParamS                  *Params // paramS
-	EncryptedSignalType     []byte  // encryptedSignalType
-	HasEncryptedSignalType  bool
-	AlgorithmOID            asn1per.ObjectIdentifier // algorithmOID
-	HasAlgorithmOID         bool
-	Ext                     asn1per.Ext // extension bitmap length and unknown additions
+	ParamS                  *Params                       // paramS
+	EncryptedSignalType     []byte                        // encryptedSignalType
+	AlgorithmOID            asn1per.ObjectIdentifier      // algorithmOID
+	Ext                     asn1per.Ext                   // extension bitmap length and unknown additions
+	HasDuration             bool                          // duration is present
+	HasRtpPayloadIndication bool                          // rtpPayloadIndication is present
+	HasEncryptedSignalType  bool                          // encryptedSignalType is present
+	HasAlgorithmOID         bool                          // algorithmOID is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -3221,10 +3221,10 @@ func (x *UserInputIndicationSignalUpdate) Decode(d *asn1per.Decoder) error {
 
 // UserInputIndicationExtendedAlphanumeric is the ASN.1 SEQUENCE UserInputIndicationExtendedAlphanumeric.
 type UserInputIndicationExtendedAlphanumeric struct {
-	Alphanumeric            []byte // alphanumeric
-	HasRtpPayloadIndication bool
+	Alphanumeric            []byte                                                        // alphanumeric
 	EncryptedAlphanumeric   *UserInputIndicationExtendedAlphanumericEncryptedAlphanumeric // encryptedAlphanumeric
 	Ext                     asn1per.Ext                                                   // extension bitmap length and unknown additions
+	HasRtpPayloadIndication bool                                                          // rtpPayloadIndication is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -4081,9 +4081,9 @@ func (x *DataApplicationCapabilityApplicationT38fax) Decode(d *asn1per.Decoder) 
 
 // DepFECCapabilityRfc2733SeparateStream is the ASN.1 SEQUENCE DepFECCapabilityRfc2733SeparateStream.
 type DepFECCapabilityRfc2733SeparateStream struct {
+	Ext          asn1per.Ext // extension bitmap length and unknown additions
 	SeparatePort bool        // separatePort
 	SamePort     bool        // samePort
-	Ext          asn1per.Ext // extension bitmap length and unknown additions
 }
 
 // Encode writes x in ALIGNED PER.
@@ -5109,12 +5109,12 @@ func (x *MiscellaneousCommandTypeVideoFastUpdateGOB) Decode(d *asn1per.Decoder) 
 
 // MiscellaneousCommandTypeVideoFastUpdateMB is the ASN.1 SEQUENCE MiscellaneousCommandTypeVideoFastUpdateMB.
 type MiscellaneousCommandTypeVideoFastUpdateMB struct {
-	FirstGOB    int64 // firstGOB
-	HasFirstGOB bool
-	FirstMB     int64 // firstMB
-	HasFirstMB  bool
+	FirstGOB    int64       // firstGOB
+	FirstMB     int64       // firstMB
 	NumberOfMBs int64       // numberOfMBs
 	Ext         asn1per.Ext // extension bitmap length and unknown additions
+	HasFirstGOB bool        // firstGOB is present
+	HasFirstMB  bool        // firstMB is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -5562,9 +5562,9 @@ func (x *MiscellaneousCommandTypeEncryptionUpdateAck) Decode(d *asn1per.Decoder)
 type NewATMVCCommandAalAal1 struct {
 	ClockRecovery          NewATMVCCommandAalAal1ClockRecovery   // clockRecovery
 	ErrorCorrection        NewATMVCCommandAalAal1ErrorCorrection // errorCorrection
+	Ext                    asn1per.Ext                           // extension bitmap length and unknown additions
 	StructuredDataTransfer bool                                  // structuredDataTransfer
 	PartiallyFilledCells   bool                                  // partiallyFilledCells
-	Ext                    asn1per.Ext                           // extension bitmap length and unknown additions
 }
 
 // Encode writes x in ALIGNED PER.
@@ -5850,9 +5850,9 @@ func (x *MiscellaneousIndicationTypeVideoNotDecodedMBs) Decode(d *asn1per.Decode
 type NewATMVCIndicationAalAal1 struct {
 	ClockRecovery          NewATMVCIndicationAalAal1ClockRecovery   // clockRecovery
 	ErrorCorrection        NewATMVCIndicationAalAal1ErrorCorrection // errorCorrection
+	Ext                    asn1per.Ext                              // extension bitmap length and unknown additions
 	StructuredDataTransfer bool                                     // structuredDataTransfer
 	PartiallyFilledCells   bool                                     // partiallyFilledCells
-	Ext                    asn1per.Ext                              // extension bitmap length and unknown additions
 }
 
 // Encode writes x in ALIGNED PER.
@@ -6055,12 +6055,12 @@ func (x *NewATMVCIndicationReverseParametersMultiplex) Decode(d *asn1per.Decoder
 
 // UserInputIndicationSignalRtp is the ASN.1 SEQUENCE UserInputIndicationSignalRtp.
 type UserInputIndicationSignalRtp struct {
-	Timestamp            int64 // timestamp
-	HasTimestamp         bool
-	ExpirationTime       int64 // expirationTime
-	HasExpirationTime    bool
+	Timestamp            int64                // timestamp
+	ExpirationTime       int64                // expirationTime
 	LogicalChannelNumber LogicalChannelNumber // logicalChannelNumber
 	Ext                  asn1per.Ext          // extension bitmap length and unknown additions
+	HasTimestamp         bool                 // timestamp is present
+	HasExpirationTime    bool                 // expirationTime is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -7004,10 +7004,10 @@ func (x *NewATMVCIndicationAalAal1ErrorCorrection) Decode(d *asn1per.Decoder) er
 
 // DepFECDataRfc2733ModeSeparateStreamDifferentPort is the ASN.1 SEQUENCE DepFECDataRfc2733ModeSeparateStreamDifferentPort.
 type DepFECDataRfc2733ModeSeparateStreamDifferentPort struct {
-	ProtectedSessionID      int64 // protectedSessionID
-	ProtectedPayloadType    int64 // protectedPayloadType
-	HasProtectedPayloadType bool
+	ProtectedSessionID      int64       // protectedSessionID
+	ProtectedPayloadType    int64       // protectedPayloadType
 	Ext                     asn1per.Ext // extension bitmap length and unknown additions
+	HasProtectedPayloadType bool        // protectedPayloadType is present
 }
 
 // Encode writes x in ALIGNED PER.
@@ -7148,10 +7148,10 @@ func (x *DepFECDataRfc2733ModeSeparateStreamSamePort) Decode(d *asn1per.Decoder)
 
 // DepFECModeRfc2733ModeModeSeparateStreamDifferentPort is the ASN.1 SEQUENCE DepFECModeRfc2733ModeModeSeparateStreamDifferentPort.
 type DepFECModeRfc2733ModeModeSeparateStreamDifferentPort struct {
-	ProtectedSessionID      int64 // protectedSessionID
-	ProtectedPayloadType    int64 // protectedPayloadType
-	HasProtectedPayloadType bool
+	ProtectedSessionID      int64       // protectedSessionID
+	ProtectedPayloadType    int64       // protectedPayloadType
 	Ext                     asn1per.Ext // extension bitmap length and unknown additions
+	HasProtectedPayloadType bool        // protectedPayloadType is present
 }
 
 // Encode writes x in ALIGNED PER.
