@@ -425,10 +425,16 @@ func (d *Decoder) ExtBitmap(buf []bool) ([]bool, error) {
 	} else {
 		buf = make([]bool, n)
 	}
-	for i := range buf {
-		if buf[i], err = d.Bool(); err != nil {
+	for i := 0; i < n; {
+		k := min(n-i, 56)
+		v, err := d.Bits(k)
+		if err != nil {
 			return nil, err
 		}
+		for j := 0; j < k; j++ {
+			buf[i+j] = v>>uint(k-1-j)&1 == 1
+		}
+		i += k
 	}
 	return buf, nil
 }

@@ -180,18 +180,27 @@ func (em *emitter) emitSeq(n *named) error {
 	em.p("func (x *%s) Decode(d *asn1per.Decoder) error {", n.goName)
 	em.p("if err := d.Enter(); err != nil { return asn1per.Wrap(err, %q) }", n.goName)
 	em.p("*x = %s{}", n.goName)
-	if t.ext {
+	// The extension bit and the presence bitmap are read at once.
+	nOpt := len(opts)
+	if nOpt > 63 {
+		return fmt.Errorf("%s: %d OPTIONAL fields, more than 63", n.goName, nOpt)
+	}
+	switch {
+	case t.ext && nOpt == 0:
 		em.p("ext, err := d.Bool()")
 		em.p("if err != nil { %s }", wrap(n.goName))
-	}
-	if len(opts) > 0 {
-		em.p("var opt [%d]bool", len(opts))
-		em.p("for i := range opt { b, err := d.Bool(); if err != nil { %s }; opt[i] = b }", wrap(n.goName))
+	case t.ext:
+		em.p("pre, err := d.Bits(%d)", nOpt+1)
+		em.p("if err != nil { %s }", wrap(n.goName))
+		em.p("ext := pre>>%d != 0", nOpt)
+	case nOpt > 0:
+		em.p("pre, err := d.Bits(%d)", nOpt)
+		em.p("if err != nil { %s }", wrap(n.goName))
 	}
 	oi := 0
 	for _, fi := range root {
 		if fi.f.optional {
-			em.p("if opt[%d] {", oi)
+			em.p("if pre&(1<<%d) != 0 {", nOpt-1-oi)
 			oi++
 			em.markPresent(fi)
 		}

@@ -47,22 +47,15 @@ func (x *H323UserInformation) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "H323UserInformation")
 	}
 	*x = H323UserInformation{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "H323UserInformation")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "H323UserInformation")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.H323UuPdu.Decode(d); err != nil {
 		return asn1per.Wrap(err, "h323-uu-pdu")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.UserData = new(H323UserInformationUserData)
 		if err := x.UserData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "user-data")
@@ -225,22 +218,15 @@ func (x *H323UUPDU) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "H323UUPDU")
 	}
 	*x = H323UUPDU{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "H323UUPDU")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "H323UUPDU")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.H323MessageBody.Decode(d); err != nil {
 		return asn1per.Wrap(err, "h323-message-body")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -467,28 +453,21 @@ func (x *StimulusControl) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "StimulusControl")
 	}
 	*x = StimulusControl{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "StimulusControl")
 	}
-	var opt [3]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "StimulusControl")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>3 != 0
+	if pre&(1<<2) != 0 {
 		x.NonStandard = new(NonStandardParameter)
 		if err := x.NonStandard.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<1) != 0 {
 		x.HasIsText = true
 	}
-	if opt[2] {
+	if pre&(1<<0) != 0 {
 		x.HasH248Message = true
 		{
 			r, err := d.OctetString(0, asn1per.Unbounded, false)
@@ -719,25 +698,18 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "AlertingUUIE")
 	}
 	*x = AlertingUUIE{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "AlertingUUIE")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "AlertingUUIE")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
 	if err := x.DestinationInfo.Decode(d); err != nil {
 		return asn1per.Wrap(err, "destinationInfo")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.H245Address = new(TransportAddress)
 		if err := x.H245Address.Decode(d); err != nil {
 			return asn1per.Wrap(err, "h245Address")
@@ -1151,25 +1123,18 @@ func (x *CallProceedingUUIE) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "CallProceedingUUIE")
 	}
 	*x = CallProceedingUUIE{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "CallProceedingUUIE")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "CallProceedingUUIE")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
 	if err := x.DestinationInfo.Decode(d); err != nil {
 		return asn1per.Wrap(err, "destinationInfo")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.H245Address = new(TransportAddress)
 		if err := x.H245Address.Decode(d); err != nil {
 			return asn1per.Wrap(err, "h245Address")
@@ -1563,22 +1528,15 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "ConnectUUIE")
 	}
 	*x = ConnectUUIE{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "ConnectUUIE")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "ConnectUUIE")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.H245Address = new(TransportAddress)
 		if err := x.H245Address.Decode(d); err != nil {
 			return asn1per.Wrap(err, "h245Address")
@@ -2289,22 +2247,15 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "ReleaseCompleteUUIE")
 	}
 	*x = ReleaseCompleteUUIE{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "ReleaseCompleteUUIE")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "ReleaseCompleteUUIE")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.Reason = new(ReleaseCompleteReason)
 		if err := x.Reason.Decode(d); err != nil {
 			return asn1per.Wrap(err, "reason")
@@ -3190,28 +3141,21 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "SetupUUIE")
 	}
 	*x = SetupUUIE{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(8)
 	if err != nil {
 		return asn1per.Wrap(err, "SetupUUIE")
 	}
-	var opt [7]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "SetupUUIE")
-		}
-		opt[i] = b
-	}
+	ext := pre>>7 != 0
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
-	if opt[0] {
+	if pre&(1<<6) != 0 {
 		x.H245Address = new(TransportAddress)
 		if err := x.H245Address.Decode(d); err != nil {
 			return asn1per.Wrap(err, "h245Address")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<5) != 0 {
 		x.HasSourceAddress = true
 		{
 			n73, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -3231,7 +3175,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 	if err := x.SourceInfo.Decode(d); err != nil {
 		return asn1per.Wrap(err, "sourceInfo")
 	}
-	if opt[2] {
+	if pre&(1<<4) != 0 {
 		x.HasDestinationAddress = true
 		{
 			n74, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -3248,13 +3192,13 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[3] {
+	if pre&(1<<3) != 0 {
 		x.DestCallSignalAddress = new(TransportAddress)
 		if err := x.DestCallSignalAddress.Decode(d); err != nil {
 			return asn1per.Wrap(err, "destCallSignalAddress")
 		}
 	}
-	if opt[4] {
+	if pre&(1<<2) != 0 {
 		x.HasDestExtraCallInfo = true
 		{
 			n75, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -3271,7 +3215,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[5] {
+	if pre&(1<<1) != 0 {
 		x.HasDestExtraCRV = true
 		{
 			n76, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -3301,7 +3245,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 	if err := x.ConferenceGoal.Decode(d); err != nil {
 		return asn1per.Wrap(err, "conferenceGoal")
 	}
-	if opt[6] {
+	if pre&(1<<0) != 0 {
 		x.CallServices = new(QseriesOptions)
 		if err := x.CallServices.Decode(d); err != nil {
 			return asn1per.Wrap(err, "callServices")
@@ -4288,28 +4232,21 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "FacilityUUIE")
 	}
 	*x = FacilityUUIE{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "FacilityUUIE")
 	}
-	var opt [3]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "FacilityUUIE")
-		}
-		opt[i] = b
-	}
+	ext := pre>>3 != 0
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
-	if opt[0] {
+	if pre&(1<<2) != 0 {
 		x.AlternativeAddress = new(TransportAddress)
 		if err := x.AlternativeAddress.Decode(d); err != nil {
 			return asn1per.Wrap(err, "alternativeAddress")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<1) != 0 {
 		x.HasAlternativeAliasAddress = true
 		{
 			n97, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -4326,7 +4263,7 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[2] {
+	if pre&(1<<0) != 0 {
 		x.HasConferenceID = true
 		if err := x.ConferenceID.Decode(d); err != nil {
 			return asn1per.Wrap(err, "conferenceID")
@@ -4667,31 +4604,24 @@ func (x *ConferenceList) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "ConferenceList")
 	}
 	*x = ConferenceList{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "ConferenceList")
 	}
-	var opt [3]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "ConferenceList")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>3 != 0
+	if pre&(1<<2) != 0 {
 		x.HasConferenceID = true
 		if err := x.ConferenceID.Decode(d); err != nil {
 			return asn1per.Wrap(err, "conferenceID")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<1) != 0 {
 		x.ConferenceAlias = new(AliasAddress)
 		if err := x.ConferenceAlias.Decode(d); err != nil {
 			return asn1per.Wrap(err, "conferenceAlias")
 		}
 	}
-	if opt[2] {
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -4965,25 +4895,18 @@ func (x *ProgressUUIE) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "ProgressUUIE")
 	}
 	*x = ProgressUUIE{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(6)
 	if err != nil {
 		return asn1per.Wrap(err, "ProgressUUIE")
 	}
-	var opt [5]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "ProgressUUIE")
-		}
-		opt[i] = b
-	}
+	ext := pre>>5 != 0
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
 	if err := x.DestinationInfo.Decode(d); err != nil {
 		return asn1per.Wrap(err, "destinationInfo")
 	}
-	if opt[0] {
+	if pre&(1<<4) != 0 {
 		x.H245Address = new(TransportAddress)
 		if err := x.H245Address.Decode(d); err != nil {
 			return asn1per.Wrap(err, "h245Address")
@@ -4992,13 +4915,13 @@ func (x *ProgressUUIE) Decode(d *asn1per.Decoder) error {
 	if err := x.CallIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "callIdentifier")
 	}
-	if opt[1] {
+	if pre&(1<<3) != 0 {
 		x.H245SecurityMode = new(H245Security)
 		if err := x.H245SecurityMode.Decode(d); err != nil {
 			return asn1per.Wrap(err, "h245SecurityMode")
 		}
 	}
-	if opt[2] {
+	if pre&(1<<2) != 0 {
 		x.HasTokens = true
 		{
 			n107, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -5015,7 +4938,7 @@ func (x *ProgressUUIE) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[3] {
+	if pre&(1<<1) != 0 {
 		x.HasCryptoTokens = true
 		{
 			n108, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -5032,7 +4955,7 @@ func (x *ProgressUUIE) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[4] {
+	if pre&(1<<0) != 0 {
 		x.HasFastStart = true
 		{
 			n109, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -5317,25 +5240,18 @@ func (x *StatusUUIE) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "StatusUUIE")
 	}
 	*x = StatusUUIE{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "StatusUUIE")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "StatusUUIE")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
 	if err := x.CallIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "callIdentifier")
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.HasTokens = true
 		{
 			n112, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -5352,7 +5268,7 @@ func (x *StatusUUIE) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasCryptoTokens = true
 		{
 			n113, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -5447,25 +5363,18 @@ func (x *StatusInquiryUUIE) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "StatusInquiryUUIE")
 	}
 	*x = StatusInquiryUUIE{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "StatusInquiryUUIE")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "StatusInquiryUUIE")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
 	if err := x.CallIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "callIdentifier")
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.HasTokens = true
 		{
 			n116, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -5482,7 +5391,7 @@ func (x *StatusInquiryUUIE) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasCryptoTokens = true
 		{
 			n117, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -5577,25 +5486,18 @@ func (x *SetupAcknowledgeUUIE) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "SetupAcknowledgeUUIE")
 	}
 	*x = SetupAcknowledgeUUIE{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "SetupAcknowledgeUUIE")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "SetupAcknowledgeUUIE")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
 	if err := x.CallIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "callIdentifier")
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.HasTokens = true
 		{
 			n120, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -5612,7 +5514,7 @@ func (x *SetupAcknowledgeUUIE) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasCryptoTokens = true
 		{
 			n121, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -5771,25 +5673,18 @@ func (x *NotifyUUIE) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "NotifyUUIE")
 	}
 	*x = NotifyUUIE{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "NotifyUUIE")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "NotifyUUIE")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
 	if err := x.CallIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "callIdentifier")
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.HasTokens = true
 		{
 			n126, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -5806,7 +5701,7 @@ func (x *NotifyUUIE) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasCryptoTokens = true
 		{
 			n127, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -6029,49 +5924,42 @@ func (x *EndpointType) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "EndpointType")
 	}
 	*x = EndpointType{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(7)
 	if err != nil {
 		return asn1per.Wrap(err, "EndpointType")
 	}
-	var opt [6]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "EndpointType")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>6 != 0
+	if pre&(1<<5) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<4) != 0 {
 		x.Vendor = new(VendorIdentifier)
 		if err := x.Vendor.Decode(d); err != nil {
 			return asn1per.Wrap(err, "vendor")
 		}
 	}
-	if opt[2] {
+	if pre&(1<<3) != 0 {
 		x.Gatekeeper = new(GatekeeperInfo)
 		if err := x.Gatekeeper.Decode(d); err != nil {
 			return asn1per.Wrap(err, "gatekeeper")
 		}
 	}
-	if opt[3] {
+	if pre&(1<<2) != 0 {
 		x.Gateway = new(GatewayInfo)
 		if err := x.Gateway.Decode(d); err != nil {
 			return asn1per.Wrap(err, "gateway")
 		}
 	}
-	if opt[4] {
+	if pre&(1<<1) != 0 {
 		x.Mcu = new(McuInfo)
 		if err := x.Mcu.Decode(d); err != nil {
 			return asn1per.Wrap(err, "mcu")
 		}
 	}
-	if opt[5] {
+	if pre&(1<<0) != 0 {
 		x.Terminal = new(TerminalInfo)
 		if err := x.Terminal.Decode(d); err != nil {
 			return asn1per.Wrap(err, "terminal")
@@ -6194,19 +6082,12 @@ func (x *GatewayInfo) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "GatewayInfo")
 	}
 	*x = GatewayInfo{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "GatewayInfo")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "GatewayInfo")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.HasProtocol = true
 		{
 			n133, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -6223,7 +6104,7 @@ func (x *GatewayInfo) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -6559,19 +6440,12 @@ func (x *H310Caps) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "H310Caps")
 	}
 	*x = H310Caps{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "H310Caps")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "H310Caps")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -6713,19 +6587,12 @@ func (x *H320Caps) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "H320Caps")
 	}
 	*x = H320Caps{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "H320Caps")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "H320Caps")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -6867,19 +6734,12 @@ func (x *H321Caps) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "H321Caps")
 	}
 	*x = H321Caps{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "H321Caps")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "H321Caps")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -7021,19 +6881,12 @@ func (x *H322Caps) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "H322Caps")
 	}
 	*x = H322Caps{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "H322Caps")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "H322Caps")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -7175,19 +7028,12 @@ func (x *H323Caps) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "H323Caps")
 	}
 	*x = H323Caps{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "H323Caps")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "H323Caps")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -7329,19 +7175,12 @@ func (x *H324Caps) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "H324Caps")
 	}
 	*x = H324Caps{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "H324Caps")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "H324Caps")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -7483,19 +7322,12 @@ func (x *VoiceCaps) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "VoiceCaps")
 	}
 	*x = VoiceCaps{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "VoiceCaps")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "VoiceCaps")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -7637,19 +7469,12 @@ func (x *T120OnlyCaps) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "T120OnlyCaps")
 	}
 	*x = T120OnlyCaps{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "T120OnlyCaps")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "T120OnlyCaps")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -7774,25 +7599,18 @@ func (x *NonStandardProtocol) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "NonStandardProtocol")
 	}
 	*x = NonStandardProtocol{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "NonStandardProtocol")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "NonStandardProtocol")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasDataRatesSupported = true
 		{
 			n168, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -7904,25 +7722,18 @@ func (x *T38FaxAnnexbOnlyCaps) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "T38FaxAnnexbOnlyCaps")
 	}
 	*x = T38FaxAnnexbOnlyCaps{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "T38FaxAnnexbOnlyCaps")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "T38FaxAnnexbOnlyCaps")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasDataRatesSupported = true
 		{
 			n172, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -8036,25 +7847,18 @@ func (x *SIPCaps) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "SIPCaps")
 	}
 	*x = SIPCaps{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "SIPCaps")
 	}
-	var opt [3]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "SIPCaps")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>3 != 0
+	if pre&(1<<2) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<1) != 0 {
 		x.HasDataRatesSupported = true
 		{
 			n176, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -8071,7 +7875,7 @@ func (x *SIPCaps) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[2] {
+	if pre&(1<<0) != 0 {
 		x.HasSupportedPrefixes = true
 		{
 			n177, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -8164,19 +7968,12 @@ func (x *McuInfo) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "McuInfo")
 	}
 	*x = McuInfo{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "McuInfo")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "McuInfo")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -8256,19 +8053,12 @@ func (x *TerminalInfo) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "TerminalInfo")
 	}
 	*x = TerminalInfo{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "TerminalInfo")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "TerminalInfo")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -8325,19 +8115,12 @@ func (x *GatekeeperInfo) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "GatekeeperInfo")
 	}
 	*x = GatekeeperInfo{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "GatekeeperInfo")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "GatekeeperInfo")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -8427,22 +8210,15 @@ func (x *VendorIdentifier) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "VendorIdentifier")
 	}
 	*x = VendorIdentifier{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "VendorIdentifier")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "VendorIdentifier")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	if err := x.Vendor.Decode(d); err != nil {
 		return asn1per.Wrap(err, "vendor")
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.HasProductId = true
 		{
 			r, err := d.OctetString(1, 256, false)
@@ -8452,7 +8228,7 @@ func (x *VendorIdentifier) Decode(d *asn1per.Decoder) error {
 			x.ProductId = []byte(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasVersionId = true
 		{
 			r, err := d.OctetString(1, 256, false)
@@ -8615,22 +8391,15 @@ func (x *TunnelledProtocol) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "TunnelledProtocol")
 	}
 	*x = TunnelledProtocol{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "TunnelledProtocol")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "TunnelledProtocol")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.Id.Decode(d); err != nil {
 		return asn1per.Wrap(err, "id")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasSubIdentifier = true
 		{
 			r, err := d.String(charset0, 1, 64, false)
@@ -8696,18 +8465,11 @@ func (x *TunnelledProtocolAlternateIdentifier) Decode(d *asn1per.Decoder) error 
 		return asn1per.Wrap(err, "TunnelledProtocolAlternateIdentifier")
 	}
 	*x = TunnelledProtocolAlternateIdentifier{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "TunnelledProtocolAlternateIdentifier")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "TunnelledProtocolAlternateIdentifier")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	{
 		r, err := d.String(charset0, 1, 64, false)
 		if err != nil {
@@ -8715,7 +8477,7 @@ func (x *TunnelledProtocolAlternateIdentifier) Decode(d *asn1per.Decoder) error 
 		}
 		x.ProtocolType = string(r)
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasProtocolVariant = true
 		{
 			r, err := d.String(charset0, 1, 64, false)
@@ -9371,15 +9133,11 @@ func (x *DisplayName) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "DisplayName")
 	}
 	*x = DisplayName{}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "DisplayName")
-		}
-		opt[i] = b
+	pre, err := d.Bits(1)
+	if err != nil {
+		return asn1per.Wrap(err, "DisplayName")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasLanguage = true
 		{
 			r, err := d.String(charset0, 0, asn1per.Unbounded, false)
@@ -9752,19 +9510,12 @@ func (x *ANSI41UIM) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "ANSI41UIM")
 	}
 	*x = ANSI41UIM{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(12)
 	if err != nil {
 		return asn1per.Wrap(err, "ANSI41UIM")
 	}
-	var opt [11]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "ANSI41UIM")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>11 != 0
+	if pre&(1<<10) != 0 {
 		x.HasImsi = true
 		{
 			r, err := d.String(charset2, 3, 16, false)
@@ -9774,7 +9525,7 @@ func (x *ANSI41UIM) Decode(d *asn1per.Decoder) error {
 			x.Imsi = TBCDSTRING(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<9) != 0 {
 		x.HasMin = true
 		{
 			r, err := d.String(charset2, 3, 16, false)
@@ -9784,7 +9535,7 @@ func (x *ANSI41UIM) Decode(d *asn1per.Decoder) error {
 			x.Min = TBCDSTRING(r)
 		}
 	}
-	if opt[2] {
+	if pre&(1<<8) != 0 {
 		x.HasMdn = true
 		{
 			r, err := d.String(charset2, 3, 16, false)
@@ -9794,7 +9545,7 @@ func (x *ANSI41UIM) Decode(d *asn1per.Decoder) error {
 			x.Mdn = TBCDSTRING(r)
 		}
 	}
-	if opt[3] {
+	if pre&(1<<7) != 0 {
 		x.HasMsisdn = true
 		{
 			r, err := d.String(charset2, 3, 16, false)
@@ -9804,7 +9555,7 @@ func (x *ANSI41UIM) Decode(d *asn1per.Decoder) error {
 			x.Msisdn = TBCDSTRING(r)
 		}
 	}
-	if opt[4] {
+	if pre&(1<<6) != 0 {
 		x.HasEsn = true
 		{
 			r, err := d.String(charset2, 16, 16, false)
@@ -9814,7 +9565,7 @@ func (x *ANSI41UIM) Decode(d *asn1per.Decoder) error {
 			x.Esn = TBCDSTRING(r)
 		}
 	}
-	if opt[5] {
+	if pre&(1<<5) != 0 {
 		x.HasMscid = true
 		{
 			r, err := d.String(charset2, 3, 16, false)
@@ -9827,7 +9578,7 @@ func (x *ANSI41UIM) Decode(d *asn1per.Decoder) error {
 	if err := x.SystemId.Decode(d); err != nil {
 		return asn1per.Wrap(err, "system-id")
 	}
-	if opt[6] {
+	if pre&(1<<4) != 0 {
 		x.HasSystemMyTypeCode = true
 		{
 			r, err := d.OctetString(1, 1, false)
@@ -9837,7 +9588,7 @@ func (x *ANSI41UIM) Decode(d *asn1per.Decoder) error {
 			x.SystemMyTypeCode = []byte(r)
 		}
 	}
-	if opt[7] {
+	if pre&(1<<3) != 0 {
 		x.HasSystemAccessType = true
 		{
 			r, err := d.OctetString(1, 1, false)
@@ -9847,7 +9598,7 @@ func (x *ANSI41UIM) Decode(d *asn1per.Decoder) error {
 			x.SystemAccessType = []byte(r)
 		}
 	}
-	if opt[8] {
+	if pre&(1<<2) != 0 {
 		x.HasQualificationInformationCode = true
 		{
 			r, err := d.OctetString(1, 1, false)
@@ -9857,7 +9608,7 @@ func (x *ANSI41UIM) Decode(d *asn1per.Decoder) error {
 			x.QualificationInformationCode = []byte(r)
 		}
 	}
-	if opt[9] {
+	if pre&(1<<1) != 0 {
 		x.HasSesn = true
 		{
 			r, err := d.String(charset2, 16, 16, false)
@@ -9867,7 +9618,7 @@ func (x *ANSI41UIM) Decode(d *asn1per.Decoder) error {
 			x.Sesn = TBCDSTRING(r)
 		}
 	}
-	if opt[10] {
+	if pre&(1<<0) != 0 {
 		x.HasSoc = true
 		{
 			r, err := d.String(charset2, 3, 16, false)
@@ -9969,19 +9720,12 @@ func (x *GSMUIM) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "GSMUIM")
 	}
 	*x = GSMUIM{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(7)
 	if err != nil {
 		return asn1per.Wrap(err, "GSMUIM")
 	}
-	var opt [6]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "GSMUIM")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>6 != 0
+	if pre&(1<<5) != 0 {
 		x.HasImsi = true
 		{
 			r, err := d.String(charset2, 3, 16, false)
@@ -9991,7 +9735,7 @@ func (x *GSMUIM) Decode(d *asn1per.Decoder) error {
 			x.Imsi = TBCDSTRING(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<4) != 0 {
 		x.HasTmsi = true
 		{
 			r, err := d.OctetString(1, 4, false)
@@ -10001,7 +9745,7 @@ func (x *GSMUIM) Decode(d *asn1per.Decoder) error {
 			x.Tmsi = []byte(r)
 		}
 	}
-	if opt[2] {
+	if pre&(1<<3) != 0 {
 		x.HasMsisdn = true
 		{
 			r, err := d.String(charset2, 3, 16, false)
@@ -10011,7 +9755,7 @@ func (x *GSMUIM) Decode(d *asn1per.Decoder) error {
 			x.Msisdn = TBCDSTRING(r)
 		}
 	}
-	if opt[3] {
+	if pre&(1<<2) != 0 {
 		x.HasImei = true
 		{
 			r, err := d.String(charset2, 15, 16, false)
@@ -10021,7 +9765,7 @@ func (x *GSMUIM) Decode(d *asn1per.Decoder) error {
 			x.Imei = TBCDSTRING(r)
 		}
 	}
-	if opt[4] {
+	if pre&(1<<1) != 0 {
 		x.HasHplmn = true
 		{
 			r, err := d.String(charset2, 1, 4, false)
@@ -10031,7 +9775,7 @@ func (x *GSMUIM) Decode(d *asn1per.Decoder) error {
 			x.Hplmn = TBCDSTRING(r)
 		}
 	}
-	if opt[5] {
+	if pre&(1<<0) != 0 {
 		x.HasVplmn = true
 		{
 			r, err := d.String(charset2, 1, 4, false)
@@ -10429,28 +10173,21 @@ func (x *ExtendedAliasAddress) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "ExtendedAliasAddress")
 	}
 	*x = ExtendedAliasAddress{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "ExtendedAliasAddress")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "ExtendedAliasAddress")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	if err := x.Address.Decode(d); err != nil {
 		return asn1per.Wrap(err, "address")
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.PresentationIndicator = new(PresentationIndicator)
 		if err := x.PresentationIndicator.Decode(d); err != nil {
 			return asn1per.Wrap(err, "presentationIndicator")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasScreeningIndicator = true
 		if err := x.ScreeningIndicator.Decode(d); err != nil {
 			return asn1per.Wrap(err, "screeningIndicator")
@@ -10648,25 +10385,18 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "Endpoint")
 	}
 	*x = Endpoint{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(11)
 	if err != nil {
 		return asn1per.Wrap(err, "Endpoint")
 	}
-	var opt [10]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "Endpoint")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>10 != 0
+	if pre&(1<<9) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<8) != 0 {
 		x.HasAliasAddress = true
 		{
 			n187, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -10683,7 +10413,7 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[2] {
+	if pre&(1<<7) != 0 {
 		x.HasCallSignalAddress = true
 		{
 			n188, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -10700,7 +10430,7 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[3] {
+	if pre&(1<<6) != 0 {
 		x.HasRasAddress = true
 		{
 			n189, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -10717,13 +10447,13 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[4] {
+	if pre&(1<<5) != 0 {
 		x.EndpointType = new(EndpointType)
 		if err := x.EndpointType.Decode(d); err != nil {
 			return asn1per.Wrap(err, "endpointType")
 		}
 	}
-	if opt[5] {
+	if pre&(1<<4) != 0 {
 		x.HasTokens = true
 		{
 			n190, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -10740,7 +10470,7 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[6] {
+	if pre&(1<<3) != 0 {
 		x.HasCryptoTokens = true
 		{
 			n191, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -10757,7 +10487,7 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[7] {
+	if pre&(1<<2) != 0 {
 		x.HasPriority = true
 		{
 			r, err := d.Constrained(0, 127)
@@ -10767,7 +10497,7 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 			x.Priority = int64(r)
 		}
 	}
-	if opt[8] {
+	if pre&(1<<1) != 0 {
 		x.HasRemoteExtensionAddress = true
 		{
 			n192, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -10784,7 +10514,7 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[9] {
+	if pre&(1<<0) != 0 {
 		x.HasDestExtraCallInfo = true
 		{
 			n193, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -10919,19 +10649,12 @@ func (x *AlternateTransportAddresses) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "AlternateTransportAddresses")
 	}
 	*x = AlternateTransportAddresses{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "AlternateTransportAddresses")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "AlternateTransportAddresses")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.HasAnnexE = true
 		{
 			n196, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -11097,22 +10820,15 @@ func (x *AlternateGK) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "AlternateGK")
 	}
 	*x = AlternateGK{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "AlternateGK")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "AlternateGK")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.RasAddress.Decode(d); err != nil {
 		return asn1per.Wrap(err, "rasAddress")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasGatekeeperIdentifier = true
 		if err := x.GatekeeperIdentifier.Decode(d); err != nil {
 			return asn1per.Wrap(err, "gatekeeperIdentifier")
@@ -11343,19 +11059,12 @@ func (x *SecurityCapabilities) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "SecurityCapabilities")
 	}
 	*x = SecurityCapabilities{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "SecurityCapabilities")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "SecurityCapabilities")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.NonStandard = new(NonStandardParameter)
 		if err := x.NonStandard.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
@@ -12653,19 +12362,12 @@ func (x *DataRate) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "DataRate")
 	}
 	*x = DataRate{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "DataRate")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "DataRate")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -12674,7 +12376,7 @@ func (x *DataRate) Decode(d *asn1per.Decoder) error {
 	if err := x.ChannelRate.Decode(d); err != nil {
 		return asn1per.Wrap(err, "channelRate")
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasChannelMultiplier = true
 		{
 			r, err := d.Constrained(1, 256)
@@ -12744,25 +12446,18 @@ func (x *CallLinkage) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "CallLinkage")
 	}
 	*x = CallLinkage{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "CallLinkage")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "CallLinkage")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.HasGlobalCallId = true
 		if err := x.GlobalCallId.Decode(d); err != nil {
 			return asn1per.Wrap(err, "globalCallId")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasThreadId = true
 		if err := x.ThreadId.Decode(d); err != nil {
 			return asn1per.Wrap(err, "threadId")
@@ -12823,19 +12518,12 @@ func (x *SupportedPrefix) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "SupportedPrefix")
 	}
 	*x = SupportedPrefix{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "SupportedPrefix")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "SupportedPrefix")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -13014,25 +12702,18 @@ func (x *CallCapacity) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "CallCapacity")
 	}
 	*x = CallCapacity{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "CallCapacity")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "CallCapacity")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.MaximumCallCapacity = new(CallCapacityInfo)
 		if err := x.MaximumCallCapacity.Decode(d); err != nil {
 			return asn1per.Wrap(err, "maximumCallCapacity")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.CurrentCallCapacity = new(CallCapacityInfo)
 		if err := x.CurrentCallCapacity.Decode(d); err != nil {
 			return asn1per.Wrap(err, "currentCallCapacity")
@@ -13250,19 +12931,12 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "CallCapacityInfo")
 	}
 	*x = CallCapacityInfo{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(12)
 	if err != nil {
 		return asn1per.Wrap(err, "CallCapacityInfo")
 	}
-	var opt [11]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "CallCapacityInfo")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>11 != 0
+	if pre&(1<<10) != 0 {
 		x.HasVoiceGwCallsAvailable = true
 		{
 			n212, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -13279,7 +12953,7 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[1] {
+	if pre&(1<<9) != 0 {
 		x.HasH310GwCallsAvailable = true
 		{
 			n213, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -13296,7 +12970,7 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[2] {
+	if pre&(1<<8) != 0 {
 		x.HasH320GwCallsAvailable = true
 		{
 			n214, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -13313,7 +12987,7 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[3] {
+	if pre&(1<<7) != 0 {
 		x.HasH321GwCallsAvailable = true
 		{
 			n215, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -13330,7 +13004,7 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[4] {
+	if pre&(1<<6) != 0 {
 		x.HasH322GwCallsAvailable = true
 		{
 			n216, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -13347,7 +13021,7 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[5] {
+	if pre&(1<<5) != 0 {
 		x.HasH323GwCallsAvailable = true
 		{
 			n217, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -13364,7 +13038,7 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[6] {
+	if pre&(1<<4) != 0 {
 		x.HasH324GwCallsAvailable = true
 		{
 			n218, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -13381,7 +13055,7 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[7] {
+	if pre&(1<<3) != 0 {
 		x.HasT120OnlyGwCallsAvailable = true
 		{
 			n219, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -13398,7 +13072,7 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[8] {
+	if pre&(1<<2) != 0 {
 		x.HasT38FaxAnnexbOnlyGwCallsAvailable = true
 		{
 			n220, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -13415,7 +13089,7 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[9] {
+	if pre&(1<<1) != 0 {
 		x.HasTerminalCallsAvailable = true
 		{
 			n221, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -13432,7 +13106,7 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[10] {
+	if pre&(1<<0) != 0 {
 		x.HasMcuCallsAvailable = true
 		{
 			n222, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -13547,18 +13221,11 @@ func (x *CallsAvailable) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "CallsAvailable")
 	}
 	*x = CallsAvailable{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "CallsAvailable")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "CallsAvailable")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	{
 		r, err := d.Constrained(0, 4294967295)
 		if err != nil {
@@ -13566,7 +13233,7 @@ func (x *CallsAvailable) Decode(d *asn1per.Decoder) error {
 		}
 		x.Calls = int64(r)
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasGroup = true
 		{
 			r, err := d.String(charset0, 1, 128, false)
@@ -13659,31 +13326,24 @@ func (x *CircuitInfo) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "CircuitInfo")
 	}
 	*x = CircuitInfo{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "CircuitInfo")
 	}
-	var opt [3]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "CircuitInfo")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>3 != 0
+	if pre&(1<<2) != 0 {
 		x.SourceCircuitID = new(CircuitIdentifier)
 		if err := x.SourceCircuitID.Decode(d); err != nil {
 			return asn1per.Wrap(err, "sourceCircuitID")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<1) != 0 {
 		x.DestinationCircuitID = new(CircuitIdentifier)
 		if err := x.DestinationCircuitID.Decode(d); err != nil {
 			return asn1per.Wrap(err, "destinationCircuitID")
 		}
 	}
-	if opt[2] {
+	if pre&(1<<0) != 0 {
 		x.HasGenericData = true
 		{
 			n225, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -13777,25 +13437,18 @@ func (x *CircuitIdentifier) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "CircuitIdentifier")
 	}
 	*x = CircuitIdentifier{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "CircuitIdentifier")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "CircuitIdentifier")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.Cic = new(CicInfo)
 		if err := x.Cic.Decode(d); err != nil {
 			return asn1per.Wrap(err, "cic")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.Group = new(GroupID)
 		if err := x.Group.Decode(d); err != nil {
 			return asn1per.Wrap(err, "group")
@@ -13960,19 +13613,12 @@ func (x *GroupID) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "GroupID")
 	}
 	*x = GroupID{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "GroupID")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "GroupID")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.HasMember = true
 		{
 			n229, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -14060,19 +13706,12 @@ func (x *CarrierInfo) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "CarrierInfo")
 	}
 	*x = CarrierInfo{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "CarrierInfo")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "CarrierInfo")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.HasCarrierIdentificationCode = true
 		{
 			r, err := d.OctetString(3, 4, false)
@@ -14082,7 +13721,7 @@ func (x *CarrierInfo) Decode(d *asn1per.Decoder) error {
 			x.CarrierIdentificationCode = []byte(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasCarrierName = true
 		{
 			r, err := d.String(charset0, 1, 128, false)
@@ -14251,18 +13890,11 @@ func (x *ServiceControlSession) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "ServiceControlSession")
 	}
 	*x = ServiceControlSession{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "ServiceControlSession")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "ServiceControlSession")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	{
 		r, err := d.Constrained(0, 255)
 		if err != nil {
@@ -14270,7 +13902,7 @@ func (x *ServiceControlSession) Decode(d *asn1per.Decoder) error {
 		}
 		x.SessionId = int64(r)
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.Contents = new(ServiceControlDescriptor)
 		if err := x.Contents.Decode(d); err != nil {
 			return asn1per.Wrap(err, "contents")
@@ -14338,18 +13970,11 @@ func (x *RasUsageInfoTypes) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "RasUsageInfoTypes")
 	}
 	*x = RasUsageInfoTypes{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "RasUsageInfoTypes")
 	}
-	var opt [3]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "RasUsageInfoTypes")
-		}
-		opt[i] = b
-	}
+	ext := pre>>3 != 0
 	{
 		n231, err := d.Length(0, asn1per.Unbounded, false, 1)
 		if err != nil {
@@ -14364,13 +13989,13 @@ func (x *RasUsageInfoTypes) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[0] {
+	if pre&(1<<2) != 0 {
 		x.HasStartTime = true
 	}
-	if opt[1] {
+	if pre&(1<<1) != 0 {
 		x.HasEndTime = true
 	}
-	if opt[2] {
+	if pre&(1<<0) != 0 {
 		x.HasTerminationCause = true
 	}
 	if ext {
@@ -14432,22 +14057,15 @@ func (x *RasUsageSpecification) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "RasUsageSpecification")
 	}
 	*x = RasUsageSpecification{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "RasUsageSpecification")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "RasUsageSpecification")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.When.Decode(d); err != nil {
 		return asn1per.Wrap(err, "when")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.CallStartingPoint = new(RasUsageSpecificationCallStartingPoint)
 		if err := x.CallStartingPoint.Decode(d); err != nil {
 			return asn1per.Wrap(err, "callStartingPoint")
@@ -14533,18 +14151,11 @@ func (x *RasUsageInformation) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "RasUsageInformation")
 	}
 	*x = RasUsageInformation{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "RasUsageInformation")
 	}
-	var opt [3]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "RasUsageInformation")
-		}
-		opt[i] = b
-	}
+	ext := pre>>3 != 0
 	{
 		n233, err := d.Length(0, asn1per.Unbounded, false, 1)
 		if err != nil {
@@ -14559,19 +14170,19 @@ func (x *RasUsageInformation) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[0] {
+	if pre&(1<<2) != 0 {
 		x.HasAlertingTime = true
 		if err := x.AlertingTime.Decode(d); err != nil {
 			return asn1per.Wrap(err, "alertingTime")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<1) != 0 {
 		x.HasConnectTime = true
 		if err := x.ConnectTime.Decode(d); err != nil {
 			return asn1per.Wrap(err, "connectTime")
 		}
 	}
-	if opt[2] {
+	if pre&(1<<0) != 0 {
 		x.HasEndTime = true
 		if err := x.EndTime.Decode(d); err != nil {
 			return asn1per.Wrap(err, "endTime")
@@ -14789,19 +14400,12 @@ func (x *CallCreditCapability) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "CallCreditCapability")
 	}
 	*x = CallCreditCapability{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "CallCreditCapability")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "CallCreditCapability")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.HasCanDisplayAmountString = true
 		{
 			r, err := d.Bool()
@@ -14811,7 +14415,7 @@ func (x *CallCreditCapability) Decode(d *asn1per.Decoder) error {
 			x.CanDisplayAmountString = bool(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasCanEnforceDurationLimit = true
 		{
 			r, err := d.Bool()
@@ -14901,19 +14505,12 @@ func (x *CallCreditServiceControl) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "CallCreditServiceControl")
 	}
 	*x = CallCreditServiceControl{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(6)
 	if err != nil {
 		return asn1per.Wrap(err, "CallCreditServiceControl")
 	}
-	var opt [5]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "CallCreditServiceControl")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>5 != 0
+	if pre&(1<<4) != 0 {
 		x.HasAmountString = true
 		{
 			r, err := d.BMPString(1, 512, false)
@@ -14923,13 +14520,13 @@ func (x *CallCreditServiceControl) Decode(d *asn1per.Decoder) error {
 			x.AmountString = asn1per.BMPString(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<3) != 0 {
 		x.BillingMode = new(CallCreditServiceControlBillingMode)
 		if err := x.BillingMode.Decode(d); err != nil {
 			return asn1per.Wrap(err, "billingMode")
 		}
 	}
-	if opt[2] {
+	if pre&(1<<2) != 0 {
 		x.HasCallDurationLimit = true
 		{
 			r, err := d.Constrained(1, 4294967295)
@@ -14939,7 +14536,7 @@ func (x *CallCreditServiceControl) Decode(d *asn1per.Decoder) error {
 			x.CallDurationLimit = int64(r)
 		}
 	}
-	if opt[3] {
+	if pre&(1<<1) != 0 {
 		x.HasEnforceCallDurationLimit = true
 		{
 			r, err := d.Bool()
@@ -14949,7 +14546,7 @@ func (x *CallCreditServiceControl) Decode(d *asn1per.Decoder) error {
 			x.EnforceCallDurationLimit = bool(r)
 		}
 	}
-	if opt[4] {
+	if pre&(1<<0) != 0 {
 		x.CallStartingPoint = new(CallCreditServiceControlCallStartingPoint)
 		if err := x.CallStartingPoint.Decode(d); err != nil {
 			return asn1per.Wrap(err, "callStartingPoint")
@@ -15016,22 +14613,15 @@ func (x *GenericData) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "GenericData")
 	}
 	*x = GenericData{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "GenericData")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "GenericData")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.Id.Decode(d); err != nil {
 		return asn1per.Wrap(err, "id")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasParameters = true
 		{
 			n235, err := d.Length(1, 512, false, 1)

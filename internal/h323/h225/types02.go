@@ -133,22 +133,15 @@ func (x *EnumeratedParameter) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "EnumeratedParameter")
 	}
 	*x = EnumeratedParameter{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "EnumeratedParameter")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "EnumeratedParameter")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.Id.Decode(d); err != nil {
 		return asn1per.Wrap(err, "id")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.Content = new(Content)
 		if err := x.Content.Decode(d); err != nil {
 			return asn1per.Wrap(err, "content")
@@ -477,18 +470,11 @@ func (x *FeatureSet) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "FeatureSet")
 	}
 	*x = FeatureSet{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "FeatureSet")
 	}
-	var opt [3]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "FeatureSet")
-		}
-		opt[i] = b
-	}
+	ext := pre>>3 != 0
 	{
 		r, err := d.Bool()
 		if err != nil {
@@ -496,7 +482,7 @@ func (x *FeatureSet) Decode(d *asn1per.Decoder) error {
 		}
 		x.ReplacementFeatureSet = bool(r)
 	}
-	if opt[0] {
+	if pre&(1<<2) != 0 {
 		x.HasNeededFeatures = true
 		{
 			n7, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -513,7 +499,7 @@ func (x *FeatureSet) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[1] {
+	if pre&(1<<1) != 0 {
 		x.HasDesiredFeatures = true
 		{
 			n8, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -530,7 +516,7 @@ func (x *FeatureSet) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[2] {
+	if pre&(1<<0) != 0 {
 		x.HasSupportedFeatures = true
 		{
 			n9, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -605,25 +591,18 @@ func (x *TransportChannelInfo) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "TransportChannelInfo")
 	}
 	*x = TransportChannelInfo{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "TransportChannelInfo")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "TransportChannelInfo")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.SendAddress = new(TransportAddress)
 		if err := x.SendAddress.Decode(d); err != nil {
 			return asn1per.Wrap(err, "sendAddress")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.RecvAddress = new(TransportAddress)
 		if err := x.RecvAddress.Decode(d); err != nil {
 			return asn1per.Wrap(err, "recvAddress")
@@ -1665,25 +1644,18 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "GatekeeperRequest")
 	}
 	*x = GatekeeperRequest{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(5)
 	if err != nil {
 		return asn1per.Wrap(err, "GatekeeperRequest")
 	}
-	var opt [4]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "GatekeeperRequest")
-		}
-		opt[i] = b
-	}
+	ext := pre>>4 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
-	if opt[0] {
+	if pre&(1<<3) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -1695,19 +1667,19 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 	if err := x.EndpointType.Decode(d); err != nil {
 		return asn1per.Wrap(err, "endpointType")
 	}
-	if opt[1] {
+	if pre&(1<<2) != 0 {
 		x.HasGatekeeperIdentifier = true
 		if err := x.GatekeeperIdentifier.Decode(d); err != nil {
 			return asn1per.Wrap(err, "gatekeeperIdentifier")
 		}
 	}
-	if opt[2] {
+	if pre&(1<<1) != 0 {
 		x.CallServices = new(QseriesOptions)
 		if err := x.CallServices.Decode(d); err != nil {
 			return asn1per.Wrap(err, "callServices")
 		}
 	}
-	if opt[3] {
+	if pre&(1<<0) != 0 {
 		x.HasEndpointAlias = true
 		{
 			n22, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -2150,31 +2122,24 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "GatekeeperConfirm")
 	}
 	*x = GatekeeperConfirm{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "GatekeeperConfirm")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "GatekeeperConfirm")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasGatekeeperIdentifier = true
 		if err := x.GatekeeperIdentifier.Decode(d); err != nil {
 			return asn1per.Wrap(err, "gatekeeperIdentifier")
@@ -2522,31 +2487,24 @@ func (x *GatekeeperReject) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "GatekeeperReject")
 	}
 	*x = GatekeeperReject{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "GatekeeperReject")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "GatekeeperReject")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasGatekeeperIdentifier = true
 		if err := x.GatekeeperIdentifier.Decode(d); err != nil {
 			return asn1per.Wrap(err, "gatekeeperIdentifier")
@@ -3130,25 +3088,18 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "RegistrationRequest")
 	}
 	*x = RegistrationRequest{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "RegistrationRequest")
 	}
-	var opt [3]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "RegistrationRequest")
-		}
-		opt[i] = b
-	}
+	ext := pre>>3 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
-	if opt[0] {
+	if pre&(1<<2) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -3192,7 +3143,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 	if err := x.TerminalType.Decode(d); err != nil {
 		return asn1per.Wrap(err, "terminalType")
 	}
-	if opt[1] {
+	if pre&(1<<1) != 0 {
 		x.HasTerminalAlias = true
 		{
 			n58, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -3209,7 +3160,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[2] {
+	if pre&(1<<0) != 0 {
 		x.HasGatekeeperIdentifier = true
 		if err := x.GatekeeperIdentifier.Decode(d); err != nil {
 			return asn1per.Wrap(err, "gatekeeperIdentifier")
@@ -3934,25 +3885,18 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "RegistrationConfirm")
 	}
 	*x = RegistrationConfirm{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "RegistrationConfirm")
 	}
-	var opt [3]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "RegistrationConfirm")
-		}
-		opt[i] = b
-	}
+	ext := pre>>3 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
-	if opt[0] {
+	if pre&(1<<2) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -3972,7 +3916,7 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[1] {
+	if pre&(1<<1) != 0 {
 		x.HasTerminalAlias = true
 		{
 			n77, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -3989,7 +3933,7 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[2] {
+	if pre&(1<<0) != 0 {
 		x.HasGatekeeperIdentifier = true
 		if err := x.GatekeeperIdentifier.Decode(d); err != nil {
 			return asn1per.Wrap(err, "gatekeeperIdentifier")
@@ -4486,25 +4430,18 @@ func (x *RegistrationReject) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "RegistrationReject")
 	}
 	*x = RegistrationReject{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "RegistrationReject")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "RegistrationReject")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -4513,7 +4450,7 @@ func (x *RegistrationReject) Decode(d *asn1per.Decoder) error {
 	if err := x.RejectReason.Decode(d); err != nil {
 		return asn1per.Wrap(err, "rejectReason")
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasGatekeeperIdentifier = true
 		if err := x.GatekeeperIdentifier.Decode(d); err != nil {
 			return asn1per.Wrap(err, "gatekeeperIdentifier")
@@ -5092,18 +5029,11 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "UnregistrationRequest")
 	}
 	*x = UnregistrationRequest{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "UnregistrationRequest")
 	}
-	var opt [3]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "UnregistrationRequest")
-		}
-		opt[i] = b
-	}
+	ext := pre>>3 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
@@ -5121,7 +5051,7 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[0] {
+	if pre&(1<<2) != 0 {
 		x.HasEndpointAlias = true
 		{
 			n104, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -5138,13 +5068,13 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[1] {
+	if pre&(1<<1) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
-	if opt[2] {
+	if pre&(1<<0) != 0 {
 		x.HasEndpointIdentifier = true
 		if err := x.EndpointIdentifier.Decode(d); err != nil {
 			return asn1per.Wrap(err, "endpointIdentifier")
@@ -5585,22 +5515,15 @@ func (x *UnregistrationConfirm) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "UnregistrationConfirm")
 	}
 	*x = UnregistrationConfirm{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "UnregistrationConfirm")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "UnregistrationConfirm")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -5827,25 +5750,18 @@ func (x *UnregistrationReject) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "UnregistrationReject")
 	}
 	*x = UnregistrationReject{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "UnregistrationReject")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "UnregistrationReject")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
 	if err := x.RejectReason.Decode(d); err != nil {
 		return asn1per.Wrap(err, "rejectReason")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -6382,25 +6298,18 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "AdmissionRequest")
 	}
 	*x = AdmissionRequest{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(8)
 	if err != nil {
 		return asn1per.Wrap(err, "AdmissionRequest")
 	}
-	var opt [7]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "AdmissionRequest")
-		}
-		opt[i] = b
-	}
+	ext := pre>>7 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
 	if err := x.CallType.Decode(d); err != nil {
 		return asn1per.Wrap(err, "callType")
 	}
-	if opt[0] {
+	if pre&(1<<6) != 0 {
 		x.CallModel = new(CallModel)
 		if err := x.CallModel.Decode(d); err != nil {
 			return asn1per.Wrap(err, "callModel")
@@ -6409,7 +6318,7 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 	if err := x.EndpointIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "endpointIdentifier")
 	}
-	if opt[1] {
+	if pre&(1<<5) != 0 {
 		x.HasDestinationInfo = true
 		{
 			n133, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -6426,13 +6335,13 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[2] {
+	if pre&(1<<4) != 0 {
 		x.DestCallSignalAddress = new(TransportAddress)
 		if err := x.DestCallSignalAddress.Decode(d); err != nil {
 			return asn1per.Wrap(err, "destCallSignalAddress")
 		}
 	}
-	if opt[3] {
+	if pre&(1<<3) != 0 {
 		x.HasDestExtraCallInfo = true
 		{
 			n134, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -6463,7 +6372,7 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[4] {
+	if pre&(1<<2) != 0 {
 		x.SrcCallSignalAddress = new(TransportAddress)
 		if err := x.SrcCallSignalAddress.Decode(d); err != nil {
 			return asn1per.Wrap(err, "srcCallSignalAddress")
@@ -6475,13 +6384,13 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 	if err := x.CallReferenceValue.Decode(d); err != nil {
 		return asn1per.Wrap(err, "callReferenceValue")
 	}
-	if opt[5] {
+	if pre&(1<<1) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
-	if opt[6] {
+	if pre&(1<<0) != 0 {
 		x.CallServices = new(QseriesOptions)
 		if err := x.CallServices.Decode(d); err != nil {
 			return asn1per.Wrap(err, "callServices")
@@ -7355,18 +7264,11 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "AdmissionConfirm")
 	}
 	*x = AdmissionConfirm{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "AdmissionConfirm")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "AdmissionConfirm")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
@@ -7379,7 +7281,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 	if err := x.DestCallSignalAddress.Decode(d); err != nil {
 		return asn1per.Wrap(err, "destCallSignalAddress")
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.HasIrrFrequency = true
 		{
 			r, err := d.Constrained(1, 65535)
@@ -7389,7 +7291,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 			x.IrrFrequency = int64(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -8219,25 +8121,18 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "AdmissionReject")
 	}
 	*x = AdmissionReject{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "AdmissionReject")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "AdmissionReject")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
 	if err := x.RejectReason.Decode(d); err != nil {
 		return asn1per.Wrap(err, "rejectReason")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -8873,18 +8768,11 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "BandwidthRequest")
 	}
 	*x = BandwidthRequest{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "BandwidthRequest")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "BandwidthRequest")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
@@ -8897,7 +8785,7 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 	if err := x.CallReferenceValue.Decode(d); err != nil {
 		return asn1per.Wrap(err, "callReferenceValue")
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.CallType = new(CallType)
 		if err := x.CallType.Decode(d); err != nil {
 			return asn1per.Wrap(err, "callType")
@@ -8906,7 +8794,7 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 	if err := x.BandWidth.Decode(d); err != nil {
 		return asn1per.Wrap(err, "bandWidth")
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -9240,25 +9128,18 @@ func (x *BandwidthConfirm) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "BandwidthConfirm")
 	}
 	*x = BandwidthConfirm{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "BandwidthConfirm")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "BandwidthConfirm")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
 	if err := x.BandWidth.Decode(d); err != nil {
 		return asn1per.Wrap(err, "bandWidth")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -9501,18 +9382,11 @@ func (x *BandwidthReject) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "BandwidthReject")
 	}
 	*x = BandwidthReject{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "BandwidthReject")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "BandwidthReject")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
@@ -9522,7 +9396,7 @@ func (x *BandwidthReject) Decode(d *asn1per.Decoder) error {
 	if err := x.AllowedBandWidth.Decode(d); err != nil {
 		return asn1per.Wrap(err, "allowedBandWidth")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -9985,22 +9859,15 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "LocationRequest")
 	}
 	*x = LocationRequest{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "LocationRequest")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "LocationRequest")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.HasEndpointIdentifier = true
 		if err := x.EndpointIdentifier.Decode(d); err != nil {
 			return asn1per.Wrap(err, "endpointIdentifier")
@@ -10020,7 +9887,7 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -10596,18 +10463,11 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "LocationConfirm")
 	}
 	*x = LocationConfirm{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "LocationConfirm")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "LocationConfirm")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
@@ -10617,7 +10477,7 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 	if err := x.RasAddress.Decode(d); err != nil {
 		return asn1per.Wrap(err, "rasAddress")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -11091,25 +10951,18 @@ func (x *LocationReject) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "LocationReject")
 	}
 	*x = LocationReject{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "LocationReject")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "LocationReject")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
 	if err := x.RejectReason.Decode(d); err != nil {
 		return asn1per.Wrap(err, "rejectReason")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -11669,18 +11522,11 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "DisengageRequest")
 	}
 	*x = DisengageRequest{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "DisengageRequest")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "DisengageRequest")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
@@ -11696,7 +11542,7 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 	if err := x.DisengageReason.Decode(d); err != nil {
 		return asn1per.Wrap(err, "disengageReason")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -12111,22 +11957,15 @@ func (x *DisengageConfirm) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "DisengageConfirm")
 	}
 	*x = DisengageConfirm{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "DisengageConfirm")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "DisengageConfirm")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -12389,25 +12228,18 @@ func (x *DisengageReject) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "DisengageReject")
 	}
 	*x = DisengageReject{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "DisengageReject")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "DisengageReject")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
 	if err := x.RejectReason.Decode(d); err != nil {
 		return asn1per.Wrap(err, "rejectReason")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -12776,31 +12608,24 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "InfoRequest")
 	}
 	*x = InfoRequest{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "InfoRequest")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "InfoRequest")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
 	if err := x.CallReferenceValue.Decode(d); err != nil {
 		return asn1per.Wrap(err, "callReferenceValue")
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.ReplyAddress = new(TransportAddress)
 		if err := x.ReplyAddress.Decode(d); err != nil {
 			return asn1per.Wrap(err, "replyAddress")
@@ -13172,19 +12997,12 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "InfoRequestResponse")
 	}
 	*x = InfoRequestResponse{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "InfoRequestResponse")
 	}
-	var opt [3]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "InfoRequestResponse")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>3 != 0
+	if pre&(1<<2) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -13216,7 +13034,7 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[1] {
+	if pre&(1<<1) != 0 {
 		x.HasEndpointAlias = true
 		{
 			n279, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -13233,7 +13051,7 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[2] {
+	if pre&(1<<0) != 0 {
 		x.HasPerCallInfo = true
 		{
 			n280, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -13546,28 +13364,21 @@ func (x *InfoRequestAck) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "InfoRequestAck")
 	}
 	*x = InfoRequestAck{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(5)
 	if err != nil {
 		return asn1per.Wrap(err, "InfoRequestAck")
 	}
-	var opt [4]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "InfoRequestAck")
-		}
-		opt[i] = b
-	}
+	ext := pre>>4 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
-	if opt[0] {
+	if pre&(1<<3) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<2) != 0 {
 		x.HasTokens = true
 		{
 			n286, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -13584,7 +13395,7 @@ func (x *InfoRequestAck) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[2] {
+	if pre&(1<<1) != 0 {
 		x.HasCryptoTokens = true
 		{
 			n287, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -13601,7 +13412,7 @@ func (x *InfoRequestAck) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[3] {
+	if pre&(1<<0) != 0 {
 		x.IntegrityCheckValue = new(ICV)
 		if err := x.IntegrityCheckValue.Decode(d); err != nil {
 			return asn1per.Wrap(err, "integrityCheckValue")
@@ -13706,22 +13517,15 @@ func (x *InfoRequestNak) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "InfoRequestNak")
 	}
 	*x = InfoRequestNak{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(6)
 	if err != nil {
 		return asn1per.Wrap(err, "InfoRequestNak")
 	}
-	var opt [5]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "InfoRequestNak")
-		}
-		opt[i] = b
-	}
+	ext := pre>>5 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
-	if opt[0] {
+	if pre&(1<<4) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -13730,13 +13534,13 @@ func (x *InfoRequestNak) Decode(d *asn1per.Decoder) error {
 	if err := x.NakReason.Decode(d); err != nil {
 		return asn1per.Wrap(err, "nakReason")
 	}
-	if opt[1] {
+	if pre&(1<<3) != 0 {
 		x.AltGKInfo = new(AltGKInfo)
 		if err := x.AltGKInfo.Decode(d); err != nil {
 			return asn1per.Wrap(err, "altGKInfo")
 		}
 	}
-	if opt[2] {
+	if pre&(1<<2) != 0 {
 		x.HasTokens = true
 		{
 			n290, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -13753,7 +13557,7 @@ func (x *InfoRequestNak) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[3] {
+	if pre&(1<<1) != 0 {
 		x.HasCryptoTokens = true
 		{
 			n291, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -13770,7 +13574,7 @@ func (x *InfoRequestNak) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[4] {
+	if pre&(1<<0) != 0 {
 		x.IntegrityCheckValue = new(ICV)
 		if err := x.IntegrityCheckValue.Decode(d); err != nil {
 			return asn1per.Wrap(err, "integrityCheckValue")
@@ -14356,28 +14160,21 @@ func (x *RequestInProgress) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "RequestInProgress")
 	}
 	*x = RequestInProgress{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(5)
 	if err != nil {
 		return asn1per.Wrap(err, "RequestInProgress")
 	}
-	var opt [4]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "RequestInProgress")
-		}
-		opt[i] = b
-	}
+	ext := pre>>4 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
-	if opt[0] {
+	if pre&(1<<3) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<2) != 0 {
 		x.HasTokens = true
 		{
 			n304, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -14394,7 +14191,7 @@ func (x *RequestInProgress) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[2] {
+	if pre&(1<<1) != 0 {
 		x.HasCryptoTokens = true
 		{
 			n305, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -14411,7 +14208,7 @@ func (x *RequestInProgress) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[3] {
+	if pre&(1<<0) != 0 {
 		x.IntegrityCheckValue = new(ICV)
 		if err := x.IntegrityCheckValue.Decode(d); err != nil {
 			return asn1per.Wrap(err, "integrityCheckValue")
@@ -14564,25 +14361,18 @@ func (x *ResourcesAvailableIndicate) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "ResourcesAvailableIndicate")
 	}
 	*x = ResourcesAvailableIndicate{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(5)
 	if err != nil {
 		return asn1per.Wrap(err, "ResourcesAvailableIndicate")
 	}
-	var opt [4]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "ResourcesAvailableIndicate")
-		}
-		opt[i] = b
-	}
+	ext := pre>>4 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
-	if opt[0] {
+	if pre&(1<<3) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -14612,7 +14402,7 @@ func (x *ResourcesAvailableIndicate) Decode(d *asn1per.Decoder) error {
 		}
 		x.AlmostOutOfResources = bool(r)
 	}
-	if opt[1] {
+	if pre&(1<<2) != 0 {
 		x.HasTokens = true
 		{
 			n311, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -14629,7 +14419,7 @@ func (x *ResourcesAvailableIndicate) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[2] {
+	if pre&(1<<1) != 0 {
 		x.HasCryptoTokens = true
 		{
 			n312, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -14646,7 +14436,7 @@ func (x *ResourcesAvailableIndicate) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[3] {
+	if pre&(1<<0) != 0 {
 		x.IntegrityCheckValue = new(ICV)
 		if err := x.IntegrityCheckValue.Decode(d); err != nil {
 			return asn1per.Wrap(err, "integrityCheckValue")
@@ -14804,31 +14594,24 @@ func (x *ResourcesAvailableConfirm) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "ResourcesAvailableConfirm")
 	}
 	*x = ResourcesAvailableConfirm{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(5)
 	if err != nil {
 		return asn1per.Wrap(err, "ResourcesAvailableConfirm")
 	}
-	var opt [4]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "ResourcesAvailableConfirm")
-		}
-		opt[i] = b
-	}
+	ext := pre>>4 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
-	if opt[0] {
+	if pre&(1<<3) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<2) != 0 {
 		x.HasTokens = true
 		{
 			n317, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -14845,7 +14628,7 @@ func (x *ResourcesAvailableConfirm) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[2] {
+	if pre&(1<<1) != 0 {
 		x.HasCryptoTokens = true
 		{
 			n318, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -14862,7 +14645,7 @@ func (x *ResourcesAvailableConfirm) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[3] {
+	if pre&(1<<0) != 0 {
 		x.IntegrityCheckValue = new(ICV)
 		if err := x.IntegrityCheckValue.Decode(d); err != nil {
 			return asn1per.Wrap(err, "integrityCheckValue")
@@ -15023,22 +14806,15 @@ func (x *ServiceControlIndication) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "ServiceControlIndication")
 	}
 	*x = ServiceControlIndication{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(9)
 	if err != nil {
 		return asn1per.Wrap(err, "ServiceControlIndication")
 	}
-	var opt [8]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "ServiceControlIndication")
-		}
-		opt[i] = b
-	}
+	ext := pre>>8 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
-	if opt[0] {
+	if pre&(1<<7) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -15058,19 +14834,19 @@ func (x *ServiceControlIndication) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[1] {
+	if pre&(1<<6) != 0 {
 		x.HasEndpointIdentifier = true
 		if err := x.EndpointIdentifier.Decode(d); err != nil {
 			return asn1per.Wrap(err, "endpointIdentifier")
 		}
 	}
-	if opt[2] {
+	if pre&(1<<5) != 0 {
 		x.CallSpecific = new(ServiceControlIndicationCallSpecific)
 		if err := x.CallSpecific.Decode(d); err != nil {
 			return asn1per.Wrap(err, "callSpecific")
 		}
 	}
-	if opt[3] {
+	if pre&(1<<4) != 0 {
 		x.HasTokens = true
 		{
 			n325, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -15087,7 +14863,7 @@ func (x *ServiceControlIndication) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[4] {
+	if pre&(1<<3) != 0 {
 		x.HasCryptoTokens = true
 		{
 			n326, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -15104,19 +14880,19 @@ func (x *ServiceControlIndication) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[5] {
+	if pre&(1<<2) != 0 {
 		x.IntegrityCheckValue = new(ICV)
 		if err := x.IntegrityCheckValue.Decode(d); err != nil {
 			return asn1per.Wrap(err, "integrityCheckValue")
 		}
 	}
-	if opt[6] {
+	if pre&(1<<1) != 0 {
 		x.FeatureSet = new(FeatureSet)
 		if err := x.FeatureSet.Decode(d); err != nil {
 			return asn1per.Wrap(err, "featureSet")
 		}
 	}
-	if opt[7] {
+	if pre&(1<<0) != 0 {
 		x.HasGenericData = true
 		{
 			n327, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -15248,34 +15024,27 @@ func (x *ServiceControlResponse) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "ServiceControlResponse")
 	}
 	*x = ServiceControlResponse{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(8)
 	if err != nil {
 		return asn1per.Wrap(err, "ServiceControlResponse")
 	}
-	var opt [7]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "ServiceControlResponse")
-		}
-		opt[i] = b
-	}
+	ext := pre>>7 != 0
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
-	if opt[0] {
+	if pre&(1<<6) != 0 {
 		x.Result = new(ServiceControlResponseResult)
 		if err := x.Result.Decode(d); err != nil {
 			return asn1per.Wrap(err, "result")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<5) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
-	if opt[2] {
+	if pre&(1<<4) != 0 {
 		x.HasTokens = true
 		{
 			n331, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -15292,7 +15061,7 @@ func (x *ServiceControlResponse) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[3] {
+	if pre&(1<<3) != 0 {
 		x.HasCryptoTokens = true
 		{
 			n332, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -15309,19 +15078,19 @@ func (x *ServiceControlResponse) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[4] {
+	if pre&(1<<2) != 0 {
 		x.IntegrityCheckValue = new(ICV)
 		if err := x.IntegrityCheckValue.Decode(d); err != nil {
 			return asn1per.Wrap(err, "integrityCheckValue")
 		}
 	}
-	if opt[5] {
+	if pre&(1<<1) != 0 {
 		x.FeatureSet = new(FeatureSet)
 		if err := x.FeatureSet.Decode(d); err != nil {
 			return asn1per.Wrap(err, "featureSet")
 		}
 	}
-	if opt[6] {
+	if pre&(1<<0) != 0 {
 		x.HasGenericData = true
 		{
 			n333, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -15661,19 +15430,12 @@ func (x *ECpoint) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "ECpoint")
 	}
 	*x = ECpoint{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "ECpoint")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "ECpoint")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.HasX = true
 		{
 			r, err := d.BitString(0, 511, false)
@@ -15683,7 +15445,7 @@ func (x *ECpoint) Decode(d *asn1per.Decoder) error {
 			x.X = asn1per.BitString(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasY = true
 		{
 			r, err := d.BitString(0, 511, false)
@@ -16220,18 +15982,11 @@ func (x *ClearToken) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "ClearToken")
 	}
 	*x = ClearToken{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(9)
 	if err != nil {
 		return asn1per.Wrap(err, "ClearToken")
 	}
-	var opt [8]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "ClearToken")
-		}
-		opt[i] = b
-	}
+	ext := pre>>8 != 0
 	{
 		r, err := d.ObjectIdentifier()
 		if err != nil {
@@ -16239,49 +15994,49 @@ func (x *ClearToken) Decode(d *asn1per.Decoder) error {
 		}
 		x.TokenOID = asn1per.ObjectIdentifier(r)
 	}
-	if opt[0] {
+	if pre&(1<<7) != 0 {
 		x.HasTimeStamp = true
 		if err := x.TimeStamp.Decode(d); err != nil {
 			return asn1per.Wrap(err, "timeStamp")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<6) != 0 {
 		x.HasPassword = true
 		if err := x.Password.Decode(d); err != nil {
 			return asn1per.Wrap(err, "password")
 		}
 	}
-	if opt[2] {
+	if pre&(1<<5) != 0 {
 		x.Dhkey = new(DHset)
 		if err := x.Dhkey.Decode(d); err != nil {
 			return asn1per.Wrap(err, "dhkey")
 		}
 	}
-	if opt[3] {
+	if pre&(1<<4) != 0 {
 		x.HasChallenge = true
 		if err := x.Challenge.Decode(d); err != nil {
 			return asn1per.Wrap(err, "challenge")
 		}
 	}
-	if opt[4] {
+	if pre&(1<<3) != 0 {
 		x.HasRandom = true
 		if err := x.Random.Decode(d); err != nil {
 			return asn1per.Wrap(err, "random")
 		}
 	}
-	if opt[5] {
+	if pre&(1<<2) != 0 {
 		x.Certificate = new(TypedCertificate)
 		if err := x.Certificate.Decode(d); err != nil {
 			return asn1per.Wrap(err, "certificate")
 		}
 	}
-	if opt[6] {
+	if pre&(1<<1) != 0 {
 		x.HasGeneralID = true
 		if err := x.GeneralID.Decode(d); err != nil {
 			return asn1per.Wrap(err, "generalID")
 		}
 	}
-	if opt[7] {
+	if pre&(1<<0) != 0 {
 		x.NonStandard = new(H235NonStandardParameter)
 		if err := x.NonStandard.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
@@ -16408,18 +16163,11 @@ func (x *ProfileElement) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "ProfileElement")
 	}
 	*x = ProfileElement{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "ProfileElement")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "ProfileElement")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	{
 		r, err := d.Constrained(0, 255)
 		if err != nil {
@@ -16427,13 +16175,13 @@ func (x *ProfileElement) Decode(d *asn1per.Decoder) error {
 		}
 		x.ElementID = int64(r)
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.ParamS = new(Params)
 		if err := x.ParamS.Decode(d); err != nil {
 			return asn1per.Wrap(err, "paramS")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.Element = new(Element)
 		if err := x.Element.Decode(d); err != nil {
 			return asn1per.Wrap(err, "element")
@@ -16699,19 +16447,12 @@ func (x *Params) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "Params")
 	}
 	*x = Params{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "Params")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "Params")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.HasRanInt = true
 		{
 			r, err := d.Int(false, 0, false, 0, false)
@@ -16721,7 +16462,7 @@ func (x *Params) Decode(d *asn1per.Decoder) error {
 			x.RanInt = int64(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasIv8 = true
 		if err := x.Iv8.Decode(d); err != nil {
 			return asn1per.Wrap(err, "iv8")
@@ -17089,13 +16830,9 @@ func (x *KeySignedMaterial) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "KeySignedMaterial")
 	}
 	*x = KeySignedMaterial{}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "KeySignedMaterial")
-		}
-		opt[i] = b
+	pre, err := d.Bits(2)
+	if err != nil {
+		return asn1per.Wrap(err, "KeySignedMaterial")
 	}
 	if err := x.GeneralId.Decode(d); err != nil {
 		return asn1per.Wrap(err, "generalId")
@@ -17103,13 +16840,13 @@ func (x *KeySignedMaterial) Decode(d *asn1per.Decoder) error {
 	if err := x.Mrandom.Decode(d); err != nil {
 		return asn1per.Wrap(err, "mrandom")
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.HasSrandom = true
 		if err := x.Srandom.Decode(d); err != nil {
 			return asn1per.Wrap(err, "srandom")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasTimeStamp = true
 		if err := x.TimeStamp.Decode(d); err != nil {
 			return asn1per.Wrap(err, "timeStamp")
@@ -17192,25 +16929,18 @@ func (x *H235CertificateSignature) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "H235CertificateSignature")
 	}
 	*x = H235CertificateSignature{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "H235CertificateSignature")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "H235CertificateSignature")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.Certificate.Decode(d); err != nil {
 		return asn1per.Wrap(err, "certificate")
 	}
 	if err := x.ResponseRandom.Decode(d); err != nil {
 		return asn1per.Wrap(err, "responseRandom")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasRequesterRandom = true
 		if err := x.RequesterRandom.Decode(d); err != nil {
 			return asn1per.Wrap(err, "requesterRandom")
@@ -17275,13 +17005,9 @@ func (x *ReturnSig) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "ReturnSig")
 	}
 	*x = ReturnSig{}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "ReturnSig")
-		}
-		opt[i] = b
+	pre, err := d.Bits(2)
+	if err != nil {
+		return asn1per.Wrap(err, "ReturnSig")
 	}
 	if err := x.GeneralId.Decode(d); err != nil {
 		return asn1per.Wrap(err, "generalId")
@@ -17289,13 +17015,13 @@ func (x *ReturnSig) Decode(d *asn1per.Decoder) error {
 	if err := x.ResponseRandom.Decode(d); err != nil {
 		return asn1per.Wrap(err, "responseRandom")
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.HasRequestRandom = true
 		if err := x.RequestRandom.Decode(d); err != nil {
 			return asn1per.Wrap(err, "requestRandom")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.Certificate = new(TypedCertificate)
 		if err := x.Certificate.Decode(d); err != nil {
 			return asn1per.Wrap(err, "certificate")
@@ -17517,25 +17243,18 @@ func (x *V3KeySyncMaterial) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "V3KeySyncMaterial")
 	}
 	*x = V3KeySyncMaterial{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(8)
 	if err != nil {
 		return asn1per.Wrap(err, "V3KeySyncMaterial")
 	}
-	var opt [7]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "V3KeySyncMaterial")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>7 != 0
+	if pre&(1<<6) != 0 {
 		x.HasGeneralID = true
 		if err := x.GeneralID.Decode(d); err != nil {
 			return asn1per.Wrap(err, "generalID")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<5) != 0 {
 		x.HasAlgorithmOID = true
 		{
 			r, err := d.ObjectIdentifier()
@@ -17548,7 +17267,7 @@ func (x *V3KeySyncMaterial) Decode(d *asn1per.Decoder) error {
 	if err := x.ParamS.Decode(d); err != nil {
 		return asn1per.Wrap(err, "paramS")
 	}
-	if opt[2] {
+	if pre&(1<<4) != 0 {
 		x.HasEncryptedSessionKey = true
 		{
 			r, err := d.OctetString(0, asn1per.Unbounded, false)
@@ -17558,7 +17277,7 @@ func (x *V3KeySyncMaterial) Decode(d *asn1per.Decoder) error {
 			x.EncryptedSessionKey = []byte(r)
 		}
 	}
-	if opt[3] {
+	if pre&(1<<3) != 0 {
 		x.HasEncryptedSaltingKey = true
 		{
 			r, err := d.OctetString(0, asn1per.Unbounded, false)
@@ -17568,7 +17287,7 @@ func (x *V3KeySyncMaterial) Decode(d *asn1per.Decoder) error {
 			x.EncryptedSaltingKey = []byte(r)
 		}
 	}
-	if opt[4] {
+	if pre&(1<<2) != 0 {
 		x.HasClearSaltingKey = true
 		{
 			r, err := d.OctetString(0, asn1per.Unbounded, false)
@@ -17578,13 +17297,13 @@ func (x *V3KeySyncMaterial) Decode(d *asn1per.Decoder) error {
 			x.ClearSaltingKey = []byte(r)
 		}
 	}
-	if opt[5] {
+	if pre&(1<<1) != 0 {
 		x.ParamSsalt = new(Params)
 		if err := x.ParamSsalt.Decode(d); err != nil {
 			return asn1per.Wrap(err, "paramSsalt")
 		}
 	}
-	if opt[6] {
+	if pre&(1<<0) != 0 {
 		x.HasKeyDerivationOID = true
 		{
 			r, err := d.ObjectIdentifier()
@@ -18012,18 +17731,11 @@ func (x *H323UUPDUTunnelledSignallingMessage) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "H323UUPDUTunnelledSignallingMessage")
 	}
 	*x = H323UUPDUTunnelledSignallingMessage{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "H323UUPDUTunnelledSignallingMessage")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "H323UUPDUTunnelledSignallingMessage")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	if err := x.TunnelledProtocolID.Decode(d); err != nil {
 		return asn1per.Wrap(err, "tunnelledProtocolID")
 	}
@@ -18045,10 +17757,10 @@ func (x *H323UUPDUTunnelledSignallingMessage) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.HasTunnellingRequired = true
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -18966,22 +18678,15 @@ func (x *CapacityReportingSpecificationWhen) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "CapacityReportingSpecificationWhen")
 	}
 	*x = CapacityReportingSpecificationWhen{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "CapacityReportingSpecificationWhen")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "CapacityReportingSpecificationWhen")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.HasCallStart = true
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasCallEnd = true
 	}
 	if ext {
@@ -19091,25 +18796,18 @@ func (x *RasUsageSpecificationWhen) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "RasUsageSpecificationWhen")
 	}
 	*x = RasUsageSpecificationWhen{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "RasUsageSpecificationWhen")
 	}
-	var opt [3]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "RasUsageSpecificationWhen")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>3 != 0
+	if pre&(1<<2) != 0 {
 		x.HasStart = true
 	}
-	if opt[1] {
+	if pre&(1<<1) != 0 {
 		x.HasEnd = true
 	}
-	if opt[2] {
+	if pre&(1<<0) != 0 {
 		x.HasInIrr = true
 	}
 	if ext {
@@ -19160,22 +18858,15 @@ func (x *RasUsageSpecificationCallStartingPoint) Decode(d *asn1per.Decoder) erro
 		return asn1per.Wrap(err, "RasUsageSpecificationCallStartingPoint")
 	}
 	*x = RasUsageSpecificationCallStartingPoint{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "RasUsageSpecificationCallStartingPoint")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "RasUsageSpecificationCallStartingPoint")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.HasAlerting = true
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasConnect = true
 	}
 	if ext {
@@ -19550,19 +19241,12 @@ func (x *RegistrationRejectReasonInvalidTerminalAliases) Decode(d *asn1per.Decod
 		return asn1per.Wrap(err, "RegistrationRejectReasonInvalidTerminalAliases")
 	}
 	*x = RegistrationRejectReasonInvalidTerminalAliases{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "RegistrationRejectReasonInvalidTerminalAliases")
 	}
-	var opt [3]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "RegistrationRejectReasonInvalidTerminalAliases")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>3 != 0
+	if pre&(1<<2) != 0 {
 		x.HasTerminalAlias = true
 		{
 			n343, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -19579,7 +19263,7 @@ func (x *RegistrationRejectReasonInvalidTerminalAliases) Decode(d *asn1per.Decod
 			}
 		}
 	}
-	if opt[1] {
+	if pre&(1<<1) != 0 {
 		x.HasTerminalAliasPattern = true
 		{
 			n344, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -19596,7 +19280,7 @@ func (x *RegistrationRejectReasonInvalidTerminalAliases) Decode(d *asn1per.Decod
 			}
 		}
 	}
-	if opt[2] {
+	if pre&(1<<0) != 0 {
 		x.HasSupportedPrefixes = true
 		{
 			n345, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -19836,19 +19520,12 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "InfoRequestResponsePerCallInfo")
 	}
 	*x = InfoRequestResponsePerCallInfo{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(6)
 	if err != nil {
 		return asn1per.Wrap(err, "InfoRequestResponsePerCallInfo")
 	}
-	var opt [5]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "InfoRequestResponsePerCallInfo")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>5 != 0
+	if pre&(1<<4) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -19860,7 +19537,7 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 	if err := x.ConferenceID.Decode(d); err != nil {
 		return asn1per.Wrap(err, "conferenceID")
 	}
-	if opt[1] {
+	if pre&(1<<3) != 0 {
 		x.HasOriginator = true
 		{
 			r, err := d.Bool()
@@ -19870,7 +19547,7 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 			x.Originator = bool(r)
 		}
 	}
-	if opt[2] {
+	if pre&(1<<2) != 0 {
 		x.HasAudio = true
 		{
 			n353, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -19887,7 +19564,7 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[3] {
+	if pre&(1<<1) != 0 {
 		x.HasVideo = true
 		{
 			n354, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -19904,7 +19581,7 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[4] {
+	if pre&(1<<0) != 0 {
 		x.HasData = true
 		{
 			n355, err := d.Length(0, asn1per.Unbounded, false, 1)

@@ -1687,22 +1687,15 @@ func (x *GenericMessage) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "GenericMessage")
 	}
 	*x = GenericMessage{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "GenericMessage")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "GenericMessage")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	if err := x.MessageIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "messageIdentifier")
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.HasSubMessageIdentifier = true
 		{
 			r, err := d.Constrained(0, 127)
@@ -1712,7 +1705,7 @@ func (x *GenericMessage) Decode(d *asn1per.Decoder) error {
 			x.SubMessageIdentifier = int64(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasMessageContent = true
 		{
 			n1, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -2232,18 +2225,11 @@ func (x *TerminalCapabilitySet) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "TerminalCapabilitySet")
 	}
 	*x = TerminalCapabilitySet{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "TerminalCapabilitySet")
 	}
-	var opt [3]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "TerminalCapabilitySet")
-		}
-		opt[i] = b
-	}
+	ext := pre>>3 != 0
 	if err := x.SequenceNumber.Decode(d); err != nil {
 		return asn1per.Wrap(err, "sequenceNumber")
 	}
@@ -2254,13 +2240,13 @@ func (x *TerminalCapabilitySet) Decode(d *asn1per.Decoder) error {
 		}
 		x.ProtocolIdentifier = asn1per.ObjectIdentifier(r)
 	}
-	if opt[0] {
+	if pre&(1<<2) != 0 {
 		x.MultiplexCapability = new(MultiplexCapability)
 		if err := x.MultiplexCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplexCapability")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<1) != 0 {
 		x.HasCapabilityTable = true
 		{
 			n5, err := d.Length(1, 256, false, 1)
@@ -2277,7 +2263,7 @@ func (x *TerminalCapabilitySet) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[2] {
+	if pre&(1<<0) != 0 {
 		x.HasCapabilityDescriptors = true
 		{
 			n6, err := d.Length(1, 256, false, 1)
@@ -2361,18 +2347,14 @@ func (x *CapabilityTableEntry) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "CapabilityTableEntry")
 	}
 	*x = CapabilityTableEntry{}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "CapabilityTableEntry")
-		}
-		opt[i] = b
+	pre, err := d.Bits(1)
+	if err != nil {
+		return asn1per.Wrap(err, "CapabilityTableEntry")
 	}
 	if err := x.CapabilityTableEntryNumber.Decode(d); err != nil {
 		return asn1per.Wrap(err, "capabilityTableEntryNumber")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.Capability = new(Capability)
 		if err := x.Capability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "capability")
@@ -2417,18 +2399,14 @@ func (x *CapabilityDescriptor) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "CapabilityDescriptor")
 	}
 	*x = CapabilityDescriptor{}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "CapabilityDescriptor")
-		}
-		opt[i] = b
+	pre, err := d.Bits(1)
+	if err != nil {
+		return asn1per.Wrap(err, "CapabilityDescriptor")
 	}
 	if err := x.CapabilityDescriptorNumber.Decode(d); err != nil {
 		return asn1per.Wrap(err, "capabilityDescriptorNumber")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasSimultaneousCapabilities = true
 		{
 			n9, err := d.Length(1, 256, false, 1)
@@ -3785,25 +3763,18 @@ func (x *VCCapability) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "VCCapability")
 	}
 	*x = VCCapability{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "VCCapability")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "VCCapability")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.Aal1 = new(VCCapabilityAal1)
 		if err := x.Aal1.Decode(d); err != nil {
 			return asn1per.Wrap(err, "aal1")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.Aal5 = new(VCCapabilityAal5)
 		if err := x.Aal5.Decode(d); err != nil {
 			return asn1per.Wrap(err, "aal5")
@@ -5020,25 +4991,18 @@ func (x *RSVPParameters) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "RSVPParameters")
 	}
 	*x = RSVPParameters{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(7)
 	if err != nil {
 		return asn1per.Wrap(err, "RSVPParameters")
 	}
-	var opt [6]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "RSVPParameters")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>6 != 0
+	if pre&(1<<5) != 0 {
 		x.QosMode = new(QOSMode)
 		if err := x.QosMode.Decode(d); err != nil {
 			return asn1per.Wrap(err, "qosMode")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<4) != 0 {
 		x.HasTokenRate = true
 		{
 			r, err := d.Constrained(1, 4294967295)
@@ -5048,7 +5012,7 @@ func (x *RSVPParameters) Decode(d *asn1per.Decoder) error {
 			x.TokenRate = int64(r)
 		}
 	}
-	if opt[2] {
+	if pre&(1<<3) != 0 {
 		x.HasBucketSize = true
 		{
 			r, err := d.Constrained(1, 4294967295)
@@ -5058,7 +5022,7 @@ func (x *RSVPParameters) Decode(d *asn1per.Decoder) error {
 			x.BucketSize = int64(r)
 		}
 	}
-	if opt[3] {
+	if pre&(1<<2) != 0 {
 		x.HasPeakRate = true
 		{
 			r, err := d.Constrained(1, 4294967295)
@@ -5068,7 +5032,7 @@ func (x *RSVPParameters) Decode(d *asn1per.Decoder) error {
 			x.PeakRate = int64(r)
 		}
 	}
-	if opt[4] {
+	if pre&(1<<1) != 0 {
 		x.HasMinPoliced = true
 		{
 			r, err := d.Constrained(1, 4294967295)
@@ -5078,7 +5042,7 @@ func (x *RSVPParameters) Decode(d *asn1per.Decoder) error {
 			x.MinPoliced = int64(r)
 		}
 	}
-	if opt[5] {
+	if pre&(1<<0) != 0 {
 		x.HasMaxPktSize = true
 		{
 			r, err := d.Constrained(1, 4294967295)
@@ -5317,19 +5281,12 @@ func (x *ServicePriorityValue) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "ServicePriorityValue")
 	}
 	*x = ServicePriorityValue{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "ServicePriorityValue")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "ServicePriorityValue")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.NonStandardParameter = new(NonStandardParameter)
 		if err := x.NonStandardParameter.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardParameter")
@@ -5440,19 +5397,12 @@ func (x *ServicePriority) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "ServicePriority")
 	}
 	*x = ServicePriority{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "ServicePriority")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "ServicePriority")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -5465,7 +5415,7 @@ func (x *ServicePriority) Decode(d *asn1per.Decoder) error {
 		}
 		x.ServicePrioritySignalled = bool(r)
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.ServicePriorityValue = new(ServicePriorityValue)
 		if err := x.ServicePriorityValue.Decode(d); err != nil {
 			return asn1per.Wrap(err, "servicePriorityValue")
@@ -5554,19 +5504,12 @@ func (x *AuthorizationParameters) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "AuthorizationParameters")
 	}
 	*x = AuthorizationParameters{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "AuthorizationParameters")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "AuthorizationParameters")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -5751,19 +5694,12 @@ func (x *QOSDescriptor) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "QOSDescriptor")
 	}
 	*x = QOSDescriptor{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "QOSDescriptor")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "QOSDescriptor")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
@@ -5858,25 +5794,18 @@ func (x *GenericTransportParameters) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "GenericTransportParameters")
 	}
 	*x = GenericTransportParameters{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(6)
 	if err != nil {
 		return asn1per.Wrap(err, "GenericTransportParameters")
 	}
-	var opt [5]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "GenericTransportParameters")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>5 != 0
+	if pre&(1<<4) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<3) != 0 {
 		x.HasAverageRate = true
 		{
 			r, err := d.Constrained(1, 4294967295)
@@ -5886,7 +5815,7 @@ func (x *GenericTransportParameters) Decode(d *asn1per.Decoder) error {
 			x.AverageRate = int64(r)
 		}
 	}
-	if opt[2] {
+	if pre&(1<<2) != 0 {
 		x.HasBurst = true
 		{
 			r, err := d.Constrained(1, 4294967295)
@@ -5896,7 +5825,7 @@ func (x *GenericTransportParameters) Decode(d *asn1per.Decoder) error {
 			x.Burst = int64(r)
 		}
 	}
-	if opt[3] {
+	if pre&(1<<1) != 0 {
 		x.HasPeakRate = true
 		{
 			r, err := d.Constrained(1, 4294967295)
@@ -5906,7 +5835,7 @@ func (x *GenericTransportParameters) Decode(d *asn1per.Decoder) error {
 			x.PeakRate = int64(r)
 		}
 	}
-	if opt[4] {
+	if pre&(1<<0) != 0 {
 		x.HasMaxPktSize = true
 		{
 			r, err := d.Constrained(1, 4294967295)
@@ -6040,31 +5969,24 @@ func (x *QOSCapability) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "QOSCapability")
 	}
 	*x = QOSCapability{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "QOSCapability")
 	}
-	var opt [3]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "QOSCapability")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>3 != 0
+	if pre&(1<<2) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
 		if err := x.NonStandardData.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<1) != 0 {
 		x.RsvpParameters = new(RSVPParameters)
 		if err := x.RsvpParameters.Decode(d); err != nil {
 			return asn1per.Wrap(err, "rsvpParameters")
 		}
 	}
-	if opt[2] {
+	if pre&(1<<0) != 0 {
 		x.AtmParameters = new(ATMParameters)
 		if err := x.AtmParameters.Decode(d); err != nil {
 			return asn1per.Wrap(err, "atmParameters")
@@ -6283,19 +6205,12 @@ func (x *MediaChannelCapability) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "MediaChannelCapability")
 	}
 	*x = MediaChannelCapability{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "MediaChannelCapability")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "MediaChannelCapability")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.MediaTransport = new(MediaTransportType)
 		if err := x.MediaTransport.Decode(d); err != nil {
 			return asn1per.Wrap(err, "mediaTransport")
@@ -6378,25 +6293,18 @@ func (x *TransportCapability) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "TransportCapability")
 	}
 	*x = TransportCapability{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "TransportCapability")
 	}
-	var opt [3]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "TransportCapability")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>3 != 0
+	if pre&(1<<2) != 0 {
 		x.NonStandard = new(NonStandardParameter)
 		if err := x.NonStandard.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<1) != 0 {
 		x.HasQOSCapabilities = true
 		{
 			n26, err := d.Length(1, 256, false, 1)
@@ -6413,7 +6321,7 @@ func (x *TransportCapability) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[2] {
+	if pre&(1<<0) != 0 {
 		x.HasMediaChannelCapabilities = true
 		{
 			n27, err := d.Length(1, 256, false, 1)
@@ -6495,25 +6403,18 @@ func (x *RedundancyEncodingCapability) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "RedundancyEncodingCapability")
 	}
 	*x = RedundancyEncodingCapability{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "RedundancyEncodingCapability")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "RedundancyEncodingCapability")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.RedundancyEncodingMethod.Decode(d); err != nil {
 		return asn1per.Wrap(err, "redundancyEncodingMethod")
 	}
 	if err := x.PrimaryEncoding.Decode(d); err != nil {
 		return asn1per.Wrap(err, "primaryEncoding")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasSecondaryEncoding = true
 		{
 			n29, err := d.Length(1, 256, false, 1)
@@ -6686,18 +6587,11 @@ func (x *RTPH263VideoRedundancyEncoding) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "RTPH263VideoRedundancyEncoding")
 	}
 	*x = RTPH263VideoRedundancyEncoding{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "RTPH263VideoRedundancyEncoding")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "RTPH263VideoRedundancyEncoding")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	{
 		r, err := d.Constrained(1, 16)
 		if err != nil {
@@ -6715,7 +6609,7 @@ func (x *RTPH263VideoRedundancyEncoding) Decode(d *asn1per.Decoder) error {
 	if err := x.FrameToThreadMapping.Decode(d); err != nil {
 		return asn1per.Wrap(err, "frameToThreadMapping")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasContainedThreads = true
 		{
 			n31, err := d.Length(1, 256, false, 1)
@@ -6993,18 +6887,11 @@ func (x *MediaDistributionCapability) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "MediaDistributionCapability")
 	}
 	*x = MediaDistributionCapability{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "MediaDistributionCapability")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "MediaDistributionCapability")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	{
 		r, err := d.Bool()
 		if err != nil {
@@ -7047,7 +6934,7 @@ func (x *MediaDistributionCapability) Decode(d *asn1per.Decoder) error {
 		}
 		x.DistributedVideo = bool(r)
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.HasCentralizedData = true
 		{
 			n38, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -7064,7 +6951,7 @@ func (x *MediaDistributionCapability) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasDistributedData = true
 		{
 			n39, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -7309,18 +7196,11 @@ func (x *ExtendedVideoCapability) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "ExtendedVideoCapability")
 	}
 	*x = ExtendedVideoCapability{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "ExtendedVideoCapability")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "ExtendedVideoCapability")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	{
 		n42, err := d.Length(0, asn1per.Unbounded, false, 1)
 		if err != nil {
@@ -7335,7 +7215,7 @@ func (x *ExtendedVideoCapability) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasVideoCapabilityExtension = true
 		{
 			n43, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -7438,19 +7318,12 @@ func (x *H261VideoCapability) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "H261VideoCapability")
 	}
 	*x = H261VideoCapability{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "H261VideoCapability")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "H261VideoCapability")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.HasQcifMPI = true
 		{
 			r, err := d.Constrained(1, 4)
@@ -7460,7 +7333,7 @@ func (x *H261VideoCapability) Decode(d *asn1per.Decoder) error {
 			x.QcifMPI = int64(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasCifMPI = true
 		{
 			r, err := d.Constrained(1, 4)
@@ -7639,18 +7512,11 @@ func (x *H262VideoCapability) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "H262VideoCapability")
 	}
 	*x = H262VideoCapability{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(7)
 	if err != nil {
 		return asn1per.Wrap(err, "H262VideoCapability")
 	}
-	var opt [6]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "H262VideoCapability")
-		}
-		opt[i] = b
-	}
+	ext := pre>>6 != 0
 	{
 		r, err := d.Bool()
 		if err != nil {
@@ -7728,7 +7594,7 @@ func (x *H262VideoCapability) Decode(d *asn1per.Decoder) error {
 		}
 		x.ProfileAndLevelHPatHL = bool(r)
 	}
-	if opt[0] {
+	if pre&(1<<5) != 0 {
 		x.HasVideoBitRate = true
 		{
 			r, err := d.Constrained(0, 1073741823)
@@ -7738,7 +7604,7 @@ func (x *H262VideoCapability) Decode(d *asn1per.Decoder) error {
 			x.VideoBitRate = int64(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<4) != 0 {
 		x.HasVbvBufferSize = true
 		{
 			r, err := d.Constrained(0, 262143)
@@ -7748,7 +7614,7 @@ func (x *H262VideoCapability) Decode(d *asn1per.Decoder) error {
 			x.VbvBufferSize = int64(r)
 		}
 	}
-	if opt[2] {
+	if pre&(1<<3) != 0 {
 		x.HasSamplesPerLine = true
 		{
 			r, err := d.Constrained(0, 16383)
@@ -7758,7 +7624,7 @@ func (x *H262VideoCapability) Decode(d *asn1per.Decoder) error {
 			x.SamplesPerLine = int64(r)
 		}
 	}
-	if opt[3] {
+	if pre&(1<<2) != 0 {
 		x.HasLinesPerFrame = true
 		{
 			r, err := d.Constrained(0, 16383)
@@ -7768,7 +7634,7 @@ func (x *H262VideoCapability) Decode(d *asn1per.Decoder) error {
 			x.LinesPerFrame = int64(r)
 		}
 	}
-	if opt[4] {
+	if pre&(1<<1) != 0 {
 		x.HasFramesPerSecond = true
 		{
 			r, err := d.Constrained(0, 15)
@@ -7778,7 +7644,7 @@ func (x *H262VideoCapability) Decode(d *asn1per.Decoder) error {
 			x.FramesPerSecond = int64(r)
 		}
 	}
-	if opt[5] {
+	if pre&(1<<0) != 0 {
 		x.HasLuminanceSampleRate = true
 		{
 			r, err := d.Constrained(0, 4294967295)
@@ -7997,19 +7863,12 @@ func (x *H263VideoCapability) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "H263VideoCapability")
 	}
 	*x = H263VideoCapability{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(8)
 	if err != nil {
 		return asn1per.Wrap(err, "H263VideoCapability")
 	}
-	var opt [7]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "H263VideoCapability")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>7 != 0
+	if pre&(1<<6) != 0 {
 		x.HasSqcifMPI = true
 		{
 			r, err := d.Constrained(1, 32)
@@ -8019,7 +7878,7 @@ func (x *H263VideoCapability) Decode(d *asn1per.Decoder) error {
 			x.SqcifMPI = int64(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<5) != 0 {
 		x.HasQcifMPI = true
 		{
 			r, err := d.Constrained(1, 32)
@@ -8029,7 +7888,7 @@ func (x *H263VideoCapability) Decode(d *asn1per.Decoder) error {
 			x.QcifMPI = int64(r)
 		}
 	}
-	if opt[2] {
+	if pre&(1<<4) != 0 {
 		x.HasCifMPI = true
 		{
 			r, err := d.Constrained(1, 32)
@@ -8039,7 +7898,7 @@ func (x *H263VideoCapability) Decode(d *asn1per.Decoder) error {
 			x.CifMPI = int64(r)
 		}
 	}
-	if opt[3] {
+	if pre&(1<<3) != 0 {
 		x.HasCif4MPI = true
 		{
 			r, err := d.Constrained(1, 32)
@@ -8049,7 +7908,7 @@ func (x *H263VideoCapability) Decode(d *asn1per.Decoder) error {
 			x.Cif4MPI = int64(r)
 		}
 	}
-	if opt[4] {
+	if pre&(1<<2) != 0 {
 		x.HasCif16MPI = true
 		{
 			r, err := d.Constrained(1, 32)
@@ -8101,7 +7960,7 @@ func (x *H263VideoCapability) Decode(d *asn1per.Decoder) error {
 		}
 		x.TemporalSpatialTradeOffCapability = bool(r)
 	}
-	if opt[5] {
+	if pre&(1<<1) != 0 {
 		x.HasHrdB = true
 		{
 			r, err := d.Constrained(0, 524287)
@@ -8111,7 +7970,7 @@ func (x *H263VideoCapability) Decode(d *asn1per.Decoder) error {
 			x.HrdB = int64(r)
 		}
 	}
-	if opt[6] {
+	if pre&(1<<0) != 0 {
 		x.HasBppMaxKb = true
 		{
 			r, err := d.Constrained(0, 65535)
@@ -8326,18 +8185,11 @@ func (x *EnhancementLayerInfo) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "EnhancementLayerInfo")
 	}
 	*x = EnhancementLayerInfo{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "EnhancementLayerInfo")
 	}
-	var opt [3]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "EnhancementLayerInfo")
-		}
-		opt[i] = b
-	}
+	ext := pre>>3 != 0
 	{
 		r, err := d.Bool()
 		if err != nil {
@@ -8345,7 +8197,7 @@ func (x *EnhancementLayerInfo) Decode(d *asn1per.Decoder) error {
 		}
 		x.BaseBitRateConstrained = bool(r)
 	}
-	if opt[0] {
+	if pre&(1<<2) != 0 {
 		x.HasSnrEnhancement = true
 		{
 			n47, err := d.Length(1, 14, false, 1)
@@ -8362,7 +8214,7 @@ func (x *EnhancementLayerInfo) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[1] {
+	if pre&(1<<1) != 0 {
 		x.HasSpatialEnhancement = true
 		{
 			n48, err := d.Length(1, 14, false, 1)
@@ -8379,7 +8231,7 @@ func (x *EnhancementLayerInfo) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[2] {
+	if pre&(1<<0) != 0 {
 		x.HasBPictureEnhancement = true
 		{
 			n49, err := d.Length(1, 14, false, 1)
@@ -8605,19 +8457,12 @@ func (x *EnhancementOptions) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "EnhancementOptions")
 	}
 	*x = EnhancementOptions{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(12)
 	if err != nil {
 		return asn1per.Wrap(err, "EnhancementOptions")
 	}
-	var opt [11]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "EnhancementOptions")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>11 != 0
+	if pre&(1<<10) != 0 {
 		x.HasSqcifMPI = true
 		{
 			r, err := d.Constrained(1, 32)
@@ -8627,7 +8472,7 @@ func (x *EnhancementOptions) Decode(d *asn1per.Decoder) error {
 			x.SqcifMPI = int64(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<9) != 0 {
 		x.HasQcifMPI = true
 		{
 			r, err := d.Constrained(1, 32)
@@ -8637,7 +8482,7 @@ func (x *EnhancementOptions) Decode(d *asn1per.Decoder) error {
 			x.QcifMPI = int64(r)
 		}
 	}
-	if opt[2] {
+	if pre&(1<<8) != 0 {
 		x.HasCifMPI = true
 		{
 			r, err := d.Constrained(1, 32)
@@ -8647,7 +8492,7 @@ func (x *EnhancementOptions) Decode(d *asn1per.Decoder) error {
 			x.CifMPI = int64(r)
 		}
 	}
-	if opt[3] {
+	if pre&(1<<7) != 0 {
 		x.HasCif4MPI = true
 		{
 			r, err := d.Constrained(1, 32)
@@ -8657,7 +8502,7 @@ func (x *EnhancementOptions) Decode(d *asn1per.Decoder) error {
 			x.Cif4MPI = int64(r)
 		}
 	}
-	if opt[4] {
+	if pre&(1<<6) != 0 {
 		x.HasCif16MPI = true
 		{
 			r, err := d.Constrained(1, 32)
@@ -8695,7 +8540,7 @@ func (x *EnhancementOptions) Decode(d *asn1per.Decoder) error {
 		}
 		x.TemporalSpatialTradeOffCapability = bool(r)
 	}
-	if opt[5] {
+	if pre&(1<<5) != 0 {
 		x.HasSlowSqcifMPI = true
 		{
 			r, err := d.Constrained(1, 3600)
@@ -8705,7 +8550,7 @@ func (x *EnhancementOptions) Decode(d *asn1per.Decoder) error {
 			x.SlowSqcifMPI = int64(r)
 		}
 	}
-	if opt[6] {
+	if pre&(1<<4) != 0 {
 		x.HasSlowQcifMPI = true
 		{
 			r, err := d.Constrained(1, 3600)
@@ -8715,7 +8560,7 @@ func (x *EnhancementOptions) Decode(d *asn1per.Decoder) error {
 			x.SlowQcifMPI = int64(r)
 		}
 	}
-	if opt[7] {
+	if pre&(1<<3) != 0 {
 		x.HasSlowCifMPI = true
 		{
 			r, err := d.Constrained(1, 3600)
@@ -8725,7 +8570,7 @@ func (x *EnhancementOptions) Decode(d *asn1per.Decoder) error {
 			x.SlowCifMPI = int64(r)
 		}
 	}
-	if opt[8] {
+	if pre&(1<<2) != 0 {
 		x.HasSlowCif4MPI = true
 		{
 			r, err := d.Constrained(1, 3600)
@@ -8735,7 +8580,7 @@ func (x *EnhancementOptions) Decode(d *asn1per.Decoder) error {
 			x.SlowCif4MPI = int64(r)
 		}
 	}
-	if opt[9] {
+	if pre&(1<<1) != 0 {
 		x.HasSlowCif16MPI = true
 		{
 			r, err := d.Constrained(1, 3600)
@@ -8752,7 +8597,7 @@ func (x *EnhancementOptions) Decode(d *asn1per.Decoder) error {
 		}
 		x.ErrorCompensation = bool(r)
 	}
-	if opt[10] {
+	if pre&(1<<0) != 0 {
 		x.H263Options = new(H263Options)
 		if err := x.H263Options.Decode(d); err != nil {
 			return asn1per.Wrap(err, "h263Options")
@@ -8929,18 +8774,11 @@ func (x *H263Options) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "H263Options")
 	}
 	*x = H263Options{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(6)
 	if err != nil {
 		return asn1per.Wrap(err, "H263Options")
 	}
-	var opt [5]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "H263Options")
-		}
-		opt[i] = b
-	}
+	ext := pre>>5 != 0
 	{
 		r, err := d.Bool()
 		if err != nil {
@@ -9102,7 +8940,7 @@ func (x *H263Options) Decode(d *asn1per.Decoder) error {
 		}
 		x.ReducedResolutionUpdate = bool(r)
 	}
-	if opt[0] {
+	if pre&(1<<4) != 0 {
 		x.TransparencyParameters = new(TransparencyParameters)
 		if err := x.TransparencyParameters.Decode(d); err != nil {
 			return asn1per.Wrap(err, "transparencyParameters")
@@ -9115,13 +8953,13 @@ func (x *H263Options) Decode(d *asn1per.Decoder) error {
 		}
 		x.SeparateVideoBackChannel = bool(r)
 	}
-	if opt[1] {
+	if pre&(1<<3) != 0 {
 		x.RefPictureSelection = new(RefPictureSelection)
 		if err := x.RefPictureSelection.Decode(d); err != nil {
 			return asn1per.Wrap(err, "refPictureSelection")
 		}
 	}
-	if opt[2] {
+	if pre&(1<<2) != 0 {
 		x.HasCustomPictureClockFrequency = true
 		{
 			n53, err := d.Length(1, 16, false, 1)
@@ -9138,7 +8976,7 @@ func (x *H263Options) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[3] {
+	if pre&(1<<1) != 0 {
 		x.HasCustomPictureFormat = true
 		{
 			n54, err := d.Length(1, 16, false, 1)
@@ -9155,7 +8993,7 @@ func (x *H263Options) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[4] {
+	if pre&(1<<0) != 0 {
 		x.HasModeCombos = true
 		{
 			n55, err := d.Length(1, 16, false, 1)
@@ -9379,19 +9217,12 @@ func (x *RefPictureSelection) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "RefPictureSelection")
 	}
 	*x = RefPictureSelection{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "RefPictureSelection")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "RefPictureSelection")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.AdditionalPictureMemory = new(RefPictureSelectionAdditionalPictureMemory)
 		if err := x.AdditionalPictureMemory.Decode(d); err != nil {
 			return asn1per.Wrap(err, "additionalPictureMemory")
@@ -9511,18 +9342,11 @@ func (x *CustomPictureClockFrequency) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "CustomPictureClockFrequency")
 	}
 	*x = CustomPictureClockFrequency{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(6)
 	if err != nil {
 		return asn1per.Wrap(err, "CustomPictureClockFrequency")
 	}
-	var opt [5]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "CustomPictureClockFrequency")
-		}
-		opt[i] = b
-	}
+	ext := pre>>5 != 0
 	{
 		r, err := d.Constrained(1000, 1001)
 		if err != nil {
@@ -9537,7 +9361,7 @@ func (x *CustomPictureClockFrequency) Decode(d *asn1per.Decoder) error {
 		}
 		x.ClockDivisor = int64(r)
 	}
-	if opt[0] {
+	if pre&(1<<4) != 0 {
 		x.HasSqcifMPI = true
 		{
 			r, err := d.Constrained(1, 2048)
@@ -9547,7 +9371,7 @@ func (x *CustomPictureClockFrequency) Decode(d *asn1per.Decoder) error {
 			x.SqcifMPI = int64(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<3) != 0 {
 		x.HasQcifMPI = true
 		{
 			r, err := d.Constrained(1, 2048)
@@ -9557,7 +9381,7 @@ func (x *CustomPictureClockFrequency) Decode(d *asn1per.Decoder) error {
 			x.QcifMPI = int64(r)
 		}
 	}
-	if opt[2] {
+	if pre&(1<<2) != 0 {
 		x.HasCifMPI = true
 		{
 			r, err := d.Constrained(1, 2048)
@@ -9567,7 +9391,7 @@ func (x *CustomPictureClockFrequency) Decode(d *asn1per.Decoder) error {
 			x.CifMPI = int64(r)
 		}
 	}
-	if opt[3] {
+	if pre&(1<<1) != 0 {
 		x.HasCif4MPI = true
 		{
 			r, err := d.Constrained(1, 2048)
@@ -9577,7 +9401,7 @@ func (x *CustomPictureClockFrequency) Decode(d *asn1per.Decoder) error {
 			x.Cif4MPI = int64(r)
 		}
 	}
-	if opt[4] {
+	if pre&(1<<0) != 0 {
 		x.HasCif16MPI = true
 		{
 			r, err := d.Constrained(1, 2048)
@@ -10294,18 +10118,11 @@ func (x *IS11172VideoCapability) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "IS11172VideoCapability")
 	}
 	*x = IS11172VideoCapability{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(7)
 	if err != nil {
 		return asn1per.Wrap(err, "IS11172VideoCapability")
 	}
-	var opt [6]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "IS11172VideoCapability")
-		}
-		opt[i] = b
-	}
+	ext := pre>>6 != 0
 	{
 		r, err := d.Bool()
 		if err != nil {
@@ -10313,7 +10130,7 @@ func (x *IS11172VideoCapability) Decode(d *asn1per.Decoder) error {
 		}
 		x.ConstrainedBitstream = bool(r)
 	}
-	if opt[0] {
+	if pre&(1<<5) != 0 {
 		x.HasVideoBitRate = true
 		{
 			r, err := d.Constrained(0, 1073741823)
@@ -10323,7 +10140,7 @@ func (x *IS11172VideoCapability) Decode(d *asn1per.Decoder) error {
 			x.VideoBitRate = int64(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<4) != 0 {
 		x.HasVbvBufferSize = true
 		{
 			r, err := d.Constrained(0, 262143)
@@ -10333,7 +10150,7 @@ func (x *IS11172VideoCapability) Decode(d *asn1per.Decoder) error {
 			x.VbvBufferSize = int64(r)
 		}
 	}
-	if opt[2] {
+	if pre&(1<<3) != 0 {
 		x.HasSamplesPerLine = true
 		{
 			r, err := d.Constrained(0, 16383)
@@ -10343,7 +10160,7 @@ func (x *IS11172VideoCapability) Decode(d *asn1per.Decoder) error {
 			x.SamplesPerLine = int64(r)
 		}
 	}
-	if opt[3] {
+	if pre&(1<<2) != 0 {
 		x.HasLinesPerFrame = true
 		{
 			r, err := d.Constrained(0, 16383)
@@ -10353,7 +10170,7 @@ func (x *IS11172VideoCapability) Decode(d *asn1per.Decoder) error {
 			x.LinesPerFrame = int64(r)
 		}
 	}
-	if opt[4] {
+	if pre&(1<<1) != 0 {
 		x.HasPictureRate = true
 		{
 			r, err := d.Constrained(0, 15)
@@ -10363,7 +10180,7 @@ func (x *IS11172VideoCapability) Decode(d *asn1per.Decoder) error {
 			x.PictureRate = int64(r)
 		}
 	}
-	if opt[5] {
+	if pre&(1<<0) != 0 {
 		x.HasLuminanceSampleRate = true
 		{
 			r, err := d.Constrained(0, 4294967295)
@@ -10941,19 +10758,12 @@ func (x *G729Extensions) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "G729Extensions")
 	}
 	*x = G729Extensions{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "G729Extensions")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "G729Extensions")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.HasAudioUnit = true
 		{
 			r, err := d.Constrained(1, 256)
@@ -11069,18 +10879,11 @@ func (x *G7231AnnexCCapability) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "G7231AnnexCCapability")
 	}
 	*x = G7231AnnexCCapability{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "G7231AnnexCCapability")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "G7231AnnexCCapability")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	{
 		r, err := d.Constrained(1, 256)
 		if err != nil {
@@ -11095,7 +10898,7 @@ func (x *G7231AnnexCCapability) Decode(d *asn1per.Decoder) error {
 		}
 		x.SilenceSuppression = bool(r)
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.G723AnnexCAudioMode = new(G7231AnnexCCapabilityG723AnnexCAudioMode)
 		if err := x.G723AnnexCAudioMode.Decode(d); err != nil {
 			return asn1per.Wrap(err, "g723AnnexCAudioMode")
@@ -12297,15 +12100,11 @@ func (x *T38FaxUdpOptions) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "T38FaxUdpOptions")
 	}
 	*x = T38FaxUdpOptions{}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "T38FaxUdpOptions")
-		}
-		opt[i] = b
+	pre, err := d.Bits(2)
+	if err != nil {
+		return asn1per.Wrap(err, "T38FaxUdpOptions")
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.HasT38FaxMaxBuffer = true
 		{
 			r, err := d.Int(false, 0, false, 0, false)
@@ -12315,7 +12114,7 @@ func (x *T38FaxUdpOptions) Decode(d *asn1per.Decoder) error {
 			x.T38FaxMaxBuffer = int64(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasT38FaxMaxDatagram = true
 		{
 			r, err := d.Int(false, 0, false, 0, false)
@@ -12459,31 +12258,24 @@ func (x *EncryptionAuthenticationAndIntegrity) Decode(d *asn1per.Decoder) error 
 		return asn1per.Wrap(err, "EncryptionAuthenticationAndIntegrity")
 	}
 	*x = EncryptionAuthenticationAndIntegrity{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "EncryptionAuthenticationAndIntegrity")
 	}
-	var opt [3]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "EncryptionAuthenticationAndIntegrity")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>3 != 0
+	if pre&(1<<2) != 0 {
 		x.HasEncryptionCapability = true
 		if err := x.EncryptionCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "encryptionCapability")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<1) != 0 {
 		x.AuthenticationCapability = new(AuthenticationCapability)
 		if err := x.AuthenticationCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "authenticationCapability")
 		}
 	}
-	if opt[2] {
+	if pre&(1<<0) != 0 {
 		x.IntegrityCapability = new(IntegrityCapability)
 		if err := x.IntegrityCapability.Decode(d); err != nil {
 			return asn1per.Wrap(err, "integrityCapability")
@@ -12683,19 +12475,12 @@ func (x *AuthenticationCapability) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "AuthenticationCapability")
 	}
 	*x = AuthenticationCapability{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "AuthenticationCapability")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "AuthenticationCapability")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.NonStandard = new(NonStandardParameter)
 		if err := x.NonStandard.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
@@ -12768,19 +12553,12 @@ func (x *IntegrityCapability) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "IntegrityCapability")
 	}
 	*x = IntegrityCapability{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "IntegrityCapability")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "IntegrityCapability")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.NonStandard = new(NonStandardParameter)
 		if err := x.NonStandard.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
@@ -13031,19 +12809,12 @@ func (x *ConferenceCapability) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "ConferenceCapability")
 	}
 	*x = ConferenceCapability{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "ConferenceCapability")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "ConferenceCapability")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.HasNonStandardData = true
 		{
 			n63, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -13196,22 +12967,15 @@ func (x *GenericCapability) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "GenericCapability")
 	}
 	*x = GenericCapability{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(6)
 	if err != nil {
 		return asn1per.Wrap(err, "GenericCapability")
 	}
-	var opt [5]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "GenericCapability")
-		}
-		opt[i] = b
-	}
+	ext := pre>>5 != 0
 	if err := x.CapabilityIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "capabilityIdentifier")
 	}
-	if opt[0] {
+	if pre&(1<<4) != 0 {
 		x.HasMaxBitRate = true
 		{
 			r, err := d.Constrained(0, 4294967295)
@@ -13221,7 +12985,7 @@ func (x *GenericCapability) Decode(d *asn1per.Decoder) error {
 			x.MaxBitRate = int64(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<3) != 0 {
 		x.HasCollapsing = true
 		{
 			n66, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -13238,7 +13002,7 @@ func (x *GenericCapability) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[2] {
+	if pre&(1<<2) != 0 {
 		x.HasNonCollapsing = true
 		{
 			n67, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -13255,7 +13019,7 @@ func (x *GenericCapability) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[3] {
+	if pre&(1<<1) != 0 {
 		x.HasNonCollapsingRaw = true
 		{
 			r, err := d.OctetString(0, asn1per.Unbounded, false)
@@ -13265,7 +13029,7 @@ func (x *GenericCapability) Decode(d *asn1per.Decoder) error {
 			x.NonCollapsingRaw = []byte(r)
 		}
 	}
-	if opt[4] {
+	if pre&(1<<0) != 0 {
 		x.Transport = new(DataProtocolCapability)
 		if err := x.Transport.Decode(d); err != nil {
 			return asn1per.Wrap(err, "transport")
@@ -13440,25 +13204,18 @@ func (x *GenericParameter) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "GenericParameter")
 	}
 	*x = GenericParameter{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "GenericParameter")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "GenericParameter")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.ParameterIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "parameterIdentifier")
 	}
 	if err := x.ParameterValue.Decode(d); err != nil {
 		return asn1per.Wrap(err, "parameterValue")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasSupersedes = true
 		{
 			n69, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -13803,18 +13560,11 @@ func (x *MultiplexedStreamCapability) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "MultiplexedStreamCapability")
 	}
 	*x = MultiplexedStreamCapability{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "MultiplexedStreamCapability")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "MultiplexedStreamCapability")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.MultiplexFormat.Decode(d); err != nil {
 		return asn1per.Wrap(err, "multiplexFormat")
 	}
@@ -13825,7 +13575,7 @@ func (x *MultiplexedStreamCapability) Decode(d *asn1per.Decoder) error {
 		}
 		x.ControlOnMuxStream = bool(r)
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasCapabilityOnMuxStream = true
 		{
 			n73, err := d.Length(1, 256, false, 1)
@@ -14364,22 +14114,15 @@ func (x *FECCapability) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "FECCapability")
 	}
 	*x = FECCapability{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "FECCapability")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "FECCapability")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	if err := x.ProtectedCapability.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protectedCapability")
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.HasFecScheme = true
 		{
 			r, err := d.ObjectIdentifier()
@@ -14389,7 +14132,7 @@ func (x *FECCapability) Decode(d *asn1per.Decoder) error {
 			x.FecScheme = asn1per.ObjectIdentifier(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.Rfc2733Format = new(FECCapabilityRfc2733Format)
 		if err := x.Rfc2733Format.Decode(d); err != nil {
 			return asn1per.Wrap(err, "rfc2733Format")
@@ -14518,25 +14261,18 @@ func (x *OpenLogicalChannel) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "OpenLogicalChannel")
 	}
 	*x = OpenLogicalChannel{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannel")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "OpenLogicalChannel")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.ForwardLogicalChannelNumber.Decode(d); err != nil {
 		return asn1per.Wrap(err, "forwardLogicalChannelNumber")
 	}
 	if err := x.ForwardLogicalChannelParameters.Decode(d); err != nil {
 		return asn1per.Wrap(err, "forwardLogicalChannelParameters")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.ReverseLogicalChannelParameters = new(OpenLogicalChannelReverseLogicalChannelParameters)
 		if err := x.ReverseLogicalChannelParameters.Decode(d); err != nil {
 			return asn1per.Wrap(err, "reverseLogicalChannelParameters")
@@ -14696,19 +14432,12 @@ func (x *NetworkAccessParameters) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "NetworkAccessParameters")
 	}
 	*x = NetworkAccessParameters{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "NetworkAccessParameters")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "NetworkAccessParameters")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.Distribution = new(NetworkAccessParametersDistribution)
 		if err := x.Distribution.Decode(d); err != nil {
 			return asn1per.Wrap(err, "distribution")
@@ -14724,7 +14453,7 @@ func (x *NetworkAccessParameters) Decode(d *asn1per.Decoder) error {
 		}
 		x.AssociateConference = bool(r)
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasExternalReference = true
 		{
 			r, err := d.OctetString(1, 255, false)
@@ -14802,22 +14531,15 @@ func (x *Q2931Address) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "Q2931Address")
 	}
 	*x = Q2931Address{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "Q2931Address")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "Q2931Address")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.Address.Decode(d); err != nil {
 		return asn1per.Wrap(err, "address")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasSubaddress = true
 		{
 			r, err := d.OctetString(1, 20, false)
@@ -15361,18 +15083,11 @@ func (x *H222LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "H222LogicalChannelParameters")
 	}
 	*x = H222LogicalChannelParameters{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "H222LogicalChannelParameters")
 	}
-	var opt [3]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "H222LogicalChannelParameters")
-		}
-		opt[i] = b
-	}
+	ext := pre>>3 != 0
 	{
 		r, err := d.Constrained(0, 65535)
 		if err != nil {
@@ -15387,7 +15102,7 @@ func (x *H222LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 		}
 		x.SubChannelID = int64(r)
 	}
-	if opt[0] {
+	if pre&(1<<2) != 0 {
 		x.HasPcrPid = true
 		{
 			r, err := d.Constrained(0, 8191)
@@ -15397,7 +15112,7 @@ func (x *H222LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 			x.PcrPid = int64(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<1) != 0 {
 		x.HasProgramDescriptors = true
 		{
 			r, err := d.OctetString(0, asn1per.Unbounded, false)
@@ -15407,7 +15122,7 @@ func (x *H222LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 			x.ProgramDescriptors = []byte(r)
 		}
 	}
-	if opt[2] {
+	if pre&(1<<0) != 0 {
 		x.HasStreamDescriptors = true
 		{
 			r, err := d.OctetString(0, asn1per.Unbounded, false)

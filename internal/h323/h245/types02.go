@@ -762,19 +762,12 @@ func (x *H2250LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "H2250LogicalChannelParameters")
 	}
 	*x = H2250LogicalChannelParameters{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(11)
 	if err != nil {
 		return asn1per.Wrap(err, "H2250LogicalChannelParameters")
 	}
-	var opt [10]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "H2250LogicalChannelParameters")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>10 != 0
+	if pre&(1<<9) != 0 {
 		x.HasNonStandard = true
 		{
 			n1, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -798,7 +791,7 @@ func (x *H2250LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 		}
 		x.SessionID = int64(r)
 	}
-	if opt[1] {
+	if pre&(1<<8) != 0 {
 		x.HasAssociatedSessionID = true
 		{
 			r, err := d.Constrained(1, 255)
@@ -808,13 +801,13 @@ func (x *H2250LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 			x.AssociatedSessionID = int64(r)
 		}
 	}
-	if opt[2] {
+	if pre&(1<<7) != 0 {
 		x.MediaChannel = new(TransportAddress)
 		if err := x.MediaChannel.Decode(d); err != nil {
 			return asn1per.Wrap(err, "mediaChannel")
 		}
 	}
-	if opt[3] {
+	if pre&(1<<6) != 0 {
 		x.HasMediaGuaranteedDelivery = true
 		{
 			r, err := d.Bool()
@@ -824,13 +817,13 @@ func (x *H2250LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 			x.MediaGuaranteedDelivery = bool(r)
 		}
 	}
-	if opt[4] {
+	if pre&(1<<5) != 0 {
 		x.MediaControlChannel = new(TransportAddress)
 		if err := x.MediaControlChannel.Decode(d); err != nil {
 			return asn1per.Wrap(err, "mediaControlChannel")
 		}
 	}
-	if opt[5] {
+	if pre&(1<<4) != 0 {
 		x.HasMediaControlGuaranteedDelivery = true
 		{
 			r, err := d.Bool()
@@ -840,7 +833,7 @@ func (x *H2250LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 			x.MediaControlGuaranteedDelivery = bool(r)
 		}
 	}
-	if opt[6] {
+	if pre&(1<<3) != 0 {
 		x.HasSilenceSuppression = true
 		{
 			r, err := d.Bool()
@@ -850,13 +843,13 @@ func (x *H2250LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 			x.SilenceSuppression = bool(r)
 		}
 	}
-	if opt[7] {
+	if pre&(1<<2) != 0 {
 		x.Destination = new(TerminalLabel)
 		if err := x.Destination.Decode(d); err != nil {
 			return asn1per.Wrap(err, "destination")
 		}
 	}
-	if opt[8] {
+	if pre&(1<<1) != 0 {
 		x.HasDynamicRTPPayloadType = true
 		{
 			r, err := d.Constrained(96, 127)
@@ -866,7 +859,7 @@ func (x *H2250LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 			x.DynamicRTPPayloadType = int64(r)
 		}
 	}
-	if opt[9] {
+	if pre&(1<<0) != 0 {
 		x.MediaPacketization = new(H2250LogicalChannelParametersMediaPacketization)
 		if err := x.MediaPacketization.Decode(d); err != nil {
 			return asn1per.Wrap(err, "mediaPacketization")
@@ -964,22 +957,15 @@ func (x *RTPPayloadType) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "RTPPayloadType")
 	}
 	*x = RTPPayloadType{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "RTPPayloadType")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "RTPPayloadType")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.PayloadDescriptor.Decode(d); err != nil {
 		return asn1per.Wrap(err, "payloadDescriptor")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasPayloadType = true
 		{
 			r, err := d.Constrained(0, 127)
@@ -1063,22 +1049,15 @@ func (x *RedundancyEncoding) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "RedundancyEncoding")
 	}
 	*x = RedundancyEncoding{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "RedundancyEncoding")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "RedundancyEncoding")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.RedundancyEncodingMethod.Decode(d); err != nil {
 		return asn1per.Wrap(err, "redundancyEncodingMethod")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.SecondaryEncoding = new(DataType)
 		if err := x.SecondaryEncoding.Decode(d); err != nil {
 			return asn1per.Wrap(err, "secondaryEncoding")
@@ -1152,22 +1131,15 @@ func (x *RedundancyEncodingElement) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "RedundancyEncodingElement")
 	}
 	*x = RedundancyEncodingElement{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "RedundancyEncodingElement")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "RedundancyEncodingElement")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.DataType.Decode(d); err != nil {
 		return asn1per.Wrap(err, "dataType")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasPayloadType = true
 		{
 			r, err := d.Constrained(0, 127)
@@ -1304,22 +1276,15 @@ func (x *MultiplePayloadStreamElement) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "MultiplePayloadStreamElement")
 	}
 	*x = MultiplePayloadStreamElement{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "MultiplePayloadStreamElement")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "MultiplePayloadStreamElement")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.DataType.Decode(d); err != nil {
 		return asn1per.Wrap(err, "dataType")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasPayloadType = true
 		{
 			r, err := d.Constrained(0, 127)
@@ -1893,19 +1858,12 @@ func (x *EncryptionSync) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "EncryptionSync")
 	}
 	*x = EncryptionSync{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "EncryptionSync")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "EncryptionSync")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.NonStandard = new(NonStandardParameter)
 		if err := x.NonStandard.Decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
@@ -1925,7 +1883,7 @@ func (x *EncryptionSync) Decode(d *asn1per.Decoder) error {
 		}
 		x.H235Key = []byte(r)
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasEscrowentry = true
 		{
 			n5, err := d.Length(1, 256, false, 1)
@@ -2128,22 +2086,15 @@ func (x *OpenLogicalChannelAck) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "OpenLogicalChannelAck")
 	}
 	*x = OpenLogicalChannelAck{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelAck")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "OpenLogicalChannelAck")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.ForwardLogicalChannelNumber.Decode(d); err != nil {
 		return asn1per.Wrap(err, "forwardLogicalChannelNumber")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.ReverseLogicalChannelParameters = new(OpenLogicalChannelAckReverseLogicalChannelParameters)
 		if err := x.ReverseLogicalChannelParameters.Decode(d); err != nil {
 			return asn1per.Wrap(err, "reverseLogicalChannelParameters")
@@ -2535,19 +2486,12 @@ func (x *H2250LogicalChannelAckParameters) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "H2250LogicalChannelAckParameters")
 	}
 	*x = H2250LogicalChannelAckParameters{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(6)
 	if err != nil {
 		return asn1per.Wrap(err, "H2250LogicalChannelAckParameters")
 	}
-	var opt [5]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "H2250LogicalChannelAckParameters")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>5 != 0
+	if pre&(1<<4) != 0 {
 		x.HasNonStandard = true
 		{
 			n13, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -2564,7 +2508,7 @@ func (x *H2250LogicalChannelAckParameters) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if opt[1] {
+	if pre&(1<<3) != 0 {
 		x.HasSessionID = true
 		{
 			r, err := d.Constrained(1, 255)
@@ -2574,19 +2518,19 @@ func (x *H2250LogicalChannelAckParameters) Decode(d *asn1per.Decoder) error {
 			x.SessionID = int64(r)
 		}
 	}
-	if opt[2] {
+	if pre&(1<<2) != 0 {
 		x.MediaChannel = new(TransportAddress)
 		if err := x.MediaChannel.Decode(d); err != nil {
 			return asn1per.Wrap(err, "mediaChannel")
 		}
 	}
-	if opt[3] {
+	if pre&(1<<1) != 0 {
 		x.MediaControlChannel = new(TransportAddress)
 		if err := x.MediaControlChannel.Decode(d); err != nil {
 			return asn1per.Wrap(err, "mediaControlChannel")
 		}
 	}
-	if opt[4] {
+	if pre&(1<<0) != 0 {
 		x.HasDynamicRTPPayloadType = true
 		{
 			r, err := d.Constrained(96, 127)
@@ -3182,18 +3126,14 @@ func (x *MultiplexEntryDescriptor) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "MultiplexEntryDescriptor")
 	}
 	*x = MultiplexEntryDescriptor{}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "MultiplexEntryDescriptor")
-		}
-		opt[i] = b
+	pre, err := d.Bits(1)
+	if err != nil {
+		return asn1per.Wrap(err, "MultiplexEntryDescriptor")
 	}
 	if err := x.MultiplexTableEntryNumber.Decode(d); err != nil {
 		return asn1per.Wrap(err, "multiplexTableEntryNumber")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasElementList = true
 		{
 			n17, err := d.Length(1, 256, false, 1)
@@ -4558,22 +4498,15 @@ func (x *ModeElement) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "ModeElement")
 	}
 	*x = ModeElement{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "ModeElement")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "ModeElement")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.Type.Decode(d); err != nil {
 		return asn1per.Wrap(err, "type")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.H223ModeParameters = new(H223ModeParameters)
 		if err := x.H223ModeParameters.Decode(d); err != nil {
 			return asn1per.Wrap(err, "h223ModeParameters")
@@ -5147,22 +5080,15 @@ func (x *FECMode) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "FECMode")
 	}
 	*x = FECMode{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "FECMode")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "FECMode")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	if err := x.ProtectedElement.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protectedElement")
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.HasFecScheme = true
 		{
 			r, err := d.ObjectIdentifier()
@@ -5172,7 +5098,7 @@ func (x *FECMode) Decode(d *asn1per.Decoder) error {
 			x.FecScheme = asn1per.ObjectIdentifier(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.Rfc2733Format = new(FECModeRfc2733Format)
 		if err := x.Rfc2733Format.Decode(d); err != nil {
 			return asn1per.Wrap(err, "rfc2733Format")
@@ -5347,19 +5273,12 @@ func (x *H2250ModeParameters) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "H2250ModeParameters")
 	}
 	*x = H2250ModeParameters{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "H2250ModeParameters")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "H2250ModeParameters")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.RedundancyEncodingMode = new(RedundancyEncodingMode)
 		if err := x.RedundancyEncodingMode.Decode(d); err != nil {
 			return asn1per.Wrap(err, "redundancyEncodingMode")
@@ -5420,22 +5339,15 @@ func (x *RedundancyEncodingMode) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "RedundancyEncodingMode")
 	}
 	*x = RedundancyEncodingMode{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "RedundancyEncodingMode")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "RedundancyEncodingMode")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.RedundancyEncodingMethod.Decode(d); err != nil {
 		return asn1per.Wrap(err, "redundancyEncodingMethod")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.SecondaryEncoding = new(RedundancyEncodingModeSecondaryEncoding)
 		if err := x.SecondaryEncoding.Decode(d); err != nil {
 			return asn1per.Wrap(err, "secondaryEncoding")
@@ -5752,22 +5664,15 @@ func (x *H262VideoMode) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "H262VideoMode")
 	}
 	*x = H262VideoMode{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(7)
 	if err != nil {
 		return asn1per.Wrap(err, "H262VideoMode")
 	}
-	var opt [6]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "H262VideoMode")
-		}
-		opt[i] = b
-	}
+	ext := pre>>6 != 0
 	if err := x.ProfileAndLevel.Decode(d); err != nil {
 		return asn1per.Wrap(err, "profileAndLevel")
 	}
-	if opt[0] {
+	if pre&(1<<5) != 0 {
 		x.HasVideoBitRate = true
 		{
 			r, err := d.Constrained(0, 1073741823)
@@ -5777,7 +5682,7 @@ func (x *H262VideoMode) Decode(d *asn1per.Decoder) error {
 			x.VideoBitRate = int64(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<4) != 0 {
 		x.HasVbvBufferSize = true
 		{
 			r, err := d.Constrained(0, 262143)
@@ -5787,7 +5692,7 @@ func (x *H262VideoMode) Decode(d *asn1per.Decoder) error {
 			x.VbvBufferSize = int64(r)
 		}
 	}
-	if opt[2] {
+	if pre&(1<<3) != 0 {
 		x.HasSamplesPerLine = true
 		{
 			r, err := d.Constrained(0, 16383)
@@ -5797,7 +5702,7 @@ func (x *H262VideoMode) Decode(d *asn1per.Decoder) error {
 			x.SamplesPerLine = int64(r)
 		}
 	}
-	if opt[3] {
+	if pre&(1<<2) != 0 {
 		x.HasLinesPerFrame = true
 		{
 			r, err := d.Constrained(0, 16383)
@@ -5807,7 +5712,7 @@ func (x *H262VideoMode) Decode(d *asn1per.Decoder) error {
 			x.LinesPerFrame = int64(r)
 		}
 	}
-	if opt[4] {
+	if pre&(1<<1) != 0 {
 		x.HasFramesPerSecond = true
 		{
 			r, err := d.Constrained(0, 15)
@@ -5817,7 +5722,7 @@ func (x *H262VideoMode) Decode(d *asn1per.Decoder) error {
 			x.FramesPerSecond = int64(r)
 		}
 	}
-	if opt[5] {
+	if pre&(1<<0) != 0 {
 		x.HasLuminanceSampleRate = true
 		{
 			r, err := d.Constrained(0, 4294967295)
@@ -6097,18 +6002,11 @@ func (x *IS11172VideoMode) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "IS11172VideoMode")
 	}
 	*x = IS11172VideoMode{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(7)
 	if err != nil {
 		return asn1per.Wrap(err, "IS11172VideoMode")
 	}
-	var opt [6]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "IS11172VideoMode")
-		}
-		opt[i] = b
-	}
+	ext := pre>>6 != 0
 	{
 		r, err := d.Bool()
 		if err != nil {
@@ -6116,7 +6014,7 @@ func (x *IS11172VideoMode) Decode(d *asn1per.Decoder) error {
 		}
 		x.ConstrainedBitstream = bool(r)
 	}
-	if opt[0] {
+	if pre&(1<<5) != 0 {
 		x.HasVideoBitRate = true
 		{
 			r, err := d.Constrained(0, 1073741823)
@@ -6126,7 +6024,7 @@ func (x *IS11172VideoMode) Decode(d *asn1per.Decoder) error {
 			x.VideoBitRate = int64(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<4) != 0 {
 		x.HasVbvBufferSize = true
 		{
 			r, err := d.Constrained(0, 262143)
@@ -6136,7 +6034,7 @@ func (x *IS11172VideoMode) Decode(d *asn1per.Decoder) error {
 			x.VbvBufferSize = int64(r)
 		}
 	}
-	if opt[2] {
+	if pre&(1<<3) != 0 {
 		x.HasSamplesPerLine = true
 		{
 			r, err := d.Constrained(0, 16383)
@@ -6146,7 +6044,7 @@ func (x *IS11172VideoMode) Decode(d *asn1per.Decoder) error {
 			x.SamplesPerLine = int64(r)
 		}
 	}
-	if opt[3] {
+	if pre&(1<<2) != 0 {
 		x.HasLinesPerFrame = true
 		{
 			r, err := d.Constrained(0, 16383)
@@ -6156,7 +6054,7 @@ func (x *IS11172VideoMode) Decode(d *asn1per.Decoder) error {
 			x.LinesPerFrame = int64(r)
 		}
 	}
-	if opt[4] {
+	if pre&(1<<1) != 0 {
 		x.HasPictureRate = true
 		{
 			r, err := d.Constrained(0, 15)
@@ -6166,7 +6064,7 @@ func (x *IS11172VideoMode) Decode(d *asn1per.Decoder) error {
 			x.PictureRate = int64(r)
 		}
 	}
-	if opt[5] {
+	if pre&(1<<0) != 0 {
 		x.HasLuminanceSampleRate = true
 		{
 			r, err := d.Constrained(0, 4294967295)
@@ -7616,19 +7514,12 @@ func (x *CommunicationModeTableEntry) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "CommunicationModeTableEntry")
 	}
 	*x = CommunicationModeTableEntry{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(8)
 	if err != nil {
 		return asn1per.Wrap(err, "CommunicationModeTableEntry")
 	}
-	var opt [7]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "CommunicationModeTableEntry")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>7 != 0
+	if pre&(1<<6) != 0 {
 		x.HasNonStandard = true
 		{
 			n47, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -7652,7 +7543,7 @@ func (x *CommunicationModeTableEntry) Decode(d *asn1per.Decoder) error {
 		}
 		x.SessionID = int64(r)
 	}
-	if opt[1] {
+	if pre&(1<<5) != 0 {
 		x.HasAssociatedSessionID = true
 		{
 			r, err := d.Constrained(1, 255)
@@ -7662,7 +7553,7 @@ func (x *CommunicationModeTableEntry) Decode(d *asn1per.Decoder) error {
 			x.AssociatedSessionID = int64(r)
 		}
 	}
-	if opt[2] {
+	if pre&(1<<4) != 0 {
 		x.TerminalLabel = new(TerminalLabel)
 		if err := x.TerminalLabel.Decode(d); err != nil {
 			return asn1per.Wrap(err, "terminalLabel")
@@ -7678,13 +7569,13 @@ func (x *CommunicationModeTableEntry) Decode(d *asn1per.Decoder) error {
 	if err := x.DataType.Decode(d); err != nil {
 		return asn1per.Wrap(err, "dataType")
 	}
-	if opt[3] {
+	if pre&(1<<3) != 0 {
 		x.MediaChannel = new(TransportAddress)
 		if err := x.MediaChannel.Decode(d); err != nil {
 			return asn1per.Wrap(err, "mediaChannel")
 		}
 	}
-	if opt[4] {
+	if pre&(1<<2) != 0 {
 		x.HasMediaGuaranteedDelivery = true
 		{
 			r, err := d.Bool()
@@ -7694,13 +7585,13 @@ func (x *CommunicationModeTableEntry) Decode(d *asn1per.Decoder) error {
 			x.MediaGuaranteedDelivery = bool(r)
 		}
 	}
-	if opt[5] {
+	if pre&(1<<1) != 0 {
 		x.MediaControlChannel = new(TransportAddress)
 		if err := x.MediaControlChannel.Decode(d); err != nil {
 			return asn1per.Wrap(err, "mediaControlChannel")
 		}
 	}
-	if opt[6] {
+	if pre&(1<<0) != 0 {
 		x.HasMediaControlGuaranteedDelivery = true
 		{
 			r, err := d.Bool()
@@ -9336,18 +9227,11 @@ func (x *DialingInformationNumber) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "DialingInformationNumber")
 	}
 	*x = DialingInformationNumber{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "DialingInformationNumber")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "DialingInformationNumber")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	{
 		r, err := d.String(charset1, 0, 40, false)
 		if err != nil {
@@ -9355,7 +9239,7 @@ func (x *DialingInformationNumber) Decode(d *asn1per.Decoder) error {
 		}
 		x.NetworkAddress = string(r)
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasSubAddress = true
 		{
 			r, err := d.String(charset0, 1, 40, false)
@@ -9752,18 +9636,11 @@ func (x *LogicalChannelRateReject) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "LogicalChannelRateReject")
 	}
 	*x = LogicalChannelRateReject{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "LogicalChannelRateReject")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "LogicalChannelRateReject")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.SequenceNumber.Decode(d); err != nil {
 		return asn1per.Wrap(err, "sequenceNumber")
 	}
@@ -9773,7 +9650,7 @@ func (x *LogicalChannelRateReject) Decode(d *asn1per.Decoder) error {
 	if err := x.RejectReason.Decode(d); err != nil {
 		return asn1per.Wrap(err, "rejectReason")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasCurrentMaximumBitRate = true
 		if err := x.CurrentMaximumBitRate.Decode(d); err != nil {
 			return asn1per.Wrap(err, "currentMaximumBitRate")

@@ -62,19 +62,12 @@ func (x *EncryptionUpdateRequest) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "EncryptionUpdateRequest")
 	}
 	*x = EncryptionUpdateRequest{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "EncryptionUpdateRequest")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "EncryptionUpdateRequest")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.KeyProtectionMethod = new(KeyProtectionMethod)
 		if err := x.KeyProtectionMethod.Decode(d); err != nil {
 			return asn1per.Wrap(err, "keyProtectionMethod")
@@ -571,22 +564,15 @@ func (x *FunctionNotSupported) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "FunctionNotSupported")
 	}
 	*x = FunctionNotSupported{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "FunctionNotSupported")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "FunctionNotSupported")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.Cause.Decode(d); err != nil {
 		return asn1per.Wrap(err, "cause")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasReturnedFunction = true
 		{
 			r, err := d.OctetString(0, asn1per.Unbounded, false)
@@ -1116,18 +1102,11 @@ func (x *JitterIndication) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "JitterIndication")
 	}
 	*x = JitterIndication{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "JitterIndication")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "JitterIndication")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	if err := x.Scope.Decode(d); err != nil {
 		return asn1per.Wrap(err, "scope")
 	}
@@ -1145,7 +1124,7 @@ func (x *JitterIndication) Decode(d *asn1per.Decoder) error {
 		}
 		x.EstimatedReceivedJitterExponent = int64(r)
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.HasSkippedFrameCount = true
 		{
 			r, err := d.Constrained(0, 15)
@@ -1155,7 +1134,7 @@ func (x *JitterIndication) Decode(d *asn1per.Decoder) error {
 			x.SkippedFrameCount = int64(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasAdditionalDecoderBuffer = true
 		{
 			r, err := d.Constrained(0, 262143)
@@ -1430,22 +1409,15 @@ func (x *VendorIdentification) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "VendorIdentification")
 	}
 	*x = VendorIdentification{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "VendorIdentification")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "VendorIdentification")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	if err := x.Vendor.Decode(d); err != nil {
 		return asn1per.Wrap(err, "vendor")
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.HasProductNumber = true
 		{
 			r, err := d.OctetString(1, 256, false)
@@ -1455,7 +1427,7 @@ func (x *VendorIdentification) Decode(d *asn1per.Decoder) error {
 			x.ProductNumber = []byte(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasVersionNumber = true
 		{
 			r, err := d.OctetString(1, 256, false)
@@ -1712,31 +1684,24 @@ func (x *Params) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "Params")
 	}
 	*x = Params{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "Params")
 	}
-	var opt [3]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "Params")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>3 != 0
+	if pre&(1<<2) != 0 {
 		x.HasIv8 = true
 		if err := x.Iv8.Decode(d); err != nil {
 			return asn1per.Wrap(err, "iv8")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<1) != 0 {
 		x.HasIv16 = true
 		if err := x.Iv16.Decode(d); err != nil {
 			return asn1per.Wrap(err, "iv16")
 		}
 	}
-	if opt[2] {
+	if pre&(1<<0) != 0 {
 		x.HasIv = true
 		{
 			r, err := d.OctetString(0, asn1per.Unbounded, false)
@@ -3296,19 +3261,12 @@ func (x *RefPictureSelectionAdditionalPictureMemory) Decode(d *asn1per.Decoder) 
 		return asn1per.Wrap(err, "RefPictureSelectionAdditionalPictureMemory")
 	}
 	*x = RefPictureSelectionAdditionalPictureMemory{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(7)
 	if err != nil {
 		return asn1per.Wrap(err, "RefPictureSelectionAdditionalPictureMemory")
 	}
-	var opt [6]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "RefPictureSelectionAdditionalPictureMemory")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>6 != 0
+	if pre&(1<<5) != 0 {
 		x.HasSqcifAdditionalPictureMemory = true
 		{
 			r, err := d.Constrained(1, 256)
@@ -3318,7 +3276,7 @@ func (x *RefPictureSelectionAdditionalPictureMemory) Decode(d *asn1per.Decoder) 
 			x.SqcifAdditionalPictureMemory = int64(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<4) != 0 {
 		x.HasQcifAdditionalPictureMemory = true
 		{
 			r, err := d.Constrained(1, 256)
@@ -3328,7 +3286,7 @@ func (x *RefPictureSelectionAdditionalPictureMemory) Decode(d *asn1per.Decoder) 
 			x.QcifAdditionalPictureMemory = int64(r)
 		}
 	}
-	if opt[2] {
+	if pre&(1<<3) != 0 {
 		x.HasCifAdditionalPictureMemory = true
 		{
 			r, err := d.Constrained(1, 256)
@@ -3338,7 +3296,7 @@ func (x *RefPictureSelectionAdditionalPictureMemory) Decode(d *asn1per.Decoder) 
 			x.CifAdditionalPictureMemory = int64(r)
 		}
 	}
-	if opt[3] {
+	if pre&(1<<2) != 0 {
 		x.HasCif4AdditionalPictureMemory = true
 		{
 			r, err := d.Constrained(1, 256)
@@ -3348,7 +3306,7 @@ func (x *RefPictureSelectionAdditionalPictureMemory) Decode(d *asn1per.Decoder) 
 			x.Cif4AdditionalPictureMemory = int64(r)
 		}
 	}
-	if opt[4] {
+	if pre&(1<<1) != 0 {
 		x.HasCif16AdditionalPictureMemory = true
 		{
 			r, err := d.Constrained(1, 256)
@@ -3358,7 +3316,7 @@ func (x *RefPictureSelectionAdditionalPictureMemory) Decode(d *asn1per.Decoder) 
 			x.Cif16AdditionalPictureMemory = int64(r)
 		}
 	}
-	if opt[5] {
+	if pre&(1<<0) != 0 {
 		x.HasBigCpfAdditionalPictureMemory = true
 		{
 			r, err := d.Constrained(1, 256)
@@ -3482,19 +3440,12 @@ func (x *RefPictureSelectionEnhancedReferencePicSelect) Decode(d *asn1per.Decode
 		return asn1per.Wrap(err, "RefPictureSelectionEnhancedReferencePicSelect")
 	}
 	*x = RefPictureSelectionEnhancedReferencePicSelect{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "RefPictureSelectionEnhancedReferencePicSelect")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "RefPictureSelectionEnhancedReferencePicSelect")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.SubPictureRemovalParameters = new(RefPictureSelectionEnhancedReferencePicSelectSubPictureRemovalParameters)
 		if err := x.SubPictureRemovalParameters.Decode(d); err != nil {
 			return asn1per.Wrap(err, "subPictureRemovalParameters")
@@ -3565,19 +3516,12 @@ func (x *CustomPictureFormatMPI) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "CustomPictureFormatMPI")
 	}
 	*x = CustomPictureFormatMPI{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "CustomPictureFormatMPI")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "CustomPictureFormatMPI")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.HasStandardMPI = true
 		{
 			r, err := d.Constrained(1, 31)
@@ -3587,7 +3531,7 @@ func (x *CustomPictureFormatMPI) Decode(d *asn1per.Decoder) error {
 			x.StandardMPI = int64(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasCustomPCF = true
 		{
 			n7, err := d.Length(1, 16, false, 1)
@@ -4726,19 +4670,12 @@ func (x *OpenLogicalChannelForwardLogicalChannelParameters) Decode(d *asn1per.De
 		return asn1per.Wrap(err, "OpenLogicalChannelForwardLogicalChannelParameters")
 	}
 	*x = OpenLogicalChannelForwardLogicalChannelParameters{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelForwardLogicalChannelParameters")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "OpenLogicalChannelForwardLogicalChannelParameters")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>1 != 0
+	if pre&(1<<0) != 0 {
 		x.HasPortNumber = true
 		{
 			r, err := d.Constrained(0, 65535)
@@ -4862,22 +4799,15 @@ func (x *OpenLogicalChannelReverseLogicalChannelParameters) Decode(d *asn1per.De
 		return asn1per.Wrap(err, "OpenLogicalChannelReverseLogicalChannelParameters")
 	}
 	*x = OpenLogicalChannelReverseLogicalChannelParameters{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelReverseLogicalChannelParameters")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "OpenLogicalChannelReverseLogicalChannelParameters")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.DataType.Decode(d); err != nil {
 		return asn1per.Wrap(err, "dataType")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.MultiplexParameters = new(OpenLogicalChannelReverseLogicalChannelParametersMultiplexParameters)
 		if err := x.MultiplexParameters.Decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplexParameters")
@@ -6518,25 +6448,18 @@ func (x *RedundancyEncodingRtpRedundancyEncoding) Decode(d *asn1per.Decoder) err
 		return asn1per.Wrap(err, "RedundancyEncodingRtpRedundancyEncoding")
 	}
 	*x = RedundancyEncodingRtpRedundancyEncoding{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "RedundancyEncodingRtpRedundancyEncoding")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "RedundancyEncodingRtpRedundancyEncoding")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.Primary = new(RedundancyEncodingElement)
 		if err := x.Primary.Decode(d); err != nil {
 			return asn1per.Wrap(err, "primary")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasSecondary = true
 		{
 			n13, err := d.Length(0, asn1per.Unbounded, false, 1)
@@ -6668,18 +6591,11 @@ func (x *FECDataRfc2733) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "FECDataRfc2733")
 	}
 	*x = FECDataRfc2733{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "FECDataRfc2733")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "FECDataRfc2733")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	{
 		r, err := d.Constrained(0, 127)
 		if err != nil {
@@ -6687,7 +6603,7 @@ func (x *FECDataRfc2733) Decode(d *asn1per.Decoder) error {
 		}
 		x.ProtectedPayloadType = int64(r)
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasFecScheme = true
 		{
 			r, err := d.ObjectIdentifier()
@@ -7248,22 +7164,15 @@ func (x *OpenLogicalChannelAckReverseLogicalChannelParameters) Decode(d *asn1per
 		return asn1per.Wrap(err, "OpenLogicalChannelAckReverseLogicalChannelParameters")
 	}
 	*x = OpenLogicalChannelAckReverseLogicalChannelParameters{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelAckReverseLogicalChannelParameters")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "OpenLogicalChannelAckReverseLogicalChannelParameters")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	if err := x.ReverseLogicalChannelNumber.Decode(d); err != nil {
 		return asn1per.Wrap(err, "reverseLogicalChannelNumber")
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.HasPortNumber = true
 		{
 			r, err := d.Constrained(0, 65535)
@@ -7273,7 +7182,7 @@ func (x *OpenLogicalChannelAckReverseLogicalChannelParameters) Decode(d *asn1per
 			x.PortNumber = int64(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.MultiplexParameters = new(OpenLogicalChannelAckReverseLogicalChannelParametersMultiplexParameters)
 		if err := x.MultiplexParameters.Decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplexParameters")
@@ -10107,31 +10016,24 @@ func (x *ConferenceRequestRequestTerminalCertificate) Decode(d *asn1per.Decoder)
 		return asn1per.Wrap(err, "ConferenceRequestRequestTerminalCertificate")
 	}
 	*x = ConferenceRequestRequestTerminalCertificate{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "ConferenceRequestRequestTerminalCertificate")
 	}
-	var opt [3]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "ConferenceRequestRequestTerminalCertificate")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>3 != 0
+	if pre&(1<<2) != 0 {
 		x.TerminalLabel = new(TerminalLabel)
 		if err := x.TerminalLabel.Decode(d); err != nil {
 			return asn1per.Wrap(err, "terminalLabel")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<1) != 0 {
 		x.HasCertSelectionCriteria = true
 		if err := x.CertSelectionCriteria.Decode(d); err != nil {
 			return asn1per.Wrap(err, "certSelectionCriteria")
 		}
 	}
-	if opt[2] {
+	if pre&(1<<0) != 0 {
 		x.HasSRandom = true
 		{
 			r, err := d.Constrained(1, 4294967295)

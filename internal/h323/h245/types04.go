@@ -345,25 +345,18 @@ func (x *ConferenceResponseTerminalCertificateResponse) Decode(d *asn1per.Decode
 		return asn1per.Wrap(err, "ConferenceResponseTerminalCertificateResponse")
 	}
 	*x = ConferenceResponseTerminalCertificateResponse{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "ConferenceResponseTerminalCertificateResponse")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "ConferenceResponseTerminalCertificateResponse")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.TerminalLabel = new(TerminalLabel)
 		if err := x.TerminalLabel.Decode(d); err != nil {
 			return asn1per.Wrap(err, "terminalLabel")
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasCertificateResponse = true
 		{
 			r, err := d.OctetString(1, 65535, false)
@@ -1237,18 +1230,11 @@ func (x *SendTerminalCapabilitySetSpecificRequest) Decode(d *asn1per.Decoder) er
 		return asn1per.Wrap(err, "SendTerminalCapabilitySetSpecificRequest")
 	}
 	*x = SendTerminalCapabilitySetSpecificRequest{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "SendTerminalCapabilitySetSpecificRequest")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "SendTerminalCapabilitySetSpecificRequest")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	{
 		r, err := d.Bool()
 		if err != nil {
@@ -1256,7 +1242,7 @@ func (x *SendTerminalCapabilitySetSpecificRequest) Decode(d *asn1per.Decoder) er
 		}
 		x.MultiplexCapability = bool(r)
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.HasCapabilityTableEntryNumbers = true
 		{
 			n2, err := d.Length(1, 65535, false, 1)
@@ -1273,7 +1259,7 @@ func (x *SendTerminalCapabilitySetSpecificRequest) Decode(d *asn1per.Decoder) er
 			}
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasCapabilityDescriptorNumbers = true
 		{
 			n3, err := d.Length(1, 256, false, 1)
@@ -3037,18 +3023,11 @@ func (x *UserInputIndicationSignal) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "UserInputIndicationSignal")
 	}
 	*x = UserInputIndicationSignal{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "UserInputIndicationSignal")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "UserInputIndicationSignal")
-		}
-		opt[i] = b
-	}
+	ext := pre>>2 != 0
 	{
 		r, err := d.String(charset3, 1, 1, false)
 		if err != nil {
@@ -3056,7 +3035,7 @@ func (x *UserInputIndicationSignal) Decode(d *asn1per.Decoder) error {
 		}
 		x.SignalType = string(r)
 	}
-	if opt[0] {
+	if pre&(1<<1) != 0 {
 		x.HasDuration = true
 		{
 			r, err := d.Constrained(1, 65535)
@@ -3066,7 +3045,7 @@ func (x *UserInputIndicationSignal) Decode(d *asn1per.Decoder) error {
 			x.Duration = int64(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.Rtp = new(UserInputIndicationSignalRtp)
 		if err := x.Rtp.Decode(d); err != nil {
 			return asn1per.Wrap(err, "rtp")
@@ -3179,18 +3158,11 @@ func (x *UserInputIndicationSignalUpdate) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "UserInputIndicationSignalUpdate")
 	}
 	*x = UserInputIndicationSignalUpdate{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "UserInputIndicationSignalUpdate")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "UserInputIndicationSignalUpdate")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	{
 		r, err := d.Constrained(1, 65535)
 		if err != nil {
@@ -3198,7 +3170,7 @@ func (x *UserInputIndicationSignalUpdate) Decode(d *asn1per.Decoder) error {
 		}
 		x.Duration = int64(r)
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.Rtp = new(UserInputIndicationSignalUpdateRtp)
 		if err := x.Rtp.Decode(d); err != nil {
 			return asn1per.Wrap(err, "rtp")
@@ -3273,18 +3245,11 @@ func (x *UserInputIndicationExtendedAlphanumeric) Decode(d *asn1per.Decoder) err
 		return asn1per.Wrap(err, "UserInputIndicationExtendedAlphanumeric")
 	}
 	*x = UserInputIndicationExtendedAlphanumeric{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "UserInputIndicationExtendedAlphanumeric")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "UserInputIndicationExtendedAlphanumeric")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	{
 		r, err := d.OctetString(0, asn1per.Unbounded, false)
 		if err != nil {
@@ -3292,7 +3257,7 @@ func (x *UserInputIndicationExtendedAlphanumeric) Decode(d *asn1per.Decoder) err
 		}
 		x.Alphanumeric = []byte(r)
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasRtpPayloadIndication = true
 	}
 	if ext {
@@ -3366,18 +3331,11 @@ func (x *UserInputIndicationEncryptedAlphanumeric) Decode(d *asn1per.Decoder) er
 		return asn1per.Wrap(err, "UserInputIndicationEncryptedAlphanumeric")
 	}
 	*x = UserInputIndicationEncryptedAlphanumeric{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "UserInputIndicationEncryptedAlphanumeric")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "UserInputIndicationEncryptedAlphanumeric")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	{
 		r, err := d.ObjectIdentifier()
 		if err != nil {
@@ -3385,7 +3343,7 @@ func (x *UserInputIndicationEncryptedAlphanumeric) Decode(d *asn1per.Decoder) er
 		}
 		x.AlgorithmOID = asn1per.ObjectIdentifier(r)
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.ParamS = new(Params)
 		if err := x.ParamS.Decode(d); err != nil {
 			return asn1per.Wrap(err, "paramS")
@@ -5156,19 +5114,12 @@ func (x *MiscellaneousCommandTypeVideoFastUpdateMB) Decode(d *asn1per.Decoder) e
 		return asn1per.Wrap(err, "MiscellaneousCommandTypeVideoFastUpdateMB")
 	}
 	*x = MiscellaneousCommandTypeVideoFastUpdateMB{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "MiscellaneousCommandTypeVideoFastUpdateMB")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "MiscellaneousCommandTypeVideoFastUpdateMB")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.HasFirstGOB = true
 		{
 			r, err := d.Constrained(0, 255)
@@ -5178,7 +5129,7 @@ func (x *MiscellaneousCommandTypeVideoFastUpdateMB) Decode(d *asn1per.Decoder) e
 			x.FirstGOB = int64(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasFirstMB = true
 		{
 			r, err := d.Constrained(1, 8192)
@@ -5463,22 +5414,15 @@ func (x *MiscellaneousCommandTypeEncryptionUpdateCommand) Decode(d *asn1per.Deco
 		return asn1per.Wrap(err, "MiscellaneousCommandTypeEncryptionUpdateCommand")
 	}
 	*x = MiscellaneousCommandTypeEncryptionUpdateCommand{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "MiscellaneousCommandTypeEncryptionUpdateCommand")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "MiscellaneousCommandTypeEncryptionUpdateCommand")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	if err := x.EncryptionSync.Decode(d); err != nil {
 		return asn1per.Wrap(err, "encryptionSync")
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.MultiplePayloadStream = new(MultiplePayloadStream)
 		if err := x.MultiplePayloadStream.Decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplePayloadStream")
@@ -6102,19 +6046,12 @@ func (x *UserInputIndicationSignalRtp) Decode(d *asn1per.Decoder) error {
 		return asn1per.Wrap(err, "UserInputIndicationSignalRtp")
 	}
 	*x = UserInputIndicationSignalRtp{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "UserInputIndicationSignalRtp")
 	}
-	var opt [2]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "UserInputIndicationSignalRtp")
-		}
-		opt[i] = b
-	}
-	if opt[0] {
+	ext := pre>>2 != 0
+	if pre&(1<<1) != 0 {
 		x.HasTimestamp = true
 		{
 			r, err := d.Constrained(0, 4294967295)
@@ -6124,7 +6061,7 @@ func (x *UserInputIndicationSignalRtp) Decode(d *asn1per.Decoder) error {
 			x.Timestamp = int64(r)
 		}
 	}
-	if opt[1] {
+	if pre&(1<<0) != 0 {
 		x.HasExpirationTime = true
 		{
 			r, err := d.Constrained(0, 4294967295)
@@ -6251,18 +6188,11 @@ func (x *UserInputIndicationExtendedAlphanumericEncryptedAlphanumeric) Decode(d 
 		return asn1per.Wrap(err, "UserInputIndicationExtendedAlphanumericEncryptedAlphanumeric")
 	}
 	*x = UserInputIndicationExtendedAlphanumericEncryptedAlphanumeric{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "UserInputIndicationExtendedAlphanumericEncryptedAlphanumeric")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "UserInputIndicationExtendedAlphanumericEncryptedAlphanumeric")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	{
 		r, err := d.ObjectIdentifier()
 		if err != nil {
@@ -6270,7 +6200,7 @@ func (x *UserInputIndicationExtendedAlphanumericEncryptedAlphanumeric) Decode(d 
 		}
 		x.AlgorithmOID = asn1per.ObjectIdentifier(r)
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.ParamS = new(Params)
 		if err := x.ParamS.Decode(d); err != nil {
 			return asn1per.Wrap(err, "paramS")
@@ -7043,18 +6973,11 @@ func (x *DepFECDataRfc2733ModeSeparateStreamDifferentPort) Decode(d *asn1per.Dec
 		return asn1per.Wrap(err, "DepFECDataRfc2733ModeSeparateStreamDifferentPort")
 	}
 	*x = DepFECDataRfc2733ModeSeparateStreamDifferentPort{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "DepFECDataRfc2733ModeSeparateStreamDifferentPort")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "DepFECDataRfc2733ModeSeparateStreamDifferentPort")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	{
 		r, err := d.Constrained(1, 255)
 		if err != nil {
@@ -7062,7 +6985,7 @@ func (x *DepFECDataRfc2733ModeSeparateStreamDifferentPort) Decode(d *asn1per.Dec
 		}
 		x.ProtectedSessionID = int64(r)
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasProtectedPayloadType = true
 		{
 			r, err := d.Constrained(0, 127)
@@ -7187,18 +7110,11 @@ func (x *DepFECModeRfc2733ModeModeSeparateStreamDifferentPort) Decode(d *asn1per
 		return asn1per.Wrap(err, "DepFECModeRfc2733ModeModeSeparateStreamDifferentPort")
 	}
 	*x = DepFECModeRfc2733ModeModeSeparateStreamDifferentPort{}
-	ext, err := d.Bool()
+	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "DepFECModeRfc2733ModeModeSeparateStreamDifferentPort")
 	}
-	var opt [1]bool
-	for i := range opt {
-		b, err := d.Bool()
-		if err != nil {
-			return asn1per.Wrap(err, "DepFECModeRfc2733ModeModeSeparateStreamDifferentPort")
-		}
-		opt[i] = b
-	}
+	ext := pre>>1 != 0
 	{
 		r, err := d.Constrained(1, 255)
 		if err != nil {
@@ -7206,7 +7122,7 @@ func (x *DepFECModeRfc2733ModeModeSeparateStreamDifferentPort) Decode(d *asn1per
 		}
 		x.ProtectedSessionID = int64(r)
 	}
-	if opt[0] {
+	if pre&(1<<0) != 0 {
 		x.HasProtectedPayloadType = true
 		{
 			r, err := d.Constrained(0, 127)
