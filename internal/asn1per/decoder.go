@@ -27,12 +27,21 @@ type Decoder struct {
 	units []uint16
 }
 
-// Sizes of the blocks holding decoded strings; longer strings get storage
-// of their own.
+// Sizes of the blocks holding decoded strings: a Decoder's first block is
+// small, so that decoding one message with a fresh Decoder costs no more
+// than allocating its strings one by one, and each next block is twice as
+// large up to the maximum. Longer strings get storage of their own.
 const (
+	firstBlock = 32
 	textBlock  = 512
 	unitsBlock = 256
 )
+
+// nextBlock returns the capacity of the block following one of capacity
+// c that must hold at least n more elements.
+func nextBlock(c, n, limit int) int {
+	return max(min(max(2*c, firstBlock), limit), n)
+}
 
 // NewDecoder returns a Decoder reading b.
 func NewDecoder(b []byte) *Decoder { return &Decoder{buf: b} }

@@ -137,7 +137,7 @@ func (d *Decoder) keepText(b []byte) string {
 		return string(b)
 	}
 	if cap(d.text)-len(d.text) < len(b) {
-		d.text = make([]byte, 0, textBlock)
+		d.text = make([]byte, 0, nextBlock(cap(d.text), len(b), textBlock))
 	}
 	i := len(d.text)
 	d.text = append(d.text, b...)
@@ -152,7 +152,7 @@ func (d *Decoder) keepUnits(u []uint16) BMPString {
 		return append(make(BMPString, 0, len(u)), u...)
 	}
 	if cap(d.units)-len(d.units) < len(u) {
-		d.units = make([]uint16, 0, unitsBlock)
+		d.units = make([]uint16, 0, nextBlock(cap(d.units), len(u), unitsBlock))
 	}
 	i := len(d.units)
 	d.units = append(d.units, u...)

@@ -435,3 +435,19 @@ func TestParseErrors(t *testing.T) {
 }
 
 func mustAP(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// BenchmarkParse decodes an RRQ with a fresh Decoder each time, as Parse
+// does for every datagram.
+func BenchmarkParse(b *testing.B) {
+	in, err := RRQ(7, endpoint()).Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		if _, err := Parse(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
