@@ -7,6 +7,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -31,12 +32,16 @@ func (s *Server) buildProxy(rt *route, cfg Config) {
 		TLSHandshakeTimeout:   cfg.Timeouts.Handshake,
 		ResponseHeaderTimeout: cfg.Timeouts.HTTPResponseHeader,
 		ExpectContinueTimeout: time.Second,
+		// A proxy passes Content-Encoding through; it must not ask for gzip
+		// itself and decompress on the client's behalf.
+		DisableCompression: true,
 	}
 	preserve := rt.PreserveHost
 	name := rt.Name
 	classC := &rt.classC
 	rt.proxy = &httputil.ReverseProxy{
-		Transport: rt.transport,
+		Transport:  rt.transport,
+		BufferPool: copyBuffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			if preserve {
@@ -45,8 +50,8 @@ func (s *Server) buildProxy(rt *route, cfg Config) {
 			// Outside clients' own X-Forwarded-* are untrusted: replace them
 			// (a trusted balancer's client address arrives by PROXY protocol).
 			client := ""
-			if ci, ok := pr.In.Context().Value(connInfoKey{}).(*connInfo); ok {
-				client = ci.src.Addr().String()
+			if ci, ok := pr.In.Context().Value(connInfoKey{}).(*connInfo); ok && ci.ip != "" {
+				client = ci.ip
 			} else if ap, err := netip.ParseAddrPort(pr.In.RemoteAddr); err == nil {
 				client = ap.Addr().String()
 			}
@@ -83,6 +88,26 @@ func (s *Server) buildProxy(rt *route, cfg Config) {
 			http.Error(w, http.StatusText(status), status)
 		},
 		ErrorLog: nil,
+	}
+}
+
+// copyBuffers lends ReverseProxy its 32 KiB copy buffers; without it every
+// request allocates one, and on small responses that garbage dominates.
+var copyBuffers = &bufferPool{}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) == 32<<10 {
+		buf = buf[:cap(buf)]
+		b.p.Put(&buf)
 	}
 }
 

@@ -317,7 +317,7 @@ func TestProxyProtocolACL(t *testing.T) {
 	defer inside.Close()
 	cfg := Config{
 		ProxyProtocol: ProxyProtocol{Trusted: []string{"127.0.0.1/32"}},
-		Routes: []Route{{Match: Match{SNI: []string{"portal.example.test"}}, Action: ActionHTTP, Upstream: inside.URL, Allow: []string{"203.0.113.0/24"}}},
+		Routes:        []Route{{Match: Match{SNI: []string{"portal.example.test"}}, Action: ActionHTTP, Upstream: inside.URL, Allow: []string{"203.0.113.0/24"}}},
 	}
 	_, addr := startProxy(t, cfg, Deps{Certs: p.store})
 	dst := netip.MustParseAddrPort(addr)

@@ -398,6 +398,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, listen string) {
 			pc.remote = net.TCPAddrFromAddrPort(h.Source)
 		}
 	}
+	pc.info.ip = pc.info.src.Addr().String()
 	kind, err := pc.classify()
 	if err != nil {
 		s.m.rejected.WithLabelValues("peek").Inc()
@@ -657,9 +658,9 @@ func (c *peekConn) readClientHello() (sniff.ClientHello, error) {
 // chanListener feeds connections the demultiplexer sorted as HTTP to the
 // shared http.Server.
 type chanListener struct {
-	ch     chan net.Conn
-	done   chan struct{}
-	once   sync.Once
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
 }
 
 func newChanListener() *chanListener {

@@ -18,13 +18,13 @@ import (
 // state is one validated configuration, compiled for the data path and
 // swapped atomically by Reload.
 type state struct {
-	cfg         Config
-	routes      []*route
-	tcp         []*tcpMap
-	trusted     []netip.Prefix
-	minVersion  uint16
-	suites      []uint16
-	knownHosts  []string // Host/SNI names of http routes, for 421 vs 404
+	cfg        Config
+	routes     []*route
+	tcp        []*tcpMap
+	trusted    []netip.Prefix
+	minVersion uint16
+	suites     []uint16
+	knownHosts []string // Host/SNI names of http routes, for 421 vs 404
 }
 
 type route struct {
@@ -136,6 +136,7 @@ type connInfo struct {
 	tls    bool
 	sni    string
 	alpn   []string
+	ip     string // src.Addr() as text for X-Forwarded-For, set once src is final
 }
 
 // matchConn applies the connection-level part of a match (listener,
