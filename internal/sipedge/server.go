@@ -73,6 +73,10 @@ type side struct {
 	ports  map[string]int        // transport -> bound port
 	ips    map[string]netip.Addr // transport -> bound IP
 	server *Server
+	// handoffPort is the local port of the first WSS connection handed off
+	// (the access proxy's): the wss port in Via and Contact when no wss
+	// listener is served.
+	handoffPort atomic.Int32
 }
 
 // Server is the SIP edge.
@@ -89,6 +93,8 @@ type Server struct {
 	calls  *callTable
 	policy *guestPolicy
 	res    Resolver
+	// handoff feeds WSHandoff's connections to the external WSS transport.
+	handoff *handoffListener
 
 	sockMu    sync.Mutex
 	socks     []io.Closer
@@ -129,6 +135,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log:    deps.Logger.With("component", "sip"),
 		closed: make(chan struct{}),
 		flows:  &flowCodec{key: deps.FlowSecret},
+
+		handoff: newHandoffListener(),
 	}
 	s.m = newMetrics(deps.Registerer)
 	s.policy = newGuestPolicy(cfg.Guest)
@@ -305,6 +313,14 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 		sd.ips[l.Transport] = ap.Addr().Unmap()
 		sd.mu.Unlock()
 	}
+	s.sockMu.Lock()
+	s.socks = append(s.socks, s.handoff)
+	s.sockMu.Unlock()
+	// Handed-off connections had their TLS terminated already: ServeWSS
+	// without a TLS listener, so they are WSS connections to sipgo
+	// (transport "WSS" on their messages, the WSS connection pool).
+	n := len(ls)
+	ls = append(ls[:n:n], BoundListener{Interface: External, Transport: "wss", Stream: s.handoff})
 	for _, l := range ls {
 		sd := s.ext
 		if l.Interface == Internal {
@@ -325,7 +341,11 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 			case "ws":
 				err = sd.srv.ServeWS(l.Stream)
 			case "wss":
-				err = sd.srv.ServeWSS(tls.NewListener(l.Stream, s.deps.TLSConfig))
+				if l.Stream == s.handoff {
+					err = sd.srv.ServeWSS(l.Stream)
+				} else {
+					err = sd.srv.ServeWSS(tls.NewListener(l.Stream, s.deps.TLSConfig))
+				}
 			default:
 				err = fmt.Errorf("unknown transport %q", l.Transport)
 			}
@@ -338,7 +358,7 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 			}
 		}()
 	}
-	s.log.Info("sip edge serving", "listeners", len(ls))
+	s.log.Info("sip edge serving", "listeners", n)
 	s.wg.Add(3)
 	go func() { defer s.wg.Done(); s.regs.keepaliveLoop(s.closed) }()
 	go func() { defer s.wg.Done(); s.cs.probeLoop(s, s.closed) }()
@@ -393,6 +413,9 @@ func (sd *side) port(transport string) int {
 	defer sd.mu.Unlock()
 	if p, ok := sd.ports[transport]; ok {
 		return p
+	}
+	if p := sd.handoffPort.Load(); p != 0 && transport == "wss" {
+		return int(p)
 	}
 	return sd.ports["udp"]
 }

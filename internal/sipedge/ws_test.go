@@ -2,6 +2,7 @@ package sipedge
 
 import (
 	"context"
+	"crypto/tls"
 	"strings"
 	"testing"
 	"time"
@@ -10,16 +11,27 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// TestWebSocket registers a sipgo client over SIP-over-WebSocket (RFC 7118)
-// and receives a call from inside over the same WebSocket connection.
-func TestWebSocket(t *testing.T) {
-	k := startKamailio(t, 64)
-	p := startPortico(t, Config{CallServers: kamailioServer(k)})
-	ua, err := sipgo.NewUA(sipgo.WithUserAgentHostname("df7jal23ls0d.invalid"))
+// wsEndpoint is an outside sipgo user agent that registers over WS or WSS
+// and declines every call it receives.
+type wsEndpoint struct {
+	host    string
+	cl      *sipgo.Client
+	invited chan *sip.Request
+}
+
+// newWSEndpoint starts the user agent; host is its Contact host and tlsCfg
+// its client TLS config (nil for WS).
+func newWSEndpoint(t *testing.T, host string, tlsCfg *tls.Config) *wsEndpoint {
+	t.Helper()
+	opts := []sipgo.UserAgentOption{sipgo.WithUserAgentHostname(host)}
+	if tlsCfg != nil {
+		opts = append(opts, sipgo.WithUserAgenTLSConfig(tlsCfg))
+	}
+	ua, err := sipgo.NewUA(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ua.Close()
+	t.Cleanup(func() { ua.Close() })
 	cl, err := sipgo.NewClient(ua, sipgo.WithClientHostname(outsideIP))
 	if err != nil {
 		t.Fatal(err)
@@ -28,47 +40,75 @@ func TestWebSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	invited := make(chan *sip.Request, 1)
+	e := &wsEndpoint{host: host, cl: cl, invited: make(chan *sip.Request, 1)}
 	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
-		invited <- req
+		e.invited <- req
 		tx.Respond(sip.NewResponseFromRequest(req, 603, "Decline", nil))
 	})
+	return e
+}
+
+// register registers user@portico.test over transport ("ws" or "wss") at
+// dest and fails the test unless the answer is 200.
+func (e *wsEndpoint) register(t *testing.T, user, transport, dest string) {
+	t.Helper()
 	req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: "portico.test"})
-	req.AppendHeader(&sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "wendy", Host: "portico.test"}, Params: sip.HeaderParams{{K: "tag", V: "w1"}}})
-	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: "wendy", Host: "portico.test"}})
-	req.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "wendy", Host: "df7jal23ls0d.invalid", UriParams: sip.HeaderParams{{K: "transport", V: "ws"}}}})
+	req.AppendHeader(&sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: "portico.test"}, Params: sip.HeaderParams{{K: "tag", V: user + "1"}}})
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: "portico.test"}})
+	req.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: e.host, UriParams: sip.HeaderParams{{K: "transport", V: transport}}}})
 	req.AppendHeader(sip.NewHeader("Expires", "600"))
-	req.SetTransport("WS")
-	req.SetDestination(p.extWS.String())
+	req.SetTransport(strings.ToUpper(transport))
+	req.SetDestination(dest)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := cl.Do(ctx, req)
+	res, err := e.cl.Do(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.StatusCode != 200 {
-		t.Fatalf("WS REGISTER: %d", res.StatusCode)
+		t.Fatalf("%s REGISTER: %d", transport, res.StatusCode)
 	}
-	regs := p.s.Registrations()
-	if len(regs) != 1 || regs[0].Transport != "ws" {
-		t.Fatalf("Registrations() = %+v", regs)
-	}
+}
+
+// declinedInboundCall calls user from inside through Kamailio, checks that
+// e received the INVITE over transport with no inside address in it and
+// declined it, and returns that INVITE.
+func (e *wsEndpoint) declinedInboundCall(t *testing.T, p *portico, k *kamailio, user, transport string) *sip.Request {
+	t.Helper()
+	aor := "sip:" + user + "@portico.test"
 	carol := newRawUA(t, insideIP, "carol")
-	r := carol.invite(udpAddr(k.addr.String()), "sip:wendy@portico.test", carol.sdp(""), "")
+	r := carol.invite(udpAddr(k.addr.String()), aor, carol.sdp(""), "")
 	if r.StatusCode != 603 {
-		t.Fatalf("inside call to WS user: %d, want 603", r.StatusCode)
+		t.Fatalf("inside call to %s user: %d, want 603", transport, r.StatusCode)
 	}
-	carol.ackNon2xx(r, "sip:wendy@portico.test")
-	inv := <-invited
-	if !strings.EqualFold(inv.Transport(), "WS") {
-		t.Errorf("INVITE arrived over %s", inv.Transport())
+	carol.ackNon2xx(r, aor)
+	inv := <-e.invited
+	if !strings.EqualFold(inv.Transport(), transport) {
+		t.Errorf("INVITE arrived over %s, want %s", inv.Transport(), transport)
 	}
-	if strings.Contains(inv.String(), insideIP) || strings.Contains(inv.String(), kamIP) || strings.Contains(inv.String(), intIP) {
-		t.Errorf("INVITE over WS names an inside address:\n%s", inv)
+	for _, a := range insideAddrs {
+		if strings.Contains(inv.String(), a) {
+			t.Errorf("INVITE over %s names inside address %s:\n%s", transport, a, inv)
+		}
 	}
 	rec := p.hist.waitCalls(t, 1)[0]
 	if rec.Status != 603 || rec.Disposition != "callee declined" {
 		t.Errorf("call record = %+v", rec)
 	}
 	assertNoInside(t, p.tap)
+	return inv
+}
+
+// TestWebSocket registers a sipgo client over SIP-over-WebSocket (RFC 7118)
+// and receives a call from inside over the same WebSocket connection.
+func TestWebSocket(t *testing.T) {
+	k := startKamailio(t, 64)
+	p := startPortico(t, Config{CallServers: kamailioServer(k)})
+	e := newWSEndpoint(t, "df7jal23ls0d.invalid", nil)
+	e.register(t, "wendy", "ws", p.extWS.String())
+	regs := p.s.Registrations()
+	if len(regs) != 1 || regs[0].Transport != "ws" {
+		t.Fatalf("Registrations() = %+v", regs)
+	}
+	e.declinedInboundCall(t, p, k, "wendy", "ws")
 }
