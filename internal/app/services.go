@@ -120,6 +120,15 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 			ts := b.turn
 			handlers["turn"] = accessproxy.ConnHandlerFunc(func(ctx context.Context, c net.Conn) { ts.HandleConn(ctx, c) })
 		}
+		if ss := b.sip.Load(); ss != nil {
+			// SIP over WSS on the access proxy's port (route action handoff,
+			// handler sip-wss); without SIP such a route fails validation.
+			h, err := ss.WSHandoff()
+			if err != nil {
+				return nil, err
+			}
+			handlers["sip-wss"] = h
+		}
 		ap, err := accessproxy.New(cfg.AccessProxy.Config, accessproxy.Deps{Logger: log, Registerer: reg, Certs: d.certs, Handlers: handlers})
 		if err != nil {
 			return nil, asConfigErrors(err)

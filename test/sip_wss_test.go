@@ -1,0 +1,180 @@
+package test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+
+	"github.com/portico-edge/portico/internal/testpeer"
+)
+
+// sipWSSConfig is a daemon config with the SIP edge (external and internal
+// UDP only), the media relay and the access proxy on 127.0.0.2:apPort
+// handing SNI sip.portico.test to the SIP edge's WSS handoff. With sip
+// false the SIP edge is disabled.
+func sipWSSConfig(t *testing.T, mgmt, kam string, apPort int, sip bool) string {
+	extPort, intPort := testpeer.FreePort(t), testpeer.FreePort(t)
+	base := 30000 + (extPort%500)*20
+	cfg := strings.Replace(baseConfig(mgmt), "external: {address: 127.0.0.1}", "external: {address: 127.0.0.2}", 1)
+	cfg = strings.Replace(cfg, "internal: {address: 127.0.0.1, networks: [10.0.0.0/8]}", "internal: {address: 127.0.0.3, networks: [10.0.0.0/8]}", 1)
+	return cfg + fmt.Sprintf(`media:
+  enabled: true
+  external: {port_min: %d, port_max: %d}
+  internal: {port_min: %d, port_max: %d}
+sip:
+  enabled: %t
+  domain: portico.test
+  listeners:
+    - {interface: external, transport: udp, address: "127.0.0.2:%d"}
+    - {interface: internal, transport: udp, address: "127.0.0.3:%d"}
+  call_servers:
+    - {address: "%s", transport: udp}
+access_proxy:
+  enabled: true
+  listen: 127.0.0.2:%d
+  routes:
+    - name: sip-wss
+      match: {sni: [sip.portico.test]}
+      action: handoff
+      handler: sip-wss
+`, base, base+9, base+10, base+19, sip, extPort, intPort, kam, apPort)
+}
+
+// wsConn is a client-side SIP-over-WebSocket connection (RFC 7118).
+type wsConn struct {
+	net.Conn
+	r io.Reader // what the upgrade read ahead, then the connection
+}
+
+func (c *wsConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+// dialSIPWSS dials addr with TLS (SNI sip.portico.test, the certificate
+// verified against roots) and upgrades to WebSocket with the "sip"
+// subprotocol. No SIP-over-WSS client is packaged in Debian (sipp and
+// baresip have no WebSocket transport there), so the client is Go: gobwas/ws,
+// the WebSocket library sipgo itself uses.
+func dialSIPWSS(t *testing.T, addr string, roots *x509.CertPool) *wsConn {
+	t.Helper()
+	d := tls.Dialer{Config: &tls.Config{ServerName: "sip.portico.test", RootCAs: roots, MinVersion: tls.VersionTLS12}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	u, _ := url.Parse("wss://sip.portico.test/")
+	br, hs, err := ws.Dialer{Protocols: []string{"sip"}}.Upgrade(c, u)
+	if err != nil {
+		t.Fatalf("WebSocket upgrade through the access proxy: %v", err)
+	}
+	if hs.Protocol != "sip" {
+		t.Errorf("negotiated subprotocol %q, want sip", hs.Protocol)
+	}
+	var r io.Reader = c
+	if br != nil {
+		r = io.MultiReader(br, c)
+	}
+	return &wsConn{Conn: c, r: r}
+}
+
+// transact sends one SIP request as a text frame and returns the first
+// final response's status line.
+func (c *wsConn) transact(t *testing.T, msg string) string {
+	t.Helper()
+	if err := wsutil.WriteClientText(c, []byte(strings.ReplaceAll(msg, "\n", "\r\n"))); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		b, _, err := wsutil.ReadServerData(c)
+		if err != nil {
+			t.Fatalf("reading the response: %v", err)
+		}
+		line, _, _ := strings.Cut(string(b), "\r\n")
+		if !strings.HasPrefix(line, "SIP/2.0 1") {
+			return line
+		}
+	}
+}
+
+// TestSIPWSSThroughAccessProxy: portico serve with the SIP edge, the media
+// relay and the access proxy; a client reaches the SIP edge over WSS on the
+// access proxy's port (TLS terminated by the access proxy, route by SNI,
+// action handoff, handler sip-wss) and registers to Kamailio; the live
+// registration shows the client's own address and transport wss. A config
+// routing to sip-wss without the SIP edge is refused, naming the route.
+func TestSIPWSSThroughAccessProxy(t *testing.T) {
+	testpeer.Require(t, "kamailio")
+	kam := startKamailio(t)
+	dir := t.TempDir()
+	mgmt := freeAddr(t)
+	apPort := testpeer.FreePort(t)
+	d := startDaemon(t, dir, sipWSSConfig(t, mgmt, kam, apPort, true), mgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
+	c := newClient(t, d.url)
+	c.csrf = true
+	c.must(200, "POST", "/api/v1/login", map[string]string{"username": "admin", "password": adminPassword})
+
+	// The certificate store is empty at a first start (the management
+	// certificate is not in it yet), so the route's name gets one.
+	cp, kp := selfSignedPEM(t, "sip.portico.test", x509.ECDSAWithSHA256)
+	c.must(201, "POST", "/api/v1/certificates", map[string]string{"name": "sip wss", "pem": cp, "key_pem": kp})
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM([]byte(cp))
+	wc := dialSIPWSS(t, fmt.Sprintf("127.0.0.2:%d", apPort), roots)
+	status := wc.transact(t, `REGISTER sip:portico.test SIP/2.0
+Via: SIP/2.0/WSS q3v9jd0ak2.invalid;branch=z9hG4bK-wss-1
+Max-Forwards: 70
+From: <sip:wss-alice@portico.test>;tag=wss1
+To: <sip:wss-alice@portico.test>
+Call-ID: wss-register-1@q3v9jd0ak2.invalid
+CSeq: 1 REGISTER
+Contact: <sip:wss-alice@q3v9jd0ak2.invalid;transport=ws>
+Expires: 300
+Content-Length: 0
+
+`)
+	if status != "SIP/2.0 200 OK" {
+		t.Fatalf("REGISTER over WSS through the access proxy: %q\n%s", status, d.out.String())
+	}
+	var regs []struct{ AOR, Source, Transport string }
+	waitFor(t, 10*time.Second, func() bool {
+		c.must(200, "GET", "/api/v1/registrations", nil).json(t, &regs)
+		return len(regs) == 1
+	})
+	if !strings.Contains(regs[0].AOR, "wss-alice@portico.test") || regs[0].Source != wc.LocalAddr().String() || regs[0].Transport != "wss" {
+		t.Errorf("live registration %+v, want wss from %s", regs[0], wc.LocalAddr())
+	}
+	// CRLF keepalive over the handed-off connection (RFC 5626 section 3.5.1).
+	if err := wsutil.WriteClientText(wc, []byte("\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _, err := wsutil.ReadServerData(wc); err != nil || string(b) != "\r\n" {
+		t.Errorf("keepalive pong %q, %v", b, err)
+	}
+	d.stop()
+
+	t.Run("sip-wss route without the SIP edge", func(t *testing.T) {
+		f := filepath.Join(dir, "nosip.yaml")
+		os.WriteFile(f, []byte(sipWSSConfig(t, freeAddr(t), kam, testpeer.FreePort(t), false)), 0o600)
+		out, err := run(t, nil, "serve", "--config", f, "--data", filepath.Join(dir, "data-nosip"))
+		if err == nil {
+			t.Fatalf("serve started with a sip-wss route and SIP disabled:\n%s", out)
+		}
+		if !strings.Contains(out, `access_proxy.routes[0].handler: "sip-wss"`) {
+			t.Errorf("output does not name the route's handler:\n%s", out)
+		}
+	})
+}
