@@ -36,11 +36,22 @@ func (s *Server) buildProxy(rt *route, cfg Config) {
 		// itself and decompress on the client's behalf.
 		DisableCompression: true,
 	}
+	var upstream http.RoundTripper = rt.transport
+	if target.Scheme == "http" {
+		addr := target.Host
+		if target.Port() == "" {
+			addr = net.JoinHostPort(target.Hostname(), "80")
+		}
+		rt.h1 = &h1Transport{fallback: rt.transport, host: target.Host, addr: addr, dial: dialer.DialContext,
+			respHeader: cfg.Timeouts.HTTPResponseHeader, idleFor: rt.transport.IdleConnTimeout,
+			maxIdle: rt.transport.MaxIdleConnsPerHost}
+		upstream = rt.h1
+	}
 	preserve := rt.PreserveHost
 	name := rt.Name
 	classC := &rt.classC
 	rt.proxy = &httputil.ReverseProxy{
-		Transport:  rt.transport,
+		Transport:  upstream,
 		BufferPool: copyBuffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)

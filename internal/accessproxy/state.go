@@ -34,7 +34,8 @@ type route struct {
 	allow     []netip.Prefix
 	proxy     *httputil.ReverseProxy
 	transport *http.Transport
-	upTLS     *tls.Config // client config for https/LDAPS upstreams
+	h1        *h1Transport // plain-HTTP upstreams: the lean path, transport behind it
+	upTLS     *tls.Config  // client config for https/LDAPS upstreams
 	routedC   prometheus.Counter
 	classC    [6]prometheus.Counter // http responses by status class: index code/100
 }
@@ -90,6 +91,9 @@ func compile(cfg Config, s *Server) (*state, error) {
 
 func (st *state) closeIdle() {
 	for _, r := range st.routes {
+		if r.h1 != nil {
+			r.h1.CloseIdleConnections()
+		}
 		if r.transport != nil {
 			r.transport.CloseIdleConnections()
 		}

@@ -1,0 +1,298 @@
+package accessproxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// h1Transport forwards the common case to a plain-HTTP upstream (a GET,
+// HEAD or OPTIONS without a body or Upgrade) over pooled HTTP/1.1
+// keep-alive connections, entirely on the calling goroutine: one write
+// system call for the request, reads for the response, and no hand-offs to
+// the per-connection read and write goroutines http.Transport runs. Every
+// other request (bodies, WebSocket upgrades, other methods) goes to
+// fallback, the route's http.Transport, unchanged.
+type h1Transport struct {
+	fallback   http.RoundTripper
+	host       string // the upstream URL's host; requests for another fall back
+	addr       string // host:port dialled
+	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
+	respHeader time.Duration // Timeouts.HTTPResponseHeader
+	idleFor    time.Duration // an idle connection is closed after this
+	maxIdle    int
+
+	mu       sync.Mutex
+	idle     []*h1Conn // most recently used last
+	sweeping bool
+}
+
+type h1Conn struct {
+	c      net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	idleAt time.Time
+}
+
+// aLongTimeAgo is a deadline that has passed: setting it unblocks a read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// errNoResponse is a reused connection's EOF before any byte of the
+// response: the upstream closed it while it sat idle.
+var errNoResponse = errors.New("accessproxy: upstream closed an idle connection")
+
+func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !t.lean(req) {
+		return t.fallback.RoundTrip(req)
+	}
+	ctx := req.Context()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !validHeader(req.Header) {
+		return t.fallback.RoundTrip(req) // it refuses with the precise error
+	}
+	pc, reused := t.get()
+	resp, err := t.exchange(ctx, req, pc, reused)
+	if errors.Is(err, errNoResponse) && ctx.Err() == nil {
+		// The request had no body and an idempotent method, and the
+		// upstream saw at most its bytes on a connection it was closing:
+		// send it once more on a fresh connection, as http.Transport does.
+		resp, err = t.exchange(ctx, req, nil, false)
+	}
+	return resp, err
+}
+
+// lean reports whether req takes the synchronous path.
+func (t *h1Transport) lean(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	default:
+		return false
+	}
+	return req.URL.Scheme == "http" && req.URL.Host == t.host &&
+		(req.Body == nil || req.Body == http.NoBody) && req.ContentLength == 0 &&
+		len(req.TransferEncoding) == 0 && !req.Close &&
+		req.Header["Upgrade"] == nil && req.Header["Expect"] == nil && req.Trailer == nil
+}
+
+// validHeader applies http.Transport's check of outgoing header fields:
+// names are RFC 9110 tokens, values hold no control characters but HTAB.
+func validHeader(h http.Header) bool {
+	for k, vs := range h {
+		if k == "" {
+			return false
+		}
+		for i := 0; i < len(k); i++ {
+			if c := k[i]; c >= 0x80 || !tokenChar[c] {
+				return false
+			}
+		}
+		for _, v := range vs {
+			for i := 0; i < len(v); i++ {
+				if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// tokenChar marks the bytes of an RFC 9110 §5.6.2 token.
+var tokenChar = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// exchange sends req on pc (a new connection when nil) and reads the
+// response header. The response body returns the connection to the pool
+// once read to its end.
+func (t *h1Transport) exchange(ctx context.Context, req *http.Request, pc *h1Conn, reused bool) (*http.Response, error) {
+	if pc == nil {
+		c, err := t.dial(ctx, "tcp", t.addr)
+		if err != nil {
+			return nil, err
+		}
+		pc = &h1Conn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 4<<10)}
+	}
+	// Cancelling the request (the client went away, the server shuts
+	// down) unblocks whatever read or write is under way.
+	stop := context.AfterFunc(ctx, func() { _ = pc.c.SetDeadline(aLongTimeAgo) })
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		pc.c.Close()
+		if cerr := context.Cause(ctx); cerr != nil {
+			return nil, cerr
+		}
+		return nil, err
+	}
+	if err := req.Write(pc.bw); err != nil {
+		return fail(err)
+	}
+	if err := pc.bw.Flush(); err != nil {
+		if reused {
+			err = errNoResponse
+		}
+		return fail(err)
+	}
+	if t.respHeader > 0 {
+		_ = pc.c.SetReadDeadline(time.Now().Add(t.respHeader))
+		// A cancellation just before would have its deadline overwritten.
+		if ctx.Err() != nil {
+			return fail(ctx.Err())
+		}
+	}
+	var resp *http.Response
+	for {
+		var err error
+		resp, err = http.ReadResponse(pc.br, req)
+		if err != nil {
+			if reused && pc.br.Buffered() == 0 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err)) {
+				err = errNoResponse
+			}
+			return fail(err)
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+		// 1xx informational (103 Early Hints): ReverseProxy forwards it
+		// through its client trace, as with http.Transport.
+		if tr := httptrace.ContextClientTrace(ctx); tr != nil && tr.Got1xxResponse != nil {
+			if err := tr.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// Upgrades were not asked for on this path.
+		return fail(errors.New("accessproxy: upstream switched protocols unasked"))
+	}
+	_ = pc.c.SetReadDeadline(time.Time{})
+	if ctx.Err() != nil {
+		return fail(ctx.Err())
+	}
+	resp.Body = &h1Body{body: resp.Body, t: t, pc: pc, stop: stop, keep: !resp.Close}
+	return resp, nil
+}
+
+func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
+
+// h1Body is a response body; at its end the connection goes back to the
+// pool, when closed early the connection is closed.
+type h1Body struct {
+	body io.ReadCloser
+	t    *h1Transport
+	pc   *h1Conn
+	stop func() bool
+	keep bool
+	done bool
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	n, err := b.body.Read(p)
+	if err == io.EOF {
+		b.finish(true)
+	}
+	return n, err
+}
+
+func (b *h1Body) Close() error {
+	if !b.done {
+		b.finish(false)
+	}
+	return nil
+}
+
+func (b *h1Body) finish(atEnd bool) {
+	b.done = true
+	// stop reports false when the request was cancelled and the deadline
+	// may already be set: the connection is then not reusable.
+	if b.stop() && atEnd && b.keep && b.pc.br.Buffered() == 0 {
+		b.t.put(b.pc)
+		return
+	}
+	b.pc.c.Close()
+}
+
+func (t *h1Transport) get() (*h1Conn, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for n := len(t.idle); n > 0; n = len(t.idle) {
+		pc := t.idle[n-1]
+		t.idle[n-1] = nil
+		t.idle = t.idle[:n-1]
+		if time.Since(pc.idleAt) < t.idleFor {
+			return pc, true
+		}
+		pc.c.Close()
+	}
+	return nil, false
+}
+
+func (t *h1Transport) put(pc *h1Conn) {
+	pc.idleAt = time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.idle) >= t.maxIdle {
+		pc.c.Close()
+		return
+	}
+	t.idle = append(t.idle, pc)
+	if !t.sweeping {
+		t.sweeping = true
+		time.AfterFunc(t.idleFor, t.sweep)
+	}
+}
+
+// sweep closes connections idle for longer than idleFor, so a pool left
+// unused does not hold upstream sockets open.
+func (t *h1Transport) sweep() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	i := 0
+	for i < len(t.idle) && time.Since(t.idle[i].idleAt) >= t.idleFor {
+		t.idle[i].c.Close()
+		t.idle[i] = nil
+		i++
+	}
+	t.idle = append(t.idle[:0], t.idle[i:]...)
+	if len(t.idle) == 0 {
+		t.sweeping = false
+		return
+	}
+	time.AfterFunc(t.idleFor-time.Since(t.idle[0].idleAt), t.sweep)
+}
+
+// CloseIdleConnections closes the pooled connections (and the fallback's).
+func (t *h1Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	for _, pc := range t.idle {
+		pc.c.Close()
+	}
+	clear(t.idle)
+	t.idle = t.idle[:0]
+	t.mu.Unlock()
+	if ci, ok := t.fallback.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
