@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"net/textproto"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +19,16 @@ var leakyHeaders = []string{
 	"X-Generator", "X-Backend-Server", "X-Served-By", "X-Server", "X-Version", "Via",
 	"X-Drupal-Cache", "X-Varnish", "X-Application-Context", "X-Pingback",
 }
+
+// leaky is leakyHeaders as a set, for one look-up per response header
+// instead of a delete per listed name.
+var leaky = func() map[string]bool {
+	m := make(map[string]bool, len(leakyHeaders))
+	for _, h := range leakyHeaders {
+		m[h] = true
+	}
+	return m
+}()
 
 func (s *Server) buildProxy(rt *route, cfg Config) {
 	target := upstreamURL(rt.Upstream)
@@ -76,8 +87,10 @@ func (s *Server) buildProxy(rt *route, cfg Config) {
 			pr.Out.Header.Del("Forwarded")
 		},
 		ModifyResponse: func(resp *http.Response) error {
-			for _, h := range leakyHeaders {
-				resp.Header.Del(h)
+			for k := range resp.Header {
+				if leaky[textproto.CanonicalMIMEHeaderKey(k)] {
+					delete(resp.Header, k)
+				}
 			}
 			if c := resp.StatusCode / 100; c >= 1 && c <= 5 {
 				classC[c].Inc()
