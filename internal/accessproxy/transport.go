@@ -188,7 +188,7 @@ func (t *h1Transport) exchange(ctx context.Context, req *http.Request, pc *h1Con
 	if ctx.Err() != nil {
 		return fail(ctx.Err())
 	}
-	resp.Body = &h1Body{body: resp.Body, t: t, pc: pc, stop: stop, keep: !resp.Close}
+	resp.Body = &h1Body{body: resp.Body, ctx: ctx, t: t, pc: pc, stop: stop, keep: !resp.Close}
 	return resp, nil
 }
 
@@ -198,6 +198,7 @@ func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
 // pool, when closed early the connection is closed.
 type h1Body struct {
 	body io.ReadCloser
+	ctx  context.Context
 	t    *h1Transport
 	pc   *h1Conn
 	stop func() bool
@@ -212,6 +213,10 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	n, err := b.body.Read(p)
 	if err == io.EOF {
 		b.finish(true)
+	} else if err != nil && b.ctx.Err() != nil {
+		// The deadline set on cancellation shows as a timeout; report the
+		// cancellation, as http.Transport does (ReverseProxy logs other errors).
+		err = b.ctx.Err()
 	}
 	return n, err
 }

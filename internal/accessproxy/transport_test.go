@@ -328,3 +328,19 @@ func TestValidHeader(t *testing.T) {
 		})
 	}
 }
+
+func TestLeanBodyCancelled(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	body := &h1Body{body: io.NopCloser(a), ctx: ctx, t: &h1Transport{}, pc: &h1Conn{c: a}, stop: func() bool { return false }}
+	cancel()
+	_ = a.SetDeadline(aLongTimeAgo) // what the cancellation does to the connection
+	if _, err := body.Read(make([]byte, 8)); err != context.Canceled {
+		t.Fatalf("read after cancel: %v, want context.Canceled (ReverseProxy does not log it)", err)
+	}
+	body.Close()
+	if _, err := b.Write([]byte("x")); err == nil {
+		t.Fatal("connection of a cancelled body still open")
+	}
+}
