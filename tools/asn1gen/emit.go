@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // emitter writes the Go code of one package.
@@ -147,7 +148,11 @@ func (em *emitter) decode(t *typ, v, gt, dv, name string) error {
 	}
 	switch t.kind {
 	case kRef, kSeq, kChoice, kEnum:
-		em.p("if err := %s.Decode(%s); err != nil { %s }", v, dv, wrap(name))
+		m, err := em.decodeMethod(t)
+		if err != nil {
+			return err
+		}
+		em.p("if err := %s.%s(%s); err != nil { %s }", v, m, dv, wrap(name))
 	case kInt:
 		if t.hasLB && t.hasUB && !t.valExt {
 			val(fmt.Sprintf("Constrained(%d, %d)", t.lb, t.ub))
@@ -189,6 +194,27 @@ func (em *emitter) decode(t *typ, v, gt, dv, name string) error {
 		return fmt.Errorf("cannot decode kind %d", t.kind)
 	}
 	return nil
+}
+
+// decodeMethod names the method decoding a value of t into a field of a
+// value being decoded: the unexported decode, which skips zeroing what is
+// already zero, for SEQUENCE and CHOICE types of this package, else Decode.
+func (em *emitter) decodeMethod(t *typ) (string, error) {
+	b, err := em.g.base(t)
+	if err != nil {
+		return "", err
+	}
+	if b.kind != kSeq && b.kind != kChoice {
+		return "Decode", nil
+	}
+	gt, err := em.goType(t)
+	if err != nil {
+		return "", err
+	}
+	if strings.Contains(gt, ".") {
+		return "Decode", nil
+	}
+	return "decode", nil
 }
 
 // minBits is a lower bound (0 or 1) on the encoded size of t, used to

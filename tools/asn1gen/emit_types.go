@@ -176,10 +176,7 @@ func (em *emitter) emitSeq(n *named) error {
 	em.p("return nil\n}\n")
 
 	// Decode
-	em.p("// Decode reads x from ALIGNED PER.")
-	em.p("func (x *%s) Decode(d *asn1per.Decoder) error {", n.goName)
-	em.p("if err := d.Enter(); err != nil { return asn1per.Wrap(err, %q) }", n.goName)
-	em.p("*x = %s{}", n.goName)
+	em.decodeEntry(n.goName)
 	// The extension bit and the presence bitmap are read at once.
 	nOpt := len(opts)
 	if nOpt > 63 {
@@ -242,6 +239,18 @@ func (em *emitter) emitSeq(n *named) error {
 	em.p("d.Leave()")
 	em.p("return nil\n}\n")
 	return nil
+}
+
+// decodeEntry writes Decode, which zeroes x, and the head of decode,
+// which the decoding of an enclosing value calls on fields that are zero
+// already.
+func (em *emitter) decodeEntry(goName string) {
+	em.p("// Decode reads x from ALIGNED PER.")
+	em.p("func (x *%s) Decode(d *asn1per.Decoder) error {", goName)
+	em.p("*x = %s{}", goName)
+	em.p("return x.decode(d)\n}\n")
+	em.p("func (x *%s) decode(d *asn1per.Decoder) error {", goName)
+	em.p("if err := d.Enter(); err != nil { return asn1per.Wrap(err, %q) }", goName)
 }
 
 func (em *emitter) markPresent(fi *fieldInfo) {
@@ -312,10 +321,7 @@ func (em *emitter) emitChoice(n *named) error {
 	}
 	em.p("}\nreturn nil\n}\n")
 
-	em.p("// Decode reads x from ALIGNED PER.")
-	em.p("func (x *%s) Decode(d *asn1per.Decoder) error {", n.goName)
-	em.p("if err := d.Enter(); err != nil { return asn1per.Wrap(err, %q) }", n.goName)
-	em.p("*x = %s{}", n.goName)
+	em.decodeEntry(n.goName)
 	em.p("idx, err := d.Choice(%d, %v)", len(root), t.ext)
 	em.p("if err != nil { %s }", wrap(n.goName))
 	em.p("x.Choice = idx")

@@ -43,21 +43,25 @@ func (x *H323UserInformation) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H323UserInformation) Decode(d *asn1per.Decoder) error {
+	*x = H323UserInformation{}
+	return x.decode(d)
+}
+
+func (x *H323UserInformation) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H323UserInformation")
 	}
-	*x = H323UserInformation{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "H323UserInformation")
 	}
 	ext := pre>>1 != 0
-	if err := x.H323UuPdu.Decode(d); err != nil {
+	if err := x.H323UuPdu.decode(d); err != nil {
 		return asn1per.Wrap(err, "h323-uu-pdu")
 	}
 	if pre&(1<<0) != 0 {
 		x.UserData = new(H323UserInformationUserData)
-		if err := x.UserData.Decode(d); err != nil {
+		if err := x.UserData.decode(d); err != nil {
 			return asn1per.Wrap(err, "user-data")
 		}
 	}
@@ -214,21 +218,25 @@ func (x *H323UUPDU) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H323UUPDU) Decode(d *asn1per.Decoder) error {
+	*x = H323UUPDU{}
+	return x.decode(d)
+}
+
+func (x *H323UUPDU) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H323UUPDU")
 	}
-	*x = H323UUPDU{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "H323UUPDU")
 	}
 	ext := pre>>1 != 0
-	if err := x.H323MessageBody.Decode(d); err != nil {
+	if err := x.H323MessageBody.decode(d); err != nil {
 		return asn1per.Wrap(err, "h323-message-body")
 	}
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -325,7 +333,7 @@ func (x *H323UUPDU) Decode(d *asn1per.Decoder) error {
 				for range n6 {
 					var zero NonStandardParameter
 					x.NonStandardControl = append(x.NonStandardControl, zero)
-					if err := x.NonStandardControl[len(x.NonStandardControl)-1].Decode(d); err != nil {
+					if err := x.NonStandardControl[len(x.NonStandardControl)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "nonStandardControl")
 					}
 				}
@@ -339,7 +347,7 @@ func (x *H323UUPDU) Decode(d *asn1per.Decoder) error {
 			}
 			x.CallLinkage = new(CallLinkage)
 			fr := d.Push(raw)
-			if err := x.CallLinkage.Decode(d); err != nil {
+			if err := x.CallLinkage.decode(d); err != nil {
 				return asn1per.Wrap(err, "callLinkage")
 			}
 			d.Pop(fr)
@@ -351,7 +359,7 @@ func (x *H323UUPDU) Decode(d *asn1per.Decoder) error {
 			}
 			x.TunnelledSignallingMessage = new(H323UUPDUTunnelledSignallingMessage)
 			fr := d.Push(raw)
-			if err := x.TunnelledSignallingMessage.Decode(d); err != nil {
+			if err := x.TunnelledSignallingMessage.decode(d); err != nil {
 				return asn1per.Wrap(err, "tunnelledSignallingMessage")
 			}
 			d.Pop(fr)
@@ -371,7 +379,7 @@ func (x *H323UUPDU) Decode(d *asn1per.Decoder) error {
 			}
 			x.StimulusControl = new(StimulusControl)
 			fr := d.Push(raw)
-			if err := x.StimulusControl.Decode(d); err != nil {
+			if err := x.StimulusControl.decode(d); err != nil {
 				return asn1per.Wrap(err, "stimulusControl")
 			}
 			d.Pop(fr)
@@ -392,7 +400,7 @@ func (x *H323UUPDU) Decode(d *asn1per.Decoder) error {
 				for range n7 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -449,10 +457,14 @@ func (x *StimulusControl) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *StimulusControl) Decode(d *asn1per.Decoder) error {
+	*x = StimulusControl{}
+	return x.decode(d)
+}
+
+func (x *StimulusControl) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "StimulusControl")
 	}
-	*x = StimulusControl{}
 	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "StimulusControl")
@@ -460,7 +472,7 @@ func (x *StimulusControl) Decode(d *asn1per.Decoder) error {
 	ext := pre>>3 != 0
 	if pre&(1<<2) != 0 {
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	}
@@ -694,10 +706,14 @@ func (x *AlertingUUIE) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
+	*x = AlertingUUIE{}
+	return x.decode(d)
+}
+
+func (x *AlertingUUIE) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "AlertingUUIE")
 	}
-	*x = AlertingUUIE{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "AlertingUUIE")
@@ -706,12 +722,12 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
-	if err := x.DestinationInfo.Decode(d); err != nil {
+	if err := x.DestinationInfo.decode(d); err != nil {
 		return asn1per.Wrap(err, "destinationInfo")
 	}
 	if pre&(1<<0) != 0 {
 		x.H245Address = new(TransportAddress)
-		if err := x.H245Address.Decode(d); err != nil {
+		if err := x.H245Address.decode(d); err != nil {
 			return asn1per.Wrap(err, "h245Address")
 		}
 	}
@@ -729,7 +745,7 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.CallIdentifier = new(CallIdentifier)
 			fr := d.Push(raw)
-			if err := x.CallIdentifier.Decode(d); err != nil {
+			if err := x.CallIdentifier.decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			d.Pop(fr)
@@ -741,7 +757,7 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.H245SecurityMode = new(H245Security)
 			fr := d.Push(raw)
-			if err := x.H245SecurityMode.Decode(d); err != nil {
+			if err := x.H245SecurityMode.decode(d); err != nil {
 				return asn1per.Wrap(err, "h245SecurityMode")
 			}
 			d.Pop(fr)
@@ -762,7 +778,7 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				for range n14 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -785,7 +801,7 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				for range n15 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -867,7 +883,7 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				for range n17 {
 					var zero AliasAddress
 					x.AlertingAddress = append(x.AlertingAddress, zero)
-					if err := x.AlertingAddress[len(x.AlertingAddress)-1].Decode(d); err != nil {
+					if err := x.AlertingAddress[len(x.AlertingAddress)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "alertingAddress")
 					}
 				}
@@ -881,7 +897,7 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.PresentationIndicator = new(PresentationIndicator)
 			fr := d.Push(raw)
-			if err := x.PresentationIndicator.Decode(d); err != nil {
+			if err := x.PresentationIndicator.decode(d); err != nil {
 				return asn1per.Wrap(err, "presentationIndicator")
 			}
 			d.Pop(fr)
@@ -922,7 +938,7 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				for range n18 {
 					var zero ServiceControlSession
 					x.ServiceControl = append(x.ServiceControl, zero)
-					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
+					if err := x.ServiceControl[len(x.ServiceControl)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "serviceControl")
 					}
 				}
@@ -936,7 +952,7 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.Capacity = new(CallCapacity)
 			fr := d.Push(raw)
-			if err := x.Capacity.Decode(d); err != nil {
+			if err := x.Capacity.decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
 			d.Pop(fr)
@@ -948,7 +964,7 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.FeatureSet = new(FeatureSet)
 			fr := d.Push(raw)
-			if err := x.FeatureSet.Decode(d); err != nil {
+			if err := x.FeatureSet.decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			d.Pop(fr)
@@ -969,7 +985,7 @@ func (x *AlertingUUIE) Decode(d *asn1per.Decoder) error {
 				for range n19 {
 					var zero DisplayName
 					x.DisplayName = append(x.DisplayName, zero)
-					if err := x.DisplayName[len(x.DisplayName)-1].Decode(d); err != nil {
+					if err := x.DisplayName[len(x.DisplayName)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "displayName")
 					}
 				}
@@ -1119,10 +1135,14 @@ func (x *CallProceedingUUIE) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CallProceedingUUIE) Decode(d *asn1per.Decoder) error {
+	*x = CallProceedingUUIE{}
+	return x.decode(d)
+}
+
+func (x *CallProceedingUUIE) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CallProceedingUUIE")
 	}
-	*x = CallProceedingUUIE{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "CallProceedingUUIE")
@@ -1131,12 +1151,12 @@ func (x *CallProceedingUUIE) Decode(d *asn1per.Decoder) error {
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
-	if err := x.DestinationInfo.Decode(d); err != nil {
+	if err := x.DestinationInfo.decode(d); err != nil {
 		return asn1per.Wrap(err, "destinationInfo")
 	}
 	if pre&(1<<0) != 0 {
 		x.H245Address = new(TransportAddress)
-		if err := x.H245Address.Decode(d); err != nil {
+		if err := x.H245Address.decode(d); err != nil {
 			return asn1per.Wrap(err, "h245Address")
 		}
 	}
@@ -1154,7 +1174,7 @@ func (x *CallProceedingUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.CallIdentifier = new(CallIdentifier)
 			fr := d.Push(raw)
-			if err := x.CallIdentifier.Decode(d); err != nil {
+			if err := x.CallIdentifier.decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			d.Pop(fr)
@@ -1166,7 +1186,7 @@ func (x *CallProceedingUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.H245SecurityMode = new(H245Security)
 			fr := d.Push(raw)
-			if err := x.H245SecurityMode.Decode(d); err != nil {
+			if err := x.H245SecurityMode.decode(d); err != nil {
 				return asn1per.Wrap(err, "h245SecurityMode")
 			}
 			d.Pop(fr)
@@ -1187,7 +1207,7 @@ func (x *CallProceedingUUIE) Decode(d *asn1per.Decoder) error {
 				for range n23 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -1210,7 +1230,7 @@ func (x *CallProceedingUUIE) Decode(d *asn1per.Decoder) error {
 				for range n24 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -1291,7 +1311,7 @@ func (x *CallProceedingUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.FeatureSet = new(FeatureSet)
 			fr := d.Push(raw)
-			if err := x.FeatureSet.Decode(d); err != nil {
+			if err := x.FeatureSet.decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			d.Pop(fr)
@@ -1524,10 +1544,14 @@ func (x *ConnectUUIE) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
+	*x = ConnectUUIE{}
+	return x.decode(d)
+}
+
+func (x *ConnectUUIE) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ConnectUUIE")
 	}
-	*x = ConnectUUIE{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "ConnectUUIE")
@@ -1538,11 +1562,11 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.H245Address = new(TransportAddress)
-		if err := x.H245Address.Decode(d); err != nil {
+		if err := x.H245Address.decode(d); err != nil {
 			return asn1per.Wrap(err, "h245Address")
 		}
 	}
-	if err := x.DestinationInfo.Decode(d); err != nil {
+	if err := x.DestinationInfo.decode(d); err != nil {
 		return asn1per.Wrap(err, "destinationInfo")
 	}
 	if err := x.ConferenceID.Decode(d); err != nil {
@@ -1562,7 +1586,7 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.CallIdentifier = new(CallIdentifier)
 			fr := d.Push(raw)
-			if err := x.CallIdentifier.Decode(d); err != nil {
+			if err := x.CallIdentifier.decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			d.Pop(fr)
@@ -1574,7 +1598,7 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.H245SecurityMode = new(H245Security)
 			fr := d.Push(raw)
-			if err := x.H245SecurityMode.Decode(d); err != nil {
+			if err := x.H245SecurityMode.decode(d); err != nil {
 				return asn1per.Wrap(err, "h245SecurityMode")
 			}
 			d.Pop(fr)
@@ -1595,7 +1619,7 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				for range n33 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -1618,7 +1642,7 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				for range n34 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -1727,7 +1751,7 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				for range n37 {
 					var zero AliasAddress
 					x.ConnectedAddress = append(x.ConnectedAddress, zero)
-					if err := x.ConnectedAddress[len(x.ConnectedAddress)-1].Decode(d); err != nil {
+					if err := x.ConnectedAddress[len(x.ConnectedAddress)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "connectedAddress")
 					}
 				}
@@ -1741,7 +1765,7 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.PresentationIndicator = new(PresentationIndicator)
 			fr := d.Push(raw)
-			if err := x.PresentationIndicator.Decode(d); err != nil {
+			if err := x.PresentationIndicator.decode(d); err != nil {
 				return asn1per.Wrap(err, "presentationIndicator")
 			}
 			d.Pop(fr)
@@ -1782,7 +1806,7 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				for range n38 {
 					var zero ServiceControlSession
 					x.ServiceControl = append(x.ServiceControl, zero)
-					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
+					if err := x.ServiceControl[len(x.ServiceControl)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "serviceControl")
 					}
 				}
@@ -1796,7 +1820,7 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.Capacity = new(CallCapacity)
 			fr := d.Push(raw)
-			if err := x.Capacity.Decode(d); err != nil {
+			if err := x.Capacity.decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
 			d.Pop(fr)
@@ -1808,7 +1832,7 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.FeatureSet = new(FeatureSet)
 			fr := d.Push(raw)
-			if err := x.FeatureSet.Decode(d); err != nil {
+			if err := x.FeatureSet.decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			d.Pop(fr)
@@ -1829,7 +1853,7 @@ func (x *ConnectUUIE) Decode(d *asn1per.Decoder) error {
 				for range n39 {
 					var zero DisplayName
 					x.DisplayName = append(x.DisplayName, zero)
-					if err := x.DisplayName[len(x.DisplayName)-1].Decode(d); err != nil {
+					if err := x.DisplayName[len(x.DisplayName)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "displayName")
 					}
 				}
@@ -1946,10 +1970,14 @@ func (x *InformationUUIE) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *InformationUUIE) Decode(d *asn1per.Decoder) error {
+	*x = InformationUUIE{}
+	return x.decode(d)
+}
+
+func (x *InformationUUIE) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "InformationUUIE")
 	}
-	*x = InformationUUIE{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "InformationUUIE")
@@ -1971,7 +1999,7 @@ func (x *InformationUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.CallIdentifier = new(CallIdentifier)
 			fr := d.Push(raw)
-			if err := x.CallIdentifier.Decode(d); err != nil {
+			if err := x.CallIdentifier.decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			d.Pop(fr)
@@ -1992,7 +2020,7 @@ func (x *InformationUUIE) Decode(d *asn1per.Decoder) error {
 				for range n43 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -2015,7 +2043,7 @@ func (x *InformationUUIE) Decode(d *asn1per.Decoder) error {
 				for range n44 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -2064,7 +2092,7 @@ func (x *InformationUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.CircuitInfo = new(CircuitInfo)
 			fr := d.Push(raw)
-			if err := x.CircuitInfo.Decode(d); err != nil {
+			if err := x.CircuitInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
 			d.Pop(fr)
@@ -2243,10 +2271,14 @@ func (x *ReleaseCompleteUUIE) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
+	*x = ReleaseCompleteUUIE{}
+	return x.decode(d)
+}
+
+func (x *ReleaseCompleteUUIE) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ReleaseCompleteUUIE")
 	}
-	*x = ReleaseCompleteUUIE{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "ReleaseCompleteUUIE")
@@ -2257,7 +2289,7 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.Reason = new(ReleaseCompleteReason)
-		if err := x.Reason.Decode(d); err != nil {
+		if err := x.Reason.decode(d); err != nil {
 			return asn1per.Wrap(err, "reason")
 		}
 	}
@@ -2275,7 +2307,7 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.CallIdentifier = new(CallIdentifier)
 			fr := d.Push(raw)
-			if err := x.CallIdentifier.Decode(d); err != nil {
+			if err := x.CallIdentifier.decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			d.Pop(fr)
@@ -2296,7 +2328,7 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 				for range n51 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -2319,7 +2351,7 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 				for range n52 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -2342,7 +2374,7 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 				for range n53 {
 					var zero AliasAddress
 					x.BusyAddress = append(x.BusyAddress, zero)
-					if err := x.BusyAddress[len(x.BusyAddress)-1].Decode(d); err != nil {
+					if err := x.BusyAddress[len(x.BusyAddress)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "busyAddress")
 					}
 				}
@@ -2356,7 +2388,7 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.PresentationIndicator = new(PresentationIndicator)
 			fr := d.Push(raw)
-			if err := x.PresentationIndicator.Decode(d); err != nil {
+			if err := x.PresentationIndicator.decode(d); err != nil {
 				return asn1per.Wrap(err, "presentationIndicator")
 			}
 			d.Pop(fr)
@@ -2380,7 +2412,7 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.Capacity = new(CallCapacity)
 			fr := d.Push(raw)
-			if err := x.Capacity.Decode(d); err != nil {
+			if err := x.Capacity.decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
 			d.Pop(fr)
@@ -2401,7 +2433,7 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 				for range n54 {
 					var zero ServiceControlSession
 					x.ServiceControl = append(x.ServiceControl, zero)
-					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
+					if err := x.ServiceControl[len(x.ServiceControl)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "serviceControl")
 					}
 				}
@@ -2415,7 +2447,7 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.FeatureSet = new(FeatureSet)
 			fr := d.Push(raw)
-			if err := x.FeatureSet.Decode(d); err != nil {
+			if err := x.FeatureSet.decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			d.Pop(fr)
@@ -2427,7 +2459,7 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.DestinationInfo = new(EndpointType)
 			fr := d.Push(raw)
-			if err := x.DestinationInfo.Decode(d); err != nil {
+			if err := x.DestinationInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "destinationInfo")
 			}
 			d.Pop(fr)
@@ -2448,7 +2480,7 @@ func (x *ReleaseCompleteUUIE) Decode(d *asn1per.Decoder) error {
 				for range n55 {
 					var zero DisplayName
 					x.DisplayName = append(x.DisplayName, zero)
-					if err := x.DisplayName[len(x.DisplayName)-1].Decode(d); err != nil {
+					if err := x.DisplayName[len(x.DisplayName)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "displayName")
 					}
 				}
@@ -2584,10 +2616,14 @@ func (x *ReleaseCompleteReason) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ReleaseCompleteReason) Decode(d *asn1per.Decoder) error {
+	*x = ReleaseCompleteReason{}
+	return x.decode(d)
+}
+
+func (x *ReleaseCompleteReason) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ReleaseCompleteReason")
 	}
-	*x = ReleaseCompleteReason{}
 	idx, err := d.Choice(12, true)
 	if err != nil {
 		return asn1per.Wrap(err, "ReleaseCompleteReason")
@@ -2643,7 +2679,7 @@ func (x *ReleaseCompleteReason) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.NonStandardReason = new(NonStandardParameter)
-		if err := x.NonStandardReason.Decode(d); err != nil {
+		if err := x.NonStandardReason.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardReason")
 		}
 		d.Pop(fr)
@@ -2688,7 +2724,7 @@ func (x *ReleaseCompleteReason) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.SecurityError = new(SecurityErrors)
-		if err := x.SecurityError.Decode(d); err != nil {
+		if err := x.SecurityError.decode(d); err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
 		d.Pop(fr)
@@ -3137,10 +3173,14 @@ func (x *SetupUUIE) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
+	*x = SetupUUIE{}
+	return x.decode(d)
+}
+
+func (x *SetupUUIE) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "SetupUUIE")
 	}
-	*x = SetupUUIE{}
 	pre, err := d.Bits(8)
 	if err != nil {
 		return asn1per.Wrap(err, "SetupUUIE")
@@ -3151,7 +3191,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<6) != 0 {
 		x.H245Address = new(TransportAddress)
-		if err := x.H245Address.Decode(d); err != nil {
+		if err := x.H245Address.decode(d); err != nil {
 			return asn1per.Wrap(err, "h245Address")
 		}
 	}
@@ -3166,13 +3206,13 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 			for range n73 {
 				var zero AliasAddress
 				x.SourceAddress = append(x.SourceAddress, zero)
-				if err := x.SourceAddress[len(x.SourceAddress)-1].Decode(d); err != nil {
+				if err := x.SourceAddress[len(x.SourceAddress)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "sourceAddress")
 				}
 			}
 		}
 	}
-	if err := x.SourceInfo.Decode(d); err != nil {
+	if err := x.SourceInfo.decode(d); err != nil {
 		return asn1per.Wrap(err, "sourceInfo")
 	}
 	if pre&(1<<4) != 0 {
@@ -3186,7 +3226,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 			for range n74 {
 				var zero AliasAddress
 				x.DestinationAddress = append(x.DestinationAddress, zero)
-				if err := x.DestinationAddress[len(x.DestinationAddress)-1].Decode(d); err != nil {
+				if err := x.DestinationAddress[len(x.DestinationAddress)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "destinationAddress")
 				}
 			}
@@ -3194,7 +3234,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<3) != 0 {
 		x.DestCallSignalAddress = new(TransportAddress)
-		if err := x.DestCallSignalAddress.Decode(d); err != nil {
+		if err := x.DestCallSignalAddress.decode(d); err != nil {
 			return asn1per.Wrap(err, "destCallSignalAddress")
 		}
 	}
@@ -3209,7 +3249,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 			for range n75 {
 				var zero AliasAddress
 				x.DestExtraCallInfo = append(x.DestExtraCallInfo, zero)
-				if err := x.DestExtraCallInfo[len(x.DestExtraCallInfo)-1].Decode(d); err != nil {
+				if err := x.DestExtraCallInfo[len(x.DestExtraCallInfo)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "destExtraCallInfo")
 				}
 			}
@@ -3242,16 +3282,16 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 	if err := x.ConferenceID.Decode(d); err != nil {
 		return asn1per.Wrap(err, "conferenceID")
 	}
-	if err := x.ConferenceGoal.Decode(d); err != nil {
+	if err := x.ConferenceGoal.decode(d); err != nil {
 		return asn1per.Wrap(err, "conferenceGoal")
 	}
 	if pre&(1<<0) != 0 {
 		x.CallServices = new(QseriesOptions)
-		if err := x.CallServices.Decode(d); err != nil {
+		if err := x.CallServices.decode(d); err != nil {
 			return asn1per.Wrap(err, "callServices")
 		}
 	}
-	if err := x.CallType.Decode(d); err != nil {
+	if err := x.CallType.decode(d); err != nil {
 		return asn1per.Wrap(err, "callType")
 	}
 	if ext {
@@ -3268,7 +3308,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.SourceCallSignalAddress = new(TransportAddress)
 			fr := d.Push(raw)
-			if err := x.SourceCallSignalAddress.Decode(d); err != nil {
+			if err := x.SourceCallSignalAddress.decode(d); err != nil {
 				return asn1per.Wrap(err, "sourceCallSignalAddress")
 			}
 			d.Pop(fr)
@@ -3280,7 +3320,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.RemoteExtensionAddress = new(AliasAddress)
 			fr := d.Push(raw)
-			if err := x.RemoteExtensionAddress.Decode(d); err != nil {
+			if err := x.RemoteExtensionAddress.decode(d); err != nil {
 				return asn1per.Wrap(err, "remoteExtensionAddress")
 			}
 			d.Pop(fr)
@@ -3292,7 +3332,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.CallIdentifier = new(CallIdentifier)
 			fr := d.Push(raw)
-			if err := x.CallIdentifier.Decode(d); err != nil {
+			if err := x.CallIdentifier.decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			d.Pop(fr)
@@ -3313,7 +3353,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				for range n77 {
 					var zero H245Security
 					x.H245SecurityCapability = append(x.H245SecurityCapability, zero)
-					if err := x.H245SecurityCapability[len(x.H245SecurityCapability)-1].Decode(d); err != nil {
+					if err := x.H245SecurityCapability[len(x.H245SecurityCapability)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "h245SecurityCapability")
 					}
 				}
@@ -3336,7 +3376,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				for range n78 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -3359,7 +3399,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				for range n79 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -3476,7 +3516,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.ConnectionParameters = new(SetupUUIEConnectionParameters)
 			fr := d.Push(raw)
-			if err := x.ConnectionParameters.Decode(d); err != nil {
+			if err := x.ConnectionParameters.decode(d); err != nil {
 				return asn1per.Wrap(err, "connectionParameters")
 			}
 			d.Pop(fr)
@@ -3515,7 +3555,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.PresentationIndicator = new(PresentationIndicator)
 			fr := d.Push(raw)
-			if err := x.PresentationIndicator.Decode(d); err != nil {
+			if err := x.PresentationIndicator.decode(d); err != nil {
 				return asn1per.Wrap(err, "presentationIndicator")
 			}
 			d.Pop(fr)
@@ -3548,7 +3588,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				for range n82 {
 					var zero ServiceControlSession
 					x.ServiceControl = append(x.ServiceControl, zero)
-					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
+					if err := x.ServiceControl[len(x.ServiceControl)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "serviceControl")
 					}
 				}
@@ -3570,7 +3610,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.Capacity = new(CallCapacity)
 			fr := d.Push(raw)
-			if err := x.Capacity.Decode(d); err != nil {
+			if err := x.Capacity.decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
 			d.Pop(fr)
@@ -3582,7 +3622,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.CircuitInfo = new(CircuitInfo)
 			fr := d.Push(raw)
-			if err := x.CircuitInfo.Decode(d); err != nil {
+			if err := x.CircuitInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
 			d.Pop(fr)
@@ -3603,7 +3643,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				for range n83 {
 					var zero SupportedProtocols
 					x.DesiredProtocols = append(x.DesiredProtocols, zero)
-					if err := x.DesiredProtocols[len(x.DesiredProtocols)-1].Decode(d); err != nil {
+					if err := x.DesiredProtocols[len(x.DesiredProtocols)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "desiredProtocols")
 					}
 				}
@@ -3626,7 +3666,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				for range n84 {
 					var zero FeatureDescriptor
 					x.NeededFeatures = append(x.NeededFeatures, zero)
-					if err := x.NeededFeatures[len(x.NeededFeatures)-1].Decode(d); err != nil {
+					if err := x.NeededFeatures[len(x.NeededFeatures)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "neededFeatures")
 					}
 				}
@@ -3649,7 +3689,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				for range n85 {
 					var zero FeatureDescriptor
 					x.DesiredFeatures = append(x.DesiredFeatures, zero)
-					if err := x.DesiredFeatures[len(x.DesiredFeatures)-1].Decode(d); err != nil {
+					if err := x.DesiredFeatures[len(x.DesiredFeatures)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "desiredFeatures")
 					}
 				}
@@ -3672,7 +3712,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				for range n86 {
 					var zero FeatureDescriptor
 					x.SupportedFeatures = append(x.SupportedFeatures, zero)
-					if err := x.SupportedFeatures[len(x.SupportedFeatures)-1].Decode(d); err != nil {
+					if err := x.SupportedFeatures[len(x.SupportedFeatures)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedFeatures")
 					}
 				}
@@ -3722,7 +3762,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				for range n88 {
 					var zero ExtendedAliasAddress
 					x.AdditionalSourceAddresses = append(x.AdditionalSourceAddresses, zero)
-					if err := x.AdditionalSourceAddresses[len(x.AdditionalSourceAddresses)-1].Decode(d); err != nil {
+					if err := x.AdditionalSourceAddresses[len(x.AdditionalSourceAddresses)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "additionalSourceAddresses")
 					}
 				}
@@ -3761,7 +3801,7 @@ func (x *SetupUUIE) Decode(d *asn1per.Decoder) error {
 				for range n89 {
 					var zero DisplayName
 					x.DisplayName = append(x.DisplayName, zero)
-					if err := x.DisplayName[len(x.DisplayName)-1].Decode(d); err != nil {
+					if err := x.DisplayName[len(x.DisplayName)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "displayName")
 					}
 				}
@@ -3817,10 +3857,14 @@ func (x *ScnConnectionType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ScnConnectionType) Decode(d *asn1per.Decoder) error {
+	*x = ScnConnectionType{}
+	return x.decode(d)
+}
+
+func (x *ScnConnectionType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ScnConnectionType")
 	}
-	*x = ScnConnectionType{}
 	idx, err := d.Choice(7, true)
 	if err != nil {
 		return asn1per.Wrap(err, "ScnConnectionType")
@@ -3884,10 +3928,14 @@ func (x *ScnConnectionAggregation) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ScnConnectionAggregation) Decode(d *asn1per.Decoder) error {
+	*x = ScnConnectionAggregation{}
+	return x.decode(d)
+}
+
+func (x *ScnConnectionAggregation) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ScnConnectionAggregation")
 	}
-	*x = ScnConnectionAggregation{}
 	idx, err := d.Choice(6, true)
 	if err != nil {
 		return asn1per.Wrap(err, "ScnConnectionAggregation")
@@ -3944,10 +3992,14 @@ func (x *PresentationIndicator) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *PresentationIndicator) Decode(d *asn1per.Decoder) error {
+	*x = PresentationIndicator{}
+	return x.decode(d)
+}
+
+func (x *PresentationIndicator) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "PresentationIndicator")
 	}
-	*x = PresentationIndicator{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "PresentationIndicator")
@@ -4228,10 +4280,14 @@ func (x *FacilityUUIE) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
+	*x = FacilityUUIE{}
+	return x.decode(d)
+}
+
+func (x *FacilityUUIE) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "FacilityUUIE")
 	}
-	*x = FacilityUUIE{}
 	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "FacilityUUIE")
@@ -4242,7 +4298,7 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<2) != 0 {
 		x.AlternativeAddress = new(TransportAddress)
-		if err := x.AlternativeAddress.Decode(d); err != nil {
+		if err := x.AlternativeAddress.decode(d); err != nil {
 			return asn1per.Wrap(err, "alternativeAddress")
 		}
 	}
@@ -4257,7 +4313,7 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 			for range n97 {
 				var zero AliasAddress
 				x.AlternativeAliasAddress = append(x.AlternativeAliasAddress, zero)
-				if err := x.AlternativeAliasAddress[len(x.AlternativeAliasAddress)-1].Decode(d); err != nil {
+				if err := x.AlternativeAliasAddress[len(x.AlternativeAliasAddress)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "alternativeAliasAddress")
 				}
 			}
@@ -4269,7 +4325,7 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 			return asn1per.Wrap(err, "conferenceID")
 		}
 	}
-	if err := x.Reason.Decode(d); err != nil {
+	if err := x.Reason.decode(d); err != nil {
 		return asn1per.Wrap(err, "reason")
 	}
 	if ext {
@@ -4286,7 +4342,7 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.CallIdentifier = new(CallIdentifier)
 			fr := d.Push(raw)
-			if err := x.CallIdentifier.Decode(d); err != nil {
+			if err := x.CallIdentifier.decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			d.Pop(fr)
@@ -4307,7 +4363,7 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				for range n98 {
 					var zero AliasAddress
 					x.DestExtraCallInfo = append(x.DestExtraCallInfo, zero)
-					if err := x.DestExtraCallInfo[len(x.DestExtraCallInfo)-1].Decode(d); err != nil {
+					if err := x.DestExtraCallInfo[len(x.DestExtraCallInfo)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "destExtraCallInfo")
 					}
 				}
@@ -4321,7 +4377,7 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.RemoteExtensionAddress = new(AliasAddress)
 			fr := d.Push(raw)
-			if err := x.RemoteExtensionAddress.Decode(d); err != nil {
+			if err := x.RemoteExtensionAddress.decode(d); err != nil {
 				return asn1per.Wrap(err, "remoteExtensionAddress")
 			}
 			d.Pop(fr)
@@ -4342,7 +4398,7 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				for range n99 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -4365,7 +4421,7 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				for range n100 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -4388,7 +4444,7 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				for range n101 {
 					var zero ConferenceList
 					x.Conferences = append(x.Conferences, zero)
-					if err := x.Conferences[len(x.Conferences)-1].Decode(d); err != nil {
+					if err := x.Conferences[len(x.Conferences)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "conferences")
 					}
 				}
@@ -4402,7 +4458,7 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.H245Address = new(TransportAddress)
 			fr := d.Push(raw)
-			if err := x.H245Address.Decode(d); err != nil {
+			if err := x.H245Address.decode(d); err != nil {
 				return asn1per.Wrap(err, "h245Address")
 			}
 			d.Pop(fr)
@@ -4490,7 +4546,7 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 				for range n103 {
 					var zero ServiceControlSession
 					x.ServiceControl = append(x.ServiceControl, zero)
-					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
+					if err := x.ServiceControl[len(x.ServiceControl)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "serviceControl")
 					}
 				}
@@ -4504,7 +4560,7 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.CircuitInfo = new(CircuitInfo)
 			fr := d.Push(raw)
-			if err := x.CircuitInfo.Decode(d); err != nil {
+			if err := x.CircuitInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
 			d.Pop(fr)
@@ -4516,7 +4572,7 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.FeatureSet = new(FeatureSet)
 			fr := d.Push(raw)
-			if err := x.FeatureSet.Decode(d); err != nil {
+			if err := x.FeatureSet.decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			d.Pop(fr)
@@ -4528,7 +4584,7 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.DestinationInfo = new(EndpointType)
 			fr := d.Push(raw)
-			if err := x.DestinationInfo.Decode(d); err != nil {
+			if err := x.DestinationInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "destinationInfo")
 			}
 			d.Pop(fr)
@@ -4540,7 +4596,7 @@ func (x *FacilityUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.H245SecurityMode = new(H245Security)
 			fr := d.Push(raw)
-			if err := x.H245SecurityMode.Decode(d); err != nil {
+			if err := x.H245SecurityMode.decode(d); err != nil {
 				return asn1per.Wrap(err, "h245SecurityMode")
 			}
 			d.Pop(fr)
@@ -4600,10 +4656,14 @@ func (x *ConferenceList) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ConferenceList) Decode(d *asn1per.Decoder) error {
+	*x = ConferenceList{}
+	return x.decode(d)
+}
+
+func (x *ConferenceList) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ConferenceList")
 	}
-	*x = ConferenceList{}
 	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "ConferenceList")
@@ -4617,13 +4677,13 @@ func (x *ConferenceList) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<1) != 0 {
 		x.ConferenceAlias = new(AliasAddress)
-		if err := x.ConferenceAlias.Decode(d); err != nil {
+		if err := x.ConferenceAlias.decode(d); err != nil {
 			return asn1per.Wrap(err, "conferenceAlias")
 		}
 	}
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -4705,10 +4765,14 @@ func (x *FacilityReason) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *FacilityReason) Decode(d *asn1per.Decoder) error {
+	*x = FacilityReason{}
+	return x.decode(d)
+}
+
+func (x *FacilityReason) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "FacilityReason")
 	}
-	*x = FacilityReason{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "FacilityReason")
@@ -4891,10 +4955,14 @@ func (x *ProgressUUIE) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ProgressUUIE) Decode(d *asn1per.Decoder) error {
+	*x = ProgressUUIE{}
+	return x.decode(d)
+}
+
+func (x *ProgressUUIE) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ProgressUUIE")
 	}
-	*x = ProgressUUIE{}
 	pre, err := d.Bits(6)
 	if err != nil {
 		return asn1per.Wrap(err, "ProgressUUIE")
@@ -4903,21 +4971,21 @@ func (x *ProgressUUIE) Decode(d *asn1per.Decoder) error {
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
-	if err := x.DestinationInfo.Decode(d); err != nil {
+	if err := x.DestinationInfo.decode(d); err != nil {
 		return asn1per.Wrap(err, "destinationInfo")
 	}
 	if pre&(1<<4) != 0 {
 		x.H245Address = new(TransportAddress)
-		if err := x.H245Address.Decode(d); err != nil {
+		if err := x.H245Address.decode(d); err != nil {
 			return asn1per.Wrap(err, "h245Address")
 		}
 	}
-	if err := x.CallIdentifier.Decode(d); err != nil {
+	if err := x.CallIdentifier.decode(d); err != nil {
 		return asn1per.Wrap(err, "callIdentifier")
 	}
 	if pre&(1<<3) != 0 {
 		x.H245SecurityMode = new(H245Security)
-		if err := x.H245SecurityMode.Decode(d); err != nil {
+		if err := x.H245SecurityMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "h245SecurityMode")
 		}
 	}
@@ -4932,7 +5000,7 @@ func (x *ProgressUUIE) Decode(d *asn1per.Decoder) error {
 			for range n107 {
 				var zero ClearToken
 				x.Tokens = append(x.Tokens, zero)
-				if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+				if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
 			}
@@ -4949,7 +5017,7 @@ func (x *ProgressUUIE) Decode(d *asn1per.Decoder) error {
 			for range n108 {
 				var zero CryptoH323Token
 				x.CryptoTokens = append(x.CryptoTokens, zero)
-				if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+				if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
 			}
@@ -5115,10 +5183,14 @@ func (x *TransportAddress) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *TransportAddress) Decode(d *asn1per.Decoder) error {
+	*x = TransportAddress{}
+	return x.decode(d)
+}
+
+func (x *TransportAddress) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TransportAddress")
 	}
-	*x = TransportAddress{}
 	idx, err := d.Choice(7, true)
 	if err != nil {
 		return asn1per.Wrap(err, "TransportAddress")
@@ -5127,22 +5199,22 @@ func (x *TransportAddress) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.IpAddress = new(TransportAddressIpAddress)
-		if err := x.IpAddress.Decode(d); err != nil {
+		if err := x.IpAddress.decode(d); err != nil {
 			return asn1per.Wrap(err, "ipAddress")
 		}
 	case 1:
 		x.IpSourceRoute = new(TransportAddressIpSourceRoute)
-		if err := x.IpSourceRoute.Decode(d); err != nil {
+		if err := x.IpSourceRoute.decode(d); err != nil {
 			return asn1per.Wrap(err, "ipSourceRoute")
 		}
 	case 2:
 		x.IpxAddress = new(TransportAddressIpxAddress)
-		if err := x.IpxAddress.Decode(d); err != nil {
+		if err := x.IpxAddress.decode(d); err != nil {
 			return asn1per.Wrap(err, "ipxAddress")
 		}
 	case 3:
 		x.Ip6Address = new(TransportAddressIp6Address)
-		if err := x.Ip6Address.Decode(d); err != nil {
+		if err := x.Ip6Address.decode(d); err != nil {
 			return asn1per.Wrap(err, "ip6Address")
 		}
 	case 4:
@@ -5163,7 +5235,7 @@ func (x *TransportAddress) Decode(d *asn1per.Decoder) error {
 		}
 	case 6:
 		x.NonStandardAddress = new(NonStandardParameter)
-		if err := x.NonStandardAddress.Decode(d); err != nil {
+		if err := x.NonStandardAddress.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardAddress")
 		}
 	default:
@@ -5236,10 +5308,14 @@ func (x *StatusUUIE) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *StatusUUIE) Decode(d *asn1per.Decoder) error {
+	*x = StatusUUIE{}
+	return x.decode(d)
+}
+
+func (x *StatusUUIE) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "StatusUUIE")
 	}
-	*x = StatusUUIE{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "StatusUUIE")
@@ -5248,7 +5324,7 @@ func (x *StatusUUIE) Decode(d *asn1per.Decoder) error {
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
-	if err := x.CallIdentifier.Decode(d); err != nil {
+	if err := x.CallIdentifier.decode(d); err != nil {
 		return asn1per.Wrap(err, "callIdentifier")
 	}
 	if pre&(1<<1) != 0 {
@@ -5262,7 +5338,7 @@ func (x *StatusUUIE) Decode(d *asn1per.Decoder) error {
 			for range n112 {
 				var zero ClearToken
 				x.Tokens = append(x.Tokens, zero)
-				if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+				if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
 			}
@@ -5279,7 +5355,7 @@ func (x *StatusUUIE) Decode(d *asn1per.Decoder) error {
 			for range n113 {
 				var zero CryptoH323Token
 				x.CryptoTokens = append(x.CryptoTokens, zero)
-				if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+				if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
 			}
@@ -5359,10 +5435,14 @@ func (x *StatusInquiryUUIE) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *StatusInquiryUUIE) Decode(d *asn1per.Decoder) error {
+	*x = StatusInquiryUUIE{}
+	return x.decode(d)
+}
+
+func (x *StatusInquiryUUIE) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "StatusInquiryUUIE")
 	}
-	*x = StatusInquiryUUIE{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "StatusInquiryUUIE")
@@ -5371,7 +5451,7 @@ func (x *StatusInquiryUUIE) Decode(d *asn1per.Decoder) error {
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
-	if err := x.CallIdentifier.Decode(d); err != nil {
+	if err := x.CallIdentifier.decode(d); err != nil {
 		return asn1per.Wrap(err, "callIdentifier")
 	}
 	if pre&(1<<1) != 0 {
@@ -5385,7 +5465,7 @@ func (x *StatusInquiryUUIE) Decode(d *asn1per.Decoder) error {
 			for range n116 {
 				var zero ClearToken
 				x.Tokens = append(x.Tokens, zero)
-				if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+				if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
 			}
@@ -5402,7 +5482,7 @@ func (x *StatusInquiryUUIE) Decode(d *asn1per.Decoder) error {
 			for range n117 {
 				var zero CryptoH323Token
 				x.CryptoTokens = append(x.CryptoTokens, zero)
-				if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+				if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
 			}
@@ -5482,10 +5562,14 @@ func (x *SetupAcknowledgeUUIE) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *SetupAcknowledgeUUIE) Decode(d *asn1per.Decoder) error {
+	*x = SetupAcknowledgeUUIE{}
+	return x.decode(d)
+}
+
+func (x *SetupAcknowledgeUUIE) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "SetupAcknowledgeUUIE")
 	}
-	*x = SetupAcknowledgeUUIE{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "SetupAcknowledgeUUIE")
@@ -5494,7 +5578,7 @@ func (x *SetupAcknowledgeUUIE) Decode(d *asn1per.Decoder) error {
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
-	if err := x.CallIdentifier.Decode(d); err != nil {
+	if err := x.CallIdentifier.decode(d); err != nil {
 		return asn1per.Wrap(err, "callIdentifier")
 	}
 	if pre&(1<<1) != 0 {
@@ -5508,7 +5592,7 @@ func (x *SetupAcknowledgeUUIE) Decode(d *asn1per.Decoder) error {
 			for range n120 {
 				var zero ClearToken
 				x.Tokens = append(x.Tokens, zero)
-				if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+				if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
 			}
@@ -5525,7 +5609,7 @@ func (x *SetupAcknowledgeUUIE) Decode(d *asn1per.Decoder) error {
 			for range n121 {
 				var zero CryptoH323Token
 				x.CryptoTokens = append(x.CryptoTokens, zero)
-				if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+				if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
 			}
@@ -5669,10 +5753,14 @@ func (x *NotifyUUIE) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NotifyUUIE) Decode(d *asn1per.Decoder) error {
+	*x = NotifyUUIE{}
+	return x.decode(d)
+}
+
+func (x *NotifyUUIE) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NotifyUUIE")
 	}
-	*x = NotifyUUIE{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "NotifyUUIE")
@@ -5681,7 +5769,7 @@ func (x *NotifyUUIE) Decode(d *asn1per.Decoder) error {
 	if err := x.ProtocolIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "protocolIdentifier")
 	}
-	if err := x.CallIdentifier.Decode(d); err != nil {
+	if err := x.CallIdentifier.decode(d); err != nil {
 		return asn1per.Wrap(err, "callIdentifier")
 	}
 	if pre&(1<<1) != 0 {
@@ -5695,7 +5783,7 @@ func (x *NotifyUUIE) Decode(d *asn1per.Decoder) error {
 			for range n126 {
 				var zero ClearToken
 				x.Tokens = append(x.Tokens, zero)
-				if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+				if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
 			}
@@ -5712,7 +5800,7 @@ func (x *NotifyUUIE) Decode(d *asn1per.Decoder) error {
 			for range n127 {
 				var zero CryptoH323Token
 				x.CryptoTokens = append(x.CryptoTokens, zero)
-				if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+				if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
 			}
@@ -5741,7 +5829,7 @@ func (x *NotifyUUIE) Decode(d *asn1per.Decoder) error {
 				for range n128 {
 					var zero AliasAddress
 					x.ConnectedAddress = append(x.ConnectedAddress, zero)
-					if err := x.ConnectedAddress[len(x.ConnectedAddress)-1].Decode(d); err != nil {
+					if err := x.ConnectedAddress[len(x.ConnectedAddress)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "connectedAddress")
 					}
 				}
@@ -5755,7 +5843,7 @@ func (x *NotifyUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.PresentationIndicator = new(PresentationIndicator)
 			fr := d.Push(raw)
-			if err := x.PresentationIndicator.Decode(d); err != nil {
+			if err := x.PresentationIndicator.decode(d); err != nil {
 				return asn1per.Wrap(err, "presentationIndicator")
 			}
 			d.Pop(fr)
@@ -5779,7 +5867,7 @@ func (x *NotifyUUIE) Decode(d *asn1per.Decoder) error {
 			}
 			x.DestinationInfo = new(EndpointType)
 			fr := d.Push(raw)
-			if err := x.DestinationInfo.Decode(d); err != nil {
+			if err := x.DestinationInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "destinationInfo")
 			}
 			d.Pop(fr)
@@ -5800,7 +5888,7 @@ func (x *NotifyUUIE) Decode(d *asn1per.Decoder) error {
 				for range n129 {
 					var zero DisplayName
 					x.DisplayName = append(x.DisplayName, zero)
-					if err := x.DisplayName[len(x.DisplayName)-1].Decode(d); err != nil {
+					if err := x.DisplayName[len(x.DisplayName)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "displayName")
 					}
 				}
@@ -5920,10 +6008,14 @@ func (x *EndpointType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *EndpointType) Decode(d *asn1per.Decoder) error {
+	*x = EndpointType{}
+	return x.decode(d)
+}
+
+func (x *EndpointType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "EndpointType")
 	}
-	*x = EndpointType{}
 	pre, err := d.Bits(7)
 	if err != nil {
 		return asn1per.Wrap(err, "EndpointType")
@@ -5931,37 +6023,37 @@ func (x *EndpointType) Decode(d *asn1per.Decoder) error {
 	ext := pre>>6 != 0
 	if pre&(1<<5) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
 	if pre&(1<<4) != 0 {
 		x.Vendor = new(VendorIdentifier)
-		if err := x.Vendor.Decode(d); err != nil {
+		if err := x.Vendor.decode(d); err != nil {
 			return asn1per.Wrap(err, "vendor")
 		}
 	}
 	if pre&(1<<3) != 0 {
 		x.Gatekeeper = new(GatekeeperInfo)
-		if err := x.Gatekeeper.Decode(d); err != nil {
+		if err := x.Gatekeeper.decode(d); err != nil {
 			return asn1per.Wrap(err, "gatekeeper")
 		}
 	}
 	if pre&(1<<2) != 0 {
 		x.Gateway = new(GatewayInfo)
-		if err := x.Gateway.Decode(d); err != nil {
+		if err := x.Gateway.decode(d); err != nil {
 			return asn1per.Wrap(err, "gateway")
 		}
 	}
 	if pre&(1<<1) != 0 {
 		x.Mcu = new(McuInfo)
-		if err := x.Mcu.Decode(d); err != nil {
+		if err := x.Mcu.decode(d); err != nil {
 			return asn1per.Wrap(err, "mcu")
 		}
 	}
 	if pre&(1<<0) != 0 {
 		x.Terminal = new(TerminalInfo)
-		if err := x.Terminal.Decode(d); err != nil {
+		if err := x.Terminal.decode(d); err != nil {
 			return asn1per.Wrap(err, "terminal")
 		}
 	}
@@ -6018,7 +6110,7 @@ func (x *EndpointType) Decode(d *asn1per.Decoder) error {
 				for range n131 {
 					var zero TunnelledProtocol
 					x.SupportedTunnelledProtocols = append(x.SupportedTunnelledProtocols, zero)
-					if err := x.SupportedTunnelledProtocols[len(x.SupportedTunnelledProtocols)-1].Decode(d); err != nil {
+					if err := x.SupportedTunnelledProtocols[len(x.SupportedTunnelledProtocols)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedTunnelledProtocols")
 					}
 				}
@@ -6078,10 +6170,14 @@ func (x *GatewayInfo) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *GatewayInfo) Decode(d *asn1per.Decoder) error {
+	*x = GatewayInfo{}
+	return x.decode(d)
+}
+
+func (x *GatewayInfo) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "GatewayInfo")
 	}
-	*x = GatewayInfo{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "GatewayInfo")
@@ -6098,7 +6194,7 @@ func (x *GatewayInfo) Decode(d *asn1per.Decoder) error {
 			for range n133 {
 				var zero SupportedProtocols
 				x.Protocol = append(x.Protocol, zero)
-				if err := x.Protocol[len(x.Protocol)-1].Decode(d); err != nil {
+				if err := x.Protocol[len(x.Protocol)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "protocol")
 				}
 			}
@@ -6106,7 +6202,7 @@ func (x *GatewayInfo) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -6266,10 +6362,14 @@ func (x *SupportedProtocols) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *SupportedProtocols) Decode(d *asn1per.Decoder) error {
+	*x = SupportedProtocols{}
+	return x.decode(d)
+}
+
+func (x *SupportedProtocols) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "SupportedProtocols")
 	}
-	*x = SupportedProtocols{}
 	idx, err := d.Choice(9, true)
 	if err != nil {
 		return asn1per.Wrap(err, "SupportedProtocols")
@@ -6278,47 +6378,47 @@ func (x *SupportedProtocols) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	case 1:
 		x.H310 = new(H310Caps)
-		if err := x.H310.Decode(d); err != nil {
+		if err := x.H310.decode(d); err != nil {
 			return asn1per.Wrap(err, "h310")
 		}
 	case 2:
 		x.H320 = new(H320Caps)
-		if err := x.H320.Decode(d); err != nil {
+		if err := x.H320.decode(d); err != nil {
 			return asn1per.Wrap(err, "h320")
 		}
 	case 3:
 		x.H321 = new(H321Caps)
-		if err := x.H321.Decode(d); err != nil {
+		if err := x.H321.decode(d); err != nil {
 			return asn1per.Wrap(err, "h321")
 		}
 	case 4:
 		x.H322 = new(H322Caps)
-		if err := x.H322.Decode(d); err != nil {
+		if err := x.H322.decode(d); err != nil {
 			return asn1per.Wrap(err, "h322")
 		}
 	case 5:
 		x.H323 = new(H323Caps)
-		if err := x.H323.Decode(d); err != nil {
+		if err := x.H323.decode(d); err != nil {
 			return asn1per.Wrap(err, "h323")
 		}
 	case 6:
 		x.H324 = new(H324Caps)
-		if err := x.H324.Decode(d); err != nil {
+		if err := x.H324.decode(d); err != nil {
 			return asn1per.Wrap(err, "h324")
 		}
 	case 7:
 		x.Voice = new(VoiceCaps)
-		if err := x.Voice.Decode(d); err != nil {
+		if err := x.Voice.decode(d); err != nil {
 			return asn1per.Wrap(err, "voice")
 		}
 	case 8:
 		x.T120Only = new(T120OnlyCaps)
-		if err := x.T120Only.Decode(d); err != nil {
+		if err := x.T120Only.decode(d); err != nil {
 			return asn1per.Wrap(err, "t120-only")
 		}
 	case 9:
@@ -6328,7 +6428,7 @@ func (x *SupportedProtocols) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.NonStandardProtocol = new(NonStandardProtocol)
-		if err := x.NonStandardProtocol.Decode(d); err != nil {
+		if err := x.NonStandardProtocol.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardProtocol")
 		}
 		d.Pop(fr)
@@ -6339,7 +6439,7 @@ func (x *SupportedProtocols) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.T38FaxAnnexbOnly = new(T38FaxAnnexbOnlyCaps)
-		if err := x.T38FaxAnnexbOnly.Decode(d); err != nil {
+		if err := x.T38FaxAnnexbOnly.decode(d); err != nil {
 			return asn1per.Wrap(err, "t38FaxAnnexbOnly")
 		}
 		d.Pop(fr)
@@ -6350,7 +6450,7 @@ func (x *SupportedProtocols) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.Sip = new(SIPCaps)
-		if err := x.Sip.Decode(d); err != nil {
+		if err := x.Sip.decode(d); err != nil {
 			return asn1per.Wrap(err, "sip")
 		}
 		d.Pop(fr)
@@ -6436,10 +6536,14 @@ func (x *H310Caps) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H310Caps) Decode(d *asn1per.Decoder) error {
+	*x = H310Caps{}
+	return x.decode(d)
+}
+
+func (x *H310Caps) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H310Caps")
 	}
-	*x = H310Caps{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "H310Caps")
@@ -6447,7 +6551,7 @@ func (x *H310Caps) Decode(d *asn1per.Decoder) error {
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -6474,7 +6578,7 @@ func (x *H310Caps) Decode(d *asn1per.Decoder) error {
 				for range n136 {
 					var zero DataRate
 					x.DataRatesSupported = append(x.DataRatesSupported, zero)
-					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode(d); err != nil {
+					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "dataRatesSupported")
 					}
 				}
@@ -6497,7 +6601,7 @@ func (x *H310Caps) Decode(d *asn1per.Decoder) error {
 				for range n137 {
 					var zero SupportedPrefix
 					x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
+					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedPrefixes")
 					}
 				}
@@ -6583,10 +6687,14 @@ func (x *H320Caps) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H320Caps) Decode(d *asn1per.Decoder) error {
+	*x = H320Caps{}
+	return x.decode(d)
+}
+
+func (x *H320Caps) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H320Caps")
 	}
-	*x = H320Caps{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "H320Caps")
@@ -6594,7 +6702,7 @@ func (x *H320Caps) Decode(d *asn1per.Decoder) error {
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -6621,7 +6729,7 @@ func (x *H320Caps) Decode(d *asn1per.Decoder) error {
 				for range n140 {
 					var zero DataRate
 					x.DataRatesSupported = append(x.DataRatesSupported, zero)
-					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode(d); err != nil {
+					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "dataRatesSupported")
 					}
 				}
@@ -6644,7 +6752,7 @@ func (x *H320Caps) Decode(d *asn1per.Decoder) error {
 				for range n141 {
 					var zero SupportedPrefix
 					x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
+					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedPrefixes")
 					}
 				}
@@ -6730,10 +6838,14 @@ func (x *H321Caps) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H321Caps) Decode(d *asn1per.Decoder) error {
+	*x = H321Caps{}
+	return x.decode(d)
+}
+
+func (x *H321Caps) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H321Caps")
 	}
-	*x = H321Caps{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "H321Caps")
@@ -6741,7 +6853,7 @@ func (x *H321Caps) Decode(d *asn1per.Decoder) error {
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -6768,7 +6880,7 @@ func (x *H321Caps) Decode(d *asn1per.Decoder) error {
 				for range n144 {
 					var zero DataRate
 					x.DataRatesSupported = append(x.DataRatesSupported, zero)
-					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode(d); err != nil {
+					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "dataRatesSupported")
 					}
 				}
@@ -6791,7 +6903,7 @@ func (x *H321Caps) Decode(d *asn1per.Decoder) error {
 				for range n145 {
 					var zero SupportedPrefix
 					x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
+					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedPrefixes")
 					}
 				}
@@ -6877,10 +6989,14 @@ func (x *H322Caps) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H322Caps) Decode(d *asn1per.Decoder) error {
+	*x = H322Caps{}
+	return x.decode(d)
+}
+
+func (x *H322Caps) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H322Caps")
 	}
-	*x = H322Caps{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "H322Caps")
@@ -6888,7 +7004,7 @@ func (x *H322Caps) Decode(d *asn1per.Decoder) error {
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -6915,7 +7031,7 @@ func (x *H322Caps) Decode(d *asn1per.Decoder) error {
 				for range n148 {
 					var zero DataRate
 					x.DataRatesSupported = append(x.DataRatesSupported, zero)
-					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode(d); err != nil {
+					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "dataRatesSupported")
 					}
 				}
@@ -6938,7 +7054,7 @@ func (x *H322Caps) Decode(d *asn1per.Decoder) error {
 				for range n149 {
 					var zero SupportedPrefix
 					x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
+					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedPrefixes")
 					}
 				}
@@ -7024,10 +7140,14 @@ func (x *H323Caps) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H323Caps) Decode(d *asn1per.Decoder) error {
+	*x = H323Caps{}
+	return x.decode(d)
+}
+
+func (x *H323Caps) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H323Caps")
 	}
-	*x = H323Caps{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "H323Caps")
@@ -7035,7 +7155,7 @@ func (x *H323Caps) Decode(d *asn1per.Decoder) error {
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -7062,7 +7182,7 @@ func (x *H323Caps) Decode(d *asn1per.Decoder) error {
 				for range n152 {
 					var zero DataRate
 					x.DataRatesSupported = append(x.DataRatesSupported, zero)
-					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode(d); err != nil {
+					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "dataRatesSupported")
 					}
 				}
@@ -7085,7 +7205,7 @@ func (x *H323Caps) Decode(d *asn1per.Decoder) error {
 				for range n153 {
 					var zero SupportedPrefix
 					x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
+					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedPrefixes")
 					}
 				}
@@ -7171,10 +7291,14 @@ func (x *H324Caps) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H324Caps) Decode(d *asn1per.Decoder) error {
+	*x = H324Caps{}
+	return x.decode(d)
+}
+
+func (x *H324Caps) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H324Caps")
 	}
-	*x = H324Caps{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "H324Caps")
@@ -7182,7 +7306,7 @@ func (x *H324Caps) Decode(d *asn1per.Decoder) error {
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -7209,7 +7333,7 @@ func (x *H324Caps) Decode(d *asn1per.Decoder) error {
 				for range n156 {
 					var zero DataRate
 					x.DataRatesSupported = append(x.DataRatesSupported, zero)
-					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode(d); err != nil {
+					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "dataRatesSupported")
 					}
 				}
@@ -7232,7 +7356,7 @@ func (x *H324Caps) Decode(d *asn1per.Decoder) error {
 				for range n157 {
 					var zero SupportedPrefix
 					x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
+					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedPrefixes")
 					}
 				}
@@ -7318,10 +7442,14 @@ func (x *VoiceCaps) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *VoiceCaps) Decode(d *asn1per.Decoder) error {
+	*x = VoiceCaps{}
+	return x.decode(d)
+}
+
+func (x *VoiceCaps) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "VoiceCaps")
 	}
-	*x = VoiceCaps{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "VoiceCaps")
@@ -7329,7 +7457,7 @@ func (x *VoiceCaps) Decode(d *asn1per.Decoder) error {
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -7356,7 +7484,7 @@ func (x *VoiceCaps) Decode(d *asn1per.Decoder) error {
 				for range n160 {
 					var zero DataRate
 					x.DataRatesSupported = append(x.DataRatesSupported, zero)
-					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode(d); err != nil {
+					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "dataRatesSupported")
 					}
 				}
@@ -7379,7 +7507,7 @@ func (x *VoiceCaps) Decode(d *asn1per.Decoder) error {
 				for range n161 {
 					var zero SupportedPrefix
 					x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
+					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedPrefixes")
 					}
 				}
@@ -7465,10 +7593,14 @@ func (x *T120OnlyCaps) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *T120OnlyCaps) Decode(d *asn1per.Decoder) error {
+	*x = T120OnlyCaps{}
+	return x.decode(d)
+}
+
+func (x *T120OnlyCaps) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "T120OnlyCaps")
 	}
-	*x = T120OnlyCaps{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "T120OnlyCaps")
@@ -7476,7 +7608,7 @@ func (x *T120OnlyCaps) Decode(d *asn1per.Decoder) error {
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -7503,7 +7635,7 @@ func (x *T120OnlyCaps) Decode(d *asn1per.Decoder) error {
 				for range n164 {
 					var zero DataRate
 					x.DataRatesSupported = append(x.DataRatesSupported, zero)
-					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode(d); err != nil {
+					if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "dataRatesSupported")
 					}
 				}
@@ -7526,7 +7658,7 @@ func (x *T120OnlyCaps) Decode(d *asn1per.Decoder) error {
 				for range n165 {
 					var zero SupportedPrefix
 					x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
+					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedPrefixes")
 					}
 				}
@@ -7595,10 +7727,14 @@ func (x *NonStandardProtocol) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NonStandardProtocol) Decode(d *asn1per.Decoder) error {
+	*x = NonStandardProtocol{}
+	return x.decode(d)
+}
+
+func (x *NonStandardProtocol) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NonStandardProtocol")
 	}
-	*x = NonStandardProtocol{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "NonStandardProtocol")
@@ -7606,7 +7742,7 @@ func (x *NonStandardProtocol) Decode(d *asn1per.Decoder) error {
 	ext := pre>>2 != 0
 	if pre&(1<<1) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -7621,7 +7757,7 @@ func (x *NonStandardProtocol) Decode(d *asn1per.Decoder) error {
 			for range n168 {
 				var zero DataRate
 				x.DataRatesSupported = append(x.DataRatesSupported, zero)
-				if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode(d); err != nil {
+				if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "dataRatesSupported")
 				}
 			}
@@ -7636,7 +7772,7 @@ func (x *NonStandardProtocol) Decode(d *asn1per.Decoder) error {
 		for range n169 {
 			var zero SupportedPrefix
 			x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-			if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
+			if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "supportedPrefixes")
 			}
 		}
@@ -7718,10 +7854,14 @@ func (x *T38FaxAnnexbOnlyCaps) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *T38FaxAnnexbOnlyCaps) Decode(d *asn1per.Decoder) error {
+	*x = T38FaxAnnexbOnlyCaps{}
+	return x.decode(d)
+}
+
+func (x *T38FaxAnnexbOnlyCaps) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "T38FaxAnnexbOnlyCaps")
 	}
-	*x = T38FaxAnnexbOnlyCaps{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "T38FaxAnnexbOnlyCaps")
@@ -7729,7 +7869,7 @@ func (x *T38FaxAnnexbOnlyCaps) Decode(d *asn1per.Decoder) error {
 	ext := pre>>2 != 0
 	if pre&(1<<1) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -7744,7 +7884,7 @@ func (x *T38FaxAnnexbOnlyCaps) Decode(d *asn1per.Decoder) error {
 			for range n172 {
 				var zero DataRate
 				x.DataRatesSupported = append(x.DataRatesSupported, zero)
-				if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode(d); err != nil {
+				if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "dataRatesSupported")
 				}
 			}
@@ -7759,7 +7899,7 @@ func (x *T38FaxAnnexbOnlyCaps) Decode(d *asn1per.Decoder) error {
 		for range n173 {
 			var zero SupportedPrefix
 			x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-			if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
+			if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "supportedPrefixes")
 			}
 		}
@@ -7843,10 +7983,14 @@ func (x *SIPCaps) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *SIPCaps) Decode(d *asn1per.Decoder) error {
+	*x = SIPCaps{}
+	return x.decode(d)
+}
+
+func (x *SIPCaps) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "SIPCaps")
 	}
-	*x = SIPCaps{}
 	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "SIPCaps")
@@ -7854,7 +7998,7 @@ func (x *SIPCaps) Decode(d *asn1per.Decoder) error {
 	ext := pre>>3 != 0
 	if pre&(1<<2) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -7869,7 +8013,7 @@ func (x *SIPCaps) Decode(d *asn1per.Decoder) error {
 			for range n176 {
 				var zero DataRate
 				x.DataRatesSupported = append(x.DataRatesSupported, zero)
-				if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].Decode(d); err != nil {
+				if err := x.DataRatesSupported[len(x.DataRatesSupported)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "dataRatesSupported")
 				}
 			}
@@ -7886,7 +8030,7 @@ func (x *SIPCaps) Decode(d *asn1per.Decoder) error {
 			for range n177 {
 				var zero SupportedPrefix
 				x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-				if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
+				if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "supportedPrefixes")
 				}
 			}
@@ -7964,10 +8108,14 @@ func (x *McuInfo) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *McuInfo) Decode(d *asn1per.Decoder) error {
+	*x = McuInfo{}
+	return x.decode(d)
+}
+
+func (x *McuInfo) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "McuInfo")
 	}
-	*x = McuInfo{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "McuInfo")
@@ -7975,7 +8123,7 @@ func (x *McuInfo) Decode(d *asn1per.Decoder) error {
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -8002,7 +8150,7 @@ func (x *McuInfo) Decode(d *asn1per.Decoder) error {
 				for range n179 {
 					var zero SupportedProtocols
 					x.Protocol = append(x.Protocol, zero)
-					if err := x.Protocol[len(x.Protocol)-1].Decode(d); err != nil {
+					if err := x.Protocol[len(x.Protocol)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "protocol")
 					}
 				}
@@ -8049,10 +8197,14 @@ func (x *TerminalInfo) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *TerminalInfo) Decode(d *asn1per.Decoder) error {
+	*x = TerminalInfo{}
+	return x.decode(d)
+}
+
+func (x *TerminalInfo) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TerminalInfo")
 	}
-	*x = TerminalInfo{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "TerminalInfo")
@@ -8060,7 +8212,7 @@ func (x *TerminalInfo) Decode(d *asn1per.Decoder) error {
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -8111,10 +8263,14 @@ func (x *GatekeeperInfo) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *GatekeeperInfo) Decode(d *asn1per.Decoder) error {
+	*x = GatekeeperInfo{}
+	return x.decode(d)
+}
+
+func (x *GatekeeperInfo) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "GatekeeperInfo")
 	}
-	*x = GatekeeperInfo{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "GatekeeperInfo")
@@ -8122,7 +8278,7 @@ func (x *GatekeeperInfo) Decode(d *asn1per.Decoder) error {
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -8206,16 +8362,20 @@ func (x *VendorIdentifier) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *VendorIdentifier) Decode(d *asn1per.Decoder) error {
+	*x = VendorIdentifier{}
+	return x.decode(d)
+}
+
+func (x *VendorIdentifier) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "VendorIdentifier")
 	}
-	*x = VendorIdentifier{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "VendorIdentifier")
 	}
 	ext := pre>>2 != 0
-	if err := x.Vendor.Decode(d); err != nil {
+	if err := x.Vendor.decode(d); err != nil {
 		return asn1per.Wrap(err, "vendor")
 	}
 	if pre&(1<<1) != 0 {
@@ -8306,10 +8466,14 @@ func (x *H221NonStandard) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H221NonStandard) Decode(d *asn1per.Decoder) error {
+	*x = H221NonStandard{}
+	return x.decode(d)
+}
+
+func (x *H221NonStandard) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H221NonStandard")
 	}
-	*x = H221NonStandard{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H221NonStandard")
@@ -8387,16 +8551,20 @@ func (x *TunnelledProtocol) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *TunnelledProtocol) Decode(d *asn1per.Decoder) error {
+	*x = TunnelledProtocol{}
+	return x.decode(d)
+}
+
+func (x *TunnelledProtocol) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TunnelledProtocol")
 	}
-	*x = TunnelledProtocol{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "TunnelledProtocol")
 	}
 	ext := pre>>1 != 0
-	if err := x.Id.Decode(d); err != nil {
+	if err := x.Id.decode(d); err != nil {
 		return asn1per.Wrap(err, "id")
 	}
 	if pre&(1<<0) != 0 {
@@ -8461,10 +8629,14 @@ func (x *TunnelledProtocolAlternateIdentifier) Encode(e *asn1per.Encoder) error 
 
 // Decode reads x from ALIGNED PER.
 func (x *TunnelledProtocolAlternateIdentifier) Decode(d *asn1per.Decoder) error {
+	*x = TunnelledProtocolAlternateIdentifier{}
+	return x.decode(d)
+}
+
+func (x *TunnelledProtocolAlternateIdentifier) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TunnelledProtocolAlternateIdentifier")
 	}
-	*x = TunnelledProtocolAlternateIdentifier{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "TunnelledProtocolAlternateIdentifier")
@@ -8524,11 +8696,15 @@ func (x *NonStandardParameter) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NonStandardParameter) Decode(d *asn1per.Decoder) error {
+	*x = NonStandardParameter{}
+	return x.decode(d)
+}
+
+func (x *NonStandardParameter) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NonStandardParameter")
 	}
-	*x = NonStandardParameter{}
-	if err := x.NonStandardIdentifier.Decode(d); err != nil {
+	if err := x.NonStandardIdentifier.decode(d); err != nil {
 		return asn1per.Wrap(err, "nonStandardIdentifier")
 	}
 	{
@@ -8584,10 +8760,14 @@ func (x *NonStandardIdentifier) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NonStandardIdentifier) Decode(d *asn1per.Decoder) error {
+	*x = NonStandardIdentifier{}
+	return x.decode(d)
+}
+
+func (x *NonStandardIdentifier) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NonStandardIdentifier")
 	}
-	*x = NonStandardIdentifier{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "NonStandardIdentifier")
@@ -8604,7 +8784,7 @@ func (x *NonStandardIdentifier) Decode(d *asn1per.Decoder) error {
 		}
 	case 1:
 		x.H221NonStandard = new(H221NonStandard)
-		if err := x.H221NonStandard.Decode(d); err != nil {
+		if err := x.H221NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "h221NonStandard")
 		}
 	default:
@@ -8717,10 +8897,14 @@ func (x *AliasAddress) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *AliasAddress) Decode(d *asn1per.Decoder) error {
+	*x = AliasAddress{}
+	return x.decode(d)
+}
+
+func (x *AliasAddress) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "AliasAddress")
 	}
-	*x = AliasAddress{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "AliasAddress")
@@ -8764,7 +8948,7 @@ func (x *AliasAddress) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.TransportID = new(TransportAddress)
-		if err := x.TransportID.Decode(d); err != nil {
+		if err := x.TransportID.decode(d); err != nil {
 			return asn1per.Wrap(err, "transportID")
 		}
 		d.Pop(fr)
@@ -8789,7 +8973,7 @@ func (x *AliasAddress) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.PartyNumber = new(PartyNumber)
-		if err := x.PartyNumber.Decode(d); err != nil {
+		if err := x.PartyNumber.decode(d); err != nil {
 			return asn1per.Wrap(err, "partyNumber")
 		}
 		d.Pop(fr)
@@ -8800,7 +8984,7 @@ func (x *AliasAddress) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.MobileUIM = new(MobileUIM)
-		if err := x.MobileUIM.Decode(d); err != nil {
+		if err := x.MobileUIM.decode(d); err != nil {
 			return asn1per.Wrap(err, "mobileUIM")
 		}
 		d.Pop(fr)
@@ -8811,7 +8995,7 @@ func (x *AliasAddress) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.IsupNumber = new(IsupNumber)
-		if err := x.IsupNumber.Decode(d); err != nil {
+		if err := x.IsupNumber.decode(d); err != nil {
 			return asn1per.Wrap(err, "isupNumber")
 		}
 		d.Pop(fr)
@@ -8871,10 +9055,14 @@ func (x *AddressPattern) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *AddressPattern) Decode(d *asn1per.Decoder) error {
+	*x = AddressPattern{}
+	return x.decode(d)
+}
+
+func (x *AddressPattern) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "AddressPattern")
 	}
-	*x = AddressPattern{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "AddressPattern")
@@ -8883,12 +9071,12 @@ func (x *AddressPattern) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.Wildcard = new(AliasAddress)
-		if err := x.Wildcard.Decode(d); err != nil {
+		if err := x.Wildcard.decode(d); err != nil {
 			return asn1per.Wrap(err, "wildcard")
 		}
 	case 1:
 		x.Range = new(AddressPatternRange)
-		if err := x.Range.Decode(d); err != nil {
+		if err := x.Range.decode(d); err != nil {
 			return asn1per.Wrap(err, "range")
 		}
 	default:
@@ -8965,10 +9153,14 @@ func (x *PartyNumber) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *PartyNumber) Decode(d *asn1per.Decoder) error {
+	*x = PartyNumber{}
+	return x.decode(d)
+}
+
+func (x *PartyNumber) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "PartyNumber")
 	}
-	*x = PartyNumber{}
 	idx, err := d.Choice(5, true)
 	if err != nil {
 		return asn1per.Wrap(err, "PartyNumber")
@@ -8977,7 +9169,7 @@ func (x *PartyNumber) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.E164Number = new(PublicPartyNumber)
-		if err := x.E164Number.Decode(d); err != nil {
+		if err := x.E164Number.decode(d); err != nil {
 			return asn1per.Wrap(err, "e164Number")
 		}
 	case 1:
@@ -8990,7 +9182,7 @@ func (x *PartyNumber) Decode(d *asn1per.Decoder) error {
 		}
 	case 3:
 		x.PrivateNumber = new(PrivatePartyNumber)
-		if err := x.PrivateNumber.Decode(d); err != nil {
+		if err := x.PrivateNumber.decode(d); err != nil {
 			return asn1per.Wrap(err, "privateNumber")
 		}
 	case 4:
@@ -9030,11 +9222,15 @@ func (x *PublicPartyNumber) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *PublicPartyNumber) Decode(d *asn1per.Decoder) error {
+	*x = PublicPartyNumber{}
+	return x.decode(d)
+}
+
+func (x *PublicPartyNumber) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "PublicPartyNumber")
 	}
-	*x = PublicPartyNumber{}
-	if err := x.PublicTypeOfNumber.Decode(d); err != nil {
+	if err := x.PublicTypeOfNumber.decode(d); err != nil {
 		return asn1per.Wrap(err, "publicTypeOfNumber")
 	}
 	if err := x.PublicNumberDigits.Decode(d); err != nil {
@@ -9066,11 +9262,15 @@ func (x *PrivatePartyNumber) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *PrivatePartyNumber) Decode(d *asn1per.Decoder) error {
+	*x = PrivatePartyNumber{}
+	return x.decode(d)
+}
+
+func (x *PrivatePartyNumber) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "PrivatePartyNumber")
 	}
-	*x = PrivatePartyNumber{}
-	if err := x.PrivateTypeOfNumber.Decode(d); err != nil {
+	if err := x.PrivateTypeOfNumber.decode(d); err != nil {
 		return asn1per.Wrap(err, "privateTypeOfNumber")
 	}
 	if err := x.PrivateNumberDigits.Decode(d); err != nil {
@@ -9129,10 +9329,14 @@ func (x *DisplayName) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DisplayName) Decode(d *asn1per.Decoder) error {
+	*x = DisplayName{}
+	return x.decode(d)
+}
+
+func (x *DisplayName) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DisplayName")
 	}
-	*x = DisplayName{}
 	pre, err := d.Bits(1)
 	if err != nil {
 		return asn1per.Wrap(err, "DisplayName")
@@ -9197,10 +9401,14 @@ func (x *PublicTypeOfNumber) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *PublicTypeOfNumber) Decode(d *asn1per.Decoder) error {
+	*x = PublicTypeOfNumber{}
+	return x.decode(d)
+}
+
+func (x *PublicTypeOfNumber) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "PublicTypeOfNumber")
 	}
-	*x = PublicTypeOfNumber{}
 	idx, err := d.Choice(6, true)
 	if err != nil {
 		return asn1per.Wrap(err, "PublicTypeOfNumber")
@@ -9263,10 +9471,14 @@ func (x *PrivateTypeOfNumber) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *PrivateTypeOfNumber) Decode(d *asn1per.Decoder) error {
+	*x = PrivateTypeOfNumber{}
+	return x.decode(d)
+}
+
+func (x *PrivateTypeOfNumber) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "PrivateTypeOfNumber")
 	}
-	*x = PrivateTypeOfNumber{}
 	idx, err := d.Choice(6, true)
 	if err != nil {
 		return asn1per.Wrap(err, "PrivateTypeOfNumber")
@@ -9335,10 +9547,14 @@ func (x *MobileUIM) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MobileUIM) Decode(d *asn1per.Decoder) error {
+	*x = MobileUIM{}
+	return x.decode(d)
+}
+
+func (x *MobileUIM) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MobileUIM")
 	}
-	*x = MobileUIM{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MobileUIM")
@@ -9347,12 +9563,12 @@ func (x *MobileUIM) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.Ansi41Uim = new(ANSI41UIM)
-		if err := x.Ansi41Uim.Decode(d); err != nil {
+		if err := x.Ansi41Uim.decode(d); err != nil {
 			return asn1per.Wrap(err, "ansi-41-uim")
 		}
 	case 1:
 		x.GsmUim = new(GSMUIM)
-		if err := x.GsmUim.Decode(d); err != nil {
+		if err := x.GsmUim.decode(d); err != nil {
 			return asn1per.Wrap(err, "gsm-uim")
 		}
 	default:
@@ -9506,10 +9722,14 @@ func (x *ANSI41UIM) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ANSI41UIM) Decode(d *asn1per.Decoder) error {
+	*x = ANSI41UIM{}
+	return x.decode(d)
+}
+
+func (x *ANSI41UIM) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ANSI41UIM")
 	}
-	*x = ANSI41UIM{}
 	pre, err := d.Bits(12)
 	if err != nil {
 		return asn1per.Wrap(err, "ANSI41UIM")
@@ -9575,7 +9795,7 @@ func (x *ANSI41UIM) Decode(d *asn1per.Decoder) error {
 			x.Mscid = TBCDSTRING(r)
 		}
 	}
-	if err := x.SystemId.Decode(d); err != nil {
+	if err := x.SystemId.decode(d); err != nil {
 		return asn1per.Wrap(err, "system-id")
 	}
 	if pre&(1<<4) != 0 {
@@ -9716,10 +9936,14 @@ func (x *GSMUIM) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *GSMUIM) Decode(d *asn1per.Decoder) error {
+	*x = GSMUIM{}
+	return x.decode(d)
+}
+
+func (x *GSMUIM) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "GSMUIM")
 	}
-	*x = GSMUIM{}
 	pre, err := d.Bits(7)
 	if err != nil {
 		return asn1per.Wrap(err, "GSMUIM")
@@ -9863,10 +10087,14 @@ func (x *IsupNumber) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *IsupNumber) Decode(d *asn1per.Decoder) error {
+	*x = IsupNumber{}
+	return x.decode(d)
+}
+
+func (x *IsupNumber) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "IsupNumber")
 	}
-	*x = IsupNumber{}
 	idx, err := d.Choice(5, true)
 	if err != nil {
 		return asn1per.Wrap(err, "IsupNumber")
@@ -9875,7 +10103,7 @@ func (x *IsupNumber) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.E164Number = new(IsupPublicPartyNumber)
-		if err := x.E164Number.Decode(d); err != nil {
+		if err := x.E164Number.decode(d); err != nil {
 			return asn1per.Wrap(err, "e164Number")
 		}
 	case 1:
@@ -9888,7 +10116,7 @@ func (x *IsupNumber) Decode(d *asn1per.Decoder) error {
 		}
 	case 3:
 		x.PrivateNumber = new(IsupPrivatePartyNumber)
-		if err := x.PrivateNumber.Decode(d); err != nil {
+		if err := x.PrivateNumber.decode(d); err != nil {
 			return asn1per.Wrap(err, "privateNumber")
 		}
 	case 4:
@@ -9939,15 +10167,19 @@ func (x *IsupPublicPartyNumber) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *IsupPublicPartyNumber) Decode(d *asn1per.Decoder) error {
+	*x = IsupPublicPartyNumber{}
+	return x.decode(d)
+}
+
+func (x *IsupPublicPartyNumber) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "IsupPublicPartyNumber")
 	}
-	*x = IsupPublicPartyNumber{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "IsupPublicPartyNumber")
 	}
-	if err := x.NatureOfAddress.Decode(d); err != nil {
+	if err := x.NatureOfAddress.decode(d); err != nil {
 		return asn1per.Wrap(err, "natureOfAddress")
 	}
 	if err := x.Address.Decode(d); err != nil {
@@ -10001,15 +10233,19 @@ func (x *IsupPrivatePartyNumber) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *IsupPrivatePartyNumber) Decode(d *asn1per.Decoder) error {
+	*x = IsupPrivatePartyNumber{}
+	return x.decode(d)
+}
+
+func (x *IsupPrivatePartyNumber) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "IsupPrivatePartyNumber")
 	}
-	*x = IsupPrivatePartyNumber{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "IsupPrivatePartyNumber")
 	}
-	if err := x.PrivateTypeOfNumber.Decode(d); err != nil {
+	if err := x.PrivateTypeOfNumber.decode(d); err != nil {
 		return asn1per.Wrap(err, "privateTypeOfNumber")
 	}
 	if err := x.Address.Decode(d); err != nil {
@@ -10073,10 +10309,14 @@ func (x *NatureOfAddress) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NatureOfAddress) Decode(d *asn1per.Decoder) error {
+	*x = NatureOfAddress{}
+	return x.decode(d)
+}
+
+func (x *NatureOfAddress) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NatureOfAddress")
 	}
-	*x = NatureOfAddress{}
 	idx, err := d.Choice(8, true)
 	if err != nil {
 		return asn1per.Wrap(err, "NatureOfAddress")
@@ -10169,21 +10409,25 @@ func (x *ExtendedAliasAddress) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ExtendedAliasAddress) Decode(d *asn1per.Decoder) error {
+	*x = ExtendedAliasAddress{}
+	return x.decode(d)
+}
+
+func (x *ExtendedAliasAddress) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ExtendedAliasAddress")
 	}
-	*x = ExtendedAliasAddress{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "ExtendedAliasAddress")
 	}
 	ext := pre>>2 != 0
-	if err := x.Address.Decode(d); err != nil {
+	if err := x.Address.decode(d); err != nil {
 		return asn1per.Wrap(err, "address")
 	}
 	if pre&(1<<1) != 0 {
 		x.PresentationIndicator = new(PresentationIndicator)
-		if err := x.PresentationIndicator.Decode(d); err != nil {
+		if err := x.PresentationIndicator.decode(d); err != nil {
 			return asn1per.Wrap(err, "presentationIndicator")
 		}
 	}
@@ -10381,10 +10625,14 @@ func (x *Endpoint) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *Endpoint) Decode(d *asn1per.Decoder) error {
+	*x = Endpoint{}
+	return x.decode(d)
+}
+
+func (x *Endpoint) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "Endpoint")
 	}
-	*x = Endpoint{}
 	pre, err := d.Bits(11)
 	if err != nil {
 		return asn1per.Wrap(err, "Endpoint")
@@ -10392,7 +10640,7 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 	ext := pre>>10 != 0
 	if pre&(1<<9) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -10407,7 +10655,7 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 			for range n187 {
 				var zero AliasAddress
 				x.AliasAddress = append(x.AliasAddress, zero)
-				if err := x.AliasAddress[len(x.AliasAddress)-1].Decode(d); err != nil {
+				if err := x.AliasAddress[len(x.AliasAddress)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "aliasAddress")
 				}
 			}
@@ -10424,7 +10672,7 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 			for range n188 {
 				var zero TransportAddress
 				x.CallSignalAddress = append(x.CallSignalAddress, zero)
-				if err := x.CallSignalAddress[len(x.CallSignalAddress)-1].Decode(d); err != nil {
+				if err := x.CallSignalAddress[len(x.CallSignalAddress)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "callSignalAddress")
 				}
 			}
@@ -10441,7 +10689,7 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 			for range n189 {
 				var zero TransportAddress
 				x.RasAddress = append(x.RasAddress, zero)
-				if err := x.RasAddress[len(x.RasAddress)-1].Decode(d); err != nil {
+				if err := x.RasAddress[len(x.RasAddress)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "rasAddress")
 				}
 			}
@@ -10449,7 +10697,7 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<5) != 0 {
 		x.EndpointType = new(EndpointType)
-		if err := x.EndpointType.Decode(d); err != nil {
+		if err := x.EndpointType.decode(d); err != nil {
 			return asn1per.Wrap(err, "endpointType")
 		}
 	}
@@ -10464,7 +10712,7 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 			for range n190 {
 				var zero ClearToken
 				x.Tokens = append(x.Tokens, zero)
-				if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+				if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
 			}
@@ -10481,7 +10729,7 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 			for range n191 {
 				var zero CryptoH323Token
 				x.CryptoTokens = append(x.CryptoTokens, zero)
-				if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+				if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
 			}
@@ -10508,7 +10756,7 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 			for range n192 {
 				var zero AliasAddress
 				x.RemoteExtensionAddress = append(x.RemoteExtensionAddress, zero)
-				if err := x.RemoteExtensionAddress[len(x.RemoteExtensionAddress)-1].Decode(d); err != nil {
+				if err := x.RemoteExtensionAddress[len(x.RemoteExtensionAddress)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "remoteExtensionAddress")
 				}
 			}
@@ -10525,7 +10773,7 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 			for range n193 {
 				var zero AliasAddress
 				x.DestExtraCallInfo = append(x.DestExtraCallInfo, zero)
-				if err := x.DestExtraCallInfo[len(x.DestExtraCallInfo)-1].Decode(d); err != nil {
+				if err := x.DestExtraCallInfo[len(x.DestExtraCallInfo)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "destExtraCallInfo")
 				}
 			}
@@ -10545,7 +10793,7 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 			}
 			x.AlternateTransportAddresses = new(AlternateTransportAddresses)
 			fr := d.Push(raw)
-			if err := x.AlternateTransportAddresses.Decode(d); err != nil {
+			if err := x.AlternateTransportAddresses.decode(d); err != nil {
 				return asn1per.Wrap(err, "alternateTransportAddresses")
 			}
 			d.Pop(fr)
@@ -10557,7 +10805,7 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 			}
 			x.CircuitInfo = new(CircuitInfo)
 			fr := d.Push(raw)
-			if err := x.CircuitInfo.Decode(d); err != nil {
+			if err := x.CircuitInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
 			d.Pop(fr)
@@ -10569,7 +10817,7 @@ func (x *Endpoint) Decode(d *asn1per.Decoder) error {
 			}
 			x.FeatureSet = new(FeatureSet)
 			fr := d.Push(raw)
-			if err := x.FeatureSet.Decode(d); err != nil {
+			if err := x.FeatureSet.decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			d.Pop(fr)
@@ -10645,10 +10893,14 @@ func (x *AlternateTransportAddresses) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *AlternateTransportAddresses) Decode(d *asn1per.Decoder) error {
+	*x = AlternateTransportAddresses{}
+	return x.decode(d)
+}
+
+func (x *AlternateTransportAddresses) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "AlternateTransportAddresses")
 	}
-	*x = AlternateTransportAddresses{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "AlternateTransportAddresses")
@@ -10665,7 +10917,7 @@ func (x *AlternateTransportAddresses) Decode(d *asn1per.Decoder) error {
 			for range n196 {
 				var zero TransportAddress
 				x.AnnexE = append(x.AnnexE, zero)
-				if err := x.AnnexE[len(x.AnnexE)-1].Decode(d); err != nil {
+				if err := x.AnnexE[len(x.AnnexE)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "annexE")
 				}
 			}
@@ -10694,7 +10946,7 @@ func (x *AlternateTransportAddresses) Decode(d *asn1per.Decoder) error {
 				for range n197 {
 					var zero TransportAddress
 					x.Sctp = append(x.Sctp, zero)
-					if err := x.Sctp[len(x.Sctp)-1].Decode(d); err != nil {
+					if err := x.Sctp[len(x.Sctp)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "sctp")
 					}
 				}
@@ -10744,10 +10996,14 @@ func (x *UseSpecifiedTransport) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *UseSpecifiedTransport) Decode(d *asn1per.Decoder) error {
+	*x = UseSpecifiedTransport{}
+	return x.decode(d)
+}
+
+func (x *UseSpecifiedTransport) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UseSpecifiedTransport")
 	}
-	*x = UseSpecifiedTransport{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "UseSpecifiedTransport")
@@ -10816,16 +11072,20 @@ func (x *AlternateGK) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *AlternateGK) Decode(d *asn1per.Decoder) error {
+	*x = AlternateGK{}
+	return x.decode(d)
+}
+
+func (x *AlternateGK) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "AlternateGK")
 	}
-	*x = AlternateGK{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "AlternateGK")
 	}
 	ext := pre>>1 != 0
-	if err := x.RasAddress.Decode(d); err != nil {
+	if err := x.RasAddress.decode(d); err != nil {
 		return asn1per.Wrap(err, "rasAddress")
 	}
 	if pre&(1<<0) != 0 {
@@ -10899,10 +11159,14 @@ func (x *AltGKInfo) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *AltGKInfo) Decode(d *asn1per.Decoder) error {
+	*x = AltGKInfo{}
+	return x.decode(d)
+}
+
+func (x *AltGKInfo) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "AltGKInfo")
 	}
-	*x = AltGKInfo{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "AltGKInfo")
@@ -10916,7 +11180,7 @@ func (x *AltGKInfo) Decode(d *asn1per.Decoder) error {
 		for range n199 {
 			var zero AlternateGK
 			x.AlternateGatekeeper = append(x.AlternateGatekeeper, zero)
-			if err := x.AlternateGatekeeper[len(x.AlternateGatekeeper)-1].Decode(d); err != nil {
+			if err := x.AlternateGatekeeper[len(x.AlternateGatekeeper)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "alternateGatekeeper")
 			}
 		}
@@ -10983,10 +11247,14 @@ func (x *SecurityServiceMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *SecurityServiceMode) Decode(d *asn1per.Decoder) error {
+	*x = SecurityServiceMode{}
+	return x.decode(d)
+}
+
+func (x *SecurityServiceMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "SecurityServiceMode")
 	}
-	*x = SecurityServiceMode{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "SecurityServiceMode")
@@ -10995,7 +11263,7 @@ func (x *SecurityServiceMode) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
@@ -11055,10 +11323,14 @@ func (x *SecurityCapabilities) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *SecurityCapabilities) Decode(d *asn1per.Decoder) error {
+	*x = SecurityCapabilities{}
+	return x.decode(d)
+}
+
+func (x *SecurityCapabilities) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "SecurityCapabilities")
 	}
-	*x = SecurityCapabilities{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "SecurityCapabilities")
@@ -11066,17 +11338,17 @@ func (x *SecurityCapabilities) Decode(d *asn1per.Decoder) error {
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	}
-	if err := x.Encryption.Decode(d); err != nil {
+	if err := x.Encryption.decode(d); err != nil {
 		return asn1per.Wrap(err, "encryption")
 	}
-	if err := x.Authenticaton.Decode(d); err != nil {
+	if err := x.Authenticaton.decode(d); err != nil {
 		return asn1per.Wrap(err, "authenticaton")
 	}
-	if err := x.Integrity.Decode(d); err != nil {
+	if err := x.Integrity.decode(d); err != nil {
 		return asn1per.Wrap(err, "integrity")
 	}
 	if ext {
@@ -11153,10 +11425,14 @@ func (x *SecurityErrors) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *SecurityErrors) Decode(d *asn1per.Decoder) error {
+	*x = SecurityErrors{}
+	return x.decode(d)
+}
+
+func (x *SecurityErrors) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "SecurityErrors")
 	}
-	*x = SecurityErrors{}
 	idx, err := d.Choice(16, true)
 	if err != nil {
 		return asn1per.Wrap(err, "SecurityErrors")
@@ -11229,10 +11505,14 @@ func (x *SecurityErrors2) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *SecurityErrors2) Decode(d *asn1per.Decoder) error {
+	*x = SecurityErrors2{}
+	return x.decode(d)
+}
+
+func (x *SecurityErrors2) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "SecurityErrors2")
 	}
-	*x = SecurityErrors2{}
 	idx, err := d.Choice(6, true)
 	if err != nil {
 		return asn1per.Wrap(err, "SecurityErrors2")
@@ -11312,10 +11592,14 @@ func (x *H245Security) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H245Security) Decode(d *asn1per.Decoder) error {
+	*x = H245Security{}
+	return x.decode(d)
+}
+
+func (x *H245Security) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H245Security")
 	}
-	*x = H245Security{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "H245Security")
@@ -11324,18 +11608,18 @@ func (x *H245Security) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
 	case 2:
 		x.Tls = new(SecurityCapabilities)
-		if err := x.Tls.Decode(d); err != nil {
+		if err := x.Tls.decode(d); err != nil {
 			return asn1per.Wrap(err, "tls")
 		}
 	case 3:
 		x.Ipsec = new(SecurityCapabilities)
-		if err := x.Ipsec.Decode(d); err != nil {
+		if err := x.Ipsec.decode(d); err != nil {
 			return asn1per.Wrap(err, "ipsec")
 		}
 	default:
@@ -11392,10 +11676,14 @@ func (x *QseriesOptions) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *QseriesOptions) Decode(d *asn1per.Decoder) error {
+	*x = QseriesOptions{}
+	return x.decode(d)
+}
+
+func (x *QseriesOptions) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "QseriesOptions")
 	}
-	*x = QseriesOptions{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "QseriesOptions")
@@ -11449,7 +11737,7 @@ func (x *QseriesOptions) Decode(d *asn1per.Decoder) error {
 		}
 		x.Q957Full = bool(r)
 	}
-	if err := x.Q954Info.Decode(d); err != nil {
+	if err := x.Q954Info.decode(d); err != nil {
 		return asn1per.Wrap(err, "q954Info")
 	}
 	if ext {
@@ -11496,10 +11784,14 @@ func (x *Q954Details) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *Q954Details) Decode(d *asn1per.Decoder) error {
+	*x = Q954Details{}
+	return x.decode(d)
+}
+
+func (x *Q954Details) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "Q954Details")
 	}
-	*x = Q954Details{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "Q954Details")
@@ -11798,10 +12090,14 @@ func (x *CallIdentifier) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CallIdentifier) Decode(d *asn1per.Decoder) error {
+	*x = CallIdentifier{}
+	return x.decode(d)
+}
+
+func (x *CallIdentifier) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CallIdentifier")
 	}
-	*x = CallIdentifier{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "CallIdentifier")
@@ -11866,10 +12162,14 @@ func (x *EncryptIntAlg) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *EncryptIntAlg) Decode(d *asn1per.Decoder) error {
+	*x = EncryptIntAlg{}
+	return x.decode(d)
+}
+
+func (x *EncryptIntAlg) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "EncryptIntAlg")
 	}
-	*x = EncryptIntAlg{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "EncryptIntAlg")
@@ -11878,7 +12178,7 @@ func (x *EncryptIntAlg) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
@@ -11953,10 +12253,14 @@ func (x *NonIsoIntegrityMechanism) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NonIsoIntegrityMechanism) Decode(d *asn1per.Decoder) error {
+	*x = NonIsoIntegrityMechanism{}
+	return x.decode(d)
+}
+
+func (x *NonIsoIntegrityMechanism) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NonIsoIntegrityMechanism")
 	}
-	*x = NonIsoIntegrityMechanism{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "NonIsoIntegrityMechanism")
@@ -11966,12 +12270,12 @@ func (x *NonIsoIntegrityMechanism) Decode(d *asn1per.Decoder) error {
 	case 0:
 	case 1:
 		x.HMACIso101182S = new(EncryptIntAlg)
-		if err := x.HMACIso101182S.Decode(d); err != nil {
+		if err := x.HMACIso101182S.decode(d); err != nil {
 			return asn1per.Wrap(err, "hMAC-iso10118-2-s")
 		}
 	case 2:
 		x.HMACIso101182L = new(EncryptIntAlg)
-		if err := x.HMACIso101182L.Decode(d); err != nil {
+		if err := x.HMACIso101182L.decode(d); err != nil {
 			return asn1per.Wrap(err, "hMAC-iso10118-2-l")
 		}
 	case 3:
@@ -12046,10 +12350,14 @@ func (x *IntegrityMechanism) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *IntegrityMechanism) Decode(d *asn1per.Decoder) error {
+	*x = IntegrityMechanism{}
+	return x.decode(d)
+}
+
+func (x *IntegrityMechanism) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "IntegrityMechanism")
 	}
-	*x = IntegrityMechanism{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "IntegrityMechanism")
@@ -12058,7 +12366,7 @@ func (x *IntegrityMechanism) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
@@ -12072,7 +12380,7 @@ func (x *IntegrityMechanism) Decode(d *asn1per.Decoder) error {
 		}
 	case 3:
 		x.NonIsoIM = new(NonIsoIntegrityMechanism)
-		if err := x.NonIsoIM.Decode(d); err != nil {
+		if err := x.NonIsoIM.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonIsoIM")
 		}
 	default:
@@ -12108,10 +12416,14 @@ func (x *ICV) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ICV) Decode(d *asn1per.Decoder) error {
+	*x = ICV{}
+	return x.decode(d)
+}
+
+func (x *ICV) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ICV")
 	}
-	*x = ICV{}
 	{
 		r, err := d.ObjectIdentifier()
 		if err != nil {
@@ -12253,10 +12565,14 @@ func (x *CryptoH323Token) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CryptoH323Token) Decode(d *asn1per.Decoder) error {
+	*x = CryptoH323Token{}
+	return x.decode(d)
+}
+
+func (x *CryptoH323Token) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CryptoH323Token")
 	}
-	*x = CryptoH323Token{}
 	idx, err := d.Choice(8, true)
 	if err != nil {
 		return asn1per.Wrap(err, "CryptoH323Token")
@@ -12265,42 +12581,42 @@ func (x *CryptoH323Token) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.CryptoEPPwdHash = new(CryptoH323TokenCryptoEPPwdHash)
-		if err := x.CryptoEPPwdHash.Decode(d); err != nil {
+		if err := x.CryptoEPPwdHash.decode(d); err != nil {
 			return asn1per.Wrap(err, "cryptoEPPwdHash")
 		}
 	case 1:
 		x.CryptoGKPwdHash = new(CryptoH323TokenCryptoGKPwdHash)
-		if err := x.CryptoGKPwdHash.Decode(d); err != nil {
+		if err := x.CryptoGKPwdHash.decode(d); err != nil {
 			return asn1per.Wrap(err, "cryptoGKPwdHash")
 		}
 	case 2:
 		x.CryptoEPPwdEncr = new(ENCRYPTEDEncodedPwdCertToken)
-		if err := x.CryptoEPPwdEncr.Decode(d); err != nil {
+		if err := x.CryptoEPPwdEncr.decode(d); err != nil {
 			return asn1per.Wrap(err, "cryptoEPPwdEncr")
 		}
 	case 3:
 		x.CryptoGKPwdEncr = new(ENCRYPTEDEncodedPwdCertToken)
-		if err := x.CryptoGKPwdEncr.Decode(d); err != nil {
+		if err := x.CryptoGKPwdEncr.decode(d); err != nil {
 			return asn1per.Wrap(err, "cryptoGKPwdEncr")
 		}
 	case 4:
 		x.CryptoEPCert = new(SIGNEDEncodedPwdCertToken)
-		if err := x.CryptoEPCert.Decode(d); err != nil {
+		if err := x.CryptoEPCert.decode(d); err != nil {
 			return asn1per.Wrap(err, "cryptoEPCert")
 		}
 	case 5:
 		x.CryptoGKCert = new(SIGNEDEncodedPwdCertToken)
-		if err := x.CryptoGKCert.Decode(d); err != nil {
+		if err := x.CryptoGKCert.decode(d); err != nil {
 			return asn1per.Wrap(err, "cryptoGKCert")
 		}
 	case 6:
 		x.CryptoFastStart = new(SIGNEDEncodedFastStartToken)
-		if err := x.CryptoFastStart.Decode(d); err != nil {
+		if err := x.CryptoFastStart.decode(d); err != nil {
 			return asn1per.Wrap(err, "cryptoFastStart")
 		}
 	case 7:
 		x.NestedcryptoToken = new(CryptoToken)
-		if err := x.NestedcryptoToken.Decode(d); err != nil {
+		if err := x.NestedcryptoToken.decode(d); err != nil {
 			return asn1per.Wrap(err, "nestedcryptoToken")
 		}
 	default:
@@ -12358,10 +12674,14 @@ func (x *DataRate) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DataRate) Decode(d *asn1per.Decoder) error {
+	*x = DataRate{}
+	return x.decode(d)
+}
+
+func (x *DataRate) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DataRate")
 	}
-	*x = DataRate{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "DataRate")
@@ -12369,7 +12689,7 @@ func (x *DataRate) Decode(d *asn1per.Decoder) error {
 	ext := pre>>2 != 0
 	if pre&(1<<1) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -12442,10 +12762,14 @@ func (x *CallLinkage) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CallLinkage) Decode(d *asn1per.Decoder) error {
+	*x = CallLinkage{}
+	return x.decode(d)
+}
+
+func (x *CallLinkage) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CallLinkage")
 	}
-	*x = CallLinkage{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "CallLinkage")
@@ -12514,10 +12838,14 @@ func (x *SupportedPrefix) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *SupportedPrefix) Decode(d *asn1per.Decoder) error {
+	*x = SupportedPrefix{}
+	return x.decode(d)
+}
+
+func (x *SupportedPrefix) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "SupportedPrefix")
 	}
-	*x = SupportedPrefix{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "SupportedPrefix")
@@ -12525,11 +12853,11 @@ func (x *SupportedPrefix) Decode(d *asn1per.Decoder) error {
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
-	if err := x.Prefix.Decode(d); err != nil {
+	if err := x.Prefix.decode(d); err != nil {
 		return asn1per.Wrap(err, "prefix")
 	}
 	if ext {
@@ -12574,10 +12902,14 @@ func (x *CapacityReportingCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CapacityReportingCapability) Decode(d *asn1per.Decoder) error {
+	*x = CapacityReportingCapability{}
+	return x.decode(d)
+}
+
+func (x *CapacityReportingCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CapacityReportingCapability")
 	}
-	*x = CapacityReportingCapability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "CapacityReportingCapability")
@@ -12633,15 +12965,19 @@ func (x *CapacityReportingSpecification) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CapacityReportingSpecification) Decode(d *asn1per.Decoder) error {
+	*x = CapacityReportingSpecification{}
+	return x.decode(d)
+}
+
+func (x *CapacityReportingSpecification) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CapacityReportingSpecification")
 	}
-	*x = CapacityReportingSpecification{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "CapacityReportingSpecification")
 	}
-	if err := x.When.Decode(d); err != nil {
+	if err := x.When.decode(d); err != nil {
 		return asn1per.Wrap(err, "when")
 	}
 	if ext {
@@ -12698,10 +13034,14 @@ func (x *CallCapacity) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CallCapacity) Decode(d *asn1per.Decoder) error {
+	*x = CallCapacity{}
+	return x.decode(d)
+}
+
+func (x *CallCapacity) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CallCapacity")
 	}
-	*x = CallCapacity{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "CallCapacity")
@@ -12709,13 +13049,13 @@ func (x *CallCapacity) Decode(d *asn1per.Decoder) error {
 	ext := pre>>2 != 0
 	if pre&(1<<1) != 0 {
 		x.MaximumCallCapacity = new(CallCapacityInfo)
-		if err := x.MaximumCallCapacity.Decode(d); err != nil {
+		if err := x.MaximumCallCapacity.decode(d); err != nil {
 			return asn1per.Wrap(err, "maximumCallCapacity")
 		}
 	}
 	if pre&(1<<0) != 0 {
 		x.CurrentCallCapacity = new(CallCapacityInfo)
-		if err := x.CurrentCallCapacity.Decode(d); err != nil {
+		if err := x.CurrentCallCapacity.decode(d); err != nil {
 			return asn1per.Wrap(err, "currentCallCapacity")
 		}
 	}
@@ -12927,10 +13267,14 @@ func (x *CallCapacityInfo) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
+	*x = CallCapacityInfo{}
+	return x.decode(d)
+}
+
+func (x *CallCapacityInfo) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CallCapacityInfo")
 	}
-	*x = CallCapacityInfo{}
 	pre, err := d.Bits(12)
 	if err != nil {
 		return asn1per.Wrap(err, "CallCapacityInfo")
@@ -12947,7 +13291,7 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 			for range n212 {
 				var zero CallsAvailable
 				x.VoiceGwCallsAvailable = append(x.VoiceGwCallsAvailable, zero)
-				if err := x.VoiceGwCallsAvailable[len(x.VoiceGwCallsAvailable)-1].Decode(d); err != nil {
+				if err := x.VoiceGwCallsAvailable[len(x.VoiceGwCallsAvailable)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "voiceGwCallsAvailable")
 				}
 			}
@@ -12964,7 +13308,7 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 			for range n213 {
 				var zero CallsAvailable
 				x.H310GwCallsAvailable = append(x.H310GwCallsAvailable, zero)
-				if err := x.H310GwCallsAvailable[len(x.H310GwCallsAvailable)-1].Decode(d); err != nil {
+				if err := x.H310GwCallsAvailable[len(x.H310GwCallsAvailable)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "h310GwCallsAvailable")
 				}
 			}
@@ -12981,7 +13325,7 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 			for range n214 {
 				var zero CallsAvailable
 				x.H320GwCallsAvailable = append(x.H320GwCallsAvailable, zero)
-				if err := x.H320GwCallsAvailable[len(x.H320GwCallsAvailable)-1].Decode(d); err != nil {
+				if err := x.H320GwCallsAvailable[len(x.H320GwCallsAvailable)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "h320GwCallsAvailable")
 				}
 			}
@@ -12998,7 +13342,7 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 			for range n215 {
 				var zero CallsAvailable
 				x.H321GwCallsAvailable = append(x.H321GwCallsAvailable, zero)
-				if err := x.H321GwCallsAvailable[len(x.H321GwCallsAvailable)-1].Decode(d); err != nil {
+				if err := x.H321GwCallsAvailable[len(x.H321GwCallsAvailable)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "h321GwCallsAvailable")
 				}
 			}
@@ -13015,7 +13359,7 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 			for range n216 {
 				var zero CallsAvailable
 				x.H322GwCallsAvailable = append(x.H322GwCallsAvailable, zero)
-				if err := x.H322GwCallsAvailable[len(x.H322GwCallsAvailable)-1].Decode(d); err != nil {
+				if err := x.H322GwCallsAvailable[len(x.H322GwCallsAvailable)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "h322GwCallsAvailable")
 				}
 			}
@@ -13032,7 +13376,7 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 			for range n217 {
 				var zero CallsAvailable
 				x.H323GwCallsAvailable = append(x.H323GwCallsAvailable, zero)
-				if err := x.H323GwCallsAvailable[len(x.H323GwCallsAvailable)-1].Decode(d); err != nil {
+				if err := x.H323GwCallsAvailable[len(x.H323GwCallsAvailable)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "h323GwCallsAvailable")
 				}
 			}
@@ -13049,7 +13393,7 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 			for range n218 {
 				var zero CallsAvailable
 				x.H324GwCallsAvailable = append(x.H324GwCallsAvailable, zero)
-				if err := x.H324GwCallsAvailable[len(x.H324GwCallsAvailable)-1].Decode(d); err != nil {
+				if err := x.H324GwCallsAvailable[len(x.H324GwCallsAvailable)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "h324GwCallsAvailable")
 				}
 			}
@@ -13066,7 +13410,7 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 			for range n219 {
 				var zero CallsAvailable
 				x.T120OnlyGwCallsAvailable = append(x.T120OnlyGwCallsAvailable, zero)
-				if err := x.T120OnlyGwCallsAvailable[len(x.T120OnlyGwCallsAvailable)-1].Decode(d); err != nil {
+				if err := x.T120OnlyGwCallsAvailable[len(x.T120OnlyGwCallsAvailable)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "t120OnlyGwCallsAvailable")
 				}
 			}
@@ -13083,7 +13427,7 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 			for range n220 {
 				var zero CallsAvailable
 				x.T38FaxAnnexbOnlyGwCallsAvailable = append(x.T38FaxAnnexbOnlyGwCallsAvailable, zero)
-				if err := x.T38FaxAnnexbOnlyGwCallsAvailable[len(x.T38FaxAnnexbOnlyGwCallsAvailable)-1].Decode(d); err != nil {
+				if err := x.T38FaxAnnexbOnlyGwCallsAvailable[len(x.T38FaxAnnexbOnlyGwCallsAvailable)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "t38FaxAnnexbOnlyGwCallsAvailable")
 				}
 			}
@@ -13100,7 +13444,7 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 			for range n221 {
 				var zero CallsAvailable
 				x.TerminalCallsAvailable = append(x.TerminalCallsAvailable, zero)
-				if err := x.TerminalCallsAvailable[len(x.TerminalCallsAvailable)-1].Decode(d); err != nil {
+				if err := x.TerminalCallsAvailable[len(x.TerminalCallsAvailable)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "terminalCallsAvailable")
 				}
 			}
@@ -13117,7 +13461,7 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 			for range n222 {
 				var zero CallsAvailable
 				x.McuCallsAvailable = append(x.McuCallsAvailable, zero)
-				if err := x.McuCallsAvailable[len(x.McuCallsAvailable)-1].Decode(d); err != nil {
+				if err := x.McuCallsAvailable[len(x.McuCallsAvailable)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "mcuCallsAvailable")
 				}
 			}
@@ -13146,7 +13490,7 @@ func (x *CallCapacityInfo) Decode(d *asn1per.Decoder) error {
 				for range n223 {
 					var zero CallsAvailable
 					x.SipGwCallsAvailable = append(x.SipGwCallsAvailable, zero)
-					if err := x.SipGwCallsAvailable[len(x.SipGwCallsAvailable)-1].Decode(d); err != nil {
+					if err := x.SipGwCallsAvailable[len(x.SipGwCallsAvailable)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "sipGwCallsAvailable")
 					}
 				}
@@ -13217,10 +13561,14 @@ func (x *CallsAvailable) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CallsAvailable) Decode(d *asn1per.Decoder) error {
+	*x = CallsAvailable{}
+	return x.decode(d)
+}
+
+func (x *CallsAvailable) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CallsAvailable")
 	}
-	*x = CallsAvailable{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "CallsAvailable")
@@ -13257,7 +13605,7 @@ func (x *CallsAvailable) Decode(d *asn1per.Decoder) error {
 			}
 			x.Carrier = new(CarrierInfo)
 			fr := d.Push(raw)
-			if err := x.Carrier.Decode(d); err != nil {
+			if err := x.Carrier.decode(d); err != nil {
 				return asn1per.Wrap(err, "carrier")
 			}
 			d.Pop(fr)
@@ -13322,10 +13670,14 @@ func (x *CircuitInfo) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CircuitInfo) Decode(d *asn1per.Decoder) error {
+	*x = CircuitInfo{}
+	return x.decode(d)
+}
+
+func (x *CircuitInfo) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CircuitInfo")
 	}
-	*x = CircuitInfo{}
 	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "CircuitInfo")
@@ -13333,13 +13685,13 @@ func (x *CircuitInfo) Decode(d *asn1per.Decoder) error {
 	ext := pre>>3 != 0
 	if pre&(1<<2) != 0 {
 		x.SourceCircuitID = new(CircuitIdentifier)
-		if err := x.SourceCircuitID.Decode(d); err != nil {
+		if err := x.SourceCircuitID.decode(d); err != nil {
 			return asn1per.Wrap(err, "sourceCircuitID")
 		}
 	}
 	if pre&(1<<1) != 0 {
 		x.DestinationCircuitID = new(CircuitIdentifier)
-		if err := x.DestinationCircuitID.Decode(d); err != nil {
+		if err := x.DestinationCircuitID.decode(d); err != nil {
 			return asn1per.Wrap(err, "destinationCircuitID")
 		}
 	}
@@ -13354,7 +13706,7 @@ func (x *CircuitInfo) Decode(d *asn1per.Decoder) error {
 			for range n225 {
 				var zero GenericData
 				x.GenericData = append(x.GenericData, zero)
-				if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+				if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
 			}
@@ -13433,10 +13785,14 @@ func (x *CircuitIdentifier) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CircuitIdentifier) Decode(d *asn1per.Decoder) error {
+	*x = CircuitIdentifier{}
+	return x.decode(d)
+}
+
+func (x *CircuitIdentifier) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CircuitIdentifier")
 	}
-	*x = CircuitIdentifier{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "CircuitIdentifier")
@@ -13444,13 +13800,13 @@ func (x *CircuitIdentifier) Decode(d *asn1per.Decoder) error {
 	ext := pre>>2 != 0
 	if pre&(1<<1) != 0 {
 		x.Cic = new(CicInfo)
-		if err := x.Cic.Decode(d); err != nil {
+		if err := x.Cic.decode(d); err != nil {
 			return asn1per.Wrap(err, "cic")
 		}
 	}
 	if pre&(1<<0) != 0 {
 		x.Group = new(GroupID)
-		if err := x.Group.Decode(d); err != nil {
+		if err := x.Group.decode(d); err != nil {
 			return asn1per.Wrap(err, "group")
 		}
 	}
@@ -13468,7 +13824,7 @@ func (x *CircuitIdentifier) Decode(d *asn1per.Decoder) error {
 			}
 			x.Carrier = new(CarrierInfo)
 			fr := d.Push(raw)
-			if err := x.Carrier.Decode(d); err != nil {
+			if err := x.Carrier.decode(d); err != nil {
 				return asn1per.Wrap(err, "carrier")
 			}
 			d.Pop(fr)
@@ -13519,10 +13875,14 @@ func (x *CicInfo) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CicInfo) Decode(d *asn1per.Decoder) error {
+	*x = CicInfo{}
+	return x.decode(d)
+}
+
+func (x *CicInfo) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CicInfo")
 	}
-	*x = CicInfo{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "CicInfo")
@@ -13609,10 +13969,14 @@ func (x *GroupID) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *GroupID) Decode(d *asn1per.Decoder) error {
+	*x = GroupID{}
+	return x.decode(d)
+}
+
+func (x *GroupID) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "GroupID")
 	}
-	*x = GroupID{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "GroupID")
@@ -13702,10 +14066,14 @@ func (x *CarrierInfo) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CarrierInfo) Decode(d *asn1per.Decoder) error {
+	*x = CarrierInfo{}
+	return x.decode(d)
+}
+
+func (x *CarrierInfo) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CarrierInfo")
 	}
-	*x = CarrierInfo{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "CarrierInfo")
@@ -13803,10 +14171,14 @@ func (x *ServiceControlDescriptor) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ServiceControlDescriptor) Decode(d *asn1per.Decoder) error {
+	*x = ServiceControlDescriptor{}
+	return x.decode(d)
+}
+
+func (x *ServiceControlDescriptor) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ServiceControlDescriptor")
 	}
-	*x = ServiceControlDescriptor{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "ServiceControlDescriptor")
@@ -13827,12 +14199,12 @@ func (x *ServiceControlDescriptor) Decode(d *asn1per.Decoder) error {
 		}
 	case 2:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 3:
 		x.CallCreditServiceControl = new(CallCreditServiceControl)
-		if err := x.CallCreditServiceControl.Decode(d); err != nil {
+		if err := x.CallCreditServiceControl.decode(d); err != nil {
 			return asn1per.Wrap(err, "callCreditServiceControl")
 		}
 	default:
@@ -13886,10 +14258,14 @@ func (x *ServiceControlSession) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ServiceControlSession) Decode(d *asn1per.Decoder) error {
+	*x = ServiceControlSession{}
+	return x.decode(d)
+}
+
+func (x *ServiceControlSession) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ServiceControlSession")
 	}
-	*x = ServiceControlSession{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "ServiceControlSession")
@@ -13904,11 +14280,11 @@ func (x *ServiceControlSession) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.Contents = new(ServiceControlDescriptor)
-		if err := x.Contents.Decode(d); err != nil {
+		if err := x.Contents.decode(d); err != nil {
 			return asn1per.Wrap(err, "contents")
 		}
 	}
-	if err := x.Reason.Decode(d); err != nil {
+	if err := x.Reason.decode(d); err != nil {
 		return asn1per.Wrap(err, "reason")
 	}
 	if ext {
@@ -13966,10 +14342,14 @@ func (x *RasUsageInfoTypes) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RasUsageInfoTypes) Decode(d *asn1per.Decoder) error {
+	*x = RasUsageInfoTypes{}
+	return x.decode(d)
+}
+
+func (x *RasUsageInfoTypes) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RasUsageInfoTypes")
 	}
-	*x = RasUsageInfoTypes{}
 	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "RasUsageInfoTypes")
@@ -13984,7 +14364,7 @@ func (x *RasUsageInfoTypes) Decode(d *asn1per.Decoder) error {
 		for range n231 {
 			var zero NonStandardParameter
 			x.NonStandardUsageTypes = append(x.NonStandardUsageTypes, zero)
-			if err := x.NonStandardUsageTypes[len(x.NonStandardUsageTypes)-1].Decode(d); err != nil {
+			if err := x.NonStandardUsageTypes[len(x.NonStandardUsageTypes)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "nonStandardUsageTypes")
 			}
 		}
@@ -14053,25 +14433,29 @@ func (x *RasUsageSpecification) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RasUsageSpecification) Decode(d *asn1per.Decoder) error {
+	*x = RasUsageSpecification{}
+	return x.decode(d)
+}
+
+func (x *RasUsageSpecification) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RasUsageSpecification")
 	}
-	*x = RasUsageSpecification{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "RasUsageSpecification")
 	}
 	ext := pre>>1 != 0
-	if err := x.When.Decode(d); err != nil {
+	if err := x.When.decode(d); err != nil {
 		return asn1per.Wrap(err, "when")
 	}
 	if pre&(1<<0) != 0 {
 		x.CallStartingPoint = new(RasUsageSpecificationCallStartingPoint)
-		if err := x.CallStartingPoint.Decode(d); err != nil {
+		if err := x.CallStartingPoint.decode(d); err != nil {
 			return asn1per.Wrap(err, "callStartingPoint")
 		}
 	}
-	if err := x.Required.Decode(d); err != nil {
+	if err := x.Required.decode(d); err != nil {
 		return asn1per.Wrap(err, "required")
 	}
 	if ext {
@@ -14147,10 +14531,14 @@ func (x *RasUsageInformation) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RasUsageInformation) Decode(d *asn1per.Decoder) error {
+	*x = RasUsageInformation{}
+	return x.decode(d)
+}
+
+func (x *RasUsageInformation) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RasUsageInformation")
 	}
-	*x = RasUsageInformation{}
 	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "RasUsageInformation")
@@ -14165,7 +14553,7 @@ func (x *RasUsageInformation) Decode(d *asn1per.Decoder) error {
 		for range n233 {
 			var zero NonStandardParameter
 			x.NonStandardUsageFields = append(x.NonStandardUsageFields, zero)
-			if err := x.NonStandardUsageFields[len(x.NonStandardUsageFields)-1].Decode(d); err != nil {
+			if err := x.NonStandardUsageFields[len(x.NonStandardUsageFields)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "nonStandardUsageFields")
 			}
 		}
@@ -14245,10 +14633,14 @@ func (x *CallTerminationCause) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CallTerminationCause) Decode(d *asn1per.Decoder) error {
+	*x = CallTerminationCause{}
+	return x.decode(d)
+}
+
+func (x *CallTerminationCause) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CallTerminationCause")
 	}
-	*x = CallTerminationCause{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "CallTerminationCause")
@@ -14257,7 +14649,7 @@ func (x *CallTerminationCause) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.ReleaseCompleteReason = new(ReleaseCompleteReason)
-		if err := x.ReleaseCompleteReason.Decode(d); err != nil {
+		if err := x.ReleaseCompleteReason.decode(d); err != nil {
 			return asn1per.Wrap(err, "releaseCompleteReason")
 		}
 	case 1:
@@ -14316,10 +14708,14 @@ func (x *BandwidthDetails) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *BandwidthDetails) Decode(d *asn1per.Decoder) error {
+	*x = BandwidthDetails{}
+	return x.decode(d)
+}
+
+func (x *BandwidthDetails) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "BandwidthDetails")
 	}
-	*x = BandwidthDetails{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "BandwidthDetails")
@@ -14341,7 +14737,7 @@ func (x *BandwidthDetails) Decode(d *asn1per.Decoder) error {
 	if err := x.Bandwidth.Decode(d); err != nil {
 		return asn1per.Wrap(err, "bandwidth")
 	}
-	if err := x.RtcpAddresses.Decode(d); err != nil {
+	if err := x.RtcpAddresses.decode(d); err != nil {
 		return asn1per.Wrap(err, "rtcpAddresses")
 	}
 	if ext {
@@ -14396,10 +14792,14 @@ func (x *CallCreditCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CallCreditCapability) Decode(d *asn1per.Decoder) error {
+	*x = CallCreditCapability{}
+	return x.decode(d)
+}
+
+func (x *CallCreditCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CallCreditCapability")
 	}
-	*x = CallCreditCapability{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "CallCreditCapability")
@@ -14501,10 +14901,14 @@ func (x *CallCreditServiceControl) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CallCreditServiceControl) Decode(d *asn1per.Decoder) error {
+	*x = CallCreditServiceControl{}
+	return x.decode(d)
+}
+
+func (x *CallCreditServiceControl) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CallCreditServiceControl")
 	}
-	*x = CallCreditServiceControl{}
 	pre, err := d.Bits(6)
 	if err != nil {
 		return asn1per.Wrap(err, "CallCreditServiceControl")
@@ -14522,7 +14926,7 @@ func (x *CallCreditServiceControl) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<3) != 0 {
 		x.BillingMode = new(CallCreditServiceControlBillingMode)
-		if err := x.BillingMode.Decode(d); err != nil {
+		if err := x.BillingMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "billingMode")
 		}
 	}
@@ -14548,7 +14952,7 @@ func (x *CallCreditServiceControl) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.CallStartingPoint = new(CallCreditServiceControlCallStartingPoint)
-		if err := x.CallStartingPoint.Decode(d); err != nil {
+		if err := x.CallStartingPoint.decode(d); err != nil {
 			return asn1per.Wrap(err, "callStartingPoint")
 		}
 	}
@@ -14609,16 +15013,20 @@ func (x *GenericData) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *GenericData) Decode(d *asn1per.Decoder) error {
+	*x = GenericData{}
+	return x.decode(d)
+}
+
+func (x *GenericData) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "GenericData")
 	}
-	*x = GenericData{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "GenericData")
 	}
 	ext := pre>>1 != 0
-	if err := x.Id.Decode(d); err != nil {
+	if err := x.Id.decode(d); err != nil {
 		return asn1per.Wrap(err, "id")
 	}
 	if pre&(1<<0) != 0 {
@@ -14632,7 +15040,7 @@ func (x *GenericData) Decode(d *asn1per.Decoder) error {
 			for range n235 {
 				var zero EnumeratedParameter
 				x.Parameters = append(x.Parameters, zero)
-				if err := x.Parameters[len(x.Parameters)-1].Decode(d); err != nil {
+				if err := x.Parameters[len(x.Parameters)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "parameters")
 				}
 			}

@@ -52,10 +52,14 @@ func (x *GenericIdentifier) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *GenericIdentifier) Decode(d *asn1per.Decoder) error {
+	*x = GenericIdentifier{}
+	return x.decode(d)
+}
+
+func (x *GenericIdentifier) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "GenericIdentifier")
 	}
-	*x = GenericIdentifier{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "GenericIdentifier")
@@ -129,21 +133,25 @@ func (x *EnumeratedParameter) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *EnumeratedParameter) Decode(d *asn1per.Decoder) error {
+	*x = EnumeratedParameter{}
+	return x.decode(d)
+}
+
+func (x *EnumeratedParameter) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "EnumeratedParameter")
 	}
-	*x = EnumeratedParameter{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "EnumeratedParameter")
 	}
 	ext := pre>>1 != 0
-	if err := x.Id.Decode(d); err != nil {
+	if err := x.Id.decode(d); err != nil {
 		return asn1per.Wrap(err, "id")
 	}
 	if pre&(1<<0) != 0 {
 		x.Content = new(Content)
-		if err := x.Content.Decode(d); err != nil {
+		if err := x.Content.decode(d); err != nil {
 			return asn1per.Wrap(err, "content")
 		}
 	}
@@ -278,10 +286,14 @@ func (x *Content) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *Content) Decode(d *asn1per.Decoder) error {
+	*x = Content{}
+	return x.decode(d)
+}
+
+func (x *Content) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "Content")
 	}
-	*x = Content{}
 	idx, err := d.Choice(12, true)
 	if err != nil {
 		return asn1per.Wrap(err, "Content")
@@ -346,17 +358,17 @@ func (x *Content) Decode(d *asn1per.Decoder) error {
 		}
 	case 7:
 		x.Id = new(GenericIdentifier)
-		if err := x.Id.Decode(d); err != nil {
+		if err := x.Id.decode(d); err != nil {
 			return asn1per.Wrap(err, "id")
 		}
 	case 8:
 		x.Alias = new(AliasAddress)
-		if err := x.Alias.Decode(d); err != nil {
+		if err := x.Alias.decode(d); err != nil {
 			return asn1per.Wrap(err, "alias")
 		}
 	case 9:
 		x.Transport = new(TransportAddress)
-		if err := x.Transport.Decode(d); err != nil {
+		if err := x.Transport.decode(d); err != nil {
 			return asn1per.Wrap(err, "transport")
 		}
 	case 10:
@@ -369,7 +381,7 @@ func (x *Content) Decode(d *asn1per.Decoder) error {
 			for range n2 {
 				var zero EnumeratedParameter
 				x.Compound = append(x.Compound, zero)
-				if err := x.Compound[len(x.Compound)-1].Decode(d); err != nil {
+				if err := x.Compound[len(x.Compound)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "compound")
 				}
 			}
@@ -384,7 +396,7 @@ func (x *Content) Decode(d *asn1per.Decoder) error {
 			for range n3 {
 				var zero GenericData
 				x.Nested = append(x.Nested, zero)
-				if err := x.Nested[len(x.Nested)-1].Decode(d); err != nil {
+				if err := x.Nested[len(x.Nested)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "nested")
 				}
 			}
@@ -466,10 +478,14 @@ func (x *FeatureSet) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *FeatureSet) Decode(d *asn1per.Decoder) error {
+	*x = FeatureSet{}
+	return x.decode(d)
+}
+
+func (x *FeatureSet) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "FeatureSet")
 	}
-	*x = FeatureSet{}
 	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "FeatureSet")
@@ -493,7 +509,7 @@ func (x *FeatureSet) Decode(d *asn1per.Decoder) error {
 			for range n7 {
 				var zero FeatureDescriptor
 				x.NeededFeatures = append(x.NeededFeatures, zero)
-				if err := x.NeededFeatures[len(x.NeededFeatures)-1].Decode(d); err != nil {
+				if err := x.NeededFeatures[len(x.NeededFeatures)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "neededFeatures")
 				}
 			}
@@ -510,7 +526,7 @@ func (x *FeatureSet) Decode(d *asn1per.Decoder) error {
 			for range n8 {
 				var zero FeatureDescriptor
 				x.DesiredFeatures = append(x.DesiredFeatures, zero)
-				if err := x.DesiredFeatures[len(x.DesiredFeatures)-1].Decode(d); err != nil {
+				if err := x.DesiredFeatures[len(x.DesiredFeatures)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "desiredFeatures")
 				}
 			}
@@ -527,7 +543,7 @@ func (x *FeatureSet) Decode(d *asn1per.Decoder) error {
 			for range n9 {
 				var zero FeatureDescriptor
 				x.SupportedFeatures = append(x.SupportedFeatures, zero)
-				if err := x.SupportedFeatures[len(x.SupportedFeatures)-1].Decode(d); err != nil {
+				if err := x.SupportedFeatures[len(x.SupportedFeatures)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "supportedFeatures")
 				}
 			}
@@ -587,10 +603,14 @@ func (x *TransportChannelInfo) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *TransportChannelInfo) Decode(d *asn1per.Decoder) error {
+	*x = TransportChannelInfo{}
+	return x.decode(d)
+}
+
+func (x *TransportChannelInfo) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TransportChannelInfo")
 	}
-	*x = TransportChannelInfo{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "TransportChannelInfo")
@@ -598,13 +618,13 @@ func (x *TransportChannelInfo) Decode(d *asn1per.Decoder) error {
 	ext := pre>>2 != 0
 	if pre&(1<<1) != 0 {
 		x.SendAddress = new(TransportAddress)
-		if err := x.SendAddress.Decode(d); err != nil {
+		if err := x.SendAddress.decode(d); err != nil {
 			return asn1per.Wrap(err, "sendAddress")
 		}
 	}
 	if pre&(1<<0) != 0 {
 		x.RecvAddress = new(TransportAddress)
-		if err := x.RecvAddress.Decode(d); err != nil {
+		if err := x.RecvAddress.decode(d); err != nil {
 			return asn1per.Wrap(err, "recvAddress")
 		}
 	}
@@ -701,18 +721,22 @@ func (x *RTPSession) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RTPSession) Decode(d *asn1per.Decoder) error {
+	*x = RTPSession{}
+	return x.decode(d)
+}
+
+func (x *RTPSession) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RTPSession")
 	}
-	*x = RTPSession{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "RTPSession")
 	}
-	if err := x.RtpAddress.Decode(d); err != nil {
+	if err := x.RtpAddress.decode(d); err != nil {
 		return asn1per.Wrap(err, "rtpAddress")
 	}
-	if err := x.RtcpAddress.Decode(d); err != nil {
+	if err := x.RtcpAddress.decode(d); err != nil {
 		return asn1per.Wrap(err, "rtcpAddress")
 	}
 	{
@@ -817,10 +841,14 @@ func (x *RehomingModel) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RehomingModel) Decode(d *asn1per.Decoder) error {
+	*x = RehomingModel{}
+	return x.decode(d)
+}
+
+func (x *RehomingModel) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RehomingModel")
 	}
-	*x = RehomingModel{}
 	idx, err := d.Choice(2, false)
 	if err != nil {
 		return asn1per.Wrap(err, "RehomingModel")
@@ -1176,10 +1204,14 @@ func (x *RasMessage) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RasMessage) Decode(d *asn1per.Decoder) error {
+	*x = RasMessage{}
+	return x.decode(d)
+}
+
+func (x *RasMessage) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RasMessage")
 	}
-	*x = RasMessage{}
 	idx, err := d.Choice(25, true)
 	if err != nil {
 		return asn1per.Wrap(err, "RasMessage")
@@ -1188,127 +1220,127 @@ func (x *RasMessage) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.GatekeeperRequest = new(GatekeeperRequest)
-		if err := x.GatekeeperRequest.Decode(d); err != nil {
+		if err := x.GatekeeperRequest.decode(d); err != nil {
 			return asn1per.Wrap(err, "gatekeeperRequest")
 		}
 	case 1:
 		x.GatekeeperConfirm = new(GatekeeperConfirm)
-		if err := x.GatekeeperConfirm.Decode(d); err != nil {
+		if err := x.GatekeeperConfirm.decode(d); err != nil {
 			return asn1per.Wrap(err, "gatekeeperConfirm")
 		}
 	case 2:
 		x.GatekeeperReject = new(GatekeeperReject)
-		if err := x.GatekeeperReject.Decode(d); err != nil {
+		if err := x.GatekeeperReject.decode(d); err != nil {
 			return asn1per.Wrap(err, "gatekeeperReject")
 		}
 	case 3:
 		x.RegistrationRequest = new(RegistrationRequest)
-		if err := x.RegistrationRequest.Decode(d); err != nil {
+		if err := x.RegistrationRequest.decode(d); err != nil {
 			return asn1per.Wrap(err, "registrationRequest")
 		}
 	case 4:
 		x.RegistrationConfirm = new(RegistrationConfirm)
-		if err := x.RegistrationConfirm.Decode(d); err != nil {
+		if err := x.RegistrationConfirm.decode(d); err != nil {
 			return asn1per.Wrap(err, "registrationConfirm")
 		}
 	case 5:
 		x.RegistrationReject = new(RegistrationReject)
-		if err := x.RegistrationReject.Decode(d); err != nil {
+		if err := x.RegistrationReject.decode(d); err != nil {
 			return asn1per.Wrap(err, "registrationReject")
 		}
 	case 6:
 		x.UnregistrationRequest = new(UnregistrationRequest)
-		if err := x.UnregistrationRequest.Decode(d); err != nil {
+		if err := x.UnregistrationRequest.decode(d); err != nil {
 			return asn1per.Wrap(err, "unregistrationRequest")
 		}
 	case 7:
 		x.UnregistrationConfirm = new(UnregistrationConfirm)
-		if err := x.UnregistrationConfirm.Decode(d); err != nil {
+		if err := x.UnregistrationConfirm.decode(d); err != nil {
 			return asn1per.Wrap(err, "unregistrationConfirm")
 		}
 	case 8:
 		x.UnregistrationReject = new(UnregistrationReject)
-		if err := x.UnregistrationReject.Decode(d); err != nil {
+		if err := x.UnregistrationReject.decode(d); err != nil {
 			return asn1per.Wrap(err, "unregistrationReject")
 		}
 	case 9:
 		x.AdmissionRequest = new(AdmissionRequest)
-		if err := x.AdmissionRequest.Decode(d); err != nil {
+		if err := x.AdmissionRequest.decode(d); err != nil {
 			return asn1per.Wrap(err, "admissionRequest")
 		}
 	case 10:
 		x.AdmissionConfirm = new(AdmissionConfirm)
-		if err := x.AdmissionConfirm.Decode(d); err != nil {
+		if err := x.AdmissionConfirm.decode(d); err != nil {
 			return asn1per.Wrap(err, "admissionConfirm")
 		}
 	case 11:
 		x.AdmissionReject = new(AdmissionReject)
-		if err := x.AdmissionReject.Decode(d); err != nil {
+		if err := x.AdmissionReject.decode(d); err != nil {
 			return asn1per.Wrap(err, "admissionReject")
 		}
 	case 12:
 		x.BandwidthRequest = new(BandwidthRequest)
-		if err := x.BandwidthRequest.Decode(d); err != nil {
+		if err := x.BandwidthRequest.decode(d); err != nil {
 			return asn1per.Wrap(err, "bandwidthRequest")
 		}
 	case 13:
 		x.BandwidthConfirm = new(BandwidthConfirm)
-		if err := x.BandwidthConfirm.Decode(d); err != nil {
+		if err := x.BandwidthConfirm.decode(d); err != nil {
 			return asn1per.Wrap(err, "bandwidthConfirm")
 		}
 	case 14:
 		x.BandwidthReject = new(BandwidthReject)
-		if err := x.BandwidthReject.Decode(d); err != nil {
+		if err := x.BandwidthReject.decode(d); err != nil {
 			return asn1per.Wrap(err, "bandwidthReject")
 		}
 	case 15:
 		x.DisengageRequest = new(DisengageRequest)
-		if err := x.DisengageRequest.Decode(d); err != nil {
+		if err := x.DisengageRequest.decode(d); err != nil {
 			return asn1per.Wrap(err, "disengageRequest")
 		}
 	case 16:
 		x.DisengageConfirm = new(DisengageConfirm)
-		if err := x.DisengageConfirm.Decode(d); err != nil {
+		if err := x.DisengageConfirm.decode(d); err != nil {
 			return asn1per.Wrap(err, "disengageConfirm")
 		}
 	case 17:
 		x.DisengageReject = new(DisengageReject)
-		if err := x.DisengageReject.Decode(d); err != nil {
+		if err := x.DisengageReject.decode(d); err != nil {
 			return asn1per.Wrap(err, "disengageReject")
 		}
 	case 18:
 		x.LocationRequest = new(LocationRequest)
-		if err := x.LocationRequest.Decode(d); err != nil {
+		if err := x.LocationRequest.decode(d); err != nil {
 			return asn1per.Wrap(err, "locationRequest")
 		}
 	case 19:
 		x.LocationConfirm = new(LocationConfirm)
-		if err := x.LocationConfirm.Decode(d); err != nil {
+		if err := x.LocationConfirm.decode(d); err != nil {
 			return asn1per.Wrap(err, "locationConfirm")
 		}
 	case 20:
 		x.LocationReject = new(LocationReject)
-		if err := x.LocationReject.Decode(d); err != nil {
+		if err := x.LocationReject.decode(d); err != nil {
 			return asn1per.Wrap(err, "locationReject")
 		}
 	case 21:
 		x.InfoRequest = new(InfoRequest)
-		if err := x.InfoRequest.Decode(d); err != nil {
+		if err := x.InfoRequest.decode(d); err != nil {
 			return asn1per.Wrap(err, "infoRequest")
 		}
 	case 22:
 		x.InfoRequestResponse = new(InfoRequestResponse)
-		if err := x.InfoRequestResponse.Decode(d); err != nil {
+		if err := x.InfoRequestResponse.decode(d); err != nil {
 			return asn1per.Wrap(err, "infoRequestResponse")
 		}
 	case 23:
 		x.NonStandardMessage = new(NonStandardMessage)
-		if err := x.NonStandardMessage.Decode(d); err != nil {
+		if err := x.NonStandardMessage.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardMessage")
 		}
 	case 24:
 		x.UnknownMessageResponse = new(UnknownMessageResponse)
-		if err := x.UnknownMessageResponse.Decode(d); err != nil {
+		if err := x.UnknownMessageResponse.decode(d); err != nil {
 			return asn1per.Wrap(err, "unknownMessageResponse")
 		}
 	case 25:
@@ -1318,7 +1350,7 @@ func (x *RasMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.RequestInProgress = new(RequestInProgress)
-		if err := x.RequestInProgress.Decode(d); err != nil {
+		if err := x.RequestInProgress.decode(d); err != nil {
 			return asn1per.Wrap(err, "requestInProgress")
 		}
 		d.Pop(fr)
@@ -1329,7 +1361,7 @@ func (x *RasMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.ResourcesAvailableIndicate = new(ResourcesAvailableIndicate)
-		if err := x.ResourcesAvailableIndicate.Decode(d); err != nil {
+		if err := x.ResourcesAvailableIndicate.decode(d); err != nil {
 			return asn1per.Wrap(err, "resourcesAvailableIndicate")
 		}
 		d.Pop(fr)
@@ -1340,7 +1372,7 @@ func (x *RasMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.ResourcesAvailableConfirm = new(ResourcesAvailableConfirm)
-		if err := x.ResourcesAvailableConfirm.Decode(d); err != nil {
+		if err := x.ResourcesAvailableConfirm.decode(d); err != nil {
 			return asn1per.Wrap(err, "resourcesAvailableConfirm")
 		}
 		d.Pop(fr)
@@ -1351,7 +1383,7 @@ func (x *RasMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.InfoRequestAck = new(InfoRequestAck)
-		if err := x.InfoRequestAck.Decode(d); err != nil {
+		if err := x.InfoRequestAck.decode(d); err != nil {
 			return asn1per.Wrap(err, "infoRequestAck")
 		}
 		d.Pop(fr)
@@ -1362,7 +1394,7 @@ func (x *RasMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.InfoRequestNak = new(InfoRequestNak)
-		if err := x.InfoRequestNak.Decode(d); err != nil {
+		if err := x.InfoRequestNak.decode(d); err != nil {
 			return asn1per.Wrap(err, "infoRequestNak")
 		}
 		d.Pop(fr)
@@ -1373,7 +1405,7 @@ func (x *RasMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.ServiceControlIndication = new(ServiceControlIndication)
-		if err := x.ServiceControlIndication.Decode(d); err != nil {
+		if err := x.ServiceControlIndication.decode(d); err != nil {
 			return asn1per.Wrap(err, "serviceControlIndication")
 		}
 		d.Pop(fr)
@@ -1384,7 +1416,7 @@ func (x *RasMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.ServiceControlResponse = new(ServiceControlResponse)
-		if err := x.ServiceControlResponse.Decode(d); err != nil {
+		if err := x.ServiceControlResponse.decode(d); err != nil {
 			return asn1per.Wrap(err, "serviceControlResponse")
 		}
 		d.Pop(fr)
@@ -1403,7 +1435,7 @@ func (x *RasMessage) Decode(d *asn1per.Decoder) error {
 			for range n13 {
 				var zero AdmissionConfirm
 				x.AdmissionConfirmSequence = append(x.AdmissionConfirmSequence, zero)
-				if err := x.AdmissionConfirmSequence[len(x.AdmissionConfirmSequence)-1].Decode(d); err != nil {
+				if err := x.AdmissionConfirmSequence[len(x.AdmissionConfirmSequence)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "admissionConfirmSequence")
 				}
 			}
@@ -1640,10 +1672,14 @@ func (x *GatekeeperRequest) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
+	*x = GatekeeperRequest{}
+	return x.decode(d)
+}
+
+func (x *GatekeeperRequest) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "GatekeeperRequest")
 	}
-	*x = GatekeeperRequest{}
 	pre, err := d.Bits(5)
 	if err != nil {
 		return asn1per.Wrap(err, "GatekeeperRequest")
@@ -1657,14 +1693,14 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<3) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
-	if err := x.RasAddress.Decode(d); err != nil {
+	if err := x.RasAddress.decode(d); err != nil {
 		return asn1per.Wrap(err, "rasAddress")
 	}
-	if err := x.EndpointType.Decode(d); err != nil {
+	if err := x.EndpointType.decode(d); err != nil {
 		return asn1per.Wrap(err, "endpointType")
 	}
 	if pre&(1<<2) != 0 {
@@ -1675,7 +1711,7 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<1) != 0 {
 		x.CallServices = new(QseriesOptions)
-		if err := x.CallServices.Decode(d); err != nil {
+		if err := x.CallServices.decode(d); err != nil {
 			return asn1per.Wrap(err, "callServices")
 		}
 	}
@@ -1690,7 +1726,7 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 			for range n22 {
 				var zero AliasAddress
 				x.EndpointAlias = append(x.EndpointAlias, zero)
-				if err := x.EndpointAlias[len(x.EndpointAlias)-1].Decode(d); err != nil {
+				if err := x.EndpointAlias[len(x.EndpointAlias)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "endpointAlias")
 				}
 			}
@@ -1719,7 +1755,7 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				for range n23 {
 					var zero Endpoint
 					x.AlternateEndpoints = append(x.AlternateEndpoints, zero)
-					if err := x.AlternateEndpoints[len(x.AlternateEndpoints)-1].Decode(d); err != nil {
+					if err := x.AlternateEndpoints[len(x.AlternateEndpoints)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "alternateEndpoints")
 					}
 				}
@@ -1742,7 +1778,7 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				for range n24 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -1765,7 +1801,7 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				for range n25 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -1788,7 +1824,7 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				for range n26 {
 					var zero AuthenticationMechanism
 					x.AuthenticationCapability = append(x.AuthenticationCapability, zero)
-					if err := x.AuthenticationCapability[len(x.AuthenticationCapability)-1].Decode(d); err != nil {
+					if err := x.AuthenticationCapability[len(x.AuthenticationCapability)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "authenticationCapability")
 					}
 				}
@@ -1838,7 +1874,7 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				for range n28 {
 					var zero IntegrityMechanism
 					x.Integrity = append(x.Integrity, zero)
-					if err := x.Integrity[len(x.Integrity)-1].Decode(d); err != nil {
+					if err := x.Integrity[len(x.Integrity)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "integrity")
 					}
 				}
@@ -1852,7 +1888,7 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -1872,7 +1908,7 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.FeatureSet = new(FeatureSet)
 			fr := d.Push(raw)
-			if err := x.FeatureSet.Decode(d); err != nil {
+			if err := x.FeatureSet.decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			d.Pop(fr)
@@ -1893,7 +1929,7 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 				for range n29 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -1923,7 +1959,7 @@ func (x *GatekeeperRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.AssignedGatekeeper = new(AlternateGK)
 			fr := d.Push(raw)
-			if err := x.AssignedGatekeeper.Decode(d); err != nil {
+			if err := x.AssignedGatekeeper.decode(d); err != nil {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
 			d.Pop(fr)
@@ -2118,10 +2154,14 @@ func (x *GatekeeperConfirm) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
+	*x = GatekeeperConfirm{}
+	return x.decode(d)
+}
+
+func (x *GatekeeperConfirm) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "GatekeeperConfirm")
 	}
-	*x = GatekeeperConfirm{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "GatekeeperConfirm")
@@ -2135,7 +2175,7 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<1) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -2145,7 +2185,7 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 			return asn1per.Wrap(err, "gatekeeperIdentifier")
 		}
 	}
-	if err := x.RasAddress.Decode(d); err != nil {
+	if err := x.RasAddress.decode(d); err != nil {
 		return asn1per.Wrap(err, "rasAddress")
 	}
 	if ext {
@@ -2171,7 +2211,7 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 				for range n35 {
 					var zero AlternateGK
 					x.AlternateGatekeeper = append(x.AlternateGatekeeper, zero)
-					if err := x.AlternateGatekeeper[len(x.AlternateGatekeeper)-1].Decode(d); err != nil {
+					if err := x.AlternateGatekeeper[len(x.AlternateGatekeeper)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "alternateGatekeeper")
 					}
 				}
@@ -2185,7 +2225,7 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.AuthenticationMode = new(AuthenticationMechanism)
 			fr := d.Push(raw)
-			if err := x.AuthenticationMode.Decode(d); err != nil {
+			if err := x.AuthenticationMode.decode(d); err != nil {
 				return asn1per.Wrap(err, "authenticationMode")
 			}
 			d.Pop(fr)
@@ -2206,7 +2246,7 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 				for range n36 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -2229,7 +2269,7 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 				for range n37 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -2268,7 +2308,7 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 				for range n38 {
 					var zero IntegrityMechanism
 					x.Integrity = append(x.Integrity, zero)
-					if err := x.Integrity[len(x.Integrity)-1].Decode(d); err != nil {
+					if err := x.Integrity[len(x.Integrity)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "integrity")
 					}
 				}
@@ -2282,7 +2322,7 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -2294,7 +2334,7 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.FeatureSet = new(FeatureSet)
 			fr := d.Push(raw)
-			if err := x.FeatureSet.Decode(d); err != nil {
+			if err := x.FeatureSet.decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			d.Pop(fr)
@@ -2315,7 +2355,7 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 				for range n39 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -2329,7 +2369,7 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.AssignedGatekeeper = new(AlternateGK)
 			fr := d.Push(raw)
-			if err := x.AssignedGatekeeper.Decode(d); err != nil {
+			if err := x.AssignedGatekeeper.decode(d); err != nil {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
 			d.Pop(fr)
@@ -2341,7 +2381,7 @@ func (x *GatekeeperConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.RehomingModel = new(RehomingModel)
 			fr := d.Push(raw)
-			if err := x.RehomingModel.Decode(d); err != nil {
+			if err := x.RehomingModel.decode(d); err != nil {
 				return asn1per.Wrap(err, "rehomingModel")
 			}
 			d.Pop(fr)
@@ -2483,10 +2523,14 @@ func (x *GatekeeperReject) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *GatekeeperReject) Decode(d *asn1per.Decoder) error {
+	*x = GatekeeperReject{}
+	return x.decode(d)
+}
+
+func (x *GatekeeperReject) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "GatekeeperReject")
 	}
-	*x = GatekeeperReject{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "GatekeeperReject")
@@ -2500,7 +2544,7 @@ func (x *GatekeeperReject) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<1) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -2510,7 +2554,7 @@ func (x *GatekeeperReject) Decode(d *asn1per.Decoder) error {
 			return asn1per.Wrap(err, "gatekeeperIdentifier")
 		}
 	}
-	if err := x.RejectReason.Decode(d); err != nil {
+	if err := x.RejectReason.decode(d); err != nil {
 		return asn1per.Wrap(err, "rejectReason")
 	}
 	if ext {
@@ -2527,7 +2571,7 @@ func (x *GatekeeperReject) Decode(d *asn1per.Decoder) error {
 			}
 			x.AltGKInfo = new(AltGKInfo)
 			fr := d.Push(raw)
-			if err := x.AltGKInfo.Decode(d); err != nil {
+			if err := x.AltGKInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "altGKInfo")
 			}
 			d.Pop(fr)
@@ -2548,7 +2592,7 @@ func (x *GatekeeperReject) Decode(d *asn1per.Decoder) error {
 				for range n43 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -2571,7 +2615,7 @@ func (x *GatekeeperReject) Decode(d *asn1per.Decoder) error {
 				for range n44 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -2585,7 +2629,7 @@ func (x *GatekeeperReject) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -2597,7 +2641,7 @@ func (x *GatekeeperReject) Decode(d *asn1per.Decoder) error {
 			}
 			x.FeatureSet = new(FeatureSet)
 			fr := d.Push(raw)
-			if err := x.FeatureSet.Decode(d); err != nil {
+			if err := x.FeatureSet.decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			d.Pop(fr)
@@ -2618,7 +2662,7 @@ func (x *GatekeeperReject) Decode(d *asn1per.Decoder) error {
 				for range n45 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -2691,10 +2735,14 @@ func (x *GatekeeperRejectReason) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *GatekeeperRejectReason) Decode(d *asn1per.Decoder) error {
+	*x = GatekeeperRejectReason{}
+	return x.decode(d)
+}
+
+func (x *GatekeeperRejectReason) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "GatekeeperRejectReason")
 	}
-	*x = GatekeeperRejectReason{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "GatekeeperRejectReason")
@@ -2730,7 +2778,7 @@ func (x *GatekeeperRejectReason) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.SecurityError = new(SecurityErrors)
-		if err := x.SecurityError.Decode(d); err != nil {
+		if err := x.SecurityError.decode(d); err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
 		d.Pop(fr)
@@ -3084,10 +3132,14 @@ func (x *RegistrationRequest) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
+	*x = RegistrationRequest{}
+	return x.decode(d)
+}
+
+func (x *RegistrationRequest) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RegistrationRequest")
 	}
-	*x = RegistrationRequest{}
 	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "RegistrationRequest")
@@ -3101,7 +3153,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<2) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -3121,7 +3173,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 		for range n56 {
 			var zero TransportAddress
 			x.CallSignalAddress = append(x.CallSignalAddress, zero)
-			if err := x.CallSignalAddress[len(x.CallSignalAddress)-1].Decode(d); err != nil {
+			if err := x.CallSignalAddress[len(x.CallSignalAddress)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "callSignalAddress")
 			}
 		}
@@ -3135,12 +3187,12 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 		for range n57 {
 			var zero TransportAddress
 			x.RasAddress = append(x.RasAddress, zero)
-			if err := x.RasAddress[len(x.RasAddress)-1].Decode(d); err != nil {
+			if err := x.RasAddress[len(x.RasAddress)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "rasAddress")
 			}
 		}
 	}
-	if err := x.TerminalType.Decode(d); err != nil {
+	if err := x.TerminalType.decode(d); err != nil {
 		return asn1per.Wrap(err, "terminalType")
 	}
 	if pre&(1<<1) != 0 {
@@ -3154,7 +3206,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 			for range n58 {
 				var zero AliasAddress
 				x.TerminalAlias = append(x.TerminalAlias, zero)
-				if err := x.TerminalAlias[len(x.TerminalAlias)-1].Decode(d); err != nil {
+				if err := x.TerminalAlias[len(x.TerminalAlias)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "terminalAlias")
 				}
 			}
@@ -3166,7 +3218,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 			return asn1per.Wrap(err, "gatekeeperIdentifier")
 		}
 	}
-	if err := x.EndpointVendor.Decode(d); err != nil {
+	if err := x.EndpointVendor.decode(d); err != nil {
 		return asn1per.Wrap(err, "endpointVendor")
 	}
 	if ext {
@@ -3192,7 +3244,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n59 {
 					var zero Endpoint
 					x.AlternateEndpoints = append(x.AlternateEndpoints, zero)
-					if err := x.AlternateEndpoints[len(x.AlternateEndpoints)-1].Decode(d); err != nil {
+					if err := x.AlternateEndpoints[len(x.AlternateEndpoints)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "alternateEndpoints")
 					}
 				}
@@ -3227,7 +3279,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n60 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -3250,7 +3302,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n61 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -3264,7 +3316,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -3336,7 +3388,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.AlternateTransportAddresses = new(AlternateTransportAddresses)
 			fr := d.Push(raw)
-			if err := x.AlternateTransportAddresses.Decode(d); err != nil {
+			if err := x.AlternateTransportAddresses.decode(d); err != nil {
 				return asn1per.Wrap(err, "alternateTransportAddresses")
 			}
 			d.Pop(fr)
@@ -3365,7 +3417,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n62 {
 					var zero AddressPattern
 					x.TerminalAliasPattern = append(x.TerminalAliasPattern, zero)
-					if err := x.TerminalAliasPattern[len(x.TerminalAliasPattern)-1].Decode(d); err != nil {
+					if err := x.TerminalAliasPattern[len(x.TerminalAliasPattern)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "terminalAliasPattern")
 					}
 				}
@@ -3387,7 +3439,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.UsageReportingCapability = new(RasUsageInfoTypes)
 			fr := d.Push(raw)
-			if err := x.UsageReportingCapability.Decode(d); err != nil {
+			if err := x.UsageReportingCapability.decode(d); err != nil {
 				return asn1per.Wrap(err, "usageReportingCapability")
 			}
 			d.Pop(fr)
@@ -3438,7 +3490,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.CallCreditCapability = new(CallCreditCapability)
 			fr := d.Push(raw)
-			if err := x.CallCreditCapability.Decode(d); err != nil {
+			if err := x.CallCreditCapability.decode(d); err != nil {
 				return asn1per.Wrap(err, "callCreditCapability")
 			}
 			d.Pop(fr)
@@ -3450,7 +3502,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.CapacityReportingCapability = new(CapacityReportingCapability)
 			fr := d.Push(raw)
-			if err := x.CapacityReportingCapability.Decode(d); err != nil {
+			if err := x.CapacityReportingCapability.decode(d); err != nil {
 				return asn1per.Wrap(err, "capacityReportingCapability")
 			}
 			d.Pop(fr)
@@ -3462,7 +3514,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.Capacity = new(CallCapacity)
 			fr := d.Push(raw)
-			if err := x.Capacity.Decode(d); err != nil {
+			if err := x.Capacity.decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
 			d.Pop(fr)
@@ -3474,7 +3526,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.FeatureSet = new(FeatureSet)
 			fr := d.Push(raw)
-			if err := x.FeatureSet.Decode(d); err != nil {
+			if err := x.FeatureSet.decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			d.Pop(fr)
@@ -3495,7 +3547,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n64 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -3541,7 +3593,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.AssignedGatekeeper = new(AlternateGK)
 			fr := d.Push(raw)
-			if err := x.AssignedGatekeeper.Decode(d); err != nil {
+			if err := x.AssignedGatekeeper.decode(d); err != nil {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
 			d.Pop(fr)
@@ -3553,7 +3605,7 @@ func (x *RegistrationRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.TransportQOS = new(TransportQOS)
 			fr := d.Push(raw)
-			if err := x.TransportQOS.Decode(d); err != nil {
+			if err := x.TransportQOS.decode(d); err != nil {
 				return asn1per.Wrap(err, "transportQOS")
 			}
 			d.Pop(fr)
@@ -3881,10 +3933,14 @@ func (x *RegistrationConfirm) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
+	*x = RegistrationConfirm{}
+	return x.decode(d)
+}
+
+func (x *RegistrationConfirm) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RegistrationConfirm")
 	}
-	*x = RegistrationConfirm{}
 	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "RegistrationConfirm")
@@ -3898,7 +3954,7 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<2) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -3911,7 +3967,7 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 		for range n76 {
 			var zero TransportAddress
 			x.CallSignalAddress = append(x.CallSignalAddress, zero)
-			if err := x.CallSignalAddress[len(x.CallSignalAddress)-1].Decode(d); err != nil {
+			if err := x.CallSignalAddress[len(x.CallSignalAddress)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "callSignalAddress")
 			}
 		}
@@ -3927,7 +3983,7 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 			for range n77 {
 				var zero AliasAddress
 				x.TerminalAlias = append(x.TerminalAlias, zero)
-				if err := x.TerminalAlias[len(x.TerminalAlias)-1].Decode(d); err != nil {
+				if err := x.TerminalAlias[len(x.TerminalAlias)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "terminalAlias")
 				}
 			}
@@ -3965,7 +4021,7 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n78 {
 					var zero AlternateGK
 					x.AlternateGatekeeper = append(x.AlternateGatekeeper, zero)
-					if err := x.AlternateGatekeeper[len(x.AlternateGatekeeper)-1].Decode(d); err != nil {
+					if err := x.AlternateGatekeeper[len(x.AlternateGatekeeper)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "alternateGatekeeper")
 					}
 				}
@@ -4000,7 +4056,7 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n79 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -4023,7 +4079,7 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n80 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -4037,7 +4093,7 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -4065,7 +4121,7 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.PreGrantedARQ = new(RegistrationConfirmPreGrantedARQ)
 			fr := d.Push(raw)
-			if err := x.PreGrantedARQ.Decode(d); err != nil {
+			if err := x.PreGrantedARQ.decode(d); err != nil {
 				return asn1per.Wrap(err, "preGrantedARQ")
 			}
 			d.Pop(fr)
@@ -4102,7 +4158,7 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n81 {
 					var zero ServiceControlSession
 					x.ServiceControl = append(x.ServiceControl, zero)
-					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
+					if err := x.ServiceControl[len(x.ServiceControl)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "serviceControl")
 					}
 				}
@@ -4133,7 +4189,7 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n82 {
 					var zero AddressPattern
 					x.TerminalAliasPattern = append(x.TerminalAliasPattern, zero)
-					if err := x.TerminalAliasPattern[len(x.TerminalAliasPattern)-1].Decode(d); err != nil {
+					if err := x.TerminalAliasPattern[len(x.TerminalAliasPattern)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "terminalAliasPattern")
 					}
 				}
@@ -4156,7 +4212,7 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n83 {
 					var zero SupportedPrefix
 					x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
+					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedPrefixes")
 					}
 				}
@@ -4179,7 +4235,7 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n84 {
 					var zero RasUsageSpecification
 					x.UsageSpec = append(x.UsageSpec, zero)
-					if err := x.UsageSpec[len(x.UsageSpec)-1].Decode(d); err != nil {
+					if err := x.UsageSpec[len(x.UsageSpec)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "usageSpec")
 					}
 				}
@@ -4193,7 +4249,7 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.FeatureServerAlias = new(AliasAddress)
 			fr := d.Push(raw)
-			if err := x.FeatureServerAlias.Decode(d); err != nil {
+			if err := x.FeatureServerAlias.decode(d); err != nil {
 				return asn1per.Wrap(err, "featureServerAlias")
 			}
 			d.Pop(fr)
@@ -4205,7 +4261,7 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.CapacityReportingSpec = new(CapacityReportingSpecification)
 			fr := d.Push(raw)
-			if err := x.CapacityReportingSpec.Decode(d); err != nil {
+			if err := x.CapacityReportingSpec.decode(d); err != nil {
 				return asn1per.Wrap(err, "capacityReportingSpec")
 			}
 			d.Pop(fr)
@@ -4217,7 +4273,7 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.FeatureSet = new(FeatureSet)
 			fr := d.Push(raw)
-			if err := x.FeatureSet.Decode(d); err != nil {
+			if err := x.FeatureSet.decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			d.Pop(fr)
@@ -4238,7 +4294,7 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n85 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -4252,7 +4308,7 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.AssignedGatekeeper = new(AlternateGK)
 			fr := d.Push(raw)
-			if err := x.AssignedGatekeeper.Decode(d); err != nil {
+			if err := x.AssignedGatekeeper.decode(d); err != nil {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
 			d.Pop(fr)
@@ -4264,7 +4320,7 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.RehomingModel = new(RehomingModel)
 			fr := d.Push(raw)
-			if err := x.RehomingModel.Decode(d); err != nil {
+			if err := x.RehomingModel.decode(d); err != nil {
 				return asn1per.Wrap(err, "rehomingModel")
 			}
 			d.Pop(fr)
@@ -4276,7 +4332,7 @@ func (x *RegistrationConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.TransportQOS = new(TransportQOS)
 			fr := d.Push(raw)
-			if err := x.TransportQOS.Decode(d); err != nil {
+			if err := x.TransportQOS.decode(d); err != nil {
 				return asn1per.Wrap(err, "transportQOS")
 			}
 			d.Pop(fr)
@@ -4426,10 +4482,14 @@ func (x *RegistrationReject) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RegistrationReject) Decode(d *asn1per.Decoder) error {
+	*x = RegistrationReject{}
+	return x.decode(d)
+}
+
+func (x *RegistrationReject) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RegistrationReject")
 	}
-	*x = RegistrationReject{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "RegistrationReject")
@@ -4443,11 +4503,11 @@ func (x *RegistrationReject) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<1) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
-	if err := x.RejectReason.Decode(d); err != nil {
+	if err := x.RejectReason.decode(d); err != nil {
 		return asn1per.Wrap(err, "rejectReason")
 	}
 	if pre&(1<<0) != 0 {
@@ -4470,7 +4530,7 @@ func (x *RegistrationReject) Decode(d *asn1per.Decoder) error {
 			}
 			x.AltGKInfo = new(AltGKInfo)
 			fr := d.Push(raw)
-			if err := x.AltGKInfo.Decode(d); err != nil {
+			if err := x.AltGKInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "altGKInfo")
 			}
 			d.Pop(fr)
@@ -4491,7 +4551,7 @@ func (x *RegistrationReject) Decode(d *asn1per.Decoder) error {
 				for range n89 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -4514,7 +4574,7 @@ func (x *RegistrationReject) Decode(d *asn1per.Decoder) error {
 				for range n90 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -4528,7 +4588,7 @@ func (x *RegistrationReject) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -4540,7 +4600,7 @@ func (x *RegistrationReject) Decode(d *asn1per.Decoder) error {
 			}
 			x.FeatureSet = new(FeatureSet)
 			fr := d.Push(raw)
-			if err := x.FeatureSet.Decode(d); err != nil {
+			if err := x.FeatureSet.decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			d.Pop(fr)
@@ -4561,7 +4621,7 @@ func (x *RegistrationReject) Decode(d *asn1per.Decoder) error {
 				for range n91 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -4575,7 +4635,7 @@ func (x *RegistrationReject) Decode(d *asn1per.Decoder) error {
 			}
 			x.AssignedGatekeeper = new(AlternateGK)
 			fr := d.Push(raw)
-			if err := x.AssignedGatekeeper.Decode(d); err != nil {
+			if err := x.AssignedGatekeeper.decode(d); err != nil {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
 			d.Pop(fr)
@@ -4698,10 +4758,14 @@ func (x *RegistrationRejectReason) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RegistrationRejectReason) Decode(d *asn1per.Decoder) error {
+	*x = RegistrationRejectReason{}
+	return x.decode(d)
+}
+
+func (x *RegistrationRejectReason) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RegistrationRejectReason")
 	}
-	*x = RegistrationRejectReason{}
 	idx, err := d.Choice(8, true)
 	if err != nil {
 		return asn1per.Wrap(err, "RegistrationRejectReason")
@@ -4722,7 +4786,7 @@ func (x *RegistrationRejectReason) Decode(d *asn1per.Decoder) error {
 			for range n93 {
 				var zero AliasAddress
 				x.DuplicateAlias = append(x.DuplicateAlias, zero)
-				if err := x.DuplicateAlias[len(x.DuplicateAlias)-1].Decode(d); err != nil {
+				if err := x.DuplicateAlias[len(x.DuplicateAlias)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "duplicateAlias")
 				}
 			}
@@ -4773,7 +4837,7 @@ func (x *RegistrationRejectReason) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.InvalidTerminalAliases = new(RegistrationRejectReasonInvalidTerminalAliases)
-		if err := x.InvalidTerminalAliases.Decode(d); err != nil {
+		if err := x.InvalidTerminalAliases.decode(d); err != nil {
 			return asn1per.Wrap(err, "invalidTerminalAliases")
 		}
 		d.Pop(fr)
@@ -4796,7 +4860,7 @@ func (x *RegistrationRejectReason) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.SecurityError = new(SecurityErrors)
-		if err := x.SecurityError.Decode(d); err != nil {
+		if err := x.SecurityError.decode(d); err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
 		d.Pop(fr)
@@ -5025,10 +5089,14 @@ func (x *UnregistrationRequest) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
+	*x = UnregistrationRequest{}
+	return x.decode(d)
+}
+
+func (x *UnregistrationRequest) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UnregistrationRequest")
 	}
-	*x = UnregistrationRequest{}
 	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "UnregistrationRequest")
@@ -5046,7 +5114,7 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 		for range n103 {
 			var zero TransportAddress
 			x.CallSignalAddress = append(x.CallSignalAddress, zero)
-			if err := x.CallSignalAddress[len(x.CallSignalAddress)-1].Decode(d); err != nil {
+			if err := x.CallSignalAddress[len(x.CallSignalAddress)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "callSignalAddress")
 			}
 		}
@@ -5062,7 +5130,7 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 			for range n104 {
 				var zero AliasAddress
 				x.EndpointAlias = append(x.EndpointAlias, zero)
-				if err := x.EndpointAlias[len(x.EndpointAlias)-1].Decode(d); err != nil {
+				if err := x.EndpointAlias[len(x.EndpointAlias)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "endpointAlias")
 				}
 			}
@@ -5070,7 +5138,7 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<1) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -5103,7 +5171,7 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n105 {
 					var zero Endpoint
 					x.AlternateEndpoints = append(x.AlternateEndpoints, zero)
-					if err := x.AlternateEndpoints[len(x.AlternateEndpoints)-1].Decode(d); err != nil {
+					if err := x.AlternateEndpoints[len(x.AlternateEndpoints)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "alternateEndpoints")
 					}
 				}
@@ -5138,7 +5206,7 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n106 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -5161,7 +5229,7 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n107 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -5175,7 +5243,7 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -5187,7 +5255,7 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.Reason = new(UnregRequestReason)
 			fr := d.Push(raw)
-			if err := x.Reason.Decode(d); err != nil {
+			if err := x.Reason.decode(d); err != nil {
 				return asn1per.Wrap(err, "reason")
 			}
 			d.Pop(fr)
@@ -5208,7 +5276,7 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n108 {
 					var zero AddressPattern
 					x.EndpointAliasPattern = append(x.EndpointAliasPattern, zero)
-					if err := x.EndpointAliasPattern[len(x.EndpointAliasPattern)-1].Decode(d); err != nil {
+					if err := x.EndpointAliasPattern[len(x.EndpointAliasPattern)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "endpointAliasPattern")
 					}
 				}
@@ -5231,7 +5299,7 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n109 {
 					var zero SupportedPrefix
 					x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
+					if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedPrefixes")
 					}
 				}
@@ -5254,7 +5322,7 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n110 {
 					var zero AlternateGK
 					x.AlternateGatekeeper = append(x.AlternateGatekeeper, zero)
-					if err := x.AlternateGatekeeper[len(x.AlternateGatekeeper)-1].Decode(d); err != nil {
+					if err := x.AlternateGatekeeper[len(x.AlternateGatekeeper)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "alternateGatekeeper")
 					}
 				}
@@ -5277,7 +5345,7 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 				for range n111 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -5291,7 +5359,7 @@ func (x *UnregistrationRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.AssignedGatekeeper = new(AlternateGK)
 			fr := d.Push(raw)
-			if err := x.AssignedGatekeeper.Decode(d); err != nil {
+			if err := x.AssignedGatekeeper.decode(d); err != nil {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
 			d.Pop(fr)
@@ -5358,10 +5426,14 @@ func (x *UnregRequestReason) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *UnregRequestReason) Decode(d *asn1per.Decoder) error {
+	*x = UnregRequestReason{}
+	return x.decode(d)
+}
+
+func (x *UnregRequestReason) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UnregRequestReason")
 	}
-	*x = UnregRequestReason{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "UnregRequestReason")
@@ -5385,7 +5457,7 @@ func (x *UnregRequestReason) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.SecurityError = new(SecurityErrors2)
-		if err := x.SecurityError.Decode(d); err != nil {
+		if err := x.SecurityError.decode(d); err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
 		d.Pop(fr)
@@ -5511,10 +5583,14 @@ func (x *UnregistrationConfirm) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *UnregistrationConfirm) Decode(d *asn1per.Decoder) error {
+	*x = UnregistrationConfirm{}
+	return x.decode(d)
+}
+
+func (x *UnregistrationConfirm) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UnregistrationConfirm")
 	}
-	*x = UnregistrationConfirm{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "UnregistrationConfirm")
@@ -5525,7 +5601,7 @@ func (x *UnregistrationConfirm) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -5552,7 +5628,7 @@ func (x *UnregistrationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n115 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -5575,7 +5651,7 @@ func (x *UnregistrationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n116 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -5589,7 +5665,7 @@ func (x *UnregistrationConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -5610,7 +5686,7 @@ func (x *UnregistrationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n117 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -5624,7 +5700,7 @@ func (x *UnregistrationConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.AssignedGatekeeper = new(AlternateGK)
 			fr := d.Push(raw)
-			if err := x.AssignedGatekeeper.Decode(d); err != nil {
+			if err := x.AssignedGatekeeper.decode(d); err != nil {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
 			d.Pop(fr)
@@ -5746,10 +5822,14 @@ func (x *UnregistrationReject) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *UnregistrationReject) Decode(d *asn1per.Decoder) error {
+	*x = UnregistrationReject{}
+	return x.decode(d)
+}
+
+func (x *UnregistrationReject) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UnregistrationReject")
 	}
-	*x = UnregistrationReject{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "UnregistrationReject")
@@ -5758,12 +5838,12 @@ func (x *UnregistrationReject) Decode(d *asn1per.Decoder) error {
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
-	if err := x.RejectReason.Decode(d); err != nil {
+	if err := x.RejectReason.decode(d); err != nil {
 		return asn1per.Wrap(err, "rejectReason")
 	}
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -5781,7 +5861,7 @@ func (x *UnregistrationReject) Decode(d *asn1per.Decoder) error {
 			}
 			x.AltGKInfo = new(AltGKInfo)
 			fr := d.Push(raw)
-			if err := x.AltGKInfo.Decode(d); err != nil {
+			if err := x.AltGKInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "altGKInfo")
 			}
 			d.Pop(fr)
@@ -5802,7 +5882,7 @@ func (x *UnregistrationReject) Decode(d *asn1per.Decoder) error {
 				for range n121 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -5825,7 +5905,7 @@ func (x *UnregistrationReject) Decode(d *asn1per.Decoder) error {
 				for range n122 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -5839,7 +5919,7 @@ func (x *UnregistrationReject) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -5860,7 +5940,7 @@ func (x *UnregistrationReject) Decode(d *asn1per.Decoder) error {
 				for range n123 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -5927,10 +6007,14 @@ func (x *UnregRejectReason) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *UnregRejectReason) Decode(d *asn1per.Decoder) error {
+	*x = UnregRejectReason{}
+	return x.decode(d)
+}
+
+func (x *UnregRejectReason) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UnregRejectReason")
 	}
-	*x = UnregRejectReason{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "UnregRejectReason")
@@ -5959,7 +6043,7 @@ func (x *UnregRejectReason) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.SecurityError = new(SecurityErrors2)
-		if err := x.SecurityError.Decode(d); err != nil {
+		if err := x.SecurityError.decode(d); err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
 		d.Pop(fr)
@@ -6294,10 +6378,14 @@ func (x *AdmissionRequest) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
+	*x = AdmissionRequest{}
+	return x.decode(d)
+}
+
+func (x *AdmissionRequest) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "AdmissionRequest")
 	}
-	*x = AdmissionRequest{}
 	pre, err := d.Bits(8)
 	if err != nil {
 		return asn1per.Wrap(err, "AdmissionRequest")
@@ -6306,12 +6394,12 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
-	if err := x.CallType.Decode(d); err != nil {
+	if err := x.CallType.decode(d); err != nil {
 		return asn1per.Wrap(err, "callType")
 	}
 	if pre&(1<<6) != 0 {
 		x.CallModel = new(CallModel)
-		if err := x.CallModel.Decode(d); err != nil {
+		if err := x.CallModel.decode(d); err != nil {
 			return asn1per.Wrap(err, "callModel")
 		}
 	}
@@ -6329,7 +6417,7 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 			for range n133 {
 				var zero AliasAddress
 				x.DestinationInfo = append(x.DestinationInfo, zero)
-				if err := x.DestinationInfo[len(x.DestinationInfo)-1].Decode(d); err != nil {
+				if err := x.DestinationInfo[len(x.DestinationInfo)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "destinationInfo")
 				}
 			}
@@ -6337,7 +6425,7 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<4) != 0 {
 		x.DestCallSignalAddress = new(TransportAddress)
-		if err := x.DestCallSignalAddress.Decode(d); err != nil {
+		if err := x.DestCallSignalAddress.decode(d); err != nil {
 			return asn1per.Wrap(err, "destCallSignalAddress")
 		}
 	}
@@ -6352,7 +6440,7 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 			for range n134 {
 				var zero AliasAddress
 				x.DestExtraCallInfo = append(x.DestExtraCallInfo, zero)
-				if err := x.DestExtraCallInfo[len(x.DestExtraCallInfo)-1].Decode(d); err != nil {
+				if err := x.DestExtraCallInfo[len(x.DestExtraCallInfo)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "destExtraCallInfo")
 				}
 			}
@@ -6367,14 +6455,14 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 		for range n135 {
 			var zero AliasAddress
 			x.SrcInfo = append(x.SrcInfo, zero)
-			if err := x.SrcInfo[len(x.SrcInfo)-1].Decode(d); err != nil {
+			if err := x.SrcInfo[len(x.SrcInfo)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "srcInfo")
 			}
 		}
 	}
 	if pre&(1<<2) != 0 {
 		x.SrcCallSignalAddress = new(TransportAddress)
-		if err := x.SrcCallSignalAddress.Decode(d); err != nil {
+		if err := x.SrcCallSignalAddress.decode(d); err != nil {
 			return asn1per.Wrap(err, "srcCallSignalAddress")
 		}
 	}
@@ -6386,13 +6474,13 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<1) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
 	if pre&(1<<0) != 0 {
 		x.CallServices = new(QseriesOptions)
-		if err := x.CallServices.Decode(d); err != nil {
+		if err := x.CallServices.decode(d); err != nil {
 			return asn1per.Wrap(err, "callServices")
 		}
 	}
@@ -6443,7 +6531,7 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.CallIdentifier = new(CallIdentifier)
 			fr := d.Push(raw)
-			if err := x.CallIdentifier.Decode(d); err != nil {
+			if err := x.CallIdentifier.decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			d.Pop(fr)
@@ -6464,7 +6552,7 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				for range n136 {
 					var zero Endpoint
 					x.SrcAlternatives = append(x.SrcAlternatives, zero)
-					if err := x.SrcAlternatives[len(x.SrcAlternatives)-1].Decode(d); err != nil {
+					if err := x.SrcAlternatives[len(x.SrcAlternatives)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "srcAlternatives")
 					}
 				}
@@ -6487,7 +6575,7 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				for range n137 {
 					var zero Endpoint
 					x.DestAlternatives = append(x.DestAlternatives, zero)
-					if err := x.DestAlternatives[len(x.DestAlternatives)-1].Decode(d); err != nil {
+					if err := x.DestAlternatives[len(x.DestAlternatives)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "destAlternatives")
 					}
 				}
@@ -6522,7 +6610,7 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				for range n138 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -6545,7 +6633,7 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				for range n139 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -6559,7 +6647,7 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -6571,7 +6659,7 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.TransportQOS = new(TransportQOS)
 			fr := d.Push(raw)
-			if err := x.TransportQOS.Decode(d); err != nil {
+			if err := x.TransportQOS.decode(d); err != nil {
 				return asn1per.Wrap(err, "transportQOS")
 			}
 			d.Pop(fr)
@@ -6599,7 +6687,7 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.CallLinkage = new(CallLinkage)
 			fr := d.Push(raw)
-			if err := x.CallLinkage.Decode(d); err != nil {
+			if err := x.CallLinkage.decode(d); err != nil {
 				return asn1per.Wrap(err, "callLinkage")
 			}
 			d.Pop(fr)
@@ -6611,7 +6699,7 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.GatewayDataRate = new(DataRate)
 			fr := d.Push(raw)
-			if err := x.GatewayDataRate.Decode(d); err != nil {
+			if err := x.GatewayDataRate.decode(d); err != nil {
 				return asn1per.Wrap(err, "gatewayDataRate")
 			}
 			d.Pop(fr)
@@ -6623,7 +6711,7 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.Capacity = new(CallCapacity)
 			fr := d.Push(raw)
-			if err := x.Capacity.Decode(d); err != nil {
+			if err := x.Capacity.decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
 			d.Pop(fr)
@@ -6635,7 +6723,7 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.CircuitInfo = new(CircuitInfo)
 			fr := d.Push(raw)
-			if err := x.CircuitInfo.Decode(d); err != nil {
+			if err := x.CircuitInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
 			d.Pop(fr)
@@ -6656,7 +6744,7 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				for range n140 {
 					var zero SupportedProtocols
 					x.DesiredProtocols = append(x.DesiredProtocols, zero)
-					if err := x.DesiredProtocols[len(x.DesiredProtocols)-1].Decode(d); err != nil {
+					if err := x.DesiredProtocols[len(x.DesiredProtocols)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "desiredProtocols")
 					}
 				}
@@ -6670,7 +6758,7 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.DesiredTunnelledProtocol = new(TunnelledProtocol)
 			fr := d.Push(raw)
-			if err := x.DesiredTunnelledProtocol.Decode(d); err != nil {
+			if err := x.DesiredTunnelledProtocol.decode(d); err != nil {
 				return asn1per.Wrap(err, "desiredTunnelledProtocol")
 			}
 			d.Pop(fr)
@@ -6682,7 +6770,7 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.FeatureSet = new(FeatureSet)
 			fr := d.Push(raw)
-			if err := x.FeatureSet.Decode(d); err != nil {
+			if err := x.FeatureSet.decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			d.Pop(fr)
@@ -6703,7 +6791,7 @@ func (x *AdmissionRequest) Decode(d *asn1per.Decoder) error {
 				for range n141 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -6769,10 +6857,14 @@ func (x *CallType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CallType) Decode(d *asn1per.Decoder) error {
+	*x = CallType{}
+	return x.decode(d)
+}
+
+func (x *CallType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CallType")
 	}
-	*x = CallType{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "CallType")
@@ -6825,10 +6917,14 @@ func (x *CallModel) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CallModel) Decode(d *asn1per.Decoder) error {
+	*x = CallModel{}
+	return x.decode(d)
+}
+
+func (x *CallModel) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CallModel")
 	}
-	*x = CallModel{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "CallModel")
@@ -6894,10 +6990,14 @@ func (x *TransportQOS) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *TransportQOS) Decode(d *asn1per.Decoder) error {
+	*x = TransportQOS{}
+	return x.decode(d)
+}
+
+func (x *TransportQOS) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TransportQOS")
 	}
-	*x = TransportQOS{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "TransportQOS")
@@ -7260,10 +7360,14 @@ func (x *AdmissionConfirm) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
+	*x = AdmissionConfirm{}
+	return x.decode(d)
+}
+
+func (x *AdmissionConfirm) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "AdmissionConfirm")
 	}
-	*x = AdmissionConfirm{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "AdmissionConfirm")
@@ -7275,10 +7379,10 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 	if err := x.BandWidth.Decode(d); err != nil {
 		return asn1per.Wrap(err, "bandWidth")
 	}
-	if err := x.CallModel.Decode(d); err != nil {
+	if err := x.CallModel.decode(d); err != nil {
 		return asn1per.Wrap(err, "callModel")
 	}
-	if err := x.DestCallSignalAddress.Decode(d); err != nil {
+	if err := x.DestCallSignalAddress.decode(d); err != nil {
 		return asn1per.Wrap(err, "destCallSignalAddress")
 	}
 	if pre&(1<<1) != 0 {
@@ -7293,7 +7397,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -7320,7 +7424,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				for range n156 {
 					var zero AliasAddress
 					x.DestinationInfo = append(x.DestinationInfo, zero)
-					if err := x.DestinationInfo[len(x.DestinationInfo)-1].Decode(d); err != nil {
+					if err := x.DestinationInfo[len(x.DestinationInfo)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "destinationInfo")
 					}
 				}
@@ -7343,7 +7447,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				for range n157 {
 					var zero AliasAddress
 					x.DestExtraCallInfo = append(x.DestExtraCallInfo, zero)
-					if err := x.DestExtraCallInfo[len(x.DestExtraCallInfo)-1].Decode(d); err != nil {
+					if err := x.DestExtraCallInfo[len(x.DestExtraCallInfo)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "destExtraCallInfo")
 					}
 				}
@@ -7357,7 +7461,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.DestinationType = new(EndpointType)
 			fr := d.Push(raw)
-			if err := x.DestinationType.Decode(d); err != nil {
+			if err := x.DestinationType.decode(d); err != nil {
 				return asn1per.Wrap(err, "destinationType")
 			}
 			d.Pop(fr)
@@ -7378,7 +7482,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				for range n158 {
 					var zero AliasAddress
 					x.RemoteExtensionAddress = append(x.RemoteExtensionAddress, zero)
-					if err := x.RemoteExtensionAddress[len(x.RemoteExtensionAddress)-1].Decode(d); err != nil {
+					if err := x.RemoteExtensionAddress[len(x.RemoteExtensionAddress)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "remoteExtensionAddress")
 					}
 				}
@@ -7401,7 +7505,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				for range n159 {
 					var zero Endpoint
 					x.AlternateEndpoints = append(x.AlternateEndpoints, zero)
-					if err := x.AlternateEndpoints[len(x.AlternateEndpoints)-1].Decode(d); err != nil {
+					if err := x.AlternateEndpoints[len(x.AlternateEndpoints)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "alternateEndpoints")
 					}
 				}
@@ -7424,7 +7528,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				for range n160 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -7447,7 +7551,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				for range n161 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -7461,7 +7565,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -7473,7 +7577,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.TransportQOS = new(TransportQOS)
 			fr := d.Push(raw)
-			if err := x.TransportQOS.Decode(d); err != nil {
+			if err := x.TransportQOS.decode(d); err != nil {
 				return asn1per.Wrap(err, "transportQOS")
 			}
 			d.Pop(fr)
@@ -7501,7 +7605,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.UuiesRequested = new(UUIEsRequested)
 			fr := d.Push(raw)
-			if err := x.UuiesRequested.Decode(d); err != nil {
+			if err := x.UuiesRequested.decode(d); err != nil {
 				return asn1per.Wrap(err, "uuiesRequested")
 			}
 			d.Pop(fr)
@@ -7540,7 +7644,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.AlternateTransportAddresses = new(AlternateTransportAddresses)
 			fr := d.Push(raw)
-			if err := x.AlternateTransportAddresses.Decode(d); err != nil {
+			if err := x.AlternateTransportAddresses.decode(d); err != nil {
 				return asn1per.Wrap(err, "alternateTransportAddresses")
 			}
 			d.Pop(fr)
@@ -7552,7 +7656,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.UseSpecifiedTransport = new(UseSpecifiedTransport)
 			fr := d.Push(raw)
-			if err := x.UseSpecifiedTransport.Decode(d); err != nil {
+			if err := x.UseSpecifiedTransport.decode(d); err != nil {
 				return asn1per.Wrap(err, "useSpecifiedTransport")
 			}
 			d.Pop(fr)
@@ -7564,7 +7668,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.CircuitInfo = new(CircuitInfo)
 			fr := d.Push(raw)
-			if err := x.CircuitInfo.Decode(d); err != nil {
+			if err := x.CircuitInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
 			d.Pop(fr)
@@ -7585,7 +7689,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				for range n163 {
 					var zero RasUsageSpecification
 					x.UsageSpec = append(x.UsageSpec, zero)
-					if err := x.UsageSpec[len(x.UsageSpec)-1].Decode(d); err != nil {
+					if err := x.UsageSpec[len(x.UsageSpec)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "usageSpec")
 					}
 				}
@@ -7608,7 +7712,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				for range n164 {
 					var zero SupportedProtocols
 					x.SupportedProtocols = append(x.SupportedProtocols, zero)
-					if err := x.SupportedProtocols[len(x.SupportedProtocols)-1].Decode(d); err != nil {
+					if err := x.SupportedProtocols[len(x.SupportedProtocols)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedProtocols")
 					}
 				}
@@ -7631,7 +7735,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				for range n165 {
 					var zero ServiceControlSession
 					x.ServiceControl = append(x.ServiceControl, zero)
-					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
+					if err := x.ServiceControl[len(x.ServiceControl)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "serviceControl")
 					}
 				}
@@ -7661,7 +7765,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.FeatureSet = new(FeatureSet)
 			fr := d.Push(raw)
-			if err := x.FeatureSet.Decode(d); err != nil {
+			if err := x.FeatureSet.decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			d.Pop(fr)
@@ -7682,7 +7786,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				for range n166 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -7705,7 +7809,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 				for range n167 {
 					var zero AliasAddress
 					x.ModifiedSrcInfo = append(x.ModifiedSrcInfo, zero)
-					if err := x.ModifiedSrcInfo[len(x.ModifiedSrcInfo)-1].Decode(d); err != nil {
+					if err := x.ModifiedSrcInfo[len(x.ModifiedSrcInfo)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "modifiedSrcInfo")
 					}
 				}
@@ -7719,7 +7823,7 @@ func (x *AdmissionConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.AssignedGatekeeper = new(AlternateGK)
 			fr := d.Push(raw)
-			if err := x.AssignedGatekeeper.Decode(d); err != nil {
+			if err := x.AssignedGatekeeper.decode(d); err != nil {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
 			d.Pop(fr)
@@ -7814,10 +7918,14 @@ func (x *UUIEsRequested) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *UUIEsRequested) Decode(d *asn1per.Decoder) error {
+	*x = UUIEsRequested{}
+	return x.decode(d)
+}
+
+func (x *UUIEsRequested) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UUIEsRequested")
 	}
-	*x = UUIEsRequested{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "UUIEsRequested")
@@ -8117,10 +8225,14 @@ func (x *AdmissionReject) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
+	*x = AdmissionReject{}
+	return x.decode(d)
+}
+
+func (x *AdmissionReject) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "AdmissionReject")
 	}
-	*x = AdmissionReject{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "AdmissionReject")
@@ -8129,12 +8241,12 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
-	if err := x.RejectReason.Decode(d); err != nil {
+	if err := x.RejectReason.decode(d); err != nil {
 		return asn1per.Wrap(err, "rejectReason")
 	}
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -8152,7 +8264,7 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 			}
 			x.AltGKInfo = new(AltGKInfo)
 			fr := d.Push(raw)
-			if err := x.AltGKInfo.Decode(d); err != nil {
+			if err := x.AltGKInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "altGKInfo")
 			}
 			d.Pop(fr)
@@ -8173,7 +8285,7 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 				for range n173 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -8196,7 +8308,7 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 				for range n174 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -8219,7 +8331,7 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 				for range n175 {
 					var zero TransportAddress
 					x.CallSignalAddress = append(x.CallSignalAddress, zero)
-					if err := x.CallSignalAddress[len(x.CallSignalAddress)-1].Decode(d); err != nil {
+					if err := x.CallSignalAddress[len(x.CallSignalAddress)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "callSignalAddress")
 					}
 				}
@@ -8233,7 +8345,7 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -8254,7 +8366,7 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 				for range n176 {
 					var zero ServiceControlSession
 					x.ServiceControl = append(x.ServiceControl, zero)
-					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
+					if err := x.ServiceControl[len(x.ServiceControl)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "serviceControl")
 					}
 				}
@@ -8268,7 +8380,7 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 			}
 			x.FeatureSet = new(FeatureSet)
 			fr := d.Push(raw)
-			if err := x.FeatureSet.Decode(d); err != nil {
+			if err := x.FeatureSet.decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			d.Pop(fr)
@@ -8289,7 +8401,7 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 				for range n177 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -8303,7 +8415,7 @@ func (x *AdmissionReject) Decode(d *asn1per.Decoder) error {
 			}
 			x.AssignedGatekeeper = new(AlternateGK)
 			fr := d.Push(raw)
-			if err := x.AssignedGatekeeper.Decode(d); err != nil {
+			if err := x.AssignedGatekeeper.decode(d); err != nil {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
 			d.Pop(fr)
@@ -8435,10 +8547,14 @@ func (x *AdmissionRejectReason) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *AdmissionRejectReason) Decode(d *asn1per.Decoder) error {
+	*x = AdmissionRejectReason{}
+	return x.decode(d)
+}
+
+func (x *AdmissionRejectReason) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "AdmissionRejectReason")
 	}
-	*x = AdmissionRejectReason{}
 	idx, err := d.Choice(8, true)
 	if err != nil {
 		return asn1per.Wrap(err, "AdmissionRejectReason")
@@ -8492,7 +8608,7 @@ func (x *AdmissionRejectReason) Decode(d *asn1per.Decoder) error {
 			for range n179 {
 				var zero PartyNumber
 				x.RouteCallToSCN = append(x.RouteCallToSCN, zero)
-				if err := x.RouteCallToSCN[len(x.RouteCallToSCN)-1].Decode(d); err != nil {
+				if err := x.RouteCallToSCN[len(x.RouteCallToSCN)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "routeCallToSCN")
 				}
 			}
@@ -8535,7 +8651,7 @@ func (x *AdmissionRejectReason) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.SecurityError = new(SecurityErrors2)
-		if err := x.SecurityError.Decode(d); err != nil {
+		if err := x.SecurityError.decode(d); err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
 		d.Pop(fr)
@@ -8764,10 +8880,14 @@ func (x *BandwidthRequest) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
+	*x = BandwidthRequest{}
+	return x.decode(d)
+}
+
+func (x *BandwidthRequest) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "BandwidthRequest")
 	}
-	*x = BandwidthRequest{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "BandwidthRequest")
@@ -8787,7 +8907,7 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<1) != 0 {
 		x.CallType = new(CallType)
-		if err := x.CallType.Decode(d); err != nil {
+		if err := x.CallType.decode(d); err != nil {
 			return asn1per.Wrap(err, "callType")
 		}
 	}
@@ -8796,7 +8916,7 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -8814,7 +8934,7 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.CallIdentifier = new(CallIdentifier)
 			fr := d.Push(raw)
-			if err := x.CallIdentifier.Decode(d); err != nil {
+			if err := x.CallIdentifier.decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			d.Pop(fr)
@@ -8847,7 +8967,7 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 				for range n184 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -8870,7 +8990,7 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 				for range n185 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -8884,7 +9004,7 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -8912,7 +9032,7 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.CallLinkage = new(CallLinkage)
 			fr := d.Push(raw)
-			if err := x.CallLinkage.Decode(d); err != nil {
+			if err := x.CallLinkage.decode(d); err != nil {
 				return asn1per.Wrap(err, "callLinkage")
 			}
 			d.Pop(fr)
@@ -8924,7 +9044,7 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.Capacity = new(CallCapacity)
 			fr := d.Push(raw)
-			if err := x.Capacity.Decode(d); err != nil {
+			if err := x.Capacity.decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
 			d.Pop(fr)
@@ -8936,7 +9056,7 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.UsageInformation = new(RasUsageInformation)
 			fr := d.Push(raw)
-			if err := x.UsageInformation.Decode(d); err != nil {
+			if err := x.UsageInformation.decode(d); err != nil {
 				return asn1per.Wrap(err, "usageInformation")
 			}
 			d.Pop(fr)
@@ -8957,7 +9077,7 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 				for range n186 {
 					var zero BandwidthDetails
 					x.BandwidthDetails = append(x.BandwidthDetails, zero)
-					if err := x.BandwidthDetails[len(x.BandwidthDetails)-1].Decode(d); err != nil {
+					if err := x.BandwidthDetails[len(x.BandwidthDetails)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "bandwidthDetails")
 					}
 				}
@@ -8980,7 +9100,7 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 				for range n187 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -8994,7 +9114,7 @@ func (x *BandwidthRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.TransportQOS = new(TransportQOS)
 			fr := d.Push(raw)
-			if err := x.TransportQOS.Decode(d); err != nil {
+			if err := x.TransportQOS.decode(d); err != nil {
 				return asn1per.Wrap(err, "transportQOS")
 			}
 			d.Pop(fr)
@@ -9124,10 +9244,14 @@ func (x *BandwidthConfirm) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *BandwidthConfirm) Decode(d *asn1per.Decoder) error {
+	*x = BandwidthConfirm{}
+	return x.decode(d)
+}
+
+func (x *BandwidthConfirm) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "BandwidthConfirm")
 	}
-	*x = BandwidthConfirm{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "BandwidthConfirm")
@@ -9141,7 +9265,7 @@ func (x *BandwidthConfirm) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -9168,7 +9292,7 @@ func (x *BandwidthConfirm) Decode(d *asn1per.Decoder) error {
 				for range n191 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -9191,7 +9315,7 @@ func (x *BandwidthConfirm) Decode(d *asn1per.Decoder) error {
 				for range n192 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -9205,7 +9329,7 @@ func (x *BandwidthConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -9217,7 +9341,7 @@ func (x *BandwidthConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.Capacity = new(CallCapacity)
 			fr := d.Push(raw)
-			if err := x.Capacity.Decode(d); err != nil {
+			if err := x.Capacity.decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
 			d.Pop(fr)
@@ -9238,7 +9362,7 @@ func (x *BandwidthConfirm) Decode(d *asn1per.Decoder) error {
 				for range n193 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -9252,7 +9376,7 @@ func (x *BandwidthConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.TransportQOS = new(TransportQOS)
 			fr := d.Push(raw)
-			if err := x.TransportQOS.Decode(d); err != nil {
+			if err := x.TransportQOS.decode(d); err != nil {
 				return asn1per.Wrap(err, "transportQOS")
 			}
 			d.Pop(fr)
@@ -9378,10 +9502,14 @@ func (x *BandwidthReject) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *BandwidthReject) Decode(d *asn1per.Decoder) error {
+	*x = BandwidthReject{}
+	return x.decode(d)
+}
+
+func (x *BandwidthReject) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "BandwidthReject")
 	}
-	*x = BandwidthReject{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "BandwidthReject")
@@ -9390,7 +9518,7 @@ func (x *BandwidthReject) Decode(d *asn1per.Decoder) error {
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
-	if err := x.RejectReason.Decode(d); err != nil {
+	if err := x.RejectReason.decode(d); err != nil {
 		return asn1per.Wrap(err, "rejectReason")
 	}
 	if err := x.AllowedBandWidth.Decode(d); err != nil {
@@ -9398,7 +9526,7 @@ func (x *BandwidthReject) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -9416,7 +9544,7 @@ func (x *BandwidthReject) Decode(d *asn1per.Decoder) error {
 			}
 			x.AltGKInfo = new(AltGKInfo)
 			fr := d.Push(raw)
-			if err := x.AltGKInfo.Decode(d); err != nil {
+			if err := x.AltGKInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "altGKInfo")
 			}
 			d.Pop(fr)
@@ -9437,7 +9565,7 @@ func (x *BandwidthReject) Decode(d *asn1per.Decoder) error {
 				for range n197 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -9460,7 +9588,7 @@ func (x *BandwidthReject) Decode(d *asn1per.Decoder) error {
 				for range n198 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -9474,7 +9602,7 @@ func (x *BandwidthReject) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -9495,7 +9623,7 @@ func (x *BandwidthReject) Decode(d *asn1per.Decoder) error {
 				for range n199 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -9564,10 +9692,14 @@ func (x *BandRejectReason) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *BandRejectReason) Decode(d *asn1per.Decoder) error {
+	*x = BandRejectReason{}
+	return x.decode(d)
+}
+
+func (x *BandRejectReason) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "BandRejectReason")
 	}
-	*x = BandRejectReason{}
 	idx, err := d.Choice(6, true)
 	if err != nil {
 		return asn1per.Wrap(err, "BandRejectReason")
@@ -9593,7 +9725,7 @@ func (x *BandRejectReason) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.SecurityError = new(SecurityErrors2)
-		if err := x.SecurityError.Decode(d); err != nil {
+		if err := x.SecurityError.decode(d); err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
 		d.Pop(fr)
@@ -9855,10 +9987,14 @@ func (x *LocationRequest) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
+	*x = LocationRequest{}
+	return x.decode(d)
+}
+
+func (x *LocationRequest) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "LocationRequest")
 	}
-	*x = LocationRequest{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "LocationRequest")
@@ -9882,18 +10018,18 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 		for range n208 {
 			var zero AliasAddress
 			x.DestinationInfo = append(x.DestinationInfo, zero)
-			if err := x.DestinationInfo[len(x.DestinationInfo)-1].Decode(d); err != nil {
+			if err := x.DestinationInfo[len(x.DestinationInfo)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "destinationInfo")
 			}
 		}
 	}
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
-	if err := x.ReplyAddress.Decode(d); err != nil {
+	if err := x.ReplyAddress.decode(d); err != nil {
 		return asn1per.Wrap(err, "replyAddress")
 	}
 	if ext {
@@ -9919,7 +10055,7 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				for range n209 {
 					var zero AliasAddress
 					x.SourceInfo = append(x.SourceInfo, zero)
-					if err := x.SourceInfo[len(x.SourceInfo)-1].Decode(d); err != nil {
+					if err := x.SourceInfo[len(x.SourceInfo)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "sourceInfo")
 					}
 				}
@@ -9970,7 +10106,7 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				for range n210 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -9993,7 +10129,7 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				for range n211 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -10007,7 +10143,7 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -10028,7 +10164,7 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				for range n212 {
 					var zero SupportedProtocols
 					x.DesiredProtocols = append(x.DesiredProtocols, zero)
-					if err := x.DesiredProtocols[len(x.DesiredProtocols)-1].Decode(d); err != nil {
+					if err := x.DesiredProtocols[len(x.DesiredProtocols)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "desiredProtocols")
 					}
 				}
@@ -10042,7 +10178,7 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.DesiredTunnelledProtocol = new(TunnelledProtocol)
 			fr := d.Push(raw)
-			if err := x.DesiredTunnelledProtocol.Decode(d); err != nil {
+			if err := x.DesiredTunnelledProtocol.decode(d); err != nil {
 				return asn1per.Wrap(err, "desiredTunnelledProtocol")
 			}
 			d.Pop(fr)
@@ -10054,7 +10190,7 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.FeatureSet = new(FeatureSet)
 			fr := d.Push(raw)
-			if err := x.FeatureSet.Decode(d); err != nil {
+			if err := x.FeatureSet.decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			d.Pop(fr)
@@ -10075,7 +10211,7 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				for range n213 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -10105,7 +10241,7 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.CircuitInfo = new(CircuitInfo)
 			fr := d.Push(raw)
-			if err := x.CircuitInfo.Decode(d); err != nil {
+			if err := x.CircuitInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
 			d.Pop(fr)
@@ -10117,7 +10253,7 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.CallIdentifier = new(CallIdentifier)
 			fr := d.Push(raw)
-			if err := x.CallIdentifier.Decode(d); err != nil {
+			if err := x.CallIdentifier.decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			d.Pop(fr)
@@ -10150,7 +10286,7 @@ func (x *LocationRequest) Decode(d *asn1per.Decoder) error {
 				for range n214 {
 					var zero AliasAddress
 					x.SourceEndpointInfo = append(x.SourceEndpointInfo, zero)
-					if err := x.SourceEndpointInfo[len(x.SourceEndpointInfo)-1].Decode(d); err != nil {
+					if err := x.SourceEndpointInfo[len(x.SourceEndpointInfo)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "sourceEndpointInfo")
 					}
 				}
@@ -10459,10 +10595,14 @@ func (x *LocationConfirm) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
+	*x = LocationConfirm{}
+	return x.decode(d)
+}
+
+func (x *LocationConfirm) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "LocationConfirm")
 	}
-	*x = LocationConfirm{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "LocationConfirm")
@@ -10471,15 +10611,15 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
-	if err := x.CallSignalAddress.Decode(d); err != nil {
+	if err := x.CallSignalAddress.decode(d); err != nil {
 		return asn1per.Wrap(err, "callSignalAddress")
 	}
-	if err := x.RasAddress.Decode(d); err != nil {
+	if err := x.RasAddress.decode(d); err != nil {
 		return asn1per.Wrap(err, "rasAddress")
 	}
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -10506,7 +10646,7 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n226 {
 					var zero AliasAddress
 					x.DestinationInfo = append(x.DestinationInfo, zero)
-					if err := x.DestinationInfo[len(x.DestinationInfo)-1].Decode(d); err != nil {
+					if err := x.DestinationInfo[len(x.DestinationInfo)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "destinationInfo")
 					}
 				}
@@ -10529,7 +10669,7 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n227 {
 					var zero AliasAddress
 					x.DestExtraCallInfo = append(x.DestExtraCallInfo, zero)
-					if err := x.DestExtraCallInfo[len(x.DestExtraCallInfo)-1].Decode(d); err != nil {
+					if err := x.DestExtraCallInfo[len(x.DestExtraCallInfo)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "destExtraCallInfo")
 					}
 				}
@@ -10543,7 +10683,7 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.DestinationType = new(EndpointType)
 			fr := d.Push(raw)
-			if err := x.DestinationType.Decode(d); err != nil {
+			if err := x.DestinationType.decode(d); err != nil {
 				return asn1per.Wrap(err, "destinationType")
 			}
 			d.Pop(fr)
@@ -10564,7 +10704,7 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n228 {
 					var zero AliasAddress
 					x.RemoteExtensionAddress = append(x.RemoteExtensionAddress, zero)
-					if err := x.RemoteExtensionAddress[len(x.RemoteExtensionAddress)-1].Decode(d); err != nil {
+					if err := x.RemoteExtensionAddress[len(x.RemoteExtensionAddress)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "remoteExtensionAddress")
 					}
 				}
@@ -10587,7 +10727,7 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n229 {
 					var zero Endpoint
 					x.AlternateEndpoints = append(x.AlternateEndpoints, zero)
-					if err := x.AlternateEndpoints[len(x.AlternateEndpoints)-1].Decode(d); err != nil {
+					if err := x.AlternateEndpoints[len(x.AlternateEndpoints)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "alternateEndpoints")
 					}
 				}
@@ -10610,7 +10750,7 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n230 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -10633,7 +10773,7 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n231 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -10647,7 +10787,7 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -10659,7 +10799,7 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.AlternateTransportAddresses = new(AlternateTransportAddresses)
 			fr := d.Push(raw)
-			if err := x.AlternateTransportAddresses.Decode(d); err != nil {
+			if err := x.AlternateTransportAddresses.decode(d); err != nil {
 				return asn1per.Wrap(err, "alternateTransportAddresses")
 			}
 			d.Pop(fr)
@@ -10680,7 +10820,7 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n232 {
 					var zero SupportedProtocols
 					x.SupportedProtocols = append(x.SupportedProtocols, zero)
-					if err := x.SupportedProtocols[len(x.SupportedProtocols)-1].Decode(d); err != nil {
+					if err := x.SupportedProtocols[len(x.SupportedProtocols)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "supportedProtocols")
 					}
 				}
@@ -10710,7 +10850,7 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.FeatureSet = new(FeatureSet)
 			fr := d.Push(raw)
-			if err := x.FeatureSet.Decode(d); err != nil {
+			if err := x.FeatureSet.decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			d.Pop(fr)
@@ -10731,7 +10871,7 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n233 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -10745,7 +10885,7 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.CircuitInfo = new(CircuitInfo)
 			fr := d.Push(raw)
-			if err := x.CircuitInfo.Decode(d); err != nil {
+			if err := x.CircuitInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
 			d.Pop(fr)
@@ -10766,7 +10906,7 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n234 {
 					var zero ServiceControlSession
 					x.ServiceControl = append(x.ServiceControl, zero)
-					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
+					if err := x.ServiceControl[len(x.ServiceControl)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "serviceControl")
 					}
 				}
@@ -10789,7 +10929,7 @@ func (x *LocationConfirm) Decode(d *asn1per.Decoder) error {
 				for range n235 {
 					var zero AliasAddress
 					x.ModifiedSrcInfo = append(x.ModifiedSrcInfo, zero)
-					if err := x.ModifiedSrcInfo[len(x.ModifiedSrcInfo)-1].Decode(d); err != nil {
+					if err := x.ModifiedSrcInfo[len(x.ModifiedSrcInfo)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "modifiedSrcInfo")
 					}
 				}
@@ -10947,10 +11087,14 @@ func (x *LocationReject) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *LocationReject) Decode(d *asn1per.Decoder) error {
+	*x = LocationReject{}
+	return x.decode(d)
+}
+
+func (x *LocationReject) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "LocationReject")
 	}
-	*x = LocationReject{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "LocationReject")
@@ -10959,12 +11103,12 @@ func (x *LocationReject) Decode(d *asn1per.Decoder) error {
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
-	if err := x.RejectReason.Decode(d); err != nil {
+	if err := x.RejectReason.decode(d); err != nil {
 		return asn1per.Wrap(err, "rejectReason")
 	}
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -10982,7 +11126,7 @@ func (x *LocationReject) Decode(d *asn1per.Decoder) error {
 			}
 			x.AltGKInfo = new(AltGKInfo)
 			fr := d.Push(raw)
-			if err := x.AltGKInfo.Decode(d); err != nil {
+			if err := x.AltGKInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "altGKInfo")
 			}
 			d.Pop(fr)
@@ -11003,7 +11147,7 @@ func (x *LocationReject) Decode(d *asn1per.Decoder) error {
 				for range n240 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -11026,7 +11170,7 @@ func (x *LocationReject) Decode(d *asn1per.Decoder) error {
 				for range n241 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -11040,7 +11184,7 @@ func (x *LocationReject) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -11052,7 +11196,7 @@ func (x *LocationReject) Decode(d *asn1per.Decoder) error {
 			}
 			x.FeatureSet = new(FeatureSet)
 			fr := d.Push(raw)
-			if err := x.FeatureSet.Decode(d); err != nil {
+			if err := x.FeatureSet.decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			d.Pop(fr)
@@ -11073,7 +11217,7 @@ func (x *LocationReject) Decode(d *asn1per.Decoder) error {
 				for range n242 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -11096,7 +11240,7 @@ func (x *LocationReject) Decode(d *asn1per.Decoder) error {
 				for range n243 {
 					var zero ServiceControlSession
 					x.ServiceControl = append(x.ServiceControl, zero)
-					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
+					if err := x.ServiceControl[len(x.ServiceControl)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "serviceControl")
 					}
 				}
@@ -11210,10 +11354,14 @@ func (x *LocationRejectReason) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *LocationRejectReason) Decode(d *asn1per.Decoder) error {
+	*x = LocationRejectReason{}
+	return x.decode(d)
+}
+
+func (x *LocationRejectReason) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "LocationRejectReason")
 	}
-	*x = LocationRejectReason{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "LocationRejectReason")
@@ -11251,7 +11399,7 @@ func (x *LocationRejectReason) Decode(d *asn1per.Decoder) error {
 			for range n245 {
 				var zero PartyNumber
 				x.RouteCalltoSCN = append(x.RouteCalltoSCN, zero)
-				if err := x.RouteCalltoSCN[len(x.RouteCalltoSCN)-1].Decode(d); err != nil {
+				if err := x.RouteCalltoSCN[len(x.RouteCalltoSCN)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "routeCalltoSCN")
 				}
 			}
@@ -11294,7 +11442,7 @@ func (x *LocationRejectReason) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.SecurityError = new(SecurityErrors2)
-		if err := x.SecurityError.Decode(d); err != nil {
+		if err := x.SecurityError.decode(d); err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
 		d.Pop(fr)
@@ -11518,10 +11666,14 @@ func (x *DisengageRequest) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
+	*x = DisengageRequest{}
+	return x.decode(d)
+}
+
+func (x *DisengageRequest) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DisengageRequest")
 	}
-	*x = DisengageRequest{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "DisengageRequest")
@@ -11539,12 +11691,12 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 	if err := x.CallReferenceValue.Decode(d); err != nil {
 		return asn1per.Wrap(err, "callReferenceValue")
 	}
-	if err := x.DisengageReason.Decode(d); err != nil {
+	if err := x.DisengageReason.decode(d); err != nil {
 		return asn1per.Wrap(err, "disengageReason")
 	}
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -11562,7 +11714,7 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.CallIdentifier = new(CallIdentifier)
 			fr := d.Push(raw)
-			if err := x.CallIdentifier.Decode(d); err != nil {
+			if err := x.CallIdentifier.decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			d.Pop(fr)
@@ -11595,7 +11747,7 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 				for range n250 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -11618,7 +11770,7 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 				for range n251 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -11632,7 +11784,7 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -11660,7 +11812,7 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.CallLinkage = new(CallLinkage)
 			fr := d.Push(raw)
-			if err := x.CallLinkage.Decode(d); err != nil {
+			if err := x.CallLinkage.decode(d); err != nil {
 				return asn1per.Wrap(err, "callLinkage")
 			}
 			d.Pop(fr)
@@ -11672,7 +11824,7 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.Capacity = new(CallCapacity)
 			fr := d.Push(raw)
-			if err := x.Capacity.Decode(d); err != nil {
+			if err := x.Capacity.decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
 			d.Pop(fr)
@@ -11684,7 +11836,7 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.CircuitInfo = new(CircuitInfo)
 			fr := d.Push(raw)
-			if err := x.CircuitInfo.Decode(d); err != nil {
+			if err := x.CircuitInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
 			d.Pop(fr)
@@ -11696,7 +11848,7 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.UsageInformation = new(RasUsageInformation)
 			fr := d.Push(raw)
-			if err := x.UsageInformation.Decode(d); err != nil {
+			if err := x.UsageInformation.decode(d); err != nil {
 				return asn1per.Wrap(err, "usageInformation")
 			}
 			d.Pop(fr)
@@ -11708,7 +11860,7 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.TerminationCause = new(CallTerminationCause)
 			fr := d.Push(raw)
-			if err := x.TerminationCause.Decode(d); err != nil {
+			if err := x.TerminationCause.decode(d); err != nil {
 				return asn1per.Wrap(err, "terminationCause")
 			}
 			d.Pop(fr)
@@ -11729,7 +11881,7 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 				for range n252 {
 					var zero ServiceControlSession
 					x.ServiceControl = append(x.ServiceControl, zero)
-					if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
+					if err := x.ServiceControl[len(x.ServiceControl)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "serviceControl")
 					}
 				}
@@ -11752,7 +11904,7 @@ func (x *DisengageRequest) Decode(d *asn1per.Decoder) error {
 				for range n253 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -11800,10 +11952,14 @@ func (x *DisengageReason) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DisengageReason) Decode(d *asn1per.Decoder) error {
+	*x = DisengageReason{}
+	return x.decode(d)
+}
+
+func (x *DisengageReason) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DisengageReason")
 	}
-	*x = DisengageReason{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "DisengageReason")
@@ -11953,10 +12109,14 @@ func (x *DisengageConfirm) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DisengageConfirm) Decode(d *asn1per.Decoder) error {
+	*x = DisengageConfirm{}
+	return x.decode(d)
+}
+
+func (x *DisengageConfirm) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DisengageConfirm")
 	}
-	*x = DisengageConfirm{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "DisengageConfirm")
@@ -11967,7 +12127,7 @@ func (x *DisengageConfirm) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -11994,7 +12154,7 @@ func (x *DisengageConfirm) Decode(d *asn1per.Decoder) error {
 				for range n257 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -12017,7 +12177,7 @@ func (x *DisengageConfirm) Decode(d *asn1per.Decoder) error {
 				for range n258 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -12031,7 +12191,7 @@ func (x *DisengageConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -12043,7 +12203,7 @@ func (x *DisengageConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.Capacity = new(CallCapacity)
 			fr := d.Push(raw)
-			if err := x.Capacity.Decode(d); err != nil {
+			if err := x.Capacity.decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
 			d.Pop(fr)
@@ -12055,7 +12215,7 @@ func (x *DisengageConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.CircuitInfo = new(CircuitInfo)
 			fr := d.Push(raw)
-			if err := x.CircuitInfo.Decode(d); err != nil {
+			if err := x.CircuitInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
 			d.Pop(fr)
@@ -12067,7 +12227,7 @@ func (x *DisengageConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.UsageInformation = new(RasUsageInformation)
 			fr := d.Push(raw)
-			if err := x.UsageInformation.Decode(d); err != nil {
+			if err := x.UsageInformation.decode(d); err != nil {
 				return asn1per.Wrap(err, "usageInformation")
 			}
 			d.Pop(fr)
@@ -12088,7 +12248,7 @@ func (x *DisengageConfirm) Decode(d *asn1per.Decoder) error {
 				for range n259 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -12102,7 +12262,7 @@ func (x *DisengageConfirm) Decode(d *asn1per.Decoder) error {
 			}
 			x.AssignedGatekeeper = new(AlternateGK)
 			fr := d.Push(raw)
-			if err := x.AssignedGatekeeper.Decode(d); err != nil {
+			if err := x.AssignedGatekeeper.decode(d); err != nil {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
 			d.Pop(fr)
@@ -12224,10 +12384,14 @@ func (x *DisengageReject) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DisengageReject) Decode(d *asn1per.Decoder) error {
+	*x = DisengageReject{}
+	return x.decode(d)
+}
+
+func (x *DisengageReject) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DisengageReject")
 	}
-	*x = DisengageReject{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "DisengageReject")
@@ -12236,12 +12400,12 @@ func (x *DisengageReject) Decode(d *asn1per.Decoder) error {
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
-	if err := x.RejectReason.Decode(d); err != nil {
+	if err := x.RejectReason.decode(d); err != nil {
 		return asn1per.Wrap(err, "rejectReason")
 	}
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -12259,7 +12423,7 @@ func (x *DisengageReject) Decode(d *asn1per.Decoder) error {
 			}
 			x.AltGKInfo = new(AltGKInfo)
 			fr := d.Push(raw)
-			if err := x.AltGKInfo.Decode(d); err != nil {
+			if err := x.AltGKInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "altGKInfo")
 			}
 			d.Pop(fr)
@@ -12280,7 +12444,7 @@ func (x *DisengageReject) Decode(d *asn1per.Decoder) error {
 				for range n263 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -12303,7 +12467,7 @@ func (x *DisengageReject) Decode(d *asn1per.Decoder) error {
 				for range n264 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -12317,7 +12481,7 @@ func (x *DisengageReject) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -12338,7 +12502,7 @@ func (x *DisengageReject) Decode(d *asn1per.Decoder) error {
 				for range n265 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -12399,10 +12563,14 @@ func (x *DisengageRejectReason) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DisengageRejectReason) Decode(d *asn1per.Decoder) error {
+	*x = DisengageRejectReason{}
+	return x.decode(d)
+}
+
+func (x *DisengageRejectReason) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DisengageRejectReason")
 	}
-	*x = DisengageRejectReason{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "DisengageRejectReason")
@@ -12424,7 +12592,7 @@ func (x *DisengageRejectReason) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.SecurityError = new(SecurityErrors2)
-		if err := x.SecurityError.Decode(d); err != nil {
+		if err := x.SecurityError.decode(d); err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
 		d.Pop(fr)
@@ -12604,10 +12772,14 @@ func (x *InfoRequest) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
+	*x = InfoRequest{}
+	return x.decode(d)
+}
+
+func (x *InfoRequest) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "InfoRequest")
 	}
-	*x = InfoRequest{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "InfoRequest")
@@ -12621,13 +12793,13 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<1) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
 	if pre&(1<<0) != 0 {
 		x.ReplyAddress = new(TransportAddress)
-		if err := x.ReplyAddress.Decode(d); err != nil {
+		if err := x.ReplyAddress.decode(d); err != nil {
 			return asn1per.Wrap(err, "replyAddress")
 		}
 	}
@@ -12645,7 +12817,7 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.CallIdentifier = new(CallIdentifier)
 			fr := d.Push(raw)
-			if err := x.CallIdentifier.Decode(d); err != nil {
+			if err := x.CallIdentifier.decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			d.Pop(fr)
@@ -12666,7 +12838,7 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 				for range n269 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -12689,7 +12861,7 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 				for range n270 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -12703,7 +12875,7 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -12715,7 +12887,7 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.UuiesRequested = new(UUIEsRequested)
 			fr := d.Push(raw)
-			if err := x.UuiesRequested.Decode(d); err != nil {
+			if err := x.UuiesRequested.decode(d); err != nil {
 				return asn1per.Wrap(err, "uuiesRequested")
 			}
 			d.Pop(fr)
@@ -12727,7 +12899,7 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.CallLinkage = new(CallLinkage)
 			fr := d.Push(raw)
-			if err := x.CallLinkage.Decode(d); err != nil {
+			if err := x.CallLinkage.decode(d); err != nil {
 				return asn1per.Wrap(err, "callLinkage")
 			}
 			d.Pop(fr)
@@ -12739,7 +12911,7 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.UsageInfoRequested = new(RasUsageInfoTypes)
 			fr := d.Push(raw)
-			if err := x.UsageInfoRequested.Decode(d); err != nil {
+			if err := x.UsageInfoRequested.decode(d); err != nil {
 				return asn1per.Wrap(err, "usageInfoRequested")
 			}
 			d.Pop(fr)
@@ -12792,7 +12964,7 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 				for range n271 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -12806,7 +12978,7 @@ func (x *InfoRequest) Decode(d *asn1per.Decoder) error {
 			}
 			x.AssignedGatekeeper = new(AlternateGK)
 			fr := d.Push(raw)
-			if err := x.AssignedGatekeeper.Decode(d); err != nil {
+			if err := x.AssignedGatekeeper.decode(d); err != nil {
 				return asn1per.Wrap(err, "assignedGatekeeper")
 			}
 			d.Pop(fr)
@@ -12993,10 +13165,14 @@ func (x *InfoRequestResponse) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
+	*x = InfoRequestResponse{}
+	return x.decode(d)
+}
+
+func (x *InfoRequestResponse) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "InfoRequestResponse")
 	}
-	*x = InfoRequestResponse{}
 	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "InfoRequestResponse")
@@ -13004,20 +13180,20 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 	ext := pre>>3 != 0
 	if pre&(1<<2) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
-	if err := x.EndpointType.Decode(d); err != nil {
+	if err := x.EndpointType.decode(d); err != nil {
 		return asn1per.Wrap(err, "endpointType")
 	}
 	if err := x.EndpointIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "endpointIdentifier")
 	}
-	if err := x.RasAddress.Decode(d); err != nil {
+	if err := x.RasAddress.decode(d); err != nil {
 		return asn1per.Wrap(err, "rasAddress")
 	}
 	{
@@ -13029,7 +13205,7 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 		for range n278 {
 			var zero TransportAddress
 			x.CallSignalAddress = append(x.CallSignalAddress, zero)
-			if err := x.CallSignalAddress[len(x.CallSignalAddress)-1].Decode(d); err != nil {
+			if err := x.CallSignalAddress[len(x.CallSignalAddress)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "callSignalAddress")
 			}
 		}
@@ -13045,7 +13221,7 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 			for range n279 {
 				var zero AliasAddress
 				x.EndpointAlias = append(x.EndpointAlias, zero)
-				if err := x.EndpointAlias[len(x.EndpointAlias)-1].Decode(d); err != nil {
+				if err := x.EndpointAlias[len(x.EndpointAlias)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "endpointAlias")
 				}
 			}
@@ -13062,7 +13238,7 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 			for range n280 {
 				var zero InfoRequestResponsePerCallInfo
 				x.PerCallInfo = append(x.PerCallInfo, zero)
-				if err := x.PerCallInfo[len(x.PerCallInfo)-1].Decode(d); err != nil {
+				if err := x.PerCallInfo[len(x.PerCallInfo)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "perCallInfo")
 				}
 			}
@@ -13091,7 +13267,7 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 				for range n281 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -13114,7 +13290,7 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 				for range n282 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -13128,7 +13304,7 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -13156,7 +13332,7 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 			}
 			x.Capacity = new(CallCapacity)
 			fr := d.Push(raw)
-			if err := x.Capacity.Decode(d); err != nil {
+			if err := x.Capacity.decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
 			d.Pop(fr)
@@ -13168,7 +13344,7 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 			}
 			x.IrrStatus = new(InfoRequestResponseStatus)
 			fr := d.Push(raw)
-			if err := x.IrrStatus.Decode(d); err != nil {
+			if err := x.IrrStatus.decode(d); err != nil {
 				return asn1per.Wrap(err, "irrStatus")
 			}
 			d.Pop(fr)
@@ -13205,7 +13381,7 @@ func (x *InfoRequestResponse) Decode(d *asn1per.Decoder) error {
 				for range n283 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -13259,10 +13435,14 @@ func (x *InfoRequestResponseStatus) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *InfoRequestResponseStatus) Decode(d *asn1per.Decoder) error {
+	*x = InfoRequestResponseStatus{}
+	return x.decode(d)
+}
+
+func (x *InfoRequestResponseStatus) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "InfoRequestResponseStatus")
 	}
-	*x = InfoRequestResponseStatus{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "InfoRequestResponseStatus")
@@ -13360,10 +13540,14 @@ func (x *InfoRequestAck) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *InfoRequestAck) Decode(d *asn1per.Decoder) error {
+	*x = InfoRequestAck{}
+	return x.decode(d)
+}
+
+func (x *InfoRequestAck) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "InfoRequestAck")
 	}
-	*x = InfoRequestAck{}
 	pre, err := d.Bits(5)
 	if err != nil {
 		return asn1per.Wrap(err, "InfoRequestAck")
@@ -13374,7 +13558,7 @@ func (x *InfoRequestAck) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<3) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -13389,7 +13573,7 @@ func (x *InfoRequestAck) Decode(d *asn1per.Decoder) error {
 			for range n286 {
 				var zero ClearToken
 				x.Tokens = append(x.Tokens, zero)
-				if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+				if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
 			}
@@ -13406,7 +13590,7 @@ func (x *InfoRequestAck) Decode(d *asn1per.Decoder) error {
 			for range n287 {
 				var zero CryptoH323Token
 				x.CryptoTokens = append(x.CryptoTokens, zero)
-				if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+				if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
 			}
@@ -13414,7 +13598,7 @@ func (x *InfoRequestAck) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.IntegrityCheckValue = new(ICV)
-		if err := x.IntegrityCheckValue.Decode(d); err != nil {
+		if err := x.IntegrityCheckValue.decode(d); err != nil {
 			return asn1per.Wrap(err, "integrityCheckValue")
 		}
 	}
@@ -13513,10 +13697,14 @@ func (x *InfoRequestNak) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *InfoRequestNak) Decode(d *asn1per.Decoder) error {
+	*x = InfoRequestNak{}
+	return x.decode(d)
+}
+
+func (x *InfoRequestNak) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "InfoRequestNak")
 	}
-	*x = InfoRequestNak{}
 	pre, err := d.Bits(6)
 	if err != nil {
 		return asn1per.Wrap(err, "InfoRequestNak")
@@ -13527,16 +13715,16 @@ func (x *InfoRequestNak) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<4) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
-	if err := x.NakReason.Decode(d); err != nil {
+	if err := x.NakReason.decode(d); err != nil {
 		return asn1per.Wrap(err, "nakReason")
 	}
 	if pre&(1<<3) != 0 {
 		x.AltGKInfo = new(AltGKInfo)
-		if err := x.AltGKInfo.Decode(d); err != nil {
+		if err := x.AltGKInfo.decode(d); err != nil {
 			return asn1per.Wrap(err, "altGKInfo")
 		}
 	}
@@ -13551,7 +13739,7 @@ func (x *InfoRequestNak) Decode(d *asn1per.Decoder) error {
 			for range n290 {
 				var zero ClearToken
 				x.Tokens = append(x.Tokens, zero)
-				if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+				if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
 			}
@@ -13568,7 +13756,7 @@ func (x *InfoRequestNak) Decode(d *asn1per.Decoder) error {
 			for range n291 {
 				var zero CryptoH323Token
 				x.CryptoTokens = append(x.CryptoTokens, zero)
-				if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+				if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
 			}
@@ -13576,7 +13764,7 @@ func (x *InfoRequestNak) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.IntegrityCheckValue = new(ICV)
-		if err := x.IntegrityCheckValue.Decode(d); err != nil {
+		if err := x.IntegrityCheckValue.decode(d); err != nil {
 			return asn1per.Wrap(err, "integrityCheckValue")
 		}
 	}
@@ -13639,10 +13827,14 @@ func (x *InfoRequestNakReason) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *InfoRequestNakReason) Decode(d *asn1per.Decoder) error {
+	*x = InfoRequestNakReason{}
+	return x.decode(d)
+}
+
+func (x *InfoRequestNakReason) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "InfoRequestNakReason")
 	}
-	*x = InfoRequestNakReason{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "InfoRequestNakReason")
@@ -13659,7 +13851,7 @@ func (x *InfoRequestNakReason) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.SecurityError = new(SecurityErrors2)
-		if err := x.SecurityError.Decode(d); err != nil {
+		if err := x.SecurityError.decode(d); err != nil {
 			return asn1per.Wrap(err, "securityError")
 		}
 		d.Pop(fr)
@@ -13776,10 +13968,14 @@ func (x *NonStandardMessage) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NonStandardMessage) Decode(d *asn1per.Decoder) error {
+	*x = NonStandardMessage{}
+	return x.decode(d)
+}
+
+func (x *NonStandardMessage) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NonStandardMessage")
 	}
-	*x = NonStandardMessage{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "NonStandardMessage")
@@ -13787,7 +13983,7 @@ func (x *NonStandardMessage) Decode(d *asn1per.Decoder) error {
 	if err := x.RequestSeqNum.Decode(d); err != nil {
 		return asn1per.Wrap(err, "requestSeqNum")
 	}
-	if err := x.NonStandardData.Decode(d); err != nil {
+	if err := x.NonStandardData.decode(d); err != nil {
 		return asn1per.Wrap(err, "nonStandardData")
 	}
 	if ext {
@@ -13813,7 +14009,7 @@ func (x *NonStandardMessage) Decode(d *asn1per.Decoder) error {
 				for range n295 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -13836,7 +14032,7 @@ func (x *NonStandardMessage) Decode(d *asn1per.Decoder) error {
 				for range n296 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -13850,7 +14046,7 @@ func (x *NonStandardMessage) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -13862,7 +14058,7 @@ func (x *NonStandardMessage) Decode(d *asn1per.Decoder) error {
 			}
 			x.FeatureSet = new(FeatureSet)
 			fr := d.Push(raw)
-			if err := x.FeatureSet.Decode(d); err != nil {
+			if err := x.FeatureSet.decode(d); err != nil {
 				return asn1per.Wrap(err, "featureSet")
 			}
 			d.Pop(fr)
@@ -13883,7 +14079,7 @@ func (x *NonStandardMessage) Decode(d *asn1per.Decoder) error {
 				for range n297 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -13983,10 +14179,14 @@ func (x *UnknownMessageResponse) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *UnknownMessageResponse) Decode(d *asn1per.Decoder) error {
+	*x = UnknownMessageResponse{}
+	return x.decode(d)
+}
+
+func (x *UnknownMessageResponse) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UnknownMessageResponse")
 	}
-	*x = UnknownMessageResponse{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "UnknownMessageResponse")
@@ -14017,7 +14217,7 @@ func (x *UnknownMessageResponse) Decode(d *asn1per.Decoder) error {
 				for range n300 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -14040,7 +14240,7 @@ func (x *UnknownMessageResponse) Decode(d *asn1per.Decoder) error {
 				for range n301 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -14054,7 +14254,7 @@ func (x *UnknownMessageResponse) Decode(d *asn1per.Decoder) error {
 			}
 			x.IntegrityCheckValue = new(ICV)
 			fr := d.Push(raw)
-			if err := x.IntegrityCheckValue.Decode(d); err != nil {
+			if err := x.IntegrityCheckValue.decode(d); err != nil {
 				return asn1per.Wrap(err, "integrityCheckValue")
 			}
 			d.Pop(fr)
@@ -14156,10 +14356,14 @@ func (x *RequestInProgress) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RequestInProgress) Decode(d *asn1per.Decoder) error {
+	*x = RequestInProgress{}
+	return x.decode(d)
+}
+
+func (x *RequestInProgress) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RequestInProgress")
 	}
-	*x = RequestInProgress{}
 	pre, err := d.Bits(5)
 	if err != nil {
 		return asn1per.Wrap(err, "RequestInProgress")
@@ -14170,7 +14374,7 @@ func (x *RequestInProgress) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<3) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -14185,7 +14389,7 @@ func (x *RequestInProgress) Decode(d *asn1per.Decoder) error {
 			for range n304 {
 				var zero ClearToken
 				x.Tokens = append(x.Tokens, zero)
-				if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+				if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
 			}
@@ -14202,7 +14406,7 @@ func (x *RequestInProgress) Decode(d *asn1per.Decoder) error {
 			for range n305 {
 				var zero CryptoH323Token
 				x.CryptoTokens = append(x.CryptoTokens, zero)
-				if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+				if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
 			}
@@ -14210,7 +14414,7 @@ func (x *RequestInProgress) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.IntegrityCheckValue = new(ICV)
-		if err := x.IntegrityCheckValue.Decode(d); err != nil {
+		if err := x.IntegrityCheckValue.decode(d); err != nil {
 			return asn1per.Wrap(err, "integrityCheckValue")
 		}
 	}
@@ -14357,10 +14561,14 @@ func (x *ResourcesAvailableIndicate) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ResourcesAvailableIndicate) Decode(d *asn1per.Decoder) error {
+	*x = ResourcesAvailableIndicate{}
+	return x.decode(d)
+}
+
+func (x *ResourcesAvailableIndicate) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ResourcesAvailableIndicate")
 	}
-	*x = ResourcesAvailableIndicate{}
 	pre, err := d.Bits(5)
 	if err != nil {
 		return asn1per.Wrap(err, "ResourcesAvailableIndicate")
@@ -14374,7 +14582,7 @@ func (x *ResourcesAvailableIndicate) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<3) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -14390,7 +14598,7 @@ func (x *ResourcesAvailableIndicate) Decode(d *asn1per.Decoder) error {
 		for range n310 {
 			var zero SupportedProtocols
 			x.Protocols = append(x.Protocols, zero)
-			if err := x.Protocols[len(x.Protocols)-1].Decode(d); err != nil {
+			if err := x.Protocols[len(x.Protocols)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "protocols")
 			}
 		}
@@ -14413,7 +14621,7 @@ func (x *ResourcesAvailableIndicate) Decode(d *asn1per.Decoder) error {
 			for range n311 {
 				var zero ClearToken
 				x.Tokens = append(x.Tokens, zero)
-				if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+				if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
 			}
@@ -14430,7 +14638,7 @@ func (x *ResourcesAvailableIndicate) Decode(d *asn1per.Decoder) error {
 			for range n312 {
 				var zero CryptoH323Token
 				x.CryptoTokens = append(x.CryptoTokens, zero)
-				if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+				if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
 			}
@@ -14438,7 +14646,7 @@ func (x *ResourcesAvailableIndicate) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.IntegrityCheckValue = new(ICV)
-		if err := x.IntegrityCheckValue.Decode(d); err != nil {
+		if err := x.IntegrityCheckValue.decode(d); err != nil {
 			return asn1per.Wrap(err, "integrityCheckValue")
 		}
 	}
@@ -14456,7 +14664,7 @@ func (x *ResourcesAvailableIndicate) Decode(d *asn1per.Decoder) error {
 			}
 			x.Capacity = new(CallCapacity)
 			fr := d.Push(raw)
-			if err := x.Capacity.Decode(d); err != nil {
+			if err := x.Capacity.decode(d); err != nil {
 				return asn1per.Wrap(err, "capacity")
 			}
 			d.Pop(fr)
@@ -14477,7 +14685,7 @@ func (x *ResourcesAvailableIndicate) Decode(d *asn1per.Decoder) error {
 				for range n313 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -14590,10 +14798,14 @@ func (x *ResourcesAvailableConfirm) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ResourcesAvailableConfirm) Decode(d *asn1per.Decoder) error {
+	*x = ResourcesAvailableConfirm{}
+	return x.decode(d)
+}
+
+func (x *ResourcesAvailableConfirm) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ResourcesAvailableConfirm")
 	}
-	*x = ResourcesAvailableConfirm{}
 	pre, err := d.Bits(5)
 	if err != nil {
 		return asn1per.Wrap(err, "ResourcesAvailableConfirm")
@@ -14607,7 +14819,7 @@ func (x *ResourcesAvailableConfirm) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<3) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -14622,7 +14834,7 @@ func (x *ResourcesAvailableConfirm) Decode(d *asn1per.Decoder) error {
 			for range n317 {
 				var zero ClearToken
 				x.Tokens = append(x.Tokens, zero)
-				if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+				if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
 			}
@@ -14639,7 +14851,7 @@ func (x *ResourcesAvailableConfirm) Decode(d *asn1per.Decoder) error {
 			for range n318 {
 				var zero CryptoH323Token
 				x.CryptoTokens = append(x.CryptoTokens, zero)
-				if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+				if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
 			}
@@ -14647,7 +14859,7 @@ func (x *ResourcesAvailableConfirm) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.IntegrityCheckValue = new(ICV)
-		if err := x.IntegrityCheckValue.Decode(d); err != nil {
+		if err := x.IntegrityCheckValue.decode(d); err != nil {
 			return asn1per.Wrap(err, "integrityCheckValue")
 		}
 	}
@@ -14674,7 +14886,7 @@ func (x *ResourcesAvailableConfirm) Decode(d *asn1per.Decoder) error {
 				for range n319 {
 					var zero GenericData
 					x.GenericData = append(x.GenericData, zero)
-					if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+					if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericData")
 					}
 				}
@@ -14802,10 +15014,14 @@ func (x *ServiceControlIndication) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ServiceControlIndication) Decode(d *asn1per.Decoder) error {
+	*x = ServiceControlIndication{}
+	return x.decode(d)
+}
+
+func (x *ServiceControlIndication) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ServiceControlIndication")
 	}
-	*x = ServiceControlIndication{}
 	pre, err := d.Bits(9)
 	if err != nil {
 		return asn1per.Wrap(err, "ServiceControlIndication")
@@ -14816,7 +15032,7 @@ func (x *ServiceControlIndication) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<7) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -14829,7 +15045,7 @@ func (x *ServiceControlIndication) Decode(d *asn1per.Decoder) error {
 		for range n324 {
 			var zero ServiceControlSession
 			x.ServiceControl = append(x.ServiceControl, zero)
-			if err := x.ServiceControl[len(x.ServiceControl)-1].Decode(d); err != nil {
+			if err := x.ServiceControl[len(x.ServiceControl)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "serviceControl")
 			}
 		}
@@ -14842,7 +15058,7 @@ func (x *ServiceControlIndication) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<5) != 0 {
 		x.CallSpecific = new(ServiceControlIndicationCallSpecific)
-		if err := x.CallSpecific.Decode(d); err != nil {
+		if err := x.CallSpecific.decode(d); err != nil {
 			return asn1per.Wrap(err, "callSpecific")
 		}
 	}
@@ -14857,7 +15073,7 @@ func (x *ServiceControlIndication) Decode(d *asn1per.Decoder) error {
 			for range n325 {
 				var zero ClearToken
 				x.Tokens = append(x.Tokens, zero)
-				if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+				if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
 			}
@@ -14874,7 +15090,7 @@ func (x *ServiceControlIndication) Decode(d *asn1per.Decoder) error {
 			for range n326 {
 				var zero CryptoH323Token
 				x.CryptoTokens = append(x.CryptoTokens, zero)
-				if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+				if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
 			}
@@ -14882,13 +15098,13 @@ func (x *ServiceControlIndication) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<2) != 0 {
 		x.IntegrityCheckValue = new(ICV)
-		if err := x.IntegrityCheckValue.Decode(d); err != nil {
+		if err := x.IntegrityCheckValue.decode(d); err != nil {
 			return asn1per.Wrap(err, "integrityCheckValue")
 		}
 	}
 	if pre&(1<<1) != 0 {
 		x.FeatureSet = new(FeatureSet)
-		if err := x.FeatureSet.Decode(d); err != nil {
+		if err := x.FeatureSet.decode(d); err != nil {
 			return asn1per.Wrap(err, "featureSet")
 		}
 	}
@@ -14903,7 +15119,7 @@ func (x *ServiceControlIndication) Decode(d *asn1per.Decoder) error {
 			for range n327 {
 				var zero GenericData
 				x.GenericData = append(x.GenericData, zero)
-				if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+				if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
 			}
@@ -15020,10 +15236,14 @@ func (x *ServiceControlResponse) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ServiceControlResponse) Decode(d *asn1per.Decoder) error {
+	*x = ServiceControlResponse{}
+	return x.decode(d)
+}
+
+func (x *ServiceControlResponse) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ServiceControlResponse")
 	}
-	*x = ServiceControlResponse{}
 	pre, err := d.Bits(8)
 	if err != nil {
 		return asn1per.Wrap(err, "ServiceControlResponse")
@@ -15034,13 +15254,13 @@ func (x *ServiceControlResponse) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<6) != 0 {
 		x.Result = new(ServiceControlResponseResult)
-		if err := x.Result.Decode(d); err != nil {
+		if err := x.Result.decode(d); err != nil {
 			return asn1per.Wrap(err, "result")
 		}
 	}
 	if pre&(1<<5) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -15055,7 +15275,7 @@ func (x *ServiceControlResponse) Decode(d *asn1per.Decoder) error {
 			for range n331 {
 				var zero ClearToken
 				x.Tokens = append(x.Tokens, zero)
-				if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+				if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "tokens")
 				}
 			}
@@ -15072,7 +15292,7 @@ func (x *ServiceControlResponse) Decode(d *asn1per.Decoder) error {
 			for range n332 {
 				var zero CryptoH323Token
 				x.CryptoTokens = append(x.CryptoTokens, zero)
-				if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+				if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "cryptoTokens")
 				}
 			}
@@ -15080,13 +15300,13 @@ func (x *ServiceControlResponse) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<2) != 0 {
 		x.IntegrityCheckValue = new(ICV)
-		if err := x.IntegrityCheckValue.Decode(d); err != nil {
+		if err := x.IntegrityCheckValue.decode(d); err != nil {
 			return asn1per.Wrap(err, "integrityCheckValue")
 		}
 	}
 	if pre&(1<<1) != 0 {
 		x.FeatureSet = new(FeatureSet)
-		if err := x.FeatureSet.Decode(d); err != nil {
+		if err := x.FeatureSet.decode(d); err != nil {
 			return asn1per.Wrap(err, "featureSet")
 		}
 	}
@@ -15101,7 +15321,7 @@ func (x *ServiceControlResponse) Decode(d *asn1per.Decoder) error {
 			for range n333 {
 				var zero GenericData
 				x.GenericData = append(x.GenericData, zero)
-				if err := x.GenericData[len(x.GenericData)-1].Decode(d); err != nil {
+				if err := x.GenericData[len(x.GenericData)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "genericData")
 				}
 			}
@@ -15282,10 +15502,14 @@ func (x *H235NonStandardParameter) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H235NonStandardParameter) Decode(d *asn1per.Decoder) error {
+	*x = H235NonStandardParameter{}
+	return x.decode(d)
+}
+
+func (x *H235NonStandardParameter) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H235NonStandardParameter")
 	}
-	*x = H235NonStandardParameter{}
 	{
 		r, err := d.ObjectIdentifier()
 		if err != nil {
@@ -15341,10 +15565,14 @@ func (x *DHset) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DHset) Decode(d *asn1per.Decoder) error {
+	*x = DHset{}
+	return x.decode(d)
+}
+
+func (x *DHset) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DHset")
 	}
-	*x = DHset{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "DHset")
@@ -15426,10 +15654,14 @@ func (x *ECpoint) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ECpoint) Decode(d *asn1per.Decoder) error {
+	*x = ECpoint{}
+	return x.decode(d)
+}
+
+func (x *ECpoint) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ECpoint")
 	}
-	*x = ECpoint{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "ECpoint")
@@ -15515,10 +15747,14 @@ func (x *ECKASDH) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ECKASDH) Decode(d *asn1per.Decoder) error {
+	*x = ECKASDH{}
+	return x.decode(d)
+}
+
+func (x *ECKASDH) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ECKASDH")
 	}
-	*x = ECKASDH{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "ECKASDH")
@@ -15527,12 +15763,12 @@ func (x *ECKASDH) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.Eckasdhp = new(ECKASDHEckasdhp)
-		if err := x.Eckasdhp.Decode(d); err != nil {
+		if err := x.Eckasdhp.decode(d); err != nil {
 			return asn1per.Wrap(err, "eckasdhp")
 		}
 	case 1:
 		x.Eckasdh2 = new(ECKASDHEckasdh2)
-		if err := x.Eckasdh2.Decode(d); err != nil {
+		if err := x.Eckasdh2.decode(d); err != nil {
 			return asn1per.Wrap(err, "eckasdh2")
 		}
 	default:
@@ -15568,10 +15804,14 @@ func (x *ECGDSASignature) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ECGDSASignature) Decode(d *asn1per.Decoder) error {
+	*x = ECGDSASignature{}
+	return x.decode(d)
+}
+
+func (x *ECGDSASignature) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ECGDSASignature")
 	}
-	*x = ECGDSASignature{}
 	{
 		r, err := d.BitString(0, 511, false)
 		if err != nil {
@@ -15623,10 +15863,14 @@ func (x *TypedCertificate) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *TypedCertificate) Decode(d *asn1per.Decoder) error {
+	*x = TypedCertificate{}
+	return x.decode(d)
+}
+
+func (x *TypedCertificate) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TypedCertificate")
 	}
-	*x = TypedCertificate{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "TypedCertificate")
@@ -15691,10 +15935,14 @@ func (x *AuthenticationBES) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *AuthenticationBES) Decode(d *asn1per.Decoder) error {
+	*x = AuthenticationBES{}
+	return x.decode(d)
+}
+
+func (x *AuthenticationBES) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "AuthenticationBES")
 	}
-	*x = AuthenticationBES{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "AuthenticationBES")
@@ -15781,10 +16029,14 @@ func (x *AuthenticationMechanism) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *AuthenticationMechanism) Decode(d *asn1per.Decoder) error {
+	*x = AuthenticationMechanism{}
+	return x.decode(d)
+}
+
+func (x *AuthenticationMechanism) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "AuthenticationMechanism")
 	}
-	*x = AuthenticationMechanism{}
 	idx, err := d.Choice(7, true)
 	if err != nil {
 		return asn1per.Wrap(err, "AuthenticationMechanism")
@@ -15799,7 +16051,7 @@ func (x *AuthenticationMechanism) Decode(d *asn1per.Decoder) error {
 	case 5:
 	case 6:
 		x.NonStandard = new(H235NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 7:
@@ -15809,7 +16061,7 @@ func (x *AuthenticationMechanism) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.AuthenticationBES = new(AuthenticationBES)
-		if err := x.AuthenticationBES.Decode(d); err != nil {
+		if err := x.AuthenticationBES.decode(d); err != nil {
 			return asn1per.Wrap(err, "authenticationBES")
 		}
 		d.Pop(fr)
@@ -15978,10 +16230,14 @@ func (x *ClearToken) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ClearToken) Decode(d *asn1per.Decoder) error {
+	*x = ClearToken{}
+	return x.decode(d)
+}
+
+func (x *ClearToken) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ClearToken")
 	}
-	*x = ClearToken{}
 	pre, err := d.Bits(9)
 	if err != nil {
 		return asn1per.Wrap(err, "ClearToken")
@@ -16008,7 +16264,7 @@ func (x *ClearToken) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<5) != 0 {
 		x.Dhkey = new(DHset)
-		if err := x.Dhkey.Decode(d); err != nil {
+		if err := x.Dhkey.decode(d); err != nil {
 			return asn1per.Wrap(err, "dhkey")
 		}
 	}
@@ -16026,7 +16282,7 @@ func (x *ClearToken) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<2) != 0 {
 		x.Certificate = new(TypedCertificate)
-		if err := x.Certificate.Decode(d); err != nil {
+		if err := x.Certificate.decode(d); err != nil {
 			return asn1per.Wrap(err, "certificate")
 		}
 	}
@@ -16038,7 +16294,7 @@ func (x *ClearToken) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.NonStandard = new(H235NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	}
@@ -16056,7 +16312,7 @@ func (x *ClearToken) Decode(d *asn1per.Decoder) error {
 			}
 			x.Eckasdhkey = new(ECKASDH)
 			fr := d.Push(raw)
-			if err := x.Eckasdhkey.Decode(d); err != nil {
+			if err := x.Eckasdhkey.decode(d); err != nil {
 				return asn1per.Wrap(err, "eckasdhkey")
 			}
 			d.Pop(fr)
@@ -16080,7 +16336,7 @@ func (x *ClearToken) Decode(d *asn1per.Decoder) error {
 			}
 			x.H235Key = new(H235Key)
 			fr := d.Push(raw)
-			if err := x.H235Key.Decode(d); err != nil {
+			if err := x.H235Key.decode(d); err != nil {
 				return asn1per.Wrap(err, "h235Key")
 			}
 			d.Pop(fr)
@@ -16101,7 +16357,7 @@ func (x *ClearToken) Decode(d *asn1per.Decoder) error {
 				for range n335 {
 					var zero ProfileElement
 					x.ProfileInfo = append(x.ProfileInfo, zero)
-					if err := x.ProfileInfo[len(x.ProfileInfo)-1].Decode(d); err != nil {
+					if err := x.ProfileInfo[len(x.ProfileInfo)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "profileInfo")
 					}
 				}
@@ -16159,10 +16415,14 @@ func (x *ProfileElement) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ProfileElement) Decode(d *asn1per.Decoder) error {
+	*x = ProfileElement{}
+	return x.decode(d)
+}
+
+func (x *ProfileElement) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ProfileElement")
 	}
-	*x = ProfileElement{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "ProfileElement")
@@ -16177,13 +16437,13 @@ func (x *ProfileElement) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<1) != 0 {
 		x.ParamS = new(Params)
-		if err := x.ParamS.Decode(d); err != nil {
+		if err := x.ParamS.decode(d); err != nil {
 			return asn1per.Wrap(err, "paramS")
 		}
 	}
 	if pre&(1<<0) != 0 {
 		x.Element = new(Element)
-		if err := x.Element.Decode(d); err != nil {
+		if err := x.Element.decode(d); err != nil {
 			return asn1per.Wrap(err, "element")
 		}
 	}
@@ -16257,10 +16517,14 @@ func (x *Element) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *Element) Decode(d *asn1per.Decoder) error {
+	*x = Element{}
+	return x.decode(d)
+}
+
+func (x *Element) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "Element")
 	}
-	*x = Element{}
 	idx, err := d.Choice(5, true)
 	if err != nil {
 		return asn1per.Wrap(err, "Element")
@@ -16443,10 +16707,14 @@ func (x *Params) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *Params) Decode(d *asn1per.Decoder) error {
+	*x = Params{}
+	return x.decode(d)
+}
+
+func (x *Params) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "Params")
 	}
-	*x = Params{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "Params")
@@ -16635,10 +16903,14 @@ func (x *CryptoToken) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CryptoToken) Decode(d *asn1per.Decoder) error {
+	*x = CryptoToken{}
+	return x.decode(d)
+}
+
+func (x *CryptoToken) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CryptoToken")
 	}
-	*x = CryptoToken{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "CryptoToken")
@@ -16647,22 +16919,22 @@ func (x *CryptoToken) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.CryptoEncryptedToken = new(CryptoTokenCryptoEncryptedToken)
-		if err := x.CryptoEncryptedToken.Decode(d); err != nil {
+		if err := x.CryptoEncryptedToken.decode(d); err != nil {
 			return asn1per.Wrap(err, "cryptoEncryptedToken")
 		}
 	case 1:
 		x.CryptoSignedToken = new(CryptoTokenCryptoSignedToken)
-		if err := x.CryptoSignedToken.Decode(d); err != nil {
+		if err := x.CryptoSignedToken.decode(d); err != nil {
 			return asn1per.Wrap(err, "cryptoSignedToken")
 		}
 	case 2:
 		x.CryptoHashedToken = new(CryptoTokenCryptoHashedToken)
-		if err := x.CryptoHashedToken.Decode(d); err != nil {
+		if err := x.CryptoHashedToken.decode(d); err != nil {
 			return asn1per.Wrap(err, "cryptoHashedToken")
 		}
 	case 3:
 		x.CryptoPwdEncr = new(ENCRYPTEDEncodedPwdCertToken)
-		if err := x.CryptoPwdEncr.Decode(d); err != nil {
+		if err := x.CryptoPwdEncr.decode(d); err != nil {
 			return asn1per.Wrap(err, "cryptoPwdEncr")
 		}
 	default:
@@ -16738,10 +17010,14 @@ func (x *H235Key) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H235Key) Decode(d *asn1per.Decoder) error {
+	*x = H235Key{}
+	return x.decode(d)
+}
+
+func (x *H235Key) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H235Key")
 	}
-	*x = H235Key{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "H235Key")
@@ -16754,12 +17030,12 @@ func (x *H235Key) Decode(d *asn1per.Decoder) error {
 		}
 	case 1:
 		x.SharedSecret = new(ENCRYPTEDEncodedKeySyncMaterial)
-		if err := x.SharedSecret.Decode(d); err != nil {
+		if err := x.SharedSecret.decode(d); err != nil {
 			return asn1per.Wrap(err, "sharedSecret")
 		}
 	case 2:
 		x.CertProtectedKey = new(SIGNEDEncodedKeySignedMaterial)
-		if err := x.CertProtectedKey.Decode(d); err != nil {
+		if err := x.CertProtectedKey.decode(d); err != nil {
 			return asn1per.Wrap(err, "certProtectedKey")
 		}
 	case 3:
@@ -16769,7 +17045,7 @@ func (x *H235Key) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.SecureSharedSecret = new(V3KeySyncMaterial)
-		if err := x.SecureSharedSecret.Decode(d); err != nil {
+		if err := x.SecureSharedSecret.decode(d); err != nil {
 			return asn1per.Wrap(err, "secureSharedSecret")
 		}
 		d.Pop(fr)
@@ -16826,10 +17102,14 @@ func (x *KeySignedMaterial) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *KeySignedMaterial) Decode(d *asn1per.Decoder) error {
+	*x = KeySignedMaterial{}
+	return x.decode(d)
+}
+
+func (x *KeySignedMaterial) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "KeySignedMaterial")
 	}
-	*x = KeySignedMaterial{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "KeySignedMaterial")
@@ -16852,7 +17132,7 @@ func (x *KeySignedMaterial) Decode(d *asn1per.Decoder) error {
 			return asn1per.Wrap(err, "timeStamp")
 		}
 	}
-	if err := x.Encrptval.Decode(d); err != nil {
+	if err := x.Encrptval.decode(d); err != nil {
 		return asn1per.Wrap(err, "encrptval")
 	}
 	d.Leave()
@@ -16925,16 +17205,20 @@ func (x *H235CertificateSignature) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H235CertificateSignature) Decode(d *asn1per.Decoder) error {
+	*x = H235CertificateSignature{}
+	return x.decode(d)
+}
+
+func (x *H235CertificateSignature) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H235CertificateSignature")
 	}
-	*x = H235CertificateSignature{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "H235CertificateSignature")
 	}
 	ext := pre>>1 != 0
-	if err := x.Certificate.Decode(d); err != nil {
+	if err := x.Certificate.decode(d); err != nil {
 		return asn1per.Wrap(err, "certificate")
 	}
 	if err := x.ResponseRandom.Decode(d); err != nil {
@@ -16946,7 +17230,7 @@ func (x *H235CertificateSignature) Decode(d *asn1per.Decoder) error {
 			return asn1per.Wrap(err, "requesterRandom")
 		}
 	}
-	if err := x.Signature.Decode(d); err != nil {
+	if err := x.Signature.decode(d); err != nil {
 		return asn1per.Wrap(err, "signature")
 	}
 	if ext {
@@ -17001,10 +17285,14 @@ func (x *ReturnSig) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ReturnSig) Decode(d *asn1per.Decoder) error {
+	*x = ReturnSig{}
+	return x.decode(d)
+}
+
+func (x *ReturnSig) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ReturnSig")
 	}
-	*x = ReturnSig{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "ReturnSig")
@@ -17023,7 +17311,7 @@ func (x *ReturnSig) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.Certificate = new(TypedCertificate)
-		if err := x.Certificate.Decode(d); err != nil {
+		if err := x.Certificate.decode(d); err != nil {
 			return asn1per.Wrap(err, "certificate")
 		}
 	}
@@ -17085,10 +17373,14 @@ func (x *KeySyncMaterial) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *KeySyncMaterial) Decode(d *asn1per.Decoder) error {
+	*x = KeySyncMaterial{}
+	return x.decode(d)
+}
+
+func (x *KeySyncMaterial) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "KeySyncMaterial")
 	}
-	*x = KeySyncMaterial{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "KeySyncMaterial")
@@ -17239,10 +17531,14 @@ func (x *V3KeySyncMaterial) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *V3KeySyncMaterial) Decode(d *asn1per.Decoder) error {
+	*x = V3KeySyncMaterial{}
+	return x.decode(d)
+}
+
+func (x *V3KeySyncMaterial) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "V3KeySyncMaterial")
 	}
-	*x = V3KeySyncMaterial{}
 	pre, err := d.Bits(8)
 	if err != nil {
 		return asn1per.Wrap(err, "V3KeySyncMaterial")
@@ -17264,7 +17560,7 @@ func (x *V3KeySyncMaterial) Decode(d *asn1per.Decoder) error {
 			x.AlgorithmOID = asn1per.ObjectIdentifier(r)
 		}
 	}
-	if err := x.ParamS.Decode(d); err != nil {
+	if err := x.ParamS.decode(d); err != nil {
 		return asn1per.Wrap(err, "paramS")
 	}
 	if pre&(1<<4) != 0 {
@@ -17299,7 +17595,7 @@ func (x *V3KeySyncMaterial) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<1) != 0 {
 		x.ParamSsalt = new(Params)
-		if err := x.ParamSsalt.Decode(d); err != nil {
+		if err := x.ParamSsalt.decode(d); err != nil {
 			return asn1per.Wrap(err, "paramSsalt")
 		}
 	}
@@ -17377,10 +17673,14 @@ func (x *H323UserInformationUserData) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H323UserInformationUserData) Decode(d *asn1per.Decoder) error {
+	*x = H323UserInformationUserData{}
+	return x.decode(d)
+}
+
+func (x *H323UserInformationUserData) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H323UserInformationUserData")
 	}
-	*x = H323UserInformationUserData{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H323UserInformationUserData")
@@ -17563,10 +17863,14 @@ func (x *H323UUPDUH323MessageBody) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H323UUPDUH323MessageBody) Decode(d *asn1per.Decoder) error {
+	*x = H323UUPDUH323MessageBody{}
+	return x.decode(d)
+}
+
+func (x *H323UUPDUH323MessageBody) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H323UUPDUH323MessageBody")
 	}
-	*x = H323UUPDUH323MessageBody{}
 	idx, err := d.Choice(7, true)
 	if err != nil {
 		return asn1per.Wrap(err, "H323UUPDUH323MessageBody")
@@ -17575,37 +17879,37 @@ func (x *H323UUPDUH323MessageBody) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.Setup = new(SetupUUIE)
-		if err := x.Setup.Decode(d); err != nil {
+		if err := x.Setup.decode(d); err != nil {
 			return asn1per.Wrap(err, "setup")
 		}
 	case 1:
 		x.CallProceeding = new(CallProceedingUUIE)
-		if err := x.CallProceeding.Decode(d); err != nil {
+		if err := x.CallProceeding.decode(d); err != nil {
 			return asn1per.Wrap(err, "callProceeding")
 		}
 	case 2:
 		x.Connect = new(ConnectUUIE)
-		if err := x.Connect.Decode(d); err != nil {
+		if err := x.Connect.decode(d); err != nil {
 			return asn1per.Wrap(err, "connect")
 		}
 	case 3:
 		x.Alerting = new(AlertingUUIE)
-		if err := x.Alerting.Decode(d); err != nil {
+		if err := x.Alerting.decode(d); err != nil {
 			return asn1per.Wrap(err, "alerting")
 		}
 	case 4:
 		x.Information = new(InformationUUIE)
-		if err := x.Information.Decode(d); err != nil {
+		if err := x.Information.decode(d); err != nil {
 			return asn1per.Wrap(err, "information")
 		}
 	case 5:
 		x.ReleaseComplete = new(ReleaseCompleteUUIE)
-		if err := x.ReleaseComplete.Decode(d); err != nil {
+		if err := x.ReleaseComplete.decode(d); err != nil {
 			return asn1per.Wrap(err, "releaseComplete")
 		}
 	case 6:
 		x.Facility = new(FacilityUUIE)
-		if err := x.Facility.Decode(d); err != nil {
+		if err := x.Facility.decode(d); err != nil {
 			return asn1per.Wrap(err, "facility")
 		}
 	case 7:
@@ -17615,7 +17919,7 @@ func (x *H323UUPDUH323MessageBody) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.Progress = new(ProgressUUIE)
-		if err := x.Progress.Decode(d); err != nil {
+		if err := x.Progress.decode(d); err != nil {
 			return asn1per.Wrap(err, "progress")
 		}
 		d.Pop(fr)
@@ -17632,7 +17936,7 @@ func (x *H323UUPDUH323MessageBody) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.Status = new(StatusUUIE)
-		if err := x.Status.Decode(d); err != nil {
+		if err := x.Status.decode(d); err != nil {
 			return asn1per.Wrap(err, "status")
 		}
 		d.Pop(fr)
@@ -17643,7 +17947,7 @@ func (x *H323UUPDUH323MessageBody) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.StatusInquiry = new(StatusInquiryUUIE)
-		if err := x.StatusInquiry.Decode(d); err != nil {
+		if err := x.StatusInquiry.decode(d); err != nil {
 			return asn1per.Wrap(err, "statusInquiry")
 		}
 		d.Pop(fr)
@@ -17654,7 +17958,7 @@ func (x *H323UUPDUH323MessageBody) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.SetupAcknowledge = new(SetupAcknowledgeUUIE)
-		if err := x.SetupAcknowledge.Decode(d); err != nil {
+		if err := x.SetupAcknowledge.decode(d); err != nil {
 			return asn1per.Wrap(err, "setupAcknowledge")
 		}
 		d.Pop(fr)
@@ -17665,7 +17969,7 @@ func (x *H323UUPDUH323MessageBody) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.Notify = new(NotifyUUIE)
-		if err := x.Notify.Decode(d); err != nil {
+		if err := x.Notify.decode(d); err != nil {
 			return asn1per.Wrap(err, "notify")
 		}
 		d.Pop(fr)
@@ -17727,16 +18031,20 @@ func (x *H323UUPDUTunnelledSignallingMessage) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H323UUPDUTunnelledSignallingMessage) Decode(d *asn1per.Decoder) error {
+	*x = H323UUPDUTunnelledSignallingMessage{}
+	return x.decode(d)
+}
+
+func (x *H323UUPDUTunnelledSignallingMessage) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H323UUPDUTunnelledSignallingMessage")
 	}
-	*x = H323UUPDUTunnelledSignallingMessage{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "H323UUPDUTunnelledSignallingMessage")
 	}
 	ext := pre>>2 != 0
-	if err := x.TunnelledProtocolID.Decode(d); err != nil {
+	if err := x.TunnelledProtocolID.decode(d); err != nil {
 		return asn1per.Wrap(err, "tunnelledProtocolID")
 	}
 	{
@@ -17762,7 +18070,7 @@ func (x *H323UUPDUTunnelledSignallingMessage) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -17822,10 +18130,14 @@ func (x *SetupUUIEConferenceGoal) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *SetupUUIEConferenceGoal) Decode(d *asn1per.Decoder) error {
+	*x = SetupUUIEConferenceGoal{}
+	return x.decode(d)
+}
+
+func (x *SetupUUIEConferenceGoal) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "SetupUUIEConferenceGoal")
 	}
-	*x = SetupUUIEConferenceGoal{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "SetupUUIEConferenceGoal")
@@ -17895,15 +18207,19 @@ func (x *SetupUUIEConnectionParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *SetupUUIEConnectionParameters) Decode(d *asn1per.Decoder) error {
+	*x = SetupUUIEConnectionParameters{}
+	return x.decode(d)
+}
+
+func (x *SetupUUIEConnectionParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "SetupUUIEConnectionParameters")
 	}
-	*x = SetupUUIEConnectionParameters{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "SetupUUIEConnectionParameters")
 	}
-	if err := x.ConnectionType.Decode(d); err != nil {
+	if err := x.ConnectionType.decode(d); err != nil {
 		return asn1per.Wrap(err, "connectionType")
 	}
 	{
@@ -17913,7 +18229,7 @@ func (x *SetupUUIEConnectionParameters) Decode(d *asn1per.Decoder) error {
 		}
 		x.NumberOfScnConnections = int64(r)
 	}
-	if err := x.ConnectionAggregation.Decode(d); err != nil {
+	if err := x.ConnectionAggregation.decode(d); err != nil {
 		return asn1per.Wrap(err, "connectionAggregation")
 	}
 	if ext {
@@ -17953,10 +18269,14 @@ func (x *TransportAddressIpAddress) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *TransportAddressIpAddress) Decode(d *asn1per.Decoder) error {
+	*x = TransportAddressIpAddress{}
+	return x.decode(d)
+}
+
+func (x *TransportAddressIpAddress) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TransportAddressIpAddress")
 	}
-	*x = TransportAddressIpAddress{}
 	{
 		r, err := d.OctetString(4, 4, false)
 		if err != nil {
@@ -18021,10 +18341,14 @@ func (x *TransportAddressIpSourceRoute) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *TransportAddressIpSourceRoute) Decode(d *asn1per.Decoder) error {
+	*x = TransportAddressIpSourceRoute{}
+	return x.decode(d)
+}
+
+func (x *TransportAddressIpSourceRoute) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TransportAddressIpSourceRoute")
 	}
-	*x = TransportAddressIpSourceRoute{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "TransportAddressIpSourceRoute")
@@ -18061,7 +18385,7 @@ func (x *TransportAddressIpSourceRoute) Decode(d *asn1per.Decoder) error {
 			}
 		}
 	}
-	if err := x.Routing.Decode(d); err != nil {
+	if err := x.Routing.decode(d); err != nil {
 		return asn1per.Wrap(err, "routing")
 	}
 	if ext {
@@ -18105,10 +18429,14 @@ func (x *TransportAddressIpxAddress) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *TransportAddressIpxAddress) Decode(d *asn1per.Decoder) error {
+	*x = TransportAddressIpxAddress{}
+	return x.decode(d)
+}
+
+func (x *TransportAddressIpxAddress) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TransportAddressIpxAddress")
 	}
-	*x = TransportAddressIpxAddress{}
 	{
 		r, err := d.OctetString(6, 6, false)
 		if err != nil {
@@ -18167,10 +18495,14 @@ func (x *TransportAddressIp6Address) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *TransportAddressIp6Address) Decode(d *asn1per.Decoder) error {
+	*x = TransportAddressIp6Address{}
+	return x.decode(d)
+}
+
+func (x *TransportAddressIp6Address) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TransportAddressIp6Address")
 	}
-	*x = TransportAddressIp6Address{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "TransportAddressIp6Address")
@@ -18246,10 +18578,14 @@ func (x *TunnelledProtocolId) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *TunnelledProtocolId) Decode(d *asn1per.Decoder) error {
+	*x = TunnelledProtocolId{}
+	return x.decode(d)
+}
+
+func (x *TunnelledProtocolId) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TunnelledProtocolId")
 	}
-	*x = TunnelledProtocolId{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "TunnelledProtocolId")
@@ -18266,7 +18602,7 @@ func (x *TunnelledProtocolId) Decode(d *asn1per.Decoder) error {
 		}
 	case 1:
 		x.TunnelledProtocolAlternateID = new(TunnelledProtocolAlternateIdentifier)
-		if err := x.TunnelledProtocolAlternateID.Decode(d); err != nil {
+		if err := x.TunnelledProtocolAlternateID.decode(d); err != nil {
 			return asn1per.Wrap(err, "tunnelledProtocolAlternateID")
 		}
 	default:
@@ -18302,14 +18638,18 @@ func (x *AddressPatternRange) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *AddressPatternRange) Decode(d *asn1per.Decoder) error {
+	*x = AddressPatternRange{}
+	return x.decode(d)
+}
+
+func (x *AddressPatternRange) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "AddressPatternRange")
 	}
-	*x = AddressPatternRange{}
-	if err := x.StartOfRange.Decode(d); err != nil {
+	if err := x.StartOfRange.decode(d); err != nil {
 		return asn1per.Wrap(err, "startOfRange")
 	}
-	if err := x.EndOfRange.Decode(d); err != nil {
+	if err := x.EndOfRange.decode(d); err != nil {
 		return asn1per.Wrap(err, "endOfRange")
 	}
 	d.Leave()
@@ -18355,10 +18695,14 @@ func (x *ANSI41UIMSystemId) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ANSI41UIMSystemId) Decode(d *asn1per.Decoder) error {
+	*x = ANSI41UIMSystemId{}
+	return x.decode(d)
+}
+
+func (x *ANSI41UIMSystemId) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ANSI41UIMSystemId")
 	}
-	*x = ANSI41UIMSystemId{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "ANSI41UIMSystemId")
@@ -18418,17 +18762,21 @@ func (x *CryptoH323TokenCryptoEPPwdHash) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CryptoH323TokenCryptoEPPwdHash) Decode(d *asn1per.Decoder) error {
+	*x = CryptoH323TokenCryptoEPPwdHash{}
+	return x.decode(d)
+}
+
+func (x *CryptoH323TokenCryptoEPPwdHash) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CryptoH323TokenCryptoEPPwdHash")
 	}
-	*x = CryptoH323TokenCryptoEPPwdHash{}
-	if err := x.Alias.Decode(d); err != nil {
+	if err := x.Alias.decode(d); err != nil {
 		return asn1per.Wrap(err, "alias")
 	}
 	if err := x.TimeStamp.Decode(d); err != nil {
 		return asn1per.Wrap(err, "timeStamp")
 	}
-	if err := x.Token.Decode(d); err != nil {
+	if err := x.Token.decode(d); err != nil {
 		return asn1per.Wrap(err, "token")
 	}
 	d.Leave()
@@ -18461,17 +18809,21 @@ func (x *CryptoH323TokenCryptoGKPwdHash) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CryptoH323TokenCryptoGKPwdHash) Decode(d *asn1per.Decoder) error {
+	*x = CryptoH323TokenCryptoGKPwdHash{}
+	return x.decode(d)
+}
+
+func (x *CryptoH323TokenCryptoGKPwdHash) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CryptoH323TokenCryptoGKPwdHash")
 	}
-	*x = CryptoH323TokenCryptoGKPwdHash{}
 	if err := x.GatekeeperId.Decode(d); err != nil {
 		return asn1per.Wrap(err, "gatekeeperId")
 	}
 	if err := x.TimeStamp.Decode(d); err != nil {
 		return asn1per.Wrap(err, "timeStamp")
 	}
-	if err := x.Token.Decode(d); err != nil {
+	if err := x.Token.decode(d); err != nil {
 		return asn1per.Wrap(err, "token")
 	}
 	d.Leave()
@@ -18504,10 +18856,14 @@ func (x *ENCRYPTEDEncodedPwdCertToken) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ENCRYPTEDEncodedPwdCertToken) Decode(d *asn1per.Decoder) error {
+	*x = ENCRYPTEDEncodedPwdCertToken{}
+	return x.decode(d)
+}
+
+func (x *ENCRYPTEDEncodedPwdCertToken) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ENCRYPTEDEncodedPwdCertToken")
 	}
-	*x = ENCRYPTEDEncodedPwdCertToken{}
 	{
 		r, err := d.ObjectIdentifier()
 		if err != nil {
@@ -18515,7 +18871,7 @@ func (x *ENCRYPTEDEncodedPwdCertToken) Decode(d *asn1per.Decoder) error {
 		}
 		x.AlgorithmOID = asn1per.ObjectIdentifier(r)
 	}
-	if err := x.ParamS.Decode(d); err != nil {
+	if err := x.ParamS.decode(d); err != nil {
 		return asn1per.Wrap(err, "paramS")
 	}
 	{
@@ -18559,10 +18915,14 @@ func (x *SIGNEDEncodedPwdCertToken) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *SIGNEDEncodedPwdCertToken) Decode(d *asn1per.Decoder) error {
+	*x = SIGNEDEncodedPwdCertToken{}
+	return x.decode(d)
+}
+
+func (x *SIGNEDEncodedPwdCertToken) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "SIGNEDEncodedPwdCertToken")
 	}
-	*x = SIGNEDEncodedPwdCertToken{}
 	if err := x.ToBeSigned.Decode(d); err != nil {
 		return asn1per.Wrap(err, "toBeSigned")
 	}
@@ -18573,7 +18933,7 @@ func (x *SIGNEDEncodedPwdCertToken) Decode(d *asn1per.Decoder) error {
 		}
 		x.AlgorithmOID = asn1per.ObjectIdentifier(r)
 	}
-	if err := x.ParamS.Decode(d); err != nil {
+	if err := x.ParamS.decode(d); err != nil {
 		return asn1per.Wrap(err, "paramS")
 	}
 	{
@@ -18617,10 +18977,14 @@ func (x *SIGNEDEncodedFastStartToken) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *SIGNEDEncodedFastStartToken) Decode(d *asn1per.Decoder) error {
+	*x = SIGNEDEncodedFastStartToken{}
+	return x.decode(d)
+}
+
+func (x *SIGNEDEncodedFastStartToken) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "SIGNEDEncodedFastStartToken")
 	}
-	*x = SIGNEDEncodedFastStartToken{}
 	if err := x.ToBeSigned.Decode(d); err != nil {
 		return asn1per.Wrap(err, "toBeSigned")
 	}
@@ -18631,7 +18995,7 @@ func (x *SIGNEDEncodedFastStartToken) Decode(d *asn1per.Decoder) error {
 		}
 		x.AlgorithmOID = asn1per.ObjectIdentifier(r)
 	}
-	if err := x.ParamS.Decode(d); err != nil {
+	if err := x.ParamS.decode(d); err != nil {
 		return asn1per.Wrap(err, "paramS")
 	}
 	{
@@ -18674,10 +19038,14 @@ func (x *CapacityReportingSpecificationWhen) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CapacityReportingSpecificationWhen) Decode(d *asn1per.Decoder) error {
+	*x = CapacityReportingSpecificationWhen{}
+	return x.decode(d)
+}
+
+func (x *CapacityReportingSpecificationWhen) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CapacityReportingSpecificationWhen")
 	}
-	*x = CapacityReportingSpecificationWhen{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "CapacityReportingSpecificationWhen")
@@ -18737,10 +19105,14 @@ func (x *ServiceControlSessionReason) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ServiceControlSessionReason) Decode(d *asn1per.Decoder) error {
+	*x = ServiceControlSessionReason{}
+	return x.decode(d)
+}
+
+func (x *ServiceControlSessionReason) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ServiceControlSessionReason")
 	}
-	*x = ServiceControlSessionReason{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "ServiceControlSessionReason")
@@ -18792,10 +19164,14 @@ func (x *RasUsageSpecificationWhen) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RasUsageSpecificationWhen) Decode(d *asn1per.Decoder) error {
+	*x = RasUsageSpecificationWhen{}
+	return x.decode(d)
+}
+
+func (x *RasUsageSpecificationWhen) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RasUsageSpecificationWhen")
 	}
-	*x = RasUsageSpecificationWhen{}
 	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "RasUsageSpecificationWhen")
@@ -18854,10 +19230,14 @@ func (x *RasUsageSpecificationCallStartingPoint) Encode(e *asn1per.Encoder) erro
 
 // Decode reads x from ALIGNED PER.
 func (x *RasUsageSpecificationCallStartingPoint) Decode(d *asn1per.Decoder) error {
+	*x = RasUsageSpecificationCallStartingPoint{}
+	return x.decode(d)
+}
+
+func (x *RasUsageSpecificationCallStartingPoint) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RasUsageSpecificationCallStartingPoint")
 	}
-	*x = RasUsageSpecificationCallStartingPoint{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "RasUsageSpecificationCallStartingPoint")
@@ -18915,10 +19295,14 @@ func (x *CallCreditServiceControlBillingMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CallCreditServiceControlBillingMode) Decode(d *asn1per.Decoder) error {
+	*x = CallCreditServiceControlBillingMode{}
+	return x.decode(d)
+}
+
+func (x *CallCreditServiceControlBillingMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CallCreditServiceControlBillingMode")
 	}
-	*x = CallCreditServiceControlBillingMode{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "CallCreditServiceControlBillingMode")
@@ -18969,10 +19353,14 @@ func (x *CallCreditServiceControlCallStartingPoint) Encode(e *asn1per.Encoder) e
 
 // Decode reads x from ALIGNED PER.
 func (x *CallCreditServiceControlCallStartingPoint) Decode(d *asn1per.Decoder) error {
+	*x = CallCreditServiceControlCallStartingPoint{}
+	return x.decode(d)
+}
+
+func (x *CallCreditServiceControlCallStartingPoint) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CallCreditServiceControlCallStartingPoint")
 	}
-	*x = CallCreditServiceControlCallStartingPoint{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "CallCreditServiceControlCallStartingPoint")
@@ -19070,10 +19458,14 @@ func (x *RegistrationConfirmPreGrantedARQ) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RegistrationConfirmPreGrantedARQ) Decode(d *asn1per.Decoder) error {
+	*x = RegistrationConfirmPreGrantedARQ{}
+	return x.decode(d)
+}
+
+func (x *RegistrationConfirmPreGrantedARQ) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RegistrationConfirmPreGrantedARQ")
 	}
-	*x = RegistrationConfirmPreGrantedARQ{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "RegistrationConfirmPreGrantedARQ")
@@ -19148,7 +19540,7 @@ func (x *RegistrationConfirmPreGrantedARQ) Decode(d *asn1per.Decoder) error {
 			}
 			x.AlternateTransportAddresses = new(AlternateTransportAddresses)
 			fr := d.Push(raw)
-			if err := x.AlternateTransportAddresses.Decode(d); err != nil {
+			if err := x.AlternateTransportAddresses.decode(d); err != nil {
 				return asn1per.Wrap(err, "alternateTransportAddresses")
 			}
 			d.Pop(fr)
@@ -19160,7 +19552,7 @@ func (x *RegistrationConfirmPreGrantedARQ) Decode(d *asn1per.Decoder) error {
 			}
 			x.UseSpecifiedTransport = new(UseSpecifiedTransport)
 			fr := d.Push(raw)
-			if err := x.UseSpecifiedTransport.Decode(d); err != nil {
+			if err := x.UseSpecifiedTransport.decode(d); err != nil {
 				return asn1per.Wrap(err, "useSpecifiedTransport")
 			}
 			d.Pop(fr)
@@ -19237,10 +19629,14 @@ func (x *RegistrationRejectReasonInvalidTerminalAliases) Encode(e *asn1per.Encod
 
 // Decode reads x from ALIGNED PER.
 func (x *RegistrationRejectReasonInvalidTerminalAliases) Decode(d *asn1per.Decoder) error {
+	*x = RegistrationRejectReasonInvalidTerminalAliases{}
+	return x.decode(d)
+}
+
+func (x *RegistrationRejectReasonInvalidTerminalAliases) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RegistrationRejectReasonInvalidTerminalAliases")
 	}
-	*x = RegistrationRejectReasonInvalidTerminalAliases{}
 	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "RegistrationRejectReasonInvalidTerminalAliases")
@@ -19257,7 +19653,7 @@ func (x *RegistrationRejectReasonInvalidTerminalAliases) Decode(d *asn1per.Decod
 			for range n343 {
 				var zero AliasAddress
 				x.TerminalAlias = append(x.TerminalAlias, zero)
-				if err := x.TerminalAlias[len(x.TerminalAlias)-1].Decode(d); err != nil {
+				if err := x.TerminalAlias[len(x.TerminalAlias)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "terminalAlias")
 				}
 			}
@@ -19274,7 +19670,7 @@ func (x *RegistrationRejectReasonInvalidTerminalAliases) Decode(d *asn1per.Decod
 			for range n344 {
 				var zero AddressPattern
 				x.TerminalAliasPattern = append(x.TerminalAliasPattern, zero)
-				if err := x.TerminalAliasPattern[len(x.TerminalAliasPattern)-1].Decode(d); err != nil {
+				if err := x.TerminalAliasPattern[len(x.TerminalAliasPattern)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "terminalAliasPattern")
 				}
 			}
@@ -19291,7 +19687,7 @@ func (x *RegistrationRejectReasonInvalidTerminalAliases) Decode(d *asn1per.Decod
 			for range n345 {
 				var zero SupportedPrefix
 				x.SupportedPrefixes = append(x.SupportedPrefixes, zero)
-				if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].Decode(d); err != nil {
+				if err := x.SupportedPrefixes[len(x.SupportedPrefixes)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "supportedPrefixes")
 				}
 			}
@@ -19516,10 +19912,14 @@ func (x *InfoRequestResponsePerCallInfo) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
+	*x = InfoRequestResponsePerCallInfo{}
+	return x.decode(d)
+}
+
+func (x *InfoRequestResponsePerCallInfo) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "InfoRequestResponsePerCallInfo")
 	}
-	*x = InfoRequestResponsePerCallInfo{}
 	pre, err := d.Bits(6)
 	if err != nil {
 		return asn1per.Wrap(err, "InfoRequestResponsePerCallInfo")
@@ -19527,7 +19927,7 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 	ext := pre>>5 != 0
 	if pre&(1<<4) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -19558,7 +19958,7 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 			for range n353 {
 				var zero RTPSession
 				x.Audio = append(x.Audio, zero)
-				if err := x.Audio[len(x.Audio)-1].Decode(d); err != nil {
+				if err := x.Audio[len(x.Audio)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "audio")
 				}
 			}
@@ -19575,7 +19975,7 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 			for range n354 {
 				var zero RTPSession
 				x.Video = append(x.Video, zero)
-				if err := x.Video[len(x.Video)-1].Decode(d); err != nil {
+				if err := x.Video[len(x.Video)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "video")
 				}
 			}
@@ -19592,25 +19992,25 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 			for range n355 {
 				var zero TransportChannelInfo
 				x.Data = append(x.Data, zero)
-				if err := x.Data[len(x.Data)-1].Decode(d); err != nil {
+				if err := x.Data[len(x.Data)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "data")
 				}
 			}
 		}
 	}
-	if err := x.H245.Decode(d); err != nil {
+	if err := x.H245.decode(d); err != nil {
 		return asn1per.Wrap(err, "h245")
 	}
-	if err := x.CallSignalling.Decode(d); err != nil {
+	if err := x.CallSignalling.decode(d); err != nil {
 		return asn1per.Wrap(err, "callSignalling")
 	}
-	if err := x.CallType.Decode(d); err != nil {
+	if err := x.CallType.decode(d); err != nil {
 		return asn1per.Wrap(err, "callType")
 	}
 	if err := x.BandWidth.Decode(d); err != nil {
 		return asn1per.Wrap(err, "bandWidth")
 	}
-	if err := x.CallModel.Decode(d); err != nil {
+	if err := x.CallModel.decode(d); err != nil {
 		return asn1per.Wrap(err, "callModel")
 	}
 	if ext {
@@ -19627,7 +20027,7 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 			}
 			x.CallIdentifier = new(CallIdentifier)
 			fr := d.Push(raw)
-			if err := x.CallIdentifier.Decode(d); err != nil {
+			if err := x.CallIdentifier.decode(d); err != nil {
 				return asn1per.Wrap(err, "callIdentifier")
 			}
 			d.Pop(fr)
@@ -19648,7 +20048,7 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 				for range n356 {
 					var zero ClearToken
 					x.Tokens = append(x.Tokens, zero)
-					if err := x.Tokens[len(x.Tokens)-1].Decode(d); err != nil {
+					if err := x.Tokens[len(x.Tokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "tokens")
 					}
 				}
@@ -19671,7 +20071,7 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 				for range n357 {
 					var zero CryptoH323Token
 					x.CryptoTokens = append(x.CryptoTokens, zero)
-					if err := x.CryptoTokens[len(x.CryptoTokens)-1].Decode(d); err != nil {
+					if err := x.CryptoTokens[len(x.CryptoTokens)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "cryptoTokens")
 					}
 				}
@@ -19717,7 +20117,7 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 				for range n359 {
 					var zero InfoRequestResponsePerCallInfoPdu
 					x.Pdu = append(x.Pdu, zero)
-					if err := x.Pdu[len(x.Pdu)-1].Decode(d); err != nil {
+					if err := x.Pdu[len(x.Pdu)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "pdu")
 					}
 				}
@@ -19731,7 +20131,7 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 			}
 			x.CallLinkage = new(CallLinkage)
 			fr := d.Push(raw)
-			if err := x.CallLinkage.Decode(d); err != nil {
+			if err := x.CallLinkage.decode(d); err != nil {
 				return asn1per.Wrap(err, "callLinkage")
 			}
 			d.Pop(fr)
@@ -19743,7 +20143,7 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 			}
 			x.UsageInformation = new(RasUsageInformation)
 			fr := d.Push(raw)
-			if err := x.UsageInformation.Decode(d); err != nil {
+			if err := x.UsageInformation.decode(d); err != nil {
 				return asn1per.Wrap(err, "usageInformation")
 			}
 			d.Pop(fr)
@@ -19755,7 +20155,7 @@ func (x *InfoRequestResponsePerCallInfo) Decode(d *asn1per.Decoder) error {
 			}
 			x.CircuitInfo = new(CircuitInfo)
 			fr := d.Push(raw)
-			if err := x.CircuitInfo.Decode(d); err != nil {
+			if err := x.CircuitInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "circuitInfo")
 			}
 			d.Pop(fr)
@@ -19803,15 +20203,19 @@ func (x *ServiceControlIndicationCallSpecific) Encode(e *asn1per.Encoder) error 
 
 // Decode reads x from ALIGNED PER.
 func (x *ServiceControlIndicationCallSpecific) Decode(d *asn1per.Decoder) error {
+	*x = ServiceControlIndicationCallSpecific{}
+	return x.decode(d)
+}
+
+func (x *ServiceControlIndicationCallSpecific) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ServiceControlIndicationCallSpecific")
 	}
-	*x = ServiceControlIndicationCallSpecific{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "ServiceControlIndicationCallSpecific")
 	}
-	if err := x.CallIdentifier.Decode(d); err != nil {
+	if err := x.CallIdentifier.decode(d); err != nil {
 		return asn1per.Wrap(err, "callIdentifier")
 	}
 	if err := x.ConferenceID.Decode(d); err != nil {
@@ -19876,10 +20280,14 @@ func (x *ServiceControlResponseResult) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ServiceControlResponseResult) Decode(d *asn1per.Decoder) error {
+	*x = ServiceControlResponseResult{}
+	return x.decode(d)
+}
+
+func (x *ServiceControlResponseResult) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ServiceControlResponseResult")
 	}
-	*x = ServiceControlResponseResult{}
 	idx, err := d.Choice(5, true)
 	if err != nil {
 		return asn1per.Wrap(err, "ServiceControlResponseResult")
@@ -19936,11 +20344,15 @@ func (x *ECKASDHEckasdhp) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ECKASDHEckasdhp) Decode(d *asn1per.Decoder) error {
+	*x = ECKASDHEckasdhp{}
+	return x.decode(d)
+}
+
+func (x *ECKASDHEckasdhp) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ECKASDHEckasdhp")
 	}
-	*x = ECKASDHEckasdhp{}
-	if err := x.PublicKey.Decode(d); err != nil {
+	if err := x.PublicKey.decode(d); err != nil {
 		return asn1per.Wrap(err, "public-key")
 	}
 	{
@@ -19950,7 +20362,7 @@ func (x *ECKASDHEckasdhp) Decode(d *asn1per.Decoder) error {
 		}
 		x.Modulus = asn1per.BitString(r)
 	}
-	if err := x.Base.Decode(d); err != nil {
+	if err := x.Base.decode(d); err != nil {
 		return asn1per.Wrap(err, "base")
 	}
 	{
@@ -20005,11 +20417,15 @@ func (x *ECKASDHEckasdh2) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ECKASDHEckasdh2) Decode(d *asn1per.Decoder) error {
+	*x = ECKASDHEckasdh2{}
+	return x.decode(d)
+}
+
+func (x *ECKASDHEckasdh2) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ECKASDHEckasdh2")
 	}
-	*x = ECKASDHEckasdh2{}
-	if err := x.PublicKey.Decode(d); err != nil {
+	if err := x.PublicKey.decode(d); err != nil {
 		return asn1per.Wrap(err, "public-key")
 	}
 	{
@@ -20019,7 +20435,7 @@ func (x *ECKASDHEckasdh2) Decode(d *asn1per.Decoder) error {
 		}
 		x.FieldSize = asn1per.BitString(r)
 	}
-	if err := x.Base.Decode(d); err != nil {
+	if err := x.Base.decode(d); err != nil {
 		return asn1per.Wrap(err, "base")
 	}
 	{
@@ -20062,10 +20478,14 @@ func (x *CryptoTokenCryptoEncryptedToken) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CryptoTokenCryptoEncryptedToken) Decode(d *asn1per.Decoder) error {
+	*x = CryptoTokenCryptoEncryptedToken{}
+	return x.decode(d)
+}
+
+func (x *CryptoTokenCryptoEncryptedToken) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CryptoTokenCryptoEncryptedToken")
 	}
-	*x = CryptoTokenCryptoEncryptedToken{}
 	{
 		r, err := d.ObjectIdentifier()
 		if err != nil {
@@ -20073,7 +20493,7 @@ func (x *CryptoTokenCryptoEncryptedToken) Decode(d *asn1per.Decoder) error {
 		}
 		x.TokenOID = asn1per.ObjectIdentifier(r)
 	}
-	if err := x.Token.Decode(d); err != nil {
+	if err := x.Token.decode(d); err != nil {
 		return asn1per.Wrap(err, "token")
 	}
 	d.Leave()
@@ -20102,10 +20522,14 @@ func (x *CryptoTokenCryptoSignedToken) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CryptoTokenCryptoSignedToken) Decode(d *asn1per.Decoder) error {
+	*x = CryptoTokenCryptoSignedToken{}
+	return x.decode(d)
+}
+
+func (x *CryptoTokenCryptoSignedToken) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CryptoTokenCryptoSignedToken")
 	}
-	*x = CryptoTokenCryptoSignedToken{}
 	{
 		r, err := d.ObjectIdentifier()
 		if err != nil {
@@ -20113,7 +20537,7 @@ func (x *CryptoTokenCryptoSignedToken) Decode(d *asn1per.Decoder) error {
 		}
 		x.TokenOID = asn1per.ObjectIdentifier(r)
 	}
-	if err := x.Token.Decode(d); err != nil {
+	if err := x.Token.decode(d); err != nil {
 		return asn1per.Wrap(err, "token")
 	}
 	d.Leave()

@@ -69,10 +69,14 @@ func (x *MultimediaSystemControlMessage) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultimediaSystemControlMessage) Decode(d *asn1per.Decoder) error {
+	*x = MultimediaSystemControlMessage{}
+	return x.decode(d)
+}
+
+func (x *MultimediaSystemControlMessage) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultimediaSystemControlMessage")
 	}
-	*x = MultimediaSystemControlMessage{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MultimediaSystemControlMessage")
@@ -81,22 +85,22 @@ func (x *MultimediaSystemControlMessage) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.Request = new(RequestMessage)
-		if err := x.Request.Decode(d); err != nil {
+		if err := x.Request.decode(d); err != nil {
 			return asn1per.Wrap(err, "request")
 		}
 	case 1:
 		x.Response = new(ResponseMessage)
-		if err := x.Response.Decode(d); err != nil {
+		if err := x.Response.decode(d); err != nil {
 			return asn1per.Wrap(err, "response")
 		}
 	case 2:
 		x.Command = new(CommandMessage)
-		if err := x.Command.Decode(d); err != nil {
+		if err := x.Command.decode(d); err != nil {
 			return asn1per.Wrap(err, "command")
 		}
 	case 3:
 		x.Indication = new(IndicationMessage)
-		if err := x.Indication.Decode(d); err != nil {
+		if err := x.Indication.decode(d); err != nil {
 			return asn1per.Wrap(err, "indication")
 		}
 	default:
@@ -291,10 +295,14 @@ func (x *RequestMessage) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RequestMessage) Decode(d *asn1per.Decoder) error {
+	*x = RequestMessage{}
+	return x.decode(d)
+}
+
+func (x *RequestMessage) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RequestMessage")
 	}
-	*x = RequestMessage{}
 	idx, err := d.Choice(11, true)
 	if err != nil {
 		return asn1per.Wrap(err, "RequestMessage")
@@ -303,57 +311,57 @@ func (x *RequestMessage) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardMessage)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
 		x.MasterSlaveDetermination = new(MasterSlaveDetermination)
-		if err := x.MasterSlaveDetermination.Decode(d); err != nil {
+		if err := x.MasterSlaveDetermination.decode(d); err != nil {
 			return asn1per.Wrap(err, "masterSlaveDetermination")
 		}
 	case 2:
 		x.TerminalCapabilitySet = new(TerminalCapabilitySet)
-		if err := x.TerminalCapabilitySet.Decode(d); err != nil {
+		if err := x.TerminalCapabilitySet.decode(d); err != nil {
 			return asn1per.Wrap(err, "terminalCapabilitySet")
 		}
 	case 3:
 		x.OpenLogicalChannel = new(OpenLogicalChannel)
-		if err := x.OpenLogicalChannel.Decode(d); err != nil {
+		if err := x.OpenLogicalChannel.decode(d); err != nil {
 			return asn1per.Wrap(err, "openLogicalChannel")
 		}
 	case 4:
 		x.CloseLogicalChannel = new(CloseLogicalChannel)
-		if err := x.CloseLogicalChannel.Decode(d); err != nil {
+		if err := x.CloseLogicalChannel.decode(d); err != nil {
 			return asn1per.Wrap(err, "closeLogicalChannel")
 		}
 	case 5:
 		x.RequestChannelClose = new(RequestChannelClose)
-		if err := x.RequestChannelClose.Decode(d); err != nil {
+		if err := x.RequestChannelClose.decode(d); err != nil {
 			return asn1per.Wrap(err, "requestChannelClose")
 		}
 	case 6:
 		x.MultiplexEntrySend = new(MultiplexEntrySend)
-		if err := x.MultiplexEntrySend.Decode(d); err != nil {
+		if err := x.MultiplexEntrySend.decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplexEntrySend")
 		}
 	case 7:
 		x.RequestMultiplexEntry = new(RequestMultiplexEntry)
-		if err := x.RequestMultiplexEntry.Decode(d); err != nil {
+		if err := x.RequestMultiplexEntry.decode(d); err != nil {
 			return asn1per.Wrap(err, "requestMultiplexEntry")
 		}
 	case 8:
 		x.RequestMode = new(RequestMode)
-		if err := x.RequestMode.Decode(d); err != nil {
+		if err := x.RequestMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "requestMode")
 		}
 	case 9:
 		x.RoundTripDelayRequest = new(RoundTripDelayRequest)
-		if err := x.RoundTripDelayRequest.Decode(d); err != nil {
+		if err := x.RoundTripDelayRequest.decode(d); err != nil {
 			return asn1per.Wrap(err, "roundTripDelayRequest")
 		}
 	case 10:
 		x.MaintenanceLoopRequest = new(MaintenanceLoopRequest)
-		if err := x.MaintenanceLoopRequest.Decode(d); err != nil {
+		if err := x.MaintenanceLoopRequest.decode(d); err != nil {
 			return asn1per.Wrap(err, "maintenanceLoopRequest")
 		}
 	case 11:
@@ -363,7 +371,7 @@ func (x *RequestMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.CommunicationModeRequest = new(CommunicationModeRequest)
-		if err := x.CommunicationModeRequest.Decode(d); err != nil {
+		if err := x.CommunicationModeRequest.decode(d); err != nil {
 			return asn1per.Wrap(err, "communicationModeRequest")
 		}
 		d.Pop(fr)
@@ -374,7 +382,7 @@ func (x *RequestMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.ConferenceRequest = new(ConferenceRequest)
-		if err := x.ConferenceRequest.Decode(d); err != nil {
+		if err := x.ConferenceRequest.decode(d); err != nil {
 			return asn1per.Wrap(err, "conferenceRequest")
 		}
 		d.Pop(fr)
@@ -385,7 +393,7 @@ func (x *RequestMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.MultilinkRequest = new(MultilinkRequest)
-		if err := x.MultilinkRequest.Decode(d); err != nil {
+		if err := x.MultilinkRequest.decode(d); err != nil {
 			return asn1per.Wrap(err, "multilinkRequest")
 		}
 		d.Pop(fr)
@@ -396,7 +404,7 @@ func (x *RequestMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.LogicalChannelRateRequest = new(LogicalChannelRateRequest)
-		if err := x.LogicalChannelRateRequest.Decode(d); err != nil {
+		if err := x.LogicalChannelRateRequest.decode(d); err != nil {
 			return asn1per.Wrap(err, "logicalChannelRateRequest")
 		}
 		d.Pop(fr)
@@ -407,7 +415,7 @@ func (x *RequestMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.GenericRequest = new(GenericMessage)
-		if err := x.GenericRequest.Decode(d); err != nil {
+		if err := x.GenericRequest.decode(d); err != nil {
 			return asn1per.Wrap(err, "genericRequest")
 		}
 		d.Pop(fr)
@@ -686,10 +694,14 @@ func (x *ResponseMessage) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ResponseMessage) Decode(d *asn1per.Decoder) error {
+	*x = ResponseMessage{}
+	return x.decode(d)
+}
+
+func (x *ResponseMessage) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ResponseMessage")
 	}
-	*x = ResponseMessage{}
 	idx, err := d.Choice(19, true)
 	if err != nil {
 		return asn1per.Wrap(err, "ResponseMessage")
@@ -698,97 +710,97 @@ func (x *ResponseMessage) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardMessage)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
 		x.MasterSlaveDeterminationAck = new(MasterSlaveDeterminationAck)
-		if err := x.MasterSlaveDeterminationAck.Decode(d); err != nil {
+		if err := x.MasterSlaveDeterminationAck.decode(d); err != nil {
 			return asn1per.Wrap(err, "masterSlaveDeterminationAck")
 		}
 	case 2:
 		x.MasterSlaveDeterminationReject = new(MasterSlaveDeterminationReject)
-		if err := x.MasterSlaveDeterminationReject.Decode(d); err != nil {
+		if err := x.MasterSlaveDeterminationReject.decode(d); err != nil {
 			return asn1per.Wrap(err, "masterSlaveDeterminationReject")
 		}
 	case 3:
 		x.TerminalCapabilitySetAck = new(TerminalCapabilitySetAck)
-		if err := x.TerminalCapabilitySetAck.Decode(d); err != nil {
+		if err := x.TerminalCapabilitySetAck.decode(d); err != nil {
 			return asn1per.Wrap(err, "terminalCapabilitySetAck")
 		}
 	case 4:
 		x.TerminalCapabilitySetReject = new(TerminalCapabilitySetReject)
-		if err := x.TerminalCapabilitySetReject.Decode(d); err != nil {
+		if err := x.TerminalCapabilitySetReject.decode(d); err != nil {
 			return asn1per.Wrap(err, "terminalCapabilitySetReject")
 		}
 	case 5:
 		x.OpenLogicalChannelAck = new(OpenLogicalChannelAck)
-		if err := x.OpenLogicalChannelAck.Decode(d); err != nil {
+		if err := x.OpenLogicalChannelAck.decode(d); err != nil {
 			return asn1per.Wrap(err, "openLogicalChannelAck")
 		}
 	case 6:
 		x.OpenLogicalChannelReject = new(OpenLogicalChannelReject)
-		if err := x.OpenLogicalChannelReject.Decode(d); err != nil {
+		if err := x.OpenLogicalChannelReject.decode(d); err != nil {
 			return asn1per.Wrap(err, "openLogicalChannelReject")
 		}
 	case 7:
 		x.CloseLogicalChannelAck = new(CloseLogicalChannelAck)
-		if err := x.CloseLogicalChannelAck.Decode(d); err != nil {
+		if err := x.CloseLogicalChannelAck.decode(d); err != nil {
 			return asn1per.Wrap(err, "closeLogicalChannelAck")
 		}
 	case 8:
 		x.RequestChannelCloseAck = new(RequestChannelCloseAck)
-		if err := x.RequestChannelCloseAck.Decode(d); err != nil {
+		if err := x.RequestChannelCloseAck.decode(d); err != nil {
 			return asn1per.Wrap(err, "requestChannelCloseAck")
 		}
 	case 9:
 		x.RequestChannelCloseReject = new(RequestChannelCloseReject)
-		if err := x.RequestChannelCloseReject.Decode(d); err != nil {
+		if err := x.RequestChannelCloseReject.decode(d); err != nil {
 			return asn1per.Wrap(err, "requestChannelCloseReject")
 		}
 	case 10:
 		x.MultiplexEntrySendAck = new(MultiplexEntrySendAck)
-		if err := x.MultiplexEntrySendAck.Decode(d); err != nil {
+		if err := x.MultiplexEntrySendAck.decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplexEntrySendAck")
 		}
 	case 11:
 		x.MultiplexEntrySendReject = new(MultiplexEntrySendReject)
-		if err := x.MultiplexEntrySendReject.Decode(d); err != nil {
+		if err := x.MultiplexEntrySendReject.decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplexEntrySendReject")
 		}
 	case 12:
 		x.RequestMultiplexEntryAck = new(RequestMultiplexEntryAck)
-		if err := x.RequestMultiplexEntryAck.Decode(d); err != nil {
+		if err := x.RequestMultiplexEntryAck.decode(d); err != nil {
 			return asn1per.Wrap(err, "requestMultiplexEntryAck")
 		}
 	case 13:
 		x.RequestMultiplexEntryReject = new(RequestMultiplexEntryReject)
-		if err := x.RequestMultiplexEntryReject.Decode(d); err != nil {
+		if err := x.RequestMultiplexEntryReject.decode(d); err != nil {
 			return asn1per.Wrap(err, "requestMultiplexEntryReject")
 		}
 	case 14:
 		x.RequestModeAck = new(RequestModeAck)
-		if err := x.RequestModeAck.Decode(d); err != nil {
+		if err := x.RequestModeAck.decode(d); err != nil {
 			return asn1per.Wrap(err, "requestModeAck")
 		}
 	case 15:
 		x.RequestModeReject = new(RequestModeReject)
-		if err := x.RequestModeReject.Decode(d); err != nil {
+		if err := x.RequestModeReject.decode(d); err != nil {
 			return asn1per.Wrap(err, "requestModeReject")
 		}
 	case 16:
 		x.RoundTripDelayResponse = new(RoundTripDelayResponse)
-		if err := x.RoundTripDelayResponse.Decode(d); err != nil {
+		if err := x.RoundTripDelayResponse.decode(d); err != nil {
 			return asn1per.Wrap(err, "roundTripDelayResponse")
 		}
 	case 17:
 		x.MaintenanceLoopAck = new(MaintenanceLoopAck)
-		if err := x.MaintenanceLoopAck.Decode(d); err != nil {
+		if err := x.MaintenanceLoopAck.decode(d); err != nil {
 			return asn1per.Wrap(err, "maintenanceLoopAck")
 		}
 	case 18:
 		x.MaintenanceLoopReject = new(MaintenanceLoopReject)
-		if err := x.MaintenanceLoopReject.Decode(d); err != nil {
+		if err := x.MaintenanceLoopReject.decode(d); err != nil {
 			return asn1per.Wrap(err, "maintenanceLoopReject")
 		}
 	case 19:
@@ -798,7 +810,7 @@ func (x *ResponseMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.CommunicationModeResponse = new(CommunicationModeResponse)
-		if err := x.CommunicationModeResponse.Decode(d); err != nil {
+		if err := x.CommunicationModeResponse.decode(d); err != nil {
 			return asn1per.Wrap(err, "communicationModeResponse")
 		}
 		d.Pop(fr)
@@ -809,7 +821,7 @@ func (x *ResponseMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.ConferenceResponse = new(ConferenceResponse)
-		if err := x.ConferenceResponse.Decode(d); err != nil {
+		if err := x.ConferenceResponse.decode(d); err != nil {
 			return asn1per.Wrap(err, "conferenceResponse")
 		}
 		d.Pop(fr)
@@ -820,7 +832,7 @@ func (x *ResponseMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.MultilinkResponse = new(MultilinkResponse)
-		if err := x.MultilinkResponse.Decode(d); err != nil {
+		if err := x.MultilinkResponse.decode(d); err != nil {
 			return asn1per.Wrap(err, "multilinkResponse")
 		}
 		d.Pop(fr)
@@ -831,7 +843,7 @@ func (x *ResponseMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.LogicalChannelRateAcknowledge = new(LogicalChannelRateAcknowledge)
-		if err := x.LogicalChannelRateAcknowledge.Decode(d); err != nil {
+		if err := x.LogicalChannelRateAcknowledge.decode(d); err != nil {
 			return asn1per.Wrap(err, "logicalChannelRateAcknowledge")
 		}
 		d.Pop(fr)
@@ -842,7 +854,7 @@ func (x *ResponseMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.LogicalChannelRateReject = new(LogicalChannelRateReject)
-		if err := x.LogicalChannelRateReject.Decode(d); err != nil {
+		if err := x.LogicalChannelRateReject.decode(d); err != nil {
 			return asn1per.Wrap(err, "logicalChannelRateReject")
 		}
 		d.Pop(fr)
@@ -853,7 +865,7 @@ func (x *ResponseMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.GenericResponse = new(GenericMessage)
-		if err := x.GenericResponse.Decode(d); err != nil {
+		if err := x.GenericResponse.decode(d); err != nil {
 			return asn1per.Wrap(err, "genericResponse")
 		}
 		d.Pop(fr)
@@ -1024,10 +1036,14 @@ func (x *CommandMessage) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CommandMessage) Decode(d *asn1per.Decoder) error {
+	*x = CommandMessage{}
+	return x.decode(d)
+}
+
+func (x *CommandMessage) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CommandMessage")
 	}
-	*x = CommandMessage{}
 	idx, err := d.Choice(7, true)
 	if err != nil {
 		return asn1per.Wrap(err, "CommandMessage")
@@ -1036,37 +1052,37 @@ func (x *CommandMessage) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardMessage)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
 		x.MaintenanceLoopOffCommand = new(MaintenanceLoopOffCommand)
-		if err := x.MaintenanceLoopOffCommand.Decode(d); err != nil {
+		if err := x.MaintenanceLoopOffCommand.decode(d); err != nil {
 			return asn1per.Wrap(err, "maintenanceLoopOffCommand")
 		}
 	case 2:
 		x.SendTerminalCapabilitySet = new(SendTerminalCapabilitySet)
-		if err := x.SendTerminalCapabilitySet.Decode(d); err != nil {
+		if err := x.SendTerminalCapabilitySet.decode(d); err != nil {
 			return asn1per.Wrap(err, "sendTerminalCapabilitySet")
 		}
 	case 3:
 		x.EncryptionCommand = new(EncryptionCommand)
-		if err := x.EncryptionCommand.Decode(d); err != nil {
+		if err := x.EncryptionCommand.decode(d); err != nil {
 			return asn1per.Wrap(err, "encryptionCommand")
 		}
 	case 4:
 		x.FlowControlCommand = new(FlowControlCommand)
-		if err := x.FlowControlCommand.Decode(d); err != nil {
+		if err := x.FlowControlCommand.decode(d); err != nil {
 			return asn1per.Wrap(err, "flowControlCommand")
 		}
 	case 5:
 		x.EndSessionCommand = new(EndSessionCommand)
-		if err := x.EndSessionCommand.Decode(d); err != nil {
+		if err := x.EndSessionCommand.decode(d); err != nil {
 			return asn1per.Wrap(err, "endSessionCommand")
 		}
 	case 6:
 		x.MiscellaneousCommand = new(MiscellaneousCommand)
-		if err := x.MiscellaneousCommand.Decode(d); err != nil {
+		if err := x.MiscellaneousCommand.decode(d); err != nil {
 			return asn1per.Wrap(err, "miscellaneousCommand")
 		}
 	case 7:
@@ -1076,7 +1092,7 @@ func (x *CommandMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.CommunicationModeCommand = new(CommunicationModeCommand)
-		if err := x.CommunicationModeCommand.Decode(d); err != nil {
+		if err := x.CommunicationModeCommand.decode(d); err != nil {
 			return asn1per.Wrap(err, "communicationModeCommand")
 		}
 		d.Pop(fr)
@@ -1087,7 +1103,7 @@ func (x *CommandMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.ConferenceCommand = new(ConferenceCommand)
-		if err := x.ConferenceCommand.Decode(d); err != nil {
+		if err := x.ConferenceCommand.decode(d); err != nil {
 			return asn1per.Wrap(err, "conferenceCommand")
 		}
 		d.Pop(fr)
@@ -1098,7 +1114,7 @@ func (x *CommandMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.H223MultiplexReconfiguration = new(H223MultiplexReconfiguration)
-		if err := x.H223MultiplexReconfiguration.Decode(d); err != nil {
+		if err := x.H223MultiplexReconfiguration.decode(d); err != nil {
 			return asn1per.Wrap(err, "h223MultiplexReconfiguration")
 		}
 		d.Pop(fr)
@@ -1109,7 +1125,7 @@ func (x *CommandMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.NewATMVCCommand = new(NewATMVCCommand)
-		if err := x.NewATMVCCommand.Decode(d); err != nil {
+		if err := x.NewATMVCCommand.decode(d); err != nil {
 			return asn1per.Wrap(err, "newATMVCCommand")
 		}
 		d.Pop(fr)
@@ -1120,7 +1136,7 @@ func (x *CommandMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.MobileMultilinkReconfigurationCommand = new(MobileMultilinkReconfigurationCommand)
-		if err := x.MobileMultilinkReconfigurationCommand.Decode(d); err != nil {
+		if err := x.MobileMultilinkReconfigurationCommand.decode(d); err != nil {
 			return asn1per.Wrap(err, "mobileMultilinkReconfigurationCommand")
 		}
 		d.Pop(fr)
@@ -1131,7 +1147,7 @@ func (x *CommandMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.GenericCommand = new(GenericMessage)
-		if err := x.GenericCommand.Decode(d); err != nil {
+		if err := x.GenericCommand.decode(d); err != nil {
 			return asn1per.Wrap(err, "genericCommand")
 		}
 		d.Pop(fr)
@@ -1409,10 +1425,14 @@ func (x *IndicationMessage) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *IndicationMessage) Decode(d *asn1per.Decoder) error {
+	*x = IndicationMessage{}
+	return x.decode(d)
+}
+
+func (x *IndicationMessage) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "IndicationMessage")
 	}
-	*x = IndicationMessage{}
 	idx, err := d.Choice(14, true)
 	if err != nil {
 		return asn1per.Wrap(err, "IndicationMessage")
@@ -1421,72 +1441,72 @@ func (x *IndicationMessage) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardMessage)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
 		x.FunctionNotUnderstood = new(FunctionNotUnderstood)
-		if err := x.FunctionNotUnderstood.Decode(d); err != nil {
+		if err := x.FunctionNotUnderstood.decode(d); err != nil {
 			return asn1per.Wrap(err, "functionNotUnderstood")
 		}
 	case 2:
 		x.MasterSlaveDeterminationRelease = new(MasterSlaveDeterminationRelease)
-		if err := x.MasterSlaveDeterminationRelease.Decode(d); err != nil {
+		if err := x.MasterSlaveDeterminationRelease.decode(d); err != nil {
 			return asn1per.Wrap(err, "masterSlaveDeterminationRelease")
 		}
 	case 3:
 		x.TerminalCapabilitySetRelease = new(TerminalCapabilitySetRelease)
-		if err := x.TerminalCapabilitySetRelease.Decode(d); err != nil {
+		if err := x.TerminalCapabilitySetRelease.decode(d); err != nil {
 			return asn1per.Wrap(err, "terminalCapabilitySetRelease")
 		}
 	case 4:
 		x.OpenLogicalChannelConfirm = new(OpenLogicalChannelConfirm)
-		if err := x.OpenLogicalChannelConfirm.Decode(d); err != nil {
+		if err := x.OpenLogicalChannelConfirm.decode(d); err != nil {
 			return asn1per.Wrap(err, "openLogicalChannelConfirm")
 		}
 	case 5:
 		x.RequestChannelCloseRelease = new(RequestChannelCloseRelease)
-		if err := x.RequestChannelCloseRelease.Decode(d); err != nil {
+		if err := x.RequestChannelCloseRelease.decode(d); err != nil {
 			return asn1per.Wrap(err, "requestChannelCloseRelease")
 		}
 	case 6:
 		x.MultiplexEntrySendRelease = new(MultiplexEntrySendRelease)
-		if err := x.MultiplexEntrySendRelease.Decode(d); err != nil {
+		if err := x.MultiplexEntrySendRelease.decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplexEntrySendRelease")
 		}
 	case 7:
 		x.RequestMultiplexEntryRelease = new(RequestMultiplexEntryRelease)
-		if err := x.RequestMultiplexEntryRelease.Decode(d); err != nil {
+		if err := x.RequestMultiplexEntryRelease.decode(d); err != nil {
 			return asn1per.Wrap(err, "requestMultiplexEntryRelease")
 		}
 	case 8:
 		x.RequestModeRelease = new(RequestModeRelease)
-		if err := x.RequestModeRelease.Decode(d); err != nil {
+		if err := x.RequestModeRelease.decode(d); err != nil {
 			return asn1per.Wrap(err, "requestModeRelease")
 		}
 	case 9:
 		x.MiscellaneousIndication = new(MiscellaneousIndication)
-		if err := x.MiscellaneousIndication.Decode(d); err != nil {
+		if err := x.MiscellaneousIndication.decode(d); err != nil {
 			return asn1per.Wrap(err, "miscellaneousIndication")
 		}
 	case 10:
 		x.JitterIndication = new(JitterIndication)
-		if err := x.JitterIndication.Decode(d); err != nil {
+		if err := x.JitterIndication.decode(d); err != nil {
 			return asn1per.Wrap(err, "jitterIndication")
 		}
 	case 11:
 		x.H223SkewIndication = new(H223SkewIndication)
-		if err := x.H223SkewIndication.Decode(d); err != nil {
+		if err := x.H223SkewIndication.decode(d); err != nil {
 			return asn1per.Wrap(err, "h223SkewIndication")
 		}
 	case 12:
 		x.NewATMVCIndication = new(NewATMVCIndication)
-		if err := x.NewATMVCIndication.Decode(d); err != nil {
+		if err := x.NewATMVCIndication.decode(d); err != nil {
 			return asn1per.Wrap(err, "newATMVCIndication")
 		}
 	case 13:
 		x.UserInput = new(UserInputIndication)
-		if err := x.UserInput.Decode(d); err != nil {
+		if err := x.UserInput.decode(d); err != nil {
 			return asn1per.Wrap(err, "userInput")
 		}
 	case 14:
@@ -1496,7 +1516,7 @@ func (x *IndicationMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.H2250MaximumSkewIndication = new(H2250MaximumSkewIndication)
-		if err := x.H2250MaximumSkewIndication.Decode(d); err != nil {
+		if err := x.H2250MaximumSkewIndication.decode(d); err != nil {
 			return asn1per.Wrap(err, "h2250MaximumSkewIndication")
 		}
 		d.Pop(fr)
@@ -1507,7 +1527,7 @@ func (x *IndicationMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.McLocationIndication = new(MCLocationIndication)
-		if err := x.McLocationIndication.Decode(d); err != nil {
+		if err := x.McLocationIndication.decode(d); err != nil {
 			return asn1per.Wrap(err, "mcLocationIndication")
 		}
 		d.Pop(fr)
@@ -1518,7 +1538,7 @@ func (x *IndicationMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.ConferenceIndication = new(ConferenceIndication)
-		if err := x.ConferenceIndication.Decode(d); err != nil {
+		if err := x.ConferenceIndication.decode(d); err != nil {
 			return asn1per.Wrap(err, "conferenceIndication")
 		}
 		d.Pop(fr)
@@ -1529,7 +1549,7 @@ func (x *IndicationMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.VendorIdentification = new(VendorIdentification)
-		if err := x.VendorIdentification.Decode(d); err != nil {
+		if err := x.VendorIdentification.decode(d); err != nil {
 			return asn1per.Wrap(err, "vendorIdentification")
 		}
 		d.Pop(fr)
@@ -1540,7 +1560,7 @@ func (x *IndicationMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.FunctionNotSupported = new(FunctionNotSupported)
-		if err := x.FunctionNotSupported.Decode(d); err != nil {
+		if err := x.FunctionNotSupported.decode(d); err != nil {
 			return asn1per.Wrap(err, "functionNotSupported")
 		}
 		d.Pop(fr)
@@ -1551,7 +1571,7 @@ func (x *IndicationMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.MultilinkIndication = new(MultilinkIndication)
-		if err := x.MultilinkIndication.Decode(d); err != nil {
+		if err := x.MultilinkIndication.decode(d); err != nil {
 			return asn1per.Wrap(err, "multilinkIndication")
 		}
 		d.Pop(fr)
@@ -1562,7 +1582,7 @@ func (x *IndicationMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.LogicalChannelRateRelease = new(LogicalChannelRateRelease)
-		if err := x.LogicalChannelRateRelease.Decode(d); err != nil {
+		if err := x.LogicalChannelRateRelease.decode(d); err != nil {
 			return asn1per.Wrap(err, "logicalChannelRateRelease")
 		}
 		d.Pop(fr)
@@ -1573,7 +1593,7 @@ func (x *IndicationMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.FlowControlIndication = new(FlowControlIndication)
-		if err := x.FlowControlIndication.Decode(d); err != nil {
+		if err := x.FlowControlIndication.decode(d); err != nil {
 			return asn1per.Wrap(err, "flowControlIndication")
 		}
 		d.Pop(fr)
@@ -1584,7 +1604,7 @@ func (x *IndicationMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.MobileMultilinkReconfigurationIndication = new(MobileMultilinkReconfigurationIndication)
-		if err := x.MobileMultilinkReconfigurationIndication.Decode(d); err != nil {
+		if err := x.MobileMultilinkReconfigurationIndication.decode(d); err != nil {
 			return asn1per.Wrap(err, "mobileMultilinkReconfigurationIndication")
 		}
 		d.Pop(fr)
@@ -1595,7 +1615,7 @@ func (x *IndicationMessage) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.GenericIndication = new(GenericMessage)
-		if err := x.GenericIndication.Decode(d); err != nil {
+		if err := x.GenericIndication.decode(d); err != nil {
 			return asn1per.Wrap(err, "genericIndication")
 		}
 		d.Pop(fr)
@@ -1683,16 +1703,20 @@ func (x *GenericMessage) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *GenericMessage) Decode(d *asn1per.Decoder) error {
+	*x = GenericMessage{}
+	return x.decode(d)
+}
+
+func (x *GenericMessage) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "GenericMessage")
 	}
-	*x = GenericMessage{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "GenericMessage")
 	}
 	ext := pre>>2 != 0
-	if err := x.MessageIdentifier.Decode(d); err != nil {
+	if err := x.MessageIdentifier.decode(d); err != nil {
 		return asn1per.Wrap(err, "messageIdentifier")
 	}
 	if pre&(1<<1) != 0 {
@@ -1716,7 +1740,7 @@ func (x *GenericMessage) Decode(d *asn1per.Decoder) error {
 			for range n1 {
 				var zero GenericParameter
 				x.MessageContent = append(x.MessageContent, zero)
-				if err := x.MessageContent[len(x.MessageContent)-1].Decode(d); err != nil {
+				if err := x.MessageContent[len(x.MessageContent)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "messageContent")
 				}
 			}
@@ -1769,15 +1793,19 @@ func (x *NonStandardMessage) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NonStandardMessage) Decode(d *asn1per.Decoder) error {
+	*x = NonStandardMessage{}
+	return x.decode(d)
+}
+
+func (x *NonStandardMessage) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NonStandardMessage")
 	}
-	*x = NonStandardMessage{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "NonStandardMessage")
 	}
-	if err := x.NonStandardData.Decode(d); err != nil {
+	if err := x.NonStandardData.decode(d); err != nil {
 		return asn1per.Wrap(err, "nonStandardData")
 	}
 	if ext {
@@ -1817,11 +1845,15 @@ func (x *NonStandardParameter) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NonStandardParameter) Decode(d *asn1per.Decoder) error {
+	*x = NonStandardParameter{}
+	return x.decode(d)
+}
+
+func (x *NonStandardParameter) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NonStandardParameter")
 	}
-	*x = NonStandardParameter{}
-	if err := x.NonStandardIdentifier.Decode(d); err != nil {
+	if err := x.NonStandardIdentifier.decode(d); err != nil {
 		return asn1per.Wrap(err, "nonStandardIdentifier")
 	}
 	{
@@ -1874,10 +1906,14 @@ func (x *NonStandardIdentifier) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NonStandardIdentifier) Decode(d *asn1per.Decoder) error {
+	*x = NonStandardIdentifier{}
+	return x.decode(d)
+}
+
+func (x *NonStandardIdentifier) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NonStandardIdentifier")
 	}
-	*x = NonStandardIdentifier{}
 	idx, err := d.Choice(2, false)
 	if err != nil {
 		return asn1per.Wrap(err, "NonStandardIdentifier")
@@ -1894,7 +1930,7 @@ func (x *NonStandardIdentifier) Decode(d *asn1per.Decoder) error {
 		}
 	case 1:
 		x.H221NonStandard = new(NonStandardIdentifierH221NonStandard)
-		if err := x.H221NonStandard.Decode(d); err != nil {
+		if err := x.H221NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "h221NonStandard")
 		}
 	}
@@ -1935,10 +1971,14 @@ func (x *MasterSlaveDetermination) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MasterSlaveDetermination) Decode(d *asn1per.Decoder) error {
+	*x = MasterSlaveDetermination{}
+	return x.decode(d)
+}
+
+func (x *MasterSlaveDetermination) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MasterSlaveDetermination")
 	}
-	*x = MasterSlaveDetermination{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MasterSlaveDetermination")
@@ -2001,15 +2041,19 @@ func (x *MasterSlaveDeterminationAck) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MasterSlaveDeterminationAck) Decode(d *asn1per.Decoder) error {
+	*x = MasterSlaveDeterminationAck{}
+	return x.decode(d)
+}
+
+func (x *MasterSlaveDeterminationAck) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MasterSlaveDeterminationAck")
 	}
-	*x = MasterSlaveDeterminationAck{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MasterSlaveDeterminationAck")
 	}
-	if err := x.Decision.Decode(d); err != nil {
+	if err := x.Decision.decode(d); err != nil {
 		return asn1per.Wrap(err, "decision")
 	}
 	if ext {
@@ -2056,15 +2100,19 @@ func (x *MasterSlaveDeterminationReject) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MasterSlaveDeterminationReject) Decode(d *asn1per.Decoder) error {
+	*x = MasterSlaveDeterminationReject{}
+	return x.decode(d)
+}
+
+func (x *MasterSlaveDeterminationReject) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MasterSlaveDeterminationReject")
 	}
-	*x = MasterSlaveDeterminationReject{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MasterSlaveDeterminationReject")
 	}
-	if err := x.Cause.Decode(d); err != nil {
+	if err := x.Cause.decode(d); err != nil {
 		return asn1per.Wrap(err, "cause")
 	}
 	if ext {
@@ -2107,10 +2155,14 @@ func (x *MasterSlaveDeterminationRelease) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MasterSlaveDeterminationRelease) Decode(d *asn1per.Decoder) error {
+	*x = MasterSlaveDeterminationRelease{}
+	return x.decode(d)
+}
+
+func (x *MasterSlaveDeterminationRelease) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MasterSlaveDeterminationRelease")
 	}
-	*x = MasterSlaveDeterminationRelease{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MasterSlaveDeterminationRelease")
@@ -2221,10 +2273,14 @@ func (x *TerminalCapabilitySet) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *TerminalCapabilitySet) Decode(d *asn1per.Decoder) error {
+	*x = TerminalCapabilitySet{}
+	return x.decode(d)
+}
+
+func (x *TerminalCapabilitySet) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TerminalCapabilitySet")
 	}
-	*x = TerminalCapabilitySet{}
 	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "TerminalCapabilitySet")
@@ -2242,7 +2298,7 @@ func (x *TerminalCapabilitySet) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<2) != 0 {
 		x.MultiplexCapability = new(MultiplexCapability)
-		if err := x.MultiplexCapability.Decode(d); err != nil {
+		if err := x.MultiplexCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplexCapability")
 		}
 	}
@@ -2257,7 +2313,7 @@ func (x *TerminalCapabilitySet) Decode(d *asn1per.Decoder) error {
 			for range n5 {
 				var zero CapabilityTableEntry
 				x.CapabilityTable = append(x.CapabilityTable, zero)
-				if err := x.CapabilityTable[len(x.CapabilityTable)-1].Decode(d); err != nil {
+				if err := x.CapabilityTable[len(x.CapabilityTable)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "capabilityTable")
 				}
 			}
@@ -2274,7 +2330,7 @@ func (x *TerminalCapabilitySet) Decode(d *asn1per.Decoder) error {
 			for range n6 {
 				var zero CapabilityDescriptor
 				x.CapabilityDescriptors = append(x.CapabilityDescriptors, zero)
-				if err := x.CapabilityDescriptors[len(x.CapabilityDescriptors)-1].Decode(d); err != nil {
+				if err := x.CapabilityDescriptors[len(x.CapabilityDescriptors)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "capabilityDescriptors")
 				}
 			}
@@ -2303,7 +2359,7 @@ func (x *TerminalCapabilitySet) Decode(d *asn1per.Decoder) error {
 				for range n7 {
 					var zero GenericInformation
 					x.GenericInformation = append(x.GenericInformation, zero)
-					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode(d); err != nil {
+					if err := x.GenericInformation[len(x.GenericInformation)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericInformation")
 					}
 				}
@@ -2343,10 +2399,14 @@ func (x *CapabilityTableEntry) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CapabilityTableEntry) Decode(d *asn1per.Decoder) error {
+	*x = CapabilityTableEntry{}
+	return x.decode(d)
+}
+
+func (x *CapabilityTableEntry) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CapabilityTableEntry")
 	}
-	*x = CapabilityTableEntry{}
 	pre, err := d.Bits(1)
 	if err != nil {
 		return asn1per.Wrap(err, "CapabilityTableEntry")
@@ -2356,7 +2416,7 @@ func (x *CapabilityTableEntry) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.Capability = new(Capability)
-		if err := x.Capability.Decode(d); err != nil {
+		if err := x.Capability.decode(d); err != nil {
 			return asn1per.Wrap(err, "capability")
 		}
 	}
@@ -2395,10 +2455,14 @@ func (x *CapabilityDescriptor) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CapabilityDescriptor) Decode(d *asn1per.Decoder) error {
+	*x = CapabilityDescriptor{}
+	return x.decode(d)
+}
+
+func (x *CapabilityDescriptor) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CapabilityDescriptor")
 	}
-	*x = CapabilityDescriptor{}
 	pre, err := d.Bits(1)
 	if err != nil {
 		return asn1per.Wrap(err, "CapabilityDescriptor")
@@ -2562,10 +2626,14 @@ func (x *TerminalCapabilitySetAck) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *TerminalCapabilitySetAck) Decode(d *asn1per.Decoder) error {
+	*x = TerminalCapabilitySetAck{}
+	return x.decode(d)
+}
+
+func (x *TerminalCapabilitySetAck) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TerminalCapabilitySetAck")
 	}
-	*x = TerminalCapabilitySetAck{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "TerminalCapabilitySetAck")
@@ -2596,7 +2664,7 @@ func (x *TerminalCapabilitySetAck) Decode(d *asn1per.Decoder) error {
 				for range n13 {
 					var zero GenericInformation
 					x.GenericInformation = append(x.GenericInformation, zero)
-					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode(d); err != nil {
+					if err := x.GenericInformation[len(x.GenericInformation)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericInformation")
 					}
 				}
@@ -2669,10 +2737,14 @@ func (x *TerminalCapabilitySetReject) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *TerminalCapabilitySetReject) Decode(d *asn1per.Decoder) error {
+	*x = TerminalCapabilitySetReject{}
+	return x.decode(d)
+}
+
+func (x *TerminalCapabilitySetReject) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TerminalCapabilitySetReject")
 	}
-	*x = TerminalCapabilitySetReject{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "TerminalCapabilitySetReject")
@@ -2680,7 +2752,7 @@ func (x *TerminalCapabilitySetReject) Decode(d *asn1per.Decoder) error {
 	if err := x.SequenceNumber.Decode(d); err != nil {
 		return asn1per.Wrap(err, "sequenceNumber")
 	}
-	if err := x.Cause.Decode(d); err != nil {
+	if err := x.Cause.decode(d); err != nil {
 		return asn1per.Wrap(err, "cause")
 	}
 	if ext {
@@ -2706,7 +2778,7 @@ func (x *TerminalCapabilitySetReject) Decode(d *asn1per.Decoder) error {
 				for range n15 {
 					var zero GenericInformation
 					x.GenericInformation = append(x.GenericInformation, zero)
-					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode(d); err != nil {
+					if err := x.GenericInformation[len(x.GenericInformation)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericInformation")
 					}
 				}
@@ -2771,10 +2843,14 @@ func (x *TerminalCapabilitySetRelease) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *TerminalCapabilitySetRelease) Decode(d *asn1per.Decoder) error {
+	*x = TerminalCapabilitySetRelease{}
+	return x.decode(d)
+}
+
+func (x *TerminalCapabilitySetRelease) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TerminalCapabilitySetRelease")
 	}
-	*x = TerminalCapabilitySetRelease{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "TerminalCapabilitySetRelease")
@@ -2802,7 +2878,7 @@ func (x *TerminalCapabilitySetRelease) Decode(d *asn1per.Decoder) error {
 				for range n17 {
 					var zero GenericInformation
 					x.GenericInformation = append(x.GenericInformation, zero)
-					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode(d); err != nil {
+					if err := x.GenericInformation[len(x.GenericInformation)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericInformation")
 					}
 				}
@@ -3128,10 +3204,14 @@ func (x *Capability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *Capability) Decode(d *asn1per.Decoder) error {
+	*x = Capability{}
+	return x.decode(d)
+}
+
+func (x *Capability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "Capability")
 	}
-	*x = Capability{}
 	idx, err := d.Choice(12, true)
 	if err != nil {
 		return asn1per.Wrap(err, "Capability")
@@ -3140,52 +3220,52 @@ func (x *Capability) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
 		x.ReceiveVideoCapability = new(VideoCapability)
-		if err := x.ReceiveVideoCapability.Decode(d); err != nil {
+		if err := x.ReceiveVideoCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "receiveVideoCapability")
 		}
 	case 2:
 		x.TransmitVideoCapability = new(VideoCapability)
-		if err := x.TransmitVideoCapability.Decode(d); err != nil {
+		if err := x.TransmitVideoCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "transmitVideoCapability")
 		}
 	case 3:
 		x.ReceiveAndTransmitVideoCapability = new(VideoCapability)
-		if err := x.ReceiveAndTransmitVideoCapability.Decode(d); err != nil {
+		if err := x.ReceiveAndTransmitVideoCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "receiveAndTransmitVideoCapability")
 		}
 	case 4:
 		x.ReceiveAudioCapability = new(AudioCapability)
-		if err := x.ReceiveAudioCapability.Decode(d); err != nil {
+		if err := x.ReceiveAudioCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "receiveAudioCapability")
 		}
 	case 5:
 		x.TransmitAudioCapability = new(AudioCapability)
-		if err := x.TransmitAudioCapability.Decode(d); err != nil {
+		if err := x.TransmitAudioCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "transmitAudioCapability")
 		}
 	case 6:
 		x.ReceiveAndTransmitAudioCapability = new(AudioCapability)
-		if err := x.ReceiveAndTransmitAudioCapability.Decode(d); err != nil {
+		if err := x.ReceiveAndTransmitAudioCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "receiveAndTransmitAudioCapability")
 		}
 	case 7:
 		x.ReceiveDataApplicationCapability = new(DataApplicationCapability)
-		if err := x.ReceiveDataApplicationCapability.Decode(d); err != nil {
+		if err := x.ReceiveDataApplicationCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "receiveDataApplicationCapability")
 		}
 	case 8:
 		x.TransmitDataApplicationCapability = new(DataApplicationCapability)
-		if err := x.TransmitDataApplicationCapability.Decode(d); err != nil {
+		if err := x.TransmitDataApplicationCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "transmitDataApplicationCapability")
 		}
 	case 9:
 		x.ReceiveAndTransmitDataApplicationCapability = new(DataApplicationCapability)
-		if err := x.ReceiveAndTransmitDataApplicationCapability.Decode(d); err != nil {
+		if err := x.ReceiveAndTransmitDataApplicationCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "receiveAndTransmitDataApplicationCapability")
 		}
 	case 10:
@@ -3198,7 +3278,7 @@ func (x *Capability) Decode(d *asn1per.Decoder) error {
 		}
 	case 11:
 		x.H233EncryptionReceiveCapability = new(CapabilityH233EncryptionReceiveCapability)
-		if err := x.H233EncryptionReceiveCapability.Decode(d); err != nil {
+		if err := x.H233EncryptionReceiveCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "h233EncryptionReceiveCapability")
 		}
 	case 12:
@@ -3208,7 +3288,7 @@ func (x *Capability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.ConferenceCapability = new(ConferenceCapability)
-		if err := x.ConferenceCapability.Decode(d); err != nil {
+		if err := x.ConferenceCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "conferenceCapability")
 		}
 		d.Pop(fr)
@@ -3219,7 +3299,7 @@ func (x *Capability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.H235SecurityCapability = new(H235SecurityCapability)
-		if err := x.H235SecurityCapability.Decode(d); err != nil {
+		if err := x.H235SecurityCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "h235SecurityCapability")
 		}
 		d.Pop(fr)
@@ -3244,7 +3324,7 @@ func (x *Capability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.ReceiveUserInputCapability = new(UserInputCapability)
-		if err := x.ReceiveUserInputCapability.Decode(d); err != nil {
+		if err := x.ReceiveUserInputCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "receiveUserInputCapability")
 		}
 		d.Pop(fr)
@@ -3255,7 +3335,7 @@ func (x *Capability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.TransmitUserInputCapability = new(UserInputCapability)
-		if err := x.TransmitUserInputCapability.Decode(d); err != nil {
+		if err := x.TransmitUserInputCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "transmitUserInputCapability")
 		}
 		d.Pop(fr)
@@ -3266,7 +3346,7 @@ func (x *Capability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.ReceiveAndTransmitUserInputCapability = new(UserInputCapability)
-		if err := x.ReceiveAndTransmitUserInputCapability.Decode(d); err != nil {
+		if err := x.ReceiveAndTransmitUserInputCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "receiveAndTransmitUserInputCapability")
 		}
 		d.Pop(fr)
@@ -3277,7 +3357,7 @@ func (x *Capability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.GenericControlCapability = new(GenericCapability)
-		if err := x.GenericControlCapability.Decode(d); err != nil {
+		if err := x.GenericControlCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "genericControlCapability")
 		}
 		d.Pop(fr)
@@ -3288,7 +3368,7 @@ func (x *Capability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.ReceiveMultiplexedStreamCapability = new(MultiplexedStreamCapability)
-		if err := x.ReceiveMultiplexedStreamCapability.Decode(d); err != nil {
+		if err := x.ReceiveMultiplexedStreamCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "receiveMultiplexedStreamCapability")
 		}
 		d.Pop(fr)
@@ -3299,7 +3379,7 @@ func (x *Capability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.TransmitMultiplexedStreamCapability = new(MultiplexedStreamCapability)
-		if err := x.TransmitMultiplexedStreamCapability.Decode(d); err != nil {
+		if err := x.TransmitMultiplexedStreamCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "transmitMultiplexedStreamCapability")
 		}
 		d.Pop(fr)
@@ -3310,7 +3390,7 @@ func (x *Capability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.ReceiveAndTransmitMultiplexedStreamCapability = new(MultiplexedStreamCapability)
-		if err := x.ReceiveAndTransmitMultiplexedStreamCapability.Decode(d); err != nil {
+		if err := x.ReceiveAndTransmitMultiplexedStreamCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "receiveAndTransmitMultiplexedStreamCapability")
 		}
 		d.Pop(fr)
@@ -3321,7 +3401,7 @@ func (x *Capability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.ReceiveRTPAudioTelephonyEventCapability = new(AudioTelephonyEventCapability)
-		if err := x.ReceiveRTPAudioTelephonyEventCapability.Decode(d); err != nil {
+		if err := x.ReceiveRTPAudioTelephonyEventCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "receiveRTPAudioTelephonyEventCapability")
 		}
 		d.Pop(fr)
@@ -3332,7 +3412,7 @@ func (x *Capability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.ReceiveRTPAudioToneCapability = new(AudioToneCapability)
-		if err := x.ReceiveRTPAudioToneCapability.Decode(d); err != nil {
+		if err := x.ReceiveRTPAudioToneCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "receiveRTPAudioToneCapability")
 		}
 		d.Pop(fr)
@@ -3343,7 +3423,7 @@ func (x *Capability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.DepFecCapability = new(DepFECCapability)
-		if err := x.DepFecCapability.Decode(d); err != nil {
+		if err := x.DepFecCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "depFecCapability")
 		}
 		d.Pop(fr)
@@ -3354,7 +3434,7 @@ func (x *Capability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.MultiplePayloadStreamCapability = new(MultiplePayloadStreamCapability)
-		if err := x.MultiplePayloadStreamCapability.Decode(d); err != nil {
+		if err := x.MultiplePayloadStreamCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplePayloadStreamCapability")
 		}
 		d.Pop(fr)
@@ -3365,7 +3445,7 @@ func (x *Capability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.FecCapability = new(FECCapability)
-		if err := x.FecCapability.Decode(d); err != nil {
+		if err := x.FecCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "fecCapability")
 		}
 		d.Pop(fr)
@@ -3376,7 +3456,7 @@ func (x *Capability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.RedundancyEncodingCap = new(RedundancyEncodingCapability)
-		if err := x.RedundancyEncodingCap.Decode(d); err != nil {
+		if err := x.RedundancyEncodingCap.decode(d); err != nil {
 			return asn1per.Wrap(err, "redundancyEncodingCap")
 		}
 		d.Pop(fr)
@@ -3434,15 +3514,19 @@ func (x *H235SecurityCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H235SecurityCapability) Decode(d *asn1per.Decoder) error {
+	*x = H235SecurityCapability{}
+	return x.decode(d)
+}
+
+func (x *H235SecurityCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H235SecurityCapability")
 	}
-	*x = H235SecurityCapability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H235SecurityCapability")
 	}
-	if err := x.EncryptionAuthenticationAndIntegrity.Decode(d); err != nil {
+	if err := x.EncryptionAuthenticationAndIntegrity.decode(d); err != nil {
 		return asn1per.Wrap(err, "encryptionAuthenticationAndIntegrity")
 	}
 	if err := x.MediaCapability.Decode(d); err != nil {
@@ -3548,10 +3632,14 @@ func (x *MultiplexCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultiplexCapability) Decode(d *asn1per.Decoder) error {
+	*x = MultiplexCapability{}
+	return x.decode(d)
+}
+
+func (x *MultiplexCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultiplexCapability")
 	}
-	*x = MultiplexCapability{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MultiplexCapability")
@@ -3560,22 +3648,22 @@ func (x *MultiplexCapability) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
 		x.H222Capability = new(H222Capability)
-		if err := x.H222Capability.Decode(d); err != nil {
+		if err := x.H222Capability.decode(d); err != nil {
 			return asn1per.Wrap(err, "h222Capability")
 		}
 	case 2:
 		x.H223Capability = new(H223Capability)
-		if err := x.H223Capability.Decode(d); err != nil {
+		if err := x.H223Capability.decode(d); err != nil {
 			return asn1per.Wrap(err, "h223Capability")
 		}
 	case 3:
 		x.V76Capability = new(V76Capability)
-		if err := x.V76Capability.Decode(d); err != nil {
+		if err := x.V76Capability.decode(d); err != nil {
 			return asn1per.Wrap(err, "v76Capability")
 		}
 	case 4:
@@ -3585,7 +3673,7 @@ func (x *MultiplexCapability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.H2250Capability = new(H2250Capability)
-		if err := x.H2250Capability.Decode(d); err != nil {
+		if err := x.H2250Capability.decode(d); err != nil {
 			return asn1per.Wrap(err, "h2250Capability")
 		}
 		d.Pop(fr)
@@ -3596,7 +3684,7 @@ func (x *MultiplexCapability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.GenericMultiplexCapability = new(GenericCapability)
-		if err := x.GenericMultiplexCapability.Decode(d); err != nil {
+		if err := x.GenericMultiplexCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "genericMultiplexCapability")
 		}
 		d.Pop(fr)
@@ -3649,10 +3737,14 @@ func (x *H222Capability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H222Capability) Decode(d *asn1per.Decoder) error {
+	*x = H222Capability{}
+	return x.decode(d)
+}
+
+func (x *H222Capability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H222Capability")
 	}
-	*x = H222Capability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H222Capability")
@@ -3673,7 +3765,7 @@ func (x *H222Capability) Decode(d *asn1per.Decoder) error {
 		for range n19 {
 			var zero VCCapability
 			x.VcCapability = append(x.VcCapability, zero)
-			if err := x.VcCapability[len(x.VcCapability)-1].Decode(d); err != nil {
+			if err := x.VcCapability[len(x.VcCapability)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "vcCapability")
 			}
 		}
@@ -3759,10 +3851,14 @@ func (x *VCCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *VCCapability) Decode(d *asn1per.Decoder) error {
+	*x = VCCapability{}
+	return x.decode(d)
+}
+
+func (x *VCCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "VCCapability")
 	}
-	*x = VCCapability{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "VCCapability")
@@ -3770,13 +3866,13 @@ func (x *VCCapability) Decode(d *asn1per.Decoder) error {
 	ext := pre>>2 != 0
 	if pre&(1<<1) != 0 {
 		x.Aal1 = new(VCCapabilityAal1)
-		if err := x.Aal1.Decode(d); err != nil {
+		if err := x.Aal1.decode(d); err != nil {
 			return asn1per.Wrap(err, "aal1")
 		}
 	}
 	if pre&(1<<0) != 0 {
 		x.Aal5 = new(VCCapabilityAal5)
-		if err := x.Aal5.Decode(d); err != nil {
+		if err := x.Aal5.decode(d); err != nil {
 			return asn1per.Wrap(err, "aal5")
 		}
 	}
@@ -3794,7 +3890,7 @@ func (x *VCCapability) Decode(d *asn1per.Decoder) error {
 		}
 		x.ProgramStream = bool(r)
 	}
-	if err := x.AvailableBitRates.Decode(d); err != nil {
+	if err := x.AvailableBitRates.decode(d); err != nil {
 		return asn1per.Wrap(err, "availableBitRates")
 	}
 	if ext {
@@ -3811,7 +3907,7 @@ func (x *VCCapability) Decode(d *asn1per.Decoder) error {
 			}
 			x.Aal1ViaGateway = new(VCCapabilityAal1ViaGateway)
 			fr := d.Push(raw)
-			if err := x.Aal1ViaGateway.Decode(d); err != nil {
+			if err := x.Aal1ViaGateway.decode(d); err != nil {
 				return asn1per.Wrap(err, "aal1ViaGateway")
 			}
 			d.Pop(fr)
@@ -3943,10 +4039,14 @@ func (x *H223Capability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H223Capability) Decode(d *asn1per.Decoder) error {
+	*x = H223Capability{}
+	return x.decode(d)
+}
+
+func (x *H223Capability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223Capability")
 	}
-	*x = H223Capability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H223Capability")
@@ -4042,7 +4142,7 @@ func (x *H223Capability) Decode(d *asn1per.Decoder) error {
 		}
 		x.MaximumDelayJitter = int64(r)
 	}
-	if err := x.H223MultiplexTableCapability.Decode(d); err != nil {
+	if err := x.H223MultiplexTableCapability.decode(d); err != nil {
 		return asn1per.Wrap(err, "h223MultiplexTableCapability")
 	}
 	if ext {
@@ -4091,7 +4191,7 @@ func (x *H223Capability) Decode(d *asn1per.Decoder) error {
 			}
 			x.MobileOperationTransmitCapability = new(H223CapabilityMobileOperationTransmitCapability)
 			fr := d.Push(raw)
-			if err := x.MobileOperationTransmitCapability.Decode(d); err != nil {
+			if err := x.MobileOperationTransmitCapability.decode(d); err != nil {
 				return asn1per.Wrap(err, "mobileOperationTransmitCapability")
 			}
 			d.Pop(fr)
@@ -4103,7 +4203,7 @@ func (x *H223Capability) Decode(d *asn1per.Decoder) error {
 			}
 			x.H223AnnexCCapability = new(H223AnnexCCapability)
 			fr := d.Push(raw)
-			if err := x.H223AnnexCCapability.Decode(d); err != nil {
+			if err := x.H223AnnexCCapability.decode(d); err != nil {
 				return asn1per.Wrap(err, "h223AnnexCCapability")
 			}
 			d.Pop(fr)
@@ -4131,7 +4231,7 @@ func (x *H223Capability) Decode(d *asn1per.Decoder) error {
 			}
 			x.MobileMultilinkFrameCapability = new(H223CapabilityMobileMultilinkFrameCapability)
 			fr := d.Push(raw)
-			if err := x.MobileMultilinkFrameCapability.Decode(d); err != nil {
+			if err := x.MobileMultilinkFrameCapability.decode(d); err != nil {
 				return asn1per.Wrap(err, "mobileMultilinkFrameCapability")
 			}
 			d.Pop(fr)
@@ -4219,10 +4319,14 @@ func (x *H223AnnexCCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H223AnnexCCapability) Decode(d *asn1per.Decoder) error {
+	*x = H223AnnexCCapability{}
+	return x.decode(d)
+}
+
+func (x *H223AnnexCCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223AnnexCCapability")
 	}
-	*x = H223AnnexCCapability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H223AnnexCCapability")
@@ -4412,10 +4516,14 @@ func (x *V76Capability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *V76Capability) Decode(d *asn1per.Decoder) error {
+	*x = V76Capability{}
+	return x.decode(d)
+}
+
+func (x *V76Capability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "V76Capability")
 	}
-	*x = V76Capability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "V76Capability")
@@ -4518,7 +4626,7 @@ func (x *V76Capability) Decode(d *asn1per.Decoder) error {
 		}
 		x.MaxWindowSizeCapability = int64(r)
 	}
-	if err := x.V75Capability.Decode(d); err != nil {
+	if err := x.V75Capability.decode(d); err != nil {
 		return asn1per.Wrap(err, "v75Capability")
 	}
 	if ext {
@@ -4563,10 +4671,14 @@ func (x *V75Capability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *V75Capability) Decode(d *asn1per.Decoder) error {
+	*x = V75Capability{}
+	return x.decode(d)
+}
+
+func (x *V75Capability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "V75Capability")
 	}
-	*x = V75Capability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "V75Capability")
@@ -4691,10 +4803,14 @@ func (x *H2250Capability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H2250Capability) Decode(d *asn1per.Decoder) error {
+	*x = H2250Capability{}
+	return x.decode(d)
+}
+
+func (x *H2250Capability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H2250Capability")
 	}
-	*x = H2250Capability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H2250Capability")
@@ -4706,16 +4822,16 @@ func (x *H2250Capability) Decode(d *asn1per.Decoder) error {
 		}
 		x.MaximumAudioDelayJitter = int64(r)
 	}
-	if err := x.ReceiveMultipointCapability.Decode(d); err != nil {
+	if err := x.ReceiveMultipointCapability.decode(d); err != nil {
 		return asn1per.Wrap(err, "receiveMultipointCapability")
 	}
-	if err := x.TransmitMultipointCapability.Decode(d); err != nil {
+	if err := x.TransmitMultipointCapability.decode(d); err != nil {
 		return asn1per.Wrap(err, "transmitMultipointCapability")
 	}
-	if err := x.ReceiveAndTransmitMultipointCapability.Decode(d); err != nil {
+	if err := x.ReceiveAndTransmitMultipointCapability.decode(d); err != nil {
 		return asn1per.Wrap(err, "receiveAndTransmitMultipointCapability")
 	}
-	if err := x.McCapability.Decode(d); err != nil {
+	if err := x.McCapability.decode(d); err != nil {
 		return asn1per.Wrap(err, "mcCapability")
 	}
 	{
@@ -4725,7 +4841,7 @@ func (x *H2250Capability) Decode(d *asn1per.Decoder) error {
 		}
 		x.RtcpVideoControlCapability = bool(r)
 	}
-	if err := x.MediaPacketizationCapability.Decode(d); err != nil {
+	if err := x.MediaPacketizationCapability.decode(d); err != nil {
 		return asn1per.Wrap(err, "mediaPacketizationCapability")
 	}
 	if ext {
@@ -4742,7 +4858,7 @@ func (x *H2250Capability) Decode(d *asn1per.Decoder) error {
 			}
 			x.TransportCapability = new(TransportCapability)
 			fr := d.Push(raw)
-			if err := x.TransportCapability.Decode(d); err != nil {
+			if err := x.TransportCapability.decode(d); err != nil {
 				return asn1per.Wrap(err, "transportCapability")
 			}
 			d.Pop(fr)
@@ -4763,7 +4879,7 @@ func (x *H2250Capability) Decode(d *asn1per.Decoder) error {
 				for range n21 {
 					var zero RedundancyEncodingCapability
 					x.RedundancyEncodingCapability = append(x.RedundancyEncodingCapability, zero)
-					if err := x.RedundancyEncodingCapability[len(x.RedundancyEncodingCapability)-1].Decode(d); err != nil {
+					if err := x.RedundancyEncodingCapability[len(x.RedundancyEncodingCapability)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "redundancyEncodingCapability")
 					}
 				}
@@ -4862,10 +4978,14 @@ func (x *MediaPacketizationCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MediaPacketizationCapability) Decode(d *asn1per.Decoder) error {
+	*x = MediaPacketizationCapability{}
+	return x.decode(d)
+}
+
+func (x *MediaPacketizationCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MediaPacketizationCapability")
 	}
-	*x = MediaPacketizationCapability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MediaPacketizationCapability")
@@ -4900,7 +5020,7 @@ func (x *MediaPacketizationCapability) Decode(d *asn1per.Decoder) error {
 				for range n23 {
 					var zero RTPPayloadType
 					x.RtpPayloadType = append(x.RtpPayloadType, zero)
-					if err := x.RtpPayloadType[len(x.RtpPayloadType)-1].Decode(d); err != nil {
+					if err := x.RtpPayloadType[len(x.RtpPayloadType)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "rtpPayloadType")
 					}
 				}
@@ -4987,10 +5107,14 @@ func (x *RSVPParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RSVPParameters) Decode(d *asn1per.Decoder) error {
+	*x = RSVPParameters{}
+	return x.decode(d)
+}
+
+func (x *RSVPParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RSVPParameters")
 	}
-	*x = RSVPParameters{}
 	pre, err := d.Bits(7)
 	if err != nil {
 		return asn1per.Wrap(err, "RSVPParameters")
@@ -4998,7 +5122,7 @@ func (x *RSVPParameters) Decode(d *asn1per.Decoder) error {
 	ext := pre>>6 != 0
 	if pre&(1<<5) != 0 {
 		x.QosMode = new(QOSMode)
-		if err := x.QosMode.Decode(d); err != nil {
+		if err := x.QosMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "qosMode")
 		}
 	}
@@ -5098,10 +5222,14 @@ func (x *QOSMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *QOSMode) Decode(d *asn1per.Decoder) error {
+	*x = QOSMode{}
+	return x.decode(d)
+}
+
+func (x *QOSMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "QOSMode")
 	}
-	*x = QOSMode{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "QOSMode")
@@ -5160,10 +5288,14 @@ func (x *ATMParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ATMParameters) Decode(d *asn1per.Decoder) error {
+	*x = ATMParameters{}
+	return x.decode(d)
+}
+
+func (x *ATMParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ATMParameters")
 	}
-	*x = ATMParameters{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "ATMParameters")
@@ -5277,10 +5409,14 @@ func (x *ServicePriorityValue) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ServicePriorityValue) Decode(d *asn1per.Decoder) error {
+	*x = ServicePriorityValue{}
+	return x.decode(d)
+}
+
+func (x *ServicePriorityValue) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ServicePriorityValue")
 	}
-	*x = ServicePriorityValue{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "ServicePriorityValue")
@@ -5288,7 +5424,7 @@ func (x *ServicePriorityValue) Decode(d *asn1per.Decoder) error {
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.NonStandardParameter = new(NonStandardParameter)
-		if err := x.NonStandardParameter.Decode(d); err != nil {
+		if err := x.NonStandardParameter.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardParameter")
 		}
 	}
@@ -5393,10 +5529,14 @@ func (x *ServicePriority) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ServicePriority) Decode(d *asn1per.Decoder) error {
+	*x = ServicePriority{}
+	return x.decode(d)
+}
+
+func (x *ServicePriority) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ServicePriority")
 	}
-	*x = ServicePriority{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "ServicePriority")
@@ -5404,7 +5544,7 @@ func (x *ServicePriority) Decode(d *asn1per.Decoder) error {
 	ext := pre>>2 != 0
 	if pre&(1<<1) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -5417,7 +5557,7 @@ func (x *ServicePriority) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.ServicePriorityValue = new(ServicePriorityValue)
-		if err := x.ServicePriorityValue.Decode(d); err != nil {
+		if err := x.ServicePriorityValue.decode(d); err != nil {
 			return asn1per.Wrap(err, "servicePriorityValue")
 		}
 	}
@@ -5500,10 +5640,14 @@ func (x *AuthorizationParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *AuthorizationParameters) Decode(d *asn1per.Decoder) error {
+	*x = AuthorizationParameters{}
+	return x.decode(d)
+}
+
+func (x *AuthorizationParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "AuthorizationParameters")
 	}
-	*x = AuthorizationParameters{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "AuthorizationParameters")
@@ -5511,7 +5655,7 @@ func (x *AuthorizationParameters) Decode(d *asn1per.Decoder) error {
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -5561,10 +5705,14 @@ func (x *QOSType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *QOSType) Decode(d *asn1per.Decoder) error {
+	*x = QOSType{}
+	return x.decode(d)
+}
+
+func (x *QOSType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "QOSType")
 	}
-	*x = QOSType{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "QOSType")
@@ -5623,10 +5771,14 @@ func (x *QOSClass) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *QOSClass) Decode(d *asn1per.Decoder) error {
+	*x = QOSClass{}
+	return x.decode(d)
+}
+
+func (x *QOSClass) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "QOSClass")
 	}
-	*x = QOSClass{}
 	idx, err := d.Choice(6, true)
 	if err != nil {
 		return asn1per.Wrap(err, "QOSClass")
@@ -5690,10 +5842,14 @@ func (x *QOSDescriptor) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *QOSDescriptor) Decode(d *asn1per.Decoder) error {
+	*x = QOSDescriptor{}
+	return x.decode(d)
+}
+
+func (x *QOSDescriptor) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "QOSDescriptor")
 	}
-	*x = QOSDescriptor{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "QOSDescriptor")
@@ -5701,14 +5857,14 @@ func (x *QOSDescriptor) Decode(d *asn1per.Decoder) error {
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
-	if err := x.QosType.Decode(d); err != nil {
+	if err := x.QosType.decode(d); err != nil {
 		return asn1per.Wrap(err, "qosType")
 	}
-	if err := x.QosClass.Decode(d); err != nil {
+	if err := x.QosClass.decode(d); err != nil {
 		return asn1per.Wrap(err, "qosClass")
 	}
 	if ext {
@@ -5790,10 +5946,14 @@ func (x *GenericTransportParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *GenericTransportParameters) Decode(d *asn1per.Decoder) error {
+	*x = GenericTransportParameters{}
+	return x.decode(d)
+}
+
+func (x *GenericTransportParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "GenericTransportParameters")
 	}
-	*x = GenericTransportParameters{}
 	pre, err := d.Bits(6)
 	if err != nil {
 		return asn1per.Wrap(err, "GenericTransportParameters")
@@ -5801,7 +5961,7 @@ func (x *GenericTransportParameters) Decode(d *asn1per.Decoder) error {
 	ext := pre>>5 != 0
 	if pre&(1<<4) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
@@ -5965,10 +6125,14 @@ func (x *QOSCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *QOSCapability) Decode(d *asn1per.Decoder) error {
+	*x = QOSCapability{}
+	return x.decode(d)
+}
+
+func (x *QOSCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "QOSCapability")
 	}
-	*x = QOSCapability{}
 	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "QOSCapability")
@@ -5976,19 +6140,19 @@ func (x *QOSCapability) Decode(d *asn1per.Decoder) error {
 	ext := pre>>3 != 0
 	if pre&(1<<2) != 0 {
 		x.NonStandardData = new(NonStandardParameter)
-		if err := x.NonStandardData.Decode(d); err != nil {
+		if err := x.NonStandardData.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardData")
 		}
 	}
 	if pre&(1<<1) != 0 {
 		x.RsvpParameters = new(RSVPParameters)
-		if err := x.RsvpParameters.Decode(d); err != nil {
+		if err := x.RsvpParameters.decode(d); err != nil {
 			return asn1per.Wrap(err, "rsvpParameters")
 		}
 	}
 	if pre&(1<<0) != 0 {
 		x.AtmParameters = new(ATMParameters)
-		if err := x.AtmParameters.Decode(d); err != nil {
+		if err := x.AtmParameters.decode(d); err != nil {
 			return asn1per.Wrap(err, "atmParameters")
 		}
 	}
@@ -6022,7 +6186,7 @@ func (x *QOSCapability) Decode(d *asn1per.Decoder) error {
 			}
 			x.GenericTransportParameters = new(GenericTransportParameters)
 			fr := d.Push(raw)
-			if err := x.GenericTransportParameters.Decode(d); err != nil {
+			if err := x.GenericTransportParameters.decode(d); err != nil {
 				return asn1per.Wrap(err, "genericTransportParameters")
 			}
 			d.Pop(fr)
@@ -6034,7 +6198,7 @@ func (x *QOSCapability) Decode(d *asn1per.Decoder) error {
 			}
 			x.ServicePriority = new(ServicePriority)
 			fr := d.Push(raw)
-			if err := x.ServicePriority.Decode(d); err != nil {
+			if err := x.ServicePriority.decode(d); err != nil {
 				return asn1per.Wrap(err, "servicePriority")
 			}
 			d.Pop(fr)
@@ -6046,7 +6210,7 @@ func (x *QOSCapability) Decode(d *asn1per.Decoder) error {
 			}
 			x.AuthorizationParameter = new(AuthorizationParameters)
 			fr := d.Push(raw)
-			if err := x.AuthorizationParameter.Decode(d); err != nil {
+			if err := x.AuthorizationParameter.decode(d); err != nil {
 				return asn1per.Wrap(err, "authorizationParameter")
 			}
 			d.Pop(fr)
@@ -6058,7 +6222,7 @@ func (x *QOSCapability) Decode(d *asn1per.Decoder) error {
 			}
 			x.QosDescriptor = new(QOSDescriptor)
 			fr := d.Push(raw)
-			if err := x.QosDescriptor.Decode(d); err != nil {
+			if err := x.QosDescriptor.decode(d); err != nil {
 				return asn1per.Wrap(err, "qosDescriptor")
 			}
 			d.Pop(fr)
@@ -6133,10 +6297,14 @@ func (x *MediaTransportType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MediaTransportType) Decode(d *asn1per.Decoder) error {
+	*x = MediaTransportType{}
+	return x.decode(d)
+}
+
+func (x *MediaTransportType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MediaTransportType")
 	}
-	*x = MediaTransportType{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MediaTransportType")
@@ -6154,7 +6322,7 @@ func (x *MediaTransportType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.AtmAAL5Compressed = new(MediaTransportTypeAtmAAL5Compressed)
-		if err := x.AtmAAL5Compressed.Decode(d); err != nil {
+		if err := x.AtmAAL5Compressed.decode(d); err != nil {
 			return asn1per.Wrap(err, "atm-AAL5-compressed")
 		}
 		d.Pop(fr)
@@ -6201,10 +6369,14 @@ func (x *MediaChannelCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MediaChannelCapability) Decode(d *asn1per.Decoder) error {
+	*x = MediaChannelCapability{}
+	return x.decode(d)
+}
+
+func (x *MediaChannelCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MediaChannelCapability")
 	}
-	*x = MediaChannelCapability{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "MediaChannelCapability")
@@ -6212,7 +6384,7 @@ func (x *MediaChannelCapability) Decode(d *asn1per.Decoder) error {
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.MediaTransport = new(MediaTransportType)
-		if err := x.MediaTransport.Decode(d); err != nil {
+		if err := x.MediaTransport.decode(d); err != nil {
 			return asn1per.Wrap(err, "mediaTransport")
 		}
 	}
@@ -6289,10 +6461,14 @@ func (x *TransportCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *TransportCapability) Decode(d *asn1per.Decoder) error {
+	*x = TransportCapability{}
+	return x.decode(d)
+}
+
+func (x *TransportCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TransportCapability")
 	}
-	*x = TransportCapability{}
 	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "TransportCapability")
@@ -6300,7 +6476,7 @@ func (x *TransportCapability) Decode(d *asn1per.Decoder) error {
 	ext := pre>>3 != 0
 	if pre&(1<<2) != 0 {
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	}
@@ -6315,7 +6491,7 @@ func (x *TransportCapability) Decode(d *asn1per.Decoder) error {
 			for range n26 {
 				var zero QOSCapability
 				x.QOSCapabilities = append(x.QOSCapabilities, zero)
-				if err := x.QOSCapabilities[len(x.QOSCapabilities)-1].Decode(d); err != nil {
+				if err := x.QOSCapabilities[len(x.QOSCapabilities)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "qOSCapabilities")
 				}
 			}
@@ -6332,7 +6508,7 @@ func (x *TransportCapability) Decode(d *asn1per.Decoder) error {
 			for range n27 {
 				var zero MediaChannelCapability
 				x.MediaChannelCapabilities = append(x.MediaChannelCapabilities, zero)
-				if err := x.MediaChannelCapabilities[len(x.MediaChannelCapabilities)-1].Decode(d); err != nil {
+				if err := x.MediaChannelCapabilities[len(x.MediaChannelCapabilities)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "mediaChannelCapabilities")
 				}
 			}
@@ -6399,16 +6575,20 @@ func (x *RedundancyEncodingCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RedundancyEncodingCapability) Decode(d *asn1per.Decoder) error {
+	*x = RedundancyEncodingCapability{}
+	return x.decode(d)
+}
+
+func (x *RedundancyEncodingCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RedundancyEncodingCapability")
 	}
-	*x = RedundancyEncodingCapability{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "RedundancyEncodingCapability")
 	}
 	ext := pre>>1 != 0
-	if err := x.RedundancyEncodingMethod.Decode(d); err != nil {
+	if err := x.RedundancyEncodingMethod.decode(d); err != nil {
 		return asn1per.Wrap(err, "redundancyEncodingMethod")
 	}
 	if err := x.PrimaryEncoding.Decode(d); err != nil {
@@ -6495,10 +6675,14 @@ func (x *RedundancyEncodingMethod) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RedundancyEncodingMethod) Decode(d *asn1per.Decoder) error {
+	*x = RedundancyEncodingMethod{}
+	return x.decode(d)
+}
+
+func (x *RedundancyEncodingMethod) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RedundancyEncodingMethod")
 	}
-	*x = RedundancyEncodingMethod{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "RedundancyEncodingMethod")
@@ -6507,7 +6691,7 @@ func (x *RedundancyEncodingMethod) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
@@ -6518,7 +6702,7 @@ func (x *RedundancyEncodingMethod) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.RtpH263VideoRedundancyEncoding = new(RTPH263VideoRedundancyEncoding)
-		if err := x.RtpH263VideoRedundancyEncoding.Decode(d); err != nil {
+		if err := x.RtpH263VideoRedundancyEncoding.decode(d); err != nil {
 			return asn1per.Wrap(err, "rtpH263VideoRedundancyEncoding")
 		}
 		d.Pop(fr)
@@ -6583,10 +6767,14 @@ func (x *RTPH263VideoRedundancyEncoding) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RTPH263VideoRedundancyEncoding) Decode(d *asn1per.Decoder) error {
+	*x = RTPH263VideoRedundancyEncoding{}
+	return x.decode(d)
+}
+
+func (x *RTPH263VideoRedundancyEncoding) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RTPH263VideoRedundancyEncoding")
 	}
-	*x = RTPH263VideoRedundancyEncoding{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "RTPH263VideoRedundancyEncoding")
@@ -6606,7 +6794,7 @@ func (x *RTPH263VideoRedundancyEncoding) Decode(d *asn1per.Decoder) error {
 		}
 		x.FramesBetweenSyncPoints = int64(r)
 	}
-	if err := x.FrameToThreadMapping.Decode(d); err != nil {
+	if err := x.FrameToThreadMapping.decode(d); err != nil {
 		return asn1per.Wrap(err, "frameToThreadMapping")
 	}
 	if pre&(1<<0) != 0 {
@@ -6683,10 +6871,14 @@ func (x *RTPH263VideoRedundancyFrameMapping) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RTPH263VideoRedundancyFrameMapping) Decode(d *asn1per.Decoder) error {
+	*x = RTPH263VideoRedundancyFrameMapping{}
+	return x.decode(d)
+}
+
+func (x *RTPH263VideoRedundancyFrameMapping) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RTPH263VideoRedundancyFrameMapping")
 	}
-	*x = RTPH263VideoRedundancyFrameMapping{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "RTPH263VideoRedundancyFrameMapping")
@@ -6769,10 +6961,14 @@ func (x *MultipointCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultipointCapability) Decode(d *asn1per.Decoder) error {
+	*x = MultipointCapability{}
+	return x.decode(d)
+}
+
+func (x *MultipointCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultipointCapability")
 	}
-	*x = MultipointCapability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MultipointCapability")
@@ -6800,7 +6996,7 @@ func (x *MultipointCapability) Decode(d *asn1per.Decoder) error {
 		for range n35 {
 			var zero MediaDistributionCapability
 			x.MediaDistributionCapability = append(x.MediaDistributionCapability, zero)
-			if err := x.MediaDistributionCapability[len(x.MediaDistributionCapability)-1].Decode(d); err != nil {
+			if err := x.MediaDistributionCapability[len(x.MediaDistributionCapability)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "mediaDistributionCapability")
 			}
 		}
@@ -6883,10 +7079,14 @@ func (x *MediaDistributionCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MediaDistributionCapability) Decode(d *asn1per.Decoder) error {
+	*x = MediaDistributionCapability{}
+	return x.decode(d)
+}
+
+func (x *MediaDistributionCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MediaDistributionCapability")
 	}
-	*x = MediaDistributionCapability{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "MediaDistributionCapability")
@@ -6945,7 +7145,7 @@ func (x *MediaDistributionCapability) Decode(d *asn1per.Decoder) error {
 			for range n38 {
 				var zero DataApplicationCapability
 				x.CentralizedData = append(x.CentralizedData, zero)
-				if err := x.CentralizedData[len(x.CentralizedData)-1].Decode(d); err != nil {
+				if err := x.CentralizedData[len(x.CentralizedData)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "centralizedData")
 				}
 			}
@@ -6962,7 +7162,7 @@ func (x *MediaDistributionCapability) Decode(d *asn1per.Decoder) error {
 			for range n39 {
 				var zero DataApplicationCapability
 				x.DistributedData = append(x.DistributedData, zero)
-				if err := x.DistributedData[len(x.DistributedData)-1].Decode(d); err != nil {
+				if err := x.DistributedData[len(x.DistributedData)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "distributedData")
 				}
 			}
@@ -7077,10 +7277,14 @@ func (x *VideoCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *VideoCapability) Decode(d *asn1per.Decoder) error {
+	*x = VideoCapability{}
+	return x.decode(d)
+}
+
+func (x *VideoCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "VideoCapability")
 	}
-	*x = VideoCapability{}
 	idx, err := d.Choice(5, true)
 	if err != nil {
 		return asn1per.Wrap(err, "VideoCapability")
@@ -7089,27 +7293,27 @@ func (x *VideoCapability) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
 		x.H261VideoCapability = new(H261VideoCapability)
-		if err := x.H261VideoCapability.Decode(d); err != nil {
+		if err := x.H261VideoCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "h261VideoCapability")
 		}
 	case 2:
 		x.H262VideoCapability = new(H262VideoCapability)
-		if err := x.H262VideoCapability.Decode(d); err != nil {
+		if err := x.H262VideoCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "h262VideoCapability")
 		}
 	case 3:
 		x.H263VideoCapability = new(H263VideoCapability)
-		if err := x.H263VideoCapability.Decode(d); err != nil {
+		if err := x.H263VideoCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "h263VideoCapability")
 		}
 	case 4:
 		x.Is11172VideoCapability = new(IS11172VideoCapability)
-		if err := x.Is11172VideoCapability.Decode(d); err != nil {
+		if err := x.Is11172VideoCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "is11172VideoCapability")
 		}
 	case 5:
@@ -7119,7 +7323,7 @@ func (x *VideoCapability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.GenericVideoCapability = new(GenericCapability)
-		if err := x.GenericVideoCapability.Decode(d); err != nil {
+		if err := x.GenericVideoCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "genericVideoCapability")
 		}
 		d.Pop(fr)
@@ -7130,7 +7334,7 @@ func (x *VideoCapability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.ExtendedVideoCapability = new(ExtendedVideoCapability)
-		if err := x.ExtendedVideoCapability.Decode(d); err != nil {
+		if err := x.ExtendedVideoCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "extendedVideoCapability")
 		}
 		d.Pop(fr)
@@ -7192,10 +7396,14 @@ func (x *ExtendedVideoCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ExtendedVideoCapability) Decode(d *asn1per.Decoder) error {
+	*x = ExtendedVideoCapability{}
+	return x.decode(d)
+}
+
+func (x *ExtendedVideoCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ExtendedVideoCapability")
 	}
-	*x = ExtendedVideoCapability{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "ExtendedVideoCapability")
@@ -7210,7 +7418,7 @@ func (x *ExtendedVideoCapability) Decode(d *asn1per.Decoder) error {
 		for range n42 {
 			var zero VideoCapability
 			x.VideoCapability = append(x.VideoCapability, zero)
-			if err := x.VideoCapability[len(x.VideoCapability)-1].Decode(d); err != nil {
+			if err := x.VideoCapability[len(x.VideoCapability)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "videoCapability")
 			}
 		}
@@ -7226,7 +7434,7 @@ func (x *ExtendedVideoCapability) Decode(d *asn1per.Decoder) error {
 			for range n43 {
 				var zero GenericCapability
 				x.VideoCapabilityExtension = append(x.VideoCapabilityExtension, zero)
-				if err := x.VideoCapabilityExtension[len(x.VideoCapabilityExtension)-1].Decode(d); err != nil {
+				if err := x.VideoCapabilityExtension[len(x.VideoCapabilityExtension)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "videoCapabilityExtension")
 				}
 			}
@@ -7314,10 +7522,14 @@ func (x *H261VideoCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H261VideoCapability) Decode(d *asn1per.Decoder) error {
+	*x = H261VideoCapability{}
+	return x.decode(d)
+}
+
+func (x *H261VideoCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H261VideoCapability")
 	}
-	*x = H261VideoCapability{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "H261VideoCapability")
@@ -7508,10 +7720,14 @@ func (x *H262VideoCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H262VideoCapability) Decode(d *asn1per.Decoder) error {
+	*x = H262VideoCapability{}
+	return x.decode(d)
+}
+
+func (x *H262VideoCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H262VideoCapability")
 	}
-	*x = H262VideoCapability{}
 	pre, err := d.Bits(7)
 	if err != nil {
 		return asn1per.Wrap(err, "H262VideoCapability")
@@ -7859,10 +8075,14 @@ func (x *H263VideoCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H263VideoCapability) Decode(d *asn1per.Decoder) error {
+	*x = H263VideoCapability{}
+	return x.decode(d)
+}
+
+func (x *H263VideoCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H263VideoCapability")
 	}
-	*x = H263VideoCapability{}
 	pre, err := d.Bits(8)
 	if err != nil {
 		return asn1per.Wrap(err, "H263VideoCapability")
@@ -8090,7 +8310,7 @@ func (x *H263VideoCapability) Decode(d *asn1per.Decoder) error {
 			}
 			x.EnhancementLayerInfo = new(EnhancementLayerInfo)
 			fr := d.Push(raw)
-			if err := x.EnhancementLayerInfo.Decode(d); err != nil {
+			if err := x.EnhancementLayerInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "enhancementLayerInfo")
 			}
 			d.Pop(fr)
@@ -8102,7 +8322,7 @@ func (x *H263VideoCapability) Decode(d *asn1per.Decoder) error {
 			}
 			x.H263Options = new(H263Options)
 			fr := d.Push(raw)
-			if err := x.H263Options.Decode(d); err != nil {
+			if err := x.H263Options.decode(d); err != nil {
 				return asn1per.Wrap(err, "h263Options")
 			}
 			d.Pop(fr)
@@ -8181,10 +8401,14 @@ func (x *EnhancementLayerInfo) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *EnhancementLayerInfo) Decode(d *asn1per.Decoder) error {
+	*x = EnhancementLayerInfo{}
+	return x.decode(d)
+}
+
+func (x *EnhancementLayerInfo) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "EnhancementLayerInfo")
 	}
-	*x = EnhancementLayerInfo{}
 	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "EnhancementLayerInfo")
@@ -8208,7 +8432,7 @@ func (x *EnhancementLayerInfo) Decode(d *asn1per.Decoder) error {
 			for range n47 {
 				var zero EnhancementOptions
 				x.SnrEnhancement = append(x.SnrEnhancement, zero)
-				if err := x.SnrEnhancement[len(x.SnrEnhancement)-1].Decode(d); err != nil {
+				if err := x.SnrEnhancement[len(x.SnrEnhancement)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "snrEnhancement")
 				}
 			}
@@ -8225,7 +8449,7 @@ func (x *EnhancementLayerInfo) Decode(d *asn1per.Decoder) error {
 			for range n48 {
 				var zero EnhancementOptions
 				x.SpatialEnhancement = append(x.SpatialEnhancement, zero)
-				if err := x.SpatialEnhancement[len(x.SpatialEnhancement)-1].Decode(d); err != nil {
+				if err := x.SpatialEnhancement[len(x.SpatialEnhancement)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "spatialEnhancement")
 				}
 			}
@@ -8242,7 +8466,7 @@ func (x *EnhancementLayerInfo) Decode(d *asn1per.Decoder) error {
 			for range n49 {
 				var zero BEnhancementParameters
 				x.BPictureEnhancement = append(x.BPictureEnhancement, zero)
-				if err := x.BPictureEnhancement[len(x.BPictureEnhancement)-1].Decode(d); err != nil {
+				if err := x.BPictureEnhancement[len(x.BPictureEnhancement)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "bPictureEnhancement")
 				}
 			}
@@ -8296,15 +8520,19 @@ func (x *BEnhancementParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *BEnhancementParameters) Decode(d *asn1per.Decoder) error {
+	*x = BEnhancementParameters{}
+	return x.decode(d)
+}
+
+func (x *BEnhancementParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "BEnhancementParameters")
 	}
-	*x = BEnhancementParameters{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "BEnhancementParameters")
 	}
-	if err := x.EnhancementOptions.Decode(d); err != nil {
+	if err := x.EnhancementOptions.decode(d); err != nil {
 		return asn1per.Wrap(err, "enhancementOptions")
 	}
 	{
@@ -8453,10 +8681,14 @@ func (x *EnhancementOptions) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *EnhancementOptions) Decode(d *asn1per.Decoder) error {
+	*x = EnhancementOptions{}
+	return x.decode(d)
+}
+
+func (x *EnhancementOptions) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "EnhancementOptions")
 	}
-	*x = EnhancementOptions{}
 	pre, err := d.Bits(12)
 	if err != nil {
 		return asn1per.Wrap(err, "EnhancementOptions")
@@ -8599,7 +8831,7 @@ func (x *EnhancementOptions) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.H263Options = new(H263Options)
-		if err := x.H263Options.Decode(d); err != nil {
+		if err := x.H263Options.decode(d); err != nil {
 			return asn1per.Wrap(err, "h263Options")
 		}
 	}
@@ -8770,10 +9002,14 @@ func (x *H263Options) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H263Options) Decode(d *asn1per.Decoder) error {
+	*x = H263Options{}
+	return x.decode(d)
+}
+
+func (x *H263Options) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H263Options")
 	}
-	*x = H263Options{}
 	pre, err := d.Bits(6)
 	if err != nil {
 		return asn1per.Wrap(err, "H263Options")
@@ -8942,7 +9178,7 @@ func (x *H263Options) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<4) != 0 {
 		x.TransparencyParameters = new(TransparencyParameters)
-		if err := x.TransparencyParameters.Decode(d); err != nil {
+		if err := x.TransparencyParameters.decode(d); err != nil {
 			return asn1per.Wrap(err, "transparencyParameters")
 		}
 	}
@@ -8955,7 +9191,7 @@ func (x *H263Options) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<3) != 0 {
 		x.RefPictureSelection = new(RefPictureSelection)
-		if err := x.RefPictureSelection.Decode(d); err != nil {
+		if err := x.RefPictureSelection.decode(d); err != nil {
 			return asn1per.Wrap(err, "refPictureSelection")
 		}
 	}
@@ -8970,7 +9206,7 @@ func (x *H263Options) Decode(d *asn1per.Decoder) error {
 			for range n53 {
 				var zero CustomPictureClockFrequency
 				x.CustomPictureClockFrequency = append(x.CustomPictureClockFrequency, zero)
-				if err := x.CustomPictureClockFrequency[len(x.CustomPictureClockFrequency)-1].Decode(d); err != nil {
+				if err := x.CustomPictureClockFrequency[len(x.CustomPictureClockFrequency)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "customPictureClockFrequency")
 				}
 			}
@@ -8987,7 +9223,7 @@ func (x *H263Options) Decode(d *asn1per.Decoder) error {
 			for range n54 {
 				var zero CustomPictureFormat
 				x.CustomPictureFormat = append(x.CustomPictureFormat, zero)
-				if err := x.CustomPictureFormat[len(x.CustomPictureFormat)-1].Decode(d); err != nil {
+				if err := x.CustomPictureFormat[len(x.CustomPictureFormat)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "customPictureFormat")
 				}
 			}
@@ -9004,7 +9240,7 @@ func (x *H263Options) Decode(d *asn1per.Decoder) error {
 			for range n55 {
 				var zero H263VideoModeCombos
 				x.ModeCombos = append(x.ModeCombos, zero)
-				if err := x.ModeCombos[len(x.ModeCombos)-1].Decode(d); err != nil {
+				if err := x.ModeCombos[len(x.ModeCombos)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "modeCombos")
 				}
 			}
@@ -9040,7 +9276,7 @@ func (x *H263Options) Decode(d *asn1per.Decoder) error {
 			}
 			x.H263Version3Options = new(H263Version3Options)
 			fr := d.Push(raw)
-			if err := x.H263Version3Options.Decode(d); err != nil {
+			if err := x.H263Version3Options.decode(d); err != nil {
 				return asn1per.Wrap(err, "h263Version3Options")
 			}
 			d.Pop(fr)
@@ -9098,10 +9334,14 @@ func (x *TransparencyParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *TransparencyParameters) Decode(d *asn1per.Decoder) error {
+	*x = TransparencyParameters{}
+	return x.decode(d)
+}
+
+func (x *TransparencyParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TransparencyParameters")
 	}
-	*x = TransparencyParameters{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "TransparencyParameters")
@@ -9213,10 +9453,14 @@ func (x *RefPictureSelection) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RefPictureSelection) Decode(d *asn1per.Decoder) error {
+	*x = RefPictureSelection{}
+	return x.decode(d)
+}
+
+func (x *RefPictureSelection) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RefPictureSelection")
 	}
-	*x = RefPictureSelection{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "RefPictureSelection")
@@ -9224,7 +9468,7 @@ func (x *RefPictureSelection) Decode(d *asn1per.Decoder) error {
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.AdditionalPictureMemory = new(RefPictureSelectionAdditionalPictureMemory)
-		if err := x.AdditionalPictureMemory.Decode(d); err != nil {
+		if err := x.AdditionalPictureMemory.decode(d); err != nil {
 			return asn1per.Wrap(err, "additionalPictureMemory")
 		}
 	}
@@ -9235,7 +9479,7 @@ func (x *RefPictureSelection) Decode(d *asn1per.Decoder) error {
 		}
 		x.VideoMux = bool(r)
 	}
-	if err := x.VideoBackChannelSend.Decode(d); err != nil {
+	if err := x.VideoBackChannelSend.decode(d); err != nil {
 		return asn1per.Wrap(err, "videoBackChannelSend")
 	}
 	if ext {
@@ -9252,7 +9496,7 @@ func (x *RefPictureSelection) Decode(d *asn1per.Decoder) error {
 			}
 			x.EnhancedReferencePicSelect = new(RefPictureSelectionEnhancedReferencePicSelect)
 			fr := d.Push(raw)
-			if err := x.EnhancedReferencePicSelect.Decode(d); err != nil {
+			if err := x.EnhancedReferencePicSelect.decode(d); err != nil {
 				return asn1per.Wrap(err, "enhancedReferencePicSelect")
 			}
 			d.Pop(fr)
@@ -9338,10 +9582,14 @@ func (x *CustomPictureClockFrequency) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CustomPictureClockFrequency) Decode(d *asn1per.Decoder) error {
+	*x = CustomPictureClockFrequency{}
+	return x.decode(d)
+}
+
+func (x *CustomPictureClockFrequency) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CustomPictureClockFrequency")
 	}
-	*x = CustomPictureClockFrequency{}
 	pre, err := d.Bits(6)
 	if err != nil {
 		return asn1per.Wrap(err, "CustomPictureClockFrequency")
@@ -9475,10 +9723,14 @@ func (x *CustomPictureFormat) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CustomPictureFormat) Decode(d *asn1per.Decoder) error {
+	*x = CustomPictureFormat{}
+	return x.decode(d)
+}
+
+func (x *CustomPictureFormat) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CustomPictureFormat")
 	}
-	*x = CustomPictureFormat{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "CustomPictureFormat")
@@ -9511,10 +9763,10 @@ func (x *CustomPictureFormat) Decode(d *asn1per.Decoder) error {
 		}
 		x.MinCustomPictureHeight = int64(r)
 	}
-	if err := x.MPI.Decode(d); err != nil {
+	if err := x.MPI.decode(d); err != nil {
 		return asn1per.Wrap(err, "mPI")
 	}
-	if err := x.PixelAspectInformation.Decode(d); err != nil {
+	if err := x.PixelAspectInformation.decode(d); err != nil {
 		return asn1per.Wrap(err, "pixelAspectInformation")
 	}
 	if ext {
@@ -9570,15 +9822,19 @@ func (x *H263VideoModeCombos) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H263VideoModeCombos) Decode(d *asn1per.Decoder) error {
+	*x = H263VideoModeCombos{}
+	return x.decode(d)
+}
+
+func (x *H263VideoModeCombos) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H263VideoModeCombos")
 	}
-	*x = H263VideoModeCombos{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H263VideoModeCombos")
 	}
-	if err := x.H263VideoUncoupledModes.Decode(d); err != nil {
+	if err := x.H263VideoUncoupledModes.decode(d); err != nil {
 		return asn1per.Wrap(err, "h263VideoUncoupledModes")
 	}
 	{
@@ -9590,7 +9846,7 @@ func (x *H263VideoModeCombos) Decode(d *asn1per.Decoder) error {
 		for range n57 {
 			var zero H263ModeComboFlags
 			x.H263VideoCoupledModes = append(x.H263VideoCoupledModes, zero)
-			if err := x.H263VideoCoupledModes[len(x.H263VideoCoupledModes)-1].Decode(d); err != nil {
+			if err := x.H263VideoCoupledModes[len(x.H263VideoCoupledModes)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "h263VideoCoupledModes")
 			}
 		}
@@ -9703,10 +9959,14 @@ func (x *H263ModeComboFlags) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H263ModeComboFlags) Decode(d *asn1per.Decoder) error {
+	*x = H263ModeComboFlags{}
+	return x.decode(d)
+}
+
+func (x *H263ModeComboFlags) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H263ModeComboFlags")
 	}
-	*x = H263ModeComboFlags{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H263ModeComboFlags")
@@ -9888,7 +10148,7 @@ func (x *H263ModeComboFlags) Decode(d *asn1per.Decoder) error {
 			}
 			x.H263Version3Options = new(H263Version3Options)
 			fr := d.Push(raw)
-			if err := x.H263Version3Options.Decode(d); err != nil {
+			if err := x.H263Version3Options.decode(d); err != nil {
 				return asn1per.Wrap(err, "h263Version3Options")
 			}
 			d.Pop(fr)
@@ -9942,10 +10202,14 @@ func (x *H263Version3Options) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H263Version3Options) Decode(d *asn1per.Decoder) error {
+	*x = H263Version3Options{}
+	return x.decode(d)
+}
+
+func (x *H263Version3Options) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H263Version3Options")
 	}
-	*x = H263Version3Options{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H263Version3Options")
@@ -10114,10 +10378,14 @@ func (x *IS11172VideoCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *IS11172VideoCapability) Decode(d *asn1per.Decoder) error {
+	*x = IS11172VideoCapability{}
+	return x.decode(d)
+}
+
+func (x *IS11172VideoCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "IS11172VideoCapability")
 	}
-	*x = IS11172VideoCapability{}
 	pre, err := d.Bits(7)
 	if err != nil {
 		return asn1per.Wrap(err, "IS11172VideoCapability")
@@ -10459,10 +10727,14 @@ func (x *AudioCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *AudioCapability) Decode(d *asn1per.Decoder) error {
+	*x = AudioCapability{}
+	return x.decode(d)
+}
+
+func (x *AudioCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "AudioCapability")
 	}
-	*x = AudioCapability{}
 	idx, err := d.Choice(14, true)
 	if err != nil {
 		return asn1per.Wrap(err, "AudioCapability")
@@ -10471,7 +10743,7 @@ func (x *AudioCapability) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
@@ -10532,7 +10804,7 @@ func (x *AudioCapability) Decode(d *asn1per.Decoder) error {
 		}
 	case 8:
 		x.G7231 = new(AudioCapabilityG7231)
-		if err := x.G7231.Decode(d); err != nil {
+		if err := x.G7231.decode(d); err != nil {
 			return asn1per.Wrap(err, "g7231")
 		}
 	case 9:
@@ -10561,12 +10833,12 @@ func (x *AudioCapability) Decode(d *asn1per.Decoder) error {
 		}
 	case 12:
 		x.Is11172AudioCapability = new(IS11172AudioCapability)
-		if err := x.Is11172AudioCapability.Decode(d); err != nil {
+		if err := x.Is11172AudioCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "is11172AudioCapability")
 		}
 	case 13:
 		x.Is13818AudioCapability = new(IS13818AudioCapability)
-		if err := x.Is13818AudioCapability.Decode(d); err != nil {
+		if err := x.Is13818AudioCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "is13818AudioCapability")
 		}
 	case 14:
@@ -10604,7 +10876,7 @@ func (x *AudioCapability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.G7231AnnexCCapability = new(G7231AnnexCCapability)
-		if err := x.G7231AnnexCCapability.Decode(d); err != nil {
+		if err := x.G7231AnnexCCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "g7231AnnexCCapability")
 		}
 		d.Pop(fr)
@@ -10615,7 +10887,7 @@ func (x *AudioCapability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.GsmFullRate = new(GSMAudioCapability)
-		if err := x.GsmFullRate.Decode(d); err != nil {
+		if err := x.GsmFullRate.decode(d); err != nil {
 			return asn1per.Wrap(err, "gsmFullRate")
 		}
 		d.Pop(fr)
@@ -10626,7 +10898,7 @@ func (x *AudioCapability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.GsmHalfRate = new(GSMAudioCapability)
-		if err := x.GsmHalfRate.Decode(d); err != nil {
+		if err := x.GsmHalfRate.decode(d); err != nil {
 			return asn1per.Wrap(err, "gsmHalfRate")
 		}
 		d.Pop(fr)
@@ -10637,7 +10909,7 @@ func (x *AudioCapability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.GsmEnhancedFullRate = new(GSMAudioCapability)
-		if err := x.GsmEnhancedFullRate.Decode(d); err != nil {
+		if err := x.GsmEnhancedFullRate.decode(d); err != nil {
 			return asn1per.Wrap(err, "gsmEnhancedFullRate")
 		}
 		d.Pop(fr)
@@ -10648,7 +10920,7 @@ func (x *AudioCapability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.GenericAudioCapability = new(GenericCapability)
-		if err := x.GenericAudioCapability.Decode(d); err != nil {
+		if err := x.GenericAudioCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "genericAudioCapability")
 		}
 		d.Pop(fr)
@@ -10659,7 +10931,7 @@ func (x *AudioCapability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.G729Extensions = new(G729Extensions)
-		if err := x.G729Extensions.Decode(d); err != nil {
+		if err := x.G729Extensions.decode(d); err != nil {
 			return asn1per.Wrap(err, "g729Extensions")
 		}
 		d.Pop(fr)
@@ -10670,7 +10942,7 @@ func (x *AudioCapability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.Vbd = new(VBDCapability)
-		if err := x.Vbd.Decode(d); err != nil {
+		if err := x.Vbd.decode(d); err != nil {
 			return asn1per.Wrap(err, "vbd")
 		}
 		d.Pop(fr)
@@ -10681,7 +10953,7 @@ func (x *AudioCapability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.AudioTelephonyEvent = new(NoPTAudioTelephonyEventCapability)
-		if err := x.AudioTelephonyEvent.Decode(d); err != nil {
+		if err := x.AudioTelephonyEvent.decode(d); err != nil {
 			return asn1per.Wrap(err, "audioTelephonyEvent")
 		}
 		d.Pop(fr)
@@ -10692,7 +10964,7 @@ func (x *AudioCapability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.AudioTone = new(NoPTAudioToneCapability)
-		if err := x.AudioTone.Decode(d); err != nil {
+		if err := x.AudioTone.decode(d); err != nil {
 			return asn1per.Wrap(err, "audioTone")
 		}
 		d.Pop(fr)
@@ -10754,10 +11026,14 @@ func (x *G729Extensions) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *G729Extensions) Decode(d *asn1per.Decoder) error {
+	*x = G729Extensions{}
+	return x.decode(d)
+}
+
+func (x *G729Extensions) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "G729Extensions")
 	}
-	*x = G729Extensions{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "G729Extensions")
@@ -10875,10 +11151,14 @@ func (x *G7231AnnexCCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *G7231AnnexCCapability) Decode(d *asn1per.Decoder) error {
+	*x = G7231AnnexCCapability{}
+	return x.decode(d)
+}
+
+func (x *G7231AnnexCCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "G7231AnnexCCapability")
 	}
-	*x = G7231AnnexCCapability{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "G7231AnnexCCapability")
@@ -10900,7 +11180,7 @@ func (x *G7231AnnexCCapability) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.G723AnnexCAudioMode = new(G7231AnnexCCapabilityG723AnnexCAudioMode)
-		if err := x.G723AnnexCAudioMode.Decode(d); err != nil {
+		if err := x.G723AnnexCAudioMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "g723AnnexCAudioMode")
 		}
 	}
@@ -10964,10 +11244,14 @@ func (x *IS11172AudioCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *IS11172AudioCapability) Decode(d *asn1per.Decoder) error {
+	*x = IS11172AudioCapability{}
+	return x.decode(d)
+}
+
+func (x *IS11172AudioCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "IS11172AudioCapability")
 	}
-	*x = IS11172AudioCapability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "IS11172AudioCapability")
@@ -11119,10 +11403,14 @@ func (x *IS13818AudioCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *IS13818AudioCapability) Decode(d *asn1per.Decoder) error {
+	*x = IS13818AudioCapability{}
+	return x.decode(d)
+}
+
+func (x *IS13818AudioCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "IS13818AudioCapability")
 	}
-	*x = IS13818AudioCapability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "IS13818AudioCapability")
@@ -11322,10 +11610,14 @@ func (x *GSMAudioCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *GSMAudioCapability) Decode(d *asn1per.Decoder) error {
+	*x = GSMAudioCapability{}
+	return x.decode(d)
+}
+
+func (x *GSMAudioCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "GSMAudioCapability")
 	}
-	*x = GSMAudioCapability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "GSMAudioCapability")
@@ -11395,15 +11687,19 @@ func (x *VBDCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *VBDCapability) Decode(d *asn1per.Decoder) error {
+	*x = VBDCapability{}
+	return x.decode(d)
+}
+
+func (x *VBDCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "VBDCapability")
 	}
-	*x = VBDCapability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "VBDCapability")
 	}
-	if err := x.Type.Decode(d); err != nil {
+	if err := x.Type.decode(d); err != nil {
 		return asn1per.Wrap(err, "type")
 	}
 	if ext {
@@ -11454,15 +11750,19 @@ func (x *DataApplicationCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DataApplicationCapability) Decode(d *asn1per.Decoder) error {
+	*x = DataApplicationCapability{}
+	return x.decode(d)
+}
+
+func (x *DataApplicationCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DataApplicationCapability")
 	}
-	*x = DataApplicationCapability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "DataApplicationCapability")
 	}
-	if err := x.Application.Decode(d); err != nil {
+	if err := x.Application.decode(d); err != nil {
 		return asn1per.Wrap(err, "application")
 	}
 	{
@@ -11570,10 +11870,14 @@ func (x *DataProtocolCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DataProtocolCapability) Decode(d *asn1per.Decoder) error {
+	*x = DataProtocolCapability{}
+	return x.decode(d)
+}
+
+func (x *DataProtocolCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DataProtocolCapability")
 	}
-	*x = DataProtocolCapability{}
 	idx, err := d.Choice(7, true)
 	if err != nil {
 		return asn1per.Wrap(err, "DataProtocolCapability")
@@ -11582,7 +11886,7 @@ func (x *DataProtocolCapability) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
@@ -11622,7 +11926,7 @@ func (x *DataProtocolCapability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.V76wCompression = new(DataProtocolCapabilityV76wCompression)
-		if err := x.V76wCompression.Decode(d); err != nil {
+		if err := x.V76wCompression.decode(d); err != nil {
 			return asn1per.Wrap(err, "v76wCompression")
 		}
 		d.Pop(fr)
@@ -11685,10 +11989,14 @@ func (x *CompressionType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CompressionType) Decode(d *asn1per.Decoder) error {
+	*x = CompressionType{}
+	return x.decode(d)
+}
+
+func (x *CompressionType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CompressionType")
 	}
-	*x = CompressionType{}
 	idx, err := d.Choice(1, true)
 	if err != nil {
 		return asn1per.Wrap(err, "CompressionType")
@@ -11697,7 +12005,7 @@ func (x *CompressionType) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.V42bis = new(V42bis)
-		if err := x.V42bis.Decode(d); err != nil {
+		if err := x.V42bis.decode(d); err != nil {
 			return asn1per.Wrap(err, "v42bis")
 		}
 	default:
@@ -11744,10 +12052,14 @@ func (x *V42bis) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *V42bis) Decode(d *asn1per.Decoder) error {
+	*x = V42bis{}
+	return x.decode(d)
+}
+
+func (x *V42bis) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "V42bis")
 	}
-	*x = V42bis{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "V42bis")
@@ -11816,10 +12128,14 @@ func (x *T84Profile) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *T84Profile) Decode(d *asn1per.Decoder) error {
+	*x = T84Profile{}
+	return x.decode(d)
+}
+
+func (x *T84Profile) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "T84Profile")
 	}
-	*x = T84Profile{}
 	idx, err := d.Choice(2, false)
 	if err != nil {
 		return asn1per.Wrap(err, "T84Profile")
@@ -11829,7 +12145,7 @@ func (x *T84Profile) Decode(d *asn1per.Decoder) error {
 	case 0:
 	case 1:
 		x.T84Restricted = new(T84ProfileT84Restricted)
-		if err := x.T84Restricted.Decode(d); err != nil {
+		if err := x.T84Restricted.decode(d); err != nil {
 			return asn1per.Wrap(err, "t84Restricted")
 		}
 	}
@@ -11912,10 +12228,14 @@ func (x *T38FaxProfile) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *T38FaxProfile) Decode(d *asn1per.Decoder) error {
+	*x = T38FaxProfile{}
+	return x.decode(d)
+}
+
+func (x *T38FaxProfile) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "T38FaxProfile")
 	}
-	*x = T38FaxProfile{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "T38FaxProfile")
@@ -11971,7 +12291,7 @@ func (x *T38FaxProfile) Decode(d *asn1per.Decoder) error {
 			}
 			x.T38FaxRateManagement = new(T38FaxRateManagement)
 			fr := d.Push(raw)
-			if err := x.T38FaxRateManagement.Decode(d); err != nil {
+			if err := x.T38FaxRateManagement.decode(d); err != nil {
 				return asn1per.Wrap(err, "t38FaxRateManagement")
 			}
 			d.Pop(fr)
@@ -11983,7 +12303,7 @@ func (x *T38FaxProfile) Decode(d *asn1per.Decoder) error {
 			}
 			x.T38FaxUdpOptions = new(T38FaxUdpOptions)
 			fr := d.Push(raw)
-			if err := x.T38FaxUdpOptions.Decode(d); err != nil {
+			if err := x.T38FaxUdpOptions.decode(d); err != nil {
 				return asn1per.Wrap(err, "t38FaxUdpOptions")
 			}
 			d.Pop(fr)
@@ -11995,7 +12315,7 @@ func (x *T38FaxProfile) Decode(d *asn1per.Decoder) error {
 			}
 			x.T38FaxTcpOptions = new(T38FaxTcpOptions)
 			fr := d.Push(raw)
-			if err := x.T38FaxTcpOptions.Decode(d); err != nil {
+			if err := x.T38FaxTcpOptions.decode(d); err != nil {
 				return asn1per.Wrap(err, "t38FaxTcpOptions")
 			}
 			d.Pop(fr)
@@ -12039,10 +12359,14 @@ func (x *T38FaxRateManagement) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *T38FaxRateManagement) Decode(d *asn1per.Decoder) error {
+	*x = T38FaxRateManagement{}
+	return x.decode(d)
+}
+
+func (x *T38FaxRateManagement) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "T38FaxRateManagement")
 	}
-	*x = T38FaxRateManagement{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "T38FaxRateManagement")
@@ -12096,10 +12420,14 @@ func (x *T38FaxUdpOptions) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *T38FaxUdpOptions) Decode(d *asn1per.Decoder) error {
+	*x = T38FaxUdpOptions{}
+	return x.decode(d)
+}
+
+func (x *T38FaxUdpOptions) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "T38FaxUdpOptions")
 	}
-	*x = T38FaxUdpOptions{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "T38FaxUdpOptions")
@@ -12124,7 +12452,7 @@ func (x *T38FaxUdpOptions) Decode(d *asn1per.Decoder) error {
 			x.T38FaxMaxDatagram = int64(r)
 		}
 	}
-	if err := x.T38FaxUdpEC.Decode(d); err != nil {
+	if err := x.T38FaxUdpEC.decode(d); err != nil {
 		return asn1per.Wrap(err, "t38FaxUdpEC")
 	}
 	d.Leave()
@@ -12158,10 +12486,14 @@ func (x *T38FaxTcpOptions) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *T38FaxTcpOptions) Decode(d *asn1per.Decoder) error {
+	*x = T38FaxTcpOptions{}
+	return x.decode(d)
+}
+
+func (x *T38FaxTcpOptions) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "T38FaxTcpOptions")
 	}
-	*x = T38FaxTcpOptions{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "T38FaxTcpOptions")
@@ -12254,10 +12586,14 @@ func (x *EncryptionAuthenticationAndIntegrity) Encode(e *asn1per.Encoder) error 
 
 // Decode reads x from ALIGNED PER.
 func (x *EncryptionAuthenticationAndIntegrity) Decode(d *asn1per.Decoder) error {
+	*x = EncryptionAuthenticationAndIntegrity{}
+	return x.decode(d)
+}
+
+func (x *EncryptionAuthenticationAndIntegrity) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "EncryptionAuthenticationAndIntegrity")
 	}
-	*x = EncryptionAuthenticationAndIntegrity{}
 	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "EncryptionAuthenticationAndIntegrity")
@@ -12271,13 +12607,13 @@ func (x *EncryptionAuthenticationAndIntegrity) Decode(d *asn1per.Decoder) error 
 	}
 	if pre&(1<<1) != 0 {
 		x.AuthenticationCapability = new(AuthenticationCapability)
-		if err := x.AuthenticationCapability.Decode(d); err != nil {
+		if err := x.AuthenticationCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "authenticationCapability")
 		}
 	}
 	if pre&(1<<0) != 0 {
 		x.IntegrityCapability = new(IntegrityCapability)
-		if err := x.IntegrityCapability.Decode(d); err != nil {
+		if err := x.IntegrityCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "integrityCapability")
 		}
 	}
@@ -12295,7 +12631,7 @@ func (x *EncryptionAuthenticationAndIntegrity) Decode(d *asn1per.Decoder) error 
 			}
 			x.GenericH235SecurityCapability = new(GenericCapability)
 			fr := d.Push(raw)
-			if err := x.GenericH235SecurityCapability.Decode(d); err != nil {
+			if err := x.GenericH235SecurityCapability.decode(d); err != nil {
 				return asn1per.Wrap(err, "genericH235SecurityCapability")
 			}
 			d.Pop(fr)
@@ -12335,7 +12671,7 @@ func (x *EncryptionCapability) Decode(d *asn1per.Decoder) error {
 		for range n59 {
 			var zero MediaEncryptionAlgorithm
 			(*x) = append((*x), zero)
-			if err := (*x)[len((*x))-1].Decode(d); err != nil {
+			if err := (*x)[len((*x))-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "EncryptionCapability")
 			}
 		}
@@ -12385,10 +12721,14 @@ func (x *MediaEncryptionAlgorithm) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MediaEncryptionAlgorithm) Decode(d *asn1per.Decoder) error {
+	*x = MediaEncryptionAlgorithm{}
+	return x.decode(d)
+}
+
+func (x *MediaEncryptionAlgorithm) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MediaEncryptionAlgorithm")
 	}
-	*x = MediaEncryptionAlgorithm{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MediaEncryptionAlgorithm")
@@ -12397,7 +12737,7 @@ func (x *MediaEncryptionAlgorithm) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
@@ -12471,10 +12811,14 @@ func (x *AuthenticationCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *AuthenticationCapability) Decode(d *asn1per.Decoder) error {
+	*x = AuthenticationCapability{}
+	return x.decode(d)
+}
+
+func (x *AuthenticationCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "AuthenticationCapability")
 	}
-	*x = AuthenticationCapability{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "AuthenticationCapability")
@@ -12482,7 +12826,7 @@ func (x *AuthenticationCapability) Decode(d *asn1per.Decoder) error {
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	}
@@ -12549,10 +12893,14 @@ func (x *IntegrityCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *IntegrityCapability) Decode(d *asn1per.Decoder) error {
+	*x = IntegrityCapability{}
+	return x.decode(d)
+}
+
+func (x *IntegrityCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "IntegrityCapability")
 	}
-	*x = IntegrityCapability{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "IntegrityCapability")
@@ -12560,7 +12908,7 @@ func (x *IntegrityCapability) Decode(d *asn1per.Decoder) error {
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	}
@@ -12658,10 +13006,14 @@ func (x *UserInputCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *UserInputCapability) Decode(d *asn1per.Decoder) error {
+	*x = UserInputCapability{}
+	return x.decode(d)
+}
+
+func (x *UserInputCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UserInputCapability")
 	}
-	*x = UserInputCapability{}
 	idx, err := d.Choice(6, true)
 	if err != nil {
 		return asn1per.Wrap(err, "UserInputCapability")
@@ -12678,7 +13030,7 @@ func (x *UserInputCapability) Decode(d *asn1per.Decoder) error {
 			for range n61 {
 				var zero NonStandardParameter
 				x.NonStandard = append(x.NonStandard, zero)
-				if err := x.NonStandard[len(x.NonStandard)-1].Decode(d); err != nil {
+				if err := x.NonStandard[len(x.NonStandard)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "nonStandard")
 				}
 			}
@@ -12725,7 +13077,7 @@ func (x *UserInputCapability) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.GenericUserInputCapability = new(GenericCapability)
-		if err := x.GenericUserInputCapability.Decode(d); err != nil {
+		if err := x.GenericUserInputCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "genericUserInputCapability")
 		}
 		d.Pop(fr)
@@ -12805,10 +13157,14 @@ func (x *ConferenceCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ConferenceCapability) Decode(d *asn1per.Decoder) error {
+	*x = ConferenceCapability{}
+	return x.decode(d)
+}
+
+func (x *ConferenceCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ConferenceCapability")
 	}
-	*x = ConferenceCapability{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "ConferenceCapability")
@@ -12825,7 +13181,7 @@ func (x *ConferenceCapability) Decode(d *asn1per.Decoder) error {
 			for range n63 {
 				var zero NonStandardParameter
 				x.NonStandardData = append(x.NonStandardData, zero)
-				if err := x.NonStandardData[len(x.NonStandardData)-1].Decode(d); err != nil {
+				if err := x.NonStandardData[len(x.NonStandardData)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "nonStandardData")
 				}
 			}
@@ -12963,16 +13319,20 @@ func (x *GenericCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *GenericCapability) Decode(d *asn1per.Decoder) error {
+	*x = GenericCapability{}
+	return x.decode(d)
+}
+
+func (x *GenericCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "GenericCapability")
 	}
-	*x = GenericCapability{}
 	pre, err := d.Bits(6)
 	if err != nil {
 		return asn1per.Wrap(err, "GenericCapability")
 	}
 	ext := pre>>5 != 0
-	if err := x.CapabilityIdentifier.Decode(d); err != nil {
+	if err := x.CapabilityIdentifier.decode(d); err != nil {
 		return asn1per.Wrap(err, "capabilityIdentifier")
 	}
 	if pre&(1<<4) != 0 {
@@ -12996,7 +13356,7 @@ func (x *GenericCapability) Decode(d *asn1per.Decoder) error {
 			for range n66 {
 				var zero GenericParameter
 				x.Collapsing = append(x.Collapsing, zero)
-				if err := x.Collapsing[len(x.Collapsing)-1].Decode(d); err != nil {
+				if err := x.Collapsing[len(x.Collapsing)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "collapsing")
 				}
 			}
@@ -13013,7 +13373,7 @@ func (x *GenericCapability) Decode(d *asn1per.Decoder) error {
 			for range n67 {
 				var zero GenericParameter
 				x.NonCollapsing = append(x.NonCollapsing, zero)
-				if err := x.NonCollapsing[len(x.NonCollapsing)-1].Decode(d); err != nil {
+				if err := x.NonCollapsing[len(x.NonCollapsing)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "nonCollapsing")
 				}
 			}
@@ -13031,7 +13391,7 @@ func (x *GenericCapability) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.Transport = new(DataProtocolCapability)
-		if err := x.Transport.Decode(d); err != nil {
+		if err := x.Transport.decode(d); err != nil {
 			return asn1per.Wrap(err, "transport")
 		}
 	}
@@ -13104,10 +13464,14 @@ func (x *CapabilityIdentifier) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CapabilityIdentifier) Decode(d *asn1per.Decoder) error {
+	*x = CapabilityIdentifier{}
+	return x.decode(d)
+}
+
+func (x *CapabilityIdentifier) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CapabilityIdentifier")
 	}
-	*x = CapabilityIdentifier{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "CapabilityIdentifier")
@@ -13124,7 +13488,7 @@ func (x *CapabilityIdentifier) Decode(d *asn1per.Decoder) error {
 		}
 	case 1:
 		x.H221NonStandard = new(NonStandardParameter)
-		if err := x.H221NonStandard.Decode(d); err != nil {
+		if err := x.H221NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "h221NonStandard")
 		}
 	case 2:
@@ -13200,19 +13564,23 @@ func (x *GenericParameter) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *GenericParameter) Decode(d *asn1per.Decoder) error {
+	*x = GenericParameter{}
+	return x.decode(d)
+}
+
+func (x *GenericParameter) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "GenericParameter")
 	}
-	*x = GenericParameter{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "GenericParameter")
 	}
 	ext := pre>>1 != 0
-	if err := x.ParameterIdentifier.Decode(d); err != nil {
+	if err := x.ParameterIdentifier.decode(d); err != nil {
 		return asn1per.Wrap(err, "parameterIdentifier")
 	}
-	if err := x.ParameterValue.Decode(d); err != nil {
+	if err := x.ParameterValue.decode(d); err != nil {
 		return asn1per.Wrap(err, "parameterValue")
 	}
 	if pre&(1<<0) != 0 {
@@ -13226,7 +13594,7 @@ func (x *GenericParameter) Decode(d *asn1per.Decoder) error {
 			for range n69 {
 				var zero ParameterIdentifier
 				x.Supersedes = append(x.Supersedes, zero)
-				if err := x.Supersedes[len(x.Supersedes)-1].Decode(d); err != nil {
+				if err := x.Supersedes[len(x.Supersedes)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "supersedes")
 				}
 			}
@@ -13301,10 +13669,14 @@ func (x *ParameterIdentifier) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ParameterIdentifier) Decode(d *asn1per.Decoder) error {
+	*x = ParameterIdentifier{}
+	return x.decode(d)
+}
+
+func (x *ParameterIdentifier) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ParameterIdentifier")
 	}
-	*x = ParameterIdentifier{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "ParameterIdentifier")
@@ -13321,7 +13693,7 @@ func (x *ParameterIdentifier) Decode(d *asn1per.Decoder) error {
 		}
 	case 1:
 		x.H221NonStandard = new(NonStandardParameter)
-		if err := x.H221NonStandard.Decode(d); err != nil {
+		if err := x.H221NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "h221NonStandard")
 		}
 	case 2:
@@ -13427,10 +13799,14 @@ func (x *ParameterValue) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ParameterValue) Decode(d *asn1per.Decoder) error {
+	*x = ParameterValue{}
+	return x.decode(d)
+}
+
+func (x *ParameterValue) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ParameterValue")
 	}
-	*x = ParameterValue{}
 	idx, err := d.Choice(8, true)
 	if err != nil {
 		return asn1per.Wrap(err, "ParameterValue")
@@ -13496,7 +13872,7 @@ func (x *ParameterValue) Decode(d *asn1per.Decoder) error {
 			for range n71 {
 				var zero GenericParameter
 				x.GenericParameter = append(x.GenericParameter, zero)
-				if err := x.GenericParameter[len(x.GenericParameter)-1].Decode(d); err != nil {
+				if err := x.GenericParameter[len(x.GenericParameter)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "genericParameter")
 				}
 			}
@@ -13556,16 +13932,20 @@ func (x *MultiplexedStreamCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultiplexedStreamCapability) Decode(d *asn1per.Decoder) error {
+	*x = MultiplexedStreamCapability{}
+	return x.decode(d)
+}
+
+func (x *MultiplexedStreamCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultiplexedStreamCapability")
 	}
-	*x = MultiplexedStreamCapability{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "MultiplexedStreamCapability")
 	}
 	ext := pre>>1 != 0
-	if err := x.MultiplexFormat.Decode(d); err != nil {
+	if err := x.MultiplexFormat.decode(d); err != nil {
 		return asn1per.Wrap(err, "multiplexFormat")
 	}
 	{
@@ -13661,10 +14041,14 @@ func (x *MultiplexFormat) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultiplexFormat) Decode(d *asn1per.Decoder) error {
+	*x = MultiplexFormat{}
+	return x.decode(d)
+}
+
+func (x *MultiplexFormat) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultiplexFormat")
 	}
-	*x = MultiplexFormat{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MultiplexFormat")
@@ -13673,17 +14057,17 @@ func (x *MultiplexFormat) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
 		x.H222Capability = new(H222Capability)
-		if err := x.H222Capability.Decode(d); err != nil {
+		if err := x.H222Capability.decode(d); err != nil {
 			return asn1per.Wrap(err, "h222Capability")
 		}
 	case 2:
 		x.H223Capability = new(H223Capability)
-		if err := x.H223Capability.Decode(d); err != nil {
+		if err := x.H223Capability.decode(d); err != nil {
 			return asn1per.Wrap(err, "h223Capability")
 		}
 	default:
@@ -13730,10 +14114,14 @@ func (x *AudioTelephonyEventCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *AudioTelephonyEventCapability) Decode(d *asn1per.Decoder) error {
+	*x = AudioTelephonyEventCapability{}
+	return x.decode(d)
+}
+
+func (x *AudioTelephonyEventCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "AudioTelephonyEventCapability")
 	}
-	*x = AudioTelephonyEventCapability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "AudioTelephonyEventCapability")
@@ -13796,10 +14184,14 @@ func (x *AudioToneCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *AudioToneCapability) Decode(d *asn1per.Decoder) error {
+	*x = AudioToneCapability{}
+	return x.decode(d)
+}
+
+func (x *AudioToneCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "AudioToneCapability")
 	}
-	*x = AudioToneCapability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "AudioToneCapability")
@@ -13855,10 +14247,14 @@ func (x *NoPTAudioTelephonyEventCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NoPTAudioTelephonyEventCapability) Decode(d *asn1per.Decoder) error {
+	*x = NoPTAudioTelephonyEventCapability{}
+	return x.decode(d)
+}
+
+func (x *NoPTAudioTelephonyEventCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NoPTAudioTelephonyEventCapability")
 	}
-	*x = NoPTAudioTelephonyEventCapability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "NoPTAudioTelephonyEventCapability")
@@ -13910,10 +14306,14 @@ func (x *NoPTAudioToneCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NoPTAudioToneCapability) Decode(d *asn1per.Decoder) error {
+	*x = NoPTAudioToneCapability{}
+	return x.decode(d)
+}
+
+func (x *NoPTAudioToneCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NoPTAudioToneCapability")
 	}
-	*x = NoPTAudioToneCapability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "NoPTAudioToneCapability")
@@ -13967,10 +14367,14 @@ func (x *MultiplePayloadStreamCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultiplePayloadStreamCapability) Decode(d *asn1per.Decoder) error {
+	*x = MultiplePayloadStreamCapability{}
+	return x.decode(d)
+}
+
+func (x *MultiplePayloadStreamCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultiplePayloadStreamCapability")
 	}
-	*x = MultiplePayloadStreamCapability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MultiplePayloadStreamCapability")
@@ -14040,10 +14444,14 @@ func (x *DepFECCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DepFECCapability) Decode(d *asn1per.Decoder) error {
+	*x = DepFECCapability{}
+	return x.decode(d)
+}
+
+func (x *DepFECCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DepFECCapability")
 	}
-	*x = DepFECCapability{}
 	idx, err := d.Choice(1, true)
 	if err != nil {
 		return asn1per.Wrap(err, "DepFECCapability")
@@ -14052,7 +14460,7 @@ func (x *DepFECCapability) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.Rfc2733 = new(DepFECCapabilityRfc2733)
-		if err := x.Rfc2733.Decode(d); err != nil {
+		if err := x.Rfc2733.decode(d); err != nil {
 			return asn1per.Wrap(err, "rfc2733")
 		}
 	default:
@@ -14110,10 +14518,14 @@ func (x *FECCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *FECCapability) Decode(d *asn1per.Decoder) error {
+	*x = FECCapability{}
+	return x.decode(d)
+}
+
+func (x *FECCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "FECCapability")
 	}
-	*x = FECCapability{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "FECCapability")
@@ -14134,7 +14546,7 @@ func (x *FECCapability) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.Rfc2733Format = new(FECCapabilityRfc2733Format)
-		if err := x.Rfc2733Format.Decode(d); err != nil {
+		if err := x.Rfc2733Format.decode(d); err != nil {
 			return asn1per.Wrap(err, "rfc2733Format")
 		}
 	}
@@ -14257,10 +14669,14 @@ func (x *OpenLogicalChannel) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *OpenLogicalChannel) Decode(d *asn1per.Decoder) error {
+	*x = OpenLogicalChannel{}
+	return x.decode(d)
+}
+
+func (x *OpenLogicalChannel) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannel")
 	}
-	*x = OpenLogicalChannel{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannel")
@@ -14269,12 +14685,12 @@ func (x *OpenLogicalChannel) Decode(d *asn1per.Decoder) error {
 	if err := x.ForwardLogicalChannelNumber.Decode(d); err != nil {
 		return asn1per.Wrap(err, "forwardLogicalChannelNumber")
 	}
-	if err := x.ForwardLogicalChannelParameters.Decode(d); err != nil {
+	if err := x.ForwardLogicalChannelParameters.decode(d); err != nil {
 		return asn1per.Wrap(err, "forwardLogicalChannelParameters")
 	}
 	if pre&(1<<0) != 0 {
 		x.ReverseLogicalChannelParameters = new(OpenLogicalChannelReverseLogicalChannelParameters)
-		if err := x.ReverseLogicalChannelParameters.Decode(d); err != nil {
+		if err := x.ReverseLogicalChannelParameters.decode(d); err != nil {
 			return asn1per.Wrap(err, "reverseLogicalChannelParameters")
 		}
 	}
@@ -14292,7 +14708,7 @@ func (x *OpenLogicalChannel) Decode(d *asn1per.Decoder) error {
 			}
 			x.SeparateStack = new(NetworkAccessParameters)
 			fr := d.Push(raw)
-			if err := x.SeparateStack.Decode(d); err != nil {
+			if err := x.SeparateStack.decode(d); err != nil {
 				return asn1per.Wrap(err, "separateStack")
 			}
 			d.Pop(fr)
@@ -14304,7 +14720,7 @@ func (x *OpenLogicalChannel) Decode(d *asn1per.Decoder) error {
 			}
 			x.EncryptionSync = new(EncryptionSync)
 			fr := d.Push(raw)
-			if err := x.EncryptionSync.Decode(d); err != nil {
+			if err := x.EncryptionSync.decode(d); err != nil {
 				return asn1per.Wrap(err, "encryptionSync")
 			}
 			d.Pop(fr)
@@ -14325,7 +14741,7 @@ func (x *OpenLogicalChannel) Decode(d *asn1per.Decoder) error {
 				for range n77 {
 					var zero GenericInformation
 					x.GenericInformation = append(x.GenericInformation, zero)
-					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode(d); err != nil {
+					if err := x.GenericInformation[len(x.GenericInformation)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericInformation")
 					}
 				}
@@ -14428,10 +14844,14 @@ func (x *NetworkAccessParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NetworkAccessParameters) Decode(d *asn1per.Decoder) error {
+	*x = NetworkAccessParameters{}
+	return x.decode(d)
+}
+
+func (x *NetworkAccessParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NetworkAccessParameters")
 	}
-	*x = NetworkAccessParameters{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "NetworkAccessParameters")
@@ -14439,11 +14859,11 @@ func (x *NetworkAccessParameters) Decode(d *asn1per.Decoder) error {
 	ext := pre>>2 != 0
 	if pre&(1<<1) != 0 {
 		x.Distribution = new(NetworkAccessParametersDistribution)
-		if err := x.Distribution.Decode(d); err != nil {
+		if err := x.Distribution.decode(d); err != nil {
 			return asn1per.Wrap(err, "distribution")
 		}
 	}
-	if err := x.NetworkAddress.Decode(d); err != nil {
+	if err := x.NetworkAddress.decode(d); err != nil {
 		return asn1per.Wrap(err, "networkAddress")
 	}
 	{
@@ -14477,7 +14897,7 @@ func (x *NetworkAccessParameters) Decode(d *asn1per.Decoder) error {
 			}
 			x.T120SetupProcedure = new(NetworkAccessParametersT120SetupProcedure)
 			fr := d.Push(raw)
-			if err := x.T120SetupProcedure.Decode(d); err != nil {
+			if err := x.T120SetupProcedure.decode(d); err != nil {
 				return asn1per.Wrap(err, "t120SetupProcedure")
 			}
 			d.Pop(fr)
@@ -14527,16 +14947,20 @@ func (x *Q2931Address) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *Q2931Address) Decode(d *asn1per.Decoder) error {
+	*x = Q2931Address{}
+	return x.decode(d)
+}
+
+func (x *Q2931Address) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "Q2931Address")
 	}
-	*x = Q2931Address{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "Q2931Address")
 	}
 	ext := pre>>1 != 0
-	if err := x.Address.Decode(d); err != nil {
+	if err := x.Address.decode(d); err != nil {
 		return asn1per.Wrap(err, "address")
 	}
 	if pre&(1<<0) != 0 {
@@ -14591,10 +15015,14 @@ func (x *V75Parameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *V75Parameters) Decode(d *asn1per.Decoder) error {
+	*x = V75Parameters{}
+	return x.decode(d)
+}
+
+func (x *V75Parameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "V75Parameters")
 	}
-	*x = V75Parameters{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "V75Parameters")
@@ -14772,10 +15200,14 @@ func (x *DataType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DataType) Decode(d *asn1per.Decoder) error {
+	*x = DataType{}
+	return x.decode(d)
+}
+
+func (x *DataType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DataType")
 	}
-	*x = DataType{}
 	idx, err := d.Choice(6, true)
 	if err != nil {
 		return asn1per.Wrap(err, "DataType")
@@ -14784,28 +15216,28 @@ func (x *DataType) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
 	case 2:
 		x.VideoData = new(VideoCapability)
-		if err := x.VideoData.Decode(d); err != nil {
+		if err := x.VideoData.decode(d); err != nil {
 			return asn1per.Wrap(err, "videoData")
 		}
 	case 3:
 		x.AudioData = new(AudioCapability)
-		if err := x.AudioData.Decode(d); err != nil {
+		if err := x.AudioData.decode(d); err != nil {
 			return asn1per.Wrap(err, "audioData")
 		}
 	case 4:
 		x.Data = new(DataApplicationCapability)
-		if err := x.Data.Decode(d); err != nil {
+		if err := x.Data.decode(d); err != nil {
 			return asn1per.Wrap(err, "data")
 		}
 	case 5:
 		x.EncryptionData = new(EncryptionMode)
-		if err := x.EncryptionData.Decode(d); err != nil {
+		if err := x.EncryptionData.decode(d); err != nil {
 			return asn1per.Wrap(err, "encryptionData")
 		}
 	case 6:
@@ -14815,7 +15247,7 @@ func (x *DataType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.H235Control = new(NonStandardParameter)
-		if err := x.H235Control.Decode(d); err != nil {
+		if err := x.H235Control.decode(d); err != nil {
 			return asn1per.Wrap(err, "h235Control")
 		}
 		d.Pop(fr)
@@ -14826,7 +15258,7 @@ func (x *DataType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.H235Media = new(H235Media)
-		if err := x.H235Media.Decode(d); err != nil {
+		if err := x.H235Media.decode(d); err != nil {
 			return asn1per.Wrap(err, "h235Media")
 		}
 		d.Pop(fr)
@@ -14837,7 +15269,7 @@ func (x *DataType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.MultiplexedStream = new(MultiplexedStreamParameter)
-		if err := x.MultiplexedStream.Decode(d); err != nil {
+		if err := x.MultiplexedStream.decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplexedStream")
 		}
 		d.Pop(fr)
@@ -14848,7 +15280,7 @@ func (x *DataType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.RedundancyEncoding = new(RedundancyEncoding)
-		if err := x.RedundancyEncoding.Decode(d); err != nil {
+		if err := x.RedundancyEncoding.decode(d); err != nil {
 			return asn1per.Wrap(err, "redundancyEncoding")
 		}
 		d.Pop(fr)
@@ -14859,7 +15291,7 @@ func (x *DataType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.MultiplePayloadStream = new(MultiplePayloadStream)
-		if err := x.MultiplePayloadStream.Decode(d); err != nil {
+		if err := x.MultiplePayloadStream.decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplePayloadStream")
 		}
 		d.Pop(fr)
@@ -14870,7 +15302,7 @@ func (x *DataType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.DepFec = new(DepFECData)
-		if err := x.DepFec.Decode(d); err != nil {
+		if err := x.DepFec.decode(d); err != nil {
 			return asn1per.Wrap(err, "depFec")
 		}
 		d.Pop(fr)
@@ -14881,7 +15313,7 @@ func (x *DataType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.Fec = new(FECData)
-		if err := x.Fec.Decode(d); err != nil {
+		if err := x.Fec.decode(d); err != nil {
 			return asn1per.Wrap(err, "fec")
 		}
 		d.Pop(fr)
@@ -14929,18 +15361,22 @@ func (x *H235Media) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H235Media) Decode(d *asn1per.Decoder) error {
+	*x = H235Media{}
+	return x.decode(d)
+}
+
+func (x *H235Media) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H235Media")
 	}
-	*x = H235Media{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H235Media")
 	}
-	if err := x.EncryptionAuthenticationAndIntegrity.Decode(d); err != nil {
+	if err := x.EncryptionAuthenticationAndIntegrity.decode(d); err != nil {
 		return asn1per.Wrap(err, "encryptionAuthenticationAndIntegrity")
 	}
-	if err := x.MediaType.Decode(d); err != nil {
+	if err := x.MediaType.decode(d); err != nil {
 		return asn1per.Wrap(err, "mediaType")
 	}
 	if ext {
@@ -14989,15 +15425,19 @@ func (x *MultiplexedStreamParameter) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultiplexedStreamParameter) Decode(d *asn1per.Decoder) error {
+	*x = MultiplexedStreamParameter{}
+	return x.decode(d)
+}
+
+func (x *MultiplexedStreamParameter) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultiplexedStreamParameter")
 	}
-	*x = MultiplexedStreamParameter{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MultiplexedStreamParameter")
 	}
-	if err := x.MultiplexFormat.Decode(d); err != nil {
+	if err := x.MultiplexFormat.decode(d); err != nil {
 		return asn1per.Wrap(err, "multiplexFormat")
 	}
 	{
@@ -15079,10 +15519,14 @@ func (x *H222LogicalChannelParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H222LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
+	*x = H222LogicalChannelParameters{}
+	return x.decode(d)
+}
+
+func (x *H222LogicalChannelParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H222LogicalChannelParameters")
 	}
-	*x = H222LogicalChannelParameters{}
 	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "H222LogicalChannelParameters")
@@ -15178,15 +15622,19 @@ func (x *H223LogicalChannelParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H223LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
+	*x = H223LogicalChannelParameters{}
+	return x.decode(d)
+}
+
+func (x *H223LogicalChannelParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223LogicalChannelParameters")
 	}
-	*x = H223LogicalChannelParameters{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H223LogicalChannelParameters")
 	}
-	if err := x.AdaptationLayerType.Decode(d); err != nil {
+	if err := x.AdaptationLayerType.decode(d); err != nil {
 		return asn1per.Wrap(err, "adaptationLayerType")
 	}
 	{

@@ -75,21 +75,25 @@ func (x *H223AL1MParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H223AL1MParameters) Decode(d *asn1per.Decoder) error {
+	*x = H223AL1MParameters{}
+	return x.decode(d)
+}
+
+func (x *H223AL1MParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223AL1MParameters")
 	}
-	*x = H223AL1MParameters{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H223AL1MParameters")
 	}
-	if err := x.TransferMode.Decode(d); err != nil {
+	if err := x.TransferMode.decode(d); err != nil {
 		return asn1per.Wrap(err, "transferMode")
 	}
-	if err := x.HeaderFEC.Decode(d); err != nil {
+	if err := x.HeaderFEC.decode(d); err != nil {
 		return asn1per.Wrap(err, "headerFEC")
 	}
-	if err := x.CrcLength.Decode(d); err != nil {
+	if err := x.CrcLength.decode(d); err != nil {
 		return asn1per.Wrap(err, "crcLength")
 	}
 	{
@@ -99,7 +103,7 @@ func (x *H223AL1MParameters) Decode(d *asn1per.Decoder) error {
 		}
 		x.RcpcCodeRate = int64(r)
 	}
-	if err := x.ArqType.Decode(d); err != nil {
+	if err := x.ArqType.decode(d); err != nil {
 		return asn1per.Wrap(err, "arqType")
 	}
 	{
@@ -178,15 +182,19 @@ func (x *H223AL2MParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H223AL2MParameters) Decode(d *asn1per.Decoder) error {
+	*x = H223AL2MParameters{}
+	return x.decode(d)
+}
+
+func (x *H223AL2MParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223AL2MParameters")
 	}
-	*x = H223AL2MParameters{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H223AL2MParameters")
 	}
-	if err := x.HeaderFEC.Decode(d); err != nil {
+	if err := x.HeaderFEC.decode(d); err != nil {
 		return asn1per.Wrap(err, "headerFEC")
 	}
 	{
@@ -274,18 +282,22 @@ func (x *H223AL3MParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H223AL3MParameters) Decode(d *asn1per.Decoder) error {
+	*x = H223AL3MParameters{}
+	return x.decode(d)
+}
+
+func (x *H223AL3MParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223AL3MParameters")
 	}
-	*x = H223AL3MParameters{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H223AL3MParameters")
 	}
-	if err := x.HeaderFormat.Decode(d); err != nil {
+	if err := x.HeaderFormat.decode(d); err != nil {
 		return asn1per.Wrap(err, "headerFormat")
 	}
-	if err := x.CrcLength.Decode(d); err != nil {
+	if err := x.CrcLength.decode(d); err != nil {
 		return asn1per.Wrap(err, "crcLength")
 	}
 	{
@@ -295,7 +307,7 @@ func (x *H223AL3MParameters) Decode(d *asn1per.Decoder) error {
 		}
 		x.RcpcCodeRate = int64(r)
 	}
-	if err := x.ArqType.Decode(d); err != nil {
+	if err := x.ArqType.decode(d); err != nil {
 		return asn1per.Wrap(err, "arqType")
 	}
 	{
@@ -369,15 +381,19 @@ func (x *H223AnnexCArqParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H223AnnexCArqParameters) Decode(d *asn1per.Decoder) error {
+	*x = H223AnnexCArqParameters{}
+	return x.decode(d)
+}
+
+func (x *H223AnnexCArqParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223AnnexCArqParameters")
 	}
-	*x = H223AnnexCArqParameters{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H223AnnexCArqParameters")
 	}
-	if err := x.NumberOfRetransmissions.Decode(d); err != nil {
+	if err := x.NumberOfRetransmissions.decode(d); err != nil {
 		return asn1per.Wrap(err, "numberOfRetransmissions")
 	}
 	{
@@ -445,18 +461,22 @@ func (x *V76LogicalChannelParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *V76LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
+	*x = V76LogicalChannelParameters{}
+	return x.decode(d)
+}
+
+func (x *V76LogicalChannelParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "V76LogicalChannelParameters")
 	}
-	*x = V76LogicalChannelParameters{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "V76LogicalChannelParameters")
 	}
-	if err := x.HdlcParameters.Decode(d); err != nil {
+	if err := x.HdlcParameters.decode(d); err != nil {
 		return asn1per.Wrap(err, "hdlcParameters")
 	}
-	if err := x.SuspendResume.Decode(d); err != nil {
+	if err := x.SuspendResume.decode(d); err != nil {
 		return asn1per.Wrap(err, "suspendResume")
 	}
 	{
@@ -466,10 +486,10 @@ func (x *V76LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 		}
 		x.UIH = bool(r)
 	}
-	if err := x.Mode.Decode(d); err != nil {
+	if err := x.Mode.decode(d); err != nil {
 		return asn1per.Wrap(err, "mode")
 	}
-	if err := x.V75Parameters.Decode(d); err != nil {
+	if err := x.V75Parameters.decode(d); err != nil {
 		return asn1per.Wrap(err, "v75Parameters")
 	}
 	if ext {
@@ -522,15 +542,19 @@ func (x *V76HDLCParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *V76HDLCParameters) Decode(d *asn1per.Decoder) error {
+	*x = V76HDLCParameters{}
+	return x.decode(d)
+}
+
+func (x *V76HDLCParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "V76HDLCParameters")
 	}
-	*x = V76HDLCParameters{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "V76HDLCParameters")
 	}
-	if err := x.CrcLength.Decode(d); err != nil {
+	if err := x.CrcLength.decode(d); err != nil {
 		return asn1per.Wrap(err, "crcLength")
 	}
 	{
@@ -595,10 +619,14 @@ func (x *CRCLength) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CRCLength) Decode(d *asn1per.Decoder) error {
+	*x = CRCLength{}
+	return x.decode(d)
+}
+
+func (x *CRCLength) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CRCLength")
 	}
-	*x = CRCLength{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "CRCLength")
@@ -758,10 +786,14 @@ func (x *H2250LogicalChannelParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H2250LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
+	*x = H2250LogicalChannelParameters{}
+	return x.decode(d)
+}
+
+func (x *H2250LogicalChannelParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H2250LogicalChannelParameters")
 	}
-	*x = H2250LogicalChannelParameters{}
 	pre, err := d.Bits(11)
 	if err != nil {
 		return asn1per.Wrap(err, "H2250LogicalChannelParameters")
@@ -778,7 +810,7 @@ func (x *H2250LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 			for range n1 {
 				var zero NonStandardParameter
 				x.NonStandard = append(x.NonStandard, zero)
-				if err := x.NonStandard[len(x.NonStandard)-1].Decode(d); err != nil {
+				if err := x.NonStandard[len(x.NonStandard)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "nonStandard")
 				}
 			}
@@ -803,7 +835,7 @@ func (x *H2250LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<7) != 0 {
 		x.MediaChannel = new(TransportAddress)
-		if err := x.MediaChannel.Decode(d); err != nil {
+		if err := x.MediaChannel.decode(d); err != nil {
 			return asn1per.Wrap(err, "mediaChannel")
 		}
 	}
@@ -819,7 +851,7 @@ func (x *H2250LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<5) != 0 {
 		x.MediaControlChannel = new(TransportAddress)
-		if err := x.MediaControlChannel.Decode(d); err != nil {
+		if err := x.MediaControlChannel.decode(d); err != nil {
 			return asn1per.Wrap(err, "mediaControlChannel")
 		}
 	}
@@ -845,7 +877,7 @@ func (x *H2250LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<2) != 0 {
 		x.Destination = new(TerminalLabel)
-		if err := x.Destination.Decode(d); err != nil {
+		if err := x.Destination.decode(d); err != nil {
 			return asn1per.Wrap(err, "destination")
 		}
 	}
@@ -861,7 +893,7 @@ func (x *H2250LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.MediaPacketization = new(H2250LogicalChannelParametersMediaPacketization)
-		if err := x.MediaPacketization.Decode(d); err != nil {
+		if err := x.MediaPacketization.decode(d); err != nil {
 			return asn1per.Wrap(err, "mediaPacketization")
 		}
 	}
@@ -879,7 +911,7 @@ func (x *H2250LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 			}
 			x.TransportCapability = new(TransportCapability)
 			fr := d.Push(raw)
-			if err := x.TransportCapability.Decode(d); err != nil {
+			if err := x.TransportCapability.decode(d); err != nil {
 				return asn1per.Wrap(err, "transportCapability")
 			}
 			d.Pop(fr)
@@ -891,7 +923,7 @@ func (x *H2250LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 			}
 			x.RedundancyEncoding = new(RedundancyEncoding)
 			fr := d.Push(raw)
-			if err := x.RedundancyEncoding.Decode(d); err != nil {
+			if err := x.RedundancyEncoding.decode(d); err != nil {
 				return asn1per.Wrap(err, "redundancyEncoding")
 			}
 			d.Pop(fr)
@@ -903,7 +935,7 @@ func (x *H2250LogicalChannelParameters) Decode(d *asn1per.Decoder) error {
 			}
 			x.Source = new(TerminalLabel)
 			fr := d.Push(raw)
-			if err := x.Source.Decode(d); err != nil {
+			if err := x.Source.decode(d); err != nil {
 				return asn1per.Wrap(err, "source")
 			}
 			d.Pop(fr)
@@ -953,16 +985,20 @@ func (x *RTPPayloadType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RTPPayloadType) Decode(d *asn1per.Decoder) error {
+	*x = RTPPayloadType{}
+	return x.decode(d)
+}
+
+func (x *RTPPayloadType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RTPPayloadType")
 	}
-	*x = RTPPayloadType{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "RTPPayloadType")
 	}
 	ext := pre>>1 != 0
-	if err := x.PayloadDescriptor.Decode(d); err != nil {
+	if err := x.PayloadDescriptor.decode(d); err != nil {
 		return asn1per.Wrap(err, "payloadDescriptor")
 	}
 	if pre&(1<<0) != 0 {
@@ -1045,21 +1081,25 @@ func (x *RedundancyEncoding) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RedundancyEncoding) Decode(d *asn1per.Decoder) error {
+	*x = RedundancyEncoding{}
+	return x.decode(d)
+}
+
+func (x *RedundancyEncoding) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RedundancyEncoding")
 	}
-	*x = RedundancyEncoding{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "RedundancyEncoding")
 	}
 	ext := pre>>1 != 0
-	if err := x.RedundancyEncodingMethod.Decode(d); err != nil {
+	if err := x.RedundancyEncodingMethod.decode(d); err != nil {
 		return asn1per.Wrap(err, "redundancyEncodingMethod")
 	}
 	if pre&(1<<0) != 0 {
 		x.SecondaryEncoding = new(DataType)
-		if err := x.SecondaryEncoding.Decode(d); err != nil {
+		if err := x.SecondaryEncoding.decode(d); err != nil {
 			return asn1per.Wrap(err, "secondaryEncoding")
 		}
 	}
@@ -1077,7 +1117,7 @@ func (x *RedundancyEncoding) Decode(d *asn1per.Decoder) error {
 			}
 			x.RtpRedundancyEncoding = new(RedundancyEncodingRtpRedundancyEncoding)
 			fr := d.Push(raw)
-			if err := x.RtpRedundancyEncoding.Decode(d); err != nil {
+			if err := x.RtpRedundancyEncoding.decode(d); err != nil {
 				return asn1per.Wrap(err, "rtpRedundancyEncoding")
 			}
 			d.Pop(fr)
@@ -1127,16 +1167,20 @@ func (x *RedundancyEncodingElement) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RedundancyEncodingElement) Decode(d *asn1per.Decoder) error {
+	*x = RedundancyEncodingElement{}
+	return x.decode(d)
+}
+
+func (x *RedundancyEncodingElement) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RedundancyEncodingElement")
 	}
-	*x = RedundancyEncodingElement{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "RedundancyEncodingElement")
 	}
 	ext := pre>>1 != 0
-	if err := x.DataType.Decode(d); err != nil {
+	if err := x.DataType.decode(d); err != nil {
 		return asn1per.Wrap(err, "dataType")
 	}
 	if pre&(1<<0) != 0 {
@@ -1198,10 +1242,14 @@ func (x *MultiplePayloadStream) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultiplePayloadStream) Decode(d *asn1per.Decoder) error {
+	*x = MultiplePayloadStream{}
+	return x.decode(d)
+}
+
+func (x *MultiplePayloadStream) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultiplePayloadStream")
 	}
-	*x = MultiplePayloadStream{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MultiplePayloadStream")
@@ -1215,7 +1263,7 @@ func (x *MultiplePayloadStream) Decode(d *asn1per.Decoder) error {
 		for range n3 {
 			var zero MultiplePayloadStreamElement
 			x.Elements = append(x.Elements, zero)
-			if err := x.Elements[len(x.Elements)-1].Decode(d); err != nil {
+			if err := x.Elements[len(x.Elements)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "elements")
 			}
 		}
@@ -1272,16 +1320,20 @@ func (x *MultiplePayloadStreamElement) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultiplePayloadStreamElement) Decode(d *asn1per.Decoder) error {
+	*x = MultiplePayloadStreamElement{}
+	return x.decode(d)
+}
+
+func (x *MultiplePayloadStreamElement) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultiplePayloadStreamElement")
 	}
-	*x = MultiplePayloadStreamElement{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "MultiplePayloadStreamElement")
 	}
 	ext := pre>>1 != 0
-	if err := x.DataType.Decode(d); err != nil {
+	if err := x.DataType.decode(d); err != nil {
 		return asn1per.Wrap(err, "dataType")
 	}
 	if pre&(1<<0) != 0 {
@@ -1342,10 +1394,14 @@ func (x *DepFECData) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DepFECData) Decode(d *asn1per.Decoder) error {
+	*x = DepFECData{}
+	return x.decode(d)
+}
+
+func (x *DepFECData) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DepFECData")
 	}
-	*x = DepFECData{}
 	idx, err := d.Choice(1, false)
 	if err != nil {
 		return asn1per.Wrap(err, "DepFECData")
@@ -1354,7 +1410,7 @@ func (x *DepFECData) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.Rfc2733 = new(DepFECDataRfc2733)
-		if err := x.Rfc2733.Decode(d); err != nil {
+		if err := x.Rfc2733.decode(d); err != nil {
 			return asn1per.Wrap(err, "rfc2733")
 		}
 	}
@@ -1398,10 +1454,14 @@ func (x *FECData) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *FECData) Decode(d *asn1per.Decoder) error {
+	*x = FECData{}
+	return x.decode(d)
+}
+
+func (x *FECData) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "FECData")
 	}
-	*x = FECData{}
 	idx, err := d.Choice(1, true)
 	if err != nil {
 		return asn1per.Wrap(err, "FECData")
@@ -1410,7 +1470,7 @@ func (x *FECData) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.Rfc2733 = new(FECDataRfc2733)
-		if err := x.Rfc2733.Decode(d); err != nil {
+		if err := x.Rfc2733.decode(d); err != nil {
 			return asn1per.Wrap(err, "rfc2733")
 		}
 	default:
@@ -1469,10 +1529,14 @@ func (x *TransportAddress) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *TransportAddress) Decode(d *asn1per.Decoder) error {
+	*x = TransportAddress{}
+	return x.decode(d)
+}
+
+func (x *TransportAddress) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TransportAddress")
 	}
-	*x = TransportAddress{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "TransportAddress")
@@ -1481,12 +1545,12 @@ func (x *TransportAddress) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.UnicastAddress = new(UnicastAddress)
-		if err := x.UnicastAddress.Decode(d); err != nil {
+		if err := x.UnicastAddress.decode(d); err != nil {
 			return asn1per.Wrap(err, "unicastAddress")
 		}
 	case 1:
 		x.MulticastAddress = new(MulticastAddress)
-		if err := x.MulticastAddress.Decode(d); err != nil {
+		if err := x.MulticastAddress.decode(d); err != nil {
 			return asn1per.Wrap(err, "multicastAddress")
 		}
 	default:
@@ -1588,10 +1652,14 @@ func (x *UnicastAddress) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *UnicastAddress) Decode(d *asn1per.Decoder) error {
+	*x = UnicastAddress{}
+	return x.decode(d)
+}
+
+func (x *UnicastAddress) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UnicastAddress")
 	}
-	*x = UnicastAddress{}
 	idx, err := d.Choice(5, true)
 	if err != nil {
 		return asn1per.Wrap(err, "UnicastAddress")
@@ -1600,17 +1668,17 @@ func (x *UnicastAddress) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.IPAddress = new(UnicastAddressIPAddress)
-		if err := x.IPAddress.Decode(d); err != nil {
+		if err := x.IPAddress.decode(d); err != nil {
 			return asn1per.Wrap(err, "iPAddress")
 		}
 	case 1:
 		x.IPXAddress = new(UnicastAddressIPXAddress)
-		if err := x.IPXAddress.Decode(d); err != nil {
+		if err := x.IPXAddress.decode(d); err != nil {
 			return asn1per.Wrap(err, "iPXAddress")
 		}
 	case 2:
 		x.IP6Address = new(UnicastAddressIP6Address)
-		if err := x.IP6Address.Decode(d); err != nil {
+		if err := x.IP6Address.decode(d); err != nil {
 			return asn1per.Wrap(err, "iP6Address")
 		}
 	case 3:
@@ -1623,7 +1691,7 @@ func (x *UnicastAddress) Decode(d *asn1per.Decoder) error {
 		}
 	case 4:
 		x.IPSourceRouteAddress = new(UnicastAddressIPSourceRouteAddress)
-		if err := x.IPSourceRouteAddress.Decode(d); err != nil {
+		if err := x.IPSourceRouteAddress.decode(d); err != nil {
 			return asn1per.Wrap(err, "iPSourceRouteAddress")
 		}
 	case 5:
@@ -1647,7 +1715,7 @@ func (x *UnicastAddress) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.NonStandardAddress = new(NonStandardParameter)
-		if err := x.NonStandardAddress.Decode(d); err != nil {
+		if err := x.NonStandardAddress.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardAddress")
 		}
 		d.Pop(fr)
@@ -1726,10 +1794,14 @@ func (x *MulticastAddress) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MulticastAddress) Decode(d *asn1per.Decoder) error {
+	*x = MulticastAddress{}
+	return x.decode(d)
+}
+
+func (x *MulticastAddress) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MulticastAddress")
 	}
-	*x = MulticastAddress{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MulticastAddress")
@@ -1738,12 +1810,12 @@ func (x *MulticastAddress) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.IPAddress = new(MulticastAddressIPAddress)
-		if err := x.IPAddress.Decode(d); err != nil {
+		if err := x.IPAddress.decode(d); err != nil {
 			return asn1per.Wrap(err, "iPAddress")
 		}
 	case 1:
 		x.IP6Address = new(MulticastAddressIP6Address)
-		if err := x.IP6Address.Decode(d); err != nil {
+		if err := x.IP6Address.decode(d); err != nil {
 			return asn1per.Wrap(err, "iP6Address")
 		}
 	case 2:
@@ -1767,7 +1839,7 @@ func (x *MulticastAddress) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.NonStandardAddress = new(NonStandardParameter)
-		if err := x.NonStandardAddress.Decode(d); err != nil {
+		if err := x.NonStandardAddress.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardAddress")
 		}
 		d.Pop(fr)
@@ -1854,10 +1926,14 @@ func (x *EncryptionSync) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *EncryptionSync) Decode(d *asn1per.Decoder) error {
+	*x = EncryptionSync{}
+	return x.decode(d)
+}
+
+func (x *EncryptionSync) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "EncryptionSync")
 	}
-	*x = EncryptionSync{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "EncryptionSync")
@@ -1865,7 +1941,7 @@ func (x *EncryptionSync) Decode(d *asn1per.Decoder) error {
 	ext := pre>>2 != 0
 	if pre&(1<<1) != 0 {
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	}
@@ -1894,7 +1970,7 @@ func (x *EncryptionSync) Decode(d *asn1per.Decoder) error {
 			for range n5 {
 				var zero EscrowData
 				x.Escrowentry = append(x.Escrowentry, zero)
-				if err := x.Escrowentry[len(x.Escrowentry)-1].Decode(d); err != nil {
+				if err := x.Escrowentry[len(x.Escrowentry)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "escrowentry")
 				}
 			}
@@ -1914,7 +1990,7 @@ func (x *EncryptionSync) Decode(d *asn1per.Decoder) error {
 			}
 			x.GenericParameter = new(GenericParameter)
 			fr := d.Push(raw)
-			if err := x.GenericParameter.Decode(d); err != nil {
+			if err := x.GenericParameter.decode(d); err != nil {
 				return asn1per.Wrap(err, "genericParameter")
 			}
 			d.Pop(fr)
@@ -1960,10 +2036,14 @@ func (x *EscrowData) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *EscrowData) Decode(d *asn1per.Decoder) error {
+	*x = EscrowData{}
+	return x.decode(d)
+}
+
+func (x *EscrowData) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "EscrowData")
 	}
-	*x = EscrowData{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "EscrowData")
@@ -2082,10 +2162,14 @@ func (x *OpenLogicalChannelAck) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *OpenLogicalChannelAck) Decode(d *asn1per.Decoder) error {
+	*x = OpenLogicalChannelAck{}
+	return x.decode(d)
+}
+
+func (x *OpenLogicalChannelAck) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelAck")
 	}
-	*x = OpenLogicalChannelAck{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelAck")
@@ -2096,7 +2180,7 @@ func (x *OpenLogicalChannelAck) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.ReverseLogicalChannelParameters = new(OpenLogicalChannelAckReverseLogicalChannelParameters)
-		if err := x.ReverseLogicalChannelParameters.Decode(d); err != nil {
+		if err := x.ReverseLogicalChannelParameters.decode(d); err != nil {
 			return asn1per.Wrap(err, "reverseLogicalChannelParameters")
 		}
 	}
@@ -2114,7 +2198,7 @@ func (x *OpenLogicalChannelAck) Decode(d *asn1per.Decoder) error {
 			}
 			x.SeparateStack = new(NetworkAccessParameters)
 			fr := d.Push(raw)
-			if err := x.SeparateStack.Decode(d); err != nil {
+			if err := x.SeparateStack.decode(d); err != nil {
 				return asn1per.Wrap(err, "separateStack")
 			}
 			d.Pop(fr)
@@ -2126,7 +2210,7 @@ func (x *OpenLogicalChannelAck) Decode(d *asn1per.Decoder) error {
 			}
 			x.ForwardMultiplexAckParameters = new(OpenLogicalChannelAckForwardMultiplexAckParameters)
 			fr := d.Push(raw)
-			if err := x.ForwardMultiplexAckParameters.Decode(d); err != nil {
+			if err := x.ForwardMultiplexAckParameters.decode(d); err != nil {
 				return asn1per.Wrap(err, "forwardMultiplexAckParameters")
 			}
 			d.Pop(fr)
@@ -2138,7 +2222,7 @@ func (x *OpenLogicalChannelAck) Decode(d *asn1per.Decoder) error {
 			}
 			x.EncryptionSync = new(EncryptionSync)
 			fr := d.Push(raw)
-			if err := x.EncryptionSync.Decode(d); err != nil {
+			if err := x.EncryptionSync.decode(d); err != nil {
 				return asn1per.Wrap(err, "encryptionSync")
 			}
 			d.Pop(fr)
@@ -2159,7 +2243,7 @@ func (x *OpenLogicalChannelAck) Decode(d *asn1per.Decoder) error {
 				for range n7 {
 					var zero GenericInformation
 					x.GenericInformation = append(x.GenericInformation, zero)
-					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode(d); err != nil {
+					if err := x.GenericInformation[len(x.GenericInformation)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericInformation")
 					}
 				}
@@ -2232,10 +2316,14 @@ func (x *OpenLogicalChannelReject) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *OpenLogicalChannelReject) Decode(d *asn1per.Decoder) error {
+	*x = OpenLogicalChannelReject{}
+	return x.decode(d)
+}
+
+func (x *OpenLogicalChannelReject) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelReject")
 	}
-	*x = OpenLogicalChannelReject{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelReject")
@@ -2243,7 +2331,7 @@ func (x *OpenLogicalChannelReject) Decode(d *asn1per.Decoder) error {
 	if err := x.ForwardLogicalChannelNumber.Decode(d); err != nil {
 		return asn1per.Wrap(err, "forwardLogicalChannelNumber")
 	}
-	if err := x.Cause.Decode(d); err != nil {
+	if err := x.Cause.decode(d); err != nil {
 		return asn1per.Wrap(err, "cause")
 	}
 	if ext {
@@ -2269,7 +2357,7 @@ func (x *OpenLogicalChannelReject) Decode(d *asn1per.Decoder) error {
 				for range n9 {
 					var zero GenericInformation
 					x.GenericInformation = append(x.GenericInformation, zero)
-					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode(d); err != nil {
+					if err := x.GenericInformation[len(x.GenericInformation)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericInformation")
 					}
 				}
@@ -2338,10 +2426,14 @@ func (x *OpenLogicalChannelConfirm) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *OpenLogicalChannelConfirm) Decode(d *asn1per.Decoder) error {
+	*x = OpenLogicalChannelConfirm{}
+	return x.decode(d)
+}
+
+func (x *OpenLogicalChannelConfirm) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelConfirm")
 	}
-	*x = OpenLogicalChannelConfirm{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelConfirm")
@@ -2372,7 +2464,7 @@ func (x *OpenLogicalChannelConfirm) Decode(d *asn1per.Decoder) error {
 				for range n11 {
 					var zero GenericInformation
 					x.GenericInformation = append(x.GenericInformation, zero)
-					if err := x.GenericInformation[len(x.GenericInformation)-1].Decode(d); err != nil {
+					if err := x.GenericInformation[len(x.GenericInformation)-1].decode(d); err != nil {
 						return asn1per.Wrap(err, "genericInformation")
 					}
 				}
@@ -2482,10 +2574,14 @@ func (x *H2250LogicalChannelAckParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H2250LogicalChannelAckParameters) Decode(d *asn1per.Decoder) error {
+	*x = H2250LogicalChannelAckParameters{}
+	return x.decode(d)
+}
+
+func (x *H2250LogicalChannelAckParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H2250LogicalChannelAckParameters")
 	}
-	*x = H2250LogicalChannelAckParameters{}
 	pre, err := d.Bits(6)
 	if err != nil {
 		return asn1per.Wrap(err, "H2250LogicalChannelAckParameters")
@@ -2502,7 +2598,7 @@ func (x *H2250LogicalChannelAckParameters) Decode(d *asn1per.Decoder) error {
 			for range n13 {
 				var zero NonStandardParameter
 				x.NonStandard = append(x.NonStandard, zero)
-				if err := x.NonStandard[len(x.NonStandard)-1].Decode(d); err != nil {
+				if err := x.NonStandard[len(x.NonStandard)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "nonStandard")
 				}
 			}
@@ -2520,13 +2616,13 @@ func (x *H2250LogicalChannelAckParameters) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<2) != 0 {
 		x.MediaChannel = new(TransportAddress)
-		if err := x.MediaChannel.Decode(d); err != nil {
+		if err := x.MediaChannel.decode(d); err != nil {
 			return asn1per.Wrap(err, "mediaChannel")
 		}
 	}
 	if pre&(1<<1) != 0 {
 		x.MediaControlChannel = new(TransportAddress)
-		if err := x.MediaControlChannel.Decode(d); err != nil {
+		if err := x.MediaControlChannel.decode(d); err != nil {
 			return asn1per.Wrap(err, "mediaControlChannel")
 		}
 	}
@@ -2639,10 +2735,14 @@ func (x *CloseLogicalChannel) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CloseLogicalChannel) Decode(d *asn1per.Decoder) error {
+	*x = CloseLogicalChannel{}
+	return x.decode(d)
+}
+
+func (x *CloseLogicalChannel) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CloseLogicalChannel")
 	}
-	*x = CloseLogicalChannel{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "CloseLogicalChannel")
@@ -2650,7 +2750,7 @@ func (x *CloseLogicalChannel) Decode(d *asn1per.Decoder) error {
 	if err := x.ForwardLogicalChannelNumber.Decode(d); err != nil {
 		return asn1per.Wrap(err, "forwardLogicalChannelNumber")
 	}
-	if err := x.Source.Decode(d); err != nil {
+	if err := x.Source.decode(d); err != nil {
 		return asn1per.Wrap(err, "source")
 	}
 	if ext {
@@ -2667,7 +2767,7 @@ func (x *CloseLogicalChannel) Decode(d *asn1per.Decoder) error {
 			}
 			x.Reason = new(CloseLogicalChannelReason)
 			fr := d.Push(raw)
-			if err := x.Reason.Decode(d); err != nil {
+			if err := x.Reason.decode(d); err != nil {
 				return asn1per.Wrap(err, "reason")
 			}
 			d.Pop(fr)
@@ -2709,10 +2809,14 @@ func (x *CloseLogicalChannelAck) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CloseLogicalChannelAck) Decode(d *asn1per.Decoder) error {
+	*x = CloseLogicalChannelAck{}
+	return x.decode(d)
+}
+
+func (x *CloseLogicalChannelAck) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CloseLogicalChannelAck")
 	}
-	*x = CloseLogicalChannelAck{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "CloseLogicalChannelAck")
@@ -2791,10 +2895,14 @@ func (x *RequestChannelClose) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RequestChannelClose) Decode(d *asn1per.Decoder) error {
+	*x = RequestChannelClose{}
+	return x.decode(d)
+}
+
+func (x *RequestChannelClose) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RequestChannelClose")
 	}
-	*x = RequestChannelClose{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "RequestChannelClose")
@@ -2816,7 +2924,7 @@ func (x *RequestChannelClose) Decode(d *asn1per.Decoder) error {
 			}
 			x.QosCapability = new(QOSCapability)
 			fr := d.Push(raw)
-			if err := x.QosCapability.Decode(d); err != nil {
+			if err := x.QosCapability.decode(d); err != nil {
 				return asn1per.Wrap(err, "qosCapability")
 			}
 			d.Pop(fr)
@@ -2828,7 +2936,7 @@ func (x *RequestChannelClose) Decode(d *asn1per.Decoder) error {
 			}
 			x.Reason = new(RequestChannelCloseReason)
 			fr := d.Push(raw)
-			if err := x.Reason.Decode(d); err != nil {
+			if err := x.Reason.decode(d); err != nil {
 				return asn1per.Wrap(err, "reason")
 			}
 			d.Pop(fr)
@@ -2870,10 +2978,14 @@ func (x *RequestChannelCloseAck) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RequestChannelCloseAck) Decode(d *asn1per.Decoder) error {
+	*x = RequestChannelCloseAck{}
+	return x.decode(d)
+}
+
+func (x *RequestChannelCloseAck) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RequestChannelCloseAck")
 	}
-	*x = RequestChannelCloseAck{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "RequestChannelCloseAck")
@@ -2929,10 +3041,14 @@ func (x *RequestChannelCloseReject) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RequestChannelCloseReject) Decode(d *asn1per.Decoder) error {
+	*x = RequestChannelCloseReject{}
+	return x.decode(d)
+}
+
+func (x *RequestChannelCloseReject) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RequestChannelCloseReject")
 	}
-	*x = RequestChannelCloseReject{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "RequestChannelCloseReject")
@@ -2940,7 +3056,7 @@ func (x *RequestChannelCloseReject) Decode(d *asn1per.Decoder) error {
 	if err := x.ForwardLogicalChannelNumber.Decode(d); err != nil {
 		return asn1per.Wrap(err, "forwardLogicalChannelNumber")
 	}
-	if err := x.Cause.Decode(d); err != nil {
+	if err := x.Cause.decode(d); err != nil {
 		return asn1per.Wrap(err, "cause")
 	}
 	if ext {
@@ -2987,10 +3103,14 @@ func (x *RequestChannelCloseRelease) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RequestChannelCloseRelease) Decode(d *asn1per.Decoder) error {
+	*x = RequestChannelCloseRelease{}
+	return x.decode(d)
+}
+
+func (x *RequestChannelCloseRelease) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RequestChannelCloseRelease")
 	}
-	*x = RequestChannelCloseRelease{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "RequestChannelCloseRelease")
@@ -3051,10 +3171,14 @@ func (x *MultiplexEntrySend) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultiplexEntrySend) Decode(d *asn1per.Decoder) error {
+	*x = MultiplexEntrySend{}
+	return x.decode(d)
+}
+
+func (x *MultiplexEntrySend) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultiplexEntrySend")
 	}
-	*x = MultiplexEntrySend{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MultiplexEntrySend")
@@ -3071,7 +3195,7 @@ func (x *MultiplexEntrySend) Decode(d *asn1per.Decoder) error {
 		for range n15 {
 			var zero MultiplexEntryDescriptor
 			x.MultiplexEntryDescriptors = append(x.MultiplexEntryDescriptors, zero)
-			if err := x.MultiplexEntryDescriptors[len(x.MultiplexEntryDescriptors)-1].Decode(d); err != nil {
+			if err := x.MultiplexEntryDescriptors[len(x.MultiplexEntryDescriptors)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "multiplexEntryDescriptors")
 			}
 		}
@@ -3122,10 +3246,14 @@ func (x *MultiplexEntryDescriptor) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultiplexEntryDescriptor) Decode(d *asn1per.Decoder) error {
+	*x = MultiplexEntryDescriptor{}
+	return x.decode(d)
+}
+
+func (x *MultiplexEntryDescriptor) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultiplexEntryDescriptor")
 	}
-	*x = MultiplexEntryDescriptor{}
 	pre, err := d.Bits(1)
 	if err != nil {
 		return asn1per.Wrap(err, "MultiplexEntryDescriptor")
@@ -3144,7 +3272,7 @@ func (x *MultiplexEntryDescriptor) Decode(d *asn1per.Decoder) error {
 			for range n17 {
 				var zero MultiplexElement
 				x.ElementList = append(x.ElementList, zero)
-				if err := x.ElementList[len(x.ElementList)-1].Decode(d); err != nil {
+				if err := x.ElementList[len(x.ElementList)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "elementList")
 				}
 			}
@@ -3176,14 +3304,18 @@ func (x *MultiplexElement) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultiplexElement) Decode(d *asn1per.Decoder) error {
+	*x = MultiplexElement{}
+	return x.decode(d)
+}
+
+func (x *MultiplexElement) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultiplexElement")
 	}
-	*x = MultiplexElement{}
-	if err := x.Type.Decode(d); err != nil {
+	if err := x.Type.decode(d); err != nil {
 		return asn1per.Wrap(err, "type")
 	}
-	if err := x.RepeatCount.Decode(d); err != nil {
+	if err := x.RepeatCount.decode(d); err != nil {
 		return asn1per.Wrap(err, "repeatCount")
 	}
 	d.Leave()
@@ -3251,10 +3383,14 @@ func (x *MultiplexEntrySendAck) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultiplexEntrySendAck) Decode(d *asn1per.Decoder) error {
+	*x = MultiplexEntrySendAck{}
+	return x.decode(d)
+}
+
+func (x *MultiplexEntrySendAck) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultiplexEntrySendAck")
 	}
-	*x = MultiplexEntrySendAck{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MultiplexEntrySendAck")
@@ -3329,10 +3465,14 @@ func (x *MultiplexEntrySendReject) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultiplexEntrySendReject) Decode(d *asn1per.Decoder) error {
+	*x = MultiplexEntrySendReject{}
+	return x.decode(d)
+}
+
+func (x *MultiplexEntrySendReject) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultiplexEntrySendReject")
 	}
-	*x = MultiplexEntrySendReject{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MultiplexEntrySendReject")
@@ -3349,7 +3489,7 @@ func (x *MultiplexEntrySendReject) Decode(d *asn1per.Decoder) error {
 		for range n21 {
 			var zero MultiplexEntryRejectionDescriptions
 			x.RejectionDescriptions = append(x.RejectionDescriptions, zero)
-			if err := x.RejectionDescriptions[len(x.RejectionDescriptions)-1].Decode(d); err != nil {
+			if err := x.RejectionDescriptions[len(x.RejectionDescriptions)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "rejectionDescriptions")
 			}
 		}
@@ -3402,10 +3542,14 @@ func (x *MultiplexEntryRejectionDescriptions) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultiplexEntryRejectionDescriptions) Decode(d *asn1per.Decoder) error {
+	*x = MultiplexEntryRejectionDescriptions{}
+	return x.decode(d)
+}
+
+func (x *MultiplexEntryRejectionDescriptions) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultiplexEntryRejectionDescriptions")
 	}
-	*x = MultiplexEntryRejectionDescriptions{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MultiplexEntryRejectionDescriptions")
@@ -3413,7 +3557,7 @@ func (x *MultiplexEntryRejectionDescriptions) Decode(d *asn1per.Decoder) error {
 	if err := x.MultiplexTableEntryNumber.Decode(d); err != nil {
 		return asn1per.Wrap(err, "multiplexTableEntryNumber")
 	}
-	if err := x.Cause.Decode(d); err != nil {
+	if err := x.Cause.decode(d); err != nil {
 		return asn1per.Wrap(err, "cause")
 	}
 	if ext {
@@ -3465,10 +3609,14 @@ func (x *MultiplexEntrySendRelease) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultiplexEntrySendRelease) Decode(d *asn1per.Decoder) error {
+	*x = MultiplexEntrySendRelease{}
+	return x.decode(d)
+}
+
+func (x *MultiplexEntrySendRelease) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultiplexEntrySendRelease")
 	}
-	*x = MultiplexEntrySendRelease{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MultiplexEntrySendRelease")
@@ -3536,10 +3684,14 @@ func (x *RequestMultiplexEntry) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RequestMultiplexEntry) Decode(d *asn1per.Decoder) error {
+	*x = RequestMultiplexEntry{}
+	return x.decode(d)
+}
+
+func (x *RequestMultiplexEntry) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RequestMultiplexEntry")
 	}
-	*x = RequestMultiplexEntry{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "RequestMultiplexEntry")
@@ -3607,10 +3759,14 @@ func (x *RequestMultiplexEntryAck) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RequestMultiplexEntryAck) Decode(d *asn1per.Decoder) error {
+	*x = RequestMultiplexEntryAck{}
+	return x.decode(d)
+}
+
+func (x *RequestMultiplexEntryAck) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RequestMultiplexEntryAck")
 	}
-	*x = RequestMultiplexEntryAck{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "RequestMultiplexEntryAck")
@@ -3687,10 +3843,14 @@ func (x *RequestMultiplexEntryReject) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RequestMultiplexEntryReject) Decode(d *asn1per.Decoder) error {
+	*x = RequestMultiplexEntryReject{}
+	return x.decode(d)
+}
+
+func (x *RequestMultiplexEntryReject) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RequestMultiplexEntryReject")
 	}
-	*x = RequestMultiplexEntryReject{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "RequestMultiplexEntryReject")
@@ -3718,7 +3878,7 @@ func (x *RequestMultiplexEntryReject) Decode(d *asn1per.Decoder) error {
 		for range n31 {
 			var zero RequestMultiplexEntryRejectionDescriptions
 			x.RejectionDescriptions = append(x.RejectionDescriptions, zero)
-			if err := x.RejectionDescriptions[len(x.RejectionDescriptions)-1].Decode(d); err != nil {
+			if err := x.RejectionDescriptions[len(x.RejectionDescriptions)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "rejectionDescriptions")
 			}
 		}
@@ -3771,10 +3931,14 @@ func (x *RequestMultiplexEntryRejectionDescriptions) Encode(e *asn1per.Encoder) 
 
 // Decode reads x from ALIGNED PER.
 func (x *RequestMultiplexEntryRejectionDescriptions) Decode(d *asn1per.Decoder) error {
+	*x = RequestMultiplexEntryRejectionDescriptions{}
+	return x.decode(d)
+}
+
+func (x *RequestMultiplexEntryRejectionDescriptions) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RequestMultiplexEntryRejectionDescriptions")
 	}
-	*x = RequestMultiplexEntryRejectionDescriptions{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "RequestMultiplexEntryRejectionDescriptions")
@@ -3782,7 +3946,7 @@ func (x *RequestMultiplexEntryRejectionDescriptions) Decode(d *asn1per.Decoder) 
 	if err := x.MultiplexTableEntryNumber.Decode(d); err != nil {
 		return asn1per.Wrap(err, "multiplexTableEntryNumber")
 	}
-	if err := x.Cause.Decode(d); err != nil {
+	if err := x.Cause.decode(d); err != nil {
 		return asn1per.Wrap(err, "cause")
 	}
 	if ext {
@@ -3834,10 +3998,14 @@ func (x *RequestMultiplexEntryRelease) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RequestMultiplexEntryRelease) Decode(d *asn1per.Decoder) error {
+	*x = RequestMultiplexEntryRelease{}
+	return x.decode(d)
+}
+
+func (x *RequestMultiplexEntryRelease) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RequestMultiplexEntryRelease")
 	}
-	*x = RequestMultiplexEntryRelease{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "RequestMultiplexEntryRelease")
@@ -3909,10 +4077,14 @@ func (x *RequestMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RequestMode) Decode(d *asn1per.Decoder) error {
+	*x = RequestMode{}
+	return x.decode(d)
+}
+
+func (x *RequestMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RequestMode")
 	}
-	*x = RequestMode{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "RequestMode")
@@ -3982,10 +4154,14 @@ func (x *RequestModeAck) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RequestModeAck) Decode(d *asn1per.Decoder) error {
+	*x = RequestModeAck{}
+	return x.decode(d)
+}
+
+func (x *RequestModeAck) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RequestModeAck")
 	}
-	*x = RequestModeAck{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "RequestModeAck")
@@ -3993,7 +4169,7 @@ func (x *RequestModeAck) Decode(d *asn1per.Decoder) error {
 	if err := x.SequenceNumber.Decode(d); err != nil {
 		return asn1per.Wrap(err, "sequenceNumber")
 	}
-	if err := x.Response.Decode(d); err != nil {
+	if err := x.Response.decode(d); err != nil {
 		return asn1per.Wrap(err, "response")
 	}
 	if ext {
@@ -4044,10 +4220,14 @@ func (x *RequestModeReject) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RequestModeReject) Decode(d *asn1per.Decoder) error {
+	*x = RequestModeReject{}
+	return x.decode(d)
+}
+
+func (x *RequestModeReject) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RequestModeReject")
 	}
-	*x = RequestModeReject{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "RequestModeReject")
@@ -4055,7 +4235,7 @@ func (x *RequestModeReject) Decode(d *asn1per.Decoder) error {
 	if err := x.SequenceNumber.Decode(d); err != nil {
 		return asn1per.Wrap(err, "sequenceNumber")
 	}
-	if err := x.Cause.Decode(d); err != nil {
+	if err := x.Cause.decode(d); err != nil {
 		return asn1per.Wrap(err, "cause")
 	}
 	if ext {
@@ -4098,10 +4278,14 @@ func (x *RequestModeRelease) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RequestModeRelease) Decode(d *asn1per.Decoder) error {
+	*x = RequestModeRelease{}
+	return x.decode(d)
+}
+
+func (x *RequestModeRelease) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RequestModeRelease")
 	}
-	*x = RequestModeRelease{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "RequestModeRelease")
@@ -4148,7 +4332,7 @@ func (x *ModeDescription) Decode(d *asn1per.Decoder) error {
 		for range n37 {
 			var zero ModeElement
 			(*x) = append((*x), zero)
-			if err := (*x)[len((*x))-1].Decode(d); err != nil {
+			if err := (*x)[len((*x))-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "ModeDescription")
 			}
 		}
@@ -4294,10 +4478,14 @@ func (x *ModeElementType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ModeElementType) Decode(d *asn1per.Decoder) error {
+	*x = ModeElementType{}
+	return x.decode(d)
+}
+
+func (x *ModeElementType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ModeElementType")
 	}
-	*x = ModeElementType{}
 	idx, err := d.Choice(5, true)
 	if err != nil {
 		return asn1per.Wrap(err, "ModeElementType")
@@ -4306,27 +4494,27 @@ func (x *ModeElementType) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
 		x.VideoMode = new(VideoMode)
-		if err := x.VideoMode.Decode(d); err != nil {
+		if err := x.VideoMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "videoMode")
 		}
 	case 2:
 		x.AudioMode = new(AudioMode)
-		if err := x.AudioMode.Decode(d); err != nil {
+		if err := x.AudioMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "audioMode")
 		}
 	case 3:
 		x.DataMode = new(DataMode)
-		if err := x.DataMode.Decode(d); err != nil {
+		if err := x.DataMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "dataMode")
 		}
 	case 4:
 		x.EncryptionMode = new(EncryptionMode)
-		if err := x.EncryptionMode.Decode(d); err != nil {
+		if err := x.EncryptionMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "encryptionMode")
 		}
 	case 5:
@@ -4336,7 +4524,7 @@ func (x *ModeElementType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.H235Mode = new(H235Mode)
-		if err := x.H235Mode.Decode(d); err != nil {
+		if err := x.H235Mode.decode(d); err != nil {
 			return asn1per.Wrap(err, "h235Mode")
 		}
 		d.Pop(fr)
@@ -4347,7 +4535,7 @@ func (x *ModeElementType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.MultiplexedStreamMode = new(MultiplexedStreamParameter)
-		if err := x.MultiplexedStreamMode.Decode(d); err != nil {
+		if err := x.MultiplexedStreamMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplexedStreamMode")
 		}
 		d.Pop(fr)
@@ -4358,7 +4546,7 @@ func (x *ModeElementType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.RedundancyEncodingDTMode = new(RedundancyEncodingDTMode)
-		if err := x.RedundancyEncodingDTMode.Decode(d); err != nil {
+		if err := x.RedundancyEncodingDTMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "redundancyEncodingDTMode")
 		}
 		d.Pop(fr)
@@ -4369,7 +4557,7 @@ func (x *ModeElementType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.MultiplePayloadStreamMode = new(MultiplePayloadStreamMode)
-		if err := x.MultiplePayloadStreamMode.Decode(d); err != nil {
+		if err := x.MultiplePayloadStreamMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplePayloadStreamMode")
 		}
 		d.Pop(fr)
@@ -4380,7 +4568,7 @@ func (x *ModeElementType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.DepFecMode = new(DepFECMode)
-		if err := x.DepFecMode.Decode(d); err != nil {
+		if err := x.DepFecMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "depFecMode")
 		}
 		d.Pop(fr)
@@ -4391,7 +4579,7 @@ func (x *ModeElementType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.FecMode = new(FECMode)
-		if err := x.FecMode.Decode(d); err != nil {
+		if err := x.FecMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "fecMode")
 		}
 		d.Pop(fr)
@@ -4494,21 +4682,25 @@ func (x *ModeElement) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ModeElement) Decode(d *asn1per.Decoder) error {
+	*x = ModeElement{}
+	return x.decode(d)
+}
+
+func (x *ModeElement) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ModeElement")
 	}
-	*x = ModeElement{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "ModeElement")
 	}
 	ext := pre>>1 != 0
-	if err := x.Type.Decode(d); err != nil {
+	if err := x.Type.decode(d); err != nil {
 		return asn1per.Wrap(err, "type")
 	}
 	if pre&(1<<0) != 0 {
 		x.H223ModeParameters = new(H223ModeParameters)
-		if err := x.H223ModeParameters.Decode(d); err != nil {
+		if err := x.H223ModeParameters.decode(d); err != nil {
 			return asn1per.Wrap(err, "h223ModeParameters")
 		}
 	}
@@ -4526,7 +4718,7 @@ func (x *ModeElement) Decode(d *asn1per.Decoder) error {
 			}
 			x.V76ModeParameters = new(V76ModeParameters)
 			fr := d.Push(raw)
-			if err := x.V76ModeParameters.Decode(d); err != nil {
+			if err := x.V76ModeParameters.decode(d); err != nil {
 				return asn1per.Wrap(err, "v76ModeParameters")
 			}
 			d.Pop(fr)
@@ -4538,7 +4730,7 @@ func (x *ModeElement) Decode(d *asn1per.Decoder) error {
 			}
 			x.H2250ModeParameters = new(H2250ModeParameters)
 			fr := d.Push(raw)
-			if err := x.H2250ModeParameters.Decode(d); err != nil {
+			if err := x.H2250ModeParameters.decode(d); err != nil {
 				return asn1per.Wrap(err, "h2250ModeParameters")
 			}
 			d.Pop(fr)
@@ -4550,7 +4742,7 @@ func (x *ModeElement) Decode(d *asn1per.Decoder) error {
 			}
 			x.GenericModeParameters = new(GenericCapability)
 			fr := d.Push(raw)
-			if err := x.GenericModeParameters.Decode(d); err != nil {
+			if err := x.GenericModeParameters.decode(d); err != nil {
 				return asn1per.Wrap(err, "genericModeParameters")
 			}
 			d.Pop(fr)
@@ -4562,7 +4754,7 @@ func (x *ModeElement) Decode(d *asn1per.Decoder) error {
 			}
 			x.MultiplexedStreamModeParameters = new(MultiplexedStreamModeParameters)
 			fr := d.Push(raw)
-			if err := x.MultiplexedStreamModeParameters.Decode(d); err != nil {
+			if err := x.MultiplexedStreamModeParameters.decode(d); err != nil {
 				return asn1per.Wrap(err, "multiplexedStreamModeParameters")
 			}
 			d.Pop(fr)
@@ -4620,18 +4812,22 @@ func (x *H235Mode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H235Mode) Decode(d *asn1per.Decoder) error {
+	*x = H235Mode{}
+	return x.decode(d)
+}
+
+func (x *H235Mode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H235Mode")
 	}
-	*x = H235Mode{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H235Mode")
 	}
-	if err := x.EncryptionAuthenticationAndIntegrity.Decode(d); err != nil {
+	if err := x.EncryptionAuthenticationAndIntegrity.decode(d); err != nil {
 		return asn1per.Wrap(err, "encryptionAuthenticationAndIntegrity")
 	}
-	if err := x.MediaMode.Decode(d); err != nil {
+	if err := x.MediaMode.decode(d); err != nil {
 		return asn1per.Wrap(err, "mediaMode")
 	}
 	if ext {
@@ -4678,10 +4874,14 @@ func (x *MultiplexedStreamModeParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultiplexedStreamModeParameters) Decode(d *asn1per.Decoder) error {
+	*x = MultiplexedStreamModeParameters{}
+	return x.decode(d)
+}
+
+func (x *MultiplexedStreamModeParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultiplexedStreamModeParameters")
 	}
-	*x = MultiplexedStreamModeParameters{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MultiplexedStreamModeParameters")
@@ -4746,18 +4946,22 @@ func (x *RedundancyEncodingDTMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RedundancyEncodingDTMode) Decode(d *asn1per.Decoder) error {
+	*x = RedundancyEncodingDTMode{}
+	return x.decode(d)
+}
+
+func (x *RedundancyEncodingDTMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RedundancyEncodingDTMode")
 	}
-	*x = RedundancyEncodingDTMode{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "RedundancyEncodingDTMode")
 	}
-	if err := x.RedundancyEncodingMethod.Decode(d); err != nil {
+	if err := x.RedundancyEncodingMethod.decode(d); err != nil {
 		return asn1per.Wrap(err, "redundancyEncodingMethod")
 	}
-	if err := x.Primary.Decode(d); err != nil {
+	if err := x.Primary.decode(d); err != nil {
 		return asn1per.Wrap(err, "primary")
 	}
 	{
@@ -4769,7 +4973,7 @@ func (x *RedundancyEncodingDTMode) Decode(d *asn1per.Decoder) error {
 		for range n39 {
 			var zero RedundancyEncodingDTModeElement
 			x.Secondary = append(x.Secondary, zero)
-			if err := x.Secondary[len(x.Secondary)-1].Decode(d); err != nil {
+			if err := x.Secondary[len(x.Secondary)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "secondary")
 			}
 		}
@@ -4818,15 +5022,19 @@ func (x *RedundancyEncodingDTModeElement) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RedundancyEncodingDTModeElement) Decode(d *asn1per.Decoder) error {
+	*x = RedundancyEncodingDTModeElement{}
+	return x.decode(d)
+}
+
+func (x *RedundancyEncodingDTModeElement) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RedundancyEncodingDTModeElement")
 	}
-	*x = RedundancyEncodingDTModeElement{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "RedundancyEncodingDTModeElement")
 	}
-	if err := x.Type.Decode(d); err != nil {
+	if err := x.Type.decode(d); err != nil {
 		return asn1per.Wrap(err, "type")
 	}
 	if ext {
@@ -4878,10 +5086,14 @@ func (x *MultiplePayloadStreamMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultiplePayloadStreamMode) Decode(d *asn1per.Decoder) error {
+	*x = MultiplePayloadStreamMode{}
+	return x.decode(d)
+}
+
+func (x *MultiplePayloadStreamMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultiplePayloadStreamMode")
 	}
-	*x = MultiplePayloadStreamMode{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MultiplePayloadStreamMode")
@@ -4895,7 +5107,7 @@ func (x *MultiplePayloadStreamMode) Decode(d *asn1per.Decoder) error {
 		for range n41 {
 			var zero MultiplePayloadStreamElementMode
 			x.Elements = append(x.Elements, zero)
-			if err := x.Elements[len(x.Elements)-1].Decode(d); err != nil {
+			if err := x.Elements[len(x.Elements)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "elements")
 			}
 		}
@@ -4944,15 +5156,19 @@ func (x *MultiplePayloadStreamElementMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultiplePayloadStreamElementMode) Decode(d *asn1per.Decoder) error {
+	*x = MultiplePayloadStreamElementMode{}
+	return x.decode(d)
+}
+
+func (x *MultiplePayloadStreamElementMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultiplePayloadStreamElementMode")
 	}
-	*x = MultiplePayloadStreamElementMode{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MultiplePayloadStreamElementMode")
 	}
-	if err := x.Type.Decode(d); err != nil {
+	if err := x.Type.decode(d); err != nil {
 		return asn1per.Wrap(err, "type")
 	}
 	if ext {
@@ -5006,10 +5222,14 @@ func (x *DepFECMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DepFECMode) Decode(d *asn1per.Decoder) error {
+	*x = DepFECMode{}
+	return x.decode(d)
+}
+
+func (x *DepFECMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DepFECMode")
 	}
-	*x = DepFECMode{}
 	idx, err := d.Choice(1, true)
 	if err != nil {
 		return asn1per.Wrap(err, "DepFECMode")
@@ -5018,7 +5238,7 @@ func (x *DepFECMode) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.Rfc2733Mode = new(DepFECModeRfc2733Mode)
-		if err := x.Rfc2733Mode.Decode(d); err != nil {
+		if err := x.Rfc2733Mode.decode(d); err != nil {
 			return asn1per.Wrap(err, "rfc2733Mode")
 		}
 	default:
@@ -5076,16 +5296,20 @@ func (x *FECMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *FECMode) Decode(d *asn1per.Decoder) error {
+	*x = FECMode{}
+	return x.decode(d)
+}
+
+func (x *FECMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "FECMode")
 	}
-	*x = FECMode{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "FECMode")
 	}
 	ext := pre>>2 != 0
-	if err := x.ProtectedElement.Decode(d); err != nil {
+	if err := x.ProtectedElement.decode(d); err != nil {
 		return asn1per.Wrap(err, "protectedElement")
 	}
 	if pre&(1<<1) != 0 {
@@ -5100,7 +5324,7 @@ func (x *FECMode) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.Rfc2733Format = new(FECModeRfc2733Format)
-		if err := x.Rfc2733Format.Decode(d); err != nil {
+		if err := x.Rfc2733Format.decode(d); err != nil {
 			return asn1per.Wrap(err, "rfc2733Format")
 		}
 	}
@@ -5150,15 +5374,19 @@ func (x *H223ModeParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H223ModeParameters) Decode(d *asn1per.Decoder) error {
+	*x = H223ModeParameters{}
+	return x.decode(d)
+}
+
+func (x *H223ModeParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223ModeParameters")
 	}
-	*x = H223ModeParameters{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H223ModeParameters")
 	}
-	if err := x.AdaptationLayerType.Decode(d); err != nil {
+	if err := x.AdaptationLayerType.decode(d); err != nil {
 		return asn1per.Wrap(err, "adaptationLayerType")
 	}
 	{
@@ -5214,10 +5442,14 @@ func (x *V76ModeParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *V76ModeParameters) Decode(d *asn1per.Decoder) error {
+	*x = V76ModeParameters{}
+	return x.decode(d)
+}
+
+func (x *V76ModeParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "V76ModeParameters")
 	}
-	*x = V76ModeParameters{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "V76ModeParameters")
@@ -5269,10 +5501,14 @@ func (x *H2250ModeParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H2250ModeParameters) Decode(d *asn1per.Decoder) error {
+	*x = H2250ModeParameters{}
+	return x.decode(d)
+}
+
+func (x *H2250ModeParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H2250ModeParameters")
 	}
-	*x = H2250ModeParameters{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "H2250ModeParameters")
@@ -5280,7 +5516,7 @@ func (x *H2250ModeParameters) Decode(d *asn1per.Decoder) error {
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.RedundancyEncodingMode = new(RedundancyEncodingMode)
-		if err := x.RedundancyEncodingMode.Decode(d); err != nil {
+		if err := x.RedundancyEncodingMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "redundancyEncodingMode")
 		}
 	}
@@ -5335,21 +5571,25 @@ func (x *RedundancyEncodingMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RedundancyEncodingMode) Decode(d *asn1per.Decoder) error {
+	*x = RedundancyEncodingMode{}
+	return x.decode(d)
+}
+
+func (x *RedundancyEncodingMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RedundancyEncodingMode")
 	}
-	*x = RedundancyEncodingMode{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "RedundancyEncodingMode")
 	}
 	ext := pre>>1 != 0
-	if err := x.RedundancyEncodingMethod.Decode(d); err != nil {
+	if err := x.RedundancyEncodingMethod.decode(d); err != nil {
 		return asn1per.Wrap(err, "redundancyEncodingMethod")
 	}
 	if pre&(1<<0) != 0 {
 		x.SecondaryEncoding = new(RedundancyEncodingModeSecondaryEncoding)
-		if err := x.SecondaryEncoding.Decode(d); err != nil {
+		if err := x.SecondaryEncoding.decode(d); err != nil {
 			return asn1per.Wrap(err, "secondaryEncoding")
 		}
 	}
@@ -5451,10 +5691,14 @@ func (x *VideoMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *VideoMode) Decode(d *asn1per.Decoder) error {
+	*x = VideoMode{}
+	return x.decode(d)
+}
+
+func (x *VideoMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "VideoMode")
 	}
-	*x = VideoMode{}
 	idx, err := d.Choice(5, true)
 	if err != nil {
 		return asn1per.Wrap(err, "VideoMode")
@@ -5463,27 +5707,27 @@ func (x *VideoMode) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
 		x.H261VideoMode = new(H261VideoMode)
-		if err := x.H261VideoMode.Decode(d); err != nil {
+		if err := x.H261VideoMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "h261VideoMode")
 		}
 	case 2:
 		x.H262VideoMode = new(H262VideoMode)
-		if err := x.H262VideoMode.Decode(d); err != nil {
+		if err := x.H262VideoMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "h262VideoMode")
 		}
 	case 3:
 		x.H263VideoMode = new(H263VideoMode)
-		if err := x.H263VideoMode.Decode(d); err != nil {
+		if err := x.H263VideoMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "h263VideoMode")
 		}
 	case 4:
 		x.Is11172VideoMode = new(IS11172VideoMode)
-		if err := x.Is11172VideoMode.Decode(d); err != nil {
+		if err := x.Is11172VideoMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "is11172VideoMode")
 		}
 	case 5:
@@ -5493,7 +5737,7 @@ func (x *VideoMode) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.GenericVideoMode = new(GenericCapability)
-		if err := x.GenericVideoMode.Decode(d); err != nil {
+		if err := x.GenericVideoMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "genericVideoMode")
 		}
 		d.Pop(fr)
@@ -5543,15 +5787,19 @@ func (x *H261VideoMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H261VideoMode) Decode(d *asn1per.Decoder) error {
+	*x = H261VideoMode{}
+	return x.decode(d)
+}
+
+func (x *H261VideoMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H261VideoMode")
 	}
-	*x = H261VideoMode{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H261VideoMode")
 	}
-	if err := x.Resolution.Decode(d); err != nil {
+	if err := x.Resolution.decode(d); err != nil {
 		return asn1per.Wrap(err, "resolution")
 	}
 	{
@@ -5660,16 +5908,20 @@ func (x *H262VideoMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H262VideoMode) Decode(d *asn1per.Decoder) error {
+	*x = H262VideoMode{}
+	return x.decode(d)
+}
+
+func (x *H262VideoMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H262VideoMode")
 	}
-	*x = H262VideoMode{}
 	pre, err := d.Bits(7)
 	if err != nil {
 		return asn1per.Wrap(err, "H262VideoMode")
 	}
 	ext := pre>>6 != 0
-	if err := x.ProfileAndLevel.Decode(d); err != nil {
+	if err := x.ProfileAndLevel.decode(d); err != nil {
 		return asn1per.Wrap(err, "profileAndLevel")
 	}
 	if pre&(1<<5) != 0 {
@@ -5822,15 +6074,19 @@ func (x *H263VideoMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H263VideoMode) Decode(d *asn1per.Decoder) error {
+	*x = H263VideoMode{}
+	return x.decode(d)
+}
+
+func (x *H263VideoMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H263VideoMode")
 	}
-	*x = H263VideoMode{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H263VideoMode")
 	}
-	if err := x.Resolution.Decode(d); err != nil {
+	if err := x.Resolution.decode(d); err != nil {
 		return asn1per.Wrap(err, "resolution")
 	}
 	{
@@ -5898,7 +6154,7 @@ func (x *H263VideoMode) Decode(d *asn1per.Decoder) error {
 			}
 			x.EnhancementLayerInfo = new(EnhancementLayerInfo)
 			fr := d.Push(raw)
-			if err := x.EnhancementLayerInfo.Decode(d); err != nil {
+			if err := x.EnhancementLayerInfo.decode(d); err != nil {
 				return asn1per.Wrap(err, "enhancementLayerInfo")
 			}
 			d.Pop(fr)
@@ -5910,7 +6166,7 @@ func (x *H263VideoMode) Decode(d *asn1per.Decoder) error {
 			}
 			x.H263Options = new(H263Options)
 			fr := d.Push(raw)
-			if err := x.H263Options.Decode(d); err != nil {
+			if err := x.H263Options.decode(d); err != nil {
 				return asn1per.Wrap(err, "h263Options")
 			}
 			d.Pop(fr)
@@ -5998,10 +6254,14 @@ func (x *IS11172VideoMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *IS11172VideoMode) Decode(d *asn1per.Decoder) error {
+	*x = IS11172VideoMode{}
+	return x.decode(d)
+}
+
+func (x *IS11172VideoMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "IS11172VideoMode")
 	}
-	*x = IS11172VideoMode{}
 	pre, err := d.Bits(7)
 	if err != nil {
 		return asn1per.Wrap(err, "IS11172VideoMode")
@@ -6265,10 +6525,14 @@ func (x *AudioMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *AudioMode) Decode(d *asn1per.Decoder) error {
+	*x = AudioMode{}
+	return x.decode(d)
+}
+
+func (x *AudioMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "AudioMode")
 	}
-	*x = AudioMode{}
 	idx, err := d.Choice(14, true)
 	if err != nil {
 		return asn1per.Wrap(err, "AudioMode")
@@ -6277,7 +6541,7 @@ func (x *AudioMode) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
@@ -6292,17 +6556,17 @@ func (x *AudioMode) Decode(d *asn1per.Decoder) error {
 	case 10:
 	case 11:
 		x.G7231 = new(AudioModeG7231)
-		if err := x.G7231.Decode(d); err != nil {
+		if err := x.G7231.decode(d); err != nil {
 			return asn1per.Wrap(err, "g7231")
 		}
 	case 12:
 		x.Is11172AudioMode = new(IS11172AudioMode)
-		if err := x.Is11172AudioMode.Decode(d); err != nil {
+		if err := x.Is11172AudioMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "is11172AudioMode")
 		}
 	case 13:
 		x.Is13818AudioMode = new(IS13818AudioMode)
-		if err := x.Is13818AudioMode.Decode(d); err != nil {
+		if err := x.Is13818AudioMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "is13818AudioMode")
 		}
 	case 14:
@@ -6340,7 +6604,7 @@ func (x *AudioMode) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.G7231AnnexCMode = new(G7231AnnexCMode)
-		if err := x.G7231AnnexCMode.Decode(d); err != nil {
+		if err := x.G7231AnnexCMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "g7231AnnexCMode")
 		}
 		d.Pop(fr)
@@ -6351,7 +6615,7 @@ func (x *AudioMode) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.GsmFullRate = new(GSMAudioCapability)
-		if err := x.GsmFullRate.Decode(d); err != nil {
+		if err := x.GsmFullRate.decode(d); err != nil {
 			return asn1per.Wrap(err, "gsmFullRate")
 		}
 		d.Pop(fr)
@@ -6362,7 +6626,7 @@ func (x *AudioMode) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.GsmHalfRate = new(GSMAudioCapability)
-		if err := x.GsmHalfRate.Decode(d); err != nil {
+		if err := x.GsmHalfRate.decode(d); err != nil {
 			return asn1per.Wrap(err, "gsmHalfRate")
 		}
 		d.Pop(fr)
@@ -6373,7 +6637,7 @@ func (x *AudioMode) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.GsmEnhancedFullRate = new(GSMAudioCapability)
-		if err := x.GsmEnhancedFullRate.Decode(d); err != nil {
+		if err := x.GsmEnhancedFullRate.decode(d); err != nil {
 			return asn1per.Wrap(err, "gsmEnhancedFullRate")
 		}
 		d.Pop(fr)
@@ -6384,7 +6648,7 @@ func (x *AudioMode) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.GenericAudioMode = new(GenericCapability)
-		if err := x.GenericAudioMode.Decode(d); err != nil {
+		if err := x.GenericAudioMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "genericAudioMode")
 		}
 		d.Pop(fr)
@@ -6395,7 +6659,7 @@ func (x *AudioMode) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.G729Extensions = new(G729Extensions)
-		if err := x.G729Extensions.Decode(d); err != nil {
+		if err := x.G729Extensions.decode(d); err != nil {
 			return asn1per.Wrap(err, "g729Extensions")
 		}
 		d.Pop(fr)
@@ -6406,7 +6670,7 @@ func (x *AudioMode) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.Vbd = new(VBDMode)
-		if err := x.Vbd.Decode(d); err != nil {
+		if err := x.Vbd.decode(d); err != nil {
 			return asn1per.Wrap(err, "vbd")
 		}
 		d.Pop(fr)
@@ -6462,21 +6726,25 @@ func (x *IS11172AudioMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *IS11172AudioMode) Decode(d *asn1per.Decoder) error {
+	*x = IS11172AudioMode{}
+	return x.decode(d)
+}
+
+func (x *IS11172AudioMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "IS11172AudioMode")
 	}
-	*x = IS11172AudioMode{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "IS11172AudioMode")
 	}
-	if err := x.AudioLayer.Decode(d); err != nil {
+	if err := x.AudioLayer.decode(d); err != nil {
 		return asn1per.Wrap(err, "audioLayer")
 	}
-	if err := x.AudioSampling.Decode(d); err != nil {
+	if err := x.AudioSampling.decode(d); err != nil {
 		return asn1per.Wrap(err, "audioSampling")
 	}
-	if err := x.MultichannelType.Decode(d); err != nil {
+	if err := x.MultichannelType.decode(d); err != nil {
 		return asn1per.Wrap(err, "multichannelType")
 	}
 	{
@@ -6546,21 +6814,25 @@ func (x *IS13818AudioMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *IS13818AudioMode) Decode(d *asn1per.Decoder) error {
+	*x = IS13818AudioMode{}
+	return x.decode(d)
+}
+
+func (x *IS13818AudioMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "IS13818AudioMode")
 	}
-	*x = IS13818AudioMode{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "IS13818AudioMode")
 	}
-	if err := x.AudioLayer.Decode(d); err != nil {
+	if err := x.AudioLayer.decode(d); err != nil {
 		return asn1per.Wrap(err, "audioLayer")
 	}
-	if err := x.AudioSampling.Decode(d); err != nil {
+	if err := x.AudioSampling.decode(d); err != nil {
 		return asn1per.Wrap(err, "audioSampling")
 	}
-	if err := x.MultichannelType.Decode(d); err != nil {
+	if err := x.MultichannelType.decode(d); err != nil {
 		return asn1per.Wrap(err, "multichannelType")
 	}
 	{
@@ -6634,10 +6906,14 @@ func (x *G7231AnnexCMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *G7231AnnexCMode) Decode(d *asn1per.Decoder) error {
+	*x = G7231AnnexCMode{}
+	return x.decode(d)
+}
+
+func (x *G7231AnnexCMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "G7231AnnexCMode")
 	}
-	*x = G7231AnnexCMode{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "G7231AnnexCMode")
@@ -6656,7 +6932,7 @@ func (x *G7231AnnexCMode) Decode(d *asn1per.Decoder) error {
 		}
 		x.SilenceSuppression = bool(r)
 	}
-	if err := x.G723AnnexCAudioMode.Decode(d); err != nil {
+	if err := x.G723AnnexCAudioMode.decode(d); err != nil {
 		return asn1per.Wrap(err, "g723AnnexCAudioMode")
 	}
 	if ext {
@@ -6703,15 +6979,19 @@ func (x *VBDMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *VBDMode) Decode(d *asn1per.Decoder) error {
+	*x = VBDMode{}
+	return x.decode(d)
+}
+
+func (x *VBDMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "VBDMode")
 	}
-	*x = VBDMode{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "VBDMode")
 	}
-	if err := x.Type.Decode(d); err != nil {
+	if err := x.Type.decode(d); err != nil {
 		return asn1per.Wrap(err, "type")
 	}
 	if ext {
@@ -6762,15 +7042,19 @@ func (x *DataMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DataMode) Decode(d *asn1per.Decoder) error {
+	*x = DataMode{}
+	return x.decode(d)
+}
+
+func (x *DataMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DataMode")
 	}
-	*x = DataMode{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "DataMode")
 	}
-	if err := x.Application.Decode(d); err != nil {
+	if err := x.Application.decode(d); err != nil {
 		return asn1per.Wrap(err, "application")
 	}
 	{
@@ -6833,10 +7117,14 @@ func (x *EncryptionMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *EncryptionMode) Decode(d *asn1per.Decoder) error {
+	*x = EncryptionMode{}
+	return x.decode(d)
+}
+
+func (x *EncryptionMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "EncryptionMode")
 	}
-	*x = EncryptionMode{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "EncryptionMode")
@@ -6845,7 +7133,7 @@ func (x *EncryptionMode) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
@@ -6889,10 +7177,14 @@ func (x *RoundTripDelayRequest) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RoundTripDelayRequest) Decode(d *asn1per.Decoder) error {
+	*x = RoundTripDelayRequest{}
+	return x.decode(d)
+}
+
+func (x *RoundTripDelayRequest) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RoundTripDelayRequest")
 	}
-	*x = RoundTripDelayRequest{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "RoundTripDelayRequest")
@@ -6944,10 +7236,14 @@ func (x *RoundTripDelayResponse) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RoundTripDelayResponse) Decode(d *asn1per.Decoder) error {
+	*x = RoundTripDelayResponse{}
+	return x.decode(d)
+}
+
+func (x *RoundTripDelayResponse) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RoundTripDelayResponse")
 	}
-	*x = RoundTripDelayResponse{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "RoundTripDelayResponse")
@@ -6999,15 +7295,19 @@ func (x *MaintenanceLoopRequest) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MaintenanceLoopRequest) Decode(d *asn1per.Decoder) error {
+	*x = MaintenanceLoopRequest{}
+	return x.decode(d)
+}
+
+func (x *MaintenanceLoopRequest) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MaintenanceLoopRequest")
 	}
-	*x = MaintenanceLoopRequest{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MaintenanceLoopRequest")
 	}
-	if err := x.Type.Decode(d); err != nil {
+	if err := x.Type.decode(d); err != nil {
 		return asn1per.Wrap(err, "type")
 	}
 	if ext {
@@ -7054,15 +7354,19 @@ func (x *MaintenanceLoopAck) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MaintenanceLoopAck) Decode(d *asn1per.Decoder) error {
+	*x = MaintenanceLoopAck{}
+	return x.decode(d)
+}
+
+func (x *MaintenanceLoopAck) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MaintenanceLoopAck")
 	}
-	*x = MaintenanceLoopAck{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MaintenanceLoopAck")
 	}
-	if err := x.Type.Decode(d); err != nil {
+	if err := x.Type.decode(d); err != nil {
 		return asn1per.Wrap(err, "type")
 	}
 	if ext {
@@ -7113,18 +7417,22 @@ func (x *MaintenanceLoopReject) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MaintenanceLoopReject) Decode(d *asn1per.Decoder) error {
+	*x = MaintenanceLoopReject{}
+	return x.decode(d)
+}
+
+func (x *MaintenanceLoopReject) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MaintenanceLoopReject")
 	}
-	*x = MaintenanceLoopReject{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MaintenanceLoopReject")
 	}
-	if err := x.Type.Decode(d); err != nil {
+	if err := x.Type.decode(d); err != nil {
 		return asn1per.Wrap(err, "type")
 	}
-	if err := x.Cause.Decode(d); err != nil {
+	if err := x.Cause.decode(d); err != nil {
 		return asn1per.Wrap(err, "cause")
 	}
 	if ext {
@@ -7167,10 +7475,14 @@ func (x *MaintenanceLoopOffCommand) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MaintenanceLoopOffCommand) Decode(d *asn1per.Decoder) error {
+	*x = MaintenanceLoopOffCommand{}
+	return x.decode(d)
+}
+
+func (x *MaintenanceLoopOffCommand) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MaintenanceLoopOffCommand")
 	}
-	*x = MaintenanceLoopOffCommand{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MaintenanceLoopOffCommand")
@@ -7224,10 +7536,14 @@ func (x *CommunicationModeCommand) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CommunicationModeCommand) Decode(d *asn1per.Decoder) error {
+	*x = CommunicationModeCommand{}
+	return x.decode(d)
+}
+
+func (x *CommunicationModeCommand) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CommunicationModeCommand")
 	}
-	*x = CommunicationModeCommand{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "CommunicationModeCommand")
@@ -7241,7 +7557,7 @@ func (x *CommunicationModeCommand) Decode(d *asn1per.Decoder) error {
 		for range n43 {
 			var zero CommunicationModeTableEntry
 			x.CommunicationModeTable = append(x.CommunicationModeTable, zero)
-			if err := x.CommunicationModeTable[len(x.CommunicationModeTable)-1].Decode(d); err != nil {
+			if err := x.CommunicationModeTable[len(x.CommunicationModeTable)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "communicationModeTable")
 			}
 		}
@@ -7286,10 +7602,14 @@ func (x *CommunicationModeRequest) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CommunicationModeRequest) Decode(d *asn1per.Decoder) error {
+	*x = CommunicationModeRequest{}
+	return x.decode(d)
+}
+
+func (x *CommunicationModeRequest) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CommunicationModeRequest")
 	}
-	*x = CommunicationModeRequest{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "CommunicationModeRequest")
@@ -7347,10 +7667,14 @@ func (x *CommunicationModeResponse) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CommunicationModeResponse) Decode(d *asn1per.Decoder) error {
+	*x = CommunicationModeResponse{}
+	return x.decode(d)
+}
+
+func (x *CommunicationModeResponse) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CommunicationModeResponse")
 	}
-	*x = CommunicationModeResponse{}
 	idx, err := d.Choice(1, true)
 	if err != nil {
 		return asn1per.Wrap(err, "CommunicationModeResponse")
@@ -7367,7 +7691,7 @@ func (x *CommunicationModeResponse) Decode(d *asn1per.Decoder) error {
 			for range n45 {
 				var zero CommunicationModeTableEntry
 				x.CommunicationModeTable = append(x.CommunicationModeTable, zero)
-				if err := x.CommunicationModeTable[len(x.CommunicationModeTable)-1].Decode(d); err != nil {
+				if err := x.CommunicationModeTable[len(x.CommunicationModeTable)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "communicationModeTable")
 				}
 			}
@@ -7510,10 +7834,14 @@ func (x *CommunicationModeTableEntry) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CommunicationModeTableEntry) Decode(d *asn1per.Decoder) error {
+	*x = CommunicationModeTableEntry{}
+	return x.decode(d)
+}
+
+func (x *CommunicationModeTableEntry) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CommunicationModeTableEntry")
 	}
-	*x = CommunicationModeTableEntry{}
 	pre, err := d.Bits(8)
 	if err != nil {
 		return asn1per.Wrap(err, "CommunicationModeTableEntry")
@@ -7530,7 +7858,7 @@ func (x *CommunicationModeTableEntry) Decode(d *asn1per.Decoder) error {
 			for range n47 {
 				var zero NonStandardParameter
 				x.NonStandard = append(x.NonStandard, zero)
-				if err := x.NonStandard[len(x.NonStandard)-1].Decode(d); err != nil {
+				if err := x.NonStandard[len(x.NonStandard)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "nonStandard")
 				}
 			}
@@ -7555,7 +7883,7 @@ func (x *CommunicationModeTableEntry) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<4) != 0 {
 		x.TerminalLabel = new(TerminalLabel)
-		if err := x.TerminalLabel.Decode(d); err != nil {
+		if err := x.TerminalLabel.decode(d); err != nil {
 			return asn1per.Wrap(err, "terminalLabel")
 		}
 	}
@@ -7566,12 +7894,12 @@ func (x *CommunicationModeTableEntry) Decode(d *asn1per.Decoder) error {
 		}
 		x.SessionDescription = asn1per.BMPString(r)
 	}
-	if err := x.DataType.Decode(d); err != nil {
+	if err := x.DataType.decode(d); err != nil {
 		return asn1per.Wrap(err, "dataType")
 	}
 	if pre&(1<<3) != 0 {
 		x.MediaChannel = new(TransportAddress)
-		if err := x.MediaChannel.Decode(d); err != nil {
+		if err := x.MediaChannel.decode(d); err != nil {
 			return asn1per.Wrap(err, "mediaChannel")
 		}
 	}
@@ -7587,7 +7915,7 @@ func (x *CommunicationModeTableEntry) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<1) != 0 {
 		x.MediaControlChannel = new(TransportAddress)
-		if err := x.MediaControlChannel.Decode(d); err != nil {
+		if err := x.MediaControlChannel.decode(d); err != nil {
 			return asn1per.Wrap(err, "mediaControlChannel")
 		}
 	}
@@ -7615,7 +7943,7 @@ func (x *CommunicationModeTableEntry) Decode(d *asn1per.Decoder) error {
 			}
 			x.RedundancyEncoding = new(RedundancyEncoding)
 			fr := d.Push(raw)
-			if err := x.RedundancyEncoding.Decode(d); err != nil {
+			if err := x.RedundancyEncoding.decode(d); err != nil {
 				return asn1per.Wrap(err, "redundancyEncoding")
 			}
 			d.Pop(fr)
@@ -7643,7 +7971,7 @@ func (x *CommunicationModeTableEntry) Decode(d *asn1per.Decoder) error {
 			}
 			x.Destination = new(TerminalLabel)
 			fr := d.Push(raw)
-			if err := x.Destination.Decode(d); err != nil {
+			if err := x.Destination.decode(d); err != nil {
 				return asn1per.Wrap(err, "destination")
 			}
 			d.Pop(fr)
@@ -7777,10 +8105,14 @@ func (x *ConferenceRequest) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ConferenceRequest) Decode(d *asn1per.Decoder) error {
+	*x = ConferenceRequest{}
+	return x.decode(d)
+}
+
+func (x *ConferenceRequest) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ConferenceRequest")
 	}
-	*x = ConferenceRequest{}
 	idx, err := d.Choice(8, true)
 	if err != nil {
 		return asn1per.Wrap(err, "ConferenceRequest")
@@ -7792,12 +8124,12 @@ func (x *ConferenceRequest) Decode(d *asn1per.Decoder) error {
 	case 2:
 	case 3:
 		x.DropTerminal = new(TerminalLabel)
-		if err := x.DropTerminal.Decode(d); err != nil {
+		if err := x.DropTerminal.decode(d); err != nil {
 			return asn1per.Wrap(err, "dropTerminal")
 		}
 	case 4:
 		x.RequestTerminalID = new(TerminalLabel)
-		if err := x.RequestTerminalID.Decode(d); err != nil {
+		if err := x.RequestTerminalID.decode(d); err != nil {
 			return asn1per.Wrap(err, "requestTerminalID")
 		}
 	case 5:
@@ -7822,7 +8154,7 @@ func (x *ConferenceRequest) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.RequestTerminalCertificate = new(ConferenceRequestRequestTerminalCertificate)
-		if err := x.RequestTerminalCertificate.Decode(d); err != nil {
+		if err := x.RequestTerminalCertificate.decode(d); err != nil {
 			return asn1per.Wrap(err, "requestTerminalCertificate")
 		}
 		d.Pop(fr)
@@ -7843,7 +8175,7 @@ func (x *ConferenceRequest) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.MakeTerminalBroadcaster = new(TerminalLabel)
-		if err := x.MakeTerminalBroadcaster.Decode(d); err != nil {
+		if err := x.MakeTerminalBroadcaster.decode(d); err != nil {
 			return asn1per.Wrap(err, "makeTerminalBroadcaster")
 		}
 		d.Pop(fr)
@@ -7854,7 +8186,7 @@ func (x *ConferenceRequest) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.SendThisSource = new(TerminalLabel)
-		if err := x.SendThisSource.Decode(d); err != nil {
+		if err := x.SendThisSource.decode(d); err != nil {
 			return asn1per.Wrap(err, "sendThisSource")
 		}
 		d.Pop(fr)
@@ -7871,7 +8203,7 @@ func (x *ConferenceRequest) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.RemoteMCRequest = new(RemoteMCRequest)
-		if err := x.RemoteMCRequest.Decode(d); err != nil {
+		if err := x.RemoteMCRequest.decode(d); err != nil {
 			return asn1per.Wrap(err, "remoteMCRequest")
 		}
 		d.Pop(fr)
@@ -7913,7 +8245,7 @@ func (x *CertSelectionCriteria) Decode(d *asn1per.Decoder) error {
 		for range n49 {
 			var zero Criteria
 			(*x) = append((*x), zero)
-			if err := (*x)[len((*x))-1].Decode(d); err != nil {
+			if err := (*x)[len((*x))-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "CertSelectionCriteria")
 			}
 		}
@@ -7954,10 +8286,14 @@ func (x *Criteria) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *Criteria) Decode(d *asn1per.Decoder) error {
+	*x = Criteria{}
+	return x.decode(d)
+}
+
+func (x *Criteria) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "Criteria")
 	}
-	*x = Criteria{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "Criteria")
@@ -8024,10 +8360,14 @@ func (x *TerminalLabel) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *TerminalLabel) Decode(d *asn1per.Decoder) error {
+	*x = TerminalLabel{}
+	return x.decode(d)
+}
+
+func (x *TerminalLabel) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TerminalLabel")
 	}
-	*x = TerminalLabel{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "TerminalLabel")
@@ -8274,10 +8614,14 @@ func (x *ConferenceResponse) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ConferenceResponse) Decode(d *asn1per.Decoder) error {
+	*x = ConferenceResponse{}
+	return x.decode(d)
+}
+
+func (x *ConferenceResponse) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ConferenceResponse")
 	}
-	*x = ConferenceResponse{}
 	idx, err := d.Choice(8, true)
 	if err != nil {
 		return asn1per.Wrap(err, "ConferenceResponse")
@@ -8286,22 +8630,22 @@ func (x *ConferenceResponse) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.MCTerminalIDResponse = new(ConferenceResponseMCTerminalIDResponse)
-		if err := x.MCTerminalIDResponse.Decode(d); err != nil {
+		if err := x.MCTerminalIDResponse.decode(d); err != nil {
 			return asn1per.Wrap(err, "mCTerminalIDResponse")
 		}
 	case 1:
 		x.TerminalIDResponse = new(ConferenceResponseTerminalIDResponse)
-		if err := x.TerminalIDResponse.Decode(d); err != nil {
+		if err := x.TerminalIDResponse.decode(d); err != nil {
 			return asn1per.Wrap(err, "terminalIDResponse")
 		}
 	case 2:
 		x.ConferenceIDResponse = new(ConferenceResponseConferenceIDResponse)
-		if err := x.ConferenceIDResponse.Decode(d); err != nil {
+		if err := x.ConferenceIDResponse.decode(d); err != nil {
 			return asn1per.Wrap(err, "conferenceIDResponse")
 		}
 	case 3:
 		x.PasswordResponse = new(ConferenceResponsePasswordResponse)
-		if err := x.PasswordResponse.Decode(d); err != nil {
+		if err := x.PasswordResponse.decode(d); err != nil {
 			return asn1per.Wrap(err, "passwordResponse")
 		}
 	case 4:
@@ -8314,7 +8658,7 @@ func (x *ConferenceResponse) Decode(d *asn1per.Decoder) error {
 			for range n51 {
 				var zero TerminalLabel
 				x.TerminalListResponse = append(x.TerminalListResponse, zero)
-				if err := x.TerminalListResponse[len(x.TerminalListResponse)-1].Decode(d); err != nil {
+				if err := x.TerminalListResponse[len(x.TerminalListResponse)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "terminalListResponse")
 				}
 			}
@@ -8323,7 +8667,7 @@ func (x *ConferenceResponse) Decode(d *asn1per.Decoder) error {
 	case 6:
 	case 7:
 		x.MakeMeChairResponse = new(ConferenceResponseMakeMeChairResponse)
-		if err := x.MakeMeChairResponse.Decode(d); err != nil {
+		if err := x.MakeMeChairResponse.decode(d); err != nil {
 			return asn1per.Wrap(err, "makeMeChairResponse")
 		}
 	case 8:
@@ -8333,7 +8677,7 @@ func (x *ConferenceResponse) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.ExtensionAddressResponse = new(ConferenceResponseExtensionAddressResponse)
-		if err := x.ExtensionAddressResponse.Decode(d); err != nil {
+		if err := x.ExtensionAddressResponse.decode(d); err != nil {
 			return asn1per.Wrap(err, "extensionAddressResponse")
 		}
 		d.Pop(fr)
@@ -8344,7 +8688,7 @@ func (x *ConferenceResponse) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.ChairTokenOwnerResponse = new(ConferenceResponseChairTokenOwnerResponse)
-		if err := x.ChairTokenOwnerResponse.Decode(d); err != nil {
+		if err := x.ChairTokenOwnerResponse.decode(d); err != nil {
 			return asn1per.Wrap(err, "chairTokenOwnerResponse")
 		}
 		d.Pop(fr)
@@ -8355,7 +8699,7 @@ func (x *ConferenceResponse) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.TerminalCertificateResponse = new(ConferenceResponseTerminalCertificateResponse)
-		if err := x.TerminalCertificateResponse.Decode(d); err != nil {
+		if err := x.TerminalCertificateResponse.decode(d); err != nil {
 			return asn1per.Wrap(err, "terminalCertificateResponse")
 		}
 		d.Pop(fr)
@@ -8366,7 +8710,7 @@ func (x *ConferenceResponse) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.BroadcastMyLogicalChannelResponse = new(ConferenceResponseBroadcastMyLogicalChannelResponse)
-		if err := x.BroadcastMyLogicalChannelResponse.Decode(d); err != nil {
+		if err := x.BroadcastMyLogicalChannelResponse.decode(d); err != nil {
 			return asn1per.Wrap(err, "broadcastMyLogicalChannelResponse")
 		}
 		d.Pop(fr)
@@ -8377,7 +8721,7 @@ func (x *ConferenceResponse) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.MakeTerminalBroadcasterResponse = new(ConferenceResponseMakeTerminalBroadcasterResponse)
-		if err := x.MakeTerminalBroadcasterResponse.Decode(d); err != nil {
+		if err := x.MakeTerminalBroadcasterResponse.decode(d); err != nil {
 			return asn1per.Wrap(err, "makeTerminalBroadcasterResponse")
 		}
 		d.Pop(fr)
@@ -8388,7 +8732,7 @@ func (x *ConferenceResponse) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.SendThisSourceResponse = new(ConferenceResponseSendThisSourceResponse)
-		if err := x.SendThisSourceResponse.Decode(d); err != nil {
+		if err := x.SendThisSourceResponse.decode(d); err != nil {
 			return asn1per.Wrap(err, "sendThisSourceResponse")
 		}
 		d.Pop(fr)
@@ -8399,7 +8743,7 @@ func (x *ConferenceResponse) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.RequestAllTerminalIDsResponse = new(RequestAllTerminalIDsResponse)
-		if err := x.RequestAllTerminalIDsResponse.Decode(d); err != nil {
+		if err := x.RequestAllTerminalIDsResponse.decode(d); err != nil {
 			return asn1per.Wrap(err, "requestAllTerminalIDsResponse")
 		}
 		d.Pop(fr)
@@ -8410,7 +8754,7 @@ func (x *ConferenceResponse) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.RemoteMCResponse = new(RemoteMCResponse)
-		if err := x.RemoteMCResponse.Decode(d); err != nil {
+		if err := x.RemoteMCResponse.decode(d); err != nil {
 			return asn1per.Wrap(err, "remoteMCResponse")
 		}
 		d.Pop(fr)
@@ -8528,10 +8872,14 @@ func (x *RequestAllTerminalIDsResponse) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RequestAllTerminalIDsResponse) Decode(d *asn1per.Decoder) error {
+	*x = RequestAllTerminalIDsResponse{}
+	return x.decode(d)
+}
+
+func (x *RequestAllTerminalIDsResponse) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RequestAllTerminalIDsResponse")
 	}
-	*x = RequestAllTerminalIDsResponse{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "RequestAllTerminalIDsResponse")
@@ -8545,7 +8893,7 @@ func (x *RequestAllTerminalIDsResponse) Decode(d *asn1per.Decoder) error {
 		for range n53 {
 			var zero TerminalInformation
 			x.TerminalInformation = append(x.TerminalInformation, zero)
-			if err := x.TerminalInformation[len(x.TerminalInformation)-1].Decode(d); err != nil {
+			if err := x.TerminalInformation[len(x.TerminalInformation)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "terminalInformation")
 			}
 		}
@@ -8598,15 +8946,19 @@ func (x *TerminalInformation) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *TerminalInformation) Decode(d *asn1per.Decoder) error {
+	*x = TerminalInformation{}
+	return x.decode(d)
+}
+
+func (x *TerminalInformation) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TerminalInformation")
 	}
-	*x = TerminalInformation{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "TerminalInformation")
 	}
-	if err := x.TerminalLabel.Decode(d); err != nil {
+	if err := x.TerminalLabel.decode(d); err != nil {
 		return asn1per.Wrap(err, "terminalLabel")
 	}
 	if err := x.TerminalID.Decode(d); err != nil {
@@ -8660,10 +9012,14 @@ func (x *RemoteMCRequest) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RemoteMCRequest) Decode(d *asn1per.Decoder) error {
+	*x = RemoteMCRequest{}
+	return x.decode(d)
+}
+
+func (x *RemoteMCRequest) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RemoteMCRequest")
 	}
-	*x = RemoteMCRequest{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "RemoteMCRequest")
@@ -8722,10 +9078,14 @@ func (x *RemoteMCResponse) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RemoteMCResponse) Decode(d *asn1per.Decoder) error {
+	*x = RemoteMCResponse{}
+	return x.decode(d)
+}
+
+func (x *RemoteMCResponse) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RemoteMCResponse")
 	}
-	*x = RemoteMCResponse{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "RemoteMCResponse")
@@ -8735,7 +9095,7 @@ func (x *RemoteMCResponse) Decode(d *asn1per.Decoder) error {
 	case 0:
 	case 1:
 		x.Reject = new(RemoteMCResponseReject)
-		if err := x.Reject.Decode(d); err != nil {
+		if err := x.Reject.decode(d); err != nil {
 			return asn1per.Wrap(err, "reject")
 		}
 	default:
@@ -8821,10 +9181,14 @@ func (x *MultilinkRequest) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultilinkRequest) Decode(d *asn1per.Decoder) error {
+	*x = MultilinkRequest{}
+	return x.decode(d)
+}
+
+func (x *MultilinkRequest) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultilinkRequest")
 	}
-	*x = MultilinkRequest{}
 	idx, err := d.Choice(5, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MultilinkRequest")
@@ -8833,27 +9197,27 @@ func (x *MultilinkRequest) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardMessage)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
 		x.CallInformation = new(MultilinkRequestCallInformation)
-		if err := x.CallInformation.Decode(d); err != nil {
+		if err := x.CallInformation.decode(d); err != nil {
 			return asn1per.Wrap(err, "callInformation")
 		}
 	case 2:
 		x.AddConnection = new(MultilinkRequestAddConnection)
-		if err := x.AddConnection.Decode(d); err != nil {
+		if err := x.AddConnection.decode(d); err != nil {
 			return asn1per.Wrap(err, "addConnection")
 		}
 	case 3:
 		x.RemoveConnection = new(MultilinkRequestRemoveConnection)
-		if err := x.RemoveConnection.Decode(d); err != nil {
+		if err := x.RemoveConnection.decode(d); err != nil {
 			return asn1per.Wrap(err, "removeConnection")
 		}
 	case 4:
 		x.MaximumHeaderInterval = new(MultilinkRequestMaximumHeaderInterval)
-		if err := x.MaximumHeaderInterval.Decode(d); err != nil {
+		if err := x.MaximumHeaderInterval.decode(d); err != nil {
 			return asn1per.Wrap(err, "maximumHeaderInterval")
 		}
 	default:
@@ -8939,10 +9303,14 @@ func (x *MultilinkResponse) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultilinkResponse) Decode(d *asn1per.Decoder) error {
+	*x = MultilinkResponse{}
+	return x.decode(d)
+}
+
+func (x *MultilinkResponse) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultilinkResponse")
 	}
-	*x = MultilinkResponse{}
 	idx, err := d.Choice(5, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MultilinkResponse")
@@ -8951,27 +9319,27 @@ func (x *MultilinkResponse) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardMessage)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
 		x.CallInformation = new(MultilinkResponseCallInformation)
-		if err := x.CallInformation.Decode(d); err != nil {
+		if err := x.CallInformation.decode(d); err != nil {
 			return asn1per.Wrap(err, "callInformation")
 		}
 	case 2:
 		x.AddConnection = new(MultilinkResponseAddConnection)
-		if err := x.AddConnection.Decode(d); err != nil {
+		if err := x.AddConnection.decode(d); err != nil {
 			return asn1per.Wrap(err, "addConnection")
 		}
 	case 3:
 		x.RemoveConnection = new(MultilinkResponseRemoveConnection)
-		if err := x.RemoveConnection.Decode(d); err != nil {
+		if err := x.RemoveConnection.decode(d); err != nil {
 			return asn1per.Wrap(err, "removeConnection")
 		}
 	case 4:
 		x.MaximumHeaderInterval = new(MultilinkResponseMaximumHeaderInterval)
-		if err := x.MaximumHeaderInterval.Decode(d); err != nil {
+		if err := x.MaximumHeaderInterval.decode(d); err != nil {
 			return asn1per.Wrap(err, "maximumHeaderInterval")
 		}
 	default:
@@ -9039,10 +9407,14 @@ func (x *MultilinkIndication) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultilinkIndication) Decode(d *asn1per.Decoder) error {
+	*x = MultilinkIndication{}
+	return x.decode(d)
+}
+
+func (x *MultilinkIndication) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultilinkIndication")
 	}
-	*x = MultilinkIndication{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MultilinkIndication")
@@ -9051,17 +9423,17 @@ func (x *MultilinkIndication) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardMessage)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
 		x.CrcDesired = new(MultilinkIndicationCrcDesired)
-		if err := x.CrcDesired.Decode(d); err != nil {
+		if err := x.CrcDesired.decode(d); err != nil {
 			return asn1per.Wrap(err, "crcDesired")
 		}
 	case 2:
 		x.ExcessiveError = new(MultilinkIndicationExcessiveError)
-		if err := x.ExcessiveError.Decode(d); err != nil {
+		if err := x.ExcessiveError.decode(d); err != nil {
 			return asn1per.Wrap(err, "excessiveError")
 		}
 	default:
@@ -9128,10 +9500,14 @@ func (x *DialingInformation) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DialingInformation) Decode(d *asn1per.Decoder) error {
+	*x = DialingInformation{}
+	return x.decode(d)
+}
+
+func (x *DialingInformation) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DialingInformation")
 	}
-	*x = DialingInformation{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "DialingInformation")
@@ -9140,7 +9516,7 @@ func (x *DialingInformation) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardMessage)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
@@ -9153,7 +9529,7 @@ func (x *DialingInformation) Decode(d *asn1per.Decoder) error {
 			for range n55 {
 				var zero DialingInformationNumber
 				x.Differential = append(x.Differential, zero)
-				if err := x.Differential[len(x.Differential)-1].Decode(d); err != nil {
+				if err := x.Differential[len(x.Differential)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "differential")
 				}
 			}
@@ -9223,10 +9599,14 @@ func (x *DialingInformationNumber) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DialingInformationNumber) Decode(d *asn1per.Decoder) error {
+	*x = DialingInformationNumber{}
+	return x.decode(d)
+}
+
+func (x *DialingInformationNumber) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DialingInformationNumber")
 	}
-	*x = DialingInformationNumber{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "DialingInformationNumber")
@@ -9258,7 +9638,7 @@ func (x *DialingInformationNumber) Decode(d *asn1per.Decoder) error {
 		for range n57 {
 			var zero DialingInformationNetworkType
 			x.NetworkType = append(x.NetworkType, zero)
-			if err := x.NetworkType[len(x.NetworkType)-1].Decode(d); err != nil {
+			if err := x.NetworkType[len(x.NetworkType)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "networkType")
 			}
 		}
@@ -9322,10 +9702,14 @@ func (x *DialingInformationNetworkType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DialingInformationNetworkType) Decode(d *asn1per.Decoder) error {
+	*x = DialingInformationNetworkType{}
+	return x.decode(d)
+}
+
+func (x *DialingInformationNetworkType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DialingInformationNetworkType")
 	}
-	*x = DialingInformationNetworkType{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "DialingInformationNetworkType")
@@ -9334,7 +9718,7 @@ func (x *DialingInformationNetworkType) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardMessage)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
@@ -9389,10 +9773,14 @@ func (x *ConnectionIdentifier) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ConnectionIdentifier) Decode(d *asn1per.Decoder) error {
+	*x = ConnectionIdentifier{}
+	return x.decode(d)
+}
+
+func (x *ConnectionIdentifier) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ConnectionIdentifier")
 	}
-	*x = ConnectionIdentifier{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "ConnectionIdentifier")
@@ -9486,10 +9874,14 @@ func (x *LogicalChannelRateRequest) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *LogicalChannelRateRequest) Decode(d *asn1per.Decoder) error {
+	*x = LogicalChannelRateRequest{}
+	return x.decode(d)
+}
+
+func (x *LogicalChannelRateRequest) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "LogicalChannelRateRequest")
 	}
-	*x = LogicalChannelRateRequest{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "LogicalChannelRateRequest")
@@ -9555,10 +9947,14 @@ func (x *LogicalChannelRateAcknowledge) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *LogicalChannelRateAcknowledge) Decode(d *asn1per.Decoder) error {
+	*x = LogicalChannelRateAcknowledge{}
+	return x.decode(d)
+}
+
+func (x *LogicalChannelRateAcknowledge) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "LogicalChannelRateAcknowledge")
 	}
-	*x = LogicalChannelRateAcknowledge{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "LogicalChannelRateAcknowledge")
@@ -9632,10 +10028,14 @@ func (x *LogicalChannelRateReject) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *LogicalChannelRateReject) Decode(d *asn1per.Decoder) error {
+	*x = LogicalChannelRateReject{}
+	return x.decode(d)
+}
+
+func (x *LogicalChannelRateReject) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "LogicalChannelRateReject")
 	}
-	*x = LogicalChannelRateReject{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "LogicalChannelRateReject")
@@ -9647,7 +10047,7 @@ func (x *LogicalChannelRateReject) Decode(d *asn1per.Decoder) error {
 	if err := x.LogicalChannelNumber.Decode(d); err != nil {
 		return asn1per.Wrap(err, "logicalChannelNumber")
 	}
-	if err := x.RejectReason.Decode(d); err != nil {
+	if err := x.RejectReason.decode(d); err != nil {
 		return asn1per.Wrap(err, "rejectReason")
 	}
 	if pre&(1<<0) != 0 {
@@ -9702,10 +10102,14 @@ func (x *LogicalChannelRateRejectReason) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *LogicalChannelRateRejectReason) Decode(d *asn1per.Decoder) error {
+	*x = LogicalChannelRateRejectReason{}
+	return x.decode(d)
+}
+
+func (x *LogicalChannelRateRejectReason) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "LogicalChannelRateRejectReason")
 	}
-	*x = LogicalChannelRateRejectReason{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "LogicalChannelRateRejectReason")
@@ -9750,10 +10154,14 @@ func (x *LogicalChannelRateRelease) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *LogicalChannelRateRelease) Decode(d *asn1per.Decoder) error {
+	*x = LogicalChannelRateRelease{}
+	return x.decode(d)
+}
+
+func (x *LogicalChannelRateRelease) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "LogicalChannelRateRelease")
 	}
-	*x = LogicalChannelRateRelease{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "LogicalChannelRateRelease")
@@ -9811,10 +10219,14 @@ func (x *SendTerminalCapabilitySet) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *SendTerminalCapabilitySet) Decode(d *asn1per.Decoder) error {
+	*x = SendTerminalCapabilitySet{}
+	return x.decode(d)
+}
+
+func (x *SendTerminalCapabilitySet) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "SendTerminalCapabilitySet")
 	}
-	*x = SendTerminalCapabilitySet{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "SendTerminalCapabilitySet")
@@ -9823,7 +10235,7 @@ func (x *SendTerminalCapabilitySet) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.SpecificRequest = new(SendTerminalCapabilitySetSpecificRequest)
-		if err := x.SpecificRequest.Decode(d); err != nil {
+		if err := x.SpecificRequest.decode(d); err != nil {
 			return asn1per.Wrap(err, "specificRequest")
 		}
 	case 1:
@@ -9882,10 +10294,14 @@ func (x *EncryptionCommand) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *EncryptionCommand) Decode(d *asn1per.Decoder) error {
+	*x = EncryptionCommand{}
+	return x.decode(d)
+}
+
+func (x *EncryptionCommand) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "EncryptionCommand")
 	}
-	*x = EncryptionCommand{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "EncryptionCommand")
@@ -9903,7 +10319,7 @@ func (x *EncryptionCommand) Decode(d *asn1per.Decoder) error {
 	case 1:
 	case 2:
 		x.EncryptionAlgorithmID = new(EncryptionCommandEncryptionAlgorithmID)
-		if err := x.EncryptionAlgorithmID.Decode(d); err != nil {
+		if err := x.EncryptionAlgorithmID.decode(d); err != nil {
 			return asn1per.Wrap(err, "encryptionAlgorithmID")
 		}
 	default:
@@ -9950,18 +10366,22 @@ func (x *FlowControlCommand) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *FlowControlCommand) Decode(d *asn1per.Decoder) error {
+	*x = FlowControlCommand{}
+	return x.decode(d)
+}
+
+func (x *FlowControlCommand) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "FlowControlCommand")
 	}
-	*x = FlowControlCommand{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "FlowControlCommand")
 	}
-	if err := x.Scope.Decode(d); err != nil {
+	if err := x.Scope.decode(d); err != nil {
 		return asn1per.Wrap(err, "scope")
 	}
-	if err := x.Restriction.Decode(d); err != nil {
+	if err := x.Restriction.decode(d); err != nil {
 		return asn1per.Wrap(err, "restriction")
 	}
 	if ext {
@@ -10050,10 +10470,14 @@ func (x *EndSessionCommand) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *EndSessionCommand) Decode(d *asn1per.Decoder) error {
+	*x = EndSessionCommand{}
+	return x.decode(d)
+}
+
+func (x *EndSessionCommand) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "EndSessionCommand")
 	}
-	*x = EndSessionCommand{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "EndSessionCommand")
@@ -10062,13 +10486,13 @@ func (x *EndSessionCommand) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
 	case 2:
 		x.GstnOptions = new(EndSessionCommandGstnOptions)
-		if err := x.GstnOptions.Decode(d); err != nil {
+		if err := x.GstnOptions.decode(d); err != nil {
 			return asn1per.Wrap(err, "gstnOptions")
 		}
 	case 3:
@@ -10078,7 +10502,7 @@ func (x *EndSessionCommand) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.IsdnOptions = new(EndSessionCommandIsdnOptions)
-		if err := x.IsdnOptions.Decode(d); err != nil {
+		if err := x.IsdnOptions.decode(d); err != nil {
 			return asn1per.Wrap(err, "isdnOptions")
 		}
 		d.Pop(fr)
@@ -10097,7 +10521,7 @@ func (x *EndSessionCommand) Decode(d *asn1per.Decoder) error {
 			for range n59 {
 				var zero GenericInformation
 				x.GenericInformation = append(x.GenericInformation, zero)
-				if err := x.GenericInformation[len(x.GenericInformation)-1].Decode(d); err != nil {
+				if err := x.GenericInformation[len(x.GenericInformation)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "genericInformation")
 				}
 			}
@@ -10188,10 +10612,14 @@ func (x *ConferenceCommand) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ConferenceCommand) Decode(d *asn1per.Decoder) error {
+	*x = ConferenceCommand{}
+	return x.decode(d)
+}
+
+func (x *ConferenceCommand) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ConferenceCommand")
 	}
-	*x = ConferenceCommand{}
 	idx, err := d.Choice(7, true)
 	if err != nil {
 		return asn1per.Wrap(err, "ConferenceCommand")
@@ -10208,13 +10636,13 @@ func (x *ConferenceCommand) Decode(d *asn1per.Decoder) error {
 		}
 	case 2:
 		x.MakeTerminalBroadcaster = new(TerminalLabel)
-		if err := x.MakeTerminalBroadcaster.Decode(d); err != nil {
+		if err := x.MakeTerminalBroadcaster.decode(d); err != nil {
 			return asn1per.Wrap(err, "makeTerminalBroadcaster")
 		}
 	case 3:
 	case 4:
 		x.SendThisSource = new(TerminalLabel)
-		if err := x.SendThisSource.Decode(d); err != nil {
+		if err := x.SendThisSource.decode(d); err != nil {
 			return asn1per.Wrap(err, "sendThisSource")
 		}
 	case 5:
@@ -10226,7 +10654,7 @@ func (x *ConferenceCommand) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.SubstituteConferenceIDCommand = new(SubstituteConferenceIDCommand)
-		if err := x.SubstituteConferenceIDCommand.Decode(d); err != nil {
+		if err := x.SubstituteConferenceIDCommand.decode(d); err != nil {
 			return asn1per.Wrap(err, "substituteConferenceIDCommand")
 		}
 		d.Pop(fr)
@@ -10270,10 +10698,14 @@ func (x *SubstituteConferenceIDCommand) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *SubstituteConferenceIDCommand) Decode(d *asn1per.Decoder) error {
+	*x = SubstituteConferenceIDCommand{}
+	return x.decode(d)
+}
+
+func (x *SubstituteConferenceIDCommand) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "SubstituteConferenceIDCommand")
 	}
-	*x = SubstituteConferenceIDCommand{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "SubstituteConferenceIDCommand")
@@ -10331,10 +10763,14 @@ func (x *EncryptionUpdateDirection) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *EncryptionUpdateDirection) Decode(d *asn1per.Decoder) error {
+	*x = EncryptionUpdateDirection{}
+	return x.decode(d)
+}
+
+func (x *EncryptionUpdateDirection) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "EncryptionUpdateDirection")
 	}
-	*x = EncryptionUpdateDirection{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "EncryptionUpdateDirection")
@@ -10406,10 +10842,14 @@ func (x *MiscellaneousCommand) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MiscellaneousCommand) Decode(d *asn1per.Decoder) error {
+	*x = MiscellaneousCommand{}
+	return x.decode(d)
+}
+
+func (x *MiscellaneousCommand) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MiscellaneousCommand")
 	}
-	*x = MiscellaneousCommand{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MiscellaneousCommand")
@@ -10417,7 +10857,7 @@ func (x *MiscellaneousCommand) Decode(d *asn1per.Decoder) error {
 	if err := x.LogicalChannelNumber.Decode(d); err != nil {
 		return asn1per.Wrap(err, "logicalChannelNumber")
 	}
-	if err := x.Type.Decode(d); err != nil {
+	if err := x.Type.decode(d); err != nil {
 		return asn1per.Wrap(err, "type")
 	}
 	if ext {
@@ -10434,7 +10874,7 @@ func (x *MiscellaneousCommand) Decode(d *asn1per.Decoder) error {
 			}
 			x.Direction = new(EncryptionUpdateDirection)
 			fr := d.Push(raw)
-			if err := x.Direction.Decode(d); err != nil {
+			if err := x.Direction.decode(d); err != nil {
 				return asn1per.Wrap(err, "direction")
 			}
 			d.Pop(fr)
@@ -10478,10 +10918,14 @@ func (x *KeyProtectionMethod) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *KeyProtectionMethod) Decode(d *asn1per.Decoder) error {
+	*x = KeyProtectionMethod{}
+	return x.decode(d)
+}
+
+func (x *KeyProtectionMethod) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "KeyProtectionMethod")
 	}
-	*x = KeyProtectionMethod{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "KeyProtectionMethod")

@@ -58,10 +58,14 @@ func (x *EncryptionUpdateRequest) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *EncryptionUpdateRequest) Decode(d *asn1per.Decoder) error {
+	*x = EncryptionUpdateRequest{}
+	return x.decode(d)
+}
+
+func (x *EncryptionUpdateRequest) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "EncryptionUpdateRequest")
 	}
-	*x = EncryptionUpdateRequest{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "EncryptionUpdateRequest")
@@ -69,7 +73,7 @@ func (x *EncryptionUpdateRequest) Decode(d *asn1per.Decoder) error {
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.KeyProtectionMethod = new(KeyProtectionMethod)
-		if err := x.KeyProtectionMethod.Decode(d); err != nil {
+		if err := x.KeyProtectionMethod.decode(d); err != nil {
 			return asn1per.Wrap(err, "keyProtectionMethod")
 		}
 	}
@@ -143,10 +147,14 @@ func (x *PictureReference) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *PictureReference) Decode(d *asn1per.Decoder) error {
+	*x = PictureReference{}
+	return x.decode(d)
+}
+
+func (x *PictureReference) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "PictureReference")
 	}
-	*x = PictureReference{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "PictureReference")
@@ -225,10 +233,14 @@ func (x *H223MultiplexReconfiguration) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H223MultiplexReconfiguration) Decode(d *asn1per.Decoder) error {
+	*x = H223MultiplexReconfiguration{}
+	return x.decode(d)
+}
+
+func (x *H223MultiplexReconfiguration) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223MultiplexReconfiguration")
 	}
-	*x = H223MultiplexReconfiguration{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "H223MultiplexReconfiguration")
@@ -237,12 +249,12 @@ func (x *H223MultiplexReconfiguration) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.H223ModeChange = new(H223MultiplexReconfigurationH223ModeChange)
-		if err := x.H223ModeChange.Decode(d); err != nil {
+		if err := x.H223ModeChange.decode(d); err != nil {
 			return asn1per.Wrap(err, "h223ModeChange")
 		}
 	case 1:
 		x.H223AnnexADoubleFlag = new(H223MultiplexReconfigurationH223AnnexADoubleFlag)
-		if err := x.H223AnnexADoubleFlag.Decode(d); err != nil {
+		if err := x.H223AnnexADoubleFlag.decode(d); err != nil {
 			return asn1per.Wrap(err, "h223AnnexADoubleFlag")
 		}
 	default:
@@ -305,10 +317,14 @@ func (x *NewATMVCCommand) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NewATMVCCommand) Decode(d *asn1per.Decoder) error {
+	*x = NewATMVCCommand{}
+	return x.decode(d)
+}
+
+func (x *NewATMVCCommand) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NewATMVCCommand")
 	}
-	*x = NewATMVCCommand{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "NewATMVCCommand")
@@ -341,13 +357,13 @@ func (x *NewATMVCCommand) Decode(d *asn1per.Decoder) error {
 		}
 		x.BitRateLockedToNetworkClock = bool(r)
 	}
-	if err := x.Aal.Decode(d); err != nil {
+	if err := x.Aal.decode(d); err != nil {
 		return asn1per.Wrap(err, "aal")
 	}
-	if err := x.Multiplex.Decode(d); err != nil {
+	if err := x.Multiplex.decode(d); err != nil {
 		return asn1per.Wrap(err, "multiplex")
 	}
-	if err := x.ReverseParameters.Decode(d); err != nil {
+	if err := x.ReverseParameters.decode(d); err != nil {
 		return asn1per.Wrap(err, "reverseParameters")
 	}
 	if ext {
@@ -402,10 +418,14 @@ func (x *MobileMultilinkReconfigurationCommand) Encode(e *asn1per.Encoder) error
 
 // Decode reads x from ALIGNED PER.
 func (x *MobileMultilinkReconfigurationCommand) Decode(d *asn1per.Decoder) error {
+	*x = MobileMultilinkReconfigurationCommand{}
+	return x.decode(d)
+}
+
+func (x *MobileMultilinkReconfigurationCommand) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MobileMultilinkReconfigurationCommand")
 	}
-	*x = MobileMultilinkReconfigurationCommand{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MobileMultilinkReconfigurationCommand")
@@ -424,7 +444,7 @@ func (x *MobileMultilinkReconfigurationCommand) Decode(d *asn1per.Decoder) error
 		}
 		x.SamplesPerFrame = int64(r)
 	}
-	if err := x.Status.Decode(d); err != nil {
+	if err := x.Status.decode(d); err != nil {
 		return asn1per.Wrap(err, "status")
 	}
 	if ext {
@@ -493,10 +513,14 @@ func (x *FunctionNotUnderstood) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *FunctionNotUnderstood) Decode(d *asn1per.Decoder) error {
+	*x = FunctionNotUnderstood{}
+	return x.decode(d)
+}
+
+func (x *FunctionNotUnderstood) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "FunctionNotUnderstood")
 	}
-	*x = FunctionNotUnderstood{}
 	idx, err := d.Choice(3, false)
 	if err != nil {
 		return asn1per.Wrap(err, "FunctionNotUnderstood")
@@ -505,17 +529,17 @@ func (x *FunctionNotUnderstood) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.Request = new(RequestMessage)
-		if err := x.Request.Decode(d); err != nil {
+		if err := x.Request.decode(d); err != nil {
 			return asn1per.Wrap(err, "request")
 		}
 	case 1:
 		x.Response = new(ResponseMessage)
-		if err := x.Response.Decode(d); err != nil {
+		if err := x.Response.decode(d); err != nil {
 			return asn1per.Wrap(err, "response")
 		}
 	case 2:
 		x.Command = new(CommandMessage)
-		if err := x.Command.Decode(d); err != nil {
+		if err := x.Command.decode(d); err != nil {
 			return asn1per.Wrap(err, "command")
 		}
 	}
@@ -560,16 +584,20 @@ func (x *FunctionNotSupported) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *FunctionNotSupported) Decode(d *asn1per.Decoder) error {
+	*x = FunctionNotSupported{}
+	return x.decode(d)
+}
+
+func (x *FunctionNotSupported) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "FunctionNotSupported")
 	}
-	*x = FunctionNotSupported{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "FunctionNotSupported")
 	}
 	ext := pre>>1 != 0
-	if err := x.Cause.Decode(d); err != nil {
+	if err := x.Cause.decode(d); err != nil {
 		return asn1per.Wrap(err, "cause")
 	}
 	if pre&(1<<0) != 0 {
@@ -721,10 +749,14 @@ func (x *ConferenceIndication) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ConferenceIndication) Decode(d *asn1per.Decoder) error {
+	*x = ConferenceIndication{}
+	return x.decode(d)
+}
+
+func (x *ConferenceIndication) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ConferenceIndication")
 	}
-	*x = ConferenceIndication{}
 	idx, err := d.Choice(10, true)
 	if err != nil {
 		return asn1per.Wrap(err, "ConferenceIndication")
@@ -741,17 +773,17 @@ func (x *ConferenceIndication) Decode(d *asn1per.Decoder) error {
 		}
 	case 1:
 		x.TerminalNumberAssign = new(TerminalLabel)
-		if err := x.TerminalNumberAssign.Decode(d); err != nil {
+		if err := x.TerminalNumberAssign.decode(d); err != nil {
 			return asn1per.Wrap(err, "terminalNumberAssign")
 		}
 	case 2:
 		x.TerminalJoinedConference = new(TerminalLabel)
-		if err := x.TerminalJoinedConference.Decode(d); err != nil {
+		if err := x.TerminalJoinedConference.decode(d); err != nil {
 			return asn1per.Wrap(err, "terminalJoinedConference")
 		}
 	case 3:
 		x.TerminalLeftConference = new(TerminalLabel)
-		if err := x.TerminalLeftConference.Decode(d); err != nil {
+		if err := x.TerminalLeftConference.decode(d); err != nil {
 			return asn1per.Wrap(err, "terminalLeftConference")
 		}
 	case 4:
@@ -760,7 +792,7 @@ func (x *ConferenceIndication) Decode(d *asn1per.Decoder) error {
 	case 7:
 	case 8:
 		x.TerminalYouAreSeeing = new(TerminalLabel)
-		if err := x.TerminalYouAreSeeing.Decode(d); err != nil {
+		if err := x.TerminalYouAreSeeing.decode(d); err != nil {
 			return asn1per.Wrap(err, "terminalYouAreSeeing")
 		}
 	case 9:
@@ -777,7 +809,7 @@ func (x *ConferenceIndication) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.FloorRequested = new(TerminalLabel)
-		if err := x.FloorRequested.Decode(d); err != nil {
+		if err := x.FloorRequested.decode(d); err != nil {
 			return asn1per.Wrap(err, "floorRequested")
 		}
 		d.Pop(fr)
@@ -788,7 +820,7 @@ func (x *ConferenceIndication) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.TerminalYouAreSeeingInSubPictureNumber = new(TerminalYouAreSeeingInSubPictureNumber)
-		if err := x.TerminalYouAreSeeingInSubPictureNumber.Decode(d); err != nil {
+		if err := x.TerminalYouAreSeeingInSubPictureNumber.decode(d); err != nil {
 			return asn1per.Wrap(err, "terminalYouAreSeeingInSubPictureNumber")
 		}
 		d.Pop(fr)
@@ -799,7 +831,7 @@ func (x *ConferenceIndication) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.VideoIndicateCompose = new(VideoIndicateCompose)
-		if err := x.VideoIndicateCompose.Decode(d); err != nil {
+		if err := x.VideoIndicateCompose.decode(d); err != nil {
 			return asn1per.Wrap(err, "videoIndicateCompose")
 		}
 		d.Pop(fr)
@@ -879,10 +911,14 @@ func (x *TerminalYouAreSeeingInSubPictureNumber) Encode(e *asn1per.Encoder) erro
 
 // Decode reads x from ALIGNED PER.
 func (x *TerminalYouAreSeeingInSubPictureNumber) Decode(d *asn1per.Decoder) error {
+	*x = TerminalYouAreSeeingInSubPictureNumber{}
+	return x.decode(d)
+}
+
+func (x *TerminalYouAreSeeingInSubPictureNumber) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TerminalYouAreSeeingInSubPictureNumber")
 	}
-	*x = TerminalYouAreSeeingInSubPictureNumber{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "TerminalYouAreSeeingInSubPictureNumber")
@@ -953,10 +989,14 @@ func (x *VideoIndicateCompose) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *VideoIndicateCompose) Decode(d *asn1per.Decoder) error {
+	*x = VideoIndicateCompose{}
+	return x.decode(d)
+}
+
+func (x *VideoIndicateCompose) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "VideoIndicateCompose")
 	}
-	*x = VideoIndicateCompose{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "VideoIndicateCompose")
@@ -1016,10 +1056,14 @@ func (x *MiscellaneousIndication) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MiscellaneousIndication) Decode(d *asn1per.Decoder) error {
+	*x = MiscellaneousIndication{}
+	return x.decode(d)
+}
+
+func (x *MiscellaneousIndication) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MiscellaneousIndication")
 	}
-	*x = MiscellaneousIndication{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MiscellaneousIndication")
@@ -1027,7 +1071,7 @@ func (x *MiscellaneousIndication) Decode(d *asn1per.Decoder) error {
 	if err := x.LogicalChannelNumber.Decode(d); err != nil {
 		return asn1per.Wrap(err, "logicalChannelNumber")
 	}
-	if err := x.Type.Decode(d); err != nil {
+	if err := x.Type.decode(d); err != nil {
 		return asn1per.Wrap(err, "type")
 	}
 	if ext {
@@ -1098,16 +1142,20 @@ func (x *JitterIndication) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *JitterIndication) Decode(d *asn1per.Decoder) error {
+	*x = JitterIndication{}
+	return x.decode(d)
+}
+
+func (x *JitterIndication) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "JitterIndication")
 	}
-	*x = JitterIndication{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "JitterIndication")
 	}
 	ext := pre>>2 != 0
-	if err := x.Scope.Decode(d); err != nil {
+	if err := x.Scope.decode(d); err != nil {
 		return asn1per.Wrap(err, "scope")
 	}
 	{
@@ -1196,10 +1244,14 @@ func (x *H223SkewIndication) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H223SkewIndication) Decode(d *asn1per.Decoder) error {
+	*x = H223SkewIndication{}
+	return x.decode(d)
+}
+
+func (x *H223SkewIndication) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223SkewIndication")
 	}
-	*x = H223SkewIndication{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H223SkewIndication")
@@ -1269,10 +1321,14 @@ func (x *H2250MaximumSkewIndication) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H2250MaximumSkewIndication) Decode(d *asn1per.Decoder) error {
+	*x = H2250MaximumSkewIndication{}
+	return x.decode(d)
+}
+
+func (x *H2250MaximumSkewIndication) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H2250MaximumSkewIndication")
 	}
-	*x = H2250MaximumSkewIndication{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H2250MaximumSkewIndication")
@@ -1334,15 +1390,19 @@ func (x *MCLocationIndication) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MCLocationIndication) Decode(d *asn1per.Decoder) error {
+	*x = MCLocationIndication{}
+	return x.decode(d)
+}
+
+func (x *MCLocationIndication) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MCLocationIndication")
 	}
-	*x = MCLocationIndication{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MCLocationIndication")
 	}
-	if err := x.SignalAddress.Decode(d); err != nil {
+	if err := x.SignalAddress.decode(d); err != nil {
 		return asn1per.Wrap(err, "signalAddress")
 	}
 	if ext {
@@ -1405,16 +1465,20 @@ func (x *VendorIdentification) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *VendorIdentification) Decode(d *asn1per.Decoder) error {
+	*x = VendorIdentification{}
+	return x.decode(d)
+}
+
+func (x *VendorIdentification) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "VendorIdentification")
 	}
-	*x = VendorIdentification{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "VendorIdentification")
 	}
 	ext := pre>>2 != 0
-	if err := x.Vendor.Decode(d); err != nil {
+	if err := x.Vendor.decode(d); err != nil {
 		return asn1per.Wrap(err, "vendor")
 	}
 	if pre&(1<<1) != 0 {
@@ -1516,10 +1580,14 @@ func (x *NewATMVCIndication) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NewATMVCIndication) Decode(d *asn1per.Decoder) error {
+	*x = NewATMVCIndication{}
+	return x.decode(d)
+}
+
+func (x *NewATMVCIndication) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NewATMVCIndication")
 	}
-	*x = NewATMVCIndication{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "NewATMVCIndication")
@@ -1552,10 +1620,10 @@ func (x *NewATMVCIndication) Decode(d *asn1per.Decoder) error {
 		}
 		x.BitRateLockedToNetworkClock = bool(r)
 	}
-	if err := x.Aal.Decode(d); err != nil {
+	if err := x.Aal.decode(d); err != nil {
 		return asn1per.Wrap(err, "aal")
 	}
-	if err := x.Multiplex.Decode(d); err != nil {
+	if err := x.Multiplex.decode(d); err != nil {
 		return asn1per.Wrap(err, "multiplex")
 	}
 	if ext {
@@ -1572,7 +1640,7 @@ func (x *NewATMVCIndication) Decode(d *asn1per.Decoder) error {
 			}
 			x.ReverseParameters = new(NewATMVCIndicationReverseParameters)
 			fr := d.Push(raw)
-			if err := x.ReverseParameters.Decode(d); err != nil {
+			if err := x.ReverseParameters.decode(d); err != nil {
 				return asn1per.Wrap(err, "reverseParameters")
 			}
 			d.Pop(fr)
@@ -1680,10 +1748,14 @@ func (x *Params) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *Params) Decode(d *asn1per.Decoder) error {
+	*x = Params{}
+	return x.decode(d)
+}
+
+func (x *Params) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "Params")
 	}
-	*x = Params{}
 	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "Params")
@@ -1836,10 +1908,14 @@ func (x *UserInputIndication) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *UserInputIndication) Decode(d *asn1per.Decoder) error {
+	*x = UserInputIndication{}
+	return x.decode(d)
+}
+
+func (x *UserInputIndication) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UserInputIndication")
 	}
-	*x = UserInputIndication{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "UserInputIndication")
@@ -1848,7 +1924,7 @@ func (x *UserInputIndication) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
@@ -1866,7 +1942,7 @@ func (x *UserInputIndication) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.UserInputSupportIndication = new(UserInputIndicationUserInputSupportIndication)
-		if err := x.UserInputSupportIndication.Decode(d); err != nil {
+		if err := x.UserInputSupportIndication.decode(d); err != nil {
 			return asn1per.Wrap(err, "userInputSupportIndication")
 		}
 		d.Pop(fr)
@@ -1877,7 +1953,7 @@ func (x *UserInputIndication) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.Signal = new(UserInputIndicationSignal)
-		if err := x.Signal.Decode(d); err != nil {
+		if err := x.Signal.decode(d); err != nil {
 			return asn1per.Wrap(err, "signal")
 		}
 		d.Pop(fr)
@@ -1888,7 +1964,7 @@ func (x *UserInputIndication) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.SignalUpdate = new(UserInputIndicationSignalUpdate)
-		if err := x.SignalUpdate.Decode(d); err != nil {
+		if err := x.SignalUpdate.decode(d); err != nil {
 			return asn1per.Wrap(err, "signalUpdate")
 		}
 		d.Pop(fr)
@@ -1899,7 +1975,7 @@ func (x *UserInputIndication) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.ExtendedAlphanumeric = new(UserInputIndicationExtendedAlphanumeric)
-		if err := x.ExtendedAlphanumeric.Decode(d); err != nil {
+		if err := x.ExtendedAlphanumeric.decode(d); err != nil {
 			return asn1per.Wrap(err, "extendedAlphanumeric")
 		}
 		d.Pop(fr)
@@ -1910,7 +1986,7 @@ func (x *UserInputIndication) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.EncryptedAlphanumeric = new(UserInputIndicationEncryptedAlphanumeric)
-		if err := x.EncryptedAlphanumeric.Decode(d); err != nil {
+		if err := x.EncryptedAlphanumeric.decode(d); err != nil {
 			return asn1per.Wrap(err, "encryptedAlphanumeric")
 		}
 		d.Pop(fr)
@@ -1929,7 +2005,7 @@ func (x *UserInputIndication) Decode(d *asn1per.Decoder) error {
 			for range n1 {
 				var zero GenericInformation
 				x.GenericInformation = append(x.GenericInformation, zero)
-				if err := x.GenericInformation[len(x.GenericInformation)-1].Decode(d); err != nil {
+				if err := x.GenericInformation[len(x.GenericInformation)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "genericInformation")
 				}
 			}
@@ -1979,18 +2055,22 @@ func (x *FlowControlIndication) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *FlowControlIndication) Decode(d *asn1per.Decoder) error {
+	*x = FlowControlIndication{}
+	return x.decode(d)
+}
+
+func (x *FlowControlIndication) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "FlowControlIndication")
 	}
-	*x = FlowControlIndication{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "FlowControlIndication")
 	}
-	if err := x.Scope.Decode(d); err != nil {
+	if err := x.Scope.decode(d); err != nil {
 		return asn1per.Wrap(err, "scope")
 	}
-	if err := x.Restriction.Decode(d); err != nil {
+	if err := x.Restriction.decode(d); err != nil {
 		return asn1per.Wrap(err, "restriction")
 	}
 	if ext {
@@ -2041,10 +2121,14 @@ func (x *MobileMultilinkReconfigurationIndication) Encode(e *asn1per.Encoder) er
 
 // Decode reads x from ALIGNED PER.
 func (x *MobileMultilinkReconfigurationIndication) Decode(d *asn1per.Decoder) error {
+	*x = MobileMultilinkReconfigurationIndication{}
+	return x.decode(d)
+}
+
+func (x *MobileMultilinkReconfigurationIndication) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MobileMultilinkReconfigurationIndication")
 	}
-	*x = MobileMultilinkReconfigurationIndication{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MobileMultilinkReconfigurationIndication")
@@ -2104,10 +2188,14 @@ func (x *NonStandardIdentifierH221NonStandard) Encode(e *asn1per.Encoder) error 
 
 // Decode reads x from ALIGNED PER.
 func (x *NonStandardIdentifierH221NonStandard) Decode(d *asn1per.Decoder) error {
+	*x = NonStandardIdentifierH221NonStandard{}
+	return x.decode(d)
+}
+
+func (x *NonStandardIdentifierH221NonStandard) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NonStandardIdentifierH221NonStandard")
 	}
-	*x = NonStandardIdentifierH221NonStandard{}
 	{
 		r, err := d.Constrained(0, 255)
 		if err != nil {
@@ -2161,10 +2249,14 @@ func (x *MasterSlaveDeterminationAckDecision) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MasterSlaveDeterminationAckDecision) Decode(d *asn1per.Decoder) error {
+	*x = MasterSlaveDeterminationAckDecision{}
+	return x.decode(d)
+}
+
+func (x *MasterSlaveDeterminationAckDecision) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MasterSlaveDeterminationAckDecision")
 	}
-	*x = MasterSlaveDeterminationAckDecision{}
 	idx, err := d.Choice(2, false)
 	if err != nil {
 		return asn1per.Wrap(err, "MasterSlaveDeterminationAckDecision")
@@ -2207,10 +2299,14 @@ func (x *MasterSlaveDeterminationRejectCause) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MasterSlaveDeterminationRejectCause) Decode(d *asn1per.Decoder) error {
+	*x = MasterSlaveDeterminationRejectCause{}
+	return x.decode(d)
+}
+
+func (x *MasterSlaveDeterminationRejectCause) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MasterSlaveDeterminationRejectCause")
 	}
-	*x = MasterSlaveDeterminationRejectCause{}
 	idx, err := d.Choice(1, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MasterSlaveDeterminationRejectCause")
@@ -2271,10 +2367,14 @@ func (x *TerminalCapabilitySetRejectCause) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *TerminalCapabilitySetRejectCause) Decode(d *asn1per.Decoder) error {
+	*x = TerminalCapabilitySetRejectCause{}
+	return x.decode(d)
+}
+
+func (x *TerminalCapabilitySetRejectCause) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TerminalCapabilitySetRejectCause")
 	}
-	*x = TerminalCapabilitySetRejectCause{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "TerminalCapabilitySetRejectCause")
@@ -2286,7 +2386,7 @@ func (x *TerminalCapabilitySetRejectCause) Decode(d *asn1per.Decoder) error {
 	case 2:
 	case 3:
 		x.TableEntryCapacityExceeded = new(TerminalCapabilitySetRejectCauseTableEntryCapacityExceeded)
-		if err := x.TableEntryCapacityExceeded.Decode(d); err != nil {
+		if err := x.TableEntryCapacityExceeded.decode(d); err != nil {
 			return asn1per.Wrap(err, "tableEntryCapacityExceeded")
 		}
 	default:
@@ -2329,10 +2429,14 @@ func (x *CapabilityH233EncryptionReceiveCapability) Encode(e *asn1per.Encoder) e
 
 // Decode reads x from ALIGNED PER.
 func (x *CapabilityH233EncryptionReceiveCapability) Decode(d *asn1per.Decoder) error {
+	*x = CapabilityH233EncryptionReceiveCapability{}
+	return x.decode(d)
+}
+
+func (x *CapabilityH233EncryptionReceiveCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CapabilityH233EncryptionReceiveCapability")
 	}
-	*x = CapabilityH233EncryptionReceiveCapability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "CapabilityH233EncryptionReceiveCapability")
@@ -2402,10 +2506,14 @@ func (x *VCCapabilityAal1) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *VCCapabilityAal1) Decode(d *asn1per.Decoder) error {
+	*x = VCCapabilityAal1{}
+	return x.decode(d)
+}
+
+func (x *VCCapabilityAal1) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "VCCapabilityAal1")
 	}
-	*x = VCCapabilityAal1{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "VCCapabilityAal1")
@@ -2521,10 +2629,14 @@ func (x *VCCapabilityAal5) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *VCCapabilityAal5) Decode(d *asn1per.Decoder) error {
+	*x = VCCapabilityAal5{}
+	return x.decode(d)
+}
+
+func (x *VCCapabilityAal5) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "VCCapabilityAal5")
 	}
-	*x = VCCapabilityAal5{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "VCCapabilityAal5")
@@ -2587,15 +2699,19 @@ func (x *VCCapabilityAvailableBitRates) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *VCCapabilityAvailableBitRates) Decode(d *asn1per.Decoder) error {
+	*x = VCCapabilityAvailableBitRates{}
+	return x.decode(d)
+}
+
+func (x *VCCapabilityAvailableBitRates) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "VCCapabilityAvailableBitRates")
 	}
-	*x = VCCapabilityAvailableBitRates{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "VCCapabilityAvailableBitRates")
 	}
-	if err := x.Type.Decode(d); err != nil {
+	if err := x.Type.decode(d); err != nil {
 		return asn1per.Wrap(err, "type")
 	}
 	if ext {
@@ -2665,10 +2781,14 @@ func (x *VCCapabilityAal1ViaGateway) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *VCCapabilityAal1ViaGateway) Decode(d *asn1per.Decoder) error {
+	*x = VCCapabilityAal1ViaGateway{}
+	return x.decode(d)
+}
+
+func (x *VCCapabilityAal1ViaGateway) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "VCCapabilityAal1ViaGateway")
 	}
-	*x = VCCapabilityAal1ViaGateway{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "VCCapabilityAal1ViaGateway")
@@ -2682,7 +2802,7 @@ func (x *VCCapabilityAal1ViaGateway) Decode(d *asn1per.Decoder) error {
 		for range n3 {
 			var zero Q2931Address
 			x.GatewayAddress = append(x.GatewayAddress, zero)
-			if err := x.GatewayAddress[len(x.GatewayAddress)-1].Decode(d); err != nil {
+			if err := x.GatewayAddress[len(x.GatewayAddress)-1].decode(d); err != nil {
 				return asn1per.Wrap(err, "gatewayAddress")
 			}
 		}
@@ -2800,10 +2920,14 @@ func (x *H223CapabilityH223MultiplexTableCapability) Encode(e *asn1per.Encoder) 
 
 // Decode reads x from ALIGNED PER.
 func (x *H223CapabilityH223MultiplexTableCapability) Decode(d *asn1per.Decoder) error {
+	*x = H223CapabilityH223MultiplexTableCapability{}
+	return x.decode(d)
+}
+
+func (x *H223CapabilityH223MultiplexTableCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223CapabilityH223MultiplexTableCapability")
 	}
-	*x = H223CapabilityH223MultiplexTableCapability{}
 	idx, err := d.Choice(2, false)
 	if err != nil {
 		return asn1per.Wrap(err, "H223CapabilityH223MultiplexTableCapability")
@@ -2813,7 +2937,7 @@ func (x *H223CapabilityH223MultiplexTableCapability) Decode(d *asn1per.Decoder) 
 	case 0:
 	case 1:
 		x.Enhanced = new(H223CapabilityH223MultiplexTableCapabilityEnhanced)
-		if err := x.Enhanced.Decode(d); err != nil {
+		if err := x.Enhanced.decode(d); err != nil {
 			return asn1per.Wrap(err, "enhanced")
 		}
 	}
@@ -2856,10 +2980,14 @@ func (x *H223CapabilityMobileOperationTransmitCapability) Encode(e *asn1per.Enco
 
 // Decode reads x from ALIGNED PER.
 func (x *H223CapabilityMobileOperationTransmitCapability) Decode(d *asn1per.Decoder) error {
+	*x = H223CapabilityMobileOperationTransmitCapability{}
+	return x.decode(d)
+}
+
+func (x *H223CapabilityMobileOperationTransmitCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223CapabilityMobileOperationTransmitCapability")
 	}
-	*x = H223CapabilityMobileOperationTransmitCapability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H223CapabilityMobileOperationTransmitCapability")
@@ -2947,10 +3075,14 @@ func (x *H223CapabilityMobileMultilinkFrameCapability) Encode(e *asn1per.Encoder
 
 // Decode reads x from ALIGNED PER.
 func (x *H223CapabilityMobileMultilinkFrameCapability) Decode(d *asn1per.Decoder) error {
+	*x = H223CapabilityMobileMultilinkFrameCapability{}
+	return x.decode(d)
+}
+
+func (x *H223CapabilityMobileMultilinkFrameCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223CapabilityMobileMultilinkFrameCapability")
 	}
-	*x = H223CapabilityMobileMultilinkFrameCapability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H223CapabilityMobileMultilinkFrameCapability")
@@ -3013,10 +3145,14 @@ func (x *H2250CapabilityMcCapability) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H2250CapabilityMcCapability) Decode(d *asn1per.Decoder) error {
+	*x = H2250CapabilityMcCapability{}
+	return x.decode(d)
+}
+
+func (x *H2250CapabilityMcCapability) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H2250CapabilityMcCapability")
 	}
-	*x = H2250CapabilityMcCapability{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H2250CapabilityMcCapability")
@@ -3077,10 +3213,14 @@ func (x *MediaTransportTypeAtmAAL5Compressed) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MediaTransportTypeAtmAAL5Compressed) Decode(d *asn1per.Decoder) error {
+	*x = MediaTransportTypeAtmAAL5Compressed{}
+	return x.decode(d)
+}
+
+func (x *MediaTransportTypeAtmAAL5Compressed) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MediaTransportTypeAtmAAL5Compressed")
 	}
-	*x = MediaTransportTypeAtmAAL5Compressed{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MediaTransportTypeAtmAAL5Compressed")
@@ -3147,10 +3287,14 @@ func (x *RTPH263VideoRedundancyEncodingFrameToThreadMapping) Encode(e *asn1per.E
 
 // Decode reads x from ALIGNED PER.
 func (x *RTPH263VideoRedundancyEncodingFrameToThreadMapping) Decode(d *asn1per.Decoder) error {
+	*x = RTPH263VideoRedundancyEncodingFrameToThreadMapping{}
+	return x.decode(d)
+}
+
+func (x *RTPH263VideoRedundancyEncodingFrameToThreadMapping) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RTPH263VideoRedundancyEncodingFrameToThreadMapping")
 	}
-	*x = RTPH263VideoRedundancyEncodingFrameToThreadMapping{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "RTPH263VideoRedundancyEncodingFrameToThreadMapping")
@@ -3168,7 +3312,7 @@ func (x *RTPH263VideoRedundancyEncodingFrameToThreadMapping) Decode(d *asn1per.D
 			for range n5 {
 				var zero RTPH263VideoRedundancyFrameMapping
 				x.Custom = append(x.Custom, zero)
-				if err := x.Custom[len(x.Custom)-1].Decode(d); err != nil {
+				if err := x.Custom[len(x.Custom)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "custom")
 				}
 			}
@@ -3257,10 +3401,14 @@ func (x *RefPictureSelectionAdditionalPictureMemory) Encode(e *asn1per.Encoder) 
 
 // Decode reads x from ALIGNED PER.
 func (x *RefPictureSelectionAdditionalPictureMemory) Decode(d *asn1per.Decoder) error {
+	*x = RefPictureSelectionAdditionalPictureMemory{}
+	return x.decode(d)
+}
+
+func (x *RefPictureSelectionAdditionalPictureMemory) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RefPictureSelectionAdditionalPictureMemory")
 	}
-	*x = RefPictureSelectionAdditionalPictureMemory{}
 	pre, err := d.Bits(7)
 	if err != nil {
 		return asn1per.Wrap(err, "RefPictureSelectionAdditionalPictureMemory")
@@ -3378,10 +3526,14 @@ func (x *RefPictureSelectionVideoBackChannelSend) Encode(e *asn1per.Encoder) err
 
 // Decode reads x from ALIGNED PER.
 func (x *RefPictureSelectionVideoBackChannelSend) Decode(d *asn1per.Decoder) error {
+	*x = RefPictureSelectionVideoBackChannelSend{}
+	return x.decode(d)
+}
+
+func (x *RefPictureSelectionVideoBackChannelSend) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RefPictureSelectionVideoBackChannelSend")
 	}
-	*x = RefPictureSelectionVideoBackChannelSend{}
 	idx, err := d.Choice(5, true)
 	if err != nil {
 		return asn1per.Wrap(err, "RefPictureSelectionVideoBackChannelSend")
@@ -3436,10 +3588,14 @@ func (x *RefPictureSelectionEnhancedReferencePicSelect) Encode(e *asn1per.Encode
 
 // Decode reads x from ALIGNED PER.
 func (x *RefPictureSelectionEnhancedReferencePicSelect) Decode(d *asn1per.Decoder) error {
+	*x = RefPictureSelectionEnhancedReferencePicSelect{}
+	return x.decode(d)
+}
+
+func (x *RefPictureSelectionEnhancedReferencePicSelect) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RefPictureSelectionEnhancedReferencePicSelect")
 	}
-	*x = RefPictureSelectionEnhancedReferencePicSelect{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "RefPictureSelectionEnhancedReferencePicSelect")
@@ -3447,7 +3603,7 @@ func (x *RefPictureSelectionEnhancedReferencePicSelect) Decode(d *asn1per.Decode
 	ext := pre>>1 != 0
 	if pre&(1<<0) != 0 {
 		x.SubPictureRemovalParameters = new(RefPictureSelectionEnhancedReferencePicSelectSubPictureRemovalParameters)
-		if err := x.SubPictureRemovalParameters.Decode(d); err != nil {
+		if err := x.SubPictureRemovalParameters.decode(d); err != nil {
 			return asn1per.Wrap(err, "subPictureRemovalParameters")
 		}
 	}
@@ -3512,10 +3668,14 @@ func (x *CustomPictureFormatMPI) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CustomPictureFormatMPI) Decode(d *asn1per.Decoder) error {
+	*x = CustomPictureFormatMPI{}
+	return x.decode(d)
+}
+
+func (x *CustomPictureFormatMPI) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CustomPictureFormatMPI")
 	}
-	*x = CustomPictureFormatMPI{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "CustomPictureFormatMPI")
@@ -3542,7 +3702,7 @@ func (x *CustomPictureFormatMPI) Decode(d *asn1per.Decoder) error {
 			for range n7 {
 				var zero CustomPictureFormatMPICustomPCF
 				x.CustomPCF = append(x.CustomPCF, zero)
-				if err := x.CustomPCF[len(x.CustomPCF)-1].Decode(d); err != nil {
+				if err := x.CustomPCF[len(x.CustomPCF)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "customPCF")
 				}
 			}
@@ -3616,10 +3776,14 @@ func (x *CustomPictureFormatPixelAspectInformation) Encode(e *asn1per.Encoder) e
 
 // Decode reads x from ALIGNED PER.
 func (x *CustomPictureFormatPixelAspectInformation) Decode(d *asn1per.Decoder) error {
+	*x = CustomPictureFormatPixelAspectInformation{}
+	return x.decode(d)
+}
+
+func (x *CustomPictureFormatPixelAspectInformation) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CustomPictureFormatPixelAspectInformation")
 	}
-	*x = CustomPictureFormatPixelAspectInformation{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "CustomPictureFormatPixelAspectInformation")
@@ -3663,7 +3827,7 @@ func (x *CustomPictureFormatPixelAspectInformation) Decode(d *asn1per.Decoder) e
 			for range n11 {
 				var zero CustomPictureFormatPixelAspectInformationExtendedPAR
 				x.ExtendedPAR = append(x.ExtendedPAR, zero)
-				if err := x.ExtendedPAR[len(x.ExtendedPAR)-1].Decode(d); err != nil {
+				if err := x.ExtendedPAR[len(x.ExtendedPAR)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "extendedPAR")
 				}
 			}
@@ -3699,10 +3863,14 @@ func (x *AudioCapabilityG7231) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *AudioCapabilityG7231) Decode(d *asn1per.Decoder) error {
+	*x = AudioCapabilityG7231{}
+	return x.decode(d)
+}
+
+func (x *AudioCapabilityG7231) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "AudioCapabilityG7231")
 	}
-	*x = AudioCapabilityG7231{}
 	{
 		r, err := d.Constrained(1, 256)
 		if err != nil {
@@ -3770,10 +3938,14 @@ func (x *G7231AnnexCCapabilityG723AnnexCAudioMode) Encode(e *asn1per.Encoder) er
 
 // Decode reads x from ALIGNED PER.
 func (x *G7231AnnexCCapabilityG723AnnexCAudioMode) Decode(d *asn1per.Decoder) error {
+	*x = G7231AnnexCCapabilityG723AnnexCAudioMode{}
+	return x.decode(d)
+}
+
+func (x *G7231AnnexCCapabilityG723AnnexCAudioMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "G7231AnnexCCapabilityG723AnnexCAudioMode")
 	}
-	*x = G7231AnnexCCapabilityG723AnnexCAudioMode{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "G7231AnnexCCapabilityG723AnnexCAudioMode")
@@ -3989,10 +4161,14 @@ func (x *DataApplicationCapabilityApplication) Encode(e *asn1per.Encoder) error 
 
 // Decode reads x from ALIGNED PER.
 func (x *DataApplicationCapabilityApplication) Decode(d *asn1per.Decoder) error {
+	*x = DataApplicationCapabilityApplication{}
+	return x.decode(d)
+}
+
+func (x *DataApplicationCapabilityApplication) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DataApplicationCapabilityApplication")
 	}
-	*x = DataApplicationCapabilityApplication{}
 	idx, err := d.Choice(10, true)
 	if err != nil {
 		return asn1per.Wrap(err, "DataApplicationCapabilityApplication")
@@ -4001,48 +4177,48 @@ func (x *DataApplicationCapabilityApplication) Decode(d *asn1per.Decoder) error 
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
 		x.T120 = new(DataProtocolCapability)
-		if err := x.T120.Decode(d); err != nil {
+		if err := x.T120.decode(d); err != nil {
 			return asn1per.Wrap(err, "t120")
 		}
 	case 2:
 		x.DsmCc = new(DataProtocolCapability)
-		if err := x.DsmCc.Decode(d); err != nil {
+		if err := x.DsmCc.decode(d); err != nil {
 			return asn1per.Wrap(err, "dsm-cc")
 		}
 	case 3:
 		x.UserData = new(DataProtocolCapability)
-		if err := x.UserData.Decode(d); err != nil {
+		if err := x.UserData.decode(d); err != nil {
 			return asn1per.Wrap(err, "userData")
 		}
 	case 4:
 		x.T84 = new(DataApplicationCapabilityApplicationT84)
-		if err := x.T84.Decode(d); err != nil {
+		if err := x.T84.decode(d); err != nil {
 			return asn1per.Wrap(err, "t84")
 		}
 	case 5:
 		x.T434 = new(DataProtocolCapability)
-		if err := x.T434.Decode(d); err != nil {
+		if err := x.T434.decode(d); err != nil {
 			return asn1per.Wrap(err, "t434")
 		}
 	case 6:
 		x.H224 = new(DataProtocolCapability)
-		if err := x.H224.Decode(d); err != nil {
+		if err := x.H224.decode(d); err != nil {
 			return asn1per.Wrap(err, "h224")
 		}
 	case 7:
 		x.Nlpid = new(DataApplicationCapabilityApplicationNlpid)
-		if err := x.Nlpid.Decode(d); err != nil {
+		if err := x.Nlpid.decode(d); err != nil {
 			return asn1per.Wrap(err, "nlpid")
 		}
 	case 8:
 	case 9:
 		x.H222DataPartitioning = new(DataProtocolCapability)
-		if err := x.H222DataPartitioning.Decode(d); err != nil {
+		if err := x.H222DataPartitioning.decode(d); err != nil {
 			return asn1per.Wrap(err, "h222DataPartitioning")
 		}
 	case 10:
@@ -4052,7 +4228,7 @@ func (x *DataApplicationCapabilityApplication) Decode(d *asn1per.Decoder) error 
 		}
 		fr := d.Push(raw)
 		x.T30fax = new(DataProtocolCapability)
-		if err := x.T30fax.Decode(d); err != nil {
+		if err := x.T30fax.decode(d); err != nil {
 			return asn1per.Wrap(err, "t30fax")
 		}
 		d.Pop(fr)
@@ -4063,7 +4239,7 @@ func (x *DataApplicationCapabilityApplication) Decode(d *asn1per.Decoder) error 
 		}
 		fr := d.Push(raw)
 		x.T140 = new(DataProtocolCapability)
-		if err := x.T140.Decode(d); err != nil {
+		if err := x.T140.decode(d); err != nil {
 			return asn1per.Wrap(err, "t140")
 		}
 		d.Pop(fr)
@@ -4074,7 +4250,7 @@ func (x *DataApplicationCapabilityApplication) Decode(d *asn1per.Decoder) error 
 		}
 		fr := d.Push(raw)
 		x.T38fax = new(DataApplicationCapabilityApplicationT38fax)
-		if err := x.T38fax.Decode(d); err != nil {
+		if err := x.T38fax.decode(d); err != nil {
 			return asn1per.Wrap(err, "t38fax")
 		}
 		d.Pop(fr)
@@ -4085,7 +4261,7 @@ func (x *DataApplicationCapabilityApplication) Decode(d *asn1per.Decoder) error 
 		}
 		fr := d.Push(raw)
 		x.GenericDataCapability = new(GenericCapability)
-		if err := x.GenericDataCapability.Decode(d); err != nil {
+		if err := x.GenericDataCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "genericDataCapability")
 		}
 		d.Pop(fr)
@@ -4154,10 +4330,14 @@ func (x *DataProtocolCapabilityV76wCompression) Encode(e *asn1per.Encoder) error
 
 // Decode reads x from ALIGNED PER.
 func (x *DataProtocolCapabilityV76wCompression) Decode(d *asn1per.Decoder) error {
+	*x = DataProtocolCapabilityV76wCompression{}
+	return x.decode(d)
+}
+
+func (x *DataProtocolCapabilityV76wCompression) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DataProtocolCapabilityV76wCompression")
 	}
-	*x = DataProtocolCapabilityV76wCompression{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "DataProtocolCapabilityV76wCompression")
@@ -4166,17 +4346,17 @@ func (x *DataProtocolCapabilityV76wCompression) Decode(d *asn1per.Decoder) error
 	switch idx {
 	case 0:
 		x.TransmitCompression = new(CompressionType)
-		if err := x.TransmitCompression.Decode(d); err != nil {
+		if err := x.TransmitCompression.decode(d); err != nil {
 			return asn1per.Wrap(err, "transmitCompression")
 		}
 	case 1:
 		x.ReceiveCompression = new(CompressionType)
-		if err := x.ReceiveCompression.Decode(d); err != nil {
+		if err := x.ReceiveCompression.decode(d); err != nil {
 			return asn1per.Wrap(err, "receiveCompression")
 		}
 	case 2:
 		x.TransmitAndReceiveCompression = new(CompressionType)
-		if err := x.TransmitAndReceiveCompression.Decode(d); err != nil {
+		if err := x.TransmitAndReceiveCompression.decode(d); err != nil {
 			return asn1per.Wrap(err, "transmitAndReceiveCompression")
 		}
 	default:
@@ -4253,10 +4433,14 @@ func (x *T84ProfileT84Restricted) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *T84ProfileT84Restricted) Decode(d *asn1per.Decoder) error {
+	*x = T84ProfileT84Restricted{}
+	return x.decode(d)
+}
+
+func (x *T84ProfileT84Restricted) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "T84ProfileT84Restricted")
 	}
-	*x = T84ProfileT84Restricted{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "T84ProfileT84Restricted")
@@ -4440,10 +4624,14 @@ func (x *T38FaxUdpOptionsT38FaxUdpEC) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *T38FaxUdpOptionsT38FaxUdpEC) Decode(d *asn1per.Decoder) error {
+	*x = T38FaxUdpOptionsT38FaxUdpEC{}
+	return x.decode(d)
+}
+
+func (x *T38FaxUdpOptionsT38FaxUdpEC) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "T38FaxUdpOptionsT38FaxUdpEC")
 	}
-	*x = T38FaxUdpOptionsT38FaxUdpEC{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "T38FaxUdpOptionsT38FaxUdpEC")
@@ -4494,10 +4682,14 @@ func (x *DepFECCapabilityRfc2733) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DepFECCapabilityRfc2733) Decode(d *asn1per.Decoder) error {
+	*x = DepFECCapabilityRfc2733{}
+	return x.decode(d)
+}
+
+func (x *DepFECCapabilityRfc2733) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DepFECCapabilityRfc2733")
 	}
-	*x = DepFECCapabilityRfc2733{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "DepFECCapabilityRfc2733")
@@ -4509,7 +4701,7 @@ func (x *DepFECCapabilityRfc2733) Decode(d *asn1per.Decoder) error {
 		}
 		x.RedundancyEncoding = bool(r)
 	}
-	if err := x.SeparateStream.Decode(d); err != nil {
+	if err := x.SeparateStream.decode(d); err != nil {
 		return asn1per.Wrap(err, "separateStream")
 	}
 	if ext {
@@ -4569,10 +4761,14 @@ func (x *FECCapabilityRfc2733Format) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *FECCapabilityRfc2733Format) Decode(d *asn1per.Decoder) error {
+	*x = FECCapabilityRfc2733Format{}
+	return x.decode(d)
+}
+
+func (x *FECCapabilityRfc2733Format) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "FECCapabilityRfc2733Format")
 	}
-	*x = FECCapabilityRfc2733Format{}
 	idx, err := d.Choice(3, false)
 	if err != nil {
 		return asn1per.Wrap(err, "FECCapabilityRfc2733Format")
@@ -4666,10 +4862,14 @@ func (x *OpenLogicalChannelForwardLogicalChannelParameters) Encode(e *asn1per.En
 
 // Decode reads x from ALIGNED PER.
 func (x *OpenLogicalChannelForwardLogicalChannelParameters) Decode(d *asn1per.Decoder) error {
+	*x = OpenLogicalChannelForwardLogicalChannelParameters{}
+	return x.decode(d)
+}
+
+func (x *OpenLogicalChannelForwardLogicalChannelParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelForwardLogicalChannelParameters")
 	}
-	*x = OpenLogicalChannelForwardLogicalChannelParameters{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelForwardLogicalChannelParameters")
@@ -4685,10 +4885,10 @@ func (x *OpenLogicalChannelForwardLogicalChannelParameters) Decode(d *asn1per.De
 			x.PortNumber = int64(r)
 		}
 	}
-	if err := x.DataType.Decode(d); err != nil {
+	if err := x.DataType.decode(d); err != nil {
 		return asn1per.Wrap(err, "dataType")
 	}
-	if err := x.MultiplexParameters.Decode(d); err != nil {
+	if err := x.MultiplexParameters.decode(d); err != nil {
 		return asn1per.Wrap(err, "multiplexParameters")
 	}
 	if ext {
@@ -4795,21 +4995,25 @@ func (x *OpenLogicalChannelReverseLogicalChannelParameters) Encode(e *asn1per.En
 
 // Decode reads x from ALIGNED PER.
 func (x *OpenLogicalChannelReverseLogicalChannelParameters) Decode(d *asn1per.Decoder) error {
+	*x = OpenLogicalChannelReverseLogicalChannelParameters{}
+	return x.decode(d)
+}
+
+func (x *OpenLogicalChannelReverseLogicalChannelParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelReverseLogicalChannelParameters")
 	}
-	*x = OpenLogicalChannelReverseLogicalChannelParameters{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelReverseLogicalChannelParameters")
 	}
 	ext := pre>>1 != 0
-	if err := x.DataType.Decode(d); err != nil {
+	if err := x.DataType.decode(d); err != nil {
 		return asn1per.Wrap(err, "dataType")
 	}
 	if pre&(1<<0) != 0 {
 		x.MultiplexParameters = new(OpenLogicalChannelReverseLogicalChannelParametersMultiplexParameters)
-		if err := x.MultiplexParameters.Decode(d); err != nil {
+		if err := x.MultiplexParameters.decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplexParameters")
 		}
 	}
@@ -4883,10 +5087,14 @@ func (x *NetworkAccessParametersDistribution) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NetworkAccessParametersDistribution) Decode(d *asn1per.Decoder) error {
+	*x = NetworkAccessParametersDistribution{}
+	return x.decode(d)
+}
+
+func (x *NetworkAccessParametersDistribution) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NetworkAccessParametersDistribution")
 	}
-	*x = NetworkAccessParametersDistribution{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "NetworkAccessParametersDistribution")
@@ -4957,10 +5165,14 @@ func (x *NetworkAccessParametersNetworkAddress) Encode(e *asn1per.Encoder) error
 
 // Decode reads x from ALIGNED PER.
 func (x *NetworkAccessParametersNetworkAddress) Decode(d *asn1per.Decoder) error {
+	*x = NetworkAccessParametersNetworkAddress{}
+	return x.decode(d)
+}
+
+func (x *NetworkAccessParametersNetworkAddress) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NetworkAccessParametersNetworkAddress")
 	}
-	*x = NetworkAccessParametersNetworkAddress{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "NetworkAccessParametersNetworkAddress")
@@ -4969,7 +5181,7 @@ func (x *NetworkAccessParametersNetworkAddress) Decode(d *asn1per.Decoder) error
 	switch idx {
 	case 0:
 		x.Q2931Address = new(Q2931Address)
-		if err := x.Q2931Address.Decode(d); err != nil {
+		if err := x.Q2931Address.decode(d); err != nil {
 			return asn1per.Wrap(err, "q2931Address")
 		}
 	case 1:
@@ -4982,7 +5194,7 @@ func (x *NetworkAccessParametersNetworkAddress) Decode(d *asn1per.Decoder) error
 		}
 	case 2:
 		x.LocalAreaAddress = new(TransportAddress)
-		if err := x.LocalAreaAddress.Decode(d); err != nil {
+		if err := x.LocalAreaAddress.decode(d); err != nil {
 			return asn1per.Wrap(err, "localAreaAddress")
 		}
 	default:
@@ -5029,10 +5241,14 @@ func (x *NetworkAccessParametersT120SetupProcedure) Encode(e *asn1per.Encoder) e
 
 // Decode reads x from ALIGNED PER.
 func (x *NetworkAccessParametersT120SetupProcedure) Decode(d *asn1per.Decoder) error {
+	*x = NetworkAccessParametersT120SetupProcedure{}
+	return x.decode(d)
+}
+
+func (x *NetworkAccessParametersT120SetupProcedure) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NetworkAccessParametersT120SetupProcedure")
 	}
-	*x = NetworkAccessParametersT120SetupProcedure{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "NetworkAccessParametersT120SetupProcedure")
@@ -5092,10 +5308,14 @@ func (x *Q2931AddressAddress) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *Q2931AddressAddress) Decode(d *asn1per.Decoder) error {
+	*x = Q2931AddressAddress{}
+	return x.decode(d)
+}
+
+func (x *Q2931AddressAddress) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "Q2931AddressAddress")
 	}
-	*x = Q2931AddressAddress{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "Q2931AddressAddress")
@@ -5236,10 +5456,14 @@ func (x *H235MediaMediaType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H235MediaMediaType) Decode(d *asn1per.Decoder) error {
+	*x = H235MediaMediaType{}
+	return x.decode(d)
+}
+
+func (x *H235MediaMediaType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H235MediaMediaType")
 	}
-	*x = H235MediaMediaType{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "H235MediaMediaType")
@@ -5248,22 +5472,22 @@ func (x *H235MediaMediaType) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
 		x.VideoData = new(VideoCapability)
-		if err := x.VideoData.Decode(d); err != nil {
+		if err := x.VideoData.decode(d); err != nil {
 			return asn1per.Wrap(err, "videoData")
 		}
 	case 2:
 		x.AudioData = new(AudioCapability)
-		if err := x.AudioData.Decode(d); err != nil {
+		if err := x.AudioData.decode(d); err != nil {
 			return asn1per.Wrap(err, "audioData")
 		}
 	case 3:
 		x.Data = new(DataApplicationCapability)
-		if err := x.Data.Decode(d); err != nil {
+		if err := x.Data.decode(d); err != nil {
 			return asn1per.Wrap(err, "data")
 		}
 	case 4:
@@ -5273,7 +5497,7 @@ func (x *H235MediaMediaType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.RedundancyEncoding = new(RedundancyEncoding)
-		if err := x.RedundancyEncoding.Decode(d); err != nil {
+		if err := x.RedundancyEncoding.decode(d); err != nil {
 			return asn1per.Wrap(err, "redundancyEncoding")
 		}
 		d.Pop(fr)
@@ -5284,7 +5508,7 @@ func (x *H235MediaMediaType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.MultiplePayloadStream = new(MultiplePayloadStream)
-		if err := x.MultiplePayloadStream.Decode(d); err != nil {
+		if err := x.MultiplePayloadStream.decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplePayloadStream")
 		}
 		d.Pop(fr)
@@ -5295,7 +5519,7 @@ func (x *H235MediaMediaType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.DepFec = new(DepFECData)
-		if err := x.DepFec.Decode(d); err != nil {
+		if err := x.DepFec.decode(d); err != nil {
 			return asn1per.Wrap(err, "depFec")
 		}
 		d.Pop(fr)
@@ -5306,7 +5530,7 @@ func (x *H235MediaMediaType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.Fec = new(FECData)
-		if err := x.Fec.Decode(d); err != nil {
+		if err := x.Fec.decode(d); err != nil {
 			return asn1per.Wrap(err, "fec")
 		}
 		d.Pop(fr)
@@ -5407,10 +5631,14 @@ func (x *H223LogicalChannelParametersAdaptationLayerType) Encode(e *asn1per.Enco
 
 // Decode reads x from ALIGNED PER.
 func (x *H223LogicalChannelParametersAdaptationLayerType) Decode(d *asn1per.Decoder) error {
+	*x = H223LogicalChannelParametersAdaptationLayerType{}
+	return x.decode(d)
+}
+
+func (x *H223LogicalChannelParametersAdaptationLayerType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223LogicalChannelParametersAdaptationLayerType")
 	}
-	*x = H223LogicalChannelParametersAdaptationLayerType{}
 	idx, err := d.Choice(6, true)
 	if err != nil {
 		return asn1per.Wrap(err, "H223LogicalChannelParametersAdaptationLayerType")
@@ -5419,7 +5647,7 @@ func (x *H223LogicalChannelParametersAdaptationLayerType) Decode(d *asn1per.Deco
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
@@ -5428,7 +5656,7 @@ func (x *H223LogicalChannelParametersAdaptationLayerType) Decode(d *asn1per.Deco
 	case 4:
 	case 5:
 		x.Al3 = new(H223LogicalChannelParametersAdaptationLayerTypeAl3)
-		if err := x.Al3.Decode(d); err != nil {
+		if err := x.Al3.decode(d); err != nil {
 			return asn1per.Wrap(err, "al3")
 		}
 	case 6:
@@ -5438,7 +5666,7 @@ func (x *H223LogicalChannelParametersAdaptationLayerType) Decode(d *asn1per.Deco
 		}
 		fr := d.Push(raw)
 		x.Al1M = new(H223AL1MParameters)
-		if err := x.Al1M.Decode(d); err != nil {
+		if err := x.Al1M.decode(d); err != nil {
 			return asn1per.Wrap(err, "al1M")
 		}
 		d.Pop(fr)
@@ -5449,7 +5677,7 @@ func (x *H223LogicalChannelParametersAdaptationLayerType) Decode(d *asn1per.Deco
 		}
 		fr := d.Push(raw)
 		x.Al2M = new(H223AL2MParameters)
-		if err := x.Al2M.Decode(d); err != nil {
+		if err := x.Al2M.decode(d); err != nil {
 			return asn1per.Wrap(err, "al2M")
 		}
 		d.Pop(fr)
@@ -5460,7 +5688,7 @@ func (x *H223LogicalChannelParametersAdaptationLayerType) Decode(d *asn1per.Deco
 		}
 		fr := d.Push(raw)
 		x.Al3M = new(H223AL3MParameters)
-		if err := x.Al3M.Decode(d); err != nil {
+		if err := x.Al3M.decode(d); err != nil {
 			return asn1per.Wrap(err, "al3M")
 		}
 		d.Pop(fr)
@@ -5506,10 +5734,14 @@ func (x *H223AL1MParametersTransferMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H223AL1MParametersTransferMode) Decode(d *asn1per.Decoder) error {
+	*x = H223AL1MParametersTransferMode{}
+	return x.decode(d)
+}
+
+func (x *H223AL1MParametersTransferMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223AL1MParametersTransferMode")
 	}
-	*x = H223AL1MParametersTransferMode{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "H223AL1MParametersTransferMode")
@@ -5560,10 +5792,14 @@ func (x *H223AL1MParametersHeaderFEC) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H223AL1MParametersHeaderFEC) Decode(d *asn1per.Decoder) error {
+	*x = H223AL1MParametersHeaderFEC{}
+	return x.decode(d)
+}
+
+func (x *H223AL1MParametersHeaderFEC) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223AL1MParametersHeaderFEC")
 	}
-	*x = H223AL1MParametersHeaderFEC{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "H223AL1MParametersHeaderFEC")
@@ -5634,10 +5870,14 @@ func (x *H223AL1MParametersCrcLength) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H223AL1MParametersCrcLength) Decode(d *asn1per.Decoder) error {
+	*x = H223AL1MParametersCrcLength{}
+	return x.decode(d)
+}
+
+func (x *H223AL1MParametersCrcLength) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223AL1MParametersCrcLength")
 	}
-	*x = H223AL1MParametersCrcLength{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "H223AL1MParametersCrcLength")
@@ -5730,10 +5970,14 @@ func (x *H223AL1MParametersArqType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H223AL1MParametersArqType) Decode(d *asn1per.Decoder) error {
+	*x = H223AL1MParametersArqType{}
+	return x.decode(d)
+}
+
+func (x *H223AL1MParametersArqType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223AL1MParametersArqType")
 	}
-	*x = H223AL1MParametersArqType{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "H223AL1MParametersArqType")
@@ -5743,12 +5987,12 @@ func (x *H223AL1MParametersArqType) Decode(d *asn1per.Decoder) error {
 	case 0:
 	case 1:
 		x.TypeIArq = new(H223AnnexCArqParameters)
-		if err := x.TypeIArq.Decode(d); err != nil {
+		if err := x.TypeIArq.decode(d); err != nil {
 			return asn1per.Wrap(err, "typeIArq")
 		}
 	case 2:
 		x.TypeIIArq = new(H223AnnexCArqParameters)
-		if err := x.TypeIIArq.Decode(d); err != nil {
+		if err := x.TypeIIArq.decode(d); err != nil {
 			return asn1per.Wrap(err, "typeIIArq")
 		}
 	default:
@@ -5793,10 +6037,14 @@ func (x *H223AL2MParametersHeaderFEC) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H223AL2MParametersHeaderFEC) Decode(d *asn1per.Decoder) error {
+	*x = H223AL2MParametersHeaderFEC{}
+	return x.decode(d)
+}
+
+func (x *H223AL2MParametersHeaderFEC) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223AL2MParametersHeaderFEC")
 	}
-	*x = H223AL2MParametersHeaderFEC{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "H223AL2MParametersHeaderFEC")
@@ -5847,10 +6095,14 @@ func (x *H223AL3MParametersHeaderFormat) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H223AL3MParametersHeaderFormat) Decode(d *asn1per.Decoder) error {
+	*x = H223AL3MParametersHeaderFormat{}
+	return x.decode(d)
+}
+
+func (x *H223AL3MParametersHeaderFormat) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223AL3MParametersHeaderFormat")
 	}
-	*x = H223AL3MParametersHeaderFormat{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "H223AL3MParametersHeaderFormat")
@@ -5921,10 +6173,14 @@ func (x *H223AL3MParametersCrcLength) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H223AL3MParametersCrcLength) Decode(d *asn1per.Decoder) error {
+	*x = H223AL3MParametersCrcLength{}
+	return x.decode(d)
+}
+
+func (x *H223AL3MParametersCrcLength) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223AL3MParametersCrcLength")
 	}
-	*x = H223AL3MParametersCrcLength{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "H223AL3MParametersCrcLength")
@@ -6017,10 +6273,14 @@ func (x *H223AL3MParametersArqType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H223AL3MParametersArqType) Decode(d *asn1per.Decoder) error {
+	*x = H223AL3MParametersArqType{}
+	return x.decode(d)
+}
+
+func (x *H223AL3MParametersArqType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223AL3MParametersArqType")
 	}
-	*x = H223AL3MParametersArqType{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "H223AL3MParametersArqType")
@@ -6030,12 +6290,12 @@ func (x *H223AL3MParametersArqType) Decode(d *asn1per.Decoder) error {
 	case 0:
 	case 1:
 		x.TypeIArq = new(H223AnnexCArqParameters)
-		if err := x.TypeIArq.Decode(d); err != nil {
+		if err := x.TypeIArq.decode(d); err != nil {
 			return asn1per.Wrap(err, "typeIArq")
 		}
 	case 2:
 		x.TypeIIArq = new(H223AnnexCArqParameters)
-		if err := x.TypeIIArq.Decode(d); err != nil {
+		if err := x.TypeIIArq.decode(d); err != nil {
 			return asn1per.Wrap(err, "typeIIArq")
 		}
 	default:
@@ -6084,10 +6344,14 @@ func (x *H223AnnexCArqParametersNumberOfRetransmissions) Encode(e *asn1per.Encod
 
 // Decode reads x from ALIGNED PER.
 func (x *H223AnnexCArqParametersNumberOfRetransmissions) Decode(d *asn1per.Decoder) error {
+	*x = H223AnnexCArqParametersNumberOfRetransmissions{}
+	return x.decode(d)
+}
+
+func (x *H223AnnexCArqParametersNumberOfRetransmissions) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223AnnexCArqParametersNumberOfRetransmissions")
 	}
-	*x = H223AnnexCArqParametersNumberOfRetransmissions{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "H223AnnexCArqParametersNumberOfRetransmissions")
@@ -6147,10 +6411,14 @@ func (x *V76LogicalChannelParametersSuspendResume) Encode(e *asn1per.Encoder) er
 
 // Decode reads x from ALIGNED PER.
 func (x *V76LogicalChannelParametersSuspendResume) Decode(d *asn1per.Decoder) error {
+	*x = V76LogicalChannelParametersSuspendResume{}
+	return x.decode(d)
+}
+
+func (x *V76LogicalChannelParametersSuspendResume) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "V76LogicalChannelParametersSuspendResume")
 	}
-	*x = V76LogicalChannelParametersSuspendResume{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "V76LogicalChannelParametersSuspendResume")
@@ -6209,10 +6477,14 @@ func (x *V76LogicalChannelParametersMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *V76LogicalChannelParametersMode) Decode(d *asn1per.Decoder) error {
+	*x = V76LogicalChannelParametersMode{}
+	return x.decode(d)
+}
+
+func (x *V76LogicalChannelParametersMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "V76LogicalChannelParametersMode")
 	}
-	*x = V76LogicalChannelParametersMode{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "V76LogicalChannelParametersMode")
@@ -6221,7 +6493,7 @@ func (x *V76LogicalChannelParametersMode) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.ERM = new(V76LogicalChannelParametersModeERM)
-		if err := x.ERM.Decode(d); err != nil {
+		if err := x.ERM.decode(d); err != nil {
 			return asn1per.Wrap(err, "eRM")
 		}
 	case 1:
@@ -6276,10 +6548,14 @@ func (x *H2250LogicalChannelParametersMediaPacketization) Encode(e *asn1per.Enco
 
 // Decode reads x from ALIGNED PER.
 func (x *H2250LogicalChannelParametersMediaPacketization) Decode(d *asn1per.Decoder) error {
+	*x = H2250LogicalChannelParametersMediaPacketization{}
+	return x.decode(d)
+}
+
+func (x *H2250LogicalChannelParametersMediaPacketization) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H2250LogicalChannelParametersMediaPacketization")
 	}
-	*x = H2250LogicalChannelParametersMediaPacketization{}
 	idx, err := d.Choice(1, true)
 	if err != nil {
 		return asn1per.Wrap(err, "H2250LogicalChannelParametersMediaPacketization")
@@ -6294,7 +6570,7 @@ func (x *H2250LogicalChannelParametersMediaPacketization) Decode(d *asn1per.Deco
 		}
 		fr := d.Push(raw)
 		x.RtpPayloadType = new(RTPPayloadType)
-		if err := x.RtpPayloadType.Decode(d); err != nil {
+		if err := x.RtpPayloadType.decode(d); err != nil {
 			return asn1per.Wrap(err, "rtpPayloadType")
 		}
 		d.Pop(fr)
@@ -6357,10 +6633,14 @@ func (x *RTPPayloadTypePayloadDescriptor) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RTPPayloadTypePayloadDescriptor) Decode(d *asn1per.Decoder) error {
+	*x = RTPPayloadTypePayloadDescriptor{}
+	return x.decode(d)
+}
+
+func (x *RTPPayloadTypePayloadDescriptor) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RTPPayloadTypePayloadDescriptor")
 	}
-	*x = RTPPayloadTypePayloadDescriptor{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "RTPPayloadTypePayloadDescriptor")
@@ -6369,7 +6649,7 @@ func (x *RTPPayloadTypePayloadDescriptor) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandardIdentifier = new(NonStandardParameter)
-		if err := x.NonStandardIdentifier.Decode(d); err != nil {
+		if err := x.NonStandardIdentifier.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandardIdentifier")
 		}
 	case 1:
@@ -6444,10 +6724,14 @@ func (x *RedundancyEncodingRtpRedundancyEncoding) Encode(e *asn1per.Encoder) err
 
 // Decode reads x from ALIGNED PER.
 func (x *RedundancyEncodingRtpRedundancyEncoding) Decode(d *asn1per.Decoder) error {
+	*x = RedundancyEncodingRtpRedundancyEncoding{}
+	return x.decode(d)
+}
+
+func (x *RedundancyEncodingRtpRedundancyEncoding) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RedundancyEncodingRtpRedundancyEncoding")
 	}
-	*x = RedundancyEncodingRtpRedundancyEncoding{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "RedundancyEncodingRtpRedundancyEncoding")
@@ -6455,7 +6739,7 @@ func (x *RedundancyEncodingRtpRedundancyEncoding) Decode(d *asn1per.Decoder) err
 	ext := pre>>2 != 0
 	if pre&(1<<1) != 0 {
 		x.Primary = new(RedundancyEncodingElement)
-		if err := x.Primary.Decode(d); err != nil {
+		if err := x.Primary.decode(d); err != nil {
 			return asn1per.Wrap(err, "primary")
 		}
 	}
@@ -6470,7 +6754,7 @@ func (x *RedundancyEncodingRtpRedundancyEncoding) Decode(d *asn1per.Decoder) err
 			for range n13 {
 				var zero RedundancyEncodingElement
 				x.Secondary = append(x.Secondary, zero)
-				if err := x.Secondary[len(x.Secondary)-1].Decode(d); err != nil {
+				if err := x.Secondary[len(x.Secondary)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "secondary")
 				}
 			}
@@ -6520,15 +6804,19 @@ func (x *DepFECDataRfc2733) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DepFECDataRfc2733) Decode(d *asn1per.Decoder) error {
+	*x = DepFECDataRfc2733{}
+	return x.decode(d)
+}
+
+func (x *DepFECDataRfc2733) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DepFECDataRfc2733")
 	}
-	*x = DepFECDataRfc2733{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "DepFECDataRfc2733")
 	}
-	if err := x.Mode.Decode(d); err != nil {
+	if err := x.Mode.decode(d); err != nil {
 		return asn1per.Wrap(err, "mode")
 	}
 	if ext {
@@ -6587,10 +6875,14 @@ func (x *FECDataRfc2733) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *FECDataRfc2733) Decode(d *asn1per.Decoder) error {
+	*x = FECDataRfc2733{}
+	return x.decode(d)
+}
+
+func (x *FECDataRfc2733) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "FECDataRfc2733")
 	}
-	*x = FECDataRfc2733{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "FECDataRfc2733")
@@ -6613,7 +6905,7 @@ func (x *FECDataRfc2733) Decode(d *asn1per.Decoder) error {
 			x.FecScheme = asn1per.ObjectIdentifier(r)
 		}
 	}
-	if err := x.PktMode.Decode(d); err != nil {
+	if err := x.PktMode.decode(d); err != nil {
 		return asn1per.Wrap(err, "pktMode")
 	}
 	if ext {
@@ -6664,10 +6956,14 @@ func (x *UnicastAddressIPAddress) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *UnicastAddressIPAddress) Decode(d *asn1per.Decoder) error {
+	*x = UnicastAddressIPAddress{}
+	return x.decode(d)
+}
+
+func (x *UnicastAddressIPAddress) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UnicastAddressIPAddress")
 	}
-	*x = UnicastAddressIPAddress{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "UnicastAddressIPAddress")
@@ -6738,10 +7034,14 @@ func (x *UnicastAddressIPXAddress) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *UnicastAddressIPXAddress) Decode(d *asn1per.Decoder) error {
+	*x = UnicastAddressIPXAddress{}
+	return x.decode(d)
+}
+
+func (x *UnicastAddressIPXAddress) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UnicastAddressIPXAddress")
 	}
-	*x = UnicastAddressIPXAddress{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "UnicastAddressIPXAddress")
@@ -6815,10 +7115,14 @@ func (x *UnicastAddressIP6Address) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *UnicastAddressIP6Address) Decode(d *asn1per.Decoder) error {
+	*x = UnicastAddressIP6Address{}
+	return x.decode(d)
+}
+
+func (x *UnicastAddressIP6Address) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UnicastAddressIP6Address")
 	}
-	*x = UnicastAddressIP6Address{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "UnicastAddressIP6Address")
@@ -6898,15 +7202,19 @@ func (x *UnicastAddressIPSourceRouteAddress) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *UnicastAddressIPSourceRouteAddress) Decode(d *asn1per.Decoder) error {
+	*x = UnicastAddressIPSourceRouteAddress{}
+	return x.decode(d)
+}
+
+func (x *UnicastAddressIPSourceRouteAddress) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UnicastAddressIPSourceRouteAddress")
 	}
-	*x = UnicastAddressIPSourceRouteAddress{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "UnicastAddressIPSourceRouteAddress")
 	}
-	if err := x.Routing.Decode(d); err != nil {
+	if err := x.Routing.decode(d); err != nil {
 		return asn1per.Wrap(err, "routing")
 	}
 	{
@@ -6989,10 +7297,14 @@ func (x *MulticastAddressIPAddress) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MulticastAddressIPAddress) Decode(d *asn1per.Decoder) error {
+	*x = MulticastAddressIPAddress{}
+	return x.decode(d)
+}
+
+func (x *MulticastAddressIPAddress) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MulticastAddressIPAddress")
 	}
-	*x = MulticastAddressIPAddress{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MulticastAddressIPAddress")
@@ -7059,10 +7371,14 @@ func (x *MulticastAddressIP6Address) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MulticastAddressIP6Address) Decode(d *asn1per.Decoder) error {
+	*x = MulticastAddressIP6Address{}
+	return x.decode(d)
+}
+
+func (x *MulticastAddressIP6Address) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MulticastAddressIP6Address")
 	}
-	*x = MulticastAddressIP6Address{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MulticastAddressIP6Address")
@@ -7160,10 +7476,14 @@ func (x *OpenLogicalChannelAckReverseLogicalChannelParameters) Encode(e *asn1per
 
 // Decode reads x from ALIGNED PER.
 func (x *OpenLogicalChannelAckReverseLogicalChannelParameters) Decode(d *asn1per.Decoder) error {
+	*x = OpenLogicalChannelAckReverseLogicalChannelParameters{}
+	return x.decode(d)
+}
+
+func (x *OpenLogicalChannelAckReverseLogicalChannelParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelAckReverseLogicalChannelParameters")
 	}
-	*x = OpenLogicalChannelAckReverseLogicalChannelParameters{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelAckReverseLogicalChannelParameters")
@@ -7184,7 +7504,7 @@ func (x *OpenLogicalChannelAckReverseLogicalChannelParameters) Decode(d *asn1per
 	}
 	if pre&(1<<0) != 0 {
 		x.MultiplexParameters = new(OpenLogicalChannelAckReverseLogicalChannelParametersMultiplexParameters)
-		if err := x.MultiplexParameters.Decode(d); err != nil {
+		if err := x.MultiplexParameters.decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplexParameters")
 		}
 	}
@@ -7251,10 +7571,14 @@ func (x *OpenLogicalChannelAckForwardMultiplexAckParameters) Encode(e *asn1per.E
 
 // Decode reads x from ALIGNED PER.
 func (x *OpenLogicalChannelAckForwardMultiplexAckParameters) Decode(d *asn1per.Decoder) error {
+	*x = OpenLogicalChannelAckForwardMultiplexAckParameters{}
+	return x.decode(d)
+}
+
+func (x *OpenLogicalChannelAckForwardMultiplexAckParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelAckForwardMultiplexAckParameters")
 	}
-	*x = OpenLogicalChannelAckForwardMultiplexAckParameters{}
 	idx, err := d.Choice(1, true)
 	if err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelAckForwardMultiplexAckParameters")
@@ -7263,7 +7587,7 @@ func (x *OpenLogicalChannelAckForwardMultiplexAckParameters) Decode(d *asn1per.D
 	switch idx {
 	case 0:
 		x.H2250LogicalChannelAckParameters = new(H2250LogicalChannelAckParameters)
-		if err := x.H2250LogicalChannelAckParameters.Decode(d); err != nil {
+		if err := x.H2250LogicalChannelAckParameters.decode(d); err != nil {
 			return asn1per.Wrap(err, "h2250LogicalChannelAckParameters")
 		}
 	default:
@@ -7356,10 +7680,14 @@ func (x *OpenLogicalChannelRejectCause) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *OpenLogicalChannelRejectCause) Decode(d *asn1per.Decoder) error {
+	*x = OpenLogicalChannelRejectCause{}
+	return x.decode(d)
+}
+
+func (x *OpenLogicalChannelRejectCause) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelRejectCause")
 	}
-	*x = OpenLogicalChannelRejectCause{}
 	idx, err := d.Choice(6, true)
 	if err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelRejectCause")
@@ -7471,10 +7799,14 @@ func (x *CloseLogicalChannelSource) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CloseLogicalChannelSource) Decode(d *asn1per.Decoder) error {
+	*x = CloseLogicalChannelSource{}
+	return x.decode(d)
+}
+
+func (x *CloseLogicalChannelSource) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CloseLogicalChannelSource")
 	}
-	*x = CloseLogicalChannelSource{}
 	idx, err := d.Choice(2, false)
 	if err != nil {
 		return asn1per.Wrap(err, "CloseLogicalChannelSource")
@@ -7529,10 +7861,14 @@ func (x *CloseLogicalChannelReason) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CloseLogicalChannelReason) Decode(d *asn1per.Decoder) error {
+	*x = CloseLogicalChannelReason{}
+	return x.decode(d)
+}
+
+func (x *CloseLogicalChannelReason) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CloseLogicalChannelReason")
 	}
-	*x = CloseLogicalChannelReason{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "CloseLogicalChannelReason")
@@ -7610,10 +7946,14 @@ func (x *RequestChannelCloseReason) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RequestChannelCloseReason) Decode(d *asn1per.Decoder) error {
+	*x = RequestChannelCloseReason{}
+	return x.decode(d)
+}
+
+func (x *RequestChannelCloseReason) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RequestChannelCloseReason")
 	}
-	*x = RequestChannelCloseReason{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "RequestChannelCloseReason")
@@ -7678,10 +8018,14 @@ func (x *RequestChannelCloseRejectCause) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RequestChannelCloseRejectCause) Decode(d *asn1per.Decoder) error {
+	*x = RequestChannelCloseRejectCause{}
+	return x.decode(d)
+}
+
+func (x *RequestChannelCloseRejectCause) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RequestChannelCloseRejectCause")
 	}
-	*x = RequestChannelCloseRejectCause{}
 	idx, err := d.Choice(1, true)
 	if err != nil {
 		return asn1per.Wrap(err, "RequestChannelCloseRejectCause")
@@ -7741,10 +8085,14 @@ func (x *MultiplexElementType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultiplexElementType) Decode(d *asn1per.Decoder) error {
+	*x = MultiplexElementType{}
+	return x.decode(d)
+}
+
+func (x *MultiplexElementType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultiplexElementType")
 	}
-	*x = MultiplexElementType{}
 	idx, err := d.Choice(2, false)
 	if err != nil {
 		return asn1per.Wrap(err, "MultiplexElementType")
@@ -7769,7 +8117,7 @@ func (x *MultiplexElementType) Decode(d *asn1per.Decoder) error {
 			for range n17 {
 				var zero MultiplexElement
 				x.SubElementList = append(x.SubElementList, zero)
-				if err := x.SubElementList[len(x.SubElementList)-1].Decode(d); err != nil {
+				if err := x.SubElementList[len(x.SubElementList)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "subElementList")
 				}
 			}
@@ -7811,10 +8159,14 @@ func (x *MultiplexElementRepeatCount) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultiplexElementRepeatCount) Decode(d *asn1per.Decoder) error {
+	*x = MultiplexElementRepeatCount{}
+	return x.decode(d)
+}
+
+func (x *MultiplexElementRepeatCount) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultiplexElementRepeatCount")
 	}
-	*x = MultiplexElementRepeatCount{}
 	idx, err := d.Choice(2, false)
 	if err != nil {
 		return asn1per.Wrap(err, "MultiplexElementRepeatCount")
@@ -7866,10 +8218,14 @@ func (x *MultiplexEntryRejectionDescriptionsCause) Encode(e *asn1per.Encoder) er
 
 // Decode reads x from ALIGNED PER.
 func (x *MultiplexEntryRejectionDescriptionsCause) Decode(d *asn1per.Decoder) error {
+	*x = MultiplexEntryRejectionDescriptionsCause{}
+	return x.decode(d)
+}
+
+func (x *MultiplexEntryRejectionDescriptionsCause) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultiplexEntryRejectionDescriptionsCause")
 	}
-	*x = MultiplexEntryRejectionDescriptionsCause{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MultiplexEntryRejectionDescriptionsCause")
@@ -7918,10 +8274,14 @@ func (x *RequestMultiplexEntryRejectionDescriptionsCause) Encode(e *asn1per.Enco
 
 // Decode reads x from ALIGNED PER.
 func (x *RequestMultiplexEntryRejectionDescriptionsCause) Decode(d *asn1per.Decoder) error {
+	*x = RequestMultiplexEntryRejectionDescriptionsCause{}
+	return x.decode(d)
+}
+
+func (x *RequestMultiplexEntryRejectionDescriptionsCause) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RequestMultiplexEntryRejectionDescriptionsCause")
 	}
-	*x = RequestMultiplexEntryRejectionDescriptionsCause{}
 	idx, err := d.Choice(1, true)
 	if err != nil {
 		return asn1per.Wrap(err, "RequestMultiplexEntryRejectionDescriptionsCause")
@@ -7971,10 +8331,14 @@ func (x *RequestModeAckResponse) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RequestModeAckResponse) Decode(d *asn1per.Decoder) error {
+	*x = RequestModeAckResponse{}
+	return x.decode(d)
+}
+
+func (x *RequestModeAckResponse) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RequestModeAckResponse")
 	}
-	*x = RequestModeAckResponse{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "RequestModeAckResponse")
@@ -8027,10 +8391,14 @@ func (x *RequestModeRejectCause) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RequestModeRejectCause) Decode(d *asn1per.Decoder) error {
+	*x = RequestModeRejectCause{}
+	return x.decode(d)
+}
+
+func (x *RequestModeRejectCause) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RequestModeRejectCause")
 	}
-	*x = RequestModeRejectCause{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "RequestModeRejectCause")
@@ -8114,10 +8482,14 @@ func (x *H235ModeMediaMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H235ModeMediaMode) Decode(d *asn1per.Decoder) error {
+	*x = H235ModeMediaMode{}
+	return x.decode(d)
+}
+
+func (x *H235ModeMediaMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H235ModeMediaMode")
 	}
-	*x = H235ModeMediaMode{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "H235ModeMediaMode")
@@ -8126,22 +8498,22 @@ func (x *H235ModeMediaMode) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
 		x.VideoMode = new(VideoMode)
-		if err := x.VideoMode.Decode(d); err != nil {
+		if err := x.VideoMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "videoMode")
 		}
 	case 2:
 		x.AudioMode = new(AudioMode)
-		if err := x.AudioMode.Decode(d); err != nil {
+		if err := x.AudioMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "audioMode")
 		}
 	case 3:
 		x.DataMode = new(DataMode)
-		if err := x.DataMode.Decode(d); err != nil {
+		if err := x.DataMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "dataMode")
 		}
 	default:
@@ -8247,10 +8619,14 @@ func (x *RedundancyEncodingDTModeElementType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RedundancyEncodingDTModeElementType) Decode(d *asn1per.Decoder) error {
+	*x = RedundancyEncodingDTModeElementType{}
+	return x.decode(d)
+}
+
+func (x *RedundancyEncodingDTModeElementType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RedundancyEncodingDTModeElementType")
 	}
-	*x = RedundancyEncodingDTModeElementType{}
 	idx, err := d.Choice(6, true)
 	if err != nil {
 		return asn1per.Wrap(err, "RedundancyEncodingDTModeElementType")
@@ -8259,32 +8635,32 @@ func (x *RedundancyEncodingDTModeElementType) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
 		x.VideoMode = new(VideoMode)
-		if err := x.VideoMode.Decode(d); err != nil {
+		if err := x.VideoMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "videoMode")
 		}
 	case 2:
 		x.AudioMode = new(AudioMode)
-		if err := x.AudioMode.Decode(d); err != nil {
+		if err := x.AudioMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "audioMode")
 		}
 	case 3:
 		x.DataMode = new(DataMode)
-		if err := x.DataMode.Decode(d); err != nil {
+		if err := x.DataMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "dataMode")
 		}
 	case 4:
 		x.EncryptionMode = new(EncryptionMode)
-		if err := x.EncryptionMode.Decode(d); err != nil {
+		if err := x.EncryptionMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "encryptionMode")
 		}
 	case 5:
 		x.H235Mode = new(H235Mode)
-		if err := x.H235Mode.Decode(d); err != nil {
+		if err := x.H235Mode.decode(d); err != nil {
 			return asn1per.Wrap(err, "h235Mode")
 		}
 	case 6:
@@ -8294,7 +8670,7 @@ func (x *RedundancyEncodingDTModeElementType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.FecMode = new(FECMode)
-		if err := x.FecMode.Decode(d); err != nil {
+		if err := x.FecMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "fecMode")
 		}
 		d.Pop(fr)
@@ -8338,15 +8714,19 @@ func (x *DepFECModeRfc2733Mode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DepFECModeRfc2733Mode) Decode(d *asn1per.Decoder) error {
+	*x = DepFECModeRfc2733Mode{}
+	return x.decode(d)
+}
+
+func (x *DepFECModeRfc2733Mode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DepFECModeRfc2733Mode")
 	}
-	*x = DepFECModeRfc2733Mode{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "DepFECModeRfc2733Mode")
 	}
-	if err := x.Mode.Decode(d); err != nil {
+	if err := x.Mode.decode(d); err != nil {
 		return asn1per.Wrap(err, "mode")
 	}
 	if ext {
@@ -8406,10 +8786,14 @@ func (x *FECModeRfc2733Format) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *FECModeRfc2733Format) Decode(d *asn1per.Decoder) error {
+	*x = FECModeRfc2733Format{}
+	return x.decode(d)
+}
+
+func (x *FECModeRfc2733Format) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "FECModeRfc2733Format")
 	}
-	*x = FECModeRfc2733Format{}
 	idx, err := d.Choice(3, false)
 	if err != nil {
 		return asn1per.Wrap(err, "FECModeRfc2733Format")
@@ -8519,10 +8903,14 @@ func (x *H223ModeParametersAdaptationLayerType) Encode(e *asn1per.Encoder) error
 
 // Decode reads x from ALIGNED PER.
 func (x *H223ModeParametersAdaptationLayerType) Decode(d *asn1per.Decoder) error {
+	*x = H223ModeParametersAdaptationLayerType{}
+	return x.decode(d)
+}
+
+func (x *H223ModeParametersAdaptationLayerType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223ModeParametersAdaptationLayerType")
 	}
-	*x = H223ModeParametersAdaptationLayerType{}
 	idx, err := d.Choice(6, true)
 	if err != nil {
 		return asn1per.Wrap(err, "H223ModeParametersAdaptationLayerType")
@@ -8531,7 +8919,7 @@ func (x *H223ModeParametersAdaptationLayerType) Decode(d *asn1per.Decoder) error
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
@@ -8540,7 +8928,7 @@ func (x *H223ModeParametersAdaptationLayerType) Decode(d *asn1per.Decoder) error
 	case 4:
 	case 5:
 		x.Al3 = new(H223ModeParametersAdaptationLayerTypeAl3)
-		if err := x.Al3.Decode(d); err != nil {
+		if err := x.Al3.decode(d); err != nil {
 			return asn1per.Wrap(err, "al3")
 		}
 	case 6:
@@ -8550,7 +8938,7 @@ func (x *H223ModeParametersAdaptationLayerType) Decode(d *asn1per.Decoder) error
 		}
 		fr := d.Push(raw)
 		x.Al1M = new(H223AL1MParameters)
-		if err := x.Al1M.Decode(d); err != nil {
+		if err := x.Al1M.decode(d); err != nil {
 			return asn1per.Wrap(err, "al1M")
 		}
 		d.Pop(fr)
@@ -8561,7 +8949,7 @@ func (x *H223ModeParametersAdaptationLayerType) Decode(d *asn1per.Decoder) error
 		}
 		fr := d.Push(raw)
 		x.Al2M = new(H223AL2MParameters)
-		if err := x.Al2M.Decode(d); err != nil {
+		if err := x.Al2M.decode(d); err != nil {
 			return asn1per.Wrap(err, "al2M")
 		}
 		d.Pop(fr)
@@ -8572,7 +8960,7 @@ func (x *H223ModeParametersAdaptationLayerType) Decode(d *asn1per.Decoder) error
 		}
 		fr := d.Push(raw)
 		x.Al3M = new(H223AL3MParameters)
-		if err := x.Al3M.Decode(d); err != nil {
+		if err := x.Al3M.decode(d); err != nil {
 			return asn1per.Wrap(err, "al3M")
 		}
 		d.Pop(fr)
@@ -8632,10 +9020,14 @@ func (x *RedundancyEncodingModeSecondaryEncoding) Encode(e *asn1per.Encoder) err
 
 // Decode reads x from ALIGNED PER.
 func (x *RedundancyEncodingModeSecondaryEncoding) Decode(d *asn1per.Decoder) error {
+	*x = RedundancyEncodingModeSecondaryEncoding{}
+	return x.decode(d)
+}
+
+func (x *RedundancyEncodingModeSecondaryEncoding) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RedundancyEncodingModeSecondaryEncoding")
 	}
-	*x = RedundancyEncodingModeSecondaryEncoding{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "RedundancyEncodingModeSecondaryEncoding")
@@ -8644,12 +9036,12 @@ func (x *RedundancyEncodingModeSecondaryEncoding) Decode(d *asn1per.Decoder) err
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
 		x.AudioData = new(AudioMode)
-		if err := x.AudioData.Decode(d); err != nil {
+		if err := x.AudioData.decode(d); err != nil {
 			return asn1per.Wrap(err, "audioData")
 		}
 	default:
@@ -8691,10 +9083,14 @@ func (x *H261VideoModeResolution) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H261VideoModeResolution) Decode(d *asn1per.Decoder) error {
+	*x = H261VideoModeResolution{}
+	return x.decode(d)
+}
+
+func (x *H261VideoModeResolution) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H261VideoModeResolution")
 	}
-	*x = H261VideoModeResolution{}
 	idx, err := d.Choice(2, false)
 	if err != nil {
 		return asn1per.Wrap(err, "H261VideoModeResolution")
@@ -8757,10 +9153,14 @@ func (x *H262VideoModeProfileAndLevel) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H262VideoModeProfileAndLevel) Decode(d *asn1per.Decoder) error {
+	*x = H262VideoModeProfileAndLevel{}
+	return x.decode(d)
+}
+
+func (x *H262VideoModeProfileAndLevel) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H262VideoModeProfileAndLevel")
 	}
-	*x = H262VideoModeProfileAndLevel{}
 	idx, err := d.Choice(11, true)
 	if err != nil {
 		return asn1per.Wrap(err, "H262VideoModeProfileAndLevel")
@@ -8830,10 +9230,14 @@ func (x *H263VideoModeResolution) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *H263VideoModeResolution) Decode(d *asn1per.Decoder) error {
+	*x = H263VideoModeResolution{}
+	return x.decode(d)
+}
+
+func (x *H263VideoModeResolution) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H263VideoModeResolution")
 	}
-	*x = H263VideoModeResolution{}
 	idx, err := d.Choice(5, true)
 	if err != nil {
 		return asn1per.Wrap(err, "H263VideoModeResolution")
@@ -8894,10 +9298,14 @@ func (x *AudioModeG7231) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *AudioModeG7231) Decode(d *asn1per.Decoder) error {
+	*x = AudioModeG7231{}
+	return x.decode(d)
+}
+
+func (x *AudioModeG7231) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "AudioModeG7231")
 	}
-	*x = AudioModeG7231{}
 	idx, err := d.Choice(4, false)
 	if err != nil {
 		return asn1per.Wrap(err, "AudioModeG7231")
@@ -8943,10 +9351,14 @@ func (x *IS11172AudioModeAudioLayer) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *IS11172AudioModeAudioLayer) Decode(d *asn1per.Decoder) error {
+	*x = IS11172AudioModeAudioLayer{}
+	return x.decode(d)
+}
+
+func (x *IS11172AudioModeAudioLayer) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "IS11172AudioModeAudioLayer")
 	}
-	*x = IS11172AudioModeAudioLayer{}
 	idx, err := d.Choice(3, false)
 	if err != nil {
 		return asn1per.Wrap(err, "IS11172AudioModeAudioLayer")
@@ -8991,10 +9403,14 @@ func (x *IS11172AudioModeAudioSampling) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *IS11172AudioModeAudioSampling) Decode(d *asn1per.Decoder) error {
+	*x = IS11172AudioModeAudioSampling{}
+	return x.decode(d)
+}
+
+func (x *IS11172AudioModeAudioSampling) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "IS11172AudioModeAudioSampling")
 	}
-	*x = IS11172AudioModeAudioSampling{}
 	idx, err := d.Choice(3, false)
 	if err != nil {
 		return asn1per.Wrap(err, "IS11172AudioModeAudioSampling")
@@ -9039,10 +9455,14 @@ func (x *IS11172AudioModeMultichannelType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *IS11172AudioModeMultichannelType) Decode(d *asn1per.Decoder) error {
+	*x = IS11172AudioModeMultichannelType{}
+	return x.decode(d)
+}
+
+func (x *IS11172AudioModeMultichannelType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "IS11172AudioModeMultichannelType")
 	}
-	*x = IS11172AudioModeMultichannelType{}
 	idx, err := d.Choice(3, false)
 	if err != nil {
 		return asn1per.Wrap(err, "IS11172AudioModeMultichannelType")
@@ -9087,10 +9507,14 @@ func (x *IS13818AudioModeAudioLayer) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *IS13818AudioModeAudioLayer) Decode(d *asn1per.Decoder) error {
+	*x = IS13818AudioModeAudioLayer{}
+	return x.decode(d)
+}
+
+func (x *IS13818AudioModeAudioLayer) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "IS13818AudioModeAudioLayer")
 	}
-	*x = IS13818AudioModeAudioLayer{}
 	idx, err := d.Choice(3, false)
 	if err != nil {
 		return asn1per.Wrap(err, "IS13818AudioModeAudioLayer")
@@ -9141,10 +9565,14 @@ func (x *IS13818AudioModeAudioSampling) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *IS13818AudioModeAudioSampling) Decode(d *asn1per.Decoder) error {
+	*x = IS13818AudioModeAudioSampling{}
+	return x.decode(d)
+}
+
+func (x *IS13818AudioModeAudioSampling) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "IS13818AudioModeAudioSampling")
 	}
-	*x = IS13818AudioModeAudioSampling{}
 	idx, err := d.Choice(6, false)
 	if err != nil {
 		return asn1per.Wrap(err, "IS13818AudioModeAudioSampling")
@@ -9206,10 +9634,14 @@ func (x *IS13818AudioModeMultichannelType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *IS13818AudioModeMultichannelType) Decode(d *asn1per.Decoder) error {
+	*x = IS13818AudioModeMultichannelType{}
+	return x.decode(d)
+}
+
+func (x *IS13818AudioModeMultichannelType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "IS13818AudioModeMultichannelType")
 	}
-	*x = IS13818AudioModeMultichannelType{}
 	idx, err := d.Choice(10, false)
 	if err != nil {
 		return asn1per.Wrap(err, "IS13818AudioModeMultichannelType")
@@ -9280,10 +9712,14 @@ func (x *G7231AnnexCModeG723AnnexCAudioMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *G7231AnnexCModeG723AnnexCAudioMode) Decode(d *asn1per.Decoder) error {
+	*x = G7231AnnexCModeG723AnnexCAudioMode{}
+	return x.decode(d)
+}
+
+func (x *G7231AnnexCModeG723AnnexCAudioMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "G7231AnnexCModeG723AnnexCAudioMode")
 	}
-	*x = G7231AnnexCModeG723AnnexCAudioMode{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "G7231AnnexCModeG723AnnexCAudioMode")
@@ -9499,10 +9935,14 @@ func (x *DataModeApplication) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DataModeApplication) Decode(d *asn1per.Decoder) error {
+	*x = DataModeApplication{}
+	return x.decode(d)
+}
+
+func (x *DataModeApplication) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DataModeApplication")
 	}
-	*x = DataModeApplication{}
 	idx, err := d.Choice(10, true)
 	if err != nil {
 		return asn1per.Wrap(err, "DataModeApplication")
@@ -9511,48 +9951,48 @@ func (x *DataModeApplication) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
 		x.T120 = new(DataProtocolCapability)
-		if err := x.T120.Decode(d); err != nil {
+		if err := x.T120.decode(d); err != nil {
 			return asn1per.Wrap(err, "t120")
 		}
 	case 2:
 		x.DsmCc = new(DataProtocolCapability)
-		if err := x.DsmCc.Decode(d); err != nil {
+		if err := x.DsmCc.decode(d); err != nil {
 			return asn1per.Wrap(err, "dsm-cc")
 		}
 	case 3:
 		x.UserData = new(DataProtocolCapability)
-		if err := x.UserData.Decode(d); err != nil {
+		if err := x.UserData.decode(d); err != nil {
 			return asn1per.Wrap(err, "userData")
 		}
 	case 4:
 		x.T84 = new(DataProtocolCapability)
-		if err := x.T84.Decode(d); err != nil {
+		if err := x.T84.decode(d); err != nil {
 			return asn1per.Wrap(err, "t84")
 		}
 	case 5:
 		x.T434 = new(DataProtocolCapability)
-		if err := x.T434.Decode(d); err != nil {
+		if err := x.T434.decode(d); err != nil {
 			return asn1per.Wrap(err, "t434")
 		}
 	case 6:
 		x.H224 = new(DataProtocolCapability)
-		if err := x.H224.Decode(d); err != nil {
+		if err := x.H224.decode(d); err != nil {
 			return asn1per.Wrap(err, "h224")
 		}
 	case 7:
 		x.Nlpid = new(DataModeApplicationNlpid)
-		if err := x.Nlpid.Decode(d); err != nil {
+		if err := x.Nlpid.decode(d); err != nil {
 			return asn1per.Wrap(err, "nlpid")
 		}
 	case 8:
 	case 9:
 		x.H222DataPartitioning = new(DataProtocolCapability)
-		if err := x.H222DataPartitioning.Decode(d); err != nil {
+		if err := x.H222DataPartitioning.decode(d); err != nil {
 			return asn1per.Wrap(err, "h222DataPartitioning")
 		}
 	case 10:
@@ -9562,7 +10002,7 @@ func (x *DataModeApplication) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.T30fax = new(DataProtocolCapability)
-		if err := x.T30fax.Decode(d); err != nil {
+		if err := x.T30fax.decode(d); err != nil {
 			return asn1per.Wrap(err, "t30fax")
 		}
 		d.Pop(fr)
@@ -9573,7 +10013,7 @@ func (x *DataModeApplication) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.T140 = new(DataProtocolCapability)
-		if err := x.T140.Decode(d); err != nil {
+		if err := x.T140.decode(d); err != nil {
 			return asn1per.Wrap(err, "t140")
 		}
 		d.Pop(fr)
@@ -9584,7 +10024,7 @@ func (x *DataModeApplication) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.T38fax = new(DataModeApplicationT38fax)
-		if err := x.T38fax.Decode(d); err != nil {
+		if err := x.T38fax.decode(d); err != nil {
 			return asn1per.Wrap(err, "t38fax")
 		}
 		d.Pop(fr)
@@ -9595,7 +10035,7 @@ func (x *DataModeApplication) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.GenericDataMode = new(GenericCapability)
-		if err := x.GenericDataMode.Decode(d); err != nil {
+		if err := x.GenericDataMode.decode(d); err != nil {
 			return asn1per.Wrap(err, "genericDataMode")
 		}
 		d.Pop(fr)
@@ -9651,10 +10091,14 @@ func (x *MaintenanceLoopRequestType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MaintenanceLoopRequestType) Decode(d *asn1per.Decoder) error {
+	*x = MaintenanceLoopRequestType{}
+	return x.decode(d)
+}
+
+func (x *MaintenanceLoopRequestType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MaintenanceLoopRequestType")
 	}
-	*x = MaintenanceLoopRequestType{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MaintenanceLoopRequestType")
@@ -9722,10 +10166,14 @@ func (x *MaintenanceLoopAckType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MaintenanceLoopAckType) Decode(d *asn1per.Decoder) error {
+	*x = MaintenanceLoopAckType{}
+	return x.decode(d)
+}
+
+func (x *MaintenanceLoopAckType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MaintenanceLoopAckType")
 	}
-	*x = MaintenanceLoopAckType{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MaintenanceLoopAckType")
@@ -9793,10 +10241,14 @@ func (x *MaintenanceLoopRejectType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MaintenanceLoopRejectType) Decode(d *asn1per.Decoder) error {
+	*x = MaintenanceLoopRejectType{}
+	return x.decode(d)
+}
+
+func (x *MaintenanceLoopRejectType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MaintenanceLoopRejectType")
 	}
-	*x = MaintenanceLoopRejectType{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MaintenanceLoopRejectType")
@@ -9852,10 +10304,14 @@ func (x *MaintenanceLoopRejectCause) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MaintenanceLoopRejectCause) Decode(d *asn1per.Decoder) error {
+	*x = MaintenanceLoopRejectCause{}
+	return x.decode(d)
+}
+
+func (x *MaintenanceLoopRejectCause) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MaintenanceLoopRejectCause")
 	}
-	*x = MaintenanceLoopRejectCause{}
 	idx, err := d.Choice(1, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MaintenanceLoopRejectCause")
@@ -9928,10 +10384,14 @@ func (x *CommunicationModeTableEntryDataType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CommunicationModeTableEntryDataType) Decode(d *asn1per.Decoder) error {
+	*x = CommunicationModeTableEntryDataType{}
+	return x.decode(d)
+}
+
+func (x *CommunicationModeTableEntryDataType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CommunicationModeTableEntryDataType")
 	}
-	*x = CommunicationModeTableEntryDataType{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "CommunicationModeTableEntryDataType")
@@ -9940,17 +10400,17 @@ func (x *CommunicationModeTableEntryDataType) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.VideoData = new(VideoCapability)
-		if err := x.VideoData.Decode(d); err != nil {
+		if err := x.VideoData.decode(d); err != nil {
 			return asn1per.Wrap(err, "videoData")
 		}
 	case 1:
 		x.AudioData = new(AudioCapability)
-		if err := x.AudioData.Decode(d); err != nil {
+		if err := x.AudioData.decode(d); err != nil {
 			return asn1per.Wrap(err, "audioData")
 		}
 	case 2:
 		x.Data = new(DataApplicationCapability)
-		if err := x.Data.Decode(d); err != nil {
+		if err := x.Data.decode(d); err != nil {
 			return asn1per.Wrap(err, "data")
 		}
 	default:
@@ -10012,10 +10472,14 @@ func (x *ConferenceRequestRequestTerminalCertificate) Encode(e *asn1per.Encoder)
 
 // Decode reads x from ALIGNED PER.
 func (x *ConferenceRequestRequestTerminalCertificate) Decode(d *asn1per.Decoder) error {
+	*x = ConferenceRequestRequestTerminalCertificate{}
+	return x.decode(d)
+}
+
+func (x *ConferenceRequestRequestTerminalCertificate) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ConferenceRequestRequestTerminalCertificate")
 	}
-	*x = ConferenceRequestRequestTerminalCertificate{}
 	pre, err := d.Bits(4)
 	if err != nil {
 		return asn1per.Wrap(err, "ConferenceRequestRequestTerminalCertificate")
@@ -10023,7 +10487,7 @@ func (x *ConferenceRequestRequestTerminalCertificate) Decode(d *asn1per.Decoder)
 	ext := pre>>3 != 0
 	if pre&(1<<2) != 0 {
 		x.TerminalLabel = new(TerminalLabel)
-		if err := x.TerminalLabel.Decode(d); err != nil {
+		if err := x.TerminalLabel.decode(d); err != nil {
 			return asn1per.Wrap(err, "terminalLabel")
 		}
 	}
@@ -10091,15 +10555,19 @@ func (x *ConferenceResponseMCTerminalIDResponse) Encode(e *asn1per.Encoder) erro
 
 // Decode reads x from ALIGNED PER.
 func (x *ConferenceResponseMCTerminalIDResponse) Decode(d *asn1per.Decoder) error {
+	*x = ConferenceResponseMCTerminalIDResponse{}
+	return x.decode(d)
+}
+
+func (x *ConferenceResponseMCTerminalIDResponse) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ConferenceResponseMCTerminalIDResponse")
 	}
-	*x = ConferenceResponseMCTerminalIDResponse{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "ConferenceResponseMCTerminalIDResponse")
 	}
-	if err := x.TerminalLabel.Decode(d); err != nil {
+	if err := x.TerminalLabel.decode(d); err != nil {
 		return asn1per.Wrap(err, "terminalLabel")
 	}
 	if err := x.TerminalID.Decode(d); err != nil {
@@ -10153,15 +10621,19 @@ func (x *ConferenceResponseTerminalIDResponse) Encode(e *asn1per.Encoder) error 
 
 // Decode reads x from ALIGNED PER.
 func (x *ConferenceResponseTerminalIDResponse) Decode(d *asn1per.Decoder) error {
+	*x = ConferenceResponseTerminalIDResponse{}
+	return x.decode(d)
+}
+
+func (x *ConferenceResponseTerminalIDResponse) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ConferenceResponseTerminalIDResponse")
 	}
-	*x = ConferenceResponseTerminalIDResponse{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "ConferenceResponseTerminalIDResponse")
 	}
-	if err := x.TerminalLabel.Decode(d); err != nil {
+	if err := x.TerminalLabel.decode(d); err != nil {
 		return asn1per.Wrap(err, "terminalLabel")
 	}
 	if err := x.TerminalID.Decode(d); err != nil {

@@ -39,15 +39,19 @@ func (x *ConferenceResponseConferenceIDResponse) Encode(e *asn1per.Encoder) erro
 
 // Decode reads x from ALIGNED PER.
 func (x *ConferenceResponseConferenceIDResponse) Decode(d *asn1per.Decoder) error {
+	*x = ConferenceResponseConferenceIDResponse{}
+	return x.decode(d)
+}
+
+func (x *ConferenceResponseConferenceIDResponse) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ConferenceResponseConferenceIDResponse")
 	}
-	*x = ConferenceResponseConferenceIDResponse{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "ConferenceResponseConferenceIDResponse")
 	}
-	if err := x.TerminalLabel.Decode(d); err != nil {
+	if err := x.TerminalLabel.decode(d); err != nil {
 		return asn1per.Wrap(err, "terminalLabel")
 	}
 	if err := x.ConferenceID.Decode(d); err != nil {
@@ -101,15 +105,19 @@ func (x *ConferenceResponsePasswordResponse) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ConferenceResponsePasswordResponse) Decode(d *asn1per.Decoder) error {
+	*x = ConferenceResponsePasswordResponse{}
+	return x.decode(d)
+}
+
+func (x *ConferenceResponsePasswordResponse) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ConferenceResponsePasswordResponse")
 	}
-	*x = ConferenceResponsePasswordResponse{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "ConferenceResponsePasswordResponse")
 	}
-	if err := x.TerminalLabel.Decode(d); err != nil {
+	if err := x.TerminalLabel.decode(d); err != nil {
 		return asn1per.Wrap(err, "terminalLabel")
 	}
 	if err := x.Password.Decode(d); err != nil {
@@ -161,10 +169,14 @@ func (x *ConferenceResponseMakeMeChairResponse) Encode(e *asn1per.Encoder) error
 
 // Decode reads x from ALIGNED PER.
 func (x *ConferenceResponseMakeMeChairResponse) Decode(d *asn1per.Decoder) error {
+	*x = ConferenceResponseMakeMeChairResponse{}
+	return x.decode(d)
+}
+
+func (x *ConferenceResponseMakeMeChairResponse) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ConferenceResponseMakeMeChairResponse")
 	}
-	*x = ConferenceResponseMakeMeChairResponse{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "ConferenceResponseMakeMeChairResponse")
@@ -213,10 +225,14 @@ func (x *ConferenceResponseExtensionAddressResponse) Encode(e *asn1per.Encoder) 
 
 // Decode reads x from ALIGNED PER.
 func (x *ConferenceResponseExtensionAddressResponse) Decode(d *asn1per.Decoder) error {
+	*x = ConferenceResponseExtensionAddressResponse{}
+	return x.decode(d)
+}
+
+func (x *ConferenceResponseExtensionAddressResponse) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ConferenceResponseExtensionAddressResponse")
 	}
-	*x = ConferenceResponseExtensionAddressResponse{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "ConferenceResponseExtensionAddressResponse")
@@ -272,15 +288,19 @@ func (x *ConferenceResponseChairTokenOwnerResponse) Encode(e *asn1per.Encoder) e
 
 // Decode reads x from ALIGNED PER.
 func (x *ConferenceResponseChairTokenOwnerResponse) Decode(d *asn1per.Decoder) error {
+	*x = ConferenceResponseChairTokenOwnerResponse{}
+	return x.decode(d)
+}
+
+func (x *ConferenceResponseChairTokenOwnerResponse) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ConferenceResponseChairTokenOwnerResponse")
 	}
-	*x = ConferenceResponseChairTokenOwnerResponse{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "ConferenceResponseChairTokenOwnerResponse")
 	}
-	if err := x.TerminalLabel.Decode(d); err != nil {
+	if err := x.TerminalLabel.decode(d); err != nil {
 		return asn1per.Wrap(err, "terminalLabel")
 	}
 	if err := x.TerminalID.Decode(d); err != nil {
@@ -341,10 +361,14 @@ func (x *ConferenceResponseTerminalCertificateResponse) Encode(e *asn1per.Encode
 
 // Decode reads x from ALIGNED PER.
 func (x *ConferenceResponseTerminalCertificateResponse) Decode(d *asn1per.Decoder) error {
+	*x = ConferenceResponseTerminalCertificateResponse{}
+	return x.decode(d)
+}
+
+func (x *ConferenceResponseTerminalCertificateResponse) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ConferenceResponseTerminalCertificateResponse")
 	}
-	*x = ConferenceResponseTerminalCertificateResponse{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "ConferenceResponseTerminalCertificateResponse")
@@ -352,7 +376,7 @@ func (x *ConferenceResponseTerminalCertificateResponse) Decode(d *asn1per.Decode
 	ext := pre>>2 != 0
 	if pre&(1<<1) != 0 {
 		x.TerminalLabel = new(TerminalLabel)
-		if err := x.TerminalLabel.Decode(d); err != nil {
+		if err := x.TerminalLabel.decode(d); err != nil {
 			return asn1per.Wrap(err, "terminalLabel")
 		}
 	}
@@ -412,10 +436,14 @@ func (x *ConferenceResponseBroadcastMyLogicalChannelResponse) Encode(e *asn1per.
 
 // Decode reads x from ALIGNED PER.
 func (x *ConferenceResponseBroadcastMyLogicalChannelResponse) Decode(d *asn1per.Decoder) error {
+	*x = ConferenceResponseBroadcastMyLogicalChannelResponse{}
+	return x.decode(d)
+}
+
+func (x *ConferenceResponseBroadcastMyLogicalChannelResponse) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ConferenceResponseBroadcastMyLogicalChannelResponse")
 	}
-	*x = ConferenceResponseBroadcastMyLogicalChannelResponse{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "ConferenceResponseBroadcastMyLogicalChannelResponse")
@@ -466,10 +494,14 @@ func (x *ConferenceResponseMakeTerminalBroadcasterResponse) Encode(e *asn1per.En
 
 // Decode reads x from ALIGNED PER.
 func (x *ConferenceResponseMakeTerminalBroadcasterResponse) Decode(d *asn1per.Decoder) error {
+	*x = ConferenceResponseMakeTerminalBroadcasterResponse{}
+	return x.decode(d)
+}
+
+func (x *ConferenceResponseMakeTerminalBroadcasterResponse) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ConferenceResponseMakeTerminalBroadcasterResponse")
 	}
-	*x = ConferenceResponseMakeTerminalBroadcasterResponse{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "ConferenceResponseMakeTerminalBroadcasterResponse")
@@ -520,10 +552,14 @@ func (x *ConferenceResponseSendThisSourceResponse) Encode(e *asn1per.Encoder) er
 
 // Decode reads x from ALIGNED PER.
 func (x *ConferenceResponseSendThisSourceResponse) Decode(d *asn1per.Decoder) error {
+	*x = ConferenceResponseSendThisSourceResponse{}
+	return x.decode(d)
+}
+
+func (x *ConferenceResponseSendThisSourceResponse) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ConferenceResponseSendThisSourceResponse")
 	}
-	*x = ConferenceResponseSendThisSourceResponse{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "ConferenceResponseSendThisSourceResponse")
@@ -574,10 +610,14 @@ func (x *RemoteMCResponseReject) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *RemoteMCResponseReject) Decode(d *asn1per.Decoder) error {
+	*x = RemoteMCResponseReject{}
+	return x.decode(d)
+}
+
+func (x *RemoteMCResponseReject) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RemoteMCResponseReject")
 	}
-	*x = RemoteMCResponseReject{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "RemoteMCResponseReject")
@@ -626,10 +666,14 @@ func (x *MultilinkRequestCallInformation) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultilinkRequestCallInformation) Decode(d *asn1per.Decoder) error {
+	*x = MultilinkRequestCallInformation{}
+	return x.decode(d)
+}
+
+func (x *MultilinkRequestCallInformation) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultilinkRequestCallInformation")
 	}
-	*x = MultilinkRequestCallInformation{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MultilinkRequestCallInformation")
@@ -689,10 +733,14 @@ func (x *MultilinkRequestAddConnection) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultilinkRequestAddConnection) Decode(d *asn1per.Decoder) error {
+	*x = MultilinkRequestAddConnection{}
+	return x.decode(d)
+}
+
+func (x *MultilinkRequestAddConnection) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultilinkRequestAddConnection")
 	}
-	*x = MultilinkRequestAddConnection{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MultilinkRequestAddConnection")
@@ -700,7 +748,7 @@ func (x *MultilinkRequestAddConnection) Decode(d *asn1per.Decoder) error {
 	if err := x.SequenceNumber.Decode(d); err != nil {
 		return asn1per.Wrap(err, "sequenceNumber")
 	}
-	if err := x.DialingInformation.Decode(d); err != nil {
+	if err := x.DialingInformation.decode(d); err != nil {
 		return asn1per.Wrap(err, "dialingInformation")
 	}
 	if ext {
@@ -747,15 +795,19 @@ func (x *MultilinkRequestRemoveConnection) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultilinkRequestRemoveConnection) Decode(d *asn1per.Decoder) error {
+	*x = MultilinkRequestRemoveConnection{}
+	return x.decode(d)
+}
+
+func (x *MultilinkRequestRemoveConnection) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultilinkRequestRemoveConnection")
 	}
-	*x = MultilinkRequestRemoveConnection{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MultilinkRequestRemoveConnection")
 	}
-	if err := x.ConnectionIdentifier.Decode(d); err != nil {
+	if err := x.ConnectionIdentifier.decode(d); err != nil {
 		return asn1per.Wrap(err, "connectionIdentifier")
 	}
 	if ext {
@@ -802,15 +854,19 @@ func (x *MultilinkRequestMaximumHeaderInterval) Encode(e *asn1per.Encoder) error
 
 // Decode reads x from ALIGNED PER.
 func (x *MultilinkRequestMaximumHeaderInterval) Decode(d *asn1per.Decoder) error {
+	*x = MultilinkRequestMaximumHeaderInterval{}
+	return x.decode(d)
+}
+
+func (x *MultilinkRequestMaximumHeaderInterval) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultilinkRequestMaximumHeaderInterval")
 	}
-	*x = MultilinkRequestMaximumHeaderInterval{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MultilinkRequestMaximumHeaderInterval")
 	}
-	if err := x.RequestType.Decode(d); err != nil {
+	if err := x.RequestType.decode(d); err != nil {
 		return asn1per.Wrap(err, "requestType")
 	}
 	if ext {
@@ -861,15 +917,19 @@ func (x *MultilinkResponseCallInformation) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultilinkResponseCallInformation) Decode(d *asn1per.Decoder) error {
+	*x = MultilinkResponseCallInformation{}
+	return x.decode(d)
+}
+
+func (x *MultilinkResponseCallInformation) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultilinkResponseCallInformation")
 	}
-	*x = MultilinkResponseCallInformation{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MultilinkResponseCallInformation")
 	}
-	if err := x.DialingInformation.Decode(d); err != nil {
+	if err := x.DialingInformation.decode(d); err != nil {
 		return asn1per.Wrap(err, "dialingInformation")
 	}
 	{
@@ -927,10 +987,14 @@ func (x *MultilinkResponseAddConnection) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultilinkResponseAddConnection) Decode(d *asn1per.Decoder) error {
+	*x = MultilinkResponseAddConnection{}
+	return x.decode(d)
+}
+
+func (x *MultilinkResponseAddConnection) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultilinkResponseAddConnection")
 	}
-	*x = MultilinkResponseAddConnection{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MultilinkResponseAddConnection")
@@ -938,7 +1002,7 @@ func (x *MultilinkResponseAddConnection) Decode(d *asn1per.Decoder) error {
 	if err := x.SequenceNumber.Decode(d); err != nil {
 		return asn1per.Wrap(err, "sequenceNumber")
 	}
-	if err := x.ResponseCode.Decode(d); err != nil {
+	if err := x.ResponseCode.decode(d); err != nil {
 		return asn1per.Wrap(err, "responseCode")
 	}
 	if ext {
@@ -985,15 +1049,19 @@ func (x *MultilinkResponseRemoveConnection) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultilinkResponseRemoveConnection) Decode(d *asn1per.Decoder) error {
+	*x = MultilinkResponseRemoveConnection{}
+	return x.decode(d)
+}
+
+func (x *MultilinkResponseRemoveConnection) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultilinkResponseRemoveConnection")
 	}
-	*x = MultilinkResponseRemoveConnection{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MultilinkResponseRemoveConnection")
 	}
-	if err := x.ConnectionIdentifier.Decode(d); err != nil {
+	if err := x.ConnectionIdentifier.decode(d); err != nil {
 		return asn1per.Wrap(err, "connectionIdentifier")
 	}
 	if ext {
@@ -1040,10 +1108,14 @@ func (x *MultilinkResponseMaximumHeaderInterval) Encode(e *asn1per.Encoder) erro
 
 // Decode reads x from ALIGNED PER.
 func (x *MultilinkResponseMaximumHeaderInterval) Decode(d *asn1per.Decoder) error {
+	*x = MultilinkResponseMaximumHeaderInterval{}
+	return x.decode(d)
+}
+
+func (x *MultilinkResponseMaximumHeaderInterval) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultilinkResponseMaximumHeaderInterval")
 	}
-	*x = MultilinkResponseMaximumHeaderInterval{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MultilinkResponseMaximumHeaderInterval")
@@ -1095,10 +1167,14 @@ func (x *MultilinkIndicationCrcDesired) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultilinkIndicationCrcDesired) Decode(d *asn1per.Decoder) error {
+	*x = MultilinkIndicationCrcDesired{}
+	return x.decode(d)
+}
+
+func (x *MultilinkIndicationCrcDesired) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultilinkIndicationCrcDesired")
 	}
-	*x = MultilinkIndicationCrcDesired{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MultilinkIndicationCrcDesired")
@@ -1147,15 +1223,19 @@ func (x *MultilinkIndicationExcessiveError) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MultilinkIndicationExcessiveError) Decode(d *asn1per.Decoder) error {
+	*x = MultilinkIndicationExcessiveError{}
+	return x.decode(d)
+}
+
+func (x *MultilinkIndicationExcessiveError) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultilinkIndicationExcessiveError")
 	}
-	*x = MultilinkIndicationExcessiveError{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MultilinkIndicationExcessiveError")
 	}
-	if err := x.ConnectionIdentifier.Decode(d); err != nil {
+	if err := x.ConnectionIdentifier.decode(d); err != nil {
 		return asn1per.Wrap(err, "connectionIdentifier")
 	}
 	if ext {
@@ -1226,10 +1306,14 @@ func (x *SendTerminalCapabilitySetSpecificRequest) Encode(e *asn1per.Encoder) er
 
 // Decode reads x from ALIGNED PER.
 func (x *SendTerminalCapabilitySetSpecificRequest) Decode(d *asn1per.Decoder) error {
+	*x = SendTerminalCapabilitySetSpecificRequest{}
+	return x.decode(d)
+}
+
+func (x *SendTerminalCapabilitySetSpecificRequest) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "SendTerminalCapabilitySetSpecificRequest")
 	}
-	*x = SendTerminalCapabilitySetSpecificRequest{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "SendTerminalCapabilitySetSpecificRequest")
@@ -1313,14 +1397,18 @@ func (x *EncryptionCommandEncryptionAlgorithmID) Encode(e *asn1per.Encoder) erro
 
 // Decode reads x from ALIGNED PER.
 func (x *EncryptionCommandEncryptionAlgorithmID) Decode(d *asn1per.Decoder) error {
+	*x = EncryptionCommandEncryptionAlgorithmID{}
+	return x.decode(d)
+}
+
+func (x *EncryptionCommandEncryptionAlgorithmID) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "EncryptionCommandEncryptionAlgorithmID")
 	}
-	*x = EncryptionCommandEncryptionAlgorithmID{}
 	if err := x.H233AlgorithmIdentifier.Decode(d); err != nil {
 		return asn1per.Wrap(err, "h233AlgorithmIdentifier")
 	}
-	if err := x.AssociatedAlgorithm.Decode(d); err != nil {
+	if err := x.AssociatedAlgorithm.decode(d); err != nil {
 		return asn1per.Wrap(err, "associatedAlgorithm")
 	}
 	d.Leave()
@@ -1365,10 +1453,14 @@ func (x *FlowControlCommandScope) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *FlowControlCommandScope) Decode(d *asn1per.Decoder) error {
+	*x = FlowControlCommandScope{}
+	return x.decode(d)
+}
+
+func (x *FlowControlCommandScope) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "FlowControlCommandScope")
 	}
-	*x = FlowControlCommandScope{}
 	idx, err := d.Choice(3, false)
 	if err != nil {
 		return asn1per.Wrap(err, "FlowControlCommandScope")
@@ -1425,10 +1517,14 @@ func (x *FlowControlCommandRestriction) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *FlowControlCommandRestriction) Decode(d *asn1per.Decoder) error {
+	*x = FlowControlCommandRestriction{}
+	return x.decode(d)
+}
+
+func (x *FlowControlCommandRestriction) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "FlowControlCommandRestriction")
 	}
-	*x = FlowControlCommandRestriction{}
 	idx, err := d.Choice(2, false)
 	if err != nil {
 		return asn1per.Wrap(err, "FlowControlCommandRestriction")
@@ -1486,10 +1582,14 @@ func (x *EndSessionCommandGstnOptions) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *EndSessionCommandGstnOptions) Decode(d *asn1per.Decoder) error {
+	*x = EndSessionCommandGstnOptions{}
+	return x.decode(d)
+}
+
+func (x *EndSessionCommandGstnOptions) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "EndSessionCommandGstnOptions")
 	}
-	*x = EndSessionCommandGstnOptions{}
 	idx, err := d.Choice(5, true)
 	if err != nil {
 		return asn1per.Wrap(err, "EndSessionCommandGstnOptions")
@@ -1545,10 +1645,14 @@ func (x *EndSessionCommandIsdnOptions) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *EndSessionCommandIsdnOptions) Decode(d *asn1per.Decoder) error {
+	*x = EndSessionCommandIsdnOptions{}
+	return x.decode(d)
+}
+
+func (x *EndSessionCommandIsdnOptions) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "EndSessionCommandIsdnOptions")
 	}
-	*x = EndSessionCommandIsdnOptions{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "EndSessionCommandIsdnOptions")
@@ -1765,10 +1869,14 @@ func (x *MiscellaneousCommandType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MiscellaneousCommandType) Decode(d *asn1per.Decoder) error {
+	*x = MiscellaneousCommandType{}
+	return x.decode(d)
+}
+
+func (x *MiscellaneousCommandType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MiscellaneousCommandType")
 	}
-	*x = MiscellaneousCommandType{}
 	idx, err := d.Choice(10, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MiscellaneousCommandType")
@@ -1783,7 +1891,7 @@ func (x *MiscellaneousCommandType) Decode(d *asn1per.Decoder) error {
 	case 5:
 	case 6:
 		x.VideoFastUpdateGOB = new(MiscellaneousCommandTypeVideoFastUpdateGOB)
-		if err := x.VideoFastUpdateGOB.Decode(d); err != nil {
+		if err := x.VideoFastUpdateGOB.decode(d); err != nil {
 			return asn1per.Wrap(err, "videoFastUpdateGOB")
 		}
 	case 7:
@@ -1803,7 +1911,7 @@ func (x *MiscellaneousCommandType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.VideoFastUpdateMB = new(MiscellaneousCommandTypeVideoFastUpdateMB)
-		if err := x.VideoFastUpdateMB.Decode(d); err != nil {
+		if err := x.VideoFastUpdateMB.decode(d); err != nil {
 			return asn1per.Wrap(err, "videoFastUpdateMB")
 		}
 		d.Pop(fr)
@@ -1828,7 +1936,7 @@ func (x *MiscellaneousCommandType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.EncryptionUpdate = new(EncryptionSync)
-		if err := x.EncryptionUpdate.Decode(d); err != nil {
+		if err := x.EncryptionUpdate.decode(d); err != nil {
 			return asn1per.Wrap(err, "encryptionUpdate")
 		}
 		d.Pop(fr)
@@ -1839,7 +1947,7 @@ func (x *MiscellaneousCommandType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.EncryptionUpdateRequest = new(EncryptionUpdateRequest)
-		if err := x.EncryptionUpdateRequest.Decode(d); err != nil {
+		if err := x.EncryptionUpdateRequest.decode(d); err != nil {
 			return asn1per.Wrap(err, "encryptionUpdateRequest")
 		}
 		d.Pop(fr)
@@ -1862,7 +1970,7 @@ func (x *MiscellaneousCommandType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.ProgressiveRefinementStart = new(MiscellaneousCommandTypeProgressiveRefinementStart)
-		if err := x.ProgressiveRefinementStart.Decode(d); err != nil {
+		if err := x.ProgressiveRefinementStart.decode(d); err != nil {
 			return asn1per.Wrap(err, "progressiveRefinementStart")
 		}
 		d.Pop(fr)
@@ -1885,7 +1993,7 @@ func (x *MiscellaneousCommandType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.VideoBadMBs = new(MiscellaneousCommandTypeVideoBadMBs)
-		if err := x.VideoBadMBs.Decode(d); err != nil {
+		if err := x.VideoBadMBs.decode(d); err != nil {
 			return asn1per.Wrap(err, "videoBadMBs")
 		}
 		d.Pop(fr)
@@ -1904,7 +2012,7 @@ func (x *MiscellaneousCommandType) Decode(d *asn1per.Decoder) error {
 			for range n6 {
 				var zero PictureReference
 				x.LostPicture = append(x.LostPicture, zero)
-				if err := x.LostPicture[len(x.LostPicture)-1].Decode(d); err != nil {
+				if err := x.LostPicture[len(x.LostPicture)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "lostPicture")
 				}
 			}
@@ -1917,7 +2025,7 @@ func (x *MiscellaneousCommandType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.LostPartialPicture = new(MiscellaneousCommandTypeLostPartialPicture)
-		if err := x.LostPartialPicture.Decode(d); err != nil {
+		if err := x.LostPartialPicture.decode(d); err != nil {
 			return asn1per.Wrap(err, "lostPartialPicture")
 		}
 		d.Pop(fr)
@@ -1936,7 +2044,7 @@ func (x *MiscellaneousCommandType) Decode(d *asn1per.Decoder) error {
 			for range n7 {
 				var zero PictureReference
 				x.RecoveryReferencePicture = append(x.RecoveryReferencePicture, zero)
-				if err := x.RecoveryReferencePicture[len(x.RecoveryReferencePicture)-1].Decode(d); err != nil {
+				if err := x.RecoveryReferencePicture[len(x.RecoveryReferencePicture)-1].decode(d); err != nil {
 					return asn1per.Wrap(err, "recoveryReferencePicture")
 				}
 			}
@@ -1949,7 +2057,7 @@ func (x *MiscellaneousCommandType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.EncryptionUpdateCommand = new(MiscellaneousCommandTypeEncryptionUpdateCommand)
-		if err := x.EncryptionUpdateCommand.Decode(d); err != nil {
+		if err := x.EncryptionUpdateCommand.decode(d); err != nil {
 			return asn1per.Wrap(err, "encryptionUpdateCommand")
 		}
 		d.Pop(fr)
@@ -1960,7 +2068,7 @@ func (x *MiscellaneousCommandType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.EncryptionUpdateAck = new(MiscellaneousCommandTypeEncryptionUpdateAck)
-		if err := x.EncryptionUpdateAck.Decode(d); err != nil {
+		if err := x.EncryptionUpdateAck.decode(d); err != nil {
 			return asn1per.Wrap(err, "encryptionUpdateAck")
 		}
 		d.Pop(fr)
@@ -2010,10 +2118,14 @@ func (x *H223MultiplexReconfigurationH223ModeChange) Encode(e *asn1per.Encoder) 
 
 // Decode reads x from ALIGNED PER.
 func (x *H223MultiplexReconfigurationH223ModeChange) Decode(d *asn1per.Decoder) error {
+	*x = H223MultiplexReconfigurationH223ModeChange{}
+	return x.decode(d)
+}
+
+func (x *H223MultiplexReconfigurationH223ModeChange) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223MultiplexReconfigurationH223ModeChange")
 	}
-	*x = H223MultiplexReconfigurationH223ModeChange{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "H223MultiplexReconfigurationH223ModeChange")
@@ -2066,10 +2178,14 @@ func (x *H223MultiplexReconfigurationH223AnnexADoubleFlag) Encode(e *asn1per.Enc
 
 // Decode reads x from ALIGNED PER.
 func (x *H223MultiplexReconfigurationH223AnnexADoubleFlag) Decode(d *asn1per.Decoder) error {
+	*x = H223MultiplexReconfigurationH223AnnexADoubleFlag{}
+	return x.decode(d)
+}
+
+func (x *H223MultiplexReconfigurationH223AnnexADoubleFlag) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223MultiplexReconfigurationH223AnnexADoubleFlag")
 	}
-	*x = H223MultiplexReconfigurationH223AnnexADoubleFlag{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "H223MultiplexReconfigurationH223AnnexADoubleFlag")
@@ -2134,10 +2250,14 @@ func (x *NewATMVCCommandAal) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NewATMVCCommandAal) Decode(d *asn1per.Decoder) error {
+	*x = NewATMVCCommandAal{}
+	return x.decode(d)
+}
+
+func (x *NewATMVCCommandAal) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NewATMVCCommandAal")
 	}
-	*x = NewATMVCCommandAal{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "NewATMVCCommandAal")
@@ -2146,12 +2266,12 @@ func (x *NewATMVCCommandAal) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.Aal1 = new(NewATMVCCommandAalAal1)
-		if err := x.Aal1.Decode(d); err != nil {
+		if err := x.Aal1.decode(d); err != nil {
 			return asn1per.Wrap(err, "aal1")
 		}
 	case 1:
 		x.Aal5 = new(NewATMVCCommandAalAal5)
-		if err := x.Aal5.Decode(d); err != nil {
+		if err := x.Aal5.decode(d); err != nil {
 			return asn1per.Wrap(err, "aal5")
 		}
 	default:
@@ -2198,10 +2318,14 @@ func (x *NewATMVCCommandMultiplex) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NewATMVCCommandMultiplex) Decode(d *asn1per.Decoder) error {
+	*x = NewATMVCCommandMultiplex{}
+	return x.decode(d)
+}
+
+func (x *NewATMVCCommandMultiplex) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NewATMVCCommandMultiplex")
 	}
-	*x = NewATMVCCommandMultiplex{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "NewATMVCCommandMultiplex")
@@ -2259,10 +2383,14 @@ func (x *NewATMVCCommandReverseParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NewATMVCCommandReverseParameters) Decode(d *asn1per.Decoder) error {
+	*x = NewATMVCCommandReverseParameters{}
+	return x.decode(d)
+}
+
+func (x *NewATMVCCommandReverseParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NewATMVCCommandReverseParameters")
 	}
-	*x = NewATMVCCommandReverseParameters{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "NewATMVCCommandReverseParameters")
@@ -2288,7 +2416,7 @@ func (x *NewATMVCCommandReverseParameters) Decode(d *asn1per.Decoder) error {
 		}
 		x.BitRateLockedToNetworkClock = bool(r)
 	}
-	if err := x.Multiplex.Decode(d); err != nil {
+	if err := x.Multiplex.decode(d); err != nil {
 		return asn1per.Wrap(err, "multiplex")
 	}
 	if ext {
@@ -2337,10 +2465,14 @@ func (x *MobileMultilinkReconfigurationCommandStatus) Encode(e *asn1per.Encoder)
 
 // Decode reads x from ALIGNED PER.
 func (x *MobileMultilinkReconfigurationCommandStatus) Decode(d *asn1per.Decoder) error {
+	*x = MobileMultilinkReconfigurationCommandStatus{}
+	return x.decode(d)
+}
+
+func (x *MobileMultilinkReconfigurationCommandStatus) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MobileMultilinkReconfigurationCommandStatus")
 	}
-	*x = MobileMultilinkReconfigurationCommandStatus{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MobileMultilinkReconfigurationCommandStatus")
@@ -2393,10 +2525,14 @@ func (x *FunctionNotSupportedCause) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *FunctionNotSupportedCause) Decode(d *asn1per.Decoder) error {
+	*x = FunctionNotSupportedCause{}
+	return x.decode(d)
+}
+
+func (x *FunctionNotSupportedCause) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "FunctionNotSupportedCause")
 	}
-	*x = FunctionNotSupportedCause{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "FunctionNotSupportedCause")
@@ -2490,10 +2626,14 @@ func (x *MiscellaneousIndicationType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MiscellaneousIndicationType) Decode(d *asn1per.Decoder) error {
+	*x = MiscellaneousIndicationType{}
+	return x.decode(d)
+}
+
+func (x *MiscellaneousIndicationType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MiscellaneousIndicationType")
 	}
-	*x = MiscellaneousIndicationType{}
 	idx, err := d.Choice(10, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MiscellaneousIndicationType")
@@ -2524,7 +2664,7 @@ func (x *MiscellaneousIndicationType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.VideoNotDecodedMBs = new(MiscellaneousIndicationTypeVideoNotDecodedMBs)
-		if err := x.VideoNotDecodedMBs.Decode(d); err != nil {
+		if err := x.VideoNotDecodedMBs.decode(d); err != nil {
 			return asn1per.Wrap(err, "videoNotDecodedMBs")
 		}
 		d.Pop(fr)
@@ -2535,7 +2675,7 @@ func (x *MiscellaneousIndicationType) Decode(d *asn1per.Decoder) error {
 		}
 		fr := d.Push(raw)
 		x.TransportCapability = new(TransportCapability)
-		if err := x.TransportCapability.Decode(d); err != nil {
+		if err := x.TransportCapability.decode(d); err != nil {
 			return asn1per.Wrap(err, "transportCapability")
 		}
 		d.Pop(fr)
@@ -2588,10 +2728,14 @@ func (x *JitterIndicationScope) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *JitterIndicationScope) Decode(d *asn1per.Decoder) error {
+	*x = JitterIndicationScope{}
+	return x.decode(d)
+}
+
+func (x *JitterIndicationScope) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "JitterIndicationScope")
 	}
-	*x = JitterIndicationScope{}
 	idx, err := d.Choice(3, false)
 	if err != nil {
 		return asn1per.Wrap(err, "JitterIndicationScope")
@@ -2661,10 +2805,14 @@ func (x *NewATMVCIndicationAal) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NewATMVCIndicationAal) Decode(d *asn1per.Decoder) error {
+	*x = NewATMVCIndicationAal{}
+	return x.decode(d)
+}
+
+func (x *NewATMVCIndicationAal) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NewATMVCIndicationAal")
 	}
-	*x = NewATMVCIndicationAal{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "NewATMVCIndicationAal")
@@ -2673,12 +2821,12 @@ func (x *NewATMVCIndicationAal) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.Aal1 = new(NewATMVCIndicationAalAal1)
-		if err := x.Aal1.Decode(d); err != nil {
+		if err := x.Aal1.decode(d); err != nil {
 			return asn1per.Wrap(err, "aal1")
 		}
 	case 1:
 		x.Aal5 = new(NewATMVCIndicationAalAal5)
-		if err := x.Aal5.Decode(d); err != nil {
+		if err := x.Aal5.decode(d); err != nil {
 			return asn1per.Wrap(err, "aal5")
 		}
 	default:
@@ -2725,10 +2873,14 @@ func (x *NewATMVCIndicationMultiplex) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NewATMVCIndicationMultiplex) Decode(d *asn1per.Decoder) error {
+	*x = NewATMVCIndicationMultiplex{}
+	return x.decode(d)
+}
+
+func (x *NewATMVCIndicationMultiplex) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NewATMVCIndicationMultiplex")
 	}
-	*x = NewATMVCIndicationMultiplex{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "NewATMVCIndicationMultiplex")
@@ -2786,10 +2938,14 @@ func (x *NewATMVCIndicationReverseParameters) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NewATMVCIndicationReverseParameters) Decode(d *asn1per.Decoder) error {
+	*x = NewATMVCIndicationReverseParameters{}
+	return x.decode(d)
+}
+
+func (x *NewATMVCIndicationReverseParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NewATMVCIndicationReverseParameters")
 	}
-	*x = NewATMVCIndicationReverseParameters{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "NewATMVCIndicationReverseParameters")
@@ -2815,7 +2971,7 @@ func (x *NewATMVCIndicationReverseParameters) Decode(d *asn1per.Decoder) error {
 		}
 		x.BitRateLockedToNetworkClock = bool(r)
 	}
-	if err := x.Multiplex.Decode(d); err != nil {
+	if err := x.Multiplex.decode(d); err != nil {
 		return asn1per.Wrap(err, "multiplex")
 	}
 	if ext {
@@ -2887,10 +3043,14 @@ func (x *UserInputIndicationUserInputSupportIndication) Encode(e *asn1per.Encode
 
 // Decode reads x from ALIGNED PER.
 func (x *UserInputIndicationUserInputSupportIndication) Decode(d *asn1per.Decoder) error {
+	*x = UserInputIndicationUserInputSupportIndication{}
+	return x.decode(d)
+}
+
+func (x *UserInputIndicationUserInputSupportIndication) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UserInputIndicationUserInputSupportIndication")
 	}
-	*x = UserInputIndicationUserInputSupportIndication{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "UserInputIndicationUserInputSupportIndication")
@@ -2899,7 +3059,7 @@ func (x *UserInputIndicationUserInputSupportIndication) Decode(d *asn1per.Decode
 	switch idx {
 	case 0:
 		x.NonStandard = new(NonStandardParameter)
-		if err := x.NonStandard.Decode(d); err != nil {
+		if err := x.NonStandard.decode(d); err != nil {
 			return asn1per.Wrap(err, "nonStandard")
 		}
 	case 1:
@@ -3019,10 +3179,14 @@ func (x *UserInputIndicationSignal) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *UserInputIndicationSignal) Decode(d *asn1per.Decoder) error {
+	*x = UserInputIndicationSignal{}
+	return x.decode(d)
+}
+
+func (x *UserInputIndicationSignal) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UserInputIndicationSignal")
 	}
-	*x = UserInputIndicationSignal{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "UserInputIndicationSignal")
@@ -3047,7 +3211,7 @@ func (x *UserInputIndicationSignal) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.Rtp = new(UserInputIndicationSignalRtp)
-		if err := x.Rtp.Decode(d); err != nil {
+		if err := x.Rtp.decode(d); err != nil {
 			return asn1per.Wrap(err, "rtp")
 		}
 	}
@@ -3073,7 +3237,7 @@ func (x *UserInputIndicationSignal) Decode(d *asn1per.Decoder) error {
 			}
 			x.ParamS = new(Params)
 			fr := d.Push(raw)
-			if err := x.ParamS.Decode(d); err != nil {
+			if err := x.ParamS.decode(d); err != nil {
 				return asn1per.Wrap(err, "paramS")
 			}
 			d.Pop(fr)
@@ -3154,10 +3318,14 @@ func (x *UserInputIndicationSignalUpdate) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *UserInputIndicationSignalUpdate) Decode(d *asn1per.Decoder) error {
+	*x = UserInputIndicationSignalUpdate{}
+	return x.decode(d)
+}
+
+func (x *UserInputIndicationSignalUpdate) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UserInputIndicationSignalUpdate")
 	}
-	*x = UserInputIndicationSignalUpdate{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "UserInputIndicationSignalUpdate")
@@ -3172,7 +3340,7 @@ func (x *UserInputIndicationSignalUpdate) Decode(d *asn1per.Decoder) error {
 	}
 	if pre&(1<<0) != 0 {
 		x.Rtp = new(UserInputIndicationSignalUpdateRtp)
-		if err := x.Rtp.Decode(d); err != nil {
+		if err := x.Rtp.decode(d); err != nil {
 			return asn1per.Wrap(err, "rtp")
 		}
 	}
@@ -3241,10 +3409,14 @@ func (x *UserInputIndicationExtendedAlphanumeric) Encode(e *asn1per.Encoder) err
 
 // Decode reads x from ALIGNED PER.
 func (x *UserInputIndicationExtendedAlphanumeric) Decode(d *asn1per.Decoder) error {
+	*x = UserInputIndicationExtendedAlphanumeric{}
+	return x.decode(d)
+}
+
+func (x *UserInputIndicationExtendedAlphanumeric) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UserInputIndicationExtendedAlphanumeric")
 	}
-	*x = UserInputIndicationExtendedAlphanumeric{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "UserInputIndicationExtendedAlphanumeric")
@@ -3274,7 +3446,7 @@ func (x *UserInputIndicationExtendedAlphanumeric) Decode(d *asn1per.Decoder) err
 			}
 			x.EncryptedAlphanumeric = new(UserInputIndicationExtendedAlphanumericEncryptedAlphanumeric)
 			fr := d.Push(raw)
-			if err := x.EncryptedAlphanumeric.Decode(d); err != nil {
+			if err := x.EncryptedAlphanumeric.decode(d); err != nil {
 				return asn1per.Wrap(err, "encryptedAlphanumeric")
 			}
 			d.Pop(fr)
@@ -3327,10 +3499,14 @@ func (x *UserInputIndicationEncryptedAlphanumeric) Encode(e *asn1per.Encoder) er
 
 // Decode reads x from ALIGNED PER.
 func (x *UserInputIndicationEncryptedAlphanumeric) Decode(d *asn1per.Decoder) error {
+	*x = UserInputIndicationEncryptedAlphanumeric{}
+	return x.decode(d)
+}
+
+func (x *UserInputIndicationEncryptedAlphanumeric) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UserInputIndicationEncryptedAlphanumeric")
 	}
-	*x = UserInputIndicationEncryptedAlphanumeric{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "UserInputIndicationEncryptedAlphanumeric")
@@ -3345,7 +3521,7 @@ func (x *UserInputIndicationEncryptedAlphanumeric) Decode(d *asn1per.Decoder) er
 	}
 	if pre&(1<<0) != 0 {
 		x.ParamS = new(Params)
-		if err := x.ParamS.Decode(d); err != nil {
+		if err := x.ParamS.decode(d); err != nil {
 			return asn1per.Wrap(err, "paramS")
 		}
 	}
@@ -3409,10 +3585,14 @@ func (x *FlowControlIndicationScope) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *FlowControlIndicationScope) Decode(d *asn1per.Decoder) error {
+	*x = FlowControlIndicationScope{}
+	return x.decode(d)
+}
+
+func (x *FlowControlIndicationScope) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "FlowControlIndicationScope")
 	}
-	*x = FlowControlIndicationScope{}
 	idx, err := d.Choice(3, false)
 	if err != nil {
 		return asn1per.Wrap(err, "FlowControlIndicationScope")
@@ -3469,10 +3649,14 @@ func (x *FlowControlIndicationRestriction) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *FlowControlIndicationRestriction) Decode(d *asn1per.Decoder) error {
+	*x = FlowControlIndicationRestriction{}
+	return x.decode(d)
+}
+
+func (x *FlowControlIndicationRestriction) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "FlowControlIndicationRestriction")
 	}
-	*x = FlowControlIndicationRestriction{}
 	idx, err := d.Choice(2, false)
 	if err != nil {
 		return asn1per.Wrap(err, "FlowControlIndicationRestriction")
@@ -3525,10 +3709,14 @@ func (x *TerminalCapabilitySetRejectCauseTableEntryCapacityExceeded) Encode(e *a
 
 // Decode reads x from ALIGNED PER.
 func (x *TerminalCapabilitySetRejectCauseTableEntryCapacityExceeded) Decode(d *asn1per.Decoder) error {
+	*x = TerminalCapabilitySetRejectCauseTableEntryCapacityExceeded{}
+	return x.decode(d)
+}
+
+func (x *TerminalCapabilitySetRejectCauseTableEntryCapacityExceeded) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TerminalCapabilitySetRejectCauseTableEntryCapacityExceeded")
 	}
-	*x = TerminalCapabilitySetRejectCauseTableEntryCapacityExceeded{}
 	idx, err := d.Choice(2, false)
 	if err != nil {
 		return asn1per.Wrap(err, "TerminalCapabilitySetRejectCauseTableEntryCapacityExceeded")
@@ -3584,10 +3772,14 @@ func (x *VCCapabilityAvailableBitRatesType) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *VCCapabilityAvailableBitRatesType) Decode(d *asn1per.Decoder) error {
+	*x = VCCapabilityAvailableBitRatesType{}
+	return x.decode(d)
+}
+
+func (x *VCCapabilityAvailableBitRatesType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "VCCapabilityAvailableBitRatesType")
 	}
-	*x = VCCapabilityAvailableBitRatesType{}
 	idx, err := d.Choice(2, false)
 	if err != nil {
 		return asn1per.Wrap(err, "VCCapabilityAvailableBitRatesType")
@@ -3604,7 +3796,7 @@ func (x *VCCapabilityAvailableBitRatesType) Decode(d *asn1per.Decoder) error {
 		}
 	case 1:
 		x.RangeOfBitRates = new(VCCapabilityAvailableBitRatesTypeRangeOfBitRates)
-		if err := x.RangeOfBitRates.Decode(d); err != nil {
+		if err := x.RangeOfBitRates.decode(d); err != nil {
 			return asn1per.Wrap(err, "rangeOfBitRates")
 		}
 	}
@@ -3649,10 +3841,14 @@ func (x *H223CapabilityH223MultiplexTableCapabilityEnhanced) Encode(e *asn1per.E
 
 // Decode reads x from ALIGNED PER.
 func (x *H223CapabilityH223MultiplexTableCapabilityEnhanced) Decode(d *asn1per.Decoder) error {
+	*x = H223CapabilityH223MultiplexTableCapabilityEnhanced{}
+	return x.decode(d)
+}
+
+func (x *H223CapabilityH223MultiplexTableCapabilityEnhanced) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223CapabilityH223MultiplexTableCapabilityEnhanced")
 	}
-	*x = H223CapabilityH223MultiplexTableCapabilityEnhanced{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "H223CapabilityH223MultiplexTableCapabilityEnhanced")
@@ -3730,10 +3926,14 @@ func (x *RefPictureSelectionEnhancedReferencePicSelectSubPictureRemovalParameter
 
 // Decode reads x from ALIGNED PER.
 func (x *RefPictureSelectionEnhancedReferencePicSelectSubPictureRemovalParameters) Decode(d *asn1per.Decoder) error {
+	*x = RefPictureSelectionEnhancedReferencePicSelectSubPictureRemovalParameters{}
+	return x.decode(d)
+}
+
+func (x *RefPictureSelectionEnhancedReferencePicSelectSubPictureRemovalParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "RefPictureSelectionEnhancedReferencePicSelectSubPictureRemovalParameters")
 	}
-	*x = RefPictureSelectionEnhancedReferencePicSelectSubPictureRemovalParameters{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "RefPictureSelectionEnhancedReferencePicSelectSubPictureRemovalParameters")
@@ -3811,10 +4011,14 @@ func (x *CustomPictureFormatMPICustomPCF) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CustomPictureFormatMPICustomPCF) Decode(d *asn1per.Decoder) error {
+	*x = CustomPictureFormatMPICustomPCF{}
+	return x.decode(d)
+}
+
+func (x *CustomPictureFormatMPICustomPCF) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CustomPictureFormatMPICustomPCF")
 	}
-	*x = CustomPictureFormatMPICustomPCF{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "CustomPictureFormatMPICustomPCF")
@@ -3888,10 +4092,14 @@ func (x *CustomPictureFormatPixelAspectInformationExtendedPAR) Encode(e *asn1per
 
 // Decode reads x from ALIGNED PER.
 func (x *CustomPictureFormatPixelAspectInformationExtendedPAR) Decode(d *asn1per.Decoder) error {
+	*x = CustomPictureFormatPixelAspectInformationExtendedPAR{}
+	return x.decode(d)
+}
+
+func (x *CustomPictureFormatPixelAspectInformationExtendedPAR) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CustomPictureFormatPixelAspectInformationExtendedPAR")
 	}
-	*x = CustomPictureFormatPixelAspectInformationExtendedPAR{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "CustomPictureFormatPixelAspectInformationExtendedPAR")
@@ -3947,14 +4155,18 @@ func (x *DataApplicationCapabilityApplicationT84) Encode(e *asn1per.Encoder) err
 
 // Decode reads x from ALIGNED PER.
 func (x *DataApplicationCapabilityApplicationT84) Decode(d *asn1per.Decoder) error {
+	*x = DataApplicationCapabilityApplicationT84{}
+	return x.decode(d)
+}
+
+func (x *DataApplicationCapabilityApplicationT84) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DataApplicationCapabilityApplicationT84")
 	}
-	*x = DataApplicationCapabilityApplicationT84{}
-	if err := x.T84Protocol.Decode(d); err != nil {
+	if err := x.T84Protocol.decode(d); err != nil {
 		return asn1per.Wrap(err, "t84Protocol")
 	}
-	if err := x.T84Profile.Decode(d); err != nil {
+	if err := x.T84Profile.decode(d); err != nil {
 		return asn1per.Wrap(err, "t84Profile")
 	}
 	d.Leave()
@@ -3983,11 +4195,15 @@ func (x *DataApplicationCapabilityApplicationNlpid) Encode(e *asn1per.Encoder) e
 
 // Decode reads x from ALIGNED PER.
 func (x *DataApplicationCapabilityApplicationNlpid) Decode(d *asn1per.Decoder) error {
+	*x = DataApplicationCapabilityApplicationNlpid{}
+	return x.decode(d)
+}
+
+func (x *DataApplicationCapabilityApplicationNlpid) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DataApplicationCapabilityApplicationNlpid")
 	}
-	*x = DataApplicationCapabilityApplicationNlpid{}
-	if err := x.NlpidProtocol.Decode(d); err != nil {
+	if err := x.NlpidProtocol.decode(d); err != nil {
 		return asn1per.Wrap(err, "nlpidProtocol")
 	}
 	{
@@ -4023,14 +4239,18 @@ func (x *DataApplicationCapabilityApplicationT38fax) Encode(e *asn1per.Encoder) 
 
 // Decode reads x from ALIGNED PER.
 func (x *DataApplicationCapabilityApplicationT38fax) Decode(d *asn1per.Decoder) error {
+	*x = DataApplicationCapabilityApplicationT38fax{}
+	return x.decode(d)
+}
+
+func (x *DataApplicationCapabilityApplicationT38fax) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DataApplicationCapabilityApplicationT38fax")
 	}
-	*x = DataApplicationCapabilityApplicationT38fax{}
-	if err := x.T38FaxProtocol.Decode(d); err != nil {
+	if err := x.T38FaxProtocol.decode(d); err != nil {
 		return asn1per.Wrap(err, "t38FaxProtocol")
 	}
-	if err := x.T38FaxProfile.Decode(d); err != nil {
+	if err := x.T38FaxProfile.decode(d); err != nil {
 		return asn1per.Wrap(err, "t38FaxProfile")
 	}
 	d.Leave()
@@ -4066,10 +4286,14 @@ func (x *DepFECCapabilityRfc2733SeparateStream) Encode(e *asn1per.Encoder) error
 
 // Decode reads x from ALIGNED PER.
 func (x *DepFECCapabilityRfc2733SeparateStream) Decode(d *asn1per.Decoder) error {
+	*x = DepFECCapabilityRfc2733SeparateStream{}
+	return x.decode(d)
+}
+
+func (x *DepFECCapabilityRfc2733SeparateStream) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DepFECCapabilityRfc2733SeparateStream")
 	}
-	*x = DepFECCapabilityRfc2733SeparateStream{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "DepFECCapabilityRfc2733SeparateStream")
@@ -4172,10 +4396,14 @@ func (x *OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters) E
 
 // Decode reads x from ALIGNED PER.
 func (x *OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters) Decode(d *asn1per.Decoder) error {
+	*x = OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters{}
+	return x.decode(d)
+}
+
+func (x *OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters")
 	}
-	*x = OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters")
@@ -4184,17 +4412,17 @@ func (x *OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters) D
 	switch idx {
 	case 0:
 		x.H222LogicalChannelParameters = new(H222LogicalChannelParameters)
-		if err := x.H222LogicalChannelParameters.Decode(d); err != nil {
+		if err := x.H222LogicalChannelParameters.decode(d); err != nil {
 			return asn1per.Wrap(err, "h222LogicalChannelParameters")
 		}
 	case 1:
 		x.H223LogicalChannelParameters = new(H223LogicalChannelParameters)
-		if err := x.H223LogicalChannelParameters.Decode(d); err != nil {
+		if err := x.H223LogicalChannelParameters.decode(d); err != nil {
 			return asn1per.Wrap(err, "h223LogicalChannelParameters")
 		}
 	case 2:
 		x.V76LogicalChannelParameters = new(V76LogicalChannelParameters)
-		if err := x.V76LogicalChannelParameters.Decode(d); err != nil {
+		if err := x.V76LogicalChannelParameters.decode(d); err != nil {
 			return asn1per.Wrap(err, "v76LogicalChannelParameters")
 		}
 	case 3:
@@ -4204,7 +4432,7 @@ func (x *OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters) D
 		}
 		fr := d.Push(raw)
 		x.H2250LogicalChannelParameters = new(H2250LogicalChannelParameters)
-		if err := x.H2250LogicalChannelParameters.Decode(d); err != nil {
+		if err := x.H2250LogicalChannelParameters.decode(d); err != nil {
 			return asn1per.Wrap(err, "h2250LogicalChannelParameters")
 		}
 		d.Pop(fr)
@@ -4281,10 +4509,14 @@ func (x *OpenLogicalChannelReverseLogicalChannelParametersMultiplexParameters) E
 
 // Decode reads x from ALIGNED PER.
 func (x *OpenLogicalChannelReverseLogicalChannelParametersMultiplexParameters) Decode(d *asn1per.Decoder) error {
+	*x = OpenLogicalChannelReverseLogicalChannelParametersMultiplexParameters{}
+	return x.decode(d)
+}
+
+func (x *OpenLogicalChannelReverseLogicalChannelParametersMultiplexParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelReverseLogicalChannelParametersMultiplexParameters")
 	}
-	*x = OpenLogicalChannelReverseLogicalChannelParametersMultiplexParameters{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelReverseLogicalChannelParametersMultiplexParameters")
@@ -4293,12 +4525,12 @@ func (x *OpenLogicalChannelReverseLogicalChannelParametersMultiplexParameters) D
 	switch idx {
 	case 0:
 		x.H223LogicalChannelParameters = new(H223LogicalChannelParameters)
-		if err := x.H223LogicalChannelParameters.Decode(d); err != nil {
+		if err := x.H223LogicalChannelParameters.decode(d); err != nil {
 			return asn1per.Wrap(err, "h223LogicalChannelParameters")
 		}
 	case 1:
 		x.V76LogicalChannelParameters = new(V76LogicalChannelParameters)
-		if err := x.V76LogicalChannelParameters.Decode(d); err != nil {
+		if err := x.V76LogicalChannelParameters.decode(d); err != nil {
 			return asn1per.Wrap(err, "v76LogicalChannelParameters")
 		}
 	case 2:
@@ -4308,7 +4540,7 @@ func (x *OpenLogicalChannelReverseLogicalChannelParametersMultiplexParameters) D
 		}
 		fr := d.Push(raw)
 		x.H2250LogicalChannelParameters = new(H2250LogicalChannelParameters)
-		if err := x.H2250LogicalChannelParameters.Decode(d); err != nil {
+		if err := x.H2250LogicalChannelParameters.decode(d); err != nil {
 			return asn1per.Wrap(err, "h2250LogicalChannelParameters")
 		}
 		d.Pop(fr)
@@ -4345,10 +4577,14 @@ func (x *H223LogicalChannelParametersAdaptationLayerTypeAl3) Encode(e *asn1per.E
 
 // Decode reads x from ALIGNED PER.
 func (x *H223LogicalChannelParametersAdaptationLayerTypeAl3) Decode(d *asn1per.Decoder) error {
+	*x = H223LogicalChannelParametersAdaptationLayerTypeAl3{}
+	return x.decode(d)
+}
+
+func (x *H223LogicalChannelParametersAdaptationLayerTypeAl3) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223LogicalChannelParametersAdaptationLayerTypeAl3")
 	}
-	*x = H223LogicalChannelParametersAdaptationLayerTypeAl3{}
 	{
 		r, err := d.Constrained(0, 2)
 		if err != nil {
@@ -4400,10 +4636,14 @@ func (x *V76LogicalChannelParametersModeERM) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *V76LogicalChannelParametersModeERM) Decode(d *asn1per.Decoder) error {
+	*x = V76LogicalChannelParametersModeERM{}
+	return x.decode(d)
+}
+
+func (x *V76LogicalChannelParametersModeERM) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "V76LogicalChannelParametersModeERM")
 	}
-	*x = V76LogicalChannelParametersModeERM{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "V76LogicalChannelParametersModeERM")
@@ -4415,7 +4655,7 @@ func (x *V76LogicalChannelParametersModeERM) Decode(d *asn1per.Decoder) error {
 		}
 		x.WindowSize = int64(r)
 	}
-	if err := x.Recovery.Decode(d); err != nil {
+	if err := x.Recovery.decode(d); err != nil {
 		return asn1per.Wrap(err, "recovery")
 	}
 	if ext {
@@ -4471,10 +4711,14 @@ func (x *DepFECDataRfc2733Mode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DepFECDataRfc2733Mode) Decode(d *asn1per.Decoder) error {
+	*x = DepFECDataRfc2733Mode{}
+	return x.decode(d)
+}
+
+func (x *DepFECDataRfc2733Mode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DepFECDataRfc2733Mode")
 	}
-	*x = DepFECDataRfc2733Mode{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "DepFECDataRfc2733Mode")
@@ -4484,7 +4728,7 @@ func (x *DepFECDataRfc2733Mode) Decode(d *asn1per.Decoder) error {
 	case 0:
 	case 1:
 		x.SeparateStream = new(DepFECDataRfc2733ModeSeparateStream)
-		if err := x.SeparateStream.Decode(d); err != nil {
+		if err := x.SeparateStream.decode(d); err != nil {
 			return asn1per.Wrap(err, "separateStream")
 		}
 	default:
@@ -4545,10 +4789,14 @@ func (x *FECDataRfc2733PktMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *FECDataRfc2733PktMode) Decode(d *asn1per.Decoder) error {
+	*x = FECDataRfc2733PktMode{}
+	return x.decode(d)
+}
+
+func (x *FECDataRfc2733PktMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "FECDataRfc2733PktMode")
 	}
-	*x = FECDataRfc2733PktMode{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "FECDataRfc2733PktMode")
@@ -4558,12 +4806,12 @@ func (x *FECDataRfc2733PktMode) Decode(d *asn1per.Decoder) error {
 	case 0:
 	case 1:
 		x.Rfc2733sameport = new(FECDataRfc2733PktModeRfc2733sameport)
-		if err := x.Rfc2733sameport.Decode(d); err != nil {
+		if err := x.Rfc2733sameport.decode(d); err != nil {
 			return asn1per.Wrap(err, "rfc2733sameport")
 		}
 	case 2:
 		x.Rfc2733diffport = new(FECDataRfc2733PktModeRfc2733diffport)
-		if err := x.Rfc2733diffport.Decode(d); err != nil {
+		if err := x.Rfc2733diffport.decode(d); err != nil {
 			return asn1per.Wrap(err, "rfc2733diffport")
 		}
 	default:
@@ -4605,10 +4853,14 @@ func (x *UnicastAddressIPSourceRouteAddressRouting) Encode(e *asn1per.Encoder) e
 
 // Decode reads x from ALIGNED PER.
 func (x *UnicastAddressIPSourceRouteAddressRouting) Decode(d *asn1per.Decoder) error {
+	*x = UnicastAddressIPSourceRouteAddressRouting{}
+	return x.decode(d)
+}
+
+func (x *UnicastAddressIPSourceRouteAddressRouting) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UnicastAddressIPSourceRouteAddressRouting")
 	}
-	*x = UnicastAddressIPSourceRouteAddressRouting{}
 	idx, err := d.Choice(2, false)
 	if err != nil {
 		return asn1per.Wrap(err, "UnicastAddressIPSourceRouteAddressRouting")
@@ -4669,10 +4921,14 @@ func (x *OpenLogicalChannelAckReverseLogicalChannelParametersMultiplexParameters
 
 // Decode reads x from ALIGNED PER.
 func (x *OpenLogicalChannelAckReverseLogicalChannelParametersMultiplexParameters) Decode(d *asn1per.Decoder) error {
+	*x = OpenLogicalChannelAckReverseLogicalChannelParametersMultiplexParameters{}
+	return x.decode(d)
+}
+
+func (x *OpenLogicalChannelAckReverseLogicalChannelParametersMultiplexParameters) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelAckReverseLogicalChannelParametersMultiplexParameters")
 	}
-	*x = OpenLogicalChannelAckReverseLogicalChannelParametersMultiplexParameters{}
 	idx, err := d.Choice(1, true)
 	if err != nil {
 		return asn1per.Wrap(err, "OpenLogicalChannelAckReverseLogicalChannelParametersMultiplexParameters")
@@ -4681,7 +4937,7 @@ func (x *OpenLogicalChannelAckReverseLogicalChannelParametersMultiplexParameters
 	switch idx {
 	case 0:
 		x.H222LogicalChannelParameters = new(H222LogicalChannelParameters)
-		if err := x.H222LogicalChannelParameters.Decode(d); err != nil {
+		if err := x.H222LogicalChannelParameters.decode(d); err != nil {
 			return asn1per.Wrap(err, "h222LogicalChannelParameters")
 		}
 	case 1:
@@ -4691,7 +4947,7 @@ func (x *OpenLogicalChannelAckReverseLogicalChannelParametersMultiplexParameters
 		}
 		fr := d.Push(raw)
 		x.H2250LogicalChannelParameters = new(H2250LogicalChannelParameters)
-		if err := x.H2250LogicalChannelParameters.Decode(d); err != nil {
+		if err := x.H2250LogicalChannelParameters.decode(d); err != nil {
 			return asn1per.Wrap(err, "h2250LogicalChannelParameters")
 		}
 		d.Pop(fr)
@@ -4744,10 +5000,14 @@ func (x *DepFECModeRfc2733ModeMode) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DepFECModeRfc2733ModeMode) Decode(d *asn1per.Decoder) error {
+	*x = DepFECModeRfc2733ModeMode{}
+	return x.decode(d)
+}
+
+func (x *DepFECModeRfc2733ModeMode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DepFECModeRfc2733ModeMode")
 	}
-	*x = DepFECModeRfc2733ModeMode{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "DepFECModeRfc2733ModeMode")
@@ -4757,7 +5017,7 @@ func (x *DepFECModeRfc2733ModeMode) Decode(d *asn1per.Decoder) error {
 	case 0:
 	case 1:
 		x.SeparateStream = new(DepFECModeRfc2733ModeModeSeparateStream)
-		if err := x.SeparateStream.Decode(d); err != nil {
+		if err := x.SeparateStream.decode(d); err != nil {
 			return asn1per.Wrap(err, "separateStream")
 		}
 	default:
@@ -4793,10 +5053,14 @@ func (x *H223ModeParametersAdaptationLayerTypeAl3) Encode(e *asn1per.Encoder) er
 
 // Decode reads x from ALIGNED PER.
 func (x *H223ModeParametersAdaptationLayerTypeAl3) Decode(d *asn1per.Decoder) error {
+	*x = H223ModeParametersAdaptationLayerTypeAl3{}
+	return x.decode(d)
+}
+
+func (x *H223ModeParametersAdaptationLayerTypeAl3) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "H223ModeParametersAdaptationLayerTypeAl3")
 	}
-	*x = H223ModeParametersAdaptationLayerTypeAl3{}
 	{
 		r, err := d.Constrained(0, 2)
 		if err != nil {
@@ -4837,11 +5101,15 @@ func (x *DataModeApplicationNlpid) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DataModeApplicationNlpid) Decode(d *asn1per.Decoder) error {
+	*x = DataModeApplicationNlpid{}
+	return x.decode(d)
+}
+
+func (x *DataModeApplicationNlpid) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DataModeApplicationNlpid")
 	}
-	*x = DataModeApplicationNlpid{}
-	if err := x.NlpidProtocol.Decode(d); err != nil {
+	if err := x.NlpidProtocol.decode(d); err != nil {
 		return asn1per.Wrap(err, "nlpidProtocol")
 	}
 	{
@@ -4877,14 +5145,18 @@ func (x *DataModeApplicationT38fax) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DataModeApplicationT38fax) Decode(d *asn1per.Decoder) error {
+	*x = DataModeApplicationT38fax{}
+	return x.decode(d)
+}
+
+func (x *DataModeApplicationT38fax) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DataModeApplicationT38fax")
 	}
-	*x = DataModeApplicationT38fax{}
-	if err := x.T38FaxProtocol.Decode(d); err != nil {
+	if err := x.T38FaxProtocol.decode(d); err != nil {
 		return asn1per.Wrap(err, "t38FaxProtocol")
 	}
-	if err := x.T38FaxProfile.Decode(d); err != nil {
+	if err := x.T38FaxProfile.decode(d); err != nil {
 		return asn1per.Wrap(err, "t38FaxProfile")
 	}
 	d.Leave()
@@ -4926,10 +5198,14 @@ func (x *MultilinkRequestMaximumHeaderIntervalRequestType) Encode(e *asn1per.Enc
 
 // Decode reads x from ALIGNED PER.
 func (x *MultilinkRequestMaximumHeaderIntervalRequestType) Decode(d *asn1per.Decoder) error {
+	*x = MultilinkRequestMaximumHeaderIntervalRequestType{}
+	return x.decode(d)
+}
+
+func (x *MultilinkRequestMaximumHeaderIntervalRequestType) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultilinkRequestMaximumHeaderIntervalRequestType")
 	}
-	*x = MultilinkRequestMaximumHeaderIntervalRequestType{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MultilinkRequestMaximumHeaderIntervalRequestType")
@@ -4994,10 +5270,14 @@ func (x *MultilinkResponseAddConnectionResponseCode) Encode(e *asn1per.Encoder) 
 
 // Decode reads x from ALIGNED PER.
 func (x *MultilinkResponseAddConnectionResponseCode) Decode(d *asn1per.Decoder) error {
+	*x = MultilinkResponseAddConnectionResponseCode{}
+	return x.decode(d)
+}
+
+func (x *MultilinkResponseAddConnectionResponseCode) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultilinkResponseAddConnectionResponseCode")
 	}
-	*x = MultilinkResponseAddConnectionResponseCode{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MultilinkResponseAddConnectionResponseCode")
@@ -5007,7 +5287,7 @@ func (x *MultilinkResponseAddConnectionResponseCode) Decode(d *asn1per.Decoder) 
 	case 0:
 	case 1:
 		x.Rejected = new(MultilinkResponseAddConnectionResponseCodeRejected)
-		if err := x.Rejected.Decode(d); err != nil {
+		if err := x.Rejected.decode(d); err != nil {
 			return asn1per.Wrap(err, "rejected")
 		}
 	default:
@@ -5043,10 +5323,14 @@ func (x *MiscellaneousCommandTypeVideoFastUpdateGOB) Encode(e *asn1per.Encoder) 
 
 // Decode reads x from ALIGNED PER.
 func (x *MiscellaneousCommandTypeVideoFastUpdateGOB) Decode(d *asn1per.Decoder) error {
+	*x = MiscellaneousCommandTypeVideoFastUpdateGOB{}
+	return x.decode(d)
+}
+
+func (x *MiscellaneousCommandTypeVideoFastUpdateGOB) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MiscellaneousCommandTypeVideoFastUpdateGOB")
 	}
-	*x = MiscellaneousCommandTypeVideoFastUpdateGOB{}
 	{
 		r, err := d.Constrained(0, 17)
 		if err != nil {
@@ -5110,10 +5394,14 @@ func (x *MiscellaneousCommandTypeVideoFastUpdateMB) Encode(e *asn1per.Encoder) e
 
 // Decode reads x from ALIGNED PER.
 func (x *MiscellaneousCommandTypeVideoFastUpdateMB) Decode(d *asn1per.Decoder) error {
+	*x = MiscellaneousCommandTypeVideoFastUpdateMB{}
+	return x.decode(d)
+}
+
+func (x *MiscellaneousCommandTypeVideoFastUpdateMB) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MiscellaneousCommandTypeVideoFastUpdateMB")
 	}
-	*x = MiscellaneousCommandTypeVideoFastUpdateMB{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "MiscellaneousCommandTypeVideoFastUpdateMB")
@@ -5190,15 +5478,19 @@ func (x *MiscellaneousCommandTypeProgressiveRefinementStart) Encode(e *asn1per.E
 
 // Decode reads x from ALIGNED PER.
 func (x *MiscellaneousCommandTypeProgressiveRefinementStart) Decode(d *asn1per.Decoder) error {
+	*x = MiscellaneousCommandTypeProgressiveRefinementStart{}
+	return x.decode(d)
+}
+
+func (x *MiscellaneousCommandTypeProgressiveRefinementStart) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MiscellaneousCommandTypeProgressiveRefinementStart")
 	}
-	*x = MiscellaneousCommandTypeProgressiveRefinementStart{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MiscellaneousCommandTypeProgressiveRefinementStart")
 	}
-	if err := x.RepeatCount.Decode(d); err != nil {
+	if err := x.RepeatCount.decode(d); err != nil {
 		return asn1per.Wrap(err, "repeatCount")
 	}
 	if ext {
@@ -5253,10 +5545,14 @@ func (x *MiscellaneousCommandTypeVideoBadMBs) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *MiscellaneousCommandTypeVideoBadMBs) Decode(d *asn1per.Decoder) error {
+	*x = MiscellaneousCommandTypeVideoBadMBs{}
+	return x.decode(d)
+}
+
+func (x *MiscellaneousCommandTypeVideoBadMBs) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MiscellaneousCommandTypeVideoBadMBs")
 	}
-	*x = MiscellaneousCommandTypeVideoBadMBs{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MiscellaneousCommandTypeVideoBadMBs")
@@ -5334,15 +5630,19 @@ func (x *MiscellaneousCommandTypeLostPartialPicture) Encode(e *asn1per.Encoder) 
 
 // Decode reads x from ALIGNED PER.
 func (x *MiscellaneousCommandTypeLostPartialPicture) Decode(d *asn1per.Decoder) error {
+	*x = MiscellaneousCommandTypeLostPartialPicture{}
+	return x.decode(d)
+}
+
+func (x *MiscellaneousCommandTypeLostPartialPicture) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MiscellaneousCommandTypeLostPartialPicture")
 	}
-	*x = MiscellaneousCommandTypeLostPartialPicture{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MiscellaneousCommandTypeLostPartialPicture")
 	}
-	if err := x.PictureReference.Decode(d); err != nil {
+	if err := x.PictureReference.decode(d); err != nil {
 		return asn1per.Wrap(err, "pictureReference")
 	}
 	{
@@ -5410,21 +5710,25 @@ func (x *MiscellaneousCommandTypeEncryptionUpdateCommand) Encode(e *asn1per.Enco
 
 // Decode reads x from ALIGNED PER.
 func (x *MiscellaneousCommandTypeEncryptionUpdateCommand) Decode(d *asn1per.Decoder) error {
+	*x = MiscellaneousCommandTypeEncryptionUpdateCommand{}
+	return x.decode(d)
+}
+
+func (x *MiscellaneousCommandTypeEncryptionUpdateCommand) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MiscellaneousCommandTypeEncryptionUpdateCommand")
 	}
-	*x = MiscellaneousCommandTypeEncryptionUpdateCommand{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "MiscellaneousCommandTypeEncryptionUpdateCommand")
 	}
 	ext := pre>>1 != 0
-	if err := x.EncryptionSync.Decode(d); err != nil {
+	if err := x.EncryptionSync.decode(d); err != nil {
 		return asn1per.Wrap(err, "encryptionSync")
 	}
 	if pre&(1<<0) != 0 {
 		x.MultiplePayloadStream = new(MultiplePayloadStream)
-		if err := x.MultiplePayloadStream.Decode(d); err != nil {
+		if err := x.MultiplePayloadStream.decode(d); err != nil {
 			return asn1per.Wrap(err, "multiplePayloadStream")
 		}
 	}
@@ -5472,10 +5776,14 @@ func (x *MiscellaneousCommandTypeEncryptionUpdateAck) Encode(e *asn1per.Encoder)
 
 // Decode reads x from ALIGNED PER.
 func (x *MiscellaneousCommandTypeEncryptionUpdateAck) Decode(d *asn1per.Decoder) error {
+	*x = MiscellaneousCommandTypeEncryptionUpdateAck{}
+	return x.decode(d)
+}
+
+func (x *MiscellaneousCommandTypeEncryptionUpdateAck) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MiscellaneousCommandTypeEncryptionUpdateAck")
 	}
-	*x = MiscellaneousCommandTypeEncryptionUpdateAck{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MiscellaneousCommandTypeEncryptionUpdateAck")
@@ -5539,18 +5847,22 @@ func (x *NewATMVCCommandAalAal1) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NewATMVCCommandAalAal1) Decode(d *asn1per.Decoder) error {
+	*x = NewATMVCCommandAalAal1{}
+	return x.decode(d)
+}
+
+func (x *NewATMVCCommandAalAal1) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NewATMVCCommandAalAal1")
 	}
-	*x = NewATMVCCommandAalAal1{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "NewATMVCCommandAalAal1")
 	}
-	if err := x.ClockRecovery.Decode(d); err != nil {
+	if err := x.ClockRecovery.decode(d); err != nil {
 		return asn1per.Wrap(err, "clockRecovery")
 	}
-	if err := x.ErrorCorrection.Decode(d); err != nil {
+	if err := x.ErrorCorrection.decode(d); err != nil {
 		return asn1per.Wrap(err, "errorCorrection")
 	}
 	{
@@ -5615,10 +5927,14 @@ func (x *NewATMVCCommandAalAal5) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NewATMVCCommandAalAal5) Decode(d *asn1per.Decoder) error {
+	*x = NewATMVCCommandAalAal5{}
+	return x.decode(d)
+}
+
+func (x *NewATMVCCommandAalAal5) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NewATMVCCommandAalAal5")
 	}
-	*x = NewATMVCCommandAalAal5{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "NewATMVCCommandAalAal5")
@@ -5685,10 +6001,14 @@ func (x *NewATMVCCommandReverseParametersMultiplex) Encode(e *asn1per.Encoder) e
 
 // Decode reads x from ALIGNED PER.
 func (x *NewATMVCCommandReverseParametersMultiplex) Decode(d *asn1per.Decoder) error {
+	*x = NewATMVCCommandReverseParametersMultiplex{}
+	return x.decode(d)
+}
+
+func (x *NewATMVCCommandReverseParametersMultiplex) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NewATMVCCommandReverseParametersMultiplex")
 	}
-	*x = NewATMVCCommandReverseParametersMultiplex{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "NewATMVCCommandReverseParametersMultiplex")
@@ -5746,10 +6066,14 @@ func (x *MiscellaneousIndicationTypeVideoNotDecodedMBs) Encode(e *asn1per.Encode
 
 // Decode reads x from ALIGNED PER.
 func (x *MiscellaneousIndicationTypeVideoNotDecodedMBs) Decode(d *asn1per.Decoder) error {
+	*x = MiscellaneousIndicationTypeVideoNotDecodedMBs{}
+	return x.decode(d)
+}
+
+func (x *MiscellaneousIndicationTypeVideoNotDecodedMBs) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MiscellaneousIndicationTypeVideoNotDecodedMBs")
 	}
-	*x = MiscellaneousIndicationTypeVideoNotDecodedMBs{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "MiscellaneousIndicationTypeVideoNotDecodedMBs")
@@ -5827,18 +6151,22 @@ func (x *NewATMVCIndicationAalAal1) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NewATMVCIndicationAalAal1) Decode(d *asn1per.Decoder) error {
+	*x = NewATMVCIndicationAalAal1{}
+	return x.decode(d)
+}
+
+func (x *NewATMVCIndicationAalAal1) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NewATMVCIndicationAalAal1")
 	}
-	*x = NewATMVCIndicationAalAal1{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "NewATMVCIndicationAalAal1")
 	}
-	if err := x.ClockRecovery.Decode(d); err != nil {
+	if err := x.ClockRecovery.decode(d); err != nil {
 		return asn1per.Wrap(err, "clockRecovery")
 	}
-	if err := x.ErrorCorrection.Decode(d); err != nil {
+	if err := x.ErrorCorrection.decode(d); err != nil {
 		return asn1per.Wrap(err, "errorCorrection")
 	}
 	{
@@ -5903,10 +6231,14 @@ func (x *NewATMVCIndicationAalAal5) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NewATMVCIndicationAalAal5) Decode(d *asn1per.Decoder) error {
+	*x = NewATMVCIndicationAalAal5{}
+	return x.decode(d)
+}
+
+func (x *NewATMVCIndicationAalAal5) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NewATMVCIndicationAalAal5")
 	}
-	*x = NewATMVCIndicationAalAal5{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "NewATMVCIndicationAalAal5")
@@ -5973,10 +6305,14 @@ func (x *NewATMVCIndicationReverseParametersMultiplex) Encode(e *asn1per.Encoder
 
 // Decode reads x from ALIGNED PER.
 func (x *NewATMVCIndicationReverseParametersMultiplex) Decode(d *asn1per.Decoder) error {
+	*x = NewATMVCIndicationReverseParametersMultiplex{}
+	return x.decode(d)
+}
+
+func (x *NewATMVCIndicationReverseParametersMultiplex) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NewATMVCIndicationReverseParametersMultiplex")
 	}
-	*x = NewATMVCIndicationReverseParametersMultiplex{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "NewATMVCIndicationReverseParametersMultiplex")
@@ -6042,10 +6378,14 @@ func (x *UserInputIndicationSignalRtp) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *UserInputIndicationSignalRtp) Decode(d *asn1per.Decoder) error {
+	*x = UserInputIndicationSignalRtp{}
+	return x.decode(d)
+}
+
+func (x *UserInputIndicationSignalRtp) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UserInputIndicationSignalRtp")
 	}
-	*x = UserInputIndicationSignalRtp{}
 	pre, err := d.Bits(3)
 	if err != nil {
 		return asn1per.Wrap(err, "UserInputIndicationSignalRtp")
@@ -6118,10 +6458,14 @@ func (x *UserInputIndicationSignalUpdateRtp) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *UserInputIndicationSignalUpdateRtp) Decode(d *asn1per.Decoder) error {
+	*x = UserInputIndicationSignalUpdateRtp{}
+	return x.decode(d)
+}
+
+func (x *UserInputIndicationSignalUpdateRtp) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UserInputIndicationSignalUpdateRtp")
 	}
-	*x = UserInputIndicationSignalUpdateRtp{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "UserInputIndicationSignalUpdateRtp")
@@ -6184,10 +6528,14 @@ func (x *UserInputIndicationExtendedAlphanumericEncryptedAlphanumeric) Encode(e 
 
 // Decode reads x from ALIGNED PER.
 func (x *UserInputIndicationExtendedAlphanumericEncryptedAlphanumeric) Decode(d *asn1per.Decoder) error {
+	*x = UserInputIndicationExtendedAlphanumericEncryptedAlphanumeric{}
+	return x.decode(d)
+}
+
+func (x *UserInputIndicationExtendedAlphanumericEncryptedAlphanumeric) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "UserInputIndicationExtendedAlphanumericEncryptedAlphanumeric")
 	}
-	*x = UserInputIndicationExtendedAlphanumericEncryptedAlphanumeric{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "UserInputIndicationExtendedAlphanumericEncryptedAlphanumeric")
@@ -6202,7 +6550,7 @@ func (x *UserInputIndicationExtendedAlphanumericEncryptedAlphanumeric) Decode(d 
 	}
 	if pre&(1<<0) != 0 {
 		x.ParamS = new(Params)
-		if err := x.ParamS.Decode(d); err != nil {
+		if err := x.ParamS.decode(d); err != nil {
 			return asn1per.Wrap(err, "paramS")
 		}
 	}
@@ -6250,10 +6598,14 @@ func (x *VCCapabilityAvailableBitRatesTypeRangeOfBitRates) Encode(e *asn1per.Enc
 
 // Decode reads x from ALIGNED PER.
 func (x *VCCapabilityAvailableBitRatesTypeRangeOfBitRates) Decode(d *asn1per.Decoder) error {
+	*x = VCCapabilityAvailableBitRatesTypeRangeOfBitRates{}
+	return x.decode(d)
+}
+
+func (x *VCCapabilityAvailableBitRatesTypeRangeOfBitRates) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "VCCapabilityAvailableBitRatesTypeRangeOfBitRates")
 	}
-	*x = VCCapabilityAvailableBitRatesTypeRangeOfBitRates{}
 	{
 		r, err := d.Constrained(1, 65535)
 		if err != nil {
@@ -6305,10 +6657,14 @@ func (x *V76LogicalChannelParametersModeERMRecovery) Encode(e *asn1per.Encoder) 
 
 // Decode reads x from ALIGNED PER.
 func (x *V76LogicalChannelParametersModeERMRecovery) Decode(d *asn1per.Decoder) error {
+	*x = V76LogicalChannelParametersModeERMRecovery{}
+	return x.decode(d)
+}
+
+func (x *V76LogicalChannelParametersModeERMRecovery) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "V76LogicalChannelParametersModeERMRecovery")
 	}
-	*x = V76LogicalChannelParametersModeERMRecovery{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "V76LogicalChannelParametersModeERMRecovery")
@@ -6374,10 +6730,14 @@ func (x *DepFECDataRfc2733ModeSeparateStream) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *DepFECDataRfc2733ModeSeparateStream) Decode(d *asn1per.Decoder) error {
+	*x = DepFECDataRfc2733ModeSeparateStream{}
+	return x.decode(d)
+}
+
+func (x *DepFECDataRfc2733ModeSeparateStream) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DepFECDataRfc2733ModeSeparateStream")
 	}
-	*x = DepFECDataRfc2733ModeSeparateStream{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "DepFECDataRfc2733ModeSeparateStream")
@@ -6386,12 +6746,12 @@ func (x *DepFECDataRfc2733ModeSeparateStream) Decode(d *asn1per.Decoder) error {
 	switch idx {
 	case 0:
 		x.DifferentPort = new(DepFECDataRfc2733ModeSeparateStreamDifferentPort)
-		if err := x.DifferentPort.Decode(d); err != nil {
+		if err := x.DifferentPort.decode(d); err != nil {
 			return asn1per.Wrap(err, "differentPort")
 		}
 	case 1:
 		x.SamePort = new(DepFECDataRfc2733ModeSeparateStreamSamePort)
-		if err := x.SamePort.Decode(d); err != nil {
+		if err := x.SamePort.decode(d); err != nil {
 			return asn1per.Wrap(err, "samePort")
 		}
 	default:
@@ -6430,10 +6790,14 @@ func (x *FECDataRfc2733PktModeRfc2733sameport) Encode(e *asn1per.Encoder) error 
 
 // Decode reads x from ALIGNED PER.
 func (x *FECDataRfc2733PktModeRfc2733sameport) Decode(d *asn1per.Decoder) error {
+	*x = FECDataRfc2733PktModeRfc2733sameport{}
+	return x.decode(d)
+}
+
+func (x *FECDataRfc2733PktModeRfc2733sameport) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "FECDataRfc2733PktModeRfc2733sameport")
 	}
-	*x = FECDataRfc2733PktModeRfc2733sameport{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "FECDataRfc2733PktModeRfc2733sameport")
@@ -6482,10 +6846,14 @@ func (x *FECDataRfc2733PktModeRfc2733diffport) Encode(e *asn1per.Encoder) error 
 
 // Decode reads x from ALIGNED PER.
 func (x *FECDataRfc2733PktModeRfc2733diffport) Decode(d *asn1per.Decoder) error {
+	*x = FECDataRfc2733PktModeRfc2733diffport{}
+	return x.decode(d)
+}
+
+func (x *FECDataRfc2733PktModeRfc2733diffport) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "FECDataRfc2733PktModeRfc2733diffport")
 	}
-	*x = FECDataRfc2733PktModeRfc2733diffport{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "FECDataRfc2733PktModeRfc2733diffport")
@@ -6553,10 +6921,14 @@ func (x *DepFECModeRfc2733ModeModeSeparateStream) Encode(e *asn1per.Encoder) err
 
 // Decode reads x from ALIGNED PER.
 func (x *DepFECModeRfc2733ModeModeSeparateStream) Decode(d *asn1per.Decoder) error {
+	*x = DepFECModeRfc2733ModeModeSeparateStream{}
+	return x.decode(d)
+}
+
+func (x *DepFECModeRfc2733ModeModeSeparateStream) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DepFECModeRfc2733ModeModeSeparateStream")
 	}
-	*x = DepFECModeRfc2733ModeModeSeparateStream{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "DepFECModeRfc2733ModeModeSeparateStream")
@@ -6565,12 +6937,12 @@ func (x *DepFECModeRfc2733ModeModeSeparateStream) Decode(d *asn1per.Decoder) err
 	switch idx {
 	case 0:
 		x.DifferentPort = new(DepFECModeRfc2733ModeModeSeparateStreamDifferentPort)
-		if err := x.DifferentPort.Decode(d); err != nil {
+		if err := x.DifferentPort.decode(d); err != nil {
 			return asn1per.Wrap(err, "differentPort")
 		}
 	case 1:
 		x.SamePort = new(DepFECModeRfc2733ModeModeSeparateStreamSamePort)
-		if err := x.SamePort.Decode(d); err != nil {
+		if err := x.SamePort.decode(d); err != nil {
 			return asn1per.Wrap(err, "samePort")
 		}
 	default:
@@ -6615,10 +6987,14 @@ func (x *MultilinkResponseAddConnectionResponseCodeRejected) Encode(e *asn1per.E
 
 // Decode reads x from ALIGNED PER.
 func (x *MultilinkResponseAddConnectionResponseCodeRejected) Decode(d *asn1per.Decoder) error {
+	*x = MultilinkResponseAddConnectionResponseCodeRejected{}
+	return x.decode(d)
+}
+
+func (x *MultilinkResponseAddConnectionResponseCodeRejected) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MultilinkResponseAddConnectionResponseCodeRejected")
 	}
-	*x = MultilinkResponseAddConnectionResponseCodeRejected{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MultilinkResponseAddConnectionResponseCodeRejected")
@@ -6673,10 +7049,14 @@ func (x *MiscellaneousCommandTypeProgressiveRefinementStartRepeatCount) Encode(e
 
 // Decode reads x from ALIGNED PER.
 func (x *MiscellaneousCommandTypeProgressiveRefinementStartRepeatCount) Decode(d *asn1per.Decoder) error {
+	*x = MiscellaneousCommandTypeProgressiveRefinementStartRepeatCount{}
+	return x.decode(d)
+}
+
+func (x *MiscellaneousCommandTypeProgressiveRefinementStartRepeatCount) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "MiscellaneousCommandTypeProgressiveRefinementStartRepeatCount")
 	}
-	*x = MiscellaneousCommandTypeProgressiveRefinementStartRepeatCount{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "MiscellaneousCommandTypeProgressiveRefinementStartRepeatCount")
@@ -6731,10 +7111,14 @@ func (x *NewATMVCCommandAalAal1ClockRecovery) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *NewATMVCCommandAalAal1ClockRecovery) Decode(d *asn1per.Decoder) error {
+	*x = NewATMVCCommandAalAal1ClockRecovery{}
+	return x.decode(d)
+}
+
+func (x *NewATMVCCommandAalAal1ClockRecovery) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NewATMVCCommandAalAal1ClockRecovery")
 	}
-	*x = NewATMVCCommandAalAal1ClockRecovery{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "NewATMVCCommandAalAal1ClockRecovery")
@@ -6790,10 +7174,14 @@ func (x *NewATMVCCommandAalAal1ErrorCorrection) Encode(e *asn1per.Encoder) error
 
 // Decode reads x from ALIGNED PER.
 func (x *NewATMVCCommandAalAal1ErrorCorrection) Decode(d *asn1per.Decoder) error {
+	*x = NewATMVCCommandAalAal1ErrorCorrection{}
+	return x.decode(d)
+}
+
+func (x *NewATMVCCommandAalAal1ErrorCorrection) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NewATMVCCommandAalAal1ErrorCorrection")
 	}
-	*x = NewATMVCCommandAalAal1ErrorCorrection{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "NewATMVCCommandAalAal1ErrorCorrection")
@@ -6848,10 +7236,14 @@ func (x *NewATMVCIndicationAalAal1ClockRecovery) Encode(e *asn1per.Encoder) erro
 
 // Decode reads x from ALIGNED PER.
 func (x *NewATMVCIndicationAalAal1ClockRecovery) Decode(d *asn1per.Decoder) error {
+	*x = NewATMVCIndicationAalAal1ClockRecovery{}
+	return x.decode(d)
+}
+
+func (x *NewATMVCIndicationAalAal1ClockRecovery) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NewATMVCIndicationAalAal1ClockRecovery")
 	}
-	*x = NewATMVCIndicationAalAal1ClockRecovery{}
 	idx, err := d.Choice(3, true)
 	if err != nil {
 		return asn1per.Wrap(err, "NewATMVCIndicationAalAal1ClockRecovery")
@@ -6907,10 +7299,14 @@ func (x *NewATMVCIndicationAalAal1ErrorCorrection) Encode(e *asn1per.Encoder) er
 
 // Decode reads x from ALIGNED PER.
 func (x *NewATMVCIndicationAalAal1ErrorCorrection) Decode(d *asn1per.Decoder) error {
+	*x = NewATMVCIndicationAalAal1ErrorCorrection{}
+	return x.decode(d)
+}
+
+func (x *NewATMVCIndicationAalAal1ErrorCorrection) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "NewATMVCIndicationAalAal1ErrorCorrection")
 	}
-	*x = NewATMVCIndicationAalAal1ErrorCorrection{}
 	idx, err := d.Choice(4, true)
 	if err != nil {
 		return asn1per.Wrap(err, "NewATMVCIndicationAalAal1ErrorCorrection")
@@ -6969,10 +7365,14 @@ func (x *DepFECDataRfc2733ModeSeparateStreamDifferentPort) Encode(e *asn1per.Enc
 
 // Decode reads x from ALIGNED PER.
 func (x *DepFECDataRfc2733ModeSeparateStreamDifferentPort) Decode(d *asn1per.Decoder) error {
+	*x = DepFECDataRfc2733ModeSeparateStreamDifferentPort{}
+	return x.decode(d)
+}
+
+func (x *DepFECDataRfc2733ModeSeparateStreamDifferentPort) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DepFECDataRfc2733ModeSeparateStreamDifferentPort")
 	}
-	*x = DepFECDataRfc2733ModeSeparateStreamDifferentPort{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "DepFECDataRfc2733ModeSeparateStreamDifferentPort")
@@ -7039,10 +7439,14 @@ func (x *DepFECDataRfc2733ModeSeparateStreamSamePort) Encode(e *asn1per.Encoder)
 
 // Decode reads x from ALIGNED PER.
 func (x *DepFECDataRfc2733ModeSeparateStreamSamePort) Decode(d *asn1per.Decoder) error {
+	*x = DepFECDataRfc2733ModeSeparateStreamSamePort{}
+	return x.decode(d)
+}
+
+func (x *DepFECDataRfc2733ModeSeparateStreamSamePort) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DepFECDataRfc2733ModeSeparateStreamSamePort")
 	}
-	*x = DepFECDataRfc2733ModeSeparateStreamSamePort{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "DepFECDataRfc2733ModeSeparateStreamSamePort")
@@ -7106,10 +7510,14 @@ func (x *DepFECModeRfc2733ModeModeSeparateStreamDifferentPort) Encode(e *asn1per
 
 // Decode reads x from ALIGNED PER.
 func (x *DepFECModeRfc2733ModeModeSeparateStreamDifferentPort) Decode(d *asn1per.Decoder) error {
+	*x = DepFECModeRfc2733ModeModeSeparateStreamDifferentPort{}
+	return x.decode(d)
+}
+
+func (x *DepFECModeRfc2733ModeModeSeparateStreamDifferentPort) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DepFECModeRfc2733ModeModeSeparateStreamDifferentPort")
 	}
-	*x = DepFECModeRfc2733ModeModeSeparateStreamDifferentPort{}
 	pre, err := d.Bits(2)
 	if err != nil {
 		return asn1per.Wrap(err, "DepFECModeRfc2733ModeModeSeparateStreamDifferentPort")
@@ -7176,15 +7584,19 @@ func (x *DepFECModeRfc2733ModeModeSeparateStreamSamePort) Encode(e *asn1per.Enco
 
 // Decode reads x from ALIGNED PER.
 func (x *DepFECModeRfc2733ModeModeSeparateStreamSamePort) Decode(d *asn1per.Decoder) error {
+	*x = DepFECModeRfc2733ModeModeSeparateStreamSamePort{}
+	return x.decode(d)
+}
+
+func (x *DepFECModeRfc2733ModeModeSeparateStreamSamePort) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "DepFECModeRfc2733ModeModeSeparateStreamSamePort")
 	}
-	*x = DepFECModeRfc2733ModeModeSeparateStreamSamePort{}
 	ext, err := d.Bool()
 	if err != nil {
 		return asn1per.Wrap(err, "DepFECModeRfc2733ModeModeSeparateStreamSamePort")
 	}
-	if err := x.ProtectedType.Decode(d); err != nil {
+	if err := x.ProtectedType.decode(d); err != nil {
 		return asn1per.Wrap(err, "protectedType")
 	}
 	if ext {
