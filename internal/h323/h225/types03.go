@@ -32,10 +32,14 @@ func (x *CryptoTokenCryptoHashedToken) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *CryptoTokenCryptoHashedToken) Decode(d *asn1per.Decoder) error {
+	*x = CryptoTokenCryptoHashedToken{}
+	return x.decode(d)
+}
+
+func (x *CryptoTokenCryptoHashedToken) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "CryptoTokenCryptoHashedToken")
 	}
-	*x = CryptoTokenCryptoHashedToken{}
 	{
 		r, err := d.ObjectIdentifier()
 		if err != nil {
@@ -43,10 +47,10 @@ func (x *CryptoTokenCryptoHashedToken) Decode(d *asn1per.Decoder) error {
 		}
 		x.TokenOID = asn1per.ObjectIdentifier(r)
 	}
-	if err := x.HashedVals.Decode(d); err != nil {
+	if err := x.HashedVals.decode(d); err != nil {
 		return asn1per.Wrap(err, "hashedVals")
 	}
-	if err := x.Token.Decode(d); err != nil {
+	if err := x.Token.decode(d); err != nil {
 		return asn1per.Wrap(err, "token")
 	}
 	d.Leave()
@@ -79,10 +83,14 @@ func (x *ENCRYPTEDEncodedKeySyncMaterial) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ENCRYPTEDEncodedKeySyncMaterial) Decode(d *asn1per.Decoder) error {
+	*x = ENCRYPTEDEncodedKeySyncMaterial{}
+	return x.decode(d)
+}
+
+func (x *ENCRYPTEDEncodedKeySyncMaterial) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ENCRYPTEDEncodedKeySyncMaterial")
 	}
-	*x = ENCRYPTEDEncodedKeySyncMaterial{}
 	{
 		r, err := d.ObjectIdentifier()
 		if err != nil {
@@ -90,7 +98,7 @@ func (x *ENCRYPTEDEncodedKeySyncMaterial) Decode(d *asn1per.Decoder) error {
 		}
 		x.AlgorithmOID = asn1per.ObjectIdentifier(r)
 	}
-	if err := x.ParamS.Decode(d); err != nil {
+	if err := x.ParamS.decode(d); err != nil {
 		return asn1per.Wrap(err, "paramS")
 	}
 	{
@@ -134,10 +142,14 @@ func (x *SIGNEDEncodedKeySignedMaterial) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *SIGNEDEncodedKeySignedMaterial) Decode(d *asn1per.Decoder) error {
+	*x = SIGNEDEncodedKeySignedMaterial{}
+	return x.decode(d)
+}
+
+func (x *SIGNEDEncodedKeySignedMaterial) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "SIGNEDEncodedKeySignedMaterial")
 	}
-	*x = SIGNEDEncodedKeySignedMaterial{}
 	if err := x.ToBeSigned.Decode(d); err != nil {
 		return asn1per.Wrap(err, "toBeSigned")
 	}
@@ -148,7 +160,7 @@ func (x *SIGNEDEncodedKeySignedMaterial) Decode(d *asn1per.Decoder) error {
 		}
 		x.AlgorithmOID = asn1per.ObjectIdentifier(r)
 	}
-	if err := x.ParamS.Decode(d); err != nil {
+	if err := x.ParamS.decode(d); err != nil {
 		return asn1per.Wrap(err, "paramS")
 	}
 	{
@@ -192,10 +204,14 @@ func (x *SIGNEDEncodedReturnSig) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *SIGNEDEncodedReturnSig) Decode(d *asn1per.Decoder) error {
+	*x = SIGNEDEncodedReturnSig{}
+	return x.decode(d)
+}
+
+func (x *SIGNEDEncodedReturnSig) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "SIGNEDEncodedReturnSig")
 	}
-	*x = SIGNEDEncodedReturnSig{}
 	if err := x.ToBeSigned.Decode(d); err != nil {
 		return asn1per.Wrap(err, "toBeSigned")
 	}
@@ -206,7 +222,7 @@ func (x *SIGNEDEncodedReturnSig) Decode(d *asn1per.Decoder) error {
 		}
 		x.AlgorithmOID = asn1per.ObjectIdentifier(r)
 	}
-	if err := x.ParamS.Decode(d); err != nil {
+	if err := x.ParamS.decode(d); err != nil {
 		return asn1per.Wrap(err, "paramS")
 	}
 	{
@@ -251,10 +267,14 @@ func (x *TransportAddressIpSourceRouteRouting) Encode(e *asn1per.Encoder) error 
 
 // Decode reads x from ALIGNED PER.
 func (x *TransportAddressIpSourceRouteRouting) Decode(d *asn1per.Decoder) error {
+	*x = TransportAddressIpSourceRouteRouting{}
+	return x.decode(d)
+}
+
+func (x *TransportAddressIpSourceRouteRouting) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "TransportAddressIpSourceRouteRouting")
 	}
-	*x = TransportAddressIpSourceRouteRouting{}
 	idx, err := d.Choice(2, true)
 	if err != nil {
 		return asn1per.Wrap(err, "TransportAddressIpSourceRouteRouting")
@@ -300,10 +320,14 @@ func (x *HASHEDEncodedPwdCertToken) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *HASHEDEncodedPwdCertToken) Decode(d *asn1per.Decoder) error {
+	*x = HASHEDEncodedPwdCertToken{}
+	return x.decode(d)
+}
+
+func (x *HASHEDEncodedPwdCertToken) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "HASHEDEncodedPwdCertToken")
 	}
-	*x = HASHEDEncodedPwdCertToken{}
 	{
 		r, err := d.ObjectIdentifier()
 		if err != nil {
@@ -311,7 +335,7 @@ func (x *HASHEDEncodedPwdCertToken) Decode(d *asn1per.Decoder) error {
 		}
 		x.AlgorithmOID = asn1per.ObjectIdentifier(r)
 	}
-	if err := x.ParamS.Decode(d); err != nil {
+	if err := x.ParamS.decode(d); err != nil {
 		return asn1per.Wrap(err, "paramS")
 	}
 	{
@@ -345,11 +369,15 @@ func (x *InfoRequestResponsePerCallInfoPdu) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *InfoRequestResponsePerCallInfoPdu) Decode(d *asn1per.Decoder) error {
+	*x = InfoRequestResponsePerCallInfoPdu{}
+	return x.decode(d)
+}
+
+func (x *InfoRequestResponsePerCallInfoPdu) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "InfoRequestResponsePerCallInfoPdu")
 	}
-	*x = InfoRequestResponsePerCallInfoPdu{}
-	if err := x.H323pdu.Decode(d); err != nil {
+	if err := x.H323pdu.decode(d); err != nil {
 		return asn1per.Wrap(err, "h323pdu")
 	}
 	{
@@ -389,10 +417,14 @@ func (x *ENCRYPTEDEncodedGeneralToken) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *ENCRYPTEDEncodedGeneralToken) Decode(d *asn1per.Decoder) error {
+	*x = ENCRYPTEDEncodedGeneralToken{}
+	return x.decode(d)
+}
+
+func (x *ENCRYPTEDEncodedGeneralToken) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "ENCRYPTEDEncodedGeneralToken")
 	}
-	*x = ENCRYPTEDEncodedGeneralToken{}
 	{
 		r, err := d.ObjectIdentifier()
 		if err != nil {
@@ -400,7 +432,7 @@ func (x *ENCRYPTEDEncodedGeneralToken) Decode(d *asn1per.Decoder) error {
 		}
 		x.AlgorithmOID = asn1per.ObjectIdentifier(r)
 	}
-	if err := x.ParamS.Decode(d); err != nil {
+	if err := x.ParamS.decode(d); err != nil {
 		return asn1per.Wrap(err, "paramS")
 	}
 	{
@@ -444,10 +476,14 @@ func (x *SIGNEDEncodedGeneralToken) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *SIGNEDEncodedGeneralToken) Decode(d *asn1per.Decoder) error {
+	*x = SIGNEDEncodedGeneralToken{}
+	return x.decode(d)
+}
+
+func (x *SIGNEDEncodedGeneralToken) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "SIGNEDEncodedGeneralToken")
 	}
-	*x = SIGNEDEncodedGeneralToken{}
 	if err := x.ToBeSigned.Decode(d); err != nil {
 		return asn1per.Wrap(err, "toBeSigned")
 	}
@@ -458,7 +494,7 @@ func (x *SIGNEDEncodedGeneralToken) Decode(d *asn1per.Decoder) error {
 		}
 		x.AlgorithmOID = asn1per.ObjectIdentifier(r)
 	}
-	if err := x.ParamS.Decode(d); err != nil {
+	if err := x.ParamS.decode(d); err != nil {
 		return asn1per.Wrap(err, "paramS")
 	}
 	{
@@ -498,10 +534,14 @@ func (x *HASHEDEncodedGeneralToken) Encode(e *asn1per.Encoder) error {
 
 // Decode reads x from ALIGNED PER.
 func (x *HASHEDEncodedGeneralToken) Decode(d *asn1per.Decoder) error {
+	*x = HASHEDEncodedGeneralToken{}
+	return x.decode(d)
+}
+
+func (x *HASHEDEncodedGeneralToken) decode(d *asn1per.Decoder) error {
 	if err := d.Enter(); err != nil {
 		return asn1per.Wrap(err, "HASHEDEncodedGeneralToken")
 	}
-	*x = HASHEDEncodedGeneralToken{}
 	{
 		r, err := d.ObjectIdentifier()
 		if err != nil {
@@ -509,7 +549,7 @@ func (x *HASHEDEncodedGeneralToken) Decode(d *asn1per.Decoder) error {
 		}
 		x.AlgorithmOID = asn1per.ObjectIdentifier(r)
 	}
-	if err := x.ParamS.Decode(d); err != nil {
+	if err := x.ParamS.decode(d); err != nil {
 		return asn1per.Wrap(err, "paramS")
 	}
 	{
