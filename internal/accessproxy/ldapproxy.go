@@ -75,7 +75,7 @@ func (s *Server) serveLDAP(ctx context.Context, st *state, r *route, client net.
 					if len(cr.buf) > 0 { // client sent more before the TLS handshake: protocol violation
 						return
 					}
-					tc := tls.Server(client, s.serverTLS(st, r, nil))
+					tc := s.tlsServer(client, s.serverTLS(st, r, nil))
 					if err := s.handshake(st, tc); err != nil {
 						return
 					}

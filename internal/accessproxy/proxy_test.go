@@ -478,3 +478,46 @@ func mustCounter(t *testing.T, reg *prometheus.Registry, name, reason string) pr
 	t.Fatalf("no %s{reason=%q}", name, reason)
 	return nil
 }
+
+// TestSessionResumption: a client's next connection resumes its TLS
+// session (TLS 1.2 and 1.3), also after a reload.
+func TestSessionResumption(t *testing.T) {
+	p := newPKI(t, "portal.example.test")
+	inside := httptest.NewServer(echoHeaders())
+	defer inside.Close()
+	cfg := Config{Routes: []Route{{Match: Match{SNI: []string{"portal.example.test"}}, Action: ActionHTTP, Upstream: inside.URL}}}
+	s, addr := startProxy(t, cfg, Deps{Certs: p.store})
+	for _, tc := range []struct {
+		name    string
+		version uint16
+	}{{"tls 1.2", tls.VersionTLS12}, {"tls 1.3", tls.VersionTLS13}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ccfg := p.clientTLS("portal.example.test")
+			ccfg.MinVersion, ccfg.MaxVersion = tc.version, tc.version
+			ccfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+			resumed := func() bool {
+				c, err := tls.Dial("tcp", addr, ccfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				if resp, _, err := doRequest(c, "portal.example.test", "/"); err != nil || resp.StatusCode != 200 {
+					t.Fatalf("request: %v %v", resp, err)
+				}
+				return c.ConnectionState().DidResume
+			}
+			if resumed() {
+				t.Fatal("first connection resumed")
+			}
+			if !resumed() {
+				t.Fatal("second connection did not resume")
+			}
+			if err := s.Reload(s.Config()); err != nil {
+				t.Fatal(err)
+			}
+			if !resumed() {
+				t.Fatal("connection after reload did not resume")
+			}
+		})
+	}
+}

@@ -69,6 +69,8 @@ type Server struct {
 	state    atomic.Pointer[state]
 	m        *metrics
 
+	tlsBase *tls.Config // holds the session ticket keys, see tlsServer
+
 	httpSrv *http.Server
 	httpL   *chanListener
 
@@ -101,7 +103,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{
 		log: log.With("component", "accessproxy"), certs: deps.Certs, handlers: deps.Handlers,
 		ctx: ctx, cancel: cancel, listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{},
-		m: newMetrics(deps.Registerer),
+		m: newMetrics(deps.Registerer), tlsBase: &tls.Config{GetConfigForClient: configForConn},
 	}
 	if cfg.MaxConns > 0 {
 		s.sem = make(chan struct{}, cfg.MaxConns)
@@ -478,7 +480,7 @@ func (s *Server) handleTLS(ctx context.Context, st *state, pc *peekConn) {
 		_ = pc.SetReadDeadline(time.Time{})
 		s.relayTo(ctx, st, r.Name, pc, r.Upstream, r.SendProxyProtocol)
 	case ActionHTTP:
-		tc := tls.Server(pc, s.serverTLS(st, r, []string{"h2", "http/1.1"}))
+		tc := s.tlsServer(pc, s.serverTLS(st, r, []string{"h2", "http/1.1"}))
 		if err := s.handshake(st, tc); err != nil {
 			return
 		}
@@ -499,13 +501,13 @@ func (s *Server) handleTLS(ctx context.Context, st *state, pc *peekConn) {
 			h.HandleConn(ctx, pc)
 			return
 		}
-		tc := tls.Server(pc, s.serverTLS(st, r, offered(ch.ALPN)))
+		tc := s.tlsServer(pc, s.serverTLS(st, r, offered(ch.ALPN)))
 		if err := s.handshake(st, tc); err != nil {
 			return
 		}
 		h.HandleConn(ctx, tc)
 	case ActionLDAP:
-		tc := tls.Server(pc, s.serverTLS(st, r, nil))
+		tc := s.tlsServer(pc, s.serverTLS(st, r, nil))
 		if err := s.handshake(st, tc); err != nil {
 			return
 		}
@@ -550,6 +552,7 @@ type peekConn struct {
 	buf    []byte // sniffed bytes not yet returned by Read
 	remote net.Addr
 	info   connInfo
+	tlsCfg *tls.Config // for the handshake Portico terminates, see tlsServer
 	once   sync.Once
 	closed chan struct{} // closed by Close when not nil
 }

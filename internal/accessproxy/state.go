@@ -3,6 +3,7 @@ package accessproxy
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -220,6 +221,29 @@ func (st *state) hostKnown(host string) bool {
 		host = h
 	}
 	return nameMatch(st.knownHosts, host)
+}
+
+// tlsServer starts TLS on c with cfg. Every connection's handshake goes
+// through the Server-wide tlsBase, whose session ticket keys (created and
+// rotated by crypto/tls) are therefore shared: a client resumes its
+// session on its next connection and across reloads, where a Config per
+// connection would give each connection keys of its own.
+func (s *Server) tlsServer(c net.Conn, cfg *tls.Config) *tls.Conn {
+	pc, ok := c.(*peekConn)
+	if !ok {
+		return tls.Server(c, cfg)
+	}
+	pc.tlsCfg = cfg
+	return tls.Server(pc, s.tlsBase)
+}
+
+// configForConn is tlsBase's GetConfigForClient: the connection's own
+// Config, set by tlsServer.
+func configForConn(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	if pc, ok := hello.Conn.(*peekConn); ok && pc.tlsCfg != nil {
+		return pc.tlsCfg, nil
+	}
+	return nil, errors.New("accessproxy: handshake on a connection without a TLS config")
 }
 
 // serverTLS is the tls.Config for a connection Portico terminates on route r.
