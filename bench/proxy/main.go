@@ -44,6 +44,7 @@ func main() {
 	threads := flag.Int("threads", 2, "wrk threads")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the Portico runs to this file")
 	only := flag.String("only", "", "run only targets whose name contains this")
+	memprofile := flag.String("memprofile", "", "write an allocation profile (of the whole run) to this file")
 	flag.Parse()
 	for _, p := range []string{"nginx", "wrk"} {
 		if _, err := exec.LookPath(p); err != nil {
@@ -197,6 +198,12 @@ backend be
 		}
 	}
 	srv.Close()
+	if *memprofile != "" {
+		f, err := os.Create(*memprofile)
+		must(err)
+		must(pprof.Lookup("allocs").WriteTo(f, 0))
+		f.Close()
+	}
 }
 
 var (
