@@ -1,6 +1,8 @@
 // Command proxy benchmarks Portico's access proxy (HTTPS termination and
 // reverse proxying to an inside nginx) against nginx configured as a TLS
-// reverse proxy to the same inside nginx (and haproxy when installed), with
+// reverse proxy to the same inside nginx (and haproxy when installed), and
+// against a Go net/http TLS server answering by itself (what Go's HTTPS
+// server side costs before any proxying), with
 // wrk, for a small and a 100 KiB response. It prints a Markdown table of
 // requests/s, p50 and p99 latency, and the CPU time the answering process
 // (the proxy, or nginx itself for the direct case) spent per request, which
@@ -14,15 +16,18 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -155,6 +160,10 @@ backend be
 	go srv.Run(ctx)
 	waitPort(porticoPort)
 
+	// A Go TLS web server answering by itself: what net/http and
+	// crypto/tls cost for the client side alone, before any proxying.
+	goURL := serveGoTLS(certPEM, keyPEM, map[string][]byte{"/small": []byte("hello from the inside web server\n"), "/big": big})
+
 	// cpu reads the CPU time used so far by the process answering wrk.
 	type target struct {
 		name, url string
@@ -164,6 +173,7 @@ backend be
 		{"direct to nginx (plain HTTP, no proxy)", fmt.Sprintf("http://127.0.0.1:%d", backend), func() time.Duration { return treeCPU(ngBackend.Process.Pid) }},
 		{"nginx TLS reverse proxy → nginx", fmt.Sprintf("https://127.0.0.1:%d", nginxProxy), func() time.Duration { return treeCPU(ngProxy.Process.Pid) }},
 		{"Portico access proxy → nginx", fmt.Sprintf("https://127.0.0.1:%d", porticoPort), selfCPU},
+		{"Go net/http TLS server (answers itself, no proxy)", goURL, selfCPU},
 	}
 	if ha != nil {
 		targets = append(targets, target{"haproxy TLS reverse proxy → nginx", fmt.Sprintf("https://127.0.0.1:%d", haPort), func() time.Duration { return treeCPU(ha.Process.Pid) }})
@@ -244,6 +254,25 @@ func selfSigned() (certPEM, keyPEM []byte) {
 	must(err)
 	kd, _ := x509.MarshalPKCS8PrivateKey(k)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
+}
+
+// serveGoTLS starts an in-process HTTPS server answering the given paths
+// and returns its URL.
+func serveGoTLS(certPEM, keyPEM []byte, files map[string][]byte) string {
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	must(err)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(err)
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.Write(files[r.URL.Path])
+		}),
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
+		ErrorLog:  log.New(io.Discard, "", 0),
+	}
+	go srv.ServeTLS(l, "", "")
+	return "https://" + l.Addr().String()
 }
 
 func startNginx(dir, name, conf string) *exec.Cmd {
