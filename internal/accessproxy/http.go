@@ -55,7 +55,7 @@ func (s *Server) buildProxy(rt *route, cfg Config) {
 		}
 		rt.h1 = &h1Transport{fallback: rt.transport, host: target.Host, addr: addr, dial: dialer.DialContext,
 			respHeader: cfg.Timeouts.HTTPResponseHeader, idleFor: rt.transport.IdleConnTimeout,
-			maxIdle: rt.transport.MaxIdleConnsPerHost}
+			maxIdle: rt.transport.MaxIdleConnsPerHost, maxHeader: maxResponseHeader}
 		upstream = rt.h1
 	}
 	preserve := rt.PreserveHost

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -29,6 +30,7 @@ type h1Transport struct {
 	respHeader time.Duration // Timeouts.HTTPResponseHeader
 	idleFor    time.Duration // an idle connection is closed after this
 	maxIdle    int
+	maxHeader  int64 // bytes a response header may take (with any 1xx before it)
 
 	mu       sync.Mutex
 	idle     []*h1Conn // most recently used last
@@ -37,10 +39,33 @@ type h1Transport struct {
 
 type h1Conn struct {
 	c      net.Conn
-	br     *bufio.Reader
+	br     *bufio.Reader // reads through limitReader
 	bw     *bufio.Writer
+	left   int64 // bytes the response header may still take; see limitReader
 	idleAt time.Time
 }
+
+// limitReader bounds what a response header may read, as http.Transport's
+// MaxResponseHeaderBytes does: an upstream cannot make Portico buffer an
+// endless header.
+type limitReader struct{ pc *h1Conn }
+
+func (r limitReader) Read(p []byte) (int, error) {
+	if r.pc.left <= 0 {
+		return 0, errHeaderTooLarge
+	}
+	if int64(len(p)) > r.pc.left {
+		p = p[:r.pc.left]
+	}
+	n, err := r.pc.c.Read(p)
+	r.pc.left -= int64(n)
+	return n, err
+}
+
+// maxResponseHeader is http.Transport's default MaxResponseHeaderBytes.
+const maxResponseHeader = 10 << 20
+
+var errHeaderTooLarge = errors.New("accessproxy: upstream response header too large")
 
 // aLongTimeAgo is a deadline that has passed: setting it unblocks a read.
 var aLongTimeAgo = time.Unix(1, 0)
@@ -130,8 +155,10 @@ func (t *h1Transport) exchange(ctx context.Context, req *http.Request, pc *h1Con
 		if err != nil {
 			return nil, err
 		}
-		pc = &h1Conn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 4<<10)}
+		pc = &h1Conn{c: c, bw: bufio.NewWriterSize(c, 4<<10)}
+		pc.br = bufio.NewReaderSize(limitReader{pc}, 16<<10)
 	}
+	pc.left = t.maxHeader
 	// Cancelling the request (the client went away, the server shuts
 	// down) unblocks whatever read or write is under way.
 	stop := context.AfterFunc(ctx, func() { _ = pc.c.SetDeadline(aLongTimeAgo) })
@@ -174,16 +201,19 @@ func (t *h1Transport) exchange(ctx context.Context, req *http.Request, pc *h1Con
 		}
 		// 1xx informational (103 Early Hints): ReverseProxy forwards it
 		// through its client trace, as with http.Transport.
+		// The limit covers all 1xx headers together unless they are handed on.
 		if tr := httptrace.ContextClientTrace(ctx); tr != nil && tr.Got1xxResponse != nil {
 			if err := tr.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
 				return fail(err)
 			}
+			pc.left = t.maxHeader
 		}
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// Upgrades were not asked for on this path.
 		return fail(errors.New("accessproxy: upstream switched protocols unasked"))
 	}
+	pc.left = math.MaxInt64 // the body is not limited here
 	_ = pc.c.SetReadDeadline(time.Time{})
 	if ctx.Err() != nil {
 		return fail(ctx.Err())

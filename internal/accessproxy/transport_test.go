@@ -344,3 +344,39 @@ func TestLeanBodyCancelled(t *testing.T) {
 		t.Fatal("connection of a cancelled body still open")
 	}
 }
+
+func TestLeanHeaderLimit(t *testing.T) {
+	up := startRawUpstream(t, func(w *bufio.Writer, r *http.Request) bool {
+		switch r.URL.Path {
+		case "/big-header":
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nX-Big: "+strings.Repeat("a", 4096)+"\r\nContent-Length: 0\r\n\r\n")
+		case "/many-1xx": // each one small, together past the limit
+			for i := 0; i < 200; i++ {
+				io.WriteString(w, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+			}
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		default:
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nX-Small: "+strings.Repeat("a", 512)+"\r\nContent-Length: 2\r\n\r\nok")
+		}
+		return true
+	})
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	tr := &h1Transport{host: up.addr, addr: up.addr, dial: d.DialContext, idleFor: time.Minute, maxIdle: 4, maxHeader: 1024}
+	defer tr.CloseIdleConnections()
+	for _, tc := range []struct {
+		path string
+		ok   bool
+	}{{"/small", true}, {"/big-header", false}, {"/many-1xx", false}, {"/small", true}} {
+		t.Run(tc.path, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", "http://"+up.addr+tc.path, nil)
+			resp, err := tr.RoundTrip(req)
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			if (err == nil) != tc.ok {
+				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
