@@ -75,9 +75,13 @@ func (h *WSHandoff) HandleConn(ctx context.Context, c net.Conn) {
 func (h *WSHandoff) admit(ctx context.Context, c net.Conn) (*handoffConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, handoffUpgradeTimeout)
 	defer cancel()
-	// A deadline in the past wakes the read when ctx ends first.
+	if err := c.SetReadDeadline(time.Now().Add(handoffUpgradeTimeout)); err != nil {
+		return nil, err
+	}
+	// A deadline in the past wakes the read when ctx ends first; set after
+	// the one above, so that it cannot be overwritten by it.
 	stop := context.AfterFunc(ctx, func() { _ = c.SetReadDeadline(time.Now()) })
-	pre, err := readUpgrade(c, time.Now().Add(handoffUpgradeTimeout))
+	pre, err := readUpgrade(c)
 	if !stop() {
 		return nil, fmt.Errorf("%w: %w", ErrHandoffUpgrade, context.Cause(ctx))
 	}
@@ -96,10 +100,7 @@ func (h *WSHandoff) admit(ctx context.Context, c net.Conn) (*handoffConn, error)
 
 // readUpgrade reads c up to the end of an HTTP request head ("\r\n\r\n") and
 // returns what it read, to be replayed to sipgo's upgrader.
-func readUpgrade(c net.Conn, deadline time.Time) ([]byte, error) {
-	if err := c.SetReadDeadline(deadline); err != nil {
-		return nil, err
-	}
+func readUpgrade(c net.Conn) ([]byte, error) {
 	buf := make([]byte, 0, 1024)
 	for {
 		if len(buf) == cap(buf) {
