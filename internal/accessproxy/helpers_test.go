@@ -24,7 +24,7 @@ type pki struct {
 	store *certs.Store
 }
 
-func newPKI(t *testing.T, names ...string) *pki {
+func newPKI(t testing.TB, names ...string) *pki {
 	t.Helper()
 	p := &pki{ca: certtest.NewCA(t, "Portico Test Outside CA"), store: certs.NewStore(certs.Options{})}
 	for _, n := range names {
@@ -33,7 +33,7 @@ func newPKI(t *testing.T, names ...string) *pki {
 	return p
 }
 
-func (p *pki) add(t *testing.T, name string, dns []string) *certtest.Leaf {
+func (p *pki) add(t testing.TB, name string, dns []string) *certtest.Leaf {
 	t.Helper()
 	l := p.ca.Issue(t, dns, certtest.Options{})
 	if _, err := p.store.Import(context.Background(), name, l.CertPEM, l.KeyPEM, ""); err != nil {
@@ -47,7 +47,7 @@ func (p *pki) clientTLS(sni string, alpn ...string) *tls.Config {
 }
 
 // startProxy runs a Server on a loopback port and returns its address.
-func startProxy(t *testing.T, cfg Config, deps Deps) (*Server, string) {
+func startProxy(t testing.TB, cfg Config, deps Deps) (*Server, string) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
