@@ -12,6 +12,9 @@ var (
 	ErrNoCallServer = errors.New("sipedge: no call server available")
 	// ErrBadFlowToken means a flow token failed its integrity check.
 	ErrBadFlowToken = errors.New("sipedge: bad flow token")
+	// ErrHandoffUpgrade means a connection given to WSHandoff did not send
+	// a complete WebSocket upgrade request (HTTP head, at most 8 KiB) in 10s.
+	ErrHandoffUpgrade = errors.New("sipedge: handoff: no WebSocket upgrade request")
 )
 
 // FieldError is one invalid configuration field.

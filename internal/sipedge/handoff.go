@@ -3,7 +3,6 @@ package sipedge
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -19,10 +18,6 @@ const (
 	handoffUpgradeTimeout = 10 * time.Second
 	handoffMaxUpgrade     = 8 << 10 // bytes of HTTP upgrade request
 )
-
-// ErrHandoffUpgrade means a handed-off connection did not send a complete
-// HTTP upgrade request in time or within handoffMaxUpgrade bytes.
-var ErrHandoffUpgrade = errors.New("sipedge: handoff: no WebSocket upgrade request")
 
 // WSHandoff takes over SIP-over-WebSocket connections whose TLS another
 // service (the access proxy on TCP 443) has already terminated. They are
@@ -92,8 +87,8 @@ func (h *WSHandoff) admit(ctx context.Context, c net.Conn) (*handoffConn, error)
 		return nil, err
 	}
 	hc := &handoffConn{Conn: c, pre: pre, closed: make(chan struct{})}
-	if !h.s.handoff.push(ctx, hc, h.s.closed) {
-		return nil, errors.New("sipedge: handoff: sip edge not serving")
+	if err := h.s.handoff.push(ctx, hc, h.s.closed); err != nil {
+		return nil, err
 	}
 	return hc, nil
 }
@@ -177,17 +172,19 @@ func (l *handoffListener) Accept() (net.Conn, error) {
 	}
 }
 
-// push hands c to the accept loop; false when ctx ends, the listener or the
-// server closes first.
-func (l *handoffListener) push(ctx context.Context, c net.Conn, closed <-chan struct{}) bool {
+// push hands c to the accept loop. It fails when the listener or the server
+// closes first (ErrClosed), or when ctx ends before the server serves.
+func (l *handoffListener) push(ctx context.Context, c net.Conn, closed <-chan struct{}) error {
 	select {
 	case l.ch <- c:
-		return true
+		return nil
 	case <-l.done:
+		return ErrClosed
 	case <-closed:
+		return ErrClosed
 	case <-ctx.Done():
+		return fmt.Errorf("sipedge: handoff: sip edge not serving: %w", context.Cause(ctx))
 	}
-	return false
 }
 
 func (l *handoffListener) Close() error {
