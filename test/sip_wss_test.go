@@ -110,11 +110,29 @@ func (c *wsConn) transact(t *testing.T, msg string) string {
 	}
 }
 
+// decline answers a request with 603, echoing its Via, From, To (tagged),
+// Call-ID and CSeq.
+func decline(req string) string {
+	head, _, _ := strings.Cut(req, "\r\n\r\n")
+	res := "SIP/2.0 603 Decline\r\n"
+	for _, h := range strings.Split(head, "\r\n")[1:] {
+		name, _, _ := strings.Cut(h, ":")
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "via", "v", "from", "f", "call-id", "i", "cseq":
+			res += h + "\r\n"
+		case "to", "t":
+			res += h + ";tag=wss-decline\r\n"
+		}
+	}
+	return res + "Content-Length: 0\r\n\r\n"
+}
+
 // TestSIPWSSThroughAccessProxy: portico serve with the SIP edge, the media
 // relay and the access proxy; a client reaches the SIP edge over WSS on the
 // access proxy's port (TLS terminated by the access proxy, route by SNI,
 // action handoff, handler sip-wss) and registers to Kamailio; the live
-// registration shows the client's own address and transport wss. A config
+// registration shows the client's own address and transport wss, and a call
+// from inside reaches the client over that same connection. A config
 // routing to sip-wss without the SIP edge is refused, naming the route.
 func TestSIPWSSThroughAccessProxy(t *testing.T) {
 	testpeer.Require(t, "kamailio")
@@ -163,6 +181,68 @@ Content-Length: 0
 	}
 	if b, _, err := wsutil.ReadServerData(wc); err != nil || string(b) != "\r\n" {
 		t.Errorf("keepalive pong %q, %v", b, err)
+	}
+
+	// A call from inside comes back over the same WSS connection (the flow
+	// token in the Path Kamailio stored) and is declined there.
+	inside, err := net.ListenPacket("udp", "127.0.0.5:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inside.Close()
+	me := inside.LocalAddr().String()
+	sdp := "v=0\r\no=- 1 1 IN IP4 127.0.0.5\r\ns=-\r\nc=IN IP4 127.0.0.5\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n"
+	invite := fmt.Sprintf("INVITE sip:wss-alice@portico.test SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-in-1;rport\r\n"+
+		"Max-Forwards: 70\r\nFrom: <sip:carol@portico.test>;tag=c1\r\nTo: <sip:wss-alice@portico.test>\r\n"+
+		"Call-ID: wss-in-1@127.0.0.5\r\nCSeq: 1 INVITE\r\nContact: <sip:carol@%s>\r\n"+
+		"Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s", me, me, len(sdp), sdp)
+	kamAddr, _ := net.ResolveUDPAddr("udp", kam)
+	if _, err := inside.WriteTo([]byte(invite), kamAddr); err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := wsutil.ReadServerData(wc)
+	if err != nil {
+		t.Fatalf("no INVITE over the WSS connection: %v", err)
+	}
+	inv := string(b)
+	if !strings.HasPrefix(inv, "INVITE ") || !strings.Contains(inv, "SIP/2.0/WSS") {
+		t.Fatalf("over the WSS connection:\n%s", inv)
+	}
+	for _, a := range []string{"127.0.0.3", "127.0.0.4", "127.0.0.5"} {
+		if strings.Contains(inv, a) {
+			t.Errorf("INVITE sent outside names inside address %s:\n%s", a, inv)
+		}
+	}
+	if err := wsutil.WriteClientText(wc, []byte(decline(inv))); err != nil {
+		t.Fatal(err)
+	}
+	inside.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 4096)
+	for {
+		n, _, err := inside.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("no final response to the inside INVITE: %v", err)
+		}
+		line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
+		if strings.HasPrefix(line, "SIP/2.0 1") {
+			continue
+		}
+		if line != "SIP/2.0 603 Decline" {
+			t.Errorf("inside caller got %q, want the endpoint's 603", line)
+		}
+		break
+	}
+	var calls []struct {
+		CallType    string `json:"call_type"`
+		Status      int    `json:"status"`
+		Disposition string `json:"disposition"`
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		c.must(200, "GET", "/api/v1/history/calls", nil).json(t, &calls)
+		return len(calls) == 1
+	})
+	if calls[0].CallType != "inbound" || calls[0].Status != 603 {
+		t.Errorf("call history %+v", calls[0])
 	}
 	d.stop()
 
