@@ -1,8 +1,10 @@
 // Package ras provides helpers for H.225.0 RAS (registration, admission
 // and status, ITU-T H.225.0 (12/2009) §7 and §8) messages over UDP on top
-// of the generated types in package h225: transport and alias address
-// conversion, constructors for the common requests and confirms, and
-// request/response matching by requestSeqNum.
+// of the generated types in package h225: parsing, transport and alias
+// address conversion, constructors for the requests and their confirms
+// and rejects, request/response matching by requestSeqNum, and typed
+// access to the H.460 generic features in featureSet and genericData
+// (H.460.18, .19, .23, .24; H.460.18's IncomingCallIndication).
 package ras
 
 import (
