@@ -65,14 +65,8 @@ func (r limitReader) Read(p []byte) (int, error) {
 // maxResponseHeader is http.Transport's default MaxResponseHeaderBytes.
 const maxResponseHeader = 10 << 20
 
-var errHeaderTooLarge = errors.New("accessproxy: upstream response header too large")
-
 // aLongTimeAgo is a deadline that has passed: setting it unblocks a read.
 var aLongTimeAgo = time.Unix(1, 0)
-
-// errNoResponse is a reused connection's EOF before any byte of the
-// response: the upstream closed it while it sat idle.
-var errNoResponse = errors.New("accessproxy: upstream closed an idle connection")
 
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !t.lean(req) {
