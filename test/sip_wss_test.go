@@ -145,8 +145,12 @@ func TestSIPWSSThroughAccessProxy(t *testing.T) {
 	c.csrf = true
 	c.must(200, "POST", "/api/v1/login", map[string]string{"username": "admin", "password": adminPassword})
 
-	// The certificate store is empty at a first start (the management
-	// certificate is not in it yet), so the route's name gets one.
+	// From the very first start the access proxy has a certificate: the
+	// management listener's self-signed one is the default.
+	if got, want := peerCert(t, fmt.Sprintf("127.0.0.2:%d", apPort), "sip.portico.test"), peerCert(t, mgmt, ""); !got.Equal(want) {
+		t.Errorf("access proxy at first start presents %q, want the management certificate %q", got.Subject, want.Subject)
+	}
+	// The route's name gets its own certificate, chosen by SNI.
 	cp, kp := selfSignedPEM(t, "sip.portico.test", x509.ECDSAWithSHA256)
 	c.must(201, "POST", "/api/v1/certificates", map[string]string{"name": "sip wss", "pem": cp, "key_pem": kp})
 	roots := x509.NewCertPool()
@@ -257,4 +261,18 @@ Content-Length: 0
 			t.Errorf("output does not name the route's handler:\n%s", out)
 		}
 	})
+}
+
+// peerCert is the leaf certificate addr presents for SNI name (none if "").
+func peerCert(t *testing.T, addr, name string) *x509.Certificate {
+	t.Helper()
+	d := tls.Dialer{Config: &tls.Config{ServerName: name, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		t.Fatalf("TLS to %s (SNI %q): %v", addr, name, err)
+	}
+	defer c.Close()
+	return c.(*tls.Conn).ConnectionState().PeerCertificates[0]
 }

@@ -158,6 +158,14 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portico_config_version", Help: "Active configuration version."}, func() float64 {
 		return float64(a.cur.Load().version.Version)
 	}))
+	// The management certificate is made (on the first start) before the
+	// certificate store loads, so that it is also the access proxy's
+	// default from the very first start.
+	host, _, _ := net.SplitHostPort(cfg.Management.Listen)
+	cert, err := managementCert(ctx, a.st, cfg.Management.CertFile, cfg.Management.KeyFile, cfg.Node.Name, net.ParseIP(host))
+	if err != nil {
+		return nil, err
+	}
 	a.certs = certs.NewStore(certs.Options{Persister: certPersister{a.st}, Logger: logging.Component(a.log.Logger, "certs")})
 	if err := a.certs.Load(ctx); err != nil {
 		return nil, fmt.Errorf("load certificates: %w", err)
@@ -185,11 +193,6 @@ func New(ctx context.Context, opts Options) (*App, error) {
 			return a.built.turn
 		},
 	})
-	if err != nil {
-		return nil, err
-	}
-	host, _, _ := net.SplitHostPort(cfg.Management.Listen)
-	cert, err := managementCert(ctx, a.st, cfg.Management.CertFile, cfg.Management.KeyFile, cfg.Node.Name, net.ParseIP(host))
 	if err != nil {
 		return nil, err
 	}
