@@ -67,7 +67,8 @@ func (c *wsConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 // the WebSocket library sipgo itself uses.
 func dialSIPWSS(t *testing.T, addr string, roots *x509.CertPool) *wsConn {
 	t.Helper()
-	d := tls.Dialer{Config: &tls.Config{ServerName: "sip.portico.test", RootCAs: roots, MinVersion: tls.VersionTLS12}}
+	// ALPN as a browser offers it: h2 first, http/1.1 second.
+	d := tls.Dialer{Config: &tls.Config{ServerName: "sip.portico.test", RootCAs: roots, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := d.DialContext(ctx, "tcp", addr)
@@ -75,6 +76,9 @@ func dialSIPWSS(t *testing.T, addr string, roots *x509.CertPool) *wsConn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	if p := c.(*tls.Conn).ConnectionState().NegotiatedProtocol; p != "http/1.1" {
+		t.Errorf("ALPN negotiated %q, want http/1.1", p)
+	}
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	u, _ := url.Parse("wss://sip.portico.test/")
 	br, hs, err := ws.Dialer{Protocols: []string{"sip"}}.Upgrade(c, u)

@@ -37,6 +37,17 @@ type ConnHandler interface {
 	HandleConn(ctx context.Context, c net.Conn)
 }
 
+// ProtocolSpeaker is implemented by a ConnHandler that speaks only some ALPN
+// protocols (RFC 7301) over the TLS the access proxy terminates for it: the
+// handshake then negotiates the first of them the client offers (or none if
+// the client offers no ALPN), instead of the client's first choice, and
+// fails with no_application_protocol when the client offers only others. A
+// WSS handler says http/1.1, so a browser offering h2 first still gets the
+// HTTP/1.1 upgrade.
+type ProtocolSpeaker interface {
+	ALPNProtocols() []string
+}
+
 // ConnHandlerFunc adapts a function to ConnHandler.
 type ConnHandlerFunc func(ctx context.Context, c net.Conn)
 
@@ -501,7 +512,11 @@ func (s *Server) handleTLS(ctx context.Context, st *state, pc *peekConn) {
 			h.HandleConn(ctx, pc)
 			return
 		}
-		tc := s.tlsServer(pc, s.serverTLS(st, r, offered(ch.ALPN)))
+		protos := offered(ch.ALPN)
+		if ps, ok := h.(ProtocolSpeaker); ok {
+			protos = ps.ALPNProtocols()
+		}
+		tc := s.tlsServer(pc, s.serverTLS(st, r, protos))
 		if err := s.handshake(st, tc); err != nil {
 			return
 		}
@@ -515,8 +530,8 @@ func (s *Server) handleTLS(ctx context.Context, st *state, pc *peekConn) {
 	}
 }
 
-// offered echoes the client's ALPN list back so a handoff handler's
-// protocol (stun.turn, http/1.1 for WSS) is negotiated.
+// offered echoes the client's first ALPN protocol back, for a handoff
+// handler that does not say which it speaks (TURN's stun.turn, RFC 7443).
 func offered(alpn []string) []string {
 	if len(alpn) == 0 {
 		return nil
