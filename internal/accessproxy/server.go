@@ -27,6 +27,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/accessproxy/proxyproto"
 	"github.com/portico-edge/portico/internal/accessproxy/sniff"
+	"github.com/portico-edge/portico/internal/handoff"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -83,7 +84,7 @@ type Server struct {
 	tlsBase *tls.Config // holds the session ticket keys, see tlsServer
 
 	httpSrv *http.Server
-	httpL   *chanListener
+	httpL   *handoff.Listener // feeds connections sorted as HTTP to the shared http.Server
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -125,7 +126,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s.state.Store(st)
-	s.httpL = newChanListener()
+	s.httpL = handoff.New(nil)
 	s.httpSrv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: cfg.Timeouts.HTTPReadHeader,
@@ -424,7 +425,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, listen string) {
 		s.handleTLS(ctx, st, pc)
 	case sniff.HTTP:
 		_ = raw.SetReadDeadline(time.Time{})
-		if !s.httpL.deliver(pc) {
+		if s.httpL.Push(ctx, pc) != nil {
 			raw.Close()
 			return
 		}
@@ -495,7 +496,7 @@ func (s *Server) handleTLS(ctx context.Context, st *state, pc *peekConn) {
 		if err := s.handshake(st, tc); err != nil {
 			return
 		}
-		if !s.httpL.deliver(tc) {
+		if s.httpL.Push(ctx, tc) != nil {
 			tc.Close()
 			return
 		}
@@ -672,40 +673,3 @@ func (c *peekConn) readClientHello() (sniff.ClientHello, error) {
 		}
 	}
 }
-
-// chanListener feeds connections the demultiplexer sorted as HTTP to the
-// shared http.Server.
-type chanListener struct {
-	ch   chan net.Conn
-	done chan struct{}
-	once sync.Once
-}
-
-func newChanListener() *chanListener {
-	return &chanListener{ch: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *chanListener) deliver(c net.Conn) bool {
-	select {
-	case l.ch <- c:
-		return true
-	case <-l.done:
-		return false
-	}
-}
-
-func (l *chanListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *chanListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4zero} }

@@ -3,6 +3,7 @@ package sipedge
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -91,8 +92,13 @@ func (h *WSHandoff) admit(ctx context.Context, c net.Conn) (*handoffConn, error)
 		return nil, err
 	}
 	hc := &handoffConn{Conn: c, pre: pre, closed: make(chan struct{})}
-	if err := h.s.handoff.push(ctx, hc, h.s.closed); err != nil {
-		return nil, err
+	// Close closes the handoff listener too, so a push cannot outlive the
+	// SIP edge.
+	if err := h.s.handoff.Push(ctx, hc); err != nil {
+		if errors.Is(err, net.ErrClosed) {
+			return nil, ErrClosed
+		}
+		return nil, fmt.Errorf("sipedge: handoff: sip edge not serving: %w", err)
 	}
 	return hc, nil
 }
@@ -153,47 +159,3 @@ func (c *handoffConn) Close() error {
 	c.once.Do(func() { close(c.closed) })
 	return err
 }
-
-// handoffListener is the net.Listener the external side's WSS transport
-// accepts handed-off connections from.
-type handoffListener struct {
-	ch   chan net.Conn
-	done chan struct{}
-	once sync.Once
-	addr net.Addr
-}
-
-func newHandoffListener() *handoffListener {
-	return &handoffListener{ch: make(chan net.Conn), done: make(chan struct{}), addr: &net.TCPAddr{IP: net.IPv4zero}}
-}
-
-func (l *handoffListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-// push hands c to the accept loop. It fails when the listener or the server
-// closes first (ErrClosed), or when ctx ends before the server serves.
-func (l *handoffListener) push(ctx context.Context, c net.Conn, closed <-chan struct{}) error {
-	select {
-	case l.ch <- c:
-		return nil
-	case <-l.done:
-		return ErrClosed
-	case <-closed:
-		return ErrClosed
-	case <-ctx.Done():
-		return fmt.Errorf("sipedge: handoff: sip edge not serving: %w", context.Cause(ctx))
-	}
-}
-
-func (l *handoffListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *handoffListener) Addr() net.Addr { return l.addr }

@@ -20,6 +20,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portico-edge/portico/internal/handoff"
 	"github.com/portico-edge/portico/internal/store"
 )
 
@@ -94,7 +95,7 @@ type Server struct {
 	policy *guestPolicy
 	res    Resolver
 	// handoff feeds WSHandoff's connections to the external WSS transport.
-	handoff *handoffListener
+	handoff *handoff.Listener
 
 	sockMu    sync.Mutex
 	socks     []io.Closer
@@ -136,7 +137,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		closed: make(chan struct{}),
 		flows:  &flowCodec{key: deps.FlowSecret},
 
-		handoff: newHandoffListener(),
+		handoff: handoff.New(nil),
 	}
 	s.m = newMetrics(deps.Registerer)
 	s.policy = newGuestPolicy(cfg.Guest)
@@ -382,6 +383,7 @@ func (s *Server) Close() error {
 		}
 		wg.Wait()
 		close(s.closed)
+		s.handoff.Close() // also when Serve never ran
 		s.sockMu.Lock()
 		for _, c := range s.socks {
 			c.Close()

@@ -1,11 +1,14 @@
 package turn
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portico-edge/portico/internal/handoff"
 )
 
 // listenPacketConn wraps a UDP listener socket. It forwards ChannelData
@@ -169,51 +172,13 @@ func (c *streamConn) Close() error {
 	return nil
 }
 
-// chanListener is the net.Listener the TURN engine accepts stream
-// connections from; every stream connection, whatever its origin, reaches
-// it, so RFC 6062 ConnectionBind finds its allocation whichever listener the
-// data connection arrived on.
-type chanListener struct {
-	ch   chan net.Conn
-	done chan struct{}
-	once sync.Once
-	addr net.Addr
+// handOver gives a stream connection to the TURN engine's accept loop,
+// which every stream connection reaches whatever its origin, so that RFC
+// 6062 ConnectionBind finds its allocation whichever listener the data
+// connection arrived on. It reports false if the engine does not take it
+// within handoverTimeout or has stopped.
+func handOver(ctx context.Context, l *handoff.Listener, c net.Conn) bool {
+	ctx, cancel := context.WithTimeout(ctx, handoverTimeout)
+	defer cancel()
+	return l.Push(ctx, c) == nil
 }
-
-func newChanListener() *chanListener {
-	return &chanListener{
-		ch:   make(chan net.Conn),
-		done: make(chan struct{}),
-		addr: &net.TCPAddr{IP: net.IPv4zero},
-	}
-}
-
-func (l *chanListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-// push hands c to the engine, or reports false once the listener is closed.
-func (l *chanListener) push(c net.Conn, timeout time.Duration) bool {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case l.ch <- c:
-		return true
-	case <-l.done:
-		return false
-	case <-t.C:
-		return false
-	}
-}
-
-func (l *chanListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *chanListener) Addr() net.Addr { return l.addr }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pion/dtls/v3"
 	pturn "github.com/pion/turn/v5"
+	"github.com/portico-edge/portico/internal/handoff"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -63,7 +64,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	serving  bool
-	handover *chanListener
+	handover *handoff.Listener
 	locals   map[string]*listenPacketConn // UDP listeners by local address
 	closed   bool
 	closeCh  chan struct{}
@@ -228,7 +229,7 @@ func (s *Server) serve(ctx context.Context, pcs []net.PacketConn, streams []stre
 	}
 	s.serving = true
 	s.locals = nil
-	handover := newChanListener()
+	handover := handoff.New(nil)
 	s.handover = handover
 	served := make(chan struct{})
 	s.served = served
@@ -323,12 +324,12 @@ func (s *Server) serve(ctx context.Context, pcs []net.PacketConn, streams []stre
 
 // acceptLoop moves connections from a listener to the engine, completing
 // TLS handshakes off the accept path.
-func (s *Server) acceptLoop(l streamListener, handover *chanListener) {
+func (s *Server) acceptLoop(l streamListener, handover *handoff.Listener) {
 	for {
 		c, err := l.Accept()
 		if err != nil {
 			select {
-			case <-handover.done:
+			case <-handover.Closed():
 				return
 			default:
 			}
@@ -359,7 +360,7 @@ func (s *Server) acceptLoop(l streamListener, handover *chanListener) {
 			if sc == nil {
 				return
 			}
-			if !handover.push(sc, handoverTimeout) {
+			if !handOver(context.Background(), handover, sc) {
 				_ = sc.Close()
 			}
 		}()
@@ -391,7 +392,7 @@ func (s *Server) HandleConn(ctx context.Context, c net.Conn) error {
 	if sc == nil {
 		return ErrTooManyConns
 	}
-	if !handover.push(sc, handoverTimeout) {
+	if !handOver(ctx, handover, sc) {
 		_ = sc.Close()
 		return ErrNotServing
 	}
