@@ -176,6 +176,9 @@ type call struct {
 	done       chan struct{}
 	cancelled  string   // who cancelled the ringing call
 	redirectTo *sip.Uri // a 3xx Contact to follow (Config.FollowRedirects)
+
+	sessionTimer *time.Timer // RFC 4028 watch, see sessiontimer.go
+	sessionGen   uint64      // bumped on every re-arm and stop
 }
 
 var errCallerCancel = errors.New("caller cancelled")
@@ -599,7 +602,7 @@ func (c *call) run(sd *side, req *sip.Request, tx sip.ServerTransaction, p plan)
 		if h.callServer != nil {
 			inv.PrependHeader(&sip.RouteHeader{Address: routeURI(*h.callServer)})
 		}
-		for _, name := range []string{"Supported", "Allow", "Accept", "Subject", "Priority", "Session-Expires", "Min-SE"} {
+		for _, name := range []string{"Supported", "Allow", "Accept", "Subject", "Priority", "Session-Expires", "x", "Min-SE"} {
 			copyHeaders(inv, req, name)
 		}
 		if p.out == s.int {
@@ -742,7 +745,7 @@ func (c *call) ring(ctx, ringCtx context.Context, sd *side, req *sip.Request, tx
 					return res.StatusCode, res.Reason, false
 				}
 				back := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, nil)
-				copyHeaders(back, res, "WWW-Authenticate", "Proxy-Authenticate", "Retry-After", "Warning", "Min-Expires", "Unsupported")
+				copyHeaders(back, res, "WWW-Authenticate", "Proxy-Authenticate", "Retry-After", "Warning", "Min-Expires", "Unsupported", "Min-SE")
 				if by == "" {
 					tx.Respond(back)
 				}
@@ -865,6 +868,7 @@ func (c *call) answer(sd *side, req *sip.Request, tx sip.ServerTransaction, res 
 	}
 	c.state = stateConfirmed
 	c.answered = time.Now()
+	c.watchSession(res)
 	c.mu.Unlock()
 	if b.inviteHadBody {
 		if err := b.sd.write(ack); err != nil {
@@ -875,6 +879,7 @@ func (c *call) answer(sd *side, req *sip.Request, tx sip.ServerTransaction, res 
 	back.To().Params.Add("tag", c.a.localTag)
 	back.AppendHeader(&sip.ContactHeader{Address: sd.contact(c.a.transport, "")})
 	back.AppendHeader(allowHeader())
+	copyHeaders(back, res, sessionHeaders...)
 	if body != nil {
 		back.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
@@ -1016,7 +1021,7 @@ func (c *call) reinvite(sd *side, req *sip.Request, tx sip.ServerTransaction) {
 		body = out
 	}
 	inv := other.newRequest(sip.INVITE)
-	copyHeaders(inv, req, "Supported", "Allow", "Session-Expires")
+	copyHeaders(inv, req, "Supported", "Allow", "Session-Expires", "x", "Min-SE")
 	if body != nil {
 		inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		inv.SetBody(body)
@@ -1036,6 +1041,7 @@ func (c *call) reinvite(sd *side, req *sip.Request, tx sip.ServerTransaction) {
 	var back []byte
 	if res.StatusCode < 300 {
 		other.learn(res)
+		c.watchSession(res) // a re-INVITE refreshes the session
 		if isSDP(res) {
 			if out, err := c.anchor(other.idx, res.Body()); err == nil {
 				back = out
@@ -1057,6 +1063,8 @@ func (c *call) reinvite(sd *side, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	r := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, back)
 	r.AppendHeader(&sip.ContactHeader{Address: sd.contact(this.transport, "")})
+	copyHeaders(r, res, sessionHeaders...)
+	copyHeaders(r, res, "Min-SE") // with 422
 	if back != nil {
 		r.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
@@ -1105,7 +1113,7 @@ func (s *Server) handleInDialog(sd *side, req *sip.Request, tx sip.ServerTransac
 		return
 	}
 	out := other.newRequest(req.Method)
-	copyHeaders(out, req, "Content-Type", "Content-Disposition", "Event", "Subscription-State", "Info-Package", "Recv-Info", "Session-Expires", "Supported")
+	copyHeaders(out, req, "Content-Type", "Content-Disposition", "Event", "Subscription-State", "Info-Package", "Recv-Info", "Session-Expires", "x", "Min-SE", "Supported")
 	body := req.Body()
 	if isSDP(req) {
 		b, err := c.anchor(this.idx, body)
@@ -1125,6 +1133,11 @@ func (s *Server) handleInDialog(sd *side, req *sip.Request, tx sip.ServerTransac
 		s.respond(sd, tx, req, 408, "Request Timeout")
 		return
 	}
+	if req.Method == sip.UPDATE && res.StatusCode >= 200 && res.StatusCode < 300 {
+		c.mu.Lock()
+		c.watchSession(res) // an UPDATE refreshes the session
+		c.mu.Unlock()
+	}
 	var back []byte
 	if isSDP(res) {
 		c.mu.Lock()
@@ -1139,6 +1152,8 @@ func (s *Server) handleInDialog(sd *side, req *sip.Request, tx sip.ServerTransac
 	if back != nil {
 		copyHeaders(r, res, "Content-Type")
 	}
+	copyHeaders(r, res, sessionHeaders...)
+	copyHeaders(r, res, "Min-SE") // with 422
 	tx.Respond(r)
 }
 
@@ -1235,6 +1250,7 @@ func (c *call) finish(by string, code int, reason string, _ error) {
 		c.mu.Lock()
 		c.state = stateEnded
 		c.endedBy = by
+		c.stopSessionTimer()
 		hasMedia, id := c.hasMedia, c.mediaID
 		c.hasMedia = false
 		c.mu.Unlock()

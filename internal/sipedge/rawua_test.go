@@ -193,7 +193,15 @@ func (u *rawUA) inDialog(method, body string) *sip.Response {
 
 // reply answers a request received by this UA.
 func (u *rawUA) reply(req *sip.Request, code int, reason, totag, body string) {
+	u.replyWith(req, code, reason, totag, body)
+}
+
+// replyWith answers a request received by this UA with extra headers.
+func (u *rawUA) replyWith(req *sip.Request, code int, reason, totag, body string, extra ...sip.Header) {
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range extra {
+		res.AppendHeader(h)
+	}
 	if totag != "" {
 		res.To().Params.Add("tag", totag)
 	}
