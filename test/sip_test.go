@@ -142,5 +142,29 @@ sip:
 	if !strings.Contains(names, "sip") || !strings.Contains(names, "media") {
 		t.Errorf("readiness checks %q lack sip/media", names)
 	}
+
+	// A live change: a second call server is in use at once, a new listener
+	// waits for the restart, which status says.
+	var cur struct{ Version int64 }
+	c.must(200, "GET", "/api/v1/config", nil).json(t, &cur)
+	servers := fmt.Sprintf("    - {address: \"%s\", transport: udp}\n", kam)
+	live := strings.Replace(cfg, servers, servers+"    - {address: \"127.0.0.9:5999\", transport: udp, priority: 9}\n", 1)
+	live = strings.Replace(live, "  call_servers:\n", fmt.Sprintf("    - {interface: external, transport: tcp, address: \"127.0.0.2:%d\"}\n  call_servers:\n", extPort), 1)
+	c.must(200, "PUT", "/api/v1/config", live, "If-Match", fmt.Sprintf(`"%d"`, cur.Version))
+	var cs []struct {
+		Address string
+		Up      bool
+	}
+	c.must(200, "GET", "/api/v1/sip/call-servers", nil).json(t, &cs)
+	if len(cs) != 2 || cs[0].Address != kam || cs[1].Address != "127.0.0.9:5999" {
+		t.Errorf("call servers after a live change: %+v", cs)
+	}
+	var st struct {
+		PendingRestart []string `json:"pending_restart"`
+	}
+	c.must(200, "GET", "/api/v1/status", nil).json(t, &st)
+	if strings.Join(st.PendingRestart, ",") != "sip.listeners" {
+		t.Errorf("pending_restart = %q, want only sip.listeners", st.PendingRestart)
+	}
 	d.stop()
 }

@@ -489,7 +489,15 @@ func (a *App) Replace(ctx context.Context, doc []byte, author, comment string, e
 	}
 	a.cur.Store(&running{cfg: cfg, version: v})
 	a.log.SetLevel(cfg.Log.Level)
-	a.notePending(cfg)
+	var sipRestart []string
+	if ss := a.built.sip.Load(); ss != nil && cfg.SIP.Enabled {
+		if sipRestart, err = ss.Reload(sipConfig(cfg)); err != nil {
+			// Not expected: buildServices above validated the section.
+			a.log.Error("sip reload", "component", "config", "err", err)
+			sipRestart = []string{"sip"}
+		}
+	}
+	a.notePending(cfg, sipRestart)
 	a.mgmt.acl.set(cfg.Management.AllowedNetworks)
 	if pending != nil {
 		a.mgmt.commit(pending)
@@ -504,8 +512,10 @@ func (a *App) Replace(ctx context.Context, doc []byte, author, comment string, e
 }
 
 // notePending records the sections that differ from what the node started
-// with and apply only at restart (media ranges, log destination).
-func (a *App) notePending(cfg *config.Config) {
+// with and apply only at restart (media ranges, log destination), and the
+// sip fields the running SIP edge could not take live (sipRestart, from
+// its Reload).
+func (a *App) notePending(cfg *config.Config, sipRestart []string) {
 	var p []string
 	if a.bootCfg.AccessProxy.Enabled != cfg.AccessProxy.Enabled {
 		p = append(p, "access_proxy")
@@ -515,6 +525,13 @@ func (a *App) notePending(cfg *config.Config) {
 			p = append(p, sec)
 		}
 	}
+	switch boot := a.bootCfg.SIP; {
+	case boot.Enabled != cfg.SIP.Enabled || (a.built.sip.Load() == nil && cfg.SIP.Enabled):
+		p = append(p, "sip")
+	case boot.Certificate != cfg.SIP.Certificate:
+		p = append(p, "sip.certificate")
+	}
+	p = append(p, sipRestart...)
 	if a.bootCfg.Log.File != cfg.Log.File || a.bootCfg.Log.Format != cfg.Log.Format {
 		p = append(p, "log")
 	}

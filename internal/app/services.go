@@ -34,8 +34,9 @@ type service struct {
 }
 
 // restartSections change only at the next start: the relay keeps the ports
-// of calls in progress, and the log file stays open.
-var restartSections = map[string]bool{"media": true, "turn": true, "sip": true}
+// of calls in progress, and the log file stays open. The sip section is
+// applied live by the SIP edge's Reload, except the fields it names.
+var restartSections = map[string]bool{"media": true, "turn": true}
 
 // serviceDeps are what services are built from besides the configuration.
 type serviceDeps struct {

@@ -334,7 +334,7 @@ func (s *Server) handleInvite(sd *side, req *sip.Request, tx sip.ServerTransacti
 		c.reinvite(sd, req, tx)
 		return
 	}
-	if s.calls.count() >= s.cfg.Limits.MaxCalls {
+	if s.calls.count() >= s.lc().cfg.Limits.MaxCalls {
 		s.m.rejected.WithLabelValues("max_calls").Inc()
 		s.respond(sd, tx, req, 503, "Service Unavailable", s.retryAfter())
 		c := &call{s: s, id: newID(8), typ: CallGuest, from: from.Address.Addr(), to: to.Address.Addr(), source: req.Source(),
@@ -384,7 +384,7 @@ func (s *Server) classify(sd *side, req *sip.Request) (plan, int, string) {
 			p.typ = CallFederation
 		default:
 			p.typ = CallGuest
-			dst, ok := s.policy.destination(user)
+			dst, ok := s.lc().policy.destination(user)
 			if !ok {
 				s.m.rejected.WithLabelValues("policy").Inc()
 				return p, 403, "Forbidden"
@@ -393,7 +393,7 @@ func (s *Server) classify(sd *side, req *sip.Request) (plan, int, string) {
 		}
 		p.ruri = sip.Uri{Scheme: "sip", User: user, Host: s.cfg.Domain}
 		p.to = sip.Uri{Scheme: "sip", User: user, Host: s.cfg.Domain}
-		for _, cs := range s.cs.order() {
+		for _, cs := range s.lc().cs.order() {
 			cs := cs
 			p.hops = append(p.hops, hop{transport: cs.Transport, addr: cs.Address, callServer: &cs})
 		}
@@ -443,11 +443,11 @@ func (s *Server) classify(sd *side, req *sip.Request) (plan, int, string) {
 
 // federated reports whether calls with domain are allowed by federation.
 func (s *Server) federated(domain string) bool {
-	if s.cfg.Federation.OpenB2B {
+	if s.lc().cfg.Federation.OpenB2B {
 		return true
 	}
 	domain = strings.ToLower(domain)
-	for _, d := range s.cfg.Federation.AllowedDomains {
+	for _, d := range s.lc().cfg.Federation.AllowedDomains {
 		if strings.EqualFold(d, domain) {
 			return true
 		}
@@ -588,7 +588,7 @@ func (c *call) run(sd *side, req *sip.Request, tx sip.ServerTransaction, p plan)
 	}
 	b.inviteHadBody = body != nil
 
-	ringCtx, ringCancel := context.WithTimeout(ctx, s.cfg.NoAnswerTimeout)
+	ringCtx, ringCancel := context.WithTimeout(ctx, s.lc().cfg.NoAnswerTimeout)
 	defer ringCancel()
 	var lastCode int
 	var lastReason string
@@ -608,7 +608,7 @@ func (c *call) run(sd *side, req *sip.Request, tx sip.ServerTransaction, p plan)
 		if p.out == s.int {
 			copyHeaders(inv, req, "Authorization", "Proxy-Authorization")
 		}
-		if !s.cfg.TopologyHiding.StripServer {
+		if !s.lc().cfg.TopologyHiding.StripServer {
 			copyHeaders(inv, req, "User-Agent")
 		}
 		if body != nil {
@@ -694,7 +694,7 @@ func (c *call) ring(ctx, ringCtx context.Context, sd *side, req *sip.Request, tx
 	var cancelDeadline <-chan time.Time
 	var silent <-chan time.Time
 	if failover {
-		silent = time.After(s.cfg.FailoverTimeout)
+		silent = time.After(s.lc().cfg.FailoverTimeout)
 	}
 	doCancel := func() {
 		if cancelled {
@@ -737,7 +737,7 @@ func (c *call) ring(ctx, ringCtx context.Context, sd *side, req *sip.Request, tx
 				if failover && res.StatusCode == 503 && !cancelled {
 					return 503, res.Reason, true
 				}
-				if res.StatusCode < 400 && s.cfg.FollowRedirects && !cancelled && res.Contact() != nil {
+				if res.StatusCode < 400 && s.lc().cfg.FollowRedirects && !cancelled && res.Contact() != nil {
 					u := res.Contact().Address
 					c.mu.Lock()
 					c.redirectTo = &u
@@ -773,7 +773,7 @@ func (c *call) ring(ctx, ringCtx context.Context, sd *side, req *sip.Request, tx
 			ringCtx = context.Background()
 		case <-silent:
 			if !gotResponse && !cancelled {
-				s.cs.mark(inv.Destination(), false)
+				s.lc().cs.mark(inv.Destination(), false)
 				return 408, "Request Timeout", true
 			}
 		case <-cancelDeadline:
@@ -883,7 +883,7 @@ func (c *call) answer(sd *side, req *sip.Request, tx sip.ServerTransaction, res 
 	if body != nil {
 		back.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
-	if !c.s.cfg.TopologyHiding.StripServer {
+	if !c.s.lc().cfg.TopologyHiding.StripServer {
 		copyHeaders(back, res, "Server")
 	}
 	acked := c.expectACK(c.a, back)

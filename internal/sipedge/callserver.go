@@ -32,11 +32,37 @@ type CallServerInfo struct {
 	LastSeen time.Time `json:"last_seen"`
 }
 
-func newCallServers(cfg []CallServer, m *metrics) *callServers {
+// newCallServers makes the call server set of cfg. A server already in
+// old (same address and transport) keeps its health and last-seen time; a
+// new one starts up; the gauge of a server no longer listed is removed.
+func newCallServers(cfg []CallServer, m *metrics, old *callServers) *callServers {
 	cs := &callServers{m: m}
+	kept := map[CallServer]*callServer{}
+	if old != nil {
+		old.mu.Lock()
+		for _, c := range old.list {
+			kept[CallServer{Address: c.Address, Transport: c.Transport}] = c
+		}
+		old.mu.Unlock()
+	}
+	listed := map[string]bool{}
 	for _, c := range cfg {
-		cs.list = append(cs.list, &callServer{CallServer: c, up: true})
-		m.serverUp.WithLabelValues(c.Address).Set(1)
+		n := &callServer{CallServer: c, up: true}
+		if k := kept[CallServer{Address: c.Address, Transport: c.Transport}]; k != nil {
+			n.up, n.lastSeen = k.up, k.lastSeen
+		}
+		cs.list = append(cs.list, n)
+		listed[c.Address] = true
+		up := 0.0
+		if n.up {
+			up = 1
+		}
+		m.serverUp.WithLabelValues(c.Address).Set(up)
+	}
+	for k := range kept {
+		if !listed[k.Address] {
+			m.serverUp.DeleteLabelValues(k.Address)
+		}
 	}
 	return cs
 }
@@ -104,7 +130,7 @@ func (cs *callServers) info() []CallServerInfo {
 }
 
 // CallServers reports each call server and whether its probes succeed.
-func (s *Server) CallServers() []CallServerInfo { return s.cs.info() }
+func (s *Server) CallServers() []CallServerInfo { return s.lc().cs.info() }
 
 // routeURI is the loose Route naming a call server.
 func routeURI(c CallServer) sip.Uri {
@@ -117,14 +143,16 @@ func routeURI(c CallServer) sip.Uri {
 	return u
 }
 
-func (cs *callServers) probeLoop(s *Server, done <-chan struct{}) {
+// probeLoop probes the current call servers (Reload may replace them)
+// every ProbeInterval until done.
+func (s *Server) probeLoop(done <-chan struct{}) {
 	if s.cfg.ProbeInterval < 0 {
 		return
 	}
 	t := time.NewTicker(s.cfg.ProbeInterval)
 	defer t.Stop()
 	for {
-		cs.probeAll(s, done)
+		s.lc().cs.probeAll(s, done)
 		select {
 		case <-done:
 			return
@@ -145,7 +173,7 @@ func (cs *callServers) probeAll(s *Server, done <-chan struct{}) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProbeTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), s.lc().cfg.ProbeTimeout)
 			defer cancel()
 			go func() {
 				select {

@@ -82,18 +82,20 @@ type side struct {
 
 // Server is the SIP edge.
 type Server struct {
-	cfg    Config
-	deps   Deps
-	log    *slog.Logger
-	m      *metrics
-	ext    *side
-	int    *side
-	cs     *callServers
-	flows  *flowCodec
-	regs   *registrar
-	calls  *callTable
-	policy *guestPolicy
-	res    Resolver
+	// cfg is the configuration the server started with: what Reload cannot
+	// change (listeners, hosts, keepalive and probe timing, resolver) is
+	// read from it; everything else is read per request from live.
+	cfg   Config
+	live  atomic.Pointer[liveConfig]
+	deps  Deps
+	log   *slog.Logger
+	m     *metrics
+	ext   *side
+	int   *side
+	flows *flowCodec
+	regs  *registrar
+	calls *callTable
+	res   Resolver
 	// handoff feeds WSHandoff's connections to the external WSS transport.
 	handoff *handoff.Listener
 
@@ -140,7 +142,6 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		handoff: handoff.New(nil),
 	}
 	s.m = newMetrics(deps.Registerer)
-	s.policy = newGuestPolicy(cfg.Guest)
 	s.res = deps.Resolver
 	if s.res == nil {
 		s.res = &dnsResolver{server: cfg.Federation.DNSServer}
@@ -156,7 +157,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			s.int = sd
 		}
 	}
-	s.cs = newCallServers(cfg.CallServers, s.m)
+	s.live.Store(&liveConfig{cfg: cfg, policy: newGuestPolicy(cfg.Guest), cs: newCallServers(cfg.CallServers, s.m, nil)})
 	s.regs = newRegistrar(s)
 	s.calls = newCallTable()
 	return s, nil
@@ -362,7 +363,7 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 	s.log.Info("sip edge serving", "listeners", n)
 	s.wg.Add(3)
 	go func() { defer s.wg.Done(); s.regs.keepaliveLoop(s.closed) }()
-	go func() { defer s.wg.Done(); s.cs.probeLoop(s, s.closed) }()
+	go func() { defer s.wg.Done(); s.probeLoop(s.closed) }()
 	go func() { defer s.wg.Done(); s.regs.sweepLoop(s.closed) }()
 	select {
 	case <-ctx.Done():
@@ -510,7 +511,7 @@ func (s *Server) respond(sd *side, tx sip.ServerTransaction, req *sip.Request, c
 }
 
 func (s *Server) retryAfter() sip.Header {
-	return sip.NewHeader("Retry-After", strconv.Itoa(int(s.cfg.Limits.RetryAfter/time.Second)))
+	return sip.NewHeader("Retry-After", strconv.Itoa(int(s.lc().cfg.Limits.RetryAfter/time.Second)))
 }
 
 func (s *Server) handleOptions(sd *side, req *sip.Request, tx sip.ServerTransaction) {
