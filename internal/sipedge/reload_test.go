@@ -15,15 +15,8 @@ func TestReload(t *testing.T) {
 	cfg := Config{CallServers: kamailioServer(k), Guest: GuestPolicy{Enabled: true, VMRRanges: []string{"1000-1999"}}}
 	p := startPortico(t, cfg)
 	cfg = p.s.cfg // as started, with the harness's listeners and defaults
-	ext, kam := udpAddr(p.extUDP.String()), udpAddr(k.addr.String())
-	carol := newRawUA(t, insideIP, "rlcarol")
-	if res := carol.register(kam, 300); res.StatusCode != 200 {
-		t.Fatalf("carol inside register: %d", res.StatusCode)
-	}
-	dave := newRawUA(t, outsideIP, "rldave")
-	if res := dave.register(ext, 3600); res.StatusCode != 200 {
-		t.Fatalf("dave register: %d", res.StatusCode)
-	}
+	ext := udpAddr(p.extUDP.String())
+	carol, _ := registeredPair(t, p, k, "rl")
 	guest := newRawUA(t, outsideIP, "rlguest")
 	callCarol := func() int {
 		t.Helper()

@@ -40,15 +40,8 @@ func TestSessionInterval(t *testing.T) {
 func TestSessionTimer(t *testing.T) {
 	k := startKamailio(t, 64)
 	p := startPortico(t, Config{CallServers: kamailioServer(k)})
-	ext, kam := udpAddr(p.extUDP.String()), udpAddr(k.addr.String())
-	carol := newRawUA(t, insideIP, "stcarol")
-	if res := carol.register(kam, 300); res.StatusCode != 200 {
-		t.Fatalf("carol inside register: %d", res.StatusCode)
-	}
-	dave := newRawUA(t, outsideIP, "stdave")
-	if res := dave.register(ext, 3600); res.StatusCode != 200 {
-		t.Fatalf("dave register: %d %s", res.StatusCode, res.Reason)
-	}
+	ext := udpAddr(p.extUDP.String())
+	carol, dave := registeredPair(t, p, k, "st")
 	const se = "Session-Expires: 4;refresher=uac\r\nSupported: timer\r\n"
 	seHdrs := []sip.Header{sip.NewHeader("Session-Expires", "4;refresher=uac"), sip.NewHeader("Require", "timer")}
 
@@ -124,4 +117,19 @@ func TestSessionTimer(t *testing.T) {
 		}
 	})
 	assertNoInside(t, p.tap)
+}
+
+// registeredPair registers prefix+"carol" inside, straight to Kamailio, and
+// prefix+"dave" outside, through Portico.
+func registeredPair(t *testing.T, p *portico, k *kamailio, prefix string) (carol, dave *rawUA) {
+	t.Helper()
+	carol = newRawUA(t, insideIP, prefix+"carol")
+	if res := carol.register(udpAddr(k.addr.String()), 300); res.StatusCode != 200 {
+		t.Fatalf("%scarol inside register: %d", prefix, res.StatusCode)
+	}
+	dave = newRawUA(t, outsideIP, prefix+"dave")
+	if res := dave.register(udpAddr(p.extUDP.String()), 3600); res.StatusCode != 200 {
+		t.Fatalf("%sdave register: %d %s", prefix, res.StatusCode, res.Reason)
+	}
+	return carol, dave
 }
