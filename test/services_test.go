@@ -162,6 +162,27 @@ access_proxy:
 		}
 	})
 
+	t.Run("live turn change", func(t *testing.T) {
+		var cur struct{ Version int64 }
+		c.must(200, "GET", "/api/v1/config", nil).json(t, &cur)
+		live := strings.Replace(cfg, "  allow_peers: [127.0.0.0/8]\n", "  allow_peers: [127.0.0.0/8]\n  rest_max_ttl: 1m\n  realm: elsewhere.test\n", 1)
+		c.must(200, "PUT", "/api/v1/config", live, "If-Match", fmt.Sprintf(`"%d"`, cur.Version))
+		var cred struct{ Username string }
+		c.must(200, "POST", "/api/v1/turn/credentials", map[string]string{"user": "after-change", "ttl": "10m"}).json(t, &cred)
+		ts, _, _ := strings.Cut(cred.Username, ":")
+		exp, err := strconv.ParseInt(ts, 10, 64)
+		if err != nil || time.Until(time.Unix(exp, 0)) > 90*time.Second {
+			t.Errorf("credential minted after rest_max_ttl: 1m expires at %s (%v)", ts, err)
+		}
+		var st struct {
+			PendingRestart []string `json:"pending_restart"`
+		}
+		c.must(200, "GET", "/api/v1/status", nil).json(t, &st)
+		if strings.Join(st.PendingRestart, ",") != "turn.realm" {
+			t.Errorf("pending_restart = %q, want only turn.realm", st.PendingRestart)
+		}
+	})
+
 	t.Run("certificates through the API", func(t *testing.T) {
 		cp, kp := selfSignedPEM(t, "edge.example.com", x509.ECDSAWithSHA256)
 		name := "edge (2026) №1/../x.pem"

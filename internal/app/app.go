@@ -497,6 +497,11 @@ func (a *App) Replace(ctx context.Context, doc []byte, author, comment string, e
 			sipRestart = []string{"sip"}
 		}
 	}
+	if ts := a.built.turn; ts != nil && cfg.TURN.Enabled {
+		if err := ts.Reload(turnConfig(cfg, a.opts.Getenv)); err != nil {
+			a.log.Error("turn reload", "component", "config", "err", err)
+		}
+	}
 	a.notePending(cfg, sipRestart)
 	a.mgmt.acl.set(cfg.Management.AllowedNetworks)
 	if pending != nil {
@@ -524,6 +529,13 @@ func (a *App) notePending(cfg *config.Config, sipRestart []string) {
 		if restartSections[sec] {
 			p = append(p, sec)
 		}
+	}
+	if a.built.turn == nil || !cfg.TURN.Enabled {
+		if a.bootCfg.TURN.Enabled != cfg.TURN.Enabled {
+			p = append(p, "turn")
+		}
+	} else {
+		p = append(p, turnRestart(a.bootCfg, cfg)...)
 	}
 	switch boot := a.bootCfg.SIP; {
 	case boot.Enabled != cfg.SIP.Enabled || (a.built.sip.Load() == nil && cfg.SIP.Enabled):

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -36,7 +37,34 @@ type service struct {
 // restartSections change only at the next start: the relay keeps the ports
 // of calls in progress, and the log file stays open. The sip section is
 // applied live by the SIP edge's Reload, except the fields it names.
-var restartSections = map[string]bool{"media": true, "turn": true}
+var restartSections = map[string]bool{"media": true}
+
+// turnRestart names the turn fields that differ between the configuration
+// the TURN service started with and cfg and that only a restart applies
+// (listeners, certificate, realm, relay addresses and ports, default
+// lifetime); the rest of the section is applied live by its Reload.
+func turnRestart(boot, cfg *config.Config) []string {
+	b, c := boot.TURN, cfg.TURN
+	var out []string
+	for _, f := range []struct {
+		path    string
+		changed bool
+	}{
+		{"turn.udp", !slices.Equal(b.UDP, c.UDP)},
+		{"turn.tcp", !slices.Equal(b.TCP, c.TCP)},
+		{"turn.tls", !slices.Equal(b.TLS, c.TLS)},
+		{"turn.certificate", b.Certificate != c.Certificate},
+		{"turn.realm", b.Realm != c.Realm},
+		{"turn.relay_address", b.RelayAddress != c.RelayAddress},
+		{"turn.relay", b.Relay != c.Relay},
+		{"turn.default_lifetime", b.DefaultLifetime != c.DefaultLifetime},
+	} {
+		if f.changed {
+			out = append(out, f.path)
+		}
+	}
+	return out
+}
 
 // serviceDeps are what services are built from besides the configuration.
 type serviceDeps struct {
@@ -267,6 +295,7 @@ func mediaConfig(cfg *config.Config) (media.Config, error) {
 			"internal": {Addr: in, PortMin: cfg.Media.Internal.Min, PortMax: cfg.Media.Internal.Max},
 		},
 		SocketBuffer:      cfg.Media.SocketBufferKB << 10,
+		Workers:           cfg.Media.Workers,
 		Latching:          latch,
 		InactivityTimeout: cfg.Media.InactivityTimeout.D(),
 	}, nil

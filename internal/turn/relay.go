@@ -99,6 +99,14 @@ func newAllocator(v *validated, m *metrics) *allocator {
 	}
 }
 
+// setQuota changes the quotas for allocations made from now on; existing
+// ones are kept even when they are now over.
+func (a *allocator) setQuota(perUser, total int) {
+	a.mu.Lock()
+	a.perUser, a.total = perUser, total
+	a.mu.Unlock()
+}
+
 // Validate implements RelayAddressGenerator.
 func (a *allocator) Validate() error { return nil }
 

@@ -52,13 +52,18 @@ type Deps struct {
 
 // Server is the STUN/TURN service. Create it with New.
 type Server struct {
+	// cfg is the configuration the server was built with: listeners,
+	// realm, relay addresses and the default lifetime are read from it.
+	// live is what Reload replaces: credentials, peer policy, quotas, rate
+	// limit and the maximum allocation age.
 	cfg     *validated
+	live    atomic.Pointer[validated]
 	log     *slog.Logger
 	users   UserStore
 	getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	now     func() time.Time
 	m       *metrics
-	limiter *rateLimiter
+	limiter atomic.Pointer[rateLimiter]
 	alloc   *allocator
 	reg     *registry
 
@@ -100,18 +105,20 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		now = time.Now
 	}
 	m := newMetrics(deps.Registerer)
-	return &Server{
+	s := &Server{
 		cfg:     v,
 		log:     logger.With("component", "turn"),
 		users:   deps.Users,
 		getCert: deps.GetCertificate,
 		now:     now,
 		m:       m,
-		limiter: newRateLimiter(v.RateLimit.PerSecond, v.RateLimit.Burst),
 		alloc:   newAllocator(v, m),
 		reg:     newRegistry(),
 		closeCh: make(chan struct{}),
-	}, nil
+	}
+	s.live.Store(v)
+	s.limiter.Store(newRateLimiter(v.RateLimit.PerSecond, v.RateLimit.Burst))
+	return s, nil
 }
 
 // streamListener is a listener and the client transport it serves.
@@ -446,14 +453,15 @@ func (s *Server) CloseAllocation(relay, relayTransport string) bool {
 // (capped at auth.max_ttl; zero or negative means auth.max_ttl). It
 // returns empty strings when no shared secret is configured.
 func (s *Server) MintCredentials(user string, ttl time.Duration) (username, password string, expires time.Time) {
-	if s.cfg.Auth.Secret == "" {
+	auth := s.live.Load().Auth
+	if auth.Secret == "" {
 		return "", "", time.Time{}
 	}
-	if ttl <= 0 || ttl > s.cfg.Auth.MaxTTL {
-		ttl = s.cfg.Auth.MaxTTL
+	if ttl <= 0 || ttl > auth.MaxTTL {
+		ttl = auth.MaxTTL
 	}
 	expires = s.now().Add(ttl).Truncate(time.Second)
-	username, password = RESTCredentials(s.cfg.Auth.Secret, user, expires)
+	username, password = RESTCredentials(auth.Secret, user, expires)
 	return username, password, expires
 }
 
@@ -463,7 +471,7 @@ func (s *Server) Realm() string { return s.cfg.Realm }
 // authenticate is the engine's AuthHandler: REST credentials first, then
 // long-term users.
 func (s *Server) authenticate(ra *pturn.RequestAttributes) (string, []byte, bool) {
-	if s.cfg.Auth.Secret != "" {
+	if auth := s.live.Load().Auth; auth.Secret != "" {
 		if exp, user, ok := parseRESTUsername(ra.Username); ok {
 			now := s.now()
 			if !now.Before(exp) {
@@ -471,12 +479,12 @@ func (s *Server) authenticate(ra *pturn.RequestAttributes) (string, []byte, bool
 				s.log.Debug("turn auth: expired REST credential", "username", ra.Username, "client", addrString(ra.SrcAddr))
 				return "", nil, false
 			}
-			if exp.Sub(now) > s.cfg.Auth.MaxTTL+maxClockSkew {
+			if exp.Sub(now) > auth.MaxTTL+maxClockSkew {
 				s.m.authExpired.Inc()
 				s.log.Debug("turn auth: REST credential beyond auth.max_ttl", "username", ra.Username, "client", addrString(ra.SrcAddr))
 				return "", nil, false
 			}
-			return user, LongTermKey(ra.Username, s.cfg.Realm, RESTPassword(s.cfg.Auth.Secret, ra.Username)), true
+			return user, LongTermKey(ra.Username, s.cfg.Realm, RESTPassword(auth.Secret, ra.Username)), true
 		}
 	}
 	if s.users == nil || ra.Username == "" || len(ra.Username) > maxUsernameLen {
@@ -501,7 +509,7 @@ func (s *Server) authenticate(ra *pturn.RequestAttributes) (string, []byte, bool
 // quota is the engine's QuotaHandler, called for authenticated Allocate
 // requests; a false answer yields 486 Allocation Quota Reached.
 func (s *Server) quota(userID, _ string, src net.Addr) bool {
-	if ap, ok := addrPort(src); ok && !s.limiter.allow(ap.Addr(), s.now()) {
+	if ap, ok := addrPort(src); ok && !s.limiter.Load().allow(ap.Addr(), s.now()) {
 		s.m.rejRate.Inc()
 		return false
 	}
@@ -518,7 +526,7 @@ func (s *Server) quota(userID, _ string, src net.Addr) bool {
 
 // permit is the engine's PermissionHandler (peer address policy).
 func (s *Server) permit(client net.Addr, peer net.IP) bool {
-	if s.cfg.policy.permitsIP(peer) {
+	if s.live.Load().policy.permitsIP(peer) {
 		return true
 	}
 	s.m.peersDenied.Inc()
@@ -557,8 +565,9 @@ func (s *Server) events() pturn.EventHandler {
 			} else {
 				s.m.allocUDP.Inc()
 			}
-			if h := e.relay; h != nil && s.cfg.Lifetime.MaxAge > 0 {
-				e.maxAge = time.AfterFunc(s.cfg.Lifetime.MaxAge, func() {
+			if maxAge := s.live.Load().Lifetime.MaxAge; e.relay != nil && maxAge > 0 {
+				h := e.relay
+				e.maxAge = time.AfterFunc(maxAge, func() {
 					s.log.Info("turn: allocation reached lifetime.max_age", "user", userID, "relay", h.addr)
 					_ = h.closer.Close()
 				})

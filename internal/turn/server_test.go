@@ -280,12 +280,7 @@ func TestPeerPolicyRefusesPrivatePeers(t *testing.T) {
 	cfg := testConfig()
 	cfg.Peers.Inside = []string{"203.0.113.0/24"}
 	ts := startServer(t, cfg, nil)
-	c := newClient(t, ts.udp.LocalAddr(), testUser, testPass)
-	relay, err := c.Allocate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer relay.Close()
+	c := allocated(t, ts)
 	for _, peer := range []string{"10.0.0.1", "192.168.1.1", "172.16.5.4", "169.254.1.1", "203.0.113.7", "0.0.0.0", "224.0.0.1"} {
 		t.Run(peer, func(t *testing.T) {
 			before := testutil.ToFloat64(ts.m.peersDenied)
