@@ -141,6 +141,10 @@ type Media struct {
 	SocketBufferKB int `yaml:"socket_buffer_kb" json:"socket_buffer_kb"`
 	// NGListen is host:port of the rtpengine "ng" control listener; empty: off.
 	NGListen string `yaml:"ng_listen" json:"ng_listen"`
+	// Workers is the number of packet workers: 0 (the default) is one per
+	// CPU; 1 costs the least CPU per packet but adds latency under load.
+	// 0..256.
+	Workers int `yaml:"workers" json:"workers"`
 }
 
 // PortRange is an inclusive UDP/TCP port range.
