@@ -41,15 +41,15 @@ func (s *Server) WSHandoff() (*WSHandoff, error) {
 	return nil, fmt.Errorf("sipedge: wss handoff needs an %s listener", External)
 }
 
+// ALPNProtocols says WebSocket over TLS is negotiated as HTTP/1.1 (RFC 6455
+// upgrade; WebSocket over HTTP/2, RFC 8441, is not served).
+func (h *WSHandoff) ALPNProtocols() []string { return []string{"http/1.1"} }
+
 // HandleConn reads c's WebSocket upgrade request, gives c to the SIP edge
 // and returns when c is closed: by the endpoint, by the SIP edge (Close, a
 // transport error), or because ctx ended. It closes c itself when the
 // upgrade request does not arrive within 10s or the SIP edge is not serving
 // within that time, so it never blocks for ever.
-// ALPNProtocols says WebSocket over TLS is negotiated as HTTP/1.1 (RFC 6455
-// upgrade; WebSocket over HTTP/2, RFC 8441, is not served).
-func (h *WSHandoff) ALPNProtocols() []string { return []string{"http/1.1"} }
-
 func (h *WSHandoff) HandleConn(ctx context.Context, c net.Conn) {
 	s := h.s
 	hc, err := h.admit(ctx, c)
