@@ -879,7 +879,7 @@ func (c *call) answer(sd *side, req *sip.Request, tx sip.ServerTransaction, res 
 	back.To().Params.Add("tag", c.a.localTag)
 	back.AppendHeader(&sip.ContactHeader{Address: sd.contact(c.a.transport, "")})
 	back.AppendHeader(allowHeader())
-	copyHeaders(back, res, sessionHeaders...)
+	copySessionHeaders(back, res)
 	if body != nil {
 		back.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
@@ -1063,8 +1063,7 @@ func (c *call) reinvite(sd *side, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	r := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, back)
 	r.AppendHeader(&sip.ContactHeader{Address: sd.contact(this.transport, "")})
-	copyHeaders(r, res, sessionHeaders...)
-	copyHeaders(r, res, "Min-SE") // with 422
+	copySessionHeaders(r, res)
 	if back != nil {
 		r.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
@@ -1152,8 +1151,7 @@ func (s *Server) handleInDialog(sd *side, req *sip.Request, tx sip.ServerTransac
 	if back != nil {
 		copyHeaders(r, res, "Content-Type")
 	}
-	copyHeaders(r, res, sessionHeaders...)
-	copyHeaders(r, res, "Min-SE") // with 422
+	copySessionHeaders(r, res)
 	tx.Respond(r)
 }
 

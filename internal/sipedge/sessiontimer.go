@@ -42,24 +42,25 @@ func sessionInterval(m interface{ GetHeader(string) sip.Header }) time.Duration 
 	return min(time.Duration(n)*time.Second, maxSessionInterval)
 }
 
-// sessionHeaders are the session-timer headers a 2xx carries back to the
-// other dialog.
-var sessionHeaders = []string{"Session-Expires", "x", "Require"}
+// copySessionHeaders copies the session-timer headers of a response from
+// one dialog into its relayed copy for the other: Session-Expires (or x)
+// and Require of a 2xx, Min-SE of a 422.
+func copySessionHeaders(dst, res *sip.Response) {
+	copyHeaders(dst, res, "Session-Expires", "x", "Require", "Min-SE")
+}
 
 // watchSession (re)arms c's session timer from a 2xx that established or
 // refreshed the session: for res's Session-Expires, or off when res has
 // none (RFC 4028 section 7.2 and 9: no Session-Expires in the 2xx, no
 // session timer). c.mu must be held.
 func (c *call) watchSession(res *sip.Response) {
-	if c.sessionTimer != nil {
-		c.sessionTimer.Stop()
-		c.sessionTimer = nil
-	}
+	// Stopping bumps the generation, so a timer that has already fired and
+	// waits for c.mu gives up, also when this 2xx turns the watch off.
+	c.stopSessionTimer()
 	se := sessionInterval(res)
 	if se == 0 || c.state == stateEnded {
 		return
 	}
-	c.sessionGen++
 	gen := c.sessionGen
 	c.sessionTimer = time.AfterFunc(se, func() {
 		c.mu.Lock()
