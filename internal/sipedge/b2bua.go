@@ -154,6 +154,7 @@ func (l *leg) learn(res *sip.Response) {
 
 type call struct {
 	s      *Server
+	lc     *liveConfig // the configuration in force when the call arrived
 	id     string
 	typ    string
 	from   string
@@ -334,10 +335,11 @@ func (s *Server) handleInvite(sd *side, req *sip.Request, tx sip.ServerTransacti
 		c.reinvite(sd, req, tx)
 		return
 	}
-	if s.calls.count() >= s.lc().cfg.Limits.MaxCalls {
+	lc := s.lc() // a call keeps the configuration in force when it arrived
+	if s.calls.count() >= lc.cfg.Limits.MaxCalls {
 		s.m.rejected.WithLabelValues("max_calls").Inc()
 		s.respond(sd, tx, req, 503, "Service Unavailable", s.retryAfter())
-		c := &call{s: s, id: newID(8), typ: CallGuest, from: from.Address.Addr(), to: to.Address.Addr(), source: req.Source(),
+		c := &call{s: s, lc: lc, id: newID(8), typ: CallGuest, from: from.Address.Addr(), to: to.Address.Addr(), source: req.Source(),
 			started: time.Now(), done: make(chan struct{})}
 		c.finish(endedByPortico, 503, "capacity: too many calls", nil)
 		return
@@ -351,8 +353,8 @@ func (s *Server) handleInvite(sd *side, req *sip.Request, tx sip.ServerTransacti
 		return
 	}
 	s.respond(sd, tx, req, 100, "Trying")
-	p, code, reason := s.classify(sd, req)
-	c := &call{s: s, id: newID(8), typ: p.typ, from: from.Address.Addr(), to: to.Address.Addr(), source: req.Source(),
+	p, code, reason := s.classify(sd, req, lc)
+	c := &call{s: s, lc: lc, id: newID(8), typ: p.typ, from: from.Address.Addr(), to: to.Address.Addr(), source: req.Source(),
 		started: time.Now(), done: make(chan struct{})}
 	if code != 0 {
 		s.respond(sd, tx, req, code, reason)
@@ -367,7 +369,7 @@ func (s *Server) handleInvite(sd *side, req *sip.Request, tx sip.ServerTransacti
 }
 
 // classify decides a new call's type and destination, or refuses it.
-func (s *Server) classify(sd *side, req *sip.Request) (plan, int, string) {
+func (s *Server) classify(sd *side, req *sip.Request, lc *liveConfig) (plan, int, string) {
 	from, to := req.From(), req.To()
 	if sd.name == External {
 		flow, err := flowOf(req)
@@ -380,11 +382,11 @@ func (s *Server) classify(sd *side, req *sip.Request) (plan, int, string) {
 		switch {
 		case s.regs.registered(aorOf(from.Address), flow):
 			p.typ = CallRegistered
-		case s.federated(from.Address.Host):
+		case lc.federated(from.Address.Host):
 			p.typ = CallFederation
 		default:
 			p.typ = CallGuest
-			dst, ok := s.lc().policy.destination(user)
+			dst, ok := lc.policy.destination(user)
 			if !ok {
 				s.m.rejected.WithLabelValues("policy").Inc()
 				return p, 403, "Forbidden"
@@ -393,7 +395,7 @@ func (s *Server) classify(sd *side, req *sip.Request) (plan, int, string) {
 		}
 		p.ruri = sip.Uri{Scheme: "sip", User: user, Host: s.cfg.Domain}
 		p.to = sip.Uri{Scheme: "sip", User: user, Host: s.cfg.Domain}
-		for _, cs := range s.lc().cs.order() {
+		for _, cs := range lc.cs.order() {
 			cs := cs
 			p.hops = append(p.hops, hop{transport: cs.Transport, addr: cs.Address, callServer: &cs})
 		}
@@ -420,7 +422,7 @@ func (s *Server) classify(sd *side, req *sip.Request) (plan, int, string) {
 		return p, 0, ""
 	}
 	host := strings.ToLower(req.Recipient.Host)
-	if host != "" && host != strings.ToLower(s.cfg.Domain) && host != s.int.host && s.federated(host) {
+	if host != "" && host != strings.ToLower(s.cfg.Domain) && host != s.int.host && lc.federated(host) {
 		p.typ = CallFederation
 		p.ruri = sip.Uri{Scheme: "sip", User: req.Recipient.User, Host: req.Recipient.Host, Port: req.Recipient.Port}
 		p.to = sip.Uri{Scheme: "sip", User: to.Address.User, Host: to.Address.Host}
@@ -442,12 +444,12 @@ func (s *Server) classify(sd *side, req *sip.Request) (plan, int, string) {
 }
 
 // federated reports whether calls with domain are allowed by federation.
-func (s *Server) federated(domain string) bool {
-	if s.lc().cfg.Federation.OpenB2B {
+func (lc *liveConfig) federated(domain string) bool {
+	if lc.cfg.Federation.OpenB2B {
 		return true
 	}
 	domain = strings.ToLower(domain)
-	for _, d := range s.lc().cfg.Federation.AllowedDomains {
+	for _, d := range lc.cfg.Federation.AllowedDomains {
 		if strings.EqualFold(d, domain) {
 			return true
 		}
@@ -588,7 +590,7 @@ func (c *call) run(sd *side, req *sip.Request, tx sip.ServerTransaction, p plan)
 	}
 	b.inviteHadBody = body != nil
 
-	ringCtx, ringCancel := context.WithTimeout(ctx, s.lc().cfg.NoAnswerTimeout)
+	ringCtx, ringCancel := context.WithTimeout(ctx, c.lc.cfg.NoAnswerTimeout)
 	defer ringCancel()
 	var lastCode int
 	var lastReason string
@@ -608,7 +610,7 @@ func (c *call) run(sd *side, req *sip.Request, tx sip.ServerTransaction, p plan)
 		if p.out == s.int {
 			copyHeaders(inv, req, "Authorization", "Proxy-Authorization")
 		}
-		if !s.lc().cfg.TopologyHiding.StripServer {
+		if !c.lc.cfg.TopologyHiding.StripServer {
 			copyHeaders(inv, req, "User-Agent")
 		}
 		if body != nil {
@@ -694,7 +696,7 @@ func (c *call) ring(ctx, ringCtx context.Context, sd *side, req *sip.Request, tx
 	var cancelDeadline <-chan time.Time
 	var silent <-chan time.Time
 	if failover {
-		silent = time.After(s.lc().cfg.FailoverTimeout)
+		silent = time.After(c.lc.cfg.FailoverTimeout)
 	}
 	doCancel := func() {
 		if cancelled {
@@ -737,7 +739,7 @@ func (c *call) ring(ctx, ringCtx context.Context, sd *side, req *sip.Request, tx
 				if failover && res.StatusCode == 503 && !cancelled {
 					return 503, res.Reason, true
 				}
-				if res.StatusCode < 400 && s.lc().cfg.FollowRedirects && !cancelled && res.Contact() != nil {
+				if res.StatusCode < 400 && c.lc.cfg.FollowRedirects && !cancelled && res.Contact() != nil {
 					u := res.Contact().Address
 					c.mu.Lock()
 					c.redirectTo = &u
@@ -773,7 +775,7 @@ func (c *call) ring(ctx, ringCtx context.Context, sd *side, req *sip.Request, tx
 			ringCtx = context.Background()
 		case <-silent:
 			if !gotResponse && !cancelled {
-				s.lc().cs.mark(inv.Destination(), false)
+				c.lc.cs.mark(inv.Destination(), false)
 				return 408, "Request Timeout", true
 			}
 		case <-cancelDeadline:
@@ -883,7 +885,7 @@ func (c *call) answer(sd *side, req *sip.Request, tx sip.ServerTransaction, res 
 	if body != nil {
 		back.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
-	if !c.s.lc().cfg.TopologyHiding.StripServer {
+	if !c.lc.cfg.TopologyHiding.StripServer {
 		copyHeaders(back, res, "Server")
 	}
 	acked := c.expectACK(c.a, back)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -130,6 +131,9 @@ type TopologyHiding struct {
 var transports = map[string]bool{"udp": true, "tcp": true, "tls": true, "ws": true, "wss": true}
 
 func (c Config) withDefaults() (Config, error) {
+	// The caller's slices are not shared with the running server.
+	c.Listeners = slices.Clone(c.Listeners)
+	c.CallServers = slices.Clone(c.CallServers)
 	var errs ConfigError
 	add := func(path, format string, a ...any) {
 		errs = append(errs, FieldError{Path: "sip." + path, Reason: fmt.Sprintf(format, a...)})

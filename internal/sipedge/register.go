@@ -213,7 +213,8 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 	}
 	aor := aorOf(to.Address)
 	contacts := req.GetHeaders("Contact")
-	capped := int(s.lc().cfg.NATBindingExpiry / time.Second)
+	lc := s.lc()
+	capped := int(lc.cfg.NATBindingExpiry / time.Second)
 
 	// Capacity: a new binding beyond the limit is refused before relaying.
 	if len(contacts) > 0 {
@@ -221,7 +222,7 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 		n := len(s.regs.b)
 		_, exists := s.regs.b[bindingKey(aor, contactURI(contacts[0]))]
 		s.regs.mu.Unlock()
-		if !exists && n >= s.lc().cfg.Limits.MaxRegistrations {
+		if !exists && n >= lc.cfg.Limits.MaxRegistrations {
 			s.m.rejected.WithLabelValues("max_registrations").Inc()
 			s.respond(sd, tx, req, 503, "Service Unavailable", s.retryAfter())
 			return
@@ -234,7 +235,7 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 		"Expires", "Supported", "Require", "Allow", "Accept", "Content-Type", "Event", "Instance", "Reg-Id"} {
 		copyHeaders(out, req, name)
 	}
-	if !s.lc().cfg.TopologyHiding.StripServer {
+	if !lc.cfg.TopologyHiding.StripServer {
 		copyHeaders(out, req, "User-Agent")
 	}
 	capExpires(out, capped)
@@ -273,7 +274,7 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 		"Retry-After", "Supported", "Allow", "Warning"} {
 		copyHeaders(back, res, name)
 	}
-	if !s.lc().cfg.TopologyHiding.StripServer {
+	if !lc.cfg.TopologyHiding.StripServer {
 		copyHeaders(back, res, "Server")
 	}
 	s.applyRegisterResult(req, res, aor, flow, token)
@@ -464,16 +465,17 @@ func hasOption(m interface{ GetHeaders(string) []sip.Header }, name, opt string)
 // Route names the server actually chosen.
 func (s *Server) sendToCallServer(ctx context.Context, req *sip.Request) (*sip.Response, CallServer, error) {
 	var lastErr error = ErrNoCallServer
-	for _, cs := range s.lc().cs.order() {
+	lc := s.lc()
+	for _, cs := range lc.cs.order() {
 		r := req.Clone()
 		r.RemoveHeader("Route")
 		r.PrependHeader(&sip.RouteHeader{Address: routeURI(cs)})
 		s.int.prepare(r, cs.Transport, cs.Address)
-		tctx, cancel := context.WithTimeout(ctx, s.lc().cfg.FailoverTimeout)
+		tctx, cancel := context.WithTimeout(ctx, lc.cfg.FailoverTimeout)
 		res, err := s.int.do(tctx, r)
 		cancel()
 		if err != nil {
-			s.lc().cs.mark(cs.Address, false)
+			lc.cs.mark(cs.Address, false)
 			lastErr = fmt.Errorf("%s: %w", cs.Address, err)
 			if errors.Is(ctx.Err(), context.Canceled) {
 				break
@@ -484,7 +486,7 @@ func (s *Server) sendToCallServer(ctx context.Context, req *sip.Request) (*sip.R
 			lastErr = fmt.Errorf("%s: 503 %s", cs.Address, res.Reason)
 			continue
 		}
-		s.lc().cs.mark(cs.Address, true)
+		lc.cs.mark(cs.Address, true)
 		return res, cs, nil
 	}
 	return nil, CallServer{}, lastErr

@@ -5,7 +5,8 @@ import (
 )
 
 // liveConfig is the part of the configuration Reload replaces while calls
-// and registrations go on; requests read it once each through lc.
+// and registrations go on. Read it through lc; a handler that uses several
+// fields loads it once, so that it sees one configuration.
 type liveConfig struct {
 	cfg    Config
 	policy *guestPolicy
@@ -25,8 +26,6 @@ func (s *Server) lc() *liveConfig { return s.live.Load() }
 // keepalive, DNS server) keeps its running value and is returned as config
 // paths (sip.listeners, ...). A cfg that does not validate changes nothing.
 func (s *Server) Reload(cfg Config) (restart []string, err error) {
-	cfg.Listeners = append([]Listener(nil), cfg.Listeners...)
-	cfg.CallServers = append([]CallServer(nil), cfg.CallServers...)
 	cfg, err = cfg.withDefaults()
 	if err != nil {
 		return nil, err

@@ -109,8 +109,6 @@ type Server struct {
 
 // New validates cfg and builds a server; it does no I/O.
 func New(cfg Config, deps Deps) (*Server, error) {
-	cfg.Listeners = append([]Listener(nil), cfg.Listeners...)
-	cfg.CallServers = append([]CallServer(nil), cfg.CallServers...)
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
