@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -229,4 +230,18 @@ func (a *apiClient) must(code int, method, path string, body any, hdr ...string)
 		a.t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.code, code, r.body)
 	}
 	return r
+}
+
+// peerCert is the leaf certificate addr presents for SNI name (none if "").
+func peerCert(t *testing.T, addr, name string) *x509.Certificate {
+	t.Helper()
+	d := tls.Dialer{Config: &tls.Config{ServerName: name, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		t.Fatalf("TLS to %s (SNI %q): %v", addr, name, err)
+	}
+	defer c.Close()
+	return c.(*tls.Conn).ConnectionState().PeerCertificates[0]
 }

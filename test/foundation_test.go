@@ -63,13 +63,7 @@ func TestFoundation(t *testing.T) {
 	rec := func(method, path string, code int, body []byte) { oc.check(t, method, path, code, body) }
 
 	t.Run("tls policy", func(t *testing.T) {
-		conn, err := tls.Dial("tcp", mgmt, &tls.Config{InsecureSkipVerify: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st := conn.ConnectionState()
-		conn.Close()
-		cert := st.PeerCertificates[0]
+		cert := peerCert(t, mgmt, "")
 		if _, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || cert.SignatureAlgorithm != x509.ECDSAWithSHA256 {
 			t.Errorf("management certificate is %v signed with %v; want ECDSA with SHA-256", cert.PublicKeyAlgorithm, cert.SignatureAlgorithm)
 		}

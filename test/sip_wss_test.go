@@ -266,17 +266,3 @@ Content-Length: 0
 		}
 	})
 }
-
-// peerCert is the leaf certificate addr presents for SNI name (none if "").
-func peerCert(t *testing.T, addr, name string) *x509.Certificate {
-	t.Helper()
-	d := tls.Dialer{Config: &tls.Config{ServerName: name, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		t.Fatalf("TLS to %s (SNI %q): %v", addr, name, err)
-	}
-	defer c.Close()
-	return c.(*tls.Conn).ConnectionState().PeerCertificates[0]
-}
