@@ -112,3 +112,17 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestDiff(t *testing.T) {
+	a, b := Default(), Default()
+	b.Log.Level = "debug"
+	b.TURN.UDP = []string{"127.0.0.1:3478"}
+	b.AccessProxy.Listen = "127.0.0.1:8444"
+	off := false
+	b.Media.NATLatching = &off
+	a.SIP.Listeners = []SIPListener{} // empty equals absent
+	got := strings.Join(Diff(a, b), ",")
+	if got != "log.level,media.nat_latching,turn.udp,access_proxy.listen" {
+		t.Errorf("Diff = %s", got)
+	}
+}
