@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 
+	"github.com/portico-edge/portico/internal/certs"
 	"github.com/portico-edge/portico/internal/config"
 	"github.com/portico-edge/portico/internal/store"
 )
@@ -32,7 +35,6 @@ const (
 	importSame      = "unchanged" // the file is the active version
 	importBehind    = "behind"    // file unchanged since imported; newer API edits kept
 	importRefused   = "refused"   // file changed, but a newer API edit is active
-	importNoFile    = ""          // started without a file
 	importVersionsN = 1000        // versions scanned for the last import
 )
 
@@ -93,4 +95,38 @@ func planImport(ctx context.Context, st store.Store, file, sum string, active st
 		p.result.Detail = fmt.Sprintf("%s, but the active %s is newer; keeping version %d (import anyway with serve --force-import or portico config import --force)", since, activeDesc, active.Version)
 	}
 	return p, nil
+}
+
+// Import is `portico config import`: it validates doc (the file at path)
+// as a live load would, applies the import rule against st, and stores doc
+// as the new active version when the rule (or force) allows. by names who
+// ran it. A running node takes the new version up on SIGHUP or restart.
+func Import(ctx context.Context, st store.Store, path string, doc []byte, force bool, by string) (store.ConfigVersion, FileImport, error) {
+	cs := certs.NewStore(certs.Options{Persister: certPersister{st}})
+	if err := cs.Load(ctx); err != nil {
+		return store.ConfigVersion{}, FileImport{}, fmt.Errorf("load certificates: %w", err)
+	}
+	if _, err := validate(doc, serviceDeps{log: slog.New(slog.DiscardHandler), st: st, certs: cs, env: os.Getenv}); err != nil {
+		return store.ConfigVersion{}, FileImport{}, err
+	}
+	active, err := st.ActiveConfig(ctx)
+	hasActive := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return store.ConfigVersion{}, FileImport{}, fmt.Errorf("read active config: %w", err)
+	}
+	plan, err := planImport(ctx, st, path, sum(doc), active, hasActive, force)
+	if err != nil {
+		return store.ConfigVersion{}, FileImport{}, err
+	}
+	if !plan.doImport {
+		if plan.result.State == importRefused {
+			return active, plan.result, fmt.Errorf("%w: %s", ErrImportRefused, plan.result.Detail)
+		}
+		return active, plan.result, nil
+	}
+	v, err := st.PutConfig(ctx, doc, config.FileAuthor(path), "imported with portico config import by "+by, active.Version)
+	if err != nil {
+		return store.ConfigVersion{}, FileImport{}, fmt.Errorf("store config: %w", err)
+	}
+	return v, plan.result, nil
 }
