@@ -43,6 +43,9 @@ const maxBody = 1 << 20
 type ConfigService interface {
 	// Active returns the running configuration's stored version.
 	Active(ctx context.Context) (store.ConfigVersion, error)
+	// Validate checks doc exactly as Replace would (the services are built,
+	// not started) without storing or applying it; config.Errors on refusal.
+	Validate(ctx context.Context, doc []byte) error
 	// Replace validates doc, stores it as a new version if the active one is
 	// still expect, and applies it live. It returns the sections that changed.
 	// A validation failure returns config.Errors and changes nothing.

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/portico-edge/portico/internal/config"
 	"github.com/portico-edge/portico/internal/store"
 	"github.com/portico-edge/portico/internal/store/sqlite"
 )
@@ -20,6 +21,11 @@ type fixedConfig struct{ store.Store }
 
 func (f fixedConfig) Active(ctx context.Context) (store.ConfigVersion, error) {
 	return f.ActiveConfig(ctx)
+}
+
+func (f fixedConfig) Validate(ctx context.Context, doc []byte) error {
+	_, err := config.Parse(doc)
+	return err
 }
 
 func (f fixedConfig) Replace(ctx context.Context, doc []byte, author, comment string, expect int64) (store.ConfigVersion, []string, error) {

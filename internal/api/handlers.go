@@ -26,11 +26,15 @@ type configBody struct {
 	Author    string    `json:"author"`
 	Comment   string    `json:"comment"`
 	CreatedAt time.Time `json:"created_at"`
-	Document  string    `json:"document"`
+	// Source is file (imported; File names it) or api or defaults.
+	Source   string `json:"source"`
+	File     string `json:"file,omitempty"`
+	Document string `json:"document"`
 }
 
 func versionBody(v store.ConfigVersion) configBody {
-	return configBody{Version: v.Version, SHA256: v.SHA256, Author: v.Author, Comment: v.Comment, CreatedAt: v.CreatedAt.UTC(), Document: string(v.Document)}
+	o := config.OriginOf(v.Author)
+	return configBody{Version: v.Version, SHA256: v.SHA256, Author: v.Author, Comment: v.Comment, CreatedAt: v.CreatedAt.UTC(), Source: o.Source, File: o.File, Document: string(v.Document)}
 }
 
 func wantsYAML(r *http.Request) bool {
@@ -116,8 +120,12 @@ func (s *Server) validateConfig(w http.ResponseWriter, r *http.Request, p Princi
 	if !ok {
 		return
 	}
-	if _, err := config.Parse(doc); err != nil {
-		es, _ := config.AsErrors(err)
+	if err := s.deps.Config.Validate(r.Context(), doc); err != nil {
+		es, ok := config.AsErrors(err)
+		if !ok {
+			writeStoreError(w, s.log, err)
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]any{"valid": false, "fields": es})
 		return
 	}

@@ -5,11 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -33,11 +33,6 @@ type service struct {
 	running atomic.Bool
 	err     atomic.Pointer[string]
 }
-
-// restartSections change only at the next start: the relay keeps the ports
-// of calls in progress, and the log file stays open. The sip section is
-// applied live by the SIP edge's Reload, except the fields it names.
-var restartSections = map[string]bool{"media": true}
 
 // turnRestart names the turn fields that differ between the configuration
 // the TURN service started with and cfg and that only a restart applies
@@ -88,11 +83,26 @@ type built struct {
 	turn        *turn.Server
 	accessProxy *accessproxy.Server
 	sip         atomic.Pointer[sipedge.Server]
+	closers     []io.Closer // in build order; close releases them in reverse
 }
 
-// buildServices makes every enabled service from cfg. It does no I/O.
-func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
+// close releases every service built, whether it ran or not. Safe to call
+// more than once (each service's Close is).
+func (b *built) close() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i].Close()
+	}
+}
+
+// buildServices makes every enabled service from cfg. It does no I/O. On
+// error, what was built is closed.
+func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 	b := &built{}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
 	log, reg := d.log, d.reg
 	out := b.list
 	if cfg.Media.Enabled {
@@ -110,6 +120,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 			return nil, asConfigErrors(err)
 		}
 		b.relay = relay
+		b.closers = append(b.closers, relay)
 		out = append(out, &service{name: "media", run: relay.Run})
 		if cfg.Media.NGListen != "" {
 			srv, err := ng.New(ng.Config{Listen: cfg.Media.NGListen, Interfaces: [2]string{"external", "internal"}}, ng.Deps{Relay: relay, Logger: logging.Component(log, "media-ng")})
@@ -129,6 +140,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 			return nil, asConfigErrors(err)
 		}
 		b.turn = ts
+		b.closers = append(b.closers, ts)
 		out = append(out, &service{name: "turn", run: ts.Run})
 	}
 	if cfg.SIP.Enabled && b.relay != nil {
@@ -141,6 +153,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 			return nil, asConfigErrors(err)
 		}
 		b.sip.Store(ss)
+		b.closers = append(b.closers, ss)
 		out = append(out, &service{name: "sip", run: ss.Run})
 	}
 	if cfg.AccessProxy.Enabled {
@@ -163,23 +176,11 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 			return nil, asConfigErrors(err)
 		}
 		b.accessProxy = ap
+		b.closers = append(b.closers, ap)
 		out = append(out, &service{name: "access_proxy", run: ap.Run})
 	}
 	b.list = out
 	return b, nil
-}
-
-// asConfigErrors turns a service's validation errors into field errors.
-func asConfigErrors(err error) error {
-	var es config.Errors
-	for _, line := range strings.Split(err.Error(), "; ") {
-		path, reason, ok := strings.Cut(line, ": ")
-		if !ok || strings.Contains(path, " ") {
-			return err
-		}
-		es = append(es, config.FieldError{Path: path, Reason: reason})
-	}
-	return es
 }
 
 func sipConfig(cfg *config.Config) sipedge.Config {

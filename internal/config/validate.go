@@ -132,6 +132,8 @@ func (c *Config) Validate() error {
 	if c.AccessProxy.Enabled && c.AccessProxy.Listen == "" {
 		v.add("access_proxy.listen", "required when the access proxy is enabled")
 	}
+	v.ports(c)
+	v.reserved(c)
 	if len(v.errs) == 0 {
 		return nil
 	}
@@ -245,16 +247,8 @@ func (v *validator) turn(c *Config) {
 			v.add("turn.relay_address", "%q is not an IP address", t.RelayAddress)
 		}
 	}
-	if v.portRange("turn.relay", t.Relay) && c.Media.Enabled {
-		for _, m := range []struct {
-			name string
-			r    PortRange
-		}{{"media.external", c.Media.External}, {"media.internal", c.Media.Internal}} {
-			if t.Relay.Min <= m.r.Max && m.r.Min <= t.Relay.Max {
-				v.add("turn.relay", "%d-%d overlaps %s %d-%d", t.Relay.Min, t.Relay.Max, m.name, m.r.Min, m.r.Max)
-			}
-		}
-	}
+	// An overlap with the media ranges is reported by ports.
+	v.portRange("turn.relay", t.Relay)
 	for i, p := range t.AllowPeers {
 		v.cidr(fmt.Sprintf("turn.allow_peers[%d]", i), p)
 	}
