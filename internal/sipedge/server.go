@@ -98,6 +98,10 @@ type Server struct {
 	res   Resolver
 	// handoff feeds WSHandoff's connections to the external WSS transport.
 	handoff *handoff.Listener
+	// challenge is the last WWW-Authenticate the inside sent for a
+	// REGISTER: the shape of the challenges Portico answers for unknown
+	// users (see registerResponse).
+	challenge atomic.Pointer[string]
 
 	sockMu    sync.Mutex
 	socks     []io.Closer
@@ -173,12 +177,13 @@ func (s *Server) newSide(name string) (*side, error) {
 	if name == External && s.cfg.ExternalHost != "" {
 		sd.host = s.cfg.ExternalHost
 	}
+	lg := s.log.With("side", name)
 	opts := []sipgo.UserAgentOption{
 		sipgo.WithUserAgent("Portico"),
 		sipgo.WithUserAgentHostname(sd.host),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(s.log.With("side", name)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(lg),
 			sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) { s.strayResponse(sd, r) })),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(s.log.With("side", name))),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(lg)),
 	}
 	if s.deps.TLSConfig != nil {
 		opts = append(opts, sipgo.WithUserAgenTLSConfig(s.deps.TLSConfig))
@@ -187,11 +192,11 @@ func (s *Server) newSide(name string) (*side, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sipedge: %s user agent: %w", name, err)
 	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(s.log.With("side", name)))
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(lg))
 	if err != nil {
 		return nil, fmt.Errorf("sipedge: %s server: %w", name, err)
 	}
-	cl, err := sipgo.NewClient(ua, sipgo.WithClientHostname(sd.host), sipgo.WithClientLogger(s.log.With("side", name)))
+	cl, err := sipgo.NewClient(ua, sipgo.WithClientHostname(sd.host), sipgo.WithClientLogger(lg))
 	if err != nil {
 		return nil, fmt.Errorf("sipedge: %s client: %w", name, err)
 	}
