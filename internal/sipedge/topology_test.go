@@ -1,15 +1,21 @@
 package sipedge
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -320,3 +326,247 @@ func TestRegisterEnumeration(t *testing.T) {
 		})
 	}
 }
+
+// bareEdge is a SIP edge on one external and one internal UDP socket with
+// its own logger and metrics registry.
+type bareEdge struct {
+	s   *Server
+	ext *net.UDPAddr
+	reg *prometheus.Registry
+}
+
+func startBare(t *testing.T, lg *slog.Logger, cs CallServer) *bareEdge {
+	t.Helper()
+	pc, ic := listenUDP(t, extIP), listenUDP(t, intIP)
+	reg := prometheus.NewRegistry()
+	s, err := New(Config{Listeners: []Listener{{Interface: External, Transport: "udp", Address: pc.LocalAddr().String()},
+		{Interface: Internal, Transport: "udp", Address: ic.LocalAddr().String()}},
+		CallServers: []CallServer{cs}, ProbeInterval: -1}, Deps{Logger: lg, Media: nopMedia{}, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		errc <- s.Serve(context.Background(), []BoundListener{{Interface: External, Transport: "udp", Packet: pc}, {Interface: Internal, Transport: "udp", Packet: ic}})
+	}()
+	t.Cleanup(func() { s.Close(); <-errc })
+	return &bareEdge{s: s, ext: pc.LocalAddr().(*net.UDPAddr), reg: reg}
+}
+
+// counter returns the value of metric name with the given labels (0 when
+// it does not exist).
+func (e *bareEdge) counter(t *testing.T, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+// optionsSync sends an OPTIONS from conn and waits for its answer, so that
+// everything conn sent before has been read by Portico. It returns the
+// messages that arrived before the answer.
+func optionsSync(t *testing.T, conn *net.UDPConn, to *net.UDPAddr, id string) []string {
+	t.Helper()
+	la := conn.LocalAddr().String()
+	opt := fmt.Sprintf("OPTIONS sip:portico.test SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bKo%s\r\nFrom: <sip:a@example.net>;tag=1\r\n"+
+		"To: <sip:portico.test>\r\nCall-ID: opt-%s\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", la, id, id)
+	conn.WriteToUDP([]byte(opt), to)
+	var before []string
+	buf := make([]byte, 65535)
+	for {
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, _, err := conn.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatalf("no answer to OPTIONS %s: %v", id, err)
+		}
+		if m, err := sip.ParseMessage(buf[:n]); err == nil && m.(*sip.Response).CallID() != nil && m.(*sip.Response).CallID().Value() == "opt-"+id {
+			return before
+		}
+		before = append(before, string(buf[:n]))
+	}
+}
+
+// TestJunkLogging: 2,000 junk datagrams from one source (1,500 that are
+// not SIP at all, 500 that start like SIP and do not parse) cost a bounded
+// number of short log lines, at debug level, and are counted. No JSON
+// record carries a key twice.
+func TestJunkLogging(t *testing.T) {
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	lg := slog.New(slog.NewJSONHandler(&lockedWriter{w: &logs, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	_, cs := fakeCallServer(t, "cs")
+	e := startBare(t, lg, cs)
+	t.Cleanup(func() { logTail(t, "log tail", &mu, &logs, 6000) })
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(outsideIP)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	junk := bytes.Repeat([]byte("\x16\x03\x01 GET / HTTP/1.1 junk "), 40)
+	sipish := []byte("OPTIONS sip:portico.test SIP/2.0\r\nVia: broken " + strings.Repeat("y", 900) + "\r\n\r\n")
+	for i := 0; i < 2000; i++ {
+		p := junk
+		if i%4 == 3 {
+			p = sipish
+		}
+		conn.WriteToUDP(p, e.ext)
+		if i%25 == 24 { // a loopback socket buffer holds about 90 such datagrams
+			if t.Failed() {
+				break
+			}
+			optionsSync(t, conn, e.ext, strconv.Itoa(i))
+		}
+	}
+	notSIP := e.counter(t, "portico_sip_dropped_total", map[string]string{"interface": External, "reason": "not_sip"})
+	unparsable := e.counter(t, "portico_sip_dropped_total", map[string]string{"interface": External, "reason": "unparsable"})
+	if notSIP != 1500 || unparsable != 500 {
+		t.Errorf("dropped counted: not_sip %v, unparsable %v; want 1500 and 500", notSIP, unparsable)
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for _, l := range lines {
+		if len(l) > 1024 {
+			t.Errorf("log line of %d bytes: %.200s...", len(l), l)
+		}
+		dec := json.NewDecoder(strings.NewReader(l))
+		seen := map[string]bool{}
+		depth := 0
+		for {
+			tok, err := dec.Token()
+			if err != nil {
+				break
+			}
+			switch v := tok.(type) {
+			case json.Delim:
+				if v == '{' {
+					depth++
+				} else if v == '}' {
+					depth--
+				}
+			case string:
+				if depth == 1 && dec.More() {
+					if seen[v] {
+						t.Errorf("key %q twice in %s", v, l)
+					}
+					seen[v] = true
+					dec.Token() // its value
+				}
+			}
+		}
+	}
+	// The OPTIONS that pace the test log their transactions; what the junk
+	// costs is the rest.
+	var junkLines, junkBytes int
+	for _, l := range lines {
+		if strings.Contains(l, `"msg":"dropped`) || strings.Contains(l, "failed to parse") {
+			junkLines++
+			junkBytes += len(l) + 1
+		}
+	}
+	if junkLines > 4 || junkBytes > 4096 {
+		t.Errorf("2,000 junk datagrams made %d bytes of log in %d lines", junkBytes, junkLines)
+	}
+	t.Logf("2,000 junk datagrams: %d bytes of log in %d lines (debug level)", junkBytes, junkLines)
+}
+
+// TestScannerDropped: requests whose User-Agent names a SIP scanner get no
+// answer, are not relayed inside, and are counted.
+func TestScannerDropped(t *testing.T) {
+	cs, c := fakeCallServer(t, "cs")
+	e := startBare(t, slog.New(slog.DiscardHandler), c)
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(outsideIP)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	la := conn.LocalAddr().String()
+	for i, ua := range []string{"friendly-scanner", "sipvicious 0.3.3", "VaxSIPUserAgent/3.1", "sipcli/v1.8", "sundayddr", "pplsip"} {
+		method := []string{"OPTIONS", "REGISTER"}[i%2]
+		msg := fmt.Sprintf("%s sip:portico.test SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bKs%d\r\nFrom: <sip:100@portico.test>;tag=%d\r\n"+
+			"To: <sip:100@portico.test>\r\nCall-ID: scan-%d\r\nCSeq: 1 %s\r\nContact: <sip:100@%s>\r\nUser-Agent: %s\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+			method, la, i, i, i, method, la, ua)
+		conn.WriteToUDP([]byte(msg), e.ext)
+	}
+	if before := optionsSync(t, conn, e.ext, "after-scan"); len(before) > 0 {
+		t.Errorf("scanner requests answered: %q", before)
+	}
+	// A REGISTER from an ordinary client is the first the call server sees.
+	done := make(chan *sip.Response, 1)
+	u := newRawUA(t, outsideIP, "ordinary")
+	go func() { done <- u.register(e.ext, 60) }()
+	r := cs.expect("REGISTER")
+	if r.From().Address.User != "ordinary" {
+		t.Errorf("call server got a REGISTER from %s", r.From().Address.User)
+	}
+	cs.send(udpAddr(r.Source()), sip.NewResponseFromRequest(r, 403, "Forbidden", nil).String())
+	<-done
+	if n := e.counter(t, "portico_sip_dropped_total", map[string]string{"reason": "scanner"}); n != 6 {
+		t.Errorf("scanner requests counted %v, want 6", n)
+	}
+}
+
+// TestOutOfDialogACK: an ACK that matches no transaction or dialog gets
+// no response, however malformed (RFC 3261 section 17: ACK is never
+// answered).
+func TestOutOfDialogACK(t *testing.T) {
+	_, c := fakeCallServer(t, "cs")
+	p := startPortico(t, Config{CallServers: []CallServer{c}, ProbeInterval: -1})
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(outsideIP)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	la := conn.LocalAddr().String()
+	const head = "ACK sip:1000@portico.test SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%d\r\nFrom: <sip:a@example.net>;tag=1\r\n"
+	cases := []string{
+		"To: <sip:1000@portico.test>\r\nCall-ID: ack-no-to-tag\r\nCSeq: 1 ACK\r\n",
+		"To: <sip:1000@portico.test>;tag=9\r\nCall-ID: ack-unknown-dialog\r\nCSeq: 1 ACK\r\n",
+		"To: <sip:1000@portico.test>\r\nCall-ID: ack-no-cseq\r\n",
+		"To: <sip:1000@portico.test>\r\nCall-ID: ack-cseq-invite\r\nCSeq: 1 INVITE\r\n",
+		"To: <sip:1000@portico.test>\r\nCSeq: 1 ACK\r\n",
+		"Call-ID: ack-no-to\r\nCSeq: 1 ACK\r\n",
+	}
+	for i, rest := range cases {
+		conn.WriteToUDP([]byte(fmt.Sprintf(head, la, i)+rest+"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"), ext(p))
+	}
+	// OPTIONS sent after them are answered in turn; whatever else arrives
+	// before the last answer is a response to an ACK.
+	buf := make([]byte, 4096)
+	for i := 0; i < 3; i++ {
+		opt := fmt.Sprintf("OPTIONS sip:portico.test SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bKo%d\r\nFrom: <sip:a@example.net>;tag=1\r\n"+
+			"To: <sip:portico.test>\r\nCall-ID: opt-%d\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", la, i, i)
+		conn.WriteToUDP([]byte(opt), ext(p))
+		for {
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, _, err := conn.ReadFromUDP(buf)
+			if err != nil {
+				t.Fatalf("no answer to OPTIONS %d: %v", i, err)
+			}
+			m, err := sip.ParseMessage(buf[:n])
+			if r, ok := m.(*sip.Response); err == nil && ok && r.CallID() != nil && r.CallID().Value() == fmt.Sprintf("opt-%d", i) {
+				break
+			}
+			t.Errorf("an ACK was answered:\n%s", buf[:n])
+		}
+	}
+}
+
+func ext(p *portico) *net.UDPAddr { return net.UDPAddrFromAddrPort(p.extUDP) }
