@@ -254,8 +254,12 @@ type SIP struct {
 	// 503 and Retry-After.
 	MaxRegistrations int `yaml:"max_registrations" json:"max_registrations"`
 	MaxCalls         int `yaml:"max_calls" json:"max_calls"`
-	// StripServer removes Server and User-Agent headers crossing the edge.
+	// StripServer removes the outside endpoint's User-Agent from requests
+	// relayed inside (the inside's Server never crosses).
 	StripServer bool `yaml:"strip_server" json:"strip_server"`
+	// RevealUnknownUsers relays the inside's refusal of an unauthenticated
+	// outside REGISTER as it is; default false: answered as a challenge.
+	RevealUnknownUsers bool `yaml:"reveal_unknown_users" json:"reveal_unknown_users"`
 }
 
 // SIPListener is one SIP socket.
