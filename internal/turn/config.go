@@ -123,8 +123,9 @@ type RateLimit struct {
 // prefixes (built-in, Inside, Deny); between equal prefixes Allow beats a
 // built-in one and Inside/Deny beat Allow; no match allows.
 // Built-in denied prefixes: unspecified, loopback, link-local, RFC 1918,
-// RFC 6598 shared, benchmarking, multicast, broadcast, IPv6 ULA, link-local,
-// site-local and multicast, and IPv4-mapped or NAT64 forms of all of them.
+// RFC 6598 shared, benchmarking, documentation (RFC 5737, RFC 3849),
+// multicast, broadcast, IPv6 ULA, link-local, site-local and multicast, and
+// IPv4-mapped or NAT64 forms of all of them.
 type PeerPolicy struct {
 	// Inside lists the enterprise's networks (CIDR); always denied unless a
 	// more specific Allow prefix names them.
