@@ -33,6 +33,17 @@ const (
 // ALPN identifiers of RFC 7443.
 var alpnProtocols = []string{"stun.turn", "stun.nat-discovery"}
 
+// aeadSuites are the TLS 1.2 (and DTLS 1.2) suites offered: AEAD with
+// forward secrecy only, the policy of Portico's other TLS listeners (no CBC,
+// RC4 or 3DES, which Go's and pion's defaults still include). TLS 1.3 suites
+// are all AEAD and not configurable.
+var aeadSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
 // Deps are the service's collaborators.
 type Deps struct {
 	// Logger receives the service's logs; a "component" attribute is added.
@@ -199,13 +210,19 @@ func (s *Server) TLSConfig() *tls.Config { return s.tlsConfig() }
 func (s *Server) tlsConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
+		CipherSuites:   aeadSuites,
 		GetCertificate: s.getCert,
 		NextProtos:     alpnProtocols,
 	}
 }
 
 func (s *Server) dtlsOptions() []dtls.ServerOption {
+	suites := make([]dtls.CipherSuiteID, len(aeadSuites))
+	for i, id := range aeadSuites {
+		suites[i] = dtls.CipherSuiteID(id)
+	}
 	return []dtls.ServerOption{
+		dtls.WithCipherSuites(suites...),
 		dtls.WithGetCertificate(func(chi *dtls.ClientHelloInfo) (*tls.Certificate, error) {
 			return s.getCert(&tls.ClientHelloInfo{ServerName: chi.ServerName})
 		}),
