@@ -227,10 +227,53 @@ func turnConfig(cfg *config.Config, env func(string) string) turn.Config {
 		Lifetime:  turn.Lifetime{Default: t.DefaultLifetime.D(), MaxAge: t.MaxAge.D()},
 		Quota:     turn.Quota{PerUser: t.QuotaPerUser, Total: t.QuotaTotal},
 		RateLimit: turn.RateLimit{PerSecond: t.RatePerSecond, Burst: t.RateBurst},
-		Peers:     turn.PeerPolicy{Inside: cfg.Interfaces.Internal.Networks, Deny: t.DenyPeers, Allow: t.AllowPeers},
+		Peers:     turn.PeerPolicy{Inside: cfg.Interfaces.Internal.Networks, Deny: t.DenyPeers, Allow: t.AllowPeers, RelayToRelay: t.RelayToRelay},
 		Auth:      turn.Auth{Secret: secret, MaxTTL: t.RESTMaxTTL.D()},
+		Own:       ownAddresses(cfg),
 		Software:  "",
 	}
+}
+
+// ownAddresses lists what the node listens on besides TURN, which TURN
+// clients must never reach through a relay. A listen address without a
+// host (":443") is every address.
+func ownAddresses(cfg *config.Config) turn.Own {
+	var own turn.Own
+	add := func(a string) {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			return
+		}
+		if host == "" {
+			own.Listeners = append(own.Listeners, net.JoinHostPort("0.0.0.0", port), net.JoinHostPort("::", port))
+		} else if _, err := netip.ParseAddr(host); err == nil {
+			own.Listeners = append(own.Listeners, net.JoinHostPort(host, port))
+		}
+	}
+	add(cfg.Management.Listen)
+	add(cfg.Media.NGListen)
+	if cfg.SIP.Enabled {
+		for _, l := range cfg.SIP.Listeners {
+			add(l.Address)
+		}
+	}
+	if ap := cfg.AccessProxy; ap.Enabled {
+		add(ap.Listen)
+		for _, a := range ap.ExtraListen {
+			add(a)
+		}
+		for _, m := range ap.TCP {
+			add(m.Listen)
+		}
+	}
+	for _, i := range []config.Interface{cfg.Interfaces.External, cfg.Interfaces.Internal, cfg.Interfaces.Management} {
+		for _, a := range []string{i.Address, i.PublicAddress} {
+			if _, err := netip.ParseAddr(a); err == nil {
+				own.Addresses = append(own.Addresses, a)
+			}
+		}
+	}
+	return own
 }
 
 // turnUsers serves TURN long-term keys from the store.

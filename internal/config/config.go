@@ -208,6 +208,11 @@ type TURN struct {
 	AllowPeers []string `yaml:"allow_peers,omitempty" json:"allow_peers,omitempty"`
 	// DenyPeers are further denied CIDRs.
 	DenyPeers []string `yaml:"deny_peers,omitempty" json:"deny_peers,omitempty"`
+	// RelayToRelay lets clients relay to other allocations of this node
+	// (two relay-only clients talking to each other). Default false: the
+	// relay range is denied like the node's own listeners, which no
+	// allow_peers entry opens.
+	RelayToRelay bool `yaml:"relay_to_relay" json:"relay_to_relay"`
 	// RESTSecret enables TURN REST API ephemeral credentials (coturn's
 	// use-auth-secret). May come from PORTICO_TURN_SECRET instead, which
 	// keeps it out of the document. Empty: only long-term users.
