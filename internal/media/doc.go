@@ -11,7 +11,8 @@
 // evidence that the same party moved: a packet continuing its SSRC and
 // sequence numbers, or the signalled/signalling IP after a quiet interval;
 // silence alone never lets a stranger in (endpoint.admit). Packets from
-// anyone else are counted and dropped, never forwarded.
+// anyone else are counted and dropped, never forwarded. Port pairs are
+// handed out in random order so that relay ports cannot be guessed.
 //
 // On Linux the packet path is a few epoll workers that move datagrams with
 // recvmmsg/sendmmsg (internal/batchio) between non-blocking sockets, with
