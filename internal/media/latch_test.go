@@ -1,6 +1,7 @@
 package media
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"testing"
@@ -169,4 +170,63 @@ func TestRelatchOnEvidence(t *testing.T) {
 		reply(t, in, callee, 1, signalled, sender)
 		nothingQueued(t, stranger)
 	})
+}
+
+// TestTCPStrangerRefused plays a stranger connecting to the caller's
+// passive TCP media port (BFCP) first: with NAT latching the connection is
+// closed, and the caller (signalled IP) connects and reaches the callee.
+func TestTCPStrangerRefused(t *testing.T) {
+	cfg := testConfig(32500, 32600, 20)
+	cfg.Latching = LatchNAT
+	r, _ := startRelay(t, cfg, Deps{})
+	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	id, infos, err := r.Allocate(SessionConfig{Interfaces: [2]string{"external", "internal"}, Streams: []StreamConfig{{
+		Kind: KindBFCP, Transport: TCP, Role: [2]TCPRole{TCPPassive, TCPActive},
+		Remote: [2]netip.AddrPort{netip.AddrPortFrom(lo, 9), ln.Addr().(*net.TCPAddr).AddrPort()},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 5 * time.Second}
+	sc, err := d.Dial("tcp4", infos[0].Local[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	// The relay closes the stranger's connection: the read ends with EOF
+	// (or a reset), never with data.
+	sc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := sc.Read(make([]byte, 16)); err == nil || isTimeout(err) {
+		t.Fatalf("stranger's connection stayed open (read %d, %v)", n, err)
+	}
+	ca, err := net.DialTimeout("tcp4", infos[0].Local[0].String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	ln.SetDeadline(time.Now().Add(5 * time.Second))
+	cb, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close()
+	ca.Write([]byte("floor"))
+	buf := make([]byte, 16)
+	cb.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := cb.Read(buf); err != nil || string(buf[:n]) != "floor" {
+		t.Fatalf("callee read %q, %v", buf[:n], err)
+	}
+	st, _ := r.Session(id)
+	if got := st.Streams[0].Legs[0].Dropped; got != 1 {
+		t.Fatalf("caller leg dropped %d connections, want the stranger's 1", got)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

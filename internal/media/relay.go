@@ -458,7 +458,7 @@ func (r *Relay) Update(id SessionID, streams []StreamConfig) ([]StreamInfo, erro
 		}
 		st.hold.Store(c.Hold)
 		if c.Transport == TCP {
-			st.cfg.Remote, st.cfg.Hold = c.Remote, c.Hold
+			st.cfg.Remote, st.cfg.Source, st.cfg.Hold = c.Remote, c.Source, c.Hold
 			r.updateTCP(st)
 			continue
 		}
