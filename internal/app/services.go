@@ -123,7 +123,13 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		b.closers = append(b.closers, relay)
 		out = append(out, &service{name: "media", run: relay.Run})
 		if cfg.Media.NGListen != "" {
-			srv, err := ng.New(ng.Config{Listen: cfg.Media.NGListen, Interfaces: [2]string{"external", "internal"}}, ng.Deps{Relay: relay, Logger: logging.Component(log, "media-ng")})
+			nc := ng.Config{Listen: cfg.Media.NGListen, Interfaces: [2]string{"external", "internal"}, Secret: cfg.Media.NGSecret}
+			for _, n := range cfg.Media.NGAllow {
+				if p, err := netip.ParsePrefix(n); err == nil {
+					nc.Allow = append(nc.Allow, p)
+				}
+			}
+			srv, err := ng.New(nc, ng.Deps{Relay: relay, Logger: logging.Component(log, "media-ng"), Registerer: reg})
 			if err != nil {
 				return nil, fmt.Errorf("media.ng_listen: %w", err)
 			}

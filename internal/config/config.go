@@ -141,6 +141,13 @@ type Media struct {
 	SocketBufferKB int `yaml:"socket_buffer_kb" json:"socket_buffer_kb"`
 	// NGListen is host:port of the rtpengine "ng" control listener; empty: off.
 	NGListen string `yaml:"ng_listen" json:"ng_listen"`
+	// NGAllow lists the networks (CIDR) ng requests may come from; others
+	// are dropped and counted. NGAllow or NGSecret is required when
+	// NGListen is not a loopback or private address. Default: any source.
+	NGAllow []string `yaml:"ng_allow,omitempty" json:"ng_allow,omitempty"`
+	// NGSecret is a shared secret every ng request must carry (key
+	// "secret" or flag "secret=..."). Default: none.
+	NGSecret string `yaml:"ng_secret,omitempty" json:"ng_secret,omitempty"`
 	// Workers is the number of packet workers: 0 (the default) is one per
 	// CPU; 1 costs the least CPU per packet but adds latency under load.
 	// 0..256.

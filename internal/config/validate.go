@@ -227,6 +227,9 @@ func (v *validator) media(m *Media) {
 	if m.NGListen != "" {
 		v.hostPort("media.ng_listen", m.NGListen)
 	}
+	for i, n := range m.NGAllow {
+		v.cidr(fmt.Sprintf("media.ng_allow[%d]", i), n)
+	}
 	if m.Workers < 0 || m.Workers > 256 {
 		v.add("media.workers", "%d is outside 0..256 (0: one per CPU)", m.Workers)
 	}
