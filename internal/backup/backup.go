@@ -383,4 +383,3 @@ func Check(s *store.Snapshot) error {
 	}
 	return nil
 }
-
