@@ -57,11 +57,13 @@ type BackupService interface {
 	Restore(ctx context.Context, r io.Reader) error
 }
 
-// Check is one readiness check.
+// Check is one readiness check. Info is shown without failing the check
+// (a backlog, a count).
 type Check struct {
 	Name  string `json:"name"`
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
+	Info  string `json:"info,omitempty"`
 }
 
 // Config tunes authentication.
