@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/netip"
@@ -59,11 +60,13 @@ type BackupService interface {
 	Restore(ctx context.Context, r io.Reader) error
 }
 
-// Check is one readiness check.
+// Check is one readiness check. Info is shown without failing the check
+// (a backlog, a count).
 type Check struct {
 	Name  string `json:"name"`
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
+	Info  string `json:"info,omitempty"`
 }
 
 // Config tunes authentication.
@@ -300,11 +303,19 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req struct {
-		Username string `json:"username"`
+		Name     string `json:"name"`
+		Username string `json:"username"` // the older spelling of name
 		Password string `json:"password"`
 	}
 	if !readJSON(w, r, &req) {
 		return
+	}
+	if req.Name != "" && req.Username != "" && req.Name != req.Username {
+		writeError(w, http.StatusBadRequest, "give the account as name (username is its older spelling), not both")
+		return
+	}
+	if req.Username == "" {
+		req.Username = req.Name
 	}
 	if locked, until := s.limit.locked(req.Username, now); locked {
 		w.Header().Set("Retry-After", strconv.Itoa(int(until.Sub(now).Seconds())+1))
@@ -431,8 +442,14 @@ func writeStoreError(w http.ResponseWriter, log *slog.Logger, err error) {
 	}
 }
 
-// readJSON decodes a JSON body strictly; on failure it writes 400.
+// readJSON decodes a JSON body strictly; on failure it writes 400. A body
+// not labelled application/json is refused with 415: text/plain and form
+// bodies are what a cross-site page can send without a CORS preflight.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, "the body must be JSON sent as Content-Type: application/json")
+		return false
+	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
