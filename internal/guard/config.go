@@ -118,25 +118,6 @@ type Config struct {
 	Kernel string `yaml:"kernel" json:"kernel"`
 }
 
-// FieldError is one invalid field, by path ("guard.limits.register.count").
-type FieldError struct {
-	Path   string
-	Reason string
-}
-
-func (e FieldError) Error() string { return e.Path + ": " + e.Reason }
-
-// ConfigError lists every invalid field.
-type ConfigError []FieldError
-
-func (e ConfigError) Error() string {
-	s := make([]string, len(e))
-	for i, f := range e {
-		s[i] = f.Error()
-	}
-	return strings.Join(s, "; ")
-}
-
 // settings is a validated Config in the form the guard uses.
 type settings struct {
 	disabled   bool
@@ -156,6 +137,14 @@ type settings struct {
 type bucket struct {
 	cap  float64
 	rate float64
+}
+
+// full reports whether a bucket that just took an event at level has
+// reached its capacity: the Count-th event arrived before one event's worth
+// drained (an exact comparison would miss by the drain of the last
+// microseconds).
+func (b bucket) full(level float32) bool {
+	return b.cap > 0 && float64(level) > b.cap-1
 }
 
 func (l Limit) bucket() bucket {

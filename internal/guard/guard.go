@@ -215,7 +215,7 @@ func (g *Guard) Observe(src netip.Addr, k Kind) bool {
 	var full bool
 	var offences uint16
 	if g.sources.add(p, k, now.UnixNano(), &s.limits, s.maxSources, func(e *entry) {
-		if float64(e.levels[k]) >= s.limits[k].cap {
+		if s.limits[k].full(e.levels[k]) {
 			full = true
 			e.levels = [numKinds]float32{}
 			if e.offences < 64 {
@@ -248,7 +248,7 @@ func (g *Guard) ObserveDigestFailure(src netip.Addr, user string) bool {
 	var hot bool
 	now := g.now()
 	g.users.add(strings.ToLower(user), 0, now.UnixNano(), &ub, s.maxUsers, func(e *entry) {
-		hot = float64(e.levels[0]) >= s.user.cap
+		hot = s.user.full(e.levels[0])
 		if hot {
 			e.levels[0] = float32(s.user.cap) // stays full while the guessing goes on
 		}

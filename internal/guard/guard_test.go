@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -61,6 +62,7 @@ func TestScoring(t *testing.T) {
 		{"half drained bucket fills again", Config{}, []step{{NotFound, 9, 30 * time.Second}, {NotFound, 6, 0}}, true},
 		{"half drained bucket short by one", Config{}, []step{{NotFound, 9, 30 * time.Second}, {NotFound, 5, 0}}, false},
 		{"kinds have separate buckets", Config{}, []step{{NotFound, 9, 0}, {Forbidden, 9, 0}}, false},
+		{"ten 404s spread over a second block", Config{}, slices.Repeat([]step{{NotFound, 1, 100 * time.Millisecond}}, 10), true},
 		{"register flood", Config{}, []step{{Register, 100, 0}}, true},
 		{"registers at the drain rate never block", Config{}, []step{
 			{Register, 50, 5 * time.Second}, {Register, 50, 5 * time.Second}, {Register, 50, 5 * time.Second}, {Register, 50, 0}}, false},
