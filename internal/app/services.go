@@ -18,6 +18,7 @@ import (
 	"github.com/portico-edge/portico/internal/accessproxy"
 	"github.com/portico-edge/portico/internal/certs"
 	"github.com/portico-edge/portico/internal/config"
+	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/media/ng"
@@ -74,6 +75,8 @@ type serviceDeps struct {
 	certs *certs.Store
 	env   func(string) string
 	hist  sipedge.History
+	// events records guard blocks and unblocks (the history spool).
+	events func(store.Event)
 }
 
 func (d serviceDeps) withRegisterer(r prometheus.Registerer) serviceDeps {
@@ -88,6 +91,7 @@ type built struct {
 	turn        *turn.Server
 	accessProxy *accessproxy.Server
 	sip         atomic.Pointer[sipedge.Server]
+	guard       *guard.Guard
 }
 
 // buildServices makes every enabled service from cfg. It does no I/O.
@@ -95,6 +99,12 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 	b := &built{}
 	log, reg := d.log, d.reg
 	out := b.list
+	g, err := guard.New(guardConfig(cfg), guard.Deps{Logger: log, Registerer: reg, Events: guardEvents(d.events)})
+	if err != nil {
+		return nil, asConfigErrors(err)
+	}
+	b.guard = g
+	out = append(out, &service{name: "guard", run: g.Run})
 	if cfg.Media.Enabled {
 		mc, err := mediaConfig(cfg)
 		if err != nil {
@@ -136,7 +146,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return d.certs.Select(h, cfg.SIP.Certificate)
 		}}
-		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc})
+		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard})
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
@@ -180,6 +190,28 @@ func asConfigErrors(err error) error {
 		es = append(es, config.FieldError{Path: path, Reason: reason})
 	}
 	return es
+}
+
+// guardConfig is the guard section with the inside networks added to its
+// allow list: the inside is never blocked.
+func guardConfig(cfg *config.Config) guard.Config {
+	g := cfg.Guard
+	g.Allow = append(slices.Clone(g.Allow), cfg.Interfaces.Internal.Networks...)
+	return g
+}
+
+// guardEvents records blocks in the event history.
+func guardEvents(record func(store.Event)) func(guard.Event) {
+	if record == nil {
+		return nil
+	}
+	return func(e guard.Event) {
+		msg := e.Action + " " + e.Source.String() + ": " + e.Reason
+		if !e.Until.IsZero() {
+			msg += " until " + e.Until.UTC().Format(time.RFC3339)
+		}
+		record(store.Event{Time: e.Time.UTC(), Severity: "warning", Component: "guard", Message: msg})
+	}
 }
 
 func sipConfig(cfg *config.Config) sipedge.Config {
