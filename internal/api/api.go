@@ -94,6 +94,9 @@ type Deps struct {
 	TURN func() TURNService
 	// Certs holds named certificates.
 	Certs CertService
+	// Guard returns the node's guard (blocks; failed logins are reported
+	// to it), or nil.
+	Guard func() GuardService
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 }
@@ -192,6 +195,7 @@ func (s *Server) routes() {
 
 	s.serviceRoutes()
 	s.sipRoutes()
+	s.guardRoutes()
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -333,6 +337,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(req.Password)) != nil || err != nil || u.Disabled {
 		locked := s.limit.fail(req.Username, now)
+		s.loginFailed(src)
 		s.log.Warn("login failed", "user", req.Username, "source", src.String(), "locked", locked)
 		s.auditWrite(r.Context(), Principal{User: req.Username, Source: src.String()}, "login.failed", req.Username, "")
 		writeError(w, http.StatusUnauthorized, "invalid username or password")

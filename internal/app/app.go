@@ -215,6 +215,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 			}
 			return a.built.turn
 		},
+		Guard: func() api.GuardService { return a.built.guard },
 	})
 	if err != nil {
 		return nil, err
@@ -400,7 +401,7 @@ func ensureAdmin(ctx context.Context, st store.Store, password string, console i
 }
 
 func (a *App) serviceDeps() serviceDeps {
-	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv, hist: a.spool}
+	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv, hist: a.spool, events: a.spool.AddEvent}
 }
 
 // ManagementURL is where the API listens.
@@ -646,6 +647,9 @@ func (a *App) apply(ctx context.Context, doc []byte, v *store.ConfigVersion, aut
 		if err := ts.Reload(turnConfig(cfg, a.opts.Getenv)); err != nil {
 			a.log.Error("turn reload", "component", "config", "err", err)
 		}
+	}
+	if err := a.built.guard.Reload(guardConfig(cfg)); err != nil {
+		a.log.Error("guard reload", "component", "config", "err", err)
 	}
 	apRestart := a.reloadAccessProxy(cfg)
 	a.notePending(cfg, append(sipRestart, apRestart...))

@@ -18,6 +18,7 @@ import (
 	"github.com/portico-edge/portico/internal/accessproxy"
 	"github.com/portico-edge/portico/internal/certs"
 	"github.com/portico-edge/portico/internal/config"
+	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/media/ng"
@@ -69,6 +70,8 @@ type serviceDeps struct {
 	certs *certs.Store
 	env   func(string) string
 	hist  sipedge.History
+	// events records guard blocks and unblocks (the history spool).
+	events func(store.Event)
 }
 
 func (d serviceDeps) withRegisterer(r prometheus.Registerer) serviceDeps {
@@ -83,6 +86,7 @@ type built struct {
 	turn        *turn.Server
 	accessProxy *accessproxy.Server
 	sip         atomic.Pointer[sipedge.Server]
+	guard       *guard.Guard
 	closers     []io.Closer // in build order; close releases them in reverse
 }
 
@@ -105,6 +109,12 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 	}()
 	log, reg := d.log, d.reg
 	out := b.list
+	g, err := guard.New(guardConfig(cfg), guard.Deps{Logger: log, Registerer: reg, Events: guardEvents(d.events)})
+	if err != nil {
+		return nil, asConfigErrors(err)
+	}
+	b.guard = g
+	out = append(out, &service{name: "guard", run: g.Run})
 	if cfg.Media.Enabled {
 		mc, err := mediaConfig(cfg)
 		if err != nil {
@@ -154,7 +164,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return d.certs.Select(h, cfg.SIP.Certificate)
 		}}
-		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc})
+		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard})
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
@@ -187,6 +197,28 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 	}
 	b.list = out
 	return b, nil
+}
+
+// guardConfig is the guard section with the inside networks added to its
+// allow list: the inside is never blocked.
+func guardConfig(cfg *config.Config) guard.Config {
+	g := cfg.Guard
+	g.Allow = append(slices.Clone(g.Allow), cfg.Interfaces.Internal.Networks...)
+	return g
+}
+
+// guardEvents records blocks in the event history.
+func guardEvents(record func(store.Event)) func(guard.Event) {
+	if record == nil {
+		return nil
+	}
+	return func(e guard.Event) {
+		msg := e.Action + " " + e.Source.String() + ": " + e.Reason
+		if !e.Until.IsZero() {
+			msg += " until " + e.Until.UTC().Format(time.RFC3339)
+		}
+		record(store.Event{Time: e.Time.UTC(), Severity: "warning", Component: "guard", Message: msg})
+	}
 }
 
 func sipConfig(cfg *config.Config) sipedge.Config {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portico-edge/portico/internal/accessproxy"
+	"github.com/portico-edge/portico/internal/guard"
 )
 
 // CurrentVersion is the document format this build reads.
@@ -26,6 +27,9 @@ type Config struct {
 	Store      Store      `yaml:"store" json:"store"`
 	Management Management `yaml:"management" json:"management"`
 	Log        Log        `yaml:"log" json:"log"`
+	// Guard blocks scanners, guessers and floods on every service
+	// (docs/security.md). On by default.
+	Guard guard.Config `yaml:"guard" json:"guard"`
 
 	// Services added by later work. Each is off until enabled.
 	SIP         SIP         `yaml:"sip" json:"sip"`

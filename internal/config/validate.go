@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portico-edge/portico/internal/accessproxy"
+	"github.com/portico-edge/portico/internal/guard"
 )
 
 // Default returns a document with every default filled in.
@@ -127,6 +129,16 @@ func (c *Config) Validate() error {
 	}
 
 	v.media(&c.Media)
+	if err := c.Guard.Validate(); err != nil {
+		var ge guard.ConfigError
+		if errors.As(err, &ge) {
+			for _, f := range ge {
+				v.add(f.Path, "%s", f.Reason)
+			}
+		} else {
+			v.add("guard", "%v", err)
+		}
+	}
 	v.turn(c)
 	v.sip(c)
 	if c.AccessProxy.Enabled && c.AccessProxy.Listen == "" {
