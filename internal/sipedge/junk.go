@@ -280,24 +280,3 @@ func (h *sipgoHandler) Handle(ctx context.Context, r slog.Record) error {
 	return h.next.Handle(ctx, nr)
 }
 
-// scannerAgents are User-Agent substrings of SIP scanners and attack
-// tools (lower case). Their requests are dropped unanswered.
-var scannerAgents = []string{
-	"friendly-scanner", "sipvicious", "sipcli", "vaxsipuseragent", "sundayddr", "pplsip",
-	"sip-scan", "sipscan", "sivus", "siparmyknife", "voipsniff", "vaxasterisk",
-}
-
-// isScanner reports whether req's User-Agent names a known scanner.
-func isScanner(req *sip.Request) bool {
-	h := req.GetHeader("User-Agent")
-	if h == nil {
-		return false
-	}
-	ua := strings.ToLower(h.Value())
-	for _, s := range scannerAgents {
-		if strings.Contains(ua, s) {
-			return true
-		}
-	}
-	return false
-}

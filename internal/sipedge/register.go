@@ -272,7 +272,11 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 		return
 	}
 	s.applyRegisterResult(req, res, aor, flow, token, capped)
-	if err := tx.Respond(s.registerResponse(lc, req, res, aor, flow, capped)); err != nil {
+	back := s.registerResponse(lc, req, res, aor, flow, capped)
+	if back.StatusCode != res.StatusCode {
+		scoreAs(tx, res.StatusCode) // a hidden refusal still counts as one
+	}
+	if err := tx.Respond(back); err != nil {
 		s.log.Debug("register response", "err", err)
 	}
 }

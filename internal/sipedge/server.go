@@ -1,6 +1,7 @@
 package sipedge
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -220,15 +222,6 @@ func (s *Server) route(sd *side) {
 				return
 			}
 			s.m.requests.WithLabelValues(sd.name, string(req.Method)).Inc()
-			if sd.name == External && isScanner(req) {
-				// Unanswered: a scanner learns nothing, not even that
-				// a SIP server listens here.
-				s.m.dropped.WithLabelValues(sd.name, dropScanner).Inc()
-				if tx != nil {
-					tx.Terminate()
-				}
-				return
-			}
 			if cs := req.CSeq(); cs == nil || !strings.EqualFold(string(cs.MethodName), string(req.Method)) {
 				// RFC 3261 section 8.1.1.5: the CSeq method must match.
 				if req.Method != sip.ACK {
@@ -346,12 +339,39 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 	// (transport "WSS" on their messages, the WSS connection pool).
 	n := len(ls)
 	ls = append(ls[:n:n], BoundListener{Interface: External, Transport: "wss", Stream: s.handoff})
+	// The internal side serves first, and the outside only once every
+	// internal datagram socket is in sipgo's connection pool: a request
+	// relayed before that would make sipgo bind the socket's address again
+	// (EADDRINUSE) and the outside would get a 503.
+	outside := func(l BoundListener) int {
+		if l.Interface == Internal {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(ls, func(a, b BoundListener) int {
+		return cmp.Compare(outside(a), outside(b))
+	})
+	var pooled []chan struct{}
 	for _, l := range ls {
 		sd := s.ext
 		if l.Interface == Internal {
 			sd = s.int
+		} else {
+			for _, c := range pooled {
+				select {
+				case <-c:
+				case <-ctx.Done():
+				case <-s.closed:
+				}
+			}
+			pooled = nil
 		}
 		l := l
+		if l.Packet != nil && l.Interface == Internal {
+			fr := &firstRead{PacketConn: l.Packet, reading: make(chan struct{})}
+			l.Packet, pooled = fr, append(pooled, fr.reading)
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -394,6 +414,19 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 	}
 	s.Close()
 	return nil
+}
+
+// firstRead tells when sipgo first reads its socket, which it does right
+// after adding the socket to its connection pool.
+type firstRead struct {
+	net.PacketConn
+	once    sync.Once
+	reading chan struct{}
+}
+
+func (c *firstRead) ReadFrom(b []byte) (int, net.Addr, error) {
+	c.once.Do(func() { close(c.reading) })
+	return c.PacketConn.ReadFrom(b)
 }
 
 // Close ends every call, closes the sockets and waits for the server's
