@@ -279,4 +279,3 @@ func (h *sipgoHandler) Handle(ctx context.Context, r slog.Record) error {
 	})
 	return h.next.Handle(ctx, nr)
 }
-
