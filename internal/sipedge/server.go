@@ -104,7 +104,19 @@ type Server struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 	serving   atomic.Bool
-	wg        sync.WaitGroup
+	// wg counts every goroutine the server starts and every request
+	// handler in progress; Close waits for it. ctx ends with Close: every
+	// request Portico sends and every wait of a call derives from it.
+	wg       sync.WaitGroup
+	ctx      context.Context
+	stop     context.CancelFunc
+	goMu     sync.Mutex
+	stopping bool // under goMu: no new goroutine starts
+
+	t1        time.Duration // RFC 3261 T1, shortened by tests
+	hangups   hangupQueue
+	early     provisionals
+	unreached unreachables
 }
 
 // New validates cfg and builds a server; it does no I/O.
@@ -138,7 +150,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		flows:  &flowCodec{key: deps.FlowSecret},
 
 		handoff: handoff.New(nil),
+		t1:      sip.T1,
+		hangups: hangupQueue{max: defaultHangupWorkers},
 	}
+	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.m = newMetrics(deps.Registerer)
 	s.res = deps.Resolver
 	if s.res == nil {
@@ -196,6 +211,10 @@ func (s *Server) newSide(name string) (*side, error) {
 		return nil, fmt.Errorf("sipedge: %s client: %w", name, err)
 	}
 	sd.ua, sd.srv, sd.cl = ua, srv, cl
+	// Provisional responses are taken in the order they arrive, before
+	// the transaction layer handles each message on its own goroutine
+	// (where a 200 can overtake a 180 and the 180 is lost).
+	ua.TransportLayer().OnMessage(s.early.observe)
 	s.route(sd)
 	return sd, nil
 }
@@ -204,6 +223,10 @@ func (s *Server) newSide(name string) (*side, error) {
 func (s *Server) route(sd *side) {
 	h := func(f func(sd *side, req *sip.Request, tx sip.ServerTransaction)) sipgo.RequestHandler {
 		return func(req *sip.Request, tx sip.ServerTransaction) {
+			if !s.enter() {
+				return // shutting down: the sockets are about to close
+			}
+			defer s.wg.Done()
 			s.m.requests.WithLabelValues(sd.name, string(req.Method)).Inc()
 			if cs := req.CSeq(); cs == nil || !strings.EqualFold(string(cs.MethodName), string(req.Method)) {
 				// RFC 3261 section 8.1.1.5: the CSeq method must match.
@@ -278,7 +301,14 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 		return ErrClosed
 	default:
 	}
+	ls = append([]BoundListener(nil), ls...)
 	for i, l := range ls {
+		if l.Packet != nil && l.Interface == Internal {
+			// An ICMP error for a request to a call server fails it over
+			// at once (see unreachable.go).
+			l.Packet = s.watchUnreachable(l.Packet)
+			ls[i] = l
+		}
 		var sd *side
 		switch l.Interface {
 		case External:
@@ -381,6 +411,10 @@ func (s *Server) Close() error {
 			go func() { defer wg.Done(); c.hangup(endedByPortico, "portico shutting down") }()
 		}
 		wg.Wait()
+		s.goMu.Lock()
+		s.stopping = true
+		s.goMu.Unlock()
+		s.stop()
 		close(s.closed)
 		s.handoff.Close() // also when Serve never ran
 		s.sockMu.Lock()
