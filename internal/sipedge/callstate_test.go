@@ -174,10 +174,13 @@ func TestMediaTimeoutHangups(t *testing.T) {
 
 // TestUnackedAnswerEndsCall: a caller that never acknowledges the 2xx has
 // its call ended after 64*T1 of retransmissions (RFC 3261 section
-// 13.3.1.4): BYE both ways, disposition "no ACK".
+// 13.3.1.4): BYE both ways, disposition "no ACK". A call answered and
+// acknowledged before it, whose 64*T1 ran out first, stays up.
 func TestUnackedAnswerEndsCall(t *testing.T) {
 	cs, c := fakeCallServer(t, "cs")
 	p := startPortico(t, guestConfig(c), func(s *Server) { s.t1 = 20 * time.Millisecond })
+	acked := newRawUA(t, outsideIP, "acked")
+	guestCall(t, p, acked, cs, "cs0")
 	g := newRawUA(t, outsideIP, "guest")
 	g.callID, g.tag = "noack-1", "tna"
 	g.ruri, g.to, g.dest = "sip:1234@portico.test", "<sip:1234@portico.test>", udpAddr(p.extUDP.String())
@@ -194,6 +197,9 @@ func TestUnackedAnswerEndsCall(t *testing.T) {
 	rec := p.hist.waitCalls(t, 1)[0]
 	if rec.Disposition != dispNoACK || rec.EndedBy != endedByPortico || rec.AnsweredAt.IsZero() {
 		t.Errorf("call record = %+v, want disposition %q by portico", rec, dispNoACK)
+	}
+	if calls := p.s.Calls(); len(calls) != 1 || calls[0].From != "sip:acked@portico.test" {
+		t.Errorf("Calls() = %+v, want the acknowledged call only", calls)
 	}
 }
 
