@@ -401,8 +401,11 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 	return nil
 }
 
-// Close ends every call, closes the sockets and waits for the server's
-// goroutines. It is safe to call more than once.
+// Close ends every call (BYE both ways, CANCEL while ringing), then
+// cancels the server's context, which ends every request and wait still in
+// progress, closes the sockets, and waits for every goroutine the server
+// started and every request handler still running. It is safe to call more
+// than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		var wg sync.WaitGroup
