@@ -205,8 +205,9 @@ func mediaPorts() (int, int) {
 }
 
 // startPortico runs a SIP edge on 127.0.0.2 (external) and 127.0.0.3
-// (internal) with a real media relay, tapping what it sends outside.
-func startPortico(t testing.TB, cfg Config) *portico {
+// (internal) with a real media relay, tapping what it sends outside. opts
+// adjust the server before it serves (test knobs such as T1).
+func startPortico(t testing.TB, cfg Config, opts ...func(*Server)) *portico {
 	t.Helper()
 	lo, hi := mediaPorts()
 	logs := &bytes.Buffer{}
@@ -260,6 +261,9 @@ func startPortico(t testing.TB, cfg Config) *portico {
 		t.Fatal(err)
 	}
 	p.s = s
+	for _, o := range opts {
+		o(s)
+	}
 	go func() {
 		p.errc <- s.Serve(ctx, []BoundListener{
 			{Interface: External, Transport: "udp", Packet: p.tap},

@@ -141,7 +141,7 @@ func (r *registrar) keepaliveLoop(done <-chan struct{}) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				ctx, cancel := context.WithTimeout(r.s.ctx, 5*time.Second)
 				defer cancel()
 				r.s.ext.do(ctx, req)
 			}()
@@ -262,7 +262,7 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 	}
 	out.SetBody(req.Body())
 
-	ctx, cancel := context.WithTimeout(context.Background(), DefaultTransactionTimout)
+	ctx, cancel := context.WithTimeout(s.ctx, DefaultTransactionTimeout)
 	defer cancel()
 	res, _, err := s.sendToCallServer(ctx, out)
 	if err != nil {

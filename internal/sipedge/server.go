@@ -115,7 +115,19 @@ type Server struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 	serving   atomic.Bool
-	wg        sync.WaitGroup
+	// wg counts every goroutine the server starts and every request
+	// handler in progress; Close waits for it. ctx ends with Close: every
+	// request Portico sends and every wait of a call derives from it.
+	wg       sync.WaitGroup
+	ctx      context.Context
+	stop     context.CancelFunc
+	goMu     sync.Mutex
+	stopping bool // under goMu: no new goroutine starts
+
+	t1        time.Duration // RFC 3261 T1, shortened by tests
+	hangups   hangupQueue
+	early     provisionals
+	unreached unreachables
 }
 
 // New validates cfg and builds a server; it does no I/O.
@@ -149,7 +161,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		flows:  &flowCodec{key: deps.FlowSecret},
 
 		handoff: handoff.New(nil),
+		t1:      sip.T1,
+		hangups: hangupQueue{max: defaultHangupWorkers},
 	}
+	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.m = newMetrics(deps.Registerer)
 	s.res = deps.Resolver
 	if s.res == nil {
@@ -209,6 +224,10 @@ func (s *Server) newSide(name string) (*side, error) {
 		return nil, fmt.Errorf("sipedge: %s client: %w", name, err)
 	}
 	sd.ua, sd.srv, sd.cl = ua, srv, cl
+	// Provisional responses are taken in the order they arrive, before
+	// the transaction layer handles each message on its own goroutine
+	// (where a 200 can overtake a 180 and the 180 is lost).
+	ua.TransportLayer().OnMessage(s.early.observe)
 	s.route(sd)
 	return sd, nil
 }
@@ -217,6 +236,10 @@ func (s *Server) newSide(name string) (*side, error) {
 func (s *Server) route(sd *side) {
 	h := func(f func(sd *side, req *sip.Request, tx sip.ServerTransaction)) sipgo.RequestHandler {
 		return func(req *sip.Request, tx sip.ServerTransaction) {
+			if !s.enter() {
+				return // shutting down: the sockets are about to close
+			}
+			defer s.wg.Done()
 			tx, ok := s.guardRequest(sd, req, tx)
 			if !ok {
 				return
@@ -295,8 +318,15 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 		return ErrClosed
 	default:
 	}
+	ls = append([]BoundListener(nil), ls...)
 	for i, l := range ls {
-		ls[i] = s.guardSocket(l)
+		if l.Packet != nil && l.Interface == Internal {
+			// An ICMP error for a request to a call server fails it over
+			// at once (see unreachable.go).
+			l.Packet = s.watchUnreachable(l.Packet)
+		}
+		l = s.guardSocket(l)
+		ls[i] = l
 		var sd *side
 		switch l.Interface {
 		case External:
@@ -429,8 +459,11 @@ func (c *firstRead) ReadFrom(b []byte) (int, net.Addr, error) {
 	return c.PacketConn.ReadFrom(b)
 }
 
-// Close ends every call, closes the sockets and waits for the server's
-// goroutines. It is safe to call more than once.
+// Close ends every call (BYE both ways, CANCEL while ringing), then
+// cancels the server's context, which ends every request and wait still in
+// progress, closes the sockets, and waits for every goroutine the server
+// started and every request handler still running. It is safe to call more
+// than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		var wg sync.WaitGroup
@@ -439,6 +472,10 @@ func (s *Server) Close() error {
 			go func() { defer wg.Done(); c.hangup(endedByPortico, "portico shutting down") }()
 		}
 		wg.Wait()
+		s.goMu.Lock()
+		s.stopping = true
+		s.goMu.Unlock()
+		s.stop()
 		close(s.closed)
 		s.handoff.Close() // also when Serve never ran
 		s.sockMu.Lock()
