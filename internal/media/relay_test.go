@@ -371,10 +371,16 @@ func TestPortExhaustion(t *testing.T) {
 	if len(ids) == 0 {
 		return
 	}
-	before, _ := r.Available("external")
+	extBefore, _ := r.Available("external")
+	intBefore, _ := r.Available("internal")
 	r.Release(ids[0])
-	// Sockets close on their worker after the current round; the pair then returns.
-	waitFor(t, func() bool { n, _ := r.Available("external"); return n == before+1 })
+	// Sockets close on their worker after the current round; the pairs of
+	// both sides then return (each on its own worker, in either order).
+	waitFor(t, func() bool {
+		e, _ := r.Available("external")
+		i, _ := r.Available("internal")
+		return e == extBefore+1 && i == intBefore+1
+	})
 	if _, _, err := r.Allocate(sc); err != nil {
 		t.Fatalf("after release: %v", err)
 	}
