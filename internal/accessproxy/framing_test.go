@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -39,17 +40,7 @@ func TestContentLengthWithTransferEncodingCloses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := tls.Dial("tcp", addr, p.clientTLS("portal.example.test", "http/1.1"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			io.WriteString(c, "POST /x HTTP/1.1\r\nHost: portal.example.test\r\n"+tc.framing+"\r\n"+tc.body)
-			br := bufio.NewReader(c)
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c, br, resp := rawRequest(t, p, addr, "POST /x HTTP/1.1\r\nHost: portal.example.test\r\n"+tc.framing+"\r\n"+tc.body)
 			b, _ := io.ReadAll(resp.Body)
 			if resp.StatusCode != http.StatusOK || string(b) != "got=hello" {
 				t.Fatalf("status %d body %q", resp.StatusCode, b)
@@ -66,4 +57,24 @@ func TestContentLengthWithTransferEncodingCloses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rawRequest sends req, as written, over a new HTTP/1.1 TLS connection to
+// the proxy and reads the response header.
+func rawRequest(t *testing.T, p *pki, addr, req string) (net.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, p.clientTLS("portal.example.test", "http/1.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, br, resp
 }
