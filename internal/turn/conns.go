@@ -64,7 +64,9 @@ func (c *listenPacketConn) removeChannel(client netip.AddrPort, number uint16) {
 
 // ReadFrom returns the next datagram the engine must handle.
 func (c *listenPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	<-c.ready
+	if c.ready != nil {
+		<-c.ready
+	}
 	for {
 		var (
 			n    int
