@@ -92,3 +92,30 @@ func TestLeanStrayResponseNotDelivered(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkQuiet measures the check a pooled connection passes before each
+// reuse (one non-blocking peek).
+func BenchmarkQuiet(b *testing.B) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	srv, err := l.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	pc := &h1Conn{c: c}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !pc.quiet() {
+			b.Fatal("idle connection reported busy")
+		}
+	}
+}
