@@ -1,6 +1,7 @@
 package sipedge
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +52,9 @@ type Deps struct {
 	// Resolver does the RFC 3263 lookups of outbound federated calls.
 	// Default: a DNS resolver asking Config.Federation.DNSServer.
 	Resolver Resolver
+	// Guard drops blocked outside sources and scores what they do
+	// (guardhook.go). Nil: unguarded.
+	Guard Guard
 }
 
 // BoundListener is a caller-supplied socket for Serve: exactly one of
@@ -98,6 +103,12 @@ type Server struct {
 	res   Resolver
 	// handoff feeds WSHandoff's connections to the external WSS transport.
 	handoff *handoff.Listener
+	// challenge is the last WWW-Authenticate the inside sent for a
+	// REGISTER: the shape of the challenges Portico answers for unknown
+	// users (see registerResponse).
+	challenge atomic.Pointer[string]
+	// junkLog rate-limits the log lines of dropped input (junk.go).
+	junkLog logLimiter
 
 	sockMu    sync.Mutex
 	socks     []io.Closer
@@ -173,12 +184,14 @@ func (s *Server) newSide(name string) (*side, error) {
 	if name == External && s.cfg.ExternalHost != "" {
 		sd.host = s.cfg.ExternalHost
 	}
+	lg := s.sipgoLogger(name)
 	opts := []sipgo.UserAgentOption{
 		sipgo.WithUserAgent("Portico"),
 		sipgo.WithUserAgentHostname(sd.host),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(s.log.With("side", name)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(lg),
 			sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) { s.strayResponse(sd, r) })),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(s.log.With("side", name))),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(lg),
+			sip.WithTransportLayerReadFilter(s.inboundFilter(sd))),
 	}
 	if s.deps.TLSConfig != nil {
 		opts = append(opts, sipgo.WithUserAgenTLSConfig(s.deps.TLSConfig))
@@ -187,11 +200,11 @@ func (s *Server) newSide(name string) (*side, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sipedge: %s user agent: %w", name, err)
 	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(s.log.With("side", name)))
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(lg))
 	if err != nil {
 		return nil, fmt.Errorf("sipedge: %s server: %w", name, err)
 	}
-	cl, err := sipgo.NewClient(ua, sipgo.WithClientHostname(sd.host), sipgo.WithClientLogger(s.log.With("side", name)))
+	cl, err := sipgo.NewClient(ua, sipgo.WithClientHostname(sd.host), sipgo.WithClientLogger(lg))
 	if err != nil {
 		return nil, fmt.Errorf("sipedge: %s client: %w", name, err)
 	}
@@ -204,6 +217,10 @@ func (s *Server) newSide(name string) (*side, error) {
 func (s *Server) route(sd *side) {
 	h := func(f func(sd *side, req *sip.Request, tx sip.ServerTransaction)) sipgo.RequestHandler {
 		return func(req *sip.Request, tx sip.ServerTransaction) {
+			tx, ok := s.guardRequest(sd, req, tx)
+			if !ok {
+				return
+			}
 			s.m.requests.WithLabelValues(sd.name, string(req.Method)).Inc()
 			if cs := req.CSeq(); cs == nil || !strings.EqualFold(string(cs.MethodName), string(req.Method)) {
 				// RFC 3261 section 8.1.1.5: the CSeq method must match.
@@ -279,6 +296,7 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 	default:
 	}
 	for i, l := range ls {
+		ls[i] = s.guardSocket(l)
 		var sd *side
 		switch l.Interface {
 		case External:
@@ -321,12 +339,39 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 	// (transport "WSS" on their messages, the WSS connection pool).
 	n := len(ls)
 	ls = append(ls[:n:n], BoundListener{Interface: External, Transport: "wss", Stream: s.handoff})
+	// The internal side serves first, and the outside only once every
+	// internal datagram socket is in sipgo's connection pool: a request
+	// relayed before that would make sipgo bind the socket's address again
+	// (EADDRINUSE) and the outside would get a 503.
+	outside := func(l BoundListener) int {
+		if l.Interface == Internal {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(ls, func(a, b BoundListener) int {
+		return cmp.Compare(outside(a), outside(b))
+	})
+	var pooled []chan struct{}
 	for _, l := range ls {
 		sd := s.ext
 		if l.Interface == Internal {
 			sd = s.int
+		} else {
+			for _, c := range pooled {
+				select {
+				case <-c:
+				case <-ctx.Done():
+				case <-s.closed:
+				}
+			}
+			pooled = nil
 		}
 		l := l
+		if l.Packet != nil && l.Interface == Internal {
+			fr := &firstRead{PacketConn: l.Packet, reading: make(chan struct{})}
+			l.Packet, pooled = fr, append(pooled, fr.reading)
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -369,6 +414,19 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 	}
 	s.Close()
 	return nil
+}
+
+// firstRead tells when sipgo first reads its socket, which it does right
+// after adding the socket to its connection pool.
+type firstRead struct {
+	net.PacketConn
+	once    sync.Once
+	reading chan struct{}
+}
+
+func (c *firstRead) ReadFrom(b []byte) (int, net.Addr, error) {
+	c.once.Do(func() { close(c.reading) })
+	return c.PacketConn.ReadFrom(b)
 }
 
 // Close ends every call, closes the sockets and waits for the server's
