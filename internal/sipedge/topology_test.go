@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,6 +18,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/portico-edge/portico/internal/testpeer"
 )
 
 // insideHost is a host name the scripted inside peer uses for itself: it
@@ -570,3 +573,32 @@ func TestOutOfDialogACK(t *testing.T) {
 }
 
 func ext(p *portico) *net.UDPAddr { return net.UDPAddrFromAddrPort(p.extUDP) }
+
+// TestScannerSvwar: SIPVicious's svwar, enumerating extensions 100-120 by
+// REGISTER through Portico to Kamailio (which would accept any), gets no
+// answer and finds nothing; nothing it sent reaches the registrar.
+func TestScannerSvwar(t *testing.T) {
+	bin := testpeer.Require(t, "svwar")[0]
+	k := startKamailio(t, 64)
+	p := startPortico(t, Config{CallServers: kamailioServer(k), ProbeInterval: -1})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-e", "100-120", "-m", "REGISTER", "--force", "-b", outsideIP, "-P", freePort(t),
+		"-p", strconv.Itoa(int(p.extUDP.Port())), "--maximumtime=3", extIP)
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("svwar: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "Extension") {
+		t.Errorf("svwar found extensions:\n%s", out)
+	}
+	if regs := p.s.Registrations(); len(regs) != 0 {
+		t.Errorf("svwar's REGISTERs reached the registrar: %+v", regs)
+	}
+	// svwar gives up when its first probe gets no answer.
+	if n := testutil.ToFloat64(p.s.m.dropped.WithLabelValues(External, dropScanner)); n < 1 {
+		t.Errorf("scanner requests counted %v", n)
+	}
+	t.Logf("svwar: %s", strings.TrimSpace(string(out)))
+}
