@@ -23,11 +23,14 @@ import (
 //     them, and ACKs too malformed to name a transaction (sipgo would
 //     answer those with a 400; an ACK is never answered, RFC 3261 section
 //     17.2.3). Counted in portico_sip_dropped_total{interface,reason}.
-//   - sipgoHandler wraps the log handler given to sipgo: its "failed to
-//     parse" records (messages that looked like SIP but do not parse)
-//     lose their payload, become debug, are rate-limited and counted
-//     (reason "unparsable"); sipgo's own attributes are de-duplicated by
-//     key (it adds "caller" once per layer).
+//   - sipgoHandler wraps the log handler given to sipgo. Its records that
+//     one message from the network triggers ("failed to parse": looked
+//     like SIP but does not parse, reason "unparsable"; a request or
+//     response without what keys a transaction, reason "malformed") are
+//     counted, become debug and rate-limited, and lose their payload
+//     (kept: size and the first bytes). Every string attribute is cut to
+//     sipgoAttrMax, and sipgo's own attributes are de-duplicated by key
+//     (it adds "caller" once per layer).
 //
 // Stream transports hand the filter arbitrary chunks of the byte stream,
 // so only datagrams are judged there; a stream that does not parse is
@@ -38,6 +41,7 @@ const (
 	dropNotSIP     = "not_sip"
 	dropBadACK     = "malformed_ack"
 	dropUnparsable = "unparsable"
+	dropMalformed  = "malformed"
 	dropScanner    = "scanner"
 )
 
@@ -240,33 +244,31 @@ func (h *sipgoHandler) WithGroup(name string) slog.Handler {
 	return &sipgoHandler{next: next, group: name, s: h.s, side: h.side}
 }
 
+// sipgoPerMessage are sipgo's records that input from the network
+// triggers, one per message, with the reason they are counted under.
+var sipgoPerMessage = map[string]string{
+	"failed to parse":                     dropUnparsable,
+	"Server tx failed to handle request":  dropMalformed,
+	"Client tx failed to handle response": dropMalformed,
+	"unsupported message, skip it":        dropMalformed,
+}
+
+// sipgoAttrMax bounds a string attribute of a sipgo record.
+const sipgoAttrMax = 160
+
 func (h *sipgoHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Message == "failed to parse" {
-		h.s.m.dropped.WithLabelValues(h.side, dropUnparsable).Inc()
-		ok, n := h.s.junkLog.allow(h.side+"|sipgo", time.Now())
+	level := r.Level
+	var extra []slog.Attr
+	if reason, ok := sipgoPerMessage[r.Message]; ok {
+		h.s.m.dropped.WithLabelValues(h.side, reason).Inc()
+		ok, n := h.s.junkLog.allow(h.side+"|sipgo|"+reason, time.Now())
 		if !ok || !h.next.Enabled(ctx, slog.LevelDebug) {
 			return nil
 		}
-		nr := slog.NewRecord(r.Time, slog.LevelDebug, "dropped unparsable message", r.PC)
-		nr.AddAttrs(h.attrs...)
-		r.Attrs(func(a slog.Attr) bool {
-			switch a.Key {
-			case "data":
-				v := a.Value.String()
-				nr.AddAttrs(slog.Int("size", len(v)), slog.String("head", head([]byte(v))))
-			case "error":
-				e := a.Value.String()
-				if len(e) > 2*junkHead {
-					e = e[:2*junkHead]
-				}
-				nr.AddAttrs(slog.String("error", strconv.QuoteToASCII(e)))
-			}
-			return true
-		})
-		nr.AddAttrs(slog.Int("dropped_since_last", n))
-		return h.next.Handle(ctx, nr)
+		level = slog.LevelDebug
+		extra = append(extra, slog.Int("dropped_since_last", n))
 	}
-	nr := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	nr := slog.NewRecord(r.Time, level, r.Message, r.PC)
 	nr.AddAttrs(h.attrs...)
 	r.Attrs(func(a slog.Attr) bool {
 		for _, b := range h.attrs {
@@ -274,9 +276,21 @@ func (h *sipgoHandler) Handle(ctx context.Context, r slog.Record) error {
 				return true
 			}
 		}
-		nr.AddAttrs(a)
+		switch k := a.Value.Kind(); {
+		case a.Key == "data":
+			v := a.Value.String()
+			nr.AddAttrs(slog.Int("size", len(v)), slog.String("head", head([]byte(v))))
+		case k == slog.KindString || k == slog.KindAny:
+			if v := a.Value.String(); len(v) > sipgoAttrMax {
+				a = slog.String(a.Key, strconv.QuoteToASCII(v[:sipgoAttrMax])+"...")
+			}
+			nr.AddAttrs(a)
+		default:
+			nr.AddAttrs(a)
+		}
 		return true
 	})
+	nr.AddAttrs(extra...)
 	return h.next.Handle(ctx, nr)
 }
 
