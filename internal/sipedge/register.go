@@ -303,7 +303,7 @@ func (s *Server) registerResponse(lc *liveConfig, req *sip.Request, res *sip.Res
 		return back
 	}
 	back := sip.NewResponseFromRequest(req, res.StatusCode, reasonPhrase(res.StatusCode), nil)
-	copyHeaders(back, res, "WWW-Authenticate", "Proxy-Authenticate", "Date", "Min-Expires", "Retry-After", "Supported", "Allow")
+	copyHeaders(back, res, "WWW-Authenticate", "Proxy-Authenticate", "Date", "Min-Expires", "Retry-After", "Supported", "Require", "Allow")
 	if res.StatusCode < 200 || res.StatusCode >= 300 {
 		return back
 	}
