@@ -139,8 +139,28 @@ func TestDatagramFault(t *testing.T) {
 	}
 }
 
+func TestChunkFault(t *testing.T) {
+	const bad = "ACK sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@c>\r\nCall-ID: 1\r\nContent-Length: 0\r\n\r\n"
+	for _, tc := range []struct{ name, in, want string }{
+		{"malformed ACK alone", bad, dropBadACK},
+		{"malformed ACK then keepalive", bad + "\r\n", dropBadACK},
+		{"followed by another message", bad + "OPTIONS sip:a@b SIP/2.0\r\n", ""},
+		{"partial", bad[:40], ""},
+		{"good ACK", strings.Replace(bad, "Call-ID: 1\r\n", "Call-ID: 1\r\nCSeq: 1 ACK\r\n", 1), ""},
+		{"not an ACK", strings.Replace(bad, "ACK ", "BYE ", 1), ""},
+		{"junk", "\x16\x03\x01junk", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := chunkFault([]byte(tc.in)); got != tc.want {
+				t.Errorf("chunkFault(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
 // FuzzDatagramFault: the junk filter never panics, and whatever it lets
-// through starts with a SIP start line (or is a keepalive).
+// through starts with a SIP start line (or is a keepalive); the stream
+// check never panics either.
 func FuzzDatagramFault(f *testing.F) {
 	for _, v := range tortureVectors {
 		f.Add([]byte(v.msg))
@@ -148,6 +168,7 @@ func FuzzDatagramFault(f *testing.F) {
 	f.Add([]byte("ACK sip:a@b SIP/2.0\r\nVia: x\r\n\r\n"))
 	f.Add([]byte("\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		chunkFault(b)
 		if datagramFault(b) != "" || len(strings.Trim(string(b), "\r\n")) == 0 {
 			return
 		}

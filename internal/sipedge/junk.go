@@ -33,8 +33,9 @@ import (
 //     (it adds "caller" once per layer).
 //
 // Stream transports hand the filter arbitrary chunks of the byte stream,
-// so only datagrams are judged there; a stream that does not parse is
-// closed by sipgo after one (bounded) record.
+// so there only a chunk that is exactly one malformed ACK is dropped
+// (chunkFault); a stream that does not parse is closed by sipgo after one
+// (bounded) record.
 
 // Reasons of portico_sip_dropped_total.
 const (
@@ -107,10 +108,12 @@ func head(b []byte) string {
 // inboundFilter returns the read filter of sd's transports.
 func (s *Server) inboundFilter(sd *side) sip.TransportReadFilter {
 	return func(info sip.TransportReadProps, data []byte) ([]byte, error) {
-		if !strings.EqualFold(info.Transport, "udp") {
-			return data, nil
+		var reason string
+		if strings.EqualFold(info.Transport, "udp") {
+			reason = datagramFault(data)
+		} else {
+			reason = chunkFault(data)
 		}
-		reason := datagramFault(data)
 		if reason == "" {
 			return data, nil
 		}
@@ -145,6 +148,27 @@ func datagramFault(data []byte) string {
 		return dropBadACK
 	}
 	return ""
+}
+
+// chunkFault says why a chunk read from a stream is dropped, or "". A
+// chunk is whatever one read returned, not a message, so only one case is
+// judged: a chunk that is exactly one ACK (start line, headers, blank line,
+// nothing after) without what keys a transaction. A client writes each
+// message at once, so such a chunk is that whole ACK; dropping it leaves
+// the stream's parser where it was, between messages.
+func chunkFault(data []byte) string {
+	if !bytes.HasPrefix(data, []byte("ACK ")) {
+		return ""
+	}
+	end := bytes.Index(data, []byte("\r\n\r\n"))
+	if end < 0 || len(bytes.Trim(data[end+4:], "\r\n")) > 0 {
+		return ""
+	}
+	line, rest, _ := bytes.Cut(data[:end+4], []byte("\n"))
+	if !sipStartLine(bytes.TrimSuffix(line, []byte("\r"))) || hasTxHeaders(rest) {
+		return ""
+	}
+	return dropBadACK
 }
 
 // sipStartLine reports whether line is shaped like a SIP/2.0 request line

@@ -1,6 +1,7 @@
 package sipedge
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -605,4 +606,32 @@ func TestScannerSvwar(t *testing.T) {
 		t.Errorf("scanner requests counted %v", n)
 	}
 	t.Logf("svwar: %s", strings.TrimSpace(string(out)))
+}
+
+// TestOutOfDialogACKStream: over TCP too, an ACK without CSeq gets no
+// response.
+func TestOutOfDialogACKStream(t *testing.T) {
+	_, c := fakeCallServer(t, "cs")
+	p := startPortico(t, Config{CallServers: []CallServer{c}, ProbeInterval: -1})
+	conn, err := net.Dial("tcp", p.extTCP.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	la := conn.LocalAddr().String()
+	fmt.Fprintf(conn, "ACK sip:1000@portico.test SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bKtack1\r\nFrom: <sip:a@example.net>;tag=1\r\n"+
+		"To: <sip:1000@portico.test>\r\nCall-ID: tack-no-cseq\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", la)
+	// Written separately, as a client sends its next request.
+	rd := bufio.NewReader(conn)
+	for i := 0; i < 2; i++ {
+		fmt.Fprintf(conn, "OPTIONS sip:portico.test SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bKtopt%d\r\nFrom: <sip:a@example.net>;tag=1\r\n"+
+			"To: <sip:portico.test>\r\nCall-ID: topt-%d\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", la, i, i)
+		for {
+			m := readSIP(t, conn, rd)
+			if strings.Contains(m, fmt.Sprintf("Call-ID: topt-%d\r\n", i)) {
+				break
+			}
+			t.Errorf("the ACK was answered:\n%s", m)
+		}
+	}
 }
