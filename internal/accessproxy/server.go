@@ -95,6 +95,7 @@ type Server struct {
 	conns     map[net.Conn]struct{}
 	closed    bool
 	closeOnce sync.Once
+	httpOnce  sync.Once
 	sem       chan struct{}
 }
 
@@ -142,12 +143,25 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			return ctx
 		},
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		_ = s.httpSrv.Serve(s.httpL)
-	}()
 	return s, nil
+}
+
+// startHTTP starts the shared HTTP server when the first listener is
+// served, not in New, which must start nothing (the app builds and
+// discards a server to validate each configuration change).
+func (s *Server) startHTTP() {
+	s.httpOnce.Do(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.closed {
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			_ = s.httpSrv.Serve(s.httpL)
+		}()
+	})
 }
 
 // Config returns the current (defaulted) configuration.
@@ -177,10 +191,9 @@ func (s *Server) Reload(cfg Config) error {
 		}
 	}
 	s.state.Store(st)
-	go func() { // let in-flight requests on old transports finish first
-		time.Sleep(cfg.Timeouts.HTTPResponseHeader)
-		old.closeIdle()
-	}()
+	// Let in-flight requests on old transports finish first (a timer, not a
+	// sleeping goroutine per reload).
+	time.AfterFunc(cfg.Timeouts.HTTPResponseHeader, old.closeIdle)
 	s.log.Info("config reloaded", "routes", len(cfg.Routes))
 	return nil
 }
@@ -340,6 +353,7 @@ func isTemporary(err error) bool {
 }
 
 func (s *Server) serve(ctx context.Context, l net.Listener, name string) error {
+	s.startHTTP()
 	return s.acceptLoop(ctx, l, func(c net.Conn) { s.handle(ctx, c, name) })
 }
 

@@ -482,7 +482,7 @@ func (c *call) anchor(idx int, body []byte) ([]byte, error) {
 	var codecs []string
 	hold := false
 	for i, st := range d.Streams {
-		c.streams[i] = streamConfig(c.streams[i], idx, st)
+		c.streams[i] = streamConfig(c.streams[i], idx, st, c.signallingSource(idx))
 		if !st.Disabled() {
 			if len(st.Codecs) > 0 {
 				codecs = append(codecs, st.Kind+":"+st.Codecs[0])

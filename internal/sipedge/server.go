@@ -50,6 +50,9 @@ type Deps struct {
 	// Resolver does the RFC 3263 lookups of outbound federated calls.
 	// Default: a DNS resolver asking Config.Federation.DNSServer.
 	Resolver Resolver
+	// Guard drops blocked outside sources and scores what they do
+	// (guardhook.go). Nil: unguarded.
+	Guard Guard
 }
 
 // BoundListener is a caller-supplied socket for Serve: exactly one of
@@ -212,6 +215,10 @@ func (s *Server) newSide(name string) (*side, error) {
 func (s *Server) route(sd *side) {
 	h := func(f func(sd *side, req *sip.Request, tx sip.ServerTransaction)) sipgo.RequestHandler {
 		return func(req *sip.Request, tx sip.ServerTransaction) {
+			tx, ok := s.guardRequest(sd, req, tx)
+			if !ok {
+				return
+			}
 			s.m.requests.WithLabelValues(sd.name, string(req.Method)).Inc()
 			if sd.name == External && isScanner(req) {
 				// Unanswered: a scanner learns nothing, not even that
@@ -296,6 +303,7 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 	default:
 	}
 	for i, l := range ls {
+		ls[i] = s.guardSocket(l)
 		var sd *side
 		switch l.Interface {
 		case External:
