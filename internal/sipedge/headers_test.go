@@ -125,6 +125,8 @@ func TestDatagramFault(t *testing.T) {
 		{"response", "SIP/2.0 200 OK\r\n\r\n", ""},
 		{"http", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", dropNotSIP},
 		{"tls", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", dropNotSIP},
+		{"stun binding", "\x00\x01\x00\x00\x21\x12\xa4\x42abcdefghijkl", dropSTUN},
+		{"stun with bad length", "\x00\x01\x00\x08\x21\x12\xa4\x42abcdefghijkl", dropNotSIP},
 		{"no uri", "OPTIONS SIP/2.0\r\n\r\n", dropNotSIP},
 		{"bad status", "SIP/2.0 OK\r\n\r\n", dropNotSIP},
 		{"ack complete", "ACK sip:a@b SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bK1\r\nf: <sip:a@b>;tag=1\r\nt: <sip:b@c>\r\ni: 1\r\nCSeq: 1 ACK\r\n\r\n", ""},

@@ -44,6 +44,7 @@ const (
 	dropUnparsable = "unparsable"
 	dropMalformed  = "malformed"
 	dropScanner    = "scanner"
+	dropSTUN       = "stun"
 )
 
 const (
@@ -118,6 +119,9 @@ func (s *Server) inboundFilter(sd *side) sip.TransportReadFilter {
 			return data, nil
 		}
 		s.m.dropped.WithLabelValues(sd.name, reason).Inc()
+		if reason == dropSTUN {
+			return nil, nil // a keepalive: counted, not worth a line
+		}
 		src := ""
 		if info.RemoteAddr != nil {
 			src = info.RemoteAddr.String()
@@ -139,6 +143,9 @@ func datagramFault(data []byte) string {
 	if len(bytes.Trim(data, "\r\n")) == 0 {
 		return "" // CRLF keepalive, sipgo answers it
 	}
+	if isSTUN(data) {
+		return dropSTUN
+	}
 	line, rest, _ := bytes.Cut(data, []byte("\n"))
 	line = bytes.TrimSuffix(line, []byte("\r"))
 	if !sipStartLine(line) {
@@ -148,6 +155,14 @@ func datagramFault(data []byte) string {
 		return dropBadACK
 	}
 	return ""
+}
+
+// isSTUN reports whether b is a STUN message (RFC 8489 section 5: two
+// zero bits, a length that is a multiple of 4 and fits, the magic cookie),
+// such as an RFC 5626 keepalive.
+func isSTUN(b []byte) bool {
+	return len(b) >= 20 && b[0]&0xc0 == 0 && int(b[2])<<8|int(b[3]) == len(b)-20 && b[3]&3 == 0 &&
+		b[4] == 0x21 && b[5] == 0x12 && b[6] == 0xa4 && b[7] == 0x42
 }
 
 // chunkFault says why a chunk read from a stream is dropped, or "". A
