@@ -141,20 +141,26 @@ func TestDatagramFault(t *testing.T) {
 	}
 }
 
-func TestChunkFault(t *testing.T) {
+func TestStreamACKs(t *testing.T) {
 	const bad = "ACK sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@c>\r\nCall-ID: 1\r\nContent-Length: 0\r\n\r\n"
+	const opt = "OPTIONS sip:a@b SIP/2.0\r\nCSeq: 1 OPTIONS\r\nContent-Length: 4\r\n\r\nbody"
+	good := strings.Replace(bad, "Call-ID: 1\r\n", "Call-ID: 1\r\nCSeq: 1 ACK\r\n", 1)
 	for _, tc := range []struct{ name, in, want string }{
-		{"malformed ACK alone", bad, dropBadACK},
-		{"malformed ACK then keepalive", bad + "\r\n", dropBadACK},
-		{"followed by another message", bad + "OPTIONS sip:a@b SIP/2.0\r\n", ""},
-		{"partial", bad[:40], ""},
-		{"good ACK", strings.Replace(bad, "Call-ID: 1\r\n", "Call-ID: 1\r\nCSeq: 1 ACK\r\n", 1), ""},
-		{"not an ACK", strings.Replace(bad, "ACK ", "BYE ", 1), ""},
-		{"junk", "\x16\x03\x01junk", ""},
+		{"malformed ACK alone", bad, ""},
+		{"after a keepalive", "\r\n\r\n" + bad, "\r\n\r\n"},
+		{"before another message", bad + opt, opt},
+		{"between messages", opt + bad + opt, opt + opt},
+		{"before a partial message", bad + opt[:30], opt[:30]},
+		{"partial", bad[:40], bad[:40]},
+		{"good ACK", good + opt, good + opt},
+		{"not an ACK", strings.Replace(bad, "ACK ", "BYE ", 1), strings.Replace(bad, "ACK ", "BYE ", 1)},
+		{"after a body chunk", "dy\r\n" + bad, "dy\r\n" + bad},
+		{"junk", "\x16\x03\x01junk", "\x16\x03\x01junk"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := chunkFault([]byte(tc.in)); got != tc.want {
-				t.Errorf("chunkFault(%q) = %q, want %q", tc.in, got, tc.want)
+			got, cut := streamACKs([]byte(tc.in))
+			if string(got) != tc.want || cut != (tc.in != tc.want) {
+				t.Errorf("streamACKs(%q) = %q, %v; want %q", tc.in, got, cut, tc.want)
 			}
 		})
 	}
@@ -170,7 +176,9 @@ func FuzzDatagramFault(f *testing.F) {
 	f.Add([]byte("ACK sip:a@b SIP/2.0\r\nVia: x\r\n\r\n"))
 	f.Add([]byte("\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		chunkFault(b)
+		if kept, _ := streamACKs(b); len(kept) > len(b) {
+			t.Errorf("streamACKs grew %q to %q", b, kept)
+		}
 		if datagramFault(b) != "" || len(strings.Trim(string(b), "\r\n")) == 0 {
 			return
 		}
@@ -200,13 +208,14 @@ func FuzzFakeChallenge(f *testing.F) {
 }
 
 func TestScannerAgents(t *testing.T) {
+	s := &Server{}
 	for ua, want := range map[string]bool{"friendly-scanner": true, "sipvicious 0.3.3": true, "SIPVicious": true, "VaxSIPUserAgent/3.1": true,
 		"Linphone/5.1": false, "baresip v1.0.0": false, "": false} {
 		req := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: "sip", Host: "x"})
 		if ua != "" {
 			req.AppendHeader(sip.NewHeader("User-Agent", ua))
 		}
-		if got := isScanner(req); got != want {
+		if got := s.isScanner(req); got != want {
 			t.Errorf("isScanner(%q) = %v", ua, got)
 		}
 	}

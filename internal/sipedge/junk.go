@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/portico-edge/portico/internal/guard"
 )
 
 // What the Internet sends a SIP port is largely not SIP: scanners, HTTP
@@ -33,9 +35,9 @@ import (
 //     (it adds "caller" once per layer).
 //
 // Stream transports hand the filter arbitrary chunks of the byte stream,
-// so there only a chunk that is exactly one malformed ACK is dropped
-// (chunkFault); a stream that does not parse is closed by sipgo after one
-// (bounded) record.
+// so there only malformed ACKs among the complete messages a chunk starts
+// with are cut out (streamACKs); a stream that does not parse is closed by
+// sipgo after one (bounded) record.
 
 // Reasons of portico_sip_dropped_total.
 const (
@@ -112,8 +114,9 @@ func (s *Server) inboundFilter(sd *side) sip.TransportReadFilter {
 		var reason string
 		if strings.EqualFold(info.Transport, "udp") {
 			reason = datagramFault(data)
-		} else {
-			reason = chunkFault(data)
+		} else if kept, cut := streamACKs(data); cut {
+			s.m.dropped.WithLabelValues(sd.name, dropBadACK).Inc()
+			return kept, nil
 		}
 		if reason == "" {
 			return data, nil
@@ -165,25 +168,68 @@ func isSTUN(b []byte) bool {
 		b[4] == 0x21 && b[5] == 0x12 && b[6] == 0xa4 && b[7] == 0x42
 }
 
-// chunkFault says why a chunk read from a stream is dropped, or "". A
-// chunk is whatever one read returned, not a message, so only one case is
-// judged: a chunk that is exactly one ACK (start line, headers, blank line,
-// nothing after) without what keys a transaction. A client writes each
-// message at once, so such a chunk is that whole ACK; dropping it leaves
-// the stream's parser where it was, between messages.
-func chunkFault(data []byte) string {
-	if !bytes.HasPrefix(data, []byte("ACK ")) {
-		return ""
+// streamACKs returns a chunk read from a stream without the ACKs in it
+// that lack what keys a transaction, and whether it removed any. A chunk
+// is whatever one read returned, not a message; this looks only at the
+// complete messages at its start (a client writes each message at once, so
+// a chunk usually starts at a message boundary) and passes the rest on
+// unchanged for the parser to frame.
+func streamACKs(data []byte) ([]byte, bool) {
+	if !bytes.Contains(data, []byte("ACK ")) {
+		return data, false // most chunks
 	}
-	end := bytes.Index(data, []byte("\r\n\r\n"))
-	if end < 0 || len(bytes.Trim(data[end+4:], "\r\n")) > 0 {
-		return ""
+	var out []byte
+	rest := data
+	cut := false
+	for {
+		rest = bytes.TrimLeft(rest, "\r\n")
+		line, _, _ := bytes.Cut(rest, []byte("\n"))
+		if !sipStartLine(bytes.TrimSuffix(line, []byte("\r"))) {
+			break
+		}
+		end := bytes.Index(rest, []byte("\r\n\r\n"))
+		if end < 0 {
+			break
+		}
+		n := end + 4 + contentLength(rest[:end+2])
+		if n > len(rest) {
+			break
+		}
+		msg := rest[:n]
+		if bytes.HasPrefix(msg, []byte("ACK ")) && !hasTxHeaders(msg[len(line)+1:]) {
+			if !cut {
+				out = append(out, data[:len(data)-len(rest)]...)
+				cut = true
+			}
+		} else if cut {
+			out = append(out, msg...)
+		}
+		rest = rest[n:]
 	}
-	line, rest, _ := bytes.Cut(data[:end+4], []byte("\n"))
-	if !sipStartLine(bytes.TrimSuffix(line, []byte("\r"))) || hasTxHeaders(rest) {
-		return ""
+	if !cut {
+		return data, false
 	}
-	return dropBadACK
+	return append(out, rest...), true
+}
+
+// contentLength is the Content-Length (or l) of a header section, 0 when
+// absent or not a number.
+func contentLength(hdrs []byte) int {
+	for len(hdrs) > 0 {
+		var line []byte
+		line, hdrs, _ = bytes.Cut(hdrs, []byte("\n"))
+		name, v, ok := bytes.Cut(bytes.TrimSuffix(line, []byte("\r")), []byte(":"))
+		if !ok {
+			continue
+		}
+		if n := strings.ToLower(string(bytes.TrimSpace(name))); n == "content-length" || n == "l" {
+			if c, err := strconv.Atoi(string(bytes.TrimSpace(v))); err == nil && c >= 0 && c <= 1<<20 {
+				return c
+			}
+			return 0
+		}
+	}
+	return 0
 }
 
 // sipStartLine reports whether line is shaped like a SIP/2.0 request line
@@ -333,22 +379,21 @@ func (h *sipgoHandler) Handle(ctx context.Context, r slog.Record) error {
 	return h.next.Handle(ctx, nr)
 }
 
-// scannerAgents are User-Agent substrings of SIP scanners and attack
-// tools (lower case). Their requests are dropped unanswered.
-var scannerAgents = []string{
-	"friendly-scanner", "sipvicious", "sipcli", "vaxsipuseragent", "sundayddr", "pplsip",
-	"sip-scan", "sipscan", "sivus", "siparmyknife", "voipsniff", "vaxasterisk",
-}
-
-// isScanner reports whether req's User-Agent names a known scanner.
-func isScanner(req *sip.Request) bool {
+// isScanner reports whether req's User-Agent names a known scanner: one
+// of the guard's scanner_agents when a guard is wired, else of the guard's
+// default list. Such requests are dropped unanswered whether or not the
+// guard blocks the source yet.
+func (s *Server) isScanner(req *sip.Request) bool {
 	h := req.GetHeader("User-Agent")
 	if h == nil {
 		return false
 	}
+	if s.deps.Guard != nil {
+		return s.deps.Guard.ScannerAgent(h.Value())
+	}
 	ua := strings.ToLower(h.Value())
-	for _, s := range scannerAgents {
-		if strings.Contains(ua, s) {
+	for _, a := range guard.DefaultScannerAgents {
+		if strings.Contains(ua, a) {
 			return true
 		}
 	}

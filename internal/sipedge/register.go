@@ -272,7 +272,13 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 		return
 	}
 	s.applyRegisterResult(req, res, aor, flow, token, capped)
-	if err := tx.Respond(s.registerResponse(lc, req, res, aor, flow, capped)); err != nil {
+	back := s.registerResponse(lc, req, res, aor, flow, capped)
+	if gtx, ok := tx.(*guardedTx); ok {
+		err = gtx.respondFor(back, res) // the guard scores what the inside said
+	} else {
+		err = tx.Respond(back)
+	}
+	if err != nil {
 		s.log.Debug("register response", "err", err)
 	}
 }

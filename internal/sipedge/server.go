@@ -220,7 +220,7 @@ func (s *Server) route(sd *side) {
 				return
 			}
 			s.m.requests.WithLabelValues(sd.name, string(req.Method)).Inc()
-			if sd.name == External && isScanner(req) {
+			if sd.name == External && s.isScanner(req) {
 				// Unanswered: a scanner learns nothing, not even that
 				// a SIP server listens here.
 				s.m.dropped.WithLabelValues(sd.name, dropScanner).Inc()

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/testpeer"
 )
 
@@ -641,5 +642,27 @@ func TestOutOfDialogACKStream(t *testing.T) {
 			}
 			t.Errorf("the ACK was answered:\n%s", m)
 		}
+	}
+}
+
+// TestEnumerationDefeatsSvwar: svwar with a user agent nobody recognises,
+// and a guard that lets it run, enumerates extensions 100-200 by REGISTER;
+// the inside knows only 150 (challenged) and answers 404 for the others.
+// With reveal_unknown_users svwar finds 150; by default Portico answers the
+// 404s with challenges like 150's, and svwar finds nothing.
+func TestEnumerationDefeatsSvwar(t *testing.T) {
+	for _, reveal := range []bool{true, false} {
+		t.Run(fmt.Sprintf("reveal=%v", reveal), func(t *testing.T) {
+			cs := startCountingServer(t)
+			lenient := guard.Limit{Count: 1000, Window: time.Minute}
+			g := newGuard(t, guard.Config{ScannerAgents: []string{"no-such-agent"},
+				Limits: map[string]guard.Limit{"not_found": lenient, "challenge": lenient, "register": lenient}})
+			edge := startGuarded(t, g, cs, func(c *Config) { c.TopologyHiding.RevealUnknownUsers = reveal })
+			out := sipvicious(t, "svwar", edge, "-e100-200", "--force", "--maximumtime=2")
+			if found := strings.Contains(out, "150"); found != reveal {
+				t.Errorf("svwar found 150: %v, want %v:\n%s", found, reveal, out)
+			}
+			t.Logf("svwar: %s", strings.TrimSpace(out))
+		})
 	}
 }
