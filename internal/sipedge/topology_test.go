@@ -152,6 +152,29 @@ func TestTopologyNoisyInside(t *testing.T) {
 			t.Fatalf("answer: %d", r.StatusCode)
 		}
 		cs.expect("ACK")
+		// An in-dialog request from inside, as noisy as its responses.
+		info := sip.NewRequest(sip.INFO, inv.Contact().Address)
+		info.AppendHeader(sip.NewHeader("Via", "SIP/2.0/UDP "+cs.local+";branch=z9hG4bKinfo1;rport"))
+		info.AppendHeader(sip.NewHeader("From", inv.To().Value()+";tag=a1"))
+		info.AppendHeader(sip.NewHeader("To", inv.From().Value()))
+		info.AppendHeader(sip.NewHeader("Call-ID", inv.CallID().Value()))
+		info.AppendHeader(sip.NewHeader("CSeq", "1 INFO"))
+		info.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
+		info.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "cs", Host: kamIP, Port: cs.c.LocalAddr().(*net.UDPAddr).Port}})
+		for _, h := range noisyHeaders(cs.c.LocalAddr().(*net.UDPAddr).Port) {
+			info.AppendHeader(h)
+		}
+		info.AppendHeader(sip.NewHeader("Content-Type", "application/dtmf-relay"))
+		info.SetBody([]byte("Signal=5\r\nDuration=160\r\n"))
+		cs.send(udpAddr(inv.Source()), info.String())
+		in := g.expect("INFO")
+		if ct := in.GetHeader("Content-Type"); ct == nil || ct.Value() != "application/dtmf-relay" || string(in.Body()) != "Signal=5\r\nDuration=160\r\n" {
+			t.Errorf("relayed INFO: %v %q", ct, in.Body())
+		}
+		g.reply(in, 200, "OK", "", "")
+		if r := cs.final("INFO"); r.StatusCode != 200 {
+			t.Errorf("INFO answered %d", r.StatusCode)
+		}
 		bye := make(chan *sip.Response, 1)
 		go func() { bye <- g.inDialog("BYE", "") }()
 		b := cs.expect("BYE")
