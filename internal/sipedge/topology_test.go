@@ -82,10 +82,12 @@ func TestTopologyNoisyInside(t *testing.T) {
 	ext := udpAddr(p.extUDP.String())
 	csPort := strconv.Itoa(cs.c.LocalAddr().(*net.UDPAddr).Port)
 
+	zoe := newRawUA(t, outsideIP, "zoe")
+	var path string // the Path Portico put in zoe's REGISTER
 	t.Run("register", func(t *testing.T) {
-		zoe := newRawUA(t, outsideIP, "zoe")
 		go func() {
 			r := cs.expect("REGISTER")
+			path = r.GetHeader("Path").Value()
 			res := noisyResponse(cs, r, 200, "", &sip.ContactHeader{Address: r.Contact().Address, Params: sip.HeaderParams{{K: "expires", V: "120"}}})
 			res.AppendHeader(sip.NewHeader("Expires", "3600"))
 			res.AppendHeader(sip.NewHeader("Date", "Mon, 07 Dec 2026 05:00:00 GMT"))
@@ -181,6 +183,43 @@ func TestTopologyNoisyInside(t *testing.T) {
 		cs.send(udpAddr(b.Source()), noisyResponse(cs, b, 200, "").String())
 		if r := <-bye; r.StatusCode != 200 {
 			t.Fatalf("bye: %d", r.StatusCode)
+		}
+	})
+
+	t.Run("inside calls outside", func(t *testing.T) {
+		if path == "" {
+			t.Skip("zoe did not register")
+		}
+		port := cs.c.LocalAddr().(*net.UDPAddr).Port
+		inv := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "zoe", Host: outsideIP, Port: zoe.c.LocalAddr().(*net.UDPAddr).Port})
+		inv.AppendHeader(sip.NewHeader("Via", "SIP/2.0/UDP "+cs.local+";branch=z9hG4bKin1;rport"))
+		inv.AppendHeader(sip.NewHeader("Via", "SIP/2.0/UDP "+insideIP+":5062;branch=z9hG4bKdesk1;received="+insideIP))
+		inv.AppendHeader(sip.NewHeader("Route", path))
+		inv.AppendHeader(sip.NewHeader("Record-Route", "<sip:"+kamIP+":"+csPort+";lr>"))
+		inv.AppendHeader(sip.NewHeader("From", `"Desk 1000" <sip:1000@`+insideHost+`>;tag=d1`))
+		inv.AppendHeader(sip.NewHeader("To", "<sip:zoe@portico.test>"))
+		inv.AppendHeader(sip.NewHeader("Call-ID", "inbound-1@"+insideIP))
+		inv.AppendHeader(sip.NewHeader("CSeq", "1 INVITE"))
+		inv.AppendHeader(sip.NewHeader("Max-Forwards", "69"))
+		inv.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "1000", Host: insideIP, Port: 5062}})
+		inv.AppendHeader(sip.NewHeader("Subject", "call from "+insideHost))
+		inv.AppendHeader(sip.NewHeader("Priority", "urgent"))
+		inv.AppendHeader(sip.NewHeader("User-Agent", "InsideCS desk phone"))
+		for _, h := range noisyHeaders(port) {
+			inv.AppendHeader(h)
+		}
+		inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		inv.SetBody([]byte(cs.sdp("")))
+		cs.send(udpAddr(p.intUDP.String()), inv.String())
+		got := zoe.expect("INVITE")
+		for _, name := range []string{"Subject", "Priority", "User-Agent"} {
+			if h := got.GetHeader(name); h != nil {
+				t.Errorf("%s from inside relayed outside: %s", name, h.Value())
+			}
+		}
+		zoe.reply(got, 486, "Busy Here", "z1", "")
+		if r := cs.final("INVITE"); r.StatusCode != 486 {
+			t.Errorf("inside caller got %d", r.StatusCode)
 		}
 	})
 	assertNoInside(t, p.tap, insideHost, csPort, "InsideCS", "req_src_ip")
