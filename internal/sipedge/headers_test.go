@@ -220,3 +220,34 @@ func TestScannerAgents(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDatagramFault measures the junk filter on an ordinary REGISTER
+// datagram, the price every UDP message pays before sipgo parses it.
+func BenchmarkDatagramFault(b *testing.B) {
+	msg := []byte("REGISTER sip:portico.test SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK776asdhds;rport\r\n" +
+		"Max-Forwards: 70\r\nTo: <sip:alice@portico.test>\r\nFrom: <sip:alice@portico.test>;tag=1928301774\r\n" +
+		"Call-ID: a84b4c76e66710@pc33.example.com\r\nCSeq: 314159 REGISTER\r\nContact: <sip:alice@192.0.2.10:5060>\r\n" +
+		"Expires: 600\r\nUser-Agent: Linphone/5.1\r\nContent-Length: 0\r\n\r\n")
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if datagramFault(msg) != "" {
+			b.Fatal("dropped")
+		}
+	}
+}
+
+// BenchmarkStreamACKs measures the stream filter on a chunk holding an
+// ACK (the case that is parsed; chunks without "ACK " return at once).
+func BenchmarkStreamACKs(b *testing.B) {
+	msg := []byte("ACK sip:alice@192.0.2.10:5060 SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.10:5060;branch=z9hG4bK776asdhds\r\n" +
+		"Max-Forwards: 70\r\nTo: <sip:alice@portico.test>;tag=8321234356\r\nFrom: <sip:bob@portico.test>;tag=1928301774\r\n" +
+		"Call-ID: a84b4c76e66710@pc33.example.com\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n")
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if _, cut := streamACKs(msg); cut {
+			b.Fatal("cut")
+		}
+	}
+}

@@ -222,14 +222,36 @@ func contentLength(hdrs []byte) int {
 		if !ok {
 			continue
 		}
-		if n := strings.ToLower(string(bytes.TrimSpace(name))); n == "content-length" || n == "l" {
-			if c, err := strconv.Atoi(string(bytes.TrimSpace(v))); err == nil && c >= 0 && c <= 1<<20 {
-				return c
+		if name = bytes.TrimSpace(name); foldEq(name, "content-length") || foldEq(name, "l") {
+			c := 0
+			for _, d := range bytes.TrimSpace(v) {
+				if d < '0' || d > '9' || c > 1<<20 {
+					return 0
+				}
+				c = c*10 + int(d-'0')
 			}
-			return 0
+			return c
 		}
 	}
 	return 0
+}
+
+// foldEq reports whether b equals the lower-case ASCII name s, ignoring
+// case.
+func foldEq(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(s) {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // sipStartLine reports whether line is shaped like a SIP/2.0 request line
@@ -274,16 +296,17 @@ func hasTxHeaders(hdrs []byte) bool {
 		if !ok {
 			continue
 		}
-		switch strings.ToLower(string(bytes.TrimSpace(name))) {
-		case "via", "v":
+		name = bytes.TrimSpace(name)
+		switch {
+		case foldEq(name, "via") || foldEq(name, "v"):
 			via = true
-		case "cseq":
+		case foldEq(name, "cseq"):
 			cseq = true
-		case "call-id", "i":
+		case foldEq(name, "call-id") || foldEq(name, "i"):
 			cid = true
-		case "from", "f":
+		case foldEq(name, "from") || foldEq(name, "f"):
 			from = true
-		case "to", "t":
+		case foldEq(name, "to") || foldEq(name, "t"):
 			to = true
 		}
 	}
