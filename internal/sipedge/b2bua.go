@@ -712,11 +712,9 @@ func (c *call) run(sd *side, req *sip.Request, tx sip.ServerTransaction, p plan)
 		if h.callServer != nil {
 			inv.PrependHeader(&sip.RouteHeader{Address: routeURI(*h.callServer)})
 		}
-		for _, name := range []string{"Supported", "Allow", "Accept", "Subject", "Priority", "Session-Expires", "x", "Min-SE"} {
-			copyHeaders(inv, req, name)
-		}
+		copyHeaders(inv, req, "Supported", "Allow", "Accept", "Session-Expires", "x", "Min-SE")
 		if p.out == s.int {
-			copyHeaders(inv, req, "Authorization", "Proxy-Authorization")
+			copyHeaders(inv, req, "Subject", "Priority", "Authorization", "Proxy-Authorization")
 			if !c.lc.cfg.TopologyHiding.StripServer {
 				copyHeaders(inv, req, "User-Agent")
 			}

@@ -74,7 +74,7 @@ func (c *countingServer) received(prefix string) int {
 }
 
 // startGuarded runs a SIP edge guarded by g in front of cs and returns its
-// external UDP address.
+// external UDP address; opts adjust its configuration.
 func startGuarded(t *testing.T, g *guard.Guard, cs *countingServer, opts ...func(*Config)) netip.AddrPort {
 	t.Helper()
 	ext, in := listenUDP(t, extIP), listenUDP(t, intIP)
@@ -157,20 +157,11 @@ func TestGuardStopsSIPVicious(t *testing.T) {
 			})
 		}
 	})
-	t.Run("hidden users", func(t *testing.T) {
-		// The scanner's user agent is not recognised, but every unknown
-		// user is answered as a challenge: svwar cannot tell one from another.
-		cs := startCountingServer(t)
-		g := newGuard(t, guard.Config{ScannerAgents: []string{"no-such-agent"}})
-		edge := startGuarded(t, g, cs)
-		out := sipvicious(t, "svwar", edge, "-e100-200", "--force", "--maximumtime=2")
-		if strings.Contains(out, "150") || !strings.Contains(out, "found nothing") {
-			t.Fatalf("svwar told users apart:\n%s", out)
-		}
-	})
 	t.Run("behaviour", func(t *testing.T) {
-		// The scanner's user agent is not recognised and unknown users are
-		// revealed (sip.reveal_unknown_users): its 404s block it.
+		// The scanner's user agent is not recognised: its 404s block it.
+		// They reach it only with reveal_unknown_users: by default they
+		// are answered with a challenge, and svwar gives up at once
+		// (TestEnumerationDefeatsSvwar).
 		cs := startCountingServer(t)
 		g := newGuard(t, guard.Config{ScannerAgents: []string{"no-such-agent"}})
 		edge := startGuarded(t, g, cs, func(c *Config) { c.TopologyHiding.RevealUnknownUsers = true })
@@ -212,7 +203,7 @@ func TestGuardStopsSIPVicious(t *testing.T) {
 			ua.callID, ua.tag = fmt.Sprint("guess-", guesses), "g"
 			ua.send(to, ua.request("REGISTER", "sip:portico.test", "<sip:150@portico.test>", auth, ""))
 			if r := ua.final("REGISTER"); r.StatusCode != 401 {
-				t.Fatalf("guess %d answered %d: %s", guesses, r.StatusCode, r)
+				t.Fatalf("guess %d answered %d", guesses, r.StatusCode)
 			}
 		}
 		if guesses != 5 {
@@ -236,11 +227,7 @@ func barrier(t *testing.T, edge netip.AddrPort, cs *countingServer) {
 	u := newRawUA(t, "127.0.0.6", "barrier")
 	u.callID, u.tag = "barrier", "b"
 	u.send(net.UDPAddrFromAddrPort(edge), u.request("REGISTER", "sip:portico.test", "<sip:barrier@portico.test>", "", ""))
-	// The counting server's 404 reaches the outside as it is or as a
-	// challenge (sip.reveal_unknown_users).
-	if r := u.final("REGISTER"); r.StatusCode != 401 && r.StatusCode != 404 {
-		t.Fatalf("barrier register: %d", r.StatusCode)
-	}
+	u.final("REGISTER") // any answer: 404 from inside, or the challenge hiding it
 }
 
 func TestDigestParam(t *testing.T) {

@@ -40,28 +40,21 @@ func (s *Server) guardSocket(l BoundListener) BoundListener {
 // request is dropped (its source is, or now becomes, blocked); else tx is
 // wrapped so that the outcome is scored when it is answered.
 func (s *Server) guardRequest(sd *side, req *sip.Request, tx sip.ServerTransaction) (_ sip.ServerTransaction, ok bool) {
-	if sd != s.ext {
-		return tx, true
-	}
 	g := s.deps.Guard
-	ap, err := netip.ParseAddrPort(req.Source())
-	src := ap.Addr().Unmap()
-	if s.scanner(req) {
-		// Unanswered and never relayed: a scanner learns nothing, not even
-		// that a SIP server listens here.
-		if g != nil && err == nil {
-			g.Observe(src, guard.ScannerAgent)
-		}
-		s.m.dropped.WithLabelValues(sd.name, dropScanner).Inc()
-		if tx != nil {
-			tx.Terminate()
-		}
-		return nil, false
-	}
-	if g == nil || err != nil {
+	if g == nil || sd != s.ext {
 		return tx, true
 	}
+	ap, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return tx, true
+	}
+	src := ap.Addr().Unmap()
 	drop := g.Blocked(src)
+	if !drop {
+		if ua := req.GetHeader("User-Agent"); ua != nil && g.ScannerAgent(ua.Value()) {
+			drop = g.Observe(src, guard.ScannerAgent)
+		}
+	}
 	if !drop {
 		switch req.Method {
 		case sip.REGISTER:
@@ -86,49 +79,26 @@ func (s *Server) guardRequest(sd *side, req *sip.Request, tx sip.ServerTransacti
 	return &guardedTx{ServerTransaction: tx, g: g, src: src, req: req}, true
 }
 
-// scanner reports whether req's User-Agent names a known scanner: the
-// guard's list (guard.scanner_agents), or guard.DefaultScannerAgents when the
-// edge runs without a guard.
-func (s *Server) scanner(req *sip.Request) bool {
-	h := req.GetHeader("User-Agent")
-	if h == nil {
-		return false
-	}
-	if g := s.deps.Guard; g != nil {
-		return g.ScannerAgent(h.Value())
-	}
-	return guard.MatchAgent(h.Value(), guard.DefaultScannerAgents)
-}
-
 // guardedTx scores the final response sent to an outside source.
 type guardedTx struct {
 	sip.ServerTransaction
 	g   Guard
 	src netip.Addr
 	req *sip.Request
-	// inside, when set, is the inside's answer that the response sent
-	// outside masks (an unknown user answered as a challenge): the guard
-	// scores what really happened, the outside sees the mask.
-	inside int
-}
-
-// scoreAs makes the guard score tx's answer as code instead of the status
-// the outside is sent. tx not guarded: nothing to do.
-func scoreAs(tx sip.ServerTransaction, code int) {
-	if t, ok := tx.(*guardedTx); ok {
-		t.inside = code
-	}
 }
 
 func (t *guardedTx) Respond(res *sip.Response) error {
-	code := res.StatusCode
-	if t.inside != 0 {
-		code = t.inside
-	}
-	switch code {
+	return t.respondFor(res, res)
+}
+
+// respondFor sends res and scores the source by truth, the answer it
+// stands for: an inside refusal of an unknown user that Portico answers
+// with a challenge (registerResponse) still counts as a 404 or 403.
+func (t *guardedTx) respondFor(res, truth *sip.Response) error {
+	switch code := truth.StatusCode; code {
 	case 401, 407, 403:
 		if user, ok := credentials(t.req); ok {
-			if code == 403 || !stale(res) {
+			if code == 403 || !stale(truth) {
 				t.g.ObserveDigestFailure(t.src, user)
 			}
 		} else if code == 403 {

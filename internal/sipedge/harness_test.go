@@ -289,12 +289,16 @@ func startPortico(t testing.TB, cfg Config, opts ...func(*Server)) *portico {
 			lmu.Unlock()
 		}
 	})
-	// Wait until the internal side is served.
-	for i := 0; i < 100; i++ {
-		if _, ok := s.Addr(Internal, "udp"); ok {
-			break
+	// Wait until both UDP sockets are served: an address is known before
+	// the transport reads, and a request relayed before the internal
+	// socket is in the transport's pool makes sipgo bind its port again
+	// ("address already in use").
+	for _, ap := range []netip.AddrPort{p.intUDP, p.extUDP} {
+		for i := 0; optionsPing(ap.String()) != nil; i++ {
+			if i == 30 {
+				t.Fatalf("Portico does not answer OPTIONS on %s", ap)
+			}
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	return p
 }

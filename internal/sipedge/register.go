@@ -273,10 +273,12 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 	}
 	s.applyRegisterResult(req, res, aor, flow, token, capped)
 	back := s.registerResponse(lc, req, res, aor, flow, capped)
-	if back.StatusCode != res.StatusCode {
-		scoreAs(tx, res.StatusCode) // a hidden refusal still counts as one
+	if gtx, ok := tx.(*guardedTx); ok {
+		err = gtx.respondFor(back, res) // the guard scores what the inside said
+	} else {
+		err = tx.Respond(back)
 	}
-	if err := tx.Respond(back); err != nil {
+	if err != nil {
 		s.log.Debug("register response", "err", err)
 	}
 }
@@ -307,7 +309,7 @@ func (s *Server) registerResponse(lc *liveConfig, req *sip.Request, res *sip.Res
 		return back
 	}
 	back := sip.NewResponseFromRequest(req, res.StatusCode, reasonPhrase(res.StatusCode), nil)
-	copyHeaders(back, res, "WWW-Authenticate", "Proxy-Authenticate", "Date", "Min-Expires", "Retry-After", "Supported", "Allow")
+	copyHeaders(back, res, "WWW-Authenticate", "Proxy-Authenticate", "Date", "Min-Expires", "Retry-After", "Supported", "Require", "Allow")
 	if res.StatusCode < 200 || res.StatusCode >= 300 {
 		return back
 	}

@@ -245,6 +245,15 @@ func (s *Server) route(sd *side) {
 				return
 			}
 			s.m.requests.WithLabelValues(sd.name, string(req.Method)).Inc()
+			if sd.name == External && s.isScanner(req) {
+				// Unanswered: a scanner learns nothing, not even that
+				// a SIP server listens here.
+				s.m.dropped.WithLabelValues(sd.name, dropScanner).Inc()
+				if tx != nil {
+					tx.Terminate()
+				}
+				return
+			}
 			if cs := req.CSeq(); cs == nil || !strings.EqualFold(string(cs.MethodName), string(req.Method)) {
 				// RFC 3261 section 8.1.1.5: the CSeq method must match.
 				if req.Method != sip.ACK {
