@@ -18,6 +18,7 @@ import (
 	"github.com/portico-edge/portico/internal/accessproxy"
 	"github.com/portico-edge/portico/internal/certs"
 	"github.com/portico-edge/portico/internal/config"
+	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/media/ng"
@@ -74,6 +75,7 @@ type serviceDeps struct {
 	certs *certs.Store
 	env   func(string) string
 	hist  sipedge.History
+	fds   *connlimit.Reserve // descriptors kept free for management
 }
 
 func (d serviceDeps) withRegisterer(r prometheus.Registerer) serviceDeps {
@@ -136,7 +138,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return d.certs.Select(h, cfg.SIP.Certificate)
 		}}
-		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc})
+		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Descriptors: d.fds})
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
@@ -158,7 +160,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 			}
 			handlers["sip-wss"] = h
 		}
-		ap, err := accessproxy.New(cfg.AccessProxy.Config, accessproxy.Deps{Logger: log, Registerer: reg, Certs: d.certs, Handlers: handlers})
+		ap, err := accessproxy.New(cfg.AccessProxy.Config, accessproxy.Deps{Logger: log, Registerer: reg, Certs: d.certs, Handlers: handlers, Descriptors: d.fds})
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
@@ -192,6 +194,8 @@ func sipConfig(cfg *config.Config) sipedge.Config {
 		Federation:     sipedge.Federation{AllowedDomains: s.Federation.AllowedDomains, OpenB2B: s.Federation.OpenB2B, DNSServer: s.Federation.DNSServer},
 		Limits:         sipedge.Limits{MaxRegistrations: s.MaxRegistrations, MaxCalls: s.MaxCalls},
 		TopologyHiding: sipedge.TopologyHiding{StripServer: s.StripServer},
+		Streams: sipedge.StreamLimits{MaxConns: s.TCP.MaxConns, MaxConnsPerSource: s.TCP.MaxConnsPerSource,
+			HandshakeTimeout: s.TCP.HandshakeTimeout.D(), IdleTimeout: s.TCP.IdleTimeout.D()},
 	}
 	if c.ExternalHost == "" && cfg.Interfaces.External.PublicAddress != "" {
 		c.ExternalHost = cfg.Interfaces.External.PublicAddress

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/handoff"
 	"github.com/portico-edge/portico/internal/store"
 )
@@ -50,6 +52,10 @@ type Deps struct {
 	// Resolver does the RFC 3263 lookups of outbound federated calls.
 	// Default: a DNS resolver asking Config.Federation.DNSServer.
 	Resolver Resolver
+	// Descriptors keeps file descriptors free for management: stream
+	// listeners refuse connections while fewer than its share are free
+	// (internal ones while fewer than half of it). Nil: not checked.
+	Descriptors *connlimit.Reserve
 }
 
 // BoundListener is a caller-supplied socket for Serve: exactly one of
@@ -78,6 +84,9 @@ type side struct {
 	// (the access proxy's): the wss port in Via and Contact when no wss
 	// listener is served.
 	handoffPort atomic.Int32
+	// streams are the stream listeners by transport (under mu), told when
+	// a connection carried its first request.
+	streams map[string]*connlimit.Listener
 }
 
 // Server is the SIP edge.
@@ -101,6 +110,7 @@ type Server struct {
 
 	sockMu    sync.Mutex
 	socks     []io.Closer
+	listeners []*listenerState // under sockMu
 	closeOnce sync.Once
 	closed    chan struct{}
 	serving   atomic.Bool
@@ -162,7 +172,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 }
 
 func (s *Server) newSide(name string) (*side, error) {
-	sd := &side{name: name, ports: map[string]int{}, ips: map[string]netip.Addr{}, server: s}
+	sd := &side{name: name, ports: map[string]int{}, ips: map[string]netip.Addr{}, server: s, streams: map[string]*connlimit.Listener{}}
 	for _, l := range s.cfg.Listeners {
 		if l.Interface == name {
 			ap := netip.MustParseAddrPort(l.Address)
@@ -205,6 +215,7 @@ func (s *Server) route(sd *side) {
 	h := func(f func(sd *side, req *sip.Request, tx sip.ServerTransaction)) sipgo.RequestHandler {
 		return func(req *sip.Request, tx sip.ServerTransaction) {
 			s.m.requests.WithLabelValues(sd.name, string(req.Method)).Inc()
+			sd.established(req)
 			if cs := req.CSeq(); cs == nil || !strings.EqualFold(string(cs.MethodName), string(req.Method)) {
 				// RFC 3261 section 8.1.1.5: the CSeq method must match.
 				if req.Method != sip.ACK {
@@ -278,6 +289,7 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 		return ErrClosed
 	default:
 	}
+	ls = slices.Clone(ls) // the stream sockets are replaced by guarded ones
 	for i, l := range ls {
 		var sd *side
 		switch l.Interface {
@@ -289,12 +301,19 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 			return fmt.Errorf("sipedge: listener %d: unknown interface %q", i, l.Interface)
 		}
 		var addr net.Addr
+		if l.Stream != nil {
+			lim := connlimit.Wrap(l.Stream, s.streamLimits(sd, l.Transport), connlimit.Deps{Logger: s.log, Registerer: s.deps.Registerer})
+			sd.mu.Lock()
+			sd.streams[l.Transport] = lim
+			sd.mu.Unlock()
+			ls[i].Stream = lim
+		}
 		s.sockMu.Lock()
 		if l.Packet != nil {
 			s.socks = append(s.socks, l.Packet)
 		}
 		if l.Stream != nil {
-			s.socks = append(s.socks, l.Stream)
+			s.socks = append(s.socks, ls[i].Stream)
 		}
 		s.sockMu.Unlock()
 		if l.Packet != nil {
@@ -321,12 +340,23 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 	// (transport "WSS" on their messages, the WSS connection pool).
 	n := len(ls)
 	ls = append(ls[:n:n], BoundListener{Interface: External, Transport: "wss", Stream: s.handoff})
-	for _, l := range ls {
+	for i, l := range ls {
 		sd := s.ext
 		if l.Interface == Internal {
 			sd = s.int
 		}
-		l := l
+		st := &listenerState{iface: l.Interface, transport: l.Transport}
+		if l.Packet != nil {
+			st.addr = l.Packet.LocalAddr().String()
+		} else {
+			st.addr = l.Stream.Addr().String()
+			st.lim, _ = l.Stream.(*connlimit.Listener)
+		}
+		if i < n {
+			s.sockMu.Lock()
+			s.listeners = append(s.listeners, st)
+			s.sockMu.Unlock()
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -339,12 +369,12 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 			case "tls":
 				err = sd.srv.ServeTLS(tls.NewListener(l.Stream, s.deps.TLSConfig))
 			case "ws":
-				err = sd.srv.ServeWS(l.Stream)
+				err = sd.srv.ServeWS(s.upgradeGate(l.Stream, nil))
 			case "wss":
 				if l.Stream == s.handoff {
 					err = sd.srv.ServeWSS(l.Stream)
 				} else {
-					err = sd.srv.ServeWSS(tls.NewListener(l.Stream, s.deps.TLSConfig))
+					err = sd.srv.ServeWSS(s.upgradeGate(l.Stream, s.deps.TLSConfig))
 				}
 			default:
 				err = fmt.Errorf("unknown transport %q", l.Transport)
@@ -352,9 +382,12 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 			select {
 			case <-s.closed:
 			default:
-				if err != nil {
-					s.log.Error("listener stopped", "side", sd.name, "transport", l.Transport, "err", err)
+				if err == nil {
+					err = errors.New("serving ended")
 				}
+				msg := err.Error()
+				st.dead.Store(&msg)
+				s.log.Error("listener stopped", "side", sd.name, "transport", l.Transport, "addr", st.addr, "err", err)
 			}
 		}()
 	}
