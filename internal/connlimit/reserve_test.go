@@ -47,6 +47,19 @@ func TestReserveShareSmallerThanDefault(t *testing.T) {
 	}
 }
 
+func TestReserveSharesScaleWithSmallLimit(t *testing.T) {
+	// Limit 256 with a default share of 256: the default keeps 64 free, a
+	// half share 32.
+	r := NewReserve(256)
+	r.count = func([]byte) (int, int, error) { return 256 - 50, 256, nil }
+	if r.Allow(0) {
+		t.Error("the default share admitted with 50 of 256 free")
+	}
+	if !r.Allow(128) {
+		t.Error("a half share was refused with 50 of 256 free")
+	}
+}
+
 func TestReserveUnsupportedAdmits(t *testing.T) {
 	r := NewReserve(10)
 	r.count = func([]byte) (int, int, error) { return 0, 0, errUnsupported }
