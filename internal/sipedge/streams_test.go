@@ -3,6 +3,7 @@ package sipedge
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+
+	"github.com/portico-edge/portico/internal/certs/certtest"
 )
 
 // failingListener fails its first n accepts with err, then accepts from
@@ -40,6 +46,13 @@ func (f *failingListener) Accept() (net.Conn, error) {
 // and the stream listener ext (of transport), on loopback, with no media.
 func startStreamEdge(t *testing.T, cfg Config, transport string, ext net.Listener) *Server {
 	t.Helper()
+	return startStreamEdgeTLS(t, cfg, transport, ext, nil)
+}
+
+// startStreamEdgeTLS is startStreamEdge with a server TLS config (for tls
+// and wss listeners).
+func startStreamEdgeTLS(t *testing.T, cfg Config, transport string, ext net.Listener, tlsCfg *tls.Config) *Server {
+	t.Helper()
 	extUDP := listenUDP(t, "127.0.0.1")
 	intUDP := listenUDP(t, "127.0.0.1")
 	cfg.Listeners = []Listener{
@@ -52,7 +65,7 @@ func startStreamEdge(t *testing.T, cfg Config, transport string, ext net.Listene
 	var logs strings.Builder
 	var mu sync.Mutex
 	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := New(cfg, Deps{Logger: log, Media: nopMedia{}})
+	s, err := New(cfg, Deps{Logger: log, Media: nopMedia{}, TLSConfig: tlsCfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,14 +106,18 @@ func dialFrom(t *testing.T, src, addr string) net.Conn {
 	return c
 }
 
+// optionsRequest is an OPTIONS from local to remote over transport.
+func optionsRequest(transport, local, remote string) string {
+	id := time.Now().UnixNano()
+	return fmt.Sprintf("OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/%s %s;branch=z9hG4bK%d;rport\r\nMax-Forwards: 70\r\n"+
+		"From: <sip:probe@portico.test>;tag=%d\r\nTo: <sip:%s>\r\nCall-ID: %d@probe\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+		remote, transport, local, id, id, remote, id)
+}
+
 // optionsOver sends OPTIONS over the stream c and returns the status line
 // of the answer (waiting at most 10s).
 func optionsOver(c net.Conn) (string, error) {
-	local, remote := c.LocalAddr().String(), c.RemoteAddr().String()
-	id := time.Now().UnixNano()
-	msg := fmt.Sprintf("OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK%d;rport\r\nMax-Forwards: 70\r\n"+
-		"From: <sip:probe@portico.test>;tag=%d\r\nTo: <sip:%s>\r\nCall-ID: %d@probe\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
-		remote, local, id, id, remote, id)
+	msg := optionsRequest("TCP", c.LocalAddr().String(), c.RemoteAddr().String())
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	defer c.SetDeadline(time.Time{})
 	if _, err := c.Write([]byte(msg)); err != nil {
@@ -231,5 +248,40 @@ func TestWSSilentClientDoesNotBlockUpgrades(t *testing.T) {
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil || !strings.Contains(line, "101") {
 		t.Fatalf("upgrade behind a silent client: %q, %v", line, err)
+	}
+}
+
+// TestWebSocketListeners: SIP over ws and wss listeners, whose upgrades
+// (and TLS) are done before sipgo's accept loop, answers OPTIONS.
+func TestWebSocketListeners(t *testing.T) {
+	ca := certtest.NewCA(t, "Portico test CA")
+	leaf := ca.Issue(t, []string{"portico.test", "127.0.0.1"}, certtest.Options{})
+	kp, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvTLS := &tls.Config{Certificates: []tls.Certificate{kp}, MinVersion: tls.VersionTLS12}
+	for _, tc := range []struct{ transport, scheme string }{{"ws", "ws"}, {"wss", "wss"}} {
+		t.Run(tc.transport, func(t *testing.T) {
+			ln := listenTCP(t, "127.0.0.1")
+			startStreamEdgeTLS(t, Config{}, tc.transport, ln, srvTLS)
+			d := ws.Dialer{Protocols: []string{"sip"}, TLSConfig: &tls.Config{RootCAs: ca.Pool(), ServerName: "portico.test"}, Timeout: 10 * time.Second}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, _, _, err := d.Dial(ctx, tc.scheme+"://"+ln.Addr().String()+"/")
+			if err != nil {
+				t.Fatalf("%s upgrade: %v", tc.transport, err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			msg := optionsRequest(strings.ToUpper(tc.transport), c.LocalAddr().String(), ln.Addr().String())
+			if err := wsutil.WriteClientText(c, []byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+			res, err := wsutil.ReadServerText(c)
+			if err != nil || !strings.HasPrefix(string(res), "SIP/2.0 200") {
+				t.Fatalf("OPTIONS over %s: %q, %v", tc.transport, res, err)
+			}
+		})
 	}
 }
