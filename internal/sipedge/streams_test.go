@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,27 +19,8 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/portico-edge/portico/internal/certs/certtest"
+	"github.com/portico-edge/portico/internal/connlimit/connlimittest"
 )
-
-// failingListener fails its first n accepts with err, then accepts from
-// the real listener.
-type failingListener struct {
-	net.Listener
-	mu  sync.Mutex
-	n   int
-	err error
-}
-
-func (f *failingListener) Accept() (net.Conn, error) {
-	f.mu.Lock()
-	if f.n > 0 {
-		f.n--
-		f.mu.Unlock()
-		return nil, f.err
-	}
-	f.mu.Unlock()
-	return f.Listener.Accept()
-}
 
 // startStreamEdge serves a SIP edge whose external side has a UDP socket
 // and the stream listener ext (of transport), on loopback, with no media.
@@ -155,7 +135,7 @@ func TestStreamListenerSurvivesAcceptErrors(t *testing.T) {
 	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS} {
 		t.Run(errno.Error(), func(t *testing.T) {
 			ln := listenTCP(t, "127.0.0.1")
-			fl := &failingListener{Listener: ln, n: 3, err: &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", errno)}}
+			fl := &connlimittest.FailingListener{Listener: ln, N: 3, Errno: errno}
 			startStreamEdge(t, Config{}, "tcp", fl)
 			c := dialFrom(t, "127.0.0.1", ln.Addr().String())
 			line, err := optionsOver(c)
