@@ -302,10 +302,15 @@ func (s *Server) trackConn(c net.Conn, add bool) bool {
 }
 
 func (s *Server) acceptLoop(ctx context.Context, l net.Listener, handle func(net.Conn)) error {
+	// Every accept error of a live listener is retried with backoff (an
+	// error returned here would stop the node), and descriptors are left
+	// free for management: half the share SIP stream listeners leave, so
+	// the shared port still answers when they refuse.
+	lc := connlimit.Config{Name: "accessproxy-" + l.Addr().String(), Descriptors: s.fds}
 	if s.fds != nil {
-		l = connlimit.Wrap(l, connlimit.Config{Name: "accessproxy-" + l.Addr().String(), Descriptors: s.fds, KeepFree: max(s.fds.Keep()/2, 1)},
-			connlimit.Deps{Logger: s.log, Registerer: s.reg})
+		lc.KeepFree = max(s.fds.Keep()/2, 1)
 	}
+	l = connlimit.Wrap(l, lc, connlimit.Deps{Logger: s.log, Registerer: s.reg})
 	if !s.track(l) {
 		l.Close()
 		return ErrClosed
