@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +37,12 @@ func sipOptionsTCP(addr string, wait time.Duration) (string, error) {
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
 	return strings.TrimSpace(line), err
+}
+
+// openFDs counts the descriptors process pid has open.
+func openFDs(pid int) int {
+	es, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	return len(es)
 }
 
 // httpStatusLine sends a plain HTTP request to addr and returns the status
@@ -110,7 +117,18 @@ access_proxy:
 		}
 		flood = append(flood, c)
 	}
-	t.Logf("flood: %d connections held", len(flood))
+	// Check once the daemon has taken what it will of the flood: its
+	// descriptor count has stopped growing.
+	fds := openFDs(d.cmd.Process.Pid)
+	for i := 0; i < 100; i++ {
+		time.Sleep(200 * time.Millisecond)
+		n := openFDs(d.cmd.Process.Pid)
+		if n == fds {
+			break
+		}
+		fds = n
+	}
+	t.Logf("flood: %d connections held; the daemon has %d descriptors open of 256", len(flood), fds)
 
 	hc := insecureClient(nil)
 	hc.Timeout = 10 * time.Second
