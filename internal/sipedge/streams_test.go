@@ -97,24 +97,7 @@ func optionsRequest(transport, local, remote string) string {
 // optionsOver sends OPTIONS over the stream c and returns the status line
 // of the answer (waiting at most 10s).
 func optionsOver(c net.Conn) (string, error) {
-	msg := optionsRequest("TCP", c.LocalAddr().String(), c.RemoteAddr().String())
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	defer c.SetDeadline(time.Time{})
-	if _, err := c.Write([]byte(msg)); err != nil {
-		return "", err
-	}
-	r := bufio.NewReader(c)
-	line, err := r.ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	for { // the rest of the head, so the connection is quiet afterwards
-		h, err := r.ReadString('\n')
-		if err != nil || h == "\r\n" {
-			break
-		}
-	}
-	return strings.TrimSpace(line), nil
+	return statusOver(c, optionsRequest("TCP", c.LocalAddr().String(), c.RemoteAddr().String()))
 }
 
 // closedBy reports whether the other end closed c before deadline.
@@ -263,5 +246,85 @@ func TestWebSocketListeners(t *testing.T) {
 				t.Fatalf("OPTIONS over %s: %q, %v", tc.transport, res, err)
 			}
 		})
+	}
+}
+
+// statusOver writes msg to c and returns the status line of the first
+// answer that is final (waiting at most 10s).
+func statusOver(c net.Conn, msg string) (string, error) {
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	if _, err := io.WriteString(c, msg); err != nil {
+		return "", err
+	}
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return "", err
+		}
+		length := 0
+		for { // the rest of the head, and the body
+			h, err := r.ReadString('\n')
+			if err != nil {
+				return "", err
+			}
+			if h == "\r\n" {
+				break
+			}
+			if k, v, ok := strings.Cut(h, ":"); ok && strings.EqualFold(strings.TrimSpace(k), "Content-Length") {
+				fmt.Sscan(strings.TrimSpace(v), &length)
+			}
+		}
+		if _, err := io.CopyN(io.Discard, r, int64(length)); err != nil {
+			return "", err
+		}
+		if !strings.HasPrefix(line, "SIP/2.0 1") {
+			return strings.TrimSpace(line), nil
+		}
+	}
+}
+
+// TestTCPRegistrationDuringIdleFlood: with one source holding idle
+// connections beyond its cap, an endpoint registers over TCP through the
+// edge to Kamailio; the flood is closed, a connection that only sent
+// OPTIONS is closed once idle, and the registered flow, quiet just as long,
+// stays open.
+func TestTCPRegistrationDuringIdleFlood(t *testing.T) {
+	k := startKamailio(t, 64)
+	p := startPortico(t, Config{CallServers: kamailioServer(k),
+		Streams: StreamLimits{MaxConnsPerSource: 4, HandshakeTimeout: 300 * time.Millisecond, IdleTimeout: 500 * time.Millisecond}})
+	addr := p.extTCP.String()
+	var flood []net.Conn
+	for range 20 {
+		flood = append(flood, dialFrom(t, "127.0.0.7", addr))
+	}
+	reg := dialFrom(t, outsideIP, addr)
+	la := reg.LocalAddr().String()
+	msg := fmt.Sprintf("REGISTER sip:portico.test SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK%d;rport\r\nMax-Forwards: 70\r\n"+
+		"From: <sip:tina@portico.test>;tag=t1\r\nTo: <sip:tina@portico.test>\r\nCall-ID: %d@tina\r\nCSeq: 1 REGISTER\r\n"+
+		"Contact: <sip:tina@%s;transport=tcp>\r\nExpires: 300\r\nContent-Length: 0\r\n\r\n", la, time.Now().UnixNano(), time.Now().UnixNano(), la)
+	if line, err := statusOver(reg, msg); err != nil || !strings.HasPrefix(line, "SIP/2.0 200") {
+		t.Fatalf("REGISTER over TCP during the flood: %q, %v", line, err)
+	}
+	if regs := p.s.Registrations(); len(regs) != 1 || regs[0].Transport != "tcp" {
+		t.Fatalf("Registrations() = %+v", regs)
+	}
+	quiet := dialFrom(t, outsideIP, addr)
+	if line, err := optionsOver(quiet); err != nil || !strings.HasPrefix(line, "SIP/2.0 200") {
+		t.Fatalf("OPTIONS: %q, %v", line, err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for i, fc := range flood {
+		if !closedBy(fc, deadline) {
+			t.Errorf("flood connection %d is still open", i)
+		}
+	}
+	if !closedBy(quiet, deadline) {
+		t.Fatal("a connection idle after its OPTIONS is still open")
+	}
+	// reg has been quiet since before quiet's OPTIONS.
+	if closedBy(reg, time.Now().Add(50*time.Millisecond)) {
+		t.Error("the registered TCP flow was closed as idle")
 	}
 }
