@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -143,7 +144,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 
 // admit counts c in, or says why not.
 func (l *Listener) admit(c net.Conn) (*Conn, string) {
-	if r := l.cfg.Descriptors; r != nil && !r.Allow(l.cfg.KeepFree) {
+	if r := l.cfg.Descriptors; r != nil && !r.Allow(l.cfg.KeepFree, fdOf(c)) {
 		return nil, ReasonDescriptors
 	}
 	key := sourceKey(c.RemoteAddr())
@@ -263,6 +264,21 @@ func (l *Listener) Close() error {
 
 // Addr returns the wrapped listener's address.
 func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
+
+// fdOf returns c's descriptor number, or -1.
+func fdOf(c net.Conn) int {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return -1
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	fd := -1
+	_ = rc.Control(func(f uintptr) { fd = int(f) })
+	return fd
+}
 
 // sourceKey is what MaxConnsPerSource counts by: the IPv4 address, or the
 // IPv6 /64.

@@ -55,8 +55,11 @@ func NewReserve(keep int) *Reserve {
 func (r *Reserve) Keep() int { return r.keep }
 
 // Allow reports whether one more descriptor may be taken while keeping
-// keep (the default share when keep <= 0) free, and counts it taken.
-func (r *Reserve) Allow(keep int) bool {
+// keep (the default share when keep <= 0) free, and counts it taken. fd is
+// the number of the descriptor just opened for it, or -1: descriptors are
+// handed out lowest first, so all below fd are open, which bounds the
+// count from below between two counts.
+func (r *Reserve) Allow(keep, fd int) bool {
 	if keep <= 0 {
 		keep = r.keep
 	}
@@ -65,7 +68,7 @@ func (r *Reserve) Allow(keep int) bool {
 	if r.broken {
 		return true
 	}
-	over := func() bool { return r.open+r.since+r.share(keep) >= r.limit }
+	over := func() bool { return max(r.open+r.since, fd+1)+r.share(keep) >= r.limit }
 	age := time.Since(r.at)
 	if r.at.IsZero() || (over() && age >= max(nearAge, 20*r.took)) || age >= max(refreshAge, 20*r.took) {
 		start := time.Now()

@@ -23,7 +23,7 @@ func TestReserveAllow(t *testing.T) {
 			counts := 0
 			r.count = func([]byte) (int, int, error) { counts++; return tc.open, tc.limit, nil }
 			n := 0
-			for n <= tc.limit && r.Allow(0) {
+			for n <= tc.limit && r.Allow(0, -1) {
 				n++
 			}
 			if n != tc.allowed {
@@ -39,10 +39,10 @@ func TestReserveAllow(t *testing.T) {
 func TestReserveShareSmallerThanDefault(t *testing.T) {
 	r := NewReserve(200)
 	r.count = func([]byte) (int, int, error) { return 850, 1000, nil }
-	if r.Allow(0) {
+	if r.Allow(0, -1) {
 		t.Error("the default share (200 free) was not kept")
 	}
-	if !r.Allow(100) {
+	if !r.Allow(100, -1) {
 		t.Error("a listener with a share of 100 was refused with 150 free")
 	}
 }
@@ -52,11 +52,24 @@ func TestReserveSharesScaleWithSmallLimit(t *testing.T) {
 	// half share 32.
 	r := NewReserve(256)
 	r.count = func([]byte) (int, int, error) { return 256 - 50, 256, nil }
-	if r.Allow(0) {
+	if r.Allow(0, -1) {
 		t.Error("the default share admitted with 50 of 256 free")
 	}
-	if !r.Allow(128) {
+	if !r.Allow(128, -1) {
 		t.Error("a half share was refused with 50 of 256 free")
+	}
+}
+
+func TestReserveDescriptorNumberBoundsCount(t *testing.T) {
+	// The last count saw 100 of 1000 open; a descriptor numbered 900 since
+	// means at least 901 are open now.
+	r := NewReserve(200)
+	r.count = func([]byte) (int, int, error) { return 100, 1000, nil }
+	if !r.Allow(0, 100) {
+		t.Fatal("refused with 100 of 1000 open")
+	}
+	if r.Allow(0, 900) {
+		t.Error("admitted descriptor 900 of 1000 with a share of 200")
 	}
 }
 
@@ -64,7 +77,7 @@ func TestReserveUnsupportedAdmits(t *testing.T) {
 	r := NewReserve(10)
 	r.count = func([]byte) (int, int, error) { return 0, 0, errUnsupported }
 	for range 3 {
-		if !r.Allow(0) {
+		if !r.Allow(0, -1) {
 			t.Fatal("refused where descriptors cannot be counted")
 		}
 	}
