@@ -3,6 +3,7 @@ package connlimit
 import (
 	"os"
 	"runtime"
+	"strconv"
 	"testing"
 )
 
@@ -112,5 +113,48 @@ func TestCountDescriptors(t *testing.T) {
 	}
 	if after-before != 50 {
 		t.Errorf("count grew by %d after opening 50 files", after-before)
+	}
+}
+
+// BenchmarkCountDescriptors measures one count of /proc/self/fd with n
+// extra descriptors open: the cost Reserve pays at most every 100 ms.
+func BenchmarkCountDescriptors(b *testing.B) {
+	if runtime.GOOS != "linux" {
+		b.Skip("counts /proc/self/fd")
+	}
+	for _, n := range []int{100, 1000, 10000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			var fs []*os.File
+			defer func() {
+				for _, f := range fs {
+					f.Close()
+				}
+			}()
+			for range n {
+				f, err := os.Open(os.DevNull)
+				if err != nil {
+					b.Skipf("open %d files: %v", n, err)
+				}
+				fs = append(fs, f)
+			}
+			buf := make([]byte, 16<<10)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, _, err := countDescriptors(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkReserveAllow measures the per-accept check between counts.
+func BenchmarkReserveAllow(b *testing.B) {
+	r := NewReserve(256)
+	r.count = func([]byte) (int, int, error) { return 100, 1 << 20, nil }
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Allow(0, 100)
 	}
 }
