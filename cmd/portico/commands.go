@@ -59,27 +59,33 @@ func (f *storeFlags) open(ctx context.Context) (store.Store, error) {
 			return nil, fmt.Errorf("%s: %w", f.config, err)
 		}
 	}
-	oc := open.Config{Backend: cfg.Store.Backend, Path: filepath.Join(f.data, cfg.Store.Path), DSN: cfg.Store.DSN}
+	if p := filepath.Join(f.data, cfg.Store.Path); cfg.Store.Backend == "sqlite" {
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("no store at %s (give --data or --config): %w", p, err)
+		}
+	}
+	return openStore(ctx, cfg, f.data)
+}
+
+// openStore opens the store cfg's store section names, under data.
+func openStore(ctx context.Context, cfg *config.Config, data string) (store.Store, error) {
+	oc := open.Config{Backend: cfg.Store.Backend, Path: filepath.Join(data, cfg.Store.Path), DSN: cfg.Store.DSN}
 	if oc.DSN == "" {
 		oc.DSN = os.Getenv("PORTICO_STORE_DSN")
-	}
-	if oc.Backend == "sqlite" {
-		if _, err := os.Stat(oc.Path); err != nil {
-			return nil, fmt.Errorf("no store at %s (give --data or --config): %w", oc.Path, err)
-		}
 	}
 	return open.Open(ctx, oc, nil)
 }
 
 func serveCmd() *cobra.Command {
 	var cfgFile, data string
+	var force bool
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run Portico",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			a, err := app.New(ctx, app.Options{ConfigFile: cfgFile, DataDir: data, Console: cmd.OutOrStdout()})
+			a, err := app.New(ctx, app.Options{ConfigFile: cfgFile, ForceImport: force, DataDir: data, Console: cmd.OutOrStdout()})
 			if err != nil {
 				return err
 			}
@@ -90,7 +96,7 @@ func serveCmd() *cobra.Command {
 			defer signal.Stop(hup)
 			go func() {
 				for range hup {
-					if err := a.Reimport(ctx); err != nil {
+					if err := a.Reimport(ctx); err != nil && !errors.Is(err, app.ErrImportRefused) { // a refusal is logged as a warning
 						a.Logger().Error("SIGHUP: configuration refused; the running configuration stays", "component", "config", "err", err)
 					}
 				}
@@ -98,35 +104,31 @@ func serveCmd() *cobra.Command {
 			return a.Run(ctx)
 		},
 	}
-	c.Flags().StringVar(&cfgFile, "config", "", "configuration file (YAML), imported when it differs from the active version")
+	c.Flags().StringVar(&cfgFile, "config", "", "configuration file (YAML), imported on the first start or when it changed with no newer API edit (docs/config.md)")
+	c.Flags().BoolVar(&force, "force-import", false, "import --config even over a newer API edit")
 	c.Flags().StringVar(&data, "data", "data", "data directory (SQLite store, logs)")
 	return c
 }
 
 func configCmd() *cobra.Command {
-	c := &cobra.Command{Use: "config", Short: "Validate and export configuration documents"}
+	c := &cobra.Command{Use: "config", Short: "Validate, import and export configuration documents"}
 	c.AddCommand(&cobra.Command{
 		Use:   "validate FILE",
-		Short: "Check a configuration file; print every problem with its field path",
+		Short: "Check a configuration file as a start would (services built, nothing bound); print every problem with its field path",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			doc, err := os.ReadFile(args[0])
 			if err != nil {
 				return err
 			}
-			if _, err := config.Parse(doc); err != nil {
-				if es, ok := config.AsErrors(err); ok {
-					for _, e := range es {
-						fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", args[0], e.Error())
-					}
-					return exitError{2}
-				}
-				return err
+			if err := app.Validate(cmd.Context(), doc); err != nil {
+				return printFieldErrors(cmd, args[0], err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid\n", args[0])
 			return nil
 		},
 	})
+	c.AddCommand(configImportCmd())
 	var sf storeFlags
 	var version int64
 	export := &cobra.Command{
@@ -156,6 +158,64 @@ func configCmd() *cobra.Command {
 	export.Flags().Int64Var(&version, "version", 0, "version to export (default: the active one)")
 	c.AddCommand(export)
 	return c
+}
+
+// configImportCmd stores a file as the active configuration version under
+// the import rule (docs/config.md): refused over a newer API edit unless
+// --force. The store is the one the file's store section names.
+func configImportCmd() *cobra.Command {
+	var data string
+	var force bool
+	c := &cobra.Command{
+		Use:   "import FILE",
+		Short: "Validate FILE and store it as the active configuration version (a running node applies it on SIGHUP)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			doc, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			cfg, err := config.Parse(doc)
+			if err != nil {
+				return printFieldErrors(cmd, args[0], err)
+			}
+			if cfg.Store.Backend == "sqlite" {
+				if err := os.MkdirAll(data, 0o700); err != nil {
+					return err
+				}
+			}
+			st, err := openStore(cmd.Context(), cfg, data)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			v, res, err := app.Import(cmd.Context(), st, args[0], doc, force, osUser())
+			if err != nil {
+				if errors.Is(err, app.ErrImportRefused) {
+					return fmt.Errorf("%s not imported: %s", args[0], res.Detail)
+				}
+				return printFieldErrors(cmd, args[0], err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s: %s; active version %d\n", args[0], res.State, res.Detail, v.Version)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&data, "data", "data", "data directory")
+	c.Flags().BoolVar(&force, "force", false, "import even over a newer API edit")
+	return c
+}
+
+// printFieldErrors prints config.Errors one per line and exits 2; other
+// errors are returned as they are.
+func printFieldErrors(cmd *cobra.Command, file string, err error) error {
+	es, ok := config.AsErrors(err)
+	if !ok {
+		return err
+	}
+	for _, e := range es {
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", file, e.Error())
+	}
+	return exitError{2}
 }
 
 // readPassword reads a password from PORTICO_PASSWORD or one line of stdin.

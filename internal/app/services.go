@@ -5,11 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +19,7 @@ import (
 	"github.com/portico-edge/portico/internal/certs"
 	"github.com/portico-edge/portico/internal/config"
 	"github.com/portico-edge/portico/internal/connlimit"
+	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/media/ng"
@@ -34,11 +35,6 @@ type service struct {
 	running atomic.Bool
 	err     atomic.Pointer[string]
 }
-
-// restartSections change only at the next start: the relay keeps the ports
-// of calls in progress, and the log file stays open. The sip section is
-// applied live by the SIP edge's Reload, except the fields it names.
-var restartSections = map[string]bool{"media": true}
 
 // turnRestart names the turn fields that differ between the configuration
 // the TURN service started with and cfg and that only a restart applies
@@ -75,7 +71,9 @@ type serviceDeps struct {
 	certs *certs.Store
 	env   func(string) string
 	hist  sipedge.History
-	fds   *connlimit.Reserve // descriptors kept free for management
+	// events records guard blocks and unblocks (the history spool).
+	events func(store.Event)
+	fds    *connlimit.Reserve // descriptors kept free for management
 }
 
 func (d serviceDeps) withRegisterer(r prometheus.Registerer) serviceDeps {
@@ -90,13 +88,35 @@ type built struct {
 	turn        *turn.Server
 	accessProxy *accessproxy.Server
 	sip         atomic.Pointer[sipedge.Server]
+	guard       *guard.Guard
+	closers     []io.Closer // in build order; close releases them in reverse
 }
 
-// buildServices makes every enabled service from cfg. It does no I/O.
-func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
+// close releases every service built, whether it ran or not. Safe to call
+// more than once (each service's Close is).
+func (b *built) close() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i].Close()
+	}
+}
+
+// buildServices makes every enabled service from cfg. It does no I/O. On
+// error, what was built is closed.
+func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 	b := &built{}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
 	log, reg := d.log, d.reg
 	out := b.list
+	g, err := guard.New(guardConfig(cfg), guard.Deps{Logger: log, Registerer: reg, Events: guardEvents(d.events)})
+	if err != nil {
+		return nil, asConfigErrors(err)
+	}
+	b.guard = g
+	out = append(out, &service{name: "guard", run: g.Run})
 	if cfg.Media.Enabled {
 		mc, err := mediaConfig(cfg)
 		if err != nil {
@@ -112,9 +132,16 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 			return nil, asConfigErrors(err)
 		}
 		b.relay = relay
+		b.closers = append(b.closers, relay)
 		out = append(out, &service{name: "media", run: relay.Run})
 		if cfg.Media.NGListen != "" {
-			srv, err := ng.New(ng.Config{Listen: cfg.Media.NGListen, Interfaces: [2]string{"external", "internal"}}, ng.Deps{Relay: relay, Logger: logging.Component(log, "media-ng")})
+			nc := ng.Config{Listen: cfg.Media.NGListen, Interfaces: [2]string{"external", "internal"}, Secret: cfg.Media.NGSecret}
+			for _, n := range cfg.Media.NGAllow {
+				if p, err := netip.ParsePrefix(n); err == nil {
+					nc.Allow = append(nc.Allow, p)
+				}
+			}
+			srv, err := ng.New(nc, ng.Deps{Relay: relay, Logger: logging.Component(log, "media-ng"), Registerer: reg})
 			if err != nil {
 				return nil, fmt.Errorf("media.ng_listen: %w", err)
 			}
@@ -131,6 +158,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 			return nil, asConfigErrors(err)
 		}
 		b.turn = ts
+		b.closers = append(b.closers, ts)
 		out = append(out, &service{name: "turn", run: ts.Run})
 	}
 	if cfg.SIP.Enabled && b.relay != nil {
@@ -138,11 +166,12 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return d.certs.Select(h, cfg.SIP.Certificate)
 		}}
-		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Descriptors: d.fds})
+		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard, Descriptors: d.fds})
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
 		b.sip.Store(ss)
+		b.closers = append(b.closers, ss)
 		out = append(out, &service{name: "sip", run: ss.Run})
 	}
 	if cfg.AccessProxy.Enabled {
@@ -165,23 +194,33 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 			return nil, asConfigErrors(err)
 		}
 		b.accessProxy = ap
+		b.closers = append(b.closers, ap)
 		out = append(out, &service{name: "access_proxy", run: ap.Run})
 	}
 	b.list = out
 	return b, nil
 }
 
-// asConfigErrors turns a service's validation errors into field errors.
-func asConfigErrors(err error) error {
-	var es config.Errors
-	for _, line := range strings.Split(err.Error(), "; ") {
-		path, reason, ok := strings.Cut(line, ": ")
-		if !ok || strings.Contains(path, " ") {
-			return err
-		}
-		es = append(es, config.FieldError{Path: path, Reason: reason})
+// guardConfig is the guard section with the inside networks added to its
+// allow list: the inside is never blocked.
+func guardConfig(cfg *config.Config) guard.Config {
+	g := cfg.Guard
+	g.Allow = append(slices.Clone(g.Allow), cfg.Interfaces.Internal.Networks...)
+	return g
+}
+
+// guardEvents records blocks in the event history.
+func guardEvents(record func(store.Event)) func(guard.Event) {
+	if record == nil {
+		return nil
 	}
-	return es
+	return func(e guard.Event) {
+		msg := e.Action + " " + e.Source.String() + ": " + e.Reason
+		if !e.Until.IsZero() {
+			msg += " until " + e.Until.UTC().Format(time.RFC3339)
+		}
+		record(store.Event{Time: e.Time.UTC(), Severity: "warning", Component: "guard", Message: msg})
+	}
 }
 
 func sipConfig(cfg *config.Config) sipedge.Config {
@@ -193,7 +232,7 @@ func sipConfig(cfg *config.Config) sipedge.Config {
 		Guest:          sipedge.GuestPolicy{Enabled: s.Guest.Enabled, VMRRanges: s.Guest.VMRRanges, Aliases: s.Guest.Aliases, DefaultDestination: s.Guest.DefaultDestination},
 		Federation:     sipedge.Federation{AllowedDomains: s.Federation.AllowedDomains, OpenB2B: s.Federation.OpenB2B, DNSServer: s.Federation.DNSServer},
 		Limits:         sipedge.Limits{MaxRegistrations: s.MaxRegistrations, MaxCalls: s.MaxCalls},
-		TopologyHiding: sipedge.TopologyHiding{StripServer: s.StripServer},
+		TopologyHiding: sipedge.TopologyHiding{StripServer: s.StripServer, RevealUnknownUsers: s.RevealUnknownUsers},
 		Streams: sipedge.StreamLimits{MaxConns: s.TCP.MaxConns, MaxConnsPerSource: s.TCP.MaxConnsPerSource,
 			HandshakeTimeout: s.TCP.HandshakeTimeout.D(), IdleTimeout: s.TCP.IdleTimeout.D()},
 	}
@@ -230,10 +269,53 @@ func turnConfig(cfg *config.Config, env func(string) string) turn.Config {
 		Lifetime:  turn.Lifetime{Default: t.DefaultLifetime.D(), MaxAge: t.MaxAge.D()},
 		Quota:     turn.Quota{PerUser: t.QuotaPerUser, Total: t.QuotaTotal},
 		RateLimit: turn.RateLimit{PerSecond: t.RatePerSecond, Burst: t.RateBurst},
-		Peers:     turn.PeerPolicy{Inside: cfg.Interfaces.Internal.Networks, Deny: t.DenyPeers, Allow: t.AllowPeers},
+		Peers:     turn.PeerPolicy{Inside: cfg.Interfaces.Internal.Networks, Deny: t.DenyPeers, Allow: t.AllowPeers, RelayToRelay: t.RelayToRelay},
 		Auth:      turn.Auth{Secret: secret, MaxTTL: t.RESTMaxTTL.D()},
+		Own:       ownAddresses(cfg),
 		Software:  "",
 	}
+}
+
+// ownAddresses lists what the node listens on besides TURN, which TURN
+// clients must never reach through a relay. A listen address without a
+// host (":443") is every address.
+func ownAddresses(cfg *config.Config) turn.Own {
+	var own turn.Own
+	add := func(a string) {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			return
+		}
+		if host == "" {
+			own.Listeners = append(own.Listeners, net.JoinHostPort("0.0.0.0", port), net.JoinHostPort("::", port))
+		} else if _, err := netip.ParseAddr(host); err == nil {
+			own.Listeners = append(own.Listeners, net.JoinHostPort(host, port))
+		}
+	}
+	add(cfg.Management.Listen)
+	add(cfg.Media.NGListen)
+	if cfg.SIP.Enabled {
+		for _, l := range cfg.SIP.Listeners {
+			add(l.Address)
+		}
+	}
+	if ap := cfg.AccessProxy; ap.Enabled {
+		add(ap.Listen)
+		for _, a := range ap.ExtraListen {
+			add(a)
+		}
+		for _, m := range ap.TCP {
+			add(m.Listen)
+		}
+	}
+	for _, i := range []config.Interface{cfg.Interfaces.External, cfg.Interfaces.Internal, cfg.Interfaces.Management} {
+		for _, a := range []string{i.Address, i.PublicAddress} {
+			if _, err := netip.ParseAddr(a); err == nil {
+				own.Addresses = append(own.Addresses, a)
+			}
+		}
+	}
+	return own
 }
 
 // turnUsers serves TURN long-term keys from the store.

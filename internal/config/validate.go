@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portico-edge/portico/internal/accessproxy"
+	"github.com/portico-edge/portico/internal/guard"
 )
 
 // Default returns a document with every default filled in.
@@ -130,11 +132,23 @@ func (c *Config) Validate() error {
 	}
 
 	v.media(&c.Media)
+	if err := c.Guard.Validate(); err != nil {
+		var ge guard.ConfigError
+		if errors.As(err, &ge) {
+			for _, f := range ge {
+				v.add(f.Path, "%s", f.Reason)
+			}
+		} else {
+			v.add("guard", "%v", err)
+		}
+	}
 	v.turn(c)
 	v.sip(c)
 	if c.AccessProxy.Enabled && c.AccessProxy.Listen == "" {
 		v.add("access_proxy.listen", "required when the access proxy is enabled")
 	}
+	v.ports(c)
+	v.reserved(c)
 	if len(v.errs) == 0 {
 		return nil
 	}
@@ -228,6 +242,9 @@ func (v *validator) media(m *Media) {
 	if m.NGListen != "" {
 		v.hostPort("media.ng_listen", m.NGListen)
 	}
+	for i, n := range m.NGAllow {
+		v.cidr(fmt.Sprintf("media.ng_allow[%d]", i), n)
+	}
 	if m.Workers < 0 || m.Workers > 256 {
 		v.add("media.workers", "%d is outside 0..256 (0: one per CPU)", m.Workers)
 	}
@@ -248,16 +265,8 @@ func (v *validator) turn(c *Config) {
 			v.add("turn.relay_address", "%q is not an IP address", t.RelayAddress)
 		}
 	}
-	if v.portRange("turn.relay", t.Relay) && c.Media.Enabled {
-		for _, m := range []struct {
-			name string
-			r    PortRange
-		}{{"media.external", c.Media.External}, {"media.internal", c.Media.Internal}} {
-			if t.Relay.Min <= m.r.Max && m.r.Min <= t.Relay.Max {
-				v.add("turn.relay", "%d-%d overlaps %s %d-%d", t.Relay.Min, t.Relay.Max, m.name, m.r.Min, m.r.Max)
-			}
-		}
-	}
+	// An overlap with the media ranges is reported by ports.
+	v.portRange("turn.relay", t.Relay)
 	for i, p := range t.AllowPeers {
 		v.cidr(fmt.Sprintf("turn.allow_peers[%d]", i), p)
 	}

@@ -1,6 +1,7 @@
 package sipedge
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -52,6 +53,9 @@ type Deps struct {
 	// Resolver does the RFC 3263 lookups of outbound federated calls.
 	// Default: a DNS resolver asking Config.Federation.DNSServer.
 	Resolver Resolver
+	// Guard drops blocked outside sources and scores what they do
+	// (guardhook.go). Nil: unguarded.
+	Guard Guard
 	// Descriptors keeps file descriptors free for management: stream
 	// listeners refuse connections while fewer than its share are free
 	// (internal ones while fewer than half of it). Nil: not checked.
@@ -107,6 +111,12 @@ type Server struct {
 	res   Resolver
 	// handoff feeds WSHandoff's connections to the external WSS transport.
 	handoff *handoff.Listener
+	// challenge is the last WWW-Authenticate the inside sent for a
+	// REGISTER: the shape of the challenges Portico answers for unknown
+	// users (see registerResponse).
+	challenge atomic.Pointer[string]
+	// junkLog rate-limits the log lines of dropped input (junk.go).
+	junkLog logLimiter
 
 	sockMu    sync.Mutex
 	socks     []io.Closer
@@ -114,7 +124,19 @@ type Server struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 	serving   atomic.Bool
-	wg        sync.WaitGroup
+	// wg counts every goroutine the server starts and every request
+	// handler in progress; Close waits for it. ctx ends with Close: every
+	// request Portico sends and every wait of a call derives from it.
+	wg       sync.WaitGroup
+	ctx      context.Context
+	stop     context.CancelFunc
+	goMu     sync.Mutex
+	stopping bool // under goMu: no new goroutine starts
+
+	t1        time.Duration // RFC 3261 T1, shortened by tests
+	hangups   hangupQueue
+	early     provisionals
+	unreached unreachables
 }
 
 // New validates cfg and builds a server; it does no I/O.
@@ -148,7 +170,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		flows:  &flowCodec{key: deps.FlowSecret},
 
 		handoff: handoff.New(nil),
+		t1:      sip.T1,
+		hangups: hangupQueue{max: defaultHangupWorkers},
 	}
+	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.m = newMetrics(deps.Registerer)
 	s.res = deps.Resolver
 	if s.res == nil {
@@ -183,12 +208,14 @@ func (s *Server) newSide(name string) (*side, error) {
 	if name == External && s.cfg.ExternalHost != "" {
 		sd.host = s.cfg.ExternalHost
 	}
+	lg := s.sipgoLogger(name)
 	opts := []sipgo.UserAgentOption{
 		sipgo.WithUserAgent("Portico"),
 		sipgo.WithUserAgentHostname(sd.host),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(s.log.With("side", name)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(lg),
 			sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) { s.strayResponse(sd, r) })),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(s.log.With("side", name))),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(lg),
+			sip.WithTransportLayerReadFilter(s.inboundFilter(sd))),
 	}
 	if s.deps.TLSConfig != nil {
 		opts = append(opts, sipgo.WithUserAgenTLSConfig(s.deps.TLSConfig))
@@ -197,15 +224,19 @@ func (s *Server) newSide(name string) (*side, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sipedge: %s user agent: %w", name, err)
 	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(s.log.With("side", name)))
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(lg))
 	if err != nil {
 		return nil, fmt.Errorf("sipedge: %s server: %w", name, err)
 	}
-	cl, err := sipgo.NewClient(ua, sipgo.WithClientHostname(sd.host), sipgo.WithClientLogger(s.log.With("side", name)))
+	cl, err := sipgo.NewClient(ua, sipgo.WithClientHostname(sd.host), sipgo.WithClientLogger(lg))
 	if err != nil {
 		return nil, fmt.Errorf("sipedge: %s client: %w", name, err)
 	}
 	sd.ua, sd.srv, sd.cl = ua, srv, cl
+	// Provisional responses are taken in the order they arrive, before
+	// the transaction layer handles each message on its own goroutine
+	// (where a 200 can overtake a 180 and the 180 is lost).
+	ua.TransportLayer().OnMessage(s.early.observe)
 	s.route(sd)
 	return sd, nil
 }
@@ -214,6 +245,14 @@ func (s *Server) newSide(name string) (*side, error) {
 func (s *Server) route(sd *side) {
 	h := func(f func(sd *side, req *sip.Request, tx sip.ServerTransaction)) sipgo.RequestHandler {
 		return func(req *sip.Request, tx sip.ServerTransaction) {
+			if !s.enter() {
+				return // shutting down: the sockets are about to close
+			}
+			defer s.wg.Done()
+			tx, ok := s.guardRequest(sd, req, tx)
+			if !ok {
+				return
+			}
 			s.m.requests.WithLabelValues(sd.name, string(req.Method)).Inc()
 			sd.established(req)
 			if cs := req.CSeq(); cs == nil || !strings.EqualFold(string(cs.MethodName), string(req.Method)) {
@@ -289,8 +328,15 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 		return ErrClosed
 	default:
 	}
-	ls = slices.Clone(ls) // the stream sockets are replaced by guarded ones
+	ls = append([]BoundListener(nil), ls...)
 	for i, l := range ls {
+		if l.Packet != nil && l.Interface == Internal {
+			// An ICMP error for a request to a call server fails it over
+			// at once (see unreachable.go).
+			l.Packet = s.watchUnreachable(l.Packet)
+		}
+		l = s.guardSocket(l)
+		ls[i] = l
 		var sd *side
 		switch l.Interface {
 		case External:
@@ -302,18 +348,20 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 		}
 		var addr net.Addr
 		if l.Stream != nil {
+			// Outermost, so that its Established finds what sipgo sees.
 			lim := connlimit.Wrap(l.Stream, s.streamLimits(sd, l.Transport), connlimit.Deps{Logger: s.log, Registerer: s.deps.Registerer})
 			sd.mu.Lock()
 			sd.streams[l.Transport] = lim
 			sd.mu.Unlock()
-			ls[i].Stream = lim
+			l.Stream = lim
+			ls[i] = l
 		}
 		s.sockMu.Lock()
 		if l.Packet != nil {
 			s.socks = append(s.socks, l.Packet)
 		}
 		if l.Stream != nil {
-			s.socks = append(s.socks, ls[i].Stream)
+			s.socks = append(s.socks, l.Stream)
 		}
 		s.sockMu.Unlock()
 		if l.Packet != nil {
@@ -340,10 +388,38 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 	// (transport "WSS" on their messages, the WSS connection pool).
 	n := len(ls)
 	ls = append(ls[:n:n], BoundListener{Interface: External, Transport: "wss", Stream: s.handoff})
-	for i, l := range ls {
+	// The internal side serves first, and the outside only once every
+	// internal datagram socket is in sipgo's connection pool: a request
+	// relayed before that would make sipgo bind the socket's address again
+	// (EADDRINUSE) and the outside would get a 503.
+	outside := func(l BoundListener) int {
+		if l.Interface == Internal {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(ls, func(a, b BoundListener) int {
+		return cmp.Compare(outside(a), outside(b))
+	})
+	var pooled []chan struct{}
+	for _, l := range ls {
 		sd := s.ext
 		if l.Interface == Internal {
 			sd = s.int
+		} else {
+			for _, c := range pooled {
+				select {
+				case <-c:
+				case <-ctx.Done():
+				case <-s.closed:
+				}
+			}
+			pooled = nil
+		}
+		l := l
+		if l.Packet != nil && l.Interface == Internal {
+			fr := &firstRead{PacketConn: l.Packet, reading: make(chan struct{})}
+			l.Packet, pooled = fr, append(pooled, fr.reading)
 		}
 		st := &listenerState{iface: l.Interface, transport: l.Transport}
 		if l.Packet != nil {
@@ -352,7 +428,7 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 			st.addr = l.Stream.Addr().String()
 			st.lim, _ = l.Stream.(*connlimit.Listener)
 		}
-		if i < n {
+		if l.Stream != s.handoff {
 			s.sockMu.Lock()
 			s.listeners = append(s.listeners, st)
 			s.sockMu.Unlock()
@@ -404,8 +480,24 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 	return nil
 }
 
-// Close ends every call, closes the sockets and waits for the server's
-// goroutines. It is safe to call more than once.
+// firstRead tells when sipgo first reads its socket, which it does right
+// after adding the socket to its connection pool.
+type firstRead struct {
+	net.PacketConn
+	once    sync.Once
+	reading chan struct{}
+}
+
+func (c *firstRead) ReadFrom(b []byte) (int, net.Addr, error) {
+	c.once.Do(func() { close(c.reading) })
+	return c.PacketConn.ReadFrom(b)
+}
+
+// Close ends every call (BYE both ways, CANCEL while ringing), then
+// cancels the server's context, which ends every request and wait still in
+// progress, closes the sockets, and waits for every goroutine the server
+// started and every request handler still running. It is safe to call more
+// than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		var wg sync.WaitGroup
@@ -414,6 +506,10 @@ func (s *Server) Close() error {
 			go func() { defer wg.Done(); c.hangup(endedByPortico, "portico shutting down") }()
 		}
 		wg.Wait()
+		s.goMu.Lock()
+		s.stopping = true
+		s.goMu.Unlock()
+		s.stop()
 		close(s.closed)
 		s.handoff.Close() // also when Serve never ran
 		s.sockMu.Lock()
