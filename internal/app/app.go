@@ -748,7 +748,7 @@ func (a *App) notePending(cfg *config.Config, svcRestart []string) {
 		sec, _, _ := strings.Cut(f, ".")
 		sec, _, _ = strings.Cut(sec, "[")
 		switch {
-		case liveFields[f] || sec == "node" || off[sec] || f == "sip.enabled" || f == "turn.enabled" || f == "access_proxy.enabled":
+		case liveFields[f] || (sec == "node" && f != "node.fd_reserve") || off[sec] || f == "sip.enabled" || f == "turn.enabled" || f == "access_proxy.enabled":
 		case sec == "sip" && sipLive, sec == "access_proxy" && apLive:
 			// their Reload reports what it could not apply (svcRestart)
 		case sec == "sip" || sec == "turn" || sec == "access_proxy":
