@@ -163,9 +163,10 @@ func (m *mgmtServer) serve(srv *http.Server, ln net.Listener) {
 	// rest (ENOBUFS, ENOMEM), which would stop the node: connlimit retries
 	// every error of a live listener. No caps: management keeps the
 	// descriptors outside listeners leave free (node.fd_reserve).
-	guarded := connlimit.Wrap(ln, connlimit.Config{Name: "management"}, connlimit.Deps{Logger: m.log})
+	// The ACL sees the raw connections, so a refused one is reset.
+	guarded := connlimit.Wrap(aclListener{ln, m.acl, m.log}, connlimit.Config{Name: "management"}, connlimit.Deps{Logger: m.log})
 	go func() {
-		err := srv.Serve(tls.NewListener(aclListener{guarded, m.acl, m.log}, m.tls))
+		err := srv.Serve(tls.NewListener(guarded, m.tls))
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.errs <- err
 		}

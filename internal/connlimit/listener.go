@@ -332,6 +332,28 @@ func (c *Conn) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// CloseWrite half-closes the connection when the wrapped one can (TCP),
+// else closes it: a relay that forwards an EOF keeps working through the
+// wrapper.
+func (c *Conn) CloseWrite() error {
+	if w, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return w.CloseWrite()
+	}
+	return c.Close()
+}
+
+// SyscallConn returns the wrapped connection's raw connection.
+func (c *Conn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.New("connlimit: connection has no raw descriptor")
+}
+
+// NetConn returns the wrapped connection (as tls.Conn's NetConn does).
+// Closing it directly leaves c counted: close c.
+func (c *Conn) NetConn() net.Conn { return c.Conn }
+
 // Close closes the connection and uncounts it. Safe to call twice.
 func (c *Conn) Close() error {
 	err := c.Conn.Close()

@@ -320,3 +320,33 @@ func TestIdleTrafficKeepsOpen(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestCloseWriteHalfCloses: a relay's half-close passes through the
+// wrapper: the peer reads EOF and can still send.
+func TestCloseWriteHalfCloses(t *testing.T) {
+	l := Wrap(listen(t), Config{Name: "test"}, Deps{})
+	accepted := acceptAll(t, l)
+	client := dialFrom(t, l, "127.0.0.1")
+	sc := <-accepted
+	cw, ok := sc.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatal("accepted connection has no CloseWrite")
+	}
+	if err := cw.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := client.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("client read after CloseWrite: %v, want EOF", err)
+	}
+	if _, err := client.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	_ = sc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(sc, make([]byte, 1)); err != nil {
+		t.Fatalf("the half-closed side no longer reads: %v", err)
+	}
+	if _, ok := sc.(syscall.Conn); !ok {
+		t.Error("accepted connection hides its raw descriptor")
+	}
+}
