@@ -27,6 +27,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/accessproxy/proxyproto"
 	"github.com/portico-edge/portico/internal/accessproxy/sniff"
+	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/handoff"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -71,11 +72,18 @@ type Deps struct {
 	Certs CertSource
 	// Handlers by name for handoff routes and STUN ("turn", "sip-wss").
 	Handlers map[string]ConnHandler
+	// Descriptors keeps file descriptors free for management: listeners
+	// refuse connections while fewer than half its share are free (SIP
+	// stream listeners stop at the whole share, so the access proxy still
+	// answers when they refuse). Nil: not checked.
+	Descriptors *connlimit.Reserve
 }
 
 // Server is a running access proxy.
 type Server struct {
 	log      *slog.Logger
+	reg      prometheus.Registerer
+	fds      *connlimit.Reserve
 	certs    CertSource
 	handlers map[string]ConnHandler
 	state    atomic.Pointer[state]
@@ -120,7 +128,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		log: log.With("component", "accessproxy"), certs: deps.Certs, handlers: deps.Handlers,
+		log: log.With("component", "accessproxy"), reg: deps.Registerer, fds: deps.Descriptors, certs: deps.Certs, handlers: deps.Handlers,
 		ctx: ctx, cancel: cancel, listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{},
 		m: newMetrics(deps.Registerer), tlsBase: &tls.Config{GetConfigForClient: configForConn},
 	}
@@ -311,6 +319,15 @@ func (s *Server) trackConn(c net.Conn, add bool) bool {
 }
 
 func (s *Server) acceptLoop(ctx context.Context, l net.Listener, handle func(net.Conn)) error {
+	// Every accept error of a live listener is retried with backoff (an
+	// error returned here would stop the node), and descriptors are left
+	// free for management: half the share SIP stream listeners leave, so
+	// the shared port still answers when they refuse.
+	lc := connlimit.Config{Name: "accessproxy-" + l.Addr().String(), Descriptors: s.fds}
+	if s.fds != nil {
+		lc.KeepFree = max(s.fds.Keep()/2, 1)
+	}
+	l = connlimit.Wrap(l, lc, connlimit.Deps{Logger: s.log, Registerer: s.reg})
 	if !s.track(l) {
 		l.Close()
 		return ErrClosed

@@ -18,6 +18,7 @@ import (
 	"github.com/portico-edge/portico/internal/accessproxy"
 	"github.com/portico-edge/portico/internal/certs"
 	"github.com/portico-edge/portico/internal/config"
+	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/media"
@@ -72,6 +73,7 @@ type serviceDeps struct {
 	hist  sipedge.History
 	// events records guard blocks and unblocks (the history spool).
 	events func(store.Event)
+	fds    *connlimit.Reserve // descriptors kept free for management
 }
 
 func (d serviceDeps) withRegisterer(r prometheus.Registerer) serviceDeps {
@@ -164,7 +166,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return d.certs.Select(h, cfg.SIP.Certificate)
 		}}
-		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard})
+		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard, Descriptors: d.fds})
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
@@ -187,7 +189,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 			}
 			handlers["sip-wss"] = h
 		}
-		ap, err := accessproxy.New(cfg.AccessProxy.Config, accessproxy.Deps{Logger: log, Registerer: reg, Certs: d.certs, Handlers: handlers})
+		ap, err := accessproxy.New(cfg.AccessProxy.Config, accessproxy.Deps{Logger: log, Registerer: reg, Certs: d.certs, Handlers: handlers, Descriptors: d.fds})
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
@@ -231,6 +233,8 @@ func sipConfig(cfg *config.Config) sipedge.Config {
 		Federation:     sipedge.Federation{AllowedDomains: s.Federation.AllowedDomains, OpenB2B: s.Federation.OpenB2B, DNSServer: s.Federation.DNSServer},
 		Limits:         sipedge.Limits{MaxRegistrations: s.MaxRegistrations, MaxCalls: s.MaxCalls},
 		TopologyHiding: sipedge.TopologyHiding{StripServer: s.StripServer, RevealUnknownUsers: s.RevealUnknownUsers},
+		Streams: sipedge.StreamLimits{MaxConns: s.TCP.MaxConns, MaxConnsPerSource: s.TCP.MaxConnsPerSource,
+			HandshakeTimeout: s.TCP.HandshakeTimeout.D(), IdleTimeout: s.TCP.IdleTimeout.D()},
 	}
 	if c.ExternalHost == "" && cfg.Interfaces.External.PublicAddress != "" {
 		c.ExternalHost = cfg.Interfaces.External.PublicAddress

@@ -49,6 +49,11 @@ type Node struct {
 	Name string `yaml:"name" json:"name"`
 	// DrainTimeout bounds a graceful shutdown (SIGTERM). Default 30s.
 	DrainTimeout Duration `yaml:"drain_timeout" json:"drain_timeout"`
+	// FDReserve is how many file descriptors outside listeners leave free
+	// for management (SIP stream listeners stop accepting below it, the
+	// access proxy and inside SIP listeners below half of it; at most a
+	// quarter of the process limit). Default 0: 256.
+	FDReserve int `yaml:"fd_reserve,omitempty" json:"fd_reserve,omitempty"`
 }
 
 // Interfaces names the node's network sides. Split interfaces are normal:
@@ -276,6 +281,19 @@ type SIP struct {
 	// RevealUnknownUsers relays the inside's refusal of an unauthenticated
 	// outside REGISTER as it is; default false: answered as a challenge.
 	RevealUnknownUsers bool `yaml:"reveal_unknown_users" json:"reveal_unknown_users"`
+	// TCP bounds the connections of the tcp, tls, ws and wss listeners.
+	TCP SIPStreams `yaml:"tcp,omitempty" json:"tcp,omitempty"`
+}
+
+// SIPStreams bound each outside SIP stream listener's connections; zero
+// fields take the defaults (max_conns 20000, max_conns_per_source 200,
+// handshake_timeout 10s, idle_timeout twice nat_binding_expiry); a
+// negative value turns that limit off.
+type SIPStreams struct {
+	MaxConns          int      `yaml:"max_conns,omitempty" json:"max_conns,omitempty"`
+	MaxConnsPerSource int      `yaml:"max_conns_per_source,omitempty" json:"max_conns_per_source,omitempty"`
+	HandshakeTimeout  Duration `yaml:"handshake_timeout,omitempty" json:"handshake_timeout,omitempty"`
+	IdleTimeout       Duration `yaml:"idle_timeout,omitempty" json:"idle_timeout,omitempty"`
 }
 
 // SIPListener is one SIP socket.

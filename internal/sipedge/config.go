@@ -71,6 +71,8 @@ type Config struct {
 	Federation      Federation
 	Limits          Limits
 	TopologyHiding  TopologyHiding
+	// Streams bound the connections of the stream listeners (streams.go).
+	Streams StreamLimits
 }
 
 // Listener is one bound socket.
@@ -244,6 +246,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Limits.RetryAfter <= 0 {
 		c.Limits.RetryAfter = DefaultRetryAfter
 	}
+	c.Streams = c.Streams.withDefaults(add)
 	if c.Federation.DNSServer != "" {
 		if _, err := netip.ParseAddrPort(c.Federation.DNSServer); err != nil {
 			add("federation.dns_server", "%q is not ip:port", c.Federation.DNSServer)

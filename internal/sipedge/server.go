@@ -22,6 +22,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/handoff"
 	"github.com/portico-edge/portico/internal/store"
 )
@@ -55,6 +56,10 @@ type Deps struct {
 	// Guard drops blocked outside sources and scores what they do
 	// (guardhook.go). Nil: unguarded.
 	Guard Guard
+	// Descriptors keeps file descriptors free for management: stream
+	// listeners refuse connections while fewer than its share are free
+	// (internal ones while fewer than half of it). Nil: not checked.
+	Descriptors *connlimit.Reserve
 }
 
 // BoundListener is a caller-supplied socket for Serve: exactly one of
@@ -83,6 +88,9 @@ type side struct {
 	// (the access proxy's): the wss port in Via and Contact when no wss
 	// listener is served.
 	handoffPort atomic.Int32
+	// streams are the stream listeners by transport (under mu), told when
+	// a connection carried its first request.
+	streams map[string]*connlimit.Listener
 }
 
 // Server is the SIP edge.
@@ -112,6 +120,7 @@ type Server struct {
 
 	sockMu    sync.Mutex
 	socks     []io.Closer
+	listeners []*listenerState // under sockMu
 	closeOnce sync.Once
 	closed    chan struct{}
 	serving   atomic.Bool
@@ -188,7 +197,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 }
 
 func (s *Server) newSide(name string) (*side, error) {
-	sd := &side{name: name, ports: map[string]int{}, ips: map[string]netip.Addr{}, server: s}
+	sd := &side{name: name, ports: map[string]int{}, ips: map[string]netip.Addr{}, server: s, streams: map[string]*connlimit.Listener{}}
 	for _, l := range s.cfg.Listeners {
 		if l.Interface == name {
 			ap := netip.MustParseAddrPort(l.Address)
@@ -254,6 +263,7 @@ func (s *Server) route(sd *side) {
 				}
 				return
 			}
+			sd.established(req)
 			if cs := req.CSeq(); cs == nil || !strings.EqualFold(string(cs.MethodName), string(req.Method)) {
 				// RFC 3261 section 8.1.1.5: the CSeq method must match.
 				if req.Method != sip.ACK {
@@ -346,6 +356,15 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 			return fmt.Errorf("sipedge: listener %d: unknown interface %q", i, l.Interface)
 		}
 		var addr net.Addr
+		if l.Stream != nil {
+			// Outermost, so that its Established finds what sipgo sees.
+			lim := connlimit.Wrap(l.Stream, s.streamLimits(sd, l.Transport), connlimit.Deps{Logger: s.log, Registerer: s.deps.Registerer})
+			sd.mu.Lock()
+			sd.streams[l.Transport] = lim
+			sd.mu.Unlock()
+			l.Stream = lim
+			ls[i] = l
+		}
 		s.sockMu.Lock()
 		if l.Packet != nil {
 			s.socks = append(s.socks, l.Packet)
@@ -411,6 +430,18 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 			fr := &firstRead{PacketConn: l.Packet, reading: make(chan struct{})}
 			l.Packet, pooled = fr, append(pooled, fr.reading)
 		}
+		st := &listenerState{iface: l.Interface, transport: l.Transport}
+		if l.Packet != nil {
+			st.addr = l.Packet.LocalAddr().String()
+		} else {
+			st.addr = l.Stream.Addr().String()
+			st.lim, _ = l.Stream.(*connlimit.Listener)
+		}
+		if l.Stream != s.handoff {
+			s.sockMu.Lock()
+			s.listeners = append(s.listeners, st)
+			s.sockMu.Unlock()
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -423,12 +454,12 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 			case "tls":
 				err = sd.srv.ServeTLS(tls.NewListener(l.Stream, s.deps.TLSConfig))
 			case "ws":
-				err = sd.srv.ServeWS(l.Stream)
+				err = sd.srv.ServeWS(s.upgradeGate(l.Stream, nil))
 			case "wss":
 				if l.Stream == s.handoff {
 					err = sd.srv.ServeWSS(l.Stream)
 				} else {
-					err = sd.srv.ServeWSS(tls.NewListener(l.Stream, s.deps.TLSConfig))
+					err = sd.srv.ServeWSS(s.upgradeGate(l.Stream, s.deps.TLSConfig))
 				}
 			default:
 				err = fmt.Errorf("unknown transport %q", l.Transport)
@@ -436,9 +467,12 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 			select {
 			case <-s.closed:
 			default:
-				if err != nil {
-					s.log.Error("listener stopped", "side", sd.name, "transport", l.Transport, "err", err)
+				if err == nil {
+					err = errors.New("serving ended")
 				}
+				msg := err.Error()
+				st.dead.Store(&msg)
+				s.log.Error("listener stopped", "side", sd.name, "transport", l.Transport, "addr", st.addr, "err", err)
 			}
 		}()
 	}
