@@ -122,6 +122,9 @@ func New(ctx context.Context, opts Options) (*App, error) {
 			a.Close()
 		}
 	}()
+	// Without a file, PORTICO_STORE_DSN names the store: the node must not
+	// start a new, empty SQLite store beside the cluster it belongs to.
+	cfg.Store.Backend = open.Resolve(open.Config{Backend: cfg.Store.Backend}, fileDoc != nil, opts.Getenv).Backend
 	a.st, err = openStore(ctx, cfg.Store, opts.DataDir, opts.Getenv, a.log.Logger)
 	if err != nil {
 		return nil, err
@@ -227,10 +230,7 @@ func newLogger(cfg *config.Config, dataDir string) (*logging.Logger, error) {
 // environment so the password stays out of the document; errors never
 // include it.
 func openStore(ctx context.Context, sc config.Store, dataDir string, getenv func(string) string, log *slog.Logger) (store.Store, error) {
-	oc := open.Config{Backend: sc.Backend, Path: filepath.Join(dataDir, sc.Path), DSN: sc.DSN}
-	if oc.DSN == "" {
-		oc.DSN = getenv("PORTICO_STORE_DSN")
-	}
+	oc := open.Resolve(open.Config{Backend: sc.Backend, Path: filepath.Join(dataDir, sc.Path), DSN: sc.DSN}, true, getenv)
 	st, err := open.Open(ctx, oc, logging.Component(log, "store"))
 	if err != nil {
 		return nil, fmt.Errorf("store (%s): %w", sc.Backend, err)
