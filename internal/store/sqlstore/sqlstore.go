@@ -539,20 +539,20 @@ func (s *DB) Audit(ctx context.Context, q store.Query) ([]store.AuditEntry, erro
 	return list(ctx, s, "audit", "SELECT "+auditCols+" FROM audit"+w, args, scanAudit)
 }
 
-const regCols = "id, time, protocol, aor, contact, source, transport, kind, expires, reason"
+const regCols = "id, time, protocol, aor, contact, source, transport, kind, expires, reason, count"
 
 func scanReg(sc interface{ Scan(...any) error }) (store.RegistrationEvent, error) {
 	var r store.RegistrationEvent
 	var t, exp int64
-	err := sc.Scan(&r.ID, &t, &r.Protocol, &r.AOR, &r.Contact, &r.Source, &r.Transport, &r.Kind, &exp, &r.Reason)
+	err := sc.Scan(&r.ID, &t, &r.Protocol, &r.AOR, &r.Contact, &r.Source, &r.Transport, &r.Kind, &exp, &r.Reason, &r.Count)
 	r.Time, r.Expires = fromUS(t), int(exp)
 	return r, err
 }
 
 // AddRegistrationEvent records a registration step.
 func (s *DB) AddRegistrationEvent(ctx context.Context, r store.RegistrationEvent) error {
-	_, err := s.exec(ctx, "add registration event", "INSERT INTO registration_events (time, protocol, aor, contact, source, transport, kind, expires, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		us(r.Time), r.Protocol, r.AOR, r.Contact, r.Source, r.Transport, r.Kind, int64(r.Expires), r.Reason)
+	_, err := s.exec(ctx, "add registration event", "INSERT INTO registration_events (time, protocol, aor, contact, source, transport, kind, expires, reason, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		us(r.Time), r.Protocol, r.AOR, r.Contact, r.Source, r.Transport, r.Kind, int64(r.Expires), r.Reason, r.Count)
 	return err
 }
 
@@ -562,13 +562,13 @@ func (s *DB) RegistrationEvents(ctx context.Context, q store.Query) ([]store.Reg
 	return list(ctx, s, "registration events", "SELECT "+regCols+" FROM registration_events"+w, args, scanReg)
 }
 
-const callCols = "id, protocol, call_type, caller, callee, source_addr, started_at, answered_at, ended_at, duration_ms, ended_by, status, disposition, codecs, streams"
+const callCols = "id, protocol, call_type, caller, callee, source_addr, started_at, answered_at, ended_at, duration_ms, ended_by, status, disposition, codecs, streams, count"
 
 func scanCall(sc interface{ Scan(...any) error }) (store.CallRecord, error) {
 	var c store.CallRecord
 	var st, an, en, status int64
 	var streams string
-	err := sc.Scan(&c.ID, &c.Protocol, &c.CallType, &c.From, &c.To, &c.SourceAddr, &st, &an, &en, &c.DurationMs, &c.EndedBy, &status, &c.Disposition, &c.Codecs, &streams)
+	err := sc.Scan(&c.ID, &c.Protocol, &c.CallType, &c.From, &c.To, &c.SourceAddr, &st, &an, &en, &c.DurationMs, &c.EndedBy, &status, &c.Disposition, &c.Codecs, &streams, &c.Count)
 	if err != nil {
 		return c, err
 	}
@@ -588,12 +588,12 @@ func callArgs(c store.CallRecord) []any {
 		streams, _ = json.Marshal(c.Streams) // plain numbers and strings: cannot fail
 	}
 	return []any{c.ID, c.Protocol, c.CallType, c.From, c.To, c.SourceAddr, us(c.StartedAt), us(c.AnsweredAt), us(c.EndedAt),
-		c.DurationMs, c.EndedBy, int64(c.Status), c.Disposition, c.Codecs, string(streams)}
+		c.DurationMs, c.EndedBy, int64(c.Status), c.Disposition, c.Codecs, string(streams), c.Count}
 }
 
 // AddCall records an ended call; ErrExists if its ID is already recorded.
 func (s *DB) AddCall(ctx context.Context, c store.CallRecord) error {
-	_, err := s.exec(ctx, "add call", "INSERT INTO calls ("+callCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", callArgs(c)...)
+	_, err := s.exec(ctx, "add call", "INSERT INTO calls ("+callCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", callArgs(c)...)
 	return err
 }
 
