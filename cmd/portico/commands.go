@@ -76,13 +76,14 @@ func (f *storeFlags) resolve(cfg *config.Config) open.Config {
 
 func serveCmd() *cobra.Command {
 	var cfgFile, data string
+	var force bool
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run Portico",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			a, err := app.New(ctx, app.Options{ConfigFile: cfgFile, DataDir: data, Console: cmd.OutOrStdout()})
+			a, err := app.New(ctx, app.Options{ConfigFile: cfgFile, DataDir: data, Console: cmd.OutOrStdout(), Force: force})
 			if err != nil {
 				return err
 			}
@@ -103,6 +104,7 @@ func serveCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&cfgFile, "config", "", "configuration file (YAML), imported when it differs from the active version")
 	c.Flags().StringVar(&data, "data", "data", "data directory (SQLite store, logs)")
+	c.Flags().BoolVar(&force, "force", false, "take the store over from another node that holds it (only when that node is gone)")
 	return c
 }
 

@@ -53,6 +53,10 @@ type Options struct {
 	Console io.Writer
 	// Getenv reads the environment (tests). Default os.Getenv.
 	Getenv func(string) string
+	// Force takes the store over from another node that holds it
+	// (serve --force): for a node that is gone but whose lease has not
+	// expired yet.
+	Force bool
 }
 
 // running is the configuration in force and the version it came from.
@@ -81,6 +85,9 @@ type App struct {
 	cur      atomic.Pointer[running]
 	replace  sync.Mutex // serialises configuration changes
 	storeErr atomic.Pointer[string]
+
+	nodeID    string                 // this node's ID in the store's lease
+	leaseLost atomic.Pointer[string] // set when another node took the store over
 }
 
 // New reads the configuration, opens the store (migrating it), makes the
@@ -129,6 +136,11 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := a.acquireLease(ctx, cfg.Node.Name); err != nil {
+		a.st.Close()
+		a.st = nil
+		return nil, err
+	}
 	if err := a.loadConfig(ctx, cfg, fileDoc); err != nil {
 		return nil, err
 	}
@@ -150,6 +162,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		return nil, err
 	}
 	a.spool = store.NewSpool(a.st, logging.Component(a.log.Logger, "store"), 100000)
+	a.spool.SetPolicy(store.HistoryPolicy{MaxAge: cfg.History.MaxAge.D(), MaxRows: cfg.History.MaxRows, FoldWindow: cfg.History.FoldWindow.D()})
 	a.reg = prometheus.NewRegistry()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portico_store_up", Help: "1 when the store answers."}, func() float64 {
@@ -373,6 +386,9 @@ func (a *App) watchStore(ctx context.Context) {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err := a.st.Ping(pctx)
 		cancel()
+		if err == nil {
+			a.renewLease(ctx)
+		}
 		prev := a.storeErr.Load()
 		if err != nil && ctx.Err() == nil {
 			msg := err.Error()
@@ -399,6 +415,9 @@ func (a *App) ready(ctx context.Context) []api.Check {
 		c.OK, c.Error = false, err.Error()
 	}
 	checks := []api.Check{c}
+	if lost := a.leaseLost.Load(); lost != nil {
+		checks = append(checks, api.Check{Name: "store-lease", OK: false, Error: *lost})
+	}
 	// History waiting for the store is shown, never failed: a flood of
 	// rejected requests fills the spool while the store answers, and a
 	// node pulled from its load balancer for that would serve no one.
@@ -565,6 +584,13 @@ func (a *App) Close() {
 		a.mgmt.close()
 	}
 	if a.st != nil {
+		if a.nodeID != "" && a.leaseLost.Load() == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if err := a.st.ReleaseLease(ctx, a.nodeID); err != nil {
+				a.log.Warn("store lease not released; it expires by itself", "component", "store", "err", err)
+			}
+			cancel()
+		}
 		a.st.Close()
 		a.st = nil
 	}

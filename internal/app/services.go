@@ -35,9 +35,10 @@ type service struct {
 }
 
 // restartSections change only at the next start: the relay keeps the ports
-// of calls in progress, and the log file stays open. The sip section is
+// of calls in progress, the log file stays open, and the history spool keeps
+// the policy it started with. The sip section is
 // applied live by the SIP edge's Reload, except the fields it names.
-var restartSections = map[string]bool{"media": true}
+var restartSections = map[string]bool{"media": true, "history": true}
 
 // turnRestart names the turn fields that differ between the configuration
 // the TURN service started with and cfg and that only a restart applies
