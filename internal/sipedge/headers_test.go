@@ -75,8 +75,8 @@ func TestReasonPhrase(t *testing.T) {
 func TestFakeChallenge(t *testing.T) {
 	for _, tc := range []struct{ name, tmpl, want string }{
 		{"kamailio", `Digest realm="portico.test", nonce="Zx1yAbCdEf0123456789abcdefABCDEF", qop="auth"`, `Digest realm="portico.test", nonce="********************************", qop="auth"`},
-		{"opaque and unquoted", `Digest realm="r", nonce="abcd", opaque=ff00ff, algorithm=MD5`, `Digest realm="r", nonce="****", opaque=******, algorithm=MD5`},
-		{"cnonce is not nonce", `Digest realm="r", xcnonce="keep", nonce="12"`, `Digest realm="r", xcnonce="keep", nonce="**"`},
+		{"opaque and unquoted", `Digest realm="r", nonce="abcd0123ef", opaque=ff00ff0011, algorithm=MD5`, `Digest realm="r", nonce="**********", opaque=**********, algorithm=MD5`},
+		{"cnonce is not nonce", `Digest realm="r", xcnonce="keep", nonce="1234567890"`, `Digest realm="r", xcnonce="keep", nonce="**********"`},
 		{"no template", ``, `Digest realm="portico.test", nonce="********************************", algorithm=MD5`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
