@@ -98,14 +98,7 @@ func startGuarded(t *testing.T, g *guard.Guard, cs *countingServer, opts ...func
 		done <- s.Serve(ctx, []BoundListener{{Interface: External, Transport: "udp", Packet: ext}, {Interface: Internal, Transport: "udp", Packet: in}})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	// Served once both sockets answer (see startPortico).
-	for _, c := range []net.PacketConn{in, ext} {
-		for i := 0; optionsPing(c.LocalAddr().String()) != nil; i++ {
-			if i == 30 {
-				t.Fatalf("edge does not answer OPTIONS on %s", c.LocalAddr())
-			}
-		}
-	}
+	waitServed(t, in.LocalAddr().String(), ext.LocalAddr().String())
 	return netip.MustParseAddrPort(ext.LocalAddr().String())
 }
 

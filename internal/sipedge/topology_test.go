@@ -417,6 +417,7 @@ func startBare(t *testing.T, lg *slog.Logger, cs CallServer) *bareEdge {
 		errc <- s.Serve(context.Background(), []BoundListener{{Interface: External, Transport: "udp", Packet: pc}, {Interface: Internal, Transport: "udp", Packet: ic}})
 	}()
 	t.Cleanup(func() { s.Close(); <-errc })
+	waitServed(t, ic.LocalAddr().String(), pc.LocalAddr().String())
 	return &bareEdge{s: s, ext: pc.LocalAddr().(*net.UDPAddr), reg: reg}
 }
 
