@@ -192,7 +192,8 @@ func New(ctx context.Context, opts Options) (*App, error) {
 			}
 			return a.built.turn
 		},
-		Guard: func() api.GuardService { return a.built.guard },
+		Guard:  func() api.GuardService { return a.built.guard },
+		Policy: func() api.PolicyService { return policyService{a} },
 	})
 	if err != nil {
 		return nil, err

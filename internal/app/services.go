@@ -224,6 +224,7 @@ func sipConfig(cfg *config.Config) sipedge.Config {
 		Federation:     sipedge.Federation{AllowedDomains: s.Federation.AllowedDomains, OpenB2B: s.Federation.OpenB2B, DNSServer: s.Federation.DNSServer},
 		Limits:         sipedge.Limits{MaxRegistrations: s.MaxRegistrations, MaxCalls: s.MaxCalls},
 		TopologyHiding: sipedge.TopologyHiding{StripServer: s.StripServer},
+		Rules:          cfg.Policy.Rules,
 	}
 	if c.ExternalHost == "" && cfg.Interfaces.External.PublicAddress != "" {
 		c.ExternalHost = cfg.Interfaces.External.PublicAddress

@@ -158,7 +158,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			s.int = sd
 		}
 	}
-	s.live.Store(&liveConfig{cfg: cfg, policy: newGuestPolicy(cfg.Guest), cs: newCallServers(cfg.CallServers, s.m, nil)})
+	s.live.Store(&liveConfig{cfg: cfg, policy: newCallPolicy(cfg), cs: newCallServers(cfg.CallServers, s.m, nil)})
 	s.regs = newRegistrar(s)
 	s.calls = newCallTable()
 	return s, nil
