@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -202,6 +203,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		a.log.Warn("management certificate not in the certificate store", "component", "certs")
 	}
 	a.mgmt = newMgmtServer(a.api, serverTLS(cert), logging.Component(a.log.Logger, "management"))
+	a.mgmt.acl.admit = func(ip netip.Addr) bool { return a.built.mgmtACL.Allow(ip) && !a.built.guard.Blocked(ip) }
 	a.mgmt.acl.set(cfg.Management.AllowedNetworks)
 	a.reg.MustRegister(a.mgmt.acl.denied)
 	if err := a.mgmt.bind(cfg.Management.Listen); err != nil {
@@ -506,6 +508,9 @@ func (a *App) Replace(ctx context.Context, doc []byte, author, comment string, e
 	}
 	if err := a.built.guard.Reload(guardConfig(cfg)); err != nil {
 		a.log.Error("guard reload", "component", "config", "err", err)
+	}
+	if err := a.built.setACLs(cfg); err != nil {
+		a.log.Error("acl reload", "component", "config", "err", err)
 	}
 	a.notePending(cfg, sipRestart)
 	a.mgmt.acl.set(cfg.Management.AllowedNetworks)

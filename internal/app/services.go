@@ -22,6 +22,7 @@ import (
 	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/media/ng"
+	"github.com/portico-edge/portico/internal/policy"
 	"github.com/portico-edge/portico/internal/sipedge"
 	"github.com/portico-edge/portico/internal/store"
 	"github.com/portico-edge/portico/internal/turn"
@@ -92,6 +93,8 @@ type built struct {
 	accessProxy *accessproxy.Server
 	sip         atomic.Pointer[sipedge.Server]
 	guard       *guard.Guard
+	// sipACL and mgmtACL are policy.acl.sip and .management, swapped on reload.
+	sipACL, mgmtACL policy.LiveACL
 }
 
 // buildServices makes every enabled service from cfg. It does no I/O.
@@ -105,6 +108,9 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 	}
 	b.guard = g
 	out = append(out, &service{name: "guard", run: g.Run})
+	if err := b.setACLs(cfg); err != nil {
+		return nil, asConfigErrors(err)
+	}
 	if cfg.Media.Enabled {
 		mc, err := mediaConfig(cfg)
 		if err != nil {
@@ -146,7 +152,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return d.certs.Select(h, cfg.SIP.Certificate)
 		}}
-		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard})
+		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard, ACL: &b.sipACL})
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
@@ -190,6 +196,21 @@ func asConfigErrors(err error) error {
 		es = append(es, config.FieldError{Path: path, Reason: reason})
 	}
 	return es
+}
+
+// setACLs compiles and installs the ACLs of policy.acl.
+func (b *built) setACLs(cfg *config.Config) error {
+	sip, err := policy.NewACL("policy.acl.sip", cfg.Policy.ACL.SIP)
+	if err != nil {
+		return err
+	}
+	mgmt, err := policy.NewACL("policy.acl.management", cfg.Policy.ACL.Management)
+	if err != nil {
+		return err
+	}
+	b.sipACL.Set(sip)
+	b.mgmtACL.Set(mgmt)
+	return nil
 }
 
 // guardConfig is the guard section with the inside networks added to its

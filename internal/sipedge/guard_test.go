@@ -15,6 +15,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/portico-edge/portico/internal/guard"
+	"github.com/portico-edge/portico/internal/policy"
 	"github.com/portico-edge/portico/internal/testpeer"
 )
 
@@ -73,9 +74,9 @@ func (c *countingServer) received(prefix string) int {
 	return n
 }
 
-// startGuarded runs a SIP edge guarded by g in front of cs and returns its
-// external UDP address.
-func startGuarded(t *testing.T, g *guard.Guard, cs *countingServer) netip.AddrPort {
+// startGuarded runs a SIP edge guarded by g (and acl, if not nil) in
+// front of cs and returns its external UDP address.
+func startGuarded(t *testing.T, g *guard.Guard, acl ACL, cs *countingServer) netip.AddrPort {
 	t.Helper()
 	ext, in := listenUDP(t, extIP), listenUDP(t, intIP)
 	cfg := Config{
@@ -85,7 +86,11 @@ func startGuarded(t *testing.T, g *guard.Guard, cs *countingServer) netip.AddrPo
 		Domain:        "portico.test",
 		ProbeInterval: -1,
 	}
-	s, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler), Media: nopMedia{}, Guard: g})
+	deps := Deps{Logger: slog.New(slog.DiscardHandler), Media: nopMedia{}, ACL: acl}
+	if g != nil {
+		deps.Guard = g
+	}
+	s, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +100,12 @@ func startGuarded(t *testing.T, g *guard.Guard, cs *countingServer) netip.AddrPo
 		done <- s.Serve(ctx, []BoundListener{{Interface: External, Transport: "udp", Packet: ext}, {Interface: Internal, Transport: "udp", Packet: in}})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
+	for { // served once the internal side, bound last, has its port
+		if _, ok := s.Addr(Internal, "udp"); ok {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	return netip.MustParseAddrPort(ext.LocalAddr().String())
 }
 
@@ -140,7 +151,7 @@ func TestGuardStopsSIPVicious(t *testing.T) {
 			t.Run(tool.name, func(t *testing.T) {
 				cs := startCountingServer(t)
 				g := newGuard(t, guard.Config{})
-				edge := startGuarded(t, g, cs)
+				edge := startGuarded(t, g, nil, cs)
 				out := sipvicious(t, tool.name, edge, tool.args...)
 				if !g.Blocked(scanner) {
 					t.Fatalf("%s not blocked; it said:\n%s", tool.name, out)
@@ -158,7 +169,7 @@ func TestGuardStopsSIPVicious(t *testing.T) {
 		// The scanner's user agent is not recognised: its 404s block it.
 		cs := startCountingServer(t)
 		g := newGuard(t, guard.Config{ScannerAgents: []string{"no-such-agent"}})
-		edge := startGuarded(t, g, cs)
+		edge := startGuarded(t, g, nil, cs)
 		out := sipvicious(t, "svwar", edge, "-e100-200", "--force", "--maximumtime=2")
 		if !g.Blocked(scanner) {
 			t.Fatalf("svwar not blocked; it said:\n%s", out)
@@ -185,7 +196,7 @@ func TestGuardStopsSIPVicious(t *testing.T) {
 		// Our own client with an ordinary user agent guesses 150's password.
 		cs := startCountingServer(t)
 		g := newGuard(t, guard.Config{})
-		edge := startGuarded(t, g, cs)
+		edge := startGuarded(t, g, nil, cs)
 		ua := newRawUA(t, outsideIP, "150")
 		to := net.UDPAddrFromAddrPort(edge)
 		auth := `Authorization: Digest username="150", realm="inside", nonce="abc", uri="sip:portico.test", response="00000000000000000000000000000000"` + "\r\n"
@@ -280,5 +291,29 @@ func TestPlausibleSIP(t *testing.T) {
 				t.Fatalf("plausibleSIP(%q) = %v", tt.b, got)
 			}
 		})
+	}
+}
+
+// TestACLDropsBeforeParsing: a denied network's datagrams and a denied
+// user agent's requests never reach the call server, with no guard.
+func TestACLDropsBeforeParsing(t *testing.T) {
+	acl, err := policy.NewACL("policy.acl.sip", policy.ACLConfig{Deny: []string{outsideIP}, DenyUserAgents: []string{"badphone"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var live policy.LiveACL
+	live.Set(acl)
+	cs := startCountingServer(t)
+	edge := startGuarded(t, nil, &live, cs)
+	to := net.UDPAddrFromAddrPort(edge)
+	denied := newRawUA(t, outsideIP, "denied")
+	denied.callID, denied.tag = "denied-net", "d"
+	denied.send(to, denied.request("REGISTER", "sip:portico.test", "<sip:denied@portico.test>", "", ""))
+	agent := newRawUA(t, "127.0.0.7", "agent")
+	agent.callID, agent.tag = "denied-agent", "a"
+	agent.send(to, agent.request("REGISTER", "sip:portico.test", "<sip:agent@portico.test>", "User-Agent: BadPhone 1.0\r\n", ""))
+	barrier(t, edge, cs)
+	if n := cs.received("denied-"); n != 0 {
+		t.Fatalf("call server received %d denied requests", n)
 	}
 }

@@ -20,18 +20,36 @@ type Guard interface {
 	ScannerAgent(ua string) bool
 }
 
-// guardSocket wraps an external listener's socket so that a blocked
-// source's datagrams and connections are dropped before they are parsed.
+// ACL is the SIP service's access control list (a *policy.LiveACL).
+type ACL interface {
+	Allow(src netip.Addr) bool
+	AllowRequest(domain, userAgent string) bool
+}
+
+// gate decides, per datagram or connection, whether a source is read.
+type gate struct {
+	g   Guard // may be nil
+	acl ACL   // may be nil
+}
+
+// drop reports whether src is denied by the ACL or blocked by the guard.
+func (gt gate) drop(src netip.Addr) bool {
+	return (gt.acl != nil && !gt.acl.Allow(src)) || (gt.g != nil && gt.g.Blocked(src))
+}
+
+// guardSocket wraps an external listener's socket so that datagrams and
+// connections of denied or blocked sources are dropped before they are
+// parsed.
 func (s *Server) guardSocket(l BoundListener) BoundListener {
-	g := s.deps.Guard
-	if g == nil || l.Interface != External {
+	gt := gate{g: s.deps.Guard, acl: s.deps.ACL}
+	if (gt.g == nil && gt.acl == nil) || l.Interface != External {
 		return l
 	}
 	if l.Packet != nil {
-		l.Packet = &guardedPacketConn{PacketConn: l.Packet, g: g}
+		l.Packet = &guardedPacketConn{PacketConn: l.Packet, gate: gt}
 	}
 	if l.Stream != nil {
-		l.Stream = &guardedListener{Listener: l.Stream, g: g}
+		l.Stream = &guardedListener{Listener: l.Stream, gate: gt}
 	}
 	return l
 }
@@ -40,8 +58,8 @@ func (s *Server) guardSocket(l BoundListener) BoundListener {
 // request is dropped (its source is, or now becomes, blocked); else tx is
 // wrapped so that the outcome is scored when it is answered.
 func (s *Server) guardRequest(sd *side, req *sip.Request, tx sip.ServerTransaction) (_ sip.ServerTransaction, ok bool) {
-	g := s.deps.Guard
-	if g == nil || sd != s.ext {
+	g, acl := s.deps.Guard, s.deps.ACL
+	if (g == nil && acl == nil) || sd != s.ext {
 		return tx, true
 	}
 	ap, err := netip.ParseAddrPort(req.Source())
@@ -49,6 +67,25 @@ func (s *Server) guardRequest(sd *side, req *sip.Request, tx sip.ServerTransacti
 		return tx, true
 	}
 	src := ap.Addr().Unmap()
+	if acl != nil {
+		ua, domain := "", ""
+		if h := req.GetHeader("User-Agent"); h != nil {
+			ua = h.Value()
+		}
+		if f := req.From(); f != nil {
+			domain = f.Address.Host
+		}
+		if !acl.Allow(src) || !acl.AllowRequest(domain, ua) {
+			s.m.rejected.WithLabelValues("acl").Inc()
+			if tx != nil {
+				tx.Terminate()
+			}
+			return nil, false
+		}
+	}
+	if g == nil {
+		return tx, true
+	}
 	drop := g.Blocked(src)
 	if !drop {
 		if ua := req.GetHeader("User-Agent"); ua != nil && g.ScannerAgent(ua.Value()) {
@@ -170,11 +207,11 @@ func digestParam(v, name string) string {
 	return ""
 }
 
-// guardedPacketConn drops datagrams from blocked sources in the read path
-// and scores datagrams that cannot be SIP.
+// guardedPacketConn drops datagrams from denied or blocked sources in the
+// read path and scores datagrams that cannot be SIP.
 type guardedPacketConn struct {
 	net.PacketConn
-	g Guard
+	gate
 }
 
 func (c *guardedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
@@ -188,13 +225,11 @@ func (c *guardedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			return n, addr, err
 		}
 		ip, _ := netip.AddrFromSlice(ua.IP)
-		if c.g.Blocked(ip) {
+		if c.drop(ip) {
 			continue
 		}
-		if !plausibleSIP(b[:n]) {
-			if c.g.Observe(ip, guard.Malformed) {
-				continue
-			}
+		if c.g != nil && !plausibleSIP(b[:n]) && c.g.Observe(ip, guard.Malformed) {
+			continue
 		}
 		return n, addr, err
 	}
@@ -225,10 +260,11 @@ func plausibleSIP(b []byte) bool {
 	return bytes.Contains(line, []byte(" SIP/2.0"))
 }
 
-// guardedListener closes connections from blocked sources on accept.
+// guardedListener closes connections from denied or blocked sources on
+// accept.
 type guardedListener struct {
 	net.Listener
-	g Guard
+	gate
 }
 
 func (l *guardedListener) Accept() (net.Conn, error) {
@@ -239,7 +275,7 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 		}
 		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 			ip, _ := netip.AddrFromSlice(ta.IP)
-			if l.g.Blocked(ip) {
+			if l.drop(ip) {
 				c.Close()
 				continue
 			}

@@ -53,6 +53,9 @@ type Deps struct {
 	// Guard drops blocked outside sources and scores what they do
 	// (guardhook.go). Nil: unguarded.
 	Guard Guard
+	// ACL admits outside sources, From domains and user agents before
+	// parsing (guardhook.go). Nil: all.
+	ACL ACL
 }
 
 // BoundListener is a caller-supplied socket for Serve: exactly one of
