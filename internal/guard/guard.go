@@ -87,6 +87,7 @@ type Guard struct {
 	blockMu sync.Mutex // serialises changes of blocks
 	sources *table[netip.Prefix]
 	users   *table[string]
+	limits  *table[netip.Prefix] // rate limit buckets
 
 	dropped   atomic.Uint64 // every drop, also of blocks since ended
 	kq        chan kernelOp
@@ -113,7 +114,7 @@ func New(cfg Config, deps Deps) (*Guard, error) {
 		deps.Now = time.Now
 	}
 	g := &Guard{log: deps.Logger.With("component", "guard"), now: deps.Now, events: deps.Events, kernel: deps.Kernel,
-		sources: newTable[netip.Prefix](), users: newTable[string](), kq: make(chan kernelOp, 1024), closed: make(chan struct{})}
+		sources: newTable[netip.Prefix](), users: newTable[string](), limits: newTable[netip.Prefix](), kq: make(chan kernelOp, 1024), closed: make(chan struct{})}
 	g.set.Store(s)
 	g.blocks.Store(&blockSet{v6bits: s.v6bits, exact: map[netip.Prefix]*block{}})
 	g.m = newMetrics(deps.Registerer, g)
@@ -458,6 +459,7 @@ func (g *Guard) Sweep() {
 	g.sources.prune(ns, &s.limits, int64(s.maxBlock))
 	ub := [numKinds]bucket{s.user}
 	g.users.prune(ns, &ub, 0)
+	g.limits.prune(ns, &s.rates, 0)
 }
 
 // Sources returns how many sources are being scored.

@@ -317,3 +317,49 @@ func TestACLDropsBeforeParsing(t *testing.T) {
 		t.Fatalf("call server received %d denied requests", n)
 	}
 }
+
+// TestRateLimitAnswers503: past its burst a source's OPTIONS get 503 with
+// Retry-After, or nothing when the action is drop.
+func TestRateLimitAnswers503(t *testing.T) {
+	for _, action := range []string{"reject", "drop"} {
+		t.Run(action, func(t *testing.T) {
+			cs := startCountingServer(t)
+			g := newGuard(t, guard.Config{RateLimits: guard.RateLimits{Options: &guard.Rate{PerSecond: 0.01, Burst: 2}, Action: action}})
+			edge := startGuarded(t, g, nil, cs)
+			ua := newRawUA(t, outsideIP, "opts")
+			for i := range 3 {
+				ua.callID, ua.tag = fmt.Sprint("opt-", action, i), "o"
+				ua.send(net.UDPAddrFromAddrPort(edge), ua.request("OPTIONS", "sip:portico.test", "<sip:portico.test>", "", ""))
+				if i == 2 && action == "drop" {
+					break
+				}
+				r := ua.final("OPTIONS")
+				want := 200
+				if i == 2 {
+					want = 503
+				}
+				if r.StatusCode != want {
+					t.Fatalf("OPTIONS %d: %d, want %d", i, r.StatusCode, want)
+				}
+				if ra := r.GetHeader("Retry-After"); i == 2 && (ra == nil || ra.Value() != "100") {
+					t.Fatalf("Retry-After %v, want 100", ra)
+				}
+			}
+			if action == "drop" {
+				// The dropped third OPTIONS is followed by a fourth from
+				// elsewhere, answered: the third had been read and dropped.
+				other := newRawUA(t, "127.0.0.8", "opts2")
+				other.callID, other.tag = "opt-other", "p"
+				other.send(net.UDPAddrFromAddrPort(edge), other.request("OPTIONS", "sip:portico.test", "<sip:portico.test>", "", ""))
+				if r := other.final("OPTIONS"); r.StatusCode != 200 {
+					t.Fatalf("other source: %d", r.StatusCode)
+				}
+				select {
+				case m := <-ua.inbox:
+					t.Fatalf("dropped OPTIONS answered: %v", m)
+				default:
+				}
+			}
+		})
+	}
+}

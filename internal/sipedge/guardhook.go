@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -18,6 +20,9 @@ type Guard interface {
 	Observe(src netip.Addr, k guard.Kind) bool
 	ObserveDigestFailure(src netip.Addr, user string) bool
 	ScannerAgent(ua string) bool
+	// Limit takes a token from src's bucket for m; over the limit the
+	// request is answered 503 with Retry-After, or dropped when silent.
+	Limit(src netip.Addr, m guard.Method) (ok bool, retryAfter time.Duration, silent bool)
 }
 
 // ACL is the SIP service's access control list (a *policy.LiveACL).
@@ -92,14 +97,20 @@ func (s *Server) guardRequest(sd *side, req *sip.Request, tx sip.ServerTransacti
 			drop = g.Observe(src, guard.ScannerAgent)
 		}
 	}
-	if !drop {
-		switch req.Method {
-		case sip.REGISTER:
-			drop = g.Observe(src, guard.Register)
-		case sip.INVITE:
-			drop = g.Observe(src, guard.Invite)
-		case sip.OPTIONS:
-			drop = g.Observe(src, guard.Options)
+	kind, method, limited := requestKind(req)
+	if !drop && limited {
+		drop = g.Observe(src, kind)
+		if !drop {
+			ok, retry, silent := g.Limit(src, method)
+			if !ok {
+				s.m.rejected.WithLabelValues("rate_limit").Inc()
+				if silent || tx == nil {
+					drop = true
+				} else {
+					s.respond(sd, tx, req, 503, "Service Unavailable", sip.NewHeader("Retry-After", strconv.Itoa(int(retry/time.Second))))
+					return nil, false
+				}
+			}
 		}
 	}
 	if drop {
@@ -114,6 +125,22 @@ func (s *Server) guardRequest(sd *side, req *sip.Request, tx sip.ServerTransacti
 		return nil, true
 	}
 	return &guardedTx{ServerTransaction: tx, g: g, src: src, req: req}, true
+}
+
+// requestKind names what a request counts as for flood scoring and rate
+// limits: REGISTER, OPTIONS and initial INVITE (not re-INVITEs).
+func requestKind(req *sip.Request) (guard.Kind, guard.Method, bool) {
+	switch req.Method {
+	case sip.REGISTER:
+		return guard.Register, guard.MethodRegister, true
+	case sip.OPTIONS:
+		return guard.Options, guard.MethodOptions, true
+	case sip.INVITE:
+		if to := req.To(); to != nil && !to.Params.Has("tag") {
+			return guard.Invite, guard.MethodInvite, true
+		}
+	}
+	return 0, 0, false
 }
 
 // guardedTx scores the final response sent to an outside source.
