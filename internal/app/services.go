@@ -102,7 +102,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 	b := &built{}
 	log, reg := d.log, d.reg
 	out := b.list
-	g, err := guard.New(guardConfig(cfg), guard.Deps{Logger: log, Registerer: reg, Events: guardEvents(d.events)})
+	g, err := guard.New(guardConfig(cfg), guard.Deps{Logger: log, Registerer: reg, Events: guardEvents(d.events), OpenKernel: openNFT})
 	if err != nil {
 		return nil, asConfigErrors(err)
 	}
@@ -219,6 +219,34 @@ func guardConfig(cfg *config.Config) guard.Config {
 	g := cfg.Guard
 	g.Allow = append(slices.Clone(g.Allow), cfg.Interfaces.Internal.Networks...)
 	return g
+}
+
+// openNFT sets up the guard's nftables set in the node's namespace.
+func openNFT() (guard.KernelSet, error) {
+	ks, err := guard.NewNFTSet(-1)
+	if err != nil {
+		return nil, err
+	}
+	return noLoopback{ks}, nil
+}
+
+// noLoopback keeps loopback sources out of the kernel set: no outside
+// source is loopback, and a loopback block in the kernel would cut the
+// node off from itself (and, on a test machine, every other process).
+type noLoopback struct{ guard.KernelSet }
+
+func (k noLoopback) Add(p netip.Prefix, ttl time.Duration) error {
+	if p.Addr().Unmap().IsLoopback() {
+		return nil
+	}
+	return k.KernelSet.Add(p, ttl)
+}
+
+func (k noLoopback) Remove(p netip.Prefix) error {
+	if p.Addr().Unmap().IsLoopback() {
+		return nil
+	}
+	return k.KernelSet.Remove(p)
 }
 
 // guardEvents records blocks in the event history.

@@ -2,7 +2,9 @@ package guard
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -24,6 +26,9 @@ type KernelSet interface {
 	Close() error
 }
 
+// NFTTable is the nftables table (family inet) the guard owns (NFTSet).
+const NFTTable = "portico_guard"
+
 // Event tells that a source was blocked or unblocked.
 type Event struct {
 	Time   time.Time
@@ -41,8 +46,12 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
-	// Kernel mirrors blocks into the kernel. Nil: in-process only.
+	// Kernel mirrors blocks into the kernel. Nil: OpenKernel decides.
 	Kernel KernelSet
+	// OpenKernel, when Kernel is nil, is called by Run to set up the kernel
+	// set (NewNFTSet) unless Config.Kernel is "off". Its failure is logged
+	// and blocking stays in-process ("auto"), or fails Run ("on").
+	OpenKernel func() (KernelSet, error)
 	// Events receives every block and unblock. Nil: logged only.
 	Events func(Event)
 }
@@ -76,11 +85,12 @@ type blockSet struct {
 // Guard scores sources and blocks the ones that misbehave. Its methods are
 // safe for concurrent use.
 type Guard struct {
-	log    *slog.Logger
-	now    func() time.Time
-	events func(Event)
-	kernel KernelSet
-	m      *metrics
+	log        *slog.Logger
+	now        func() time.Time
+	events     func(Event)
+	kernel     atomic.Pointer[KernelSet] // set before, or at the start of, Run
+	openKernel func() (KernelSet, error)
+	m          *metrics
 
 	set     atomic.Pointer[settings]
 	blocks  atomic.Pointer[blockSet]
@@ -113,9 +123,12 @@ func New(cfg Config, deps Deps) (*Guard, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	g := &Guard{log: deps.Logger.With("component", "guard"), now: deps.Now, events: deps.Events, kernel: deps.Kernel,
+	g := &Guard{log: deps.Logger.With("component", "guard"), now: deps.Now, events: deps.Events, openKernel: deps.OpenKernel,
 		sources: newTable[netip.Prefix](), users: newTable[string](), limits: newTable[netip.Prefix](), kq: make(chan kernelOp, 1024), closed: make(chan struct{})}
 	g.set.Store(s)
+	if deps.Kernel != nil {
+		g.kernel.Store(&deps.Kernel)
+	}
 	g.blocks.Store(&blockSet{v6bits: s.v6bits, exact: map[netip.Prefix]*block{}})
 	g.m = newMetrics(deps.Registerer, g)
 	return g, nil
@@ -466,7 +479,7 @@ func (g *Guard) Sweep() {
 func (g *Guard) Sources() int { return g.sources.len() }
 
 func (g *Guard) kernelOp(op kernelOp) {
-	if g.kernel == nil {
+	if g.kernel.Load() == nil {
 		return
 	}
 	select {
@@ -476,9 +489,13 @@ func (g *Guard) kernelOp(op kernelOp) {
 	}
 }
 
-// Run sweeps every second and feeds the kernel set until ctx ends or Close
-// is called; it returns nil then.
+// Run sets up the kernel set (Deps.OpenKernel), then sweeps every second
+// and feeds the kernel set until ctx ends or Close is called; it returns
+// nil then.
 func (g *Guard) Run(ctx context.Context) error {
+	if err := g.startKernel(); err != nil {
+		return err
+	}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -491,10 +508,11 @@ func (g *Guard) Run(ctx context.Context) error {
 			g.Sweep()
 		case op := <-g.kq:
 			var err error
+			k := *g.kernel.Load()
 			if op.add {
-				err = g.kernel.Add(op.prefix, op.ttl)
+				err = k.Add(op.prefix, op.ttl)
 			} else {
-				err = g.kernel.Remove(op.prefix)
+				err = k.Remove(op.prefix)
 			}
 			if err != nil {
 				g.m.kernelErrors.Inc()
@@ -509,9 +527,38 @@ func (g *Guard) Close() error {
 	var err error
 	g.closeOnce.Do(func() {
 		close(g.closed)
-		if g.kernel != nil {
-			err = g.kernel.Close()
+		if k := g.kernel.Load(); k != nil {
+			err = (*k).Close()
 		}
 	})
 	return err
+}
+
+// startKernel opens the kernel set when none was given and mirrors the
+// blocks already in force into it.
+func (g *Guard) startKernel() error {
+	mode := g.set.Load().kernel
+	if g.kernel.Load() == nil && g.openKernel != nil && mode != "off" {
+		k, err := g.openKernel()
+		if err != nil {
+			if mode == "on" {
+				return fmt.Errorf("%w: %v", ErrNoKernelSet, err)
+			}
+			g.log.Info("kernel set unavailable: blocked sources are dropped in the read path only", "err", err)
+			return nil
+		}
+		g.kernel.Store(&k)
+		g.log.Info("blocked sources are dropped in the kernel (nftables table inet " + NFTTable + ")")
+	}
+	if g.kernel.Load() == nil {
+		return nil
+	}
+	now := g.now()
+	bs := g.blocks.Load()
+	for _, b := range append(slices.Collect(maps.Values(bs.exact)), bs.wide...) {
+		if ttl := time.Unix(0, b.until).Sub(now); ttl > 0 {
+			g.kernelOp(kernelOp{add: true, prefix: b.prefix, ttl: ttl})
+		}
+	}
+	return nil
 }
