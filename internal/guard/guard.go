@@ -491,11 +491,12 @@ func (g *Guard) kernelOp(op kernelOp) {
 
 // Run sets up the kernel set (Deps.OpenKernel), then sweeps every second
 // and feeds the kernel set until ctx ends or Close is called; it returns
-// nil then.
+// nil then, having closed the guard (and removed the kernel set).
 func (g *Guard) Run(ctx context.Context) error {
 	if err := g.startKernel(); err != nil {
 		return err
 	}
+	defer g.Close() // the kernel set goes with the service
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
