@@ -192,6 +192,26 @@ func TestGuardStopsSIPVicious(t *testing.T) {
 			t.Fatalf("call server received %d requests after the block", n-before-1)
 		}
 	})
+	t.Run("svcrack behaviour", func(t *testing.T) {
+		// svcrack's user agent is not recognised: its refused digests block it.
+		cs := startCountingServer(t)
+		g := newGuard(t, guard.Config{ScannerAgents: []string{"no-such-agent"}})
+		edge := startGuarded(t, g, nil, cs)
+		out := sipvicious(t, "svcrack", edge, "-u150", "-r1-100", "--maximumtime=2")
+		if !g.Blocked(scanner) {
+			t.Fatalf("svcrack not blocked; it said:\n%s", out)
+		}
+		if b := g.Blocks(""); len(b) != 1 || b[0].Reason != "digest_failure" {
+			t.Fatalf("blocks %+v", b)
+		}
+		if strings.Contains(out, "| 150") {
+			t.Fatalf("svcrack cracked 150:\n%s", out)
+		}
+		// Its first REGISTER (challenged) and five refused guesses.
+		if n := cs.received(""); n > 6 {
+			t.Fatalf("call server received %d requests", n)
+		}
+	})
 	t.Run("password guessing", func(t *testing.T) {
 		// Our own client with an ordinary user agent guesses 150's password.
 		cs := startCountingServer(t)
