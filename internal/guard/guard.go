@@ -140,7 +140,20 @@ func (g *Guard) Reload(cfg Config) error {
 	if err != nil {
 		return err
 	}
+	g.blockMu.Lock()
 	g.set.Store(s)
+	if old := g.blocks.Load(); old.v6bits != s.v6bits {
+		// Blocks keep their prefixes; which are looked up exactly changes.
+		n := &blockSet{v6bits: s.v6bits, exact: map[netip.Prefix]*block{}}
+		for _, b := range old.exact {
+			n = n.with(b)
+		}
+		for _, b := range old.wide {
+			n = n.with(b)
+		}
+		g.blocks.Store(n)
+	}
+	g.blockMu.Unlock()
 	return nil
 }
 

@@ -363,3 +363,20 @@ func TestRateLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestReloadIPv6Prefix: blocks made under one ipv6_prefix keep blocking
+// their networks after a reload changes it.
+func TestReloadIPv6Prefix(t *testing.T) {
+	g, _, _ := newTestGuard(t, Config{})
+	g.Observe(netip.MustParseAddr("2001:db8:1:2::1"), ScannerAgent)
+	if err := g.Reload(Config{IPv6Prefix: 128}); err != nil {
+		t.Fatal(err)
+	}
+	if !g.Blocked(netip.MustParseAddr("2001:db8:1:2::99")) {
+		t.Fatal("the /64 block stopped blocking after the reload")
+	}
+	g.Observe(netip.MustParseAddr("2001:db8:9::1"), ScannerAgent)
+	if !g.Blocked(netip.MustParseAddr("2001:db8:9::1")) || g.Blocked(netip.MustParseAddr("2001:db8:9::2")) {
+		t.Fatal("new blocks are not per address")
+	}
+}
