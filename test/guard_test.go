@@ -15,6 +15,28 @@ import (
 	"github.com/portico-edge/portico/internal/testpeer"
 )
 
+// sipNodeConfig is a node with the media relay and the SIP edge: external
+// side 127.0.0.2, internal 127.0.0.3, UDP listeners on extPort and intPort,
+// one call server. More sip fields may be appended.
+func sipNodeConfig(mgmt string, extPort, intPort int, callServer string) string {
+	base := 30000 + (extPort%500)*20
+	cfg := strings.Replace(baseConfig(mgmt), "external: {address: 127.0.0.1}", "external: {address: 127.0.0.2}", 1)
+	cfg = strings.Replace(cfg, "internal: {address: 127.0.0.1, networks: [10.0.0.0/8]}", "internal: {address: 127.0.0.3, networks: [10.0.0.0/8]}", 1)
+	return cfg + fmt.Sprintf(`media:
+  enabled: true
+  external: {port_min: %d, port_max: %d}
+  internal: {port_min: %d, port_max: %d}
+sip:
+  enabled: true
+  domain: portico.test
+  listeners:
+    - {interface: external, transport: udp, address: "127.0.0.2:%d"}
+    - {interface: internal, transport: udp, address: "127.0.0.3:%d"}
+  call_servers:
+    - {address: "%s", transport: udp}
+`, base, base+9, base+10, base+19, extPort, intPort, callServer)
+}
+
 // countingCallServer counts the requests other than OPTIONS (the edge's
 // health probes) that reach it, answering each with 404.
 func countingCallServer(t *testing.T) (string, *atomic.Int64) {
@@ -64,23 +86,7 @@ func TestGuardThroughDaemon(t *testing.T) {
 	dir := t.TempDir()
 	mgmt := freeAddr(t)
 	extPort, intPort := testpeer.FreePort(t), testpeer.FreePort(t)
-	base := 30000 + (extPort%500)*20
-	cfg := strings.Replace(baseConfig(mgmt), "external: {address: 127.0.0.1}", "external: {address: 127.0.0.2}", 1)
-	cfg = strings.Replace(cfg, "internal: {address: 127.0.0.1, networks: [10.0.0.0/8]}", "internal: {address: 127.0.0.3, networks: [10.0.0.0/8]}", 1)
-	cfg += fmt.Sprintf(`media:
-  enabled: true
-  external: {port_min: %d, port_max: %d}
-  internal: {port_min: %d, port_max: %d}
-sip:
-  enabled: true
-  domain: portico.test
-  listeners:
-    - {interface: external, transport: udp, address: "127.0.0.2:%d"}
-    - {interface: internal, transport: udp, address: "127.0.0.3:%d"}
-  call_servers:
-    - {address: "%s", transport: udp}
-  guest: {enabled: true, vmr_ranges: ["7000-7999"]}
-`, base, base+9, base+10, base+19, extPort, intPort, cs)
+	cfg := sipNodeConfig(mgmt, extPort, intPort, cs) + "  guest: {enabled: true, vmr_ranges: [\"7000-7999\"]}\n"
 	d := startDaemon(t, dir, cfg, mgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
 	c := newClient(t, d.url)
 	c.csrf = true
