@@ -93,8 +93,9 @@ type built struct {
 	accessProxy *accessproxy.Server
 	sip         atomic.Pointer[sipedge.Server]
 	guard       *guard.Guard
-	// sipACL and mgmtACL are policy.acl.sip and .management, swapped on reload.
-	sipACL, mgmtACL policy.LiveACL
+	// sipACL, turnACL and mgmtACL are policy.acl.sip, .turn and
+	// .management, swapped on reload.
+	sipACL, turnACL, mgmtACL policy.LiveACL
 }
 
 // buildServices makes every enabled service from cfg. It does no I/O.
@@ -137,7 +138,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 	}
 	if cfg.TURN.Enabled {
 		tc := turnConfig(cfg, d.env)
-		ts, err := turn.New(tc, turn.Deps{Logger: logging.Component(log, "turn"), Registerer: reg, Users: turnUsers{d.st},
+		ts, err := turn.New(tc, turn.Deps{Logger: logging.Component(log, "turn"), Registerer: reg, Users: turnUsers{d.st}, Guard: b.guard, ACL: &b.turnACL,
 			GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 				return d.certs.Select(h, cfg.TURN.Certificate)
 			}})
@@ -204,11 +205,16 @@ func (b *built) setACLs(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	turn, err := policy.NewACL("policy.acl.turn", cfg.Policy.ACL.TURN)
+	if err != nil {
+		return err
+	}
 	mgmt, err := policy.NewACL("policy.acl.management", cfg.Policy.ACL.Management)
 	if err != nil {
 		return err
 	}
 	b.sipACL.Set(sip)
+	b.turnACL.Set(turn)
 	b.mgmtACL.Set(mgmt)
 	return nil
 }

@@ -67,6 +67,9 @@ func (c *listenPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if err != nil {
 			return n, nil, err
 		}
+		if c.s.refused(from.Addr()) {
+			continue
+		}
 		if n >= 4 && p[0]&0xC0 == 0x40 && c.forward(p[:n], from) {
 			continue
 		}
@@ -121,6 +124,10 @@ type streamConn struct {
 // newStreamConn wraps c, or returns nil (and closes c) when
 // listen.max_conns stream connections are already open.
 func newStreamConn(s *Server, c net.Conn, kind string) *streamConn {
+	if s.refusedConn(c) {
+		_ = c.Close()
+		return nil
+	}
 	if s.streams.Add(1) > int64(s.cfg.Listen.MaxConns) {
 		s.streams.Add(-1)
 		s.m.connsRefused.Inc()

@@ -48,6 +48,11 @@ type Deps struct {
 	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Guard drops blocked clients and counts refused credentials
+	// (guardhook.go). Nil: unguarded.
+	Guard Guard
+	// ACL admits clients by network. Nil: all.
+	ACL ACL
 }
 
 // Server is the STUN/TURN service. Create it with New.
@@ -62,6 +67,8 @@ type Server struct {
 	users   UserStore
 	getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	now     func() time.Time
+	guard   Guard
+	acl     ACL
 	m       *metrics
 	limiter atomic.Pointer[rateLimiter]
 	alloc   *allocator
@@ -111,6 +118,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		users:   deps.Users,
 		getCert: deps.GetCertificate,
 		now:     now,
+		guard:   deps.Guard,
+		acl:     deps.ACL,
 		m:       m,
 		alloc:   newAllocator(v, m),
 		reg:     newRegistry(),
@@ -489,6 +498,7 @@ func (s *Server) authenticate(ra *pturn.RequestAttributes) (string, []byte, bool
 	}
 	if s.users == nil || ra.Username == "" || len(ra.Username) > maxUsernameLen {
 		s.m.authUnknown.Inc()
+		s.authFailed(ra.SrcAddr)
 		return "", nil, false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
@@ -497,6 +507,7 @@ func (s *Server) authenticate(ra *pturn.RequestAttributes) (string, []byte, bool
 	if err != nil {
 		if errors.Is(err, ErrUnknownUser) {
 			s.m.authUnknown.Inc()
+			s.authFailed(ra.SrcAddr)
 		} else {
 			s.m.authStore.Inc()
 			s.log.Warn("turn auth: user store", "err", err)
@@ -539,6 +550,7 @@ func (s *Server) events() pturn.EventHandler {
 		OnAuth: func(src, _ net.Addr, _, username, _, method string, verdict bool) {
 			if !verdict {
 				s.m.authIntegrity.Inc()
+				s.authFailed(src)
 				s.log.Debug("turn auth: bad message integrity", "username", username, "method", method, "client", addrString(src))
 			}
 		},
