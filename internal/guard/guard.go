@@ -179,15 +179,15 @@ func (g *Guard) Blocked(src netip.Addr) bool {
 	if len(bs.exact) == 0 && len(bs.wide) == 0 {
 		return false
 	}
-	now := g.now().UnixNano()
-	if b := bs.exact[key(src, bs.v6bits)]; b != nil && now < b.until {
+	// The clock is read only on a match: most lookups miss.
+	if b := bs.exact[key(src, bs.v6bits)]; b != nil && g.now().UnixNano() < b.until {
 		b.dropped.Add(1)
 		g.dropped.Add(1)
 		return true
 	}
 	src = src.Unmap()
 	for _, b := range bs.wide {
-		if b.prefix.Contains(src) && now < b.until {
+		if b.prefix.Contains(src) && g.now().UnixNano() < b.until {
 			b.dropped.Add(1)
 			g.dropped.Add(1)
 			return true
