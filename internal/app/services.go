@@ -213,7 +213,11 @@ func (b *built) setACLs(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	b.sipACL.Set(sip)
+	ls, err := policy.Listeners("policy.acl.listeners", cfg.Policy.ACL.Listeners)
+	if err != nil {
+		return err
+	}
+	b.sipACL.Set(sip.WithListeners(ls))
 	b.turnACL.Set(turn)
 	b.mgmtACL.Set(mgmt)
 	return nil

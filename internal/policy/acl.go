@@ -28,6 +28,46 @@ type ACLs struct {
 	H323       ACLConfig `yaml:"h323" json:"h323"`
 	TURN       ACLConfig `yaml:"turn" json:"turn"`
 	Management ACLConfig `yaml:"management" json:"management"`
+	// Listeners narrow single listeners further: a source must pass its
+	// service's list and its listener's.
+	Listeners []ListenerACL `yaml:"listeners,omitempty" json:"listeners,omitempty"`
+}
+
+// ListenerACL is one listener's network list.
+type ListenerACL struct {
+	// Listen is the listener's address as configured (ip:port).
+	Listen string   `yaml:"listen" json:"listen"`
+	Allow  []string `yaml:"allow,omitempty" json:"allow,omitempty"`
+	Deny   []string `yaml:"deny,omitempty" json:"deny,omitempty"`
+}
+
+// Listeners compiles the per-listener lists; errors name fields under
+// path (policy.acl.listeners).
+func Listeners(path string, ls []ListenerACL) (map[netip.AddrPort]*ACL, error) {
+	var errs ConfigError
+	out := map[netip.AddrPort]*ACL{}
+	for i, l := range ls {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		ap, err := netip.ParseAddrPort(l.Listen)
+		if err != nil {
+			errs = append(errs, FieldError{Path: p + ".listen", Reason: fmt.Sprintf("%q is not ip:port", l.Listen)})
+			continue
+		}
+		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		if _, dup := out[ap]; dup {
+			errs = append(errs, FieldError{Path: p + ".listen", Reason: l.Listen + " is listed twice"})
+		}
+		a, err := NewACL(p, ACLConfig{Allow: l.Allow, Deny: l.Deny})
+		if err != nil {
+			errs = append(errs, err.(ConfigError)...)
+			continue
+		}
+		out[ap] = a
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return out, nil
 }
 
 // ACL is a compiled access control list; the zero value and nil allow
@@ -36,6 +76,30 @@ type ACL struct {
 	allow, deny []netip.Prefix
 	domains     []string
 	agents      []string
+	listeners   map[netip.AddrPort]*ACL // by local address (WithListeners)
+}
+
+// WithListeners returns a copy of a that also applies the per-listener
+// lists (Listeners) on the listeners they name.
+func (a *ACL) WithListeners(ls map[netip.AddrPort]*ACL) *ACL {
+	n := &ACL{}
+	if a != nil {
+		*n = *a
+	}
+	n.listeners = ls
+	return n
+}
+
+// AllowOn is Allow for a source arriving on the listener bound to local:
+// the service's list and that listener's must both admit it.
+func (a *ACL) AllowOn(local netip.AddrPort, src netip.Addr) bool {
+	if !a.Allow(src) {
+		return false
+	}
+	if a == nil || len(a.listeners) == 0 {
+		return true
+	}
+	return a.listeners[netip.AddrPortFrom(local.Addr().Unmap(), local.Port())].Allow(src)
 }
 
 // NewACL validates c; errors name fields under path (policy.acl.sip).
@@ -133,6 +197,24 @@ func (l *LiveACL) Set(a *ACL) { l.p.Store(a) }
 
 // Allow is the current ACL's Allow.
 func (l *LiveACL) Allow(src netip.Addr) bool { return l.p.Load().Allow(src) }
+
+// On returns the view of the ACL in force for one listener: its Allow is
+// AllowOn(local, src), its AllowRequest the service's.
+func (l *LiveACL) On(local netip.AddrPort) *ListenerView { return &ListenerView{l: l, local: local} }
+
+// ListenerView is a LiveACL seen from one listener.
+type ListenerView struct {
+	l     *LiveACL
+	local netip.AddrPort
+}
+
+// Allow reports whether src may use the listener.
+func (v *ListenerView) Allow(src netip.Addr) bool { return v.l.p.Load().AllowOn(v.local, src) }
+
+// AllowRequest is the service's AllowRequest.
+func (v *ListenerView) AllowRequest(domain, userAgent string) bool {
+	return v.l.AllowRequest(domain, userAgent)
+}
 
 // AllowRequest is the current ACL's AllowRequest.
 func (l *LiveACL) AllowRequest(domain, userAgent string) bool {

@@ -63,3 +63,37 @@ func TestACLErrors(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+func TestListenerACL(t *testing.T) {
+	svc, _ := NewACL("policy.acl.sip", ACLConfig{Deny: []string{"192.0.2.66"}})
+	ls, err := Listeners("policy.acl.listeners", []ListenerACL{{Listen: "203.0.113.1:5061", Allow: []string{"198.51.100.0/24"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var live LiveACL
+	live.Set(svc.WithListeners(ls))
+	tls, udp := live.On(netip.MustParseAddrPort("203.0.113.1:5061")), live.On(netip.MustParseAddrPort("203.0.113.1:5060"))
+	tests := []struct {
+		name string
+		view *ListenerView
+		src  string
+		want bool
+	}{
+		{"listed listener, allowed network", tls, "198.51.100.7", true},
+		{"listed listener, other network", tls, "192.0.2.1", false},
+		{"other listener", udp, "192.0.2.1", true},
+		{"service deny applies everywhere", udp, "192.0.2.66", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.view.Allow(netip.MustParseAddr(tt.src)); got != tt.want {
+				t.Fatalf("Allow(%s) = %v", tt.src, got)
+			}
+		})
+	}
+	_, err = Listeners("p", []ListenerACL{{Listen: "5060"}, {Listen: "10.0.0.1:5060"}, {Listen: "10.0.0.1:5060", Deny: []string{"x"}}})
+	var ce ConfigError
+	if !errors.As(err, &ce) || len(ce) != 3 || ce[0].Path != "p[0].listen" || ce[1].Path != "p[2].listen" || ce[2].Path != "p[2].deny[0]" {
+		t.Fatalf("%v", err)
+	}
+}

@@ -24,6 +24,9 @@ func (c Config) Validate() error {
 			errs = append(errs, err.(ConfigError)...)
 		}
 	}
+	if _, err := Listeners("policy.acl.listeners", c.ACL.Listeners); err != nil {
+		errs = append(errs, err.(ConfigError)...)
+	}
 	if len(errs) > 0 {
 		return errs
 	}

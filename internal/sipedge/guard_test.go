@@ -325,6 +325,12 @@ func TestACLDropsBeforeParsing(t *testing.T) {
 	live.Set(acl)
 	cs := startCountingServer(t)
 	edge := startGuarded(t, nil, &live, cs)
+	// The external listener's own list, set once its address is known.
+	ls, err := policy.Listeners("policy.acl.listeners", []policy.ListenerACL{{Listen: edge.String(), Deny: []string{"127.0.0.8"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live.Set(acl.WithListeners(ls))
 	to := net.UDPAddrFromAddrPort(edge)
 	denied := newRawUA(t, outsideIP, "denied")
 	denied.callID, denied.tag = "denied-net", "d"
@@ -332,6 +338,9 @@ func TestACLDropsBeforeParsing(t *testing.T) {
 	agent := newRawUA(t, "127.0.0.7", "agent")
 	agent.callID, agent.tag = "denied-agent", "a"
 	agent.send(to, agent.request("REGISTER", "sip:portico.test", "<sip:agent@portico.test>", "User-Agent: BadPhone 1.0\r\n", ""))
+	listener := newRawUA(t, "127.0.0.8", "listener")
+	listener.callID, listener.tag = "denied-listener", "l"
+	listener.send(to, listener.request("REGISTER", "sip:portico.test", "<sip:listener@portico.test>", "", ""))
 	barrier(t, edge, cs)
 	if n := cs.received("denied-"); n != 0 {
 		t.Fatalf("call server received %d denied requests", n)

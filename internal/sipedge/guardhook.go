@@ -11,6 +11,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/portico-edge/portico/internal/guard"
+	"github.com/portico-edge/portico/internal/policy"
 )
 
 // Guard is what the SIP edge tells of, and asks about, outside sources (a
@@ -49,6 +50,22 @@ func (s *Server) guardSocket(l BoundListener) BoundListener {
 	gt := gate{g: s.deps.Guard, acl: s.deps.ACL}
 	if (gt.g == nil && gt.acl == nil) || l.Interface != External {
 		return l
+	}
+	if la, ok := gt.acl.(interface {
+		On(netip.AddrPort) *policy.ListenerView
+	}); ok {
+		// policy.acl.listeners narrows this listener further.
+		var a net.Addr
+		if l.Packet != nil {
+			a = l.Packet.LocalAddr()
+		} else if l.Stream != nil {
+			a = l.Stream.Addr()
+		}
+		if a != nil {
+			if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+				gt.acl = la.On(ap)
+			}
+		}
 	}
 	if l.Packet != nil {
 		l.Packet = &guardedPacketConn{PacketConn: l.Packet, gate: gt}
