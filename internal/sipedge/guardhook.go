@@ -122,11 +122,13 @@ func (s *Server) guardRequest(sd *side, req *sip.Request, tx sip.ServerTransacti
 			if !ok {
 				s.m.rejected.WithLabelValues("rate_limit").Inc()
 				if silent || tx == nil {
-					drop = true
+					if tx != nil {
+						tx.Terminate()
+					}
 				} else {
 					s.respond(sd, tx, req, 503, "Service Unavailable", sip.NewHeader("Retry-After", strconv.Itoa(int(retry/time.Second))))
-					return nil, false
 				}
+				return nil, false
 			}
 		}
 	}
