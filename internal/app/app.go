@@ -554,6 +554,9 @@ func (a *App) notePending(cfg *config.Config, sipRestart []string) {
 		p = append(p, "sip.certificate")
 	}
 	p = append(p, sipRestart...)
+	if a.bootCfg.Guard.Kernel != cfg.Guard.Kernel {
+		p = append(p, "guard.kernel")
+	}
 	if a.bootCfg.Log.File != cfg.Log.File || a.bootCfg.Log.Format != cfg.Log.Format {
 		p = append(p, "log")
 	}
