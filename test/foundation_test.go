@@ -189,10 +189,26 @@ func TestFoundation(t *testing.T) {
 			t.Errorf("a refused change moved the version from %d to %d", cur.Version, now.Version)
 		}
 		script.must(428, "PUT", "/api/v1/config", baseConfig(mgmt))
-		var v struct{ Valid bool }
+		var v struct {
+			Valid  bool
+			Fields []struct{ Path string }
+		}
 		script.must(200, "POST", "/api/v1/config/validate", bad).json(t, &v)
 		if v.Valid {
 			t.Error("validate accepted a bad document")
+		}
+		// Parses, but the access proxy refuses it: validate says so as PUT would.
+		handoff := baseConfig(mgmt) + "access_proxy:\n  enabled: true\n  listen: " + freeAddr(t) + "\n  routes:\n    - {name: w, match: {alpn: [http/1.1]}, action: handoff, handler: sip-wss}\n"
+		script.must(200, "POST", "/api/v1/config/validate", handoff).json(t, &v)
+		if v.Valid || len(v.Fields) == 0 || v.Fields[0].Path != "access_proxy.routes[0].handler" {
+			t.Errorf("validate of a document the access proxy refuses = %+v", v)
+		}
+		script.must(422, "PUT", "/api/v1/config", handoff, "If-Match", fmt.Sprintf(`"%d"`, cur.Version))
+		// Two services on one port.
+		clash := baseConfig(mgmt) + "turn:\n  enabled: true\n  tcp: [" + mgmt + "]\n"
+		script.must(422, "PUT", "/api/v1/config", clash, "If-Match", fmt.Sprintf(`"%d"`, cur.Version)).json(t, &e)
+		if len(e.Fields) == 0 || e.Fields[0].Path != "turn.tcp[0]" {
+			t.Errorf("port conflict fields = %+v", e.Fields)
 		}
 	})
 
@@ -252,14 +268,39 @@ func TestFoundation(t *testing.T) {
 		}
 	})
 
-	t.Run("SIGHUP re-imports the file", func(t *testing.T) {
+	t.Run("SIGHUP keeps a newer API edit; config import --force wins", func(t *testing.T) {
+		// The API edit above is newer than the file's import: a changed
+		// file is refused with a warning and the API's version stays.
 		doc := strings.Replace(baseConfig(mgmt), "level: info", "level: warn", 1)
 		os.WriteFile(d.cfgPath, []byte(doc), 0o600)
 		d.signal(syscall.SIGHUP)
+		waitFor(t, 10*time.Second, func() bool { return strings.Contains(readLog(t, dir), "configuration file not imported") })
+		var st struct {
+			Config struct {
+				Version    int64
+				Source     string
+				Author     string
+				FileImport struct{ State string } `json:"file_import"`
+			}
+		}
+		script.must(200, "GET", "/api/v1/status", nil).json(t, &st)
+		if st.Config.Version != cur.Version || st.Config.Source != "api" || st.Config.Author != "admin" || st.Config.FileImport.State != "refused" {
+			t.Errorf("status config after a refused SIGHUP = %+v (want version %d by admin, refused)", st.Config, cur.Version)
+		}
+		if out, err := run(t, nil, "config", "import", d.cfgPath, "--data", filepath.Join(dir, "data")); err == nil {
+			t.Errorf("config import over an API edit succeeded:\n%s", out)
+		}
+		if out, err := run(t, nil, "config", "import", d.cfgPath, "--data", filepath.Join(dir, "data"), "--force"); err != nil {
+			t.Fatalf("config import --force: %v\n%s", err, out)
+		}
+		d.signal(syscall.SIGHUP) // takes up the store's newer version
 		waitFor(t, 10*time.Second, func() bool {
-			var now struct{ Version int64 }
+			var now struct {
+				Version int64
+				Source  string
+			}
 			script.must(200, "GET", "/api/v1/config", nil).json(t, &now)
-			return now.Version == cur.Version+1
+			return now.Version == cur.Version+1 && now.Source == "file"
 		})
 		cur.Version++
 		os.WriteFile(d.cfgPath, []byte("version: 1\nlog: {level: shout}\n"), 0o600)

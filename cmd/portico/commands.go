@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/term"
 
 	"github.com/portico-edge/portico/internal/api"
 	"github.com/portico-edge/portico/internal/app"
@@ -59,27 +60,30 @@ func (f *storeFlags) open(ctx context.Context) (store.Store, error) {
 			return nil, fmt.Errorf("%s: %w", f.config, err)
 		}
 	}
-	oc := open.Config{Backend: cfg.Store.Backend, Path: filepath.Join(f.data, cfg.Store.Path), DSN: cfg.Store.DSN}
-	if oc.DSN == "" {
-		oc.DSN = os.Getenv("PORTICO_STORE_DSN")
-	}
+	oc := f.resolve(cfg)
 	if oc.Backend == "sqlite" {
 		if _, err := os.Stat(oc.Path); err != nil {
-			return nil, fmt.Errorf("no store at %s (give --data or --config): %w", oc.Path, err)
+			return nil, fmt.Errorf("no store at %s (give --data, --config, or %s for PostgreSQL): %w", oc.Path, open.EnvDSN, err)
 		}
 	}
 	return open.Open(ctx, oc, nil)
 }
 
+// resolve is where cfg's store is, by the daemon's rule (open.Resolve).
+func (f *storeFlags) resolve(cfg *config.Config) open.Config {
+	return open.Resolve(open.Config{Backend: cfg.Store.Backend, Path: filepath.Join(f.data, cfg.Store.Path), DSN: cfg.Store.DSN}, f.config != "", os.Getenv)
+}
+
 func serveCmd() *cobra.Command {
 	var cfgFile, data string
+	var force, forceImport bool
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run Portico",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			a, err := app.New(ctx, app.Options{ConfigFile: cfgFile, DataDir: data, Console: cmd.OutOrStdout()})
+			a, err := app.New(ctx, app.Options{ConfigFile: cfgFile, ForceImport: forceImport, DataDir: data, Console: cmd.OutOrStdout(), Force: force})
 			if err != nil {
 				return err
 			}
@@ -90,7 +94,7 @@ func serveCmd() *cobra.Command {
 			defer signal.Stop(hup)
 			go func() {
 				for range hup {
-					if err := a.Reimport(ctx); err != nil {
+					if err := a.Reimport(ctx); err != nil && !errors.Is(err, app.ErrImportRefused) { // a refusal is logged as a warning
 						a.Logger().Error("SIGHUP: configuration refused; the running configuration stays", "component", "config", "err", err)
 					}
 				}
@@ -98,37 +102,35 @@ func serveCmd() *cobra.Command {
 			return a.Run(ctx)
 		},
 	}
-	c.Flags().StringVar(&cfgFile, "config", "", "configuration file (YAML), imported when it differs from the active version")
+	c.Flags().StringVar(&cfgFile, "config", "", "configuration file (YAML), imported on the first start or when it changed with no newer API edit (docs/config.md)")
+	c.Flags().BoolVar(&forceImport, "force-import", false, "import --config even over a newer API edit")
 	c.Flags().StringVar(&data, "data", "data", "data directory (SQLite store, logs)")
+	c.Flags().BoolVar(&force, "force", false, "take the store over from another node that holds it (only when that node is gone)")
 	return c
 }
 
 func configCmd() *cobra.Command {
-	c := &cobra.Command{Use: "config", Short: "Validate and export configuration documents"}
+	c := &cobra.Command{Use: "config", Short: "Validate, import and export configuration documents"}
 	c.AddCommand(&cobra.Command{
 		Use:   "validate FILE",
-		Short: "Check a configuration file; print every problem with its field path",
+		Short: "Check a configuration file as a start would (services built, nothing bound); print every problem with its field path",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			doc, err := os.ReadFile(args[0])
 			if err != nil {
 				return err
 			}
-			if _, err := config.Parse(doc); err != nil {
-				if es, ok := config.AsErrors(err); ok {
-					for _, e := range es {
-						fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", args[0], e.Error())
-					}
-					return exitError{2}
-				}
-				return err
+			if err := app.Validate(cmd.Context(), doc); err != nil {
+				return printFieldErrors(cmd, args[0], err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid\n", args[0])
 			return nil
 		},
 	})
+	c.AddCommand(configImportCmd())
 	var sf storeFlags
 	var version int64
+	var showSecrets bool
 	export := &cobra.Command{
 		Use:   "export",
 		Short: "Print the active (or a given) configuration version from the store",
@@ -148,28 +150,115 @@ func configCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = cmd.OutOrStdout().Write(v.Document)
+			doc := v.Document
+			if !showSecrets {
+				doc = api.MaskSecrets(doc)
+			}
+			_, err = cmd.OutOrStdout().Write(doc)
 			return err
 		},
 	}
 	sf.add(export)
 	export.Flags().Int64Var(&version, "version", 0, "version to export (default: the active one)")
+	export.Flags().BoolVar(&showSecrets, "show-secrets", false, "print secrets (turn.rest_secret, the DSN password) instead of "+api.Mask)
 	c.AddCommand(export)
 	return c
 }
 
-// readPassword reads a password from PORTICO_PASSWORD or one line of stdin.
-func readPassword(cmd *cobra.Command) (string, error) {
+// configImportCmd stores a file as the active configuration version under
+// the import rule (docs/config.md): refused over a newer API edit unless
+// --force. The store is the one the file's store section names.
+func configImportCmd() *cobra.Command {
+	var data string
+	var force bool
+	c := &cobra.Command{
+		Use:   "import FILE",
+		Short: "Validate FILE and store it as the active configuration version (a running node applies it on SIGHUP)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			doc, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			cfg, err := config.Parse(doc)
+			if err != nil {
+				return printFieldErrors(cmd, args[0], err)
+			}
+			if cfg.Store.Backend == "sqlite" {
+				if err := os.MkdirAll(data, 0o700); err != nil {
+					return err
+				}
+			}
+			sf := storeFlags{config: args[0], data: data}
+			st, err := open.Open(cmd.Context(), sf.resolve(cfg), nil)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			v, res, err := app.Import(cmd.Context(), st, args[0], doc, force, osUser())
+			if err != nil {
+				if errors.Is(err, app.ErrImportRefused) {
+					return fmt.Errorf("%s not imported: %s", args[0], res.Detail)
+				}
+				return printFieldErrors(cmd, args[0], err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s: %s; active version %d\n", args[0], res.State, res.Detail, v.Version)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&data, "data", "data", "data directory")
+	c.Flags().BoolVar(&force, "force", false, "import even over a newer API edit")
+	return c
+}
+
+// printFieldErrors prints config.Errors one per line and exits 2; other
+// errors are returned as they are.
+func printFieldErrors(cmd *cobra.Command, file string, err error) error {
+	es, ok := config.AsErrors(err)
+	if !ok {
+		return err
+	}
+	for _, e := range es {
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", file, e.Error())
+	}
+	return exitError{2}
+}
+
+// readPassword reads a password from PORTICO_PASSWORD, from the terminal
+// without echo, or from one line of stdin, and checks it with validate
+// (the API's rule for the same kind of account) wherever it came from.
+func readPassword(cmd *cobra.Command, validate func(string) error) (string, error) {
+	pw, err := promptPassword(cmd)
+	if err != nil {
+		return "", err
+	}
+	if err := validate(pw); err != nil {
+		if os.Getenv("PORTICO_PASSWORD") != "" {
+			return "", fmt.Errorf("PORTICO_PASSWORD: %w", err)
+		}
+		return "", err
+	}
+	return pw, nil
+}
+
+func promptPassword(cmd *cobra.Command) (string, error) {
 	if p := os.Getenv("PORTICO_PASSWORD"); p != "" {
 		return p, nil
 	}
 	fmt.Fprint(cmd.ErrOrStderr(), "password: ")
+	if f, ok := cmd.InOrStdin().(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(cmd.ErrOrStderr())
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		return string(b), nil
+	}
 	line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
 	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
 		return "", fmt.Errorf("read password: %w", err)
 	}
-	pw := strings.TrimRight(line, "\r\n")
-	return pw, api.ValidatePassword(pw)
+	return strings.TrimRight(line, "\r\n"), nil
 }
 
 func userCmd() *cobra.Command {
@@ -188,7 +277,7 @@ func userCmd() *cobra.Command {
 			if err := api.ValidateUserName(args[0]); err != nil {
 				return err
 			}
-			pw, err := readPassword(cmd)
+			pw, err := readPassword(cmd, api.ValidatePassword)
 			if err != nil {
 				return err
 			}
@@ -215,7 +304,7 @@ func userCmd() *cobra.Command {
 		Short: "Set an account's password (from PORTICO_PASSWORD or stdin) and unlock it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pw, err := readPassword(cmd)
+			pw, err := readPassword(cmd, api.ValidatePassword)
 			if err != nil {
 				return err
 			}
@@ -279,18 +368,27 @@ func backupCmd() *cobra.Command {
 	var sf storeFlags
 	var out string
 	c := &cobra.Command{
-		Use:   "backup -o FILE",
+		Use:   "backup -o FILE|-",
 		Short: "Write a consistent backup archive (config versions, users, certificates, history); safe while Portico runs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
-				return errors.New("give the archive path with -o FILE")
+				return errors.New("give the archive path with -o FILE (or -o - for standard output)")
 			}
 			st, err := sf.open(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer st.Close()
+			if out == "-" {
+				m, err := backup.Write(cmd.Context(), st, cmd.OutOrStdout(), app.Version)
+				if err != nil {
+					return err
+				}
+				b, _ := json.Marshal(m.Counts)
+				fmt.Fprintf(cmd.ErrOrStderr(), "backup written to standard output from %s: %s\n", m.SourceBackend, b)
+				return nil
+			}
 			tmp := out + ".partial"
 			f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 			if err != nil {
@@ -313,12 +411,13 @@ func backupCmd() *cobra.Command {
 		},
 	}
 	sf.add(c)
-	c.Flags().StringVarP(&out, "output", "o", "", "archive file to write")
+	c.Flags().StringVarP(&out, "output", "o", "", "archive file to write; - for standard output")
 	return c
 }
 
 func restoreCmd() *cobra.Command {
 	var sf storeFlags
+	var maxMB int64
 	c := &cobra.Command{
 		Use:   "restore FILE",
 		Short: "Replace the store's contents with a backup archive, after checking the whole archive",
@@ -329,7 +428,7 @@ func restoreCmd() *cobra.Command {
 				return err
 			}
 			defer f.Close()
-			snap, m, err := backup.Read(f)
+			snap, m, err := backup.ReadLimited(f, backup.Limits{MaxSnapshot: maxMB << 20})
 			if err != nil {
 				return fmt.Errorf("%s refused, nothing replaced: %w", args[0], err)
 			}
@@ -343,12 +442,9 @@ func restoreCmd() *cobra.Command {
 					return err
 				}
 			}
-			if cfg.Store.Backend == "sqlite" {
+			oc := sf.resolve(cfg)
+			if oc.Backend == "sqlite" {
 				os.MkdirAll(sf.data, 0o700)
-			}
-			oc := open.Config{Backend: cfg.Store.Backend, Path: filepath.Join(sf.data, cfg.Store.Path), DSN: cfg.Store.DSN}
-			if oc.DSN == "" {
-				oc.DSN = os.Getenv("PORTICO_STORE_DSN")
 			}
 			st, err := open.Open(cmd.Context(), oc, nil)
 			if err != nil {
@@ -364,6 +460,7 @@ func restoreCmd() *cobra.Command {
 		},
 	}
 	sf.add(c)
+	c.Flags().Int64Var(&maxMB, "max-snapshot-mb", backup.DefaultMaxSnapshot>>20, "refuse archives whose snapshot decompresses to more MiB than this")
 	return c
 }
 
@@ -426,6 +523,10 @@ func (cl *client) get(ctx context.Context, path string, v any) error {
 	req.Header.Set("Authorization", "Bearer "+cl.token)
 	resp, err := cl.http.Do(req)
 	if err != nil {
+		var cv *tls.CertificateVerificationError
+		if errors.As(err, &cv) {
+			return fmt.Errorf("%w\nthe management certificate is not trusted by this machine: pass --ca FILE with the PEM certificate that signed it (for the self-signed one Portico makes, the certificate itself: openssl s_client -connect HOST:PORT </dev/null | openssl x509 > portico-ca.pem), or --insecure to skip verification (env PORTICO_CA, PORTICO_INSECURE=1)", err)
+		}
 		return err
 	}
 	defer resp.Body.Close()

@@ -13,6 +13,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // h1Transport forwards the common case to a plain-HTTP upstream (a GET,
@@ -43,6 +46,7 @@ type h1Conn struct {
 	bw     *bufio.Writer
 	left   int64 // bytes the response header may still take; see limitReader
 	idleAt time.Time
+	peeker *peeker // made at the first reuse
 }
 
 // limitReader bounds what a response header may read, as http.Transport's
@@ -263,19 +267,67 @@ func (b *h1Body) finish(atEnd bool) {
 	b.pc.c.Close()
 }
 
+// get takes the most recently used idle connection that is still fresh
+// and quiet. An upstream has nothing to say on an idle HTTP/1.1
+// connection: bytes waiting there are an unsolicited response (a broken or
+// hostile upstream answering twice), which must never be read as the
+// answer to the next request, another client's; and a connection the
+// upstream closed is of no use. Either is discarded. net/http's Transport
+// learns the same with a read always pending on idle connections; here it
+// is one non-blocking peek per reuse.
 func (t *h1Transport) get() (*h1Conn, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for n := len(t.idle); n > 0; n = len(t.idle) {
+	for {
+		t.mu.Lock()
+		n := len(t.idle)
+		if n == 0 {
+			t.mu.Unlock()
+			return nil, false
+		}
 		pc := t.idle[n-1]
 		t.idle[n-1] = nil
 		t.idle = t.idle[:n-1]
-		if time.Since(pc.idleAt) < t.idleFor {
+		t.mu.Unlock()
+		if time.Since(pc.idleAt) < t.idleFor && pc.quiet() {
 			return pc, true
 		}
 		pc.c.Close()
 	}
-	return nil, false
+}
+
+// quiet reports whether nothing is waiting to be read on pc and the peer
+// has not closed it, without consuming or blocking.
+func (pc *h1Conn) quiet() bool {
+	if pc.peeker == nil {
+		sc, ok := pc.c.(syscall.Conn)
+		if !ok {
+			return true // not a socket (tests' pipes): nothing to peek at
+		}
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			return false
+		}
+		pc.peeker = &peeker{rc: rc}
+		pc.peeker.fn = pc.peeker.peek
+	}
+	p := pc.peeker
+	return p.rc.Read(p.fn) == nil && p.quiet
+}
+
+// peeker is a one-byte non-blocking MSG_PEEK; recvfrom is called directly
+// because unix.Recvfrom allocates a source address a stream has not got.
+// It is kept with its connection so that a check allocates nothing.
+type peeker struct {
+	rc    syscall.RawConn
+	fn    func(fd uintptr) bool // peek, bound once
+	b     [1]byte
+	quiet bool
+}
+
+func (p *peeker) peek(fd uintptr) bool {
+	_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p.b[0])), 1,
+		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+	p.quiet = errno == unix.EAGAIN || errno == unix.EWOULDBLOCK
+	return true
 }
 
 func (t *h1Transport) put(pc *h1Conn) {

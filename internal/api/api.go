@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/netip"
@@ -43,6 +44,9 @@ const maxBody = 1 << 20
 type ConfigService interface {
 	// Active returns the running configuration's stored version.
 	Active(ctx context.Context) (store.ConfigVersion, error)
+	// Validate checks doc exactly as Replace would (the services are built,
+	// not started) without storing or applying it; config.Errors on refusal.
+	Validate(ctx context.Context, doc []byte) error
 	// Replace validates doc, stores it as a new version if the active one is
 	// still expect, and applies it live. It returns the sections that changed.
 	// A validation failure returns config.Errors and changes nothing.
@@ -56,11 +60,13 @@ type BackupService interface {
 	Restore(ctx context.Context, r io.Reader) error
 }
 
-// Check is one readiness check.
+// Check is one readiness check. Info is shown without failing the check
+// (a backlog, a count).
 type Check struct {
 	Name  string `json:"name"`
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
+	Info  string `json:"info,omitempty"`
 }
 
 // Config tunes authentication.
@@ -304,11 +310,19 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req struct {
-		Username string `json:"username"`
+		Name     string `json:"name"`
+		Username string `json:"username"` // the older spelling of name
 		Password string `json:"password"`
 	}
 	if !readJSON(w, r, &req) {
 		return
+	}
+	if req.Name != "" && req.Username != "" && req.Name != req.Username {
+		writeError(w, http.StatusBadRequest, "give the account as name (username is its older spelling), not both")
+		return
+	}
+	if req.Username == "" {
+		req.Username = req.Name
 	}
 	if locked, until := s.limit.locked(req.Username, now); locked {
 		w.Header().Set("Retry-After", strconv.Itoa(int(until.Sub(now).Seconds())+1))
@@ -425,7 +439,7 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 func writeStoreError(w http.ResponseWriter, log *slog.Logger, err error) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, "not found")
+		writeError(w, http.StatusNotFound, err.Error()) // says what: `user "bob": store: not found`
 	case errors.Is(err, store.ErrExists):
 		writeError(w, http.StatusConflict, "already exists")
 	case errors.Is(err, store.ErrConflict):
@@ -436,8 +450,14 @@ func writeStoreError(w http.ResponseWriter, log *slog.Logger, err error) {
 	}
 }
 
-// readJSON decodes a JSON body strictly; on failure it writes 400.
+// readJSON decodes a JSON body strictly; on failure it writes 400. A body
+// not labelled application/json is refused with 415: text/plain and form
+// bodies are what a cross-site page can send without a CORS preflight.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, "the body must be JSON sent as Content-Type: application/json")
+		return false
+	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

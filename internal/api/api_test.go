@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/portico-edge/portico/internal/config"
 	"github.com/portico-edge/portico/internal/store"
 	"github.com/portico-edge/portico/internal/store/sqlite"
 )
@@ -20,6 +21,11 @@ type fixedConfig struct{ store.Store }
 
 func (f fixedConfig) Active(ctx context.Context) (store.ConfigVersion, error) {
 	return f.ActiveConfig(ctx)
+}
+
+func (f fixedConfig) Validate(ctx context.Context, doc []byte) error {
+	_, err := config.Parse(doc)
+	return err
 }
 
 func (f fixedConfig) Replace(ctx context.Context, doc []byte, author, comment string, expect int64) (store.ConfigVersion, []string, error) {
@@ -45,6 +51,7 @@ func newTestServer(t *testing.T, cfg Config) (*Server, store.Store) {
 
 func login(s *Server, addr, user, pw string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest("POST", "/api/v1/login", strings.NewReader(`{"username":"`+user+`","password":"`+pw+`"}`))
+	r.Header.Set("Content-Type", "application/json")
 	r.RemoteAddr = addr
 	w := httptest.NewRecorder()
 	s.ServeHTTP(w, r)
@@ -121,6 +128,7 @@ func TestUnknownEndpointAndBadJSON(t *testing.T) {
 	}
 	w = httptest.NewRecorder()
 	r := httptest.NewRequest("POST", "/api/v1/login", bytes.NewReader([]byte(`{"username":1`)))
+	r.Header.Set("Content-Type", "application/json")
 	r.RemoteAddr = "192.0.2.9:1"
 	s.ServeHTTP(w, r)
 	if w.Code != 400 {

@@ -30,7 +30,7 @@ func newGuardedServer(t *testing.T) (*Server, *guard.Guard, *http.Cookie) {
 	return s, g, w.Result().Cookies()[0]
 }
 
-func call(s *Server, c *http.Cookie, method, path, body string) *httptest.ResponseRecorder {
+func cookieCall(s *Server, c *http.Cookie, method, path, body string) *httptest.ResponseRecorder {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -38,6 +38,9 @@ func call(s *Server, c *http.Cookie, method, path, body string) *httptest.Respon
 	r := httptest.NewRequest(method, path, rd)
 	r.AddCookie(c)
 	r.Header.Set("X-Requested-With", "test")
+	if body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
 	w := httptest.NewRecorder()
 	s.ServeHTTP(w, r)
 	return w
@@ -65,7 +68,7 @@ func TestGuardBlocksAPI(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := call(s, c, tt.method, tt.path, tt.body)
+			w := cookieCall(s, c, tt.method, tt.path, tt.body)
 			if w.Code != tt.code || !strings.Contains(w.Body.String(), tt.want) {
 				t.Fatalf("%s %s: %d %s, want %d with %s", tt.method, tt.path, w.Code, w.Body, tt.code, tt.want)
 			}
@@ -75,7 +78,7 @@ func TestGuardBlocksAPI(t *testing.T) {
 		t.Fatal("removed blocks still drop")
 	}
 	var got []guard.BlockInfo
-	w := call(s, c, "GET", "/api/v1/guard/blocks?q=198.51", "")
+	w := cookieCall(s, c, "GET", "/api/v1/guard/blocks?q=198.51", "")
 	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || len(got) != 0 {
 		t.Fatalf("search after removal: %s", w.Body)
 	}

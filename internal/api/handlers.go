@@ -26,11 +26,21 @@ type configBody struct {
 	Author    string    `json:"author"`
 	Comment   string    `json:"comment"`
 	CreatedAt time.Time `json:"created_at"`
-	Document  string    `json:"document"`
+	// Source is file (imported; File names it) or api or defaults.
+	Source   string `json:"source"`
+	File     string `json:"file,omitempty"`
+	Document string `json:"document"`
 }
 
+// versionBody is a version as the API shows it: secrets masked (sha256 is
+// still that of the stored document).
 func versionBody(v store.ConfigVersion) configBody {
-	return configBody{Version: v.Version, SHA256: v.SHA256, Author: v.Author, Comment: v.Comment, CreatedAt: v.CreatedAt.UTC(), Document: string(v.Document)}
+	o := config.OriginOf(v.Author)
+	doc := ""
+	if v.Document != nil {
+		doc = string(MaskSecrets(v.Document))
+	}
+	return configBody{Version: v.Version, SHA256: v.SHA256, Author: v.Author, Comment: v.Comment, CreatedAt: v.CreatedAt.UTC(), Source: o.Source, File: o.File, Document: doc}
 }
 
 func wantsYAML(r *http.Request) bool {
@@ -47,7 +57,7 @@ func (s *Server) getConfig(w http.ResponseWriter, r *http.Request, p Principal) 
 	w.Header().Set("ETag", etag(v.Version))
 	if wantsYAML(r) {
 		w.Header().Set("Content-Type", "application/yaml")
-		w.Write(v.Document)
+		w.Write(MaskSecrets(v.Document))
 		return
 	}
 	writeJSON(w, http.StatusOK, versionBody(v))
@@ -71,7 +81,17 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request, p Principal) 
 	if !ok {
 		return
 	}
-	v, changed, err := s.deps.Config.Replace(r.Context(), doc, p.User, comment, expect)
+	active, err := s.deps.Config.Active(r.Context())
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		writeStoreError(w, s.log, err)
+		return
+	}
+	doc, err = KeepSecrets(doc, active.Document)
+	var v store.ConfigVersion
+	var changed []string
+	if err == nil {
+		v, changed, err = s.deps.Config.Replace(r.Context(), doc, p.User, comment, expect)
+	}
 	if es, isCfg := config.AsErrors(err); isCfg {
 		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: "configuration refused; the running configuration is unchanged", Fields: es})
 		return
@@ -116,8 +136,12 @@ func (s *Server) validateConfig(w http.ResponseWriter, r *http.Request, p Princi
 	if !ok {
 		return
 	}
-	if _, err := config.Parse(doc); err != nil {
-		es, _ := config.AsErrors(err)
+	if err := s.deps.Config.Validate(r.Context(), doc); err != nil {
+		es, ok := config.AsErrors(err)
+		if !ok {
+			writeStoreError(w, s.log, err)
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]any{"valid": false, "fields": es})
 		return
 	}

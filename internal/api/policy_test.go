@@ -46,7 +46,7 @@ func TestPolicyDryRun(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := call(s, c, "POST", "/api/v1/policy/dry-run", tt.body)
+			w := cookieCall(s, c, "POST", "/api/v1/policy/dry-run", tt.body)
 			if w.Code != tt.code {
 				t.Fatalf("%d %s", w.Code, w.Body)
 			}

@@ -33,7 +33,7 @@ type CertService interface {
 func (s *Server) serviceRoutes() {
 	m := s.mux
 	m.HandleFunc("GET /api/v1/turn/allocations", s.auth(false, s.turnAllocations))
-	m.HandleFunc("POST /api/v1/turn/credentials", s.auth(false, s.turnCredentials))
+	m.HandleFunc("POST /api/v1/turn/credentials", s.auth(true, s.turnCredentials))
 	m.HandleFunc("GET /api/v1/turn/users", s.auth(false, s.turnUsers))
 	m.HandleFunc("POST /api/v1/turn/users", s.auth(true, s.putTURNUser))
 	m.HandleFunc("DELETE /api/v1/turn/users/{name}", s.auth(true, s.deleteTURNUser))
@@ -69,7 +69,8 @@ func (s *Server) turnAllocations(w http.ResponseWriter, r *http.Request, p Princ
 }
 
 // turnCredentials mints TURN REST API credentials for a web application.
-// Auditors may mint too: it changes no configuration.
+// Only admins may: a credential is relay access for anyone who holds it,
+// which is more than reading.
 func (s *Server) turnCredentials(w http.ResponseWriter, r *http.Request, p Principal) {
 	t := s.turnService(w)
 	if t == nil {
@@ -126,6 +127,15 @@ func (s *Server) turnRealm() string {
 	return turn.DefaultRealm
 }
 
+// ValidateTURNPassword reports why pw cannot be a long-term TURN password,
+// or nil: the rule of the API and the CLI alike.
+func ValidateTURNPassword(pw string) error {
+	if len(pw) < 8 {
+		return errors.New("password must be at least 8 characters")
+	}
+	return nil
+}
+
 func (s *Server) putTURNUser(w http.ResponseWriter, r *http.Request, p Principal) {
 	var req struct {
 		Name     string `json:"name"`
@@ -139,8 +149,8 @@ func (s *Server) putTURNUser(w http.ResponseWriter, r *http.Request, p Principal
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if len(req.Password) < 8 {
-		writeError(w, http.StatusBadRequest, "password must be at least 8 characters")
+	if err := ValidateTURNPassword(req.Password); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if req.Realm == "" {

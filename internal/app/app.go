@@ -1,10 +1,13 @@
 // Package app builds Portico's services from the configuration, runs them
 // under one errgroup, and applies configuration changes live.
 //
-// The configuration lives in the store as numbered versions. A file given at
-// start is imported when it differs from the active version; the API and
-// SIGHUP replace it later. A change is parsed, validated and prepared (new
-// listeners bound) before it is stored and swapped in, so a refused change
+// The configuration lives in the store as numbered versions and the active
+// (newest) one is the truth. A file given at start or on SIGHUP is imported
+// only under the import rule (importfile.go): on the first start, or when
+// it changed since its last import and no API edit is newer, or when
+// forced. Every document is checked by Validate, which builds the services
+// as a live load does, and is stored only when that passed; a change is
+// then prepared (new listeners bound) and swapped in, so a refused change
 // leaves the running configuration as it was.
 package app
 
@@ -22,6 +25,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,7 +40,9 @@ import (
 	"github.com/portico-edge/portico/internal/backup"
 	"github.com/portico-edge/portico/internal/certs"
 	"github.com/portico-edge/portico/internal/config"
+	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/logging"
+	"github.com/portico-edge/portico/internal/sipedge"
 	"github.com/portico-edge/portico/internal/store"
 	"github.com/portico-edge/portico/internal/store/open"
 )
@@ -45,15 +52,21 @@ var Version = "dev"
 
 // Options are what the command line gives.
 type Options struct {
-	// ConfigFile is imported at start and on SIGHUP; empty uses the store's
-	// active version (or the defaults on a new store).
+	// ConfigFile is imported at start and on SIGHUP under the import rule;
+	// empty uses the store's active version (or the defaults on a new store).
 	ConfigFile string
+	// ForceImport imports ConfigFile at start even over a newer API edit.
+	ForceImport bool
 	// DataDir holds the SQLite store, logs and runtime files. Default ./data.
 	DataDir string
 	// Console receives the one-time first-start admin password. Default stdout.
 	Console io.Writer
 	// Getenv reads the environment (tests). Default os.Getenv.
 	Getenv func(string) string
+	// Force takes the store over from another node that holds it
+	// (serve --force): for a node that is gone but whose lease has not
+	// expired yet.
+	Force bool
 }
 
 // running is the configuration in force and the version it came from.
@@ -76,12 +89,17 @@ type App struct {
 	built   *built
 	certs   *certs.Store
 	bootCfg *config.Config // what the services were built from
+	fds     *connlimit.Reserve
 
-	pendingRestart atomic.Pointer[[]string] // sections changed that apply at restart
+	pendingRestart atomic.Pointer[[]string] // fields changed that apply at restart
+	fileImport     atomic.Pointer[FileImport]
 
 	cur      atomic.Pointer[running]
 	replace  sync.Mutex // serialises configuration changes
 	storeErr atomic.Pointer[string]
+
+	nodeID    string                 // this node's ID in the store's lease
+	leaseLost atomic.Pointer[string] // set when another node took the store over
 }
 
 // New reads the configuration, opens the store (migrating it), makes the
@@ -123,31 +141,41 @@ func New(ctx context.Context, opts Options) (*App, error) {
 			a.Close()
 		}
 	}()
+	// Without a file, PORTICO_STORE_DSN names the store: the node must not
+	// start a new, empty SQLite store beside the cluster it belongs to.
+	cfg.Store.Backend = open.Resolve(open.Config{Backend: cfg.Store.Backend}, fileDoc != nil, opts.Getenv).Backend
 	a.st, err = openStore(ctx, cfg.Store, opts.DataDir, opts.Getenv, a.log.Logger)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.loadConfig(ctx, cfg, fileDoc); err != nil {
+	if err := a.acquireLease(ctx, cfg.Node.Name); err != nil {
+		a.st.Close()
+		a.st = nil
 		return nil, err
 	}
-	if stored := a.cur.Load().cfg; stored.Log != cfg.Log {
-		// Started without a file: the store's version decides where logs go.
-		l, err := newLogger(stored, opts.DataDir)
+	boot, err := a.chooseConfig(ctx, cfg, fileDoc)
+	if err != nil {
+		return nil, err
+	}
+	if boot.cfg.Log != cfg.Log {
+		// The store's version decides where logs go.
+		l, err := newLogger(boot.cfg, opts.DataDir)
 		if err != nil {
 			return nil, err
 		}
 		a.log.Close()
 		a.log = l
 	}
-	cfg = a.cur.Load().cfg
+	cfg = boot.cfg
 	a.bootCfg = cfg
 	if err := a.log.SetLevel(cfg.Log.Level); err != nil {
 		return nil, err
 	}
-	if err := ensureAdmin(ctx, a.st, opts.Getenv("PORTICO_ADMIN_PASSWORD"), opts.Console); err != nil {
+	if err := ensureAdmin(ctx, a.st, opts.Getenv("PORTICO_ADMIN_PASSWORD"), opts.Console, storeFlagsHint(cfg, opts)); err != nil {
 		return nil, err
 	}
 	a.spool = store.NewSpool(a.st, logging.Component(a.log.Logger, "store"), 100000)
+	a.spool.SetPolicy(store.HistoryPolicy{MaxAge: cfg.History.MaxAge.D(), MaxRows: cfg.History.MaxRows, FoldWindow: cfg.History.FoldWindow.D()})
 	a.reg = prometheus.NewRegistry()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portico_store_up", Help: "1 when the store answers."}, func() float64 {
@@ -156,8 +184,17 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		}
 		return 0
 	}))
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portico_history_spool_pending", Help: "History records waiting for the store."}, func() float64 {
+		return float64(a.spool.Pending())
+	}))
+	a.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_history_spool_dropped_total", Help: "History records dropped because the spool was full."}, func() float64 {
+		return float64(a.spool.Dropped())
+	}))
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portico_config_version", Help: "Active configuration version."}, func() float64 {
-		return float64(a.cur.Load().version.Version)
+		if r := a.cur.Load(); r != nil {
+			return float64(r.version.Version)
+		}
+		return 0
 	}))
 	// The management certificate is made (on the first start) before the
 	// certificate store loads, so that it is also the access proxy's
@@ -171,10 +208,18 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	if err := a.certs.Load(ctx); err != nil {
 		return nil, fmt.Errorf("load certificates: %w", err)
 	}
+	// Outside listeners leave descriptors free so that management answers
+	// while they are flooded (node.fd_reserve, read at start).
+	a.fds = connlimit.NewReserve(cfg.Node.FDReserve)
+	// Building the services is the validation a live load does; a document
+	// they refuse is not stored, so the next start still finds a good one.
 	if a.built, err = buildServices(cfg, a.serviceDeps()); err != nil {
-		return nil, err
+		return nil, asConfigErrors(err)
 	}
 	a.svcs = a.built.list
+	if err := a.commitBoot(ctx, boot); err != nil {
+		return nil, err
+	}
 	a.api, err = api.New(api.Config{
 		SessionTTL: cfg.Management.SessionTTL.D(), MaxLoginFailures: cfg.Management.MaxLoginFailures,
 		Lockout: cfg.Management.Lockout.D(), LoginRatePerMinute: cfg.Management.LoginRatePerMinute,
@@ -225,10 +270,7 @@ func newLogger(cfg *config.Config, dataDir string) (*logging.Logger, error) {
 // environment so the password stays out of the document; errors never
 // include it.
 func openStore(ctx context.Context, sc config.Store, dataDir string, getenv func(string) string, log *slog.Logger) (store.Store, error) {
-	oc := open.Config{Backend: sc.Backend, Path: filepath.Join(dataDir, sc.Path), DSN: sc.DSN}
-	if oc.DSN == "" {
-		oc.DSN = getenv("PORTICO_STORE_DSN")
-	}
+	oc := open.Resolve(open.Config{Backend: sc.Backend, Path: filepath.Join(dataDir, sc.Path), DSN: sc.DSN}, true, getenv)
 	st, err := open.Open(ctx, oc, logging.Component(log, "store"))
 	if err != nil {
 		return nil, fmt.Errorf("store (%s): %w", sc.Backend, err)
@@ -241,48 +283,106 @@ func sum(doc []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// loadConfig settles the running configuration: the file's document when it
-// differs from the active version (imported as a new version), else the
-// active version, else the defaults (stored as version 1).
-func (a *App) loadConfig(ctx context.Context, fileCfg *config.Config, fileDoc []byte) error {
+// bootChoice is the configuration a start runs and whether it must be
+// stored first (once the services have accepted it).
+type bootChoice struct {
+	cfg     *config.Config
+	doc     []byte // to store; nil: version is already stored
+	author  string
+	comment string
+	expect  int64
+	version store.ConfigVersion
+	plan    *importPlan
+}
+
+// chooseConfig applies the import rule at start: the file's document, or
+// the store's active version, or (empty store, no file) the defaults.
+func (a *App) chooseConfig(ctx context.Context, fileCfg *config.Config, fileDoc []byte) (bootChoice, error) {
 	active, err := a.st.ActiveConfig(ctx)
+	hasActive := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("read active config: %w", err)
+		return bootChoice{}, fmt.Errorf("read active config: %w", err)
 	}
-	expect := active.Version
-	switch {
-	case fileDoc != nil && (errors.Is(err, store.ErrNotFound) || active.SHA256 != sum(fileDoc)):
-		v, err := a.st.PutConfig(ctx, fileDoc, "file:"+a.opts.ConfigFile, "imported at start", expect)
+	useActive := func() (bootChoice, error) {
+		cfg, err := config.Parse(active.Document)
 		if err != nil {
-			return fmt.Errorf("import config: %w", err)
+			return bootChoice{}, fmt.Errorf("active config version %d: %w", active.Version, err)
 		}
-		a.log.Info("imported configuration file", "component", "config", "file", a.opts.ConfigFile, "version", v.Version)
-		a.cur.Store(&running{cfg: fileCfg, version: v})
-	case fileDoc != nil:
-		a.cur.Store(&running{cfg: fileCfg, version: active})
-	case err == nil:
-		cfg, perr := config.Parse(active.Document)
-		if perr != nil {
-			return fmt.Errorf("active config version %d: %w", active.Version, perr)
+		return bootChoice{cfg: cfg, version: active}, nil
+	}
+	if fileDoc == nil {
+		if hasActive {
+			return useActive()
 		}
-		a.cur.Store(&running{cfg: cfg, version: active})
-	default:
-		doc, merr := config.Marshal(fileCfg)
-		if merr != nil {
-			return merr
-		}
-		v, err := a.st.PutConfig(ctx, doc, "portico", "defaults at first start", 0)
+		doc, err := config.Marshal(fileCfg)
 		if err != nil {
-			return fmt.Errorf("store default config: %w", err)
+			return bootChoice{}, err
 		}
-		a.cur.Store(&running{cfg: fileCfg, version: v})
+		return bootChoice{cfg: fileCfg, doc: doc, author: config.DefaultsAuthor, comment: "defaults at first start"}, nil
+	}
+	plan, err := planImport(ctx, a.st, a.opts.ConfigFile, sum(fileDoc), active, hasActive, a.opts.ForceImport)
+	if err != nil {
+		return bootChoice{}, err
+	}
+	if plan.doImport {
+		return bootChoice{cfg: fileCfg, doc: fileDoc, author: config.FileAuthor(a.opts.ConfigFile),
+			comment: "imported at start (" + plan.result.State + ")", expect: active.Version, plan: &plan}, nil
+	}
+	b, err := useActive()
+	b.plan = &plan
+	return b, err
+}
+
+// commitBoot stores the chosen document if it is new and makes it current.
+func (a *App) commitBoot(ctx context.Context, b bootChoice) error {
+	v := b.version
+	if b.doc != nil {
+		var err error
+		if v, err = a.st.PutConfig(ctx, b.doc, b.author, b.comment, b.expect); err != nil {
+			return fmt.Errorf("store config: %w", err)
+		}
+	}
+	a.cur.Store(&running{cfg: b.cfg, version: v})
+	if b.plan != nil {
+		a.noteImport(b.plan.result, v)
 	}
 	return nil
 }
 
+// storeFlagsHint is what a CLI command needs to open this node's store, for
+// messages that tell the operator which command to run.
+func storeFlagsHint(cfg *config.Config, opts Options) string {
+	if cfg.Store.Backend == "postgres" {
+		if opts.ConfigFile != "" {
+			return "--config " + opts.ConfigFile
+		}
+		return "(with PORTICO_STORE_DSN set)"
+	}
+	dir, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		dir = opts.DataDir
+	}
+	return "--data " + dir
+}
+
+// noteImport logs what happened to the file and keeps it for the status API.
+func (a *App) noteImport(r FileImport, running store.ConfigVersion) {
+	a.fileImport.Store(&r)
+	attrs := []any{"component", "config", "file", r.File, "result", r.State, "active_version", running.Version}
+	switch r.State {
+	case importRefused:
+		a.log.Warn("configuration file not imported: "+r.Detail, attrs...)
+	case importFirst, importForced:
+		a.log.Info("configuration file imported as version "+fmt.Sprint(running.Version)+": "+r.Detail, attrs...)
+	default:
+		a.log.Info("configuration file not imported: "+r.Detail, attrs...)
+	}
+}
+
 // ensureAdmin creates the admin account when no enabled admin exists, with
-// the given password or a random one printed once on the console.
-func ensureAdmin(ctx context.Context, st store.Store, password string, console io.Writer) error {
+// the given password or a random one printed once on the console. storeHint
+// names the flags that reach this store, so the reset command can be pasted.
+func ensureAdmin(ctx context.Context, st store.Store, password string, console io.Writer, storeHint string) error {
 	users, err := st.Users(ctx)
 	if err != nil {
 		return fmt.Errorf("read users: %w", err)
@@ -315,7 +415,7 @@ func ensureAdmin(ctx context.Context, st store.Store, password string, console i
 		return fmt.Errorf("create admin: %w", err)
 	}
 	if generated {
-		fmt.Fprintf(console, "\nPortico first start: created user %q with password %s\nIt is shown only this once; change it with `portico user passwd %s`.\n\n", name, password, name)
+		fmt.Fprintf(console, "\nPortico first start: created user %q with password %s\nIt is shown only this once; change it with `portico user passwd %s %s`.\n\n", name, password, name, storeHint)
 	} else {
 		fmt.Fprintf(console, "Portico first start: created user %q with the password from PORTICO_ADMIN_PASSWORD\n", name)
 	}
@@ -323,7 +423,7 @@ func ensureAdmin(ctx context.Context, st store.Store, password string, console i
 }
 
 func (a *App) serviceDeps() serviceDeps {
-	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv, hist: a.spool, events: a.spool.AddEvent}
+	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv, hist: a.spool, events: a.spool.AddEvent, fds: a.fds}
 }
 
 // ManagementURL is where the API listens.
@@ -340,6 +440,9 @@ func (a *App) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.mgmt.run(gctx, a.drain) })
 	g.Go(func() error { return a.spool.Run(gctx) })
+	// The guard blocks without running; Run sweeps ended blocks and feeds
+	// the kernel set. It is no service of readiness: nothing waits on it.
+	g.Go(func() error { return a.built.guard.Run(gctx) })
 	g.Go(func() error { a.watchStore(gctx); return nil })
 	for _, s := range a.svcs {
 		g.Go(func() error {
@@ -371,6 +474,9 @@ func (a *App) watchStore(ctx context.Context) {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err := a.st.Ping(pctx)
 		cancel()
+		if err == nil {
+			a.renewLease(ctx)
+		}
 		prev := a.storeErr.Load()
 		if err != nil && ctx.Err() == nil {
 			msg := err.Error()
@@ -397,9 +503,15 @@ func (a *App) ready(ctx context.Context) []api.Check {
 		c.OK, c.Error = false, err.Error()
 	}
 	checks := []api.Check{c}
-	sp := api.Check{Name: "history-spool", OK: a.spool.Healthy()}
-	if !sp.OK {
-		sp.Error = fmt.Sprintf("%d history records waiting for the store", a.spool.Pending())
+	if lost := a.leaseLost.Load(); lost != nil {
+		checks = append(checks, api.Check{Name: "store-lease", OK: false, Error: *lost})
+	}
+	// History waiting for the store is shown, never failed: a flood of
+	// rejected requests fills the spool while the store answers, and a
+	// node pulled from its load balancer for that would serve no one.
+	sp := api.Check{Name: "history-spool", OK: true}
+	if n := a.spool.Pending(); n > 0 {
+		sp.Info = fmt.Sprintf("%d history records waiting for the store", n)
 	}
 	checks = append(checks, sp)
 	for _, s := range a.svcs {
@@ -412,7 +524,21 @@ func (a *App) ready(ctx context.Context) []api.Check {
 		}
 		checks = append(checks, c)
 	}
+	if ss := a.built.sip.Load(); ss != nil {
+		checks = append(checks, sipListenerChecks(ss.ListenerStatus())...)
+	}
 	return checks
+}
+
+// sipListenerChecks are one readiness check per SIP listener: a listener
+// whose serving ended, or whose accepts are failing, makes the node not
+// ready even though the SIP service as a whole still runs.
+func sipListenerChecks(ls []sipedge.ListenerStatus) []api.Check {
+	out := make([]api.Check, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, api.Check{Name: "sip " + l.Interface + " " + l.Transport + " " + l.Address, OK: l.Err == "", Error: l.Err})
+	}
+	return out
 }
 
 func (a *App) status(ctx context.Context) map[string]any {
@@ -421,8 +547,24 @@ func (a *App) status(ctx context.Context) map[string]any {
 		"version": Version, "node": r.cfg.Node.Name, "started_at": a.started.UTC(),
 		"uptime_seconds": int64(time.Since(a.started).Seconds()), "store": a.st.Backend(),
 		"config_version": r.version.Version, "management": a.ManagementURL(),
+		"config":          a.configStatus(r.version),
 		"pending_restart": a.pending(),
 	}
+}
+
+// ConfigStatus says which version runs and where it came from.
+type ConfigStatus struct {
+	Version   int64     `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	Comment   string    `json:"comment"`
+	config.Origin
+	// FileImport is what the last start or SIGHUP did with the file
+	// (absent without --config).
+	FileImport *FileImport `json:"file_import,omitempty"`
+}
+
+func (a *App) configStatus(v store.ConfigVersion) ConfigStatus {
+	return ConfigStatus{Version: v.Version, CreatedAt: v.CreatedAt.UTC(), Comment: v.Comment, Origin: config.OriginOf(v.Author), FileImport: a.fileImport.Load()}
 }
 
 func (a *App) pending() []string {
@@ -432,24 +574,66 @@ func (a *App) pending() []string {
 	return []string{}
 }
 
-// Reimport reads the configuration file again (SIGHUP) and applies it if it
-// differs from the active version.
+// Reimport is SIGHUP: it first takes up the store's active version if it is
+// newer than the running one (written by portico config import, or by
+// another node sharing the store), then reads the configuration file again
+// and imports it under the same rule as a start (never forced). A refusal
+// by the rule returns an error wrapping ErrImportRefused, already logged.
 func (a *App) Reimport(ctx context.Context) error {
+	active, err := a.st.ActiveConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("read active config: %w", err)
+	}
+	if active.Version != a.cur.Load().version.Version {
+		changed, err := a.apply(ctx, nil, &active, "", "", -1)
+		if err != nil {
+			return fmt.Errorf("store's active version %d: %w", active.Version, err)
+		}
+		o := config.OriginOf(active.Author)
+		a.log.Info("applied the store's active configuration", "component", "config", "version", active.Version, "source", o.Source, "author", o.Author, "changed", changed)
+	}
 	if a.opts.ConfigFile == "" {
-		return errors.New("no configuration file to re-import (started without --config)")
+		return nil
 	}
 	doc, err := os.ReadFile(a.opts.ConfigFile)
 	if err != nil {
 		return fmt.Errorf("config file: %w", err)
 	}
-	if sum(doc) == a.cur.Load().version.SHA256 {
-		return nil
-	}
-	_, changed, err := a.Replace(ctx, doc, "file:"+a.opts.ConfigFile, "re-imported on SIGHUP", -1)
+	plan, err := planImport(ctx, a.st, a.opts.ConfigFile, sum(doc), active, true, false)
 	if err != nil {
 		return err
 	}
-	a.log.Info("configuration re-imported", "component", "config", "changed", changed)
+	if !plan.doImport {
+		a.noteImport(plan.result, active)
+		if plan.result.State == importRefused {
+			return fmt.Errorf("%w: %s", ErrImportRefused, plan.result.Detail)
+		}
+		return nil
+	}
+	v, changed, err := a.Replace(ctx, doc, config.FileAuthor(a.opts.ConfigFile), "re-imported on SIGHUP", active.Version)
+	if err != nil {
+		return err
+	}
+	a.noteImport(plan.result, v)
+	a.log.Info("configuration re-imported", "component", "config", "version", v.Version, "changed", changed)
+	return nil
+}
+
+// Validate checks doc as Replace would (see the package function Validate)
+// without storing or applying it.
+func (a *App) Validate(ctx context.Context, doc []byte) error {
+	cfg, err := validate(doc, a.serviceDeps())
+	if err != nil {
+		return err
+	}
+	return a.checkLive(cfg)
+}
+
+// checkLive refuses what a running node cannot take at all.
+func (a *App) checkLive(cfg *config.Config) error {
+	if cfg.Store != a.cur.Load().cfg.Store {
+		return config.Errors{{Path: "store", Reason: "the store cannot change while Portico runs; move data with backup and restore, then restart"}}
+	}
 	return nil
 }
 
@@ -457,46 +641,49 @@ func (a *App) Reimport(ctx context.Context) error {
 // active version is still expect (-1: any), and swaps it in. On any error
 // the running configuration is untouched.
 func (a *App) Replace(ctx context.Context, doc []byte, author, comment string, expect int64) (store.ConfigVersion, []string, error) {
+	var v store.ConfigVersion
+	changed, err := a.apply(ctx, doc, &v, author, comment, expect)
+	return v, changed, err
+}
+
+// apply validates and prepares a document, then swaps it in. With doc nil
+// it applies the stored version *v; otherwise it stores doc first and sets
+// *v to the new version.
+func (a *App) apply(ctx context.Context, doc []byte, v *store.ConfigVersion, author, comment string, expect int64) ([]string, error) {
 	a.replace.Lock()
 	defer a.replace.Unlock()
-	cfg, err := config.Parse(doc)
+	stored := doc == nil
+	if stored {
+		doc = v.Document
+	}
+	// The same build a start does, on a throwaway set that is closed again.
+	cfg, err := validate(doc, a.serviceDeps())
 	if err != nil {
-		return store.ConfigVersion{}, nil, err
+		return nil, err
+	}
+	if err := a.checkLive(cfg); err != nil {
+		return nil, err
 	}
 	old := a.cur.Load()
 	changed := config.Changed(old.cfg, cfg)
-	var es config.Errors
-	if cfg.Store != old.cfg.Store {
-		es = append(es, config.FieldError{Path: "store", Reason: "the store cannot change while Portico runs; move data with backup and restore, then restart"})
-	}
-	if len(es) > 0 {
-		return store.ConfigVersion{}, nil, es
-	}
-	// Services validate their own sections; building them does no I/O.
-	// The built set is thrown away: sections other than access_proxy apply at restart.
-	if _, err := buildServices(cfg, a.serviceDeps().withRegisterer(prometheus.NewRegistry())); err != nil {
-		if es, ok := config.AsErrors(err); ok {
-			return store.ConfigVersion{}, nil, es
-		}
-		return store.ConfigVersion{}, nil, config.Errors{{Reason: err.Error()}}
-	}
 	var pending *preparedListener
 	if cfg.Management.Listen != old.cfg.Management.Listen {
 		if pending, err = a.mgmt.prepare(cfg.Management.Listen); err != nil {
-			return store.ConfigVersion{}, nil, config.Errors{{Path: "management.listen", Reason: err.Error()}}
+			return nil, config.Errors{{Path: "management.listen", Reason: err.Error()}}
 		}
 	}
-	v, err := a.st.PutConfig(ctx, doc, author, comment, expect)
-	if err != nil {
-		pending.abandon()
-		return store.ConfigVersion{}, nil, err
+	if !stored {
+		if *v, err = a.st.PutConfig(ctx, doc, author, comment, expect); err != nil {
+			pending.abandon()
+			return nil, err
+		}
 	}
-	a.cur.Store(&running{cfg: cfg, version: v})
+	a.cur.Store(&running{cfg: cfg, version: *v})
 	a.log.SetLevel(cfg.Log.Level)
 	var sipRestart []string
 	if ss := a.built.sip.Load(); ss != nil && cfg.SIP.Enabled {
 		if sipRestart, err = ss.Reload(sipConfig(cfg)); err != nil {
-			// Not expected: buildServices above validated the section.
+			// Not expected: validate above built the section.
 			a.log.Error("sip reload", "component", "config", "err", err)
 			sipRestart = []string{"sip"}
 		}
@@ -512,54 +699,105 @@ func (a *App) Replace(ctx context.Context, doc []byte, author, comment string, e
 	if err := a.built.setACLs(cfg); err != nil {
 		a.log.Error("acl reload", "component", "config", "err", err)
 	}
-	a.notePending(cfg, sipRestart)
+	apRestart := a.reloadAccessProxy(cfg)
+	a.notePending(cfg, append(sipRestart, apRestart...))
 	a.mgmt.acl.set(cfg.Management.AllowedNetworks)
 	if pending != nil {
 		a.mgmt.commit(pending)
 	}
-	if ap := a.built.accessProxy; ap != nil && cfg.AccessProxy.Enabled {
-		if err := ap.Reload(cfg.AccessProxy.Config); err != nil {
-			a.log.Error("access proxy reload", "component", "config", "err", err)
-		}
-	}
-	a.log.Info("configuration applied", "component", "config", "version", v.Version, "author", author, "changed", changed)
-	return v, changed, nil
+	a.log.Info("configuration applied", "component", "config", "version", v.Version, "author", v.Author, "changed", changed, "pending_restart", a.pending())
+	return changed, nil
 }
 
-// notePending records the sections that differ from what the node started
-// with and apply only at restart (media ranges, log destination), and the
-// sip fields the running SIP edge could not take live (sipRestart, from
-// its Reload).
-func (a *App) notePending(cfg *config.Config, sipRestart []string) {
-	var p []string
-	if a.bootCfg.AccessProxy.Enabled != cfg.AccessProxy.Enabled {
-		p = append(p, "access_proxy")
+// reloadAccessProxy applies the access_proxy section live. Its listeners
+// stay as they were bound (the routes and everything else change), and
+// the listener fields that differ are returned for pending_restart.
+func (a *App) reloadAccessProxy(cfg *config.Config) []string {
+	ap := a.built.accessProxy
+	if ap == nil || !cfg.AccessProxy.Enabled {
+		return nil
 	}
-	for _, sec := range config.Changed(a.bootCfg, cfg) {
-		if restartSections[sec] {
-			p = append(p, sec)
-		}
+	rc, run := cfg.AccessProxy.Config, ap.Config()
+	var restart []string
+	if rc.Listen != "" && rc.Listen != run.Listen {
+		restart = append(restart, "access_proxy.listen")
 	}
-	if a.built.turn == nil || !cfg.TURN.Enabled {
-		if a.bootCfg.TURN.Enabled != cfg.TURN.Enabled {
-			p = append(p, "turn")
-		}
+	if !slices.Equal(rc.ExtraListen, run.ExtraListen) && len(rc.ExtraListen)+len(run.ExtraListen) > 0 {
+		restart = append(restart, "access_proxy.extra_listen")
+	}
+	rc.Listen, rc.ExtraListen = run.Listen, run.ExtraListen
+	rc.TCP = slices.Clone(rc.TCP)
+	if len(rc.TCP) != len(run.TCP) {
+		restart = append(restart, "access_proxy.tcp")
+		rc.TCP = run.TCP
 	} else {
-		p = append(p, turnRestart(a.bootCfg, cfg)...)
+		for i := range rc.TCP {
+			if rc.TCP[i].Listen != run.TCP[i].Listen {
+				restart = append(restart, fmt.Sprintf("access_proxy.tcp[%d].listen", i))
+				rc.TCP[i].Listen = run.TCP[i].Listen
+			}
+		}
 	}
-	switch boot := a.bootCfg.SIP; {
-	case boot.Enabled != cfg.SIP.Enabled || (a.built.sip.Load() == nil && cfg.SIP.Enabled):
-		p = append(p, "sip")
-	case boot.Certificate != cfg.SIP.Certificate:
+	if err := ap.Reload(rc); err != nil {
+		// A route naming a new listener cannot apply before it is bound.
+		a.log.Warn("access proxy keeps its routes until restart", "component", "config", "err", err)
+		restart = append(restart, "access_proxy")
+	}
+	return restart
+}
+
+// liveFields are applied by apply itself (log level, management listener
+// and ACL) or read where they are used (node).
+var liveFields = map[string]bool{"log.level": true, "management.listen": true, "management.allowed_networks": true}
+
+// notePending records every field that differs from what the node started
+// with and that a restart applies: each accepted change is either applied
+// live or named here. svcRestart are the fields the running SIP edge and
+// access proxy could not take live.
+func (a *App) notePending(cfg *config.Config, svcRestart []string) {
+	boot := a.bootCfg
+	p := []string{}
+	// service reports whether a service's section is handled by its Reload
+	// (running and still enabled); otherwise a change of enabled is pending.
+	service := func(sec string, wasOn, isOn, running bool) bool {
+		if wasOn != isOn {
+			p = append(p, sec+".enabled")
+		}
+		return running && isOn
+	}
+	sipLive := service("sip", boot.SIP.Enabled, cfg.SIP.Enabled, a.built.sip.Load() != nil)
+	turnLive := service("turn", boot.TURN.Enabled, cfg.TURN.Enabled, a.built.turn != nil)
+	apLive := service("access_proxy", boot.AccessProxy.Enabled, cfg.AccessProxy.Enabled, a.built.accessProxy != nil)
+	off := map[string]bool{ // sections off before and after: nothing to apply
+		"sip": !boot.SIP.Enabled && !cfg.SIP.Enabled, "turn": !boot.TURN.Enabled && !cfg.TURN.Enabled,
+		"access_proxy": !boot.AccessProxy.Enabled && !cfg.AccessProxy.Enabled, "media": !boot.Media.Enabled && !cfg.Media.Enabled,
+	}
+	for _, f := range config.Diff(boot, cfg) {
+		sec, _, _ := strings.Cut(f, ".")
+		sec, _, _ = strings.Cut(sec, "[")
+		switch {
+		case liveFields[f] || (sec == "node" && f != "node.fd_reserve") || off[sec] || f == "sip.enabled" || f == "turn.enabled" || f == "access_proxy.enabled":
+		case sec == "policy" || (sec == "guard" && f != "guard.kernel"):
+			// the guard's and the ACLs' Reload and setACLs apply them
+		case sec == "sip" && sipLive, sec == "access_proxy" && apLive:
+			// their Reload reports what it could not apply (svcRestart)
+		case sec == "sip" || sec == "turn" || sec == "access_proxy":
+			if !(sec == "turn" && turnLive) {
+				p = append(p, f)
+			}
+		default:
+			p = append(p, f)
+		}
+	}
+	if sipLive && boot.SIP.Certificate != cfg.SIP.Certificate {
 		p = append(p, "sip.certificate")
 	}
-	p = append(p, sipRestart...)
-	if a.bootCfg.Guard.Kernel != cfg.Guard.Kernel {
-		p = append(p, "guard.kernel")
+	if turnLive {
+		p = append(p, turnRestart(boot, cfg)...)
 	}
-	if a.bootCfg.Log.File != cfg.Log.File || a.bootCfg.Log.Format != cfg.Log.Format {
-		p = append(p, "log")
-	}
+	p = append(p, svcRestart...)
+	slices.Sort(p)
+	p = slices.Compact(p)
 	a.pendingRestart.Store(&p)
 }
 
@@ -568,7 +806,17 @@ func (a *App) Close() {
 	if a.mgmt != nil {
 		a.mgmt.close()
 	}
+	if a.built != nil {
+		a.built.close()
+	}
 	if a.st != nil {
+		if a.nodeID != "" && a.leaseLost.Load() == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if err := a.st.ReleaseLease(ctx, a.nodeID); err != nil {
+				a.log.Warn("store lease not released; it expires by itself", "component", "store", "err", err)
+			}
+			cancel()
+		}
 		a.st.Close()
 		a.st = nil
 	}
@@ -585,6 +833,10 @@ func (c configService) Active(ctx context.Context) (store.ConfigVersion, error) 
 		return c.a.st.ConfigVersion(ctx, v.Version)
 	}
 	return v, nil
+}
+
+func (c configService) Validate(ctx context.Context, doc []byte) error {
+	return c.a.Validate(ctx, doc)
 }
 
 func (c configService) Replace(ctx context.Context, doc []byte, author, comment string, expect int64) (store.ConfigVersion, []string, error) {
@@ -607,6 +859,16 @@ func (b backupService) Restore(ctx context.Context, r io.Reader) error {
 	defer b.a.replace.Unlock()
 	if err := b.a.st.Restore(ctx, snap); err != nil {
 		return fmt.Errorf("restore: %w", err)
+	}
+	// The restored active version is what the API now reads and what the
+	// next change must name (its ETag); it runs from the next start.
+	if v, err := b.a.st.ActiveConfig(ctx); err == nil {
+		run := &running{cfg: b.a.cur.Load().cfg, version: v}
+		if cfg, err := config.Parse(v.Document); err == nil {
+			run.cfg = cfg
+		}
+		b.a.cur.Store(run)
+		b.a.notePending(run.cfg, []string{"restore"})
 	}
 	b.a.log.Warn("store restored from a backup archive; restart to run its configuration", "component", "app")
 	return nil

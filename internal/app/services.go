@@ -5,11 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +18,7 @@ import (
 	"github.com/portico-edge/portico/internal/accessproxy"
 	"github.com/portico-edge/portico/internal/certs"
 	"github.com/portico-edge/portico/internal/config"
+	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/media"
@@ -35,11 +36,6 @@ type service struct {
 	running atomic.Bool
 	err     atomic.Pointer[string]
 }
-
-// restartSections change only at the next start: the relay keeps the ports
-// of calls in progress, and the log file stays open. The sip section is
-// applied live by the SIP edge's Reload, except the fields it names.
-var restartSections = map[string]bool{"media": true}
 
 // turnRestart names the turn fields that differ between the configuration
 // the TURN service started with and cfg and that only a restart applies
@@ -78,6 +74,7 @@ type serviceDeps struct {
 	hist  sipedge.History
 	// events records guard blocks and unblocks (the history spool).
 	events func(store.Event)
+	fds    *connlimit.Reserve // descriptors kept free for management
 }
 
 func (d serviceDeps) withRegisterer(r prometheus.Registerer) serviceDeps {
@@ -93,14 +90,29 @@ type built struct {
 	accessProxy *accessproxy.Server
 	sip         atomic.Pointer[sipedge.Server]
 	guard       *guard.Guard
+	closers     []io.Closer // in build order; close releases them in reverse
 	// sipACL, turnACL and mgmtACL are policy.acl.sip, .turn and
 	// .management, swapped on reload.
 	sipACL, turnACL, mgmtACL policy.LiveACL
 }
 
-// buildServices makes every enabled service from cfg. It does no I/O.
-func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
+// close releases every service built, whether it ran or not. Safe to call
+// more than once (each service's Close is).
+func (b *built) close() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i].Close()
+	}
+}
+
+// buildServices makes every enabled service from cfg. It does no I/O. On
+// error, what was built is closed.
+func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 	b := &built{}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
 	log, reg := d.log, d.reg
 	out := b.list
 	g, err := guard.New(guardConfig(cfg), guard.Deps{Logger: log, Registerer: reg, Events: guardEvents(d.events), OpenKernel: openNFT})
@@ -108,7 +120,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 		return nil, asConfigErrors(err)
 	}
 	b.guard = g
-	out = append(out, &service{name: "guard", run: g.Run})
+	b.closers = append(b.closers, g)
 	if err := b.setACLs(cfg); err != nil {
 		return nil, asConfigErrors(err)
 	}
@@ -127,9 +139,16 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 			return nil, asConfigErrors(err)
 		}
 		b.relay = relay
+		b.closers = append(b.closers, relay)
 		out = append(out, &service{name: "media", run: relay.Run})
 		if cfg.Media.NGListen != "" {
-			srv, err := ng.New(ng.Config{Listen: cfg.Media.NGListen, Interfaces: [2]string{"external", "internal"}}, ng.Deps{Relay: relay, Logger: logging.Component(log, "media-ng")})
+			nc := ng.Config{Listen: cfg.Media.NGListen, Interfaces: [2]string{"external", "internal"}, Secret: cfg.Media.NGSecret}
+			for _, n := range cfg.Media.NGAllow {
+				if p, err := netip.ParsePrefix(n); err == nil {
+					nc.Allow = append(nc.Allow, p)
+				}
+			}
+			srv, err := ng.New(nc, ng.Deps{Relay: relay, Logger: logging.Component(log, "media-ng"), Registerer: reg})
 			if err != nil {
 				return nil, fmt.Errorf("media.ng_listen: %w", err)
 			}
@@ -146,6 +165,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 			return nil, asConfigErrors(err)
 		}
 		b.turn = ts
+		b.closers = append(b.closers, ts)
 		out = append(out, &service{name: "turn", run: ts.Run})
 	}
 	if cfg.SIP.Enabled && b.relay != nil {
@@ -153,11 +173,12 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return d.certs.Select(h, cfg.SIP.Certificate)
 		}}
-		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard, ACL: &b.sipACL})
+		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard, ACL: &b.sipACL, Descriptors: d.fds})
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
 		b.sip.Store(ss)
+		b.closers = append(b.closers, ss)
 		out = append(out, &service{name: "sip", run: ss.Run})
 	}
 	if cfg.AccessProxy.Enabled {
@@ -175,28 +196,16 @@ func buildServices(cfg *config.Config, d serviceDeps) (*built, error) {
 			}
 			handlers["sip-wss"] = h
 		}
-		ap, err := accessproxy.New(cfg.AccessProxy.Config, accessproxy.Deps{Logger: log, Registerer: reg, Certs: d.certs, Handlers: handlers})
+		ap, err := accessproxy.New(cfg.AccessProxy.Config, accessproxy.Deps{Logger: log, Registerer: reg, Certs: d.certs, Handlers: handlers, Descriptors: d.fds})
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
 		b.accessProxy = ap
+		b.closers = append(b.closers, ap)
 		out = append(out, &service{name: "access_proxy", run: ap.Run})
 	}
 	b.list = out
 	return b, nil
-}
-
-// asConfigErrors turns a service's validation errors into field errors.
-func asConfigErrors(err error) error {
-	var es config.Errors
-	for _, line := range strings.Split(err.Error(), "; ") {
-		path, reason, ok := strings.Cut(line, ": ")
-		if !ok || strings.Contains(path, " ") {
-			return err
-		}
-		es = append(es, config.FieldError{Path: path, Reason: reason})
-	}
-	return es
 }
 
 // setACLs compiles and installs the ACLs of policy.acl.
@@ -282,8 +291,10 @@ func sipConfig(cfg *config.Config) sipedge.Config {
 		Guest:          sipedge.GuestPolicy{Enabled: s.Guest.Enabled, VMRRanges: s.Guest.VMRRanges, Aliases: s.Guest.Aliases, DefaultDestination: s.Guest.DefaultDestination},
 		Federation:     sipedge.Federation{AllowedDomains: s.Federation.AllowedDomains, OpenB2B: s.Federation.OpenB2B, DNSServer: s.Federation.DNSServer},
 		Limits:         sipedge.Limits{MaxRegistrations: s.MaxRegistrations, MaxCalls: s.MaxCalls},
-		TopologyHiding: sipedge.TopologyHiding{StripServer: s.StripServer},
-		Rules:          cfg.Policy.Rules,
+		TopologyHiding: sipedge.TopologyHiding{StripServer: s.StripServer, RevealUnknownUsers: s.RevealUnknownUsers},
+		Streams: sipedge.StreamLimits{MaxConns: s.TCP.MaxConns, MaxConnsPerSource: s.TCP.MaxConnsPerSource,
+			HandshakeTimeout: s.TCP.HandshakeTimeout.D(), IdleTimeout: s.TCP.IdleTimeout.D()},
+		Rules: cfg.Policy.Rules,
 	}
 	if c.ExternalHost == "" && cfg.Interfaces.External.PublicAddress != "" {
 		c.ExternalHost = cfg.Interfaces.External.PublicAddress
@@ -318,10 +329,53 @@ func turnConfig(cfg *config.Config, env func(string) string) turn.Config {
 		Lifetime:  turn.Lifetime{Default: t.DefaultLifetime.D(), MaxAge: t.MaxAge.D()},
 		Quota:     turn.Quota{PerUser: t.QuotaPerUser, Total: t.QuotaTotal},
 		RateLimit: turn.RateLimit{PerSecond: t.RatePerSecond, Burst: t.RateBurst},
-		Peers:     turn.PeerPolicy{Inside: cfg.Interfaces.Internal.Networks, Deny: t.DenyPeers, Allow: t.AllowPeers},
+		Peers:     turn.PeerPolicy{Inside: cfg.Interfaces.Internal.Networks, Deny: t.DenyPeers, Allow: t.AllowPeers, RelayToRelay: t.RelayToRelay},
 		Auth:      turn.Auth{Secret: secret, MaxTTL: t.RESTMaxTTL.D()},
+		Own:       ownAddresses(cfg),
 		Software:  "",
 	}
+}
+
+// ownAddresses lists what the node listens on besides TURN, which TURN
+// clients must never reach through a relay. A listen address without a
+// host (":443") is every address.
+func ownAddresses(cfg *config.Config) turn.Own {
+	var own turn.Own
+	add := func(a string) {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			return
+		}
+		if host == "" {
+			own.Listeners = append(own.Listeners, net.JoinHostPort("0.0.0.0", port), net.JoinHostPort("::", port))
+		} else if _, err := netip.ParseAddr(host); err == nil {
+			own.Listeners = append(own.Listeners, net.JoinHostPort(host, port))
+		}
+	}
+	add(cfg.Management.Listen)
+	add(cfg.Media.NGListen)
+	if cfg.SIP.Enabled {
+		for _, l := range cfg.SIP.Listeners {
+			add(l.Address)
+		}
+	}
+	if ap := cfg.AccessProxy; ap.Enabled {
+		add(ap.Listen)
+		for _, a := range ap.ExtraListen {
+			add(a)
+		}
+		for _, m := range ap.TCP {
+			add(m.Listen)
+		}
+	}
+	for _, i := range []config.Interface{cfg.Interfaces.External, cfg.Interfaces.Internal, cfg.Interfaces.Management} {
+		for _, a := range []string{i.Address, i.PublicAddress} {
+			if _, err := netip.ParseAddr(a); err == nil {
+				own.Addresses = append(own.Addresses, a)
+			}
+		}
+	}
+	return own
 }
 
 // turnUsers serves TURN long-term keys from the store.

@@ -30,7 +30,8 @@ type Config struct {
 	Log        Log        `yaml:"log" json:"log"`
 	// Guard blocks scanners, guessers and floods on every service
 	// (docs/security.md). On by default.
-	Guard guard.Config `yaml:"guard" json:"guard"`
+	Guard   guard.Config `yaml:"guard" json:"guard"`
+	History History      `yaml:"history" json:"history"`
 
 	// Services added by later work. Each is off until enabled.
 	SIP         SIP         `yaml:"sip" json:"sip"`
@@ -50,6 +51,11 @@ type Node struct {
 	Name string `yaml:"name" json:"name"`
 	// DrainTimeout bounds a graceful shutdown (SIGTERM). Default 30s.
 	DrainTimeout Duration `yaml:"drain_timeout" json:"drain_timeout"`
+	// FDReserve is how many file descriptors outside listeners leave free
+	// for management (SIP stream listeners stop accepting below it, the
+	// access proxy and inside SIP listeners below half of it; at most a
+	// quarter of the process limit). Default 0: 256.
+	FDReserve int `yaml:"fd_reserve,omitempty" json:"fd_reserve,omitempty"`
 }
 
 // Interfaces names the node's network sides. Split interfaces are normal:
@@ -129,6 +135,21 @@ type Policy struct {
 	policy.Config `yaml:",inline" json:",inline"`
 }
 
+// History bounds call, registration and event history (the audit log is
+// kept whole).
+type History struct {
+	// MaxAge: older rows are deleted. Default 2160h (90 days); 0 keeps
+	// rows however old.
+	MaxAge Duration `yaml:"max_age" json:"max_age"`
+	// MaxRows caps each history table; the oldest rows go. Default
+	// 1000000; 0: no cap.
+	MaxRows int `yaml:"max_rows" json:"max_rows"`
+	// FoldWindow: repeated rejections (REGISTER, guest calls) from one source
+	// address with the same reason within it are one row with a count.
+	// Default 10s; 0: every rejection is its own row.
+	FoldWindow Duration `yaml:"fold_window" json:"fold_window"`
+}
+
 // Reserved is the section of a service that later work adds. It only knows
 // whether the service is enabled.
 type Reserved struct {
@@ -152,6 +173,13 @@ type Media struct {
 	SocketBufferKB int `yaml:"socket_buffer_kb" json:"socket_buffer_kb"`
 	// NGListen is host:port of the rtpengine "ng" control listener; empty: off.
 	NGListen string `yaml:"ng_listen" json:"ng_listen"`
+	// NGAllow lists the networks (CIDR) ng requests may come from; others
+	// are dropped and counted. NGAllow or NGSecret is required when
+	// NGListen is not a loopback or private address. Default: any source.
+	NGAllow []string `yaml:"ng_allow,omitempty" json:"ng_allow,omitempty"`
+	// NGSecret is a shared secret every ng request must carry (key
+	// "secret" or flag "secret=..."). Default: none.
+	NGSecret string `yaml:"ng_secret,omitempty" json:"ng_secret,omitempty"`
 	// Workers is the number of packet workers: 0 (the default) is one per
 	// CPU; 1 costs the least CPU per packet but adds latency under load.
 	// 0..256.
@@ -219,6 +247,11 @@ type TURN struct {
 	AllowPeers []string `yaml:"allow_peers,omitempty" json:"allow_peers,omitempty"`
 	// DenyPeers are further denied CIDRs.
 	DenyPeers []string `yaml:"deny_peers,omitempty" json:"deny_peers,omitempty"`
+	// RelayToRelay lets clients relay to other allocations of this node
+	// (two relay-only clients talking to each other). Default false: the
+	// relay range is denied like the node's own listeners, which no
+	// allow_peers entry opens.
+	RelayToRelay bool `yaml:"relay_to_relay" json:"relay_to_relay"`
 	// RESTSecret enables TURN REST API ephemeral credentials (coturn's
 	// use-auth-secret). May come from PORTICO_TURN_SECRET instead, which
 	// keeps it out of the document. Empty: only long-term users.
@@ -265,8 +298,25 @@ type SIP struct {
 	// 503 and Retry-After.
 	MaxRegistrations int `yaml:"max_registrations" json:"max_registrations"`
 	MaxCalls         int `yaml:"max_calls" json:"max_calls"`
-	// StripServer removes Server and User-Agent headers crossing the edge.
+	// StripServer removes the outside endpoint's User-Agent from requests
+	// relayed inside (the inside's Server never crosses).
 	StripServer bool `yaml:"strip_server" json:"strip_server"`
+	// RevealUnknownUsers relays the inside's refusal of an unauthenticated
+	// outside REGISTER as it is; default false: answered as a challenge.
+	RevealUnknownUsers bool `yaml:"reveal_unknown_users" json:"reveal_unknown_users"`
+	// TCP bounds the connections of the tcp, tls, ws and wss listeners.
+	TCP SIPStreams `yaml:"tcp,omitempty" json:"tcp,omitempty"`
+}
+
+// SIPStreams bound each outside SIP stream listener's connections; zero
+// fields take the defaults (max_conns 20000, max_conns_per_source 200,
+// handshake_timeout 10s, idle_timeout twice nat_binding_expiry); a
+// negative value turns that limit off.
+type SIPStreams struct {
+	MaxConns          int      `yaml:"max_conns,omitempty" json:"max_conns,omitempty"`
+	MaxConnsPerSource int      `yaml:"max_conns_per_source,omitempty" json:"max_conns_per_source,omitempty"`
+	HandshakeTimeout  Duration `yaml:"handshake_timeout,omitempty" json:"handshake_timeout,omitempty"`
+	IdleTimeout       Duration `yaml:"idle_timeout,omitempty" json:"idle_timeout,omitempty"`
 }
 
 // SIPListener is one SIP socket.

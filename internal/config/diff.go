@@ -25,3 +25,57 @@ func Changed(old, new *Config) []string {
 	}
 	return out
 }
+
+// Diff lists the fields (by path, as in validation errors) that differ
+// between old and new. Lists are compared whole and named once
+// ("turn.udp"); an absent list equals an empty one.
+func Diff(old, new *Config) []string {
+	var out []string
+	diffValue(reflect.ValueOf(*old), reflect.ValueOf(*new), "", &out)
+	return out
+}
+
+func diffValue(a, b reflect.Value, path string, out *[]string) {
+	if a.Kind() == reflect.Pointer {
+		switch {
+		case a.IsNil() && b.IsNil():
+			return
+		case a.IsNil() || b.IsNil():
+			*out = append(*out, path)
+			return
+		}
+		a, b = a.Elem(), b.Elem()
+	}
+	switch a.Kind() {
+	case reflect.Struct:
+		if a.Type().Implements(textMarshaler) {
+			break
+		}
+		t := a.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			p := path
+			if !strings.Contains(opts, "inline") {
+				if name == "" || name == "-" {
+					continue
+				}
+				p = join(path, name)
+			}
+			diffValue(a.Field(i), b.Field(i), p, out)
+		}
+		return
+	case reflect.Slice, reflect.Map:
+		if a.Len() == 0 && b.Len() == 0 {
+			return
+		}
+	}
+	if !reflect.DeepEqual(a.Interface(), b.Interface()) {
+		*out = append(*out, path)
+	}
+}
+
+var textMarshaler = reflect.TypeOf((*interface{ MarshalText() ([]byte, error) })(nil)).Elem()

@@ -80,26 +80,49 @@ func Parse(doc []byte) (*Config, error) {
 	if body.Kind == yaml.DocumentNode && len(body.Content) == 1 {
 		body = body.Content[0]
 	}
+	// Every problem is collected before returning: unknown fields and
+	// wrong types (checkFields), then the values of whatever decoded.
 	var errs Errors
 	checkFields(body, reflect.TypeOf(Config{}), "", &errs)
-	if len(errs) > 0 {
-		return nil, errs
-	}
 	cfg := Default()
 	if err := body.Decode(cfg); err != nil {
 		var te *yaml.TypeError
-		if errors.As(err, &te) {
+		if !errors.As(err, &te) {
+			return nil, append(errs, FieldError{Reason: err.Error()})
+		}
+		if len(errs) == 0 { // checkFields found none of them; keep yaml's words
 			for _, m := range te.Errors {
 				errs = append(errs, FieldError{Reason: strings.TrimPrefix(m, "yaml: ")})
 			}
-			return nil, errs
 		}
-		return nil, Errors{{Reason: err.Error()}}
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, locate(err, body)
+		vs, ok := AsErrors(locate(err, body))
+		if !ok {
+			return nil, err
+		}
+		errs = merge(errs, vs)
+	}
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	return cfg, nil
+}
+
+// merge appends the errors of more whose path errs does not already name
+// (a field of the wrong type was left at its default, which may fail
+// validation for a reason that only repeats the first).
+func merge(errs, more Errors) Errors {
+	seen := map[string]bool{}
+	for _, e := range errs {
+		seen[e.Path] = true
+	}
+	for _, e := range more {
+		if !seen[e.Path] || e.Path == "" {
+			errs = append(errs, e)
+		}
+	}
+	return errs
 }
 
 var textUnmarshaler = reflect.TypeOf((*encoding.TextUnmarshaler)(nil)).Elem()
@@ -119,6 +142,9 @@ func checkFields(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
 	if reflect.PointerTo(t).Implements(textUnmarshaler) {
 		if n.Kind != yaml.ScalarNode {
 			*errs = append(*errs, FieldError{Path: path, Line: n.Line, Column: n.Column, Reason: "expected a single value"})
+		} else if err := reflect.New(t).Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(n.Value)); err != nil {
+			*errs = append(*errs, FieldError{Path: path, Line: n.Line, Column: n.Column, Reason: fmt.Sprintf("%q: %v", n.Value, err)})
+			blank(n)
 		}
 		return
 	}
@@ -165,8 +191,39 @@ func checkFields(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
 	default:
 		if n.Kind != yaml.ScalarNode {
 			*errs = append(*errs, FieldError{Path: path, Line: n.Line, Column: n.Column, Reason: "expected a single value"})
+			return
 		}
+		checkScalar(n, t, path, errs)
 	}
+}
+
+// checkScalar decodes a scalar into its field's type and reports a value of
+// the wrong type with the path yaml's own error lacks.
+func checkScalar(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
+	if err := n.Decode(reflect.New(t).Interface()); err == nil {
+		return
+	}
+	var want string
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		want = "a whole number"
+	case reflect.Float32, reflect.Float64:
+		want = "a number"
+	case reflect.Bool:
+		want = "true or false"
+	default:
+		want = "a " + t.Kind().String()
+	}
+	*errs = append(*errs, FieldError{Path: path, Line: n.Line, Column: n.Column, Reason: fmt.Sprintf("%q is not %s", n.Value, want)})
+	blank(n)
+}
+
+// blank turns a reported value into null, so that decoding the rest of the
+// document goes on (a failing UnmarshalText would stop it) and the field
+// keeps its default.
+func blank(n *yaml.Node) {
+	n.Tag, n.Value, n.Style = "!!null", "", 0
 }
 
 // collectFields maps YAML names to field types, descending into ",inline" structs.

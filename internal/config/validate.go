@@ -39,7 +39,8 @@ func Default() *Config {
 			Lockout:            Duration(15 * time.Minute),
 			LoginRatePerMinute: 20,
 		},
-		Log: Log{Level: "info", Format: "text", MaxSizeMB: 50, MaxFiles: 5},
+		Log:     Log{Level: "info", Format: "text", MaxSizeMB: 50, MaxFiles: 5},
+		History: History{MaxAge: Duration(90 * 24 * time.Hour), MaxRows: 1000000, FoldWindow: Duration(10 * time.Second)},
 		TURN: TURN{
 			Realm: "portico", Relay: PortRange{Min: 61000, Max: 64999},
 			DefaultLifetime: Duration(10 * time.Minute), MaxAge: Duration(12 * time.Hour),
@@ -73,6 +74,9 @@ func (c *Config) Validate() error {
 		v.add("node.name", "must not be empty")
 	}
 	v.positive("node.drain_timeout", c.Node.DrainTimeout)
+	if c.Node.FDReserve < 0 {
+		v.add("node.fd_reserve", "%d is negative", c.Node.FDReserve)
+	}
 
 	v.iface("interfaces.external", c.Interfaces.External, true)
 	v.iface("interfaces.internal", c.Interfaces.Internal, false)
@@ -129,6 +133,15 @@ func (c *Config) Validate() error {
 		v.add("log.max_files", "%d is outside 0..1000", c.Log.MaxFiles)
 	}
 
+	if c.History.MaxAge < 0 {
+		v.add("history.max_age", "%s must not be negative (0 keeps history however old)", c.History.MaxAge.D())
+	}
+	if c.History.MaxRows < 0 {
+		v.add("history.max_rows", "%d must not be negative (0: no cap)", c.History.MaxRows)
+	}
+	if w := c.History.FoldWindow.D(); w < 0 || w > time.Hour {
+		v.add("history.fold_window", "%s is outside 0..1h", w)
+	}
 	v.media(&c.Media)
 	var ge guard.ConfigError
 	if err := c.Guard.Validate(); errors.As(err, &ge) {
@@ -147,6 +160,8 @@ func (c *Config) Validate() error {
 	if c.AccessProxy.Enabled && c.AccessProxy.Listen == "" {
 		v.add("access_proxy.listen", "required when the access proxy is enabled")
 	}
+	v.ports(c)
+	v.reserved(c)
 	if len(v.errs) == 0 {
 		return nil
 	}
@@ -240,6 +255,9 @@ func (v *validator) media(m *Media) {
 	if m.NGListen != "" {
 		v.hostPort("media.ng_listen", m.NGListen)
 	}
+	for i, n := range m.NGAllow {
+		v.cidr(fmt.Sprintf("media.ng_allow[%d]", i), n)
+	}
 	if m.Workers < 0 || m.Workers > 256 {
 		v.add("media.workers", "%d is outside 0..256 (0: one per CPU)", m.Workers)
 	}
@@ -260,16 +278,8 @@ func (v *validator) turn(c *Config) {
 			v.add("turn.relay_address", "%q is not an IP address", t.RelayAddress)
 		}
 	}
-	if v.portRange("turn.relay", t.Relay) && c.Media.Enabled {
-		for _, m := range []struct {
-			name string
-			r    PortRange
-		}{{"media.external", c.Media.External}, {"media.internal", c.Media.Internal}} {
-			if t.Relay.Min <= m.r.Max && m.r.Min <= t.Relay.Max {
-				v.add("turn.relay", "%d-%d overlaps %s %d-%d", t.Relay.Min, t.Relay.Max, m.name, m.r.Min, m.r.Max)
-			}
-		}
-	}
+	// An overlap with the media ranges is reported by ports.
+	v.portRange("turn.relay", t.Relay)
 	for i, p := range t.AllowPeers {
 		v.cidr(fmt.Sprintf("turn.allow_peers[%d]", i), p)
 	}

@@ -20,15 +20,14 @@ const (
 
 // Defaults applied by New for zero fields.
 const (
-	DefaultProbeInterval     = 10 * time.Second
-	DefaultProbeTimeout      = 2 * time.Second
-	DefaultNATBindingExpiry  = 120 * time.Second
-	DefaultUDPKeepalive      = 0 // OPTIONS keepalive towards UDP flows is off unless set
-	DefaultMaxRegistrations  = 20000
-	DefaultMaxCalls          = 5000
-	DefaultRetryAfter        = 30 * time.Second
-	DefaultNoAnswerTimeout   = 120 * time.Second
-	DefaultTransactionTimout = 32 * time.Second
+	DefaultProbeInterval      = 10 * time.Second
+	DefaultProbeTimeout       = 2 * time.Second
+	DefaultNATBindingExpiry   = 120 * time.Second
+	DefaultMaxRegistrations   = 20000
+	DefaultMaxCalls           = 5000
+	DefaultRetryAfter         = 30 * time.Second
+	DefaultNoAnswerTimeout    = 120 * time.Second
+	DefaultTransactionTimeout = 32 * time.Second
 )
 
 // Config is the SIP edge's configuration (the "sip" section of the document).
@@ -78,6 +77,8 @@ type Config struct {
 	Federation     Federation
 	Limits         Limits
 	TopologyHiding TopologyHiding
+	// Streams bound the connections of the stream listeners (streams.go).
+	Streams StreamLimits
 }
 
 // Listener is one bound socket.
@@ -127,11 +128,19 @@ type Limits struct {
 	RetryAfter       time.Duration // in 503 answers; default 30s
 }
 
-// TopologyHiding options beyond what the B2BUA always does.
+// TopologyHiding options beyond what the edge always does (headers.go:
+// only the headers of an allow list cross; the inside's Server and Warning
+// never do).
 type TopologyHiding struct {
-	// StripServer removes Server and User-Agent from relayed responses and
-	// requests. Default false: they are copied.
+	// StripServer removes the outside endpoint's User-Agent from requests
+	// relayed inside. Default false: it is copied (call servers provision
+	// by it). Requests from known scanners are dropped either way.
 	StripServer bool
+	// RevealUnknownUsers relays the inside's refusal (403, 404, 480, 604
+	// ...) of an unauthenticated outside REGISTER as it is. Default false:
+	// it is answered with a digest challenge shaped like the registrar's,
+	// so the outside cannot tell a missing user from an existing one.
+	RevealUnknownUsers bool
 }
 
 var transports = map[string]bool{"udp": true, "tcp": true, "tls": true, "ws": true, "wss": true}
@@ -244,6 +253,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Limits.RetryAfter <= 0 {
 		c.Limits.RetryAfter = DefaultRetryAfter
 	}
+	c.Streams = c.Streams.withDefaults(add)
 	if c.Federation.DNSServer != "" {
 		if _, err := netip.ParseAddrPort(c.Federation.DNSServer); err != nil {
 			add("federation.dns_server", "%q is not ip:port", c.Federation.DNSServer)

@@ -38,3 +38,6 @@ func (e ConfigError) Error() string {
 	}
 	return s
 }
+
+// errCallEnded means a call ended while work for it was in progress.
+var errCallEnded = errors.New("sipedge: call ended")

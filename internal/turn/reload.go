@@ -1,7 +1,7 @@
 package turn
 
 // Reload applies cfg's credentials (REST secret and maximum TTL), peer
-// policy, quotas, rate limit and maximum allocation age to the running
+// policy and own addresses (interfaces are read again), quotas, rate limit and maximum allocation age to the running
 // service, for the requests that follow; allocations in place stay (also
 // when now over a quota). Listeners, realm, relay addresses and ports,
 // socket settings, the default lifetime and SOFTWARE are bound at start and
@@ -22,6 +22,7 @@ func (s *Server) Reload(cfg Config) error {
 	}
 	s.alloc.setQuota(v.Quota.PerUser, v.Quota.Total)
 	s.live.Store(v)
+	s.refreshOwn(v)
 	s.log.Info("turn configuration reloaded")
 	return nil
 }

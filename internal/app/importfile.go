@@ -1,0 +1,132 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/portico-edge/portico/internal/certs"
+	"github.com/portico-edge/portico/internal/config"
+	"github.com/portico-edge/portico/internal/store"
+)
+
+// ErrImportRefused means a configuration file was not imported because a
+// newer API edit is the active version; the running configuration stays.
+var ErrImportRefused = errors.New("config: file import refused")
+
+// The import rule. The store's active version is the truth; a file is
+// imported into it only
+//   - on the first start (the store holds no version), or
+//   - when the file changed since it was last imported and no API edit is
+//     newer than that import (the active version is a file import or the
+//     first-start defaults),
+//   - or when forced (serve --force-import, portico config import --force).
+// Otherwise the file is left out: unchanged since its import, it is simply
+// behind the API edits made since (info); changed, it is refused (warning
+// naming both versions). SIGHUP and `portico config import` follow the
+// same rule.
+
+// Import outcomes (FileImport.State).
+const (
+	importFirst     = "imported"  // first start, or file changed with no newer API edit
+	importForced    = "forced"    // imported over a newer API edit
+	importSame      = "unchanged" // the file is the active version
+	importBehind    = "behind"    // file unchanged since imported; newer API edits kept
+	importRefused   = "refused"   // file changed, but a newer API edit is active
+	importVersionsN = 1000        // versions scanned for the last import
+)
+
+// FileImport is what happened to the configuration file at the last start
+// or SIGHUP; the status API shows it.
+type FileImport struct {
+	File   string `json:"file"`
+	State  string `json:"state"`
+	Detail string `json:"detail"`
+}
+
+// importPlan is the rule's verdict for one file.
+type importPlan struct {
+	doImport bool
+	result   FileImport
+}
+
+// planImport applies the import rule to a file whose SHA-256 is sum.
+// active is the store's active version (hasActive false on an empty store).
+func planImport(ctx context.Context, st store.Store, file, sum string, active store.ConfigVersion, hasActive, force bool) (importPlan, error) {
+	p := importPlan{result: FileImport{File: file}}
+	if !hasActive {
+		p.doImport, p.result.State, p.result.Detail = true, importFirst, "first start: the file is the first version"
+		return p, nil
+	}
+	if active.SHA256 == sum {
+		p.result.State, p.result.Detail = importSame, fmt.Sprintf("the file is the active version %d", active.Version)
+		return p, nil
+	}
+	vs, err := st.ConfigVersions(ctx, importVersionsN)
+	if err != nil {
+		return p, fmt.Errorf("read config versions: %w", err)
+	}
+	var last *store.ConfigVersion
+	for i := range vs {
+		if config.OriginOf(vs[i].Author).Source == config.SourceFile {
+			last = &vs[i]
+			break
+		}
+	}
+	ao := config.OriginOf(active.Author)
+	activeDesc := fmt.Sprintf("version %d (%s by %s)", active.Version, ao.Source, ao.Author)
+	switch {
+	case force:
+		p.doImport, p.result.State, p.result.Detail = true, importForced, "forced import over the active "+activeDesc
+	case last != nil && last.SHA256 == sum:
+		p.result.State = importBehind
+		p.result.Detail = fmt.Sprintf("the file is unchanged since it was imported as version %d; the newer active %s stays", last.Version, activeDesc)
+	case ao.Source != config.SourceAPI:
+		p.doImport, p.result.State = true, importFirst
+		p.result.Detail = "the file changed and no API edit is newer than the active " + activeDesc
+	default:
+		since := "the file was never imported"
+		if last != nil {
+			since = fmt.Sprintf("the file changed since it was imported as version %d", last.Version)
+		}
+		p.result.State = importRefused
+		p.result.Detail = fmt.Sprintf("%s, but the active %s is newer; keeping version %d (import anyway with serve --force-import or portico config import --force)", since, activeDesc, active.Version)
+	}
+	return p, nil
+}
+
+// Import is `portico config import`: it validates doc (the file at path)
+// as a live load would, applies the import rule against st, and stores doc
+// as the new active version when the rule (or force) allows. by names who
+// ran it. A running node takes the new version up on SIGHUP or restart.
+func Import(ctx context.Context, st store.Store, path string, doc []byte, force bool, by string) (store.ConfigVersion, FileImport, error) {
+	cs := certs.NewStore(certs.Options{Persister: certPersister{st}})
+	if err := cs.Load(ctx); err != nil {
+		return store.ConfigVersion{}, FileImport{}, fmt.Errorf("load certificates: %w", err)
+	}
+	if _, err := validate(doc, serviceDeps{log: slog.New(slog.DiscardHandler), st: st, certs: cs, env: os.Getenv}); err != nil {
+		return store.ConfigVersion{}, FileImport{}, err
+	}
+	active, err := st.ActiveConfig(ctx)
+	hasActive := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return store.ConfigVersion{}, FileImport{}, fmt.Errorf("read active config: %w", err)
+	}
+	plan, err := planImport(ctx, st, path, sum(doc), active, hasActive, force)
+	if err != nil {
+		return store.ConfigVersion{}, FileImport{}, err
+	}
+	if !plan.doImport {
+		if plan.result.State == importRefused {
+			return active, plan.result, fmt.Errorf("%w: %s", ErrImportRefused, plan.result.Detail)
+		}
+		return active, plan.result, nil
+	}
+	v, err := st.PutConfig(ctx, doc, config.FileAuthor(path), "imported with portico config import by "+by, active.Version)
+	if err != nil {
+		return store.ConfigVersion{}, FileImport{}, fmt.Errorf("store config: %w", err)
+	}
+	return v, plan.result, nil
+}

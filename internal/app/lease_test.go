@@ -1,0 +1,44 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/portico-edge/portico/internal/store"
+	"github.com/portico-edge/portico/internal/store/storetest"
+)
+
+// TestSecondNodeOnOneStoreRefused: a second node started on the store a
+// running node uses is refused with an error naming that node, instead of
+// both writing one configuration history; with Force it takes over, and the
+// first node then reports itself not ready.
+func TestSecondNodeOnOneStoreRefused(t *testing.T) {
+	pg := storetest.StartPostgres(t)
+	env := map[string]string{"PORTICO_STORE_DSN": pg.NewDatabase(t, "two_nodes")}
+	t.Setenv("PORTICO_STORE_DSN", env["PORTICO_STORE_DSN"]) // config validation reads it too
+	const pgStore = "store:\n  backend: postgres\n"
+	first, err := startTestApp(t, pgStore, env, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = startTestApp(t, pgStore, env, false)
+	if !errors.Is(err, store.ErrLeaseHeld) || !strings.Contains(err.Error(), "app-test") || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("second node on one store: %v; want a refusal naming the running node and --force", err)
+	}
+	second, err := startTestApp(t, pgStore, env, true)
+	if err != nil {
+		t.Fatalf("second node with --force: %v", err)
+	}
+	first.renewLease(context.Background())
+	w := apiClient(t, first)("GET", "/readyz", "", "")
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "lease") {
+		t.Errorf("the node whose store was taken over: readyz %d %s", w.Code, w.Body)
+	}
+	second.renewLease(context.Background())
+	if w := apiClient(t, second)("GET", "/readyz", "", ""); w.Code != http.StatusOK {
+		t.Errorf("the node that took over: readyz %d %s", w.Code, w.Body)
+	}
+}

@@ -1,0 +1,104 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestEveryProblemAtOnce: unknown fields, wrong types and invalid values are
+// reported together, each with its field path, line and column.
+func TestEveryProblemAtOnce(t *testing.T) {
+	doc := "version: 1\n" +
+		"management:\n" +
+		"  max_login_failures: ten\n" + // line 3: type error
+		"  listen: 127.0.0.1:70000\n" + // line 4: invalid value
+		"log:\n" +
+		"  levle: info\n" + // line 6: unknown field
+		"node:\n" +
+		"  drain_timeout: soon\n" // line 8: type error in a text value
+	_, err := Parse([]byte(doc))
+	es, ok := AsErrors(err)
+	if !ok {
+		t.Fatalf("Parse = %v, want config.Errors", err)
+	}
+	want := map[string]int{
+		"management.max_login_failures": 3,
+		"management.listen":             4,
+		"log.levle":                     6,
+		"node.drain_timeout":            8,
+	}
+	got := map[string]int{}
+	for _, e := range es {
+		got[e.Path] = e.Line
+		if e.Path == "" {
+			t.Errorf("an error without a field path: %v", e)
+		}
+	}
+	for p, line := range want {
+		if l, ok := got[p]; !ok || l != line {
+			t.Errorf("%s: reported at line %d (present %v), want line %d; all: %v", p, l, ok, line, err)
+		}
+	}
+	if !strings.Contains(err.Error(), `"ten" is not a whole number`) {
+		t.Errorf("type error reason: %v", err)
+	}
+}
+
+// TestPortConflicts: two sockets on the same transport, overlapping address
+// and same port are refused; different transports or addresses are not.
+func TestPortConflicts(t *testing.T) {
+	base := "version: 1\nmanagement:\n  listen: 127.0.0.1:9443\n"
+	tests := []struct {
+		name string
+		doc  string
+		path string // "" means valid
+		want string
+	}{
+		{"turn tcp on the management port", base + "turn:\n  enabled: true\n  tcp: [127.0.0.1:9443]\n", "turn.tcp[0]", "management.listen"},
+		{"wildcard overlaps everything", base + "turn:\n  enabled: true\n  tcp: [0.0.0.0:9443]\n", "turn.tcp[0]", "management.listen"},
+		{"udp and tcp on one port are fine", base + "turn:\n  enabled: true\n  udp: [127.0.0.1:9443]\n", "", ""},
+		{"other address is fine", base + "turn:\n  enabled: true\n  tcp: [127.0.0.2:9443]\n", "", ""},
+		{"disabled service binds nothing", base + "turn:\n  enabled: false\n  tcp: [127.0.0.1:9443]\n", "", ""},
+		{"access proxy on the management port", base + "access_proxy:\n  enabled: true\n  listen: 127.0.0.1:9443\n", "access_proxy.listen", "management.listen"},
+		{"ng port inside the relay range", base + "media:\n  enabled: true\n  ng_listen: 127.0.0.1:40010\n", "media.ng_listen", "media.external"},
+		{"turn relay inside the media range", base + "media:\n  enabled: true\nturn:\n  enabled: true\n  udp: [127.0.0.1:3478]\n  relay: {port_min: 44000, port_max: 44100}\n", "turn.relay", "media.external"},
+		{"same list twice", base + "turn:\n  enabled: true\n  udp: [127.0.0.1:3478, 127.0.0.1:3478]\n", "turn.udp[1]", "turn.udp[0]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.doc))
+			if tc.path == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			es, ok := AsErrors(err)
+			if !ok {
+				t.Fatalf("accepted (err %v)", err)
+			}
+			for _, e := range es {
+				if e.Path == tc.path && strings.Contains(e.Reason, tc.want) && e.Line > 0 {
+					return
+				}
+			}
+			t.Errorf("no error at %s naming %s: %v", tc.path, tc.want, err)
+		})
+	}
+}
+
+// TestReservedSectionsRefused: a section nothing implements cannot be enabled.
+func TestReservedSectionsRefused(t *testing.T) {
+	for _, sec := range []string{"h323", "snmp", "ha", "tunnel"} {
+		t.Run(sec, func(t *testing.T) {
+			_, err := Parse([]byte("version: 1\n" + sec + ":\n  enabled: true\n"))
+			es, ok := AsErrors(err)
+			if !ok || es[0].Path != sec+".enabled" || !strings.Contains(es[0].Reason, "not implemented") {
+				t.Errorf("Parse = %v", err)
+			}
+			if _, err := Parse([]byte("version: 1\n" + sec + ":\n  enabled: false\n")); err != nil {
+				t.Errorf("enabled: false refused: %v", err)
+			}
+		})
+	}
+}
