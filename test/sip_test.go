@@ -71,22 +71,7 @@ func TestSIPThroughDaemon(t *testing.T) {
 	dir := t.TempDir()
 	mgmt := freeAddr(t)
 	extPort, intPort := testpeer.FreePort(t), testpeer.FreePort(t)
-	base := 30000 + (extPort%500)*20
-	cfg := strings.Replace(baseConfig(mgmt), "external: {address: 127.0.0.1}", "external: {address: 127.0.0.2}", 1)
-	cfg = strings.Replace(cfg, "internal: {address: 127.0.0.1, networks: [10.0.0.0/8]}", "internal: {address: 127.0.0.3, networks: [10.0.0.0/8]}", 1)
-	cfg += fmt.Sprintf(`media:
-  enabled: true
-  external: {port_min: %d, port_max: %d}
-  internal: {port_min: %d, port_max: %d}
-sip:
-  enabled: true
-  domain: portico.test
-  listeners:
-    - {interface: external, transport: udp, address: "127.0.0.2:%d"}
-    - {interface: internal, transport: udp, address: "127.0.0.3:%d"}
-  call_servers:
-    - {address: "%s", transport: udp}
-`, base, base+9, base+10, base+19, extPort, intPort, kam)
+	cfg := sipNodeConfig(mgmt, extPort, intPort, kam)
 	d := startDaemon(t, dir, cfg, mgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
 	c := newClient(t, d.url)
 	c.csrf = true

@@ -22,6 +22,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -237,7 +238,8 @@ func New(ctx context.Context, opts Options) (*App, error) {
 			}
 			return a.built.turn
 		},
-		Guard: func() api.GuardService { return a.built.guard },
+		Guard:  func() api.GuardService { return a.built.guard },
+		Policy: func() api.PolicyService { return policyService{a} },
 	})
 	if err != nil {
 		return nil, err
@@ -246,6 +248,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		a.log.Warn("management certificate not in the certificate store", "component", "certs")
 	}
 	a.mgmt = newMgmtServer(a.api, serverTLS(cert), logging.Component(a.log.Logger, "management"))
+	a.mgmt.acl.admit = func(ip netip.Addr) bool { return a.built.mgmtACL.Allow(ip) && !a.built.guard.Blocked(ip) }
 	a.mgmt.acl.set(cfg.Management.AllowedNetworks)
 	a.reg.MustRegister(a.mgmt.acl.denied)
 	if err := a.mgmt.bind(cfg.Management.Listen); err != nil {
@@ -437,6 +440,9 @@ func (a *App) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.mgmt.run(gctx, a.drain) })
 	g.Go(func() error { return a.spool.Run(gctx) })
+	// The guard blocks without running; Run sweeps ended blocks and feeds
+	// the kernel set. It is no service of readiness: nothing waits on it.
+	g.Go(func() error { return a.built.guard.Run(gctx) })
 	g.Go(func() error { a.watchStore(gctx); return nil })
 	for _, s := range a.svcs {
 		g.Go(func() error {
@@ -690,6 +696,9 @@ func (a *App) apply(ctx context.Context, doc []byte, v *store.ConfigVersion, aut
 	if err := a.built.guard.Reload(guardConfig(cfg)); err != nil {
 		a.log.Error("guard reload", "component", "config", "err", err)
 	}
+	if err := a.built.setACLs(cfg); err != nil {
+		a.log.Error("acl reload", "component", "config", "err", err)
+	}
 	apRestart := a.reloadAccessProxy(cfg)
 	a.notePending(cfg, append(sipRestart, apRestart...))
 	a.mgmt.acl.set(cfg.Management.AllowedNetworks)
@@ -768,6 +777,8 @@ func (a *App) notePending(cfg *config.Config, svcRestart []string) {
 		sec, _, _ = strings.Cut(sec, "[")
 		switch {
 		case liveFields[f] || (sec == "node" && f != "node.fd_reserve") || off[sec] || f == "sip.enabled" || f == "turn.enabled" || f == "access_proxy.enabled":
+		case sec == "policy" || (sec == "guard" && f != "guard.kernel"):
+			// the guard's and the ACLs' Reload and setACLs apply them
 		case sec == "sip" && sipLive, sec == "access_proxy" && apLive:
 			// their Reload reports what it could not apply (svcRestart)
 		case sec == "sip" || sec == "turn" || sec == "access_proxy":

@@ -23,6 +23,7 @@ import (
 	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/media/ng"
+	"github.com/portico-edge/portico/internal/policy"
 	"github.com/portico-edge/portico/internal/sipedge"
 	"github.com/portico-edge/portico/internal/store"
 	"github.com/portico-edge/portico/internal/turn"
@@ -90,6 +91,9 @@ type built struct {
 	sip         atomic.Pointer[sipedge.Server]
 	guard       *guard.Guard
 	closers     []io.Closer // in build order; close releases them in reverse
+	// sipACL, turnACL and mgmtACL are policy.acl.sip, .turn and
+	// .management, swapped on reload.
+	sipACL, turnACL, mgmtACL policy.LiveACL
 }
 
 // close releases every service built, whether it ran or not. Safe to call
@@ -111,12 +115,15 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 	}()
 	log, reg := d.log, d.reg
 	out := b.list
-	g, err := guard.New(guardConfig(cfg), guard.Deps{Logger: log, Registerer: reg, Events: guardEvents(d.events)})
+	g, err := guard.New(guardConfig(cfg), guard.Deps{Logger: log, Registerer: reg, Events: guardEvents(d.events), OpenKernel: openNFT})
 	if err != nil {
 		return nil, asConfigErrors(err)
 	}
 	b.guard = g
-	out = append(out, &service{name: "guard", run: g.Run})
+	b.closers = append(b.closers, g)
+	if err := b.setACLs(cfg); err != nil {
+		return nil, asConfigErrors(err)
+	}
 	if cfg.Media.Enabled {
 		mc, err := mediaConfig(cfg)
 		if err != nil {
@@ -150,7 +157,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 	}
 	if cfg.TURN.Enabled {
 		tc := turnConfig(cfg, d.env)
-		ts, err := turn.New(tc, turn.Deps{Logger: logging.Component(log, "turn"), Registerer: reg, Users: turnUsers{d.st},
+		ts, err := turn.New(tc, turn.Deps{Logger: logging.Component(log, "turn"), Registerer: reg, Users: turnUsers{d.st}, Guard: b.guard, ACL: &b.turnACL,
 			GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 				return d.certs.Select(h, cfg.TURN.Certificate)
 			}})
@@ -166,7 +173,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return d.certs.Select(h, cfg.SIP.Certificate)
 		}}
-		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard, Descriptors: d.fds})
+		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard, ACL: &b.sipACL, Descriptors: d.fds})
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
@@ -201,12 +208,64 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 	return b, nil
 }
 
+// setACLs compiles and installs the ACLs of policy.acl.
+func (b *built) setACLs(cfg *config.Config) error {
+	sip, err := policy.NewACL("policy.acl.sip", cfg.Policy.ACL.SIP)
+	if err != nil {
+		return err
+	}
+	turn, err := policy.NewACL("policy.acl.turn", cfg.Policy.ACL.TURN)
+	if err != nil {
+		return err
+	}
+	mgmt, err := policy.NewACL("policy.acl.management", cfg.Policy.ACL.Management)
+	if err != nil {
+		return err
+	}
+	ls, err := policy.Listeners("policy.acl.listeners", cfg.Policy.ACL.Listeners)
+	if err != nil {
+		return err
+	}
+	b.sipACL.Set(sip.WithListeners(ls))
+	b.turnACL.Set(turn)
+	b.mgmtACL.Set(mgmt)
+	return nil
+}
+
 // guardConfig is the guard section with the inside networks added to its
 // allow list: the inside is never blocked.
 func guardConfig(cfg *config.Config) guard.Config {
 	g := cfg.Guard
 	g.Allow = append(slices.Clone(g.Allow), cfg.Interfaces.Internal.Networks...)
 	return g
+}
+
+// openNFT sets up the guard's nftables set in the node's namespace.
+func openNFT() (guard.KernelSet, error) {
+	ks, err := guard.NewNFTSet(-1)
+	if err != nil {
+		return nil, err
+	}
+	return noLoopback{ks}, nil
+}
+
+// noLoopback keeps loopback sources out of the kernel set: no outside
+// source is loopback, and a loopback block in the kernel would cut the
+// node off from itself (and, on a test machine, every other process).
+type noLoopback struct{ guard.KernelSet }
+
+func (k noLoopback) Add(p netip.Prefix, ttl time.Duration) error {
+	if p.Addr().Unmap().IsLoopback() {
+		return nil
+	}
+	return k.KernelSet.Add(p, ttl)
+}
+
+func (k noLoopback) Remove(p netip.Prefix) error {
+	if p.Addr().Unmap().IsLoopback() {
+		return nil
+	}
+	return k.KernelSet.Remove(p)
 }
 
 // guardEvents records blocks in the event history.
@@ -235,6 +294,7 @@ func sipConfig(cfg *config.Config) sipedge.Config {
 		TopologyHiding: sipedge.TopologyHiding{StripServer: s.StripServer, RevealUnknownUsers: s.RevealUnknownUsers},
 		Streams: sipedge.StreamLimits{MaxConns: s.TCP.MaxConns, MaxConnsPerSource: s.TCP.MaxConnsPerSource,
 			HandshakeTimeout: s.TCP.HandshakeTimeout.D(), IdleTimeout: s.TCP.IdleTimeout.D()},
+		Rules: cfg.Policy.Rules,
 	}
 	if c.ExternalHost == "" && cfg.Interfaces.External.PublicAddress != "" {
 		c.ExternalHost = cfg.Interfaces.External.PublicAddress

@@ -13,6 +13,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/accessproxy"
 	"github.com/portico-edge/portico/internal/guard"
+	"github.com/portico-edge/portico/internal/policy"
 )
 
 // CurrentVersion is the document format this build reads.
@@ -39,7 +40,7 @@ type Config struct {
 	H323        Reserved    `yaml:"h323" json:"h323"`
 	AccessProxy AccessProxy `yaml:"access_proxy" json:"access_proxy"`
 	Tunnel      Reserved    `yaml:"tunnel" json:"tunnel"`
-	Policy      Reserved    `yaml:"policy" json:"policy"`
+	Policy      Policy      `yaml:"policy" json:"policy"`
 	HA          Reserved    `yaml:"ha" json:"ha"`
 	SNMP        Reserved    `yaml:"snmp" json:"snmp"`
 }
@@ -126,6 +127,12 @@ type Log struct {
 	// MaxFiles is how many rotated files are kept besides the live one.
 	// Default 5. The directory never holds more than (MaxFiles+1)*MaxSizeMB.
 	MaxFiles int `yaml:"max_files" json:"max_files"`
+}
+
+// Policy holds the call policy rules, ACLs and rate limits
+// (docs/security.md).
+type Policy struct {
+	policy.Config `yaml:",inline" json:",inline"`
 }
 
 // History bounds call, registration and event history (the audit log is

@@ -13,6 +13,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/accessproxy"
 	"github.com/portico-edge/portico/internal/guard"
+	"github.com/portico-edge/portico/internal/policy"
 )
 
 // Default returns a document with every default filled in.
@@ -142,14 +143,16 @@ func (c *Config) Validate() error {
 		v.add("history.fold_window", "%s is outside 0..1h", w)
 	}
 	v.media(&c.Media)
-	if err := c.Guard.Validate(); err != nil {
-		var ge guard.ConfigError
-		if errors.As(err, &ge) {
-			for _, f := range ge {
-				v.add(f.Path, "%s", f.Reason)
-			}
-		} else {
-			v.add("guard", "%v", err)
+	var ge guard.ConfigError
+	if err := c.Guard.Validate(); errors.As(err, &ge) {
+		for _, f := range ge {
+			v.add(f.Path, "%s", f.Reason)
+		}
+	}
+	var pe policy.ConfigError
+	if err := c.Policy.Validate(); errors.As(err, &pe) {
+		for _, f := range pe {
+			v.add(f.Path, "%s", f.Reason)
 		}
 	}
 	v.turn(c)

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portico-edge/portico/internal/policy"
 )
 
 // Interface names.
@@ -68,9 +70,13 @@ type Config struct {
 	// is relayed without Contact.
 	FollowRedirects bool
 	Guest           GuestPolicy
-	Federation      Federation
-	Limits          Limits
-	TopologyHiding  TopologyHiding
+	// Rules are the call policy rules (the policy section), evaluated
+	// before the guest policy's; each rejected call's history names the
+	// rule.
+	Rules          []policy.Rule
+	Federation     Federation
+	Limits         Limits
+	TopologyHiding TopologyHiding
 	// Streams bound the connections of the stream listeners (streams.go).
 	Streams StreamLimits
 }
@@ -231,6 +237,7 @@ func (c Config) withDefaults() (Config, error) {
 			add(fmt.Sprintf("guest.vmr_ranges[%d]", i), "%v", err)
 		}
 	}
+	validateRules(c.Rules, &errs)
 	if c.Limits.MaxRegistrations < 0 {
 		add("max_registrations", "%d is negative", c.Limits.MaxRegistrations)
 	}

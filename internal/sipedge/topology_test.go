@@ -720,7 +720,7 @@ func TestEnumerationDefeatsSvwar(t *testing.T) {
 			lenient := guard.Limit{Count: 1000, Window: time.Minute}
 			g := newGuard(t, guard.Config{ScannerAgents: []string{"no-such-agent"},
 				Limits: map[string]guard.Limit{"not_found": lenient, "challenge": lenient, "register": lenient}})
-			edge := startGuarded(t, g, cs, func(c *Config) { c.TopologyHiding.RevealUnknownUsers = reveal })
+			edge := startGuarded(t, g, nil, cs, func(c *Config) { c.TopologyHiding.RevealUnknownUsers = reveal })
 			out := sipvicious(t, "svwar", edge, "-e100-200", "--force", "--maximumtime=2")
 			if found := strings.Contains(out, "150"); found != reveal {
 				t.Errorf("svwar found 150: %v, want %v:\n%s", found, reveal, out)
