@@ -24,30 +24,12 @@ func TestRejectedFloodKeepsNodeReady(t *testing.T) {
 	sipp := testpeer.Require(t, "sipp")[0]
 	dir := t.TempDir()
 	mgmt := freeAddr(t)
-	extPort, intPort := testpeer.FreePort(t), testpeer.FreePort(t)
-	base := 30000 + (extPort%500)*20
-	cfg := strings.Replace(baseConfig(mgmt), "external: {address: 127.0.0.1}", "external: {address: 127.0.0.2}", 1)
-	cfg = strings.Replace(cfg, "internal: {address: 127.0.0.1, networks: [10.0.0.0/8]}", "internal: {address: 127.0.0.3, networks: [10.0.0.0/8]}", 1)
+	cfg, extPort := sipNodeConfig(t, mgmt, "127.0.0.9:5999")
 	cfg = strings.Replace(cfg, "level: info", "level: error", 1)
 	// The guard would block this one loopback source within a second; a
 	// real flood comes from spoofed addresses the guard cannot score, which
 	// is what turning it off stands for here.
-	cfg += fmt.Sprintf(`guard:
-  disabled: true
-media:
-  enabled: true
-  external: {port_min: %d, port_max: %d}
-  internal: {port_min: %d, port_max: %d}
-sip:
-  enabled: true
-  domain: portico.test
-  max_calls: 100000
-  listeners:
-    - {interface: external, transport: udp, address: "127.0.0.2:%d"}
-    - {interface: internal, transport: udp, address: "127.0.0.3:%d"}
-  call_servers:
-    - {address: "127.0.0.9:5999", transport: udp}
-`, base, base+9, base+10, base+19, extPort, intPort)
+	cfg += "guard:\n  disabled: true\n"
 	d := startDaemon(t, dir, cfg, mgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
 	c := newClient(t, d.url)
 	c.csrf = true
