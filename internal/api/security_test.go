@@ -279,3 +279,25 @@ func FuzzMaskSecrets(f *testing.F) {
 		}
 	})
 }
+
+// TestTURNUserRealmFromConfig: with the TURN service off, a long-term user
+// is stored under the active configuration's turn.realm, where the service
+// will look for it once enabled.
+func TestTURNUserRealmFromConfig(t *testing.T) {
+	s, st := newTestServer(t, Config{})
+	ctx := context.Background()
+	if _, err := st.PutConfig(ctx, []byte("version: 1\nturn:\n  realm: corp.example\n"), "test", "", 0); err != nil {
+		t.Fatal(err)
+	}
+	adm := tokenFor(t, st, "admin", store.RoleAdmin)
+	if w := call(s, adm, "POST", "/api/v1/turn/users", "application/json", `{"name":"alice","password":"alice-turn-pw"}`); w.Code != http.StatusCreated {
+		t.Fatalf("put turn user: %d %s", w.Code, w.Body)
+	}
+	if _, err := st.TURNUser(ctx, "corp.example", "alice"); err != nil {
+		us, _ := st.TURNUsers(ctx)
+		t.Fatalf("not stored under the configured realm: %v; stored %+v", err, us)
+	}
+	if w := call(s, adm, "DELETE", "/api/v1/turn/users/alice", "", ""); w.Code != http.StatusNoContent {
+		t.Fatalf("delete under the configured realm: %d %s", w.Code, w.Body)
+	}
+}
