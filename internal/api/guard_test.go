@@ -36,6 +36,9 @@ func cookieCall(s *Server, c *http.Cookie, method, path, body string) *httptest.
 		rd = strings.NewReader(body)
 	}
 	r := httptest.NewRequest(method, path, rd)
+	if body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
 	r.AddCookie(c)
 	r.Header.Set("X-Requested-With", "test")
 	if body != "" {

@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"net/url"
 	"regexp"
 	"strings"
 
@@ -155,70 +154,72 @@ func encodeYAML(root *yaml.Node, orig []byte) []byte {
 // kvPassword finds password=... in a key=value connection string.
 var kvPassword = regexp.MustCompile(`(^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)
 
-// maskDSN hides the password of a URL or key=value connection string.
-// A string it cannot read is masked whole.
-func maskDSN(dsn string) string {
-	if strings.Contains(dsn, "://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return Mask
+// passwordSpan finds the password in a connection string as raw text: the
+// userinfo password or the password query parameter of a URL, or the
+// password=... of a key=value string. Working on the text, never a
+// re-serialised URL, keeps everything else exactly as written.
+func passwordSpan(dsn string) (start, end int, ok bool) {
+	i := strings.Index(dsn, "://")
+	if i < 0 {
+		m := kvPassword.FindStringSubmatchIndex(dsn)
+		if m == nil {
+			return 0, 0, false
 		}
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), Mask)
-		}
-		q := u.Query()
-		if q.Has("password") {
-			q.Set("password", Mask)
-			u.RawQuery = q.Encode()
-		}
-		return strings.Replace(u.String(), url.QueryEscape(Mask), Mask, -1)
+		return m[4], m[5], true
 	}
-	return kvPassword.ReplaceAllString(dsn, "${1}password="+Mask)
+	auth, authEnd := i+3, len(dsn)
+	if j := strings.IndexAny(dsn[auth:], "/?#"); j >= 0 {
+		authEnd = auth + j
+	}
+	if at := strings.LastIndex(dsn[auth:authEnd], "@"); at >= 0 {
+		if c := strings.Index(dsn[auth:auth+at], ":"); c >= 0 {
+			return auth + c + 1, auth + at, true
+		}
+	}
+	q := strings.Index(dsn[authEnd:], "?")
+	if q < 0 {
+		return 0, 0, false
+	}
+	pos, qEnd := authEnd+q+1, len(dsn)
+	if h := strings.Index(dsn[pos:], "#"); h >= 0 {
+		qEnd = pos + h
+	}
+	for pos <= qEnd {
+		segEnd := qEnd
+		if amp := strings.Index(dsn[pos:qEnd], "&"); amp >= 0 {
+			segEnd = pos + amp
+		}
+		if strings.HasPrefix(dsn[pos:segEnd], "password=") {
+			return pos + len("password="), segEnd, true
+		}
+		pos = segEnd + 1
+	}
+	return 0, 0, false
 }
 
-// dsnPassword returns the password a connection string carries.
+// maskDSN hides the password of a URL or key=value connection string.
+func maskDSN(dsn string) string {
+	s, e, ok := passwordSpan(dsn)
+	if !ok {
+		return dsn
+	}
+	return dsn[:s] + Mask + dsn[e:]
+}
+
+// dsnPassword returns the password a connection string carries, as written.
 func dsnPassword(dsn string) (string, bool) {
-	if strings.Contains(dsn, "://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return "", false
-		}
-		if pw, ok := u.User.Password(); ok {
-			return pw, true
-		}
-		if q := u.Query(); q.Has("password") {
-			return q.Get("password"), true
-		}
+	s, e, ok := passwordSpan(dsn)
+	if !ok {
 		return "", false
 	}
-	m := kvPassword.FindStringSubmatch(dsn)
-	if m == nil {
-		return "", false
-	}
-	return m[2], true
+	return dsn[s:e], true
 }
 
 // setDSNPassword puts pw where dsn carries Mask as its password.
 func setDSNPassword(dsn, pw string) (string, bool) {
-	if strings.Contains(dsn, "://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return "", false
-		}
-		if p, ok := u.User.Password(); ok && p == Mask {
-			u.User = url.UserPassword(u.User.Username(), pw)
-			return u.String(), true
-		}
-		if q := u.Query(); q.Get("password") == Mask {
-			q.Set("password", pw)
-			u.RawQuery = q.Encode()
-			return u.String(), true
-		}
+	s, e, ok := passwordSpan(dsn)
+	if !ok || dsn[s:e] != Mask {
 		return "", false
 	}
-	m := kvPassword.FindStringSubmatchIndex(dsn)
-	if m == nil || dsn[m[4]:m[5]] != Mask {
-		return "", false
-	}
-	return dsn[:m[4]] + pw + dsn[m[5]:], true
+	return dsn[:s] + pw + dsn[e:], true
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+	"gopkg.in/yaml.v3"
 
 	"github.com/portico-edge/portico/internal/store"
 	"github.com/portico-edge/portico/internal/turn"
@@ -230,5 +231,73 @@ func TestLoginTakesName(t *testing.T) {
 	}
 	if w := call(s, "", "POST", "/api/v1/login", "application/json", `{"name":"admin","username":"other","password":"admin-password"}`); w.Code != http.StatusBadRequest {
 		t.Errorf("two different names: %d %s", w.Code, w.Body)
+	}
+}
+
+// FuzzMaskSecrets: masking never panics, and writing the masked document
+// back restores every secret exactly (TestSecretsMaskedInReads checks
+// that the secrets are hidden).
+func FuzzMaskSecrets(f *testing.F) {
+	f.Add([]byte(secretDoc))
+	f.Add([]byte("store:\n  dsn: host=h password='a b' user=u\n"))
+	f.Add([]byte("turn: {rest_secret: x}\n"))
+	f.Add([]byte("store:\n  dsn: postgres://u:p@h/db?password=q\n"))
+	f.Add([]byte("- a\n- b\n"))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		masked := MaskSecrets(doc)
+		var root yaml.Node
+		if yaml.Unmarshal(doc, &root) != nil {
+			return
+		}
+		restored, err := KeepSecrets(masked, doc)
+		if err != nil {
+			return // a document that already held the mask where nothing was stored
+		}
+		var back yaml.Node
+		if err := yaml.Unmarshal(restored, &back); err != nil {
+			t.Fatalf("restored document does not parse: %v\n%s", err, restored)
+		}
+		for _, f := range secretFields {
+			orig, got := lookup(&root, f.path), lookup(&back, f.path)
+			if orig == nil || strings.Contains(orig.Value, Mask) {
+				continue
+			}
+			if got == nil {
+				t.Fatalf("%v lost", f.path)
+			}
+			if f.dsn {
+				op, ok1 := dsnPassword(orig.Value)
+				gp, ok2 := dsnPassword(got.Value)
+				if ok1 != ok2 || op != gp {
+					t.Fatalf("%v password %q came back as %q", f.path, op, gp)
+				}
+				continue
+			}
+			if got.Value != orig.Value {
+				t.Fatalf("%v %q came back as %q", f.path, orig.Value, got.Value)
+			}
+		}
+	})
+}
+
+// TestTURNUserRealmFromConfig: with the TURN service off, a long-term user
+// is stored under the active configuration's turn.realm, where the service
+// will look for it once enabled.
+func TestTURNUserRealmFromConfig(t *testing.T) {
+	s, st := newTestServer(t, Config{})
+	ctx := context.Background()
+	if _, err := st.PutConfig(ctx, []byte("version: 1\nturn:\n  realm: corp.example\n"), "test", "", 0); err != nil {
+		t.Fatal(err)
+	}
+	adm := tokenFor(t, st, "admin", store.RoleAdmin)
+	if w := call(s, adm, "POST", "/api/v1/turn/users", "application/json", `{"name":"alice","password":"alice-turn-pw"}`); w.Code != http.StatusCreated {
+		t.Fatalf("put turn user: %d %s", w.Code, w.Body)
+	}
+	if _, err := st.TURNUser(ctx, "corp.example", "alice"); err != nil {
+		us, _ := st.TURNUsers(ctx)
+		t.Fatalf("not stored under the configured realm: %v; stored %+v", err, us)
+	}
+	if w := call(s, adm, "DELETE", "/api/v1/turn/users/alice", "", ""); w.Code != http.StatusNoContent {
+		t.Fatalf("delete under the configured realm: %d %s", w.Code, w.Body)
 	}
 }

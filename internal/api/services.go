@@ -5,12 +5,14 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/portico-edge/portico/internal/certs"
+	"github.com/portico-edge/portico/internal/config"
 	"github.com/portico-edge/portico/internal/store"
 	"github.com/portico-edge/portico/internal/turn"
 )
@@ -118,13 +120,45 @@ func (s *Server) turnUsers(w http.ResponseWriter, r *http.Request, p Principal) 
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) turnRealm() string {
+// turnRealm is the realm long-term users go in when none is given: the
+// running TURN service's, else turn.realm of the active configuration (the
+// service, once enabled, looks users up there).
+func (s *Server) turnRealm(ctx context.Context) (string, error) {
 	if s.deps.TURN != nil {
 		if t := s.deps.TURN(); t != nil {
-			return t.Realm()
+			return t.Realm(), nil
 		}
 	}
-	return turn.DefaultRealm
+	v, err := s.deps.Config.Active(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return turn.DefaultRealm, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	cfg, err := config.Parse(v.Document)
+	if err != nil {
+		return "", fmt.Errorf("read turn.realm from the active configuration (version %d): %w; give the realm", v.Version, err)
+	}
+	return cfg.TURN.Realm, nil
+}
+
+// realmOr is realm, or turnRealm when it is empty; on failure it writes
+// the error and returns false.
+func (s *Server) realmOr(w http.ResponseWriter, r *http.Request, realm string) (string, bool) {
+	if realm != "" {
+		return realm, true
+	}
+	realm, err := s.turnRealm(r.Context())
+	if errors.Is(err, store.ErrUnavailable) {
+		writeStoreError(w, s.log, err)
+		return "", false
+	}
+	if err != nil {
+		writeError(w, http.StatusConflict, err.Error())
+		return "", false
+	}
+	return realm, true
 }
 
 // ValidateTURNPassword reports why pw cannot be a long-term TURN password,
@@ -153,8 +187,9 @@ func (s *Server) putTURNUser(w http.ResponseWriter, r *http.Request, p Principal
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if req.Realm == "" {
-		req.Realm = s.turnRealm()
+	var ok bool
+	if req.Realm, ok = s.realmOr(w, r, req.Realm); !ok {
+		return
 	}
 	u := store.TURNUser{Realm: req.Realm, Name: req.Name, Key: turn.LongTermKey(req.Name, req.Realm, req.Password), CreatedAt: s.deps.Now().UTC()}
 	if err := s.deps.Store.PutTURNUser(r.Context(), u); err != nil {
@@ -166,9 +201,9 @@ func (s *Server) putTURNUser(w http.ResponseWriter, r *http.Request, p Principal
 }
 
 func (s *Server) deleteTURNUser(w http.ResponseWriter, r *http.Request, p Principal) {
-	realm := r.URL.Query().Get("realm")
-	if realm == "" {
-		realm = s.turnRealm()
+	realm, ok := s.realmOr(w, r, r.URL.Query().Get("realm"))
+	if !ok {
+		return
 	}
 	if err := s.deps.Store.DeleteTURNUser(r.Context(), realm, r.PathValue("name")); err != nil {
 		writeStoreError(w, s.log, err)

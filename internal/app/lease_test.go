@@ -4,12 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/portico-edge/portico/internal/store"
 	"github.com/portico-edge/portico/internal/store/storetest"
+	"github.com/portico-edge/portico/internal/testpeer"
 )
 
 // TestSecondNodeOnOneStoreRefused: a second node started on the store a
@@ -64,4 +69,30 @@ func failingChecks(t *testing.T, body []byte) []string {
 		}
 	}
 	return out
+}
+
+// TestNoFileStoreFromEnvironment: started without a configuration file,
+// a node with PORTICO_STORE_DSN goes to that PostgreSQL (here unreachable,
+// so the start fails naming it) instead of starting a new, empty SQLite
+// store with a new admin beside it.
+func TestNoFileStoreFromEnvironment(t *testing.T) {
+	dsn := fmt.Sprintf("postgres://portico@127.0.0.1:%d/portico?connect_timeout=2", testpeer.FreePort(t))
+	t.Setenv("PORTICO_STORE_DSN", dsn)
+	data := filepath.Join(t.TempDir(), "data")
+	a, err := New(context.Background(), Options{DataDir: data, Console: io.Discard, Getenv: func(k string) string {
+		if k == "PORTICO_STORE_DSN" {
+			return dsn
+		}
+		return ""
+	}})
+	if err == nil {
+		a.Close()
+		t.Fatal("started without its PostgreSQL store")
+	}
+	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "postgres") {
+		t.Errorf("start error %v; want the PostgreSQL store unreachable", err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "portico.db")); err == nil {
+		t.Error("a SQLite store was made in the data directory")
+	}
 }

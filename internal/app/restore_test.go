@@ -60,6 +60,11 @@ func startTestApp(t *testing.T, extra string, env map[string]string, force bool)
 		return nil, err
 	}
 	t.Cleanup(a.Close)
+	// The services count as running, as in a node that Run started, so
+	// readiness shows only what a test changes.
+	for _, s := range a.svcs {
+		s.running.Store(true)
+	}
 	return a, nil
 }
 

@@ -1,0 +1,120 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portico-edge/portico/internal/testpeer"
+)
+
+// TestRejectedFloodKeepsNodeReady: 40,000 rejected guest INVITEs sent by
+// sipp as fast as it can (the guard off) leave /readyz at 200 throughout (history waiting
+// for the store is not a reason to pull the node), and call history holds
+// a few rows that count them instead of one row each.
+func TestRejectedFloodKeepsNodeReady(t *testing.T) {
+	sipp := testpeer.Require(t, "sipp")[0]
+	dir := t.TempDir()
+	mgmt := freeAddr(t)
+	extPort, intPort := testpeer.FreePort(t), testpeer.FreePort(t)
+	cfg := sipNodeConfig(mgmt, extPort, intPort, "127.0.0.9:5999")
+	cfg = strings.Replace(cfg, "level: info", "level: error", 1)
+	// The guard would block this one loopback source within a second; a
+	// real flood comes from spoofed addresses the guard cannot score, which
+	// is what turning it off stands for here.
+	cfg += "guard:\n  disabled: true\n"
+	d := startDaemon(t, dir, cfg, mgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
+	c := newClient(t, d.url)
+	c.csrf = true
+	c.must(200, "POST", "/api/v1/login", map[string]string{"name": "admin", "password": adminPassword})
+
+	// Readiness, polled all through the flood.
+	probe := insecureClient(nil)
+	stop := make(chan struct{})
+	var mu sync.Mutex
+	var probes int
+	var unready []string
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			resp, err := probe.Get(d.url + "/readyz")
+			mu.Lock()
+			probes++
+			if err != nil {
+				unready = append(unready, err.Error())
+			} else {
+				if resp.StatusCode != http.StatusOK {
+					var b bytes.Buffer
+					b.ReadFrom(resp.Body)
+					unready = append(unready, fmt.Sprint(resp.StatusCode, " ", b.String()))
+				}
+				resp.Body.Close()
+			}
+			mu.Unlock()
+		}
+	}()
+
+	const invites = 40000
+	scen, _ := filepath.Abs("testdata/sipp/guest_flood.xml")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	run := exec.CommandContext(ctx, sipp, "-sf", scen, "-i", "127.0.0.1", "-p", strconv.Itoa(testpeer.FreePort(t)),
+		"-m", strconv.Itoa(invites), "-r", "10000", "-l", "20000", "-nostdin", "-timeout", "120s", "-recv_timeout", "10000",
+		"127.0.0.2:"+strconv.Itoa(extPort))
+	run.Dir = t.TempDir()
+	var out bytes.Buffer
+	run.Stdout, run.Stderr = &out, &out
+	started := time.Now()
+	err := run.Run() // sipp exits non-zero if any call timed out; the load is what matters here
+	t.Logf("sipp: %d INVITEs in %s (exit %v)", invites, time.Since(started).Round(time.Millisecond), err)
+	// The fold window closes 10 s after the first rejection; keep probing
+	// while the folded rows are written.
+	type row struct {
+		Count      int64  `json:"count"`
+		SourceAddr string `json:"source_addr"`
+	}
+	var rows []row
+	var total int64
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		c.must(200, "GET", "/api/v1/history/calls?limit=10000", nil).json(t, &rows)
+		total = 0
+		for _, r := range rows {
+			total += max(r.Count, 1)
+		}
+		if total >= invites/2 && len(rows) >= 2 && time.Since(started) > 15*time.Second {
+			break
+		}
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d readiness probes; call history: %d rows standing for %d rejected INVITEs", probes, len(rows), total)
+	if len(unready) > 0 {
+		t.Errorf("/readyz was not 200 for %d of %d probes during the flood; first: %s", len(unready), probes, unready[0])
+	}
+	if len(rows) > 20 {
+		t.Errorf("%d call history rows for one flooding source; want a few rows that count them", len(rows))
+	}
+	if total < invites/2 {
+		t.Errorf("history counts %d rejected INVITEs; sipp sent %d", total, invites)
+	}
+	d.stop()
+	if t.Failed() {
+		log := readLog(t, dir)
+		t.Logf("daemon log (last 3000 bytes):\n%s", log[max(0, len(log)-3000):])
+	}
+}
