@@ -152,7 +152,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	if err := a.log.SetLevel(cfg.Log.Level); err != nil {
 		return nil, err
 	}
-	if err := ensureAdmin(ctx, a.st, opts.Getenv("PORTICO_ADMIN_PASSWORD"), opts.Console); err != nil {
+	if err := ensureAdmin(ctx, a.st, opts.Getenv("PORTICO_ADMIN_PASSWORD"), opts.Console, storeFlagsHint(cfg, opts)); err != nil {
 		return nil, err
 	}
 	a.spool = store.NewSpool(a.st, logging.Component(a.log.Logger, "store"), 100000)
@@ -320,6 +320,22 @@ func (a *App) commitBoot(ctx context.Context, b bootChoice) error {
 	return nil
 }
 
+// storeFlagsHint is what a CLI command needs to open this node's store, for
+// messages that tell the operator which command to run.
+func storeFlagsHint(cfg *config.Config, opts Options) string {
+	if cfg.Store.Backend == "postgres" {
+		if opts.ConfigFile != "" {
+			return "--config " + opts.ConfigFile
+		}
+		return "(with PORTICO_STORE_DSN set)"
+	}
+	dir, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		dir = opts.DataDir
+	}
+	return "--data " + dir
+}
+
 // noteImport logs what happened to the file and keeps it for the status API.
 func (a *App) noteImport(r FileImport, running store.ConfigVersion) {
 	a.fileImport.Store(&r)
@@ -335,8 +351,9 @@ func (a *App) noteImport(r FileImport, running store.ConfigVersion) {
 }
 
 // ensureAdmin creates the admin account when no enabled admin exists, with
-// the given password or a random one printed once on the console.
-func ensureAdmin(ctx context.Context, st store.Store, password string, console io.Writer) error {
+// the given password or a random one printed once on the console. storeHint
+// names the flags that reach this store, so the reset command can be pasted.
+func ensureAdmin(ctx context.Context, st store.Store, password string, console io.Writer, storeHint string) error {
 	users, err := st.Users(ctx)
 	if err != nil {
 		return fmt.Errorf("read users: %w", err)
@@ -369,7 +386,7 @@ func ensureAdmin(ctx context.Context, st store.Store, password string, console i
 		return fmt.Errorf("create admin: %w", err)
 	}
 	if generated {
-		fmt.Fprintf(console, "\nPortico first start: created user %q with password %s\nIt is shown only this once; change it with `portico user passwd %s`.\n\n", name, password, name)
+		fmt.Fprintf(console, "\nPortico first start: created user %q with password %s\nIt is shown only this once; change it with `portico user passwd %s %s`.\n\n", name, password, name, storeHint)
 	} else {
 		fmt.Fprintf(console, "Portico first start: created user %q with the password from PORTICO_ADMIN_PASSWORD\n", name)
 	}

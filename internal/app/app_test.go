@@ -5,6 +5,7 @@ import (
 	"context"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
@@ -22,22 +23,25 @@ func TestFirstStartAdmin(t *testing.T) {
 	}
 	defer st.Close()
 	var out bytes.Buffer
-	if err := ensureAdmin(ctx, st, "", &out); err != nil {
+	if err := ensureAdmin(ctx, st, "", &out, "--data /var/lib/portico"); err != nil {
 		t.Fatal(err)
 	}
 	m := regexp.MustCompile(`created user "admin" with password (\S+)`).FindStringSubmatch(out.String())
 	if m == nil {
 		t.Fatalf("no password printed: %q", out.String())
 	}
+	if !strings.Contains(out.String(), "portico user passwd admin --data /var/lib/portico") {
+		t.Fatalf("the reset command does not name the store's data directory: %q", out.String())
+	}
 	u, err := st.User(ctx, "admin")
 	if err != nil || bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(m[1])) != nil {
 		t.Fatalf("printed password does not log in: %v", err)
 	}
 	out.Reset()
-	if err := ensureAdmin(ctx, st, "", &out); err != nil || out.Len() != 0 {
+	if err := ensureAdmin(ctx, st, "", &out, "--data /var/lib/portico"); err != nil || out.Len() != 0 {
 		t.Fatalf("second start: %v %q", err, out.String())
 	}
-	if err := ensureAdmin(ctx, st, "short", &out); err != nil {
+	if err := ensureAdmin(ctx, st, "short", &out, "--data /var/lib/portico"); err != nil {
 		t.Fatalf("an existing admin makes the env password irrelevant: %v", err)
 	}
 }
@@ -46,7 +50,7 @@ func TestWeakAdminPasswordRefused(t *testing.T) {
 	ctx := context.Background()
 	st, _ := sqlite.Open(ctx, filepath.Join(t.TempDir(), "p.db"), nil)
 	defer st.Close()
-	if err := ensureAdmin(ctx, st, "short", &bytes.Buffer{}); err == nil {
+	if err := ensureAdmin(ctx, st, "short", &bytes.Buffer{}, "--data /var/lib/portico"); err == nil {
 		t.Fatal("a 5-character PORTICO_ADMIN_PASSWORD was accepted")
 	}
 }
