@@ -125,7 +125,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		if cfg.Media.NGListen != "" {
 			srv, err := ng.New(ng.Config{Listen: cfg.Media.NGListen, Interfaces: [2]string{"external", "internal"}}, ng.Deps{Relay: relay, Logger: logging.Component(log, "media-ng")})
 			if err != nil {
-				return nil, fmt.Errorf("media.ng_listen: %w", err)
+				return nil, config.FieldError{Path: "media.ng_listen", Reason: err.Error()}
 			}
 			out = append(out, &service{name: "media-ng", run: srv.Run})
 		}
@@ -276,11 +276,11 @@ func (p certPersister) LoadCertificates(ctx context.Context) ([]certs.Stored, er
 func mediaConfig(cfg *config.Config) (media.Config, error) {
 	ext, err := netip.ParseAddr(cfg.Interfaces.External.Address)
 	if err != nil {
-		return media.Config{}, fmt.Errorf("interfaces.external.address: %w", err)
+		return media.Config{}, config.FieldError{Path: "interfaces.external.address", Reason: err.Error()}
 	}
 	in, err := netip.ParseAddr(cfg.Interfaces.Internal.Address)
 	if err != nil {
-		return media.Config{}, fmt.Errorf("interfaces.internal.address: %w", err)
+		return media.Config{}, config.FieldError{Path: "interfaces.internal.address", Reason: err.Error()}
 	}
 	extIf := media.InterfaceConfig{Addr: ext, PortMin: cfg.Media.External.Min, PortMax: cfg.Media.External.Max}
 	if pa := cfg.Interfaces.External.PublicAddress; pa != "" {

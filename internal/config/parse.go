@@ -9,54 +9,22 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/portico-edge/portico/internal/config/field"
 )
 
 // maxDocument caps the size of a configuration document.
 const maxDocument = 1 << 20
 
 // FieldError is one problem in a document, located by field path and, when
-// known, by line and column.
-type FieldError struct {
-	Path   string `json:"path"`
-	Line   int    `json:"line,omitempty"`
-	Column int    `json:"column,omitempty"`
-	Reason string `json:"reason"`
-}
-
-func (e FieldError) Error() string {
-	var b strings.Builder
-	if e.Path != "" {
-		b.WriteString(e.Path)
-	} else {
-		b.WriteString("document")
-	}
-	if e.Line > 0 {
-		fmt.Fprintf(&b, " (line %d, column %d)", e.Line, e.Column)
-	}
-	b.WriteString(": ")
-	b.WriteString(e.Reason)
-	return b.String()
-}
+// known, by line and column. It is the type every service reports with.
+type FieldError = field.Error
 
 // Errors is every problem found in a document.
-type Errors []FieldError
-
-func (es Errors) Error() string {
-	parts := make([]string, len(es))
-	for i, e := range es {
-		parts[i] = e.Error()
-	}
-	return "config: " + strings.Join(parts, "; ")
-}
+type Errors = field.Errors
 
 // AsErrors returns the field errors inside err, if it holds any.
-func AsErrors(err error) (Errors, bool) {
-	var es Errors
-	if errors.As(err, &es) {
-		return es, true
-	}
-	return nil, false
-}
+func AsErrors(err error) (Errors, bool) { return field.As(err) }
 
 // Parse reads a YAML document strictly, applies defaults and validates it.
 // The error, if any, is an Errors listing every problem found.
