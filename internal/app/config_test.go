@@ -271,3 +271,29 @@ func TestReplaceLeaksNoGoroutines(t *testing.T) {
 		t.Errorf("%d goroutines before %d accepted changes, %d after", before, puts, after)
 	}
 }
+
+// TestTurnRestartNamesDocumentFields: what the TURN service's Reload cannot
+// apply is named by the document's field paths, the rest applies live.
+func TestTurnRestartNamesDocumentFields(t *testing.T) {
+	n := newNode(t)
+	turnSec := func(port int, realm string, quota int) string {
+		return fmt.Sprintf("turn:\n  enabled: true\n  udp: [\"127.0.0.1:%d\"]\n  realm: %s\n  quota_per_user: %d\n", port, realm, quota)
+	}
+	p1, p2 := testpeer.FreePort(t), testpeer.FreePort(t)
+	n.write(n.doc("info", turnSec(p1, "portico", 20)))
+	a := n.mustStart(Options{})
+	defer a.Close()
+	ctx := context.Background()
+	if _, _, err := a.Replace(ctx, []byte(n.doc("info", turnSec(p1, "portico", 5))), "alice", "", 1); err != nil {
+		t.Fatal(err)
+	}
+	if p := a.pending(); len(p) != 0 {
+		t.Errorf("a quota change (live) is pending: %v", p)
+	}
+	if _, _, err := a.Replace(ctx, []byte(n.doc("info", turnSec(p2, "elsewhere", 5))), "alice", "", 2); err != nil {
+		t.Fatal(err)
+	}
+	if p := strings.Join(a.pending(), ","); p != "turn.realm,turn.udp" {
+		t.Errorf("pending_restart = %s, want turn.realm,turn.udp", p)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -32,33 +33,6 @@ type service struct {
 	run     func(ctx context.Context) error
 	running atomic.Bool
 	err     atomic.Pointer[string]
-}
-
-// turnRestart names the turn fields that differ between the configuration
-// the TURN service started with and cfg and that only a restart applies
-// (listeners, certificate, realm, relay addresses and ports, default
-// lifetime); the rest of the section is applied live by its Reload.
-func turnRestart(boot, cfg *config.Config) []string {
-	b, c := boot.TURN, cfg.TURN
-	var out []string
-	for _, f := range []struct {
-		path    string
-		changed bool
-	}{
-		{"turn.udp", !slices.Equal(b.UDP, c.UDP)},
-		{"turn.tcp", !slices.Equal(b.TCP, c.TCP)},
-		{"turn.tls", !slices.Equal(b.TLS, c.TLS)},
-		{"turn.certificate", b.Certificate != c.Certificate},
-		{"turn.realm", b.Realm != c.Realm},
-		{"turn.relay_address", b.RelayAddress != c.RelayAddress},
-		{"turn.relay", b.Relay != c.Relay},
-		{"turn.default_lifetime", b.DefaultLifetime != c.DefaultLifetime},
-	} {
-		if f.changed {
-			out = append(out, f.path)
-		}
-	}
-	return out
 }
 
 // serviceDeps are what services are built from besides the configuration.
@@ -84,6 +58,15 @@ type built struct {
 	accessProxy *accessproxy.Server
 	sip         atomic.Pointer[sipedge.Server]
 	closers     []io.Closer // in build order; close releases them in reverse
+	reloads     []reload    // one per running service that reloads live
+}
+
+// reload is the contract every service's Reload follows, wired to the
+// document: apply what can change live and return the field paths of what
+// only a restart applies (relative to what the service started with).
+type reload struct {
+	section string // the YAML section it owns
+	apply   func(cfg *config.Config) (restart []string, err error)
 }
 
 // close releases every service built, whether it ran or not. Safe to call
@@ -137,10 +120,22 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 				return d.certs.Select(h, cfg.TURN.Certificate)
 			}})
 		if err != nil {
-			return nil, asConfigErrors(err)
+			es, _ := config.AsErrors(asConfigErrors(err))
+			for i := range es {
+				es[i].Path = turnPath(es[i].Path)
+			}
+			return nil, es
 		}
 		b.turn = ts
 		b.closers = append(b.closers, ts)
+		b.reloads = append(b.reloads, reload{"turn", func(next *config.Config) ([]string, error) {
+			restart, err := ts.Reload(turnConfig(next, d.env))
+			restart = turnPaths(restart)
+			if next.TURN.Certificate != cfg.TURN.Certificate {
+				restart = append(restart, "turn.certificate")
+			}
+			return restart, err
+		}})
 		out = append(out, &service{name: "turn", run: ts.Run})
 	}
 	if cfg.SIP.Enabled && b.relay != nil {
@@ -154,6 +149,13 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		}
 		b.sip.Store(ss)
 		b.closers = append(b.closers, ss)
+		b.reloads = append(b.reloads, reload{"sip", func(next *config.Config) ([]string, error) {
+			restart, err := ss.Reload(sipConfig(next))
+			if next.SIP.Certificate != cfg.SIP.Certificate {
+				restart = append(restart, "sip.certificate")
+			}
+			return restart, err
+		}})
 		out = append(out, &service{name: "sip", run: ss.Run})
 	}
 	if cfg.AccessProxy.Enabled {
@@ -177,6 +179,9 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		}
 		b.accessProxy = ap
 		b.closers = append(b.closers, ap)
+		b.reloads = append(b.reloads, reload{"access_proxy", func(next *config.Config) ([]string, error) {
+			return ap.Reload(next.AccessProxy.Config)
+		}})
 		out = append(out, &service{name: "access_proxy", run: ap.Run})
 	}
 	b.list = out
@@ -231,6 +236,42 @@ func turnConfig(cfg *config.Config, env func(string) string) turn.Config {
 		Auth:      turn.Auth{Secret: secret, MaxTTL: t.RESTMaxTTL.D()},
 		Software:  "",
 	}
+}
+
+// turnYAML names, for the turn.Config paths the TURN service reports (in
+// validation errors and from Reload), the document field turnConfig fills
+// them from. It goes when the turn section type moves into package turn.
+var turnYAML = map[string]string{
+	"turn.listen.udp": "turn.udp", "turn.listen.tcp": "turn.tcp", "turn.listen.tls": "turn.tls",
+	"turn.listen.socket_buffer_kb": "media.socket_buffer_kb",
+	"turn.relay.address":           "turn.relay_address", "turn.relay.bind": "interfaces.external.address",
+	"turn.lifetime.default": "turn.default_lifetime", "turn.lifetime.max_age": "turn.max_age",
+	"turn.quota.per_user": "turn.quota_per_user", "turn.quota.total": "turn.quota_total",
+	"turn.rate_limit.per_second": "turn.rate_per_second", "turn.rate_limit.burst": "turn.rate_burst",
+	"turn.peers.allow": "turn.allow_peers", "turn.peers.deny": "turn.deny_peers", "turn.peers.inside": "interfaces.internal.networks",
+	"turn.auth.secret": "turn.rest_secret", "turn.auth.max_ttl": "turn.rest_max_ttl",
+}
+
+// turnPath maps one turn.Config path (an index suffix kept) to the document.
+func turnPath(p string) string {
+	base, idx, _ := strings.Cut(p, "[")
+	if y, ok := turnYAML[base]; ok {
+		if idx != "" {
+			return y + "[" + idx
+		}
+		return y
+	}
+	return p
+}
+
+func turnPaths(ps []string) []string {
+	out := make([]string, 0, len(ps))
+	for _, p := range ps {
+		if y := turnPath(p); !slices.Contains(out, y) {
+			out = append(out, y)
+		}
+	}
+	return out
 }
 
 // turnUsers serves TURN long-term keys from the store.
