@@ -173,6 +173,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt.routedC.Inc()
+	stripUpgrade(r.Header)
 	if max := st.cfg.MaxRequestBody; max > 0 {
 		if r.ContentLength > max {
 			http.Error(w, "413 request entity too large", http.StatusRequestEntityTooLarge)
@@ -183,4 +184,34 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rt.proxy.ServeHTTP(w, r)
+}
+
+// stripUpgrade removes every protocol upgrade but a WebSocket one (RFC
+// 6455) from a request: an upgrade to h2c (RFC 7540 §3.2), TLS or anything
+// else would turn the connection into a tunnel to the upstream that later
+// requests cross unseen, past the route's path_prefix and the
+// X-Forwarded-* rewriting. A request offering WebSocket beside another
+// protocol loses its upgrade too: the upstream could pick the other one.
+func stripUpgrade(h http.Header) {
+	up := h.Values("Upgrade")
+	if len(up) == 0 && h.Get("HTTP2-Settings") == "" {
+		return
+	}
+	if len(up) == 1 && strings.EqualFold(strings.TrimSpace(up[0]), "websocket") {
+		return
+	}
+	h.Del("Upgrade")
+	h.Del("HTTP2-Settings")
+	// ReverseProxy removes what Connection names and re-adds Upgrade only
+	// when an Upgrade header is left; drop the tokens all the same.
+	conn := h.Values("Connection")
+	h.Del("Connection")
+	for _, v := range conn {
+		for _, tok := range strings.Split(v, ",") {
+			tok = strings.TrimSpace(tok)
+			if tok != "" && !strings.EqualFold(tok, "upgrade") && !strings.EqualFold(tok, "http2-settings") {
+				h.Add("Connection", tok)
+			}
+		}
+	}
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // h1Transport forwards the common case to a plain-HTTP upstream (a GET,
@@ -263,19 +265,52 @@ func (b *h1Body) finish(atEnd bool) {
 	b.pc.c.Close()
 }
 
+// get takes the most recently used idle connection that is still fresh
+// and quiet. An upstream has nothing to say on an idle HTTP/1.1
+// connection: bytes waiting there are an unsolicited response (a broken or
+// hostile upstream answering twice), which must never be read as the
+// answer to the next request, another client's; and a connection the
+// upstream closed is of no use. Either is discarded. net/http's Transport
+// learns the same with a read always pending on idle connections; here it
+// is one non-blocking peek per reuse.
 func (t *h1Transport) get() (*h1Conn, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for n := len(t.idle); n > 0; n = len(t.idle) {
+	for {
+		t.mu.Lock()
+		n := len(t.idle)
+		if n == 0 {
+			t.mu.Unlock()
+			return nil, false
+		}
 		pc := t.idle[n-1]
 		t.idle[n-1] = nil
 		t.idle = t.idle[:n-1]
-		if time.Since(pc.idleAt) < t.idleFor {
+		t.mu.Unlock()
+		if time.Since(pc.idleAt) < t.idleFor && quiet(pc.c) {
 			return pc, true
 		}
 		pc.c.Close()
 	}
-	return nil, false
+}
+
+// quiet reports whether nothing is waiting to be read on c and the peer
+// has not closed it, without consuming or blocking.
+func quiet(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ok = false
+	var b [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		n, _, rerr := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		ok = n < 0 && (rerr == unix.EAGAIN || rerr == unix.EWOULDBLOCK)
+		return true
+	})
+	return err == nil && ok
 }
 
 func (t *h1Transport) put(pc *h1Conn) {

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/netip"
@@ -59,11 +60,13 @@ type BackupService interface {
 	Restore(ctx context.Context, r io.Reader) error
 }
 
-// Check is one readiness check.
+// Check is one readiness check. Info is shown without failing the check
+// (a backlog, a count).
 type Check struct {
 	Name  string `json:"name"`
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
+	Info  string `json:"info,omitempty"`
 }
 
 // Config tunes authentication.
@@ -91,6 +94,9 @@ type Deps struct {
 	TURN func() TURNService
 	// Certs holds named certificates.
 	Certs CertService
+	// Guard returns the node's guard (blocks; failed logins are reported
+	// to it), or nil.
+	Guard func() GuardService
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 }
@@ -189,6 +195,7 @@ func (s *Server) routes() {
 
 	s.serviceRoutes()
 	s.sipRoutes()
+	s.guardRoutes()
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -300,11 +307,19 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req struct {
-		Username string `json:"username"`
+		Name     string `json:"name"`
+		Username string `json:"username"` // the older spelling of name
 		Password string `json:"password"`
 	}
 	if !readJSON(w, r, &req) {
 		return
+	}
+	if req.Name != "" && req.Username != "" && req.Name != req.Username {
+		writeError(w, http.StatusBadRequest, "give the account as name (username is its older spelling), not both")
+		return
+	}
+	if req.Username == "" {
+		req.Username = req.Name
 	}
 	if locked, until := s.limit.locked(req.Username, now); locked {
 		w.Header().Set("Retry-After", strconv.Itoa(int(until.Sub(now).Seconds())+1))
@@ -322,6 +337,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(req.Password)) != nil || err != nil || u.Disabled {
 		locked := s.limit.fail(req.Username, now)
+		s.loginFailed(src)
 		s.log.Warn("login failed", "user", req.Username, "source", src.String(), "locked", locked)
 		s.auditWrite(r.Context(), Principal{User: req.Username, Source: src.String()}, "login.failed", req.Username, "")
 		writeError(w, http.StatusUnauthorized, "invalid username or password")
@@ -431,8 +447,14 @@ func writeStoreError(w http.ResponseWriter, log *slog.Logger, err error) {
 	}
 }
 
-// readJSON decodes a JSON body strictly; on failure it writes 400.
+// readJSON decodes a JSON body strictly; on failure it writes 400. A body
+// not labelled application/json is refused with 415: text/plain and form
+// bodies are what a cross-site page can send without a CORS preflight.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, "the body must be JSON sent as Content-Type: application/json")
+		return false
+	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -51,6 +51,7 @@ func newTestServer(t *testing.T, cfg Config) (*Server, store.Store) {
 
 func login(s *Server, addr, user, pw string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest("POST", "/api/v1/login", strings.NewReader(`{"username":"`+user+`","password":"`+pw+`"}`))
+	r.Header.Set("Content-Type", "application/json")
 	r.RemoteAddr = addr
 	w := httptest.NewRecorder()
 	s.ServeHTTP(w, r)
@@ -127,6 +128,7 @@ func TestUnknownEndpointAndBadJSON(t *testing.T) {
 	}
 	w = httptest.NewRecorder()
 	r := httptest.NewRequest("POST", "/api/v1/login", bytes.NewReader([]byte(`{"username":1`)))
+	r.Header.Set("Content-Type", "application/json")
 	r.RemoteAddr = "192.0.2.9:1"
 	s.ServeHTTP(w, r)
 	if w.Code != 400 {

@@ -32,9 +32,15 @@ type configBody struct {
 	Document string `json:"document"`
 }
 
+// versionBody is a version as the API shows it: secrets masked (sha256 is
+// still that of the stored document).
 func versionBody(v store.ConfigVersion) configBody {
 	o := config.OriginOf(v.Author)
-	return configBody{Version: v.Version, SHA256: v.SHA256, Author: v.Author, Comment: v.Comment, CreatedAt: v.CreatedAt.UTC(), Source: o.Source, File: o.File, Document: string(v.Document)}
+	doc := ""
+	if v.Document != nil {
+		doc = string(MaskSecrets(v.Document))
+	}
+	return configBody{Version: v.Version, SHA256: v.SHA256, Author: v.Author, Comment: v.Comment, CreatedAt: v.CreatedAt.UTC(), Source: o.Source, File: o.File, Document: doc}
 }
 
 func wantsYAML(r *http.Request) bool {
@@ -51,7 +57,7 @@ func (s *Server) getConfig(w http.ResponseWriter, r *http.Request, p Principal) 
 	w.Header().Set("ETag", etag(v.Version))
 	if wantsYAML(r) {
 		w.Header().Set("Content-Type", "application/yaml")
-		w.Write(v.Document)
+		w.Write(MaskSecrets(v.Document))
 		return
 	}
 	writeJSON(w, http.StatusOK, versionBody(v))
@@ -75,7 +81,17 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request, p Principal) 
 	if !ok {
 		return
 	}
-	v, changed, err := s.deps.Config.Replace(r.Context(), doc, p.User, comment, expect)
+	active, err := s.deps.Config.Active(r.Context())
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		writeStoreError(w, s.log, err)
+		return
+	}
+	doc, err = KeepSecrets(doc, active.Document)
+	var v store.ConfigVersion
+	var changed []string
+	if err == nil {
+		v, changed, err = s.deps.Config.Replace(r.Context(), doc, p.User, comment, expect)
+	}
 	if es, isCfg := config.AsErrors(err); isCfg {
 		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: "configuration refused; the running configuration is unchanged", Fields: es})
 		return

@@ -33,7 +33,7 @@ type CertService interface {
 func (s *Server) serviceRoutes() {
 	m := s.mux
 	m.HandleFunc("GET /api/v1/turn/allocations", s.auth(false, s.turnAllocations))
-	m.HandleFunc("POST /api/v1/turn/credentials", s.auth(false, s.turnCredentials))
+	m.HandleFunc("POST /api/v1/turn/credentials", s.auth(true, s.turnCredentials))
 	m.HandleFunc("GET /api/v1/turn/users", s.auth(false, s.turnUsers))
 	m.HandleFunc("POST /api/v1/turn/users", s.auth(true, s.putTURNUser))
 	m.HandleFunc("DELETE /api/v1/turn/users/{name}", s.auth(true, s.deleteTURNUser))
@@ -69,7 +69,8 @@ func (s *Server) turnAllocations(w http.ResponseWriter, r *http.Request, p Princ
 }
 
 // turnCredentials mints TURN REST API credentials for a web application.
-// Auditors may mint too: it changes no configuration.
+// Only admins may: a credential is relay access for anyone who holds it,
+// which is more than reading.
 func (s *Server) turnCredentials(w http.ResponseWriter, r *http.Request, p Principal) {
 	t := s.turnService(w)
 	if t == nil {

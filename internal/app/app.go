@@ -164,6 +164,12 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		}
 		return 0
 	}))
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portico_history_spool_pending", Help: "History records waiting for the store."}, func() float64 {
+		return float64(a.spool.Pending())
+	}))
+	a.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_history_spool_dropped_total", Help: "History records dropped because the spool was full."}, func() float64 {
+		return float64(a.spool.Dropped())
+	}))
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portico_config_version", Help: "Active configuration version."}, func() float64 {
 		if r := a.cur.Load(); r != nil {
 			return float64(r.version.Version)
@@ -209,6 +215,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 			}
 			return a.built.turn
 		},
+		Guard: func() api.GuardService { return a.built.guard },
 	})
 	if err != nil {
 		return nil, err
@@ -394,7 +401,7 @@ func ensureAdmin(ctx context.Context, st store.Store, password string, console i
 }
 
 func (a *App) serviceDeps() serviceDeps {
-	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv, hist: a.spool}
+	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv, hist: a.spool, events: a.spool.AddEvent}
 }
 
 // ManagementURL is where the API listens.
@@ -468,9 +475,12 @@ func (a *App) ready(ctx context.Context) []api.Check {
 		c.OK, c.Error = false, err.Error()
 	}
 	checks := []api.Check{c}
-	sp := api.Check{Name: "history-spool", OK: a.spool.Healthy()}
-	if !sp.OK {
-		sp.Error = fmt.Sprintf("%d history records waiting for the store", a.spool.Pending())
+	// History waiting for the store is shown, never failed: a flood of
+	// rejected requests fills the spool while the store answers, and a
+	// node pulled from its load balancer for that would serve no one.
+	sp := api.Check{Name: "history-spool", OK: true}
+	if n := a.spool.Pending(); n > 0 {
+		sp.Info = fmt.Sprintf("%d history records waiting for the store", n)
 	}
 	checks = append(checks, sp)
 	for _, s := range a.svcs {
@@ -639,6 +649,9 @@ func (a *App) apply(ctx context.Context, doc []byte, v *store.ConfigVersion, aut
 		}
 		restart = append(restart, rs...)
 	}
+	if err := a.built.guard.Reload(guardConfig(cfg)); err != nil {
+		a.log.Error("guard reload", "component", "config", "err", err)
+	}
 	a.notePending(cfg, restart)
 	a.mgmt.acl.set(cfg.Management.AllowedNetworks)
 	if pending != nil {
@@ -748,6 +761,16 @@ func (b backupService) Restore(ctx context.Context, r io.Reader) error {
 	defer b.a.replace.Unlock()
 	if err := b.a.st.Restore(ctx, snap); err != nil {
 		return fmt.Errorf("restore: %w", err)
+	}
+	// The restored active version is what the API now reads and what the
+	// next change must name (its ETag); it runs from the next start.
+	if v, err := b.a.st.ActiveConfig(ctx); err == nil {
+		run := &running{cfg: b.a.cur.Load().cfg, version: v}
+		if cfg, err := config.Parse(v.Document); err == nil {
+			run.cfg = cfg
+		}
+		b.a.cur.Store(run)
+		b.a.notePending(run.cfg, []string{"restore"})
 	}
 	b.a.log.Warn("store restored from a backup archive; restart to run its configuration", "component", "app")
 	return nil

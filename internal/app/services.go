@@ -19,6 +19,7 @@ import (
 	"github.com/portico-edge/portico/internal/accessproxy"
 	"github.com/portico-edge/portico/internal/certs"
 	"github.com/portico-edge/portico/internal/config"
+	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/media/ng"
@@ -43,6 +44,8 @@ type serviceDeps struct {
 	certs *certs.Store
 	env   func(string) string
 	hist  sipedge.History
+	// events records guard blocks and unblocks (the history spool).
+	events func(store.Event)
 }
 
 func (d serviceDeps) withRegisterer(r prometheus.Registerer) serviceDeps {
@@ -57,6 +60,7 @@ type built struct {
 	turn        *turn.Server
 	accessProxy *accessproxy.Server
 	sip         atomic.Pointer[sipedge.Server]
+	guard       *guard.Guard
 	closers     []io.Closer // in build order; close releases them in reverse
 	reloads     []reload    // one per running service that reloads live
 }
@@ -88,6 +92,12 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 	}()
 	log, reg := d.log, d.reg
 	out := b.list
+	g, err := guard.New(guardConfig(cfg), guard.Deps{Logger: log, Registerer: reg, Events: guardEvents(d.events)})
+	if err != nil {
+		return nil, asConfigErrors(err)
+	}
+	b.guard = g
+	out = append(out, &service{name: "guard", run: g.Run})
 	if cfg.Media.Enabled {
 		mc, err := mediaConfig(cfg)
 		if err != nil {
@@ -106,7 +116,13 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		b.closers = append(b.closers, relay)
 		out = append(out, &service{name: "media", run: relay.Run})
 		if cfg.Media.NGListen != "" {
-			srv, err := ng.New(ng.Config{Listen: cfg.Media.NGListen, Interfaces: [2]string{"external", "internal"}}, ng.Deps{Relay: relay, Logger: logging.Component(log, "media-ng")})
+			nc := ng.Config{Listen: cfg.Media.NGListen, Interfaces: [2]string{"external", "internal"}, Secret: cfg.Media.NGSecret}
+			for _, n := range cfg.Media.NGAllow {
+				if p, err := netip.ParsePrefix(n); err == nil {
+					nc.Allow = append(nc.Allow, p)
+				}
+			}
+			srv, err := ng.New(nc, ng.Deps{Relay: relay, Logger: logging.Component(log, "media-ng"), Registerer: reg})
 			if err != nil {
 				return nil, config.FieldError{Path: "media.ng_listen", Reason: err.Error()}
 			}
@@ -143,7 +159,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return d.certs.Select(h, cfg.SIP.Certificate)
 		}}
-		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc})
+		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard})
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
@@ -188,6 +204,28 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 	return b, nil
 }
 
+// guardConfig is the guard section with the inside networks added to its
+// allow list: the inside is never blocked.
+func guardConfig(cfg *config.Config) guard.Config {
+	g := cfg.Guard
+	g.Allow = append(slices.Clone(g.Allow), cfg.Interfaces.Internal.Networks...)
+	return g
+}
+
+// guardEvents records blocks in the event history.
+func guardEvents(record func(store.Event)) func(guard.Event) {
+	if record == nil {
+		return nil
+	}
+	return func(e guard.Event) {
+		msg := e.Action + " " + e.Source.String() + ": " + e.Reason
+		if !e.Until.IsZero() {
+			msg += " until " + e.Until.UTC().Format(time.RFC3339)
+		}
+		record(store.Event{Time: e.Time.UTC(), Severity: "warning", Component: "guard", Message: msg})
+	}
+}
+
 func sipConfig(cfg *config.Config) sipedge.Config {
 	s := cfg.SIP
 	c := sipedge.Config{
@@ -197,7 +235,7 @@ func sipConfig(cfg *config.Config) sipedge.Config {
 		Guest:          sipedge.GuestPolicy{Enabled: s.Guest.Enabled, VMRRanges: s.Guest.VMRRanges, Aliases: s.Guest.Aliases, DefaultDestination: s.Guest.DefaultDestination},
 		Federation:     sipedge.Federation{AllowedDomains: s.Federation.AllowedDomains, OpenB2B: s.Federation.OpenB2B, DNSServer: s.Federation.DNSServer},
 		Limits:         sipedge.Limits{MaxRegistrations: s.MaxRegistrations, MaxCalls: s.MaxCalls},
-		TopologyHiding: sipedge.TopologyHiding{StripServer: s.StripServer},
+		TopologyHiding: sipedge.TopologyHiding{StripServer: s.StripServer, RevealUnknownUsers: s.RevealUnknownUsers},
 	}
 	if c.ExternalHost == "" && cfg.Interfaces.External.PublicAddress != "" {
 		c.ExternalHost = cfg.Interfaces.External.PublicAddress
@@ -232,8 +270,9 @@ func turnConfig(cfg *config.Config, env func(string) string) turn.Config {
 		Lifetime:  turn.Lifetime{Default: t.DefaultLifetime.D(), MaxAge: t.MaxAge.D()},
 		Quota:     turn.Quota{PerUser: t.QuotaPerUser, Total: t.QuotaTotal},
 		RateLimit: turn.RateLimit{PerSecond: t.RatePerSecond, Burst: t.RateBurst},
-		Peers:     turn.PeerPolicy{Inside: cfg.Interfaces.Internal.Networks, Deny: t.DenyPeers, Allow: t.AllowPeers},
+		Peers:     turn.PeerPolicy{Inside: cfg.Interfaces.Internal.Networks, Deny: t.DenyPeers, Allow: t.AllowPeers, RelayToRelay: t.RelayToRelay},
 		Auth:      turn.Auth{Secret: secret, MaxTTL: t.RESTMaxTTL.D()},
+		Own:       ownAddresses(cfg),
 		Software:  "",
 	}
 }
@@ -272,6 +311,48 @@ func turnPaths(ps []string) []string {
 		}
 	}
 	return out
+}
+
+// ownAddresses lists what the node listens on besides TURN, which TURN
+// clients must never reach through a relay. A listen address without a
+// host (":443") is every address.
+func ownAddresses(cfg *config.Config) turn.Own {
+	var own turn.Own
+	add := func(a string) {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			return
+		}
+		if host == "" {
+			own.Listeners = append(own.Listeners, net.JoinHostPort("0.0.0.0", port), net.JoinHostPort("::", port))
+		} else if _, err := netip.ParseAddr(host); err == nil {
+			own.Listeners = append(own.Listeners, net.JoinHostPort(host, port))
+		}
+	}
+	add(cfg.Management.Listen)
+	add(cfg.Media.NGListen)
+	if cfg.SIP.Enabled {
+		for _, l := range cfg.SIP.Listeners {
+			add(l.Address)
+		}
+	}
+	if ap := cfg.AccessProxy; ap.Enabled {
+		add(ap.Listen)
+		for _, a := range ap.ExtraListen {
+			add(a)
+		}
+		for _, m := range ap.TCP {
+			add(m.Listen)
+		}
+	}
+	for _, i := range []config.Interface{cfg.Interfaces.External, cfg.Interfaces.Internal, cfg.Interfaces.Management} {
+		for _, a := range []string{i.Address, i.PublicAddress} {
+			if _, err := netip.ParseAddr(a); err == nil {
+				own.Addresses = append(own.Addresses, a)
+			}
+		}
+	}
+	return own
 }
 
 // turnUsers serves TURN long-term keys from the store.

@@ -9,7 +9,6 @@ package backup
 
 import (
 	"archive/tar"
-	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -28,12 +27,15 @@ import (
 const (
 	Format        = "portico-backup"
 	FormatVersion = 1
-	maxSnapshot   = 1 << 30
 	maxManifest   = 64 << 10
 )
 
-// ErrInvalid wraps every reason an archive is refused.
-var ErrInvalid = errors.New("backup: invalid archive")
+// ErrInvalid wraps every reason an archive is refused; ErrTooLarge also
+// wraps those past a size limit.
+var (
+	ErrInvalid  = errors.New("backup: invalid archive")
+	ErrTooLarge = errors.New("too large")
+)
 
 // Manifest describes an archive.
 type Manifest struct {
@@ -97,47 +99,126 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-// Read reads and checks a whole archive. It returns ErrInvalid (wrapped with
-// the reason) for anything that is not a sound Portico archive.
-func Read(r io.Reader) (*store.Snapshot, Manifest, error) {
+// Limits bound what Read takes from an archive, decompressed. The archive
+// is read as a stream: the snapshot's records are decoded one at a time
+// while its checksum is computed, so reading costs about the decoded
+// records, and an entry or a stream past its limit is refused as soon as
+// its header (or the running count) shows it.
+type Limits struct {
+	// MaxSnapshot caps snapshot.json. Default DefaultMaxSnapshot.
+	MaxSnapshot int64
+	// MaxTotal caps the whole decompressed tar stream. Default MaxSnapshot
+	// plus 1 MiB (the manifest and the tar framing).
+	MaxTotal int64
+}
+
+// DefaultMaxSnapshot is the default cap of a decompressed snapshot: several
+// hundred thousand history rows. `portico restore --max-snapshot-mb` raises it.
+const DefaultMaxSnapshot = 256 << 20
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxSnapshot <= 0 {
+		l.MaxSnapshot = DefaultMaxSnapshot
+	}
+	if l.MaxTotal <= 0 {
+		l.MaxTotal = l.MaxSnapshot + 1<<20
+	}
+	return l
+}
+
+// cappedReader fails once more than max bytes have come through.
+type cappedReader struct {
+	r        io.Reader
+	n, max   int64
+	exceeded bool
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.n >= c.max+1 {
+		c.exceeded = true
+		return 0, fmt.Errorf("%w: the archive decompresses to more than the limit of %d bytes", ErrTooLarge, c.max)
+	}
+	p = p[:min(int64(len(p)), c.max+1-c.n)]
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// Read reads and checks a whole archive within the default Limits.
+func Read(r io.Reader) (*store.Snapshot, Manifest, error) { return ReadLimited(r, Limits{}) }
+
+// ReadLimited reads and checks a whole archive. It returns ErrInvalid
+// (wrapped with the reason) for anything that is not a sound Portico
+// archive, and also ErrTooLarge for one past l.
+func ReadLimited(r io.Reader, l Limits) (*store.Snapshot, Manifest, error) {
+	l = l.withDefaults()
 	var m Manifest
 	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return nil, m, invalid("not a gzip file: %v", err)
 	}
-	tr := tar.NewReader(gz)
-	var manifest, snapshot []byte
+	total := &cappedReader{r: gz, max: l.MaxTotal}
+	tr := tar.NewReader(total)
+	var manifest []byte
+	var snap *store.Snapshot
+	var sum []byte
+	var decodeErr error
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
+			if total.exceeded {
+				return nil, m, fmt.Errorf("%w: %w", ErrInvalid, err)
+			}
 			return nil, m, invalid("broken tar stream: %v", err)
 		}
-		var dst *[]byte
 		limit := int64(maxManifest)
 		switch h.Name {
 		case "manifest.json":
-			dst = &manifest
+			if manifest != nil {
+				return nil, m, invalid("entry %q appears twice", h.Name)
+			}
 		case "snapshot.json":
-			dst, limit = &snapshot, maxSnapshot
+			if snap != nil {
+				return nil, m, invalid("entry %q appears twice", h.Name)
+			}
+			limit = l.MaxSnapshot
 		default:
 			return nil, m, invalid("unexpected entry %q", h.Name)
 		}
-		if *dst != nil {
-			return nil, m, invalid("entry %q appears twice", h.Name)
+		if h.Typeflag != tar.TypeReg {
+			return nil, m, invalid("entry %q is not a regular file", h.Name)
 		}
-		if h.Typeflag != tar.TypeReg || h.Size > limit {
-			return nil, m, invalid("entry %q is not a regular file within %d bytes", h.Name, limit)
+		if h.Size > limit {
+			return nil, m, fmt.Errorf("%w: %w: entry %q is %d bytes decompressed, past the limit of %d bytes", ErrInvalid, ErrTooLarge, h.Name, h.Size, limit)
 		}
-		b, err := io.ReadAll(io.LimitReader(tr, limit+1))
-		if err != nil {
-			return nil, m, invalid("read %q: %v", h.Name, err)
+		if h.Name == "manifest.json" {
+			if manifest, err = io.ReadAll(tr); err != nil {
+				return nil, m, readErr(h.Name, err, total)
+			}
+			continue
 		}
-		*dst = b
+		// The snapshot is decoded as it streams past the hash, never held
+		// as raw bytes.
+		hash := sha256.New()
+		in := io.TeeReader(tr, hash)
+		snap = &store.Snapshot{}
+		var counts map[string]int
+		if manifest != nil { // written first: its counts size the slices
+			var pre Manifest
+			if json.Unmarshal(manifest, &pre) == nil {
+				counts = pre.Counts
+			}
+		}
+		decodeErr = decodeSnapshot(json.NewDecoder(in), snap, counts, h.Size)
+		if _, err := io.Copy(io.Discard, in); err != nil {
+			return nil, m, readErr(h.Name, err, total)
+		}
+		sum = hash.Sum(nil)
 	}
-	if manifest == nil || snapshot == nil {
+	if manifest == nil || snap == nil {
 		return nil, m, invalid("manifest.json or snapshot.json missing")
 	}
 	if err := json.Unmarshal(manifest, &m); err != nil {
@@ -149,20 +230,103 @@ func Read(r io.Reader) (*store.Snapshot, Manifest, error) {
 	if m.FormatVersion < 1 || m.FormatVersion > FormatVersion {
 		return nil, m, invalid("format version %d is not readable by this build (reads 1..%d)", m.FormatVersion, FormatVersion)
 	}
-	sum := sha256.Sum256(snapshot)
-	if hex.EncodeToString(sum[:]) != m.SnapshotSHA256 {
+	if hex.EncodeToString(sum) != m.SnapshotSHA256 {
 		return nil, m, invalid("snapshot checksum does not match the manifest (corrupt or edited)")
 	}
-	var snap store.Snapshot
-	dec := json.NewDecoder(bytes.NewReader(snapshot))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&snap); err != nil {
-		return nil, m, invalid("snapshot: %v", err)
+	if decodeErr != nil {
+		return nil, m, invalid("snapshot: %v", decodeErr)
 	}
-	if err := Check(&snap); err != nil {
+	if err := Check(snap); err != nil {
 		return nil, m, err
 	}
-	return &snap, m, nil
+	return snap, m, nil
+}
+
+func readErr(name string, err error, total *cappedReader) error {
+	if total.exceeded {
+		return fmt.Errorf("%w: read %q: %w", ErrInvalid, name, err)
+	}
+	return invalid("read %q: %v", name, err)
+}
+
+// decodeSnapshot decodes the snapshot object one record at a time, so the
+// decoder never buffers more than one record. Unknown fields are refused.
+// counts (the manifest's, untrusted) presize the slices, within what size
+// bytes of JSON can hold.
+func decodeSnapshot(dec *json.Decoder, s *store.Snapshot, counts map[string]int, size int64) error {
+	dec.DisallowUnknownFields()
+	hint := func(table string) int { return int(min(int64(max(counts[table], 0)), size/minRecord)) }
+	fields := map[string]func() error{
+		"schema_version":      func() error { return dec.Decode(&s.SchemaVersion) },
+		"config_versions":     func() error { return decodeArray(dec, &s.ConfigVersions, hint("config_versions")) },
+		"users":               func() error { return decodeArray(dec, &s.Users, hint("users")) },
+		"tokens":              func() error { return decodeArray(dec, &s.Tokens, hint("tokens")) },
+		"audit":               func() error { return decodeArray(dec, &s.Audit, hint("audit")) },
+		"certificates":        func() error { return decodeArray(dec, &s.Certificates, hint("certificates")) },
+		"turn_users":          func() error { return decodeArray(dec, &s.TURNUsers, hint("turn_users")) },
+		"registration_events": func() error { return decodeArray(dec, &s.RegistrationEvents, hint("registration_events")) },
+		"calls":               func() error { return decodeArray(dec, &s.Calls, hint("calls")) },
+		"events":              func() error { return decodeArray(dec, &s.Events, hint("events")) },
+	}
+	if err := delim(dec, '{'); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		f := fields[key]
+		if f == nil {
+			return fmt.Errorf("unknown field %q", key)
+		}
+		if seen[key] {
+			return fmt.Errorf("field %q appears twice", key)
+		}
+		seen[key] = true
+		if err := f(); err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+	}
+	return delim(dec, '}')
+}
+
+// minRecord is fewer bytes of JSON than any record takes.
+const minRecord = 64
+
+func decodeArray[T any](dec *json.Decoder, dst *[]T, hint int) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok == nil { // null
+		return nil
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return fmt.Errorf("want an array, not %v", tok)
+	}
+	*dst = make([]T, 0, hint)
+	for dec.More() {
+		var v T
+		if err := dec.Decode(&v); err != nil {
+			return fmt.Errorf("[%d]: %w", len(*dst), err)
+		}
+		*dst = append(*dst, v)
+	}
+	return delim(dec, ']')
+}
+
+func delim(dec *json.Decoder, want json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != want {
+		return fmt.Errorf("want %v, not %v", want, tok)
+	}
+	return nil
 }
 
 // Check verifies that a snapshot's records are sound: unique keys, known
@@ -213,9 +377,32 @@ func Check(s *store.Snapshot) error {
 		}
 	}
 	if newest != nil {
-		if _, err := config.Parse(newest.Document); err != nil {
+		if err := checkConfig(newest.Document); err != nil {
 			return invalid("config version %d is not valid for this build: %v", newest.Version, err)
 		}
 	}
 	return nil
+}
+
+// checkConfig parses a restored configuration. A PostgreSQL node usually
+// takes its DSN from PORTICO_STORE_DSN, so its documents name no DSN;
+// whether one is needed depends on the node that restores, whose own file
+// and environment choose its store, not on the archive. So a missing
+// store.dsn is not held against the archive.
+func checkConfig(doc []byte) error {
+	_, err := config.Parse(doc)
+	es, ok := config.AsErrors(err)
+	if !ok {
+		return err
+	}
+	var rest config.Errors
+	for _, e := range es {
+		if e.Path != "store.dsn" {
+			rest = append(rest, e)
+		}
+	}
+	if len(rest) == 0 {
+		return nil
+	}
+	return rest
 }

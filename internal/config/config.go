@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portico-edge/portico/internal/accessproxy"
+	"github.com/portico-edge/portico/internal/guard"
 )
 
 // CurrentVersion is the document format this build reads.
@@ -26,6 +27,9 @@ type Config struct {
 	Store      Store      `yaml:"store" json:"store"`
 	Management Management `yaml:"management" json:"management"`
 	Log        Log        `yaml:"log" json:"log"`
+	// Guard blocks scanners, guessers and floods on every service
+	// (docs/security.md). On by default.
+	Guard guard.Config `yaml:"guard" json:"guard"`
 
 	// Services added by later work. Each is off until enabled.
 	SIP         SIP         `yaml:"sip" json:"sip"`
@@ -141,6 +145,13 @@ type Media struct {
 	SocketBufferKB int `yaml:"socket_buffer_kb" json:"socket_buffer_kb"`
 	// NGListen is host:port of the rtpengine "ng" control listener; empty: off.
 	NGListen string `yaml:"ng_listen" json:"ng_listen"`
+	// NGAllow lists the networks (CIDR) ng requests may come from; others
+	// are dropped and counted. NGAllow or NGSecret is required when
+	// NGListen is not a loopback or private address. Default: any source.
+	NGAllow []string `yaml:"ng_allow,omitempty" json:"ng_allow,omitempty"`
+	// NGSecret is a shared secret every ng request must carry (key
+	// "secret" or flag "secret=..."). Default: none.
+	NGSecret string `yaml:"ng_secret,omitempty" json:"ng_secret,omitempty"`
 	// Workers is the number of packet workers: 0 (the default) is one per
 	// CPU; 1 costs the least CPU per packet but adds latency under load.
 	// 0..256.
@@ -208,6 +219,11 @@ type TURN struct {
 	AllowPeers []string `yaml:"allow_peers,omitempty" json:"allow_peers,omitempty"`
 	// DenyPeers are further denied CIDRs.
 	DenyPeers []string `yaml:"deny_peers,omitempty" json:"deny_peers,omitempty"`
+	// RelayToRelay lets clients relay to other allocations of this node
+	// (two relay-only clients talking to each other). Default false: the
+	// relay range is denied like the node's own listeners, which no
+	// allow_peers entry opens.
+	RelayToRelay bool `yaml:"relay_to_relay" json:"relay_to_relay"`
 	// RESTSecret enables TURN REST API ephemeral credentials (coturn's
 	// use-auth-secret). May come from PORTICO_TURN_SECRET instead, which
 	// keeps it out of the document. Empty: only long-term users.
@@ -254,8 +270,12 @@ type SIP struct {
 	// 503 and Retry-After.
 	MaxRegistrations int `yaml:"max_registrations" json:"max_registrations"`
 	MaxCalls         int `yaml:"max_calls" json:"max_calls"`
-	// StripServer removes Server and User-Agent headers crossing the edge.
+	// StripServer removes the outside endpoint's User-Agent from requests
+	// relayed inside (the inside's Server never crosses).
 	StripServer bool `yaml:"strip_server" json:"strip_server"`
+	// RevealUnknownUsers relays the inside's refusal of an unauthenticated
+	// outside REGISTER as it is; default false: answered as a challenge.
+	RevealUnknownUsers bool `yaml:"reveal_unknown_users" json:"reveal_unknown_users"`
 }
 
 // SIPListener is one SIP socket.

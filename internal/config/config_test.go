@@ -24,6 +24,7 @@ func TestParseErrors(t *testing.T) {
 		{"overlapping ranges", "version: 1\nmedia:\n  external: {port_min: 40000, port_max: 45000}\n  internal: {port_min: 44000, port_max: 50000}\n", "media.internal", 4, "overlaps media.external"},
 		{"inverted range", "version: 1\nmedia:\n  external: {port_min: 45000, port_max: 40000}\n", "media.external", 3, "above port_max"},
 		{"media workers", "version: 1\nmedia:\n  workers: -1\n", "media.workers", 3, "outside 0..256"},
+		{"ng allow", "version: 1\nmedia:\n  ng_allow: [10.0.0.0/33]\n", "media.ng_allow[0]", 3, "not a CIDR"},
 		{"bad backend", "version: 1\nstore:\n  backend: mysql\n", "store.backend", 3, "not a store backend"},
 		{"wrong shape", "version: 1\nlog: verbose\n", "log", 2, "expected a mapping"},
 		{"bad duration", "version: 1\nnode:\n  drain_timeout: soon\n", "node.drain_timeout", 3, "invalid duration"},

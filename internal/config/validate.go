@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portico-edge/portico/internal/accessproxy"
+	"github.com/portico-edge/portico/internal/guard"
 )
 
 // Default returns a document with every default filled in.
@@ -127,6 +129,16 @@ func (c *Config) Validate() error {
 	}
 
 	v.media(&c.Media)
+	if err := c.Guard.Validate(); err != nil {
+		var ge guard.ConfigError
+		if errors.As(err, &ge) {
+			for _, f := range ge {
+				v.add(f.Path, "%s", f.Reason)
+			}
+		} else {
+			v.add("guard", "%v", err)
+		}
+	}
 	v.turn(c)
 	v.sip(c)
 	if c.AccessProxy.Enabled && c.AccessProxy.Listen == "" {
@@ -226,6 +238,9 @@ func (v *validator) media(m *Media) {
 	}
 	if m.NGListen != "" {
 		v.hostPort("media.ng_listen", m.NGListen)
+	}
+	for i, n := range m.NGAllow {
+		v.cidr(fmt.Sprintf("media.ng_allow[%d]", i), n)
 	}
 	if m.Workers < 0 || m.Workers > 256 {
 		v.add("media.workers", "%d is outside 0..256 (0: one per CPU)", m.Workers)

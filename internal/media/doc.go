@@ -6,9 +6,13 @@
 // Each stream of a session gets a relay: a socket pair (RTP and RTCP, or one
 // socket with rtcp-mux, RFC 5761) on each of its two legs' interfaces. The
 // outside peer is learnt from its first packet (latching, RFC 7362 section
-// 4.1): by default only from the signalled IP, or from any address when NAT
-// latching is allowed; after a quiet interval a new source may re-latch.
-// Packets from anyone else are counted and dropped, never forwarded.
+// 4.1), but only from the signalled IP or, with NAT latching, the IP the
+// leg's signalling came from (any port). A latched peer is replaced only on
+// evidence that the same party moved: a packet continuing its SSRC and
+// sequence numbers, or the signalled/signalling IP after a quiet interval;
+// silence alone never lets a stranger in (endpoint.admit). Packets from
+// anyone else are counted and dropped, never forwarded. Port pairs are
+// handed out in random order so that relay ports cannot be guessed.
 //
 // On Linux the packet path is a few epoll workers that move datagrams with
 // recvmmsg/sendmmsg (internal/batchio) between non-blocking sockets, with

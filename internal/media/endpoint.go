@@ -1,6 +1,7 @@
 package media
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -12,13 +13,31 @@ import (
 
 // peer is a leg's remote endpoint as seen by one socket. It is replaced
 // whole (atomic.Pointer), never mutated, so the packet path reads it without
-// a lock.
+// a lock. The sources allowed to become the peer are two IP addresses
+// compared by value: the signalled one and, with LatchNAT, the one the
+// leg's signalling came from.
 type peer struct {
 	addr      netip.AddrPort // where packets for this leg go: latched or signalled
 	signalled netip.AddrPort
+	source    netip.Addr // signalling source (LatchNAT only); zero: none
 	latched   bool
-	ssrc      uint32
+	asym      bool // never latch: packets go to the signalled address
 }
+
+// known reports whether a is the signalled IP or the signalling source.
+// a is a packet's source, never the zero Addr, so zero fields match nothing.
+func (p *peer) known(a netip.Addr) bool {
+	return a == p.signalled.Addr() || a == p.source
+}
+
+// What endpoint.track holds besides the SSRC in its upper 32 bits.
+const (
+	trackValid = 1 << 17 // an RTP or RTCP packet was accepted
+	trackSeq   = 1 << 16 // the low 16 bits are the last RTP sequence number
+	// maxDropout is how far ahead a sequence number may jump and still
+	// continue the stream (RFC 3550 appendix A.1).
+	maxDropout = 3000
+)
 
 // endpoint is one relay socket: a leg's RTP or RTCP socket of a stream.
 type endpoint struct {
@@ -34,7 +53,12 @@ type endpoint struct {
 
 	peer   atomic.Pointer[peer]
 	lastRx atomic.Int64 // unix nanoseconds of the last accepted packet
-	dead   atomic.Bool
+	// track is the SSRC and sequence number of the last RTP (or, on a
+	// socket without RTP, RTCP) packet accepted from the peer: the evidence
+	// a packet from a new source must continue to re-latch. Only the
+	// endpoint's packet worker reads and writes it.
+	track uint64
+	dead  atomic.Bool
 
 	packets, bytes, forwarded, dropped atomic.Uint64
 }
@@ -89,43 +113,107 @@ type legSocks struct {
 	rtp, rtcp *endpoint
 }
 
-// admit decides whether a datagram from m.Addr is this endpoint's peer,
-// latching or re-latching per RFC 7362 section 4.1. It never allocates
-// except when the peer changes.
+// admit decides whether a datagram from m.Addr comes from this endpoint's
+// peer, latching or re-latching per RFC 7362 section 4.1 with the rule of
+// docs/config.md ("Latching"):
+//
+//   - a first packet latches only if its source IP is the signalled one or,
+//     with LatchNAT, the IP the leg's signalling came from (any port);
+//   - a latched peer is replaced by a packet from another source only when
+//     that packet continues the peer's RTP stream (same SSRC, sequence
+//     number a little ahead; for RTCP the same sender SSRC) or, after the
+//     peer was silent for RelatchQuiet, when it comes from the signalled or
+//     signalling IP; silence alone never lets anyone else in;
+//   - with LatchStrict only the signalled IP is ever accepted;
+//   - an asymmetric leg never latches: packets from the signalled or
+//     signalling IP are accepted and replies go to the signalled address.
+//
+// It never allocates except when the peer changes.
 func (ep *endpoint) admit(m *batchio.Message, now int64, t *tally) bool {
 	p := ep.peer.Load()
-	if p != nil && p.latched && p.addr == m.Addr {
+	data := m.Data()
+	if p == nil {
+		return ep.drop(t)
+	}
+	if p.latched && p.addr == m.Addr {
+		ep.remember(data)
 		return true
 	}
-	cfg := &ep.r.cfg
-	var signalled netip.AddrPort
-	if p != nil {
-		signalled = p.signalled
-	}
-	if cfg.Latching == LatchStrict && (!signalled.IsValid() || signalled.Addr() != m.Addr.Addr()) {
-		ep.dropped.Add(1)
-		t.strangers++
-		return false
-	}
-	data := m.Data()
-	class := rtp.Classify(data)
-	var ssrc uint32
-	if class == rtp.ClassRTP || class == rtp.ClassRTCP {
-		ssrc, _ = rtp.SSRC(data)
-	}
-	if p != nil && p.latched {
-		// A latched peer is replaced only after it fell silent, and only by
-		// RTP/RTCP (a new SSRC, or the same one after a NAT rebinding).
-		quiet := cfg.RelatchQuiet
-		if quiet < 0 || now-ep.lastRx.Load() < int64(quiet) || (class != rtp.ClassRTP && class != rtp.ClassRTCP) {
-			ep.dropped.Add(1)
-			t.strangers++
-			return false
+	known := p.known(m.Addr.Addr())
+	switch {
+	case p.asym:
+		if known {
+			return true
+		}
+		return ep.drop(t)
+	case !known && ep.r.cfg.Latching == LatchStrict:
+		return ep.drop(t)
+	case !p.latched:
+		if !known {
+			return ep.drop(t)
+		}
+	default:
+		quiet := ep.r.cfg.RelatchQuiet
+		silent := known && quiet >= 0 && now-ep.lastRx.Load() >= int64(quiet) && isRTPOrRTCP(data)
+		if !silent && !ep.continues(data) {
+			return ep.drop(t)
 		}
 		t.relatched++
 	}
-	ep.peer.Store(&peer{addr: m.Addr, signalled: signalled, latched: true, ssrc: ssrc})
+	ep.peer.Store(&peer{addr: m.Addr, signalled: p.signalled, source: p.source, latched: true})
+	ep.track = 0
+	ep.remember(data)
 	return true
+}
+
+func (ep *endpoint) drop(t *tally) bool {
+	ep.dropped.Add(1)
+	t.strangers++
+	return false
+}
+
+func isRTPOrRTCP(b []byte) bool { return len(b) >= 8 && b[0]>>6 == 2 }
+
+func isRTCP(b []byte) bool { return b[1] >= 192 && b[1] <= 223 }
+
+// remember records the SSRC and sequence number of a packet accepted from
+// the peer. RTCP counts only on a socket that has carried no RTP.
+func (ep *endpoint) remember(b []byte) {
+	if !isRTPOrRTCP(b) {
+		return
+	}
+	if isRTCP(b) {
+		if ep.track&trackSeq == 0 {
+			ep.track = uint64(binary.BigEndian.Uint32(b[4:]))<<32 | trackValid
+		}
+		return
+	}
+	if len(b) >= 12 {
+		ep.track = uint64(binary.BigEndian.Uint32(b[8:]))<<32 | trackValid | trackSeq | uint64(binary.BigEndian.Uint16(b[2:]))
+	}
+}
+
+// continues reports whether a packet from a new source carries the
+// peer's stream on: the same SSRC and, for RTP, a sequence number at most
+// maxDropout ahead of the last one. SRTP and SRTCP keep these header fields
+// in the clear (RFC 3711 section 3.1), so they are judged the same way.
+func (ep *endpoint) continues(b []byte) bool {
+	tr := ep.track
+	if tr&trackValid == 0 || !isRTPOrRTCP(b) {
+		return false
+	}
+	ssrc := uint32(tr >> 32)
+	if isRTCP(b) {
+		return binary.BigEndian.Uint32(b[4:]) == ssrc
+	}
+	if len(b) < 12 || binary.BigEndian.Uint32(b[8:]) != ssrc {
+		return false
+	}
+	if tr&trackSeq == 0 {
+		return true
+	}
+	d := binary.BigEndian.Uint16(b[2:]) - uint16(tr)
+	return d != 0 && d <= maxDropout
 }
 
 // observe reads RTCP statistics from an accepted datagram.
@@ -183,14 +271,22 @@ func (ep *endpoint) destination() netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-func (ep *endpoint) setSignalled(addr netip.AddrPort) {
+// setSignalled applies a leg's signalled address, signalling source and
+// asymmetric flag. A latched peer stays latched when nothing changed for
+// the leg, or when its IP is still one the new description allows.
+func (ep *endpoint) setSignalled(addr netip.AddrPort, source netip.Addr, asym bool) {
+	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	if ep.r.cfg.Latching != LatchNAT {
+		source = netip.Addr{}
+	}
+	source = source.Unmap()
 	old := ep.peer.Load()
-	if old != nil && old.signalled == addr {
+	if old != nil && old.signalled == addr && old.source == source && old.asym == asym {
 		return
 	}
-	if old != nil && old.latched && (ep.r.cfg.Latching == LatchNAT || (addr.IsValid() && old.addr.Addr() == addr.Addr())) {
-		ep.peer.Store(&peer{addr: old.addr, signalled: addr, latched: true, ssrc: old.ssrc})
-		return
+	np := &peer{addr: addr, signalled: addr, source: source, asym: asym}
+	if old != nil && old.latched && !asym && (old.signalled == addr || np.known(old.addr.Addr())) {
+		np.addr, np.latched = old.addr, true
 	}
-	ep.peer.Store(&peer{addr: addr, signalled: addr})
+	ep.peer.Store(np)
 }

@@ -1,17 +1,22 @@
 package media
 
 import (
+	crand "crypto/rand"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 )
 
-// portPool hands out even/odd port pairs of one interface's range.
+// portPool hands out even/odd port pairs of one interface's range in
+// random order, so that the relay port of one call says nothing about the
+// next one's (ports taken in sequence are easy to guess for anyone who
+// wants to inject media before the real party latches).
 type portPool struct {
 	mu     sync.Mutex
-	base   int // first even port
-	used   []bool
-	free   int
-	cursor int
+	base   int     // first even port
+	free   []int32 // indices of free pairs, in no particular order
+	pos    []int32 // pos[i] is pair i's index in free, -1 when taken
+	rng    *rand.Rand
 	lo, hi int
 }
 
@@ -24,31 +29,41 @@ func newPortPool(lo, hi int) *portPool {
 	if hi >= base+1 {
 		n = (hi - base + 1) / 2
 	}
-	return &portPool{base: base, used: make([]bool, n), free: n, lo: lo, hi: hi}
+	var seed [32]byte
+	crand.Read(seed[:]) // never fails (crypto/rand panics instead)
+	p := &portPool{base: base, free: make([]int32, n), pos: make([]int32, n), rng: rand.New(rand.NewChaCha8(seed)), lo: lo, hi: hi}
+	for i := range p.free {
+		p.free[i], p.pos[i] = int32(i), int32(i)
+	}
+	return p
 }
 
-// take reserves a free pair whose even port try accepts (binding sockets).
-// Pairs try refuses stay free for the next attempt (another process may hold
-// them for now).
+// swap exchanges the entries at free[a] and free[b].
+func (p *portPool) swap(a, b int) {
+	p.free[a], p.free[b] = p.free[b], p.free[a]
+	p.pos[p.free[a]], p.pos[p.free[b]] = int32(a), int32(b)
+}
+
+// take reserves a random free pair whose even port try accepts (binding
+// sockets). Pairs try refuses stay free for the next attempt (another
+// process may hold them for now).
 func (p *portPool) take(try func(port int) error) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var lastErr error
-	tried := 0
-	for tried < len(p.used) && p.free > 0 {
-		i := p.cursor
-		p.cursor = (p.cursor + 1) % len(p.used)
-		if p.used[i] {
-			continue
-		}
-		tried++
-		port := p.base + 2*i
+	// free[:tried] are the pairs try refused this time.
+	for tried := 0; tried < len(p.free); tried++ {
+		p.swap(tried, tried+p.rng.IntN(len(p.free)-tried))
+		i := p.free[tried]
+		port := p.base + 2*int(i)
 		if err := try(port); err != nil {
 			lastErr = err
 			continue
 		}
-		p.used[i] = true
-		p.free--
+		last := len(p.free) - 1
+		p.swap(tried, last)
+		p.free = p.free[:last]
+		p.pos[i] = -1
 		return port, nil
 	}
 	if lastErr != nil {
@@ -60,9 +75,9 @@ func (p *portPool) take(try func(port int) error) (int, error) {
 func (p *portPool) put(port int) {
 	i := (port - p.base) / 2
 	p.mu.Lock()
-	if i >= 0 && i < len(p.used) && p.used[i] {
-		p.used[i] = false
-		p.free++
+	if i >= 0 && i < len(p.pos) && p.pos[i] == -1 {
+		p.pos[i] = int32(len(p.free))
+		p.free = append(p.free, int32(i))
 	}
 	p.mu.Unlock()
 }
@@ -70,5 +85,5 @@ func (p *portPool) put(port int) {
 func (p *portPool) available() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.free
+	return len(p.free)
 }

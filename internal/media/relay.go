@@ -342,10 +342,10 @@ func (r *Relay) openStream(s *session, index int, c StreamConfig) (*stream, erro
 	for leg := 0; leg < 2; leg++ {
 		ls, other := &st.legs[leg], &st.legs[1-leg]
 		ls.rtp.out = other.rtp
-		ls.rtp.setSignalled(c.Remote[leg])
+		ls.rtp.setSignalled(c.Remote[leg], c.Source[leg], c.Asymmetric[leg])
 		if ls.rtcp != nil {
 			ls.rtcp.out = other.rtcp
-			ls.rtcp.setSignalled(rtcpRemote(&c, leg))
+			ls.rtcp.setSignalled(rtcpRemote(&c, leg), c.Source[leg], c.Asymmetric[leg])
 		}
 	}
 	for leg := 0; leg < 2; leg++ {
@@ -458,7 +458,7 @@ func (r *Relay) Update(id SessionID, streams []StreamConfig) ([]StreamInfo, erro
 		}
 		st.hold.Store(c.Hold)
 		if c.Transport == TCP {
-			st.cfg.Remote, st.cfg.Hold = c.Remote, c.Hold
+			st.cfg.Remote, st.cfg.Source, st.cfg.Hold = c.Remote, c.Source, c.Hold
 			r.updateTCP(st)
 			continue
 		}
@@ -467,9 +467,9 @@ func (r *Relay) Update(id SessionID, streams []StreamConfig) ([]StreamInfo, erro
 		st.cfg.RTCPMux = mux
 		for leg := 0; leg < 2; leg++ {
 			ls := &st.legs[leg]
-			ls.rtp.setSignalled(c.Remote[leg])
+			ls.rtp.setSignalled(c.Remote[leg], c.Source[leg], c.Asymmetric[leg])
 			if ls.rtcp != nil {
-				ls.rtcp.setSignalled(rtcpRemote(&c, leg))
+				ls.rtcp.setSignalled(rtcpRemote(&c, leg), c.Source[leg], c.Asymmetric[leg])
 			}
 		}
 	}

@@ -250,8 +250,11 @@ func TestLatching(t *testing.T) {
 		cfg.RelatchQuiet = 300 * time.Millisecond
 		r, _ := startRelay(t, cfg, Deps{})
 		a, b, newA := udp(t), udp(t), udp(t)
-		private := netip.MustParseAddrPort("10.1.2.3:4000") // never sent to: leg 0 latches first
-		_, infos, err := r.Allocate(SessionConfig{Interfaces: [2]string{"external", "internal"}, Streams: []StreamConfig{{Kind: KindVideo, RTCPMux: true, Remote: [2]netip.AddrPort{private, addr(b)}}}})
+		// Leg 0 is behind NAT: it signals a private address (never sent to)
+		// and its signalling came from 127.0.0.1, so media from there latches.
+		private := netip.MustParseAddrPort("10.1.2.3:4000")
+		_, infos, err := r.Allocate(SessionConfig{Interfaces: [2]string{"external", "internal"}, Streams: []StreamConfig{{Kind: KindVideo, RTCPMux: true,
+			Remote: [2]netip.AddrPort{private, addr(b)}, Source: [2]netip.Addr{lo}}}})
 		if err != nil {
 			t.Fatal(err)
 		}

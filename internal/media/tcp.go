@@ -26,6 +26,7 @@ type tcpLeg struct {
 	conn    *net.TCPConn
 	role    TCPRole
 	remote  netip.AddrPort
+	source  netip.Addr // signalling source (LatchNAT only)
 	dialing bool
 	bytes   atomic.Uint64
 	reads   atomic.Uint64
@@ -40,6 +41,7 @@ func (r *Relay) openTCP(s *session, st *stream) error {
 		tl := &ts.legs[leg]
 		tl.role = st.cfg.Role[leg]
 		tl.remote = st.cfg.Remote[leg]
+		tl.source = st.cfg.Source[leg].Unmap()
 		port, err := ls.iface.pool.take(func(port int) error {
 			if tl.role == TCPActive {
 				return nil // RFC 4145: an active endpoint's port is not used
@@ -85,6 +87,7 @@ func (r *Relay) updateTCP(st *stream) {
 		if st.cfg.Remote[leg].IsValid() && ts.legs[leg].conn == nil {
 			ts.legs[leg].remote = st.cfg.Remote[leg]
 		}
+		ts.legs[leg].source = st.cfg.Source[leg].Unmap()
 	}
 	ts.dialLocked()
 	ts.mu.Unlock()
@@ -127,9 +130,13 @@ func (ts *tcpStream) accept(leg int) {
 		}
 		src := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 		ts.mu.Lock()
-		want := tl.remote
+		want, source := tl.remote, tl.source
 		ts.mu.Unlock()
-		if ts.r.cfg.Latching == LatchStrict && (!want.IsValid() || want.Addr() != src.Addr().Unmap()) {
+		// The latching rule's first packet (see endpoint.admit): the
+		// signalled IP or, with NAT latching, the signalling source.
+		a := src.Addr().Unmap()
+		known := want.IsValid() && want.Addr().Unmap() == a || ts.r.cfg.Latching == LatchNAT && source == a
+		if !known {
 			tl.dropped.Add(1)
 			ts.r.m.strangers.Inc()
 			c.Close()

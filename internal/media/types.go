@@ -75,6 +75,16 @@ type StreamConfig struct {
 	// RemoteRTCP is each leg's signalled RTCP address; zero means Remote's
 	// port + 1 (or Remote with rtcp-mux).
 	RemoteRTCP [2]netip.AddrPort
+	// Source is the IP address each leg's signalling came from when the
+	// endpoint may be behind NAT (the public address of its SIP flow); the
+	// zero value when unknown. With LatchNAT, media from this IP (any port)
+	// may latch the leg as well as media from the signalled IP.
+	Source [2]netip.Addr
+	// Asymmetric marks a leg whose endpoint sends from another address than
+	// it receives on: the leg never latches, its packets are accepted from
+	// the signalled or signalling IP, and the relay sends to the signalled
+	// address (rtpengine's "asymmetric" flag).
+	Asymmetric [2]bool
 	// Role is the relay's TCP role on each leg (TCP only).
 	Role [2]TCPRole
 	// Hold marks the stream on hold (a=inactive/sendonly): it keeps relaying

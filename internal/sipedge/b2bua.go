@@ -482,7 +482,7 @@ func (c *call) anchor(idx int, body []byte) ([]byte, error) {
 	var codecs []string
 	hold := false
 	for i, st := range d.Streams {
-		c.streams[i] = streamConfig(c.streams[i], idx, st)
+		c.streams[i] = streamConfig(c.streams[i], idx, st, c.signallingSource(idx))
 		if !st.Disabled() {
 			if len(st.Codecs) > 0 {
 				codecs = append(codecs, st.Kind+":"+st.Codecs[0])
@@ -609,9 +609,9 @@ func (c *call) run(sd *side, req *sip.Request, tx sip.ServerTransaction, p plan)
 		}
 		if p.out == s.int {
 			copyHeaders(inv, req, "Authorization", "Proxy-Authorization")
-		}
-		if !c.lc.cfg.TopologyHiding.StripServer {
-			copyHeaders(inv, req, "User-Agent")
+			if !c.lc.cfg.TopologyHiding.StripServer {
+				copyHeaders(inv, req, "User-Agent")
+			}
 		}
 		if body != nil {
 			inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
@@ -666,7 +666,7 @@ func (c *call) run(sd *side, req *sip.Request, tx sip.ServerTransaction, p plan)
 	}
 	if lastRetry {
 		// Every call server failed without a final answer the caller saw.
-		s.respond(sd, tx, req, lastCode, lastReason)
+		s.respond(sd, tx, req, lastCode, reasonPhrase(lastCode))
 	}
 	c.mu.Lock()
 	by := c.cancelled
@@ -746,8 +746,14 @@ func (c *call) ring(ctx, ringCtx context.Context, sd *side, req *sip.Request, tx
 					c.mu.Unlock()
 					return res.StatusCode, res.Reason, false
 				}
-				back := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, nil)
-				copyHeaders(back, res, "WWW-Authenticate", "Proxy-Authenticate", "Retry-After", "Warning", "Min-Expires", "Unsupported", "Min-SE")
+				back := sip.NewResponseFromRequest(req, res.StatusCode, reasonPhrase(res.StatusCode), nil)
+				copyHeaders(back, res, "WWW-Authenticate", "Proxy-Authenticate", "Retry-After", "Min-Expires", "Unsupported", "Min-SE")
+				if res.StatusCode < 400 {
+					// A 3xx's targets name hosts of the callee's side.
+					for _, h := range redirectContacts(res, sd.host) {
+						back.AppendHeader(h)
+					}
+				}
 				if by == "" {
 					tx.Respond(back)
 				}
@@ -819,7 +825,7 @@ func (c *call) provisional(sd *side, req *sip.Request, tx sip.ServerTransaction,
 		}
 	}
 	c.mu.Unlock()
-	back := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, body)
+	back := sip.NewResponseFromRequest(req, res.StatusCode, reasonPhrase(res.StatusCode), body)
 	back.To().Params.Add("tag", c.a.localTag)
 	back.AppendHeader(&sip.ContactHeader{Address: sd.contact(c.a.transport, "")})
 	if body != nil {
@@ -877,16 +883,13 @@ func (c *call) answer(sd *side, req *sip.Request, tx sip.ServerTransaction, res 
 			c.s.log.Debug("ack", "call", c.id, "err", err)
 		}
 	}
-	back := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, body)
+	back := sip.NewResponseFromRequest(req, res.StatusCode, reasonPhrase(res.StatusCode), body)
 	back.To().Params.Add("tag", c.a.localTag)
 	back.AppendHeader(&sip.ContactHeader{Address: sd.contact(c.a.transport, "")})
 	back.AppendHeader(allowHeader())
 	copySessionHeaders(back, res)
 	if body != nil {
 		back.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	}
-	if !c.lc.cfg.TopologyHiding.StripServer {
-		copyHeaders(back, res, "Server")
 	}
 	acked := c.expectACK(c.a, back)
 	tx.Respond(back)
@@ -1063,7 +1066,7 @@ func (c *call) reinvite(sd *side, req *sip.Request, tx sip.ServerTransaction) {
 	} else {
 		c.mu.Unlock()
 	}
-	r := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, back)
+	r := sip.NewResponseFromRequest(req, res.StatusCode, reasonPhrase(res.StatusCode), back)
 	r.AppendHeader(&sip.ContactHeader{Address: sd.contact(this.transport, "")})
 	copySessionHeaders(r, res)
 	if back != nil {
@@ -1149,7 +1152,7 @@ func (s *Server) handleInDialog(sd *side, req *sip.Request, tx sip.ServerTransac
 	} else if len(res.Body()) > 0 && !isSDP(res) {
 		back = res.Body()
 	}
-	r := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, back)
+	r := sip.NewResponseFromRequest(req, res.StatusCode, reasonPhrase(res.StatusCode), back)
 	if back != nil {
 		copyHeaders(r, res, "Content-Type")
 	}

@@ -246,7 +246,8 @@ func TestDigestPassThroughAndExpiry(t *testing.T) {
 }
 
 // TestRedirect: a 3xx from inside is followed when configured, and
-// otherwise relayed without its Contact (which names an inside host).
+// otherwise relayed with its targets' users at Portico's external host
+// (the Contact names an inside host).
 func TestRedirect(t *testing.T) {
 	for _, follow := range []bool{true, false} {
 		t.Run(fmt.Sprintf("follow=%v", follow), func(t *testing.T) {
@@ -274,8 +275,8 @@ func TestRedirect(t *testing.T) {
 				ivan.expect("ACK")
 			} else {
 				r := <-done
-				if r.StatusCode != 302 || r.Contact() != nil {
-					t.Fatalf("relayed 3xx: %d contact %v", r.StatusCode, r.Contact())
+				if c := r.Contact(); r.StatusCode != 302 || c == nil || c.Address.User != "ivan" || c.Address.Host != extIP || c.Address.Port != 0 {
+					t.Fatalf("relayed 3xx: %d contact %v, want sip:ivan@%s", r.StatusCode, r.Contact(), extIP)
 				}
 				g.ackNon2xx(r, "sip:1777@portico.test")
 			}

@@ -121,11 +121,19 @@ type Limits struct {
 	RetryAfter       time.Duration // in 503 answers; default 30s
 }
 
-// TopologyHiding options beyond what the B2BUA always does.
+// TopologyHiding options beyond what the edge always does (headers.go:
+// only the headers of an allow list cross; the inside's Server and Warning
+// never do).
 type TopologyHiding struct {
-	// StripServer removes Server and User-Agent from relayed responses and
-	// requests. Default false: they are copied.
+	// StripServer removes the outside endpoint's User-Agent from requests
+	// relayed inside. Default false: it is copied (call servers provision
+	// by it). Requests from known scanners are dropped either way.
 	StripServer bool
+	// RevealUnknownUsers relays the inside's refusal (403, 404, 480, 604
+	// ...) of an unauthenticated outside REGISTER as it is. Default false:
+	// it is answered with a digest challenge shaped like the registrar's,
+	// so the outside cannot tell a missing user from an existing one.
+	RevealUnknownUsers bool
 }
 
 var transports = map[string]bool{"udp": true, "tcp": true, "tls": true, "ws": true, "wss": true}

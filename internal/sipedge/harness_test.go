@@ -295,6 +295,20 @@ func startPortico(t testing.TB, cfg Config) *portico {
 	return p
 }
 
+// logTail logs the last n bytes of buf, written under mu, if t failed.
+func logTail(t testing.TB, what string, mu *sync.Mutex, buf *bytes.Buffer, n int) {
+	if !t.Failed() {
+		return
+	}
+	mu.Lock()
+	s := buf.String()
+	mu.Unlock()
+	if len(s) > n {
+		s = s[len(s)-n:]
+	}
+	t.Logf("%s:\n%s", what, s)
+}
+
 type lockedWriter struct {
 	w  io.Writer
 	mu *sync.Mutex
@@ -351,15 +365,7 @@ func startKamailio(t testing.TB, shm int, defines ...string) *kamailio {
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-done
 		}
-		if t.Failed() {
-			mu.Lock()
-			s := out.String()
-			mu.Unlock()
-			if len(s) > 8000 {
-				s = s[len(s)-8000:]
-			}
-			t.Logf("kamailio output:\n%s", s)
-		}
+		logTail(t, "kamailio output", &mu, out, 8000)
 	})
 	k := &kamailio{addr: netip.MustParseAddrPort(listen), out: out}
 	// Ready when it answers OPTIONS.

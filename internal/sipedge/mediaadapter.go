@@ -1,6 +1,7 @@
 package sipedge
 
 import (
+	"net/netip"
 	"strings"
 
 	"github.com/portico-edge/portico/internal/media"
@@ -20,9 +21,11 @@ type Media interface {
 var _ Media = (*media.Relay)(nil)
 
 // streamConfig merges what one leg signalled for a stream into the
-// stream's relay configuration.
-func streamConfig(prev media.StreamConfig, leg int, st sdp.Stream) media.StreamConfig {
+// stream's relay configuration. source is the IP the leg's signalling
+// comes from (see call.signallingSource).
+func streamConfig(prev media.StreamConfig, leg int, st sdp.Stream, source netip.Addr) media.StreamConfig {
 	c := prev
+	c.Source[leg] = source
 	c.Kind = media.Kind(st.Kind)
 	if st.Content != "" && st.Kind == "video" {
 		c.Kind = media.KindContent
@@ -45,6 +48,22 @@ func streamConfig(prev media.StreamConfig, leg int, st sdp.Stream) media.StreamC
 		}
 	}
 	return c
+}
+
+// signallingSource returns the IP address leg idx's signalling comes from
+// when that leg is an outside NAT flow, the zero Addr otherwise: with NAT
+// latching the relay lets media from that IP latch the leg even when the
+// SDP shows a private address. Caller holds c.mu.
+func (c *call) signallingSource(idx int) netip.Addr {
+	for _, l := range []*leg{c.a, c.b} {
+		if l == nil || l.idx != idx || l.fixed == "" {
+			continue
+		}
+		if ap, err := netip.ParseAddrPort(l.fixed); err == nil {
+			return ap.Addr().Unmap()
+		}
+	}
+	return netip.Addr{}
 }
 
 // streamStats converts the relay's per-stream statistics into history rows:

@@ -10,6 +10,7 @@ type metrics struct {
 	calls         *prometheus.CounterVec
 	serverUp      *prometheus.GaugeVec
 	rejected      *prometheus.CounterVec
+	dropped       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -28,9 +29,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "1 when the call server answers OPTIONS probes."}, []string{"address"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_sip_rejected_total",
 			Help: "Requests refused by the edge, by reason."}, []string{"reason"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_sip_dropped_total",
+			Help: "Messages dropped unanswered, by interface and reason (not_sip, malformed_ack, unparsable, scanner)."}, []string{"interface", "reason"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.registrations, m.regEvents, m.callsActive, m.calls, m.serverUp, m.rejected} {
+		for _, c := range []prometheus.Collector{m.requests, m.registrations, m.regEvents, m.callsActive, m.calls, m.serverUp, m.rejected, m.dropped} {
 			if err := reg.Register(c); err != nil {
 				if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
 					_ = are

@@ -32,6 +32,9 @@ type RegistrationInfo struct {
 type binding struct {
 	RegistrationInfo
 	flow Flow
+	// contact is the endpoint's Contact as it registered it (without
+	// expires): what the 2xx of its next REGISTER lists back to it.
+	contact sip.ContactHeader
 }
 
 // registrar is the edge's view of the registrations it relayed: only those
@@ -185,15 +188,6 @@ func flowOf(req *sip.Request) (Flow, error) {
 	return Flow{Transport: strings.ToLower(req.Transport()), Source: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}, nil
 }
 
-// copyHeaders copies every header named in names from src to dst.
-func copyHeaders(dst interface{ AppendHeader(sip.Header) }, src interface{ GetHeaders(string) []sip.Header }, names ...string) {
-	for _, n := range names {
-		for _, h := range src.GetHeaders(n) {
-			dst.AppendHeader(sip.NewHeader(h.Name(), h.Value()))
-		}
-	}
-}
-
 // handleRegister relays an outside REGISTER to the call server with a Path
 // carrying the flow token, and keeps the binding only if the inside accepts.
 func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransaction) {
@@ -231,9 +225,17 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 
 	token := s.flows.encode(flow)
 	out := sip.NewRequest(sip.REGISTER, req.Recipient)
-	for _, name := range []string{"From", "To", "Call-ID", "CSeq", "Contact", "Authorization", "Proxy-Authorization",
-		"Expires", "Supported", "Require", "Allow", "Accept", "Content-Type", "Event", "Instance", "Reg-Id"} {
-		copyHeaders(out, req, name)
+	copyHeaders(out, req, "From", "To", "Call-ID", "CSeq", "Authorization", "Proxy-Authorization",
+		"Expires", "Supported", "Require", "Allow", "Accept", "Content-Type", "Event")
+	// Contacts are copied parsed, so that capExpires can cap their expires
+	// parameters.
+	for _, h := range contacts {
+		if c, ok := h.(*sip.ContactHeader); ok {
+			out.AppendHeader(c.Clone())
+		} else {
+			copyHeaders(out, req, "Contact")
+			break
+		}
 	}
 	if !lc.cfg.TopologyHiding.StripServer {
 		copyHeaders(out, req, "User-Agent")
@@ -269,22 +271,88 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 		s.regs.event(RegistrationInfo{AOR: aor, Source: flow.Source.String(), Transport: flow.Transport}, "rejected", 0, "no call server: "+err.Error())
 		return
 	}
-	back := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, nil)
-	for _, name := range []string{"Contact", "Expires", "WWW-Authenticate", "Proxy-Authenticate", "Date", "Min-Expires",
-		"Retry-After", "Supported", "Allow", "Warning"} {
-		copyHeaders(back, res, name)
-	}
-	if !lc.cfg.TopologyHiding.StripServer {
-		copyHeaders(back, res, "Server")
-	}
-	s.applyRegisterResult(req, res, aor, flow, token)
-	if err := tx.Respond(back); err != nil {
+	s.applyRegisterResult(req, res, aor, flow, token, capped)
+	if err := tx.Respond(s.registerResponse(lc, req, res, aor, flow, capped)); err != nil {
 		s.log.Debug("register response", "err", err)
 	}
 }
 
-// applyRegisterResult updates the bindings from the inside's answer.
-func (s *Server) applyRegisterResult(req *sip.Request, res *sip.Response, aor string, flow Flow, token string) {
+// registerResponse builds the answer to an outside REGISTER from the
+// inside's: the standard reason phrase, the headers of the crossing allow
+// list, and in a 2xx only the bindings of the endpoint's own flow
+// (RFC 3261 section 10.3 step 8 lists every binding of the AOR; those of
+// the user's other devices, inside ones included, are not the outside's
+// business). A refusal of an unauthenticated REGISTER is answered as a
+// digest challenge unless TopologyHiding.RevealUnknownUsers is set.
+func (s *Server) registerResponse(lc *liveConfig, req *sip.Request, res *sip.Response, aor string, flow Flow, capped int) *sip.Response {
+	if res.StatusCode == 401 {
+		if h := res.GetHeader("WWW-Authenticate"); h != nil {
+			v := h.Value()
+			s.challenge.Store(&v)
+		}
+	}
+	if !lc.cfg.TopologyHiding.RevealUnknownUsers && refusesUser(res.StatusCode) &&
+		req.GetHeader("Authorization") == nil && req.GetHeader("Proxy-Authorization") == nil {
+		s.m.rejected.WithLabelValues("register_refusal_hidden").Inc()
+		tmpl := ""
+		if p := s.challenge.Load(); p != nil {
+			tmpl = *p
+		}
+		back := sip.NewResponseFromRequest(req, 401, reasonPhrase(401), nil)
+		back.AppendHeader(sip.NewHeader("WWW-Authenticate", fakeChallenge(tmpl, lc.cfg.Domain)))
+		return back
+	}
+	back := sip.NewResponseFromRequest(req, res.StatusCode, reasonPhrase(res.StatusCode), nil)
+	copyHeaders(back, res, "WWW-Authenticate", "Proxy-Authenticate", "Date", "Min-Expires", "Retry-After", "Supported", "Allow")
+	if res.StatusCode < 200 || res.StatusCode >= 300 {
+		return back
+	}
+	if h := res.GetHeader("Expires"); h != nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil {
+			back.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(min(max(n, 0), capped))))
+		}
+	}
+	for _, c := range s.regs.flowContacts(aor, flow, time.Now()) {
+		back.AppendHeader(c)
+	}
+	return back
+}
+
+// refusesUser reports whether a REGISTER answered code tells an unknown
+// user from a known one (a known one is challenged with 401 first).
+func refusesUser(code int) bool {
+	switch code {
+	case 403, 404, 410, 480, 484, 603, 604:
+		return true
+	}
+	return false
+}
+
+// flowContacts returns the Contacts of aor's bindings held over flow, each
+// with the seconds it has left as its expires parameter.
+func (r *registrar) flowContacts(aor string, f Flow, now time.Time) []sip.Header {
+	r.mu.Lock()
+	var bs []*binding
+	for _, b := range r.b {
+		if b.AOR == aor && b.flow == f {
+			bs = append(bs, b)
+		}
+	}
+	r.mu.Unlock()
+	sort.Slice(bs, func(i, j int) bool { return bs[i].Contact < bs[j].Contact })
+	out := make([]sip.Header, 0, len(bs))
+	for _, b := range bs {
+		c := &sip.ContactHeader{DisplayName: b.contact.DisplayName, Address: b.contact.Address, Params: b.contact.Params.Clone()}
+		left := int((b.Expires.Sub(now) + time.Second - 1) / time.Second)
+		c.Params.Add("expires", strconv.Itoa(max(left, 0)))
+		out = append(out, c)
+	}
+	return out
+}
+
+// applyRegisterResult updates the bindings from the inside's answer; a
+// binding lasts what the inside granted, at most capped seconds.
+func (s *Server) applyRegisterResult(req *sip.Request, res *sip.Response, aor string, flow Flow, token string, capped int) {
 	ua := ""
 	if h := req.GetHeader("User-Agent"); h != nil {
 		ua = h.Value()
@@ -354,6 +422,7 @@ func (s *Server) applyRegisterResult(req *sip.Request, res *sip.Response, aor st
 				continue
 			}
 		}
+		exp = min(exp, capped)
 		info := base
 		info.Contact = uri
 		key := bindingKey(aor, uri)
@@ -368,7 +437,7 @@ func (s *Server) applyRegisterResult(req *sip.Request, res *sip.Response, aor st
 			}
 			info.Refreshed = now
 			info.Expires = now.Add(time.Duration(exp) * time.Second)
-			s.regs.b[key] = &binding{RegistrationInfo: info, flow: flow}
+			s.regs.b[key] = &binding{RegistrationInfo: info, flow: flow, contact: ownContact(c)}
 		}
 		s.regs.mu.Unlock()
 		switch {
@@ -381,6 +450,19 @@ func (s *Server) applyRegisterResult(req *sip.Request, res *sip.Response, aor st
 		}
 	}
 	s.m.registrations.Set(float64(s.regs.count()))
+}
+
+// ownContact is an endpoint's Contact header without its expires
+// parameter.
+func ownContact(h sip.Header) sip.ContactHeader {
+	if c, ok := h.(*sip.ContactHeader); ok {
+		cc := sip.ContactHeader{DisplayName: c.DisplayName, Address: c.Address, Params: c.Params.Clone()}
+		cc.Params.Remove("expires")
+		return cc
+	}
+	var u sip.Uri
+	sip.ParseUri(contactURI(h), &u)
+	return sip.ContactHeader{Address: u, Params: sip.NewParams()}
 }
 
 // capExpires limits the requested expiry to max seconds, in the Expires

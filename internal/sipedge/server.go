@@ -50,6 +50,9 @@ type Deps struct {
 	// Resolver does the RFC 3263 lookups of outbound federated calls.
 	// Default: a DNS resolver asking Config.Federation.DNSServer.
 	Resolver Resolver
+	// Guard drops blocked outside sources and scores what they do
+	// (guardhook.go). Nil: unguarded.
+	Guard Guard
 }
 
 // BoundListener is a caller-supplied socket for Serve: exactly one of
@@ -98,6 +101,12 @@ type Server struct {
 	res   Resolver
 	// handoff feeds WSHandoff's connections to the external WSS transport.
 	handoff *handoff.Listener
+	// challenge is the last WWW-Authenticate the inside sent for a
+	// REGISTER: the shape of the challenges Portico answers for unknown
+	// users (see registerResponse).
+	challenge atomic.Pointer[string]
+	// junkLog rate-limits the log lines of dropped input (junk.go).
+	junkLog logLimiter
 
 	sockMu    sync.Mutex
 	socks     []io.Closer
@@ -173,12 +182,14 @@ func (s *Server) newSide(name string) (*side, error) {
 	if name == External && s.cfg.ExternalHost != "" {
 		sd.host = s.cfg.ExternalHost
 	}
+	lg := s.sipgoLogger(name)
 	opts := []sipgo.UserAgentOption{
 		sipgo.WithUserAgent("Portico"),
 		sipgo.WithUserAgentHostname(sd.host),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(s.log.With("side", name)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(lg),
 			sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) { s.strayResponse(sd, r) })),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(s.log.With("side", name))),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(lg),
+			sip.WithTransportLayerReadFilter(s.inboundFilter(sd))),
 	}
 	if s.deps.TLSConfig != nil {
 		opts = append(opts, sipgo.WithUserAgenTLSConfig(s.deps.TLSConfig))
@@ -187,11 +198,11 @@ func (s *Server) newSide(name string) (*side, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sipedge: %s user agent: %w", name, err)
 	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(s.log.With("side", name)))
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(lg))
 	if err != nil {
 		return nil, fmt.Errorf("sipedge: %s server: %w", name, err)
 	}
-	cl, err := sipgo.NewClient(ua, sipgo.WithClientHostname(sd.host), sipgo.WithClientLogger(s.log.With("side", name)))
+	cl, err := sipgo.NewClient(ua, sipgo.WithClientHostname(sd.host), sipgo.WithClientLogger(lg))
 	if err != nil {
 		return nil, fmt.Errorf("sipedge: %s client: %w", name, err)
 	}
@@ -204,7 +215,20 @@ func (s *Server) newSide(name string) (*side, error) {
 func (s *Server) route(sd *side) {
 	h := func(f func(sd *side, req *sip.Request, tx sip.ServerTransaction)) sipgo.RequestHandler {
 		return func(req *sip.Request, tx sip.ServerTransaction) {
+			tx, ok := s.guardRequest(sd, req, tx)
+			if !ok {
+				return
+			}
 			s.m.requests.WithLabelValues(sd.name, string(req.Method)).Inc()
+			if sd.name == External && isScanner(req) {
+				// Unanswered: a scanner learns nothing, not even that
+				// a SIP server listens here.
+				s.m.dropped.WithLabelValues(sd.name, dropScanner).Inc()
+				if tx != nil {
+					tx.Terminate()
+				}
+				return
+			}
 			if cs := req.CSeq(); cs == nil || !strings.EqualFold(string(cs.MethodName), string(req.Method)) {
 				// RFC 3261 section 8.1.1.5: the CSeq method must match.
 				if req.Method != sip.ACK {
@@ -279,6 +303,7 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 	default:
 	}
 	for i, l := range ls {
+		ls[i] = s.guardSocket(l)
 		var sd *side
 		switch l.Interface {
 		case External:

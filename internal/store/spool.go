@@ -251,3 +251,6 @@ func (s *Spool) flush(ctx context.Context) bool {
 		}
 	}
 }
+
+// SetTimeout sets the per-attempt timeout (tests).
+func (s *Spool) SetTimeout(d time.Duration) { s.timeout = d }

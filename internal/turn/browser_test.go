@@ -37,6 +37,9 @@ type callStats struct {
 func TestChromiumRelayOnlyCall(t *testing.T) {
 	chromium := testpeer.Require(t, "chromium")[0]
 	cfg := testConfig()
+	// Both browsers relay through Portico, so each one's peer is the
+	// other's allocation.
+	cfg.Peers.RelayToRelay = true
 	s := runServer(t, cfg)
 
 	web := httptest.NewServer(http.FileServer(http.Dir("testdata")))

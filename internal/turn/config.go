@@ -40,6 +40,10 @@ type Config struct {
 	// Auth configures the TURN REST API ephemeral credentials.
 	Auth Auth
 
+	// Own names the node's other listening sockets and addresses, which no
+	// client may reach through a relay.
+	Own Own
+
 	// Software is sent in the SOFTWARE attribute. Default: none.
 	Software string
 }
@@ -125,8 +129,9 @@ type RateLimit struct {
 // prefixes (built-in, Inside, Deny); between equal prefixes Allow beats a
 // built-in one and Inside/Deny beat Allow; no match allows.
 // Built-in denied prefixes: unspecified, loopback, link-local, RFC 1918,
-// RFC 6598 shared, benchmarking, multicast, broadcast, IPv6 ULA, link-local,
-// site-local and multicast, and IPv4-mapped or NAT64 forms of all of them.
+// RFC 6598 shared, benchmarking, documentation (RFC 5737, RFC 3849),
+// multicast, broadcast, IPv6 ULA, link-local, site-local and multicast, and
+// IPv4-mapped or NAT64 forms of all of them.
 type PeerPolicy struct {
 	// Inside lists the enterprise's networks (CIDR); always denied unless a
 	// more specific Allow prefix names them.
@@ -134,8 +139,32 @@ type PeerPolicy struct {
 	// Deny lists further denied prefixes (CIDR).
 	Deny []string
 	// Allow lists prefixes (CIDR) that may be relayed to despite a less
-	// specific denial, e.g. "127.0.0.0/8" for loopback tests.
+	// specific denial, e.g. "127.0.0.0/8" for loopback tests. It never
+	// opens the node's own listeners (see Own).
 	Allow []string
+	// RelayToRelay lets a client relay to the relay port range of this
+	// node, i.e. to another allocation (two relay-only clients of this
+	// node talking to each other). Default false: denied like the node's
+	// own listeners, so that allocations cannot be chained or looped.
+	RelayToRelay bool
+}
+
+// Own lists what the node itself listens on besides this service. A
+// client may never relay to any of it, nor to this service's own listeners
+// and relay port range (which are added automatically), whatever
+// PeerPolicy.Allow says: RFC 8656 §21.3. The check is by transport address
+// (IP and port): the node's addresses stay valid peers on other ports, as
+// its media relay must be reachable from TURN clients.
+type Own struct {
+	// Listeners are "ip:port" of every socket other Portico services listen
+	// on (SIP, management, access proxy, media control, ...). An
+	// unspecified IP ("0.0.0.0:5060", "[::]:443") stands for that port on
+	// every address of the node, loopback included.
+	Listeners []string
+	// Addresses are further IPs of the node (virtual IPs, NAT addresses)
+	// on which unspecified listeners are reached; interface addresses are
+	// read at start and on Reload.
+	Addresses []string
 }
 
 // Auth configures ephemeral credentials (TURN REST API): the username is
@@ -231,6 +260,7 @@ type validated struct {
 	relayIP netip.Addr
 	bindIP  netip.Addr
 	policy  *peerPolicy
+	own     *ownAddrs // without the sockets handed to Serve
 }
 
 func (c Config) validate() (*validated, error) {
@@ -309,6 +339,11 @@ func (c Config) validate() (*validated, error) {
 		bad(e.Path, "%s", e.Reason)
 	}
 	v.policy = pp
+	own, oerrs := newOwnAddrs(v, interfaceAddrs(), nil)
+	for _, e := range oerrs {
+		bad(e.Path, "%s", e.Reason)
+	}
+	v.own = own
 	if len(errs) > 0 {
 		return nil, errs
 	}

@@ -2,6 +2,8 @@ package turn
 
 import (
 	"context"
+	"encoding/binary"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -12,14 +14,17 @@ import (
 )
 
 // listenPacketConn wraps a UDP listener socket. It forwards ChannelData
-// (RFC 8656 §12.5) of known channels itself, without allocating, and hands
-// everything else to the engine; and it reads the LIFETIME of the server's
-// Allocate/Refresh responses to keep each allocation's expiry.
+// (RFC 8656 §12.5) of known channels itself, without allocating, screens
+// requests (Server.screen) and hands everything else to the engine; on the
+// way out it binds nonces to the client's address and reads the LIFETIME
+// of the server's Allocate/Refresh responses to keep each allocation's
+// expiry.
 type listenPacketConn struct {
 	net.PacketConn
 	udp   *net.UDPConn // nil: no fast path
 	s     *Server
 	local string
+	ready <-chan struct{} // closed when the engine may read
 
 	mu    sync.RWMutex
 	chans map[chanKey]fastChan
@@ -35,8 +40,8 @@ type fastChan struct {
 	peer  netip.AddrPort
 }
 
-func newListenPacketConn(s *Server, pc net.PacketConn) *listenPacketConn {
-	c := &listenPacketConn{PacketConn: pc, s: s, local: pc.LocalAddr().String(), chans: map[chanKey]fastChan{}}
+func newListenPacketConn(s *Server, pc net.PacketConn, ready <-chan struct{}) *listenPacketConn {
+	c := &listenPacketConn{PacketConn: pc, s: s, local: pc.LocalAddr().String(), ready: ready, chans: map[chanKey]fastChan{}}
 	c.udp, _ = pc.(*net.UDPConn)
 	return c
 }
@@ -59,18 +64,30 @@ func (c *listenPacketConn) removeChannel(client netip.AddrPort, number uint16) {
 
 // ReadFrom returns the next datagram the engine must handle.
 func (c *listenPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	if c.udp == nil {
-		return c.PacketConn.ReadFrom(p)
-	}
+	<-c.ready
 	for {
-		n, from, err := c.udp.ReadFromUDPAddrPort(p)
+		var (
+			n    int
+			from net.Addr
+			err  error
+		)
+		if c.udp == nil {
+			n, from, err = c.PacketConn.ReadFrom(p)
+		} else {
+			var ap netip.AddrPort
+			n, ap, err = c.udp.ReadFromUDPAddrPort(p)
+			if err == nil && n >= 4 && p[0]&0xC0 == 0x40 && c.forward(p[:n], ap) {
+				continue
+			}
+			from = net.UDPAddrFromAddrPort(ap)
+		}
 		if err != nil {
 			return n, nil, err
 		}
-		if n >= 4 && p[0]&0xC0 == 0x40 && c.forward(p[:n], from) {
+		if !c.s.screen(p[:n], from, func(b []byte) { _, _ = c.PacketConn.WriteTo(b, from) }) {
 			continue
 		}
-		return n, net.UDPAddrFromAddrPort(from), nil
+		return n, from, nil
 	}
 }
 
@@ -98,6 +115,7 @@ func (c *listenPacketConn) forward(b []byte, from netip.AddrPort) bool {
 }
 
 func (c *listenPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	c.s.bindNonce(p, addr)
 	if len(p) >= stunHeaderLen && p[0] == 0x01 {
 		if lt, ok := responseLifetime(p); ok && addr != nil {
 			c.s.noteLifetime(addr.Network()+"|"+addr.String()+"|"+c.local, lt)
@@ -107,7 +125,10 @@ func (c *listenPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 }
 
 // streamConn wraps a client stream connection (TCP, TLS, DTLS, or one handed
-// over by HandleConn) on its way to the TURN engine.
+// over by HandleConn) on its way to the TURN engine. Like listenPacketConn
+// it screens requests and binds nonces; on a byte stream it frames STUN
+// messages (RFC 8656 §3.1) to do so, passing ChannelData through unread,
+// until an RFC 6062 ConnectionBind turns the connection into raw data.
 type streamConn struct {
 	net.Conn
 	s      *Server
@@ -116,6 +137,13 @@ type streamConn struct {
 	closed chan struct{}
 	used   atomic.Bool // an Allocate or ConnectionBind succeeded on it
 	idle   *time.Timer
+
+	// Read side, owned by the engine's single reader.
+	dgram bool        // DTLS: one message per Read
+	raw   atomic.Bool // framing stopped (ConnectionBind succeeded, or not STUN)
+	hdr   [4]byte
+	pend  []byte // screened bytes the engine has not read yet
+	pass  int    // bytes of the current ChannelData still to pass unread
 }
 
 // newStreamConn wraps c, or returns nil (and closes c) when
@@ -127,7 +155,7 @@ func newStreamConn(s *Server, c net.Conn, kind string) *streamConn {
 		_ = c.Close()
 		return nil
 	}
-	sc := &streamConn{Conn: c, s: s, key: fiveTupleKey(c.RemoteAddr(), c.LocalAddr()), closed: make(chan struct{})}
+	sc := &streamConn{Conn: c, s: s, key: fiveTupleKey(c.RemoteAddr(), c.LocalAddr()), closed: make(chan struct{}), dgram: kind == "dtls"}
 	s.reg.kinds.Store(sc.key, kind)
 	if d := s.cfg.Listen.IdleTimeout; d > 0 {
 		sc.idle = time.AfterFunc(d, func() {
@@ -140,8 +168,64 @@ func newStreamConn(s *Server, c net.Conn, kind string) *streamConn {
 	return sc
 }
 
+// Read returns the client's bytes to the engine, one STUN message or a
+// piece of ChannelData at a time, having screened every request.
+func (c *streamConn) Read(p []byte) (int, error) {
+	for {
+		if len(c.pend) > 0 {
+			n := copy(p, c.pend)
+			c.pend = c.pend[n:]
+			return n, nil
+		}
+		if c.raw.Load() {
+			return c.Conn.Read(p)
+		}
+		if c.dgram {
+			n, err := c.Conn.Read(p)
+			if n > 0 && !c.s.screen(p[:n], c.RemoteAddr(), c.reply) {
+				continue
+			}
+			return n, err
+		}
+		if c.pass > 0 {
+			n, err := c.Conn.Read(p[:min(len(p), c.pass)])
+			c.pass -= n
+			return n, err
+		}
+		if _, err := io.ReadFull(c.Conn, c.hdr[:]); err != nil {
+			return 0, err
+		}
+		switch c.hdr[0] >> 6 {
+		case 0: // STUN
+			msg := make([]byte, stunHeaderLen+int(binary.BigEndian.Uint16(c.hdr[2:4])))
+			copy(msg, c.hdr[:])
+			if _, err := io.ReadFull(c.Conn, msg[4:]); err != nil {
+				return 0, err
+			}
+			if c.s.screen(msg, c.RemoteAddr(), c.reply) {
+				c.pend = msg
+			}
+		case 1: // ChannelData, padded to 4 bytes on streams
+			c.pend = c.hdr[:]
+			c.pass = (int(binary.BigEndian.Uint16(c.hdr[2:4])) + 3) &^ 3
+		default: // not TURN: the engine drops the connection
+			c.raw.Store(true)
+			c.pend = c.hdr[:]
+		}
+	}
+}
+
+// reply sends a message the screen answered itself.
+func (c *streamConn) reply(b []byte) { _, _ = c.Conn.Write(b) }
+
 func (c *streamConn) Write(p []byte) (int, error) {
+	c.s.bindNonce(p, c.RemoteAddr())
 	if len(p) >= stunHeaderLen && p[0] == 0x01 {
+		if p[1] == 0x0B {
+			// ConnectionBind success: the rest of the stream is the
+			// peer's data, no longer TURN framing.
+			c.raw.Store(true)
+		}
 		// Allocate (0x0103) or ConnectionBind (0x010B) success: the
 		// connection now carries an allocation or RFC 6062 data.
 		if (p[1] == 0x03 || p[1] == 0x0B) && !c.used.Load() {

@@ -176,6 +176,7 @@ func TestCoturnClients(t *testing.T) {
 	cfg := testConfig()
 	cfg.Quota = Quota{PerUser: -1, Total: -1}
 	cfg.RateLimit = RateLimit{PerSecond: -1}
+	cfg.Peers.RelayToRelay = true // the client-to-client (-y) cases
 	s := runServer(t, cfg)
 	peerPort := startPeer(t, peerBin)
 
@@ -239,7 +240,8 @@ func TestCoturnStunclient(t *testing.T) {
 }
 
 // TestCoturnRefusals checks that uclient gets nothing relayed with a wrong
-// password, with expired REST credentials, or towards a denied peer.
+// password, with expired REST credentials, towards a denied peer, towards
+// Portico's own listeners, or to another allocation (client-to-client).
 func TestCoturnRefusals(t *testing.T) {
 	bins := testpeer.Require(t, "turnutils_uclient", "turnutils_peer")
 	uclient, peerBin := bins[0], bins[1]
@@ -254,21 +256,34 @@ func TestCoturnRefusals(t *testing.T) {
 	denied := runServer(t, denyCfg)
 
 	expUser, expPass := RESTCredentials(testSecret, "carol", time.Now().Add(-10*time.Second))
+	good := []string{"-u", testUser, "-w", testPass}
+	peersDenied := func(s *runningServer) float64 { return testutil.ToFloat64(s.m.peersDenied) }
 	tests := []struct {
 		name    string
 		s       *runningServer
 		auth    []string
+		flags   []string
+		peer    int // default: turnutils_peer
 		counter func(*runningServer) float64
 	}{
-		{"wrong password", s, []string{"-u", testUser, "-w", "wrong"}, func(s *runningServer) float64 { return testutil.ToFloat64(s.m.authIntegrity) }},
-		{"wrong rest secret", s, []string{"-W", "not-the-shared-secret", "-u", "carol"}, func(s *runningServer) float64 { return testutil.ToFloat64(s.m.authIntegrity) }},
-		{"expired rest", s, []string{"-u", expUser, "-w", expPass}, func(s *runningServer) float64 { return testutil.ToFloat64(s.m.authExpired) }},
-		{"denied peer", denied, []string{"-u", testUser, "-w", testPass}, func(s *runningServer) float64 { return testutil.ToFloat64(s.m.peersDenied) }},
+		{"wrong password", s, []string{"-u", testUser, "-w", "wrong"}, nil, 0, func(s *runningServer) float64 { return testutil.ToFloat64(s.m.authIntegrity) }},
+		{"wrong rest secret", s, []string{"-W", "not-the-shared-secret", "-u", "carol"}, nil, 0, func(s *runningServer) float64 { return testutil.ToFloat64(s.m.authIntegrity) }},
+		{"expired rest", s, []string{"-u", expUser, "-w", expPass}, nil, 0, func(s *runningServer) float64 { return testutil.ToFloat64(s.m.authExpired) }},
+		{"denied peer", denied, good, nil, 0, peersDenied},
+		// Portico's own listeners, though loopback peers are allowed.
+		{"own udp listener", s, good, nil, s.port, peersDenied},
+		{"own tls listener over tcp", s, good, []string{"-t"}, s.tlsPort, peersDenied},
+		{"own listener from a tcp allocation", s, good, []string{"-T"}, s.port, peersDenied},
+		{"relay to relay", s, good, []string{"-y"}, 0, peersDenied},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			before := tc.counter(tc.s)
-			args := append(append([]string{}, tc.auth...), "-e", "127.0.0.1", "-r", strconv.Itoa(peerPort), "-n", "5", "-m", "1", "-c", "-p", strconv.Itoa(tc.s.port), "127.0.0.1")
+			peer := peerPort
+			if tc.peer != 0 {
+				peer = tc.peer
+			}
+			args := append(append(append([]string{}, tc.flags...), tc.auth...), "-e", "127.0.0.1", "-r", strconv.Itoa(peer), "-n", "5", "-m", "1", "-c", "-p", strconv.Itoa(tc.s.port), "127.0.0.1")
 			r, err := runUclient(t, uclient, args...)
 			if err == nil && r.recv > 0 {
 				t.Fatalf("uclient got %d messages relayed\n%s", r.recv, tail(r.out, 20))

@@ -20,4 +20,9 @@ var (
 	errNoPort     = errors.New("turn: no free relay port")
 	errPortRange  = errors.New("turn: requested port outside the relay range")
 	errFamily     = errors.New("turn: address family not served")
+	errStaleNonce = errors.New("turn: stale or foreign nonce")
+	errOwnAddress = errors.New("turn: peer is one of the node's own addresses")
+	// errEngineNonce means the TURN engine no longer has the nonce manager
+	// field installNonces sets (a pion upgrade changed it).
+	errEngineNonce = errors.New("turn: cannot install address-bound nonces in the engine")
 )

@@ -26,7 +26,7 @@ func TestChannelDataFastPath(t *testing.T) {
 	relay.h = h
 	defer relaySock.Close()
 
-	lpc := newListenPacketConn(s, listener)
+	lpc := newListenPacketConn(s, listener, nil)
 	client := netip.MustParseAddrPort("127.0.0.1:5000")
 	lpc.addChannel(client, 0x4001, relay, peer.LocalAddr().(*net.UDPAddr).AddrPort())
 
@@ -88,7 +88,7 @@ func FuzzChannelDataFastPath(f *testing.F) {
 	defer peer.Close()
 	relay := newRelayPacketConn(relaySock)
 	relay.h = &relayHandle{a: s.alloc}
-	lpc := newListenPacketConn(s, listener)
+	lpc := newListenPacketConn(s, listener, nil)
 	client := netip.MustParseAddrPort("127.0.0.1:5000")
 	lpc.addChannel(client, 0x4001, relay, peer.LocalAddr().(*net.UDPAddr).AddrPort())
 	f.Fuzz(func(t *testing.T, b []byte) {

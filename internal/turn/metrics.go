@@ -24,6 +24,7 @@ type metrics struct {
 	rejPorts                   prometheus.Counter
 	authUnknown, authExpired   prometheus.Counter
 	authIntegrity, authStore   prometheus.Counter
+	authForeignNonce           prometheus.Counter
 	bytesToPeer, bytesFromPeer prometheus.Counter
 	pktsToPeer, pktsFromPeer   prometheus.Counter
 }
@@ -92,6 +93,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.authExpired = m.authFailures.WithLabelValues("expired")
 	m.authIntegrity = m.authFailures.WithLabelValues("bad_integrity")
 	m.authStore = m.authFailures.WithLabelValues("store_error")
+	m.authForeignNonce = m.authFailures.WithLabelValues("foreign_nonce")
 	m.bytesToPeer = m.bytes.WithLabelValues("to_peer")
 	m.bytesFromPeer = m.bytes.WithLabelValues("from_peer")
 	m.pktsToPeer = m.packets.WithLabelValues("to_peer")

@@ -10,26 +10,29 @@ import (
 // specific names them (RFC 8656 §21.3: a TURN server must not become an
 // open door into the networks it can reach).
 var builtinDenied = []string{
-	"0.0.0.0/8",      // "this" network, unspecified
-	"10.0.0.0/8",     // RFC 1918
-	"100.64.0.0/10",  // RFC 6598 shared address space (CGN)
-	"127.0.0.0/8",    // loopback
-	"169.254.0.0/16", // link-local
-	"172.16.0.0/12",  // RFC 1918
-	"192.0.0.0/24",   // IETF protocol assignments
-	"192.168.0.0/16", // RFC 1918
-	"198.18.0.0/15",  // benchmarking
-	"224.0.0.0/4",    // multicast
-	"240.0.0.0/4",    // reserved, broadcast
-	"::/128",         // unspecified
-	"::1/128",        // loopback
-	"fc00::/7",       // unique local
-	"fe80::/10",      // link-local
-	"fec0::/10",      // site-local (deprecated)
-	"ff00::/8",       // multicast
-	"64:ff9b:1::/48", // local-use NAT64
-	"2001:db8::/32",  // documentation
-	"100::/64",       // discard-only
+	"0.0.0.0/8",       // "this" network, unspecified
+	"10.0.0.0/8",      // RFC 1918
+	"100.64.0.0/10",   // RFC 6598 shared address space (CGN)
+	"127.0.0.0/8",     // loopback
+	"169.254.0.0/16",  // link-local
+	"172.16.0.0/12",   // RFC 1918
+	"192.0.0.0/24",    // IETF protocol assignments
+	"192.0.2.0/24",    // documentation (TEST-NET-1)
+	"192.168.0.0/16",  // RFC 1918
+	"198.18.0.0/15",   // benchmarking
+	"198.51.100.0/24", // documentation (TEST-NET-2)
+	"203.0.113.0/24",  // documentation (TEST-NET-3)
+	"224.0.0.0/4",     // multicast
+	"240.0.0.0/4",     // reserved, broadcast
+	"::/128",          // unspecified
+	"::1/128",         // loopback
+	"fc00::/7",        // unique local
+	"fe80::/10",       // link-local
+	"fec0::/10",       // site-local (deprecated)
+	"ff00::/8",        // multicast
+	"64:ff9b:1::/48",  // local-use NAT64
+	"2001:db8::/32",   // documentation
+	"100::/64",        // discard-only
 }
 
 var nat64 = netip.MustParsePrefix("64:ff9b::/96")

@@ -15,7 +15,12 @@ func TestPeerPolicy(t *testing.T) {
 		peer   string
 		want   bool
 	}{
-		{"public v4", PeerPolicy{}, "198.51.100.7", true},
+		{"public v4", PeerPolicy{}, "9.9.9.9", true},
+		{"documentation 192.0.2", PeerPolicy{}, "192.0.2.1", false},
+		{"documentation 198.51.100", PeerPolicy{}, "198.51.100.7", false},
+		{"documentation 203.0.113", PeerPolicy{}, "203.0.113.9", false},
+		{"documentation v6", PeerPolicy{}, "2001:db8::1", false},
+		{"mapped documentation", PeerPolicy{}, "::ffff:203.0.113.9", false},
 		{"public v6", PeerPolicy{}, "2a00:1450::1", true},
 		{"rfc1918 10", PeerPolicy{}, "10.1.2.3", false},
 		{"rfc1918 172", PeerPolicy{}, "172.31.255.255", false},
@@ -26,7 +31,8 @@ func TestPeerPolicy(t *testing.T) {
 		{"mapped loopback", PeerPolicy{}, "::ffff:127.0.0.1", false},
 		{"mapped private", PeerPolicy{}, "::ffff:10.0.0.1", false},
 		{"nat64 private", PeerPolicy{}, "64:ff9b::a00:1", false},
-		{"nat64 public", PeerPolicy{}, "64:ff9b::c633:6407", true},
+		{"nat64 public", PeerPolicy{}, "64:ff9b::909:909", true},
+		{"nat64 documentation", PeerPolicy{}, "64:ff9b::c633:6407", false},
 		{"link-local", PeerPolicy{}, "169.254.169.254", false},
 		{"link-local v6", PeerPolicy{}, "fe80::1", false},
 		{"ula", PeerPolicy{}, "fd00::1", false},

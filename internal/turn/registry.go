@@ -157,28 +157,9 @@ func responseLifetime(b []byte) (time.Duration, bool) {
 	if len(b) < stunHeaderLen || b[0] != 0x01 || (b[1] != 0x03 && b[1] != 0x04) {
 		return 0, false
 	}
-	if binary.BigEndian.Uint32(b[4:8]) != stunMagicCookie {
+	v, ok := findAttr(b, attrLifetime)
+	if !ok || len(v) != 4 {
 		return 0, false
 	}
-	n := int(binary.BigEndian.Uint16(b[2:4]))
-	body := b[stunHeaderLen:]
-	if n < len(body) {
-		body = body[:n]
-	}
-	for i := 0; i < maxAttrsInspected && len(body) >= 4; i++ {
-		t := binary.BigEndian.Uint16(body[0:2])
-		l := int(binary.BigEndian.Uint16(body[2:4]))
-		if l > len(body)-4 {
-			return 0, false
-		}
-		if t == attrLifetime && l == 4 {
-			return time.Duration(binary.BigEndian.Uint32(body[4:8])) * time.Second, true
-		}
-		padded := (l + 3) &^ 3
-		if 4+padded > len(body) {
-			return 0, false
-		}
-		body = body[4+padded:]
-	}
-	return 0, false
+	return time.Duration(binary.BigEndian.Uint32(v)) * time.Second, true
 }

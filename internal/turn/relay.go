@@ -70,6 +70,7 @@ type allocator struct {
 	total   int
 	bufKB   int
 	m       *metrics
+	own     *atomic.Pointer[ownAddrs] // the server's; never relayed to
 
 	mu      sync.Mutex
 	udpUsed map[int]bool
@@ -82,8 +83,9 @@ type allocator struct {
 
 var _ pturn.RelayAddressGenerator = (*allocator)(nil)
 
-func newAllocator(v *validated, m *metrics) *allocator {
+func newAllocator(v *validated, m *metrics, own *atomic.Pointer[ownAddrs]) *allocator {
 	return &allocator{
+		own:     own,
 		relayIP: v.relayIP,
 		bindIP:  v.bindIP,
 		portMin: v.Relay.PortMin,
@@ -346,6 +348,10 @@ func (a *allocator) AllocateListener(conf pturn.AllocateListenerConfig) (net.Lis
 // AllocateConn implements RelayAddressGenerator: the outgoing TCP connection
 // of an RFC 6062 Connect request, bound to the allocation's relay port.
 func (a *allocator) AllocateConn(conf pturn.AllocateConnConfig) (net.Conn, error) {
+	if a.own.Load().hasAddr(conf.RemoteAddr) {
+		a.m.peersDenied.Inc()
+		return nil, errOwnAddress
+	}
 	h := a.lookup(conf.LocalAddr)
 	local := conf.LocalAddr
 	if ta, ok := conf.LocalAddr.(*net.TCPAddr); ok {
@@ -443,7 +449,14 @@ func (c *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	}
 }
 
+// WriteTo sends a client's datagram to a peer, unless the peer is one of
+// the node's own transport addresses (a Send indication or ChannelData
+// after a permission for the node's IP): that one is dropped and counted.
 func (c *relayPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if c.h.a.own.Load().hasAddr(addr) {
+		c.h.a.m.peersDenied.Inc()
+		return len(p), nil
+	}
 	n, err := c.UDPConn.WriteTo(p, addr)
 	if err == nil {
 		c.h.toPeer(n)

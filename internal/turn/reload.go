@@ -3,8 +3,9 @@ package turn
 import "slices"
 
 // Reload applies cfg's credentials (REST secret and maximum TTL), peer
-// policy, quotas, rate limit and maximum allocation age to the running
-// service, for the requests that follow; allocations in place stay (also
+// policy and own addresses (interfaces are read again), quotas, rate limit
+// and maximum allocation age to the running service, for the requests that
+// follow; allocations in place stay (also
 // when now over a quota). Listeners and their socket settings, realm,
 // relay addresses and ports, the default lifetime and SOFTWARE are bound
 // at start and keep their running values: those that differ from what the
@@ -26,6 +27,7 @@ func (s *Server) Reload(cfg Config) (restart []string, err error) {
 	}
 	s.alloc.setQuota(v.Quota.PerUser, v.Quota.Total)
 	s.live.Store(v)
+	s.refreshOwn(v)
 	restart = bindTimeChanges(&s.cfg.Config, &v.Config)
 	s.log.Info("turn configuration reloaded", "restart_needed", restart)
 	return restart, nil

@@ -33,6 +33,17 @@ const (
 // ALPN identifiers of RFC 7443.
 var alpnProtocols = []string{"stun.turn", "stun.nat-discovery"}
 
+// aeadSuites are the TLS 1.2 (and DTLS 1.2) suites offered: AEAD with
+// forward secrecy only, the policy of Portico's other TLS listeners (no CBC,
+// RC4 or 3DES, which Go's and pion's defaults still include). TLS 1.3 suites
+// are all AEAD and not configurable.
+var aeadSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
 // Deps are the service's collaborators.
 type Deps struct {
 	// Logger receives the service's logs; a "component" attribute is added.
@@ -66,16 +77,21 @@ type Server struct {
 	limiter atomic.Pointer[rateLimiter]
 	alloc   *allocator
 	reg     *registry
+	nonces  *nonceKeeper
+	// own is the live configuration's own addresses plus the sockets
+	// being served (see ownAddrs).
+	own atomic.Pointer[ownAddrs]
 
-	mu       sync.Mutex
-	serving  bool
-	handover *handoff.Listener
-	locals   map[string]*listenPacketConn // UDP listeners by local address
-	closed   bool
-	closeCh  chan struct{}
-	served   chan struct{} // closed when the current Serve returns
-	conns    sync.WaitGroup
-	streams  atomic.Int64 // open stream connections
+	mu          sync.Mutex
+	serving     bool
+	handover    *handoff.Listener
+	locals      map[string]*listenPacketConn // UDP listeners by local address
+	closed      bool
+	closeCh     chan struct{}
+	served      chan struct{}    // closed when the current Serve returns
+	servedAddrs []netip.AddrPort // local addresses of the sockets being served
+	conns       sync.WaitGroup
+	streams     atomic.Int64 // open stream connections
 }
 
 // New validates cfg and builds a Server. It does no I/O.
@@ -105,18 +121,25 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		now = time.Now
 	}
 	m := newMetrics(deps.Registerer)
+	nonces, err := newNonceKeeper(now)
+	if err != nil {
+		return nil, fmt.Errorf("turn: nonce key: %w", err)
+	}
 	s := &Server{
+		nonces:  nonces,
 		cfg:     v,
 		log:     logger.With("component", "turn"),
 		users:   deps.Users,
 		getCert: deps.GetCertificate,
 		now:     now,
 		m:       m,
-		alloc:   newAllocator(v, m),
+
 		reg:     newRegistry(),
 		closeCh: make(chan struct{}),
 	}
 	s.live.Store(v)
+	s.own.Store(v.own)
+	s.alloc = newAllocator(v, m, &s.own)
 	s.limiter.Store(newRateLimiter(v.RateLimit.PerSecond, v.RateLimit.Burst))
 	return s, nil
 }
@@ -199,13 +222,19 @@ func (s *Server) TLSConfig() *tls.Config { return s.tlsConfig() }
 func (s *Server) tlsConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
+		CipherSuites:   aeadSuites,
 		GetCertificate: s.getCert,
 		NextProtos:     alpnProtocols,
 	}
 }
 
 func (s *Server) dtlsOptions() []dtls.ServerOption {
+	suites := make([]dtls.CipherSuiteID, len(aeadSuites))
+	for i, id := range aeadSuites {
+		suites[i] = dtls.CipherSuiteID(id)
+	}
 	return []dtls.ServerOption{
+		dtls.WithCipherSuites(suites...),
 		dtls.WithGetCertificate(func(chi *dtls.ClientHelloInfo) (*tls.Certificate, error) {
 			return s.getCert(&tls.ClientHelloInfo{ServerName: chi.ServerName})
 		}),
@@ -237,16 +266,31 @@ func (s *Server) serve(ctx context.Context, pcs []net.PacketConn, streams []stre
 	s.serving = true
 	s.locals = nil
 	handover := handoff.New(nil)
-	s.handover = handover
 	served := make(chan struct{})
 	s.served = served
+	var addrs []netip.AddrPort
+	for _, pc := range pcs {
+		if ap, ok := addrPort(pc.LocalAddr()); ok {
+			addrs = append(addrs, ap)
+		}
+	}
+	for _, l := range streams {
+		if ap, ok := addrPort(l.Addr()); ok {
+			addrs = append(addrs, ap)
+		}
+	}
+	s.servedAddrs = addrs
 	s.mu.Unlock()
 	defer close(served)
+	s.refreshOwn(s.live.Load())
 
+	// The engine's read loops start in NewServer; they wait for ready,
+	// closed once the engine has the address-bound nonce manager.
+	ready := make(chan struct{})
 	pconf := make([]pturn.PacketConnConfig, 0, len(pcs))
 	locals := make(map[string]*listenPacketConn, len(pcs))
 	for _, pc := range pcs {
-		lpc := newListenPacketConn(s, pc)
+		lpc := newListenPacketConn(s, pc, ready)
 		locals[lpc.local] = lpc
 		pconf = append(pconf, pturn.PacketConnConfig{
 			PacketConn:            lpc,
@@ -271,13 +315,23 @@ func (s *Server) serve(ctx context.Context, pcs []net.PacketConn, streams []stre
 		EventHandler:       s.events(),
 		AllocationLifetime: s.cfg.Lifetime.Default,
 	})
+	if err == nil {
+		if err = installNonces(engine, s.nonces); err != nil {
+			_ = engine.Close()
+		}
+	}
+	close(ready)
 	if err != nil {
 		closeAll()
+		_ = handover.Close()
 		s.mu.Lock()
-		s.serving, s.handover = false, nil
+		s.serving = false
 		s.mu.Unlock()
 		return fmt.Errorf("turn: start engine: %w", err)
 	}
+	s.mu.Lock()
+	s.handover = handover
+	s.mu.Unlock()
 
 	var accepts sync.WaitGroup
 	for _, l := range streams {
@@ -287,14 +341,14 @@ func (s *Server) serve(ctx context.Context, pcs []net.PacketConn, streams []stre
 			s.acceptLoop(l, handover)
 		}()
 	}
-	addrs := make([]string, 0, len(pcs)+len(streams))
+	names := make([]string, 0, len(pcs)+len(streams))
 	for _, pc := range pcs {
-		addrs = append(addrs, "udp/"+pc.LocalAddr().String())
+		names = append(names, "udp/"+pc.LocalAddr().String())
 	}
 	for _, l := range streams {
-		addrs = append(addrs, l.kind+"/"+l.Addr().String())
+		names = append(names, l.kind+"/"+l.Addr().String())
 	}
-	s.log.Info("turn serving", "listeners", addrs, "realm", s.cfg.Realm, "relay", s.cfg.Relay.Address)
+	s.log.Info("turn serving", "listeners", names, "realm", s.cfg.Realm, "relay", s.cfg.Relay.Address)
 
 	select {
 	case <-ctx.Done():
@@ -471,33 +525,47 @@ func (s *Server) Realm() string { return s.cfg.Realm }
 // authenticate is the engine's AuthHandler: REST credentials first, then
 // long-term users.
 func (s *Server) authenticate(ra *pturn.RequestAttributes) (string, []byte, bool) {
+	return s.credentials(ra, true)
+}
+
+// credentials returns the user and key of ra's username; count records
+// failures in the metrics and the debug log.
+func (s *Server) credentials(ra *pturn.RequestAttributes, count bool) (string, []byte, bool) {
 	if auth := s.live.Load().Auth; auth.Secret != "" {
 		if exp, user, ok := parseRESTUsername(ra.Username); ok {
 			now := s.now()
 			if !now.Before(exp) {
-				s.m.authExpired.Inc()
-				s.log.Debug("turn auth: expired REST credential", "username", ra.Username, "client", addrString(ra.SrcAddr))
+				if count {
+					s.m.authExpired.Inc()
+					s.log.Debug("turn auth: expired REST credential", "username", ra.Username, "client", addrString(ra.SrcAddr))
+				}
 				return "", nil, false
 			}
 			if exp.Sub(now) > auth.MaxTTL+maxClockSkew {
-				s.m.authExpired.Inc()
-				s.log.Debug("turn auth: REST credential beyond auth.max_ttl", "username", ra.Username, "client", addrString(ra.SrcAddr))
+				if count {
+					s.m.authExpired.Inc()
+					s.log.Debug("turn auth: REST credential beyond auth.max_ttl", "username", ra.Username, "client", addrString(ra.SrcAddr))
+				}
 				return "", nil, false
 			}
 			return user, LongTermKey(ra.Username, s.cfg.Realm, RESTPassword(auth.Secret, ra.Username)), true
 		}
 	}
 	if s.users == nil || ra.Username == "" || len(ra.Username) > maxUsernameLen {
-		s.m.authUnknown.Inc()
+		if count {
+			s.m.authUnknown.Inc()
+		}
 		return "", nil, false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	key, err := s.users.TURNKey(ctx, s.cfg.Realm, ra.Username)
 	if err != nil {
-		if errors.Is(err, ErrUnknownUser) {
+		switch {
+		case !count:
+		case errors.Is(err, ErrUnknownUser):
 			s.m.authUnknown.Inc()
-		} else {
+		default:
 			s.m.authStore.Inc()
 			s.log.Warn("turn auth: user store", "err", err)
 		}
@@ -522,6 +590,16 @@ func (s *Server) quota(userID, _ string, src net.Addr) bool {
 		return false
 	}
 	return true
+}
+
+// refreshOwn rebuilds the own-address set from v, the interfaces as they
+// are now and the sockets being served.
+func (s *Server) refreshOwn(v *validated) {
+	s.mu.Lock()
+	served := s.servedAddrs
+	s.mu.Unlock()
+	own, _ := newOwnAddrs(v, interfaceAddrs(), served)
+	s.own.Store(own)
 }
 
 // permit is the engine's PermissionHandler (peer address policy).

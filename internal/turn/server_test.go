@@ -278,10 +278,10 @@ func TestAuthRefused(t *testing.T) {
 // No packet is ever sent to them: CreatePermission is refused first.
 func TestPeerPolicyRefusesPrivatePeers(t *testing.T) {
 	cfg := testConfig()
-	cfg.Peers.Inside = []string{"203.0.113.0/24"}
+	cfg.Peers.Inside = []string{"9.9.9.0/24"}
 	ts := startServer(t, cfg, nil)
 	c := allocated(t, ts)
-	for _, peer := range []string{"10.0.0.1", "192.168.1.1", "172.16.5.4", "169.254.1.1", "203.0.113.7", "0.0.0.0", "224.0.0.1"} {
+	for _, peer := range []string{"10.0.0.1", "192.168.1.1", "172.16.5.4", "169.254.1.1", "9.9.9.7", "0.0.0.0", "224.0.0.1"} {
 		t.Run(peer, func(t *testing.T) {
 			before := testutil.ToFloat64(ts.m.peersDenied)
 			err := c.CreatePermission(&net.UDPAddr{IP: net.ParseIP(peer), Port: 9})

@@ -27,6 +27,12 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // listener's address.
 func start(t *testing.T, latching media.Latching, base int) (*media.Relay, *Server, netip.AddrPort) {
 	t.Helper()
+	return startWith(t, latching, base, Config{Interfaces: [2]string{"external", "internal"}})
+}
+
+// startWith is start with the listener's configuration given.
+func startWith(t *testing.T, latching media.Latching, base int, cfg Config) (*media.Relay, *Server, netip.AddrPort) {
+	t.Helper()
 	r, err := media.New(media.Config{
 		Interfaces: map[string]media.InterfaceConfig{
 			"external": {Addr: lo, PortMin: base, PortMax: base + 99},
@@ -37,7 +43,7 @@ func start(t *testing.T, latching media.Latching, base int) (*media.Relay, *Serv
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{Interfaces: [2]string{"external", "internal"}}, Deps{Relay: r, Logger: quiet()})
+	srv, err := New(cfg, Deps{Relay: r, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +54,12 @@ func start(t *testing.T, latching media.Latching, base int) (*media.Relay, *Serv
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
 	go func() { r.Run(ctx); done <- struct{}{} }()
-	go func() { srv.Serve(ctx, pc); done <- struct{}{} }()
+	go func() {
+		if err := srv.Serve(ctx, pc); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		done <- struct{}{}
+	}()
 	t.Cleanup(func() { cancel(); <-done; <-done })
 	return r, srv, pc.LocalAddr().(*net.UDPAddr).AddrPort()
 }

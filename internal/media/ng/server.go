@@ -7,10 +7,22 @@
 // repeats the cookie. Commands: ping, offer, answer, delete, query, list.
 // Offer and answer carry SDP (RFC 8866), rewritten so that each side sees
 // only the relay's addresses, as rtpengine does for RTP/AVP and RTP/SAVP.
+//
+// The protocol has no authentication. The listener therefore refuses an
+// address beyond loopback and private networks unless Config.Allow (the
+// networks requests may come from, checked on every datagram) or
+// Config.Secret (a shared secret every request carries) is set; requests
+// failing either are dropped unanswered and counted.
+//
+// An offer or answer's "received-from" (the SIP source address Kamailio
+// adds) lets media from that IP latch the sender's leg, as the signalled
+// address does; the "SIP-source-address" flag also sends media there; the
+// "asymmetric" flag turns latching off for the sender's leg.
 package ng
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,8 +30,12 @@ import (
 	"net"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/media/ng/bencode"
@@ -45,12 +61,25 @@ type Config struct {
 	Interfaces [2]string
 	// MaxCalls caps concurrent calls. Default 100,000.
 	MaxCalls int
+	// Allow lists the networks requests may come from; a datagram from
+	// anywhere else is dropped unanswered and counted. Empty: any source,
+	// which is refused (ErrExposed) when Listen, or the socket given to
+	// Serve, is not a loopback or private address and Secret is empty.
+	Allow []netip.Prefix
+	// Secret, when set, must be in every request: the dictionary key
+	// "secret", or a flag "secret=..." (Kamailio's rtpengine module passes
+	// unknown flags through). Requests without it are dropped unanswered
+	// and counted. It travels in clear: it keeps strangers out, not
+	// eavesdroppers. Empty: none.
+	Secret string
 }
 
 // Deps are the listener's collaborators.
 type Deps struct {
 	Relay  Relay
 	Logger *slog.Logger
+	// Registerer receives portico_media_ng_dropped_total. Nil: not exported.
+	Registerer prometheus.Registerer
 }
 
 // Server answers ng requests.
@@ -64,6 +93,9 @@ type Server struct {
 	// same answer instead of a second allocation.
 	replies map[string]cachedReply
 	started time.Time
+
+	notAllowed, badSecret prometheus.Counter
+	lastDropLog           atomic.Int64 // unix ns: drops are logged at most every 10 s
 }
 
 type call struct {
@@ -96,16 +128,89 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.MaxCalls < 0 {
 		return nil, fmt.Errorf("ng: max_calls: %d is negative", cfg.MaxCalls)
 	}
+	for i, p := range cfg.Allow {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("ng: allow[%d]: not a network", i)
+		}
+		cfg.Allow[i] = p.Masked()
+	}
 	if cfg.Listen != "" {
-		if _, err := netip.ParseAddrPort(cfg.Listen); err != nil {
+		ap, err := netip.ParseAddrPort(cfg.Listen)
+		if err != nil {
 			return nil, fmt.Errorf("ng: listen: %q is not host:port: %w", cfg.Listen, err)
+		}
+		if err := cfg.checkExposure(ap.Addr()); err != nil {
+			return nil, err
 		}
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "portico", Subsystem: "media_ng", Name: "dropped_total",
+		Help: "ng control requests dropped unanswered, by reason: not_allowed (source outside media.ng_allow), bad_secret.",
+	}, []string{"reason"})
+	if deps.Registerer != nil {
+		if err := deps.Registerer.Register(dropped); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, fmt.Errorf("ng: metrics: %w", err)
+			}
+			dropped = are.ExistingCollector.(*prometheus.CounterVec)
+		}
+	}
 	return &Server{cfg: cfg, rel: deps.Relay, log: deps.Logger.With("component", "media-ng"),
-		calls: map[string]*call{}, replies: map[string]cachedReply{}, started: time.Now()}, nil
+		calls: map[string]*call{}, replies: map[string]cachedReply{}, started: time.Now(),
+		notAllowed: dropped.WithLabelValues("not_allowed"), badSecret: dropped.WithLabelValues("bad_secret")}, nil
+}
+
+// checkExposure refuses a listen address beyond loopback and private
+// networks (the wildcard included) when nothing restricts who may send.
+func (c *Config) checkExposure(a netip.Addr) error {
+	a = a.Unmap()
+	if len(c.Allow) > 0 || c.Secret != "" || a.IsLoopback() || a.IsPrivate() {
+		return nil
+	}
+	return fmt.Errorf("%w (listen %s)", ErrExposed, a)
+}
+
+func (s *Server) allowed(from netip.Addr) bool {
+	if len(s.cfg.Allow) == 0 {
+		return true
+	}
+	from = from.Unmap()
+	for _, p := range s.cfg.Allow {
+		if p.Contains(from) {
+			return true
+		}
+	}
+	return false
+}
+
+// authorized reports whether req carries the shared secret, if one is set.
+func (s *Server) authorized(req map[string]any) bool {
+	if s.cfg.Secret == "" {
+		return true
+	}
+	want := []byte(s.cfg.Secret)
+	if got := str(req, "secret"); got != "" && subtle.ConstantTimeCompare([]byte(got), want) == 1 {
+		return true
+	}
+	for _, f := range strList(req, "flags") {
+		if v, ok := strings.CutPrefix(f, "secret="); ok && subtle.ConstantTimeCompare([]byte(v), want) == 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// drop counts a request dropped unanswered and logs one in ten seconds.
+func (s *Server) drop(c prometheus.Counter, reason string, from netip.Addr) {
+	c.Inc()
+	now := time.Now().UnixNano()
+	if last := s.lastDropLog.Load(); now-last >= int64(10*time.Second) && s.lastDropLog.CompareAndSwap(last, now) {
+		s.log.Debug("ng request dropped", "reason", reason, "from", from)
+	}
 }
 
 // Run listens on Config.Listen and serves until ctx is done.
@@ -122,6 +227,11 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	stop := context.AfterFunc(ctx, func() { pc.Close() })
 	defer stop()
 	defer pc.Close()
+	if la, ok := pc.LocalAddr().(*net.UDPAddr); ok {
+		if err := s.cfg.checkExposure(la.AddrPort().Addr()); err != nil {
+			return err
+		}
+	}
 	buf := make([]byte, 65535)
 	for {
 		n, from, err := pc.ReadFrom(buf)
@@ -131,14 +241,26 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 			}
 			return fmt.Errorf("ng: read: %w", err)
 		}
-		if reply := s.Handle(buf[:n]); reply != nil {
+		var src netip.Addr
+		if ua, ok := from.(*net.UDPAddr); ok {
+			src = ua.AddrPort().Addr()
+		}
+		if !s.allowed(src) {
+			s.drop(s.notAllowed, "not_allowed", src)
+			continue
+		}
+		if reply := s.handle(buf[:n], src); reply != nil {
 			pc.WriteTo(reply, from)
 		}
 	}
 }
 
-// Handle answers one request datagram; nil means no answer (no cookie).
-func (s *Server) Handle(pkt []byte) []byte {
+// Handle answers one request datagram; nil means no answer (no cookie, or
+// no shared secret when one is required). Config.Allow is checked by Serve,
+// which knows the sender.
+func (s *Server) Handle(pkt []byte) []byte { return s.handle(pkt, netip.Addr{}) }
+
+func (s *Server) handle(pkt []byte, from netip.Addr) []byte {
 	sp := -1
 	for i, c := range pkt {
 		if c == ' ' {
@@ -150,12 +272,6 @@ func (s *Server) Handle(pkt []byte) []byte {
 		return nil
 	}
 	cookie, body := string(pkt[:sp]), pkt[sp+1:]
-	s.mu.Lock()
-	if r, ok := s.replies[cookie]; ok {
-		s.mu.Unlock()
-		return r.b
-	}
-	s.mu.Unlock()
 	isJSON := len(body) > 0 && body[0] == '{'
 	var req map[string]any
 	var perr error
@@ -169,6 +285,18 @@ func (s *Server) Handle(pkt []byte) []byte {
 			perr = errors.New("request is not a dictionary")
 		}
 	}
+	// The secret is checked before the reply cache, so a stranger who
+	// guesses a cookie gets nothing either.
+	if !s.authorized(req) {
+		s.drop(s.badSecret, "bad_secret", from)
+		return nil
+	}
+	s.mu.Lock()
+	if r, ok := s.replies[cookie]; ok {
+		s.mu.Unlock()
+		return r.b
+	}
+	s.mu.Unlock()
 	var resp map[string]any
 	if perr != nil {
 		resp = errorReply("cannot decode request: " + perr.Error())
@@ -256,6 +384,44 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+var hyphenate = strings.NewReplacer(" ", "-", "_", "-")
+
+// flag reports whether req's "flags" hold name, compared as rtpengine
+// does: case-insensitively, with spaces and underscores read as hyphens.
+func flag(req map[string]any, name string) bool {
+	for _, f := range strList(req, "flags") {
+		f = hyphenate.Replace(f)
+		if strings.EqualFold(f, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// applySender records on streams what req says about the sending leg's
+// media source: "received-from" (the SIP source, a list of address family
+// and address) may latch the leg; with the "SIP-source-address" flag media
+// is also sent there (on the SDP's port); "asymmetric" turns latching off.
+func applySender(req map[string]any, leg int, streams []media.StreamConfig) {
+	var from netip.Addr
+	if rf := strList(req, "received-from"); len(rf) == 2 {
+		from, _ = netip.ParseAddr(rf[1])
+		from = from.Unmap()
+	}
+	sipSource := from.IsValid() && flag(req, "SIP-source-address")
+	asym := flag(req, "asymmetric")
+	for i := range streams {
+		c := &streams[i]
+		c.Source[leg], c.Asymmetric[leg] = from, asym
+		if sipSource && c.Remote[leg].IsValid() {
+			c.Remote[leg] = netip.AddrPortFrom(from, c.Remote[leg].Port())
+			if c.RemoteRTCP[leg].IsValid() {
+				c.RemoteRTCP[leg] = netip.AddrPortFrom(from, c.RemoteRTCP[leg].Port())
+			}
+		}
+	}
+}
+
 func (s *Server) offer(req map[string]any) map[string]any {
 	callID, fromTag, body := str(req, "call-id"), str(req, "from-tag"), str(req, "sdp")
 	if callID == "" || fromTag == "" || body == "" {
@@ -277,6 +443,7 @@ func (s *Server) offer(req map[string]any) map[string]any {
 		if err != nil {
 			return errorReply(err.Error())
 		}
+		applySender(req, 0, streams)
 		ifaces := s.cfg.Interfaces
 		if dir := strList(req, "direction"); len(dir) == 2 {
 			ifaces = [2]string{dir[0], dir[1]}
@@ -297,6 +464,7 @@ func (s *Server) offer(req map[string]any) map[string]any {
 	if err != nil {
 		return errorReply(err.Error())
 	}
+	applySender(req, leg, streams)
 	infos, err := s.rel.Update(c.id, streams)
 	if err != nil {
 		return errorReply(err.Error())
@@ -331,6 +499,7 @@ func (s *Server) answer(req map[string]any) map[string]any {
 	if err != nil {
 		return errorReply(err.Error())
 	}
+	applySender(req, leg, streams)
 	if len(streams) > len(c.streams) {
 		streams = streams[:len(c.streams)] // an answer cannot add streams
 	}

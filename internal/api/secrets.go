@@ -1,0 +1,224 @@
+package api
+
+import (
+	"bytes"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/portico-edge/portico/internal/config"
+)
+
+// Mask stands for a stored secret in configuration documents read back.
+// Secrets are write-only: every read (GET /api/v1/config, its versions,
+// `portico config export`) shows Mask in their place, for every role, and a
+// document written back with Mask where a secret was keeps the stored one.
+const Mask = "********"
+
+// secretField is a configuration field that holds a secret: the whole
+// value, or only the password inside a PostgreSQL connection string.
+type secretField struct {
+	path []string
+	dsn  bool
+}
+
+// secretFields are the document's secrets. The DSN keeps its user, host
+// and database readable; only its password is masked.
+var secretFields = []secretField{
+	{path: []string{"turn", "rest_secret"}},
+	{path: []string{"store", "dsn"}, dsn: true},
+}
+
+// MaskSecrets returns doc with every secret replaced by Mask. A document
+// without secrets comes back unchanged, byte for byte; one that is not YAML
+// comes back as a notice (it cannot be masked, so it is not shown).
+func MaskSecrets(doc []byte) []byte {
+	var root yaml.Node
+	if err := yaml.Unmarshal(doc, &root); err != nil {
+		return []byte("# this version is not valid YAML and is not shown: it may hold secrets\n")
+	}
+	changed := false
+	for _, f := range secretFields {
+		n := lookup(&root, f.path)
+		if n == nil || n.Value == "" {
+			continue
+		}
+		masked := Mask
+		if f.dsn {
+			masked = maskDSN(n.Value)
+		}
+		if masked != n.Value {
+			n.Value, n.Style, n.Tag = masked, 0, "!!str"
+			changed = true
+		}
+	}
+	if !changed {
+		return doc
+	}
+	return encodeYAML(&root, doc)
+}
+
+// KeepSecrets puts the secrets of stored (the active document) back where
+// doc carries Mask. A Mask with no stored secret behind it is an error
+// naming the field (config.Errors).
+func KeepSecrets(doc, stored []byte) ([]byte, error) {
+	if !bytes.Contains(doc, []byte(Mask)) {
+		return doc, nil
+	}
+	var root, old yaml.Node
+	if err := yaml.Unmarshal(doc, &root); err != nil {
+		return doc, nil // the parser reports it with its line and column
+	}
+	_ = yaml.Unmarshal(stored, &old) // an unreadable stored version has no secrets to keep
+	changed := false
+	for _, f := range secretFields {
+		n := lookup(&root, f.path)
+		if n == nil || !strings.Contains(n.Value, Mask) {
+			continue
+		}
+		var prev string
+		if o := lookup(&old, f.path); o != nil {
+			prev = o.Value
+		}
+		name := strings.Join(f.path, ".")
+		if !f.dsn {
+			if n.Value != Mask {
+				continue
+			}
+			if prev == "" {
+				return nil, config.Errors{{Path: name, Reason: Mask + " stands for the stored secret, but none is stored; give the secret itself"}}
+			}
+			n.Value, n.Style = prev, 0
+			changed = true
+			continue
+		}
+		pw, ok := dsnPassword(prev)
+		if !ok {
+			return nil, config.Errors{{Path: name, Reason: "the password " + Mask + " stands for the stored one, but the stored DSN has none; give the password itself"}}
+		}
+		v, ok := setDSNPassword(n.Value, pw)
+		if !ok {
+			continue
+		}
+		n.Value, n.Style = v, 0
+		changed = true
+	}
+	if !changed {
+		return doc, nil
+	}
+	return encodeYAML(&root, doc), nil
+}
+
+// lookup finds the scalar at path in a document node, or nil.
+func lookup(root *yaml.Node, path []string) *yaml.Node {
+	n := root
+	if n.Kind == yaml.DocumentNode {
+		if len(n.Content) == 0 {
+			return nil
+		}
+		n = n.Content[0]
+	}
+	for _, key := range path {
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				next = n.Content[i+1]
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		n = next
+	}
+	if n.Kind != yaml.ScalarNode {
+		return nil
+	}
+	return n
+}
+
+func encodeYAML(root *yaml.Node, orig []byte) []byte {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(root); err != nil {
+		return []byte("# this version could not be masked and is not shown: it may hold secrets\n")
+	}
+	enc.Close()
+	return b.Bytes()
+}
+
+// kvPassword finds password=... in a key=value connection string.
+var kvPassword = regexp.MustCompile(`(^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)
+
+// maskDSN hides the password of a URL or key=value connection string.
+// A string it cannot read is masked whole.
+func maskDSN(dsn string) string {
+	if strings.Contains(dsn, "://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return Mask
+		}
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), Mask)
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", Mask)
+			u.RawQuery = q.Encode()
+		}
+		return strings.Replace(u.String(), url.QueryEscape(Mask), Mask, -1)
+	}
+	return kvPassword.ReplaceAllString(dsn, "${1}password="+Mask)
+}
+
+// dsnPassword returns the password a connection string carries.
+func dsnPassword(dsn string) (string, bool) {
+	if strings.Contains(dsn, "://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", false
+		}
+		if pw, ok := u.User.Password(); ok {
+			return pw, true
+		}
+		if q := u.Query(); q.Has("password") {
+			return q.Get("password"), true
+		}
+		return "", false
+	}
+	m := kvPassword.FindStringSubmatch(dsn)
+	if m == nil {
+		return "", false
+	}
+	return m[2], true
+}
+
+// setDSNPassword puts pw where dsn carries Mask as its password.
+func setDSNPassword(dsn, pw string) (string, bool) {
+	if strings.Contains(dsn, "://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", false
+		}
+		if p, ok := u.User.Password(); ok && p == Mask {
+			u.User = url.UserPassword(u.User.Username(), pw)
+			return u.String(), true
+		}
+		if q := u.Query(); q.Get("password") == Mask {
+			q.Set("password", pw)
+			u.RawQuery = q.Encode()
+			return u.String(), true
+		}
+		return "", false
+	}
+	m := kvPassword.FindStringSubmatchIndex(dsn)
+	if m == nil || dsn[m[4]:m[5]] != Mask {
+		return "", false
+	}
+	return dsn[:m[4]] + pw + dsn[m[5]:], true
+}

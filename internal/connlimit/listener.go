@@ -1,0 +1,365 @@
+package connlimit
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Accept backoff bounds, as net/http's Server.Serve.
+const (
+	minBackoff = 5 * time.Millisecond
+	maxBackoff = time.Second
+)
+
+// Config bounds one listener. A zero or negative field turns its limit off.
+type Config struct {
+	// Name labels the listener's metrics and logs ("sip-external-tcp").
+	Name string
+	// MaxConns caps the connections open at once on the listener.
+	MaxConns int
+	// MaxConnsPerSource caps the connections open at once from one client
+	// IPv4 address or IPv6 /64 (an IPv6 host usually holds a whole /64).
+	MaxConnsPerSource int
+	// HandshakeTimeout is how long a new connection has until Established
+	// is called for it (its first request arrived, after any TLS and
+	// WebSocket handshake); then it is closed. Only a caller that calls
+	// Established may set it.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a connection that has read and written nothing for
+	// this long, unless Busy says it is still in use.
+	IdleTimeout time.Duration
+	// Busy, when set, is asked before an idle connection is closed; true
+	// keeps it open for another IdleTimeout.
+	Busy func(remote net.Addr) bool
+	// Descriptors, when set, refuses connections while fewer than KeepFree
+	// file descriptors are free. Shared by every listener of the process.
+	Descriptors *Reserve
+	// KeepFree is this listener's share of free descriptors; 0 uses the
+	// Reserve's own (NewReserve's keep). Listeners that should still answer
+	// when others refuse get a smaller share.
+	KeepFree int
+}
+
+// Deps are a Listener's collaborators.
+type Deps struct {
+	// Logger; nil discards. Logs carry a listener attribute.
+	Logger *slog.Logger
+	// Registerer for metrics; nil registers none. Listeners sharing a
+	// registerer share the metric families, labelled by Config.Name.
+	Registerer prometheus.Registerer
+}
+
+// Listener is a net.Listener that enforces a Config on the connections
+// it accepts from the wrapped listener:
+//
+//   - Accept returns only connections within the caps, or net.ErrClosed
+//     (or the wrapped listener's error once that is closed by someone
+//     else); every other accept error is retried with backoff and shown
+//     by Err until an accept succeeds again.
+//   - A refused connection is closed with a reset before anything is read.
+//   - The connections it returns count until their Close, which is safe
+//     to call more than once; closing the Listener does not close them.
+type Listener struct {
+	inner net.Listener
+	cfg   Config
+	log   *slog.Logger
+	m     listenerMetrics
+
+	done      chan struct{}
+	closeOnce sync.Once
+	acceptErr atomic.Pointer[error] // the error of a failing accept, nil when accepting
+
+	mu       sync.Mutex
+	active   int
+	perSrc   map[netip.Addr]int
+	byRemote map[string]*Conn
+
+	warnMu   sync.Mutex
+	lastWarn map[string]time.Time
+}
+
+// Wrap returns a Listener enforcing cfg on l's connections. It owns l:
+// Close closes it.
+func Wrap(l net.Listener, cfg Config, deps Deps) *Listener {
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Listener{
+		inner: l, cfg: cfg, log: log.With("listener", cfg.Name),
+		m:    newMetrics(deps.Registerer).forListener(cfg.Name),
+		done: make(chan struct{}), perSrc: map[netip.Addr]int{}, byRemote: map[string]*Conn{},
+		lastWarn: map[string]time.Time{},
+	}
+}
+
+// Accept waits for the next connection the limits admit.
+func (l *Listener) Accept() (net.Conn, error) {
+	var delay time.Duration
+	for {
+		c, err := l.inner.Accept()
+		if err != nil {
+			select {
+			case <-l.done:
+				return nil, net.ErrClosed
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return nil, err // closed under us: the caller's serving ends
+			}
+			l.m.acceptErrors.Inc()
+			if l.acceptErr.Swap(&err) == nil {
+				l.log.Warn("accept failing; retrying", "err", err)
+			}
+			delay = min(max(2*delay, minBackoff), maxBackoff)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-l.done:
+				t.Stop()
+				return nil, net.ErrClosed
+			}
+			continue
+		}
+		if delay > 0 {
+			delay = 0
+			l.acceptErr.Store(nil)
+			l.log.Info("accepting again")
+		}
+		lc, reason := l.admit(c)
+		if lc != nil {
+			return lc, nil
+		}
+		l.refuse(c, reason)
+	}
+}
+
+// admit counts c in, or says why not.
+func (l *Listener) admit(c net.Conn) (*Conn, string) {
+	if r := l.cfg.Descriptors; r != nil && !r.Allow(l.cfg.KeepFree) {
+		return nil, ReasonDescriptors
+	}
+	key := sourceKey(c.RemoteAddr())
+	remote := c.RemoteAddr().String()
+	l.mu.Lock()
+	if l.cfg.MaxConns > 0 && l.active >= l.cfg.MaxConns {
+		l.mu.Unlock()
+		return nil, ReasonMaxConns
+	}
+	if l.cfg.MaxConnsPerSource > 0 && l.perSrc[key] >= l.cfg.MaxConnsPerSource {
+		l.mu.Unlock()
+		return nil, ReasonPerSource
+	}
+	l.active++
+	l.perSrc[key]++
+	lc := &Conn{Conn: c, l: l, key: key, remote: remote, accepted: time.Now()}
+	lc.last.Store(lc.accepted.UnixNano())
+	l.byRemote[remote] = lc
+	l.mu.Unlock()
+	l.m.active.Inc()
+	if d := l.firstCheck(); d > 0 {
+		lc.mu.Lock()
+		lc.timer = time.AfterFunc(d, lc.check)
+		lc.mu.Unlock()
+	}
+	return lc, ""
+}
+
+func (l *Listener) firstCheck() time.Duration {
+	if l.cfg.HandshakeTimeout > 0 {
+		return l.cfg.HandshakeTimeout
+	}
+	return l.cfg.IdleTimeout
+}
+
+func (l *Listener) refuse(c net.Conn, reason string) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0) // a reset: no TIME_WAIT kept for a refused client
+	}
+	c.Close()
+	l.m.refused(reason).Inc()
+	l.warnOnce(reason, "connection refused", "reason", reason, "remote", c.RemoteAddr().String())
+}
+
+// warnOnce logs at most once a minute per kind, so a flood costs a counter,
+// not a log line per connection.
+func (l *Listener) warnOnce(kind, msg string, args ...any) {
+	l.warnMu.Lock()
+	last := l.lastWarn[kind]
+	now := time.Now()
+	if now.Sub(last) < time.Minute {
+		l.warnMu.Unlock()
+		l.log.Debug(msg, args...)
+		return
+	}
+	l.lastWarn[kind] = now
+	l.warnMu.Unlock()
+	l.log.Warn(msg+" (further ones this minute at debug level)", args...)
+}
+
+// release uncounts c; called once, by c's first Close.
+func (l *Listener) release(c *Conn) {
+	l.mu.Lock()
+	l.active--
+	if n := l.perSrc[c.key] - 1; n > 0 {
+		l.perSrc[c.key] = n
+	} else {
+		delete(l.perSrc, c.key)
+	}
+	if l.byRemote[c.remote] == c {
+		delete(l.byRemote, c.remote)
+	}
+	l.mu.Unlock()
+	l.m.active.Dec()
+}
+
+// Established marks the connection from remote (its RemoteAddr().String())
+// as past its handshake: the handshake timeout no longer applies to it.
+// It reports whether such a connection is open on the listener.
+func (l *Listener) Established(remote string) bool {
+	l.mu.Lock()
+	c := l.byRemote[remote]
+	l.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	c.established.Store(true)
+	return true
+}
+
+// Active returns the number of connections open.
+func (l *Listener) Active() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.active
+}
+
+// Err returns the error of the last accept when accepting is failing
+// (being retried), nil while accepts succeed.
+func (l *Listener) Err() error {
+	if p := l.acceptErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Close closes the wrapped listener; a blocked Accept returns
+// net.ErrClosed. Open connections are not touched. Safe to call twice.
+func (l *Listener) Close() error {
+	err := net.ErrClosed
+	l.closeOnce.Do(func() {
+		close(l.done)
+		err = l.inner.Close()
+	})
+	return err
+}
+
+// Addr returns the wrapped listener's address.
+func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
+
+// sourceKey is what MaxConnsPerSource counts by: the IPv4 address, or the
+// IPv6 /64.
+func sourceKey(a net.Addr) netip.Addr {
+	var ip netip.Addr
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		ip, _ = netip.AddrFromSlice(a.IP)
+	default:
+		if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+			ip = ap.Addr()
+		}
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.Addr()
+	}
+	return ip
+}
+
+// Conn is a connection a Listener admitted. Reads and writes that move
+// bytes keep it from being idle.
+type Conn struct {
+	net.Conn
+	l           *Listener
+	key         netip.Addr
+	remote      string
+	accepted    time.Time
+	last        atomic.Int64 // UnixNano of the last read or write that moved bytes
+	established atomic.Bool
+
+	mu     sync.Mutex
+	timer  *time.Timer
+	closed bool
+}
+
+func (c *Conn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+func (c *Conn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if n > 0 {
+		c.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// Close closes the connection and uncounts it. Safe to call twice.
+func (c *Conn) Close() error {
+	err := c.Conn.Close()
+	c.mu.Lock()
+	first := !c.closed
+	c.closed = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.mu.Unlock()
+	if first {
+		c.l.release(c)
+	}
+	return err
+}
+
+// check runs on c's timer: the handshake deadline first, then the idle
+// timeout for as long as the connection lives.
+func (c *Conn) check() {
+	cfg := &c.l.cfg
+	now := time.Now()
+	if cfg.HandshakeTimeout > 0 && !c.established.Load() && now.Sub(c.accepted) >= cfg.HandshakeTimeout {
+		c.expire(ReasonHandshake)
+		return
+	}
+	if cfg.IdleTimeout <= 0 {
+		return
+	}
+	next := cfg.IdleTimeout
+	if quiet := now.Sub(time.Unix(0, c.last.Load())); quiet < cfg.IdleTimeout {
+		next = cfg.IdleTimeout - quiet
+	} else if cfg.Busy == nil || !cfg.Busy(c.RemoteAddr()) {
+		c.expire(ReasonIdle)
+		return
+	}
+	c.mu.Lock()
+	if !c.closed {
+		c.timer.Reset(next)
+	}
+	c.mu.Unlock()
+}
+
+func (c *Conn) expire(reason string) {
+	c.l.m.closed(reason).Inc()
+	c.l.log.Debug("connection closed", "reason", reason, "remote", c.remote)
+	c.Close()
+}

@@ -1,0 +1,284 @@
+package sipedge
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/portico-edge/portico/internal/guard"
+	"github.com/portico-edge/portico/internal/testpeer"
+)
+
+// countingServer is an inside call server that counts what reaches it. It
+// knows one user, "150": a REGISTER without credentials is challenged, one
+// with credentials refused (every password is wrong); other users get 404.
+type countingServer struct {
+	conn net.PacketConn
+	mu   sync.Mutex
+	got  []*sip.Request
+}
+
+func startCountingServer(t *testing.T) *countingServer {
+	t.Helper()
+	c := &countingServer{conn: listenUDP(t, kamIP)}
+	t.Cleanup(func() { c.conn.Close() })
+	go func() {
+		buf := make([]byte, 65535)
+		for {
+			n, from, err := c.conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			m, err := sip.ParseMessage(append([]byte(nil), buf[:n]...))
+			req, ok := m.(*sip.Request)
+			if err != nil || !ok {
+				continue
+			}
+			c.mu.Lock()
+			c.got = append(c.got, req)
+			c.mu.Unlock()
+			var res *sip.Response
+			switch {
+			case req.To() == nil || req.To().Address.User != "150":
+				res = sip.NewResponseFromRequest(req, 404, "Not Found", nil)
+			default:
+				res = sip.NewResponseFromRequest(req, 401, "Unauthorized", nil)
+				res.AppendHeader(sip.NewHeader("WWW-Authenticate", `Digest realm="inside", nonce="abc", algorithm=MD5`))
+			}
+			c.conn.WriteTo([]byte(res.String()), from)
+		}
+	}()
+	return c
+}
+
+// received counts requests whose Call-ID starts with prefix ("" for all).
+func (c *countingServer) received(prefix string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, r := range c.got {
+		if cid := r.CallID(); cid != nil && strings.HasPrefix(string(*cid), prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// startGuarded runs a SIP edge guarded by g in front of cs and returns its
+// external UDP address.
+func startGuarded(t *testing.T, g *guard.Guard, cs *countingServer) netip.AddrPort {
+	t.Helper()
+	ext, in := listenUDP(t, extIP), listenUDP(t, intIP)
+	cfg := Config{
+		Listeners: []Listener{{Interface: External, Transport: "udp", Address: ext.LocalAddr().String()},
+			{Interface: Internal, Transport: "udp", Address: in.LocalAddr().String()}},
+		CallServers:   []CallServer{{Address: cs.conn.LocalAddr().String()}},
+		Domain:        "portico.test",
+		ProbeInterval: -1,
+	}
+	s, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler), Media: nopMedia{}, Guard: g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Serve(ctx, []BoundListener{{Interface: External, Transport: "udp", Packet: ext}, {Interface: Internal, Transport: "udp", Packet: in}})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return netip.MustParseAddrPort(ext.LocalAddr().String())
+}
+
+func newGuard(t *testing.T, cfg guard.Config) *guard.Guard {
+	t.Helper()
+	g, err := guard.New(cfg, guard.Deps{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// sipvicious runs one of its tools from 127.0.0.1 against edge.
+func sipvicious(t *testing.T, tool string, edge netip.AddrPort, args ...string) string {
+	t.Helper()
+	bin := testpeer.Require(t, tool)[0]
+	args = append([]string{"-p", fmt.Sprint(edge.Port()), "-P", fmt.Sprint(testpeer.FreePort(t)), "-b", outsideIP, "-x", outsideIP}, args...)
+	args = append(args, edge.Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("%s did not finish: %s", tool, out)
+	}
+	_ = err // the tools exit non-zero when they find nothing
+	return string(out)
+}
+
+// TestGuardStopsSIPVicious: sipvicious' scanner, extension war-dialler and
+// password cracker against a guarded edge: the scanner is blocked and the
+// call server receives nothing once it is.
+func TestGuardStopsSIPVicious(t *testing.T) {
+	scanner := netip.MustParseAddr(outsideIP)
+	t.Run("user agent", func(t *testing.T) {
+		for _, tool := range []struct {
+			name string
+			args []string
+		}{
+			{"svmap", nil},
+			{"svwar", []string{"-e100-200", "--maximumtime=2"}},
+			{"svcrack", []string{"-u150", "-r1-50", "--maximumtime=2"}},
+		} {
+			t.Run(tool.name, func(t *testing.T) {
+				cs := startCountingServer(t)
+				g := newGuard(t, guard.Config{})
+				edge := startGuarded(t, g, cs)
+				out := sipvicious(t, tool.name, edge, tool.args...)
+				if !g.Blocked(scanner) {
+					t.Fatalf("%s not blocked; it said:\n%s", tool.name, out)
+				}
+				if n := cs.received(""); n != 0 {
+					t.Fatalf("call server received %d requests from a known scanner", n)
+				}
+				if strings.Contains(out, "150") && strings.Contains(out, "reqauth") {
+					t.Fatalf("%s found the extension:\n%s", tool.name, out)
+				}
+			})
+		}
+	})
+	t.Run("behaviour", func(t *testing.T) {
+		// The scanner's user agent is not recognised: its 404s block it.
+		cs := startCountingServer(t)
+		g := newGuard(t, guard.Config{ScannerAgents: []string{"no-such-agent"}})
+		edge := startGuarded(t, g, cs)
+		out := sipvicious(t, "svwar", edge, "-e100-200", "--force", "--maximumtime=2")
+		if !g.Blocked(scanner) {
+			t.Fatalf("svwar not blocked; it said:\n%s", out)
+		}
+		if strings.Contains(out, "150") {
+			t.Fatalf("svwar found extension 150 (the 51st it tried):\n%s", out)
+		}
+		before := cs.received("")
+		if before > 11 {
+			// svwar's sanity probe for a random extension, then ten 404s.
+			t.Fatalf("call server received %d requests, the limit is 10 404s", before)
+		}
+		dropped := g.Blocks("")[0].Dropped
+		sipvicious(t, "svwar", edge, "-e100-200", "--force", "--maximumtime=2")
+		if g.Blocks("")[0].Dropped == dropped {
+			t.Fatal("second scan dropped nothing")
+		}
+		barrier(t, edge, cs)
+		if n := cs.received(""); n != before+1 {
+			t.Fatalf("call server received %d requests after the block", n-before-1)
+		}
+	})
+	t.Run("password guessing", func(t *testing.T) {
+		// Our own client with an ordinary user agent guesses 150's password.
+		cs := startCountingServer(t)
+		g := newGuard(t, guard.Config{})
+		edge := startGuarded(t, g, cs)
+		ua := newRawUA(t, outsideIP, "150")
+		to := net.UDPAddrFromAddrPort(edge)
+		auth := `Authorization: Digest username="150", realm="inside", nonce="abc", uri="sip:portico.test", response="00000000000000000000000000000000"` + "\r\n"
+		guesses := 0
+		for !g.Blocked(scanner) {
+			if guesses++; guesses > 20 {
+				t.Fatal("20 wrong passwords and not blocked")
+			}
+			ua.callID, ua.tag = fmt.Sprint("guess-", guesses), "g"
+			ua.send(to, ua.request("REGISTER", "sip:portico.test", "<sip:150@portico.test>", auth, ""))
+			if r := ua.final("REGISTER"); r.StatusCode != 401 {
+				t.Fatalf("guess %d answered %d", guesses, r.StatusCode)
+			}
+		}
+		if guesses != 5 {
+			t.Errorf("blocked after %d guesses, want 5 (digest_failure default)", guesses)
+		}
+		for i := range 5 {
+			ua.callID = fmt.Sprint("late-", i)
+			ua.send(to, ua.request("REGISTER", "sip:portico.test", "<sip:150@portico.test>", auth, ""))
+		}
+		barrier(t, edge, cs)
+		if n := cs.received("late-"); n != 0 {
+			t.Fatalf("call server received %d guesses after the block", n)
+		}
+	})
+}
+
+// barrier registers from another, unblocked source and waits for the
+// answer: what the edge read before it has been handled.
+func barrier(t *testing.T, edge netip.AddrPort, cs *countingServer) {
+	t.Helper()
+	u := newRawUA(t, "127.0.0.6", "barrier")
+	u.callID, u.tag = "barrier", "b"
+	u.send(net.UDPAddrFromAddrPort(edge), u.request("REGISTER", "sip:portico.test", "<sip:barrier@portico.test>", "", ""))
+	if r := u.final("REGISTER"); r.StatusCode != 404 {
+		t.Fatalf("barrier register: %d", r.StatusCode)
+	}
+}
+
+func TestDigestParam(t *testing.T) {
+	tests := []struct {
+		name, v, param, want string
+	}{
+		{"quoted", `Digest username="alice", realm="x"`, "username", "alice"},
+		{"case", `Digest Username="alice"`, "username", "alice"},
+		{"token", `Digest realm="x", stale=TRUE, nonce="n"`, "stale", "TRUE"},
+		{"escaped quote", `Digest username="al\"ice", realm="x"`, "username", `al"ice`},
+		{"comma inside quotes", `Digest realm="a,b", username="bob"`, "username", "bob"},
+		{"absent", `Digest realm="x"`, "username", ""},
+		{"unterminated", `Digest username="bob`, "username", "bob"},
+		{"empty", ``, "username", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := digestParam(tt.v, tt.param); got != tt.want {
+				t.Fatalf("digestParam(%q, %q) = %q, want %q", tt.v, tt.param, got, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzDigestParam(f *testing.F) {
+	f.Add(`Digest username="alice", realm="x", nonce="n", uri="sip:a", response="r"`)
+	f.Add(`Digest username="a\"b`)
+	f.Add(`x=,=,"`)
+	f.Fuzz(func(t *testing.T, v string) {
+		got := digestParam(v, "username")
+		if len(got) > len(v) {
+			t.Fatalf("value %q longer than its header %q", got, v)
+		}
+	})
+}
+
+func TestPlausibleSIP(t *testing.T) {
+	tests := []struct {
+		name string
+		b    string
+		want bool
+	}{
+		{"request", "REGISTER sip:a SIP/2.0\r\n", true},
+		{"response", "SIP/2.0 200 OK\r\n", true},
+		{"keepalive", "\r\n\r\n", true},
+		{"stun", "\x00\x01\x00\x00\x21\x12\xa4\x42", true},
+		{"http", "GET / HTTP/1.1\r\n", false},
+		{"junk", "hello world", false},
+		{"lower case method", "register sip:a SIP/2.0\r\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := plausibleSIP([]byte(tt.b)); got != tt.want {
+				t.Fatalf("plausibleSIP(%q) = %v", tt.b, got)
+			}
+		})
+	}
+}

@@ -1,0 +1,154 @@
+package turn
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"net/netip"
+	"reflect"
+	"time"
+	"unsafe"
+
+	pturn "github.com/pion/turn/v5"
+)
+
+// Nonces bound to the client's address (RFC 8489 §9.2: the nonce may
+// encode the client's IP address; RFC 8656 §7.2 relies on it to stop a
+// captured Allocate being replayed from elsewhere).
+//
+// pion's own nonces are the same for every client within a minute and
+// carry no address, so a request captured on the wire could be replayed
+// from another address for an hour; and pion offers no hook for its nonce.
+// So the engine is given nonceKeeper as its nonce manager, and the nonce it
+// hands out travels through the service's own sockets, which fill in the
+// address tag on the way out (the 401 and 438 responses that carry a
+// nonce have no MESSAGE-INTEGRITY) and check it on the way in, spoiling a
+// nonce that was issued to another address so that the engine answers 438
+// (Stale Nonce) with a fresh one.
+//
+// A nonce is 48 hexadecimal characters:
+//
+//	time (8) | HMAC(key, "n" time)[:8] (16) | HMAC(key, "a" time base client-IP)[:12] (24)
+//
+// The engine's check (Validate) covers the first two parts and the age; the
+// sockets check the third against the sender's IP. The IP, not the port,
+// is bound: RFC 6062 data connections and TCP reconnections come from new
+// ports with the nonce of the control connection.
+type nonceKeeper struct {
+	key [32]byte
+	now func() time.Time
+}
+
+const (
+	nonceTimeLen = 8
+	nonceBaseLen = nonceTimeLen + 16
+	nonceLen     = nonceBaseLen + 24
+	// nonceLifetime is how long a nonce is accepted (the engine's own
+	// nonces live an hour too); then the client gets 438 and a new one.
+	nonceLifetime = time.Hour
+	// nonceFuture tolerates a clock step between issue and use.
+	nonceFuture = time.Minute
+)
+
+func newNonceKeeper(now func() time.Time) (*nonceKeeper, error) {
+	k := &nonceKeeper{now: now}
+	if _, err := rand.Read(k.key[:]); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func (k *nonceKeeper) mac(dst []byte, parts ...[]byte) []byte {
+	h := hmac.New(sha256.New, k.key[:])
+	for _, p := range parts {
+		h.Write(p)
+	}
+	return h.Sum(dst)
+}
+
+// Generate implements the engine's nonce manager. The address part is
+// left as zeros: the socket that sends the response fills it in.
+func (k *nonceKeeper) Generate() (string, error) {
+	b := make([]byte, nonceLen)
+	var ts [4]byte
+	binary.BigEndian.PutUint32(ts[:], uint32(k.now().Unix()))
+	hex.Encode(b[:nonceTimeLen], ts[:])
+	sum := k.mac(nil, []byte("n"), b[:nonceTimeLen])
+	hex.Encode(b[nonceTimeLen:nonceBaseLen], sum[:8])
+	for i := nonceBaseLen; i < nonceLen; i++ {
+		b[i] = '0'
+	}
+	return string(b), nil
+}
+
+// Validate implements the engine's nonce manager: signed by this keeper,
+// not expired, and with an address part that is hexadecimal (the sockets
+// spoil it when it names another address).
+func (k *nonceKeeper) Validate(nonce string) error {
+	if len(nonce) != nonceLen {
+		return errStaleNonce
+	}
+	var raw [nonceLen / 2]byte
+	if _, err := hex.Decode(raw[:], []byte(nonce)); err != nil {
+		return errStaleNonce
+	}
+	issued := time.Unix(int64(binary.BigEndian.Uint32(raw[:4])), 0)
+	now := k.now()
+	if now.Sub(issued) > nonceLifetime || issued.Sub(now) > nonceFuture {
+		return errStaleNonce
+	}
+	sum := k.mac(nil, []byte("n"), []byte(nonce[:nonceTimeLen]))
+	if !hmac.Equal(raw[4:12], sum[:8]) {
+		return errStaleNonce
+	}
+	return nil
+}
+
+// addrTag appends the address part of nonce base for client ip, in hex.
+func (k *nonceKeeper) addrTag(dst []byte, base []byte, ip netip.Addr) []byte {
+	a := ip.Unmap().As16()
+	var sum [sha256.Size]byte
+	k.mac(sum[:0], []byte("a"), base, a[:])
+	return hex.AppendEncode(dst, sum[:12])
+}
+
+// bind fills in the address part of a nonce the engine is sending to ip,
+// in place. v is the NONCE attribute's value.
+func (k *nonceKeeper) bind(v []byte, ip netip.Addr) {
+	if len(v) != nonceLen {
+		return
+	}
+	var tag [24]byte
+	copy(v[nonceBaseLen:], k.addrTag(tag[:0], v[:nonceBaseLen], ip))
+}
+
+// check reports whether the nonce v a client sent was issued to ip; if not
+// it spoils v in place, so that the engine answers 438 (Stale Nonce) and
+// issues a fresh nonce, bound to the sender.
+func (k *nonceKeeper) check(v []byte, ip netip.Addr) bool {
+	if len(v) == nonceLen {
+		var tag [24]byte
+		if hmac.Equal(v[nonceBaseLen:], k.addrTag(tag[:0], v[:nonceBaseLen], ip)) {
+			return true
+		}
+	}
+	if len(v) > 0 {
+		v[0] = 'x'
+	}
+	return false
+}
+
+// installNonces makes k the engine's nonce manager. pion offers no option
+// for it, so its unexported field is set; the field's absence (a pion
+// upgrade that renamed it) is an error, which stops the service from
+// starting rather than silently running with unbound nonces.
+func installNonces(engine *pturn.Server, k *nonceKeeper) error {
+	f := reflect.ValueOf(engine).Elem().FieldByName("nonceHash")
+	if !f.IsValid() || f.Kind() != reflect.Interface || !reflect.TypeOf(k).Implements(f.Type()) {
+		return errEngineNonce
+	}
+	reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Set(reflect.ValueOf(k))
+	return nil
+}
