@@ -649,9 +649,6 @@ func (a *App) apply(ctx context.Context, doc []byte, v *store.ConfigVersion, aut
 		}
 		restart = append(restart, rs...)
 	}
-	if err := a.built.guard.Reload(guardConfig(cfg)); err != nil {
-		a.log.Error("guard reload", "component", "config", "err", err)
-	}
 	a.notePending(cfg, restart)
 	a.mgmt.acl.set(cfg.Management.AllowedNetworks)
 	if pending != nil {

@@ -230,8 +230,8 @@ func TestPendingRestart(t *testing.T) {
 		json.Unmarshal(b, &p)
 		return p
 	}
-	if p := put(n.doc("debug", apSection(listen, "b.example"))); len(p) != 0 {
-		t.Errorf("live changes (log level, a route) listed as pending: %v", p)
+	if p := put(n.doc("debug", apSection(listen, "b.example"), "guard: {block_time: 7m}\n")); len(p) != 0 {
+		t.Errorf("live changes (log level, a route, the guard) listed as pending: %v", p)
 	}
 	if h := a.built.accessProxy.Config().Routes[0].Match.Host; !slices.Equal(h, []string{"b.example"}) {
 		t.Errorf("route not applied live: %v", h)

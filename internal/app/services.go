@@ -97,6 +97,11 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		return nil, asConfigErrors(err)
 	}
 	b.guard = g
+	b.closers = append(b.closers, g)
+	// The guard takes its whole section live (blocks in force stay).
+	b.reloads = append(b.reloads, reload{"guard", func(next *config.Config) ([]string, error) {
+		return nil, g.Reload(guardConfig(next))
+	}})
 	out = append(out, &service{name: "guard", run: g.Run})
 	if cfg.Media.Enabled {
 		mc, err := mediaConfig(cfg)
