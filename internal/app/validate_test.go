@@ -1,6 +1,8 @@
 package app
 
 import (
+	"context"
+	"strings"
 	"testing"
 
 	"github.com/portico-edge/portico/internal/accessproxy"
@@ -40,5 +42,15 @@ func TestServiceErrorsKeepTheirPath(t *testing.T) {
 				t.Errorf("%v became %+v, want path %s", tc.err, es, tc.path)
 			}
 		})
+	}
+}
+
+// TestGuardErrorsKeepTheirPath: the guard section's errors reach the user
+// with their field path, line and column like the rest of the document.
+func TestGuardErrorsKeepTheirPath(t *testing.T) {
+	doc := []byte("version: 1\nguard:\n  ipv6_prefix: 200\n")
+	es, ok := config.AsErrors(Validate(context.Background(), doc))
+	if !ok || len(es) == 0 || !strings.HasPrefix(es[0].Path, "guard.") {
+		t.Errorf("Validate = %+v, want an error at a guard field", es)
 	}
 }

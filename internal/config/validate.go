@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -12,7 +11,7 @@ import (
 	"time"
 
 	"github.com/portico-edge/portico/internal/accessproxy"
-	"github.com/portico-edge/portico/internal/guard"
+	"github.com/portico-edge/portico/internal/config/field"
 )
 
 // Default returns a document with every default filled in.
@@ -130,11 +129,8 @@ func (c *Config) Validate() error {
 
 	v.media(&c.Media)
 	if err := c.Guard.Validate(); err != nil {
-		var ge guard.ConfigError
-		if errors.As(err, &ge) {
-			for _, f := range ge {
-				v.add(f.Path, "%s", f.Reason)
-			}
+		if es, ok := field.As(err); ok {
+			v.errs = append(v.errs, es...)
 		} else {
 			v.add("guard", "%v", err)
 		}
