@@ -352,6 +352,8 @@ func (a *App) noteImport(r FileImport, running store.ConfigVersion) {
 		a.log.Warn("configuration file not imported: "+r.Detail, attrs...)
 	case importFirst, importForced:
 		a.log.Info("configuration file imported as version "+fmt.Sprint(running.Version)+": "+r.Detail, attrs...)
+		a.st.AppendAudit(context.Background(), store.AuditEntry{Time: time.Now().UTC(), User: a.cur.Load().cfg.Node.Name, Source: "file",
+			Action: "config.import", Target: r.File, Detail: fmt.Sprintf("version %d (%s)", running.Version, r.State)})
 	default:
 		a.log.Info("configuration file not imported: "+r.Detail, attrs...)
 	}

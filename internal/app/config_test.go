@@ -139,6 +139,10 @@ func TestFileImportRule(t *testing.T) {
 		if v := a.cur.Load().version; v.Version != 3 || !strings.HasPrefix(v.Author, "file:") {
 			t.Fatalf("forced import: running version %d by %q", v.Version, v.Author)
 		}
+		es, err := a.st.Audit(context.Background(), store.Query{Search: "version 3 (forced)"})
+		if err != nil || len(es) != 1 || es[0].Action != "config.import" {
+			t.Errorf("audit of the forced import: %+v, %v", es, err)
+		}
 	})
 	t.Run("changed file imported when no API edit is newer", func(t *testing.T) {
 		n.write(n.doc("error"))
