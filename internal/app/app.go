@@ -284,7 +284,11 @@ func (a *App) chooseConfig(ctx context.Context, fileCfg *config.Config, fileDoc 
 	useActive := func() (bootChoice, error) {
 		cfg, err := config.Parse(active.Document)
 		if err != nil {
-			return bootChoice{}, fmt.Errorf("active config version %d: %w", active.Version, err)
+			hint := "import a good file with serve --config FILE --force-import"
+			if fileDoc != nil {
+				hint = "import " + a.opts.ConfigFile + " over it with --force-import"
+			}
+			return bootChoice{}, fmt.Errorf("active config version %d is not valid for this build (%s): %w", active.Version, hint, err)
 		}
 		return bootChoice{cfg: cfg, version: active}, nil
 	}

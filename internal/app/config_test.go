@@ -301,3 +301,29 @@ func TestTurnRestartNamesDocumentFields(t *testing.T) {
 		t.Errorf("pending_restart = %s, want turn.realm,turn.udp", p)
 	}
 }
+
+// TestInvalidActiveVersionNamesTheWayOut: a stored version this build
+// refuses (stored by an older build) stops the start with a message that
+// says how to import a good file over it, and --force-import does.
+func TestInvalidActiveVersionNamesTheWayOut(t *testing.T) {
+	n := newNode(t)
+	n.write(n.doc("info"))
+	n.mustStart(Options{}).Close()
+	st, err := sqlite.Open(context.Background(), filepath.Join(n.dir, "data", "portico.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PutConfig(context.Background(), []byte(n.doc("info", "h323: {enabled: true}\n")), "alice", "", 1); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if a, err := n.start(Options{}); err == nil {
+		a.Close()
+		t.Fatal("started on a version this build refuses")
+	} else if !strings.Contains(err.Error(), "--force-import") || !strings.Contains(err.Error(), "h323.enabled") {
+		t.Errorf("error %q does not name the field and the way out", err)
+	}
+	n.write(n.doc("warn"))
+	a := n.mustStart(Options{ForceImport: true})
+	a.Close()
+}
