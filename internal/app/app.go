@@ -352,9 +352,9 @@ func (a *App) noteImport(r FileImport, running store.ConfigVersion) {
 	a.fileImport.Store(&r)
 	attrs := []any{"component", "config", "file", r.File, "result", r.State, "active_version", running.Version}
 	switch r.State {
-	case importRefused:
+	case FileRefused:
 		a.log.Warn("configuration file not imported: "+r.Detail, attrs...)
-	case importFirst, importForced:
+	case FileImported, FileForced:
 		a.log.Info("configuration file imported as version "+fmt.Sprint(running.Version)+": "+r.Detail, attrs...)
 		a.st.AppendAudit(context.Background(), store.AuditEntry{Time: time.Now().UTC(), User: a.cur.Load().cfg.Node.Name, Source: "file",
 			Action: "config.import", Target: r.File, Detail: fmt.Sprintf("version %d (%s)", running.Version, r.State)})
@@ -566,7 +566,7 @@ func (a *App) Reimport(ctx context.Context) error {
 	}
 	if !plan.doImport {
 		a.noteImport(plan.result, active)
-		if plan.result.State == importRefused {
+		if plan.result.State == FileRefused {
 			return fmt.Errorf("%w: %s", ErrImportRefused, plan.result.Detail)
 		}
 		return nil
