@@ -191,7 +191,12 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	// Building the services is the validation a live load does; a document
 	// they refuse is not stored, so the next start still finds a good one.
 	if a.built, err = buildServices(cfg, a.serviceDeps()); err != nil {
-		return nil, asConfigErrors(err)
+		es, _ := config.AsErrors(asConfigErrors(err))
+		doc := boot.doc
+		if doc == nil {
+			doc = boot.version.Document
+		}
+		return nil, config.Locate(doc, es)
 	}
 	a.svcs = a.built.list
 	if err := a.commitBoot(ctx, boot); err != nil {

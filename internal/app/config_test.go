@@ -180,8 +180,8 @@ func TestBootStoresOnlyWhatBuilds(t *testing.T) {
 	if a, err := n.start(Options{}); err == nil {
 		a.Close()
 		t.Fatal("a document the access proxy refuses started")
-	} else if es, ok := config.AsErrors(err); !ok || !strings.HasPrefix(es[0].Path, "access_proxy") {
-		t.Errorf("error %v does not name the access_proxy field", err)
+	} else if es, ok := config.AsErrors(err); !ok || es[0].Path != "access_proxy.routes[0].handler" || es[0].Line != 9 {
+		t.Errorf("error %v does not name the access_proxy field and its line", err)
 	}
 	if v, err := n.active(); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the refused document was stored as version %d (%v)", v.Version, err)

@@ -34,7 +34,8 @@ func validate(doc []byte, d serviceDeps) (*config.Config, error) {
 		return nil, err
 	}
 	if err := checkBuild(cfg, d); err != nil {
-		return nil, err
+		es, _ := config.AsErrors(err)
+		return nil, config.Locate(doc, es)
 	}
 	return cfg, nil
 }

@@ -265,6 +265,28 @@ func locate(err error, body *yaml.Node) error {
 	return es
 }
 
+// Locate fills in the line and column of errors found after parsing (by
+// the services building from doc) whose path names a node of doc. It
+// changes nothing when doc does not parse.
+func Locate(doc []byte, es Errors) Errors {
+	var root yaml.Node
+	if yaml.Unmarshal(doc, &root) != nil {
+		return es
+	}
+	body := &root
+	if body.Kind == yaml.DocumentNode && len(body.Content) == 1 {
+		body = body.Content[0]
+	}
+	for i := range es {
+		if es[i].Line == 0 {
+			if n := find(body, es[i].Path); n != nil {
+				es[i].Line, es[i].Column = n.Line, n.Column
+			}
+		}
+	}
+	return es
+}
+
 // find returns the value node at a dotted path such as "media.external.port_min"
 // or "interfaces.internal.networks[1]".
 func find(n *yaml.Node, path string) *yaml.Node {
