@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -135,23 +134,17 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		}
 	}
 	if cfg.TURN.Enabled {
-		tc := turnConfig(cfg, d.env)
-		ts, err := turn.New(tc, turn.Deps{Logger: logging.Component(log, "turn"), Registerer: reg, Users: turnUsers{d.st},
+		ts, err := turn.NewFromSection(cfg.TURN, turnEnv(cfg, d.env), turn.Deps{Logger: logging.Component(log, "turn"), Registerer: reg, Users: turnUsers{d.st},
 			GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 				return d.certs.Select(h, cfg.TURN.Certificate)
 			}})
 		if err != nil {
-			es, _ := config.AsErrors(asConfigErrors(err))
-			for i := range es {
-				es[i].Path = turnPath(es[i].Path)
-			}
-			return nil, es
+			return nil, err
 		}
 		b.turn = ts
 		b.closers = append(b.closers, ts)
 		b.reloads = append(b.reloads, reload{"turn", func(next *config.Config) ([]string, error) {
-			restart, err := ts.Reload(turnConfig(next, d.env))
-			restart = turnPaths(restart)
+			restart, err := ts.ReloadSection(next.TURN, turnEnv(next, d.env))
 			if next.TURN.Certificate != cfg.TURN.Certificate {
 				restart = append(restart, "turn.certificate")
 			}
@@ -254,68 +247,13 @@ func sipConfig(cfg *config.Config) sipedge.Config {
 	return c
 }
 
-func turnConfig(cfg *config.Config, env func(string) string) turn.Config {
-	t := cfg.TURN
-	relay := t.RelayAddress
-	if relay == "" {
-		relay = cfg.Interfaces.External.PublicAddress
+// turnEnv is what the TURN section takes from the rest of the document.
+func turnEnv(cfg *config.Config, env func(string) string) turn.Env {
+	return turn.Env{
+		ExternalAddress: cfg.Interfaces.External.Address, PublicAddress: cfg.Interfaces.External.PublicAddress,
+		InsideNetworks: cfg.Interfaces.Internal.Networks, SocketBufferKB: cfg.Media.SocketBufferKB,
+		Secret: env("PORTICO_TURN_SECRET"), Own: ownAddresses(cfg),
 	}
-	bind := cfg.Interfaces.External.Address
-	if relay == "" {
-		relay = bind
-	}
-	secret := t.RESTSecret
-	if secret == "" {
-		secret = env("PORTICO_TURN_SECRET")
-	}
-	return turn.Config{
-		Listen:    turn.Listen{UDP: t.UDP, TCP: t.TCP, TLS: t.TLS, SocketBufferKB: cfg.Media.SocketBufferKB},
-		Realm:     t.Realm,
-		Relay:     turn.Relay{Address: relay, Bind: bind, PortMin: t.Relay.Min, PortMax: t.Relay.Max},
-		Lifetime:  turn.Lifetime{Default: t.DefaultLifetime.D(), MaxAge: t.MaxAge.D()},
-		Quota:     turn.Quota{PerUser: t.QuotaPerUser, Total: t.QuotaTotal},
-		RateLimit: turn.RateLimit{PerSecond: t.RatePerSecond, Burst: t.RateBurst},
-		Peers:     turn.PeerPolicy{Inside: cfg.Interfaces.Internal.Networks, Deny: t.DenyPeers, Allow: t.AllowPeers, RelayToRelay: t.RelayToRelay},
-		Auth:      turn.Auth{Secret: secret, MaxTTL: t.RESTMaxTTL.D()},
-		Own:       ownAddresses(cfg),
-		Software:  "",
-	}
-}
-
-// turnYAML names, for the turn.Config paths the TURN service reports (in
-// validation errors and from Reload), the document field turnConfig fills
-// them from. It goes when the turn section type moves into package turn.
-var turnYAML = map[string]string{
-	"turn.listen.udp": "turn.udp", "turn.listen.tcp": "turn.tcp", "turn.listen.tls": "turn.tls",
-	"turn.listen.socket_buffer_kb": "media.socket_buffer_kb",
-	"turn.relay.address":           "turn.relay_address", "turn.relay.bind": "interfaces.external.address",
-	"turn.lifetime.default": "turn.default_lifetime", "turn.lifetime.max_age": "turn.max_age",
-	"turn.quota.per_user": "turn.quota_per_user", "turn.quota.total": "turn.quota_total",
-	"turn.rate_limit.per_second": "turn.rate_per_second", "turn.rate_limit.burst": "turn.rate_burst",
-	"turn.peers.allow": "turn.allow_peers", "turn.peers.deny": "turn.deny_peers", "turn.peers.inside": "interfaces.internal.networks",
-	"turn.auth.secret": "turn.rest_secret", "turn.auth.max_ttl": "turn.rest_max_ttl",
-}
-
-// turnPath maps one turn.Config path (an index suffix kept) to the document.
-func turnPath(p string) string {
-	base, idx, _ := strings.Cut(p, "[")
-	if y, ok := turnYAML[base]; ok {
-		if idx != "" {
-			return y + "[" + idx
-		}
-		return y
-	}
-	return p
-}
-
-func turnPaths(ps []string) []string {
-	out := make([]string, 0, len(ps))
-	for _, p := range ps {
-		if y := turnPath(p); !slices.Contains(out, y) {
-			out = append(out, y)
-		}
-	}
-	return out
 }
 
 // ownAddresses lists what the node listens on besides TURN, which TURN

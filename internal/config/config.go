@@ -9,10 +9,10 @@
 package config
 
 import (
-	"time"
-
 	"github.com/portico-edge/portico/internal/accessproxy"
+	"github.com/portico-edge/portico/internal/config/field"
 	"github.com/portico-edge/portico/internal/guard"
+	"github.com/portico-edge/portico/internal/turn"
 )
 
 // CurrentVersion is the document format this build reads.
@@ -32,15 +32,15 @@ type Config struct {
 	Guard guard.Config `yaml:"guard" json:"guard"`
 
 	// Services added by later work. Each is off until enabled.
-	SIP         SIP         `yaml:"sip" json:"sip"`
-	Media       Media       `yaml:"media" json:"media"`
-	TURN        TURN        `yaml:"turn" json:"turn"`
-	H323        Reserved    `yaml:"h323" json:"h323"`
-	AccessProxy AccessProxy `yaml:"access_proxy" json:"access_proxy"`
-	Tunnel      Reserved    `yaml:"tunnel" json:"tunnel"`
-	Policy      Reserved    `yaml:"policy" json:"policy"`
-	HA          Reserved    `yaml:"ha" json:"ha"`
-	SNMP        Reserved    `yaml:"snmp" json:"snmp"`
+	SIP         SIP          `yaml:"sip" json:"sip"`
+	Media       Media        `yaml:"media" json:"media"`
+	TURN        turn.Section `yaml:"turn" json:"turn"`
+	H323        Reserved     `yaml:"h323" json:"h323"`
+	AccessProxy AccessProxy  `yaml:"access_proxy" json:"access_proxy"`
+	Tunnel      Reserved     `yaml:"tunnel" json:"tunnel"`
+	Policy      Reserved     `yaml:"policy" json:"policy"`
+	HA          Reserved     `yaml:"ha" json:"ha"`
+	SNMP        Reserved     `yaml:"snmp" json:"snmp"`
 }
 
 // Node identifies this Portico instance.
@@ -159,78 +159,10 @@ type Media struct {
 }
 
 // PortRange is an inclusive UDP/TCP port range.
-type PortRange struct {
-	Min int `yaml:"port_min" json:"port_min"`
-	Max int `yaml:"port_max" json:"port_max"`
-}
+type PortRange = field.PortRange
 
 // Duration is a time.Duration written as "30s" or "15m".
-type Duration time.Duration
-
-// D returns d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
-
-// MarshalText writes the duration as Go syntax ("1m30s").
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-// UnmarshalText reads Go duration syntax.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// TURN configures the STUN/TURN service (docs/turn.md).
-type TURN struct {
-	// Enabled turns the service on. Default false.
-	Enabled bool `yaml:"enabled" json:"enabled"`
-	// UDP, TCP and TLS list listener addresses (host:port). Standard ports:
-	// 3478 (UDP, TCP) and 5349 (TLS). TLS on 443 comes through the access
-	// proxy's demultiplexer (ALPN stun.turn). Default: none.
-	UDP []string `yaml:"udp,omitempty" json:"udp,omitempty"`
-	TCP []string `yaml:"tcp,omitempty" json:"tcp,omitempty"`
-	TLS []string `yaml:"tls,omitempty" json:"tls,omitempty"`
-	// Certificate names the certificate (see /api/v1/certificates) for TLS;
-	// default: the management certificate.
-	Certificate string `yaml:"certificate" json:"certificate"`
-	// Realm of long-term credentials. Default "portico".
-	Realm string `yaml:"realm" json:"realm"`
-	// RelayAddress is given to clients as their relayed address. Default:
-	// interfaces.external.public_address, else interfaces.external.address.
-	RelayAddress string `yaml:"relay_address" json:"relay_address"`
-	// Relay is the relay port range, apart from the media ranges.
-	// Default 61000-64999.
-	Relay PortRange `yaml:"relay" json:"relay"`
-	// DefaultLifetime of an allocation (10m) and MaxAge, the cap however
-	// often it is refreshed (12h).
-	DefaultLifetime Duration `yaml:"default_lifetime" json:"default_lifetime"`
-	MaxAge          Duration `yaml:"max_age" json:"max_age"`
-	// QuotaPerUser (20) and QuotaTotal (2000) bound allocations at once.
-	QuotaPerUser int `yaml:"quota_per_user" json:"quota_per_user"`
-	QuotaTotal   int `yaml:"quota_total" json:"quota_total"`
-	// RatePerSecond (5) and RateBurst (20) limit allocation attempts per client IP.
-	RatePerSecond float64 `yaml:"rate_per_second" json:"rate_per_second"`
-	RateBurst     int     `yaml:"rate_burst" json:"rate_burst"`
-	// AllowPeers are CIDRs clients may relay to despite a denial (loopback,
-	// private and interfaces.internal.networks are denied by default).
-	AllowPeers []string `yaml:"allow_peers,omitempty" json:"allow_peers,omitempty"`
-	// DenyPeers are further denied CIDRs.
-	DenyPeers []string `yaml:"deny_peers,omitempty" json:"deny_peers,omitempty"`
-	// RelayToRelay lets clients relay to other allocations of this node
-	// (two relay-only clients talking to each other). Default false: the
-	// relay range is denied like the node's own listeners, which no
-	// allow_peers entry opens.
-	RelayToRelay bool `yaml:"relay_to_relay" json:"relay_to_relay"`
-	// RESTSecret enables TURN REST API ephemeral credentials (coturn's
-	// use-auth-secret). May come from PORTICO_TURN_SECRET instead, which
-	// keeps it out of the document. Empty: only long-term users.
-	RESTSecret string `yaml:"rest_secret" json:"rest_secret"`
-	// RESTMaxTTL caps minted credentials. Default 24h.
-	RESTMaxTTL Duration `yaml:"rest_max_ttl" json:"rest_max_ttl"`
-}
+type Duration = field.Duration
 
 // AccessProxy configures the one-port demultiplexer and the HTTPS, TCP,
 // LDAP and XMPP proxies (docs/access-proxy.md).

@@ -2,16 +2,15 @@ package config
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/portico-edge/portico/internal/accessproxy"
 	"github.com/portico-edge/portico/internal/config/field"
+	"github.com/portico-edge/portico/internal/turn"
 )
 
 // Default returns a document with every default filled in.
@@ -37,13 +36,8 @@ func Default() *Config {
 			Lockout:            Duration(15 * time.Minute),
 			LoginRatePerMinute: 20,
 		},
-		Log: Log{Level: "info", Format: "text", MaxSizeMB: 50, MaxFiles: 5},
-		TURN: TURN{
-			Realm: "portico", Relay: PortRange{Min: 61000, Max: 64999},
-			DefaultLifetime: Duration(10 * time.Minute), MaxAge: Duration(12 * time.Hour),
-			QuotaPerUser: 20, QuotaTotal: 2000, RatePerSecond: 5, RateBurst: 20,
-			RESTMaxTTL: Duration(24 * time.Hour),
-		},
+		Log:         Log{Level: "info", Format: "text", MaxSizeMB: 50, MaxFiles: 5},
+		TURN:        turn.DefaultSection(),
 		AccessProxy: AccessProxy{Config: accessproxy.Config{Listen: "127.0.0.1:8443"}},
 		Media: Media{
 			External:          PortRange{Min: 40000, Max: 49999},
@@ -128,14 +122,8 @@ func (c *Config) Validate() error {
 	}
 
 	v.media(&c.Media)
-	if err := c.Guard.Validate(); err != nil {
-		if es, ok := field.As(err); ok {
-			v.errs = append(v.errs, es...)
-		} else {
-			v.add("guard", "%v", err)
-		}
-	}
-	v.turn(c)
+	v.section(c.Guard.Validate())
+	v.section(c.TURN.Validate())
 	v.sip(c)
 	if c.AccessProxy.Enabled && c.AccessProxy.Listen == "" {
 		v.add("access_proxy.listen", "required when the access proxy is enabled")
@@ -148,11 +136,19 @@ func (c *Config) Validate() error {
 	return v.errs
 }
 
-func (v *validator) positive(path string, d Duration) {
-	if d <= 0 {
-		v.add(path, "%s must be positive", d.D())
+// section takes in the errors of a section its service validates.
+func (v *validator) section(err error) {
+	if err == nil {
+		return
+	}
+	if es, ok := field.As(err); ok {
+		v.errs = append(v.errs, es...)
+	} else {
+		v.add("", "%v", err)
 	}
 }
+
+func (v *validator) positive(path string, d Duration) { v.errs.Positive(path, d) }
 
 func (v *validator) iface(path string, i Interface, public bool) {
 	if i.Address == "" {
@@ -172,54 +168,10 @@ func (v *validator) iface(path string, i Interface, public bool) {
 	}
 }
 
-func (v *validator) cidr(path, s string) {
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		v.add(path, "%q is not a CIDR (address/bits)", s)
-		return
-	}
-	if p.Masked() != p {
-		v.add(path, "%q has host bits set; did you mean %s?", s, p.Masked())
-	}
-}
-
-func (v *validator) hostPort(path, s string) {
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		v.add(path, "%q is not host:port", s)
-		return
-	}
-	if host != "" {
-		if _, err := netip.ParseAddr(host); err != nil {
-			v.add(path, "%q is not an IP address", host)
-		}
-	}
-	n, err := strconv.Atoi(port)
-	if err != nil || n < 1 || n > 65535 {
-		v.add(path, "%s is not a port", port)
-	}
-}
-
+func (v *validator) cidr(path, s string)     { v.errs.CIDR(path, s) }
+func (v *validator) hostPort(path, s string) { v.errs.HostPort(path, s) }
 func (v *validator) portRange(path string, r PortRange) bool {
-	ok := true
-	for _, p := range []struct {
-		name string
-		n    int
-	}{{"port_min", r.Min}, {"port_max", r.Max}} {
-		if p.n < 1024 || p.n > 65535 {
-			v.add(path+"."+p.name, "%d is not an unprivileged port (1024-65535)", p.n)
-			ok = false
-		}
-	}
-	if ok && r.Min > r.Max {
-		v.add(path, "port_min %d is above port_max %d", r.Min, r.Max)
-		ok = false
-	}
-	if ok && r.Max-r.Min < 3 {
-		v.add(path, "%d-%d holds fewer than 4 ports (an RTP/RTCP pair needs 2)", r.Min, r.Max)
-		ok = false
-	}
-	return ok
+	return v.errs.PortRange(path, r)
 }
 
 func (v *validator) media(m *Media) {
@@ -240,34 +192,6 @@ func (v *validator) media(m *Media) {
 	}
 	if m.Workers < 0 || m.Workers > 256 {
 		v.add("media.workers", "%d is outside 0..256 (0: one per CPU)", m.Workers)
-	}
-}
-
-func (v *validator) turn(c *Config) {
-	t := &c.TURN
-	for _, l := range []struct {
-		name  string
-		addrs []string
-	}{{"udp", t.UDP}, {"tcp", t.TCP}, {"tls", t.TLS}} {
-		for i, a := range l.addrs {
-			v.hostPort(fmt.Sprintf("turn.%s[%d]", l.name, i), a)
-		}
-	}
-	if t.RelayAddress != "" {
-		if _, err := netip.ParseAddr(t.RelayAddress); err != nil {
-			v.add("turn.relay_address", "%q is not an IP address", t.RelayAddress)
-		}
-	}
-	// An overlap with the media ranges is reported by ports.
-	v.portRange("turn.relay", t.Relay)
-	for i, p := range t.AllowPeers {
-		v.cidr(fmt.Sprintf("turn.allow_peers[%d]", i), p)
-	}
-	for i, p := range t.DenyPeers {
-		v.cidr(fmt.Sprintf("turn.deny_peers[%d]", i), p)
-	}
-	if t.Enabled && len(t.UDP)+len(t.TCP)+len(t.TLS) == 0 {
-		v.add("turn", "enabled but lists no udp, tcp or tls listener")
 	}
 }
 
