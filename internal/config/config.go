@@ -164,13 +164,8 @@ type PortRange = field.PortRange
 // Duration is a time.Duration written as "30s" or "15m".
 type Duration = field.Duration
 
-// AccessProxy configures the one-port demultiplexer and the HTTPS, TCP,
-// LDAP and XMPP proxies (docs/access-proxy.md).
-type AccessProxy struct {
-	// Enabled turns the access proxy on. Default false.
-	Enabled            bool `yaml:"enabled" json:"enabled"`
-	accessproxy.Config `yaml:",inline" json:",inline"`
-}
+// AccessProxy is the access_proxy section, defined by package accessproxy.
+type AccessProxy = accessproxy.Section
 
 // SIP configures the SIP edge (docs/sip.md).
 type SIP struct {

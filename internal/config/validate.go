@@ -38,7 +38,7 @@ func Default() *Config {
 		},
 		Log:         Log{Level: "info", Format: "text", MaxSizeMB: 50, MaxFiles: 5},
 		TURN:        turn.DefaultSection(),
-		AccessProxy: AccessProxy{Config: accessproxy.Config{Listen: "127.0.0.1:8443"}},
+		AccessProxy: accessproxy.DefaultSection(),
 		Media: Media{
 			External:          PortRange{Min: 40000, Max: 49999},
 			Internal:          PortRange{Min: 50000, Max: 59999},
@@ -125,9 +125,7 @@ func (c *Config) Validate() error {
 	v.section(c.Guard.Validate())
 	v.section(c.TURN.Validate())
 	v.sip(c)
-	if c.AccessProxy.Enabled && c.AccessProxy.Listen == "" {
-		v.add("access_proxy.listen", "required when the access proxy is enabled")
-	}
+	v.section(c.AccessProxy.Validate())
 	v.ports(c)
 	v.reserved(c)
 	if len(v.errs) == 0 {
