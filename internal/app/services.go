@@ -225,26 +225,7 @@ func guardEvents(record func(store.Event)) func(guard.Event) {
 }
 
 func sipConfig(cfg *config.Config) sipedge.Config {
-	s := cfg.SIP
-	c := sipedge.Config{
-		Domain: s.Domain, ExternalHost: s.ExternalHost,
-		ProbeInterval: s.ProbeInterval.D(), NATBindingExpiry: s.NATBindingExpiry.D(),
-		UDPKeepalive: s.UDPKeepalive.D(), NoAnswerTimeout: s.NoAnswerTimeout.D(),
-		Guest:          sipedge.GuestPolicy{Enabled: s.Guest.Enabled, VMRRanges: s.Guest.VMRRanges, Aliases: s.Guest.Aliases, DefaultDestination: s.Guest.DefaultDestination},
-		Federation:     sipedge.Federation{AllowedDomains: s.Federation.AllowedDomains, OpenB2B: s.Federation.OpenB2B, DNSServer: s.Federation.DNSServer},
-		Limits:         sipedge.Limits{MaxRegistrations: s.MaxRegistrations, MaxCalls: s.MaxCalls},
-		TopologyHiding: sipedge.TopologyHiding{StripServer: s.StripServer, RevealUnknownUsers: s.RevealUnknownUsers},
-	}
-	if c.ExternalHost == "" && cfg.Interfaces.External.PublicAddress != "" {
-		c.ExternalHost = cfg.Interfaces.External.PublicAddress
-	}
-	for _, l := range s.Listeners {
-		c.Listeners = append(c.Listeners, sipedge.Listener{Interface: l.Interface, Transport: l.Transport, Address: l.Address})
-	}
-	for _, cs := range s.CallServers {
-		c.CallServers = append(c.CallServers, sipedge.CallServer{Address: cs.Address, Transport: cs.Transport, Priority: cs.Priority, Weight: cs.Weight})
-	}
-	return c
+	return cfg.SIP.Config(cfg.Interfaces.External.PublicAddress)
 }
 
 // turnEnv is what the TURN section takes from the rest of the document.

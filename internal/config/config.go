@@ -12,6 +12,7 @@ import (
 	"github.com/portico-edge/portico/internal/accessproxy"
 	"github.com/portico-edge/portico/internal/config/field"
 	"github.com/portico-edge/portico/internal/guard"
+	"github.com/portico-edge/portico/internal/sipedge"
 	"github.com/portico-edge/portico/internal/turn"
 )
 
@@ -167,70 +168,5 @@ type Duration = field.Duration
 // AccessProxy is the access_proxy section, defined by package accessproxy.
 type AccessProxy = accessproxy.Section
 
-// SIP configures the SIP edge (docs/sip.md).
-type SIP struct {
-	// Enabled turns the SIP edge on; it needs the media relay (media.enabled).
-	Enabled bool `yaml:"enabled" json:"enabled"`
-	// Listeners are the sockets to bind; each names its interface
-	// (external or internal) and transport (udp, tcp, tls, ws, wss).
-	Listeners []SIPListener `yaml:"listeners,omitempty" json:"listeners,omitempty"`
-	// CallServers are the inside registrars/proxies, by priority then weight.
-	CallServers []SIPCallServer `yaml:"call_servers,omitempty" json:"call_servers,omitempty"`
-	// Domain is the inside SIP domain. Default: the first call server's host.
-	Domain string `yaml:"domain" json:"domain"`
-	// ExternalHost is put in Contact, Via and Record-Route towards the
-	// outside. Default: the external listener's address.
-	ExternalHost string `yaml:"external_host" json:"external_host"`
-	// Certificate names the stored certificate for tls and wss listeners;
-	// default: the default certificate.
-	Certificate string `yaml:"certificate" json:"certificate"`
-	// ProbeInterval of OPTIONS to call servers (10s); NATBindingExpiry caps
-	// outside registrations (120s); UDPKeepalive sends OPTIONS to UDP flows
-	// (off); NoAnswerTimeout bounds ringing (120s).
-	ProbeInterval    Duration      `yaml:"probe_interval" json:"probe_interval"`
-	NATBindingExpiry Duration      `yaml:"nat_binding_expiry" json:"nat_binding_expiry"`
-	UDPKeepalive     Duration      `yaml:"udp_keepalive" json:"udp_keepalive"`
-	NoAnswerTimeout  Duration      `yaml:"no_answer_timeout" json:"no_answer_timeout"`
-	Guest            SIPGuest      `yaml:"guest" json:"guest"`
-	Federation       SIPFederation `yaml:"federation" json:"federation"`
-	// MaxRegistrations (20000) and MaxCalls (5000) are answered beyond with
-	// 503 and Retry-After.
-	MaxRegistrations int `yaml:"max_registrations" json:"max_registrations"`
-	MaxCalls         int `yaml:"max_calls" json:"max_calls"`
-	// StripServer removes the outside endpoint's User-Agent from requests
-	// relayed inside (the inside's Server never crosses).
-	StripServer bool `yaml:"strip_server" json:"strip_server"`
-	// RevealUnknownUsers relays the inside's refusal of an unauthenticated
-	// outside REGISTER as it is; default false: answered as a challenge.
-	RevealUnknownUsers bool `yaml:"reveal_unknown_users" json:"reveal_unknown_users"`
-}
-
-// SIPListener is one SIP socket.
-type SIPListener struct {
-	Interface string `yaml:"interface" json:"interface"`
-	Transport string `yaml:"transport" json:"transport"`
-	Address   string `yaml:"address" json:"address"`
-}
-
-// SIPCallServer is one inside registrar/proxy.
-type SIPCallServer struct {
-	Address   string `yaml:"address" json:"address"`
-	Transport string `yaml:"transport" json:"transport"`
-	Priority  int    `yaml:"priority" json:"priority"`
-	Weight    int    `yaml:"weight" json:"weight"`
-}
-
-// SIPGuest is what unregistered outside callers may reach.
-type SIPGuest struct {
-	Enabled            bool     `yaml:"enabled" json:"enabled"`
-	VMRRanges          []string `yaml:"vmr_ranges,omitempty" json:"vmr_ranges,omitempty"`
-	Aliases            []string `yaml:"aliases,omitempty" json:"aliases,omitempty"`
-	DefaultDestination string   `yaml:"default_destination" json:"default_destination"`
-}
-
-// SIPFederation is which other domains may call in and be called.
-type SIPFederation struct {
-	AllowedDomains []string `yaml:"allowed_domains,omitempty" json:"allowed_domains,omitempty"`
-	OpenB2B        bool     `yaml:"open_b2b" json:"open_b2b"`
-	DNSServer      string   `yaml:"dns_server" json:"dns_server"`
-}
+// SIP is the sip section, defined by package sipedge.
+type SIP = sipedge.Section

@@ -194,47 +194,8 @@ func (v *validator) media(m *Media) {
 }
 
 func (v *validator) sip(c *Config) {
-	s := &c.SIP
-	if !s.Enabled {
-		return
-	}
-	if !c.Media.Enabled {
+	if c.SIP.Enabled && !c.Media.Enabled {
 		v.add("sip.enabled", "the SIP edge relays every call's media: enable media too")
 	}
-	sides := map[string]bool{}
-	for i, l := range s.Listeners {
-		p := fmt.Sprintf("sip.listeners[%d]", i)
-		switch l.Interface {
-		case "external", "internal":
-			sides[l.Interface] = true
-		default:
-			v.add(p+".interface", "%q is not external or internal", l.Interface)
-		}
-		switch l.Transport {
-		case "udp", "tcp", "tls", "ws", "wss":
-		default:
-			v.add(p+".transport", "%q is not udp, tcp, tls, ws or wss", l.Transport)
-		}
-		v.hostPort(p+".address", l.Address)
-	}
-	if !sides["external"] || !sides["internal"] {
-		v.add("sip.listeners", "needs at least one external and one internal listener")
-	}
-	if len(s.CallServers) == 0 {
-		v.add("sip.call_servers", "needs at least one inside call server")
-	}
-	for i, cs := range s.CallServers {
-		p := fmt.Sprintf("sip.call_servers[%d]", i)
-		if cs.Address == "" {
-			v.add(p+".address", "must be host or host:port")
-		}
-		switch cs.Transport {
-		case "", "udp", "tcp", "tls":
-		default:
-			v.add(p+".transport", "%q is not udp, tcp or tls", cs.Transport)
-		}
-	}
-	if d := s.Federation.DNSServer; d != "" {
-		v.hostPort("sip.federation.dns_server", d)
-	}
+	v.section(c.SIP.Validate())
 }
