@@ -90,11 +90,19 @@ func run(t *testing.T, env []string, args ...string) (string, error) {
 // must be at mgmtAddr. It waits until /healthz answers.
 func startDaemon(t *testing.T, dir, cfg, mgmtAddr string, env ...string) *daemon {
 	t.Helper()
+	return startDaemonVia(t, nil, dir, cfg, mgmtAddr, env...)
+}
+
+// startDaemonVia is startDaemon with portico run by the command via (for
+// instance a shell that lowers a resource limit first and execs "$@").
+func startDaemonVia(t *testing.T, via []string, dir, cfg, mgmtAddr string, env ...string) *daemon {
+	t.Helper()
 	d := &daemon{t: t, dir: dir, cfgPath: filepath.Join(dir, "portico.yaml"), url: "https://" + mgmtAddr, out: &syncBuffer{}, done: make(chan error, 1)}
 	if err := os.WriteFile(d.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d.cmd = exec.Command(portico(t), "serve", "--config", d.cfgPath, "--data", filepath.Join(dir, "data"))
+	args := append(via[:len(via):len(via)], portico(t), "serve", "--config", d.cfgPath, "--data", filepath.Join(dir, "data"))
+	d.cmd = exec.Command(args[0], args[1:]...)
 	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {

@@ -42,8 +42,14 @@ type Config struct {
 	Timeouts Timeouts `yaml:"timeouts" json:"timeouts"`
 	// MaxRequestBody caps an HTTP request body in bytes. Default 10 MiB; -1 is unlimited.
 	MaxRequestBody int64 `yaml:"max_request_body" json:"max_request_body"`
-	// MaxConns caps concurrent connections on the shared port(s). Default 10000.
+	// MaxConns caps concurrent connections on the shared port(s). Default
+	// 10000. A Reload applies it at once (open connections stay).
 	MaxConns int `yaml:"max_conns" json:"max_conns"`
+	// MaxConnsPerClient caps concurrent connections on the shared port(s)
+	// from one client IP address (the real client's, after PROXY
+	// protocol), so one host cannot take all of MaxConns. Default 256
+	// (room for many browsers behind one NAT); -1: no cap.
+	MaxConnsPerClient int `yaml:"max_conns_per_client" json:"max_conns_per_client"`
 	// STUNHandler names the handler for STUN/TURN over TCP arriving on the
 	// shared port without TLS (magic cookie). Default "turn".
 	STUNHandler string `yaml:"stun_handler" json:"stun_handler"`
@@ -180,6 +186,9 @@ type Timeouts struct {
 	HTTPResponseHeader time.Duration `yaml:"http_response_header" json:"http_response_header"`
 }
 
+// DefaultMaxConnsPerClient is the default of Config.MaxConnsPerClient.
+const DefaultMaxConnsPerClient = 256
+
 // DefaultListen is the development default for Config.Listen.
 const DefaultListen = "127.0.0.1:8443"
 
@@ -192,6 +201,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxConns == 0 {
 		c.MaxConns = 10000
+	}
+	if c.MaxConnsPerClient == 0 {
+		c.MaxConnsPerClient = DefaultMaxConnsPerClient
 	}
 	if c.STUNHandler == "" {
 		c.STUNHandler = "turn"
@@ -349,6 +361,9 @@ func (c *Config) validate(handlers map[string]ConnHandler) error {
 	}
 	if c.MaxConns < 0 {
 		return invalid("max_conns", "%d is negative", c.MaxConns)
+	}
+	if c.MaxConnsPerClient < -1 {
+		return invalid("max_conns_per_client", "%d is not a count (-1 for no cap)", c.MaxConnsPerClient)
 	}
 	if c.MaxRequestBody < -1 {
 		return invalid("max_request_body", "%d is not a size (-1 for unlimited)", c.MaxRequestBody)

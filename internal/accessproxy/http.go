@@ -152,6 +152,14 @@ func statusClass(code int) string {
 // ServeHTTP routes a request that arrived on the shared port (after TLS
 // termination, or plain HTTP where a route allows it).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// A request with Transfer-Encoding may also have carried a
+		// Content-Length (a request-smuggling shape) that net/http has
+		// already dropped, so all of them are treated alike: the connection
+		// closes after the response (RFC 9112 §6.3), leaving nothing on it
+		// that two parsers could frame differently.
+		w.Header().Set("Connection", "close")
+	}
 	st := s.state.Load()
 	ci, _ := r.Context().Value(connInfoKey{}).(*connInfo)
 	if ci == nil {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/accessproxy/proxyproto"
 	"github.com/portico-edge/portico/internal/accessproxy/sniff"
+	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/handoff"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -72,11 +73,18 @@ type Deps struct {
 	Certs CertSource
 	// Handlers by name for handoff routes and STUN ("turn", "sip-wss").
 	Handlers map[string]ConnHandler
+	// Descriptors keeps file descriptors free for management: listeners
+	// refuse connections while fewer than half its share are free (SIP
+	// stream listeners stop at the whole share, so the access proxy still
+	// answers when they refuse). Nil: not checked.
+	Descriptors *connlimit.Reserve
 }
 
 // Server is a running access proxy.
 type Server struct {
 	log      *slog.Logger
+	reg      prometheus.Registerer
+	fds      *connlimit.Reserve
 	certs    CertSource
 	handlers map[string]ConnHandler
 	state    atomic.Pointer[state]
@@ -97,7 +105,13 @@ type Server struct {
 	closed    bool
 	closeOnce sync.Once
 	httpOnce  sync.Once
-	sem       chan struct{}
+
+	// Connections on the shared port(s), counted against the live
+	// max_conns and max_conns_per_client (read from state per connection,
+	// so a Reload changes them at once).
+	open      atomic.Int64
+	clientsMu sync.Mutex
+	clients   map[netip.Addr]int
 }
 
 // New validates cfg and returns a server. It does no I/O.
@@ -115,13 +129,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		log: log.With("component", "accessproxy"), certs: deps.Certs, handlers: deps.Handlers,
+		log: log.With("component", "accessproxy"), reg: deps.Registerer, fds: deps.Descriptors, certs: deps.Certs, handlers: deps.Handlers,
 		ctx: ctx, cancel: cancel, listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{},
 		m: newMetrics(deps.Registerer), tlsBase: &tls.Config{GetConfigForClient: configForConn},
 	}
-	if cfg.MaxConns > 0 {
-		s.sem = make(chan struct{}, cfg.MaxConns)
-	}
+	s.clients = map[netip.Addr]int{}
 	st, err := compile(cfg, s)
 	if err != nil {
 		cancel()
@@ -322,6 +334,15 @@ func (s *Server) trackConn(c net.Conn, add bool) bool {
 }
 
 func (s *Server) acceptLoop(ctx context.Context, l net.Listener, handle func(net.Conn)) error {
+	// Every accept error of a live listener is retried with backoff (an
+	// error returned here would stop the node), and descriptors are left
+	// free for management: half the share SIP stream listeners leave, so
+	// the shared port still answers when they refuse.
+	lc := connlimit.Config{Name: "accessproxy-" + l.Addr().String(), Descriptors: s.fds}
+	if s.fds != nil {
+		lc.KeepFree = max(s.fds.Keep()/2, 1)
+	}
+	l = connlimit.Wrap(l, lc, connlimit.Deps{Logger: s.log, Registerer: s.reg})
 	if !s.track(l) {
 		l.Close()
 		return ErrClosed
@@ -412,16 +433,13 @@ func writeAlert(c net.Conn, desc byte) {
 // handle demultiplexes one accepted connection.
 func (s *Server) handle(ctx context.Context, raw net.Conn, listen string) {
 	st := s.state.Load()
-	if s.sem != nil {
-		select {
-		case s.sem <- struct{}{}:
-			defer func() { <-s.sem }()
-		default:
-			s.m.rejected.WithLabelValues("conn_limit").Inc()
-			raw.Close()
-			return
-		}
+	if n := s.open.Add(1); st.cfg.MaxConns > 0 && n > int64(st.cfg.MaxConns) {
+		s.open.Add(-1)
+		s.m.rejected.WithLabelValues("conn_limit").Inc()
+		raw.Close()
+		return
 	}
+	defer s.open.Add(-1)
 	s.m.active.Inc()
 	defer s.m.active.Dec()
 	pc := &peekConn{Conn: raw, closed: make(chan struct{})}
@@ -442,6 +460,13 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, listen string) {
 		}
 	}
 	pc.info.ip = pc.info.src.Addr().String()
+	client := pc.info.src.Addr().Unmap()
+	if !s.admitClient(client, st.cfg.MaxConnsPerClient) {
+		s.m.rejected.WithLabelValues("client_conn_limit").Inc()
+		raw.Close()
+		return
+	}
+	defer s.releaseClient(client)
 	kind, err := pc.classify()
 	if err != nil {
 		s.m.rejected.WithLabelValues("peek").Inc()
@@ -489,6 +514,26 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, listen string) {
 	default:
 		s.m.rejected.WithLabelValues("unknown_protocol").Inc()
 		raw.Close()
+	}
+}
+
+// admitClient counts a connection from client against limit (-1: none),
+// reporting false when the client already holds limit connections.
+func (s *Server) admitClient(client netip.Addr, limit int) bool {
+	s.clientsMu.Lock()
+	defer s.clientsMu.Unlock()
+	if limit >= 0 && s.clients[client] >= limit {
+		return false
+	}
+	s.clients[client]++
+	return true
+}
+
+func (s *Server) releaseClient(client netip.Addr) {
+	s.clientsMu.Lock()
+	defer s.clientsMu.Unlock()
+	if s.clients[client]--; s.clients[client] <= 0 {
+		delete(s.clients, client)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -45,6 +46,7 @@ type h1Conn struct {
 	bw     *bufio.Writer
 	left   int64 // bytes the response header may still take; see limitReader
 	idleAt time.Time
+	peeker *peeker // made at the first reuse
 }
 
 // limitReader bounds what a response header may read, as http.Transport's
@@ -285,32 +287,47 @@ func (t *h1Transport) get() (*h1Conn, bool) {
 		t.idle[n-1] = nil
 		t.idle = t.idle[:n-1]
 		t.mu.Unlock()
-		if time.Since(pc.idleAt) < t.idleFor && quiet(pc.c) {
+		if time.Since(pc.idleAt) < t.idleFor && pc.quiet() {
 			return pc, true
 		}
 		pc.c.Close()
 	}
 }
 
-// quiet reports whether nothing is waiting to be read on c and the peer
+// quiet reports whether nothing is waiting to be read on pc and the peer
 // has not closed it, without consuming or blocking.
-func quiet(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return true
+func (pc *h1Conn) quiet() bool {
+	if pc.peeker == nil {
+		sc, ok := pc.c.(syscall.Conn)
+		if !ok {
+			return true // not a socket (tests' pipes): nothing to peek at
+		}
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			return false
+		}
+		pc.peeker = &peeker{rc: rc}
+		pc.peeker.fn = pc.peeker.peek
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	ok = false
-	var b [1]byte
-	err = rc.Read(func(fd uintptr) bool {
-		n, _, rerr := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		ok = n < 0 && (rerr == unix.EAGAIN || rerr == unix.EWOULDBLOCK)
-		return true
-	})
-	return err == nil && ok
+	p := pc.peeker
+	return p.rc.Read(p.fn) == nil && p.quiet
+}
+
+// peeker is a one-byte non-blocking MSG_PEEK; recvfrom is called directly
+// because unix.Recvfrom allocates a source address a stream has not got.
+// It is kept with its connection so that a check allocates nothing.
+type peeker struct {
+	rc    syscall.RawConn
+	fn    func(fd uintptr) bool // peek, bound once
+	b     [1]byte
+	quiet bool
+}
+
+func (p *peeker) peek(fd uintptr) bool {
+	_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p.b[0])), 1,
+		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+	p.quiet = errno == unix.EAGAIN || errno == unix.EWOULDBLOCK
+	return true
 }
 
 func (t *h1Transport) put(pc *h1Conn) {

@@ -2,7 +2,6 @@ package accessproxy
 
 import (
 	"bufio"
-	"crypto/tls"
 	"io"
 	"net/http"
 	"testing"
@@ -40,16 +39,7 @@ func TestUpgradeOnlyWebSocket(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := tls.Dial("tcp", addr, p.clientTLS("portal.example.test", "http/1.1"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			io.WriteString(c, "GET /app/x HTTP/1.1\r\nHost: portal.example.test\r\n"+tc.header+"\r\n")
-			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, _, resp := rawRequest(t, p, addr, "GET /app/x HTTP/1.1\r\nHost: portal.example.test\r\n"+tc.header+"\r\n")
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 100))
 			if resp.StatusCode != tc.want {
 				t.Fatalf("status %d (%q), want %d", resp.StatusCode, b, tc.want)

@@ -39,7 +39,9 @@ import (
 	"github.com/portico-edge/portico/internal/backup"
 	"github.com/portico-edge/portico/internal/certs"
 	"github.com/portico-edge/portico/internal/config"
+	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/logging"
+	"github.com/portico-edge/portico/internal/sipedge"
 	"github.com/portico-edge/portico/internal/store"
 	"github.com/portico-edge/portico/internal/store/open"
 )
@@ -82,6 +84,7 @@ type App struct {
 	built   *built
 	certs   *certs.Store
 	bootCfg *config.Config // what the services were built from
+	fds     *connlimit.Reserve
 
 	pendingRestart atomic.Pointer[[]string] // fields changed that apply at restart
 	fileImport     atomic.Pointer[FileImport]
@@ -188,6 +191,9 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	if err := a.certs.Load(ctx); err != nil {
 		return nil, fmt.Errorf("load certificates: %w", err)
 	}
+	// Outside listeners leave descriptors free so that management answers
+	// while they are flooded (node.fd_reserve, read at start).
+	a.fds = connlimit.NewReserve(cfg.Node.FDReserve)
 	// Building the services is the validation a live load does; a document
 	// they refuse is not stored, so the next start still finds a good one.
 	if a.built, err = buildServices(cfg, a.serviceDeps()); err != nil {
@@ -412,7 +418,7 @@ func ensureAdmin(ctx context.Context, st store.Store, password string, console i
 }
 
 func (a *App) serviceDeps() serviceDeps {
-	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv, hist: a.spool, events: a.spool.AddEvent}
+	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv, hist: a.spool, events: a.spool.AddEvent, fds: a.fds}
 }
 
 // ManagementURL is where the API listens.
@@ -504,7 +510,21 @@ func (a *App) ready(ctx context.Context) []api.Check {
 		}
 		checks = append(checks, c)
 	}
+	if ss := a.built.sip.Load(); ss != nil {
+		checks = append(checks, sipListenerChecks(ss.ListenerStatus())...)
+	}
 	return checks
+}
+
+// sipListenerChecks are one readiness check per SIP listener: a listener
+// whose serving ended, or whose accepts are failing, makes the node not
+// ready even though the SIP service as a whole still runs.
+func sipListenerChecks(ls []sipedge.ListenerStatus) []api.Check {
+	out := make([]api.Check, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, api.Check{Name: "sip " + l.Interface + " " + l.Transport + " " + l.Address, OK: l.Err == "", Error: l.Err})
+	}
+	return out
 }
 
 func (a *App) status(ctx context.Context) map[string]any {
@@ -688,7 +708,7 @@ func (a *App) notePending(cfg *config.Config, svcRestart []string) {
 		sec, _, _ := strings.Cut(f, ".")
 		sec, _, _ = strings.Cut(sec, "[")
 		switch {
-		case liveFields[f] || sec == "node":
+		case liveFields[f] || (sec == "node" && f != "node.fd_reserve"): // the descriptor reserve is taken at start
 		case reloaded[sec]: // its Reload reports what it could not apply
 		case !sectionEnabled(boot, sec) && !sectionEnabled(cfg, sec) && f != sec+".enabled":
 			// off before and after: nothing runs to apply it to

@@ -252,6 +252,10 @@ func TestPendingRestart(t *testing.T) {
 	if !slices.Contains(p, "management.session_ttl") || !slices.Contains(p, "access_proxy.listen") {
 		t.Errorf("pending_restart = %v, want management.session_ttl and access_proxy.listen", p)
 	}
+	p = put(strings.Replace(n.doc("debug", apSection(listen2, "c.example")), "node: {name: n1}", "node: {name: n1, fd_reserve: 100}", 1))
+	if !slices.Contains(p, "node.fd_reserve") {
+		t.Errorf("pending_restart = %v, want node.fd_reserve (the reserve is made at start)", p)
+	}
 }
 
 // TestReplaceLeaksNoGoroutines: accepting a change leaves no goroutine behind.

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portico-edge/portico/internal/connlimit"
 )
 
 // mgmtACL is management.allowed_networks: the client networks whose TCP
@@ -157,8 +159,14 @@ func (m *mgmtServer) addr() string {
 }
 
 func (m *mgmtServer) serve(srv *http.Server, ln net.Listener) {
+	// net/http retries only "temporary" accept errors and returns on the
+	// rest (ENOBUFS, ENOMEM), which would stop the node: connlimit retries
+	// every error of a live listener. No caps: management keeps the
+	// descriptors outside listeners leave free (node.fd_reserve).
+	// The ACL sees the raw connections, so a refused one is reset.
+	guarded := connlimit.Wrap(aclListener{ln, m.acl, m.log}, connlimit.Config{Name: "management"}, connlimit.Deps{Logger: m.log})
 	go func() {
-		err := srv.Serve(tls.NewListener(aclListener{ln, m.acl, m.log}, m.tls))
+		err := srv.Serve(tls.NewListener(guarded, m.tls))
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.errs <- err
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/portico-edge/portico/internal/accessproxy"
 	"github.com/portico-edge/portico/internal/certs"
 	"github.com/portico-edge/portico/internal/config"
+	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/media"
@@ -45,6 +46,7 @@ type serviceDeps struct {
 	hist  sipedge.History
 	// events records guard blocks and unblocks (the history spool).
 	events func(store.Event)
+	fds    *connlimit.Reserve // descriptors kept free for management
 }
 
 func (d serviceDeps) withRegisterer(r prometheus.Registerer) serviceDeps {
@@ -157,7 +159,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return d.certs.Select(h, cfg.SIP.Certificate)
 		}}
-		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard})
+		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard, Descriptors: d.fds})
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
@@ -187,7 +189,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 			}
 			handlers["sip-wss"] = h
 		}
-		ap, err := accessproxy.New(cfg.AccessProxy.Config, accessproxy.Deps{Logger: log, Registerer: reg, Certs: d.certs, Handlers: handlers})
+		ap, err := accessproxy.New(cfg.AccessProxy.Config, accessproxy.Deps{Logger: log, Registerer: reg, Certs: d.certs, Handlers: handlers, Descriptors: d.fds})
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}

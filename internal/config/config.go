@@ -50,6 +50,11 @@ type Node struct {
 	Name string `yaml:"name" json:"name"`
 	// DrainTimeout bounds a graceful shutdown (SIGTERM). Default 30s.
 	DrainTimeout Duration `yaml:"drain_timeout" json:"drain_timeout"`
+	// FDReserve is how many file descriptors outside listeners leave free
+	// for management (SIP stream listeners stop accepting below it, the
+	// access proxy and inside SIP listeners below half of it; at most a
+	// quarter of the process limit). Default 0: 256.
+	FDReserve int `yaml:"fd_reserve,omitempty" json:"fd_reserve,omitempty"`
 }
 
 // Interfaces names the node's network sides. Split interfaces are normal:

@@ -65,6 +65,9 @@ func (c *Config) Validate() error {
 		v.add("node.name", "must not be empty")
 	}
 	v.positive("node.drain_timeout", c.Node.DrainTimeout)
+	if c.Node.FDReserve < 0 {
+		v.add("node.fd_reserve", "%d is negative", c.Node.FDReserve)
+	}
 
 	v.iface("interfaces.external", c.Interfaces.External, true)
 	v.iface("interfaces.internal", c.Interfaces.Internal, false)

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -143,7 +144,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 
 // admit counts c in, or says why not.
 func (l *Listener) admit(c net.Conn) (*Conn, string) {
-	if r := l.cfg.Descriptors; r != nil && !r.Allow(l.cfg.KeepFree) {
+	if r := l.cfg.Descriptors; r != nil && !r.Allow(l.cfg.KeepFree, fdOf(c)) {
 		return nil, ReasonDescriptors
 	}
 	key := sourceKey(c.RemoteAddr())
@@ -264,6 +265,21 @@ func (l *Listener) Close() error {
 // Addr returns the wrapped listener's address.
 func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
 
+// fdOf returns c's descriptor number, or -1.
+func fdOf(c net.Conn) int {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return -1
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	fd := -1
+	_ = rc.Control(func(f uintptr) { fd = int(f) })
+	return fd
+}
+
 // sourceKey is what MaxConnsPerSource counts by: the IPv4 address, or the
 // IPv6 /64.
 func sourceKey(a net.Addr) netip.Addr {
@@ -315,6 +331,28 @@ func (c *Conn) Write(b []byte) (int, error) {
 	}
 	return n, err
 }
+
+// CloseWrite half-closes the connection when the wrapped one can (TCP),
+// else closes it: a relay that forwards an EOF keeps working through the
+// wrapper.
+func (c *Conn) CloseWrite() error {
+	if w, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return w.CloseWrite()
+	}
+	return c.Close()
+}
+
+// SyscallConn returns the wrapped connection's raw connection.
+func (c *Conn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.New("connlimit: connection has no raw descriptor")
+}
+
+// NetConn returns the wrapped connection (as tls.Conn's NetConn does).
+// Closing it directly leaves c counted: close c.
+func (c *Conn) NetConn() net.Conn { return c.Conn }
 
 // Close closes the connection and uncounts it. Safe to call twice.
 func (c *Conn) Close() error {

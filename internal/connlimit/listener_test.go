@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"syscall"
 	"testing"
@@ -12,27 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/portico-edge/portico/internal/connlimit/connlimittest"
 )
-
-// failingListener fails its first n accepts with err, then accepts from
-// the real listener.
-type failingListener struct {
-	net.Listener
-	mu  sync.Mutex
-	n   int
-	err error
-}
-
-func (f *failingListener) Accept() (net.Conn, error) {
-	f.mu.Lock()
-	if f.n > 0 {
-		f.n--
-		f.mu.Unlock()
-		return nil, f.err
-	}
-	f.mu.Unlock()
-	return f.Listener.Accept()
-}
 
 func listen(t *testing.T) net.Listener {
 	t.Helper()
@@ -109,17 +90,17 @@ func acceptAll(t *testing.T, l *Listener) <-chan net.Conn {
 
 func TestAcceptRetriesErrors(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		err  error
+		name  string
+		errno syscall.Errno
 	}{
-		{"EMFILE", &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}},
-		{"ENFILE", &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.ENFILE)}},
-		{"ENOBUFS", &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.ENOBUFS)}},
-		{"ECONNABORTED", &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.ECONNABORTED)}},
+		{"EMFILE", syscall.EMFILE},
+		{"ENFILE", syscall.ENFILE},
+		{"ENOBUFS", syscall.ENOBUFS},
+		{"ECONNABORTED", syscall.ECONNABORTED},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			fl := &failingListener{Listener: listen(t), n: 3, err: tc.err}
+			fl := &connlimittest.FailingListener{Listener: listen(t), N: 3, Errno: tc.errno}
 			l := Wrap(fl, Config{Name: "test"}, Deps{Registerer: reg})
 			defer l.Close()
 			client := dialFrom(t, l, "127.0.0.1")
@@ -142,8 +123,7 @@ func TestAcceptRetriesErrors(t *testing.T) {
 }
 
 func TestAcceptFailingShowsErrAndCloseEndsIt(t *testing.T) {
-	emfile := &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
-	fl := &failingListener{Listener: listen(t), n: 1 << 30, err: emfile}
+	fl := &connlimittest.FailingListener{Listener: listen(t), N: 1 << 30, Errno: syscall.EMFILE}
 	l := Wrap(fl, Config{Name: "test"}, Deps{})
 	res := make(chan error, 1)
 	go func() {
@@ -338,5 +318,35 @@ func TestIdleTrafficKeepsOpen(t *testing.T) {
 			t.Fatalf("a connection carrying traffic was closed: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestCloseWriteHalfCloses: a relay's half-close passes through the
+// wrapper: the peer reads EOF and can still send.
+func TestCloseWriteHalfCloses(t *testing.T) {
+	l := Wrap(listen(t), Config{Name: "test"}, Deps{})
+	accepted := acceptAll(t, l)
+	client := dialFrom(t, l, "127.0.0.1")
+	sc := <-accepted
+	cw, ok := sc.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatal("accepted connection has no CloseWrite")
+	}
+	if err := cw.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := client.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("client read after CloseWrite: %v, want EOF", err)
+	}
+	if _, err := client.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	_ = sc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(sc, make([]byte, 1)); err != nil {
+		t.Fatalf("the half-closed side no longer reads: %v", err)
+	}
+	if _, ok := sc.(syscall.Conn); !ok {
+		t.Error("accepted connection hides its raw descriptor")
 	}
 }

@@ -23,8 +23,10 @@ const (
 // files). Listeners ask it before admitting a connection; it answers from
 // a count of the process's open descriptors (Linux: /proc/self/fd) taken
 // at most every 100 ms, plus the connections admitted since, against the
-// soft RLIMIT_NOFILE. A share larger than a quarter of the limit is cut to
-// a quarter, so a small limit still leaves room for connections. Where
+// soft RLIMIT_NOFILE. When the default share is more than a quarter of the
+// limit, every share is scaled down in proportion (the default to a
+// quarter), so a small limit still leaves room for connections and a
+// listener with a smaller share still answers after the others refuse. Where
 // descriptors cannot be counted, it admits everything.
 type Reserve struct {
 	keep int
@@ -53,8 +55,11 @@ func NewReserve(keep int) *Reserve {
 func (r *Reserve) Keep() int { return r.keep }
 
 // Allow reports whether one more descriptor may be taken while keeping
-// keep (the default share when keep <= 0) free, and counts it taken.
-func (r *Reserve) Allow(keep int) bool {
+// keep (the default share when keep <= 0) free, and counts it taken. fd is
+// the number of the descriptor just opened for it, or -1: descriptors are
+// handed out lowest first, so all below fd are open, which bounds the
+// count from below between two counts.
+func (r *Reserve) Allow(keep, fd int) bool {
 	if keep <= 0 {
 		keep = r.keep
 	}
@@ -63,7 +68,7 @@ func (r *Reserve) Allow(keep int) bool {
 	if r.broken {
 		return true
 	}
-	over := func() bool { return r.open+r.since+min(keep, r.limit/4) >= r.limit }
+	over := func() bool { return max(r.open+r.since, fd+1)+r.share(keep) >= r.limit }
 	age := time.Since(r.at)
 	if r.at.IsZero() || (over() && age >= max(nearAge, 20*r.took)) || age >= max(refreshAge, 20*r.took) {
 		start := time.Now()
@@ -85,4 +90,14 @@ func (r *Reserve) Allow(keep int) bool {
 	}
 	r.since++
 	return true
+}
+
+// share is keep, scaled down when the default share is more than a
+// quarter of the limit, so that the default then keeps a quarter free and
+// a smaller share stays proportionally smaller.
+func (r *Reserve) share(keep int) int {
+	if 4*r.keep > r.limit {
+		return keep * r.limit / (4 * r.keep)
+	}
+	return keep
 }

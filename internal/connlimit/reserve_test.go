@@ -3,6 +3,7 @@ package connlimit
 import (
 	"os"
 	"runtime"
+	"strconv"
 	"testing"
 )
 
@@ -23,7 +24,7 @@ func TestReserveAllow(t *testing.T) {
 			counts := 0
 			r.count = func([]byte) (int, int, error) { counts++; return tc.open, tc.limit, nil }
 			n := 0
-			for n <= tc.limit && r.Allow(0) {
+			for n <= tc.limit && r.Allow(0, -1) {
 				n++
 			}
 			if n != tc.allowed {
@@ -39,11 +40,37 @@ func TestReserveAllow(t *testing.T) {
 func TestReserveShareSmallerThanDefault(t *testing.T) {
 	r := NewReserve(200)
 	r.count = func([]byte) (int, int, error) { return 850, 1000, nil }
-	if r.Allow(0) {
+	if r.Allow(0, -1) {
 		t.Error("the default share (200 free) was not kept")
 	}
-	if !r.Allow(100) {
+	if !r.Allow(100, -1) {
 		t.Error("a listener with a share of 100 was refused with 150 free")
+	}
+}
+
+func TestReserveSharesScaleWithSmallLimit(t *testing.T) {
+	// Limit 256 with a default share of 256: the default keeps 64 free, a
+	// half share 32.
+	r := NewReserve(256)
+	r.count = func([]byte) (int, int, error) { return 256 - 50, 256, nil }
+	if r.Allow(0, -1) {
+		t.Error("the default share admitted with 50 of 256 free")
+	}
+	if !r.Allow(128, -1) {
+		t.Error("a half share was refused with 50 of 256 free")
+	}
+}
+
+func TestReserveDescriptorNumberBoundsCount(t *testing.T) {
+	// The last count saw 100 of 1000 open; a descriptor numbered 900 since
+	// means at least 901 are open now.
+	r := NewReserve(200)
+	r.count = func([]byte) (int, int, error) { return 100, 1000, nil }
+	if !r.Allow(0, 100) {
+		t.Fatal("refused with 100 of 1000 open")
+	}
+	if r.Allow(0, 900) {
+		t.Error("admitted descriptor 900 of 1000 with a share of 200")
 	}
 }
 
@@ -51,7 +78,7 @@ func TestReserveUnsupportedAdmits(t *testing.T) {
 	r := NewReserve(10)
 	r.count = func([]byte) (int, int, error) { return 0, 0, errUnsupported }
 	for range 3 {
-		if !r.Allow(0) {
+		if !r.Allow(0, -1) {
 			t.Fatal("refused where descriptors cannot be counted")
 		}
 	}
@@ -86,5 +113,48 @@ func TestCountDescriptors(t *testing.T) {
 	}
 	if after-before != 50 {
 		t.Errorf("count grew by %d after opening 50 files", after-before)
+	}
+}
+
+// BenchmarkCountDescriptors measures one count of /proc/self/fd with n
+// extra descriptors open: the cost Reserve pays at most every 100 ms.
+func BenchmarkCountDescriptors(b *testing.B) {
+	if runtime.GOOS != "linux" {
+		b.Skip("counts /proc/self/fd")
+	}
+	for _, n := range []int{100, 1000, 10000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			var fs []*os.File
+			defer func() {
+				for _, f := range fs {
+					f.Close()
+				}
+			}()
+			for range n {
+				f, err := os.Open(os.DevNull)
+				if err != nil {
+					b.Skipf("open %d files: %v", n, err)
+				}
+				fs = append(fs, f)
+			}
+			buf := make([]byte, 16<<10)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, _, err := countDescriptors(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkReserveAllow measures the per-accept check between counts.
+func BenchmarkReserveAllow(b *testing.B) {
+	r := NewReserve(256)
+	r.count = func([]byte) (int, int, error) { return 100, 1 << 20, nil }
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Allow(0, 100)
 	}
 }

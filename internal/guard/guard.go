@@ -183,11 +183,17 @@ func (s *settings) allowed(src netip.Addr) bool {
 
 // ScannerAgent reports whether a SIP User-Agent names a known scanner.
 func (g *Guard) ScannerAgent(ua string) bool {
+	return MatchAgent(ua, g.set.Load().agents)
+}
+
+// MatchAgent reports whether the User-Agent ua contains one of agents
+// (lower-case substrings, such as DefaultScannerAgents).
+func MatchAgent(ua string, agents []string) bool {
 	if ua == "" {
 		return false
 	}
 	ua = strings.ToLower(ua)
-	for _, a := range g.set.Load().agents {
+	for _, a := range agents {
 		if strings.Contains(ua, a) {
 			return true
 		}

@@ -6,6 +6,9 @@
 // directory never holds more than (MaxFiles+1) × MaxSize bytes, not even for
 // a moment. (lumberjack, the usual choice, deletes old files from a
 // background goroutine, so a burst can overshoot its cap.)
+//
+// Each top-level attribute key appears once per record: an attribute added
+// again (a component given by app and by the service) replaces the earlier.
 package logging
 
 import (
@@ -66,7 +69,7 @@ func New(cfg Config) (*Logger, error) {
 	default:
 		return nil, fmt.Errorf("logging: %q is not a format", cfg.Format)
 	}
-	return &Logger{Logger: slog.New(h), level: lv, out: closer}, nil
+	return &Logger{Logger: slog.New(&uniqueKeys{next: h}), level: lv, out: closer}, nil
 }
 
 // SetLevel changes the level of a running logger.

@@ -179,18 +179,7 @@ func TestTCPStrangerRefused(t *testing.T) {
 	cfg := testConfig(32500, 32600, 20)
 	cfg.Latching = LatchNAT
 	r, _ := startRelay(t, cfg, Deps{})
-	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	id, infos, err := r.Allocate(SessionConfig{Interfaces: [2]string{"external", "internal"}, Streams: []StreamConfig{{
-		Kind: KindBFCP, Transport: TCP, Role: [2]TCPRole{TCPPassive, TCPActive},
-		Remote: [2]netip.AddrPort{netip.AddrPortFrom(lo, 9), ln.Addr().(*net.TCPAddr).AddrPort()},
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, id, infos := tcpSession(t, r)
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 5 * time.Second}
 	sc, err := d.Dial("tcp4", infos[0].Local[0].String())
 	if err != nil {

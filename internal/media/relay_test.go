@@ -292,22 +292,29 @@ func TestPassThrough(t *testing.T) {
 	}
 }
 
-func TestTCPMedia(t *testing.T) {
-	r, _ := startRelay(t, testConfig(30800, 30900, 20), Deps{})
-	// Leg 0's endpoint is active (relay passive); leg 1's endpoint is passive
-	// (relay connects to it), as for BFCP a=setup:active / a=setup:passive.
+// tcpSession allocates a BFCP stream whose leg 0 endpoint is active (the
+// relay listens) and whose leg 1 endpoint is passive (the relay connects to
+// ln), as for a=setup:active / a=setup:passive; leg 0 signals 127.0.0.1.
+func tcpSession(t *testing.T, r *Relay) (ln *net.TCPListener, id SessionID, infos []StreamInfo) {
+	t.Helper()
 	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	_, infos, err := r.Allocate(SessionConfig{Interfaces: [2]string{"external", "internal"}, Streams: []StreamConfig{{
+	t.Cleanup(func() { ln.Close() })
+	id, infos, err = r.Allocate(SessionConfig{Interfaces: [2]string{"external", "internal"}, Streams: []StreamConfig{{
 		Kind: KindBFCP, Transport: TCP, Role: [2]TCPRole{TCPPassive, TCPActive},
 		Remote: [2]netip.AddrPort{netip.AddrPortFrom(lo, 9), ln.Addr().(*net.TCPAddr).AddrPort()},
 	}}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ln, id, infos
+}
+
+func TestTCPMedia(t *testing.T) {
+	r, _ := startRelay(t, testConfig(30800, 30900, 20), Deps{})
+	ln, _, infos := tcpSession(t, r)
 	ca, err := net.Dial("tcp", infos[0].Local[0].String())
 	if err != nil {
 		t.Fatal(err)
@@ -364,10 +371,16 @@ func TestPortExhaustion(t *testing.T) {
 	if len(ids) == 0 {
 		return
 	}
-	before, _ := r.Available("external")
+	extBefore, _ := r.Available("external")
+	intBefore, _ := r.Available("internal")
 	r.Release(ids[0])
-	// Sockets close on their worker after the current round; the pair then returns.
-	waitFor(t, func() bool { n, _ := r.Available("external"); return n == before+1 })
+	// Sockets close on their worker after the current round; the pairs of
+	// both sides then return (each on its own worker, in either order).
+	waitFor(t, func() bool {
+		e, _ := r.Available("external")
+		i, _ := r.Available("internal")
+		return e == extBefore+1 && i == intBefore+1
+	})
 	if _, _, err := r.Allocate(sc); err != nil {
 		t.Fatalf("after release: %v", err)
 	}

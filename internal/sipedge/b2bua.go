@@ -153,8 +153,13 @@ func (l *leg) learn(res *sip.Response) {
 }
 
 type call struct {
-	s      *Server
-	lc     *liveConfig // the configuration in force when the call arrived
+	s  *Server
+	lc *liveConfig // the configuration in force when the call arrived
+	// ctx ends when the call does (finish) or the server closes: every
+	// wait within the dialog (re-INVITE, relayed requests, PRACK) uses it,
+	// so nothing the call started outlives it, as with sipgo's dialogs.
+	ctx    context.Context
+	end    context.CancelFunc
 	id     string
 	typ    string
 	from   string
@@ -182,7 +187,21 @@ type call struct {
 	sessionGen   uint64      // bumped on every re-arm and stop
 }
 
+// Dispositions of calls Portico ends itself.
+const (
+	dispNoACK        = "no ACK"        // the caller never acknowledged the 2xx (RFC 3261 section 13.3.1.4)
+	dispMediaTimeout = "media timeout" // the relay saw no media
+)
+
 var errCallerCancel = errors.New("caller cancelled")
+
+// newCall makes a call arriving now with the configuration lc.
+func (s *Server) newCall(lc *liveConfig, typ string, req *sip.Request) *call {
+	c := &call{s: s, lc: lc, id: newID(8), typ: typ, from: req.From().Address.Addr(), to: req.To().Address.Addr(),
+		source: req.Source(), started: time.Now(), done: make(chan struct{})}
+	c.ctx, c.end = context.WithCancel(s.ctx)
+	return c
+}
 
 type callTable struct {
 	mu       sync.Mutex
@@ -283,7 +302,9 @@ func (s *Server) Hangup(id string) error {
 
 // MediaTimeout ends a call whose media stopped, recording the disposition
 // "media timeout". Wire media.Deps.OnTimeout to it: the relay session's
-// label is the call ID.
+// label is the call ID. It returns at once: the hang-up (BYE both ways) is
+// queued to the server's hang-up workers, so the relay's goroutine never
+// waits for a far end, and the calls of an outage end side by side.
 func (s *Server) MediaTimeout(id string) error {
 	s.calls.mu.Lock()
 	c := s.calls.byID[id]
@@ -291,8 +312,93 @@ func (s *Server) MediaTimeout(id string) error {
 	if c == nil {
 		return fmt.Errorf("%w: %s", ErrNoCall, id)
 	}
-	c.hangup(endedByPortico, "media timeout")
+	s.queueHangup(c, dispMediaTimeout)
 	return nil
+}
+
+// defaultHangupWorkers bounds the hang-ups the server runs at once for
+// MediaTimeout. A hang-up frees the call's media and slot at once, then
+// holds its worker while it waits up to byeTimeout for the two BYEs to be
+// answered: 1,000 calls of an outage whose far ends are gone all end
+// within about 40 s, no more than 256 BYE transactions at a time.
+const defaultHangupWorkers = 128
+
+// byeTimeout bounds the wait for the answer to a BYE Portico sends.
+const byeTimeout = 5 * time.Second
+
+// hangupQueue holds the calls waiting to be hung up by Portico and counts
+// the workers doing it (at most max; a worker exits when the queue is
+// empty, so none idles).
+type hangupQueue struct {
+	mu      sync.Mutex
+	pending []hangupJob
+	workers int
+	max     int
+}
+
+type hangupJob struct {
+	c           *call
+	disposition string
+}
+
+// queueHangup has c hung up by a hang-up worker, starting one if fewer
+// than the maximum run.
+func (s *Server) queueHangup(c *call, disposition string) {
+	q := &s.hangups
+	q.mu.Lock()
+	q.pending = append(q.pending, hangupJob{c, disposition})
+	start := q.workers < q.max
+	if start {
+		q.workers++
+	}
+	q.mu.Unlock()
+	if start && !s.spawn(s.hangupWorker) {
+		q.mu.Lock()
+		q.workers-- // closing: Close hangs up every call itself
+		q.mu.Unlock()
+	}
+}
+
+func (s *Server) hangupWorker() {
+	q := &s.hangups
+	for {
+		q.mu.Lock()
+		if len(q.pending) == 0 {
+			q.workers--
+			q.mu.Unlock()
+			return
+		}
+		j := q.pending[0]
+		q.pending[0] = hangupJob{}
+		q.pending = q.pending[1:]
+		q.mu.Unlock()
+		j.c.hangup(endedByPortico, j.disposition)
+	}
+}
+
+// spawn runs f on a goroutine Close waits for. It reports false, and does
+// not run f, once Close has begun stopping the server.
+func (s *Server) spawn(f func()) bool {
+	if !s.enter() {
+		return false
+	}
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// enter counts one more piece of work Close must wait for (the caller
+// calls s.wg.Done when it ends); false once Close is stopping the server.
+func (s *Server) enter() bool {
+	s.goMu.Lock()
+	defer s.goMu.Unlock()
+	if s.stopping {
+		return false
+	}
+	s.wg.Add(1)
+	return true
 }
 
 func newID(n int) string {
@@ -339,9 +445,7 @@ func (s *Server) handleInvite(sd *side, req *sip.Request, tx sip.ServerTransacti
 	if s.calls.count() >= lc.cfg.Limits.MaxCalls {
 		s.m.rejected.WithLabelValues("max_calls").Inc()
 		s.respond(sd, tx, req, 503, "Service Unavailable", s.retryAfter())
-		c := &call{s: s, lc: lc, id: newID(8), typ: CallGuest, from: from.Address.Addr(), to: to.Address.Addr(), source: req.Source(),
-			started: time.Now(), done: make(chan struct{})}
-		c.finish(endedByPortico, 503, "capacity: too many calls", nil)
+		s.newCall(lc, CallGuest, req).finish(endedByPortico, 503, "capacity: too many calls", nil)
 		return
 	}
 	if ct := req.ContentType(); len(req.Body()) > 0 && (ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp")) {
@@ -354,8 +458,7 @@ func (s *Server) handleInvite(sd *side, req *sip.Request, tx sip.ServerTransacti
 	}
 	s.respond(sd, tx, req, 100, "Trying")
 	p, code, reason := s.classify(sd, req, lc)
-	c := &call{s: s, lc: lc, id: newID(8), typ: p.typ, from: from.Address.Addr(), to: to.Address.Addr(), source: req.Source(),
-		started: time.Now(), done: make(chan struct{})}
+	c := s.newCall(lc, p.typ, req)
 	if code != 0 {
 		s.respond(sd, tx, req, code, reason)
 		c.typ = p.typ
@@ -429,7 +532,7 @@ func (s *Server) classify(sd *side, req *sip.Request, lc *liveConfig) (plan, int
 		if s.cfg.Domain != "" {
 			p.from.Host = s.cfg.Domain
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 		targets, err := resolveSIP(ctx, s.res, req.Recipient)
 		cancel()
 		if err != nil || len(targets) == 0 {
@@ -472,6 +575,11 @@ func isSDP(m interface {
 // anchor updates the media session with what leg idx signalled and returns
 // the body to send to the other leg, pointing at the relay. Caller holds c.mu.
 func (c *call) anchor(idx int, body []byte) ([]byte, error) {
+	if c.state == stateEnded {
+		// finish released (or is releasing) the media: a late answer must
+		// not allocate a session nothing would release.
+		return nil, errCallEnded
+	}
 	d, err := sdp.Parse(body)
 	if err != nil {
 		return nil, err
@@ -559,7 +667,7 @@ func (c *call) run(sd *side, req *sip.Request, tx sip.ServerTransaction, p plan)
 	s.calls.bind(b, c)
 	s.m.callsActive.Inc()
 
-	ctx, cancel := context.WithCancelCause(context.Background())
+	ctx, cancel := context.WithCancelCause(c.ctx)
 	defer cancel(nil)
 	c.mu.Lock()
 	c.cancel = cancel
@@ -604,11 +712,9 @@ func (c *call) run(sd *side, req *sip.Request, tx sip.ServerTransaction, p plan)
 		if h.callServer != nil {
 			inv.PrependHeader(&sip.RouteHeader{Address: routeURI(*h.callServer)})
 		}
-		for _, name := range []string{"Supported", "Allow", "Accept", "Subject", "Priority", "Session-Expires", "x", "Min-SE"} {
-			copyHeaders(inv, req, name)
-		}
+		copyHeaders(inv, req, "Supported", "Allow", "Accept", "Session-Expires", "x", "Min-SE")
 		if p.out == s.int {
-			copyHeaders(inv, req, "Authorization", "Proxy-Authorization")
+			copyHeaders(inv, req, "Subject", "Priority", "Authorization", "Proxy-Authorization")
 			if !c.lc.cfg.TopologyHiding.StripServer {
 				copyHeaders(inv, req, "User-Agent")
 			}
@@ -682,7 +788,17 @@ func (c *call) run(sd *side, req *sip.Request, tx sip.ServerTransaction, p plan)
 // whether another call server may be tried.
 func (c *call) ring(ctx, ringCtx context.Context, sd *side, req *sip.Request, tx sip.ServerTransaction, inv *sip.Request, failover bool) (int, string, bool) {
 	s, b := c.s, c.b
-	btx, err := b.sd.request(context.Background(), inv)
+	// Provisionals come in order from the transport (see provisionals);
+	// those the transaction passes up are only counted.
+	early, unwatch := s.early.watch(inv)
+	defer unwatch()
+	var unreachable <-chan struct{}
+	if failover {
+		ch, stop := s.unreached.watch(inv)
+		defer stop()
+		unreachable = ch
+	}
+	btx, err := b.sd.request(c.ctx, inv)
 	if err != nil {
 		if failover {
 			return 503, "Service Unavailable", true
@@ -705,21 +821,41 @@ func (c *call) ring(ctx, ringCtx context.Context, sd *side, req *sip.Request, tx
 		cancelled = true
 		cancelDeadline = time.After(5 * time.Second)
 		if gotResponse {
-			go c.sendCancel(inv)
+			s.spawn(func() { c.sendCancel(inv) })
+		}
+	}
+	ringDone := ringCtx.Done()
+	relayEarly := func() {
+		for {
+			select {
+			case res := <-early:
+				if !cancelled {
+					c.provisional(sd, req, tx, res)
+				}
+			default:
+				return
+			}
 		}
 	}
 	for {
 		select {
+		case res := <-early:
+			gotResponse = true
+			if !cancelled {
+				c.provisional(sd, req, tx, res)
+			}
 		case res := <-btx.Responses():
 			gotResponse = true
-			if cancelled && res.StatusCode < 200 {
-				go c.sendCancel(inv)
-				continue
+			if res.StatusCode < 200 {
+				if cancelled {
+					s.spawn(func() { c.sendCancel(inv) })
+				}
+				continue // relayed from early, in order
 			}
+			// Provisionals that arrived before this final are relayed
+			// before it.
+			relayEarly()
 			switch {
-			case res.StatusCode == 100:
-			case res.StatusCode < 200:
-				c.provisional(sd, req, tx, res)
 			case res.StatusCode < 300:
 				c.answer(sd, req, tx, res)
 				if cancelled {
@@ -729,7 +865,7 @@ func (c *call) ring(ctx, ringCtx context.Context, sd *side, req *sip.Request, tx
 					if by == "" {
 						by = endedByPortico
 					}
-					go c.hangup(by, "cancelled")
+					s.spawn(func() { c.hangup(by, "cancelled") })
 				}
 				return 0, "", false
 			default:
@@ -767,7 +903,7 @@ func (c *call) ring(ctx, ringCtx context.Context, sd *side, req *sip.Request, tx
 				s.respond(sd, tx, req, 408, "Request Timeout")
 			}
 			return 408, "Request Timeout", false
-		case <-ringCtx.Done():
+		case <-ringDone:
 			if !cancelled {
 				if context.Cause(ctx) == nil && ctx.Err() == nil {
 					// no answer: tell the caller and stop ringing
@@ -778,11 +914,22 @@ func (c *call) ring(ctx, ringCtx context.Context, sd *side, req *sip.Request, tx
 				}
 				doCancel()
 			}
-			ringCtx = context.Background()
+			if s.ctx.Err() != nil {
+				return 487, "Request Terminated", false // closing: no wait for the 487
+			}
+			ringDone = nil
 		case <-silent:
 			if !gotResponse && !cancelled {
 				c.lc.cs.mark(inv.Destination(), false)
 				return 408, "Request Timeout", true
+			}
+		case <-unreachable:
+			// ICMP unreachable for the INVITE: the call server is down;
+			// no need to wait for the failover timer.
+			if !gotResponse && !cancelled {
+				s.log.Info("call server unreachable", "call", c.id, "server", inv.Destination())
+				c.lc.cs.mark(inv.Destination(), false)
+				return 503, "Service Unavailable", true
 			}
 		case <-cancelDeadline:
 			return 487, "Request Terminated", false
@@ -805,7 +952,9 @@ func (c *call) sendCancel(inv *sip.Request) {
 	cr.SetDestination(inv.Destination())
 	cr.Laddr = inv.Laddr
 	cr.SetBody(nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Not the call's context: the call may end (and cancel it) before
+	// the CANCEL is answered.
+	ctx, cancel := context.WithTimeout(c.s.ctx, 10*time.Second)
 	defer cancel()
 	if _, err := c.b.sd.do(ctx, cr); err != nil {
 		c.s.log.Debug("cancel", "call", c.id, "err", err)
@@ -834,8 +983,70 @@ func (c *call) provisional(sd *side, req *sip.Request, tx sip.ServerTransaction,
 	tx.Respond(back)
 	if hasOption(res, "Require", "100rel") {
 		if rs := res.GetHeader("RSeq"); rs != nil {
-			go c.prack(res, strings.TrimSpace(rs.Value()))
+			rseq := strings.TrimSpace(rs.Value())
+			c.s.spawn(func() { c.prack(res, rseq) })
 		}
+	}
+}
+
+// provisionals hands the 1xx responses (but 100) to INVITEs Portico sent
+// to the ring loop of their call, in the order the transport read them.
+// sipgo's transaction layer handles every message on a goroutine of its
+// own, so a 200 sent right after a 180 can reach the transaction first,
+// which then drops the 180; observe runs in the transport's read loop.
+type provisionals struct {
+	mu    sync.Mutex
+	byKey map[string]chan *sip.Response // client transaction key
+}
+
+// maxEarly bounds the provisionals queued for one INVITE; a peer sending
+// more before Portico relays them loses the excess.
+const maxEarly = 32
+
+// watch starts collecting the provisionals to inv; stop ends it.
+func (p *provisionals) watch(inv *sip.Request) (early <-chan *sip.Response, stop func()) {
+	ch := make(chan *sip.Response, maxEarly)
+	key, err := sip.ClientTxKeyMake(inv)
+	if err != nil {
+		return ch, func() {}
+	}
+	p.mu.Lock()
+	if p.byKey == nil {
+		p.byKey = map[string]chan *sip.Response{}
+	}
+	p.byKey[key] = ch
+	p.mu.Unlock()
+	return ch, func() {
+		p.mu.Lock()
+		if p.byKey[key] == ch {
+			delete(p.byKey, key)
+		}
+		p.mu.Unlock()
+	}
+}
+
+// observe takes every message a side's transport reads.
+func (p *provisionals) observe(m sip.Message) {
+	res, ok := m.(*sip.Response)
+	if !ok || res.StatusCode <= 100 || res.StatusCode >= 200 {
+		return
+	}
+	if cs := res.CSeq(); cs == nil || cs.MethodName != sip.INVITE {
+		return
+	}
+	key, err := sip.ClientTxKeyMake(res)
+	if err != nil {
+		return
+	}
+	p.mu.Lock()
+	ch := p.byKey[key]
+	p.mu.Unlock()
+	if ch == nil {
+		return
+	}
+	select {
+	case ch <- res:
+	default:
 	}
 }
 
@@ -846,7 +1057,7 @@ func (c *call) prack(res *sip.Response, rseq string) {
 	pr := c.b.newRequest(sip.PRACK)
 	pr.AppendHeader(sip.NewHeader("RAck", fmt.Sprintf("%s %d INVITE", rseq, res.CSeq().SeqNo)))
 	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 	defer cancel()
 	if _, err := c.b.sd.do(ctx, pr); err != nil {
 		c.s.log.Debug("prack", "call", c.id, "err", err)
@@ -893,7 +1104,7 @@ func (c *call) answer(sd *side, req *sip.Request, tx sip.ServerTransaction, res 
 	}
 	acked := c.expectACK(c.a, back)
 	tx.Respond(back)
-	c.retransmit2xx(sd, acked, back)
+	c.retransmit2xx(sd, c.a, acked, back)
 }
 
 // expectACK arms the wait for the ACK of a 2xx Portico sends as UAS.
@@ -905,39 +1116,46 @@ func (c *call) expectACK(l *leg, res *sip.Response) chan struct{} {
 	return acked
 }
 
-// retransmit2xx re-sends a 2xx Portico sent as UAS over UDP until its ACK
-// arrives (RFC 3261 section 13.3.1.4: T1 doubling to T2, for 64*T1).
-func (c *call) retransmit2xx(sd *side, acked chan struct{}, res *sip.Response) {
-	if !strings.EqualFold(res.Transport(), "udp") {
-		return
-	}
-	select {
-	case <-c.s.closed:
-		return
-	default:
-	}
-	c.s.wg.Add(1)
-	go func() {
-		defer c.s.wg.Done()
-		const t1, t2 = 500 * time.Millisecond, 4 * time.Second
+// retransmit2xx re-sends a 2xx Portico sent as UAS on leg l over UDP
+// until its ACK arrives (RFC 3261 section 13.3.1.4: T1 doubling to T2).
+// When no ACK has come after 64*T1 (on any transport) the dialog is
+// confirmed but the session is over: Portico ends the call with BYE both
+// ways and the disposition dispNoACK.
+func (c *call) retransmit2xx(sd *side, l *leg, acked chan struct{}, res *sip.Response) {
+	udp := strings.EqualFold(res.Transport(), "udp")
+	c.s.spawn(func() {
+		t1 := c.s.t1
 		interval := t1
-		deadline := time.After(64 * t1)
+		deadline := time.NewTimer(64 * t1)
+		defer deadline.Stop()
+		resend := time.NewTimer(interval)
+		defer resend.Stop()
 		for {
 			select {
 			case <-acked:
 				return
 			case <-c.done:
 				return
-			case <-c.s.closed:
+			case <-c.s.ctx.Done():
 				return
-			case <-deadline:
+			case <-deadline.C:
+				c.mu.Lock()
+				pending := l.acked == acked // not acknowledged, nor superseded by a later 2xx
+				c.mu.Unlock()
+				if pending {
+					c.s.log.Info("2xx not acknowledged", "call", c.id, "after", 64*t1)
+					c.hangup(endedByPortico, dispNoACK)
+				}
 				return
-			case <-time.After(interval):
-				sd.srv.WriteResponse(res)
-				interval = min(2*interval, t2)
+			case <-resend.C:
+				if udp {
+					sd.srv.WriteResponse(res)
+				}
+				interval = min(2*interval, sip.T2)
+				resend.Reset(interval)
 			}
 		}
-	}()
+	})
 }
 
 // strayResponse handles responses no transaction waits for: 2xx
@@ -1035,14 +1253,27 @@ func (c *call) reinvite(sd *side, req *sip.Request, tx sip.ServerTransaction) {
 	other.inviteHadBody = body != nil
 	c.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(context.Background(), DefaultTransactionTimout)
-	defer cancel()
-	res, err := other.sd.do(ctx, inv)
+	res, err := c.relay(other, inv)
 	if err != nil {
-		s.respond(sd, tx, req, 408, "Request Timeout")
+		c.failRelayed(sd, tx, req)
 		return
 	}
 	c.mu.Lock()
+	if c.state == stateEnded {
+		// The call ended while the re-INVITE was out (a BYE crossed it):
+		// acknowledge a 2xx, anchor nothing.
+		var ack *sip.Request
+		if res.StatusCode < 300 {
+			ack = other.newRequest(sip.ACK)
+			ack.CSeq().SeqNo = res.CSeq().SeqNo
+		}
+		c.mu.Unlock()
+		if ack != nil {
+			other.sd.write(ack)
+		}
+		s.respond(sd, tx, req, 487, "Request Terminated")
+		return
+	}
 	var back []byte
 	if res.StatusCode < 300 {
 		other.learn(res)
@@ -1075,10 +1306,28 @@ func (c *call) reinvite(sd *side, req *sip.Request, tx sip.ServerTransaction) {
 	if res.StatusCode < 300 {
 		acked := c.expectACK(this, r)
 		tx.Respond(r)
-		c.retransmit2xx(sd, acked, r)
+		c.retransmit2xx(sd, this, acked, r)
 	} else {
 		tx.Respond(r)
 	}
+}
+
+// relay sends an in-dialog request on leg l and waits for its final
+// response, no longer than DefaultTransactionTimeout or the call.
+func (c *call) relay(l *leg, req *sip.Request) (*sip.Response, error) {
+	ctx, cancel := context.WithTimeout(c.ctx, DefaultTransactionTimeout)
+	defer cancel()
+	return l.sd.do(ctx, req)
+}
+
+// failRelayed answers a request whose relayed copy got no final response:
+// 487 when the call ended meanwhile (RFC 3261 section 15.1.2), else 408.
+func (c *call) failRelayed(sd *side, tx sip.ServerTransaction, req *sip.Request) {
+	if c.ctx.Err() != nil {
+		c.s.respond(sd, tx, req, 487, "Request Terminated")
+		return
+	}
+	c.s.respond(sd, tx, req, 408, "Request Timeout")
 }
 
 // handlePrack answers PRACK locally: reliable provisionals are terminated
@@ -1130,11 +1379,9 @@ func (s *Server) handleInDialog(sd *side, req *sip.Request, tx sip.ServerTransac
 	}
 	out.SetBody(body)
 	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), DefaultTransactionTimout)
-	defer cancel()
-	res, err := other.sd.do(ctx, out)
+	res, err := c.relay(other, out)
 	if err != nil {
-		s.respond(sd, tx, req, 408, "Request Timeout")
+		c.failRelayed(sd, tx, req)
 		return
 	}
 	if req.Method == sip.UPDATE && res.StatusCode >= 200 && res.StatusCode < 300 {
@@ -1171,11 +1418,7 @@ func (c *call) bye(by string, from *side) {
 	_, other := c.legs(from)
 	req := other.newRequest(sip.BYE)
 	c.mu.Unlock()
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		other.sd.do(ctx, req)
-	}()
+	c.sendBye(other.sd, req, nil)
 	c.finish(by, 200, "normal", nil)
 }
 
@@ -1203,20 +1446,35 @@ func (c *call) hangup(by, disposition string) {
 	r2 := c.b.newRequest(sip.BYE)
 	c.mu.Unlock()
 	var wg sync.WaitGroup
-	for _, x := range []struct {
-		sd  *side
-		req *sip.Request
-	}{{c.a.sd, r1}, {c.b.sd, r2}} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			x.sd.do(ctx, x.req)
-		}()
-	}
-	wg.Wait()
+	c.sendBye(c.a.sd, r1, &wg)
+	c.sendBye(c.b.sd, r2, &wg)
+	// The session is over once the BYEs are out (RFC 3261 section
+	// 15.1.1): the media and the call's slot are freed now, not after a
+	// dead far end's transaction timed out.
 	c.finish(by, 200, disposition, nil)
+	wg.Wait()
+}
+
+// sendBye sends a BYE on a tracked goroutine and waits up to byeTimeout
+// for its answer (the server's context: the call itself has ended). wg,
+// if not nil, is done when the wait is over.
+func (c *call) sendBye(sd *side, req *sip.Request, wg *sync.WaitGroup) {
+	if wg != nil {
+		wg.Add(1)
+	}
+	ok := c.s.spawn(func() {
+		if wg != nil {
+			defer wg.Done()
+		}
+		ctx, cancel := context.WithTimeout(c.s.ctx, byeTimeout)
+		defer cancel()
+		if _, err := sd.do(ctx, req); err != nil {
+			c.s.log.Debug("bye", "call", c.id, "err", err)
+		}
+	})
+	if !ok && wg != nil {
+		wg.Done()
+	}
 }
 
 // dispositionOf names why a call ended from its final status.
@@ -1256,7 +1514,9 @@ func (c *call) finish(by string, code int, reason string, _ error) {
 		c.stopSessionTimer()
 		hasMedia, id := c.hasMedia, c.mediaID
 		c.hasMedia = false
+		codecs, answered := c.codecs, c.answered
 		c.mu.Unlock()
+		c.end() // stops the call's waits; nothing anchors media any more
 		var streams []store.StreamStats
 		if hasMedia {
 			if st, err := s.deps.Media.Release(id); err == nil {
@@ -1279,12 +1539,12 @@ func (c *call) finish(by string, code int, reason string, _ error) {
 			disp = reason
 		}
 		rec := store.CallRecord{ID: c.id, Protocol: "sip", CallType: c.typ, From: c.from, To: c.to, SourceAddr: c.source,
-			StartedAt: c.started, AnsweredAt: c.answered, EndedAt: now, EndedBy: by, Status: code, Disposition: disp,
-			Codecs: c.codecs, Streams: streams}
-		if !c.answered.IsZero() {
-			rec.DurationMs = now.Sub(c.answered).Milliseconds()
+			StartedAt: c.started, AnsweredAt: answered, EndedAt: now, EndedBy: by, Status: code, Disposition: disp,
+			Codecs: codecs, Streams: streams}
+		if !answered.IsZero() {
+			rec.DurationMs = now.Sub(answered).Milliseconds()
 		}
-		s.m.calls.WithLabelValues(c.typ, strconv.FormatBool(!c.answered.IsZero())).Inc()
+		s.m.calls.WithLabelValues(c.typ, strconv.FormatBool(!answered.IsZero())).Inc()
 		s.recordCall(rec)
 		close(c.done)
 	})

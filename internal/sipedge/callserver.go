@@ -173,15 +173,8 @@ func (cs *callServers) probeAll(s *Server, done <-chan struct{}) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), s.lc().cfg.ProbeTimeout)
+			ctx, cancel := context.WithTimeout(s.ctx, s.lc().cfg.ProbeTimeout) // Close cancels it
 			defer cancel()
-			go func() {
-				select {
-				case <-done:
-					cancel()
-				case <-ctx.Done():
-				}
-			}()
 			up := s.probe(ctx, c) == nil
 			select {
 			case <-done:

@@ -18,15 +18,14 @@ const (
 
 // Defaults applied by New for zero fields.
 const (
-	DefaultProbeInterval     = 10 * time.Second
-	DefaultProbeTimeout      = 2 * time.Second
-	DefaultNATBindingExpiry  = 120 * time.Second
-	DefaultUDPKeepalive      = 0 // OPTIONS keepalive towards UDP flows is off unless set
-	DefaultMaxRegistrations  = 20000
-	DefaultMaxCalls          = 5000
-	DefaultRetryAfter        = 30 * time.Second
-	DefaultNoAnswerTimeout   = 120 * time.Second
-	DefaultTransactionTimout = 32 * time.Second
+	DefaultProbeInterval      = 10 * time.Second
+	DefaultProbeTimeout       = 2 * time.Second
+	DefaultNATBindingExpiry   = 120 * time.Second
+	DefaultMaxRegistrations   = 20000
+	DefaultMaxCalls           = 5000
+	DefaultRetryAfter         = 30 * time.Second
+	DefaultNoAnswerTimeout    = 120 * time.Second
+	DefaultTransactionTimeout = 32 * time.Second
 )
 
 // Config is the SIP edge's configuration (the "sip" section of the document).
@@ -72,6 +71,8 @@ type Config struct {
 	Federation      Federation
 	Limits          Limits
 	TopologyHiding  TopologyHiding
+	// Streams bound the connections of the stream listeners (streams.go).
+	Streams StreamLimits
 }
 
 // Listener is one bound socket.
@@ -245,6 +246,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Limits.RetryAfter <= 0 {
 		c.Limits.RetryAfter = DefaultRetryAfter
 	}
+	c.Streams = c.Streams.withDefaults(add)
 	if c.Federation.DNSServer != "" {
 		if _, err := netip.ParseAddrPort(c.Federation.DNSServer); err != nil {
 			add("federation.dns_server", "%q is not ip:port", c.Federation.DNSServer)

@@ -27,3 +27,6 @@ type FieldError = field.Error
 
 // ConfigError lists every invalid field found by New and Reload.
 type ConfigError = field.Errors
+
+// errCallEnded means a call ended while work for it was in progress.
+var errCallEnded = errors.New("sipedge: call ended")

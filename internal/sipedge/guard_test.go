@@ -74,8 +74,8 @@ func (c *countingServer) received(prefix string) int {
 }
 
 // startGuarded runs a SIP edge guarded by g in front of cs and returns its
-// external UDP address.
-func startGuarded(t *testing.T, g *guard.Guard, cs *countingServer) netip.AddrPort {
+// external UDP address; opts adjust its configuration.
+func startGuarded(t *testing.T, g *guard.Guard, cs *countingServer, opts ...func(*Config)) netip.AddrPort {
 	t.Helper()
 	ext, in := listenUDP(t, extIP), listenUDP(t, intIP)
 	cfg := Config{
@@ -84,6 +84,9 @@ func startGuarded(t *testing.T, g *guard.Guard, cs *countingServer) netip.AddrPo
 		CallServers:   []CallServer{{Address: cs.conn.LocalAddr().String()}},
 		Domain:        "portico.test",
 		ProbeInterval: -1,
+	}
+	for _, o := range opts {
+		o(&cfg)
 	}
 	s, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler), Media: nopMedia{}, Guard: g})
 	if err != nil {
@@ -156,9 +159,12 @@ func TestGuardStopsSIPVicious(t *testing.T) {
 	})
 	t.Run("behaviour", func(t *testing.T) {
 		// The scanner's user agent is not recognised: its 404s block it.
+		// They reach it only with reveal_unknown_users: by default they
+		// are answered with a challenge, and svwar gives up at once
+		// (TestEnumerationDefeatsSvwar).
 		cs := startCountingServer(t)
 		g := newGuard(t, guard.Config{ScannerAgents: []string{"no-such-agent"}})
-		edge := startGuarded(t, g, cs)
+		edge := startGuarded(t, g, cs, func(c *Config) { c.TopologyHiding.RevealUnknownUsers = true })
 		out := sipvicious(t, "svwar", edge, "-e100-200", "--force", "--maximumtime=2")
 		if !g.Blocked(scanner) {
 			t.Fatalf("svwar not blocked; it said:\n%s", out)
@@ -221,9 +227,7 @@ func barrier(t *testing.T, edge netip.AddrPort, cs *countingServer) {
 	u := newRawUA(t, "127.0.0.6", "barrier")
 	u.callID, u.tag = "barrier", "b"
 	u.send(net.UDPAddrFromAddrPort(edge), u.request("REGISTER", "sip:portico.test", "<sip:barrier@portico.test>", "", ""))
-	if r := u.final("REGISTER"); r.StatusCode != 404 {
-		t.Fatalf("barrier register: %d", r.StatusCode)
-	}
+	u.final("REGISTER") // any answer: 404 from inside, or the challenge hiding it
 }
 
 func TestDigestParam(t *testing.T) {

@@ -88,10 +88,17 @@ type guardedTx struct {
 }
 
 func (t *guardedTx) Respond(res *sip.Response) error {
-	switch code := res.StatusCode; code {
+	return t.respondFor(res, res)
+}
+
+// respondFor sends res and scores the source by truth, the answer it
+// stands for: an inside refusal of an unknown user that Portico answers
+// with a challenge (registerResponse) still counts as a 404 or 403.
+func (t *guardedTx) respondFor(res, truth *sip.Response) error {
+	switch code := truth.StatusCode; code {
 	case 401, 407, 403:
 		if user, ok := credentials(t.req); ok {
-			if code == 403 || !stale(res) {
+			if code == 403 || !stale(truth) {
 				t.g.ObserveDigestFailure(t.src, user)
 			}
 		} else if code == 403 {

@@ -205,8 +205,9 @@ func mediaPorts() (int, int) {
 }
 
 // startPortico runs a SIP edge on 127.0.0.2 (external) and 127.0.0.3
-// (internal) with a real media relay, tapping what it sends outside.
-func startPortico(t testing.TB, cfg Config) *portico {
+// (internal) with a real media relay, tapping what it sends outside. opts
+// adjust the server before it serves (test knobs such as T1).
+func startPortico(t testing.TB, cfg Config, opts ...func(*Server)) *portico {
 	t.Helper()
 	lo, hi := mediaPorts()
 	logs := &bytes.Buffer{}
@@ -260,6 +261,9 @@ func startPortico(t testing.TB, cfg Config) *portico {
 		t.Fatal(err)
 	}
 	p.s = s
+	for _, o := range opts {
+		o(s)
+	}
 	go func() {
 		p.errc <- s.Serve(ctx, []BoundListener{
 			{Interface: External, Transport: "udp", Packet: p.tap},
@@ -285,12 +289,16 @@ func startPortico(t testing.TB, cfg Config) *portico {
 			lmu.Unlock()
 		}
 	})
-	// Wait until the internal side is served.
-	for i := 0; i < 100; i++ {
-		if _, ok := s.Addr(Internal, "udp"); ok {
-			break
+	// Wait until both UDP sockets are served: an address is known before
+	// the transport reads, and a request relayed before the internal
+	// socket is in the transport's pool makes sipgo bind its port again
+	// ("address already in use").
+	for _, ap := range []netip.AddrPort{p.intUDP, p.extUDP} {
+		for i := 0; optionsPing(ap.String()) != nil; i++ {
+			if i == 30 {
+				t.Fatalf("Portico does not answer OPTIONS on %s", ap)
+			}
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	return p
 }

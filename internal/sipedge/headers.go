@@ -57,7 +57,7 @@ var crossing = map[string]struct {
 	"retry-after": {why: "when to retry a 503 or 480; the comment is dropped", clean: deltaSeconds},
 	"date":        {why: "REGISTER 2xx: endpoints may set their clock from it (RFC 3261 section 10.3)", clean: httpDate},
 	"supported":   {why: "option tags (path, outbound, timer, 100rel)"},
-	"require":     {why: "option tags the far end insists on (timer in a 2xx)"},
+	"require":     {why: "option tags the far end insists on (timer in a 2xx, outbound in a REGISTER 2xx)"},
 	"unsupported": {why: "420: option tags the far end does not know"},
 	"allow":       {why: "method names"},
 	"accept":      {why: "body types"},
@@ -267,7 +267,7 @@ func fakeChallenge(tmpl, realm string) string {
 // name ("nonce=") in s, or -1.
 func indexParam(s string, names ...string) int {
 	best := -1
-	ls := strings.ToLower(s)
+	ls := asciiLower(s) // same length as s, whatever its bytes
 	for _, n := range names {
 		off := 0
 		for {
@@ -291,6 +291,18 @@ func indexParam(s string, names ...string) int {
 		}
 	}
 	return best
+}
+
+// asciiLower lowers A-Z only, keeping every other byte (and so the
+// length and the indexes) as it is.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func randomHex(n int) string {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/portico-edge/portico/internal/guard"
 )
 
 // What the Internet sends a SIP port is largely not SIP: scanners, HTTP
@@ -23,22 +25,28 @@ import (
 //     them, and ACKs too malformed to name a transaction (sipgo would
 //     answer those with a 400; an ACK is never answered, RFC 3261 section
 //     17.2.3). Counted in portico_sip_dropped_total{interface,reason}.
-//   - sipgoHandler wraps the log handler given to sipgo: its "failed to
-//     parse" records (messages that looked like SIP but do not parse)
-//     lose their payload, become debug, are rate-limited and counted
-//     (reason "unparsable"); sipgo's own attributes are de-duplicated by
-//     key (it adds "caller" once per layer).
+//   - sipgoHandler wraps the log handler given to sipgo. Its records that
+//     one message from the network triggers ("failed to parse": looked
+//     like SIP but does not parse, reason "unparsable"; a request or
+//     response without what keys a transaction, reason "malformed") are
+//     counted, become debug and rate-limited, and lose their payload
+//     (kept: size and the first bytes). Every string attribute is cut to
+//     sipgoAttrMax, and sipgo's own attributes are de-duplicated by key
+//     (it adds "caller" once per layer).
 //
 // Stream transports hand the filter arbitrary chunks of the byte stream,
-// so only datagrams are judged there; a stream that does not parse is
-// closed by sipgo after one (bounded) record.
+// so there only malformed ACKs among the complete messages a chunk starts
+// with are cut out (streamACKs); a stream that does not parse is closed by
+// sipgo after one (bounded) record.
 
 // Reasons of portico_sip_dropped_total.
 const (
 	dropNotSIP     = "not_sip"
 	dropBadACK     = "malformed_ack"
 	dropUnparsable = "unparsable"
+	dropMalformed  = "malformed"
 	dropScanner    = "scanner"
+	dropSTUN       = "stun"
 )
 
 const (
@@ -103,14 +111,20 @@ func head(b []byte) string {
 // inboundFilter returns the read filter of sd's transports.
 func (s *Server) inboundFilter(sd *side) sip.TransportReadFilter {
 	return func(info sip.TransportReadProps, data []byte) ([]byte, error) {
-		if !strings.EqualFold(info.Transport, "udp") {
-			return data, nil
+		var reason string
+		if strings.EqualFold(info.Transport, "udp") {
+			reason = datagramFault(data)
+		} else if kept, cut := streamACKs(data); cut {
+			s.m.dropped.WithLabelValues(sd.name, dropBadACK).Inc()
+			return kept, nil
 		}
-		reason := datagramFault(data)
 		if reason == "" {
 			return data, nil
 		}
 		s.m.dropped.WithLabelValues(sd.name, reason).Inc()
+		if reason == dropSTUN {
+			return nil, nil // a keepalive: counted, not worth a line
+		}
 		src := ""
 		if info.RemoteAddr != nil {
 			src = info.RemoteAddr.String()
@@ -132,6 +146,9 @@ func datagramFault(data []byte) string {
 	if len(bytes.Trim(data, "\r\n")) == 0 {
 		return "" // CRLF keepalive, sipgo answers it
 	}
+	if isSTUN(data) {
+		return dropSTUN
+	}
 	line, rest, _ := bytes.Cut(data, []byte("\n"))
 	line = bytes.TrimSuffix(line, []byte("\r"))
 	if !sipStartLine(line) {
@@ -141,6 +158,100 @@ func datagramFault(data []byte) string {
 		return dropBadACK
 	}
 	return ""
+}
+
+// isSTUN reports whether b is a STUN message (RFC 8489 section 5: two
+// zero bits, a length that is a multiple of 4 and fits, the magic cookie),
+// such as an RFC 5626 keepalive.
+func isSTUN(b []byte) bool {
+	return len(b) >= 20 && b[0]&0xc0 == 0 && int(b[2])<<8|int(b[3]) == len(b)-20 && b[3]&3 == 0 &&
+		b[4] == 0x21 && b[5] == 0x12 && b[6] == 0xa4 && b[7] == 0x42
+}
+
+// streamACKs returns a chunk read from a stream without the ACKs in it
+// that lack what keys a transaction, and whether it removed any. A chunk
+// is whatever one read returned, not a message; this looks only at the
+// complete messages at its start (a client writes each message at once, so
+// a chunk usually starts at a message boundary) and passes the rest on
+// unchanged for the parser to frame.
+func streamACKs(data []byte) ([]byte, bool) {
+	if !bytes.Contains(data, []byte("ACK ")) {
+		return data, false // most chunks
+	}
+	var out []byte
+	rest := data
+	cut := false
+	for {
+		rest = bytes.TrimLeft(rest, "\r\n")
+		line, _, _ := bytes.Cut(rest, []byte("\n"))
+		if !sipStartLine(bytes.TrimSuffix(line, []byte("\r"))) {
+			break
+		}
+		end := bytes.Index(rest, []byte("\r\n\r\n"))
+		if end < 0 {
+			break
+		}
+		n := end + 4 + contentLength(rest[:end+2])
+		if n > len(rest) {
+			break
+		}
+		msg := rest[:n]
+		if bytes.HasPrefix(msg, []byte("ACK ")) && !hasTxHeaders(msg[len(line)+1:]) {
+			if !cut {
+				out = append(out, data[:len(data)-len(rest)]...)
+				cut = true
+			}
+		} else if cut {
+			out = append(out, msg...)
+		}
+		rest = rest[n:]
+	}
+	if !cut {
+		return data, false
+	}
+	return append(out, rest...), true
+}
+
+// contentLength is the Content-Length (or l) of a header section, 0 when
+// absent or not a number.
+func contentLength(hdrs []byte) int {
+	for len(hdrs) > 0 {
+		var line []byte
+		line, hdrs, _ = bytes.Cut(hdrs, []byte("\n"))
+		name, v, ok := bytes.Cut(bytes.TrimSuffix(line, []byte("\r")), []byte(":"))
+		if !ok {
+			continue
+		}
+		if name = bytes.TrimSpace(name); foldEq(name, "content-length") || foldEq(name, "l") {
+			c := 0
+			for _, d := range bytes.TrimSpace(v) {
+				if d < '0' || d > '9' || c > 1<<20 {
+					return 0
+				}
+				c = c*10 + int(d-'0')
+			}
+			return c
+		}
+	}
+	return 0
+}
+
+// foldEq reports whether b equals the lower-case ASCII name s, ignoring
+// case.
+func foldEq(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(s) {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // sipStartLine reports whether line is shaped like a SIP/2.0 request line
@@ -185,16 +296,17 @@ func hasTxHeaders(hdrs []byte) bool {
 		if !ok {
 			continue
 		}
-		switch strings.ToLower(string(bytes.TrimSpace(name))) {
-		case "via", "v":
+		name = bytes.TrimSpace(name)
+		switch {
+		case foldEq(name, "via") || foldEq(name, "v"):
 			via = true
-		case "cseq":
+		case foldEq(name, "cseq"):
 			cseq = true
-		case "call-id", "i":
+		case foldEq(name, "call-id") || foldEq(name, "i"):
 			cid = true
-		case "from", "f":
+		case foldEq(name, "from") || foldEq(name, "f"):
 			from = true
-		case "to", "t":
+		case foldEq(name, "to") || foldEq(name, "t"):
 			to = true
 		}
 	}
@@ -240,33 +352,31 @@ func (h *sipgoHandler) WithGroup(name string) slog.Handler {
 	return &sipgoHandler{next: next, group: name, s: h.s, side: h.side}
 }
 
+// sipgoPerMessage are sipgo's records that input from the network
+// triggers, one per message, with the reason they are counted under.
+var sipgoPerMessage = map[string]string{
+	"failed to parse":                     dropUnparsable,
+	"Server tx failed to handle request":  dropMalformed,
+	"Client tx failed to handle response": dropMalformed,
+	"unsupported message, skip it":        dropMalformed,
+}
+
+// sipgoAttrMax bounds a string attribute of a sipgo record.
+const sipgoAttrMax = 160
+
 func (h *sipgoHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Message == "failed to parse" {
-		h.s.m.dropped.WithLabelValues(h.side, dropUnparsable).Inc()
-		ok, n := h.s.junkLog.allow(h.side+"|sipgo", time.Now())
+	level := r.Level
+	var extra []slog.Attr
+	if reason, ok := sipgoPerMessage[r.Message]; ok {
+		h.s.m.dropped.WithLabelValues(h.side, reason).Inc()
+		ok, n := h.s.junkLog.allow(h.side+"|sipgo|"+reason, time.Now())
 		if !ok || !h.next.Enabled(ctx, slog.LevelDebug) {
 			return nil
 		}
-		nr := slog.NewRecord(r.Time, slog.LevelDebug, "dropped unparsable message", r.PC)
-		nr.AddAttrs(h.attrs...)
-		r.Attrs(func(a slog.Attr) bool {
-			switch a.Key {
-			case "data":
-				v := a.Value.String()
-				nr.AddAttrs(slog.Int("size", len(v)), slog.String("head", head([]byte(v))))
-			case "error":
-				e := a.Value.String()
-				if len(e) > 2*junkHead {
-					e = e[:2*junkHead]
-				}
-				nr.AddAttrs(slog.String("error", strconv.QuoteToASCII(e)))
-			}
-			return true
-		})
-		nr.AddAttrs(slog.Int("dropped_since_last", n))
-		return h.next.Handle(ctx, nr)
+		level = slog.LevelDebug
+		extra = append(extra, slog.Int("dropped_since_last", n))
 	}
-	nr := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	nr := slog.NewRecord(r.Time, level, r.Message, r.PC)
 	nr.AddAttrs(h.attrs...)
 	r.Attrs(func(a slog.Attr) bool {
 		for _, b := range h.attrs {
@@ -274,30 +384,35 @@ func (h *sipgoHandler) Handle(ctx context.Context, r slog.Record) error {
 				return true
 			}
 		}
-		nr.AddAttrs(a)
+		switch k := a.Value.Kind(); {
+		case a.Key == "data":
+			v := a.Value.String()
+			nr.AddAttrs(slog.Int("size", len(v)), slog.String("head", head([]byte(v))))
+		case k == slog.KindString || k == slog.KindAny:
+			if v := a.Value.String(); len(v) > sipgoAttrMax {
+				a = slog.String(a.Key, strconv.QuoteToASCII(v[:sipgoAttrMax])+"...")
+			}
+			nr.AddAttrs(a)
+		default:
+			nr.AddAttrs(a)
+		}
 		return true
 	})
+	nr.AddAttrs(extra...)
 	return h.next.Handle(ctx, nr)
 }
 
-// scannerAgents are User-Agent substrings of SIP scanners and attack
-// tools (lower case). Their requests are dropped unanswered.
-var scannerAgents = []string{
-	"friendly-scanner", "sipvicious", "sipcli", "vaxsipuseragent", "sundayddr", "pplsip",
-	"sip-scan", "sipscan", "sivus", "siparmyknife", "voipsniff", "vaxasterisk",
-}
-
-// isScanner reports whether req's User-Agent names a known scanner.
-func isScanner(req *sip.Request) bool {
+// isScanner reports whether req's User-Agent names a known scanner: one
+// of the guard's scanner_agents when a guard is wired, else of the guard's
+// default list. Such requests are dropped unanswered whether or not the
+// guard blocks the source yet.
+func (s *Server) isScanner(req *sip.Request) bool {
 	h := req.GetHeader("User-Agent")
 	if h == nil {
 		return false
 	}
-	ua := strings.ToLower(h.Value())
-	for _, s := range scannerAgents {
-		if strings.Contains(ua, s) {
-			return true
-		}
+	if s.deps.Guard != nil {
+		return s.deps.Guard.ScannerAgent(h.Value())
 	}
-	return false
+	return guard.MatchAgent(h.Value(), guard.DefaultScannerAgents)
 }

@@ -141,7 +141,7 @@ func (r *registrar) keepaliveLoop(done <-chan struct{}) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				ctx, cancel := context.WithTimeout(r.s.ctx, 5*time.Second)
 				defer cancel()
 				r.s.ext.do(ctx, req)
 			}()
@@ -262,7 +262,7 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 	}
 	out.SetBody(req.Body())
 
-	ctx, cancel := context.WithTimeout(context.Background(), DefaultTransactionTimout)
+	ctx, cancel := context.WithTimeout(s.ctx, DefaultTransactionTimeout)
 	defer cancel()
 	res, _, err := s.sendToCallServer(ctx, out)
 	if err != nil {
@@ -272,7 +272,13 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 		return
 	}
 	s.applyRegisterResult(req, res, aor, flow, token, capped)
-	if err := tx.Respond(s.registerResponse(lc, req, res, aor, flow, capped)); err != nil {
+	back := s.registerResponse(lc, req, res, aor, flow, capped)
+	if gtx, ok := tx.(*guardedTx); ok {
+		err = gtx.respondFor(back, res) // the guard scores what the inside said
+	} else {
+		err = tx.Respond(back)
+	}
+	if err != nil {
 		s.log.Debug("register response", "err", err)
 	}
 }
@@ -303,7 +309,7 @@ func (s *Server) registerResponse(lc *liveConfig, req *sip.Request, res *sip.Res
 		return back
 	}
 	back := sip.NewResponseFromRequest(req, res.StatusCode, reasonPhrase(res.StatusCode), nil)
-	copyHeaders(back, res, "WWW-Authenticate", "Proxy-Authenticate", "Date", "Min-Expires", "Retry-After", "Supported", "Allow")
+	copyHeaders(back, res, "WWW-Authenticate", "Proxy-Authenticate", "Date", "Min-Expires", "Retry-After", "Supported", "Require", "Allow")
 	if res.StatusCode < 200 || res.StatusCode >= 300 {
 		return back
 	}

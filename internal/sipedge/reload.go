@@ -23,7 +23,7 @@ func (s *Server) lc() *liveConfig { return s.live.Load() }
 // expiry, and the call servers (a server kept keeps its health; a removed
 // one gets no new requests, while calls through it go on). What needs a
 // restart (listeners, domain, external host, probe interval, UDP
-// keepalive, DNS server) keeps its running value and is returned as config
+// keepalive, DNS server, stream limits) keeps its running value and is returned as config
 // paths (sip.listeners, ...). A cfg that does not validate changes nothing.
 func (s *Server) Reload(cfg Config) (restart []string, err error) {
 	cfg, err = cfg.withDefaults()
@@ -41,6 +41,7 @@ func (s *Server) Reload(cfg Config) (restart []string, err error) {
 		{"sip.probe_interval", cfg.ProbeInterval != run.ProbeInterval},
 		{"sip.udp_keepalive", cfg.UDPKeepalive != run.UDPKeepalive},
 		{"sip.federation.dns_server", cfg.Federation.DNSServer != run.Federation.DNSServer},
+		{"sip.tcp", cfg.Streams != run.Streams},
 	} {
 		if f.changed {
 			restart = append(restart, f.path)
@@ -48,6 +49,7 @@ func (s *Server) Reload(cfg Config) (restart []string, err error) {
 	}
 	cfg.Listeners, cfg.Domain, cfg.ExternalHost = run.Listeners, run.Domain, run.ExternalHost
 	cfg.ProbeInterval, cfg.UDPKeepalive, cfg.Federation.DNSServer = run.ProbeInterval, run.UDPKeepalive, run.Federation.DNSServer
+	cfg.Streams = run.Streams
 	old := s.lc()
 	s.live.Store(&liveConfig{cfg: cfg, policy: newGuestPolicy(cfg.Guest), cs: newCallServers(cfg.CallServers, s.m, old.cs)})
 	s.log.Info("sip configuration reloaded", "restart_needed", restart)

@@ -41,6 +41,19 @@ type Section struct {
 	// RevealUnknownUsers relays the inside's refusal of an unauthenticated
 	// outside REGISTER as it is; default false: answered as a challenge.
 	RevealUnknownUsers bool `yaml:"reveal_unknown_users" json:"reveal_unknown_users"`
+	// TCP bounds the connections of the tcp, tls, ws and wss listeners.
+	TCP Streams `yaml:"tcp,omitempty" json:"tcp,omitempty"`
+}
+
+// Streams (sip.tcp) bound each outside SIP stream listener's connections;
+// zero fields take the defaults (max_conns 20000, max_conns_per_source
+// 200, handshake_timeout 10s, idle_timeout twice nat_binding_expiry); a
+// negative value turns that limit off.
+type Streams struct {
+	MaxConns          int            `yaml:"max_conns,omitempty" json:"max_conns,omitempty"`
+	MaxConnsPerSource int            `yaml:"max_conns_per_source,omitempty" json:"max_conns_per_source,omitempty"`
+	HandshakeTimeout  field.Duration `yaml:"handshake_timeout,omitempty" json:"handshake_timeout,omitempty"`
+	IdleTimeout       field.Duration `yaml:"idle_timeout,omitempty" json:"idle_timeout,omitempty"`
 }
 
 // Validate checks an enabled section as New does (a disabled one may be
@@ -64,6 +77,8 @@ func (s Section) Config(publicAddress string) Config {
 		Guest: s.Guest, Federation: s.Federation,
 		Limits:         Limits{MaxRegistrations: s.MaxRegistrations, MaxCalls: s.MaxCalls},
 		TopologyHiding: TopologyHiding{StripServer: s.StripServer, RevealUnknownUsers: s.RevealUnknownUsers},
+		Streams: StreamLimits{MaxConns: s.TCP.MaxConns, MaxConnsPerSource: s.TCP.MaxConnsPerSource,
+			HandshakeTimeout: s.TCP.HandshakeTimeout.D(), IdleTimeout: s.TCP.IdleTimeout.D()},
 	}
 	if c.ExternalHost == "" {
 		c.ExternalHost = publicAddress

@@ -1,6 +1,7 @@
 package sipedge
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +22,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/handoff"
 	"github.com/portico-edge/portico/internal/store"
 )
@@ -53,6 +56,10 @@ type Deps struct {
 	// Guard drops blocked outside sources and scores what they do
 	// (guardhook.go). Nil: unguarded.
 	Guard Guard
+	// Descriptors keeps file descriptors free for management: stream
+	// listeners refuse connections while fewer than its share are free
+	// (internal ones while fewer than half of it). Nil: not checked.
+	Descriptors *connlimit.Reserve
 }
 
 // BoundListener is a caller-supplied socket for Serve: exactly one of
@@ -81,6 +88,9 @@ type side struct {
 	// (the access proxy's): the wss port in Via and Contact when no wss
 	// listener is served.
 	handoffPort atomic.Int32
+	// streams are the stream listeners by transport (under mu), told when
+	// a connection carried its first request.
+	streams map[string]*connlimit.Listener
 }
 
 // Server is the SIP edge.
@@ -110,10 +120,23 @@ type Server struct {
 
 	sockMu    sync.Mutex
 	socks     []io.Closer
+	listeners []*listenerState // under sockMu
 	closeOnce sync.Once
 	closed    chan struct{}
 	serving   atomic.Bool
-	wg        sync.WaitGroup
+	// wg counts every goroutine the server starts and every request
+	// handler in progress; Close waits for it. ctx ends with Close: every
+	// request Portico sends and every wait of a call derives from it.
+	wg       sync.WaitGroup
+	ctx      context.Context
+	stop     context.CancelFunc
+	goMu     sync.Mutex
+	stopping bool // under goMu: no new goroutine starts
+
+	t1        time.Duration // RFC 3261 T1, shortened by tests
+	hangups   hangupQueue
+	early     provisionals
+	unreached unreachables
 }
 
 // New validates cfg and builds a server; it does no I/O.
@@ -147,7 +170,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		flows:  &flowCodec{key: deps.FlowSecret},
 
 		handoff: handoff.New(nil),
+		t1:      sip.T1,
+		hangups: hangupQueue{max: defaultHangupWorkers},
 	}
+	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.m = newMetrics(deps.Registerer)
 	s.res = deps.Resolver
 	if s.res == nil {
@@ -171,7 +197,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 }
 
 func (s *Server) newSide(name string) (*side, error) {
-	sd := &side{name: name, ports: map[string]int{}, ips: map[string]netip.Addr{}, server: s}
+	sd := &side{name: name, ports: map[string]int{}, ips: map[string]netip.Addr{}, server: s, streams: map[string]*connlimit.Listener{}}
 	for _, l := range s.cfg.Listeners {
 		if l.Interface == name {
 			ap := netip.MustParseAddrPort(l.Address)
@@ -207,6 +233,10 @@ func (s *Server) newSide(name string) (*side, error) {
 		return nil, fmt.Errorf("sipedge: %s client: %w", name, err)
 	}
 	sd.ua, sd.srv, sd.cl = ua, srv, cl
+	// Provisional responses are taken in the order they arrive, before
+	// the transaction layer handles each message on its own goroutine
+	// (where a 200 can overtake a 180 and the 180 is lost).
+	ua.TransportLayer().OnMessage(s.early.observe)
 	s.route(sd)
 	return sd, nil
 }
@@ -215,12 +245,16 @@ func (s *Server) newSide(name string) (*side, error) {
 func (s *Server) route(sd *side) {
 	h := func(f func(sd *side, req *sip.Request, tx sip.ServerTransaction)) sipgo.RequestHandler {
 		return func(req *sip.Request, tx sip.ServerTransaction) {
+			if !s.enter() {
+				return // shutting down: the sockets are about to close
+			}
+			defer s.wg.Done()
 			tx, ok := s.guardRequest(sd, req, tx)
 			if !ok {
 				return
 			}
 			s.m.requests.WithLabelValues(sd.name, string(req.Method)).Inc()
-			if sd.name == External && isScanner(req) {
+			if sd.name == External && s.isScanner(req) {
 				// Unanswered: a scanner learns nothing, not even that
 				// a SIP server listens here.
 				s.m.dropped.WithLabelValues(sd.name, dropScanner).Inc()
@@ -229,6 +263,7 @@ func (s *Server) route(sd *side) {
 				}
 				return
 			}
+			sd.established(req)
 			if cs := req.CSeq(); cs == nil || !strings.EqualFold(string(cs.MethodName), string(req.Method)) {
 				// RFC 3261 section 8.1.1.5: the CSeq method must match.
 				if req.Method != sip.ACK {
@@ -302,8 +337,15 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 		return ErrClosed
 	default:
 	}
+	ls = append([]BoundListener(nil), ls...)
 	for i, l := range ls {
-		ls[i] = s.guardSocket(l)
+		if l.Packet != nil && l.Interface == Internal {
+			// An ICMP error for a request to a call server fails it over
+			// at once (see unreachable.go).
+			l.Packet = s.watchUnreachable(l.Packet)
+		}
+		l = s.guardSocket(l)
+		ls[i] = l
 		var sd *side
 		switch l.Interface {
 		case External:
@@ -314,6 +356,15 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 			return fmt.Errorf("sipedge: listener %d: unknown interface %q", i, l.Interface)
 		}
 		var addr net.Addr
+		if l.Stream != nil {
+			// Outermost, so that its Established finds what sipgo sees.
+			lim := connlimit.Wrap(l.Stream, s.streamLimits(sd, l.Transport), connlimit.Deps{Logger: s.log, Registerer: s.deps.Registerer})
+			sd.mu.Lock()
+			sd.streams[l.Transport] = lim
+			sd.mu.Unlock()
+			l.Stream = lim
+			ls[i] = l
+		}
 		s.sockMu.Lock()
 		if l.Packet != nil {
 			s.socks = append(s.socks, l.Packet)
@@ -346,12 +397,51 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 	// (transport "WSS" on their messages, the WSS connection pool).
 	n := len(ls)
 	ls = append(ls[:n:n], BoundListener{Interface: External, Transport: "wss", Stream: s.handoff})
+	// The internal side serves first, and the outside only once every
+	// internal datagram socket is in sipgo's connection pool: a request
+	// relayed before that would make sipgo bind the socket's address again
+	// (EADDRINUSE) and the outside would get a 503.
+	outside := func(l BoundListener) int {
+		if l.Interface == Internal {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(ls, func(a, b BoundListener) int {
+		return cmp.Compare(outside(a), outside(b))
+	})
+	var pooled []chan struct{}
 	for _, l := range ls {
 		sd := s.ext
 		if l.Interface == Internal {
 			sd = s.int
+		} else {
+			for _, c := range pooled {
+				select {
+				case <-c:
+				case <-ctx.Done():
+				case <-s.closed:
+				}
+			}
+			pooled = nil
 		}
 		l := l
+		if l.Packet != nil && l.Interface == Internal {
+			fr := &firstRead{PacketConn: l.Packet, reading: make(chan struct{})}
+			l.Packet, pooled = fr, append(pooled, fr.reading)
+		}
+		st := &listenerState{iface: l.Interface, transport: l.Transport}
+		if l.Packet != nil {
+			st.addr = l.Packet.LocalAddr().String()
+		} else {
+			st.addr = l.Stream.Addr().String()
+			st.lim, _ = l.Stream.(*connlimit.Listener)
+		}
+		if l.Stream != s.handoff {
+			s.sockMu.Lock()
+			s.listeners = append(s.listeners, st)
+			s.sockMu.Unlock()
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -364,12 +454,12 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 			case "tls":
 				err = sd.srv.ServeTLS(tls.NewListener(l.Stream, s.deps.TLSConfig))
 			case "ws":
-				err = sd.srv.ServeWS(l.Stream)
+				err = sd.srv.ServeWS(s.upgradeGate(l.Stream, nil))
 			case "wss":
 				if l.Stream == s.handoff {
 					err = sd.srv.ServeWSS(l.Stream)
 				} else {
-					err = sd.srv.ServeWSS(tls.NewListener(l.Stream, s.deps.TLSConfig))
+					err = sd.srv.ServeWSS(s.upgradeGate(l.Stream, s.deps.TLSConfig))
 				}
 			default:
 				err = fmt.Errorf("unknown transport %q", l.Transport)
@@ -377,9 +467,12 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 			select {
 			case <-s.closed:
 			default:
-				if err != nil {
-					s.log.Error("listener stopped", "side", sd.name, "transport", l.Transport, "err", err)
+				if err == nil {
+					err = errors.New("serving ended")
 				}
+				msg := err.Error()
+				st.dead.Store(&msg)
+				s.log.Error("listener stopped", "side", sd.name, "transport", l.Transport, "addr", st.addr, "err", err)
 			}
 		}()
 	}
@@ -396,8 +489,24 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 	return nil
 }
 
-// Close ends every call, closes the sockets and waits for the server's
-// goroutines. It is safe to call more than once.
+// firstRead tells when sipgo first reads its socket, which it does right
+// after adding the socket to its connection pool.
+type firstRead struct {
+	net.PacketConn
+	once    sync.Once
+	reading chan struct{}
+}
+
+func (c *firstRead) ReadFrom(b []byte) (int, net.Addr, error) {
+	c.once.Do(func() { close(c.reading) })
+	return c.PacketConn.ReadFrom(b)
+}
+
+// Close ends every call (BYE both ways, CANCEL while ringing), then
+// cancels the server's context, which ends every request and wait still in
+// progress, closes the sockets, and waits for every goroutine the server
+// started and every request handler still running. It is safe to call more
+// than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		var wg sync.WaitGroup
@@ -406,6 +515,10 @@ func (s *Server) Close() error {
 			go func() { defer wg.Done(); c.hangup(endedByPortico, "portico shutting down") }()
 		}
 		wg.Wait()
+		s.goMu.Lock()
+		s.stopping = true
+		s.goMu.Unlock()
+		s.stop()
 		close(s.closed)
 		s.handoff.Close() // also when Serve never ran
 		s.sockMu.Lock()

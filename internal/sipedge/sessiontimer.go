@@ -70,7 +70,7 @@ func (c *call) watchSession(res *sip.Response) {
 			return // refreshed (or ended) meanwhile
 		}
 		c.s.log.Info("session timer expired", "call", c.id, "interval", se)
-		c.hangup(endedByPortico, dispSessionExpired)
+		c.s.spawn(func() { c.hangup(endedByPortico, dispSessionExpired) })
 	})
 }
 

@@ -1,12 +1,14 @@
 package sipedge
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,6 +19,9 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/portico-edge/portico/internal/guard"
+	"github.com/portico-edge/portico/internal/testpeer"
 )
 
 // insideHost is a host name the scripted inside peer uses for itself: it
@@ -77,10 +82,12 @@ func TestTopologyNoisyInside(t *testing.T) {
 	ext := udpAddr(p.extUDP.String())
 	csPort := strconv.Itoa(cs.c.LocalAddr().(*net.UDPAddr).Port)
 
+	zoe := newRawUA(t, outsideIP, "zoe")
+	var path string // the Path Portico put in zoe's REGISTER
 	t.Run("register", func(t *testing.T) {
-		zoe := newRawUA(t, outsideIP, "zoe")
 		go func() {
 			r := cs.expect("REGISTER")
+			path = r.GetHeader("Path").Value()
 			res := noisyResponse(cs, r, 200, "", &sip.ContactHeader{Address: r.Contact().Address, Params: sip.HeaderParams{{K: "expires", V: "120"}}})
 			res.AppendHeader(sip.NewHeader("Expires", "3600"))
 			res.AppendHeader(sip.NewHeader("Date", "Mon, 07 Dec 2026 05:00:00 GMT"))
@@ -147,12 +154,72 @@ func TestTopologyNoisyInside(t *testing.T) {
 			t.Fatalf("answer: %d", r.StatusCode)
 		}
 		cs.expect("ACK")
+		// An in-dialog request from inside, as noisy as its responses.
+		info := sip.NewRequest(sip.INFO, inv.Contact().Address)
+		info.AppendHeader(sip.NewHeader("Via", "SIP/2.0/UDP "+cs.local+";branch=z9hG4bKinfo1;rport"))
+		info.AppendHeader(sip.NewHeader("From", inv.To().Value()+";tag=a1"))
+		info.AppendHeader(sip.NewHeader("To", inv.From().Value()))
+		info.AppendHeader(sip.NewHeader("Call-ID", inv.CallID().Value()))
+		info.AppendHeader(sip.NewHeader("CSeq", "1 INFO"))
+		info.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
+		info.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "cs", Host: kamIP, Port: cs.c.LocalAddr().(*net.UDPAddr).Port}})
+		for _, h := range noisyHeaders(cs.c.LocalAddr().(*net.UDPAddr).Port) {
+			info.AppendHeader(h)
+		}
+		info.AppendHeader(sip.NewHeader("Content-Type", "application/dtmf-relay"))
+		info.SetBody([]byte("Signal=5\r\nDuration=160\r\n"))
+		cs.send(udpAddr(inv.Source()), info.String())
+		in := g.expect("INFO")
+		if ct := in.GetHeader("Content-Type"); ct == nil || ct.Value() != "application/dtmf-relay" || string(in.Body()) != "Signal=5\r\nDuration=160\r\n" {
+			t.Errorf("relayed INFO: %v %q", ct, in.Body())
+		}
+		g.reply(in, 200, "OK", "", "")
+		if r := cs.final("INFO"); r.StatusCode != 200 {
+			t.Errorf("INFO answered %d", r.StatusCode)
+		}
 		bye := make(chan *sip.Response, 1)
 		go func() { bye <- g.inDialog("BYE", "") }()
 		b := cs.expect("BYE")
 		cs.send(udpAddr(b.Source()), noisyResponse(cs, b, 200, "").String())
 		if r := <-bye; r.StatusCode != 200 {
 			t.Fatalf("bye: %d", r.StatusCode)
+		}
+	})
+
+	t.Run("inside calls outside", func(t *testing.T) {
+		if path == "" {
+			t.Skip("zoe did not register")
+		}
+		port := cs.c.LocalAddr().(*net.UDPAddr).Port
+		inv := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "zoe", Host: outsideIP, Port: zoe.c.LocalAddr().(*net.UDPAddr).Port})
+		inv.AppendHeader(sip.NewHeader("Via", "SIP/2.0/UDP "+cs.local+";branch=z9hG4bKin1;rport"))
+		inv.AppendHeader(sip.NewHeader("Via", "SIP/2.0/UDP "+insideIP+":5062;branch=z9hG4bKdesk1;received="+insideIP))
+		inv.AppendHeader(sip.NewHeader("Route", path))
+		inv.AppendHeader(sip.NewHeader("Record-Route", "<sip:"+kamIP+":"+csPort+";lr>"))
+		inv.AppendHeader(sip.NewHeader("From", `"Desk 1000" <sip:1000@`+insideHost+`>;tag=d1`))
+		inv.AppendHeader(sip.NewHeader("To", "<sip:zoe@portico.test>"))
+		inv.AppendHeader(sip.NewHeader("Call-ID", "inbound-1@"+insideIP))
+		inv.AppendHeader(sip.NewHeader("CSeq", "1 INVITE"))
+		inv.AppendHeader(sip.NewHeader("Max-Forwards", "69"))
+		inv.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "1000", Host: insideIP, Port: 5062}})
+		inv.AppendHeader(sip.NewHeader("Subject", "call from "+insideHost))
+		inv.AppendHeader(sip.NewHeader("Priority", "urgent"))
+		inv.AppendHeader(sip.NewHeader("User-Agent", "InsideCS desk phone"))
+		for _, h := range noisyHeaders(port) {
+			inv.AppendHeader(h)
+		}
+		inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		inv.SetBody([]byte(cs.sdp("")))
+		cs.send(udpAddr(p.intUDP.String()), inv.String())
+		got := zoe.expect("INVITE")
+		for _, name := range []string{"Subject", "Priority", "User-Agent"} {
+			if h := got.GetHeader(name); h != nil {
+				t.Errorf("%s from inside relayed outside: %s", name, h.Value())
+			}
+		}
+		zoe.reply(got, 486, "Busy Here", "z1", "")
+		if r := cs.final("INVITE"); r.StatusCode != 486 {
+			t.Errorf("inside caller got %d", r.StatusCode)
 		}
 	})
 	assertNoInside(t, p.tap, insideHost, csPort, "InsideCS", "req_src_ip")
@@ -402,10 +469,10 @@ func optionsSync(t *testing.T, conn *net.UDPConn, to *net.UDPAddr, id string) []
 	}
 }
 
-// TestJunkLogging: 2,000 junk datagrams from one source (1,500 that are
-// not SIP at all, 500 that start like SIP and do not parse) cost a bounded
-// number of short log lines, at debug level, and are counted. No JSON
-// record carries a key twice.
+// TestJunkLogging: 2,000 junk datagrams from one source (1,400 that are
+// not SIP at all, 500 that start like SIP and do not parse, 100 requests
+// without Via) cost a bounded number of short log lines, at debug level,
+// and are counted. No JSON record carries a key twice.
 func TestJunkLogging(t *testing.T) {
 	var logs bytes.Buffer
 	var mu sync.Mutex
@@ -422,8 +489,12 @@ func TestJunkLogging(t *testing.T) {
 	sipish := []byte("OPTIONS sip:portico.test SIP/2.0\r\nVia: broken " + strings.Repeat("y", 900) + "\r\n\r\n")
 	for i := 0; i < 2000; i++ {
 		p := junk
-		if i%4 == 3 {
+		switch {
+		case i%4 == 3:
 			p = sipish
+		case i%20 == 1:
+			p = []byte(fmt.Sprintf("MESSAGE sip:portico.test SIP/2.0\r\nFrom: <sip:a@example.net>;tag=1\r\nTo: <sip:b@portico.test>\r\n"+
+				"Call-ID: novia-%d\r\nCSeq: 1 MESSAGE\r\nX-Pad: %s\r\nContent-Length: 0\r\n\r\n", i, strings.Repeat("z", 600)))
 		}
 		conn.WriteToUDP(p, e.ext)
 		if i%25 == 24 { // a loopback socket buffer holds about 90 such datagrams
@@ -433,10 +504,10 @@ func TestJunkLogging(t *testing.T) {
 			optionsSync(t, conn, e.ext, strconv.Itoa(i))
 		}
 	}
-	notSIP := e.counter(t, "portico_sip_dropped_total", map[string]string{"interface": External, "reason": "not_sip"})
-	unparsable := e.counter(t, "portico_sip_dropped_total", map[string]string{"interface": External, "reason": "unparsable"})
-	if notSIP != 1500 || unparsable != 500 {
-		t.Errorf("dropped counted: not_sip %v, unparsable %v; want 1500 and 500", notSIP, unparsable)
+	for reason, want := range map[string]float64{"not_sip": 1400, "unparsable": 500, "malformed": 100} {
+		if n := e.counter(t, "portico_sip_dropped_total", map[string]string{"interface": External, "reason": reason}); n != want {
+			t.Errorf("dropped counted as %s: %v, want %v", reason, n, want)
+		}
 	}
 	mu.Lock()
 	out := logs.String()
@@ -476,12 +547,12 @@ func TestJunkLogging(t *testing.T) {
 	// costs is the rest.
 	var junkLines, junkBytes int
 	for _, l := range lines {
-		if strings.Contains(l, `"msg":"dropped`) || strings.Contains(l, "failed to parse") {
+		if strings.Contains(l, `"msg":"dropped`) || strings.Contains(l, "failed to parse") || strings.Contains(l, "failed to handle") {
 			junkLines++
 			junkBytes += len(l) + 1
 		}
 	}
-	if junkLines > 4 || junkBytes > 4096 {
+	if junkLines > 6 || junkBytes > 4096 {
 		t.Errorf("2,000 junk datagrams made %d bytes of log in %d lines", junkBytes, junkLines)
 	}
 	t.Logf("2,000 junk datagrams: %d bytes of log in %d lines (debug level)", junkBytes, junkLines)
@@ -518,8 +589,16 @@ func TestScannerDropped(t *testing.T) {
 	}
 	cs.send(udpAddr(r.Source()), sip.NewResponseFromRequest(r, 403, "Forbidden", nil).String())
 	<-done
-	if n := e.counter(t, "portico_sip_dropped_total", map[string]string{"reason": "scanner"}); n != 6 {
-		t.Errorf("scanner requests counted %v, want 6", n)
+	// Handlers run on their own goroutines: the count may trail the OPTIONS
+	// answer a moment.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		n := e.counter(t, "portico_sip_dropped_total", map[string]string{"reason": "scanner"})
+		if n == 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("scanner requests counted %v, want 6", n)
+		}
 	}
 }
 
@@ -570,3 +649,82 @@ func TestOutOfDialogACK(t *testing.T) {
 }
 
 func ext(p *portico) *net.UDPAddr { return net.UDPAddrFromAddrPort(p.extUDP) }
+
+// TestScannerSvwar: SIPVicious's svwar, enumerating extensions 100-120 by
+// REGISTER through Portico to Kamailio (which would accept any), gets no
+// answer and finds nothing; nothing it sent reaches the registrar.
+func TestScannerSvwar(t *testing.T) {
+	bin := testpeer.Require(t, "svwar")[0]
+	k := startKamailio(t, 64)
+	p := startPortico(t, Config{CallServers: kamailioServer(k), ProbeInterval: -1})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-e", "100-120", "-m", "REGISTER", "--force", "-b", outsideIP, "-P", freePort(t),
+		"-p", strconv.Itoa(int(p.extUDP.Port())), "--maximumtime=3", extIP)
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("svwar: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "Extension") {
+		t.Errorf("svwar found extensions:\n%s", out)
+	}
+	if regs := p.s.Registrations(); len(regs) != 0 {
+		t.Errorf("svwar's REGISTERs reached the registrar: %+v", regs)
+	}
+	// svwar gives up when its first probe gets no answer.
+	if n := testutil.ToFloat64(p.s.m.dropped.WithLabelValues(External, dropScanner)); n < 1 {
+		t.Errorf("scanner requests counted %v", n)
+	}
+	t.Logf("svwar: %s", strings.TrimSpace(string(out)))
+}
+
+// TestOutOfDialogACKStream: over TCP too, an ACK without CSeq gets no
+// response.
+func TestOutOfDialogACKStream(t *testing.T) {
+	_, c := fakeCallServer(t, "cs")
+	p := startPortico(t, Config{CallServers: []CallServer{c}, ProbeInterval: -1})
+	conn, err := net.Dial("tcp", p.extTCP.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	la := conn.LocalAddr().String()
+	fmt.Fprintf(conn, "ACK sip:1000@portico.test SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bKtack1\r\nFrom: <sip:a@example.net>;tag=1\r\n"+
+		"To: <sip:1000@portico.test>\r\nCall-ID: tack-no-cseq\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", la)
+	// Written separately, as a client sends its next request.
+	rd := bufio.NewReader(conn)
+	for i := 0; i < 2; i++ {
+		fmt.Fprintf(conn, "OPTIONS sip:portico.test SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bKtopt%d\r\nFrom: <sip:a@example.net>;tag=1\r\n"+
+			"To: <sip:portico.test>\r\nCall-ID: topt-%d\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", la, i, i)
+		for {
+			m := readSIP(t, conn, rd)
+			if strings.Contains(m, fmt.Sprintf("Call-ID: topt-%d\r\n", i)) {
+				break
+			}
+			t.Errorf("the ACK was answered:\n%s", m)
+		}
+	}
+}
+
+// TestEnumerationDefeatsSvwar: svwar with a user agent nobody recognises,
+// and a guard that lets it run, enumerates extensions 100-200 by REGISTER;
+// the inside knows only 150 (challenged) and answers 404 for the others.
+// With reveal_unknown_users svwar finds 150; by default Portico answers the
+// 404s with challenges like 150's, and svwar finds nothing.
+func TestEnumerationDefeatsSvwar(t *testing.T) {
+	for _, reveal := range []bool{true, false} {
+		t.Run(fmt.Sprintf("reveal=%v", reveal), func(t *testing.T) {
+			cs := startCountingServer(t)
+			lenient := guard.Limit{Count: 1000, Window: time.Minute}
+			g := newGuard(t, guard.Config{ScannerAgents: []string{"no-such-agent"},
+				Limits: map[string]guard.Limit{"not_found": lenient, "challenge": lenient, "register": lenient}})
+			edge := startGuarded(t, g, cs, func(c *Config) { c.TopologyHiding.RevealUnknownUsers = reveal })
+			out := sipvicious(t, "svwar", edge, "-e100-200", "--force", "--maximumtime=2")
+			if found := strings.Contains(out, "150"); found != reveal {
+				t.Errorf("svwar found 150: %v, want %v:\n%s", found, reveal, out)
+			}
+			t.Logf("svwar: %s", strings.TrimSpace(out))
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package turn
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"io"
@@ -64,7 +65,9 @@ func (c *listenPacketConn) removeChannel(client netip.AddrPort, number uint16) {
 
 // ReadFrom returns the next datagram the engine must handle.
 func (c *listenPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	<-c.ready
+	if c.ready != nil {
+		<-c.ready
+	}
 	for {
 		var (
 			n    int
@@ -139,8 +142,9 @@ type streamConn struct {
 	idle   *time.Timer
 
 	// Read side, owned by the engine's single reader.
-	dgram bool        // DTLS: one message per Read
-	raw   atomic.Bool // framing stopped (ConnectionBind succeeded, or not STUN)
+	dgram bool          // DTLS: one message per Read
+	raw   atomic.Bool   // framing stopped (ConnectionBind succeeded, or not STUN)
+	br    *bufio.Reader // framing reads, so that small frames share a read
 	hdr   [4]byte
 	pend  []byte // screened bytes the engine has not read yet
 	pass  int    // bytes of the current ChannelData still to pass unread
@@ -178,6 +182,9 @@ func (c *streamConn) Read(p []byte) (int, error) {
 			return n, nil
 		}
 		if c.raw.Load() {
+			if c.br != nil && c.br.Buffered() > 0 {
+				return c.br.Read(p)
+			}
 			return c.Conn.Read(p)
 		}
 		if c.dgram {
@@ -187,19 +194,22 @@ func (c *streamConn) Read(p []byte) (int, error) {
 			}
 			return n, err
 		}
+		if c.br == nil {
+			c.br = bufio.NewReaderSize(c.Conn, streamReadBuffer)
+		}
 		if c.pass > 0 {
-			n, err := c.Conn.Read(p[:min(len(p), c.pass)])
+			n, err := c.br.Read(p[:min(len(p), c.pass)])
 			c.pass -= n
 			return n, err
 		}
-		if _, err := io.ReadFull(c.Conn, c.hdr[:]); err != nil {
+		if _, err := io.ReadFull(c.br, c.hdr[:]); err != nil {
 			return 0, err
 		}
 		switch c.hdr[0] >> 6 {
 		case 0: // STUN
 			msg := make([]byte, stunHeaderLen+int(binary.BigEndian.Uint16(c.hdr[2:4])))
 			copy(msg, c.hdr[:])
-			if _, err := io.ReadFull(c.Conn, msg[4:]); err != nil {
+			if _, err := io.ReadFull(c.br, msg[4:]); err != nil {
 				return 0, err
 			}
 			if c.s.screen(msg, c.RemoteAddr(), c.reply) {
@@ -214,6 +224,10 @@ func (c *streamConn) Read(p []byte) (int, error) {
 		}
 	}
 }
+
+// streamReadBuffer is the read buffer of a framed stream connection: a
+// few ChannelData frames of audio per read.
+const streamReadBuffer = 2048
 
 // reply sends a message the screen answered itself.
 func (c *streamConn) reply(b []byte) { _, _ = c.Conn.Write(b) }

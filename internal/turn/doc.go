@@ -7,7 +7,10 @@
 //
 // The protocol engine is github.com/pion/turn/v5; this package adds what an
 // edge exposed to the Internet needs around it: a peer address policy that
-// keeps the relay from becoming a door into the LAN (RFC 8656 §21.3), quotas
+// keeps the relay from becoming a door into the LAN (RFC 8656 §21.3) or
+// into the node itself (its listeners and relay range are never relayed
+// to, see ownAddrs), nonces bound to the client's address (nonceKeeper),
+// AEAD-only TLS and DTLS, quotas
 // per user and in total, a rate limit on allocation attempts, a relay port
 // range of its own, a hard cap on an allocation's age, live allocation
 // listing for the API and Prometheus metrics updated while data flows.

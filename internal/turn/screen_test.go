@@ -67,3 +67,69 @@ func TestAllocateReplayFromAnotherAddress(t *testing.T) {
 		})
 	}
 }
+
+// FuzzScreen feeds arbitrary client messages to the request screen, which
+// reads them before the engine: it must not panic, and when it answers a
+// request itself the answer is a 403 to that request.
+func FuzzScreen(f *testing.F) {
+	peer := netip.MustParseAddrPort("127.0.0.1:3478")
+	cfg := testConfig()
+	cfg.Listen.UDP = []string{peer.String()}
+	users := NewMemoryUsers()
+	users.Set(testRealm, testUser, testPass)
+	s, err := New(cfg, Deps{Logger: testLogger(f), Users: users})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, b := range stunSeeds(f) {
+		f.Add(b)
+	}
+	// Requests that pass authentication, so that the seeds reach the 403.
+	n, _ := s.nonces.Generate()
+	nonce := []byte(n)
+	s.nonces.bind(nonce, netip.MustParseAddr("127.0.0.1"))
+	for _, m := range []stun.Method{stun.MethodCreatePermission, stun.MethodChannelBind, stun.MethodConnect} {
+		f.Add(stun.MustBuild(stun.TransactionID, stun.NewType(m, stun.ClassRequest), channelAttr(0x4001), peerAttr(peer),
+			stun.NewUsername(testUser), stun.NewRealm(testRealm), stun.NewNonce(string(nonce)),
+			stun.NewLongTermIntegrity(testUser, testRealm, testPass)).Raw)
+	}
+	client := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		in := append([]byte(nil), b...)
+		var answer []byte
+		if s.screen(b, client, func(r []byte) { answer = append([]byte(nil), r...) }) {
+			return
+		}
+		m := &stun.Message{Raw: answer}
+		if err := m.Decode(); err != nil || errorCode(m) != 403 || m.Type.Class != stun.ClassErrorResponse {
+			t.Fatalf("screen answered %x with %x", in, answer)
+		}
+		if req := (&stun.Message{Raw: in}); req.Decode() != nil || req.TransactionID != m.TransactionID {
+			t.Fatalf("answer to %x is not for that request", in)
+		}
+	})
+}
+
+// TestOwnCheckAllocatesNothing: the own-address check runs for every
+// relayed datagram.
+func TestOwnCheckAllocatesNothing(t *testing.T) {
+	cfg := testConfig()
+	cfg.Own.Listeners = []string{"0.0.0.0:5060", "127.0.0.1:9443"}
+	s, err := New(cfg, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := s.own.Load()
+	for _, tc := range []struct {
+		addr string
+		want bool
+	}{{"127.0.0.1:9443", true}, {"127.0.0.9:5060", true}, {"127.0.0.1:9444", false}, {"9.9.9.9:5060", false}} {
+		a := net.UDPAddrFromAddrPort(netip.MustParseAddrPort(tc.addr))
+		if got := own.hasAddr(a); got != tc.want {
+			t.Errorf("own %s = %v, want %v", tc.addr, got, tc.want)
+		}
+		if n := testing.AllocsPerRun(100, func() { own.hasAddr(a) }); n != 0 {
+			t.Errorf("own check of %s allocates %v times", tc.addr, n)
+		}
+	}
+}

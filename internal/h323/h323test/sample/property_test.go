@@ -179,7 +179,7 @@ func TestPropertyDecodedValues(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			decoded := 0
 			rapid.Check(t, func(rt *rapid.T) {
-				b := rapid.SliceOfN(rapid.Byte(), 1, 400).Draw(rt, "bits")
+				b := rapid.SliceOfN(rapid.Byte(), 32, 400).Draw(rt, "bits") // short inputs decode as little
 				v := newV()
 				if v.Decode(asn1per.NewDecoder(b)) != nil {
 					return

@@ -1,0 +1,281 @@
+package sipedge
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/portico-edge/portico/internal/media"
+)
+
+// guestConfig admits guests to 1000-1999 through the given call servers.
+func guestConfig(cs ...CallServer) Config {
+	return Config{CallServers: cs, ProbeInterval: -1, Guest: GuestPolicy{Enabled: true, VMRRanges: []string{"1000-1999"}}}
+}
+
+// guestCall has g call 1234 through p and cs answer it with tag.
+func answeredGuestCall(t *testing.T, p *portico, g, cs *rawUA, tag string) *sip.Request {
+	t.Helper()
+	done := make(chan *sip.Response, 1)
+	go func() { done <- g.invite(udpAddr(p.extUDP.String()), "sip:1234@portico.test", g.sdp(""), "") }()
+	inv := cs.expect("INVITE")
+	cs.reply(inv, 200, "OK", tag, cs.sdp(""))
+	if r := <-done; r.StatusCode != 200 {
+		t.Fatalf("call answered %d", r.StatusCode)
+	}
+	cs.expect("ACK")
+	return inv
+}
+
+// finalFor waits for u's final response to the request with CSeq seq.
+func finalFor(u *rawUA, method string, seq int) *sip.Response {
+	u.t.Helper()
+	return u.next(fmt.Sprintf("final response to %s %d", method, seq), func(m sip.Message) bool {
+		r, ok := m.(*sip.Response)
+		return ok && r.StatusCode >= 200 && r.CSeq() != nil && string(r.CSeq().MethodName) == method && int(r.CSeq().SeqNo) == seq
+	}).(*sip.Response)
+}
+
+// TestReinviteCrossingBye: the callee hangs up while Portico relays a
+// re-INVITE to it, and then answers the re-INVITE with 200 and SDP. The
+// late answer must not anchor media for the ended call: the relay holds no
+// session afterwards, and the caller's re-INVITE gets 487.
+func TestReinviteCrossingBye(t *testing.T) {
+	cs, c := fakeCallServer(t, "cs")
+	p := startPortico(t, guestConfig(c))
+	g := newRawUA(t, outsideIP, "guest")
+	inv := answeredGuestCall(t, p, g, cs, "cs1")
+
+	g.send(g.dest, g.request("INVITE", g.target, g.to+";tag="+g.rtag, "", g.sdp("")))
+	seq := g.cseq
+	re := cs.expect("INVITE")
+	if r := cs.byeAsCallee(inv, "cs1"); r.StatusCode != 200 {
+		t.Fatalf("callee BYE answered %d", r.StatusCode)
+	}
+	g.reply(g.expect("BYE"), 200, "OK", "", "")
+	p.hist.waitCalls(t, 1)
+
+	cs.reply(re, 200, "OK", "cs1", cs.sdp(""))
+	if r := finalFor(g, "INVITE", seq); r.StatusCode != 487 {
+		t.Errorf("re-INVITE crossing the BYE answered %d to the caller, want 487", r.StatusCode)
+	}
+	if ss := p.relay.Sessions(); len(ss) != 0 {
+		t.Fatalf("relay holds %d sessions after the call ended: %+v", len(ss), ss)
+	}
+}
+
+// gateMedia lets the test see how many releases run at once: Release waits
+// until want releases are in progress together (a barrier, passed once),
+// and records the most seen.
+type gateMedia struct {
+	Media
+	want int
+
+	mu      sync.Mutex
+	cur     int
+	most    int
+	reached chan struct{}
+}
+
+func (g *gateMedia) Release(id media.SessionID) (media.SessionStats, error) {
+	g.mu.Lock()
+	g.cur++
+	g.most = max(g.most, g.cur)
+	if g.cur == g.want {
+		select {
+		case <-g.reached:
+		default:
+			close(g.reached)
+		}
+	}
+	g.mu.Unlock()
+	<-g.reached
+	st, err := g.Media.Release(id)
+	g.mu.Lock()
+	g.cur--
+	g.mu.Unlock()
+	return st, err
+}
+
+func (g *gateMedia) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-g.reached:
+	default:
+		close(g.reached)
+	}
+}
+
+// TestMediaTimeoutHangups: the relay's timeout callback (MediaTimeout)
+// returns at once, and the hang-ups of dead calls, whose far ends never
+// answer BYE, run side by side, at most Server.hangups.max at a time; every
+// call ends with disposition "media timeout". The media gate holds each
+// release until two run together, so hang-ups made one after another (or
+// inside the callback) never get past it.
+func TestMediaTimeoutHangups(t *testing.T) {
+	const calls, workers = 4, 2
+	cs, c := fakeCallServer(t, "cs")
+	var gate *gateMedia
+	p := startPortico(t, guestConfig(c), func(s *Server) {
+		gate = &gateMedia{Media: s.deps.Media, want: workers, reached: make(chan struct{})}
+		s.deps.Media = gate
+		s.hangups.max = workers
+	})
+	t.Cleanup(gate.open) // before Close runs (cleanups run last first)
+	var uas []*rawUA
+	for i := range calls {
+		g := newRawUA(t, outsideIP, fmt.Sprintf("g%d", i))
+		answeredGuestCall(t, p, g, cs, fmt.Sprintf("cs%d", i))
+		uas = append(uas, g)
+	}
+	returned := make(chan error, 1)
+	go func() {
+		var err error
+		for _, ci := range p.s.Calls() {
+			err = errors.Join(err, p.s.MediaTimeout(ci.ID))
+		}
+		returned <- err
+	}()
+	select {
+	case err := <-returned:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("MediaTimeout blocked: the relay's goroutine would stall")
+	}
+	// Nobody answers a BYE; the calls end all the same.
+	recs := p.hist.waitCalls(t, calls)
+	for _, r := range recs {
+		if r.Disposition != "media timeout" || r.EndedBy != endedByPortico {
+			t.Errorf("call record = %+v", r)
+		}
+	}
+	for _, g := range uas {
+		g.expect("BYE")
+	}
+	for range calls {
+		cs.expect("BYE")
+	}
+	gate.mu.Lock()
+	most := gate.most
+	gate.mu.Unlock()
+	if most != workers {
+		t.Errorf("at most %d hang-ups ran together, want %d", most, workers)
+	}
+}
+
+// TestUnackedAnswerEndsCall: a caller that never acknowledges the 2xx has
+// its call ended after 64*T1 of retransmissions (RFC 3261 section
+// 13.3.1.4): BYE both ways, disposition "no ACK". A call answered and
+// acknowledged before it, whose 64*T1 ran out first, stays up.
+func TestUnackedAnswerEndsCall(t *testing.T) {
+	cs, c := fakeCallServer(t, "cs")
+	p := startPortico(t, guestConfig(c), func(s *Server) { s.t1 = 20 * time.Millisecond })
+	acked := newRawUA(t, outsideIP, "acked")
+	answeredGuestCall(t, p, acked, cs, "cs0")
+	g := newRawUA(t, outsideIP, "guest")
+	g.callID, g.tag = "noack-1", "tna"
+	g.ruri, g.to, g.dest = "sip:1234@portico.test", "<sip:1234@portico.test>", udpAddr(p.extUDP.String())
+	g.send(g.dest, g.request("INVITE", g.ruri, g.to, "", g.sdp("")))
+	inv := cs.expect("INVITE")
+	cs.reply(inv, 200, "OK", "cs1", cs.sdp(""))
+	if r := g.final("INVITE"); r.StatusCode != 200 {
+		t.Fatalf("call answered %d", r.StatusCode)
+	}
+	cs.expect("ACK")
+	// The caller sends no ACK.
+	cs.reply(cs.expect("BYE"), 200, "OK", "", "")
+	g.reply(g.expect("BYE"), 200, "OK", "", "")
+	rec := p.hist.waitCalls(t, 1)[0]
+	if rec.Disposition != dispNoACK || rec.EndedBy != endedByPortico || rec.AnsweredAt.IsZero() {
+		t.Errorf("call record = %+v, want disposition %q by portico", rec, dispNoACK)
+	}
+	if calls := p.s.Calls(); len(calls) != 1 || calls[0].From != "sip:acked@portico.test" {
+		t.Errorf("Calls() = %+v, want the acknowledged call only", calls)
+	}
+}
+
+// TestCallServerICMPFailover: the first call server is a closed port, which
+// answers the INVITE with ICMP port unreachable. The call moves on to the
+// second server at once, well before the failover timer (an hour here) or
+// the transaction timer would, and the first is marked down.
+func TestCallServerICMPFailover(t *testing.T) {
+	dead := CallServer{Address: kamIP + ":" + freePort(t), Transport: "udp", Priority: 0}
+	cs, live := fakeCallServer(t, "cs")
+	live.Priority = 1
+	cfg := guestConfig(dead, live)
+	cfg.FailoverTimeout = time.Hour
+	p := startPortico(t, cfg)
+	g := newRawUA(t, outsideIP, "guest")
+	answeredGuestCall(t, p, g, cs, "cs1")
+	info := p.s.CallServers()
+	if len(info) != 2 || info[0].Address != dead.Address || info[0].Up || !info[1].Up {
+		t.Errorf("CallServers() = %+v, want %s down and %s up", info, dead.Address, live.Address)
+	}
+}
+
+// TestProvisionalOrder: an inside sipp UAS answers every call with 180 and
+// 200 back to back; every caller must see the 180 before the 200 (the
+// scenario fails a call whose 180 is missing).
+func TestProvisionalOrder(t *testing.T) {
+	inside := startSippUAS(t)
+	p := startPortico(t, guestConfig(CallServer{Address: inside, Transport: "udp"}))
+	r := startSipp(t, sippDir(t), "-sf", "ring_call.xml", "-s", "1234", "-i", outsideIP, "-p", freePort(t), "-mp", freePort(t),
+		"-m", "300", "-r", "100", "-l", "10", p.extUDP.String())
+	r.wait(t, "ring_call")
+	p.hist.waitCalls(t, 300)
+}
+
+// sipedgeGoroutines returns the stacks of goroutines running the server's
+// or a call's code.
+func sipedgeGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "sipedge.startPortico.func") {
+			continue // the harness's Serve goroutine: the test's own
+		}
+		if strings.Contains(g, "internal/sipedge.(*call)") || strings.Contains(g, "internal/sipedge.(*Server)") {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// TestCloseWaitsForCallWork: Close cancels and waits for the work calls
+// started: here a BYE to a caller that never answers it and an INVITE to a
+// callee that never answers it. Afterwards no goroutine runs sipedge code.
+func TestCloseWaitsForCallWork(t *testing.T) {
+	cs, c := fakeCallServer(t, "cs")
+	p := startPortico(t, guestConfig(c))
+	g := newRawUA(t, outsideIP, "guest")
+	inv := answeredGuestCall(t, p, g, cs, "cs1")
+	if r := cs.byeAsCallee(inv, "cs1"); r.StatusCode != 200 {
+		t.Fatalf("callee BYE answered %d", r.StatusCode)
+	}
+	g.expect("BYE") // never answered
+	ringing := newRawUA(t, outsideIP, "ringing")
+	ringing.callID, ringing.tag = "ringing-1", "tr"
+	ringing.send(udpAddr(p.extUDP.String()), ringing.request("INVITE", "sip:1235@portico.test", "<sip:1235@portico.test>", "", ringing.sdp("")))
+	cs.expect("INVITE") // never answered
+	p.s.Close()
+	if gs := sipedgeGoroutines(); len(gs) > 0 {
+		t.Fatalf("%d goroutines still run sipedge code after Close:\n%s", len(gs), strings.Join(gs, "\n\n"))
+	}
+}
