@@ -105,7 +105,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 	}})
 	out = append(out, &service{name: "guard", run: g.Run})
 	if cfg.Media.Enabled {
-		mc, err := mediaConfig(cfg)
+		mc, err := cfg.Media.Config(media.Env{External: cfg.Interfaces.External.Address, PublicAddress: cfg.Interfaces.External.PublicAddress, Internal: cfg.Interfaces.Internal.Address})
 		if err != nil {
 			return nil, err
 		}
@@ -122,13 +122,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		b.closers = append(b.closers, relay)
 		out = append(out, &service{name: "media", run: relay.Run})
 		if cfg.Media.NGListen != "" {
-			nc := ng.Config{Listen: cfg.Media.NGListen, Interfaces: [2]string{"external", "internal"}, Secret: cfg.Media.NGSecret}
-			for _, n := range cfg.Media.NGAllow {
-				if p, err := netip.ParsePrefix(n); err == nil {
-					nc.Allow = append(nc.Allow, p)
-				}
-			}
-			srv, err := ng.New(nc, ng.Deps{Relay: relay, Logger: logging.Component(log, "media-ng"), Registerer: reg})
+			srv, err := ng.New(ng.SectionConfig(cfg.Media), ng.Deps{Relay: relay, Logger: logging.Component(log, "media-ng"), Registerer: reg})
 			if err != nil {
 				return nil, config.FieldError{Path: "media.ng_listen", Reason: err.Error()}
 			}
@@ -319,33 +313,4 @@ func (p certPersister) LoadCertificates(ctx context.Context) ([]certs.Stored, er
 		out[i] = certs.Stored{Name: c.Name, CertPEM: c.CertPEM, KeyPEM: c.KeyPEM}
 	}
 	return out, nil
-}
-
-func mediaConfig(cfg *config.Config) (media.Config, error) {
-	ext, err := netip.ParseAddr(cfg.Interfaces.External.Address)
-	if err != nil {
-		return media.Config{}, config.FieldError{Path: "interfaces.external.address", Reason: err.Error()}
-	}
-	in, err := netip.ParseAddr(cfg.Interfaces.Internal.Address)
-	if err != nil {
-		return media.Config{}, config.FieldError{Path: "interfaces.internal.address", Reason: err.Error()}
-	}
-	extIf := media.InterfaceConfig{Addr: ext, PortMin: cfg.Media.External.Min, PortMax: cfg.Media.External.Max}
-	if pa := cfg.Interfaces.External.PublicAddress; pa != "" {
-		extIf.Advertised, _ = netip.ParseAddr(pa)
-	}
-	latch := media.LatchStrict
-	if cfg.Media.NATLatching == nil || *cfg.Media.NATLatching {
-		latch = media.LatchNAT
-	}
-	return media.Config{
-		Interfaces: map[string]media.InterfaceConfig{
-			"external": extIf,
-			"internal": {Addr: in, PortMin: cfg.Media.Internal.Min, PortMax: cfg.Media.Internal.Max},
-		},
-		SocketBuffer:      cfg.Media.SocketBufferKB << 10,
-		Workers:           cfg.Media.Workers,
-		Latching:          latch,
-		InactivityTimeout: cfg.Media.InactivityTimeout.D(),
-	}, nil
 }

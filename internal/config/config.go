@@ -12,6 +12,7 @@ import (
 	"github.com/portico-edge/portico/internal/accessproxy"
 	"github.com/portico-edge/portico/internal/config/field"
 	"github.com/portico-edge/portico/internal/guard"
+	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/sipedge"
 	"github.com/portico-edge/portico/internal/turn"
 )
@@ -134,35 +135,8 @@ type Reserved struct {
 	Enabled bool `yaml:"enabled" json:"enabled"`
 }
 
-// Media configures the media relay.
-type Media struct {
-	// Enabled turns the relay on. Default false.
-	Enabled bool `yaml:"enabled" json:"enabled"`
-	// External and Internal are the relay port ranges on each interface.
-	// Defaults 40000-49999 (external) and 50000-59999 (internal).
-	External PortRange `yaml:"external" json:"external"`
-	Internal PortRange `yaml:"internal" json:"internal"`
-	// NATLatching lets the outside peer be learnt from any source address
-	// (endpoints behind NAT). Default true; false accepts only the signalled IP.
-	NATLatching *bool `yaml:"nat_latching" json:"nat_latching"`
-	// InactivityTimeout reports a stream silent for this long. Default 60s.
-	InactivityTimeout Duration `yaml:"inactivity_timeout" json:"inactivity_timeout"`
-	// SocketBufferKB sets each relay socket's receive buffer. Default 4096.
-	SocketBufferKB int `yaml:"socket_buffer_kb" json:"socket_buffer_kb"`
-	// NGListen is host:port of the rtpengine "ng" control listener; empty: off.
-	NGListen string `yaml:"ng_listen" json:"ng_listen"`
-	// NGAllow lists the networks (CIDR) ng requests may come from; others
-	// are dropped and counted. NGAllow or NGSecret is required when
-	// NGListen is not a loopback or private address. Default: any source.
-	NGAllow []string `yaml:"ng_allow,omitempty" json:"ng_allow,omitempty"`
-	// NGSecret is a shared secret every ng request must carry (key
-	// "secret" or flag "secret=..."). Default: none.
-	NGSecret string `yaml:"ng_secret,omitempty" json:"ng_secret,omitempty"`
-	// Workers is the number of packet workers: 0 (the default) is one per
-	// CPU; 1 costs the least CPU per packet but adds latency under load.
-	// 0..256.
-	Workers int `yaml:"workers" json:"workers"`
-}
+// Media is the media section, defined by package media.
+type Media = media.Section
 
 // PortRange is an inclusive UDP/TCP port range.
 type PortRange = field.PortRange

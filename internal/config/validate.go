@@ -10,6 +10,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/accessproxy"
 	"github.com/portico-edge/portico/internal/config/field"
+	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/turn"
 )
 
@@ -19,7 +20,6 @@ func Default() *Config {
 	if host == "" {
 		host = "portico"
 	}
-	natLatch := true
 	return &Config{
 		Version: CurrentVersion,
 		Node:    Node{Name: host, DrainTimeout: Duration(30 * time.Second)},
@@ -39,13 +39,7 @@ func Default() *Config {
 		Log:         Log{Level: "info", Format: "text", MaxSizeMB: 50, MaxFiles: 5},
 		TURN:        turn.DefaultSection(),
 		AccessProxy: accessproxy.DefaultSection(),
-		Media: Media{
-			External:          PortRange{Min: 40000, Max: 49999},
-			Internal:          PortRange{Min: 50000, Max: 59999},
-			NATLatching:       &natLatch,
-			InactivityTimeout: Duration(60 * time.Second),
-			SocketBufferKB:    4096,
-		},
+		Media:       media.DefaultSection(),
 	}
 }
 
@@ -124,7 +118,7 @@ func (c *Config) Validate() error {
 		v.add("log.max_files", "%d is outside 0..1000", c.Log.MaxFiles)
 	}
 
-	v.media(&c.Media)
+	v.section(c.Media.Validate())
 	v.section(c.Guard.Validate())
 	v.section(c.TURN.Validate())
 	v.sip(c)
@@ -173,27 +167,6 @@ func (v *validator) cidr(path, s string)     { v.errs.CIDR(path, s) }
 func (v *validator) hostPort(path, s string) { v.errs.HostPort(path, s) }
 func (v *validator) portRange(path string, r PortRange) bool {
 	return v.errs.PortRange(path, r)
-}
-
-func (v *validator) media(m *Media) {
-	okE := v.portRange("media.external", m.External)
-	okI := v.portRange("media.internal", m.Internal)
-	if okE && okI && m.External.Min <= m.Internal.Max && m.Internal.Min <= m.External.Max {
-		v.add("media.internal", "%d-%d overlaps media.external %d-%d", m.Internal.Min, m.Internal.Max, m.External.Min, m.External.Max)
-	}
-	v.positive("media.inactivity_timeout", m.InactivityTimeout)
-	if m.SocketBufferKB < 64 || m.SocketBufferKB > 65536 {
-		v.add("media.socket_buffer_kb", "%d is outside 64..65536", m.SocketBufferKB)
-	}
-	if m.NGListen != "" {
-		v.hostPort("media.ng_listen", m.NGListen)
-	}
-	for i, n := range m.NGAllow {
-		v.cidr(fmt.Sprintf("media.ng_allow[%d]", i), n)
-	}
-	if m.Workers < 0 || m.Workers > 256 {
-		v.add("media.workers", "%d is outside 0..256 (0: one per CPU)", m.Workers)
-	}
 }
 
 func (v *validator) sip(c *Config) {
