@@ -101,7 +101,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 	b.closers = append(b.closers, g)
 	// The guard takes its whole section live (blocks in force stay).
 	b.reloads = append(b.reloads, reload{"guard", func(next *config.Config) ([]string, error) {
-		return nil, g.Reload(guardConfig(next))
+		return g.Reload(guardConfig(next))
 	}})
 	out = append(out, &service{name: "guard", run: g.Run})
 	if cfg.Media.Enabled {
