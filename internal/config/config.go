@@ -6,6 +6,14 @@
 // column, and every validation error names the field path and the reason, so
 // an administrator can fix a document without guessing. Defaults are applied
 // before validation; docs/config.md lists them field by field.
+//
+// The node-wide sections (node, interfaces, store, management, log) are
+// defined here. Each service section is defined by its service package
+// (sipedge.Section, turn.Section, media.Section, accessproxy.Section,
+// guard.Config) with its YAML shape, defaults and validation, reporting
+// with the shared config/field errors; this package composes them and adds
+// the checks that span sections (a port two services would bind, SIP
+// without the relay).
 package config
 
 import (
