@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/term"
 
 	"github.com/portico-edge/portico/internal/api"
 	"github.com/portico-edge/portico/internal/app"
@@ -59,33 +60,30 @@ func (f *storeFlags) open(ctx context.Context) (store.Store, error) {
 			return nil, fmt.Errorf("%s: %w", f.config, err)
 		}
 	}
-	if p := filepath.Join(f.data, cfg.Store.Path); cfg.Store.Backend == "sqlite" {
-		if _, err := os.Stat(p); err != nil {
-			return nil, fmt.Errorf("no store at %s (give --data or --config): %w", p, err)
+	oc := f.resolve(cfg)
+	if oc.Backend == "sqlite" {
+		if _, err := os.Stat(oc.Path); err != nil {
+			return nil, fmt.Errorf("no store at %s (give --data, --config, or %s for PostgreSQL): %w", oc.Path, open.EnvDSN, err)
 		}
-	}
-	return openStore(ctx, cfg, f.data)
-}
-
-// openStore opens the store cfg's store section names, under data.
-func openStore(ctx context.Context, cfg *config.Config, data string) (store.Store, error) {
-	oc := open.Config{Backend: cfg.Store.Backend, Path: filepath.Join(data, cfg.Store.Path), DSN: cfg.Store.DSN}
-	if oc.DSN == "" {
-		oc.DSN = os.Getenv("PORTICO_STORE_DSN")
 	}
 	return open.Open(ctx, oc, nil)
 }
 
+// resolve is where cfg's store is, by the daemon's rule (open.Resolve).
+func (f *storeFlags) resolve(cfg *config.Config) open.Config {
+	return open.Resolve(open.Config{Backend: cfg.Store.Backend, Path: filepath.Join(f.data, cfg.Store.Path), DSN: cfg.Store.DSN}, f.config != "", os.Getenv)
+}
+
 func serveCmd() *cobra.Command {
 	var cfgFile, data string
-	var force bool
+	var force, forceImport bool
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run Portico",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			a, err := app.New(ctx, app.Options{ConfigFile: cfgFile, ForceImport: force, DataDir: data, Console: cmd.OutOrStdout()})
+			a, err := app.New(ctx, app.Options{ConfigFile: cfgFile, ForceImport: forceImport, DataDir: data, Console: cmd.OutOrStdout(), Force: force})
 			if err != nil {
 				return err
 			}
@@ -105,8 +103,9 @@ func serveCmd() *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&cfgFile, "config", "", "configuration file (YAML), imported on the first start or when it changed with no newer API edit (docs/config.md)")
-	c.Flags().BoolVar(&force, "force-import", false, "import --config even over a newer API edit")
+	c.Flags().BoolVar(&forceImport, "force-import", false, "import --config even over a newer API edit")
 	c.Flags().StringVar(&data, "data", "data", "data directory (SQLite store, logs)")
+	c.Flags().BoolVar(&force, "force", false, "take the store over from another node that holds it (only when that node is gone)")
 	return c
 }
 
@@ -131,6 +130,7 @@ func configCmd() *cobra.Command {
 	c.AddCommand(configImportCmd())
 	var sf storeFlags
 	var version int64
+	var showSecrets bool
 	export := &cobra.Command{
 		Use:   "export",
 		Short: "Print the active (or a given) configuration version from the store",
@@ -150,12 +150,17 @@ func configCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = cmd.OutOrStdout().Write(v.Document)
+			doc := v.Document
+			if !showSecrets {
+				doc = api.MaskSecrets(doc)
+			}
+			_, err = cmd.OutOrStdout().Write(doc)
 			return err
 		},
 	}
 	sf.add(export)
 	export.Flags().Int64Var(&version, "version", 0, "version to export (default: the active one)")
+	export.Flags().BoolVar(&showSecrets, "show-secrets", false, "print secrets (turn.rest_secret, the DSN password) instead of "+api.Mask)
 	c.AddCommand(export)
 	return c
 }
@@ -184,7 +189,8 @@ func configImportCmd() *cobra.Command {
 					return err
 				}
 			}
-			st, err := openStore(cmd.Context(), cfg, data)
+			sf := storeFlags{config: args[0], data: data}
+			st, err := open.Open(cmd.Context(), sf.resolve(cfg), nil)
 			if err != nil {
 				return err
 			}
@@ -221,18 +227,41 @@ func printFieldErrors(cmd *cobra.Command, file string, err error) error {
 	return exitError{2}
 }
 
-// readPassword reads a password from PORTICO_PASSWORD or one line of stdin.
-func readPassword(cmd *cobra.Command) (string, error) {
+// readPassword reads a password from PORTICO_PASSWORD, from the terminal
+// without echo, or from one line of stdin, and checks it with validate
+// (the API's rule for the same kind of account) wherever it came from.
+func readPassword(cmd *cobra.Command, validate func(string) error) (string, error) {
+	pw, err := promptPassword(cmd)
+	if err != nil {
+		return "", err
+	}
+	if err := validate(pw); err != nil {
+		if os.Getenv("PORTICO_PASSWORD") != "" {
+			return "", fmt.Errorf("PORTICO_PASSWORD: %w", err)
+		}
+		return "", err
+	}
+	return pw, nil
+}
+
+func promptPassword(cmd *cobra.Command) (string, error) {
 	if p := os.Getenv("PORTICO_PASSWORD"); p != "" {
 		return p, nil
 	}
 	fmt.Fprint(cmd.ErrOrStderr(), "password: ")
+	if f, ok := cmd.InOrStdin().(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(cmd.ErrOrStderr())
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		return string(b), nil
+	}
 	line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
 	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
 		return "", fmt.Errorf("read password: %w", err)
 	}
-	pw := strings.TrimRight(line, "\r\n")
-	return pw, api.ValidatePassword(pw)
+	return strings.TrimRight(line, "\r\n"), nil
 }
 
 func userCmd() *cobra.Command {
@@ -251,7 +280,7 @@ func userCmd() *cobra.Command {
 			if err := api.ValidateUserName(args[0]); err != nil {
 				return err
 			}
-			pw, err := readPassword(cmd)
+			pw, err := readPassword(cmd, api.ValidatePassword)
 			if err != nil {
 				return err
 			}
@@ -278,7 +307,7 @@ func userCmd() *cobra.Command {
 		Short: "Set an account's password (from PORTICO_PASSWORD or stdin) and unlock it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pw, err := readPassword(cmd)
+			pw, err := readPassword(cmd, api.ValidatePassword)
 			if err != nil {
 				return err
 			}
@@ -342,18 +371,27 @@ func backupCmd() *cobra.Command {
 	var sf storeFlags
 	var out string
 	c := &cobra.Command{
-		Use:   "backup -o FILE",
+		Use:   "backup -o FILE|-",
 		Short: "Write a consistent backup archive (config versions, users, certificates, history); safe while Portico runs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
-				return errors.New("give the archive path with -o FILE")
+				return errors.New("give the archive path with -o FILE (or -o - for standard output)")
 			}
 			st, err := sf.open(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer st.Close()
+			if out == "-" {
+				m, err := backup.Write(cmd.Context(), st, cmd.OutOrStdout(), app.Version)
+				if err != nil {
+					return err
+				}
+				b, _ := json.Marshal(m.Counts)
+				fmt.Fprintf(cmd.ErrOrStderr(), "backup written to standard output from %s: %s\n", m.SourceBackend, b)
+				return nil
+			}
 			tmp := out + ".partial"
 			f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 			if err != nil {
@@ -376,12 +414,13 @@ func backupCmd() *cobra.Command {
 		},
 	}
 	sf.add(c)
-	c.Flags().StringVarP(&out, "output", "o", "", "archive file to write")
+	c.Flags().StringVarP(&out, "output", "o", "", "archive file to write; - for standard output")
 	return c
 }
 
 func restoreCmd() *cobra.Command {
 	var sf storeFlags
+	var maxMB int64
 	c := &cobra.Command{
 		Use:   "restore FILE",
 		Short: "Replace the store's contents with a backup archive, after checking the whole archive",
@@ -392,7 +431,7 @@ func restoreCmd() *cobra.Command {
 				return err
 			}
 			defer f.Close()
-			snap, m, err := backup.Read(f)
+			snap, m, err := backup.ReadLimited(f, backup.Limits{MaxSnapshot: maxMB << 20})
 			if err != nil {
 				return fmt.Errorf("%s refused, nothing replaced: %w", args[0], err)
 			}
@@ -406,12 +445,9 @@ func restoreCmd() *cobra.Command {
 					return err
 				}
 			}
-			if cfg.Store.Backend == "sqlite" {
+			oc := sf.resolve(cfg)
+			if oc.Backend == "sqlite" {
 				os.MkdirAll(sf.data, 0o700)
-			}
-			oc := open.Config{Backend: cfg.Store.Backend, Path: filepath.Join(sf.data, cfg.Store.Path), DSN: cfg.Store.DSN}
-			if oc.DSN == "" {
-				oc.DSN = os.Getenv("PORTICO_STORE_DSN")
 			}
 			st, err := open.Open(cmd.Context(), oc, nil)
 			if err != nil {
@@ -427,6 +463,7 @@ func restoreCmd() *cobra.Command {
 		},
 	}
 	sf.add(c)
+	c.Flags().Int64Var(&maxMB, "max-snapshot-mb", backup.DefaultMaxSnapshot>>20, "refuse archives whose snapshot decompresses to more MiB than this")
 	return c
 }
 
@@ -489,6 +526,10 @@ func (cl *client) get(ctx context.Context, path string, v any) error {
 	req.Header.Set("Authorization", "Bearer "+cl.token)
 	resp, err := cl.http.Do(req)
 	if err != nil {
+		var cv *tls.CertificateVerificationError
+		if errors.As(err, &cv) {
+			return fmt.Errorf("%w\nthe management certificate is not trusted by this machine: pass --ca FILE with the PEM certificate that signed it (for the self-signed one Portico makes, the certificate itself: openssl s_client -connect HOST:PORT </dev/null | openssl x509 > portico-ca.pem), or --insecure to skip verification (env PORTICO_CA, PORTICO_INSECURE=1)", err)
+		}
 		return err
 	}
 	defer resp.Body.Close()

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/portico-edge/portico/internal/api"
+	"github.com/portico-edge/portico/internal/config"
 	"github.com/portico-edge/portico/internal/store"
 	"github.com/portico-edge/portico/internal/turn"
 )
@@ -25,7 +29,7 @@ func turnCmd() *cobra.Command {
 		Short: "Create or replace a TURN user (password from PORTICO_PASSWORD or stdin)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pw, err := readPassword(cmd)
+			pw, err := readPassword(cmd, api.ValidateTURNPassword)
 			if err != nil {
 				return err
 			}
@@ -34,6 +38,12 @@ func turnCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
+			realm := realm
+			if realm == "" {
+				if realm, err = configuredRealm(cmd.Context(), st); err != nil {
+					return err
+				}
+			}
 			now := time.Now().UTC()
 			if err := st.PutTURNUser(cmd.Context(), store.TURNUser{Realm: realm, Name: args[0], Key: turn.LongTermKey(args[0], realm, pw), CreatedAt: now}); err != nil {
 				return err
@@ -44,7 +54,7 @@ func turnCmd() *cobra.Command {
 		},
 	}
 	sfAdd.add(add)
-	add.Flags().StringVar(&realm, "realm", turn.DefaultRealm, "realm (turn.realm)")
+	add.Flags().StringVar(&realm, "realm", "", "realm (default: turn.realm of the active configuration)")
 
 	var sfList storeFlags
 	list := &cobra.Command{
@@ -83,6 +93,12 @@ func turnCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
+			delRealm := delRealm
+			if delRealm == "" {
+				if delRealm, err = configuredRealm(cmd.Context(), st); err != nil {
+					return err
+				}
+			}
 			if err := st.DeleteTURNUser(cmd.Context(), delRealm, args[0]); err != nil {
 				return err
 			}
@@ -92,7 +108,24 @@ func turnCmd() *cobra.Command {
 		},
 	}
 	sfDel.add(del)
-	del.Flags().StringVar(&delRealm, "realm", turn.DefaultRealm, "realm")
+	del.Flags().StringVar(&delRealm, "realm", "", "realm (default: turn.realm of the active configuration)")
 	u.AddCommand(add, list, del)
 	return c
+}
+
+// configuredRealm is turn.realm of the store's active configuration: the
+// realm the running TURN service authenticates long-term users in.
+func configuredRealm(ctx context.Context, st store.Store) (string, error) {
+	v, err := st.ActiveConfig(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return turn.DefaultRealm, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	cfg, err := config.Parse(v.Document)
+	if err != nil {
+		return "", fmt.Errorf("read turn.realm from the active configuration (version %d): %w; give --realm", v.Version, err)
+	}
+	return cfg.TURN.Realm, nil
 }

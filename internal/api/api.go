@@ -436,7 +436,7 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 func writeStoreError(w http.ResponseWriter, log *slog.Logger, err error) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, "not found")
+		writeError(w, http.StatusNotFound, err.Error()) // says what: `user "bob": store: not found`
 	case errors.Is(err, store.ErrExists):
 		writeError(w, http.StatusConflict, "already exists")
 	case errors.Is(err, store.ErrConflict):

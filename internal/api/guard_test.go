@@ -38,6 +38,9 @@ func cookieCall(s *Server, c *http.Cookie, method, path, body string) *httptest.
 	r := httptest.NewRequest(method, path, rd)
 	r.AddCookie(c)
 	r.Header.Set("X-Requested-With", "test")
+	if body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
 	w := httptest.NewRecorder()
 	s.ServeHTTP(w, r)
 	return w

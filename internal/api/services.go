@@ -127,6 +127,15 @@ func (s *Server) turnRealm() string {
 	return turn.DefaultRealm
 }
 
+// ValidateTURNPassword reports why pw cannot be a long-term TURN password,
+// or nil: the rule of the API and the CLI alike.
+func ValidateTURNPassword(pw string) error {
+	if len(pw) < 8 {
+		return errors.New("password must be at least 8 characters")
+	}
+	return nil
+}
+
 func (s *Server) putTURNUser(w http.ResponseWriter, r *http.Request, p Principal) {
 	var req struct {
 		Name     string `json:"name"`
@@ -140,8 +149,8 @@ func (s *Server) putTURNUser(w http.ResponseWriter, r *http.Request, p Principal
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if len(req.Password) < 8 {
-		writeError(w, http.StatusBadRequest, "password must be at least 8 characters")
+	if err := ValidateTURNPassword(req.Password); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if req.Realm == "" {

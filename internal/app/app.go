@@ -62,6 +62,10 @@ type Options struct {
 	Console io.Writer
 	// Getenv reads the environment (tests). Default os.Getenv.
 	Getenv func(string) string
+	// Force takes the store over from another node that holds it
+	// (serve --force): for a node that is gone but whose lease has not
+	// expired yet.
+	Force bool
 }
 
 // running is the configuration in force and the version it came from.
@@ -92,6 +96,9 @@ type App struct {
 	cur      atomic.Pointer[running]
 	replace  sync.Mutex // serialises configuration changes
 	storeErr atomic.Pointer[string]
+
+	nodeID    string                 // this node's ID in the store's lease
+	leaseLost atomic.Pointer[string] // set when another node took the store over
 }
 
 // New reads the configuration, opens the store (migrating it), makes the
@@ -133,8 +140,16 @@ func New(ctx context.Context, opts Options) (*App, error) {
 			a.Close()
 		}
 	}()
+	// Without a file, PORTICO_STORE_DSN names the store: the node must not
+	// start a new, empty SQLite store beside the cluster it belongs to.
+	cfg.Store.Backend = open.Resolve(open.Config{Backend: cfg.Store.Backend}, fileDoc != nil, opts.Getenv).Backend
 	a.st, err = openStore(ctx, cfg.Store, opts.DataDir, opts.Getenv, a.log.Logger)
 	if err != nil {
+		return nil, err
+	}
+	if err := a.acquireLease(ctx, cfg.Node.Name); err != nil {
+		a.st.Close()
+		a.st = nil
 		return nil, err
 	}
 	boot, err := a.chooseConfig(ctx, cfg, fileDoc)
@@ -159,6 +174,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		return nil, err
 	}
 	a.spool = store.NewSpool(a.st, logging.Component(a.log.Logger, "store"), 100000)
+	a.spool.SetPolicy(store.HistoryPolicy{MaxAge: cfg.History.MaxAge.D(), MaxRows: cfg.History.MaxRows, FoldWindow: cfg.History.FoldWindow.D()})
 	a.reg = prometheus.NewRegistry()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portico_store_up", Help: "1 when the store answers."}, func() float64 {
@@ -256,10 +272,7 @@ func newLogger(cfg *config.Config, dataDir string) (*logging.Logger, error) {
 // environment so the password stays out of the document; errors never
 // include it.
 func openStore(ctx context.Context, sc config.Store, dataDir string, getenv func(string) string, log *slog.Logger) (store.Store, error) {
-	oc := open.Config{Backend: sc.Backend, Path: filepath.Join(dataDir, sc.Path), DSN: sc.DSN}
-	if oc.DSN == "" {
-		oc.DSN = getenv("PORTICO_STORE_DSN")
-	}
+	oc := open.Resolve(open.Config{Backend: sc.Backend, Path: filepath.Join(dataDir, sc.Path), DSN: sc.DSN}, true, getenv)
 	st, err := open.Open(ctx, oc, logging.Component(log, "store"))
 	if err != nil {
 		return nil, fmt.Errorf("store (%s): %w", sc.Backend, err)
@@ -466,6 +479,9 @@ func (a *App) watchStore(ctx context.Context) {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err := a.st.Ping(pctx)
 		cancel()
+		if err == nil {
+			a.renewLease(ctx)
+		}
 		prev := a.storeErr.Load()
 		if err != nil && ctx.Err() == nil {
 			msg := err.Error()
@@ -492,6 +508,9 @@ func (a *App) ready(ctx context.Context) []api.Check {
 		c.OK, c.Error = false, err.Error()
 	}
 	checks := []api.Check{c}
+	if lost := a.leaseLost.Load(); lost != nil {
+		checks = append(checks, api.Check{Name: "store-lease", OK: false, Error: *lost})
+	}
 	// History waiting for the store is shown, never failed: a flood of
 	// rejected requests fills the spool while the store answers, and a
 	// node pulled from its load balancer for that would serve no one.
@@ -747,6 +766,13 @@ func (a *App) Close() {
 		a.built.close()
 	}
 	if a.st != nil {
+		if a.nodeID != "" && a.leaseLost.Load() == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if err := a.st.ReleaseLease(ctx, a.nodeID); err != nil {
+				a.log.Warn("store lease not released; it expires by itself", "component", "store", "err", err)
+			}
+			cancel()
+		}
 		a.st.Close()
 		a.st = nil
 	}

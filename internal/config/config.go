@@ -39,7 +39,8 @@ type Config struct {
 	Log        Log        `yaml:"log" json:"log"`
 	// Guard blocks scanners, guessers and floods on every service
 	// (docs/security.md). On by default.
-	Guard guard.Config `yaml:"guard" json:"guard"`
+	Guard   guard.Config `yaml:"guard" json:"guard"`
+	History History      `yaml:"history" json:"history"`
 
 	// Services added by later work. Each is off until enabled.
 	SIP         SIP          `yaml:"sip" json:"sip"`
@@ -135,6 +136,21 @@ type Log struct {
 	// MaxFiles is how many rotated files are kept besides the live one.
 	// Default 5. The directory never holds more than (MaxFiles+1)*MaxSizeMB.
 	MaxFiles int `yaml:"max_files" json:"max_files"`
+}
+
+// History bounds call, registration and event history (the audit log is
+// kept whole).
+type History struct {
+	// MaxAge: older rows are deleted. Default 2160h (90 days); 0 keeps
+	// rows however old.
+	MaxAge Duration `yaml:"max_age" json:"max_age"`
+	// MaxRows caps each history table; the oldest rows go. Default
+	// 1000000; 0: no cap.
+	MaxRows int `yaml:"max_rows" json:"max_rows"`
+	// FoldWindow: repeated rejections (REGISTER, guest calls) from one source
+	// address with the same reason within it are one row with a count.
+	// Default 10s; 0: every rejection is its own row.
+	FoldWindow Duration `yaml:"fold_window" json:"fold_window"`
 }
 
 // Reserved is the section of a service that later work adds. It only knows

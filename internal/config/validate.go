@@ -37,6 +37,7 @@ func Default() *Config {
 			LoginRatePerMinute: 20,
 		},
 		Log:         Log{Level: "info", Format: "text", MaxSizeMB: 50, MaxFiles: 5},
+		History:     History{MaxAge: Duration(90 * 24 * time.Hour), MaxRows: 1000000, FoldWindow: Duration(10 * time.Second)},
 		TURN:        turn.DefaultSection(),
 		AccessProxy: accessproxy.DefaultSection(),
 		Media:       media.DefaultSection(),
@@ -118,6 +119,15 @@ func (c *Config) Validate() error {
 		v.add("log.max_files", "%d is outside 0..1000", c.Log.MaxFiles)
 	}
 
+	if c.History.MaxAge < 0 {
+		v.add("history.max_age", "%s must not be negative (0 keeps history however old)", c.History.MaxAge.D())
+	}
+	if c.History.MaxRows < 0 {
+		v.add("history.max_rows", "%d must not be negative (0: no cap)", c.History.MaxRows)
+	}
+	if w := c.History.FoldWindow.D(); w < 0 || w > time.Hour {
+		v.add("history.fold_window", "%s is outside 0..1h", w)
+	}
 	v.section(c.Media.Validate())
 	v.section(c.Guard.Validate())
 	v.section(c.TURN.Validate())

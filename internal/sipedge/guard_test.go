@@ -98,6 +98,7 @@ func startGuarded(t *testing.T, g *guard.Guard, cs *countingServer, opts ...func
 		done <- s.Serve(ctx, []BoundListener{{Interface: External, Transport: "udp", Packet: ext}, {Interface: Internal, Transport: "udp", Packet: in}})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
+	waitServed(t, in.LocalAddr().String(), ext.LocalAddr().String())
 	return netip.MustParseAddrPort(ext.LocalAddr().String())
 }
 

@@ -8,4 +8,5 @@ var (
 	ErrExists      = errors.New("store: already exists")
 	ErrConflict    = errors.New("store: version conflict")
 	ErrUnavailable = errors.New("store: database unavailable")
+	ErrLeaseHeld   = errors.New("store: another node runs on this store")
 )

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,19 @@ import (
 //   - Run retries the head of the queue with exponential backoff (0.5 s up
 //     to 10 s). A queued record that later fails for a reason other than
 //     availability is logged, counted in Failed, and skipped.
+//
+// History is bounded by a HistoryPolicy (SetPolicy; the zero policy bounds
+// nothing):
+//   - Rejections (a registration event of kind "rejected", a call Portico
+//     ended before it was answered) are folded per source address and
+//     reason over FoldWindow: the first is written at once, the repeats in
+//     the window are counted in memory and written as one row whose Count
+//     says how many it stands for when the window closes. At most maxFolds
+//     sources are tracked at once; past that, further sources share one
+//     fold per reason, so a flood from spoofed addresses folds as well.
+//   - Run prunes history older than MaxAge and past MaxRows rows per table
+//     every PruneEvery and after every batch of written records, so a
+//     flood is trimmed while it lasts, not only at the next interval.
 type Spool struct {
 	st         Store
 	log        *slog.Logger
@@ -45,6 +59,40 @@ type Spool struct {
 	wake     chan struct{}
 	dropped  atomic.Uint64
 	failed   atomic.Uint64
+
+	policy    HistoryPolicy
+	folds     map[foldKey]*fold // under mu
+	written   atomic.Int64      // records written since the last prune
+	lastPrune time.Time         // Run's goroutine only
+}
+
+// HistoryPolicy bounds the history a Spool writes.
+type HistoryPolicy struct {
+	// MaxAge: history older than this is deleted. 0: kept however old.
+	MaxAge time.Duration
+	// MaxRows caps each history table (calls, registration events, events);
+	// the oldest rows go. 0: no cap.
+	MaxRows int
+	// FoldWindow is how long repeated rejections from one source fold into
+	// one row. 0: every rejection is its own row.
+	FoldWindow time.Duration
+	// PruneEvery is how often Run prunes besides after write batches.
+	// Default 10 minutes.
+	PruneEvery time.Duration
+	// Now is the clock (tests). Default time.Now.
+	Now func() time.Time
+}
+
+// maxFolds bounds the sources folded one by one.
+const maxFolds = 10000
+
+type foldKey struct{ table, source, what string }
+
+// fold is an open window of repeats of one rejection.
+type fold struct {
+	until time.Time
+	extra int64                                                   // repeats since the row written at the start
+	emit  func(count int64) (string, func(context.Context) error) // writes the latest repeat standing for count
 }
 
 type spooled struct {
@@ -67,16 +115,155 @@ func NewSpool(st Store, log *slog.Logger, maxPending int) *Spool {
 	if maxPending <= 0 {
 		maxPending = 100000
 	}
-	return &Spool{st: st, log: log, maxPending: maxPending, timeout: writeTimeout, wake: make(chan struct{}, 1)}
+	return &Spool{st: st, log: log, maxPending: maxPending, timeout: writeTimeout, wake: make(chan struct{}, 1), folds: map[foldKey]*fold{}}
 }
 
-// AddCall records an ended call.
+// SetPolicy sets how history is bounded; call it before Run.
+func (s *Spool) SetPolicy(p HistoryPolicy) {
+	if p.PruneEvery <= 0 {
+		p.PruneEvery = 10 * time.Minute
+	}
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	s.policy = p
+}
+
+func (s *Spool) now() time.Time {
+	if s.policy.Now == nil {
+		return time.Now()
+	}
+	return s.policy.Now()
+}
+
+// sourceHost is the address without its port: a scanner's ports change.
+func sourceHost(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
+// folded reports whether a rejection was counted into an open window
+// instead of written; if not, a new window starts and the caller writes it.
+func (s *Spool) folded(k foldKey, emit func(int64) (string, func(context.Context) error)) bool {
+	if s.policy.FoldWindow <= 0 {
+		return false
+	}
+	now := s.now()
+	s.mu.Lock()
+	if _, tracked := s.folds[k]; !tracked && len(s.folds) >= maxFolds {
+		k.source = "*" // every further source shares one window per reason
+	}
+	f := s.folds[k]
+	if f != nil && now.Before(f.until) {
+		f.extra++
+		f.emit = emit
+		s.mu.Unlock()
+		return true
+	}
+	var due func(int64) (string, func(context.Context) error)
+	var n int64
+	if f != nil && f.extra > 0 {
+		due, n = f.emit, f.extra
+	}
+	s.folds[k] = &fold{until: now.Add(s.policy.FoldWindow)}
+	s.mu.Unlock()
+	if due != nil {
+		what, w := due(n)
+		s.enqueue(false, what, w)
+	}
+	return false
+}
+
+// sweep writes the folds whose window closed (all of them when all is set).
+func (s *Spool) sweep(all bool) {
+	now := s.now()
+	type row struct {
+		emit func(int64) (string, func(context.Context) error)
+		n    int64
+	}
+	var due []row
+	s.mu.Lock()
+	for k, f := range s.folds {
+		if all || !now.Before(f.until) {
+			if f.extra > 0 {
+				due = append(due, row{f.emit, f.extra})
+			}
+			delete(s.folds, k)
+		}
+	}
+	s.mu.Unlock()
+	for _, r := range due {
+		what, w := r.emit(r.n)
+		s.enqueue(false, what, w)
+	}
+}
+
+// pruneBatchRows is how many written records start a prune before the
+// interval: a tenth of the cap, within 100..10,000.
+func (p HistoryPolicy) pruneBatchRows() int64 {
+	if p.MaxRows <= 0 {
+		return 10000
+	}
+	return int64(min(10000, max(100, p.MaxRows/10)))
+}
+
+// maybePrune applies MaxAge and MaxRows when the interval passed or a batch
+// was written since the last prune. Run's goroutine only.
+func (s *Spool) maybePrune(ctx context.Context) {
+	p := s.policy
+	if p.MaxAge <= 0 && p.MaxRows <= 0 {
+		return
+	}
+	now := s.now()
+	if !s.lastPrune.IsZero() && now.Sub(s.lastPrune) < p.PruneEvery && s.written.Load() < p.pruneBatchRows() {
+		return
+	}
+	s.lastPrune = now
+	s.written.Store(0)
+	var before time.Time
+	if p.MaxAge > 0 {
+		before = now.Add(-p.MaxAge)
+	}
+	pctx, cancel := context.WithTimeout(ctx, time.Minute)
+	n, err := s.st.PruneHistory(pctx, before, p.MaxRows)
+	cancel()
+	switch {
+	case err != nil:
+		s.log.Warn("history retention: prune failed; retried later", "err", err)
+	case n > 0:
+		s.log.Info("history retention: old rows deleted", "rows", n, "max_age", p.MaxAge, "max_rows", p.MaxRows)
+	}
+}
+
+// AddCall records an ended call. A call Portico refused (ended by
+// "portico" before an answer) folds with its repeats.
 func (s *Spool) AddCall(ctx context.Context, c CallRecord) error {
+	if c.AnsweredAt.IsZero() && c.EndedBy == "portico" {
+		src := sourceHost(c.SourceAddr)
+		if s.folded(foldKey{"calls", src, fmt.Sprint(c.Status, " ", c.Disposition)}, func(n int64) (string, func(context.Context) error) {
+			c.Count = n
+			return fmt.Sprintf("%d refused calls from %s", n, src), func(ctx context.Context) error { return s.st.AddCall(ctx, c) }
+		}) {
+			return nil
+		}
+	}
 	return s.write(ctx, false, "call "+c.ID, func(ctx context.Context) error { return s.st.AddCall(ctx, c) })
 }
 
-// AddRegistrationEvent records a registration step.
+// AddRegistrationEvent records a registration step. A rejection folds with
+// its repeats.
 func (s *Spool) AddRegistrationEvent(ctx context.Context, r RegistrationEvent) error {
+	if r.Kind == "rejected" {
+		src := sourceHost(r.Source)
+		if s.folded(foldKey{"registration_events", src, r.Reason}, func(n int64) (string, func(context.Context) error) {
+			r.Count = n
+			return fmt.Sprintf("%d rejected registrations from %s", n, src), func(ctx context.Context) error { return s.st.AddRegistrationEvent(ctx, r) }
+		}) {
+			return nil
+		}
+	}
 	return s.write(ctx, false, "registration event "+r.AOR, func(ctx context.Context) error { return s.st.AddRegistrationEvent(ctx, r) })
 }
 
@@ -110,12 +297,29 @@ func (s *Spool) write(ctx context.Context, audit bool, what string, f func(conte
 		cancel()
 		switch {
 		case err == nil, errors.Is(err, ErrExists):
+			s.noteWritten()
 			return nil
 		case !retryable(err):
 			return err
 		}
 		s.log.Warn("store unavailable; history queued for retry", "record", what, "err", err)
 	}
+	return s.enqueue(audit, what, f)
+}
+
+// noteWritten counts a written record towards the next prune, and wakes
+// Run when a batch is complete.
+func (s *Spool) noteWritten() {
+	if s.written.Add(1) == s.policy.pruneBatchRows() && (s.policy.MaxRows > 0 || s.policy.MaxAge > 0) {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// enqueue queues a record for Run, within maxPending.
+func (s *Spool) enqueue(audit bool, what string, f func(context.Context) error) error {
 	s.mu.Lock()
 	if len(s.queue) >= s.maxPending {
 		if !s.evictLocked() {
@@ -175,27 +379,32 @@ func (s *Spool) Failed() uint64 { return s.failed.Load() }
 // Healthy reports whether nothing is waiting for the store.
 func (s *Spool) Healthy() bool { return s.Pending() == 0 }
 
-// Run retries queued records with backoff until ctx ends; then it makes one
-// last attempt to flush. It returns nil.
+// Run retries queued records with backoff until ctx ends; then it writes
+// the open folds and makes one last attempt to flush. It also closes fold
+// windows and prunes (HistoryPolicy). It returns nil.
 func (s *Spool) Run(ctx context.Context) error {
 	const first, most = 500 * time.Millisecond, 10 * time.Second
 	backoff := first
 	timer := time.NewTimer(0)
 	<-timer.C
 	defer timer.Stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	s.maybePrune(ctx)
 	for {
-		if s.flush(ctx) {
+		ok := s.flush(ctx)
+		var wake <-chan struct{}
+		var retry <-chan time.Time
+		if ok {
 			backoff = first
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-s.wake:
-			}
-			continue
+			wake = s.wake
+		} else {
+			timer.Reset(backoff)
+			retry = timer.C
 		}
-		timer.Reset(backoff)
 		select {
 		case <-ctx.Done():
+			s.sweep(true)
 			fctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 			s.flush(fctx)
 			cancel()
@@ -203,9 +412,18 @@ func (s *Spool) Run(ctx context.Context) error {
 				s.log.Error("history records not written at shutdown", "pending", n)
 			}
 			return nil
-		case <-timer.C:
+		case <-wake:
+			if ok {
+				s.maybePrune(ctx)
+			}
+		case <-retry:
+			backoff = min(backoff*2, most)
+		case <-tick.C:
+			s.sweep(false)
+			if ok {
+				s.maybePrune(ctx)
+			}
 		}
-		backoff = min(backoff*2, most)
 	}
 }
 
@@ -236,6 +454,8 @@ func (s *Spool) flush(ctx context.Context) bool {
 		if err != nil && !errors.Is(err, ErrExists) {
 			s.failed.Add(1)
 			s.log.Error("queued history record refused by the store; skipped", "record", e.what, "err", err)
+		} else {
+			s.noteWritten()
 		}
 		s.mu.Lock()
 		s.inflight = 0
@@ -251,6 +471,3 @@ func (s *Spool) flush(ctx context.Context) bool {
 		}
 	}
 }
-
-// SetTimeout sets the per-attempt timeout (tests).
-func (s *Spool) SetTimeout(d time.Duration) { s.timeout = d }

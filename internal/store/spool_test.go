@@ -329,3 +329,28 @@ func TestSpoolConcurrentFlapping(t *testing.T) {
 		}
 	}
 }
+
+// TestSpoolFoldsSpoofedSourcesPastTheBound: past maxFolds sources, further
+// sources share one fold per reason, so a flood from ever new addresses
+// still writes a bounded number of rows.
+func TestSpoolFoldsSpoofedSourcesPastTheBound(t *testing.T) {
+	f := newFake()
+	sp := NewSpool(f, nil, 100000)
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	sp.SetPolicy(HistoryPolicy{FoldWindow: time.Minute, Now: func() time.Time { return now }})
+	ctx := context.Background()
+	const sources = maxFolds + 5000
+	for round := range 2 {
+		for i := range sources {
+			sp.AddRegistrationEvent(ctx, RegistrationEvent{AOR: fmt.Sprint("r", round, "-", i), Source: fmt.Sprintf("10.%d.%d.%d:5060", i>>16, i>>8&255, i&255), Kind: "rejected", Reason: "404"})
+		}
+	}
+	if n := len(f.got()); n != maxFolds+1 {
+		t.Fatalf("%d rows written for %d rejections from %d sources; want one per tracked source and one for the rest (%d)", n, 2*sources, sources, maxFolds+1)
+	}
+	now = now.Add(time.Minute)
+	sp.sweep(false)
+	stop := runSpool(t, sp)
+	defer stop()
+	waitFor(t, "the folded rows", func() bool { return len(f.got()) == 2*maxFolds+2 })
+}

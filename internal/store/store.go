@@ -66,6 +66,25 @@ type Store interface {
 	AddEvent(ctx context.Context, e Event) error
 	Events(ctx context.Context, q Query) ([]Event, error)
 
+	// PruneHistory deletes call, registration and event history older than
+	// before (zero: none by age) and, past maxRows rows in a table (0: no
+	// cap), its oldest rows. It deletes in bounded batches so that writers
+	// are not held up, and returns how many rows went.
+	PruneHistory(ctx context.Context, before time.Time, maxRows int) (int64, error)
+
+	// AcquireLease makes l the node that runs on this store, unless another
+	// node holds a lease renewed within ttl and force is false: then it
+	// returns that node's lease and an error wrapping ErrLeaseHeld. Until
+	// nodes of a cluster get their own parts of the store, two nodes on one
+	// store would overwrite each other's configuration history.
+	AcquireLease(ctx context.Context, l NodeLease, ttl time.Duration, force bool) (NodeLease, error)
+	// RenewLease marks node's lease alive at now; ErrLeaseHeld when another
+	// node has taken it over.
+	RenewLease(ctx context.Context, node string, now time.Time) error
+	// ReleaseLease gives node's lease up (clean shutdown); releasing a lease
+	// node does not hold is not an error.
+	ReleaseLease(ctx context.Context, node string) error
+
 	// Snapshot reads every table in one read transaction: a consistent copy
 	// taken while Portico runs.
 	Snapshot(ctx context.Context) (*Snapshot, error)
@@ -172,6 +191,9 @@ type RegistrationEvent struct {
 	Kind      string    `json:"kind"`      // registered, refreshed, expired, rejected, unregistered
 	Expires   int       `json:"expires"`   // seconds granted
 	Reason    string    `json:"reason"`
+	// Count is how many occurrences this row stands for when repeated
+	// rejections from one source were folded into it; 0 means one.
+	Count int64 `json:"count,omitempty"`
 }
 
 // CallRecord is one ended call in call history.
@@ -191,6 +213,18 @@ type CallRecord struct {
 	Disposition string        `json:"disposition"` // e.g. "normal", "callee busy", "policy: destination not allowed"
 	Codecs      string        `json:"codecs"`
 	Streams     []StreamStats `json:"streams"`
+	// Count is how many calls this row stands for when repeated rejections
+	// from one source were folded into it; 0 means one.
+	Count int64 `json:"count,omitempty"`
+}
+
+// NodeLease names the node that runs on a store.
+type NodeLease struct {
+	Node      string    `json:"node"` // the node's ID, kept in its data directory
+	Name      string    `json:"name"` // node.name
+	Host      string    `json:"host"` // host name
+	StartedAt time.Time `json:"started_at"`
+	RenewedAt time.Time `json:"renewed_at"`
 }
 
 // StreamStats is what the media relay measured for one stream of a call.

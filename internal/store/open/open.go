@@ -21,6 +21,25 @@ type Config struct {
 	DSN     string // PostgreSQL connection string (URL or key=value)
 }
 
+// EnvDSN is the environment variable that carries the PostgreSQL DSN, so
+// that its password stays out of configuration documents.
+const EnvDSN = "PORTICO_STORE_DSN"
+
+// Resolve completes c from the environment, the one rule for the daemon
+// and every CLI command: an empty DSN comes from PORTICO_STORE_DSN, and
+// when no configuration file named the store (fromFile false), a set
+// PORTICO_STORE_DSN selects PostgreSQL instead of the default SQLite file.
+func Resolve(c Config, fromFile bool, getenv func(string) string) Config {
+	env := getenv(EnvDSN)
+	if c.DSN == "" {
+		c.DSN = env
+	}
+	if !fromFile && env != "" {
+		c.Backend = "postgres"
+	}
+	return c
+}
+
 // Open opens and migrates the backend. A PostgreSQL server that cannot be
 // reached fails with "store: postgres at host:port unreachable: ..." (the
 // password never appears) wrapping store.ErrUnavailable.

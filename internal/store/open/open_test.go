@@ -63,3 +63,34 @@ func TestOpen(t *testing.T) {
 		})
 	}
 }
+
+// TestResolve: PORTICO_STORE_DSN fills an empty DSN, and without a file it
+// also selects PostgreSQL; a file's backend stands.
+func TestResolve(t *testing.T) {
+	env := func(dsn string) func(string) string {
+		return func(k string) string {
+			if k == EnvDSN {
+				return dsn
+			}
+			return ""
+		}
+	}
+	for _, tc := range []struct {
+		name     string
+		in       Config
+		fromFile bool
+		env      string
+		want     Config
+	}{
+		{"no file, no env", Config{Backend: "sqlite"}, false, "", Config{Backend: "sqlite"}},
+		{"no file, env", Config{Backend: "sqlite"}, false, "postgres://h/db", Config{Backend: "postgres", DSN: "postgres://h/db"}},
+		{"file says sqlite", Config{Backend: "sqlite"}, true, "postgres://h/db", Config{Backend: "sqlite", DSN: "postgres://h/db"}},
+		{"file has a DSN", Config{Backend: "postgres", DSN: "postgres://file/db"}, true, "postgres://env/db", Config{Backend: "postgres", DSN: "postgres://file/db"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Resolve(tc.in, tc.fromFile, env(tc.env)); got != tc.want {
+				t.Errorf("Resolve = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}

@@ -199,7 +199,7 @@ func (s *DB) Restore(ctx context.Context, snap *store.Snapshot) error {
 		func() error {
 			return insert("registration_events", regCols, len(snap.RegistrationEvents), func(i int) (string, []any) {
 				r := snap.RegistrationEvents[i]
-				return strconv.FormatInt(r.ID, 10), []any{r.ID, us(r.Time), r.Protocol, r.AOR, r.Contact, r.Source, r.Transport, r.Kind, int64(r.Expires), r.Reason}
+				return strconv.FormatInt(r.ID, 10), []any{r.ID, us(r.Time), r.Protocol, r.AOR, r.Contact, r.Source, r.Transport, r.Kind, int64(r.Expires), r.Reason, r.Count}
 			})
 		},
 		func() error {

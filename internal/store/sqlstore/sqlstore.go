@@ -236,7 +236,7 @@ func (s *DB) ActiveConfig(ctx context.Context) (store.ConfigVersion, error) {
 // ConfigVersion returns one version.
 func (s *DB) ConfigVersion(ctx context.Context, version int64) (store.ConfigVersion, error) {
 	v, err := scanConfig(s.r.QueryRowContext(ctx, s.q("SELECT "+configCols+" FROM config_versions WHERE version = ?"), version))
-	return v, s.wrap("config version", err)
+	return v, s.wrap(fmt.Sprintf("config version %d", version), err)
 }
 
 // ConfigVersions lists versions newest first, without documents.
@@ -316,7 +316,7 @@ func scanUser(sc interface{ Scan(...any) error }) (store.User, error) {
 
 // CreateUser adds a user.
 func (s *DB) CreateUser(ctx context.Context, u store.User) error {
-	_, err := s.exec(ctx, "create user", "INSERT INTO users ("+userCols+") VALUES (?, ?, ?, ?, ?, ?)",
+	_, err := s.exec(ctx, fmt.Sprintf("create user %q", u.Name), "INSERT INTO users ("+userCols+") VALUES (?, ?, ?, ?, ?, ?)",
 		u.Name, nonNilBytes(u.PasswordHash), string(u.Role), b2i(u.Disabled), us(u.CreatedAt), us(u.UpdatedAt))
 	return err
 }
@@ -324,7 +324,7 @@ func (s *DB) CreateUser(ctx context.Context, u store.User) error {
 // User reads one user.
 func (s *DB) User(ctx context.Context, name string) (store.User, error) {
 	u, err := scanUser(s.r.QueryRowContext(ctx, s.q("SELECT "+userCols+" FROM users WHERE name = ?"), name))
-	return u, s.wrap("user", err)
+	return u, s.wrap(fmt.Sprintf("user %q", name), err)
 }
 
 // Users lists users by name.
@@ -334,14 +334,14 @@ func (s *DB) Users(ctx context.Context) ([]store.User, error) {
 
 // UpdateUser replaces a user's fields.
 func (s *DB) UpdateUser(ctx context.Context, u store.User) error {
-	return s.mustAffect(ctx, "update user", "UPDATE users SET password_hash = ?, role = ?, disabled = ?, updated_at = ? WHERE name = ?",
+	return s.mustAffect(ctx, fmt.Sprintf("update user %q", u.Name), "UPDATE users SET password_hash = ?, role = ?, disabled = ?, updated_at = ? WHERE name = ?",
 		nonNilBytes(u.PasswordHash), string(u.Role), b2i(u.Disabled), us(u.UpdatedAt), u.Name)
 }
 
 // DeleteUser removes a user; its tokens and sessions go with it (the
 // foreign key cascades).
 func (s *DB) DeleteUser(ctx context.Context, name string) error {
-	return s.mustAffect(ctx, "delete user", "DELETE FROM users WHERE name = ?", name)
+	return s.mustAffect(ctx, fmt.Sprintf("delete user %q", name), "DELETE FROM users WHERE name = ?", name)
 }
 
 // ---- tokens
@@ -362,7 +362,7 @@ func (s *DB) CreateToken(ctx context.Context, t store.Token) error {
 	if len(t.Hash) == 0 {
 		return errors.New("create token: empty hash")
 	}
-	_, err := s.exec(ctx, "create token", "INSERT INTO tokens ("+tokenCols+") VALUES (?, ?, ?, ?, ?, ?, ?)",
+	_, err := s.exec(ctx, fmt.Sprintf("create token %s of user %q", t.ID, t.User), "INSERT INTO tokens ("+tokenCols+") VALUES (?, ?, ?, ?, ?, ?, ?)",
 		t.ID, nonNilBytes(t.Hash), t.User, string(t.Kind), t.Name, us(t.CreatedAt), us(t.ExpiresAt))
 	return err
 }
@@ -380,7 +380,7 @@ func (s *DB) Tokens(ctx context.Context, user string) ([]store.Token, error) {
 
 // DeleteToken revokes a token.
 func (s *DB) DeleteToken(ctx context.Context, id string) error {
-	return s.mustAffect(ctx, "delete token", "DELETE FROM tokens WHERE id = ?", id)
+	return s.mustAffect(ctx, fmt.Sprintf("delete token %q", id), "DELETE FROM tokens WHERE id = ?", id)
 }
 
 // DeleteExpiredTokens removes tokens whose expiry passed.
@@ -416,7 +416,7 @@ func (s *DB) Certificates(ctx context.Context) ([]store.Certificate, error) {
 
 // DeleteCertificate removes a certificate.
 func (s *DB) DeleteCertificate(ctx context.Context, name string) error {
-	return s.mustAffect(ctx, "delete certificate", "DELETE FROM certificates WHERE name = ?", name)
+	return s.mustAffect(ctx, fmt.Sprintf("delete certificate %q", name), "DELETE FROM certificates WHERE name = ?", name)
 }
 
 const turnCols = "realm, name, key, created_at"
@@ -440,7 +440,7 @@ func (s *DB) PutTURNUser(ctx context.Context, u store.TURNUser) error {
 // TURNUser reads one TURN credential.
 func (s *DB) TURNUser(ctx context.Context, realm, name string) (store.TURNUser, error) {
 	u, err := scanTURN(s.r.QueryRowContext(ctx, s.q("SELECT "+turnCols+" FROM turn_users WHERE realm = ? AND name = ?"), realm, name))
-	return u, s.wrap("turn user", err)
+	return u, s.wrap(fmt.Sprintf("turn user %q in realm %q", name, realm), err)
 }
 
 // TURNUsers lists TURN credentials.
@@ -450,7 +450,7 @@ func (s *DB) TURNUsers(ctx context.Context) ([]store.TURNUser, error) {
 
 // DeleteTURNUser removes a TURN credential.
 func (s *DB) DeleteTURNUser(ctx context.Context, realm, name string) error {
-	return s.mustAffect(ctx, "delete turn user", "DELETE FROM turn_users WHERE realm = ? AND name = ?", realm, name)
+	return s.mustAffect(ctx, fmt.Sprintf("delete turn user %q in realm %q", name, realm), "DELETE FROM turn_users WHERE realm = ? AND name = ?", realm, name)
 }
 
 // ---- history
@@ -539,20 +539,20 @@ func (s *DB) Audit(ctx context.Context, q store.Query) ([]store.AuditEntry, erro
 	return list(ctx, s, "audit", "SELECT "+auditCols+" FROM audit"+w, args, scanAudit)
 }
 
-const regCols = "id, time, protocol, aor, contact, source, transport, kind, expires, reason"
+const regCols = "id, time, protocol, aor, contact, source, transport, kind, expires, reason, count"
 
 func scanReg(sc interface{ Scan(...any) error }) (store.RegistrationEvent, error) {
 	var r store.RegistrationEvent
 	var t, exp int64
-	err := sc.Scan(&r.ID, &t, &r.Protocol, &r.AOR, &r.Contact, &r.Source, &r.Transport, &r.Kind, &exp, &r.Reason)
+	err := sc.Scan(&r.ID, &t, &r.Protocol, &r.AOR, &r.Contact, &r.Source, &r.Transport, &r.Kind, &exp, &r.Reason, &r.Count)
 	r.Time, r.Expires = fromUS(t), int(exp)
 	return r, err
 }
 
 // AddRegistrationEvent records a registration step.
 func (s *DB) AddRegistrationEvent(ctx context.Context, r store.RegistrationEvent) error {
-	_, err := s.exec(ctx, "add registration event", "INSERT INTO registration_events (time, protocol, aor, contact, source, transport, kind, expires, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		us(r.Time), r.Protocol, r.AOR, r.Contact, r.Source, r.Transport, r.Kind, int64(r.Expires), r.Reason)
+	_, err := s.exec(ctx, "add registration event", "INSERT INTO registration_events (time, protocol, aor, contact, source, transport, kind, expires, reason, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		us(r.Time), r.Protocol, r.AOR, r.Contact, r.Source, r.Transport, r.Kind, int64(r.Expires), r.Reason, r.Count)
 	return err
 }
 
@@ -562,13 +562,13 @@ func (s *DB) RegistrationEvents(ctx context.Context, q store.Query) ([]store.Reg
 	return list(ctx, s, "registration events", "SELECT "+regCols+" FROM registration_events"+w, args, scanReg)
 }
 
-const callCols = "id, protocol, call_type, caller, callee, source_addr, started_at, answered_at, ended_at, duration_ms, ended_by, status, disposition, codecs, streams"
+const callCols = "id, protocol, call_type, caller, callee, source_addr, started_at, answered_at, ended_at, duration_ms, ended_by, status, disposition, codecs, streams, count"
 
 func scanCall(sc interface{ Scan(...any) error }) (store.CallRecord, error) {
 	var c store.CallRecord
 	var st, an, en, status int64
 	var streams string
-	err := sc.Scan(&c.ID, &c.Protocol, &c.CallType, &c.From, &c.To, &c.SourceAddr, &st, &an, &en, &c.DurationMs, &c.EndedBy, &status, &c.Disposition, &c.Codecs, &streams)
+	err := sc.Scan(&c.ID, &c.Protocol, &c.CallType, &c.From, &c.To, &c.SourceAddr, &st, &an, &en, &c.DurationMs, &c.EndedBy, &status, &c.Disposition, &c.Codecs, &streams, &c.Count)
 	if err != nil {
 		return c, err
 	}
@@ -588,12 +588,12 @@ func callArgs(c store.CallRecord) []any {
 		streams, _ = json.Marshal(c.Streams) // plain numbers and strings: cannot fail
 	}
 	return []any{c.ID, c.Protocol, c.CallType, c.From, c.To, c.SourceAddr, us(c.StartedAt), us(c.AnsweredAt), us(c.EndedAt),
-		c.DurationMs, c.EndedBy, int64(c.Status), c.Disposition, c.Codecs, string(streams)}
+		c.DurationMs, c.EndedBy, int64(c.Status), c.Disposition, c.Codecs, string(streams), c.Count}
 }
 
 // AddCall records an ended call; ErrExists if its ID is already recorded.
 func (s *DB) AddCall(ctx context.Context, c store.CallRecord) error {
-	_, err := s.exec(ctx, "add call", "INSERT INTO calls ("+callCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", callArgs(c)...)
+	_, err := s.exec(ctx, "add call", "INSERT INTO calls ("+callCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", callArgs(c)...)
 	return err
 }
 

@@ -38,6 +38,9 @@ func Run(t *testing.T, open Open) {
 		{"concurrent writers", testConcurrent},
 		{"snapshot is consistent under writes", testSnapshotConsistent},
 		{"spool over a flaky store", testSpoolFlaky},
+		{"history retention", testPrune},
+		{"folded rows keep their count", testCount},
+		{"node lease", testLease},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -732,5 +735,134 @@ func SpoolSurvives(t *testing.T, st, w store.Store, down, up func()) {
 	}
 	if sp.Dropped() != 0 || sp.Failed() != 0 {
 		t.Errorf("dropped %d failed %d", sp.Dropped(), sp.Failed())
+	}
+}
+
+func testCount(t *testing.T, st store.Store) {
+	c := ctx(t)
+	cr := call(1)
+	cr.Count = 39999
+	if err := st.AddCall(c, cr); err != nil {
+		t.Fatal(err)
+	}
+	r := store.RegistrationEvent{Time: t0, Protocol: "sip", AOR: "sip:x@corp", Source: "192.0.2.1:5060", Kind: "rejected", Reason: "404 Not Found", Count: 17}
+	if err := st.AddRegistrationEvent(c, r); err != nil {
+		t.Fatal(err)
+	}
+	calls, _ := st.Calls(c, store.Query{})
+	regs, _ := st.RegistrationEvents(c, store.Query{})
+	if len(calls) != 1 || calls[0].Count != 39999 || len(regs) != 1 || regs[0].Count != 17 {
+		t.Fatalf("counts read back: calls %+v regs %+v", calls, regs)
+	}
+	snap, err := st.Snapshot(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Restore(c, snap); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := st.Snapshot(c)
+	if again.Calls[0].Count != 39999 || again.RegistrationEvents[0].Count != 17 {
+		t.Errorf("counts after restore: %d, %d", again.Calls[0].Count, again.RegistrationEvents[0].Count)
+	}
+}
+
+func testPrune(t *testing.T, st store.Store) {
+	c := ctx(t)
+	count := func() (calls, regs, events int) {
+		a, _ := st.Calls(c, store.Query{Limit: 10000})
+		b, _ := st.RegistrationEvents(c, store.Query{Limit: 10000})
+		e, _ := st.Events(c, store.Query{Limit: 10000})
+		return len(a), len(b), len(e)
+	}
+	// 60 of each, a minute apart; audit is never pruned.
+	for i := 0; i < 60; i++ {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		if err := st.AddCall(c, call(i)); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.AddRegistrationEvent(c, store.RegistrationEvent{Time: at, Protocol: "sip", AOR: fmt.Sprint("sip:u", i, "@corp"), Kind: "registered"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.AddEvent(c, store.Event{Time: at, Severity: "info", Component: "t", Message: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.AppendAudit(c, store.AuditEntry{Time: at, User: "u", Action: "a"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// By age: everything that ended before minute 20 goes (calls end 30 s
+	// after they start, so call 19 ends at 19:30 and goes, call 20 stays).
+	n, err := st.PruneHistory(c, t0.Add(20*time.Minute), 0)
+	if err != nil || n != 3*20 {
+		t.Fatalf("PruneHistory by age = %d, %v; want 60", n, err)
+	}
+	if a, b, e := count(); a != 40 || b != 40 || e != 40 {
+		t.Fatalf("after pruning by age: %d calls, %d registration events, %d events; want 40 each", a, b, e)
+	}
+	// By count: the newest 25 of each stay.
+	if _, err := st.PruneHistory(c, time.Time{}, 25); err != nil {
+		t.Fatal(err)
+	}
+	if a, b, e := count(); a != 25 || b != 25 || e != 25 {
+		t.Fatalf("after pruning to 25 rows: %d, %d, %d", a, b, e)
+	}
+	calls, _ := st.Calls(c, store.Query{Limit: 1})
+	if calls[0].ID != "call-059" {
+		t.Errorf("newest call %s pruned", calls[0].ID)
+	}
+	if au, _ := st.Audit(c, store.Query{Limit: 1000}); len(au) != 60 {
+		t.Errorf("audit pruned: %d entries left", len(au))
+	}
+	if n, err := st.PruneHistory(c, t0, 1000); err != nil || n != 0 {
+		t.Errorf("nothing to prune = %d, %v", n, err)
+	}
+}
+
+func testLease(t *testing.T, st store.Store) {
+	c := ctx(t)
+	a := store.NodeLease{Node: "node-a", Name: "edge1", Host: "host-a", StartedAt: t0, RenewedAt: t0}
+	b := store.NodeLease{Node: "node-b", Name: "edge2", Host: "host-b", StartedAt: t0.Add(time.Second), RenewedAt: t0.Add(time.Second)}
+	const ttl = 30 * time.Second
+	if _, err := st.AcquireLease(c, a, ttl, false); err != nil {
+		t.Fatalf("first node: %v", err)
+	}
+	holder, err := st.AcquireLease(c, b, ttl, false)
+	if !errors.Is(err, store.ErrLeaseHeld) || holder.Node != "node-a" || holder.Host != "host-a" || !holder.RenewedAt.Equal(t0) {
+		t.Fatalf("second node = %+v, %v; want node-a's lease and ErrLeaseHeld", holder, err)
+	}
+	// The holder restarting takes its own lease back at once.
+	if _, err := st.AcquireLease(c, a, ttl, false); err != nil {
+		t.Fatalf("the holder again: %v", err)
+	}
+	if err := st.RenewLease(c, "node-a", t0.Add(20*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	b.RenewedAt = t0.Add(45 * time.Second) // 25 s after the renewal: still held
+	if _, err := st.AcquireLease(c, b, ttl, false); !errors.Is(err, store.ErrLeaseHeld) {
+		t.Fatalf("within ttl of the renewal: %v", err)
+	}
+	b.RenewedAt = t0.Add(51 * time.Second) // expired
+	if _, err := st.AcquireLease(c, b, ttl, false); err != nil {
+		t.Fatalf("after the lease expired: %v", err)
+	}
+	if err := st.RenewLease(c, "node-a", t0.Add(52*time.Second)); !errors.Is(err, store.ErrLeaseHeld) {
+		t.Fatalf("renewal by the node that lost the lease = %v", err)
+	}
+	a.RenewedAt = t0.Add(52 * time.Second)
+	if _, err := st.AcquireLease(c, a, ttl, true); err != nil {
+		t.Fatalf("forced: %v", err)
+	}
+	if err := st.ReleaseLease(c, "node-b"); err != nil {
+		t.Fatalf("release by a non-holder: %v", err)
+	}
+	if _, err := st.AcquireLease(c, b, ttl, false); !errors.Is(err, store.ErrLeaseHeld) {
+		t.Fatal("a non-holder's release freed the lease")
+	}
+	if err := st.ReleaseLease(c, "node-a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.AcquireLease(c, b, ttl, false); err != nil {
+		t.Fatalf("after release: %v", err)
 	}
 }
