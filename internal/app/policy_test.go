@@ -5,13 +5,14 @@ import (
 
 	"github.com/portico-edge/portico/internal/config"
 	"github.com/portico-edge/portico/internal/policy"
+	"github.com/portico-edge/portico/internal/sipedge"
 )
 
 // TestDryRunUsesConfig: the dry run decides with the policy rules and the
 // sip section's guest policy, and infers federated callers.
 func TestDryRunUsesConfig(t *testing.T) {
 	cfg := config.Default()
-	cfg.SIP.Guest = config.SIPGuest{Enabled: true, VMRRanges: []string{"1000-1999"}}
+	cfg.SIP.Guest = sipedge.GuestPolicy{Enabled: true, VMRRanges: []string{"1000-1999"}}
 	cfg.SIP.Federation.AllowedDomains = []string{"partner.example"}
 	cfg.Policy.Rules = []policy.Rule{{Name: "fed-only-sales", Match: policy.Match{Callers: []string{"federated"}, Destinations: []string{"sales"}}, Action: "allow"},
 		{Name: "fed-deny", Match: policy.Match{Callers: []string{"federated"}}, Action: "deny", Code: 404}}

@@ -135,10 +135,12 @@ func New(cfg Config, deps Deps) (*Guard, error) {
 }
 
 // Reload applies cfg for the next observation; blocks in force stay.
-func (g *Guard) Reload(cfg Config) error {
+// Every field applies live, so restart is always empty (the services'
+// common Reload contract).
+func (g *Guard) Reload(cfg Config) (restart []string, err error) {
 	s, err := cfg.settings()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	g.blockMu.Lock()
 	g.set.Store(s)
@@ -154,7 +156,7 @@ func (g *Guard) Reload(cfg Config) error {
 		g.blocks.Store(n)
 	}
 	g.blockMu.Unlock()
-	return nil
+	return nil, nil
 }
 
 // Key returns the prefix a source is scored and blocked by: the address

@@ -374,7 +374,7 @@ func TestRateLimit(t *testing.T) {
 func TestReloadIPv6Prefix(t *testing.T) {
 	g, _, _ := newTestGuard(t, Config{})
 	g.Observe(netip.MustParseAddr("2001:db8:1:2::1"), ScannerAgent)
-	if err := g.Reload(Config{IPv6Prefix: 128}); err != nil {
+	if _, err := g.Reload(Config{IPv6Prefix: 128}); err != nil {
 		t.Fatal(err)
 	}
 	if !g.Blocked(netip.MustParseAddr("2001:db8:1:2::99")) {

@@ -110,10 +110,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.GetCertificate == nil {
 		var errs Errors
 		if len(v.Listen.TLS) > 0 {
-			errs = append(errs, &FieldError{Path: "turn.listen.tls", Reason: "needs a certificate (Deps.GetCertificate is nil)"})
+			errs = append(errs, FieldError{Path: "turn.listen.tls", Reason: "needs a certificate (Deps.GetCertificate is nil)"})
 		}
 		if len(v.Listen.DTLS) > 0 {
-			errs = append(errs, &FieldError{Path: "turn.listen.dtls", Reason: "needs a certificate (Deps.GetCertificate is nil)"})
+			errs = append(errs, FieldError{Path: "turn.listen.dtls", Reason: "needs a certificate (Deps.GetCertificate is nil)"})
 		}
 		if len(errs) > 0 {
 			return nil, errs
