@@ -135,7 +135,7 @@ func TestStreamListenerSurvivesAcceptErrors(t *testing.T) {
 // closed as idle, and another client is answered throughout.
 func TestStreamIdleFlood(t *testing.T) {
 	ln := listenTCP(t, "127.0.0.1")
-	cfg := Config{Streams: StreamLimits{MaxConnsPerSource: 4, HandshakeTimeout: 200 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}}
+	cfg := Config{Streams: StreamLimits{MaxConnsPerSource: 4, HandshakeTimeout: time.Second, IdleTimeout: time.Second}}
 	startStreamEdge(t, cfg, "tcp", ln)
 	addr := ln.Addr().String()
 	var flood []net.Conn
@@ -293,7 +293,7 @@ func statusOver(c net.Conn, msg string) (string, error) {
 func TestTCPRegistrationDuringIdleFlood(t *testing.T) {
 	k := startKamailio(t, 64)
 	p := startPortico(t, Config{CallServers: kamailioServer(k),
-		Streams: StreamLimits{MaxConnsPerSource: 4, HandshakeTimeout: 300 * time.Millisecond, IdleTimeout: 500 * time.Millisecond}})
+		Streams: StreamLimits{MaxConnsPerSource: 4, HandshakeTimeout: time.Second, IdleTimeout: 2 * time.Second}})
 	addr := p.extTCP.String()
 	var flood []net.Conn
 	for range 20 {
