@@ -328,3 +328,28 @@ func TestTCPRegistrationDuringIdleFlood(t *testing.T) {
 		t.Error("the registered TCP flow was closed as idle")
 	}
 }
+
+func TestStreamLimitsDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   StreamLimits
+		want StreamLimits
+		err  string
+	}{
+		{"zero takes defaults", StreamLimits{}, StreamLimits{MaxConns: DefaultStreamMaxConns, MaxConnsPerSource: DefaultStreamMaxConnsPerSource, HandshakeTimeout: DefaultStreamHandshakeTimeout}, ""},
+		{"negative turns off", StreamLimits{MaxConns: -1, MaxConnsPerSource: -1, HandshakeTimeout: -1, IdleTimeout: -1}, StreamLimits{MaxConns: -1, MaxConnsPerSource: -1, HandshakeTimeout: -1, IdleTimeout: -1}, ""},
+		{"per source above total", StreamLimits{MaxConns: 10, MaxConnsPerSource: 20}, StreamLimits{MaxConns: 10, MaxConnsPerSource: 20, HandshakeTimeout: DefaultStreamHandshakeTimeout}, "sip.tcp.max_conns_per_source"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{Listeners: []Listener{{Interface: External, Transport: "tcp", Address: "127.0.0.1:5060"}, {Interface: Internal, Transport: "udp", Address: "127.0.0.1:5060"}},
+				CallServers: []CallServer{{Address: "127.0.0.1:5070"}}, Streams: tc.in}
+			got, err := cfg.withDefaults()
+			if got.Streams != tc.want {
+				t.Errorf("Streams = %+v, want %+v", got.Streams, tc.want)
+			}
+			if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+				t.Errorf("err = %v, want one naming %q", err, tc.err)
+			}
+		})
+	}
+}
