@@ -301,13 +301,13 @@ func TestIdleTimeout(t *testing.T) {
 }
 
 func TestIdleTrafficKeepsOpen(t *testing.T) {
-	l := Wrap(listen(t), Config{Name: "test", IdleTimeout: time.Second}, Deps{})
+	l := Wrap(listen(t), Config{Name: "test", IdleTimeout: 2 * time.Second}, Deps{})
 	accepted := acceptAll(t, l)
 	client := dialFrom(t, l, "127.0.0.5")
 	sc := <-accepted
 	// The server echoes; the client talks for several idle periods.
 	go io.Copy(sc, sc)
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	buf := make([]byte, 4)
 	for time.Now().Before(deadline) {
 		if _, err := client.Write([]byte("\r\n\r\n")); err != nil {

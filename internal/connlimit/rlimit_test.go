@@ -3,6 +3,7 @@
 package connlimit
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -68,6 +69,10 @@ func lowLimitChild() error {
 	refused := false
 	for i := 0; i < 100 && !refused; i++ {
 		c, err := net.DialTimeout("tcp", inner.Addr().String(), 2*time.Second)
+		if errors.Is(err, syscall.ECONNRESET) {
+			refused = true // reset before connect returned
+			break
+		}
 		if err != nil {
 			return fmt.Errorf("dial %d: %w (the table filled up: the reserve did not hold)", i, err)
 		}

@@ -135,7 +135,7 @@ func TestStreamListenerSurvivesAcceptErrors(t *testing.T) {
 // closed as idle, and another client is answered throughout.
 func TestStreamIdleFlood(t *testing.T) {
 	ln := listenTCP(t, "127.0.0.1")
-	cfg := Config{Streams: StreamLimits{MaxConnsPerSource: 4, HandshakeTimeout: 200 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}}
+	cfg := Config{Streams: StreamLimits{MaxConnsPerSource: 4, HandshakeTimeout: time.Second, IdleTimeout: time.Second}}
 	startStreamEdge(t, cfg, "tcp", ln)
 	addr := ln.Addr().String()
 	var flood []net.Conn
@@ -293,7 +293,7 @@ func statusOver(c net.Conn, msg string) (string, error) {
 func TestTCPRegistrationDuringIdleFlood(t *testing.T) {
 	k := startKamailio(t, 64)
 	p := startPortico(t, Config{CallServers: kamailioServer(k),
-		Streams: StreamLimits{MaxConnsPerSource: 4, HandshakeTimeout: 300 * time.Millisecond, IdleTimeout: 500 * time.Millisecond}})
+		Streams: StreamLimits{MaxConnsPerSource: 4, HandshakeTimeout: time.Second, IdleTimeout: 2 * time.Second}})
 	addr := p.extTCP.String()
 	var flood []net.Conn
 	for range 20 {
@@ -326,5 +326,30 @@ func TestTCPRegistrationDuringIdleFlood(t *testing.T) {
 	// reg has been quiet since before quiet's OPTIONS.
 	if closedBy(reg, time.Now().Add(50*time.Millisecond)) {
 		t.Error("the registered TCP flow was closed as idle")
+	}
+}
+
+func TestStreamLimitsDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   StreamLimits
+		want StreamLimits
+		err  string
+	}{
+		{"zero takes defaults", StreamLimits{}, StreamLimits{MaxConns: DefaultStreamMaxConns, MaxConnsPerSource: DefaultStreamMaxConnsPerSource, HandshakeTimeout: DefaultStreamHandshakeTimeout}, ""},
+		{"negative turns off", StreamLimits{MaxConns: -1, MaxConnsPerSource: -1, HandshakeTimeout: -1, IdleTimeout: -1}, StreamLimits{MaxConns: -1, MaxConnsPerSource: -1, HandshakeTimeout: -1, IdleTimeout: -1}, ""},
+		{"per source above total", StreamLimits{MaxConns: 10, MaxConnsPerSource: 20}, StreamLimits{MaxConns: 10, MaxConnsPerSource: 20, HandshakeTimeout: DefaultStreamHandshakeTimeout}, "sip.tcp.max_conns_per_source"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{Listeners: []Listener{{Interface: External, Transport: "tcp", Address: "127.0.0.1:5060"}, {Interface: Internal, Transport: "udp", Address: "127.0.0.1:5060"}},
+				CallServers: []CallServer{{Address: "127.0.0.1:5070"}}, Streams: tc.in}
+			got, err := cfg.withDefaults()
+			if got.Streams != tc.want {
+				t.Errorf("Streams = %+v, want %+v", got.Streams, tc.want)
+			}
+			if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+				t.Errorf("err = %v, want one naming %q", err, tc.err)
+			}
+		})
 	}
 }
