@@ -34,6 +34,7 @@ const (
 	kamIP     = "127.0.0.4"
 	insideIP  = "127.0.0.5"
 	outsideIP = "127.0.0.1"
+	probeIP   = "127.0.0.10" // waitServed's OPTIONS
 )
 
 // insideAddrs are strings that must never appear in anything sent outside.
@@ -402,7 +403,13 @@ func startKamailio(t testing.TB, shm int, defines ...string) *kamailio {
 
 // optionsPing sends one OPTIONS and waits briefly for any response.
 func optionsPing(addr string) error {
-	c, err := net.Dial("udp", addr)
+	// From an address of its own, so that the probe neither spends a
+	// test's rate limit nor meets its ACL (both aim at outsideIP).
+	dst, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return err
+	}
+	c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(probeIP)}, dst)
 	if err != nil {
 		return err
 	}
