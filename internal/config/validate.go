@@ -176,9 +176,6 @@ func (v *validator) iface(path string, i Interface, public bool) {
 
 func (v *validator) cidr(path, s string)     { v.errs.CIDR(path, s) }
 func (v *validator) hostPort(path, s string) { v.errs.HostPort(path, s) }
-func (v *validator) portRange(path string, r PortRange) bool {
-	return v.errs.PortRange(path, r)
-}
 
 func (v *validator) sip(c *Config) {
 	if c.SIP.Enabled && !c.Media.Enabled {
