@@ -24,7 +24,8 @@ func TestRejectedFloodKeepsNodeReady(t *testing.T) {
 	sipp := testpeer.Require(t, "sipp")[0]
 	dir := t.TempDir()
 	mgmt := freeAddr(t)
-	cfg, extPort := sipNodeConfig(t, mgmt, "127.0.0.9:5999")
+	extPort, intPort := testpeer.FreePort(t), testpeer.FreePort(t)
+	cfg := sipNodeConfig(mgmt, extPort, intPort, "127.0.0.9:5999")
 	cfg = strings.Replace(cfg, "level: info", "level: error", 1)
 	// The guard would block this one loopback source within a second; a
 	// real flood comes from spoofed addresses the guard cannot score, which

@@ -149,3 +149,22 @@ func TestHasPrefix(t *testing.T) {
 		})
 	}
 }
+
+// TestServicesShareOnlyFieldErrors: a service validates its own section
+// and reports with the shared field error (internal/config/field), a leaf
+// of the standard library; only the composing packages (app, api, backup,
+// cmd) read the whole document (internal/config).
+func TestServicesShareOnlyFieldErrors(t *testing.T) {
+	composers := []string{"internal/app", "internal/api", "internal/backup", "internal/config", "cmd/"}
+	for _, p := range listPackages(t) {
+		rel := strings.TrimPrefix(p.ImportPath, mod)
+		for _, imp := range p.Imports {
+			switch {
+			case rel == "internal/config/field" && strings.HasPrefix(imp, mod):
+				t.Errorf("internal/config/field imports %s; it must stay a leaf every service can import", imp)
+			case imp == mod+"internal/config" && !hasPrefix(p.ImportPath, composers) && !strings.HasPrefix(rel, "test"):
+				t.Errorf("%s imports internal/config; a service takes its own Config and reports with internal/config/field", p.ImportPath)
+			}
+		}
+	}
+}

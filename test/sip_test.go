@@ -62,29 +62,6 @@ func startKamailio(t *testing.T) string {
 	return ""
 }
 
-// sipNodeConfig is a node with the media relay and the SIP edge on split
-// loopback addresses (external 127.0.0.2, internal 127.0.0.3, UDP),
-// forwarding to callServer; it returns the external SIP port too.
-func sipNodeConfig(t *testing.T, mgmt, callServer string) (string, int) {
-	extPort, intPort := testpeer.FreePort(t), testpeer.FreePort(t)
-	base := 30000 + (extPort%500)*20
-	cfg := strings.Replace(baseConfig(mgmt), "external: {address: 127.0.0.1}", "external: {address: 127.0.0.2}", 1)
-	cfg = strings.Replace(cfg, "internal: {address: 127.0.0.1, networks: [10.0.0.0/8]}", "internal: {address: 127.0.0.3, networks: [10.0.0.0/8]}", 1)
-	return cfg + fmt.Sprintf(`media:
-  enabled: true
-  external: {port_min: %d, port_max: %d}
-  internal: {port_min: %d, port_max: %d}
-sip:
-  enabled: true
-  domain: portico.test
-  listeners:
-    - {interface: external, transport: udp, address: "127.0.0.2:%d"}
-    - {interface: internal, transport: udp, address: "127.0.0.3:%d"}
-  call_servers:
-    - {address: "%s", transport: udp}
-`, base, base+9, base+10, base+19, extPort, intPort, callServer), extPort
-}
-
 // TestSIPThroughDaemon: portico serve with the SIP edge and media relay;
 // sipp registers through it to Kamailio; the live registration and the
 // history show in the API.
@@ -93,7 +70,8 @@ func TestSIPThroughDaemon(t *testing.T) {
 	kam := startKamailio(t)
 	dir := t.TempDir()
 	mgmt := freeAddr(t)
-	cfg, extPort := sipNodeConfig(t, mgmt, kam)
+	extPort, intPort := testpeer.FreePort(t), testpeer.FreePort(t)
+	cfg := sipNodeConfig(mgmt, extPort, intPort, kam)
 	d := startDaemon(t, dir, cfg, mgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
 	c := newClient(t, d.url)
 	c.csrf = true

@@ -249,7 +249,7 @@ Content-Length: 0
 		if err == nil {
 			t.Fatalf("serve started with a sip-wss route and SIP disabled:\n%s", out)
 		}
-		if !strings.Contains(out, `access_proxy.routes[0].handler: "sip-wss"`) {
+		if !strings.Contains(out, `access_proxy.routes[0].handler (line 38, column 16): "sip-wss"`) {
 			t.Errorf("output does not name the route's handler:\n%s", out)
 		}
 	})

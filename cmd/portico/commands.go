@@ -202,6 +202,9 @@ func configImportCmd() *cobra.Command {
 				}
 				return printFieldErrors(cmd, args[0], err)
 			}
+			if res.State == app.FileImported || res.State == app.FileForced {
+				st.AppendAudit(cmd.Context(), store.AuditEntry{Time: time.Now().UTC(), User: osUser(), Source: "cli", Action: "config.import", Target: args[0], Detail: fmt.Sprintf("version %d (%s)", v.Version, res.State)})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s: %s; active version %d\n", args[0], res.State, res.Detail, v.Version)
 			return nil
 		},

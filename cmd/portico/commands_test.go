@@ -45,7 +45,7 @@ func TestConfigValidateBuildsServices(t *testing.T) {
 	}{
 		{"valid", "version: 1\n", true, nil},
 		{"service refuses", "version: 1\naccess_proxy:\n  enabled: true\n  listen: 127.0.0.1:8443\n  routes:\n    - {name: w, match: {alpn: [http/1.1]}, action: handoff, handler: sip-wss}\n",
-			false, []string{"access_proxy.routes[0].handler"}},
+			false, []string{"access_proxy.routes[0].handler (line 6"}},
 		{"every problem", "version: 1\nmanagement:\n  max_login_failures: ten\nlog:\n  levle: info\n",
 			false, []string{"management.max_login_failures (line 3, column 23)", "log.levle (line 5"}},
 	}

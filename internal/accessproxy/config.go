@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/portico-edge/portico/internal/config/field"
 )
 
 // Actions a route can take.
@@ -254,7 +256,7 @@ func (c *Config) setDefaults() {
 }
 
 func invalid(path, format string, a ...any) error {
-	return fmt.Errorf("%w: access_proxy.%s: %s", ErrInvalidConfig, path, fmt.Sprintf(format, a...))
+	return fmt.Errorf("%w: %w", ErrInvalidConfig, field.Error{Path: "access_proxy." + path, Reason: fmt.Sprintf(format, a...)})
 }
 
 func parseCIDRs(path string, list []string) ([]netip.Prefix, error) {

@@ -65,7 +65,7 @@ func TestMaxConnsReloadsLive(t *testing.T) {
 
 	cfg = s.Config()
 	cfg.MaxConns = 3
-	if err := s.Reload(cfg); err != nil {
+	if _, err := s.Reload(cfg); err != nil {
 		t.Fatal(err)
 	}
 	if c := dialFrom(t, "127.0.0.1", addr); !works(c) {
@@ -73,7 +73,7 @@ func TestMaxConnsReloadsLive(t *testing.T) {
 	}
 
 	cfg.MaxConns = 1
-	if err := s.Reload(cfg); err != nil {
+	if _, err := s.Reload(cfg); err != nil {
 		t.Fatal(err)
 	}
 	dialFrom(t, "127.0.0.1", addr)

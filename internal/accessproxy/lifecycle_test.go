@@ -19,7 +19,7 @@ func TestNewStartsNoGoroutine(t *testing.T) {
 	if after := runtime.NumGoroutine(); after != before {
 		t.Errorf("New started %d goroutines", after-before)
 	}
-	if err := s.Reload(Config{Timeouts: Timeouts{HTTPResponseHeader: time.Hour}}); err != nil {
+	if _, err := s.Reload(Config{Timeouts: Timeouts{HTTPResponseHeader: time.Hour}}); err != nil {
 		t.Fatal(err)
 	}
 	if after := runtime.NumGoroutine(); after != before {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -416,7 +417,7 @@ func TestReloadKeepsConnections(t *testing.T) {
 	}
 	cfg2 := s.Config()
 	cfg2.Routes = append(cfg2.Routes, Route{Name: "new", Match: Match{SNI: []string{"new.example.test"}}, Action: ActionHTTP, Upstream: inside.URL})
-	if err := s.Reload(cfg2); err != nil {
+	if _, err := s.Reload(cfg2); err != nil {
 		t.Fatal(err)
 	}
 	if resp, _, err := doRequest(c, "portal.example.test", "/"); err != nil || resp.StatusCode != 200 {
@@ -425,10 +426,17 @@ func TestReloadKeepsConnections(t *testing.T) {
 	if resp, _, err := httpsGet(t, addr, p.clientTLS("new.example.test"), "new.example.test", "/"); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("new route: %v %v", resp, err)
 	}
+	// A new listen address waits for a restart (and says so); the rest of
+	// the change applies.
 	cfg3 := s.Config()
 	cfg3.Listen = "127.0.0.1:1"
-	if err := s.Reload(cfg3); !errors.Is(err, ErrListenersChanged) {
-		t.Fatalf("listen change: %v", err)
+	cfg3.Routes = cfg3.Routes[:1]
+	restart, err := s.Reload(cfg3)
+	if err != nil || !slices.Equal(restart, []string{"access_proxy.listen"}) {
+		t.Fatalf("listen change: restart %v, %v", restart, err)
+	}
+	if got := s.Config(); got.Listen == "127.0.0.1:1" || len(got.Routes) != 1 {
+		t.Errorf("after a listen change: listen %s, %d routes", got.Listen, len(got.Routes))
 	}
 }
 
@@ -512,7 +520,7 @@ func TestSessionResumption(t *testing.T) {
 			if !resumed() {
 				t.Fatal("second connection did not resume")
 			}
-			if err := s.Reload(s.Config()); err != nil {
+			if _, err := s.Reload(s.Config()); err != nil {
 				t.Fatal(err)
 			}
 			if !resumed() {

@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -181,20 +182,21 @@ func (s *Server) Config() Config { return s.state.Load().cfg }
 
 // Reload validates cfg and swaps it in: new connections and new HTTP
 // requests use the new routes, established connections keep going. The
-// listen addresses (Listen, ExtraListen, TCP listens) must not change
-// (ErrListenersChanged); the caller restarts the service for that.
-func (s *Server) Reload(cfg Config) error {
+// listen addresses (Listen, ExtraListen, the TCP mappings' Listen) stay
+// as they were bound: everything else in cfg is applied, and those that
+// differ are returned as config paths (access_proxy.listen, ...) for the
+// caller's pending-restart list. A cfg that does not validate (with the
+// running listen addresses in place of its own) changes nothing.
+func (s *Server) Reload(cfg Config) (restart []string, err error) {
 	cfg.setDefaults()
-	if err := cfg.validate(s.handlers); err != nil {
-		return err
-	}
 	old := s.state.Load()
-	if !sameListeners(old.cfg, cfg) {
-		return ErrListenersChanged
+	restart, cfg = keepListeners(old.cfg, cfg)
+	if err := cfg.validate(s.handlers); err != nil {
+		return nil, err
 	}
 	st, err := compile(cfg, s)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Keep the TCP mappings' semaphores so limits hold across reloads.
 	for i := range st.tcp {
@@ -206,25 +208,38 @@ func (s *Server) Reload(cfg Config) error {
 	// Let in-flight requests on old transports finish first (a timer, not a
 	// sleeping goroutine per reload).
 	time.AfterFunc(cfg.Timeouts.HTTPResponseHeader, old.closeIdle)
-	s.log.Info("config reloaded", "routes", len(cfg.Routes))
-	return nil
+	s.log.Info("config reloaded", "routes", len(cfg.Routes), "restart_needed", restart)
+	return restart, nil
 }
 
-func sameListeners(a, b Config) bool {
-	if a.Listen != b.Listen || len(a.ExtraListen) != len(b.ExtraListen) || len(a.TCP) != len(b.TCP) {
-		return false
+// keepListeners returns next with run's listen addresses, and the paths of
+// those that differed. A different number of TCP mappings keeps the
+// running mappings whole.
+func keepListeners(run, next Config) ([]string, Config) {
+	var restart []string
+	if next.Listen != run.Listen {
+		restart = append(restart, "access_proxy.listen")
 	}
-	for i := range a.ExtraListen {
-		if a.ExtraListen[i] != b.ExtraListen[i] {
-			return false
+	if !slices.Equal(next.ExtraListen, run.ExtraListen) {
+		restart = append(restart, "access_proxy.extra_listen")
+	}
+	next.Listen, next.ExtraListen = run.Listen, run.ExtraListen
+	if len(next.TCP) != len(run.TCP) {
+		return append(restart, "access_proxy.tcp"), withTCP(next, run.TCP)
+	}
+	tcp := slices.Clone(next.TCP)
+	for i := range tcp {
+		if tcp[i].Listen != run.TCP[i].Listen {
+			restart = append(restart, fmt.Sprintf("access_proxy.tcp[%d].listen", i))
+			tcp[i].Listen = run.TCP[i].Listen
 		}
 	}
-	for i := range a.TCP {
-		if a.TCP[i].Listen != b.TCP[i].Listen {
-			return false
-		}
-	}
-	return true
+	return restart, withTCP(next, tcp)
+}
+
+func withTCP(c Config, tcp []TCPMapping) Config {
+	c.TCP = tcp
+	return c
 }
 
 // Run binds every configured address, serves until ctx ends, then closes.

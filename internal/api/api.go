@@ -97,6 +97,8 @@ type Deps struct {
 	// Guard returns the node's guard (blocks; failed logins are reported
 	// to it), or nil.
 	Guard func() GuardService
+	// Policy evaluates the call policy (dry run). Nil: not offered.
+	Policy func() PolicyService
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 }
@@ -196,6 +198,7 @@ func (s *Server) routes() {
 	s.serviceRoutes()
 	s.sipRoutes()
 	s.guardRoutes()
+	s.policyRoutes()
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

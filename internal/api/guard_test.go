@@ -41,6 +41,9 @@ func cookieCall(s *Server, c *http.Cookie, method, path, body string) *httptest.
 	}
 	r.AddCookie(c)
 	r.Header.Set("X-Requested-With", "test")
+	if body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
 	w := httptest.NewRecorder()
 	s.ServeHTTP(w, r)
 	return w

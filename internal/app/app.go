@@ -22,6 +22,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -213,7 +214,12 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	// Building the services is the validation a live load does; a document
 	// they refuse is not stored, so the next start still finds a good one.
 	if a.built, err = buildServices(cfg, a.serviceDeps()); err != nil {
-		return nil, asConfigErrors(err)
+		es, _ := config.AsErrors(asConfigErrors(err))
+		doc := boot.doc
+		if doc == nil {
+			doc = boot.version.Document
+		}
+		return nil, config.Locate(doc, es)
 	}
 	a.svcs = a.built.list
 	if err := a.commitBoot(ctx, boot); err != nil {
@@ -237,7 +243,8 @@ func New(ctx context.Context, opts Options) (*App, error) {
 			}
 			return a.built.turn
 		},
-		Guard: func() api.GuardService { return a.built.guard },
+		Guard:  func() api.GuardService { return a.built.guard },
+		Policy: func() api.PolicyService { return policyService{a} },
 	})
 	if err != nil {
 		return nil, err
@@ -246,6 +253,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		a.log.Warn("management certificate not in the certificate store", "component", "certs")
 	}
 	a.mgmt = newMgmtServer(a.api, serverTLS(cert), logging.Component(a.log.Logger, "management"))
+	a.mgmt.acl.admit = func(ip netip.Addr) bool { return a.built.mgmtACL.Allow(ip) && !a.built.guard.Blocked(ip) }
 	a.mgmt.acl.set(cfg.Management.AllowedNetworks)
 	a.reg.MustRegister(a.mgmt.acl.denied)
 	if err := a.mgmt.bind(cfg.Management.Listen); err != nil {
@@ -303,7 +311,11 @@ func (a *App) chooseConfig(ctx context.Context, fileCfg *config.Config, fileDoc 
 	useActive := func() (bootChoice, error) {
 		cfg, err := config.Parse(active.Document)
 		if err != nil {
-			return bootChoice{}, fmt.Errorf("active config version %d: %w", active.Version, err)
+			hint := "import a good file with serve --config FILE --force-import"
+			if fileDoc != nil {
+				hint = "import " + a.opts.ConfigFile + " over it with --force-import"
+			}
+			return bootChoice{}, fmt.Errorf("active config version %d is not valid for this build (%s): %w", active.Version, hint, err)
 		}
 		return bootChoice{cfg: cfg, version: active}, nil
 	}
@@ -367,10 +379,12 @@ func (a *App) noteImport(r FileImport, running store.ConfigVersion) {
 	a.fileImport.Store(&r)
 	attrs := []any{"component", "config", "file", r.File, "result", r.State, "active_version", running.Version}
 	switch r.State {
-	case importRefused:
+	case FileRefused:
 		a.log.Warn("configuration file not imported: "+r.Detail, attrs...)
-	case importFirst, importForced:
+	case FileImported, FileForced:
 		a.log.Info("configuration file imported as version "+fmt.Sprint(running.Version)+": "+r.Detail, attrs...)
+		a.st.AppendAudit(context.Background(), store.AuditEntry{Time: time.Now().UTC(), User: a.cur.Load().cfg.Node.Name, Source: "file",
+			Action: "config.import", Target: r.File, Detail: fmt.Sprintf("version %d (%s)", running.Version, r.State)})
 	default:
 		a.log.Info("configuration file not imported: "+r.Detail, attrs...)
 	}
@@ -437,6 +451,9 @@ func (a *App) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.mgmt.run(gctx, a.drain) })
 	g.Go(func() error { return a.spool.Run(gctx) })
+	// The guard blocks without running; Run sweeps ended blocks and feeds
+	// the kernel set. It is no service of readiness: nothing waits on it.
+	g.Go(func() error { return a.built.guard.Run(gctx) })
 	g.Go(func() error { a.watchStore(gctx); return nil })
 	for _, s := range a.svcs {
 		g.Go(func() error {
@@ -599,7 +616,7 @@ func (a *App) Reimport(ctx context.Context) error {
 	}
 	if !plan.doImport {
 		a.noteImport(plan.result, active)
-		if plan.result.State == importRefused {
+		if plan.result.State == FileRefused {
 			return fmt.Errorf("%w: %s", ErrImportRefused, plan.result.Detail)
 		}
 		return nil
@@ -674,24 +691,24 @@ func (a *App) apply(ctx context.Context, doc []byte, v *store.ConfigVersion, aut
 	}
 	a.cur.Store(&running{cfg: cfg, version: *v})
 	a.log.SetLevel(cfg.Log.Level)
-	var sipRestart []string
-	if ss := a.built.sip.Load(); ss != nil && cfg.SIP.Enabled {
-		if sipRestart, err = ss.Reload(sipConfig(cfg)); err != nil {
-			// Not expected: validate above built the section.
-			a.log.Error("sip reload", "component", "config", "err", err)
-			sipRestart = []string{"sip"}
+	var restart []string
+	for _, r := range a.built.reloads {
+		if !sectionEnabled(cfg, r.section) {
+			continue // stays running until restart: "<section>.enabled" is pending
 		}
-	}
-	if ts := a.built.turn; ts != nil && cfg.TURN.Enabled {
-		if err := ts.Reload(turnConfig(cfg, a.opts.Getenv)); err != nil {
-			a.log.Error("turn reload", "component", "config", "err", err)
+		rs, err := r.apply(cfg)
+		if err != nil {
+			// Not expected: validate above built the section. A route naming
+			// a listener not yet bound is one way.
+			a.log.Warn("section keeps its running configuration until restart", "component", "config", "section", r.section, "err", err)
+			rs = append(rs, r.section)
 		}
+		restart = append(restart, rs...)
 	}
-	if err := a.built.guard.Reload(guardConfig(cfg)); err != nil {
-		a.log.Error("guard reload", "component", "config", "err", err)
+	if err := a.built.setACLs(cfg); err != nil {
+		a.log.Error("acl reload", "component", "config", "err", err)
 	}
-	apRestart := a.reloadAccessProxy(cfg)
-	a.notePending(cfg, append(sipRestart, apRestart...))
+	a.notePending(cfg, restart)
 	a.mgmt.acl.set(cfg.Management.AllowedNetworks)
 	if pending != nil {
 		a.mgmt.commit(pending)
@@ -700,94 +717,56 @@ func (a *App) apply(ctx context.Context, doc []byte, v *store.ConfigVersion, aut
 	return changed, nil
 }
 
-// reloadAccessProxy applies the access_proxy section live. Its listeners
-// stay as they were bound (the routes and everything else change), and
-// the listener fields that differ are returned for pending_restart.
-func (a *App) reloadAccessProxy(cfg *config.Config) []string {
-	ap := a.built.accessProxy
-	if ap == nil || !cfg.AccessProxy.Enabled {
-		return nil
-	}
-	rc, run := cfg.AccessProxy.Config, ap.Config()
-	var restart []string
-	if rc.Listen != "" && rc.Listen != run.Listen {
-		restart = append(restart, "access_proxy.listen")
-	}
-	if !slices.Equal(rc.ExtraListen, run.ExtraListen) && len(rc.ExtraListen)+len(run.ExtraListen) > 0 {
-		restart = append(restart, "access_proxy.extra_listen")
-	}
-	rc.Listen, rc.ExtraListen = run.Listen, run.ExtraListen
-	rc.TCP = slices.Clone(rc.TCP)
-	if len(rc.TCP) != len(run.TCP) {
-		restart = append(restart, "access_proxy.tcp")
-		rc.TCP = run.TCP
-	} else {
-		for i := range rc.TCP {
-			if rc.TCP[i].Listen != run.TCP[i].Listen {
-				restart = append(restart, fmt.Sprintf("access_proxy.tcp[%d].listen", i))
-				rc.TCP[i].Listen = run.TCP[i].Listen
-			}
-		}
-	}
-	if err := ap.Reload(rc); err != nil {
-		// A route naming a new listener cannot apply before it is bound.
-		a.log.Warn("access proxy keeps its routes until restart", "component", "config", "err", err)
-		restart = append(restart, "access_proxy")
-	}
-	return restart
-}
-
 // liveFields are applied by apply itself (log level, management listener
 // and ACL) or read where they are used (node).
 var liveFields = map[string]bool{"log.level": true, "management.listen": true, "management.allowed_networks": true}
 
 // notePending records every field that differs from what the node started
 // with and that a restart applies: each accepted change is either applied
-// live or named here. svcRestart are the fields the running SIP edge and
-// access proxy could not take live.
+// live or named here. svcRestart are the fields the running services'
+// Reload could not take live.
 func (a *App) notePending(cfg *config.Config, svcRestart []string) {
 	boot := a.bootCfg
+	reloaded := map[string]bool{} // sections a running service reloads
+	for _, r := range a.built.reloads {
+		reloaded[r.section] = sectionEnabled(cfg, r.section)
+	}
 	p := []string{}
-	// service reports whether a service's section is handled by its Reload
-	// (running and still enabled); otherwise a change of enabled is pending.
-	service := func(sec string, wasOn, isOn, running bool) bool {
-		if wasOn != isOn {
-			p = append(p, sec+".enabled")
-		}
-		return running && isOn
-	}
-	sipLive := service("sip", boot.SIP.Enabled, cfg.SIP.Enabled, a.built.sip.Load() != nil)
-	turnLive := service("turn", boot.TURN.Enabled, cfg.TURN.Enabled, a.built.turn != nil)
-	apLive := service("access_proxy", boot.AccessProxy.Enabled, cfg.AccessProxy.Enabled, a.built.accessProxy != nil)
-	off := map[string]bool{ // sections off before and after: nothing to apply
-		"sip": !boot.SIP.Enabled && !cfg.SIP.Enabled, "turn": !boot.TURN.Enabled && !cfg.TURN.Enabled,
-		"access_proxy": !boot.AccessProxy.Enabled && !cfg.AccessProxy.Enabled, "media": !boot.Media.Enabled && !cfg.Media.Enabled,
-	}
 	for _, f := range config.Diff(boot, cfg) {
 		sec, _, _ := strings.Cut(f, ".")
 		sec, _, _ = strings.Cut(sec, "[")
 		switch {
-		case liveFields[f] || (sec == "node" && f != "node.fd_reserve") || off[sec] || f == "sip.enabled" || f == "turn.enabled" || f == "access_proxy.enabled":
-		case sec == "sip" && sipLive, sec == "access_proxy" && apLive:
-			// their Reload reports what it could not apply (svcRestart)
-		case sec == "sip" || sec == "turn" || sec == "access_proxy":
-			if !(sec == "turn" && turnLive) {
-				p = append(p, f)
-			}
+		case liveFields[f] || (sec == "node" && f != "node.fd_reserve"): // the descriptor reserve is taken at start
+		case f == "guard.kernel":
+			p = append(p, f) // the kernel set is set up at start
+		case sec == "policy": // setACLs and the SIP edge's Reload (rules) apply it
+		case reloaded[sec]: // its Reload reports what it could not apply
+		case !sectionEnabled(boot, sec) && !sectionEnabled(cfg, sec) && f != sec+".enabled":
+			// off before and after: nothing runs to apply it to
 		default:
 			p = append(p, f)
 		}
-	}
-	if sipLive && boot.SIP.Certificate != cfg.SIP.Certificate {
-		p = append(p, "sip.certificate")
-	}
-	if turnLive {
-		p = append(p, turnRestart(boot, cfg)...)
 	}
 	p = append(p, svcRestart...)
 	slices.Sort(p)
 	p = slices.Compact(p)
 	a.pendingRestart.Store(&p)
+}
+
+// sectionEnabled reports a service section's enabled field; sections that
+// are not services count as enabled.
+func sectionEnabled(cfg *config.Config, sec string) bool {
+	switch sec {
+	case "sip":
+		return cfg.SIP.Enabled
+	case "turn":
+		return cfg.TURN.Enabled
+	case "access_proxy":
+		return cfg.AccessProxy.Enabled
+	case "media":
+		return cfg.Media.Enabled
+	}
+	return true
 }
 
 // Close releases everything New opened. Safe to call twice.

@@ -139,6 +139,10 @@ func TestFileImportRule(t *testing.T) {
 		if v := a.cur.Load().version; v.Version != 3 || !strings.HasPrefix(v.Author, "file:") {
 			t.Fatalf("forced import: running version %d by %q", v.Version, v.Author)
 		}
+		es, err := a.st.Audit(context.Background(), store.Query{Search: "version 3 (forced)"})
+		if err != nil || len(es) != 1 || es[0].Action != "config.import" {
+			t.Errorf("audit of the forced import: %+v, %v", es, err)
+		}
 	})
 	t.Run("changed file imported when no API edit is newer", func(t *testing.T) {
 		n.write(n.doc("error"))
@@ -176,8 +180,8 @@ func TestBootStoresOnlyWhatBuilds(t *testing.T) {
 	if a, err := n.start(Options{}); err == nil {
 		a.Close()
 		t.Fatal("a document the access proxy refuses started")
-	} else if es, ok := config.AsErrors(err); !ok || !strings.HasPrefix(es[0].Path, "access_proxy") {
-		t.Errorf("error %v does not name the access_proxy field", err)
+	} else if es, ok := config.AsErrors(err); !ok || es[0].Path != "access_proxy.routes[0].handler" || es[0].Line != 9 {
+		t.Errorf("error %v does not name the access_proxy field and its line", err)
 	}
 	if v, err := n.active(); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the refused document was stored as version %d (%v)", v.Version, err)
@@ -230,8 +234,8 @@ func TestPendingRestart(t *testing.T) {
 		json.Unmarshal(b, &p)
 		return p
 	}
-	if p := put(n.doc("debug", apSection(listen, "b.example"))); len(p) != 0 {
-		t.Errorf("live changes (log level, a route) listed as pending: %v", p)
+	if p := put(n.doc("debug", apSection(listen, "b.example"), "guard: {block_time: 7m}\n")); len(p) != 0 {
+		t.Errorf("live changes (log level, a route, the guard) listed as pending: %v", p)
 	}
 	if h := a.built.accessProxy.Config().Routes[0].Match.Host; !slices.Equal(h, []string{"b.example"}) {
 		t.Errorf("route not applied live: %v", h)
@@ -274,4 +278,56 @@ func TestReplaceLeaksNoGoroutines(t *testing.T) {
 	if after := runtime.NumGoroutine(); after > before {
 		t.Errorf("%d goroutines before %d accepted changes, %d after", before, puts, after)
 	}
+}
+
+// TestTurnRestartNamesDocumentFields: what the TURN service's Reload cannot
+// apply is named by the document's field paths, the rest applies live.
+func TestTurnRestartNamesDocumentFields(t *testing.T) {
+	n := newNode(t)
+	turnSec := func(port int, realm string, quota int) string {
+		return fmt.Sprintf("turn:\n  enabled: true\n  udp: [\"127.0.0.1:%d\"]\n  realm: %s\n  quota_per_user: %d\n", port, realm, quota)
+	}
+	p1, p2 := testpeer.FreePort(t), testpeer.FreePort(t)
+	n.write(n.doc("info", turnSec(p1, "portico", 20)))
+	a := n.mustStart(Options{})
+	defer a.Close()
+	ctx := context.Background()
+	if _, _, err := a.Replace(ctx, []byte(n.doc("info", turnSec(p1, "portico", 5))), "alice", "", 1); err != nil {
+		t.Fatal(err)
+	}
+	if p := a.pending(); len(p) != 0 {
+		t.Errorf("a quota change (live) is pending: %v", p)
+	}
+	if _, _, err := a.Replace(ctx, []byte(n.doc("info", turnSec(p2, "elsewhere", 5))), "alice", "", 2); err != nil {
+		t.Fatal(err)
+	}
+	if p := strings.Join(a.pending(), ","); p != "turn.realm,turn.udp" {
+		t.Errorf("pending_restart = %s, want turn.realm,turn.udp", p)
+	}
+}
+
+// TestInvalidActiveVersionNamesTheWayOut: a stored version this build
+// refuses (stored by an older build) stops the start with a message that
+// says how to import a good file over it, and --force-import does.
+func TestInvalidActiveVersionNamesTheWayOut(t *testing.T) {
+	n := newNode(t)
+	n.write(n.doc("info"))
+	n.mustStart(Options{}).Close()
+	st, err := sqlite.Open(context.Background(), filepath.Join(n.dir, "data", "portico.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PutConfig(context.Background(), []byte(n.doc("info", "h323: {enabled: true}\n")), "alice", "", 1); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if a, err := n.start(Options{}); err == nil {
+		a.Close()
+		t.Fatal("started on a version this build refuses")
+	} else if !strings.Contains(err.Error(), "--force-import") || !strings.Contains(err.Error(), "h323.enabled") {
+		t.Errorf("error %q does not name the field and the way out", err)
+	}
+	n.write(n.doc("warn"))
+	a := n.mustStart(Options{ForceImport: true})
+	a.Close()
 }

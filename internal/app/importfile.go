@@ -12,10 +12,6 @@ import (
 	"github.com/portico-edge/portico/internal/store"
 )
 
-// ErrImportRefused means a configuration file was not imported because a
-// newer API edit is the active version; the running configuration stays.
-var ErrImportRefused = errors.New("config: file import refused")
-
 // The import rule. The store's active version is the truth; a file is
 // imported into it only
 //   - on the first start (the store holds no version), or
@@ -28,15 +24,17 @@ var ErrImportRefused = errors.New("config: file import refused")
 // naming both versions). SIGHUP and `portico config import` follow the
 // same rule.
 
-// Import outcomes (FileImport.State).
+// FileImport.State values.
 const (
-	importFirst     = "imported"  // first start, or file changed with no newer API edit
-	importForced    = "forced"    // imported over a newer API edit
-	importSame      = "unchanged" // the file is the active version
-	importBehind    = "behind"    // file unchanged since imported; newer API edits kept
-	importRefused   = "refused"   // file changed, but a newer API edit is active
-	importVersionsN = 1000        // versions scanned for the last import
+	FileImported  = "imported"  // first start, or file changed with no newer API edit
+	FileForced    = "forced"    // imported over a newer API edit
+	FileUnchanged = "unchanged" // the file is the active version
+	FileBehind    = "behind"    // file unchanged since imported; newer API edits kept
+	FileRefused   = "refused"   // file changed, but a newer API edit is active
 )
+
+// importVersionsN is how many versions back the last import is looked for.
+const importVersionsN = 1000
 
 // FileImport is what happened to the configuration file at the last start
 // or SIGHUP; the status API shows it.
@@ -57,11 +55,11 @@ type importPlan struct {
 func planImport(ctx context.Context, st store.Store, file, sum string, active store.ConfigVersion, hasActive, force bool) (importPlan, error) {
 	p := importPlan{result: FileImport{File: file}}
 	if !hasActive {
-		p.doImport, p.result.State, p.result.Detail = true, importFirst, "first start: the file is the first version"
+		p.doImport, p.result.State, p.result.Detail = true, FileImported, "first start: the file is the first version"
 		return p, nil
 	}
 	if active.SHA256 == sum {
-		p.result.State, p.result.Detail = importSame, fmt.Sprintf("the file is the active version %d", active.Version)
+		p.result.State, p.result.Detail = FileUnchanged, fmt.Sprintf("the file is the active version %d", active.Version)
 		return p, nil
 	}
 	vs, err := st.ConfigVersions(ctx, importVersionsN)
@@ -79,19 +77,19 @@ func planImport(ctx context.Context, st store.Store, file, sum string, active st
 	activeDesc := fmt.Sprintf("version %d (%s by %s)", active.Version, ao.Source, ao.Author)
 	switch {
 	case force:
-		p.doImport, p.result.State, p.result.Detail = true, importForced, "forced import over the active "+activeDesc
+		p.doImport, p.result.State, p.result.Detail = true, FileForced, "forced import over the active "+activeDesc
 	case last != nil && last.SHA256 == sum:
-		p.result.State = importBehind
+		p.result.State = FileBehind
 		p.result.Detail = fmt.Sprintf("the file is unchanged since it was imported as version %d; the newer active %s stays", last.Version, activeDesc)
 	case ao.Source != config.SourceAPI:
-		p.doImport, p.result.State = true, importFirst
+		p.doImport, p.result.State = true, FileImported
 		p.result.Detail = "the file changed and no API edit is newer than the active " + activeDesc
 	default:
 		since := "the file was never imported"
 		if last != nil {
 			since = fmt.Sprintf("the file changed since it was imported as version %d", last.Version)
 		}
-		p.result.State = importRefused
+		p.result.State = FileRefused
 		p.result.Detail = fmt.Sprintf("%s, but the active %s is newer; keeping version %d (import anyway with serve --force-import or portico config import --force)", since, activeDesc, active.Version)
 	}
 	return p, nil
@@ -119,7 +117,7 @@ func Import(ctx context.Context, st store.Store, path string, doc []byte, force 
 		return store.ConfigVersion{}, FileImport{}, err
 	}
 	if !plan.doImport {
-		if plan.result.State == importRefused {
+		if plan.result.State == FileRefused {
 			return active, plan.result, fmt.Errorf("%w: %s", ErrImportRefused, plan.result.Detail)
 		}
 		return active, plan.result, nil

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -43,9 +44,31 @@ func TestSecondNodeOnOneStoreRefused(t *testing.T) {
 		t.Errorf("the node whose store was taken over: readyz %d %s", w.Code, w.Body)
 	}
 	second.renewLease(context.Background())
-	if w := apiClient(t, second)("GET", "/readyz", "", ""); w.Code != http.StatusOK {
-		t.Errorf("the node that took over: readyz %d %s", w.Code, w.Body)
+	w = apiClient(t, second)("GET", "/readyz", "", "")
+	if f := failingChecks(t, w.Body.Bytes()); w.Code != http.StatusOK || len(f) > 0 {
+		t.Errorf("the node that took over: readyz %d, failing checks %v: %s", w.Code, f, w.Body)
 	}
+}
+
+// failingChecks lists the names of the failed checks in a /readyz body.
+func failingChecks(t *testing.T, body []byte) []string {
+	t.Helper()
+	var ready struct {
+		Checks []struct {
+			Name string `json:"name"`
+			OK   bool   `json:"ok"`
+		} `json:"checks"`
+	}
+	if err := json.Unmarshal(body, &ready); err != nil {
+		t.Fatalf("readyz: %v: %s", err, body)
+	}
+	var out []string
+	for _, c := range ready.Checks {
+		if !c.OK {
+			out = append(out, c.Name)
+		}
+	}
+	return out
 }
 
 // TestNoFileStoreFromEnvironment: started without a configuration file,

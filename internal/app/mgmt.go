@@ -25,6 +25,9 @@ import (
 type mgmtACL struct {
 	nets   atomic.Pointer[[]netip.Prefix]
 	denied prometheus.Counter
+	// admit, when set before serving, also refuses what policy.acl.management
+	// denies and what the guard blocks (loopback excepted).
+	admit func(netip.Addr) bool
 }
 
 func newMgmtACL() *mgmtACL {
@@ -48,19 +51,25 @@ func (a *mgmtACL) set(networks []string) {
 
 func (a *mgmtACL) allows(addr net.Addr) bool {
 	ps := a.nets.Load()
-	if ps == nil || len(*ps) == 0 {
-		return true
+	if ps == nil {
+		ps = &[]netip.Prefix{}
 	}
 	tcp, ok := addr.(*net.TCPAddr)
 	if !ok {
-		return false
+		return len(*ps) == 0
 	}
 	ip, ok := netip.AddrFromSlice(tcp.IP)
 	if !ok {
-		return false
+		return len(*ps) == 0
 	}
 	ip = ip.Unmap()
 	if ip.IsLoopback() {
+		return true
+	}
+	if a.admit != nil && !a.admit(ip) {
+		return false
+	}
+	if len(*ps) == 0 {
 		return true
 	}
 	for _, p := range *ps {

@@ -23,6 +23,7 @@ import (
 	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/media/ng"
+	"github.com/portico-edge/portico/internal/policy"
 	"github.com/portico-edge/portico/internal/sipedge"
 	"github.com/portico-edge/portico/internal/store"
 	"github.com/portico-edge/portico/internal/turn"
@@ -34,33 +35,6 @@ type service struct {
 	run     func(ctx context.Context) error
 	running atomic.Bool
 	err     atomic.Pointer[string]
-}
-
-// turnRestart names the turn fields that differ between the configuration
-// the TURN service started with and cfg and that only a restart applies
-// (listeners, certificate, realm, relay addresses and ports, default
-// lifetime); the rest of the section is applied live by its Reload.
-func turnRestart(boot, cfg *config.Config) []string {
-	b, c := boot.TURN, cfg.TURN
-	var out []string
-	for _, f := range []struct {
-		path    string
-		changed bool
-	}{
-		{"turn.udp", !slices.Equal(b.UDP, c.UDP)},
-		{"turn.tcp", !slices.Equal(b.TCP, c.TCP)},
-		{"turn.tls", !slices.Equal(b.TLS, c.TLS)},
-		{"turn.certificate", b.Certificate != c.Certificate},
-		{"turn.realm", b.Realm != c.Realm},
-		{"turn.relay_address", b.RelayAddress != c.RelayAddress},
-		{"turn.relay", b.Relay != c.Relay},
-		{"turn.default_lifetime", b.DefaultLifetime != c.DefaultLifetime},
-	} {
-		if f.changed {
-			out = append(out, f.path)
-		}
-	}
-	return out
 }
 
 // serviceDeps are what services are built from besides the configuration.
@@ -90,6 +64,18 @@ type built struct {
 	sip         atomic.Pointer[sipedge.Server]
 	guard       *guard.Guard
 	closers     []io.Closer // in build order; close releases them in reverse
+	// sipACL, turnACL and mgmtACL are policy.acl.sip, .turn and
+	// .management, swapped on reload.
+	sipACL, turnACL, mgmtACL policy.LiveACL
+	reloads                  []reload // one per running service that reloads live
+}
+
+// reload is the contract every service's Reload follows, wired to the
+// document: apply what can change live and return the field paths of what
+// only a restart applies (relative to what the service started with).
+type reload struct {
+	section string // the YAML section it owns
+	apply   func(cfg *config.Config) (restart []string, err error)
 }
 
 // close releases every service built, whether it ran or not. Safe to call
@@ -111,14 +97,22 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 	}()
 	log, reg := d.log, d.reg
 	out := b.list
-	g, err := guard.New(guardConfig(cfg), guard.Deps{Logger: log, Registerer: reg, Events: guardEvents(d.events)})
+	g, err := guard.New(guardConfig(cfg), guard.Deps{Logger: log, Registerer: reg, Events: guardEvents(d.events), OpenKernel: openNFT})
 	if err != nil {
 		return nil, asConfigErrors(err)
 	}
 	b.guard = g
-	out = append(out, &service{name: "guard", run: g.Run})
+	b.closers = append(b.closers, g)
+	if err := b.setACLs(cfg); err != nil {
+		return nil, asConfigErrors(err)
+	}
+	// The guard takes its whole section live (blocks in force stay); it
+	// runs beside the spool, not as a readiness service.
+	b.reloads = append(b.reloads, reload{"guard", func(next *config.Config) ([]string, error) {
+		return g.Reload(guardConfig(next))
+	}})
 	if cfg.Media.Enabled {
-		mc, err := mediaConfig(cfg)
+		mc, err := cfg.Media.Config(media.Env{External: cfg.Interfaces.External.Address, PublicAddress: cfg.Interfaces.External.PublicAddress, Internal: cfg.Interfaces.Internal.Address})
 		if err != nil {
 			return nil, err
 		}
@@ -135,30 +129,30 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		b.closers = append(b.closers, relay)
 		out = append(out, &service{name: "media", run: relay.Run})
 		if cfg.Media.NGListen != "" {
-			nc := ng.Config{Listen: cfg.Media.NGListen, Interfaces: [2]string{"external", "internal"}, Secret: cfg.Media.NGSecret}
-			for _, n := range cfg.Media.NGAllow {
-				if p, err := netip.ParsePrefix(n); err == nil {
-					nc.Allow = append(nc.Allow, p)
-				}
-			}
-			srv, err := ng.New(nc, ng.Deps{Relay: relay, Logger: logging.Component(log, "media-ng"), Registerer: reg})
+			srv, err := ng.New(ng.SectionConfig(cfg.Media), ng.Deps{Relay: relay, Logger: logging.Component(log, "media-ng"), Registerer: reg})
 			if err != nil {
-				return nil, fmt.Errorf("media.ng_listen: %w", err)
+				return nil, config.FieldError{Path: "media.ng_listen", Reason: err.Error()}
 			}
 			out = append(out, &service{name: "media-ng", run: srv.Run})
 		}
 	}
 	if cfg.TURN.Enabled {
-		tc := turnConfig(cfg, d.env)
-		ts, err := turn.New(tc, turn.Deps{Logger: logging.Component(log, "turn"), Registerer: reg, Users: turnUsers{d.st},
+		ts, err := turn.NewFromSection(cfg.TURN, turnEnv(cfg, d.env), turn.Deps{Logger: logging.Component(log, "turn"), Registerer: reg, Users: turnUsers{d.st}, Guard: b.guard, ACL: &b.turnACL,
 			GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 				return d.certs.Select(h, cfg.TURN.Certificate)
 			}})
 		if err != nil {
-			return nil, asConfigErrors(err)
+			return nil, err
 		}
 		b.turn = ts
 		b.closers = append(b.closers, ts)
+		b.reloads = append(b.reloads, reload{"turn", func(next *config.Config) ([]string, error) {
+			restart, err := ts.ReloadSection(next.TURN, turnEnv(next, d.env))
+			if next.TURN.Certificate != cfg.TURN.Certificate {
+				restart = append(restart, "turn.certificate")
+			}
+			return restart, err
+		}})
 		out = append(out, &service{name: "turn", run: ts.Run})
 	}
 	if cfg.SIP.Enabled && b.relay != nil {
@@ -166,12 +160,19 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return d.certs.Select(h, cfg.SIP.Certificate)
 		}}
-		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard, Descriptors: d.fds})
+		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard, ACL: &b.sipACL, Descriptors: d.fds})
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
 		b.sip.Store(ss)
 		b.closers = append(b.closers, ss)
+		b.reloads = append(b.reloads, reload{"sip", func(next *config.Config) ([]string, error) {
+			restart, err := ss.Reload(sipConfig(next))
+			if next.SIP.Certificate != cfg.SIP.Certificate {
+				restart = append(restart, "sip.certificate")
+			}
+			return restart, err
+		}})
 		out = append(out, &service{name: "sip", run: ss.Run})
 	}
 	if cfg.AccessProxy.Enabled {
@@ -195,10 +196,37 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		}
 		b.accessProxy = ap
 		b.closers = append(b.closers, ap)
+		b.reloads = append(b.reloads, reload{"access_proxy", func(next *config.Config) ([]string, error) {
+			return ap.Reload(next.AccessProxy.Config)
+		}})
 		out = append(out, &service{name: "access_proxy", run: ap.Run})
 	}
 	b.list = out
 	return b, nil
+}
+
+// setACLs compiles and installs the ACLs of policy.acl.
+func (b *built) setACLs(cfg *config.Config) error {
+	sip, err := policy.NewACL("policy.acl.sip", cfg.Policy.ACL.SIP)
+	if err != nil {
+		return err
+	}
+	turn, err := policy.NewACL("policy.acl.turn", cfg.Policy.ACL.TURN)
+	if err != nil {
+		return err
+	}
+	mgmt, err := policy.NewACL("policy.acl.management", cfg.Policy.ACL.Management)
+	if err != nil {
+		return err
+	}
+	ls, err := policy.Listeners("policy.acl.listeners", cfg.Policy.ACL.Listeners)
+	if err != nil {
+		return err
+	}
+	b.sipACL.Set(sip.WithListeners(ls))
+	b.turnACL.Set(turn)
+	b.mgmtACL.Set(mgmt)
+	return nil
 }
 
 // guardConfig is the guard section with the inside networks added to its
@@ -207,6 +235,34 @@ func guardConfig(cfg *config.Config) guard.Config {
 	g := cfg.Guard
 	g.Allow = append(slices.Clone(g.Allow), cfg.Interfaces.Internal.Networks...)
 	return g
+}
+
+// openNFT sets up the guard's nftables set in the node's namespace.
+func openNFT() (guard.KernelSet, error) {
+	ks, err := guard.NewNFTSet(-1)
+	if err != nil {
+		return nil, err
+	}
+	return noLoopback{ks}, nil
+}
+
+// noLoopback keeps loopback sources out of the kernel set: no outside
+// source is loopback, and a loopback block in the kernel would cut the
+// node off from itself (and, on a test machine, every other process).
+type noLoopback struct{ guard.KernelSet }
+
+func (k noLoopback) Add(p netip.Prefix, ttl time.Duration) error {
+	if p.Addr().Unmap().IsLoopback() {
+		return nil
+	}
+	return k.KernelSet.Add(p, ttl)
+}
+
+func (k noLoopback) Remove(p netip.Prefix) error {
+	if p.Addr().Unmap().IsLoopback() {
+		return nil
+	}
+	return k.KernelSet.Remove(p)
 }
 
 // guardEvents records blocks in the event history.
@@ -224,55 +280,17 @@ func guardEvents(record func(store.Event)) func(guard.Event) {
 }
 
 func sipConfig(cfg *config.Config) sipedge.Config {
-	s := cfg.SIP
-	c := sipedge.Config{
-		Domain: s.Domain, ExternalHost: s.ExternalHost,
-		ProbeInterval: s.ProbeInterval.D(), NATBindingExpiry: s.NATBindingExpiry.D(),
-		UDPKeepalive: s.UDPKeepalive.D(), NoAnswerTimeout: s.NoAnswerTimeout.D(),
-		Guest:          sipedge.GuestPolicy{Enabled: s.Guest.Enabled, VMRRanges: s.Guest.VMRRanges, Aliases: s.Guest.Aliases, DefaultDestination: s.Guest.DefaultDestination},
-		Federation:     sipedge.Federation{AllowedDomains: s.Federation.AllowedDomains, OpenB2B: s.Federation.OpenB2B, DNSServer: s.Federation.DNSServer},
-		Limits:         sipedge.Limits{MaxRegistrations: s.MaxRegistrations, MaxCalls: s.MaxCalls},
-		TopologyHiding: sipedge.TopologyHiding{StripServer: s.StripServer, RevealUnknownUsers: s.RevealUnknownUsers},
-		Streams: sipedge.StreamLimits{MaxConns: s.TCP.MaxConns, MaxConnsPerSource: s.TCP.MaxConnsPerSource,
-			HandshakeTimeout: s.TCP.HandshakeTimeout.D(), IdleTimeout: s.TCP.IdleTimeout.D()},
-	}
-	if c.ExternalHost == "" && cfg.Interfaces.External.PublicAddress != "" {
-		c.ExternalHost = cfg.Interfaces.External.PublicAddress
-	}
-	for _, l := range s.Listeners {
-		c.Listeners = append(c.Listeners, sipedge.Listener{Interface: l.Interface, Transport: l.Transport, Address: l.Address})
-	}
-	for _, cs := range s.CallServers {
-		c.CallServers = append(c.CallServers, sipedge.CallServer{Address: cs.Address, Transport: cs.Transport, Priority: cs.Priority, Weight: cs.Weight})
-	}
+	c := cfg.SIP.Config(cfg.Interfaces.External.PublicAddress)
+	c.Rules = cfg.Policy.Rules
 	return c
 }
 
-func turnConfig(cfg *config.Config, env func(string) string) turn.Config {
-	t := cfg.TURN
-	relay := t.RelayAddress
-	if relay == "" {
-		relay = cfg.Interfaces.External.PublicAddress
-	}
-	bind := cfg.Interfaces.External.Address
-	if relay == "" {
-		relay = bind
-	}
-	secret := t.RESTSecret
-	if secret == "" {
-		secret = env("PORTICO_TURN_SECRET")
-	}
-	return turn.Config{
-		Listen:    turn.Listen{UDP: t.UDP, TCP: t.TCP, TLS: t.TLS, SocketBufferKB: cfg.Media.SocketBufferKB},
-		Realm:     t.Realm,
-		Relay:     turn.Relay{Address: relay, Bind: bind, PortMin: t.Relay.Min, PortMax: t.Relay.Max},
-		Lifetime:  turn.Lifetime{Default: t.DefaultLifetime.D(), MaxAge: t.MaxAge.D()},
-		Quota:     turn.Quota{PerUser: t.QuotaPerUser, Total: t.QuotaTotal},
-		RateLimit: turn.RateLimit{PerSecond: t.RatePerSecond, Burst: t.RateBurst},
-		Peers:     turn.PeerPolicy{Inside: cfg.Interfaces.Internal.Networks, Deny: t.DenyPeers, Allow: t.AllowPeers, RelayToRelay: t.RelayToRelay},
-		Auth:      turn.Auth{Secret: secret, MaxTTL: t.RESTMaxTTL.D()},
-		Own:       ownAddresses(cfg),
-		Software:  "",
+// turnEnv is what the TURN section takes from the rest of the document.
+func turnEnv(cfg *config.Config, env func(string) string) turn.Env {
+	return turn.Env{
+		ExternalAddress: cfg.Interfaces.External.Address, PublicAddress: cfg.Interfaces.External.PublicAddress,
+		InsideNetworks: cfg.Interfaces.Internal.Networks, SocketBufferKB: cfg.Media.SocketBufferKB,
+		Secret: env("PORTICO_TURN_SECRET"), Own: ownAddresses(cfg),
 	}
 }
 
@@ -356,33 +374,4 @@ func (p certPersister) LoadCertificates(ctx context.Context) ([]certs.Stored, er
 		out[i] = certs.Stored{Name: c.Name, CertPEM: c.CertPEM, KeyPEM: c.KeyPEM}
 	}
 	return out, nil
-}
-
-func mediaConfig(cfg *config.Config) (media.Config, error) {
-	ext, err := netip.ParseAddr(cfg.Interfaces.External.Address)
-	if err != nil {
-		return media.Config{}, fmt.Errorf("interfaces.external.address: %w", err)
-	}
-	in, err := netip.ParseAddr(cfg.Interfaces.Internal.Address)
-	if err != nil {
-		return media.Config{}, fmt.Errorf("interfaces.internal.address: %w", err)
-	}
-	extIf := media.InterfaceConfig{Addr: ext, PortMin: cfg.Media.External.Min, PortMax: cfg.Media.External.Max}
-	if pa := cfg.Interfaces.External.PublicAddress; pa != "" {
-		extIf.Advertised, _ = netip.ParseAddr(pa)
-	}
-	latch := media.LatchStrict
-	if cfg.Media.NATLatching == nil || *cfg.Media.NATLatching {
-		latch = media.LatchNAT
-	}
-	return media.Config{
-		Interfaces: map[string]media.InterfaceConfig{
-			"external": extIf,
-			"internal": {Addr: in, PortMin: cfg.Media.Internal.Min, PortMax: cfg.Media.Internal.Max},
-		},
-		SocketBuffer:      cfg.Media.SocketBufferKB << 10,
-		Workers:           cfg.Media.Workers,
-		Latching:          latch,
-		InactivityTimeout: cfg.Media.InactivityTimeout.D(),
-	}, nil
 }

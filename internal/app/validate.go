@@ -2,18 +2,14 @@ package app
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/portico-edge/portico/internal/accessproxy"
 	"github.com/portico-edge/portico/internal/certs"
 	"github.com/portico-edge/portico/internal/config"
-	"github.com/portico-edge/portico/internal/sipedge"
-	"github.com/portico-edge/portico/internal/turn"
+	"github.com/portico-edge/portico/internal/config/field"
 )
 
 // Validate is the check every path shares (portico config validate, POST
@@ -38,7 +34,8 @@ func validate(doc []byte, d serviceDeps) (*config.Config, error) {
 		return nil, err
 	}
 	if err := checkBuild(cfg, d); err != nil {
-		return nil, err
+		es, _ := config.AsErrors(err)
+		return nil, config.Locate(doc, es)
 	}
 	return cfg, nil
 }
@@ -54,37 +51,12 @@ func checkBuild(cfg *config.Config, d serviceDeps) error {
 	return nil
 }
 
-// asConfigErrors turns a service's validation error into field errors.
+// asConfigErrors returns the field errors a service reported (each
+// service validates its section with the shared field.Error type); any
+// other error becomes one error without a path.
 func asConfigErrors(err error) error {
-	if _, ok := config.AsErrors(err); ok {
-		return err
+	if es, ok := field.As(err); ok {
+		return es
 	}
-	var es config.Errors
-	var se sipedge.ConfigError
-	var te turn.Errors
-	switch {
-	case errors.As(err, &se):
-		for _, f := range se {
-			es = append(es, config.FieldError{Path: f.Path, Reason: f.Reason})
-		}
-	case errors.As(err, &te):
-		for _, f := range te {
-			es = append(es, config.FieldError{Path: f.Path, Reason: f.Reason})
-		}
-	case errors.Is(err, accessproxy.ErrInvalidConfig):
-		// "accessproxy: invalid config: access_proxy.routes[0].action: reason"
-		msg := strings.TrimPrefix(err.Error(), accessproxy.ErrInvalidConfig.Error()+": ")
-		path, reason, ok := strings.Cut(msg, ": ")
-		if !ok || strings.Contains(path, " ") {
-			path, reason = "access_proxy", msg
-		}
-		es = append(es, config.FieldError{Path: path, Reason: reason})
-	default: // "media.ng_listen: reason"
-		path, reason, ok := strings.Cut(err.Error(), ": ")
-		if !ok || strings.Contains(path, " ") {
-			path, reason = "", err.Error()
-		}
-		es = append(es, config.FieldError{Path: path, Reason: reason})
-	}
-	return es
+	return config.Errors{{Reason: err.Error()}}
 }

@@ -6,13 +6,24 @@
 // column, and every validation error names the field path and the reason, so
 // an administrator can fix a document without guessing. Defaults are applied
 // before validation; docs/config.md lists them field by field.
+//
+// The node-wide sections (node, interfaces, store, management, log) are
+// defined here. Each service section is defined by its service package
+// (sipedge.Section, turn.Section, media.Section, accessproxy.Section,
+// guard.Config) with its YAML shape, defaults and validation, reporting
+// with the shared config/field errors; this package composes them and adds
+// the checks that span sections (a port two services would bind, SIP
+// without the relay).
 package config
 
 import (
-	"time"
-
 	"github.com/portico-edge/portico/internal/accessproxy"
+	"github.com/portico-edge/portico/internal/config/field"
 	"github.com/portico-edge/portico/internal/guard"
+	"github.com/portico-edge/portico/internal/media"
+	"github.com/portico-edge/portico/internal/policy"
+	"github.com/portico-edge/portico/internal/sipedge"
+	"github.com/portico-edge/portico/internal/turn"
 )
 
 // CurrentVersion is the document format this build reads.
@@ -33,15 +44,15 @@ type Config struct {
 	History History      `yaml:"history" json:"history"`
 
 	// Services added by later work. Each is off until enabled.
-	SIP         SIP         `yaml:"sip" json:"sip"`
-	Media       Media       `yaml:"media" json:"media"`
-	TURN        TURN        `yaml:"turn" json:"turn"`
-	H323        Reserved    `yaml:"h323" json:"h323"`
-	AccessProxy AccessProxy `yaml:"access_proxy" json:"access_proxy"`
-	Tunnel      Reserved    `yaml:"tunnel" json:"tunnel"`
-	Policy      Reserved    `yaml:"policy" json:"policy"`
-	HA          Reserved    `yaml:"ha" json:"ha"`
-	SNMP        Reserved    `yaml:"snmp" json:"snmp"`
+	SIP         SIP          `yaml:"sip" json:"sip"`
+	Media       Media        `yaml:"media" json:"media"`
+	TURN        turn.Section `yaml:"turn" json:"turn"`
+	H323        Reserved     `yaml:"h323" json:"h323"`
+	AccessProxy AccessProxy  `yaml:"access_proxy" json:"access_proxy"`
+	Tunnel      Reserved     `yaml:"tunnel" json:"tunnel"`
+	Policy      Policy       `yaml:"policy" json:"policy"`
+	HA          Reserved     `yaml:"ha" json:"ha"`
+	SNMP        Reserved     `yaml:"snmp" json:"snmp"`
 }
 
 // Node identifies this Portico instance.
@@ -128,6 +139,12 @@ type Log struct {
 	MaxFiles int `yaml:"max_files" json:"max_files"`
 }
 
+// Policy holds the call policy rules, ACLs and rate limits
+// (docs/security.md).
+type Policy struct {
+	policy.Config `yaml:",inline" json:",inline"`
+}
+
 // History bounds call, registration and event history (the audit log is
 // kept whole).
 type History struct {
@@ -149,195 +166,17 @@ type Reserved struct {
 	Enabled bool `yaml:"enabled" json:"enabled"`
 }
 
-// Media configures the media relay.
-type Media struct {
-	// Enabled turns the relay on. Default false.
-	Enabled bool `yaml:"enabled" json:"enabled"`
-	// External and Internal are the relay port ranges on each interface.
-	// Defaults 40000-49999 (external) and 50000-59999 (internal).
-	External PortRange `yaml:"external" json:"external"`
-	Internal PortRange `yaml:"internal" json:"internal"`
-	// NATLatching lets the outside peer be learnt from any source address
-	// (endpoints behind NAT). Default true; false accepts only the signalled IP.
-	NATLatching *bool `yaml:"nat_latching" json:"nat_latching"`
-	// InactivityTimeout reports a stream silent for this long. Default 60s.
-	InactivityTimeout Duration `yaml:"inactivity_timeout" json:"inactivity_timeout"`
-	// SocketBufferKB sets each relay socket's receive buffer. Default 4096.
-	SocketBufferKB int `yaml:"socket_buffer_kb" json:"socket_buffer_kb"`
-	// NGListen is host:port of the rtpengine "ng" control listener; empty: off.
-	NGListen string `yaml:"ng_listen" json:"ng_listen"`
-	// NGAllow lists the networks (CIDR) ng requests may come from; others
-	// are dropped and counted. NGAllow or NGSecret is required when
-	// NGListen is not a loopback or private address. Default: any source.
-	NGAllow []string `yaml:"ng_allow,omitempty" json:"ng_allow,omitempty"`
-	// NGSecret is a shared secret every ng request must carry (key
-	// "secret" or flag "secret=..."). Default: none.
-	NGSecret string `yaml:"ng_secret,omitempty" json:"ng_secret,omitempty"`
-	// Workers is the number of packet workers: 0 (the default) is one per
-	// CPU; 1 costs the least CPU per packet but adds latency under load.
-	// 0..256.
-	Workers int `yaml:"workers" json:"workers"`
-}
+// Media is the media section, defined by package media.
+type Media = media.Section
 
 // PortRange is an inclusive UDP/TCP port range.
-type PortRange struct {
-	Min int `yaml:"port_min" json:"port_min"`
-	Max int `yaml:"port_max" json:"port_max"`
-}
+type PortRange = field.PortRange
 
 // Duration is a time.Duration written as "30s" or "15m".
-type Duration time.Duration
+type Duration = field.Duration
 
-// D returns d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
+// AccessProxy is the access_proxy section, defined by package accessproxy.
+type AccessProxy = accessproxy.Section
 
-// MarshalText writes the duration as Go syntax ("1m30s").
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-// UnmarshalText reads Go duration syntax.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// TURN configures the STUN/TURN service (docs/turn.md).
-type TURN struct {
-	// Enabled turns the service on. Default false.
-	Enabled bool `yaml:"enabled" json:"enabled"`
-	// UDP, TCP and TLS list listener addresses (host:port). Standard ports:
-	// 3478 (UDP, TCP) and 5349 (TLS). TLS on 443 comes through the access
-	// proxy's demultiplexer (ALPN stun.turn). Default: none.
-	UDP []string `yaml:"udp,omitempty" json:"udp,omitempty"`
-	TCP []string `yaml:"tcp,omitempty" json:"tcp,omitempty"`
-	TLS []string `yaml:"tls,omitempty" json:"tls,omitempty"`
-	// Certificate names the certificate (see /api/v1/certificates) for TLS;
-	// default: the management certificate.
-	Certificate string `yaml:"certificate" json:"certificate"`
-	// Realm of long-term credentials. Default "portico".
-	Realm string `yaml:"realm" json:"realm"`
-	// RelayAddress is given to clients as their relayed address. Default:
-	// interfaces.external.public_address, else interfaces.external.address.
-	RelayAddress string `yaml:"relay_address" json:"relay_address"`
-	// Relay is the relay port range, apart from the media ranges.
-	// Default 61000-64999.
-	Relay PortRange `yaml:"relay" json:"relay"`
-	// DefaultLifetime of an allocation (10m) and MaxAge, the cap however
-	// often it is refreshed (12h).
-	DefaultLifetime Duration `yaml:"default_lifetime" json:"default_lifetime"`
-	MaxAge          Duration `yaml:"max_age" json:"max_age"`
-	// QuotaPerUser (20) and QuotaTotal (2000) bound allocations at once.
-	QuotaPerUser int `yaml:"quota_per_user" json:"quota_per_user"`
-	QuotaTotal   int `yaml:"quota_total" json:"quota_total"`
-	// RatePerSecond (5) and RateBurst (20) limit allocation attempts per client IP.
-	RatePerSecond float64 `yaml:"rate_per_second" json:"rate_per_second"`
-	RateBurst     int     `yaml:"rate_burst" json:"rate_burst"`
-	// AllowPeers are CIDRs clients may relay to despite a denial (loopback,
-	// private and interfaces.internal.networks are denied by default).
-	AllowPeers []string `yaml:"allow_peers,omitempty" json:"allow_peers,omitempty"`
-	// DenyPeers are further denied CIDRs.
-	DenyPeers []string `yaml:"deny_peers,omitempty" json:"deny_peers,omitempty"`
-	// RelayToRelay lets clients relay to other allocations of this node
-	// (two relay-only clients talking to each other). Default false: the
-	// relay range is denied like the node's own listeners, which no
-	// allow_peers entry opens.
-	RelayToRelay bool `yaml:"relay_to_relay" json:"relay_to_relay"`
-	// RESTSecret enables TURN REST API ephemeral credentials (coturn's
-	// use-auth-secret). May come from PORTICO_TURN_SECRET instead, which
-	// keeps it out of the document. Empty: only long-term users.
-	RESTSecret string `yaml:"rest_secret" json:"rest_secret"`
-	// RESTMaxTTL caps minted credentials. Default 24h.
-	RESTMaxTTL Duration `yaml:"rest_max_ttl" json:"rest_max_ttl"`
-}
-
-// AccessProxy configures the one-port demultiplexer and the HTTPS, TCP,
-// LDAP and XMPP proxies (docs/access-proxy.md).
-type AccessProxy struct {
-	// Enabled turns the access proxy on. Default false.
-	Enabled            bool `yaml:"enabled" json:"enabled"`
-	accessproxy.Config `yaml:",inline" json:",inline"`
-}
-
-// SIP configures the SIP edge (docs/sip.md).
-type SIP struct {
-	// Enabled turns the SIP edge on; it needs the media relay (media.enabled).
-	Enabled bool `yaml:"enabled" json:"enabled"`
-	// Listeners are the sockets to bind; each names its interface
-	// (external or internal) and transport (udp, tcp, tls, ws, wss).
-	Listeners []SIPListener `yaml:"listeners,omitempty" json:"listeners,omitempty"`
-	// CallServers are the inside registrars/proxies, by priority then weight.
-	CallServers []SIPCallServer `yaml:"call_servers,omitempty" json:"call_servers,omitempty"`
-	// Domain is the inside SIP domain. Default: the first call server's host.
-	Domain string `yaml:"domain" json:"domain"`
-	// ExternalHost is put in Contact, Via and Record-Route towards the
-	// outside. Default: the external listener's address.
-	ExternalHost string `yaml:"external_host" json:"external_host"`
-	// Certificate names the stored certificate for tls and wss listeners;
-	// default: the default certificate.
-	Certificate string `yaml:"certificate" json:"certificate"`
-	// ProbeInterval of OPTIONS to call servers (10s); NATBindingExpiry caps
-	// outside registrations (120s); UDPKeepalive sends OPTIONS to UDP flows
-	// (off); NoAnswerTimeout bounds ringing (120s).
-	ProbeInterval    Duration      `yaml:"probe_interval" json:"probe_interval"`
-	NATBindingExpiry Duration      `yaml:"nat_binding_expiry" json:"nat_binding_expiry"`
-	UDPKeepalive     Duration      `yaml:"udp_keepalive" json:"udp_keepalive"`
-	NoAnswerTimeout  Duration      `yaml:"no_answer_timeout" json:"no_answer_timeout"`
-	Guest            SIPGuest      `yaml:"guest" json:"guest"`
-	Federation       SIPFederation `yaml:"federation" json:"federation"`
-	// MaxRegistrations (20000) and MaxCalls (5000) are answered beyond with
-	// 503 and Retry-After.
-	MaxRegistrations int `yaml:"max_registrations" json:"max_registrations"`
-	MaxCalls         int `yaml:"max_calls" json:"max_calls"`
-	// StripServer removes the outside endpoint's User-Agent from requests
-	// relayed inside (the inside's Server never crosses).
-	StripServer bool `yaml:"strip_server" json:"strip_server"`
-	// RevealUnknownUsers relays the inside's refusal of an unauthenticated
-	// outside REGISTER as it is; default false: answered as a challenge.
-	RevealUnknownUsers bool `yaml:"reveal_unknown_users" json:"reveal_unknown_users"`
-	// TCP bounds the connections of the tcp, tls, ws and wss listeners.
-	TCP SIPStreams `yaml:"tcp,omitempty" json:"tcp,omitempty"`
-}
-
-// SIPStreams bound each outside SIP stream listener's connections; zero
-// fields take the defaults (max_conns 20000, max_conns_per_source 200,
-// handshake_timeout 10s, idle_timeout twice nat_binding_expiry); a
-// negative value turns that limit off.
-type SIPStreams struct {
-	MaxConns          int      `yaml:"max_conns,omitempty" json:"max_conns,omitempty"`
-	MaxConnsPerSource int      `yaml:"max_conns_per_source,omitempty" json:"max_conns_per_source,omitempty"`
-	HandshakeTimeout  Duration `yaml:"handshake_timeout,omitempty" json:"handshake_timeout,omitempty"`
-	IdleTimeout       Duration `yaml:"idle_timeout,omitempty" json:"idle_timeout,omitempty"`
-}
-
-// SIPListener is one SIP socket.
-type SIPListener struct {
-	Interface string `yaml:"interface" json:"interface"`
-	Transport string `yaml:"transport" json:"transport"`
-	Address   string `yaml:"address" json:"address"`
-}
-
-// SIPCallServer is one inside registrar/proxy.
-type SIPCallServer struct {
-	Address   string `yaml:"address" json:"address"`
-	Transport string `yaml:"transport" json:"transport"`
-	Priority  int    `yaml:"priority" json:"priority"`
-	Weight    int    `yaml:"weight" json:"weight"`
-}
-
-// SIPGuest is what unregistered outside callers may reach.
-type SIPGuest struct {
-	Enabled            bool     `yaml:"enabled" json:"enabled"`
-	VMRRanges          []string `yaml:"vmr_ranges,omitempty" json:"vmr_ranges,omitempty"`
-	Aliases            []string `yaml:"aliases,omitempty" json:"aliases,omitempty"`
-	DefaultDestination string   `yaml:"default_destination" json:"default_destination"`
-}
-
-// SIPFederation is which other domains may call in and be called.
-type SIPFederation struct {
-	AllowedDomains []string `yaml:"allowed_domains,omitempty" json:"allowed_domains,omitempty"`
-	OpenB2B        bool     `yaml:"open_b2b" json:"open_b2b"`
-	DNSServer      string   `yaml:"dns_server" json:"dns_server"`
-}
+// SIP is the sip section, defined by package sipedge.
+type SIP = sipedge.Section

@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/portico-edge/portico/internal/sipedge"
 )
 
 func TestParseErrors(t *testing.T) {
@@ -121,7 +123,7 @@ func TestDiff(t *testing.T) {
 	b.AccessProxy.Listen = "127.0.0.1:8444"
 	off := false
 	b.Media.NATLatching = &off
-	a.SIP.Listeners = []SIPListener{} // empty equals absent
+	a.SIP.Listeners = []sipedge.Listener{} // empty equals absent
 	got := strings.Join(Diff(a, b), ",")
 	if got != "log.level,media.nat_latching,turn.udp,access_proxy.listen" {
 		t.Errorf("Diff = %s", got)

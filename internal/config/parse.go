@@ -9,54 +9,22 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/portico-edge/portico/internal/config/field"
 )
 
 // maxDocument caps the size of a configuration document.
 const maxDocument = 1 << 20
 
 // FieldError is one problem in a document, located by field path and, when
-// known, by line and column.
-type FieldError struct {
-	Path   string `json:"path"`
-	Line   int    `json:"line,omitempty"`
-	Column int    `json:"column,omitempty"`
-	Reason string `json:"reason"`
-}
-
-func (e FieldError) Error() string {
-	var b strings.Builder
-	if e.Path != "" {
-		b.WriteString(e.Path)
-	} else {
-		b.WriteString("document")
-	}
-	if e.Line > 0 {
-		fmt.Fprintf(&b, " (line %d, column %d)", e.Line, e.Column)
-	}
-	b.WriteString(": ")
-	b.WriteString(e.Reason)
-	return b.String()
-}
+// known, by line and column. It is the type every service reports with.
+type FieldError = field.Error
 
 // Errors is every problem found in a document.
-type Errors []FieldError
-
-func (es Errors) Error() string {
-	parts := make([]string, len(es))
-	for i, e := range es {
-		parts[i] = e.Error()
-	}
-	return "config: " + strings.Join(parts, "; ")
-}
+type Errors = field.Errors
 
 // AsErrors returns the field errors inside err, if it holds any.
-func AsErrors(err error) (Errors, bool) {
-	var es Errors
-	if errors.As(err, &es) {
-		return es, true
-	}
-	return nil, false
-}
+func AsErrors(err error) (Errors, bool) { return field.As(err) }
 
 // Parse reads a YAML document strictly, applies defaults and validates it.
 // The error, if any, is an Errors listing every problem found.
@@ -292,6 +260,28 @@ func locate(err error, body *yaml.Node) error {
 	for i := range es {
 		if n := find(body, es[i].Path); n != nil {
 			es[i].Line, es[i].Column = n.Line, n.Column
+		}
+	}
+	return es
+}
+
+// Locate fills in the line and column of errors found after parsing (by
+// the services building from doc) whose path names a node of doc. It
+// changes nothing when doc does not parse.
+func Locate(doc []byte, es Errors) Errors {
+	var root yaml.Node
+	if yaml.Unmarshal(doc, &root) != nil {
+		return es
+	}
+	body := &root
+	if body.Kind == yaml.DocumentNode && len(body.Content) == 1 {
+		body = body.Content[0]
+	}
+	for i := range es {
+		if es[i].Line == 0 {
+			if n := find(body, es[i].Path); n != nil {
+				es[i].Line, es[i].Column = n.Line, n.Column
+			}
 		}
 	}
 	return es

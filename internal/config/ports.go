@@ -135,7 +135,7 @@ func (v *validator) reserved(c *Config) {
 	for _, r := range []struct {
 		name string
 		sec  Reserved
-	}{{"h323", c.H323}, {"tunnel", c.Tunnel}, {"policy", c.Policy}, {"ha", c.HA}, {"snmp", c.SNMP}} {
+	}{{"h323", c.H323}, {"tunnel", c.Tunnel}, {"ha", c.HA}, {"snmp", c.SNMP}} {
 		if r.sec.Enabled {
 			v.add(r.name+".enabled", "the %s service is not implemented in this build; remove the section or set enabled: false", r.name)
 		}

@@ -1,18 +1,17 @@
 package config
 
 import (
-	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/portico-edge/portico/internal/accessproxy"
-	"github.com/portico-edge/portico/internal/guard"
+	"github.com/portico-edge/portico/internal/config/field"
+	"github.com/portico-edge/portico/internal/media"
+	"github.com/portico-edge/portico/internal/turn"
 )
 
 // Default returns a document with every default filled in.
@@ -21,7 +20,6 @@ func Default() *Config {
 	if host == "" {
 		host = "portico"
 	}
-	natLatch := true
 	return &Config{
 		Version: CurrentVersion,
 		Node:    Node{Name: host, DrainTimeout: Duration(30 * time.Second)},
@@ -38,22 +36,11 @@ func Default() *Config {
 			Lockout:            Duration(15 * time.Minute),
 			LoginRatePerMinute: 20,
 		},
-		Log:     Log{Level: "info", Format: "text", MaxSizeMB: 50, MaxFiles: 5},
-		History: History{MaxAge: Duration(90 * 24 * time.Hour), MaxRows: 1000000, FoldWindow: Duration(10 * time.Second)},
-		TURN: TURN{
-			Realm: "portico", Relay: PortRange{Min: 61000, Max: 64999},
-			DefaultLifetime: Duration(10 * time.Minute), MaxAge: Duration(12 * time.Hour),
-			QuotaPerUser: 20, QuotaTotal: 2000, RatePerSecond: 5, RateBurst: 20,
-			RESTMaxTTL: Duration(24 * time.Hour),
-		},
-		AccessProxy: AccessProxy{Config: accessproxy.Config{Listen: "127.0.0.1:8443"}},
-		Media: Media{
-			External:          PortRange{Min: 40000, Max: 49999},
-			Internal:          PortRange{Min: 50000, Max: 59999},
-			NATLatching:       &natLatch,
-			InactivityTimeout: Duration(60 * time.Second),
-			SocketBufferKB:    4096,
-		},
+		Log:         Log{Level: "info", Format: "text", MaxSizeMB: 50, MaxFiles: 5},
+		History:     History{MaxAge: Duration(90 * 24 * time.Hour), MaxRows: 1000000, FoldWindow: Duration(10 * time.Second)},
+		TURN:        turn.DefaultSection(),
+		AccessProxy: accessproxy.DefaultSection(),
+		Media:       media.DefaultSection(),
 	}
 }
 
@@ -141,22 +128,12 @@ func (c *Config) Validate() error {
 	if w := c.History.FoldWindow.D(); w < 0 || w > time.Hour {
 		v.add("history.fold_window", "%s is outside 0..1h", w)
 	}
-	v.media(&c.Media)
-	if err := c.Guard.Validate(); err != nil {
-		var ge guard.ConfigError
-		if errors.As(err, &ge) {
-			for _, f := range ge {
-				v.add(f.Path, "%s", f.Reason)
-			}
-		} else {
-			v.add("guard", "%v", err)
-		}
-	}
-	v.turn(c)
+	v.section(c.Media.Validate())
+	v.section(c.Guard.Validate())
+	v.section(c.Policy.Validate())
+	v.section(c.TURN.Validate())
 	v.sip(c)
-	if c.AccessProxy.Enabled && c.AccessProxy.Listen == "" {
-		v.add("access_proxy.listen", "required when the access proxy is enabled")
-	}
+	v.section(c.AccessProxy.Validate())
 	v.ports(c)
 	v.reserved(c)
 	if len(v.errs) == 0 {
@@ -165,11 +142,19 @@ func (c *Config) Validate() error {
 	return v.errs
 }
 
-func (v *validator) positive(path string, d Duration) {
-	if d <= 0 {
-		v.add(path, "%s must be positive", d.D())
+// section takes in the errors of a section its service validates.
+func (v *validator) section(err error) {
+	if err == nil {
+		return
+	}
+	if es, ok := field.As(err); ok {
+		v.errs = append(v.errs, es...)
+	} else {
+		v.add("", "%v", err)
 	}
 }
+
+func (v *validator) positive(path string, d Duration) { v.errs.Positive(path, d) }
 
 func (v *validator) iface(path string, i Interface, public bool) {
 	if i.Address == "" {
@@ -189,147 +174,15 @@ func (v *validator) iface(path string, i Interface, public bool) {
 	}
 }
 
-func (v *validator) cidr(path, s string) {
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		v.add(path, "%q is not a CIDR (address/bits)", s)
-		return
-	}
-	if p.Masked() != p {
-		v.add(path, "%q has host bits set; did you mean %s?", s, p.Masked())
-	}
-}
-
-func (v *validator) hostPort(path, s string) {
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		v.add(path, "%q is not host:port", s)
-		return
-	}
-	if host != "" {
-		if _, err := netip.ParseAddr(host); err != nil {
-			v.add(path, "%q is not an IP address", host)
-		}
-	}
-	n, err := strconv.Atoi(port)
-	if err != nil || n < 1 || n > 65535 {
-		v.add(path, "%s is not a port", port)
-	}
-}
-
+func (v *validator) cidr(path, s string)     { v.errs.CIDR(path, s) }
+func (v *validator) hostPort(path, s string) { v.errs.HostPort(path, s) }
 func (v *validator) portRange(path string, r PortRange) bool {
-	ok := true
-	for _, p := range []struct {
-		name string
-		n    int
-	}{{"port_min", r.Min}, {"port_max", r.Max}} {
-		if p.n < 1024 || p.n > 65535 {
-			v.add(path+"."+p.name, "%d is not an unprivileged port (1024-65535)", p.n)
-			ok = false
-		}
-	}
-	if ok && r.Min > r.Max {
-		v.add(path, "port_min %d is above port_max %d", r.Min, r.Max)
-		ok = false
-	}
-	if ok && r.Max-r.Min < 3 {
-		v.add(path, "%d-%d holds fewer than 4 ports (an RTP/RTCP pair needs 2)", r.Min, r.Max)
-		ok = false
-	}
-	return ok
-}
-
-func (v *validator) media(m *Media) {
-	okE := v.portRange("media.external", m.External)
-	okI := v.portRange("media.internal", m.Internal)
-	if okE && okI && m.External.Min <= m.Internal.Max && m.Internal.Min <= m.External.Max {
-		v.add("media.internal", "%d-%d overlaps media.external %d-%d", m.Internal.Min, m.Internal.Max, m.External.Min, m.External.Max)
-	}
-	v.positive("media.inactivity_timeout", m.InactivityTimeout)
-	if m.SocketBufferKB < 64 || m.SocketBufferKB > 65536 {
-		v.add("media.socket_buffer_kb", "%d is outside 64..65536", m.SocketBufferKB)
-	}
-	if m.NGListen != "" {
-		v.hostPort("media.ng_listen", m.NGListen)
-	}
-	for i, n := range m.NGAllow {
-		v.cidr(fmt.Sprintf("media.ng_allow[%d]", i), n)
-	}
-	if m.Workers < 0 || m.Workers > 256 {
-		v.add("media.workers", "%d is outside 0..256 (0: one per CPU)", m.Workers)
-	}
-}
-
-func (v *validator) turn(c *Config) {
-	t := &c.TURN
-	for _, l := range []struct {
-		name  string
-		addrs []string
-	}{{"udp", t.UDP}, {"tcp", t.TCP}, {"tls", t.TLS}} {
-		for i, a := range l.addrs {
-			v.hostPort(fmt.Sprintf("turn.%s[%d]", l.name, i), a)
-		}
-	}
-	if t.RelayAddress != "" {
-		if _, err := netip.ParseAddr(t.RelayAddress); err != nil {
-			v.add("turn.relay_address", "%q is not an IP address", t.RelayAddress)
-		}
-	}
-	// An overlap with the media ranges is reported by ports.
-	v.portRange("turn.relay", t.Relay)
-	for i, p := range t.AllowPeers {
-		v.cidr(fmt.Sprintf("turn.allow_peers[%d]", i), p)
-	}
-	for i, p := range t.DenyPeers {
-		v.cidr(fmt.Sprintf("turn.deny_peers[%d]", i), p)
-	}
-	if t.Enabled && len(t.UDP)+len(t.TCP)+len(t.TLS) == 0 {
-		v.add("turn", "enabled but lists no udp, tcp or tls listener")
-	}
+	return v.errs.PortRange(path, r)
 }
 
 func (v *validator) sip(c *Config) {
-	s := &c.SIP
-	if !s.Enabled {
-		return
-	}
-	if !c.Media.Enabled {
+	if c.SIP.Enabled && !c.Media.Enabled {
 		v.add("sip.enabled", "the SIP edge relays every call's media: enable media too")
 	}
-	sides := map[string]bool{}
-	for i, l := range s.Listeners {
-		p := fmt.Sprintf("sip.listeners[%d]", i)
-		switch l.Interface {
-		case "external", "internal":
-			sides[l.Interface] = true
-		default:
-			v.add(p+".interface", "%q is not external or internal", l.Interface)
-		}
-		switch l.Transport {
-		case "udp", "tcp", "tls", "ws", "wss":
-		default:
-			v.add(p+".transport", "%q is not udp, tcp, tls, ws or wss", l.Transport)
-		}
-		v.hostPort(p+".address", l.Address)
-	}
-	if !sides["external"] || !sides["internal"] {
-		v.add("sip.listeners", "needs at least one external and one internal listener")
-	}
-	if len(s.CallServers) == 0 {
-		v.add("sip.call_servers", "needs at least one inside call server")
-	}
-	for i, cs := range s.CallServers {
-		p := fmt.Sprintf("sip.call_servers[%d]", i)
-		if cs.Address == "" {
-			v.add(p+".address", "must be host or host:port")
-		}
-		switch cs.Transport {
-		case "", "udp", "tcp", "tls":
-		default:
-			v.add(p+".transport", "%q is not udp, tcp or tls", cs.Transport)
-		}
-	}
-	if d := s.Federation.DNSServer; d != "" {
-		v.hostPort("sip.federation.dns_server", d)
-	}
+	v.section(c.SIP.Validate())
 }

@@ -56,12 +56,15 @@ type Limit struct {
 }
 
 // DefaultLimits are the buckets used for kinds Config.Limits does not name.
+// The flood limits sit well above the rate limits (RateLimits), so that a
+// site of many phones behind one NAT address is slowed with 503s after a
+// power cut rather than blocked; a source that keeps on regardless is.
 var DefaultLimits = map[string]Limit{
 	"scanner_agent":     {Count: 1, Window: time.Minute},
-	"register":          {Count: 100, Window: 10 * time.Second},
-	"invite":            {Count: 50, Window: 10 * time.Second},
-	"options":           {Count: 100, Window: 10 * time.Second},
-	"challenge":         {Count: 30, Window: time.Minute},
+	"register":          {Count: 300, Window: 10 * time.Second},
+	"invite":            {Count: 100, Window: 10 * time.Second},
+	"options":           {Count: 300, Window: 10 * time.Second},
+	"challenge":         {Count: 120, Window: time.Minute},
 	"forbidden":         {Count: 10, Window: time.Minute},
 	"not_found":         {Count: 10, Window: time.Minute},
 	"digest_failure":    {Count: 5, Window: 5 * time.Minute},
@@ -112,6 +115,8 @@ type Config struct {
 	// UserDigestFailures is the per-user bucket: once full, every source
 	// failing against that user is blocked at once. Default 10 in 10m.
 	UserDigestFailures Limit `yaml:"user_digest_failures" json:"user_digest_failures"`
+	// RateLimits bound REGISTER, INVITE and OPTIONS per source.
+	RateLimits RateLimits `yaml:"rate_limits" json:"rate_limits"`
 	// Kernel mirrors blocks into an nftables set when the node has
 	// CAP_NET_ADMIN: "auto" (default), "off", or "on" (refuse to start
 	// without it).
@@ -130,6 +135,8 @@ type settings struct {
 	agents     []string // lower case
 	limits     [numKinds]bucket
 	user       bucket
+	rates      [numKinds]bucket // indexed by Method
+	rateDrop   bool
 	kernel     string
 }
 
@@ -238,6 +245,7 @@ func (c Config) settings() (*settings, error) {
 		add("user_digest_failures", "count must be >= 0 and window positive")
 	}
 	s.user = u.bucket()
+	s.rates, s.rateDrop = c.RateLimits.settings(add)
 	switch s.kernel {
 	case "":
 		s.kernel = "auto"

@@ -2,7 +2,8 @@ package guard
 
 import (
 	"errors"
-	"strings"
+
+	"github.com/portico-edge/portico/internal/config/field"
 )
 
 var (
@@ -15,21 +16,9 @@ var (
 	ErrNoKernelSet = errors.New("guard: kernel set unavailable")
 )
 
-// FieldError is one invalid field, by path ("guard.limits.register.count").
-type FieldError struct {
-	Path   string
-	Reason string
-}
-
-func (e FieldError) Error() string { return e.Path + ": " + e.Reason }
+// FieldError is one invalid field, by path ("guard.limits.register.count")
+// (the shared configuration field error).
+type FieldError = field.Error
 
 // ConfigError lists every invalid field.
-type ConfigError []FieldError
-
-func (e ConfigError) Error() string {
-	s := make([]string, len(e))
-	for i, f := range e {
-		s[i] = f.Error()
-	}
-	return strings.Join(s, "; ")
-}
+type ConfigError = field.Errors

@@ -2,7 +2,9 @@ package guard
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -24,6 +26,9 @@ type KernelSet interface {
 	Close() error
 }
 
+// NFTTable is the nftables table (family inet) the guard owns (NFTSet).
+const NFTTable = "portico_guard"
+
 // Event tells that a source was blocked or unblocked.
 type Event struct {
 	Time   time.Time
@@ -41,8 +46,12 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
-	// Kernel mirrors blocks into the kernel. Nil: in-process only.
+	// Kernel mirrors blocks into the kernel. Nil: OpenKernel decides.
 	Kernel KernelSet
+	// OpenKernel, when Kernel is nil, is called by Run to set up the kernel
+	// set (NewNFTSet) unless Config.Kernel is "off". Its failure is logged
+	// and blocking stays in-process ("auto"), or fails Run ("on").
+	OpenKernel func() (KernelSet, error)
 	// Events receives every block and unblock. Nil: logged only.
 	Events func(Event)
 }
@@ -76,17 +85,19 @@ type blockSet struct {
 // Guard scores sources and blocks the ones that misbehave. Its methods are
 // safe for concurrent use.
 type Guard struct {
-	log    *slog.Logger
-	now    func() time.Time
-	events func(Event)
-	kernel KernelSet
-	m      *metrics
+	log        *slog.Logger
+	now        func() time.Time
+	events     func(Event)
+	kernel     atomic.Pointer[KernelSet] // set before, or at the start of, Run
+	openKernel func() (KernelSet, error)
+	m          *metrics
 
 	set     atomic.Pointer[settings]
 	blocks  atomic.Pointer[blockSet]
 	blockMu sync.Mutex // serialises changes of blocks
 	sources *table[netip.Prefix]
 	users   *table[string]
+	limits  *table[netip.Prefix] // rate limit buckets
 
 	dropped   atomic.Uint64 // every drop, also of blocks since ended
 	kq        chan kernelOp
@@ -112,22 +123,40 @@ func New(cfg Config, deps Deps) (*Guard, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	g := &Guard{log: deps.Logger.With("component", "guard"), now: deps.Now, events: deps.Events, kernel: deps.Kernel,
-		sources: newTable[netip.Prefix](), users: newTable[string](), kq: make(chan kernelOp, 1024), closed: make(chan struct{})}
+	g := &Guard{log: deps.Logger.With("component", "guard"), now: deps.Now, events: deps.Events, openKernel: deps.OpenKernel,
+		sources: newTable[netip.Prefix](), users: newTable[string](), limits: newTable[netip.Prefix](), kq: make(chan kernelOp, 1024), closed: make(chan struct{})}
 	g.set.Store(s)
+	if deps.Kernel != nil {
+		g.kernel.Store(&deps.Kernel)
+	}
 	g.blocks.Store(&blockSet{v6bits: s.v6bits, exact: map[netip.Prefix]*block{}})
 	g.m = newMetrics(deps.Registerer, g)
 	return g, nil
 }
 
 // Reload applies cfg for the next observation; blocks in force stay.
-func (g *Guard) Reload(cfg Config) error {
+// Every field applies live, so restart is always empty (the services'
+// common Reload contract).
+func (g *Guard) Reload(cfg Config) (restart []string, err error) {
 	s, err := cfg.settings()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	g.blockMu.Lock()
 	g.set.Store(s)
-	return nil
+	if old := g.blocks.Load(); old.v6bits != s.v6bits {
+		// Blocks keep their prefixes; which are looked up exactly changes.
+		n := &blockSet{v6bits: s.v6bits, exact: map[netip.Prefix]*block{}}
+		for _, b := range old.exact {
+			n = n.with(b)
+		}
+		for _, b := range old.wide {
+			n = n.with(b)
+		}
+		g.blocks.Store(n)
+	}
+	g.blockMu.Unlock()
+	return nil, nil
 }
 
 // Key returns the prefix a source is scored and blocked by: the address
@@ -152,15 +181,15 @@ func (g *Guard) Blocked(src netip.Addr) bool {
 	if len(bs.exact) == 0 && len(bs.wide) == 0 {
 		return false
 	}
-	now := g.now().UnixNano()
-	if b := bs.exact[key(src, bs.v6bits)]; b != nil && now < b.until {
+	// The clock is read only on a match: most lookups miss.
+	if b := bs.exact[key(src, bs.v6bits)]; b != nil && g.now().UnixNano() < b.until {
 		b.dropped.Add(1)
 		g.dropped.Add(1)
 		return true
 	}
 	src = src.Unmap()
 	for _, b := range bs.wide {
-		if b.prefix.Contains(src) && now < b.until {
+		if b.prefix.Contains(src) && g.now().UnixNano() < b.until {
 			b.dropped.Add(1)
 			g.dropped.Add(1)
 			return true
@@ -464,13 +493,14 @@ func (g *Guard) Sweep() {
 	g.sources.prune(ns, &s.limits, int64(s.maxBlock))
 	ub := [numKinds]bucket{s.user}
 	g.users.prune(ns, &ub, 0)
+	g.limits.prune(ns, &s.rates, 0)
 }
 
 // Sources returns how many sources are being scored.
 func (g *Guard) Sources() int { return g.sources.len() }
 
 func (g *Guard) kernelOp(op kernelOp) {
-	if g.kernel == nil {
+	if g.kernel.Load() == nil {
 		return
 	}
 	select {
@@ -480,9 +510,14 @@ func (g *Guard) kernelOp(op kernelOp) {
 	}
 }
 
-// Run sweeps every second and feeds the kernel set until ctx ends or Close
-// is called; it returns nil then.
+// Run sets up the kernel set (Deps.OpenKernel), then sweeps every second
+// and feeds the kernel set until ctx ends or Close is called; it returns
+// nil then, having closed the guard (and removed the kernel set).
 func (g *Guard) Run(ctx context.Context) error {
+	if err := g.startKernel(); err != nil {
+		return err
+	}
+	defer g.Close() // the kernel set goes with the service
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -495,10 +530,11 @@ func (g *Guard) Run(ctx context.Context) error {
 			g.Sweep()
 		case op := <-g.kq:
 			var err error
+			k := *g.kernel.Load()
 			if op.add {
-				err = g.kernel.Add(op.prefix, op.ttl)
+				err = k.Add(op.prefix, op.ttl)
 			} else {
-				err = g.kernel.Remove(op.prefix)
+				err = k.Remove(op.prefix)
 			}
 			if err != nil {
 				g.m.kernelErrors.Inc()
@@ -513,9 +549,38 @@ func (g *Guard) Close() error {
 	var err error
 	g.closeOnce.Do(func() {
 		close(g.closed)
-		if g.kernel != nil {
-			err = g.kernel.Close()
+		if k := g.kernel.Load(); k != nil {
+			err = (*k).Close()
 		}
 	})
 	return err
+}
+
+// startKernel opens the kernel set when none was given and mirrors the
+// blocks already in force into it.
+func (g *Guard) startKernel() error {
+	mode := g.set.Load().kernel
+	if g.kernel.Load() == nil && g.openKernel != nil && mode != "off" {
+		k, err := g.openKernel()
+		if err != nil {
+			if mode == "on" {
+				return fmt.Errorf("%w: %v", ErrNoKernelSet, err)
+			}
+			g.log.Info("kernel set unavailable: blocked sources are dropped in the read path only", "err", err)
+			return nil
+		}
+		g.kernel.Store(&k)
+		g.log.Info("blocked sources are dropped in the kernel (nftables table inet " + NFTTable + ")")
+	}
+	if g.kernel.Load() == nil {
+		return nil
+	}
+	now := g.now()
+	bs := g.blocks.Load()
+	for _, b := range append(slices.Collect(maps.Values(bs.exact)), bs.wide...) {
+		if ttl := time.Unix(0, b.until).Sub(now); ttl > 0 {
+			g.kernelOp(kernelOp{add: true, prefix: b.prefix, ttl: ttl})
+		}
+	}
+	return nil
 }

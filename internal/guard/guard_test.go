@@ -3,6 +3,7 @@ package guard
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
@@ -34,7 +35,7 @@ func newTestGuard(t *testing.T, cfg Config) (*Guard, *clock, *[]Event) {
 	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	var evs []Event
 	var mu sync.Mutex
-	g, err := New(cfg, Deps{Now: c.now, Events: func(e Event) { mu.Lock(); evs = append(evs, e); mu.Unlock() }})
+	g, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler), Now: c.now, Events: func(e Event) { mu.Lock(); evs = append(evs, e); mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,8 @@ func TestScoring(t *testing.T) {
 		{"half drained bucket short by one", Config{}, []step{{NotFound, 9, 30 * time.Second}, {NotFound, 5, 0}}, false},
 		{"kinds have separate buckets", Config{}, []step{{NotFound, 9, 0}, {Forbidden, 9, 0}}, false},
 		{"ten 404s spread over a second block", Config{}, slices.Repeat([]step{{NotFound, 1, 100 * time.Millisecond}}, 10), true},
-		{"register flood", Config{}, []step{{Register, 100, 0}}, true},
+		{"register flood", Config{}, []step{{Register, 300, 0}}, true},
+		{"register burst below the flood limit", Config{}, []step{{Register, 299, 0}}, false},
 		{"registers at the drain rate never block", Config{}, []step{
 			{Register, 50, 5 * time.Second}, {Register, 50, 5 * time.Second}, {Register, 50, 5 * time.Second}, {Register, 50, 0}}, false},
 		{"limit overridden", Config{Limits: map[string]Limit{"not_found": {Count: 3, Window: time.Minute}}}, []step{{NotFound, 3, 0}}, true},
@@ -284,24 +286,30 @@ func TestBlockedDoesNotAllocate(t *testing.T) {
 }
 
 func BenchmarkBlocked(b *testing.B) {
-	g, err := New(Config{}, Deps{})
-	if err != nil {
-		b.Fatal(err)
+	for _, bc := range []struct {
+		name   string
+		blocks int
+		src    string
+	}{{"empty set", 0, "192.0.2.1"}, {"1000 blocks, miss", 1000, "192.0.2.1"}, {"1000 blocks, hit", 1000, "198.51.1.1"}} {
+		b.Run(bc.name, func(b *testing.B) {
+			g, err := New(Config{}, Deps{Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range bc.blocks {
+				g.Block(netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}), 32), time.Hour, "")
+			}
+			src := netip.MustParseAddr(bc.src)
+			b.ReportAllocs()
+			for b.Loop() {
+				g.Blocked(src)
+			}
+		})
 	}
-	for i := range 1000 {
-		g.Block(netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}), 32), time.Hour, "")
-	}
-	src := netip.MustParseAddr("192.0.2.1")
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			g.Blocked(src)
-		}
-	})
 }
 
 func BenchmarkObserve(b *testing.B) {
-	g, err := New(Config{}, Deps{})
+	g, err := New(Config{}, Deps{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -310,5 +318,70 @@ func BenchmarkObserve(b *testing.B) {
 	for b.Loop() {
 		i++
 		g.Observe(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), Options)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	tests := []struct {
+		name   string
+		cfg    Config
+		m      Method
+		n      int           // requests at once
+		passed int           // of which pass
+		retry  time.Duration // of the last refused
+		drop   bool
+	}{
+		{"register burst", Config{}, MethodRegister, 60, 50, time.Second, false},
+		{"invite burst", Config{}, MethodInvite, 21, 20, time.Second, false},
+		{"configured, drop", Config{RateLimits: RateLimits{Options: &Rate{PerSecond: 1, Burst: 2}, Action: "drop"}}, MethodOptions, 5, 2, time.Second, true},
+		{"burst defaults to one second", Config{RateLimits: RateLimits{Invite: &Rate{PerSecond: 3}}}, MethodInvite, 4, 3, time.Second, false},
+		{"off", Config{RateLimits: RateLimits{Register: &Rate{}}}, MethodRegister, 1000, 1000, 0, false},
+		{"allow list", Config{Allow: []string{"192.0.2.0/24"}}, MethodRegister, 1000, 1000, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, c, _ := newTestGuard(t, tt.cfg)
+			passed := 0
+			var retry time.Duration
+			var drop bool
+			for range tt.n {
+				ok, r, d := g.Limit(a1, tt.m)
+				if ok {
+					passed++
+				} else {
+					retry, drop = r, d
+				}
+			}
+			if passed != tt.passed || retry != tt.retry || drop != tt.drop {
+				t.Fatalf("passed %d, retry %v, drop %v; want %d, %v, %v", passed, retry, drop, tt.passed, tt.retry, tt.drop)
+			}
+			if tt.retry == 0 {
+				return
+			}
+			if ok, _, _ := g.Limit(netip.MustParseAddr("192.0.2.200"), tt.m); !ok {
+				t.Fatal("another source is limited too")
+			}
+			c.add(tt.retry)
+			if ok, _, _ := g.Limit(a1, tt.m); !ok {
+				t.Fatalf("still limited after Retry-After %v", tt.retry)
+			}
+		})
+	}
+}
+
+// TestReloadIPv6Prefix: blocks made under one ipv6_prefix keep blocking
+// their networks after a reload changes it.
+func TestReloadIPv6Prefix(t *testing.T) {
+	g, _, _ := newTestGuard(t, Config{})
+	g.Observe(netip.MustParseAddr("2001:db8:1:2::1"), ScannerAgent)
+	if _, err := g.Reload(Config{IPv6Prefix: 128}); err != nil {
+		t.Fatal(err)
+	}
+	if !g.Blocked(netip.MustParseAddr("2001:db8:1:2::99")) {
+		t.Fatal("the /64 block stopped blocking after the reload")
+	}
+	g.Observe(netip.MustParseAddr("2001:db8:9::1"), ScannerAgent)
+	if !g.Blocked(netip.MustParseAddr("2001:db8:9::1")) || g.Blocked(netip.MustParseAddr("2001:db8:9::2")) {
+		t.Fatal("new blocks are not per address")
 	}
 }

@@ -7,6 +7,7 @@ type metrics struct {
 	blocks       *prometheus.CounterVec
 	evicted      prometheus.Counter
 	kernelErrors prometheus.Counter
+	limited      [numLimits]prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, g *Guard) *metrics {
@@ -23,6 +24,11 @@ func newMetrics(reg prometheus.Registerer, g *Guard) *metrics {
 	for k := range numKinds {
 		m.observed[k] = obs.WithLabelValues(k.String())
 	}
+	lim := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_guard_rate_limited_total",
+		Help: "Requests refused by the per-source rate limits, by method."}, []string{"method"})
+	for k := range numLimits {
+		m.limited[k] = lim.WithLabelValues(k.String())
+	}
 	active := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portico_guard_blocked_sources",
 		Help: "Blocks in force."}, func() float64 {
 		bs := g.blocks.Load()
@@ -33,7 +39,7 @@ func newMetrics(reg prometheus.Registerer, g *Guard) *metrics {
 	tracked := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portico_guard_tracked_sources",
 		Help: "Sources being scored."}, func() float64 { return float64(g.sources.len()) })
 	if reg != nil {
-		for _, c := range []prometheus.Collector{obs, m.blocks, m.evicted, m.kernelErrors, active, dropped, tracked} {
+		for _, c := range []prometheus.Collector{obs, lim, m.blocks, m.evicted, m.kernelErrors, active, dropped, tracked} {
 			_ = reg.Register(c) // a second guard on one registry (tests) keeps the first's
 		}
 	}

@@ -5,8 +5,9 @@ import (
 	"net/netip"
 	"runtime"
 	"sort"
-	"strings"
 	"time"
+
+	"github.com/portico-edge/portico/internal/config/field"
 )
 
 // Latching selects which sources may become a leg's peer (RFC 7362).
@@ -80,24 +81,12 @@ type Config struct {
 	Workers int
 }
 
-// FieldError is a validation failure naming the config path.
-type FieldError struct {
-	Path   string
-	Reason string
-}
-
-func (e FieldError) Error() string { return e.Path + ": " + e.Reason }
+// FieldError is a validation failure naming the config path (the shared
+// configuration field error).
+type FieldError = field.Error
 
 // ConfigError lists every invalid field.
-type ConfigError []FieldError
-
-func (e ConfigError) Error() string {
-	parts := make([]string, len(e))
-	for i, f := range e {
-		parts[i] = f.Error()
-	}
-	return "media: invalid config: " + strings.Join(parts, "; ")
-}
+type ConfigError = field.Errors
 
 // withDefaults returns c with defaults applied and validates it.
 func (c Config) withDefaults() (Config, error) {
@@ -193,7 +182,7 @@ func (c Config) withDefaults() (Config, error) {
 		add("media.workers", "%d is outside 1..256", c.Workers)
 	}
 	if len(errs) > 0 {
-		return c, errs
+		return c, fmt.Errorf("media: invalid config: %w", errs)
 	}
 	return c, nil
 }

@@ -1,22 +1,10 @@
 package policy
 
-import "strings"
+import "github.com/portico-edge/portico/internal/config/field"
 
-// FieldError is one invalid field, by path ("policy.rules[2].action").
-type FieldError struct {
-	Path   string
-	Reason string
-}
-
-func (e FieldError) Error() string { return e.Path + ": " + e.Reason }
+// FieldError is one invalid field, by path ("policy.rules[2].action") (the
+// shared configuration field error).
+type FieldError = field.Error
 
 // ConfigError lists every invalid field.
-type ConfigError []FieldError
-
-func (e ConfigError) Error() string {
-	s := make([]string, len(e))
-	for i, f := range e {
-		s[i] = f.Error()
-	}
-	return strings.Join(s, "; ")
-}
+type ConfigError = field.Errors

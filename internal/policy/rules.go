@@ -311,6 +311,12 @@ type Guest struct {
 	DefaultDestination string
 }
 
+// WithGuests returns rules followed by the guest policy's (GuestRules):
+// the call policy of a SIP edge.
+func WithGuests(rules []Rule, g Guest) []Rule {
+	return append(append([]Rule(nil), rules...), GuestRules(g)...)
+}
+
 // GuestRules expresses a guest policy as rules, evaluated after the
 // configured ones: guests may call the VMR ranges and aliases; any other
 // destination is rewritten to the default destination when there is one,

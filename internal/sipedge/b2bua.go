@@ -422,7 +422,8 @@ type plan struct {
 	from, to sip.Uri
 	fromName string
 	hops     []hop
-	fixed    bool // hops[0] is an outside flow used for the whole dialog
+	fixed    bool   // hops[0] is an outside flow used for the whole dialog
+	rule     string // the policy rule that refused the call
 }
 
 // handleInvite takes initial and in-dialog INVITEs on either side.
@@ -461,6 +462,9 @@ func (s *Server) handleInvite(sd *side, req *sip.Request, tx sip.ServerTransacti
 	c := s.newCall(lc, p.typ, req)
 	if code != 0 {
 		s.respond(sd, tx, req, code, reason)
+		if p.rule != "" {
+			reason = "policy: rule " + p.rule // history names the rule, the wire does not
+		}
 		c.typ = p.typ
 		if c.typ == "" {
 			c.typ = CallGuest
@@ -489,19 +493,21 @@ func (s *Server) classify(sd *side, req *sip.Request, lc *liveConfig) (plan, int
 			p.typ = CallFederation
 		default:
 			p.typ = CallGuest
-			dst, ok := lc.policy.destination(user)
-			if !ok {
-				s.m.rejected.WithLabelValues("policy").Inc()
-				return p, 403, "Forbidden"
-			}
-			user = dst
 		}
+		d := lc.decide(p.typ, req, flow.Source.Addr(), user)
+		if !d.Allowed() {
+			s.m.rejected.WithLabelValues("policy").Inc()
+			p.rule = d.Rule
+			return p, d.Code, d.Reason
+		}
+		user = d.Destination
 		p.ruri = sip.Uri{Scheme: "sip", User: user, Host: s.cfg.Domain}
 		p.to = sip.Uri{Scheme: "sip", User: user, Host: s.cfg.Domain}
 		for _, cs := range lc.cs.order() {
 			cs := cs
 			p.hops = append(p.hops, hop{transport: cs.Transport, addr: cs.Address, callServer: &cs})
 		}
+		p.hops = routeTo(p.hops, d.CallServer)
 		return p, 0, ""
 	}
 	// From the inside: to a registered endpoint (our Path came back as
@@ -1535,7 +1541,7 @@ func (c *call) finish(by string, code int, reason string, _ error) {
 		if code == 403 && c.typ != CallGuest {
 			disp = "forbidden"
 		}
-		if strings.HasPrefix(reason, "media: ") || strings.HasPrefix(reason, "capacity: ") {
+		if strings.HasPrefix(reason, "media: ") || strings.HasPrefix(reason, "capacity: ") || strings.HasPrefix(reason, "policy: ") {
 			disp = reason
 		}
 		rec := store.CallRecord{ID: c.id, Protocol: "sip", CallType: c.typ, From: c.from, To: c.to, SourceAddr: c.source,

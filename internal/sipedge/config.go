@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portico-edge/portico/internal/policy"
 )
 
 // Interface names.
@@ -68,51 +70,55 @@ type Config struct {
 	// is relayed without Contact.
 	FollowRedirects bool
 	Guest           GuestPolicy
-	Federation      Federation
-	Limits          Limits
-	TopologyHiding  TopologyHiding
+	// Rules are the call policy rules (the policy section), evaluated
+	// before the guest policy's; each rejected call's history names the
+	// rule.
+	Rules          []policy.Rule
+	Federation     Federation
+	Limits         Limits
+	TopologyHiding TopologyHiding
 	// Streams bound the connections of the stream listeners (streams.go).
 	Streams StreamLimits
 }
 
 // Listener is one bound socket.
 type Listener struct {
-	Interface string // "external" or "internal"
-	Transport string // udp, tcp, tls, ws or wss
-	Address   string // ip:port
+	Interface string `yaml:"interface" json:"interface"` // "external" or "internal"
+	Transport string `yaml:"transport" json:"transport"` // udp, tcp, tls, ws or wss
+	Address   string `yaml:"address" json:"address"`     // ip:port
 }
 
 // CallServer is one inside registrar/proxy.
 type CallServer struct {
-	Address   string // host:port (port default 5060, 5061 for tls)
-	Transport string // udp (default), tcp or tls
-	Priority  int    // lower is preferred; default 0
-	Weight    int    // share among equal priorities; default 1
+	Address   string `yaml:"address" json:"address"`     // host:port (port default 5060, 5061 for tls)
+	Transport string `yaml:"transport" json:"transport"` // udp (default), tcp or tls
+	Priority  int    `yaml:"priority" json:"priority"`   // lower is preferred; default 0
+	Weight    int    `yaml:"weight" json:"weight"`       // share among equal priorities; default 1
 }
 
 // GuestPolicy says where unregistered outside callers may call.
 type GuestPolicy struct {
 	// Enabled admits guests at all. Default false: guests get 403.
-	Enabled bool
+	Enabled bool `yaml:"enabled" json:"enabled"`
 	// VMRRanges are numeric ranges of allowed destinations ("1000-1999").
-	VMRRanges []string
+	VMRRanges []string `yaml:"vmr_ranges,omitempty" json:"vmr_ranges,omitempty"`
 	// Aliases are allowed destination user parts ("sales", "meet").
-	Aliases []string
+	Aliases []string `yaml:"aliases,omitempty" json:"aliases,omitempty"`
 	// DefaultDestination, when set, is called instead of a destination that
 	// is not allowed; otherwise such a call gets 403.
-	DefaultDestination string
+	DefaultDestination string `yaml:"default_destination" json:"default_destination"`
 }
 
 // Federation admits calls between this and other SIP domains.
 type Federation struct {
 	// AllowedDomains may call in (From host) and be called (Request-URI host).
-	AllowedDomains []string
+	AllowedDomains []string `yaml:"allowed_domains,omitempty" json:"allowed_domains,omitempty"`
 	// OpenB2B admits calls from, and to, any outside domain.
-	OpenB2B bool
+	OpenB2B bool `yaml:"open_b2b" json:"open_b2b"`
 	// DNSServer is the resolver (ip:port) for RFC 3263 NAPTR/SRV/A lookups
 	// of outbound federated calls. Default: the system resolver's first
 	// nameserver from /etc/resolv.conf.
-	DNSServer string
+	DNSServer string `yaml:"dns_server" json:"dns_server"`
 }
 
 // Limits bound what the edge holds.
@@ -231,6 +237,7 @@ func (c Config) withDefaults() (Config, error) {
 			add(fmt.Sprintf("guest.vmr_ranges[%d]", i), "%v", err)
 		}
 	}
+	validateRules(c.Rules, &errs)
 	if c.Limits.MaxRegistrations < 0 {
 		add("max_registrations", "%d is negative", c.Limits.MaxRegistrations)
 	}

@@ -1,6 +1,10 @@
 package sipedge
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/portico-edge/portico/internal/config/field"
+)
 
 // Sentinel errors.
 var (
@@ -17,27 +21,12 @@ var (
 	ErrHandoffUpgrade = errors.New("sipedge: handoff: no WebSocket upgrade request")
 )
 
-// FieldError is one invalid configuration field.
-type FieldError struct {
-	Path   string // e.g. "sip.call_servers[1].address"
-	Reason string
-}
+// FieldError is one invalid configuration field, e.g. at
+// "sip.call_servers[1].address" (the shared configuration field error).
+type FieldError = field.Error
 
-func (e FieldError) Error() string { return e.Path + ": " + e.Reason }
-
-// ConfigError lists every invalid field found by New.
-type ConfigError []FieldError
-
-func (e ConfigError) Error() string {
-	s := ""
-	for i, f := range e {
-		if i > 0 {
-			s += "; "
-		}
-		s += f.Error()
-	}
-	return s
-}
+// ConfigError lists every invalid field found by New and Reload.
+type ConfigError = field.Errors
 
 // errCallEnded means a call ended while work for it was in progress.
 var errCallEnded = errors.New("sipedge: call ended")

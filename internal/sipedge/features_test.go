@@ -212,7 +212,7 @@ func TestCallFeatures(t *testing.T) {
 		if recs[0].CallType != CallGuest || recs[0].Disposition != "normal" || recs[0].EndedBy != endedByCaller {
 			t.Errorf("allowed guest call = %+v", recs[0])
 		}
-		if recs[1].CallType != CallGuest || recs[1].Disposition != "policy: destination not allowed" || recs[1].Status != 403 {
+		if recs[1].CallType != CallGuest || recs[1].Disposition != "policy: rule guest-deny" || recs[1].Status != 403 {
 			t.Errorf("forbidden guest call = %+v", recs[1])
 		}
 	})

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portico-edge/portico/internal/policy"
 )
 
 // FuzzInbound sends arbitrary datagrams to a running Portico's external
@@ -79,12 +81,13 @@ func TestFlowToken(t *testing.T) {
 }
 
 func TestGuestPolicy(t *testing.T) {
-	p := newGuestPolicy(GuestPolicy{Enabled: true, VMRRanges: []string{"1000-1999", "70000"}, Aliases: []string{"Meet"}})
-	fb := newGuestPolicy(GuestPolicy{Enabled: true, VMRRanges: []string{"1000-1999"}, DefaultDestination: "reception"})
-	off := newGuestPolicy(GuestPolicy{VMRRanges: []string{"1000-1999"}})
+	// The guest policy is now rules (policy.GuestRules); its behaviour is kept.
+	p := newCallPolicy(Config{Guest: GuestPolicy{Enabled: true, VMRRanges: []string{"1000-1999", "70000"}, Aliases: []string{"Meet"}}})
+	fb := newCallPolicy(Config{Guest: GuestPolicy{Enabled: true, VMRRanges: []string{"1000-1999"}, DefaultDestination: "reception"}})
+	off := newCallPolicy(Config{Guest: GuestPolicy{VMRRanges: []string{"1000-1999"}}})
 	tests := []struct {
 		name string
-		p    *guestPolicy
+		p    *policy.Policy
 		user string
 		want string
 		ok   bool
@@ -103,7 +106,11 @@ func TestGuestPolicy(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := tc.p.destination(tc.user)
+			d := tc.p.Evaluate(policy.Call{Caller: policy.CallerGuest, To: tc.user})
+			got, ok := d.Destination, d.Allowed()
+			if !ok {
+				got = ""
+			}
 			if got != tc.want || ok != tc.ok {
 				t.Errorf("destination(%q) = %q, %v; want %q, %v", tc.user, got, ok, tc.want, tc.ok)
 			}

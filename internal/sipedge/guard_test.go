@@ -15,6 +15,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/portico-edge/portico/internal/guard"
+	"github.com/portico-edge/portico/internal/policy"
 	"github.com/portico-edge/portico/internal/testpeer"
 )
 
@@ -73,9 +74,10 @@ func (c *countingServer) received(prefix string) int {
 	return n
 }
 
-// startGuarded runs a SIP edge guarded by g in front of cs and returns its
-// external UDP address; opts adjust its configuration.
-func startGuarded(t *testing.T, g *guard.Guard, cs *countingServer, opts ...func(*Config)) netip.AddrPort {
+// startGuarded runs a SIP edge guarded by g (and acl, if not nil) in
+// front of cs and returns its external UDP address; opts adjust its
+// configuration.
+func startGuarded(t *testing.T, g *guard.Guard, acl ACL, cs *countingServer, opts ...func(*Config)) netip.AddrPort {
 	t.Helper()
 	ext, in := listenUDP(t, extIP), listenUDP(t, intIP)
 	cfg := Config{
@@ -88,7 +90,11 @@ func startGuarded(t *testing.T, g *guard.Guard, cs *countingServer, opts ...func
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler), Media: nopMedia{}, Guard: g})
+	deps := Deps{Logger: slog.New(slog.DiscardHandler), Media: nopMedia{}, ACL: acl}
+	if g != nil {
+		deps.Guard = g
+	}
+	s, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +104,7 @@ func startGuarded(t *testing.T, g *guard.Guard, cs *countingServer, opts ...func
 		done <- s.Serve(ctx, []BoundListener{{Interface: External, Transport: "udp", Packet: ext}, {Interface: Internal, Transport: "udp", Packet: in}})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
+	waitServed(t, in.LocalAddr().String(), ext.LocalAddr().String())
 	return netip.MustParseAddrPort(ext.LocalAddr().String())
 }
 
@@ -143,7 +150,7 @@ func TestGuardStopsSIPVicious(t *testing.T) {
 			t.Run(tool.name, func(t *testing.T) {
 				cs := startCountingServer(t)
 				g := newGuard(t, guard.Config{})
-				edge := startGuarded(t, g, cs)
+				edge := startGuarded(t, g, nil, cs)
 				out := sipvicious(t, tool.name, edge, tool.args...)
 				if !g.Blocked(scanner) {
 					t.Fatalf("%s not blocked; it said:\n%s", tool.name, out)
@@ -164,7 +171,7 @@ func TestGuardStopsSIPVicious(t *testing.T) {
 		// (TestEnumerationDefeatsSvwar).
 		cs := startCountingServer(t)
 		g := newGuard(t, guard.Config{ScannerAgents: []string{"no-such-agent"}})
-		edge := startGuarded(t, g, cs, func(c *Config) { c.TopologyHiding.RevealUnknownUsers = true })
+		edge := startGuarded(t, g, nil, cs, func(c *Config) { c.TopologyHiding.RevealUnknownUsers = true })
 		out := sipvicious(t, "svwar", edge, "-e100-200", "--force", "--maximumtime=2")
 		if !g.Blocked(scanner) {
 			t.Fatalf("svwar not blocked; it said:\n%s", out)
@@ -187,11 +194,31 @@ func TestGuardStopsSIPVicious(t *testing.T) {
 			t.Fatalf("call server received %d requests after the block", n-before-1)
 		}
 	})
+	t.Run("svcrack behaviour", func(t *testing.T) {
+		// svcrack's user agent is not recognised: its refused digests block it.
+		cs := startCountingServer(t)
+		g := newGuard(t, guard.Config{ScannerAgents: []string{"no-such-agent"}})
+		edge := startGuarded(t, g, nil, cs)
+		out := sipvicious(t, "svcrack", edge, "-u150", "-r1-100", "--maximumtime=2")
+		if !g.Blocked(scanner) {
+			t.Fatalf("svcrack not blocked; it said:\n%s", out)
+		}
+		if b := g.Blocks(""); len(b) != 1 || b[0].Reason != "digest_failure" {
+			t.Fatalf("blocks %+v", b)
+		}
+		if strings.Contains(out, "| 150") {
+			t.Fatalf("svcrack cracked 150:\n%s", out)
+		}
+		// Its first REGISTER (challenged) and five refused guesses.
+		if n := cs.received(""); n > 6 {
+			t.Fatalf("call server received %d requests", n)
+		}
+	})
 	t.Run("password guessing", func(t *testing.T) {
 		// Our own client with an ordinary user agent guesses 150's password.
 		cs := startCountingServer(t)
 		g := newGuard(t, guard.Config{})
-		edge := startGuarded(t, g, cs)
+		edge := startGuarded(t, g, nil, cs)
 		ua := newRawUA(t, outsideIP, "150")
 		to := net.UDPAddrFromAddrPort(edge)
 		auth := `Authorization: Digest username="150", realm="inside", nonce="abc", uri="sip:portico.test", response="00000000000000000000000000000000"` + "\r\n"
@@ -282,6 +309,85 @@ func TestPlausibleSIP(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := plausibleSIP([]byte(tt.b)); got != tt.want {
 				t.Fatalf("plausibleSIP(%q) = %v", tt.b, got)
+			}
+		})
+	}
+}
+
+// TestACLDropsBeforeParsing: a denied network's datagrams and a denied
+// user agent's requests never reach the call server, with no guard.
+func TestACLDropsBeforeParsing(t *testing.T) {
+	acl, err := policy.NewACL("policy.acl.sip", policy.ACLConfig{Deny: []string{outsideIP}, DenyUserAgents: []string{"badphone"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var live policy.LiveACL
+	live.Set(acl)
+	cs := startCountingServer(t)
+	edge := startGuarded(t, nil, &live, cs)
+	// The external listener's own list, set once its address is known.
+	ls, err := policy.Listeners("policy.acl.listeners", []policy.ListenerACL{{Listen: edge.String(), Deny: []string{"127.0.0.8"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live.Set(acl.WithListeners(ls))
+	to := net.UDPAddrFromAddrPort(edge)
+	denied := newRawUA(t, outsideIP, "denied")
+	denied.callID, denied.tag = "denied-net", "d"
+	denied.send(to, denied.request("REGISTER", "sip:portico.test", "<sip:denied@portico.test>", "", ""))
+	agent := newRawUA(t, "127.0.0.7", "agent")
+	agent.callID, agent.tag = "denied-agent", "a"
+	agent.send(to, agent.request("REGISTER", "sip:portico.test", "<sip:agent@portico.test>", "User-Agent: BadPhone 1.0\r\n", ""))
+	listener := newRawUA(t, "127.0.0.8", "listener")
+	listener.callID, listener.tag = "denied-listener", "l"
+	listener.send(to, listener.request("REGISTER", "sip:portico.test", "<sip:listener@portico.test>", "", ""))
+	barrier(t, edge, cs)
+	if n := cs.received("denied-"); n != 0 {
+		t.Fatalf("call server received %d denied requests", n)
+	}
+}
+
+// TestRateLimitAnswers503: past its burst a source's OPTIONS get 503 with
+// Retry-After, or nothing when the action is drop.
+func TestRateLimitAnswers503(t *testing.T) {
+	for _, action := range []string{"reject", "drop"} {
+		t.Run(action, func(t *testing.T) {
+			cs := startCountingServer(t)
+			g := newGuard(t, guard.Config{RateLimits: guard.RateLimits{Options: &guard.Rate{PerSecond: 0.01, Burst: 2}, Action: action}})
+			edge := startGuarded(t, g, nil, cs)
+			ua := newRawUA(t, outsideIP, "opts")
+			for i := range 3 {
+				ua.callID, ua.tag = fmt.Sprint("opt-", action, i), "o"
+				ua.send(net.UDPAddrFromAddrPort(edge), ua.request("OPTIONS", "sip:portico.test", "<sip:portico.test>", "", ""))
+				if i == 2 && action == "drop" {
+					break
+				}
+				r := ua.final("OPTIONS")
+				want := 200
+				if i == 2 {
+					want = 503
+				}
+				if r.StatusCode != want {
+					t.Fatalf("OPTIONS %d: %d, want %d", i, r.StatusCode, want)
+				}
+				if ra := r.GetHeader("Retry-After"); i == 2 && (ra == nil || ra.Value() != "100") {
+					t.Fatalf("Retry-After %v, want 100", ra)
+				}
+			}
+			if action == "drop" {
+				// The dropped third OPTIONS is followed by a fourth from
+				// elsewhere, answered: the third had been read and dropped.
+				other := newRawUA(t, "127.0.0.8", "opts2")
+				other.callID, other.tag = "opt-other", "p"
+				other.send(net.UDPAddrFromAddrPort(edge), other.request("OPTIONS", "sip:portico.test", "<sip:portico.test>", "", ""))
+				if r := other.final("OPTIONS"); r.StatusCode != 200 {
+					t.Fatalf("other source: %d", r.StatusCode)
+				}
+				select {
+				case m := <-ua.inbox:
+					t.Fatalf("dropped OPTIONS answered: %v", m)
+				default:
+				}
 			}
 		})
 	}

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/portico-edge/portico/internal/guard"
+	"github.com/portico-edge/portico/internal/policy"
 )
 
 // Guard is what the SIP edge tells of, and asks about, outside sources (a
@@ -18,20 +21,57 @@ type Guard interface {
 	Observe(src netip.Addr, k guard.Kind) bool
 	ObserveDigestFailure(src netip.Addr, user string) bool
 	ScannerAgent(ua string) bool
+	// Limit takes a token from src's bucket for m; over the limit the
+	// request is answered 503 with Retry-After, or dropped when silent.
+	Limit(src netip.Addr, m guard.Method) (ok bool, retryAfter time.Duration, silent bool)
 }
 
-// guardSocket wraps an external listener's socket so that a blocked
-// source's datagrams and connections are dropped before they are parsed.
+// ACL is the SIP service's access control list (a *policy.LiveACL).
+type ACL interface {
+	Allow(src netip.Addr) bool
+	AllowRequest(domain, userAgent string) bool
+}
+
+// gate decides, per datagram or connection, whether a source is read.
+type gate struct {
+	g   Guard // may be nil
+	acl ACL   // may be nil
+}
+
+// drop reports whether src is denied by the ACL or blocked by the guard.
+func (gt gate) drop(src netip.Addr) bool {
+	return (gt.acl != nil && !gt.acl.Allow(src)) || (gt.g != nil && gt.g.Blocked(src))
+}
+
+// guardSocket wraps an external listener's socket so that datagrams and
+// connections of denied or blocked sources are dropped before they are
+// parsed.
 func (s *Server) guardSocket(l BoundListener) BoundListener {
-	g := s.deps.Guard
-	if g == nil || l.Interface != External {
+	gt := gate{g: s.deps.Guard, acl: s.deps.ACL}
+	if (gt.g == nil && gt.acl == nil) || l.Interface != External {
 		return l
 	}
+	if la, ok := gt.acl.(interface {
+		On(netip.AddrPort) *policy.ListenerView
+	}); ok {
+		// policy.acl.listeners narrows this listener further.
+		var a net.Addr
+		if l.Packet != nil {
+			a = l.Packet.LocalAddr()
+		} else if l.Stream != nil {
+			a = l.Stream.Addr()
+		}
+		if a != nil {
+			if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+				gt.acl = la.On(ap)
+			}
+		}
+	}
 	if l.Packet != nil {
-		l.Packet = &guardedPacketConn{PacketConn: l.Packet, g: g}
+		l.Packet = &guardedPacketConn{PacketConn: l.Packet, gate: gt}
 	}
 	if l.Stream != nil {
-		l.Stream = &guardedListener{Listener: l.Stream, g: g}
+		l.Stream = &guardedListener{Listener: l.Stream, gate: gt}
 	}
 	return l
 }
@@ -40,8 +80,8 @@ func (s *Server) guardSocket(l BoundListener) BoundListener {
 // request is dropped (its source is, or now becomes, blocked); else tx is
 // wrapped so that the outcome is scored when it is answered.
 func (s *Server) guardRequest(sd *side, req *sip.Request, tx sip.ServerTransaction) (_ sip.ServerTransaction, ok bool) {
-	g := s.deps.Guard
-	if g == nil || sd != s.ext {
+	g, acl := s.deps.Guard, s.deps.ACL
+	if (g == nil && acl == nil) || sd != s.ext {
 		return tx, true
 	}
 	ap, err := netip.ParseAddrPort(req.Source())
@@ -49,20 +89,47 @@ func (s *Server) guardRequest(sd *side, req *sip.Request, tx sip.ServerTransacti
 		return tx, true
 	}
 	src := ap.Addr().Unmap()
+	if acl != nil {
+		ua, domain := "", ""
+		if h := req.GetHeader("User-Agent"); h != nil {
+			ua = h.Value()
+		}
+		if f := req.From(); f != nil {
+			domain = f.Address.Host
+		}
+		if !acl.Allow(src) || !acl.AllowRequest(domain, ua) {
+			s.m.rejected.WithLabelValues("acl").Inc()
+			if tx != nil {
+				tx.Terminate()
+			}
+			return nil, false
+		}
+	}
+	if g == nil {
+		return tx, true
+	}
 	drop := g.Blocked(src)
 	if !drop {
 		if ua := req.GetHeader("User-Agent"); ua != nil && g.ScannerAgent(ua.Value()) {
 			drop = g.Observe(src, guard.ScannerAgent)
 		}
 	}
-	if !drop {
-		switch req.Method {
-		case sip.REGISTER:
-			drop = g.Observe(src, guard.Register)
-		case sip.INVITE:
-			drop = g.Observe(src, guard.Invite)
-		case sip.OPTIONS:
-			drop = g.Observe(src, guard.Options)
+	kind, method, limited := requestKind(req)
+	if !drop && limited {
+		drop = g.Observe(src, kind)
+		if !drop {
+			ok, retry, silent := g.Limit(src, method)
+			if !ok {
+				s.m.rejected.WithLabelValues("rate_limit").Inc()
+				if silent || tx == nil {
+					if tx != nil {
+						tx.Terminate()
+					}
+				} else {
+					s.respond(sd, tx, req, 503, "Service Unavailable", sip.NewHeader("Retry-After", strconv.Itoa(int(retry/time.Second))))
+				}
+				return nil, false
+			}
 		}
 	}
 	if drop {
@@ -77,6 +144,22 @@ func (s *Server) guardRequest(sd *side, req *sip.Request, tx sip.ServerTransacti
 		return nil, true
 	}
 	return &guardedTx{ServerTransaction: tx, g: g, src: src, req: req}, true
+}
+
+// requestKind names what a request counts as for flood scoring and rate
+// limits: REGISTER, OPTIONS and initial INVITE (not re-INVITEs).
+func requestKind(req *sip.Request) (guard.Kind, guard.Method, bool) {
+	switch req.Method {
+	case sip.REGISTER:
+		return guard.Register, guard.MethodRegister, true
+	case sip.OPTIONS:
+		return guard.Options, guard.MethodOptions, true
+	case sip.INVITE:
+		if to := req.To(); to != nil && !to.Params.Has("tag") {
+			return guard.Invite, guard.MethodInvite, true
+		}
+	}
+	return 0, 0, false
 }
 
 // guardedTx scores the final response sent to an outside source.
@@ -177,11 +260,11 @@ func digestParam(v, name string) string {
 	return ""
 }
 
-// guardedPacketConn drops datagrams from blocked sources in the read path
-// and scores datagrams that cannot be SIP.
+// guardedPacketConn drops datagrams from denied or blocked sources in the
+// read path and scores datagrams that cannot be SIP.
 type guardedPacketConn struct {
 	net.PacketConn
-	g Guard
+	gate
 }
 
 func (c *guardedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
@@ -195,13 +278,11 @@ func (c *guardedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			return n, addr, err
 		}
 		ip, _ := netip.AddrFromSlice(ua.IP)
-		if c.g.Blocked(ip) {
+		if c.drop(ip) {
 			continue
 		}
-		if !plausibleSIP(b[:n]) {
-			if c.g.Observe(ip, guard.Malformed) {
-				continue
-			}
+		if c.g != nil && !plausibleSIP(b[:n]) && c.g.Observe(ip, guard.Malformed) {
+			continue
 		}
 		return n, addr, err
 	}
@@ -232,10 +313,11 @@ func plausibleSIP(b []byte) bool {
 	return bytes.Contains(line, []byte(" SIP/2.0"))
 }
 
-// guardedListener closes connections from blocked sources on accept.
+// guardedListener closes connections from denied or blocked sources on
+// accept.
 type guardedListener struct {
 	net.Listener
-	g Guard
+	gate
 }
 
 func (l *guardedListener) Accept() (net.Conn, error) {
@@ -246,7 +328,7 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 		}
 		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 			ip, _ := netip.AddrFromSlice(ta.IP)
-			if l.g.Blocked(ip) {
+			if l.drop(ip) {
 				c.Close()
 				continue
 			}

@@ -289,18 +289,23 @@ func startPortico(t testing.TB, cfg Config, opts ...func(*Server)) *portico {
 			lmu.Unlock()
 		}
 	})
-	// Wait until both UDP sockets are served: an address is known before
-	// the transport reads, and a request relayed before the internal
-	// socket is in the transport's pool makes sipgo bind its port again
-	// ("address already in use").
-	for _, ap := range []netip.AddrPort{p.intUDP, p.extUDP} {
-		for i := 0; optionsPing(ap.String()) != nil; i++ {
+	waitServed(t, p.intUDP.String(), p.extUDP.String())
+	return p
+}
+
+// waitServed waits until a SIP edge answers OPTIONS on each UDP address:
+// an address is known before the transport reads, and a request relayed
+// before the internal socket is in the transport's pool makes sipgo bind
+// its port again ("address already in use").
+func waitServed(t testing.TB, addrs ...string) {
+	t.Helper()
+	for _, a := range addrs {
+		for i := 0; optionsPing(a) != nil; i++ {
 			if i == 30 {
-				t.Fatalf("Portico does not answer OPTIONS on %s", ap)
+				t.Fatalf("no answer to OPTIONS on %s", a)
 			}
 		}
 	}
-	return p
 }
 
 // logTail logs the last n bytes of buf, written under mu, if t failed.

@@ -250,10 +250,14 @@ func fakeChallenge(tmpl, realm string) string {
 		if quoted {
 			n -= 2
 		}
+		old := v[:end]
+		if quoted && n > 0 {
+			old = v[1 : 1+n]
+		}
 		if n <= 0 {
 			n = 16
 		}
-		r := randomHex(n)
+		r := randomLike(old, n)
 		if quoted {
 			r = `"` + r + `"`
 		}
@@ -301,6 +305,62 @@ func asciiLower(s string) string {
 		if 'A' <= c && c <= 'Z' {
 			b[i] = c + 'a' - 'A'
 		}
+	}
+	return string(b)
+}
+
+// randomLike returns n random characters of the classes tmpl uses (hex
+// digits, lower or upper case letters, digits, base64 and URL-safe
+// punctuation, trailing '=' padding), so that a made-up nonce looks like
+// the registrar's: Kamailio's are base64, others' hex.
+func randomLike(tmpl string, n int) string {
+	var lower, upper, digit, hexLower, hexUpper bool
+	punct := ""
+	body := strings.TrimRight(tmpl, "=")
+	pad := min(len(tmpl)-len(body), n)
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case 'a' <= c && c <= 'f':
+			hexLower = true
+		case 'g' <= c && c <= 'z':
+			lower = true
+		case 'A' <= c && c <= 'F':
+			hexUpper = true
+		case 'G' <= c && c <= 'Z':
+			upper = true
+		case '0' <= c && c <= '9':
+			digit = true
+		case strings.IndexByte("+/-_.", c) >= 0 && strings.IndexByte(punct, c) < 0:
+			punct += string(c)
+		}
+	}
+	alphabet := ""
+	switch {
+	case lower:
+		alphabet += "abcdefghijklmnopqrstuvwxyz"
+	case hexLower:
+		alphabet += "abcdef"
+	}
+	switch {
+	case upper:
+		alphabet += "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	case hexUpper:
+		alphabet += "ABCDEF"
+	}
+	if digit {
+		alphabet += "0123456789"
+	}
+	if alphabet == "" {
+		return randomHex(n)
+	}
+	alphabet += punct
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b[:n-pad] {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	for i := n - pad; i < n; i++ {
+		b[i] = '='
 	}
 	return string(b)
 }

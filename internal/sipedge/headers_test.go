@@ -75,8 +75,8 @@ func TestReasonPhrase(t *testing.T) {
 func TestFakeChallenge(t *testing.T) {
 	for _, tc := range []struct{ name, tmpl, want string }{
 		{"kamailio", `Digest realm="portico.test", nonce="Zx1yAbCdEf0123456789abcdefABCDEF", qop="auth"`, `Digest realm="portico.test", nonce="********************************", qop="auth"`},
-		{"opaque and unquoted", `Digest realm="r", nonce="abcd", opaque=ff00ff, algorithm=MD5`, `Digest realm="r", nonce="****", opaque=******, algorithm=MD5`},
-		{"cnonce is not nonce", `Digest realm="r", xcnonce="keep", nonce="12"`, `Digest realm="r", xcnonce="keep", nonce="**"`},
+		{"opaque and unquoted", `Digest realm="r", nonce="abcd0123ef", opaque=ff00ff0011, algorithm=MD5`, `Digest realm="r", nonce="**********", opaque=**********, algorithm=MD5`},
+		{"cnonce is not nonce", `Digest realm="r", xcnonce="keep", nonce="1234567890"`, `Digest realm="r", xcnonce="keep", nonce="**********"`},
 		{"no template", ``, `Digest realm="portico.test", nonce="********************************", algorithm=MD5`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -92,18 +92,38 @@ func TestFakeChallenge(t *testing.T) {
 }
 
 // maskHex replaces the characters of got by '*' where want has '*', if
-// they are hex digits.
+// they are letters or digits.
 func maskHex(got, want string) string {
 	if len(got) != len(want) {
 		return got
 	}
 	b := []byte(got)
-	for i := range b {
-		if want[i] == '*' && strings.IndexByte("0123456789abcdef", b[i]) >= 0 {
+	for i, c := range b {
+		if want[i] == '*' && ('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
 			b[i] = '*'
 		}
 	}
 	return string(b)
+}
+
+func TestRandomLike(t *testing.T) {
+	for _, tc := range []struct{ name, tmpl, chars string }{
+		{"hex", "5f1e2d3c4b5a69788796a5b4c3d2e1f0", "0123456789abcdef"},
+		{"upper hex", "5F1E2D3C4B5A6978", "0123456789ABCDEF"},
+		{"kamailio base64", "axZFQmsWRBaQfn90Pi7IllzVVkHNnXdm", "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"},
+		{"base64 padded", "aGVsbG8/d29ybGQ+==", "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/+="},
+		{"punctuation only", "...", "0123456789abcdef"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := randomLike(tc.tmpl, len(tc.tmpl))
+			if len(got) != len(tc.tmpl) || strings.Trim(got, tc.chars) != "" || got == tc.tmpl {
+				t.Errorf("randomLike(%q) = %q, want %d of %q", tc.tmpl, got, len(tc.tmpl), tc.chars)
+			}
+			if strings.HasSuffix(tc.tmpl, "==") != strings.HasSuffix(got, "==") {
+				t.Errorf("padding of %q not kept: %q", tc.tmpl, got)
+			}
+		})
+	}
 }
 
 func TestRedirectContacts(t *testing.T) {

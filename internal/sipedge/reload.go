@@ -2,6 +2,8 @@ package sipedge
 
 import (
 	"slices"
+
+	"github.com/portico-edge/portico/internal/policy"
 )
 
 // liveConfig is the part of the configuration Reload replaces while calls
@@ -9,7 +11,7 @@ import (
 // fields loads it once, so that it sees one configuration.
 type liveConfig struct {
 	cfg    Config
-	policy *guestPolicy
+	policy *policy.Policy // the call rules, the guest policy's among them
 	cs     *callServers
 }
 
@@ -51,7 +53,7 @@ func (s *Server) Reload(cfg Config) (restart []string, err error) {
 	cfg.ProbeInterval, cfg.UDPKeepalive, cfg.Federation.DNSServer = run.ProbeInterval, run.UDPKeepalive, run.Federation.DNSServer
 	cfg.Streams = run.Streams
 	old := s.lc()
-	s.live.Store(&liveConfig{cfg: cfg, policy: newGuestPolicy(cfg.Guest), cs: newCallServers(cfg.CallServers, s.m, old.cs)})
+	s.live.Store(&liveConfig{cfg: cfg, policy: newCallPolicy(cfg), cs: newCallServers(cfg.CallServers, s.m, old.cs)})
 	s.log.Info("sip configuration reloaded", "restart_needed", restart)
 	return restart, nil
 }

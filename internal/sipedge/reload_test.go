@@ -3,6 +3,8 @@ package sipedge
 import (
 	"slices"
 	"testing"
+
+	"github.com/portico-edge/portico/internal/policy"
 )
 
 // TestReload: a guest refused by the running policy reaches the inside
@@ -71,7 +73,7 @@ func TestReload(t *testing.T) {
 	if _, err := p.s.Reload(bad); err == nil {
 		t.Fatal("Reload accepted an invalid range")
 	}
-	if !p.s.lc().policy.allowed("rlcarol") || len(p.s.lc().policy.ranges) != 1 {
+	if d := p.s.lc().policy.Evaluate(policy.Call{Caller: policy.CallerGuest, To: "rlcarol"}); !d.Allowed() || len(p.s.lc().cfg.Guest.VMRRanges) != 1 {
 		t.Error("a refused Reload changed the running policy")
 	}
 }

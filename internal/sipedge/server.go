@@ -56,6 +56,9 @@ type Deps struct {
 	// Guard drops blocked outside sources and scores what they do
 	// (guardhook.go). Nil: unguarded.
 	Guard Guard
+	// ACL admits outside sources, From domains and user agents before
+	// parsing (guardhook.go). Nil: all.
+	ACL ACL
 	// Descriptors keeps file descriptors free for management: stream
 	// listeners refuse connections while fewer than its share are free
 	// (internal ones while fewer than half of it). Nil: not checked.
@@ -190,7 +193,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			s.int = sd
 		}
 	}
-	s.live.Store(&liveConfig{cfg: cfg, policy: newGuestPolicy(cfg.Guest), cs: newCallServers(cfg.CallServers, s.m, nil)})
+	s.live.Store(&liveConfig{cfg: cfg, policy: newCallPolicy(cfg), cs: newCallServers(cfg.CallServers, s.m, nil)})
 	s.regs = newRegistrar(s)
 	s.calls = newCallTable()
 	return s, nil

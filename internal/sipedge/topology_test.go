@@ -417,6 +417,7 @@ func startBare(t *testing.T, lg *slog.Logger, cs CallServer) *bareEdge {
 		errc <- s.Serve(context.Background(), []BoundListener{{Interface: External, Transport: "udp", Packet: pc}, {Interface: Internal, Transport: "udp", Packet: ic}})
 	}()
 	t.Cleanup(func() { s.Close(); <-errc })
+	waitServed(t, ic.LocalAddr().String(), pc.LocalAddr().String())
 	return &bareEdge{s: s, ext: pc.LocalAddr().(*net.UDPAddr), reg: reg}
 }
 
@@ -719,7 +720,7 @@ func TestEnumerationDefeatsSvwar(t *testing.T) {
 			lenient := guard.Limit{Count: 1000, Window: time.Minute}
 			g := newGuard(t, guard.Config{ScannerAgents: []string{"no-such-agent"},
 				Limits: map[string]guard.Limit{"not_found": lenient, "challenge": lenient, "register": lenient}})
-			edge := startGuarded(t, g, cs, func(c *Config) { c.TopologyHiding.RevealUnknownUsers = reveal })
+			edge := startGuarded(t, g, nil, cs, func(c *Config) { c.TopologyHiding.RevealUnknownUsers = reveal })
 			out := sipvicious(t, "svwar", edge, "-e100-200", "--force", "--maximumtime=2")
 			if found := strings.Contains(out, "150"); found != reveal {
 				t.Errorf("svwar found 150: %v, want %v:\n%s", found, reveal, out)
@@ -727,4 +728,62 @@ func TestEnumerationDefeatsSvwar(t *testing.T) {
 			t.Logf("svwar: %s", strings.TrimSpace(out))
 		})
 	}
+}
+
+// TestEnumerationKamailio: Kamailio challenging its users and answering
+// 404 for others. Through Portico an unknown user's REGISTER is answered
+// like a known one's: 401 with a challenge of Kamailio's shape.
+func TestEnumerationKamailio(t *testing.T) {
+	k := startKamailio(t, 64, "WITH_AUTH")
+	p := startPortico(t, Config{CallServers: kamailioServer(k), ProbeInterval: -1})
+	ext := udpAddr(p.extUDP.String())
+	if r := newRawUA(t, insideIP, "nobody").register(udpAddr(k.addr.String()), 60); r.StatusCode != 404 {
+		t.Fatalf("Kamailio answers an unknown user directly with %d, want 404", r.StatusCode)
+	}
+	known := newRawUA(t, outsideIP, "erin").register(ext, 60)
+	ghost := newRawUA(t, outsideIP, "nobody").register(ext, 60)
+	if known.StatusCode != 401 || ghost.StatusCode != 401 || known.Reason != ghost.Reason {
+		t.Fatalf("known user %d %q, unknown user %d %q", known.StatusCode, known.Reason, ghost.StatusCode, ghost.Reason)
+	}
+	kc, gc := known.GetHeader("WWW-Authenticate").Value(), ghost.GetHeader("WWW-Authenticate").Value()
+	shape := func(s string) string {
+		return nonceRe.ReplaceAllStringFunc(s, func(m string) string { return strings.Repeat("x", len(m)) })
+	}
+	if shape(kc) != shape(gc) || kc == gc {
+		t.Errorf("challenges:\n known %s\n ghost %s", kc, gc)
+	}
+	// Kamailio's nonces are base64: a hex one would give the ghost away.
+	if classes(digestValue(kc, "nonce")) != classes(digestValue(gc, "nonce")) {
+		t.Errorf("nonce characters differ:\n known %s\n ghost %s", kc, gc)
+	}
+	var keys []string
+	for _, h := range known.Headers() {
+		keys = append(keys, h.Name())
+	}
+	var gkeys []string
+	for _, h := range ghost.Headers() {
+		gkeys = append(gkeys, h.Name())
+	}
+	if strings.Join(keys, ",") != strings.Join(gkeys, ",") {
+		t.Errorf("header names differ:\n known %v\n ghost %v", keys, gkeys)
+	}
+	t.Logf("known: %s\nghost: %s", kc, gc)
+}
+
+// digestValue is a quoted parameter's value in a challenge.
+func digestValue(ch, name string) string {
+	_, v, _ := strings.Cut(ch, name+`="`)
+	v, _, _ = strings.Cut(v, `"`)
+	return v
+}
+
+// classes names the character classes s uses.
+func classes(s string) string {
+	var out []string
+	for _, c := range []struct{ name, set string }{{"lower", "ghijklmnopqrstuvwxyz"}, {"upper", "GHIJKLMNOPQRSTUVWXYZ"}} {
+		if strings.ContainsAny(s, c.set) {
+			out = append(out, c.name)
+		}
+	}
+	return strings.Join(out, ",")
 }

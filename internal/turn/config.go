@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/portico-edge/portico/internal/config/field"
 )
 
 // Config configures the STUN/TURN service. The zero value of a field means
@@ -245,24 +247,12 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// FieldError is a validation error naming the field path.
-type FieldError struct {
-	Path   string
-	Reason string
-}
+// FieldError is a validation error naming the field path (the shared
+// configuration field error).
+type FieldError = field.Error
 
-func (e *FieldError) Error() string { return e.Path + ": " + e.Reason }
-
-// Errors is the list of validation errors New returns (as a joined error).
-type Errors []*FieldError
-
-func (es Errors) Error() string {
-	parts := make([]string, len(es))
-	for i, e := range es {
-		parts[i] = e.Error()
-	}
-	return strings.Join(parts, "; ")
-}
+// Errors is the list of validation errors New returns.
+type Errors = field.Errors
 
 // validated is the checked, parsed form of Config used at run time.
 type validated struct {
@@ -277,7 +267,7 @@ func (c Config) validate() (*validated, error) {
 	c = c.withDefaults()
 	var errs Errors
 	bad := func(path, format string, a ...any) {
-		errs = append(errs, &FieldError{Path: "turn." + path, Reason: fmt.Sprintf(format, a...)})
+		errs = append(errs, FieldError{Path: "turn." + path, Reason: fmt.Sprintf(format, a...)})
 	}
 	for _, l := range []struct {
 		kind  string

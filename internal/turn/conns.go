@@ -76,9 +76,15 @@ func (c *listenPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		)
 		if c.udp == nil {
 			n, from, err = c.PacketConn.ReadFrom(p)
+			if err == nil && c.s.refused(clientIP(from)) {
+				continue
+			}
 		} else {
 			var ap netip.AddrPort
 			n, ap, err = c.udp.ReadFromUDPAddrPort(p)
+			if err == nil && c.s.refused(ap.Addr()) {
+				continue // blocked or denied (guardhook.go): not even ChannelData
+			}
 			if err == nil && n >= 4 && p[0]&0xC0 == 0x40 && c.forward(p[:n], ap) {
 				continue
 			}
@@ -153,6 +159,10 @@ type streamConn struct {
 // newStreamConn wraps c, or returns nil (and closes c) when
 // listen.max_conns stream connections are already open.
 func newStreamConn(s *Server, c net.Conn, kind string) *streamConn {
+	if s.refusedConn(c) {
+		_ = c.Close()
+		return nil
+	}
 	if s.streams.Add(1) > int64(s.cfg.Listen.MaxConns) {
 		s.streams.Add(-1)
 		s.m.connsRefused.Inc()

@@ -30,8 +30,8 @@ func TestReload(t *testing.T) {
 	next.Quota.PerUser = 2
 	next.Peers = PeerPolicy{} // loopback no longer allowed
 	next.Auth.Secret = "a-new-shared-secret"
-	if err := ts.Reload(next); err != nil {
-		t.Fatal(err)
+	if restart, err := ts.Reload(next); err != nil || len(restart) != 0 {
+		t.Fatalf("Reload = %v, %v; want everything applied live", restart, err)
 	}
 	if err := c.CreatePermission(peer); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Errorf("loopback peer after the policy reload: %v, want 403", err)
@@ -56,11 +56,20 @@ func TestReload(t *testing.T) {
 
 	bad := next
 	bad.Peers.Allow = []string{"not-a-network"}
-	if err := ts.Reload(bad); err == nil {
+	if _, err := ts.Reload(bad); err == nil {
 		t.Fatal("Reload accepted an invalid allow list")
 	}
 	if ts.live.Load().Auth.Secret != "a-new-shared-secret" || ts.live.Load().Quota.PerUser != 2 {
 		t.Error("a refused Reload changed the running configuration")
+	}
+
+	// Bind-time fields keep their running values and are named.
+	moved := next
+	moved.Realm = "elsewhere"
+	moved.Relay.PortMin++
+	restart, err := ts.Reload(moved)
+	if err != nil || strings.Join(restart, ",") != "turn.realm,turn.relay.port_min" {
+		t.Errorf("Reload of bind-time fields = %v, %v", restart, err)
 	}
 }
 

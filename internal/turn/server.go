@@ -59,6 +59,11 @@ type Deps struct {
 	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Guard drops blocked clients and counts refused credentials
+	// (guardhook.go). Nil: unguarded.
+	Guard Guard
+	// ACL admits clients by network. Nil: all.
+	ACL ACL
 }
 
 // Server is the STUN/TURN service. Create it with New.
@@ -73,6 +78,8 @@ type Server struct {
 	users   UserStore
 	getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	now     func() time.Time
+	guard   Guard
+	acl     ACL
 	m       *metrics
 	limiter atomic.Pointer[rateLimiter]
 	alloc   *allocator
@@ -103,10 +110,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.GetCertificate == nil {
 		var errs Errors
 		if len(v.Listen.TLS) > 0 {
-			errs = append(errs, &FieldError{Path: "turn.listen.tls", Reason: "needs a certificate (Deps.GetCertificate is nil)"})
+			errs = append(errs, FieldError{Path: "turn.listen.tls", Reason: "needs a certificate (Deps.GetCertificate is nil)"})
 		}
 		if len(v.Listen.DTLS) > 0 {
-			errs = append(errs, &FieldError{Path: "turn.listen.dtls", Reason: "needs a certificate (Deps.GetCertificate is nil)"})
+			errs = append(errs, FieldError{Path: "turn.listen.dtls", Reason: "needs a certificate (Deps.GetCertificate is nil)"})
 		}
 		if len(errs) > 0 {
 			return nil, errs
@@ -132,6 +139,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		users:   deps.Users,
 		getCert: deps.GetCertificate,
 		now:     now,
+		guard:   deps.Guard,
+		acl:     deps.ACL,
 		m:       m,
 
 		reg:     newRegistry(),
@@ -554,6 +563,7 @@ func (s *Server) credentials(ra *pturn.RequestAttributes, count bool) (string, [
 	if s.users == nil || ra.Username == "" || len(ra.Username) > maxUsernameLen {
 		if count {
 			s.m.authUnknown.Inc()
+			s.authFailed(ra.SrcAddr)
 		}
 		return "", nil, false
 	}
@@ -565,6 +575,7 @@ func (s *Server) credentials(ra *pturn.RequestAttributes, count bool) (string, [
 		case !count:
 		case errors.Is(err, ErrUnknownUser):
 			s.m.authUnknown.Inc()
+			s.authFailed(ra.SrcAddr)
 		default:
 			s.m.authStore.Inc()
 			s.log.Warn("turn auth: user store", "err", err)
@@ -617,6 +628,7 @@ func (s *Server) events() pturn.EventHandler {
 		OnAuth: func(src, _ net.Addr, _, username, _, method string, verdict bool) {
 			if !verdict {
 				s.m.authIntegrity.Inc()
+				s.authFailed(src)
 				s.log.Debug("turn auth: bad message integrity", "username", username, "method", method, "client", addrString(src))
 			}
 		},
