@@ -25,7 +25,7 @@ import (
 // handing SNI sip.portico.test to the SIP edge's WSS handoff. With sip
 // false the SIP edge is disabled.
 func sipWSSConfig(t *testing.T, mgmt, kam string, apPort int, sip bool) string {
-	cfg, _ := sipNodeConfig(t, mgmt, kam)
+	cfg := sipNodeConfig(mgmt, testpeer.FreePort(t), testpeer.FreePort(t), kam)
 	if !sip {
 		cfg = strings.Replace(cfg, "sip:\n  enabled: true", "sip:\n  enabled: false", 1)
 	}
