@@ -335,8 +335,10 @@ func (d *Decoder) Length(lb, ub int, ext bool, minBits int) (int, error) {
 			return 0, fmt.Errorf("%w: size %d below %d", ErrConstraint, n, lb)
 		}
 	}
+	// More elements than the input left can hold: cut-off input shows
+	// this way, and a forged count is stopped before any allocation.
 	if minBits > 0 && n > d.Remaining()/minBits {
-		return 0, fmt.Errorf("%w: %d elements in %d bits", ErrTooLong, n, d.Remaining())
+		return 0, fmt.Errorf("%w: %d elements in %d bits", ErrTruncated, n, d.Remaining())
 	}
 	return n, nil
 }
@@ -353,7 +355,7 @@ func (d *Decoder) ExtBitmapLen() (int, error) {
 	d.pos -= 6
 	n, err := d.unconstrainedLength()
 	if err == nil && n > d.Remaining() {
-		err = ErrTooLong
+		err = fmt.Errorf("%w: extension bitmap of %d bits in %d", ErrTruncated, n, d.Remaining())
 	}
 	return n, err
 }

@@ -117,7 +117,7 @@ func TestDecodeErrors(t *testing.T) {
 		want error
 	}{
 		{"truncated octets", []byte{0x05, 1, 2}, func(d *Decoder) error { _, err := d.OctetString(0, Unbounded, false); return err }, ErrTruncated},
-		{"length beyond input", []byte{0x7f}, func(d *Decoder) error { _, err := d.Length(0, Unbounded, false, 8); return err }, ErrTooLong},
+		{"length beyond input", []byte{0x7f}, func(d *Decoder) error { _, err := d.Length(0, Unbounded, false, 8); return err }, ErrTruncated},
 		{"empty", nil, func(d *Decoder) error { _, err := d.Bool(); return err }, ErrTruncated},
 		{"range overflow", []byte{0xff, 0xff}, func(d *Decoder) error { _, err := d.Constrained(0, 1000); return err }, ErrConstraint},
 		{"bad index char", []byte{0x01, 0xf0}, func(d *Decoder) error {
