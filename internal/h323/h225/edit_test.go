@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"net/netip"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/portico-edge/portico/internal/h323/h225"
@@ -13,6 +15,7 @@ import (
 	"github.com/portico-edge/portico/internal/h323/h323test/sample"
 	"github.com/portico-edge/portico/internal/h323/q931"
 	"github.com/portico-edge/portico/internal/h323/ras"
+	"github.com/portico-edge/portico/internal/testpeer"
 )
 
 var relayIP = netip.MustParseAddr("203.0.113.5")
@@ -303,4 +306,53 @@ func FuzzEditFastStart(f *testing.F) {
 			t.Fatalf("edited message does not decode: %v", err)
 		}
 	})
+}
+
+// TestTsharkDissectsBuilders sends the Facility builders and the tunnel
+// in Q.931 Facility messages through tshark's Q.931/H.225.0/H.245
+// dissectors.
+func TestTsharkDissectsBuilders(t *testing.T) {
+	testpeer.Require(t, "tshark")
+	callID := [16]byte{0xca, 0x11}
+	tun, err := h225.Tunnel(h245.NewRoundTripDelayRequest(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "facility.pcap")
+	w, err := h323test.NewPcap(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, dst := netip.MustParseAddrPort("127.0.0.5:40000"), netip.MustParseAddrPort("127.0.0.6:1720")
+	for _, ui := range []*h225.H323UserInformation{
+		h225.StartH245Facility(callID, sample.ConferenceID, ras.Transport(netip.MustParseAddrPort("127.0.0.5:1300"))),
+		h225.EmptyFacility(callID),
+		tun,
+	} {
+		b, err := sample.Q931(q931.Facility, false, ui)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pkt, _ := q931.AppendTPKT(nil, b)
+		if err := w.TCP(src, dst, pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	out, err := exec.Command("tshark", "-r", path, "-V").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tshark: %v\n%s", err, out)
+	}
+	text := string(out)
+	if strings.Contains(text, "Malformed") {
+		t.Fatalf("tshark reports a malformed packet:\n%s", text)
+	}
+	for _, want := range []string{"reason: startH245", "reason: undefinedReason", "h323-message-body: empty", "roundTripDelayRequest", "ip: 127.0.0.5", "port: 1300"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("tshark output lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("tshark:\n%s", text)
+	}
 }
