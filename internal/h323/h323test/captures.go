@@ -17,9 +17,16 @@ import (
 	"github.com/portico-edge/portico/internal/testpeer"
 )
 
-// RefDir returns the shared reference directory ../shared/ref beside the
-// repository root, or "" when it is absent.
+// RefDir returns the shared reference directory: $PORTICO_REF_DIR when set
+// (a git worktree elsewhere than beside ../shared), else ../shared/ref
+// beside the repository root, or "" when it is absent.
 func RefDir() string {
+	if ref := os.Getenv("PORTICO_REF_DIR"); ref != "" {
+		if _, err := os.Stat(ref); err == nil {
+			return ref
+		}
+		return ""
+	}
 	dir, err := os.Getwd()
 	if err != nil {
 		return ""
