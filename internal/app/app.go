@@ -538,6 +538,11 @@ func (a *App) ready(ctx context.Context) []api.Check {
 	if ss := a.built.sip.Load(); ss != nil {
 		checks = append(checks, sipListenerChecks(ss.ListenerStatus())...)
 	}
+	if ts := a.built.turn; ts != nil {
+		for _, l := range ts.ListenerStatus() {
+			checks = append(checks, api.Check{Name: "turn " + l.Transport + " " + l.Address, OK: l.Err == "", Error: l.Err})
+		}
+	}
 	return checks
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/handoff"
 )
 
@@ -146,6 +147,10 @@ type streamConn struct {
 	closed chan struct{}
 	used   atomic.Bool // an Allocate or ConnectionBind succeeded on it
 	idle   *time.Timer
+	// lim is the listener the connection came from (nil: handed over),
+	// told when the first STUN message arrives (its handshake timeout).
+	lim         *connlimit.Listener
+	established bool
 
 	// Read side, owned by the engine's single reader.
 	dgram bool          // DTLS: one message per Read
@@ -221,6 +226,10 @@ func (c *streamConn) Read(p []byte) (int, error) {
 			copy(msg, c.hdr[:])
 			if _, err := io.ReadFull(c.br, msg[4:]); err != nil {
 				return 0, err
+			}
+			if !c.established && c.lim != nil {
+				c.established = true
+				c.lim.Established(c.RemoteAddr().String())
 			}
 			if c.s.screen(msg, c.RemoteAddr(), c.reply) {
 				c.pend = msg
