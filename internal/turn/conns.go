@@ -125,6 +125,9 @@ func (c *listenPacketConn) forward(b []byte, from netip.AddrPort) bool {
 }
 
 func (c *listenPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if c.s.muffled(p, addr) {
+		return len(p), nil
+	}
 	c.s.bindNonce(p, addr)
 	if len(p) >= stunHeaderLen && p[0] == 0x01 {
 		if lt, ok := responseLifetime(p); ok && addr != nil {
@@ -252,6 +255,9 @@ const streamReadBuffer = 2048
 func (c *streamConn) reply(b []byte) { _, _ = c.Conn.Write(b) }
 
 func (c *streamConn) Write(p []byte) (int, error) {
+	if c.s.muffled(p, c.RemoteAddr()) {
+		return len(p), nil
+	}
 	c.s.bindNonce(p, c.RemoteAddr())
 	if len(p) >= stunHeaderLen && p[0] == 0x01 {
 		if p[1] == 0x0B {

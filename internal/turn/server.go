@@ -104,8 +104,11 @@ type Server struct {
 	served      chan struct{}    // closed when the current Serve returns
 	servedAddrs []netip.AddrPort // local addresses of the sockets being served
 	streamLs    []*streamListener
-	conns       sync.WaitGroup
-	streams     atomic.Int64 // open stream connections
+
+	mutedMu sync.Mutex
+	muted   map[string]struct{} // clients whose next Allocate error is dropped (mute)
+	conns   sync.WaitGroup
+	streams atomic.Int64 // open stream connections
 }
 
 // New validates cfg and builds a Server. It does no I/O.
@@ -154,6 +157,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 
 		reg:     newRegistry(),
 		closeCh: make(chan struct{}),
+		muted:   map[string]struct{}{},
 	}
 	s.live.Store(v)
 	s.own.Store(v.own)
@@ -605,10 +609,17 @@ func (s *Server) credentials(ra *pturn.RequestAttributes, count bool) (string, [
 }
 
 // quota is the engine's QuotaHandler, called for authenticated Allocate
-// requests; a false answer yields 486 Allocation Quota Reached.
+// requests; a false answer yields 486 Allocation Quota Reached, which the
+// sockets drop when the rate limit refused and the guard's action is
+// drop.
 func (s *Server) quota(userID, _ string, src net.Addr) bool {
 	if ap, ok := addrPort(src); ok && !s.limiter.Load().allow(ap.Addr(), s.now()) {
-		s.m.rejRate.Inc()
+		if s.rateLimitDrop() {
+			s.m.rejRateDrop.Inc()
+			s.mute(src)
+		} else {
+			s.m.rejRate.Inc()
+		}
 		return false
 	}
 	switch err := s.alloc.quotaErr(userID); {
