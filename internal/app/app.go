@@ -225,6 +225,10 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	if err := a.commitBoot(ctx, boot); err != nil {
 		return nil, err
 	}
+	// Manual blocks outlive restarts: in force before any service serves.
+	if err := a.built.guard.LoadBlocks(ctx); err != nil {
+		return nil, err
+	}
 	a.api, err = api.New(api.Config{
 		SessionTTL: cfg.Management.SessionTTL.D(), MaxLoginFailures: cfg.Management.MaxLoginFailures,
 		Lockout: cfg.Management.Lockout.D(), LoginRatePerMinute: cfg.Management.LoginRatePerMinute,

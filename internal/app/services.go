@@ -97,7 +97,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 	}()
 	log, reg := d.log, d.reg
 	out := b.list
-	g, err := guard.New(guardConfig(cfg), guard.Deps{Logger: log, Registerer: reg, Events: guardEvents(d.events), OpenKernel: openNFT})
+	g, err := guard.New(guardConfig(cfg), guard.Deps{Logger: log, Registerer: reg, Events: guardEvents(d.events), OpenKernel: openNFT, Store: guardBlocks{d.st}})
 	if err != nil {
 		return nil, asConfigErrors(err)
 	}
