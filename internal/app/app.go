@@ -45,6 +45,7 @@ import (
 	"github.com/portico-edge/portico/internal/sipedge"
 	"github.com/portico-edge/portico/internal/store"
 	"github.com/portico-edge/portico/internal/store/open"
+	"github.com/portico-edge/portico/internal/turn"
 )
 
 // Version is set at build time (-ldflags -X).
@@ -543,11 +544,19 @@ func (a *App) ready(ctx context.Context) []api.Check {
 		checks = append(checks, sipListenerChecks(ss.ListenerStatus())...)
 	}
 	if ts := a.built.turn; ts != nil {
-		for _, l := range ts.ListenerStatus() {
-			checks = append(checks, api.Check{Name: "turn " + l.Transport + " " + l.Address, OK: l.Err == "", Error: l.Err})
-		}
+		checks = append(checks, turnListenerChecks(ts.ListenerStatus())...)
 	}
 	return checks
+}
+
+// turnListenerChecks are one readiness check per TURN TCP or TLS listener,
+// as sipListenerChecks.
+func turnListenerChecks(ls []turn.ListenerStatus) []api.Check {
+	out := make([]api.Check, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, api.Check{Name: "turn " + l.Transport + " " + l.Address, OK: l.Err == "", Error: l.Err})
+	}
+	return out
 }
 
 // sipListenerChecks are one readiness check per SIP listener: a listener
