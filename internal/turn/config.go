@@ -191,24 +191,24 @@ type Auth struct {
 
 // Defaults.
 const (
-	DefaultRealm          = "portico"
-	DefaultPortMin        = 61000
-	DefaultPortMax        = 64999
-	DefaultLifetime       = 10 * time.Minute
-	DefaultMaxAge         = 12 * time.Hour
-	DefaultQuotaUser      = 20
-	DefaultQuotaTotal     = 2000
-	DefaultRatePerSec     = 5
-	DefaultRateBurst      = 20
-	DefaultMaxTTL         = 24 * time.Hour
-	DefaultSocketBufferKB = 4096
-	DefaultMaxConns       = 10000
-	DefaultIdleTimeout    = 30 * time.Second
-	DefaultMaxConnsPerSrc = 100
-	DefaultHandshake      = 10 * time.Second
-	maxClientLifetime     = time.Hour
-	maxListenSockets      = 64
-	minRequestLifetime    = time.Minute
+	DefaultRealm             = "portico"
+	DefaultPortMin           = 61000
+	DefaultPortMax           = 64999
+	DefaultLifetime          = 10 * time.Minute
+	DefaultMaxAge            = 12 * time.Hour
+	DefaultQuotaUser         = 20
+	DefaultQuotaTotal        = 2000
+	DefaultRatePerSec        = 5
+	DefaultRateBurst         = 20
+	DefaultMaxTTL            = 24 * time.Hour
+	DefaultSocketBufferKB    = 4096
+	DefaultMaxConns          = 10000
+	DefaultIdleTimeout       = 30 * time.Second
+	DefaultMaxConnsPerSource = 100
+	DefaultHandshakeTimeout  = 10 * time.Second
+	maxClientLifetime        = time.Hour
+	maxListenSockets         = 64
+	minRequestLifetime       = time.Minute
 )
 
 // withDefaults returns c with zero fields replaced by their defaults.
@@ -229,10 +229,10 @@ func (c Config) withDefaults() Config {
 		c.Listen.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.Listen.MaxConnsPerSource == 0 {
-		c.Listen.MaxConnsPerSource = DefaultMaxConnsPerSrc
+		c.Listen.MaxConnsPerSource = DefaultMaxConnsPerSource
 	}
 	if c.Listen.HandshakeTimeout == 0 {
-		c.Listen.HandshakeTimeout = DefaultHandshake
+		c.Listen.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if c.Relay.Bind == "" {
 		c.Relay.Bind = c.Relay.Address

@@ -73,7 +73,7 @@ func DefaultSection() Section {
 		Realm: "portico", Relay: field.PortRange{Min: 61000, Max: 64999},
 		DefaultLifetime: field.Duration(10 * time.Minute), MaxAge: field.Duration(12 * time.Hour),
 		QuotaPerUser: 20, QuotaTotal: 2000, RatePerSecond: 5, RateBurst: 20,
-		MaxConns: DefaultMaxConns, MaxConnsPerSource: DefaultMaxConnsPerSrc, HandshakeTimeout: field.Duration(DefaultHandshake),
+		MaxConns: DefaultMaxConns, MaxConnsPerSource: DefaultMaxConnsPerSource, HandshakeTimeout: field.Duration(DefaultHandshakeTimeout),
 		RESTMaxTTL: field.Duration(24 * time.Hour),
 	}
 }

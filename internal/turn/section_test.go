@@ -67,7 +67,7 @@ func TestSectionStreamLimits(t *testing.T) {
 	s := DefaultSection()
 	s.TCP = []string{"127.0.0.1:0"}
 	env := Env{ExternalAddress: "127.0.0.1"}
-	if l := s.Config(env).Listen; l.MaxConns != DefaultMaxConns || l.MaxConnsPerSource != DefaultMaxConnsPerSrc || l.HandshakeTimeout != DefaultHandshake {
+	if l := s.Config(env).Listen; l.MaxConns != DefaultMaxConns || l.MaxConnsPerSource != DefaultMaxConnsPerSource || l.HandshakeTimeout != DefaultHandshakeTimeout {
 		t.Errorf("default limits = %d, %d, %v", l.MaxConns, l.MaxConnsPerSource, l.HandshakeTimeout)
 	}
 	bad := s
