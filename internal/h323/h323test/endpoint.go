@@ -1,0 +1,556 @@
+package h323test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portico-edge/portico/internal/h323/h225"
+	"github.com/portico-edge/portico/internal/h323/q931"
+	"github.com/portico-edge/portico/internal/h323/ras"
+)
+
+// EndpointConfig configures a simulated endpoint.
+type EndpointConfig struct {
+	// Alias is the endpoint's alias: dialledDigits when it is all digits,
+	// h323-ID otherwise.
+	Alias string
+	// Gatekeeper is the RAS address of the gatekeeper (or of Portico's
+	// gatekeeper proxy); zero for an unregistered endpoint.
+	Gatekeeper netip.AddrPort
+	// IP is the local address of every socket; default 127.0.0.1.
+	IP netip.Addr
+	// H46018 lists H.460.18 in the GRQ/RRQ featureSet and, when the
+	// gatekeeper confirms it, keeps registered with keep-alive RRQs and
+	// answers SCIs by connecting out (H.460.18 §7–8).
+	H46018 bool
+	// TimeToLive is the timeToLive asked for in the RRQ, in seconds;
+	// default 60.
+	TimeToLive int64
+	// KeepAlive is the interval of lightweight RRQs; default half the
+	// timeToLive of the RCF. Tests set it short to see keep-alives.
+	KeepAlive time.Duration
+	// Answer is how incoming calls are answered.
+	Answer AnswerConfig
+	// Recorder, when set, records everything the endpoint sends.
+	Recorder *Recorder
+}
+
+// Endpoint is a simulated H.323 endpoint: a test stand-in for real
+// products (room systems and soft clients such as those in the reference
+// captures: Tandberg, h323plus, ooh323c), built on Portico's own codecs.
+// It registers (GRQ/RRQ, optionally with H.460.18), keeps alive, answers
+// SCI with SCR + Facility on a new call-signalling connection, places and
+// answers calls with fastStart or H.245 (tunnelled or separate), opens
+// audio, video and H.239 content channels, and sends, counts and echoes
+// RTP. It listens for call signalling on its own TCP port.
+type Endpoint struct {
+	cfg  EndpointConfig
+	t    testing.TB
+	ras  *net.UDPConn
+	cs   net.Listener
+	p    *party
+	msgs msgLog // RAS received
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu         sync.Mutex
+	seq        int
+	pending    map[int]chan *h225.RasMessage
+	gkID       string
+	endpointID string
+	ttl        int64
+	h46018     bool // the gatekeeper confirmed H.460.18
+	registered bool
+	keepAlives int
+	calls      []*Call
+	closeOnce  sync.Once
+}
+
+// NewEndpoint binds the endpoint's RAS and call-signalling sockets and
+// starts serving; it is closed when the test ends.
+func NewEndpoint(t testing.TB, cfg EndpointConfig) *Endpoint {
+	t.Helper()
+	if !cfg.IP.IsValid() {
+		cfg.IP = netip.MustParseAddr("127.0.0.1")
+	}
+	if cfg.TimeToLive == 0 {
+		cfg.TimeToLive = 60
+	}
+	u, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(cfg.IP, 0)))
+	if err != nil {
+		t.Fatalf("h323test: endpoint RAS: %v", err)
+	}
+	ln, err := net.Listen("tcp", netip.AddrPortFrom(cfg.IP, 0).String())
+	if err != nil {
+		u.Close()
+		t.Fatalf("h323test: endpoint call signalling: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Endpoint{cfg: cfg, t: t, ras: u, cs: ln, ctx: ctx, cancel: cancel, pending: map[int]chan *h225.RasMessage{}, seq: 100}
+	e.p = &party{alias: cfg.Alias, mediaIP: cfg.IP, rec: cfg.Recorder, answer: cfg.Answer,
+		incoming: make(chan *Call, 16), wg: &e.wg, closed: make(chan struct{})}
+	e.p.admit = e.admit
+	e.p.disengage = e.disengage
+	cfg.Recorder.Port(int(e.CallSignalAddr().Port()), "tpkt")
+	if cfg.Gatekeeper.IsValid() {
+		cfg.Recorder.Port(int(cfg.Gatekeeper.Port()), "h225")
+	}
+	e.wg.Add(2)
+	go func() { defer e.wg.Done(); e.readRAS() }()
+	go func() { defer e.wg.Done(); e.accept() }()
+	t.Cleanup(e.Close)
+	return e
+}
+
+// RASAddr returns the endpoint's RAS address.
+func (e *Endpoint) RASAddr() netip.AddrPort { return addrPort(e.ras.LocalAddr()) }
+
+// CallSignalAddr returns the address the endpoint listens on for call
+// signalling (the callSignalAddress of its RRQ).
+func (e *Endpoint) CallSignalAddr() netip.AddrPort { return addrPort(e.cs.Addr()) }
+
+// EndpointID returns the endpointIdentifier of the RCF.
+func (e *Endpoint) EndpointID() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.endpointID
+}
+
+// H46018 reports whether the gatekeeper confirmed H.460.18.
+func (e *Endpoint) H46018() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.h46018
+}
+
+// KeepAlives returns how many keep-alive RRQs were confirmed.
+func (e *Endpoint) KeepAlives() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.keepAlives
+}
+
+// RAS returns the RAS messages the endpoint received.
+func (e *Endpoint) RAS() []Message { return e.msgs.all() }
+
+// Close unregisters (URQ, when registered), ends calls and closes the
+// sockets; it waits for the endpoint's goroutines.
+func (e *Endpoint) Close() {
+	e.closeOnce.Do(func() {
+		e.mu.Lock()
+		reg := e.registered
+		calls := e.calls
+		e.mu.Unlock()
+		for _, c := range calls {
+			c.end(ErrClosed)
+		}
+		if reg {
+			ctx, cancel := context.WithTimeout(e.ctx, time.Second)
+			e.Unregister(ctx)
+			cancel()
+		}
+		e.cancel()
+		close(e.p.closed)
+		e.ras.Close()
+		e.cs.Close()
+		e.wg.Wait()
+	})
+}
+
+func (e *Endpoint) rasEndpoint() ras.Endpoint {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	re := ras.Endpoint{RAS: e.RASAddr(), CallSignal: e.CallSignalAddr(), Terminal: true,
+		Aliases: []h225.AliasAddress{aliasOf(e.cfg.Alias)}, Gatekeeper: e.gkID,
+		EndpointID: e.endpointID, TimeToLive: e.cfg.TimeToLive}
+	if e.cfg.H46018 {
+		re.FeatureSet = ras.Supported(ras.Feature(ras.H46018), ras.Feature(ras.H46019))
+	}
+	return re
+}
+
+func (e *Endpoint) nextSeq() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.seq++
+	if e.seq > 65535 {
+		e.seq = 1
+	}
+	return e.seq
+}
+
+// request sends m to the gatekeeper and waits for the matching answer,
+// retransmitting every 500 ms (H.225.0 §7.5 leaves the timer to the
+// endpoint; real products use 3–5 s) until ctx ends.
+func (e *Endpoint) request(ctx context.Context, m *h225.RasMessage) (*h225.RasMessage, error) {
+	if !e.cfg.Gatekeeper.IsValid() {
+		return nil, ErrNotRegistered
+	}
+	seq, _ := ras.SeqNum(m)
+	ch := make(chan *h225.RasMessage, 4)
+	e.mu.Lock()
+	e.pending[seq] = ch
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.pending, seq)
+		e.mu.Unlock()
+	}()
+	b, err := m.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("h323test: encode %s: %w", ras.Name(m), err)
+	}
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := e.sendRAS(b, e.cfg.Gatekeeper); err != nil {
+			return nil, err
+		}
+		select {
+		case resp := <-ch:
+			if resp.Choice == h225.RasMessage_RequestInProgress {
+				continue
+			}
+			if !ras.Matches(m, resp) {
+				continue
+			}
+			return resp, nil
+		case <-tick.C:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("h323test: %s: %w", ras.Name(m), errors.Join(ErrTimeout, ctx.Err()))
+		case <-e.ctx.Done():
+			return nil, ErrClosed
+		}
+	}
+}
+
+func (e *Endpoint) sendRAS(b []byte, to netip.AddrPort) error {
+	if _, err := e.ras.WriteToUDPAddrPort(b, to); err != nil {
+		return err
+	}
+	e.cfg.Recorder.UDP(e.RASAddr(), to, b)
+	return nil
+}
+
+func (e *Endpoint) reply(m *h225.RasMessage, to netip.AddrPort) {
+	if b, err := m.Marshal(); err == nil {
+		e.sendRAS(b, to)
+	}
+}
+
+// Register discovers the gatekeeper (GRQ/GCF) and registers (RRQ/RCF),
+// then keeps the registration alive until Close or Unregister. It returns
+// an error wrapping ErrRejected on GRJ or RRJ.
+func (e *Endpoint) Register(ctx context.Context) error {
+	resp, err := e.request(ctx, ras.GRQ(e.nextSeq(), e.rasEndpoint()))
+	if err != nil {
+		return err
+	}
+	if resp.Choice != h225.RasMessage_GatekeeperConfirm {
+		return fmt.Errorf("%w: %s", ErrRejected, ras.Name(resp))
+	}
+	gcf := resp.GatekeeperConfirm
+	e.mu.Lock()
+	if gcf.HasGatekeeperIdentifier {
+		e.gkID = asString(gcf.GatekeeperIdentifier)
+	}
+	e.mu.Unlock()
+	resp, err = e.request(ctx, ras.RRQ(e.nextSeq(), e.rasEndpoint()))
+	if err != nil {
+		return err
+	}
+	if resp.Choice != h225.RasMessage_RegistrationConfirm {
+		reason := -1
+		if resp.RegistrationReject != nil {
+			reason = resp.RegistrationReject.RejectReason.Choice
+		}
+		return fmt.Errorf("%w: %s reason %d", ErrRejected, ras.Name(resp), reason)
+	}
+	rcf := resp.RegistrationConfirm
+	e.mu.Lock()
+	e.endpointID = asString(rcf.EndpointIdentifier)
+	e.ttl = 0
+	if rcf.HasTimeToLive {
+		e.ttl = int64(rcf.TimeToLive)
+	}
+	e.h46018 = e.cfg.H46018 && ras.FeatureIn(rcf.FeatureSet, ras.H46018) != nil
+	first := !e.registered
+	e.registered = true
+	e.mu.Unlock()
+	if first {
+		e.wg.Add(1)
+		go func() { defer e.wg.Done(); e.keepAlive() }()
+	}
+	return nil
+}
+
+func asString[T ~[]uint16](b T) string {
+	return string(fromUTF16([]uint16(b)))
+}
+
+func (e *Endpoint) interval() time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cfg.KeepAlive > 0 {
+		return e.cfg.KeepAlive
+	}
+	ttl := e.ttl
+	if ttl <= 0 {
+		ttl = e.cfg.TimeToLive
+	}
+	return time.Duration(ttl) * time.Second / 2
+}
+
+// keepAlive sends lightweight RRQs (keepAlive TRUE, endpointIdentifier,
+// no aliases: H.225.0 §7.9.1) while registered.
+func (e *Endpoint) keepAlive() {
+	for {
+		select {
+		case <-time.After(e.interval()):
+		case <-e.ctx.Done():
+			return
+		}
+		e.mu.Lock()
+		reg := e.registered
+		e.mu.Unlock()
+		if !reg {
+			return
+		}
+		re := e.rasEndpoint()
+		re.KeepAlive, re.Aliases = true, nil
+		ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+		resp, err := e.request(ctx, ras.RRQ(e.nextSeq(), re))
+		cancel()
+		if err == nil && resp.Choice == h225.RasMessage_RegistrationConfirm {
+			e.mu.Lock()
+			e.keepAlives++
+			e.mu.Unlock()
+		}
+	}
+}
+
+// Unregister sends a URQ and stops the keep-alives.
+func (e *Endpoint) Unregister(ctx context.Context) error {
+	e.mu.Lock()
+	e.registered = false
+	e.mu.Unlock()
+	resp, err := e.request(ctx, ras.URQ(e.nextSeq(), e.rasEndpoint()))
+	if err != nil {
+		return err
+	}
+	if resp.Choice != h225.RasMessage_UnregistrationConfirm {
+		return fmt.Errorf("%w: %s", ErrRejected, ras.Name(resp))
+	}
+	return nil
+}
+
+// admit sends the ARQ of c and returns the ACF's destCallSignalAddress.
+func (e *Endpoint) admit(ctx context.Context, c *Call, answer bool) (netip.AddrPort, error) {
+	e.mu.Lock()
+	reg, id := e.registered, e.endpointID
+	e.mu.Unlock()
+	if !reg {
+		return netip.AddrPort{}, nil
+	}
+	var dest []h225.AliasAddress
+	if c.Dest != "" {
+		dest = []h225.AliasAddress{aliasOf(c.Dest)}
+	}
+	arq := ras.ARQ(e.nextSeq(), id, []h225.AliasAddress{aliasOf(e.cfg.Alias)}, dest, 1280, int(c.Ref), c.ConferenceID[:], c.ID[:], answer)
+	resp, err := e.request(ctx, arq)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	if resp.Choice != h225.RasMessage_AdmissionConfirm {
+		reason := -1
+		if resp.AdmissionReject != nil {
+			reason = resp.AdmissionReject.RejectReason.Choice
+		}
+		return netip.AddrPort{}, fmt.Errorf("%w: %s reason %d", ErrRejected, ras.Name(resp), reason)
+	}
+	ap, err := ras.AddrPort(&resp.AdmissionConfirm.DestCallSignalAddress)
+	if err != nil && !answer {
+		return netip.AddrPort{}, fmt.Errorf("h323test: ACF destCallSignalAddress: %w", err)
+	}
+	return ap, nil
+}
+
+// disengage sends the DRQ of an ended call (best effort).
+func (e *Endpoint) disengage(c *Call) {
+	e.mu.Lock()
+	reg, id := e.registered, e.endpointID
+	e.mu.Unlock()
+	if !reg {
+		return
+	}
+	drq := ras.DRQ(e.nextSeq(), ras.Call{EndpointID: id, Ref: int(c.Ref), ConferenceID: c.ConferenceID[:], ID: c.ID[:], Answered: !c.Caller},
+		h225.DisengageReason_NormalDrop)
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		ctx, cancel := context.WithTimeout(e.ctx, 3*time.Second)
+		defer cancel()
+		e.request(ctx, drq)
+	}()
+}
+
+// Call places a call to dest (an alias, or opts.Direct): ARQ (when
+// registered), TCP to the ACF's destCallSignalAddress, Setup, and waits
+// for Connect. The returned call runs until Hangup, the peer's
+// ReleaseComplete or Close.
+func (e *Endpoint) Call(ctx context.Context, dest string, opts CallOptions) (*Call, error) {
+	c, err := e.p.newCall(true, opts.Kinds)
+	if err != nil {
+		return nil, err
+	}
+	c.ID, c.ConferenceID = newID(), newID()
+	c.Ref = uint32(e.nextSeq() & 0x7fff)
+	c.Dest = dest
+	c.mode = opts.H245
+	to := opts.Direct
+	if !to.IsValid() {
+		to, err = e.admit(ctx, c, false)
+		if err != nil {
+			c.closeMedia()
+			return nil, err
+		}
+		if !to.IsValid() {
+			c.closeMedia()
+			return nil, fmt.Errorf("%w: no destination for %q", ErrNotRegistered, dest)
+		}
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", to.String())
+	if err != nil {
+		c.closeMedia()
+		return nil, fmt.Errorf("h323test: call %s: %w", to, err)
+	}
+	e.cfg.Recorder.Port(int(to.Port()), "tpkt")
+	e.mu.Lock()
+	e.calls = append(e.calls, c)
+	e.mu.Unlock()
+	if err := c.place(ctx, conn, dest, opts, e.CallSignalAddr()); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// Incoming returns the next call the endpoint answered.
+func (e *Endpoint) Incoming(ctx context.Context) (*Call, error) {
+	select {
+	case c := <-e.p.incoming:
+		return c, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("h323test: no incoming call: %w", errors.Join(ErrTimeout, ctx.Err()))
+	}
+}
+
+func (e *Endpoint) accept() {
+	for {
+		conn, err := e.cs.Accept()
+		if err != nil {
+			return
+		}
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.serve(conn, nil)
+		}()
+	}
+}
+
+func (e *Endpoint) serve(conn net.Conn, first *Message) {
+	go func() {
+		<-e.ctx.Done()
+		conn.Close()
+	}()
+	e.p.serveIncoming(e.ctx, conn, first)
+}
+
+func (e *Endpoint) readRAS() {
+	buf := make([]byte, 4096)
+	for {
+		n, from, err := e.ras.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		m, err := rasMessage(append([]byte(nil), buf[:n]...), unmap(from), e.RASAddr())
+		if err != nil {
+			continue
+		}
+		e.msgs.add(m)
+		if seq, ok := ras.SeqNum(m.RAS); ok && !ras.IsRequest(m.RAS) {
+			e.mu.Lock()
+			ch := e.pending[seq]
+			e.mu.Unlock()
+			if ch != nil {
+				select {
+				case ch <- m.RAS:
+				default:
+				}
+			}
+			continue
+		}
+		e.handleRequest(m)
+	}
+}
+
+// handleRequest answers the gatekeeper's requests: SCI (H.460.18
+// incoming call), IRQ, DRQ and URQ.
+func (e *Endpoint) handleRequest(m Message) {
+	r := m.RAS
+	switch r.Choice {
+	case h225.RasMessage_ServiceControlIndication:
+		e.reply(ras.SCR(r.ServiceControlIndication, -1, nil), m.From)
+		ic, err := ras.FindIncomingCall(r)
+		if err != nil {
+			return
+		}
+		e.wg.Add(1)
+		go func() { defer e.wg.Done(); e.connectOut(ic) }()
+	case h225.RasMessage_InfoRequest:
+		re := e.rasEndpoint()
+		e.reply(ras.IRR(r.InfoRequest, 0, re), m.From)
+	case h225.RasMessage_DisengageRequest:
+		e.reply(ras.DCF(r.DisengageRequest), m.From)
+	case h225.RasMessage_UnregistrationRequest:
+		e.mu.Lock()
+		e.registered = false
+		e.mu.Unlock()
+		e.reply(ras.UCF(r.UnregistrationRequest), m.From)
+	}
+}
+
+// connectOut opens the call-signalling connection an SCI asked for,
+// sends the Facility that binds it to the call (H.460.18 §8.2) and
+// answers the Setup that comes on it.
+func (e *Endpoint) connectOut(ic ras.IncomingCallIndication) {
+	var d net.Dialer
+	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+	conn, err := d.DialContext(ctx, "tcp", ic.CallSignal.String())
+	cancel()
+	if err != nil {
+		return
+	}
+	e.cfg.Recorder.Port(int(ic.CallSignal.Port()), "tpkt")
+	sig := newSigConn(conn, e.cfg.Recorder)
+	uu := &h225.H323UserInformation{H323UuPdu: h225.H323UUPDU{
+		H323MessageBody: h225.H323UUPDUH323MessageBody{Choice: h225.H323UUPDUH323MessageBody_Facility,
+			Facility: &h225.FacilityUUIE{ProtocolIdentifier: h225.ProtocolIdentifier(h225.ProtocolV7),
+				Reason:         h225.FacilityReason{Choice: h225.FacilityReason_UndefinedReason},
+				CallIdentifier: &h225.CallIdentifier{Guid: ic.CallID}, HasMultipleCalls: true, HasMaintainConnection: true}},
+		H245Tunnelling: true, HasH245Tunnelling: true}}
+	if err := sig.sendQ931(q931.Facility, 0, false, uu); err != nil {
+		conn.Close()
+		return
+	}
+	e.serve(conn, nil)
+}

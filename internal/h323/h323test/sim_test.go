@@ -1,0 +1,150 @@
+package h323test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/portico-edge/portico/internal/h323/h225"
+)
+
+// These tests run the endpoint simulator against the minimal gatekeeper:
+// both stand in for real H.323 products, none of which is packaged here.
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestRegister(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		h46018 bool
+	}{{"plain", false}, {"h460.18", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			gk := NewGatekeeper(t, GatekeeperConfig{})
+			ep := NewEndpoint(t, EndpointConfig{Alias: "1001", Gatekeeper: gk.RASAddr(), H46018: tc.h46018, KeepAlive: 20 * time.Millisecond})
+			if err := ep.Register(ctx); err != nil {
+				t.Fatal(err)
+			}
+			reg, ok := gk.Registered("1001")
+			if !ok {
+				t.Fatal("1001 not registered")
+			}
+			if reg.CallSignal != ep.CallSignalAddr() || reg.H46018 != tc.h46018 || ep.H46018() != tc.h46018 {
+				t.Errorf("registration %+v, endpoint at %s (H.460.18 %v)", reg, ep.CallSignalAddr(), ep.H46018())
+			}
+			if reg.EndpointID != ep.EndpointID() {
+				t.Errorf("endpointID %q, RCF gave %q", reg.EndpointID, ep.EndpointID())
+			}
+			if err := gk.WaitFor(ctx, "RRQ", 3); err != nil {
+				t.Fatal(err)
+			}
+			ep.Close()
+			if _, ok := gk.Registered("1001"); ok {
+				t.Error("still registered after Close (URQ)")
+			}
+		})
+	}
+}
+
+func TestRegisterReject(t *testing.T) {
+	gk := NewGatekeeper(t, GatekeeperConfig{RejectRRQ: func(*h225.RegistrationRequest) int {
+		return h225.RegistrationRejectReason_SecurityDenial
+	}})
+	ep := NewEndpoint(t, EndpointConfig{Alias: "1001", Gatekeeper: gk.RASAddr()})
+	if err := ep.Register(testCtx(t)); err == nil {
+		t.Fatal("registered despite RejectRRQ")
+	}
+}
+
+func TestCalls(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		routed bool
+		h46018 bool
+		opts   CallOptions
+		answer AnswerConfig
+	}{
+		{name: "direct faststart", opts: CallOptions{FastStart: true}},
+		{name: "direct tunnelled", opts: CallOptions{H245: Tunnelled}},
+		{name: "direct separate", opts: CallOptions{H245: Separate}},
+		{name: "faststart refused", opts: CallOptions{FastStart: true, H245: Separate}, answer: AnswerConfig{NoFastStart: true}},
+		{name: "routed faststart", routed: true, opts: CallOptions{FastStart: true}},
+		{name: "routed separate", routed: true, opts: CallOptions{H245: Separate}},
+		{name: "h460.18 faststart", h46018: true, opts: CallOptions{FastStart: true}},
+		{name: "h460.18 tunnelled", h46018: true, opts: CallOptions{H245: Tunnelled}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			rec := NewRecorder(t)
+			gk := NewGatekeeper(t, GatekeeperConfig{Routed: tc.routed, Recorder: rec})
+			a := NewEndpoint(t, EndpointConfig{Alias: "1001", Gatekeeper: gk.RASAddr(), H46018: tc.h46018, Recorder: rec})
+			b := NewEndpoint(t, EndpointConfig{Alias: "2001", Gatekeeper: gk.RASAddr(), H46018: tc.h46018, Answer: tc.answer, Recorder: rec})
+			for _, ep := range []*Endpoint{a, b} {
+				if err := ep.Register(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			call, err := a.Call(ctx, "2001", tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, err := b.Incoming(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if in.ID != call.ID {
+				t.Errorf("callee sees call %x, caller placed %x", in.ID, call.ID)
+			}
+			for _, c := range []*Call{call, in} {
+				if err := c.WaitMedia(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.SendRTP(5); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, c := range []*Call{call, in} {
+				if err := c.WaitReceived(ctx, 5); err != nil {
+					t.Fatal(err)
+				}
+			}
+			wantFS := tc.opts.FastStart && !tc.answer.NoFastStart
+			if call.FastStart != wantFS || in.FastStart != wantFS {
+				t.Errorf("fastStart caller %v callee %v, want %v", call.FastStart, in.FastStart, wantFS)
+			}
+			for _, st := range call.Media() {
+				if st.Remote != in.Stats(st.Kind).Local {
+					t.Errorf("%s: caller sends to %s, callee receives on %s", st.Kind, st.Remote, in.Stats(st.Kind).Local)
+				}
+			}
+			if tc.h46018 {
+				if Count(b.RAS(), "SCI") != 1 || Count(gk.Received(), "SCR") != 1 || Count(gk.Received(), "Facility") < 1 {
+					t.Errorf("H.460.18: SCI %d, SCR %d, Facility %d", Count(b.RAS(), "SCI"), Count(gk.Received(), "SCR"), Count(gk.Received(), "Facility"))
+				}
+			}
+			if (tc.routed || tc.h46018) != (Count(gk.Received(), "Setup") == 1) {
+				t.Errorf("gatekeeper saw %d Setup, routed %v", Count(gk.Received(), "Setup"), tc.routed || tc.h46018)
+			}
+			if err := call.Hangup(); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-in.Done():
+			case <-ctx.Done():
+				t.Fatal("callee did not see the release")
+			}
+			if err := gk.WaitFor(ctx, "DRQ", 2); err != nil {
+				t.Fatal(err)
+			}
+			frames := rec.Dissect(t)
+			NoMalformed(t, frames)
+			if len(Values(frames, "h225.RasMessage")) == 0 {
+				t.Error("tshark found no RAS")
+			}
+		})
+	}
+}
