@@ -52,7 +52,7 @@ type EndpointConfig struct {
 type Endpoint struct {
 	cfg  EndpointConfig
 	t    testing.TB
-	ras  *net.UDPConn
+	ras  *rasSocket
 	cs   net.Listener
 	p    *party
 	msgs msgLog // RAS received
@@ -62,8 +62,6 @@ type Endpoint struct {
 	wg     sync.WaitGroup
 
 	mu         sync.Mutex
-	seq        int
-	pending    map[int]chan *h225.RasMessage
 	gkID       string
 	endpointID string
 	ttl        int64
@@ -84,22 +82,13 @@ func NewEndpoint(t testing.TB, cfg EndpointConfig) *Endpoint {
 	if cfg.TimeToLive == 0 {
 		cfg.TimeToLive = 60
 	}
-	u, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(cfg.IP, 0)))
-	if err != nil {
-		t.Fatalf("h323test: endpoint RAS: %v", err)
-	}
-	ln, err := net.Listen("tcp", netip.AddrPortFrom(cfg.IP, 0).String())
-	if err != nil {
-		u.Close()
-		t.Fatalf("h323test: endpoint call signalling: %v", err)
-	}
+	u, ln := listen(t, cfg.IP, cfg.Recorder, "endpoint")
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &Endpoint{cfg: cfg, t: t, ras: u, cs: ln, ctx: ctx, cancel: cancel, pending: map[int]chan *h225.RasMessage{}, seq: 100}
+	e := &Endpoint{cfg: cfg, t: t, ras: u, cs: ln, ctx: ctx, cancel: cancel}
 	e.p = &party{alias: cfg.Alias, mediaIP: cfg.IP, rec: cfg.Recorder, answer: cfg.Answer,
 		incoming: make(chan *Call, 16), wg: &e.wg, closed: make(chan struct{})}
 	e.p.admit = e.admit
 	e.p.disengage = e.disengage
-	cfg.Recorder.Port(int(e.CallSignalAddr().Port()), "tpkt")
 	if cfg.Gatekeeper.IsValid() {
 		cfg.Recorder.Port(int(cfg.Gatekeeper.Port()), "h225")
 	}
@@ -111,7 +100,7 @@ func NewEndpoint(t testing.TB, cfg EndpointConfig) *Endpoint {
 }
 
 // RASAddr returns the endpoint's RAS address.
-func (e *Endpoint) RASAddr() netip.AddrPort { return addrPort(e.ras.LocalAddr()) }
+func (e *Endpoint) RASAddr() netip.AddrPort { return e.ras.addr() }
 
 // CallSignalAddr returns the address the endpoint listens on for call
 // signalling (the callSignalAddress of its RRQ).
@@ -159,7 +148,7 @@ func (e *Endpoint) Close() {
 		}
 		e.cancel()
 		close(e.p.closed)
-		e.ras.Close()
+		e.ras.conn.Close()
 		e.cs.Close()
 		e.wg.Wait()
 	})
@@ -177,74 +166,17 @@ func (e *Endpoint) rasEndpoint() ras.Endpoint {
 	return re
 }
 
-func (e *Endpoint) nextSeq() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.seq++
-	if e.seq > 65535 {
-		e.seq = 1
-	}
-	return e.seq
-}
+func (e *Endpoint) nextSeq() int { return e.ras.nextSeq() }
 
-// request sends m to the gatekeeper and waits for the matching answer,
-// retransmitting every 500 ms (H.225.0 §7.5 leaves the timer to the
-// endpoint; real products use 3–5 s) until ctx ends.
+// request sends m to the gatekeeper and waits for the matching answer.
 func (e *Endpoint) request(ctx context.Context, m *h225.RasMessage) (*h225.RasMessage, error) {
 	if !e.cfg.Gatekeeper.IsValid() {
 		return nil, ErrNotRegistered
 	}
-	seq, _ := ras.SeqNum(m)
-	ch := make(chan *h225.RasMessage, 4)
-	e.mu.Lock()
-	e.pending[seq] = ch
-	e.mu.Unlock()
-	defer func() {
-		e.mu.Lock()
-		delete(e.pending, seq)
-		e.mu.Unlock()
-	}()
-	b, err := m.Marshal()
-	if err != nil {
-		return nil, fmt.Errorf("h323test: encode %s: %w", ras.Name(m), err)
-	}
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if err := e.sendRAS(b, e.cfg.Gatekeeper); err != nil {
-			return nil, err
-		}
-		select {
-		case resp := <-ch:
-			if resp.Choice == h225.RasMessage_RequestInProgress {
-				continue
-			}
-			if !ras.Matches(m, resp) {
-				continue
-			}
-			return resp, nil
-		case <-tick.C:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("h323test: %s: %w", ras.Name(m), errors.Join(ErrTimeout, ctx.Err()))
-		case <-e.ctx.Done():
-			return nil, ErrClosed
-		}
-	}
+	return e.ras.request(ctx, e.ctx.Done(), m, e.cfg.Gatekeeper)
 }
 
-func (e *Endpoint) sendRAS(b []byte, to netip.AddrPort) error {
-	if _, err := e.ras.WriteToUDPAddrPort(b, to); err != nil {
-		return err
-	}
-	e.cfg.Recorder.UDP(e.RASAddr(), to, b)
-	return nil
-}
-
-func (e *Endpoint) reply(m *h225.RasMessage, to netip.AddrPort) {
-	if b, err := m.Marshal(); err == nil {
-		e.sendRAS(b, to)
-	}
-}
+func (e *Endpoint) reply(m *h225.RasMessage, to netip.AddrPort) { e.ras.send(m, to) }
 
 // Register discovers the gatekeeper (GRQ/GCF) and registers (RRQ/RCF),
 // then keeps the registration alive until Close or Unregister. It returns
@@ -478,25 +410,12 @@ func (e *Endpoint) serve(conn net.Conn, first *Message) {
 func (e *Endpoint) readRAS() {
 	buf := make([]byte, 4096)
 	for {
-		n, from, err := e.ras.ReadFromUDPAddrPort(buf)
+		m, err := e.ras.read(buf)
 		if err != nil {
 			return
 		}
-		m, err := rasMessage(append([]byte(nil), buf[:n]...), unmap(from), e.RASAddr())
-		if err != nil {
-			continue
-		}
 		e.msgs.add(m)
-		if seq, ok := ras.SeqNum(m.RAS); ok && !ras.IsRequest(m.RAS) {
-			e.mu.Lock()
-			ch := e.pending[seq]
-			e.mu.Unlock()
-			if ch != nil {
-				select {
-				case ch <- m.RAS:
-				default:
-				}
-			}
+		if m.RAS == nil || e.ras.deliver(m.RAS) {
 			continue
 		}
 		e.handleRequest(m)

@@ -69,7 +69,7 @@ type Registration struct {
 // receives for tests to assert on.
 type Gatekeeper struct {
 	cfg  GatekeeperConfig
-	ras  *net.UDPConn
+	ras  *rasSocket
 	cs   net.Listener
 	p    *party
 	msgs msgLog
@@ -79,10 +79,8 @@ type Gatekeeper struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	seq     int
 	next    int
-	regs    map[string]*Registration // by endpointID
-	pending map[int]chan *h225.RasMessage
+	regs    map[string]*Registration   // by endpointID
 	waiting map[[16]byte]chan net.Conn // H.460.18 calls awaiting the callee's Facility
 	once    sync.Once
 }
@@ -100,22 +98,13 @@ func NewGatekeeper(t testing.TB, cfg GatekeeperConfig) *Gatekeeper {
 	if cfg.TimeToLive == 0 {
 		cfg.TimeToLive = 60
 	}
-	u, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(cfg.IP, 0)))
-	if err != nil {
-		t.Fatalf("h323test: gatekeeper RAS: %v", err)
-	}
-	ln, err := net.Listen("tcp", netip.AddrPortFrom(cfg.IP, 0).String())
-	if err != nil {
-		u.Close()
-		t.Fatalf("h323test: gatekeeper call signalling: %v", err)
-	}
+	u, ln := listen(t, cfg.IP, cfg.Recorder, "gatekeeper")
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &Gatekeeper{cfg: cfg, ras: u, cs: ln, ctx: ctx, cancel: cancel, seq: 1,
-		regs: map[string]*Registration{}, pending: map[int]chan *h225.RasMessage{}, waiting: map[[16]byte]chan net.Conn{}}
+	g := &Gatekeeper{cfg: cfg, ras: u, cs: ln, ctx: ctx, cancel: cancel,
+		regs: map[string]*Registration{}, waiting: map[[16]byte]chan net.Conn{}}
 	g.p = &party{alias: cfg.ID, mediaIP: cfg.IP, rec: cfg.Recorder, answer: cfg.Answer,
 		incoming: make(chan *Call, 16), wg: &g.wg, closed: make(chan struct{})}
 	cfg.Recorder.Port(int(g.RASAddr().Port()), "h225")
-	cfg.Recorder.Port(int(g.CallSignalAddr().Port()), "tpkt")
 	g.wg.Add(2)
 	go func() { defer g.wg.Done(); g.readRAS() }()
 	go func() { defer g.wg.Done(); g.accept() }()
@@ -124,7 +113,7 @@ func NewGatekeeper(t testing.TB, cfg GatekeeperConfig) *Gatekeeper {
 }
 
 // RASAddr returns the gatekeeper's RAS address.
-func (g *Gatekeeper) RASAddr() netip.AddrPort { return addrPort(g.ras.LocalAddr()) }
+func (g *Gatekeeper) RASAddr() netip.AddrPort { return g.ras.addr() }
 
 // CallSignalAddr returns the gatekeeper's call-signalling address.
 func (g *Gatekeeper) CallSignalAddr() netip.AddrPort { return addrPort(g.cs.Addr()) }
@@ -184,7 +173,7 @@ func (g *Gatekeeper) Close() {
 	g.once.Do(func() {
 		g.cancel()
 		close(g.p.closed)
-		g.ras.Close()
+		g.ras.conn.Close()
 		g.cs.Close()
 		g.wg.Wait()
 	})
@@ -210,30 +199,19 @@ func (g *Gatekeeper) isCallee(alias string) bool {
 	return false
 }
 
-func (g *Gatekeeper) send(m *h225.RasMessage, to netip.AddrPort) {
-	b, err := m.Marshal()
-	if err != nil {
-		return
-	}
-	if _, err := g.ras.WriteToUDPAddrPort(b, to); err == nil {
-		g.cfg.Recorder.UDP(g.RASAddr(), to, b)
-	}
-}
+func (g *Gatekeeper) send(m *h225.RasMessage, to netip.AddrPort) { g.ras.send(m, to) }
 
 func (g *Gatekeeper) readRAS() {
 	buf := make([]byte, 4096)
 	for {
-		n, from, err := g.ras.ReadFromUDPAddrPort(buf)
+		m, err := g.ras.read(buf)
 		if err != nil {
 			return
 		}
-		m, err := rasMessage(append([]byte(nil), buf[:n]...), unmap(from), g.RASAddr())
-		if err != nil {
-			g.msgs.add(Message{Name: "malformed", From: unmap(from), To: g.RASAddr(), Raw: append([]byte(nil), buf[:n]...)})
-			continue
-		}
 		g.msgs.add(m)
-		g.handle(m)
+		if m.RAS != nil {
+			g.handle(m)
+		}
 	}
 }
 
@@ -322,28 +300,9 @@ func (g *Gatekeeper) handle(m Message) {
 		if irr.HasNeedResponse && irr.NeedResponse {
 			g.send(&h225.RasMessage{Choice: h225.RasMessage_InfoRequestAck, InfoRequestAck: &h225.InfoRequestAck{RequestSeqNum: irr.RequestSeqNum}}, m.From)
 		}
-		g.deliver(r)
+		g.ras.deliver(r)
 	default:
-		if !ras.IsRequest(r) {
-			g.deliver(r)
-		}
-	}
-}
-
-// deliver hands a response to the request waiting for it.
-func (g *Gatekeeper) deliver(r *h225.RasMessage) {
-	seq, ok := ras.SeqNum(r)
-	if !ok {
-		return
-	}
-	g.mu.Lock()
-	ch := g.pending[seq]
-	g.mu.Unlock()
-	if ch != nil {
-		select {
-		case ch <- r:
-		default:
-		}
+		g.ras.deliver(r)
 	}
 }
 
@@ -423,38 +382,11 @@ func (g *Gatekeeper) admit(arq *h225.AdmissionRequest) *h225.RasMessage {
 	return ras.ARJ(arq, h225.AdmissionRejectReason_CalledPartyNotRegistered)
 }
 
-// request sends m to to and waits for its answer.
 func (g *Gatekeeper) request(ctx context.Context, m *h225.RasMessage, to netip.AddrPort) (*h225.RasMessage, error) {
-	seq, _ := ras.SeqNum(m)
-	ch := make(chan *h225.RasMessage, 2)
-	g.mu.Lock()
-	g.pending[seq] = ch
-	g.mu.Unlock()
-	defer func() {
-		g.mu.Lock()
-		delete(g.pending, seq)
-		g.mu.Unlock()
-	}()
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		g.send(m, to)
-		select {
-		case r := <-ch:
-			return r, nil
-		case <-tick.C:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("h323test: gatekeeper %s: %w", ras.Name(m), errors.Join(ErrTimeout, ctx.Err()))
-		}
-	}
+	return g.ras.request(ctx, g.ctx.Done(), m, to)
 }
 
-func (g *Gatekeeper) nextSeq() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.seq++
-	return g.seq
-}
+func (g *Gatekeeper) nextSeq() int { return g.ras.nextSeq() }
 
 // InfoRequest sends an IRQ to the endpoint registered under alias and
 // returns its IRR.
