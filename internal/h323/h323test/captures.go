@@ -18,7 +18,8 @@ import (
 )
 
 // RefDir returns the shared reference directory ../shared/ref beside the
-// repository root, or "" when it is absent.
+// repository root (or ../../shared/ref, beside a directory of worktrees),
+// or "" when it is absent.
 func RefDir() string {
 	dir, err := os.Getwd()
 	if err != nil {
@@ -26,9 +27,11 @@ func RefDir() string {
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			ref := filepath.Join(dir, "..", "shared", "ref")
-			if _, err := os.Stat(ref); err == nil {
-				return ref
+			// beside the checkout, or beside the directory of worktrees
+			for _, ref := range []string{filepath.Join(dir, "..", "shared", "ref"), filepath.Join(dir, "..", "..", "shared", "ref")} {
+				if _, err := os.Stat(ref); err == nil {
+					return ref
+				}
 			}
 			return ""
 		}

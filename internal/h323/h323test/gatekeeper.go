@@ -31,10 +31,11 @@ type GatekeeperConfig struct {
 	// RegistrationRejectReason alternative (h225.RegistrationRejectReason_*)
 	// to reject it, or -1 to accept.
 	RejectRRQ func(*h225.RegistrationRequest) int
-	// StrictKeepAlive rejects a keep-alive RRQ from an endpoint it does
-	// not know with fullRegistrationRequired. By default such an RRQ that
-	// carries aliases and a call-signalling address registers the
-	// endpoint, so keep-alive RRQs replayed from captures are accepted.
+	// StrictKeepAlive rejects a keep-alive RRQ whose endpointIdentifier
+	// it did not assign with fullRegistrationRequired. By default such an
+	// RRQ is matched to a registration by its callSignalAddress, or, when
+	// it carries aliases and a call-signalling address, registers the
+	// endpoint, so RRQs replayed from captures are accepted.
 	StrictKeepAlive bool
 	// Callees are aliases the gatekeeper answers itself, as a scripted
 	// callee, when a routed Setup is for them (ARQs for them are
@@ -311,7 +312,18 @@ func (g *Gatekeeper) register(rrq *h225.RegistrationRequest, from netip.AddrPort
 	defer g.mu.Unlock()
 	id := asString(rrq.EndpointIdentifier)
 	if rrq.HasKeepAlive && rrq.KeepAlive {
-		if reg, ok := g.regs[id]; ok && rrq.HasEndpointIdentifier {
+		reg, ok := g.regs[id]
+		if !ok && !g.cfg.StrictKeepAlive {
+			// an endpoint registered by a replayed capture keeps the
+			// identifier the capture's gatekeeper gave it: find it by
+			// its call-signalling address
+			for _, r := range g.regs {
+				if r.CallSignal == firstAddr(rrq.CallSignalAddress) {
+					reg, ok, id = r, true, r.EndpointID
+				}
+			}
+		}
+		if ok && (rrq.HasEndpointIdentifier || !g.cfg.StrictKeepAlive) {
 			reg.KeepAlives++
 			rcf := ras.RCF(rrq, g.cfg.ID, id, g.CallSignalAddr(), g.cfg.TimeToLive)
 			if reg.H46018 {
@@ -580,5 +592,30 @@ func (g *Gatekeeper) incomingCall(ctx context.Context, r Registration, setup Mes
 		return conn, nil
 	case <-ctx.Done():
 		return nil, errors.Join(ErrTimeout, ctx.Err())
+	}
+}
+
+// waitFacility registers callID as awaiting an H.460.18 Facility, runs
+// trigger, and fails t unless a connection bound by such a Facility
+// arrives; the connection is then closed.
+func (g *Gatekeeper) waitFacility(t testing.TB, callID []byte, trigger func()) {
+	t.Helper()
+	var id [16]byte
+	copy(id[:], callID)
+	ch := make(chan net.Conn, 1)
+	g.mu.Lock()
+	g.waiting[id] = ch
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		delete(g.waiting, id)
+		g.mu.Unlock()
+	}()
+	trigger()
+	select {
+	case c := <-ch:
+		c.Close()
+	case <-time.After(10 * time.Second):
+		t.Fatal("h323test: no Facility for the SCI's call")
 	}
 }
