@@ -71,7 +71,8 @@ func (r *Recorder) Port(port int, proto string) {
 	r.ports[port] = proto
 }
 
-// DecodeAs returns tshark -d arguments for the marked ports.
+// DecodeAs returns tshark -d arguments for the marked ports: RAS as
+// h225, separate H.245 as h245 and RTP; call-signalling ports need none.
 func (r *Recorder) DecodeAs() []string {
 	if r == nil {
 		return nil
@@ -86,6 +87,9 @@ func (r *Recorder) DecodeAs() []string {
 	var args []string
 	for _, p := range ports {
 		switch proto := r.ports[p]; proto {
+		case "tpkt":
+			// tshark finds Q.931 over TPKT by its heuristic; forcing
+			// "tcp.port==N,tpkt" leaves the payload undissected (4.0)
 		case "h225", "rtp":
 			args = append(args, "-d", fmt.Sprintf("udp.port==%d,%s", p, proto))
 		default:

@@ -2,10 +2,14 @@ package h323test
 
 import (
 	"context"
+	"net/netip"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/portico-edge/portico/internal/h323/h225"
+	"github.com/portico-edge/portico/internal/h323/ras"
 )
 
 // These tests run the endpoint simulator against the minimal gatekeeper:
@@ -142,9 +146,64 @@ func TestCalls(t *testing.T) {
 			}
 			frames := rec.Dissect(t)
 			NoMalformed(t, frames)
-			if len(Values(frames, "h225.RasMessage")) == 0 {
-				t.Error("tshark found no RAS")
-			}
+			checkDissected(t, frames, call, in, tc.opts.FastStart && !tc.answer.NoFastStart)
 		})
+	}
+}
+
+// checkDissected checks that tshark decodes the call: RAS, Q.931 with
+// H.225.0, and the media ports the two sides signalled (in fastStart
+// elements or H.245) as H.245 tsapIdentifiers.
+func checkDissected(t *testing.T, frames []Dissected, call, in *Call, fastStart bool) {
+	t.Helper()
+	if len(Values(frames, "h225.RasMessage")) == 0 {
+		t.Error("tshark found no RAS")
+	}
+	var q931 int
+	for _, f := range frames {
+		if strings.Contains(f.Protocols, "q931") {
+			q931++
+		}
+	}
+	if q931 < 4 { // Setup, CallProceeding, Alerting, Connect, ReleaseComplete
+		t.Errorf("tshark found %d Q.931 frames", q931)
+	}
+	ports := map[string]bool{}
+	for _, p := range Values(frames, "h245.tsapIdentifier") {
+		ports[p] = true
+	}
+	for _, c := range []*Call{call, in} {
+		for _, st := range c.Media() {
+			if !ports[strconv.Itoa(int(st.Local.Port()))] {
+				t.Errorf("%s RTP port %d (caller %v) not among the dissected H.245 addresses", st.Kind, st.Local.Port(), c.Caller)
+			}
+		}
+	}
+	if fastStart && len(Values(frames, "h225.fastStart")) == 0 {
+		t.Error("tshark found no fastStart")
+	}
+}
+
+// TestDissectReportsMalformed checks the helper itself: a truncated RAS
+// message must come back malformed, a whole one not.
+func TestDissectReportsMalformed(t *testing.T) {
+	rec := NewRecorder(t)
+	rec.Port(4000, "h225")
+	b, err := ras.GRQ(1, ras.Endpoint{RAS: netip.MustParseAddrPort("127.0.0.1:4001"), Aliases: []h225.AliasAddress{ras.E164("1001")}}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, dst := netip.MustParseAddrPort("127.0.0.1:4001"), netip.MustParseAddrPort("127.0.0.1:4000")
+	rec.UDP(src, dst, b)
+	rec.UDP(src, dst, b[:len(b)/2])
+	frames := rec.Dissect(t)
+	if len(frames) != 2 {
+		t.Fatalf("%d frames, want 2", len(frames))
+	}
+	if frames[0].Malformed || !frames[0].Has("h225.dialledDigits", "1001") {
+		t.Errorf("whole GRQ: malformed %v, fields %v", frames[0].Malformed, frames[0].Fields["h225.dialledDigits"])
+	}
+	if !frames[1].Malformed {
+		t.Error("truncated GRQ not reported malformed")
 	}
 }
