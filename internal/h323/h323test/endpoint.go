@@ -35,6 +35,11 @@ type EndpointConfig struct {
 	// KeepAlive is the interval of lightweight RRQs; default half the
 	// timeToLive of the RCF. Tests set it short to see keep-alives.
 	KeepAlive time.Duration
+	// AdvertiseRAS and AdvertiseCallSignal, when valid, replace the
+	// endpoint's own addresses in the rasAddress and callSignalAddress of
+	// its RAS messages and the sourceCallSignalAddress of its Setups: an
+	// endpoint behind a NAT advertises its private addresses.
+	AdvertiseRAS, AdvertiseCallSignal netip.AddrPort
 	// Answer is how incoming calls are answered.
 	Answer AnswerConfig
 	// Recorder, when set, records everything the endpoint sends.
@@ -154,10 +159,24 @@ func (e *Endpoint) Close() {
 	})
 }
 
+func (e *Endpoint) advertisedRAS() netip.AddrPort {
+	if e.cfg.AdvertiseRAS.IsValid() {
+		return e.cfg.AdvertiseRAS
+	}
+	return e.RASAddr()
+}
+
+func (e *Endpoint) advertisedCallSignal() netip.AddrPort {
+	if e.cfg.AdvertiseCallSignal.IsValid() {
+		return e.cfg.AdvertiseCallSignal
+	}
+	return e.CallSignalAddr()
+}
+
 func (e *Endpoint) rasEndpoint() ras.Endpoint {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	re := ras.Endpoint{RAS: e.RASAddr(), CallSignal: e.CallSignalAddr(), Terminal: true,
+	re := ras.Endpoint{RAS: e.advertisedRAS(), CallSignal: e.advertisedCallSignal(), Terminal: true,
 		Aliases: []h225.AliasAddress{aliasOf(e.cfg.Alias)}, Gatekeeper: e.gkID,
 		EndpointID: e.endpointID, TimeToLive: e.cfg.TimeToLive}
 	if e.cfg.H46018 {
@@ -369,7 +388,7 @@ func (e *Endpoint) Call(ctx context.Context, dest string, opts CallOptions) (*Ca
 	e.mu.Lock()
 	e.calls = append(e.calls, c)
 	e.mu.Unlock()
-	if err := c.place(ctx, conn, dest, opts, e.CallSignalAddr()); err != nil {
+	if err := c.place(ctx, conn, dest, opts, e.advertisedCallSignal()); err != nil {
 		return c, err
 	}
 	return c, nil

@@ -1,0 +1,164 @@
+package h323test
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/portico-edge/portico/internal/h323/h225"
+	"github.com/portico-edge/portico/internal/h323/ras"
+)
+
+// The gatekeeper and endpoints here stand in for real H.323 products.
+
+// TestScriptedCallee calls an alias the gatekeeper answers itself.
+func TestScriptedCallee(t *testing.T) {
+	for _, opts := range []CallOptions{{FastStart: true}, {H245: Tunnelled}, {H245: Separate}} {
+		t.Run(opts.H245.String()+map[bool]string{true: "+faststart"}[opts.FastStart], func(t *testing.T) {
+			ctx := testCtx(t)
+			gk := NewGatekeeper(t, GatekeeperConfig{Callees: []string{"9000"}, Answer: AnswerConfig{Echo: true}})
+			ep := NewEndpoint(t, EndpointConfig{Alias: "1001", Gatekeeper: gk.RASAddr()})
+			if err := ep.Register(ctx); err != nil {
+				t.Fatal(err)
+			}
+			call, err := ep.Call(ctx, "9000", opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, err := gk.Incoming(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := call.WaitMedia(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := in.WaitMedia(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := call.SendRTP(3); err != nil {
+				t.Fatal(err)
+			}
+			// the scripted callee echoes: the caller gets its packets back
+			if err := call.WaitReceived(ctx, 3); err != nil {
+				t.Fatal(err)
+			}
+			for _, st := range in.Media() {
+				if st.Echoed < 3 {
+					t.Errorf("%s: callee echoed %d", st.Kind, st.Echoed)
+				}
+			}
+			call.Hangup()
+			<-in.Done()
+		})
+	}
+}
+
+func TestCallRefused(t *testing.T) {
+	ctx := testCtx(t)
+	gk := NewGatekeeper(t, GatekeeperConfig{})
+	a := NewEndpoint(t, EndpointConfig{Alias: "1001", Gatekeeper: gk.RASAddr()})
+	b := NewEndpoint(t, EndpointConfig{Alias: "2001", Gatekeeper: gk.RASAddr(),
+		Answer: AnswerConfig{Reject: h225.ReleaseCompleteReason_DestinationRejection + 1}})
+	for _, ep := range []*Endpoint{a, b} {
+		if err := ep.Register(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("unknown alias", func(t *testing.T) {
+		if _, err := a.Call(ctx, "3001", CallOptions{}); !errors.Is(err, ErrRejected) {
+			t.Fatalf("call to unregistered alias: %v, want an ARJ", err)
+		}
+	})
+	t.Run("callee rejects", func(t *testing.T) {
+		c, err := a.Call(ctx, "2001", CallOptions{FastStart: true})
+		if !errors.Is(err, ErrRejected) {
+			t.Fatalf("call: %v, want a rejection", err)
+		}
+		rc := Find(c.Messages(), "ReleaseComplete")
+		if len(rc) != 1 || rc[0].UUIE.H323UuPdu.H323MessageBody.ReleaseComplete.Reason.Choice != h225.ReleaseCompleteReason_DestinationRejection {
+			t.Errorf("ReleaseComplete %+v", rc)
+		}
+	})
+}
+
+// TestRASRequests covers LRQ, BRQ, IRQ/IRR and keep-alives.
+func TestRASRequests(t *testing.T) {
+	ctx := testCtx(t)
+	private := netip.MustParseAddrPort("10.1.2.3:1720")
+	gk := NewGatekeeper(t, GatekeeperConfig{})
+	ep := NewEndpoint(t, EndpointConfig{Alias: "alice", Gatekeeper: gk.RASAddr(), KeepAlive: 10 * time.Millisecond,
+		AdvertiseCallSignal: private})
+	if err := ep.Register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	reg, _ := gk.Registered("alice")
+	if reg.CallSignal != private || reg.Source != ep.RASAddr() {
+		t.Errorf("registered call signal %s from %s, want %s from %s", reg.CallSignal, reg.Source, private, ep.RASAddr())
+	}
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sock := &rasSocket{conn: c, pending: map[int]chan *h225.RasMessage{}}
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			m, err := sock.read(buf)
+			if err != nil {
+				return
+			}
+			if m.RAS != nil {
+				sock.deliver(m.RAS)
+			}
+		}
+	}()
+	done := make(chan struct{})
+	defer close(done)
+	for _, tc := range []struct {
+		name string
+		req  *h225.RasMessage
+		want int
+	}{
+		{"LRQ known", ras.LRQ(1, []h225.AliasAddress{ras.H323ID("alice")}, sock.addr()), h225.RasMessage_LocationConfirm},
+		{"LRQ unknown", ras.LRQ(2, []h225.AliasAddress{ras.H323ID("bob")}, sock.addr()), h225.RasMessage_LocationReject},
+		{"BRQ", ras.BRQ(3, ras.Call{EndpointID: reg.EndpointID, ConferenceID: make([]byte, 16), ID: make([]byte, 16)}, 640), h225.RasMessage_BandwidthConfirm},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := sock.request(ctx, done, tc.req, gk.RASAddr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Choice != tc.want {
+				t.Errorf("answered %s", ras.Name(resp))
+			}
+			if resp.LocationConfirm != nil {
+				if ap, _ := ras.AddrPort(&resp.LocationConfirm.CallSignalAddress); ap != private {
+					t.Errorf("LCF call signal %s, want %s", ap, private)
+				}
+			}
+		})
+	}
+	irr, err := gk.InfoRequest(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(irr.CallSignalAddress) != 1 || firstAddr(irr.CallSignalAddress) != private {
+		t.Errorf("IRR call signal %v", irr.CallSignalAddress)
+	}
+	if err := gk.WaitFor(ctx, "RRQ", 4); err != nil {
+		t.Fatal(err)
+	}
+	reg, _ = gk.Registered("alice")
+	if reg.KeepAlives < 3 {
+		t.Errorf("gatekeeper counted %d keep-alives", reg.KeepAlives)
+	}
+	for _, m := range Find(gk.Received(), "RRQ")[1:] {
+		r := m.RAS.RegistrationRequest
+		if !r.KeepAlive || r.HasTerminalAlias || asString(r.EndpointIdentifier) != reg.EndpointID {
+			t.Errorf("keep-alive RRQ: keepAlive %v aliases %v endpointID %q", r.KeepAlive, r.HasTerminalAlias, asString(r.EndpointIdentifier))
+		}
+	}
+}
