@@ -112,7 +112,6 @@ type party struct {
 	disengage func(c *Call)
 	incoming  chan *Call
 	wg        *sync.WaitGroup
-	closed    chan struct{}
 }
 
 func (p *party) newCall(caller bool, kinds []Kind) (*Call, error) {

@@ -2,7 +2,6 @@ package h323test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -55,16 +54,9 @@ type EndpointConfig struct {
 // audio, video and H.239 content channels, and sends, counts and echoes
 // RTP. It listens for call signalling on its own TCP port.
 type Endpoint struct {
-	cfg  EndpointConfig
-	t    testing.TB
-	ras  *rasSocket
-	cs   net.Listener
-	p    *party
-	msgs msgLog // RAS received
-
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	node
+	cfg EndpointConfig
+	t   testing.TB
 
 	mu         sync.Mutex
 	gkID       string
@@ -87,19 +79,14 @@ func NewEndpoint(t testing.TB, cfg EndpointConfig) *Endpoint {
 	if cfg.TimeToLive == 0 {
 		cfg.TimeToLive = 60
 	}
-	u, ln := listen(t, cfg.IP, cfg.Recorder, "endpoint")
-	ctx, cancel := context.WithCancel(context.Background())
-	e := &Endpoint{cfg: cfg, t: t, ras: u, cs: ln, ctx: ctx, cancel: cancel}
-	e.p = &party{alias: cfg.Alias, mediaIP: cfg.IP, rec: cfg.Recorder, answer: cfg.Answer,
-		incoming: make(chan *Call, 16), wg: &e.wg, closed: make(chan struct{})}
+	e := &Endpoint{cfg: cfg, t: t}
+	e.init(t, cfg.IP, cfg.Recorder, "endpoint", cfg.Alias, cfg.Answer)
 	e.p.admit = e.admit
 	e.p.disengage = e.disengage
 	if cfg.Gatekeeper.IsValid() {
 		cfg.Recorder.Port(int(cfg.Gatekeeper.Port()), "h225")
 	}
-	e.wg.Add(2)
-	go func() { defer e.wg.Done(); e.readRAS() }()
-	go func() { defer e.wg.Done(); e.accept() }()
+	e.run(e.handleRAS, func(conn net.Conn) { e.serve(conn, nil) })
 	t.Cleanup(e.Close)
 	return e
 }
@@ -151,11 +138,7 @@ func (e *Endpoint) Close() {
 			e.Unregister(ctx)
 			cancel()
 		}
-		e.cancel()
-		close(e.p.closed)
-		e.ras.conn.Close()
-		e.cs.Close()
-		e.wg.Wait()
+		e.shutdown()
 	})
 }
 
@@ -395,28 +378,7 @@ func (e *Endpoint) Call(ctx context.Context, dest string, opts CallOptions) (*Ca
 }
 
 // Incoming returns the next call the endpoint answered.
-func (e *Endpoint) Incoming(ctx context.Context) (*Call, error) {
-	select {
-	case c := <-e.p.incoming:
-		return c, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("h323test: no incoming call: %w", errors.Join(ErrTimeout, ctx.Err()))
-	}
-}
-
-func (e *Endpoint) accept() {
-	for {
-		conn, err := e.cs.Accept()
-		if err != nil {
-			return
-		}
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			e.serve(conn, nil)
-		}()
-	}
-}
+func (e *Endpoint) Incoming(ctx context.Context) (*Call, error) { return e.incoming(ctx) }
 
 func (e *Endpoint) serve(conn net.Conn, first *Message) {
 	go func() {
@@ -426,17 +388,10 @@ func (e *Endpoint) serve(conn net.Conn, first *Message) {
 	e.p.serveIncoming(e.ctx, conn, first)
 }
 
-func (e *Endpoint) readRAS() {
-	buf := make([]byte, 4096)
-	for {
-		m, err := e.ras.read(buf)
-		if err != nil {
-			return
-		}
-		e.msgs.add(m)
-		if m.RAS == nil || e.ras.deliver(m.RAS) {
-			continue
-		}
+// handleRAS hands responses to the requests waiting for them and
+// answers the gatekeeper's requests.
+func (e *Endpoint) handleRAS(m Message) {
+	if !e.ras.deliver(m.RAS) {
 		e.handleRequest(m)
 	}
 }

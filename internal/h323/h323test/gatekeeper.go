@@ -69,15 +69,8 @@ type Registration struct {
 // answering it itself for Callees — and records every message it
 // receives for tests to assert on.
 type Gatekeeper struct {
-	cfg  GatekeeperConfig
-	ras  *rasSocket
-	cs   net.Listener
-	p    *party
-	msgs msgLog
-
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	node
+	cfg GatekeeperConfig
 
 	mu      sync.Mutex
 	next    int
@@ -99,16 +92,10 @@ func NewGatekeeper(t testing.TB, cfg GatekeeperConfig) *Gatekeeper {
 	if cfg.TimeToLive == 0 {
 		cfg.TimeToLive = 60
 	}
-	u, ln := listen(t, cfg.IP, cfg.Recorder, "gatekeeper")
-	ctx, cancel := context.WithCancel(context.Background())
-	g := &Gatekeeper{cfg: cfg, ras: u, cs: ln, ctx: ctx, cancel: cancel,
-		regs: map[string]*Registration{}, waiting: map[[16]byte]chan net.Conn{}}
-	g.p = &party{alias: cfg.ID, mediaIP: cfg.IP, rec: cfg.Recorder, answer: cfg.Answer,
-		incoming: make(chan *Call, 16), wg: &g.wg, closed: make(chan struct{})}
+	g := &Gatekeeper{cfg: cfg, regs: map[string]*Registration{}, waiting: map[[16]byte]chan net.Conn{}}
+	g.init(t, cfg.IP, cfg.Recorder, "gatekeeper", cfg.ID, cfg.Answer)
 	cfg.Recorder.Port(int(g.RASAddr().Port()), "h225")
-	g.wg.Add(2)
-	go func() { defer g.wg.Done(); g.readRAS() }()
-	go func() { defer g.wg.Done(); g.accept() }()
+	g.run(g.handle, g.serveConn)
 	t.Cleanup(g.Close)
 	return g
 }
@@ -160,23 +147,12 @@ func (g *Gatekeeper) Registrations() []Registration {
 }
 
 // Incoming returns the next call a scripted callee answered.
-func (g *Gatekeeper) Incoming(ctx context.Context) (*Call, error) {
-	select {
-	case c := <-g.p.incoming:
-		return c, nil
-	case <-ctx.Done():
-		return nil, errors.Join(ErrTimeout, ctx.Err())
-	}
-}
+func (g *Gatekeeper) Incoming(ctx context.Context) (*Call, error) { return g.incoming(ctx) }
 
 // Close stops the gatekeeper and waits for its goroutines.
 func (g *Gatekeeper) Close() {
 	g.once.Do(func() {
-		g.cancel()
-		close(g.p.closed)
-		g.ras.conn.Close()
-		g.cs.Close()
-		g.wg.Wait()
+		g.shutdown()
 	})
 }
 
@@ -201,20 +177,6 @@ func (g *Gatekeeper) isCallee(alias string) bool {
 }
 
 func (g *Gatekeeper) send(m *h225.RasMessage, to netip.AddrPort) { g.ras.send(m, to) }
-
-func (g *Gatekeeper) readRAS() {
-	buf := make([]byte, 4096)
-	for {
-		m, err := g.ras.read(buf)
-		if err != nil {
-			return
-		}
-		g.msgs.add(m)
-		if m.RAS != nil {
-			g.handle(m)
-		}
-	}
-}
 
 func aliases(list []h225.AliasAddress) []string {
 	var out []string
@@ -415,20 +377,6 @@ func (g *Gatekeeper) InfoRequest(ctx context.Context, alias string) (*h225.InfoR
 		return nil, fmt.Errorf("%w: %s", ErrRejected, ras.Name(r))
 	}
 	return r.InfoRequestResponse, nil
-}
-
-func (g *Gatekeeper) accept() {
-	for {
-		conn, err := g.cs.Accept()
-		if err != nil {
-			return
-		}
-		g.wg.Add(1)
-		go func() {
-			defer g.wg.Done()
-			g.serveConn(conn)
-		}()
-	}
 }
 
 // serveConn handles a call-signalling connection: a Facility binds an

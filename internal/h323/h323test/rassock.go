@@ -150,3 +150,77 @@ func (s *rasSocket) request(ctx context.Context, closed <-chan struct{}, m *h225
 		}
 	}
 }
+
+// node is what the endpoint and the gatekeeper share: a RAS socket, a
+// call-signalling listener, the party that places and answers calls, the
+// log of received messages and the goroutines serving them.
+type node struct {
+	ras  *rasSocket
+	cs   net.Listener
+	p    *party
+	msgs msgLog // messages received
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// init binds the sockets on ip; the party calls itself alias.
+func (n *node) init(t testing.TB, ip netip.Addr, rec *Recorder, what, alias string, answer AnswerConfig) {
+	n.ras, n.cs = listen(t, ip, rec, what)
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.p = &party{alias: alias, mediaIP: ip, rec: rec, answer: answer,
+		incoming: make(chan *Call, 16), wg: &n.wg}
+}
+
+// run serves RAS (every message is logged, then given to handle) and
+// call-signalling connections (each given to serve) until shutdown.
+func (n *node) run(handle func(Message), serve func(net.Conn)) {
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		buf := make([]byte, 4096)
+		for {
+			m, err := n.ras.read(buf)
+			if err != nil {
+				return
+			}
+			n.msgs.add(m)
+			if m.RAS != nil {
+				handle(m)
+			}
+		}
+	}()
+	go func() {
+		defer n.wg.Done()
+		for {
+			conn, err := n.cs.Accept()
+			if err != nil {
+				return
+			}
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				serve(conn)
+			}()
+		}
+	}()
+}
+
+// incoming returns the next call the party answered.
+func (n *node) incoming(ctx context.Context) (*Call, error) {
+	select {
+	case c := <-n.p.incoming:
+		return c, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("h323test: no incoming call: %w", errors.Join(ErrTimeout, ctx.Err()))
+	}
+}
+
+// shutdown stops serving and waits for the goroutines.
+func (n *node) shutdown() {
+	n.cancel()
+	n.ras.conn.Close()
+	n.cs.Close()
+	n.wg.Wait()
+}
