@@ -369,6 +369,13 @@ func (c *Call) handle(m Message) error {
 		}
 	}
 	switch m.Q931.Type {
+	case q931.Facility:
+		if m.UUIE == nil {
+			return nil
+		}
+		if f := m.UUIE.H323UuPdu.H323MessageBody.Facility; f != nil && f.Reason.Choice == h225.FacilityReason_StartH245 && f.H245Address != nil {
+			return c.connectH245(f.H245Address)
+		}
 	case q931.ReleaseComplete:
 		c.mu.Lock()
 		connected := isClosed(c.connected)
@@ -523,6 +530,44 @@ func (c *Call) startH245() error {
 		return err
 	}
 	return c.sendH245(msd(n))
+}
+
+// connectH245 opens the H.245 connection a Facility (startH245) asked
+// for, as an H.460.18 endpoint does towards the traversal server: it
+// sends the H.460.18 genericIndication with the callIdentifier first
+// (H.460.18 §11), then runs H.245 there. A listener of our own, offered
+// in Connect, is closed.
+func (c *Call) connectH245(addr *h225.TransportAddress) error {
+	ap, err := ras.AddrPort(addr)
+	if err != nil {
+		return fmt.Errorf("h323test: Facility h245Address: %w", err)
+	}
+	c.mu.Lock()
+	busy, ln := c.h245 != nil, c.h245ln
+	c.h245ln = nil
+	c.mu.Unlock()
+	if busy {
+		return nil
+	}
+	if ln != nil {
+		ln.Close()
+	}
+	conn, err := net.Dial("tcp", ap.String())
+	if err != nil {
+		return fmt.Errorf("h323test: dial H.245 %s: %w", ap, err)
+	}
+	c.p.rec.Port(int(ap.Port()), "h245")
+	b, err := traversalIndication(c.ID[:]).Marshal()
+	if err == nil {
+		h := newSigConn(conn, c.p.rec)
+		err = h.write(b)
+	}
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("h323test: H.460.18 indication: %w", err)
+	}
+	c.startSeparate(conn)
+	return nil
 }
 
 // startSeparate runs H.245 on its own TCP connection.

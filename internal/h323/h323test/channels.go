@@ -155,3 +155,24 @@ func msd(number int64) *h245.MultimediaSystemControlMessage {
 	return request(&h245.RequestMessage{Choice: h245.RequestMessage_MasterSlaveDetermination,
 		MasterSlaveDetermination: &h245.MasterSlaveDetermination{TerminalType: 50, StatusDeterminationNumber: number}})
 }
+
+// h46018Indication is the H.460.18 H.245 message identifier (0.0.8.460.18.0.1).
+var h46018Indication = asn1per.OID("0.0.8.460.18.0.1")
+
+// traversalIndication is the genericIndication an H.460.18 endpoint sends
+// first on an H.245 connection it opened towards the traversal server,
+// binding it to the call (H.460.18 §11: subMessageIdentifier 1,
+// parameter 1 the callIdentifier).
+func traversalIndication(callID []byte) *h245.MultimediaSystemControlMessage {
+	return &h245.MultimediaSystemControlMessage{Choice: h245.MultimediaSystemControlMessage_Indication,
+		Indication: &h245.IndicationMessage{Choice: h245.IndicationMessage_GenericIndication,
+			GenericIndication: &h245.GenericMessage{
+				MessageIdentifier:    h245.CapabilityIdentifier{Choice: h245.CapabilityIdentifier_Standard, Standard: h46018Indication},
+				SubMessageIdentifier: 1, HasSubMessageIdentifier: true,
+				MessageContent: []h245.GenericParameter{{
+					ParameterIdentifier: h245.ParameterIdentifier{Choice: h245.ParameterIdentifier_Standard, Standard: 1},
+					ParameterValue:      h245.ParameterValue{Choice: h245.ParameterValue_OctetString, OctetString: callID},
+				}},
+				HasMessageContent: true,
+			}}}
+}
