@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/h245"
@@ -91,6 +92,8 @@ type Call struct {
 	done      chan struct{}
 	err       error
 	released  bool
+	// keepAlives counts the empty TPKT packets sent.
+	keepAlives int
 }
 
 func newID() (id [16]byte) {
@@ -112,6 +115,9 @@ type party struct {
 	disengage func(c *Call)
 	incoming  chan *Call
 	wg        *sync.WaitGroup
+	// keepAlive is the interval of empty TPKT packets on call signalling,
+	// 0 for none.
+	keepAlive time.Duration
 }
 
 func (p *party) newCall(caller bool, kinds []Kind) (*Call, error) {
@@ -144,6 +150,15 @@ func (c *Call) closeMedia() {
 // Messages returns the call-signalling and H.245 messages this side
 // received for the call.
 func (c *Call) Messages() []Message { return c.msgs.all() }
+
+// KeepAlivesSent returns how many empty TPKT keep-alives this side sent
+// on the call's signalling connection (see
+// EndpointConfig.SignallingKeepAlive).
+func (c *Call) KeepAlivesSent() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.keepAlives
+}
 
 // Connected is closed when the call is connected.
 func (c *Call) Connected() <-chan struct{} { return c.connected }
@@ -342,6 +357,27 @@ func aliasOf(s string) h225.AliasAddress {
 
 // loop reads call-signalling messages until the connection ends.
 func (c *Call) loop() {
+	if c.p.keepAlive > 0 {
+		c.p.wg.Add(1)
+		go func() {
+			defer c.p.wg.Done()
+			tick := time.NewTicker(c.p.keepAlive)
+			defer tick.Stop()
+			for {
+				select {
+				case <-tick.C:
+					if c.sig.write(nil) != nil {
+						return
+					}
+					c.mu.Lock()
+					c.keepAlives++
+					c.mu.Unlock()
+				case <-c.done:
+					return
+				}
+			}
+		}()
+	}
 	for {
 		m, err := c.sig.readQ931()
 		if err != nil {

@@ -39,6 +39,11 @@ type EndpointConfig struct {
 	// its RAS messages and the sourceCallSignalAddress of its Setups: an
 	// endpoint behind a NAT advertises its private addresses.
 	AdvertiseRAS, AdvertiseCallSignal netip.AddrPort
+	// SignallingKeepAlive, when set, sends an empty TPKT packet (H.225.0
+	// §7.2.2 keep-alive; H.460.18 endpoints keep their outbound
+	// connection open so) on every call-signalling connection at this
+	// interval.
+	SignallingKeepAlive time.Duration
 	// Answer is how incoming calls are answered.
 	Answer AnswerConfig
 	// Recorder, when set, records everything the endpoint sends.
@@ -81,6 +86,7 @@ func NewEndpoint(t testing.TB, cfg EndpointConfig) *Endpoint {
 	}
 	e := &Endpoint{cfg: cfg, t: t}
 	e.init(t, cfg.IP, cfg.Recorder, "endpoint", cfg.Alias, cfg.Answer)
+	e.p.keepAlive = cfg.SignallingKeepAlive
 	e.p.admit = e.admit
 	e.p.disengage = e.disengage
 	if cfg.Gatekeeper.IsValid() {
@@ -163,7 +169,9 @@ func (e *Endpoint) rasEndpoint() ras.Endpoint {
 		Aliases: []h225.AliasAddress{aliasOf(e.cfg.Alias)}, Gatekeeper: e.gkID,
 		EndpointID: e.endpointID, TimeToLive: e.cfg.TimeToLive}
 	if e.cfg.H46018 {
-		re.FeatureSet = ras.Supported(ras.Feature(ras.H46018), ras.Feature(ras.H46019))
+		// as h323plus: H.460.18 in GRQ/RRQ; H.460.19 (media) is not
+		// simulated, so not offered
+		re.FeatureSet = ras.Supported(ras.Feature(ras.H46018))
 	}
 	return re
 }

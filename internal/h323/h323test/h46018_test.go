@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/h245"
@@ -92,4 +93,39 @@ func TestStartH245Facility(t *testing.T) {
 	if in.ID != server.ID {
 		t.Errorf("callee call %x, want %x", in.ID, server.ID)
 	}
+}
+
+// TestSignallingKeepAlive checks that empty TPKT keep-alives on the call
+// signalling connection, as H.460.18 endpoints send them, neither break
+// the call nor show up malformed in tshark.
+func TestSignallingKeepAlive(t *testing.T) {
+	ctx := testCtx(t)
+	rec := NewRecorder(t)
+	a := NewEndpoint(t, EndpointConfig{Alias: "1001", SignallingKeepAlive: time.Millisecond, Recorder: rec})
+	b := NewEndpoint(t, EndpointConfig{Alias: "2001", Recorder: rec})
+	call, err := a.Call(ctx, "2001", CallOptions{Direct: b.CallSignalAddr(), FastStart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := b.Incoming(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for call.KeepAlivesSent() < 3 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatalf("%d keep-alives sent", call.KeepAlivesSent())
+		}
+	}
+	if err := call.Hangup(); err != nil {
+		t.Fatal(err)
+	}
+	<-in.Done()
+	if err := in.Err(); err != nil {
+		t.Errorf("callee ended with %v", err)
+	}
+	NoMalformed(t, rec.Dissect(t))
 }
