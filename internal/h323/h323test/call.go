@@ -94,6 +94,8 @@ type Call struct {
 	released  bool
 	// keepAlives counts the empty TPKT packets sent.
 	keepAlives int
+	// disengaged is set when the gatekeeper's DRQ ended the call.
+	disengaged bool
 }
 
 func newID() (id [16]byte) {
@@ -113,11 +115,20 @@ type party struct {
 	admit func(ctx context.Context, c *Call, answer bool) (netip.AddrPort, error)
 	// disengage sends the DRQ of an ended call; nil when not registered.
 	disengage func(c *Call)
-	incoming  chan *Call
-	wg        *sync.WaitGroup
+	// track, when set, is told of every call once it has a connection.
+	track    func(c *Call)
+	incoming chan *Call
+	wg       *sync.WaitGroup
 	// keepAlive is the interval of empty TPKT packets on call signalling,
 	// 0 for none.
 	keepAlive time.Duration
+}
+
+// tracked tells the owner of c, once its signalling connection is set.
+func (p *party) tracked(c *Call) {
+	if p.track != nil {
+		p.track(c)
+	}
 }
 
 func (p *party) newCall(caller bool, kinds []Kind) (*Call, error) {
@@ -280,6 +291,7 @@ func endpointType() h225.EndpointType {
 func (c *Call) place(ctx context.Context, conn net.Conn, dest string, opts CallOptions, srcCallSignal netip.AddrPort) error {
 	c.sig = newSigConn(conn, c.p.rec)
 	c.Dest = dest
+	c.p.tracked(c)
 	setup := &h225.SetupUUIE{
 		ProtocolIdentifier: h225.ProtocolIdentifier(h225.ProtocolV7),
 		SourceAddress:      []h225.AliasAddress{aliasOf(c.p.alias)}, HasSourceAddress: c.p.alias != "",
@@ -841,6 +853,7 @@ func (p *party) serveIncoming(ctx context.Context, conn net.Conn, first *Message
 		return
 	}
 	c.sig = sig
+	p.tracked(c)
 	if err := c.answer(ctx, setup); err != nil {
 		c.end(err)
 		return

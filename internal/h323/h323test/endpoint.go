@@ -1,6 +1,7 @@
 package h323test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -70,8 +71,10 @@ type Endpoint struct {
 	h46018     bool // the gatekeeper confirmed H.460.18
 	registered bool
 	keepAlives int
-	calls      []*Call
-	closeOnce  sync.Once
+	// reregistrations counts full registrations after a keep-alive RRJ.
+	reregistrations int
+	calls           []*Call
+	closeOnce       sync.Once
 }
 
 // NewEndpoint binds the endpoint's RAS and call-signalling sockets and
@@ -87,6 +90,11 @@ func NewEndpoint(t testing.TB, cfg EndpointConfig) *Endpoint {
 	e := &Endpoint{cfg: cfg, t: t}
 	e.init(t, cfg.IP, cfg.Recorder, "endpoint", cfg.Alias, cfg.Answer)
 	e.p.keepAlive = cfg.SignallingKeepAlive
+	e.p.track = func(c *Call) {
+		e.mu.Lock()
+		e.calls = append(e.calls, c)
+		e.mu.Unlock()
+	}
 	e.p.admit = e.admit
 	e.p.disengage = e.disengage
 	if cfg.Gatekeeper.IsValid() {
@@ -271,12 +279,32 @@ func (e *Endpoint) keepAlive() {
 		ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 		resp, err := e.request(ctx, ras.RRQ(e.nextSeq(), re))
 		cancel()
-		if err == nil && resp.Choice == h225.RasMessage_RegistrationConfirm {
+		switch {
+		case err != nil:
+		case resp.Choice == h225.RasMessage_RegistrationConfirm:
 			e.mu.Lock()
 			e.keepAlives++
 			e.mu.Unlock()
+		case resp.Choice == h225.RasMessage_RegistrationReject:
+			// the gatekeeper lost the registration (fullRegistrationRequired
+			// after a restart, say): register again, as real endpoints do
+			ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+			if e.Register(ctx) == nil {
+				e.mu.Lock()
+				e.reregistrations++
+				e.mu.Unlock()
+			}
+			cancel()
 		}
 	}
+}
+
+// Reregistrations returns how many times a rejected keep-alive made the
+// endpoint register again.
+func (e *Endpoint) Reregistrations() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.reregistrations
 }
 
 // Unregister sends a URQ and stops the keep-alives.
@@ -330,7 +358,10 @@ func (e *Endpoint) disengage(c *Call) {
 	e.mu.Lock()
 	reg, id := e.registered, e.endpointID
 	e.mu.Unlock()
-	if !reg {
+	c.mu.Lock()
+	done := c.disengaged
+	c.mu.Unlock()
+	if !reg || done {
 		return
 	}
 	drq := ras.DRQ(e.nextSeq(), ras.Call{EndpointID: id, Ref: int(c.Ref), ConferenceID: c.ConferenceID[:], ID: c.ID[:], Answered: !c.Caller},
@@ -376,9 +407,6 @@ func (e *Endpoint) Call(ctx context.Context, dest string, opts CallOptions) (*Ca
 		return nil, fmt.Errorf("h323test: call %s: %w", to, err)
 	}
 	e.cfg.Recorder.Port(int(to.Port()), "tpkt")
-	e.mu.Lock()
-	e.calls = append(e.calls, c)
-	e.mu.Unlock()
 	if err := c.place(ctx, conn, dest, opts, e.advertisedCallSignal()); err != nil {
 		return c, err
 	}
@@ -422,6 +450,20 @@ func (e *Endpoint) handleRequest(m Message) {
 		e.reply(ras.IRR(r.InfoRequest, 0, re), m.From)
 	case h225.RasMessage_DisengageRequest:
 		e.reply(ras.DCF(r.DisengageRequest), m.From)
+		// the gatekeeper ends the call: release it without a DRQ of ours
+		if id := r.DisengageRequest.CallIdentifier; id != nil {
+			e.mu.Lock()
+			calls := e.calls
+			e.mu.Unlock()
+			for _, c := range calls {
+				if bytes.Equal(c.ID[:], id.Guid) {
+					c.mu.Lock()
+					c.disengaged = true
+					c.mu.Unlock()
+					c.Hangup()
+				}
+			}
+		}
 	case h225.RasMessage_UnregistrationRequest:
 		e.mu.Lock()
 		e.registered = false

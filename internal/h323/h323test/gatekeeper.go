@@ -567,3 +567,53 @@ func (g *Gatekeeper) waitFacility(t testing.TB, callID []byte, trigger func()) {
 		t.Fatal("h323test: no Facility for the SCI's call")
 	}
 }
+
+// Unregister sends a URQ to the endpoint registered under alias and drops
+// the registration once it confirms.
+func (g *Gatekeeper) Unregister(ctx context.Context, alias string) error {
+	reg, ok := g.Registered(alias)
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrNotRegistered, alias)
+	}
+	urq := ras.URQ(g.nextSeq(), ras.Endpoint{CallSignal: reg.CallSignal, EndpointID: reg.EndpointID, Gatekeeper: g.cfg.ID})
+	r, err := g.request(ctx, urq, reg.Source)
+	if err != nil {
+		return err
+	}
+	if r.Choice != h225.RasMessage_UnregistrationConfirm {
+		return fmt.Errorf("%w: %s", ErrRejected, ras.Name(r))
+	}
+	g.mu.Lock()
+	delete(g.regs, reg.EndpointID)
+	g.mu.Unlock()
+	return nil
+}
+
+// Disengage sends a DRQ (forcedDrop) for the call callID to the endpoint
+// registered under alias and waits for its DCF; the endpoint releases the
+// call.
+func (g *Gatekeeper) Disengage(ctx context.Context, alias string, callID [16]byte) error {
+	reg, ok := g.Registered(alias)
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrNotRegistered, alias)
+	}
+	drq := ras.DRQ(g.nextSeq(), ras.Call{EndpointID: reg.EndpointID, ConferenceID: make([]byte, 16), ID: callID[:]},
+		h225.DisengageReason_ForcedDrop)
+	r, err := g.request(ctx, drq, reg.Source)
+	if err != nil {
+		return err
+	}
+	if r.Choice != h225.RasMessage_DisengageConfirm {
+		return fmt.Errorf("%w: %s", ErrRejected, ras.Name(r))
+	}
+	return nil
+}
+
+// Forget drops every registration without telling the endpoints, as a
+// restarted gatekeeper would: their next keep-alive RRQs are rejected
+// (fullRegistrationRequired) unless they carry aliases.
+func (g *Gatekeeper) Forget() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.regs = map[string]*Registration{}
+}

@@ -162,3 +162,67 @@ func TestRASRequests(t *testing.T) {
 		}
 	}
 }
+
+// TestGatekeeperRequests covers the gatekeeper's own requests: DRQ ends a
+// call at both ends, a lost registration makes the endpoint register
+// again, URQ unregisters.
+func TestGatekeeperRequests(t *testing.T) {
+	ctx := testCtx(t)
+	gk := NewGatekeeper(t, GatekeeperConfig{})
+	a := NewEndpoint(t, EndpointConfig{Alias: "1001", Gatekeeper: gk.RASAddr(), KeepAlive: 5 * time.Millisecond})
+	b := NewEndpoint(t, EndpointConfig{Alias: "2001", Gatekeeper: gk.RASAddr()})
+	for _, ep := range []*Endpoint{a, b} {
+		if err := ep.Register(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	call, err := a.Call(ctx, "2001", CallOptions{FastStart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := b.Incoming(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gk.Disengage(ctx, "1001", call.ID); err != nil {
+		t.Fatal(err)
+	}
+	<-call.Done()
+	<-in.Done()
+	// the DRQ'd caller sends no DRQ; the callee, released by the caller, does
+	if err := gk.WaitFor(ctx, "DRQ", 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range Find(gk.Received(), "DRQ") {
+		if asString(m.RAS.DisengageRequest.EndpointIdentifier) == a.EndpointID() {
+			t.Error("caller sent a DRQ after the gatekeeper's")
+		}
+	}
+
+	gk.Forget()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for a.Reregistrations() == 0 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatal("endpoint did not register again")
+		}
+	}
+	if _, ok := gk.Registered("1001"); !ok {
+		t.Fatal("1001 not registered again")
+	}
+
+	if err := b.Register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := gk.Unregister(ctx, "2001"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := gk.Registered("2001"); ok {
+		t.Error("2001 still registered")
+	}
+	if Count(b.RAS(), "URQ") != 1 {
+		t.Errorf("endpoint got %d URQ", Count(b.RAS(), "URQ"))
+	}
+}
