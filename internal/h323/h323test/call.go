@@ -64,6 +64,9 @@ type AnswerConfig struct {
 	// Echo sends every RTP packet received back to the peer's media
 	// address.
 	Echo bool
+	// NoConnect stops after Alerting: the call rings until the caller
+	// gives up (for answer-timeout tests).
+	NoConnect bool
 }
 
 // Call is one simulated call, on either side.
@@ -780,6 +783,9 @@ func (c *Call) answer(ctx context.Context, setup Message) error {
 	}
 	if err := c.sig.sendQ931(q931.Alerting, c.Ref, true, c.uu(body(h225.H323UUPDUH323MessageBody_Alerting))); err != nil {
 		return err
+	}
+	if c.p.answer.NoConnect {
+		return nil
 	}
 	conn := &h225.ConnectUUIE{ProtocolIdentifier: h225.ProtocolIdentifier(h225.ProtocolV7),
 		DestinationInfo: endpointType(), ConferenceID: c.ConferenceID[:], CallIdentifier: c.callID(),

@@ -31,6 +31,10 @@ type GatekeeperConfig struct {
 	// RegistrationRejectReason alternative (h225.RegistrationRejectReason_*)
 	// to reject it, or -1 to accept.
 	RejectRRQ func(*h225.RegistrationRequest) int
+	// RejectARQ, when set, is asked for every ARQ and returns an
+	// AdmissionRejectReason alternative (h225.AdmissionRejectReason_*) to
+	// reject it, or -1 to go on.
+	RejectARQ func(*h225.AdmissionRequest) int
 	// StrictKeepAlive rejects a keep-alive RRQ whose endpointIdentifier
 	// it did not assign with fullRegistrationRequired. By default such an
 	// RRQ is matched to a registration by its callSignalAddress, or, when
@@ -338,6 +342,11 @@ func (g *Gatekeeper) admit(arq *h225.AdmissionRequest) *h225.RasMessage {
 	defer g.mu.Unlock()
 	if _, ok := g.regs[asString(arq.EndpointIdentifier)]; !ok {
 		return ras.ARJ(arq, h225.AdmissionRejectReason_CallerNotRegistered)
+	}
+	if g.cfg.RejectARQ != nil {
+		if reason := g.cfg.RejectARQ(arq); reason >= 0 {
+			return ras.ARJ(arq, reason)
+		}
 	}
 	if arq.AnswerCall {
 		return ras.ACF(arq, g.CallSignalAddr(), g.cfg.Routed)

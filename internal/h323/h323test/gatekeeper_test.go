@@ -1,6 +1,7 @@
 package h323test
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -69,6 +70,41 @@ func TestCallRefused(t *testing.T) {
 	t.Run("unknown alias", func(t *testing.T) {
 		if _, err := a.Call(ctx, "3001", CallOptions{}); !errors.Is(err, ErrRejected) {
 			t.Fatalf("call to unregistered alias: %v, want an ARJ", err)
+		}
+	})
+	t.Run("callee does not answer", func(t *testing.T) {
+		c := NewEndpoint(t, EndpointConfig{Alias: "4001", Answer: AnswerConfig{NoConnect: true}})
+		ringing, cancel := context.WithCancel(ctx)
+		defer cancel()
+		got := make(chan *Call, 1)
+		go func() {
+			// the caller gives up once the callee rings
+			in, _ := c.Incoming(ctx)
+			got <- in
+			cancel()
+		}()
+		if _, err := a.Call(ringing, "4001", CallOptions{Direct: c.CallSignalAddr()}); !errors.Is(err, ErrTimeout) {
+			t.Fatalf("call: %v, want a timeout", err)
+		}
+		in := <-got
+		if in == nil {
+			t.Fatal("callee saw no call")
+		}
+		if isClosed(in.connected) {
+			t.Error("callee connected")
+		}
+		if Count(in.Messages(), "Setup") != 1 {
+			t.Errorf("callee got %d Setup", Count(in.Messages(), "Setup"))
+		}
+	})
+	t.Run("gatekeeper rejects ARQ", func(t *testing.T) {
+		gk2 := NewGatekeeper(t, GatekeeperConfig{RejectARQ: func(*h225.AdmissionRequest) int { return h225.AdmissionRejectReason_RequestDenied }})
+		d := NewEndpoint(t, EndpointConfig{Alias: "5001", Gatekeeper: gk2.RASAddr()})
+		if err := d.Register(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Call(ctx, "5001", CallOptions{}); !errors.Is(err, ErrRejected) {
+			t.Fatalf("call: %v, want an ARJ", err)
 		}
 	})
 	t.Run("callee rejects", func(t *testing.T) {
