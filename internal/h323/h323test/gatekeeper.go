@@ -282,11 +282,9 @@ func (g *Gatekeeper) register(rrq *h225.RegistrationRequest, from netip.AddrPort
 		if !ok && !g.cfg.StrictKeepAlive {
 			// an endpoint registered by a replayed capture keeps the
 			// identifier the capture's gatekeeper gave it: find it by
-			// its call-signalling address
-			for _, r := range g.regs {
-				if r.CallSignal == firstAddr(rrq.CallSignalAddress) {
-					reg, ok, id = r, true, r.EndpointID
-				}
+			// its call-signalling address (and aliases, when given)
+			if reg = g.match(rrq); reg != nil {
+				ok, id = true, reg.EndpointID
 			}
 		}
 		if ok && (rrq.HasEndpointIdentifier || !g.cfg.StrictKeepAlive) {
@@ -310,16 +308,15 @@ func (g *Gatekeeper) register(rrq *h225.RegistrationRequest, from netip.AddrPort
 		return ras.RRJ(rrq, h225.RegistrationRejectReason_InvalidCallSignalAddress)
 	}
 	names := aliases(rrq.TerminalAlias)
-	for _, a := range names {
-		if r := g.lookup(a); r != nil && r.CallSignal != firstAddr(rrq.CallSignalAddress) {
-			return ras.RRJ(rrq, h225.RegistrationRejectReason_DuplicateAlias)
+	same := g.match(rrq)
+	if id == "" || g.regs[id] == nil {
+		if same != nil && len(names) > 0 {
+			id = same.EndpointID
 		}
 	}
-	if id == "" || g.regs[id] == nil {
-		for _, r := range g.regs {
-			if r.CallSignal == firstAddr(rrq.CallSignalAddress) {
-				id = r.EndpointID
-			}
+	for _, a := range names {
+		if r := g.lookup(a); r != nil && r.EndpointID != id {
+			return ras.RRJ(rrq, h225.RegistrationRejectReason_DuplicateAlias)
 		}
 	}
 	if id == "" {
@@ -335,6 +332,38 @@ func (g *Gatekeeper) register(rrq *h225.RegistrationRequest, from netip.AddrPort
 		rcf.RegistrationConfirm.FeatureSet = ras.Supported(ras.Feature(ras.H46018))
 	}
 	return rcf
+}
+
+// match returns the registration an RRQ without a known
+// endpointIdentifier renews: the one with its callSignalAddress and, when
+// the RRQ has aliases, one of them. Several endpoints may share one
+// call-signalling address (all those a proxy such as Portico registers);
+// nil when none or, without aliases, more than one match.
+func (g *Gatekeeper) match(rrq *h225.RegistrationRequest) *Registration {
+	cs := firstAddr(rrq.CallSignalAddress)
+	names := aliases(rrq.TerminalAlias)
+	var found *Registration
+	n := 0
+	for _, r := range g.regs {
+		if r.CallSignal != cs {
+			continue
+		}
+		if len(names) == 0 {
+			found, n = r, n+1
+			continue
+		}
+		for _, a := range names {
+			for _, b := range r.Aliases {
+				if a == b {
+					return r
+				}
+			}
+		}
+	}
+	if n == 1 {
+		return found
+	}
+	return nil
 }
 
 func (g *Gatekeeper) admit(arq *h225.AdmissionRequest) *h225.RasMessage {

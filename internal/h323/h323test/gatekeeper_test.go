@@ -262,3 +262,29 @@ func TestGatekeeperRequests(t *testing.T) {
 		t.Errorf("endpoint got %d URQ", Count(b.RAS(), "URQ"))
 	}
 }
+
+// TestSharedCallSignalAddress registers two endpoints with one
+// call-signalling address, as a proxy registers the endpoints behind it:
+// both registrations must stand, and a third endpoint cannot take an
+// alias of theirs from elsewhere.
+func TestSharedCallSignalAddress(t *testing.T) {
+	ctx := testCtx(t)
+	gk := NewGatekeeper(t, GatekeeperConfig{})
+	shared := netip.MustParseAddrPort("127.0.0.1:1720")
+	a := NewEndpoint(t, EndpointConfig{Alias: "1001", Gatekeeper: gk.RASAddr(), AdvertiseCallSignal: shared})
+	b := NewEndpoint(t, EndpointConfig{Alias: "1002", Gatekeeper: gk.RASAddr(), AdvertiseCallSignal: shared})
+	for _, ep := range []*Endpoint{a, b} {
+		if err := ep.Register(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ra, okA := gk.Registered("1001")
+	rb, okB := gk.Registered("1002")
+	if !okA || !okB || ra.EndpointID == rb.EndpointID {
+		t.Fatalf("registrations %+v %+v", ra, rb)
+	}
+	c := NewEndpoint(t, EndpointConfig{Alias: "1001", Gatekeeper: gk.RASAddr()})
+	if err := c.Register(ctx); !errors.Is(err, ErrRejected) {
+		t.Errorf("duplicate alias from another address: %v", err)
+	}
+}
