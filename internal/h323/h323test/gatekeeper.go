@@ -217,10 +217,9 @@ func (g *Gatekeeper) handle(m Message) {
 		g.mu.Lock()
 		id := asString(u.EndpointIdentifier)
 		if _, ok := g.regs[id]; !ok || !u.HasEndpointIdentifier {
-			for k, reg := range g.regs {
-				if reg.CallSignal == firstAddr(u.CallSignalAddress) {
-					id = k
-				}
+			id = ""
+			if reg := g.match(&h225.RegistrationRequest{CallSignalAddress: u.CallSignalAddress, TerminalAlias: u.EndpointAlias}); reg != nil {
+				id = reg.EndpointID
 			}
 		}
 		_, ok := g.regs[id]
