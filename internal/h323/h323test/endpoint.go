@@ -73,8 +73,10 @@ type Endpoint struct {
 	keepAlives int
 	// reregistrations counts full registrations after a keep-alive RRJ.
 	reregistrations int
-	calls           []*Call
-	closeOnce       sync.Once
+	// indications holds the callIDs of the SCIs acted on.
+	indications map[[16]byte]bool
+	calls       []*Call
+	closeOnce   sync.Once
 }
 
 // NewEndpoint binds the endpoint's RAS and call-signalling sockets and
@@ -441,6 +443,19 @@ func (e *Endpoint) handleRequest(m Message) {
 		e.reply(ras.SCR(r.ServiceControlIndication, -1, nil), m.From)
 		ic, err := ras.FindIncomingCall(r)
 		if err != nil {
+			return
+		}
+		// a retransmitted SCI is answered again but connects once
+		var id [16]byte
+		copy(id[:], ic.CallID)
+		e.mu.Lock()
+		seen := e.indications[id]
+		if e.indications == nil {
+			e.indications = map[[16]byte]bool{}
+		}
+		e.indications[id] = true
+		e.mu.Unlock()
+		if seen {
 			return
 		}
 		e.wg.Add(1)

@@ -129,3 +129,35 @@ func TestSignallingKeepAlive(t *testing.T) {
 	}
 	NoMalformed(t, rec.Dissect(t))
 }
+
+// TestSCIRetransmitted sends the same SCI twice: the endpoint answers
+// both with an SCR but opens one connection (one Facility).
+func TestSCIRetransmitted(t *testing.T) {
+	ctx := testCtx(t)
+	gk := NewGatekeeper(t, GatekeeperConfig{})
+	ep := NewEndpoint(t, EndpointConfig{Alias: "ep2", Gatekeeper: gk.RASAddr(), H46018: true})
+	if err := ep.Register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := newID()
+	feat, err := ras.IncomingCall(ras.IncomingCallIndication{CallSignal: gk.CallSignalAddr(), CallID: id[:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sci := ras.SCI(9, ras.Supported(feat))
+	reg, _ := gk.Registered("ep2")
+	gk.waitFacility(t, id[:], func() {
+		gk.send(sci, reg.Source)
+		gk.send(sci, reg.Source)
+	})
+	if err := gk.WaitFor(ctx, "SCR", 2); err != nil {
+		t.Fatal(err)
+	}
+	// closing waits for the endpoint's connections and the gatekeeper's
+	// reading of them
+	ep.Close()
+	gk.Close()
+	if n := bindings(gk.Received()); n != 1 {
+		t.Errorf("%d Facility, want 1", n)
+	}
+}

@@ -126,8 +126,8 @@ func TestCalls(t *testing.T) {
 				}
 			}
 			if tc.h46018 {
-				if Count(b.RAS(), "SCI") != 1 || Count(gk.Received(), "SCR") != 1 || Count(gk.Received(), "Facility") < 1 {
-					t.Errorf("H.460.18: SCI %d, SCR %d, Facility %d", Count(b.RAS(), "SCI"), Count(gk.Received(), "SCR"), Count(gk.Received(), "Facility"))
+				if Count(b.RAS(), "SCI") < 1 || Count(gk.Received(), "SCR") < 1 || bindings(gk.Received()) != 1 {
+					t.Errorf("H.460.18: SCI %d, SCR %d, Facility binding %d", Count(b.RAS(), "SCI"), Count(gk.Received(), "SCR"), bindings(gk.Received()))
 				}
 			}
 			if (tc.routed || tc.h46018) != (Count(gk.Received(), "Setup") == 1) {
@@ -206,4 +206,16 @@ func TestDissectReportsMalformed(t *testing.T) {
 	if !frames[1].Malformed {
 		t.Error("truncated GRQ not reported malformed")
 	}
+}
+
+// bindings counts the Facility messages with a facility body (the
+// H.460.18 binding ones; tunnelled H.245 comes in empty-bodied ones).
+func bindings(msgs []Message) int {
+	n := 0
+	for _, m := range Find(msgs, "Facility") {
+		if m.UUIE != nil && m.UUIE.H323UuPdu.H323MessageBody.Facility != nil {
+			n++
+		}
+	}
+	return n
 }
