@@ -69,7 +69,10 @@ type AnswerConfig struct {
 	NoConnect bool
 }
 
-// Call is one simulated call, on either side.
+// Call is one simulated call, on either side: part of the Endpoint and
+// Gatekeeper test stand-ins for real H.323 products. It owns its
+// signalling connection, its separate H.245 connection if any, and one
+// RTP and one RTCP socket per channel; all are closed when it ends.
 type Call struct {
 	// ID is the callIdentifier, ConferenceID the conferenceID.
 	ID, ConferenceID [16]byte
