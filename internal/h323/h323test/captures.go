@@ -1,6 +1,3 @@
-// Package h323test holds test helpers for the H.323 codecs: reading the
-// reference captures in ../shared/ref/captures through tshark and writing
-// classic pcap files (RFC-less libpcap format) for tshark to dissect.
 package h323test
 
 import (
