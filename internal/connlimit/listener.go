@@ -251,6 +251,22 @@ func (l *Listener) Err() error {
 	return nil
 }
 
+// Status says how a served listener fares, for readiness: "" while it
+// serves, "not serving: why" once its serving ended (dead is why, nil while
+// it serves), or "accept failing: err" while accepts are being retried (lim
+// may be nil for a listener not wrapped).
+func Status(dead *string, lim *Listener) string {
+	if dead != nil {
+		return "not serving: " + *dead
+	}
+	if lim != nil {
+		if err := lim.Err(); err != nil {
+			return "accept failing: " + err.Error()
+		}
+	}
+	return ""
+}
+
 // Close closes the wrapped listener; a blocked Accept returns
 // net.ErrClosed. Open connections are not touched. Safe to call twice.
 func (l *Listener) Close() error {

@@ -86,15 +86,7 @@ func (s *Server) ListenerStatus() []ListenerStatus {
 	s.sockMu.Unlock()
 	out := make([]ListenerStatus, 0, len(ls))
 	for _, l := range ls {
-		st := ListenerStatus{Interface: l.iface, Transport: l.transport, Address: l.addr}
-		if d := l.dead.Load(); d != nil {
-			st.Err = "not serving: " + *d
-		} else if l.lim != nil {
-			if err := l.lim.Err(); err != nil {
-				st.Err = "accept failing: " + err.Error()
-			}
-		}
-		out = append(out, st)
+		out = append(out, ListenerStatus{Interface: l.iface, Transport: l.transport, Address: l.addr, Err: connlimit.Status(l.dead.Load(), l.lim)})
 	}
 	return out
 }

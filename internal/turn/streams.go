@@ -39,15 +39,7 @@ func (s *Server) ListenerStatus() []ListenerStatus {
 	s.mu.Unlock()
 	out := make([]ListenerStatus, 0, len(ls))
 	for _, l := range ls {
-		st := ListenerStatus{Transport: l.kind, Address: l.Addr().String()}
-		if d := l.dead.Load(); d != nil {
-			st.Err = "not serving: " + *d
-		} else if l.lim != nil {
-			if err := l.lim.Err(); err != nil {
-				st.Err = "accept failing: " + err.Error()
-			}
-		}
-		out = append(out, st)
+		out = append(out, ListenerStatus{Transport: l.kind, Address: l.Addr().String(), Err: connlimit.Status(l.dead.Load(), l.lim)})
 	}
 	return out
 }
