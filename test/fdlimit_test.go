@@ -104,42 +104,10 @@ access_proxy:
 
 	// The flood: 400 idle connections, more than the daemon's whole
 	// descriptor table.
-	var flood []net.Conn
-	defer func() {
-		for _, c := range flood {
-			c.Close()
-		}
-	}()
-	for range 400 {
-		c, err := net.DialTimeout("tcp", sipAddr, 2*time.Second)
-		if err != nil {
-			continue // the backlog is full: the daemon is not accepting
-		}
-		flood = append(flood, c)
-	}
-	// Check once the daemon has taken what it will of the flood: its
-	// descriptor count has stopped growing.
-	fds := openFDs(d.cmd.Process.Pid)
-	for i := 0; i < 100; i++ {
-		time.Sleep(200 * time.Millisecond)
-		n := openFDs(d.cmd.Process.Pid)
-		if n == fds {
-			break
-		}
-		fds = n
-	}
-	t.Logf("flood: %d connections held; the daemon has %d descriptors open of 256", len(flood), fds)
-
+	flood := floodConns(t, d, sipAddr, 1)
+	healthzAnswers(t, d)
 	hc := insecureClient(nil)
 	hc.Timeout = 10 * time.Second
-	if resp, err := hc.Get(d.url + "/healthz"); err != nil {
-		t.Errorf("management /healthz during the flood: %v", err)
-	} else {
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("management /healthz during the flood: %s", resp.Status)
-		}
-	}
 
 	if line, err := httpStatusLine(apAddr, 10*time.Second); err != nil || !strings.HasPrefix(line, "HTTP/1.1 ") {
 		t.Errorf("access proxy during the flood: %q, %v", line, err)
@@ -166,5 +134,57 @@ access_proxy:
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("/readyz after the flood: %s", resp.Status)
+	}
+}
+
+// floodConns opens 400 idle TCP connections to addr from sources loopback
+// addresses (127.0.0.20 on; 1: the default source), closed when the test
+// ends, and returns once the daemon has taken what it will of them (its
+// descriptor count stopped growing).
+func floodConns(t *testing.T, d *daemon, addr string, sources int) []net.Conn {
+	t.Helper()
+	var flood []net.Conn
+	t.Cleanup(func() {
+		for _, c := range flood {
+			c.Close()
+		}
+	})
+	for i := range 400 {
+		dl := net.Dialer{Timeout: 2 * time.Second}
+		if sources > 1 {
+			dl.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(20+i%sources))}
+		}
+		c, err := dl.Dial("tcp", addr)
+		if err != nil {
+			continue // the backlog is full: the daemon is not accepting
+		}
+		flood = append(flood, c)
+	}
+	fds := openFDs(d.cmd.Process.Pid)
+	for i := 0; i < 100; i++ {
+		time.Sleep(200 * time.Millisecond)
+		n := openFDs(d.cmd.Process.Pid)
+		if n == fds {
+			break
+		}
+		fds = n
+	}
+	t.Logf("flood: %d connections held; the daemon has %d descriptors open of 256", len(flood), fds)
+	return flood
+}
+
+// healthzAnswers checks that management answers /healthz (during a flood).
+func healthzAnswers(t *testing.T, d *daemon) {
+	t.Helper()
+	hc := insecureClient(nil)
+	hc.Timeout = 10 * time.Second
+	resp, err := hc.Get(d.url + "/healthz")
+	if err != nil {
+		t.Errorf("management /healthz during the flood: %v", err)
+		return
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("management /healthz during the flood: %s", resp.Status)
 	}
 }

@@ -61,41 +61,10 @@ func TestTURNTCPSurvivesDescriptorExhaustion(t *testing.T) {
 		t.Fatalf("Binding over TCP before the flood: %v", err)
 	}
 
-	var flood []net.Conn
-	defer func() {
-		for _, c := range flood {
-			c.Close()
-		}
-	}()
-	for i := range 400 {
-		dl := net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(20+i%8))}}
-		c, err := dl.Dial("tcp", turnAddr)
-		if err != nil {
-			continue // the backlog is full: the daemon is not accepting
-		}
-		flood = append(flood, c)
-	}
-	fds := openFDs(d.cmd.Process.Pid)
-	for i := 0; i < 100; i++ {
-		time.Sleep(200 * time.Millisecond)
-		n := openFDs(d.cmd.Process.Pid)
-		if n == fds {
-			break
-		}
-		fds = n
-	}
-	t.Logf("flood: %d connections held; the daemon has %d descriptors open of 256", len(flood), fds)
-
+	flood := floodConns(t, d, turnAddr, 8)
+	healthzAnswers(t, d)
 	hc := insecureClient(nil)
 	hc.Timeout = 10 * time.Second
-	if resp, err := hc.Get(d.url + "/healthz"); err != nil {
-		t.Errorf("management /healthz during the flood: %v", err)
-	} else {
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("management /healthz during the flood: %s", resp.Status)
-		}
-	}
 
 	for _, c := range flood {
 		c.Close()
