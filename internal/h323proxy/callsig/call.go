@@ -243,10 +243,15 @@ func (c *call) pump(from Side) {
 				c.malformed(from, err)
 			case errors.Is(err, net.ErrClosed):
 				c.end(CauseNormal, "", "")
-			case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-				c.end(CauseRecoveryTimer, "portico", "timeout: no answer")
+			case isTimeout(err):
+				c.releaseBoth(CauseRecoveryTimer, "portico", "timeout: no answer")
 			default:
-				c.end(CauseTemporary, from.String(), "connection lost on the "+from.String())
+				// The connection closed without ReleaseComplete: clear
+				// the other side for it.
+				if !c.isEnded() {
+					c.legs[from.Other()].send(releaseComplete(c.crv, from.Other() == c.caller, CauseTemporary, -1, c.id))
+				}
+				c.end(CauseTemporary, c.party(from), "connection lost on the "+from.String())
 			}
 			return
 		}
@@ -338,10 +343,7 @@ func keepAlive(conn net.Conn, idle time.Duration) {
 func (c *call) malformed(from Side, err error) {
 	c.srv.Malformed.Add(1)
 	c.srv.log.Debug("malformed message", "call", c.rec.ID, "from", from, "err", err)
-	c.mu.Lock()
-	done := c.ended
-	c.mu.Unlock()
-	if done {
+	if c.isEnded() {
 		return
 	}
 	c.legs[from].send(releaseComplete(c.crv, from == c.caller, CauseInvalidMessage, -1, c.id))
@@ -351,6 +353,9 @@ func (c *call) malformed(from Side, err error) {
 
 // releaseBoth clears both sides with cause.
 func (c *call) releaseBoth(cause byte, by, disp string) {
+	if c.isEnded() {
+		return
+	}
 	for side, l := range c.legs {
 		l.send(releaseComplete(c.crv, Side(side) == c.caller, cause, -1, c.id))
 	}
@@ -370,12 +375,15 @@ func (c *call) end(cause byte, by, disp string) {
 	}
 }
 
+func (c *call) isEnded() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ended
+}
+
 // abort ends the call at shutdown.
 func (c *call) abort() {
-	c.mu.Lock()
-	done := c.ended
-	c.mu.Unlock()
-	if !done {
+	if !c.isEnded() {
 		c.releaseBoth(CauseTemporary, "portico", "portico shutting down")
 	}
 }
