@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -104,7 +105,7 @@ func startPortico(t testing.TB, cfg Config, opts ...func(*Deps)) *portico {
 	relay, err := media.New(media.Config{Interfaces: map[string]media.InterfaceConfig{
 		"external": {Addr: porticoOut, PortMin: lo, PortMax: lo + 99},
 		"internal": {Addr: porticoIn, PortMin: lo + 100, PortMax: lo + 199},
-	}, Latching: media.LatchNAT}, media.Deps{})
+	}, Latching: media.LatchNAT}, media.Deps{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
