@@ -212,18 +212,24 @@ func (s *Session) rewriteParams(key chanKey, from Side, p *h245.H2250LogicalChan
 		return nil
 	}
 	kind, secure := kindOf(dt, p.SessionID)
-	i, err := s.stream(key, p.SessionID, kind, secure)
+	return s.swapBoth(key, p.SessionID, kind, secure, from, &p.MediaChannel, &p.MediaControlChannel)
+}
+
+// swapBoth rewrites a channel's RTP and RTCP addresses (either may be
+// absent) on the stream of key. Caller holds s.mu.
+func (s *Session) swapBoth(key chanKey, sessionID int64, kind media.Kind, secure bool, from Side, rtp, rtcp **h245.TransportAddress) error {
+	i, err := s.stream(key, sessionID, kind, secure)
 	if err != nil {
 		return err
 	}
-	if p.MediaChannel != nil {
-		if p.MediaChannel, err = s.swap(i, from, p.MediaChannel, false); err != nil {
-			return err
-		}
-	}
-	if p.MediaControlChannel != nil {
-		if p.MediaControlChannel, err = s.swap(i, from, p.MediaControlChannel, true); err != nil {
-			return err
+	for _, a := range []struct {
+		ta   **h245.TransportAddress
+		rtcp bool
+	}{{rtp, false}, {rtcp, true}} {
+		if *a.ta != nil {
+			if *a.ta, err = s.swap(i, from, *a.ta, a.rtcp); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -268,19 +274,8 @@ func (s *Session) RewriteOLCAck(from Side, ack *h245.OpenLogicalChannelAck) erro
 			} else if p.SessionID == 2 {
 				kind = media.KindVideo
 			}
-			i, err := s.stream(key, p.SessionID, kind, false)
-			if err != nil {
+			if err := s.swapBoth(key, p.SessionID, kind, false, from, &p.MediaChannel, &p.MediaControlChannel); err != nil {
 				return err
-			}
-			if p.MediaChannel != nil {
-				if p.MediaChannel, err = s.swap(i, from, p.MediaChannel, false); err != nil {
-					return err
-				}
-			}
-			if p.MediaControlChannel != nil {
-				if p.MediaControlChannel, err = s.swap(i, from, p.MediaControlChannel, true); err != nil {
-					return err
-				}
 			}
 		}
 	}
