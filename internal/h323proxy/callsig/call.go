@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/q931"
 	"github.com/portico-edge/portico/internal/h323/ras"
@@ -132,11 +133,13 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 				if r == "" {
 					r = "destination not allowed"
 				}
+				s.observe(caller, src.Addr(), guard.Forbidden)
 				return refuse(CauseRejected, h225.ReleaseCompleteReason_NoPermission, "policy: "+r)
 			}
 		}
 		dst, rerr := s.deps.Route(ctx, setup, info)
 		if rerr != nil {
+			s.observe(caller, src.Addr(), guard.NotFound)
 			return refuse(CauseNoRoute, h225.ReleaseCompleteReason_UnreachableDestination, "no route to destination")
 		}
 		out, err = s.dial(ctx, Inside, dst)
@@ -342,6 +345,7 @@ func keepAlive(conn net.Conn, idle time.Duration) {
 // (invalid message) and clears the other side.
 func (c *call) malformed(from Side, err error) {
 	c.srv.Malformed.Add(1)
+	c.srv.observe(from, c.legs[from].remote.Addr(), guard.Malformed)
 	c.srv.log.Debug("malformed message", "call", c.rec.ID, "from", from, "err", err)
 	if c.isEnded() {
 		return

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323proxy/h245proxy"
 	"github.com/portico-edge/portico/internal/store"
@@ -153,4 +154,16 @@ type Deps struct {
 	Traversal Traversal
 	// History receives one record per call (protocol "h323"); optional.
 	History func(store.CallRecord)
+	// Guard is told of, and asked about, outside sources; optional.
+	Guard Guard
+}
+
+// Guard is the edge's per-source protection (a *guard.Guard). Only the
+// outside is guarded: a blocked source's connection is closed unread; a
+// Setup counts as guard.Invite, a malformed message as guard.Malformed,
+// a policy refusal as guard.Forbidden and an unroutable call as
+// guard.NotFound.
+type Guard interface {
+	Blocked(src netip.Addr) bool
+	Observe(src netip.Addr, k guard.Kind) bool
 }

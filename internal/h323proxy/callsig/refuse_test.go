@@ -7,9 +7,11 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/q931"
 	"github.com/portico-edge/portico/internal/h323/ras"
@@ -281,4 +283,57 @@ func TestCallInsideToH46018(t *testing.T) {
 	}
 	ep.send(q931.Connect, true, answerUI(h225.H323UUPDUH323MessageBody_Connect, id, netip.AddrPort{}, nil))
 	caller.expect(q931.Connect)
+}
+
+// fakeGuard blocks what it is told to and records observations.
+type fakeGuard struct {
+	mu       sync.Mutex
+	blocked  map[netip.Addr]bool
+	observed map[guard.Kind]int
+}
+
+func (g *fakeGuard) Blocked(src netip.Addr) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.blocked[src]
+}
+
+func (g *fakeGuard) Observe(src netip.Addr, k guard.Kind) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.observed[k]++
+	return false
+}
+
+func (g *fakeGuard) count(k guard.Kind) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.observed[k]
+}
+
+// TestGuard: a blocked outside source is closed unread; Setups, policy
+// refusals and malformed messages from outside are reported; the inside
+// is not guarded.
+func TestGuard(t *testing.T) {
+	g := &fakeGuard{blocked: map[netip.Addr]bool{netip.MustParseAddr("127.0.0.9"): true}, observed: map[guard.Kind]int{}}
+	p := startPortico(t, Config{}, func(d *Deps) { d.Guard = g })
+	p.mu.Lock()
+	p.deny = true
+	p.mu.Unlock()
+	blocked := dialFrom(t, netip.MustParseAddr("127.0.0.9"), p.outAddr)
+	if !closedByPeer(t, blocked) {
+		t.Fatal("blocked source served")
+	}
+	caller := newEndpoint(t, dialFrom(t, outsideEP, p.outAddr))
+	caller.send(q931.Setup, false, setupUI("1000", newCallID(), netip.AddrPortFrom(outsideEP, 1720), netip.AddrPort{}, nil))
+	caller.expect(q931.ReleaseComplete)
+	bad := dialFrom(t, outsideEP, p.outAddr)
+	bad.Write([]byte{3, 0, 0, 9, 0x09, 2, 0, 7, 5})
+	closedByPeer(t, bad)
+	inside := dialFrom(t, insideEP, p.inAddr)
+	inside.Write([]byte{3, 0, 0, 9, 0x09, 2, 0, 7, 5})
+	closedByPeer(t, inside)
+	if g.count(guard.Invite) != 1 || g.count(guard.Forbidden) != 1 || g.count(guard.Malformed) != 1 {
+		t.Fatalf("observations %v", g.observed)
+	}
 }

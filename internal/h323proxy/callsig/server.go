@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/q931"
 	"github.com/portico-edge/portico/internal/h323proxy/h245proxy"
@@ -122,6 +123,15 @@ func addrOf(a net.Addr) netip.AddrPort {
 	return ap
 }
 
+// observe tells the guard what an outside source did; true when the
+// source is now blocked.
+func (s *Server) observe(side Side, src netip.Addr, k guard.Kind) bool {
+	if s.deps.Guard == nil || side != Outside {
+		return false
+	}
+	return s.deps.Guard.Observe(src, k)
+}
+
 // handle reads the first message of a new connection: a Setup starts a
 // call, an outside Facility may be an H.460.18 endpoint answering SCI.
 func (s *Server) handle(conn net.Conn, from Side, ln net.Listener) {
@@ -132,12 +142,17 @@ func (s *Server) handle(conn net.Conn, from Side, ln net.Listener) {
 			s.untrack(conn)
 		}
 	}()
+	src := addrOf(conn.RemoteAddr()).Addr()
+	if from == Outside && s.deps.Guard != nil && s.deps.Guard.Blocked(src) {
+		return
+	}
 	fr := h245proxy.NewFrameReader(conn, s.cfg.MaxFrame)
 	conn.SetReadDeadline(time.Now().Add(s.cfg.SetupTimeout))
 	p, err := fr.Next()
 	if err != nil {
 		if errors.Is(err, h245proxy.ErrFrame) {
 			s.Malformed.Add(1)
+			s.observe(from, src, guard.Malformed)
 		}
 		return
 	}
@@ -145,6 +160,9 @@ func (s *Server) handle(conn net.Conn, from Side, ln net.Listener) {
 	if err := m.Parse(p); err != nil {
 		s.Malformed.Add(1)
 		s.log.Debug("malformed first message", "from", conn.RemoteAddr(), "err", err)
+		if s.observe(from, src, guard.Malformed) {
+			return
+		}
 		writeFrame(conn, releaseComplete(0, true, CauseInvalidMessage, -1, nil))
 		return
 	}
@@ -166,7 +184,13 @@ func (s *Server) handle(conn net.Conn, from Side, ln net.Listener) {
 	}
 	if m.Type != q931.Setup || uerr != nil || ui.H323UuPdu.H323MessageBody.Setup == nil {
 		s.Malformed.Add(1)
+		if s.observe(from, src, guard.Malformed) {
+			return
+		}
 		writeFrame(conn, releaseComplete(m.CallRef, !m.FromDestination, CauseInvalidMessage, -1, nil))
+		return
+	}
+	if s.observe(from, src, guard.Invite) {
 		return
 	}
 	if l, ok := ln.(interface{ Established(string) bool }); ok {
