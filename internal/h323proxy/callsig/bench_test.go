@@ -3,6 +3,8 @@ package callsig
 import (
 	"net"
 	"net/netip"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,38 +23,79 @@ func BenchmarkCallSetup(b *testing.B) {
 	p.mu.Lock()
 	p.route = lnAddr(calleeLn)
 	p.mu.Unlock()
+	c := newBenchCall(b, "1000")
+	b.ReportAllocs()
+	start := time.Now()
+	for b.Loop() {
+		c.run(b, p, calleeLn)
+		p.hist.next(b)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+}
+
+// BenchmarkCallSetupParallel runs the calls of BenchmarkCallSetup from
+// GOMAXPROCS×4 callers at once, each to its own callee.
+func BenchmarkCallSetupParallel(b *testing.B) {
+	p := startPortico(b, Config{MaxCalls: 1000})
+	var worker atomic.Int64
+	go func() {
+		for range p.hist.ch {
+		}
+	}()
+	b.ReportAllocs()
+	b.SetParallelism(4)
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		alias := strconv.Itoa(2000 + int(worker.Add(1)))
+		ln := listenTCP(b, insideEP)
+		p.mu.Lock()
+		p.routes[alias] = lnAddr(ln)
+		p.mu.Unlock()
+		c := newBenchCall(b, alias)
+		for pb.Next() {
+			c.run(b, p, ln)
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+}
+
+type benchCall struct {
+	setup, connect, release *h225.H323UserInformation
+}
+
+func newBenchCall(b *testing.B, alias string) *benchCall {
 	rtp := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(outsideEP, port) }
 	fast := encOLC(b, olcTx(1, 1, g711(), netip.AddrPort{}, rtp(5001)), olcRx(2, 1, g711(), rtp(5000), rtp(5001)))
 	in := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(insideEP, port) }
 	ans := encOLC(b, olcTx(1, 1, g711(), in(6000), in(6001)), olcRx(2, 1, g711(), netip.AddrPort{}, in(6001)))
 	id := newCallID()
-	setup := setupUI("1000", id, netip.AddrPortFrom(outsideEP, 1720), netip.AddrPort{}, fast)
-	connect := answerUI(h225.H323UUPDUH323MessageBody_Connect, id, netip.AddrPort{}, ans)
-	release := answerUI(h225.H323UUPDUH323MessageBody_ReleaseComplete, id, netip.AddrPort{}, nil)
-	b.ReportAllocs()
-	start := time.Now()
-	for b.Loop() {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: outsideEP.AsSlice()}}
-		cc, err := d.Dial("tcp", p.outAddr.String())
-		if err != nil {
-			b.Fatal(err)
-		}
-		caller := newEndpoint(b, cc)
-		caller.send(q931.Setup, false, setup)
-		calleeLn.(*net.TCPListener).SetDeadline(deadline())
-		ic, err := calleeLn.Accept()
-		if err != nil {
-			b.Fatal(err)
-		}
-		callee := newEndpoint(b, ic)
-		callee.expect(q931.Setup)
-		callee.send(q931.Connect, true, connect)
-		caller.expect(q931.Connect)
-		caller.send(q931.ReleaseComplete, false, release, withCause(CauseNormal))
-		callee.expect(q931.ReleaseComplete)
-		p.hist.next(b)
-		cc.Close()
-		ic.Close()
+	return &benchCall{
+		setup:   setupUI(alias, id, netip.AddrPortFrom(outsideEP, 1720), netip.AddrPort{}, fast),
+		connect: answerUI(h225.H323UUPDUH323MessageBody_Connect, id, netip.AddrPort{}, ans),
+		release: answerUI(h225.H323UUPDUH323MessageBody_ReleaseComplete, id, netip.AddrPort{}, nil),
 	}
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+}
+
+// run places one call: Setup, Connect, ReleaseComplete.
+func (c *benchCall) run(b *testing.B, p *portico, calleeLn net.Listener) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: outsideEP.AsSlice()}}
+	cc, err := d.Dial("tcp", p.outAddr.String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cc.Close()
+	caller := newEndpoint(b, cc)
+	caller.send(q931.Setup, false, c.setup)
+	calleeLn.(*net.TCPListener).SetDeadline(deadline())
+	ic, err := calleeLn.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ic.Close()
+	callee := newEndpoint(b, ic)
+	callee.expect(q931.Setup)
+	callee.send(q931.Connect, true, c.connect)
+	caller.expect(q931.Connect)
+	caller.send(q931.ReleaseComplete, false, c.release, withCause(CauseNormal))
+	callee.expect(q931.ReleaseComplete)
 }

@@ -88,6 +88,7 @@ type portico struct {
 	deny      bool
 	mu        sync.Mutex
 	registry  map[string]Endpoint
+	routes    map[string]netip.AddrPort // by called alias, before route
 	traversal Traversal
 	outsideLn *connlimit.Listener
 }
@@ -112,13 +113,18 @@ func startPortico(t testing.TB, cfg Config, opts ...func(*Deps)) *portico {
 	ctx, cancel := context.WithCancel(context.Background())
 	relayDone := make(chan struct{})
 	go func() { relay.Run(ctx); close(relayDone) }()
-	p := &portico{relay: relay, hist: &history{ch: make(chan store.CallRecord, 1000)}, registry: map[string]Endpoint{}}
+	p := &portico{relay: relay, hist: &history{ch: make(chan store.CallRecord, 1000)}, registry: map[string]Endpoint{}, routes: map[string]netip.AddrPort{}}
 	cfg.Sides = [2]SideConfig{{Bind: porticoOut, Interface: "external"}, {Bind: porticoIn, Interface: "internal"}}
 	deps := Deps{
 		Media: relay,
 		Route: func(ctx context.Context, s *h225.SetupUUIE, info CallInfo) (netip.AddrPort, error) {
 			p.mu.Lock()
 			defer p.mu.Unlock()
+			if len(info.To) > 0 {
+				if r, ok := p.routes[info.To[0]]; ok {
+					return r, nil
+				}
+			}
 			if !p.route.IsValid() {
 				return netip.AddrPort{}, ErrNoRoute
 			}
