@@ -235,10 +235,33 @@ func (s *Session) swapBoth(key chanKey, sessionID int64, kind media.Kind, secure
 	return nil
 }
 
+// h46019 identifies H.460.19 traversal parameters (H.460.19 §8.1).
+var h46019 = asn1per.OID("0.0.8.460.19.0.1")
+
+// stripTraversal removes H.460.19 traversal parameters from a channel's
+// genericInformation. They carry one side's keep-alive and multiplexed
+// media addresses, which mean nothing on the other side (and would show
+// it inside addresses); the relay's own ports replace them, and an
+// endpoint without them uses plain RTP, which the relay latches.
+func stripTraversal(gi *[]h245.GenericInformation, has *bool) {
+	out := (*gi)[:0]
+	for _, g := range *gi {
+		if g.MessageIdentifier.Choice == h245.CapabilityIdentifier_Standard && bytes.Equal(g.MessageIdentifier.Standard, h46019) {
+			continue
+		}
+		out = append(out, g)
+	}
+	*gi = out
+	if len(out) == 0 {
+		*gi, *has = nil, false
+	}
+}
+
 // RewriteOLC rewrites an OpenLogicalChannel sent by side from.
 func (s *Session) RewriteOLC(from Side, olc *h245.OpenLogicalChannel) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	stripTraversal(&olc.GenericInformation, &olc.HasGenericInformation)
 	key := chanKey{from, olc.ForwardLogicalChannelNumber}
 	fp := &olc.ForwardLogicalChannelParameters
 	if fp.MultiplexParameters.Choice == h245.OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters_H2250LogicalChannelParameters {
@@ -264,6 +287,7 @@ func (s *Session) RewriteOLC(from Side, olc *h245.OpenLogicalChannel) error {
 func (s *Session) RewriteOLCAck(from Side, ack *h245.OpenLogicalChannelAck) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	stripTraversal(&ack.GenericInformation, &ack.HasGenericInformation)
 	key := chanKey{from.Other(), ack.ForwardLogicalChannelNumber}
 	if fm := ack.ForwardMultiplexAckParameters; fm != nil && fm.H2250LogicalChannelAckParameters != nil {
 		p := fm.H2250LogicalChannelAckParameters

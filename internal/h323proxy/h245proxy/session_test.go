@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portico-edge/portico/internal/asn1per"
 	"github.com/portico-edge/portico/internal/h323/h245"
 	"github.com/portico-edge/portico/internal/media"
 )
@@ -330,5 +331,33 @@ func BenchmarkRewriteOLC(b *testing.B) {
 		if _, err := s.RewritePDU(Outside, pdu); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestTraversalParametersStripped: H.460.19 traversal parameters (they
+// name one side's keep-alive and multiplexed media addresses) do not
+// cross; other generic information does.
+func TestTraversalParametersStripped(t *testing.T) {
+	s := NewSession(&fakeMedia{}, SessionConfig{})
+	o := olc(1, 1, "", "10.1.1.5:6001")
+	keep := h245.GenericInformation{MessageIdentifier: h245.CapabilityIdentifier{Choice: h245.CapabilityIdentifier_Standard, Standard: asn1per.OID("0.0.8.239.2")}}
+	o.GenericInformation = []h245.GenericInformation{
+		{MessageIdentifier: h245.CapabilityIdentifier{Choice: h245.CapabilityIdentifier_Standard, Standard: asn1per.OID("0.0.8.460.19.0.1")},
+			MessageContent: []h245.GenericParameter{{ParameterIdentifier: h245.ParameterIdentifier{Choice: h245.ParameterIdentifier_Standard, Standard: 1},
+				ParameterValue: h245.ParameterValue{Choice: h245.ParameterValue_OctetString, OctetString: []byte{10, 1, 1, 5, 0x17, 0x71}}}},
+			HasMessageContent: true},
+		keep,
+	}
+	o.HasGenericInformation = true
+	out, err := s.RewritePDU(Inside, olcPDU(t, o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := decode(t, out).Request.OpenLogicalChannel.GenericInformation
+	if len(got) != 1 || !bytes.Equal(got[0].MessageIdentifier.Standard, keep.MessageIdentifier.Standard) {
+		t.Fatalf("generic information after rewrite: %+v", got)
+	}
+	if bytes.Contains(out, []byte{10, 1, 1, 5}) {
+		t.Fatal("inside address crossed")
 	}
 }
