@@ -283,6 +283,12 @@ func TestCallInsideToH46018(t *testing.T) {
 	}
 	ep.send(q931.Connect, true, answerUI(h225.H323UUPDUH323MessageBody_Connect, id, netip.AddrPort{}, nil))
 	caller.expect(q931.Connect)
+	if !p.srv.Busy(ep.conn.LocalAddr()) || !p.srv.Busy(caller.conn.LocalAddr()) {
+		t.Fatal("connections of a call not busy")
+	}
+	if p.srv.Busy(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 9), Port: 1}) {
+		t.Fatal("stranger busy")
+	}
 }
 
 // fakeGuard blocks what it is told to and records observations.

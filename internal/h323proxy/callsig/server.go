@@ -54,6 +54,23 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	return s, nil
 }
 
+// Busy reports whether a call rides on the connection from remote; a
+// connlimit.Config.Busy for the call-signalling listeners, so idle calls
+// (no Q.931 traffic for hours is normal) are not closed.
+func (s *Server) Busy(remote net.Addr) bool {
+	ap := addrOf(remote)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.calls {
+		for _, l := range c.legs {
+			if l != nil && l.remote == ap {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Calls returns the number of calls in progress.
 func (s *Server) Calls() int { return int(s.active.Load()) }
 
@@ -209,6 +226,9 @@ type prefixed struct {
 	net.Conn
 	pre []byte
 }
+
+// NetConn returns the connection underneath.
+func (p *prefixed) NetConn() net.Conn { return p.Conn }
 
 func (p *prefixed) Read(b []byte) (int, error) {
 	if len(p.pre) > 0 {
