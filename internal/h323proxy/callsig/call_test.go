@@ -189,3 +189,41 @@ func runCall(t testing.TB, p *portico) *callResult {
 	_ = h245proxy.Outside
 	return r
 }
+
+// TestEarlyH245 opens the separate H.245 connection before the answer:
+// the callee connects to the h245Address of the Setup (Portico, inside),
+// and Portico connects to the caller's.
+func TestEarlyH245(t *testing.T) {
+	p := startPortico(t, Config{})
+	calleeLn := listenTCP(t, insideEP)
+	p.mu.Lock()
+	p.route = lnAddr(calleeLn)
+	p.mu.Unlock()
+	callerH245 := listenTCP(t, outsideEP)
+	id := newCallID()
+	caller := newEndpoint(t, dialFrom(t, outsideEP, p.outAddr))
+	caller.send(q931.Setup, false, setupUI("1000", id, netip.AddrPortFrom(outsideEP, 1720), lnAddr(callerH245), nil))
+	callee := newEndpoint(t, accept(t, calleeLn))
+	_, ui := callee.expect(q931.Setup)
+	h, _ := ras.AddrPort(ui.H323UuPdu.H323MessageBody.Setup.H245Address)
+	hb := newEndpoint(t, dialFrom(t, insideEP, h))
+	msd := pdu(t, &h245.MultimediaSystemControlMessage{Choice: h245.MultimediaSystemControlMessage_Request,
+		Request: &h245.RequestMessage{Choice: h245.RequestMessage_MasterSlaveDetermination,
+			MasterSlaveDetermination: &h245.MasterSlaveDetermination{TerminalType: 50, StatusDeterminationNumber: 777}}})
+	hb.sendRaw(msd)
+	ha := newEndpoint(t, accept(t, callerH245))
+	ha.conn.SetReadDeadline(deadline())
+	got, err := ha.fr.Next()
+	if err != nil || string(got) != string(msd) {
+		t.Fatalf("master/slave determination over early H.245: %v % x", err, got)
+	}
+	// The call ends: the bridge goes with it.
+	callee.send(q931.ReleaseComplete, true, answerUI(h225.H323UUPDUH323MessageBody_ReleaseComplete, id, netip.AddrPort{}, nil), withCause(CauseBusy))
+	caller.expect(q931.ReleaseComplete)
+	if rec := p.hist.next(t); rec.Disposition != "callee busy" || rec.EndedBy != "callee" {
+		t.Fatalf("history %+v", rec)
+	}
+	if !closedByPeer(t, ha.conn) {
+		t.Fatal("H.245 connection outlived the call")
+	}
+}
