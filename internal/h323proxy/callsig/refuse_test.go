@@ -343,3 +343,28 @@ func TestGuard(t *testing.T) {
 		t.Fatalf("observations %v", g.observed)
 	}
 }
+
+// TestCloseReleasesCalls: Close clears calls in progress on both sides
+// with ReleaseComplete and records them.
+func TestCloseReleasesCalls(t *testing.T) {
+	p := startPortico(t, Config{})
+	calleeLn := listenTCP(t, insideEP)
+	p.mu.Lock()
+	p.route = lnAddr(calleeLn)
+	p.mu.Unlock()
+	caller := newEndpoint(t, dialFrom(t, outsideEP, p.outAddr))
+	caller.send(q931.Setup, false, setupUI("1000", newCallID(), netip.AddrPortFrom(outsideEP, 1720), netip.AddrPort{}, nil))
+	callee := newEndpoint(t, accept(t, calleeLn))
+	callee.expect(q931.Setup)
+	p.srv.Close()
+	p.srv.Close()
+	for _, e := range []*endpoint{caller, callee} {
+		m, _ := e.expect(q931.ReleaseComplete)
+		if c := cause(t, m); c != CauseTemporary {
+			t.Fatalf("cause %d", c)
+		}
+	}
+	if rec := p.hist.next(t); rec.Disposition != "portico shutting down" {
+		t.Fatalf("history %+v", rec)
+	}
+}

@@ -104,11 +104,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, from Side) error {
 func (s *Server) Close() error {
 	s.cancel()
 	s.mu.Lock()
+	for c := range s.calls {
+		c.abort() // ReleaseComplete to both sides first
+	}
 	for c := range s.conns {
 		c.Close()
-	}
-	for c := range s.calls {
-		c.abort()
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
