@@ -46,11 +46,18 @@ type SessionConfig struct {
 	Label string
 	// Interfaces names the relay interface of the outside and the inside.
 	Interfaces [2]string
+	// MaxStreams caps the relay streams of the call (default
+	// DefaultMaxStreams); a channel beyond it fails with ErrMedia.
+	MaxStreams int
 	// Source is the IP each side's call signalling comes from (the NAT
 	// binding of an outside endpoint); media from it may latch the leg
 	// (docs/config.md "Latching"). Zero when unknown.
 	Source [2]netip.Addr
 }
+
+// DefaultMaxStreams is the default cap of relay streams per call: audio,
+// main video, content, data and FECC with room to spare.
+const DefaultMaxStreams = 10
 
 // chanKey names a logical channel: the side that opened it and its
 // forwardLogicalChannelNumber.
@@ -80,6 +87,9 @@ type Session struct {
 // NewSession returns a session that allocates relay streams on m when the
 // first logical channel needs one.
 func NewSession(m Media, cfg SessionConfig) *Session {
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = DefaultMaxStreams
+	}
 	return &Session{media: m, cfg: cfg, bySession: map[int64]int{}, byChannel: map[chanKey]int{}}
 }
 
@@ -144,6 +154,9 @@ func (s *Session) stream(key chanKey, sessionID int64, kind media.Kind, secure b
 	if i, ok := s.bySession[sessionID]; ok && sessionID != 0 {
 		s.byChannel[key] = i
 		return i, nil
+	}
+	if len(s.streams) >= s.cfg.MaxStreams {
+		return 0, fmt.Errorf("%w: more than %d streams", ErrMedia, s.cfg.MaxStreams)
 	}
 	c := media.StreamConfig{Kind: kind, Transport: media.UDP, Secure: secure, Source: s.cfg.Source}
 	var err error

@@ -361,3 +361,20 @@ func TestTraversalParametersStripped(t *testing.T) {
 		t.Fatal("inside address crossed")
 	}
 }
+
+// TestStreamCap: an endpoint opening channel after channel on new RTP
+// sessions cannot make the relay allocate ports without bound.
+func TestStreamCap(t *testing.T) {
+	fm := &fakeMedia{}
+	s := NewSession(fm, SessionConfig{})
+	var err error
+	for i := int64(1); i <= 40 && err == nil; i++ {
+		_, err = s.RewritePDU(Outside, olcPDU(t, olc(i, i, "", "192.0.2.10:5001")))
+	}
+	if !errors.Is(err, ErrMedia) {
+		t.Fatalf("40 sessions: %v", err)
+	}
+	if n := len(fm.streams); n != DefaultMaxStreams {
+		t.Fatalf("%d streams allocated, cap %d", n, DefaultMaxStreams)
+	}
+}
