@@ -378,3 +378,57 @@ func TestStreamCap(t *testing.T) {
 		t.Fatalf("%d streams allocated, cap %d", n, DefaultMaxStreams)
 	}
 }
+
+// TestBridgeMalformed: a PDU that does not decode, or a frame over the
+// cap, is reported once and closes the bridge's connections.
+func TestBridgeMalformed(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []byte
+	}{
+		{"undecodable PDU", AppendFrame(nil, []byte{0xff, 0xff, 0xff})},
+		{"frame over the cap", []byte{3, 0, 0x40, 0}},
+		{"bad TPKT version", []byte{5, 0, 0, 8, 1, 2, 3, 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target, err := net.Listen("tcp", "127.0.0.3:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer target.Close()
+			reported := make(chan Side, 2)
+			b, err := StartBridge(BridgeConfig{Session: NewSession(&fakeMedia{}, SessionConfig{}), Listen: Outside,
+				ListenAddr: ap("127.0.0.2:0"), Target: netip.MustParseAddrPort(target.Addr().String()), MaxFrame: 1024,
+				OnMalformed: func(s Side, err error) { reported <- s }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			c, err := net.Dial("tcp", b.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			target.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
+			in, err := target.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer in.Close()
+			c.Write(tt.in)
+			select {
+			case s := <-reported:
+				if s != Outside {
+					t.Fatalf("reported side %v", s)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("not reported")
+			}
+			in.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if n, err := in.Read(make([]byte, 64)); err == nil {
+				t.Fatalf("forwarded %d octets", n)
+			}
+		})
+	}
+}
