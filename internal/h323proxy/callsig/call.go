@@ -284,6 +284,14 @@ func (c *call) forward(from Side, p []byte) bool {
 		c.malformed(from, err)
 		return false
 	}
+	if m.CallRef != c.crv {
+		// One call per connection: another call reference is not this
+		// call's (the global one, 0, is not proxied).
+		if m.CallRef != 0 && m.Type != q931.ReleaseComplete {
+			c.legs[from].send(releaseComplete(m.CallRef, !m.FromDestination, CauseInvalidCallRef, -1, nil))
+		}
+		return true
+	}
 	var ui *h225.H323UserInformation
 	if _, present := m.Get(q931.IEUserUser); present {
 		var err error

@@ -35,6 +35,9 @@ func TestCapturedMessages(t *testing.T) {
 			t.Run(filepath.Base(file)+"/"+strconv.Itoa(p.Frame), func(t *testing.T) {
 				a, b := &streamConn{in: bytes.NewReader(nil)}, &streamConn{in: bytes.NewReader(nil)}
 				c := &call{srv: s, crv: 42, bridges: map[netip.AddrPort]*h245proxy.Bridge{}}
+				if m, err := q931.Parse(p.Payload); err == nil {
+					c.crv = m.CallRef // one call per connection: the captured call's
+				}
 				c.legs[Outside], c.legs[Inside] = newLeg(a, nil, 0), newLeg(b, nil, 0)
 				c.media = h245proxy.NewSession(&nullMedia{}, h245proxy.SessionConfig{})
 				s.active.Add(1)

@@ -19,6 +19,7 @@ const (
 	CauseOutOfOrder      = 27
 	CauseTemporary       = 41
 	CauseResourceUnavail = 47
+	CauseInvalidCallRef  = 81
 	CauseInvalidMessage  = 95
 	CauseRecoveryTimer   = 102
 )
@@ -45,6 +46,7 @@ var causeWords = map[byte]string{
 	58:                   "bearer capability not available",
 	65:                   "bearer capability not implemented",
 	88:                   "incompatible destination",
+	CauseInvalidCallRef:  "invalid call reference",
 	CauseInvalidMessage:  "invalid message",
 	100:                  "invalid information element",
 	CauseRecoveryTimer:   "timeout",

@@ -132,6 +132,9 @@ func FuzzForward(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		a, b := &streamConn{in: bytes.NewReader(nil)}, &streamConn{in: bytes.NewReader(nil)}
 		c := &call{srv: s, crv: 42, bridges: map[netip.AddrPort]*h245proxy.Bridge{}}
+		if m, err := q931.Parse(in); err == nil {
+			c.crv = m.CallRef
+		}
 		c.legs[Outside], c.legs[Inside] = newLeg(a, nil, 0), newLeg(b, nil, 0)
 		c.media = h245proxy.NewSession(&nullMedia{}, h245proxy.SessionConfig{})
 		s.active.Add(1)

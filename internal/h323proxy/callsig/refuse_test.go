@@ -368,3 +368,30 @@ func TestCloseReleasesCalls(t *testing.T) {
 		t.Fatalf("history %+v", rec)
 	}
 }
+
+// TestForeignCallReference: Portico carries one call per connection; a
+// message for another call reference (a second Setup on the same
+// connection) is refused with cause 81 and not forwarded into the call.
+func TestForeignCallReference(t *testing.T) {
+	p := startPortico(t, Config{})
+	calleeLn := listenTCP(t, insideEP)
+	p.mu.Lock()
+	p.route = lnAddr(calleeLn)
+	p.mu.Unlock()
+	id := newCallID()
+	caller := newEndpoint(t, dialFrom(t, outsideEP, p.outAddr))
+	caller.send(q931.Setup, false, setupUI("1000", id, netip.AddrPortFrom(outsideEP, 1720), netip.AddrPort{}, nil))
+	callee := newEndpoint(t, accept(t, calleeLn))
+	callee.expect(q931.Setup)
+	caller.crv = 43
+	caller.send(q931.Setup, false, setupUI("1001", newCallID(), netip.AddrPortFrom(outsideEP, 1720), netip.AddrPort{}, nil))
+	m, _ := caller.expect(q931.ReleaseComplete)
+	if m.CallRef != 43 || cause(t, m) != CauseInvalidCallRef {
+		t.Fatalf("answer: call reference %d cause %v", m.CallRef, m)
+	}
+	caller.crv = 42
+	caller.send(q931.Facility, false, answerUI(h225.H323UUPDUH323MessageBody_Facility, id, netip.AddrPort{}, nil))
+	callee.expect(q931.Facility)
+	callee.send(q931.Alerting, true, answerUI(h225.H323UUPDUH323MessageBody_Alerting, id, netip.AddrPort{}, nil))
+	caller.expect(q931.Alerting)
+}
