@@ -380,10 +380,15 @@ func TestForeignCallReference(t *testing.T) {
 	p.mu.Unlock()
 	id := newCallID()
 	caller := newEndpoint(t, dialFrom(t, outsideEP, p.outAddr))
-	caller.send(q931.Setup, false, setupUI("1000", id, netip.AddrPortFrom(outsideEP, 1720), netip.AddrPort{}, nil))
+	setup := setupUI("1000", id, netip.AddrPortFrom(outsideEP, 1720), netip.AddrPort{}, nil)
+	setup.H323UuPdu.H323MessageBody.Setup.MultipleCalls = true
+	caller.send(q931.Setup, false, setup)
 	callee := newEndpoint(t, accept(t, calleeLn))
-	callee.expect(q931.Setup)
+	_, ui := callee.expect(q931.Setup)
 	caller.crv = 43
+	if ui.H323UuPdu.H323MessageBody.Setup.MultipleCalls {
+		t.Fatal("multipleCalls offered to the callee")
+	}
 	caller.send(q931.Setup, false, setupUI("1001", newCallID(), netip.AddrPortFrom(outsideEP, 1720), netip.AddrPort{}, nil))
 	m, _ := caller.expect(q931.ReleaseComplete)
 	if m.CallRef != 43 || cause(t, m) != CauseInvalidCallRef {

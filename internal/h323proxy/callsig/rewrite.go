@@ -15,9 +15,12 @@ type fields struct {
 	srcSignal   *(*h225.TransportAddress)
 	dstSignal   *(*h225.TransportAddress)
 	altAddress  *(*h225.TransportAddress)
-	fastStart   *[][]byte
-	parallel    *[][]byte
-	srcAliases  []h225.AliasAddress
+	// multipleCalls and maintainConnection: Portico carries one call per
+	// connection and says so (H.225.0 §7.3), whatever the endpoint offered.
+	multipleCalls, maintain *bool
+	fastStart               *[][]byte
+	parallel                *[][]byte
+	srcAliases              []h225.AliasAddress
 }
 
 func bodyFields(b *h225.H323UUPDUH323MessageBody) (f fields) {
@@ -25,17 +28,23 @@ func bodyFields(b *h225.H323UUPDUH323MessageBody) (f fields) {
 	case b.Setup != nil:
 		s := b.Setup
 		f = fields{h245Address: &s.H245Address, srcSignal: &s.SourceCallSignalAddress, dstSignal: &s.DestCallSignalAddress,
-			fastStart: &s.FastStart, parallel: &s.ParallelH245Control, srcAliases: s.SourceAddress}
+			fastStart: &s.FastStart, parallel: &s.ParallelH245Control, srcAliases: s.SourceAddress,
+			multipleCalls: &s.MultipleCalls, maintain: &s.MaintainConnection}
 	case b.CallProceeding != nil:
-		f = fields{h245Address: &b.CallProceeding.H245Address, fastStart: &b.CallProceeding.FastStart}
+		f = fields{h245Address: &b.CallProceeding.H245Address, fastStart: &b.CallProceeding.FastStart,
+			multipleCalls: &b.CallProceeding.MultipleCalls, maintain: &b.CallProceeding.MaintainConnection}
 	case b.Alerting != nil:
-		f = fields{h245Address: &b.Alerting.H245Address, fastStart: &b.Alerting.FastStart}
+		f = fields{h245Address: &b.Alerting.H245Address, fastStart: &b.Alerting.FastStart,
+			multipleCalls: &b.Alerting.MultipleCalls, maintain: &b.Alerting.MaintainConnection}
 	case b.Connect != nil:
-		f = fields{h245Address: &b.Connect.H245Address, fastStart: &b.Connect.FastStart}
+		f = fields{h245Address: &b.Connect.H245Address, fastStart: &b.Connect.FastStart,
+			multipleCalls: &b.Connect.MultipleCalls, maintain: &b.Connect.MaintainConnection}
 	case b.Progress != nil:
-		f = fields{h245Address: &b.Progress.H245Address, fastStart: &b.Progress.FastStart}
+		f = fields{h245Address: &b.Progress.H245Address, fastStart: &b.Progress.FastStart,
+			multipleCalls: &b.Progress.MultipleCalls, maintain: &b.Progress.MaintainConnection}
 	case b.Facility != nil:
-		f = fields{h245Address: &b.Facility.H245Address, fastStart: &b.Facility.FastStart, altAddress: &b.Facility.AlternativeAddress}
+		f = fields{h245Address: &b.Facility.H245Address, fastStart: &b.Facility.FastStart, altAddress: &b.Facility.AlternativeAddress,
+			multipleCalls: &b.Facility.MultipleCalls, maintain: &b.Facility.MaintainConnection}
 	case b.Information != nil:
 		f = fields{fastStart: &b.Information.FastStart}
 	}
@@ -65,6 +74,11 @@ func (c *call) rewrite(from Side, m *q931.Message, ui *h225.H323UserInformation,
 			}
 			t := ras.Transport(local)
 			*f.h245Address = &t
+		}
+	}
+	for _, flag := range []*bool{f.multipleCalls, f.maintain} {
+		if flag != nil {
+			*flag = false
 		}
 	}
 	if f.srcSignal != nil && *f.srcSignal != nil {
