@@ -145,11 +145,11 @@ func startPortico(t testing.TB, cfg Config, opts ...func(*Deps)) *portico {
 	if err != nil {
 		t.Fatal(err)
 	}
-	outLn, err := net.Listen("tcp", netip.AddrPortFrom(porticoOut, 0).String())
+	p.outsideLn, err = p.srv.Listen(netip.AddrPortFrom(porticoOut, 0), connlimit.Config{Name: "h323-test", MaxConnsPerSource: 200, IdleTimeout: time.Minute}, connlimit.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.outsideLn = connlimit.Wrap(outLn, connlimit.Config{Name: "h323-test", MaxConnsPerSource: 200, HandshakeTimeout: 5 * time.Second}, connlimit.Deps{})
+	outLn := p.outsideLn
 	inLn, err := net.Listen("tcp", netip.AddrPortFrom(porticoIn, 0).String())
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/q931"
@@ -399,4 +400,32 @@ func TestForeignCallReference(t *testing.T) {
 	callee.expect(q931.Facility)
 	callee.send(q931.Alerting, true, answerUI(h225.H323UUPDUH323MessageBody_Alerting, id, netip.AddrPort{}, nil))
 	caller.expect(q931.Alerting)
+}
+
+// TestQuietCallKeptOpen: a call carries no Q.931 for longer than the
+// listener's idle timeout and its connection stays open (Busy).
+func TestQuietCallKeptOpen(t *testing.T) {
+	p := startPortico(t, Config{})
+	ln, err := p.srv.Listen(netip.AddrPortFrom(porticoOut, 0), connlimit.Config{Name: "quiet", HandshakeTimeout: 2 * time.Second, IdleTimeout: 100 * time.Millisecond}, connlimit.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.srv.Serve(ctx, ln, Outside); close(done) }()
+	defer func() { cancel(); <-done }()
+	calleeLn := listenTCP(t, insideEP)
+	p.mu.Lock()
+	p.route = lnAddr(calleeLn)
+	p.mu.Unlock()
+	id := newCallID()
+	caller := newEndpoint(t, dialFrom(t, outsideEP, netip.MustParseAddrPort(ln.Addr().String())))
+	caller.send(q931.Setup, false, setupUI("1000", id, netip.AddrPortFrom(outsideEP, 1720), netip.AddrPort{}, nil))
+	callee := newEndpoint(t, accept(t, calleeLn))
+	callee.expect(q931.Setup)
+	callee.send(q931.Connect, true, answerUI(h225.H323UUPDUH323MessageBody_Connect, id, netip.AddrPort{}, nil))
+	caller.expect(q931.Connect)
+	time.Sleep(3 * time.Second) // past the first check (the handshake timeout), then many idle timeouts
+	caller.send(q931.Facility, false, answerUI(h225.H323UUPDUH323MessageBody_Facility, id, netip.AddrPort{}, nil))
+	callee.expect(q931.Facility)
 }

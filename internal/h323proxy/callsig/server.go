@@ -3,6 +3,7 @@ package callsig
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/q931"
@@ -273,4 +275,20 @@ func writeFrame(w net.Conn, payload []byte) error {
 	w.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	_, err := w.Write(h245proxy.AppendFrame(make([]byte, 0, len(payload)+4), payload))
 	return err
+}
+
+// Listen opens a call-signalling listener on addr guarded by connlimit
+// (H.225.0 on TCP 1720 by default): lc's caps, SetupTimeout as the
+// handshake timeout unless lc sets one, and Busy so that a quiet call
+// outlives lc.IdleTimeout. Serve it with Serve.
+func (s *Server) Listen(addr netip.AddrPort, lc connlimit.Config, deps connlimit.Deps) (*connlimit.Listener, error) {
+	ln, err := net.Listen("tcp", addr.String())
+	if err != nil {
+		return nil, fmt.Errorf("callsig: listen %v: %w", addr, err)
+	}
+	if lc.HandshakeTimeout <= 0 {
+		lc.HandshakeTimeout = s.cfg.SetupTimeout
+	}
+	lc.Busy = s.Busy
+	return connlimit.Wrap(ln, lc, deps), nil
 }
