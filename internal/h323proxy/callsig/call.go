@@ -246,7 +246,9 @@ func (c *call) pump(from Side) {
 				c.malformed(from, err)
 			case errors.Is(err, net.ErrClosed):
 				c.end(CauseNormal, "", "")
-			case isTimeout(err):
+			case isTimeout(err) && !c.isAnswered():
+				// The answer deadline (after the answer, a timeout is the
+				// keep-alive giving up on a half-open peer: lost below).
 				c.releaseBoth(CauseRecoveryTimer, "portico", "timeout: no answer")
 			default:
 				// The connection closed without ReleaseComplete: clear
@@ -385,6 +387,12 @@ func (c *call) end(cause byte, by, disp string) {
 	for _, l := range c.legs {
 		l.conn.Close()
 	}
+}
+
+func (c *call) isAnswered() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.answered.IsZero()
 }
 
 func (c *call) isEnded() bool {
