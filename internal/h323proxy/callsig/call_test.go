@@ -195,10 +195,7 @@ func runCall(t testing.TB, p *portico) *callResult {
 // and Portico connects to the caller's.
 func TestEarlyH245(t *testing.T) {
 	p := startPortico(t, Config{})
-	calleeLn := listenTCP(t, insideEP)
-	p.mu.Lock()
-	p.route = lnAddr(calleeLn)
-	p.mu.Unlock()
+	calleeLn := routeTo(t, p)
 	callerH245 := listenTCP(t, outsideEP)
 	id := newCallID()
 	caller := newEndpoint(t, dialFrom(t, outsideEP, p.outAddr))

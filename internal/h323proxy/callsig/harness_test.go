@@ -555,3 +555,24 @@ func accept(t testing.TB, l net.Listener) net.Conn {
 func lnAddr(l net.Listener) netip.AddrPort { return netip.MustParseAddrPort(l.Addr().String()) }
 
 func deadline() time.Time { return time.Now().Add(10 * time.Second) }
+
+// routeTo routes calls from outside to a new inside callee listener.
+func routeTo(t testing.TB, p *portico) net.Listener {
+	t.Helper()
+	l := listenTCP(t, insideEP)
+	p.mu.Lock()
+	p.route = lnAddr(l)
+	p.mu.Unlock()
+	return l
+}
+
+// placeCall sends a Setup without fastStart from outside to portico and
+// returns the caller and the callee that received it.
+func placeCall(t testing.TB, portico netip.AddrPort, calleeLn net.Listener, callID []byte) (caller, callee *endpoint) {
+	t.Helper()
+	caller = newEndpoint(t, dialFrom(t, outsideEP, portico))
+	caller.send(q931.Setup, false, setupUI("1000", callID, netip.AddrPortFrom(outsideEP, 1720), netip.AddrPort{}, nil))
+	callee = newEndpoint(t, accept(t, calleeLn))
+	callee.expect(q931.Setup)
+	return caller, callee
+}

@@ -81,15 +81,9 @@ func TestRefusals(t *testing.T) {
 func TestMalformed(t *testing.T) {
 	p := startPortico(t, Config{MaxFrame: 2048, SetupTimeout: 2 * time.Second})
 	// A call in progress that must survive.
-	calleeLn := listenTCP(t, insideEP)
-	p.mu.Lock()
-	p.route = lnAddr(calleeLn)
-	p.mu.Unlock()
+	calleeLn := routeTo(t, p)
 	id := newCallID()
-	live := newEndpoint(t, dialFrom(t, outsideEP, p.outAddr))
-	live.send(q931.Setup, false, setupUI("1000", id, netip.AddrPortFrom(outsideEP, 1720), netip.AddrPort{}, nil))
-	liveCallee := newEndpoint(t, accept(t, calleeLn))
-	liveCallee.expect(q931.Setup)
+	live, liveCallee := placeCall(t, p.outAddr, calleeLn, id)
 
 	setup := func() []byte {
 		uu, _ := setupUI("1000", newCallID(), netip.AddrPortFrom(outsideEP, 1720), netip.AddrPort{}, nil).Marshal()
@@ -140,10 +134,7 @@ func TestMalformed(t *testing.T) {
 	// Malformed inside an established call: both sides are cleared.
 	t.Run("mid-call", func(t *testing.T) {
 		id2 := newCallID()
-		caller := newEndpoint(t, dialFrom(t, outsideEP, p.outAddr))
-		caller.send(q931.Setup, false, setupUI("1000", id2, netip.AddrPortFrom(outsideEP, 1720), netip.AddrPort{}, nil))
-		callee := newEndpoint(t, accept(t, calleeLn))
-		callee.expect(q931.Setup)
+		caller, callee := placeCall(t, p.outAddr, calleeLn, id2)
 		callee.sendRaw([]byte{8, 2, 0x80, 42, q931.Alerting, 0x7e, 0, 3, 5, 0xff, 0xff})
 		m, _ := callee.expect(q931.ReleaseComplete)
 		if cv := cause(t, m); cv != CauseInvalidMessage {
@@ -171,14 +162,8 @@ func tpkt(b []byte) []byte {
 // sides with cause 102.
 func TestAnswerTimeout(t *testing.T) {
 	p := startPortico(t, Config{AnswerTimeout: 300 * time.Millisecond})
-	calleeLn := listenTCP(t, insideEP)
-	p.mu.Lock()
-	p.route = lnAddr(calleeLn)
-	p.mu.Unlock()
-	caller := newEndpoint(t, dialFrom(t, outsideEP, p.outAddr))
-	caller.send(q931.Setup, false, setupUI("1000", newCallID(), netip.AddrPortFrom(outsideEP, 1720), netip.AddrPort{}, nil))
-	callee := newEndpoint(t, accept(t, calleeLn))
-	callee.expect(q931.Setup)
+	calleeLn := routeTo(t, p)
+	caller, callee := placeCall(t, p.outAddr, calleeLn, newCallID())
 	for _, e := range []*endpoint{caller, callee} {
 		m, _ := e.expect(q931.ReleaseComplete)
 		if c := cause(t, m); c != CauseRecoveryTimer {
@@ -349,14 +334,8 @@ func TestGuard(t *testing.T) {
 // with ReleaseComplete and records them.
 func TestCloseReleasesCalls(t *testing.T) {
 	p := startPortico(t, Config{})
-	calleeLn := listenTCP(t, insideEP)
-	p.mu.Lock()
-	p.route = lnAddr(calleeLn)
-	p.mu.Unlock()
-	caller := newEndpoint(t, dialFrom(t, outsideEP, p.outAddr))
-	caller.send(q931.Setup, false, setupUI("1000", newCallID(), netip.AddrPortFrom(outsideEP, 1720), netip.AddrPort{}, nil))
-	callee := newEndpoint(t, accept(t, calleeLn))
-	callee.expect(q931.Setup)
+	calleeLn := routeTo(t, p)
+	caller, callee := placeCall(t, p.outAddr, calleeLn, newCallID())
 	p.srv.Close()
 	p.srv.Close()
 	for _, e := range []*endpoint{caller, callee} {
@@ -375,10 +354,7 @@ func TestCloseReleasesCalls(t *testing.T) {
 // connection) is refused with cause 81 and not forwarded into the call.
 func TestForeignCallReference(t *testing.T) {
 	p := startPortico(t, Config{})
-	calleeLn := listenTCP(t, insideEP)
-	p.mu.Lock()
-	p.route = lnAddr(calleeLn)
-	p.mu.Unlock()
+	calleeLn := routeTo(t, p)
 	id := newCallID()
 	caller := newEndpoint(t, dialFrom(t, outsideEP, p.outAddr))
 	setup := setupUI("1000", id, netip.AddrPortFrom(outsideEP, 1720), netip.AddrPort{}, nil)
@@ -414,15 +390,9 @@ func TestQuietCallKeptOpen(t *testing.T) {
 	done := make(chan struct{})
 	go func() { p.srv.Serve(ctx, ln, Outside); close(done) }()
 	defer func() { cancel(); <-done }()
-	calleeLn := listenTCP(t, insideEP)
-	p.mu.Lock()
-	p.route = lnAddr(calleeLn)
-	p.mu.Unlock()
+	calleeLn := routeTo(t, p)
 	id := newCallID()
-	caller := newEndpoint(t, dialFrom(t, outsideEP, netip.MustParseAddrPort(ln.Addr().String())))
-	caller.send(q931.Setup, false, setupUI("1000", id, netip.AddrPortFrom(outsideEP, 1720), netip.AddrPort{}, nil))
-	callee := newEndpoint(t, accept(t, calleeLn))
-	callee.expect(q931.Setup)
+	caller, callee := placeCall(t, netip.MustParseAddrPort(ln.Addr().String()), calleeLn, id)
 	callee.send(q931.Connect, true, answerUI(h225.H323UUPDUH323MessageBody_Connect, id, netip.AddrPort{}, nil))
 	caller.expect(q931.Connect)
 	time.Sleep(3 * time.Second) // past the first check (the handshake timeout), then many idle timeouts
