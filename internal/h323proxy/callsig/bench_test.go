@@ -63,7 +63,7 @@ type benchCall struct {
 	setup, connect, release *h225.H323UserInformation
 }
 
-func newBenchCall(b *testing.B, alias string) *benchCall {
+func newBenchCall(b testing.TB, alias string) *benchCall {
 	rtp := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(outsideEP, port) }
 	fast := encOLC(b, olcTx(1, 1, g711(), netip.AddrPort{}, rtp(5001)), olcRx(2, 1, g711(), rtp(5000), rtp(5001)))
 	in := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(insideEP, port) }
@@ -77,7 +77,7 @@ func newBenchCall(b *testing.B, alias string) *benchCall {
 }
 
 // run places one call: Setup, Connect, ReleaseComplete.
-func (c *benchCall) run(b *testing.B, p *portico, calleeLn net.Listener) {
+func (c *benchCall) run(b testing.TB, p *portico, calleeLn net.Listener) {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: outsideEP.AsSlice()}}
 	cc, err := d.Dial("tcp", p.outAddr.String())
 	if err != nil {

@@ -2,6 +2,7 @@ package callsig
 
 import (
 	"net/netip"
+	"strconv"
 	"testing"
 
 	"github.com/portico-edge/portico/internal/h323/h225"
@@ -222,5 +223,33 @@ func TestEarlyH245(t *testing.T) {
 	}
 	if !closedByPeer(t, ha.conn) {
 		t.Fatal("H.245 connection outlived the call")
+	}
+}
+
+// TestConcurrentCallsReleaseEverything places 20 fastStart calls at once
+// and ends them: every relay session is released and every call recorded.
+func TestConcurrentCallsReleaseEverything(t *testing.T) {
+	p := startPortico(t, Config{})
+	const n = 20
+	t.Run("calls", func(t *testing.T) {
+		for i := range n {
+			alias := strconv.Itoa(3000 + i)
+			t.Run(alias, func(t *testing.T) {
+				t.Parallel()
+				ln := listenTCP(t, insideEP)
+				p.mu.Lock()
+				p.routes[alias] = lnAddr(ln)
+				p.mu.Unlock()
+				newBenchCall(t, alias).run(t, p, ln)
+			})
+		}
+	})
+	for range n {
+		if rec := p.hist.next(t); rec.Disposition != "normal" || len(rec.Streams) != 1 {
+			t.Fatalf("history %+v", rec)
+		}
+	}
+	if s := p.relay.Sessions(); len(s) != 0 || p.srv.Calls() != 0 {
+		t.Fatalf("%d relay sessions and %d calls left", len(s), p.srv.Calls())
 	}
 }
