@@ -1,0 +1,482 @@
+package callsig
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/portico-edge/portico/internal/guard"
+	"github.com/portico-edge/portico/internal/h323/h225"
+	"github.com/portico-edge/portico/internal/h323/q931"
+	"github.com/portico-edge/portico/internal/h323/ras"
+	"github.com/portico-edge/portico/internal/h323proxy/h245proxy"
+	"github.com/portico-edge/portico/internal/store"
+)
+
+// leg is one TCP connection of a call.
+type leg struct {
+	conn          net.Conn
+	fr            *h245proxy.FrameReader
+	local, remote netip.AddrPort
+	wmu           sync.Mutex
+}
+
+func newLeg(conn net.Conn, fr *h245proxy.FrameReader, max int) *leg {
+	if fr == nil {
+		fr = h245proxy.NewFrameReader(conn, max)
+	}
+	return &leg{conn: conn, fr: fr, local: addrOf(conn.LocalAddr()), remote: addrOf(conn.RemoteAddr())}
+}
+
+func (l *leg) send(payload []byte) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	return writeFrame(l.conn, payload)
+}
+
+// call is one proxied call. caller is the side the Setup came from.
+type call struct {
+	srv    *Server
+	caller Side
+	crv    uint32
+	id     []byte
+	legs   [2]*leg
+	media  *h245proxy.Session
+
+	mu       sync.Mutex
+	bridges  map[netip.AddrPort]*h245proxy.Bridge
+	ended    bool
+	answered time.Time
+	rec      store.CallRecord
+	cause    byte
+	endedBy  string
+	disp     string
+}
+
+// aliases returns the destination aliases of a Setup and the called
+// party number, and the source aliases.
+func aliases(m *q931.Message, s *h225.SetupUUIE) (from, to []string) {
+	for i := range s.DestinationAddress {
+		if a, ok := ras.AliasString(&s.DestinationAddress[i]); ok && a != "" {
+			to = append(to, a)
+		}
+	}
+	if n, err := m.Number(q931.IECalledPartyNumber); err == nil && n.Digits != "" {
+		to = append(to, n.Digits)
+	}
+	for i := range s.SourceAddress {
+		if a, ok := ras.AliasString(&s.SourceAddress[i]); ok && a != "" {
+			from = append(from, a)
+		}
+	}
+	if n, err := m.Number(q931.IECallingPartyNumber); err == nil && n.Digits != "" {
+		from = append(from, n.Digits)
+	}
+	return from, to
+}
+
+func first(s []string) string {
+	if len(s) > 0 {
+		return s[0]
+	}
+	return ""
+}
+
+// newCall admits, routes and connects the call of a Setup from side
+// caller; nil when it was refused (answered and recorded).
+func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, m *q931.Message, ui *h225.H323UserInformation) *call {
+	setup := ui.H323UuPdu.H323MessageBody.Setup
+	from, to := aliases(m, setup)
+	c := &call{srv: s, caller: caller, crv: m.CallRef, id: callID(ui), bridges: map[netip.AddrPort]*h245proxy.Bridge{}}
+	c.legs[caller] = newLeg(conn, fr, s.cfg.MaxFrame)
+	src := c.legs[caller].remote
+	c.rec = store.CallRecord{Protocol: "h323", From: first(from), To: first(to), SourceAddr: src.String(), StartedAt: time.Now()}
+	if len(c.id) == 16 {
+		c.rec.ID = hex.EncodeToString(c.id)
+	}
+	refuse := func(cause byte, reason int, disp string) *call {
+		s.Rejected.Add(1)
+		c.legs[caller].send(releaseComplete(c.crv, true, cause, reason, c.id))
+		c.rec.EndedAt, c.rec.EndedBy, c.rec.Status, c.rec.Disposition = time.Now(), "portico", int(cause), disp
+		s.record(c.rec)
+		return nil
+	}
+	if s.active.Add(1) > int64(s.cfg.MaxCalls) {
+		s.active.Add(-1)
+		return refuse(CauseResourceUnavail, h225.ReleaseCompleteReason_GatewayResources, "resource unavailable: max calls reached")
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.active.Add(-1)
+		}
+	}()
+	info := CallInfo{From: from, To: to, Source: src.Addr()}
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
+	defer cancel()
+	var out net.Conn
+	var err error
+	if caller == Outside {
+		c.rec.CallType = "guest"
+		if s.deps.Policy != nil {
+			d := s.deps.Policy(info)
+			if d.CallType != "" {
+				c.rec.CallType = d.CallType
+			}
+			if !d.Allow {
+				r := d.Reason
+				if r == "" {
+					r = "destination not allowed"
+				}
+				s.observe(caller, src.Addr(), guard.Forbidden)
+				return refuse(CauseRejected, h225.ReleaseCompleteReason_NoPermission, "policy: "+r)
+			}
+		}
+		dst, rerr := s.deps.Route(ctx, setup, info)
+		if rerr != nil {
+			s.observe(caller, src.Addr(), guard.NotFound)
+			return refuse(CauseNoRoute, h225.ReleaseCompleteReason_UnreachableDestination, "no route to destination")
+		}
+		out, err = s.dial(ctx, Inside, dst)
+	} else {
+		c.rec.CallType = "inbound"
+		var ep Endpoint
+		found := false
+		if s.deps.Registry != nil {
+			for _, a := range to {
+				if ep, found = s.deps.Registry.Outside(a); found {
+					break
+				}
+			}
+		}
+		if !found {
+			return refuse(CauseUnallocated, h225.ReleaseCompleteReason_CalledPartyNotRegistered, "callee not registered")
+		}
+		if ep.H46018 {
+			if s.deps.Traversal == nil || len(c.id) != 16 {
+				return refuse(CauseOutOfOrder, h225.ReleaseCompleteReason_UnreachableDestination, "destination out of order")
+			}
+			var key [16]byte
+			copy(key[:], c.id)
+			out, err = s.deps.Traversal.Connect(ctx, ep, key)
+		} else {
+			out, err = s.dial(ctx, Outside, ep.CallSignal)
+		}
+	}
+	if err != nil {
+		s.log.Debug("connect to callee", "err", err)
+		return refuse(CauseOutOfOrder, h225.ReleaseCompleteReason_UnreachableDestination, "destination out of order")
+	}
+	if !s.track(out) {
+		out.Close()
+		return refuse(CauseTemporary, -1, "portico shutting down")
+	}
+	c.legs[caller.Other()] = newLeg(out, nil, s.cfg.MaxFrame)
+	var source [2]netip.Addr
+	source[Outside] = c.legs[Outside].remote.Addr()
+	c.media = h245proxy.NewSession(s.deps.Media, h245proxy.SessionConfig{
+		Label:      c.rec.ID,
+		Interfaces: [2]string{s.cfg.Sides[Outside].Interface, s.cfg.Sides[Inside].Interface},
+		Source:     source,
+	})
+	s.mu.Lock()
+	if s.ctx.Err() != nil {
+		s.mu.Unlock()
+		out.Close()
+		s.untrack(out)
+		c.media.Close()
+		return refuse(CauseTemporary, -1, "portico shutting down")
+	}
+	s.calls[c] = struct{}{}
+	s.mu.Unlock()
+	ok = true
+	return c
+}
+
+func (s *Server) dial(ctx context.Context, side Side, dst netip.AddrPort) (net.Conn, error) {
+	if !dst.IsValid() {
+		return nil, ErrNoRoute
+	}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: s.cfg.Sides[side].Bind.AsSlice()}, KeepAlive: -1}
+	return d.DialContext(ctx, "tcp", dst.String())
+}
+
+func (s *Server) record(r store.CallRecord) {
+	if s.deps.History != nil {
+		s.deps.History(r)
+	}
+}
+
+// run forwards the Setup (payload p, already parsed) and then every
+// message both ways until the call ends.
+func (c *call) run(p []byte) {
+	s := c.srv
+	deadline := time.Now().Add(s.cfg.AnswerTimeout)
+	for _, l := range c.legs {
+		l.conn.SetReadDeadline(deadline)
+	}
+	if !c.forward(c.caller, p) {
+		c.finish()
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.pump(c.caller.Other())
+	}()
+	c.pump(c.caller)
+	wg.Wait()
+	c.finish()
+}
+
+// pump reads messages from side from and forwards them.
+func (c *call) pump(from Side) {
+	l := c.legs[from]
+	for {
+		p, err := l.fr.Next()
+		if err != nil {
+			switch {
+			case errors.Is(err, h245proxy.ErrFrame):
+				c.malformed(from, err)
+			case errors.Is(err, net.ErrClosed):
+				c.end(CauseNormal, "", "")
+			case isTimeout(err) && !c.isAnswered():
+				// The answer deadline (after the answer, a timeout is the
+				// keep-alive giving up on a half-open peer: lost below).
+				c.releaseBoth(CauseRecoveryTimer, "portico", "timeout: no answer")
+			default:
+				// The connection closed without ReleaseComplete: clear
+				// the other side for it.
+				if !c.isEnded() {
+					c.legs[from.Other()].send(releaseComplete(c.crv, from.Other() == c.caller, CauseTemporary, -1, c.id))
+				}
+				c.end(CauseTemporary, c.party(from), "connection lost on the "+from.String())
+			}
+			return
+		}
+		if !c.forward(from, p) {
+			return
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func (c *call) party(side Side) string {
+	if side == c.caller {
+		return "caller"
+	}
+	return "callee"
+}
+
+// forward rewrites and sends one message from side from; false ends the
+// pump.
+func (c *call) forward(from Side, p []byte) bool {
+	var m q931.Message
+	if err := m.Parse(p); err != nil {
+		c.malformed(from, err)
+		return false
+	}
+	if m.CallRef != c.crv {
+		// One call per connection: another call reference is not this
+		// call's (the global one, 0, is not proxied).
+		if m.CallRef != 0 && m.Type != q931.ReleaseComplete {
+			c.legs[from].send(releaseComplete(m.CallRef, !m.FromDestination, CauseInvalidCallRef, -1, nil))
+		}
+		return true
+	}
+	var ui *h225.H323UserInformation
+	if _, present := m.Get(q931.IEUserUser); present {
+		var err error
+		if ui, err = decodeUU(&m); err != nil {
+			c.malformed(from, err)
+			return false
+		}
+	}
+	out, err := c.rewrite(from, &m, ui, p)
+	if err != nil {
+		if errors.Is(err, h245proxy.ErrMedia) {
+			c.releaseBoth(CauseResourceUnavail, "portico", "resource unavailable: media relay")
+			return false
+		}
+		c.malformed(from, err)
+		return false
+	}
+	if err := c.legs[from.Other()].send(out); err != nil {
+		c.end(CauseTemporary, c.party(from.Other()), "connection lost on the "+from.Other().String())
+		return false
+	}
+	switch m.Type {
+	case q931.Connect:
+		c.mu.Lock()
+		if c.answered.IsZero() {
+			c.answered = time.Now()
+		}
+		c.mu.Unlock()
+		for _, l := range c.legs {
+			l.conn.SetReadDeadline(time.Time{})
+			keepAlive(l.conn, c.srv.cfg.KeepAlive)
+		}
+	case q931.ReleaseComplete:
+		cause := byte(CauseNormal)
+		if cv, err := m.Cause(); err == nil {
+			cause = cv.Value
+		}
+		c.end(cause, c.party(from), "")
+		return false
+	}
+	return true
+}
+
+func keepAlive(conn net.Conn, idle time.Duration) {
+	for {
+		if tc, ok := conn.(*net.TCPConn); ok {
+			tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: idle, Interval: idle / 3, Count: 3})
+			return
+		}
+		u, ok := conn.(interface{ NetConn() net.Conn })
+		if !ok {
+			return
+		}
+		conn = u.NetConn()
+	}
+}
+
+// malformed answers a message that does not decode with ReleaseComplete
+// (invalid message) and clears the other side.
+func (c *call) malformed(from Side, err error) {
+	c.srv.Malformed.Add(1)
+	c.srv.observe(from, c.legs[from].remote.Addr(), guard.Malformed)
+	c.srv.log.Debug("malformed message", "call", c.rec.ID, "from", from, "err", err)
+	if c.isEnded() {
+		return
+	}
+	c.legs[from].send(releaseComplete(c.crv, from == c.caller, CauseInvalidMessage, -1, c.id))
+	c.legs[from.Other()].send(releaseComplete(c.crv, from.Other() == c.caller, CauseTemporary, -1, c.id))
+	c.end(CauseInvalidMessage, "portico", "malformed message from the "+from.String())
+}
+
+// releaseBoth clears both sides with cause.
+func (c *call) releaseBoth(cause byte, by, disp string) {
+	if c.isEnded() {
+		return
+	}
+	for side, l := range c.legs {
+		l.send(releaseComplete(c.crv, Side(side) == c.caller, cause, -1, c.id))
+	}
+	c.end(cause, by, disp)
+}
+
+// end marks the call over (the first reason wins) and closes both
+// connections so the pumps return.
+func (c *call) end(cause byte, by, disp string) {
+	c.mu.Lock()
+	if !c.ended {
+		c.ended, c.cause, c.endedBy, c.disp = true, cause, by, disp
+	}
+	c.mu.Unlock()
+	for _, l := range c.legs {
+		l.conn.Close()
+	}
+}
+
+func (c *call) isAnswered() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.answered.IsZero()
+}
+
+func (c *call) isEnded() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ended
+}
+
+// abort ends the call at shutdown.
+func (c *call) abort() {
+	if !c.isEnded() {
+		c.releaseBoth(CauseTemporary, "portico", "portico shutting down")
+	}
+}
+
+// finish releases the call's resources and records it.
+func (c *call) finish() {
+	s := c.srv
+	c.end(CauseNormal, "", "")
+	c.mu.Lock()
+	bridges := c.bridges
+	c.bridges = nil
+	c.mu.Unlock()
+	for _, b := range bridges {
+		b.Close()
+	}
+	stats := c.media.Close()
+	for _, l := range c.legs {
+		s.untrack(l.conn)
+	}
+	s.mu.Lock()
+	delete(s.calls, c)
+	s.mu.Unlock()
+	s.active.Add(-1)
+	s.Completed.Add(1)
+	r := c.rec
+	r.EndedAt = time.Now()
+	r.AnsweredAt = c.answered
+	if !c.answered.IsZero() {
+		r.DurationMs = r.EndedAt.Sub(c.answered).Milliseconds()
+	}
+	r.Status = int(c.cause)
+	r.EndedBy = c.endedBy
+	r.Disposition = c.disp
+	if r.Disposition == "" {
+		r.Disposition = Disposition(c.cause)
+	}
+	r.Streams = streamStats(stats.Streams)
+	s.record(r)
+}
+
+// bridge returns Portico's H.245 address on the far side for the
+// h245Address ap that side from announced, starting a bridge once per
+// address.
+func (c *call) bridge(from Side, ap netip.AddrPort) (netip.AddrPort, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	to := from.Other()
+	if b, ok := c.bridges[ap]; ok {
+		return netip.AddrPortFrom(c.srv.cfg.Sides[to].Advertise, b.Addr().Port()), nil
+	}
+	if c.bridges == nil {
+		return netip.AddrPort{}, fmt.Errorf("%w: call ended", h245proxy.ErrClosed)
+	}
+	var allow netip.Addr
+	if to == Outside {
+		allow = c.legs[Outside].remote.Addr()
+	}
+	b, err := h245proxy.StartBridge(h245proxy.BridgeConfig{
+		Session:    c.media,
+		Listen:     to,
+		ListenAddr: netip.AddrPortFrom(c.srv.cfg.Sides[to].Bind, 0),
+		Target:     ap,
+		Bind:       c.srv.cfg.Sides[from].Bind,
+		AllowFrom:  allow,
+		MaxFrame:   c.srv.cfg.MaxFrame,
+		OnMalformed: func(side Side, err error) {
+			c.malformed(side, err)
+		},
+		Logger: c.srv.log,
+	})
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("%w: h245 listener: %v", h245proxy.ErrMedia, err)
+	}
+	c.bridges[ap] = b
+	return netip.AddrPortFrom(c.srv.cfg.Sides[to].Advertise, b.Addr().Port()), nil
+}

@@ -1,0 +1,27 @@
+// Package callsig proxies H.323 call signalling across the edge: Q.931
+// messages (ITU-T Q.931 as profiled by H.225.0 (12/2009) §7) in TPKT
+// frames over TCP, from an outside endpoint to the inside gatekeeper or
+// endpoint and from the inside to registered outside endpoints (H.460.18
+// ones through the traversal server).
+//
+// Portico keeps the call reference and call identifier and forwards every
+// message (Setup, CallProceeding, Alerting, Progress, Connect, Facility,
+// Notify, Information, ReleaseComplete and the rest) after rewriting the
+// transport addresses of its H323-UserInformation (H.225.0 §7.6):
+// sourceCallSignalAddress, destCallSignalAddress, alternativeAddress and
+// h245Address name Portico on the receiving side, so no inside address
+// reaches the outside. The media addresses of fastStart elements and of
+// tunnelled H.245 (h245Tunnelling, h245Control) go through package
+// h245proxy, which also bridges separate H.245 connections: for every
+// h245Address an endpoint announces, Portico listens on the other side
+// and connects to the announced address when the far end connects.
+//
+// Every frame is read with a size cap and a deadline (the first message
+// within SetupTimeout, the answer within AnswerTimeout; TCP keep-alives
+// end half-open connections after the answer). A message that does not
+// decode is answered with ReleaseComplete (cause 95, invalid message)
+// and ends only its own call. Calls beyond MaxCalls and guests the
+// policy refuses are answered with ReleaseComplete as well, with causes
+// 47 (resource unavailable) and 21 (call rejected); each call ends in a
+// history record whose disposition names the Q.931 cause in words.
+package callsig

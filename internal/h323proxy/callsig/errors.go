@@ -1,0 +1,11 @@
+package callsig
+
+import "errors"
+
+// Sentinel errors.
+var (
+	ErrConfig    = errors.New("callsig: invalid config")
+	ErrMalformed = errors.New("callsig: malformed message")
+	ErrNoRoute   = errors.New("callsig: no route")
+	ErrClosed    = errors.New("callsig: server closed")
+)

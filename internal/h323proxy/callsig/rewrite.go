@@ -1,0 +1,129 @@
+package callsig
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/portico-edge/portico/internal/h323/h225"
+	"github.com/portico-edge/portico/internal/h323/q931"
+	"github.com/portico-edge/portico/internal/h323/ras"
+)
+
+// fields points at what a UUIE body carries that the proxy rewrites.
+type fields struct {
+	h245Address *(*h225.TransportAddress)
+	srcSignal   *(*h225.TransportAddress)
+	dstSignal   *(*h225.TransportAddress)
+	altAddress  *(*h225.TransportAddress)
+	// multipleCalls and maintainConnection: Portico carries one call per
+	// connection and says so (H.225.0 §7.3), whatever the endpoint offered.
+	multipleCalls, maintain *bool
+	fastStart               *[][]byte
+	parallel                *[][]byte
+	srcAliases              []h225.AliasAddress
+}
+
+func bodyFields(b *h225.H323UUPDUH323MessageBody) (f fields) {
+	switch {
+	case b.Setup != nil:
+		s := b.Setup
+		f = fields{h245Address: &s.H245Address, srcSignal: &s.SourceCallSignalAddress, dstSignal: &s.DestCallSignalAddress,
+			fastStart: &s.FastStart, parallel: &s.ParallelH245Control, srcAliases: s.SourceAddress,
+			multipleCalls: &s.MultipleCalls, maintain: &s.MaintainConnection}
+	case b.CallProceeding != nil:
+		f = fields{h245Address: &b.CallProceeding.H245Address, fastStart: &b.CallProceeding.FastStart,
+			multipleCalls: &b.CallProceeding.MultipleCalls, maintain: &b.CallProceeding.MaintainConnection}
+	case b.Alerting != nil:
+		f = fields{h245Address: &b.Alerting.H245Address, fastStart: &b.Alerting.FastStart,
+			multipleCalls: &b.Alerting.MultipleCalls, maintain: &b.Alerting.MaintainConnection}
+	case b.Connect != nil:
+		f = fields{h245Address: &b.Connect.H245Address, fastStart: &b.Connect.FastStart,
+			multipleCalls: &b.Connect.MultipleCalls, maintain: &b.Connect.MaintainConnection}
+	case b.Progress != nil:
+		f = fields{h245Address: &b.Progress.H245Address, fastStart: &b.Progress.FastStart,
+			multipleCalls: &b.Progress.MultipleCalls, maintain: &b.Progress.MaintainConnection}
+	case b.Facility != nil:
+		f = fields{h245Address: &b.Facility.H245Address, fastStart: &b.Facility.FastStart, altAddress: &b.Facility.AlternativeAddress,
+			multipleCalls: &b.Facility.MultipleCalls, maintain: &b.Facility.MaintainConnection}
+	case b.Information != nil:
+		f = fields{fastStart: &b.Information.FastStart}
+	}
+	return f
+}
+
+// rewrite returns the Q.931 message m, sent by side from, as the other
+// side must receive it: every transport address in its UUIE names Portico
+// there, fastStart and tunnelled H.245 carry relay addresses. A message
+// without user-user information passes unchanged.
+func (c *call) rewrite(from Side, m *q931.Message, ui *h225.H323UserInformation, raw []byte) ([]byte, error) {
+	if ui == nil {
+		return raw, nil
+	}
+	to := from.Other()
+	pdu := &ui.H323UuPdu
+	f := bodyFields(&pdu.H323MessageBody)
+	var err error
+	if f.h245Address != nil && *f.h245Address != nil {
+		ap, aerr := ras.AddrPort(*f.h245Address)
+		if aerr != nil {
+			*f.h245Address = nil // not IP: the far end cannot use it anyway
+		} else {
+			local, berr := c.bridge(from, ap)
+			if berr != nil {
+				return nil, berr
+			}
+			t := ras.Transport(local)
+			*f.h245Address = &t
+		}
+	}
+	for _, flag := range []*bool{f.multipleCalls, f.maintain} {
+		if flag != nil {
+			*flag = false
+		}
+	}
+	if f.srcSignal != nil && *f.srcSignal != nil {
+		t := ras.Transport(c.portico(to))
+		*f.srcSignal = &t
+	}
+	if f.dstSignal != nil && *f.dstSignal != nil {
+		t := ras.Transport(c.legs[to].remote)
+		*f.dstSignal = &t
+	}
+	if f.altAddress != nil && *f.altAddress != nil && from == Inside {
+		*f.altAddress = nil
+	}
+	for i := range f.srcAliases {
+		if f.srcAliases[i].Choice == h225.AliasAddress_TransportID {
+			t := ras.Transport(c.portico(to))
+			f.srcAliases[i].TransportID = &t
+		}
+	}
+	if f.fastStart != nil && len(*f.fastStart) > 0 {
+		if *f.fastStart, err = c.media.RewriteFastStart(from, *f.fastStart); err != nil {
+			return nil, err
+		}
+	}
+	for _, list := range []*[][]byte{&pdu.H245Control, f.parallel} {
+		if list == nil {
+			continue
+		}
+		for i, p := range *list {
+			q, err := c.media.RewritePDU(from, p)
+			if err != nil {
+				return nil, err
+			}
+			(*list)[i] = q
+		}
+	}
+	uu, err := ui.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("%w: re-encode: %v", ErrMalformed, err)
+	}
+	m.SetUserUser(uu)
+	return m.Append(make([]byte, 0, len(raw)+64))
+}
+
+// portico returns Portico's call-signalling address on side s.
+func (c *call) portico(s Side) netip.AddrPort {
+	return netip.AddrPortFrom(c.srv.cfg.Sides[s].Advertise, c.legs[s].local.Port())
+}

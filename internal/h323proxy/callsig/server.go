@@ -1,0 +1,294 @@
+package callsig
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portico-edge/portico/internal/connlimit"
+	"github.com/portico-edge/portico/internal/guard"
+	"github.com/portico-edge/portico/internal/h323/h225"
+	"github.com/portico-edge/portico/internal/h323/q931"
+	"github.com/portico-edge/portico/internal/h323proxy/h245proxy"
+)
+
+// Server proxies calls. Serve may run on several listeners at once;
+// Close ends every call and waits for their goroutines.
+type Server struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	calls map[*call]struct{}
+	conns map[net.Conn]struct{}
+
+	active atomic.Int64
+	// Counters for the service's metrics.
+	Malformed, Rejected, Completed atomic.Uint64
+}
+
+// New validates cfg and deps; it does no I/O.
+func New(cfg Config, deps Deps) (*Server, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if deps.Media == nil || deps.Route == nil {
+		return nil, errors.Join(ErrConfig, errors.New("callsig: media and route are required"))
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: c, deps: deps, log: deps.Logger.With("component", "h323-callsig"),
+		calls: map[*call]struct{}{}, conns: map[net.Conn]struct{}{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Busy reports whether a call rides on the connection from remote; a
+// connlimit.Config.Busy for the call-signalling listeners, so idle calls
+// (no Q.931 traffic for hours is normal) are not closed.
+func (s *Server) Busy(remote net.Addr) bool {
+	ap := addrOf(remote)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.calls {
+		for _, l := range c.legs {
+			if l != nil && l.remote == ap {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Calls returns the number of calls in progress.
+func (s *Server) Calls() int { return int(s.active.Load()) }
+
+// Serve accepts call-signalling connections on ln from side from until ctx
+// ends or ln is closed (a *connlimit.Listener is told when a connection
+// carried its first message). It returns nil on a clean stop.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, from Side) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		if !s.track(conn) {
+			conn.Close()
+			return nil
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(conn, from, ln)
+		}()
+	}
+}
+
+// Close ends every call and waits for them.
+func (s *Server) Close() error {
+	s.cancel()
+	s.mu.Lock()
+	for c := range s.calls {
+		c.abort() // ReleaseComplete to both sides first
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx.Err() != nil {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+func addrOf(a net.Addr) netip.AddrPort {
+	if t, ok := a.(*net.TCPAddr); ok {
+		ap := t.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// observe tells the guard what an outside source did; true when the
+// source is now blocked.
+func (s *Server) observe(side Side, src netip.Addr, k guard.Kind) bool {
+	if s.deps.Guard == nil || side != Outside {
+		return false
+	}
+	return s.deps.Guard.Observe(src, k)
+}
+
+// handle reads the first message of a new connection: a Setup starts a
+// call, an outside Facility may be an H.460.18 endpoint answering SCI.
+func (s *Server) handle(conn net.Conn, from Side, ln net.Listener) {
+	handed := false
+	defer func() {
+		if !handed {
+			conn.Close()
+			s.untrack(conn)
+		}
+	}()
+	src := addrOf(conn.RemoteAddr()).Addr()
+	if from == Outside && s.deps.Guard != nil && s.deps.Guard.Blocked(src) {
+		return
+	}
+	fr := h245proxy.NewFrameReader(conn, s.cfg.MaxFrame)
+	conn.SetReadDeadline(time.Now().Add(s.cfg.SetupTimeout))
+	p, err := fr.Next()
+	if err != nil {
+		if errors.Is(err, h245proxy.ErrFrame) {
+			s.Malformed.Add(1)
+			s.observe(from, src, guard.Malformed)
+		}
+		return
+	}
+	var m q931.Message
+	if err := m.Parse(p); err != nil {
+		s.Malformed.Add(1)
+		s.log.Debug("malformed first message", "from", conn.RemoteAddr(), "err", err)
+		if s.observe(from, src, guard.Malformed) {
+			return
+		}
+		writeFrame(conn, releaseComplete(0, true, CauseInvalidMessage, -1, nil))
+		return
+	}
+	ui, uerr := decodeUU(&m)
+	if m.Type == q931.Facility && from == Outside && uerr == nil && s.deps.Traversal != nil {
+		if id := callID(ui); id != nil {
+			var key [16]byte
+			copy(key[:], id)
+			if rest := fr.Buffered(); len(rest) > 0 {
+				conn = &prefixed{Conn: conn, pre: append([]byte(nil), rest...)}
+			}
+			conn.SetReadDeadline(time.Time{})
+			if s.deps.Traversal.Arrived(key, conn) {
+				handed = true
+				s.untrack(conn)
+				return
+			}
+		}
+	}
+	if m.Type != q931.Setup || uerr != nil || ui.H323UuPdu.H323MessageBody.Setup == nil {
+		s.Malformed.Add(1)
+		if s.observe(from, src, guard.Malformed) {
+			return
+		}
+		writeFrame(conn, releaseComplete(m.CallRef, !m.FromDestination, CauseInvalidMessage, -1, nil))
+		return
+	}
+	if s.observe(from, src, guard.Invite) {
+		return
+	}
+	if l, ok := ln.(interface{ Established(string) bool }); ok {
+		l.Established(conn.RemoteAddr().String())
+	}
+	c := s.newCall(conn, fr, from, &m, ui)
+	if c == nil {
+		return
+	}
+	handed = true
+	c.run(p)
+}
+
+// prefixed is a connection with bytes already read in front of it.
+type prefixed struct {
+	net.Conn
+	pre []byte
+}
+
+// NetConn returns the connection underneath.
+func (p *prefixed) NetConn() net.Conn { return p.Conn }
+
+func (p *prefixed) Read(b []byte) (int, error) {
+	if len(p.pre) > 0 {
+		n := copy(b, p.pre)
+		p.pre = p.pre[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}
+
+func decodeUU(m *q931.Message) (*h225.H323UserInformation, error) {
+	uu, err := m.UserUser()
+	if err != nil {
+		return nil, err
+	}
+	ui := new(h225.H323UserInformation)
+	if err := ui.Unmarshal(uu); err != nil {
+		return nil, err
+	}
+	return ui, nil
+}
+
+// callID returns the callIdentifier GUID of a UUIE, if any.
+func callID(ui *h225.H323UserInformation) []byte {
+	b := &ui.H323UuPdu.H323MessageBody
+	var id *h225.CallIdentifier
+	switch {
+	case b.Setup != nil:
+		id = b.Setup.CallIdentifier
+	case b.Facility != nil:
+		id = b.Facility.CallIdentifier
+	case b.Connect != nil:
+		id = b.Connect.CallIdentifier
+	}
+	if id == nil || len(id.Guid) != 16 {
+		return nil
+	}
+	return id.Guid
+}
+
+func writeFrame(w net.Conn, payload []byte) error {
+	w.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, err := w.Write(h245proxy.AppendFrame(make([]byte, 0, len(payload)+4), payload))
+	return err
+}
+
+// Listen opens a call-signalling listener on addr guarded by connlimit
+// (H.225.0 on TCP 1720 by default): lc's caps, SetupTimeout as the
+// handshake timeout unless lc sets one, and Busy so that a quiet call
+// outlives lc.IdleTimeout. Serve it with Serve.
+func (s *Server) Listen(addr netip.AddrPort, lc connlimit.Config, deps connlimit.Deps) (*connlimit.Listener, error) {
+	ln, err := net.Listen("tcp", addr.String())
+	if err != nil {
+		return nil, fmt.Errorf("callsig: listen %v: %w", addr, err)
+	}
+	if lc.HandshakeTimeout <= 0 {
+		lc.HandshakeTimeout = s.cfg.SetupTimeout
+	}
+	lc.Busy = s.Busy
+	return connlimit.Wrap(ln, lc, deps), nil
+}

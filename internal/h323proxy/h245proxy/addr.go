@@ -1,0 +1,48 @@
+package h245proxy
+
+import (
+	"net/netip"
+
+	"github.com/portico-edge/portico/internal/h323/h245"
+)
+
+// unicastAddrPort returns the IP address and port of an H.245 unicast
+// transport address. (A private twin of the codec's planned
+// h245.UnicastAddrPort; replace when that lands.)
+func unicastAddrPort(t *h245.TransportAddress) (netip.AddrPort, bool) {
+	if t == nil || t.Choice != h245.TransportAddress_UnicastAddress || t.UnicastAddress == nil {
+		return netip.AddrPort{}, false
+	}
+	u := t.UnicastAddress
+	switch {
+	case u.Choice == h245.UnicastAddress_IPAddress && u.IPAddress != nil:
+		a, ok := netip.AddrFromSlice(u.IPAddress.Network)
+		if !ok || !a.Is4() {
+			return netip.AddrPort{}, false
+		}
+		return netip.AddrPortFrom(a, uint16(u.IPAddress.TsapIdentifier)), true
+	case u.Choice == h245.UnicastAddress_IP6Address && u.IP6Address != nil:
+		a, ok := netip.AddrFromSlice(u.IP6Address.Network)
+		if !ok || !a.Is6() {
+			return netip.AddrPort{}, false
+		}
+		return netip.AddrPortFrom(a, uint16(u.IP6Address.TsapIdentifier)), true
+	}
+	return netip.AddrPort{}, false
+}
+
+// newTransportAddress returns the H.245 unicast transport address of ap.
+func newTransportAddress(ap netip.AddrPort) *h245.TransportAddress {
+	a := ap.Addr().Unmap()
+	u := &h245.UnicastAddress{}
+	if a.Is4() {
+		ip := a.As4()
+		u.Choice = h245.UnicastAddress_IPAddress
+		u.IPAddress = &h245.UnicastAddressIPAddress{Network: ip[:], TsapIdentifier: int64(ap.Port())}
+	} else {
+		ip := a.As16()
+		u.Choice = h245.UnicastAddress_IP6Address
+		u.IP6Address = &h245.UnicastAddressIP6Address{Network: ip[:], TsapIdentifier: int64(ap.Port())}
+	}
+	return &h245.TransportAddress{Choice: h245.TransportAddress_UnicastAddress, UnicastAddress: u}
+}

@@ -1,0 +1,183 @@
+package h245proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// BridgeConfig describes one separate H.245 connection across the edge:
+// the endpoint on side Listen connects to Portico, and Portico connects
+// to the other side's endpoint at Target.
+type BridgeConfig struct {
+	Session *Session
+	// Listen is the side whose endpoint connects to the bridge.
+	Listen Side
+	// ListenAddr is the local address to listen on (port 0 picks one).
+	ListenAddr netip.AddrPort
+	// Target is the H.245 address the other side's endpoint announced.
+	Target netip.AddrPort
+	// Bind is the local address for the connection to Target (zero: any).
+	Bind netip.Addr
+	// AllowFrom, when valid, is the only source IP accepted.
+	AllowFrom netip.Addr
+	// AcceptTimeout bounds the wait for the endpoint (default 30s) and
+	// DialTimeout the connection to Target (default 10s).
+	AcceptTimeout, DialTimeout time.Duration
+	// IdleTimeout closes a bridge that carried nothing either way for
+	// this long (0: never; TCP keep-alives still end half-open peers).
+	IdleTimeout time.Duration
+	// MaxFrame caps a TPKT payload (default DefaultMaxFrame).
+	MaxFrame int
+	// OnMalformed is called (once) when a PDU does not decode; the bridge
+	// then closes. Optional.
+	OnMalformed func(from Side, err error)
+	Logger      *slog.Logger
+}
+
+// Bridge carries one separate H.245 connection. Close is idempotent and
+// waits for its goroutines.
+type Bridge struct {
+	cfg  BridgeConfig
+	ln   net.Listener
+	addr netip.AddrPort
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+// StartBridge listens and starts serving; Addr is what to announce.
+func StartBridge(cfg BridgeConfig) (*Bridge, error) {
+	if cfg.AcceptTimeout <= 0 {
+		cfg.AcceptTimeout = 30 * time.Second
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(cfg.ListenAddr))
+	if err != nil {
+		return nil, err
+	}
+	b := &Bridge{cfg: cfg, ln: ln, addr: ln.Addr().(*net.TCPAddr).AddrPort()}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.wg.Add(1)
+	go b.run()
+	return b, nil
+}
+
+// Addr returns the bound listening address.
+func (b *Bridge) Addr() netip.AddrPort { return b.addr }
+
+// Close stops the bridge.
+func (b *Bridge) Close() error {
+	b.cancel()
+	b.ln.Close()
+	b.mu.Lock()
+	for _, c := range b.conns {
+		c.Close()
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+	return nil
+}
+
+func (b *Bridge) track(c net.Conn) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ctx.Err() != nil {
+		c.Close()
+		return false
+	}
+	b.conns = append(b.conns, c)
+	return true
+}
+
+func (b *Bridge) run() {
+	defer b.wg.Done()
+	tl := b.ln.(*net.TCPListener)
+	tl.SetDeadline(time.Now().Add(b.cfg.AcceptTimeout))
+	var c net.Conn
+	for {
+		conn, err := tl.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				b.cfg.Logger.Debug("h245 bridge: no connection", "err", err)
+			}
+			b.ln.Close()
+			return
+		}
+		src := conn.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
+		if b.cfg.AllowFrom.IsValid() && src != b.cfg.AllowFrom.Unmap() {
+			conn.Close()
+			continue
+		}
+		c = conn
+		break
+	}
+	b.ln.Close() // one connection per bridge
+	if !b.track(c) {
+		return
+	}
+	d := net.Dialer{Timeout: b.cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	if b.cfg.Bind.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: b.cfg.Bind.AsSlice()}
+	}
+	t, err := d.DialContext(b.ctx, "tcp", b.cfg.Target.String())
+	if err != nil {
+		b.cfg.Logger.Debug("h245 bridge: connect", "target", b.cfg.Target, "err", err)
+		c.Close()
+		return
+	}
+	if !b.track(t) {
+		c.Close()
+		return
+	}
+	var once sync.Once
+	stop := func() { once.Do(func() { c.Close(); t.Close() }) }
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.pump(c, t, b.cfg.Listen, stop)
+	}()
+	b.pump(t, c, b.cfg.Listen.Other(), stop)
+}
+
+// pump copies PDUs read from src (sent by side from) to dst, rewritten.
+func (b *Bridge) pump(src, dst net.Conn, from Side, stop func()) {
+	defer stop()
+	r := NewFrameReader(src, b.cfg.MaxFrame)
+	var out []byte
+	for {
+		if b.cfg.IdleTimeout > 0 {
+			src.SetReadDeadline(time.Now().Add(b.cfg.IdleTimeout))
+		}
+		p, err := r.Next()
+		if err != nil {
+			if errors.Is(err, ErrFrame) && b.cfg.OnMalformed != nil {
+				b.cfg.OnMalformed(from, err)
+			}
+			return
+		}
+		q, err := b.cfg.Session.RewritePDU(from, p)
+		if err != nil {
+			if b.cfg.OnMalformed != nil {
+				b.cfg.OnMalformed(from, err)
+			}
+			return
+		}
+		out = AppendFrame(out[:0], q)
+		if _, err := dst.Write(out); err != nil {
+			return
+		}
+	}
+}
