@@ -9,7 +9,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/h245"
-	"github.com/portico-edge/portico/internal/h323/h323test"
+	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 	"github.com/portico-edge/portico/internal/h323/q931"
 	"github.com/portico-edge/portico/internal/h323/ras"
 	"github.com/portico-edge/portico/internal/h323proxy/h245proxy"
@@ -24,11 +24,11 @@ import (
 // media addresses) is Portico's inside one.
 func TestCapturedMessages(t *testing.T) {
 	testpeer.Require(t, "tshark")
-	files := h323test.Captures(t)
+	files := capture.Captures(t)
 	s := fuzzServer(t)
 	total := 0
 	for _, file := range files {
-		for _, p := range h323test.TPKTPackets(t, file, "tcp.port==1720 && tcp.len>0 && !tcp.analysis.retransmission") {
+		for _, p := range capture.TPKTPackets(t, file, "tcp.port==1720 && tcp.len>0 && !tcp.analysis.retransmission") {
 			if p.Partial || p.Malformed {
 				continue
 			}

@@ -36,7 +36,7 @@ func (c *streamConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *streamConn) SetWriteDeadline(time.Time) error { return nil }
 
 // nullMedia allocates nothing real.
-type nullMedia struct{ n int }
+type nullMedia struct{}
 
 func (m *nullMedia) infos(n int) []media.StreamInfo {
 	out := make([]media.StreamInfo, n)

@@ -89,7 +89,6 @@ type portico struct {
 	mu        sync.Mutex
 	registry  map[string]Endpoint
 	routes    map[string]netip.AddrPort // by called alias, before route
-	traversal Traversal
 	outsideLn *connlimit.Listener
 }
 

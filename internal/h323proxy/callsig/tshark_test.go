@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/portico-edge/portico/internal/h323/h225"
-	"github.com/portico-edge/portico/internal/h323/h323test"
+	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 	"github.com/portico-edge/portico/internal/h323/q931"
 	"github.com/portico-edge/portico/internal/h323proxy/h245proxy"
 	"github.com/portico-edge/portico/internal/testpeer"
@@ -31,7 +31,7 @@ func TestTsharkDissectsWhatPorticoSent(t *testing.T) {
 	if d := os.Getenv("H323_PCAP"); d != "" {
 		path = d
 	}
-	w, err := h323test.NewPcap(path)
+	w, err := capture.NewPcap(path)
 	if err != nil {
 		t.Fatal(err)
 	}
