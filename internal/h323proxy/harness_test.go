@@ -116,7 +116,11 @@ func (g *fakeGuard) Observe(_ netip.Addr, k guard.Kind) bool {
 	g.seen = append(g.seen, k)
 	return false
 }
-func (g *fakeGuard) kinds() []guard.Kind { g.mu.Lock(); defer g.mu.Unlock(); return append([]guard.Kind(nil), g.seen...) }
+func (g *fakeGuard) kinds() []guard.Kind {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]guard.Kind(nil), g.seen...)
+}
 
 type harness struct {
 	t    *testing.T
