@@ -64,6 +64,9 @@ const (
 	defaultMaxPending        = 4096
 	defaultRequestTimeout    = 10 * time.Second
 	maxDatagram              = 4096
+	// maxPendingPerSource bounds the requests one outside address has in
+	// flight toward the inside.
+	maxPendingPerSource = 64
 )
 
 // withDefaults fills zero fields and validates; errors name the fields

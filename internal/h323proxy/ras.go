@@ -119,10 +119,31 @@ func (s *Server) track(side map[uint16]*pending, p *pending) (h225.RequestSeqNum
 			return 0, false
 		}
 	}
+	outside := p.from.IsValid() && p.from.Addr() != s.cfg.Gatekeeper.Addr()
+	if outside && s.perSource[p.from.Addr()] >= maxPendingPerSource {
+		return 0, false
+	}
 	seq := s.nextSeq(side)
 	p.expires = s.now().Add(s.cfg.RequestTimeout)
 	side[uint16(seq)] = p
+	if outside {
+		s.perSource[p.from.Addr()]++
+	}
 	return seq, true
+}
+
+// untrack forgets the request Portico sent under seq toward a side.
+func (s *Server) untrack(side map[uint16]*pending, seq uint16) {
+	p := side[seq]
+	if p == nil {
+		return
+	}
+	delete(side, seq)
+	if a := p.from.Addr(); p.from.IsValid() && a != s.cfg.Gatekeeper.Addr() {
+		if s.perSource[a]--; s.perSource[a] <= 0 {
+			delete(s.perSource, a)
+		}
+	}
 }
 
 func (s *Server) outsideGK() h225.GatekeeperIdentifier {
@@ -382,7 +403,7 @@ func (s *Server) relayInside(src netip.AddrPort, m *h225.RasMessage) {
 		// An IRR answers the inside's IRQ (relayed out with Portico's
 		// sequence number) or is unsolicited.
 		if q := s.pendingOut[uint16(outSeq)]; q != nil && q.kind == h225.RasMessage_InfoRequest {
-			delete(s.pendingOut, uint16(outSeq))
+			s.untrack(s.pendingOut, uint16(outSeq))
 			p.seq = q.seq
 		}
 	}
@@ -472,7 +493,7 @@ func (s *Server) outsideAnswer(src netip.AddrPort, m *h225.RasMessage) {
 		s.m.dropped.WithLabelValues(External, "unmatched").Inc()
 		return
 	}
-	delete(s.pendingOut, uint16(seq))
+	s.untrack(s.pendingOut, uint16(seq))
 	var out *h225.RasMessage
 	switch m.Choice {
 	case h225.RasMessage_ServiceControlResponse:
@@ -534,7 +555,7 @@ func (s *Server) handleInternal(src netip.AddrPort, b []byte) {
 		}
 		return
 	}
-	delete(s.pendingIn, uint16(seq))
+	s.untrack(s.pendingIn, uint16(seq))
 	if p.kind == h225.RasMessage_RegistrationRequest {
 		s.registrationAnswer(p, m)
 		return
@@ -906,12 +927,12 @@ func (s *Server) expirePending(now time.Time) {
 			if p.refresh && p.reg != nil {
 				p.reg.refreshing = false
 			}
-			delete(s.pendingIn, k)
+			s.untrack(s.pendingIn, k)
 		}
 	}
 	for k, p := range s.pendingOut {
 		if now.After(p.expires) {
-			delete(s.pendingOut, k)
+			s.untrack(s.pendingOut, k)
 		}
 	}
 }

@@ -390,3 +390,25 @@ func TestTraversalConnect(t *testing.T) {
 }
 
 var _ = asn1per.BMP
+
+// TestOneSourceCannotFillPending: requests one outside source leaves
+// unanswered (LRQs need no registration) take at most its share of the
+// transactions in flight, so another source's still go through.
+func TestOneSourceCannotFillPending(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxPending = 100 })
+	flooder := newPeer(t, netip.MustParseAddr("127.0.0.5"))
+	for i := 1; i <= 100; i++ {
+		flooder.send(h.ext, ras.LRQ(i, []h225.AliasAddress{ras.E164("1")}, flooder.addr()))
+	}
+	h.ep.send(h.ext, ras.LRQ(1, []h225.AliasAddress{ras.E164("2002")}, h.ep.addr()))
+	for i := 0; i <= 100; i++ {
+		_, m := h.gk.expect(h225.RasMessage_LocationRequest)
+		if s, _ := ras.AliasString(&m.LocationRequest.DestinationInfo[0]); s == "2002" {
+			if i > maxPendingPerSource {
+				t.Errorf("the flooder got %d requests in flight, more than its share %d", i, maxPendingPerSource)
+			}
+			return
+		}
+	}
+	t.Fatal("the other source's LRQ never reached the gatekeeper")
+}

@@ -73,6 +73,7 @@ type Server struct {
 	pendingOut map[uint16]*pending // requests Portico sent outside
 	waiters    map[[16]byte]chan net.Conn
 	calls      map[[16]byte]*registration // admitted calls, for IRQ routing
+	perSource  map[netip.Addr]int         // outside requests in flight, by source address
 
 	ctx       context.Context
 	stop      context.CancelFunc
@@ -102,6 +103,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		pendingOut: map[uint16]*pending{},
 		waiters:    map[[16]byte]chan net.Conn{},
 		calls:      map[[16]byte]*registration{},
+		perSource:  map[netip.Addr]int{},
 	}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	return s, nil

@@ -51,7 +51,7 @@ func (s *Server) Connect(ctx context.Context, ep Endpoint, callID [16]byte) (net
 	g, err := ras.IncomingCall(ras.IncomingCallIndication{CallSignal: s.extSignal(), CallID: callID[:]})
 	if err != nil {
 		delete(s.waiters, callID)
-		delete(s.pendingOut, uint16(seq))
+		s.untrack(s.pendingOut, uint16(seq))
 		s.mu.Unlock()
 		return nil, fmt.Errorf("h323proxy: connect: %w", err)
 	}
@@ -63,7 +63,7 @@ func (s *Server) Connect(ctx context.Context, ep Endpoint, callID [16]byte) (net
 		s.mu.Lock()
 		delete(s.waiters, callID)
 		if s.pendingOut[uint16(seq)] == p {
-			delete(s.pendingOut, uint16(seq))
+			s.untrack(s.pendingOut, uint16(seq))
 		}
 		s.mu.Unlock()
 	}()
