@@ -126,6 +126,7 @@ type harness struct {
 	t    *testing.T
 	s    *Server
 	ext  netip.AddrPort // Portico's outside RAS
+	in   netip.AddrPort // Portico's inside RAS
 	ep   *peer
 	gk   *peer
 	hist *fakeHistory
@@ -158,7 +159,7 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.s, h.ext = s, addrOf(ext.LocalAddr())
+	h.s, h.ext, h.in = s, addrOf(ext.LocalAddr()), addrOf(in.LocalAddr())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, ext, in) }()

@@ -241,7 +241,7 @@ func TestUnregisterBothWays(t *testing.T) {
 	// Inside -> outside.
 	rcf, _ = h.register("dave", false)
 	outID = bmp(rcf.EndpointIdentifier)
-	h.gk.send(h.s.inAddr, ras.URQ(77, ras.Endpoint{CallSignal: insideSignal, EndpointID: insideEPID, Gatekeeper: insideGKID}))
+	h.gk.send(h.in, ras.URQ(77, ras.Endpoint{CallSignal: insideSignal, EndpointID: insideEPID, Gatekeeper: insideGKID}))
 	_, m = h.ep.expect(h225.RasMessage_UnregistrationRequest)
 	if bmp(m.UnregistrationRequest.EndpointIdentifier) != outID {
 		t.Errorf("outside URQ id = %q, want %q", bmp(m.UnregistrationRequest.EndpointIdentifier), outID)
@@ -411,4 +411,71 @@ func TestOneSourceCannotFillPending(t *testing.T) {
 		}
 	}
 	t.Fatal("the other source's LRQ never reached the gatekeeper")
+}
+
+// TestCallRASRelayed: BRQ and DRQ from outside, and DRQ and IRQ from the
+// inside for an admitted call, cross with identifiers mapped and
+// sequence numbers restored.
+func TestCallRASRelayed(t *testing.T) {
+	h := newHarness(t, nil)
+	rcf, _ := h.register("ivy", false)
+	outID := bmp(rcf.EndpointIdentifier)
+	id := bytes.Repeat([]byte{9}, 16)
+	h.ep.send(h.ext, ras.ARQ(20, outID, nil, []h225.AliasAddress{ras.E164("8001")}, 1280, 3, id, id, false))
+	from, m := h.gk.expect(h225.RasMessage_AdmissionRequest)
+	h.gk.send(from, ras.ACF(m.AdmissionRequest, gkSignal, true))
+	h.ep.expect(h225.RasMessage_AdmissionConfirm)
+
+	call := ras.Call{EndpointID: outID, Ref: 3, ConferenceID: id, ID: id}
+	h.ep.send(h.ext, ras.BRQ(21, call, 3840))
+	from, m = h.gk.expect(h225.RasMessage_BandwidthRequest)
+	if bmp(m.BandwidthRequest.EndpointIdentifier) != insideEPID {
+		t.Errorf("inside BRQ id = %q", bmp(m.BandwidthRequest.EndpointIdentifier))
+	}
+	h.gk.send(from, &h225.RasMessage{Choice: h225.RasMessage_BandwidthConfirm, BandwidthConfirm: &h225.BandwidthConfirm{
+		RequestSeqNum: m.BandwidthRequest.RequestSeqNum, BandWidth: 3840}})
+	_, out := h.ep.expect(h225.RasMessage_BandwidthConfirm)
+	if out.BandwidthConfirm.RequestSeqNum != 21 || out.BandwidthConfirm.BandWidth != 3840 {
+		t.Errorf("BCF = %+v", out.BandwidthConfirm)
+	}
+
+	// The inside asks about the call: the IRQ reaches the endpoint, its
+	// IRR the inside, with Portico's addresses.
+	h.gk.send(h.in, &h225.RasMessage{Choice: h225.RasMessage_InfoRequest, InfoRequest: &h225.InfoRequest{
+		RequestSeqNum: 500, CallReferenceValue: 3, CallIdentifier: &h225.CallIdentifier{Guid: h225.GloballyUniqueID(id)}}})
+	_, m = h.ep.expect(h225.RasMessage_InfoRequest)
+	if got := ap(t, m.InfoRequest.ReplyAddress); got != h.ext {
+		t.Errorf("IRQ replyAddress = %v, want %v", got, h.ext)
+	}
+	irr := ras.IRR(m.InfoRequest, 0, ras.Endpoint{RAS: epDeclaredSig, CallSignal: epDeclaredSig, EndpointID: outID, Terminal: true})
+	h.ep.send(h.ext, irr)
+	_, m = h.gk.expect(h225.RasMessage_InfoRequestResponse)
+	if r := m.InfoRequestResponse; r.RequestSeqNum != 500 || bmp(r.EndpointIdentifier) != insideEPID || ap(t, &r.RasAddress).Addr() != porticoIn {
+		t.Errorf("inside IRR seq %d id %q ras %v", r.RequestSeqNum, bmp(r.EndpointIdentifier), r.RasAddress)
+	}
+
+	// The inside disengages the call.
+	h.gk.send(h.in, ras.DRQ(600, ras.Call{EndpointID: insideEPID, Ref: 3, ConferenceID: id, ID: id}, h225.DisengageReason_ForcedDrop))
+	_, m = h.ep.expect(h225.RasMessage_DisengageRequest)
+	if bmp(m.DisengageRequest.EndpointIdentifier) != outID {
+		t.Errorf("outside DRQ id = %q, want %q", bmp(m.DisengageRequest.EndpointIdentifier), outID)
+	}
+	h.ep.send(h.ext, ras.DCF(m.DisengageRequest))
+	_, m = h.gk.expect(h225.RasMessage_DisengageConfirm)
+	if m.DisengageConfirm.RequestSeqNum != 600 {
+		t.Errorf("inside DCF seq = %d, want 600", m.DisengageConfirm.RequestSeqNum)
+	}
+
+	// And the endpoint disengages one itself.
+	h.ep.send(h.ext, ras.DRQ(22, call, h225.DisengageReason_NormalDrop))
+	from, m = h.gk.expect(h225.RasMessage_DisengageRequest)
+	if bmp(m.DisengageRequest.EndpointIdentifier) != insideEPID {
+		t.Errorf("inside DRQ id = %q", bmp(m.DisengageRequest.EndpointIdentifier))
+	}
+	h.gk.send(from, ras.DCF(m.DisengageRequest))
+	_, out = h.ep.expect(h225.RasMessage_DisengageConfirm)
+	if out.DisengageConfirm.RequestSeqNum != 22 {
+		t.Errorf("DCF seq = %d, want 22", out.DisengageConfirm.RequestSeqNum)
+	}
+	assertNoInside(t, h.ep)
 }
