@@ -763,6 +763,8 @@ func sectionEnabled(cfg *config.Config, sec string) bool {
 		return cfg.TURN.Enabled
 	case "access_proxy":
 		return cfg.AccessProxy.Enabled
+	case "h323":
+		return cfg.H323.Enabled
 	case "media":
 		return cfg.Media.Enabled
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,5 +79,12 @@ func TestH323ServiceRunsAndReloads(t *testing.T) {
 	}
 	if p := strings.Join(a.pending(), ","); p != "h323.gatekeeper" {
 		t.Errorf("pending_restart = %s, want h323.gatekeeper", p)
+	}
+	// Turning the service off applies at restart, and says so.
+	if _, _, err := a.Replace(context.Background(), []byte(n.doc("info", "h323:\n  enabled: false\n")), "alice", "", 3); err != nil {
+		t.Fatal(err)
+	}
+	if p := a.pending(); !slices.Contains(p, "h323.enabled") {
+		t.Errorf("pending_restart = %v, want h323.enabled", p)
 	}
 }
