@@ -55,7 +55,9 @@ func (s *Server) handleExternal(src netip.AddrPort, b []byte) {
 	case h225.RasMessage_GatekeeperRequest:
 		s.gatekeeperRequest(src, m.GatekeeperRequest)
 	case h225.RasMessage_RegistrationRequest:
-		s.observe(ip, guard.Register)
+		if r := m.RegistrationRequest; r != nil && !(r.HasKeepAlive && r.KeepAlive) {
+			s.observe(ip, guard.Register)
+		}
 		s.registrationRequest(src, m)
 	case h225.RasMessage_UnregistrationRequest:
 		s.outsideUnregister(src, m)

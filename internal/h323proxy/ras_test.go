@@ -161,6 +161,17 @@ func TestKeepAliveAnsweredLocallyAndAdmissionRelayed(t *testing.T) {
 	if bmp(ka.RegistrationConfirm.EndpointIdentifier) != outID {
 		t.Error("keep-alive RCF changed the endpointIdentifier")
 	}
+	// Keep-alives are not scored as registration floods (an H.460.18
+	// site behind one address sends one per endpoint every 19 s).
+	var registers int
+	for _, k := range h.g.kinds() {
+		if k == guard.Register {
+			registers++
+		}
+	}
+	if registers != 1 {
+		t.Errorf("guard scored %d registrations, want 1 (the full RRQ only)", registers)
+	}
 	// The next thing the gatekeeper sees is the ARQ: the keep-alive did
 	// not cross.
 	callID := bytes.Repeat([]byte{7}, 16)
