@@ -243,6 +243,12 @@ func New(ctx context.Context, opts Options) (*App, error) {
 			}
 			return a.built.turn
 		},
+		H323: func() api.H323Service {
+			if a.built.h323 == nil {
+				return nil
+			}
+			return a.built.h323
+		},
 		Guard:  func() api.GuardService { return a.built.guard },
 		Policy: func() api.PolicyService { return policyService{a} },
 	})
