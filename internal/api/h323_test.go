@@ -28,7 +28,9 @@ func TestH323Registrations(t *testing.T) {
 	if w := get(); w.Code != http.StatusNotFound {
 		t.Errorf("edge off: %d %s", w.Code, w.Body)
 	}
-	s.deps.H323 = func() H323Service { return fakeH323{{Aliases: []string{"alice", "4711"}, Source: "198.51.100.7:40000", H46018: true}} }
+	s.deps.H323 = func() H323Service {
+		return fakeH323{{Aliases: []string{"alice", "4711"}, Source: "198.51.100.7:40000", H46018: true}}
+	}
 	w := get()
 	var got []h323proxy.Registration
 	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &got) != nil || len(got) != 1 || got[0].Aliases[1] != "4711" || !got[0].H46018 {
