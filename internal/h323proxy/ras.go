@@ -685,6 +685,12 @@ func (s *Server) registrationAnswer(p *pending, m *h225.RasMessage) {
 		s.regs.remove(r)
 	}
 	r.insideID = bmp(c.EndpointIdentifier)
+	if old := s.regs.byIn[r.insideID]; old != nil && old != r {
+		// The inside took this RRQ for a re-registration of an endpoint
+		// Portico holds under another binding (NAT rebinding): that one is
+		// superseded, and must not unregister this one when it expires.
+		s.regs.remove(old)
+	}
 	r.aliases = p.rrq.TerminalAlias
 	if c.HasTerminalAlias && len(cloneAliases(c.TerminalAlias)) > 0 {
 		r.aliases = cloneAliases(c.TerminalAlias)

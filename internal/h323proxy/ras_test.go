@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf16"
 
 	"github.com/portico-edge/portico/internal/asn1per"
@@ -489,4 +490,26 @@ func TestCallRASRelayed(t *testing.T) {
 		t.Errorf("DCF seq = %d, want 22", out.DisengageConfirm.RequestSeqNum)
 	}
 	assertNoInside(t, h.ep)
+}
+
+// TestReRegistrationFromNewBindingSupersedes: an endpoint whose NAT
+// binding changed registers again; the inside confirms the same
+// endpointIdentifier, and Portico keeps one registration, so the old one's
+// expiry cannot unregister the new one inside.
+func TestReRegistrationFromNewBindingSupersedes(t *testing.T) {
+	h := newHarness(t, nil)
+	h.register("kate", false)
+	h.ep = newPeer(t, outsideIP) // the new NAT binding
+	h.register("kate", false)
+	if regs := h.s.Registrations(); len(regs) != 1 || regs[0].Source != h.ep.addr().String() {
+		t.Fatalf("registrations = %+v, want only the new binding", regs)
+	}
+	// Nothing expires early: a sweep before the time to live sends nothing
+	// inside, and the next thing the inside sees is the endpoint's URQ.
+	h.s.sweep(h.advance(30 * time.Second))
+	ep, _ := h.s.Outside("kate")
+	e := endpoint("kate", false)
+	e.EndpointID = ep.ID
+	h.ep.send(h.ext, ras.URQ(30, e))
+	h.gk.expect(h225.RasMessage_UnregistrationRequest)
 }
