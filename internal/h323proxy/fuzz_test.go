@@ -28,7 +28,7 @@ func FuzzRAS(f *testing.F) {
 		f.Add(b, false)
 		f.Add(b, true)
 	}
-	h := newHarness(&testing.T{}, func(c *Config) { c.MaxRegistrations = 4 })
+	h := newHarnessDeps(&testing.T{}, func(c *Config) { c.MaxRegistrations = 4 }, false)
 	f.Cleanup(func() { h.s.Close() })
 	src := netip.MustParseAddrPort("127.0.0.9:5000")
 	f.Fuzz(func(t *testing.T, b []byte, inside bool) {

@@ -135,7 +135,11 @@ type harness struct {
 	nmu  sync.Mutex
 }
 
-func newHarness(t *testing.T, mod func(*Config)) *harness {
+func newHarness(t *testing.T, mod func(*Config)) *harness { return newHarnessDeps(t, mod, true) }
+
+// newHarnessDeps is newHarness; observed false leaves history and guard
+// out (the fuzz test, whose records would only grow).
+func newHarnessDeps(t *testing.T, mod func(*Config), observed bool) *harness {
 	h := &harness{t: t, hist: &fakeHistory{}, g: &fakeGuard{blocked: map[netip.Addr]bool{}}, now: time.Unix(1_800_000_000, 0)}
 	h.ep = newPeer(t, outsideIP)
 	h.gk = newPeer(t, gatekeeperIP)
@@ -155,7 +159,11 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 	if mod != nil {
 		mod(&cfg)
 	}
-	s, err := New(cfg, Deps{History: h.hist, Guard: h.g, Now: h.clock})
+	deps := Deps{Now: h.clock}
+	if observed {
+		deps.History, deps.Guard = h.hist, h.g
+	}
+	s, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
