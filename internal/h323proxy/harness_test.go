@@ -2,6 +2,8 @@ package h323proxy
 
 import (
 	"context"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"net"
 	"net/netip"
 	"sync"
@@ -133,6 +135,20 @@ type harness struct {
 	g    *fakeGuard
 	now  time.Time
 	nmu  sync.Mutex
+	acl  swapACL
+}
+
+// swapACL is an ACL a test may set while the server runs; nil allows all.
+type swapACL struct {
+	mu sync.Mutex
+	a  ACL
+}
+
+func (s *swapACL) set(a ACL) { s.mu.Lock(); defer s.mu.Unlock(); s.a = a }
+func (s *swapACL) Allow(src netip.Addr) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.a == nil || s.a.Allow(src)
 }
 
 func newHarness(t *testing.T, mod func(*Config)) *harness { return newHarnessDeps(t, mod, true) }
@@ -159,7 +175,7 @@ func newHarnessDeps(t *testing.T, mod func(*Config), observed bool) *harness {
 	if mod != nil {
 		mod(&cfg)
 	}
-	deps := Deps{Now: h.clock}
+	deps := Deps{Now: h.clock, ACL: &h.acl}
 	if observed {
 		deps.History, deps.Guard = h.hist, h.g
 	}
@@ -216,3 +232,5 @@ func (h *harness) register(alias string, traversal bool) (*h225.RegistrationConf
 	_, out := h.ep.expect(h225.RasMessage_RegistrationConfirm)
 	return out.RegistrationConfirm, rrq
 }
+
+func testutilCount(c prometheus.Counter) float64 { return testutil.ToFloat64(c) }

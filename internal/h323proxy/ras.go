@@ -562,6 +562,12 @@ func (s *Server) handleInternal(src netip.AddrPort, b []byte) {
 		s.registrationAnswer(p, m)
 		return
 	}
+	if m.Choice == h225.RasMessage_LocationReject || m.Choice == h225.RasMessage_AdmissionReject &&
+		m.AdmissionReject.RejectReason.Choice == h225.AdmissionRejectReason_CalledPartyNotRegistered {
+		// The inside knows no such alias: scored like a SIP 404, as
+		// alias guessing.
+		s.observe(p.from.Addr(), guard.NotFound)
+	}
 	out := s.outsideResponse(p, m)
 	if out != nil && p.from.IsValid() {
 		s.send(External, p.from, out)

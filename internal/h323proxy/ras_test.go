@@ -513,3 +513,31 @@ func TestReRegistrationFromNewBindingSupersedes(t *testing.T) {
 	h.ep.send(h.ext, ras.URQ(30, e))
 	h.gk.expect(h225.RasMessage_UnregistrationRequest)
 }
+
+type denyACL struct{ deny netip.Addr }
+
+func (a denyACL) Allow(src netip.Addr) bool { return src != a.deny }
+
+// TestACLAndGuessingScored: a source policy.acl.h323 denies is dropped
+// unread; the inside's "no such alias" answers (LRJ, ARJ
+// calledPartyNotRegistered) score the asker as not_found, as alias
+// guessing.
+func TestACLAndGuessingScored(t *testing.T) {
+	h := newHarness(t, nil)
+	denied := newPeer(t, netip.MustParseAddr("127.0.0.6"))
+	h.acl.set(denyACL{deny: netip.MustParseAddr("127.0.0.6")})
+	denied.send(h.ext, ras.GRQ(1, endpoint("z", false)))
+	h.ep.send(h.ext, ras.LRQ(2, []h225.AliasAddress{ras.E164("5555")}, h.ep.addr()))
+	from, m := h.gk.expect(h225.RasMessage_LocationRequest)
+	h.gk.send(from, ras.LRJ(m.LocationRequest, h225.LocationRejectReason_RequestDenied))
+	_, out := h.ep.expect(h225.RasMessage_LocationReject)
+	if out.LocationReject.RejectReason.Choice != h225.LocationRejectReason_RequestDenied {
+		t.Errorf("LRJ reason %d", out.LocationReject.RejectReason.Choice)
+	}
+	if !slices.Contains(h.g.kinds(), guard.NotFound) {
+		t.Errorf("guard saw %v, want not_found scored", h.g.kinds())
+	}
+	if got := testutilCount(h.s.m.dropped.WithLabelValues(External, "acl")); got != 1 {
+		t.Errorf("acl drops = %v, want 1", got)
+	}
+}
