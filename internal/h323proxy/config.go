@@ -99,6 +99,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if !c.ExternalRAS.Addr().IsValid() {
 		es.Add("h323.external_address", "an external address is required (interfaces.external.address)")
+	} else if c.PublicAddress.IsUnspecified() {
+		// GCF, RCF, ACF, LCF and SCI announce it: it must be reachable.
+		es.Add("h323.external_address", "%s cannot be announced to endpoints; bind a specific address or set interfaces.external.public_address", c.PublicAddress)
 	}
 	if !c.InternalRAS.Addr().IsValid() || !c.InternalSignal.Addr().IsValid() {
 		es.Add("h323.internal_address", "an internal address is required (interfaces.internal.address)")

@@ -23,6 +23,7 @@ func TestSection(t *testing.T) {
 		{"keep-alive above ttl", Section{Enabled: true, Gatekeeper: "10.0.0.5", TimeToLive: field.Duration(10 * time.Second),
 			KeepAliveInterval: field.Duration(20 * time.Second)}, "h323.keep_alive_interval"},
 		{"bad override", Section{Enabled: true, Gatekeeper: "10.0.0.5", InternalAddress: "inside"}, "h323.internal_address"},
+		{"wildcard external without public address", Section{Enabled: true, Gatekeeper: "10.0.0.5", ExternalAddress: "0.0.0.0"}, "h323.external_address"},
 		{"minimal", Section{Enabled: true, Gatekeeper: "10.0.0.5"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
