@@ -541,3 +541,32 @@ func TestACLAndGuessingScored(t *testing.T) {
 		t.Errorf("acl drops = %v, want 1", got)
 	}
 }
+
+// TestTraversalEndpointExpiresAfterMissedKeepAlives: an H.460.18
+// endpoint is unregistered inside after three keepAliveIntervals without a
+// keep-alive (its NAT binding is gone by then), and a Connect waiting for
+// an endpoint that never answers ends with its context.
+func TestTraversalEndpointExpiresAfterMissedKeepAlives(t *testing.T) {
+	h := newHarness(t, nil)
+	h.register("leo", true)
+	ep, _ := h.s.Outside("leo")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.s.Connect(ctx, ep, [16]byte{1})
+		done <- err
+	}()
+	h.ep.expect(h225.RasMessage_ServiceControlIndication)
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Errorf("Connect = %v, want context.Canceled", err)
+	}
+	h.s.sweep(h.advance(3*DefaultKeepAliveInterval + time.Second))
+	_, m := h.gk.expect(h225.RasMessage_UnregistrationRequest)
+	if bmp(m.UnregistrationRequest.EndpointIdentifier) != insideEPID {
+		t.Errorf("URQ id %q", bmp(m.UnregistrationRequest.EndpointIdentifier))
+	}
+	if _, ok := h.s.Outside("leo"); ok {
+		t.Error("expired traversal endpoint kept")
+	}
+}
