@@ -80,6 +80,21 @@ type Server struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	serving   bool
+	// attached run beside RAS for as long as it serves (Attach).
+	attached []func(context.Context) error
+	runErr   error // the first attached runner's failure (under mu)
+}
+
+// Attach adds a runner that Serve starts beside RAS and stops with it:
+// the hook for the call-signalling proxy (package callsig), which is
+// built with this Server as its Registry (Outside) and Traversal
+// (Connect; its outside listener hands an H.460.18 endpoint's connection
+// to Bind after FacilityCallID). A runner's failure ends Serve with that
+// error. Attach before Run or Serve.
+func (s *Server) Attach(run func(ctx context.Context) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.attached = append(s.attached, run)
 }
 
 // New validates cfg and builds the server; it does no I/O.
@@ -149,12 +164,31 @@ func (s *Server) Serve(ctx context.Context, ext, in net.PacketConn) error {
 	go func() { defer s.wg.Done(); s.readLoop(ext, External) }()
 	go func() { defer s.wg.Done(); s.readLoop(in, Internal) }()
 	go func() { defer s.wg.Done(); s.sweepLoop() }()
+	s.mu.Lock()
+	runners := s.attached
+	s.mu.Unlock()
+	for _, run := range runners {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := run(s.ctx); err != nil && s.ctx.Err() == nil {
+				s.mu.Lock()
+				if s.runErr == nil {
+					s.runErr = err
+				}
+				s.mu.Unlock()
+				s.stop()
+			}
+		}()
+	}
 	select {
 	case <-ctx.Done():
 	case <-s.ctx.Done():
 	}
 	s.Close()
-	return nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.runErr
 }
 
 // Close stops serving, unregisters nothing (the inside registrations
