@@ -198,7 +198,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		// Hook for the call-signalling proxy (package
 		// h323proxy/callsig): built here with hs as its Registry
 		// (hs.Outside) and Traversal (hs.Connect; its outside listener
-		// hands an H.460.18 endpoint's connection to hs.Bind after
+		// hands an H.460.18 endpoint's connection to hs.Arrived after
 		// FacilityCallID), then hs.Attach(cs.Run) runs its listeners
 		// beside RAS.
 		out = append(out, &service{name: "h323", run: hs.Run})

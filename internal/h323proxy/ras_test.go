@@ -382,15 +382,15 @@ func TestTraversalConnect(t *testing.T) {
 	if !ok || id != callID {
 		t.Fatalf("FacilityCallID = %x, %v", id, ok)
 	}
-	if !h.s.Bind(id, porticoSide) {
-		t.Fatal("Bind found no waiting Connect")
+	if !h.s.Arrived(id, porticoSide) {
+		t.Fatal("Arrived found no waiting Connect")
 	}
 	r := <-done
 	if r.err != nil || r.c != porticoSide {
 		t.Fatalf("Connect = %v, %v; want the bound connection", r.c, r.err)
 	}
-	if h.s.Bind(id, porticoSide) {
-		t.Error("a second Bind of the same call succeeded")
+	if h.s.Arrived(id, porticoSide) {
+		t.Error("a second Arrived for the same call succeeded")
 	}
 	// A plain endpoint cannot be asked to connect.
 	h.register("grace", false)

@@ -89,7 +89,7 @@ type Server struct {
 // the hook for the call-signalling proxy (package callsig), which is
 // built with this Server as its Registry (Outside) and Traversal
 // (Connect; its outside listener hands an H.460.18 endpoint's connection
-// to Bind after FacilityCallID). A runner's failure ends Serve with that
+// to Arrived after FacilityCallID). A runner's failure ends Serve with that
 // error. Attach before Run or Serve.
 func (s *Server) Attach(run func(ctx context.Context) error) {
 	s.mu.Lock()

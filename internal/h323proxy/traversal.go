@@ -22,7 +22,7 @@ const (
 // H.460.18 endpoint ep to open a TCP call-signalling connection to
 // Portico's outside listener for callID (an SCI carrying an
 // IncomingCallIndication, H.460.18 §7.2) and returns that connection once
-// the listener passed it to Bind. It fails when the endpoint is gone or
+// the listener passed it to Arrived. It fails when the endpoint is gone or
 // not H.460.18, does not answer the SCI, or ctx ends first.
 func (s *Server) Connect(ctx context.Context, ep Endpoint, callID [16]byte) (net.Conn, error) {
 	s.mu.Lock()
@@ -102,11 +102,11 @@ func (s *Server) Connect(ctx context.Context, ep Endpoint, callID [16]byte) (net
 	}
 }
 
-// Bind hands Connect the TCP connection an H.460.18 endpoint opened for
+// Arrived hands Connect the TCP connection an H.460.18 endpoint opened for
 // callID (the callIdentifier of the Facility it sent first, see
 // FacilityCallID). It reports false when no Connect waits for the call:
 // the caller then closes c.
-func (s *Server) Bind(callID [16]byte, c net.Conn) bool {
+func (s *Server) Arrived(callID [16]byte, c net.Conn) bool {
 	s.mu.Lock()
 	ch := s.waiters[callID]
 	delete(s.waiters, callID)
