@@ -182,7 +182,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
-		hs, err := h323proxy.New(hc, h323proxy.Deps{Logger: log, Registerer: reg, History: d.hist, Guard: b.guard, ACL: &b.h323ACL})
+		hs, err := h323proxy.New(hc, h323proxy.Deps{Logger: log, Registerer: reg, History: d.hist, Guard: b.guard, ACL: &b.h323ACL, Descriptors: d.fds})
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
@@ -199,8 +199,9 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		// h323proxy/callsig): built here with hs as its Registry
 		// (hs.Outside) and Traversal (hs.Connect; its outside listener
 		// hands an H.460.18 endpoint's connection to hs.Arrived after
-		// FacilityCallID), then hs.Attach(cs.Run) runs its listeners
-		// beside RAS.
+		// FacilityCallID), then hs.AttachSignalling(serve) with serve
+		// calling cs.Serve(ctx, ln, callsig.Outside or callsig.Inside):
+		// Run binds both signal_port listeners and serves them beside RAS.
 		out = append(out, &service{name: "h323", run: hs.Run})
 	}
 	if cfg.AccessProxy.Enabled {

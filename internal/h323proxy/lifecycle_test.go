@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+
+	"github.com/portico-edge/portico/internal/testpeer"
 )
 
 func loopbackPair(t *testing.T) (net.PacketConn, net.PacketConn) {
@@ -58,5 +60,57 @@ func TestAttachedRunners(t *testing.T) {
 	ext, in = loopbackPair(t)
 	if err := s.Serve(context.Background(), ext, in); !errors.Is(err, boom) {
 		t.Errorf("Serve = %v, want the attached runner's failure", err)
+	}
+}
+
+// TestRunServesSignalling: with AttachSignalling, Run binds the external
+// and internal call-signalling listeners and hands each, with its side,
+// to the call-signalling proxy (here a stand-in that reports accepted
+// connections).
+func TestRunServesSignalling(t *testing.T) {
+	cfg := testConfig()
+	cfg.ExternalRAS = netip.AddrPortFrom(cfg.ExternalRAS.Addr(), uint16(testpeer.FreePort(t)))
+	cfg.ExternalSignalPort = uint16(testpeer.FreePort(t))
+	cfg.InternalSignal = netip.AddrPortFrom(cfg.InternalSignal.Addr(), uint16(testpeer.FreePort(t)))
+	s, err := New(cfg, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan bool, 2)
+	bound := make(chan struct{}, 2)
+	s.AttachSignalling(func(ctx context.Context, ln net.Listener, outside bool) error {
+		stop := context.AfterFunc(ctx, func() { ln.Close() })
+		defer stop()
+		bound <- struct{}{}
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return nil
+			}
+			accepted <- outside
+			c.Close()
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	<-bound
+	<-bound
+	for _, tc := range []struct {
+		addr    netip.AddrPort
+		outside bool
+	}{{netip.AddrPortFrom(cfg.ExternalRAS.Addr(), cfg.ExternalSignalPort), true}, {cfg.InternalSignal, false}} {
+		c, err := net.Dial("tcp", tc.addr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := <-accepted; got != tc.outside {
+			t.Errorf("connection to %s served as outside=%v", tc.addr, got)
+		}
+		c.Close()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
 	}
 }

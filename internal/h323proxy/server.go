@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/store"
 )
@@ -53,6 +54,10 @@ type Deps struct {
 	ACL ACL
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
+	// Descriptors keeps file descriptors free for management: the
+	// call-signalling listeners refuse connections while fewer are free.
+	// Nil: not checked.
+	Descriptors *connlimit.Reserve
 }
 
 // Server is the H.323 edge's RAS side.
@@ -83,6 +88,7 @@ type Server struct {
 	// attached run beside RAS for as long as it serves (Attach).
 	attached []func(context.Context) error
 	runErr   error // the first attached runner's failure (under mu)
+	signal   SignalServer
 }
 
 // Attach adds a runner that Serve starts beside RAS and stops with it:
@@ -124,19 +130,79 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	return s, nil
 }
 
-// Run binds the external and internal RAS sockets and serves until ctx
+// SignalServer serves one call-signalling TCP listener (outside: the
+// external one): callsig.Server.Serve with its side.
+type SignalServer func(ctx context.Context, ln net.Listener, outside bool) error
+
+// Limits of the outside call-signalling listener Run binds.
+const (
+	signalMaxConns          = 20000
+	signalMaxConnsPerSource = 200
+)
+
+// AttachSignalling makes Run bind the call-signalling listeners (TCP
+// signal_port on the external and internal addresses; the external one
+// capped per source and in all, keeping Deps.Descriptors free) and serve
+// each with serve beside RAS. Call it before Run.
+func (s *Server) AttachSignalling(serve SignalServer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.signal = serve
+}
+
+// Run binds the external and internal RAS sockets (and, with
+// AttachSignalling, the call-signalling listeners) and serves until ctx
 // ends or Close; it returns nil on a clean shutdown.
 func (s *Server) Run(ctx context.Context) error {
+	s.mu.Lock()
+	serve := s.signal
+	s.mu.Unlock()
+	var lns []net.Listener
+	closeAll := func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}
+	if serve != nil {
+		for _, a := range []netip.AddrPort{netip.AddrPortFrom(s.cfg.ExternalRAS.Addr(), s.cfg.ExternalSignalPort), s.cfg.InternalSignal} {
+			ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(a))
+			if err != nil {
+				closeAll()
+				return fmt.Errorf("h323proxy: listen tcp %s: %w", a, err)
+			}
+			lns = append(lns, ln)
+		}
+		ext := connlimit.Wrap(lns[0], connlimit.Config{Name: "h323-external-tcp", MaxConns: signalMaxConns,
+			MaxConnsPerSource: signalMaxConnsPerSource, Descriptors: s.deps.Descriptors}, connlimit.Deps{Logger: s.log, Registerer: s.deps.Registerer})
+		in := connlimit.Wrap(lns[1], connlimit.Config{Name: "h323-internal-tcp", Descriptors: s.deps.Descriptors,
+			KeepFree: keepFreeInside(s.deps.Descriptors)}, connlimit.Deps{Logger: s.log, Registerer: s.deps.Registerer})
+		lns[0], lns[1] = ext, in
+		s.Attach(func(ctx context.Context) error { return serve(ctx, ext, true) })
+		s.Attach(func(ctx context.Context) error { return serve(ctx, in, false) })
+	}
 	ext, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(s.cfg.ExternalRAS))
 	if err != nil {
+		closeAll()
 		return fmt.Errorf("h323proxy: listen %s: %w", s.cfg.ExternalRAS, err)
 	}
 	in, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(s.cfg.InternalRAS))
 	if err != nil {
 		ext.Close()
+		closeAll()
 		return fmt.Errorf("h323proxy: listen %s: %w", s.cfg.InternalRAS, err)
 	}
+	defer closeAll()
 	return s.Serve(ctx, ext, in)
+}
+
+// keepFreeInside is the inside listener's share of free descriptors:
+// half the outside's, so the inside still connects when the outside
+// refuses.
+func keepFreeInside(r *connlimit.Reserve) int {
+	if r == nil {
+		return 0
+	}
+	return r.Keep() / 2
 }
 
 // Serve serves on caller-supplied sockets (ext faces outside endpoints, in
