@@ -17,7 +17,7 @@ import (
 
 // TestTsharkDissectsWhatPorticoSends writes every RAS message Portico
 // sent outside (GCF, RCF with H.460.18, keep-alive RCF, ACF, LCF, SCI)
-// into a pcap on the RAS port and has tshark dissect it: no malformed
+// and inside (the rewritten RRQ, ARQ, LRQ) into a pcap on the RAS port and has tshark dissect it: no malformed
 // packet, every message recognised.
 func TestTsharkDissectsWhatPorticoSends(t *testing.T) {
 	bin := testpeer.Require(t, "tshark")[0]
@@ -57,6 +57,15 @@ func TestTsharkDissectsWhatPorticoSends(t *testing.T) {
 	}
 	n := len(h.ep.seen)
 	h.ep.mu.Unlock()
+	// And what it sent the inside gatekeeper.
+	h.gk.mu.Lock()
+	for _, b := range h.gk.seen {
+		if err := w.UDP(dst, src, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n += len(h.gk.seen)
+	h.gk.mu.Unlock()
 	w.Close()
 	out, err := exec.Command(bin, "-r", file, "-V").CombinedOutput()
 	if err != nil {
@@ -66,7 +75,8 @@ func TestTsharkDissectsWhatPorticoSends(t *testing.T) {
 	if strings.Contains(text, "Malformed") || strings.Contains(text, "Expert Info (Error") {
 		t.Errorf("tshark found malformed packets:\n%s", text)
 	}
-	for _, want := range []string{"gatekeeperConfirm", "registrationConfirm", "admissionConfirm", "locationConfirm", "serviceControlIndication"} {
+	for _, want := range []string{"gatekeeperConfirm", "registrationConfirm", "admissionConfirm", "locationConfirm", "serviceControlIndication",
+		"registrationRequest", "admissionRequest", "locationRequest"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("tshark did not dissect a %s", want)
 		}
