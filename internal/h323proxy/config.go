@@ -67,6 +67,8 @@ const (
 	// maxPendingPerSource bounds the requests one outside address has in
 	// flight toward the inside.
 	maxPendingPerSource = 64
+	// historyQueue bounds the registration events waiting for the store.
+	historyQueue = 1024
 )
 
 // withDefaults fills zero fields and validates; errors name the fields

@@ -746,23 +746,47 @@ func (s *Server) dropRegistration(r *registration, kind, reason string) {
 	s.history(r.src, r.names, kind, 0, reason)
 }
 
-// history records a registration event without blocking the read path.
+// history queues a registration event for the history writer without
+// blocking the read path; when historyQueue events wait already (a flood
+// of rejections the store cannot keep up with) it is dropped, counted.
 func (s *Server) history(src netip.AddrPort, names []string, kind string, expires int, reason string) {
-	h := s.deps.History
-	if h == nil {
+	if s.deps.History == nil {
 		return
 	}
 	ev := store.RegistrationEvent{Time: s.now(), Protocol: "h323", AOR: strings.Join(names, ","), Source: src.String(),
 		Transport: "udp", Kind: kind, Expires: expires, Reason: reason}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	select {
+	case s.events <- ev:
+	default:
+		s.m.dropped.WithLabelValues(External, "history_full").Inc()
+	}
+}
+
+// historyLoop writes the queued registration events; at shutdown it
+// writes what is still queued.
+func (s *Server) historyLoop() {
+	write := func(ev store.RegistrationEvent) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := h.AddRegistrationEvent(ctx, ev); err != nil {
+		if err := s.deps.History.AddRegistrationEvent(ctx, ev); err != nil {
 			s.log.Debug("history", "err", err)
 		}
-	}()
+	}
+	for {
+		select {
+		case ev := <-s.events:
+			write(ev)
+		case <-s.ctx.Done():
+			for {
+				select {
+				case ev := <-s.events:
+					write(ev)
+				default:
+					return
+				}
+			}
+		}
+	}
 }
 
 // reasonWords names a RegistrationRejectReason for history and logs.

@@ -77,8 +77,9 @@ type Server struct {
 	pendingIn  map[uint16]*pending // requests Portico sent inside
 	pendingOut map[uint16]*pending // requests Portico sent outside
 	waiters    map[[16]byte]chan net.Conn
-	calls      map[[16]byte]*registration // admitted calls, for IRQ routing
-	perSource  map[netip.Addr]int         // outside requests in flight, by source address
+	calls      map[[16]byte]*registration   // admitted calls, for IRQ routing
+	perSource  map[netip.Addr]int           // outside requests in flight, by source address
+	events     chan store.RegistrationEvent // registration history waiting to be written
 
 	ctx       context.Context
 	stop      context.CancelFunc
@@ -125,6 +126,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		waiters:    map[[16]byte]chan net.Conn{},
 		calls:      map[[16]byte]*registration{},
 		perSource:  map[netip.Addr]int{},
+		events:     make(chan store.RegistrationEvent, historyQueue),
 	}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	return s, nil
@@ -226,6 +228,10 @@ func (s *Server) Serve(ctx context.Context, ext, in net.PacketConn) error {
 	s.mu.Unlock()
 	s.log.Info("serving", "external", ext.LocalAddr().String(), "internal", in.LocalAddr().String(), "gatekeeper", s.cfg.Gatekeeper)
 
+	if s.deps.History != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.historyLoop() }()
+	}
 	s.wg.Add(3)
 	go func() { defer s.wg.Done(); s.readLoop(ext, External) }()
 	go func() { defer s.wg.Done(); s.readLoop(in, Internal) }()
