@@ -11,3 +11,7 @@ var ErrNotTraversal = errors.New("h323proxy: endpoint is not registered for H.46
 
 // ErrNoAnswer reports an SCI the endpoint did not answer.
 var ErrNoAnswer = errors.New("h323proxy: endpoint did not answer the service control indication")
+
+// ErrNoConnection reports an endpoint that answered the SCI but did not
+// open the call-signalling connection in time.
+var ErrNoConnection = errors.New("h323proxy: endpoint answered the service control indication but did not connect")

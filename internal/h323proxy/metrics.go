@@ -25,7 +25,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		regEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_h323_registration_events_total",
 			Help: "H.323 registration events, by kind (registered, rejected, unregistered, expired)."}, []string{"kind"}),
 		traversal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_h323_traversal_total",
-			Help: "H.460.18 incoming-call indications, by outcome (bound, no_answer, timeout)."}, []string{"outcome"}),
+			Help: "H.460.18 incoming-call indications, by outcome (bound, no_answer, no_connection, timeout)."}, []string{"outcome"}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.received, m.dropped, m.registrations, m.regEvents, m.traversal} {

@@ -570,3 +570,22 @@ func TestTraversalEndpointExpiresAfterMissedKeepAlives(t *testing.T) {
 		t.Error("expired traversal endpoint kept")
 	}
 }
+
+// TestTraversalAnsweredButNotConnected: an endpoint that answers the SCI
+// but never opens the connection ends Connect with ErrNoConnection after
+// the request timeout, even when the caller's context has no deadline.
+func TestTraversalAnsweredButNotConnected(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.RequestTimeout = 50 * time.Millisecond })
+	h.register("mia", true)
+	ep, _ := h.s.Outside("mia")
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.s.Connect(context.Background(), ep, [16]byte{2})
+		done <- err
+	}()
+	_, m := h.ep.expect(h225.RasMessage_ServiceControlIndication)
+	h.ep.send(h.ext, ras.SCR(m.ServiceControlIndication, -1, nil))
+	if err := <-done; err != ErrNoConnection {
+		t.Errorf("Connect = %v, want ErrNoConnection", err)
+	}
+}

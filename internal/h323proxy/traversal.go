@@ -23,7 +23,8 @@ const (
 // Portico's outside listener for callID (an SCI carrying an
 // IncomingCallIndication, H.460.18 §7.2) and returns that connection once
 // the listener passed it to Arrived. It fails when the endpoint is gone or
-// not H.460.18, does not answer the SCI, or ctx ends first.
+// not H.460.18, does not answer the SCI, does not connect within
+// RequestTimeout of answering, or ctx ends first.
 func (s *Server) Connect(ctx context.Context, ep Endpoint, callID [16]byte) (net.Conn, error) {
 	s.mu.Lock()
 	r := s.regs.byOut[ep.ID]
@@ -70,18 +71,20 @@ func (s *Server) Connect(ctx context.Context, ep Endpoint, callID [16]byte) (net
 
 	t := time.NewTimer(sciInterval)
 	defer t.Stop()
-	answered := false
+	answered, scr := false, p.scr
 	for tries := 1; ; {
 		select {
 		case c := <-bound:
 			s.m.traversal.WithLabelValues("bound").Inc()
 			return c, nil
-		case <-p.scr:
-			answered = true
-			p.scr = nil // stop selecting on the closed channel
+		case <-scr:
+			// Answered: the endpoint has RequestTimeout to connect.
+			answered, scr = true, nil
+			t.Reset(s.cfg.RequestTimeout)
 		case <-t.C:
 			if answered {
-				continue
+				s.m.traversal.WithLabelValues("no_connection").Inc()
+				return nil, ErrNoConnection
 			}
 			if tries >= sciRetries {
 				s.m.traversal.WithLabelValues("no_answer").Inc()
