@@ -28,6 +28,7 @@ type pending struct {
 	rrq     *h225.RegistrationRequest
 	scr     chan struct{} // SCI: closed when the SCR arrived
 	callID  []byte        // ARQ, DRQ: the call's identifier (16 octets), if given
+	sent    []byte        // what Portico sent, resent for a retransmission
 	expires time.Time
 }
 
@@ -51,6 +52,9 @@ func (s *Server) handleExternal(src netip.AddrPort, b []byte) {
 	s.m.received.WithLabelValues(External, ras.Name(m)).Inc()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if m.Choice != h225.RasMessage_GatekeeperRequest && ras.IsRequest(m) && s.retransmitted(src, m) {
+		return
+	}
 	switch m.Choice {
 	case h225.RasMessage_GatekeeperRequest:
 		s.gatekeeperRequest(src, m.GatekeeperRequest)
@@ -83,20 +87,49 @@ func (s *Server) observe(src netip.Addr, k guard.Kind) {
 
 // send encodes m and writes it on c to dst; an encoding failure is a bug
 // in a rewrite and is logged.
-func (s *Server) send(side string, dst netip.AddrPort, m *h225.RasMessage) {
+func (s *Server) send(side string, dst netip.AddrPort, m *h225.RasMessage) []byte {
 	b, err := m.Marshal()
 	if err != nil {
 		s.log.Error("encode", "message", ras.Name(m), "err", err)
-		return
+		return nil
 	}
+	s.write(side, dst, b)
+	return b
+}
+
+func (s *Server) write(side string, dst netip.AddrPort, b []byte) {
 	c := s.ext
 	if side == Internal {
 		c = s.in
 	}
-	if c == nil {
+	if c == nil || b == nil {
 		return
 	}
 	_, _ = c.WriteTo(b, netUDP(dst))
+}
+
+// dupKey identifies an outside request for retransmission detection.
+type dupKey struct {
+	src  netip.AddrPort
+	kind int
+	seq  h225.RequestSeqNum
+}
+
+// retransmitted resends, when m repeats a request still waiting for the
+// inside, what Portico sent for it, and reports whether it did.
+func (s *Server) retransmitted(src netip.AddrPort, m *h225.RasMessage) bool {
+	seq, ok := ras.SeqNum(m)
+	if !ok {
+		return false
+	}
+	in, ok := s.dups[dupKey{src, m.Choice, h225.RequestSeqNum(seq)}]
+	if !ok {
+		return false
+	}
+	if p := s.pendingIn[in]; p != nil && p.sent != nil {
+		s.write(Internal, s.cfg.Gatekeeper, p.sent)
+	}
+	return true
 }
 
 // nextSeq returns Portico's next requestSeqNum not in use in p.
@@ -112,9 +145,14 @@ func (s *Server) nextSeq(p map[uint16]*pending) h225.RequestSeqNum {
 	}
 }
 
-// track records p under a fresh sequence number; it reports false when
-// the side has MaxPending requests in flight.
-func (s *Server) track(side map[uint16]*pending, p *pending) (h225.RequestSeqNum, bool) {
+// track records p under a fresh sequence number among the requests sent
+// inside (in) or outside; it reports false when that side has MaxPending
+// requests in flight, or p's outside source its share.
+func (s *Server) track(in bool, p *pending) (h225.RequestSeqNum, bool) {
+	side := s.pendingOut
+	if in {
+		side = s.pendingIn
+	}
 	if len(side) >= s.cfg.MaxPending {
 		s.expirePending(s.now())
 		if len(side) >= s.cfg.MaxPending {
@@ -130,6 +168,9 @@ func (s *Server) track(side map[uint16]*pending, p *pending) (h225.RequestSeqNum
 	side[uint16(seq)] = p
 	if outside {
 		s.perSource[p.from.Addr()]++
+		if in && p.kind != h225.RasMessage_InfoRequestResponse {
+			s.dups[dupKey{p.from, p.kind, p.seq}] = uint16(seq)
+		}
 	}
 	return seq, true
 }
@@ -141,6 +182,9 @@ func (s *Server) untrack(side map[uint16]*pending, seq uint16) {
 		return
 	}
 	delete(side, seq)
+	if k := (dupKey{p.from, p.kind, p.seq}); s.dups[k] == seq {
+		delete(s.dups, k)
+	}
 	if a := p.from.Addr(); p.from.IsValid() && a != s.cfg.Gatekeeper.Addr() {
 		if s.perSource[a]--; s.perSource[a] <= 0 {
 			delete(s.perSource, a)
@@ -212,7 +256,7 @@ func (s *Server) registrationRequest(src netip.AddrPort, m *h225.RasMessage) {
 	p := &pending{kind: m.Choice, from: src, seq: req.RequestSeqNum, reg: existing,
 		h46018: s.cfg.Traversal && offers(req.FeatureSet, req.GenericData, ras.H46018)}
 	p.rrq = copyRRQ(req)
-	seq, ok := s.track(s.pendingIn, p)
+	seq, ok := s.track(true, p)
 	if !ok {
 		s.m.dropped.WithLabelValues(External, "pending_full").Inc()
 		return
@@ -235,7 +279,7 @@ func (s *Server) registrationRequest(src netip.AddrPort, m *h225.RasMessage) {
 	out.FeatureSet, out.GenericData, out.HasGenericData = nil, stripTraversal(out.GenericData), false
 	out.HasGenericData = len(out.GenericData) > 0
 	out.AssignedGatekeeper = nil
-	s.send(Internal, s.cfg.Gatekeeper, &h225.RasMessage{Choice: m.Choice, RegistrationRequest: &out})
+	p.sent = s.send(Internal, s.cfg.Gatekeeper, &h225.RasMessage{Choice: m.Choice, RegistrationRequest: &out})
 }
 
 // copyRRQ keeps what the RCF needs of an RRQ once its buffer is reused.
@@ -348,12 +392,13 @@ func (s *Server) outsideUnregister(src netip.AddrPort, m *h225.RasMessage) {
 			RequestSeqNum: req.RequestSeqNum, RejectReason: h225.UnregRejectReason{Choice: h225.UnregRejectReason_NotCurrentlyRegistered}}})
 		return
 	}
-	seq, ok := s.track(s.pendingIn, &pending{kind: m.Choice, from: src, seq: req.RequestSeqNum, reg: r})
+	p := &pending{kind: m.Choice, from: src, seq: req.RequestSeqNum, reg: r}
+	seq, ok := s.track(true, p)
 	if !ok {
 		s.m.dropped.WithLabelValues(External, "pending_full").Inc()
 		return
 	}
-	s.send(Internal, s.cfg.Gatekeeper, s.insideURQ(seq, r))
+	p.sent = s.send(Internal, s.cfg.Gatekeeper, s.insideURQ(seq, r))
 }
 
 func (s *Server) insideURQ(seq h225.RequestSeqNum, r *registration) *h225.RasMessage {
@@ -414,7 +459,7 @@ func (s *Server) relayInside(src netip.AddrPort, m *h225.RasMessage) {
 		seq = p.seq
 	} else {
 		var ok bool
-		if seq, ok = s.track(s.pendingIn, p); !ok {
+		if seq, ok = s.track(true, p); !ok {
 			s.m.dropped.WithLabelValues(External, "pending_full").Inc()
 			return
 		}
@@ -456,14 +501,14 @@ func (s *Server) relayInside(src netip.AddrPort, m *h225.RasMessage) {
 		q.CallSignalAddress = sig
 		q.PerCallInfo, q.HasPerCallInfo = nil, false
 		if q.NeedResponse {
-			seq2, ok := s.track(s.pendingIn, p)
+			seq2, ok := s.track(true, p)
 			if !ok {
 				return
 			}
 			q.RequestSeqNum = seq2
 		}
 	}
-	s.send(Internal, s.cfg.Gatekeeper, m)
+	p.sent = s.send(Internal, s.cfg.Gatekeeper, m)
 }
 
 // rejectUnregistered answers a request of an endpoint Portico does not
@@ -834,7 +879,7 @@ func (s *Server) insideUnregister(src netip.AddrPort, req *h225.UnregistrationRe
 		return
 	}
 	s.dropRegistration(r, "unregistered", "gatekeeper unregistered the endpoint")
-	seq, ok := s.track(s.pendingOut, &pending{kind: h225.RasMessage_UnregistrationRequest, from: src, seq: req.RequestSeqNum, reg: r})
+	seq, ok := s.track(false, &pending{kind: h225.RasMessage_UnregistrationRequest, from: src, seq: req.RequestSeqNum, reg: r})
 	if !ok {
 		return
 	}
@@ -855,7 +900,7 @@ func (s *Server) insideDisengage(src netip.AddrPort, req *h225.DisengageRequest)
 			RequestSeqNum: req.RequestSeqNum, RejectReason: h225.DisengageRejectReason{Choice: h225.DisengageRejectReason_NotRegistered}}})
 		return
 	}
-	seq, ok := s.track(s.pendingOut, &pending{kind: h225.RasMessage_DisengageRequest, from: src, seq: req.RequestSeqNum, reg: r})
+	seq, ok := s.track(false, &pending{kind: h225.RasMessage_DisengageRequest, from: src, seq: req.RequestSeqNum, reg: r})
 	if !ok {
 		return
 	}
@@ -887,7 +932,7 @@ func (s *Server) insideInfoRequest(src netip.AddrPort, req *h225.InfoRequest) {
 		s.m.dropped.WithLabelValues(Internal, "unroutable").Inc()
 		return
 	}
-	seq, ok := s.track(s.pendingOut, &pending{kind: h225.RasMessage_InfoRequest, from: src, seq: req.RequestSeqNum, reg: r})
+	seq, ok := s.track(false, &pending{kind: h225.RasMessage_InfoRequest, from: src, seq: req.RequestSeqNum, reg: r})
 	if !ok {
 		return
 	}
@@ -928,7 +973,7 @@ func (s *Server) sweep(now time.Time) {
 	defer s.mu.Unlock()
 	for _, r := range s.regs.byOut {
 		if now.After(r.expires) {
-			if seq, ok := s.track(s.pendingIn, &pending{kind: h225.RasMessage_UnregistrationRequest}); ok {
+			if seq, ok := s.track(true, &pending{kind: h225.RasMessage_UnregistrationRequest}); ok {
 				s.send(Internal, s.cfg.Gatekeeper, s.insideURQ(seq, r))
 			}
 			s.dropRegistration(r, "expired", "no keep-alive within the time to live")
@@ -944,7 +989,7 @@ func (s *Server) sweep(now time.Time) {
 // refreshInside sends the inside a lightweight RRQ for r in Portico's
 // name, so that the endpoint's keep-alives need not cross.
 func (s *Server) refreshInside(r *registration, now time.Time) {
-	seq, ok := s.track(s.pendingIn, &pending{kind: h225.RasMessage_RegistrationRequest, reg: r, refresh: true})
+	seq, ok := s.track(true, &pending{kind: h225.RasMessage_RegistrationRequest, reg: r, refresh: true})
 	if !ok {
 		return
 	}

@@ -589,3 +589,23 @@ func TestTraversalAnsweredButNotConnected(t *testing.T) {
 		t.Errorf("Connect = %v, want ErrNoConnection", err)
 	}
 }
+
+// TestRetransmittedRequestResent: an endpoint's retransmission of a
+// request still waiting for the inside is resent as the same inside
+// transaction, not relayed as a new one (which would register it twice).
+func TestRetransmittedRequestResent(t *testing.T) {
+	h := newHarness(t, nil)
+	rrq := ras.RRQ(2, endpoint("nina", false))
+	h.ep.send(h.ext, rrq)
+	h.ep.send(h.ext, rrq)
+	from, first := h.gk.expect(h225.RasMessage_RegistrationRequest)
+	_, second := h.gk.expect(h225.RasMessage_RegistrationRequest)
+	if a, b := first.RegistrationRequest.RequestSeqNum, second.RegistrationRequest.RequestSeqNum; a != b {
+		t.Fatalf("the retransmission became inside transaction %d beside %d", b, a)
+	}
+	h.gk.send(from, ras.RCF(first.RegistrationRequest, insideGKID, insideEPID, gkSignal, 60))
+	h.ep.expect(h225.RasMessage_RegistrationConfirm)
+	if regs := h.s.Registrations(); len(regs) != 1 {
+		t.Errorf("registrations = %+v", regs)
+	}
+}

@@ -80,6 +80,7 @@ type Server struct {
 	calls      map[[16]byte]*registration   // admitted calls, for IRQ routing
 	perSource  map[netip.Addr]int           // outside requests in flight, by source address
 	events     chan store.RegistrationEvent // registration history waiting to be written
+	dups       map[dupKey]uint16            // outside requests in flight -> Portico's inside seq
 
 	ctx       context.Context
 	stop      context.CancelFunc
@@ -127,6 +128,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		calls:      map[[16]byte]*registration{},
 		perSource:  map[netip.Addr]int{},
 		events:     make(chan store.RegistrationEvent, historyQueue),
+		dups:       map[dupKey]uint16{},
 	}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	return s, nil

@@ -43,7 +43,7 @@ func (s *Server) Connect(ctx context.Context, ep Endpoint, callID [16]byte) (net
 	bound := make(chan net.Conn, 1)
 	s.waiters[callID] = bound
 	p := &pending{kind: h225.RasMessage_ServiceControlIndication, reg: r, scr: make(chan struct{})}
-	seq, ok := s.track(s.pendingOut, p)
+	seq, ok := s.track(false, p)
 	if !ok {
 		delete(s.waiters, callID)
 		s.mu.Unlock()
