@@ -52,7 +52,7 @@ const mod = "github.com/portico-edge/portico/"
 
 // codecs are pure: they import only the standard library and each other.
 var codecPrefixes = []string{
-	"internal/asn1per", "internal/h323/h225", "internal/h323/h245", "internal/h323/q931", "internal/h323/ras",
+	"internal/asn1per", "internal/h323/h225", "internal/h323/h245", "internal/h323/h460", "internal/h323/q931", "internal/h323/ras",
 	"internal/sdp", "internal/media/rtp", "internal/media/ng/bencode",
 	"internal/accessproxy/ldap", "internal/accessproxy/proxyproto", "internal/accessproxy/sniff",
 }

@@ -25,23 +25,11 @@ import (
 // handing SNI sip.portico.test to the SIP edge's WSS handoff. With sip
 // false the SIP edge is disabled.
 func sipWSSConfig(t *testing.T, mgmt, kam string, apPort int, sip bool) string {
-	extPort, intPort := testpeer.FreePort(t), testpeer.FreePort(t)
-	base := 30000 + (extPort%500)*20
-	cfg := strings.Replace(baseConfig(mgmt), "external: {address: 127.0.0.1}", "external: {address: 127.0.0.2}", 1)
-	cfg = strings.Replace(cfg, "internal: {address: 127.0.0.1, networks: [10.0.0.0/8]}", "internal: {address: 127.0.0.3, networks: [10.0.0.0/8]}", 1)
-	return cfg + fmt.Sprintf(`media:
-  enabled: true
-  external: {port_min: %d, port_max: %d}
-  internal: {port_min: %d, port_max: %d}
-sip:
-  enabled: %t
-  domain: portico.test
-  listeners:
-    - {interface: external, transport: udp, address: "127.0.0.2:%d"}
-    - {interface: internal, transport: udp, address: "127.0.0.3:%d"}
-  call_servers:
-    - {address: "%s", transport: udp}
-access_proxy:
+	cfg := sipNodeConfig(mgmt, testpeer.FreePort(t), testpeer.FreePort(t), kam)
+	if !sip {
+		cfg = strings.Replace(cfg, "sip:\n  enabled: true", "sip:\n  enabled: false", 1)
+	}
+	return cfg + fmt.Sprintf(`access_proxy:
   enabled: true
   listen: 127.0.0.2:%d
   routes:
@@ -49,7 +37,7 @@ access_proxy:
       match: {sni: [sip.portico.test]}
       action: handoff
       handler: sip-wss
-`, base, base+9, base+10, base+19, sip, extPort, intPort, kam, apPort)
+`, apPort)
 }
 
 // wsConn is a client-side SIP-over-WebSocket connection (RFC 7118).

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portico-edge/portico/internal/api"
-	"github.com/portico-edge/portico/internal/config"
 	"github.com/portico-edge/portico/internal/store"
 	"github.com/portico-edge/portico/internal/turn"
 )
@@ -116,16 +114,5 @@ func turnCmd() *cobra.Command {
 // configuredRealm is turn.realm of the store's active configuration: the
 // realm the running TURN service authenticates long-term users in.
 func configuredRealm(ctx context.Context, st store.Store) (string, error) {
-	v, err := st.ActiveConfig(ctx)
-	if errors.Is(err, store.ErrNotFound) {
-		return turn.DefaultRealm, nil
-	}
-	if err != nil {
-		return "", err
-	}
-	cfg, err := config.Parse(v.Document)
-	if err != nil {
-		return "", fmt.Errorf("read turn.realm from the active configuration (version %d): %w; give --realm", v.Version, err)
-	}
-	return cfg.TURN.Realm, nil
+	return api.RealmOf(st.ActiveConfig(ctx))
 }

@@ -129,7 +129,13 @@ func (s *Server) turnRealm(ctx context.Context) (string, error) {
 			return t.Realm(), nil
 		}
 	}
-	v, err := s.deps.Config.Active(ctx)
+	return RealmOf(s.deps.Config.Active(ctx))
+}
+
+// RealmOf is turn.realm of the active configuration v (as read, with its
+// error): the default realm when no version is stored yet. The API and the
+// CLI put long-term TURN users there.
+func RealmOf(v store.ConfigVersion, err error) (string, error) {
 	if errors.Is(err, store.ErrNotFound) {
 		return turn.DefaultRealm, nil
 	}

@@ -45,6 +45,7 @@ import (
 	"github.com/portico-edge/portico/internal/sipedge"
 	"github.com/portico-edge/portico/internal/store"
 	"github.com/portico-edge/portico/internal/store/open"
+	"github.com/portico-edge/portico/internal/turn"
 )
 
 // Version is set at build time (-ldflags -X).
@@ -223,6 +224,10 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	}
 	a.svcs = a.built.list
 	if err := a.commitBoot(ctx, boot); err != nil {
+		return nil, err
+	}
+	// Manual blocks outlive restarts: in force before any service serves.
+	if err := a.built.guard.LoadBlocks(ctx); err != nil {
 		return nil, err
 	}
 	a.api, err = api.New(api.Config{
@@ -544,7 +549,20 @@ func (a *App) ready(ctx context.Context) []api.Check {
 	if ss := a.built.sip.Load(); ss != nil {
 		checks = append(checks, sipListenerChecks(ss.ListenerStatus())...)
 	}
+	if ts := a.built.turn; ts != nil {
+		checks = append(checks, turnListenerChecks(ts.ListenerStatus())...)
+	}
 	return checks
+}
+
+// turnListenerChecks are one readiness check per TURN TCP or TLS listener,
+// as sipListenerChecks.
+func turnListenerChecks(ls []turn.ListenerStatus) []api.Check {
+	out := make([]api.Check, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, api.Check{Name: "turn " + l.Transport + " " + l.Address, OK: l.Err == "", Error: l.Err})
+	}
+	return out
 }
 
 // sipListenerChecks are one readiness check per SIP listener: a listener

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/portico-edge/portico/internal/sipedge"
+	"github.com/portico-edge/portico/internal/turn"
 )
 
 // TestSIPListenerChecks: each SIP listener is its own readiness check, and
@@ -33,5 +34,23 @@ func TestSIPListenerChecks(t *testing.T) {
 				t.Errorf("check name %q does not tell the listeners apart", c.Name)
 			}
 		})
+	}
+}
+
+// TestTURNListenerChecks: each TURN stream listener is its own readiness
+// check; one whose accepts fail or that stopped is not OK, with the reason.
+func TestTURNListenerChecks(t *testing.T) {
+	checks := turnListenerChecks([]turn.ListenerStatus{
+		{Transport: "tcp", Address: "192.0.2.1:3478"},
+		{Transport: "tls", Address: "192.0.2.1:5349", Err: "accept failing: accept4: too many open files"},
+	})
+	if len(checks) != 2 {
+		t.Fatalf("%d checks, want 2", len(checks))
+	}
+	if c := checks[0]; !c.OK || c.Error != "" || c.Name != "turn tcp 192.0.2.1:3478" {
+		t.Errorf("serving listener check %+v", c)
+	}
+	if c := checks[1]; c.OK || c.Error == "" || c.Name != "turn tls 192.0.2.1:5349" {
+		t.Errorf("failing listener check %+v", c)
 	}
 }

@@ -99,7 +99,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 	}()
 	log, reg := d.log, d.reg
 	out := b.list
-	g, err := guard.New(guardConfig(cfg), guard.Deps{Logger: log, Registerer: reg, Events: guardEvents(d.events), OpenKernel: openNFT})
+	g, err := guard.New(guardConfig(cfg), guard.Deps{Logger: log, Registerer: reg, Events: guardEvents(d.events), OpenKernel: openNFT, Store: guardBlocks{d.st}})
 	if err != nil {
 		return nil, asConfigErrors(err)
 	}
@@ -139,7 +139,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		}
 	}
 	if cfg.TURN.Enabled {
-		ts, err := turn.NewFromSection(cfg.TURN, turnEnv(cfg, d.env), turn.Deps{Logger: logging.Component(log, "turn"), Registerer: reg, Users: turnUsers{d.st}, Guard: b.guard, ACL: &b.turnACL,
+		ts, err := turn.NewFromSection(cfg.TURN, turnEnv(cfg, d.env), turn.Deps{Logger: logging.Component(log, "turn"), Registerer: reg, Users: turnUsers{d.st}, Guard: b.guard, ACL: &b.turnACL, Descriptors: d.fds,
 			GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 				return d.certs.Select(h, cfg.TURN.Certificate)
 			}})

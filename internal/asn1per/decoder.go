@@ -228,10 +228,23 @@ func (d *Decoder) SemiConstrained() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if n < 1 || n > 8 {
-		return 0, fmt.Errorf("%w: %d-octet integer", ErrUnsupported, n)
+	if err := d.intLength(n); err != nil {
+		return 0, err
 	}
 	return d.octetsOf(n)
+}
+
+// intLength checks the octet count n of a semi-constrained or
+// unconstrained whole number. Cut-off input usually shows as a length
+// beyond what is left, so that is reported as truncation first.
+func (d *Decoder) intLength(n int) error {
+	if n*8 > d.Remaining() {
+		return fmt.Errorf("%w: %d-octet integer, %d bits left", ErrTruncated, n, d.Remaining())
+	}
+	if n < 1 || n > 8 {
+		return fmt.Errorf("%w: %d-octet integer", ErrUnsupported, n)
+	}
+	return nil
 }
 
 // Unconstrained reads an unconstrained (two's complement) whole number.
@@ -240,8 +253,8 @@ func (d *Decoder) Unconstrained() (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if n < 1 || n > 8 {
-		return 0, fmt.Errorf("%w: %d-octet integer", ErrUnsupported, n)
+	if err := d.intLength(n); err != nil {
+		return 0, err
 	}
 	v, err := d.octetsOf(n)
 	shift := 64 - 8*uint(n)
@@ -322,8 +335,10 @@ func (d *Decoder) Length(lb, ub int, ext bool, minBits int) (int, error) {
 			return 0, fmt.Errorf("%w: size %d below %d", ErrConstraint, n, lb)
 		}
 	}
+	// More elements than the input left can hold: cut-off input shows
+	// this way, and a forged count is stopped before any allocation.
 	if minBits > 0 && n > d.Remaining()/minBits {
-		return 0, fmt.Errorf("%w: %d elements in %d bits", ErrTooLong, n, d.Remaining())
+		return 0, fmt.Errorf("%w: %d elements in %d bits", ErrTruncated, n, d.Remaining())
 	}
 	return n, nil
 }
@@ -340,7 +355,7 @@ func (d *Decoder) ExtBitmapLen() (int, error) {
 	d.pos -= 6
 	n, err := d.unconstrainedLength()
 	if err == nil && n > d.Remaining() {
-		err = ErrTooLong
+		err = fmt.Errorf("%w: extension bitmap of %d bits in %d", ErrTruncated, n, d.Remaining())
 	}
 	return n, err
 }

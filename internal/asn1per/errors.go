@@ -15,6 +15,9 @@ var (
 	ErrUnsupported = errors.New("asn1per: encoding not supported")
 	ErrAlphabet    = errors.New("asn1per: character outside permitted alphabet")
 	ErrMissing     = errors.New("asn1per: selected or present value is nil")
+	// ErrPresence: an OPTIONAL value is set but its HasX presence flag is
+	// false, so encoding would silently drop it.
+	ErrPresence = errors.New("asn1per: value set but its presence flag is false")
 )
 
 // FieldError reports an error together with the path of ASN.1 fields

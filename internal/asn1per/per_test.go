@@ -117,7 +117,7 @@ func TestDecodeErrors(t *testing.T) {
 		want error
 	}{
 		{"truncated octets", []byte{0x05, 1, 2}, func(d *Decoder) error { _, err := d.OctetString(0, Unbounded, false); return err }, ErrTruncated},
-		{"length beyond input", []byte{0x7f}, func(d *Decoder) error { _, err := d.Length(0, Unbounded, false, 8); return err }, ErrTooLong},
+		{"length beyond input", []byte{0x7f}, func(d *Decoder) error { _, err := d.Length(0, Unbounded, false, 8); return err }, ErrTruncated},
 		{"empty", nil, func(d *Decoder) error { _, err := d.Bool(); return err }, ErrTruncated},
 		{"range overflow", []byte{0xff, 0xff}, func(d *Decoder) error { _, err := d.Constrained(0, 1000); return err }, ErrConstraint},
 		{"bad index char", []byte{0x01, 0xf0}, func(d *Decoder) error {
@@ -125,6 +125,11 @@ func TestDecodeErrors(t *testing.T) {
 			return err
 		}, ErrAlphabet},
 		{"huge int", []byte{0x09, 1, 2, 3, 4, 5, 6, 7, 8, 9}, func(d *Decoder) error { _, err := d.Unconstrained(); return err }, ErrUnsupported},
+		// A length octet read from cut-off input promises more octets than
+		// are left: that is truncation, not an unsupported integer size.
+		{"truncated unconstrained int", []byte{0x20}, func(d *Decoder) error { _, err := d.Unconstrained(); return err }, ErrTruncated},
+		{"truncated semi-constrained int", []byte{0x20, 1}, func(d *Decoder) error { _, err := d.SemiConstrained(); return err }, ErrTruncated},
+		{"truncated short int", []byte{0x02, 1}, func(d *Decoder) error { _, err := d.Unconstrained(); return err }, ErrTruncated},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

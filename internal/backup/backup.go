@@ -91,6 +91,7 @@ func counts(s *store.Snapshot) map[string]int {
 	return map[string]int{
 		"config_versions": len(s.ConfigVersions), "users": len(s.Users), "tokens": len(s.Tokens),
 		"audit": len(s.Audit), "certificates": len(s.Certificates), "turn_users": len(s.TURNUsers),
+		"guard_blocks":        len(s.GuardBlocks),
 		"registration_events": len(s.RegistrationEvents), "calls": len(s.Calls), "events": len(s.Events),
 	}
 }
@@ -264,6 +265,7 @@ func decodeSnapshot(dec *json.Decoder, s *store.Snapshot, counts map[string]int,
 		"audit":               func() error { return decodeArray(dec, &s.Audit, hint("audit")) },
 		"certificates":        func() error { return decodeArray(dec, &s.Certificates, hint("certificates")) },
 		"turn_users":          func() error { return decodeArray(dec, &s.TURNUsers, hint("turn_users")) },
+		"guard_blocks":        func() error { return decodeArray(dec, &s.GuardBlocks, hint("guard_blocks")) },
 		"registration_events": func() error { return decodeArray(dec, &s.RegistrationEvents, hint("registration_events")) },
 		"calls":               func() error { return decodeArray(dec, &s.Calls, hint("calls")) },
 		"events":              func() error { return decodeArray(dec, &s.Events, hint("events")) },

@@ -34,6 +34,9 @@ func seeded(t *testing.T) store.Store {
 	if _, err := st.PutConfig(ctx, []byte("version: 1\n"), "test", "", 0); err != nil {
 		t.Fatal(err)
 	}
+	if err := st.PutGuardBlock(ctx, store.GuardBlock{Source: "203.0.113.0/24", Reason: "abuse", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
 	if err := st.AddCall(ctx, store.CallRecord{ID: "c1", Protocol: "sip", From: "a", To: "b", StartedAt: now, EndedAt: now, Disposition: "normal"}); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +85,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.SourceBackend != "sqlite" || len(snap.Users) != 1 || len(snap.Calls) != 1 || len(snap.ConfigVersions) != 1 {
+	if m.SourceBackend != "sqlite" || len(snap.Users) != 1 || len(snap.Calls) != 1 || len(snap.ConfigVersions) != 1 || len(snap.GuardBlocks) != 1 {
 		t.Errorf("manifest %+v snapshot counts %v", m, m.Counts)
 	}
 	dst, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "q.db"), nil)
@@ -96,6 +99,9 @@ func TestRoundTrip(t *testing.T) {
 	calls, err := dst.Calls(context.Background(), store.Query{})
 	if err != nil || len(calls) != 1 || calls[0].ID != "c1" {
 		t.Errorf("restored calls %+v, %v", calls, err)
+	}
+	if bs, err := dst.GuardBlocks(context.Background()); err != nil || len(bs) != 1 {
+		t.Errorf("restored guard blocks %+v, %v", bs, err)
 	}
 }
 

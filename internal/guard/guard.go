@@ -54,6 +54,9 @@ type Deps struct {
 	OpenKernel func() (KernelSet, error)
 	// Events receives every block and unblock. Nil: logged only.
 	Events func(Event)
+	// Store keeps manual blocks (Block, Unblock) across restarts; LoadBlocks
+	// restores them. Nil: manual blocks last until the process ends.
+	Store BlockStore
 }
 
 // BlockInfo is one blocked source, for the API.
@@ -90,6 +93,7 @@ type Guard struct {
 	events     func(Event)
 	kernel     atomic.Pointer[KernelSet] // set before, or at the start of, Run
 	openKernel func() (KernelSet, error)
+	store      BlockStore
 	m          *metrics
 
 	set     atomic.Pointer[settings]
@@ -123,7 +127,7 @@ func New(cfg Config, deps Deps) (*Guard, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	g := &Guard{log: deps.Logger.With("component", "guard"), now: deps.Now, events: deps.Events, openKernel: deps.OpenKernel,
+	g := &Guard{log: deps.Logger.With("component", "guard"), now: deps.Now, events: deps.Events, openKernel: deps.OpenKernel, store: deps.Store,
 		sources: newTable[netip.Prefix](), users: newTable[string](), limits: newTable[netip.Prefix](), kq: make(chan kernelOp, 1024), closed: make(chan struct{})}
 	g.set.Store(s)
 	if deps.Kernel != nil {
@@ -303,7 +307,9 @@ func blockTime(s *settings, offences uint16) time.Duration {
 }
 
 // Block blocks p (an address or network) for d by hand. Allow-listed
-// sources are refused with ErrAllowed.
+// sources are refused with ErrAllowed. With a Deps.Store the block is
+// stored too; if that fails the block is in force but the error says that
+// a restart lifts it.
 func (g *Guard) Block(p netip.Prefix, d time.Duration, reason string) error {
 	s := g.set.Load()
 	p = p.Masked()
@@ -316,8 +322,9 @@ func (g *Guard) Block(p netip.Prefix, d time.Duration, reason string) error {
 	if reason == "" {
 		reason = "manual"
 	}
-	g.block(p, reason, d, true, g.now())
-	return nil
+	now := g.now()
+	g.block(p, reason, d, true, now)
+	return g.saveBlock(ManualBlock{Prefix: p, Reason: reason, Since: now, Until: now.Add(d)})
 }
 
 func (g *Guard) block(p netip.Prefix, reason string, d time.Duration, manual bool, now time.Time) {
@@ -389,7 +396,9 @@ func (bs *blockSet) without(p netip.Prefix) *blockSet {
 	return n
 }
 
-// Unblock lifts the block of p (as listed by Blocks) before it ends.
+// Unblock lifts the block of p (as listed by Blocks) before it ends. It
+// is removed from Deps.Store too; if that fails the block is
+// lifted but the error says that a restart restores it.
 func (g *Guard) Unblock(p netip.Prefix) error {
 	p = p.Masked()
 	g.blockMu.Lock()
@@ -407,7 +416,8 @@ func (g *Guard) Unblock(p netip.Prefix) error {
 	delete(sh.m, p)
 	sh.mu.Unlock()
 	g.unblocked(b, "removed", g.now())
-	return nil
+	// Also when an automatic block replaced a stored manual one.
+	return g.deleteBlock(p)
 }
 
 func (g *Guard) unblocked(b *block, reason string, now time.Time) {

@@ -27,7 +27,8 @@ type Rate struct {
 }
 
 // RateLimits bound SIP requests per source (an IPv4 address or IPv6
-// /IPv6Prefix). TURN Allocate has its own (turn.rate_per_second).
+// /IPv6Prefix). TURN Allocate has its own bucket (turn.rate_per_second)
+// but follows Action (RateLimitDrop).
 type RateLimits struct {
 	// Register defaults to 5/s with a burst of 50; Invite to 2/s, burst 20;
 	// Options to 5/s, burst 50.
@@ -104,6 +105,12 @@ func (g *Guard) Limit(src netip.Addr, m Method) (ok bool, retryAfter time.Durati
 	}
 	return ok, retryAfter, s.rateDrop
 }
+
+// RateLimitDrop reports whether the configured action over a rate limit
+// (RateLimits.Action) is silence ("drop") rather than an error answer, for
+// services that keep their own buckets (TURN Allocate) but follow the
+// guard's action.
+func (g *Guard) RateLimitDrop() bool { return g.set.Load().rateDrop }
 
 // String names the method.
 func (m Method) String() string {

@@ -29,5 +29,10 @@
 //     21.5.4), call and registration history.
 //
 // Parsing, transactions and transports come from github.com/emiago/sipgo;
-// dialogs and the B2BUA are this package's own.
+// dialogs and the B2BUA are this package's own. The B2BUA is in files by
+// job: calls.go (the call, its legs and the call table), routing.go (which
+// calls are allowed and where they go), invite.go (the INVITE state machine:
+// ringing, provisionals, answer, ACK), indialog.go (re-INVITE and other
+// in-dialog requests relayed between the legs) and teardown.go (BYE,
+// CANCEL, hang-ups and the history record of a call's end).
 package sipedge

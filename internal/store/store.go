@@ -59,6 +59,15 @@ type Store interface {
 	TURNUsers(ctx context.Context) ([]TURNUser, error)
 	DeleteTURNUser(ctx context.Context, realm, name string) error
 
+	// PutGuardBlock stores a manual guard block, replacing one of the same
+	// Source; GuardBlocks lists them by source; DeleteGuardBlock removes
+	// one (ErrNotFound if absent); DeleteExpiredGuardBlocks removes those
+	// that ended before now.
+	PutGuardBlock(ctx context.Context, b GuardBlock) error
+	GuardBlocks(ctx context.Context) ([]GuardBlock, error)
+	DeleteGuardBlock(ctx context.Context, source string) error
+	DeleteExpiredGuardBlocks(ctx context.Context, now time.Time) (int64, error)
+
 	AddRegistrationEvent(ctx context.Context, r RegistrationEvent) error
 	RegistrationEvents(ctx context.Context, q Query) ([]RegistrationEvent, error)
 	AddCall(ctx context.Context, c CallRecord) error
@@ -179,6 +188,15 @@ type TURNUser struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// GuardBlock is a block an administrator placed by hand: Source (an
+// address or a CIDR network) is refused until ExpiresAt.
+type GuardBlock struct {
+	Source    string    `json:"source"`
+	Reason    string    `json:"reason"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
 // RegistrationEvent is one step in a registration's life.
 type RegistrationEvent struct {
 	ID        int64     `json:"id"`
@@ -257,6 +275,7 @@ type Snapshot struct {
 	Audit              []AuditEntry        `json:"audit"`
 	Certificates       []Certificate       `json:"certificates"`
 	TURNUsers          []TURNUser          `json:"turn_users"`
+	GuardBlocks        []GuardBlock        `json:"guard_blocks,omitempty"`
 	RegistrationEvents []RegistrationEvent `json:"registration_events"`
 	Calls              []CallRecord        `json:"calls"`
 	Events             []Event             `json:"events"`

@@ -76,8 +76,17 @@ type Listen struct {
 	// IdleTimeout closes a stream connection on which no Allocate or
 	// ConnectionBind succeeded within this time (STUN binding only, or
 	// nothing at all), so idle connections cannot hold listen.max_conns.
-	// Default 30s. Negative: never.
+	// Default 30s. Negative: never. A connection that carries an
+	// allocation is never idle, however quiet.
 	IdleTimeout time.Duration
+	// MaxConnsPerSource bounds the TCP and TLS connections open at once
+	// from one client IPv4 address or IPv6 /64; past it new ones are reset
+	// at once. Default 100. Negative: no limit.
+	MaxConnsPerSource int
+	// HandshakeTimeout is how long a new TCP or TLS connection has to
+	// finish its TLS handshake and send its first STUN message before it
+	// is closed. Default 10s. Negative: no limit.
+	HandshakeTimeout time.Duration
 }
 
 // Relay configures the relay side.
@@ -182,22 +191,24 @@ type Auth struct {
 
 // Defaults.
 const (
-	DefaultRealm          = "portico"
-	DefaultPortMin        = 61000
-	DefaultPortMax        = 64999
-	DefaultLifetime       = 10 * time.Minute
-	DefaultMaxAge         = 12 * time.Hour
-	DefaultQuotaUser      = 20
-	DefaultQuotaTotal     = 2000
-	DefaultRatePerSec     = 5
-	DefaultRateBurst      = 20
-	DefaultMaxTTL         = 24 * time.Hour
-	DefaultSocketBufferKB = 4096
-	DefaultMaxConns       = 10000
-	DefaultIdleTimeout    = 30 * time.Second
-	maxClientLifetime     = time.Hour
-	maxListenSockets      = 64
-	minRequestLifetime    = time.Minute
+	DefaultRealm             = "portico"
+	DefaultPortMin           = 61000
+	DefaultPortMax           = 64999
+	DefaultLifetime          = 10 * time.Minute
+	DefaultMaxAge            = 12 * time.Hour
+	DefaultQuotaUser         = 20
+	DefaultQuotaTotal        = 2000
+	DefaultRatePerSec        = 5
+	DefaultRateBurst         = 20
+	DefaultMaxTTL            = 24 * time.Hour
+	DefaultSocketBufferKB    = 4096
+	DefaultMaxConns          = 10000
+	DefaultIdleTimeout       = 30 * time.Second
+	DefaultMaxConnsPerSource = 100
+	DefaultHandshakeTimeout  = 10 * time.Second
+	maxClientLifetime        = time.Hour
+	maxListenSockets         = 64
+	minRequestLifetime       = time.Minute
 )
 
 // withDefaults returns c with zero fields replaced by their defaults.
@@ -216,6 +227,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Listen.IdleTimeout == 0 {
 		c.Listen.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.Listen.MaxConnsPerSource == 0 {
+		c.Listen.MaxConnsPerSource = DefaultMaxConnsPerSource
+	}
+	if c.Listen.HandshakeTimeout == 0 {
+		c.Listen.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if c.Relay.Bind == "" {
 		c.Relay.Bind = c.Relay.Address

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/handoff"
 )
 
@@ -124,6 +125,9 @@ func (c *listenPacketConn) forward(b []byte, from netip.AddrPort) bool {
 }
 
 func (c *listenPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if c.s.muffled(p, addr) {
+		return len(p), nil
+	}
 	c.s.bindNonce(p, addr)
 	if len(p) >= stunHeaderLen && p[0] == 0x01 {
 		if lt, ok := responseLifetime(p); ok && addr != nil {
@@ -146,6 +150,10 @@ type streamConn struct {
 	closed chan struct{}
 	used   atomic.Bool // an Allocate or ConnectionBind succeeded on it
 	idle   *time.Timer
+	// lim is the listener the connection came from (nil: handed over),
+	// told when the first STUN message arrives (its handshake timeout).
+	lim         *connlimit.Listener
+	established bool
 
 	// Read side, owned by the engine's single reader.
 	dgram bool          // DTLS: one message per Read
@@ -222,6 +230,10 @@ func (c *streamConn) Read(p []byte) (int, error) {
 			if _, err := io.ReadFull(c.br, msg[4:]); err != nil {
 				return 0, err
 			}
+			if !c.established && c.lim != nil {
+				c.established = true
+				c.lim.Established(c.RemoteAddr().String())
+			}
 			if c.s.screen(msg, c.RemoteAddr(), c.reply) {
 				c.pend = msg
 			}
@@ -243,6 +255,9 @@ const streamReadBuffer = 2048
 func (c *streamConn) reply(b []byte) { _, _ = c.Conn.Write(b) }
 
 func (c *streamConn) Write(p []byte) (int, error) {
+	if c.s.muffled(p, c.RemoteAddr()) {
+		return len(p), nil
+	}
 	c.s.bindNonce(p, c.RemoteAddr())
 	if len(p) >= stunHeaderLen && p[0] == 0x01 {
 		if p[1] == 0x0B {

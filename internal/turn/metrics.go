@@ -21,6 +21,7 @@ type metrics struct {
 
 	allocUDP, allocTCP         prometheus.Gauge
 	rejUser, rejTotal, rejRate prometheus.Counter
+	rejRateDrop                prometheus.Counter
 	rejPorts                   prometheus.Counter
 	authUnknown, authExpired   prometheus.Counter
 	authIntegrity, authStore   prometheus.Counter
@@ -88,6 +89,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.rejUser = m.rejections.WithLabelValues("user_quota")
 	m.rejTotal = m.rejections.WithLabelValues("total_quota")
 	m.rejRate = m.rejections.WithLabelValues("rate_limit")
+	m.rejRateDrop = m.rejections.WithLabelValues("rate_limit_dropped")
 	m.rejPorts = m.rejections.WithLabelValues("no_port")
 	m.authUnknown = m.authFailures.WithLabelValues("unknown_user")
 	m.authExpired = m.authFailures.WithLabelValues("expired")

@@ -144,6 +144,26 @@ func (k *nonceKeeper) check(v []byte, ip netip.Addr) bool {
 // for it, so its unexported field is set; the field's absence (a pion
 // upgrade that renamed it) is an error, which stops the service from
 // starting rather than silently running with unbound nonces.
+//
+// Why not pion/turn v5.1.3's public API:
+//
+//   - ServerConfig has no nonce option; the manager is made in NewServer
+//     (NewShortNonceHash) and kept in Server.nonceHash, whose type lives in
+//     an internal package.
+//   - AuthHandler gets RequestAttributes (Username, Realm, SrcAddr, TLS,
+//     Method): no nonce. It runs after the engine has validated the nonce,
+//     and its only refusal is ok=false, which the engine answers 401, not
+//     438 Stale Nonce (RFC 8489 §9.2.4), sending a client whose nonce was
+//     merely issued elsewhere back to its credentials instead of to a
+//     retry with a fresh nonce.
+//   - pion's own nonce cannot carry the address: its Validate refuses any
+//     nonce longer than it issued, and the client's MESSAGE-INTEGRITY
+//     covers the NONCE, so a tag appended on the way out cannot be stripped
+//     on the way in.
+//   - Binding pion's nonces by a table of which address received which
+//     nonce would work without this, but costs memory per source, which a
+//     spoofed-source flood of unauthenticated requests fills; the stateless
+//     HMAC tag here costs nothing per client.
 func installNonces(engine *pturn.Server, k *nonceKeeper) error {
 	f := reflect.ValueOf(engine).Elem().FieldByName("nonceHash")
 	if !f.IsValid() || f.Kind() != reflect.Interface || !reflect.TypeOf(k).Implements(f.Type()) {

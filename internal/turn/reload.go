@@ -50,6 +50,8 @@ func bindTimeChanges(boot, next *Config) []string {
 		{"turn.listen.socket_buffer_kb", b.SocketBufferKB != n.SocketBufferKB},
 		{"turn.listen.max_conns", b.MaxConns != n.MaxConns},
 		{"turn.listen.idle_timeout", b.IdleTimeout != n.IdleTimeout},
+		{"turn.listen.max_conns_per_source", b.MaxConnsPerSource != n.MaxConnsPerSource},
+		{"turn.listen.handshake_timeout", b.HandshakeTimeout != n.HandshakeTimeout},
 		{"turn.realm", boot.Realm != next.Realm},
 		{"turn.relay.address", boot.Relay.Address != next.Relay.Address},
 		{"turn.relay.bind", boot.Relay.Bind != next.Relay.Bind},

@@ -39,6 +39,13 @@ type Section struct {
 	// QuotaPerUser (20) and QuotaTotal (2000) bound allocations at once.
 	QuotaPerUser int `yaml:"quota_per_user" json:"quota_per_user"`
 	QuotaTotal   int `yaml:"quota_total" json:"quota_total"`
+	// MaxConns (10000) bounds the TCP and TLS connections open at once;
+	// MaxConnsPerSource (100; negative: none) those from one IPv4 address
+	// or IPv6 /64. HandshakeTimeout (10s) is how long a new connection has
+	// for its TLS handshake and first STUN message.
+	MaxConns          int            `yaml:"max_conns" json:"max_conns"`
+	MaxConnsPerSource int            `yaml:"max_conns_per_source" json:"max_conns_per_source"`
+	HandshakeTimeout  field.Duration `yaml:"handshake_timeout" json:"handshake_timeout"`
 	// RatePerSecond (5) and RateBurst (20) limit allocation attempts per client IP.
 	RatePerSecond float64 `yaml:"rate_per_second" json:"rate_per_second"`
 	RateBurst     int     `yaml:"rate_burst" json:"rate_burst"`
@@ -66,6 +73,7 @@ func DefaultSection() Section {
 		Realm: "portico", Relay: field.PortRange{Min: 61000, Max: 64999},
 		DefaultLifetime: field.Duration(10 * time.Minute), MaxAge: field.Duration(12 * time.Hour),
 		QuotaPerUser: 20, QuotaTotal: 2000, RatePerSecond: 5, RateBurst: 20,
+		MaxConns: DefaultMaxConns, MaxConnsPerSource: DefaultMaxConnsPerSource, HandshakeTimeout: field.Duration(DefaultHandshakeTimeout),
 		RESTMaxTTL: field.Duration(24 * time.Hour),
 	}
 }
@@ -131,7 +139,8 @@ func (s Section) Config(env Env) Config {
 		secret = env.Secret
 	}
 	return Config{
-		Listen:    Listen{UDP: s.UDP, TCP: s.TCP, TLS: s.TLS, SocketBufferKB: env.SocketBufferKB},
+		Listen: Listen{UDP: s.UDP, TCP: s.TCP, TLS: s.TLS, SocketBufferKB: env.SocketBufferKB,
+			MaxConns: s.MaxConns, MaxConnsPerSource: s.MaxConnsPerSource, HandshakeTimeout: s.HandshakeTimeout.D()},
 		Realm:     s.Realm,
 		Relay:     Relay{Address: relay, Bind: env.ExternalAddress, PortMin: s.Relay.Min, PortMax: s.Relay.Max},
 		Lifetime:  Lifetime{Default: s.DefaultLifetime.D(), MaxAge: s.MaxAge.D()},
@@ -148,7 +157,9 @@ func (s Section) Config(env Env) Config {
 var documentPath = map[string]string{
 	"turn.listen.udp": "turn.udp", "turn.listen.tcp": "turn.tcp", "turn.listen.tls": "turn.tls",
 	"turn.listen.socket_buffer_kb": "media.socket_buffer_kb",
-	"turn.relay.address":           "turn.relay_address", "turn.relay.bind": "interfaces.external.address",
+	"turn.listen.max_conns":        "turn.max_conns", "turn.listen.max_conns_per_source": "turn.max_conns_per_source",
+	"turn.listen.handshake_timeout": "turn.handshake_timeout",
+	"turn.relay.address":            "turn.relay_address", "turn.relay.bind": "interfaces.external.address",
 	"turn.lifetime.default": "turn.default_lifetime", "turn.lifetime.max_age": "turn.max_age",
 	"turn.quota.per_user": "turn.quota_per_user", "turn.quota.total": "turn.quota_total",
 	"turn.rate_limit.per_second": "turn.rate_per_second", "turn.rate_limit.burst": "turn.rate_burst",

@@ -1,7 +1,10 @@
 package turn
 
 import (
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/portico-edge/portico/internal/config/field"
 )
@@ -54,5 +57,37 @@ func TestSectionConfig(t *testing.T) {
 	_, err := NewFromSection(s, env, Deps{})
 	if es, ok := field.As(err); !ok || es[0].Path != "turn.tls" {
 		t.Errorf("NewFromSection = %v, want an error at turn.tls", err)
+	}
+}
+
+// TestSectionStreamLimits: the stream limits reach the listeners' Config,
+// are checked under their document names and, being the listeners', need
+// a restart, named as in the document.
+func TestSectionStreamLimits(t *testing.T) {
+	s := DefaultSection()
+	s.TCP = []string{"127.0.0.1:0"}
+	env := Env{ExternalAddress: "127.0.0.1"}
+	if l := s.Config(env).Listen; l.MaxConns != DefaultMaxConns || l.MaxConnsPerSource != DefaultMaxConnsPerSource || l.HandshakeTimeout != DefaultHandshakeTimeout {
+		t.Errorf("default limits = %d, %d, %v", l.MaxConns, l.MaxConnsPerSource, l.HandshakeTimeout)
+	}
+	bad := s
+	bad.MaxConns = -1
+	if _, err := NewFromSection(bad, env, Deps{}); err == nil || !strings.Contains(err.Error(), "turn.max_conns") {
+		t.Errorf("max_conns -1: %v, want an error at turn.max_conns", err)
+	}
+	srv, err := NewFromSection(s, env, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := s
+	next.MaxConnsPerSource, next.HandshakeTimeout, next.MaxConns = 5, field.Duration(time.Second), 7
+	restart, err := srv.ReloadSection(next, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"turn.max_conns", "turn.max_conns_per_source", "turn.handshake_timeout"} {
+		if !slices.Contains(restart, want) {
+			t.Errorf("restart = %v, want %s", restart, want)
+		}
 	}
 }

@@ -14,17 +14,17 @@ import (
 
 	"github.com/pion/dtls/v3"
 	pturn "github.com/pion/turn/v5"
+	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/handoff"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Timeouts of the service's own making.
 const (
-	handshakeTimeout = 10 * time.Second
-	handoverTimeout  = 5 * time.Second
-	storeTimeout     = 2 * time.Second
-	drainTimeout     = 3 * time.Second
-	acceptBackoff    = 5 * time.Millisecond
+	handoverTimeout = 5 * time.Second
+	storeTimeout    = 2 * time.Second
+	drainTimeout    = 3 * time.Second
+	acceptBackoff   = 5 * time.Millisecond
 	// maxClockSkew is tolerated between the minting web application and
 	// Portico when checking a REST credential's TTL against auth.max_ttl.
 	maxClockSkew = 5 * time.Minute
@@ -64,6 +64,10 @@ type Deps struct {
 	Guard Guard
 	// ACL admits clients by network. Nil: all.
 	ACL ACL
+	// Descriptors, when set, makes the TCP and TLS listeners refuse
+	// connections while the node's descriptor reserve is short (shared with
+	// the other services' listeners).
+	Descriptors *connlimit.Reserve
 }
 
 // Server is the STUN/TURN service. Create it with New.
@@ -80,6 +84,8 @@ type Server struct {
 	now     func() time.Time
 	guard   Guard
 	acl     ACL
+	fds     *connlimit.Reserve
+	promReg prometheus.Registerer
 	m       *metrics
 	limiter atomic.Pointer[rateLimiter]
 	alloc   *allocator
@@ -97,8 +103,12 @@ type Server struct {
 	closeCh     chan struct{}
 	served      chan struct{}    // closed when the current Serve returns
 	servedAddrs []netip.AddrPort // local addresses of the sockets being served
-	conns       sync.WaitGroup
-	streams     atomic.Int64 // open stream connections
+	streamLs    []*streamListener
+
+	mutedMu sync.Mutex
+	muted   map[string]struct{} // clients whose next Allocate error is dropped (mute)
+	conns   sync.WaitGroup
+	streams atomic.Int64 // open stream connections
 }
 
 // New validates cfg and builds a Server. It does no I/O.
@@ -141,10 +151,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		now:     now,
 		guard:   deps.Guard,
 		acl:     deps.ACL,
+		fds:     deps.Descriptors,
+		promReg: deps.Registerer,
 		m:       m,
 
 		reg:     newRegistry(),
 		closeCh: make(chan struct{}),
+		muted:   map[string]struct{}{},
 	}
 	s.live.Store(v)
 	s.own.Store(v.own)
@@ -153,18 +166,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	return s, nil
 }
 
-// streamListener is a listener and the client transport it serves.
-type streamListener struct {
-	net.Listener
-	kind string // tcp, tls, dtls
-}
-
 // Run binds the configured listeners, serves until ctx is done or Close is
 // called, and returns nil on a clean shutdown.
 func (s *Server) Run(ctx context.Context) error {
 	var (
 		pcs     []net.PacketConn
-		streams []streamListener
+		streams []*streamListener
 	)
 	fail := func(err error) error {
 		for _, pc := range pcs {
@@ -188,14 +195,16 @@ func (s *Server) Run(ctx context.Context) error {
 		if err != nil {
 			return fail(fmt.Errorf("turn: listen tcp %s: %w", a, err))
 		}
-		streams = append(streams, streamListener{l, "tcp"})
+		lim := s.limit(l, "tcp")
+		streams = append(streams, &streamListener{Listener: lim, kind: "tcp", lim: lim})
 	}
 	for _, a := range s.cfg.Listen.TLS {
 		l, err := lc.Listen(ctx, "tcp", a)
 		if err != nil {
 			return fail(fmt.Errorf("turn: listen tls %s: %w", a, err))
 		}
-		streams = append(streams, streamListener{tls.NewListener(l, s.tlsConfig()), "tls"})
+		lim := s.limit(l, "tls")
+		streams = append(streams, &streamListener{Listener: tls.NewListener(lim, s.tlsConfig()), kind: "tls", lim: lim})
 	}
 	for _, a := range s.cfg.Listen.DTLS {
 		ap, _ := netip.ParseAddrPort(a)
@@ -203,23 +212,25 @@ func (s *Server) Run(ctx context.Context) error {
 		if err != nil {
 			return fail(fmt.Errorf("turn: listen dtls %s: %w", a, err))
 		}
-		streams = append(streams, streamListener{l, "dtls"})
+		streams = append(streams, &streamListener{Listener: l, kind: "dtls"})
 	}
 	return s.serve(ctx, pcs, streams)
 }
 
 // Serve serves STUN/TURN on caller-supplied sockets until ctx is done or
 // Close is called, and returns nil on a clean shutdown. pc may be nil. A
-// listener that yields *tls.Conn is served as TLS, any other as TCP. Serve
-// takes ownership of the sockets and closes them when it returns.
+// listener that yields *tls.Conn is served as TLS, any other as TCP; both
+// accept under the stream limits, as Run's. Serve takes ownership of the
+// sockets and closes them when it returns.
 func (s *Server) Serve(ctx context.Context, pc net.PacketConn, listeners ...net.Listener) error {
 	var pcs []net.PacketConn
 	if pc != nil {
 		pcs = append(pcs, pc)
 	}
-	streams := make([]streamListener, 0, len(listeners))
+	streams := make([]*streamListener, 0, len(listeners))
 	for _, l := range listeners {
-		streams = append(streams, streamListener{l, "tcp"})
+		lim := s.limit(l, "tcp")
+		streams = append(streams, &streamListener{Listener: lim, kind: "tcp", lim: lim})
 	}
 	return s.serve(ctx, pcs, streams)
 }
@@ -252,7 +263,7 @@ func (s *Server) dtlsOptions() []dtls.ServerOption {
 	}
 }
 
-func (s *Server) serve(ctx context.Context, pcs []net.PacketConn, streams []streamListener) error {
+func (s *Server) serve(ctx context.Context, pcs []net.PacketConn, streams []*streamListener) error {
 	closeAll := func() {
 		for _, pc := range pcs {
 			_ = pc.Close()
@@ -289,6 +300,7 @@ func (s *Server) serve(ctx context.Context, pcs []net.PacketConn, streams []stre
 		}
 	}
 	s.servedAddrs = addrs
+	s.streamLs = streams
 	s.mu.Unlock()
 	defer close(served)
 	s.refreshOwn(s.live.Load())
@@ -387,14 +399,18 @@ func (s *Server) serve(ctx context.Context, pcs []net.PacketConn, streams []stre
 	}
 	s.mu.Lock()
 	s.serving = false
+	s.streamLs = nil
 	s.mu.Unlock()
 	s.log.Info("turn stopped")
 	return nil
 }
 
 // acceptLoop moves connections from a listener to the engine, completing
-// TLS handshakes off the accept path.
-func (s *Server) acceptLoop(l streamListener, handover *handoff.Listener) {
+// TLS handshakes off the accept path. A TCP or TLS listener's Accept
+// retries failures itself and returns only once the listener is closed;
+// if that happens while the server still serves (someone else closed the
+// socket), the listener is reported dead (ListenerStatus).
+func (s *Server) acceptLoop(l *streamListener, handover *handoff.Listener) {
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -403,10 +419,13 @@ func (s *Server) acceptLoop(l streamListener, handover *handoff.Listener) {
 				return
 			default:
 			}
-			if errors.Is(err, net.ErrClosed) {
+			if l.lim != nil || errors.Is(err, net.ErrClosed) {
+				why := err.Error()
+				l.dead.Store(&why)
+				s.log.Error("turn listener stopped accepting", "listener", l.kind+"/"+l.Addr().String(), "err", err)
 				return
 			}
-			// A failed DTLS handshake or a transient EMFILE: keep accepting.
+			// A failed DTLS handshake: keep accepting.
 			s.log.Debug("turn accept", "listener", l.Addr().String(), "err", err)
 			time.Sleep(acceptBackoff)
 			continue
@@ -415,12 +434,15 @@ func (s *Server) acceptLoop(l streamListener, handover *handoff.Listener) {
 		s.conns.Add(1)
 		go func() {
 			defer s.conns.Done()
-			if tc, ok := c.(*tls.Conn); ok {
+			if tc := tlsConnOf(c); tc != nil {
 				kind = "tls"
-				ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
-				err := tc.HandshakeContext(ctx)
-				cancel()
-				if err != nil {
+				ctx := context.Background()
+				if d := s.cfg.Listen.HandshakeTimeout; d > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, d)
+					defer cancel()
+				}
+				if err := tc.HandshakeContext(ctx); err != nil {
 					s.log.Debug("turn tls handshake", "client", c.RemoteAddr().String(), "err", err)
 					_ = c.Close()
 					return
@@ -430,6 +452,7 @@ func (s *Server) acceptLoop(l streamListener, handover *handoff.Listener) {
 			if sc == nil {
 				return
 			}
+			sc.lim = l.lim
 			if !handOver(context.Background(), handover, sc) {
 				_ = sc.Close()
 			}
@@ -586,10 +609,17 @@ func (s *Server) credentials(ra *pturn.RequestAttributes, count bool) (string, [
 }
 
 // quota is the engine's QuotaHandler, called for authenticated Allocate
-// requests; a false answer yields 486 Allocation Quota Reached.
+// requests; a false answer yields 486 Allocation Quota Reached, which the
+// sockets drop when the rate limit refused and the guard's action is
+// drop.
 func (s *Server) quota(userID, _ string, src net.Addr) bool {
 	if ap, ok := addrPort(src); ok && !s.limiter.Load().allow(ap.Addr(), s.now()) {
-		s.m.rejRate.Inc()
+		if s.rateLimitDrop() {
+			s.m.rejRateDrop.Inc()
+			s.mute(src)
+		} else {
+			s.m.rejRate.Inc()
+		}
 		return false
 	}
 	switch err := s.alloc.quotaErr(userID); {

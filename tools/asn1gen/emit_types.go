@@ -59,6 +59,53 @@ func (em *emitter) fieldInfos(t *typ, choice bool) ([]*fieldInfo, error) {
 	return out, nil
 }
 
+// setExpr returns a Go condition that holds when the value of fi, a field
+// with a presence flag, differs from its zero value, or "" when the field
+// carries no value (NULL).
+func (em *emitter) setExpr(fi *fieldInfo) (string, error) {
+	if fi.null {
+		return "", nil
+	}
+	b, err := em.g.base(fi.f.t)
+	if err != nil {
+		return "", err
+	}
+	v := "x." + fi.name
+	switch b.kind {
+	case kInt, kEnum:
+		return v + " != 0", nil
+	case kBool:
+		return v, nil
+	case kStr:
+		return v + ` != ""`, nil
+	case kBitStr:
+		return v + ".Len != 0 || len(" + v + ".Bytes) != 0", nil
+	case kOctStr, kGeneral, kOpen, kOID, kBMP, kSeqOf:
+		return "len(" + v + ") != 0", nil
+	}
+	return "", fmt.Errorf("%s: no zero test for kind %d", fi.f.name, b.kind)
+}
+
+// presenceChecks writes the checks that fail Encode when a value is set
+// while its presence flag is false: encoding it absent would drop data a
+// caller put there (a proxy editing a message, say) without a trace.
+func (em *emitter) presenceChecks(fis []*fieldInfo) error {
+	for _, fi := range fis {
+		if fi.has == "" {
+			continue
+		}
+		cond, err := em.setExpr(fi)
+		if err != nil {
+			return err
+		}
+		if cond == "" {
+			continue
+		}
+		em.p("if !x.%s && (%s) { return asn1per.Wrap(asn1per.ErrPresence, %q) }", fi.has, cond, fi.f.name)
+	}
+	return nil
+}
+
 // structFields writes the fields for fis: those of Go type bool (BOOLEAN
 // values and presence flags) when bools is set, the others otherwise.
 func (em *emitter) structFields(fis []*fieldInfo, bools bool) {
@@ -111,6 +158,9 @@ func (em *emitter) emitSeq(n *named) error {
 	em.p("// Encode writes x in ALIGNED PER.")
 	em.p("func (x *%s) Encode(e *asn1per.Encoder) error {", n.goName)
 	em.p("if x == nil { return asn1per.Wrap(asn1per.ErrMissing, %q) }", n.goName)
+	if err := em.presenceChecks(fis); err != nil {
+		return err
+	}
 	if t.ext {
 		conds := []string{"x.Ext.Present()"}
 		for _, fi := range adds {

@@ -10,6 +10,9 @@ import (
 
 func refDir(t *testing.T) string {
 	ref := filepath.Join("..", "..", "..", "shared", "ref", "asn1")
+	if dir := os.Getenv("PORTICO_REF_DIR"); dir != "" {
+		ref = filepath.Join(dir, "asn1")
+	}
 	if _, err := os.Stat(filepath.Join(ref, moduleFiles[0])); err != nil {
 		t.Skipf("ITU-T ASN.1 modules not found at %s (../shared/ref/asn1 beside the repository): %v", ref, err)
 	}

@@ -6,7 +6,8 @@
 // the user-user information element of the Q.931 call-signalling messages
 // (H.225.0 §7.6). Types imported by H.225.0 from H.245 come from package
 // h245. OPTIONAL fields of SEQUENCE/CHOICE type are pointers, others have
-// a HasX presence flag; CHOICE values select an alternative with Choice
+// a HasX presence flag (Marshal fails with asn1per.ErrPresence, naming the
+// field, when a value is set while its flag is false); CHOICE values select an alternative with Choice
 // (constants Type_Alternative). Decoded OCTET STRING, OBJECT IDENTIFIER
 // and open-type values alias the decoded buffer.
 package h225

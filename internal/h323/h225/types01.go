@@ -106,6 +106,21 @@ func (x *H323UUPDU) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H323UUPDU")
 	}
+	if !x.HasH4501SupplementaryService && (len(x.H4501SupplementaryService) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "h4501SupplementaryService")
+	}
+	if !x.HasH245Tunnelling && (x.H245Tunnelling) {
+		return asn1per.Wrap(asn1per.ErrPresence, "h245Tunnelling")
+	}
+	if !x.HasH245Control && (len(x.H245Control) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "h245Control")
+	}
+	if !x.HasNonStandardControl && (len(x.NonStandardControl) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "nonStandardControl")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
+	}
 	ext := x.Ext.Present() || x.HasH4501SupplementaryService || x.HasH245Tunnelling || x.HasH245Control || x.HasNonStandardControl || x.CallLinkage != nil || x.TunnelledSignallingMessage != nil || x.HasProvisionalRespToH245Tunnelling || x.StimulusControl != nil || x.HasGenericData
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -429,6 +444,9 @@ func (x *StimulusControl) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "StimulusControl")
 	}
+	if !x.HasH248Message && (len(x.H248Message) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "h248Message")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.NonStandard != nil)
@@ -540,6 +558,33 @@ type AlertingUUIE struct {
 func (x *AlertingUUIE) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "AlertingUUIE")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasFastStart && (len(x.FastStart) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "fastStart")
+	}
+	if !x.HasMultipleCalls && (x.MultipleCalls) {
+		return asn1per.Wrap(asn1per.ErrPresence, "multipleCalls")
+	}
+	if !x.HasMaintainConnection && (x.MaintainConnection) {
+		return asn1per.Wrap(asn1per.ErrPresence, "maintainConnection")
+	}
+	if !x.HasAlertingAddress && (len(x.AlertingAddress) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "alertingAddress")
+	}
+	if !x.HasScreeningIndicator && (x.ScreeningIndicator != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "screeningIndicator")
+	}
+	if !x.HasServiceControl && (len(x.ServiceControl) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "serviceControl")
+	}
+	if !x.HasDisplayName && (len(x.DisplayName) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "displayName")
 	}
 	ext := x.Ext.Present() || x.CallIdentifier != nil || x.H245SecurityMode != nil || x.HasTokens || x.HasCryptoTokens || x.HasFastStart || x.HasMultipleCalls || x.HasMaintainConnection || x.HasAlertingAddress || x.PresentationIndicator != nil || x.HasScreeningIndicator || x.HasFastConnectRefused || x.HasServiceControl || x.Capacity != nil || x.FeatureSet != nil || x.HasDisplayName
 	e.PutBool(ext)
@@ -1027,6 +1072,21 @@ func (x *CallProceedingUUIE) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "CallProceedingUUIE")
 	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasFastStart && (len(x.FastStart) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "fastStart")
+	}
+	if !x.HasMultipleCalls && (x.MultipleCalls) {
+		return asn1per.Wrap(asn1per.ErrPresence, "multipleCalls")
+	}
+	if !x.HasMaintainConnection && (x.MaintainConnection) {
+		return asn1per.Wrap(asn1per.ErrPresence, "maintainConnection")
+	}
 	ext := x.Ext.Present() || x.CallIdentifier != nil || x.H245SecurityMode != nil || x.HasTokens || x.HasCryptoTokens || x.HasFastStart || x.HasMultipleCalls || x.HasMaintainConnection || x.HasFastConnectRefused || x.FeatureSet != nil
 	e.PutBool(ext)
 	e.PutBool(x.H245Address != nil)
@@ -1363,6 +1423,36 @@ type ConnectUUIE struct {
 func (x *ConnectUUIE) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "ConnectUUIE")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasFastStart && (len(x.FastStart) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "fastStart")
+	}
+	if !x.HasMultipleCalls && (x.MultipleCalls) {
+		return asn1per.Wrap(asn1per.ErrPresence, "multipleCalls")
+	}
+	if !x.HasMaintainConnection && (x.MaintainConnection) {
+		return asn1per.Wrap(asn1per.ErrPresence, "maintainConnection")
+	}
+	if !x.HasLanguage && (len(x.Language) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "language")
+	}
+	if !x.HasConnectedAddress && (len(x.ConnectedAddress) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "connectedAddress")
+	}
+	if !x.HasScreeningIndicator && (x.ScreeningIndicator != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "screeningIndicator")
+	}
+	if !x.HasServiceControl && (len(x.ServiceControl) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "serviceControl")
+	}
+	if !x.HasDisplayName && (len(x.DisplayName) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "displayName")
 	}
 	ext := x.Ext.Present() || x.CallIdentifier != nil || x.H245SecurityMode != nil || x.HasTokens || x.HasCryptoTokens || x.HasFastStart || x.HasMultipleCalls || x.HasMaintainConnection || x.HasLanguage || x.HasConnectedAddress || x.PresentationIndicator != nil || x.HasScreeningIndicator || x.HasFastConnectRefused || x.HasServiceControl || x.Capacity != nil || x.FeatureSet != nil || x.HasDisplayName
 	e.PutBool(ext)
@@ -1888,6 +1978,15 @@ func (x *InformationUUIE) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "InformationUUIE")
 	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasFastStart && (len(x.FastStart) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "fastStart")
+	}
 	ext := x.Ext.Present() || x.CallIdentifier != nil || x.HasTokens || x.HasCryptoTokens || x.HasFastStart || x.HasFastConnectRefused || x.CircuitInfo != nil
 	e.PutBool(ext)
 	if err := x.ProtocolIdentifier.Encode(e); err != nil {
@@ -2133,6 +2232,24 @@ type ReleaseCompleteUUIE struct {
 func (x *ReleaseCompleteUUIE) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "ReleaseCompleteUUIE")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasBusyAddress && (len(x.BusyAddress) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "busyAddress")
+	}
+	if !x.HasScreeningIndicator && (x.ScreeningIndicator != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "screeningIndicator")
+	}
+	if !x.HasServiceControl && (len(x.ServiceControl) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "serviceControl")
+	}
+	if !x.HasDisplayName && (len(x.DisplayName) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "displayName")
 	}
 	ext := x.Ext.Present() || x.CallIdentifier != nil || x.HasTokens || x.HasCryptoTokens || x.HasBusyAddress || x.PresentationIndicator != nil || x.HasScreeningIndicator || x.Capacity != nil || x.HasServiceControl || x.FeatureSet != nil || x.DestinationInfo != nil || x.HasDisplayName
 	e.PutBool(ext)
@@ -2819,6 +2936,78 @@ type SetupUUIE struct {
 func (x *SetupUUIE) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "SetupUUIE")
+	}
+	if !x.HasSourceAddress && (len(x.SourceAddress) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "sourceAddress")
+	}
+	if !x.HasDestinationAddress && (len(x.DestinationAddress) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "destinationAddress")
+	}
+	if !x.HasDestExtraCallInfo && (len(x.DestExtraCallInfo) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "destExtraCallInfo")
+	}
+	if !x.HasDestExtraCRV && (len(x.DestExtraCRV) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "destExtraCRV")
+	}
+	if !x.HasH245SecurityCapability && (len(x.H245SecurityCapability) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "h245SecurityCapability")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasFastStart && (len(x.FastStart) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "fastStart")
+	}
+	if !x.HasMediaWaitForConnect && (x.MediaWaitForConnect) {
+		return asn1per.Wrap(asn1per.ErrPresence, "mediaWaitForConnect")
+	}
+	if !x.HasCanOverlapSend && (x.CanOverlapSend) {
+		return asn1per.Wrap(asn1per.ErrPresence, "canOverlapSend")
+	}
+	if !x.HasEndpointIdentifier && (len(x.EndpointIdentifier) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "endpointIdentifier")
+	}
+	if !x.HasMultipleCalls && (x.MultipleCalls) {
+		return asn1per.Wrap(asn1per.ErrPresence, "multipleCalls")
+	}
+	if !x.HasMaintainConnection && (x.MaintainConnection) {
+		return asn1per.Wrap(asn1per.ErrPresence, "maintainConnection")
+	}
+	if !x.HasLanguage && (len(x.Language) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "language")
+	}
+	if !x.HasScreeningIndicator && (x.ScreeningIndicator != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "screeningIndicator")
+	}
+	if !x.HasServiceControl && (len(x.ServiceControl) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "serviceControl")
+	}
+	if !x.HasDesiredProtocols && (len(x.DesiredProtocols) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "desiredProtocols")
+	}
+	if !x.HasNeededFeatures && (len(x.NeededFeatures) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "neededFeatures")
+	}
+	if !x.HasDesiredFeatures && (len(x.DesiredFeatures) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "desiredFeatures")
+	}
+	if !x.HasSupportedFeatures && (len(x.SupportedFeatures) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "supportedFeatures")
+	}
+	if !x.HasParallelH245Control && (len(x.ParallelH245Control) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "parallelH245Control")
+	}
+	if !x.HasAdditionalSourceAddresses && (len(x.AdditionalSourceAddresses) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "additionalSourceAddresses")
+	}
+	if !x.HasHopCount && (x.HopCount != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "hopCount")
+	}
+	if !x.HasDisplayName && (len(x.DisplayName) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "displayName")
 	}
 	ext := x.Ext.Present() || x.SourceCallSignalAddress != nil || x.RemoteExtensionAddress != nil || x.CallIdentifier != nil || x.HasH245SecurityCapability || x.HasTokens || x.HasCryptoTokens || x.HasFastStart || x.HasMediaWaitForConnect || x.HasCanOverlapSend || x.HasEndpointIdentifier || x.HasMultipleCalls || x.HasMaintainConnection || x.ConnectionParameters != nil || x.HasLanguage || x.PresentationIndicator != nil || x.HasScreeningIndicator || x.HasServiceControl || x.HasSymmetricOperationRequired || x.Capacity != nil || x.CircuitInfo != nil || x.HasDesiredProtocols || x.HasNeededFeatures || x.HasDesiredFeatures || x.HasSupportedFeatures || x.HasParallelH245Control || x.HasAdditionalSourceAddresses || x.HasHopCount || x.HasDisplayName
 	e.PutBool(ext)
@@ -4091,6 +4280,36 @@ func (x *FacilityUUIE) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "FacilityUUIE")
 	}
+	if !x.HasAlternativeAliasAddress && (len(x.AlternativeAliasAddress) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "alternativeAliasAddress")
+	}
+	if !x.HasConferenceID && (len(x.ConferenceID) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "conferenceID")
+	}
+	if !x.HasDestExtraCallInfo && (len(x.DestExtraCallInfo) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "destExtraCallInfo")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasConferences && (len(x.Conferences) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "conferences")
+	}
+	if !x.HasFastStart && (len(x.FastStart) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "fastStart")
+	}
+	if !x.HasMultipleCalls && (x.MultipleCalls) {
+		return asn1per.Wrap(asn1per.ErrPresence, "multipleCalls")
+	}
+	if !x.HasMaintainConnection && (x.MaintainConnection) {
+		return asn1per.Wrap(asn1per.ErrPresence, "maintainConnection")
+	}
+	if !x.HasServiceControl && (len(x.ServiceControl) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "serviceControl")
+	}
 	ext := x.Ext.Present() || x.CallIdentifier != nil || x.HasDestExtraCallInfo || x.RemoteExtensionAddress != nil || x.HasTokens || x.HasCryptoTokens || x.HasConferences || x.H245Address != nil || x.HasFastStart || x.HasMultipleCalls || x.HasMaintainConnection || x.HasFastConnectRefused || x.HasServiceControl || x.CircuitInfo != nil || x.FeatureSet != nil || x.DestinationInfo != nil || x.H245SecurityMode != nil
 	e.PutBool(ext)
 	e.PutBool(x.AlternativeAddress != nil)
@@ -4623,6 +4842,9 @@ func (x *ConferenceList) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "ConferenceList")
 	}
+	if !x.HasConferenceID && (len(x.ConferenceID) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "conferenceID")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasConferenceID)
@@ -4861,6 +5083,21 @@ type ProgressUUIE struct {
 func (x *ProgressUUIE) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "ProgressUUIE")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasFastStart && (len(x.FastStart) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "fastStart")
+	}
+	if !x.HasMultipleCalls && (x.MultipleCalls) {
+		return asn1per.Wrap(asn1per.ErrPresence, "multipleCalls")
+	}
+	if !x.HasMaintainConnection && (x.MaintainConnection) {
+		return asn1per.Wrap(asn1per.ErrPresence, "maintainConnection")
 	}
 	ext := x.Ext.Present() || x.HasMultipleCalls || x.HasMaintainConnection || x.HasFastConnectRefused
 	e.PutBool(ext)
@@ -5265,6 +5502,12 @@ func (x *StatusUUIE) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "StatusUUIE")
 	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasTokens)
@@ -5392,6 +5635,12 @@ func (x *StatusInquiryUUIE) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "StatusInquiryUUIE")
 	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasTokens)
@@ -5518,6 +5767,12 @@ type SetupAcknowledgeUUIE struct {
 func (x *SetupAcknowledgeUUIE) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "SetupAcknowledgeUUIE")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -5653,6 +5908,21 @@ type NotifyUUIE struct {
 func (x *NotifyUUIE) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "NotifyUUIE")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasConnectedAddress && (len(x.ConnectedAddress) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "connectedAddress")
+	}
+	if !x.HasScreeningIndicator && (x.ScreeningIndicator != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "screeningIndicator")
+	}
+	if !x.HasDisplayName && (len(x.DisplayName) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "displayName")
 	}
 	ext := x.Ext.Present() || x.HasConnectedAddress || x.PresentationIndicator != nil || x.HasScreeningIndicator || x.DestinationInfo != nil || x.HasDisplayName
 	e.PutBool(ext)
@@ -5925,6 +6195,12 @@ func (x *EndpointType) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "EndpointType")
 	}
+	if !x.HasSet && (x.Set.Len != 0 || len(x.Set.Bytes) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "set")
+	}
+	if !x.HasSupportedTunnelledProtocols && (len(x.SupportedTunnelledProtocols) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "supportedTunnelledProtocols")
+	}
 	ext := x.Ext.Present() || x.HasSet || x.HasSupportedTunnelledProtocols
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -6137,6 +6413,9 @@ type GatewayInfo struct {
 func (x *GatewayInfo) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "GatewayInfo")
+	}
+	if !x.HasProtocol && (len(x.Protocol) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "protocol")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -6480,6 +6759,12 @@ func (x *H310Caps) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H310Caps")
 	}
+	if !x.HasDataRatesSupported && (len(x.DataRatesSupported) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "dataRatesSupported")
+	}
+	if !x.HasSupportedPrefixes && (len(x.SupportedPrefixes) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "supportedPrefixes")
+	}
 	ext := x.Ext.Present() || x.HasDataRatesSupported || x.HasSupportedPrefixes
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -6630,6 +6915,12 @@ type H320Caps struct {
 func (x *H320Caps) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H320Caps")
+	}
+	if !x.HasDataRatesSupported && (len(x.DataRatesSupported) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "dataRatesSupported")
+	}
+	if !x.HasSupportedPrefixes && (len(x.SupportedPrefixes) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "supportedPrefixes")
 	}
 	ext := x.Ext.Present() || x.HasDataRatesSupported || x.HasSupportedPrefixes
 	e.PutBool(ext)
@@ -6782,6 +7073,12 @@ func (x *H321Caps) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H321Caps")
 	}
+	if !x.HasDataRatesSupported && (len(x.DataRatesSupported) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "dataRatesSupported")
+	}
+	if !x.HasSupportedPrefixes && (len(x.SupportedPrefixes) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "supportedPrefixes")
+	}
 	ext := x.Ext.Present() || x.HasDataRatesSupported || x.HasSupportedPrefixes
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -6932,6 +7229,12 @@ type H322Caps struct {
 func (x *H322Caps) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H322Caps")
+	}
+	if !x.HasDataRatesSupported && (len(x.DataRatesSupported) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "dataRatesSupported")
+	}
+	if !x.HasSupportedPrefixes && (len(x.SupportedPrefixes) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "supportedPrefixes")
 	}
 	ext := x.Ext.Present() || x.HasDataRatesSupported || x.HasSupportedPrefixes
 	e.PutBool(ext)
@@ -7084,6 +7387,12 @@ func (x *H323Caps) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H323Caps")
 	}
+	if !x.HasDataRatesSupported && (len(x.DataRatesSupported) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "dataRatesSupported")
+	}
+	if !x.HasSupportedPrefixes && (len(x.SupportedPrefixes) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "supportedPrefixes")
+	}
 	ext := x.Ext.Present() || x.HasDataRatesSupported || x.HasSupportedPrefixes
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -7234,6 +7543,12 @@ type H324Caps struct {
 func (x *H324Caps) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H324Caps")
+	}
+	if !x.HasDataRatesSupported && (len(x.DataRatesSupported) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "dataRatesSupported")
+	}
+	if !x.HasSupportedPrefixes && (len(x.SupportedPrefixes) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "supportedPrefixes")
 	}
 	ext := x.Ext.Present() || x.HasDataRatesSupported || x.HasSupportedPrefixes
 	e.PutBool(ext)
@@ -7386,6 +7701,12 @@ func (x *VoiceCaps) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "VoiceCaps")
 	}
+	if !x.HasDataRatesSupported && (len(x.DataRatesSupported) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "dataRatesSupported")
+	}
+	if !x.HasSupportedPrefixes && (len(x.SupportedPrefixes) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "supportedPrefixes")
+	}
 	ext := x.Ext.Present() || x.HasDataRatesSupported || x.HasSupportedPrefixes
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -7537,6 +7858,12 @@ func (x *T120OnlyCaps) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "T120OnlyCaps")
 	}
+	if !x.HasDataRatesSupported && (len(x.DataRatesSupported) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "dataRatesSupported")
+	}
+	if !x.HasSupportedPrefixes && (len(x.SupportedPrefixes) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "supportedPrefixes")
+	}
 	ext := x.Ext.Present() || x.HasDataRatesSupported || x.HasSupportedPrefixes
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -7687,6 +8014,9 @@ func (x *NonStandardProtocol) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "NonStandardProtocol")
 	}
+	if !x.HasDataRatesSupported && (len(x.DataRatesSupported) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "dataRatesSupported")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -7807,6 +8137,9 @@ type T38FaxAnnexbOnlyCaps struct {
 func (x *T38FaxAnnexbOnlyCaps) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "T38FaxAnnexbOnlyCaps")
+	}
+	if !x.HasDataRatesSupported && (len(x.DataRatesSupported) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "dataRatesSupported")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -7940,6 +8273,12 @@ func (x *SIPCaps) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "SIPCaps")
 	}
+	if !x.HasDataRatesSupported && (len(x.DataRatesSupported) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "dataRatesSupported")
+	}
+	if !x.HasSupportedPrefixes && (len(x.SupportedPrefixes) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "supportedPrefixes")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -8063,6 +8402,9 @@ type McuInfo struct {
 func (x *McuInfo) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "McuInfo")
+	}
+	if !x.HasProtocol && (len(x.Protocol) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "protocol")
 	}
 	ext := x.Ext.Present() || x.HasProtocol
 	e.PutBool(ext)
@@ -8314,6 +8656,15 @@ func (x *VendorIdentifier) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "VendorIdentifier")
 	}
+	if !x.HasProductId && (len(x.ProductId) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "productId")
+	}
+	if !x.HasVersionId && (len(x.VersionId) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "versionId")
+	}
+	if !x.HasEnterpriseNumber && (len(x.EnterpriseNumber) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "enterpriseNumber")
+	}
 	ext := x.Ext.Present() || x.HasEnterpriseNumber
 	e.PutBool(ext)
 	e.PutBool(x.HasProductId)
@@ -8527,6 +8878,9 @@ func (x *TunnelledProtocol) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "TunnelledProtocol")
 	}
+	if !x.HasSubIdentifier && (x.SubIdentifier != "") {
+		return asn1per.Wrap(asn1per.ErrPresence, "subIdentifier")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasSubIdentifier)
@@ -8604,6 +8958,9 @@ type TunnelledProtocolAlternateIdentifier struct {
 func (x *TunnelledProtocolAlternateIdentifier) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "TunnelledProtocolAlternateIdentifier")
+	}
+	if !x.HasProtocolVariant && (x.ProtocolVariant != "") {
+		return asn1per.Wrap(asn1per.ErrPresence, "protocolVariant")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -9315,6 +9672,9 @@ func (x *DisplayName) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "DisplayName")
 	}
+	if !x.HasLanguage && (x.Language != "") {
+		return asn1per.Wrap(asn1per.ErrPresence, "language")
+	}
 	e.PutBool(x.HasLanguage)
 	if x.HasLanguage {
 		if err := e.PutString(string(x.Language), charset0, 0, asn1per.Unbounded, false); err != nil {
@@ -9638,6 +9998,39 @@ func (x *ANSI41UIM) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "ANSI41UIM")
 	}
+	if !x.HasImsi && (x.Imsi != "") {
+		return asn1per.Wrap(asn1per.ErrPresence, "imsi")
+	}
+	if !x.HasMin && (x.Min != "") {
+		return asn1per.Wrap(asn1per.ErrPresence, "min")
+	}
+	if !x.HasMdn && (x.Mdn != "") {
+		return asn1per.Wrap(asn1per.ErrPresence, "mdn")
+	}
+	if !x.HasMsisdn && (x.Msisdn != "") {
+		return asn1per.Wrap(asn1per.ErrPresence, "msisdn")
+	}
+	if !x.HasEsn && (x.Esn != "") {
+		return asn1per.Wrap(asn1per.ErrPresence, "esn")
+	}
+	if !x.HasMscid && (x.Mscid != "") {
+		return asn1per.Wrap(asn1per.ErrPresence, "mscid")
+	}
+	if !x.HasSystemMyTypeCode && (len(x.SystemMyTypeCode) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "systemMyTypeCode")
+	}
+	if !x.HasSystemAccessType && (len(x.SystemAccessType) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "systemAccessType")
+	}
+	if !x.HasQualificationInformationCode && (len(x.QualificationInformationCode) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "qualificationInformationCode")
+	}
+	if !x.HasSesn && (x.Sesn != "") {
+		return asn1per.Wrap(asn1per.ErrPresence, "sesn")
+	}
+	if !x.HasSoc && (x.Soc != "") {
+		return asn1per.Wrap(asn1per.ErrPresence, "soc")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasImsi)
@@ -9884,6 +10277,24 @@ type GSMUIM struct {
 func (x *GSMUIM) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "GSMUIM")
+	}
+	if !x.HasImsi && (x.Imsi != "") {
+		return asn1per.Wrap(asn1per.ErrPresence, "imsi")
+	}
+	if !x.HasTmsi && (len(x.Tmsi) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tmsi")
+	}
+	if !x.HasMsisdn && (x.Msisdn != "") {
+		return asn1per.Wrap(asn1per.ErrPresence, "msisdn")
+	}
+	if !x.HasImei && (x.Imei != "") {
+		return asn1per.Wrap(asn1per.ErrPresence, "imei")
+	}
+	if !x.HasHplmn && (x.Hplmn != "") {
+		return asn1per.Wrap(asn1per.ErrPresence, "hplmn")
+	}
+	if !x.HasVplmn && (x.Vplmn != "") {
+		return asn1per.Wrap(asn1per.ErrPresence, "vplmn")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -10379,6 +10790,9 @@ func (x *ExtendedAliasAddress) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "ExtendedAliasAddress")
 	}
+	if !x.HasScreeningIndicator && (x.ScreeningIndicator != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "screeningIndicator")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.PresentationIndicator != nil)
@@ -10482,6 +10896,30 @@ type Endpoint struct {
 func (x *Endpoint) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "Endpoint")
+	}
+	if !x.HasAliasAddress && (len(x.AliasAddress) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "aliasAddress")
+	}
+	if !x.HasCallSignalAddress && (len(x.CallSignalAddress) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "callSignalAddress")
+	}
+	if !x.HasRasAddress && (len(x.RasAddress) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "rasAddress")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasPriority && (x.Priority != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "priority")
+	}
+	if !x.HasRemoteExtensionAddress && (len(x.RemoteExtensionAddress) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "remoteExtensionAddress")
+	}
+	if !x.HasDestExtraCallInfo && (len(x.DestExtraCallInfo) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "destExtraCallInfo")
 	}
 	ext := x.Ext.Present() || x.AlternateTransportAddresses != nil || x.CircuitInfo != nil || x.FeatureSet != nil
 	e.PutBool(ext)
@@ -10844,6 +11282,12 @@ func (x *AlternateTransportAddresses) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "AlternateTransportAddresses")
 	}
+	if !x.HasAnnexE && (len(x.AnnexE) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "annexE")
+	}
+	if !x.HasSctp && (len(x.Sctp) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "sctp")
+	}
 	ext := x.Ext.Present() || x.HasSctp
 	e.PutBool(ext)
 	e.PutBool(x.HasAnnexE)
@@ -11043,6 +11487,9 @@ type AlternateGK struct {
 func (x *AlternateGK) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "AlternateGK")
+	}
+	if !x.HasGatekeeperIdentifier && (len(x.GatekeeperIdentifier) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "gatekeeperIdentifier")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -12644,6 +13091,9 @@ func (x *DataRate) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "DataRate")
 	}
+	if !x.HasChannelMultiplier && (x.ChannelMultiplier != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "channelMultiplier")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -12734,6 +13184,12 @@ type CallLinkage struct {
 func (x *CallLinkage) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "CallLinkage")
+	}
+	if !x.HasGlobalCallId && (len(x.GlobalCallId) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "globalCallId")
+	}
+	if !x.HasThreadId && (len(x.ThreadId) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "threadId")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -13107,6 +13563,42 @@ type CallCapacityInfo struct {
 func (x *CallCapacityInfo) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "CallCapacityInfo")
+	}
+	if !x.HasVoiceGwCallsAvailable && (len(x.VoiceGwCallsAvailable) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "voiceGwCallsAvailable")
+	}
+	if !x.HasH310GwCallsAvailable && (len(x.H310GwCallsAvailable) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "h310GwCallsAvailable")
+	}
+	if !x.HasH320GwCallsAvailable && (len(x.H320GwCallsAvailable) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "h320GwCallsAvailable")
+	}
+	if !x.HasH321GwCallsAvailable && (len(x.H321GwCallsAvailable) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "h321GwCallsAvailable")
+	}
+	if !x.HasH322GwCallsAvailable && (len(x.H322GwCallsAvailable) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "h322GwCallsAvailable")
+	}
+	if !x.HasH323GwCallsAvailable && (len(x.H323GwCallsAvailable) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "h323GwCallsAvailable")
+	}
+	if !x.HasH324GwCallsAvailable && (len(x.H324GwCallsAvailable) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "h324GwCallsAvailable")
+	}
+	if !x.HasT120OnlyGwCallsAvailable && (len(x.T120OnlyGwCallsAvailable) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "t120OnlyGwCallsAvailable")
+	}
+	if !x.HasT38FaxAnnexbOnlyGwCallsAvailable && (len(x.T38FaxAnnexbOnlyGwCallsAvailable) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "t38FaxAnnexbOnlyGwCallsAvailable")
+	}
+	if !x.HasTerminalCallsAvailable && (len(x.TerminalCallsAvailable) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "terminalCallsAvailable")
+	}
+	if !x.HasMcuCallsAvailable && (len(x.McuCallsAvailable) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "mcuCallsAvailable")
+	}
+	if !x.HasSipGwCallsAvailable && (len(x.SipGwCallsAvailable) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "sipGwCallsAvailable")
 	}
 	ext := x.Ext.Present() || x.HasSipGwCallsAvailable
 	e.PutBool(ext)
@@ -13519,6 +14011,9 @@ func (x *CallsAvailable) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "CallsAvailable")
 	}
+	if !x.HasGroup && (x.Group != "") {
+		return asn1per.Wrap(asn1per.ErrPresence, "group")
+	}
 	ext := x.Ext.Present() || x.Carrier != nil
 	e.PutBool(ext)
 	e.PutBool(x.HasGroup)
@@ -13631,6 +14126,9 @@ type CircuitInfo struct {
 func (x *CircuitInfo) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "CircuitInfo")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -13940,6 +14438,9 @@ func (x *GroupID) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "GroupID")
 	}
+	if !x.HasMember && (len(x.Member) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "member")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasMember)
@@ -14038,6 +14539,12 @@ type CarrierInfo struct {
 func (x *CarrierInfo) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "CarrierInfo")
+	}
+	if !x.HasCarrierIdentificationCode && (len(x.CarrierIdentificationCode) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "carrierIdentificationCode")
+	}
+	if !x.HasCarrierName && (x.CarrierName != "") {
+		return asn1per.Wrap(asn1per.ErrPresence, "carrierName")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -14490,6 +14997,15 @@ func (x *RasUsageInformation) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "RasUsageInformation")
 	}
+	if !x.HasAlertingTime && (x.AlertingTime != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "alertingTime")
+	}
+	if !x.HasConnectTime && (x.ConnectTime != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "connectTime")
+	}
+	if !x.HasEndTime && (x.EndTime != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "endTime")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasAlertingTime)
@@ -14769,6 +15285,12 @@ func (x *CallCreditCapability) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "CallCreditCapability")
 	}
+	if !x.HasCanDisplayAmountString && (x.CanDisplayAmountString) {
+		return asn1per.Wrap(asn1per.ErrPresence, "canDisplayAmountString")
+	}
+	if !x.HasCanEnforceDurationLimit && (x.CanEnforceDurationLimit) {
+		return asn1per.Wrap(asn1per.ErrPresence, "canEnforceDurationLimit")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasCanDisplayAmountString)
@@ -14857,6 +15379,15 @@ type CallCreditServiceControl struct {
 func (x *CallCreditServiceControl) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "CallCreditServiceControl")
+	}
+	if !x.HasAmountString && (len(x.AmountString) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "amountString")
+	}
+	if !x.HasCallDurationLimit && (x.CallDurationLimit != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "callDurationLimit")
+	}
+	if !x.HasEnforceCallDurationLimit && (x.EnforceCallDurationLimit) {
+		return asn1per.Wrap(asn1per.ErrPresence, "enforceCallDurationLimit")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -14983,6 +15514,9 @@ type GenericData struct {
 func (x *GenericData) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "GenericData")
+	}
+	if !x.HasParameters && (len(x.Parameters) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "parameters")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)

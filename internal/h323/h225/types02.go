@@ -429,6 +429,15 @@ func (x *FeatureSet) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "FeatureSet")
 	}
+	if !x.HasNeededFeatures && (len(x.NeededFeatures) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "neededFeatures")
+	}
+	if !x.HasDesiredFeatures && (len(x.DesiredFeatures) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "desiredFeatures")
+	}
+	if !x.HasSupportedFeatures && (len(x.SupportedFeatures) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "supportedFeatures")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasNeededFeatures)
@@ -661,6 +670,9 @@ type RTPSession struct {
 func (x *RTPSession) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "RTPSession")
+	}
+	if !x.HasBandwidth && (x.Bandwidth != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "bandwidth")
 	}
 	ext := x.Ext.Present() || x.HasMulticast || x.HasBandwidth
 	e.PutBool(ext)
@@ -1492,6 +1504,36 @@ func (x *GatekeeperRequest) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "GatekeeperRequest")
 	}
+	if !x.HasGatekeeperIdentifier && (len(x.GatekeeperIdentifier) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "gatekeeperIdentifier")
+	}
+	if !x.HasEndpointAlias && (len(x.EndpointAlias) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "endpointAlias")
+	}
+	if !x.HasAlternateEndpoints && (len(x.AlternateEndpoints) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "alternateEndpoints")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasAuthenticationCapability && (len(x.AuthenticationCapability) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "authenticationCapability")
+	}
+	if !x.HasAlgorithmOIDs && (len(x.AlgorithmOIDs) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "algorithmOIDs")
+	}
+	if !x.HasIntegrity && (len(x.Integrity) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "integrity")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
+	}
+	if !x.HasSupportsAssignedGK && (x.SupportsAssignedGK) {
+		return asn1per.Wrap(asn1per.ErrPresence, "supportsAssignedGK")
+	}
 	ext := x.Ext.Present() || x.HasAlternateEndpoints || x.HasTokens || x.HasCryptoTokens || x.HasAuthenticationCapability || x.HasAlgorithmOIDs || x.HasIntegrity || x.IntegrityCheckValue != nil || x.HasSupportsAltGK || x.FeatureSet != nil || x.HasGenericData || x.HasSupportsAssignedGK || x.AssignedGatekeeper != nil
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -2005,6 +2047,27 @@ func (x *GatekeeperConfirm) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "GatekeeperConfirm")
 	}
+	if !x.HasGatekeeperIdentifier && (len(x.GatekeeperIdentifier) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "gatekeeperIdentifier")
+	}
+	if !x.HasAlternateGatekeeper && (len(x.AlternateGatekeeper) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "alternateGatekeeper")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasAlgorithmOID && (len(x.AlgorithmOID) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "algorithmOID")
+	}
+	if !x.HasIntegrity && (len(x.Integrity) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "integrity")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
+	}
 	ext := x.Ext.Present() || x.HasAlternateGatekeeper || x.AuthenticationMode != nil || x.HasTokens || x.HasCryptoTokens || x.HasAlgorithmOID || x.HasIntegrity || x.IntegrityCheckValue != nil || x.FeatureSet != nil || x.HasGenericData || x.AssignedGatekeeper != nil || x.RehomingModel != nil
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -2418,6 +2481,18 @@ type GatekeeperReject struct {
 func (x *GatekeeperReject) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "GatekeeperReject")
+	}
+	if !x.HasGatekeeperIdentifier && (len(x.GatekeeperIdentifier) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "gatekeeperIdentifier")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
 	}
 	ext := x.Ext.Present() || x.AltGKInfo != nil || x.HasTokens || x.HasCryptoTokens || x.IntegrityCheckValue != nil || x.FeatureSet != nil || x.HasGenericData
 	e.PutBool(ext)
@@ -2855,6 +2930,54 @@ type RegistrationRequest struct {
 func (x *RegistrationRequest) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "RegistrationRequest")
+	}
+	if !x.HasTerminalAlias && (len(x.TerminalAlias) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "terminalAlias")
+	}
+	if !x.HasGatekeeperIdentifier && (len(x.GatekeeperIdentifier) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "gatekeeperIdentifier")
+	}
+	if !x.HasAlternateEndpoints && (len(x.AlternateEndpoints) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "alternateEndpoints")
+	}
+	if !x.HasTimeToLive && (x.TimeToLive != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "timeToLive")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasKeepAlive && (x.KeepAlive) {
+		return asn1per.Wrap(asn1per.ErrPresence, "keepAlive")
+	}
+	if !x.HasEndpointIdentifier && (len(x.EndpointIdentifier) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "endpointIdentifier")
+	}
+	if !x.HasWillSupplyUUIEs && (x.WillSupplyUUIEs) {
+		return asn1per.Wrap(asn1per.ErrPresence, "willSupplyUUIEs")
+	}
+	if !x.HasMaintainConnection && (x.MaintainConnection) {
+		return asn1per.Wrap(asn1per.ErrPresence, "maintainConnection")
+	}
+	if !x.HasTerminalAliasPattern && (len(x.TerminalAliasPattern) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "terminalAliasPattern")
+	}
+	if !x.HasMultipleCalls && (x.MultipleCalls) {
+		return asn1per.Wrap(asn1per.ErrPresence, "multipleCalls")
+	}
+	if !x.HasSupportedH248Packages && (len(x.SupportedH248Packages) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "supportedH248Packages")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
+	}
+	if !x.HasSupportsAssignedGK && (x.SupportsAssignedGK) {
+		return asn1per.Wrap(asn1per.ErrPresence, "supportsAssignedGK")
+	}
+	if !x.HasLanguage && (len(x.Language) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "language")
 	}
 	ext := x.Ext.Present() || x.HasAlternateEndpoints || x.HasTimeToLive || x.HasTokens || x.HasCryptoTokens || x.IntegrityCheckValue != nil || x.HasKeepAlive || x.HasEndpointIdentifier || x.HasWillSupplyUUIEs || x.HasMaintainConnection || x.AlternateTransportAddresses != nil || x.HasAdditiveRegistration || x.HasTerminalAliasPattern || x.HasSupportsAltGK || x.UsageReportingCapability != nil || x.HasMultipleCalls || x.HasSupportedH248Packages || x.CallCreditCapability != nil || x.CapacityReportingCapability != nil || x.Capacity != nil || x.FeatureSet != nil || x.HasGenericData || x.HasRestart || x.HasSupportsACFSequences || x.HasSupportsAssignedGK || x.AssignedGatekeeper != nil || x.TransportQOS != nil || x.HasLanguage
 	e.PutBool(ext)
@@ -3695,6 +3818,45 @@ func (x *RegistrationConfirm) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "RegistrationConfirm")
 	}
+	if !x.HasTerminalAlias && (len(x.TerminalAlias) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "terminalAlias")
+	}
+	if !x.HasGatekeeperIdentifier && (len(x.GatekeeperIdentifier) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "gatekeeperIdentifier")
+	}
+	if !x.HasAlternateGatekeeper && (len(x.AlternateGatekeeper) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "alternateGatekeeper")
+	}
+	if !x.HasTimeToLive && (x.TimeToLive != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "timeToLive")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasWillRespondToIRR && (x.WillRespondToIRR) {
+		return asn1per.Wrap(asn1per.ErrPresence, "willRespondToIRR")
+	}
+	if !x.HasMaintainConnection && (x.MaintainConnection) {
+		return asn1per.Wrap(asn1per.ErrPresence, "maintainConnection")
+	}
+	if !x.HasServiceControl && (len(x.ServiceControl) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "serviceControl")
+	}
+	if !x.HasTerminalAliasPattern && (len(x.TerminalAliasPattern) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "terminalAliasPattern")
+	}
+	if !x.HasSupportedPrefixes && (len(x.SupportedPrefixes) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "supportedPrefixes")
+	}
+	if !x.HasUsageSpec && (len(x.UsageSpec) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "usageSpec")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
+	}
 	ext := x.Ext.Present() || x.HasAlternateGatekeeper || x.HasTimeToLive || x.HasTokens || x.HasCryptoTokens || x.IntegrityCheckValue != nil || x.HasWillRespondToIRR || x.PreGrantedARQ != nil || x.HasMaintainConnection || x.HasServiceControl || x.HasSupportsAdditiveRegistration || x.HasTerminalAliasPattern || x.HasSupportedPrefixes || x.HasUsageSpec || x.FeatureServerAlias != nil || x.CapacityReportingSpec != nil || x.FeatureSet != nil || x.HasGenericData || x.AssignedGatekeeper != nil || x.RehomingModel != nil || x.TransportQOS != nil
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -4371,6 +4533,18 @@ func (x *RegistrationReject) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "RegistrationReject")
 	}
+	if !x.HasGatekeeperIdentifier && (len(x.GatekeeperIdentifier) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "gatekeeperIdentifier")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
+	}
 	ext := x.Ext.Present() || x.AltGKInfo != nil || x.HasTokens || x.HasCryptoTokens || x.IntegrityCheckValue != nil || x.FeatureSet != nil || x.HasGenericData || x.AssignedGatekeeper != nil
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -4916,6 +5090,36 @@ type UnregistrationRequest struct {
 func (x *UnregistrationRequest) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "UnregistrationRequest")
+	}
+	if !x.HasEndpointAlias && (len(x.EndpointAlias) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "endpointAlias")
+	}
+	if !x.HasEndpointIdentifier && (len(x.EndpointIdentifier) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "endpointIdentifier")
+	}
+	if !x.HasAlternateEndpoints && (len(x.AlternateEndpoints) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "alternateEndpoints")
+	}
+	if !x.HasGatekeeperIdentifier && (len(x.GatekeeperIdentifier) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "gatekeeperIdentifier")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasEndpointAliasPattern && (len(x.EndpointAliasPattern) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "endpointAliasPattern")
+	}
+	if !x.HasSupportedPrefixes && (len(x.SupportedPrefixes) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "supportedPrefixes")
+	}
+	if !x.HasAlternateGatekeeper && (len(x.AlternateGatekeeper) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "alternateGatekeeper")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
 	}
 	ext := x.Ext.Present() || x.HasAlternateEndpoints || x.HasGatekeeperIdentifier || x.HasTokens || x.HasCryptoTokens || x.IntegrityCheckValue != nil || x.Reason != nil || x.HasEndpointAliasPattern || x.HasSupportedPrefixes || x.HasAlternateGatekeeper || x.HasGenericData || x.AssignedGatekeeper != nil
 	e.PutBool(ext)
@@ -5498,6 +5702,15 @@ func (x *UnregistrationConfirm) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "UnregistrationConfirm")
 	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
+	}
 	ext := x.Ext.Present() || x.HasTokens || x.HasCryptoTokens || x.IntegrityCheckValue != nil || x.HasGenericData || x.AssignedGatekeeper != nil
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -5733,6 +5946,15 @@ type UnregistrationReject struct {
 func (x *UnregistrationReject) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "UnregistrationReject")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
 	}
 	ext := x.Ext.Present() || x.AltGKInfo != nil || x.HasTokens || x.HasCryptoTokens || x.IntegrityCheckValue != nil || x.HasGenericData
 	e.PutBool(ext)
@@ -6114,6 +6336,42 @@ type AdmissionRequest struct {
 func (x *AdmissionRequest) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "AdmissionRequest")
+	}
+	if !x.HasDestinationInfo && (len(x.DestinationInfo) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "destinationInfo")
+	}
+	if !x.HasDestExtraCallInfo && (len(x.DestExtraCallInfo) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "destExtraCallInfo")
+	}
+	if !x.HasCanMapAlias && (x.CanMapAlias) {
+		return asn1per.Wrap(asn1per.ErrPresence, "canMapAlias")
+	}
+	if !x.HasSrcAlternatives && (len(x.SrcAlternatives) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "srcAlternatives")
+	}
+	if !x.HasDestAlternatives && (len(x.DestAlternatives) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "destAlternatives")
+	}
+	if !x.HasGatekeeperIdentifier && (len(x.GatekeeperIdentifier) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "gatekeeperIdentifier")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasWillSupplyUUIEs && (x.WillSupplyUUIEs) {
+		return asn1per.Wrap(asn1per.ErrPresence, "willSupplyUUIEs")
+	}
+	if !x.HasDesiredProtocols && (len(x.DesiredProtocols) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "desiredProtocols")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
+	}
+	if !x.HasCanMapSrcAlias && (x.CanMapSrcAlias) {
+		return asn1per.Wrap(asn1per.ErrPresence, "canMapSrcAlias")
 	}
 	ext := x.Ext.Present() || x.HasCanMapAlias || x.CallIdentifier != nil || x.HasSrcAlternatives || x.HasDestAlternatives || x.HasGatekeeperIdentifier || x.HasTokens || x.HasCryptoTokens || x.IntegrityCheckValue != nil || x.TransportQOS != nil || x.HasWillSupplyUUIEs || x.CallLinkage != nil || x.GatewayDataRate != nil || x.Capacity != nil || x.CircuitInfo != nil || x.HasDesiredProtocols || x.DesiredTunnelledProtocol != nil || x.FeatureSet != nil || x.HasGenericData || x.HasCanMapSrcAlias
 	e.PutBool(ext)
@@ -7093,6 +7351,51 @@ func (x *AdmissionConfirm) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "AdmissionConfirm")
 	}
+	if !x.HasIrrFrequency && (x.IrrFrequency != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "irrFrequency")
+	}
+	if !x.HasDestinationInfo && (len(x.DestinationInfo) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "destinationInfo")
+	}
+	if !x.HasDestExtraCallInfo && (len(x.DestExtraCallInfo) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "destExtraCallInfo")
+	}
+	if !x.HasRemoteExtensionAddress && (len(x.RemoteExtensionAddress) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "remoteExtensionAddress")
+	}
+	if !x.HasAlternateEndpoints && (len(x.AlternateEndpoints) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "alternateEndpoints")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasWillRespondToIRR && (x.WillRespondToIRR) {
+		return asn1per.Wrap(asn1per.ErrPresence, "willRespondToIRR")
+	}
+	if !x.HasLanguage && (len(x.Language) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "language")
+	}
+	if !x.HasUsageSpec && (len(x.UsageSpec) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "usageSpec")
+	}
+	if !x.HasSupportedProtocols && (len(x.SupportedProtocols) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "supportedProtocols")
+	}
+	if !x.HasServiceControl && (len(x.ServiceControl) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "serviceControl")
+	}
+	if !x.HasMultipleCalls && (x.MultipleCalls) {
+		return asn1per.Wrap(asn1per.ErrPresence, "multipleCalls")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
+	}
+	if !x.HasModifiedSrcInfo && (len(x.ModifiedSrcInfo) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "modifiedSrcInfo")
+	}
 	ext := x.Ext.Present() || x.HasDestinationInfo || x.HasDestExtraCallInfo || x.DestinationType != nil || x.HasRemoteExtensionAddress || x.HasAlternateEndpoints || x.HasTokens || x.HasCryptoTokens || x.IntegrityCheckValue != nil || x.TransportQOS != nil || x.HasWillRespondToIRR || x.UuiesRequested != nil || x.HasLanguage || x.AlternateTransportAddresses != nil || x.UseSpecifiedTransport != nil || x.CircuitInfo != nil || x.HasUsageSpec || x.HasSupportedProtocols || x.HasServiceControl || x.HasMultipleCalls || x.FeatureSet != nil || x.HasGenericData || x.HasModifiedSrcInfo || x.AssignedGatekeeper != nil
 	e.PutBool(ext)
 	e.PutBool(x.HasIrrFrequency)
@@ -7863,6 +8166,18 @@ func (x *UUIEsRequested) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "UUIEsRequested")
 	}
+	if !x.HasStatus && (x.Status) {
+		return asn1per.Wrap(asn1per.ErrPresence, "status")
+	}
+	if !x.HasStatusInquiry && (x.StatusInquiry) {
+		return asn1per.Wrap(asn1per.ErrPresence, "statusInquiry")
+	}
+	if !x.HasSetupAcknowledge && (x.SetupAcknowledge) {
+		return asn1per.Wrap(asn1per.ErrPresence, "setupAcknowledge")
+	}
+	if !x.HasNotify && (x.Notify) {
+		return asn1per.Wrap(asn1per.ErrPresence, "notify")
+	}
 	ext := x.Ext.Present() || x.HasStatus || x.HasStatusInquiry || x.HasSetupAcknowledge || x.HasNotify
 	e.PutBool(ext)
 	e.PutBool(bool(x.Setup))
@@ -8098,6 +8413,21 @@ type AdmissionReject struct {
 func (x *AdmissionReject) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "AdmissionReject")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasCallSignalAddress && (len(x.CallSignalAddress) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "callSignalAddress")
+	}
+	if !x.HasServiceControl && (len(x.ServiceControl) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "serviceControl")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
 	}
 	ext := x.Ext.Present() || x.AltGKInfo != nil || x.HasTokens || x.HasCryptoTokens || x.HasCallSignalAddress || x.IntegrityCheckValue != nil || x.HasServiceControl || x.FeatureSet != nil || x.HasGenericData || x.AssignedGatekeeper != nil
 	e.PutBool(ext)
@@ -8725,6 +9055,24 @@ func (x *BandwidthRequest) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "BandwidthRequest")
 	}
+	if !x.HasGatekeeperIdentifier && (len(x.GatekeeperIdentifier) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "gatekeeperIdentifier")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasAnsweredCall && (x.AnsweredCall) {
+		return asn1per.Wrap(asn1per.ErrPresence, "answeredCall")
+	}
+	if !x.HasBandwidthDetails && (len(x.BandwidthDetails) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "bandwidthDetails")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
+	}
 	ext := x.Ext.Present() || x.CallIdentifier != nil || x.HasGatekeeperIdentifier || x.HasTokens || x.HasCryptoTokens || x.IntegrityCheckValue != nil || x.HasAnsweredCall || x.CallLinkage != nil || x.Capacity != nil || x.UsageInformation != nil || x.HasBandwidthDetails || x.HasGenericData || x.TransportQOS != nil
 	e.PutBool(ext)
 	e.PutBool(x.CallType != nil)
@@ -9149,6 +9497,15 @@ func (x *BandwidthConfirm) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "BandwidthConfirm")
 	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
+	}
 	ext := x.Ext.Present() || x.HasTokens || x.HasCryptoTokens || x.IntegrityCheckValue != nil || x.Capacity != nil || x.HasGenericData || x.TransportQOS != nil
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -9410,6 +9767,15 @@ type BandwidthReject struct {
 func (x *BandwidthReject) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "BandwidthReject")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
 	}
 	ext := x.Ext.Present() || x.AltGKInfo != nil || x.HasTokens || x.HasCryptoTokens || x.IntegrityCheckValue != nil || x.HasGenericData
 	e.PutBool(ext)
@@ -9784,6 +10150,45 @@ type LocationRequest struct {
 func (x *LocationRequest) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "LocationRequest")
+	}
+	if !x.HasEndpointIdentifier && (len(x.EndpointIdentifier) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "endpointIdentifier")
+	}
+	if !x.HasSourceInfo && (len(x.SourceInfo) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "sourceInfo")
+	}
+	if !x.HasCanMapAlias && (x.CanMapAlias) {
+		return asn1per.Wrap(asn1per.ErrPresence, "canMapAlias")
+	}
+	if !x.HasGatekeeperIdentifier && (len(x.GatekeeperIdentifier) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "gatekeeperIdentifier")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasDesiredProtocols && (len(x.DesiredProtocols) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "desiredProtocols")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
+	}
+	if !x.HasHopCount && (x.HopCount != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "hopCount")
+	}
+	if !x.HasBandWidth && (x.BandWidth != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "bandWidth")
+	}
+	if !x.HasSourceEndpointInfo && (len(x.SourceEndpointInfo) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "sourceEndpointInfo")
+	}
+	if !x.HasCanMapSrcAlias && (x.CanMapSrcAlias) {
+		return asn1per.Wrap(asn1per.ErrPresence, "canMapSrcAlias")
+	}
+	if !x.HasLanguage && (len(x.Language) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "language")
 	}
 	ext := x.Ext.Present() || x.HasSourceInfo || x.HasCanMapAlias || x.HasGatekeeperIdentifier || x.HasTokens || x.HasCryptoTokens || x.IntegrityCheckValue != nil || x.HasDesiredProtocols || x.DesiredTunnelledProtocol != nil || x.FeatureSet != nil || x.HasGenericData || x.HasHopCount || x.CircuitInfo != nil || x.CallIdentifier != nil || x.HasBandWidth || x.HasSourceEndpointInfo || x.HasCanMapSrcAlias || x.HasLanguage
 	e.PutBool(ext)
@@ -10387,6 +10792,42 @@ func (x *LocationConfirm) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "LocationConfirm")
 	}
+	if !x.HasDestinationInfo && (len(x.DestinationInfo) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "destinationInfo")
+	}
+	if !x.HasDestExtraCallInfo && (len(x.DestExtraCallInfo) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "destExtraCallInfo")
+	}
+	if !x.HasRemoteExtensionAddress && (len(x.RemoteExtensionAddress) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "remoteExtensionAddress")
+	}
+	if !x.HasAlternateEndpoints && (len(x.AlternateEndpoints) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "alternateEndpoints")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasSupportedProtocols && (len(x.SupportedProtocols) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "supportedProtocols")
+	}
+	if !x.HasMultipleCalls && (x.MultipleCalls) {
+		return asn1per.Wrap(asn1per.ErrPresence, "multipleCalls")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
+	}
+	if !x.HasServiceControl && (len(x.ServiceControl) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "serviceControl")
+	}
+	if !x.HasModifiedSrcInfo && (len(x.ModifiedSrcInfo) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "modifiedSrcInfo")
+	}
+	if !x.HasBandWidth && (x.BandWidth != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "bandWidth")
+	}
 	ext := x.Ext.Present() || x.HasDestinationInfo || x.HasDestExtraCallInfo || x.DestinationType != nil || x.HasRemoteExtensionAddress || x.HasAlternateEndpoints || x.HasTokens || x.HasCryptoTokens || x.IntegrityCheckValue != nil || x.AlternateTransportAddresses != nil || x.HasSupportedProtocols || x.HasMultipleCalls || x.FeatureSet != nil || x.HasGenericData || x.CircuitInfo != nil || x.HasServiceControl || x.HasModifiedSrcInfo || x.HasBandWidth
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -10980,6 +11421,18 @@ func (x *LocationReject) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "LocationReject")
 	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
+	}
+	if !x.HasServiceControl && (len(x.ServiceControl) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "serviceControl")
+	}
 	ext := x.Ext.Present() || x.AltGKInfo != nil || x.HasTokens || x.HasCryptoTokens || x.IntegrityCheckValue != nil || x.FeatureSet != nil || x.HasGenericData || x.HasServiceControl
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -11510,6 +11963,24 @@ func (x *DisengageRequest) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "DisengageRequest")
 	}
+	if !x.HasGatekeeperIdentifier && (len(x.GatekeeperIdentifier) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "gatekeeperIdentifier")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasAnsweredCall && (x.AnsweredCall) {
+		return asn1per.Wrap(asn1per.ErrPresence, "answeredCall")
+	}
+	if !x.HasServiceControl && (len(x.ServiceControl) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "serviceControl")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
+	}
 	ext := x.Ext.Present() || x.CallIdentifier != nil || x.HasGatekeeperIdentifier || x.HasTokens || x.HasCryptoTokens || x.IntegrityCheckValue != nil || x.HasAnsweredCall || x.CallLinkage != nil || x.Capacity != nil || x.CircuitInfo != nil || x.UsageInformation != nil || x.TerminationCause != nil || x.HasServiceControl || x.HasGenericData
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -12003,6 +12474,15 @@ func (x *DisengageConfirm) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "DisengageConfirm")
 	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
+	}
 	ext := x.Ext.Present() || x.HasTokens || x.HasCryptoTokens || x.IntegrityCheckValue != nil || x.Capacity != nil || x.CircuitInfo != nil || x.UsageInformation != nil || x.HasGenericData || x.AssignedGatekeeper != nil
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -12295,6 +12775,15 @@ type DisengageReject struct {
 func (x *DisengageReject) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "DisengageReject")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
 	}
 	ext := x.Ext.Present() || x.AltGKInfo != nil || x.HasTokens || x.HasCryptoTokens || x.IntegrityCheckValue != nil || x.HasGenericData
 	e.PutBool(ext)
@@ -12636,6 +13125,18 @@ type InfoRequest struct {
 func (x *InfoRequest) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "InfoRequest")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasNextSegmentRequested && (x.NextSegmentRequested != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "nextSegmentRequested")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
 	}
 	ext := x.Ext.Present() || x.CallIdentifier != nil || x.HasTokens || x.HasCryptoTokens || x.IntegrityCheckValue != nil || x.UuiesRequested != nil || x.CallLinkage != nil || x.UsageInfoRequested != nil || x.HasSegmentedResponseSupported || x.HasNextSegmentRequested || x.HasCapacityInfoRequested || x.HasGenericData || x.AssignedGatekeeper != nil
 	e.PutBool(ext)
@@ -13023,6 +13524,27 @@ type InfoRequestResponse struct {
 func (x *InfoRequestResponse) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "InfoRequestResponse")
+	}
+	if !x.HasEndpointAlias && (len(x.EndpointAlias) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "endpointAlias")
+	}
+	if !x.HasPerCallInfo && (len(x.PerCallInfo) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "perCallInfo")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasNeedResponse && (x.NeedResponse) {
+		return asn1per.Wrap(asn1per.ErrPresence, "needResponse")
+	}
+	if !x.HasUnsolicited && (x.Unsolicited) {
+		return asn1per.Wrap(asn1per.ErrPresence, "unsolicited")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
 	}
 	ext := x.Ext.Present() || x.HasTokens || x.HasCryptoTokens || x.IntegrityCheckValue != nil || x.HasNeedResponse || x.Capacity != nil || x.IrrStatus != nil || x.HasUnsolicited || x.HasGenericData
 	e.PutBool(ext)
@@ -13488,6 +14010,12 @@ func (x *InfoRequestAck) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "InfoRequestAck")
 	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -13635,6 +14163,12 @@ type InfoRequestNak struct {
 func (x *InfoRequestNak) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "InfoRequestNak")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -13886,6 +14420,15 @@ func (x *NonStandardMessage) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "NonStandardMessage")
 	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
+	}
 	ext := x.Ext.Present() || x.HasTokens || x.HasCryptoTokens || x.IntegrityCheckValue != nil || x.FeatureSet != nil || x.HasGenericData
 	e.PutBool(ext)
 	if err := x.RequestSeqNum.Encode(e); err != nil {
@@ -14112,6 +14655,15 @@ func (x *UnknownMessageResponse) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "UnknownMessageResponse")
 	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasMessageNotUnderstood && (len(x.MessageNotUnderstood) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "messageNotUnderstood")
+	}
 	ext := x.Ext.Present() || x.HasTokens || x.HasCryptoTokens || x.IntegrityCheckValue != nil || x.HasMessageNotUnderstood
 	e.PutBool(ext)
 	if err := x.RequestSeqNum.Encode(e); err != nil {
@@ -14301,6 +14853,12 @@ func (x *RequestInProgress) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "RequestInProgress")
 	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -14463,6 +15021,15 @@ type ResourcesAvailableIndicate struct {
 func (x *ResourcesAvailableIndicate) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "ResourcesAvailableIndicate")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
 	}
 	ext := x.Ext.Present() || x.Capacity != nil || x.HasGenericData
 	e.PutBool(ext)
@@ -14720,6 +15287,15 @@ func (x *ResourcesAvailableConfirm) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "ResourcesAvailableConfirm")
 	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
+	}
 	ext := x.Ext.Present() || x.HasGenericData
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -14924,6 +15500,18 @@ type ServiceControlIndication struct {
 func (x *ServiceControlIndication) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "ServiceControlIndication")
+	}
+	if !x.HasEndpointIdentifier && (len(x.EndpointIdentifier) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "endpointIdentifier")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -15160,6 +15748,15 @@ type ServiceControlResponse struct {
 func (x *ServiceControlResponse) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "ServiceControlResponse")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasGenericData && (len(x.GenericData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericData")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -15626,6 +16223,12 @@ type ECpoint struct {
 func (x *ECpoint) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "ECpoint")
+	}
+	if !x.HasX && (x.X.Len != 0 || len(x.X.Bytes) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "x")
+	}
+	if !x.HasY && (x.Y.Len != 0 || len(x.Y.Bytes) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "y")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -16119,6 +16722,27 @@ type ClearToken struct {
 func (x *ClearToken) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "ClearToken")
+	}
+	if !x.HasTimeStamp && (x.TimeStamp != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "timeStamp")
+	}
+	if !x.HasPassword && (len(x.Password) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "password")
+	}
+	if !x.HasChallenge && (len(x.Challenge) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "challenge")
+	}
+	if !x.HasRandom && (x.Random != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "random")
+	}
+	if !x.HasGeneralID && (len(x.GeneralID) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "generalID")
+	}
+	if !x.HasSendersID && (len(x.SendersID) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "sendersID")
+	}
+	if !x.HasProfileInfo && (len(x.ProfileInfo) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "profileInfo")
 	}
 	ext := x.Ext.Present() || x.Eckasdhkey != nil || x.HasSendersID || x.H235Key != nil || x.HasProfileInfo
 	e.PutBool(ext)
@@ -16648,6 +17272,21 @@ func (x *Params) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "Params")
 	}
+	if !x.HasRanInt && (x.RanInt != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "ranInt")
+	}
+	if !x.HasIv8 && (len(x.Iv8) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "iv8")
+	}
+	if !x.HasIv16 && (len(x.Iv16) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "iv16")
+	}
+	if !x.HasIv && (len(x.Iv) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "iv")
+	}
+	if !x.HasClearSalt && (len(x.ClearSalt) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "clearSalt")
+	}
 	ext := x.Ext.Present() || x.HasIv16 || x.HasIv || x.HasClearSalt
 	e.PutBool(ext)
 	e.PutBool(x.HasRanInt)
@@ -17076,6 +17715,12 @@ func (x *KeySignedMaterial) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "KeySignedMaterial")
 	}
+	if !x.HasSrandom && (x.Srandom != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "srandom")
+	}
+	if !x.HasTimeStamp && (x.TimeStamp != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "timeStamp")
+	}
 	e.PutBool(x.HasSrandom)
 	e.PutBool(x.HasTimeStamp)
 	if err := x.GeneralId.Encode(e); err != nil {
@@ -17175,6 +17820,9 @@ func (x *H235CertificateSignature) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H235CertificateSignature")
 	}
+	if !x.HasRequesterRandom && (x.RequesterRandom != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "requesterRandom")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasRequesterRandom)
@@ -17261,6 +17909,9 @@ type ReturnSig struct {
 func (x *ReturnSig) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "ReturnSig")
+	}
+	if !x.HasRequestRandom && (x.RequestRandom != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "requestRandom")
 	}
 	e.PutBool(x.HasRequestRandom)
 	e.PutBool(x.Certificate != nil)
@@ -17452,6 +18103,27 @@ type V3KeySyncMaterial struct {
 func (x *V3KeySyncMaterial) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "V3KeySyncMaterial")
+	}
+	if !x.HasGeneralID && (len(x.GeneralID) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "generalID")
+	}
+	if !x.HasAlgorithmOID && (len(x.AlgorithmOID) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "algorithmOID")
+	}
+	if !x.HasEncryptedSessionKey && (len(x.EncryptedSessionKey) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "encryptedSessionKey")
+	}
+	if !x.HasEncryptedSaltingKey && (len(x.EncryptedSaltingKey) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "encryptedSaltingKey")
+	}
+	if !x.HasClearSaltingKey && (len(x.ClearSaltingKey) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "clearSaltingKey")
+	}
+	if !x.HasKeyDerivationOID && (len(x.KeyDerivationOID) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "keyDerivationOID")
+	}
+	if !x.HasGenericKeyMaterial && (len(x.GenericKeyMaterial) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericKeyMaterial")
 	}
 	ext := x.Ext.Present() || x.HasGenericKeyMaterial
 	e.PutBool(ext)
@@ -19400,6 +20072,12 @@ func (x *RegistrationConfirmPreGrantedARQ) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "RegistrationConfirmPreGrantedARQ")
 	}
+	if !x.HasIrrFrequencyInCall && (x.IrrFrequencyInCall != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "irrFrequencyInCall")
+	}
+	if !x.HasTotalBandwidthRestriction && (x.TotalBandwidthRestriction != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "totalBandwidthRestriction")
+	}
 	ext := x.Ext.Present() || x.HasIrrFrequencyInCall || x.HasTotalBandwidthRestriction || x.AlternateTransportAddresses != nil || x.UseSpecifiedTransport != nil
 	e.PutBool(ext)
 	e.PutBool(bool(x.MakeCall))
@@ -19581,6 +20259,15 @@ func (x *RegistrationRejectReasonInvalidTerminalAliases) Encode(e *asn1per.Encod
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "RegistrationRejectReasonInvalidTerminalAliases")
 	}
+	if !x.HasTerminalAlias && (len(x.TerminalAlias) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "terminalAlias")
+	}
+	if !x.HasTerminalAliasPattern && (len(x.TerminalAliasPattern) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "terminalAliasPattern")
+	}
+	if !x.HasSupportedPrefixes && (len(x.SupportedPrefixes) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "supportedPrefixes")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasTerminalAlias)
@@ -19745,6 +20432,30 @@ type InfoRequestResponsePerCallInfo struct {
 func (x *InfoRequestResponsePerCallInfo) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "InfoRequestResponsePerCallInfo")
+	}
+	if !x.HasOriginator && (x.Originator) {
+		return asn1per.Wrap(asn1per.ErrPresence, "originator")
+	}
+	if !x.HasAudio && (len(x.Audio) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "audio")
+	}
+	if !x.HasVideo && (len(x.Video) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "video")
+	}
+	if !x.HasData && (len(x.Data) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "data")
+	}
+	if !x.HasTokens && (len(x.Tokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokens")
+	}
+	if !x.HasCryptoTokens && (len(x.CryptoTokens) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cryptoTokens")
+	}
+	if !x.HasSubstituteConfIDs && (len(x.SubstituteConfIDs) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "substituteConfIDs")
+	}
+	if !x.HasPdu && (len(x.Pdu) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "pdu")
 	}
 	ext := x.Ext.Present() || x.CallIdentifier != nil || x.HasTokens || x.HasCryptoTokens || x.HasSubstituteConfIDs || x.HasPdu || x.CallLinkage != nil || x.UsageInformation != nil || x.CircuitInfo != nil
 	e.PutBool(ext)

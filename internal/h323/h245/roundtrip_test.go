@@ -56,15 +56,20 @@ func collect(v reflect.Value, names map[string]bool, out *[]struct {
 	}
 }
 
-func vectors(t testing.TB) []vector {
+func vectors(t testing.TB) []vector { return vectorsOf(t, h323test.Captures(t), signalling) }
+
+// vectorsOf collects the H.245 encodings of files: separate H.245
+// connections, and the fastStart and tunnelled elements of the call
+// signalling that sigFilter selects.
+func vectorsOf(t testing.TB, files []string, sigFilter string) []vector {
 	var vs []vector
 	names := map[string]bool{"FastStart": true, "H245Control": true, "ParallelH245Control": true}
-	for _, file := range h323test.Captures(t) {
+	for _, file := range files {
 		base := filepath.Base(file)
 		for _, p := range h323test.TPKTPackets(t, file, "h245 && !q931 && tcp.len>0 && !tcp.analysis.retransmission") {
 			vs = append(vs, vector{name: fmt.Sprintf("%s/%d/tcp", base, p.Frame), payload: p.Payload, bad: p.Partial || p.Malformed})
 		}
-		for _, p := range h323test.TPKTPackets(t, file, signalling) {
+		for _, p := range h323test.TPKTPackets(t, file, sigFilter) {
 			if p.Partial || p.Malformed {
 				continue
 			}
@@ -96,8 +101,23 @@ func vectors(t testing.TB) []vector {
 // TestRoundTrip decodes every H.245 message of the captures (separate TCP
 // connection, tunnelled in h245Control, fastStart OpenLogicalChannels) and
 // requires the re-encoding to reproduce the bytes exactly.
-func TestRoundTrip(t *testing.T) {
-	vs := vectors(t)
+func TestRoundTrip(t *testing.T) { roundTrip(t, vectors(t), 1, 20) }
+
+// TestGnuGkRoundTrip does the same for the GnuGk captures: H.460.18/19
+// traversal through a proxying gatekeeper, tunnelled and separate H.245.
+func TestGnuGkRoundTrip(t *testing.T) {
+	ref := h323test.RefDir()
+	if ref == "" {
+		t.Skip("../shared/ref beside the repository is absent (set PORTICO_REF_DIR): no reference captures")
+	}
+	var files []string
+	for _, f := range []string{"gk-h323plus.pcapng", "gk-h323plus-notunnel.pcapng", "gk-ooh323c.pcapng"} {
+		files = append(files, filepath.Join(ref, "captures", "gnugk", f))
+	}
+	roundTrip(t, vectorsOf(t, files, "q931 && tcp.len>0 && !tcp.analysis.retransmission"), 1, 20)
+}
+
+func roundTrip(t *testing.T, vs []vector, minFastStart, minMessages int) {
 	counts := map[string]int{}
 	for _, v := range vs {
 		t.Run(v.name, func(t *testing.T) {
@@ -133,7 +153,7 @@ func TestRoundTrip(t *testing.T) {
 			}
 		})
 	}
-	if counts["fastStart"] == 0 || counts["message"] < 20 {
+	if counts["fastStart"] < minFastStart || counts["message"] < minMessages {
 		t.Fatalf("too few vectors: %v", counts)
 	}
 	t.Logf("round-tripped: %v", counts)

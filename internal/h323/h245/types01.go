@@ -1668,6 +1668,12 @@ func (x *GenericMessage) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "GenericMessage")
 	}
+	if !x.HasSubMessageIdentifier && (x.SubMessageIdentifier != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "subMessageIdentifier")
+	}
+	if !x.HasMessageContent && (len(x.MessageContent) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "messageContent")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasSubMessageIdentifier)
@@ -2201,6 +2207,15 @@ func (x *TerminalCapabilitySet) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "TerminalCapabilitySet")
 	}
+	if !x.HasCapabilityTable && (len(x.CapabilityTable) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "capabilityTable")
+	}
+	if !x.HasCapabilityDescriptors && (len(x.CapabilityDescriptors) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "capabilityDescriptors")
+	}
+	if !x.HasGenericInformation && (len(x.GenericInformation) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericInformation")
+	}
 	ext := x.Ext.Present() || x.HasGenericInformation
 	e.PutBool(ext)
 	e.PutBool(x.MultiplexCapability != nil)
@@ -2436,6 +2451,9 @@ func (x *CapabilityDescriptor) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "CapabilityDescriptor")
 	}
+	if !x.HasSimultaneousCapabilities && (len(x.SimultaneousCapabilities) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "simultaneousCapabilities")
+	}
 	e.PutBool(x.HasSimultaneousCapabilities)
 	if err := x.CapabilityDescriptorNumber.Encode(e); err != nil {
 		return asn1per.Wrap(err, "capabilityDescriptorNumber")
@@ -2585,6 +2603,9 @@ func (x *TerminalCapabilitySetAck) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "TerminalCapabilitySetAck")
 	}
+	if !x.HasGenericInformation && (len(x.GenericInformation) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericInformation")
+	}
 	ext := x.Ext.Present() || x.HasGenericInformation
 	e.PutBool(ext)
 	if err := x.SequenceNumber.Encode(e); err != nil {
@@ -2692,6 +2713,9 @@ type TerminalCapabilitySetReject struct {
 func (x *TerminalCapabilitySetReject) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "TerminalCapabilitySetReject")
+	}
+	if !x.HasGenericInformation && (len(x.GenericInformation) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericInformation")
 	}
 	ext := x.Ext.Present() || x.HasGenericInformation
 	e.PutBool(ext)
@@ -2804,6 +2828,9 @@ type TerminalCapabilitySetRelease struct {
 func (x *TerminalCapabilitySetRelease) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "TerminalCapabilitySetRelease")
+	}
+	if !x.HasGenericInformation && (len(x.GenericInformation) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericInformation")
 	}
 	ext := x.Ext.Present() || x.HasGenericInformation
 	e.PutBool(ext)
@@ -3953,6 +3980,15 @@ func (x *H223Capability) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H223Capability")
 	}
+	if !x.HasMaxMUXPDUSizeCapability && (x.MaxMUXPDUSizeCapability) {
+		return asn1per.Wrap(asn1per.ErrPresence, "maxMUXPDUSizeCapability")
+	}
+	if !x.HasNsrpSupport && (x.NsrpSupport) {
+		return asn1per.Wrap(asn1per.ErrPresence, "nsrpSupport")
+	}
+	if !x.HasBitRate && (x.BitRate != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "bitRate")
+	}
 	ext := x.Ext.Present() || x.HasMaxMUXPDUSizeCapability || x.HasNsrpSupport || x.MobileOperationTransmitCapability != nil || x.H223AnnexCCapability != nil || x.HasBitRate || x.MobileMultilinkFrameCapability != nil
 	e.PutBool(ext)
 	e.PutBool(bool(x.TransportWithIFrames))
@@ -4268,6 +4304,9 @@ type H223AnnexCCapability struct {
 func (x *H223AnnexCCapability) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H223AnnexCCapability")
+	}
+	if !x.HasRsCodeCapability && (x.RsCodeCapability) {
+		return asn1per.Wrap(asn1per.ErrPresence, "rsCodeCapability")
 	}
 	ext := x.Ext.Present() || x.HasRsCodeCapability
 	e.PutBool(ext)
@@ -4729,6 +4768,15 @@ func (x *H2250Capability) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H2250Capability")
 	}
+	if !x.HasRedundancyEncodingCapability && (len(x.RedundancyEncodingCapability) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "redundancyEncodingCapability")
+	}
+	if !x.HasLogicalChannelSwitchingCapability && (x.LogicalChannelSwitchingCapability) {
+		return asn1per.Wrap(asn1per.ErrPresence, "logicalChannelSwitchingCapability")
+	}
+	if !x.HasT120DynamicPortCapability && (x.T120DynamicPortCapability) {
+		return asn1per.Wrap(asn1per.ErrPresence, "t120DynamicPortCapability")
+	}
 	ext := x.Ext.Present() || x.TransportCapability != nil || x.HasRedundancyEncodingCapability || x.HasLogicalChannelSwitchingCapability || x.HasT120DynamicPortCapability
 	e.PutBool(ext)
 	if err := e.PutConstrained(int64(x.MaximumAudioDelayJitter), 0, 1023); err != nil {
@@ -4939,6 +4987,9 @@ func (x *MediaPacketizationCapability) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "MediaPacketizationCapability")
 	}
+	if !x.HasRtpPayloadType && (len(x.RtpPayloadType) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "rtpPayloadType")
+	}
 	ext := x.Ext.Present() || x.HasRtpPayloadType
 	e.PutBool(ext)
 	e.PutBool(bool(x.H261aVideoPacketization))
@@ -5055,6 +5106,21 @@ type RSVPParameters struct {
 func (x *RSVPParameters) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "RSVPParameters")
+	}
+	if !x.HasTokenRate && (x.TokenRate != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "tokenRate")
+	}
+	if !x.HasBucketSize && (x.BucketSize != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "bucketSize")
+	}
+	if !x.HasPeakRate && (x.PeakRate != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "peakRate")
+	}
+	if !x.HasMinPoliced && (x.MinPoliced != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "minPoliced")
+	}
+	if !x.HasMaxPktSize && (x.MaxPktSize != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "maxPktSize")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -5370,6 +5436,9 @@ func (x *ServicePriorityValue) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "ServicePriorityValue")
 	}
+	if !x.HasValue && (x.Value != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "value")
+	}
 	ext := x.Ext.Present() || x.HasValue
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardParameter != nil)
@@ -5475,6 +5544,12 @@ type ServicePriority struct {
 func (x *ServicePriority) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "ServicePriority")
+	}
+	if !x.HasServiceClass && (x.ServiceClass != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "serviceClass")
+	}
+	if !x.HasServiceSubclass && (x.ServiceSubclass != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "serviceSubclass")
 	}
 	ext := x.Ext.Present() || x.HasServiceClass || x.HasServiceSubclass
 	e.PutBool(ext)
@@ -5901,6 +5976,18 @@ func (x *GenericTransportParameters) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "GenericTransportParameters")
 	}
+	if !x.HasAverageRate && (x.AverageRate != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "averageRate")
+	}
+	if !x.HasBurst && (x.Burst != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "burst")
+	}
+	if !x.HasPeakRate && (x.PeakRate != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "peakRate")
+	}
+	if !x.HasMaxPktSize && (x.MaxPktSize != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "maxPktSize")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.NonStandardData != nil)
@@ -6040,6 +6127,12 @@ type QOSCapability struct {
 func (x *QOSCapability) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "QOSCapability")
+	}
+	if !x.HasLocalQoS && (x.LocalQoS) {
+		return asn1per.Wrap(asn1per.ErrPresence, "localQoS")
+	}
+	if !x.HasDscpValue && (x.DscpValue != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "dscpValue")
 	}
 	ext := x.Ext.Present() || x.HasLocalQoS || x.GenericTransportParameters != nil || x.ServicePriority != nil || x.AuthorizationParameter != nil || x.QosDescriptor != nil || x.HasDscpValue
 	e.PutBool(ext)
@@ -6418,6 +6511,12 @@ func (x *TransportCapability) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "TransportCapability")
 	}
+	if !x.HasQOSCapabilities && (len(x.QOSCapabilities) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "qOSCapabilities")
+	}
+	if !x.HasMediaChannelCapabilities && (len(x.MediaChannelCapabilities) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "mediaChannelCapabilities")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.NonStandard != nil)
@@ -6542,6 +6641,9 @@ type RedundancyEncodingCapability struct {
 func (x *RedundancyEncodingCapability) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "RedundancyEncodingCapability")
+	}
+	if !x.HasSecondaryEncoding && (len(x.SecondaryEncoding) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "secondaryEncoding")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -6731,6 +6833,9 @@ type RTPH263VideoRedundancyEncoding struct {
 func (x *RTPH263VideoRedundancyEncoding) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "RTPH263VideoRedundancyEncoding")
+	}
+	if !x.HasContainedThreads && (len(x.ContainedThreads) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "containedThreads")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -7035,6 +7140,12 @@ type MediaDistributionCapability struct {
 func (x *MediaDistributionCapability) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "MediaDistributionCapability")
+	}
+	if !x.HasCentralizedData && (len(x.CentralizedData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "centralizedData")
+	}
+	if !x.HasDistributedData && (len(x.DistributedData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "distributedData")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -7362,6 +7473,9 @@ func (x *ExtendedVideoCapability) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "ExtendedVideoCapability")
 	}
+	if !x.HasVideoCapabilityExtension && (len(x.VideoCapabilityExtension) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "videoCapabilityExtension")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasVideoCapabilityExtension)
@@ -7473,6 +7587,15 @@ type H261VideoCapability struct {
 func (x *H261VideoCapability) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H261VideoCapability")
+	}
+	if !x.HasQcifMPI && (x.QcifMPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "qcifMPI")
+	}
+	if !x.HasCifMPI && (x.CifMPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cifMPI")
+	}
+	if !x.HasVideoBadMBsCap && (x.VideoBadMBsCap) {
+		return asn1per.Wrap(asn1per.ErrPresence, "videoBadMBsCap")
 	}
 	ext := x.Ext.Present() || x.HasVideoBadMBsCap
 	e.PutBool(ext)
@@ -7641,6 +7764,27 @@ type H262VideoCapability struct {
 func (x *H262VideoCapability) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H262VideoCapability")
+	}
+	if !x.HasVideoBitRate && (x.VideoBitRate != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "videoBitRate")
+	}
+	if !x.HasVbvBufferSize && (x.VbvBufferSize != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "vbvBufferSize")
+	}
+	if !x.HasSamplesPerLine && (x.SamplesPerLine != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "samplesPerLine")
+	}
+	if !x.HasLinesPerFrame && (x.LinesPerFrame != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "linesPerFrame")
+	}
+	if !x.HasFramesPerSecond && (x.FramesPerSecond != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "framesPerSecond")
+	}
+	if !x.HasLuminanceSampleRate && (x.LuminanceSampleRate != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "luminanceSampleRate")
+	}
+	if !x.HasVideoBadMBsCap && (x.VideoBadMBsCap) {
+		return asn1per.Wrap(asn1per.ErrPresence, "videoBadMBsCap")
 	}
 	ext := x.Ext.Present() || x.HasVideoBadMBsCap
 	e.PutBool(ext)
@@ -7944,6 +8088,45 @@ type H263VideoCapability struct {
 func (x *H263VideoCapability) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H263VideoCapability")
+	}
+	if !x.HasSqcifMPI && (x.SqcifMPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "sqcifMPI")
+	}
+	if !x.HasQcifMPI && (x.QcifMPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "qcifMPI")
+	}
+	if !x.HasCifMPI && (x.CifMPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cifMPI")
+	}
+	if !x.HasCif4MPI && (x.Cif4MPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cif4MPI")
+	}
+	if !x.HasCif16MPI && (x.Cif16MPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cif16MPI")
+	}
+	if !x.HasHrdB && (x.HrdB != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "hrd-B")
+	}
+	if !x.HasBppMaxKb && (x.BppMaxKb != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "bppMaxKb")
+	}
+	if !x.HasSlowSqcifMPI && (x.SlowSqcifMPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "slowSqcifMPI")
+	}
+	if !x.HasSlowQcifMPI && (x.SlowQcifMPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "slowQcifMPI")
+	}
+	if !x.HasSlowCifMPI && (x.SlowCifMPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "slowCifMPI")
+	}
+	if !x.HasSlowCif4MPI && (x.SlowCif4MPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "slowCif4MPI")
+	}
+	if !x.HasSlowCif16MPI && (x.SlowCif16MPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "slowCif16MPI")
+	}
+	if !x.HasErrorCompensation && (x.ErrorCompensation) {
+		return asn1per.Wrap(asn1per.ErrPresence, "errorCompensation")
 	}
 	ext := x.Ext.Present() || x.HasSlowSqcifMPI || x.HasSlowQcifMPI || x.HasSlowCifMPI || x.HasSlowCif4MPI || x.HasSlowCif16MPI || x.HasErrorCompensation || x.EnhancementLayerInfo != nil || x.H263Options != nil
 	e.PutBool(ext)
@@ -8352,6 +8535,15 @@ func (x *EnhancementLayerInfo) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "EnhancementLayerInfo")
 	}
+	if !x.HasSnrEnhancement && (len(x.SnrEnhancement) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "snrEnhancement")
+	}
+	if !x.HasSpatialEnhancement && (len(x.SpatialEnhancement) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "spatialEnhancement")
+	}
+	if !x.HasBPictureEnhancement && (len(x.BPictureEnhancement) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "bPictureEnhancement")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasSnrEnhancement)
@@ -8592,6 +8784,36 @@ type EnhancementOptions struct {
 func (x *EnhancementOptions) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "EnhancementOptions")
+	}
+	if !x.HasSqcifMPI && (x.SqcifMPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "sqcifMPI")
+	}
+	if !x.HasQcifMPI && (x.QcifMPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "qcifMPI")
+	}
+	if !x.HasCifMPI && (x.CifMPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cifMPI")
+	}
+	if !x.HasCif4MPI && (x.Cif4MPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cif4MPI")
+	}
+	if !x.HasCif16MPI && (x.Cif16MPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cif16MPI")
+	}
+	if !x.HasSlowSqcifMPI && (x.SlowSqcifMPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "slowSqcifMPI")
+	}
+	if !x.HasSlowQcifMPI && (x.SlowQcifMPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "slowQcifMPI")
+	}
+	if !x.HasSlowCifMPI && (x.SlowCifMPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "slowCifMPI")
+	}
+	if !x.HasSlowCif4MPI && (x.SlowCif4MPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "slowCif4MPI")
+	}
+	if !x.HasSlowCif16MPI && (x.SlowCif16MPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "slowCif16MPI")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -8894,6 +9116,18 @@ type H263Options struct {
 func (x *H263Options) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H263Options")
+	}
+	if !x.HasCustomPictureClockFrequency && (len(x.CustomPictureClockFrequency) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "customPictureClockFrequency")
+	}
+	if !x.HasCustomPictureFormat && (len(x.CustomPictureFormat) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "customPictureFormat")
+	}
+	if !x.HasModeCombos && (len(x.ModeCombos) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "modeCombos")
+	}
+	if !x.HasVideoBadMBsCap && (x.VideoBadMBsCap) {
+		return asn1per.Wrap(asn1per.ErrPresence, "videoBadMBsCap")
 	}
 	ext := x.Ext.Present() || x.HasVideoBadMBsCap || x.H263Version3Options != nil
 	e.PutBool(ext)
@@ -9531,6 +9765,21 @@ func (x *CustomPictureClockFrequency) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "CustomPictureClockFrequency")
 	}
+	if !x.HasSqcifMPI && (x.SqcifMPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "sqcifMPI")
+	}
+	if !x.HasQcifMPI && (x.QcifMPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "qcifMPI")
+	}
+	if !x.HasCifMPI && (x.CifMPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cifMPI")
+	}
+	if !x.HasCif4MPI && (x.Cif4MPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cif4MPI")
+	}
+	if !x.HasCif16MPI && (x.Cif16MPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cif16MPI")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasSqcifMPI)
@@ -9899,6 +10148,9 @@ type H263ModeComboFlags struct {
 func (x *H263ModeComboFlags) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H263ModeComboFlags")
+	}
+	if !x.HasEnhancedReferencePicSelect && (x.EnhancedReferencePicSelect) {
+		return asn1per.Wrap(asn1per.ErrPresence, "enhancedReferencePicSelect")
 	}
 	ext := x.Ext.Present() || x.HasEnhancedReferencePicSelect || x.H263Version3Options != nil
 	e.PutBool(ext)
@@ -10309,6 +10561,27 @@ type IS11172VideoCapability struct {
 func (x *IS11172VideoCapability) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "IS11172VideoCapability")
+	}
+	if !x.HasVideoBitRate && (x.VideoBitRate != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "videoBitRate")
+	}
+	if !x.HasVbvBufferSize && (x.VbvBufferSize != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "vbvBufferSize")
+	}
+	if !x.HasSamplesPerLine && (x.SamplesPerLine != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "samplesPerLine")
+	}
+	if !x.HasLinesPerFrame && (x.LinesPerFrame != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "linesPerFrame")
+	}
+	if !x.HasPictureRate && (x.PictureRate != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "pictureRate")
+	}
+	if !x.HasLuminanceSampleRate && (x.LuminanceSampleRate != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "luminanceSampleRate")
+	}
+	if !x.HasVideoBadMBsCap && (x.VideoBadMBsCap) {
+		return asn1per.Wrap(asn1per.ErrPresence, "videoBadMBsCap")
 	}
 	ext := x.Ext.Present() || x.HasVideoBadMBsCap
 	e.PutBool(ext)
@@ -10997,6 +11270,9 @@ type G729Extensions struct {
 func (x *G729Extensions) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "G729Extensions")
+	}
+	if !x.HasAudioUnit && (x.AudioUnit != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "audioUnit")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -12171,6 +12447,9 @@ func (x *T38FaxProfile) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "T38FaxProfile")
 	}
+	if !x.HasVersion && (x.Version != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "version")
+	}
 	ext := x.Ext.Present() || x.HasVersion || x.T38FaxRateManagement != nil || x.T38FaxUdpOptions != nil || x.T38FaxTcpOptions != nil
 	e.PutBool(ext)
 	e.PutBool(bool(x.FillBitRemoval))
@@ -12400,6 +12679,12 @@ func (x *T38FaxUdpOptions) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "T38FaxUdpOptions")
 	}
+	if !x.HasT38FaxMaxBuffer && (x.T38FaxMaxBuffer != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "t38FaxMaxBuffer")
+	}
+	if !x.HasT38FaxMaxDatagram && (x.T38FaxMaxDatagram != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "t38FaxMaxDatagram")
+	}
 	e.PutBool(x.HasT38FaxMaxBuffer)
 	e.PutBool(x.HasT38FaxMaxDatagram)
 	if x.HasT38FaxMaxBuffer {
@@ -12534,6 +12819,9 @@ type EncryptionAuthenticationAndIntegrity struct {
 func (x *EncryptionAuthenticationAndIntegrity) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "EncryptionAuthenticationAndIntegrity")
+	}
+	if !x.HasEncryptionCapability && (len(x.EncryptionCapability) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "encryptionCapability")
 	}
 	ext := x.Ext.Present() || x.GenericH235SecurityCapability != nil
 	e.PutBool(ext)
@@ -12771,6 +13059,9 @@ type AuthenticationCapability struct {
 func (x *AuthenticationCapability) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "AuthenticationCapability")
+	}
+	if !x.HasAntiSpamAlgorithm && (len(x.AntiSpamAlgorithm) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "antiSpamAlgorithm")
 	}
 	ext := x.Ext.Present() || x.HasAntiSpamAlgorithm
 	e.PutBool(ext)
@@ -13109,6 +13400,15 @@ func (x *ConferenceCapability) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "ConferenceCapability")
 	}
+	if !x.HasNonStandardData && (len(x.NonStandardData) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "nonStandardData")
+	}
+	if !x.HasVideoIndicateMixingCapability && (x.VideoIndicateMixingCapability) {
+		return asn1per.Wrap(asn1per.ErrPresence, "videoIndicateMixingCapability")
+	}
+	if !x.HasMultipointVisualizationCapability && (x.MultipointVisualizationCapability) {
+		return asn1per.Wrap(asn1per.ErrPresence, "multipointVisualizationCapability")
+	}
 	ext := x.Ext.Present() || x.HasVideoIndicateMixingCapability || x.HasMultipointVisualizationCapability
 	e.PutBool(ext)
 	e.PutBool(x.HasNonStandardData)
@@ -13260,6 +13560,18 @@ type GenericCapability struct {
 func (x *GenericCapability) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "GenericCapability")
+	}
+	if !x.HasMaxBitRate && (x.MaxBitRate != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "maxBitRate")
+	}
+	if !x.HasCollapsing && (len(x.Collapsing) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "collapsing")
+	}
+	if !x.HasNonCollapsing && (len(x.NonCollapsing) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "nonCollapsing")
+	}
+	if !x.HasNonCollapsingRaw && (len(x.NonCollapsingRaw) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "nonCollapsingRaw")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -13531,6 +13843,9 @@ type GenericParameter struct {
 func (x *GenericParameter) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "GenericParameter")
+	}
+	if !x.HasSupersedes && (len(x.Supersedes) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "supersedes")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -13901,6 +14216,9 @@ type MultiplexedStreamCapability struct {
 func (x *MultiplexedStreamCapability) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "MultiplexedStreamCapability")
+	}
+	if !x.HasCapabilityOnMuxStream && (len(x.CapabilityOnMuxStream) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "capabilityOnMuxStream")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -14488,6 +14806,9 @@ func (x *FECCapability) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "FECCapability")
 	}
+	if !x.HasFecScheme && (len(x.FecScheme) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "fecScheme")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasFecScheme)
@@ -14604,6 +14925,9 @@ type OpenLogicalChannel struct {
 func (x *OpenLogicalChannel) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "OpenLogicalChannel")
+	}
+	if !x.HasGenericInformation && (len(x.GenericInformation) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericInformation")
 	}
 	ext := x.Ext.Present() || x.SeparateStack != nil || x.EncryptionSync != nil || x.HasGenericInformation
 	e.PutBool(ext)
@@ -14795,6 +15119,9 @@ func (x *NetworkAccessParameters) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "NetworkAccessParameters")
 	}
+	if !x.HasExternalReference && (len(x.ExternalReference) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "externalReference")
+	}
 	ext := x.Ext.Present() || x.T120SetupProcedure != nil
 	e.PutBool(ext)
 	e.PutBool(x.Distribution != nil)
@@ -14922,6 +15249,9 @@ type Q2931Address struct {
 func (x *Q2931Address) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "Q2931Address")
+	}
+	if !x.HasSubaddress && (len(x.Subaddress) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "subaddress")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -15479,6 +15809,15 @@ type H222LogicalChannelParameters struct {
 func (x *H222LogicalChannelParameters) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H222LogicalChannelParameters")
+	}
+	if !x.HasPcrPid && (x.PcrPid != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "pcr-pid")
+	}
+	if !x.HasProgramDescriptors && (len(x.ProgramDescriptors) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "programDescriptors")
+	}
+	if !x.HasStreamDescriptors && (len(x.StreamDescriptors) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "streamDescriptors")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)

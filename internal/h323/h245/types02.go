@@ -25,6 +25,9 @@ func (x *H223AL1MParameters) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H223AL1MParameters")
 	}
+	if !x.HasRsCodeCorrection && (x.RsCodeCorrection != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "rsCodeCorrection")
+	}
 	ext := x.Ext.Present() || x.HasRsCodeCorrection
 	e.PutBool(ext)
 	if err := x.TransferMode.Encode(e); err != nil {
@@ -235,6 +238,9 @@ type H223AL3MParameters struct {
 func (x *H223AL3MParameters) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H223AL3MParameters")
+	}
+	if !x.HasRsCodeCorrection && (x.RsCodeCorrection != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "rsCodeCorrection")
 	}
 	ext := x.Ext.Present() || x.HasRsCodeCorrection
 	e.PutBool(ext)
@@ -677,6 +683,24 @@ func (x *H2250LogicalChannelParameters) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H2250LogicalChannelParameters")
 	}
+	if !x.HasNonStandard && (len(x.NonStandard) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "nonStandard")
+	}
+	if !x.HasAssociatedSessionID && (x.AssociatedSessionID != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "associatedSessionID")
+	}
+	if !x.HasMediaGuaranteedDelivery && (x.MediaGuaranteedDelivery) {
+		return asn1per.Wrap(asn1per.ErrPresence, "mediaGuaranteedDelivery")
+	}
+	if !x.HasMediaControlGuaranteedDelivery && (x.MediaControlGuaranteedDelivery) {
+		return asn1per.Wrap(asn1per.ErrPresence, "mediaControlGuaranteedDelivery")
+	}
+	if !x.HasSilenceSuppression && (x.SilenceSuppression) {
+		return asn1per.Wrap(asn1per.ErrPresence, "silenceSuppression")
+	}
+	if !x.HasDynamicRTPPayloadType && (x.DynamicRTPPayloadType != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "dynamicRTPPayloadType")
+	}
 	ext := x.Ext.Present() || x.TransportCapability != nil || x.RedundancyEncoding != nil || x.Source != nil
 	e.PutBool(ext)
 	e.PutBool(x.HasNonStandard)
@@ -961,6 +985,9 @@ func (x *RTPPayloadType) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "RTPPayloadType")
 	}
+	if !x.HasPayloadType && (x.PayloadType != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "payloadType")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasPayloadType)
@@ -1143,6 +1170,9 @@ func (x *RedundancyEncodingElement) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "RedundancyEncodingElement")
 	}
+	if !x.HasPayloadType && (x.PayloadType != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "payloadType")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasPayloadType)
@@ -1295,6 +1325,9 @@ type MultiplePayloadStreamElement struct {
 func (x *MultiplePayloadStreamElement) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "MultiplePayloadStreamElement")
+	}
+	if !x.HasPayloadType && (x.PayloadType != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "payloadType")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -1870,6 +1903,9 @@ func (x *EncryptionSync) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "EncryptionSync")
 	}
+	if !x.HasEscrowentry && (len(x.Escrowentry) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "escrowentry")
+	}
 	ext := x.Ext.Present() || x.GenericParameter != nil
 	e.PutBool(ext)
 	e.PutBool(x.NonStandard != nil)
@@ -2094,6 +2130,9 @@ func (x *OpenLogicalChannelAck) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "OpenLogicalChannelAck")
 	}
+	if !x.HasGenericInformation && (len(x.GenericInformation) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericInformation")
+	}
 	ext := x.Ext.Present() || x.SeparateStack != nil || x.ForwardMultiplexAckParameters != nil || x.EncryptionSync != nil || x.HasGenericInformation
 	e.PutBool(ext)
 	e.PutBool(x.ReverseLogicalChannelParameters != nil)
@@ -2272,6 +2311,9 @@ func (x *OpenLogicalChannelReject) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "OpenLogicalChannelReject")
 	}
+	if !x.HasGenericInformation && (len(x.GenericInformation) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericInformation")
+	}
 	ext := x.Ext.Present() || x.HasGenericInformation
 	e.PutBool(ext)
 	if err := x.ForwardLogicalChannelNumber.Encode(e); err != nil {
@@ -2384,6 +2426,9 @@ type OpenLogicalChannelConfirm struct {
 func (x *OpenLogicalChannelConfirm) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "OpenLogicalChannelConfirm")
+	}
+	if !x.HasGenericInformation && (len(x.GenericInformation) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "genericInformation")
 	}
 	ext := x.Ext.Present() || x.HasGenericInformation
 	e.PutBool(ext)
@@ -2500,6 +2545,21 @@ type H2250LogicalChannelAckParameters struct {
 func (x *H2250LogicalChannelAckParameters) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H2250LogicalChannelAckParameters")
+	}
+	if !x.HasNonStandard && (len(x.NonStandard) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "nonStandard")
+	}
+	if !x.HasSessionID && (x.SessionID != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "sessionID")
+	}
+	if !x.HasDynamicRTPPayloadType && (x.DynamicRTPPayloadType != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "dynamicRTPPayloadType")
+	}
+	if !x.HasFlowControlToZero && (x.FlowControlToZero) {
+		return asn1per.Wrap(asn1per.ErrPresence, "flowControlToZero")
+	}
+	if !x.HasPortNumber && (x.PortNumber != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "portNumber")
 	}
 	ext := x.Ext.Present() || x.HasFlowControlToZero || x.HasPortNumber
 	e.PutBool(ext)
@@ -3226,6 +3286,9 @@ type MultiplexEntryDescriptor struct {
 func (x *MultiplexEntryDescriptor) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "MultiplexEntryDescriptor")
+	}
+	if !x.HasElementList && (len(x.ElementList) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "elementList")
 	}
 	e.PutBool(x.HasElementList)
 	if err := x.MultiplexTableEntryNumber.Encode(e); err != nil {
@@ -4612,6 +4675,9 @@ func (x *ModeElement) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "ModeElement")
 	}
+	if !x.HasLogicalChannelNumber && (x.LogicalChannelNumber != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "logicalChannelNumber")
+	}
 	ext := x.Ext.Present() || x.V76ModeParameters != nil || x.H2250ModeParameters != nil || x.GenericModeParameters != nil || x.MultiplexedStreamModeParameters != nil || x.HasLogicalChannelNumber
 	e.PutBool(ext)
 	e.PutBool(x.H223ModeParameters != nil)
@@ -5266,6 +5332,9 @@ func (x *FECMode) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "FECMode")
 	}
+	if !x.HasFecScheme && (len(x.FecScheme) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "fecScheme")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasFecScheme)
@@ -5854,6 +5923,24 @@ func (x *H262VideoMode) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H262VideoMode")
 	}
+	if !x.HasVideoBitRate && (x.VideoBitRate != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "videoBitRate")
+	}
+	if !x.HasVbvBufferSize && (x.VbvBufferSize != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "vbvBufferSize")
+	}
+	if !x.HasSamplesPerLine && (x.SamplesPerLine != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "samplesPerLine")
+	}
+	if !x.HasLinesPerFrame && (x.LinesPerFrame != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "linesPerFrame")
+	}
+	if !x.HasFramesPerSecond && (x.FramesPerSecond != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "framesPerSecond")
+	}
+	if !x.HasLuminanceSampleRate && (x.LuminanceSampleRate != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "luminanceSampleRate")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasVideoBitRate)
@@ -6018,6 +6105,9 @@ type H263VideoMode struct {
 func (x *H263VideoMode) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "H263VideoMode")
+	}
+	if !x.HasErrorCompensation && (x.ErrorCompensation) {
+		return asn1per.Wrap(asn1per.ErrPresence, "errorCompensation")
 	}
 	ext := x.Ext.Present() || x.HasErrorCompensation || x.EnhancementLayerInfo != nil || x.H263Options != nil
 	e.PutBool(ext)
@@ -6201,6 +6291,24 @@ type IS11172VideoMode struct {
 func (x *IS11172VideoMode) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "IS11172VideoMode")
+	}
+	if !x.HasVideoBitRate && (x.VideoBitRate != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "videoBitRate")
+	}
+	if !x.HasVbvBufferSize && (x.VbvBufferSize != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "vbvBufferSize")
+	}
+	if !x.HasSamplesPerLine && (x.SamplesPerLine != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "samplesPerLine")
+	}
+	if !x.HasLinesPerFrame && (x.LinesPerFrame != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "linesPerFrame")
+	}
+	if !x.HasPictureRate && (x.PictureRate != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "pictureRate")
+	}
+	if !x.HasLuminanceSampleRate && (x.LuminanceSampleRate != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "luminanceSampleRate")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -7734,6 +7842,21 @@ type CommunicationModeTableEntry struct {
 func (x *CommunicationModeTableEntry) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "CommunicationModeTableEntry")
+	}
+	if !x.HasNonStandard && (len(x.NonStandard) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "nonStandard")
+	}
+	if !x.HasAssociatedSessionID && (x.AssociatedSessionID != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "associatedSessionID")
+	}
+	if !x.HasMediaGuaranteedDelivery && (x.MediaGuaranteedDelivery) {
+		return asn1per.Wrap(asn1per.ErrPresence, "mediaGuaranteedDelivery")
+	}
+	if !x.HasMediaControlGuaranteedDelivery && (x.MediaControlGuaranteedDelivery) {
+		return asn1per.Wrap(asn1per.ErrPresence, "mediaControlGuaranteedDelivery")
+	}
+	if !x.HasSessionDependency && (x.SessionDependency != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "sessionDependency")
 	}
 	ext := x.Ext.Present() || x.RedundancyEncoding != nil || x.HasSessionDependency || x.Destination != nil
 	e.PutBool(ext)
@@ -9567,6 +9690,9 @@ func (x *DialingInformationNumber) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "DialingInformationNumber")
 	}
+	if !x.HasSubAddress && (x.SubAddress != "") {
+		return asn1per.Wrap(asn1per.ErrPresence, "subAddress")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasSubAddress)
@@ -9997,6 +10123,9 @@ type LogicalChannelRateReject struct {
 func (x *LogicalChannelRateReject) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "LogicalChannelRateReject")
+	}
+	if !x.HasCurrentMaximumBitRate && (x.CurrentMaximumBitRate != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "currentMaximumBitRate")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)

@@ -19,6 +19,9 @@ func (x *EncryptionUpdateRequest) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "EncryptionUpdateRequest")
 	}
+	if !x.HasSynchFlag && (x.SynchFlag != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "synchFlag")
+	}
 	ext := x.Ext.Present() || x.HasSynchFlag
 	e.PutBool(ext)
 	e.PutBool(x.KeyProtectionMethod != nil)
@@ -560,6 +563,9 @@ func (x *FunctionNotSupported) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "FunctionNotSupported")
 	}
+	if !x.HasReturnedFunction && (len(x.ReturnedFunction) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "returnedFunction")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasReturnedFunction)
@@ -872,6 +878,9 @@ func (x *TerminalYouAreSeeingInSubPictureNumber) Encode(e *asn1per.Encoder) erro
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "TerminalYouAreSeeingInSubPictureNumber")
 	}
+	if !x.HasMcuNumber && (x.McuNumber != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "mcuNumber")
+	}
 	ext := x.Ext.Present() || x.HasMcuNumber
 	e.PutBool(ext)
 	if err := x.TerminalNumber.Encode(e); err != nil {
@@ -1105,6 +1114,12 @@ type JitterIndication struct {
 func (x *JitterIndication) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "JitterIndication")
+	}
+	if !x.HasSkippedFrameCount && (x.SkippedFrameCount != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "skippedFrameCount")
+	}
+	if !x.HasAdditionalDecoderBuffer && (x.AdditionalDecoderBuffer != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "additionalDecoderBuffer")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -1435,6 +1450,12 @@ func (x *VendorIdentification) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "VendorIdentification")
 	}
+	if !x.HasProductNumber && (len(x.ProductNumber) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "productNumber")
+	}
+	if !x.HasVersionNumber && (len(x.VersionNumber) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "versionNumber")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasProductNumber)
@@ -1714,6 +1735,15 @@ type Params struct {
 func (x *Params) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "Params")
+	}
+	if !x.HasIv8 && (len(x.Iv8) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "iv8")
+	}
+	if !x.HasIv16 && (len(x.Iv16) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "iv16")
+	}
+	if !x.HasIv && (len(x.Iv) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "iv")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -3350,6 +3380,24 @@ func (x *RefPictureSelectionAdditionalPictureMemory) Encode(e *asn1per.Encoder) 
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "RefPictureSelectionAdditionalPictureMemory")
 	}
+	if !x.HasSqcifAdditionalPictureMemory && (x.SqcifAdditionalPictureMemory != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "sqcifAdditionalPictureMemory")
+	}
+	if !x.HasQcifAdditionalPictureMemory && (x.QcifAdditionalPictureMemory != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "qcifAdditionalPictureMemory")
+	}
+	if !x.HasCifAdditionalPictureMemory && (x.CifAdditionalPictureMemory != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cifAdditionalPictureMemory")
+	}
+	if !x.HasCif4AdditionalPictureMemory && (x.Cif4AdditionalPictureMemory != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cif4AdditionalPictureMemory")
+	}
+	if !x.HasCif16AdditionalPictureMemory && (x.Cif16AdditionalPictureMemory != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "cif16AdditionalPictureMemory")
+	}
+	if !x.HasBigCpfAdditionalPictureMemory && (x.BigCpfAdditionalPictureMemory != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "bigCpfAdditionalPictureMemory")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasSqcifAdditionalPictureMemory)
@@ -3635,6 +3683,12 @@ type CustomPictureFormatMPI struct {
 func (x *CustomPictureFormatMPI) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "CustomPictureFormatMPI")
+	}
+	if !x.HasStandardMPI && (x.StandardMPI != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "standardMPI")
+	}
+	if !x.HasCustomPCF && (len(x.CustomPCF) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "customPCF")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -4810,6 +4864,15 @@ func (x *OpenLogicalChannelForwardLogicalChannelParameters) Encode(e *asn1per.En
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "OpenLogicalChannelForwardLogicalChannelParameters")
 	}
+	if !x.HasPortNumber && (x.PortNumber != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "portNumber")
+	}
+	if !x.HasForwardLogicalChannelDependency && (x.ForwardLogicalChannelDependency != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "forwardLogicalChannelDependency")
+	}
+	if !x.HasReplacementFor && (x.ReplacementFor != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "replacementFor")
+	}
 	ext := x.Ext.Present() || x.HasForwardLogicalChannelDependency || x.HasReplacementFor
 	e.PutBool(ext)
 	e.PutBool(x.HasPortNumber)
@@ -4945,6 +5008,12 @@ type OpenLogicalChannelReverseLogicalChannelParameters struct {
 func (x *OpenLogicalChannelReverseLogicalChannelParameters) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "OpenLogicalChannelReverseLogicalChannelParameters")
+	}
+	if !x.HasReverseLogicalChannelDependency && (x.ReverseLogicalChannelDependency != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "reverseLogicalChannelDependency")
+	}
+	if !x.HasReplacementFor && (x.ReplacementFor != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "replacementFor")
 	}
 	ext := x.Ext.Present() || x.HasReverseLogicalChannelDependency || x.HasReplacementFor
 	e.PutBool(ext)
@@ -6692,6 +6761,9 @@ func (x *RedundancyEncodingRtpRedundancyEncoding) Encode(e *asn1per.Encoder) err
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "RedundancyEncodingRtpRedundancyEncoding")
 	}
+	if !x.HasSecondary && (len(x.Secondary) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "secondary")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.Primary != nil)
@@ -6847,6 +6919,9 @@ type FECDataRfc2733 struct {
 func (x *FECDataRfc2733) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "FECDataRfc2733")
+	}
+	if !x.HasFecScheme && (len(x.FecScheme) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "fecScheme")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -7427,6 +7502,12 @@ type OpenLogicalChannelAckReverseLogicalChannelParameters struct {
 func (x *OpenLogicalChannelAckReverseLogicalChannelParameters) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "OpenLogicalChannelAckReverseLogicalChannelParameters")
+	}
+	if !x.HasPortNumber && (x.PortNumber != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "portNumber")
+	}
+	if !x.HasReplacementFor && (x.ReplacementFor != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "replacementFor")
 	}
 	ext := x.Ext.Present() || x.HasReplacementFor
 	e.PutBool(ext)
@@ -10438,6 +10519,12 @@ type ConferenceRequestRequestTerminalCertificate struct {
 func (x *ConferenceRequestRequestTerminalCertificate) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "ConferenceRequestRequestTerminalCertificate")
+	}
+	if !x.HasCertSelectionCriteria && (len(x.CertSelectionCriteria) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "certSelectionCriteria")
+	}
+	if !x.HasSRandom && (x.SRandom != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "sRandom")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)

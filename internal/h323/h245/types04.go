@@ -334,6 +334,9 @@ func (x *ConferenceResponseTerminalCertificateResponse) Encode(e *asn1per.Encode
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "ConferenceResponseTerminalCertificateResponse")
 	}
+	if !x.HasCertificateResponse && (len(x.CertificateResponse) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "certificateResponse")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.TerminalLabel != nil)
@@ -1267,6 +1270,12 @@ type SendTerminalCapabilitySetSpecificRequest struct {
 func (x *SendTerminalCapabilitySetSpecificRequest) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "SendTerminalCapabilitySetSpecificRequest")
+	}
+	if !x.HasCapabilityTableEntryNumbers && (len(x.CapabilityTableEntryNumbers) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "capabilityTableEntryNumbers")
+	}
+	if !x.HasCapabilityDescriptorNumbers && (len(x.CapabilityDescriptorNumbers) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "capabilityDescriptorNumbers")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -3113,6 +3122,15 @@ type UserInputIndicationSignal struct {
 func (x *UserInputIndicationSignal) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "UserInputIndicationSignal")
+	}
+	if !x.HasDuration && (x.Duration != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "duration")
+	}
+	if !x.HasEncryptedSignalType && (len(x.EncryptedSignalType) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "encryptedSignalType")
+	}
+	if !x.HasAlgorithmOID && (len(x.AlgorithmOID) != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "algorithmOID")
 	}
 	ext := x.Ext.Present() || x.HasRtpPayloadIndication || x.ParamS != nil || x.HasEncryptedSignalType || x.HasAlgorithmOID
 	e.PutBool(ext)
@@ -5364,6 +5382,12 @@ func (x *MiscellaneousCommandTypeVideoFastUpdateMB) Encode(e *asn1per.Encoder) e
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "MiscellaneousCommandTypeVideoFastUpdateMB")
 	}
+	if !x.HasFirstGOB && (x.FirstGOB != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "firstGOB")
+	}
+	if !x.HasFirstMB && (x.FirstMB != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "firstMB")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasFirstGOB)
@@ -6347,6 +6371,12 @@ type UserInputIndicationSignalRtp struct {
 func (x *UserInputIndicationSignalRtp) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "UserInputIndicationSignalRtp")
+	}
+	if !x.HasTimestamp && (x.Timestamp != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "timestamp")
+	}
+	if !x.HasExpirationTime && (x.ExpirationTime != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "expirationTime")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
@@ -7341,6 +7371,9 @@ func (x *DepFECDataRfc2733ModeSeparateStreamDifferentPort) Encode(e *asn1per.Enc
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "DepFECDataRfc2733ModeSeparateStreamDifferentPort")
 	}
+	if !x.HasProtectedPayloadType && (x.ProtectedPayloadType != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "protectedPayloadType")
+	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)
 	e.PutBool(x.HasProtectedPayloadType)
@@ -7485,6 +7518,9 @@ type DepFECModeRfc2733ModeModeSeparateStreamDifferentPort struct {
 func (x *DepFECModeRfc2733ModeModeSeparateStreamDifferentPort) Encode(e *asn1per.Encoder) error {
 	if x == nil {
 		return asn1per.Wrap(asn1per.ErrMissing, "DepFECModeRfc2733ModeModeSeparateStreamDifferentPort")
+	}
+	if !x.HasProtectedPayloadType && (x.ProtectedPayloadType != 0) {
+		return asn1per.Wrap(asn1per.ErrPresence, "protectedPayloadType")
 	}
 	ext := x.Ext.Present()
 	e.PutBool(ext)

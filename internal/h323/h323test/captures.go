@@ -1,6 +1,3 @@
-// Package h323test holds test helpers for the H.323 codecs: reading the
-// reference captures in ../shared/ref/captures through tshark and writing
-// classic pcap files (RFC-less libpcap format) for tshark to dissect.
 package h323test
 
 import (
@@ -17,9 +14,16 @@ import (
 	"github.com/portico-edge/portico/internal/testpeer"
 )
 
-// RefDir returns the shared reference directory ../shared/ref beside the
-// repository root, or "" when it is absent.
+// RefDir returns the shared reference directory: $PORTICO_REF_DIR when set
+// (a git worktree elsewhere than beside ../shared), else ../shared/ref
+// beside the repository root, or "" when it is absent.
 func RefDir() string {
+	if ref := os.Getenv("PORTICO_REF_DIR"); ref != "" {
+		if _, err := os.Stat(ref); err == nil {
+			return ref
+		}
+		return ""
+	}
 	dir, err := os.Getwd()
 	if err != nil {
 		return ""

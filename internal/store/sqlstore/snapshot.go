@@ -66,6 +66,9 @@ func (s *DB) Snapshot(ctx context.Context) (*store.Snapshot, error) {
 	if snap.TURNUsers, err = allRows(ctx, s, tx, "SELECT "+turnCols+" FROM turn_users ORDER BY realm, name", scanTURN); err != nil {
 		return nil, err
 	}
+	if snap.GuardBlocks, err = allRows(ctx, s, tx, "SELECT "+guardCols+" FROM guard_blocks ORDER BY source", scanGuardBlock); err != nil {
+		return nil, err
+	}
 	if snap.RegistrationEvents, err = allRows(ctx, s, tx, "SELECT "+regCols+" FROM registration_events ORDER BY id", scanReg); err != nil {
 		return nil, err
 	}
@@ -87,7 +90,7 @@ const (
 
 // tables lists every table in an order that respects foreign keys when
 // inserting (users before tokens); deletion runs it backwards.
-var tables = []string{"config_versions", "users", "tokens", "audit", "certificates", "turn_users", "registration_events", "calls", "events"}
+var tables = []string{"config_versions", "users", "tokens", "audit", "certificates", "turn_users", "guard_blocks", "registration_events", "calls", "events"}
 
 // Restore replaces every table with the snapshot's rows in one transaction:
 // any failure rolls back and leaves the store as it was. On PostgreSQL the
@@ -194,6 +197,12 @@ func (s *DB) Restore(ctx context.Context, snap *store.Snapshot) error {
 			return insert("turn_users", turnCols, len(snap.TURNUsers), func(i int) (string, []any) {
 				u := snap.TURNUsers[i]
 				return u.Realm + "/" + u.Name, []any{u.Realm, u.Name, nonNilBytes(u.Key), us(u.CreatedAt)}
+			})
+		},
+		func() error {
+			return insert("guard_blocks", guardCols, len(snap.GuardBlocks), func(i int) (string, []any) {
+				b := snap.GuardBlocks[i]
+				return b.Source, []any{b.Source, b.Reason, us(b.CreatedAt), us(b.ExpiresAt)}
 			})
 		},
 		func() error {

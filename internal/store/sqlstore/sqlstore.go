@@ -453,6 +453,40 @@ func (s *DB) DeleteTURNUser(ctx context.Context, realm, name string) error {
 	return s.mustAffect(ctx, fmt.Sprintf("delete turn user %q in realm %q", name, realm), "DELETE FROM turn_users WHERE realm = ? AND name = ?", realm, name)
 }
 
+const guardCols = "source, reason, created_at, expires_at"
+
+func scanGuardBlock(sc interface{ Scan(...any) error }) (store.GuardBlock, error) {
+	var b store.GuardBlock
+	var created, expires int64
+	err := sc.Scan(&b.Source, &b.Reason, &created, &expires)
+	b.CreatedAt, b.ExpiresAt = fromUS(created), fromUS(expires)
+	return b, err
+}
+
+// PutGuardBlock inserts or replaces a manual guard block by source.
+func (s *DB) PutGuardBlock(ctx context.Context, b store.GuardBlock) error {
+	_, err := s.exec(ctx, "put guard block", "INSERT INTO guard_blocks ("+guardCols+") VALUES (?, ?, ?, ?) "+
+		"ON CONFLICT (source) DO UPDATE SET reason = excluded.reason, created_at = excluded.created_at, expires_at = excluded.expires_at",
+		b.Source, b.Reason, us(b.CreatedAt), us(b.ExpiresAt))
+	return err
+}
+
+// GuardBlocks lists the manual guard blocks by source.
+func (s *DB) GuardBlocks(ctx context.Context) ([]store.GuardBlock, error) {
+	return list(ctx, s, "guard blocks", "SELECT "+guardCols+" FROM guard_blocks ORDER BY source", nil, scanGuardBlock)
+}
+
+// DeleteGuardBlock removes a manual guard block.
+func (s *DB) DeleteGuardBlock(ctx context.Context, source string) error {
+	return s.mustAffect(ctx, fmt.Sprintf("delete guard block %q", source), "DELETE FROM guard_blocks WHERE source = ?", source)
+}
+
+// DeleteExpiredGuardBlocks removes the manual guard blocks that ended
+// before now.
+func (s *DB) DeleteExpiredGuardBlocks(ctx context.Context, now time.Time) (int64, error) {
+	return s.exec(ctx, "delete expired guard blocks", "DELETE FROM guard_blocks WHERE expires_at < ?", us(now))
+}
+
 // ---- history
 
 // maxLimit caps every list query.

@@ -31,6 +31,7 @@ func Run(t *testing.T, open Open) {
 		{"users", testUsers},
 		{"tokens", testTokens},
 		{"certificates and turn users", testCertsTURN},
+		{"guard blocks", testGuardBlocks},
 		{"history", testHistory},
 		{"history search and paging", testHistoryQueries},
 		{"snapshot and restore", testSnapshotRestore},
@@ -295,6 +296,39 @@ func testCertsTURN(t *testing.T, st store.Store) {
 	}
 }
 
+func testGuardBlocks(t *testing.T, st store.Store) {
+	c := ctx(t)
+	net := store.GuardBlock{Source: "203.0.113.0/24", Reason: "abuse", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	addr := store.GuardBlock{Source: "198.51.100.7/32", Reason: "manual", CreatedAt: t0, ExpiresAt: t0.Add(time.Minute)}
+	for _, b := range []store.GuardBlock{net, addr} {
+		if err := st.PutGuardBlock(c, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := st.GuardBlocks(c); err != nil || !reflect.DeepEqual(got, []store.GuardBlock{addr, net}) {
+		t.Fatalf("GuardBlocks = %+v, %v", got, err)
+	}
+	net.Reason, net.ExpiresAt = "longer", t0.Add(2*time.Hour)
+	if err := st.PutGuardBlock(c, net); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.GuardBlocks(c); len(got) != 2 || !reflect.DeepEqual(got[1], net) {
+		t.Errorf("GuardBlocks after replacing one = %+v", got)
+	}
+	if n, err := st.DeleteExpiredGuardBlocks(c, t0.Add(30*time.Minute)); err != nil || n != 1 {
+		t.Errorf("DeleteExpiredGuardBlocks = %d, %v; want the one ended", n, err)
+	}
+	if err := st.DeleteGuardBlock(c, net.Source); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteGuardBlock(c, net.Source); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("second DeleteGuardBlock = %v", err)
+	}
+	if got, err := st.GuardBlocks(c); err != nil || len(got) != 0 {
+		t.Errorf("GuardBlocks after removing all = %+v, %v", got, err)
+	}
+}
+
 func call(i int) store.CallRecord {
 	start := t0.Add(time.Duration(i) * time.Minute)
 	return store.CallRecord{
@@ -374,6 +408,7 @@ func Seed(t *testing.T, st store.Store) {
 	must(st.CreateToken(c, store.Token{ID: "t1", Hash: hash(1), User: "alice", Kind: store.TokenAPI, Name: "ci", CreatedAt: t0}))
 	must(st.PutCertificate(c, store.Certificate{Name: "edge", CertPEM: []byte("C"), KeyPEM: []byte("K"), CreatedAt: t0}))
 	must(st.PutTURNUser(c, store.TURNUser{Realm: "portico", Name: "guest", Key: []byte{9}, CreatedAt: t0}))
+	must(st.PutGuardBlock(c, store.GuardBlock{Source: "203.0.113.0/24", Reason: "abuse", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}))
 	for i := 0; i < 5; i++ {
 		must(st.AddCall(c, call(i)))
 		must(st.AddRegistrationEvent(c, store.RegistrationEvent{Time: t0, Protocol: "h323", AOR: "1001", Kind: "registered"}))
@@ -389,7 +424,7 @@ func testSnapshotRestore(t *testing.T, st store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(snap.Calls) != 5 || len(snap.Audit) != 5 || len(snap.ConfigVersions) != 1 || snap.SchemaVersion < 1 {
+	if len(snap.Calls) != 5 || len(snap.Audit) != 5 || len(snap.ConfigVersions) != 1 || len(snap.GuardBlocks) != 1 || snap.SchemaVersion < 1 {
 		t.Fatalf("snapshot counts: calls %d audit %d config %d", len(snap.Calls), len(snap.Audit), len(snap.ConfigVersions))
 	}
 	// A restore that fails half way replaces nothing.
