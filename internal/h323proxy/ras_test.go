@@ -327,7 +327,7 @@ func facility(t *testing.T, callID []byte) []byte {
 	ui := h225.H323UserInformation{H323UuPdu: h225.H323UUPDU{H323MessageBody: h225.H323UUPDUH323MessageBody{
 		Choice: h225.H323UUPDUH323MessageBody_Facility,
 		Facility: &h225.FacilityUUIE{ProtocolIdentifier: h225.ProtocolIdentifier(h225.ProtocolV7),
-			ConferenceID:   h225.ConferenceIdentifier(make([]byte, 16)),
+			ConferenceID: h225.ConferenceIdentifier(make([]byte, 16)), HasConferenceID: true,
 			Reason:         h225.FacilityReason{Choice: h225.FacilityReason_UndefinedReason},
 			CallIdentifier: &h225.CallIdentifier{Guid: h225.GloballyUniqueID(callID)}},
 	}}}
