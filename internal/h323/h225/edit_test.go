@@ -11,7 +11,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/h245"
-	"github.com/portico-edge/portico/internal/h323/h323test"
+	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 	"github.com/portico-edge/portico/internal/h323/h323test/sample"
 	"github.com/portico-edge/portico/internal/h323/q931"
 	"github.com/portico-edge/portico/internal/h323/ras"
@@ -95,15 +95,15 @@ func captured(t testing.TB) [][]byte {
 	var out [][]byte
 	s, _ := sample.SetupUUIE().Marshal()
 	out = append(out, s)
-	if h323test.RefDir() == "" {
+	if capture.RefDir() == "" {
 		return out
 	}
-	files := h323test.Captures(t)
+	files := capture.Captures(t)
 	for _, f := range []string{"gk-h323plus.pcapng", "gk-ooh323c.pcapng", "gk-h323plus-notunnel.pcapng"} {
-		files = append(files, filepath.Join(h323test.RefDir(), "captures", "gnugk", f))
+		files = append(files, filepath.Join(capture.RefDir(), "captures", "gnugk", f))
 	}
 	for _, file := range files {
-		for _, p := range h323test.TPKTPackets(t, file, "q931 && tcp.len>0 && !tcp.analysis.retransmission") {
+		for _, p := range capture.TPKTPackets(t, file, "q931 && tcp.len>0 && !tcp.analysis.retransmission") {
 			if p.Partial || p.Malformed {
 				continue
 			}
@@ -319,7 +319,7 @@ func TestTsharkDissectsBuilders(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "facility.pcap")
-	w, err := h323test.NewPcap(path)
+	w, err := capture.NewPcap(path)
 	if err != nil {
 		t.Fatal(err)
 	}

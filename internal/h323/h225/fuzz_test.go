@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/portico-edge/portico/internal/h323/h323test"
+	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 	"github.com/portico-edge/portico/internal/h323/q931"
 )
 
@@ -55,17 +55,17 @@ func FuzzH323UserInformation(f *testing.F) {
 // captures in ../shared/ref when that directory is present. The captures
 // are read where they lie, never copied into the repository.
 func addCaptureSeeds(f *testing.F, ras bool) {
-	if h323test.RefDir() == "" {
+	if capture.RefDir() == "" {
 		return
 	}
-	for _, file := range h323test.Captures(f) {
+	for _, file := range capture.Captures(f) {
 		if ras {
-			for _, fr := range h323test.Frames(f, file, "udp.port==1719") {
+			for _, fr := range capture.Frames(f, file, "udp.port==1719") {
 				f.Add(fr.Payload)
 			}
 			continue
 		}
-		for _, p := range h323test.TPKTPackets(f, file, SignallingFilter) {
+		for _, p := range capture.TPKTPackets(f, file, SignallingFilter) {
 			m, err := q931.Parse(p.Payload)
 			if err != nil {
 				continue

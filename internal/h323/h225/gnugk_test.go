@@ -5,14 +5,14 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/portico-edge/portico/internal/h323/h323test"
+	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 	"github.com/portico-edge/portico/internal/h323/q931"
 )
 
 // gnugkCaptures lists the GnuGk captures (H.460.18/19, a proxying
 // gatekeeper, h323plus and ooh323c endpoints), or skips.
 func gnugkCaptures(t testing.TB) []string {
-	ref := h323test.RefDir()
+	ref := capture.RefDir()
 	if ref == "" {
 		t.Skip("../shared/ref beside the repository is absent (set PORTICO_REF_DIR): no reference captures")
 	}
@@ -31,7 +31,7 @@ func TestGnuGkRoundTrip(t *testing.T) {
 	var ras, uuie int
 	for _, file := range gnugkCaptures(t) {
 		base := filepath.Base(file)
-		for _, fr := range h323test.Frames(t, file, "h225 && udp") {
+		for _, fr := range capture.Frames(t, file, "h225 && udp") {
 			var m RasMessage
 			if err := m.Unmarshal(fr.Payload); err != nil {
 				t.Errorf("%s/%d: RAS decode: %v", base, fr.Num, err)
@@ -43,7 +43,7 @@ func TestGnuGkRoundTrip(t *testing.T) {
 			}
 			ras++
 		}
-		for _, p := range h323test.TPKTPackets(t, file, "q931 && tcp.len>0 && !tcp.analysis.retransmission") {
+		for _, p := range capture.TPKTPackets(t, file, "q931 && tcp.len>0 && !tcp.analysis.retransmission") {
 			if p.Partial || p.Malformed {
 				continue
 			}

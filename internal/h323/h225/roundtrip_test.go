@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/portico-edge/portico/internal/h323/h323test"
+	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 )
 
 // TestRASRoundTrip decodes every RAS message of the reference captures and
@@ -12,8 +12,8 @@ import (
 // Frames tshark itself reports as malformed (truncated) must fail to decode.
 func TestRASRoundTrip(t *testing.T) {
 	total := 0
-	for _, file := range h323test.Captures(t) {
-		for _, fr := range h323test.Frames(t, file, "udp.port==1719") {
+	for _, file := range capture.Captures(t) {
+		for _, fr := range capture.Frames(t, file, "udp.port==1719") {
 			t.Run(fr.File+"/"+itoa(fr.Num), func(t *testing.T) {
 				var m RasMessage
 				err := m.Unmarshal(fr.Payload)

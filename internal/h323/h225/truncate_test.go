@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/portico-edge/portico/internal/asn1per"
-	"github.com/portico-edge/portico/internal/h323/h323test"
+	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 	"github.com/portico-edge/portico/internal/h323/q931"
 )
 
@@ -17,15 +17,15 @@ import (
 func TestTruncatedSaysTruncated(t *testing.T) {
 	var msgs [][]byte
 	kinds := map[int]bool{} // index -> RAS
-	files := append(h323test.Captures(t), gnugkCaptures(t)...)
+	files := append(capture.Captures(t), gnugkCaptures(t)...)
 	for _, file := range files {
-		for _, fr := range h323test.Frames(t, file, "h225 && udp") {
+		for _, fr := range capture.Frames(t, file, "h225 && udp") {
 			if !fr.Malformed {
 				kinds[len(msgs)] = true
 				msgs = append(msgs, fr.Payload)
 			}
 		}
-		for _, p := range h323test.TPKTPackets(t, file, "q931 && tcp.len>0 && !tcp.analysis.retransmission") {
+		for _, p := range capture.TPKTPackets(t, file, "q931 && tcp.len>0 && !tcp.analysis.retransmission") {
 			if p.Partial || p.Malformed {
 				continue
 			}

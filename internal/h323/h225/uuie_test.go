@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/portico-edge/portico/internal/h323/h323test"
+	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 	"github.com/portico-edge/portico/internal/h323/q931"
 )
 
@@ -18,8 +18,8 @@ const SignallingFilter = "tcp.port==1720 && tcp.len>0 && !tcp.analysis.retransmi
 // H323-UserInformation of each user-user IE.
 func TestUUIERoundTrip(t *testing.T) {
 	total := 0
-	for _, file := range h323test.Captures(t) {
-		for _, p := range h323test.TPKTPackets(t, file, SignallingFilter) {
+	for _, file := range capture.Captures(t) {
+		for _, p := range capture.TPKTPackets(t, file, SignallingFilter) {
 			t.Run(filepath.Base(file)+"/"+itoa(p.Frame), func(t *testing.T) {
 				m, err := q931.Parse(p.Payload)
 				if p.Partial || p.Malformed {

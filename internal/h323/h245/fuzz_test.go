@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/portico-edge/portico/internal/h323/h245"
-	"github.com/portico-edge/portico/internal/h323/h323test"
+	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 )
 
 // FuzzMultimediaSystemControlMessage requires that anything that decodes
@@ -14,7 +14,7 @@ func FuzzMultimediaSystemControlMessage(f *testing.F) {
 	f.Add([]byte{0x00})
 	// The reference captures in ../shared/ref, when present, seed the
 	// target; they are read where they lie, never copied in.
-	if h323test.RefDir() != "" {
+	if capture.RefDir() != "" {
 		seen := map[string]bool{}
 		for _, v := range vectors(f) {
 			if !v.olc && !v.bad && !seen[string(v.payload)] {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/h245"
-	"github.com/portico-edge/portico/internal/h323/h323test"
+	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 	"github.com/portico-edge/portico/internal/h323/q931"
 )
 
@@ -56,7 +56,7 @@ func collect(v reflect.Value, names map[string]bool, out *[]struct {
 	}
 }
 
-func vectors(t testing.TB) []vector { return vectorsOf(t, h323test.Captures(t), signalling) }
+func vectors(t testing.TB) []vector { return vectorsOf(t, capture.Captures(t), signalling) }
 
 // vectorsOf collects the H.245 encodings of files: separate H.245
 // connections, and the fastStart and tunnelled elements of the call
@@ -66,10 +66,10 @@ func vectorsOf(t testing.TB, files []string, sigFilter string) []vector {
 	names := map[string]bool{"FastStart": true, "H245Control": true, "ParallelH245Control": true}
 	for _, file := range files {
 		base := filepath.Base(file)
-		for _, p := range h323test.TPKTPackets(t, file, "h245 && !q931 && tcp.len>0 && !tcp.analysis.retransmission") {
+		for _, p := range capture.TPKTPackets(t, file, "h245 && !q931 && tcp.len>0 && !tcp.analysis.retransmission") {
 			vs = append(vs, vector{name: fmt.Sprintf("%s/%d/tcp", base, p.Frame), payload: p.Payload, bad: p.Partial || p.Malformed})
 		}
-		for _, p := range h323test.TPKTPackets(t, file, sigFilter) {
+		for _, p := range capture.TPKTPackets(t, file, sigFilter) {
 			if p.Partial || p.Malformed {
 				continue
 			}
@@ -106,7 +106,7 @@ func TestRoundTrip(t *testing.T) { roundTrip(t, vectors(t), 1, 20) }
 // TestGnuGkRoundTrip does the same for the GnuGk captures: H.460.18/19
 // traversal through a proxying gatekeeper, tunnelled and separate H.245.
 func TestGnuGkRoundTrip(t *testing.T) {
-	ref := h323test.RefDir()
+	ref := capture.RefDir()
 	if ref == "" {
 		t.Skip("../shared/ref beside the repository is absent (set PORTICO_REF_DIR): no reference captures")
 	}

@@ -92,7 +92,6 @@ type Call struct {
 	mu        sync.Mutex
 	h245      *sigConn // separate H.245 connection
 	h245ln    net.Listener
-	tcsAcked  bool
 	opened    bool
 	connected chan struct{}
 	done      chan struct{}

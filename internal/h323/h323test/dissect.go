@@ -53,7 +53,7 @@ func (r *Recorder) Dissect(t testing.TB, args ...string) []Dissected {
 	t.Helper()
 	r.mu.Lock()
 	if r.w != nil {
-		r.w.f.Sync()
+		r.w.Sync()
 	}
 	r.mu.Unlock()
 	return Dissect(t, r.path, append(r.DecodeAs(), args...)...)

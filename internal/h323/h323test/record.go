@@ -8,6 +8,8 @@ import (
 	"sort"
 	"sync"
 	"testing"
+
+	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 )
 
 // Recorder writes what the simulator components send into one pcap file,
@@ -20,7 +22,7 @@ import (
 // A nil *Recorder records nothing.
 type Recorder struct {
 	mu    sync.Mutex
-	w     *PcapWriter
+	w     *capture.PcapWriter
 	path  string
 	ports map[int]string // port -> decode-as protocol
 	n     int
@@ -31,7 +33,7 @@ type Recorder struct {
 func NewRecorder(t testing.TB) *Recorder {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "h323.pcap")
-	w, err := NewPcap(path)
+	w, err := capture.NewPcap(path)
 	if err != nil {
 		t.Fatalf("h323test: recorder: %v", err)
 	}

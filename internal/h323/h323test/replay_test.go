@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/portico-edge/portico/internal/h323/h225"
+	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 	"github.com/portico-edge/portico/internal/h323/ras"
 )
 
@@ -14,7 +15,7 @@ import (
 // when the reference directory is absent.
 func refCapture(t *testing.T, name string) string {
 	t.Helper()
-	ref := RefDir()
+	ref := capture.RefDir()
 	if ref == "" {
 		t.Skip("../shared/ref beside the repository is absent: no reference captures")
 	}
@@ -37,7 +38,7 @@ func TestGatekeeperAcceptsCapturedRRQs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := refCapture(t, tc.file)
-			frames := Frames(t, file, "h225.RasMessage == 3 && !_ws.malformed"+tc.filter)
+			frames := capture.Frames(t, file, "h225.RasMessage == 3 && !_ws.malformed"+tc.filter)
 			if len(frames) == 0 {
 				t.Fatal("no RRQ in the capture")
 			}
@@ -94,7 +95,7 @@ func TestGatekeeperAcceptsCapturedRRQs(t *testing.T) {
 // that connection.
 func TestEndpointAnswersCapturedSCI(t *testing.T) {
 	file := refCapture(t, "gnugk/gk-h323plus.pcapng")
-	scis := Frames(t, file, "h225.RasMessage == 30")
+	scis := capture.Frames(t, file, "h225.RasMessage == 30")
 	if len(scis) == 0 {
 		t.Fatal("no SCI in the capture")
 	}
@@ -106,7 +107,7 @@ func TestEndpointAnswersCapturedSCI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	facilities := TPKTPackets(t, file, "q931.message_type == 0x62 && !tcp.analysis.retransmission")
+	facilities := capture.TPKTPackets(t, file, "q931.message_type == 0x62 && !tcp.analysis.retransmission")
 	if len(facilities) == 0 {
 		t.Fatal("no Facility in the capture")
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/portico-edge/portico/internal/asn1per"
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/h245"
-	"github.com/portico-edge/portico/internal/h323/h323test"
+	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 	"github.com/portico-edge/portico/internal/h323/h460"
 	"github.com/portico-edge/portico/internal/h323/q931"
 	"github.com/portico-edge/portico/internal/testpeer"
@@ -152,12 +152,12 @@ func TestSetTraversal(t *testing.T) {
 // carried each: those on separate H.245 connections and those tunnelled in
 // the call signalling.
 func h245Messages(t testing.TB, file string) (frames []int, msgs [][]byte) {
-	for _, p := range h323test.TPKTPackets(t, file, "h245 && !q931 && tcp.len>0 && !tcp.analysis.retransmission") {
+	for _, p := range capture.TPKTPackets(t, file, "h245 && !q931 && tcp.len>0 && !tcp.analysis.retransmission") {
 		if !p.Partial && !p.Malformed {
 			frames, msgs = append(frames, p.Frame), append(msgs, p.Payload)
 		}
 	}
-	for _, p := range h323test.TPKTPackets(t, file, "q931 && tcp.len>0 && !tcp.analysis.retransmission") {
+	for _, p := range capture.TPKTPackets(t, file, "q931 && tcp.len>0 && !tcp.analysis.retransmission") {
 		m, err := q931.Parse(p.Payload)
 		if err != nil {
 			continue
@@ -178,7 +178,7 @@ func h245Messages(t testing.TB, file string) (frames []int, msgs [][]byte) {
 }
 
 func gnugk(t testing.TB) []string {
-	ref := h323test.RefDir()
+	ref := capture.RefDir()
 	if ref == "" {
 		t.Skip("../shared/ref beside the repository is absent (set PORTICO_REF_DIR): no reference captures")
 	}
@@ -294,7 +294,7 @@ func TestTsharkDissectsOurs(t *testing.T) {
 		Response: &h245.ResponseMessage{Choice: h245.ResponseMessage_OpenLogicalChannelAck, OpenLogicalChannelAck: ack}}
 	ind := h460.Indication{CallID: [16]byte{0xde, 0xad}, AnswerCall: true}.Message()
 	path := filepath.Join(t.TempDir(), "h460.pcap")
-	w, err := h323test.NewPcap(path)
+	w, err := capture.NewPcap(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/asn1per"
 	"github.com/portico-edge/portico/internal/h323/h225"
-	"github.com/portico-edge/portico/internal/h323/h323test"
+	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 )
 
 // TestFeatures builds an RRQ announcing H.460.18, .19, .23 and .24 and
@@ -152,8 +152,8 @@ func TestIncomingCall(t *testing.T) {
 // reference captures (read where they lie in ../shared/ref).
 func TestCapturedH46018(t *testing.T) {
 	n := 0
-	for _, file := range h323test.Captures(t) {
-		for _, fr := range h323test.Frames(t, file, "h225.registrationRequest_element and h225.standard == 18") {
+	for _, file := range capture.Captures(t) {
+		for _, fr := range capture.Frames(t, file, "h225.registrationRequest_element and h225.standard == 18") {
 			m, err := Parse(fr.Payload)
 			if err != nil {
 				t.Errorf("%s frame %d: %v", fr.File, fr.Num, err)

@@ -7,7 +7,7 @@ import (
 	"github.com/portico-edge/portico/internal/asn1per"
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/h245"
-	"github.com/portico-edge/portico/internal/h323/h323test"
+	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 )
 
 func mustMarshal(b *testing.B, f func() ([]byte, error)) []byte {
@@ -76,12 +76,12 @@ func BenchmarkRRQEncode(b *testing.B) { benchEncode(b, RRQ()) }
 // reference captures (an H.460.18 keep-alive RRQ from a Tandberg endpoint),
 // read from ../shared/ref where it lies.
 func BenchmarkRRQDecodeCaptured(b *testing.B) {
-	if h323test.RefDir() == "" {
+	if capture.RefDir() == "" {
 		b.Skip("../shared/ref is absent: no reference captures to decode")
 	}
 	var in []byte
-	for _, file := range h323test.Captures(b) {
-		for _, fr := range h323test.Frames(b, file, "h225.registrationRequest_element") {
+	for _, file := range capture.Captures(b) {
+		for _, fr := range capture.Frames(b, file, "h225.registrationRequest_element") {
 			if len(fr.Payload) > len(in) {
 				in = fr.Payload
 			}

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/portico-edge/portico/internal/h323/h225"
-	"github.com/portico-edge/portico/internal/h323/h323test"
+	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 	"github.com/portico-edge/portico/internal/h323/ras"
 	"github.com/portico-edge/portico/internal/testpeer"
 )
@@ -63,7 +63,7 @@ func TestTsharkRAS(t *testing.T) {
 		{ras.SCR(sci.ServiceControlIndication, h225.ServiceControlResponseResult_Started, nil), true, nil},
 	}
 	path := filepath.Join(t.TempDir(), "ras.pcap")
-	w, err := h323test.NewPcap(path)
+	w, err := capture.NewPcap(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portico-edge/portico/internal/h323/h323test"
+	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 	"github.com/portico-edge/portico/internal/h323/q931"
 	"github.com/portico-edge/portico/internal/testpeer"
 )
@@ -20,7 +20,7 @@ const h245Port = 11000
 // UDP 1719, Q.931 Setup/Connect over TPKT on TCP 1720, and an H.245
 // OpenLogicalChannel over TPKT on TCP h245Port.
 func writeCapture(t *testing.T, path string) {
-	w, err := h323test.NewPcap(path)
+	w, err := capture.NewPcap(path)
 	if err != nil {
 		t.Fatal(err)
 	}

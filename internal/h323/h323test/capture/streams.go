@@ -1,4 +1,4 @@
-package h323test
+package capture
 
 import (
 	"encoding/binary"

@@ -1,4 +1,8 @@
-package h323test
+// Package capture reads the shared H.323 reference captures (pcap files
+// dissected by tshark) and writes pcap files, for the codec's tests and the
+// H.323 test stand-ins. It imports no codec package, so the codec's own
+// tests can use it.
+package capture
 
 import (
 	"bufio"

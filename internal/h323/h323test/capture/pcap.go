@@ -1,4 +1,4 @@
-package h323test
+package capture
 
 import (
 	"encoding/binary"
@@ -40,6 +40,10 @@ func NewPcap(path string) (*PcapWriter, error) {
 
 // Close closes the file.
 func (w *PcapWriter) Close() error { return w.f.Close() }
+
+// Sync flushes what was written to the disk, so that tshark can read the
+// file while it is still being written.
+func (w *PcapWriter) Sync() error { return w.f.Sync() }
 
 func checksum(sum uint32, b []byte) uint32 {
 	for i := 0; i+1 < len(b); i += 2 {
