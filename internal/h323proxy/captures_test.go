@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/portico-edge/portico/internal/h323/h225"
-	"github.com/portico-edge/portico/internal/h323/h323test"
+	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 	"github.com/portico-edge/portico/internal/h323/ras"
 )
 
@@ -17,7 +17,7 @@ import (
 // inside gets Portico's addresses, and the RCF sent outside carries none
 // of the captured gatekeeper's addresses or identifiers.
 func TestCapturedRegistrationsRelayed(t *testing.T) {
-	ref := h323test.RefDir()
+	ref := capture.RefDir()
 	if ref == "" {
 		t.Skip("../shared/ref beside the repository is absent: no reference captures")
 	}
@@ -26,8 +26,8 @@ func TestCapturedRegistrationsRelayed(t *testing.T) {
 	var relayed int
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
-			rrqs := h323test.Frames(t, file, "h225.RasMessage == 3")
-			rcfs := h323test.Frames(t, file, "h225.RasMessage == 4")
+			rrqs := capture.Frames(t, file, "h225.RasMessage == 3")
+			rcfs := capture.Frames(t, file, "h225.RasMessage == 4")
 			h := newHarness(t, nil)
 			next := 0
 			for _, f := range rrqs {

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/portico-edge/portico/internal/h323/h225"
-	"github.com/portico-edge/portico/internal/h323/h323test"
+	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 	"github.com/portico-edge/portico/internal/h323/ras"
 	"github.com/portico-edge/portico/internal/testpeer"
 )
@@ -44,7 +44,7 @@ func TestTsharkDissectsWhatPorticoSends(t *testing.T) {
 	h.ep.expect(h225.RasMessage_ServiceControlIndication)
 
 	file := filepath.Join(t.TempDir(), "outside.pcap")
-	w, err := h323test.NewPcap(file)
+	w, err := capture.NewPcap(file)
 	if err != nil {
 		t.Fatal(err)
 	}
