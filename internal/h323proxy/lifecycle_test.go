@@ -6,6 +6,10 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
+
+	"github.com/portico-edge/portico/internal/h323/h225"
+	"github.com/portico-edge/portico/internal/h323/ras"
 
 	"github.com/portico-edge/portico/internal/testpeer"
 )
@@ -112,5 +116,51 @@ func TestRunServesSignalling(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run = %v", err)
+	}
+}
+
+// TestReloadWhileServing: Reload applies live values while both sockets
+// carry traffic (run under -race), and names what needs a restart.
+func TestReloadWhileServing(t *testing.T) {
+	h := newHarness(t, nil)
+	h.register("olga", false)
+	h.s.mu.Lock()
+	base := h.s.cfg
+	h.s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 20; i++ {
+			// Unmatched answers from the gatekeeper's address, and GRQs.
+			h.gk.send(h.in, ras.UCF(&h225.UnregistrationRequest{RequestSeqNum: h225.RequestSeqNum(60000 + i)}))
+			h.ep.send(h.ext, ras.GRQ(i+1, endpoint("olga", false)))
+		}
+	}()
+	// Reload until the traffic is sent and the server answered the last
+	// GRQ, so reloads and handling overlap.
+	reload := func(i int) {
+		next := base
+		next.TimeToLive = time.Duration(100+i%50) * time.Second
+		if restart, err := h.s.Reload(next); err != nil || len(restart) != 0 {
+			t.Errorf("Reload = %v, %v", restart, err)
+		}
+	}
+	for i := 0; ; i++ {
+		reload(i)
+		select {
+		case <-done:
+		default:
+			continue
+		}
+		break
+	}
+	for i := 0; i < 20; i++ {
+		reload(i)
+		h.ep.expect(h225.RasMessage_GatekeeperConfirm)
+	}
+	next := base
+	next.Gatekeeper = netip.MustParseAddrPort("127.0.0.9:1719")
+	if restart, err := h.s.Reload(next); err != nil || len(restart) != 1 || restart[0] != "h323.gatekeeper" {
+		t.Errorf("Reload(new gatekeeper) = %v, %v", restart, err)
 	}
 }

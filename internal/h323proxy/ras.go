@@ -566,7 +566,7 @@ func (s *Server) outsideAnswer(src netip.AddrPort, m *h225.RasMessage) {
 
 // handleInternal handles one datagram from the inside gatekeeper.
 func (s *Server) handleInternal(src netip.AddrPort, b []byte) {
-	if src.Addr().Unmap() != s.cfg.Gatekeeper.Addr().Unmap() {
+	if src.Addr().Unmap() != s.gk.Addr().Unmap() { // s.gk never changes: read without the lock
 		s.m.dropped.WithLabelValues(Internal, "unknown_source").Inc()
 		return
 	}

@@ -68,6 +68,8 @@ type Server struct {
 	m    *metrics
 	now  func() time.Time
 
+	gk netip.AddrPort // cfg.Gatekeeper, which Reload never changes
+
 	mu         sync.Mutex
 	ext, in    net.PacketConn
 	extAddr    netip.AddrPort // Portico's outside RAS address as announced
@@ -118,7 +120,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		deps.Now = time.Now
 	}
 	s := &Server{
-		cfg: cfg, deps: deps, now: deps.Now,
+		cfg: cfg, deps: deps, now: deps.Now, gk: cfg.Gatekeeper,
 		log:        deps.Logger.With("component", "h323"),
 		m:          newMetrics(deps.Registerer),
 		regs:       newTable(cfg.MaxRegistrations),

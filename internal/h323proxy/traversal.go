@@ -57,7 +57,7 @@ func (s *Server) Connect(ctx context.Context, ep Endpoint, callID [16]byte) (net
 		return nil, fmt.Errorf("h323proxy: connect: %w", err)
 	}
 	sci := ras.SCI(int(seq), ras.Supported(g))
-	dst := r.src
+	dst, connectWait := r.src, s.cfg.RequestTimeout
 	s.send(External, dst, sci)
 	s.mu.Unlock()
 	defer func() {
@@ -80,7 +80,7 @@ func (s *Server) Connect(ctx context.Context, ep Endpoint, callID [16]byte) (net
 		case <-scr:
 			// Answered: the endpoint has RequestTimeout to connect.
 			answered, scr = true, nil
-			t.Reset(s.cfg.RequestTimeout)
+			t.Reset(connectWait)
 		case <-t.C:
 			if answered {
 				s.m.traversal.WithLabelValues("no_connection").Inc()
@@ -92,7 +92,7 @@ func (s *Server) Connect(ctx context.Context, ep Endpoint, callID [16]byte) (net
 			}
 			tries++
 			s.mu.Lock()
-			p.expires = s.now().Add(s.cfg.RequestTimeout)
+			p.expires = s.now().Add(connectWait)
 			s.send(External, dst, sci)
 			s.mu.Unlock()
 			t.Reset(sciInterval)
