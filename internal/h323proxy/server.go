@@ -161,7 +161,7 @@ func (s *Server) AttachSignalling(serve SignalServer) {
 // ends or Close; it returns nil on a clean shutdown.
 func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
-	serve := s.signal
+	serve, cfg := s.signal, s.cfg // Reload may swap s.cfg meanwhile
 	s.mu.Unlock()
 	var lns []net.Listener
 	closeAll := func() {
@@ -170,7 +170,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	if serve != nil {
-		for _, a := range []netip.AddrPort{netip.AddrPortFrom(s.cfg.ExternalRAS.Addr(), s.cfg.ExternalSignalPort), s.cfg.InternalSignal} {
+		for _, a := range []netip.AddrPort{netip.AddrPortFrom(cfg.ExternalRAS.Addr(), cfg.ExternalSignalPort), cfg.InternalSignal} {
 			ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(a))
 			if err != nil {
 				closeAll()
@@ -186,16 +186,16 @@ func (s *Server) Run(ctx context.Context) error {
 		s.Attach(func(ctx context.Context) error { return serve(ctx, ext, true) })
 		s.Attach(func(ctx context.Context) error { return serve(ctx, in, false) })
 	}
-	ext, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(s.cfg.ExternalRAS))
+	ext, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(cfg.ExternalRAS))
 	if err != nil {
 		closeAll()
-		return fmt.Errorf("h323proxy: listen %s: %w", s.cfg.ExternalRAS, err)
+		return fmt.Errorf("h323proxy: listen %s: %w", cfg.ExternalRAS, err)
 	}
-	in, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(s.cfg.InternalRAS))
+	in, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(cfg.InternalRAS))
 	if err != nil {
 		ext.Close()
 		closeAll()
-		return fmt.Errorf("h323proxy: listen %s: %w", s.cfg.InternalRAS, err)
+		return fmt.Errorf("h323proxy: listen %s: %w", cfg.InternalRAS, err)
 	}
 	defer closeAll()
 	return s.Serve(ctx, ext, in)
@@ -230,7 +230,7 @@ func (s *Server) Serve(ctx context.Context, ext, in net.PacketConn) error {
 		s.extAddr = ea
 	}
 	s.mu.Unlock()
-	s.log.Info("serving", "external", ext.LocalAddr().String(), "internal", in.LocalAddr().String(), "gatekeeper", s.cfg.Gatekeeper)
+	s.log.Info("serving", "external", ext.LocalAddr().String(), "internal", in.LocalAddr().String(), "gatekeeper", s.gk)
 
 	if s.deps.History != nil {
 		s.wg.Add(1)
