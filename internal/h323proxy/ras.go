@@ -35,7 +35,7 @@ type pending struct {
 // handleExternal handles one datagram from outside.
 func (s *Server) handleExternal(src netip.AddrPort, b []byte) {
 	ip := src.Addr().Unmap()
-	if s.deps.ACL != nil && !s.deps.ACL.Allow(ip) {
+	if s.acl != nil && !s.acl.Allow(ip) {
 		s.m.dropped.WithLabelValues(External, "acl").Inc()
 		return
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/guard"
+	"github.com/portico-edge/portico/internal/policy"
 	"github.com/portico-edge/portico/internal/store"
 )
 
@@ -68,7 +69,8 @@ type Server struct {
 	m    *metrics
 	now  func() time.Time
 
-	gk netip.AddrPort // cfg.Gatekeeper, which Reload never changes
+	gk  netip.AddrPort // cfg.Gatekeeper, which Reload never changes
+	acl ACL            // Deps.ACL, seen from the outside RAS socket; set before serving
 
 	mu         sync.Mutex
 	ext, in    net.PacketConn
@@ -120,7 +122,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		deps.Now = time.Now
 	}
 	s := &Server{
-		cfg: cfg, deps: deps, now: deps.Now, gk: cfg.Gatekeeper,
+		cfg: cfg, deps: deps, now: deps.Now, gk: cfg.Gatekeeper, acl: deps.ACL,
 		log:        deps.Logger.With("component", "h323"),
 		m:          newMetrics(deps.Registerer),
 		regs:       newTable(cfg.MaxRegistrations),
@@ -225,6 +227,12 @@ func (s *Server) Serve(ctx context.Context, ext, in net.PacketConn) error {
 	s.ext, s.in = ext, in
 	s.inAddr = addrOf(in.LocalAddr())
 	ea := addrOf(ext.LocalAddr())
+	if la, ok := s.deps.ACL.(interface {
+		On(netip.AddrPort) *policy.ListenerView
+	}); ok {
+		// policy.acl.listeners narrows the outside RAS socket further.
+		s.acl = la.On(ea)
+	}
 	s.extAddr = netip.AddrPortFrom(s.cfg.PublicAddress, ea.Port())
 	if !s.cfg.PublicAddress.IsValid() || s.cfg.PublicAddress.IsUnspecified() {
 		s.extAddr = ea
