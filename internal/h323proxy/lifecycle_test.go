@@ -10,6 +10,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/ras"
+	"github.com/portico-edge/portico/internal/policy"
 
 	"github.com/portico-edge/portico/internal/testpeer"
 )
@@ -162,5 +163,36 @@ func TestReloadWhileServing(t *testing.T) {
 	next.Gatekeeper = netip.MustParseAddrPort("127.0.0.9:1719")
 	if restart, err := h.s.Reload(next); err != nil || len(restart) != 1 || restart[0] != "h323.gatekeeper" {
 		t.Errorf("Reload(new gatekeeper) = %v, %v", restart, err)
+	}
+}
+
+// TestListenerACL: policy.acl.listeners narrows the outside RAS socket
+// beyond policy.acl.h323.
+func TestListenerACL(t *testing.T) {
+	ext, in := loopbackPair(t)
+	ls, err := policy.Listeners("policy.acl.listeners", []policy.ListenerACL{{Listen: ext.LocalAddr().String(), Deny: []string{"127.0.0.7"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := policy.NewACL("policy.acl.h323", policy.ACLConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acl policy.LiveACL
+	acl.Set(base.WithListeners(ls))
+	s, err := New(testConfig(), Deps{ACL: &acl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ext, in) }()
+	defer func() { cancel(); <-done }()
+	denied, allowed := newPeer(t, netip.MustParseAddr("127.0.0.7")), newPeer(t, netip.MustParseAddr("127.0.0.1"))
+	denied.send(addrOf(ext.LocalAddr()), ras.GRQ(1, endpoint("p", false)))
+	allowed.send(addrOf(ext.LocalAddr()), ras.GRQ(2, endpoint("q", false)))
+	allowed.expect(h225.RasMessage_GatekeeperConfirm)
+	if got := testutilCount(s.m.dropped.WithLabelValues(External, "acl")); got != 1 {
+		t.Errorf("acl drops = %v, want the listener's deny", got)
 	}
 }
