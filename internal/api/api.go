@@ -92,6 +92,8 @@ type Deps struct {
 	SIP func() SIPService
 	// TURN returns the running TURN service, or nil when it is off.
 	TURN func() TURNService
+	// H323 returns the running H.323 edge, or nil when it is off.
+	H323 func() H323Service
 	// Certs holds named certificates.
 	Certs CertService
 	// Guard returns the node's guard (blocks; failed logins are reported
@@ -197,6 +199,7 @@ func (s *Server) routes() {
 
 	s.serviceRoutes()
 	s.sipRoutes()
+	s.h323Routes()
 	s.guardRoutes()
 	s.policyRoutes()
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {

@@ -248,6 +248,12 @@ func New(ctx context.Context, opts Options) (*App, error) {
 			}
 			return a.built.turn
 		},
+		H323: func() api.H323Service {
+			if a.built.h323 == nil {
+				return nil
+			}
+			return a.built.h323
+		},
 		Guard:  func() api.GuardService { return a.built.guard },
 		Policy: func() api.PolicyService { return policyService{a} },
 	})
@@ -781,6 +787,8 @@ func sectionEnabled(cfg *config.Config, sec string) bool {
 		return cfg.TURN.Enabled
 	case "access_proxy":
 		return cfg.AccessProxy.Enabled
+	case "h323":
+		return cfg.H323.Enabled
 	case "media":
 		return cfg.Media.Enabled
 	}

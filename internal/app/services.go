@@ -20,6 +20,7 @@ import (
 	"github.com/portico-edge/portico/internal/config"
 	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/guard"
+	"github.com/portico-edge/portico/internal/h323proxy"
 	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/media/ng"
@@ -62,12 +63,13 @@ type built struct {
 	turn        *turn.Server
 	accessProxy *accessproxy.Server
 	sip         atomic.Pointer[sipedge.Server]
+	h323        *h323proxy.Server
 	guard       *guard.Guard
 	closers     []io.Closer // in build order; close releases them in reverse
-	// sipACL, turnACL and mgmtACL are policy.acl.sip, .turn and
+	// sipACL, turnACL, mgmtACL and h323ACL are policy.acl.sip, .turn,
 	// .management, swapped on reload.
-	sipACL, turnACL, mgmtACL policy.LiveACL
-	reloads                  []reload // one per running service that reloads live
+	sipACL, turnACL, mgmtACL, h323ACL policy.LiveACL
+	reloads                           []reload // one per running service that reloads live
 }
 
 // reload is the contract every service's Reload follows, wired to the
@@ -175,6 +177,33 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		}})
 		out = append(out, &service{name: "sip", run: ss.Run})
 	}
+	if cfg.H323.Enabled {
+		hc, err := cfg.H323.Config(cfg.H323Interfaces())
+		if err != nil {
+			return nil, asConfigErrors(err)
+		}
+		hs, err := h323proxy.New(hc, h323proxy.Deps{Logger: log, Registerer: reg, History: d.hist, Guard: b.guard, ACL: &b.h323ACL, Descriptors: d.fds})
+		if err != nil {
+			return nil, asConfigErrors(err)
+		}
+		b.h323 = hs
+		b.closers = append(b.closers, hs)
+		b.reloads = append(b.reloads, reload{"h323", func(next *config.Config) ([]string, error) {
+			nc, err := next.H323.Config(next.H323Interfaces())
+			if err != nil {
+				return nil, err
+			}
+			return hs.Reload(nc)
+		}})
+		// Hook for the call-signalling proxy (package
+		// h323proxy/callsig): built here with hs as its Registry
+		// (hs.Outside) and Traversal (hs.Connect; its outside listener
+		// hands an H.460.18 endpoint's connection to hs.Arrived after
+		// FacilityCallID), then hs.AttachSignalling(serve) with serve
+		// calling cs.Serve(ctx, ln, callsig.Outside or callsig.Inside):
+		// Run binds both signal_port listeners and serves them beside RAS.
+		out = append(out, &service{name: "h323", run: hs.Run})
+	}
 	if cfg.AccessProxy.Enabled {
 		handlers := map[string]accessproxy.ConnHandler{}
 		if b.turn != nil {
@@ -219,6 +248,10 @@ func (b *built) setACLs(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	h323, err := policy.NewACL("policy.acl.h323", cfg.Policy.ACL.H323)
+	if err != nil {
+		return err
+	}
 	ls, err := policy.Listeners("policy.acl.listeners", cfg.Policy.ACL.Listeners)
 	if err != nil {
 		return err
@@ -226,6 +259,7 @@ func (b *built) setACLs(cfg *config.Config) error {
 	b.sipACL.Set(sip.WithListeners(ls))
 	b.turnACL.Set(turn)
 	b.mgmtACL.Set(mgmt)
+	b.h323ACL.Set(h323.WithListeners(ls))
 	return nil
 }
 

@@ -89,7 +89,7 @@ func TestPortConflicts(t *testing.T) {
 
 // TestReservedSectionsRefused: a section nothing implements cannot be enabled.
 func TestReservedSectionsRefused(t *testing.T) {
-	for _, sec := range []string{"h323", "snmp", "ha", "tunnel"} {
+	for _, sec := range []string{"snmp", "ha", "tunnel"} {
 		t.Run(sec, func(t *testing.T) {
 			_, err := Parse([]byte("version: 1\n" + sec + ":\n  enabled: true\n"))
 			es, ok := AsErrors(err)
@@ -100,5 +100,27 @@ func TestReservedSectionsRefused(t *testing.T) {
 				t.Errorf("enabled: false refused: %v", err)
 			}
 		})
+	}
+}
+
+// TestH323Section: an enabled h323 section with nothing to proxy is
+// refused; its sockets join the overlap check.
+func TestH323Section(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc, path string
+	}{
+		{"no gatekeeper", "h323:\n  enabled: true\n", "h323.gatekeeper"},
+		{"ras port taken by sip", "h323:\n  enabled: true\n  gatekeeper: 10.0.0.5\n  ras_port: 5060\nmedia:\n  enabled: true\nsip:\n  enabled: true\n  listeners:\n    - {interface: external, transport: udp, address: \"127.0.0.1:5060\"}\n  call_servers:\n    - {address: \"10.0.0.6:5060\"}\n", "h323.ras_port"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte("version: 1\n" + tc.doc))
+			es, ok := AsErrors(err)
+			if !ok || !strings.Contains(es.Error(), tc.path) {
+				t.Errorf("Parse = %v, want an error at %s", err, tc.path)
+			}
+		})
+	}
+	if _, err := Parse([]byte("version: 1\nh323:\n  enabled: true\n  gatekeeper: 10.0.0.5:1719\n")); err != nil {
+		t.Errorf("minimal h323 section refused: %v", err)
 	}
 }

@@ -9,7 +9,7 @@
 //
 // The node-wide sections (node, interfaces, store, management, log) are
 // defined here. Each service section is defined by its service package
-// (sipedge.Section, turn.Section, media.Section, accessproxy.Section,
+// (sipedge.Section, h323proxy.Section, turn.Section, media.Section, accessproxy.Section,
 // guard.Config) with its YAML shape, defaults and validation, reporting
 // with the shared config/field errors; this package composes them and adds
 // the checks that span sections (a port two services would bind, SIP
@@ -20,6 +20,7 @@ import (
 	"github.com/portico-edge/portico/internal/accessproxy"
 	"github.com/portico-edge/portico/internal/config/field"
 	"github.com/portico-edge/portico/internal/guard"
+	"github.com/portico-edge/portico/internal/h323proxy"
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/policy"
 	"github.com/portico-edge/portico/internal/sipedge"
@@ -47,7 +48,7 @@ type Config struct {
 	SIP         SIP          `yaml:"sip" json:"sip"`
 	Media       Media        `yaml:"media" json:"media"`
 	TURN        turn.Section `yaml:"turn" json:"turn"`
-	H323        Reserved     `yaml:"h323" json:"h323"`
+	H323        H323         `yaml:"h323" json:"h323"`
 	AccessProxy AccessProxy  `yaml:"access_proxy" json:"access_proxy"`
 	Tunnel      Reserved     `yaml:"tunnel" json:"tunnel"`
 	Policy      Policy       `yaml:"policy" json:"policy"`
@@ -180,3 +181,12 @@ type AccessProxy = accessproxy.Section
 
 // SIP is the sip section, defined by package sipedge.
 type SIP = sipedge.Section
+
+// H323 is the h323 section, defined by package h323proxy.
+type H323 = h323proxy.Section
+
+// H323Interfaces returns the node addresses the h323 section defaults to.
+func (c *Config) H323Interfaces() h323proxy.Interfaces {
+	return h323proxy.Interfaces{External: c.Interfaces.External.Address, Public: c.Interfaces.External.PublicAddress,
+		Internal: c.Interfaces.Internal.Address}
+}

@@ -103,6 +103,15 @@ func (c *Config) sockets() []socket {
 			add(fmt.Sprintf("sip.listeners[%d].address", i), tr, l.Address)
 		}
 	}
+	if c.H323.Enabled {
+		udp, tcp := c.H323.Sockets(c.H323Interfaces())
+		for _, a := range udp {
+			out = append(out, socket{path: "h323.ras_port", transport: "udp", addr: a.Addr(), min: int(a.Port()), max: int(a.Port())})
+		}
+		for _, a := range tcp {
+			out = append(out, socket{path: "h323.signal_port", transport: "tcp", addr: a.Addr(), min: int(a.Port()), max: int(a.Port())})
+		}
+	}
 	if ap := &c.AccessProxy; ap.Enabled {
 		add("access_proxy.listen", "tcp", ap.Listen)
 		for i, a := range ap.ExtraListen {
@@ -135,7 +144,7 @@ func (v *validator) reserved(c *Config) {
 	for _, r := range []struct {
 		name string
 		sec  Reserved
-	}{{"h323", c.H323}, {"tunnel", c.Tunnel}, {"ha", c.HA}, {"snmp", c.SNMP}} {
+	}{{"tunnel", c.Tunnel}, {"ha", c.HA}, {"snmp", c.SNMP}} {
 		if r.sec.Enabled {
 			v.add(r.name+".enabled", "the %s service is not implemented in this build; remove the section or set enabled: false", r.name)
 		}

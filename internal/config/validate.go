@@ -133,6 +133,7 @@ func (c *Config) Validate() error {
 	v.section(c.Policy.Validate())
 	v.section(c.TURN.Validate())
 	v.sip(c)
+	v.section(c.H323.Validate(c.H323Interfaces()))
 	v.section(c.AccessProxy.Validate())
 	v.ports(c)
 	v.reserved(c)

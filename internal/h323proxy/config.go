@@ -1,0 +1,127 @@
+package h323proxy
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/portico-edge/portico/internal/config/field"
+)
+
+// Config is the validated form of the h323 section (see Section.Config).
+type Config struct {
+	// ExternalRAS is where outside endpoints send RAS (port 1719 by
+	// default); Run binds it.
+	ExternalRAS netip.AddrPort
+	// PublicAddress is the external IP announced in GCF and RCF (static
+	// NAT). Default: ExternalRAS's address.
+	PublicAddress netip.Addr
+	// InternalRAS is the socket toward the inside gatekeeper: the rasAddress
+	// the inside sees for every proxied endpoint. Port 0: any.
+	InternalRAS netip.AddrPort
+	// ExternalSignalPort is the port of Portico's outside call-signalling
+	// listener (1720), announced in RCF, ACF, LCF and SCI.
+	ExternalSignalPort uint16
+	// InternalSignal is Portico's inside call-signalling listener, put in
+	// every RRQ, ARQ and URQ sent inside (port 1720 by default).
+	InternalSignal netip.AddrPort
+	// Gatekeeper is the inside gatekeeper's RAS address. Required.
+	Gatekeeper netip.AddrPort
+	// GatekeeperID is the inside gatekeeper's identifier put in RRQs sent
+	// inside; empty: none (the inside's RCF tells it, and later requests
+	// carry that).
+	GatekeeperID string
+	// OutsideGatekeeperID is the identifier outside endpoints see. Default
+	// "portico".
+	OutsideGatekeeperID string
+	// TimeToLive is the registration lifetime granted outside (RCF
+	// timeToLive): an endpoint silent for longer is unregistered inside.
+	// Default 300s.
+	TimeToLive time.Duration
+	// KeepAliveInterval is the H.460.18 keepAliveInterval put in the RCF of
+	// traversal endpoints; it also bounds their TimeToLive. Default 19s.
+	KeepAliveInterval time.Duration
+	// Traversal offers H.460.18 to endpoints that ask for it. Default on.
+	Traversal bool
+	// MaxRegistrations bounds the table; beyond it an RRQ gets RRJ
+	// resourceUnavailable. Default 10000.
+	MaxRegistrations int
+	// MaxPending bounds the transactions in flight toward each side; beyond
+	// it a request is dropped (the endpoint retries). Default 4096.
+	MaxPending int
+	// RequestTimeout is how long a relayed request waits for its answer.
+	// Default 10s.
+	RequestTimeout time.Duration
+}
+
+// Defaults of Config (and of the h323 section).
+const (
+	DefaultRASPort           = 1719
+	DefaultSignalPort        = 1720
+	DefaultOutsideGatekeeper = "portico"
+	DefaultTimeToLive        = 300 * time.Second
+	DefaultKeepAliveInterval = 19 * time.Second
+	DefaultMaxRegistrations  = 10000
+	defaultMaxPending        = 4096
+	defaultRequestTimeout    = 10 * time.Second
+	maxDatagram              = 4096
+	// maxPendingPerSource bounds the requests one outside address has in
+	// flight toward the inside.
+	maxPendingPerSource = 64
+	// historyQueue bounds the registration events waiting for the store.
+	historyQueue = 1024
+)
+
+// withDefaults fills zero fields and validates; errors name the fields
+// of the h323 section.
+func (c Config) withDefaults() (Config, error) {
+	var es field.Errors
+	if !c.PublicAddress.IsValid() {
+		c.PublicAddress = c.ExternalRAS.Addr()
+	}
+	if c.ExternalSignalPort == 0 {
+		c.ExternalSignalPort = DefaultSignalPort
+	}
+	if c.OutsideGatekeeperID == "" {
+		c.OutsideGatekeeperID = DefaultOutsideGatekeeper
+	}
+	if c.TimeToLive == 0 {
+		c.TimeToLive = DefaultTimeToLive
+	}
+	if c.KeepAliveInterval == 0 {
+		c.KeepAliveInterval = DefaultKeepAliveInterval
+	}
+	if c.MaxRegistrations == 0 {
+		c.MaxRegistrations = DefaultMaxRegistrations
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = defaultMaxPending
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = defaultRequestTimeout
+	}
+	if !c.ExternalRAS.Addr().IsValid() {
+		es.Add("h323.external_address", "an external address is required (interfaces.external.address)")
+	} else if c.PublicAddress.IsUnspecified() {
+		// GCF, RCF, ACF, LCF and SCI announce it: it must be reachable.
+		es.Add("h323.external_address", "%s cannot be announced to endpoints; bind a specific address or set interfaces.external.public_address", c.PublicAddress)
+	}
+	if !c.InternalRAS.Addr().IsValid() || !c.InternalSignal.Addr().IsValid() {
+		es.Add("h323.internal_address", "an internal address is required (interfaces.internal.address)")
+	}
+	if !c.Gatekeeper.IsValid() || c.Gatekeeper.Port() == 0 {
+		es.Add("h323.gatekeeper", "the inside gatekeeper's address is required: an enabled h323 section has nothing to proxy without it")
+	}
+	if c.TimeToLive < time.Second {
+		es.Add("h323.time_to_live", "%s is below 1s", c.TimeToLive)
+	}
+	if c.KeepAliveInterval < time.Second || c.KeepAliveInterval > c.TimeToLive {
+		es.Add("h323.keep_alive_interval", "%s is not between 1s and time_to_live", c.KeepAliveInterval)
+	}
+	if c.MaxRegistrations < 0 {
+		es.Add("h323.max_registrations", "%d is negative", c.MaxRegistrations)
+	}
+	if len(c.OutsideGatekeeperID) > 128 || len(c.GatekeeperID) > 128 {
+		es.Add("h323.gatekeeper_id", "gatekeeper identifiers are at most 128 characters")
+	}
+	return c, es.Err()
+}

@@ -1,0 +1,39 @@
+package h323proxy
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	received      *prometheus.CounterVec
+	dropped       *prometheus.CounterVec
+	registrations prometheus.Gauge
+	regEvents     *prometheus.CounterVec
+	traversal     *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_h323_ras_received_total",
+			Help: "RAS messages received, by interface and message (RRQ, ARQ, ...)."}, []string{"interface", "message"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_h323_ras_dropped_total",
+			Help: "RAS datagrams dropped unanswered, by interface and reason (malformed, oversize, acl, blocked, unknown_source, unmatched, unsupported, pending_full)."}, []string{"interface", "reason"}),
+		registrations: prometheus.NewGauge(prometheus.GaugeOpts{Name: "portico_h323_registrations",
+			Help: "Outside H.323 endpoints currently registered through Portico."}),
+		regEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_h323_registration_events_total",
+			Help: "H.323 registration events, by kind (registered, rejected, unregistered, expired)."}, []string{"kind"}),
+		traversal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_h323_traversal_total",
+			Help: "H.460.18 incoming-call indications, by outcome (bound, no_answer, no_connection, timeout)."}, []string{"outcome"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.received, m.dropped, m.registrations, m.regEvents, m.traversal} {
+			var are prometheus.AlreadyRegisteredError
+			if err := reg.Register(c); err != nil && !errors.As(err, &are) {
+				continue
+			}
+		}
+	}
+	return m
+}

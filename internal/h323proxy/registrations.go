@@ -1,0 +1,150 @@
+package h323proxy
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/netip"
+	"time"
+
+	"github.com/portico-edge/portico/internal/h323/h225"
+	"github.com/portico-edge/portico/internal/h323/ras"
+)
+
+// Endpoint is an outside endpoint as the call-signalling proxy sees it
+// (Registry.Outside): where it is reached and whether it must be asked to
+// connect (H.460.18).
+type Endpoint struct {
+	// Alias is the alias it was looked up by.
+	Alias string
+	// ID is the endpointIdentifier Portico gave it outside.
+	ID string
+	// CallSignal is its call-signalling address as seen from outside:
+	// the declared port on the address its RAS came from when it sits
+	// behind NAT.
+	CallSignal netip.AddrPort
+	// RAS is the NAT binding its RAS messages come from.
+	RAS netip.AddrPort
+	// H46018 is set when it registered with H.460.18: it cannot be
+	// dialled, Traversal.Connect makes it connect.
+	H46018 bool
+}
+
+// registration is one outside endpoint registered inside through Portico.
+type registration struct {
+	outsideID, insideID string
+	aliases             []h225.AliasAddress
+	names               []string // the aliases' text
+	src                 netip.AddrPort
+	callSignal          netip.AddrPort
+	h46018              bool
+	// expires is when the endpoint is unregistered unless it refreshes
+	// (outside timeToLive).
+	expires time.Time
+	// insideTTL is the inside's timeToLive (0: none); refreshAt is when
+	// Portico next refreshes the inside registration itself.
+	insideTTL time.Duration
+	refreshAt time.Time
+	// refreshing is set while a keep-alive RRQ of Portico's is in flight.
+	refreshing bool
+}
+
+func (r *registration) endpoint(alias string) Endpoint {
+	return Endpoint{Alias: alias, ID: r.outsideID, CallSignal: r.callSignal, RAS: r.src, H46018: r.h46018}
+}
+
+// table is the registration table, bounded by max. It is guarded by
+// Server.mu.
+type table struct {
+	max      int
+	byOut    map[string]*registration
+	byIn     map[string]*registration
+	byAlias  map[string]*registration
+	reserved int // full RRQs in flight, counted against max
+}
+
+func newTable(max int) *table {
+	return &table{max: max, byOut: map[string]*registration{}, byIn: map[string]*registration{}, byAlias: map[string]*registration{}}
+}
+
+func (t *table) len() int { return len(t.byOut) }
+
+// full reports whether one more registration would exceed max.
+func (t *table) full() bool { return len(t.byOut)+t.reserved >= t.max }
+
+func (t *table) add(r *registration) {
+	t.byOut[r.outsideID] = r
+	t.byIn[r.insideID] = r
+	for _, n := range r.names {
+		if old := t.byAlias[n]; old != nil && old != r {
+			// The inside let another endpoint take the alias: the newest
+			// registration wins it.
+			delete(t.byAlias, n)
+		}
+		t.byAlias[n] = r
+	}
+}
+
+func (t *table) remove(r *registration) {
+	if t.byOut[r.outsideID] == r {
+		delete(t.byOut, r.outsideID)
+	}
+	if t.byIn[r.insideID] == r {
+		delete(t.byIn, r.insideID)
+	}
+	for _, n := range r.names {
+		if t.byAlias[n] == r {
+			delete(t.byAlias, n)
+		}
+	}
+}
+
+// newID returns a random endpointIdentifier for the outside: it tells
+// nothing of the inside's.
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func aliasNames(as []h225.AliasAddress) []string {
+	var out []string
+	for i := range as {
+		if s, ok := ras.AliasString(&as[i]); ok && s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Outside implements the call-signalling proxy's Registry: the outside
+// endpoint registered under alias.
+func (s *Server) Outside(alias string) (Endpoint, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.regs.byAlias[alias]
+	if r == nil {
+		return Endpoint{}, false
+	}
+	return r.endpoint(alias), true
+}
+
+// Registration is one row of Registrations (the live-registration API).
+type Registration struct {
+	Aliases    []string  `json:"aliases"`
+	Source     string    `json:"source"`
+	CallSignal string    `json:"call_signal"`
+	H46018     bool      `json:"h460_18"`
+	Expires    time.Time `json:"expires"`
+}
+
+// Registrations returns the registrations held now.
+func (s *Server) Registrations() []Registration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Registration, 0, len(s.regs.byOut))
+	for _, r := range s.regs.byOut {
+		out = append(out, Registration{Aliases: r.names, Source: r.src.String(), CallSignal: r.callSignal.String(),
+			H46018: r.h46018, Expires: r.expires})
+	}
+	return out
+}

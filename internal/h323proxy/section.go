@@ -1,0 +1,140 @@
+package h323proxy
+
+import (
+	"net"
+	"net/netip"
+	"strconv"
+
+	"github.com/portico-edge/portico/internal/config/field"
+)
+
+// Section is the h323 section of Portico's configuration document
+// (docs/h323.md): its YAML shape and validation. The service runs from
+// the Config that Section.Config derives from it.
+type Section struct {
+	// Enabled turns the H.323 edge on; it needs Gatekeeper.
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// ExternalAddress and InternalAddress override the interfaces'
+	// addresses for H.323 (H.323 may face other networks than SIP).
+	// Default: interfaces.external.address and interfaces.internal.address.
+	ExternalAddress string `yaml:"external_address,omitempty" json:"external_address,omitempty"`
+	InternalAddress string `yaml:"internal_address,omitempty" json:"internal_address,omitempty"`
+	// RASPort is the outside RAS port (1719); InternalRASPort the inside
+	// one toward the gatekeeper (0: any free port).
+	RASPort         int `yaml:"ras_port,omitempty" json:"ras_port,omitempty"`
+	InternalRASPort int `yaml:"internal_ras_port,omitempty" json:"internal_ras_port,omitempty"`
+	// SignalPort is the call-signalling port on both sides (1720).
+	SignalPort int `yaml:"signal_port,omitempty" json:"signal_port,omitempty"`
+	// Gatekeeper is the inside gatekeeper's RAS address, ip:port (port
+	// 1719 if omitted). Required when enabled.
+	Gatekeeper string `yaml:"gatekeeper" json:"gatekeeper"`
+	// GatekeeperID is the inside gatekeeper's identifier (optional);
+	// OutsideGatekeeperID the one outside endpoints see ("portico").
+	GatekeeperID        string `yaml:"gatekeeper_id,omitempty" json:"gatekeeper_id,omitempty"`
+	OutsideGatekeeperID string `yaml:"outside_gatekeeper_id,omitempty" json:"outside_gatekeeper_id,omitempty"`
+	// TimeToLive of outside registrations (300s); KeepAliveInterval of
+	// H.460.18 endpoints (19s).
+	TimeToLive        field.Duration `yaml:"time_to_live,omitempty" json:"time_to_live,omitempty"`
+	KeepAliveInterval field.Duration `yaml:"keep_alive_interval,omitempty" json:"keep_alive_interval,omitempty"`
+	// DisableTraversal stops offering H.460.18 (on by default).
+	DisableTraversal bool `yaml:"disable_traversal,omitempty" json:"disable_traversal,omitempty"`
+	// MaxRegistrations (10000) are answered beyond with RRJ
+	// resourceUnavailable.
+	MaxRegistrations int `yaml:"max_registrations,omitempty" json:"max_registrations,omitempty"`
+}
+
+// Interfaces are the node's addresses the section defaults to.
+type Interfaces struct {
+	External, Public, Internal string
+}
+
+// Validate checks an enabled section as New does (a disabled one may be
+// incomplete); errors name the document's fields.
+func (s Section) Validate(ifs Interfaces) error {
+	if !s.Enabled {
+		return nil
+	}
+	c, err := s.Config(ifs)
+	if err != nil {
+		return err
+	}
+	_, err = c.withDefaults()
+	return err
+}
+
+// Config derives the service's Config.
+func (s Section) Config(ifs Interfaces) (Config, error) {
+	var es field.Errors
+	addr := func(path, v, def string) netip.Addr {
+		if v == "" {
+			v = def
+		}
+		if v == "" {
+			return netip.Addr{}
+		}
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			es.Add(path, "%q is not an IP address", v)
+		}
+		return a
+	}
+	port := func(path string, v, def int) uint16 {
+		if v == 0 {
+			return uint16(def)
+		}
+		if v < 0 || v > 65535 {
+			es.Add(path, "%d is not a port", v)
+			return 0
+		}
+		return uint16(v)
+	}
+	ext := addr("h323.external_address", s.ExternalAddress, ifs.External)
+	in := addr("h323.internal_address", s.InternalAddress, ifs.Internal)
+	var public netip.Addr
+	if ifs.Public != "" && s.ExternalAddress == "" {
+		public = addr("interfaces.external.public_address", ifs.Public, "")
+	}
+	sig := port("h323.signal_port", s.SignalPort, DefaultSignalPort)
+	c := Config{
+		ExternalRAS:         netip.AddrPortFrom(ext, port("h323.ras_port", s.RASPort, DefaultRASPort)),
+		PublicAddress:       public,
+		InternalRAS:         netip.AddrPortFrom(in, port("h323.internal_ras_port", s.InternalRASPort, 0)),
+		ExternalSignalPort:  sig,
+		InternalSignal:      netip.AddrPortFrom(in, sig),
+		GatekeeperID:        s.GatekeeperID,
+		OutsideGatekeeperID: s.OutsideGatekeeperID,
+		TimeToLive:          s.TimeToLive.D(),
+		KeepAliveInterval:   s.KeepAliveInterval.D(),
+		Traversal:           !s.DisableTraversal,
+		MaxRegistrations:    s.MaxRegistrations,
+	}
+	if s.Gatekeeper != "" {
+		host, p := s.Gatekeeper, strconv.Itoa(DefaultRASPort)
+		if h, pp, err := net.SplitHostPort(s.Gatekeeper); err == nil {
+			host, p = h, pp
+		}
+		a, err1 := netip.ParseAddr(host)
+		n, err2 := strconv.Atoi(p)
+		if err1 != nil || err2 != nil || n < 1 || n > 65535 {
+			es.Add("h323.gatekeeper", "%q is not ip:port", s.Gatekeeper)
+		} else {
+			c.Gatekeeper = netip.AddrPortFrom(a, uint16(n))
+		}
+	}
+	return c, es.Err()
+}
+
+// Sockets lists the UDP and TCP ports an enabled section binds, for the
+// configuration's port-overlap check: "udp" or "tcp" and ip:port.
+func (s Section) Sockets(ifs Interfaces) (udp, tcp []netip.AddrPort) {
+	c, err := s.Config(ifs)
+	if err != nil || !s.Enabled {
+		return nil, nil
+	}
+	udp = []netip.AddrPort{c.ExternalRAS}
+	if c.InternalRAS.Port() != 0 {
+		udp = append(udp, c.InternalRAS)
+	}
+	tcp = []netip.AddrPort{netip.AddrPortFrom(c.ExternalRAS.Addr(), c.ExternalSignalPort), c.InternalSignal}
+	return udp, tcp
+}

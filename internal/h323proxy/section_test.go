@@ -1,0 +1,59 @@
+package h323proxy
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portico-edge/portico/internal/config/field"
+)
+
+func TestSection(t *testing.T) {
+	ifs := Interfaces{External: "198.51.100.1", Public: "203.0.113.9", Internal: "10.0.0.1"}
+	for _, tc := range []struct {
+		name string
+		s    Section
+		path string // the field an error must name; "" for none
+	}{
+		{"disabled may be empty", Section{}, ""},
+		{"enabled without gatekeeper is refused", Section{Enabled: true}, "h323.gatekeeper"},
+		{"gatekeeper not ip:port", Section{Enabled: true, Gatekeeper: "gk.example"}, "h323.gatekeeper"},
+		{"bad port", Section{Enabled: true, Gatekeeper: "10.0.0.5", RASPort: 70000}, "h323.ras_port"},
+		{"keep-alive above ttl", Section{Enabled: true, Gatekeeper: "10.0.0.5", TimeToLive: field.Duration(10 * time.Second),
+			KeepAliveInterval: field.Duration(20 * time.Second)}, "h323.keep_alive_interval"},
+		{"bad override", Section{Enabled: true, Gatekeeper: "10.0.0.5", InternalAddress: "inside"}, "h323.internal_address"},
+		{"wildcard external without public address", Section{Enabled: true, Gatekeeper: "10.0.0.5", ExternalAddress: "0.0.0.0"}, "h323.external_address"},
+		{"minimal", Section{Enabled: true, Gatekeeper: "10.0.0.5"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.s.Validate(ifs)
+			if tc.path == "" {
+				if err != nil {
+					t.Fatalf("Validate = %v", err)
+				}
+				return
+			}
+			es, ok := field.As(err)
+			if !ok || !strings.Contains(es.Error(), tc.path) {
+				t.Fatalf("Validate = %v, want an error at %s", err, tc.path)
+			}
+		})
+	}
+	c, err := Section{Enabled: true, Gatekeeper: "10.0.0.5"}.Config(ifs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = c.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{ExternalRAS: netip.MustParseAddrPort("198.51.100.1:1719"), PublicAddress: netip.MustParseAddr("203.0.113.9"),
+		InternalRAS: netip.MustParseAddrPort("10.0.0.1:0"), ExternalSignalPort: 1720, InternalSignal: netip.MustParseAddrPort("10.0.0.1:1720"),
+		Gatekeeper: netip.MustParseAddrPort("10.0.0.5:1719"), OutsideGatekeeperID: "portico", TimeToLive: DefaultTimeToLive,
+		KeepAliveInterval: DefaultKeepAliveInterval, Traversal: true, MaxRegistrations: DefaultMaxRegistrations,
+		MaxPending: defaultMaxPending, RequestTimeout: defaultRequestTimeout}
+	if c != want {
+		t.Errorf("Config =\n%+v, want\n%+v", c, want)
+	}
+}
