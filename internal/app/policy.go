@@ -20,9 +20,7 @@ func (p policyService) DryRun(c policy.Call) (policy.Call, policy.Decision, erro
 // dryRun compiles cfg's call policy (the rules, then the SIP guest policy)
 // and decides c with it.
 func dryRun(cfg *config.Config, c policy.Call) (policy.Call, policy.Decision, error) {
-	g := cfg.SIP.Guest
-	pol, err := policy.Compile("policy.rules", policy.WithGuests(cfg.Policy.Rules, policy.Guest{Enabled: g.Enabled,
-		VMRRanges: g.VMRRanges, Aliases: g.Aliases, DefaultDestination: g.DefaultDestination}))
+	pol, err := callPolicy(cfg)
 	if err != nil {
 		return c, policy.Decision{}, err
 	}
@@ -39,4 +37,13 @@ func dryRun(cfg *config.Config, c policy.Call) (policy.Call, policy.Decision, er
 		}
 	}
 	return c, pol.Evaluate(c), nil
+}
+
+// callPolicy compiles cfg's call policy: policy.rules, then the guest
+// rules of the sip section's guest policy. The H.323 edge decides with it
+// too (one guest policy for both protocols; rules may match protocol).
+func callPolicy(cfg *config.Config) (*policy.Policy, error) {
+	g := cfg.SIP.Guest
+	return policy.Compile("policy.rules", policy.WithGuests(cfg.Policy.Rules, policy.Guest{Enabled: g.Enabled,
+		VMRRanges: g.VMRRanges, Aliases: g.Aliases, DefaultDestination: g.DefaultDestination}))
 }

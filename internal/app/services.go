@@ -182,7 +182,23 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
-		hs, err := h323proxy.New(hc, h323proxy.Deps{Logger: log, Registerer: reg, History: d.hist, Guard: b.guard, ACL: &b.h323ACL, Descriptors: d.fds})
+		hd := h323proxy.Deps{Logger: log, Registerer: reg, History: d.hist, Guard: b.guard, ACL: &b.h323ACL, Descriptors: d.fds}
+		var h323Policy atomic.Pointer[policy.Policy]
+		if b.relay != nil {
+			// Calls need the media relay; without it the edge proxies RAS only.
+			pol, err := callPolicy(cfg)
+			if err != nil {
+				return nil, asConfigErrors(err)
+			}
+			h323Policy.Store(pol)
+			hd.Media = b.relay
+			hd.Policy = func(c policy.Call) policy.Decision { return h323Policy.Load().Evaluate(c) }
+			if d.hist != nil {
+				hist := d.hist
+				hd.Calls = func(r store.CallRecord) { hist.AddCall(context.Background(), r) }
+			}
+		}
+		hs, err := h323proxy.New(hc, hd)
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
@@ -193,15 +209,20 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 			if err != nil {
 				return nil, err
 			}
-			return hs.Reload(nc)
+			var pol *policy.Policy
+			if h323Policy.Load() != nil {
+				if pol, err = callPolicy(next); err != nil {
+					return nil, err
+				}
+			}
+			restart, err := hs.Reload(nc)
+			if err == nil && pol != nil {
+				h323Policy.Store(pol)
+			}
+			return restart, err
 		}})
-		// Hook for the call-signalling proxy (package
-		// h323proxy/callsig): built here with hs as its Registry
-		// (hs.Outside) and Traversal (hs.Connect; its outside listener
-		// hands an H.460.18 endpoint's connection to hs.Arrived after
-		// FacilityCallID), then hs.AttachSignalling(serve) with serve
-		// calling cs.Serve(ctx, ln, callsig.Outside or callsig.Inside):
-		// Run binds both signal_port listeners and serves them beside RAS.
+		// With the relay, hs runs the call-signalling proxy (package
+		// h323proxy/callsig) on both signal_port listeners beside RAS.
 		out = append(out, &service{name: "h323", run: hs.Run})
 	}
 	if cfg.AccessProxy.Enabled {

@@ -51,6 +51,18 @@ type Config struct {
 	// RequestTimeout is how long a relayed request waits for its answer.
 	// Default 10s.
 	RequestTimeout time.Duration
+	// GatekeeperSignal is where a Setup from outside goes when the inside
+	// gatekeeper's ACF named no destination for the call (guests, callers
+	// that skip ARQ): the gatekeeper's call-signalling address. Default:
+	// Gatekeeper's IP, port 1720.
+	GatekeeperSignal netip.AddrPort
+	// MaxCalls caps calls in progress (default 1000); one more is answered
+	// with ReleaseComplete, cause 47.
+	MaxCalls int
+	// SetupTimeout bounds the wait for the first message of a new
+	// call-signalling connection (default 10s); AnswerTimeout a call from
+	// Setup to Connect (default 180s).
+	SetupTimeout, AnswerTimeout time.Duration
 }
 
 // Defaults of Config (and of the h323 section).
@@ -98,6 +110,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = defaultRequestTimeout
+	}
+	if !c.GatekeeperSignal.IsValid() && c.Gatekeeper.IsValid() {
+		c.GatekeeperSignal = netip.AddrPortFrom(c.Gatekeeper.Addr(), DefaultSignalPort)
+	}
+	if c.MaxCalls < 0 {
+		es.Add("h323.max_calls", "%d is negative", c.MaxCalls)
+	}
+	if c.SetupTimeout < 0 || c.AnswerTimeout < 0 {
+		es.Add("h323.answer_timeout", "timeouts are not negative")
 	}
 	if !c.ExternalRAS.Addr().IsValid() {
 		es.Add("h323.external_address", "an external address is required (interfaces.external.address)")

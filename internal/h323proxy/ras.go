@@ -635,6 +635,9 @@ func (s *Server) outsideResponse(p *pending, m *h225.RasMessage) *h225.RasMessag
 		a := m.AdmissionConfirm
 		if p.callID != nil && p.reg != nil && len(s.calls) < s.cfg.MaxPending*4 {
 			s.calls[[16]byte(p.callID)] = p.reg
+			if d, err := ras.AddrPort(&a.DestCallSignalAddress); err == nil {
+				s.dests[[16]byte(p.callID)] = d
+			}
 		}
 		return &h225.RasMessage{Choice: m.Choice, AdmissionConfirm: &h225.AdmissionConfirm{
 			RequestSeqNum: p.seq, BandWidth: a.BandWidth,
@@ -670,6 +673,7 @@ func (s *Server) outsideResponse(p *pending, m *h225.RasMessage) *h225.RasMessag
 	case h225.RasMessage_DisengageConfirm:
 		if p.callID != nil {
 			delete(s.calls, [16]byte(p.callID))
+			delete(s.dests, [16]byte(p.callID))
 		}
 		return &h225.RasMessage{Choice: m.Choice, DisengageConfirm: &h225.DisengageConfirm{RequestSeqNum: p.seq}}
 	case h225.RasMessage_DisengageReject:

@@ -41,6 +41,16 @@ type Section struct {
 	// MaxRegistrations (10000) are answered beyond with RRJ
 	// resourceUnavailable.
 	MaxRegistrations int `yaml:"max_registrations,omitempty" json:"max_registrations,omitempty"`
+	// GatekeeperSignal is the inside gatekeeper's call-signalling
+	// address, ip:port, for calls from outside the gatekeeper admitted no
+	// destination for (guests). Default: gatekeeper's IP, port 1720.
+	GatekeeperSignal string `yaml:"gatekeeper_signal,omitempty" json:"gatekeeper_signal,omitempty"`
+	// MaxCalls caps calls in progress (1000); SetupTimeout bounds the
+	// first message of a call-signalling connection (10s), AnswerTimeout
+	// a call from Setup to Connect (180s).
+	MaxCalls      int            `yaml:"max_calls,omitempty" json:"max_calls,omitempty"`
+	SetupTimeout  field.Duration `yaml:"setup_timeout,omitempty" json:"setup_timeout,omitempty"`
+	AnswerTimeout field.Duration `yaml:"answer_timeout,omitempty" json:"answer_timeout,omitempty"`
 }
 
 // Interfaces are the node's addresses the section defaults to.
@@ -107,20 +117,28 @@ func (s Section) Config(ifs Interfaces) (Config, error) {
 		KeepAliveInterval:   s.KeepAliveInterval.D(),
 		Traversal:           !s.DisableTraversal,
 		MaxRegistrations:    s.MaxRegistrations,
+		MaxCalls:            s.MaxCalls,
+		SetupTimeout:        s.SetupTimeout.D(),
+		AnswerTimeout:       s.AnswerTimeout.D(),
 	}
-	if s.Gatekeeper != "" {
-		host, p := s.Gatekeeper, strconv.Itoa(DefaultRASPort)
-		if h, pp, err := net.SplitHostPort(s.Gatekeeper); err == nil {
+	hostPort := func(path, v string, def int) netip.AddrPort {
+		if v == "" {
+			return netip.AddrPort{}
+		}
+		host, p := v, strconv.Itoa(def)
+		if h, pp, err := net.SplitHostPort(v); err == nil {
 			host, p = h, pp
 		}
 		a, err1 := netip.ParseAddr(host)
 		n, err2 := strconv.Atoi(p)
 		if err1 != nil || err2 != nil || n < 1 || n > 65535 {
-			es.Add("h323.gatekeeper", "%q is not ip:port", s.Gatekeeper)
-		} else {
-			c.Gatekeeper = netip.AddrPortFrom(a, uint16(n))
+			es.Add(path, "%q is not ip:port", v)
+			return netip.AddrPort{}
 		}
+		return netip.AddrPortFrom(a, uint16(n))
 	}
+	c.Gatekeeper = hostPort("h323.gatekeeper", s.Gatekeeper, DefaultRASPort)
+	c.GatekeeperSignal = hostPort("h323.gatekeeper_signal", s.GatekeeperSignal, DefaultSignalPort)
 	return c, es.Err()
 }
 

@@ -24,6 +24,8 @@ func TestSection(t *testing.T) {
 			KeepAliveInterval: field.Duration(20 * time.Second)}, "h323.keep_alive_interval"},
 		{"bad override", Section{Enabled: true, Gatekeeper: "10.0.0.5", InternalAddress: "inside"}, "h323.internal_address"},
 		{"wildcard external without public address", Section{Enabled: true, Gatekeeper: "10.0.0.5", ExternalAddress: "0.0.0.0"}, "h323.external_address"},
+		{"gatekeeper_signal not ip:port", Section{Enabled: true, Gatekeeper: "10.0.0.5", GatekeeperSignal: "gk:x"}, "h323.gatekeeper_signal"},
+		{"negative max_calls", Section{Enabled: true, Gatekeeper: "10.0.0.5", MaxCalls: -1}, "h323.max_calls"},
 		{"minimal", Section{Enabled: true, Gatekeeper: "10.0.0.5"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,7 +54,8 @@ func TestSection(t *testing.T) {
 		InternalRAS: netip.MustParseAddrPort("10.0.0.1:0"), ExternalSignalPort: 1720, InternalSignal: netip.MustParseAddrPort("10.0.0.1:1720"),
 		Gatekeeper: netip.MustParseAddrPort("10.0.0.5:1719"), OutsideGatekeeperID: "portico", TimeToLive: DefaultTimeToLive,
 		KeepAliveInterval: DefaultKeepAliveInterval, Traversal: true, MaxRegistrations: DefaultMaxRegistrations,
-		MaxPending: defaultMaxPending, RequestTimeout: defaultRequestTimeout}
+		MaxPending: defaultMaxPending, RequestTimeout: defaultRequestTimeout,
+		GatekeeperSignal: netip.MustParseAddrPort("10.0.0.5:1720")}
 	if c != want {
 		t.Errorf("Config =\n%+v, want\n%+v", c, want)
 	}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/guard"
+	"github.com/portico-edge/portico/internal/h323proxy/callsig"
+	"github.com/portico-edge/portico/internal/h323proxy/h245proxy"
 	"github.com/portico-edge/portico/internal/policy"
 	"github.com/portico-edge/portico/internal/store"
 )
@@ -55,6 +57,16 @@ type Deps struct {
 	ACL ACL
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
+	// Media relays the calls' media (a *media.Relay). Nil: RAS only, no
+	// call signalling (Run binds no TCP listener).
+	Media h245proxy.Media
+	// Calls receives one history record per call (protocol "h323").
+	// Nil: not recorded.
+	Calls func(store.CallRecord)
+	// Policy decides calls from outside: the policy rules, then the guest
+	// rules (policy.WithGuests), evaluated per dialled alias with
+	// protocol h323. Nil: every call is admitted.
+	Policy func(policy.Call) policy.Decision
 	// Descriptors keeps file descriptors free for management: the
 	// call-signalling listeners refuse connections while fewer are free.
 	// Nil: not checked.
@@ -82,6 +94,7 @@ type Server struct {
 	pendingOut map[uint16]*pending // requests Portico sent outside
 	waiters    map[[16]byte]chan net.Conn
 	calls      map[[16]byte]*registration   // admitted calls, for IRQ routing
+	dests      map[[16]byte]netip.AddrPort  // admitted calls: the inside ACF's destCallSignalAddress
 	perSource  map[netip.Addr]int           // outside requests in flight, by source address
 	events     chan store.RegistrationEvent // registration history waiting to be written
 	dups       map[dupKey]uint16            // outside requests in flight -> Portico's inside seq
@@ -95,6 +108,7 @@ type Server struct {
 	attached []func(context.Context) error
 	runErr   error // the first attached runner's failure (under mu)
 	signal   SignalServer
+	cs       *callsig.Server // the call-signalling proxy, with Deps.Media
 }
 
 // Attach adds a runner that Serve starts beside RAS and stops with it:
@@ -130,12 +144,26 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		pendingOut: map[uint16]*pending{},
 		waiters:    map[[16]byte]chan net.Conn{},
 		calls:      map[[16]byte]*registration{},
+		dests:      map[[16]byte]netip.AddrPort{},
 		perSource:  map[netip.Addr]int{},
 		events:     make(chan store.RegistrationEvent, historyQueue),
 		dups:       map[dupKey]uint16{},
 	}
 	s.ctx, s.stop = context.WithCancel(context.Background())
+	if deps.Media != nil {
+		if s.cs, err = s.newCalls(cfg); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// Calls returns the number of calls in progress.
+func (s *Server) Calls() int {
+	if s.cs == nil {
+		return 0
+	}
+	return s.cs.Calls()
 }
 
 // SignalServer serves one call-signalling TCP listener (outside: the
@@ -281,6 +309,9 @@ func (s *Server) Serve(ctx context.Context, ext, in net.PacketConn) error {
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.stop()
+		if s.cs != nil {
+			s.cs.Close()
+		}
 		s.mu.Lock()
 		ext, in := s.ext, s.in
 		s.mu.Unlock()
@@ -303,8 +334,9 @@ func (s *Server) Ready() bool {
 }
 
 // Reload applies what can change live (time_to_live,
-// keep_alive_interval, max_registrations, identifiers, traversal) and
-// returns the fields that need a restart (addresses, ports, gatekeeper).
+// keep_alive_interval, max_registrations, identifiers, traversal,
+// gatekeeper_signal) and returns the fields that need a restart
+// (addresses, ports, gatekeeper, the call limits).
 func (s *Server) Reload(cfg Config) ([]string, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -322,6 +354,9 @@ func (s *Server) Reload(cfg Config) ([]string, error) {
 	}
 	if cfg.Gatekeeper != old.Gatekeeper {
 		restart = append(restart, "h323.gatekeeper")
+	}
+	if cfg.MaxCalls != old.MaxCalls || cfg.SetupTimeout != old.SetupTimeout || cfg.AnswerTimeout != old.AnswerTimeout {
+		restart = append(restart, "h323.max_calls")
 	}
 	cfg.ExternalRAS, cfg.ExternalSignalPort, cfg.PublicAddress = old.ExternalRAS, old.ExternalSignalPort, old.PublicAddress
 	cfg.InternalRAS, cfg.InternalSignal, cfg.Gatekeeper = old.InternalRAS, old.InternalSignal, old.Gatekeeper

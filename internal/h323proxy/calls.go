@@ -1,0 +1,117 @@
+package h323proxy
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/portico-edge/portico/internal/h323/h225"
+	"github.com/portico-edge/portico/internal/h323proxy/callsig"
+	"github.com/portico-edge/portico/internal/policy"
+)
+
+// newCalls builds the call-signalling proxy on this server: the
+// registration table is its Registry, the traversal server its
+// Traversal, and Run serves it on both signal_port listeners.
+func (s *Server) newCalls(cfg Config) (*callsig.Server, error) {
+	cs, err := callsig.New(callsig.Config{
+		Sides: [2]callsig.SideConfig{
+			callsig.Outside: {Bind: cfg.ExternalRAS.Addr(), Advertise: cfg.PublicAddress, Interface: External},
+			callsig.Inside:  {Bind: cfg.InternalSignal.Addr(), Interface: Internal},
+		},
+		MaxCalls: cfg.MaxCalls, SetupTimeout: cfg.SetupTimeout, AnswerTimeout: cfg.AnswerTimeout,
+		DialTimeout: cfg.RequestTimeout,
+	}, callsig.Deps{
+		Logger:    s.deps.Logger,
+		Media:     s.deps.Media,
+		Route:     s.route,
+		Policy:    s.decide,
+		Registry:  registry{s},
+		Traversal: traversal{s},
+		History:   s.deps.Calls,
+		Guard:     s.deps.Guard,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.AttachSignalling(func(ctx context.Context, ln net.Listener, outside bool) error {
+		side := callsig.Inside
+		if outside {
+			side = callsig.Outside
+		}
+		return cs.Serve(ctx, ln, side)
+	})
+	return cs, nil
+}
+
+// route sends a Setup from outside where the inside gatekeeper's ACF for
+// the call pointed (an endpoint that asked admission through Portico),
+// else to the gatekeeper's call-signalling address (gatekeeper_signal).
+func (s *Server) route(_ context.Context, setup *h225.SetupUUIE, _ callsig.CallInfo) (netip.AddrPort, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if setup != nil && len(setup.CallIdentifier.Guid) == 16 {
+		if d, ok := s.dests[[16]byte(setup.CallIdentifier.Guid)]; ok {
+			return d, nil
+		}
+	}
+	return s.cfg.GatekeeperSignal, nil
+}
+
+// caller names who places a call from outside: "registered" when one of
+// its aliases is registered through Portico from the call's source
+// address, else "guest".
+func (s *Server) caller(info callsig.CallInfo) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range info.From {
+		if r := s.regs.byAlias[a]; r != nil && r.src.Addr() == info.Source {
+			return policy.CallerRegistered
+		}
+	}
+	return policy.CallerGuest
+}
+
+// decide evaluates the call policy (Deps.Policy: the policy rules, then
+// the guest rules) for each dialled alias, protocol h323; the first
+// alias allowed admits the call.
+func (s *Server) decide(info callsig.CallInfo) callsig.Decision {
+	kind := s.caller(info)
+	if s.deps.Policy == nil {
+		return callsig.Decision{Allow: true, CallType: kind}
+	}
+	to := info.To
+	if len(to) == 0 {
+		to = []string{""}
+	}
+	var d policy.Decision
+	for _, a := range slices.Compact(slices.Clone(to)) {
+		d = s.deps.Policy(policy.Call{Caller: kind, Source: info.Source, Protocol: "h323", To: a})
+		if d.Allowed() {
+			return callsig.Decision{Allow: true, CallType: kind}
+		}
+	}
+	reason := d.Reason
+	if d.Rule != "" {
+		reason = d.Rule + ": " + reason
+	}
+	return callsig.Decision{Allow: false, Reason: reason, CallType: kind}
+}
+
+// registry adapts the registration table to callsig.Registry.
+type registry struct{ s *Server }
+
+func (r registry) Outside(alias string) (callsig.Endpoint, bool) {
+	ep, ok := r.s.Outside(alias)
+	return callsig.Endpoint{ID: ep.ID, CallSignal: ep.CallSignal, H46018: ep.H46018}, ok
+}
+
+// traversal adapts the traversal server to callsig.Traversal.
+type traversal struct{ s *Server }
+
+func (t traversal) Connect(ctx context.Context, ep callsig.Endpoint, callID [16]byte) (net.Conn, error) {
+	return t.s.Connect(ctx, Endpoint{ID: ep.ID, CallSignal: ep.CallSignal, H46018: ep.H46018}, callID)
+}
+
+func (t traversal) Arrived(callID [16]byte, c net.Conn) bool { return t.s.Arrived(callID, c) }
