@@ -92,9 +92,9 @@ func (s *Server) decide(info callsig.CallInfo) callsig.Decision {
 			return callsig.Decision{Allow: true, CallType: kind}
 		}
 	}
-	reason := d.Reason
+	reason := "destination not allowed"
 	if d.Rule != "" {
-		reason = d.Rule + ": " + reason
+		reason += " (rule " + d.Rule + ")"
 	}
 	return callsig.Decision{Allow: false, Reason: reason, CallType: kind}
 }

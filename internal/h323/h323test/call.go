@@ -464,7 +464,7 @@ func (c *Call) handle(m Message) error {
 				if err != nil {
 					return err
 				}
-				hc, err := net.Dial("tcp", ap.String())
+				hc, err := dialerFrom(c.p.mediaIP).Dial("tcp", ap.String())
 				if err != nil {
 					return fmt.Errorf("h323test: dial H.245 %s: %w", ap, err)
 				}
@@ -605,7 +605,7 @@ func (c *Call) connectH245(addr *h225.TransportAddress) error {
 	if ln != nil {
 		ln.Close()
 	}
-	conn, err := net.Dial("tcp", ap.String())
+	conn, err := dialerFrom(c.p.mediaIP).Dial("tcp", ap.String())
 	if err != nil {
 		return fmt.Errorf("h323test: dial H.245 %s: %w", ap, err)
 	}
@@ -876,4 +876,13 @@ func (p *party) serveIncoming(ctx context.Context, conn net.Conn, first *Message
 	default: // nobody collects calls: they still run
 	}
 	c.loop()
+}
+
+// dialerFrom dials from ip, so that every connection of a simulated
+// party comes from its configured address (as its RAS and media do).
+func dialerFrom(ip netip.Addr) *net.Dialer {
+	if !ip.IsValid() {
+		return &net.Dialer{}
+	}
+	return &net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, 0))}
 }

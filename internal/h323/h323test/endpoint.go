@@ -402,8 +402,7 @@ func (e *Endpoint) Call(ctx context.Context, dest string, opts CallOptions) (*Ca
 			return nil, fmt.Errorf("%w: no destination for %q", ErrNotRegistered, dest)
 		}
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", to.String())
+	conn, err := dialerFrom(e.cfg.IP).DialContext(ctx, "tcp", to.String())
 	if err != nil {
 		c.closeMedia()
 		return nil, fmt.Errorf("h323test: call %s: %w", to, err)
@@ -491,7 +490,7 @@ func (e *Endpoint) handleRequest(m Message) {
 // sends the Facility that binds it to the call (H.460.18 §8.2) and
 // answers the Setup that comes on it.
 func (e *Endpoint) connectOut(ic ras.IncomingCallIndication) {
-	var d net.Dialer
+	d := dialerFrom(e.cfg.IP)
 	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 	conn, err := d.DialContext(ctx, "tcp", ic.CallSignal.String())
 	cancel()

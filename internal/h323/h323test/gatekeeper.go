@@ -504,8 +504,7 @@ func (g *Gatekeeper) forward(caller *sigConn, setup Message, dest []string) {
 	if r.H46018 {
 		conn, err = g.incomingCall(ctx, r, setup)
 	} else {
-		var d net.Dialer
-		conn, err = d.DialContext(ctx, "tcp", r.CallSignal.String())
+		conn, err = dialerFrom(g.cfg.IP).DialContext(ctx, "tcp", r.CallSignal.String())
 	}
 	if err != nil {
 		release()

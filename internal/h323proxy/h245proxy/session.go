@@ -189,6 +189,19 @@ func (s *Session) swap(i int, from Side, ta *h245.TransportAddress, rtcp bool) (
 		return nil, ErrAddress
 	}
 	c := &s.streams[i]
+	if i < len(s.infos) {
+		// The relay's own address on from's side is an echo, not from's
+		// endpoint: a callee accepting a fastStart proposal returns the
+		// caller's mediaChannel as Portico rewrote it (H.225.0 §8.1.7).
+		// The other side gets its own address back.
+		own, back := s.infos[i].Local[from], c.Remote[from.Other()]
+		if rtcp {
+			own, back = s.infos[i].LocalRTCP[from], c.RemoteRTCP[from.Other()]
+		}
+		if ap == own && back.IsValid() {
+			return newTransportAddress(back), nil
+		}
+	}
 	changed := false
 	if rtcp {
 		if c.RemoteRTCP[from] != ap {

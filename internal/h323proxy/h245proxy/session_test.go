@@ -432,3 +432,67 @@ func TestBridgeMalformed(t *testing.T) {
 		})
 	}
 }
+
+// TestFastStartAnswerEchoesRelay: a callee accepting the caller's
+// fastStart proposal for the channel toward the caller returns the
+// proposal's mediaChannel, which Portico had set to the relay's own
+// address on the callee's side (H.225.0 §8.1.7). That echo is not the
+// callee's address: it must not replace the callee's RTP address the
+// relay learnt (media toward the callee would go to the relay itself),
+// and the caller gets its own address back.
+func TestFastStartAnswerEchoesRelay(t *testing.T) {
+	fm := &fakeMedia{}
+	s := NewSession(fm, SessionConfig{Interfaces: [2]string{"external", "internal"}})
+	enc := func(o *h245.OpenLogicalChannel) []byte {
+		b, err := o.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// The caller (outside) proposes its receive channel: RTP and RTCP in
+	// the reverse parameters.
+	recv := &h245.OpenLogicalChannel{ForwardLogicalChannelNumber: 2,
+		ForwardLogicalChannelParameters: h245.OpenLogicalChannelForwardLogicalChannelParameters{
+			DataType: h245.DataType{Choice: h245.DataType_NullData},
+			MultiplexParameters: h245.OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters{
+				Choice: h245.OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters_None}},
+		ReverseLogicalChannelParameters: &h245.OpenLogicalChannelReverseLogicalChannelParameters{DataType: audio(),
+			MultiplexParameters: &h245.OpenLogicalChannelReverseLogicalChannelParametersMultiplexParameters{
+				Choice:                        h245.OpenLogicalChannelReverseLogicalChannelParametersMultiplexParameters_H2250LogicalChannelParameters,
+				H2250LogicalChannelParameters: h2250(1, "192.0.2.10:5000", "192.0.2.10:5001")}}}
+	out, err := s.RewriteFastStart(Outside, [][]byte{enc(olc(1, 1, "", "192.0.2.10:5001")), enc(recv)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prop h245.OpenLogicalChannel
+	if err := prop.Unmarshal(out[1]); err != nil {
+		t.Fatal(err)
+	}
+	// The callee (inside) answers: its receive RTP in the caller's
+	// transmit channel, and the reverse channel as proposed (the relay's
+	// inside address echoed) with its own RTCP.
+	echo := prop.ReverseLogicalChannelParameters.MultiplexParameters.H2250LogicalChannelParameters
+	echo.MediaControlChannel = newTransportAddress(ap("10.1.1.5:6001"))
+	if _, err := s.RewriteFastStart(Inside, [][]byte{enc(olc(1, 1, "10.1.1.5:6000", "10.1.1.5:6001")), enc(&prop)}); err != nil {
+		t.Fatal(err)
+	}
+	out, err = s.RewriteFastStart(Inside, [][]byte{enc(&prop)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fm.streams) != 1 {
+		t.Fatalf("%d streams, want 1", len(fm.streams))
+	}
+	st := fm.streams[0]
+	if st.Remote[Inside] != ap("10.1.1.5:6000") || st.Remote[Outside] != ap("192.0.2.10:5000") {
+		t.Fatalf("relay sends to %v inside and %v outside; want the endpoints' RTP addresses", st.Remote[Inside], st.Remote[Outside])
+	}
+	var back h245.OpenLogicalChannel
+	if err := back.Unmarshal(out[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := unicastAddrPort(back.ReverseLogicalChannelParameters.MultiplexParameters.H2250LogicalChannelParameters.MediaChannel); got != ap("192.0.2.10:5000") {
+		t.Errorf("the caller's echoed mediaChannel comes back as %v, want its own 192.0.2.10:5000", got)
+	}
+}
