@@ -208,36 +208,35 @@ func TestCallsEndToEnd(t *testing.T) {
 	}
 
 	var outsideMsgs []h323test.Message // what the outside parties received
-	t.Run("outside calls inside", func(t *testing.T) {
-		c, err := room.Call(ctx, "2001", h323test.CallOptions{FastStart: true})
+	// talk places a call from caller to dest, has RTP cross the relay both
+	// ways, hangs up and returns what the outside party received.
+	talk := func(t *testing.T, caller, callee *h323test.Endpoint, dest string, opts h323test.CallOptions, outside bool) {
+		c, err := caller.Call(ctx, dest, opts)
 		if err != nil {
-			for _, m := range c.Messages() {
-				t.Logf("%s %v", m.Name, m.Q931)
-			}
 			t.Fatalf("call: %v", err)
 		}
-		in, err := inside.Incoming(ctx)
+		in, err := callee.Incoming(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		mediaBothWays(t, ctx, c, in, outsideIP, porticoIn)
+		out := c
+		if !outside {
+			out, in = in, c
+		}
+		mediaBothWays(t, ctx, out, in, outsideIP, porticoIn)
 		c.Hangup()
-		<-in.Done()
-		outsideMsgs = append(outsideMsgs, c.Messages()...)
+		if outside {
+			<-in.Done()
+		} else {
+			<-out.Done()
+		}
+		outsideMsgs = append(outsideMsgs, out.Messages()...)
+	}
+	t.Run("outside calls inside", func(t *testing.T) {
+		talk(t, room, inside, "2001", h323test.CallOptions{FastStart: true}, true)
 	})
 	t.Run("inside calls outside through traversal", func(t *testing.T) {
-		c, err := inside.Call(ctx, "room-7", h323test.CallOptions{H245: h323test.Tunnelled})
-		if err != nil {
-			t.Fatalf("call: %v", err)
-		}
-		out, err := room.Incoming(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mediaBothWays(t, ctx, out, c, outsideIP, porticoIn)
-		c.Hangup()
-		<-out.Done()
-		outsideMsgs = append(outsideMsgs, out.Messages()...)
+		talk(t, inside, room, "room-7", h323test.CallOptions{H245: h323test.Tunnelled}, false)
 		var sci bool
 		for _, m := range room.RAS() {
 			sci = sci || m.Name == "SCI"
@@ -249,18 +248,7 @@ func TestCallsEndToEnd(t *testing.T) {
 	guest := h323test.NewEndpoint(t, h323test.EndpointConfig{Alias: "guest-1", IP: guestIP})
 	defer guest.Close()
 	t.Run("guest to a VMR", func(t *testing.T) {
-		c, err := guest.Call(ctx, "1001", h323test.CallOptions{FastStart: true, Direct: p.extSig})
-		if err != nil {
-			t.Fatalf("call: %v", err)
-		}
-		in, err := vmr.Incoming(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mediaBothWays(t, ctx, c, in, outsideIP, porticoIn)
-		c.Hangup()
-		<-in.Done()
-		outsideMsgs = append(outsideMsgs, c.Messages()...)
+		talk(t, guest, vmr, "1001", h323test.CallOptions{FastStart: true, Direct: p.extSig}, true)
 	})
 	t.Run("guest to a disallowed alias", func(t *testing.T) {
 		c, err := guest.Call(ctx, "2001", h323test.CallOptions{FastStart: true, Direct: p.extSig})
