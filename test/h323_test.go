@@ -1,15 +1,19 @@
 package test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/portico-edge/portico/internal/h323/h225"
+	"github.com/portico-edge/portico/internal/h323/h323test"
 	"github.com/portico-edge/portico/internal/h323/ras"
 	"github.com/portico-edge/portico/internal/testpeer"
 )
@@ -104,5 +108,122 @@ func TestH323ThroughDaemon(t *testing.T) {
 	c.must(200, "GET", "/api/v1/h323/registrations", nil).json(t, &regs)
 	if len(regs) != 1 || strings.Join(regs[0].Aliases, ",") != "room-1" || regs[0].Source != ep.LocalAddr().String() {
 		t.Errorf("live registrations = %+v", regs)
+	}
+}
+
+// TestH323CallsThroughDaemon: portico serve with the h323 and media
+// sections runs the whole H.323 edge. The shared simulators (package
+// h323test) stand in for real products: a gatekeeper for GnuGk or a VCS,
+// endpoints for room systems. An endpoint behind NAT registers with
+// H.460.18 through the daemon, calls an inside endpoint and is called
+// back (SCI through the daemon), with RTP through the relay both ways; a
+// guest reaches a VMR and is refused elsewhere; call history (API) shows
+// all four with their dispositions.
+func TestH323CallsThroughDaemon(t *testing.T) {
+	if testing.Short() {
+		t.Skip("whole-daemon test; skipped under -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ext, in := netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")
+	gk := h323test.NewGatekeeper(t, h323test.GatekeeperConfig{IP: netip.MustParseAddr("127.0.0.4"), TimeToLive: 60, Routed: true})
+	defer gk.Close()
+	dir, mgmt := t.TempDir(), freeAddr(t)
+	ports, media := testpeer.FreePorts(t, 2), testpeer.FreePorts(t, 40)
+	cfg := strings.Replace(baseConfig(mgmt), "external: {address: 127.0.0.1}", "external: {address: "+ext.String()+"}", 1)
+	cfg = strings.Replace(cfg, "internal: {address: 127.0.0.1, networks: [10.0.0.0/8]}", "internal: {address: "+in.String()+", networks: [10.0.0.0/8]}", 1)
+	cfg += fmt.Sprintf(`media:
+  enabled: true
+  external: {port_min: %d, port_max: %d}
+  internal: {port_min: %d, port_max: %d}
+sip:
+  guest: {enabled: true, vmr_ranges: ["1000-1099"]}
+h323:
+  enabled: true
+  ras_port: %d
+  signal_port: %d
+  gatekeeper: %s
+  gatekeeper_signal: %s
+`, media, media+19, media+20, media+39, ports, ports+1, gk.RASAddr(), gk.CallSignalAddr())
+	d := startDaemon(t, dir, cfg, mgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
+	c := newClient(t, d.url)
+	c.csrf = true
+	c.must(200, "POST", "/api/v1/login", map[string]string{"username": "admin", "password": adminPassword})
+	extRAS, extSig := netip.AddrPortFrom(ext, uint16(ports)), netip.AddrPortFrom(ext, uint16(ports+1))
+
+	insideIP := netip.MustParseAddr("127.0.0.5")
+	inside := h323test.NewEndpoint(t, h323test.EndpointConfig{Alias: "2001", Gatekeeper: gk.RASAddr(), IP: insideIP})
+	defer inside.Close()
+	vmr := h323test.NewEndpoint(t, h323test.EndpointConfig{Alias: "1001", Gatekeeper: gk.RASAddr(), IP: insideIP})
+	defer vmr.Close()
+	room := h323test.NewEndpoint(t, h323test.EndpointConfig{Alias: "room-7", Gatekeeper: extRAS, IP: netip.MustParseAddr("127.0.0.6"),
+		H46018: true, AdvertiseCallSignal: netip.MustParseAddrPort("192.0.2.10:1720")})
+	defer room.Close()
+	var err error
+	for i := 0; i < 50; i++ { // the daemon binds H.323 after it answers the API
+		if err = room.Register(ctx); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("outside registration: %v", err)
+	}
+	for _, ep := range []*h323test.Endpoint{inside, vmr} {
+		if err := ep.Register(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	talk := func(caller, callee *h323test.Endpoint, dest string, opts h323test.CallOptions) {
+		t.Helper()
+		a, err := caller.Call(ctx, dest, opts)
+		if err != nil {
+			t.Fatalf("call %s: %v", dest, err)
+		}
+		b, err := callee.Incoming(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []*h323test.Call{a, b} {
+			if err := c.WaitMedia(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.SendRTP(10); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range []*h323test.Call{a, b} {
+			if err := c.WaitReceived(ctx, 10); err != nil {
+				t.Fatalf("call %s: RTP: %v", dest, err)
+			}
+		}
+		a.Hangup()
+		<-b.Done()
+	}
+	talk(room, inside, "2001", h323test.CallOptions{FastStart: true})
+	talk(inside, room, "room-7", h323test.CallOptions{H245: h323test.Tunnelled})
+	guest := h323test.NewEndpoint(t, h323test.EndpointConfig{Alias: "guest-1", IP: netip.MustParseAddr("127.0.0.7")})
+	defer guest.Close()
+	talk(guest, vmr, "1001", h323test.CallOptions{FastStart: true, Direct: extSig})
+	if _, err := guest.Call(ctx, "2001", h323test.CallOptions{FastStart: true, Direct: extSig}); !errors.Is(err, h323test.ErrRejected) {
+		t.Fatalf("guest call to 2001 = %v, want rejected", err)
+	}
+
+	var calls []struct {
+		Protocol    string `json:"protocol"`
+		CallType    string `json:"call_type"`
+		Disposition string `json:"disposition"`
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		c.must(200, "GET", "/api/v1/history/calls", nil).json(t, &calls)
+		return len(calls) >= 4
+	})
+	var got []string
+	for _, r := range calls {
+		got = append(got, r.Protocol+" "+r.CallType+" "+r.Disposition)
+	}
+	slices.Sort(got)
+	want := []string{"h323 guest normal", "h323 guest policy: destination not allowed (rule guest-deny)", "h323 inbound normal", "h323 registered normal"}
+	if !slices.Equal(got, want) {
+		t.Errorf("call history:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
