@@ -16,6 +16,7 @@ import (
 	"github.com/portico-edge/portico/internal/h323/h323test"
 	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 	"github.com/portico-edge/portico/internal/h323/q931"
+	"github.com/portico-edge/portico/internal/h323proxy/callsig"
 	"github.com/portico-edge/portico/internal/h323proxy/h245proxy"
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/policy"
@@ -356,5 +357,40 @@ func checkOutside(t *testing.T, msgs []h323test.Message) {
 		if strings.Contains(text, a) {
 			t.Errorf("tshark finds the inside address %s outside", a)
 		}
+	}
+}
+
+// TestDecide: the caller kind the call policy sees, and which dialled
+// alias admits the call. A caller is registered only when it calls from
+// the address its registration came from: an alias alone is a claim
+// anyone can make.
+func TestDecide(t *testing.T) {
+	h := newHarness(t, nil)
+	h.register("room-1", false)
+	pol, err := policy.Compile("policy.rules", policy.WithGuests(nil, policy.Guest{Enabled: true, VMRRanges: []string{"1000-1099"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.s.deps.Policy = pol.Evaluate
+	for _, tc := range []struct {
+		name   string
+		info   callsig.CallInfo
+		allow  bool
+		kind   string
+		reason string
+	}{
+		{"registered caller to any destination", callsig.CallInfo{From: []string{"room-1"}, To: []string{"2001"}, Source: outsideIP}, true, "registered", ""},
+		{"registered alias from elsewhere is a guest", callsig.CallInfo{From: []string{"room-1"}, To: []string{"2001"}, Source: guestIP}, false, "guest",
+			"destination not allowed (rule guest-deny)"},
+		{"guest to a VMR", callsig.CallInfo{From: []string{"guest"}, To: []string{"1001"}, Source: guestIP}, true, "guest", ""},
+		{"guest, second alias is a VMR", callsig.CallInfo{To: []string{"sales", "1001"}, Source: guestIP}, true, "guest", ""},
+		{"guest without destination", callsig.CallInfo{Source: guestIP}, false, "guest", "destination not allowed (rule guest-deny)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := h.s.decide(tc.info)
+			if d.Allow != tc.allow || d.CallType != tc.kind || d.Reason != tc.reason {
+				t.Errorf("decide = %+v, want allow %v, type %q, reason %q", d, tc.allow, tc.kind, tc.reason)
+			}
+		})
 	}
 }
