@@ -2,6 +2,7 @@ package h323test
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -218,4 +219,29 @@ func bindings(msgs []Message) int {
 		}
 	}
 	return n
+}
+
+// TestDialsFromConfiguredIP: a call's connection comes from the
+// endpoint's configured IP, as its RAS and media do (an edge that tells
+// callers apart by source address depends on it).
+func TestDialsFromConfiguredIP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ip := netip.MustParseAddr("127.0.0.9")
+	ep := NewEndpoint(t, EndpointConfig{Alias: "caller", IP: ip})
+	defer ep.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go ep.Call(ctx, "callee", CallOptions{Direct: addrPort(ln.Addr())})
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := addrPort(c.RemoteAddr()).Addr(); got != ip {
+		t.Errorf("call connection from %v, want %v", got, ip)
+	}
 }
