@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323proxy/callsig"
 	"github.com/portico-edge/portico/internal/policy"
@@ -35,6 +37,15 @@ func (s *Server) newCalls(cfg Config) (*callsig.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.m.register(s.deps.Registerer,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portico_h323_calls",
+			Help: "H.323 calls in progress through Portico."}, func() float64 { return float64(cs.Calls()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_h323_calls_ended_total",
+			Help: "H.323 calls that ended after both sides were connected."}, func() float64 { return float64(cs.Completed.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_h323_calls_refused_total",
+			Help: "H.323 calls Portico refused (policy, no route, callee not registered, limits)."}, func() float64 { return float64(cs.Rejected.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_h323_signalling_malformed_total",
+			Help: "Call-signalling input that did not decode (answered with ReleaseComplete, cause 95)."}, func() float64 { return float64(cs.Malformed.Load()) }))
 	s.AttachSignalling(func(ctx context.Context, ln net.Listener, outside bool) error {
 		side := callsig.Inside
 		if outside {

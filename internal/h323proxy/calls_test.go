@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/portico-edge/portico/internal/h323/h323test"
 	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 	"github.com/portico-edge/portico/internal/h323/q931"
@@ -77,6 +79,7 @@ func (h *callHistory) wait(t *testing.T, ctx context.Context, n int) []store.Cal
 type porticoE2E struct {
 	s                   *Server
 	relay               *media.Relay
+	reg                 *prometheus.Registry
 	calls               *callHistory
 	extRAS, extSig      netip.AddrPort
 	inSignal, inRASAddr netip.AddrPort
@@ -96,7 +99,7 @@ func startE2E(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest) *portic
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &porticoE2E{relay: relay, calls: &callHistory{}}
+	p := &porticoE2E{relay: relay, calls: &callHistory{}, reg: prometheus.NewRegistry()}
 	ports := testpeer.FreePorts(t, 4)
 	p.extRAS = netip.AddrPortFrom(outsideIP, uint16(ports))
 	p.extSig = netip.AddrPortFrom(outsideIP, uint16(ports+1))
@@ -105,7 +108,7 @@ func startE2E(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest) *portic
 	p.s, err = New(Config{ExternalRAS: p.extRAS, ExternalSignalPort: p.extSig.Port(), InternalRAS: p.inRASAddr,
 		InternalSignal: p.inSignal, Gatekeeper: gk.RASAddr(), GatekeeperSignal: gk.CallSignalAddr(), Traversal: true,
 		KeepAliveInterval: time.Second, TimeToLive: 30 * time.Second},
-		Deps{Logger: slog.New(slog.DiscardHandler), Media: relay, Calls: p.calls.add, Policy: pol.Evaluate})
+		Deps{Logger: slog.New(slog.DiscardHandler), Registerer: p.reg, Media: relay, Calls: p.calls.add, Policy: pol.Evaluate})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,6 +284,23 @@ func TestCallsEndToEnd(t *testing.T) {
 	}
 	if n := p.s.Calls(); n != 0 {
 		t.Errorf("%d calls still in progress", n)
+	}
+	for name, want := range map[string]float64{"portico_h323_calls": 0, "portico_h323_calls_ended_total": 3,
+		"portico_h323_calls_refused_total": 1, "portico_h323_signalling_malformed_total": 0} {
+		mfs, err := p.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := -1.0
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				m := mf.GetMetric()[0]
+				got = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			}
+		}
+		if got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
 	}
 	outsideMsgs = append(outsideMsgs, room.RAS()...)
 	checkOutside(t, outsideMsgs)

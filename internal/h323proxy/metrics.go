@@ -27,13 +27,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		traversal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_h323_traversal_total",
 			Help: "H.460.18 incoming-call indications, by outcome (bound, no_answer, no_connection, timeout)."}, []string{"outcome"}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.received, m.dropped, m.registrations, m.regEvents, m.traversal} {
-			var are prometheus.AlreadyRegisteredError
-			if err := reg.Register(c); err != nil && !errors.As(err, &are) {
-				continue
-			}
+	m.register(reg, m.received, m.dropped, m.registrations, m.regEvents, m.traversal)
+	return m
+}
+
+// register adds cs to reg (nil: none); one already registered, by an
+// earlier server of a reloaded configuration, stays.
+func (m *metrics) register(reg prometheus.Registerer, cs ...prometheus.Collector) {
+	if reg == nil {
+		return
+	}
+	for _, c := range cs {
+		var are prometheus.AlreadyRegisteredError
+		if err := reg.Register(c); err != nil && !errors.As(err, &are) {
+			continue
 		}
 	}
-	return m
 }
