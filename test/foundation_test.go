@@ -120,13 +120,38 @@ func TestFoundation(t *testing.T) {
 	})
 
 	t.Run("expired token", func(t *testing.T) {
-		var short struct{ Secret string }
-		script.must(201, "POST", "/api/v1/tokens", map[string]string{"name": "short", "ttl": "1s"}).json(t, &short)
+		// The daemon shares the test's clock: the token expires between
+		// created+ttl and minted+ttl. A request answered before the first
+		// must pass; one sent after the second must not. A loaded run may
+		// answer the first request only after expiry: then a new token.
+		const ttl = time.Second
 		c := newClient(t, d.url)
-		c.token = short.Secret
-		c.must(200, "GET", "/api/v1/me", nil)
-		time.Sleep(1500 * time.Millisecond)
-		c.must(401, "GET", "/api/v1/me", nil)
+		var minted time.Time
+		for try := 0; ; try++ {
+			created := time.Now()
+			var short struct{ Secret string }
+			script.must(201, "POST", "/api/v1/tokens", map[string]string{"name": fmt.Sprintf("short-%d", try), "ttl": ttl.String()}).json(t, &short)
+			minted = time.Now()
+			c.token = short.Secret
+			r := c.do("GET", "/api/v1/me", nil)
+			if time.Now().Before(created.Add(ttl)) {
+				if r.code != 200 {
+					t.Fatalf("GET /api/v1/me before expiry: %d %s", r.code, r.body)
+				}
+				break
+			}
+			if try == 9 {
+				t.Fatal("no request answered within the token's TTL in 10 tries")
+			}
+		}
+		waitFor(t, 30*time.Second, func() bool {
+			sent := time.Now()
+			r := c.do("GET", "/api/v1/me", nil)
+			if r.code == 200 && !sent.Before(minted.Add(ttl)) {
+				t.Fatalf("GET /api/v1/me after expiry: 200")
+			}
+			return r.code == 401
+		})
 	})
 
 	t.Run("auditor is read-only", func(t *testing.T) {

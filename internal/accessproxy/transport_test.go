@@ -76,6 +76,7 @@ func proxyClient(p *pki, h2 bool) *http.Client {
 
 func TestLeanUpstream(t *testing.T) {
 	p := newPKI(t, "portal.example.test")
+	stalled := make(chan struct{}) // closed once the proxy gave up on /stall
 	up := startRawUpstream(t, func(w *bufio.Writer, r *http.Request) bool {
 		switch r.URL.Path {
 		case "/once": // keep-alive promised, then closed, as an idle timeout would
@@ -93,8 +94,8 @@ func TestLeanUpstream(t *testing.T) {
 			io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		case "/hang": // no answer; the next read sees the proxy's close
 			return true
-		case "/stall":
-			time.Sleep(time.Second) // past the response header timeout
+		case "/stall": // no answer until the proxy's response header timeout fired
+			<-stalled
 			return false
 		default:
 			b, _ := io.ReadAll(r.Body)
@@ -107,9 +108,10 @@ func TestLeanUpstream(t *testing.T) {
 		}
 		return true
 	})
+	// The default response header timeout (60 s): only the /stall subtest,
+	// on its own proxy, has a short one that a slow run could reach.
 	cfg := Config{
-		Routes:   []Route{{Name: "portal", Match: Match{SNI: []string{"portal.example.test"}}, Action: ActionHTTP, Upstream: "http://" + up.addr}},
-		Timeouts: Timeouts{HTTPResponseHeader: 300 * time.Millisecond},
+		Routes: []Route{{Name: "portal", Match: Match{SNI: []string{"portal.example.test"}}, Action: ActionHTTP, Upstream: "http://" + up.addr}},
 	}
 	_, addr := startProxy(t, cfg, Deps{Certs: p.store})
 	base := "https://" + addr
@@ -230,16 +232,25 @@ func TestLeanUpstream(t *testing.T) {
 		drain()
 	})
 	t.Run("response header timeout gives 502", func(t *testing.T) {
-		if resp, _ := get(t, c, "GET", "/stall", ""); resp.StatusCode != http.StatusBadGateway {
+		cfg := cfg
+		cfg.Timeouts = Timeouts{HTTPResponseHeader: 50 * time.Millisecond}
+		_, addr := startProxy(t, cfg, Deps{Certs: p.store})
+		req, _ := http.NewRequest(http.MethodGet, "https://"+addr+"/stall", nil)
+		req.Host = "portal.example.test"
+		resp, err := proxyClient(p, false).Do(req)
+		close(stalled)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
 		drain()
 	})
 	t.Run("client gone closes the upstream connection", func(t *testing.T) {
 		drain()
-		cfg := cfg
-		cfg.Timeouts = Timeouts{} // the default response header timeout (60 s) never fires here
-		_, addr := startProxy(t, cfg, Deps{Certs: p.store})
+		addr := strings.TrimPrefix(base, "https://")
 		tc, err := tls.Dial("tcp", addr, p.clientTLS("portal.example.test"))
 		if err != nil {
 			t.Fatal(err)

@@ -1,7 +1,6 @@
 package media
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -134,20 +133,7 @@ func TestSippThroughRelay(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	capFile := filepath.Join(dir, "media.pcap")
-	capCmd := exec.CommandContext(ctx, tshark, "-i", "lo", "-q", "-w", capFile,
-		"-f", fmt.Sprintf("udp and (port %d or port %d)", r0, r1))
-	stderr, _ := capCmd.StderrPipe()
-	if err := capCmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() && !strings.Contains(sc.Text(), "Capturing on") {
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
+	capt := testpeer.StartCapture(t, fmt.Sprintf("udp and (port %d or port %d)", r0, r1), r0)
 
 	uas := exec.CommandContext(ctx, sipp, "-sf", filepath.Join(dir, "uas.xml"), "-i", "127.0.0.1", "-p", strconv.Itoa(uasSIP),
 		"-mi", "127.0.0.1", "-mp", strconv.Itoa(uasMedia), "-rtp_echo", "-m", "1", "-bg", "-trace_err", "-nostdin")
@@ -166,22 +152,31 @@ func TestSippThroughRelay(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sipp uac: %v\n%s\nuas: %s", err, lastLines(out, 30), uasOut.String())
 	}
-	time.Sleep(300 * time.Millisecond) // last echoes
-	capCmd.Process.Signal(os.Interrupt)
-	capCmd.Wait()
+	// The last echoes: the UAS echoes every packet, so the relay's return
+	// leg ends at the count of the outward one.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		st, err := r.Session(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l := st.Streams[0].Legs; l[1].Forwarded >= l[0].Forwarded || time.Now().After(deadline) {
+			break // a shortfall is reported below, from the capture
+		}
+	}
+	capt.Stop(t)
 
-	fields, err := exec.Command(tshark, "-r", capFile, "-T", "fields", "-e", "udp.srcport", "-e", "udp.dstport").Output()
+	fields, err := exec.Command(tshark, "-r", capt.File, "-T", "fields", "-e", "ip.src", "-e", "udp.srcport", "-e", "udp.dstport").Output()
 	if err != nil {
 		t.Fatalf("tshark read: %v", err)
 	}
 	count := map[[2]int]int{}
 	for _, line := range strings.Split(strings.TrimSpace(string(fields)), "\n") {
 		f := strings.Fields(line)
-		if len(f) != 2 {
+		if len(f) != 3 || f[0] == testpeer.ProbeIP {
 			continue
 		}
-		s, _ := strconv.Atoi(f[0])
-		d, _ := strconv.Atoi(f[1])
+		s, _ := strconv.Atoi(f[1])
+		d, _ := strconv.Atoi(f[2])
 		if s == r0 || s == r1 {
 			count[[2]int{s, d}]++
 		} else {

@@ -275,7 +275,64 @@ func TestCloseWaitsForCallWork(t *testing.T) {
 	ringing.send(udpAddr(p.extUDP.String()), ringing.request("INVITE", "sip:1235@portico.test", "<sip:1235@portico.test>", "", ringing.sdp("")))
 	cs.expect("INVITE") // never answered
 	p.s.Close()
-	if gs := sipedgeGoroutines(); len(gs) > 0 {
-		t.Fatalf("%d goroutines still run sipedge code after Close:\n%s", len(gs), strings.Join(gs, "\n\n"))
+	// Both calls ended before Close returned: the ringing one when its
+	// INVITE was cancelled, on the goroutine Close waited for.
+	if recs, _ := p.hist.snapshot(); len(recs) != 2 {
+		t.Errorf("%d call records when Close returned, want 2: %+v", len(recs), recs)
 	}
+	// A goroutine Close waited for may still be on its way out: inside
+	// its final wg.Done (which woke Close) or returning from the frame
+	// that deferred it. Those are given time to vanish; any other sipedge
+	// goroutine is work Close did not wait for and fails the test at once.
+	for deadline := time.Now().Add(10 * time.Second); ; runtime.Gosched() {
+		gs := sipedgeGoroutines()
+		if len(gs) == 0 {
+			return
+		}
+		for _, g := range gs {
+			if !exiting(g) {
+				t.Fatalf("goroutine still runs sipedge code after Close:\n%s", g)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines past their wg.Done never exited:\n%s", len(gs), strings.Join(gs, "\n\n"))
+		}
+	}
+}
+
+// exiting reports whether a goroutine's stack is that of a tracked
+// goroutine whose work has ended: its only sipedge frame is the one that
+// deferred wg.Done, with nothing above it but that Done (or the runtime),
+// and when not inside Done it is not blocked either.
+func exiting(stack string) bool {
+	lines := strings.Split(stack, "\n")
+	if len(lines) == 0 {
+		return false
+	}
+	header := lines[0] // goroutine N [state]:
+	var frames []string
+	for _, l := range lines[1:] {
+		if l != "" && !strings.HasPrefix(l, "\t") && !strings.HasPrefix(l, "created by ") {
+			frames = append(frames, l)
+		}
+	}
+	i, inDone := 0, false
+	for ; i < len(frames); i++ {
+		f := frames[i]
+		if strings.HasPrefix(f, "sync.(*WaitGroup).Done(") {
+			inDone = true
+		}
+		if !strings.HasPrefix(f, "runtime.") && !strings.HasPrefix(f, "sync.") && !strings.HasPrefix(f, "internal/") {
+			break
+		}
+	}
+	if i == len(frames) || !strings.Contains(frames[i], "/internal/sipedge.") {
+		return false
+	}
+	for _, f := range frames[i+1:] {
+		if strings.Contains(f, "/internal/sipedge.") {
+			return false // a deeper sipedge frame: work still under way
+		}
+	}
+	return inDone || strings.Contains(header, "[runnable") || strings.Contains(header, "[running")
 }
