@@ -207,7 +207,7 @@ func (s *Server) Reload(cfg Config) (restart []string, err error) {
 	s.state.Store(st)
 	// Let in-flight requests on old transports finish first (a timer, not a
 	// sleeping goroutine per reload).
-	time.AfterFunc(cfg.Timeouts.HTTPResponseHeader, old.closeIdle)
+	time.AfterFunc(cfg.Timeouts.HTTPResponseHeader, old.retire)
 	s.log.Info("config reloaded", "routes", len(cfg.Routes), "restart_needed", restart)
 	return restart, nil
 }
@@ -410,7 +410,7 @@ func (s *Server) Close() error {
 		s.httpSrv.Close()
 		s.httpL.Close()
 		s.wg.Wait()
-		s.state.Load().closeIdle()
+		s.state.Load().retire()
 	})
 	return nil
 }

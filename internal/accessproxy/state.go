@@ -90,10 +90,13 @@ func compile(cfg Config, s *Server) (*state, error) {
 	return st, nil
 }
 
-func (st *state) closeIdle() {
+// retire releases the upstream connections of a state no longer served
+// (replaced by a reload, or the server closed): the pooled ones now, and
+// those of requests still in flight when they finish.
+func (st *state) retire() {
 	for _, r := range st.routes {
 		if r.h1 != nil {
-			r.h1.CloseIdleConnections()
+			r.h1.retire()
 		}
 		if r.transport != nil {
 			r.transport.CloseIdleConnections()

@@ -38,6 +38,10 @@ type h1Transport struct {
 	mu       sync.Mutex
 	idle     []*h1Conn // most recently used last
 	sweeping bool
+	// retired: the route's state was replaced or the server closed; a
+	// request still in flight closes its connection instead of pooling it
+	// where nothing would use it again.
+	retired bool
 }
 
 type h1Conn struct {
@@ -334,7 +338,7 @@ func (t *h1Transport) put(pc *h1Conn) {
 	pc.idleAt = time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.idle) >= t.maxIdle {
+	if t.retired || len(t.idle) >= t.maxIdle {
 		pc.c.Close()
 		return
 	}
@@ -362,6 +366,15 @@ func (t *h1Transport) sweep() {
 		return
 	}
 	time.AfterFunc(t.idleFor-time.Since(t.idle[0].idleAt), t.sweep)
+}
+
+// retire closes the pooled connections and makes every connection put back
+// later be closed instead: the transport's route is no longer served.
+func (t *h1Transport) retire() {
+	t.mu.Lock()
+	t.retired = true
+	t.mu.Unlock()
+	t.CloseIdleConnections()
 }
 
 // CloseIdleConnections closes the pooled connections (and the fallback's).

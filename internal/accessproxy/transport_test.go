@@ -284,6 +284,24 @@ func TestLeanIdleSweep(t *testing.T) {
 	}
 }
 
+// TestLeanRetiredPoolsNothing: a request still in flight when its route's
+// state was retired (reload, Close) closes its upstream connection instead
+// of pooling it where nothing would reuse it.
+func TestLeanRetiredPoolsNothing(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	tr := &h1Transport{idleFor: time.Hour, maxIdle: 4}
+	tr.retire()
+	tr.put(&h1Conn{c: a})
+	_ = b.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := b.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("connection put back after retire not closed: %v", err)
+	}
+	if pc, _ := tr.get(); pc != nil {
+		t.Fatal("a retired transport pooled a connection")
+	}
+}
+
 func TestLeanChoice(t *testing.T) {
 	tr := &h1Transport{host: "10.1.1.20:8080"}
 	for _, tc := range []struct {
