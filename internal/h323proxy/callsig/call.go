@@ -311,6 +311,11 @@ func (c *call) forward(from Side, p []byte) bool {
 		c.malformed(from, err)
 		return false
 	}
+	if m.Type == q931.ReleaseComplete {
+		// Settled before the other side sees it: that side closing its
+		// connection in answer is not a lost connection.
+		c.settle(releaseCause(&m), c.party(from), "")
+	}
 	if err := c.legs[from.Other()].send(out); err != nil {
 		c.end(CauseTemporary, c.party(from.Other()), "connection lost on the "+from.Other().String())
 		return false
@@ -327,14 +332,18 @@ func (c *call) forward(from Side, p []byte) bool {
 			keepAlive(l.conn, c.srv.cfg.KeepAlive)
 		}
 	case q931.ReleaseComplete:
-		cause := byte(CauseNormal)
-		if cv, err := m.Cause(); err == nil {
-			cause = cv.Value
-		}
-		c.end(cause, c.party(from), "")
+		c.end(releaseCause(&m), c.party(from), "")
 		return false
 	}
 	return true
+}
+
+// releaseCause is a ReleaseComplete's Q.931 cause (normal when it has none).
+func releaseCause(m *q931.Message) byte {
+	if cv, err := m.Cause(); err == nil {
+		return cv.Value
+	}
+	return CauseNormal
 }
 
 func keepAlive(conn net.Conn, idle time.Duration) {
@@ -379,14 +388,20 @@ func (c *call) releaseBoth(cause byte, by, disp string) {
 // end marks the call over (the first reason wins) and closes both
 // connections so the pumps return.
 func (c *call) end(cause byte, by, disp string) {
+	c.settle(cause, by, disp)
+	for _, l := range c.legs {
+		l.conn.Close()
+	}
+}
+
+// settle records how the call ended, unless that is known already; end
+// also closes both legs.
+func (c *call) settle(cause byte, by, disp string) {
 	c.mu.Lock()
 	if !c.ended {
 		c.ended, c.cause, c.endedBy, c.disp = true, cause, by, disp
 	}
 	c.mu.Unlock()
-	for _, l := range c.legs {
-		l.conn.Close()
-	}
 }
 
 func (c *call) isAnswered() bool {
