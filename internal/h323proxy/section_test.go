@@ -2,6 +2,7 @@ package h323proxy
 
 import (
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -56,7 +57,7 @@ func TestSection(t *testing.T) {
 		KeepAliveInterval: DefaultKeepAliveInterval, Traversal: true, MaxRegistrations: DefaultMaxRegistrations,
 		MaxPending: defaultMaxPending, RequestTimeout: defaultRequestTimeout,
 		GatekeeperSignal: netip.MustParseAddrPort("10.0.0.5:1720")}
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Config =\n%+v, want\n%+v", c, want)
 	}
 }
