@@ -87,6 +87,12 @@ type porticoE2E struct {
 
 func startE2E(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest) *porticoE2E {
 	t.Helper()
+	return startE2EWith(t, gk, guest, nil)
+}
+
+// startE2EWith is startE2E with mod applied to the Config.
+func startE2EWith(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest, mod func(*Config)) *porticoE2E {
+	t.Helper()
 	lo := testpeer.FreePorts(t, 200)
 	relay, err := media.New(media.Config{Interfaces: map[string]media.InterfaceConfig{
 		External: {Addr: outsideIP, PortMin: lo, PortMax: lo + 99},
@@ -105,9 +111,13 @@ func startE2E(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest) *portic
 	p.extSig = netip.AddrPortFrom(outsideIP, uint16(ports+1))
 	p.inSignal = netip.AddrPortFrom(porticoIn, uint16(ports+2))
 	p.inRASAddr = netip.AddrPortFrom(porticoIn, uint16(ports+3))
-	p.s, err = New(Config{ExternalRAS: p.extRAS, ExternalSignalPort: p.extSig.Port(), InternalRAS: p.inRASAddr,
+	cfg := Config{ExternalRAS: p.extRAS, ExternalSignalPort: p.extSig.Port(), InternalRAS: p.inRASAddr,
 		InternalSignal: p.inSignal, Gatekeeper: gk.RASAddr(), GatekeeperSignal: gk.CallSignalAddr(), Traversal: true,
-		KeepAliveInterval: time.Second, TimeToLive: 30 * time.Second},
+		KeepAliveInterval: time.Second, TimeToLive: 30 * time.Second}
+	if mod != nil {
+		mod(&cfg)
+	}
+	p.s, err = New(cfg,
 		Deps{Logger: slog.New(slog.DiscardHandler), Registerer: p.reg, Media: relay, Calls: p.calls.add, Policy: pol.Evaluate})
 	if err != nil {
 		t.Fatal(err)
@@ -312,6 +322,13 @@ func TestCallsEndToEnd(t *testing.T) {
 // dissectors are chosen).
 func checkOutside(t *testing.T, msgs []h323test.Message) {
 	t.Helper()
+	checkOutsideFor(t, msgs, []string{"registrationConfirm", "serviceControlIndication", "setup", "connect", "releaseComplete", "fastStart", "openLogicalChannelAck"})
+}
+
+// checkOutsideFor is checkOutside with the elements the dissection must
+// show.
+func checkOutsideFor(t *testing.T, msgs []h323test.Message, wants []string) {
+	t.Helper()
 	inside := []netip.Addr{porticoIn, gatekeeperIP, insideEPIP}
 	for _, m := range msgs {
 		if m.From.Addr() != outsideIP {
@@ -368,7 +385,7 @@ func checkOutside(t *testing.T, msgs []h323test.Message) {
 	if strings.Contains(text, "Malformed") || strings.Contains(text, "[Expert Info (Error") {
 		t.Fatalf("tshark reports errors:\n%s", text)
 	}
-	for _, want := range []string{"registrationConfirm", "serviceControlIndication", "setup", "connect", "releaseComplete", "fastStart", "openLogicalChannelAck"} {
+	for _, want := range wants {
 		if !strings.Contains(text, want) {
 			t.Errorf("dissection of the %d packets Portico sent outside lacks %q", n, want)
 		}
