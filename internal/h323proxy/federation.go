@@ -141,6 +141,10 @@ func (s *Server) insideLocate(src netip.AddrPort, q *h225.LocationRequest) {
 		s.send(Internal, src, ras.LRJ(q, h225.LocationRejectReason_NotRegistered))
 		return
 	}
+	if q.HasHopCount && q.HopCount <= 1 {
+		s.send(Internal, src, ras.LRJ(q, h225.LocationRejectReason_HopCountExceeded))
+		return
+	}
 	p := &pending{kind: h225.RasMessage_LocationRequest, from: src, seq: q.RequestSeqNum, neighbour: n.RAS, names: names}
 	seq, ok := s.track(false, p)
 	if !ok {
@@ -155,6 +159,9 @@ func (s *Server) insideLocate(src netip.AddrPort, q *h225.LocationRequest) {
 		ReplyAddress:    ras.Transport(s.extAddr),
 		SourceInfo:      cloneAliases(q.SourceInfo), HasSourceInfo: len(q.SourceInfo) > 0,
 		HasCanMapAlias: true, HasCanMapSrcAlias: true,
+	}
+	if q.HasHopCount { // each gatekeeper crossed counts, so LRQs cannot loop between neighbours
+		out.HopCount, out.HasHopCount = q.HopCount-1, true
 	}
 	p.sent = s.send(External, n.RAS, &h225.RasMessage{Choice: h225.RasMessage_LocationRequest, LocationRequest: out})
 }

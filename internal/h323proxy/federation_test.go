@@ -177,6 +177,39 @@ func TestOutboundLocationToNeighbour(t *testing.T) {
 			t.Errorf("inside LRJ = %+v, want seq 51 notRegistered", in.LocationReject)
 		}
 	})
+	t.Run("hop count", func(t *testing.T) {
+		lrq := ras.LRQ(53, []h225.AliasAddress{ras.E164("00447777")}, netip.AddrPortFrom(gatekeeperIP, 1719))
+		lrq.LocationRequest.HopCount, lrq.LocationRequest.HasHopCount = 3, true
+		h.gk.send(h.in, lrq)
+		_, m := nb.expect(h225.RasMessage_LocationRequest)
+		if !m.LocationRequest.HasHopCount || m.LocationRequest.HopCount != 2 {
+			t.Errorf("hopCount to the neighbour = %d (present %v), want 2", m.LocationRequest.HopCount, m.LocationRequest.HasHopCount)
+		}
+		nb.send(h.ext, ras.LRJ(m.LocationRequest, h225.LocationRejectReason_NotRegistered))
+		h.gk.expect(h225.RasMessage_LocationReject)
+		lrq.LocationRequest.RequestSeqNum, lrq.LocationRequest.HopCount = 54, 1
+		h.gk.send(h.in, lrq)
+		_, in := h.gk.expect(h225.RasMessage_LocationReject)
+		if in.LocationReject.RequestSeqNum != 54 || in.LocationReject.RejectReason.Choice != h225.LocationRejectReason_HopCountExceeded {
+			t.Errorf("LRJ = %+v, want seq 54 hopCountExceeded", in.LocationReject)
+		}
+		// From the neighbour: the last hop is refused, others decremented.
+		in1 := ras.LRQ(55, []h225.AliasAddress{ras.E164("8001")}, nb.addr())
+		in1.LocationRequest.HopCount, in1.LocationRequest.HasHopCount = 1, true
+		nb.send(h.ext, in1)
+		_, out := nb.expect(h225.RasMessage_LocationReject)
+		if out.LocationReject.RejectReason.Choice != h225.LocationRejectReason_HopCountExceeded {
+			t.Errorf("LRJ reason = %d, want hopCountExceeded", out.LocationReject.RejectReason.Choice)
+		}
+		in1.LocationRequest.RequestSeqNum, in1.LocationRequest.HopCount = 56, 4
+		nb.send(h.ext, in1)
+		_, m = h.gk.expect(h225.RasMessage_LocationRequest)
+		if m.LocationRequest.HopCount != 3 {
+			t.Errorf("hopCount inside = %d, want 3", m.LocationRequest.HopCount)
+		}
+		h.gk.send(h.in, ras.LRJ(m.LocationRequest, h225.LocationRejectReason_NotRegistered))
+		nb.expect(h225.RasMessage_LocationReject)
+	})
 	t.Run("answer from elsewhere ignored", func(t *testing.T) {
 		h.gk.send(h.in, ras.LRQ(52, []h225.AliasAddress{ras.E164("00448888")}, netip.AddrPortFrom(gatekeeperIP, 1719)))
 		from, m := nb.expect(h225.RasMessage_LocationRequest)

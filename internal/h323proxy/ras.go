@@ -74,6 +74,13 @@ func (s *Server) handleExternal(src netip.AddrPort, b []byte) {
 			s.refuseLocation(src, m.LocationRequest)
 			return
 		}
+		if q := m.LocationRequest; q.HasHopCount {
+			if q.HopCount <= 1 {
+				s.send(External, src, ras.LRJ(q, h225.LocationRejectReason_HopCountExceeded))
+				return
+			}
+			q.HopCount--
+		}
 		s.relayInside(src, m)
 	case h225.RasMessage_AdmissionRequest, h225.RasMessage_BandwidthRequest, h225.RasMessage_DisengageRequest,
 		h225.RasMessage_InfoRequestResponse:
