@@ -68,6 +68,9 @@ type Config struct {
 	// (federation.go); OpenB2B also accepts LRQs from any source.
 	Neighbours []Neighbour
 	OpenB2B    bool
+	// DNSServer is the resolver for _h323ls._udp lookups of alias@domain
+	// (OpenB2B); invalid: the system's.
+	DNSServer netip.AddrPort
 }
 
 // Defaults of Config (and of the h323 section).

@@ -137,12 +137,22 @@ func (s *Server) federated(ip netip.Addr) bool {
 func (s *Server) insideLocate(src netip.AddrPort, q *h225.LocationRequest) {
 	names := aliasNames(q.DestinationInfo)
 	n := s.neighbourFor(names)
-	if n == nil {
+	domain := aliasDomain(names)
+	if n == nil && (!s.cfg.OpenB2B || domain == "") {
 		s.send(Internal, src, ras.LRJ(q, h225.LocationRejectReason_NotRegistered))
 		return
 	}
 	if q.HasHopCount && q.HopCount <= 1 {
 		s.send(Internal, src, ras.LRJ(q, h225.LocationRejectReason_HopCountExceeded))
+		return
+	}
+	if n == nil {
+		// open_b2b: the domain's location service, found in DNS.
+		if s.ctx.Err() != nil {
+			return
+		}
+		s.wg.Add(1)
+		go s.locateByDNS(src, q.RequestSeqNum, names, domain, s.outsideLRQ(q))
 		return
 	}
 	p := &pending{kind: h225.RasMessage_LocationRequest, from: src, seq: q.RequestSeqNum, neighbour: n.RAS, names: names}
@@ -151,10 +161,16 @@ func (s *Server) insideLocate(src netip.AddrPort, q *h225.LocationRequest) {
 		s.m.dropped.WithLabelValues(Internal, "pending_full").Inc()
 		return
 	}
-	// Built from an allow-list: the aliases asked for and Portico's
-	// outside RAS address, nothing of the inside's.
+	out := s.outsideLRQ(q)
+	out.RequestSeqNum = seq
+	p.sent = s.send(External, n.RAS, &h225.RasMessage{Choice: h225.RasMessage_LocationRequest, LocationRequest: out})
+}
+
+// outsideLRQ builds the LRQ sent to a neighbour for the inside's q from
+// an allow-list: the aliases asked for and Portico's outside RAS address,
+// nothing of the inside's. The caller sets the sequence number.
+func (s *Server) outsideLRQ(q *h225.LocationRequest) *h225.LocationRequest {
 	out := &h225.LocationRequest{
-		RequestSeqNum:   seq,
 		DestinationInfo: cloneAliases(q.DestinationInfo),
 		ReplyAddress:    ras.Transport(s.extAddr),
 		SourceInfo:      cloneAliases(q.SourceInfo), HasSourceInfo: len(q.SourceInfo) > 0,
@@ -163,7 +179,7 @@ func (s *Server) insideLocate(src netip.AddrPort, q *h225.LocationRequest) {
 	if q.HasHopCount { // each gatekeeper crossed counts, so LRQs cannot loop between neighbours
 		out.HopCount, out.HasHopCount = q.HopCount-1, true
 	}
-	p.sent = s.send(External, n.RAS, &h225.RasMessage{Choice: h225.RasMessage_LocationRequest, LocationRequest: out})
+	return out
 }
 
 // neighbourAnswer relays a neighbour's LCF or LRJ to the inside

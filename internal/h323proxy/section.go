@@ -74,6 +74,9 @@ type NeighbourSection struct {
 // FederationSection is h323.federation.
 type FederationSection struct {
 	OpenB2B bool `yaml:"open_b2b,omitempty" json:"open_b2b,omitempty"`
+	// DNSServer is the resolver, ip[:port] (port 53), for the
+	// _h323ls._udp lookups of alias@domain; default the system's.
+	DNSServer string `yaml:"dns_server,omitempty" json:"dns_server,omitempty"`
 }
 
 // Interfaces are the node's addresses the section defaults to.
@@ -171,6 +174,7 @@ func (s Section) Config(ifs Interfaces) (Config, error) {
 			Prefixes: n.Prefixes, Domains: n.Domains})
 	}
 	c.OpenB2B = s.Federation.OpenB2B
+	c.DNSServer = hostPort("h323.federation.dns_server", s.Federation.DNSServer, 53)
 	return c, es.Err()
 }
 

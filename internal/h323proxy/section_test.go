@@ -68,7 +68,7 @@ func TestSection(t *testing.T) {
 // neighbour's port defaulting to 1719.
 func TestSectionNeighbours(t *testing.T) {
 	ifs := Interfaces{External: "198.51.100.1", Internal: "10.0.0.1"}
-	c, err := Section{Enabled: true, Gatekeeper: "10.0.0.5", Federation: FederationSection{OpenB2B: true},
+	c, err := Section{Enabled: true, Gatekeeper: "10.0.0.5", Federation: FederationSection{OpenB2B: true, DNSServer: "127.0.0.53"},
 		Neighbours: []NeighbourSection{{Name: "partner", Address: "203.0.113.7", Prefixes: []string{"0044"}, Domains: []string{"partner.example"}},
 			{Address: "203.0.113.8:1819"}}}.Config(ifs)
 	if err != nil {
@@ -77,6 +77,9 @@ func TestSectionNeighbours(t *testing.T) {
 	want := []Neighbour{
 		{Name: "partner", RAS: netip.MustParseAddrPort("203.0.113.7:1719"), Prefixes: []string{"0044"}, Domains: []string{"partner.example"}},
 		{RAS: netip.MustParseAddrPort("203.0.113.8:1819")},
+	}
+	if c.DNSServer != netip.MustParseAddrPort("127.0.0.53:53") {
+		t.Errorf("DNSServer = %v, want 127.0.0.53:53", c.DNSServer)
 	}
 	if !reflect.DeepEqual(c.Neighbours, want) || !c.OpenB2B {
 		t.Errorf("Neighbours = %+v, OpenB2B %v; want %+v, true", c.Neighbours, c.OpenB2B, want)
