@@ -222,6 +222,7 @@ func TestCallsEndToEnd(t *testing.T) {
 	}
 
 	var outsideMsgs []h323test.Message // what the outside parties received
+	ended := 0                         // calls ended so far: records are awaited in order
 	// talk places a call from caller to dest, has RTP cross the relay both
 	// ways, hangs up and returns what the outside party received.
 	talk := func(t *testing.T, caller, callee *h323test.Endpoint, dest string, opts h323test.CallOptions, outside bool) {
@@ -245,6 +246,11 @@ func TestCallsEndToEnd(t *testing.T) {
 			<-out.Done()
 		}
 		outsideMsgs = append(outsideMsgs, out.Messages()...)
+		// Portico records the call once both legs are closed, which may
+		// be after the parties saw the end: wait, so the next call's
+		// record cannot come first.
+		ended++
+		p.calls.wait(t, ctx, ended)
 	}
 	t.Run("outside calls inside", func(t *testing.T) {
 		talk(t, room, inside, "2001", h323test.CallOptions{FastStart: true}, true)

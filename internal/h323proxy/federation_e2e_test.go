@@ -77,6 +77,7 @@ func TestFederatedCalls(t *testing.T) {
 		<-in.Done()
 		outsideMsgs = append(outsideMsgs, c.Messages()...)
 		assertNoInside(t, nbRAS)
+		p.calls.wait(t, ctx, 1) // recorded before the next call's record
 	})
 
 	t.Run("inside calls the neighbour's endpoint", func(t *testing.T) {
