@@ -146,6 +146,16 @@ func (s *Server) insideLocate(src netip.AddrPort, q *h225.LocationRequest) {
 		s.send(Internal, src, ras.LRJ(q, h225.LocationRejectReason_HopCountExceeded))
 		return
 	}
+	for _, p := range s.pendingOut {
+		if p.kind == h225.RasMessage_LocationRequest && p.from == src && p.seq == q.RequestSeqNum {
+			// The gatekeeper repeats an LRQ still in flight: repeat it
+			// to the same neighbour under the same sequence number.
+			if p.sent != nil {
+				s.write(External, p.neighbour, p.sent)
+			}
+			return
+		}
+	}
 	if n == nil {
 		// open_b2b: the domain's location service, found in DNS.
 		if s.ctx.Err() != nil {

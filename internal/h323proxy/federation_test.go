@@ -227,3 +227,42 @@ func TestOutboundLocationToNeighbour(t *testing.T) {
 	})
 	assertNoInside(t, nb)
 }
+
+// TestNeighbourRetransmissionAndReload: the gatekeeper's repeated LRQ is
+// repeated to the neighbour under the same sequence number and answered
+// once; a neighbour added by Reload is accepted without a restart.
+func TestNeighbourRetransmissionAndReload(t *testing.T) {
+	h, nb := newFederation(t, nil)
+	lrq := ras.LRQ(70, []h225.AliasAddress{ras.E164("00445555")}, netip.AddrPortFrom(gatekeeperIP, 1719))
+	h.gk.send(h.in, lrq)
+	_, first := nb.expect(h225.RasMessage_LocationRequest)
+	h.gk.send(h.in, lrq)
+	_, again := nb.expect(h225.RasMessage_LocationRequest)
+	if again.LocationRequest.RequestSeqNum != first.LocationRequest.RequestSeqNum {
+		t.Errorf("repeated LRQ seq %d, first %d", again.LocationRequest.RequestSeqNum, first.LocationRequest.RequestSeqNum)
+	}
+	nb.send(h.ext, ras.LRJ(first.LocationRequest, h225.LocationRejectReason_NotRegistered))
+	nb.send(h.ext, ras.LRJ(again.LocationRequest, h225.LocationRejectReason_NotRegistered))
+	_, m := h.gk.expect(h225.RasMessage_LocationReject)
+	if m.LocationReject.RequestSeqNum != 70 {
+		t.Errorf("LRJ seq %d, want 70", m.LocationReject.RequestSeqNum)
+	}
+
+	other := newPeer(t, netip.MustParseAddr("127.0.0.10"))
+	other.send(h.ext, ras.LRQ(1, []h225.AliasAddress{ras.E164("8001")}, other.addr()))
+	other.expect(h225.RasMessage_LocationReject)
+	h.s.mu.Lock()
+	cfg := h.s.cfg
+	h.s.mu.Unlock()
+	cfg.Neighbours = append(slices.Clone(cfg.Neighbours), Neighbour{Name: "second", RAS: other.addr()})
+	if restart, err := h.s.Reload(cfg); err != nil || len(restart) != 0 {
+		t.Fatalf("Reload = %v, %v", restart, err)
+	}
+	other.send(h.ext, ras.LRQ(2, []h225.AliasAddress{ras.E164("8001")}, other.addr()))
+	from, lrq2 := h.gk.expect(h225.RasMessage_LocationRequest)
+	if s, _ := ras.AliasString(&lrq2.LocationRequest.DestinationInfo[0]); s != "8001" {
+		t.Errorf("the gatekeeper got an LRQ for %q, want 8001", s)
+	}
+	h.gk.send(from, ras.LCF(lrq2.LocationRequest, gkSignal, netip.AddrPortFrom(gatekeeperIP, 1719)))
+	other.expect(h225.RasMessage_LocationConfirm)
+}
