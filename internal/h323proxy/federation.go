@@ -208,7 +208,9 @@ func (s *Server) neighbourAnswer(src netip.AddrPort, m *h225.RasMessage) {
 	case h225.RasMessage_LocationConfirm:
 		l := m.LocationConfirm
 		dst, err := ras.AddrPort(&l.CallSignalAddress)
-		if err != nil || !dst.IsValid() || dst.Port() == 0 {
+		if err != nil || !dst.IsValid() || dst.Port() == 0 || s.isPortico(dst.Addr()) {
+			// A call would loop through Portico itself (or reach its
+			// inside): refused.
 			out = &h225.RasMessage{Choice: h225.RasMessage_LocationReject, LocationReject: &h225.LocationReject{RequestSeqNum: p.seq,
 				RejectReason: h225.LocationRejectReason{Choice: h225.LocationRejectReason_UndefinedReason}}}
 			break
@@ -227,6 +229,13 @@ func (s *Server) neighbourAnswer(src netip.AddrPort, m *h225.RasMessage) {
 			RejectReason: h225.LocationRejectReason{Choice: rawSafe(r.Choice, r.Raw, h225.LocationRejectReason_UndefinedReason)}}}
 	}
 	s.send(Internal, p.from, out)
+}
+
+// isPortico reports whether a is one of Portico's own addresses.
+func (s *Server) isPortico(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsUnspecified() || a == s.extAddr.Addr().Unmap() || a == s.cfg.PublicAddress.Unmap() ||
+		a == s.cfg.ExternalRAS.Addr().Unmap() || a == s.cfg.InternalSignal.Addr().Unmap() || a == s.inAddr.Addr().Unmap()
 }
 
 // addFedRoutes remembers that names are reached at dst (bounded; expired

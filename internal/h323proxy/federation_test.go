@@ -210,6 +210,21 @@ func TestOutboundLocationToNeighbour(t *testing.T) {
 		h.gk.send(h.in, ras.LRJ(m.LocationRequest, h225.LocationRejectReason_NotRegistered))
 		nb.expect(h225.RasMessage_LocationReject)
 	})
+	t.Run("LCF naming Portico refused", func(t *testing.T) {
+		for i, dst := range []netip.AddrPort{h.extSignal(), insideSignal} {
+			seq := 57 + i
+			h.gk.send(h.in, ras.LRQ(seq, []h225.AliasAddress{ras.E164("00446666")}, netip.AddrPortFrom(gatekeeperIP, 1719)))
+			from, m := nb.expect(h225.RasMessage_LocationRequest)
+			nb.send(from, ras.LCF(m.LocationRequest, dst, nb.addr()))
+			_, in := h.gk.expect(h225.RasMessage_LocationReject)
+			if in.LocationReject.RequestSeqNum != h225.RequestSeqNum(seq) {
+				t.Errorf("answer seq %d, want %d", in.LocationReject.RequestSeqNum, seq)
+			}
+			if _, ok := (registry{h.s}).Outside("00446666"); ok {
+				t.Errorf("an LCF naming Portico's %v routed the alias", dst)
+			}
+		}
+	})
 	t.Run("answer from elsewhere ignored", func(t *testing.T) {
 		h.gk.send(h.in, ras.LRQ(52, []h225.AliasAddress{ras.E164("00448888")}, netip.AddrPortFrom(gatekeeperIP, 1719)))
 		from, m := nb.expect(h225.RasMessage_LocationRequest)
