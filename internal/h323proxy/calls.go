@@ -72,7 +72,8 @@ func (s *Server) route(_ context.Context, setup *h225.SetupUUIE, _ callsig.CallI
 
 // caller names who places a call from outside: "registered" when one of
 // its aliases is registered through Portico from the call's source
-// address, else "guest".
+// address, "federated" when it comes from a neighbour gatekeeper's IP (or
+// a source whose LRQ Portico confirmed), else "guest".
 func (s *Server) caller(info callsig.CallInfo) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -80,6 +81,9 @@ func (s *Server) caller(info callsig.CallInfo) string {
 		if r := s.regs.byAlias[a]; r != nil && r.src.Addr() == info.Source {
 			return policy.CallerRegistered
 		}
+	}
+	if s.federated(info.Source) {
+		return policy.CallerFederated
 	}
 	return policy.CallerGuest
 }
@@ -115,6 +119,9 @@ type registry struct{ s *Server }
 
 func (r registry) Outside(alias string) (callsig.Endpoint, bool) {
 	ep, ok := r.s.Outside(alias)
+	if !ok {
+		ep, ok = r.s.neighbourRoute(alias)
+	}
 	return callsig.Endpoint{ID: ep.ID, CallSignal: ep.CallSignal, H46018: ep.H46018}, ok
 }
 

@@ -87,6 +87,12 @@ type porticoE2E struct {
 
 func startE2E(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest) *porticoE2E {
 	t.Helper()
+	return startE2EWith(t, gk, guest, nil)
+}
+
+// startE2EWith is startE2E with mod applied to the Config.
+func startE2EWith(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest, mod func(*Config)) *porticoE2E {
+	t.Helper()
 	lo := testpeer.FreePorts(t, 200)
 	relay, err := media.New(media.Config{Interfaces: map[string]media.InterfaceConfig{
 		External: {Addr: outsideIP, PortMin: lo, PortMax: lo + 99},
@@ -105,9 +111,13 @@ func startE2E(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest) *portic
 	p.extSig = netip.AddrPortFrom(outsideIP, uint16(ports+1))
 	p.inSignal = netip.AddrPortFrom(porticoIn, uint16(ports+2))
 	p.inRASAddr = netip.AddrPortFrom(porticoIn, uint16(ports+3))
-	p.s, err = New(Config{ExternalRAS: p.extRAS, ExternalSignalPort: p.extSig.Port(), InternalRAS: p.inRASAddr,
+	cfg := Config{ExternalRAS: p.extRAS, ExternalSignalPort: p.extSig.Port(), InternalRAS: p.inRASAddr,
 		InternalSignal: p.inSignal, Gatekeeper: gk.RASAddr(), GatekeeperSignal: gk.CallSignalAddr(), Traversal: true,
-		KeepAliveInterval: time.Second, TimeToLive: 30 * time.Second},
+		KeepAliveInterval: time.Second, TimeToLive: 30 * time.Second}
+	if mod != nil {
+		mod(&cfg)
+	}
+	p.s, err = New(cfg,
 		Deps{Logger: slog.New(slog.DiscardHandler), Registerer: p.reg, Media: relay, Calls: p.calls.add, Policy: pol.Evaluate})
 	if err != nil {
 		t.Fatal(err)
@@ -212,6 +222,7 @@ func TestCallsEndToEnd(t *testing.T) {
 	}
 
 	var outsideMsgs []h323test.Message // what the outside parties received
+	ended := 0                         // calls ended so far: records are awaited in order
 	// talk places a call from caller to dest, has RTP cross the relay both
 	// ways, hangs up and returns what the outside party received.
 	talk := func(t *testing.T, caller, callee *h323test.Endpoint, dest string, opts h323test.CallOptions, outside bool) {
@@ -235,6 +246,11 @@ func TestCallsEndToEnd(t *testing.T) {
 			<-out.Done()
 		}
 		outsideMsgs = append(outsideMsgs, out.Messages()...)
+		// Portico records the call once both legs are closed, which may
+		// be after the parties saw the end: wait, so the next call's
+		// record cannot come first.
+		ended++
+		p.calls.wait(t, ctx, ended)
 	}
 	t.Run("outside calls inside", func(t *testing.T) {
 		talk(t, room, inside, "2001", h323test.CallOptions{FastStart: true}, true)
@@ -312,6 +328,13 @@ func TestCallsEndToEnd(t *testing.T) {
 // dissectors are chosen).
 func checkOutside(t *testing.T, msgs []h323test.Message) {
 	t.Helper()
+	checkOutsideFor(t, msgs, []string{"registrationConfirm", "serviceControlIndication", "setup", "connect", "releaseComplete", "fastStart", "openLogicalChannelAck"})
+}
+
+// checkOutsideFor is checkOutside with the elements the dissection must
+// show.
+func checkOutsideFor(t *testing.T, msgs []h323test.Message, wants []string) {
+	t.Helper()
 	inside := []netip.Addr{porticoIn, gatekeeperIP, insideEPIP}
 	for _, m := range msgs {
 		if m.From.Addr() != outsideIP {
@@ -368,7 +391,7 @@ func checkOutside(t *testing.T, msgs []h323test.Message) {
 	if strings.Contains(text, "Malformed") || strings.Contains(text, "[Expert Info (Error") {
 		t.Fatalf("tshark reports errors:\n%s", text)
 	}
-	for _, want := range []string{"registrationConfirm", "serviceControlIndication", "setup", "connect", "releaseComplete", "fastStart", "openLogicalChannelAck"} {
+	for _, want := range wants {
 		if !strings.Contains(text, want) {
 			t.Errorf("dissection of the %d packets Portico sent outside lacks %q", n, want)
 		}

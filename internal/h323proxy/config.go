@@ -1,6 +1,7 @@
 package h323proxy
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -63,6 +64,13 @@ type Config struct {
 	// call-signalling connection (default 10s); AnswerTimeout a call from
 	// Setup to Connect (default 180s).
 	SetupTimeout, AnswerTimeout time.Duration
+	// Neighbours are the outside gatekeepers Portico federates with
+	// (federation.go); OpenB2B also accepts LRQs from any source.
+	Neighbours []Neighbour
+	OpenB2B    bool
+	// DNSServer is the resolver for _h323ls._udp lookups of alias@domain
+	// (OpenB2B); invalid: the system's.
+	DNSServer netip.AddrPort
 }
 
 // Defaults of Config (and of the h323 section).
@@ -140,6 +148,11 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxRegistrations < 0 {
 		es.Add("h323.max_registrations", "%d is negative", c.MaxRegistrations)
+	}
+	for i, n := range c.Neighbours {
+		if !n.RAS.Addr().IsValid() || n.RAS.Port() == 0 {
+			es.Add(fmt.Sprintf("h323.neighbours[%d].address", i), "the neighbour's RAS address (ip:port) is required")
+		}
 	}
 	if len(c.OutsideGatekeeperID) > 128 || len(c.GatekeeperID) > 128 {
 		es.Add("h323.gatekeeper_id", "gatekeeper identifiers are at most 128 characters")

@@ -15,3 +15,7 @@ var ErrNoAnswer = errors.New("h323proxy: endpoint did not answer the service con
 // ErrNoConnection reports an endpoint that answered the SCI but did not
 // open the call-signalling connection in time.
 var ErrNoConnection = errors.New("h323proxy: endpoint answered the service control indication but did not connect")
+
+// ErrNoLocation reports a domain whose DNS names no H.323 location
+// service (_h323ls._udp SRV) Portico could resolve.
+var ErrNoLocation = errors.New("h323proxy: no H.323 location service found in DNS")

@@ -20,6 +20,8 @@ func FuzzRAS(f *testing.F) {
 		ras.ARQ(3, "0011223344556677", nil, []h225.AliasAddress{ras.E164("1")}, 1, 1, id, id, false),
 		ras.LRQ(4, []h225.AliasAddress{ras.E164("1")}, netip.MustParseAddrPort("192.0.2.1:1719")),
 		ras.URQ(5, ras.Endpoint{EndpointID: insideEPID}),
+		ras.LCF(ras.LRQ(1, nil, netip.AddrPort{}).LocationRequest, netip.MustParseAddrPort("127.0.0.9:1720"), netip.MustParseAddrPort("127.0.0.9:5000")),
+		ras.LRJ(ras.LRQ(2, nil, netip.AddrPort{}).LocationRequest, h225.LocationRejectReason_HopCountExceeded),
 	} {
 		b, err := m.Marshal()
 		if err != nil {
@@ -28,7 +30,12 @@ func FuzzRAS(f *testing.F) {
 		f.Add(b, false)
 		f.Add(b, true)
 	}
-	h := newHarnessDeps(&testing.T{}, func(c *Config) { c.MaxRegistrations = 4 }, false)
+	h := newHarnessDeps(&testing.T{}, func(c *Config) {
+		c.MaxRegistrations = 4
+		// The fuzzed outside source is a neighbour serving "1": inside
+		// LRQs go to it and its LCFs and LRJs are matched.
+		c.Neighbours = []Neighbour{{RAS: netip.MustParseAddrPort("127.0.0.9:5000"), Prefixes: []string{"1"}}}
+	}, false)
 	f.Cleanup(func() { h.s.Close() })
 	src := netip.MustParseAddrPort("127.0.0.9:5000")
 	f.Fuzz(func(t *testing.T, b []byte, inside bool) {

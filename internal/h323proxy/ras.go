@@ -29,7 +29,11 @@ type pending struct {
 	scr     chan struct{} // SCI: closed when the SCR arrived
 	callID  []byte        // ARQ, DRQ: the call's identifier (16 octets), if given
 	sent    []byte        // what Portico sent, resent for a retransmission
-	expires time.Time
+	// neighbour is the neighbour an inside LRQ was sent to, names the
+	// aliases it asked for.
+	neighbour netip.AddrPort
+	names     []string
+	expires   time.Time
 }
 
 // handleExternal handles one datagram from outside.
@@ -65,9 +69,24 @@ func (s *Server) handleExternal(src netip.AddrPort, b []byte) {
 		s.registrationRequest(src, m)
 	case h225.RasMessage_UnregistrationRequest:
 		s.outsideUnregister(src, m)
-	case h225.RasMessage_AdmissionRequest, h225.RasMessage_BandwidthRequest, h225.RasMessage_DisengageRequest,
-		h225.RasMessage_LocationRequest, h225.RasMessage_InfoRequestResponse:
+	case h225.RasMessage_LocationRequest:
+		if !s.locationAllowed(src) {
+			s.refuseLocation(src, m.LocationRequest)
+			return
+		}
+		if q := m.LocationRequest; q.HasHopCount {
+			if q.HopCount <= 1 {
+				s.send(External, src, ras.LRJ(q, h225.LocationRejectReason_HopCountExceeded))
+				return
+			}
+			q.HopCount--
+		}
 		s.relayInside(src, m)
+	case h225.RasMessage_AdmissionRequest, h225.RasMessage_BandwidthRequest, h225.RasMessage_DisengageRequest,
+		h225.RasMessage_InfoRequestResponse:
+		s.relayInside(src, m)
+	case h225.RasMessage_LocationConfirm, h225.RasMessage_LocationReject:
+		s.neighbourAnswer(src, m)
 	case h225.RasMessage_UnregistrationConfirm, h225.RasMessage_UnregistrationReject,
 		h225.RasMessage_DisengageConfirm, h225.RasMessage_DisengageReject,
 		h225.RasMessage_ServiceControlResponse:
@@ -588,6 +607,9 @@ func (s *Server) handleInternal(src netip.AddrPort, b []byte) {
 	case h225.RasMessage_InfoRequest:
 		s.insideInfoRequest(src, m.InfoRequest)
 		return
+	case h225.RasMessage_LocationRequest:
+		s.insideLocate(src, m.LocationRequest)
+		return
 	}
 	seq, ok := ras.SeqNum(m)
 	p := s.pendingIn[uint16(seq)]
@@ -655,6 +677,7 @@ func (s *Server) outsideResponse(p *pending, m *h225.RasMessage) *h225.RasMessag
 		return &h225.RasMessage{Choice: m.Choice, AdmissionReject: &h225.AdmissionReject{RequestSeqNum: p.seq, RejectReason: reason}}
 	case h225.RasMessage_LocationConfirm:
 		l := m.LocationConfirm
+		s.federatedSource(p)
 		return &h225.RasMessage{Choice: m.Choice, LocationConfirm: &h225.LocationConfirm{
 			RequestSeqNum:     p.seq,
 			CallSignalAddress: ras.Transport(s.extSignal()),

@@ -407,7 +407,9 @@ var _ = asn1per.BMP
 // unanswered (LRQs need no registration) take at most its share of the
 // transactions in flight, so another source's still go through.
 func TestOneSourceCannotFillPending(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.MaxPending = 100 })
+	// open_b2b: LRQs from sources that are neither registered nor a
+	// neighbour are relayed (else refused here).
+	h := newHarness(t, func(c *Config) { c.MaxPending = 100; c.OpenB2B = true })
 	flooder := newPeer(t, netip.MustParseAddr("127.0.0.5"))
 	for i := 1; i <= 100; i++ {
 		flooder.send(h.ext, ras.LRQ(i, []h225.AliasAddress{ras.E164("1")}, flooder.addr()))
@@ -523,7 +525,7 @@ func (a denyACL) Allow(src netip.Addr) bool { return src != a.deny }
 // calledPartyNotRegistered) score the asker as not_found, as alias
 // guessing.
 func TestACLAndGuessingScored(t *testing.T) {
-	h := newHarness(t, nil)
+	h := newHarness(t, func(c *Config) { c.OpenB2B = true }) // the LRQ's source is not registered
 	denied := newPeer(t, netip.MustParseAddr("127.0.0.6"))
 	h.acl.set(denyACL{deny: netip.MustParseAddr("127.0.0.6")})
 	denied.send(h.ext, ras.GRQ(1, endpoint("z", false)))

@@ -51,6 +51,32 @@ type Section struct {
 	MaxCalls      int            `yaml:"max_calls,omitempty" json:"max_calls,omitempty"`
 	SetupTimeout  field.Duration `yaml:"setup_timeout,omitempty" json:"setup_timeout,omitempty"`
 	AnswerTimeout field.Duration `yaml:"answer_timeout,omitempty" json:"answer_timeout,omitempty"`
+	// Neighbours are outside gatekeepers Portico federates with: their
+	// LRQs are answered, and the inside gatekeeper's LRQs for aliases
+	// they serve are sent to them.
+	Neighbours []NeighbourSection `yaml:"neighbours,omitempty" json:"neighbours,omitempty"`
+	// Federation.OpenB2B accepts LRQs from any source (as
+	// sip.federation.open_b2b does for SIP domains).
+	Federation FederationSection `yaml:"federation,omitempty" json:"federation,omitempty"`
+}
+
+// NeighbourSection is one h323.neighbours entry.
+type NeighbourSection struct {
+	Name string `yaml:"name,omitempty" json:"name,omitempty"`
+	// Address is its RAS address, ip:port (port 1719 if omitted).
+	Address string `yaml:"address" json:"address"`
+	// Prefixes and Domains select the aliases located there: alias
+	// prefixes, and the domains of alias@domain.
+	Prefixes []string `yaml:"prefixes,omitempty" json:"prefixes,omitempty"`
+	Domains  []string `yaml:"domains,omitempty" json:"domains,omitempty"`
+}
+
+// FederationSection is h323.federation.
+type FederationSection struct {
+	OpenB2B bool `yaml:"open_b2b,omitempty" json:"open_b2b,omitempty"`
+	// DNSServer is the resolver, ip[:port] (port 53), for the
+	// _h323ls._udp lookups of alias@domain; default the system's.
+	DNSServer string `yaml:"dns_server,omitempty" json:"dns_server,omitempty"`
 }
 
 // Interfaces are the node's addresses the section defaults to.
@@ -139,6 +165,16 @@ func (s Section) Config(ifs Interfaces) (Config, error) {
 	}
 	c.Gatekeeper = hostPort("h323.gatekeeper", s.Gatekeeper, DefaultRASPort)
 	c.GatekeeperSignal = hostPort("h323.gatekeeper_signal", s.GatekeeperSignal, DefaultSignalPort)
+	for i, n := range s.Neighbours {
+		path := "h323.neighbours[" + strconv.Itoa(i) + "].address"
+		if n.Address == "" {
+			es.Add(path, "the neighbour's RAS address is required")
+		}
+		c.Neighbours = append(c.Neighbours, Neighbour{Name: n.Name, RAS: hostPort(path, n.Address, DefaultRASPort),
+			Prefixes: n.Prefixes, Domains: n.Domains})
+	}
+	c.OpenB2B = s.Federation.OpenB2B
+	c.DNSServer = hostPort("h323.federation.dns_server", s.Federation.DNSServer, 53)
 	return c, es.Err()
 }
 

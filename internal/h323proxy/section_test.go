@@ -2,6 +2,7 @@ package h323proxy
 
 import (
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,8 @@ func TestSection(t *testing.T) {
 		{"wildcard external without public address", Section{Enabled: true, Gatekeeper: "10.0.0.5", ExternalAddress: "0.0.0.0"}, "h323.external_address"},
 		{"gatekeeper_signal not ip:port", Section{Enabled: true, Gatekeeper: "10.0.0.5", GatekeeperSignal: "gk:x"}, "h323.gatekeeper_signal"},
 		{"negative max_calls", Section{Enabled: true, Gatekeeper: "10.0.0.5", MaxCalls: -1}, "h323.max_calls"},
+		{"neighbour without address", Section{Enabled: true, Gatekeeper: "10.0.0.5", Neighbours: []NeighbourSection{{Name: "p"}}}, "h323.neighbours[0].address"},
+		{"neighbour not ip:port", Section{Enabled: true, Gatekeeper: "10.0.0.5", Neighbours: []NeighbourSection{{Address: "10.0.0.9"}, {Address: "gk.partner"}}}, "h323.neighbours[1].address"},
 		{"minimal", Section{Enabled: true, Gatekeeper: "10.0.0.5"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -56,7 +59,29 @@ func TestSection(t *testing.T) {
 		KeepAliveInterval: DefaultKeepAliveInterval, Traversal: true, MaxRegistrations: DefaultMaxRegistrations,
 		MaxPending: defaultMaxPending, RequestTimeout: defaultRequestTimeout,
 		GatekeeperSignal: netip.MustParseAddrPort("10.0.0.5:1720")}
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Config =\n%+v, want\n%+v", c, want)
+	}
+}
+
+// TestSectionNeighbours: neighbours and open_b2b reach the Config, a
+// neighbour's port defaulting to 1719.
+func TestSectionNeighbours(t *testing.T) {
+	ifs := Interfaces{External: "198.51.100.1", Internal: "10.0.0.1"}
+	c, err := Section{Enabled: true, Gatekeeper: "10.0.0.5", Federation: FederationSection{OpenB2B: true, DNSServer: "127.0.0.53"},
+		Neighbours: []NeighbourSection{{Name: "partner", Address: "203.0.113.7", Prefixes: []string{"0044"}, Domains: []string{"partner.example"}},
+			{Address: "203.0.113.8:1819"}}}.Config(ifs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Neighbour{
+		{Name: "partner", RAS: netip.MustParseAddrPort("203.0.113.7:1719"), Prefixes: []string{"0044"}, Domains: []string{"partner.example"}},
+		{RAS: netip.MustParseAddrPort("203.0.113.8:1819")},
+	}
+	if c.DNSServer != netip.MustParseAddrPort("127.0.0.53:53") {
+		t.Errorf("DNSServer = %v, want 127.0.0.53:53", c.DNSServer)
+	}
+	if !reflect.DeepEqual(c.Neighbours, want) || !c.OpenB2B {
+		t.Errorf("Neighbours = %+v, OpenB2B %v; want %+v, true", c.Neighbours, c.OpenB2B, want)
 	}
 }

@@ -95,6 +95,8 @@ type Server struct {
 	waiters    map[[16]byte]chan net.Conn
 	calls      map[[16]byte]*registration   // admitted calls, for IRQ routing
 	dests      map[[16]byte]netip.AddrPort  // admitted calls: the inside ACF's destCallSignalAddress
+	fedRoutes  map[string]fedRoute          // aliases a neighbour's LCF located (federation.go)
+	fedPeers   map[netip.Addr]time.Time     // sources whose LRQ was confirmed, until when
 	perSource  map[netip.Addr]int           // outside requests in flight, by source address
 	events     chan store.RegistrationEvent // registration history waiting to be written
 	dups       map[dupKey]uint16            // outside requests in flight -> Portico's inside seq
@@ -145,6 +147,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		waiters:    map[[16]byte]chan net.Conn{},
 		calls:      map[[16]byte]*registration{},
 		dests:      map[[16]byte]netip.AddrPort{},
+		fedRoutes:  map[string]fedRoute{},
+		fedPeers:   map[netip.Addr]time.Time{},
 		perSource:  map[netip.Addr]int{},
 		events:     make(chan store.RegistrationEvent, historyQueue),
 		dups:       map[dupKey]uint16{},
