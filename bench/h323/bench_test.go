@@ -50,6 +50,27 @@ func cpu(t *testing.T, pid int) time.Duration {
 	return time.Duration(ut+st) * time.Second / clkTck
 }
 
+// udpDrops returns the datagrams the kernel dropped (receive buffer full)
+// at Portico's RAS socket and at the load generator's sockets (127.10/16).
+func udpDrops(ras netip.AddrPort) (portico, load int64) {
+	b, _ := os.ReadFile("/proc/net/udp")
+	want := fmt.Sprintf("0100007F:%04X", ras.Port())
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 13 {
+			continue
+		}
+		d, _ := strconv.ParseInt(f[12], 10, 64)
+		switch {
+		case f[1] == want:
+			portico += d
+		case strings.HasSuffix(f[1][:8], "0A7F"): // 127.10.x.x, little-endian hex
+			load += d
+		}
+	}
+	return portico, load
+}
+
 // selfCPU is the load generator's (this process's) CPU time.
 func selfCPU() time.Duration {
 	var ru syscall.Rusage
@@ -281,15 +302,17 @@ type result struct {
 	wall                     time.Duration
 	daemonCPU, loadCPU       time.Duration
 	p50, p99                 time.Duration
+	// kernel receive-buffer drops during the phase
+	porticoDrops, loadDrops int64
 }
 
 func (r result) ok() bool { return r.answered == r.sent && r.rejected == 0 && r.p99 <= ceilingP99 }
 
 func (r result) String() string {
-	return fmt.Sprintf("sent %d answered %d (%.2f%%) rejected %d in %.1fs: %.0f/s, p50 %.2fms p99 %.2fms, Portico CPU %.2fs = %.1f µs/RRQ, load generator CPU %.2fs",
+	return fmt.Sprintf("sent %d answered %d (%.2f%%) rejected %d in %.1fs: %.0f/s, p50 %.2fms p99 %.2fms, Portico CPU %.2fs = %.1f µs/RRQ, load generator CPU %.2fs, dropped at Portico's socket %d, at the generator's %d",
 		r.sent, r.answered, 100*float64(r.answered)/float64(max(r.sent, 1)), r.rejected, r.wall.Seconds(),
 		float64(r.answered)/r.wall.Seconds(), ms(r.p50), ms(r.p99), r.daemonCPU.Seconds(),
-		float64(r.daemonCPU.Microseconds())/float64(max(r.answered, 1)), r.loadCPU.Seconds())
+		float64(r.daemonCPU.Microseconds())/float64(max(r.answered, 1)), r.loadCPU.Seconds(), r.porticoDrops, r.loadDrops)
 }
 
 // brief is a ceiling step in a table cell.
@@ -334,6 +357,7 @@ func (f *fleet) measure(phase func() int64) result {
 	}
 	a0, r0 := f.stats.answered.Load(), f.stats.rejected.Load()
 	d0, l0 := cpu(f.t, f.d.cmd.Process.Pid), selfCPU()
+	pd0, ld0 := udpDrops(f.d.ras)
 	start := time.Now()
 	sent := phase()
 	wall := time.Since(start)
@@ -343,6 +367,8 @@ func (f *fleet) measure(phase func() int64) result {
 	}
 	r := result{sent: sent, wall: wall, daemonCPU: cpu(f.t, f.d.cmd.Process.Pid) - d0, loadCPU: selfCPU() - l0,
 		answered: f.stats.answered.Load() - a0, rejected: f.stats.rejected.Load() - r0}
+	pd, ld := udpDrops(f.d.ras)
+	r.porticoDrops, r.loadDrops = pd-pd0, ld-ld0
 	var lat []time.Duration
 	for _, e := range f.eps {
 		e.mu.Lock()
@@ -470,9 +496,9 @@ func TestH323Benchmark(t *testing.T) {
 						fast, fastRate = r, rate
 					}
 				}
-				table = append(table, fmt.Sprintf("| %d | ceiling run %d: p99 ≤ 5 ms and all answered up to %.0f/s (%s); all answered up to %.0f/s (%s); first loss at %.0f/s: %.2f%% answered, p99 %.2f ms | | | | | |",
+				table = append(table, fmt.Sprintf("| %d | ceiling run %d: p99 ≤ 5 ms and all answered up to %.0f/s (%s); all answered up to %.0f/s (%s); first loss at %.0f/s: %.2f%% answered, p99 %.2f ms, %d dropped at Portico's socket, %d at the generator's | | | | | |",
 					n, rep, fastRate, brief(fast), fullRate, brief(full), lossyRate,
-					100*float64(lossy.answered)/float64(max(lossy.sent, 1)), ms(lossy.p99)))
+					100*float64(lossy.answered)/float64(max(lossy.sent, 1)), ms(lossy.p99), lossy.porticoDrops, lossy.loadDrops))
 				time.Sleep(2 * time.Second)
 			}
 		})
