@@ -279,14 +279,15 @@ func (e *endpoint) read() {
 // send sends e's next RRQ (full when keepAlive is false).
 func (e *endpoint) send(to netip.AddrPort, alias string, keepAlive bool) {
 	e.seq = e.seq%65535 + 1
-	ep := ras.Endpoint{RAS: e.addr, CallSignal: e.addr, Terminal: true, Gatekeeper: "portico"}
+	// H.460.18 is offered in every RRQ, the lightweight ones too.
+	ep := ras.Endpoint{RAS: e.addr, CallSignal: e.addr, Terminal: true, Gatekeeper: "portico",
+		FeatureSet: &h225.FeatureSet{DesiredFeatures: []h225.GenericData{ras.Feature(ras.H46018)}, HasDesiredFeatures: true}}
 	if keepAlive {
 		e.mu.Lock()
 		ep.KeepAlive, ep.EndpointID = true, e.id
 		e.mu.Unlock()
 	} else {
 		ep.Aliases = []h225.AliasAddress{ras.H323ID(alias)}
-		ep.FeatureSet = &h225.FeatureSet{DesiredFeatures: []h225.GenericData{ras.Feature(ras.H46018)}, HasDesiredFeatures: true}
 	}
 	b, err := ras.RRQ(e.seq, ep).Marshal()
 	if err != nil {
@@ -317,8 +318,8 @@ func (r result) String() string {
 
 // brief is a ceiling step in a table cell.
 func brief(r result) string {
-	return fmt.Sprintf("p99 %.2f ms, %.1f µs Portico CPU/RRQ, generator %.2f s CPU in %.0f s",
-		ms(r.p99), float64(r.daemonCPU.Microseconds())/float64(max(r.answered, 1)), r.loadCPU.Seconds(), r.wall.Seconds())
+	return fmt.Sprintf("p99 %.2f ms, %.1f µs, generator %.2f s",
+		ms(r.p99), float64(r.daemonCPU.Microseconds())/float64(max(r.answered, 1)), r.loadCPU.Seconds())
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -447,7 +448,7 @@ func TestH323Benchmark(t *testing.T) {
 		sizes = []int{v}
 	}
 	bin := buildPortico(t)
-	var table []string
+	var table, ceiling []string
 	for _, n := range sizes {
 		t.Run(strconv.Itoa(n), func(t *testing.T) {
 			gk := gatekeeper(t)
@@ -496,8 +497,8 @@ func TestH323Benchmark(t *testing.T) {
 						fast, fastRate = r, rate
 					}
 				}
-				table = append(table, fmt.Sprintf("| %d | ceiling run %d: p99 ≤ 5 ms and all answered up to %.0f/s (%s); all answered up to %.0f/s (%s); first loss at %.0f/s: %.2f%% answered, p99 %.2f ms, %d dropped at Portico's socket, %d at the generator's | | | | | |",
-					n, rep, fastRate, brief(fast), fullRate, brief(full), lossyRate,
+				ceiling = append(ceiling, fmt.Sprintf("| %d | %.0f/s (%s) | %.0f/s (%s) | %.0f/s: %.2f %% answered, p99 %.2f ms, %d dropped at Portico's socket, %d at the generator's |",
+					rep, fastRate, brief(fast), fullRate, brief(full), lossyRate,
 					100*float64(lossy.answered)/float64(max(lossy.sent, 1)), ms(lossy.p99), lossy.porticoDrops, lossy.loadDrops))
 				time.Sleep(2 * time.Second)
 			}
@@ -505,4 +506,6 @@ func TestH323Benchmark(t *testing.T) {
 	}
 	t.Logf("\n| N | phase | answered/sent | rate | p50 / p99 ms | Portico µs CPU per RRQ | load generator CPU |\n|---|---|---|---|---|---|---|\n%s",
 		strings.Join(table, "\n"))
+	t.Logf("\nceiling with %d registered:\n| search | p99 ≤ 5 ms and all answered | all answered | first step with a loss |\n|---|---|---|---|\n%s",
+		sizes[len(sizes)-1], strings.Join(ceiling, "\n"))
 }
