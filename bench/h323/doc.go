@@ -3,7 +3,9 @@
 // `portico serve`, run as a child process so that its CPU time is read
 // from /proc apart from the load generator's; then they send lightweight
 // keep-alive RRQs, first at the interval Portico grants, then at rising
-// offered rates until answers fall below 100% or p99 exceeds 5 ms.
+// offered rates (3 searches): the last rate with every answer and p99
+// within 5 ms, the last with every answer, and the first with a loss,
+// with kernel drops counted at Portico's socket and at the generator's.
 // A scripted inside gatekeeper in the test process confirms every RRQ
 // (it stands in for GnuGk or a DMA: no H.323 gatekeeper is packaged).
 //
