@@ -1,0 +1,15 @@
+// Package h323 benchmarks Portico's H.323 RAS edge: N outside endpoints
+// (each its own UDP socket on loopback, H.460.18 offered) register through
+// `portico serve`, run as a child process so that its CPU time is read
+// from /proc apart from the load generator's; then they send lightweight
+// keep-alive RRQs, first at the interval Portico grants, then at rising
+// offered rates (3 searches): the last rate with every answer and p99
+// within 5 ms, the last with every answer, and the first with a loss,
+// with kernel drops counted at Portico's socket and at the generator's.
+// A scripted inside gatekeeper in the test process confirms every RRQ
+// (it stands in for GnuGk or a DMA: no H.323 gatekeeper is packaged).
+//
+// Run it with PORTICO_BENCH=1 go test ./bench/h323 -run TestH323Benchmark -v -timeout 30m
+// (a few minutes); it prints the table kept in docs/performance.md.
+// PORTICO_BENCH_N=5000 limits it to one size.
+package h323
