@@ -250,7 +250,12 @@ func (s *Server) registrationRequest(src netip.AddrPort, m *h225.RasMessage) {
 	}
 	if req.HasKeepAlive && req.KeepAlive {
 		r := s.regs.byOut[bmp(req.EndpointIdentifier)]
-		if !req.HasEndpointIdentifier || r == nil {
+		// A keep-alive may follow a NAT rebinding to a new port, never to
+		// a new address: the endpoint identifier crossed the Internet in
+		// clear, and whoever holds it must not take over the endpoint's
+		// incoming calls (SCI) with one datagram. From elsewhere the
+		// endpoint registers in full, which the inside gatekeeper judges.
+		if !req.HasEndpointIdentifier || r == nil || r.src.Addr() != src.Addr() {
 			s.send(External, src, s.rrj(req.RequestSeqNum, h225.RegistrationRejectReason{Choice: h225.RegistrationRejectReason_FullRegistrationRequired}))
 			return
 		}

@@ -207,6 +207,31 @@ func TestKeepAliveAnsweredLocallyAndAdmissionRelayed(t *testing.T) {
 	assertNoInside(t, h.ep)
 }
 
+// TestKeepAliveFromAnotherAddressRefused: a lightweight RRQ carrying a
+// registered endpoint's identifier from another IP address (someone who
+// saw the identifier) is answered "full registration required" and does not
+// move the endpoint's binding; one from a new port of the same address (NAT
+// rebinding) does.
+func TestKeepAliveFromAnotherAddressRefused(t *testing.T) {
+	h := newHarness(t, nil)
+	rcf, _ := h.register("dave", false)
+	outID := bmp(rcf.EndpointIdentifier)
+	e := endpoint("dave", false)
+	e.KeepAlive, e.EndpointID = true, outID
+	stranger := newPeer(t, netip.MustParseAddr("127.0.0.9"))
+	stranger.send(h.ext, ras.RRQ(5, e))
+	_, m := stranger.expect(h225.RasMessage_RegistrationReject)
+	if c := m.RegistrationReject.RejectReason.Choice; c != h225.RegistrationRejectReason_FullRegistrationRequired {
+		t.Fatalf("keep-alive from another address: RRJ reason %d, want fullRegistrationRequired", c)
+	}
+	if rs := h.s.Registrations(); len(rs) != 1 || netip.MustParseAddrPort(rs[0].Source).Addr() != outsideIP {
+		t.Fatalf("the stranger's keep-alive moved the binding: %+v", rs)
+	}
+	rebound := newPeer(t, outsideIP) // same address, new port
+	rebound.send(h.ext, ras.RRQ(6, e))
+	rebound.expect(h225.RasMessage_RegistrationConfirm)
+}
+
 func TestInsideRefreshedByPortico(t *testing.T) {
 	h := newHarness(t, nil)
 	h.register("carol", false)
