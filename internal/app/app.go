@@ -46,6 +46,7 @@ import (
 	"github.com/portico-edge/portico/internal/store"
 	"github.com/portico-edge/portico/internal/store/open"
 	"github.com/portico-edge/portico/internal/turn"
+	"github.com/portico-edge/portico/internal/web"
 )
 
 // Version is set at build time (-ldflags -X).
@@ -84,6 +85,7 @@ type App struct {
 	spool   *store.Spool
 	reg     *prometheus.Registry
 	api     *api.Server
+	web     *web.Server
 	mgmt    *mgmtServer
 	started time.Time
 	svcs    []*service
@@ -263,7 +265,10 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	if len(a.certs.List()) > 0 && a.certs.SetDefault(managementCertName) != nil {
 		a.log.Warn("management certificate not in the certificate store", "component", "certs")
 	}
-	a.mgmt = newMgmtServer(a.api, serverTLS(cert), logging.Component(a.log.Logger, "management"))
+	if a.web, err = newConsole(a.api, a.reg, a.log.Logger); err != nil {
+		return nil, err
+	}
+	a.mgmt = newMgmtServer(a.web, serverTLS(cert), logging.Component(a.log.Logger, "management"))
 	a.mgmt.acl.admit = func(ip netip.Addr) bool { return a.built.mgmtACL.Allow(ip) && !a.built.guard.Blocked(ip) }
 	a.mgmt.acl.set(cfg.Management.AllowedNetworks)
 	a.reg.MustRegister(a.mgmt.acl.denied)
@@ -461,6 +466,7 @@ func (a *App) Store() store.Store { return a.st }
 func (a *App) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.mgmt.run(gctx, a.drain) })
+	g.Go(func() error { return a.web.Run(gctx) })
 	g.Go(func() error { return a.spool.Run(gctx) })
 	// The guard blocks without running; Run sweeps ended blocks and feeds
 	// the kernel set. It is no service of readiness: nothing waits on it.

@@ -14,8 +14,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portico-edge/portico/internal/api"
 	"github.com/portico-edge/portico/internal/connlimit"
+	"github.com/portico-edge/portico/internal/web"
 )
+
+// newConsole builds the web console in front of the API: the management
+// listener serves the console's pages and passes /api/, /healthz, /readyz
+// and /metrics to the API.
+func newConsole(a *api.Server, reg prometheus.Gatherer, log *slog.Logger) (*web.Server, error) {
+	return web.New(web.Config{}, web.Deps{API: a, Gatherer: reg, Logger: log})
+}
 
 // mgmtACL is management.allowed_networks: the client networks whose TCP
 // connections the management listener accepts. Empty allows any. Loopback

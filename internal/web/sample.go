@@ -1,0 +1,155 @@
+package web
+
+import (
+	"sync"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+)
+
+// gauges are the instantaneous figures the dashboard shows, read from the
+// node's Prometheus registry.
+type gauges struct {
+	SIPCalls    float64 `json:"sip_calls"`
+	H323Calls   float64 `json:"h323_calls"`
+	SIPRegs     float64 `json:"sip_registrations"`
+	H323Regs    float64 `json:"h323_registrations"`
+	TURNAllocs  float64 `json:"turn_allocations"`
+	ProxyConns  float64 `json:"proxy_connections"`
+	RelayOpen   float64 `json:"relay_streams"`
+	relayPkts   float64
+	relayBytes  float64
+	RelayPPS    float64 `json:"relay_pps"`
+	RelayMbps   float64 `json:"relay_mbps"`
+	ServersUp   float64 `json:"call_servers_up"`
+	ServersDown float64 `json:"call_servers_down"`
+}
+
+// sample is one point of the ring.
+type sample struct {
+	T time.Time
+	gauges
+}
+
+// ring keeps the last n samples; it is safe for concurrent use.
+type ring struct {
+	mu  sync.Mutex
+	buf []sample
+	n   int // samples held
+	at  int // next write position
+}
+
+func newRing(n int) *ring { return &ring{buf: make([]sample, n)} }
+
+func (r *ring) add(s sample) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.buf[r.at] = s
+	r.at = (r.at + 1) % len(r.buf)
+	r.n = min(r.n+1, len(r.buf))
+}
+
+// all returns the samples held, oldest first.
+func (r *ring) all() []sample {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]sample, 0, r.n)
+	start := (r.at - r.n + len(r.buf)) % len(r.buf)
+	for i := 0; i < r.n; i++ {
+		out = append(out, r.buf[(start+i)%len(r.buf)])
+	}
+	return out
+}
+
+func (r *ring) last() (sample, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n == 0 {
+		return sample{}, false
+	}
+	return r.buf[(r.at-1+len(r.buf))%len(r.buf)], true
+}
+
+// read gathers the registry's current figures. A metric a disabled
+// service never registered reads as zero.
+func (s *Server) read() gauges {
+	var g gauges
+	mfs, err := s.deps.Gatherer.Gather()
+	if err != nil && len(mfs) == 0 {
+		s.log.Debug("gather metrics", "err", err)
+		return g
+	}
+	for _, mf := range mfs {
+		var dst *float64
+		switch mf.GetName() {
+		case "portico_sip_calls_active":
+			dst = &g.SIPCalls
+		case "portico_h323_calls":
+			dst = &g.H323Calls
+		case "portico_sip_registrations":
+			dst = &g.SIPRegs
+		case "portico_h323_registrations":
+			dst = &g.H323Regs
+		case "portico_turn_allocations":
+			dst = &g.TURNAllocs
+		case "portico_accessproxy_active_connections":
+			dst = &g.ProxyConns
+		case "portico_media_open":
+			dst = &g.RelayOpen
+		case "portico_media_packets_total":
+			dst = &g.relayPkts
+		case "portico_media_forwarded_bytes_total":
+			dst = &g.relayBytes
+		case "portico_sip_call_server_up":
+			for _, m := range mf.GetMetric() {
+				if value(m) > 0 {
+					g.ServersUp++
+				} else {
+					g.ServersDown++
+				}
+			}
+			continue
+		default:
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			*dst += value(m)
+		}
+	}
+	return g
+}
+
+func value(m *dto.Metric) float64 {
+	switch {
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Untyped != nil:
+		return m.Untyped.GetValue()
+	}
+	return 0
+}
+
+// sample adds the current figures to the ring, with the relay's rates
+// since the previous sample.
+func (s *Server) sample() {
+	now := s.deps.Now()
+	g := s.read()
+	if prev, ok := s.ring.last(); ok {
+		if dt := now.Sub(prev.T).Seconds(); dt > 0 && g.relayPkts >= prev.relayPkts {
+			g.RelayPPS = (g.relayPkts - prev.relayPkts) / dt
+			g.RelayMbps = (g.relayBytes - prev.relayBytes) * 8 / dt / 1e6
+		}
+	}
+	s.ring.add(sample{T: now, gauges: g})
+}
+
+// current is the figures now, with the relay rates of the latest sample.
+func (s *Server) current() gauges {
+	g := s.read()
+	if last, ok := s.ring.last(); ok {
+		g.RelayPPS, g.RelayMbps = last.RelayPPS, last.RelayMbps
+	}
+	return g
+}
