@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -106,11 +107,17 @@ func placeErrors(v *configView, doc string) {
 	}
 }
 
+// formDocument is the editor's document with the CRLF line ends a browser
+// submits a textarea with turned back into the LF the document was shown with.
+func formDocument(r *http.Request) string {
+	return strings.ReplaceAll(r.PostFormValue("document"), "\r\n", "\n")
+}
+
 // configValidate checks the editor's document (POST /api/v1/config/validate)
 // and shows each field error at its line.
 func (s *Server) configValidate(w http.ResponseWriter, r *http.Request, u user) {
 	v, f := s.configView(r)
-	v.Document, v.Comment = r.PostFormValue("document"), r.PostFormValue("comment")
+	v.Document, v.Comment = formDocument(r), r.PostFormValue("comment")
 	res := s.call(r, http.MethodPost, "/api/v1/config/validate", map[string]string{"document": v.Document}, "")
 	var out struct {
 		Valid  bool         `json:"valid"`
@@ -139,7 +146,7 @@ func (s *Server) configValidate(w http.ResponseWriter, r *http.Request, u user) 
 // configSave stores and applies the editor's document (PUT /api/v1/config,
 // based on the version the editor was opened on).
 func (s *Server) configSave(w http.ResponseWriter, r *http.Request, u user) {
-	doc, comment := r.PostFormValue("document"), r.PostFormValue("comment")
+	doc, comment := formDocument(r), r.PostFormValue("comment")
 	expect := r.PostFormValue("expect")
 	res := s.call(r, http.MethodPut, "/api/v1/config", map[string]string{"document": doc, "comment": comment}, "", "If-Match", `"`+expect+`"`)
 	if res.ok() {
@@ -159,7 +166,7 @@ func (s *Server) configSave(w http.ResponseWriter, r *http.Request, u user) {
 		Error  string       `json:"error"`
 		Fields []fieldError `json:"fields"`
 	}
-	res.decode(&body)
+	json.Unmarshal(res.body, &body)
 	if res.code != http.StatusUnprocessableEntity {
 		s.refused(w, u, "config", "/config", res)
 		return
