@@ -32,7 +32,7 @@ import (
 	"github.com/portico-edge/portico/internal/testpeer"
 )
 
-// registerHold registers alice through Portico, holds the binding for 20s
+// registerHold registers alice through Portico, holds the binding for 12s
 // (while the console is watched) and unregisters.
 const registerHold = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="register and hold">
@@ -51,7 +51,7 @@ Content-Length: 0
 
 ]]></send>
   <recv response="200"/>
-  <pause milliseconds="20000"/>
+  <pause milliseconds="12000"/>
   <send retrans="500"><![CDATA[
 REGISTER sip:portico.test SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
@@ -403,8 +403,15 @@ func TestWebConsole(t *testing.T) {
 	b.set("q-regs", "alice")
 	b.until(5*time.Second, `document.querySelector("#registrations tbody").textContent.includes("sipp-console-test")`)
 	b.screenshot("registrations")
-	// The unregister at the end of sipp's hold empties the open page.
-	b.until(40*time.Second, `!document.querySelector("#registrations tbody").textContent.includes("alice@portico.test")`)
+	// An admin forgets the binding: gone from the edge at once.
+	b.do(chromedp.Click(chromedp.CSS(`#registrations form[action="/registrations/forget"] button`)))
+	b.until(10*time.Second, `document.querySelector(".flash.ok") && document.querySelector(".flash.ok").textContent.includes("forgotten")`)
+	b.until(5*time.Second, `!document.querySelector("#registrations tbody").textContent.includes("alice@portico.test")`)
+	var live []struct{ AOR string }
+	api.must(200, "GET", "/api/v1/registrations", nil).json(t, &live)
+	if len(live) != 0 {
+		t.Errorf("live registrations after forget: %+v", live)
+	}
 	if err := reg.Wait(); err != nil {
 		t.Fatalf("sipp: %v\n%s", err, sout.String())
 	}
@@ -426,14 +433,15 @@ func TestWebConsole(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("CSV export: status %d, %v", resp.StatusCode, err)
 	}
-	kinds := map[string]bool{}
+	kinds, forgotten := map[string]bool{}, false
 	for _, r := range recs[1:] {
+		forgotten = forgotten || r[8] == "binding forgotten by an administrator"
 		if r[2] != "sip:alice@portico.test" && !strings.Contains(r[2], "alice@portico.test") {
 			t.Errorf("CSV row of another party: %q", r)
 		}
 		kinds[r[6]] = true
 	}
-	if strings.Join(recs[0], ",") != "time,protocol,aor,contact,source,transport,kind,expires,reason,count" || !kinds["registered"] || !kinds["unregistered"] {
+	if strings.Join(recs[0], ",") != "time,protocol,aor,contact,source,transport,kind,expires,reason,count" || !kinds["registered"] || !kinds["unregistered"] || !forgotten {
 		t.Errorf("CSV export: header %q, kinds %v", recs[0], kinds)
 	}
 	// A form without the CSRF token is refused even for an admin session.

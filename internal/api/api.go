@@ -199,6 +199,7 @@ func (s *Server) routes() {
 
 	s.serviceRoutes()
 	s.sipRoutes()
+	s.forgetRoutes()
 	s.h323Routes()
 	s.guardRoutes()
 	s.policyRoutes()

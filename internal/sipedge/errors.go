@@ -19,6 +19,8 @@ var (
 	// ErrHandoffUpgrade means a connection given to WSHandoff did not send
 	// a complete WebSocket upgrade request (HTTP head, at most 8 KiB) in 10s.
 	ErrHandoffUpgrade = errors.New("sipedge: handoff: no WebSocket upgrade request")
+	// ErrNoBinding is returned by Forget when no live binding matches.
+	ErrNoBinding = errors.New("sipedge: no such binding")
 )
 
 // FieldError is one invalid configuration field, e.g. at

@@ -77,6 +77,7 @@ func (s *Server) liveRoutes() {
 		s.render(w, http.StatusOK, "registrations", view{Title: "Registrations", Nav: "registrations", User: u, Flash: flashOf(r), Data: s.liveData(r)})
 	}))
 	s.mux.Handle("POST /calls/{id}/end", s.page(s.endCall))
+	s.mux.Handle("POST /registrations/forget", s.page(s.forget))
 	s.mux.Handle("GET /calls/{id}", s.page(s.callDetail))
 }
 
@@ -85,6 +86,17 @@ func (s *Server) endCall(w http.ResponseWriter, r *http.Request, u user) {
 	id := r.PathValue("id")
 	res := s.call(r, http.MethodDelete, "/api/v1/calls/"+url.PathEscape(id), nil, "")
 	s.done(w, r, u, "calls", "/calls", res, "call "+id+" ended")
+}
+
+// forget drops a live SIP binding (DELETE /api/v1/registrations; admin only).
+func (s *Server) forget(w http.ResponseWriter, r *http.Request, u user) {
+	aor, contact := r.PostFormValue("aor"), r.PostFormValue("contact")
+	q := url.Values{"aor": {aor}}
+	if contact != "" {
+		q.Set("contact", contact)
+	}
+	res := s.call(r, http.MethodDelete, "/api/v1/registrations?"+q.Encode(), nil, "")
+	s.done(w, r, u, "registrations", "/registrations", res, "binding of "+aor+" forgotten")
 }
 
 type callRecord struct {

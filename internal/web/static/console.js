@@ -93,6 +93,16 @@ function cellOf(th, row, table) {
     td.append(f);
     return td;
   }
+  if (th.dataset.action === "forget") {
+    const f = el("form", { method: "post", action: "/registrations/forget", "data-confirm": "Forget this binding?" }, [
+      el("input", { type: "hidden", name: "csrf", value: table.dataset.csrf }),
+      el("input", { type: "hidden", name: "aor", value: row.aor }),
+      el("input", { type: "hidden", name: "contact", value: row.contact }),
+      el("button", { type: "submit", class: "danger" }, ["Forget"])]);
+    confirmForm(f);
+    td.append(f);
+    return td;
+  }
   let v = row[th.dataset.col];
   v = th.dataset.type === "time" ? fmtTime(v) : text(v);
   if (th.dataset.link) {
@@ -141,7 +151,11 @@ function liveTable(table) {
   }
   if (table.dataset.stream) {
     subscribe(table.dataset.stream, "live", (d) => {
-      st.rows = d[table.dataset.live] || [];
+      const rows = d[table.dataset.live] || [];
+      const j = JSON.stringify(rows);
+      if (j === st.last) return; // unchanged: keep the rows (and a pending click)
+      st.last = j;
+      st.rows = rows;
       renderTable(table);
     });
   }
@@ -173,10 +187,11 @@ function filterInput(input) {
 }
 
 // Confirm buttons that destroy something.
+function confirmForm(f) {
+  f.addEventListener("submit", (e) => { if (!confirm(f.dataset.confirm)) e.preventDefault(); });
+}
 function confirmForms() {
-  for (const f of document.querySelectorAll("form[data-confirm]")) {
-    f.addEventListener("submit", (e) => { if (!confirm(f.dataset.confirm)) e.preventDefault(); });
-  }
+  for (const f of document.querySelectorAll("form[data-confirm]")) confirmForm(f);
 }
 
 // Config editor: clicking a field error selects its line in the editor.
