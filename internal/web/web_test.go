@@ -299,6 +299,14 @@ func TestHistoryFiltersAndExport(t *testing.T) {
 	if r := c.do("GET", "/history/calls?since=yesterday", nil); !strings.Contains(body(r), "since must be a date") {
 		t.Error("a bad time is not reported")
 	}
+	// A recorded call's page embeds its ladder diagram and links its pcap.
+	page := body(c.do("GET", "/calls/c2", nil))
+	if !strings.Contains(page, `<object class="ladder" type="image/svg+xml" data="/api/v1/calls/c2/ladder.svg"`) || !strings.Contains(page, `href="/api/v1/calls/c2/ladder.pcap"`) || !strings.Contains(page, "callee busy") {
+		t.Errorf("call page:\n%s", page)
+	}
+	if r := c.do("GET", "/calls/nope", nil); r.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown call: %d", r.StatusCode)
+	}
 	r := c.do("GET", "/history/calls?export=json&protocol=sip", nil)
 	if b := body(r); r.Header.Get("Content-Type") != "application/json" || !strings.Contains(b, `"id": "c3"`) || strings.Contains(b, `"id": "c2"`) {
 		t.Errorf("JSON export: %s", b)
