@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portico-edge/portico/internal/config/field"
+	"github.com/portico-edge/portico/internal/store"
 )
 
 type configVersion struct {
@@ -20,19 +23,12 @@ type configVersion struct {
 	Document  string    `json:"document"`
 }
 
-type fieldError struct {
-	Path   string `json:"path"`
-	Line   int    `json:"line"`
-	Column int    `json:"column"`
-	Reason string `json:"reason"`
-}
-
 // docLine is one line of the document as the editor's check shows it, with
 // the field errors that point at it.
 type docLine struct {
 	N      int
 	Text   string
-	Errors []fieldError
+	Errors []field.Error
 }
 
 type configView struct {
@@ -43,8 +39,8 @@ type configView struct {
 	PendingRestart []string
 	Checked        bool // the editor's document was validated
 	Valid          bool
-	Errors         []fieldError
-	Unplaced       []fieldError // errors without a line
+	Errors         []field.Error
+	Unplaced       []field.Error // errors without a line
 	Lines          []docLine
 	Changed        []string
 }
@@ -120,8 +116,8 @@ func (s *Server) configValidate(w http.ResponseWriter, r *http.Request, u user) 
 	v.Document, v.Comment = formDocument(r), r.PostFormValue("comment")
 	res := s.call(r, http.MethodPost, "/api/v1/config/validate", map[string]string{"document": v.Document}, "")
 	var out struct {
-		Valid  bool         `json:"valid"`
-		Fields []fieldError `json:"fields"`
+		Valid  bool          `json:"valid"`
+		Fields []field.Error `json:"fields"`
 	}
 	if err := res.decode(&out); err != nil {
 		s.refused(w, u, "config", "/config", res)
@@ -163,8 +159,8 @@ func (s *Server) configSave(w http.ResponseWriter, r *http.Request, u user) {
 		return
 	}
 	var body struct {
-		Error  string       `json:"error"`
-		Fields []fieldError `json:"fields"`
+		Error  string        `json:"error"`
+		Fields []field.Error `json:"fields"`
 	}
 	json.Unmarshal(res.body, &body)
 	if res.code != http.StatusUnprocessableEntity {
@@ -228,15 +224,6 @@ func (s *Server) configDiff(w http.ResponseWriter, r *http.Request, u user) {
 	s.render(w, http.StatusOK, "config_diff", view{Title: "Configuration: version " + a + " → " + b, Nav: "config", User: u, Data: d})
 }
 
-type auditEntry struct {
-	Time   time.Time `json:"time"`
-	User   string    `json:"user"`
-	Source string    `json:"source"`
-	Action string    `json:"action"`
-	Target string    `json:"target"`
-	Detail string    `json:"detail"`
-}
-
 // audit lists the audit log, newest first, paged by the API.
 func (s *Server) audit(w http.ResponseWriter, r *http.Request, u user) {
 	f := readFilter(r)
@@ -244,7 +231,7 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request, u user) {
 	vals, _ := url.ParseQuery(q)
 	vals.Set("limit", strconv.Itoa(pageSize+1))
 	vals.Set("offset", strconv.Itoa((f.Page-1)*pageSize))
-	var rows []auditEntry
+	var rows []store.AuditEntry
 	var fl *flash
 	if f.Error != "" {
 		fl = &flash{Text: f.Error}
@@ -253,7 +240,7 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request, u user) {
 	}
 	d := struct {
 		Filter     historyFilter
-		Rows       []auditEntry
+		Rows       []store.AuditEntry
 		Prev, Next string
 	}{Filter: f}
 	if len(rows) > pageSize {

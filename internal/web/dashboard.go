@@ -6,42 +6,20 @@ import (
 	"net/http"
 	"sort"
 	"time"
+
+	"github.com/portico-edge/portico/internal/api"
+	"github.com/portico-edge/portico/internal/certs"
+	"github.com/portico-edge/portico/internal/sipedge"
+	"github.com/portico-edge/portico/internal/store"
 )
 
-type check struct {
-	Name  string `json:"name"`
-	OK    bool   `json:"ok"`
-	Error string `json:"error,omitempty"`
-	Info  string `json:"info,omitempty"`
-}
-
-type callServer struct {
-	Address   string    `json:"address"`
-	Transport string    `json:"transport"`
-	Up        bool      `json:"up"`
-	LastSeen  time.Time `json:"last_seen"`
-}
-
+// certInfo is a certificate as the console lists it.
 type certInfo struct {
-	Name     string    `json:"name"`
-	Subject  string    `json:"subject"`
-	Issuer   string    `json:"issuer"`
-	DNSNames []string  `json:"dns_names"`
-	NotAfter time.Time `json:"not_after"`
-	SHA256   string    `json:"sha256"`
-	KeyType  string    `json:"key_type"`
-	Default  bool      `json:"default"`
-	DaysLeft int       `json:"days_left"`
-	Warn     bool      `json:"warn"`
-	Expired  bool      `json:"expired"`
-	UsedBy   []string  `json:"used_by,omitempty"`
-}
-
-type event struct {
-	Time      time.Time `json:"time"`
-	Severity  string    `json:"severity"`
-	Component string    `json:"component"`
-	Message   string    `json:"message"`
+	certs.Info
+	DaysLeft int      `json:"days_left"`
+	Warn     bool     `json:"warn"`
+	Expired  bool     `json:"expired"`
+	UsedBy   []string `json:"used_by,omitempty"`
 }
 
 // certWarnDays is how close to expiry a certificate is flagged.
@@ -50,30 +28,30 @@ const certWarnDays = 30
 // dashboardData is the dashboard: rendered at load, then sent on the
 // event stream as JSON.
 type dashboardData struct {
-	Node           string       `json:"node"`
-	Version        string       `json:"version"`
-	Uptime         string       `json:"uptime"`
-	ConfigVersion  int64        `json:"config_version"`
-	PendingRestart []string     `json:"pending_restart"`
-	Ready          bool         `json:"ready"`
-	Checks         []check      `json:"checks"`
-	Gauges         gauges       `json:"gauges"`
-	CallServers    []callServer `json:"call_servers"`
-	CertWarnings   []certInfo   `json:"cert_warnings"`
-	Events         []event      `json:"events"`
-	Time           time.Time    `json:"time"`
-	Errors         []string     `json:"errors,omitempty"`
+	Node           string                   `json:"node"`
+	Version        string                   `json:"version"`
+	Uptime         string                   `json:"uptime"`
+	ConfigVersion  int64                    `json:"config_version"`
+	PendingRestart []string                 `json:"pending_restart"`
+	Ready          bool                     `json:"ready"`
+	Checks         []api.Check              `json:"checks"`
+	Gauges         gauges                   `json:"gauges"`
+	CallServers    []sipedge.CallServerInfo `json:"call_servers"`
+	CertWarnings   []certInfo               `json:"cert_warnings"`
+	Events         []store.Event            `json:"events"`
+	Time           time.Time                `json:"time"`
+	Errors         []string                 `json:"errors,omitempty"`
 }
 
 func (s *Server) dashboardData(r *http.Request) dashboardData {
 	d := dashboardData{Ready: true, Gauges: s.current(), Time: s.deps.Now().UTC(), PendingRestart: []string{}}
 	var st struct {
-		Version        string   `json:"version"`
-		Node           string   `json:"node"`
-		Uptime         int64    `json:"uptime_seconds"`
-		ConfigVersion  int64    `json:"config_version"`
-		PendingRestart []string `json:"pending_restart"`
-		Ready          []check  `json:"ready"`
+		Version        string      `json:"version"`
+		Node           string      `json:"node"`
+		Uptime         int64       `json:"uptime_seconds"`
+		ConfigVersion  int64       `json:"config_version"`
+		PendingRestart []string    `json:"pending_restart"`
+		Ready          []api.Check `json:"ready"`
 	}
 	if err := s.getJSON(r, "/api/v1/status", &st); err != nil {
 		d.Errors = append(d.Errors, "status: "+err.Error())

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portico-edge/portico/internal/store"
 )
 
 // historyMax is how many rows one history view or export reads from the
@@ -84,24 +86,10 @@ func contains(s, sub string) bool {
 	return sub == "" || strings.Contains(strings.ToLower(s), strings.ToLower(sub))
 }
 
-type regEvent struct {
-	ID        int64     `json:"id"`
-	Time      time.Time `json:"time"`
-	Protocol  string    `json:"protocol"`
-	AOR       string    `json:"aor"`
-	Contact   string    `json:"contact"`
-	Source    string    `json:"source"`
-	Transport string    `json:"transport"`
-	Kind      string    `json:"kind"`
-	Expires   int       `json:"expires"`
-	Reason    string    `json:"reason"`
-	Count     int64     `json:"count,omitempty"`
-}
-
 type historyView struct {
 	Filter     historyFilter
-	Calls      []callRecord
-	Regs       []regEvent
+	Calls      []store.CallRecord
+	Regs       []store.RegistrationEvent
 	Total      int
 	From, To   int
 	Prev, Next string
@@ -109,8 +97,8 @@ type historyView struct {
 }
 
 func (s *Server) historyRoutes() {
-	s.mux.Handle("GET /history/calls", s.page(s.callHistory))
-	s.mux.Handle("GET /history/registrations", s.page(s.registrationHistory))
+	s.mux.Handle("GET /history/calls", s.page(history(s, callHistory)))
+	s.mux.Handle("GET /history/registrations", s.page(history(s, registrationHistory)))
 }
 
 // paginate slices rows for page f.Page and fills the view's paging links.
@@ -129,68 +117,71 @@ func paginate[T any](rows []T, f historyFilter, v *historyView) []T {
 	return rows[lo:hi]
 }
 
-func (s *Server) callHistory(w http.ResponseWriter, r *http.Request, u user) {
-	f := readFilter(r)
-	q := f.apiQuery()
-	var all []callRecord
-	var fl *flash
-	if f.Error != "" {
-		fl = &flash{Text: f.Error}
-	} else if err := s.getJSON(r, "/api/v1/history/calls?"+q, &all); err != nil {
-		fl = &flash{Text: err.Error()}
-	}
-	rows := make([]callRecord, 0, len(all))
-	for _, c := range all {
-		if (f.Protocol == "" || c.Protocol == f.Protocol) && (f.CallType == "" || c.CallType == f.CallType) && contains(c.Disposition, f.Disposition) {
-			rows = append(rows, c)
-		}
-	}
-	switch r.URL.Query().Get("export") {
-	case "csv":
-		exportCSV(w, "calls", []string{"id", "protocol", "call_type", "from", "to", "source_addr", "started_at", "answered_at", "ended_at", "duration_ms", "ended_by", "status", "disposition", "codecs"}, len(rows), func(i int) []string {
-			c := rows[i]
-			return []string{c.ID, c.Protocol, c.CallType, c.From, c.To, c.SourceAddr, rfc(c.StartedAt), rfc(c.AnsweredAt), rfc(c.EndedAt), strconv.FormatInt(c.DurationMs, 10), c.EndedBy, strconv.Itoa(c.Status), c.Disposition, c.Codecs}
-		})
-		return
-	case "json":
-		exportJSON(w, "calls", rows)
-		return
-	}
-	v := historyView{Filter: f}
-	v.Calls = paginate(rows, f, &v)
-	s.render(w, http.StatusOK, "history_calls", view{Title: "Call history", Nav: "history", User: u, Flash: fl, Data: v})
+// historyKind is one of the history views: its API list, its filter
+// beyond time and text, its CSV columns and its page.
+type historyKind[T any] struct {
+	name, api, page, title string
+	keep                   func(T, historyFilter) bool
+	head                   []string
+	row                    func(T) []string
+	set                    func(*historyView, []T)
 }
 
-func (s *Server) registrationHistory(w http.ResponseWriter, r *http.Request, u user) {
-	f := readFilter(r)
-	q := f.apiQuery()
-	var all []regEvent
-	var fl *flash
-	if f.Error != "" {
-		fl = &flash{Text: f.Error}
-	} else if err := s.getJSON(r, "/api/v1/history/registrations?"+q, &all); err != nil {
-		fl = &flash{Text: err.Error()}
-	}
-	rows := make([]regEvent, 0, len(all))
-	for _, e := range all {
-		if (f.Protocol == "" || e.Protocol == f.Protocol) && contains(e.Kind, f.Disposition) {
-			rows = append(rows, e)
+var callHistory = historyKind[store.CallRecord]{
+	name: "calls", api: "/api/v1/history/calls", page: "history_calls", title: "Call history",
+	keep: func(c store.CallRecord, f historyFilter) bool {
+		return (f.Protocol == "" || c.Protocol == f.Protocol) && (f.CallType == "" || c.CallType == f.CallType) && contains(c.Disposition, f.Disposition)
+	},
+	head: []string{"id", "protocol", "call_type", "from", "to", "source_addr", "started_at", "answered_at", "ended_at", "duration_ms", "ended_by", "status", "disposition", "codecs"},
+	row: func(c store.CallRecord) []string {
+		return []string{c.ID, c.Protocol, c.CallType, c.From, c.To, c.SourceAddr, rfc(c.StartedAt), rfc(c.AnsweredAt), rfc(c.EndedAt), strconv.FormatInt(c.DurationMs, 10), c.EndedBy, strconv.Itoa(c.Status), c.Disposition, c.Codecs}
+	},
+	set: func(v *historyView, rows []store.CallRecord) { v.Calls = rows },
+}
+
+var registrationHistory = historyKind[store.RegistrationEvent]{
+	name: "registrations", api: "/api/v1/history/registrations", page: "history_registrations", title: "Registration history",
+	keep: func(e store.RegistrationEvent, f historyFilter) bool {
+		return (f.Protocol == "" || e.Protocol == f.Protocol) && contains(e.Kind, f.Disposition)
+	},
+	head: []string{"time", "protocol", "aor", "contact", "source", "transport", "kind", "expires", "reason", "count"},
+	row: func(e store.RegistrationEvent) []string {
+		return []string{rfc(e.Time), e.Protocol, e.AOR, e.Contact, e.Source, e.Transport, e.Kind, strconv.Itoa(e.Expires), e.Reason, strconv.FormatInt(max(e.Count, 1), 10)}
+	},
+	set: func(v *historyView, rows []store.RegistrationEvent) { v.Regs = rows },
+}
+
+// history serves one history view: a page, or an export of every row the
+// filter matches.
+func history[T any](s *Server, k historyKind[T]) pageHandler {
+	return func(w http.ResponseWriter, r *http.Request, u user) {
+		f := readFilter(r)
+		q := f.apiQuery()
+		var all []T
+		var fl *flash
+		if f.Error != "" {
+			fl = &flash{Text: f.Error}
+		} else if err := s.getJSON(r, k.api+"?"+q, &all); err != nil {
+			fl = &flash{Text: err.Error()}
 		}
+		rows := make([]T, 0, len(all))
+		for _, x := range all {
+			if k.keep(x, f) {
+				rows = append(rows, x)
+			}
+		}
+		switch r.URL.Query().Get("export") {
+		case "csv":
+			exportCSV(w, k.name, k.head, len(rows), func(i int) []string { return k.row(rows[i]) })
+			return
+		case "json":
+			exportJSON(w, k.name, rows)
+			return
+		}
+		v := historyView{Filter: f}
+		k.set(&v, paginate(rows, f, &v))
+		s.render(w, http.StatusOK, k.page, view{Title: k.title, Nav: "history", User: u, Flash: fl, Data: v})
 	}
-	switch r.URL.Query().Get("export") {
-	case "csv":
-		exportCSV(w, "registrations", []string{"time", "protocol", "aor", "contact", "source", "transport", "kind", "expires", "reason", "count"}, len(rows), func(i int) []string {
-			e := rows[i]
-			return []string{rfc(e.Time), e.Protocol, e.AOR, e.Contact, e.Source, e.Transport, e.Kind, strconv.Itoa(e.Expires), e.Reason, strconv.FormatInt(max(e.Count, 1), 10)}
-		})
-		return
-	case "json":
-		exportJSON(w, "registrations", rows)
-		return
-	}
-	v := historyView{Filter: f}
-	v.Regs = paginate(rows, f, &v)
-	s.render(w, http.StatusOK, "history_registrations", view{Title: "Registration history", Nav: "history", User: u, Flash: fl, Data: v})
 }
 
 func rfc(t time.Time) string {

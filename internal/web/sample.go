@@ -70,6 +70,19 @@ func (r *ring) last() (sample, bool) {
 	return r.buf[(r.at-1+len(r.buf))%len(r.buf)], true
 }
 
+// sums are the metrics whose series add up to one figure.
+var sums = map[string]func(*gauges) *float64{
+	"portico_sip_calls_active":               func(g *gauges) *float64 { return &g.SIPCalls },
+	"portico_h323_calls":                     func(g *gauges) *float64 { return &g.H323Calls },
+	"portico_sip_registrations":              func(g *gauges) *float64 { return &g.SIPRegs },
+	"portico_h323_registrations":             func(g *gauges) *float64 { return &g.H323Regs },
+	"portico_turn_allocations":               func(g *gauges) *float64 { return &g.TURNAllocs },
+	"portico_accessproxy_active_connections": func(g *gauges) *float64 { return &g.ProxyConns },
+	"portico_media_open":                     func(g *gauges) *float64 { return &g.RelayOpen },
+	"portico_media_packets_total":            func(g *gauges) *float64 { return &g.relayPkts },
+	"portico_media_forwarded_bytes_total":    func(g *gauges) *float64 { return &g.relayBytes },
+}
+
 // read gathers the registry's current figures. A metric a disabled
 // service never registered reads as zero.
 func (s *Server) read() gauges {
@@ -80,27 +93,7 @@ func (s *Server) read() gauges {
 		return g
 	}
 	for _, mf := range mfs {
-		var dst *float64
-		switch mf.GetName() {
-		case "portico_sip_calls_active":
-			dst = &g.SIPCalls
-		case "portico_h323_calls":
-			dst = &g.H323Calls
-		case "portico_sip_registrations":
-			dst = &g.SIPRegs
-		case "portico_h323_registrations":
-			dst = &g.H323Regs
-		case "portico_turn_allocations":
-			dst = &g.TURNAllocs
-		case "portico_accessproxy_active_connections":
-			dst = &g.ProxyConns
-		case "portico_media_open":
-			dst = &g.RelayOpen
-		case "portico_media_packets_total":
-			dst = &g.relayPkts
-		case "portico_media_forwarded_bytes_total":
-			dst = &g.relayBytes
-		case "portico_sip_call_server_up":
+		if mf.GetName() == "portico_sip_call_server_up" {
 			for _, m := range mf.GetMetric() {
 				if value(m) > 0 {
 					g.ServersUp++
@@ -109,11 +102,12 @@ func (s *Server) read() gauges {
 				}
 			}
 			continue
-		default:
-			continue
 		}
-		for _, m := range mf.GetMetric() {
-			*dst += value(m)
+		if field := sums[mf.GetName()]; field != nil {
+			dst := field(&g)
+			for _, m := range mf.GetMetric() {
+				*dst += value(m)
+			}
 		}
 	}
 	return g
