@@ -205,11 +205,14 @@ func (s *Server) page(h pageHandler) http.Handler {
 	return secure(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		res := s.call(r, http.MethodGet, "/api/v1/me", nil, "")
 		if res.code == http.StatusUnauthorized {
-			if r.Method == http.MethodGet && !strings.HasPrefix(r.URL.Path, "/stream/") && !strings.HasPrefix(r.URL.Path, "/plot/") {
+			switch {
+			case strings.HasPrefix(r.URL.Path, "/stream/") || strings.HasPrefix(r.URL.Path, "/plot/"):
+				http.Error(w, "sign in first", http.StatusUnauthorized)
+			case r.Method == http.MethodGet:
 				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
-				return
+			default: // a form posted after the session ended: sign in again, then redo it
+				http.Redirect(w, r, "/login", http.StatusSeeOther)
 			}
-			http.Error(w, "sign in first", http.StatusUnauthorized)
 			return
 		}
 		var u user
@@ -220,6 +223,9 @@ func (s *Server) page(h pageHandler) http.Handler {
 		c, _ := r.Cookie(sessionCookie)
 		u.Admin = u.Role == "admin"
 		u.CSRF = s.csrfToken(c.Value)
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+		}
 		if r.Method == http.MethodPost && !s.csrfOK(r, c.Value) {
 			http.Error(w, "the form's CSRF token is missing or stale; reload the page", http.StatusForbidden)
 			return
@@ -227,6 +233,10 @@ func (s *Server) page(h pageHandler) http.Handler {
 		h(w, r, u)
 	}))
 }
+
+// maxForm caps a posted form: a restore archive (the API's own limit) and
+// the rest of its form.
+const maxForm = restoreMax + 1<<20
 
 // csrfToken is bound to one secret (a session or a pre-session cookie).
 func (s *Server) csrfToken(secret string) string {

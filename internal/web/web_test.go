@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"encoding/xml"
@@ -185,6 +186,12 @@ func TestSignInCSRFAndHeaders(t *testing.T) {
 	}
 	if r := c.do("GET", "/config", nil); r.StatusCode != http.StatusSeeOther {
 		t.Errorf("after sign-out: %d", r.StatusCode)
+	}
+	if r := c.do("POST", "/users", url.Values{"csrf": {tok}, "name": {"x"}}); r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/login" {
+		t.Errorf("a form posted after sign-out: %d %q", r.StatusCode, r.Header.Get("Location"))
+	}
+	if r := c.do("GET", "/stream/live", nil); r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a stream after sign-out: %d", r.StatusCode)
 	}
 	// The API stays reachable behind the console.
 	if r := c.do("GET", "/healthz", nil); r.StatusCode != http.StatusOK {
@@ -389,4 +396,73 @@ func FuzzCertUsers(f *testing.F) {
 	f.Fuzz(func(t *testing.T, doc string) {
 		certUsers(doc)
 	})
+}
+
+// TestStreams: the event streams send their data at once, and a stream
+// ends when the session does.
+func TestStreams(t *testing.T) {
+	c := newConsole(t, nil)
+	c.signIn("admin")
+	srv := httptest.NewTLSServer(c.s)
+	defer srv.Close()
+	// open reads a stream up to its first event and returns its data line.
+	open := func(path, event string) (*http.Response, *bufio.Reader, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.AddCookie(c.jar["portico_session"])
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+			t.Fatalf("%s: content type %q", path, ct)
+		}
+		rd := bufio.NewReader(resp.Body)
+		for {
+			l, err := rd.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s ended before its first event: %v", path, err)
+			}
+			if l == "event: "+event+"\n" {
+				data, _ := rd.ReadString('\n')
+				return resp, rd, data
+			}
+		}
+	}
+	for _, tc := range []struct{ path, event, field string }{
+		{"/stream/dashboard", "dashboard", `"checks":[{"name":"store","ok":true}]`},
+		{"/stream/live", "live", `"sip":false`},
+	} {
+		resp, _, data := open(tc.path, tc.event)
+		resp.Body.Close()
+		if !strings.HasPrefix(data, "data: {") || !strings.Contains(data, tc.field) {
+			t.Errorf("%s: %q", tc.path, data)
+		}
+	}
+	// Revoke the session while a stream runs: it says so and ends.
+	resp, rd, _ := open("/stream/live", "live")
+	defer resp.Body.Close()
+	if err := c.st.DeleteToken(context.Background(), sessionID(t, c)); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(rd)
+	if err != nil || !strings.HasSuffix(string(rest), "event: signedout\ndata: {}\n\n") {
+		t.Errorf("stream of a revoked session: %v %q", err, rest)
+	}
+}
+
+// sessionID is the store ID of the console's session token.
+func sessionID(t *testing.T, c *console) string {
+	t.Helper()
+	ts, err := c.st.Tokens(context.Background(), "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range ts {
+		if tk.Kind == store.TokenSession {
+			return tk.ID
+		}
+	}
+	t.Fatal("no session token")
+	return ""
 }
