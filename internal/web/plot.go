@@ -80,7 +80,11 @@ func drawPlot(title, unit string, ss []series, samples []sample, now time.Time, 
 	}
 	for i := 0; i <= 4; i++ {
 		t := start.Add(window * time.Duration(i) / 4)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`, x(t), H-6, t.UTC().Format("15:04"))
+		anchor := "middle"
+		if i == 4 {
+			anchor = "end"
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="%s">%s</text>`, x(t), H-6, anchor, t.UTC().Format("15:04"))
 	}
 	lx := left + pw
 	for i := len(ss) - 1; i >= 0; i-- {
