@@ -453,17 +453,38 @@ func TestWebConsole(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("delete without CSRF token: status %d, want 403", resp.StatusCode)
 	}
-	resp, err = sc.Get(d.url + "/history/calls?export=csv")
+	// A guest call Portico refuses lands in call history; its page embeds
+	// the ladder diagram and links the pcap.
+	guest, _ := filepath.Abs("testdata/sipp/guest_flood.xml")
+	gout, err := exec.CommandContext(sctx, sipp, "-sf", guest, "-i", "127.0.0.1", "-p", strconv.Itoa(testpeer.FreePort(t)), "-m", "1", "-nostdin", "-timeout", "20s", "127.0.0.2:"+strconv.Itoa(extPort)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sipp guest call: %v\n%s", err, gout)
+	}
+	var calls []struct{ ID, Disposition string }
+	waitFor(t, 10*time.Second, func() bool {
+		api.must(200, "GET", "/api/v1/history/calls", nil).json(t, &calls)
+		return len(calls) == 1
+	})
+	resp, err = sc.Get(d.url + "/history/calls?export=csv&protocol=sip&type=guest")
 	if err != nil {
 		t.Fatal(err)
 	}
 	recs, err = csv.NewReader(resp.Body).ReadAll()
 	resp.Body.Close()
-	if err != nil || len(recs) < 1 || recs[0][0] != "id" {
+	if err != nil || len(recs) != 2 || recs[0][0] != "id" || recs[1][0] != calls[0].ID || recs[1][11] != "403" || recs[1][12] != calls[0].Disposition {
 		t.Errorf("call history CSV: %q %v", recs, err)
 	}
 	b.open("/history/calls")
 	b.screenshot("history-calls")
+	b.do(chromedp.Click(chromedp.CSS("#history-calls tbody a")))
+	b.until(10*time.Second, `location.pathname.startsWith("/calls/") && !!document.querySelector("object.ladder")`)
+	if got := b.eval(`document.querySelector("object.ladder").getAttribute("data") + " " + document.querySelector("a[download]").getAttribute("href")`); got != "/api/v1/calls/"+calls[0].ID+"/ladder.svg /api/v1/calls/"+calls[0].ID+"/ladder.pcap" {
+		t.Errorf("call page ladder and pcap: %q", got)
+	}
+	if got := b.text("dl.facts"); !strings.Contains(got, "403") || !strings.Contains(got, "portico") {
+		t.Errorf("call page facts: %q", got)
+	}
+	b.screenshot("call")
 
 	// The config editor: an invalid value is shown at its field, nothing saved.
 	var active struct {

@@ -38,10 +38,10 @@ const preCookie = "portico_csrf"
 
 // csp is the Content-Security-Policy of every console response: scripts and
 // styles only from the console's own embedded files, no inline script, no
-// framing. object-src 'self' lets a call's ladder diagram (an SVG served by
-// the API) be embedded.
+// framing of the console. object-src and frame-src 'self' let a call's
+// ladder diagram (an SVG document served by the API) be embedded.
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-	"object-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+	"object-src 'self'; frame-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // Config tunes the console.
 type Config struct {
