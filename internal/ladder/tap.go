@@ -1,0 +1,175 @@
+package ladder
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"strconv"
+)
+
+// Observer takes the SIP messages a wrapped socket carries; *Store is one.
+type Observer interface {
+	Observe(iface, transport string, dir Direction, local, remote netip.AddrPort, msg []byte)
+}
+
+// addrPort converts a socket address; the zero AddrPort when it is none.
+func addrPort(a net.Addr) netip.AddrPort {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.AddrPort()
+	case *net.TCPAddr:
+		return a.AddrPort()
+	case nil:
+		return netip.AddrPort{}
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// WrapPacketConn returns pc with every datagram it reads or writes
+// handed to o as one message of interface iface.
+func WrapPacketConn(pc net.PacketConn, o Observer, iface string) net.PacketConn {
+	return &packetTap{PacketConn: pc, o: o, iface: iface, local: addrPort(pc.LocalAddr())}
+}
+
+type packetTap struct {
+	net.PacketConn
+	o     Observer
+	iface string
+	local netip.AddrPort
+}
+
+func (p *packetTap) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, a, err := p.PacketConn.ReadFrom(b)
+	if err == nil && n > 0 && looksSIP(b[:n]) {
+		p.o.Observe(p.iface, "udp", In, p.local, addrPort(a), b[:n])
+	}
+	return n, a, err
+}
+
+func (p *packetTap) WriteTo(b []byte, a net.Addr) (int, error) {
+	n, err := p.PacketConn.WriteTo(b, a)
+	if err == nil && looksSIP(b) {
+		p.o.Observe(p.iface, "udp", Out, p.local, addrPort(a), b)
+	}
+	return n, err
+}
+
+// looksSIP is the cheap test that skips keepalives (CRLF, STUN) before
+// anything is parsed.
+func looksSIP(b []byte) bool {
+	return len(b) > 8 && b[0] >= 'A' && b[0] <= 'Z'
+}
+
+// WrapListener returns l with every connection it accepts carrying
+// plain SIP (transport tcp, or tls after the handshake) tapped: each
+// message framed from what is read or written is handed to o.
+func WrapListener(l net.Listener, o Observer, iface, transport string) net.Listener {
+	return &listenerTap{Listener: l, o: o, iface: iface, transport: transport}
+}
+
+type listenerTap struct {
+	net.Listener
+	o                Observer
+	iface, transport string
+}
+
+func (l *listenerTap) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return WrapConn(c, l.o, l.iface, l.transport), nil
+}
+
+// WrapConn returns c with each SIP message read or written on it handed
+// to o. Reads and writes are framed apart (Framer).
+func WrapConn(c net.Conn, o Observer, iface, transport string) net.Conn {
+	t := &connTap{Conn: c, o: o, iface: iface, transport: transport, local: addrPort(c.LocalAddr()), remote: addrPort(c.RemoteAddr())}
+	return t
+}
+
+type connTap struct {
+	net.Conn
+	o                Observer
+	iface, transport string
+	local, remote    netip.AddrPort
+	in, out          Framer // each used by one goroutine at a time: sipgo reads from one and serialises writes
+}
+
+func (c *connTap) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.in.Write(b[:n], func(m []byte) { c.o.Observe(c.iface, c.transport, In, c.local, c.remote, m) })
+	}
+	return n, err
+}
+
+func (c *connTap) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if n > 0 {
+		c.out.Write(b[:n], func(m []byte) { c.o.Observe(c.iface, c.transport, Out, c.local, c.remote, m) })
+	}
+	return n, err
+}
+
+// maxFrame caps a message a Framer assembles; a longer one is dropped.
+const maxFrame = 64 << 10
+
+// Framer splits a SIP byte stream into messages by the blank line that
+// ends the headers and the Content-Length (RFC 3261 section 18.3); CRLF
+// keepalives between messages (RFC 5626 section 3.5.1) are skipped. Bytes
+// that frame no message within maxFrame are dropped and counted.
+type Framer struct {
+	buf     []byte
+	Dropped int // bytes discarded
+}
+
+// Write adds stream bytes and calls emit with each complete message.
+// emit's argument is valid only during the call.
+func (f *Framer) Write(b []byte, emit func([]byte)) {
+	f.buf = append(f.buf, b...)
+	for {
+		// keepalives and stray line ends between messages
+		i := 0
+		for i < len(f.buf) && (f.buf[i] == '\r' || f.buf[i] == '\n') {
+			i++
+		}
+		f.buf = f.buf[i:]
+		if len(f.buf) == 0 {
+			f.buf = nil
+			return
+		}
+		end := bytes.Index(f.buf, []byte("\r\n\r\n"))
+		if end < 0 {
+			if len(f.buf) > maxFrame {
+				f.Dropped += len(f.buf)
+				f.buf = nil
+			}
+			return
+		}
+		head := f.buf[:end]
+		n := 0
+		if v := headerValue(head, "Content-Length", "l"); v != nil {
+			var err error
+			n, err = strconv.Atoi(string(v))
+			if err != nil || n < 0 || n > maxFrame {
+				// unframeable: the stream's parser refuses it too
+				f.Dropped += len(f.buf)
+				f.buf = nil
+				return
+			}
+		}
+		total := end + 4 + n
+		if total > maxFrame {
+			f.Dropped += len(f.buf)
+			f.buf = nil
+			return
+		}
+		if len(f.buf) < total {
+			return
+		}
+		emit(f.buf[:total])
+		f.buf = f.buf[total:]
+	}
+}
