@@ -21,6 +21,7 @@ import (
 	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/h323proxy"
+	"github.com/portico-edge/portico/internal/ladder"
 	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/media/ng"
@@ -70,6 +71,8 @@ type built struct {
 	// .management, swapped on reload.
 	sipACL, turnACL, mgmtACL, h323ACL policy.LiveACL
 	reloads                           []reload // one per running service that reloads live
+	// ladder keeps the signalling of recent SIP calls (nil without SIP).
+	ladder *ladder.Store
 }
 
 // reload is the contract every service's Reload follows, wired to the
@@ -162,7 +165,8 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return d.certs.Select(h, cfg.SIP.Certificate)
 		}}
-		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard, ACL: &b.sipACL, Descriptors: d.fds})
+		b.ladder = ladder.New(ladder.Config{})
+		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard, ACL: &b.sipACL, Descriptors: d.fds, Capture: b.ladder})
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
