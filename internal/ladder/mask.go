@@ -4,8 +4,13 @@ import (
 	"bytes"
 )
 
-// maskByte overwrites secrets; one byte for one, so lengths stay true.
+// maskByte overwrites secrets in headers; one byte for one, so lengths
+// stay true.
 const maskByte = '*'
+
+// keyMask overwrites SDP keys: a base64 character, so that a dissector
+// decoding the key (Wireshark's SDP) still reads the line.
+const keyMask = 'X'
 
 // secretParams are the auth-params whose values are masked.
 var secretParams = map[string]bool{"response": true, "nonce": true, "cnonce": true, "nextnonce": true, "rspauth": true}
@@ -21,8 +26,9 @@ var authHeaders = map[string]bool{
 // authentication headers (RFC 3261 section 22, RFC 7616), the whole
 // credentials of any scheme but Digest, and the keying material of SDP
 // a=crypto inline parameters (RFC 4568 section 9.1) and a=key-mgmt lines
-// (RFC 4567). Every masked byte becomes '*', so the message keeps its
-// length and its Content-Length stays true.
+// (RFC 4567). Every masked byte becomes '*' ('X' in SDP keys, which stay
+// base64), so the message keeps its length and its Content-Length stays
+// true.
 func Mask(msg []byte) []byte {
 	out := bytes.Clone(msg)
 	inBody := false
@@ -74,7 +80,7 @@ func maskSDPLine(l []byte) {
 			}
 			k := i + j + len("inline:")
 			for k < len(l) && l[k] != '|' && l[k] != ';' && l[k] != ' ' && l[k] != '\t' {
-				l[k] = maskByte
+				l[k] = keyMask
 				k++
 			}
 			i = k
@@ -84,7 +90,7 @@ func maskSDPLine(l []byte) {
 		v := l[len("a=key-mgmt:"):]
 		if sp := bytes.IndexByte(v, ' '); sp >= 0 {
 			for k := sp + 1; k < len(v); k++ {
-				v[k] = maskByte
+				v[k] = keyMask
 			}
 		}
 	}
