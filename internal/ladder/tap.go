@@ -12,18 +12,21 @@ type Observer interface {
 	Observe(iface, transport string, dir Direction, local, remote netip.AddrPort, msg []byte)
 }
 
-// addrPort converts a socket address; the zero AddrPort when it is none.
+// addrPort converts a socket address (IPv4-mapped IPv6 as IPv4); the
+// zero AddrPort when it is none.
 func addrPort(a net.Addr) netip.AddrPort {
+	var ap netip.AddrPort
 	switch a := a.(type) {
 	case *net.UDPAddr:
-		return a.AddrPort()
+		ap = a.AddrPort()
 	case *net.TCPAddr:
-		return a.AddrPort()
+		ap = a.AddrPort()
 	case nil:
-		return netip.AddrPort{}
+		return ap
+	default:
+		ap, _ = netip.ParseAddrPort(a.String())
 	}
-	ap, _ := netip.ParseAddrPort(a.String())
-	return ap
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // WrapPacketConn returns pc with every datagram it reads or writes
