@@ -6,8 +6,9 @@
 //
 // Capture happens at the transport boundary: WrapPacketConn and
 // WrapListener wrap the SIP edge's sockets and hand every datagram, and
-// every message framed out of a stream (RFC 3261 section 18.3), to
-// Store.Observe. A message is kept only when its Call-ID belongs to a call
+// every message framed out of an accepted TCP or TLS stream (RFC 3261
+// section 18.3, after TLS), to Store.Observe. Connections the SIP stack
+// dials itself and WebSocket framing are not wrapped. A message is kept only when its Call-ID belongs to a call
 // (linked by the SIP edge with Store.Link) or starts one (an INVITE without
 // a To tag); everything else (REGISTER, OPTIONS) costs one header scan. A
 // message is masked before it is stored or traced (Mask): the digest
@@ -29,13 +30,14 @@
 //
 // H.323 fits the same record: a Message carries Protocol ("sip" today;
 // "ras", "q931" and "h245" for H.323) and a text Summary and Text. The
-// H.323 proxy would decode each RAS, Q.931 or H.245 PDU it sends or
-// receives into a one-line summary (the message type and key fields, as
-// "Setup 1001", "OpenLogicalChannel 2") and a multi-line text dump, and
-// call Store.Add with the call's ID, its interface and its addresses; the
-// API, the SVG and the pcap (with the PDU bytes on port 1719, 1720 or the
-// H.245 port, so Wireshark's H.225 and H.245 dissectors apply) need no
-// change beyond the protocol name.
+// H.323 proxy would link the call's H.225 CallIdentifier (as the dialog
+// key) to the call's ID with Store.Link, decode each RAS, Q.931 or H.245
+// PDU it sends or receives into a one-line summary (the message type and
+// key fields, as "Setup 1001", "OpenLogicalChannel 2") and a multi-line
+// text dump, and add it with Store.Add under that key, with its interface
+// and addresses. The API and the SVG need no change; the pcap would carry
+// the PDU bytes (a field beside Text) on the H.323 ports so that
+// Wireshark's H.225 and H.245 dissectors apply.
 //
 // Store.Subscribe feeds a live trace of every observed message (not only
 // calls), masked the same way, to a bounded channel per subscriber.
