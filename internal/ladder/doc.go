@@ -7,8 +7,9 @@
 // Capture happens at the transport boundary: WrapPacketConn and
 // WrapListener wrap the SIP edge's sockets and hand every datagram, and
 // every message framed out of an accepted TCP or TLS stream (RFC 3261
-// section 18.3, after TLS), to Store.Observe. Connections the SIP stack
-// dials itself and WebSocket framing are not wrapped. A message is kept only when its Call-ID belongs to a call
+// section 18.3, after TLS) or WebSocket connection (RFC 7118, RFC 6455
+// section 5.2), to Store.Observe. Connections the SIP stack dials itself
+// are not wrapped. A message is kept only when its Call-ID belongs to a call
 // (linked by the SIP edge with Store.Link) or starts one (an INVITE without
 // a To tag); everything else (REGISTER, OPTIONS) costs one header scan. A
 // message is masked before it is stored or traced (Mask): the digest

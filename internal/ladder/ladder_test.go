@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/portico-edge/portico/internal/testpeer"
@@ -115,6 +116,10 @@ var (
 	cs   = netip.MustParseAddrPort("10.0.0.20:5060")
 )
 
+func pk(iface, transport string, dir Direction, local, remote netip.AddrPort) Packet {
+	return Packet{Interface: iface, Transport: transport, Dir: dir, Time: time.Now(), Local: local, Remote: remote}
+}
+
 // sipMsg builds a message of about size bytes for dialog cid.
 func sipMsg(first, cid string, size int) []byte {
 	if !strings.HasPrefix(first, "SIP/2.0 ") {
@@ -130,13 +135,13 @@ func sipMsg(first, cid string, size int) []byte {
 func TestStoreLinksAndBounds(t *testing.T) {
 	st := New(Config{MaxCalls: 3, MaxCallBytes: 1000, MaxBytes: 2500, MaxPending: 2})
 	// An INVITE before the call exists, then the call links both dialogs.
-	st.Observe(External, "udp", In, ext, peer, sipMsg("INVITE sip:1@x", "out-1", 100))
-	st.Observe(External, "udp", Out, ext, peer, []byte("\x16\x03\x01 Call-ID: out-1\r\n\r\n")) // not SIP: dropped
+	st.Observe(pk(External, "udp", In, ext, peer), sipMsg("INVITE sip:1@x", "out-1", 100))
+	st.Observe(pk(External, "udp", Out, ext, peer), []byte("\x16\x03\x01 Call-ID: out-1\r\n\r\n")) // not SIP: dropped
 	st.Link("call-1", "out-1")
 	st.Link("call-1", "in-1")
-	st.Observe(Internal, "udp", Out, in4, cs, sipMsg("INVITE sip:1@cs", "in-1", 100))
-	st.Observe(Internal, "udp", In, in4, cs, sipMsg("SIP/2.0 180 Ringing", "in-1", 100))
-	st.Observe(External, "udp", In, ext, peer, sipMsg("OPTIONS sip:x", "other", 100)) // no call: not kept
+	st.Observe(pk(Internal, "udp", Out, in4, cs), sipMsg("INVITE sip:1@cs", "in-1", 100))
+	st.Observe(pk(Internal, "udp", In, in4, cs), sipMsg("SIP/2.0 180 Ringing", "in-1", 100))
+	st.Observe(pk(External, "udp", In, ext, peer), sipMsg("OPTIONS sip:x", "other", 100)) // no call: not kept
 	l, ok := st.Ladder("call-1")
 	if !ok || len(l.Messages) != 3 {
 		t.Fatalf("ladder %v %+v", ok, l)
@@ -153,14 +158,14 @@ func TestStoreLinksAndBounds(t *testing.T) {
 
 	// Per call: beyond MaxCallBytes messages are dropped and flagged.
 	for range 10 {
-		st.Observe(Internal, "udp", In, in4, cs, sipMsg("SIP/2.0 180 Ringing", "in-1", 200))
+		st.Observe(pk(Internal, "udp", In, in4, cs), sipMsg("SIP/2.0 180 Ringing", "in-1", 200))
 	}
 	if l, _ := st.Ladder("call-1"); !l.Truncated || len(l.Messages) != 6 {
 		t.Errorf("after overflow: truncated %v, %d messages", l.Truncated, len(l.Messages))
 	}
 	// Pending: at most MaxPending dialogs wait, the oldest goes.
 	for i := range 4 {
-		st.Observe(External, "udp", In, ext, peer, sipMsg("INVITE sip:1@x", fmt.Sprint("p", i), 50))
+		st.Observe(pk(External, "udp", In, ext, peer), sipMsg("INVITE sip:1@x", fmt.Sprint("p", i), 50))
 	}
 	if _, pending, _ := st.Len(); pending != 2 {
 		t.Errorf("%d pending, want 2", pending)
@@ -170,7 +175,7 @@ func TestStoreLinksAndBounds(t *testing.T) {
 		id, key := fmt.Sprint("call-", i), fmt.Sprint("k", i)
 		st.Link(id, key)
 		for range 4 {
-			st.Observe(External, "udp", In, ext, peer, sipMsg("ACK sip:x", key, 200))
+			st.Observe(pk(External, "udp", In, ext, peer), sipMsg("ACK sip:x", key, 200))
 		}
 		if c, _, b := st.Len(); c > 3 || b > 2500 {
 			t.Fatalf("after call %d: %d calls, %d bytes", i, c, b)
@@ -211,11 +216,11 @@ func TestTrace(t *testing.T) {
 	other := st.Subscribe(Filter{Address: "203.0.113.1"})
 	other.Cancel()
 	msg := crlf("REGISTER sip:example.com SIP/2.0\nFrom: <sip:alice@example.com>;tag=1\nAuthorization: Digest response=\"secret1\"\nCall-ID: r1\n\n")
-	st.Observe(External, "udp", In, ext, peer, msg)
-	st.Observe(External, "udp", In, ext, netip.MustParseAddrPort("203.0.113.1:5060"), msg)                              // other address
-	st.Observe(External, "udp", In, ext, peer, crlf("OPTIONS sip:x SIP/2.0\nFrom: <sip:bob@x>\nCall-ID: o\n\n")) // other user
+	st.Observe(pk(External, "udp", In, ext, peer), msg)
+	st.Observe(pk(External, "udp", In, ext, netip.MustParseAddrPort("203.0.113.1:5060")), msg)                       // other address
+	st.Observe(pk(External, "udp", In, ext, peer), crlf("OPTIONS sip:x SIP/2.0\nFrom: <sip:bob@x>\nCall-ID: o\n\n")) // other user
 	for range 5 {
-		st.Observe(External, "udp", In, ext, peer, msg)
+		st.Observe(pk(External, "udp", In, ext, peer), msg)
 	}
 	if len(sub.C) != 3 || sub.Dropped() != 3 {
 		t.Fatalf("delivered %d, dropped %d; want 3 and 3 (rate bound)", len(sub.C), sub.Dropped())
@@ -238,7 +243,7 @@ func TestSVGEscapes(t *testing.T) {
 	st := New(Config{})
 	st.Link("c1", "evil")
 	evil := "INVITE sip:\"><script>alert(1)</script>&amp;\xff@x SIP/2.0\r\nCall-ID: evil\r\nTo: <sip:x>\r\n\r\n"
-	st.Observe(External, "udp", In, ext, peer, []byte(evil))
+	st.Observe(pk(External, "udp", In, ext, peer), []byte(evil))
 	l, _ := st.Ladder("c1")
 	var b bytes.Buffer
 	if err := SVG(&b, l); err != nil {
@@ -280,12 +285,12 @@ func TestPcapTshark(t *testing.T) {
 	body := "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"
 	inv := fmt.Sprintf("INVITE sip:1@x SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.7:5062;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:1@x>\r\nCall-ID: k\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 	ok := "SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP 10.0.0.10:5060;branch=z9hG4bK2\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:1@x>;tag=2\r\nCall-ID: k\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
-	st.Observe(External, "udp", In, ext, peer, []byte(inv))
-	st.Observe(Internal, "tcp", Out, in4, cs, []byte(inv))
-	st.Observe(Internal, "tcp", In, in4, cs, []byte(ok))
-	st.Observe(Internal, "tcp", In, in4, cs, []byte(ok))
-	st.Observe(External, "tls", Out, v6, v6peer, []byte(ok))
-	st.Observe(External, "udp", Out, v6, v6peer, []byte(ok))
+	st.Observe(pk(External, "udp", In, ext, peer), []byte(inv))
+	st.Observe(pk(Internal, "tcp", Out, in4, cs), []byte(inv))
+	st.Observe(pk(Internal, "tcp", In, in4, cs), []byte(ok))
+	st.Observe(pk(Internal, "tcp", In, in4, cs), []byte(ok))
+	st.Observe(pk(External, "tls", Out, v6, v6peer), []byte(ok))
+	st.Observe(pk(External, "udp", Out, v6, v6peer), []byte(ok))
 	l, _ := st.Ladder("c")
 	file := filepath.Join(t.TempDir(), "c.pcap")
 	f, err := os.Create(file)
@@ -385,7 +390,7 @@ func BenchmarkObserveOther(b *testing.B) {
 	msg := crlf("OPTIONS sip:x SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\nFrom: <sip:a@x>;tag=1\nTo: <sip:x>\nCall-ID: opt-1\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n")
 	b.ReportAllocs()
 	for b.Loop() {
-		st.Observe(External, "udp", In, ext, peer, msg)
+		st.Observe(pk(External, "udp", In, ext, peer), msg)
 	}
 }
 
@@ -396,6 +401,91 @@ func BenchmarkObserveCall(b *testing.B) {
 	msg := crlf(invite)
 	b.ReportAllocs()
 	for b.Loop() {
-		st.Observe(External, "udp", In, ext, peer, msg)
+		st.Observe(pk(External, "udp", In, ext, peer), msg)
 	}
+}
+
+// wsFrame builds one WebSocket frame, masked when key is not nil.
+func wsFrame(fin bool, op byte, payload []byte, key []byte) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	f := []byte{b0}
+	m := byte(0)
+	if key != nil {
+		m = 0x80
+	}
+	switch n := len(payload); {
+	case n < 126:
+		f = append(f, m|byte(n))
+	case n < 1<<16:
+		f = append(f, m|126, byte(n>>8), byte(n))
+	default:
+		f = append(f, m|127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	if key != nil {
+		f = append(f, key...)
+		for i, c := range payload {
+			f = append(f, c^key[i%4])
+		}
+		return f
+	}
+	return append(f, payload...)
+}
+
+func TestWSFramer(t *testing.T) {
+	a := sipMsg("REGISTER sip:x", "a", 0)
+	b := sipMsg("INVITE sip:y", "b", 300) // 16-bit length
+	key := []byte{1, 2, 3, 4}
+	var stream []byte
+	stream = append(stream, "GET / HTTP/1.1\r\nUpgrade: websocket\r\nSec-WebSocket-Protocol: sip\r\n\r\n"...)
+	stream = append(stream, wsFrame(true, wsText, a, key)...)
+	stream = append(stream, wsFrame(true, 0x9, []byte("ping"), key)...) // control: skipped
+	stream = append(stream, wsFrame(false, wsText, b[:100], key)...)
+	stream = append(stream, wsFrame(true, 0xA, nil, key)...) // a pong between fragments
+	stream = append(stream, wsFrame(true, wsContinuation, b[100:], key)...)
+	for step := 1; step <= len(stream); step += 7 {
+		var f WSFramer
+		var got [][]byte
+		for i := 0; i < len(stream); i += step {
+			f.Write(stream[i:min(i+step, len(stream))], func(m []byte) { got = append(got, bytes.Clone(m)) })
+		}
+		if len(got) != 2 || !bytes.Equal(got[0], a) || !bytes.Equal(got[1], b) || f.Dropped != 0 {
+			t.Fatalf("step %d: framed %q, dropped %d", step, got, f.Dropped)
+		}
+	}
+	// The server's side: a 101 response, unmasked frames.
+	var f WSFramer
+	var got [][]byte
+	f.Write(append([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"), wsFrame(true, wsBinary, a, nil)...), func(m []byte) { got = append(got, bytes.Clone(m)) })
+	if len(got) != 1 || !bytes.Equal(got[0], a) {
+		t.Fatalf("server side framed %q", got)
+	}
+	// An oversized frame ends the framing of the connection.
+	f = WSFramer{started: true}
+	f.Write(wsFrame(true, wsText, make([]byte, maxFrame+1), nil), func([]byte) { t.Error("framed an oversized message") })
+	f.Write(wsFrame(true, wsText, a, nil), func([]byte) { t.Error("framed after the connection broke") })
+	if !f.broken || f.Dropped == 0 {
+		t.Errorf("broken %v, dropped %d", f.broken, f.Dropped)
+	}
+}
+
+func FuzzWSFramer(f *testing.F) {
+	f.Add(append([]byte("GET / HTTP/1.1\r\n\r\n"), wsFrame(true, wsText, []byte("OPTIONS sip:x SIP/2.0\r\n\r\n"), []byte{9, 8, 7, 6})...), uint8(5))
+	f.Add(wsFrame(false, wsText, []byte("abc"), nil), uint8(1))
+	f.Fuzz(func(t *testing.T, b []byte, step uint8) {
+		n := int(step%64) + 1
+		var fr WSFramer
+		for i := 0; i < len(b); i += n {
+			fr.Write(b[i:min(i+n, len(b))], func(m []byte) {
+				if len(m) > maxFrame {
+					t.Fatalf("framed %d bytes", len(m))
+				}
+			})
+			if len(fr.buf) > 2*maxFrame+n || len(fr.msg) > maxFrame {
+				t.Fatalf("buffered %d, joining %d", len(fr.buf), len(fr.msg))
+			}
+		}
+	})
 }

@@ -246,9 +246,20 @@ func (s *Store) append(r *record, m Message) {
 	s.stats.Kept.Add(1)
 }
 
+// Packet says where and when a message crossed a socket.
+type Packet struct {
+	Interface string    // External or Internal
+	Transport string    // udp, tcp, tls, ws, wss
+	Dir       Direction // In or Out
+	// Time is when the message was read, or when its write began: a
+	// response read is never earlier than the request it answers.
+	Time          time.Time
+	Local, Remote netip.AddrPort
+}
+
 // Observe takes one SIP message as it crossed a socket. msg is not kept
 // (the store copies what it keeps), so a caller may reuse its buffer.
-func (s *Store) Observe(iface, transport string, dir Direction, local, remote netip.AddrPort, msg []byte) {
+func (s *Store) Observe(p Packet, msg []byte) {
 	s.stats.Observed.Add(1)
 	subs := s.subs.Load()
 	tracing := subs != nil && len(*subs) > 0
@@ -263,8 +274,8 @@ func (s *Store) Observe(iface, transport string, dir Direction, local, remote ne
 		return
 	}
 	masked := Mask(msg)
-	m := Message{Time: time.Now(), Protocol: "sip", Interface: iface, Direction: dir.String(), Transport: transport,
-		Local: local, Remote: remote, Summary: Summary(masked), Method: CSeqMethod(masked), Text: string(masked)}
+	m := Message{Time: p.Time, Protocol: "sip", Interface: p.Interface, Direction: p.Dir.String(), Transport: p.Transport,
+		Local: p.Local, Remote: p.Remote, Summary: Summary(masked), Method: CSeqMethod(masked), Text: string(masked)}
 	if tracing {
 		s.publish(*subs, m)
 	}

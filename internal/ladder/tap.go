@@ -5,11 +5,12 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"time"
 )
 
 // Observer takes the SIP messages a wrapped socket carries; *Store is one.
 type Observer interface {
-	Observe(iface, transport string, dir Direction, local, remote netip.AddrPort, msg []byte)
+	Observe(p Packet, msg []byte)
 }
 
 // addrPort converts a socket address (IPv4-mapped IPv6 as IPv4); the
@@ -45,15 +46,16 @@ type packetTap struct {
 func (p *packetTap) ReadFrom(b []byte) (int, net.Addr, error) {
 	n, a, err := p.PacketConn.ReadFrom(b)
 	if err == nil && n > 0 && looksSIP(b[:n]) {
-		p.o.Observe(p.iface, "udp", In, p.local, addrPort(a), b[:n])
+		p.o.Observe(Packet{Interface: p.iface, Transport: "udp", Dir: In, Time: time.Now(), Local: p.local, Remote: addrPort(a)}, b[:n])
 	}
 	return n, a, err
 }
 
 func (p *packetTap) WriteTo(b []byte, a net.Addr) (int, error) {
+	at := time.Now()
 	n, err := p.PacketConn.WriteTo(b, a)
 	if err == nil && looksSIP(b) {
-		p.o.Observe(p.iface, "udp", Out, p.local, addrPort(a), b)
+		p.o.Observe(Packet{Interface: p.iface, Transport: "udp", Dir: Out, Time: at, Local: p.local, Remote: addrPort(a)}, b)
 	}
 	return n, err
 }
@@ -64,9 +66,11 @@ func looksSIP(b []byte) bool {
 	return len(b) > 8 && b[0] >= 'A' && b[0] <= 'Z'
 }
 
-// WrapListener returns l with every connection it accepts carrying
-// plain SIP (transport tcp, or tls after the handshake) tapped: each
-// message framed from what is read or written is handed to o.
+// WrapListener returns l with every connection it accepts tapped: each
+// SIP message read or written is handed to o. Transport ws and wss
+// connections are read as WebSocket (WSFramer, from the upgrade request
+// on); any other transport as plain SIP (Framer: tcp, or tls after the
+// handshake).
 func WrapListener(l net.Listener, o Observer, iface, transport string) net.Listener {
 	return &listenerTap{Listener: l, o: o, iface: iface, transport: transport}
 }
@@ -85,10 +89,20 @@ func (l *listenerTap) Accept() (net.Conn, error) {
 	return WrapConn(c, l.o, l.iface, l.transport), nil
 }
 
+// splitter frames a byte stream into SIP messages.
+type splitter interface {
+	Write(b []byte, emit func([]byte))
+}
+
 // WrapConn returns c with each SIP message read or written on it handed
-// to o. Reads and writes are framed apart (Framer).
+// to o. Reads and writes are framed apart.
 func WrapConn(c net.Conn, o Observer, iface, transport string) net.Conn {
 	t := &connTap{Conn: c, o: o, iface: iface, transport: transport, local: addrPort(c.LocalAddr()), remote: addrPort(c.RemoteAddr())}
+	if transport == "ws" || transport == "wss" {
+		t.in, t.out = &WSFramer{}, &WSFramer{}
+	} else {
+		t.in, t.out = &Framer{}, &Framer{}
+	}
 	return t
 }
 
@@ -97,21 +111,23 @@ type connTap struct {
 	o                Observer
 	iface, transport string
 	local, remote    netip.AddrPort
-	in, out          Framer // each used by one goroutine at a time: sipgo reads from one and serialises writes
+	in, out          splitter // each used by one goroutine at a time: sipgo reads from one and serialises writes
 }
 
 func (c *connTap) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 {
-		c.in.Write(b[:n], func(m []byte) { c.o.Observe(c.iface, c.transport, In, c.local, c.remote, m) })
+		pk := Packet{Interface: c.iface, Transport: c.transport, Dir: In, Time: time.Now(), Local: c.local, Remote: c.remote}
+		c.in.Write(b[:n], func(m []byte) { c.o.Observe(pk, m) })
 	}
 	return n, err
 }
 
 func (c *connTap) Write(b []byte) (int, error) {
+	pk := Packet{Interface: c.iface, Transport: c.transport, Dir: Out, Time: time.Now(), Local: c.local, Remote: c.remote}
 	n, err := c.Conn.Write(b)
 	if n > 0 {
-		c.out.Write(b[:n], func(m []byte) { c.o.Observe(c.iface, c.transport, Out, c.local, c.remote, m) })
+		c.out.Write(b[:n], func(m []byte) { c.o.Observe(pk, m) })
 	}
 	return n, err
 }

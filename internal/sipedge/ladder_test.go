@@ -235,3 +235,67 @@ func tsharkSIP(t *testing.T, file string) (sip, malformed int, methods map[strin
 	}
 	return sip, malformed, methods
 }
+
+// TestLadderCaptureStreams: messages on accepted TCP and WebSocket
+// connections are framed out of the streams and kept like datagrams.
+func TestLadderCaptureStreams(t *testing.T) {
+	testpeer.Require(t, "sipp", "kamailio")
+	mcu := startSippUAS(t)
+	k := startKamailio(t, 64, `MCU_URI="sip:`+mcu+`"`)
+	st := ladder.New(ladder.Config{})
+	p := startPortico(t, Config{CallServers: kamailioServer(k), Guest: GuestPolicy{Enabled: true, VMRRanges: []string{"1000-1999"}}},
+		func(s *Server) { s.deps.Capture = st })
+
+	t.Run("tcp", func(t *testing.T) {
+		r := startSipp(t, sippDir(t), "-sf", "ladder_call.xml", "-s", "1002", "-t", "t1", "-i", outsideIP, "-p", freePort(t), "-m", "1", p.extTCP.String())
+		r.wait(t, "ladder_call over tcp")
+		id := p.hist.waitCalls(t, 1)[0].ID
+		var l ladder.Ladder
+		waitUntil(t, func() bool { l, _ = st.Ladder(id); return hasInsideBYE(l) })
+		if got := legSummary(l, External); got != "tcp in INVITE,tcp out 100,tcp out 180,tcp out 200,tcp in ACK,tcp in BYE,tcp out 200" {
+			t.Errorf("outside leg over TCP: %s", got)
+		}
+		if strings.Contains(l.Messages[0].Text, sdesKey) {
+			t.Error("SDES key kept")
+		}
+	})
+
+	t.Run("ws", func(t *testing.T) {
+		e := newWSEndpoint(t, "df7jal23ls0d.invalid", nil)
+		e.register(t, "wendy", "ws", p.extWS.String())
+		aor := "sip:wendy@portico.test"
+		carol := newRawUA(t, insideIP, "carol")
+		r := carol.invite(udpAddr(k.addr.String()), aor, carol.sdp(""), "")
+		if r.StatusCode != 603 {
+			t.Fatalf("inside call to the ws user: %d, want 603", r.StatusCode)
+		}
+		carol.ackNon2xx(r, aor)
+		calls := p.hist.waitCalls(t, 2)
+		id := calls[len(calls)-1].ID
+		var l ladder.Ladder
+		waitUntil(t, func() bool { l, _ = st.Ladder(id); return strings.Contains(legSummary(l, External), "out ACK") })
+		// (the sipgo endpoint then answers the ACK with 405: it has no handler for it)
+		if got := legSummary(l, External); !strings.HasPrefix(got, "ws out INVITE,ws in 603,ws out ACK") {
+			t.Errorf("outside leg over WebSocket: %s", got)
+		}
+		if got := legSummary(l, Internal); !strings.HasPrefix(got, "udp in INVITE,udp out 100") || !strings.Contains(got, "udp out 603") {
+			t.Errorf("inside leg: %s", got)
+		}
+	})
+}
+
+// legSummary lists one leg's messages as "transport direction first-word",
+// retransmissions folded.
+func legSummary(l ladder.Ladder, iface string) string {
+	var seq []string
+	for _, m := range l.Messages {
+		if m.Interface != iface {
+			continue
+		}
+		s := m.Transport + " " + m.Direction + " " + strings.Fields(m.Summary)[0]
+		if len(seq) == 0 || seq[len(seq)-1] != s {
+			seq = append(seq, s)
+		}
+	}
+	return strings.Join(seq, ",")
+}

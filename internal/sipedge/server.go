@@ -473,12 +473,12 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 			case "tls":
 				err = sd.srv.ServeTLS(s.capture(tls.NewListener(l.Stream, s.deps.TLSConfig), l.Interface, "tls"))
 			case "ws":
-				err = sd.srv.ServeWS(s.upgradeGate(l.Stream, nil))
+				err = sd.srv.ServeWS(s.capture(s.upgradeGate(l.Stream, nil), l.Interface, "ws"))
 			case "wss":
 				if l.Stream == s.handoff {
-					err = sd.srv.ServeWSS(l.Stream)
+					err = sd.srv.ServeWSS(s.capture(l.Stream, l.Interface, "wss"))
 				} else {
-					err = sd.srv.ServeWSS(s.upgradeGate(l.Stream, s.deps.TLSConfig))
+					err = sd.srv.ServeWSS(s.capture(s.upgradeGate(l.Stream, s.deps.TLSConfig), l.Interface, "wss"))
 				}
 			default:
 				err = fmt.Errorf("unknown transport %q", l.Transport)
@@ -508,7 +508,7 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 	return nil
 }
 
-// capture taps the plain SIP of l's connections when capture is on.
+// capture taps the SIP of l's connections (after TLS) when capture is on.
 func (s *Server) capture(l net.Listener, iface, transport string) net.Listener {
 	if s.deps.Capture == nil {
 		return l
