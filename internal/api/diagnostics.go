@@ -51,18 +51,27 @@ func (s *Server) sipDiagnostics(w http.ResponseWriter) SIPDiagnostics {
 	return d
 }
 
+// diagRequest reads a diagnostic's JSON body into req and finds the SIP
+// edge; d is nil when it wrote an error. ctx bounds the diagnostic.
+func (s *Server) diagRequest(w http.ResponseWriter, r *http.Request, req any) (d SIPDiagnostics, ctx context.Context, cancel context.CancelFunc) {
+	if !readJSON(w, r, req) {
+		return nil, nil, nil
+	}
+	if d = s.sipDiagnostics(w); d == nil {
+		return nil, nil, nil
+	}
+	ctx, cancel = context.WithTimeout(r.Context(), diagTimeout)
+	return d, ctx, cancel
+}
+
 func (s *Server) diagOptions(w http.ResponseWriter, r *http.Request, p Principal) {
 	var req struct {
 		Target string `json:"target"` // a SIP URI, a call server's address, or "" for the first call server
 	}
-	if !readJSON(w, r, &req) {
-		return
-	}
-	d := s.sipDiagnostics(w)
+	d, ctx, cancel := s.diagRequest(w, r, &req)
 	if d == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), diagTimeout)
 	defer cancel()
 	res, err := d.Ping(ctx, req.Target)
 	if err != nil {
@@ -78,14 +87,10 @@ func (s *Server) diagDNS(w http.ResponseWriter, r *http.Request, p Principal) {
 		Name string `json:"name"`
 		Type string `json:"type"` // NAPTR, SRV, A, AAAA or SIP
 	}
-	if !readJSON(w, r, &req) {
-		return
-	}
-	d := s.sipDiagnostics(w)
+	d, ctx, cancel := s.diagRequest(w, r, &req)
 	if d == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), diagTimeout)
 	defer cancel()
 	res, err := d.Lookup(ctx, req.Name, req.Type)
 	if errors.Is(err, sipedge.ErrBadTarget) {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"strings"
 
@@ -51,29 +52,28 @@ func (s *Server) callLadder(w http.ResponseWriter, r *http.Request, p Principal)
 }
 
 func (s *Server) callLadderSVG(w http.ResponseWriter, r *http.Request, p Principal) {
-	l, ok := s.ladderOf(w, r)
-	if !ok {
-		return
-	}
-	var b bytes.Buffer
-	ladder.SVG(&b, l)
-	h := w.Header()
-	h.Set("Content-Type", "image/svg+xml")
 	// Opened on its own, the chart may run nothing.
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'")
-	w.Write(b.Bytes())
+	s.renderLadder(w, r, ladder.SVG, "Content-Type", "image/svg+xml",
+		"Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'")
 }
 
 func (s *Server) callLadderPcap(w http.ResponseWriter, r *http.Request, p Principal) {
+	s.renderLadder(w, r, ladder.Pcap, "Content-Type", "application/vnd.tcpdump.pcap",
+		"Content-Disposition", `attachment; filename="call-`+fileSafe(r.PathValue("id"))+`.pcap"`)
+}
+
+// renderLadder writes the call's ladder rendered by render, with the
+// header pairs given.
+func (s *Server) renderLadder(w http.ResponseWriter, r *http.Request, render func(io.Writer, ladder.Ladder) error, hdr ...string) {
 	l, ok := s.ladderOf(w, r)
 	if !ok {
 		return
 	}
 	var b bytes.Buffer
-	ladder.Pcap(&b, l)
-	h := w.Header()
-	h.Set("Content-Type", "application/vnd.tcpdump.pcap")
-	h.Set("Content-Disposition", `attachment; filename="call-`+fileSafe(l.Call)+`.pcap"`)
+	render(&b, l) // a bytes.Buffer does not fail
+	for i := 0; i+1 < len(hdr); i += 2 {
+		w.Header().Set(hdr[i], hdr[i+1])
+	}
 	w.Write(b.Bytes())
 }
 
