@@ -165,6 +165,12 @@ func TestLadderAPI(t *testing.T) {
 		t.Errorf("%d messages: %d arrows, %d SIP packets, %d malformed", len(l.Messages), arrows, sipN, bad)
 	}
 	c.must(404, "GET", "/api/v1/calls/no-such-call/ladder", nil)
+	metrics := string(c.must(200, "GET", "/metrics", nil).body)
+	for _, m := range []string{"portico_ladder_calls 1\n", "portico_ladder_messages_kept_total "} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("metrics lack %q", m)
+		}
+	}
 
 	got := <-traced
 	var invites int

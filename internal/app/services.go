@@ -166,6 +166,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 			return d.certs.Select(h, cfg.SIP.Certificate)
 		}}
 		b.ladder = ladder.New(ladder.Config{})
+		b.ladder.Register(reg)
 		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard, ACL: &b.sipACL, Descriptors: d.fds, Capture: b.ladder})
 		if err != nil {
 			return nil, asConfigErrors(err)

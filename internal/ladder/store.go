@@ -138,11 +138,10 @@ type Store struct {
 
 // Stats counts what a Store did, for tests and metrics.
 type Stats struct {
-	Observed  atomic.Uint64 // messages seen at the sockets
-	Kept      atomic.Uint64 // messages stored
-	Dropped   atomic.Uint64 // messages refused by the per-call bound
-	Evicted   atomic.Uint64 // records evicted by the count or byte bounds
-	Malformed atomic.Uint64 // stream bytes that framed no message
+	Observed atomic.Uint64 // messages seen at the sockets
+	Kept     atomic.Uint64 // messages stored
+	Dropped  atomic.Uint64 // messages refused by the per-call bound
+	Evicted  atomic.Uint64 // records evicted by the count or byte bounds
 }
 
 // New returns an empty store bounded by cfg.

@@ -65,9 +65,9 @@ type Deps struct {
 	// (internal ones while fewer than half of it). Nil: not checked.
 	Descriptors *connlimit.Reserve
 	// Capture keeps the signalling of calls (a *ladder.Store): every
-	// datagram and every message on an accepted tcp or tls connection is
-	// observed, and each call's dialogs are linked to its ID. Nil: nothing
-	// is captured and the sockets are not wrapped.
+	// datagram and every message on an accepted tcp, tls, ws or wss
+	// connection is observed, and each call's dialogs are linked to its
+	// ID. Nil: nothing is captured and the sockets are not wrapped.
 	Capture Capture
 }
 
