@@ -38,7 +38,7 @@ func TestLadderAPI(t *testing.T) {
 	dir := t.TempDir()
 	mgmt := freeAddr(t)
 	extPort, intPort := testpeer.FreePort(t), testpeer.FreePort(t)
-	cfg := sipNodeConfig(mgmt, extPort, intPort, kam) + "  guest: {enabled: true, vmr_ranges: [\"1000-1999\"]}\n"
+	cfg := sipNodeConfig(mgmt, extPort, intPort, kam) + "  guest: {enabled: true, vmr_ranges: [\"1000-1999\"]}\n  capture: {max_calls: 50}\n"
 	d := startDaemon(t, dir, cfg, mgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
 	raw, _ := os.ReadFile("../internal/api/openapi.json")
 	oc := newOpenAPIChecker(t, raw)

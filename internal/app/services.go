@@ -165,9 +165,13 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return d.certs.Select(h, cfg.SIP.Certificate)
 		}}
-		b.ladder = ladder.New(ladder.Config{})
-		b.ladder.Register(reg)
-		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard, ACL: &b.sipACL, Descriptors: d.fds, Capture: b.ladder})
+		var capture sipedge.Capture
+		if cb := cfg.SIP.Capture; !cb.Off {
+			b.ladder = ladder.New(ladder.Config{MaxCalls: cb.MaxCalls, MaxCallBytes: cb.MaxCallBytes, MaxBytes: cb.MaxBytes})
+			b.ladder.Register(reg)
+			capture = b.ladder
+		}
+		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard, ACL: &b.sipACL, Descriptors: d.fds, Capture: capture})
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
@@ -177,6 +181,9 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 			restart, err := ss.Reload(sipConfig(next))
 			if next.SIP.Certificate != cfg.SIP.Certificate {
 				restart = append(restart, "sip.certificate")
+			}
+			if next.SIP.Capture != cfg.SIP.Capture {
+				restart = append(restart, "sip.capture")
 			}
 			return restart, err
 		}})

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portico-edge/portico/internal/config/field"
 	"github.com/portico-edge/portico/internal/ladder"
 	"github.com/portico-edge/portico/internal/testpeer"
 )
@@ -298,4 +299,23 @@ func legSummary(l ladder.Ladder, iface string) string {
 		}
 	}
 	return strings.Join(seq, ",")
+}
+
+// TestCaptureBoundsValidate: a negative bound is named at its field, with
+// the section's other errors.
+func TestCaptureBoundsValidate(t *testing.T) {
+	s := Section{Enabled: true,
+		Listeners:   []Listener{{Interface: External, Transport: "udp", Address: "127.0.0.1:5060"}, {Interface: Internal, Transport: "udp", Address: "127.0.0.1:5070"}},
+		CallServers: []CallServer{{Address: "127.0.0.1:5080"}},
+		Capture:     CaptureBounds{MaxCalls: 10, MaxBytes: 1 << 20},
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatalf("good bounds refused: %v", err)
+	}
+	s.Capture.MaxCallBytes = -1
+	s.Listeners[1].Interface = "dmz"
+	es, ok := field.As(s.Validate())
+	if !ok || len(es) < 2 || es[0].Path != "sip.listeners[1].interface" || es[len(es)-1].Path != "sip.capture.max_call_bytes" {
+		t.Errorf("Validate = %v", es)
+	}
 }
