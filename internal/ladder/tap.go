@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -106,15 +107,22 @@ func WrapConn(c net.Conn, o Observer, iface, transport string) net.Conn {
 	return t
 }
 
+// connTap frames each direction of a connection. Writes may come from
+// several goroutines (the SIP stack writes each message with one Write
+// from the transaction that sends it): wmu keeps the framer's order the
+// wire's. rmu guards the read framer the same way.
 type connTap struct {
 	net.Conn
 	o                Observer
 	iface, transport string
 	local, remote    netip.AddrPort
-	in, out          splitter // each used by one goroutine at a time: sipgo reads from one and serialises writes
+	rmu, wmu         sync.Mutex
+	in, out          splitter
 }
 
 func (c *connTap) Read(b []byte) (int, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
 	n, err := c.Conn.Read(b)
 	if n > 0 {
 		pk := Packet{Interface: c.iface, Transport: c.transport, Dir: In, Time: time.Now(), Local: c.local, Remote: c.remote}
@@ -124,6 +132,8 @@ func (c *connTap) Read(b []byte) (int, error) {
 }
 
 func (c *connTap) Write(b []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	pk := Packet{Interface: c.iface, Transport: c.transport, Dir: Out, Time: time.Now(), Local: c.local, Remote: c.remote}
 	n, err := c.Conn.Write(b)
 	if n > 0 {
