@@ -125,7 +125,7 @@ func (s *Server) diagTrace(w http.ResponseWriter, r *http.Request, p Principal) 
 		svc = s.deps.Ladder()
 	}
 	if svc == nil {
-		writeError(w, http.StatusNotFound, "signalling capture is not running (sip.enabled)")
+		writeError(w, http.StatusNotFound, "signalling capture is not running (sip.enabled, sip.capture.off)")
 		return
 	}
 	q := r.URL.Query()

@@ -30,7 +30,7 @@ func (s *Server) ladderOf(w http.ResponseWriter, r *http.Request) (ladder.Ladder
 		svc = s.deps.Ladder()
 	}
 	if svc == nil {
-		writeError(w, http.StatusNotFound, "signalling capture is not running (sip.enabled)")
+		writeError(w, http.StatusNotFound, "signalling capture is not running (sip.enabled, sip.capture.off)")
 		return ladder.Ladder{}, false
 	}
 	id := r.PathValue("id")

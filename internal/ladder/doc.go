@@ -29,16 +29,13 @@
 // synthesised capture (LINKTYPE_RAW, IPv4 or IPv6 with UDP or TCP headers
 // and true checksums) that Wireshark dissects as SIP.
 //
-// H.323 fits the same record: a Message carries Protocol ("sip" today;
-// "ras", "q931" and "h245" for H.323) and a text Summary and Text. The
-// H.323 proxy would link the call's H.225 CallIdentifier (as the dialog
-// key) to the call's ID with Store.Link, decode each RAS, Q.931 or H.245
-// PDU it sends or receives into a one-line summary (the message type and
-// key fields, as "Setup 1001", "OpenLogicalChannel 2") and a multi-line
-// text dump, and add it with Store.Add under that key, with its interface
-// and addresses. The API and the SVG need no change; the pcap would carry
-// the PDU bytes (a field beside Text) on the H.323 ports so that
-// Wireshark's H.225 and H.245 dissectors apply.
+// H.323 uses the same record: the call-signalling proxy
+// (internal/h323proxy/callsig) links a call's H.225.0 CallIdentifier to
+// its history ID and adds each Q.931 message either leg carries with
+// Protocol "q931", its type (and called number, cause) as Summary and a
+// text decoding as Text, never the bytes, so H.235 tokens stay out. RAS
+// and separate H.245 connections could be added the same way (Protocol
+// "ras", "h245"); the pcap carries SIP only.
 //
 // Store.Subscribe feeds a live trace of every observed message (not only
 // calls), masked the same way, to a bounded channel per subscriber.

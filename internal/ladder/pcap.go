@@ -13,7 +13,7 @@ const linktypeRaw = 101
 // maxPcapPayload keeps a packet's IP length within 16 bits.
 const maxPcapPayload = 65535 - 60
 
-// Pcap writes l's messages as a capture file (pcap, microsecond
+// Pcap writes l's SIP messages as a capture file (pcap, microsecond
 // timestamps, LINKTYPE_RAW): each message one IPv4 or IPv6 packet with a
 // UDP header, or a TCP segment (PSH|ACK, sequence numbers running on per
 // direction) for the stream transports, between the addresses it crossed,
@@ -32,8 +32,8 @@ func Pcap(w io.Writer, l Ladder) error {
 	}
 	seq := map[[2]netip.AddrPort]uint32{}
 	for _, m := range l.Messages {
-		if len(m.Text) > maxPcapPayload {
-			continue
+		if (m.Protocol != "" && m.Protocol != "sip") || len(m.Text) > maxPcapPayload {
+			continue // H.323 messages are kept as text, not bytes
 		}
 		src, dst := m.Remote, m.Local
 		if m.Direction == Out.String() {
