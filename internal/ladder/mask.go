@@ -37,11 +37,7 @@ func Mask(msg []byte) []byte {
 	first := true
 	for len(rest) > 0 {
 		var line []byte
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			line, rest = rest[:i], rest[i+1:]
-		} else {
-			line, rest = rest, nil
-		}
+		line, rest = cutLine(rest)
 		body := bytes.TrimRight(line, "\r")
 		switch {
 		case first:

@@ -16,11 +16,7 @@ func headerValue(msg []byte, name, compact string) []byte {
 	first := true
 	for len(head) > 0 {
 		var line []byte
-		if i := bytes.IndexByte(head, '\n'); i >= 0 {
-			line, head = head[:i], head[i+1:]
-		} else {
-			line, head = head, nil
-		}
+		line, head = cutLine(head)
 		if first { // the start line
 			first = false
 			continue
@@ -35,6 +31,14 @@ func headerValue(msg []byte, name, compact string) []byte {
 		}
 	}
 	return nil
+}
+
+// cutLine splits b after its first '\n': the line (without it) and the rest.
+func cutLine(b []byte) (line, rest []byte) {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return b[:i], b[i+1:]
+	}
+	return b, nil
 }
 
 // headerSection returns the start line and headers of msg, without the
