@@ -257,28 +257,36 @@ type Packet struct {
 }
 
 // Observe takes one SIP message as it crossed a socket. msg is not kept
-// (the store copies what it keeps), so a caller may reuse its buffer.
+// (the store copies what it keeps), so a caller may reuse its buffer. A
+// message is masked only when it is kept or a live trace takes it.
 func (s *Store) Observe(p Packet, msg []byte) {
 	s.stats.Observed.Add(1)
-	subs := s.subs.Load()
-	tracing := subs != nil && len(*subs) > 0
-	key := CallID(msg)
-	if key == "" && !tracing {
-		return
+	var traced []*Subscription
+	if subs := s.subs.Load(); subs != nil {
+		for _, sub := range *subs {
+			if sub.match(p.Remote, msg) && sub.allow() {
+				traced = append(traced, sub)
+			}
+		}
 	}
-	s.mu.Lock()
-	_, known := s.keys[key]
-	s.mu.Unlock()
-	if !known && !tracing && !startsDialog(msg) {
+	key := CallID(msg)
+	keep := false
+	if key != "" {
+		s.mu.Lock()
+		_, keep = s.keys[key]
+		s.mu.Unlock()
+		keep = keep || startsDialog(msg)
+	}
+	if !keep && len(traced) == 0 {
 		return
 	}
 	masked := Mask(msg)
 	m := Message{Time: p.Time, Protocol: "sip", Interface: p.Interface, Direction: p.Dir.String(), Transport: p.Transport,
 		Local: p.Local, Remote: p.Remote, Summary: Summary(masked), Method: CSeqMethod(masked), Text: string(masked)}
-	if tracing {
-		s.publish(*subs, m)
+	for _, sub := range traced {
+		sub.deliver(m)
 	}
-	if key != "" && (known || startsDialog(msg)) {
+	if keep {
 		s.Add(key, m)
 	}
 }

@@ -1,6 +1,7 @@
 package ladder
 
 import (
+	"bytes"
 	"net/netip"
 	"slices"
 	"strings"
@@ -94,30 +95,38 @@ func (s *Store) Subscribers() int {
 	return 0
 }
 
-func (s *Store) publish(subs []*Subscription, m Message) {
-	for _, sub := range subs {
-		if sub.done.Load() || !sub.match(m) {
-			continue
-		}
-		now := time.Now().Unix()
-		if sub.sec.Swap(now) != now {
-			sub.n.Store(0)
-		}
-		if sub.n.Add(1) > int64(sub.f.PerSecond) {
-			sub.dropped.Add(1)
-			continue
-		}
-		select {
-		case sub.c <- m:
-		default:
-			sub.dropped.Add(1)
-		}
+// allow counts one message against the rate bound; false (and counted
+// as dropped) beyond it.
+func (sub *Subscription) allow() bool {
+	if sub.done.Load() {
+		return false
+	}
+	now := time.Now().Unix()
+	if sub.sec.Swap(now) != now {
+		sub.n.Store(0)
+	}
+	if sub.n.Add(1) > int64(sub.f.PerSecond) {
+		sub.dropped.Add(1)
+		return false
+	}
+	return true
+}
+
+// deliver hands m to the reader, or counts it dropped when the channel is
+// full: a slow reader never holds up a socket.
+func (sub *Subscription) deliver(m Message) {
+	select {
+	case sub.c <- m:
+	default:
+		sub.dropped.Add(1)
 	}
 }
 
-func (sub *Subscription) match(m Message) bool {
+// match tells whether a message from or to remote is one the trace asks
+// for (masking changes neither the start line nor From and To).
+func (sub *Subscription) match(remote netip.AddrPort, msg []byte) bool {
 	if sub.addr.IsValid() {
-		if m.Remote.Addr().Unmap() != sub.addr || (sub.port != 0 && m.Remote.Port() != sub.port) {
+		if remote.Addr().Unmap() != sub.addr || (sub.port != 0 && remote.Port() != sub.port) {
 			return false
 		}
 	} else if sub.f.Address != "" {
@@ -126,9 +135,8 @@ func (sub *Subscription) match(m Message) bool {
 	if sub.user == "" {
 		return true
 	}
-	b := []byte(m.Text)
-	for _, v := range [][]byte{startLine(b), headerValue(b, "From", "f"), headerValue(b, "To", "t")} {
-		if strings.Contains(strings.ToLower(string(v)), sub.user) {
+	for _, v := range [][]byte{startLine(msg), headerValue(msg, "From", "f"), headerValue(msg, "To", "t")} {
+		if bytes.Contains(bytes.ToLower(v), []byte(sub.user)) {
 			return true
 		}
 	}
