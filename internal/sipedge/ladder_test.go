@@ -2,6 +2,7 @@ package sipedge
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -281,6 +282,21 @@ func TestLadderCaptureStreams(t *testing.T) {
 		}
 		if got := legSummary(l, Internal); !strings.HasPrefix(got, "udp in INVITE,udp out 100") || !strings.Contains(got, "udp out 603") {
 			t.Errorf("inside leg: %s", got)
+		}
+	})
+
+	t.Run("tls", func(t *testing.T) {
+		conn, err := tls.Dial("tcp", p.extTLS.String(), &tls.Config{RootCAs: p.ca.Pool(), ServerName: "portico.test", MinVersion: tls.VersionTLS12})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		streamFlow(t, p, k, conn, "tls", "erin", 3) // REGISTER, then a call from inside answered 486
+		id := p.hist.waitCalls(t, 3)[2].ID
+		var l ladder.Ladder
+		waitUntil(t, func() bool { l, _ = st.Ladder(id); return strings.Contains(legSummary(l, External), "out ACK") })
+		if got := legSummary(l, External); got != "tls out INVITE,tls in 486,tls out ACK" {
+			t.Errorf("outside leg over TLS: %s", got)
 		}
 	})
 }
