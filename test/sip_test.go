@@ -17,14 +17,17 @@ import (
 )
 
 // startKamailio runs the inside call server (registrar honouring Path) on
-// 127.0.0.4 until the test ends.
-func startKamailio(t *testing.T) string {
+// 127.0.0.4 until the test ends; defines are passed with -A (MCU_URI).
+func startKamailio(t *testing.T, defines ...string) string {
 	t.Helper()
 	bin := testpeer.Require(t, "kamailio")[0]
 	dir := t.TempDir()
 	cfg, _ := filepath.Abs("testdata/kamailio/inside.cfg")
 	listen := fmt.Sprintf("127.0.0.4:%d", testpeer.FreePort(t))
 	cmd := exec.Command(bin, "-DD", "-E", "-f", cfg, "-m", "64", "-M", "8", "-Y", dir, "-P", filepath.Join(dir, "k.pid"), "-l", "udp:"+listen, "-l", "tcp:"+listen)
+	for _, d := range defines {
+		cmd.Args = append(cmd.Args, "-A", d)
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// Its own process group, so that the forked workers go with it; they

@@ -101,6 +101,8 @@ type Deps struct {
 	Guard func() GuardService
 	// Policy evaluates the call policy (dry run). Nil: not offered.
 	Policy func() PolicyService
+	// Ladder returns the signalling capture of recent calls, or nil.
+	Ladder func() LadderService
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 }
@@ -203,6 +205,8 @@ func (s *Server) routes() {
 	s.h323Routes()
 	s.guardRoutes()
 	s.policyRoutes()
+	s.ladderRoutes()
+	s.diagnosticsRoutes()
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -256,6 +256,12 @@ func New(ctx context.Context, opts Options) (*App, error) {
 			}
 			return a.built.h323
 		},
+		Ladder: func() api.LadderService {
+			if a.built.ladder == nil {
+				return nil
+			}
+			return a.built.ladder
+		},
 		Guard:  func() api.GuardService { return a.built.guard },
 		Policy: func() api.PolicyService { return policyService{a} },
 	})

@@ -21,6 +21,7 @@ import (
 	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/h323proxy"
+	"github.com/portico-edge/portico/internal/ladder"
 	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/media/ng"
@@ -70,6 +71,9 @@ type built struct {
 	// .management, swapped on reload.
 	sipACL, turnACL, mgmtACL, h323ACL policy.LiveACL
 	reloads                           []reload // one per running service that reloads live
+	// ladder keeps the signalling of recent SIP and H.323 calls (nil
+	// without either edge, or with sip.capture.off).
+	ladder *ladder.Store
 }
 
 // reload is the contract every service's Reload follows, wired to the
@@ -157,12 +161,21 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		}})
 		out = append(out, &service{name: "turn", run: ts.Run})
 	}
+	if cb := cfg.SIP.Capture; (cfg.SIP.Enabled || cfg.H323.Enabled) && !cb.Off {
+		// One store of call signalling for both edges (sip.capture).
+		b.ladder = ladder.New(ladder.Config{MaxCalls: cb.MaxCalls, MaxCallBytes: cb.MaxCallBytes, MaxBytes: cb.MaxBytes})
+		b.ladder.Register(reg)
+	}
 	if cfg.SIP.Enabled && b.relay != nil {
 		sc := sipConfig(cfg)
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return d.certs.Select(h, cfg.SIP.Certificate)
 		}}
-		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard, ACL: &b.sipACL, Descriptors: d.fds})
+		var capture sipedge.Capture
+		if b.ladder != nil {
+			capture = b.ladder
+		}
+		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard, ACL: &b.sipACL, Descriptors: d.fds, Capture: capture})
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
@@ -172,6 +185,9 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 			restart, err := ss.Reload(sipConfig(next))
 			if next.SIP.Certificate != cfg.SIP.Certificate {
 				restart = append(restart, "sip.certificate")
+			}
+			if next.SIP.Capture != cfg.SIP.Capture {
+				restart = append(restart, "sip.capture")
 			}
 			return restart, err
 		}})
@@ -183,6 +199,9 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 			return nil, asConfigErrors(err)
 		}
 		hd := h323proxy.Deps{Logger: log, Registerer: reg, History: d.hist, Guard: b.guard, ACL: &b.h323ACL, Descriptors: d.fds}
+		if b.ladder != nil {
+			hd.Capture = b.ladder
+		}
 		var h323Policy atomic.Pointer[policy.Policy]
 		if b.relay != nil {
 			// Calls need the media relay; without it the edge proxies RAS only.

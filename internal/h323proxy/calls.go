@@ -33,6 +33,7 @@ func (s *Server) newCalls(cfg Config) (*callsig.Server, error) {
 		Traversal: traversal{s},
 		History:   s.deps.Calls,
 		Guard:     s.deps.Guard,
+		Capture:   s.deps.Capture,
 	})
 	if err != nil {
 		return nil, err

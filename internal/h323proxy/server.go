@@ -71,6 +71,9 @@ type Deps struct {
 	// call-signalling listeners refuse connections while fewer are free.
 	// Nil: not checked.
 	Descriptors *connlimit.Reserve
+	// Capture keeps each call's Q.931 messages for its ladder diagram (a
+	// *ladder.Store). Nil: not kept.
+	Capture callsig.Capture
 }
 
 // Server is the H.323 edge's RAS side.

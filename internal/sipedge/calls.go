@@ -197,6 +197,11 @@ func (s *Server) newCall(lc *liveConfig, typ string, req *sip.Request) *call {
 	c := &call{s: s, lc: lc, id: newID(8), typ: typ, from: req.From().Address.Addr(), to: req.To().Address.Addr(),
 		source: req.Source(), started: time.Now(), done: make(chan struct{})}
 	c.ctx, c.end = context.WithCancel(s.ctx)
+	if s.deps.Capture != nil {
+		if cid := req.CallID(); cid != nil {
+			s.deps.Capture.Link(c.id, string(*cid))
+		}
+	}
 	return c
 }
 

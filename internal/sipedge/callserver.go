@@ -191,10 +191,17 @@ func (cs *callServers) probeAll(s *Server, done <-chan struct{}) {
 func (s *Server) probe(ctx context.Context, c CallServer) error {
 	ru := routeURI(c)
 	ru.UriParams.Remove("lr")
+	_, err := s.options(ctx, ru, c.Transport, c.Address)
+	return err
+}
+
+// options sends OPTIONS for ru from the inside to addr over transport and
+// returns the final response.
+func (s *Server) options(ctx context.Context, ru sip.Uri, transport, addr string) (*sip.Response, error) {
 	req := sip.NewRequest(sip.OPTIONS, ru)
 	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "portico", Host: s.int.host}, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(10))
-	to := &sip.ToHeader{Address: sip.Uri{Scheme: "sip", Host: ru.Host, Port: ru.Port}, Params: sip.NewParams()}
+	to := &sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: ru.User, Host: ru.Host, Port: ru.Port}, Params: sip.NewParams()}
 	cid := sip.CallIDHeader(sip.GenerateTagN(20))
 	mf := sip.MaxForwardsHeader(70)
 	req.AppendHeader(from)
@@ -202,7 +209,6 @@ func (s *Server) probe(ctx context.Context, c CallServer) error {
 	req.AppendHeader(&cid)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.OPTIONS})
 	req.AppendHeader(&mf)
-	s.int.prepare(req, c.Transport, c.Address)
-	_, err := s.int.do(ctx, req)
-	return err
+	s.int.prepare(req, transport, addr)
+	return s.int.do(ctx, req)
 }

@@ -161,6 +161,9 @@ func (c *call) run(sd *side, req *sip.Request, tx sip.ServerTransaction, p plan)
 	b := &leg{sd: p.out, idx: 1, callID: newID(12), localTag: sip.GenerateTagN(16), local: p.from, remote: p.to,
 		localName: p.fromName, target: p.ruri, cseq: uint32(1 + time.Now().UnixNano()%1000)}
 	c.a, c.b = a, b
+	if s.deps.Capture != nil {
+		s.deps.Capture.Link(c.id, b.callID)
+	}
 	if len(p.hops) > 0 {
 		b.transport = p.hops[0].transport
 		if p.fixed {

@@ -1,6 +1,11 @@
 package sipedge
 
-import "github.com/portico-edge/portico/internal/config/field"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/portico-edge/portico/internal/config/field"
+)
 
 // Section is the sip section of Portico's configuration document
 // (docs/sip.md): its YAML shape, and its validation, which is New's. The
@@ -43,6 +48,34 @@ type Section struct {
 	RevealUnknownUsers bool `yaml:"reveal_unknown_users" json:"reveal_unknown_users"`
 	// TCP bounds the connections of the tcp, tls, ws and wss listeners.
 	TCP Streams `yaml:"tcp,omitempty" json:"tcp,omitempty"`
+	// Capture bounds the signalling kept for ladder diagrams (docs/ladder.md).
+	Capture CaptureBounds `yaml:"capture,omitempty" json:"capture,omitempty"`
+}
+
+// CaptureBounds (sip.capture) bound the signalling of recent calls kept
+// in memory (package ladder); zero fields take the defaults: max_calls
+// 500, max_call_bytes 262144 (256 KiB), max_bytes 33554432 (32 MiB).
+// Off turns capture off: the sockets are not wrapped, nothing is kept and
+// no live trace runs.
+type CaptureBounds struct {
+	Off          bool `yaml:"off,omitempty" json:"off,omitempty"`
+	MaxCalls     int  `yaml:"max_calls,omitempty" json:"max_calls,omitempty"`
+	MaxCallBytes int  `yaml:"max_call_bytes,omitempty" json:"max_call_bytes,omitempty"`
+	MaxBytes     int  `yaml:"max_bytes,omitempty" json:"max_bytes,omitempty"`
+}
+
+// validate names each bound that is negative.
+func (c CaptureBounds) validate() ConfigError {
+	var errs ConfigError
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"max_calls", c.MaxCalls}, {"max_call_bytes", c.MaxCallBytes}, {"max_bytes", c.MaxBytes}} {
+		if f.v < 0 {
+			errs = append(errs, FieldError{Path: "sip.capture." + f.name, Reason: fmt.Sprintf("%d must not be negative (0: the default)", f.v)})
+		}
+	}
+	return errs
 }
 
 // Streams (sip.tcp) bound each outside SIP stream listener's connections;
@@ -63,6 +96,13 @@ func (s Section) Validate() error {
 		return nil
 	}
 	_, err := s.Config("").withDefaults()
+	if cerrs := s.Capture.validate(); len(cerrs) > 0 {
+		var errs ConfigError
+		if !errors.As(err, &errs) && err != nil {
+			return err
+		}
+		return append(errs, cerrs...)
+	}
 	return err
 }
 

@@ -24,6 +24,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/handoff"
+	"github.com/portico-edge/portico/internal/ladder"
 	"github.com/portico-edge/portico/internal/store"
 )
 
@@ -63,6 +64,18 @@ type Deps struct {
 	// listeners refuse connections while fewer than its share are free
 	// (internal ones while fewer than half of it). Nil: not checked.
 	Descriptors *connlimit.Reserve
+	// Capture keeps the signalling of calls (a *ladder.Store): every
+	// datagram and every message on an accepted tcp, tls, ws or wss
+	// connection is observed, and each call's dialogs are linked to its
+	// ID. Nil: nothing is captured and the sockets are not wrapped.
+	Capture Capture
+}
+
+// Capture is where the SIP edge reports the messages its sockets carry
+// and which dialogs (Call-IDs) make up each call.
+type Capture interface {
+	ladder.Observer
+	Link(callID, dialog string)
 }
 
 // BoundListener is a caller-supplied socket for Serve: exactly one of
@@ -348,6 +361,9 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 			l.Packet = s.watchUnreachable(l.Packet)
 		}
 		l = s.guardSocket(l)
+		if s.deps.Capture != nil && l.Packet != nil {
+			l.Packet = ladder.WrapPacketConn(l.Packet, s.deps.Capture, l.Interface)
+		}
 		ls[i] = l
 		var sd *side
 		switch l.Interface {
@@ -453,16 +469,16 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 			case "udp":
 				err = sd.srv.ServeUDP(l.Packet)
 			case "tcp":
-				err = sd.srv.ServeTCP(l.Stream)
+				err = sd.srv.ServeTCP(s.capture(l.Stream, l.Interface, "tcp"))
 			case "tls":
-				err = sd.srv.ServeTLS(tls.NewListener(l.Stream, s.deps.TLSConfig))
+				err = sd.srv.ServeTLS(s.capture(tls.NewListener(l.Stream, s.deps.TLSConfig), l.Interface, "tls"))
 			case "ws":
-				err = sd.srv.ServeWS(s.upgradeGate(l.Stream, nil))
+				err = sd.srv.ServeWS(s.capture(s.upgradeGate(l.Stream, nil), l.Interface, "ws"))
 			case "wss":
 				if l.Stream == s.handoff {
-					err = sd.srv.ServeWSS(l.Stream)
+					err = sd.srv.ServeWSS(s.capture(l.Stream, l.Interface, "wss"))
 				} else {
-					err = sd.srv.ServeWSS(s.upgradeGate(l.Stream, s.deps.TLSConfig))
+					err = sd.srv.ServeWSS(s.capture(s.upgradeGate(l.Stream, s.deps.TLSConfig), l.Interface, "wss"))
 				}
 			default:
 				err = fmt.Errorf("unknown transport %q", l.Transport)
@@ -490,6 +506,14 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 	}
 	s.Close()
 	return nil
+}
+
+// capture taps the SIP of l's connections (after TLS) when capture is on.
+func (s *Server) capture(l net.Listener, iface, transport string) net.Listener {
+	if s.deps.Capture == nil {
+		return l
+	}
+	return ladder.WrapListener(l, s.deps.Capture, iface, transport)
 }
 
 // firstRead tells when sipgo first reads its socket, which it does right

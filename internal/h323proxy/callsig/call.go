@@ -15,6 +15,7 @@ import (
 	"github.com/portico-edge/portico/internal/h323/q931"
 	"github.com/portico-edge/portico/internal/h323/ras"
 	"github.com/portico-edge/portico/internal/h323proxy/h245proxy"
+	"github.com/portico-edge/portico/internal/ladder"
 	"github.com/portico-edge/portico/internal/store"
 )
 
@@ -98,6 +99,9 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 	c.rec = store.CallRecord{Protocol: "h323", From: first(from), To: first(to), SourceAddr: src.String(), StartedAt: time.Now()}
 	if len(c.id) == 16 {
 		c.rec.ID = hex.EncodeToString(c.id)
+		if s.deps.Capture != nil {
+			s.deps.Capture.Link(c.rec.ID, c.rec.ID)
+		}
 	}
 	refuse := func(cause byte, reason int, disp string) *call {
 		s.Rejected.Add(1)
@@ -302,6 +306,7 @@ func (c *call) forward(from Side, p []byte) bool {
 			return false
 		}
 	}
+	c.capture(from, ladder.In, time.Now(), &m, ui, len(p))
 	out, err := c.rewrite(from, &m, ui, p)
 	if err != nil {
 		if errors.Is(err, h245proxy.ErrMedia) {
@@ -316,10 +321,12 @@ func (c *call) forward(from Side, p []byte) bool {
 		// connection in answer is not a lost connection.
 		c.settle(releaseCause(&m), c.party(from), "")
 	}
+	sent := time.Now()
 	if err := c.legs[from.Other()].send(out); err != nil {
 		c.end(CauseTemporary, c.party(from.Other()), "connection lost on the "+from.Other().String())
 		return false
 	}
+	c.capture(from.Other(), ladder.Out, sent, &m, ui, len(out))
 	switch m.Type {
 	case q931.Connect:
 		c.mu.Lock()

@@ -156,6 +156,9 @@ type Deps struct {
 	History func(store.CallRecord)
 	// Guard is told of, and asked about, outside sources; optional.
 	Guard Guard
+	// Capture keeps each call's Q.931 messages, decoded to text, for its
+	// ladder diagram (capture.go); optional.
+	Capture Capture
 }
 
 // Guard is the edge's per-source protection (a *guard.Guard). Only the
