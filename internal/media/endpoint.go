@@ -59,8 +59,48 @@ type endpoint struct {
 	// endpoint's packet worker reads and writes it.
 	track uint64
 	dead  atomic.Bool
+	// keepAlive is keepAliveOn plus the payload type of the leg's
+	// H.460.19 keep-alives on an RTP socket, 0 when the leg sends none.
+	keepAlive atomic.Uint32
 
-	packets, bytes, forwarded, dropped atomic.Uint64
+	packets, bytes, forwarded, dropped, keepAlives atomic.Uint64
+}
+
+// keepAliveOn marks endpoint.keepAlive as set.
+const keepAliveOn = 1 << 8
+
+// setKeepAlive applies a leg's keep-alive description to its RTP socket.
+func (ep *endpoint) setKeepAlive(k KeepAlive) {
+	var v uint32
+	if k.Enabled && !ep.rtcp {
+		v = keepAliveOn | uint32(k.PayloadType&0x7f)
+	}
+	ep.keepAlive.Store(v)
+}
+
+// isKeepAlive reports whether an accepted datagram is an H.460.19
+// keep-alive: RTP (not RTCP) with the leg's keep-alive payload type, or
+// RTP that carries no payload at all.
+func (ep *endpoint) isKeepAlive(b []byte) bool {
+	ka := ep.keepAlive.Load()
+	if ka == 0 || len(b) < 12 || b[0]>>6 != 2 || isRTCP(b) {
+		return false
+	}
+	if uint32(b[1]&0x7f) == ka&0x7f {
+		return true
+	}
+	n := 12 + 4*int(b[0]&0x0f) // header and CSRCs
+	if b[0]&0x10 != 0 {        // header extension
+		if len(b) < n+4 {
+			return false
+		}
+		n += 4 + 4*int(binary.BigEndian.Uint16(b[n+2:]))
+	}
+	pad := 0
+	if b[0]&0x20 != 0 {
+		pad = int(b[len(b)-1])
+	}
+	return len(b)-pad <= n
 }
 
 // portRef counts the open sockets of a reserved port pair.

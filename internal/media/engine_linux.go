@@ -337,11 +337,15 @@ func (w *worker) forward(ep *endpoint, b *batchio.Batch, n int, now int64) {
 	if out != nil && !out.dead.Load() {
 		dst = out.destination()
 	}
-	k, admitted := 0, 0
+	k, admitted, keep := 0, 0, 0
 	var bytes, fwdBytes uint64
 	for i := 0; i < n; i++ {
 		msg := &b.Msgs[i]
 		if !ep.admit(msg, now, &w.t) {
+			continue
+		}
+		if ep.isKeepAlive(msg.Data()) {
+			keep++ // it opened or refreshed the NAT binding; nothing to relay
 			continue
 		}
 		admitted++
@@ -360,10 +364,16 @@ func (w *worker) forward(ep *endpoint, b *batchio.Batch, n int, now int64) {
 		}
 		k++
 	}
-	if admitted > 0 {
+	if admitted > 0 || keep > 0 {
 		ep.lastRx.Store(now)
+	}
+	if admitted > 0 {
 		ep.packets.Add(uint64(admitted))
 		ep.bytes.Add(bytes)
+	}
+	if keep > 0 {
+		ep.keepAlives.Add(uint64(keep))
+		w.t.keepAlives += uint64(keep)
 	}
 	if k == 0 {
 		return

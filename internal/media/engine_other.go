@@ -106,7 +106,12 @@ func (e *engine) loop(ep *endpoint) {
 		}
 		now := time.Now().UnixNano()
 		msg.N, msg.Addr = n, src
-		if ep.admit(msg, now, &t) {
+		admitted := ep.admit(msg, now, &t)
+		if admitted && ep.isKeepAlive(msg.Data()) {
+			ep.lastRx.Store(now)
+			ep.keepAlives.Add(1)
+			t.keepAlives++
+		} else if admitted {
 			ep.lastRx.Store(now)
 			ep.packets.Add(1)
 			ep.bytes.Add(uint64(n))

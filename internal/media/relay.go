@@ -343,6 +343,7 @@ func (r *Relay) openStream(s *session, index int, c StreamConfig) (*stream, erro
 		ls, other := &st.legs[leg], &st.legs[1-leg]
 		ls.rtp.out = other.rtp
 		ls.rtp.setSignalled(c.Remote[leg], c.Source[leg], c.Asymmetric[leg])
+		ls.rtp.setKeepAlive(c.KeepAlive[leg])
 		if ls.rtcp != nil {
 			ls.rtcp.out = other.rtcp
 			ls.rtcp.setSignalled(rtcpRemote(&c, leg), c.Source[leg], c.Asymmetric[leg])
@@ -468,6 +469,7 @@ func (r *Relay) Update(id SessionID, streams []StreamConfig) ([]StreamInfo, erro
 		for leg := 0; leg < 2; leg++ {
 			ls := &st.legs[leg]
 			ls.rtp.setSignalled(c.Remote[leg], c.Source[leg], c.Asymmetric[leg])
+			ls.rtp.setKeepAlive(c.KeepAlive[leg])
 			if ls.rtcp != nil {
 				ls.rtcp.setSignalled(rtcpRemote(&c, leg), c.Source[leg], c.Asymmetric[leg])
 			}
@@ -558,6 +560,7 @@ func (s *session) stats() SessionStats {
 				l.Bytes += ep.bytes.Load()
 				l.Forwarded += ep.forwarded.Load()
 				l.Dropped += ep.dropped.Load()
+				l.KeepAlives += ep.keepAlives.Load()
 				if t := ep.lastRx.Load(); t > 0 && time.Unix(0, t).After(l.LastPacket) {
 					l.LastPacket = time.Unix(0, t)
 				}
