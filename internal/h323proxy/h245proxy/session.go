@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/portico-edge/portico/internal/asn1per"
 	"github.com/portico-edge/portico/internal/h323/h245"
+	"github.com/portico-edge/portico/internal/h323/h460"
 	"github.com/portico-edge/portico/internal/media"
 )
 
@@ -53,7 +55,34 @@ type SessionConfig struct {
 	// binding of an outside endpoint); media from it may latch the leg
 	// (docs/config.md "Latching"). Zero when unknown.
 	Source [2]netip.Addr
+	// Traversal makes Portico the H.460.19 media traversal server of the
+	// outside endpoint: set when that endpoint offered H.460.19.
+	Traversal Traversal
 }
+
+// Traversal is what Portico, as H.460.19 traversal server, asks of an
+// outside endpoint behind NAT (H.460.19 §7.2, §7.3): in every
+// OpenLogicalChannel and OpenLogicalChannelAck sent to it, the relay's
+// outside RTP address of the channel's stream as keepAliveChannel, with
+// keepAlivePayloadType and keepAliveInterval. The endpoint sends RTP
+// keep-alives from its media ports there, which opens its NAT binding;
+// the relay latches the leg to their source and does not forward them.
+type Traversal struct {
+	Enabled bool
+	// KeepAliveInterval is the keepAliveInterval asked for (default
+	// DefaultKeepAliveInterval; whole seconds, at least 1).
+	KeepAliveInterval time.Duration
+	// PayloadType is the keepAlivePayloadType offered (default
+	// DefaultKeepAlivePayloadType); an endpoint that names its own in
+	// its OpenLogicalChannelAck is recognised by that one.
+	PayloadType uint8
+}
+
+// Defaults of Traversal.
+const (
+	DefaultKeepAliveInterval    = 19 * time.Second
+	DefaultKeepAlivePayloadType = 127
+)
 
 // DefaultMaxStreams is the default cap of relay streams per call: audio,
 // main video, content, data and FECC with room to spare.
@@ -89,6 +118,12 @@ type Session struct {
 func NewSession(m Media, cfg SessionConfig) *Session {
 	if cfg.MaxStreams <= 0 {
 		cfg.MaxStreams = DefaultMaxStreams
+	}
+	if cfg.Traversal.KeepAliveInterval < time.Second {
+		cfg.Traversal.KeepAliveInterval = DefaultKeepAliveInterval
+	}
+	if cfg.Traversal.PayloadType == 0 || cfg.Traversal.PayloadType > 127 {
+		cfg.Traversal.PayloadType = DefaultKeepAlivePayloadType
 	}
 	return &Session{media: m, cfg: cfg, bySession: map[int64]int{}, byChannel: map[chanKey]int{}}
 }
@@ -159,6 +194,9 @@ func (s *Session) stream(key chanKey, sessionID int64, kind media.Kind, secure b
 		return 0, fmt.Errorf("%w: more than %d streams", ErrMedia, s.cfg.MaxStreams)
 	}
 	c := media.StreamConfig{Kind: kind, Transport: media.UDP, Secure: secure, Source: s.cfg.Source}
+	if s.cfg.Traversal.Enabled {
+		c.KeepAlive[Outside] = media.KeepAlive{Enabled: true, PayloadType: s.cfg.Traversal.PayloadType}
+	}
 	var err error
 	if !s.allocated {
 		s.id, s.infos, err = s.media.Allocate(media.SessionConfig{Label: s.cfg.Label, Interfaces: s.cfg.Interfaces, Streams: []media.StreamConfig{c}})
@@ -233,9 +271,11 @@ func (s *Session) swap(i int, from Side, ta *h245.TransportAddress, rtcp bool) (
 
 // rewriteParams rewrites the addresses of H2250LogicalChannelParameters
 // sent by side from.
-func (s *Session) rewriteParams(key chanKey, from Side, p *h245.H2250LogicalChannelParameters, dt *h245.DataType) error {
+// It returns the index of the channel's relay stream, -1 when the
+// parameters name no address.
+func (s *Session) rewriteParams(key chanKey, from Side, p *h245.H2250LogicalChannelParameters, dt *h245.DataType) (int, error) {
 	if p == nil || p.MediaChannel == nil && p.MediaControlChannel == nil {
-		return nil
+		return -1, nil
 	}
 	kind, secure := kindOf(dt, p.SessionID)
 	return s.swapBoth(key, p.SessionID, kind, secure, from, &p.MediaChannel, &p.MediaControlChannel)
@@ -243,10 +283,10 @@ func (s *Session) rewriteParams(key chanKey, from Side, p *h245.H2250LogicalChan
 
 // swapBoth rewrites a channel's RTP and RTCP addresses (either may be
 // absent) on the stream of key. Caller holds s.mu.
-func (s *Session) swapBoth(key chanKey, sessionID int64, kind media.Kind, secure bool, from Side, rtp, rtcp **h245.TransportAddress) error {
+func (s *Session) swapBoth(key chanKey, sessionID int64, kind media.Kind, secure bool, from Side, rtp, rtcp **h245.TransportAddress) (int, error) {
 	i, err := s.stream(key, sessionID, kind, secure)
 	if err != nil {
-		return err
+		return -1, err
 	}
 	for _, a := range []struct {
 		ta   **h245.TransportAddress
@@ -254,15 +294,12 @@ func (s *Session) swapBoth(key chanKey, sessionID int64, kind media.Kind, secure
 	}{{rtp, false}, {rtcp, true}} {
 		if *a.ta != nil {
 			if *a.ta, err = s.swap(i, from, *a.ta, a.rtcp); err != nil {
-				return err
+				return -1, err
 			}
 		}
 	}
-	return nil
+	return i, nil
 }
-
-// h46019 identifies H.460.19 traversal parameters (H.460.19 §8.1).
-var h46019 = asn1per.OID("0.0.8.460.19.0.1")
 
 // stripTraversal removes H.460.19 traversal parameters from a channel's
 // genericInformation. They carry one side's keep-alive and multiplexed
@@ -272,7 +309,7 @@ var h46019 = asn1per.OID("0.0.8.460.19.0.1")
 func stripTraversal(gi *[]h245.GenericInformation, has *bool) {
 	out := (*gi)[:0]
 	for _, g := range *gi {
-		if g.MessageIdentifier.Choice == h245.CapabilityIdentifier_Standard && bytes.Equal(g.MessageIdentifier.Standard, h46019) {
+		if g.MessageIdentifier.Choice == h245.CapabilityIdentifier_Standard && bytes.Equal(g.MessageIdentifier.Standard, h460.MediaTraversalOID) {
 			continue
 		}
 		out = append(out, g)
@@ -283,17 +320,56 @@ func stripTraversal(gi *[]h245.GenericInformation, has *bool) {
 	}
 }
 
+// serverTraversal returns the traversal parameters Portico sends the
+// outside endpoint for relay stream i. Caller holds s.mu.
+func (s *Session) serverTraversal(i int) (*h460.TraversalParameters, bool) {
+	if !s.cfg.Traversal.Enabled || i < 0 || i >= len(s.infos) || !s.infos[i].Local[Outside].IsValid() {
+		return nil, false
+	}
+	return &h460.TraversalParameters{
+		KeepAliveChannel:     newTransportAddress(s.infos[i].Local[Outside]),
+		KeepAlivePayloadType: s.cfg.Traversal.PayloadType, HasKeepAlivePayloadType: true,
+		KeepAliveInterval: uint32(s.cfg.Traversal.KeepAliveInterval / time.Second), HasKeepAliveInterval: true,
+	}, true
+}
+
+// clientKeepAlive records the keepAlivePayloadType an outside endpoint
+// named in the traversal parameters of gi for stream i. Caller holds s.mu.
+func (s *Session) clientKeepAlive(i int, gi []h245.GenericInformation) error {
+	if !s.cfg.Traversal.Enabled || i < 0 || i >= len(s.streams) {
+		return nil
+	}
+	p, found, err := h460.Traversal(gi)
+	if !found || err != nil || !p.HasKeepAlivePayloadType {
+		return nil // malformed or absent: recognised by the offered type and by empty RTP
+	}
+	c := &s.streams[i]
+	if c.KeepAlive[Outside].PayloadType == p.KeepAlivePayloadType {
+		return nil
+	}
+	c.KeepAlive[Outside] = media.KeepAlive{Enabled: true, PayloadType: p.KeepAlivePayloadType}
+	infos, err := s.media.Update(s.id, s.streams)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrMedia, err)
+	}
+	s.infos = infos
+	return nil
+}
+
 // RewriteOLC rewrites an OpenLogicalChannel sent by side from.
 func (s *Session) RewriteOLC(from Side, olc *h245.OpenLogicalChannel) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	stripTraversal(&olc.GenericInformation, &olc.HasGenericInformation)
 	key := chanKey{from, olc.ForwardLogicalChannelNumber}
+	stream := -1
 	fp := &olc.ForwardLogicalChannelParameters
 	if fp.MultiplexParameters.Choice == h245.OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters_H2250LogicalChannelParameters {
-		if err := s.rewriteParams(key, from, fp.MultiplexParameters.H2250LogicalChannelParameters, &fp.DataType); err != nil {
+		i, err := s.rewriteParams(key, from, fp.MultiplexParameters.H2250LogicalChannelParameters, &fp.DataType)
+		if err != nil {
 			return err
 		}
+		stream = max(stream, i)
 	}
 	if rp := olc.ReverseLogicalChannelParameters; rp != nil && rp.MultiplexParameters != nil &&
 		rp.MultiplexParameters.Choice == h245.OpenLogicalChannelReverseLogicalChannelParametersMultiplexParameters_H2250LogicalChannelParameters {
@@ -301,8 +377,17 @@ func (s *Session) RewriteOLC(from Side, olc *h245.OpenLogicalChannel) error {
 		if fp.DataType.Choice != h245.DataType_NullData {
 			dt = &fp.DataType
 		}
-		if err := s.rewriteParams(key, from, rp.MultiplexParameters.H2250LogicalChannelParameters, dt); err != nil {
+		i, err := s.rewriteParams(key, from, rp.MultiplexParameters.H2250LogicalChannelParameters, dt)
+		if err != nil {
 			return err
+		}
+		stream = max(stream, i)
+	}
+	if from == Inside {
+		if p, ok := s.serverTraversal(stream); ok {
+			if err := h460.SetOLCTraversal(olc, p); err != nil {
+				return fmt.Errorf("%w: %v", ErrMalformed, err)
+			}
 		}
 	}
 	return nil
@@ -313,8 +398,8 @@ func (s *Session) RewriteOLC(from Side, olc *h245.OpenLogicalChannel) error {
 func (s *Session) RewriteOLCAck(from Side, ack *h245.OpenLogicalChannelAck) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	stripTraversal(&ack.GenericInformation, &ack.HasGenericInformation)
 	key := chanKey{from.Other(), ack.ForwardLogicalChannelNumber}
+	stream := -1
 	if fm := ack.ForwardMultiplexAckParameters; fm != nil && fm.H2250LogicalChannelAckParameters != nil {
 		p := fm.H2250LogicalChannelAckParameters
 		if p.MediaChannel != nil || p.MediaControlChannel != nil {
@@ -324,9 +409,11 @@ func (s *Session) RewriteOLCAck(from Side, ack *h245.OpenLogicalChannelAck) erro
 			} else if p.SessionID == 2 {
 				kind = media.KindVideo
 			}
-			if err := s.swapBoth(key, p.SessionID, kind, false, from, &p.MediaChannel, &p.MediaControlChannel); err != nil {
+			i, err := s.swapBoth(key, p.SessionID, kind, false, from, &p.MediaChannel, &p.MediaControlChannel)
+			if err != nil {
 				return err
 			}
+			stream = i
 		}
 	}
 	if rp := ack.ReverseLogicalChannelParameters; rp != nil && rp.MultiplexParameters != nil && rp.MultiplexParameters.H2250LogicalChannelParameters != nil {
@@ -336,8 +423,23 @@ func (s *Session) RewriteOLCAck(from Side, ack *h245.OpenLogicalChannelAck) erro
 		if p.SessionID == 1 {
 			dt.Choice = h245.DataType_AudioData
 		}
-		if err := s.rewriteParams(key, from, p, &dt); err != nil {
+		i, err := s.rewriteParams(key, from, p, &dt)
+		if err != nil {
 			return err
+		}
+		stream = max(stream, i)
+	}
+	if from == Outside {
+		if err := s.clientKeepAlive(stream, ack.GenericInformation); err != nil {
+			return err
+		}
+	}
+	stripTraversal(&ack.GenericInformation, &ack.HasGenericInformation)
+	if from == Inside {
+		if p, ok := s.serverTraversal(stream); ok {
+			if err := h460.SetAckTraversal(ack, p); err != nil {
+				return fmt.Errorf("%w: %v", ErrMalformed, err)
+			}
 		}
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/asn1per"
 	"github.com/portico-edge/portico/internal/h323/h245"
+	"github.com/portico-edge/portico/internal/h323/h460"
 	"github.com/portico-edge/portico/internal/media"
 )
 
@@ -494,5 +495,99 @@ func TestFastStartAnswerEchoesRelay(t *testing.T) {
 	}
 	if got, _ := unicastAddrPort(back.ReverseLogicalChannelParameters.MultiplexParameters.H2250LogicalChannelParameters.MediaChannel); got != ap("192.0.2.10:5000") {
 		t.Errorf("the caller's echoed mediaChannel comes back as %v, want its own 192.0.2.10:5000", got)
+	}
+}
+
+// TestTraversalServer: for an outside endpoint that offered H.460.19,
+// every OpenLogicalChannel and OpenLogicalChannelAck sent to it carries
+// the relay's outside RTP address of the channel's stream as
+// keepAliveChannel, with payload type and interval; the inside's own
+// traversal parameters never cross; the payload type the endpoint names
+// in its OpenLogicalChannelAck is the one the relay recognises.
+func TestTraversalServer(t *testing.T) {
+	fm := &fakeMedia{}
+	s := NewSession(fm, SessionConfig{Traversal: Traversal{Enabled: true, KeepAliveInterval: 5 * time.Second}})
+	insideParams := func(o *h245.OpenLogicalChannel) {
+		// What an inside H.460.19 client would send its own server: it must not leave.
+		h460.SetOLCTraversal(o, &h460.TraversalParameters{KeepAliveChannel: newTransportAddress(ap("10.1.1.5:7000"))})
+	}
+	check := func(t *testing.T, gi []h245.GenericInformation, out []byte, want netip.AddrPort) {
+		t.Helper()
+		p, found, err := h460.Traversal(gi)
+		if !found || err != nil {
+			t.Fatalf("traversal parameters: found %v, %v", found, err)
+		}
+		if got, _ := unicastAddrPort(p.KeepAliveChannel); got != want || p.KeepAlivePayloadType != 127 || !p.HasKeepAlivePayloadType ||
+			p.KeepAliveInterval != 5 || p.MultiplexedMediaChannel != nil || p.HasMultiplexID {
+			t.Fatalf("traversal parameters %+v (keepAliveChannel %v), want keepAliveChannel %v, type 127, interval 5", p, got, want)
+		}
+		if bytes.Contains(out, []byte{10, 1, 1, 5}) {
+			t.Fatal("inside address crossed")
+		}
+	}
+	// Inside opens video toward the outside endpoint.
+	o := olc(1, 2, "", "10.1.1.5:6001")
+	insideParams(o)
+	out, err := s.RewritePDU(Inside, olcPDU(t, o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := decode(t, out).Request.OpenLogicalChannel
+	check(t, got.GenericInformation, out, ap("127.0.0.2:10000"))
+	if len(got.GenericInformation) != 1 {
+		t.Fatalf("%d genericInformation elements", len(got.GenericInformation))
+	}
+	if st := fm.streams[0]; !st.KeepAlive[Outside].Enabled || st.KeepAlive[Outside].PayloadType != 127 || st.KeepAlive[Inside].Enabled {
+		t.Fatalf("stream keep-alive %+v", st.KeepAlive)
+	}
+	// The endpoint acknowledges, naming its own keep-alive payload type.
+	ack := &h245.MultimediaSystemControlMessage{}
+	if err := ack.Unmarshal(ackPDU(t, 1, 2, "192.168.1.20:5000", "192.168.1.20:5001")); err != nil {
+		t.Fatal(err)
+	}
+	a := ack.Response.OpenLogicalChannelAck
+	h460.SetAckTraversal(a, &h460.TraversalParameters{KeepAlivePayloadType: 100, HasKeepAlivePayloadType: true})
+	b, _ := ack.Marshal()
+	out, err = s.RewritePDU(Outside, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, found, _ := h460.Traversal(decode(t, out).Response.OpenLogicalChannelAck.GenericInformation); found {
+		t.Fatal("the outside endpoint's traversal parameters crossed inside")
+	}
+	if st := fm.streams[0]; st.KeepAlive[Outside].PayloadType != 100 {
+		t.Fatalf("keep-alive payload type %d, want the endpoint's 100", st.KeepAlive[Outside].PayloadType)
+	}
+	// The outside endpoint opens audio; the inside's OLCAck gets the parameters.
+	if _, err := s.RewritePDU(Outside, olcPDU(t, olc(1, 1, "", "192.168.1.20:5003"))); err != nil {
+		t.Fatal(err)
+	}
+	ack = &h245.MultimediaSystemControlMessage{}
+	if err := ack.Unmarshal(ackPDU(t, 1, 1, "10.1.1.5:6002", "10.1.1.5:6003")); err != nil {
+		t.Fatal(err)
+	}
+	h460.SetAckTraversal(ack.Response.OpenLogicalChannelAck, &h460.TraversalParameters{KeepAliveChannel: newTransportAddress(ap("10.1.1.5:7000"))})
+	b, _ = ack.Marshal()
+	out, err = s.RewritePDU(Inside, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, decode(t, out).Response.OpenLogicalChannelAck.GenericInformation, out, ap("127.0.0.2:10010"))
+
+	// Toward the inside, and without traversal, nothing is added.
+	plain := NewSession(&fakeMedia{}, SessionConfig{})
+	out, err = plain.RewritePDU(Inside, olcPDU(t, olc(1, 2, "", "10.1.1.5:6001")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if decode(t, out).Request.OpenLogicalChannel.HasGenericInformation {
+		t.Fatal("traversal parameters sent to an endpoint that did not offer H.460.19")
+	}
+	out, err = s.RewritePDU(Outside, olcPDU(t, olc(2, 3, "", "192.168.1.20:5005")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if decode(t, out).Request.OpenLogicalChannel.HasGenericInformation {
+		t.Fatal("traversal parameters sent inside")
 	}
 }
