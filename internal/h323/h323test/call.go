@@ -13,6 +13,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/h245"
+	"github.com/portico-edge/portico/internal/h323/h460"
 	"github.com/portico-edge/portico/internal/h323/q931"
 	"github.com/portico-edge/portico/internal/h323/ras"
 )
@@ -127,6 +128,11 @@ type party struct {
 	// keepAlive is the interval of empty TPKT packets on call signalling,
 	// 0 for none.
 	keepAlive time.Duration
+	// h46019 offers H.460.19 and follows its traversal parameters;
+	// mediaKeepAlive overrides their interval; wrap wraps media sockets.
+	h46019         bool
+	mediaKeepAlive time.Duration
+	wrap           func(*net.UDPConn) MediaConn
 }
 
 // tracked tells the owner of c, once its signalling connection is set.
@@ -145,7 +151,7 @@ func (p *party) newCall(caller bool, kinds []Kind) (*Call, error) {
 	var ssrc [4]byte
 	rand.Read(ssrc[:])
 	for i, k := range kinds {
-		s, err := newStream(k, p.mediaIP, p.rec, p.answer.Echo && !caller, uint32(ssrc[0])<<24|uint32(ssrc[1])<<16|uint32(ssrc[2])<<8|uint32(i))
+		s, err := newStream(k, p.mediaIP, p.rec, p.answer.Echo && !caller, uint32(ssrc[0])<<24|uint32(ssrc[1])<<16|uint32(ssrc[2])<<8|uint32(i), p.wrap)
 		if err != nil {
 			c.closeMedia()
 			return nil, err
@@ -314,6 +320,9 @@ func (c *Call) place(ctx context.Context, conn net.Conn, dest string, opts CallO
 	if srcCallSignal.IsValid() {
 		s := ras.Transport(srcCallSignal)
 		setup.SourceCallSignalAddress = &s
+	}
+	if c.p.h46019 {
+		setup.SupportedFeatures, setup.HasSupportedFeatures = []h225.FeatureDescriptor{ras.Feature(ras.H46019)}, true
 	}
 	if opts.FastStart {
 		n := 1
@@ -500,7 +509,33 @@ func (c *Call) fastStartReply(olc *h245.OpenLogicalChannel) {
 		if ap, ok := h245AddrPort(mp.MediaChannel); ok {
 			s.setRemote(ap)
 		}
+		c.traversal(s, olc.GenericInformation)
 	}
+}
+
+// traversal starts the H.460.19 keep-alives of stream s when gi (the
+// genericInformation of an OpenLogicalChannel or OpenLogicalChannelAck
+// received) names a keepAliveChannel and the endpoint does H.460.19.
+func (c *Call) traversal(s *stream, gi []h245.GenericInformation) {
+	if !c.p.h46019 {
+		return
+	}
+	p, found, err := h460.Traversal(gi)
+	if !found || err != nil {
+		return
+	}
+	to, ok := h245AddrPort(p.KeepAliveChannel)
+	if !ok {
+		return
+	}
+	every := time.Duration(p.KeepAliveInterval) * time.Second
+	if c.p.mediaKeepAlive > 0 {
+		every = c.p.mediaKeepAlive
+	}
+	if every <= 0 {
+		every = 19 * time.Second
+	}
+	s.keepAlive(c.p.wg, to, keepAlivePT, every)
 }
 
 // answerFastStart builds the callee's fastStart answer to proposals and
@@ -531,6 +566,7 @@ func (c *Call) answerFastStart(proposals [][]byte) ([][]byte, error) {
 		}
 		st := s.stats()
 		dir := 1
+		c.traversal(s, olc.GenericInformation)
 		if olc.ReverseLogicalChannelParameters != nil {
 			dir = 2
 			ap, ok := h245AddrPort(mp.MediaChannel)
@@ -688,7 +724,14 @@ func (c *Call) handleH245(b []byte, from, to netip.AddrPort) error {
 						Cause: h245.OpenLogicalChannelRejectCause{Choice: h245.OpenLogicalChannelRejectCause_DataTypeNotSupported}}}))
 			}
 			st := s.stats()
-			return c.sendH245(olcAck(int64(olc.ForwardLogicalChannelNumber), k, st.Local, st.LocalRTCP))
+			c.traversal(s, olc.GenericInformation)
+			ack := olcAck(int64(olc.ForwardLogicalChannelNumber), k, st.Local, st.LocalRTCP)
+			if c.p.h46019 {
+				// as h323plus: the keep-alive payload type it will use
+				h460.SetAckTraversal(ack.Response.OpenLogicalChannelAck, &h460.TraversalParameters{
+					KeepAlivePayloadType: keepAlivePT, HasKeepAlivePayloadType: true})
+			}
+			return c.sendH245(ack)
 		}
 	case m.Response != nil && m.Choice == h245.MultimediaSystemControlMessage_Response:
 		switch r := m.Response; r.Choice {
@@ -728,6 +771,7 @@ func (c *Call) handleH245(b []byte, from, to netip.AddrPort) error {
 				if ap, ok := h245AddrPort(ack.MediaChannel); ok {
 					s.setRemote(ap)
 				}
+				c.traversal(s, r.OpenLogicalChannelAck.GenericInformation)
 			}
 		}
 	case m.Command != nil && m.Command.Choice == h245.CommandMessage_EndSessionCommand:
@@ -792,6 +836,9 @@ func (c *Call) answer(ctx context.Context, setup Message) error {
 	conn := &h225.ConnectUUIE{ProtocolIdentifier: h225.ProtocolIdentifier(h225.ProtocolV7),
 		DestinationInfo: endpointType(), ConferenceID: c.ConferenceID[:], CallIdentifier: c.callID(),
 		HasMultipleCalls: true, HasMaintainConnection: true}
+	if c.p.h46019 {
+		conn.FeatureSet = ras.Supported(ras.Feature(ras.H46019))
+	}
 	if s.HasFastStart && len(s.FastStart) > 0 && !c.p.answer.NoFastStart {
 		fs, err := c.answerFastStart(s.FastStart)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 )
 
 // Kind is a media channel of a simulated call.
@@ -46,6 +47,20 @@ func kindOfSession(id int64) (Kind, bool) {
 	return Kind(id - 1), true
 }
 
+// MediaConn is a media socket of a simulated endpoint; *net.UDPConn is
+// one. EndpointConfig.WrapMedia puts another in front of it (a simulated
+// NAT).
+type MediaConn interface {
+	ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error)
+	WriteToUDPAddrPort(b []byte, to netip.AddrPort) (int, error)
+	LocalAddr() net.Addr
+	Close() error
+}
+
+// keepAlivePT is the payload type of the simulator's H.460.19 keep-alives
+// (h323plus's).
+const keepAlivePT = 127
+
 // MediaStats counts one channel's RTP.
 type MediaStats struct {
 	Kind Kind
@@ -60,13 +75,18 @@ type MediaStats struct {
 	Sent, Received, Echoed int
 	// From is the source of the last packet received.
 	From netip.AddrPort
+	// KeepAlives counts the H.460.19 keep-alives sent; KeepAliveTo is
+	// where they went.
+	KeepAlives  int
+	KeepAliveTo netip.AddrPort
 }
 
 // stream is one channel's RTP and RTCP sockets.
 type stream struct {
 	kind      Kind
-	rtp, rtcp *net.UDPConn
+	rtp, rtcp MediaConn
 	rec       *Recorder
+	stop      chan struct{} // closed by close: ends the keep-alives
 	echo      bool
 	ssrc      uint32
 
@@ -76,25 +96,81 @@ type stream struct {
 	changed chan struct{} // closed and replaced on every received packet
 }
 
-func newStream(kind Kind, ip netip.Addr, rec *Recorder, echo bool, ssrc uint32) (*stream, error) {
-	rtp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+func newStream(kind Kind, ip netip.Addr, rec *Recorder, echo bool, ssrc uint32, wrap func(*net.UDPConn) MediaConn) (*stream, error) {
+	rtpConn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
 	if err != nil {
 		return nil, err
 	}
-	rtcp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+	rtcpConn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
 	if err != nil {
-		rtp.Close()
+		rtpConn.Close()
 		return nil, err
 	}
-	s := &stream{kind: kind, rtp: rtp, rtcp: rtcp, rec: rec, echo: echo, ssrc: ssrc, changed: make(chan struct{})}
+	var rtp, rtcp MediaConn = rtpConn, rtcpConn
+	if wrap != nil {
+		rtp, rtcp = wrap(rtpConn), wrap(rtcpConn)
+	}
+	s := &stream{kind: kind, rtp: rtp, rtcp: rtcp, rec: rec, echo: echo, ssrc: ssrc, changed: make(chan struct{}), stop: make(chan struct{})}
 	s.st = MediaStats{Kind: kind, Local: addrPort(rtp.LocalAddr()), LocalRTCP: addrPort(rtcp.LocalAddr())}
 	rec.Port(int(s.st.Local.Port()), "rtp")
 	return s, nil
 }
 
 func (s *stream) close() {
+	s.mu.Lock()
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	s.mu.Unlock()
 	s.rtp.Close()
 	s.rtcp.Close()
+}
+
+// keepAlive sends H.460.19 keep-alives (RTP with payload type pt and no
+// payload, H.460.19 §7.3) from the stream's RTP socket to to, at once and
+// then every interval until the stream closes. A second call for the
+// same destination does nothing.
+func (s *stream) keepAlive(wg *sync.WaitGroup, to netip.AddrPort, pt byte, every time.Duration) {
+	s.mu.Lock()
+	if s.st.KeepAliveTo == to {
+		s.mu.Unlock()
+		return
+	}
+	s.st.KeepAliveTo = to
+	s.mu.Unlock()
+	send := func() {
+		b := s.packet(pt)[:12]
+		if _, err := s.rtp.WriteToUDPAddrPort(b, to); err == nil {
+			s.rec.UDP(s.st.Local, to, b)
+			s.mu.Lock()
+			s.st.KeepAlives++
+			s.mu.Unlock()
+			s.notify()
+		}
+	}
+	send()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				s.mu.Lock()
+				current := s.st.KeepAliveTo == to
+				s.mu.Unlock()
+				if !current {
+					return
+				}
+				send()
+			}
+		}
+	}()
 }
 
 // setRemote sets where RTP goes.

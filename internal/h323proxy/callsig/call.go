@@ -47,6 +47,11 @@ type call struct {
 	id     []byte
 	legs   [2]*leg
 	media  *h245proxy.Session
+	// outside is the registered callee of a call from inside; h46019 is
+	// set when Portico is the outside endpoint's H.460.19 media
+	// traversal server in this call.
+	outside Endpoint
+	h46019  bool
 
 	mu       sync.Mutex
 	bridges  map[netip.AddrPort]*h245proxy.Bridge
@@ -157,6 +162,7 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 		if !found {
 			return refuse(CauseUnallocated, h225.ReleaseCompleteReason_CalledPartyNotRegistered, "callee not registered")
 		}
+		c.outside = ep
 		if ep.H46018 {
 			if s.deps.Traversal == nil || len(c.id) != 16 {
 				return refuse(CauseOutOfOrder, h225.ReleaseCompleteReason_UnreachableDestination, "destination out of order")
@@ -179,10 +185,16 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 	c.legs[caller.Other()] = newLeg(out, nil, s.cfg.MaxFrame)
 	var source [2]netip.Addr
 	source[Outside] = c.legs[Outside].remote.Addr()
+	if caller == Outside {
+		c.h46019 = s.cfg.MediaTraversal && offersMediaTraversal(setup)
+	} else {
+		c.h46019 = s.cfg.MediaTraversal && c.outside.H46019
+	}
 	c.media = h245proxy.NewSession(s.deps.Media, h245proxy.SessionConfig{
 		Label:      c.rec.ID,
 		Interfaces: [2]string{s.cfg.Sides[Outside].Interface, s.cfg.Sides[Inside].Interface},
 		Source:     source,
+		Traversal:  h245proxy.Traversal{Enabled: c.h46019},
 	})
 	s.mu.Lock()
 	if s.ctx.Err() != nil {
