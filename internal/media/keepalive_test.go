@@ -102,3 +102,18 @@ func TestIsKeepAlive(t *testing.T) {
 		t.Fatal("keep-alive recognised on a leg without keep-alives")
 	}
 }
+
+// FuzzIsKeepAlive: any datagram is judged without a panic, and only RTP
+// (version 2, not RTCP) is ever a keep-alive.
+func FuzzIsKeepAlive(f *testing.F) {
+	f.Add([]byte{0x80, 127, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9}, uint8(127))
+	f.Add([]byte{0x90, 8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9, 0xbe, 0xde, 0xff, 0xff}, uint8(100))
+	f.Add([]byte{0xa0, 8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9, 200}, uint8(0))
+	f.Fuzz(func(t *testing.T, b []byte, pt uint8) {
+		ep := &endpoint{}
+		ep.setKeepAlive(KeepAlive{Enabled: true, PayloadType: pt})
+		if ep.isKeepAlive(b) && (len(b) < 12 || b[0]>>6 != 2 || isRTCP(b)) {
+			t.Fatalf("% x judged a keep-alive", b)
+		}
+	})
+}

@@ -302,9 +302,27 @@ func FuzzRewritePDU(f *testing.F) {
 	f.Add(olcPDU(f, olc(1, 0, "192.0.2.10:5000", "192.0.2.10:5001")))
 	f.Add(ackPDU(f, 1, 1, "10.1.1.5:6000", "10.1.1.5:6001"))
 	f.Add([]byte{0x00})
+	f.Add(func() []byte {
+		m := &h245.MultimediaSystemControlMessage{}
+		m.Unmarshal(ackPDU(f, 1, 1, "192.168.1.20:5000", "192.168.1.20:5001"))
+		h460.SetAckTraversal(m.Response.OpenLogicalChannelAck, &h460.TraversalParameters{KeepAlivePayloadType: 100, HasKeepAlivePayloadType: true})
+		b, _ := m.Marshal()
+		return b
+	}())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s := NewSession(&fakeMedia{}, SessionConfig{})
 		defer s.Close()
+		// As the traversal server, the outside's OLCAck is read for its
+		// traversal parameters first.
+		ts := NewSession(&fakeMedia{}, SessionConfig{Traversal: Traversal{Enabled: true}})
+		defer ts.Close()
+		ts.RewritePDU(Inside, olcPDU(t, olc(1, 1, "", "10.1.1.5:6001")))
+		if out, err := ts.RewritePDU(Outside, b); err == nil {
+			var m h245.MultimediaSystemControlMessage
+			if err := m.Unmarshal(out); err != nil {
+				t.Fatalf("rewritten PDU does not decode: %v", err)
+			}
+		}
 		for _, side := range []Side{Outside, Inside} {
 			out, err := s.RewritePDU(side, b)
 			if err != nil {
