@@ -59,8 +59,11 @@ type worker struct {
 	waitFn func(fd uintptr) bool
 	events []unix.EpollEvent
 	batch  *batchio.Batch
-	rep    rtp.Report
-	t      tally
+	// targets holds, per slot of batch, the leg a multiplexed datagram
+	// belongs to (serveMux).
+	targets []*endpoint
+	rep     rtp.Report
+	t       tally
 
 	mu      sync.Mutex
 	closing []*endpoint
@@ -75,7 +78,7 @@ func newEngine(r *Relay) (*engine, error) {
 			e.close()
 			return nil, fmt.Errorf("media: epoll: %w", err)
 		}
-		w := &worker{e: e, epfd: fd, efd: -1, events: make([]unix.EpollEvent, 256), batch: batchio.NewBatch(r.cfg.BatchSize)}
+		w := &worker{e: e, epfd: fd, efd: -1, events: make([]unix.EpollEvent, 256), batch: batchio.NewBatch(r.cfg.BatchSize), targets: make([]*endpoint, r.cfg.BatchSize)}
 		e.workers = append(e.workers, w)
 		if w.efd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
 			e.close()
@@ -317,29 +320,71 @@ func (w *worker) loop() {
 // serve moves what is waiting on ep to its opposite socket. It reads at most
 // a few batches so that one busy socket does not starve the others.
 func (w *worker) serve(ep *endpoint, now int64) {
+	if ep.muxSock {
+		w.serveMux(ep, now)
+		return
+	}
 	b := w.batch
 	for round := 0; round < 4; round++ {
 		n, err := b.RecvFD(ep.sys.fd, 0)
 		if err != nil {
 			return
 		}
-		w.forward(ep, b, n, now)
+		w.forward(ep, b, 0, n, now)
 		if n < b.Len() {
 			return
 		}
 	}
 }
 
-// forward admits, observes and sends the n datagrams in b that arrived on ep.
-func (w *worker) forward(ep *endpoint, b *batchio.Batch, n int, now int64) {
+// serveMux reads an interface's multiplexed socket: each datagram goes,
+// stripped of its multiplexID, through the leg the ID selects, runs of
+// datagrams for the same leg in one sendmmsg.
+func (w *worker) serveMux(mux *endpoint, now int64) {
+	b := w.batch
+	for round := 0; round < 4; round++ {
+		n, err := b.RecvFD(mux.sys.fd, 0)
+		if err != nil {
+			return
+		}
+		for i := 0; i < n; i++ {
+			m := &b.Msgs[i]
+			w.targets[i] = w.e.r.demux(mux, m.Buf, &m.N, &w.t)
+		}
+		for i := 0; i < n; {
+			j := i + 1
+			for j < n && w.targets[j] == w.targets[i] {
+				j++
+			}
+			if w.targets[i] != nil {
+				w.forward(w.targets[i], b, i, j, now)
+			}
+			i = j
+		}
+		clear(w.targets[:n])
+		if n < b.Len() {
+			return
+		}
+	}
+}
+
+// forward admits, observes and sends the datagrams in slots [lo, hi) of b
+// that arrived for ep.
+func (w *worker) forward(ep *endpoint, b *batchio.Batch, lo, hi int, now int64) {
 	out := ep.out
 	var dst netip.AddrPort
+	fd := -1
+	var ms *muxSend
 	if out != nil && !out.dead.Load() {
 		dst = out.destination()
+		fd = out.sys.fd
+		if ms = out.muxOut.Load(); ms != nil && ms.sock != nil {
+			fd = ms.sock.sys.fd
+		}
 	}
-	k, admitted, keep := 0, 0, 0
+	k, admitted, keep := lo, 0, 0
 	var bytes, fwdBytes uint64
-	for i := 0; i < n; i++ {
+	for i := lo; i < hi; i++ {
 		msg := &b.Msgs[i]
 		if !ep.admit(msg, now, &w.t) {
 			continue
@@ -358,6 +403,10 @@ func (w *worker) forward(ep *endpoint, b *batchio.Batch, n int, now int64) {
 			continue
 		}
 		fwdBytes += uint64(msg.N)
+		if ms != nil && ms.id != 0 && !prefix(msg.Buf, &msg.N, ms.id) {
+			w.t.sendErrors++
+			continue
+		}
 		msg.Addr = dst
 		if k != i {
 			b.Msgs[k], b.Msgs[i] = b.Msgs[i], b.Msgs[k]
@@ -375,12 +424,12 @@ func (w *worker) forward(ep *endpoint, b *batchio.Batch, n int, now int64) {
 		ep.keepAlives.Add(uint64(keep))
 		w.t.keepAlives += uint64(keep)
 	}
-	if k == 0 {
+	if k == lo {
 		return
 	}
-	sent, _ := b.SendFD(out.sys.fd, 0, k)
+	sent, _ := b.SendFD(fd, lo, k)
 	ep.forwarded.Add(uint64(sent))
 	w.t.forwarded += uint64(sent)
 	w.t.forwardedBytes += fwdBytes
-	w.t.sendErrors += uint64(k - sent)
+	w.t.sendErrors += uint64(k - lo - sent)
 }

@@ -32,6 +32,8 @@ type iface struct {
 	addr       netip.Addr
 	advertised netip.Addr
 	pool       *portPool
+	muxPort    int          // H.460.19 multiplexed RTP port (RTCP: +1); 0 none
+	mux        [2]*endpoint // its sockets once the engine runs
 }
 
 // Relay anchors media sessions. Its methods are safe for concurrent use.
@@ -49,6 +51,7 @@ type Relay struct {
 	running  bool
 	nextID   atomic.Uint64
 	nextWork atomic.Uint32
+	mux      muxTable
 
 	wg        sync.WaitGroup // workers, TCP goroutines, janitor
 	done      chan struct{}
@@ -94,7 +97,7 @@ func New(cfg Config, deps Deps) (*Relay, error) {
 		if !adv.IsValid() {
 			adv = ic.Addr
 		}
-		r.ifaces[name] = &iface{name: name, addr: ic.Addr, advertised: adv, pool: newPortPool(ic.PortMin, ic.PortMax)}
+		r.ifaces[name] = &iface{name: name, addr: ic.Addr, advertised: adv, pool: newPortPool(ic.PortMin, ic.PortMax), muxPort: ic.MultiplexPort}
 	}
 	return r, nil
 }
@@ -112,6 +115,11 @@ func (r *Relay) engineLocked() (*engine, error) {
 		e, err := newEngine(r)
 		if err != nil {
 			return nil, err
+		}
+		if err := r.openMux(e); err != nil {
+			r.closeMux(e)
+			e.close()
+			return nil, fmt.Errorf("media: multiplexed port: %w", err)
 		}
 		r.eng = e
 	}
@@ -172,6 +180,7 @@ func (r *Relay) Close() error {
 			r.releaseSession(s)
 		}
 		if e != nil {
+			r.closeMux(e)
 			e.stopAll()
 		}
 		r.wg.Wait()
@@ -251,6 +260,11 @@ func (st *stream) info() StreamInfo {
 			in.LocalRTCP[leg] = in.Local[leg]
 		} else {
 			in.LocalRTCP[leg] = netip.AddrPortFrom(ls.iface.advertised, uint16(ls.port+1))
+		}
+		if id := st.muxID[leg]; id != 0 {
+			in.MultiplexID[leg] = id
+			in.LocalMux[leg] = netip.AddrPortFrom(ls.iface.advertised, uint16(ls.iface.muxPort))
+			in.LocalMuxRTCP[leg] = netip.AddrPortFrom(ls.iface.advertised, uint16(ls.iface.muxPort+1))
 		}
 	}
 	return in
@@ -350,6 +364,12 @@ func (r *Relay) openStream(s *session, index int, c StreamConfig) (*stream, erro
 		}
 	}
 	for leg := 0; leg < 2; leg++ {
+		if err := r.setMux(st, leg, &c); err != nil {
+			r.closeStream(st)
+			return nil, err
+		}
+	}
+	for leg := 0; leg < 2; leg++ {
 		for _, ep := range []*endpoint{st.legs[leg].rtp, st.legs[leg].rtcp} {
 			if ep == nil {
 				continue
@@ -367,6 +387,10 @@ func (r *Relay) openStream(s *session, index int, c StreamConfig) (*stream, erro
 
 // closeStream closes a stream's sockets and returns its ports.
 func (r *Relay) closeStream(st *stream) {
+	for leg := range st.muxID {
+		r.mux.remove(st.muxID[leg])
+		st.muxID[leg] = 0
+	}
 	opened := false
 	if st.tcp != nil {
 		st.tcp.close()
@@ -472,6 +496,9 @@ func (r *Relay) Update(id SessionID, streams []StreamConfig) ([]StreamInfo, erro
 			ls.rtp.setKeepAlive(c.KeepAlive[leg])
 			if ls.rtcp != nil {
 				ls.rtcp.setSignalled(rtcpRemote(&c, leg), c.Source[leg], c.Asymmetric[leg])
+			}
+			if err := r.setMux(st, leg, &st.cfg); err != nil {
+				return nil, fmt.Errorf("media: update stream %d: %w", i, err)
 			}
 		}
 	}

@@ -88,6 +88,17 @@ type StreamConfig struct {
 	// KeepAlive marks a leg whose endpoint sends ITU-T H.460.19 media
 	// keep-alives to the leg's RTP port to open its NAT binding (UDP only).
 	KeepAlive [2]KeepAlive
+	// Multiplex marks a leg whose endpoint sends its RTP and RTCP to the
+	// interface's multiplexed ports, each datagram prefixed with the
+	// multiplexID the relay assigned (StreamInfo.MultiplexID), and to
+	// which the relay then sends from those ports (H.460.19
+	// multiplexing). Ignored on an interface without MultiplexPort.
+	Multiplex [2]bool
+	// MultiplexSend, when not zero, is the multiplexID a leg's endpoint
+	// asked to receive its media with: the relay prefixes every datagram
+	// toward it with this ID (and sends from the interface's multiplexed
+	// ports when it has them).
+	MultiplexSend [2]uint32
 	// Role is the relay's TCP role on each leg (TCP only).
 	Role [2]TCPRole
 	// Hold marks the stream on hold (a=inactive/sendonly): it keeps relaying
@@ -135,7 +146,12 @@ type StreamInfo struct {
 	Local [2]netip.AddrPort
 	// LocalRTCP is the relay's RTCP address on each leg (Local with rtcp-mux).
 	LocalRTCP [2]netip.AddrPort
-	Disabled  bool
+	// MultiplexID is the ID a Multiplex leg's endpoint prefixes its media
+	// with, 0 when the leg is not multiplexed; LocalMux and LocalMuxRTCP
+	// are then the interface's multiplexed RTP and RTCP addresses.
+	MultiplexID            [2]uint32
+	LocalMux, LocalMuxRTCP [2]netip.AddrPort
+	Disabled               bool
 }
 
 // LegStats are the counters of one leg of a stream.
