@@ -17,7 +17,9 @@
 // is its media traversal server (H.460.19 §7) and puts its own into every
 // OpenLogicalChannel and OpenLogicalChannelAck sent to it: the relay's
 // outside RTP address as keepAliveChannel, keepAlivePayloadType and
-// keepAliveInterval. Multiplexed media is not offered.
+// keepAliveInterval. To one that can transmit multiplexed media it also
+// offers the relay's multiplexed ports and the stream's multiplexID, and
+// one that names its own multiplexID receives its media so prefixed.
 //
 // A Session is the media adapter of one call over a media.Relay: leg 0 of
 // every relay stream is the outside, leg 1 the inside. One relay stream

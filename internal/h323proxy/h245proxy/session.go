@@ -67,8 +67,17 @@ type SessionConfig struct {
 // keepAlivePayloadType and keepAliveInterval. The endpoint sends RTP
 // keep-alives from its media ports there, which opens its NAT binding;
 // the relay latches the leg to their source and does not forward them.
+//
+// With Multiplex (the endpoint can transmit multiplexed media, H.460.19
+// supportTransmitMultiplexedMedia) and a relay interface with a
+// multiplexed port, the parameters also name that port as
+// multiplexedMediaChannel and multiplexedMediaControlChannel, with the
+// multiplexID of the stream's outside leg, and the port is the
+// keepAliveChannel. An endpoint whose own parameters name a multiplexID
+// receives its media prefixed with it.
 type Traversal struct {
-	Enabled bool
+	Enabled   bool
+	Multiplex bool
 	// KeepAliveInterval is the keepAliveInterval asked for (default
 	// DefaultKeepAliveInterval; whole seconds, at least 1).
 	KeepAliveInterval time.Duration
@@ -196,6 +205,7 @@ func (s *Session) stream(key chanKey, sessionID int64, kind media.Kind, secure b
 	c := media.StreamConfig{Kind: kind, Transport: media.UDP, Secure: secure, Source: s.cfg.Source}
 	if s.cfg.Traversal.Enabled {
 		c.KeepAlive[Outside] = media.KeepAlive{Enabled: true, PayloadType: s.cfg.Traversal.PayloadType}
+		c.Multiplex[Outside] = s.cfg.Traversal.Multiplex
 	}
 	var err error
 	if !s.allocated {
@@ -326,28 +336,54 @@ func (s *Session) serverTraversal(i int) (*h460.TraversalParameters, bool) {
 	if !s.cfg.Traversal.Enabled || i < 0 || i >= len(s.infos) || !s.infos[i].Local[Outside].IsValid() {
 		return nil, false
 	}
-	return &h460.TraversalParameters{
-		KeepAliveChannel:     newTransportAddress(s.infos[i].Local[Outside]),
+	in := &s.infos[i]
+	p := &h460.TraversalParameters{
+		KeepAliveChannel:     newTransportAddress(in.Local[Outside]),
 		KeepAlivePayloadType: s.cfg.Traversal.PayloadType, HasKeepAlivePayloadType: true,
 		KeepAliveInterval: uint32(s.cfg.Traversal.KeepAliveInterval / time.Second), HasKeepAliveInterval: true,
-	}, true
+	}
+	if id := in.MultiplexID[Outside]; id != 0 {
+		p.MultiplexedMediaChannel = newTransportAddress(in.LocalMux[Outside])
+		p.MultiplexedMediaControlChannel = newTransportAddress(in.LocalMuxRTCP[Outside])
+		p.MultiplexID, p.HasMultiplexID = id, true
+		p.KeepAliveChannel = newTransportAddress(in.LocalMux[Outside])
+	}
+	return p, true
 }
 
-// clientKeepAlive records the keepAlivePayloadType an outside endpoint
-// named in the traversal parameters of gi for stream i. Caller holds s.mu.
-func (s *Session) clientKeepAlive(i int, gi []h245.GenericInformation) error {
-	if !s.cfg.Traversal.Enabled || i < 0 || i >= len(s.streams) {
+// readTraversal returns the traversal parameters among gi, nil when there
+// are none or they do not decode. It is read before stripTraversal, which
+// reuses gi's array.
+func readTraversal(gi []h245.GenericInformation) *h460.TraversalParameters {
+	p, found, err := h460.Traversal(gi)
+	if !found || err != nil {
 		return nil
 	}
-	p, found, err := h460.Traversal(gi)
-	if !found || err != nil || !p.HasKeepAlivePayloadType {
-		return nil // malformed or absent: recognised by the offered type and by empty RTP
+	return &p
+}
+
+// clientTraversal records what an outside endpoint's traversal
+// parameters in gi ask of stream i: the keepAlivePayloadType it sends
+// and the multiplexID it receives its media with. Malformed or absent
+// parameters change nothing (keep-alives are then recognised by the
+// offered type and by empty RTP). Caller holds s.mu.
+func (s *Session) clientTraversal(i int, p *h460.TraversalParameters) error {
+	if !s.cfg.Traversal.Enabled || i < 0 || i >= len(s.streams) || p == nil {
+		return nil
 	}
 	c := &s.streams[i]
-	if c.KeepAlive[Outside].PayloadType == p.KeepAlivePayloadType {
+	changed := false
+	if p.HasKeepAlivePayloadType && c.KeepAlive[Outside].PayloadType != p.KeepAlivePayloadType {
+		c.KeepAlive[Outside] = media.KeepAlive{Enabled: true, PayloadType: p.KeepAlivePayloadType}
+		changed = true
+	}
+	if p.HasMultiplexID && p.MultiplexID != 0 && p.MultiplexedMediaChannel != nil && c.MultiplexSend[Outside] != p.MultiplexID {
+		c.MultiplexSend[Outside] = p.MultiplexID
+		changed = true
+	}
+	if !changed {
 		return nil
 	}
-	c.KeepAlive[Outside] = media.KeepAlive{Enabled: true, PayloadType: p.KeepAlivePayloadType}
 	infos, err := s.media.Update(s.id, s.streams)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrMedia, err)
@@ -360,6 +396,7 @@ func (s *Session) clientKeepAlive(i int, gi []h245.GenericInformation) error {
 func (s *Session) RewriteOLC(from Side, olc *h245.OpenLogicalChannel) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	client := readTraversal(olc.GenericInformation)
 	stripTraversal(&olc.GenericInformation, &olc.HasGenericInformation)
 	key := chanKey{from, olc.ForwardLogicalChannelNumber}
 	stream := -1
@@ -382,6 +419,11 @@ func (s *Session) RewriteOLC(from Side, olc *h245.OpenLogicalChannel) error {
 			return err
 		}
 		stream = max(stream, i)
+	}
+	if from == Outside {
+		if err := s.clientTraversal(stream, client); err != nil {
+			return err
+		}
 	}
 	if from == Inside {
 		if p, ok := s.serverTraversal(stream); ok {
@@ -430,7 +472,7 @@ func (s *Session) RewriteOLCAck(from Side, ack *h245.OpenLogicalChannelAck) erro
 		stream = max(stream, i)
 	}
 	if from == Outside {
-		if err := s.clientKeepAlive(stream, ack.GenericInformation); err != nil {
+		if err := s.clientTraversal(stream, readTraversal(ack.GenericInformation)); err != nil {
 			return err
 		}
 	}

@@ -36,6 +36,10 @@ func (f *fakeMedia) infos() []media.StreamInfo {
 			out[i].Local[l] = netip.AddrPortFrom(out[i].Local[l].Addr(), out[i].Local[l].Port()+p)
 			out[i].LocalRTCP[l] = netip.AddrPortFrom(out[i].LocalRTCP[l].Addr(), out[i].LocalRTCP[l].Port()+p)
 		}
+		if f.streams[i].Multiplex[0] { // the relay's multiplexed port 9000
+			out[i].MultiplexID[0] = uint32(1000 + i)
+			out[i].LocalMux[0], out[i].LocalMuxRTCP[0] = netip.MustParseAddrPort("127.0.0.2:9000"), netip.MustParseAddrPort("127.0.0.2:9001")
+		}
 	}
 	return out
 }
@@ -607,5 +611,47 @@ func TestTraversalServer(t *testing.T) {
 	}
 	if decode(t, out).Request.OpenLogicalChannel.HasGenericInformation {
 		t.Fatal("traversal parameters sent inside")
+	}
+}
+
+// TestTraversalMultiplexed: to an endpoint that can transmit multiplexed
+// media, the relay's multiplexed ports and the stream's multiplexID are
+// offered (the multiplexed RTP port is the keepAliveChannel); a
+// multiplexID the endpoint names in its own parameters is the prefix of
+// what the relay sends it; neither crosses inside.
+func TestTraversalMultiplexed(t *testing.T) {
+	fm := &fakeMedia{}
+	s := NewSession(fm, SessionConfig{Traversal: Traversal{Enabled: true, Multiplex: true}})
+	out, err := s.RewritePDU(Inside, olcPDU(t, olc(1, 1, "", "10.1.1.5:6001")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, found, err := h460.Traversal(decode(t, out).Request.OpenLogicalChannel.GenericInformation)
+	if !found || err != nil {
+		t.Fatalf("found %v, %v", found, err)
+	}
+	mm, _ := unicastAddrPort(p.MultiplexedMediaChannel)
+	mc, _ := unicastAddrPort(p.MultiplexedMediaControlChannel)
+	ka, _ := unicastAddrPort(p.KeepAliveChannel)
+	if mm != ap("127.0.0.2:9000") || mc != ap("127.0.0.2:9001") || ka != mm || !p.HasMultiplexID || p.MultiplexID != 1000 {
+		t.Fatalf("multiplexed %v %v id %d, keep-alive %v", mm, mc, p.MultiplexID, ka)
+	}
+	if !fm.streams[0].Multiplex[Outside] || fm.streams[0].Multiplex[Inside] {
+		t.Fatalf("stream multiplex %v", fm.streams[0].Multiplex)
+	}
+	// The endpoint opens its own channel on the same session, asking for
+	// multiplexed reception (as h323plus does in its OLC).
+	o := olc(1, 1, "", "192.168.1.20:5001")
+	h460.SetOLCTraversal(o, &h460.TraversalParameters{MultiplexedMediaChannel: newTransportAddress(ap("192.168.1.20:5000")),
+		MultiplexedMediaControlChannel: newTransportAddress(ap("192.168.1.20:5001")), MultiplexID: 269646, HasMultiplexID: true})
+	out, err = s.RewritePDU(Outside, olcPDU(t, o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if decode(t, out).Request.OpenLogicalChannel.HasGenericInformation || bytes.Contains(out, []byte{192, 168, 1, 20}) {
+		t.Fatal("the endpoint's traversal parameters crossed inside")
+	}
+	if len(fm.streams) != 1 || fm.streams[0].MultiplexSend[Outside] != 269646 {
+		t.Fatalf("streams %d, multiplexSend %v", len(fm.streams), fm.streams[0].MultiplexSend)
 	}
 }
