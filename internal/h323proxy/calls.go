@@ -122,7 +122,7 @@ func (r registry) Outside(alias string) (callsig.Endpoint, bool) {
 	if !ok {
 		ep, ok = r.s.neighbourRoute(alias)
 	}
-	return callsig.Endpoint{ID: ep.ID, CallSignal: ep.CallSignal, H46018: ep.H46018, H46019: ep.H46019}, ok
+	return callsig.Endpoint{ID: ep.ID, CallSignal: ep.CallSignal, H46018: ep.H46018, H46019: ep.H46019, H46019Multiplex: ep.H46019Multiplex}, ok
 }
 
 // traversal adapts the traversal server to callsig.Traversal.

@@ -34,8 +34,8 @@ func TestMediaTraversalConfirmed(t *testing.T) {
 				if (f != nil) != tt.want19 {
 					t.Fatalf("%s confirms H.460.19: %v, want %v", what, f != nil, tt.want19)
 				}
-				if f != nil && (ras.Param(f, ras.H46019TraversalServer) == nil || ras.Param(f, ras.H46019TransmitMultiplexed) != nil) {
-					t.Fatalf("%s H.460.19 parameters %+v: want mediaTraversalServer only", what, f.Parameters)
+				if f != nil && (ras.Param(f, ras.H46019TraversalServer) == nil || ras.Param(f, ras.H46019TransmitMultiplexed) == nil) {
+					t.Fatalf("%s H.460.19 parameters %+v: want mediaTraversalServer and supportTransmitMultiplexedMedia", what, f.Parameters)
 				}
 				if (ras.FeatureIn(fs, ras.H46018) != nil) != tt.registered {
 					t.Fatalf("%s H.460.18: want %v", what, tt.registered)
@@ -51,7 +51,7 @@ func TestMediaTraversalConfirmed(t *testing.T) {
 			_, out := h.ep.expect(h225.RasMessage_RegistrationConfirm)
 			check("RCF", out.RegistrationConfirm.FeatureSet)
 			ep, ok := h.s.Outside("room-19")
-			if !ok || ep.H46019 != tt.want19 {
+			if !ok || ep.H46019 != tt.want19 || ep.H46019Multiplex != (tt.want19 && tt.name == "with H.460.18") {
 				t.Fatalf("registration %+v, H46019 want %v", ep, tt.want19)
 			}
 		})

@@ -25,6 +25,7 @@ type pending struct {
 	reg     *registration // the registration concerned, if any
 	h46018  bool          // RRQ: the endpoint offered H.460.18
 	h46019  bool          // RRQ: ... and H.460.19, confirmed
+	mux19   bool          // RRQ: ... with supportTransmitMultiplexedMedia
 	refresh bool          // Portico's own keep-alive RRQ
 	rrq     *h225.RegistrationRequest
 	scr     chan struct{} // SCI: closed when the SCR arrived
@@ -230,13 +231,23 @@ func (s *Server) mediaTraversal(fs *h225.FeatureSet, gd []h225.GenericData) bool
 	return s.cfg.MediaTraversal && offers(fs, gd, ras.H46019)
 }
 
+// transmitsMultiplexed reports whether an offered H.460.19 carries
+// supportTransmitMultiplexedMedia.
+func transmitsMultiplexed(fs *h225.FeatureSet, gd []h225.GenericData) bool {
+	f := ras.FeatureIn(fs, ras.H46019)
+	if f == nil {
+		f = ras.Generic(gd, ras.H46019)
+	}
+	return ras.Param(f, ras.H46019TransmitMultiplexed) != nil
+}
+
 // traversalFeatures returns the features of a GCF or RCF confirming
 // H.460.18 (with params) and, when h46019, H.460.19 with Portico as
-// mediaTraversalServer (multiplexed media is not offered).
+// mediaTraversalServer that can transmit multiplexed media.
 func (s *Server) traversalFeatures(h46019 bool, params ...h225.EnumeratedParameter) []h225.GenericData {
 	fs := []h225.GenericData{ras.Feature(ras.H46018, params...)}
 	if h46019 {
-		fs = append(fs, ras.Feature(ras.H46019, ras.Flag(ras.H46019TraversalServer)))
+		fs = append(fs, ras.Feature(ras.H46019, ras.Flag(ras.H46019TraversalServer), ras.Flag(ras.H46019TransmitMultiplexed)))
 	}
 	return fs
 }
@@ -298,6 +309,7 @@ func (s *Server) registrationRequest(src netip.AddrPort, m *h225.RasMessage) {
 	p := &pending{kind: m.Choice, from: src, seq: req.RequestSeqNum, reg: existing,
 		h46018: s.cfg.Traversal && offers(req.FeatureSet, req.GenericData, ras.H46018)}
 	p.h46019 = p.h46018 && s.mediaTraversal(req.FeatureSet, req.GenericData)
+	p.mux19 = p.h46019 && transmitsMultiplexed(req.FeatureSet, req.GenericData)
 	p.rrq = copyRRQ(req)
 	seq, ok := s.track(true, p)
 	if !ok {
@@ -800,7 +812,7 @@ func (s *Server) registrationAnswer(p *pending, m *h225.RasMessage) {
 	r.names = aliasNames(r.aliases)
 	r.src = p.from
 	r.h46018 = p.h46018
-	r.h46019 = p.h46019
+	r.h46019, r.mux19 = p.h46019, p.mux19
 	r.callSignal = outsideSignal(p.rrq.CallSignalAddress, p.from)
 	r.expires = now.Add(s.ttl(r))
 	r.insideTTL = 0

@@ -185,16 +185,18 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 	c.legs[caller.Other()] = newLeg(out, nil, s.cfg.MaxFrame)
 	var source [2]netip.Addr
 	source[Outside] = c.legs[Outside].remote.Addr()
+	mux := false
 	if caller == Outside {
-		c.h46019 = s.cfg.MediaTraversal && offersMediaTraversal(setup)
+		c.h46019, mux = offersMediaTraversal(setup)
 	} else {
-		c.h46019 = s.cfg.MediaTraversal && c.outside.H46019
+		c.h46019, mux = c.outside.H46019, c.outside.H46019Multiplex
 	}
+	c.h46019 = c.h46019 && s.cfg.MediaTraversal
 	c.media = h245proxy.NewSession(s.deps.Media, h245proxy.SessionConfig{
 		Label:      c.rec.ID,
 		Interfaces: [2]string{s.cfg.Sides[Outside].Interface, s.cfg.Sides[Inside].Interface},
 		Source:     source,
-		Traversal:  h245proxy.Traversal{Enabled: c.h46019},
+		Traversal:  h245proxy.Traversal{Enabled: c.h46019, Multiplex: mux},
 	})
 	s.mu.Lock()
 	if s.ctx.Err() != nil {

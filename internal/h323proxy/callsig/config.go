@@ -103,8 +103,9 @@ type Endpoint struct {
 	// H46018 marks an endpoint behind NAT that is reached through the
 	// traversal server (H.460.18 SCI, then it connects to Portico).
 	H46018 bool
-	// H46019 marks one whose media traversal server Portico is (H.460.19).
-	H46019 bool
+	// H46019 marks one whose media traversal server Portico is (H.460.19);
+	// H46019Multiplex one that can also transmit multiplexed media.
+	H46019, H46019Multiplex bool
 }
 
 // Registry is implemented by h323proxy's registration table.

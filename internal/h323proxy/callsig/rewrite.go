@@ -142,19 +142,20 @@ func (c *call) portico(s Side) netip.AddrPort {
 
 // mediaTraversalServer is the H.460.19 feature Portico announces to an
 // outside endpoint whose media traversal server it is (H.460.19 §6):
-// mediaTraversalServer, without supportTransmitMultiplexedMedia.
+// mediaTraversalServer and supportTransmitMultiplexedMedia.
 func mediaTraversalServer() h225.FeatureDescriptor {
-	return ras.Feature(ras.H46019, ras.Flag(ras.H46019TraversalServer))
+	return ras.Feature(ras.H46019, ras.Flag(ras.H46019TraversalServer), ras.Flag(ras.H46019TransmitMultiplexed))
 }
 
-// offersMediaTraversal reports whether a Setup offers H.460.19.
-func offersMediaTraversal(s *h225.SetupUUIE) bool {
+// offersMediaTraversal reports whether a Setup offers H.460.19 and
+// whether with supportTransmitMultiplexedMedia.
+func offersMediaTraversal(s *h225.SetupUUIE) (offered, multiplex bool) {
 	for _, l := range [][]h225.FeatureDescriptor{s.NeededFeatures, s.DesiredFeatures, s.SupportedFeatures} {
-		if ras.Generic(l, ras.H46019) != nil {
-			return true
+		if f := ras.Generic(l, ras.H46019); f != nil {
+			return true, ras.Param(f, ras.H46019TransmitMultiplexed) != nil
 		}
 	}
-	return false
+	return false, false
 }
 
 // withoutMediaTraversal drops H.460.19 from a feature list: it concerns
