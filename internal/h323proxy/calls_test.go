@@ -83,6 +83,7 @@ type porticoE2E struct {
 	calls               *callHistory
 	extRAS, extSig      netip.AddrPort
 	inSignal, inRASAddr netip.AddrPort
+	mux                 netip.AddrPort // the relay's multiplexed RTP port outside
 }
 
 func startE2E(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest) *porticoE2E {
@@ -93,9 +94,10 @@ func startE2E(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest) *portic
 // startE2EWith is startE2E with mod applied to the Config.
 func startE2EWith(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest, mod func(*Config)) *porticoE2E {
 	t.Helper()
-	lo := testpeer.FreePorts(t, 200)
+	lo := testpeer.FreePorts(t, 204)
+	mux := lo + 200 + lo%2 // the even H.460.19 multiplexed port after both ranges
 	relay, err := media.New(media.Config{Interfaces: map[string]media.InterfaceConfig{
-		External: {Addr: outsideIP, PortMin: lo, PortMax: lo + 99},
+		External: {Addr: outsideIP, PortMin: lo, PortMax: lo + 99, MultiplexPort: mux},
 		Internal: {Addr: porticoIn, PortMin: lo + 100, PortMax: lo + 199},
 	}, Latching: media.LatchNAT}, media.Deps{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -105,7 +107,7 @@ func startE2EWith(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest, mod
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &porticoE2E{relay: relay, calls: &callHistory{}, reg: prometheus.NewRegistry()}
+	p := &porticoE2E{relay: relay, calls: &callHistory{}, reg: prometheus.NewRegistry(), mux: netip.AddrPortFrom(outsideIP, uint16(mux))}
 	ports := testpeer.FreePorts(t, 4)
 	p.extRAS = netip.AddrPortFrom(outsideIP, uint16(ports))
 	p.extSig = netip.AddrPortFrom(outsideIP, uint16(ports+1))

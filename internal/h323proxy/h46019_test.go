@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -137,9 +138,9 @@ func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool)
 // inside address, nothing malformed.
 func TestH46019MediaTraversal(t *testing.T) {
 	for _, tc := range []struct {
-		name      string
-		traversal bool
-	}{{"keep-alives open the NAT", true}, {"traversal parameters stripped", false}} {
+		name           string
+		traversal, mux bool
+	}{{"keep-alives open the NAT", true, false}, {"multiplexed media", true, true}, {"traversal parameters stripped", false, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
@@ -150,7 +151,7 @@ func TestH46019MediaTraversal(t *testing.T) {
 			inside := h323test.NewEndpoint(t, h323test.EndpointConfig{Alias: "2001", Gatekeeper: gk.RASAddr(), IP: insideEPIP})
 			defer inside.Close()
 			room := h323test.NewEndpoint(t, h323test.EndpointConfig{Alias: "room-19", Gatekeeper: p.extRAS, IP: outsideEPIP,
-				H46018: true, H46019: true, AdvertiseCallSignal: epDeclaredSig, WrapMedia: box.wrap})
+				H46018: true, H46019: true, H46019Multiplex: tc.mux, AdvertiseCallSignal: epDeclaredSig, WrapMedia: box.wrap})
 			defer room.Close()
 			for _, ep := range []*h323test.Endpoint{inside, room} {
 				if err := ep.Register(ctx); err != nil {
@@ -220,6 +221,17 @@ func TestH46019MediaTraversal(t *testing.T) {
 								t.Errorf("%v outside: keep-alives %d to %v, media from %v to %v; want the relay's outside address",
 									st.Kind, st.KeepAlives, st.KeepAliveTo, st.From, st.Remote)
 							}
+							if !tc.mux {
+								if st.MultiplexSent != 0 || st.MultiplexReceived != 0 || st.KeepAliveTo == p.mux {
+									t.Errorf("%v: multiplexed without being offered: %+v", st.Kind, st)
+								}
+								continue
+							}
+							// Everything went through the multiplexed port, prefixed both ways.
+							if st.MultiplexTo != p.mux || st.KeepAliveTo != p.mux || st.From != p.mux || st.MultiplexSent < n+1 || st.MultiplexReceived != n {
+								t.Errorf("%v multiplexed: sent %d to %v (keep-alives to %v), received %d prefixed from %v; want all through %v",
+									st.Kind, st.MultiplexSent, st.MultiplexTo, st.KeepAliveTo, st.MultiplexReceived, st.From, p.mux)
+							}
 						}
 						for _, st := range in.Media() {
 							if st.Received != n {
@@ -256,8 +268,12 @@ func TestH46019MediaTraversal(t *testing.T) {
 			outsideMsgs = append(outsideMsgs, room.RAS()...)
 			wants := []string{"registrationConfirm", "setup", "connect", "openLogicalChannel", "openLogicalChannelAck"}
 			if tc.traversal {
-				wants = append(wants, "mediaNATFWTraversal", "mediaTraversalServer", "keepAliveChannel", "keepAliveInterval: 19",
-					"keepAlivePayloadType: 127", "network: "+outsideIP.String())
+				wants = append(wants, "mediaNATFWTraversal", "mediaTraversalServer", "supportTransmitMultiplexedMedia", "keepAliveChannel",
+					"keepAliveInterval: 19", "keepAlivePayloadType: 127", "network: "+outsideIP.String())
+			}
+			if tc.mux {
+				wants = append(wants, "multiplexedMediaChannel", "multiplexedMediaControlChannel", "multiplexID",
+					"tsapIdentifier: "+strconv.Itoa(int(p.mux.Port())))
 			}
 			checkOutsideFor(t, outsideMsgs, wants)
 		})

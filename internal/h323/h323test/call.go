@@ -130,7 +130,7 @@ type party struct {
 	keepAlive time.Duration
 	// h46019 offers H.460.19 and follows its traversal parameters;
 	// mediaKeepAlive overrides their interval; wrap wraps media sockets.
-	h46019         bool
+	h46019, mux19  bool
 	mediaKeepAlive time.Duration
 	wrap           func(*net.UDPConn) MediaConn
 }
@@ -322,7 +322,7 @@ func (c *Call) place(ctx context.Context, conn net.Conn, dest string, opts CallO
 		setup.SourceCallSignalAddress = &s
 	}
 	if c.p.h46019 {
-		setup.SupportedFeatures, setup.HasSupportedFeatures = []h225.FeatureDescriptor{ras.Feature(ras.H46019)}, true
+		setup.SupportedFeatures, setup.HasSupportedFeatures = []h225.FeatureDescriptor{feature19(c.p.mux19)}, true
 	}
 	if opts.FastStart {
 		n := 1
@@ -523,6 +523,9 @@ func (c *Call) traversal(s *stream, gi []h245.GenericInformation) {
 	p, found, err := h460.Traversal(gi)
 	if !found || err != nil {
 		return
+	}
+	if mm, ok := h245AddrPort(p.MultiplexedMediaChannel); ok && c.p.mux19 && p.HasMultiplexID {
+		s.sendMultiplexed(mm, p.MultiplexID)
 	}
 	to, ok := h245AddrPort(p.KeepAliveChannel)
 	if !ok {
@@ -728,8 +731,10 @@ func (c *Call) handleH245(b []byte, from, to netip.AddrPort) error {
 			ack := olcAck(int64(olc.ForwardLogicalChannelNumber), k, st.Local, st.LocalRTCP)
 			if c.p.h46019 {
 				// as h323plus: the keep-alive payload type it will use
-				h460.SetAckTraversal(ack.Response.OpenLogicalChannelAck, &h460.TraversalParameters{
-					KeepAlivePayloadType: keepAlivePT, HasKeepAlivePayloadType: true})
+				// and, multiplexing, where and how it receives
+				p := s.clientParams(c.p.mux19)
+				p.KeepAlivePayloadType, p.HasKeepAlivePayloadType = keepAlivePT, true
+				h460.SetAckTraversal(ack.Response.OpenLogicalChannelAck, p)
 			}
 			return c.sendH245(ack)
 		}
@@ -749,6 +754,9 @@ func (c *Call) handleH245(b []byte, from, to netip.AddrPort) error {
 			}
 			for i, k := range c.kinds {
 				olc := transmitOLC(n+i, k, c.streams[k].stats().LocalRTCP)
+				if c.p.mux19 {
+					h460.SetOLCTraversal(olc, c.streams[k].clientParams(true))
+				}
 				if err := c.sendH245(request(&h245.RequestMessage{Choice: h245.RequestMessage_OpenLogicalChannel, OpenLogicalChannel: olc})); err != nil {
 					return err
 				}
@@ -837,7 +845,7 @@ func (c *Call) answer(ctx context.Context, setup Message) error {
 		DestinationInfo: endpointType(), ConferenceID: c.ConferenceID[:], CallIdentifier: c.callID(),
 		HasMultipleCalls: true, HasMaintainConnection: true}
 	if c.p.h46019 {
-		conn.FeatureSet = ras.Supported(ras.Feature(ras.H46019))
+		conn.FeatureSet = ras.Supported(feature19(c.p.mux19))
 	}
 	if s.HasFastStart && len(s.FastStart) > 0 && !c.p.answer.NoFastStart {
 		fs, err := c.answerFastStart(s.FastStart)
@@ -932,4 +940,13 @@ func dialerFrom(ip netip.Addr) *net.Dialer {
 		return &net.Dialer{}
 	}
 	return &net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, 0))}
+}
+
+// feature19 is the H.460.19 feature an endpoint offers, with
+// supportTransmitMultiplexedMedia when multiplex.
+func feature19(multiplex bool) h225.FeatureDescriptor {
+	if multiplex {
+		return ras.Feature(ras.H46019, ras.Flag(ras.H46019TransmitMultiplexed))
+	}
+	return ras.Feature(ras.H46019)
 }

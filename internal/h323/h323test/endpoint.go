@@ -52,6 +52,13 @@ type EndpointConfig struct {
 	// RTP port there at once and then every keepAliveInterval (H.460.19
 	// §7.3), and names payload type 127 in its OpenLogicalChannelAck.
 	H46019 bool
+	// H46019Multiplex adds supportTransmitMultiplexedMedia to the offer,
+	// asks (in its OpenLogicalChannel and OpenLogicalChannelAck traversal
+	// parameters) to receive each channel's media prefixed with a
+	// multiplexID of its own, and sends its RTP and keep-alives to the
+	// multiplexedMediaChannel the server names, prefixed with the server's
+	// multiplexID, as h323plus does (H.460.19 multiplexing).
+	H46019Multiplex bool
 	// MediaKeepAlive, when set, replaces the keepAliveInterval received.
 	MediaKeepAlive time.Duration
 	// WrapMedia, when set, wraps every RTP and RTCP socket of the
@@ -106,6 +113,7 @@ func NewEndpoint(t testing.TB, cfg EndpointConfig) *Endpoint {
 	e.init(t, cfg.IP, cfg.Recorder, "endpoint", cfg.Alias, cfg.Answer)
 	e.p.keepAlive = cfg.SignallingKeepAlive
 	e.p.h46019, e.p.mediaKeepAlive, e.p.wrap = cfg.H46019, cfg.MediaKeepAlive, cfg.WrapMedia
+	e.p.mux19 = cfg.H46019 && cfg.H46019Multiplex
 	e.p.track = func(c *Call) {
 		e.mu.Lock()
 		e.calls = append(e.calls, c)
@@ -203,7 +211,7 @@ func (e *Endpoint) rasEndpoint() ras.Endpoint {
 	if e.cfg.H46018 {
 		fs := []h225.GenericData{ras.Feature(ras.H46018)}
 		if e.cfg.H46019 {
-			fs = append(fs, ras.Feature(ras.H46019))
+			fs = append(fs, feature19(e.cfg.H46019Multiplex))
 		}
 		re.FeatureSet = ras.Supported(fs...)
 	}

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/portico-edge/portico/internal/h323/h460"
 )
 
 // Kind is a media channel of a simulated call.
@@ -79,6 +81,13 @@ type MediaStats struct {
 	// where they went.
 	KeepAlives  int
 	KeepAliveTo netip.AddrPort
+	// MultiplexTo and MultiplexID are where and with which prefix the
+	// stream sends multiplexed (H.460.19), zero when it does not;
+	// MultiplexRecv is the ID it asked to receive with. MultiplexSent and
+	// MultiplexReceived count the prefixed packets.
+	MultiplexTo                      netip.AddrPort
+	MultiplexID, MultiplexRecv       uint32
+	MultiplexSent, MultiplexReceived int
 }
 
 // stream is one channel's RTP and RTCP sockets.
@@ -111,7 +120,7 @@ func newStream(kind Kind, ip netip.Addr, rec *Recorder, echo bool, ssrc uint32, 
 		rtp, rtcp = wrap(rtpConn), wrap(rtcpConn)
 	}
 	s := &stream{kind: kind, rtp: rtp, rtcp: rtcp, rec: rec, echo: echo, ssrc: ssrc, changed: make(chan struct{}), stop: make(chan struct{})}
-	s.st = MediaStats{Kind: kind, Local: addrPort(rtp.LocalAddr()), LocalRTCP: addrPort(rtcp.LocalAddr())}
+	s.st = MediaStats{Kind: kind, Local: addrPort(rtp.LocalAddr()), LocalRTCP: addrPort(rtcp.LocalAddr()), MultiplexRecv: ssrc | 1}
 	rec.Port(int(s.st.Local.Port()), "rtp")
 	return s, nil
 }
@@ -141,7 +150,7 @@ func (s *stream) keepAlive(wg *sync.WaitGroup, to netip.AddrPort, pt byte, every
 	s.st.KeepAliveTo = to
 	s.mu.Unlock()
 	send := func() {
-		b := s.packet(pt)[:12]
+		b, to := s.muxed(s.packet(pt)[:12], to)
 		if _, err := s.rtp.WriteToUDPAddrPort(b, to); err == nil {
 			s.rec.UDP(s.st.Local, to, b)
 			s.mu.Lock()
@@ -219,6 +228,40 @@ func payloadType(k Kind) byte {
 	return 34 // H.263
 }
 
+// clientParams are the traversal parameters of the stream's channels
+// as an H.460.19 client sends them: with multiplex, its own RTP and RTCP
+// addresses and the multiplexID it receives with.
+func (s *stream) clientParams(multiplex bool) *h460.TraversalParameters {
+	p := &h460.TraversalParameters{}
+	if multiplex {
+		st := s.stats()
+		p.MultiplexedMediaChannel, p.MultiplexedMediaControlChannel = h245Addr(st.Local), h245Addr(st.LocalRTCP)
+		p.MultiplexID, p.HasMultiplexID = st.MultiplexRecv, true
+	}
+	return p
+}
+
+// sendMultiplexed makes the stream send its RTP and keep-alives to to,
+// prefixed with id.
+func (s *stream) sendMultiplexed(to netip.AddrPort, id uint32) {
+	s.mu.Lock()
+	s.st.MultiplexTo, s.st.MultiplexID = to, id
+	s.mu.Unlock()
+}
+
+// muxed returns b prefixed with the stream's multiplexID and the
+// multiplexed destination when the stream sends multiplexed to to (or
+// to is zero), else b and to.
+func (s *stream) muxed(b []byte, to netip.AddrPort) ([]byte, netip.AddrPort) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st.MultiplexID == 0 || to.IsValid() && to != s.st.MultiplexTo && to != s.st.Remote {
+		return b, to
+	}
+	s.st.MultiplexSent++
+	return append(binary.BigEndian.AppendUint32(nil, s.st.MultiplexID), b...), s.st.MultiplexTo
+}
+
 // send sends n RTP packets to the remote address; it returns an error when
 // the remote address is not known yet.
 func (s *stream) send(n int) error {
@@ -229,7 +272,7 @@ func (s *stream) send(n int) error {
 		return ErrNoRemote
 	}
 	for i := 0; i < n; i++ {
-		b := s.packet(payloadType(s.kind))
+		b, to := s.muxed(s.packet(payloadType(s.kind)), to)
 		if _, err := s.rtp.WriteToUDPAddrPort(b, to); err != nil {
 			return err
 		}
@@ -257,10 +300,20 @@ func (s *stream) serve() {
 		if err != nil {
 			return
 		}
+		s.mu.Lock()
+		muxed := n >= 16 && binary.BigEndian.Uint32(buf) == s.st.MultiplexRecv
+		s.mu.Unlock()
+		if muxed {
+			copy(buf, buf[4:n])
+			n -= 4
+		}
 		if n < 12 || buf[0]>>6 != 2 {
 			continue
 		}
 		s.mu.Lock()
+		if muxed {
+			s.st.MultiplexReceived++
+		}
 		s.st.Received++
 		s.st.From = unmap(from)
 		to := s.st.Remote
