@@ -57,3 +57,23 @@ func TestMediaTraversalConfirmed(t *testing.T) {
 		})
 	}
 }
+
+// TestMediaTraversalReload: switching media traversal needs a restart
+// (the call proxy holds it); until then registrations keep the old
+// setting.
+func TestMediaTraversalReload(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MediaTraversal = true })
+	h.s.mu.Lock()
+	next := h.s.cfg
+	h.s.mu.Unlock()
+	next.MediaTraversal = false
+	if restart, err := h.s.Reload(next); err != nil || len(restart) != 1 || restart[0] != "h323.disable_media_traversal" {
+		t.Fatalf("Reload = %v, %v", restart, err)
+	}
+	e := endpoint("room-19", false)
+	e.FeatureSet = ras.Supported(ras.Feature(ras.H46018), ras.Feature(ras.H46019))
+	h.ep.send(h.ext, ras.GRQ(1, e))
+	if _, m := h.ep.expect(h225.RasMessage_GatekeeperConfirm); ras.FeatureIn(m.GatekeeperConfirm.FeatureSet, ras.H46019) == nil {
+		t.Fatal("H.460.19 withdrawn before the restart")
+	}
+}
