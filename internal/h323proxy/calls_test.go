@@ -180,6 +180,37 @@ func mediaBothWays(t *testing.T, ctx context.Context, a, b *h323test.Call, relay
 	}
 }
 
+// connect places a call from caller to dest and returns it with its
+// outside and inside halves (outside: the caller is the outside party).
+func connect(t *testing.T, ctx context.Context, caller, callee *h323test.Endpoint, dest string, opts h323test.CallOptions, outside bool) (c, out, in *h323test.Call) {
+	t.Helper()
+	c, err := caller.Call(ctx, dest, opts)
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	in, err = callee.Incoming(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = c
+	if !outside {
+		out, in = in, c
+	}
+	return c, out, in
+}
+
+// hangUp ends c (placed by connect), waits until the other half saw the
+// end and returns what the outside party received.
+func hangUp(c, out, in *h323test.Call) []h323test.Message {
+	c.Hangup()
+	other := in
+	if c == in {
+		other = out
+	}
+	<-other.Done()
+	return out.Messages()
+}
+
 func causeOf(m *q931.Message) int {
 	for _, ie := range m.IEs {
 		if ie.ID == q931.IECause && len(ie.Data) >= 2 {
@@ -228,26 +259,9 @@ func TestCallsEndToEnd(t *testing.T) {
 	// talk places a call from caller to dest, has RTP cross the relay both
 	// ways, hangs up and returns what the outside party received.
 	talk := func(t *testing.T, caller, callee *h323test.Endpoint, dest string, opts h323test.CallOptions, outside bool) {
-		c, err := caller.Call(ctx, dest, opts)
-		if err != nil {
-			t.Fatalf("call: %v", err)
-		}
-		in, err := callee.Incoming(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := c
-		if !outside {
-			out, in = in, c
-		}
+		c, out, in := connect(t, ctx, caller, callee, dest, opts, outside)
 		mediaBothWays(t, ctx, out, in, outsideIP, porticoIn)
-		c.Hangup()
-		if outside {
-			<-in.Done()
-		} else {
-			<-out.Done()
-		}
-		outsideMsgs = append(outsideMsgs, out.Messages()...)
+		outsideMsgs = append(outsideMsgs, hangUp(c, out, in)...)
 		// Portico records the call once both legs are closed, which may
 		// be after the parties saw the end: wait, so the next call's
 		// record cannot come first.

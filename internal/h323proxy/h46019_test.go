@@ -173,18 +173,7 @@ func TestH46019MediaTraversal(t *testing.T) {
 					if !dir.outside {
 						caller, callee, dest = inside, room, "room-19"
 					}
-					c, err := caller.Call(ctx, dest, h323test.CallOptions{H245: dir.mode})
-					if err != nil {
-						t.Fatalf("call: %v", err)
-					}
-					in, err := callee.Incoming(ctx)
-					if err != nil {
-						t.Fatal(err)
-					}
-					out := c
-					if !dir.outside {
-						out, in = in, c
-					}
+					c, out, in := connect(t, ctx, caller, callee, dest, h323test.CallOptions{H245: dir.mode}, dir.outside)
 					for _, x := range []*h323test.Call{out, in} {
 						if err := x.WaitMedia(ctx); err != nil {
 							t.Fatal(err)
@@ -254,13 +243,7 @@ func TestH46019MediaTraversal(t *testing.T) {
 							}
 						}
 					}
-					c.Hangup()
-					if dir.outside {
-						<-in.Done()
-					} else {
-						<-out.Done()
-					}
-					outsideMsgs = append(outsideMsgs, out.Messages()...)
+					outsideMsgs = append(outsideMsgs, hangUp(c, out, in)...)
 					ended++
 					p.calls.wait(t, ctx, ended)
 				})

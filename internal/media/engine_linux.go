@@ -28,12 +28,8 @@ type sysSock struct {
 // wakeID marks the worker's eventfd in epoll events.
 const wakeID = -1
 
-const (
-	chunkSize = 1024
-	maxChunks = 256 // 262,144 sockets
-)
-
-type chunk [chunkSize]atomic.Pointer[endpoint]
+// maxChunks bounds the socket table: 262,144 sockets.
+const maxChunks = 256
 
 // engine runs epoll workers. Endpoints are found from epoll events through
 // a slot table read without locks.
@@ -43,10 +39,7 @@ type engine struct {
 	running atomic.Bool
 	stop    atomic.Bool
 
-	mu     sync.Mutex // slot allocation only
-	free   []uint32
-	next   uint32
-	chunks [maxChunks]atomic.Pointer[chunk]
+	tab *slots[endpoint]
 }
 
 type worker struct {
@@ -71,7 +64,7 @@ type worker struct {
 }
 
 func newEngine(r *Relay) (*engine, error) {
-	e := &engine{r: r}
+	e := &engine{r: r, tab: newSlots[endpoint](maxChunks)}
 	for i := 0; i < r.cfg.Workers; i++ {
 		fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 		if err != nil {
@@ -110,44 +103,20 @@ func newEngine(r *Relay) (*engine, error) {
 	return e, nil
 }
 
-func (e *engine) get(id uint32) *endpoint {
-	c := e.chunks[id/chunkSize].Load()
-	if c == nil {
-		return nil
-	}
-	return c[id%chunkSize].Load()
-}
+func (e *engine) get(id uint32) *endpoint { return e.tab.get(id) }
 
+// slot files ep in the table; epoll events name it by its slot. Workers
+// see it only once its socket is added to epoll, after ep.sys.id is set.
 func (e *engine) slot(ep *endpoint) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var id uint32
-	if n := len(e.free); n > 0 {
-		id = e.free[n-1]
-		e.free = e.free[:n-1]
-	} else {
-		if e.next >= chunkSize*maxChunks {
-			return errors.New("media: socket table full")
-		}
-		id = e.next
-		e.next++
-	}
-	c := e.chunks[id/chunkSize].Load()
-	if c == nil {
-		c = new(chunk)
-		e.chunks[id/chunkSize].Store(c)
+	id, ok := e.tab.put(ep)
+	if !ok {
+		return errors.New("media: socket table full")
 	}
 	ep.sys.id = id
-	c[id%chunkSize].Store(ep)
 	return nil
 }
 
-func (e *engine) unslot(ep *endpoint) {
-	e.mu.Lock()
-	e.chunks[ep.sys.id/chunkSize].Load()[ep.sys.id%chunkSize].Store(nil)
-	e.free = append(e.free, ep.sys.id)
-	e.mu.Unlock()
-}
+func (e *engine) unslot(ep *endpoint) { e.tab.release(ep.sys.id, ep) }
 
 // openUDP binds a non-blocking UDP socket with the configured buffers.
 func openUDP(local netip.AddrPort, buf int) (sysSock, error) {

@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
-	"sync"
-	"sync/atomic"
 )
 
 // ITU-T H.460.19 multiplexed media (H.460.19 §7.4): an endpoint behind NAT
@@ -26,85 +24,48 @@ import (
 // ErrMultiplexFull is returned when every multiplexID slot is taken.
 var ErrMultiplexFull = errors.New("media: multiplexID table full")
 
-const (
-	muxChunkSize = 1024
-	muxChunks    = 64 // 65,536 multiplexed legs at once
-)
+// muxChunks bounds the multiplexID table: 65,536 multiplexed legs at once.
+const muxChunks = 64
 
 // muxEntry is what a multiplexID selects: one leg's RTP and RTCP sockets.
+// hi is the ID's random upper half.
 type muxEntry struct {
-	id        uint32
+	hi        uint32
 	rtp, rtcp *endpoint
 }
 
-type muxChunk [muxChunkSize]atomic.Pointer[muxEntry]
-
 // muxTable maps multiplexIDs to legs. An ID is a random 16-bit value over
 // the slot number, so IDs are not guessable from one another; lookups
-// compare the whole ID. Writers take mu; readers only load pointers.
-type muxTable struct {
-	mu     sync.Mutex
-	free   []uint32
-	next   uint32
-	chunks [muxChunks]atomic.Pointer[muxChunk]
-}
+// compare the whole ID.
+type muxTable struct{ tab *slots[muxEntry] }
+
+func newMuxTable() *muxTable { return &muxTable{tab: newSlots[muxEntry](muxChunks)} }
 
 // add gives rtp and rtcp (either may be nil) a new multiplexID.
 func (t *muxTable) add(rtp, rtcp *endpoint) (uint32, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var slot uint32
-	if n := len(t.free); n > 0 {
-		slot = t.free[n-1]
-		t.free = t.free[:n-1]
-	} else {
-		if t.next >= muxChunkSize*muxChunks {
-			return 0, ErrMultiplexFull
-		}
-		slot = t.next
-		t.next++
-	}
 	var r [2]byte
 	rand.Read(r[:])
-	id := uint32(binary.BigEndian.Uint16(r[:]))<<16 | slot
-	if id == 0 {
-		id = 1 << 16 // zero means "not multiplexed"
+	e := &muxEntry{hi: uint32(binary.BigEndian.Uint16(r[:])), rtp: rtp, rtcp: rtcp}
+	if e.hi == 0 {
+		e.hi = 1 // an ID is never 0: zero means "not multiplexed"
 	}
-	c := t.chunks[slot/muxChunkSize].Load()
-	if c == nil {
-		c = new(muxChunk)
-		t.chunks[slot/muxChunkSize].Store(c)
+	slot, ok := t.tab.put(e)
+	if !ok {
+		return 0, ErrMultiplexFull
 	}
-	c[slot%muxChunkSize].Store(&muxEntry{id: id, rtp: rtp, rtcp: rtcp})
-	return id, nil
+	return e.hi<<16 | slot, nil
 }
 
 // remove frees id's slot.
 func (t *muxTable) remove(id uint32) {
-	if id == 0 {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	slot := id & 0xffff
-	c := t.chunks[slot/muxChunkSize].Load()
-	if c == nil {
-		return
-	}
-	if e := c[slot%muxChunkSize].Load(); e != nil && e.id == id {
-		c[slot%muxChunkSize].Store(nil)
-		t.free = append(t.free, slot)
+	if e := t.lookup(id); e != nil {
+		t.tab.release(id&0xffff, e)
 	}
 }
 
 // lookup returns the leg of id, or nil.
 func (t *muxTable) lookup(id uint32) *muxEntry {
-	slot := id & 0xffff
-	c := t.chunks[slot/muxChunkSize].Load()
-	if c == nil {
-		return nil
-	}
-	if e := c[slot%muxChunkSize].Load(); e != nil && e.id == id {
+	if e := t.tab.get(id & 0xffff); e != nil && e.hi == id>>16 {
 		return e
 	}
 	return nil

@@ -147,7 +147,7 @@ func TestMultiplexPortValidation(t *testing.T) {
 }
 
 func TestMuxTable(t *testing.T) {
-	var tb muxTable
+	tb := newMuxTable()
 	a, b := &endpoint{}, &endpoint{}
 	ida, err := tb.add(a, nil)
 	if err != nil {
@@ -165,8 +165,8 @@ func TestMuxTable(t *testing.T) {
 	if idc&0xffff != ida&0xffff || tb.lookup(idc) == nil {
 		t.Fatal("slot not reused")
 	}
-	tb.next = muxChunkSize * muxChunks
-	tb.free = nil
+	tb.tab.next = slotChunk * muxChunks
+	tb.tab.free = nil
 	if _, err := tb.add(a, nil); !errors.Is(err, ErrMultiplexFull) {
 		t.Fatalf("full table: %v", err)
 	}

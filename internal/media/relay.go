@@ -51,7 +51,7 @@ type Relay struct {
 	running  bool
 	nextID   atomic.Uint64
 	nextWork atomic.Uint32
-	mux      muxTable
+	mux      *muxTable
 
 	wg        sync.WaitGroup // workers, TCP goroutines, janitor
 	done      chan struct{}
@@ -91,6 +91,7 @@ func New(cfg Config, deps Deps) (*Relay, error) {
 		ifaces:   make(map[string]*iface, len(c.Interfaces)),
 		sessions: make(map[SessionID]*session),
 		done:     make(chan struct{}),
+		mux:      newMuxTable(),
 	}
 	for name, ic := range c.Interfaces {
 		adv := ic.Advertised
