@@ -218,3 +218,36 @@ func BenchmarkMultiplexedForward(b *testing.B) {
 		round()
 	}
 }
+
+// FuzzDemux: any datagram on a multiplexed port either selects the leg of
+// its (known) multiplexID, stripped of it, or is dropped and counted.
+func FuzzDemux(f *testing.F) {
+	r := &Relay{mux: newMuxTable()}
+	leg := &endpoint{}
+	id, err := r.mux.add(leg, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	mux := &endpoint{muxSock: true}
+	f.Add(withID(id, rtpPacket(1, 1, 20)))
+	f.Add(withID(id^1, rtpPacket(1, 1, 20)))
+	f.Add([]byte{0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		buf := make([]byte, 2048)
+		n := copy(buf, b)
+		orig := n
+		var tl tally
+		switch got := r.demux(mux, buf, &n, &tl); {
+		case got == nil:
+			if n != orig || tl.muxUnknown != 1 {
+				t.Fatalf("dropped datagram: length %d→%d, counted %d", orig, n, tl.muxUnknown)
+			}
+		case got == leg:
+			if binary.BigEndian.Uint32(b) != id || n != orig-4 || string(buf[:n]) != string(b[4:orig]) {
+				t.Fatalf("% x selected the leg as % x", b, buf[:n])
+			}
+		default:
+			t.Fatal("an unknown leg selected")
+		}
+	})
+}
