@@ -142,7 +142,7 @@ func TestH46019MediaTraversal(t *testing.T) {
 		traversal, mux bool
 	}{{"keep-alives open the NAT", true, false}, {"multiplexed media", true, true}, {"traversal parameters stripped", false, false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			gk := h323test.NewGatekeeper(t, h323test.GatekeeperConfig{IP: gatekeeperIP, TimeToLive: 60, Routed: true})
 			defer gk.Close()
@@ -166,14 +166,19 @@ func TestH46019MediaTraversal(t *testing.T) {
 			for _, dir := range []struct {
 				name    string
 				outside bool // the outside endpoint calls
-				mode    h323test.H245Mode
-			}{{"outside calls inside", true, h323test.Tunnelled}, {"inside calls outside", false, h323test.Separate}} {
+				opts    h323test.CallOptions
+			}{
+				{"outside calls inside", true, h323test.CallOptions{H245: h323test.Tunnelled}},
+				{"inside calls outside", false, h323test.CallOptions{H245: h323test.Separate}},
+				{"outside calls inside with fastStart", true, h323test.CallOptions{FastStart: true}},
+				{"inside calls outside with fastStart", false, h323test.CallOptions{FastStart: true}},
+			} {
 				t.Run(dir.name, func(t *testing.T) {
 					caller, callee, dest := room, inside, "2001"
 					if !dir.outside {
 						caller, callee, dest = inside, room, "room-19"
 					}
-					c, out, in := connect(t, ctx, caller, callee, dest, h323test.CallOptions{H245: dir.mode}, dir.outside)
+					c, out, in := connect(t, ctx, caller, callee, dest, dir.opts, dir.outside)
 					for _, x := range []*h323test.Call{out, in} {
 						if err := x.WaitMedia(ctx); err != nil {
 							t.Fatal(err)
@@ -197,7 +202,7 @@ func TestH46019MediaTraversal(t *testing.T) {
 							t.Fatal(err)
 						}
 						if err := out.WaitReceived(ctx, n); err != nil {
-							t.Fatalf("inside to outside: %v", err)
+							t.Fatalf("inside to outside: %v\nrelay %+v\noutside %+v", err, p.relay.Sessions(), out.Media())
 						}
 						if err := out.SendRTP(n); err != nil {
 							t.Fatal(err)

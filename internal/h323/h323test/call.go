@@ -330,6 +330,9 @@ func (c *Call) place(ctx context.Context, conn net.Conn, dest string, opts CallO
 			s := c.streams[k]
 			st := s.stats()
 			for _, olc := range []*h245.OpenLogicalChannel{transmitOLC(n, k, st.LocalRTCP), receiveOLC(n+1, k, st.Local, st.LocalRTCP)} {
+				if c.p.mux19 {
+					h460.SetOLCTraversal(olc, s.clientParams(true))
+				}
 				b, err := olc.Marshal()
 				if err != nil {
 					return fmt.Errorf("h323test: fastStart %s: %w", k, err)
@@ -570,6 +573,12 @@ func (c *Call) answerFastStart(proposals [][]byte) ([][]byte, error) {
 		st := s.stats()
 		dir := 1
 		c.traversal(s, olc.GenericInformation)
+		// The answer carries this side's own traversal parameters, not an
+		// echo of the proposal's.
+		olc.GenericInformation, olc.HasGenericInformation = nil, false
+		if c.p.mux19 {
+			h460.SetOLCTraversal(&olc, s.clientParams(true))
+		}
 		if olc.ReverseLogicalChannelParameters != nil {
 			dir = 2
 			ap, ok := h245AddrPort(mp.MediaChannel)

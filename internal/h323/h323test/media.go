@@ -120,7 +120,7 @@ func newStream(kind Kind, ip netip.Addr, rec *Recorder, echo bool, ssrc uint32, 
 		rtp, rtcp = wrap(rtpConn), wrap(rtcpConn)
 	}
 	s := &stream{kind: kind, rtp: rtp, rtcp: rtcp, rec: rec, echo: echo, ssrc: ssrc, changed: make(chan struct{}), stop: make(chan struct{})}
-	s.st = MediaStats{Kind: kind, Local: addrPort(rtp.LocalAddr()), LocalRTCP: addrPort(rtcp.LocalAddr()), MultiplexRecv: ssrc | 1}
+	s.st = MediaStats{Kind: kind, Local: addrPort(rtp.LocalAddr()), LocalRTCP: addrPort(rtcp.LocalAddr()), MultiplexRecv: ssrc + 1}
 	rec.Port(int(s.st.Local.Port()), "rtp")
 	return s, nil
 }

@@ -377,7 +377,11 @@ func (s *Session) clientTraversal(i int, p *h460.TraversalParameters) error {
 		c.KeepAlive[Outside] = media.KeepAlive{Enabled: true, PayloadType: p.KeepAlivePayloadType}
 		changed = true
 	}
-	if p.HasMultiplexID && p.MultiplexID != 0 && p.MultiplexedMediaChannel != nil && c.MultiplexSend[Outside] != p.MultiplexID {
+	mm, _ := unicastAddrPort(p.MultiplexedMediaChannel)
+	// The relay's own multiplexed port is an echo of Portico's parameters
+	// (a fastStart answer returning the proposal), not a request.
+	echo := i < len(s.infos) && mm == s.infos[i].LocalMux[Outside]
+	if p.HasMultiplexID && p.MultiplexID != 0 && mm.IsValid() && !echo && c.MultiplexSend[Outside] != p.MultiplexID {
 		c.MultiplexSend[Outside] = p.MultiplexID
 		changed = true
 	}

@@ -639,9 +639,18 @@ func TestTraversalMultiplexed(t *testing.T) {
 	if !fm.streams[0].Multiplex[Outside] || fm.streams[0].Multiplex[Inside] {
 		t.Fatalf("stream multiplex %v", fm.streams[0].Multiplex)
 	}
+	// A fastStart answer echoing Portico's own parameters is no request.
+	echo := olc(1, 1, "", "192.168.1.20:5001")
+	h460.SetOLCTraversal(echo, &p)
+	if _, err := s.RewritePDU(Outside, olcPDU(t, echo)); err != nil {
+		t.Fatal(err)
+	}
+	if fm.streams[0].MultiplexSend[Outside] != 0 {
+		t.Fatalf("the relay's own multiplexID taken as the endpoint's: %v", fm.streams[0].MultiplexSend)
+	}
 	// The endpoint opens its own channel on the same session, asking for
 	// multiplexed reception (as h323plus does in its OLC).
-	o := olc(1, 1, "", "192.168.1.20:5001")
+	o := olc(2, 1, "", "192.168.1.20:5001")
 	h460.SetOLCTraversal(o, &h460.TraversalParameters{MultiplexedMediaChannel: newTransportAddress(ap("192.168.1.20:5000")),
 		MultiplexedMediaControlChannel: newTransportAddress(ap("192.168.1.20:5001")), MultiplexID: 269646, HasMultiplexID: true})
 	out, err = s.RewritePDU(Outside, olcPDU(t, o))
