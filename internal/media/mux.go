@@ -179,8 +179,10 @@ func (r *Relay) setMux(st *stream, leg int, c *StreamConfig) error {
 		}
 		var ms *muxSend
 		if want || c.MultiplexSend[leg] != 0 {
+			// From the multiplexed port only when the endpoint sends there:
+			// its NAT binding is toward the port it sends to.
 			ms = &muxSend{id: c.MultiplexSend[leg]}
-			if ls.iface.mux[0] != nil {
+			if want {
 				ms.sock = ls.iface.mux[i]
 			}
 		}

@@ -115,6 +115,22 @@ func TestMultiplexedMedia(t *testing.T) {
 		t.Fatalf("client got %d bytes from %v", len(got), from)
 	}
 	waitFor(t, func() bool { return testutil.ToFloat64(r.m.muxUnknown) == 3 })
+
+	// An endpoint that receives multiplexed but sends to the stream's own
+	// port gets its media prefixed from that port.
+	c3, callee3 := udp(t), udp(t)
+	_, infos, err := r.Allocate(SessionConfig{Interfaces: [2]string{"external", "internal"}, Streams: []StreamConfig{{
+		Kind: KindAudio, RTCPMux: true, Remote: [2]netip.AddrPort{addr(c3), addr(callee3)}, MultiplexSend: [2]uint32{77},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c3.WriteToUDPAddrPort(rtpPacket(3, 1, 100), infos[0].Local[0])
+	recv(t, callee3)
+	callee3.WriteToUDPAddrPort(pb, infos[0].Local[1])
+	if got, from := recv(t, c3); string(got) != string(withID(77, pb)) || from != infos[0].Local[0] {
+		t.Fatalf("client got % x... from %v, want prefixed from %v", got[:8], from, infos[0].Local[0])
+	}
 }
 
 // TestMultiplexWithoutPort: Multiplex on an interface without a

@@ -96,8 +96,8 @@ type StreamConfig struct {
 	Multiplex [2]bool
 	// MultiplexSend, when not zero, is the multiplexID a leg's endpoint
 	// asked to receive its media with: the relay prefixes every datagram
-	// toward it with this ID (and sends from the interface's multiplexed
-	// ports when it has them).
+	// toward it with this ID (sent from the multiplexed ports when the leg
+	// is Multiplex, else from the stream's own).
 	MultiplexSend [2]uint32
 	// Role is the relay's TCP role on each leg (TCP only).
 	Role [2]TCPRole
