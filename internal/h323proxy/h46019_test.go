@@ -138,9 +138,15 @@ func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool)
 // inside address, nothing malformed.
 func TestH46019MediaTraversal(t *testing.T) {
 	for _, tc := range []struct {
-		name           string
-		traversal, mux bool
-	}{{"keep-alives open the NAT", true, false}, {"multiplexed media", true, true}, {"traversal parameters stripped", false, false}} {
+		name                      string
+		traversal, mux, callsOnly bool
+	}{
+		{"keep-alives open the NAT", true, false, false},
+		{"multiplexed media", true, true, false},
+		// h323plus offers H.460.19 in its calls, not in its RRQ
+		{"offered in calls only", true, true, true},
+		{"traversal parameters stripped", false, false, false},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
@@ -151,15 +157,15 @@ func TestH46019MediaTraversal(t *testing.T) {
 			inside := h323test.NewEndpoint(t, h323test.EndpointConfig{Alias: "2001", Gatekeeper: gk.RASAddr(), IP: insideEPIP})
 			defer inside.Close()
 			room := h323test.NewEndpoint(t, h323test.EndpointConfig{Alias: "room-19", Gatekeeper: p.extRAS, IP: outsideEPIP,
-				H46018: true, H46019: true, H46019Multiplex: tc.mux, AdvertiseCallSignal: epDeclaredSig, WrapMedia: box.wrap})
+				H46018: true, H46019: true, H46019Multiplex: tc.mux, H46019CallsOnly: tc.callsOnly, AdvertiseCallSignal: epDeclaredSig, WrapMedia: box.wrap})
 			defer room.Close()
 			for _, ep := range []*h323test.Endpoint{inside, room} {
 				if err := ep.Register(ctx); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if room.H46019() != tc.traversal {
-				t.Fatalf("H.460.19 confirmed: %v, want %v", room.H46019(), tc.traversal)
+			if want := tc.traversal && !tc.callsOnly; room.H46019() != want {
+				t.Fatalf("H.460.19 confirmed: %v, want %v", room.H46019(), want)
 			}
 			var outsideMsgs []h323test.Message
 			ended := 0
@@ -218,6 +224,17 @@ func TestH46019MediaTraversal(t *testing.T) {
 							if !tc.mux {
 								if st.MultiplexSent != 0 || st.MultiplexReceived != 0 || st.KeepAliveTo == p.mux {
 									t.Errorf("%v: multiplexed without being offered: %+v", st.Kind, st)
+								}
+								continue
+							}
+							if tc.callsOnly && !dir.outside && dir.opts.FastStart {
+								// Portico's fastStart proposals went out before the
+								// endpoint's Connect said it transmits multiplexed:
+								// it sends to the session's own port, and receives
+								// from there prefixed, as it asked.
+								if st.MultiplexSent != 0 || st.KeepAliveTo == p.mux || st.From != st.KeepAliveTo || st.MultiplexReceived != n {
+									t.Errorf("%v: sent %d multiplexed, keep-alives to %v, received %d prefixed from %v; want none, the session's port, %d from it",
+										st.Kind, st.MultiplexSent, st.KeepAliveTo, st.MultiplexReceived, st.From, n)
 								}
 								continue
 							}

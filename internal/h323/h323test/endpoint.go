@@ -59,6 +59,10 @@ type EndpointConfig struct {
 	// multiplexedMediaChannel the server names, prefixed with the server's
 	// multiplexID, as h323plus does (H.460.19 multiplexing).
 	H46019Multiplex bool
+	// H46019CallsOnly leaves H.460.19 out of GRQ and RRQ: it is offered in
+	// Setup and Connect only, as the h323plus endpoints of the GnuGk
+	// captures do.
+	H46019CallsOnly bool
 	// MediaKeepAlive, when set, replaces the keepAliveInterval received.
 	MediaKeepAlive time.Duration
 	// WrapMedia, when set, wraps every RTP and RTCP socket of the
@@ -210,7 +214,7 @@ func (e *Endpoint) rasEndpoint() ras.Endpoint {
 		EndpointID: e.endpointID, TimeToLive: e.cfg.TimeToLive}
 	if e.cfg.H46018 {
 		fs := []h225.GenericData{ras.Feature(ras.H46018)}
-		if e.cfg.H46019 {
+		if e.cfg.H46019 && !e.cfg.H46019CallsOnly {
 			fs = append(fs, feature19(e.cfg.H46019Multiplex))
 		}
 		re.FeatureSet = ras.Supported(fs...)

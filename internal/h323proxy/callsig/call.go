@@ -52,6 +52,9 @@ type call struct {
 	// traversal server in this call.
 	outside Endpoint
 	h46019  bool
+	// offerMux is set when the outside endpoint may yet say, in its
+	// answer to the Setup, that it can transmit multiplexed media.
+	offerMux bool
 
 	mu       sync.Mutex
 	bridges  map[netip.AddrPort]*h245proxy.Bridge
@@ -189,7 +192,12 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 	if caller == Outside {
 		c.h46019, mux = offersMediaTraversal(setup)
 	} else {
-		c.h46019, mux = c.outside.H46019, c.outside.H46019Multiplex
+		// An H.460.18 endpoint that did not offer H.460.19 at registration
+		// (h323plus offers it in its calls only) is offered it in the
+		// Setup, as GnuGk does; traversal parameters it does not know it
+		// ignores.
+		c.h46019, mux = c.outside.H46019 || c.outside.H46018, c.outside.H46019Multiplex
+		c.offerMux = !mux
 	}
 	c.h46019 = c.h46019 && s.cfg.MediaTraversal
 	c.media = h245proxy.NewSession(s.deps.Media, h245proxy.SessionConfig{

@@ -108,6 +108,13 @@ func (c *call) rewrite(from Side, m *q931.Message, ui *h225.H323UserInformation,
 		}
 	}
 	if f.featureSet != nil {
+		if from == Outside && c.offerMux && c.h46019 && *f.featureSet != nil {
+			// Only the outside's messages touch offerMux (one goroutine).
+			if ras.Param(ras.FeatureIn(*f.featureSet, ras.H46019), ras.H46019TransmitMultiplexed) != nil {
+				c.offerMux = false
+				c.media.EnableMultiplex()
+			}
+		}
 		c.rewriteFeatureSet(to, f.featureSet)
 	}
 	if f.fastStart != nil && len(*f.fastStart) > 0 {

@@ -137,6 +137,17 @@ func NewSession(m Media, cfg SessionConfig) *Session {
 	return &Session{media: m, cfg: cfg, bySession: map[int64]int{}, byChannel: map[chanKey]int{}}
 }
 
+// EnableMultiplex offers multiplexed media to the outside endpoint in
+// the RTP sessions opened from now on, once it said it can transmit it
+// (supportTransmitMultiplexedMedia in its answer to the Setup). Sessions
+// already open keep the ports their keepAliveChannel named, where the
+// endpoint's NAT binding points. Without Traversal it does nothing.
+func (s *Session) EnableMultiplex() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.Traversal.Multiplex = s.cfg.Traversal.Enabled
+}
+
 // Close releases the relay session and returns its statistics.
 func (s *Session) Close() media.SessionStats {
 	s.mu.Lock()
