@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/h323test"
+	"github.com/portico-edge/portico/internal/h323/ras"
 	"github.com/portico-edge/portico/internal/policy"
 )
 
@@ -108,6 +110,22 @@ func (c *natConn) Close() error {
 	err := errors.Join(c.priv.Close(), c.pub.Close(), c.gw.Close())
 	<-c.done
 	return err
+}
+
+// offers19 reports whether a call-signalling message body names H.460.19.
+func offers19(b *h225.H323UUPDUH323MessageBody) bool {
+	var fs *h225.FeatureSet
+	switch {
+	case b.Setup != nil:
+		fs = &h225.FeatureSet{NeededFeatures: b.Setup.NeededFeatures, DesiredFeatures: b.Setup.DesiredFeatures, SupportedFeatures: b.Setup.SupportedFeatures}
+	case b.CallProceeding != nil:
+		fs = b.CallProceeding.FeatureSet
+	case b.Alerting != nil:
+		fs = b.Alerting.FeatureSet
+	case b.Connect != nil:
+		fs = b.Connect.FeatureSet
+	}
+	return ras.FeatureIn(fs, ras.H46019) != nil
 }
 
 // waitUntil polls cond until it holds or ctx ends.
@@ -263,6 +281,11 @@ func TestH46019MediaTraversal(t *testing.T) {
 							if st.Received != 0 || st.KeepAlives != 0 {
 								t.Errorf("%v: received %d through the NAT and sent %d keep-alives; want none", st.Kind, st.Received, st.KeepAlives)
 							}
+						}
+					}
+					for _, m := range in.Messages() {
+						if m.UUIE != nil && offers19(&m.UUIE.H323UuPdu.H323MessageBody) {
+							t.Errorf("the inside got H.460.19 in a %s", m.Name)
 						}
 					}
 					outsideMsgs = append(outsideMsgs, hangUp(c, out, in)...)

@@ -664,3 +664,39 @@ func TestTraversalMultiplexed(t *testing.T) {
 		t.Fatalf("streams %d, multiplexSend %v", len(fm.streams), fm.streams[0].MultiplexSend)
 	}
 }
+
+// TestEnableMultiplex: multiplexing offered once the endpoint said it can
+// transmit multiplexed media applies to the RTP sessions opened after;
+// one already open keeps its own port (where the endpoint's keep-alives
+// went).
+func TestEnableMultiplex(t *testing.T) {
+	fm := &fakeMedia{}
+	s := NewSession(fm, SessionConfig{Traversal: Traversal{Enabled: true}})
+	if _, err := s.RewritePDU(Inside, olcPDU(t, olc(1, 1, "", "10.1.1.5:6001"))); err != nil {
+		t.Fatal(err)
+	}
+	s.EnableMultiplex()
+	out, err := s.RewritePDU(Inside, olcPDU(t, olc(2, 2, "", "10.1.1.5:6003")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fm.streams[0].Multiplex[Outside] || !fm.streams[1].Multiplex[Outside] {
+		t.Fatalf("multiplex per stream: %v, %v; want the second only", fm.streams[0].Multiplex, fm.streams[1].Multiplex)
+	}
+	p, _, _ := h460.Traversal(decode(t, out).Request.OpenLogicalChannel.GenericInformation)
+	if !p.HasMultiplexID || p.MultiplexID != 1001 {
+		t.Fatalf("second session's parameters %+v", p)
+	}
+	out, err = s.RewritePDU(Inside, olcPDU(t, olc(3, 1, "", "10.1.1.5:6001")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _, _ := h460.Traversal(decode(t, out).Request.OpenLogicalChannel.GenericInformation); p.HasMultiplexID {
+		t.Fatal("the session already open is offered multiplexing")
+	}
+	plain := NewSession(&fakeMedia{}, SessionConfig{})
+	plain.EnableMultiplex()
+	if plain.cfg.Traversal.Multiplex {
+		t.Fatal("multiplexing without traversal")
+	}
+}
