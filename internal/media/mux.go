@@ -7,7 +7,7 @@ import (
 	"net/netip"
 )
 
-// ITU-T H.460.19 multiplexed media (H.460.19 §7.4): an endpoint behind NAT
+// ITU-T H.460.19 multiplexed media: an endpoint behind NAT
 // sends the RTP (and RTCP) of all its streams to one port of the traversal
 // server, each datagram prefixed with a 4-octet multiplexID that selects
 // the stream, and may ask to receive its media so prefixed. An interface

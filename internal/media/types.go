@@ -112,8 +112,8 @@ type StreamConfig struct {
 	ClockRate uint32
 }
 
-// KeepAlive describes the H.460.19 keep-alive packets of one leg
-// (H.460.19 §7.3): RTP packets with the keep-alive payload type, usually
+// KeepAlive describes the H.460.19 keep-alive packets of one leg: RTP
+// packets with the keep-alive payload type, usually
 // without payload, sent from the endpoint's receive port so that its NAT
 // lets the relay's media in. They latch the leg by the same rule as any
 // RTP and are counted, never forwarded.

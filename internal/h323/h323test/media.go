@@ -138,7 +138,7 @@ func (s *stream) close() {
 }
 
 // keepAlive sends H.460.19 keep-alives (RTP with payload type pt and no
-// payload, H.460.19 §7.3) from the stream's RTP socket to to, at once and
+// payload, H.460.19) from the stream's RTP socket to to, at once and
 // then every interval until the stream closes. A second call for the
 // same destination does nothing.
 func (s *stream) keepAlive(wg *sync.WaitGroup, to netip.AddrPort, pt byte, every time.Duration) {

@@ -148,7 +148,7 @@ func (c *call) portico(s Side) netip.AddrPort {
 }
 
 // mediaTraversalServer is the H.460.19 feature Portico announces to an
-// outside endpoint whose media traversal server it is (H.460.19 §6):
+// outside endpoint whose media traversal server it is:
 // mediaTraversalServer and supportTransmitMultiplexedMedia.
 func mediaTraversalServer() h225.FeatureDescriptor {
 	return ras.Feature(ras.H46019, ras.Flag(ras.H46019TraversalServer), ras.Flag(ras.H46019TransmitMultiplexed))

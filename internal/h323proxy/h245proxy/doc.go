@@ -14,7 +14,7 @@
 //
 // H.460.19 traversal parameters (genericInformation 0.0.8.460.19.0.1)
 // never cross: for an outside endpoint that offered H.460.19 the Session
-// is its media traversal server (H.460.19 §7) and puts its own into every
+// is its media traversal server and puts its own into every
 // OpenLogicalChannel and OpenLogicalChannelAck sent to it: the relay's
 // outside RTP address as keepAliveChannel, keepAlivePayloadType and
 // keepAliveInterval. To one that can transmit multiplexed media it also

@@ -61,7 +61,7 @@ type SessionConfig struct {
 }
 
 // Traversal is what Portico, as H.460.19 traversal server, asks of an
-// outside endpoint behind NAT (H.460.19 §7.2, §7.3): in every
+// outside endpoint behind NAT: in every
 // OpenLogicalChannel and OpenLogicalChannelAck sent to it, the relay's
 // outside RTP address of the channel's stream as keepAliveChannel, with
 // keepAlivePayloadType and keepAliveInterval. The endpoint sends RTP
