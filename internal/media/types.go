@@ -113,9 +113,9 @@ type StreamConfig struct {
 }
 
 // KeepAlive describes the H.460.19 keep-alive packets of one leg: RTP
-// packets with the keep-alive payload type, usually
-// without payload, sent from the endpoint's receive port so that its NAT
-// lets the relay's media in. They latch the leg by the same rule as any
+// packets with the keep-alive payload type, usually without payload, sent
+// from the endpoint's receive port so that its NAT lets the relay's media
+// in. They latch the leg by the same rule as any
 // RTP and are counted, never forwarded.
 type KeepAlive struct {
 	// Enabled turns keep-alive recognition on for the leg.
