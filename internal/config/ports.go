@@ -78,6 +78,9 @@ func (c *Config) sockets() []socket {
 		if c.Media.NGListen != "" {
 			add("media.ng_listen", "udp", c.Media.NGListen)
 		}
+		if m := c.Media.MultiplexPort; m != 0 {
+			addRange("media.multiplex_port", "udp", c.Interfaces.External.Address, PortRange{Min: m, Max: m + 1})
+		}
 	}
 	if t := &c.TURN; t.Enabled {
 		for i, a := range t.UDP {

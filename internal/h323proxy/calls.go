@@ -23,7 +23,7 @@ func (s *Server) newCalls(cfg Config) (*callsig.Server, error) {
 			callsig.Inside:  {Bind: cfg.InternalSignal.Addr(), Interface: Internal},
 		},
 		MaxCalls: cfg.MaxCalls, SetupTimeout: cfg.SetupTimeout, AnswerTimeout: cfg.AnswerTimeout,
-		DialTimeout: cfg.RequestTimeout,
+		DialTimeout: cfg.RequestTimeout, MediaTraversal: cfg.MediaTraversal,
 	}, callsig.Deps{
 		Logger:    s.deps.Logger,
 		Media:     s.deps.Media,
@@ -123,7 +123,7 @@ func (r registry) Outside(alias string) (callsig.Endpoint, bool) {
 	if !ok {
 		ep, ok = r.s.neighbourRoute(alias)
 	}
-	return callsig.Endpoint{ID: ep.ID, CallSignal: ep.CallSignal, H46018: ep.H46018}, ok
+	return callsig.Endpoint{ID: ep.ID, CallSignal: ep.CallSignal, H46018: ep.H46018, H46019: ep.H46019, H46019Multiplex: ep.H46019Multiplex}, ok
 }
 
 // traversal adapts the traversal server to callsig.Traversal.

@@ -83,6 +83,7 @@ type porticoE2E struct {
 	calls               *callHistory
 	extRAS, extSig      netip.AddrPort
 	inSignal, inRASAddr netip.AddrPort
+	mux                 netip.AddrPort // the relay's multiplexed RTP port outside
 }
 
 func startE2E(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest) *porticoE2E {
@@ -93,9 +94,10 @@ func startE2E(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest) *portic
 // startE2EWith is startE2E with mod applied to the Config.
 func startE2EWith(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest, mod func(*Config)) *porticoE2E {
 	t.Helper()
-	lo := testpeer.FreePorts(t, 200)
+	lo := testpeer.FreePorts(t, 204)
+	mux := lo + 200 + lo%2 // the even H.460.19 multiplexed port after both ranges
 	relay, err := media.New(media.Config{Interfaces: map[string]media.InterfaceConfig{
-		External: {Addr: outsideIP, PortMin: lo, PortMax: lo + 99},
+		External: {Addr: outsideIP, PortMin: lo, PortMax: lo + 99, MultiplexPort: mux},
 		Internal: {Addr: porticoIn, PortMin: lo + 100, PortMax: lo + 199},
 	}, Latching: media.LatchNAT}, media.Deps{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -105,7 +107,7 @@ func startE2EWith(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest, mod
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &porticoE2E{relay: relay, calls: &callHistory{}, reg: prometheus.NewRegistry()}
+	p := &porticoE2E{relay: relay, calls: &callHistory{}, reg: prometheus.NewRegistry(), mux: netip.AddrPortFrom(outsideIP, uint16(mux))}
 	ports := testpeer.FreePorts(t, 4)
 	p.extRAS = netip.AddrPortFrom(outsideIP, uint16(ports))
 	p.extSig = netip.AddrPortFrom(outsideIP, uint16(ports+1))
@@ -178,6 +180,37 @@ func mediaBothWays(t *testing.T, ctx context.Context, a, b *h323test.Call, relay
 	}
 }
 
+// connect places a call from caller to dest and returns it with its
+// outside and inside halves (outside: the caller is the outside party).
+func connect(t *testing.T, ctx context.Context, caller, callee *h323test.Endpoint, dest string, opts h323test.CallOptions, outside bool) (c, out, in *h323test.Call) {
+	t.Helper()
+	c, err := caller.Call(ctx, dest, opts)
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	in, err = callee.Incoming(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = c
+	if !outside {
+		out, in = in, c
+	}
+	return c, out, in
+}
+
+// hangUp ends c (placed by connect), waits until the other half saw the
+// end and returns what the outside party received.
+func hangUp(c, out, in *h323test.Call) []h323test.Message {
+	c.Hangup()
+	other := in
+	if c == in {
+		other = out
+	}
+	<-other.Done()
+	return out.Messages()
+}
+
 func causeOf(m *q931.Message) int {
 	for _, ie := range m.IEs {
 		if ie.ID == q931.IECause && len(ie.Data) >= 2 {
@@ -226,26 +259,9 @@ func TestCallsEndToEnd(t *testing.T) {
 	// talk places a call from caller to dest, has RTP cross the relay both
 	// ways, hangs up and returns what the outside party received.
 	talk := func(t *testing.T, caller, callee *h323test.Endpoint, dest string, opts h323test.CallOptions, outside bool) {
-		c, err := caller.Call(ctx, dest, opts)
-		if err != nil {
-			t.Fatalf("call: %v", err)
-		}
-		in, err := callee.Incoming(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := c
-		if !outside {
-			out, in = in, c
-		}
+		c, out, in := connect(t, ctx, caller, callee, dest, opts, outside)
 		mediaBothWays(t, ctx, out, in, outsideIP, porticoIn)
-		c.Hangup()
-		if outside {
-			<-in.Done()
-		} else {
-			<-out.Done()
-		}
-		outsideMsgs = append(outsideMsgs, out.Messages()...)
+		outsideMsgs = append(outsideMsgs, hangUp(c, out, in)...)
 		// Portico records the call once both legs are closed, which may
 		// be after the parties saw the end: wait, so the next call's
 		// record cannot come first.

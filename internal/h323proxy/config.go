@@ -43,6 +43,9 @@ type Config struct {
 	KeepAliveInterval time.Duration
 	// Traversal offers H.460.18 to endpoints that ask for it. Default on.
 	Traversal bool
+	// MediaTraversal confirms H.460.19 to endpoints that offer it with
+	// H.460.18 and is their media traversal server in calls. Default on.
+	MediaTraversal bool
 	// MaxRegistrations bounds the table; beyond it an RRQ gets RRJ
 	// resourceUnavailable. Default 10000.
 	MaxRegistrations int

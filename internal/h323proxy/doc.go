@@ -1,7 +1,10 @@
 // Package h323proxy is Portico's H.323 edge service: a RAS gatekeeper
 // proxy between outside endpoints and the inside gatekeeper (ITU-T
 // H.225.0 (12/2009) §7 and §8), and an H.460.18 traversal server
-// (ITU-T H.460.18 (11/2005) §7 and §8) for endpoints behind NAT.
+// (ITU-T H.460.18 (11/2005) §7 and §8) for endpoints behind NAT, which
+// also confirms H.460.19 media traversal to those that offer it (the
+// call's media adapter, package h245proxy, is then their media traversal
+// server).
 //
 // Outside endpoints discover and register with Portico; Portico registers
 // them with the inside gatekeeper in its own name: the RRQ the inside sees

@@ -24,6 +24,8 @@ type pending struct {
 	seq     h225.RequestSeqNum
 	reg     *registration // the registration concerned, if any
 	h46018  bool          // RRQ: the endpoint offered H.460.18
+	h46019  bool          // RRQ: ... and H.460.19, confirmed
+	mux19   bool          // RRQ: ... with supportTransmitMultiplexedMedia
 	refresh bool          // Portico's own keep-alive RRQ
 	rrq     *h225.RegistrationRequest
 	scr     chan struct{} // SCI: closed when the SCR arrived
@@ -223,6 +225,33 @@ func offers(fs *h225.FeatureSet, gd []h225.GenericData, id int64) bool {
 	return ras.FeatureIn(fs, id) != nil || ras.Generic(gd, id) != nil
 }
 
+// mediaTraversal reports whether H.460.19 is offered and confirmed (with
+// H.460.18, which the caller checks).
+func (s *Server) mediaTraversal(fs *h225.FeatureSet, gd []h225.GenericData) bool {
+	return s.cfg.MediaTraversal && offers(fs, gd, ras.H46019)
+}
+
+// transmitsMultiplexed reports whether an offered H.460.19 carries
+// supportTransmitMultiplexedMedia.
+func transmitsMultiplexed(fs *h225.FeatureSet, gd []h225.GenericData) bool {
+	f := ras.FeatureIn(fs, ras.H46019)
+	if f == nil {
+		f = ras.Generic(gd, ras.H46019)
+	}
+	return ras.Param(f, ras.H46019TransmitMultiplexed) != nil
+}
+
+// traversalFeatures returns the features of a GCF or RCF confirming
+// H.460.18 (with params) and, when h46019, H.460.19 with Portico as
+// mediaTraversalServer that can transmit multiplexed media.
+func (s *Server) traversalFeatures(h46019 bool, params ...h225.EnumeratedParameter) []h225.GenericData {
+	fs := []h225.GenericData{ras.Feature(ras.H46018, params...)}
+	if h46019 {
+		fs = append(fs, ras.Feature(ras.H46019, ras.Flag(ras.H46019TraversalServer), ras.Flag(ras.H46019TransmitMultiplexed)))
+	}
+	return fs
+}
+
 // gatekeeperRequest answers a GRQ itself: Portico is the outside's
 // gatekeeper. H.460.18 is confirmed when offered and enabled; H.460.23
 // and .24 are left out, which tells the endpoint they are not supported.
@@ -236,7 +265,7 @@ func (s *Server) gatekeeperRequest(src netip.AddrPort, req *h225.GatekeeperReque
 	}
 	m := ras.GCF(req, s.cfg.OutsideGatekeeperID, s.extAddr)
 	if s.cfg.Traversal && offers(req.FeatureSet, req.GenericData, ras.H46018) {
-		m.GatekeeperConfirm.FeatureSet = ras.Supported(ras.Feature(ras.H46018))
+		m.GatekeeperConfirm.FeatureSet = ras.Supported(s.traversalFeatures(s.mediaTraversal(req.FeatureSet, req.GenericData))...)
 	}
 	s.send(External, src, m)
 }
@@ -279,6 +308,8 @@ func (s *Server) registrationRequest(src netip.AddrPort, m *h225.RasMessage) {
 	}
 	p := &pending{kind: m.Choice, from: src, seq: req.RequestSeqNum, reg: existing,
 		h46018: s.cfg.Traversal && offers(req.FeatureSet, req.GenericData, ras.H46018)}
+	p.h46019 = p.h46018 && s.mediaTraversal(req.FeatureSet, req.GenericData)
+	p.mux19 = p.h46019 && transmitsMultiplexed(req.FeatureSet, req.GenericData)
 	p.rrq = copyRRQ(req)
 	seq, ok := s.track(true, p)
 	if !ok {
@@ -385,7 +416,7 @@ func (s *Server) rcf(seq h225.RequestSeqNum, r *registration) *h225.RasMessage {
 	if r.h46018 {
 		p := ras.Flag(H46018KeepAliveInterval)
 		p.Content = &h225.Content{Choice: h225.Content_Number16, Number16: int64(s.cfg.KeepAliveInterval / time.Second)}
-		m.FeatureSet = ras.Supported(ras.Feature(ras.H46018, p))
+		m.FeatureSet = ras.Supported(s.traversalFeatures(r.h46019, p)...)
 		m.TimeToLive = h225.TimeToLive(s.cfg.KeepAliveInterval / time.Second)
 	}
 	return &h225.RasMessage{Choice: h225.RasMessage_RegistrationConfirm, RegistrationConfirm: m}
@@ -781,6 +812,7 @@ func (s *Server) registrationAnswer(p *pending, m *h225.RasMessage) {
 	r.names = aliasNames(r.aliases)
 	r.src = p.from
 	r.h46018 = p.h46018
+	r.h46019, r.mux19 = p.h46019, p.mux19
 	r.callSignal = outsideSignal(p.rrq.CallSignalAddress, p.from)
 	r.expires = now.Add(s.ttl(r))
 	r.insideTTL = 0

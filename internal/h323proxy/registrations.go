@@ -27,6 +27,10 @@ type Endpoint struct {
 	// H46018 is set when it registered with H.460.18: it cannot be
 	// dialled, Traversal.Connect makes it connect.
 	H46018 bool
+	// H46019 is set when H.460.19 was confirmed to it as well: Portico is
+	// its media traversal server. H46019Multiplex: it can transmit
+	// multiplexed media.
+	H46019, H46019Multiplex bool
 }
 
 // registration is one outside endpoint registered inside through Portico.
@@ -36,7 +40,8 @@ type registration struct {
 	names               []string // the aliases' text
 	src                 netip.AddrPort
 	callSignal          netip.AddrPort
-	h46018              bool
+	h46018, h46019      bool
+	mux19               bool
 	// expires is when the endpoint is unregistered unless it refreshes
 	// (outside timeToLive).
 	expires time.Time
@@ -49,7 +54,7 @@ type registration struct {
 }
 
 func (r *registration) endpoint(alias string) Endpoint {
-	return Endpoint{Alias: alias, ID: r.outsideID, CallSignal: r.callSignal, RAS: r.src, H46018: r.h46018}
+	return Endpoint{Alias: alias, ID: r.outsideID, CallSignal: r.callSignal, RAS: r.src, H46018: r.h46018, H46019: r.h46019, H46019Multiplex: r.mux19}
 }
 
 // table is the registration table, bounded by max. It is guarded by

@@ -38,6 +38,9 @@ type Section struct {
 	KeepAliveInterval field.Duration `yaml:"keep_alive_interval,omitempty" json:"keep_alive_interval,omitempty"`
 	// DisableTraversal stops offering H.460.18 (on by default).
 	DisableTraversal bool `yaml:"disable_traversal,omitempty" json:"disable_traversal,omitempty"`
+	// DisableMediaTraversal stops offering H.460.19 (on by default with
+	// H.460.18).
+	DisableMediaTraversal bool `yaml:"disable_media_traversal,omitempty" json:"disable_media_traversal,omitempty"`
 	// MaxRegistrations (10000) are answered beyond with RRJ
 	// resourceUnavailable.
 	MaxRegistrations int `yaml:"max_registrations,omitempty" json:"max_registrations,omitempty"`
@@ -142,6 +145,7 @@ func (s Section) Config(ifs Interfaces) (Config, error) {
 		TimeToLive:          s.TimeToLive.D(),
 		KeepAliveInterval:   s.KeepAliveInterval.D(),
 		Traversal:           !s.DisableTraversal,
+		MediaTraversal:      !s.DisableTraversal && !s.DisableMediaTraversal,
 		MaxRegistrations:    s.MaxRegistrations,
 		MaxCalls:            s.MaxCalls,
 		SetupTimeout:        s.SetupTimeout.D(),

@@ -56,7 +56,7 @@ func TestSection(t *testing.T) {
 	want := Config{ExternalRAS: netip.MustParseAddrPort("198.51.100.1:1719"), PublicAddress: netip.MustParseAddr("203.0.113.9"),
 		InternalRAS: netip.MustParseAddrPort("10.0.0.1:0"), ExternalSignalPort: 1720, InternalSignal: netip.MustParseAddrPort("10.0.0.1:1720"),
 		Gatekeeper: netip.MustParseAddrPort("10.0.0.5:1719"), OutsideGatekeeperID: "portico", TimeToLive: DefaultTimeToLive,
-		KeepAliveInterval: DefaultKeepAliveInterval, Traversal: true, MaxRegistrations: DefaultMaxRegistrations,
+		KeepAliveInterval: DefaultKeepAliveInterval, Traversal: true, MediaTraversal: true, MaxRegistrations: DefaultMaxRegistrations,
 		MaxPending: defaultMaxPending, RequestTimeout: defaultRequestTimeout,
 		GatekeeperSignal: netip.MustParseAddrPort("10.0.0.5:1720")}
 	if !reflect.DeepEqual(c, want) {

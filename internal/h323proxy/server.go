@@ -365,6 +365,10 @@ func (s *Server) Reload(cfg Config) ([]string, error) {
 	if cfg.MaxCalls != old.MaxCalls || cfg.SetupTimeout != old.SetupTimeout || cfg.AnswerTimeout != old.AnswerTimeout {
 		restart = append(restart, "h323.max_calls")
 	}
+	if cfg.MediaTraversal != old.MediaTraversal { // the call proxy holds it
+		restart = append(restart, "h323.disable_media_traversal")
+	}
+	cfg.MediaTraversal = old.MediaTraversal
 	cfg.ExternalRAS, cfg.ExternalSignalPort, cfg.PublicAddress = old.ExternalRAS, old.ExternalSignalPort, old.PublicAddress
 	cfg.InternalRAS, cfg.InternalSignal, cfg.Gatekeeper = old.InternalRAS, old.InternalSignal, old.Gatekeeper
 	s.cfg = cfg

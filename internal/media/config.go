@@ -49,6 +49,10 @@ type InterfaceConfig struct {
 	// port and RTCP the next one, so the range holds (PortMax-PortMin+1)/2
 	// streams per leg. Required; 1024 <= PortMin < PortMax <= 65535.
 	PortMin, PortMax int
+	// MultiplexPort, when not zero, opens the interface's H.460.19
+	// multiplexed ports: RTP on this even port, RTCP on the next, outside
+	// every interface's range. Default: none.
+	MultiplexPort int
 }
 
 // Config configures a Relay. Zero fields take the defaults stated.
@@ -135,8 +139,22 @@ func (c Config) withDefaults() (Config, error) {
 			add(p, "range %d-%d holds no even/odd port pair", ic.PortMin, ic.PortMax)
 			ok = false
 		}
+		if m := ic.MultiplexPort; m != 0 && (m < 1024 || m > 65534 || m%2 != 0) {
+			add(p+".multiplex_port", "%d is not an even port in 1024..65534", m)
+		}
 		if ok {
 			valid = append(valid, n)
+		}
+	}
+	for _, a := range valid {
+		m := c.Interfaces[a].MultiplexPort
+		if m == 0 {
+			continue
+		}
+		for _, b := range valid {
+			if ib := c.Interfaces[b]; m+1 >= ib.PortMin && m <= ib.PortMax {
+				add("media.interfaces."+a+".multiplex_port", "%d is inside media.interfaces.%s %d-%d", m, b, ib.PortMin, ib.PortMax)
+			}
 		}
 	}
 	for i, a := range valid {

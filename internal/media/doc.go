@@ -20,6 +20,11 @@
 // atomic.Pointer, so forwarding allocates nothing and takes no lock that call
 // setup holds. Elsewhere each socket has a goroutine (portable fallback).
 //
+// For ITU-T H.460.19 endpoints behind NAT a leg recognises keep-alives
+// (StreamConfig.KeepAlive: latched on, counted, never forwarded), and an
+// interface may have multiplexed ports where datagrams prefixed with a
+// multiplexID are demultiplexed to their leg (mux.go).
+//
 // Statistics come from RTCP sender and receiver reports (RFC 3550 section
 // 6.4): packets, bytes, loss, jitter and round-trip time per leg.
 package media

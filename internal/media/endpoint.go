@@ -57,10 +57,58 @@ type endpoint struct {
 	// socket without RTP, RTCP) packet accepted from the peer: the evidence
 	// a packet from a new source must continue to re-latch. Only the
 	// endpoint's packet worker reads and writes it.
-	track uint64
+	// With multiplexed media (mux.go) the multiplexed socket's worker
+	// admits packets for the endpoint too, hence atomic.
+	track atomic.Uint64
 	dead  atomic.Bool
+	// muxSock marks an interface's multiplexed socket (mux.go): its
+	// datagrams belong to the leg their multiplexID selects.
+	muxSock bool
+	// muxOut, when set, is how datagrams toward this endpoint's peer leave
+	// (H.460.19 multiplexing).
+	muxOut atomic.Pointer[muxSend]
+	// keepAlive is keepAliveOn plus the payload type of the leg's
+	// H.460.19 keep-alives on an RTP socket, 0 when the leg sends none.
+	keepAlive atomic.Uint32
 
-	packets, bytes, forwarded, dropped atomic.Uint64
+	packets, bytes, forwarded, dropped, keepAlives atomic.Uint64
+}
+
+// keepAliveOn marks endpoint.keepAlive as set.
+const keepAliveOn = 1 << 8
+
+// setKeepAlive applies a leg's keep-alive description to its RTP socket.
+func (ep *endpoint) setKeepAlive(k KeepAlive) {
+	var v uint32
+	if k.Enabled && !ep.rtcp {
+		v = keepAliveOn | uint32(k.PayloadType&0x7f)
+	}
+	ep.keepAlive.Store(v)
+}
+
+// isKeepAlive reports whether an accepted datagram is an H.460.19
+// keep-alive: RTP (not RTCP) with the leg's keep-alive payload type, or
+// RTP that carries no payload at all.
+func (ep *endpoint) isKeepAlive(b []byte) bool {
+	ka := ep.keepAlive.Load()
+	if ka == 0 || len(b) < 12 || b[0]>>6 != 2 || isRTCP(b) {
+		return false
+	}
+	if uint32(b[1]&0x7f) == ka&0x7f {
+		return true
+	}
+	n := 12 + 4*int(b[0]&0x0f) // header and CSRCs
+	if b[0]&0x10 != 0 {        // header extension
+		if len(b) < n+4 {
+			return false
+		}
+		n += 4 + 4*int(binary.BigEndian.Uint16(b[n+2:]))
+	}
+	pad := 0
+	if b[0]&0x20 != 0 {
+		pad = int(b[len(b)-1])
+	}
+	return len(b)-pad <= n
 }
 
 // portRef counts the open sockets of a reserved port pair.
@@ -105,6 +153,7 @@ type stream struct {
 	secure  bool
 	worker  int
 	tcp     *tcpStream
+	muxID   [2]uint32 // each leg's multiplexID, 0 when not multiplexed
 }
 
 type legSocks struct {
@@ -161,7 +210,7 @@ func (ep *endpoint) admit(m *batchio.Message, now int64, t *tally) bool {
 		t.relatched++
 	}
 	ep.peer.Store(&peer{addr: m.Addr, signalled: p.signalled, source: p.source, latched: true})
-	ep.track = 0
+	ep.track.Store(0)
 	ep.remember(data)
 	return true
 }
@@ -183,13 +232,13 @@ func (ep *endpoint) remember(b []byte) {
 		return
 	}
 	if isRTCP(b) {
-		if ep.track&trackSeq == 0 {
-			ep.track = uint64(binary.BigEndian.Uint32(b[4:]))<<32 | trackValid
+		if ep.track.Load()&trackSeq == 0 {
+			ep.track.Store(uint64(binary.BigEndian.Uint32(b[4:]))<<32 | trackValid)
 		}
 		return
 	}
 	if len(b) >= 12 {
-		ep.track = uint64(binary.BigEndian.Uint32(b[8:]))<<32 | trackValid | trackSeq | uint64(binary.BigEndian.Uint16(b[2:]))
+		ep.track.Store(uint64(binary.BigEndian.Uint32(b[8:]))<<32 | trackValid | trackSeq | uint64(binary.BigEndian.Uint16(b[2:])))
 	}
 }
 
@@ -198,7 +247,7 @@ func (ep *endpoint) remember(b []byte) {
 // maxDropout ahead of the last one. SRTP and SRTCP keep these header fields
 // in the clear (RFC 3711 section 3.1), so they are judged the same way.
 func (ep *endpoint) continues(b []byte) bool {
-	tr := ep.track
+	tr := ep.track.Load()
 	if tr&trackValid == 0 || !isRTPOrRTCP(b) {
 		return false
 	}

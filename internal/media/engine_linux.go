@@ -28,12 +28,8 @@ type sysSock struct {
 // wakeID marks the worker's eventfd in epoll events.
 const wakeID = -1
 
-const (
-	chunkSize = 1024
-	maxChunks = 256 // 262,144 sockets
-)
-
-type chunk [chunkSize]atomic.Pointer[endpoint]
+// maxChunks bounds the socket table: 262,144 sockets.
+const maxChunks = 256
 
 // engine runs epoll workers. Endpoints are found from epoll events through
 // a slot table read without locks.
@@ -43,10 +39,7 @@ type engine struct {
 	running atomic.Bool
 	stop    atomic.Bool
 
-	mu     sync.Mutex // slot allocation only
-	free   []uint32
-	next   uint32
-	chunks [maxChunks]atomic.Pointer[chunk]
+	tab *slots[endpoint]
 }
 
 type worker struct {
@@ -59,8 +52,11 @@ type worker struct {
 	waitFn func(fd uintptr) bool
 	events []unix.EpollEvent
 	batch  *batchio.Batch
-	rep    rtp.Report
-	t      tally
+	// targets holds, per slot of batch, the leg a multiplexed datagram
+	// belongs to (serveMux).
+	targets []*endpoint
+	rep     rtp.Report
+	t       tally
 
 	mu      sync.Mutex
 	closing []*endpoint
@@ -68,14 +64,14 @@ type worker struct {
 }
 
 func newEngine(r *Relay) (*engine, error) {
-	e := &engine{r: r}
+	e := &engine{r: r, tab: newSlots[endpoint](maxChunks)}
 	for i := 0; i < r.cfg.Workers; i++ {
 		fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 		if err != nil {
 			e.close()
 			return nil, fmt.Errorf("media: epoll: %w", err)
 		}
-		w := &worker{e: e, epfd: fd, efd: -1, events: make([]unix.EpollEvent, 256), batch: batchio.NewBatch(r.cfg.BatchSize)}
+		w := &worker{e: e, epfd: fd, efd: -1, events: make([]unix.EpollEvent, 256), batch: batchio.NewBatch(r.cfg.BatchSize), targets: make([]*endpoint, r.cfg.BatchSize)}
 		e.workers = append(e.workers, w)
 		if w.efd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
 			e.close()
@@ -107,44 +103,20 @@ func newEngine(r *Relay) (*engine, error) {
 	return e, nil
 }
 
-func (e *engine) get(id uint32) *endpoint {
-	c := e.chunks[id/chunkSize].Load()
-	if c == nil {
-		return nil
-	}
-	return c[id%chunkSize].Load()
-}
+func (e *engine) get(id uint32) *endpoint { return e.tab.get(id) }
 
+// slot files ep in the table; epoll events name it by its slot. Workers
+// see it only once its socket is added to epoll, after ep.sys.id is set.
 func (e *engine) slot(ep *endpoint) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var id uint32
-	if n := len(e.free); n > 0 {
-		id = e.free[n-1]
-		e.free = e.free[:n-1]
-	} else {
-		if e.next >= chunkSize*maxChunks {
-			return errors.New("media: socket table full")
-		}
-		id = e.next
-		e.next++
-	}
-	c := e.chunks[id/chunkSize].Load()
-	if c == nil {
-		c = new(chunk)
-		e.chunks[id/chunkSize].Store(c)
+	id, ok := e.tab.put(ep)
+	if !ok {
+		return errors.New("media: socket table full")
 	}
 	ep.sys.id = id
-	c[id%chunkSize].Store(ep)
 	return nil
 }
 
-func (e *engine) unslot(ep *endpoint) {
-	e.mu.Lock()
-	e.chunks[ep.sys.id/chunkSize].Load()[ep.sys.id%chunkSize].Store(nil)
-	e.free = append(e.free, ep.sys.id)
-	e.mu.Unlock()
-}
+func (e *engine) unslot(ep *endpoint) { e.tab.release(ep.sys.id, ep) }
 
 // openUDP binds a non-blocking UDP socket with the configured buffers.
 func openUDP(local netip.AddrPort, buf int) (sysSock, error) {
@@ -317,31 +289,77 @@ func (w *worker) loop() {
 // serve moves what is waiting on ep to its opposite socket. It reads at most
 // a few batches so that one busy socket does not starve the others.
 func (w *worker) serve(ep *endpoint, now int64) {
+	if ep.muxSock {
+		w.serveMux(ep, now)
+		return
+	}
 	b := w.batch
 	for round := 0; round < 4; round++ {
 		n, err := b.RecvFD(ep.sys.fd, 0)
 		if err != nil {
 			return
 		}
-		w.forward(ep, b, n, now)
+		w.forward(ep, b, 0, n, now)
 		if n < b.Len() {
 			return
 		}
 	}
 }
 
-// forward admits, observes and sends the n datagrams in b that arrived on ep.
-func (w *worker) forward(ep *endpoint, b *batchio.Batch, n int, now int64) {
+// serveMux reads an interface's multiplexed socket: each datagram goes,
+// stripped of its multiplexID, through the leg the ID selects, runs of
+// datagrams for the same leg in one sendmmsg.
+func (w *worker) serveMux(mux *endpoint, now int64) {
+	b := w.batch
+	for round := 0; round < 4; round++ {
+		n, err := b.RecvFD(mux.sys.fd, 0)
+		if err != nil {
+			return
+		}
+		for i := 0; i < n; i++ {
+			m := &b.Msgs[i]
+			w.targets[i] = w.e.r.demux(mux, m.Buf, &m.N, &w.t)
+		}
+		for i := 0; i < n; {
+			j := i + 1
+			for j < n && w.targets[j] == w.targets[i] {
+				j++
+			}
+			if w.targets[i] != nil {
+				w.forward(w.targets[i], b, i, j, now)
+			}
+			i = j
+		}
+		clear(w.targets[:n])
+		if n < b.Len() {
+			return
+		}
+	}
+}
+
+// forward admits, observes and sends the datagrams in slots [lo, hi) of b
+// that arrived for ep.
+func (w *worker) forward(ep *endpoint, b *batchio.Batch, lo, hi int, now int64) {
 	out := ep.out
 	var dst netip.AddrPort
+	fd := -1
+	var ms *muxSend
 	if out != nil && !out.dead.Load() {
 		dst = out.destination()
+		fd = out.sys.fd
+		if ms = out.muxOut.Load(); ms != nil && ms.sock != nil {
+			fd = ms.sock.sys.fd
+		}
 	}
-	k, admitted := 0, 0
+	k, admitted, keep := lo, 0, 0
 	var bytes, fwdBytes uint64
-	for i := 0; i < n; i++ {
+	for i := lo; i < hi; i++ {
 		msg := &b.Msgs[i]
 		if !ep.admit(msg, now, &w.t) {
+			continue
+		}
+		if ep.isKeepAlive(msg.Data()) {
+			keep++ // it opened or refreshed the NAT binding; nothing to relay
 			continue
 		}
 		admitted++
@@ -354,23 +372,33 @@ func (w *worker) forward(ep *endpoint, b *batchio.Batch, n int, now int64) {
 			continue
 		}
 		fwdBytes += uint64(msg.N)
+		if ms != nil && ms.id != 0 && !prefix(msg.Buf, &msg.N, ms.id) {
+			w.t.sendErrors++
+			continue
+		}
 		msg.Addr = dst
 		if k != i {
 			b.Msgs[k], b.Msgs[i] = b.Msgs[i], b.Msgs[k]
 		}
 		k++
 	}
-	if admitted > 0 {
+	if admitted > 0 || keep > 0 {
 		ep.lastRx.Store(now)
+	}
+	if admitted > 0 {
 		ep.packets.Add(uint64(admitted))
 		ep.bytes.Add(bytes)
 	}
-	if k == 0 {
+	if keep > 0 {
+		ep.keepAlives.Add(uint64(keep))
+		w.t.keepAlives += uint64(keep)
+	}
+	if k == lo {
 		return
 	}
-	sent, _ := b.SendFD(out.sys.fd, 0, k)
+	sent, _ := b.SendFD(fd, lo, k)
 	ep.forwarded.Add(uint64(sent))
 	w.t.forwarded += uint64(sent)
 	w.t.forwardedBytes += fwdBytes
-	w.t.sendErrors += uint64(k - sent)
+	w.t.sendErrors += uint64(k - lo - sent)
 }

@@ -94,19 +94,32 @@ func (e *engine) run(wg *sync.WaitGroup) {
 
 func (e *engine) close() {}
 
-func (e *engine) loop(ep *endpoint) {
+func (e *engine) loop(sock *endpoint) {
 	b := batchio.NewBatch(1)
 	var rep rtp.Report
 	var t tally
 	msg := &b.Msgs[0]
 	for {
-		n, src, err := ep.sys.c.ReadFromUDPAddrPort(msg.Buf)
+		n, src, err := sock.sys.c.ReadFromUDPAddrPort(msg.Buf)
 		if err != nil {
 			return
 		}
 		now := time.Now().UnixNano()
 		msg.N, msg.Addr = n, src
-		if ep.admit(msg, now, &t) {
+		ep := sock
+		if sock.muxSock {
+			if ep = e.r.demux(sock, msg.Buf, &msg.N, &t); ep == nil {
+				t.flush(e.r.m)
+				continue
+			}
+			n = msg.N
+		}
+		admitted := ep.admit(msg, now, &t)
+		if admitted && ep.isKeepAlive(msg.Data()) {
+			ep.lastRx.Store(now)
+			ep.keepAlives.Add(1)
+			t.keepAlives++
+		} else if admitted {
 			ep.lastRx.Store(now)
 			ep.packets.Add(1)
 			ep.bytes.Add(uint64(n))
@@ -118,19 +131,33 @@ func (e *engine) loop(ep *endpoint) {
 			if out != nil && !out.dead.Load() {
 				dst = out.destination()
 			}
-			if dst.IsValid() {
-				if _, err := out.sys.c.WriteToUDPAddrPort(msg.Data(), dst); err == nil {
+			switch {
+			case !dst.IsValid():
+				t.noDest++
+			default:
+				c := out.sys.c
+				ok := true
+				if ms := out.muxOut.Load(); ms != nil {
+					if ms.sock != nil {
+						c = ms.sock.sys.c
+					}
+					if ms.id != 0 {
+						ok = prefix(msg.Buf, &msg.N, ms.id)
+					}
+				}
+				if ok {
+					_, err = c.WriteToUDPAddrPort(msg.Data(), dst)
+				}
+				if ok && err == nil {
 					ep.forwarded.Add(1)
 					t.forwarded++
 					t.forwardedBytes += uint64(n)
 				} else {
 					t.sendErrors++
 				}
-			} else {
-				t.noDest++
 			}
 		}
-		t.flush(ep.r.m)
+		t.flush(e.r.m)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 // (once per worker wake-up, not per packet).
 type metrics struct {
 	forwarded, forwardedBytes, strangers, noDest, sendErrors prometheus.Counter
+	keepAlives, muxUnknown                                   prometheus.Counter
 	relatched, timeouts, allocFailures                       prometheus.Counter
 	sessions, streams, sockets                               prometheus.Gauge
 }
@@ -52,6 +53,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		strangers:      packets.WithLabelValues("dropped_stranger"),
 		noDest:         packets.WithLabelValues("dropped_no_destination"),
 		sendErrors:     packets.WithLabelValues("send_error"),
+		keepAlives:     packets.WithLabelValues("keepalive"),
+		muxUnknown:     packets.WithLabelValues("dropped_multiplex_unknown"),
 		forwardedBytes: bytes,
 		relatched:      events.WithLabelValues("relatch"),
 		timeouts:       events.WithLabelValues("timeout"),
@@ -65,6 +68,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 // tally accumulates one worker's counts between flushes.
 type tally struct {
 	forwarded, forwardedBytes, strangers, noDest, sendErrors, relatched uint64
+	keepAlives, muxUnknown                                              uint64
 }
 
 func (t *tally) flush(m *metrics) {
@@ -80,6 +84,12 @@ func (t *tally) flush(m *metrics) {
 	}
 	if t.sendErrors != 0 {
 		m.sendErrors.Add(float64(t.sendErrors))
+	}
+	if t.muxUnknown != 0 {
+		m.muxUnknown.Add(float64(t.muxUnknown))
+	}
+	if t.keepAlives != 0 {
+		m.keepAlives.Add(float64(t.keepAlives))
 	}
 	if t.relatched != 0 {
 		m.relatched.Add(float64(t.relatched))

@@ -32,6 +32,8 @@ type iface struct {
 	addr       netip.Addr
 	advertised netip.Addr
 	pool       *portPool
+	muxPort    int          // H.460.19 multiplexed RTP port (RTCP: +1); 0 none
+	mux        [2]*endpoint // its sockets once the engine runs
 }
 
 // Relay anchors media sessions. Its methods are safe for concurrent use.
@@ -49,6 +51,7 @@ type Relay struct {
 	running  bool
 	nextID   atomic.Uint64
 	nextWork atomic.Uint32
+	mux      *muxTable
 
 	wg        sync.WaitGroup // workers, TCP goroutines, janitor
 	done      chan struct{}
@@ -88,13 +91,14 @@ func New(cfg Config, deps Deps) (*Relay, error) {
 		ifaces:   make(map[string]*iface, len(c.Interfaces)),
 		sessions: make(map[SessionID]*session),
 		done:     make(chan struct{}),
+		mux:      newMuxTable(),
 	}
 	for name, ic := range c.Interfaces {
 		adv := ic.Advertised
 		if !adv.IsValid() {
 			adv = ic.Addr
 		}
-		r.ifaces[name] = &iface{name: name, addr: ic.Addr, advertised: adv, pool: newPortPool(ic.PortMin, ic.PortMax)}
+		r.ifaces[name] = &iface{name: name, addr: ic.Addr, advertised: adv, pool: newPortPool(ic.PortMin, ic.PortMax), muxPort: ic.MultiplexPort}
 	}
 	return r, nil
 }
@@ -112,6 +116,11 @@ func (r *Relay) engineLocked() (*engine, error) {
 		e, err := newEngine(r)
 		if err != nil {
 			return nil, err
+		}
+		if err := r.openMux(e); err != nil {
+			r.closeMux(e)
+			e.close()
+			return nil, fmt.Errorf("media: multiplexed port: %w", err)
 		}
 		r.eng = e
 	}
@@ -172,6 +181,7 @@ func (r *Relay) Close() error {
 			r.releaseSession(s)
 		}
 		if e != nil {
+			r.closeMux(e)
 			e.stopAll()
 		}
 		r.wg.Wait()
@@ -251,6 +261,11 @@ func (st *stream) info() StreamInfo {
 			in.LocalRTCP[leg] = in.Local[leg]
 		} else {
 			in.LocalRTCP[leg] = netip.AddrPortFrom(ls.iface.advertised, uint16(ls.port+1))
+		}
+		if id := st.muxID[leg]; id != 0 {
+			in.MultiplexID[leg] = id
+			in.LocalMux[leg] = netip.AddrPortFrom(ls.iface.advertised, uint16(ls.iface.muxPort))
+			in.LocalMuxRTCP[leg] = netip.AddrPortFrom(ls.iface.advertised, uint16(ls.iface.muxPort+1))
 		}
 	}
 	return in
@@ -343,9 +358,16 @@ func (r *Relay) openStream(s *session, index int, c StreamConfig) (*stream, erro
 		ls, other := &st.legs[leg], &st.legs[1-leg]
 		ls.rtp.out = other.rtp
 		ls.rtp.setSignalled(c.Remote[leg], c.Source[leg], c.Asymmetric[leg])
+		ls.rtp.setKeepAlive(c.KeepAlive[leg])
 		if ls.rtcp != nil {
 			ls.rtcp.out = other.rtcp
 			ls.rtcp.setSignalled(rtcpRemote(&c, leg), c.Source[leg], c.Asymmetric[leg])
+		}
+	}
+	for leg := 0; leg < 2; leg++ {
+		if err := r.setMux(st, leg, &c); err != nil {
+			r.closeStream(st)
+			return nil, err
 		}
 	}
 	for leg := 0; leg < 2; leg++ {
@@ -366,6 +388,10 @@ func (r *Relay) openStream(s *session, index int, c StreamConfig) (*stream, erro
 
 // closeStream closes a stream's sockets and returns its ports.
 func (r *Relay) closeStream(st *stream) {
+	for leg := range st.muxID {
+		r.mux.remove(st.muxID[leg])
+		st.muxID[leg] = 0
+	}
 	opened := false
 	if st.tcp != nil {
 		st.tcp.close()
@@ -468,8 +494,12 @@ func (r *Relay) Update(id SessionID, streams []StreamConfig) ([]StreamInfo, erro
 		for leg := 0; leg < 2; leg++ {
 			ls := &st.legs[leg]
 			ls.rtp.setSignalled(c.Remote[leg], c.Source[leg], c.Asymmetric[leg])
+			ls.rtp.setKeepAlive(c.KeepAlive[leg])
 			if ls.rtcp != nil {
 				ls.rtcp.setSignalled(rtcpRemote(&c, leg), c.Source[leg], c.Asymmetric[leg])
+			}
+			if err := r.setMux(st, leg, &st.cfg); err != nil {
+				return nil, fmt.Errorf("media: update stream %d: %w", i, err)
 			}
 		}
 	}
@@ -558,6 +588,7 @@ func (s *session) stats() SessionStats {
 				l.Bytes += ep.bytes.Load()
 				l.Forwarded += ep.forwarded.Load()
 				l.Dropped += ep.dropped.Load()
+				l.KeepAlives += ep.keepAlives.Load()
 				if t := ep.lastRx.Load(); t > 0 && time.Unix(0, t).After(l.LastPacket) {
 					l.LastPacket = time.Unix(0, t)
 				}

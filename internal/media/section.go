@@ -39,6 +39,10 @@ type Section struct {
 	// CPU; 1 costs the least CPU per packet but adds latency under load.
 	// 0..256.
 	Workers int `yaml:"workers" json:"workers"`
+	// MultiplexPort, when not zero, is the external H.460.19 multiplexed
+	// RTP port (RTCP on the next one): an even port outside both ranges.
+	// Default: none.
+	MultiplexPort int `yaml:"multiplex_port,omitempty" json:"multiplex_port,omitempty"`
 }
 
 // DefaultSection is the section with every default filled in.
@@ -72,6 +76,16 @@ func (s Section) Validate() error {
 	for i, n := range s.NGAllow {
 		es.CIDR(field.Join("media.ng_allow", i), n)
 	}
+	if m := s.MultiplexPort; m != 0 {
+		switch {
+		case m < 1024 || m > 65534 || m%2 != 0:
+			es.Add("media.multiplex_port", "%d is not an even port in 1024..65534", m)
+		case okE && m+1 >= s.External.Min && m <= s.External.Max:
+			es.Add("media.multiplex_port", "%d is inside media.external %d-%d", m, s.External.Min, s.External.Max)
+		case okI && m+1 >= s.Internal.Min && m <= s.Internal.Max:
+			es.Add("media.multiplex_port", "%d is inside media.internal %d-%d", m, s.Internal.Min, s.Internal.Max)
+		}
+	}
 	if s.Workers < 0 || s.Workers > 256 {
 		es.Add("media.workers", "%d is outside 0..256 (0: one per CPU)", s.Workers)
 	}
@@ -100,7 +114,7 @@ func (s Section) Config(env Env) (Config, error) {
 	if len(es) > 0 {
 		return Config{}, es
 	}
-	extIf := InterfaceConfig{Addr: ext, PortMin: s.External.Min, PortMax: s.External.Max}
+	extIf := InterfaceConfig{Addr: ext, PortMin: s.External.Min, PortMax: s.External.Max, MultiplexPort: s.MultiplexPort}
 	if env.PublicAddress != "" {
 		extIf.Advertised, _ = netip.ParseAddr(env.PublicAddress)
 	}

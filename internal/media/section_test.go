@@ -21,6 +21,15 @@ func TestSection(t *testing.T) {
 	if err != nil || c.Interfaces["external"].Advertised.String() != "198.51.100.1" || c.Latching != LatchNAT || c.SocketBuffer != 4096<<10 {
 		t.Errorf("Config = %+v, %v", c, err)
 	}
+	s = DefaultSection()
+	s.MultiplexPort = 40010
+	if es, ok := field.As(s.Validate()); !ok || len(es) != 1 || es[0].Path != "media.multiplex_port" {
+		t.Errorf("multiplex_port inside the external range: %v", es)
+	}
+	s.MultiplexPort = 39000
+	if c, err := s.Config(Env{External: "192.0.2.1", Internal: "10.0.0.1"}); s.Validate() != nil || err != nil || c.Interfaces["external"].MultiplexPort != 39000 {
+		t.Errorf("multiplex_port 39000: %v, %v", s.Validate(), err)
+	}
 	_, err = DefaultSection().Config(Env{External: "nowhere", Internal: "10.0.0.1"})
 	if es, ok := field.As(err); !ok || es[0].Path != "interfaces.external.address" {
 		t.Errorf("Config with a bad address = %v", err)

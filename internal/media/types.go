@@ -85,6 +85,20 @@ type StreamConfig struct {
 	// the signalled or signalling IP, and the relay sends to the signalled
 	// address (rtpengine's "asymmetric" flag).
 	Asymmetric [2]bool
+	// KeepAlive marks a leg whose endpoint sends ITU-T H.460.19 media
+	// keep-alives to the leg's RTP port to open its NAT binding (UDP only).
+	KeepAlive [2]KeepAlive
+	// Multiplex marks a leg whose endpoint sends its RTP and RTCP to the
+	// interface's multiplexed ports, each datagram prefixed with the
+	// multiplexID the relay assigned (StreamInfo.MultiplexID), and to
+	// which the relay then sends from those ports (H.460.19
+	// multiplexing). Ignored on an interface without MultiplexPort.
+	Multiplex [2]bool
+	// MultiplexSend, when not zero, is the multiplexID a leg's endpoint
+	// asked to receive its media with: the relay prefixes every datagram
+	// toward it with this ID (sent from the multiplexed ports when the leg
+	// is Multiplex, else from the stream's own).
+	MultiplexSend [2]uint32
 	// Role is the relay's TCP role on each leg (TCP only).
 	Role [2]TCPRole
 	// Hold marks the stream on hold (a=inactive/sendonly): it keeps relaying
@@ -96,6 +110,20 @@ type StreamConfig struct {
 	// ClockRate is the RTP clock in Hz used to turn RTCP jitter into
 	// milliseconds. Default 8000 for audio, 90000 otherwise.
 	ClockRate uint32
+}
+
+// KeepAlive describes the H.460.19 keep-alive packets of one leg: RTP
+// packets with the keep-alive payload type, usually without payload, sent
+// from the endpoint's receive port so that its NAT lets the relay's media
+// in. They latch the leg by the same rule as any
+// RTP and are counted, never forwarded.
+type KeepAlive struct {
+	// Enabled turns keep-alive recognition on for the leg.
+	Enabled bool
+	// PayloadType is the RTP payload type of the keep-alives (0–127).
+	// RTP without payload counts as a keep-alive whatever its payload
+	// type: some endpoints send another type than the one signalled.
+	PayloadType uint8
 }
 
 // SessionConfig describes a session to allocate.
@@ -118,7 +146,12 @@ type StreamInfo struct {
 	Local [2]netip.AddrPort
 	// LocalRTCP is the relay's RTCP address on each leg (Local with rtcp-mux).
 	LocalRTCP [2]netip.AddrPort
-	Disabled  bool
+	// MultiplexID is the ID a Multiplex leg's endpoint prefixes its media
+	// with, 0 when the leg is not multiplexed; LocalMux and LocalMuxRTCP
+	// are then the interface's multiplexed RTP and RTCP addresses.
+	MultiplexID            [2]uint32
+	LocalMux, LocalMuxRTCP [2]netip.AddrPort
+	Disabled               bool
 }
 
 // LegStats are the counters of one leg of a stream.
@@ -145,6 +178,9 @@ type LegStats struct {
 	RTTMs float64
 	// Reports counts RTCP compound packets read from this leg.
 	Reports uint64
+	// KeepAlives counts H.460.19 keep-alive packets accepted from this
+	// leg's endpoint (not in Packets, never forwarded).
+	KeepAlives uint64
 }
 
 // StreamStats are a stream's statistics, per leg.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/h245"
+	"github.com/portico-edge/portico/internal/h323/h460"
 	"github.com/portico-edge/portico/internal/h323/q931"
 	"github.com/portico-edge/portico/internal/h323/ras"
 )
@@ -127,6 +128,11 @@ type party struct {
 	// keepAlive is the interval of empty TPKT packets on call signalling,
 	// 0 for none.
 	keepAlive time.Duration
+	// h46019 offers H.460.19 and follows its traversal parameters;
+	// mediaKeepAlive overrides their interval; wrap wraps media sockets.
+	h46019, mux19  bool
+	mediaKeepAlive time.Duration
+	wrap           func(*net.UDPConn) MediaConn
 }
 
 // tracked tells the owner of c, once its signalling connection is set.
@@ -145,7 +151,7 @@ func (p *party) newCall(caller bool, kinds []Kind) (*Call, error) {
 	var ssrc [4]byte
 	rand.Read(ssrc[:])
 	for i, k := range kinds {
-		s, err := newStream(k, p.mediaIP, p.rec, p.answer.Echo && !caller, uint32(ssrc[0])<<24|uint32(ssrc[1])<<16|uint32(ssrc[2])<<8|uint32(i))
+		s, err := newStream(k, p.mediaIP, p.rec, p.answer.Echo && !caller, uint32(ssrc[0])<<24|uint32(ssrc[1])<<16|uint32(ssrc[2])<<8|uint32(i), p.wrap)
 		if err != nil {
 			c.closeMedia()
 			return nil, err
@@ -315,12 +321,18 @@ func (c *Call) place(ctx context.Context, conn net.Conn, dest string, opts CallO
 		s := ras.Transport(srcCallSignal)
 		setup.SourceCallSignalAddress = &s
 	}
+	if c.p.h46019 {
+		setup.SupportedFeatures, setup.HasSupportedFeatures = []h225.FeatureDescriptor{feature19(c.p.mux19)}, true
+	}
 	if opts.FastStart {
 		n := 1
 		for _, k := range c.kinds {
 			s := c.streams[k]
 			st := s.stats()
 			for _, olc := range []*h245.OpenLogicalChannel{transmitOLC(n, k, st.LocalRTCP), receiveOLC(n+1, k, st.Local, st.LocalRTCP)} {
+				if c.p.mux19 {
+					h460.SetOLCTraversal(olc, s.clientParams(true))
+				}
 				b, err := olc.Marshal()
 				if err != nil {
 					return fmt.Errorf("h323test: fastStart %s: %w", k, err)
@@ -500,7 +512,36 @@ func (c *Call) fastStartReply(olc *h245.OpenLogicalChannel) {
 		if ap, ok := h245AddrPort(mp.MediaChannel); ok {
 			s.setRemote(ap)
 		}
+		c.traversal(s, olc.GenericInformation)
 	}
+}
+
+// traversal starts the H.460.19 keep-alives of stream s when gi (the
+// genericInformation of an OpenLogicalChannel or OpenLogicalChannelAck
+// received) names a keepAliveChannel and the endpoint does H.460.19.
+func (c *Call) traversal(s *stream, gi []h245.GenericInformation) {
+	if !c.p.h46019 {
+		return
+	}
+	p, found, err := h460.Traversal(gi)
+	if !found || err != nil {
+		return
+	}
+	if mm, ok := h245AddrPort(p.MultiplexedMediaChannel); ok && c.p.mux19 && p.HasMultiplexID {
+		s.sendMultiplexed(mm, p.MultiplexID)
+	}
+	to, ok := h245AddrPort(p.KeepAliveChannel)
+	if !ok {
+		return
+	}
+	every := time.Duration(p.KeepAliveInterval) * time.Second
+	if c.p.mediaKeepAlive > 0 {
+		every = c.p.mediaKeepAlive
+	}
+	if every <= 0 {
+		every = 19 * time.Second
+	}
+	s.keepAlive(c.p.wg, to, keepAlivePT, every)
 }
 
 // answerFastStart builds the callee's fastStart answer to proposals and
@@ -531,6 +572,13 @@ func (c *Call) answerFastStart(proposals [][]byte) ([][]byte, error) {
 		}
 		st := s.stats()
 		dir := 1
+		c.traversal(s, olc.GenericInformation)
+		// The answer carries this side's own traversal parameters, not an
+		// echo of the proposal's.
+		olc.GenericInformation, olc.HasGenericInformation = nil, false
+		if c.p.mux19 {
+			h460.SetOLCTraversal(&olc, s.clientParams(true))
+		}
 		if olc.ReverseLogicalChannelParameters != nil {
 			dir = 2
 			ap, ok := h245AddrPort(mp.MediaChannel)
@@ -688,7 +736,16 @@ func (c *Call) handleH245(b []byte, from, to netip.AddrPort) error {
 						Cause: h245.OpenLogicalChannelRejectCause{Choice: h245.OpenLogicalChannelRejectCause_DataTypeNotSupported}}}))
 			}
 			st := s.stats()
-			return c.sendH245(olcAck(int64(olc.ForwardLogicalChannelNumber), k, st.Local, st.LocalRTCP))
+			c.traversal(s, olc.GenericInformation)
+			ack := olcAck(int64(olc.ForwardLogicalChannelNumber), k, st.Local, st.LocalRTCP)
+			if c.p.h46019 {
+				// as h323plus: the keep-alive payload type it will use
+				// and, multiplexing, where and how it receives
+				p := s.clientParams(c.p.mux19)
+				p.KeepAlivePayloadType, p.HasKeepAlivePayloadType = keepAlivePT, true
+				h460.SetAckTraversal(ack.Response.OpenLogicalChannelAck, p)
+			}
+			return c.sendH245(ack)
 		}
 	case m.Response != nil && m.Choice == h245.MultimediaSystemControlMessage_Response:
 		switch r := m.Response; r.Choice {
@@ -706,6 +763,9 @@ func (c *Call) handleH245(b []byte, from, to netip.AddrPort) error {
 			}
 			for i, k := range c.kinds {
 				olc := transmitOLC(n+i, k, c.streams[k].stats().LocalRTCP)
+				if c.p.mux19 {
+					h460.SetOLCTraversal(olc, c.streams[k].clientParams(true))
+				}
 				if err := c.sendH245(request(&h245.RequestMessage{Choice: h245.RequestMessage_OpenLogicalChannel, OpenLogicalChannel: olc})); err != nil {
 					return err
 				}
@@ -728,6 +788,7 @@ func (c *Call) handleH245(b []byte, from, to netip.AddrPort) error {
 				if ap, ok := h245AddrPort(ack.MediaChannel); ok {
 					s.setRemote(ap)
 				}
+				c.traversal(s, r.OpenLogicalChannelAck.GenericInformation)
 			}
 		}
 	case m.Command != nil && m.Command.Choice == h245.CommandMessage_EndSessionCommand:
@@ -792,6 +853,9 @@ func (c *Call) answer(ctx context.Context, setup Message) error {
 	conn := &h225.ConnectUUIE{ProtocolIdentifier: h225.ProtocolIdentifier(h225.ProtocolV7),
 		DestinationInfo: endpointType(), ConferenceID: c.ConferenceID[:], CallIdentifier: c.callID(),
 		HasMultipleCalls: true, HasMaintainConnection: true}
+	if c.p.h46019 {
+		conn.FeatureSet = ras.Supported(feature19(c.p.mux19))
+	}
 	if s.HasFastStart && len(s.FastStart) > 0 && !c.p.answer.NoFastStart {
 		fs, err := c.answerFastStart(s.FastStart)
 		if err != nil {
@@ -885,4 +949,13 @@ func dialerFrom(ip netip.Addr) *net.Dialer {
 		return &net.Dialer{}
 	}
 	return &net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, 0))}
+}
+
+// feature19 is the H.460.19 feature an endpoint offers, with
+// supportTransmitMultiplexedMedia when multiplex.
+func feature19(multiplex bool) h225.FeatureDescriptor {
+	if multiplex {
+		return ras.Feature(ras.H46019, ras.Flag(ras.H46019TransmitMultiplexed))
+	}
+	return ras.Feature(ras.H46019)
 }

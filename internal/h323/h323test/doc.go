@@ -7,7 +7,10 @@
 //   - Endpoint, a simulated endpoint (registration with or without
 //     H.460.18, keep-alives, SCI → SCR → Facility, calls with fastStart or
 //     H.245 tunnelled or separate, audio, video and H.239 content channels,
-//     RTP sent, counted and echoed, DRQ and ReleaseComplete);
+//     RTP sent, counted and echoed, DRQ and ReleaseComplete; optionally
+//     H.460.19: keep-alives to the keepAliveChannel it is given and
+//     multiplexed media, as h323plus does, with its media sockets behind
+//     a wrapper a test may use as a NAT);
 //   - Gatekeeper, a minimal inside gatekeeper (RAS and routed call
 //     signalling, scripted callees, every received message recorded);
 //   - Recorder and Dissect, which write what those components send into

@@ -45,6 +45,29 @@ type EndpointConfig struct {
 	// connection open so) on every call-signalling connection at this
 	// interval.
 	SignallingKeepAlive time.Duration
+	// H46019 offers H.460.19 media traversal with H.460.18 in GRQ/RRQ and
+	// in every Setup and Connect (as h323plus does). Given keepAliveChannel
+	// in an OpenLogicalChannel or OpenLogicalChannelAck, the endpoint sends
+	// RTP keep-alives (payload type 127, no payload) from the channel's
+	// RTP port there at once and then every keepAliveInterval (H.460.19
+	// §7.3), and names payload type 127 in its OpenLogicalChannelAck.
+	H46019 bool
+	// H46019Multiplex adds supportTransmitMultiplexedMedia to the offer,
+	// asks (in its OpenLogicalChannel and OpenLogicalChannelAck traversal
+	// parameters) to receive each channel's media prefixed with a
+	// multiplexID of its own, and sends its RTP and keep-alives to the
+	// multiplexedMediaChannel the server names, prefixed with the server's
+	// multiplexID, as h323plus does (H.460.19 multiplexing).
+	H46019Multiplex bool
+	// H46019CallsOnly leaves H.460.19 out of GRQ and RRQ: it is offered in
+	// Setup and Connect only, as the h323plus endpoints of the GnuGk
+	// captures do.
+	H46019CallsOnly bool
+	// MediaKeepAlive, when set, replaces the keepAliveInterval received.
+	MediaKeepAlive time.Duration
+	// WrapMedia, when set, wraps every RTP and RTCP socket of the
+	// endpoint's calls: a test puts the media behind a simulated NAT so.
+	WrapMedia func(*net.UDPConn) MediaConn
 	// Answer is how incoming calls are answered.
 	Answer AnswerConfig
 	// Recorder, when set, records everything the endpoint sends.
@@ -69,6 +92,7 @@ type Endpoint struct {
 	endpointID string
 	ttl        int64
 	h46018     bool // the gatekeeper confirmed H.460.18
+	h46019     bool // ... and H.460.19
 	registered bool
 	keepAlives int
 	// reregistrations counts full registrations after a keep-alive RRJ.
@@ -92,6 +116,8 @@ func NewEndpoint(t testing.TB, cfg EndpointConfig) *Endpoint {
 	e := &Endpoint{cfg: cfg, t: t}
 	e.init(t, cfg.IP, cfg.Recorder, "endpoint", cfg.Alias, cfg.Answer)
 	e.p.keepAlive = cfg.SignallingKeepAlive
+	e.p.h46019, e.p.mediaKeepAlive, e.p.wrap = cfg.H46019, cfg.MediaKeepAlive, cfg.WrapMedia
+	e.p.mux19 = cfg.H46019 && cfg.H46019Multiplex
 	e.p.track = func(c *Call) {
 		e.mu.Lock()
 		e.calls = append(e.calls, c)
@@ -126,6 +152,14 @@ func (e *Endpoint) H46018() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.h46018
+}
+
+// H46019 reports whether the gatekeeper confirmed H.460.19 (with
+// H.460.18).
+func (e *Endpoint) H46019() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.h46019
 }
 
 // KeepAlives returns how many keep-alive RRQs were confirmed.
@@ -179,9 +213,11 @@ func (e *Endpoint) rasEndpoint() ras.Endpoint {
 		Aliases: []h225.AliasAddress{aliasOf(e.cfg.Alias)}, Gatekeeper: e.gkID,
 		EndpointID: e.endpointID, TimeToLive: e.cfg.TimeToLive}
 	if e.cfg.H46018 {
-		// as h323plus: H.460.18 in GRQ/RRQ; H.460.19 (media) is not
-		// simulated, so not offered
-		re.FeatureSet = ras.Supported(ras.Feature(ras.H46018))
+		fs := []h225.GenericData{ras.Feature(ras.H46018)}
+		if e.cfg.H46019 && !e.cfg.H46019CallsOnly {
+			fs = append(fs, feature19(e.cfg.H46019Multiplex))
+		}
+		re.FeatureSet = ras.Supported(fs...)
 	}
 	return re
 }
@@ -234,6 +270,7 @@ func (e *Endpoint) Register(ctx context.Context) error {
 		e.ttl = int64(rcf.TimeToLive)
 	}
 	e.h46018 = e.cfg.H46018 && ras.FeatureIn(rcf.FeatureSet, ras.H46018) != nil
+	e.h46019 = e.h46018 && e.cfg.H46019 && ras.FeatureIn(rcf.FeatureSet, ras.H46019) != nil
 	first := !e.registered
 	e.registered = true
 	e.mu.Unlock()

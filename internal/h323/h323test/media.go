@@ -7,6 +7,9 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
+
+	"github.com/portico-edge/portico/internal/h323/h460"
 )
 
 // Kind is a media channel of a simulated call.
@@ -46,6 +49,20 @@ func kindOfSession(id int64) (Kind, bool) {
 	return Kind(id - 1), true
 }
 
+// MediaConn is a media socket of a simulated endpoint; *net.UDPConn is
+// one. EndpointConfig.WrapMedia puts another in front of it (a simulated
+// NAT).
+type MediaConn interface {
+	ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error)
+	WriteToUDPAddrPort(b []byte, to netip.AddrPort) (int, error)
+	LocalAddr() net.Addr
+	Close() error
+}
+
+// keepAlivePT is the payload type of the simulator's H.460.19 keep-alives
+// (h323plus's).
+const keepAlivePT = 127
+
 // MediaStats counts one channel's RTP.
 type MediaStats struct {
 	Kind Kind
@@ -60,13 +77,25 @@ type MediaStats struct {
 	Sent, Received, Echoed int
 	// From is the source of the last packet received.
 	From netip.AddrPort
+	// KeepAlives counts the H.460.19 keep-alives sent; KeepAliveTo is
+	// where they went.
+	KeepAlives  int
+	KeepAliveTo netip.AddrPort
+	// MultiplexTo and MultiplexID are where and with which prefix the
+	// stream sends multiplexed (H.460.19), zero when it does not;
+	// MultiplexRecv is the ID it asked to receive with. MultiplexSent and
+	// MultiplexReceived count the prefixed packets.
+	MultiplexTo                      netip.AddrPort
+	MultiplexID, MultiplexRecv       uint32
+	MultiplexSent, MultiplexReceived int
 }
 
 // stream is one channel's RTP and RTCP sockets.
 type stream struct {
 	kind      Kind
-	rtp, rtcp *net.UDPConn
+	rtp, rtcp MediaConn
 	rec       *Recorder
+	stop      chan struct{} // closed by close: ends the keep-alives
 	echo      bool
 	ssrc      uint32
 
@@ -76,25 +105,81 @@ type stream struct {
 	changed chan struct{} // closed and replaced on every received packet
 }
 
-func newStream(kind Kind, ip netip.Addr, rec *Recorder, echo bool, ssrc uint32) (*stream, error) {
-	rtp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+func newStream(kind Kind, ip netip.Addr, rec *Recorder, echo bool, ssrc uint32, wrap func(*net.UDPConn) MediaConn) (*stream, error) {
+	rtpConn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
 	if err != nil {
 		return nil, err
 	}
-	rtcp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+	rtcpConn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
 	if err != nil {
-		rtp.Close()
+		rtpConn.Close()
 		return nil, err
 	}
-	s := &stream{kind: kind, rtp: rtp, rtcp: rtcp, rec: rec, echo: echo, ssrc: ssrc, changed: make(chan struct{})}
-	s.st = MediaStats{Kind: kind, Local: addrPort(rtp.LocalAddr()), LocalRTCP: addrPort(rtcp.LocalAddr())}
+	var rtp, rtcp MediaConn = rtpConn, rtcpConn
+	if wrap != nil {
+		rtp, rtcp = wrap(rtpConn), wrap(rtcpConn)
+	}
+	s := &stream{kind: kind, rtp: rtp, rtcp: rtcp, rec: rec, echo: echo, ssrc: ssrc, changed: make(chan struct{}), stop: make(chan struct{})}
+	s.st = MediaStats{Kind: kind, Local: addrPort(rtp.LocalAddr()), LocalRTCP: addrPort(rtcp.LocalAddr()), MultiplexRecv: ssrc + 1}
 	rec.Port(int(s.st.Local.Port()), "rtp")
 	return s, nil
 }
 
 func (s *stream) close() {
+	s.mu.Lock()
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	s.mu.Unlock()
 	s.rtp.Close()
 	s.rtcp.Close()
+}
+
+// keepAlive sends H.460.19 keep-alives (RTP with payload type pt and no
+// payload, H.460.19) from the stream's RTP socket to to, at once and
+// then every interval until the stream closes. A second call for the
+// same destination does nothing.
+func (s *stream) keepAlive(wg *sync.WaitGroup, to netip.AddrPort, pt byte, every time.Duration) {
+	s.mu.Lock()
+	if s.st.KeepAliveTo == to {
+		s.mu.Unlock()
+		return
+	}
+	s.st.KeepAliveTo = to
+	s.mu.Unlock()
+	send := func() {
+		b, to := s.muxed(s.packet(pt)[:12], to)
+		if _, err := s.rtp.WriteToUDPAddrPort(b, to); err == nil {
+			s.rec.UDP(s.st.Local, to, b)
+			s.mu.Lock()
+			s.st.KeepAlives++
+			s.mu.Unlock()
+			s.notify()
+		}
+	}
+	send()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				s.mu.Lock()
+				current := s.st.KeepAliveTo == to
+				s.mu.Unlock()
+				if !current {
+					return
+				}
+				send()
+			}
+		}
+	}()
 }
 
 // setRemote sets where RTP goes.
@@ -143,6 +228,40 @@ func payloadType(k Kind) byte {
 	return 34 // H.263
 }
 
+// clientParams are the traversal parameters of the stream's channels
+// as an H.460.19 client sends them: with multiplex, its own RTP and RTCP
+// addresses and the multiplexID it receives with.
+func (s *stream) clientParams(multiplex bool) *h460.TraversalParameters {
+	p := &h460.TraversalParameters{}
+	if multiplex {
+		st := s.stats()
+		p.MultiplexedMediaChannel, p.MultiplexedMediaControlChannel = h245Addr(st.Local), h245Addr(st.LocalRTCP)
+		p.MultiplexID, p.HasMultiplexID = st.MultiplexRecv, true
+	}
+	return p
+}
+
+// sendMultiplexed makes the stream send its RTP and keep-alives to to,
+// prefixed with id.
+func (s *stream) sendMultiplexed(to netip.AddrPort, id uint32) {
+	s.mu.Lock()
+	s.st.MultiplexTo, s.st.MultiplexID = to, id
+	s.mu.Unlock()
+}
+
+// muxed returns b prefixed with the stream's multiplexID and the
+// multiplexed destination when the stream sends multiplexed to to (or
+// to is zero), else b and to.
+func (s *stream) muxed(b []byte, to netip.AddrPort) ([]byte, netip.AddrPort) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st.MultiplexID == 0 || to.IsValid() && to != s.st.MultiplexTo && to != s.st.Remote {
+		return b, to
+	}
+	s.st.MultiplexSent++
+	return append(binary.BigEndian.AppendUint32(nil, s.st.MultiplexID), b...), s.st.MultiplexTo
+}
+
 // send sends n RTP packets to the remote address; it returns an error when
 // the remote address is not known yet.
 func (s *stream) send(n int) error {
@@ -153,7 +272,7 @@ func (s *stream) send(n int) error {
 		return ErrNoRemote
 	}
 	for i := 0; i < n; i++ {
-		b := s.packet(payloadType(s.kind))
+		b, to := s.muxed(s.packet(payloadType(s.kind)), to)
 		if _, err := s.rtp.WriteToUDPAddrPort(b, to); err != nil {
 			return err
 		}
@@ -181,10 +300,20 @@ func (s *stream) serve() {
 		if err != nil {
 			return
 		}
+		s.mu.Lock()
+		muxed := n >= 16 && binary.BigEndian.Uint32(buf) == s.st.MultiplexRecv
+		s.mu.Unlock()
+		if muxed {
+			copy(buf, buf[4:n])
+			n -= 4
+		}
 		if n < 12 || buf[0]>>6 != 2 {
 			continue
 		}
 		s.mu.Lock()
+		if muxed {
+			s.st.MultiplexReceived++
+		}
 		s.st.Received++
 		s.st.From = unmap(from)
 		to := s.st.Remote

@@ -22,6 +22,25 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
+// exchangeRTP has each call send n RTP packets on every channel once the
+// peer signalled where, and waits until each received n.
+func exchangeRTP(t *testing.T, ctx context.Context, n int, calls ...*Call) {
+	t.Helper()
+	for _, c := range calls {
+		if err := c.WaitMedia(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SendRTP(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range calls {
+		if err := c.WaitReceived(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestRegister(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -104,19 +123,7 @@ func TestCalls(t *testing.T) {
 			if in.ID != call.ID {
 				t.Errorf("callee sees call %x, caller placed %x", in.ID, call.ID)
 			}
-			for _, c := range []*Call{call, in} {
-				if err := c.WaitMedia(ctx); err != nil {
-					t.Fatal(err)
-				}
-				if err := c.SendRTP(5); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for _, c := range []*Call{call, in} {
-				if err := c.WaitReceived(ctx, 5); err != nil {
-					t.Fatal(err)
-				}
-			}
+			exchangeRTP(t, ctx, 5, call, in)
 			wantFS := tc.opts.FastStart && !tc.answer.NoFastStart
 			if call.FastStart != wantFS || in.FastStart != wantFS {
 				t.Errorf("fastStart caller %v callee %v, want %v", call.FastStart, in.FastStart, wantFS)

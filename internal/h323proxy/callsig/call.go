@@ -48,6 +48,14 @@ type call struct {
 	id     []byte
 	legs   [2]*leg
 	media  *h245proxy.Session
+	// outside is the registered callee of a call from inside; h46019 is
+	// set when Portico is the outside endpoint's H.460.19 media
+	// traversal server in this call.
+	outside Endpoint
+	h46019  bool
+	// offerMux is set when the outside endpoint may yet say, in its
+	// answer to the Setup, that it can transmit multiplexed media.
+	offerMux bool
 
 	mu       sync.Mutex
 	bridges  map[netip.AddrPort]*h245proxy.Bridge
@@ -161,6 +169,7 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 		if !found {
 			return refuse(CauseUnallocated, h225.ReleaseCompleteReason_CalledPartyNotRegistered, "callee not registered")
 		}
+		c.outside = ep
 		if ep.H46018 {
 			if s.deps.Traversal == nil || len(c.id) != 16 {
 				return refuse(CauseOutOfOrder, h225.ReleaseCompleteReason_UnreachableDestination, "destination out of order")
@@ -183,10 +192,23 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 	c.legs[caller.Other()] = newLeg(out, nil, s.cfg.MaxFrame)
 	var source [2]netip.Addr
 	source[Outside] = c.legs[Outside].remote.Addr()
+	mux := false
+	if caller == Outside {
+		c.h46019, mux = offersMediaTraversal(setup)
+	} else {
+		// An H.460.18 endpoint that did not offer H.460.19 at registration
+		// (h323plus offers it in its calls only) is offered it in the
+		// Setup, as GnuGk does; traversal parameters it does not know it
+		// ignores.
+		c.h46019, mux = c.outside.H46019 || c.outside.H46018, c.outside.H46019Multiplex
+		c.offerMux = !mux
+	}
+	c.h46019 = c.h46019 && s.cfg.MediaTraversal
 	c.media = h245proxy.NewSession(s.deps.Media, h245proxy.SessionConfig{
 		Label:      c.rec.ID,
 		Interfaces: [2]string{s.cfg.Sides[Outside].Interface, s.cfg.Sides[Inside].Interface},
 		Source:     source,
+		Traversal:  h245proxy.Traversal{Enabled: c.h46019, Multiplex: mux},
 	})
 	s.mu.Lock()
 	if s.ctx.Err() != nil {

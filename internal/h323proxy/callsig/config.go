@@ -55,6 +55,10 @@ type Config struct {
 	// KeepAlive is the TCP keep-alive idle time of answered calls; a
 	// half-open connection ends after it plus 3 probes (default 30s).
 	KeepAlive time.Duration
+	// MediaTraversal makes Portico the H.460.19 media traversal server of
+	// outside endpoints that offer H.460.19 (in their registration or
+	// Setup).
+	MediaTraversal bool
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -99,6 +103,9 @@ type Endpoint struct {
 	// H46018 marks an endpoint behind NAT that is reached through the
 	// traversal server (H.460.18 SCI, then it connects to Portico).
 	H46018 bool
+	// H46019 marks one whose media traversal server Portico is (H.460.19);
+	// H46019Multiplex one that can also transmit multiplexed media.
+	H46019, H46019Multiplex bool
 }
 
 // Registry is implemented by h323proxy's registration table.

@@ -19,6 +19,7 @@ type fields struct {
 	// connection and says so (H.225.0 §7.3), whatever the endpoint offered.
 	multipleCalls, maintain *bool
 	fastStart               *[][]byte
+	featureSet              **h225.FeatureSet
 	parallel                *[][]byte
 	srcAliases              []h225.AliasAddress
 }
@@ -31,13 +32,13 @@ func bodyFields(b *h225.H323UUPDUH323MessageBody) (f fields) {
 			fastStart: &s.FastStart, parallel: &s.ParallelH245Control, srcAliases: s.SourceAddress,
 			multipleCalls: &s.MultipleCalls, maintain: &s.MaintainConnection}
 	case b.CallProceeding != nil:
-		f = fields{h245Address: &b.CallProceeding.H245Address, fastStart: &b.CallProceeding.FastStart,
+		f = fields{featureSet: &b.CallProceeding.FeatureSet, h245Address: &b.CallProceeding.H245Address, fastStart: &b.CallProceeding.FastStart,
 			multipleCalls: &b.CallProceeding.MultipleCalls, maintain: &b.CallProceeding.MaintainConnection}
 	case b.Alerting != nil:
-		f = fields{h245Address: &b.Alerting.H245Address, fastStart: &b.Alerting.FastStart,
+		f = fields{featureSet: &b.Alerting.FeatureSet, h245Address: &b.Alerting.H245Address, fastStart: &b.Alerting.FastStart,
 			multipleCalls: &b.Alerting.MultipleCalls, maintain: &b.Alerting.MaintainConnection}
 	case b.Connect != nil:
-		f = fields{h245Address: &b.Connect.H245Address, fastStart: &b.Connect.FastStart,
+		f = fields{featureSet: &b.Connect.FeatureSet, h245Address: &b.Connect.H245Address, fastStart: &b.Connect.FastStart,
 			multipleCalls: &b.Connect.MultipleCalls, maintain: &b.Connect.MaintainConnection}
 	case b.Progress != nil:
 		f = fields{h245Address: &b.Progress.H245Address, fastStart: &b.Progress.FastStart,
@@ -98,6 +99,24 @@ func (c *call) rewrite(from Side, m *q931.Message, ui *h225.H323UserInformation,
 			f.srcAliases[i].TransportID = &t
 		}
 	}
+	if s := pdu.H323MessageBody.Setup; s != nil {
+		s.NeededFeatures, s.HasNeededFeatures = withoutMediaTraversal(s.NeededFeatures, s.HasNeededFeatures)
+		s.DesiredFeatures, s.HasDesiredFeatures = withoutMediaTraversal(s.DesiredFeatures, s.HasDesiredFeatures)
+		s.SupportedFeatures, s.HasSupportedFeatures = withoutMediaTraversal(s.SupportedFeatures, s.HasSupportedFeatures)
+		if to == Outside && c.h46019 {
+			s.SupportedFeatures, s.HasSupportedFeatures = append(s.SupportedFeatures, mediaTraversalServer()), true
+		}
+	}
+	if f.featureSet != nil {
+		if from == Outside && c.offerMux && c.h46019 && *f.featureSet != nil {
+			// Only the outside's messages touch offerMux (one goroutine).
+			if ras.Param(ras.FeatureIn(*f.featureSet, ras.H46019), ras.H46019TransmitMultiplexed) != nil {
+				c.offerMux = false
+				c.media.EnableMultiplex()
+			}
+		}
+		c.rewriteFeatureSet(to, f.featureSet)
+	}
 	if f.fastStart != nil && len(*f.fastStart) > 0 {
 		if *f.fastStart, err = c.media.RewriteFastStart(from, *f.fastStart); err != nil {
 			return nil, err
@@ -126,4 +145,56 @@ func (c *call) rewrite(from Side, m *q931.Message, ui *h225.H323UserInformation,
 // portico returns Portico's call-signalling address on side s.
 func (c *call) portico(s Side) netip.AddrPort {
 	return netip.AddrPortFrom(c.srv.cfg.Sides[s].Advertise, c.legs[s].local.Port())
+}
+
+// mediaTraversalServer is the H.460.19 feature Portico announces to an
+// outside endpoint whose media traversal server it is:
+// mediaTraversalServer and supportTransmitMultiplexedMedia.
+func mediaTraversalServer() h225.FeatureDescriptor {
+	return ras.Feature(ras.H46019, ras.Flag(ras.H46019TraversalServer), ras.Flag(ras.H46019TransmitMultiplexed))
+}
+
+// offersMediaTraversal reports whether a Setup offers H.460.19 and
+// whether with supportTransmitMultiplexedMedia.
+func offersMediaTraversal(s *h225.SetupUUIE) (offered, multiplex bool) {
+	for _, l := range [][]h225.FeatureDescriptor{s.NeededFeatures, s.DesiredFeatures, s.SupportedFeatures} {
+		if f := ras.Generic(l, ras.H46019); f != nil {
+			return true, ras.Param(f, ras.H46019TransmitMultiplexed) != nil
+		}
+	}
+	return false, false
+}
+
+// withoutMediaTraversal drops H.460.19 from a feature list: it concerns
+// the hop to Portico, never the other side.
+func withoutMediaTraversal(l []h225.FeatureDescriptor, has bool) ([]h225.FeatureDescriptor, bool) {
+	if ras.Generic(l, ras.H46019) == nil {
+		return l, has
+	}
+	out := make([]h225.FeatureDescriptor, 0, len(l))
+	for _, g := range l {
+		if g.Id.Choice != h225.GenericIdentifier_Standard || g.Id.Standard != ras.H46019 {
+			out = append(out, g)
+		}
+	}
+	return out, len(out) > 0
+}
+
+// rewriteFeatureSet drops H.460.19 from the featureSet of a message sent
+// to side to and, toward an outside endpoint Portico is the traversal
+// server of, announces it there.
+func (c *call) rewriteFeatureSet(to Side, fs **h225.FeatureSet) {
+	if *fs != nil {
+		f := *fs
+		f.NeededFeatures, f.HasNeededFeatures = withoutMediaTraversal(f.NeededFeatures, f.HasNeededFeatures)
+		f.DesiredFeatures, f.HasDesiredFeatures = withoutMediaTraversal(f.DesiredFeatures, f.HasDesiredFeatures)
+		f.SupportedFeatures, f.HasSupportedFeatures = withoutMediaTraversal(f.SupportedFeatures, f.HasSupportedFeatures)
+	}
+	if to != Outside || !c.h46019 {
+		return
+	}
+	if *fs == nil {
+		*fs = &h225.FeatureSet{}
+	}
+	(*fs).SupportedFeatures, (*fs).HasSupportedFeatures = append((*fs).SupportedFeatures, mediaTraversalServer()), true
 }

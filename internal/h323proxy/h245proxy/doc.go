@@ -12,6 +12,15 @@
 // UserInputIndication, H.239 generic messages, H.235 media keys) passes
 // byte for byte.
 //
+// H.460.19 traversal parameters (genericInformation 0.0.8.460.19.0.1)
+// never cross: for an outside endpoint that offered H.460.19 the Session
+// is its media traversal server and puts its own into every
+// OpenLogicalChannel and OpenLogicalChannelAck sent to it: the relay's
+// outside RTP address as keepAliveChannel, keepAlivePayloadType and
+// keepAliveInterval. To one that can transmit multiplexed media it also
+// offers the relay's multiplexed ports and the stream's multiplexID, and
+// one that names its own multiplexID receives its media so prefixed.
+//
 // A Session is the media adapter of one call over a media.Relay: leg 0 of
 // every relay stream is the outside, leg 1 the inside. One relay stream
 // carries one RTP session (H.225.0 §8.1 sessionID: 1 audio, 2 video,

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/portico-edge/portico/internal/asn1per"
 	"github.com/portico-edge/portico/internal/h323/h245"
+	"github.com/portico-edge/portico/internal/h323/h460"
 	"github.com/portico-edge/portico/internal/media"
 )
 
@@ -53,7 +55,43 @@ type SessionConfig struct {
 	// binding of an outside endpoint); media from it may latch the leg
 	// (docs/config.md "Latching"). Zero when unknown.
 	Source [2]netip.Addr
+	// Traversal makes Portico the H.460.19 media traversal server of the
+	// outside endpoint: set when that endpoint offered H.460.19.
+	Traversal Traversal
 }
+
+// Traversal is what Portico, as H.460.19 traversal server, asks of an
+// outside endpoint behind NAT: in every
+// OpenLogicalChannel and OpenLogicalChannelAck sent to it, the relay's
+// outside RTP address of the channel's stream as keepAliveChannel, with
+// keepAlivePayloadType and keepAliveInterval. The endpoint sends RTP
+// keep-alives from its media ports there, which opens its NAT binding;
+// the relay latches the leg to their source and does not forward them.
+//
+// With Multiplex (the endpoint can transmit multiplexed media, H.460.19
+// supportTransmitMultiplexedMedia) and a relay interface with a
+// multiplexed port, the parameters also name that port as
+// multiplexedMediaChannel and multiplexedMediaControlChannel, with the
+// multiplexID of the stream's outside leg, and the port is the
+// keepAliveChannel. An endpoint whose own parameters name a multiplexID
+// receives its media prefixed with it.
+type Traversal struct {
+	Enabled   bool
+	Multiplex bool
+	// KeepAliveInterval is the keepAliveInterval asked for (default
+	// DefaultKeepAliveInterval; whole seconds, at least 1).
+	KeepAliveInterval time.Duration
+	// PayloadType is the keepAlivePayloadType offered (default
+	// DefaultKeepAlivePayloadType); an endpoint that names its own in
+	// its OpenLogicalChannelAck is recognised by that one.
+	PayloadType uint8
+}
+
+// Defaults of Traversal.
+const (
+	DefaultKeepAliveInterval    = 19 * time.Second
+	DefaultKeepAlivePayloadType = 127
+)
 
 // DefaultMaxStreams is the default cap of relay streams per call: audio,
 // main video, content, data and FECC with room to spare.
@@ -90,7 +128,24 @@ func NewSession(m Media, cfg SessionConfig) *Session {
 	if cfg.MaxStreams <= 0 {
 		cfg.MaxStreams = DefaultMaxStreams
 	}
+	if cfg.Traversal.KeepAliveInterval < time.Second {
+		cfg.Traversal.KeepAliveInterval = DefaultKeepAliveInterval
+	}
+	if cfg.Traversal.PayloadType == 0 || cfg.Traversal.PayloadType > 127 {
+		cfg.Traversal.PayloadType = DefaultKeepAlivePayloadType
+	}
 	return &Session{media: m, cfg: cfg, bySession: map[int64]int{}, byChannel: map[chanKey]int{}}
+}
+
+// EnableMultiplex offers multiplexed media to the outside endpoint in
+// the RTP sessions opened from now on, once it said it can transmit it
+// (supportTransmitMultiplexedMedia in its answer to the Setup). Sessions
+// already open keep the ports their keepAliveChannel named, where the
+// endpoint's NAT binding points. Without Traversal it does nothing.
+func (s *Session) EnableMultiplex() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.Traversal.Multiplex = s.cfg.Traversal.Enabled
 }
 
 // Close releases the relay session and returns its statistics.
@@ -159,6 +214,10 @@ func (s *Session) stream(key chanKey, sessionID int64, kind media.Kind, secure b
 		return 0, fmt.Errorf("%w: more than %d streams", ErrMedia, s.cfg.MaxStreams)
 	}
 	c := media.StreamConfig{Kind: kind, Transport: media.UDP, Secure: secure, Source: s.cfg.Source}
+	if s.cfg.Traversal.Enabled {
+		c.KeepAlive[Outside] = media.KeepAlive{Enabled: true, PayloadType: s.cfg.Traversal.PayloadType}
+		c.Multiplex[Outside] = s.cfg.Traversal.Multiplex
+	}
 	var err error
 	if !s.allocated {
 		s.id, s.infos, err = s.media.Allocate(media.SessionConfig{Label: s.cfg.Label, Interfaces: s.cfg.Interfaces, Streams: []media.StreamConfig{c}})
@@ -233,9 +292,11 @@ func (s *Session) swap(i int, from Side, ta *h245.TransportAddress, rtcp bool) (
 
 // rewriteParams rewrites the addresses of H2250LogicalChannelParameters
 // sent by side from.
-func (s *Session) rewriteParams(key chanKey, from Side, p *h245.H2250LogicalChannelParameters, dt *h245.DataType) error {
+// It returns the index of the channel's relay stream, -1 when the
+// parameters name no address.
+func (s *Session) rewriteParams(key chanKey, from Side, p *h245.H2250LogicalChannelParameters, dt *h245.DataType) (int, error) {
 	if p == nil || p.MediaChannel == nil && p.MediaControlChannel == nil {
-		return nil
+		return -1, nil
 	}
 	kind, secure := kindOf(dt, p.SessionID)
 	return s.swapBoth(key, p.SessionID, kind, secure, from, &p.MediaChannel, &p.MediaControlChannel)
@@ -243,10 +304,10 @@ func (s *Session) rewriteParams(key chanKey, from Side, p *h245.H2250LogicalChan
 
 // swapBoth rewrites a channel's RTP and RTCP addresses (either may be
 // absent) on the stream of key. Caller holds s.mu.
-func (s *Session) swapBoth(key chanKey, sessionID int64, kind media.Kind, secure bool, from Side, rtp, rtcp **h245.TransportAddress) error {
+func (s *Session) swapBoth(key chanKey, sessionID int64, kind media.Kind, secure bool, from Side, rtp, rtcp **h245.TransportAddress) (int, error) {
 	i, err := s.stream(key, sessionID, kind, secure)
 	if err != nil {
-		return err
+		return -1, err
 	}
 	for _, a := range []struct {
 		ta   **h245.TransportAddress
@@ -254,15 +315,12 @@ func (s *Session) swapBoth(key chanKey, sessionID int64, kind media.Kind, secure
 	}{{rtp, false}, {rtcp, true}} {
 		if *a.ta != nil {
 			if *a.ta, err = s.swap(i, from, *a.ta, a.rtcp); err != nil {
-				return err
+				return -1, err
 			}
 		}
 	}
-	return nil
+	return i, nil
 }
-
-// h46019 identifies H.460.19 traversal parameters (H.460.19 §8.1).
-var h46019 = asn1per.OID("0.0.8.460.19.0.1")
 
 // stripTraversal removes H.460.19 traversal parameters from a channel's
 // genericInformation. They carry one side's keep-alive and multiplexed
@@ -272,7 +330,7 @@ var h46019 = asn1per.OID("0.0.8.460.19.0.1")
 func stripTraversal(gi *[]h245.GenericInformation, has *bool) {
 	out := (*gi)[:0]
 	for _, g := range *gi {
-		if g.MessageIdentifier.Choice == h245.CapabilityIdentifier_Standard && bytes.Equal(g.MessageIdentifier.Standard, h46019) {
+		if g.MessageIdentifier.Choice == h245.CapabilityIdentifier_Standard && bytes.Equal(g.MessageIdentifier.Standard, h460.MediaTraversalOID) {
 			continue
 		}
 		out = append(out, g)
@@ -283,17 +341,87 @@ func stripTraversal(gi *[]h245.GenericInformation, has *bool) {
 	}
 }
 
+// serverTraversal returns the traversal parameters Portico sends the
+// outside endpoint for relay stream i. Caller holds s.mu.
+func (s *Session) serverTraversal(i int) (*h460.TraversalParameters, bool) {
+	if !s.cfg.Traversal.Enabled || i < 0 || i >= len(s.infos) || !s.infos[i].Local[Outside].IsValid() {
+		return nil, false
+	}
+	in := &s.infos[i]
+	p := &h460.TraversalParameters{
+		KeepAliveChannel:     newTransportAddress(in.Local[Outside]),
+		KeepAlivePayloadType: s.cfg.Traversal.PayloadType, HasKeepAlivePayloadType: true,
+		KeepAliveInterval: uint32(s.cfg.Traversal.KeepAliveInterval / time.Second), HasKeepAliveInterval: true,
+	}
+	if id := in.MultiplexID[Outside]; id != 0 {
+		p.MultiplexedMediaChannel = newTransportAddress(in.LocalMux[Outside])
+		p.MultiplexedMediaControlChannel = newTransportAddress(in.LocalMuxRTCP[Outside])
+		p.MultiplexID, p.HasMultiplexID = id, true
+		p.KeepAliveChannel = newTransportAddress(in.LocalMux[Outside])
+	}
+	return p, true
+}
+
+// readTraversal returns the traversal parameters among gi, nil when there
+// are none or they do not decode. It is read before stripTraversal, which
+// reuses gi's array.
+func readTraversal(gi []h245.GenericInformation) *h460.TraversalParameters {
+	p, found, err := h460.Traversal(gi)
+	if !found || err != nil {
+		return nil
+	}
+	return &p
+}
+
+// clientTraversal records what an outside endpoint's traversal
+// parameters in gi ask of stream i: the keepAlivePayloadType it sends
+// and the multiplexID it receives its media with. Malformed or absent
+// parameters change nothing (keep-alives are then recognised by the
+// offered type and by empty RTP). Caller holds s.mu.
+func (s *Session) clientTraversal(i int, p *h460.TraversalParameters) error {
+	if !s.cfg.Traversal.Enabled || i < 0 || i >= len(s.streams) || p == nil {
+		return nil
+	}
+	c := &s.streams[i]
+	changed := false
+	if p.HasKeepAlivePayloadType && c.KeepAlive[Outside].PayloadType != p.KeepAlivePayloadType {
+		c.KeepAlive[Outside] = media.KeepAlive{Enabled: true, PayloadType: p.KeepAlivePayloadType}
+		changed = true
+	}
+	mm, _ := unicastAddrPort(p.MultiplexedMediaChannel)
+	// The relay's own multiplexed port is an echo of Portico's parameters
+	// (a fastStart answer returning the proposal), not a request.
+	echo := i < len(s.infos) && mm == s.infos[i].LocalMux[Outside]
+	if p.HasMultiplexID && p.MultiplexID != 0 && mm.IsValid() && !echo && c.MultiplexSend[Outside] != p.MultiplexID {
+		c.MultiplexSend[Outside] = p.MultiplexID
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	infos, err := s.media.Update(s.id, s.streams)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrMedia, err)
+	}
+	s.infos = infos
+	return nil
+}
+
 // RewriteOLC rewrites an OpenLogicalChannel sent by side from.
 func (s *Session) RewriteOLC(from Side, olc *h245.OpenLogicalChannel) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	client := readTraversal(olc.GenericInformation)
 	stripTraversal(&olc.GenericInformation, &olc.HasGenericInformation)
 	key := chanKey{from, olc.ForwardLogicalChannelNumber}
+	stream := -1
 	fp := &olc.ForwardLogicalChannelParameters
 	if fp.MultiplexParameters.Choice == h245.OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters_H2250LogicalChannelParameters {
-		if err := s.rewriteParams(key, from, fp.MultiplexParameters.H2250LogicalChannelParameters, &fp.DataType); err != nil {
+		i, err := s.rewriteParams(key, from, fp.MultiplexParameters.H2250LogicalChannelParameters, &fp.DataType)
+		if err != nil {
 			return err
 		}
+		stream = max(stream, i)
 	}
 	if rp := olc.ReverseLogicalChannelParameters; rp != nil && rp.MultiplexParameters != nil &&
 		rp.MultiplexParameters.Choice == h245.OpenLogicalChannelReverseLogicalChannelParametersMultiplexParameters_H2250LogicalChannelParameters {
@@ -301,8 +429,22 @@ func (s *Session) RewriteOLC(from Side, olc *h245.OpenLogicalChannel) error {
 		if fp.DataType.Choice != h245.DataType_NullData {
 			dt = &fp.DataType
 		}
-		if err := s.rewriteParams(key, from, rp.MultiplexParameters.H2250LogicalChannelParameters, dt); err != nil {
+		i, err := s.rewriteParams(key, from, rp.MultiplexParameters.H2250LogicalChannelParameters, dt)
+		if err != nil {
 			return err
+		}
+		stream = max(stream, i)
+	}
+	if from == Outside {
+		if err := s.clientTraversal(stream, client); err != nil {
+			return err
+		}
+	}
+	if from == Inside {
+		if p, ok := s.serverTraversal(stream); ok {
+			if err := h460.SetOLCTraversal(olc, p); err != nil {
+				return fmt.Errorf("%w: %v", ErrMalformed, err)
+			}
 		}
 	}
 	return nil
@@ -313,8 +455,8 @@ func (s *Session) RewriteOLC(from Side, olc *h245.OpenLogicalChannel) error {
 func (s *Session) RewriteOLCAck(from Side, ack *h245.OpenLogicalChannelAck) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	stripTraversal(&ack.GenericInformation, &ack.HasGenericInformation)
 	key := chanKey{from.Other(), ack.ForwardLogicalChannelNumber}
+	stream := -1
 	if fm := ack.ForwardMultiplexAckParameters; fm != nil && fm.H2250LogicalChannelAckParameters != nil {
 		p := fm.H2250LogicalChannelAckParameters
 		if p.MediaChannel != nil || p.MediaControlChannel != nil {
@@ -324,9 +466,11 @@ func (s *Session) RewriteOLCAck(from Side, ack *h245.OpenLogicalChannelAck) erro
 			} else if p.SessionID == 2 {
 				kind = media.KindVideo
 			}
-			if err := s.swapBoth(key, p.SessionID, kind, false, from, &p.MediaChannel, &p.MediaControlChannel); err != nil {
+			i, err := s.swapBoth(key, p.SessionID, kind, false, from, &p.MediaChannel, &p.MediaControlChannel)
+			if err != nil {
 				return err
 			}
+			stream = i
 		}
 	}
 	if rp := ack.ReverseLogicalChannelParameters; rp != nil && rp.MultiplexParameters != nil && rp.MultiplexParameters.H2250LogicalChannelParameters != nil {
@@ -336,8 +480,23 @@ func (s *Session) RewriteOLCAck(from Side, ack *h245.OpenLogicalChannelAck) erro
 		if p.SessionID == 1 {
 			dt.Choice = h245.DataType_AudioData
 		}
-		if err := s.rewriteParams(key, from, p, &dt); err != nil {
+		i, err := s.rewriteParams(key, from, p, &dt)
+		if err != nil {
 			return err
+		}
+		stream = max(stream, i)
+	}
+	if from == Outside {
+		if err := s.clientTraversal(stream, readTraversal(ack.GenericInformation)); err != nil {
+			return err
+		}
+	}
+	stripTraversal(&ack.GenericInformation, &ack.HasGenericInformation)
+	if from == Inside {
+		if p, ok := s.serverTraversal(stream); ok {
+			if err := h460.SetAckTraversal(ack, p); err != nil {
+				return fmt.Errorf("%w: %v", ErrMalformed, err)
+			}
 		}
 	}
 	return nil

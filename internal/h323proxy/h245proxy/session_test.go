@@ -12,6 +12,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/asn1per"
 	"github.com/portico-edge/portico/internal/h323/h245"
+	"github.com/portico-edge/portico/internal/h323/h460"
 	"github.com/portico-edge/portico/internal/media"
 )
 
@@ -34,6 +35,10 @@ func (f *fakeMedia) infos() []media.StreamInfo {
 		for l := range 2 {
 			out[i].Local[l] = netip.AddrPortFrom(out[i].Local[l].Addr(), out[i].Local[l].Port()+p)
 			out[i].LocalRTCP[l] = netip.AddrPortFrom(out[i].LocalRTCP[l].Addr(), out[i].LocalRTCP[l].Port()+p)
+		}
+		if f.streams[i].Multiplex[0] { // the relay's multiplexed port 9000
+			out[i].MultiplexID[0] = uint32(1000 + i)
+			out[i].LocalMux[0], out[i].LocalMuxRTCP[0] = netip.MustParseAddrPort("127.0.0.2:9000"), netip.MustParseAddrPort("127.0.0.2:9001")
 		}
 	}
 	return out
@@ -301,9 +306,27 @@ func FuzzRewritePDU(f *testing.F) {
 	f.Add(olcPDU(f, olc(1, 0, "192.0.2.10:5000", "192.0.2.10:5001")))
 	f.Add(ackPDU(f, 1, 1, "10.1.1.5:6000", "10.1.1.5:6001"))
 	f.Add([]byte{0x00})
+	f.Add(func() []byte {
+		m := &h245.MultimediaSystemControlMessage{}
+		m.Unmarshal(ackPDU(f, 1, 1, "192.168.1.20:5000", "192.168.1.20:5001"))
+		h460.SetAckTraversal(m.Response.OpenLogicalChannelAck, &h460.TraversalParameters{KeepAlivePayloadType: 100, HasKeepAlivePayloadType: true})
+		b, _ := m.Marshal()
+		return b
+	}())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s := NewSession(&fakeMedia{}, SessionConfig{})
 		defer s.Close()
+		// As the traversal server, the outside's OLCAck is read for its
+		// traversal parameters first.
+		ts := NewSession(&fakeMedia{}, SessionConfig{Traversal: Traversal{Enabled: true}})
+		defer ts.Close()
+		ts.RewritePDU(Inside, olcPDU(t, olc(1, 1, "", "10.1.1.5:6001")))
+		if out, err := ts.RewritePDU(Outside, b); err == nil {
+			var m h245.MultimediaSystemControlMessage
+			if err := m.Unmarshal(out); err != nil {
+				t.Fatalf("rewritten PDU does not decode: %v", err)
+			}
+		}
 		for _, side := range []Side{Outside, Inside} {
 			out, err := s.RewritePDU(side, b)
 			if err != nil {
@@ -494,5 +517,186 @@ func TestFastStartAnswerEchoesRelay(t *testing.T) {
 	}
 	if got, _ := unicastAddrPort(back.ReverseLogicalChannelParameters.MultiplexParameters.H2250LogicalChannelParameters.MediaChannel); got != ap("192.0.2.10:5000") {
 		t.Errorf("the caller's echoed mediaChannel comes back as %v, want its own 192.0.2.10:5000", got)
+	}
+}
+
+// TestTraversalServer: for an outside endpoint that offered H.460.19,
+// every OpenLogicalChannel and OpenLogicalChannelAck sent to it carries
+// the relay's outside RTP address of the channel's stream as
+// keepAliveChannel, with payload type and interval; the inside's own
+// traversal parameters never cross; the payload type the endpoint names
+// in its OpenLogicalChannelAck is the one the relay recognises.
+func TestTraversalServer(t *testing.T) {
+	fm := &fakeMedia{}
+	s := NewSession(fm, SessionConfig{Traversal: Traversal{Enabled: true, KeepAliveInterval: 5 * time.Second}})
+	insideParams := func(o *h245.OpenLogicalChannel) {
+		// What an inside H.460.19 client would send its own server: it must not leave.
+		h460.SetOLCTraversal(o, &h460.TraversalParameters{KeepAliveChannel: newTransportAddress(ap("10.1.1.5:7000"))})
+	}
+	check := func(t *testing.T, gi []h245.GenericInformation, out []byte, want netip.AddrPort) {
+		t.Helper()
+		p, found, err := h460.Traversal(gi)
+		if !found || err != nil {
+			t.Fatalf("traversal parameters: found %v, %v", found, err)
+		}
+		if got, _ := unicastAddrPort(p.KeepAliveChannel); got != want || p.KeepAlivePayloadType != 127 || !p.HasKeepAlivePayloadType ||
+			p.KeepAliveInterval != 5 || p.MultiplexedMediaChannel != nil || p.HasMultiplexID {
+			t.Fatalf("traversal parameters %+v (keepAliveChannel %v), want keepAliveChannel %v, type 127, interval 5", p, got, want)
+		}
+		if bytes.Contains(out, []byte{10, 1, 1, 5}) {
+			t.Fatal("inside address crossed")
+		}
+	}
+	// Inside opens video toward the outside endpoint.
+	o := olc(1, 2, "", "10.1.1.5:6001")
+	insideParams(o)
+	out, err := s.RewritePDU(Inside, olcPDU(t, o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := decode(t, out).Request.OpenLogicalChannel
+	check(t, got.GenericInformation, out, ap("127.0.0.2:10000"))
+	if len(got.GenericInformation) != 1 {
+		t.Fatalf("%d genericInformation elements", len(got.GenericInformation))
+	}
+	if st := fm.streams[0]; !st.KeepAlive[Outside].Enabled || st.KeepAlive[Outside].PayloadType != 127 || st.KeepAlive[Inside].Enabled {
+		t.Fatalf("stream keep-alive %+v", st.KeepAlive)
+	}
+	// The endpoint acknowledges, naming its own keep-alive payload type.
+	ack := &h245.MultimediaSystemControlMessage{}
+	if err := ack.Unmarshal(ackPDU(t, 1, 2, "192.168.1.20:5000", "192.168.1.20:5001")); err != nil {
+		t.Fatal(err)
+	}
+	a := ack.Response.OpenLogicalChannelAck
+	h460.SetAckTraversal(a, &h460.TraversalParameters{KeepAlivePayloadType: 100, HasKeepAlivePayloadType: true})
+	b, _ := ack.Marshal()
+	out, err = s.RewritePDU(Outside, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, found, _ := h460.Traversal(decode(t, out).Response.OpenLogicalChannelAck.GenericInformation); found {
+		t.Fatal("the outside endpoint's traversal parameters crossed inside")
+	}
+	if st := fm.streams[0]; st.KeepAlive[Outside].PayloadType != 100 {
+		t.Fatalf("keep-alive payload type %d, want the endpoint's 100", st.KeepAlive[Outside].PayloadType)
+	}
+	// The outside endpoint opens audio; the inside's OLCAck gets the parameters.
+	if _, err := s.RewritePDU(Outside, olcPDU(t, olc(1, 1, "", "192.168.1.20:5003"))); err != nil {
+		t.Fatal(err)
+	}
+	ack = &h245.MultimediaSystemControlMessage{}
+	if err := ack.Unmarshal(ackPDU(t, 1, 1, "10.1.1.5:6002", "10.1.1.5:6003")); err != nil {
+		t.Fatal(err)
+	}
+	h460.SetAckTraversal(ack.Response.OpenLogicalChannelAck, &h460.TraversalParameters{KeepAliveChannel: newTransportAddress(ap("10.1.1.5:7000"))})
+	b, _ = ack.Marshal()
+	out, err = s.RewritePDU(Inside, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, decode(t, out).Response.OpenLogicalChannelAck.GenericInformation, out, ap("127.0.0.2:10010"))
+
+	// Toward the inside, and without traversal, nothing is added.
+	plain := NewSession(&fakeMedia{}, SessionConfig{})
+	out, err = plain.RewritePDU(Inside, olcPDU(t, olc(1, 2, "", "10.1.1.5:6001")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if decode(t, out).Request.OpenLogicalChannel.HasGenericInformation {
+		t.Fatal("traversal parameters sent to an endpoint that did not offer H.460.19")
+	}
+	out, err = s.RewritePDU(Outside, olcPDU(t, olc(2, 3, "", "192.168.1.20:5005")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if decode(t, out).Request.OpenLogicalChannel.HasGenericInformation {
+		t.Fatal("traversal parameters sent inside")
+	}
+}
+
+// TestTraversalMultiplexed: to an endpoint that can transmit multiplexed
+// media, the relay's multiplexed ports and the stream's multiplexID are
+// offered (the multiplexed RTP port is the keepAliveChannel); a
+// multiplexID the endpoint names in its own parameters is the prefix of
+// what the relay sends it; neither crosses inside.
+func TestTraversalMultiplexed(t *testing.T) {
+	fm := &fakeMedia{}
+	s := NewSession(fm, SessionConfig{Traversal: Traversal{Enabled: true, Multiplex: true}})
+	out, err := s.RewritePDU(Inside, olcPDU(t, olc(1, 1, "", "10.1.1.5:6001")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, found, err := h460.Traversal(decode(t, out).Request.OpenLogicalChannel.GenericInformation)
+	if !found || err != nil {
+		t.Fatalf("found %v, %v", found, err)
+	}
+	mm, _ := unicastAddrPort(p.MultiplexedMediaChannel)
+	mc, _ := unicastAddrPort(p.MultiplexedMediaControlChannel)
+	ka, _ := unicastAddrPort(p.KeepAliveChannel)
+	if mm != ap("127.0.0.2:9000") || mc != ap("127.0.0.2:9001") || ka != mm || !p.HasMultiplexID || p.MultiplexID != 1000 {
+		t.Fatalf("multiplexed %v %v id %d, keep-alive %v", mm, mc, p.MultiplexID, ka)
+	}
+	if !fm.streams[0].Multiplex[Outside] || fm.streams[0].Multiplex[Inside] {
+		t.Fatalf("stream multiplex %v", fm.streams[0].Multiplex)
+	}
+	// A fastStart answer echoing Portico's own parameters is no request.
+	echo := olc(1, 1, "", "192.168.1.20:5001")
+	h460.SetOLCTraversal(echo, &p)
+	if _, err := s.RewritePDU(Outside, olcPDU(t, echo)); err != nil {
+		t.Fatal(err)
+	}
+	if fm.streams[0].MultiplexSend[Outside] != 0 {
+		t.Fatalf("the relay's own multiplexID taken as the endpoint's: %v", fm.streams[0].MultiplexSend)
+	}
+	// The endpoint opens its own channel on the same session, asking for
+	// multiplexed reception (as h323plus does in its OLC).
+	o := olc(2, 1, "", "192.168.1.20:5001")
+	h460.SetOLCTraversal(o, &h460.TraversalParameters{MultiplexedMediaChannel: newTransportAddress(ap("192.168.1.20:5000")),
+		MultiplexedMediaControlChannel: newTransportAddress(ap("192.168.1.20:5001")), MultiplexID: 269646, HasMultiplexID: true})
+	out, err = s.RewritePDU(Outside, olcPDU(t, o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if decode(t, out).Request.OpenLogicalChannel.HasGenericInformation || bytes.Contains(out, []byte{192, 168, 1, 20}) {
+		t.Fatal("the endpoint's traversal parameters crossed inside")
+	}
+	if len(fm.streams) != 1 || fm.streams[0].MultiplexSend[Outside] != 269646 {
+		t.Fatalf("streams %d, multiplexSend %v", len(fm.streams), fm.streams[0].MultiplexSend)
+	}
+}
+
+// TestEnableMultiplex: multiplexing offered once the endpoint said it can
+// transmit multiplexed media applies to the RTP sessions opened after;
+// one already open keeps its own port (where the endpoint's keep-alives
+// went).
+func TestEnableMultiplex(t *testing.T) {
+	fm := &fakeMedia{}
+	s := NewSession(fm, SessionConfig{Traversal: Traversal{Enabled: true}})
+	if _, err := s.RewritePDU(Inside, olcPDU(t, olc(1, 1, "", "10.1.1.5:6001"))); err != nil {
+		t.Fatal(err)
+	}
+	s.EnableMultiplex()
+	out, err := s.RewritePDU(Inside, olcPDU(t, olc(2, 2, "", "10.1.1.5:6003")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fm.streams[0].Multiplex[Outside] || !fm.streams[1].Multiplex[Outside] {
+		t.Fatalf("multiplex per stream: %v, %v; want the second only", fm.streams[0].Multiplex, fm.streams[1].Multiplex)
+	}
+	p, _, _ := h460.Traversal(decode(t, out).Request.OpenLogicalChannel.GenericInformation)
+	if !p.HasMultiplexID || p.MultiplexID != 1001 {
+		t.Fatalf("second session's parameters %+v", p)
+	}
+	out, err = s.RewritePDU(Inside, olcPDU(t, olc(3, 1, "", "10.1.1.5:6001")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _, _ := h460.Traversal(decode(t, out).Request.OpenLogicalChannel.GenericInformation); p.HasMultiplexID {
+		t.Fatal("the session already open is offered multiplexing")
+	}
+	plain := NewSession(&fakeMedia{}, SessionConfig{})
+	plain.EnableMultiplex()
+	if plain.cfg.Traversal.Multiplex {
+		t.Fatal("multiplexing without traversal")
 	}
 }
