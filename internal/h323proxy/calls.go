@@ -33,6 +33,7 @@ func (s *Server) newCalls(cfg Config) (*callsig.Server, error) {
 		Traversal: traversal{s},
 		History:   s.deps.Calls,
 		Guard:     s.deps.Guard,
+		KeepAlive: s.keepAlive,
 	})
 	if err != nil {
 		return nil, err
@@ -82,7 +83,7 @@ func (s *Server) caller(info callsig.CallInfo) string {
 			return policy.CallerRegistered
 		}
 	}
-	if s.federated(info.Source) {
+	if s.federated(info.Source) || s.zoneAt(info.Source) != nil {
 		return policy.CallerFederated
 	}
 	return policy.CallerGuest
@@ -93,8 +94,12 @@ func (s *Server) caller(info callsig.CallInfo) string {
 // alias allowed admits the call.
 func (s *Server) decide(info callsig.CallInfo) callsig.Decision {
 	kind := s.caller(info)
+	label := kind
+	if zc := s.zoneAt(info.Source); zc != nil {
+		label = "zone:" + zc.z.Name // history names the traversal zone
+	}
 	if s.deps.Policy == nil {
-		return callsig.Decision{Allow: true, CallType: kind}
+		return callsig.Decision{Allow: true, CallType: label}
 	}
 	to := info.To
 	if len(to) == 0 {
@@ -104,14 +109,14 @@ func (s *Server) decide(info callsig.CallInfo) callsig.Decision {
 	for _, a := range slices.Compact(slices.Clone(to)) {
 		d = s.deps.Policy(policy.Call{Caller: kind, Source: info.Source, Protocol: "h323", To: a})
 		if d.Allowed() {
-			return callsig.Decision{Allow: true, CallType: kind}
+			return callsig.Decision{Allow: true, CallType: label}
 		}
 	}
 	reason := "destination not allowed"
 	if d.Rule != "" {
 		reason += " (rule " + d.Rule + ")"
 	}
-	return callsig.Decision{Allow: false, Reason: reason, CallType: kind}
+	return callsig.Decision{Allow: false, Reason: reason, CallType: label}
 }
 
 // registry adapts the registration table to callsig.Registry.
@@ -121,6 +126,9 @@ func (r registry) Outside(alias string) (callsig.Endpoint, bool) {
 	ep, ok := r.s.Outside(alias)
 	if !ok {
 		ep, ok = r.s.neighbourRoute(alias)
+	}
+	if !ok {
+		return r.s.zoneRoute(alias)
 	}
 	return callsig.Endpoint{ID: ep.ID, CallSignal: ep.CallSignal, H46018: ep.H46018}, ok
 }

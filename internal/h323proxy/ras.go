@@ -34,6 +34,8 @@ type pending struct {
 	neighbour netip.AddrPort
 	names     []string
 	expires   time.Time
+	// kaSignal and kaH245: RRQ, the endpoint's keep-alive methods.
+	kaSignal, kaH245 KeepAliveMethod
 }
 
 // handleExternal handles one datagram from outside.
@@ -280,6 +282,7 @@ func (s *Server) registrationRequest(src netip.AddrPort, m *h225.RasMessage) {
 	p := &pending{kind: m.Choice, from: src, seq: req.RequestSeqNum, reg: existing,
 		h46018: s.cfg.Traversal && offers(req.FeatureSet, req.GenericData, ras.H46018)}
 	p.rrq = copyRRQ(req)
+	p.kaSignal, p.kaH245 = s.keepAliveFor(&req.EndpointVendor)
 	seq, ok := s.track(true, p)
 	if !ok {
 		s.m.dropped.WithLabelValues(External, "pending_full").Inc()
@@ -781,6 +784,7 @@ func (s *Server) registrationAnswer(p *pending, m *h225.RasMessage) {
 	r.names = aliasNames(r.aliases)
 	r.src = p.from
 	r.h46018 = p.h46018
+	r.kaSignal, r.kaH245 = p.kaSignal, p.kaH245
 	r.callSignal = outsideSignal(p.rrq.CallSignalAddress, p.from)
 	r.expires = now.Add(s.ttl(r))
 	r.insideTTL = 0

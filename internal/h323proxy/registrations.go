@@ -37,6 +37,8 @@ type registration struct {
 	src                 netip.AddrPort
 	callSignal          netip.AddrPort
 	h46018              bool
+	// kaSignal and kaH245 are its TCP keep-alive methods (keepalive.go).
+	kaSignal, kaH245 KeepAliveMethod
 	// expires is when the endpoint is unregistered unless it refreshes
 	// (outside timeToLive).
 	expires time.Time

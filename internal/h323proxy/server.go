@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -111,6 +112,7 @@ type Server struct {
 	runErr   error // the first attached runner's failure (under mu)
 	signal   SignalServer
 	cs       *callsig.Server // the call-signalling proxy, with Deps.Media
+	zones    []*zoneClient   // the traversal zones (cfg.Zones), fixed at New
 }
 
 // Attach adds a runner that Serve starts beside RAS and stops with it:
@@ -157,6 +159,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Media != nil {
 		if s.cs, err = s.newCalls(cfg); err != nil {
 			return nil, err
+		}
+	}
+	if len(cfg.Zones) > 0 {
+		zm := newZoneMetrics(s)
+		for _, z := range cfg.Zones {
+			zc := newZoneClient(s, z, zm)
+			s.zones = append(s.zones, zc)
+			s.attached = append(s.attached, zc.run)
 		}
 	}
 	return s, nil
@@ -359,6 +369,10 @@ func (s *Server) Reload(cfg Config) ([]string, error) {
 	if cfg.Gatekeeper != old.Gatekeeper {
 		restart = append(restart, "h323.gatekeeper")
 	}
+	if !slices.EqualFunc(cfg.Zones, old.Zones, zoneEqual) {
+		restart = append(restart, "h323.zones")
+	}
+	cfg.Zones = old.Zones
 	if cfg.MaxCalls != old.MaxCalls || cfg.SetupTimeout != old.SetupTimeout || cfg.AnswerTimeout != old.AnswerTimeout {
 		restart = append(restart, "h323.max_calls")
 	}

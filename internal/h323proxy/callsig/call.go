@@ -48,7 +48,9 @@ type call struct {
 	legs   [2]*leg
 	media  *h245proxy.Session
 
+	done     chan struct{} // closed when the call is finished
 	mu       sync.Mutex
+	ka       KeepAlive // the outside connections' keep-alives
 	bridges  map[netip.AddrPort]*h245proxy.Bridge
 	ended    bool
 	answered time.Time
@@ -92,7 +94,7 @@ func first(s []string) string {
 func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, m *q931.Message, ui *h225.H323UserInformation) *call {
 	setup := ui.H323UuPdu.H323MessageBody.Setup
 	from, to := aliases(m, setup)
-	c := &call{srv: s, caller: caller, crv: m.CallRef, id: callID(ui), bridges: map[netip.AddrPort]*h245proxy.Bridge{}}
+	c := &call{srv: s, caller: caller, crv: m.CallRef, id: callID(ui), bridges: map[netip.AddrPort]*h245proxy.Bridge{}, done: make(chan struct{})}
 	c.legs[caller] = newLeg(conn, fr, s.cfg.MaxFrame)
 	src := c.legs[caller].remote
 	c.rec = store.CallRecord{Protocol: "h323", From: first(from), To: first(to), SourceAddr: src.String(), StartedAt: time.Now()}
@@ -157,7 +159,15 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 		if !found {
 			return refuse(CauseUnallocated, h225.ReleaseCompleteReason_CalledPartyNotRegistered, "callee not registered")
 		}
-		if ep.H46018 {
+		if ep.CallType != "" {
+			c.rec.CallType = ep.CallType
+		}
+		if ep.Dial != nil {
+			if len(c.id) != 16 {
+				return refuse(CauseOutOfOrder, h225.ReleaseCompleteReason_UnreachableDestination, "destination out of order")
+			}
+			out, err = ep.Dial(ctx, [16]byte(c.id))
+		} else if ep.H46018 {
 			if s.deps.Traversal == nil || len(c.id) != 16 {
 				return refuse(CauseOutOfOrder, h225.ReleaseCompleteReason_UnreachableDestination, "destination out of order")
 			}
@@ -224,6 +234,7 @@ func (c *call) run(p []byte) {
 		c.finish()
 		return
 	}
+	c.startKeepAlive()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -427,6 +438,9 @@ func (c *call) abort() {
 func (c *call) finish() {
 	s := c.srv
 	c.end(CauseNormal, "", "")
+	if c.done != nil {
+		close(c.done)
+	}
 	c.mu.Lock()
 	bridges := c.bridges
 	c.bridges = nil
@@ -473,8 +487,12 @@ func (c *call) bridge(from Side, ap netip.AddrPort) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("%w: call ended", h245proxy.ErrClosed)
 	}
 	var allow netip.Addr
+	var ka time.Duration
 	if to == Outside {
 		allow = c.legs[Outside].remote.Addr()
+		if c.ka.H245 == keepAliveTPKT {
+			ka = c.ka.Interval
+		}
 	}
 	b, err := h245proxy.StartBridge(h245proxy.BridgeConfig{
 		Session:    c.media,
@@ -484,6 +502,7 @@ func (c *call) bridge(from Side, ap netip.AddrPort) (netip.AddrPort, error) {
 		Bind:       c.srv.cfg.Sides[from].Bind,
 		AllowFrom:  allow,
 		MaxFrame:   c.srv.cfg.MaxFrame,
+		KeepAlive:  ka,
 		OnMalformed: func(side Side, err error) {
 			c.malformed(side, err)
 		},

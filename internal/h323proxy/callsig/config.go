@@ -99,6 +99,12 @@ type Endpoint struct {
 	// H46018 marks an endpoint behind NAT that is reached through the
 	// traversal server (H.460.18 SCI, then it connects to Portico).
 	H46018 bool
+	// Dial, when set, opens the connection to the callee instead (a
+	// traversal zone: admission by ARQ at the remote edge, then a
+	// connection Portico opens).
+	Dial func(ctx context.Context, callID [16]byte) (net.Conn, error)
+	// CallType labels the history record (default "inbound").
+	CallType string
 }
 
 // Registry is implemented by h323proxy's registration table.
@@ -156,6 +162,20 @@ type Deps struct {
 	History func(store.CallRecord)
 	// Guard is told of, and asked about, outside sources; optional.
 	Guard Guard
+	// KeepAlive returns how to keep the outside connection to remote
+	// alive (an H.460.18 endpoint's NAT binding); false or nil: TCP
+	// keep-alives only.
+	KeepAlive func(remote netip.AddrPort) (KeepAlive, bool)
+}
+
+// KeepAlive is how a call keeps its outside connections alive.
+type KeepAlive struct {
+	// Signalling is "tpkt" (an empty TPKT packet), "facility" (a Facility
+	// with an empty Facility-UUIE) or "none"; H245 "tpkt" or "none", for
+	// separate H.245 connections.
+	Signalling, H245 string
+	// Interval between keep-alives; 0: none.
+	Interval time.Duration
 }
 
 // Guard is the edge's per-source protection (a *guard.Guard). Only the

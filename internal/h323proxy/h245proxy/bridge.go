@@ -33,6 +33,9 @@ type BridgeConfig struct {
 	IdleTimeout time.Duration
 	// MaxFrame caps a TPKT payload (default DefaultMaxFrame).
 	MaxFrame int
+	// KeepAlive, when positive, sends an empty TPKT packet to the Listen
+	// side's endpoint this often (an H.460.18 endpoint's NAT binding).
+	KeepAlive time.Duration
 	// OnMalformed is called (once) when a PDU does not decode; the bridge
 	// then closes. Optional.
 	OnMalformed func(from Side, err error)
@@ -144,6 +147,13 @@ func (b *Bridge) run() {
 	}
 	var once sync.Once
 	stop := func() { once.Do(func() { c.Close(); t.Close() }) }
+	if b.cfg.KeepAlive > 0 {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			b.keepAlive(c)
+		}()
+	}
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
@@ -178,6 +188,25 @@ func (b *Bridge) pump(src, dst net.Conn, from Side, stop func()) {
 		out = AppendFrame(out[:0], q)
 		if _, err := dst.Write(out); err != nil {
 			return
+		}
+	}
+}
+
+// keepAlive writes an empty TPKT packet to c every KeepAlive until the
+// bridge closes or a write fails (a Write is never interleaved with the
+// pump's).
+func (b *Bridge) keepAlive(c net.Conn) {
+	t := time.NewTicker(b.cfg.KeepAlive)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+			c.SetWriteDeadline(time.Now().Add(b.cfg.KeepAlive))
+			if _, err := c.Write([]byte{3, 0, 0, 4}); err != nil {
+				return
+			}
 		}
 	}
 }

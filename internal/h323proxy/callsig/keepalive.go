@@ -1,0 +1,96 @@
+package callsig
+
+import (
+	"time"
+
+	"github.com/portico-edge/portico/internal/h323/h225"
+	"github.com/portico-edge/portico/internal/h323/q931"
+)
+
+// Keep-alive methods of KeepAlive.
+const (
+	keepAliveTPKT     = "tpkt"
+	keepAliveFacility = "facility"
+)
+
+// emptyTPKT is a TPKT packet with no payload, which H.225.0 §7.2.2 lets
+// a receiver ignore: the H.460.18 keep-alive.
+var emptyTPKT = []byte{3, 0, 0, 4}
+
+// startKeepAlive asks Deps.KeepAlive how to keep the outside connection
+// alive and, when it says so, sends the keep-alive on it every interval
+// until the call ends.
+func (c *call) startKeepAlive() {
+	s := c.srv
+	if s.deps.KeepAlive == nil || c.done == nil {
+		return
+	}
+	ka, ok := s.deps.KeepAlive(c.legs[Outside].remote)
+	if !ok || ka.Interval <= 0 {
+		return
+	}
+	c.mu.Lock()
+	c.ka = ka
+	c.mu.Unlock()
+	var frame []byte
+	switch ka.Signalling {
+	case keepAliveTPKT:
+		frame = emptyTPKT
+	case keepAliveFacility:
+		p := Facility(c.crv, c.caller == Outside, c.id)
+		if p == nil {
+			return
+		}
+		frame = append([]byte{3, 0, byte((len(p) + 4) >> 8), byte(len(p) + 4)}, p...)
+	default:
+		return
+	}
+	l := c.legs[Outside]
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(ka.Interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.done:
+				return
+			case <-t.C:
+				l.wmu.Lock()
+				l.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+				_, err := l.conn.Write(frame)
+				l.wmu.Unlock()
+				if err != nil {
+					return
+				}
+				s.KeepAlives.Add(1)
+			}
+		}
+	}()
+}
+
+// Facility returns a Q.931 Facility whose Facility-UUIE carries reason
+// undefinedReason and callID (none unless 16 octets), nothing else: the
+// empty Facility sent as a keep-alive, and the message an H.460.18
+// endpoint binds an SCI's connection to its call with (H.460.18 §8.2).
+// fromDest is set when the sender speaks for the callee.
+func Facility(crv uint32, fromDest bool, callID []byte) []byte {
+	f := &h225.FacilityUUIE{ProtocolIdentifier: h225.ProtocolIdentifier(h225.ProtocolV7),
+		Reason: h225.FacilityReason{Choice: h225.FacilityReason_UndefinedReason}}
+	if len(callID) == 16 {
+		f.CallIdentifier = &h225.CallIdentifier{Guid: h225.GloballyUniqueID(callID)}
+	}
+	uu := &h225.H323UserInformation{H323UuPdu: h225.H323UUPDU{
+		H323MessageBody: h225.H323UUPDUH323MessageBody{Choice: h225.H323UUPDUH323MessageBody_Facility, Facility: f}}}
+	b, err := uu.Marshal()
+	if err != nil {
+		return nil
+	}
+	m := q931.Message{Type: q931.Facility, CallRefLen: 2, CallRef: crv, FromDestination: fromDest}
+	m.SetUserUser(b)
+	out, err := m.Append(nil)
+	if err != nil {
+		return nil
+	}
+	return out
+}

@@ -1,0 +1,336 @@
+package h323proxy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portico-edge/portico/internal/h323/h225"
+	"github.com/portico-edge/portico/internal/h323/h323test"
+	"github.com/portico-edge/portico/internal/h323/h323test/capture"
+	"github.com/portico-edge/portico/internal/h323/q931"
+	"github.com/portico-edge/portico/internal/h323/ras"
+	"github.com/portico-edge/portico/internal/h323proxy/h245proxy"
+	"github.com/portico-edge/portico/internal/policy"
+	"github.com/portico-edge/portico/internal/testpeer"
+)
+
+// Addresses of the second edge ("B", the traversal client) of the zone
+// tests; the first ("A", the traversal server) has the usual ones, with
+// its outside on edgeAOut so that its RAS and call signalling can use the
+// well-known ports 1719 and 1720, which tshark dissects.
+var (
+	edgeAOut = netip.MustParseAddr("127.0.0.121")
+	edgeBOut = netip.MustParseAddr("127.0.0.131")
+	edgeBIn  = netip.MustParseAddr("127.0.0.132")
+	gkBIP    = netip.MustParseAddr("127.0.0.133")
+	epBIP    = netip.MustParseAddr("127.0.0.134")
+)
+
+// TestZoneCallsBothWays runs two Portico H.323 edges in one test: A is
+// the traversal server (what Portico is for outside endpoints), B has a
+// traversal zone toward A and registers to it with H.460.18. Each edge
+// has its own inside gatekeeper and an inside endpoint registered to it
+// (the simulators stand in for GnuGk and real endpoints).
+//
+// A to B: the endpoint inside A calls the alias B registered; A's inside
+// gatekeeper routes the Setup to A, A sends B an SCI, B answers SCR,
+// connects to A and sends the Facility with the call identifier, takes
+// the Setup that A sends on that connection and routes it to its inside
+// gatekeeper as a federated call of the zone.
+//
+// B to A: B's inside gatekeeper locates the alias at B (LRQ, sent from
+// its address as GnuGk does to a neighbour), the endpoint inside B calls
+// B, B admits the call at A by ARQ and sets it up over a connection it
+// opens; A routes it to its inside endpoint.
+//
+// RTP crosses both relays both ways in both calls; a live capture of
+// what crossed between the edges is dissected by tshark without a
+// malformed packet.
+func TestZoneCallsBothWays(t *testing.T) {
+	testpeer.Require(t, "tshark")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	capt := testpeer.StartCapture(t, fmt.Sprintf("host %s or (udp and host %s)", edgeBOut, testpeer.ProbeIP), 1719)
+
+	gkA := h323test.NewGatekeeper(t, h323test.GatekeeperConfig{IP: gatekeeperIP, TimeToLive: 60, Routed: true})
+	a := startEdge(t, gkA, policy.Guest{}, edgeAOut, porticoIn, DefaultRASPort, nil)
+	gkB := h323test.NewGatekeeper(t, h323test.GatekeeperConfig{ID: "gk-b", IP: gkBIP, TimeToLive: 60, Routed: true})
+	b := startEdge(t, gkB, policy.Guest{}, edgeBOut, edgeBIn, 0, func(c *Config) {
+		c.Zones = []Zone{{Name: "edge-a", Server: a.extRAS, Aliases: []string{"edge-b", "3001"}, Prefixes: []string{"2"}}}
+	})
+
+	epA := h323test.NewEndpoint(t, h323test.EndpointConfig{Alias: "2001", Gatekeeper: gkA.RASAddr(), IP: insideEPIP})
+	defer epA.Close()
+	epB := h323test.NewEndpoint(t, h323test.EndpointConfig{Alias: "3001", Gatekeeper: gkB.RASAddr(), IP: epBIP})
+	defer epB.Close()
+	for _, ep := range []*h323test.Endpoint{epA, epB} {
+		if err := ep.Register(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitZone(t, ctx, b.s, ZoneRegistered)
+	if _, ok := a.s.Outside("3001"); !ok {
+		t.Fatal("A holds no registration for the zone's alias 3001")
+	}
+
+	t.Run("A calls B through the zone", func(t *testing.T) {
+		c, err := epA.Call(ctx, "3001", h323test.CallOptions{FastStart: true})
+		if err != nil {
+			t.Fatalf("call: %v", err)
+		}
+		in, err := epB.Incoming(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mediaBothWays(t, ctx, c, in, porticoIn, edgeBIn)
+		c.Hangup()
+		<-in.Done()
+	})
+	t.Run("B calls A through the zone", func(t *testing.T) {
+		gkRAS := newPeer(t, gkBIP)
+		gkRAS.send(b.inRASAddr, ras.LRQ(9, []h225.AliasAddress{ras.E164("2001")}, gkRAS.addr()))
+		_, m := gkRAS.expect(h225.RasMessage_LocationConfirm)
+		dst := ap(t, &m.LocationConfirm.CallSignalAddress)
+		if dst != b.inSignal {
+			t.Fatalf("LCF callSignalAddress = %v, want B's inside %v", dst, b.inSignal)
+		}
+		c, err := epB.Call(ctx, "2001", h323test.CallOptions{FastStart: true, Direct: dst})
+		if err != nil {
+			t.Fatalf("call: %v", err)
+		}
+		in, err := epA.Incoming(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mediaBothWays(t, ctx, c, in, edgeBIn, porticoIn)
+		c.Hangup()
+		<-in.Done()
+	})
+
+	recsB := b.calls.wait(t, ctx, 2)
+	for i, r := range recsB {
+		if r.CallType != "zone:edge-a" || r.Disposition != "normal" {
+			t.Errorf("B's record %d: type %q, disposition %q; want zone:edge-a, normal", i, r.CallType, r.Disposition)
+		}
+	}
+	recsA := a.calls.wait(t, ctx, 2)
+	for i, want := range []string{"inbound", policy.CallerRegistered} {
+		if r := recsA[i]; r.CallType != want || r.Disposition != "normal" {
+			t.Errorf("A's record %d: type %q, disposition %q; want %q, normal", i, r.CallType, r.Disposition, want)
+		}
+	}
+	st := b.s.Zones()[0]
+	if st.State != ZoneRegistered || st.CallsIn != 1 || st.CallsOut != 1 || st.Registrations != 1 {
+		t.Errorf("zone status %+v", st)
+	}
+	capt.Stop(t)
+	out, err := exec.Command("tshark", "-r", capt.File, "-Y", "(h225 or q931) and ip.src != "+testpeer.ProbeIP, "-V").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tshark: %v\n%s", err, out)
+	}
+	text := string(out)
+	if strings.Contains(text, "Malformed") || strings.Contains(text, "[Expert Info (Error") {
+		t.Fatalf("tshark reports errors between the edges:\n%s", text)
+	}
+	for _, want := range []string{"gatekeeperRequest", "registrationRequest", "registrationConfirm", "serviceControlIndication",
+		"serviceControlResponse", "facility", "setup", "connect", "admissionRequest", "admissionConfirm", "releaseComplete"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the capture between the edges lacks %q", want)
+		}
+	}
+	for _, inside := range []netip.Addr{edgeBIn, gkBIP, epBIP, porticoIn, gatekeeperIP, insideEPIP} {
+		if strings.Contains(text, inside.String()) {
+			t.Errorf("an inside address (%s) crossed between the edges", inside)
+		}
+	}
+}
+
+// waitZone waits until the first zone of s is in state.
+func waitZone(t *testing.T, ctx context.Context, s *Server, state string) ZoneStatus {
+	t.Helper()
+	for {
+		st := s.Zones()[0]
+		if st.State == state {
+			return st
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("zone %+v, want %s", st, state)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// gnugkIP is the address of the stand-in that replays GnuGk's side of
+// the reference captures as a traversal server.
+var gnugkIP = netip.MustParseAddr("127.0.0.141")
+
+// TestZoneReplaysGnuGkTraversal has Portico's traversal client meet
+// GnuGk's side of the reference captures (read at run time, not copied):
+// the captured GCF and RCF (with H.460.18) answer its GRQ and RRQ, the
+// captured SCI (its callSignalAddress moved to the stand-in's listener)
+// asks for a call, and Portico must answer SCR, connect, send the
+// Facility with the SCI's call identifier, and take the captured Setup
+// that follows on that connection to its inside gatekeeper and endpoint.
+func TestZoneReplaysGnuGkTraversal(t *testing.T) {
+	ref := capture.RefDir()
+	if ref == "" {
+		t.Skip("../shared/ref beside the repository is absent: no reference captures")
+	}
+	files, _ := filepath.Glob(filepath.Join(ref, "captures", "gnugk", "gk-h323plus*.pcapng"))
+	if len(files) == 0 {
+		t.Fatal("no GnuGk H.460.18 captures")
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) { replayGnuGk(t, file) })
+	}
+}
+
+func replayGnuGk(t *testing.T, file string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	parse := func(filter string) []*h225.RasMessage {
+		var out []*h225.RasMessage
+		for _, f := range capture.Frames(t, file, filter) {
+			if m, err := ras.Parse(f.Payload); err == nil && !f.Malformed {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	gcfs := parse(fmt.Sprintf("h225.RasMessage == %d", h225.RasMessage_GatekeeperConfirm))
+	var rcf *h225.RasMessage
+	for _, m := range parse(fmt.Sprintf("h225.RasMessage == %d", h225.RasMessage_RegistrationConfirm)) {
+		if ras.FeatureIn(m.RegistrationConfirm.FeatureSet, ras.H46018) != nil {
+			rcf = m
+			break
+		}
+	}
+	scis := parse(fmt.Sprintf("h225.RasMessage == %d", h225.RasMessage_ServiceControlIndication))
+	if len(gcfs) == 0 || rcf == nil || len(scis) == 0 {
+		t.Fatalf("%s: GCF %d, H.460.18 RCF %v, SCI %d", file, len(gcfs), rcf != nil, len(scis))
+	}
+	sci := scis[0]
+	ic, err := ras.FindIncomingCall(sci)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The captured Setup GnuGk sent on the connection the SCI asked for.
+	var setup []byte
+	var dest string
+	for _, p := range capture.TPKTPackets(t, file, "tcp.len > 0") {
+		var m q931.Message
+		if m.Parse(p.Payload) != nil || m.Type != q931.Setup {
+			continue
+		}
+		uu, err := m.UserUser()
+		var ui h225.H323UserInformation
+		if err != nil || ui.Unmarshal(uu) != nil || ui.H323UuPdu.H323MessageBody.Setup == nil {
+			continue
+		}
+		s := ui.H323UuPdu.H323MessageBody.Setup
+		if s.CallIdentifier.Guid == nil || !bytes.Equal(s.CallIdentifier.Guid, ic.CallID) || len(s.DestinationAddress) == 0 {
+			continue
+		}
+		dest, _ = ras.AliasString(&s.DestinationAddress[0])
+		setup = p.Payload // the last one: GnuGk's, after the endpoint's to GnuGk
+	}
+	if setup == nil || dest == "" {
+		t.Fatalf("%s: no Setup for the SCI's call %x", file, ic.CallID)
+	}
+
+	server := newPeer(t, gnugkIP)
+	ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(gnugkIP, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	gkB := h323test.NewGatekeeper(t, h323test.GatekeeperConfig{ID: "gk-b", IP: gkBIP, TimeToLive: 60, Routed: true})
+	b := startEdge(t, gkB, policy.Guest{}, edgeBOut, edgeBIn, 0, func(c *Config) {
+		c.Zones = []Zone{{Name: "gnugk", Server: server.addr(), Aliases: []string{"edge-b"}, Prefixes: []string{"99"}}}
+	})
+	callee := h323test.NewEndpoint(t, h323test.EndpointConfig{Alias: dest, Gatekeeper: gkB.RASAddr(), IP: epBIP})
+	defer callee.Close()
+	if err := callee.Register(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	from, m := server.expect(h225.RasMessage_GatekeeperRequest)
+	if ras.FeatureIn(m.GatekeeperRequest.FeatureSet, ras.H46018) == nil {
+		t.Error("the GRQ does not offer H.460.18")
+	}
+	gcfs[0].GatekeeperConfirm.RequestSeqNum = m.GatekeeperRequest.RequestSeqNum
+	server.send(from, gcfs[0])
+	_, m = server.expect(h225.RasMessage_RegistrationRequest)
+	rrq := m.RegistrationRequest
+	if ras.FeatureIn(rrq.FeatureSet, ras.H46018) == nil || rrq.HasKeepAlive && rrq.KeepAlive {
+		t.Errorf("the RRQ is no full H.460.18 registration: %+v", rrq)
+	}
+	rcf.RegistrationConfirm.RequestSeqNum = rrq.RequestSeqNum
+	server.send(from, rcf)
+	waitZone(t, ctx, b.s, ZoneRegistered)
+
+	ic.CallSignal = addrOf(ln.Addr())
+	g, err := ras.IncomingCall(ic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sci.ServiceControlIndication.FeatureSet = ras.Supported(g)
+	server.send(from, sci)
+	_, m = server.expect(h225.RasMessage_ServiceControlResponse)
+	if m.ServiceControlResponse.RequestSeqNum != sci.ServiceControlIndication.RequestSeqNum {
+		t.Errorf("SCR seq %d, SCI's %d", m.ServiceControlResponse.RequestSeqNum, sci.ServiceControlIndication.RequestSeqNum)
+	}
+	ln.SetDeadline(time.Now().Add(10 * time.Second))
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("Portico did not connect for the SCI: %v", err)
+	}
+	defer conn.Close()
+	if got := addrOf(conn.RemoteAddr()).Addr(); got != edgeBOut {
+		t.Errorf("connected from %v, want Portico's outside %v", got, edgeBOut)
+	}
+	fr := h245proxy.NewFrameReader(conn, 0)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	p, err := fr.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, ok := FacilityCallID(p); !ok || !bytes.Equal(id[:], ic.CallID) {
+		t.Fatalf("first message is no Facility for call %x: %x", ic.CallID, p)
+	}
+	if _, err := conn.Write(h245proxy.AppendFrame(nil, setup)); err != nil {
+		t.Fatal(err)
+	}
+	in, err := callee.Incoming(ctx)
+	if err != nil {
+		t.Fatalf("the captured Setup did not reach the inside endpoint: %v", err)
+	}
+	for {
+		p, err := fr.Next()
+		if err != nil {
+			t.Fatalf("no Connect from Portico: %v", err)
+		}
+		var q q931.Message
+		if err := q.Parse(p); err != nil {
+			t.Fatal(err)
+		}
+		if q.Type == q931.Connect {
+			break
+		}
+	}
+	conn.Close()
+	<-in.Done()
+	recs := b.calls.wait(t, ctx, 1)
+	if recs[0].CallType != "zone:gnugk" {
+		t.Errorf("record type %q, want zone:gnugk", recs[0].CallType)
+	}
+}
