@@ -334,3 +334,91 @@ func replayGnuGk(t *testing.T, file string) {
 		t.Errorf("record type %q, want zone:gnugk", recs[0].CallType)
 	}
 }
+
+// TestZoneReRegisters: a stand-in traversal server (a scripted peer)
+// grants a 1s keep-alive interval; the zone keeps alive with lightweight
+// RRQs, registers in full again after an RRJ, after an URQ (answered
+// UCF) and after the server stops answering, and a server that refuses
+// (GRJ) is retried. State and counters follow.
+func TestZoneReRegisters(t *testing.T) {
+	server := newPeer(t, gnugkIP)
+	h := newHarness(t, func(c *Config) {
+		c.Zones = []Zone{{Name: "far", Server: server.addr(), Aliases: []string{"edge-b"}, Prefixes: []string{"9"}}}
+	})
+	// confirm answers a GRQ and the RRQ after it.
+	confirm := func() (netip.AddrPort, *h225.RegistrationRequest) {
+		t.Helper()
+		from, m := server.expect(h225.RasMessage_GatekeeperRequest)
+		gcf := ras.GCF(m.GatekeeperRequest, "far-gk", server.addr())
+		gcf.GatekeeperConfirm.FeatureSet = ras.Supported(ras.Feature(ras.H46018))
+		server.send(from, gcf)
+		_, m = server.expect(h225.RasMessage_RegistrationRequest)
+		rrq := m.RegistrationRequest
+		if rrq.HasKeepAlive && rrq.KeepAlive {
+			t.Fatal("a keep-alive RRQ where a full one was due")
+		}
+		if names := aliasNames(rrq.TerminalAlias); len(names) != 1 || names[0] != "edge-b" {
+			t.Errorf("RRQ aliases %v, want [edge-b]", names)
+		}
+		rcf := ras.RCF(rrq, "far-gk", "EP-1", netip.AddrPortFrom(gnugkIP, 1720), 30)
+		p := ras.Flag(H46018KeepAliveInterval)
+		p.Content = &h225.Content{Choice: h225.Content_Number16, Number16: 1}
+		rcf.RegistrationConfirm.FeatureSet = ras.Supported(ras.Feature(ras.H46018, p))
+		server.send(from, rcf)
+		return from, rrq
+	}
+	keepAlive := func() (netip.AddrPort, *h225.RegistrationRequest) {
+		t.Helper()
+		from, m := server.expect(h225.RasMessage_RegistrationRequest)
+		if r := m.RegistrationRequest; !r.HasKeepAlive || !r.KeepAlive || bmp(r.EndpointIdentifier) != "EP-1" {
+			t.Fatalf("want a keep-alive RRQ for EP-1, got %+v", r)
+		}
+		return from, m.RegistrationRequest
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	confirm()
+	waitZone(t, ctx, h.s, ZoneRegistered)
+	from, rrq := keepAlive()
+	server.send(from, ras.RCF(rrq, "far-gk", "EP-1", netip.AddrPortFrom(gnugkIP, 1720), 1))
+	from, rrq = keepAlive()
+	server.send(from, ras.RRJ(rrq, h225.RegistrationRejectReason_FullRegistrationRequired))
+	confirm()
+	waitZone(t, ctx, h.s, ZoneRegistered)
+
+	urq := ras.URQ(77, ras.Endpoint{EndpointID: "EP-1"})
+	server.send(from, urq)
+	// The UCF, then (a keep-alive RRQ may cross) a full registration.
+	for {
+		_, m := server.recv()
+		if m.Choice == h225.RasMessage_UnregistrationConfirm {
+			break
+		}
+	}
+	for {
+		from2, m := server.recv()
+		if m.Choice == h225.RasMessage_GatekeeperRequest {
+			server.send(from2, ras.GRJ(m.GatekeeperRequest, h225.GatekeeperRejectReason_ResourceUnavailable))
+			break
+		}
+	}
+	waitZone(t, ctx, h.s, ZoneFailed)
+	// After the GRJ, retried (1s later).
+	confirm()
+	waitZone(t, ctx, h.s, ZoneRegistered)
+
+	// The server goes silent: three unanswered keep-alives, then
+	// registration again.
+	for range zoneTries {
+		keepAlive()
+	}
+	confirm()
+	st := waitZone(t, ctx, h.s, ZoneRegistered)
+	if st.Registrations != 4 || st.Failures < 3 || st.KeepAlives < 1 || st.EndpointID != "EP-1" || st.KeepAlive != 1 {
+		t.Errorf("zone status %+v", st)
+	}
+	if got := testutilCount(h.s.zones[0].m.events.WithLabelValues("far", "unregistered")); got != 1 {
+		t.Errorf("unregistered events %v, want 1", got)
+	}
+}
