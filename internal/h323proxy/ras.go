@@ -58,6 +58,9 @@ func (s *Server) handleExternal(src netip.AddrPort, b []byte) {
 	s.m.received.WithLabelValues(External, ras.Name(m)).Inc()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.extInfo != nil {
+		s.noteLocal(src, s.rxLocal)
+	}
 	if m.Choice != h225.RasMessage_GatekeeperRequest && ras.IsRequest(m) && s.retransmitted(src, m) {
 		return
 	}
@@ -125,6 +128,12 @@ func (s *Server) write(side string, dst netip.AddrPort, b []byte) {
 	}
 	if c == nil || b == nil {
 		return
+	}
+	if side == External && s.extInfo != nil {
+		if l, ok := s.locals[dst]; ok {
+			s.extInfo.write(b, l, netUDP(dst))
+			return
+		}
 	}
 	_, _ = c.WriteTo(b, netUDP(dst))
 }

@@ -101,6 +101,12 @@ type Server struct {
 	perSource  map[netip.Addr]int           // outside requests in flight, by source address
 	events     chan store.RegistrationEvent // registration history waiting to be written
 	dups       map[dupKey]uint16            // outside requests in flight -> Portico's inside seq
+	// extInfo is set when the outside RAS socket is bound to the wildcard
+	// address (multihome.go): rxLocal is the local address of the datagram
+	// being handled (read loop only), locals where each source sent to.
+	extInfo *pktinfo
+	rxLocal netip.Addr
+	locals  map[netip.AddrPort]netip.Addr
 
 	ctx       context.Context
 	stop      context.CancelFunc
@@ -154,6 +160,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		perSource:  map[netip.Addr]int{},
 		events:     make(chan store.RegistrationEvent, historyQueue),
 		dups:       map[dupKey]uint16{},
+		locals:     map[netip.AddrPort]netip.Addr{},
 	}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	if deps.Media != nil {
@@ -267,6 +274,7 @@ func (s *Server) Serve(ctx context.Context, ext, in net.PacketConn) error {
 	}
 	s.serving = true
 	s.ext, s.in = ext, in
+	s.extInfo = newPktinfo(ext)
 	s.inAddr = addrOf(in.LocalAddr())
 	ea := addrOf(ext.LocalAddr())
 	if la, ok := s.deps.ACL.(interface {
@@ -397,8 +405,19 @@ func addrOf(a net.Addr) netip.AddrPort {
 // is dropped as oversize.
 func (s *Server) readLoop(c net.PacketConn, side string) {
 	buf := make([]byte, maxDatagram+1)
+	info := s.extInfo
+	if side != External {
+		info = nil
+	}
 	for {
-		n, a, err := c.ReadFrom(buf)
+		var n int
+		var a net.Addr
+		var err error
+		if info != nil {
+			n, s.rxLocal, a, err = info.read(buf)
+		} else {
+			n, a, err = c.ReadFrom(buf)
+		}
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || s.ctx.Err() != nil {
 				return
