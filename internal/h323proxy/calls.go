@@ -46,7 +46,9 @@ func (s *Server) newCalls(cfg Config) (*callsig.Server, error) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_h323_calls_refused_total",
 			Help: "H.323 calls Portico refused (policy, no route, callee not registered, limits)."}, func() float64 { return float64(cs.Rejected.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_h323_signalling_malformed_total",
-			Help: "Call-signalling input that did not decode (answered with ReleaseComplete, cause 95)."}, func() float64 { return float64(cs.Malformed.Load()) }))
+			Help: "Call-signalling input that did not decode (answered with ReleaseComplete, cause 95)."}, func() float64 { return float64(cs.Malformed.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_h323_signalling_keepalives_total",
+			Help: "Keep-alives (empty TPKT or Facility) sent on call-signalling connections of H.460.18 endpoints."}, func() float64 { return float64(cs.KeepAlives.Load()) }))
 	s.AttachSignalling(func(ctx context.Context, ln net.Listener, outside bool) error {
 		side := callsig.Inside
 		if outside {

@@ -139,6 +139,9 @@ func TestKeepAlivesOnTheWire(t *testing.T) {
 			want("empty TPKT on call signalling", emptySig, tc.sig == KeepAliveTPKT)
 			want("empty Facility on call signalling", facilities, tc.sig == KeepAliveFacility)
 			want("empty TPKT on H.245", emptyH245, tc.h245 == KeepAliveTPKT)
+			if got, sent := counter(t, p, "portico_h323_signalling_keepalives_total"), emptySig+facilities; got < float64(sent) {
+				t.Errorf("portico_h323_signalling_keepalives_total = %v, %d seen on the wire", got, sent)
+			}
 			if tc.sig == KeepAliveFacility && !strings.Contains(string(text), "undefinedReason") {
 				t.Error("tshark shows no Facility with reason undefinedReason")
 			}
@@ -161,4 +164,21 @@ func isKeepAliveFacility(p []byte) bool {
 	}
 	f := ui.H323UuPdu.H323MessageBody.Facility
 	return f != nil && f.Reason.Choice == h225.FacilityReason_UndefinedReason && !f.HasFastStart && len(ui.H323UuPdu.H245Control) == 0
+}
+
+// counter returns the value of the unlabelled metric name of p.
+func counter(t *testing.T, p *porticoE2E, name string) float64 {
+	t.Helper()
+	mfs, err := p.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			m := mf.GetMetric()[0]
+			return m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }
