@@ -13,6 +13,7 @@ type H323Service interface {
 
 func (s *Server) h323Routes() {
 	s.mux.HandleFunc("GET /api/v1/h323/registrations", s.auth(false, s.h323Registrations))
+	s.mux.HandleFunc("GET /api/v1/h323/zones", s.auth(false, s.h323ZoneList))
 }
 
 func (s *Server) h323Registrations(w http.ResponseWriter, r *http.Request, p Principal) {

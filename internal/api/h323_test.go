@@ -37,3 +37,36 @@ func TestH323Registrations(t *testing.T) {
 		t.Errorf("edge on: %d %s", w.Code, w.Body)
 	}
 }
+
+type fakeZones struct{ fakeH323 }
+
+func (fakeZones) Zones() []h323proxy.ZoneStatus {
+	return []h323proxy.ZoneStatus{{Name: "edge-a", Server: "198.51.100.7:1719", State: h323proxy.ZoneRegistered, CallsIn: 2}}
+}
+
+// TestH323Zones: GET /api/v1/h323/zones lists the traversal zones' state,
+// an empty list for an edge without zones, and is 404 with the edge off.
+func TestH323Zones(t *testing.T) {
+	s, _ := newTestServer(t, Config{LoginRatePerMinute: 100, MaxLoginFailures: 100})
+	c := login(s, "192.0.2.1:1", "admin", "admin-password").Result().Cookies()[0]
+	get := func() *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "/api/v1/h323/zones", nil)
+		r.AddCookie(c)
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w
+	}
+	if w := get(); w.Code != http.StatusNotFound {
+		t.Errorf("edge off: %d %s", w.Code, w.Body)
+	}
+	s.deps.H323 = func() H323Service { return fakeH323{} }
+	if w := get(); w.Code != http.StatusOK || w.Body.String() != "[]\n" && w.Body.String() != "[]" {
+		t.Errorf("no zones: %d %q", w.Code, w.Body)
+	}
+	s.deps.H323 = func() H323Service { return fakeZones{} }
+	w := get()
+	var got []h323proxy.ZoneStatus
+	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &got) != nil || len(got) != 1 || got[0].State != "registered" || got[0].CallsIn != 2 {
+		t.Errorf("zones: %d %s", w.Code, w.Body)
+	}
+}

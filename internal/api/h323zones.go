@@ -1,0 +1,30 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/portico-edge/portico/internal/h323proxy"
+)
+
+// h323Zones is the H.323 edge's traversal zones, when it has them.
+type h323Zones interface {
+	Zones() []h323proxy.ZoneStatus
+}
+
+// h323ZoneList serves GET /api/v1/h323/zones: each traversal zone's
+// state and counters (an edge without zones: an empty list).
+func (s *Server) h323ZoneList(w http.ResponseWriter, r *http.Request, p Principal) {
+	var svc H323Service
+	if s.deps.H323 != nil {
+		svc = s.deps.H323()
+	}
+	if svc == nil {
+		writeError(w, http.StatusNotFound, "the H.323 edge is not enabled (h323.enabled)")
+		return
+	}
+	var out []h323proxy.ZoneStatus
+	if z, ok := svc.(h323Zones); ok {
+		out = z.Zones()
+	}
+	writeJSON(w, http.StatusOK, nonNilSlice(out))
+}
