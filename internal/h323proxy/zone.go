@@ -1,6 +1,7 @@
 package h323proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -590,28 +591,35 @@ func (zc *zoneClient) readLoop(ctx context.Context, c net.PacketConn) {
 			zc.s.m.dropped.WithLabelValues("zone", "oversize").Inc()
 			continue
 		}
-		m, err := ras.Parse(buf[:n])
-		if err != nil {
-			zc.s.m.dropped.WithLabelValues("zone", "malformed").Inc()
-			continue
-		}
-		zc.s.m.received.WithLabelValues("zone", ras.Name(m)).Inc()
-		if ras.IsRequest(m) {
-			zc.serveRequest(ctx, src, m)
-			continue
-		}
-		seq, _ := ras.SeqNum(m)
-		zc.mu.Lock()
-		ch := zc.waits[uint16(seq)]
-		zc.mu.Unlock()
-		if ch == nil {
-			zc.s.m.dropped.WithLabelValues("zone", "unmatched").Inc()
-			continue
-		}
-		select {
-		case ch <- m:
-		default:
-		}
+		zc.datagram(ctx, src, buf[:n])
+	}
+}
+
+// datagram handles one datagram from the server. The message is decoded
+// from a copy: it aliases its bytes, and answers outlive the read buffer
+// in the goroutine that waited for them.
+func (zc *zoneClient) datagram(ctx context.Context, src netip.AddrPort, b []byte) {
+	m, err := ras.Parse(bytes.Clone(b))
+	if err != nil {
+		zc.s.m.dropped.WithLabelValues("zone", "malformed").Inc()
+		return
+	}
+	zc.s.m.received.WithLabelValues("zone", ras.Name(m)).Inc()
+	if ras.IsRequest(m) {
+		zc.serveRequest(ctx, src, m)
+		return
+	}
+	seq, _ := ras.SeqNum(m)
+	zc.mu.Lock()
+	ch := zc.waits[uint16(seq)]
+	zc.mu.Unlock()
+	if ch == nil {
+		zc.s.m.dropped.WithLabelValues("zone", "unmatched").Inc()
+		return
+	}
+	select {
+	case ch <- m:
+	default:
 	}
 }
 
