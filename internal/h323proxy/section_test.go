@@ -106,7 +106,9 @@ func TestSectionZones(t *testing.T) {
 	}{
 		{"valid", base(nil), ""},
 		{"no name", base(func(s *Section) { s.Zones[0].Name = "" }), "h323.zones[0].name"},
-		{"name repeated", base(func(s *Section) { s.Zones = append(s.Zones, ZoneSection{Name: "edge-a", Server: "203.0.113.8", Aliases: []string{"x"}, Prefixes: []string{"55"}}) }), "h323.zones[1].name"},
+		{"name repeated", base(func(s *Section) {
+			s.Zones = append(s.Zones, ZoneSection{Name: "edge-a", Server: "203.0.113.8", Aliases: []string{"x"}, Prefixes: []string{"55"}})
+		}), "h323.zones[1].name"},
 		{"no server", base(func(s *Section) { s.Zones[0].Server = "" }), "h323.zones[0].server"},
 		{"server not ip:port", base(func(s *Section) { s.Zones[0].Server = "edge.example" }), "h323.zones[0].server"},
 		{"server is the inside gatekeeper", base(func(s *Section) { s.Zones[0].Server = "10.0.0.5:1719" }), "h323.zones[0].server"},

@@ -94,41 +94,47 @@ func TestZoneCallsBothWays(t *testing.T) {
 		c.Hangup()
 		<-in.Done()
 	})
-	t.Run("B calls A through the zone", func(t *testing.T) {
-		gkRAS := newPeer(t, gkBIP)
-		gkRAS.send(b.inRASAddr, ras.LRQ(9, []h225.AliasAddress{ras.E164("2001")}, gkRAS.addr()))
-		_, m := gkRAS.expect(h225.RasMessage_LocationConfirm)
-		dst := ap(t, &m.LocationConfirm.CallSignalAddress)
-		if dst != b.inSignal {
-			t.Fatalf("LCF callSignalAddress = %v, want B's inside %v", dst, b.inSignal)
-		}
-		c, err := epB.Call(ctx, "2001", h323test.CallOptions{FastStart: true, Direct: dst})
-		if err != nil {
-			t.Fatalf("call: %v", err)
-		}
-		in, err := epA.Incoming(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mediaBothWays(t, ctx, c, in, edgeBIn, porticoIn)
-		c.Hangup()
-		<-in.Done()
-	})
+	gkRAS := newPeer(t, gkBIP)
+	for i, opts := range []h323test.CallOptions{{FastStart: true}, {H245: h323test.Separate}} {
+		// With a separate H.245 connection, the callee inside A announces
+		// its h245Address: A listens on its outside and B connects out to
+		// it, the direction a traversal client's firewall allows.
+		t.Run(fmt.Sprintf("B calls A through the zone (fastStart %v, H.245 %s)", opts.FastStart, opts.H245), func(t *testing.T) {
+			gkRAS.send(b.inRASAddr, ras.LRQ(9+i, []h225.AliasAddress{ras.E164("2001")}, gkRAS.addr()))
+			_, m := gkRAS.expect(h225.RasMessage_LocationConfirm)
+			dst := ap(t, &m.LocationConfirm.CallSignalAddress)
+			if dst != b.inSignal {
+				t.Fatalf("LCF callSignalAddress = %v, want B's inside %v", dst, b.inSignal)
+			}
+			opts.Direct = dst
+			c, err := epB.Call(ctx, "2001", opts)
+			if err != nil {
+				t.Fatalf("call: %v", err)
+			}
+			in, err := epA.Incoming(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mediaBothWays(t, ctx, c, in, edgeBIn, porticoIn)
+			c.Hangup()
+			<-in.Done()
+		})
+	}
 
-	recsB := b.calls.wait(t, ctx, 2)
+	recsB := b.calls.wait(t, ctx, 3)
 	for i, r := range recsB {
 		if r.CallType != "zone:edge-a" || r.Disposition != "normal" {
 			t.Errorf("B's record %d: type %q, disposition %q; want zone:edge-a, normal", i, r.CallType, r.Disposition)
 		}
 	}
-	recsA := a.calls.wait(t, ctx, 2)
-	for i, want := range []string{"inbound", policy.CallerRegistered} {
+	recsA := a.calls.wait(t, ctx, 3)
+	for i, want := range []string{"inbound", policy.CallerRegistered, policy.CallerRegistered} {
 		if r := recsA[i]; r.CallType != want || r.Disposition != "normal" {
 			t.Errorf("A's record %d: type %q, disposition %q; want %q, normal", i, r.CallType, r.Disposition, want)
 		}
 	}
 	st := b.s.Zones()[0]
-	if st.State != ZoneRegistered || st.CallsIn != 1 || st.CallsOut != 1 || st.Registrations != 1 {
+	if st.State != ZoneRegistered || st.CallsIn != 1 || st.CallsOut != 2 || st.Registrations != 1 {
 		t.Errorf("zone status %+v", st)
 	}
 	capt.Stop(t)
