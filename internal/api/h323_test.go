@@ -16,15 +16,7 @@ func (f fakeH323) Registrations() []h323proxy.Registration { return f }
 // TestH323Registrations: GET /api/v1/h323/registrations lists the running
 // H.323 edge's registrations, and is 404 with the edge off.
 func TestH323Registrations(t *testing.T) {
-	s, _ := newTestServer(t, Config{LoginRatePerMinute: 100, MaxLoginFailures: 100})
-	c := login(s, "192.0.2.1:1", "admin", "admin-password").Result().Cookies()[0]
-	get := func() *httptest.ResponseRecorder {
-		r := httptest.NewRequest("GET", "/api/v1/h323/registrations", nil)
-		r.AddCookie(c)
-		w := httptest.NewRecorder()
-		s.ServeHTTP(w, r)
-		return w
-	}
+	s, get := h323Getter(t, "/api/v1/h323/registrations")
 	if w := get(); w.Code != http.StatusNotFound {
 		t.Errorf("edge off: %d %s", w.Code, w.Body)
 	}
@@ -47,15 +39,7 @@ func (fakeZones) Zones() []h323proxy.ZoneStatus {
 // TestH323Zones: GET /api/v1/h323/zones lists the traversal zones' state,
 // an empty list for an edge without zones, and is 404 with the edge off.
 func TestH323Zones(t *testing.T) {
-	s, _ := newTestServer(t, Config{LoginRatePerMinute: 100, MaxLoginFailures: 100})
-	c := login(s, "192.0.2.1:1", "admin", "admin-password").Result().Cookies()[0]
-	get := func() *httptest.ResponseRecorder {
-		r := httptest.NewRequest("GET", "/api/v1/h323/zones", nil)
-		r.AddCookie(c)
-		w := httptest.NewRecorder()
-		s.ServeHTTP(w, r)
-		return w
-	}
+	s, get := h323Getter(t, "/api/v1/h323/zones")
 	if w := get(); w.Code != http.StatusNotFound {
 		t.Errorf("edge off: %d %s", w.Code, w.Body)
 	}
@@ -68,5 +52,19 @@ func TestH323Zones(t *testing.T) {
 	var got []h323proxy.ZoneStatus
 	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &got) != nil || len(got) != 1 || got[0].State != "registered" || got[0].CallsIn != 2 {
 		t.Errorf("zones: %d %s", w.Code, w.Body)
+	}
+}
+
+// h323Getter returns a test server and a GET of path as a logged-in
+// administrator.
+func h323Getter(t *testing.T, path string) (*Server, func() *httptest.ResponseRecorder) {
+	s, _ := newTestServer(t, Config{LoginRatePerMinute: 100, MaxLoginFailures: 100})
+	c := login(s, "192.0.2.1:1", "admin", "admin-password").Result().Cookies()[0]
+	return s, func() *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", path, nil)
+		r.AddCookie(c)
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w
 	}
 }

@@ -14,12 +14,8 @@ type h323Zones interface {
 // h323ZoneList serves GET /api/v1/h323/zones: each traversal zone's
 // state and counters (an edge without zones: an empty list).
 func (s *Server) h323ZoneList(w http.ResponseWriter, r *http.Request, p Principal) {
-	var svc H323Service
-	if s.deps.H323 != nil {
-		svc = s.deps.H323()
-	}
+	svc := s.h323Service(w)
 	if svc == nil {
-		writeError(w, http.StatusNotFound, "the H.323 edge is not enabled (h323.enabled)")
 		return
 	}
 	var out []h323proxy.ZoneStatus

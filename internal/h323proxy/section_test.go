@@ -31,19 +31,7 @@ func TestSection(t *testing.T) {
 		{"neighbour not ip:port", Section{Enabled: true, Gatekeeper: "10.0.0.5", Neighbours: []NeighbourSection{{Address: "10.0.0.9"}, {Address: "gk.partner"}}}, "h323.neighbours[1].address"},
 		{"minimal", Section{Enabled: true, Gatekeeper: "10.0.0.5"}, ""},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err := tc.s.Validate(ifs)
-			if tc.path == "" {
-				if err != nil {
-					t.Fatalf("Validate = %v", err)
-				}
-				return
-			}
-			es, ok := field.As(err)
-			if !ok || !strings.Contains(es.Error(), tc.path) {
-				t.Fatalf("Validate = %v, want an error at %s", err, tc.path)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkValidate(t, tc.s, ifs, tc.path) })
 	}
 	c, err := Section{Enabled: true, Gatekeeper: "10.0.0.5"}.Config(ifs)
 	if err != nil {
@@ -129,19 +117,7 @@ func TestSectionZones(t *testing.T) {
 		{"facility on h245", base(func(s *Section) { s.KeepAlives = []KeepAliveSection{{Product: "x", H245: "facility"}} }), "h323.keep_alives[0].h245"},
 		{"manufacturer out of range", base(func(s *Section) { s.KeepAlives = []KeepAliveSection{{Manufacturer: &code}} }), "h323.keep_alives[0].manufacturer"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err := tc.s.Validate(ifs)
-			if tc.path == "" {
-				if err != nil {
-					t.Fatalf("Validate = %v", err)
-				}
-				return
-			}
-			es, ok := field.As(err)
-			if !ok || !strings.Contains(es.Error(), tc.path) {
-				t.Fatalf("Validate = %v, want an error at %s", err, tc.path)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkValidate(t, tc.s, ifs, tc.path) })
 	}
 	c, err := base(func(s *Section) {
 		s.KeepAlives = []KeepAliveSection{{Product: "hdx", Signalling: "facility", H245: "none"}}
@@ -161,5 +137,22 @@ func TestSectionZones(t *testing.T) {
 	wantK := []KeepAliveRule{{Product: "hdx", Signalling: KeepAliveFacility, H245: KeepAliveNone}}
 	if !reflect.DeepEqual(c.KeepAlives, wantK) {
 		t.Errorf("KeepAlives = %+v, want %+v", c.KeepAlives, wantK)
+	}
+}
+
+// checkValidate asserts that s validates, or (path not empty) fails with
+// an error naming path.
+func checkValidate(t *testing.T, s Section, ifs Interfaces, path string) {
+	t.Helper()
+	err := s.Validate(ifs)
+	if path == "" {
+		if err != nil {
+			t.Fatalf("Validate = %v", err)
+		}
+		return
+	}
+	es, ok := field.As(err)
+	if !ok || !strings.Contains(es.Error(), path) {
+		t.Fatalf("Validate = %v, want an error at %s", err, path)
 	}
 }

@@ -82,17 +82,7 @@ func TestZoneCallsBothWays(t *testing.T) {
 	}
 
 	t.Run("A calls B through the zone", func(t *testing.T) {
-		c, err := epA.Call(ctx, "3001", h323test.CallOptions{FastStart: true})
-		if err != nil {
-			t.Fatalf("call: %v", err)
-		}
-		in, err := epB.Incoming(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mediaBothWays(t, ctx, c, in, porticoIn, edgeBIn)
-		c.Hangup()
-		<-in.Done()
+		talkThrough(t, ctx, epA, epB, "3001", h323test.CallOptions{FastStart: true}, porticoIn, edgeBIn)
 	})
 	gkRAS := newPeer(t, gkBIP)
 	for i, opts := range []h323test.CallOptions{{FastStart: true}, {H245: h323test.Separate}} {
@@ -107,17 +97,7 @@ func TestZoneCallsBothWays(t *testing.T) {
 				t.Fatalf("LCF callSignalAddress = %v, want B's inside %v", dst, b.inSignal)
 			}
 			opts.Direct = dst
-			c, err := epB.Call(ctx, "2001", opts)
-			if err != nil {
-				t.Fatalf("call: %v", err)
-			}
-			in, err := epA.Incoming(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			mediaBothWays(t, ctx, c, in, edgeBIn, porticoIn)
-			c.Hangup()
-			<-in.Done()
+			talkThrough(t, ctx, epB, epA, "2001", opts, edgeBIn, porticoIn)
 		})
 	}
 
@@ -157,6 +137,24 @@ func TestZoneCallsBothWays(t *testing.T) {
 			t.Errorf("an inside address (%s) crossed between the edges", inside)
 		}
 	}
+}
+
+// talkThrough has caller call dest (callee answers), RTP cross both
+// ways, each side talking to the relay address on its side, and hangs up.
+func talkThrough(t *testing.T, ctx context.Context, caller, callee *h323test.Endpoint, dest string, opts h323test.CallOptions,
+	callerRelay, calleeRelay netip.Addr) {
+	t.Helper()
+	c, err := caller.Call(ctx, dest, opts)
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	in, err := callee.Incoming(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mediaBothWays(t, ctx, c, in, callerRelay, calleeRelay)
+	c.Hangup()
+	<-in.Done()
 }
 
 // waitZone waits until the first zone of s is in state.
