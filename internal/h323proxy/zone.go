@@ -180,7 +180,7 @@ func newZoneMetrics(s *Server) *zoneMetrics {
 		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "portico_h323_zone_up",
 			Help: "1 while Portico is registered to the traversal zone's server, else 0."}, []string{"zone"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_h323_zone_events_total",
-			Help: "Traversal zone events, by zone and event (registered, keep_alive, failed, unregistered, sci, call_in, call_out, call_failed)."},
+			Help: "Traversal zone events, by zone and event (registered, keep_alive, failed, unregistered, sci, call_in, call_out, call_failed, answer_refused, disengaged)."},
 			[]string{"zone", "event"}),
 	}
 	s.m.register(s.deps.Registerer, m.up, m.events)
@@ -721,7 +721,80 @@ func (zc *zoneClient) connectOut(ctx context.Context, ic ras.IncomingCallIndicat
 		return
 	}
 	zc.count("call_in")
-	zc.s.cs.Accept(conn, callsig.Outside)
+	var id [16]byte
+	copy(id[:], ic.CallID)
+	zc.s.goZone(func() { zc.admitAnswer(id) })
+	zc.s.cs.Accept(zc.track(conn, id, true), callsig.Outside)
+}
+
+// admitAnswer asks the server to admit the call Portico answers (ARQ
+// with answerCall), as an H.460.18 endpoint does once it has the Setup;
+// a refusal is logged and counted, the call goes on as the server routed
+// it.
+func (zc *zoneClient) admitAnswer(callID [16]byte) {
+	zc.mu.Lock()
+	epID := zc.st.EndpointID
+	zc.mu.Unlock()
+	resp, err := zc.request(zc.s.ctx, func(seq uint16) *h225.RasMessage {
+		return ras.ARQ(int(seq), epID, zc.identity(), zc.identity(), 7680, int(seq), callID[:], callID[:], true)
+	})
+	if err == nil && resp.Choice != h225.RasMessage_AdmissionConfirm {
+		zc.count("answer_refused")
+		zc.s.log.Info("zone: the server refused to admit an answered call", "zone", zc.z.Name, "answer", ras.Name(resp))
+	}
+}
+
+// goZone runs f on a goroutine the server waits for, unless it is
+// shutting down.
+func (s *Server) goZone(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx.Err() != nil {
+		return
+	}
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); f() }()
+}
+
+// zoneConn is a call's connection through a zone: when the call ends
+// (the proxy closes it), Portico disengages the call at the server (DRQ).
+type zoneConn struct {
+	net.Conn
+	once sync.Once
+	end  func()
+}
+
+// NetConn returns the connection underneath.
+func (z *zoneConn) NetConn() net.Conn { return z.Conn }
+
+func (z *zoneConn) Close() error {
+	err := z.Conn.Close()
+	z.once.Do(z.end)
+	return err
+}
+
+// track wraps conn so that the call's end sends a DRQ for callID.
+func (zc *zoneClient) track(conn net.Conn, callID [16]byte, answered bool) net.Conn {
+	return &zoneConn{Conn: conn, end: func() {
+		zc.s.goZone(func() { zc.disengage(callID, answered) })
+	}}
+}
+
+// disengage tells the server the call is over (DRQ normalDrop); an
+// unanswered DRQ is given up after its retransmissions.
+func (zc *zoneClient) disengage(callID [16]byte, answered bool) {
+	if !zc.registered() {
+		return
+	}
+	zc.mu.Lock()
+	epID := zc.st.EndpointID
+	zc.mu.Unlock()
+	_, err := zc.request(zc.s.ctx, func(seq uint16) *h225.RasMessage {
+		return ras.DRQ(int(seq), ras.Call{EndpointID: epID, ConferenceID: callID[:], ID: callID[:], Answered: answered}, h225.DisengageReason_NormalDrop)
+	})
+	if err == nil {
+		zc.count("disengaged")
+	}
 }
 
 // dial admits a call from inside to alias at the server (ARQ, H.460.18
@@ -761,7 +834,7 @@ func (zc *zoneClient) dial(ctx context.Context, alias string, callID [16]byte) (
 		return nil, err
 	}
 	zc.count("call_out")
-	return conn, nil
+	return zc.track(conn, callID, false), nil
 }
 
 // dialOutside opens a TCP connection from Portico's external address.

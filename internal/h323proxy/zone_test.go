@@ -113,6 +113,24 @@ func TestZoneCallsBothWays(t *testing.T) {
 			t.Errorf("A's record %d: type %q, disposition %q; want %q, normal", i, r.CallType, r.Disposition, want)
 		}
 	}
+	// The call B answered was admitted at A (ARQ answerCall, relayed to
+	// A's gatekeeper), and each call through the zone disengaged there
+	// (DRQ answered DCF).
+	answers := 0
+	for _, m := range gkA.Received() {
+		if m.RAS != nil && m.From == a.inRASAddr && m.RAS.Choice == h225.RasMessage_AdmissionRequest && m.RAS.AdmissionRequest.AnswerCall {
+			answers++
+		}
+	}
+	if answers != 1 {
+		t.Errorf("A's gatekeeper saw %d answering ARQs, want B's one", answers)
+	}
+	for ctx.Err() == nil && testutilCount(b.s.zones[0].m.events.WithLabelValues("edge-a", "disengaged")) < 3 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := testutilCount(b.s.zones[0].m.events.WithLabelValues("edge-a", "disengaged")); got != 3 {
+		t.Errorf("%v calls disengaged at A, want 3", got)
+	}
 	st := b.s.Zones()[0]
 	if st.State != ZoneRegistered || st.CallsIn != 1 || st.CallsOut != 2 || st.Registrations != 1 {
 		t.Errorf("zone status %+v", st)
@@ -127,7 +145,8 @@ func TestZoneCallsBothWays(t *testing.T) {
 		t.Fatalf("tshark reports errors between the edges:\n%s", text)
 	}
 	for _, want := range []string{"gatekeeperRequest", "registrationRequest", "registrationConfirm", "serviceControlIndication",
-		"serviceControlResponse", "facility", "setup", "connect", "admissionRequest", "admissionConfirm", "releaseComplete"} {
+		"serviceControlResponse", "facility", "setup", "connect", "admissionRequest", "admissionConfirm", "releaseComplete",
+		"disengageRequest", "disengageConfirm"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the capture between the edges lacks %q", want)
 		}

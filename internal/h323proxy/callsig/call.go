@@ -487,12 +487,12 @@ func (c *call) bridge(from Side, ap netip.AddrPort) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("%w: call ended", h245proxy.ErrClosed)
 	}
 	var allow netip.Addr
-	var ka time.Duration
 	if to == Outside {
 		allow = c.legs[Outside].remote.Addr()
-		if c.ka.H245 == keepAliveTPKT {
-			ka = c.ka.Interval
-		}
+	}
+	var ka time.Duration // on the outside connection, whichever side opens it
+	if c.ka.H245 == keepAliveTPKT {
+		ka = c.ka.Interval
 	}
 	b, err := h245proxy.StartBridge(h245proxy.BridgeConfig{
 		Session:    c.media,

@@ -33,8 +33,9 @@ type BridgeConfig struct {
 	IdleTimeout time.Duration
 	// MaxFrame caps a TPKT payload (default DefaultMaxFrame).
 	MaxFrame int
-	// KeepAlive, when positive, sends an empty TPKT packet to the Listen
-	// side's endpoint this often (an H.460.18 endpoint's NAT binding).
+	// KeepAlive, when positive, sends an empty TPKT packet this often on
+	// the connection of the Outside side (the NAT binding of an H.460.18
+	// endpoint that connected, or of Portico toward a traversal server).
 	KeepAlive time.Duration
 	// OnMalformed is called (once) when a PDU does not decode; the bridge
 	// then closes. Optional.
@@ -148,10 +149,14 @@ func (b *Bridge) run() {
 	var once sync.Once
 	stop := func() { once.Do(func() { c.Close(); t.Close() }) }
 	if b.cfg.KeepAlive > 0 {
+		out := c
+		if b.cfg.Listen != Outside {
+			out = t
+		}
 		b.wg.Add(1)
 		go func() {
 			defer b.wg.Done()
-			b.keepAlive(c)
+			b.keepAlive(out)
 		}()
 	}
 	b.wg.Add(1)
