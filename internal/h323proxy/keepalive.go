@@ -128,7 +128,7 @@ func (s *Server) keepAlive(remote netip.AddrPort) (callsig.KeepAlive, bool) {
 	ip := remote.Addr().Unmap()
 	for _, r := range s.regs.byOut {
 		if r.h46018 && r.src.Addr().Unmap() == ip {
-			return callsig.KeepAlive{Signalling: string(r.kaSignal), H245: string(r.kaH245), Interval: s.cfg.KeepAliveInterval}, true
+			return callsig.KeepAlive{Signalling: string(r.kaSignal), H245: string(r.kaH245), Interval: s.cfg.KeepAliveInterval, NATed: true}, true
 		}
 	}
 	return callsig.KeepAlive{}, false

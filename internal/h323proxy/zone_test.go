@@ -81,9 +81,14 @@ func TestZoneCallsBothWays(t *testing.T) {
 		t.Fatal("A holds no registration for the zone's alias 3001")
 	}
 
-	t.Run("A calls B through the zone", func(t *testing.T) {
-		talkThrough(t, ctx, epA, epB, "3001", h323test.CallOptions{FastStart: true}, porticoIn, edgeBIn)
-	})
+	for _, opts := range []h323test.CallOptions{{FastStart: true}, {H245: h323test.Separate}} {
+		// With a separate H.245 connection, the callee inside B announces
+		// its h245Address: A cannot connect to B (a traversal client), so
+		// it asks B with a Facility startH245 to connect to A.
+		t.Run(fmt.Sprintf("A calls B through the zone (fastStart %v, H.245 %s)", opts.FastStart, opts.H245), func(t *testing.T) {
+			talkThrough(t, ctx, epA, epB, "3001", opts, porticoIn, edgeBIn)
+		})
+	}
 	gkRAS := newPeer(t, gkBIP)
 	for i, opts := range []h323test.CallOptions{{FastStart: true}, {H245: h323test.Separate}} {
 		// With a separate H.245 connection, the callee inside A announces
@@ -101,14 +106,14 @@ func TestZoneCallsBothWays(t *testing.T) {
 		})
 	}
 
-	recsB := b.calls.wait(t, ctx, 3)
+	recsB := b.calls.wait(t, ctx, 4)
 	for i, r := range recsB {
 		if r.CallType != "zone:edge-a" || r.Disposition != "normal" {
 			t.Errorf("B's record %d: type %q, disposition %q; want zone:edge-a, normal", i, r.CallType, r.Disposition)
 		}
 	}
-	recsA := a.calls.wait(t, ctx, 3)
-	for i, want := range []string{"inbound", policy.CallerRegistered, policy.CallerRegistered} {
+	recsA := a.calls.wait(t, ctx, 4)
+	for i, want := range []string{"inbound", "inbound", policy.CallerRegistered, policy.CallerRegistered} {
 		if r := recsA[i]; r.CallType != want || r.Disposition != "normal" {
 			t.Errorf("A's record %d: type %q, disposition %q; want %q, normal", i, r.CallType, r.Disposition, want)
 		}
@@ -122,17 +127,17 @@ func TestZoneCallsBothWays(t *testing.T) {
 			answers++
 		}
 	}
-	if answers != 1 {
-		t.Errorf("A's gatekeeper saw %d answering ARQs, want B's one", answers)
+	if answers != 2 {
+		t.Errorf("A's gatekeeper saw %d answering ARQs, want B's two", answers)
 	}
-	for ctx.Err() == nil && testutilCount(b.s.zones[0].m.events.WithLabelValues("edge-a", "disengaged")) < 3 {
+	for ctx.Err() == nil && testutilCount(b.s.zones[0].m.events.WithLabelValues("edge-a", "disengaged")) < 4 {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got := testutilCount(b.s.zones[0].m.events.WithLabelValues("edge-a", "disengaged")); got != 3 {
-		t.Errorf("%v calls disengaged at A, want 3", got)
+	if got := testutilCount(b.s.zones[0].m.events.WithLabelValues("edge-a", "disengaged")); got != 4 {
+		t.Errorf("%v calls disengaged at A, want 4", got)
 	}
 	st := b.s.Zones()[0]
-	if st.State != ZoneRegistered || st.CallsIn != 1 || st.CallsOut != 2 || st.Registrations != 1 {
+	if st.State != ZoneRegistered || st.CallsIn != 2 || st.CallsOut != 2 || st.Registrations != 1 {
 		t.Errorf("zone status %+v", st)
 	}
 	capt.Stop(t)
@@ -146,10 +151,19 @@ func TestZoneCallsBothWays(t *testing.T) {
 	}
 	for _, want := range []string{"gatekeeperRequest", "registrationRequest", "registrationConfirm", "serviceControlIndication",
 		"serviceControlResponse", "facility", "setup", "connect", "admissionRequest", "admissionConfirm", "releaseComplete",
-		"disengageRequest", "disengageConfirm"} {
+		"disengageRequest", "disengageConfirm", "startH245"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the capture between the edges lacks %q", want)
 		}
+	}
+	// B is a traversal client: every TCP connection between the edges
+	// (call signalling, H.245) is one B opened.
+	syns, err := exec.Command("tshark", "-r", capt.File, "-Y", fmt.Sprintf("tcp.flags.syn == 1 && tcp.flags.ack == 0 && ip.src == %s", edgeAOut)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tshark: %v\n%s", err, syns)
+	}
+	if n := strings.Count(strings.TrimSpace(string(syns)), "\n"); strings.Contains(string(syns), "TCP") {
+		t.Errorf("A opened %d TCP connections toward B:\n%s", n+1, syns)
 	}
 	for _, inside := range []netip.Addr{edgeBIn, gkBIP, epBIP, porticoIn, gatekeeperIP, insideEPIP} {
 		if strings.Contains(text, inside.String()) {

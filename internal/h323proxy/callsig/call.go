@@ -230,11 +230,11 @@ func (c *call) run(p []byte) {
 	for _, l := range c.legs {
 		l.conn.SetReadDeadline(deadline)
 	}
+	c.startKeepAlive() // before the Setup: an h245Address in it depends on it
 	if !c.forward(c.caller, p) {
 		c.finish()
 		return
 	}
-	c.startKeepAlive()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -494,6 +494,13 @@ func (c *call) bridge(from Side, ap netip.AddrPort) (netip.AddrPort, error) {
 	if c.ka.H245 == keepAliveTPKT {
 		ka = c.ka.Interval
 	}
+	// An endpoint behind NAT (H.460.18) cannot be connected to: Portico
+	// listens on its side as well and asks it to connect there.
+	var back netip.AddrPort
+	var backAllow netip.Addr
+	if from == Outside && c.ka.NATed {
+		back, backAllow = netip.AddrPortFrom(c.srv.cfg.Sides[Outside].Bind, 0), c.legs[Outside].remote.Addr()
+	}
 	b, err := h245proxy.StartBridge(h245proxy.BridgeConfig{
 		Session:    c.media,
 		Listen:     to,
@@ -501,6 +508,8 @@ func (c *call) bridge(from Side, ap netip.AddrPort) (netip.AddrPort, error) {
 		Target:     ap,
 		Bind:       c.srv.cfg.Sides[from].Bind,
 		AllowFrom:  allow,
+		BackAddr:   back,
+		BackAllow:  backAllow,
 		MaxFrame:   c.srv.cfg.MaxFrame,
 		KeepAlive:  ka,
 		OnMalformed: func(side Side, err error) {
@@ -512,5 +521,9 @@ func (c *call) bridge(from Side, ap netip.AddrPort) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("%w: h245 listener: %v", h245proxy.ErrMedia, err)
 	}
 	c.bridges[ap] = b
+	if back.IsValid() {
+		at := netip.AddrPortFrom(c.srv.cfg.Sides[Outside].Advertise, b.BackAddr().Port())
+		c.legs[Outside].send(facility(c.crv, c.caller == Outside, c.id, at))
+	}
 	return netip.AddrPortFrom(c.srv.cfg.Sides[to].Advertise, b.Addr().Port()), nil
 }

@@ -176,6 +176,10 @@ type KeepAlive struct {
 	Signalling, H245 string
 	// Interval between keep-alives; 0: none.
 	Interval time.Duration
+	// NATed marks an outside endpoint that cannot be connected to (an
+	// H.460.18 endpoint): an h245Address it announces is answered with a
+	// Facility startH245 naming Portico, and it connects to Portico.
+	NATed bool
 }
 
 // Guard is the edge's per-source protection (a *guard.Guard). Only the

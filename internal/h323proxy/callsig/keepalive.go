@@ -1,10 +1,12 @@
 package callsig
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/q931"
+	"github.com/portico-edge/portico/internal/h323/ras"
 )
 
 // Keep-alive methods of KeepAlive.
@@ -26,12 +28,15 @@ func (c *call) startKeepAlive() {
 		return
 	}
 	ka, ok := s.deps.KeepAlive(c.legs[Outside].remote)
-	if !ok || ka.Interval <= 0 {
+	if !ok {
 		return
 	}
 	c.mu.Lock()
 	c.ka = ka
 	c.mu.Unlock()
+	if ka.Interval <= 0 {
+		return
+	}
 	var frame []byte
 	switch ka.Signalling {
 	case keepAliveTPKT:
@@ -75,8 +80,19 @@ func (c *call) startKeepAlive() {
 // endpoint binds an SCI's connection to its call with (H.460.18 §8.2).
 // fromDest is set when the sender speaks for the callee.
 func Facility(crv uint32, fromDest bool, callID []byte) []byte {
+	return facility(crv, fromDest, callID, netip.AddrPort{})
+}
+
+// facility is Facility, with reason startH245 and h245 as h245Address
+// when h245 is valid: the request that an endpoint behind NAT open the
+// H.245 connection to Portico (H.460.18 §8.3).
+func facility(crv uint32, fromDest bool, callID []byte, h245 netip.AddrPort) []byte {
 	f := &h225.FacilityUUIE{ProtocolIdentifier: h225.ProtocolIdentifier(h225.ProtocolV7),
 		Reason: h225.FacilityReason{Choice: h225.FacilityReason_UndefinedReason}}
+	if h245.IsValid() {
+		a := ras.Transport(h245)
+		f.Reason.Choice, f.H245Address = h225.FacilityReason_StartH245, &a
+	}
 	if len(callID) == 16 {
 		f.CallIdentifier = &h225.CallIdentifier{Guid: h225.GloballyUniqueID(callID)}
 	}
