@@ -85,6 +85,13 @@ func (s *Server) caller(info callsig.CallInfo) string {
 			return policy.CallerRegistered
 		}
 	}
+	// A registered gateway (a traversal client's zone) calls for aliases
+	// of its own network: admitted by ARQ for this call, from its address.
+	if len(info.CallID) == 16 {
+		if r := s.calls[[16]byte(info.CallID)]; r != nil && s.regs.byOut[r.outsideID] == r && r.src.Addr() == info.Source {
+			return policy.CallerRegistered
+		}
+	}
 	if s.federated(info.Source) || s.zoneAt(info.Source) != nil {
 		return policy.CallerFederated
 	}

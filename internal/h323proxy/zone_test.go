@@ -71,7 +71,11 @@ func TestZoneCallsBothWays(t *testing.T) {
 	defer epA.Close()
 	epB := h323test.NewEndpoint(t, h323test.EndpointConfig{Alias: "3001", Gatekeeper: gkB.RASAddr(), IP: epBIP})
 	defer epB.Close()
-	for _, ep := range []*h323test.Endpoint{epA, epB} {
+	// An alias of B's network that B does not register at A: its calls
+	// are B's, admitted by B's ARQ.
+	epB2 := h323test.NewEndpoint(t, h323test.EndpointConfig{Alias: "3777", Gatekeeper: gkB.RASAddr(), IP: epBIP})
+	defer epB2.Close()
+	for _, ep := range []*h323test.Endpoint{epA, epB, epB2} {
 		if err := ep.Register(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +106,7 @@ func TestZoneCallsBothWays(t *testing.T) {
 				t.Fatalf("LCF callSignalAddress = %v, want B's inside %v", dst, b.inSignal)
 			}
 			opts.Direct = dst
-			talkThrough(t, ctx, epB, epA, "2001", opts, edgeBIn, porticoIn)
+			talkThrough(t, ctx, epB2, epA, "2001", opts, edgeBIn, porticoIn)
 		})
 	}
 

@@ -118,7 +118,7 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 			s.active.Add(-1)
 		}
 	}()
-	info := CallInfo{From: from, To: to, Source: src.Addr()}
+	info := CallInfo{From: from, To: to, Source: src.Addr(), CallID: c.id}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
 	defer cancel()
 	var out net.Conn

@@ -130,6 +130,8 @@ type CallInfo struct {
 	From, To []string
 	// Source is the IP the Setup came from.
 	Source netip.Addr
+	// CallID is the Setup's callIdentifier (16 octets), if any.
+	CallID []byte
 }
 
 // Decision is the policy's answer for a call from outside.
