@@ -208,10 +208,16 @@ type zoneClient struct {
 	signal   netip.AddrPort    // the server's call-signalling address (RCF)
 	answered map[[16]byte]bool // SCIs acted on, by call identifier
 	order    [][16]byte        // answered in arrival order, for bounding
+	// connecting counts the connections being opened for SCIs.
+	connecting int
 }
 
-// maxZoneAnswered bounds the SCIs remembered against retransmission.
-const maxZoneAnswered = 256
+// maxZoneAnswered bounds the SCIs remembered against retransmission,
+// maxZoneConnecting the connections being opened for SCIs at once.
+const (
+	maxZoneAnswered   = 256
+	maxZoneConnecting = 64
+)
 
 func newZoneClient(s *Server, z Zone, m *zoneMetrics) *zoneClient {
 	zc := &zoneClient{s: s, z: z, m: m, bye: make(chan struct{}, 1), waits: map[uint16]chan *h225.RasMessage{},
@@ -659,10 +665,28 @@ func (zc *zoneClient) serveRequest(ctx context.Context, src netip.AddrPort, m *h
 			}
 		}
 		zc.mu.Unlock()
-		if !seen {
-			zc.s.wg.Add(1)
-			go func() { defer zc.s.wg.Done(); zc.connectOut(ctx, ic) }()
+		if seen {
+			return
 		}
+		zc.mu.Lock()
+		busy := zc.connecting >= maxZoneConnecting
+		if !busy {
+			zc.connecting++
+		}
+		zc.mu.Unlock()
+		if busy {
+			// An SCI flood (UDP sources are easily forged): dropped.
+			zc.count("call_failed")
+			return
+		}
+		zc.s.wg.Add(1)
+		go func() {
+			defer zc.s.wg.Done()
+			zc.connectOut(ctx, ic)
+			zc.mu.Lock()
+			zc.connecting--
+			zc.mu.Unlock()
+		}()
 	case h225.RasMessage_UnregistrationRequest:
 		zc.reply(src, ras.UCF(m.UnregistrationRequest))
 		select {
