@@ -110,14 +110,39 @@ func TestZoneCallsBothWays(t *testing.T) {
 		})
 	}
 
-	recsB := b.calls.wait(t, ctx, 4)
+	t.Run("keep-alives both ways during a call", func(t *testing.T) {
+		// B keeps its connections to A alive as a traversal client; A
+		// keeps those of its H.460.18 client B alive as a traversal server
+		// (1s interval in these edges). The call lasts until each has sent
+		// three on call signalling.
+		c, err := epA.Call(ctx, "3001", h323test.CallOptions{H245: h323test.Separate})
+		if err != nil {
+			t.Fatalf("call: %v", err)
+		}
+		in, err := epB.Incoming(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range []*porticoE2E{a, b} {
+			for e.s.cs.KeepAlives.Load() < 3 {
+				select {
+				case <-ctx.Done():
+					t.Fatalf("%d keep-alives sent", e.s.cs.KeepAlives.Load())
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		}
+		c.Hangup()
+		<-in.Done()
+	})
+	recsB := b.calls.wait(t, ctx, 5)
 	for i, r := range recsB {
 		if r.CallType != "zone:edge-a" || r.Disposition != "normal" {
 			t.Errorf("B's record %d: type %q, disposition %q; want zone:edge-a, normal", i, r.CallType, r.Disposition)
 		}
 	}
-	recsA := a.calls.wait(t, ctx, 4)
-	for i, want := range []string{"inbound", "inbound", policy.CallerRegistered, policy.CallerRegistered} {
+	recsA := a.calls.wait(t, ctx, 5)
+	for i, want := range []string{"inbound", "inbound", policy.CallerRegistered, policy.CallerRegistered, "inbound"} {
 		if r := recsA[i]; r.CallType != want || r.Disposition != "normal" {
 			t.Errorf("A's record %d: type %q, disposition %q; want %q, normal", i, r.CallType, r.Disposition, want)
 		}
@@ -131,17 +156,17 @@ func TestZoneCallsBothWays(t *testing.T) {
 			answers++
 		}
 	}
-	if answers != 2 {
-		t.Errorf("A's gatekeeper saw %d answering ARQs, want B's two", answers)
+	if answers != 3 {
+		t.Errorf("A's gatekeeper saw %d answering ARQs, want B's three", answers)
 	}
-	for ctx.Err() == nil && testutilCount(b.s.zones[0].m.events.WithLabelValues("edge-a", "disengaged")) < 4 {
+	for ctx.Err() == nil && testutilCount(b.s.zones[0].m.events.WithLabelValues("edge-a", "disengaged")) < 5 {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got := testutilCount(b.s.zones[0].m.events.WithLabelValues("edge-a", "disengaged")); got != 4 {
-		t.Errorf("%v calls disengaged at A, want 4", got)
+	if got := testutilCount(b.s.zones[0].m.events.WithLabelValues("edge-a", "disengaged")); got != 5 {
+		t.Errorf("%v calls disengaged at A, want 5", got)
 	}
 	st := b.s.Zones()[0]
-	if st.State != ZoneRegistered || st.CallsIn != 2 || st.CallsOut != 2 || st.Registrations != 1 {
+	if st.State != ZoneRegistered || st.CallsIn != 3 || st.CallsOut != 2 || st.Registrations != 1 {
 		t.Errorf("zone status %+v", st)
 	}
 	capt.Stop(t)
@@ -158,6 +183,24 @@ func TestZoneCallsBothWays(t *testing.T) {
 		"disengageRequest", "disengageConfirm", "startH245"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the capture between the edges lacks %q", want)
+		}
+	}
+	// Empty TPKT keep-alives crossed both ways, on call signalling and on
+	// H.245.
+	for _, dir := range [][2]netip.Addr{{edgeBOut, edgeAOut}, {edgeAOut, edgeBOut}} {
+		var sig, h245 int
+		for _, f := range capture.Frames(t, capt.File, fmt.Sprintf("ip.src == %s && ip.dst == %s && tcp.len == 4", dir[0], dir[1])) {
+			if !bytes.Equal(f.Payload, []byte{3, 0, 0, 4}) {
+				continue
+			}
+			if f.SrcPort == int(a.extSig.Port()) || f.DstPort == int(a.extSig.Port()) {
+				sig++
+			} else {
+				h245++
+			}
+		}
+		if sig < 2 || h245 < 1 {
+			t.Errorf("%s to %s: %d empty TPKTs on call signalling, %d on H.245", dir[0], dir[1], sig, h245)
 		}
 	}
 	// B is a traversal client: every TCP connection between the edges
