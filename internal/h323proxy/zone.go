@@ -198,6 +198,12 @@ type zoneClient struct {
 	z   Zone
 	m   *zoneMetrics
 	bye chan struct{} // an URQ from the server: register again now
+	// Of the server's Config at New (Reload changes none of them): the
+	// external address to bind, the public one to announce, the
+	// call-signalling port, and how long a connection may take.
+	bind, public netip.Addr
+	signalPort   uint16
+	timeout      time.Duration
 
 	mu       sync.Mutex
 	conn     net.PacketConn
@@ -221,7 +227,8 @@ const (
 
 func newZoneClient(s *Server, z Zone, m *zoneMetrics) *zoneClient {
 	zc := &zoneClient{s: s, z: z, m: m, bye: make(chan struct{}, 1), waits: map[uint16]chan *h225.RasMessage{},
-		answered: map[[16]byte]bool{}}
+		answered: map[[16]byte]bool{}, bind: s.cfg.ExternalRAS.Addr(), public: s.cfg.PublicAddress,
+		signalPort: s.cfg.ExternalSignalPort, timeout: s.cfg.RequestTimeout}
 	zc.st = ZoneStatus{Name: z.Name, Server: z.Server.String(), State: ZoneRegistering, Since: s.now()}
 	m.up.WithLabelValues(z.Name).Set(0)
 	return zc
@@ -313,7 +320,7 @@ func (zc *zoneClient) count(event string) {
 // and after a failure (no answer, RRJ, URQ) register again, waiting 1s,
 // 2s, 4s... up to RetryMax between attempts.
 func (zc *zoneClient) run(ctx context.Context) error {
-	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(zc.s.cfg.ExternalRAS.Addr(), 0)))
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(zc.bind, 0)))
 	if err != nil {
 		return fmt.Errorf("h323proxy: zone %s: %w", zc.z.Name, err)
 	}
@@ -417,7 +424,7 @@ func (zc *zoneClient) local() netip.AddrPort {
 	c := zc.conn
 	zc.mu.Unlock()
 	ap := addrOf(c.LocalAddr())
-	if pub := zc.s.cfg.PublicAddress; pub.IsValid() && !pub.IsUnspecified() {
+	if pub := zc.public; pub.IsValid() && !pub.IsUnspecified() {
 		ap = netip.AddrPortFrom(pub, ap.Port())
 	}
 	return ap
@@ -431,7 +438,7 @@ func (zc *zoneClient) rrq(seq uint16, keepAlive bool) *h225.RasMessage {
 		TimeToLive: int64(zc.z.TimeToLive / time.Second)}
 	zc.mu.Unlock()
 	e.RAS = zc.local()
-	e.CallSignal = netip.AddrPortFrom(e.RAS.Addr(), zc.s.cfg.ExternalSignalPort)
+	e.CallSignal = netip.AddrPortFrom(e.RAS.Addr(), zc.signalPort)
 	if !keepAlive {
 		e.Aliases = zc.identity()
 		e.EndpointID = ""
@@ -698,7 +705,7 @@ func (zc *zoneClient) serveRequest(ctx context.Context, src netip.AddrPort, m *h
 		e := ras.Endpoint{EndpointID: zc.st.EndpointID}
 		zc.mu.Unlock()
 		e.RAS = zc.local()
-		e.CallSignal = netip.AddrPortFrom(e.RAS.Addr(), zc.s.cfg.ExternalSignalPort)
+		e.CallSignal = netip.AddrPortFrom(e.RAS.Addr(), zc.signalPort)
 		e.Aliases = zc.identity()
 		zc.reply(src, ras.IRR(m.InfoRequest, int(m.InfoRequest.RequestSeqNum), e))
 	case h225.RasMessage_DisengageRequest:
@@ -731,8 +738,8 @@ func (zc *zoneClient) connectOut(ctx context.Context, ic ras.IncomingCallIndicat
 		zc.count("call_failed")
 		return
 	}
-	dctx, cancel := context.WithTimeout(ctx, zc.s.cfg.RequestTimeout)
-	conn, err := zc.s.dialOutside(dctx, ic.CallSignal)
+	dctx, cancel := context.WithTimeout(ctx, zc.timeout)
+	conn, err := zc.dialOutside(dctx, ic.CallSignal)
 	cancel()
 	if err != nil {
 		zc.count("call_failed")
@@ -852,7 +859,7 @@ func (zc *zoneClient) dial(ctx context.Context, alias string, callID [16]byte) (
 		zc.count("call_failed")
 		return nil, fmt.Errorf("zone %s: ACF names %v, not the traversal server", zc.z.Name, dst)
 	}
-	conn, err := zc.s.dialOutside(ctx, dst)
+	conn, err := zc.dialOutside(ctx, dst)
 	if err != nil {
 		zc.count("call_failed")
 		return nil, err
@@ -862,8 +869,8 @@ func (zc *zoneClient) dial(ctx context.Context, alias string, callID [16]byte) (
 }
 
 // dialOutside opens a TCP connection from Portico's external address.
-func (s *Server) dialOutside(ctx context.Context, dst netip.AddrPort) (net.Conn, error) {
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: s.cfg.ExternalRAS.Addr().AsSlice()}, KeepAlive: -1}
+func (zc *zoneClient) dialOutside(ctx context.Context, dst netip.AddrPort) (net.Conn, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: zc.bind.AsSlice()}, KeepAlive: -1}
 	return d.DialContext(ctx, "tcp", dst.String())
 }
 
