@@ -121,7 +121,7 @@ func (s *Server) keepAlive(remote netip.AddrPort) (callsig.KeepAlive, bool) {
 	if s.zoneAt(remote.Addr()) != nil {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return callsig.KeepAlive{Signalling: string(KeepAliveTPKT), H245: string(KeepAliveTPKT), Interval: s.cfg.KeepAliveInterval}, true
+		return callsig.KeepAlive{Signalling: string(KeepAliveTPKT), H245: string(KeepAliveTPKT), Interval: s.cfg.KeepAliveInterval, Client: true}, true
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -170,7 +170,7 @@ func TestZoneCallsBothWays(t *testing.T) {
 		t.Errorf("zone status %+v", st)
 	}
 	capt.Stop(t)
-	out, err := exec.Command("tshark", "-r", capt.File, "-Y", "(h225 or q931) and ip.src != "+testpeer.ProbeIP, "-V").CombinedOutput()
+	out, err := exec.Command("tshark", "-r", capt.File, "-Y", "(h225 or q931 or h245) and ip.src != "+testpeer.ProbeIP, "-V").CombinedOutput()
 	if err != nil {
 		t.Fatalf("tshark: %v\n%s", err, out)
 	}
@@ -180,7 +180,7 @@ func TestZoneCallsBothWays(t *testing.T) {
 	}
 	for _, want := range []string{"gatekeeperRequest", "registrationRequest", "registrationConfirm", "serviceControlIndication",
 		"serviceControlResponse", "facility", "setup", "connect", "admissionRequest", "admissionConfirm", "releaseComplete",
-		"disengageRequest", "disengageConfirm", "startH245"} {
+		"disengageRequest", "disengageConfirm", "startH245", "Signalling Traversal", "openLogicalChannelAck"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the capture between the edges lacks %q", want)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/h323/h225"
+	"github.com/portico-edge/portico/internal/h323/h460"
 	"github.com/portico-edge/portico/internal/h323/q931"
 	"github.com/portico-edge/portico/internal/h323/ras"
 	"github.com/portico-edge/portico/internal/h323proxy/h245proxy"
@@ -501,6 +502,15 @@ func (c *call) bridge(from Side, ap netip.AddrPort) (netip.AddrPort, error) {
 	if from == Outside && c.ka.NATed {
 		back, backAllow = netip.AddrPortFrom(c.srv.cfg.Sides[Outside].Bind, 0), c.legs[Outside].remote.Addr()
 	}
+	var hello []byte
+	if from == Outside && c.ka.Client && len(c.id) == 16 {
+		// Portico answers when the call came from the server.
+		ind := h460.Indication{CallID: [16]byte(c.id), AnswerCall: c.caller == Outside}
+		var err error
+		if hello, err = ind.Message().Marshal(); err != nil {
+			return netip.AddrPort{}, fmt.Errorf("%w: h460.18 indication: %v", h245proxy.ErrMedia, err)
+		}
+	}
 	b, err := h245proxy.StartBridge(h245proxy.BridgeConfig{
 		Session:    c.media,
 		Listen:     to,
@@ -510,6 +520,7 @@ func (c *call) bridge(from Side, ap netip.AddrPort) (netip.AddrPort, error) {
 		AllowFrom:  allow,
 		BackAddr:   back,
 		BackAllow:  backAllow,
+		Hello:      hello,
 		MaxFrame:   c.srv.cfg.MaxFrame,
 		KeepAlive:  ka,
 		OnMalformed: func(side Side, err error) {

@@ -182,6 +182,10 @@ type KeepAlive struct {
 	// H.460.18 endpoint): an h245Address it announces is answered with a
 	// Facility startH245 naming Portico, and it connects to Portico.
 	NATed bool
+	// Client marks a traversal zone's server (Portico is its H.460.18
+	// client): every H.245 connection Portico opens to it starts with the
+	// H.460.18 genericIndication naming the call.
+	Client bool
 }
 
 // Guard is the edge's per-source protection (a *guard.Guard). Only the

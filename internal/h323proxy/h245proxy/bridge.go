@@ -40,6 +40,9 @@ type BridgeConfig struct {
 	// only source IP accepted there.
 	BackAddr  netip.AddrPort
 	BackAllow netip.Addr
+	// Hello, when set, is an H.245 PDU written first on the connection to
+	// Target (a traversal client's H.460.18 genericIndication).
+	Hello []byte
 	// KeepAlive, when positive, sends an empty TPKT packet this often on
 	// the connection of the Outside side (the NAT binding of an H.460.18
 	// endpoint that connected, or of Portico toward a traversal server).
@@ -181,6 +184,16 @@ func (b *Bridge) run() {
 			b.cfg.Logger.Debug("h245 bridge: connect", "target", b.cfg.Target, "err", err)
 			c.Close()
 			return
+		}
+		if b.cfg.Hello != nil {
+			t.SetWriteDeadline(time.Now().Add(b.cfg.DialTimeout))
+			_, err = t.Write(AppendFrame(nil, b.cfg.Hello))
+			t.SetWriteDeadline(time.Time{})
+			if err != nil {
+				c.Close()
+				t.Close()
+				return
+			}
 		}
 	}
 	if !b.track(t) {
