@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/portico-edge/portico/internal/h323/h225"
+	"github.com/portico-edge/portico/internal/h323/h245"
 	"github.com/portico-edge/portico/internal/h323/h323test"
 	"github.com/portico-edge/portico/internal/h323/h323test/capture"
+	"github.com/portico-edge/portico/internal/h323/h460"
 	"github.com/portico-edge/portico/internal/h323/q931"
 	"github.com/portico-edge/portico/internal/h323/ras"
 	"github.com/portico-edge/portico/internal/h323proxy/h245proxy"
@@ -411,6 +413,42 @@ func replayGnuGk(t *testing.T, file string) {
 			break
 		}
 	}
+	if start := startH245(t, file, ic.CallID); start != nil {
+		// Without tunnelling GnuGk asks the endpoint behind NAT to open
+		// H.245 with a Facility startH245 (its h245Address moved to a
+		// listener of the stand-in): Portico connects and starts with the
+		// H.460.18 genericIndication of the call it answered.
+		h245ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(gnugkIP, 0)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h245ln.Close()
+		a := ras.Transport(addrOf(h245ln.Addr()))
+		start.uu.H323UuPdu.H323MessageBody.Facility.H245Address = &a
+		if _, err := conn.Write(h245proxy.AppendFrame(nil, start.encode(t))); err != nil {
+			t.Fatal(err)
+		}
+		h245ln.SetDeadline(time.Now().Add(10 * time.Second))
+		hc, err := h245ln.Accept()
+		if err != nil {
+			t.Fatalf("Portico did not open the H.245 connection startH245 asked for: %v", err)
+		}
+		defer hc.Close()
+		hc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		p, err := h245proxy.NewFrameReader(hc, 0).Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m h245.MultimediaSystemControlMessage
+		if err := m.Unmarshal(p); err != nil {
+			t.Fatal(err)
+		}
+		ind, ok, err := h460.ParseIndication(&m)
+		if !ok || err != nil || !bytes.Equal(ind.CallID[:], ic.CallID) || !ind.AnswerCall {
+			t.Errorf("first H.245 message is no genericIndication answering call %x: %+v, %v, %v", ic.CallID, ind, ok, err)
+		}
+		t.Logf("the captured Facility startH245 had Portico open H.245 with the genericIndication")
+	}
 	conn.Close()
 	<-in.Done()
 	recs := b.calls.wait(t, ctx, 1)
@@ -505,4 +543,53 @@ func TestZoneReRegisters(t *testing.T) {
 	if got := testutilCount(h.s.zones[0].m.events.WithLabelValues("far", "unregistered")); got != 1 {
 		t.Errorf("unregistered events %v, want 1", got)
 	}
+}
+
+// capturedQ931 is a captured Q.931 message with its decoded UUIE.
+type capturedQ931 struct {
+	m  q931.Message
+	uu *h225.H323UserInformation
+}
+
+func (c *capturedQ931) encode(t *testing.T) []byte {
+	t.Helper()
+	b, err := c.uu.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.m.SetUserUser(b)
+	out, err := c.m.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// startH245 returns the captured Facility startH245 for callID in file,
+// or nil.
+func startH245(t *testing.T, file string, callID []byte) *capturedQ931 {
+	for _, p := range capture.TPKTPackets(t, file, "tcp.len > 0") {
+		c := &capturedQ931{}
+		if c.m.Parse(p.Payload) != nil || c.m.Type != q931.Facility {
+			continue
+		}
+		var err error
+		if c.uu, err = decodeUUIE(&c.m); err != nil {
+			continue
+		}
+		f := c.uu.H323UuPdu.H323MessageBody.Facility
+		if f != nil && f.Reason.Choice == h225.FacilityReason_StartH245 && f.CallIdentifier != nil && bytes.Equal(f.CallIdentifier.Guid, callID) {
+			return c
+		}
+	}
+	return nil
+}
+
+func decodeUUIE(m *q931.Message) (*h225.H323UserInformation, error) {
+	uu, err := m.UserUser()
+	if err != nil {
+		return nil, err
+	}
+	ui := new(h225.H323UserInformation)
+	return ui, ui.Unmarshal(uu)
 }
