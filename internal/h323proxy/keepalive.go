@@ -125,11 +125,10 @@ func (s *Server) keepAlive(remote netip.AddrPort) (callsig.KeepAlive, bool) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ip := remote.Addr().Unmap()
-	for _, r := range s.regs.byOut {
-		if r.h46018 && r.src.Addr().Unmap() == ip {
-			return callsig.KeepAlive{Signalling: string(r.kaSignal), H245: string(r.kaH245), Interval: s.cfg.KeepAliveInterval, NATed: true}, true
-		}
+	rs := s.regs.traversal[remote.Addr().Unmap()]
+	if len(rs) == 0 {
+		return callsig.KeepAlive{}, false
 	}
-	return callsig.KeepAlive{}, false
+	r := rs[len(rs)-1] // several behind one NAT address: the newest
+	return callsig.KeepAlive{Signalling: string(r.kaSignal), H245: string(r.kaH245), Interval: s.cfg.KeepAliveInterval, NATed: true}, true
 }
