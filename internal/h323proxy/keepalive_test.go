@@ -13,6 +13,7 @@ import (
 	"github.com/portico-edge/portico/internal/h323/h323test"
 	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 	"github.com/portico-edge/portico/internal/h323/q931"
+	"github.com/portico-edge/portico/internal/h323/ras"
 	"github.com/portico-edge/portico/internal/policy"
 	"github.com/portico-edge/portico/internal/testpeer"
 )
@@ -181,4 +182,39 @@ func counter(t *testing.T, p *porticoE2E, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// TestKeepAliveBySource: a call's outside connection takes the methods of
+// the H.460.18 registration from its IP address (the newest of several
+// behind one NAT), and a non-H.460.18 source gets none.
+func TestKeepAliveBySource(t *testing.T) {
+	h := newHarness(t, nil)
+	reg := func(alias, product string, seq int) {
+		t.Helper()
+		m := ras.RRQ(seq, endpoint(alias, true))
+		m.RegistrationRequest.EndpointVendor.ProductId = []byte(product)
+		m.RegistrationRequest.TerminalAlias = []h225.AliasAddress{ras.H323ID(alias)} // two endpoints, no alias shared
+		h.ep.send(h.ext, m)
+		from, in := h.gk.expect(h225.RasMessage_RegistrationRequest)
+		h.gk.send(from, ras.RCF(in.RegistrationRequest, insideGKID, "IN-"+alias, gkSignal, 60))
+		h.ep.expect(h225.RasMessage_RegistrationConfirm)
+	}
+	remote := netip.AddrPortFrom(outsideIP, 40000) // a TCP connection of that NAT address
+	reg("polycom-room", "Polycom HDX", 10)
+	if ka, ok := h.s.keepAlive(remote); !ok || ka.Signalling != "tpkt" || ka.H245 != "none" || !ka.NATed {
+		t.Errorf("one Polycom registration: %+v, %v", ka, ok)
+	}
+	reg("cisco-room", "Cisco SX20", 11)
+	if ka, ok := h.s.keepAlive(remote); !ok || ka.Signalling != "facility" || ka.H245 != "tpkt" {
+		t.Errorf("Cisco registered last: %+v, %v", ka, ok)
+	}
+	h.s.mu.Lock()
+	h.s.dropRegistration(h.s.regs.byAlias["cisco-room"], "unregistered", "test")
+	h.s.mu.Unlock()
+	if ka, ok := h.s.keepAlive(remote); !ok || ka.Signalling != "tpkt" || ka.H245 != "none" {
+		t.Errorf("Cisco gone, Polycom left: %+v, %v", ka, ok)
+	}
+	if ka, ok := h.s.keepAlive(netip.MustParseAddrPort("127.0.0.77:40000")); ok {
+		t.Errorf("a source without H.460.18 registration: %+v", ka)
+	}
 }
