@@ -58,10 +58,10 @@ func (r *registration) endpoint(alias string) Endpoint {
 // table is the registration table, bounded by max. It is guarded by
 // Server.mu.
 type table struct {
-	max      int
-	byOut    map[string]*registration
-	byIn     map[string]*registration
-	byAlias  map[string]*registration
+	max     int
+	byOut   map[string]*registration
+	byIn    map[string]*registration
+	byAlias map[string]*registration
 	// traversal holds the H.460.18 registrations by source IP (a keep-alive
 	// never moves a registration to another IP), newest last.
 	traversal map[netip.Addr][]*registration
