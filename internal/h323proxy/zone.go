@@ -444,21 +444,9 @@ func (zc *zoneClient) rrq(seq uint16, keepAlive bool) *h225.RasMessage {
 		e.EndpointID = ""
 	}
 	e.FeatureSet = &h225.FeatureSet{DesiredFeatures: []h225.GenericData{ras.Feature(ras.H46018)}, HasDesiredFeatures: true}
-	m := ras.RRQ(int(seq), e)
-	if !keepAlive && len(zc.z.Prefixes) > 0 {
-		gw := &h225.GatewayInfo{}
-		for _, p := range zc.z.Prefixes {
-			if strings.Trim(p, "0123456789#*,") == "" {
-				gw.Protocol = append(gw.Protocol, h225.SupportedProtocols{Choice: h225.SupportedProtocols_Voice,
-					Voice: &h225.VoiceCaps{SupportedPrefixes: []h225.SupportedPrefix{{Prefix: ras.E164(p)}}, HasSupportedPrefixes: true}})
-			}
-		}
-		if len(gw.Protocol) > 0 {
-			gw.HasProtocol = true
-			m.RegistrationRequest.TerminalType.Gateway = gw
-		}
-	}
-	return m
+	// The zone's prefixes and domains are the server's side: they are not
+	// announced as supported prefixes, which would route them back here.
+	return ras.RRQ(int(seq), e)
 }
 
 // register discovers the server (GRQ) and registers (RRQ) with
