@@ -353,6 +353,10 @@ func (zc *zoneClient) run(ctx context.Context) error {
 			continue
 		}
 		backoff = zoneRetryMin
+		select {
+		case <-zc.bye: // an URQ of the registration this one replaces
+		default:
+		}
 		zc.count("registered")
 		zc.setState(ZoneRegistered, "")
 		zc.s.log.Info("zone registered", "zone", zc.z.Name, "server", zc.z.Server, "keep_alive", interval)
