@@ -93,18 +93,18 @@ func startE2E(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest) *portic
 // startE2EWith is startE2E with mod applied to the Config.
 func startE2EWith(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest, mod func(*Config)) *porticoE2E {
 	t.Helper()
-	return startEdge(t, gk, guest, outsideIP, porticoIn, 0, mod)
+	return startEdge(t, gk, guest, outsideIP, porticoIn, 0, 100, mod)
 }
 
 // startEdge is startE2EWith on the outside and inside addresses out and
-// in; rasPort, when not 0, is the outside RAS port and rasPort+1 the
-// call-signalling one.
-func startEdge(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest, out, in netip.Addr, rasPort uint16, mod func(*Config)) *porticoE2E {
+// in, with relayPorts media ports on each; rasPort, when not 0, is the
+// outside RAS port and rasPort+1 the call-signalling one.
+func startEdge(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest, out, in netip.Addr, rasPort uint16, relayPorts int, mod func(*Config)) *porticoE2E {
 	t.Helper()
-	lo := testpeer.FreePorts(t, 200)
+	lo := testpeer.FreePorts(t, 2*relayPorts)
 	relay, err := media.New(media.Config{Interfaces: map[string]media.InterfaceConfig{
-		External: {Addr: out, PortMin: lo, PortMax: lo + 99},
-		Internal: {Addr: in, PortMin: lo + 100, PortMax: lo + 199},
+		External: {Addr: out, PortMin: lo, PortMax: lo + relayPorts - 1},
+		Internal: {Addr: in, PortMin: lo + relayPorts, PortMax: lo + 2*relayPorts - 1},
 	}, Latching: media.LatchNAT}, media.Deps{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

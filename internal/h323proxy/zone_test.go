@@ -63,9 +63,9 @@ func TestZoneCallsBothWays(t *testing.T) {
 	capt := testpeer.StartCapture(t, fmt.Sprintf("host %s or (udp and host %s)", edgeBOut, testpeer.ProbeIP), 1719)
 
 	gkA := h323test.NewGatekeeper(t, h323test.GatekeeperConfig{IP: gatekeeperIP, TimeToLive: 60, Routed: true})
-	a := startEdge(t, gkA, policy.Guest{}, edgeAOut, porticoIn, DefaultRASPort, nil)
+	a := startEdge(t, gkA, policy.Guest{}, edgeAOut, porticoIn, DefaultRASPort, 24, nil)
 	gkB := h323test.NewGatekeeper(t, h323test.GatekeeperConfig{ID: "gk-b", IP: gkBIP, TimeToLive: 60, Routed: true})
-	b := startEdge(t, gkB, policy.Guest{}, edgeBOut, edgeBIn, 0, func(c *Config) {
+	b := startEdge(t, gkB, policy.Guest{}, edgeBOut, edgeBIn, 0, 24, func(c *Config) {
 		c.Zones = []Zone{{Name: "edge-a", Server: a.extRAS, Aliases: []string{"edge-b", "3001"}, Prefixes: []string{"2"}}}
 	})
 
@@ -340,7 +340,7 @@ func replayGnuGk(t *testing.T, file string) {
 	}
 	defer ln.Close()
 	gkB := h323test.NewGatekeeper(t, h323test.GatekeeperConfig{ID: "gk-b", IP: gkBIP, TimeToLive: 60, Routed: true})
-	b := startEdge(t, gkB, policy.Guest{}, edgeBOut, edgeBIn, 0, func(c *Config) {
+	b := startEdge(t, gkB, policy.Guest{}, edgeBOut, edgeBIn, 0, 24, func(c *Config) {
 		c.Zones = []Zone{{Name: "gnugk", Server: server.addr(), Aliases: []string{"edge-b"}, Prefixes: []string{"99"}}}
 	})
 	callee := h323test.NewEndpoint(t, h323test.EndpointConfig{Alias: dest, Gatekeeper: gkB.RASAddr(), IP: epBIP})
