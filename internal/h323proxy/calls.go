@@ -31,9 +31,9 @@ func (s *Server) newCalls(cfg Config) (*callsig.Server, error) {
 		Policy:    s.decide,
 		Registry:  registry{s},
 		Traversal: traversal{s},
+		KeepAlive: s.keepAlive,
 		History:   s.deps.Calls,
 		Guard:     s.deps.Guard,
-		KeepAlive: s.keepAlive,
 	})
 	if err != nil {
 		return nil, err
@@ -132,12 +132,12 @@ func (s *Server) decide(info callsig.CallInfo) callsig.Decision {
 type registry struct{ s *Server }
 
 func (r registry) Outside(alias string) (callsig.Endpoint, bool) {
+	if zep, ok := r.s.zoneRoute(alias); ok {
+		return zep, true
+	}
 	ep, ok := r.s.Outside(alias)
 	if !ok {
 		ep, ok = r.s.neighbourRoute(alias)
-	}
-	if !ok {
-		return r.s.zoneRoute(alias)
 	}
 	return callsig.Endpoint{ID: ep.ID, CallSignal: ep.CallSignal, H46018: ep.H46018}, ok
 }

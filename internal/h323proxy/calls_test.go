@@ -93,18 +93,10 @@ func startE2E(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest) *portic
 // startE2EWith is startE2E with mod applied to the Config.
 func startE2EWith(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest, mod func(*Config)) *porticoE2E {
 	t.Helper()
-	return startEdge(t, gk, guest, outsideIP, porticoIn, 0, 100, mod)
-}
-
-// startEdge is startE2EWith on the outside and inside addresses out and
-// in, with relayPorts media ports on each; rasPort, when not 0, is the
-// outside RAS port and rasPort+1 the call-signalling one.
-func startEdge(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest, out, in netip.Addr, rasPort uint16, relayPorts int, mod func(*Config)) *porticoE2E {
-	t.Helper()
-	lo := testpeer.FreePorts(t, 2*relayPorts)
+	lo := testpeer.FreePorts(t, 200)
 	relay, err := media.New(media.Config{Interfaces: map[string]media.InterfaceConfig{
-		External: {Addr: out, PortMin: lo, PortMax: lo + relayPorts - 1},
-		Internal: {Addr: in, PortMin: lo + relayPorts, PortMax: lo + 2*relayPorts - 1},
+		External: {Addr: outsideIP, PortMin: lo, PortMax: lo + 99},
+		Internal: {Addr: porticoIn, PortMin: lo + 100, PortMax: lo + 199},
 	}, Latching: media.LatchNAT}, media.Deps{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -115,14 +107,10 @@ func startEdge(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest, out, i
 	}
 	p := &porticoE2E{relay: relay, calls: &callHistory{}, reg: prometheus.NewRegistry()}
 	ports := testpeer.FreePorts(t, 4)
-	ext := uint16(ports)
-	if rasPort != 0 {
-		ext = rasPort
-	}
-	p.extRAS = netip.AddrPortFrom(out, ext)
-	p.extSig = netip.AddrPortFrom(out, ext+1)
-	p.inSignal = netip.AddrPortFrom(in, uint16(ports+2))
-	p.inRASAddr = netip.AddrPortFrom(in, uint16(ports+3))
+	p.extRAS = netip.AddrPortFrom(outsideIP, uint16(ports))
+	p.extSig = netip.AddrPortFrom(outsideIP, uint16(ports+1))
+	p.inSignal = netip.AddrPortFrom(porticoIn, uint16(ports+2))
+	p.inRASAddr = netip.AddrPortFrom(porticoIn, uint16(ports+3))
 	cfg := Config{ExternalRAS: p.extRAS, ExternalSignalPort: p.extSig.Port(), InternalRAS: p.inRASAddr,
 		InternalSignal: p.inSignal, Gatekeeper: gk.RASAddr(), GatekeeperSignal: gk.CallSignalAddr(), Traversal: true,
 		KeepAliveInterval: time.Second, TimeToLive: 30 * time.Second}

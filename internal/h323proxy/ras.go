@@ -791,9 +791,9 @@ func (s *Server) registrationAnswer(p *pending, m *h225.RasMessage) {
 		r.aliases = cloneAliases(c.TerminalAlias)
 	}
 	r.names = aliasNames(r.aliases)
+	r.kaSignal, r.kaH245 = p.kaSignal, p.kaH245
 	r.src = p.from
 	r.h46018 = p.h46018
-	r.kaSignal, r.kaH245 = p.kaSignal, p.kaH245
 	r.callSignal = outsideSignal(p.rrq.CallSignalAddress, p.from)
 	r.expires = now.Add(s.ttl(r))
 	r.insideTTL = 0

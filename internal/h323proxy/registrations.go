@@ -38,8 +38,6 @@ type registration struct {
 	src                 netip.AddrPort
 	callSignal          netip.AddrPort
 	h46018              bool
-	// kaSignal and kaH245 are its TCP keep-alive methods (keepalive.go).
-	kaSignal, kaH245 KeepAliveMethod
 	// expires is when the endpoint is unregistered unless it refreshes
 	// (outside timeToLive).
 	expires time.Time
@@ -49,6 +47,8 @@ type registration struct {
 	refreshAt time.Time
 	// refreshing is set while a keep-alive RRQ of Portico's is in flight.
 	refreshing bool
+	// kaSignal and kaH245 are its TCP keep-alive methods (keepalive.go).
+	kaSignal, kaH245 KeepAliveMethod
 }
 
 func (r *registration) endpoint(alias string) Endpoint {

@@ -894,10 +894,18 @@ func (s *Server) zoneLocate(src netip.AddrPort, q *h225.LocationRequest, zc *zon
 }
 
 // zoneRoute returns, for a Setup from inside to alias, the zone serving
-// it as an Endpoint whose Dial admits and connects the call there.
+// it as an Endpoint whose Dial admits and connects the call there. An
+// alias registered through Portico, or that a neighbour located, is not
+// the zone's.
 func (s *Server) zoneRoute(alias string) (callsig.Endpoint, bool) {
 	zc := s.zoneFor([]string{alias})
 	if zc == nil {
+		return callsig.Endpoint{}, false
+	}
+	if _, ok := s.Outside(alias); ok {
+		return callsig.Endpoint{}, false
+	}
+	if _, ok := s.neighbourRoute(alias); ok {
 		return callsig.Endpoint{}, false
 	}
 	return callsig.Endpoint{ID: "zone:" + zc.z.Name, CallType: "zone:" + zc.z.Name,

@@ -2,15 +2,20 @@ package h323proxy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/h245"
@@ -20,6 +25,7 @@ import (
 	"github.com/portico-edge/portico/internal/h323/q931"
 	"github.com/portico-edge/portico/internal/h323/ras"
 	"github.com/portico-edge/portico/internal/h323proxy/h245proxy"
+	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/policy"
 	"github.com/portico-edge/portico/internal/testpeer"
 )
@@ -592,4 +598,59 @@ func decodeUUIE(m *q931.Message) (*h225.H323UserInformation, error) {
 	}
 	ui := new(h225.H323UserInformation)
 	return ui, ui.Unmarshal(uu)
+}
+
+// startEdge starts an H.323 edge as the app builds it (startE2EWith's
+// service) on the outside and inside addresses out and in, with
+// relayPorts media ports on each; rasPort, when not 0, is the outside RAS
+// port and rasPort+1 the call-signalling one.
+func startEdge(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest, out, in netip.Addr, rasPort uint16, relayPorts int, mod func(*Config)) *porticoE2E {
+	t.Helper()
+	lo := testpeer.FreePorts(t, 2*relayPorts)
+	relay, err := media.New(media.Config{Interfaces: map[string]media.InterfaceConfig{
+		External: {Addr: out, PortMin: lo, PortMax: lo + relayPorts - 1},
+		Internal: {Addr: in, PortMin: lo + relayPorts, PortMax: lo + 2*relayPorts - 1},
+	}, Latching: media.LatchNAT}, media.Deps{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.Compile("policy.rules", policy.WithGuests(nil, guest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &porticoE2E{relay: relay, calls: &callHistory{}, reg: prometheus.NewRegistry()}
+	ports := uint16(testpeer.FreePorts(t, 4))
+	ext := cmp.Or(rasPort, ports)
+	e.extRAS, e.extSig = netip.AddrPortFrom(out, ext), netip.AddrPortFrom(out, ext+1)
+	e.inSignal, e.inRASAddr = netip.AddrPortFrom(in, ports+2), netip.AddrPortFrom(in, ports+3)
+	cfg := Config{ExternalRAS: e.extRAS, ExternalSignalPort: e.extSig.Port(), InternalRAS: e.inRASAddr, InternalSignal: e.inSignal,
+		Gatekeeper: gk.RASAddr(), GatekeeperSignal: gk.CallSignalAddr(), Traversal: true, KeepAliveInterval: time.Second, TimeToLive: 30 * time.Second}
+	if mod != nil {
+		mod(&cfg)
+	}
+	if e.s, err = New(cfg, Deps{Logger: slog.New(slog.DiscardHandler), Registerer: e.reg, Media: relay, Calls: e.calls.add, Policy: pol.Evaluate}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); relay.Run(ctx) }()
+	ran := make(chan error, 1)
+	go func() { ran <- e.s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-ran; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		wg.Wait()
+		relay.Close()
+	})
+	for !e.s.Ready() {
+		select {
+		case err := <-ran:
+			t.Fatalf("Run: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return e
 }

@@ -160,15 +160,7 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 		if !found {
 			return refuse(CauseUnallocated, h225.ReleaseCompleteReason_CalledPartyNotRegistered, "callee not registered")
 		}
-		if ep.CallType != "" {
-			c.rec.CallType = ep.CallType
-		}
-		if ep.Dial != nil {
-			if len(c.id) != 16 {
-				return refuse(CauseOutOfOrder, h225.ReleaseCompleteReason_UnreachableDestination, "destination out of order")
-			}
-			out, err = ep.Dial(ctx, [16]byte(c.id))
-		} else if ep.H46018 {
+		if ep.H46018 {
 			if s.deps.Traversal == nil || len(c.id) != 16 {
 				return refuse(CauseOutOfOrder, h225.ReleaseCompleteReason_UnreachableDestination, "destination out of order")
 			}
@@ -176,7 +168,7 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 			copy(key[:], c.id)
 			out, err = s.deps.Traversal.Connect(ctx, ep, key)
 		} else {
-			out, err = s.dial(ctx, Outside, ep.CallSignal)
+			out, err = c.dialCallee(ctx, ep)
 		}
 	}
 	if err != nil {

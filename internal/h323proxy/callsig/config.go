@@ -91,6 +91,12 @@ func (c *Config) withDefaults() (Config, error) {
 
 // Endpoint is a registered outside endpoint.
 type Endpoint struct {
+	// Dial, when set, opens the connection to the callee (a traversal
+	// zone: admission by ARQ at the remote edge, then a connection Portico
+	// opens); the fields below it are not used then.
+	Dial func(ctx context.Context, callID [16]byte) (net.Conn, error)
+	// CallType labels the history record (default "inbound").
+	CallType string
 	// ID is the endpointIdentifier the gatekeeper assigned.
 	ID string
 	// CallSignal is its call-signalling address as seen from outside (its
@@ -99,12 +105,6 @@ type Endpoint struct {
 	// H46018 marks an endpoint behind NAT that is reached through the
 	// traversal server (H.460.18 SCI, then it connects to Portico).
 	H46018 bool
-	// Dial, when set, opens the connection to the callee instead (a
-	// traversal zone: admission by ARQ at the remote edge, then a
-	// connection Portico opens).
-	Dial func(ctx context.Context, callID [16]byte) (net.Conn, error)
-	// CallType labels the history record (default "inbound").
-	CallType string
 }
 
 // Registry is implemented by h323proxy's registration table.
@@ -160,32 +160,14 @@ type Deps struct {
 	Registry Registry
 	// Traversal reaches H.460.18 endpoints; nil: they cannot be called.
 	Traversal Traversal
-	// History receives one record per call (protocol "h323"); optional.
-	History func(store.CallRecord)
-	// Guard is told of, and asked about, outside sources; optional.
-	Guard Guard
 	// KeepAlive returns how to keep the outside connection to remote
 	// alive (an H.460.18 endpoint's NAT binding); false or nil: TCP
 	// keep-alives only.
 	KeepAlive func(remote netip.AddrPort) (KeepAlive, bool)
-}
-
-// KeepAlive is how a call keeps its outside connections alive.
-type KeepAlive struct {
-	// Signalling is "tpkt" (an empty TPKT packet), "facility" (a Facility
-	// with an empty Facility-UUIE) or "none"; H245 "tpkt" or "none", for
-	// separate H.245 connections.
-	Signalling, H245 string
-	// Interval between keep-alives; 0: none.
-	Interval time.Duration
-	// NATed marks an outside endpoint that cannot be connected to (an
-	// H.460.18 endpoint): an h245Address it announces is answered with a
-	// Facility startH245 naming Portico, and it connects to Portico.
-	NATed bool
-	// Client marks a traversal zone's server (Portico is its H.460.18
-	// client): every H.245 connection Portico opens to it starts with the
-	// H.460.18 genericIndication naming the call.
-	Client bool
+	// History receives one record per call (protocol "h323"); optional.
+	History func(store.CallRecord)
+	// Guard is told of, and asked about, outside sources; optional.
+	Guard Guard
 }
 
 // Guard is the edge's per-source protection (a *guard.Guard). Only the

@@ -1,6 +1,8 @@
 package callsig
 
 import (
+	"context"
+	"net"
 	"net/netip"
 	"time"
 
@@ -8,6 +10,24 @@ import (
 	"github.com/portico-edge/portico/internal/h323/q931"
 	"github.com/portico-edge/portico/internal/h323/ras"
 )
+
+// KeepAlive is how a call keeps its outside connections alive.
+type KeepAlive struct {
+	// Signalling is "tpkt" (an empty TPKT packet), "facility" (a Facility
+	// with an empty Facility-UUIE) or "none"; H245 "tpkt" or "none", for
+	// separate H.245 connections.
+	Signalling, H245 string
+	// Interval between keep-alives; 0: none.
+	Interval time.Duration
+	// NATed marks an outside endpoint that cannot be connected to (an
+	// H.460.18 endpoint): an h245Address it announces is answered with a
+	// Facility startH245 naming Portico, and it connects to Portico.
+	NATed bool
+	// Client marks a traversal zone's server (Portico is its H.460.18
+	// client): every H.245 connection Portico opens to it starts with the
+	// H.460.18 genericIndication naming the call.
+	Client bool
+}
 
 // Keep-alive methods of KeepAlive.
 const (
@@ -109,4 +129,21 @@ func facility(crv uint32, fromDest bool, callID []byte, h245 netip.AddrPort) []b
 		return nil
 	}
 	return out
+}
+
+// dialCallee connects to an outside callee that is not reached through
+// the traversal server: with its Dial when it has one (a traversal zone,
+// whose name then labels the record), else at its call-signalling
+// address.
+func (c *call) dialCallee(ctx context.Context, ep Endpoint) (net.Conn, error) {
+	if ep.CallType != "" {
+		c.rec.CallType = ep.CallType
+	}
+	if ep.Dial == nil {
+		return c.srv.dial(ctx, Outside, ep.CallSignal)
+	}
+	if len(c.id) != 16 {
+		return nil, ErrNoRoute
+	}
+	return ep.Dial(ctx, [16]byte(c.id))
 }
