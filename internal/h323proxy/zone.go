@@ -696,6 +696,10 @@ func (zc *zoneClient) serveRequest(ctx context.Context, src netip.AddrPort, m *h
 		zc.mu.Lock()
 		e := ras.Endpoint{EndpointID: zc.st.EndpointID}
 		zc.mu.Unlock()
+		if e.EndpointID == "" {
+			zc.s.m.dropped.WithLabelValues("zone", "unregistered").Inc()
+			return // not registered: nothing to report
+		}
 		e.RAS = zc.local()
 		e.CallSignal = netip.AddrPortFrom(e.RAS.Addr(), zc.signalPort)
 		e.Aliases = zc.identity()

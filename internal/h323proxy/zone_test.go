@@ -5,7 +5,9 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -606,7 +608,7 @@ func decodeUUIE(m *q931.Message) (*h225.H323UserInformation, error) {
 // port and rasPort+1 the call-signalling one.
 func startEdge(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest, out, in netip.Addr, rasPort uint16, relayPorts int, mod func(*Config)) *porticoE2E {
 	t.Helper()
-	lo := testpeer.FreePorts(t, 2*relayPorts)
+	lo := freePortsOn(t, []netip.Addr{out, in}, 2*relayPorts)
 	relay, err := media.New(media.Config{Interfaces: map[string]media.InterfaceConfig{
 		External: {Addr: out, PortMin: lo, PortMax: lo + relayPorts - 1},
 		Internal: {Addr: in, PortMin: lo + relayPorts, PortMax: lo + 2*relayPorts - 1},
@@ -619,7 +621,7 @@ func startEdge(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest, out, i
 		t.Fatal(err)
 	}
 	e := &porticoE2E{relay: relay, calls: &callHistory{}, reg: prometheus.NewRegistry()}
-	ports := uint16(testpeer.FreePorts(t, 4))
+	ports := uint16(freePortsOn(t, []netip.Addr{out, in}, 4))
 	ext := cmp.Or(rasPort, ports)
 	e.extRAS, e.extSig = netip.AddrPortFrom(out, ext), netip.AddrPortFrom(out, ext+1)
 	e.inSignal, e.inRASAddr = netip.AddrPortFrom(in, ports+2), netip.AddrPortFrom(in, ports+3)
@@ -653,4 +655,41 @@ func startEdge(t *testing.T, gk *h323test.Gatekeeper, guest policy.Guest, out, i
 		}
 	}
 	return e
+}
+
+// freePortsOn returns the first of n consecutive ports that are free, TCP
+// and UDP, on each of ips (the edges' own loopback addresses, so ports
+// other processes hold on 127.0.0.1 do not matter).
+func freePortsOn(t *testing.T, ips []netip.Addr, n int) int {
+	t.Helper()
+	for range 200 {
+		base := 20000 + rand.IntN(12000-n) // below the ephemeral range
+		var open []io.Closer
+		ok := true
+		for p := base; p < base+n && ok; p++ {
+			for _, ip := range ips {
+				a := netip.AddrPortFrom(ip, uint16(p))
+				l, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(a))
+				if err != nil {
+					ok = false
+					break
+				}
+				open = append(open, l)
+				u, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(a))
+				if err != nil {
+					ok = false
+					break
+				}
+				open = append(open, u)
+			}
+		}
+		for _, c := range open {
+			c.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatalf("no %d consecutive free ports on %v", n, ips)
+	return 0
 }
