@@ -109,6 +109,10 @@ func TestH323ThroughDaemon(t *testing.T) {
 	if len(regs) != 1 || strings.Join(regs[0].Aliases, ",") != "room-1" || regs[0].Source != ep.LocalAddr().String() {
 		t.Errorf("live registrations = %+v", regs)
 	}
+	var zones []map[string]any
+	if c.must(200, "GET", "/api/v1/h323/zones", nil).json(t, &zones); len(zones) != 0 {
+		t.Errorf("zones of an edge without any: %+v", zones)
+	}
 }
 
 // TestH323CallsThroughDaemon: portico serve with the h323 and media

@@ -13,16 +13,24 @@ type H323Service interface {
 
 func (s *Server) h323Routes() {
 	s.mux.HandleFunc("GET /api/v1/h323/registrations", s.auth(false, s.h323Registrations))
+	s.mux.HandleFunc("GET /api/v1/h323/zones", s.auth(false, s.h323ZoneList))
 }
 
 func (s *Server) h323Registrations(w http.ResponseWriter, r *http.Request, p Principal) {
+	if svc := s.h323Service(w); svc != nil {
+		writeJSON(w, http.StatusOK, nonNilSlice(svc.Registrations()))
+	}
+}
+
+// h323Service returns the running H.323 edge, or answers 404 and returns
+// nil when it is off.
+func (s *Server) h323Service(w http.ResponseWriter) H323Service {
 	var svc H323Service
 	if s.deps.H323 != nil {
 		svc = s.deps.H323()
 	}
 	if svc == nil {
 		writeError(w, http.StatusNotFound, "the H.323 edge is not enabled (h323.enabled)")
-		return
 	}
-	writeJSON(w, http.StatusOK, nonNilSlice(svc.Registrations()))
+	return svc
 }

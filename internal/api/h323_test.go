@@ -16,15 +16,7 @@ func (f fakeH323) Registrations() []h323proxy.Registration { return f }
 // TestH323Registrations: GET /api/v1/h323/registrations lists the running
 // H.323 edge's registrations, and is 404 with the edge off.
 func TestH323Registrations(t *testing.T) {
-	s, _ := newTestServer(t, Config{LoginRatePerMinute: 100, MaxLoginFailures: 100})
-	c := login(s, "192.0.2.1:1", "admin", "admin-password").Result().Cookies()[0]
-	get := func() *httptest.ResponseRecorder {
-		r := httptest.NewRequest("GET", "/api/v1/h323/registrations", nil)
-		r.AddCookie(c)
-		w := httptest.NewRecorder()
-		s.ServeHTTP(w, r)
-		return w
-	}
+	s, get := h323Getter(t, "/api/v1/h323/registrations")
 	if w := get(); w.Code != http.StatusNotFound {
 		t.Errorf("edge off: %d %s", w.Code, w.Body)
 	}
@@ -35,5 +27,44 @@ func TestH323Registrations(t *testing.T) {
 	var got []h323proxy.Registration
 	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &got) != nil || len(got) != 1 || got[0].Aliases[1] != "4711" || !got[0].H46018 {
 		t.Errorf("edge on: %d %s", w.Code, w.Body)
+	}
+}
+
+type fakeZones struct{ fakeH323 }
+
+func (fakeZones) Zones() []h323proxy.ZoneStatus {
+	return []h323proxy.ZoneStatus{{Name: "edge-a", Server: "198.51.100.7:1719", State: h323proxy.ZoneRegistered, CallsIn: 2}}
+}
+
+// TestH323Zones: GET /api/v1/h323/zones lists the traversal zones' state,
+// an empty list for an edge without zones, and is 404 with the edge off.
+func TestH323Zones(t *testing.T) {
+	s, get := h323Getter(t, "/api/v1/h323/zones")
+	if w := get(); w.Code != http.StatusNotFound {
+		t.Errorf("edge off: %d %s", w.Code, w.Body)
+	}
+	s.deps.H323 = func() H323Service { return fakeH323{} }
+	if w := get(); w.Code != http.StatusOK || w.Body.String() != "[]\n" && w.Body.String() != "[]" {
+		t.Errorf("no zones: %d %q", w.Code, w.Body)
+	}
+	s.deps.H323 = func() H323Service { return fakeZones{} }
+	w := get()
+	var got []h323proxy.ZoneStatus
+	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &got) != nil || len(got) != 1 || got[0].State != "registered" || got[0].CallsIn != 2 {
+		t.Errorf("zones: %d %s", w.Code, w.Body)
+	}
+}
+
+// h323Getter returns a test server and a GET of path as a logged-in
+// administrator.
+func h323Getter(t *testing.T, path string) (*Server, func() *httptest.ResponseRecorder) {
+	s, _ := newTestServer(t, Config{LoginRatePerMinute: 100, MaxLoginFailures: 100})
+	c := login(s, "192.0.2.1:1", "admin", "admin-password").Result().Cookies()[0]
+	return s, func() *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", path, nil)
+		r.AddCookie(c)
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w
 	}
 }

@@ -31,6 +31,7 @@ func (s *Server) newCalls(cfg Config) (*callsig.Server, error) {
 		Policy:    s.decide,
 		Registry:  registry{s},
 		Traversal: traversal{s},
+		KeepAlive: s.keepAlive,
 		History:   s.deps.Calls,
 		Guard:     s.deps.Guard,
 		Capture:   s.deps.Capture,
@@ -46,7 +47,9 @@ func (s *Server) newCalls(cfg Config) (*callsig.Server, error) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_h323_calls_refused_total",
 			Help: "H.323 calls Portico refused (policy, no route, callee not registered, limits)."}, func() float64 { return float64(cs.Rejected.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_h323_signalling_malformed_total",
-			Help: "Call-signalling input that did not decode (answered with ReleaseComplete, cause 95)."}, func() float64 { return float64(cs.Malformed.Load()) }))
+			Help: "Call-signalling input that did not decode (answered with ReleaseComplete, cause 95)."}, func() float64 { return float64(cs.Malformed.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_h323_signalling_keepalives_total",
+			Help: "Keep-alives (empty TPKT or Facility) sent on call-signalling connections of H.460.18 endpoints."}, func() float64 { return float64(cs.KeepAlives.Load()) }))
 	s.AttachSignalling(func(ctx context.Context, ln net.Listener, outside bool) error {
 		side := callsig.Inside
 		if outside {
@@ -83,7 +86,14 @@ func (s *Server) caller(info callsig.CallInfo) string {
 			return policy.CallerRegistered
 		}
 	}
-	if s.federated(info.Source) {
+	// A registered gateway (a traversal client's zone) calls for aliases
+	// of its own network: admitted by ARQ for this call, from its address.
+	if len(info.CallID) == 16 {
+		if r := s.calls[[16]byte(info.CallID)]; r != nil && s.regs.byOut[r.outsideID] == r && r.src.Addr() == info.Source {
+			return policy.CallerRegistered
+		}
+	}
+	if s.federated(info.Source) || s.zoneAt(info.Source) != nil {
 		return policy.CallerFederated
 	}
 	return policy.CallerGuest
@@ -94,8 +104,12 @@ func (s *Server) caller(info callsig.CallInfo) string {
 // alias allowed admits the call.
 func (s *Server) decide(info callsig.CallInfo) callsig.Decision {
 	kind := s.caller(info)
+	label := kind
+	if zc := s.zoneAt(info.Source); zc != nil {
+		label = "zone:" + zc.z.Name // history names the traversal zone
+	}
 	if s.deps.Policy == nil {
-		return callsig.Decision{Allow: true, CallType: kind}
+		return callsig.Decision{Allow: true, CallType: label}
 	}
 	to := info.To
 	if len(to) == 0 {
@@ -105,20 +119,23 @@ func (s *Server) decide(info callsig.CallInfo) callsig.Decision {
 	for _, a := range slices.Compact(slices.Clone(to)) {
 		d = s.deps.Policy(policy.Call{Caller: kind, Source: info.Source, Protocol: "h323", To: a})
 		if d.Allowed() {
-			return callsig.Decision{Allow: true, CallType: kind}
+			return callsig.Decision{Allow: true, CallType: label}
 		}
 	}
 	reason := "destination not allowed"
 	if d.Rule != "" {
 		reason += " (rule " + d.Rule + ")"
 	}
-	return callsig.Decision{Allow: false, Reason: reason, CallType: kind}
+	return callsig.Decision{Allow: false, Reason: reason, CallType: label}
 }
 
 // registry adapts the registration table to callsig.Registry.
 type registry struct{ s *Server }
 
 func (r registry) Outside(alias string) (callsig.Endpoint, bool) {
+	if zep, ok := r.s.zoneRoute(alias); ok {
+		return zep, true
+	}
 	ep, ok := r.s.Outside(alias)
 	if !ok {
 		ep, ok = r.s.neighbourRoute(alias)

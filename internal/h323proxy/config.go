@@ -74,6 +74,12 @@ type Config struct {
 	// DNSServer is the resolver for _h323ls._udp lookups of alias@domain
 	// (OpenB2B); invalid: the system's.
 	DNSServer netip.AddrPort
+	// Zones are the traversal servers Portico registers to as an H.460.18
+	// client (zone.go).
+	Zones []Zone
+	// KeepAlives pick the TCP keep-alive methods of H.460.18 endpoints by
+	// vendor, before DefaultKeepAlives (keepalive.go).
+	KeepAlives []KeepAliveRule
 }
 
 // Defaults of Config (and of the h323 section).
@@ -157,6 +163,8 @@ func (c Config) withDefaults() (Config, error) {
 			es.Add(fmt.Sprintf("h323.neighbours[%d].address", i), "the neighbour's RAS address (ip:port) is required")
 		}
 	}
+	c.validateZones(&es)
+	c.validateKeepAlives(&es)
 	if len(c.OutsideGatekeeperID) > 128 || len(c.GatekeeperID) > 128 {
 		es.Add("h323.gatekeeper_id", "gatekeeper identifiers are at most 128 characters")
 	}

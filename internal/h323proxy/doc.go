@@ -21,7 +21,14 @@
 // traversal server (traversal.go) is its Traversal: an SCI with an
 // IncomingCallIndication asks an H.460.18 endpoint to open the call
 // signalling connection, which the Facility carrying the call's
-// identifier binds to the waiting call.
+// identifier binds to the waiting call. During a call with such an
+// endpoint Portico keeps its TCP connections alive with the method its
+// vendor takes (keepalive.go).
+//
+// A traversal zone (zone.go) makes Portico an H.460.18 traversal client
+// of another edge: it registers to that traversal server, answers its
+// SCIs by connecting out and takes the Setup that follows as a call from
+// outside, and admits calls to the zone's aliases there by ARQ.
 //
 // Lock discipline: Server.mu guards the registration table, the pending
 // transactions of both sides and the traversal waiters; it is never held

@@ -136,6 +136,10 @@ func (s *Server) federated(ip netip.Addr) bool {
 // else is rejected notRegistered.
 func (s *Server) insideLocate(src netip.AddrPort, q *h225.LocationRequest) {
 	names := aliasNames(q.DestinationInfo)
+	if zc := s.zoneFor(names); zc != nil {
+		s.zoneLocate(src, q, zc)
+		return
+	}
 	n := s.neighbourFor(names)
 	domain := aliasDomain(names)
 	if n == nil && (!s.cfg.OpenB2B || domain == "") {

@@ -2,8 +2,10 @@ package h323proxy
 
 import (
 	"bytes"
+	"context"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/ras"
@@ -72,5 +74,47 @@ func FuzzFacilityCallID(f *testing.F) {
 		if !ok || again != id {
 			t.Fatalf("call identifier %x did not round-trip (%x, %v)", id, again, ok)
 		}
+	})
+}
+
+// FuzzZoneDatagram feeds arbitrary datagrams from a traversal zone's
+// server to Portico's traversal client: nothing may panic, and answers
+// (SCR, UCF, IRR, DCF) go only to the server.
+func FuzzZoneDatagram(f *testing.F) {
+	id := bytes.Repeat([]byte{2}, 16)
+	g, err := ras.IncomingCall(ras.IncomingCallIndication{CallSignal: netip.MustParseAddrPort("127.0.0.141:1720"), CallID: id})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, m := range []*h225.RasMessage{
+		ras.SCI(1, ras.Supported(g)),
+		ras.URQ(2, ras.Endpoint{EndpointID: "EP-1"}),
+		ras.IRQ(3, 1, netip.MustParseAddrPort("127.0.0.141:1719")),
+		ras.DRQ(4, ras.Call{EndpointID: "EP-1", ID: id, ConferenceID: id}, 0),
+		ras.RCF(ras.RRQ(5, endpoint("a", true)).RegistrationRequest, "gk", "EP-1", netip.MustParseAddrPort("127.0.0.141:1720"), 1),
+	} {
+		b, err := m.Marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	server := netip.MustParseAddrPort("127.0.0.141:1719")
+	h := newHarnessDeps(&testing.T{}, func(c *Config) {
+		c.Zones = []Zone{{Name: "z", Server: server, Aliases: []string{"a"}, Prefixes: []string{"9"}}}
+	}, false)
+	f.Cleanup(func() { h.s.Close() })
+	zc := h.s.zones[0]
+	for {
+		zc.mu.Lock()
+		c := zc.conn
+		zc.mu.Unlock()
+		if c != nil {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		zc.datagram(context.Background(), server, b)
 	})
 }

@@ -36,6 +36,8 @@ type pending struct {
 	neighbour netip.AddrPort
 	names     []string
 	expires   time.Time
+	// kaSignal and kaH245: RRQ, the endpoint's keep-alive methods.
+	kaSignal, kaH245 KeepAliveMethod
 }
 
 // handleExternal handles one datagram from outside.
@@ -58,6 +60,9 @@ func (s *Server) handleExternal(src netip.AddrPort, b []byte) {
 	s.m.received.WithLabelValues(External, ras.Name(m)).Inc()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.extInfo != nil {
+		s.noteLocal(src, s.rxLocal)
+	}
 	if m.Choice != h225.RasMessage_GatekeeperRequest && ras.IsRequest(m) && s.retransmitted(src, m) {
 		return
 	}
@@ -125,6 +130,12 @@ func (s *Server) write(side string, dst netip.AddrPort, b []byte) {
 	}
 	if c == nil || b == nil {
 		return
+	}
+	if side == External && s.extInfo != nil {
+		if l, ok := s.locals[dst]; ok {
+			s.extInfo.write(b, l, netUDP(dst))
+			return
+		}
 	}
 	_, _ = c.WriteTo(b, netUDP(dst))
 }
@@ -311,6 +322,7 @@ func (s *Server) registrationRequest(src netip.AddrPort, m *h225.RasMessage) {
 	p.h46019 = p.h46018 && s.mediaTraversal(req.FeatureSet, req.GenericData)
 	p.mux19 = p.h46019 && transmitsMultiplexed(req.FeatureSet, req.GenericData)
 	p.rrq = copyRRQ(req)
+	p.kaSignal, p.kaH245 = s.keepAliveFor(&req.EndpointVendor)
 	seq, ok := s.track(true, p)
 	if !ok {
 		s.m.dropped.WithLabelValues(External, "pending_full").Inc()
@@ -810,6 +822,7 @@ func (s *Server) registrationAnswer(p *pending, m *h225.RasMessage) {
 		r.aliases = cloneAliases(c.TerminalAlias)
 	}
 	r.names = aliasNames(r.aliases)
+	r.kaSignal, r.kaH245 = p.kaSignal, p.kaH245
 	r.src = p.from
 	r.h46018 = p.h46018
 	r.h46019, r.mux19 = p.h46019, p.mux19

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/portico-edge/portico/internal/h323/h225"
@@ -51,6 +52,8 @@ type registration struct {
 	refreshAt time.Time
 	// refreshing is set while a keep-alive RRQ of Portico's is in flight.
 	refreshing bool
+	// kaSignal and kaH245 are its TCP keep-alive methods (keepalive.go).
+	kaSignal, kaH245 KeepAliveMethod
 }
 
 func (r *registration) endpoint(alias string) Endpoint {
@@ -60,15 +63,19 @@ func (r *registration) endpoint(alias string) Endpoint {
 // table is the registration table, bounded by max. It is guarded by
 // Server.mu.
 type table struct {
-	max      int
-	byOut    map[string]*registration
-	byIn     map[string]*registration
-	byAlias  map[string]*registration
-	reserved int // full RRQs in flight, counted against max
+	max     int
+	byOut   map[string]*registration
+	byIn    map[string]*registration
+	byAlias map[string]*registration
+	// traversal holds the H.460.18 registrations by source IP (a keep-alive
+	// never moves a registration to another IP), newest last.
+	traversal map[netip.Addr][]*registration
+	reserved  int // full RRQs in flight, counted against max
 }
 
 func newTable(max int) *table {
-	return &table{max: max, byOut: map[string]*registration{}, byIn: map[string]*registration{}, byAlias: map[string]*registration{}}
+	return &table{max: max, byOut: map[string]*registration{}, byIn: map[string]*registration{}, byAlias: map[string]*registration{},
+		traversal: map[netip.Addr][]*registration{}}
 }
 
 func (t *table) len() int { return len(t.byOut) }
@@ -79,6 +86,10 @@ func (t *table) full() bool { return len(t.byOut)+t.reserved >= t.max }
 func (t *table) add(r *registration) {
 	t.byOut[r.outsideID] = r
 	t.byIn[r.insideID] = r
+	if r.h46018 {
+		ip := r.src.Addr().Unmap()
+		t.traversal[ip] = append(slices.DeleteFunc(t.traversal[ip], func(o *registration) bool { return o == r }), r)
+	}
 	for _, n := range r.names {
 		if old := t.byAlias[n]; old != nil && old != r {
 			// The inside let another endpoint take the alias: the newest
@@ -95,6 +106,12 @@ func (t *table) remove(r *registration) {
 	}
 	if t.byIn[r.insideID] == r {
 		delete(t.byIn, r.insideID)
+	}
+	ip := r.src.Addr().Unmap()
+	if rs := slices.DeleteFunc(t.traversal[ip], func(o *registration) bool { return o == r }); len(rs) > 0 {
+		t.traversal[ip] = rs
+	} else {
+		delete(t.traversal, ip)
 	}
 	for _, n := range r.names {
 		if t.byAlias[n] == r {

@@ -61,6 +61,50 @@ type Section struct {
 	// Federation.OpenB2B accepts LRQs from any source (as
 	// sip.federation.open_b2b does for SIP domains).
 	Federation FederationSection `yaml:"federation,omitempty" json:"federation,omitempty"`
+	// Zones are H.460.18 traversal zones toward other edges: Portico
+	// registers to each as a traversal client (zone.go).
+	Zones []ZoneSection `yaml:"zones,omitempty" json:"zones,omitempty"`
+	// KeepAlives choose the call-signalling and H.245 keep-alive method of
+	// H.460.18 endpoints by vendor (keepalive.go); they come before the
+	// built-in table.
+	KeepAlives []KeepAliveSection `yaml:"keep_alives,omitempty" json:"keep_alives,omitempty"`
+}
+
+// ZoneSection is one h323.zones entry: a traversal server Portico
+// registers to as an H.460.18 client.
+type ZoneSection struct {
+	// Name labels the zone in history, metrics and the API. Required,
+	// unique.
+	Name string `yaml:"name" json:"name"`
+	// Server is the traversal server's RAS address, ip[:port] (1719).
+	Server string `yaml:"server" json:"server"`
+	// GatekeeperID is the server's gatekeeper identifier, sent in GRQ and
+	// RRQ; empty: whatever the server answers.
+	GatekeeperID string `yaml:"gatekeeper_id,omitempty" json:"gatekeeper_id,omitempty"`
+	// Aliases are Portico's identity in the zone, registered in the RRQ
+	// (digits: dialedDigits, else h323-ID). At least one.
+	Aliases []string `yaml:"aliases" json:"aliases"`
+	// Prefixes and Domains select the aliases called through the zone.
+	Prefixes []string `yaml:"prefixes,omitempty" json:"prefixes,omitempty"`
+	Domains  []string `yaml:"domains,omitempty" json:"domains,omitempty"`
+	// TimeToLive is asked in the RRQ (default 300s); the server's RCF
+	// grants the keep-alive interval Portico uses.
+	TimeToLive field.Duration `yaml:"time_to_live,omitempty" json:"time_to_live,omitempty"`
+	// RetryMax caps the backoff between registration attempts (60s).
+	RetryMax field.Duration `yaml:"retry_max,omitempty" json:"retry_max,omitempty"`
+}
+
+// KeepAliveSection is one h323.keep_alives entry.
+type KeepAliveSection struct {
+	// Product matches, case-insensitively, a substring of the RRQ's
+	// endpointVendor productId (or versionId); Manufacturer, when set,
+	// the vendor's T.35 manufacturer code. At least one is required.
+	Product      string `yaml:"product,omitempty" json:"product,omitempty"`
+	Manufacturer *int   `yaml:"manufacturer,omitempty" json:"manufacturer,omitempty"`
+	// Signalling is the call-signalling keep-alive: tpkt, facility or
+	// none; H245 the H.245 one: tpkt or none.
+	Signalling string `yaml:"signalling,omitempty" json:"signalling,omitempty"`
+	H245       string `yaml:"h245,omitempty" json:"h245,omitempty"`
 }
 
 // NeighbourSection is one h323.neighbours entry.
@@ -178,6 +222,18 @@ func (s Section) Config(ifs Interfaces) (Config, error) {
 			Prefixes: n.Prefixes, Domains: n.Domains})
 	}
 	c.OpenB2B = s.Federation.OpenB2B
+	for i, z := range s.Zones {
+		path := "h323.zones[" + strconv.Itoa(i) + "]"
+		if z.Server == "" {
+			es.Add(path+".server", "the traversal server's RAS address is required")
+		}
+		c.Zones = append(c.Zones, Zone{Name: z.Name, Server: hostPort(path+".server", z.Server, DefaultRASPort), GatekeeperID: z.GatekeeperID,
+			Aliases: z.Aliases, Prefixes: z.Prefixes, Domains: z.Domains, TimeToLive: z.TimeToLive.D(), RetryMax: z.RetryMax.D()})
+	}
+	for _, k := range s.KeepAlives {
+		c.KeepAlives = append(c.KeepAlives, KeepAliveRule{Product: k.Product, Manufacturer: k.Manufacturer,
+			Signalling: KeepAliveMethod(k.Signalling), H245: KeepAliveMethod(k.H245)})
+	}
 	c.DNSServer = hostPort("h323.federation.dns_server", s.Federation.DNSServer, 53)
 	return c, es.Err()
 }

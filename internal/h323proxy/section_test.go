@@ -31,19 +31,7 @@ func TestSection(t *testing.T) {
 		{"neighbour not ip:port", Section{Enabled: true, Gatekeeper: "10.0.0.5", Neighbours: []NeighbourSection{{Address: "10.0.0.9"}, {Address: "gk.partner"}}}, "h323.neighbours[1].address"},
 		{"minimal", Section{Enabled: true, Gatekeeper: "10.0.0.5"}, ""},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err := tc.s.Validate(ifs)
-			if tc.path == "" {
-				if err != nil {
-					t.Fatalf("Validate = %v", err)
-				}
-				return
-			}
-			es, ok := field.As(err)
-			if !ok || !strings.Contains(es.Error(), tc.path) {
-				t.Fatalf("Validate = %v, want an error at %s", err, tc.path)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkValidate(t, tc.s, ifs, tc.path) })
 	}
 	c, err := Section{Enabled: true, Gatekeeper: "10.0.0.5"}.Config(ifs)
 	if err != nil {
@@ -83,5 +71,88 @@ func TestSectionNeighbours(t *testing.T) {
 	}
 	if !reflect.DeepEqual(c.Neighbours, want) || !c.OpenB2B {
 		t.Errorf("Neighbours = %+v, OpenB2B %v; want %+v, true", c.Neighbours, c.OpenB2B, want)
+	}
+}
+
+// TestSectionZones: zones and keep-alive rules reach the Config with
+// their defaults; contradictions are refused with the field named.
+func TestSectionZones(t *testing.T) {
+	ifs := Interfaces{External: "198.51.100.1", Internal: "10.0.0.1"}
+	base := func(mod func(*Section)) Section {
+		s := Section{Enabled: true, Gatekeeper: "10.0.0.5",
+			Zones: []ZoneSection{{Name: "edge-a", Server: "203.0.113.7", Aliases: []string{"portico-b"}, Prefixes: []string{"44"}}}}
+		if mod != nil {
+			mod(&s)
+		}
+		return s
+	}
+	code := 70000
+	for _, tc := range []struct {
+		name string
+		s    Section
+		path string
+	}{
+		{"valid", base(nil), ""},
+		{"no name", base(func(s *Section) { s.Zones[0].Name = "" }), "h323.zones[0].name"},
+		{"name repeated", base(func(s *Section) {
+			s.Zones = append(s.Zones, ZoneSection{Name: "edge-a", Server: "203.0.113.8", Aliases: []string{"x"}, Prefixes: []string{"55"}})
+		}), "h323.zones[1].name"},
+		{"no server", base(func(s *Section) { s.Zones[0].Server = "" }), "h323.zones[0].server"},
+		{"server not ip:port", base(func(s *Section) { s.Zones[0].Server = "edge.example" }), "h323.zones[0].server"},
+		{"server is the inside gatekeeper", base(func(s *Section) { s.Zones[0].Server = "10.0.0.5:1719" }), "h323.zones[0].server"},
+		{"server is Portico", base(func(s *Section) { s.Zones[0].Server = "198.51.100.1:1719" }), "h323.zones[0].server"},
+		{"no aliases", base(func(s *Section) { s.Zones[0].Aliases = nil }), "h323.zones[0].aliases"},
+		{"serves nothing", base(func(s *Section) { s.Zones[0].Prefixes = nil }), "h323.zones[0].prefixes"},
+		{"empty prefix", base(func(s *Section) { s.Zones[0].Prefixes = []string{""} }), "h323.zones[0].prefixes"},
+		{"prefix of a neighbour too", base(func(s *Section) {
+			s.Neighbours = []NeighbourSection{{Address: "203.0.113.9", Prefixes: []string{"44"}}}
+		}), "h323.zones[0].prefixes"},
+		{"domain of another zone too", base(func(s *Section) {
+			s.Zones[0].Domains = []string{"b.example"}
+			s.Zones = append(s.Zones, ZoneSection{Name: "c", Server: "203.0.113.8", Aliases: []string{"x"}, Domains: []string{"B.example"}})
+		}), "h323.zones[1].domains"},
+		{"time_to_live below 1s", base(func(s *Section) { s.Zones[0].TimeToLive = field.Duration(time.Millisecond) }), "h323.zones[0].time_to_live"},
+		{"keep-alive rule matching nothing", base(func(s *Section) { s.KeepAlives = []KeepAliveSection{{Signalling: "tpkt"}} }), "h323.keep_alives[0].product"},
+		{"unknown signalling method", base(func(s *Section) { s.KeepAlives = []KeepAliveSection{{Product: "x", Signalling: "ping"}} }), "h323.keep_alives[0].signalling"},
+		{"facility on h245", base(func(s *Section) { s.KeepAlives = []KeepAliveSection{{Product: "x", H245: "facility"}} }), "h323.keep_alives[0].h245"},
+		{"manufacturer out of range", base(func(s *Section) { s.KeepAlives = []KeepAliveSection{{Manufacturer: &code}} }), "h323.keep_alives[0].manufacturer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkValidate(t, tc.s, ifs, tc.path) })
+	}
+	c, err := base(func(s *Section) {
+		s.KeepAlives = []KeepAliveSection{{Product: "hdx", Signalling: "facility", H245: "none"}}
+	}).Config(ifs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = c.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantZ := []Zone{{Name: "edge-a", Server: netip.MustParseAddrPort("203.0.113.7:1719"), Aliases: []string{"portico-b"}, Prefixes: []string{"44"},
+		TimeToLive: defaultZoneTTL, RetryMax: defaultZoneRetryMax}}
+	if !reflect.DeepEqual(c.Zones, wantZ) {
+		t.Errorf("Zones = %+v, want %+v", c.Zones, wantZ)
+	}
+	wantK := []KeepAliveRule{{Product: "hdx", Signalling: KeepAliveFacility, H245: KeepAliveNone}}
+	if !reflect.DeepEqual(c.KeepAlives, wantK) {
+		t.Errorf("KeepAlives = %+v, want %+v", c.KeepAlives, wantK)
+	}
+}
+
+// checkValidate asserts that s validates, or (path not empty) fails with
+// an error naming path.
+func checkValidate(t *testing.T, s Section, ifs Interfaces, path string) {
+	t.Helper()
+	err := s.Validate(ifs)
+	if path == "" {
+		if err != nil {
+			t.Fatalf("Validate = %v", err)
+		}
+		return
+	}
+	es, ok := field.As(err)
+	if !ok || !strings.Contains(es.Error(), path) {
+		t.Fatalf("Validate = %v, want an error at %s", err, path)
 	}
 }

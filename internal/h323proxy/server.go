@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -103,6 +104,12 @@ type Server struct {
 	perSource  map[netip.Addr]int           // outside requests in flight, by source address
 	events     chan store.RegistrationEvent // registration history waiting to be written
 	dups       map[dupKey]uint16            // outside requests in flight -> Portico's inside seq
+	// extInfo is set when the outside RAS socket is bound to the wildcard
+	// address (multihome.go): rxLocal is the local address of the datagram
+	// being handled (read loop only), locals where each source sent to.
+	extInfo *pktinfo
+	rxLocal netip.Addr
+	locals  map[netip.AddrPort]netip.Addr
 
 	ctx       context.Context
 	stop      context.CancelFunc
@@ -114,6 +121,7 @@ type Server struct {
 	runErr   error // the first attached runner's failure (under mu)
 	signal   SignalServer
 	cs       *callsig.Server // the call-signalling proxy, with Deps.Media
+	zones    []*zoneClient   // the traversal zones (cfg.Zones), fixed at New
 }
 
 // Attach adds a runner that Serve starts beside RAS and stops with it:
@@ -155,11 +163,20 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		perSource:  map[netip.Addr]int{},
 		events:     make(chan store.RegistrationEvent, historyQueue),
 		dups:       map[dupKey]uint16{},
+		locals:     map[netip.AddrPort]netip.Addr{},
 	}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	if deps.Media != nil {
 		if s.cs, err = s.newCalls(cfg); err != nil {
 			return nil, err
+		}
+	}
+	if len(cfg.Zones) > 0 {
+		zm := newZoneMetrics(s)
+		for _, z := range cfg.Zones {
+			zc := newZoneClient(s, z, zm)
+			s.zones = append(s.zones, zc)
+			s.attached = append(s.attached, zc.run)
 		}
 	}
 	return s, nil
@@ -260,6 +277,7 @@ func (s *Server) Serve(ctx context.Context, ext, in net.PacketConn) error {
 	}
 	s.serving = true
 	s.ext, s.in = ext, in
+	s.extInfo = newPktinfo(ext)
 	s.inAddr = addrOf(in.LocalAddr())
 	ea := addrOf(ext.LocalAddr())
 	if la, ok := s.deps.ACL.(interface {
@@ -362,6 +380,10 @@ func (s *Server) Reload(cfg Config) ([]string, error) {
 	if cfg.Gatekeeper != old.Gatekeeper {
 		restart = append(restart, "h323.gatekeeper")
 	}
+	if !slices.EqualFunc(cfg.Zones, old.Zones, zoneEqual) {
+		restart = append(restart, "h323.zones")
+	}
+	cfg.Zones = old.Zones
 	if cfg.MaxCalls != old.MaxCalls || cfg.SetupTimeout != old.SetupTimeout || cfg.AnswerTimeout != old.AnswerTimeout {
 		restart = append(restart, "h323.max_calls")
 	}
@@ -390,8 +412,19 @@ func addrOf(a net.Addr) netip.AddrPort {
 // is dropped as oversize.
 func (s *Server) readLoop(c net.PacketConn, side string) {
 	buf := make([]byte, maxDatagram+1)
+	info := s.extInfo
+	if side != External {
+		info = nil
+	}
 	for {
-		n, a, err := c.ReadFrom(buf)
+		var n int
+		var a net.Addr
+		var err error
+		if info != nil {
+			n, s.rxLocal, a, err = info.read(buf)
+		} else {
+			n, a, err = c.ReadFrom(buf)
+		}
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || s.ctx.Err() != nil {
 				return

@@ -12,6 +12,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/h323/h225"
+	"github.com/portico-edge/portico/internal/h323/h460"
 	"github.com/portico-edge/portico/internal/h323/q931"
 	"github.com/portico-edge/portico/internal/h323/ras"
 	"github.com/portico-edge/portico/internal/h323proxy/h245proxy"
@@ -57,7 +58,9 @@ type call struct {
 	// answer to the Setup, that it can transmit multiplexed media.
 	offerMux bool
 
+	done     chan struct{} // closed when the call is finished
 	mu       sync.Mutex
+	ka       KeepAlive // the outside connections' keep-alives
 	bridges  map[netip.AddrPort]*h245proxy.Bridge
 	ended    bool
 	answered time.Time
@@ -101,7 +104,7 @@ func first(s []string) string {
 func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, m *q931.Message, ui *h225.H323UserInformation) *call {
 	setup := ui.H323UuPdu.H323MessageBody.Setup
 	from, to := aliases(m, setup)
-	c := &call{srv: s, caller: caller, crv: m.CallRef, id: callID(ui), bridges: map[netip.AddrPort]*h245proxy.Bridge{}}
+	c := &call{srv: s, caller: caller, crv: m.CallRef, id: callID(ui), bridges: map[netip.AddrPort]*h245proxy.Bridge{}, done: make(chan struct{})}
 	c.legs[caller] = newLeg(conn, fr, s.cfg.MaxFrame)
 	src := c.legs[caller].remote
 	c.rec = store.CallRecord{Protocol: "h323", From: first(from), To: first(to), SourceAddr: src.String(), StartedAt: time.Now()}
@@ -128,7 +131,7 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 			s.active.Add(-1)
 		}
 	}()
-	info := CallInfo{From: from, To: to, Source: src.Addr()}
+	info := CallInfo{From: from, To: to, Source: src.Addr(), CallID: c.id}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
 	defer cancel()
 	var out net.Conn
@@ -178,7 +181,7 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 			copy(key[:], c.id)
 			out, err = s.deps.Traversal.Connect(ctx, ep, key)
 		} else {
-			out, err = s.dial(ctx, Outside, ep.CallSignal)
+			out, err = c.dialCallee(ctx, ep)
 		}
 	}
 	if err != nil {
@@ -246,6 +249,7 @@ func (c *call) run(p []byte) {
 	for _, l := range c.legs {
 		l.conn.SetReadDeadline(deadline)
 	}
+	c.startKeepAlive() // before the Setup: an h245Address in it depends on it
 	if !c.forward(c.caller, p) {
 		c.finish()
 		return
@@ -456,6 +460,9 @@ func (c *call) abort() {
 func (c *call) finish() {
 	s := c.srv
 	c.end(CauseNormal, "", "")
+	if c.done != nil {
+		close(c.done)
+	}
 	c.mu.Lock()
 	bridges := c.bridges
 	c.bridges = nil
@@ -505,6 +512,26 @@ func (c *call) bridge(from Side, ap netip.AddrPort) (netip.AddrPort, error) {
 	if to == Outside {
 		allow = c.legs[Outside].remote.Addr()
 	}
+	var ka time.Duration // on the outside connection, whichever side opens it
+	if c.ka.H245 == keepAliveTPKT {
+		ka = c.ka.Interval
+	}
+	// An endpoint behind NAT (H.460.18) cannot be connected to: Portico
+	// listens on its side as well and asks it to connect there.
+	var back netip.AddrPort
+	var backAllow netip.Addr
+	if from == Outside && c.ka.NATed {
+		back, backAllow = netip.AddrPortFrom(c.srv.cfg.Sides[Outside].Bind, 0), c.legs[Outside].remote.Addr()
+	}
+	var hello []byte
+	if from == Outside && c.ka.Client && len(c.id) == 16 {
+		// Portico answers when the call came from the server.
+		ind := h460.Indication{CallID: [16]byte(c.id), AnswerCall: c.caller == Outside}
+		var err error
+		if hello, err = ind.Message().Marshal(); err != nil {
+			return netip.AddrPort{}, fmt.Errorf("%w: h460.18 indication: %v", h245proxy.ErrMedia, err)
+		}
+	}
 	b, err := h245proxy.StartBridge(h245proxy.BridgeConfig{
 		Session:    c.media,
 		Listen:     to,
@@ -512,7 +539,11 @@ func (c *call) bridge(from Side, ap netip.AddrPort) (netip.AddrPort, error) {
 		Target:     ap,
 		Bind:       c.srv.cfg.Sides[from].Bind,
 		AllowFrom:  allow,
+		BackAddr:   back,
+		BackAllow:  backAllow,
+		Hello:      hello,
 		MaxFrame:   c.srv.cfg.MaxFrame,
+		KeepAlive:  ka,
 		OnMalformed: func(side Side, err error) {
 			c.malformed(side, err)
 		},
@@ -522,5 +553,9 @@ func (c *call) bridge(from Side, ap netip.AddrPort) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("%w: h245 listener: %v", h245proxy.ErrMedia, err)
 	}
 	c.bridges[ap] = b
+	if back.IsValid() {
+		at := netip.AddrPortFrom(c.srv.cfg.Sides[Outside].Advertise, b.BackAddr().Port())
+		c.legs[Outside].send(facility(c.crv, c.caller == Outside, c.id, at))
+	}
 	return netip.AddrPortFrom(c.srv.cfg.Sides[to].Advertise, b.Addr().Port()), nil
 }

@@ -95,6 +95,12 @@ func (c *Config) withDefaults() (Config, error) {
 
 // Endpoint is a registered outside endpoint.
 type Endpoint struct {
+	// Dial, when set, opens the connection to the callee (a traversal
+	// zone: admission by ARQ at the remote edge, then a connection Portico
+	// opens); the fields below it are not used then.
+	Dial func(ctx context.Context, callID [16]byte) (net.Conn, error)
+	// CallType labels the history record (default "inbound").
+	CallType string
 	// ID is the endpointIdentifier the gatekeeper assigned.
 	ID string
 	// CallSignal is its call-signalling address as seen from outside (its
@@ -131,6 +137,8 @@ type CallInfo struct {
 	From, To []string
 	// Source is the IP the Setup came from.
 	Source netip.Addr
+	// CallID is the Setup's callIdentifier (16 octets), if any.
+	CallID []byte
 }
 
 // Decision is the policy's answer for a call from outside.
@@ -159,6 +167,10 @@ type Deps struct {
 	Registry Registry
 	// Traversal reaches H.460.18 endpoints; nil: they cannot be called.
 	Traversal Traversal
+	// KeepAlive returns how to keep the outside connection to remote
+	// alive (an H.460.18 endpoint's NAT binding); false or nil: TCP
+	// keep-alives only.
+	KeepAlive func(remote netip.AddrPort) (KeepAlive, bool)
 	// History receives one record per call (protocol "h323"); optional.
 	History func(store.CallRecord)
 	// Guard is told of, and asked about, outside sources; optional.

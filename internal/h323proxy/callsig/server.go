@@ -36,6 +36,9 @@ type Server struct {
 	active atomic.Int64
 	// Counters for the service's metrics.
 	Malformed, Rejected, Completed atomic.Uint64
+	// KeepAlives counts the keep-alives sent on call-signalling
+	// connections of H.460.18 endpoints.
+	KeepAlives atomic.Uint64
 }
 
 // New validates cfg and deps; it does no I/O.
@@ -100,6 +103,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, from Side) error {
 			s.handle(conn, from, ln)
 		}()
 	}
+}
+
+// Accept serves conn, a call-signalling connection Portico opened
+// itself, as one accepted on a listener of side from: its first message
+// must be a Setup (an H.460.18 traversal client's connection after the
+// Facility that answered the server's SCI).
+func (s *Server) Accept(conn net.Conn, from Side) {
+	if !s.track(conn) {
+		conn.Close()
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.handle(conn, from, nil)
+	}()
 }
 
 // Close ends every call and waits for them.

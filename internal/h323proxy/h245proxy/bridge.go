@@ -33,6 +33,20 @@ type BridgeConfig struct {
 	IdleTimeout time.Duration
 	// MaxFrame caps a TPKT payload (default DefaultMaxFrame).
 	MaxFrame int
+	// BackAddr, when valid, makes the bridge listen there too, on the
+	// other side, instead of connecting to Target: the endpoint there
+	// connects itself (an H.460.18 endpoint behind NAT, asked by a
+	// Facility startH245 naming BackAddr). BackAllow, when valid, is the
+	// only source IP accepted there.
+	BackAddr  netip.AddrPort
+	BackAllow netip.Addr
+	// Hello, when set, is an H.245 PDU written first on the connection to
+	// Target (a traversal client's H.460.18 genericIndication).
+	Hello []byte
+	// KeepAlive, when positive, sends an empty TPKT packet this often on
+	// the connection of the Outside side (the NAT binding of an H.460.18
+	// endpoint that connected, or of Portico toward a traversal server).
+	KeepAlive time.Duration
 	// OnMalformed is called (once) when a PDU does not decode; the bridge
 	// then closes. Optional.
 	OnMalformed func(from Side, err error)
@@ -42,9 +56,11 @@ type BridgeConfig struct {
 // Bridge carries one separate H.245 connection. Close is idempotent and
 // waits for its goroutines.
 type Bridge struct {
-	cfg  BridgeConfig
-	ln   net.Listener
-	addr netip.AddrPort
+	cfg   BridgeConfig
+	ln    net.Listener
+	addr  netip.AddrPort
+	back  net.Listener // BackAddr's listener, if any
+	baddr netip.AddrPort
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -69,6 +85,14 @@ func StartBridge(cfg BridgeConfig) (*Bridge, error) {
 		return nil, err
 	}
 	b := &Bridge{cfg: cfg, ln: ln, addr: ln.Addr().(*net.TCPAddr).AddrPort()}
+	if cfg.BackAddr.IsValid() {
+		back, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(cfg.BackAddr))
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		b.back, b.baddr = back, back.Addr().(*net.TCPAddr).AddrPort()
+	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.wg.Add(1)
 	go b.run()
@@ -78,10 +102,17 @@ func StartBridge(cfg BridgeConfig) (*Bridge, error) {
 // Addr returns the bound listening address.
 func (b *Bridge) Addr() netip.AddrPort { return b.addr }
 
+// BackAddr returns the bound address of the BackAddr listener (invalid
+// without one).
+func (b *Bridge) BackAddr() netip.AddrPort { return b.baddr }
+
 // Close stops the bridge.
 func (b *Bridge) Close() error {
 	b.cancel()
 	b.ln.Close()
+	if b.back != nil {
+		b.back.Close()
+	}
 	b.mu.Lock()
 	for _, c := range b.conns {
 		c.Close()
@@ -102,41 +133,68 @@ func (b *Bridge) track(c net.Conn) bool {
 	return true
 }
 
-func (b *Bridge) run() {
-	defer b.wg.Done()
-	tl := b.ln.(*net.TCPListener)
+// accept returns the first connection on ln from allow (any when
+// invalid) within AcceptTimeout, and closes ln: one connection each.
+func (b *Bridge) accept(ln net.Listener, allow netip.Addr) net.Conn {
+	defer ln.Close()
+	tl := ln.(*net.TCPListener)
 	tl.SetDeadline(time.Now().Add(b.cfg.AcceptTimeout))
-	var c net.Conn
 	for {
 		conn, err := tl.Accept()
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
 				b.cfg.Logger.Debug("h245 bridge: no connection", "err", err)
 			}
-			b.ln.Close()
-			return
+			return nil
 		}
 		src := conn.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
-		if b.cfg.AllowFrom.IsValid() && src != b.cfg.AllowFrom.Unmap() {
+		if allow.IsValid() && src != allow.Unmap() {
 			conn.Close()
 			continue
 		}
-		c = conn
-		break
+		return conn
 	}
-	b.ln.Close() // one connection per bridge
+}
+
+func (b *Bridge) run() {
+	defer b.wg.Done()
+	c := b.accept(b.ln, b.cfg.AllowFrom)
+	if c == nil {
+		if b.back != nil {
+			b.back.Close()
+		}
+		return
+	}
 	if !b.track(c) {
 		return
 	}
-	d := net.Dialer{Timeout: b.cfg.DialTimeout, KeepAlive: 30 * time.Second}
-	if b.cfg.Bind.IsValid() {
-		d.LocalAddr = &net.TCPAddr{IP: b.cfg.Bind.AsSlice()}
-	}
-	t, err := d.DialContext(b.ctx, "tcp", b.cfg.Target.String())
-	if err != nil {
-		b.cfg.Logger.Debug("h245 bridge: connect", "target", b.cfg.Target, "err", err)
-		c.Close()
-		return
+	var t net.Conn
+	if b.back != nil {
+		if t = b.accept(b.back, b.cfg.BackAllow); t == nil {
+			c.Close()
+			return
+		}
+	} else {
+		d := net.Dialer{Timeout: b.cfg.DialTimeout, KeepAlive: 30 * time.Second}
+		if b.cfg.Bind.IsValid() {
+			d.LocalAddr = &net.TCPAddr{IP: b.cfg.Bind.AsSlice()}
+		}
+		var err error
+		if t, err = d.DialContext(b.ctx, "tcp", b.cfg.Target.String()); err != nil {
+			b.cfg.Logger.Debug("h245 bridge: connect", "target", b.cfg.Target, "err", err)
+			c.Close()
+			return
+		}
+		if b.cfg.Hello != nil {
+			t.SetWriteDeadline(time.Now().Add(b.cfg.DialTimeout))
+			_, err = t.Write(AppendFrame(nil, b.cfg.Hello))
+			t.SetWriteDeadline(time.Time{})
+			if err != nil {
+				c.Close()
+				t.Close()
+				return
+			}
+		}
 	}
 	if !b.track(t) {
 		c.Close()
@@ -144,6 +202,17 @@ func (b *Bridge) run() {
 	}
 	var once sync.Once
 	stop := func() { once.Do(func() { c.Close(); t.Close() }) }
+	if b.cfg.KeepAlive > 0 {
+		out := c
+		if b.cfg.Listen != Outside {
+			out = t
+		}
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			b.keepAlive(out)
+		}()
+	}
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
@@ -178,6 +247,25 @@ func (b *Bridge) pump(src, dst net.Conn, from Side, stop func()) {
 		out = AppendFrame(out[:0], q)
 		if _, err := dst.Write(out); err != nil {
 			return
+		}
+	}
+}
+
+// keepAlive writes an empty TPKT packet to c every KeepAlive until the
+// bridge closes or a write fails (a Write is never interleaved with the
+// pump's).
+func (b *Bridge) keepAlive(c net.Conn) {
+	t := time.NewTicker(b.cfg.KeepAlive)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+			c.SetWriteDeadline(time.Now().Add(b.cfg.KeepAlive))
+			if _, err := c.Write([]byte{3, 0, 0, 4}); err != nil {
+				return
+			}
 		}
 	}
 }
