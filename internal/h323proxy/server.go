@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -111,6 +112,10 @@ type Server struct {
 	runErr   error // the first attached runner's failure (under mu)
 	signal   SignalServer
 	cs       *callsig.Server // the call-signalling proxy, with Deps.Media
+
+	// writeHook, when set (tests), runs before every RAS datagram is
+	// written: a test makes a send block with it.
+	writeHook atomic.Pointer[func(side string, dst netip.AddrPort, b []byte)]
 }
 
 // Attach adds a runner that Serve starts beside RAS and stops with it:
