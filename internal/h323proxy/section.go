@@ -41,6 +41,9 @@ type Section struct {
 	// MaxRegistrations (10000) are answered beyond with RRJ
 	// resourceUnavailable.
 	MaxRegistrations int `yaml:"max_registrations,omitempty" json:"max_registrations,omitempty"`
+	// RASSocketBuffer is each RAS socket's receive buffer in bytes (4 MiB;
+	// -1: the kernel's default).
+	RASSocketBuffer int `yaml:"ras_socket_buffer,omitempty" json:"ras_socket_buffer,omitempty"`
 	// GatekeeperSignal is the inside gatekeeper's call-signalling
 	// address, ip:port, for calls from outside the gatekeeper admitted no
 	// destination for (guests). Default: gatekeeper's IP, port 1720.
@@ -143,6 +146,7 @@ func (s Section) Config(ifs Interfaces) (Config, error) {
 		KeepAliveInterval:   s.KeepAliveInterval.D(),
 		Traversal:           !s.DisableTraversal,
 		MaxRegistrations:    s.MaxRegistrations,
+		SocketBuffer:        s.RASSocketBuffer,
 		MaxCalls:            s.MaxCalls,
 		SetupTimeout:        s.SetupTimeout.D(),
 		AnswerTimeout:       s.AnswerTimeout.D(),

@@ -29,6 +29,8 @@ func TestSection(t *testing.T) {
 		{"negative max_calls", Section{Enabled: true, Gatekeeper: "10.0.0.5", MaxCalls: -1}, "h323.max_calls"},
 		{"neighbour without address", Section{Enabled: true, Gatekeeper: "10.0.0.5", Neighbours: []NeighbourSection{{Name: "p"}}}, "h323.neighbours[0].address"},
 		{"neighbour not ip:port", Section{Enabled: true, Gatekeeper: "10.0.0.5", Neighbours: []NeighbourSection{{Address: "10.0.0.9"}, {Address: "gk.partner"}}}, "h323.neighbours[1].address"},
+		{"ras_socket_buffer too small", Section{Enabled: true, Gatekeeper: "10.0.0.5", RASSocketBuffer: 100}, "h323.ras_socket_buffer"},
+		{"ras_socket_buffer kernel default", Section{Enabled: true, Gatekeeper: "10.0.0.5", RASSocketBuffer: -1}, ""},
 		{"minimal", Section{Enabled: true, Gatekeeper: "10.0.0.5"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -58,7 +60,7 @@ func TestSection(t *testing.T) {
 		Gatekeeper: netip.MustParseAddrPort("10.0.0.5:1719"), OutsideGatekeeperID: "portico", TimeToLive: DefaultTimeToLive,
 		KeepAliveInterval: DefaultKeepAliveInterval, Traversal: true, MaxRegistrations: DefaultMaxRegistrations,
 		MaxPending: defaultMaxPending, RequestTimeout: defaultRequestTimeout,
-		GatekeeperSignal: netip.MustParseAddrPort("10.0.0.5:1720")}
+		GatekeeperSignal: netip.MustParseAddrPort("10.0.0.5:1720"), SocketBuffer: DefaultSocketBuffer}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Config =\n%+v, want\n%+v", c, want)
 	}

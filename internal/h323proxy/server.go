@@ -116,6 +116,9 @@ type Server struct {
 	// writeHook, when set (tests), runs before every RAS datagram is
 	// written: a test makes a send block with it.
 	writeHook atomic.Pointer[func(side string, dst netip.AddrPort, b []byte)]
+	// sock is the tuning of the external and internal RAS sockets (Serve).
+	sock     [2]*rasSocket
+	sockStat *socketMetrics
 }
 
 // Attach adds a runner that Serve starts beside RAS and stops with it:
@@ -146,6 +149,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		cfg: cfg, deps: deps, now: deps.Now, gk: cfg.Gatekeeper, acl: deps.ACL,
 		log:        deps.Logger.With("component", "h323"),
 		m:          newMetrics(deps.Registerer),
+		sockStat:   newSocketMetrics(deps.Registerer),
 		regs:       newTable(cfg.MaxRegistrations),
 		pendingIn:  map[uint16]*pending{},
 		pendingOut: map[uint16]*pending{},
@@ -274,16 +278,19 @@ func (s *Server) Serve(ctx context.Context, ext, in net.PacketConn) error {
 	if !s.cfg.PublicAddress.IsValid() || s.cfg.PublicAddress.IsUnspecified() {
 		s.extAddr = ea
 	}
+	s.sock = [2]*rasSocket{tuneRAS(ext, s.cfg.SocketBuffer), tuneRAS(in, s.cfg.SocketBuffer)}
 	s.mu.Unlock()
-	s.log.Info("serving", "external", ext.LocalAddr().String(), "internal", in.LocalAddr().String(), "gatekeeper", s.gk)
+	s.sockStat.granted(s.sock)
+	s.log.Info("serving", "external", ext.LocalAddr().String(), "internal", in.LocalAddr().String(), "gatekeeper", s.gk,
+		"receive_buffer_requested", s.cfg.SocketBuffer, "receive_buffer_external", s.sock[0].granted, "receive_buffer_internal", s.sock[1].granted)
 
 	if s.deps.History != nil {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.historyLoop() }()
 	}
 	s.wg.Add(3)
-	go func() { defer s.wg.Done(); s.readLoop(ext, External) }()
-	go func() { defer s.wg.Done(); s.readLoop(in, Internal) }()
+	go func() { defer s.wg.Done(); s.readLoop(ext, External, s.sock[0]) }()
+	go func() { defer s.wg.Done(); s.readLoop(in, Internal, s.sock[1]) }()
 	go func() { defer s.wg.Done(); s.sweepLoop() }()
 	s.mu.Lock()
 	runners := s.attached
@@ -345,7 +352,7 @@ func (s *Server) Ready() bool {
 // Reload applies what can change live (time_to_live,
 // keep_alive_interval, max_registrations, identifiers, traversal,
 // gatekeeper_signal) and returns the fields that need a restart
-// (addresses, ports, gatekeeper, the call limits).
+// (addresses, ports, gatekeeper, the call limits, the RAS socket buffer).
 func (s *Server) Reload(cfg Config) ([]string, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -364,11 +371,15 @@ func (s *Server) Reload(cfg Config) ([]string, error) {
 	if cfg.Gatekeeper != old.Gatekeeper {
 		restart = append(restart, "h323.gatekeeper")
 	}
+	if cfg.SocketBuffer != old.SocketBuffer {
+		restart = append(restart, "h323.ras_socket_buffer")
+	}
 	if cfg.MaxCalls != old.MaxCalls || cfg.SetupTimeout != old.SetupTimeout || cfg.AnswerTimeout != old.AnswerTimeout {
 		restart = append(restart, "h323.max_calls")
 	}
 	cfg.ExternalRAS, cfg.ExternalSignalPort, cfg.PublicAddress = old.ExternalRAS, old.ExternalSignalPort, old.PublicAddress
 	cfg.InternalRAS, cfg.InternalSignal, cfg.Gatekeeper = old.InternalRAS, old.InternalSignal, old.Gatekeeper
+	cfg.SocketBuffer = old.SocketBuffer
 	s.cfg = cfg
 	s.regs.max = cfg.MaxRegistrations
 	return restart, nil
@@ -385,11 +396,22 @@ func addrOf(a net.Addr) netip.AddrPort {
 
 // readLoop reads one socket; each datagram is handled before the next is
 // read, with a buffer allocated once. A datagram larger than maxDatagram
-// is dropped as oversize.
-func (s *Server) readLoop(c net.PacketConn, side string) {
+// is dropped as oversize. The kernel's count of datagrams it dropped for
+// a full receive buffer comes with the datagrams read after a drop
+// (SO_RXQ_OVFL) and is exported as portico_h323_ras_kernel_drops_total.
+func (s *Server) readLoop(c net.PacketConn, side string, rs *rasSocket) {
 	buf := make([]byte, maxDatagram+1)
+	var oob []byte
+	if rs.ovfl {
+		oob = make([]byte, oobSize)
+	}
 	for {
-		n, a, err := c.ReadFrom(buf)
+		n, a, drops, reported, err := readRAS(c, buf, oob)
+		if reported {
+			if d := rs.seen(drops); d > 0 {
+				s.sockStat.dropped(side, d)
+			}
+		}
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || s.ctx.Err() != nil {
 				return
