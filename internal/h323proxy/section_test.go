@@ -70,7 +70,8 @@ func TestSection(t *testing.T) {
 // neighbour's port defaulting to 1719.
 func TestSectionNeighbours(t *testing.T) {
 	ifs := Interfaces{External: "198.51.100.1", Internal: "10.0.0.1"}
-	c, err := Section{Enabled: true, Gatekeeper: "10.0.0.5", Federation: FederationSection{OpenB2B: true, DNSServer: "127.0.0.53"},
+	open := true
+	c, err := Section{Enabled: true, Gatekeeper: "10.0.0.5", Federation: FederationSection{OpenB2B: &open, DNSServer: "127.0.0.53"},
 		Neighbours: []NeighbourSection{{Name: "partner", Address: "203.0.113.7", Prefixes: []string{"0044"}, Domains: []string{"partner.example"}},
 			{Address: "203.0.113.8:1819"}}}.Config(ifs)
 	if err != nil {
@@ -85,5 +86,32 @@ func TestSectionNeighbours(t *testing.T) {
 	}
 	if !reflect.DeepEqual(c.Neighbours, want) || !c.OpenB2B {
 		t.Errorf("Neighbours = %+v, OpenB2B %v; want %+v, true", c.Neighbours, c.OpenB2B, want)
+	}
+}
+
+// TestSectionOpenB2BFollowsSIP: h323.federation.open_b2b unset takes
+// sip.federation.open_b2b; set either way, the h323 one wins.
+func TestSectionOpenB2BFollowsSIP(t *testing.T) {
+	yes, no := true, false
+	for _, tc := range []struct {
+		name     string
+		h323     *bool
+		sip, want bool
+	}{
+		{"unset follows sip on", nil, true, true},
+		{"unset follows sip off", nil, false, false},
+		{"h323 off wins over sip on", &no, true, false},
+		{"h323 on wins over sip off", &yes, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ifs := Interfaces{External: "198.51.100.1", Internal: "10.0.0.1", SIPOpenB2B: tc.sip}
+			c, err := Section{Enabled: true, Gatekeeper: "10.0.0.5", Federation: FederationSection{OpenB2B: tc.h323}}.Config(ifs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.OpenB2B != tc.want {
+				t.Errorf("OpenB2B = %v, want %v", c.OpenB2B, tc.want)
+			}
+		})
 	}
 }
