@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/ras"
 )
 
@@ -26,6 +27,9 @@ import (
 func TestRASSocketBuffer(t *testing.T) {
 	const want = 1 << 20
 	h := newHarness(t, func(c *Config) { c.SocketBuffer = want })
+	// Answered: Serve has tuned the sockets (before it starts reading).
+	h.ep.send(h.ext, ras.GRQ(1, endpoint("gina", false)))
+	h.ep.expect(h225.RasMessage_GatekeeperConfirm)
 	floor := want
 	if os.Geteuid() != 0 {
 		b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
