@@ -9,17 +9,26 @@ import (
 // H323Service is the running H.323 edge, when enabled.
 type H323Service interface {
 	Registrations() []h323proxy.Registration
+	// LiveCalls lists the calls in progress; Hangup ends one
+	// (h323proxy.ErrNoCall for an unknown id).
+	LiveCalls() []h323proxy.Call
+	Hangup(id string) error
 }
 
 func (s *Server) h323Routes() {
 	s.mux.HandleFunc("GET /api/v1/h323/registrations", s.auth(false, s.h323Registrations))
 }
 
-func (s *Server) h323Registrations(w http.ResponseWriter, r *http.Request, p Principal) {
-	var svc H323Service
-	if s.deps.H323 != nil {
-		svc = s.deps.H323()
+// h323 returns the running H.323 edge, or nil when it is off.
+func (s *Server) h323() H323Service {
+	if s.deps.H323 == nil {
+		return nil
 	}
+	return s.deps.H323()
+}
+
+func (s *Server) h323Registrations(w http.ResponseWriter, r *http.Request, p Principal) {
+	svc := s.h323()
 	if svc == nil {
 		writeError(w, http.StatusNotFound, "the H.323 edge is not enabled (h323.enabled)")
 		return
