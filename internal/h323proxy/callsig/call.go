@@ -381,6 +381,9 @@ func (c *call) releaseBoth(cause byte, by, disp string) {
 	if c.isEnded() {
 		return
 	}
+	// Settled before the ReleaseCompletes go out: a side that closes its
+	// connection on receiving one is not a lost connection.
+	c.settle(cause, by, disp)
 	for side, l := range c.legs {
 		l.send(releaseComplete(c.crv, Side(side) == c.caller, cause, -1, c.id))
 	}
