@@ -204,7 +204,7 @@ func (s *Server) dial(ctx context.Context, side Side, dst netip.AddrPort) (net.C
 	if !dst.IsValid() {
 		return nil, ErrNoRoute
 	}
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: s.cfg.Sides[side].Bind.AsSlice()}, KeepAlive: -1}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: s.cfg.Sides[side].Bind.AsSlice()}, KeepAlive: -1, Control: bindNoPort}
 	return d.DialContext(ctx, "tcp", dst.String())
 }
 
