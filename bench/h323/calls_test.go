@@ -292,7 +292,10 @@ func errKind(err error) string {
 // 1000-1099, calls from outside routed to the callee (gatekeeper_signal).
 func startCallPortico(t *testing.T, bin string, ext, in netip.Addr, gk, callee netip.AddrPort) (*exec.Cmd, netip.AddrPort) {
 	dir := t.TempDir()
-	sig, mgmt := testpeer.FreePort(t), testpeer.FreePort(t)
+	// The call-signalling port is below the ephemeral range: Portico's
+	// connections to the callee leave ephemeral ports of its inside
+	// address in TIME_WAIT, which an ephemeral listening port could hit.
+	sig, mgmt := 11720, testpeer.FreePort(t)
 	// 5,000 relay ports per side (2,500 calls' streams at once): Portico
 	// binds them on its own loopback addresses, which nothing else uses.
 	const media = 20000
