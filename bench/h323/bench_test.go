@@ -148,6 +148,35 @@ func (d *daemon) logs() string {
 	return string(out)
 }
 
+// serve runs portico serve on the configuration document cfg, with its
+// files under dir, as a child process stopped (SIGTERM, then kill) when the
+// test ends; done is closed when it has exited.
+func serve(t *testing.T, bin, dir, cfg string) (cmd *exec.Cmd, done <-chan struct{}) {
+	path := filepath.Join(dir, "portico.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(bin, "serve", "--config", path, "--data", filepath.Join(dir, "data"))
+	cmd.Env = append(os.Environ(), "PORTICO_ADMIN_PASSWORD=bench-admin-password-1")
+	logf, _ := os.Create(filepath.Join(dir, "stdout.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); logf.Close(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	return cmd, exited
+}
+
 func startPortico(t *testing.T, bin string, gk netip.AddrPort, max int) *daemon {
 	dir := t.TempDir()
 	rasPort := testpeer.FreePort(t)
@@ -166,28 +195,7 @@ h323:
   gatekeeper: %s
   max_registrations: %d
 `, testpeer.FreePort(t), rasPort, testpeer.FreePort(t), gk, max)
-	path := filepath.Join(dir, "portico.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", "--config", path, "--data", filepath.Join(dir, "data"))
-	cmd.Env = append(os.Environ(), "PORTICO_ADMIN_PASSWORD=bench-admin-password-1")
-	logf, _ := os.Create(filepath.Join(dir, "stdout.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); logf.Close(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
+	cmd, done := serve(t, bin, dir, cfg)
 	d := &daemon{cmd: cmd, ras: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(rasPort)), dir: dir}
 	// Ready when Portico answers a GRQ itself.
 	probe, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})

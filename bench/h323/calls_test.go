@@ -321,28 +321,7 @@ h323:
   gatekeeper_signal: %s
   max_calls: 5000
 `, ext, in, mgmt, media, media+4999, media+5000, media+9999, testpeer.FreePort(t), sig, gk, callee)
-	path := filepath.Join(dir, "portico.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", "--config", path, "--data", filepath.Join(dir, "data"))
-	cmd.Env = append(os.Environ(), "PORTICO_ADMIN_PASSWORD=bench-admin-password-1")
-	logf, _ := os.Create(filepath.Join(dir, "stdout.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); logf.Close(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
+	cmd, done := serve(t, bin, dir, cfg)
 	target := netip.AddrPortFrom(ext, uint16(sig))
 	// Ready when the call-signalling listener accepts.
 	for i := 0; i < 300; i++ {
