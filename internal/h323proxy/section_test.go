@@ -94,8 +94,8 @@ func TestSectionNeighbours(t *testing.T) {
 func TestSectionOpenB2BFollowsSIP(t *testing.T) {
 	yes, no := true, false
 	for _, tc := range []struct {
-		name     string
-		h323     *bool
+		name      string
+		h323      *bool
 		sip, want bool
 	}{
 		{"unset follows sip on", nil, true, true},
