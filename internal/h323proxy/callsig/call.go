@@ -95,11 +95,10 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 	c := &call{srv: s, caller: caller, crv: m.CallRef, id: callID(ui), bridges: map[netip.AddrPort]*h245proxy.Bridge{}}
 	c.legs[caller] = newLeg(conn, fr, s.cfg.MaxFrame)
 	src := c.legs[caller].remote
-	c.rec = store.CallRecord{Protocol: "h323", From: first(from), To: first(to), SourceAddr: src.String(), StartedAt: time.Now()}
+	// localID stands for the callIdentifier an H.225.0 version 1 Setup lacks.
+	c.rec = store.CallRecord{ID: localID(), Protocol: "h323", From: first(from), To: first(to), SourceAddr: src.String(), StartedAt: time.Now()}
 	if len(c.id) == 16 {
 		c.rec.ID = hex.EncodeToString(c.id)
-	} else {
-		c.rec.ID = localID() // an H.225.0 version 1 Setup has no callIdentifier
 	}
 	refuse := func(cause byte, reason int, disp string) *call {
 		s.Rejected.Add(1)
