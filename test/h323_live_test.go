@@ -224,3 +224,47 @@ func TestH323LiveCallEndedByAdmin(t *testing.T) {
 	}
 	r.c.must(404, "DELETE", "/api/v1/calls/"+c.ID, nil)
 }
+
+// TestH323RegistrationEndedByAdmin: DELETE
+// /api/v1/h323/registrations?alias= through portico serve unregisters the
+// outside endpoint on both sides (URQ to the gatekeeper, which drops it,
+// and to the endpoint), the live list no longer shows it, registration
+// history records why, and a second DELETE is 404.
+func TestH323RegistrationEndedByAdmin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("whole-daemon test; skipped under -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := startH323Rig(t, ctx)
+	raw, _ := os.ReadFile("../internal/api/openapi.json")
+	oc := newOpenAPIChecker(t, raw)
+	r.c.record = func(method, path string, code int, body []byte) { oc.check(t, method, path, code, body) }
+
+	var res struct{ Unregistered int }
+	r.c.must(200, "DELETE", "/api/v1/h323/registrations?alias=room-7", nil).json(t, &res)
+	if res.Unregistered != 1 {
+		t.Errorf("unregistered %d, want 1", res.Unregistered)
+	}
+	if err := r.gk.WaitFor(ctx, "URQ", 1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool { return h323test.Count(r.room.RAS(), "URQ") == 1 })
+	waitFor(t, 10*time.Second, func() bool { _, ok := r.gk.Registered("room-7"); return !ok })
+	var regs []struct{ Aliases []string }
+	r.c.must(200, "GET", "/api/v1/h323/registrations", nil).json(t, &regs)
+	if len(regs) != 0 {
+		t.Errorf("live registrations after the DELETE: %+v", regs)
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		var evs []struct{ Protocol, AOR, Kind, Reason string }
+		r.c.must(200, "GET", "/api/v1/history/registrations", nil).json(t, &evs)
+		for _, ev := range evs {
+			if ev.Protocol == "h323" && ev.AOR == "room-7" && ev.Kind == "unregistered" && ev.Reason == "unregistered by an administrator" {
+				return true
+			}
+		}
+		return false
+	})
+	r.c.must(404, "DELETE", "/api/v1/h323/registrations?alias=room-7", nil)
+}

@@ -21,6 +21,15 @@ type fakeH323 struct {
 
 func (f *fakeH323) Registrations() []h323proxy.Registration { return f.regs }
 func (f *fakeH323) LiveCalls() []h323proxy.Call             { return f.calls }
+func (f *fakeH323) Unregister(alias string) (int, error) {
+	for i, r := range f.regs {
+		if len(r.Aliases) > 0 && r.Aliases[0] == alias {
+			f.regs = append(f.regs[:i], f.regs[i+1:]...)
+			return 1, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: %s", h323proxy.ErrNotRegistered, alias)
+}
 func (f *fakeH323) Hangup(id string) error {
 	for _, c := range f.calls {
 		if c.ID == id {
@@ -117,5 +126,37 @@ func TestLiveCallsBothEdges(t *testing.T) {
 	}
 	if w := do("DELETE", "/api/v1/calls/nope"); w.Code != http.StatusNotFound {
 		t.Errorf("DELETE unknown: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestH323Unregister: DELETE /api/v1/h323/registrations?alias= ends the
+// registration holding the alias (admins only), 404 for one not held, 400
+// without an alias.
+func TestH323Unregister(t *testing.T) {
+	s, _ := newTestServer(t, Config{LoginRatePerMinute: 100, MaxLoginFailures: 100})
+	c := login(s, "192.0.2.1:1", "admin", "admin-password").Result().Cookies()[0]
+	del := func(q string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("DELETE", "/api/v1/h323/registrations"+q, nil)
+		r.AddCookie(c)
+		r.Header.Set("X-Requested-With", "test")
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w
+	}
+	if w := del("?alias=alice"); w.Code != http.StatusNotFound {
+		t.Errorf("edge off: %d %s", w.Code, w.Body)
+	}
+	h := &fakeH323{regs: []h323proxy.Registration{{Aliases: []string{"alice"}}}}
+	s.deps.H323 = func() H323Service { return h }
+	if w := del(""); w.Code != http.StatusBadRequest {
+		t.Errorf("no alias: %d %s", w.Code, w.Body)
+	}
+	w := del("?alias=alice")
+	var got map[string]int
+	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &got) != nil || got["unregistered"] != 1 || len(h.regs) != 0 {
+		t.Errorf("alice: %d %q, left %v", w.Code, w.Body, h.regs)
+	}
+	if w := del("?alias=alice"); w.Code != http.StatusNotFound {
+		t.Errorf("again: %d %s", w.Code, w.Body)
 	}
 }

@@ -918,13 +918,7 @@ func (s *Server) insideUnregister(src netip.AddrPort, req *h225.UnregistrationRe
 	if !ok {
 		return
 	}
-	s.send(External, r.src, &h225.RasMessage{Choice: h225.RasMessage_UnregistrationRequest, UnregistrationRequest: &h225.UnregistrationRequest{
-		RequestSeqNum:     seq,
-		CallSignalAddress: []h225.TransportAddress{ras.Transport(r.callSignal)},
-		EndpointAlias:     r.aliases, HasEndpointAlias: len(r.aliases) > 0,
-		EndpointIdentifier: h225.EndpointIdentifier(asn1per.BMP(r.outsideID)), HasEndpointIdentifier: true,
-		GatekeeperIdentifier: s.outsideGK(), HasGatekeeperIdentifier: true,
-	}})
+	s.send(External, r.src, s.outsideURQ(seq, r))
 }
 
 // insideDisengage relays the gatekeeper's DRQ to the endpoint.
