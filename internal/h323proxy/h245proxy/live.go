@@ -33,27 +33,32 @@ func (s *Session) Live() ([]media.StreamStats, []string) {
 	if err != nil {
 		return nil, nil
 	}
+	byStream := map[int]string{}
+	for sid, name := range s.codecs {
+		if i, ok := s.bySession[sid]; ok {
+			byStream[i] = name
+		}
+	}
 	codecs := make([]string, len(st.Streams))
 	for i, ss := range st.Streams {
-		codecs[i] = s.codecs[ss.Index]
+		codecs[i] = byStream[ss.Index]
 	}
 	return st.Streams, codecs
 }
 
-// noteCodec records the codec of the channel key's stream from the
+// noteCodec records the codec of the H.245 session sessionID from the
 // dataType of an OpenLogicalChannel: the last one seen wins (in a
 // fastStart Setup the caller's proposals, then the callee's choice).
 // Caller holds s.mu.
-func (s *Session) noteCodec(key chanKey, dt *h245.DataType) {
-	i, ok := s.byChannel[key]
-	if !ok || dt == nil {
+func (s *Session) noteCodec(sessionID int64, dt *h245.DataType) {
+	if dt == nil || sessionID == 0 {
 		return
 	}
 	if name := CodecName(dt); name != "" {
 		if s.codecs == nil {
-			s.codecs = map[int]string{}
+			s.codecs = map[int64]string{}
 		}
-		s.codecs[i] = name
+		s.codecs[sessionID] = name
 	}
 }
 

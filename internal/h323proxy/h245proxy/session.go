@@ -82,7 +82,7 @@ type Session struct {
 	bySession map[int64]int // H.245 sessionID → stream index
 	byChannel map[chanKey]int
 	stats     media.SessionStats
-	codecs    map[int]string // stream index → codec name (live.go)
+	codecs    map[int64]string // H.245 sessionID → codec name (live.go)
 }
 
 // NewSession returns a session that allocates relay streams on m when the
@@ -239,11 +239,8 @@ func (s *Session) rewriteParams(key chanKey, from Side, p *h245.H2250LogicalChan
 		return nil
 	}
 	kind, secure := kindOf(dt, p.SessionID)
-	if err := s.swapBoth(key, p.SessionID, kind, secure, from, &p.MediaChannel, &p.MediaControlChannel); err != nil {
-		return err
-	}
-	s.noteCodec(key, dt)
-	return nil
+	s.noteCodec(p.SessionID, dt)
+	return s.swapBoth(key, p.SessionID, kind, secure, from, &p.MediaChannel, &p.MediaControlChannel)
 }
 
 // swapBoth rewrites a channel's RTP and RTCP addresses (either may be
