@@ -72,7 +72,11 @@ func TestRASKernelDropsCounted(t *testing.T) {
 	h.s.writeHook.Store(&hook)
 	grq := ras.GRQ(1, endpoint("frank", false))
 	h.ep.send(h.ext, grq)
-	<-entered
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second): // only stops a hung test
+		t.Fatal("the GRQ was not answered")
+	}
 	for i := 0; i < 500; i++ { // bounded burst, far above a 4 KiB buffer
 		h.ep.send(h.ext, grq)
 	}

@@ -21,7 +21,9 @@ func TestSweepDoesNotBlockKeepAlives(t *testing.T) {
 	rcf, _ := h.register("erin", false)
 	outID := bmp(rcf.EndpointIdentifier)
 
-	entered, release := make(chan struct{}), make(chan struct{})
+	// entered keeps the signal: the background sweep (once a second, on
+	// the test's clock) may be the one that gets stuck first.
+	entered, release := make(chan struct{}, 1), make(chan struct{})
 	t.Cleanup(func() { close(release) })
 	hook := func(side string, _ netip.AddrPort, _ []byte) {
 		if side == Internal {
@@ -36,7 +38,11 @@ func TestSweepDoesNotBlockKeepAlives(t *testing.T) {
 	// The inside granted 60 s: past two thirds the sweep refreshes it.
 	now := h.advance(41e9)
 	go h.s.sweep(now)
-	<-entered
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second): // only stops a hung test
+		t.Fatal("the sweep sent no refresh")
+	}
 
 	e := endpoint("erin", false)
 	e.KeepAlive, e.EndpointID = true, outID
