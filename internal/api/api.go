@@ -201,6 +201,7 @@ func (s *Server) routes() {
 	s.sipRoutes()
 	s.h323Routes()
 	s.guardRoutes()
+	s.h323LiveRoutes()
 	s.policyRoutes()
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)

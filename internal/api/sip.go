@@ -57,7 +57,7 @@ func (s *Server) sip() SIPService {
 
 // liveCalls lists the live calls of both edges, each with its protocol.
 func (s *Server) liveCalls(w http.ResponseWriter, r *http.Request, p Principal) {
-	sip, h323 := s.sip(), s.h323()
+	sip, h323 := s.sip(), s.h323CallList()
 	if sip == nil && h323 == nil {
 		writeError(w, http.StatusNotFound, "neither the SIP edge (sip.enabled) nor the H.323 edge (h323.enabled) is enabled")
 		return
@@ -86,7 +86,7 @@ func (s *Server) callServers(w http.ResponseWriter, r *http.Request, p Principal
 // call, ReleaseComplete to both of an H.323 call; the call lands in
 // history with the admin as who ended it.
 func (s *Server) hangup(w http.ResponseWriter, r *http.Request, p Principal) {
-	sip, h323 := s.sip(), s.h323()
+	sip, h323 := s.sip(), s.h323CallList()
 	if sip == nil && h323 == nil {
 		writeError(w, http.StatusNotFound, "neither the SIP edge (sip.enabled) nor the H.323 edge (h323.enabled) is enabled")
 		return

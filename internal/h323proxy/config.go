@@ -46,6 +46,13 @@ type Config struct {
 	// MaxRegistrations bounds the table; beyond it an RRQ gets RRJ
 	// resourceUnavailable. Default 10000.
 	MaxRegistrations int
+	// SocketBuffer is the receive buffer of each RAS socket in bytes, so
+	// that a burst of keep-alives waits in the kernel while the read loop
+	// is not scheduled. Default 4 MiB (DefaultSocketBuffer); -1 keeps the
+	// kernel's default. Without CAP_NET_ADMIN the kernel caps it at
+	// net.core.rmem_max; what it granted is logged and exported
+	// (portico_h323_ras_receive_buffer_bytes).
+	SocketBuffer int
 	// MaxPending bounds the transactions in flight toward each side; beyond
 	// it a request is dropped (the endpoint retries). Default 4096.
 	MaxPending int
@@ -71,13 +78,6 @@ type Config struct {
 	// DNSServer is the resolver for _h323ls._udp lookups of alias@domain
 	// (OpenB2B); invalid: the system's.
 	DNSServer netip.AddrPort
-	// SocketBuffer is the receive buffer of each RAS socket in bytes, so
-	// that a burst of keep-alives waits in the kernel while the read loop
-	// is not scheduled. Default 4 MiB (DefaultSocketBuffer); -1 keeps the
-	// kernel's default. Without CAP_NET_ADMIN the kernel caps it at
-	// net.core.rmem_max; what it granted is logged and exported
-	// (portico_h323_ras_receive_buffer_bytes).
-	SocketBuffer int
 }
 
 // Defaults of Config (and of the h323 section).

@@ -117,15 +117,15 @@ func (s *Server) send(side string, dst netip.AddrPort, m *h225.RasMessage) []byt
 }
 
 func (s *Server) write(side string, dst netip.AddrPort, b []byte) {
+	if hook := s.writeHook.Load(); hook != nil && b != nil {
+		(*hook)(side, dst, b)
+	}
 	c := s.ext
 	if side == Internal {
 		c = s.in
 	}
 	if c == nil || b == nil {
 		return
-	}
-	if hook := s.writeHook.Load(); hook != nil {
-		(*hook)(side, dst, b)
 	}
 	_, _ = c.WriteTo(b, netUDP(dst))
 }

@@ -85,6 +85,14 @@ type Server struct {
 	gk  netip.AddrPort // cfg.Gatekeeper, which Reload never changes
 	acl ACL            // Deps.ACL, seen from the outside RAS socket; set before serving
 
+	// writeHook, when set (tests), runs before every RAS datagram is
+	// written: a test makes a send block with it.
+	writeHook atomic.Pointer[func(side string, dst netip.AddrPort, b []byte)]
+	// sock is the tuning of the external and internal RAS sockets (Serve,
+	// under mu).
+	sock     [2]*rasSocket
+	sockStat *socketMetrics
+
 	mu         sync.Mutex
 	ext, in    net.PacketConn
 	extAddr    netip.AddrPort // Portico's outside RAS address as announced
@@ -112,13 +120,6 @@ type Server struct {
 	runErr   error // the first attached runner's failure (under mu)
 	signal   SignalServer
 	cs       *callsig.Server // the call-signalling proxy, with Deps.Media
-
-	// writeHook, when set (tests), runs before every RAS datagram is
-	// written: a test makes a send block with it.
-	writeHook atomic.Pointer[func(side string, dst netip.AddrPort, b []byte)]
-	// sock is the tuning of the external and internal RAS sockets (Serve).
-	sock     [2]*rasSocket
-	sockStat *socketMetrics
 }
 
 // Attach adds a runner that Serve starts beside RAS and stops with it:
@@ -149,7 +150,6 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		cfg: cfg, deps: deps, now: deps.Now, gk: cfg.Gatekeeper, acl: deps.ACL,
 		log:        deps.Logger.With("component", "h323"),
 		m:          newMetrics(deps.Registerer),
-		sockStat:   newSocketMetrics(deps.Registerer),
 		regs:       newTable(cfg.MaxRegistrations),
 		pendingIn:  map[uint16]*pending{},
 		pendingOut: map[uint16]*pending{},
@@ -162,6 +162,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		events:     make(chan store.RegistrationEvent, historyQueue),
 		dups:       map[dupKey]uint16{},
 	}
+	s.sockStat = newSocketMetrics(deps.Registerer, s)
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	if deps.Media != nil {
 		if s.cs, err = s.newCalls(cfg); err != nil {
@@ -289,8 +290,8 @@ func (s *Server) Serve(ctx context.Context, ext, in net.PacketConn) error {
 		go func() { defer s.wg.Done(); s.historyLoop() }()
 	}
 	s.wg.Add(3)
-	go func() { defer s.wg.Done(); s.readLoop(ext, External, s.sock[0]) }()
-	go func() { defer s.wg.Done(); s.readLoop(in, Internal, s.sock[1]) }()
+	go func() { defer s.wg.Done(); s.readLoop(ext, External) }()
+	go func() { defer s.wg.Done(); s.readLoop(in, Internal) }()
 	go func() { defer s.wg.Done(); s.sweepLoop() }()
 	s.mu.Lock()
 	runners := s.attached
@@ -365,14 +366,14 @@ func (s *Server) Reload(cfg Config) ([]string, error) {
 	if cfg.ExternalRAS != old.ExternalRAS || cfg.ExternalSignalPort != old.ExternalSignalPort || cfg.PublicAddress != old.PublicAddress {
 		restart = append(restart, "h323.external_address")
 	}
+	if cfg.SocketBuffer != old.SocketBuffer {
+		restart = append(restart, "h323.ras_socket_buffer")
+	}
 	if cfg.InternalRAS != old.InternalRAS || cfg.InternalSignal != old.InternalSignal {
 		restart = append(restart, "h323.internal_address")
 	}
 	if cfg.Gatekeeper != old.Gatekeeper {
 		restart = append(restart, "h323.gatekeeper")
-	}
-	if cfg.SocketBuffer != old.SocketBuffer {
-		restart = append(restart, "h323.ras_socket_buffer")
 	}
 	if cfg.MaxCalls != old.MaxCalls || cfg.SetupTimeout != old.SetupTimeout || cfg.AnswerTimeout != old.AnswerTimeout {
 		restart = append(restart, "h323.max_calls")
@@ -396,22 +397,11 @@ func addrOf(a net.Addr) netip.AddrPort {
 
 // readLoop reads one socket; each datagram is handled before the next is
 // read, with a buffer allocated once. A datagram larger than maxDatagram
-// is dropped as oversize. The kernel's count of datagrams it dropped for
-// a full receive buffer comes with the datagrams read after a drop
-// (SO_RXQ_OVFL) and is exported as portico_h323_ras_kernel_drops_total.
-func (s *Server) readLoop(c net.PacketConn, side string, rs *rasSocket) {
+// is dropped as oversize.
+func (s *Server) readLoop(c net.PacketConn, side string) {
 	buf := make([]byte, maxDatagram+1)
-	var oob []byte
-	if rs.ovfl {
-		oob = make([]byte, oobSize)
-	}
 	for {
-		n, a, drops, reported, err := readRAS(c, buf, oob)
-		if reported {
-			if d := rs.seen(drops); d > 0 {
-				s.sockStat.dropped(side, d)
-			}
-		}
+		n, a, err := c.ReadFrom(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || s.ctx.Err() != nil {
 				return

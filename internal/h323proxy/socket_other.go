@@ -2,13 +2,6 @@
 
 package h323proxy
 
-import "net"
+func setReceiveBuffer(uintptr, int) int { return 0 }
 
-const oobSize = 0
-
-func setSockopts(fd uintptr, size int) (granted int, ovfl bool) { return 0, false }
-
-func readRAS(c net.PacketConn, buf, _ []byte) (int, net.Addr, uint32, bool, error) {
-	n, src, err := c.ReadFrom(buf)
-	return n, src, 0, false, err
-}
+func socketDrops(uintptr) (uint64, bool) { return 0, false }
