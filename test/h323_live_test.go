@@ -109,6 +109,18 @@ func (r *h323Rig) connect(t *testing.T, ctx context.Context, caller, callee *h32
 	return a, b
 }
 
+// checkOpenAPI checks every API response from now on against the OpenAPI
+// document (/metrics is not part of it).
+func (r *h323Rig) checkOpenAPI(t *testing.T) {
+	raw, _ := os.ReadFile("../internal/api/openapi.json")
+	oc := newOpenAPIChecker(t, raw)
+	r.c.record = func(method, path string, code int, body []byte) {
+		if path != "/metrics" {
+			oc.check(t, method, path, code, body)
+		}
+	}
+}
+
 // relaySessions reads portico_media_open{object="sessions"} from /metrics.
 func (r *h323Rig) relaySessions(t *testing.T) int {
 	t.Helper()
@@ -135,13 +147,7 @@ func TestH323LiveCallEndedByAdmin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	r := startH323Rig(t, ctx)
-	raw, _ := os.ReadFile("../internal/api/openapi.json")
-	oc := newOpenAPIChecker(t, raw)
-	r.c.record = func(method, path string, code int, body []byte) {
-		if path != "/metrics" {
-			oc.check(t, method, path, code, body)
-		}
-	}
+	r.checkOpenAPI(t)
 
 	a, b := r.connect(t, ctx, r.room, r.inside, "2001", h323test.CallOptions{FastStart: true})
 	type leg struct{ Side, Party, Alias, Remote, Local string }
@@ -237,9 +243,7 @@ func TestH323RegistrationEndedByAdmin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	r := startH323Rig(t, ctx)
-	raw, _ := os.ReadFile("../internal/api/openapi.json")
-	oc := newOpenAPIChecker(t, raw)
-	r.c.record = func(method, path string, code int, body []byte) { oc.check(t, method, path, code, body) }
+	r.checkOpenAPI(t)
 
 	var res struct{ Unregistered int }
 	r.c.must(200, "DELETE", "/api/v1/h323/registrations?alias=room-7", nil).json(t, &res)
