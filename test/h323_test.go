@@ -129,77 +129,11 @@ func TestH323CallsThroughDaemon(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	ext, in := netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")
-	gk := h323test.NewGatekeeper(t, h323test.GatekeeperConfig{IP: netip.MustParseAddr("127.0.0.4"), TimeToLive: 60, Routed: true})
-	defer gk.Close()
-	dir, mgmt := t.TempDir(), freeAddr(t)
-	ports, media := testpeer.FreePorts(t, 2), testpeer.FreePorts(t, 40)
-	cfg := strings.Replace(baseConfig(mgmt), "external: {address: 127.0.0.1}", "external: {address: "+ext.String()+"}", 1)
-	cfg = strings.Replace(cfg, "internal: {address: 127.0.0.1, networks: [10.0.0.0/8]}", "internal: {address: "+in.String()+", networks: [10.0.0.0/8]}", 1)
-	cfg += fmt.Sprintf(`media:
-  enabled: true
-  external: {port_min: %d, port_max: %d}
-  internal: {port_min: %d, port_max: %d}
-sip:
-  guest: {enabled: true, vmr_ranges: ["1000-1099"]}
-h323:
-  enabled: true
-  ras_port: %d
-  signal_port: %d
-  gatekeeper: %s
-  gatekeeper_signal: %s
-`, media, media+19, media+20, media+39, ports, ports+1, gk.RASAddr(), gk.CallSignalAddr())
-	d := startDaemon(t, dir, cfg, mgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
-	c := newClient(t, d.url)
-	c.csrf = true
-	c.must(200, "POST", "/api/v1/login", map[string]string{"username": "admin", "password": adminPassword})
-	extRAS, extSig := netip.AddrPortFrom(ext, uint16(ports)), netip.AddrPortFrom(ext, uint16(ports+1))
-
-	insideIP := netip.MustParseAddr("127.0.0.5")
-	inside := h323test.NewEndpoint(t, h323test.EndpointConfig{Alias: "2001", Gatekeeper: gk.RASAddr(), IP: insideIP})
-	defer inside.Close()
-	vmr := h323test.NewEndpoint(t, h323test.EndpointConfig{Alias: "1001", Gatekeeper: gk.RASAddr(), IP: insideIP})
-	defer vmr.Close()
-	room := h323test.NewEndpoint(t, h323test.EndpointConfig{Alias: "room-7", Gatekeeper: extRAS, IP: netip.MustParseAddr("127.0.0.6"),
-		H46018: true, AdvertiseCallSignal: netip.MustParseAddrPort("192.0.2.10:1720")})
-	defer room.Close()
-	var err error
-	for i := 0; i < 50; i++ { // the daemon binds H.323 after it answers the API
-		if err = room.Register(ctx); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatalf("outside registration: %v", err)
-	}
-	for _, ep := range []*h323test.Endpoint{inside, vmr} {
-		if err := ep.Register(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r := startH323Rig(t, ctx)
+	c, extSig, room, inside, vmr := r.c, r.extSig, r.room, r.inside, r.vmr
 	talk := func(caller, callee *h323test.Endpoint, dest string, opts h323test.CallOptions) {
 		t.Helper()
-		a, err := caller.Call(ctx, dest, opts)
-		if err != nil {
-			t.Fatalf("call %s: %v", dest, err)
-		}
-		b, err := callee.Incoming(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range []*h323test.Call{a, b} {
-			if err := c.WaitMedia(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.SendRTP(10); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for _, c := range []*h323test.Call{a, b} {
-			if err := c.WaitReceived(ctx, 10); err != nil {
-				t.Fatalf("call %s: RTP: %v", dest, err)
-			}
-		}
+		a, b := r.connect(t, ctx, caller, callee, dest, opts)
 		a.Hangup()
 		<-b.Done()
 	}

@@ -148,6 +148,35 @@ func (d *daemon) logs() string {
 	return string(out)
 }
 
+// serve runs portico serve on the configuration document cfg, with its
+// files under dir, as a child process stopped (SIGTERM, then kill) when the
+// test ends; done is closed when it has exited.
+func serve(t *testing.T, bin, dir, cfg string) (cmd *exec.Cmd, done <-chan struct{}) {
+	path := filepath.Join(dir, "portico.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(bin, "serve", "--config", path, "--data", filepath.Join(dir, "data"))
+	cmd.Env = append(os.Environ(), "PORTICO_ADMIN_PASSWORD=bench-admin-password-1")
+	logf, _ := os.Create(filepath.Join(dir, "stdout.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); logf.Close(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	return cmd, exited
+}
+
 func startPortico(t *testing.T, bin string, gk netip.AddrPort, max int) *daemon {
 	dir := t.TempDir()
 	rasPort := testpeer.FreePort(t)
@@ -166,28 +195,7 @@ h323:
   gatekeeper: %s
   max_registrations: %d
 `, testpeer.FreePort(t), rasPort, testpeer.FreePort(t), gk, max)
-	path := filepath.Join(dir, "portico.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", "--config", path, "--data", filepath.Join(dir, "data"))
-	cmd.Env = append(os.Environ(), "PORTICO_ADMIN_PASSWORD=bench-admin-password-1")
-	logf, _ := os.Create(filepath.Join(dir, "stdout.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); logf.Close(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
+	cmd, done := serve(t, bin, dir, cfg)
 	d := &daemon{cmd: cmd, ras: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(rasPort)), dir: dir}
 	// Ready when Portico answers a GRQ itself.
 	probe, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -305,15 +313,17 @@ type result struct {
 	p50, p99                 time.Duration
 	// kernel receive-buffer drops during the phase
 	porticoDrops, loadDrops int64
+	// load is the machine's load average when the phase ended.
+	load string
 }
 
 func (r result) ok() bool { return r.answered == r.sent && r.rejected == 0 && r.p99 <= ceilingP99 }
 
 func (r result) String() string {
-	return fmt.Sprintf("sent %d answered %d (%.2f%%) rejected %d in %.1fs: %.0f/s, p50 %.2fms p99 %.2fms, Portico CPU %.2fs = %.1f µs/RRQ, load generator CPU %.2fs, dropped at Portico's socket %d, at the generator's %d",
+	return fmt.Sprintf("sent %d answered %d (%.2f%%) rejected %d in %.1fs: %.0f/s, p50 %.2fms p99 %.2fms, Portico CPU %.2fs = %.1f µs/RRQ, load generator CPU %.2fs, dropped at Portico's socket %d, at the generator's %d, load %s",
 		r.sent, r.answered, 100*float64(r.answered)/float64(max(r.sent, 1)), r.rejected, r.wall.Seconds(),
 		float64(r.answered)/r.wall.Seconds(), ms(r.p50), ms(r.p99), r.daemonCPU.Seconds(),
-		float64(r.daemonCPU.Microseconds())/float64(max(r.answered, 1)), r.loadCPU.Seconds(), r.porticoDrops, r.loadDrops)
+		float64(r.daemonCPU.Microseconds())/float64(max(r.answered, 1)), r.loadCPU.Seconds(), r.porticoDrops, r.loadDrops, r.load)
 }
 
 // brief is a ceiling step in a table cell.
@@ -367,7 +377,7 @@ func (f *fleet) measure(phase func() int64) result {
 		time.Sleep(20 * time.Millisecond)
 	}
 	r := result{sent: sent, wall: wall, daemonCPU: cpu(f.t, f.d.cmd.Process.Pid) - d0, loadCPU: selfCPU() - l0,
-		answered: f.stats.answered.Load() - a0, rejected: f.stats.rejected.Load() - r0}
+		answered: f.stats.answered.Load() - a0, rejected: f.stats.rejected.Load() - r0, load: loadavg()}
 	pd, ld := udpDrops(f.d.ras)
 	r.porticoDrops, r.loadDrops = pd-pd0, ld-ld0
 	var lat []time.Duration
@@ -463,9 +473,9 @@ func TestH323Benchmark(t *testing.T) {
 			if reg.answered != int64(n) || reg.rejected != 0 {
 				t.Fatalf("N=%d: %d of %d registered, %d rejected\n%s", n, reg.answered, n, reg.rejected, d.logs())
 			}
-			table = append(table, fmt.Sprintf("| %d | registration (full RRQ, relayed inside) | %d/%d | %.0f/s | %.2f / %.2f | %.1f | %.2f s |",
+			table = append(table, fmt.Sprintf("| %d | registration (full RRQ, relayed inside) | %d/%d | %.0f/s | %.2f / %.2f | %.1f | %.2f s | %s |",
 				n, reg.answered, reg.sent, float64(reg.answered)/reg.wall.Seconds(), ms(reg.p50), ms(reg.p99),
-				float64(reg.daemonCPU.Microseconds())/float64(max(reg.answered, 1)), reg.loadCPU.Seconds()))
+				float64(reg.daemonCPU.Microseconds())/float64(max(reg.answered, 1)), reg.loadCPU.Seconds(), reg.load))
 			ttl := f.eps[0].ttl
 			interval := 19 * time.Second // the keep_alive_interval default Portico grants
 			ka := f.keepAlives(float64(n)/interval.Seconds(), interval)
@@ -473,9 +483,9 @@ func TestH323Benchmark(t *testing.T) {
 			if ka.answered != ka.sent {
 				t.Errorf("N=%d: %d of %d keep-alives answered", n, ka.answered, ka.sent)
 			}
-			table = append(table, fmt.Sprintf("| %d | keep-alive every %s (lightweight RRQ) | %d/%d | %.0f/s | %.2f / %.2f | %.1f | %.2f s |",
+			table = append(table, fmt.Sprintf("| %d | keep-alive every %s (lightweight RRQ) | %d/%d | %.0f/s | %.2f / %.2f | %.1f | %.2f s | %s |",
 				n, interval, ka.answered, ka.sent, float64(ka.answered)/ka.wall.Seconds(), ms(ka.p50), ms(ka.p99),
-				float64(ka.daemonCPU.Microseconds())/float64(max(ka.answered, 1)), ka.loadCPU.Seconds()))
+				float64(ka.daemonCPU.Microseconds())/float64(max(ka.answered, 1)), ka.loadCPU.Seconds(), ka.load))
 			if n != sizes[len(sizes)-1] {
 				return
 			}
@@ -497,15 +507,15 @@ func TestH323Benchmark(t *testing.T) {
 						fast, fastRate = r, rate
 					}
 				}
-				ceiling = append(ceiling, fmt.Sprintf("| %d | %.0f/s (%s) | %.0f/s (%s) | %.0f/s: %.2f %% answered, p99 %.2f ms, %d dropped at Portico's socket, %d at the generator's |",
+				ceiling = append(ceiling, fmt.Sprintf("| %d | %.0f/s (%s) | %.0f/s (%s) | %.0f/s: %.2f %% answered, p99 %.2f ms, %d dropped at Portico's socket, %d at the generator's | %s |",
 					rep, fastRate, brief(fast), fullRate, brief(full), lossyRate,
-					100*float64(lossy.answered)/float64(max(lossy.sent, 1)), ms(lossy.p99), lossy.porticoDrops, lossy.loadDrops))
+					100*float64(lossy.answered)/float64(max(lossy.sent, 1)), ms(lossy.p99), lossy.porticoDrops, lossy.loadDrops, lossy.load))
 				time.Sleep(2 * time.Second)
 			}
 		})
 	}
-	t.Logf("\n| N | phase | answered/sent | rate | p50 / p99 ms | Portico µs CPU per RRQ | load generator CPU |\n|---|---|---|---|---|---|---|\n%s",
+	t.Logf("\n| N | phase | answered/sent | rate | p50 / p99 ms | Portico µs CPU per RRQ | load generator CPU | load average |\n|---|---|---|---|---|---|---|---|\n%s",
 		strings.Join(table, "\n"))
-	t.Logf("\nceiling with %d registered:\n| search | p99 ≤ 5 ms and all answered | all answered | first step with a loss |\n|---|---|---|---|\n%s",
+	t.Logf("\nceiling with %d registered:\n| search | p99 ≤ 5 ms and all answered | all answered | first step with a loss | load average |\n|---|---|---|---|---|\n%s",
 		sizes[len(sizes)-1], strings.Join(ceiling, "\n"))
 }

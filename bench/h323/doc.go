@@ -12,4 +12,18 @@
 // Run it with PORTICO_BENCH=1 go test ./bench/h323 -run TestH323Benchmark -v -timeout 30m
 // (a few minutes); it prints the table kept in docs/performance.md.
 // PORTICO_BENCH_N=5000 limits it to one size.
+//
+// TestH323CallSetupBenchmark measures call setups through `portico serve`
+// (h323 and media sections): guests on 1,000 loopback addresses call a
+// VMR alias with two fastStart proposals (G.711), Portico allocates a relay
+// stream and connects to a scripted callee in the test process, which
+// answers Connect with its fastStart choice; the caller then releases. Offered
+// rates double from 250 calls/s until a call fails (each call has 5 s; more
+// than 2,000 in flight fail), then two bisection steps; at half the highest
+// passing rate the Setup → Connect latency through Portico is compared with
+// the same calls straight to the callee, and the generator alone is run at
+// the rate Portico failed. Three repeats, each on a fresh daemon on its own
+// loopback addresses; every figure carries the load average.
+//
+//	PORTICO_BENCH=1 go test ./bench/h323 -run TestH323CallSetupBenchmark -v -timeout 20m
 package h323

@@ -204,6 +204,7 @@ func (s *Server) routes() {
 	s.forgetRoutes()
 	s.h323Routes()
 	s.guardRoutes()
+	s.h323LiveRoutes()
 	s.policyRoutes()
 	s.ladderRoutes()
 	s.diagnosticsRoutes()

@@ -185,8 +185,9 @@ type SIP = sipedge.Section
 // H323 is the h323 section, defined by package h323proxy.
 type H323 = h323proxy.Section
 
-// H323Interfaces returns the node addresses the h323 section defaults to.
+// H323Interfaces returns the node addresses (and the sip setting) the h323
+// section defaults to.
 func (c *Config) H323Interfaces() h323proxy.Interfaces {
 	return h323proxy.Interfaces{External: c.Interfaces.External.Address, Public: c.Interfaces.External.PublicAddress,
-		Internal: c.Interfaces.Internal.Address}
+		Internal: c.Interfaces.Internal.Address, SIPOpenB2B: c.SIP.Federation.OpenB2B}
 }

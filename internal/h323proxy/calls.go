@@ -2,6 +2,7 @@ package h323proxy
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -151,3 +152,27 @@ func (t traversal) Connect(ctx context.Context, ep callsig.Endpoint, callID [16]
 }
 
 func (t traversal) Arrived(callID [16]byte, c net.Conn) bool { return t.s.Arrived(callID, c) }
+
+// Call is one live call as the API lists it (callsig.LiveCall).
+type Call = callsig.LiveCall
+
+// ErrNoCall is returned by Hangup for an id no live call has.
+var ErrNoCall = callsig.ErrNoCall
+
+// LiveCalls lists the calls in progress with their legs and relay streams;
+// none when the edge runs without media (RAS only).
+func (s *Server) LiveCalls() []Call {
+	if s.cs == nil {
+		return nil
+	}
+	return s.cs.Live()
+}
+
+// Hangup ends a live call: ReleaseComplete to both sides, the relay
+// released, and the history disposition "ended by administrator".
+func (s *Server) Hangup(id string) error {
+	if s.cs == nil {
+		return fmt.Errorf("%w: %s", ErrNoCall, id)
+	}
+	return s.cs.Hangup(id)
+}

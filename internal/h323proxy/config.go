@@ -49,6 +49,13 @@ type Config struct {
 	// MaxRegistrations bounds the table; beyond it an RRQ gets RRJ
 	// resourceUnavailable. Default 10000.
 	MaxRegistrations int
+	// SocketBuffer is the receive buffer of each RAS socket in bytes, so
+	// that a burst of keep-alives waits in the kernel while the read loop
+	// is not scheduled. Default 4 MiB (DefaultSocketBuffer); -1 keeps the
+	// kernel's default. Without CAP_NET_ADMIN the kernel caps it at
+	// net.core.rmem_max; what it granted is logged and exported
+	// (portico_h323_ras_receive_buffer_bytes).
+	SocketBuffer int
 	// MaxPending bounds the transactions in flight toward each side; beyond
 	// it a request is dropped (the endpoint retries). Default 4096.
 	MaxPending int
@@ -90,6 +97,7 @@ const (
 	DefaultTimeToLive        = 300 * time.Second
 	DefaultKeepAliveInterval = 19 * time.Second
 	DefaultMaxRegistrations  = 10000
+	DefaultSocketBuffer      = 4 << 20
 	defaultMaxPending        = 4096
 	defaultRequestTimeout    = 10 * time.Second
 	maxDatagram              = 4096
@@ -127,6 +135,13 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = defaultRequestTimeout
+	}
+	switch {
+	case c.SocketBuffer == 0:
+		c.SocketBuffer = DefaultSocketBuffer
+	case c.SocketBuffer == -1:
+	case c.SocketBuffer < 4096 || c.SocketBuffer > 64<<20:
+		es.Add("h323.ras_socket_buffer", "%d bytes is outside 4096..67108864 (or -1 for the kernel default)", c.SocketBuffer)
 	}
 	if !c.GatekeeperSignal.IsValid() && c.Gatekeeper.IsValid() {
 		c.GatekeeperSignal = netip.AddrPortFrom(c.Gatekeeper.Addr(), DefaultSignalPort)

@@ -19,3 +19,7 @@ var ErrNoConnection = errors.New("h323proxy: endpoint answered the service contr
 // ErrNoLocation reports a domain whose DNS names no H.323 location
 // service (_h323ls._udp SRV) Portico could resolve.
 var ErrNoLocation = errors.New("h323proxy: no H.323 location service found in DNS")
+
+// ErrNotRegistered is returned by Unregister for an alias no registration
+// holds.
+var ErrNotRegistered = errors.New("h323proxy: alias not registered")

@@ -124,6 +124,9 @@ func (s *Server) send(side string, dst netip.AddrPort, m *h225.RasMessage) []byt
 }
 
 func (s *Server) write(side string, dst netip.AddrPort, b []byte) {
+	if hook := s.writeHook.Load(); hook != nil && b != nil {
+		(*hook)(side, dst, b)
+	}
 	c := s.ext
 	if side == Internal {
 		c = s.in
@@ -960,13 +963,7 @@ func (s *Server) insideUnregister(src netip.AddrPort, req *h225.UnregistrationRe
 	if !ok {
 		return
 	}
-	s.send(External, r.src, &h225.RasMessage{Choice: h225.RasMessage_UnregistrationRequest, UnregistrationRequest: &h225.UnregistrationRequest{
-		RequestSeqNum:     seq,
-		CallSignalAddress: []h225.TransportAddress{ras.Transport(r.callSignal)},
-		EndpointAlias:     r.aliases, HasEndpointAlias: len(r.aliases) > 0,
-		EndpointIdentifier: h225.EndpointIdentifier(asn1per.BMP(r.outsideID)), HasEndpointIdentifier: true,
-		GatekeeperIdentifier: s.outsideGK(), HasGatekeeperIdentifier: true,
-	}})
+	s.send(External, r.src, s.outsideURQ(seq, r))
 }
 
 // insideDisengage relays the gatekeeper's DRQ to the endpoint.
@@ -1046,36 +1043,47 @@ func clone16(b []byte) []byte {
 // refreshes inside registrations before the inside's timeToLive runs out,
 // and forgets requests that were never answered.
 func (s *Server) sweep(now time.Time) {
+	// The walk only decides and builds, under the lock; the datagrams go
+	// out after it, so the read loops never wait for the sweep's sends.
+	var out []*h225.RasMessage
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, r := range s.regs.byOut {
 		if now.After(r.expires) {
 			if seq, ok := s.track(true, &pending{kind: h225.RasMessage_UnregistrationRequest}); ok {
-				s.send(Internal, s.cfg.Gatekeeper, s.insideURQ(seq, r))
+				out = append(out, s.insideURQ(seq, r))
 			}
 			s.dropRegistration(r, "expired", "no keep-alive within the time to live")
 			continue
 		}
 		if r.insideTTL > 0 && !now.Before(r.refreshAt) {
-			s.refreshInside(r, now)
+			if m := s.refreshInside(r, now); m != nil {
+				out = append(out, m)
+			}
 		}
 	}
 	s.expirePending(now)
+	gk := s.cfg.Gatekeeper
+	s.mu.Unlock()
+	for _, m := range out {
+		s.send(Internal, gk, m)
+	}
 }
 
-// refreshInside sends the inside a lightweight RRQ for r in Portico's
-// name, so that the endpoint's keep-alives need not cross.
-func (s *Server) refreshInside(r *registration, now time.Time) {
+// refreshInside returns the lightweight RRQ that refreshes r's inside
+// registration in Portico's name, so that the endpoint's keep-alives need
+// not cross; nil when no transaction is free. Caller holds s.mu and sends
+// it after unlocking.
+func (s *Server) refreshInside(r *registration, now time.Time) *h225.RasMessage {
 	seq, ok := s.track(true, &pending{kind: h225.RasMessage_RegistrationRequest, reg: r, refresh: true})
 	if !ok {
-		return
+		return nil
 	}
 	r.refreshing = true
 	// Retry after a third of the TTL if the answer is lost.
 	r.refreshAt = now.Add(r.insideTTL / 3)
 	e := ras.Endpoint{RAS: s.inAddr, CallSignal: s.cfg.InternalSignal, Aliases: r.aliases, Gatekeeper: s.cfg.GatekeeperID,
 		KeepAlive: true, EndpointID: r.insideID, TimeToLive: int64(r.insideTTL / time.Second), Terminal: true}
-	s.send(Internal, s.cfg.Gatekeeper, ras.RRQ(int(seq), e))
+	return ras.RRQ(int(seq), e)
 }
 
 func (s *Server) expirePending(now time.Time) {

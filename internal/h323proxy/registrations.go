@@ -3,10 +3,12 @@ package h323proxy
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/netip"
 	"slices"
 	"time"
 
+	"github.com/portico-edge/portico/internal/asn1per"
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/ras"
 )
@@ -169,4 +171,49 @@ func (s *Server) Registrations() []Registration {
 			H46018: r.h46018, Expires: r.expires})
 	}
 	return out
+}
+
+// Unregister ends the registration holding alias, as an administrator
+// asks: Portico sends URQ in its own name to the inside gatekeeper and to
+// the endpoint (which may register again), drops the registration and
+// records it as unregistered ("unregistered by an administrator"). It
+// returns the number of registrations ended; ErrNotRegistered when none
+// holds alias.
+func (s *Server) Unregister(alias string) (int, error) {
+	type datagram struct {
+		side string
+		dst  netip.AddrPort
+		m    *h225.RasMessage
+	}
+	var out []datagram
+	s.mu.Lock()
+	r := s.regs.byAlias[alias]
+	if r == nil {
+		s.mu.Unlock()
+		return 0, fmt.Errorf("%w: %s", ErrNotRegistered, alias)
+	}
+	if seq, ok := s.track(true, &pending{kind: h225.RasMessage_UnregistrationRequest}); ok {
+		out = append(out, datagram{Internal, s.cfg.Gatekeeper, s.insideURQ(seq, r)})
+	}
+	s.dropRegistration(r, "unregistered", "unregistered by an administrator")
+	if seq, ok := s.track(false, &pending{kind: h225.RasMessage_UnregistrationRequest, reg: r}); ok {
+		out = append(out, datagram{External, r.src, s.outsideURQ(seq, r)})
+	}
+	s.mu.Unlock()
+	for _, d := range out {
+		s.send(d.side, d.dst, d.m)
+	}
+	return 1, nil
+}
+
+// outsideURQ is the URQ that tells the endpoint of r it is no longer
+// registered (the inside's URQ relayed, or Portico's own).
+func (s *Server) outsideURQ(seq h225.RequestSeqNum, r *registration) *h225.RasMessage {
+	return &h225.RasMessage{Choice: h225.RasMessage_UnregistrationRequest, UnregistrationRequest: &h225.UnregistrationRequest{
+		RequestSeqNum:     seq,
+		CallSignalAddress: []h225.TransportAddress{ras.Transport(r.callSignal)},
+		EndpointAlias:     r.aliases, HasEndpointAlias: len(r.aliases) > 0,
+		EndpointIdentifier: h225.EndpointIdentifier(asn1per.BMP(r.outsideID)), HasEndpointIdentifier: true,
+		GatekeeperIdentifier: s.outsideGK(), HasGatekeeperIdentifier: true,
+	}}
 }

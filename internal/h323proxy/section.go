@@ -44,6 +44,9 @@ type Section struct {
 	// MaxRegistrations (10000) are answered beyond with RRJ
 	// resourceUnavailable.
 	MaxRegistrations int `yaml:"max_registrations,omitempty" json:"max_registrations,omitempty"`
+	// RASSocketBuffer is each RAS socket's receive buffer in bytes (4 MiB;
+	// -1: the kernel's default).
+	RASSocketBuffer int `yaml:"ras_socket_buffer,omitempty" json:"ras_socket_buffer,omitempty"`
 	// GatekeeperSignal is the inside gatekeeper's call-signalling
 	// address, ip:port, for calls from outside the gatekeeper admitted no
 	// destination for (guests). Default: gatekeeper's IP, port 1720.
@@ -59,7 +62,8 @@ type Section struct {
 	// they serve are sent to them.
 	Neighbours []NeighbourSection `yaml:"neighbours,omitempty" json:"neighbours,omitempty"`
 	// Federation.OpenB2B accepts LRQs from any source (as
-	// sip.federation.open_b2b does for SIP domains).
+	// sip.federation.open_b2b does for SIP domains); unset, it follows
+	// sip.federation.open_b2b.
 	Federation FederationSection `yaml:"federation,omitempty" json:"federation,omitempty"`
 	// Zones are H.460.18 traversal zones toward other edges: Portico
 	// registers to each as a traversal client (zone.go).
@@ -120,15 +124,21 @@ type NeighbourSection struct {
 
 // FederationSection is h323.federation.
 type FederationSection struct {
-	OpenB2B bool `yaml:"open_b2b,omitempty" json:"open_b2b,omitempty"`
+	// OpenB2B, when set, wins; nil (not in the document) takes
+	// Interfaces.SIPOpenB2B, the sip section's setting.
+	OpenB2B *bool `yaml:"open_b2b,omitempty" json:"open_b2b,omitempty"`
 	// DNSServer is the resolver, ip[:port] (port 53), for the
 	// _h323ls._udp lookups of alias@domain; default the system's.
 	DNSServer string `yaml:"dns_server,omitempty" json:"dns_server,omitempty"`
 }
 
-// Interfaces are the node's addresses the section defaults to.
+// Interfaces are the node's addresses the section defaults to, and the
+// other sections' settings it follows when it does not set its own.
 type Interfaces struct {
 	External, Public, Internal string
+	// SIPOpenB2B is sip.federation.open_b2b, the default of
+	// h323.federation.open_b2b.
+	SIPOpenB2B bool
 }
 
 // Validate checks an enabled section as New does (a disabled one may be
@@ -191,6 +201,7 @@ func (s Section) Config(ifs Interfaces) (Config, error) {
 		Traversal:           !s.DisableTraversal,
 		MediaTraversal:      !s.DisableTraversal && !s.DisableMediaTraversal,
 		MaxRegistrations:    s.MaxRegistrations,
+		SocketBuffer:        s.RASSocketBuffer,
 		MaxCalls:            s.MaxCalls,
 		SetupTimeout:        s.SetupTimeout.D(),
 		AnswerTimeout:       s.AnswerTimeout.D(),
@@ -221,7 +232,10 @@ func (s Section) Config(ifs Interfaces) (Config, error) {
 		c.Neighbours = append(c.Neighbours, Neighbour{Name: n.Name, RAS: hostPort(path, n.Address, DefaultRASPort),
 			Prefixes: n.Prefixes, Domains: n.Domains})
 	}
-	c.OpenB2B = s.Federation.OpenB2B
+	c.OpenB2B = ifs.SIPOpenB2B
+	if s.Federation.OpenB2B != nil {
+		c.OpenB2B = *s.Federation.OpenB2B
+	}
 	for i, z := range s.Zones {
 		path := "h323.zones[" + strconv.Itoa(i) + "]"
 		if z.Server == "" {

@@ -29,6 +29,8 @@ func TestSection(t *testing.T) {
 		{"negative max_calls", Section{Enabled: true, Gatekeeper: "10.0.0.5", MaxCalls: -1}, "h323.max_calls"},
 		{"neighbour without address", Section{Enabled: true, Gatekeeper: "10.0.0.5", Neighbours: []NeighbourSection{{Name: "p"}}}, "h323.neighbours[0].address"},
 		{"neighbour not ip:port", Section{Enabled: true, Gatekeeper: "10.0.0.5", Neighbours: []NeighbourSection{{Address: "10.0.0.9"}, {Address: "gk.partner"}}}, "h323.neighbours[1].address"},
+		{"ras_socket_buffer too small", Section{Enabled: true, Gatekeeper: "10.0.0.5", RASSocketBuffer: 100}, "h323.ras_socket_buffer"},
+		{"ras_socket_buffer kernel default", Section{Enabled: true, Gatekeeper: "10.0.0.5", RASSocketBuffer: -1}, ""},
 		{"minimal", Section{Enabled: true, Gatekeeper: "10.0.0.5"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) { checkValidate(t, tc.s, ifs, tc.path) })
@@ -46,7 +48,7 @@ func TestSection(t *testing.T) {
 		Gatekeeper: netip.MustParseAddrPort("10.0.0.5:1719"), OutsideGatekeeperID: "portico", TimeToLive: DefaultTimeToLive,
 		KeepAliveInterval: DefaultKeepAliveInterval, Traversal: true, MediaTraversal: true, MaxRegistrations: DefaultMaxRegistrations,
 		MaxPending: defaultMaxPending, RequestTimeout: defaultRequestTimeout,
-		GatekeeperSignal: netip.MustParseAddrPort("10.0.0.5:1720")}
+		GatekeeperSignal: netip.MustParseAddrPort("10.0.0.5:1720"), SocketBuffer: DefaultSocketBuffer}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Config =\n%+v, want\n%+v", c, want)
 	}
@@ -56,7 +58,8 @@ func TestSection(t *testing.T) {
 // neighbour's port defaulting to 1719.
 func TestSectionNeighbours(t *testing.T) {
 	ifs := Interfaces{External: "198.51.100.1", Internal: "10.0.0.1"}
-	c, err := Section{Enabled: true, Gatekeeper: "10.0.0.5", Federation: FederationSection{OpenB2B: true, DNSServer: "127.0.0.53"},
+	open := true
+	c, err := Section{Enabled: true, Gatekeeper: "10.0.0.5", Federation: FederationSection{OpenB2B: &open, DNSServer: "127.0.0.53"},
 		Neighbours: []NeighbourSection{{Name: "partner", Address: "203.0.113.7", Prefixes: []string{"0044"}, Domains: []string{"partner.example"}},
 			{Address: "203.0.113.8:1819"}}}.Config(ifs)
 	if err != nil {
@@ -154,5 +157,32 @@ func checkValidate(t *testing.T, s Section, ifs Interfaces, path string) {
 	es, ok := field.As(err)
 	if !ok || !strings.Contains(es.Error(), path) {
 		t.Fatalf("Validate = %v, want an error at %s", err, path)
+	}
+}
+
+// TestSectionOpenB2BFollowsSIP: h323.federation.open_b2b unset takes
+// sip.federation.open_b2b; set either way, the h323 one wins.
+func TestSectionOpenB2BFollowsSIP(t *testing.T) {
+	yes, no := true, false
+	for _, tc := range []struct {
+		name      string
+		h323      *bool
+		sip, want bool
+	}{
+		{"unset follows sip on", nil, true, true},
+		{"unset follows sip off", nil, false, false},
+		{"h323 off wins over sip on", &no, true, false},
+		{"h323 on wins over sip off", &yes, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ifs := Interfaces{External: "198.51.100.1", Internal: "10.0.0.1", SIPOpenB2B: tc.sip}
+			c, err := Section{Enabled: true, Gatekeeper: "10.0.0.5", Federation: FederationSection{OpenB2B: tc.h323}}.Config(ifs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.OpenB2B != tc.want {
+				t.Errorf("OpenB2B = %v, want %v", c.OpenB2B, tc.want)
+			}
+		})
 	}
 }

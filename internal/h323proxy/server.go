@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -88,6 +89,14 @@ type Server struct {
 	gk  netip.AddrPort // cfg.Gatekeeper, which Reload never changes
 	acl ACL            // Deps.ACL, seen from the outside RAS socket; set before serving
 
+	// writeHook, when set (tests), runs before every RAS datagram is
+	// written: a test makes a send block with it.
+	writeHook atomic.Pointer[func(side string, dst netip.AddrPort, b []byte)]
+	// sock is the tuning of the external and internal RAS sockets (Serve,
+	// under mu).
+	sock     [2]*rasSocket
+	sockStat *socketMetrics
+
 	mu         sync.Mutex
 	ext, in    net.PacketConn
 	extAddr    netip.AddrPort // Portico's outside RAS address as announced
@@ -165,6 +174,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		dups:       map[dupKey]uint16{},
 		locals:     map[netip.AddrPort]netip.Addr{},
 	}
+	s.sockStat = newSocketMetrics(deps.Registerer, s)
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	if deps.Media != nil {
 		if s.cs, err = s.newCalls(cfg); err != nil {
@@ -290,8 +300,11 @@ func (s *Server) Serve(ctx context.Context, ext, in net.PacketConn) error {
 	if !s.cfg.PublicAddress.IsValid() || s.cfg.PublicAddress.IsUnspecified() {
 		s.extAddr = ea
 	}
+	s.sock = [2]*rasSocket{tuneRAS(ext, s.cfg.SocketBuffer), tuneRAS(in, s.cfg.SocketBuffer)}
 	s.mu.Unlock()
-	s.log.Info("serving", "external", ext.LocalAddr().String(), "internal", in.LocalAddr().String(), "gatekeeper", s.gk)
+	s.sockStat.granted(s.sock)
+	s.log.Info("serving", "external", ext.LocalAddr().String(), "internal", in.LocalAddr().String(), "gatekeeper", s.gk,
+		"receive_buffer_requested", s.cfg.SocketBuffer, "receive_buffer_external", s.sock[0].granted, "receive_buffer_internal", s.sock[1].granted)
 
 	if s.deps.History != nil {
 		s.wg.Add(1)
@@ -361,7 +374,7 @@ func (s *Server) Ready() bool {
 // Reload applies what can change live (time_to_live,
 // keep_alive_interval, max_registrations, identifiers, traversal,
 // gatekeeper_signal) and returns the fields that need a restart
-// (addresses, ports, gatekeeper, the call limits).
+// (addresses, ports, gatekeeper, the call limits, the RAS socket buffer).
 func (s *Server) Reload(cfg Config) ([]string, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -373,6 +386,9 @@ func (s *Server) Reload(cfg Config) ([]string, error) {
 	old := s.cfg
 	if cfg.ExternalRAS != old.ExternalRAS || cfg.ExternalSignalPort != old.ExternalSignalPort || cfg.PublicAddress != old.PublicAddress {
 		restart = append(restart, "h323.external_address")
+	}
+	if cfg.SocketBuffer != old.SocketBuffer {
+		restart = append(restart, "h323.ras_socket_buffer")
 	}
 	if cfg.InternalRAS != old.InternalRAS || cfg.InternalSignal != old.InternalSignal {
 		restart = append(restart, "h323.internal_address")
@@ -393,6 +409,7 @@ func (s *Server) Reload(cfg Config) ([]string, error) {
 	cfg.MediaTraversal = old.MediaTraversal
 	cfg.ExternalRAS, cfg.ExternalSignalPort, cfg.PublicAddress = old.ExternalRAS, old.ExternalSignalPort, old.PublicAddress
 	cfg.InternalRAS, cfg.InternalSignal, cfg.Gatekeeper = old.InternalRAS, old.InternalSignal, old.Gatekeeper
+	cfg.SocketBuffer = old.SocketBuffer
 	s.cfg = cfg
 	s.regs.max = cfg.MaxRegistrations
 	return restart, nil

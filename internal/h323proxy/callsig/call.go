@@ -107,7 +107,8 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 	c := &call{srv: s, caller: caller, crv: m.CallRef, id: callID(ui), bridges: map[netip.AddrPort]*h245proxy.Bridge{}, done: make(chan struct{})}
 	c.legs[caller] = newLeg(conn, fr, s.cfg.MaxFrame)
 	src := c.legs[caller].remote
-	c.rec = store.CallRecord{Protocol: "h323", From: first(from), To: first(to), SourceAddr: src.String(), StartedAt: time.Now()}
+	// localID stands for the callIdentifier an H.225.0 version 1 Setup lacks.
+	c.rec = store.CallRecord{ID: localID(), Protocol: "h323", From: first(from), To: first(to), SourceAddr: src.String(), StartedAt: time.Now()}
 	if len(c.id) == 16 {
 		c.rec.ID = hex.EncodeToString(c.id)
 		if s.deps.Capture != nil {
@@ -231,7 +232,7 @@ func (s *Server) dial(ctx context.Context, side Side, dst netip.AddrPort) (net.C
 	if !dst.IsValid() {
 		return nil, ErrNoRoute
 	}
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: s.cfg.Sides[side].Bind.AsSlice()}, KeepAlive: -1}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: s.cfg.Sides[side].Bind.AsSlice()}, KeepAlive: -1, Control: bindNoPort}
 	return d.DialContext(ctx, "tcp", dst.String())
 }
 
@@ -412,6 +413,9 @@ func (c *call) releaseBoth(cause byte, by, disp string) {
 	if c.isEnded() {
 		return
 	}
+	// Settled before the ReleaseCompletes go out: a side that closes its
+	// connection on receiving one is not a lost connection.
+	c.settle(cause, by, disp)
 	for side, l := range c.legs {
 		l.send(releaseComplete(c.crv, Side(side) == c.caller, cause, -1, c.id))
 	}

@@ -120,6 +120,7 @@ type Session struct {
 	bySession map[int64]int // H.245 sessionID → stream index
 	byChannel map[chanKey]int
 	stats     media.SessionStats
+	codecs    map[int64]string // H.245 sessionID → codec name (live.go)
 }
 
 // NewSession returns a session that allocates relay streams on m when the
@@ -299,6 +300,7 @@ func (s *Session) rewriteParams(key chanKey, from Side, p *h245.H2250LogicalChan
 		return -1, nil
 	}
 	kind, secure := kindOf(dt, p.SessionID)
+	s.noteCodec(p.SessionID, dt)
 	return s.swapBoth(key, p.SessionID, kind, secure, from, &p.MediaChannel, &p.MediaControlChannel)
 }
 

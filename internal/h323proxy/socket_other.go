@@ -1,0 +1,7 @@
+//go:build !linux
+
+package h323proxy
+
+func setReceiveBuffer(uintptr, int) int { return 0 }
+
+func socketDrops(uintptr) (uint64, bool) { return 0, false }
