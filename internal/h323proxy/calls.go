@@ -120,7 +120,13 @@ func (s *Server) decide(info callsig.CallInfo) callsig.Decision {
 	for _, a := range slices.Compact(slices.Clone(to)) {
 		d = s.deps.Policy(policy.Call{Caller: kind, Source: info.Source, Protocol: "h323", To: a})
 		if d.Allowed() {
-			return callsig.Decision{Allow: true, CallType: label}
+			// The call goes to the alias admitted, or to where a rewrite
+			// or route rule sends it; the Setup inside names only that.
+			dest := a
+			if d.Destination != "" {
+				dest = d.Destination
+			}
+			return callsig.Decision{Allow: true, CallType: label, To: dest}
 		}
 	}
 	reason := "destination not allowed"

@@ -435,25 +435,36 @@ func TestDecide(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.s.deps.Policy = pol.Evaluate
+	withDefault, err := policy.Compile("policy.rules", policy.WithGuests(nil, policy.Guest{Enabled: true, VMRRanges: []string{"1000-1099"}, DefaultDestination: "1000"}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name   string
+		pol    *policy.Policy
 		info   callsig.CallInfo
 		allow  bool
 		kind   string
 		reason string
+		to     string
 	}{
-		{"registered caller to any destination", callsig.CallInfo{From: []string{"room-1"}, To: []string{"2001"}, Source: outsideIP}, true, "registered", ""},
-		{"registered alias from elsewhere is a guest", callsig.CallInfo{From: []string{"room-1"}, To: []string{"2001"}, Source: guestIP}, false, "guest",
-			"destination not allowed (rule guest-deny)"},
-		{"guest to a VMR", callsig.CallInfo{From: []string{"guest"}, To: []string{"1001"}, Source: guestIP}, true, "guest", ""},
-		{"guest, second alias is a VMR", callsig.CallInfo{To: []string{"sales", "1001"}, Source: guestIP}, true, "guest", ""},
-		{"guest without destination", callsig.CallInfo{Source: guestIP}, false, "guest", "destination not allowed (rule guest-deny)"},
+		{"registered caller to any destination", pol, callsig.CallInfo{From: []string{"room-1"}, To: []string{"2001"}, Source: outsideIP}, true, "registered", "", "2001"},
+		{"registered alias from elsewhere is a guest", pol, callsig.CallInfo{From: []string{"room-1"}, To: []string{"2001"}, Source: guestIP}, false, "guest",
+			"destination not allowed (rule guest-deny)", ""},
+		{"guest to a VMR", pol, callsig.CallInfo{From: []string{"guest"}, To: []string{"1001"}, Source: guestIP}, true, "guest", "", "1001"},
+		{"guest, second alias is a VMR", pol, callsig.CallInfo{To: []string{"sales", "1001"}, Source: guestIP}, true, "guest", "", "1001"},
+		{"guest without destination", pol, callsig.CallInfo{Source: guestIP}, false, "guest", "destination not allowed (rule guest-deny)", ""},
+		// The default destination is where a guest's call to anything else
+		// goes: the alias dialled must not cross.
+		{"guest to another alias goes to the default", withDefault, callsig.CallInfo{To: []string{"2001"}, Source: guestIP}, true, "guest", "", "1000"},
+		{"guest without destination goes to the default", withDefault, callsig.CallInfo{Source: guestIP}, true, "guest", "", "1000"},
+		{"guest to a VMR keeps it", withDefault, callsig.CallInfo{To: []string{"1001"}, Source: guestIP}, true, "guest", "", "1001"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			h.s.deps.Policy = tc.pol.Evaluate
 			d := h.s.decide(tc.info)
-			if d.Allow != tc.allow || d.CallType != tc.kind || d.Reason != tc.reason {
-				t.Errorf("decide = %+v, want allow %v, type %q, reason %q", d, tc.allow, tc.kind, tc.reason)
+			if d.Allow != tc.allow || d.CallType != tc.kind || d.Reason != tc.reason || d.To != tc.to {
+				t.Errorf("decide = %+v, want allow %v, type %q, reason %q, to %q", d, tc.allow, tc.kind, tc.reason, tc.to)
 			}
 		})
 	}

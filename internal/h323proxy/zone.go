@@ -412,11 +412,7 @@ func (zc *zoneClient) keepAlive(ctx context.Context, interval time.Duration) {
 func (zc *zoneClient) identity() []h225.AliasAddress {
 	out := make([]h225.AliasAddress, 0, len(zc.z.Aliases))
 	for _, a := range zc.z.Aliases {
-		if strings.Trim(a, "0123456789#*,") == "" {
-			out = append(out, ras.E164(a))
-		} else {
-			out = append(out, ras.H323ID(a))
-		}
+		out = append(out, ras.Alias(a))
 	}
 	return out
 }

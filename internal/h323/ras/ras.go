@@ -10,6 +10,7 @@ package ras
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/portico-edge/portico/internal/asn1per"
 	"github.com/portico-edge/portico/internal/h323/h225"
@@ -74,6 +75,15 @@ func E164(s string) h225.AliasAddress {
 // URL returns a url-ID alias.
 func URL(s string) h225.AliasAddress {
 	return h225.AliasAddress{Choice: h225.AliasAddress_UrlID, UrlID: s}
+}
+
+// Alias returns the alias for s: dialledDigits when s has only the
+// characters dialledDigits allows (0-9 # * ,), an h323-ID otherwise.
+func Alias(s string) h225.AliasAddress {
+	if s != "" && strings.Trim(s, "0123456789#*,") == "" {
+		return E164(s)
+	}
+	return H323ID(s)
 }
 
 // AliasString returns the text of an h323-ID, dialledDigits, url-ID or

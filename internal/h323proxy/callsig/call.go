@@ -63,6 +63,9 @@ type call struct {
 	ka       KeepAlive // the outside connections' keep-alives
 	bridges  map[netip.AddrPort]*h245proxy.Bridge
 	ended    bool
+	// dest is the only destination the Setup from outside may name
+	// inside (Decision.To); empty: as dialled.
+	dest string
 	answered time.Time
 	rec      store.CallRecord
 	cause    byte
@@ -143,6 +146,10 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 			d := s.deps.Policy(info)
 			if d.CallType != "" {
 				c.rec.CallType = d.CallType
+			}
+			if d.To != "" {
+				c.dest = d.To
+				c.rec.To = d.To
 			}
 			if !d.Allow {
 				r := d.Reason

@@ -149,6 +149,13 @@ type Decision struct {
 	Reason string
 	// CallType labels the history row: "registered", "guest", "federation".
 	CallType string
+	// To is the alias the admitted call goes to: the dialled alias the
+	// policy allowed, or the destination a rewrite rule (such as a guest's
+	// default destination) put in its place. When set, the Setup sent
+	// inside names it alone, in destinationAddress and the called party
+	// number, so the inside cannot route on an alias the policy did not
+	// admit. Empty leaves the Setup's destination as dialled.
+	To string
 }
 
 // Deps are the proxy's collaborators.

@@ -106,6 +106,9 @@ func (c *call) rewrite(from Side, m *q931.Message, ui *h225.H323UserInformation,
 		if to == Outside && c.h46019 {
 			s.SupportedFeatures, s.HasSupportedFeatures = append(s.SupportedFeatures, mediaTraversalServer()), true
 		}
+		if from == Outside && c.dest != "" {
+			pinDestination(m, s, c.dest)
+		}
 	}
 	if f.featureSet != nil {
 		if from == Outside && c.offerMux && c.h46019 && *f.featureSet != nil {
@@ -140,6 +143,30 @@ func (c *call) rewrite(from Side, m *q931.Message, ui *h225.H323UserInformation,
 	}
 	m.SetUserUser(uu)
 	return m.Append(make([]byte, 0, len(raw)+64))
+}
+
+// pinDestination makes a Setup name dest alone: destinationAddress is the
+// dialled alias equal to dest (its kind kept) or dest as a new alias, and
+// the called party number is dest when it is digits, else left out.
+func pinDestination(m *q931.Message, s *h225.SetupUUIE, dest string) {
+	a := ras.Alias(dest)
+	for i := range s.DestinationAddress {
+		if v, ok := ras.AliasString(&s.DestinationAddress[i]); ok && v == dest {
+			a = s.DestinationAddress[i]
+			break
+		}
+	}
+	s.DestinationAddress, s.HasDestinationAddress = []h225.AliasAddress{a}, true
+	if ras.Alias(dest).Choice != h225.AliasAddress_DialledDigits {
+		m.Remove(q931.IECalledPartyNumber)
+		return
+	}
+	n, err := m.Number(q931.IECalledPartyNumber)
+	if err != nil {
+		n = q931.Number{Type: 0, Plan: 1} // unknown type, E.164 plan
+	}
+	n.Digits = dest
+	m.SetNumber(q931.IECalledPartyNumber, n)
 }
 
 // portico returns Portico's call-signalling address on side s.
