@@ -58,14 +58,14 @@ type call struct {
 	// answer to the Setup, that it can transmit multiplexed media.
 	offerMux bool
 
-	done     chan struct{} // closed when the call is finished
-	mu       sync.Mutex
-	ka       KeepAlive // the outside connections' keep-alives
-	bridges  map[netip.AddrPort]*h245proxy.Bridge
-	ended    bool
+	done    chan struct{} // closed when the call is finished
+	mu      sync.Mutex
+	ka      KeepAlive // the outside connections' keep-alives
+	bridges map[netip.AddrPort]*h245proxy.Bridge
+	ended   bool
 	// dest is the only destination the Setup from outside may name
 	// inside (Decision.To); empty: as dialled.
-	dest string
+	dest     string
 	answered time.Time
 	rec      store.CallRecord
 	cause    byte
