@@ -64,15 +64,38 @@ func (s *Server) newCalls(cfg Config) (*callsig.Server, error) {
 // route sends a Setup from outside where the inside gatekeeper's ACF for
 // the call pointed (an endpoint that asked admission through Portico),
 // else to the gatekeeper's call-signalling address (gatekeeper_signal).
-func (s *Server) route(_ context.Context, setup *h225.SetupUUIE, _ callsig.CallInfo) (netip.AddrPort, error) {
+func (s *Server) route(_ context.Context, setup *h225.SetupUUIE, info callsig.CallInfo) (netip.AddrPort, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if setup != nil && len(setup.CallIdentifier.Guid) == 16 {
-		if d, ok := s.dests[[16]byte(setup.CallIdentifier.Guid)]; ok {
-			return d, nil
+	if setup != nil && setup.CallIdentifier != nil && len(setup.CallIdentifier.Guid) == 16 {
+		if d, ok := s.dests[[16]byte(setup.CallIdentifier.Guid)]; ok && d.admits(info.To) {
+			return d.addr, nil
 		}
 	}
 	return s.cfg.GatekeeperSignal, nil
+}
+
+// admitted is a call the inside gatekeeper admitted by ACF: where it
+// said the call goes and the aliases of the ARQ and the ACF.
+type admitted struct {
+	addr    netip.AddrPort
+	aliases []string
+}
+
+// admits reports whether the ACF's address may carry a Setup to the
+// destination the policy admitted (to): only when the admission was for
+// that alias, or, dialled without an alias, neither names one. A Setup
+// for another alias goes to the gatekeeper, which routes it by its alias.
+func (a admitted) admits(to []string) bool {
+	if len(a.aliases) == 0 {
+		return len(to) == 0
+	}
+	for _, t := range to {
+		if slices.Contains(a.aliases, t) {
+			return true
+		}
+	}
+	return false
 }
 
 // caller names who places a call from outside: "registered" when one of

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/h323test"
 	"github.com/portico-edge/portico/internal/h323/h323test/capture"
 	"github.com/portico-edge/portico/internal/h323/q931"
@@ -465,6 +466,48 @@ func TestDecide(t *testing.T) {
 			d := h.s.decide(tc.info)
 			if d.Allow != tc.allow || d.CallType != tc.kind || d.Reason != tc.reason || d.To != tc.to {
 				t.Errorf("decide = %+v, want allow %v, type %q, reason %q, to %q", d, tc.allow, tc.kind, tc.reason, tc.to)
+			}
+		})
+	}
+}
+
+// TestRouteOnlyForTheAdmittedAlias: the address an inside ACF gave is
+// used only for a Setup to the alias that was admitted; a registered
+// endpoint that asked admission for one alias and sends its Setup for
+// another is routed by the gatekeeper instead of reaching the first
+// alias's endpoint directly. A Setup without callIdentifier goes to the
+// gatekeeper (before, route dereferenced it).
+func TestRouteOnlyForTheAdmittedAlias(t *testing.T) {
+	h := newHarness(t, nil)
+	gkSig := netip.MustParseAddrPort("127.0.0.3:1720")
+	h.s.cfg.GatekeeperSignal = gkSig
+	acf := netip.MustParseAddrPort("127.0.0.9:1720")
+	id := [16]byte{1, 2, 3}
+	noAlias := [16]byte{4, 5, 6}
+	h.s.mu.Lock()
+	h.s.dests[id] = admitted{addr: acf, aliases: []string{"2001"}}
+	h.s.dests[noAlias] = admitted{addr: acf}
+	h.s.mu.Unlock()
+	setup := func(id [16]byte) *h225.SetupUUIE {
+		return &h225.SetupUUIE{CallIdentifier: &h225.CallIdentifier{Guid: h225.GloballyUniqueID(id[:])}}
+	}
+	for _, tc := range []struct {
+		name  string
+		setup *h225.SetupUUIE
+		to    []string
+		want  netip.AddrPort
+	}{
+		{"admitted alias", setup(id), []string{"2001"}, acf},
+		{"another alias", setup(id), []string{"3001"}, gkSig},
+		{"no alias dialled, none admitted", setup(noAlias), nil, acf},
+		{"alias dialled, none admitted", setup(noAlias), []string{"3001"}, gkSig},
+		{"unknown call", setup([16]byte{9}), []string{"2001"}, gkSig},
+		{"no callIdentifier", &h225.SetupUUIE{}, []string{"2001"}, gkSig},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := h.s.route(context.Background(), tc.setup, callsig.CallInfo{To: tc.to})
+			if err != nil || got != tc.want {
+				t.Errorf("route = %v, %v; want %v", got, err, tc.want)
 			}
 		})
 	}

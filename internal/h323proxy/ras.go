@@ -30,6 +30,7 @@ type pending struct {
 	rrq     *h225.RegistrationRequest
 	scr     chan struct{} // SCI: closed when the SCR arrived
 	callID  []byte        // ARQ, DRQ: the call's identifier (16 octets), if given
+	dest    []string      // ARQ: the aliases admission was asked for
 	sent    []byte        // what Portico sent, resent for a retransmission
 	// neighbour is the neighbour an inside LRQ was sent to, names the
 	// aliases it asked for.
@@ -512,6 +513,7 @@ func (s *Server) relayInside(src netip.AddrPort, m *h225.RasMessage) {
 	p := &pending{kind: m.Choice, from: src, seq: h225.RequestSeqNum(outSeq), reg: r}
 	if m.Choice == h225.RasMessage_AdmissionRequest && m.AdmissionRequest.CallIdentifier != nil {
 		p.callID = clone16(m.AdmissionRequest.CallIdentifier.Guid)
+		p.dest = aliasNames(m.AdmissionRequest.DestinationInfo)
 	}
 	if m.Choice == h225.RasMessage_DisengageRequest && m.DisengageRequest.CallIdentifier != nil {
 		p.callID = clone16(m.DisengageRequest.CallIdentifier.Guid)
@@ -709,7 +711,7 @@ func (s *Server) outsideResponse(p *pending, m *h225.RasMessage) *h225.RasMessag
 		if p.callID != nil && p.reg != nil && len(s.calls) < s.cfg.MaxPending*4 {
 			s.calls[[16]byte(p.callID)] = p.reg
 			if d, err := ras.AddrPort(&a.DestCallSignalAddress); err == nil {
-				s.dests[[16]byte(p.callID)] = d
+				s.dests[[16]byte(p.callID)] = admitted{addr: d, aliases: append(p.dest, aliasNames(a.DestinationInfo)...)}
 			}
 		}
 		return &h225.RasMessage{Choice: m.Choice, AdmissionConfirm: &h225.AdmissionConfirm{

@@ -107,7 +107,7 @@ type Server struct {
 	pendingOut map[uint16]*pending // requests Portico sent outside
 	waiters    map[[16]byte]chan net.Conn
 	calls      map[[16]byte]*registration   // admitted calls, for IRQ routing
-	dests      map[[16]byte]netip.AddrPort  // admitted calls: the inside ACF's destCallSignalAddress
+	dests      map[[16]byte]admitted        // admitted calls: the inside ACF's destCallSignalAddress
 	fedRoutes  map[string]fedRoute          // aliases a neighbour's LCF located (federation.go)
 	fedPeers   map[netip.Addr]time.Time     // sources whose LRQ was confirmed, until when
 	perSource  map[netip.Addr]int           // outside requests in flight, by source address
@@ -166,7 +166,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		pendingOut: map[uint16]*pending{},
 		waiters:    map[[16]byte]chan net.Conn{},
 		calls:      map[[16]byte]*registration{},
-		dests:      map[[16]byte]netip.AddrPort{},
+		dests:      map[[16]byte]admitted{},
 		fedRoutes:  map[string]fedRoute{},
 		fedPeers:   map[netip.Addr]time.Time{},
 		perSource:  map[netip.Addr]int{},

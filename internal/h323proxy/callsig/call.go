@@ -150,6 +150,7 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 			if d.To != "" {
 				c.dest = d.To
 				c.rec.To = d.To
+				info.To = []string{d.To} // routed as admitted
 			}
 			if !d.Allow {
 				r := d.Reason

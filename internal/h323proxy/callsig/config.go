@@ -166,7 +166,9 @@ type Deps struct {
 	Media h245proxy.Media
 	// Route returns where a Setup from outside goes: the inside
 	// gatekeeper's call-signalling address, or the destCallSignalAddress
-	// the RAS proxy learned from ACF. Required.
+	// the RAS proxy learned from ACF. info.To is the
+	// destination the policy admitted (Decision.To) when it named one.
+	// Required.
 	Route func(ctx context.Context, setup *h225.SetupUUIE, info CallInfo) (netip.AddrPort, error)
 	// Policy admits calls from outside; nil admits all.
 	Policy func(CallInfo) Decision
