@@ -20,7 +20,11 @@ import (
 )
 
 // runPortico is the relay child: media.Relay plus the ng listener.
-func runPortico(ngPort, workers int, cpuprofile string) error {
+func runPortico(ngPort, workers int, cpuprofile, fastPath string) error {
+	fp, err := media.ParseFastPath(fastPath)
+	if err != nil {
+		return err
+	}
 	if cpuprofile != "" {
 		f, err := os.Create(cpuprofile)
 		if err != nil {
@@ -32,11 +36,12 @@ func runPortico(ngPort, workers int, cpuprofile string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	lo := netip.MustParseAddr("127.0.0.1")
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	r, err := media.New(media.Config{
 		Interfaces: map[string]media.InterfaceConfig{"external": {Addr: lo, PortMin: 20000, PortMax: 29999}},
 		Latching:   media.LatchNAT,
 		Workers:    workers,
+		FastPath:   fp,
 	}, media.Deps{Logger: log})
 	if err != nil {
 		return err

@@ -34,12 +34,23 @@ type step struct {
 	Loss      float64 // fraction
 	P50, P99  float64 // ms, generator to sink through the relay
 	CPUPerM   float64 // relay CPU seconds per million forwarded packets
-	Pass      bool
+	// SoftPerM and AllPerM are the whole machine's softirq and busy CPU
+	// seconds (/proc/stat) per million forwarded packets: the kernel's
+	// forwarding work wherever it is charged, generator and other load
+	// included.
+	SoftPerM, AllPerM float64
+	// GenPerM is the generator's (this process's) CPU per million
+	// packets: on loopback the kernel's forwarding is largely charged to
+	// the sender.
+	GenPerM float64
+	Load    string // /proc/loadavg when the step ended
+	Pass    bool
 }
 
 type result struct {
 	System      string
 	MemPerCall  float64 // KiB, -1: not measured
+	MapPerCall  float64 // KiB of BPF map memory (memlock) per call
 	CheckLoss   float64 // fraction at checkCalls × 50 pps each way, -1: skipped
 	CheckRate   float64
 	Audio, Big  []step // rate searches (audio size, video size)
@@ -211,9 +222,13 @@ func (g *generator) measure(pid, calls int, rate float64, size int, d time.Durat
 	g.hist.Store(h)
 	g.recv.Store(0)
 	cpu0 := cpuSeconds(pid)
+	soft0, all0 := machineCPU()
+	gen0 := cpuSeconds(os.Getpid())
 	sent := g.send(calls, rate, size, d)
 	time.Sleep(300 * time.Millisecond) // drain
 	cpu1 := cpuSeconds(pid)
+	soft1, all1 := machineCPU()
+	gen1 := cpuSeconds(os.Getpid())
 	got := g.recv.Load()
 	s := step{Offered: float64(sent) / d.Seconds(), Forwarded: float64(got) / d.Seconds()}
 	if sent > 0 {
@@ -222,7 +237,11 @@ func (g *generator) measure(pid, calls int, rate float64, size int, d time.Durat
 	s.P50, s.P99 = h.quantile(0.5), h.quantile(0.99)
 	if got > 0 {
 		s.CPUPerM = (cpu1 - cpu0) / (float64(got) / 1e6)
+		s.SoftPerM = (soft1 - soft0) / (float64(got) / 1e6)
+		s.AllPerM = (all1 - all0) / (float64(got) / 1e6)
+		s.GenPerM = (gen1 - gen0) / (float64(got) / 1e6)
 	}
+	s.Load = loadAvg()
 	s.Pass = got > 0 && s.Loss < 0.001 && s.P99 <= 5
 	return s
 }
@@ -306,6 +325,53 @@ func loadAvg() string {
 		return "?"
 	}
 	return f[0]
+}
+
+// machineCPU reads the softirq and the busy (everything but idle and
+// iowait) seconds of all CPUs from /proc/stat.
+func machineCPU() (softirq, busy float64) {
+	b, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseFloat(v, 64)
+		switch i {
+		case 3, 4: // idle, iowait
+		case 6:
+			softirq = n
+			busy += n
+		default:
+			if i < 8 { // up to steal; guest time is already in user
+				busy += n
+			}
+		}
+	}
+	const hz = 100 // USER_HZ
+	return softirq / hz, busy / hz
+}
+
+// bpfMapKiB sums the memlock of the BPF maps pid holds (the fast path's
+// kernel memory, which RSS does not show).
+func bpfMapKiB(pid int) float64 {
+	dir := fmt.Sprintf("/proc/%d/fdinfo", pid)
+	ents, _ := os.ReadDir(dir)
+	var total float64
+	for _, e := range ents {
+		b, err := os.ReadFile(dir + "/" + e.Name())
+		if err != nil || !strings.Contains(string(b), "map_type:") {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "memlock:"); ok {
+				n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				total += n / 1024
+			}
+		}
+	}
+	return total
 }
 
 // cpuSeconds reads utime+stime of pid from /proc/PID/stat.
@@ -441,8 +507,15 @@ func runSystem(o options, name string) (result, error) {
 	var cmd *exec.Cmd
 	maxCalls := max(o.calls, o.checkCalls)
 	switch name {
-	case "portico":
-		cmd = exec.Command(self, "-role", "portico", "-ng", strconv.Itoa(ngPort), "-workers", strconv.Itoa(o.workers), "-cpuprofile", o.cpuprofile)
+	case "portico", "portico-fast":
+		fp := "off"
+		if name == "portico-fast" {
+			fp = "on"
+		}
+		cmd = exec.Command(self, "-role", "portico", "-ng", strconv.Itoa(ngPort), "-workers", strconv.Itoa(o.workers), "-cpuprofile", o.cpuprofile, "-fastpath", fp)
+	case "generator":
+		// No relay: the generator's sockets send to each other.
+		cmd = exec.Command("sleep", "infinity")
 	case "rtpengine":
 		path, err := exec.LookPath("rtpengine")
 		if err != nil {
@@ -476,7 +549,14 @@ func runSystem(o options, name string) (result, error) {
 	dests := [2][]netip.AddrPort{}
 	var client *ngClient
 	allocated := 0
-	if name == "bare" {
+	if name == "generator" {
+		for i := 0; i < maxCalls; i++ {
+			dests[0] = append(dests[0], g.addrs[1])
+			dests[1] = append(dests[1], g.addrs[0])
+		}
+		allocated = maxCalls
+		pid = os.Getpid()
+	} else if name == "bare" {
 		sc := bufio.NewScanner(stdout)
 		var ports []int
 		for sc.Scan() && sc.Text() != "ready" {
@@ -523,7 +603,8 @@ func runSystem(o options, name string) (result, error) {
 		allocated = memCalls
 		time.Sleep(200 * time.Millisecond)
 		res.MemPerCall = (rssKiB(pid) - rss0) / float64(memCalls)
-		log.Printf("%-9s %d calls allocated: %.1f KiB RSS per call", name, memCalls, res.MemPerCall)
+		res.MapPerCall = bpfMapKiB(pid) / float64(memCalls)
+		log.Printf("%-9s %d calls allocated: %.1f KiB RSS per call, %.2f KiB of BPF maps per call", name, memCalls, res.MemPerCall, res.MapPerCall)
 		// Keep only the calls of the rate search: the overload of the
 		// check below comes last, because rtpengine keeps discarding on
 		// sockets whose receive queue overflowed.

@@ -14,6 +14,14 @@
 // -checkcalls calls at 50 packets/s each way, then searches the highest
 // packet rate with loss under 0.1% and p99 latency at most 5 ms, with
 // 172-byte and 1,200-byte packets.
+//
+// The Portico relay runs in user space ("portico", media.fast_path off) or
+// with the eBPF fast path ("portico-fast", on). Forwarding in the kernel
+// happens in softirq context, mostly charged to whichever task sends, so
+// every step also reads /proc/stat: the machine's softirq time and its
+// whole busy time per million packets (generator and other work
+// included). "generator" sends straight into the sink and gives the
+// generator's own ceiling.
 package main
 
 import (
@@ -46,6 +54,7 @@ func main() {
 	toB := flag.String("to-b", "", "internal: bare loop destination of A→B packets")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the Portico relay child to this file")
 	workers := flag.Int("workers", 0, "Portico relay workers (0: the relay's default)")
+	fastPath := flag.String("fastpath", "off", "internal: media.fast_path of the Portico relay child")
 	var o options
 	flag.IntVar(&o.repeat, "repeat", 3, "repetitions; each system's median run (by packets/s) is reported")
 	flag.IntVar(&o.calls, "calls", 500, "concurrent calls (relay streams, each carrying both directions) for the rate search")
@@ -55,7 +64,7 @@ func main() {
 	flag.IntVar(&o.videoSize, "video", 1200, "video packet size for the throughput search (0: skip)")
 	flag.DurationVar(&o.step, "step", 3*time.Second, "duration of each measurement step")
 	flag.Float64Var(&o.maxRate, "max", 400000, "highest packet rate tried (packets/s)")
-	sys := flag.String("systems", "portico,rtpengine,bare", "systems to measure")
+	sys := flag.String("systems", "portico,rtpengine,bare", "systems to measure: portico (user space), portico-fast (eBPF fast path on), rtpengine, bare, generator (the generator straight into its sink: its own ceiling)")
 	flag.BoolVar(&o.write, "write", false, "write docs/performance.md (Media relay section) and docs/media-bench.png")
 	flag.StringVar(&o.doc, "doc", "docs/performance.md", "performance document to update with -write")
 	flag.StringVar(&o.png, "png", "docs/media-bench.png", "plot written with -write")
@@ -64,7 +73,7 @@ func main() {
 
 	switch *role {
 	case "portico":
-		if err := runPortico(*ngPort, *workers, *cpuprofile); err != nil {
+		if err := runPortico(*ngPort, *workers, *cpuprofile, *fastPath); err != nil {
 			log.Fatal(err)
 		}
 		return

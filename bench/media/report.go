@@ -51,6 +51,9 @@ func markdown(o options, rs []result) string {
 		if r.MemPerCall >= 0 {
 			mem = fmt.Sprintf("%.1f KiB", r.MemPerCall)
 		}
+		if r.MapPerCall > 0 {
+			mem += fmt.Sprintf(" + %.2f KiB BPF maps", r.MapPerCall)
+		}
 		check := "–"
 		if r.CheckLoss >= 0 {
 			check = fmt.Sprintf("%.4f%% (%.0f pps)", 100*r.CheckLoss, r.CheckRate)
@@ -68,14 +71,14 @@ func markdown(o options, rs []result) string {
 	}
 	b.WriteString(reading(o, rs))
 	b.WriteString("\n![Media relay benchmark](media-bench.png)\n")
-	b.WriteString("\nAll steps (offered packets/s → forwarded, loss, p99, CPU):\n\n| system | size | offered | forwarded | loss % | p99 ms | CPU s/Mpkt | pass |\n|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("\nAll steps (offered packets/s → forwarded, loss, p99, relay process CPU, machine softirq and machine busy CPU per Mpkt, load average at the end of the step):\n\n| system | size | offered | forwarded | loss % | p99 ms | CPU s/Mpkt | generator s/Mpkt | softirq s/Mpkt | machine s/Mpkt | load | pass |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
 		for _, set := range []struct {
 			size  int
 			steps []step
 		}{{o.size, r.Audio}, {o.videoSize, r.Big}} {
 			for _, s := range set.steps {
-				fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.4f | %.2f | %.1f | %v |\n", r.System, set.size, s.Offered, s.Forwarded, 100*s.Loss, s.P99, s.CPUPerM, s.Pass)
+				fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.4f | %.2f | %.2f | %.2f | %.2f | %.1f | %s | %v |\n", r.System, set.size, s.Offered, s.Forwarded, 100*s.Loss, s.P99, s.CPUPerM, s.GenPerM, s.SoftPerM, s.AllPerM, s.Load, s.Pass)
 			}
 		}
 	}

@@ -83,6 +83,10 @@ type Config struct {
 	// a lower p99, for about 25% more CPU per packet (docs/performance.md,
 	// "Media relay workers").
 	Workers int
+	// FastPath forwards latched RTP in the kernel (eBPF): FastPathAuto
+	// (default) when it loads, FastPathOn or a start error, FastPathOff
+	// never.
+	FastPath FastPath
 }
 
 // FieldError is a validation failure naming the config path (the shared
@@ -198,6 +202,9 @@ func (c Config) withDefaults() (Config, error) {
 		c.Workers = min(runtime.NumCPU(), 256)
 	case c.Workers < 0 || c.Workers > 256:
 		add("media.workers", "%d is outside 1..256", c.Workers)
+	}
+	if c.FastPath > FastPathOff {
+		add("media.fast_path", "%d is not auto, on or off", c.FastPath)
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("media: invalid config: %w", errs)

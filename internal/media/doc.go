@@ -20,6 +20,12 @@
 // atomic.Pointer, so forwarding allocates nothing and takes no lock that call
 // setup holds. Elsewhere each socket has a goroutine (portable fallback).
 //
+// With the eBPF fast path (fastpath*.go, bpf/fastpath.c) a stream whose
+// legs are both latched has its RTP forwarded by a tcx program from map
+// entries the packet worker installs after it relayed the first packets;
+// everything the program does not take (strangers, RTCP, STUN, keep-alives,
+// multiplexed and IPv6 media) arrives at the sockets as before.
+//
 // For ITU-T H.460.19 endpoints behind NAT a leg recognises keep-alives
 // (StreamConfig.KeepAlive: latched on, counted, never forwarded), and an
 // interface may have multiplexed ports where datagrams prefixed with a

@@ -72,6 +72,8 @@ type endpoint struct {
 	keepAlive atomic.Uint32
 
 	packets, bytes, forwarded, dropped, keepAlives atomic.Uint64
+
+	fast fastState // its entry in the eBPF fast path (fastpath.go)
 }
 
 // keepAliveOn marks endpoint.keepAlive as set.
@@ -202,6 +204,7 @@ func (ep *endpoint) admit(m *batchio.Message, now int64, t *tally) bool {
 			return ep.drop(t)
 		}
 	default:
+		ep.r.fastRefresh(ep, now)
 		quiet := ep.r.cfg.RelatchQuiet
 		silent := known && quiet >= 0 && now-ep.lastRx.Load() >= int64(quiet) && isRTPOrRTCP(data)
 		if !silent && !ep.continues(data) {

@@ -388,6 +388,9 @@ func (w *worker) forward(ep *endpoint, b *batchio.Batch, lo, hi int, now int64) 
 	if admitted > 0 {
 		ep.packets.Add(uint64(admitted))
 		ep.bytes.Add(bytes)
+		if w.e.r.fast != nil {
+			w.e.r.fastSeen(ep)
+		}
 	}
 	if keep > 0 {
 		ep.keepAlives.Add(uint64(keep))

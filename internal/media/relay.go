@@ -43,6 +43,10 @@ type Relay struct {
 	log    *slog.Logger
 	m      *metrics
 	ifaces map[string]*iface
+	fm     *fastMetrics
+	// fast is the loaded eBPF fast path, nil when packets stay in user
+	// space. Set once with the engine, under mu.
+	fast *fastPath
 
 	mu       sync.Mutex
 	eng      *engine
@@ -83,7 +87,12 @@ func New(cfg Config, deps Deps) (*Relay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media: metrics: %w", err)
 	}
+	fm, err := newFastMetrics(deps.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("media: metrics: %w", err)
+	}
 	r := &Relay{
+		fm:       fm,
 		cfg:      c,
 		deps:     deps,
 		log:      deps.Logger.With("component", "media"),
@@ -121,6 +130,11 @@ func (r *Relay) engineLocked() (*engine, error) {
 			r.closeMux(e)
 			e.close()
 			return nil, fmt.Errorf("media: multiplexed port: %w", err)
+		}
+		if err := r.startFast(); err != nil {
+			r.closeMux(e)
+			e.close()
+			return nil, err
 		}
 		r.eng = e
 	}
@@ -188,6 +202,7 @@ func (r *Relay) Close() error {
 		if e != nil {
 			e.close()
 		}
+		r.fast.close()
 		close(r.done)
 	})
 	return nil
@@ -412,6 +427,7 @@ func (r *Relay) closeStream(st *stream) {
 				closeSock(ep.sys)
 				ep.ports.done()
 			}
+			r.fastForget(ep)
 		}
 		if ls.port != 0 && ls.rtp == nil && ls.rtcp == nil {
 			ls.iface.pool.put(ls.port) // TCP or a failed open: no socket holds the pair
@@ -495,6 +511,7 @@ func (r *Relay) Update(id SessionID, streams []StreamConfig) ([]StreamInfo, erro
 			ls := &st.legs[leg]
 			ls.rtp.setSignalled(c.Remote[leg], c.Source[leg], c.Asymmetric[leg])
 			ls.rtp.setKeepAlive(c.KeepAlive[leg])
+			r.fastForget(ls.rtp)
 			if ls.rtcp != nil {
 				ls.rtcp.setSignalled(rtcpRemote(&c, leg), c.Source[leg], c.Asymmetric[leg])
 			}
@@ -592,6 +609,15 @@ func (s *session) stats() SessionStats {
 				if t := ep.lastRx.Load(); t > 0 && time.Unix(0, t).After(l.LastPacket) {
 					l.LastPacket = time.Unix(0, t)
 				}
+				if k := ep.r.fastRead(ep); k.packets > 0 {
+					l.Packets += k.packets
+					l.Bytes += k.bytes
+					l.Forwarded += k.packets
+					l.InKernel += k.packets
+					if t := time.Unix(0, k.last); t.After(l.LastPacket) {
+						l.LastPacket = t
+					}
+				}
 			}
 			if ls.rtp != nil {
 				if p := ls.rtp.peer.Load(); p != nil {
@@ -646,6 +672,9 @@ func (r *Relay) checkInactivity() {
 					}
 					if t := time.Unix(0, ep.lastRx.Load()); t.After(last) {
 						last = t
+					}
+					if k := r.fastRead(ep); k.last > 0 && time.Unix(0, k.last).After(last) {
+						last = time.Unix(0, k.last)
 					}
 				}
 			}

@@ -43,6 +43,9 @@ type Section struct {
 	// RTP port (RTCP on the next one): an even port outside both ranges.
 	// Default: none.
 	MultiplexPort int `yaml:"multiplex_port,omitempty" json:"multiplex_port,omitempty"`
+	// FastPath is auto, on or off: whether latched RTP is forwarded in
+	// the kernel by the eBPF fast path. Default auto (when it loads).
+	FastPath string `yaml:"fast_path,omitempty" json:"fast_path,omitempty"`
 }
 
 // DefaultSection is the section with every default filled in.
@@ -86,6 +89,9 @@ func (s Section) Validate() error {
 			es.Add("media.multiplex_port", "%d is inside media.internal %d-%d", m, s.Internal.Min, s.Internal.Max)
 		}
 	}
+	if _, err := ParseFastPath(s.FastPath); err != nil {
+		es.Add("media.fast_path", "%v", err)
+	}
 	if s.Workers < 0 || s.Workers > 256 {
 		es.Add("media.workers", "%d is outside 0..256 (0: one per CPU)", s.Workers)
 	}
@@ -118,6 +124,11 @@ func (s Section) Config(env Env) (Config, error) {
 	if env.PublicAddress != "" {
 		extIf.Advertised, _ = netip.ParseAddr(env.PublicAddress)
 	}
+	fp, err := ParseFastPath(s.FastPath)
+	if err != nil {
+		es.Add("media.fast_path", "%v", err)
+		return Config{}, es
+	}
 	latch := LatchStrict
 	if s.NATLatching == nil || *s.NATLatching {
 		latch = LatchNAT
@@ -131,5 +142,6 @@ func (s Section) Config(env Env) (Config, error) {
 		Workers:           s.Workers,
 		Latching:          latch,
 		InactivityTimeout: s.InactivityTimeout.D(),
+		FastPath:          fp,
 	}, nil
 }

@@ -160,6 +160,9 @@ type LegStats struct {
 	Packets, Bytes uint64
 	// Forwarded packets were sent on to the other leg.
 	Forwarded uint64
+	// InKernel counts the packets among Packets and Forwarded that the
+	// eBPF fast path forwarded without user space.
+	InKernel uint64
 	// Dropped packets came from a source that is not this leg's peer.
 	Dropped uint64
 	// Peer is the latched (or signalled) address of the leg's endpoint.
