@@ -6,9 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"runtime"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -41,24 +42,23 @@ type engine struct {
 	tab *slots[endpoint]
 }
 
-// worker is one packet loop. It owns an OS thread that blocks in
-// epoll_wait itself: going through Go's network poller instead cost a
-// second epoll_wait and a goroutine hand-off on every wake-up, and the
-// hand-off waited for a free P, which is where the latency tail queued on a
-// busy machine.
 type worker struct {
 	e      *engine
 	epfd   int
-	efd    int // eventfd that wakes the worker (stop, sockets to close)
+	efd    int             // eventfd that wakes the worker (stop, sockets to close)
+	file   *os.File        // epfd registered with Go's network poller
+	rc     syscall.RawConn // waits for epfd readiness without blocking a thread
+	n      int
+	waitFn func(fd uintptr) bool
 	events []unix.EpollEvent
-	// flushed is when t was last added to the metrics (unix ns).
-	flushed int64
-	batch   *batchio.Batch
+	batch  *batchio.Batch
 	// targets holds, per slot of batch, the leg a multiplexed datagram
 	// belongs to (serveMux).
 	targets []*endpoint
 	rep     rtp.Report
 	t       tally
+	// flushed is when t was last added to the metrics (unix ns).
+	flushed int64
 
 	mu      sync.Mutex
 	closing []*endpoint
@@ -83,6 +83,26 @@ func newEngine(r *Relay) (*engine, error) {
 		if err := unix.EpollCtl(fd, unix.EPOLL_CTL_ADD, w.efd, &ev); err != nil {
 			e.close()
 			return nil, fmt.Errorf("media: epoll add eventfd: %w", err)
+		}
+		// The epoll fd itself is pollable: Go's scheduler parks the worker
+		// goroutine until it is readable, so no thread blocks in epoll_wait.
+		unix.SetNonblock(fd, true)
+		w.file = os.NewFile(uintptr(fd), "epoll")
+		if w.rc, err = w.file.SyscallConn(); err != nil {
+			e.close()
+			return nil, fmt.Errorf("media: epoll poller: %w", err)
+		}
+		w.waitFn = func(fd uintptr) bool {
+			var err error
+			w.n, err = unix.EpollWait(int(fd), w.events, 0)
+			if err != nil {
+				w.n = 0
+				return err != unix.EINTR
+			}
+			if w.n == 0 {
+				w.flush() // about to park: leave no count behind
+			}
+			return w.n > 0
 		}
 	}
 	return e, nil
@@ -205,7 +225,9 @@ func (e *engine) close() {
 	e.running.Store(false)
 	for _, w := range e.workers {
 		w.drainClosing()
-		if w.epfd >= 0 {
+		if w.file != nil {
+			w.file.Close()
+		} else {
 			unix.Close(w.epfd)
 		}
 		if w.efd >= 0 {
@@ -242,30 +264,24 @@ func (w *worker) drainClosing() {
 }
 
 // flushEvery bounds how stale the packet metrics may be while traffic
-// flows: adding them on every wake-up made the workers contend for the
-// counters' cache lines.
+// flows. Adding them on every wake-up made the workers contend for the
+// counters' cache lines; a worker about to park flushes at once.
 const flushEvery = int64(50 * time.Millisecond)
 
+func (w *worker) flush() {
+	if w.t != (tally{}) {
+		w.t.flush(w.e.r.m)
+	}
+}
+
 func (w *worker) loop() {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	m := w.e.r.m
 	var drain [8]byte
 	for !w.e.stop.Load() {
-		// Block only with nothing left to flush; otherwise wake up in time
-		// to flush.
-		timeout := -1
-		if w.t != (tally{}) {
-			timeout = int(flushEvery / int64(time.Millisecond))
-		}
-		n, err := unix.EpollWait(w.epfd, w.events, timeout)
-		if err != nil {
-			if err == unix.EINTR {
-				continue
-			}
+		if err := w.rc.Read(w.waitFn); err != nil {
 			w.e.r.log.Error("epoll wait failed", "err", err)
 			return
 		}
+		n := w.n
 		now := time.Now().UnixNano()
 		for i := 0; i < n; i++ {
 			if w.events[i].Fd == wakeID {
@@ -278,15 +294,15 @@ func (w *worker) loop() {
 			}
 			w.serve(ep, now)
 		}
-		if n == 0 || now-w.flushed >= flushEvery {
-			w.t.flush(m)
+		if now-w.flushed >= flushEvery {
+			w.flush()
 			w.flushed = now
 		}
 		if w.pending.Load() > 0 {
 			w.drainClosing()
 		}
 	}
-	w.t.flush(m)
+	w.flush()
 }
 
 // serve moves what is waiting on ep to its opposite socket. It reads at most
