@@ -67,28 +67,30 @@ func TestClientFlags(t *testing.T) {
 		return callee, toA, toB, offerSDP
 	}
 	pkt := rtpPacket
+	// exchange sends the caller's packet seq from sender through the relay
+	// to the callee b, checks it arrives, and has b answer with its own seq.
+	exchange := func(t *testing.T, sender, b *net.UDPConn, toA, toB netip.AddrPort, seq uint16) {
+		t.Helper()
+		sender.WriteToUDPAddrPort(pkt(0xA, seq), toA)
+		expect(t, b, pkt(0xA, seq))
+		b.WriteToUDPAddrPort(pkt(0xB, seq), toB)
+	}
 
 	t.Run("symmetric: replies go to the packet source", func(t *testing.T) {
 		signalled, sender := udp(t), udp(t)
 		b, toA, toB, _ := call(t, "127.0.0.1", signalled, "--symmetric")
-		sender.WriteToUDPAddrPort(pkt(0xA, 1), toA)
-		expect(t, b, pkt(0xA, 1))
-		b.WriteToUDPAddrPort(pkt(0xB, 1), toB)
+		exchange(t, sender, b, toA, toB, 1)
 		expect(t, sender, pkt(0xB, 1))
 		nothing(t, "signalled socket", signalled)
 		// A continuation of the caller's stream from a new port moves the latch.
 		moved := udp(t)
-		moved.WriteToUDPAddrPort(pkt(0xA, 2), toA)
-		expect(t, b, pkt(0xA, 2))
-		b.WriteToUDPAddrPort(pkt(0xB, 2), toB)
+		exchange(t, moved, b, toA, toB, 2)
 		expect(t, moved, pkt(0xB, 2))
 	})
 	t.Run("asymmetric: replies go to the SDP address", func(t *testing.T) {
 		signalled, sender := udp(t), udp(t)
 		b, toA, toB, _ := call(t, "127.0.0.1", signalled, "--asymmetric")
-		sender.WriteToUDPAddrPort(pkt(0xA, 1), toA)
-		expect(t, b, pkt(0xA, 1))
-		b.WriteToUDPAddrPort(pkt(0xB, 1), toB)
+		exchange(t, sender, b, toA, toB, 1)
 		expect(t, signalled, pkt(0xB, 1))
 		nothing(t, "sending socket", sender)
 	})
@@ -113,9 +115,7 @@ func TestClientFlags(t *testing.T) {
 	t.Run("received-from: media from the SIP source latches", func(t *testing.T) {
 		signalled, sender := udp(t), udp(t)
 		b, toA, toB, _ := call(t, "127.0.0.9", signalled, "--received-from=IP4", "--received-from=127.0.0.1")
-		sender.WriteToUDPAddrPort(pkt(0xA, 1), toA)
-		expect(t, b, pkt(0xA, 1))
-		b.WriteToUDPAddrPort(pkt(0xB, 1), toB)
+		exchange(t, sender, b, toA, toB, 1)
 		expect(t, sender, pkt(0xB, 1))
 	})
 	t.Run("without received-from the same media is dropped", func(t *testing.T) {
