@@ -22,6 +22,7 @@ type peer struct {
 	source    netip.Addr // signalling source (LatchNAT only); zero: none
 	latched   bool
 	asym      bool // never latch: packets go to the signalled address
+	strict    bool // once latched, never re-latch
 }
 
 // known reports whether a is the signalled IP or the signalling source.
@@ -177,7 +178,8 @@ type legSocks struct {
 //     signalling IP; silence alone never lets anyone else in;
 //   - with LatchStrict only the signalled IP is ever accepted;
 //   - an asymmetric leg never latches: packets from the signalled or
-//     signalling IP are accepted and replies go to the signalled address.
+//     signalling IP are accepted and replies go to the signalled address;
+//   - a strict-source leg, once latched, accepts only its peer.
 //
 // It never allocates except when the peer changes.
 func (ep *endpoint) admit(m *batchio.Message, now int64, t *tally) bool {
@@ -203,6 +205,8 @@ func (ep *endpoint) admit(m *batchio.Message, now int64, t *tally) bool {
 		if !known {
 			return ep.drop(t)
 		}
+	case p.strict:
+		return ep.drop(t)
 	default:
 		ep.r.fastRefresh(ep, now)
 		quiet := ep.r.cfg.RelatchQuiet
@@ -212,7 +216,7 @@ func (ep *endpoint) admit(m *batchio.Message, now int64, t *tally) bool {
 		}
 		t.relatched++
 	}
-	ep.peer.Store(&peer{addr: m.Addr, signalled: p.signalled, source: p.source, latched: true})
+	ep.peer.Store(&peer{addr: m.Addr, signalled: p.signalled, source: p.source, latched: true, strict: p.strict})
 	ep.track.Store(0)
 	ep.remember(data)
 	return true
@@ -323,20 +327,21 @@ func (ep *endpoint) destination() netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// setSignalled applies a leg's signalled address, signalling source and
-// asymmetric flag. A latched peer stays latched when nothing changed for
-// the leg, or when its IP is still one the new description allows.
-func (ep *endpoint) setSignalled(addr netip.AddrPort, source netip.Addr, asym bool) {
+// setSignalled applies a leg's signalled address, signalling source,
+// asymmetric and strict-source flags. A latched peer stays latched when
+// nothing changed for the leg, or when its IP is still one the new
+// description allows.
+func (ep *endpoint) setSignalled(addr netip.AddrPort, source netip.Addr, asym, strict bool) {
 	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
 	if ep.r.cfg.Latching != LatchNAT {
 		source = netip.Addr{}
 	}
 	source = source.Unmap()
 	old := ep.peer.Load()
-	if old != nil && old.signalled == addr && old.source == source && old.asym == asym {
+	if old != nil && old.signalled == addr && old.source == source && old.asym == asym && old.strict == strict {
 		return
 	}
-	np := &peer{addr: addr, signalled: addr, source: source, asym: asym}
+	np := &peer{addr: addr, signalled: addr, source: source, asym: asym, strict: strict}
 	if old != nil && old.latched && !asym && (old.signalled == addr || np.known(old.addr.Addr())) {
 		np.addr, np.latched = old.addr, true
 	}

@@ -57,6 +57,8 @@ type worker struct {
 	targets []*endpoint
 	rep     rtp.Report
 	t       tally
+	// flushed is when t was last added to the metrics (unix ns).
+	flushed int64
 
 	mu      sync.Mutex
 	closing []*endpoint
@@ -96,6 +98,9 @@ func newEngine(r *Relay) (*engine, error) {
 			if err != nil {
 				w.n = 0
 				return err != unix.EINTR
+			}
+			if w.n == 0 {
+				w.flush() // about to park: leave no count behind
 			}
 			return w.n > 0
 		}
@@ -258,8 +263,18 @@ func (w *worker) drainClosing() {
 	}
 }
 
+// flushEvery bounds how stale the packet metrics may be while traffic
+// flows. Adding them on every wake-up made the workers contend for the
+// counters' cache lines; a worker about to park flushes at once.
+const flushEvery = int64(50 * time.Millisecond)
+
+func (w *worker) flush() {
+	if w.t != (tally{}) {
+		w.t.flush(w.e.r.m)
+	}
+}
+
 func (w *worker) loop() {
-	m := w.e.r.m
 	var drain [8]byte
 	for !w.e.stop.Load() {
 		if err := w.rc.Read(w.waitFn); err != nil {
@@ -279,11 +294,15 @@ func (w *worker) loop() {
 			}
 			w.serve(ep, now)
 		}
-		w.t.flush(m)
+		if now-w.flushed >= flushEvery {
+			w.flush()
+			w.flushed = now
+		}
 		if w.pending.Load() > 0 {
 			w.drainClosing()
 		}
 	}
+	w.flush()
 }
 
 // serve moves what is waiting on ep to its opposite socket. It reads at most

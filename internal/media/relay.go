@@ -372,11 +372,11 @@ func (r *Relay) openStream(s *session, index int, c StreamConfig) (*stream, erro
 	for leg := 0; leg < 2; leg++ {
 		ls, other := &st.legs[leg], &st.legs[1-leg]
 		ls.rtp.out = other.rtp
-		ls.rtp.setSignalled(c.Remote[leg], c.Source[leg], c.Asymmetric[leg])
+		ls.rtp.setSignalled(c.Remote[leg], c.Source[leg], c.Asymmetric[leg], c.StrictSource[leg])
 		ls.rtp.setKeepAlive(c.KeepAlive[leg])
 		if ls.rtcp != nil {
 			ls.rtcp.out = other.rtcp
-			ls.rtcp.setSignalled(rtcpRemote(&c, leg), c.Source[leg], c.Asymmetric[leg])
+			ls.rtcp.setSignalled(rtcpRemote(&c, leg), c.Source[leg], c.Asymmetric[leg], c.StrictSource[leg])
 		}
 	}
 	for leg := 0; leg < 2; leg++ {
@@ -509,11 +509,11 @@ func (r *Relay) Update(id SessionID, streams []StreamConfig) ([]StreamInfo, erro
 		st.cfg.RTCPMux = mux
 		for leg := 0; leg < 2; leg++ {
 			ls := &st.legs[leg]
-			ls.rtp.setSignalled(c.Remote[leg], c.Source[leg], c.Asymmetric[leg])
+			ls.rtp.setSignalled(c.Remote[leg], c.Source[leg], c.Asymmetric[leg], c.StrictSource[leg])
 			ls.rtp.setKeepAlive(c.KeepAlive[leg])
 			r.fastForget(ls.rtp)
 			if ls.rtcp != nil {
-				ls.rtcp.setSignalled(rtcpRemote(&c, leg), c.Source[leg], c.Asymmetric[leg])
+				ls.rtcp.setSignalled(rtcpRemote(&c, leg), c.Source[leg], c.Asymmetric[leg], c.StrictSource[leg])
 			}
 			if err := r.setMux(st, leg, &st.cfg); err != nil {
 				return nil, fmt.Errorf("media: update stream %d: %w", i, err)

@@ -85,6 +85,10 @@ type StreamConfig struct {
 	// the signalled or signalling IP, and the relay sends to the signalled
 	// address (rtpengine's "asymmetric" flag).
 	Asymmetric [2]bool
+	// StrictSource marks a leg whose latched peer is final: packets from
+	// any other address are dropped, even when they continue the peer's
+	// RTP stream or the peer has gone quiet (rtpengine's "strict source").
+	StrictSource [2]bool
 	// KeepAlive marks a leg whose endpoint sends ITU-T H.460.19 media
 	// keep-alives to the leg's RTP port to open its NAT binding (UDP only).
 	KeepAlive [2]KeepAlive

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -123,17 +122,9 @@ func sdpFor(p int) string {
 // (the Perl client rtpengine ships) and then sends media through the ports
 // the rewritten SDP names.
 func TestRtpengineNGClient(t *testing.T) {
-	client := testpeer.Require(t, "rtpengine-ng-client")[0]
 	r, _, ngAddr := start(t, media.LatchNAT, 32000)
-	run := func(args ...string) string {
-		t.Helper()
-		args = append([]string{"--proxy-address=127.0.0.1", "--proxy-port=" + strconv.Itoa(int(ngAddr.Port()))}, args...)
-		out, err := exec.Command(client, args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("rtpengine-ng-client %v: %v\n%s", args, err, out)
-		}
-		return string(out)
-	}
+	client := ngClient(ngAddr, testpeer.Require(t, "rtpengine-ng-client")[0])
+	run := func(args ...string) string { t.Helper(); return client(t, false, args...) }
 	if out := run("ping"); !strings.Contains(out, "pong") {
 		t.Fatalf("ping: %s", out)
 	}

@@ -233,12 +233,16 @@ func (d *sdpDoc) rewrite(infos []media.StreamInfo, cfgs []media.StreamConfig, le
 				f[1] = strconv.Itoa(int(port))
 				l = strings.Join(f, " ")
 			}
+		case strings.HasPrefix(l, "a=") && mi < 0:
+			// ICE attributes may stand at session level too (RFC 8839).
+			name, _, _ := strings.Cut(l[2:], ":")
+			skip = iceAttr(name)
 		case strings.HasPrefix(l, "a=") && mi >= 0:
 			name, _, _ := strings.Cut(l[2:], ":")
-			switch name {
-			case "rtcp", "candidate", "ice-ufrag", "ice-pwd", "ice-options", "ice-lite", "end-of-candidates", "remote-candidates":
+			switch {
+			case name == "rtcp" || iceAttr(name):
 				skip = true
-			case "setup":
+			case name == "setup":
 				if cfg.Transport == media.TCP {
 					if cfg.Role[leg] == media.TCPActive {
 						l = "a=setup:active"
@@ -263,4 +267,13 @@ func (d *sdpDoc) rewrite(infos []media.StreamInfo, cfgs []media.StreamConfig, le
 		}
 	}
 	return b.String()
+}
+
+// iceAttr reports whether an attribute belongs to ICE (RFC 8839 section 5).
+func iceAttr(name string) bool {
+	switch name {
+	case "candidate", "ice-ufrag", "ice-pwd", "ice-options", "ice-lite", "ice-mismatch", "ice-pacing", "end-of-candidates", "remote-candidates":
+		return true
+	}
+	return false
 }

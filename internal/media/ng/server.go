@@ -16,8 +16,10 @@
 //
 // An offer or answer's "received-from" (the SIP source address Kamailio
 // adds) lets media from that IP latch the sender's leg, as the signalled
-// address does; the "SIP-source-address" flag also sends media there; the
-// "asymmetric" flag turns latching off for the sender's leg.
+// address does. The flags rtpengine's clients send are honoured with
+// rtpengine's meaning: "asymmetric", "symmetric", "strict source",
+// "trust address", "SIP-source-address", "replace-origin", and the keys
+// "media address" and "ICE" (removal; ICE attributes are always removed).
 package ng
 
 import (
@@ -399,27 +401,69 @@ func flag(req map[string]any, name string) bool {
 }
 
 // applySender records on streams what req says about the sending leg's
-// media source: "received-from" (the SIP source, a list of address family
-// and address) may latch the leg; with the "SIP-source-address" flag media
-// is also sent there (on the SDP's port); "asymmetric" turns latching off.
-func applySender(req map[string]any, leg int, streams []media.StreamConfig) {
+// media, with rtpengine's meaning of each key and flag:
+//   - "received-from" (the SIP source, a list of address family and
+//     address) lets media from that IP latch the leg, unless the
+//     "trust address" flag says to use the SDP's addresses alone;
+//   - "SIP-source-address" (or "sip source address") sends media to the
+//     received-from IP, on the SDP's port;
+//   - "media address" replaces the SDP's address (and received-from) as
+//     where the leg's media goes and comes from;
+//   - "asymmetric" turns latching off for the leg; "symmetric" keeps it
+//     on (the default); both together are refused;
+//   - "strict source" makes the leg's first latched source final.
+func applySender(req map[string]any, leg int, streams []media.StreamConfig) error {
 	var from netip.Addr
-	if rf := strList(req, "received-from"); len(rf) == 2 {
-		from, _ = netip.ParseAddr(rf[1])
+	if rf := strList(req, "received-from"); len(rf) == 2 && !flag(req, "trust-address") {
+		var err error
+		if from, err = netip.ParseAddr(rf[1]); err != nil {
+			return fmt.Errorf("received-from: %q is not an address", rf[1])
+		}
 		from = from.Unmap()
 	}
-	sipSource := from.IsValid() && flag(req, "SIP-source-address")
+	var to netip.Addr
+	if ma := str(req, "media address"); ma != "" {
+		a, err := netip.ParseAddr(ma)
+		if err != nil {
+			return fmt.Errorf("media address: %q is not an address", ma)
+		}
+		to, from = a.Unmap(), netip.Addr{}
+	} else if from.IsValid() && (flag(req, "SIP-source-address") || flag(req, "sip-source-address")) {
+		to = from
+	}
 	asym := flag(req, "asymmetric")
+	if asym && flag(req, "symmetric") {
+		return errors.New("flags symmetric and asymmetric both given")
+	}
+	strict := flag(req, "strict-source")
 	for i := range streams {
 		c := &streams[i]
-		c.Source[leg], c.Asymmetric[leg] = from, asym
-		if sipSource && c.Remote[leg].IsValid() {
-			c.Remote[leg] = netip.AddrPortFrom(from, c.Remote[leg].Port())
+		c.Source[leg], c.Asymmetric[leg], c.StrictSource[leg] = from, asym, strict
+		if to.IsValid() && c.Remote[leg].IsValid() {
+			c.Remote[leg] = netip.AddrPortFrom(to, c.Remote[leg].Port())
 			if c.RemoteRTCP[leg].IsValid() {
-				c.RemoteRTCP[leg] = netip.AddrPortFrom(from, c.RemoteRTCP[leg].Port())
+				c.RemoteRTCP[leg] = netip.AddrPortFrom(to, c.RemoteRTCP[leg].Port())
 			}
 		}
 	}
+	return nil
+}
+
+// checkICE refuses an "ICE" option asking the relay to take part in ICE
+// ("force", "force-relay"): the relay removes ICE attributes from every
+// SDP it rewrites, which is what "remove" asks for.
+func checkICE(req map[string]any) error {
+	switch v := strings.ToLower(hyphenate.Replace(str(req, "ICE"))); v {
+	case "force", "force-relay":
+		return fmt.Errorf("ICE=%s is not supported: the relay removes ICE attributes", v)
+	}
+	return nil
+}
+
+// replaceOrigin reports whether the o= line gets the relay's address: a
+// "replace" list holding "origin", or the "replace-origin" flag.
+func replaceOrigin(req map[string]any) bool {
+	return contains(strList(req, "replace"), "origin") || flag(req, "replace-origin")
 }
 
 func (s *Server) offer(req map[string]any) map[string]any {
@@ -427,11 +471,14 @@ func (s *Server) offer(req map[string]any) map[string]any {
 	if callID == "" || fromTag == "" || body == "" {
 		return errorReply("offer needs call-id, from-tag and sdp")
 	}
+	if err := checkICE(req); err != nil {
+		return errorReply(err.Error())
+	}
 	doc, err := parseSDP(body)
 	if err != nil {
 		return errorReply(err.Error())
 	}
-	replaceOrigin := contains(strList(req, "replace"), "origin")
+	origin := replaceOrigin(req)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.calls[callID]
@@ -443,7 +490,9 @@ func (s *Server) offer(req map[string]any) map[string]any {
 		if err != nil {
 			return errorReply(err.Error())
 		}
-		applySender(req, 0, streams)
+		if err := applySender(req, 0, streams); err != nil {
+			return errorReply(err.Error())
+		}
 		ifaces := s.cfg.Interfaces
 		if dir := strList(req, "direction"); len(dir) == 2 {
 			ifaces = [2]string{dir[0], dir[1]}
@@ -453,7 +502,7 @@ func (s *Server) offer(req map[string]any) map[string]any {
 			return errorReply(err.Error())
 		}
 		s.calls[callID] = &call{id: id, fromTag: fromTag, streams: streams, created: time.Now()}
-		return map[string]any{"result": "ok", "sdp": doc.rewrite(infos, streams, 1, replaceOrigin)}
+		return map[string]any{"result": "ok", "sdp": doc.rewrite(infos, streams, 1, origin)}
 	}
 	// A re-offer (re-INVITE) from either side.
 	leg := 0
@@ -464,19 +513,24 @@ func (s *Server) offer(req map[string]any) map[string]any {
 	if err != nil {
 		return errorReply(err.Error())
 	}
-	applySender(req, leg, streams)
+	if err := applySender(req, leg, streams); err != nil {
+		return errorReply(err.Error())
+	}
 	infos, err := s.rel.Update(c.id, streams)
 	if err != nil {
 		return errorReply(err.Error())
 	}
 	c.streams = streams
-	return map[string]any{"result": "ok", "sdp": doc.rewrite(infos, streams, 1-leg, replaceOrigin)}
+	return map[string]any{"result": "ok", "sdp": doc.rewrite(infos, streams, 1-leg, origin)}
 }
 
 func (s *Server) answer(req map[string]any) map[string]any {
 	callID, fromTag, toTag, body := str(req, "call-id"), str(req, "from-tag"), str(req, "to-tag"), str(req, "sdp")
 	if callID == "" || body == "" {
 		return errorReply("answer needs call-id, to-tag and sdp")
+	}
+	if err := checkICE(req); err != nil {
+		return errorReply(err.Error())
 	}
 	doc, err := parseSDP(body)
 	if err != nil {
@@ -499,7 +553,9 @@ func (s *Server) answer(req map[string]any) map[string]any {
 	if err != nil {
 		return errorReply(err.Error())
 	}
-	applySender(req, leg, streams)
+	if err := applySender(req, leg, streams); err != nil {
+		return errorReply(err.Error())
+	}
 	if len(streams) > len(c.streams) {
 		streams = streams[:len(c.streams)] // an answer cannot add streams
 	}
@@ -508,7 +564,7 @@ func (s *Server) answer(req map[string]any) map[string]any {
 		return errorReply(err.Error())
 	}
 	c.streams = streams
-	return map[string]any{"result": "ok", "sdp": doc.rewrite(infos, streams, 1-leg, contains(strList(req, "replace"), "origin"))}
+	return map[string]any{"result": "ok", "sdp": doc.rewrite(infos, streams, 1-leg, replaceOrigin(req))}
 }
 
 func (s *Server) delete(req map[string]any) map[string]any {
