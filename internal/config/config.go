@@ -33,8 +33,11 @@ const CurrentVersion = 1
 // Config is the whole configuration document.
 type Config struct {
 	// Version is the document format; 1 is the only one so far.
-	Version    int        `yaml:"version" json:"version"`
-	Node       Node       `yaml:"node" json:"node"`
+	Version int  `yaml:"version" json:"version"`
+	Node    Node `yaml:"node" json:"node"`
+	// Nodes are the per-node parts of a cluster's shared document
+	// (nodes.go). Empty: a single node.
+	Nodes      []NodePart `yaml:"nodes,omitempty" json:"nodes,omitempty"`
 	Interfaces Interfaces `yaml:"interfaces" json:"interfaces"`
 	Store      Store      `yaml:"store" json:"store"`
 	Management Management `yaml:"management" json:"management"`
@@ -58,7 +61,10 @@ type Config struct {
 
 // Node identifies this Portico instance.
 type Node struct {
-	// Name appears in logs, metrics and the API. Default: the host name.
+	// Name appears in logs, metrics and the API and picks this node's part
+	// of nodes. On a node it is --node-name, else the node's own
+	// configuration file's node.name, else the stored document's.
+	// Default: the host name.
 	Name string `yaml:"name" json:"name"`
 	// DrainTimeout bounds a graceful shutdown (SIGTERM). Default 30s.
 	DrainTimeout Duration `yaml:"drain_timeout" json:"drain_timeout"`

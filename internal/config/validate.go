@@ -59,6 +59,7 @@ func (c *Config) Validate() error {
 	if strings.TrimSpace(c.Node.Name) == "" {
 		v.add("node.name", "must not be empty")
 	}
+	v.nodes(c)
 	v.positive("node.drain_timeout", c.Node.DrainTimeout)
 	if c.Node.FDReserve < 0 {
 		v.add("node.fd_reserve", "%d is negative", c.Node.FDReserve)
