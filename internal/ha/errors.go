@@ -10,3 +10,6 @@ var (
 	ErrChecksum = errors.New("vrrp: bad checksum")
 	ErrField    = errors.New("vrrp: bad field")
 )
+
+// ErrDropped is why Router.Receive dropped an advertisement.
+var ErrDropped = errors.New("vrrp: advertisement dropped")
