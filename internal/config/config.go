@@ -21,6 +21,7 @@ import (
 	"github.com/portico-edge/portico/internal/config/field"
 	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/h323proxy"
+	"github.com/portico-edge/portico/internal/ha"
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/policy"
 	"github.com/portico-edge/portico/internal/sipedge"
@@ -55,8 +56,9 @@ type Config struct {
 	AccessProxy AccessProxy  `yaml:"access_proxy" json:"access_proxy"`
 	Tunnel      Reserved     `yaml:"tunnel" json:"tunnel"`
 	Policy      Policy       `yaml:"policy" json:"policy"`
-	HA          Reserved     `yaml:"ha" json:"ha"`
-	SNMP        Reserved     `yaml:"snmp" json:"snmp"`
+	// HA holds the VIP groups elected by VRRPv3 (docs/ha.md).
+	HA   HA       `yaml:"ha" json:"ha"`
+	SNMP Reserved `yaml:"snmp" json:"snmp"`
 }
 
 // Node identifies this Portico instance.
@@ -187,6 +189,9 @@ type AccessProxy = accessproxy.Section
 
 // SIP is the sip section, defined by package sipedge.
 type SIP = sipedge.Section
+
+// HA is the ha section, defined by package ha.
+type HA = ha.Section
 
 // H323 is the h323 section, defined by package h323proxy.
 type H323 = h323proxy.Section

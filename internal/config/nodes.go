@@ -60,11 +60,7 @@ func (c *Config) ForNode(name string) (*Config, error) {
 	}
 	p, ok := c.Part(name)
 	if !ok {
-		names := make([]string, len(c.Nodes))
-		for i, n := range c.Nodes {
-			names[i] = n.Name
-		}
-		return nil, Errors{{Path: "nodes", Reason: fmt.Sprintf("this node, %q, is not one of the nodes (%s); start it with --node-name NAME", name, strings.Join(names, ", "))}}
+		return nil, Errors{{Path: "nodes", Reason: fmt.Sprintf("this node, %q, is not one of the nodes (%s); start it with --node-name NAME", name, strings.Join(c.nodeNames(), ", "))}}
 	}
 	overlay(&out.Interfaces.External, p.Interfaces.External)
 	overlay(&out.Interfaces.Internal, p.Interfaces.Internal)
@@ -92,6 +88,15 @@ func overlay(dst *Interface, p Interface) {
 	if p.Networks != nil {
 		dst.Networks = p.Networks
 	}
+}
+
+// nodeNames are the names of the node parts.
+func (c *Config) nodeNames() []string {
+	out := make([]string, len(c.Nodes))
+	for i, p := range c.Nodes {
+		out[i] = p.Name
+	}
+	return out
 }
 
 // nodes checks the node parts.

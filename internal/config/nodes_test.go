@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -97,5 +98,31 @@ func TestNodeFileAuthor(t *testing.T) {
 		if o.Source != SourceFile || o.File != tc.path || o.Node != tc.node {
 			t.Errorf("%q on %q: %+v", tc.path, tc.node, o)
 		}
+	}
+}
+
+// TestHASection: the ha section's groups are checked against the nodes,
+// and enabling it is refused while no speaker runs the groups.
+func TestHASection(t *testing.T) {
+	doc := clusterDoc + `ha:
+  enabled: %s
+  interface: eth0
+  groups:
+    - vrid: 51
+      addresses: [192.0.2.100]
+      peers: [192.0.2.1, 192.0.2.2]
+      priorities: {a: 200, %s: 100}
+      interval: 100ms
+`
+	if _, err := Parse([]byte(fmt.Sprintf(doc, "false", "b"))); err != nil {
+		t.Fatalf("good ha section refused: %v", err)
+	}
+	_, err := Parse([]byte(fmt.Sprintf(doc, "false", "c")))
+	if es, _ := AsErrors(err); len(es) != 1 || es[0].Path != "ha.groups[0].priorities.c" {
+		t.Errorf("unknown node's priority: %v", err)
+	}
+	_, err = Parse([]byte(fmt.Sprintf(doc, "true", "b")))
+	if es, _ := AsErrors(err); len(es) != 1 || es[0].Path != "ha.enabled" || !strings.Contains(es[0].Reason, "not in this build") {
+		t.Errorf("enabled: %v", err)
 	}
 }

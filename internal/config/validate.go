@@ -136,6 +136,7 @@ func (c *Config) Validate() error {
 	v.sip(c)
 	v.section(c.H323.Validate(c.H323Interfaces()))
 	v.section(c.AccessProxy.Validate())
+	v.section(c.HA.Validate(c.nodeNames()))
 	v.ports(c)
 	v.reserved(c)
 	if len(v.errs) == 0 {
