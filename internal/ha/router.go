@@ -87,7 +87,8 @@ type Actions struct {
 	// From and To are set on a transition.
 	From, To State
 	// SplitBrain is set when a master heard another master: the lower
-	// one yields (section 6.4.3), and the caller logs it.
+	// one yields (section 6.4.3), the other takes (announces) the
+	// addresses again, and the caller logs it.
 	SplitBrain bool
 	// Other is the sender that made the transition or split brain.
 	Other netip.Addr
@@ -221,7 +222,14 @@ func (r *Router) Receive(now time.Time, src netip.Addr, ttl int, adv Advert) (Ac
 			r.masterInterval = interval
 			r.downAt = now.Add(r.down())
 			r.state = Backup
-			a.Release, a.To = true, Backup
+			// One last advertisement tells the winner that this node held
+			// the addresses, so it announces them again (below); backups
+			// take it as any lower master's.
+			a.Release, a.Send, a.Priority, a.To = true, true, r.cfg.Priority, Backup
+		} else {
+			// The other master announced the addresses too: announce
+			// them again so neighbours learn this node's address back.
+			a.Take = true
 		}
 	}
 	return a, nil

@@ -9,8 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +27,25 @@ type lab struct {
 	t    *testing.T
 	name string
 	down map[string]bool // nodes whose link is down
+	logs map[string]*logBuf
+}
+
+// logBuf collects a speaker's log.
+type logBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func ipCmd(t *testing.T, args ...string) string {
@@ -44,7 +66,7 @@ func newLab(t *testing.T) *lab {
 	}
 	var r [3]byte
 	rand.Read(r[:])
-	l := &lab{t: t, name: "vr" + hex.EncodeToString(r[:]), down: map[string]bool{}}
+	l := &lab{t: t, name: "vr" + hex.EncodeToString(r[:]), down: map[string]bool{}, logs: map[string]*logBuf{}}
 	br := l.ns("br")
 	ipCmd(t, "netns", "add", br)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", br).Run() })
@@ -64,6 +86,13 @@ func newLab(t *testing.T) *lab {
 
 func (l *lab) ns(n string) string { return l.name + n }
 
+func (l *lab) log(n string) *logBuf {
+	if l.logs[n] == nil {
+		l.logs[n] = &logBuf{}
+	}
+	return l.logs[n]
+}
+
 // speak runs a speaker in node n's namespace until the returned stop is
 // called; crash leaves without priority 0, as a killed process does.
 func (l *lab) speak(n string, prio uint8, preempt bool) (stop func(crash bool)) {
@@ -71,7 +100,7 @@ func (l *lab) speak(n string, prio uint8, preempt bool) (stop func(crash bool)) 
 	self := map[string]netip.Addr{"a": netip.MustParseAddr("192.0.2.1"), "b": netip.MustParseAddr("192.0.2.2")}[n]
 	s, err := NewSpeaker(SpeakerConfig{Interface: "eth0", Routers: []RouterConfig{{VRID: 51, Priority: prio, Interval: 100 * time.Millisecond,
 		Preempt: preempt, Self: self, Peers: []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")}, Addrs: []netip.Addr{vip}}}},
-		slog.New(slog.DiscardHandler))
+		slog.New(slog.NewTextHandler(l.log(n), nil)))
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -173,5 +202,108 @@ func TestSpeakersFailOver(t *testing.T) {
 				l.waitHolder("b")
 			}
 		})
+	}
+}
+
+// keepalived runs keepalived as the VRRP speaker of node n (same VRID,
+// VRRPv3, 100 ms interval) until the returned kill is called, which cuts
+// the node's link and kills it (a dead machine).
+func (l *lab) keepalived(n string, prio int) (kill func()) {
+	l.t.Helper()
+	if _, err := exec.LookPath("keepalived"); err != nil {
+		l.t.Fatal("keepalived is not installed (Debian package keepalived)")
+	}
+	dir := l.t.TempDir()
+	conf := dir + "/keepalived.conf"
+	os.WriteFile(conf, []byte(`global_defs {
+  vrrp_version 3
+  vrrp_garp_master_delay 0
+}
+vrrp_instance vi51 {
+  state BACKUP
+  interface eth0
+  virtual_router_id 51
+  priority `+strconv.Itoa(prio)+`
+  advert_int 0.1
+  virtual_ipaddress {
+    192.0.2.100/32 dev eth0
+  }
+}
+`), 0o600)
+	out := &strings.Builder{}
+	cmd := exec.Command("ip", "netns", "exec", l.ns(n), "keepalived", "-n", "-l", "-D", "-P", "-f", conf,
+		"-p", dir+"/k.pid", "-r", dir+"/v.pid", "--no-syslog")
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	killed := false
+	kill = func() {
+		if killed {
+			return
+		}
+		killed = true
+		l.down[n] = true
+		exec.Command("ip", "-n", l.ns(n), "link", "set", "eth0", "down").Run()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		if l.t.Failed() {
+			l.t.Logf("keepalived on %s:\n%s", n, out)
+		}
+	}
+	l.t.Cleanup(kill)
+	return kill
+}
+
+// TestKeepalivedPeer: keepalived and a Portico speaker share VRID 51;
+// they elect the higher priority and fail over both ways.
+func TestKeepalivedPeer(t *testing.T) {
+	t.Run("portico master", func(t *testing.T) {
+		l := newLab(t)
+		stopA := l.speak("a", 150, true)
+		l.keepalived("b", 100)
+		time.Sleep(time.Second) // keepalived's Master_Down_Interval, several times over
+		l.waitHolder("a")
+		stopA(true)
+		l.waitHolder("b")
+		ipCmd(t, "-n", l.ns("a"), "link", "set", "eth0", "up")
+		l.down["a"] = false
+		l.speak("a", 150, true)
+		l.waitHolder("a") // keepalived yields to the higher priority
+	})
+	t.Run("keepalived master", func(t *testing.T) {
+		l := newLab(t)
+		l.speak("a", 100, true)
+		kill := l.keepalived("b", 200)
+		l.waitHolder("b")
+		kill()
+		l.waitHolder("a")
+	})
+}
+
+// TestSplitBrain: the link between the nodes is cut (the bridge port of
+// node a down): both become master; when it returns the lower priority
+// yields and the split brain is logged.
+func TestSplitBrain(t *testing.T) {
+	l := newLab(t)
+	l.speak("a", 150, false)
+	l.speak("b", 100, false)
+	l.waitHolder("a")
+	ipCmd(t, "-n", l.ns("br"), "link", "set", "pa", "down")
+	deadline := time.Now().Add(10 * time.Second)
+	for !l.holds("b") {
+		if time.Now().After(deadline) {
+			t.Fatal("link cut: node b did not take the VIP")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !l.holds("a") {
+		t.Fatal("link cut: node a gave the VIP up with no one to hand it to")
+	}
+	ipCmd(t, "-n", l.ns("br"), "link", "set", "pa", "up")
+	l.waitHolder("a")
+	if !strings.Contains(l.log("a").String()+l.log("b").String(), "another master on the segment") {
+		t.Errorf("split brain not logged:\n%s\n%s", l.log("a"), l.log("b"))
 	}
 }
