@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,7 +25,7 @@ import (
 // namespace, two speaker namespaces and an observer, each joined to the
 // bridge by a veth pair. Cleanup deletes them.
 type lab struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	down map[string]bool // nodes whose link is down
 	logs map[string]*logBuf
@@ -48,7 +49,7 @@ func (l *logBuf) String() string {
 	return l.b.String()
 }
 
-func ipCmd(t *testing.T, args ...string) string {
+func ipCmd(t testing.TB, args ...string) string {
 	t.Helper()
 	out, err := exec.Command("ip", args...).CombinedOutput()
 	if err != nil {
@@ -57,7 +58,7 @@ func ipCmd(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-func newLab(t *testing.T) *lab {
+func newLab(t testing.TB) *lab {
 	if testing.Short() {
 		t.Skip("needs root and network namespaces")
 	}
@@ -306,4 +307,38 @@ func TestSplitBrain(t *testing.T) {
 	if !strings.Contains(l.log("a").String()+l.log("b").String(), "another master on the segment") {
 		t.Errorf("split brain not logged:\n%s\n%s", l.log("a"), l.log("b"))
 	}
+}
+
+
+// BenchmarkFailover measures how long the VIP takes to move when the
+// master dies (its link cut, its speaker gone without a word), with a
+// 100 ms advertisement interval: from the cut to the VIP configured on the
+// backup. Each iteration is one kill, after which the master returns and
+// takes the VIP back (preemption); it reports the median and the worst.
+// Run it with -benchtime=20x.
+func BenchmarkFailover(b *testing.B) {
+	l := newLab(b)
+	stopA := l.speak("a", 150, true)
+	l.speak("b", 100, true)
+	var times []time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		for !l.holds("a") || l.holds("b") {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(500 * time.Millisecond) // b settled as backup
+		start := time.Now()
+		stopA(true)
+		for !l.holds("b") {
+			time.Sleep(time.Millisecond)
+		}
+		times = append(times, time.Since(start))
+		ipCmd(b, "-n", l.ns("a"), "link", "set", "eth0", "up")
+		l.down["a"] = false
+		stopA = l.speak("a", 150, true)
+		b.StartTimer()
+	}
+	slices.Sort(times)
+	b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "median-ms")
+	b.ReportMetric(float64(times[len(times)-1].Microseconds())/1000, "worst-ms")
 }
