@@ -87,6 +87,12 @@ func newLab(t testing.TB) *lab {
 
 func (l *lab) ns(n string) string { return l.name + n }
 
+// revive brings a dead node's link back up.
+func (l *lab) revive(n string) {
+	ipCmd(l.t, "-n", l.ns(n), "link", "set", "eth0", "up")
+	l.down[n] = false
+}
+
 func (l *lab) log(n string) *logBuf {
 	if l.logs[n] == nil {
 		l.logs[n] = &logBuf{}
@@ -193,8 +199,7 @@ func TestSpeakersFailOver(t *testing.T) {
 			l.waitHolder("b")
 			// The node returns, its stale VIP still on the interface: the
 			// speaker removes it at start.
-			ipCmd(t, "-n", l.ns("a"), "link", "set", "eth0", "up")
-			l.down["a"] = false
+			l.revive("a")
 			l.speak("a", 150, preempt)
 			if preempt {
 				l.waitHolder("a")
@@ -268,8 +273,7 @@ func TestKeepalivedPeer(t *testing.T) {
 		l.waitHolder("a")
 		stopA(true)
 		l.waitHolder("b")
-		ipCmd(t, "-n", l.ns("a"), "link", "set", "eth0", "up")
-		l.down["a"] = false
+		l.revive("a")
 		l.speak("a", 150, true)
 		l.waitHolder("a") // keepalived yields to the higher priority
 	})
@@ -333,8 +337,7 @@ func BenchmarkFailover(b *testing.B) {
 			time.Sleep(time.Millisecond)
 		}
 		times = append(times, time.Since(start))
-		ipCmd(b, "-n", l.ns("a"), "link", "set", "eth0", "up")
-		l.down["a"] = false
+		l.revive("a")
 		stopA = l.speak("a", 150, true)
 		b.StartTimer()
 	}
