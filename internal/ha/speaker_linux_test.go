@@ -313,7 +313,6 @@ func TestSplitBrain(t *testing.T) {
 	}
 }
 
-
 // BenchmarkFailover measures how long the VIP takes to move when the
 // master dies (its link cut, its speaker gone without a word), with a
 // 100 ms advertisement interval: from the cut to the VIP configured on the
