@@ -77,13 +77,14 @@ func (f *storeFlags) resolve(cfg *config.Config) open.Config {
 func serveCmd() *cobra.Command {
 	var cfgFile, data string
 	var force, forceImport bool
+	var nodeName string
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run Portico",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			a, err := app.New(ctx, app.Options{ConfigFile: cfgFile, ForceImport: forceImport, DataDir: data, Console: cmd.OutOrStdout(), Force: force})
+			a, err := app.New(ctx, app.Options{ConfigFile: cfgFile, ForceImport: forceImport, DataDir: data, Console: cmd.OutOrStdout(), Force: force, NodeName: nodeName})
 			if err != nil {
 				return err
 			}
@@ -106,6 +107,7 @@ func serveCmd() *cobra.Command {
 	c.Flags().BoolVar(&forceImport, "force-import", false, "import --config even over a newer API edit")
 	c.Flags().StringVar(&data, "data", "data", "data directory (SQLite store, logs)")
 	c.Flags().BoolVar(&force, "force", false, "take the store over from another node that holds it (only when that node is gone)")
+	c.Flags().StringVar(&nodeName, "node-name", "", "which node of the cluster this is: picks its part of nodes (default: node.name of --config, else of the stored document)")
 	return c
 }
 

@@ -69,6 +69,9 @@ type Options struct {
 	// (serve --force): for a node that is gone but whose lease has not
 	// expired yet.
 	Force bool
+	// NodeName is which node of a cluster this is (serve --node-name).
+	// Empty: ConfigFile's node.name, else the stored document's.
+	NodeName string
 }
 
 // running is the configuration in force and the version it came from.
@@ -103,6 +106,13 @@ type App struct {
 
 	nodeID    string                 // this node's ID in the store's lease
 	leaseLost atomic.Pointer[string] // set when another node took the store over
+
+	// node is this node's name (Options.NodeName or the file's
+	// node.name); empty: the stored document's node.name.
+	node string
+	// syncFailed is the last store version this node could not apply
+	// (logged once).
+	syncFailed atomic.Int64
 }
 
 // New reads the configuration, opens the store (migrating it), makes the
@@ -133,7 +143,10 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		}
 		fileDoc = doc
 	}
-	a := &App{opts: opts, started: time.Now()}
+	a := &App{opts: opts, started: time.Now(), node: opts.NodeName}
+	if a.node == "" && fileDoc != nil {
+		a.node = cfg.Node.Name
+	}
 	var err error
 	if a.log, err = newLogger(cfg, opts.DataDir); err != nil {
 		return nil, err
@@ -151,14 +164,20 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := a.acquireLease(ctx, cfg.Node.Name); err != nil {
+	boot, err := a.chooseConfig(ctx, cfg, fileDoc)
+	if err != nil {
 		a.st.Close()
 		a.st = nil
 		return nil, err
 	}
-	boot, err := a.chooseConfig(ctx, cfg, fileDoc)
-	if err != nil {
-		return nil, err
+	// The nodes of a cluster share the store by design (each runs the one
+	// document with its own part); a single node holds it alone.
+	if len(boot.cfg.Nodes) == 0 {
+		if err := a.acquireLease(ctx, boot.cfg.Node.Name); err != nil {
+			a.st.Close()
+			a.st = nil
+			return nil, err
+		}
 	}
 	if boot.cfg.Log != cfg.Log {
 		// The store's version decides where logs go.
@@ -332,6 +351,9 @@ func (a *App) chooseConfig(ctx context.Context, fileCfg *config.Config, fileDoc 
 	}
 	useActive := func() (bootChoice, error) {
 		cfg, err := config.Parse(active.Document)
+		if err == nil {
+			cfg, err = cfg.ForNode(a.node)
+		}
 		if err != nil {
 			hint := "import a good file with serve --config FILE --force-import"
 			if fileDoc != nil {
@@ -351,12 +373,16 @@ func (a *App) chooseConfig(ctx context.Context, fileCfg *config.Config, fileDoc 
 		}
 		return bootChoice{cfg: fileCfg, doc: doc, author: config.DefaultsAuthor, comment: "defaults at first start"}, nil
 	}
-	plan, err := planImport(ctx, a.st, a.opts.ConfigFile, sum(fileDoc), active, hasActive, a.opts.ForceImport)
+	plan, err := planImport(ctx, a.st, a.opts.ConfigFile, a.node, sum(fileDoc), active, hasActive, a.opts.ForceImport)
 	if err != nil {
 		return bootChoice{}, err
 	}
 	if plan.doImport {
-		return bootChoice{cfg: fileCfg, doc: fileDoc, author: config.FileAuthor(a.opts.ConfigFile),
+		if fileCfg, err = fileCfg.ForNode(a.node); err != nil {
+			es, _ := config.AsErrors(asConfigErrors(err))
+			return bootChoice{}, fmt.Errorf("%s: %w", a.opts.ConfigFile, config.Locate(fileDoc, es))
+		}
+		return bootChoice{cfg: fileCfg, doc: fileDoc, author: config.NodeFileAuthor(a.opts.ConfigFile, a.node),
 			comment: "imported at start (" + plan.result.State + ")", expect: active.Version, plan: &plan}, nil
 	}
 	b, err := useActive()
@@ -456,7 +482,7 @@ func ensureAdmin(ctx context.Context, st store.Store, password string, console i
 }
 
 func (a *App) serviceDeps() serviceDeps {
-	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv, hist: a.spool, events: a.spool.AddEvent, fds: a.fds}
+	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv, hist: a.spool, events: a.spool.AddEvent, fds: a.fds, node: a.nodeName()}
 }
 
 // ManagementURL is where the API listens.
@@ -510,6 +536,7 @@ func (a *App) watchStore(ctx context.Context) {
 		cancel()
 		if err == nil {
 			a.renewLease(ctx)
+			a.follow(ctx)
 		}
 		prev := a.storeErr.Load()
 		if err != nil && ctx.Err() == nil {
@@ -646,7 +673,7 @@ func (a *App) Reimport(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("config file: %w", err)
 	}
-	plan, err := planImport(ctx, a.st, a.opts.ConfigFile, sum(doc), active, true, false)
+	plan, err := planImport(ctx, a.st, a.opts.ConfigFile, a.node, sum(doc), active, true, false)
 	if err != nil {
 		return err
 	}
@@ -657,7 +684,7 @@ func (a *App) Reimport(ctx context.Context) error {
 		}
 		return nil
 	}
-	v, changed, err := a.Replace(ctx, doc, config.FileAuthor(a.opts.ConfigFile), "re-imported on SIGHUP", active.Version)
+	v, changed, err := a.Replace(ctx, doc, config.NodeFileAuthor(a.opts.ConfigFile, a.node), "re-imported on SIGHUP", active.Version)
 	if err != nil {
 		return err
 	}
@@ -834,6 +861,9 @@ func (a *App) Close() {
 type configService struct{ a *App }
 
 func (c configService) Active(ctx context.Context) (store.ConfigVersion, error) {
+	// The store's active version is the one a change must name: another
+	// node of the cluster may have written it since this node last looked.
+	c.a.follow(ctx)
 	v := c.a.cur.Load().version
 	if v.Document == nil {
 		return c.a.st.ConfigVersion(ctx, v.Version)
@@ -878,4 +908,36 @@ func (b backupService) Restore(ctx context.Context, r io.Reader) error {
 	}
 	b.a.log.Warn("store restored from a backup archive; restart to run its configuration", "component", "app")
 	return nil
+}
+
+// nodeName is this node's name: chosen at start, else the running
+// document's node.name.
+func (a *App) nodeName() string {
+	if a.node != "" {
+		return a.node
+	}
+	if r := a.cur.Load(); r != nil {
+		return r.cfg.Node.Name
+	}
+	return ""
+}
+
+// follow applies the store's active version when it is newer than the
+// running one: written by another node of the cluster, or by `portico
+// config import`. A version this node cannot run is logged once and the
+// running configuration stays.
+func (a *App) follow(ctx context.Context) {
+	active, err := a.st.ActiveConfig(ctx)
+	if err != nil || active.Version <= a.cur.Load().version.Version || active.Version == a.syncFailed.Load() {
+		return
+	}
+	changed, err := a.apply(ctx, nil, &active, "", "", -1)
+	if err != nil {
+		a.syncFailed.Store(active.Version)
+		a.log.Error("the store's active configuration does not run on this node; the running one stays", "component", "config",
+			"version", active.Version, "running_version", a.cur.Load().version.Version, "err", err)
+		return
+	}
+	o := config.OriginOf(active.Author)
+	a.log.Info("applied the store's active configuration", "component", "config", "version", active.Version, "source", o.Source, "author", o.Author, "changed", changed)
 }

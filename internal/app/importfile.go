@@ -15,14 +15,19 @@ import (
 // The import rule. The store's active version is the truth; a file is
 // imported into it only
 //   - on the first start (the store holds no version), or
-//   - when the file changed since it was last imported and no API edit is
-//     newer than that import (the active version is a file import or the
-//     first-start defaults),
+//   - when the file changed since this node last imported it and nothing
+//     newer was stored by anyone else (the active version is this node's
+//     own file import or the first-start defaults): no API edit and no
+//     other node's import is ever reverted by a start,
 //   - or when forced (serve --force-import, portico config import --force).
-// Otherwise the file is left out: unchanged since its import, it is simply
-// behind the API edits made since (info); changed, it is refused (warning
-// naming both versions). SIGHUP and `portico config import` follow the
-// same rule.
+// Otherwise the file is left out: unchanged since its import (by this
+// node or, in a cluster, by another), it is simply behind the versions
+// stored since (info); changed, it is refused (warning naming both
+// versions). SIGHUP and `portico config import` follow the same rule.
+//
+// A node's imports carry its name in the author (config.NodeFileAuthor);
+// an import without a name is taken as the node's own, since before
+// clusters one node ran on a store.
 
 // FileImport.State values.
 const (
@@ -50,9 +55,10 @@ type importPlan struct {
 	result   FileImport
 }
 
-// planImport applies the import rule to a file whose SHA-256 is sum.
-// active is the store's active version (hasActive false on an empty store).
-func planImport(ctx context.Context, st store.Store, file, sum string, active store.ConfigVersion, hasActive, force bool) (importPlan, error) {
+// planImport applies the import rule to a file whose SHA-256 is sum,
+// imported by the node called node. active is the store's active version
+// (hasActive false on an empty store).
+func planImport(ctx context.Context, st store.Store, file, node, sum string, active store.ConfigVersion, hasActive, force bool) (importPlan, error) {
 	p := importPlan{result: FileImport{File: file}}
 	if !hasActive {
 		p.doImport, p.result.State, p.result.Detail = true, FileImported, "first start: the file is the first version"
@@ -66,11 +72,21 @@ func planImport(ctx context.Context, st store.Store, file, sum string, active st
 	if err != nil {
 		return p, fmt.Errorf("read config versions: %w", err)
 	}
-	var last *store.ConfigVersion
+	// Without a node (portico config import, an explicit act) every file
+	// import counts as its own.
+	own := func(o config.Origin) bool {
+		return o.Source == config.SourceFile && (node == "" || o.Node == "" || o.Node == node)
+	}
+	// last is this node's newest import; seen, the newest import by any
+	// node of a document equal to the file.
+	var last, seen *store.ConfigVersion
 	for i := range vs {
-		if config.OriginOf(vs[i].Author).Source == config.SourceFile {
+		o := config.OriginOf(vs[i].Author)
+		if last == nil && own(o) {
 			last = &vs[i]
-			break
+		}
+		if seen == nil && o.Source == config.SourceFile && vs[i].SHA256 == sum {
+			seen = &vs[i]
 		}
 	}
 	ao := config.OriginOf(active.Author)
@@ -81,9 +97,12 @@ func planImport(ctx context.Context, st store.Store, file, sum string, active st
 	case last != nil && last.SHA256 == sum:
 		p.result.State = FileBehind
 		p.result.Detail = fmt.Sprintf("the file is unchanged since it was imported as version %d; the newer active %s stays", last.Version, activeDesc)
-	case ao.Source != config.SourceAPI:
+	case seen != nil && !own(config.OriginOf(seen.Author)):
+		p.result.State = FileBehind
+		p.result.Detail = fmt.Sprintf("the file is version %d, imported by node %s; the newer active %s stays", seen.Version, config.OriginOf(seen.Author).Node, activeDesc)
+	case ao.Source == config.SourceDefaults || own(ao):
 		p.doImport, p.result.State = true, FileImported
-		p.result.Detail = "the file changed and no API edit is newer than the active " + activeDesc
+		p.result.Detail = "the file changed and nothing newer than the active " + activeDesc + " was stored"
 	default:
 		since := "the file was never imported"
 		if last != nil {
@@ -112,7 +131,7 @@ func Import(ctx context.Context, st store.Store, path string, doc []byte, force 
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return store.ConfigVersion{}, FileImport{}, fmt.Errorf("read active config: %w", err)
 	}
-	plan, err := planImport(ctx, st, path, sum(doc), active, hasActive, force)
+	plan, err := planImport(ctx, st, path, "", sum(doc), active, hasActive, force)
 	if err != nil {
 		return store.ConfigVersion{}, FileImport{}, err
 	}

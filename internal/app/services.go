@@ -50,6 +50,10 @@ type serviceDeps struct {
 	// events records guard blocks and unblocks (the history spool).
 	events func(store.Event)
 	fds    *connlimit.Reserve // descriptors kept free for management
+	// node is this node's name: validate builds the document with its
+	// part (config.ForNode). Empty (the CLI): the document's node.name,
+	// and a cluster document is checked for every node.
+	node string
 }
 
 func (d serviceDeps) withRegisterer(r prometheus.Registerer) serviceDeps {

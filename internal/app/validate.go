@@ -33,11 +33,29 @@ func validate(doc []byte, d serviceDeps) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	if d.node == "" && len(cfg.Nodes) > 0 {
+		// No node at hand: the document must build for each of its nodes.
+		for _, p := range cfg.Nodes {
+			if _, err := validate(doc, d.forNode(p.Name)); err != nil {
+				return nil, err
+			}
+		}
+		return cfg, nil
+	}
+	if cfg, err = cfg.ForNode(d.node); err != nil {
+		es, _ := config.AsErrors(err)
+		return nil, config.Locate(doc, es)
+	}
 	if err := checkBuild(cfg, d); err != nil {
 		es, _ := config.AsErrors(err)
 		return nil, config.Locate(doc, es)
 	}
 	return cfg, nil
+}
+
+func (d serviceDeps) forNode(name string) serviceDeps {
+	d.node = name
+	return d
 }
 
 // checkBuild builds cfg's services with a throwaway metrics registry and

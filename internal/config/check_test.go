@@ -89,7 +89,7 @@ func TestPortConflicts(t *testing.T) {
 
 // TestReservedSectionsRefused: a section nothing implements cannot be enabled.
 func TestReservedSectionsRefused(t *testing.T) {
-	for _, sec := range []string{"snmp", "ha", "tunnel"} {
+	for _, sec := range []string{"snmp", "tunnel"} {
 		t.Run(sec, func(t *testing.T) {
 			_, err := Parse([]byte("version: 1\n" + sec + ":\n  enabled: true\n"))
 			es, ok := AsErrors(err)

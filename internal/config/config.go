@@ -21,6 +21,7 @@ import (
 	"github.com/portico-edge/portico/internal/config/field"
 	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/h323proxy"
+	"github.com/portico-edge/portico/internal/ha"
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/policy"
 	"github.com/portico-edge/portico/internal/sipedge"
@@ -33,8 +34,11 @@ const CurrentVersion = 1
 // Config is the whole configuration document.
 type Config struct {
 	// Version is the document format; 1 is the only one so far.
-	Version    int        `yaml:"version" json:"version"`
-	Node       Node       `yaml:"node" json:"node"`
+	Version int  `yaml:"version" json:"version"`
+	Node    Node `yaml:"node" json:"node"`
+	// Nodes are the per-node parts of a cluster's shared document
+	// (nodes.go). Empty: a single node.
+	Nodes      []NodePart `yaml:"nodes,omitempty" json:"nodes,omitempty"`
 	Interfaces Interfaces `yaml:"interfaces" json:"interfaces"`
 	Store      Store      `yaml:"store" json:"store"`
 	Management Management `yaml:"management" json:"management"`
@@ -52,13 +56,17 @@ type Config struct {
 	AccessProxy AccessProxy  `yaml:"access_proxy" json:"access_proxy"`
 	Tunnel      Reserved     `yaml:"tunnel" json:"tunnel"`
 	Policy      Policy       `yaml:"policy" json:"policy"`
-	HA          Reserved     `yaml:"ha" json:"ha"`
-	SNMP        Reserved     `yaml:"snmp" json:"snmp"`
+	// HA holds the VIP groups elected by VRRPv3 (docs/ha.md).
+	HA   HA       `yaml:"ha" json:"ha"`
+	SNMP Reserved `yaml:"snmp" json:"snmp"`
 }
 
 // Node identifies this Portico instance.
 type Node struct {
-	// Name appears in logs, metrics and the API. Default: the host name.
+	// Name appears in logs, metrics and the API and picks this node's part
+	// of nodes. On a node it is --node-name, else the node's own
+	// configuration file's node.name, else the stored document's.
+	// Default: the host name.
 	Name string `yaml:"name" json:"name"`
 	// DrainTimeout bounds a graceful shutdown (SIGTERM). Default 30s.
 	DrainTimeout Duration `yaml:"drain_timeout" json:"drain_timeout"`
@@ -181,6 +189,9 @@ type AccessProxy = accessproxy.Section
 
 // SIP is the sip section, defined by package sipedge.
 type SIP = sipedge.Section
+
+// HA is the ha section, defined by package ha.
+type HA = ha.Section
 
 // H323 is the h323 section, defined by package h323proxy.
 type H323 = h323proxy.Section

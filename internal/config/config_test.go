@@ -18,7 +18,7 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"malformed yaml", "version: 1\nnode: [\n", "", 0, "malformed YAML"},
 		{"empty", "", "", 0, "empty"},
-		{"unknown top field", "version: 1\nnodes:\n  name: a\n", "nodes", 2, "did you mean \"node\""},
+		{"unknown top field", "version: 1\nnod:\n  name: a\n", "nod", 2, "did you mean \"node\""},
 		{"unknown nested field", "version: 1\nlog:\n  levle: info\n", "log.levle", 3, "unknown field"},
 		{"bad cidr", "version: 1\ninterfaces:\n  internal:\n    address: 10.0.0.1\n    networks: [10.0.0.0/8, 10.1.0.0/33]\n", "interfaces.internal.networks[1]", 5, "not a CIDR"},
 		{"host bits", "version: 1\ninterfaces:\n  internal:\n    address: 10.0.0.1\n    networks: [10.0.0.1/8]\n", "interfaces.internal.networks[0]", 5, "did you mean 10.0.0.0/8"},

@@ -13,6 +13,19 @@ const (
 // FileAuthor is the author of a version imported from the file at path.
 func FileAuthor(path string) string { return filePrefix + path }
 
+// nodeMark separates the importing node's name from the file's path.
+const nodeMark = "#node="
+
+// NodeFileAuthor is the author of a version the node called node imported
+// from the file at path (a cluster's nodes share one history; the import
+// rule tells each node's own imports apart). An empty node is FileAuthor.
+func NodeFileAuthor(path, node string) string {
+	if node == "" {
+		return FileAuthor(path)
+	}
+	return filePrefix + path + nodeMark + node
+}
+
 // Sources of a stored version, as OriginOf reports them.
 const (
 	SourceFile     = "file"     // imported from a file (serve --config, SIGHUP, config import)
@@ -28,13 +41,17 @@ type Origin struct {
 	File string `json:"file,omitempty"`
 	// Author is who wrote it: the API user, or the file's author mark.
 	Author string `json:"author"`
+	// Node is the node that imported the file (source file only; empty
+	// for an import that did not name its node).
+	Node string `json:"node,omitempty"`
 }
 
 // OriginOf reads the origin from a version's author.
 func OriginOf(author string) Origin {
 	switch {
 	case strings.HasPrefix(author, filePrefix):
-		return Origin{Source: SourceFile, File: strings.TrimPrefix(author, filePrefix), Author: author}
+		file, node, _ := strings.Cut(strings.TrimPrefix(author, filePrefix), nodeMark)
+		return Origin{Source: SourceFile, File: file, Author: author, Node: node}
 	case author == DefaultsAuthor:
 		return Origin{Source: SourceDefaults, Author: author}
 	}

@@ -59,6 +59,7 @@ func (c *Config) Validate() error {
 	if strings.TrimSpace(c.Node.Name) == "" {
 		v.add("node.name", "must not be empty")
 	}
+	v.nodes(c)
 	v.positive("node.drain_timeout", c.Node.DrainTimeout)
 	if c.Node.FDReserve < 0 {
 		v.add("node.fd_reserve", "%d is negative", c.Node.FDReserve)
@@ -135,6 +136,7 @@ func (c *Config) Validate() error {
 	v.sip(c)
 	v.section(c.H323.Validate(c.H323Interfaces()))
 	v.section(c.AccessProxy.Validate())
+	v.section(c.HA.Validate(c.nodeNames()))
 	v.ports(c)
 	v.reserved(c)
 	if len(v.errs) == 0 {

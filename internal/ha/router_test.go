@@ -1,0 +1,281 @@
+package ha
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// segment is an in-memory VRRP segment: the routers' advertisements go to
+// every other router whose link is up, through Append and Parse. It
+// stands in for the network only; the namespace tests use real sockets.
+type segment struct {
+	t     *testing.T
+	now   time.Time
+	nodes []*member
+}
+
+type member struct {
+	r       *Router
+	up      bool // the process runs
+	linked  bool // its link to the segment is up
+	holds   bool // it has the addresses
+	splits  int  // split brains it reported
+	changes int
+}
+
+var vip = netip.MustParseAddr("192.0.2.100")
+
+func newSegment(t *testing.T, prios []uint8, preempt bool) *segment {
+	s := &segment{t: t, now: time.Unix(1000, 0)}
+	addrs := make([]netip.Addr, len(prios))
+	for i := range prios {
+		addrs[i] = netip.AddrFrom4([4]byte{192, 0, 2, byte(1 + i)})
+	}
+	for i, p := range prios {
+		r, err := NewRouter(RouterConfig{VRID: 51, Priority: p, Interval: 100 * time.Millisecond, Preempt: preempt,
+			Self: addrs[i], Peers: addrs, Addrs: []netip.Addr{vip}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.nodes = append(s.nodes, &member{r: r, linked: true})
+	}
+	return s
+}
+
+func (s *segment) start(i int) {
+	m := s.nodes[i]
+	m.up = true
+	s.do(i, m.r.Start(s.now))
+}
+
+func (s *segment) do(i int, a Actions) {
+	m := s.nodes[i]
+	if a.Transition() {
+		m.changes++
+	}
+	if a.SplitBrain {
+		m.splits++
+	}
+	if a.Release {
+		m.holds = false
+	}
+	if a.Send && m.linked {
+		src := m.r.Config().Self
+		adv := m.r.Advert(a.Priority)
+		b, err := adv.Append(nil, src, GroupV4)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		for j, o := range s.nodes {
+			if j == i || !o.up || !o.linked {
+				continue
+			}
+			got, err := Parse(b, src, GroupV4)
+			if err != nil {
+				s.t.Fatal(err)
+			}
+			ra, err := o.r.Receive(s.now, src, TTL, got)
+			if err != nil {
+				s.t.Fatal(err)
+			}
+			s.do(j, ra)
+		}
+	}
+	if a.Take {
+		m.holds = true
+	}
+}
+
+// run advances the clock by d in 10 ms steps.
+func (s *segment) run(d time.Duration) {
+	for end := s.now.Add(d); s.now.Before(end); s.now = s.now.Add(10 * time.Millisecond) {
+		for i, m := range s.nodes {
+			if m.up && !m.r.Next().After(s.now) {
+				s.do(i, m.r.Tick(s.now))
+			}
+		}
+	}
+}
+
+// holders are the members that have the addresses.
+func (s *segment) holders() []int {
+	var out []int
+	for i, m := range s.nodes {
+		if m.up && m.holds {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func (s *segment) wantHolder(i int) {
+	s.t.Helper()
+	h := s.holders()
+	if len(h) != 1 || h[0] != i {
+		s.t.Fatalf("holders %v, want [%d]", h, i)
+	}
+	for j, m := range s.nodes {
+		want := Backup
+		if j == i {
+			want = Master
+		}
+		if m.up && m.r.State() != want {
+			s.t.Fatalf("node %d is %s, want %s", j, m.r.State(), want)
+		}
+	}
+}
+
+func TestElection(t *testing.T) {
+	s := newSegment(t, []uint8{100, 150}, true)
+	s.start(0)
+	s.start(1)
+	s.run(2 * time.Second)
+	s.wantHolder(1)
+}
+
+func TestFailover(t *testing.T) {
+	for _, preempt := range []bool{true, false} {
+		name := map[bool]string{true: "preempt", false: "no preempt"}[preempt]
+		t.Run(name, func(t *testing.T) {
+			s := newSegment(t, []uint8{150, 100}, preempt)
+			s.start(0)
+			s.run(time.Second)
+			s.start(1)
+			s.run(time.Second)
+			s.wantHolder(0)
+			// The master dies without a word: the backup takes over once
+			// Master_Down_Interval (3 x 100 ms + skew) has passed.
+			s.nodes[0].up, s.nodes[0].holds = false, false
+			s.nodes[0].r = mustRouter(t, s.nodes[0].r.Config())
+			s.run(time.Second)
+			s.wantHolder(1)
+			// It returns: with preemption it takes the group back, without
+			// it stays backup.
+			s.start(0)
+			s.run(time.Second)
+			if preempt {
+				s.wantHolder(0)
+			} else {
+				s.wantHolder(1)
+			}
+		})
+	}
+}
+
+func TestShutdownHandsOver(t *testing.T) {
+	s := newSegment(t, []uint8{150, 100}, true)
+	s.start(0)
+	s.start(1)
+	s.run(time.Second)
+	s.wantHolder(0)
+	s.do(0, s.nodes[0].r.Shutdown())
+	s.nodes[0].up = false
+	// Priority 0 makes the backup wait only Skew_Time (< 100 ms).
+	s.run(100 * time.Millisecond)
+	s.wantHolder(1)
+}
+
+// TestSplitBrainResolves: with the link cut both nodes are master; when it
+// returns the lower priority yields, or on equal priorities the lower
+// address.
+func TestSplitBrainResolves(t *testing.T) {
+	tests := []struct {
+		name   string
+		prios  []uint8
+		winner int
+	}{
+		{"priority", []uint8{150, 100}, 0},
+		{"address", []uint8{100, 100}, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSegment(t, tc.prios, false)
+			s.start(0)
+			s.run(time.Second)
+			s.start(1)
+			s.run(time.Second)
+			s.wantHolder(0)
+			s.nodes[0].linked = false // the link between the nodes is cut
+			s.run(time.Second)
+			if h := s.holders(); len(h) != 2 {
+				t.Fatalf("link cut: holders %v, want both", h)
+			}
+			s.nodes[0].linked = true
+			s.run(time.Second)
+			s.wantHolder(tc.winner)
+			if s.nodes[0].splits+s.nodes[1].splits == 0 {
+				t.Error("the split brain was not reported")
+			}
+		})
+	}
+}
+
+func TestReceiveDrops(t *testing.T) {
+	peer := netip.MustParseAddr("192.0.2.2")
+	r := mustRouter(t, RouterConfig{VRID: 51, Priority: 100, Interval: time.Second, Self: netip.MustParseAddr("192.0.2.1"),
+		Peers: []netip.Addr{peer}, Addrs: []netip.Addr{vip}})
+	r.Start(time.Unix(0, 0))
+	good := Advert{VRID: 51, Priority: 200, Interval: 100, Addrs: []netip.Addr{vip}}
+	other := good
+	other.VRID = 52
+	tests := []struct {
+		name string
+		src  netip.Addr
+		ttl  int
+		a    Advert
+	}{
+		{"ttl", peer, 254, good},
+		{"not a peer", netip.MustParseAddr("192.0.2.9"), TTL, good},
+		{"other vrid", peer, TTL, other},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := r.Receive(time.Unix(0, 0), tc.src, tc.ttl, tc.a); !errors.Is(err, ErrDropped) {
+				t.Errorf("got %v, want dropped", err)
+			}
+		})
+	}
+	if _, err := r.Receive(time.Unix(0, 0), peer, TTL, good); err != nil {
+		t.Errorf("good advertisement: %v", err)
+	}
+}
+
+func TestRouterConfigRefused(t *testing.T) {
+	ok := RouterConfig{VRID: 1, Priority: 100, Interval: time.Second, Self: vip, Peers: []netip.Addr{vip}, Addrs: []netip.Addr{vip}}
+	tests := []struct {
+		name string
+		mod  func(c *RouterConfig)
+	}{
+		{"vrid", func(c *RouterConfig) { c.VRID = 0 }},
+		{"priority", func(c *RouterConfig) { c.Priority = 0 }},
+		{"interval short", func(c *RouterConfig) { c.Interval = 90 * time.Millisecond }},
+		{"interval step", func(c *RouterConfig) { c.Interval = 105 * time.Millisecond }},
+		{"interval long", func(c *RouterConfig) { c.Interval = 41 * time.Second }},
+		{"self", func(c *RouterConfig) { c.Self = netip.Addr{} }},
+		{"peers", func(c *RouterConfig) { c.Peers = nil }},
+		{"addrs", func(c *RouterConfig) { c.Addrs = nil }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ok
+			tc.mod(&c)
+			if _, err := NewRouter(c); err == nil {
+				t.Error("accepted")
+			}
+		})
+	}
+	if _, err := NewRouter(ok); err != nil {
+		t.Error(err)
+	}
+}
+
+func mustRouter(t *testing.T, c RouterConfig) *Router {
+	t.Helper()
+	r, err := NewRouter(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}

@@ -1,0 +1,258 @@
+package ha
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/net/ipv4"
+)
+
+// SpeakerConfig is what a Speaker runs: the virtual routers of one
+// interface (IPv4 groups).
+type SpeakerConfig struct {
+	// Interface carries the VIPs and the advertisements.
+	Interface string
+	// Routers are the groups; each one's Self is this node's address on
+	// Interface.
+	Routers []RouterConfig
+	// Transition, when set, is called on every state change (events,
+	// metrics).
+	Transition func(vrid uint8, a Actions)
+}
+
+// Speaker speaks VRRPv3 for its groups on one interface: it sends and
+// receives advertisements (IP protocol 112 to 224.0.0.18, TTL 255), adds
+// a group's VIPs to the interface with netlink when it becomes master
+// and announces them with gratuitous ARP, and removes them when it stops
+// being master.
+type Speaker struct {
+	cfg     SpeakerConfig
+	log     *slog.Logger
+	routers map[uint8]*Router
+	dropped atomic.Int64
+}
+
+// Dropped counts the advertisements dropped: malformed, refused by a
+// router (TTL, peer), or beyond the receive queue.
+func (s *Speaker) Dropped() int64 { return s.dropped.Load() }
+
+// NewSpeaker validates cfg; it does no I/O.
+func NewSpeaker(cfg SpeakerConfig, log *slog.Logger) (*Speaker, error) {
+	s := &Speaker{cfg: cfg, log: log, routers: map[uint8]*Router{}}
+	if cfg.Interface == "" {
+		return nil, fmt.Errorf("vrrp: no interface")
+	}
+	for _, rc := range cfg.Routers {
+		if !rc.Self.Is4() {
+			return nil, fmt.Errorf("vrrp vrid %d: only IPv4 groups are spoken on the wire so far", rc.VRID)
+		}
+		r, err := NewRouter(rc)
+		if err != nil {
+			return nil, err
+		}
+		if s.routers[rc.VRID] != nil {
+			return nil, fmt.Errorf("vrrp vrid %d: twice", rc.VRID)
+		}
+		s.routers[rc.VRID] = r
+	}
+	return s, nil
+}
+
+type received struct {
+	src netip.Addr
+	ttl int
+	b   []byte
+}
+
+// Run speaks until ctx ends; then each master sends priority 0 and
+// removes its VIPs.
+func (s *Speaker) Run(ctx context.Context) error { return s.run(ctx, func() bool { return true }) }
+
+// run is Run; clean false at the end leaves as a crash does (VIPs kept,
+// nothing sent), for tests.
+func (s *Speaker) run(ctx context.Context, clean func() bool) error {
+	ifi, err := net.InterfaceByName(s.cfg.Interface)
+	if err != nil {
+		return fmt.Errorf("vrrp: %w", err)
+	}
+	link, err := netlink.LinkByName(s.cfg.Interface)
+	if err != nil {
+		return fmt.Errorf("vrrp: %w", err)
+	}
+	c, err := net.ListenPacket("ip4:112", "0.0.0.0")
+	if err != nil {
+		return fmt.Errorf("vrrp: listen: %w", err)
+	}
+	p := ipv4.NewPacketConn(c)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer c.Close()
+	group := &net.IPAddr{IP: GroupV4.AsSlice()}
+	if err := p.JoinGroup(ifi, group); err != nil {
+		return fmt.Errorf("vrrp: join %s on %s: %w", GroupV4, ifi.Name, err)
+	}
+	p.SetMulticastInterface(ifi)
+	p.SetMulticastTTL(TTL)
+	p.SetMulticastLoopback(false)
+	if err := p.SetControlMessage(ipv4.FlagTTL|ipv4.FlagInterface, true); err != nil {
+		return fmt.Errorf("vrrp: %w", err)
+	}
+	in := make(chan received, 64)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 1500)
+		for {
+			n, cm, src, err := p.ReadFrom(buf)
+			if err != nil {
+				close(in)
+				return
+			}
+			if cm == nil || cm.IfIndex != ifi.Index {
+				continue
+			}
+			a, _ := netip.AddrFromSlice(src.(*net.IPAddr).IP)
+			select {
+			case in <- received{src: a.Unmap(), ttl: cm.TTL, b: append([]byte(nil), buf[:n]...)}:
+			default:
+				s.dropped.Add(1)
+			}
+		}
+	}()
+	do := func(r *Router, a Actions) {
+		rc := r.Config()
+		if a.Release {
+			for _, v := range rc.Addrs {
+				if err := netlink.AddrDel(link, addrOf(v)); err != nil {
+					s.log.Warn("vrrp: remove VIP", "vrid", rc.VRID, "vip", v, "err", err)
+				}
+			}
+		}
+		if a.Send {
+			adv := r.Advert(a.Priority)
+			b, err := adv.Append(nil, rc.Self, GroupV4)
+			if err == nil {
+				_, err = p.WriteTo(b, &ipv4.ControlMessage{Src: rc.Self.AsSlice(), IfIndex: ifi.Index}, group)
+			}
+			if err != nil {
+				s.log.Warn("vrrp: send advertisement", "vrid", rc.VRID, "err", err)
+			}
+		}
+		if a.Take {
+			for _, v := range rc.Addrs {
+				if err := netlink.AddrReplace(link, addrOf(v)); err != nil {
+					s.log.Error("vrrp: add VIP", "vrid", rc.VRID, "vip", v, "err", err)
+				}
+				if err := gratuitousARP(ifi, v); err != nil {
+					s.log.Warn("vrrp: gratuitous ARP", "vrid", rc.VRID, "vip", v, "err", err)
+				}
+			}
+		}
+		if a.SplitBrain {
+			s.log.Warn("vrrp: another master on the segment", "vrid", rc.VRID, "other", a.Other, "state", a.To)
+		}
+		if a.Transition() {
+			s.log.Info("vrrp: transition", "vrid", rc.VRID, "from", a.From, "to", a.To)
+			if s.cfg.Transition != nil {
+				s.cfg.Transition(rc.VRID, a)
+			}
+		}
+	}
+	now := time.Now()
+	for _, r := range s.routers {
+		// A backup must not hold the VIPs: a node that crashed as master
+		// left them on the interface.
+		if r.Config().Priority != PriorityOwner {
+			for _, v := range r.Config().Addrs {
+				netlink.AddrDel(link, addrOf(v))
+			}
+		}
+		do(r, r.Start(now))
+	}
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		next := time.Time{}
+		for _, r := range s.routers {
+			if n := r.Next(); next.IsZero() || n.Before(next) {
+				next = n
+			}
+		}
+		t.Reset(time.Until(next))
+		select {
+		case <-ctx.Done():
+			if clean() {
+				for _, r := range s.routers {
+					do(r, r.Shutdown())
+				}
+			}
+			return nil
+		case m, ok := <-in:
+			if !ok {
+				return fmt.Errorf("vrrp: socket closed")
+			}
+			adv, err := Parse(m.b, m.src, GroupV4)
+			if err != nil {
+				s.dropped.Add(1)
+				continue
+			}
+			r := s.routers[adv.VRID]
+			if r == nil {
+				continue // another group on the segment
+			}
+			a, err := r.Receive(time.Now(), m.src, m.ttl, adv)
+			if err != nil {
+				s.dropped.Add(1)
+				continue
+			}
+			do(r, a)
+		case <-t.C:
+			now := time.Now()
+			for _, r := range s.routers {
+				if !r.Next().After(now) {
+					do(r, r.Tick(now))
+				}
+			}
+		}
+	}
+}
+
+func addrOf(a netip.Addr) *netlink.Addr {
+	bits := a.BitLen()
+	return &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(bits, bits)}}
+}
+
+// gratuitousARP broadcasts an ARP request for ip from ip on ifi, so that
+// neighbours learn the VIP's new hardware address.
+func gratuitousARP(ifi *net.Interface, ip netip.Addr) error {
+	if !ip.Is4() || len(ifi.HardwareAddr) != 6 {
+		return nil
+	}
+	fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_DGRAM, int(htons(syscall.ETH_P_ARP)))
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	b := make([]byte, 0, 28)
+	b = binary.BigEndian.AppendUint16(b, 1)      // Ethernet
+	b = binary.BigEndian.AppendUint16(b, 0x0800) // IPv4
+	b = append(b, 6, 4)
+	b = binary.BigEndian.AppendUint16(b, 1) // request
+	b = append(b, ifi.HardwareAddr...)
+	b = append(b, ip.AsSlice()...)
+	b = append(b, 0, 0, 0, 0, 0, 0)
+	b = append(b, ip.AsSlice()...)
+	to := &syscall.SockaddrLinklayer{Protocol: htons(syscall.ETH_P_ARP), Ifindex: ifi.Index, Halen: 6, Addr: [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}
+	return syscall.Sendto(fd, b, 0, to)
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
