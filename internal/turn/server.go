@@ -694,10 +694,12 @@ func (s *Server) events() pturn.EventHandler {
 			}
 			s.m.allocationsTotal.Inc()
 			s.reg.add(key, e)
+			s.fastAlloc(src, dst, e.relay, true)
 			s.log.Debug("turn allocation created", "user", userID, "client", e.info.Client, "transport", kind, "relay", e.info.Relay)
 		},
 		OnAllocationDeleted: func(src, dst net.Addr, _, userID, _ string) {
 			if e := s.reg.remove(fiveTupleKey(src, dst)); e != nil {
+				s.fastAlloc(src, dst, e.relay, false)
 				s.entryGone(e)
 				s.log.Debug("turn allocation deleted", "user", userID, "client", e.info.Client, "relay", e.info.Relay)
 			}
@@ -705,13 +707,15 @@ func (s *Server) events() pturn.EventHandler {
 		OnAllocationError: func(src, _ net.Addr, _, message string) {
 			s.log.Debug("turn request failed", "client", addrString(src), "err", message)
 		},
-		OnPermissionCreated: func(src, dst net.Addr, _, _, _ string, _ net.Addr, peer net.IP) {
+		OnPermissionCreated: func(src, dst net.Addr, _, _, _ string, relay net.Addr, peer net.IP) {
 			s.reg.with(fiveTupleKey(src, dst), func(e *allocEntry) {
 				e.perms[peer.String()]++
 			})
+			s.fastPerm(src, dst, relay, peer, true)
 			s.m.permissions.Inc()
 		},
-		OnPermissionDeleted: func(src, dst net.Addr, _, _, _ string, _ net.Addr, peer net.IP) {
+		OnPermissionDeleted: func(src, dst net.Addr, _, _, _ string, relay net.Addr, peer net.IP) {
+			s.fastPerm(src, dst, relay, peer, false)
 			s.reg.with(fiveTupleKey(src, dst), func(e *allocEntry) {
 				p := peer.String()
 				if e.perms[p]--; e.perms[p] <= 0 {
@@ -731,12 +735,76 @@ func (s *Server) events() pturn.EventHandler {
 	}
 }
 
-// fastPath installs or removes a UDP channel in the listener's ChannelData
-// fast path.
+// udpFast returns the listener socket a UDP client's 5-tuple arrived on
+// and the relay socket of relay, for the fast path; ok is false for
+// stream clients, TCP allocations and sockets without a fast path.
+func (s *Server) udpFast(src, dst, relay net.Addr) (client netip.AddrPort, lpc *listenPacketConn, rc *relayPacketConn, ok bool) {
+	cl, ok1 := src.(*net.UDPAddr)
+	if !ok1 || dst == nil {
+		return client, nil, nil, false
+	}
+	s.mu.Lock()
+	lpc = s.locals[dst.String()]
+	s.mu.Unlock()
+	if lpc == nil || lpc.udp == nil {
+		return client, nil, nil, false
+	}
+	if h := s.alloc.lookup(relay); h != nil {
+		rc, _ = h.closer.(*relayPacketConn)
+	}
+	return unmapAP(cl.AddrPort()), lpc, rc, rc != nil
+}
+
+// fastPath installs or removes a UDP channel in the listener's and the
+// relay's fast paths.
 func (s *Server) fastPath(src, dst, relay, peer net.Addr, number uint16, add bool) {
-	client, ok1 := src.(*net.UDPAddr)
-	peerAddr, ok2 := peer.(*net.UDPAddr)
-	if !ok1 || !ok2 || dst == nil {
+	peerAddr, ok := peer.(*net.UDPAddr)
+	if !ok {
+		return
+	}
+	client, lpc, rc, ok := s.udpFast(src, dst, relay)
+	if lpc == nil {
+		return
+	}
+	pa := unmapAP(peerAddr.AddrPort())
+	if !add {
+		lpc.removeChannel(client, number)
+		if rc != nil {
+			rc.removePeer(pa, number)
+		}
+		return
+	}
+	if !ok {
+		return
+	}
+	lpc.addChannel(client, number, rc, pa)
+	rc.addPeer(pa, number, client, lpc.udp)
+}
+
+// fastPerm adds or removes a permission in the relay's fast path.
+func (s *Server) fastPerm(src, dst, relay net.Addr, peer net.IP, add bool) {
+	ip, ok := netip.AddrFromSlice(peer)
+	if !ok {
+		return
+	}
+	if _, _, rc, ok := s.udpFast(src, dst, relay); ok {
+		if add {
+			rc.addPerm(ip)
+		} else {
+			rc.removePerm(ip)
+		}
+	}
+}
+
+// fastAlloc makes a UDP client's new allocation known to the fast path
+// (Send and Data indications), or forgets it.
+func (s *Server) fastAlloc(src, dst net.Addr, h *relayHandle, add bool) {
+	if h == nil {
+		return
+	}
+	rc, _ := h.closer.(*relayPacketConn)
+	cl, ok := src.(*net.UDPAddr)
+	if rc == nil || !ok || dst == nil {
 		return
 	}
 	s.mu.Lock()
@@ -745,24 +813,13 @@ func (s *Server) fastPath(src, dst, relay, peer net.Addr, number uint16, add boo
 	if lpc == nil || lpc.udp == nil {
 		return
 	}
-	h := s.alloc.lookup(relay)
-	var rc *relayPacketConn
-	if h != nil {
-		rc, _ = h.closer.(*relayPacketConn)
+	client := unmapAP(cl.AddrPort())
+	if add {
+		rc.setClient(client, lpc.udp)
+		lpc.addAlloc(client, rc)
+	} else {
+		lpc.removeAlloc(client, rc)
 	}
-	pa := unmapAP(peerAddr.AddrPort())
-	if !add {
-		lpc.removeChannel(client.AddrPort(), number)
-		if rc != nil {
-			rc.removePeer(pa, number)
-		}
-		return
-	}
-	if rc == nil {
-		return
-	}
-	lpc.addChannel(client.AddrPort(), number, rc, pa)
-	rc.addPeer(pa, peerChannel{number: number, client: unmapAP(client.AddrPort()), out: lpc.udp})
 }
 
 // entryGone updates the gauges for an allocation that ended.
