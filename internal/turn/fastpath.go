@@ -169,6 +169,9 @@ func parseSendIndication(b []byte) (netip.AddrPort, []byte, bool) {
 			if havePeer {
 				return peer, nil, false
 			}
+			if len(v) < 2 || v[0] != 0 { // the family is 16 bits
+				return peer, nil, false
+			}
 			peer, havePeer = xorPeerAddress(v, tid)
 			if !havePeer {
 				return peer, nil, false

@@ -482,25 +482,37 @@ func (c *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		m := &c.rb.Msgs[c.next]
 		c.next++
-		data := m.Buf[:min(m.N, maxRelayDatagram)]
-		c.h.fromPeer(len(data))
-		if ch, ok := c.peers.load()[m.Addr]; ok {
-			slot := c.queue(ch.out, ch.client)
-			slot.N = len(appendChannelData(slot.Buf[:0], ch.number, data))
+		m.N = min(m.N, maxRelayDatagram)
+		c.h.fromPeer(m.N)
+		if c.relay(m) {
 			continue
 		}
-		if _, ok := c.perms.load()[m.Addr.Addr()]; ok {
-			if cl := c.client.Load(); cl != nil {
-				var tid [12]byte
-				_, _ = c.tid.Read(tid[:])
-				slot := c.queue(cl.out, cl.client)
-				slot.N = len(appendDataIndication(slot.Buf[:0], &tid, m.Addr, data))
-				continue
-			}
-		}
 		c.flush()
-		return copy(p, data), net.UDPAddrFromAddrPort(m.Addr), nil
+		return copy(p, m.Data()), net.UDPAddrFromAddrPort(m.Addr), nil
 	}
+}
+
+// relay queues a peer's datagram for its client as ChannelData when the
+// peer has a channel, or as a Data indication when it has a permission,
+// reporting whether it did; the engine handles the others.
+func (c *relayPacketConn) relay(m *batchio.Message) bool {
+	if ch, ok := c.peers.load()[m.Addr]; ok {
+		slot := c.queue(ch.out, ch.client)
+		slot.N = len(appendChannelData(slot.Buf[:0], ch.number, m.Data()))
+		return true
+	}
+	if _, ok := c.perms.load()[m.Addr.Addr()]; !ok {
+		return false
+	}
+	cl := c.client.Load()
+	if cl == nil {
+		return false
+	}
+	var tid [12]byte
+	_, _ = c.tid.Read(tid[:])
+	slot := c.queue(cl.out, cl.client)
+	slot.N = len(appendDataIndication(slot.Buf[:0], &tid, m.Addr, m.Data()))
+	return true
 }
 
 // queue returns the next slot of the outgoing batch, for client on w,

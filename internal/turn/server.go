@@ -98,7 +98,10 @@ type Server struct {
 	mu          sync.Mutex
 	serving     bool
 	handover    *handoff.Listener
-	locals      map[string]*listenPacketConn // UDP listeners by local address
+	// locals are the UDP listener sockets by local address: several
+	// share one with listen.sockets above 1, and a client reaches one of
+	// them by the kernel's hash, so the fast path is told on all of them.
+	locals map[string][]*listenPacketConn
 	closed      bool
 	closeCh     chan struct{}
 	served      chan struct{}    // closed when the current Serve returns
@@ -309,10 +312,10 @@ func (s *Server) serve(ctx context.Context, pcs []net.PacketConn, streams []*str
 	// closed once the engine has the address-bound nonce manager.
 	ready := make(chan struct{})
 	pconf := make([]pturn.PacketConnConfig, 0, len(pcs))
-	locals := make(map[string]*listenPacketConn, len(pcs))
+	locals := make(map[string][]*listenPacketConn, len(pcs))
 	for _, pc := range pcs {
 		lpc := newListenPacketConn(s, pc, ready)
-		locals[lpc.local] = lpc
+		locals[lpc.local] = append(locals[lpc.local], lpc)
 		pconf = append(pconf, pturn.PacketConnConfig{
 			PacketConn:            lpc,
 			RelayAddressGenerator: s.alloc,
@@ -735,40 +738,43 @@ func (s *Server) events() pturn.EventHandler {
 	}
 }
 
-// udpFast returns the listener socket a UDP client's 5-tuple arrived on
-// and the relay socket of relay, for the fast path; ok is false for
-// stream clients, TCP allocations and sockets without a fast path.
-func (s *Server) udpFast(src, dst, relay net.Addr) (client netip.AddrPort, lpc *listenPacketConn, rc *relayPacketConn, ok bool) {
+// udpFast returns the listener sockets a UDP client's 5-tuple may have
+// arrived on and the relay socket of relay, for the fast path; ok is false
+// for stream clients, TCP allocations and sockets without a fast path.
+func (s *Server) udpFast(src, dst, relay net.Addr) (client netip.AddrPort, lpcs []*listenPacketConn, rc *relayPacketConn, ok bool) {
+	return s.udpFastHandle(src, dst, s.alloc.lookup(relay))
+}
+
+func (s *Server) udpFastHandle(src, dst net.Addr, h *relayHandle) (client netip.AddrPort, lpcs []*listenPacketConn, rc *relayPacketConn, ok bool) {
 	cl, ok1 := src.(*net.UDPAddr)
 	if !ok1 || dst == nil {
 		return client, nil, nil, false
 	}
 	s.mu.Lock()
-	lpc = s.locals[dst.String()]
+	lpcs = s.locals[dst.String()]
 	s.mu.Unlock()
-	if lpc == nil || lpc.udp == nil {
+	if len(lpcs) == 0 || lpcs[0].udp == nil {
 		return client, nil, nil, false
 	}
-	if h := s.alloc.lookup(relay); h != nil {
+	if h != nil {
 		rc, _ = h.closer.(*relayPacketConn)
 	}
-	return unmapAP(cl.AddrPort()), lpc, rc, rc != nil
+	return unmapAP(cl.AddrPort()), lpcs, rc, rc != nil
 }
 
-// fastPath installs or removes a UDP channel in the listener's and the
+// fastPath installs or removes a UDP channel in the listeners' and the
 // relay's fast paths.
 func (s *Server) fastPath(src, dst, relay, peer net.Addr, number uint16, add bool) {
 	peerAddr, ok := peer.(*net.UDPAddr)
 	if !ok {
 		return
 	}
-	client, lpc, rc, ok := s.udpFast(src, dst, relay)
-	if lpc == nil {
-		return
-	}
+	client, lpcs, rc, ok := s.udpFast(src, dst, relay)
 	pa := unmapAP(peerAddr.AddrPort())
 	if !add {
-		lpc.removeChannel(client, number)
+		for _, lpc := range lpcs {
+			lpc.removeChannel(client, number)
+		}
 		if rc != nil {
 			rc.removePeer(pa, number)
 		}
@@ -777,8 +783,10 @@ func (s *Server) fastPath(src, dst, relay, peer net.Addr, number uint16, add boo
 	if !ok {
 		return
 	}
-	lpc.addChannel(client, number, rc, pa)
-	rc.addPeer(pa, number, client, lpc.udp)
+	for _, lpc := range lpcs {
+		lpc.addChannel(client, number, rc, pa)
+	}
+	rc.addPeer(pa, number, client, lpcs[0].udp)
 }
 
 // fastPerm adds or removes a permission in the relay's fast path.
@@ -799,26 +807,19 @@ func (s *Server) fastPerm(src, dst, relay net.Addr, peer net.IP, add bool) {
 // fastAlloc makes a UDP client's new allocation known to the fast path
 // (Send and Data indications), or forgets it.
 func (s *Server) fastAlloc(src, dst net.Addr, h *relayHandle, add bool) {
-	if h == nil {
+	client, lpcs, rc, ok := s.udpFastHandle(src, dst, h)
+	if !ok {
 		return
 	}
-	rc, _ := h.closer.(*relayPacketConn)
-	cl, ok := src.(*net.UDPAddr)
-	if rc == nil || !ok || dst == nil {
-		return
-	}
-	s.mu.Lock()
-	lpc := s.locals[dst.String()]
-	s.mu.Unlock()
-	if lpc == nil || lpc.udp == nil {
-		return
-	}
-	client := unmapAP(cl.AddrPort())
 	if add {
-		rc.setClient(client, lpc.udp)
-		lpc.addAlloc(client, rc)
-	} else {
-		lpc.removeAlloc(client, rc)
+		rc.setClient(client, lpcs[0].udp)
+	}
+	for _, lpc := range lpcs {
+		if add {
+			lpc.addAlloc(client, rc)
+		} else {
+			lpc.removeAlloc(client, rc)
+		}
 	}
 }
 
