@@ -115,11 +115,11 @@ func main() {
 	}
 	fmt.Println()
 	fmt.Printf("turnutils_uclient -m %d -n %d -l %d, -z searched in [%d, %d] ms; uptime now: %s\n", *clients, *messages, *length, *zMin, *zMax, uptime())
-	fmt.Println("| round | server | allocations/s | shortest lossless -z (msg/s each way) | RTT there (ms) | loss one step shorter | server CPU µs per relayed msg | softirq µs per relayed msg (machine) | generator CPU (cores) | load average |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| round | server | allocations/s | shortest lossless -z (msg/s each way) | RTT there (ms) | loss one step shorter | server CPU µs per relayed msg | softirq µs per relayed msg (machine) | generator CPU (cores) | socket drops one step shorter | load average |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
-		fmt.Printf("| %d | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", r.round, r.server, r.allocsPerSec,
-			r.best(), r.rtt(), r.nextLoss(), r.cpuPerMsg(), r.softirqPerMsg(), r.genCores(), r.load)
+		fmt.Printf("| %d | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.round, r.server, r.allocsPerSec,
+			r.best(), r.rtt(), r.nextLoss(), r.cpuPerMsg(), r.softirqPerMsg(), r.genCores(), r.nextDrops(), r.load)
 	}
 }
 
@@ -184,6 +184,7 @@ type step struct {
 	serverCPU time.Duration
 	softirq   time.Duration // whole machine
 	genCPU    time.Duration // uclient and peer
+	drops     drops         // datagrams dropped by full socket buffers
 	ok        bool
 	relayed   int // messages the server relayed (both ways)
 }
@@ -203,7 +204,9 @@ func (r result) rtt() string {
 	return fmt.Sprintf("%.2f", r.steps[r.lossless].st.rtt)
 }
 
-func (r result) nextLoss() string {
+// next is the step one interval shorter than the shortest lossless one
+// (the longest run when none was lossless).
+func (r result) next() (step, bool) {
 	z := r.lossless - 1
 	if r.lossless == 0 {
 		z = 0
@@ -212,10 +215,22 @@ func (r result) nextLoss() string {
 		}
 	}
 	s, ok := r.steps[z]
+	return s, ok
+}
+
+func (r result) nextLoss() string {
+	s, ok := r.next()
 	if !ok {
 		return "not run"
 	}
 	return fmt.Sprintf("%.3f %% at -z %d (%d)", s.st.lossPct, s.z, s.rate)
+}
+
+func (r result) nextDrops() string {
+	if s, ok := r.next(); ok {
+		return s.drops.String()
+	}
+	return "-"
 }
 
 func perMsg(d time.Duration, n int) string {
@@ -364,8 +379,8 @@ func (b *bench) run(server string) (result, error) {
 			return false, err
 		}
 		r.steps[z] = s
-		fmt.Printf("-z %2d  offered %6d msg/s each way  sent %8d recv %8d lost %6d (%.3f%%)  rtt %.2f ms  wall %.1fs  server %.2f µs/msg  softirq %.2f µs/msg  generator %.2f cores  %s\n",
-			z, s.rate, s.st.sent, s.st.recv, s.st.lost, s.st.lossPct, s.st.rtt, s.st.wall.Seconds(),
+		fmt.Printf("-z %2d  offered %6d msg/s each way  sent %8d recv %8d lost %6d (%.3f%%)  rtt %.2f ms  wall %.1fs  socket drops %s  server %.2f µs/msg  softirq %.2f µs/msg  generator %.2f cores  %s\n",
+			z, s.rate, s.st.sent, s.st.recv, s.st.lost, s.st.lossPct, s.st.rtt, s.st.wall.Seconds(), s.drops,
 			float64(s.serverCPU.Microseconds())/float64(max(1, s.relayed)), float64(s.softirq.Microseconds())/float64(max(1, s.relayed)),
 			s.genCPU.Seconds()/s.st.wall.Seconds(), uptime())
 		return s.ok, nil
@@ -417,7 +432,9 @@ func (b *bench) run(server string) (result, error) {
 func (b *bench) step(serverPid, peerPid, port, peerPort, z int) (step, error) {
 	s := step{z: z, rate: b.clients * 1000 / z}
 	srv0, peer0, irq0 := procCPU(serverPid), procCPU(peerPid), softirq()
+	w := watchDrops(port, peerPort, b.portMin, b.portMax)
 	st, ucpu, err := b.uclient(port, peerPort, z)
+	s.drops = w.stop()
 	if err != nil {
 		return s, err
 	}
@@ -428,6 +445,88 @@ func (b *bench) step(serverPid, peerPid, port, peerPort, z int) (step, error) {
 	s.relayed = st.sent + st.recv
 	s.ok = st.lost == 0 && st.sent > 0
 	return s, nil
+}
+
+// drops counts datagrams the kernel dropped at full receive buffers during
+// a step, by socket: the server's listener, its relay sockets, the peer
+// (turnutils_peer) and the clients (uclient, every other socket). Drops at
+// the peer or the clients are the generator's own limit.
+type drops struct{ listener, relay, peer, clients int }
+
+func (d drops) String() string {
+	return fmt.Sprintf("listener %d relay %d peer %d clients %d", d.listener, d.relay, d.peer, d.clients)
+}
+
+type dropWatch struct {
+	stopCh chan struct{}
+	done   chan drops
+}
+
+// watchDrops samples /proc/net/udp every 200 ms until stop, so that the
+// drops of sockets closed before the step ends (uclient's) are counted.
+func watchDrops(port, peerPort, relayMin, relayMax int) *dropWatch {
+	w := &dropWatch{stopCh: make(chan struct{}), done: make(chan drops, 1)}
+	type sock struct{ port, first, last int }
+	socks := map[string]*sock{}
+	sample := func(initial bool) {
+		b, err := os.ReadFile("/proc/net/udp")
+		if err != nil {
+			return
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 13 {
+				continue
+			}
+			_, hexPort, _ := strings.Cut(f[1], ":")
+			p, _ := strconv.ParseInt(hexPort, 16, 32)
+			n, _ := strconv.Atoi(f[12])
+			if sk, ok := socks[f[9]]; ok {
+				sk.last = n
+				continue
+			}
+			first := 0
+			if initial {
+				first = n
+			}
+			socks[f[9]] = &sock{port: int(p), first: first, last: n}
+		}
+	}
+	sample(true)
+	go func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				sample(false)
+			case <-w.stopCh:
+				sample(false)
+				var d drops
+				for _, sk := range socks {
+					n := sk.last - sk.first
+					switch {
+					case sk.port == port:
+						d.listener += n
+					case sk.port == peerPort:
+						d.peer += n
+					case sk.port >= relayMin && sk.port <= relayMax:
+						d.relay += n
+					default:
+						d.clients += n
+					}
+				}
+				w.done <- d
+				return
+			}
+		}
+	}()
+	return w
+}
+
+func (w *dropWatch) stop() drops {
+	close(w.stopCh)
+	return <-w.done
 }
 
 // clockTick is USER_HZ, the unit of /proc's CPU times (100 on Linux).

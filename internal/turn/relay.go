@@ -425,12 +425,12 @@ type peerChannel struct {
 // buffer is 1600 bytes, so larger ones were truncated there too.
 const maxRelayDatagram = 1600
 
+// newRelayPacketConn wraps c; its batches are allocated when first used,
+// so that an allocation that relays nothing (or an EVEN-PORT probe) costs
+// little.
 func newRelayPacketConn(c *net.UDPConn) *relayPacketConn {
 	in, _ := batchio.NewConn(c) // only fails for a closed socket, and then reads fail
-	var seed [32]byte
-	_, _ = crand.Read(seed[:])
-	return &relayPacketConn{UDPConn: c, in: in, rb: batchio.NewBatch(relayBatch), ob: batchio.NewBatch(relayBatch),
-		tid: rand.NewChaCha8(seed), writers: map[*net.UDPConn]*batchio.Conn{}}
+	return &relayPacketConn{UDPConn: c, in: in, writers: map[*net.UDPConn]*batchio.Conn{}}
 }
 
 func unmapAP(ap netip.AddrPort) netip.AddrPort {
@@ -474,6 +474,9 @@ func (c *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
 		if c.next >= c.got {
 			c.flush()
+			if c.rb == nil {
+				c.rb = batchio.NewBatch(relayBatch)
+			}
 			n, err := c.in.ReadBatch(c.rb, 0)
 			if err != nil {
 				return 0, nil, err
@@ -508,6 +511,11 @@ func (c *relayPacketConn) relay(m *batchio.Message) bool {
 	if cl == nil {
 		return false
 	}
+	if c.tid == nil {
+		var seed [32]byte
+		_, _ = crand.Read(seed[:])
+		c.tid = rand.NewChaCha8(seed)
+	}
 	var tid [12]byte
 	_, _ = c.tid.Read(tid[:])
 	slot := c.queue(cl.out, cl.client)
@@ -519,6 +527,9 @@ func (c *relayPacketConn) relay(m *batchio.Message) bool {
 // sending what is pending first when it is for another socket or the
 // batch is full.
 func (c *relayPacketConn) queue(w *batchio.Conn, client netip.AddrPort) *batchio.Message {
+	if c.ob == nil {
+		c.ob = batchio.NewBatch(relayBatch)
+	}
 	if c.on == len(c.ob.Msgs) || (c.on > 0 && c.ow != w) {
 		c.flush()
 	}
