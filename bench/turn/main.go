@@ -123,6 +123,10 @@ func main() {
 	}
 }
 
+// dieWithParent makes a child process end with the bench, even when the
+// bench is killed.
+func dieWithParent() *syscall.SysProcAttr { return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} }
+
 // uptime is the load average as uptime(1) prints it.
 func uptime() string {
 	b, err := os.ReadFile("/proc/loadavg")
@@ -301,6 +305,7 @@ func (b *bench) startServer(server string, port int) (*exec.Cmd, error) {
 			"--pidfile", os.DevNull)
 	}
 	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = dieWithParent()
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -364,6 +369,7 @@ func (b *bench) run(server string) (result, error) {
 		return r, err
 	}
 	peer := exec.Command("turnutils_peer", "-L", "127.0.0.1", "-p", strconv.Itoa(peerPort))
+	peer.SysProcAttr = dieWithParent()
 	if err := peer.Start(); err != nil {
 		return r, err
 	}
@@ -656,6 +662,7 @@ func (b *bench) uclient(port, peerPort, z int) (uclientStats, time.Duration, err
 	defer cancel()
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, "turnutils_uclient", args...)
+	cmd.SysProcAttr = dieWithParent()
 	out, err := cmd.CombinedOutput()
 	st := uclientStats{wall: time.Since(start), lost: -1}
 	var cpu time.Duration
