@@ -350,37 +350,19 @@ func (b *bench) run(server string) (result, error) {
 	if err != nil {
 		return r, err
 	}
-	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	}()
 	fmt.Printf("== %s on 127.0.0.1:%d\n", server, port)
-
 	r.allocsPerSec, err = b.allocationRate(port)
+	stopProcess(cmd)
 	if err != nil {
 		return r, fmt.Errorf("allocations: %w", err)
 	}
 	fmt.Printf("allocations/s: %.0f (%d allocations, %d workers)\n", r.allocsPerSec, b.allocs, b.workers)
 
-	peerPort, err := freePort()
-	if err != nil {
-		return r, err
-	}
-	peer := exec.Command("turnutils_peer", "-L", "127.0.0.1", "-p", strconv.Itoa(peerPort))
-	peer.SysProcAttr = dieWithParent()
-	if err := peer.Start(); err != nil {
-		return r, err
-	}
-	defer func() { _ = peer.Process.Kill(); _ = peer.Wait() }()
-	time.Sleep(300 * time.Millisecond)
-
 	try := func(z int) (bool, error) {
 		if s, ok := r.steps[z]; ok {
 			return s.ok, nil
 		}
-		s, err := b.step(cmd.Process.Pid, peer.Process.Pid, port, peerPort, z)
+		s, err := b.step(server, z)
 		if err != nil {
 			return false, err
 		}
@@ -421,6 +403,11 @@ func (b *bench) run(server string) (result, error) {
 			r.lossless = hi
 		}
 	}
+	return r, nil
+}
+
+// stopProcess ends a server or peer: SIGTERM, then SIGKILL after 10 s.
+func stopProcess(cmd *exec.Cmd) {
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
@@ -430,24 +417,50 @@ func (b *bench) run(server string) (result, error) {
 		_ = cmd.Process.Kill()
 		<-done
 	}
-	return r, nil
 }
 
 // step runs uclient once at interval z and measures the server's and the
 // generator's CPU and the machine's softirq time meanwhile.
-func (b *bench) step(serverPid, peerPid, port, peerPort, z int) (step, error) {
+func (b *bench) step(server string, z int) (step, error) {
 	s := step{z: z, rate: b.clients * 1000 / z}
+	// A fresh server and peer for every step: uclient's ports come back
+	// in the next step while the last step's allocations still live.
+	port, err := freePort()
+	if err != nil {
+		return s, err
+	}
+	cmd, err := b.startServer(server, port)
+	if err != nil {
+		return s, err
+	}
+	defer stopProcess(cmd)
+	peerPort, err := freePort()
+	if err != nil {
+		return s, err
+	}
+	peer := exec.Command("turnutils_peer", "-L", "127.0.0.1", "-p", strconv.Itoa(peerPort))
+	peer.SysProcAttr = dieWithParent()
+	if err := peer.Start(); err != nil {
+		return s, err
+	}
+	defer func() { _ = peer.Process.Kill(); _ = peer.Wait() }()
+	time.Sleep(300 * time.Millisecond)
+
+	serverPid, peerPid := cmd.Process.Pid, peer.Process.Pid
 	srv0, peer0, irq0 := procCPU(serverPid), procCPU(peerPid), softirq()
 	w := watchDrops(port, peerPort, b.portMin, b.portMax)
 	st, ucpu, err := b.uclient(port, peerPort, z)
 	s.drops = w.stop()
-	if err != nil {
-		return s, err
-	}
-	s.st = st
 	s.serverCPU = procCPU(serverPid) - srv0
 	s.genCPU = ucpu + procCPU(peerPid) - peer0
 	s.softirq = softirq() - irq0
+	if err != nil {
+		// uclient gave up (allocations refused or timed out under load):
+		// a failed step, everything lost.
+		fmt.Printf("-z %2d  %v\n", z, err)
+		st.lost, st.lossPct = max(st.sent, 1), 100
+	}
+	s.st = st
 	s.relayed = st.sent + st.recv
 	s.ok = st.lost == 0 && st.sent > 0
 	return s, nil
