@@ -287,7 +287,17 @@ func freePort() (int, error) {
 	return 0, fmt.Errorf("no free port")
 }
 
-func (b *bench) startServer(server string, port int) (*exec.Cmd, error) {
+// startServer starts server on a free port and waits until it answers.
+func (b *bench) startServer(server string) (*exec.Cmd, int, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, 0, err
+	}
+	cmd, err := b.startServerOn(server, port)
+	return cmd, port, err
+}
+
+func (b *bench) startServerOn(server string, port int) (*exec.Cmd, error) {
 	var cmd *exec.Cmd
 	switch server {
 	case "portico":
@@ -342,11 +352,7 @@ func bindingOK(port int) bool {
 
 func (b *bench) run(server string) (result, error) {
 	r := result{server: server, steps: map[int]step{}, load: uptime()}
-	port, err := freePort()
-	if err != nil {
-		return r, err
-	}
-	cmd, err := b.startServer(server, port)
+	cmd, port, err := b.startServer(server)
 	if err != nil {
 		return r, err
 	}
@@ -425,11 +431,7 @@ func (b *bench) step(server string, z int) (step, error) {
 	s := step{z: z, rate: b.clients * 1000 / z}
 	// A fresh server and peer for every step: uclient's ports come back
 	// in the next step while the last step's allocations still live.
-	port, err := freePort()
-	if err != nil {
-		return s, err
-	}
-	cmd, err := b.startServer(server, port)
+	cmd, port, err := b.startServer(server)
 	if err != nil {
 		return s, err
 	}

@@ -31,11 +31,7 @@ type listenPacketConn struct {
 	local string
 	ready <-chan struct{} // closed when the engine may read
 
-	// The engine's single reader owns in and rb: slots [next, got) of rb
-	// are read and not handled yet.
-	in        *batchio.Conn
-	rb        *batchio.Batch
-	next, got int
+	in batchReader // owned by the engine's single reader
 
 	chans  shardedCOW[chanKey, fastChan]
 	allocs shardedCOW[netip.AddrPort, *relayPacketConn] // UDP clients' relays
@@ -55,7 +51,7 @@ func newListenPacketConn(s *Server, pc net.PacketConn, ready <-chan struct{}) *l
 	c := &listenPacketConn{PacketConn: pc, s: s, local: pc.LocalAddr().String(), ready: ready}
 	if u, ok := pc.(*net.UDPConn); ok {
 		if in, err := batchio.NewConn(u); err == nil {
-			c.udp, c.in, c.rb = u, in, batchio.NewBatch(listenBatch)
+			c.udp, c.in = u, batchReader{in: in, size: listenBatch}
 		}
 	}
 	return c
@@ -101,15 +97,10 @@ func (c *listenPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 				continue
 			}
 		} else {
-			if c.next >= c.got {
-				got, err := c.in.ReadBatch(c.rb, 0)
-				if err != nil {
-					return 0, nil, err
-				}
-				c.next, c.got = 0, got
+			m, err := c.in.read()
+			if err != nil {
+				return 0, nil, err
 			}
-			m := &c.rb.Msgs[c.next]
-			c.next++
 			b := m.Data()
 			if c.s.refused(m.Addr.Addr()) {
 				continue // blocked or denied (guardhook.go): not even ChannelData

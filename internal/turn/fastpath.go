@@ -2,9 +2,12 @@ package turn
 
 import (
 	"encoding/binary"
+
 	"net/netip"
 	"sync"
 	"sync/atomic"
+
+	"github.com/portico-edge/portico/internal/batchio"
 )
 
 // The UDP data path (ChannelData, Send and Data indications, RFC 8656
@@ -34,6 +37,36 @@ const (
 	attrDontFragment   = 0x001A
 	attrFingerprint    = 0x8028
 )
+
+// batchReader hands out a socket's datagrams one at a time, reading them
+// in batches of size; its batch is allocated on first use. One goroutine
+// reads.
+type batchReader struct {
+	in        *batchio.Conn
+	size      int
+	rb        *batchio.Batch
+	next, got int // slots [next, got) are read and not handed out yet
+}
+
+// buffered reports whether datagrams read are waiting to be handed out.
+func (r *batchReader) buffered() bool { return r.next < r.got }
+
+// read returns the next datagram, blocking for a batch when none waits.
+func (r *batchReader) read() (*batchio.Message, error) {
+	if r.next >= r.got {
+		if r.rb == nil {
+			r.rb = batchio.NewBatch(r.size)
+		}
+		n, err := r.in.ReadBatch(r.rb, 0)
+		if err != nil {
+			return nil, err
+		}
+		r.next, r.got = 0, n
+	}
+	m := &r.rb.Msgs[r.next]
+	r.next++
+	return m, nil
+}
 
 // cow is a copy-on-write map: Load never locks; Store and Delete copy the
 // map under mu and publish the copy.

@@ -394,14 +394,12 @@ func reuseAddrPort(_, _ string, c syscall.RawConn) error {
 type relayPacketConn struct {
 	*net.UDPConn
 	h  *relayHandle
-	in *batchio.Conn
-
-	rb        *batchio.Batch // datagrams read, slots [next, got) not handled yet
-	next, got int
-	ob        *batchio.Batch // datagrams to the client, slots [0, on) pending on ow
-	on        int
-	ow        *batchio.Conn
-	tid       *rand.ChaCha8 // Data indication transaction IDs
+	in batchReader
+	ob *batchio.Batch // datagrams to the client, slots [0, on) pending on ow
+	on int
+	ow *batchio.Conn
+	// tid makes Data indication transaction IDs.
+	tid *rand.ChaCha8
 
 	// peers: channels by peer; perms: peers' addresses with a permission;
 	// client: where Data indications go (absent for stream clients).
@@ -430,7 +428,7 @@ const maxRelayDatagram = 1600
 // little.
 func newRelayPacketConn(c *net.UDPConn) *relayPacketConn {
 	in, _ := batchio.NewConn(c) // only fails for a closed socket, and then reads fail
-	return &relayPacketConn{UDPConn: c, in: in, writers: map[*net.UDPConn]*batchio.Conn{}}
+	return &relayPacketConn{UDPConn: c, in: batchReader{in: in, size: relayBatch}, writers: map[*net.UDPConn]*batchio.Conn{}}
 }
 
 func unmapAP(ap netip.AddrPort) netip.AddrPort {
@@ -472,19 +470,13 @@ func (c *relayPacketConn) removePerm(ip netip.Addr) {
 
 func (c *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
-		if c.next >= c.got {
+		if !c.in.buffered() {
 			c.flush()
-			if c.rb == nil {
-				c.rb = batchio.NewBatch(relayBatch)
-			}
-			n, err := c.in.ReadBatch(c.rb, 0)
-			if err != nil {
-				return 0, nil, err
-			}
-			c.next, c.got = 0, n
 		}
-		m := &c.rb.Msgs[c.next]
-		c.next++
+		m, err := c.in.read()
+		if err != nil {
+			return 0, nil, err
+		}
 		m.N = min(m.N, maxRelayDatagram)
 		c.h.fromPeer(m.N)
 		if c.relay(m) {

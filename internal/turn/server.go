@@ -95,13 +95,13 @@ type Server struct {
 	// being served (see ownAddrs).
 	own atomic.Pointer[ownAddrs]
 
-	mu          sync.Mutex
-	serving     bool
-	handover    *handoff.Listener
+	mu       sync.Mutex
+	serving  bool
+	handover *handoff.Listener
 	// locals are the UDP listener sockets by local address: several
 	// share one with listen.sockets above 1, and a client reaches one of
 	// them by the kernel's hash, so the fast path is told on all of them.
-	locals map[string][]*listenPacketConn
+	locals      map[string][]*listenPacketConn
 	closed      bool
 	closeCh     chan struct{}
 	served      chan struct{}    // closed when the current Serve returns
