@@ -4,16 +4,20 @@
 //   - allocations per second: a Go client (pion/turn) making allocations
 //     from many concurrent sockets, each a full RFC 8656 Allocate exchange
 //     (401 challenge, authenticated Allocate) followed by a Refresh(0);
-//   - relayed message rate: turnutils_uclient -m CLIENTS -n N -l 172 -z 4,
-//     echoed by turnutils_peer, stepping CLIENTS up until a step loses
-//     messages; the highest lossless rate, round-trip time and server CPU
-//     seconds are reported per server.
+//   - highest lossless relayed rate: turnutils_uclient -m 240 -n 5000 -l 172
+//     -z Z, echoed by turnutils_peer, with the send interval Z (ms) searched
+//     by bisection for the shortest one that loses no message; at each step
+//     the server's CPU seconds (from /proc), the machine's softirq seconds
+//     and the generator's own CPU (uclient and peer) are recorded, so that
+//     CPU per relayed message and whether the generator was the limit can
+//     be read off.
 //
-// Both servers run as child processes (Portico as this binary with -serve)
-// so that CPU seconds are the server's own. Traffic stays on 127.0.0.1 and
-// every run is bounded in count and time.
+// Each round runs both servers, one after the other (the order alternates
+// between rounds), Portico as this binary re-executed with -serve, each as
+// a child process so that its CPU seconds are its own. Traffic stays on
+// 127.0.0.1 and every run is bounded in count and time.
 //
-//	go run ./bench/turn -steps 120,240,300,360,420 -n 1500
+//	go run ./bench/turn -rounds 2
 package main
 
 import (
@@ -53,16 +57,19 @@ func main() {
 		portMin   = flag.Int("relay-min", 61000, "first relay port")
 		portMax   = flag.Int("relay-max", 64999, "last relay port")
 		sockets   = flag.Int("sockets", 1, "Portico UDP sockets per listener (SO_REUSEPORT)")
-		steps     = flag.String("steps", "120,240,300,360,420", "uclient client counts to step through (each sends 250 msg/s at -z 4)")
-		messages  = flag.Int("n", 1500, "messages per uclient client per step")
-		interval  = flag.Int("z", 4, "uclient per-session interval, ms")
+		clients   = flag.Int("m", 240, "uclient clients (-m)")
+		messages  = flag.Int("n", 5000, "messages per uclient client (-n)")
+		length    = flag.Int("l", 172, "message length, bytes (-l)")
+		zMin      = flag.Int("zmin", 1, "shortest send interval searched, ms")
+		zMax      = flag.Int("zmax", 8, "longest send interval searched, ms")
+		zFixed    = flag.Int("z", 0, "run this one interval (ms) instead of searching")
 		allocs    = flag.Int("allocs", 2000, "allocations for the allocations/s test")
 		workers   = flag.Int("workers", 32, "concurrent allocating clients")
 		only      = flag.String("only", "", "run against one server only: portico or coturn")
 		noRTCP    = flag.Bool("c", true, "pass -c to uclient (no RTCP allocations)")
-		uclientTO = flag.Duration("step-timeout", 120*time.Second, "bound on one uclient run")
+		uclientTO = flag.Duration("step-timeout", 180*time.Second, "bound on one uclient run")
 		cpuProf   = flag.String("cpuprofile", "", "write Portico's CPU profile here")
-		rounds    = flag.Int("rounds", 1, "rounds; each runs coturn then Portico, the table shows every round")
+		rounds    = flag.Int("rounds", 2, "rounds; each runs both servers, the order alternating")
 	)
 	flag.Parse()
 	if *serve {
@@ -78,24 +85,25 @@ func main() {
 		}
 		return
 	}
-	var counts []int
-	for _, s := range strings.Split(*steps, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 || n > 2000 {
-			fmt.Fprintf(os.Stderr, "bad step %q\n", s)
-			os.Exit(2)
-		}
-		counts = append(counts, n)
+	if *zMin < 1 || *zMax < *zMin || *zMax > 100 || *clients < 1 || *clients > 2000 {
+		fmt.Fprintln(os.Stderr, "bad -zmin/-zmax/-m")
+		os.Exit(2)
 	}
-	b := &bench{portMin: *portMin, portMax: *portMax, sockets: *sockets, counts: counts, messages: *messages,
-		interval: *interval, allocs: *allocs, workers: *workers, noRTCP: *noRTCP, stepTimeout: *uclientTO, cpuProf: *cpuProf}
+	b := &bench{portMin: *portMin, portMax: *portMax, sockets: *sockets, clients: *clients, messages: *messages,
+		length: *length, zMin: *zMin, zMax: *zMax, zFixed: *zFixed, allocs: *allocs, workers: *workers,
+		noRTCP: *noRTCP, stepTimeout: *uclientTO, cpuProf: *cpuProf}
+	fmt.Printf("uptime: %s\n", uptime())
 	var results []result
 	for round := 1; round <= *rounds && round <= 10; round++ {
-		for _, server := range []string{"coturn", "portico"} {
+		order := []string{"coturn", "portico"}
+		if round%2 == 0 {
+			order = []string{"portico", "coturn"}
+		}
+		for _, server := range order {
 			if *only != "" && *only != server {
 				continue
 			}
-			fmt.Printf("round %d, load average %s\n", round, loadAvg())
+			fmt.Printf("round %d, %s, uptime: %s\n", round, server, uptime())
 			r, err := b.run(server)
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "%s: %v\n", server, err)
@@ -106,15 +114,21 @@ func main() {
 		}
 	}
 	fmt.Println()
-	fmt.Printf("steps %v clients x 1000/%d msg/s, %d messages of 172 bytes each; load average now %s\n", counts, *interval, *messages, loadAvg())
-	fmt.Println("| round | server | allocations/s | highest lossless rate (msg/s each way) | RTT at that rate (ms) | loss at next step | server CPU s (whole run) |")
-	fmt.Println("|---|---|---|---|---|---|---|")
+	fmt.Printf("turnutils_uclient -m %d -n %d -l %d, -z searched in [%d, %d] ms; uptime now: %s\n", *clients, *messages, *length, *zMin, *zMax, uptime())
+	fmt.Println("| round | server | allocations/s | shortest lossless -z (msg/s each way) | RTT there (ms) | loss one step shorter | server CPU µs per relayed msg | softirq µs per relayed msg (machine) | generator CPU (cores) | socket drops one step shorter | load average |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
-		fmt.Printf("| %d | %s | %.0f | %d (%d clients) | %.2f | %s | %.1f |\n", r.round, r.server, r.allocsPerSec, r.losslessRate, r.losslessClients, r.rtt, r.nextLoss, r.cpu.Seconds())
+		fmt.Printf("| %d | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.round, r.server, r.allocsPerSec,
+			r.best(), r.rtt(), r.nextLoss(), r.cpuPerMsg(), r.softirqPerMsg(), r.genCores(), r.nextDrops(), r.load)
 	}
 }
 
-func loadAvg() string {
+// dieWithParent makes a child process end with the bench, even when the
+// bench is killed.
+func dieWithParent() *syscall.SysProcAttr { return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} }
+
+// uptime is the load average as uptime(1) prints it.
+func uptime() string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
 		return "?"
@@ -123,7 +137,7 @@ func loadAvg() string {
 	if len(f) < 3 {
 		return "?"
 	}
-	return strings.Join(f[:3], " ")
+	return "load average: " + strings.Join(f[:3], ", ")
 }
 
 // runPortico is the child process: Portico's TURN service on 127.0.0.1.
@@ -149,8 +163,8 @@ func runPortico(port, portMin, portMax, sockets int) error {
 
 type bench struct {
 	portMin, portMax, sockets int
-	counts                    []int
-	messages, interval        int
+	clients, messages, length int
+	zMin, zMax, zFixed        int
 	allocs, workers           int
 	noRTCP                    bool
 	stepTimeout               time.Duration
@@ -158,14 +172,101 @@ type bench struct {
 }
 
 type result struct {
-	round           int
-	server          string
-	allocsPerSec    float64
-	losslessRate    int
-	losslessClients int
-	rtt             float64
-	nextLoss        string
-	cpu             time.Duration
+	round        int
+	server       string
+	allocsPerSec float64
+	load         string
+	steps        map[int]step // by -z
+	lossless     int          // shortest lossless -z, 0: none
+}
+
+// step is one uclient run at one send interval.
+type step struct {
+	z         int
+	rate      int // offered msg/s each way
+	st        uclientStats
+	serverCPU time.Duration
+	softirq   time.Duration // whole machine
+	genCPU    time.Duration // uclient and peer
+	drops     drops         // datagrams dropped by full socket buffers
+	ok        bool
+	relayed   int // messages the server relayed (both ways)
+}
+
+func (r result) best() string {
+	if r.lossless == 0 {
+		return "none"
+	}
+	s := r.steps[r.lossless]
+	return fmt.Sprintf("%d (%d)", s.z, s.rate)
+}
+
+func (r result) rtt() string {
+	if r.lossless == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", r.steps[r.lossless].st.rtt)
+}
+
+// next is the step one interval shorter than the shortest lossless one
+// (the longest run when none was lossless).
+func (r result) next() (step, bool) {
+	z := r.lossless - 1
+	if r.lossless == 0 {
+		z = 0
+		for k := range r.steps {
+			z = max(z, k)
+		}
+	}
+	s, ok := r.steps[z]
+	return s, ok
+}
+
+func (r result) nextLoss() string {
+	s, ok := r.next()
+	if !ok {
+		return "not run"
+	}
+	return fmt.Sprintf("%.3f %% at -z %d (%d)", s.st.lossPct, s.z, s.rate)
+}
+
+func (r result) nextDrops() string {
+	if s, ok := r.next(); ok {
+		return s.drops.String()
+	}
+	return "-"
+}
+
+func perMsg(d time.Duration, n int) string {
+	if n <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", float64(d.Microseconds())/float64(n))
+}
+
+// cpuPerMsg is the server's CPU per relayed message at the shortest
+// lossless interval (or the longest one run when none was lossless).
+func (r result) ref() step {
+	if r.lossless != 0 {
+		return r.steps[r.lossless]
+	}
+	var s step
+	for _, v := range r.steps {
+		if v.z > s.z {
+			s = v
+		}
+	}
+	return s
+}
+
+func (r result) cpuPerMsg() string     { s := r.ref(); return perMsg(s.serverCPU, s.relayed) }
+func (r result) softirqPerMsg() string { s := r.ref(); return perMsg(s.softirq, s.relayed) }
+func (r result) genCores() string {
+	s := r.ref()
+	if s.st.wall <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", s.genCPU.Seconds()/s.st.wall.Seconds())
 }
 
 func freePort() (int, error) {
@@ -186,7 +287,17 @@ func freePort() (int, error) {
 	return 0, fmt.Errorf("no free port")
 }
 
-func (b *bench) startServer(server string, port int) (*exec.Cmd, error) {
+// startServer starts server on a free port and waits until it answers.
+func (b *bench) startServer(server string) (*exec.Cmd, int, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, 0, err
+	}
+	cmd, err := b.startServerOn(server, port)
+	return cmd, port, err
+}
+
+func (b *bench) startServerOn(server string, port int) (*exec.Cmd, error) {
 	var cmd *exec.Cmd
 	switch server {
 	case "portico":
@@ -204,6 +315,7 @@ func (b *bench) startServer(server string, port int) (*exec.Cmd, error) {
 			"--pidfile", os.DevNull)
 	}
 	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = dieWithParent()
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -239,58 +351,69 @@ func bindingOK(port int) bool {
 }
 
 func (b *bench) run(server string) (result, error) {
-	r := result{server: server}
-	port, err := freePort()
+	r := result{server: server, steps: map[int]step{}, load: uptime()}
+	cmd, port, err := b.startServer(server)
 	if err != nil {
 		return r, err
 	}
-	cmd, err := b.startServer(server, port)
-	if err != nil {
-		return r, err
-	}
-	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	}()
 	fmt.Printf("== %s on 127.0.0.1:%d\n", server, port)
-
 	r.allocsPerSec, err = b.allocationRate(port)
+	stopProcess(cmd)
 	if err != nil {
 		return r, fmt.Errorf("allocations: %w", err)
 	}
 	fmt.Printf("allocations/s: %.0f (%d allocations, %d workers)\n", r.allocsPerSec, b.allocs, b.workers)
 
-	peerPort, err := freePort()
-	if err != nil {
-		return r, err
+	try := func(z int) (bool, error) {
+		if s, ok := r.steps[z]; ok {
+			return s.ok, nil
+		}
+		s, err := b.step(server, z)
+		if err != nil {
+			return false, err
+		}
+		r.steps[z] = s
+		fmt.Printf("-z %2d  offered %6d msg/s each way  sent %8d recv %8d lost %6d (%.3f%%)  rtt %.2f ms  wall %.1fs  socket drops %s  server %.2f µs/msg  softirq %.2f µs/msg  generator %.2f cores  %s\n",
+			z, s.rate, s.st.sent, s.st.recv, s.st.lost, s.st.lossPct, s.st.rtt, s.st.wall.Seconds(), s.drops,
+			float64(s.serverCPU.Microseconds())/float64(max(1, s.relayed)), float64(s.softirq.Microseconds())/float64(max(1, s.relayed)),
+			s.genCPU.Seconds()/s.st.wall.Seconds(), uptime())
+		return s.ok, nil
 	}
-	peer := exec.Command("turnutils_peer", "-L", "127.0.0.1", "-p", strconv.Itoa(peerPort))
-	if err := peer.Start(); err != nil {
-		return r, err
-	}
-	defer func() { _ = peer.Process.Kill(); _ = peer.Wait() }()
-	time.Sleep(300 * time.Millisecond)
-
-	for _, clients := range b.counts {
-		st, err := b.uclient(port, peerPort, clients)
+	if b.zFixed > 0 {
+		if ok, err := try(b.zFixed); err != nil {
+			return r, err
+		} else if ok {
+			r.lossless = b.zFixed
+		}
+	} else {
+		// Bisection for the shortest lossless interval in [zMin, zMax],
+		// assuming a longer interval never loses more.
+		lo, hi := b.zMin, b.zMax
+		for lo < hi {
+			mid := (lo + hi) / 2
+			ok, err := try(mid)
+			if err != nil {
+				return r, err
+			}
+			if ok {
+				hi = mid
+			} else {
+				lo = mid + 1
+			}
+		}
+		ok, err := try(hi)
 		if err != nil {
 			return r, err
 		}
-		rate := clients * 1000 / b.interval
-		fmt.Printf("clients %4d  offered %6d msg/s each way  sent %8d recv %8d lost %6d (%.3f%%)  rtt %.2f ms  wall %.1fs\n",
-			clients, rate, st.sent, st.recv, st.lost, st.lossPct, st.rtt, st.wall.Seconds())
-		if st.lost == 0 && st.sent > 0 {
-			r.losslessRate, r.losslessClients, r.rtt = rate, clients, st.rtt
-			continue
+		if ok {
+			r.lossless = hi
 		}
-		r.nextLoss = fmt.Sprintf("%.3f %% at %d", st.lossPct, rate)
-		break
 	}
-	if r.nextLoss == "" {
-		r.nextLoss = "none (highest step)"
-	}
+	return r, nil
+}
+
+// stopProcess ends a server or peer: SIGTERM, then SIGKILL after 10 s.
+func stopProcess(cmd *exec.Cmd) {
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
@@ -300,10 +423,169 @@ func (b *bench) run(server string) (result, error) {
 		_ = cmd.Process.Kill()
 		<-done
 	}
-	if ps := cmd.ProcessState; ps != nil {
-		r.cpu = ps.UserTime() + ps.SystemTime()
+}
+
+// step runs uclient once at interval z and measures the server's and the
+// generator's CPU and the machine's softirq time meanwhile.
+func (b *bench) step(server string, z int) (step, error) {
+	s := step{z: z, rate: b.clients * 1000 / z}
+	// A fresh server and peer for every step: uclient's ports come back
+	// in the next step while the last step's allocations still live.
+	cmd, port, err := b.startServer(server)
+	if err != nil {
+		return s, err
 	}
-	return r, nil
+	defer stopProcess(cmd)
+	peerPort, err := freePort()
+	if err != nil {
+		return s, err
+	}
+	peer := exec.Command("turnutils_peer", "-L", "127.0.0.1", "-p", strconv.Itoa(peerPort))
+	peer.SysProcAttr = dieWithParent()
+	if err := peer.Start(); err != nil {
+		return s, err
+	}
+	defer func() { _ = peer.Process.Kill(); _ = peer.Wait() }()
+	time.Sleep(300 * time.Millisecond)
+
+	serverPid, peerPid := cmd.Process.Pid, peer.Process.Pid
+	srv0, peer0, irq0 := procCPU(serverPid), procCPU(peerPid), softirq()
+	w := watchDrops(port, peerPort, b.portMin, b.portMax)
+	st, ucpu, err := b.uclient(port, peerPort, z)
+	s.drops = w.stop()
+	s.serverCPU = procCPU(serverPid) - srv0
+	s.genCPU = ucpu + procCPU(peerPid) - peer0
+	s.softirq = softirq() - irq0
+	if err != nil {
+		// uclient gave up (allocations refused or timed out under load):
+		// a failed step, everything lost.
+		fmt.Printf("-z %2d  %v\n", z, err)
+		st.lost, st.lossPct = max(st.sent, 1), 100
+	}
+	s.st = st
+	s.relayed = st.sent + st.recv
+	s.ok = st.lost == 0 && st.sent > 0
+	return s, nil
+}
+
+// drops counts datagrams the kernel dropped at full receive buffers during
+// a step, by socket: the server's listener, its relay sockets, the peer
+// (turnutils_peer) and the clients (uclient, every other socket). Drops at
+// the peer or the clients are the generator's own limit.
+type drops struct{ listener, relay, peer, clients int }
+
+func (d drops) String() string {
+	return fmt.Sprintf("listener %d relay %d peer %d clients %d", d.listener, d.relay, d.peer, d.clients)
+}
+
+type dropWatch struct {
+	stopCh chan struct{}
+	done   chan drops
+}
+
+// watchDrops samples /proc/net/udp every 200 ms until stop, so that the
+// drops of sockets closed before the step ends (uclient's) are counted.
+func watchDrops(port, peerPort, relayMin, relayMax int) *dropWatch {
+	w := &dropWatch{stopCh: make(chan struct{}), done: make(chan drops, 1)}
+	type sock struct{ port, first, last int }
+	socks := map[string]*sock{}
+	sample := func(initial bool) {
+		b, err := os.ReadFile("/proc/net/udp")
+		if err != nil {
+			return
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 13 {
+				continue
+			}
+			_, hexPort, _ := strings.Cut(f[1], ":")
+			p, _ := strconv.ParseInt(hexPort, 16, 32)
+			n, _ := strconv.Atoi(f[12])
+			if sk, ok := socks[f[9]]; ok {
+				sk.last = n
+				continue
+			}
+			first := 0
+			if initial {
+				first = n
+			}
+			socks[f[9]] = &sock{port: int(p), first: first, last: n}
+		}
+	}
+	sample(true)
+	go func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				sample(false)
+			case <-w.stopCh:
+				sample(false)
+				var d drops
+				for _, sk := range socks {
+					n := sk.last - sk.first
+					switch {
+					case sk.port == port:
+						d.listener += n
+					case sk.port == peerPort:
+						d.peer += n
+					case sk.port >= relayMin && sk.port <= relayMax:
+						d.relay += n
+					default:
+						d.clients += n
+					}
+				}
+				w.done <- d
+				return
+			}
+		}
+	}()
+	return w
+}
+
+func (w *dropWatch) stop() drops {
+	close(w.stopCh)
+	return <-w.done
+}
+
+// clockTick is USER_HZ, the unit of /proc's CPU times (100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// procCPU is a process's user and system time (all its threads).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+k) * clockTick
+}
+
+// softirq is the machine's total softirq time (all CPUs).
+func softirq() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0
+	}
+	v, _ := strconv.ParseInt(f[7], 10, 64)
+	return time.Duration(v) * clockTick
 }
 
 // allocationRate makes b.allocs allocations from b.workers concurrent
@@ -383,9 +665,9 @@ var (
 	rttRe   = regexp.MustCompile(`Average round trip delay ([\d.]+) ms`)
 )
 
-func (b *bench) uclient(port, peerPort, clients int) (uclientStats, error) {
+func (b *bench) uclient(port, peerPort, z int) (uclientStats, time.Duration, error) {
 	args := []string{"-u", user, "-w", password, "-e", "127.0.0.1", "-r", strconv.Itoa(peerPort),
-		"-m", strconv.Itoa(clients), "-n", strconv.Itoa(b.messages), "-l", "172", "-z", strconv.Itoa(b.interval),
+		"-m", strconv.Itoa(b.clients), "-n", strconv.Itoa(b.messages), "-l", strconv.Itoa(b.length), "-z", strconv.Itoa(z),
 		"-p", strconv.Itoa(port)}
 	if b.noRTCP {
 		args = append(args, "-c")
@@ -395,8 +677,13 @@ func (b *bench) uclient(port, peerPort, clients int) (uclientStats, error) {
 	defer cancel()
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, "turnutils_uclient", args...)
+	cmd.SysProcAttr = dieWithParent()
 	out, err := cmd.CombinedOutput()
 	st := uclientStats{wall: time.Since(start), lost: -1}
+	var cpu time.Duration
+	if ps := cmd.ProcessState; ps != nil {
+		cpu = ps.UserTime() + ps.SystemTime()
+	}
 	s := string(out)
 	if m := lostRe.FindStringSubmatch(s); m != nil {
 		st.lost, _ = strconv.Atoi(m[1])
@@ -415,9 +702,9 @@ func (b *bench) uclient(port, peerPort, clients int) (uclientStats, error) {
 		if len(lines) > 10 {
 			lines = lines[len(lines)-10:]
 		}
-		return st, fmt.Errorf("uclient %v: %v, no totals:\n%s", args, err, strings.Join(lines, "\n"))
+		return st, cpu, fmt.Errorf("uclient %v: %v, no totals:\n%s", args, err, strings.Join(lines, "\n"))
 	}
-	return st, nil
+	return st, cpu, nil
 }
 
 // quietLogs silences pion's client logging.

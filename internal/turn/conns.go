@@ -11,16 +11,19 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portico-edge/portico/internal/batchio"
 	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/handoff"
 )
 
-// listenPacketConn wraps a UDP listener socket. It forwards ChannelData
-// (RFC 8656 §12.5) of known channels itself, without allocating, screens
-// requests (Server.screen) and hands everything else to the engine; on the
-// way out it binds nonces to the client's address and reads the LIFETIME
-// of the server's Allocate/Refresh responses to keep each allocation's
-// expiry.
+// listenPacketConn wraps a UDP listener socket. It reads the socket in
+// batches (recvmmsg) and relays ChannelData (RFC 8656 §12.5) of known
+// channels and Send indications (§11.4) of known allocations to peers with
+// a permission itself, without locks or allocations (see fastpath.go),
+// screens requests (Server.screen) and hands everything else to the
+// engine; on the way out it binds nonces to the client's address and reads
+// the LIFETIME of the server's Allocate/Refresh responses to keep each
+// allocation's expiry.
 type listenPacketConn struct {
 	net.PacketConn
 	udp   *net.UDPConn // nil: no fast path
@@ -28,8 +31,10 @@ type listenPacketConn struct {
 	local string
 	ready <-chan struct{} // closed when the engine may read
 
-	mu    sync.RWMutex
-	chans map[chanKey]fastChan
+	in batchReader // owned by the engine's single reader
+
+	chans  shardedCOW[chanKey, fastChan]
+	allocs shardedCOW[netip.AddrPort, *relayPacketConn] // UDP clients' relays
 }
 
 type chanKey struct {
@@ -43,25 +48,33 @@ type fastChan struct {
 }
 
 func newListenPacketConn(s *Server, pc net.PacketConn, ready <-chan struct{}) *listenPacketConn {
-	c := &listenPacketConn{PacketConn: pc, s: s, local: pc.LocalAddr().String(), ready: ready, chans: map[chanKey]fastChan{}}
-	c.udp, _ = pc.(*net.UDPConn)
+	c := &listenPacketConn{PacketConn: pc, s: s, local: pc.LocalAddr().String(), ready: ready}
+	if u, ok := pc.(*net.UDPConn); ok {
+		if in, err := batchio.NewConn(u); err == nil {
+			c.udp, c.in = u, batchReader{in: in, size: listenBatch}
+		}
+	}
 	return c
 }
 
 func mkChanKey(client netip.AddrPort, number uint16) chanKey {
-	return chanKey{netip.AddrPortFrom(client.Addr().Unmap(), client.Port()), number}
+	return chanKey{unmapAP(client), number}
 }
 
 func (c *listenPacketConn) addChannel(client netip.AddrPort, number uint16, relay *relayPacketConn, peer netip.AddrPort) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.chans[mkChanKey(client, number)] = fastChan{relay: relay, peer: peer}
+	c.chans.shard(client.Port()).store(mkChanKey(client, number), fastChan{relay: relay, peer: peer})
 }
 
 func (c *listenPacketConn) removeChannel(client netip.AddrPort, number uint16) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.chans, mkChanKey(client, number))
+	c.chans.shard(client.Port()).deleteIf(mkChanKey(client, number), func(fastChan) bool { return true })
+}
+
+func (c *listenPacketConn) addAlloc(client netip.AddrPort, relay *relayPacketConn) {
+	c.allocs.shard(client.Port()).store(unmapAP(client), relay)
+}
+
+func (c *listenPacketConn) removeAlloc(client netip.AddrPort, relay *relayPacketConn) {
+	c.allocs.shard(client.Port()).deleteIf(unmapAP(client), func(r *relayPacketConn) bool { return r == relay })
 }
 
 // ReadFrom returns the next datagram the engine must handle.
@@ -73,26 +86,33 @@ func (c *listenPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		var (
 			n    int
 			from net.Addr
-			err  error
 		)
 		if c.udp == nil {
+			var err error
 			n, from, err = c.PacketConn.ReadFrom(p)
-			if err == nil && c.s.refused(clientIP(from)) {
+			if err != nil {
+				return n, nil, err
+			}
+			if c.s.refused(clientIP(from)) {
 				continue
 			}
 		} else {
-			var ap netip.AddrPort
-			n, ap, err = c.udp.ReadFromUDPAddrPort(p)
-			if err == nil && c.s.refused(ap.Addr()) {
+			m, err := c.in.read()
+			if err != nil {
+				return 0, nil, err
+			}
+			b := m.Data()
+			if c.s.refused(m.Addr.Addr()) {
 				continue // blocked or denied (guardhook.go): not even ChannelData
 			}
-			if err == nil && n >= 4 && p[0]&0xC0 == 0x40 && c.forward(p[:n], ap) {
+			if len(b) >= 4 && b[0]&0xC0 == 0x40 && c.forward(b, m.Addr) {
 				continue
 			}
-			from = net.UDPAddrFromAddrPort(ap)
-		}
-		if err != nil {
-			return n, nil, err
+			if len(b) >= stunHeaderLen && b[0] == 0x00 && b[1] == 0x16 && c.send(b, m.Addr) {
+				continue
+			}
+			n = copy(p, b)
+			from = net.UDPAddrFromAddrPort(m.Addr)
 		}
 		if !c.s.screen(p[:n], from, func(b []byte) { _, _ = c.PacketConn.WriteTo(b, from) }) {
 			continue
@@ -111,16 +131,30 @@ func (c *listenPacketConn) forward(b []byte, from netip.AddrPort) bool {
 	if length > len(b)-4 {
 		return false // malformed: the engine counts and drops it
 	}
-	c.mu.RLock()
-	ch, ok := c.chans[mkChanKey(from, number)]
-	c.mu.RUnlock()
+	ch, ok := c.chans.shard(from.Port()).load()[chanKey{from, number}]
 	if !ok {
 		return false
 	}
-	n, err := ch.relay.UDPConn.WriteToUDPAddrPort(b[4:4+length], ch.peer)
-	if err == nil {
-		ch.relay.h.toPeer(n)
+	ch.relay.sendToPeer(b[4:4+length], ch.peer)
+	return true
+}
+
+// send relays a Send indication from a client with a UDP allocation to a
+// peer with a permission, reporting whether it did; the engine handles
+// (and refuses) the others.
+func (c *listenPacketConn) send(b []byte, from netip.AddrPort) bool {
+	relay, ok := c.allocs.shard(from.Port()).load()[from]
+	if !ok {
+		return false
 	}
+	peer, data, ok := parseSendIndication(b)
+	if !ok {
+		return false
+	}
+	if _, ok := relay.perms.load()[peer.Addr()]; !ok {
+		return false
+	}
+	relay.sendToPeer(data, peer)
 	return true
 }
 

@@ -14,4 +14,12 @@
 // per user and in total, a rate limit on allocation attempts, a relay port
 // range of its own, a hard cap on an allocation's age, live allocation
 // listing for the API and Prometheus metrics updated while data flows.
+//
+// The UDP data path does not go through the engine: the listener and relay
+// sockets read with recvmmsg and relay ChannelData (RFC 8656 §12) and Send
+// and Data indications (§11) themselves, sending with sendmmsg where a
+// batch goes to one socket, without allocating and without locks: they
+// read copy-on-write snapshots of the allocations, permissions and
+// channels that the engine's events publish (fastpath.go). Whatever the
+// snapshots do not cover goes to the engine.
 package turn

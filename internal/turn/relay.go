@@ -2,7 +2,7 @@ package turn
 
 import (
 	"context"
-	"encoding/binary"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -16,6 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	pturn "github.com/pion/turn/v5"
+
+	"github.com/portico-edge/portico/internal/batchio"
 )
 
 // maxBindFailures bounds how many ports in use by other programs one
@@ -382,70 +384,173 @@ func reuseAddrPort(_, _ string, c syscall.RawConn) error {
 	return serr
 }
 
-// relayPacketConn counts what crosses a UDP relay socket as it passes, and
-// sends datagrams from peers that have a channel to a UDP client itself as
-// ChannelData (RFC 8656 §12.5), without allocating; the rest goes to the
-// engine.
+// relayPacketConn counts what crosses a UDP relay socket as it passes. It
+// reads the socket in batches (recvmmsg) and sends datagrams from peers
+// that have a channel to a UDP client itself as ChannelData (RFC 8656
+// §12.5), and those from peers with only a permission as Data indications
+// (§11.4), in batches (sendmmsg) and without allocating; the rest goes to
+// the engine. Only the engine's single reader goroutine calls ReadFrom,
+// and it owns the batches and the writers to the clients.
 type relayPacketConn struct {
 	*net.UDPConn
-	h   *relayHandle
-	buf []byte // read buffer; the engine's single reader goroutine owns it
+	h  *relayHandle
+	in batchReader
+	ob *batchio.Batch // datagrams to the client, slots [0, on) pending on ow
+	on int
+	ow *batchio.Conn
+	// tid makes Data indication transaction IDs.
+	tid *rand.ChaCha8
 
-	mu    sync.RWMutex
-	peers map[netip.AddrPort]peerChannel
+	// peers: channels by peer; perms: peers' addresses with a permission;
+	// client: where Data indications go (absent for stream clients).
+	peers  cow[netip.AddrPort, peerChannel]
+	perms  cow[netip.Addr, struct{}]
+	client atomic.Pointer[peerChannel]
+
+	wmu     sync.Mutex
+	writers map[*net.UDPConn]*batchio.Conn // one per listener socket, used by the reader
 }
 
-// peerChannel is where a peer's datagrams go: a channel to a UDP client.
+// peerChannel is where a peer's datagrams go: a channel (or, number 0, Data
+// indications) to a UDP client.
 type peerChannel struct {
 	number uint16
 	client netip.AddrPort
-	out    *net.UDPConn // the listener socket the client talks to
+	out    *batchio.Conn // writes on the listener socket the client talks to
 }
 
-// maxRelayDatagram is the largest peer datagram read; the engine's own
-// buffer is 1500 bytes, so larger ones were truncated there too.
+// maxRelayDatagram is the largest peer datagram relayed; the engine's own
+// buffer is 1600 bytes, so larger ones were truncated there too.
 const maxRelayDatagram = 1600
 
+// newRelayPacketConn wraps c; its batches are allocated when first used,
+// so that an allocation that relays nothing (or an EVEN-PORT probe) costs
+// little.
 func newRelayPacketConn(c *net.UDPConn) *relayPacketConn {
-	return &relayPacketConn{UDPConn: c, buf: make([]byte, 4+maxRelayDatagram), peers: map[netip.AddrPort]peerChannel{}}
+	in, _ := batchio.NewConn(c) // only fails for a closed socket, and then reads fail
+	return &relayPacketConn{UDPConn: c, in: batchReader{in: in, size: relayBatch}, writers: map[*net.UDPConn]*batchio.Conn{}}
 }
 
 func unmapAP(ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
-func (c *relayPacketConn) addPeer(peer netip.AddrPort, ch peerChannel) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.peers[unmapAP(peer)] = ch
+// writer returns this relay's writer on the listener socket out.
+func (c *relayPacketConn) writer(out *net.UDPConn) *batchio.Conn {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	w := c.writers[out]
+	if w == nil {
+		w, _ = batchio.NewConn(out)
+		c.writers[out] = w
+	}
+	return w
+}
+
+func (c *relayPacketConn) addPeer(peer netip.AddrPort, number uint16, client netip.AddrPort, out *net.UDPConn) {
+	c.peers.store(unmapAP(peer), peerChannel{number: number, client: unmapAP(client), out: c.writer(out)})
 }
 
 func (c *relayPacketConn) removePeer(peer netip.AddrPort, number uint16) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if ch, ok := c.peers[unmapAP(peer)]; ok && ch.number == number {
-		delete(c.peers, unmapAP(peer))
-	}
+	c.peers.deleteIf(unmapAP(peer), func(ch peerChannel) bool { return ch.number == number })
+}
+
+// setClient names the UDP client of the allocation, for Data indications.
+func (c *relayPacketConn) setClient(client netip.AddrPort, out *net.UDPConn) {
+	c.client.Store(&peerChannel{client: unmapAP(client), out: c.writer(out)})
+}
+
+func (c *relayPacketConn) addPerm(ip netip.Addr) {
+	c.perms.store(ip.Unmap(), struct{}{})
+}
+
+func (c *relayPacketConn) removePerm(ip netip.Addr) {
+	c.perms.deleteIf(ip.Unmap(), func(struct{}) bool { return true })
 }
 
 func (c *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
-		n, from, err := c.UDPConn.ReadFromUDPAddrPort(c.buf[4:])
+		if !c.in.buffered() {
+			c.flush()
+		}
+		m, err := c.in.read()
 		if err != nil {
 			return 0, nil, err
 		}
-		c.h.fromPeer(n)
-		from = unmapAP(from)
-		c.mu.RLock()
-		ch, ok := c.peers[from]
-		c.mu.RUnlock()
-		if ok {
-			binary.BigEndian.PutUint16(c.buf[0:2], ch.number)
-			binary.BigEndian.PutUint16(c.buf[2:4], uint16(n))
-			_, _ = ch.out.WriteToUDPAddrPort(c.buf[:4+n], ch.client)
+		m.N = min(m.N, maxRelayDatagram)
+		c.h.fromPeer(m.N)
+		if c.relay(m) {
 			continue
 		}
-		return copy(p, c.buf[4:4+n]), net.UDPAddrFromAddrPort(from), nil
+		c.flush()
+		return copy(p, m.Data()), net.UDPAddrFromAddrPort(m.Addr), nil
+	}
+}
+
+// relay queues a peer's datagram for its client as ChannelData when the
+// peer has a channel, or as a Data indication when it has a permission,
+// reporting whether it did; the engine handles the others.
+func (c *relayPacketConn) relay(m *batchio.Message) bool {
+	if ch, ok := c.peers.load()[m.Addr]; ok {
+		slot := c.queue(ch.out, ch.client)
+		slot.N = len(appendChannelData(slot.Buf[:0], ch.number, m.Data()))
+		return true
+	}
+	if _, ok := c.perms.load()[m.Addr.Addr()]; !ok {
+		return false
+	}
+	cl := c.client.Load()
+	if cl == nil {
+		return false
+	}
+	if c.tid == nil {
+		var seed [32]byte
+		_, _ = crand.Read(seed[:])
+		c.tid = rand.NewChaCha8(seed)
+	}
+	var tid [12]byte
+	_, _ = c.tid.Read(tid[:])
+	slot := c.queue(cl.out, cl.client)
+	slot.N = len(appendDataIndication(slot.Buf[:0], &tid, m.Addr, m.Data()))
+	return true
+}
+
+// queue returns the next slot of the outgoing batch, for client on w,
+// sending what is pending first when it is for another socket or the
+// batch is full.
+func (c *relayPacketConn) queue(w *batchio.Conn, client netip.AddrPort) *batchio.Message {
+	if c.ob == nil {
+		c.ob = batchio.NewBatch(relayBatch)
+	}
+	if c.on == len(c.ob.Msgs) || (c.on > 0 && c.ow != w) {
+		c.flush()
+	}
+	c.ow = w
+	m := &c.ob.Msgs[c.on]
+	m.Addr = client
+	c.on++
+	return m
+}
+
+// flush sends the pending datagrams to the client. A send error (the
+// listener closed, a full buffer) drops them, as UDP would.
+func (c *relayPacketConn) flush() {
+	if c.on == 0 {
+		return
+	}
+	_, _ = c.ow.WriteBatch(c.ob, c.on)
+	c.on = 0
+}
+
+// sendToPeer relays data from the client to peer from the relay socket,
+// unless peer is one of the node's own transport addresses.
+func (c *relayPacketConn) sendToPeer(data []byte, peer netip.AddrPort) {
+	if c.h.a.own.Load().has(peer) {
+		c.h.a.m.peersDenied.Inc()
+		return
+	}
+	if n, err := c.UDPConn.WriteToUDPAddrPort(data, peer); err == nil {
+		c.h.toPeer(n)
 	}
 }
 

@@ -95,10 +95,13 @@ type Server struct {
 	// being served (see ownAddrs).
 	own atomic.Pointer[ownAddrs]
 
-	mu          sync.Mutex
-	serving     bool
-	handover    *handoff.Listener
-	locals      map[string]*listenPacketConn // UDP listeners by local address
+	mu       sync.Mutex
+	serving  bool
+	handover *handoff.Listener
+	// locals are the UDP listener sockets by local address: several
+	// share one with listen.sockets above 1, and a client reaches one of
+	// them by the kernel's hash, so the fast path is told on all of them.
+	locals      map[string][]*listenPacketConn
 	closed      bool
 	closeCh     chan struct{}
 	served      chan struct{}    // closed when the current Serve returns
@@ -309,10 +312,10 @@ func (s *Server) serve(ctx context.Context, pcs []net.PacketConn, streams []*str
 	// closed once the engine has the address-bound nonce manager.
 	ready := make(chan struct{})
 	pconf := make([]pturn.PacketConnConfig, 0, len(pcs))
-	locals := make(map[string]*listenPacketConn, len(pcs))
+	locals := make(map[string][]*listenPacketConn, len(pcs))
 	for _, pc := range pcs {
 		lpc := newListenPacketConn(s, pc, ready)
-		locals[lpc.local] = lpc
+		locals[lpc.local] = append(locals[lpc.local], lpc)
 		pconf = append(pconf, pturn.PacketConnConfig{
 			PacketConn:            lpc,
 			RelayAddressGenerator: s.alloc,
@@ -694,10 +697,12 @@ func (s *Server) events() pturn.EventHandler {
 			}
 			s.m.allocationsTotal.Inc()
 			s.reg.add(key, e)
+			s.fastAlloc(src, dst, e.relay, true)
 			s.log.Debug("turn allocation created", "user", userID, "client", e.info.Client, "transport", kind, "relay", e.info.Relay)
 		},
 		OnAllocationDeleted: func(src, dst net.Addr, _, userID, _ string) {
 			if e := s.reg.remove(fiveTupleKey(src, dst)); e != nil {
+				s.fastAlloc(src, dst, e.relay, false)
 				s.entryGone(e)
 				s.log.Debug("turn allocation deleted", "user", userID, "client", e.info.Client, "relay", e.info.Relay)
 			}
@@ -705,13 +710,15 @@ func (s *Server) events() pturn.EventHandler {
 		OnAllocationError: func(src, _ net.Addr, _, message string) {
 			s.log.Debug("turn request failed", "client", addrString(src), "err", message)
 		},
-		OnPermissionCreated: func(src, dst net.Addr, _, _, _ string, _ net.Addr, peer net.IP) {
+		OnPermissionCreated: func(src, dst net.Addr, _, _, _ string, relay net.Addr, peer net.IP) {
 			s.reg.with(fiveTupleKey(src, dst), func(e *allocEntry) {
 				e.perms[peer.String()]++
 			})
+			s.fastPerm(src, dst, relay, peer, true)
 			s.m.permissions.Inc()
 		},
-		OnPermissionDeleted: func(src, dst net.Addr, _, _, _ string, _ net.Addr, peer net.IP) {
+		OnPermissionDeleted: func(src, dst net.Addr, _, _, _ string, relay net.Addr, peer net.IP) {
+			s.fastPerm(src, dst, relay, peer, false)
 			s.reg.with(fiveTupleKey(src, dst), func(e *allocEntry) {
 				p := peer.String()
 				if e.perms[p]--; e.perms[p] <= 0 {
@@ -731,38 +738,89 @@ func (s *Server) events() pturn.EventHandler {
 	}
 }
 
-// fastPath installs or removes a UDP channel in the listener's ChannelData
-// fast path.
-func (s *Server) fastPath(src, dst, relay, peer net.Addr, number uint16, add bool) {
-	client, ok1 := src.(*net.UDPAddr)
-	peerAddr, ok2 := peer.(*net.UDPAddr)
-	if !ok1 || !ok2 || dst == nil {
-		return
+// udpFast returns the listener sockets a UDP client's 5-tuple may have
+// arrived on and the relay socket of relay, for the fast path; ok is false
+// for stream clients, TCP allocations and sockets without a fast path.
+func (s *Server) udpFast(src, dst, relay net.Addr) (client netip.AddrPort, lpcs []*listenPacketConn, rc *relayPacketConn, ok bool) {
+	return s.udpFastHandle(src, dst, s.alloc.lookup(relay))
+}
+
+func (s *Server) udpFastHandle(src, dst net.Addr, h *relayHandle) (client netip.AddrPort, lpcs []*listenPacketConn, rc *relayPacketConn, ok bool) {
+	cl, ok1 := src.(*net.UDPAddr)
+	if !ok1 || dst == nil {
+		return client, nil, nil, false
 	}
 	s.mu.Lock()
-	lpc := s.locals[dst.String()]
+	lpcs = s.locals[dst.String()]
 	s.mu.Unlock()
-	if lpc == nil || lpc.udp == nil {
-		return
+	if len(lpcs) == 0 || lpcs[0].udp == nil {
+		return client, nil, nil, false
 	}
-	h := s.alloc.lookup(relay)
-	var rc *relayPacketConn
 	if h != nil {
 		rc, _ = h.closer.(*relayPacketConn)
 	}
+	return unmapAP(cl.AddrPort()), lpcs, rc, rc != nil
+}
+
+// fastPath installs or removes a UDP channel in the listeners' and the
+// relay's fast paths.
+func (s *Server) fastPath(src, dst, relay, peer net.Addr, number uint16, add bool) {
+	peerAddr, ok := peer.(*net.UDPAddr)
+	if !ok {
+		return
+	}
+	client, lpcs, rc, ok := s.udpFast(src, dst, relay)
 	pa := unmapAP(peerAddr.AddrPort())
 	if !add {
-		lpc.removeChannel(client.AddrPort(), number)
+		for _, lpc := range lpcs {
+			lpc.removeChannel(client, number)
+		}
 		if rc != nil {
 			rc.removePeer(pa, number)
 		}
 		return
 	}
-	if rc == nil {
+	if !ok {
 		return
 	}
-	lpc.addChannel(client.AddrPort(), number, rc, pa)
-	rc.addPeer(pa, peerChannel{number: number, client: unmapAP(client.AddrPort()), out: lpc.udp})
+	for _, lpc := range lpcs {
+		lpc.addChannel(client, number, rc, pa)
+	}
+	rc.addPeer(pa, number, client, lpcs[0].udp)
+}
+
+// fastPerm adds or removes a permission in the relay's fast path.
+func (s *Server) fastPerm(src, dst, relay net.Addr, peer net.IP, add bool) {
+	ip, ok := netip.AddrFromSlice(peer)
+	if !ok {
+		return
+	}
+	if _, _, rc, ok := s.udpFast(src, dst, relay); ok {
+		if add {
+			rc.addPerm(ip)
+		} else {
+			rc.removePerm(ip)
+		}
+	}
+}
+
+// fastAlloc makes a UDP client's new allocation known to the fast path
+// (Send and Data indications), or forgets it.
+func (s *Server) fastAlloc(src, dst net.Addr, h *relayHandle, add bool) {
+	client, lpcs, rc, ok := s.udpFastHandle(src, dst, h)
+	if !ok {
+		return
+	}
+	if add {
+		rc.setClient(client, lpcs[0].udp)
+	}
+	for _, lpc := range lpcs {
+		if add {
+			lpc.addAlloc(client, rc)
+		} else {
+			lpc.removeAlloc(client, rc)
+		}
+	}
 }
 
 // entryGone updates the gauges for an allocation that ended.
