@@ -5,6 +5,7 @@ import (
 	"net/url"
 
 	"github.com/portico-edge/portico/internal/h323proxy"
+	"github.com/portico-edge/portico/internal/ladder"
 	"github.com/portico-edge/portico/internal/sipedge"
 	"github.com/portico-edge/portico/internal/store"
 )
@@ -81,6 +82,9 @@ func (s *Server) callDetail(w http.ResponseWriter, r *http.Request, u user) {
 		Ladder  string
 		Pcap    string
 		Message string
+		// Signalling is the call's kept messages, each the target of
+		// its arrow in the ladder ("#msg-N").
+		Signalling []ladder.Message
 	}{ID: id, Ladder: "/api/v1/calls/" + url.PathEscape(id) + "/ladder.svg", Pcap: "/api/v1/calls/" + url.PathEscape(id) + "/ladder.pcap"}
 	var calls []sipedge.CallInfo
 	var errs []string
@@ -100,6 +104,10 @@ func (s *Server) callDetail(w http.ResponseWriter, r *http.Request, u user) {
 				d.Record = &recs[i]
 			}
 		}
+	}
+	var l ladder.Ladder
+	if s.getJSON(r, "/api/v1/calls/"+url.PathEscape(id)+"/ladder", &l) == nil {
+		d.Signalling = l.Messages
 	}
 	code := http.StatusOK
 	if d.Live == nil && d.Record == nil {
