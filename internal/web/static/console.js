@@ -103,6 +103,16 @@ function cellOf(th, row, table) {
     td.append(f);
     return td;
   }
+  if (th.dataset.action === "forget-h323") {
+    if (!row.aliases || !row.aliases.length) return td;
+    const f = el("form", { method: "post", action: "/registrations/h323/forget", "data-confirm": "Forget this H.323 registration?" }, [
+      el("input", { type: "hidden", name: "csrf", value: table.dataset.csrf }),
+      el("input", { type: "hidden", name: "alias", value: row.aliases[0] }),
+      el("button", { type: "submit", class: "danger", "aria-label": "Forget the H.323 registration of " + row.aliases[0] }, ["Forget"])]);
+    confirmForm(f);
+    td.append(f);
+    return td;
+  }
   let v = row[th.dataset.col];
   v = th.dataset.type === "time" ? fmtTime(v) : text(v);
   if (th.dataset.link) {
