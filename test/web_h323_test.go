@@ -17,9 +17,8 @@ import (
 // H.323 edge in front of the simulators of h323Rig (stand-ins: Debian has
 // no H.323 gatekeeper or endpoint a test can drive): an H.323 call shows in
 // the dashboard's count and the live table, its page shows both legs (the
-// inside one to the routed gatekeeper) and
-// the relay's per-stream counters, and an admin forgets an H.323
-// registration.
+// inside one to the routed gatekeeper) and the relay's per-stream
+// counters, and an admin forgets an H.323 registration.
 func TestWebConsoleH323(t *testing.T) {
 	chromium := testpeer.Require(t, "chromium")[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -45,7 +44,7 @@ func TestWebConsoleH323(t *testing.T) {
 
 	b.open("/calls")
 	b.until(10*time.Second, `[...document.querySelectorAll("#calls tbody tr")].some(tr => tr.textContent.includes("`+id+`") && tr.textContent.includes("h323") && tr.textContent.includes("room-7"))`)
-	b.screenshot("calls")
+	b.screenshot("calls-h323")
 	b.do(chromedp.Click(chromedp.CSS(`#calls tbody a[href="/calls/` + id + `"]`)))
 	b.until(10*time.Second, `location.pathname === "/calls/`+id+`" && !!document.getElementById("legs")`)
 	legs := b.eval(`[...document.querySelectorAll("#legs tbody tr")].map(tr => [...tr.children].map(td => td.textContent).join("|")).join("\n")`)

@@ -89,7 +89,9 @@ func TestWebConsoleLadder(t *testing.T) {
 	})
 	id := hist[0].ID
 	base := "/api/v1/calls/" + id + "/ladder"
-	var l struct{ Messages []struct{ Interface, Summary string } }
+	var l struct {
+		Messages []struct{ Interface, Summary string }
+	}
 	waitFor(t, 10*time.Second, func() bool { // Portico's BYE inside may follow the call's record
 		api.must(200, "GET", base, nil).json(t, &l)
 		for _, m := range l.Messages {
