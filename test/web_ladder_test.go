@@ -2,13 +2,9 @@ package test
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,18 +23,8 @@ import (
 func TestWebConsoleLadder(t *testing.T) {
 	bins := testpeer.Require(t, "chromium", "sipp", "kamailio")
 	chromium, sipp := bins[0], bins[1]
-	uasPort := strconv.Itoa(testpeer.FreePort(t))
-	uas := exec.Command(sipp, "-sn", "uas", "-i", "127.0.0.5", "-p", uasPort, "-mp", strconv.Itoa(testpeer.FreePort(t)), "-nostdin")
-	uas.Dir = t.TempDir()
-	if err := uas.Start(); err != nil {
-		t.Fatalf("sipp uas: %v", err)
-	}
-	t.Cleanup(func() { uas.Process.Kill(); uas.Wait() })
-	kam := startKamailio(t, `MCU_URI="sip:127.0.0.5:`+uasPort+`"`)
-	mgmt := freeAddr(t)
-	extPort, intPort := testpeer.FreePort(t), testpeer.FreePort(t)
-	cfg := sipNodeConfig(mgmt, extPort, intPort, kam) + "  guest: {enabled: true, vmr_ranges: [\"1000-1999\"]}\n  capture: {max_calls: 50}\n"
-	d := startDaemon(t, t.TempDir(), cfg, mgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
+	lr := startLadderRig(t, sipp)
+	d, kam := lr.d, lr.kam
 	api := newClient(t, d.url)
 	api.csrf = true
 	api.must(200, "POST", "/api/v1/login", map[string]string{"username": "admin", "password": adminPassword})
@@ -66,15 +52,7 @@ func TestWebConsoleLadder(t *testing.T) {
 	b.do(chromedp.Click(chromedp.ID("trace-start")))
 	b.until(10*time.Second, `document.getElementById("trace-state").textContent === "Running."`)
 
-	scen, _ := filepath.Abs("../internal/sipedge/testdata/sipp/ladder_call.xml")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	call := exec.CommandContext(ctx, sipp, "-sf", scen, "-s", "1001", "-i", "127.0.0.1", "-p", strconv.Itoa(testpeer.FreePort(t)),
-		"-m", "1", "-nostdin", "-timeout", "30s", "127.0.0.2:"+strconv.Itoa(extPort))
-	call.Dir = t.TempDir()
-	if out, err := call.CombinedOutput(); err != nil {
-		t.Fatalf("sipp call: %v\n%s", err, out)
-	}
+	lr.call(t)
 	b.until(10*time.Second, `[...document.querySelectorAll("#trace summary")].some(s => s.textContent.includes("internal in") && s.textContent.includes(": 200 OK"))`)
 	b.screenshot("diagnostics")
 	b.do(chromedp.Click(chromedp.ID("trace-stop")))
