@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
-
 	"github.com/portico-edge/portico/internal/h323/h323test"
 	"github.com/portico-edge/portico/internal/testpeer"
 )
@@ -45,7 +43,7 @@ func TestWebConsoleH323(t *testing.T) {
 	b.open("/calls")
 	b.until(10*time.Second, `[...document.querySelectorAll("#calls tbody tr")].some(tr => tr.textContent.includes("`+id+`") && tr.textContent.includes("h323") && tr.textContent.includes("room-7"))`)
 	b.screenshot("calls-h323")
-	b.do(chromedp.Click(chromedp.CSS(`#calls tbody a[href="/calls/` + id + `"]`)))
+	b.eval(`(() => { setTimeout(() => document.querySelector('#calls tbody a[href="/calls/` + id + `"]').click()); return "" })()`)
 	b.until(10*time.Second, `location.pathname === "/calls/`+id+`" && !!document.getElementById("legs")`)
 	legs := b.eval(`[...document.querySelectorAll("#legs tbody tr")].map(tr => [...tr.children].map(td => td.textContent).join("|")).join("\n")`)
 	if !strings.Contains(legs, "outside|caller|room-7|127.0.0.6:") || !strings.Contains(legs, "inside|callee|2001|127.0.0.4:") || !strings.Contains(legs, "|127.0.0.2:") || !strings.Contains(legs, "|127.0.0.3:") {
@@ -69,7 +67,9 @@ func TestWebConsoleH323(t *testing.T) {
 	// Forget room-7's registration from the registrations page.
 	b.open("/registrations")
 	b.until(10*time.Second, `!!document.querySelector('#h323_registrations button[aria-label="Forget the H.323 registration of room-7"]')`)
-	b.do(chromedp.Click(chromedp.CSS(`#h323_registrations button[aria-label="Forget the H.323 registration of room-7"]`)))
+	// The live stream may rebuild the row at any time: find and click the
+	// button in one task.
+	b.eval(`(() => { setTimeout(() => document.querySelector('#h323_registrations button[aria-label="Forget the H.323 registration of room-7"]').click()); return "" })()`)
 	b.until(10*time.Second, `!!document.querySelector(".flash.ok") && document.querySelector(".flash.ok").textContent.includes("room-7 forgotten")`)
 	waitFor(t, 10*time.Second, func() bool { _, ok := r.gk.Registered("room-7"); return !ok })
 	b.signOut()
