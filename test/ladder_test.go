@@ -19,14 +19,18 @@ import (
 	"github.com/portico-edge/portico/internal/testpeer"
 )
 
-// TestLadderAPI: portico serve in front of Kamailio and an inside sipp
-// UAS; a guest call from sipp, watched by a live SIP trace, then read back
-// through the API as JSON (both legs), SVG (parsed) and pcap (tshark), with
-// its secrets masked; the OPTIONS ping and DNS diagnostics answer; an
-// auditor reads the ladder but may not run diagnostics.
-func TestLadderAPI(t *testing.T) {
-	bins := testpeer.Require(t, "sipp", "kamailio", "tshark")
-	sipp, tshark := bins[0], bins[2]
+// ladderRig is portico serve (guest calls to 1000-1999, signalling kept)
+// in front of Kamailio, which routes the guest calls to a sipp UAS inside
+// on 127.0.0.5.
+type ladderRig struct {
+	d       *daemon
+	kam     string
+	sipp    string
+	extPort int
+}
+
+func startLadderRig(t *testing.T, sipp string) *ladderRig {
+	t.Helper()
 	uasPort := strconv.Itoa(testpeer.FreePort(t))
 	uas := exec.Command(sipp, "-sn", "uas", "-i", "127.0.0.5", "-p", uasPort, "-mp", strconv.Itoa(testpeer.FreePort(t)), "-nostdin")
 	uas.Dir = t.TempDir()
@@ -34,12 +38,38 @@ func TestLadderAPI(t *testing.T) {
 		t.Fatalf("sipp uas: %v", err)
 	}
 	t.Cleanup(func() { uas.Process.Kill(); uas.Wait() })
-	kam := startKamailio(t, `MCU_URI="sip:127.0.0.5:`+uasPort+`"`)
-	dir := t.TempDir()
+	r := &ladderRig{kam: startKamailio(t, `MCU_URI="sip:127.0.0.5:`+uasPort+`"`), sipp: sipp}
 	mgmt := freeAddr(t)
-	extPort, intPort := testpeer.FreePort(t), testpeer.FreePort(t)
-	cfg := sipNodeConfig(mgmt, extPort, intPort, kam) + "  guest: {enabled: true, vmr_ranges: [\"1000-1999\"]}\n  capture: {max_calls: 50}\n"
-	d := startDaemon(t, dir, cfg, mgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
+	r.extPort = testpeer.FreePort(t)
+	cfg := sipNodeConfig(mgmt, r.extPort, testpeer.FreePort(t), r.kam) + "  guest: {enabled: true, vmr_ranges: [\"1000-1999\"]}\n  capture: {max_calls: 50}\n"
+	r.d = startDaemon(t, t.TempDir(), cfg, mgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
+	return r
+}
+
+// call places one guest call to 1001 from sipp outside and waits for its end.
+func (r *ladderRig) call(t *testing.T) {
+	t.Helper()
+	scen, _ := filepath.Abs("../internal/sipedge/testdata/sipp/ladder_call.xml")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	call := exec.CommandContext(ctx, r.sipp, "-sf", scen, "-s", "1001", "-i", "127.0.0.1", "-p", strconv.Itoa(testpeer.FreePort(t)),
+		"-m", "1", "-nostdin", "-timeout", "30s", "127.0.0.2:"+strconv.Itoa(r.extPort))
+	call.Dir = t.TempDir()
+	if out, err := call.CombinedOutput(); err != nil {
+		t.Fatalf("sipp call: %v\n%s", err, out)
+	}
+}
+
+// TestLadderAPI: portico serve in front of Kamailio and an inside sipp
+// UAS; a guest call from sipp, watched by a live SIP trace, then read back
+// through the API as JSON (both legs), SVG (parsed) and pcap (tshark), with
+// its secrets masked; the OPTIONS ping and DNS diagnostics answer; an
+// auditor reads the ladder but may not run diagnostics.
+func TestLadderAPI(t *testing.T) {
+	bins := testpeer.Require(t, "sipp", "kamailio", "tshark")
+	tshark := bins[2]
+	lr := startLadderRig(t, bins[0])
+	d, kam := lr.d, lr.kam
 	raw, _ := os.ReadFile("../internal/api/openapi.json")
 	oc := newOpenAPIChecker(t, raw)
 	c := newClient(t, d.url)
@@ -67,15 +97,7 @@ func TestLadderAPI(t *testing.T) {
 		traced <- got
 	}()
 
-	scen, _ := filepath.Abs("../internal/sipedge/testdata/sipp/ladder_call.xml")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	call := exec.CommandContext(ctx, sipp, "-sf", scen, "-s", "1001", "-i", "127.0.0.1", "-p", strconv.Itoa(testpeer.FreePort(t)),
-		"-m", "1", "-nostdin", "-timeout", "30s", "127.0.0.2:"+strconv.Itoa(extPort))
-	call.Dir = t.TempDir()
-	if out, err := call.CombinedOutput(); err != nil {
-		t.Fatalf("sipp call: %v\n%s", err, out)
-	}
+	lr.call(t)
 	var hist []struct{ ID string }
 	waitFor(t, 10*time.Second, func() bool {
 		c.must(200, "GET", "/api/v1/history/calls", nil).json(t, &hist)

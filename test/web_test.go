@@ -237,6 +237,63 @@ func testCert(t *testing.T, cn string, days int) []byte {
 	return append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k})...)
 }
 
+// shotDir is where screenshots go: $PORTICO_UI_SCREENSHOTS, else the
+// test's artifact directory.
+func shotDir(t *testing.T) string {
+	shots := os.Getenv("PORTICO_UI_SCREENSHOTS")
+	if shots == "" {
+		shots = t.ArtifactDir()
+	} else if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots in %s", shots)
+	return shots
+}
+
+// newBrowser starts headless Chromium on base. errs stops it and returns
+// the CSP violations and script errors its console showed.
+func newBrowser(t *testing.T, chromium, base, shots string) (b *browser, errs func() []string) {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium),
+		chromedp.Flag("ignore-certificate-errors", true), chromedp.WindowSize(1280, 800))
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox)
+	}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelA)
+	bctx, cancelB := chromedp.NewContext(actx)
+	t.Cleanup(cancelB)
+	b = &browser{t: t, ctx: bctx, base: base, shot: shots}
+	console := chromedp.Console(bctx)
+	var consoleErrs []string
+	consoleDone := make(chan struct{})
+	go func() {
+		defer close(consoleDone)
+		for msg, err := range console {
+			if err != nil {
+				return
+			}
+			if msg.IsException() || strings.Contains(msg.Text, "Content Security Policy") {
+				consoleErrs = append(consoleErrs, msg.String())
+			}
+		}
+	}()
+	dialogs := chromedp.Events(bctx, page.JavascriptDialogOpening)
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return
+			}
+			chromedp.Call(bctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+		}
+	}()
+	return b, func() []string {
+		cancelB()
+		<-consoleDone
+		return consoleErrs
+	}
+}
+
 // TestWebConsole drives the console in headless Chromium against a real
 // `portico serve` with the SIP edge in front of Kamailio: sign-in, a sipp
 // registration appearing live, the config editor's field errors, save and
@@ -257,13 +314,7 @@ func TestWebConsole(t *testing.T) {
 	const auditorPassword = "auditor-password-1"
 	api.must(201, "POST", "/api/v1/users", map[string]string{"name": "audrey", "password": auditorPassword, "role": "auditor"})
 
-	shots := os.Getenv("PORTICO_UI_SCREENSHOTS")
-	if shots == "" {
-		shots = t.ArtifactDir()
-	} else if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshots in %s", shots)
+	shots := shotDir(t)
 
 	// Headers and cookie flags, as any client sees them.
 	plain := insecureClient(nil)
@@ -326,41 +377,8 @@ func TestWebConsole(t *testing.T) {
 	}
 
 	// One browser for the whole test.
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium),
-		chromedp.Flag("ignore-certificate-errors", true), chromedp.WindowSize(1280, 800))
-	if os.Geteuid() == 0 {
-		opts = append(opts, chromedp.NoSandbox)
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
-	bctx, cancelB := chromedp.NewContext(actx)
-	defer cancelB()
-	b := &browser{t: t, ctx: bctx, base: d.url, shot: shots}
-	// CSP violations and script errors show up on the console.
-	console := chromedp.Console(bctx)
-	var consoleErrs []string
-	consoleDone := make(chan struct{})
-	go func() {
-		defer close(consoleDone)
-		for msg, err := range console {
-			if err != nil {
-				return
-			}
-			if msg.IsException() || strings.Contains(msg.Text, "Content Security Policy") {
-				consoleErrs = append(consoleErrs, msg.String())
-			}
-		}
-	}()
-	dialogs := chromedp.Events(bctx, page.JavascriptDialogOpening)
-	go func() {
-		for _, err := range dialogs {
-			if err != nil {
-				return
-			}
-			chromedp.Call(bctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
-		}
-	}()
-
+	b, consoleErrs := newBrowser(t, chromium, d.url, shots)
+	bctx := b.ctx
 	b.open("/")
 	b.until(10*time.Second, `location.pathname === "/login"`)
 	b.screenshot("login")
@@ -605,9 +623,7 @@ func TestWebConsole(t *testing.T) {
 		t.Error("the auditor's delete removed the certificate")
 	}
 	b.signOut()
-	cancelB()
-	<-consoleDone
-	for _, e := range consoleErrs {
+	for _, e := range consoleErrs() {
 		t.Errorf("browser console: %s", e)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/url"
 
 	"github.com/portico-edge/portico/internal/h323proxy"
+	"github.com/portico-edge/portico/internal/ladder"
 	"github.com/portico-edge/portico/internal/sipedge"
 	"github.com/portico-edge/portico/internal/store"
 )
@@ -14,10 +15,17 @@ import (
 type liveData struct {
 	SIP           bool                       `json:"sip"`
 	H323          bool                       `json:"h323"`
-	Calls         []sipedge.CallInfo         `json:"calls"`
+	Calls         []liveCall                 `json:"calls"`
 	Registrations []sipedge.RegistrationInfo `json:"registrations"`
 	H323Regs      []h323proxy.Registration   `json:"h323_registrations"`
 	Errors        []string                   `json:"errors,omitempty"`
+}
+
+// liveCall is a row of GET /api/v1/calls: a SIP call (protocol sip, with
+// Hold) or an H.323 call (protocol h323, with its legs and relay streams).
+type liveCall struct {
+	h323proxy.Call
+	Hold bool `json:"hold"`
 }
 
 // optional reads path into v; a 404 means the service is off.
@@ -33,7 +41,7 @@ func (s *Server) optional(r *http.Request, path string, v any, errs *[]string) b
 }
 
 func (s *Server) liveData(r *http.Request) liveData {
-	d := liveData{Calls: []sipedge.CallInfo{}, Registrations: []sipedge.RegistrationInfo{}, H323Regs: []h323proxy.Registration{}}
+	d := liveData{Calls: []liveCall{}, Registrations: []sipedge.RegistrationInfo{}, H323Regs: []h323proxy.Registration{}}
 	d.SIP = s.optional(r, "/api/v1/calls", &d.Calls, &d.Errors)
 	s.optional(r, "/api/v1/registrations", &d.Registrations, &d.Errors)
 	d.H323 = s.optional(r, "/api/v1/h323/registrations", &d.H323Regs, &d.Errors)
@@ -49,6 +57,7 @@ func (s *Server) liveRoutes() {
 	}))
 	s.mux.Handle("POST /calls/{id}/end", s.page(s.endCall))
 	s.mux.Handle("POST /registrations/forget", s.page(s.forget))
+	s.mux.Handle("POST /registrations/h323/forget", s.page(s.forgetH323))
 	s.mux.Handle("GET /calls/{id}", s.page(s.callDetail))
 }
 
@@ -70,19 +79,30 @@ func (s *Server) forget(w http.ResponseWriter, r *http.Request, u user) {
 	s.done(w, r, u, "registrations", "/registrations", res, "binding of "+aor+" forgotten")
 }
 
+// forgetH323 drops an H.323 registration by one of its aliases
+// (DELETE /api/v1/h323/registrations; admin only).
+func (s *Server) forgetH323(w http.ResponseWriter, r *http.Request, u user) {
+	alias := r.PostFormValue("alias")
+	res := s.call(r, http.MethodDelete, "/api/v1/h323/registrations?"+url.Values{"alias": {alias}}.Encode(), nil, "")
+	s.done(w, r, u, "registrations", "/registrations", res, "H.323 registration of "+alias+" forgotten")
+}
+
 // callDetail shows one call: live if it is still up, else from history.
 // The ladder diagram and its pcap are the API's.
 func (s *Server) callDetail(w http.ResponseWriter, r *http.Request, u user) {
 	id := r.PathValue("id")
 	d := struct {
 		ID      string
-		Live    *sipedge.CallInfo
+		Live    *liveCall
 		Record  *store.CallRecord
 		Ladder  string
 		Pcap    string
 		Message string
+		// Signalling is the call's kept messages, each the target of
+		// its arrow in the ladder ("#msg-N").
+		Signalling []ladder.Message
 	}{ID: id, Ladder: "/api/v1/calls/" + url.PathEscape(id) + "/ladder.svg", Pcap: "/api/v1/calls/" + url.PathEscape(id) + "/ladder.pcap"}
-	var calls []sipedge.CallInfo
+	var calls []liveCall
 	var errs []string
 	s.optional(r, "/api/v1/calls", &calls, &errs)
 	for i := range calls {
@@ -100,6 +120,10 @@ func (s *Server) callDetail(w http.ResponseWriter, r *http.Request, u user) {
 				d.Record = &recs[i]
 			}
 		}
+	}
+	var l ladder.Ladder
+	if s.getJSON(r, "/api/v1/calls/"+url.PathEscape(id)+"/ladder", &l) == nil {
+		d.Signalling = l.Messages
 	}
 	code := http.StatusOK
 	if d.Live == nil && d.Record == nil {

@@ -167,6 +167,7 @@ func (s *Server) routes() {
 	s.historyRoutes()
 	s.configRoutes()
 	s.adminRoutes()
+	s.diagnosticsRoutes()
 	m.Handle("/", secure(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusNotFound)

@@ -466,3 +466,35 @@ func sessionID(t *testing.T, c *console) string {
 	t.Fatal("no session token")
 	return ""
 }
+
+// TestDiagnosticsForAdmins: the diagnostics page and its navigation entry
+// are an admin's; an auditor's ping is refused by the API itself; without
+// a SIP edge the admin's ping shows the API's refusal.
+func TestDiagnosticsForAdmins(t *testing.T) {
+	c := newConsole(t, nil)
+	c.signIn("audrey")
+	tok := c.token("/")
+	if strings.Contains(body(c.do("GET", "/", nil)), `href="/diagnostics"`) {
+		t.Error("an auditor's navigation links the diagnostics")
+	}
+	if r := c.do("GET", "/diagnostics", nil); r.StatusCode != http.StatusForbidden {
+		t.Errorf("auditor GET /diagnostics: %d", r.StatusCode)
+	}
+	if r := c.do("POST", "/diagnostics/sip-options", url.Values{"csrf": {tok}}); r.StatusCode != http.StatusForbidden {
+		t.Errorf("auditor's ping: %d", r.StatusCode)
+	}
+	a := newConsole(t, nil)
+	a.signIn("admin")
+	page := body(a.do("GET", "/", nil))
+	if !strings.Contains(page, `href="/diagnostics"`) {
+		t.Error("an admin's navigation lacks the diagnostics")
+	}
+	r := a.do("GET", "/diagnostics", nil)
+	if p := body(r); r.StatusCode != http.StatusOK || !strings.Contains(p, `id="ping-target"`) || !strings.Contains(p, `id="trace-form"`) {
+		t.Errorf("admin GET /diagnostics: %d %s", r.StatusCode, p)
+	}
+	r = a.do("POST", "/diagnostics/sip-options", url.Values{"csrf": {a.token("/diagnostics")}, "target": {"sip:127.0.0.1:9"}})
+	if p := body(r); r.StatusCode != http.StatusNotFound || !strings.Contains(p, "refused (404)") || !strings.Contains(p, `value="sip:127.0.0.1:9"`) {
+		t.Errorf("ping without a SIP edge: %d %s", r.StatusCode, p)
+	}
+}

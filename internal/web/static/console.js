@@ -103,6 +103,16 @@ function cellOf(th, row, table) {
     td.append(f);
     return td;
   }
+  if (th.dataset.action === "forget-h323") {
+    if (!row.aliases || !row.aliases.length) return td;
+    const f = el("form", { method: "post", action: "/registrations/h323/forget", "data-confirm": "Forget this H.323 registration?" }, [
+      el("input", { type: "hidden", name: "csrf", value: table.dataset.csrf }),
+      el("input", { type: "hidden", name: "alias", value: row.aliases[0] }),
+      el("button", { type: "submit", class: "danger", "aria-label": "Forget the H.323 registration of " + row.aliases[0] }, ["Forget"])]);
+    confirmForm(f);
+    td.append(f);
+    return td;
+  }
   let v = row[th.dataset.col];
   v = th.dataset.type === "time" ? fmtTime(v) : text(v);
   if (th.dataset.link) {
@@ -211,7 +221,67 @@ function configEditor() {
   }
 }
 
+// Ladder: clicking an arrow of the embedded chart (same origin) opens
+// that message in the list under it.
+function ladderChart(obj) {
+  const wire = () => {
+    const doc = obj.contentDocument;
+    if (!doc) return;
+    for (const a of doc.querySelectorAll("a.msg")) {
+      a.addEventListener("click", (e) => {
+        e.preventDefault();
+        const m = document.getElementById("msg-" + a.id.replace("arrow-", ""));
+        if (!m) return;
+        for (const o of document.querySelectorAll("#messages details.shown")) o.classList.remove("shown");
+        m.open = true;
+        m.classList.add("shown");
+        m.scrollIntoView({ block: "nearest" });
+      });
+    }
+  };
+  obj.addEventListener("load", wire);
+  if (obj.contentDocument && obj.contentDocument.readyState === "complete") wire();
+}
+
+// Live SIP trace: an EventSource on the API's trace, filtered by user or
+// address; the list keeps the newest traceKeep messages.
+const traceKeep = 500;
+function sipTrace(form) {
+  const list = document.getElementById("trace"), state = document.getElementById("trace-state");
+  const start = document.getElementById("trace-start"), stop = document.getElementById("trace-stop");
+  let es = null;
+  const finish = (why) => {
+    if (es) es.close();
+    es = null;
+    start.disabled = false; stop.disabled = true;
+    state.textContent = why;
+  };
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (es) es.close();
+    const q = new URLSearchParams();
+    for (const k of ["user", "address", "seconds"]) if (form.elements[k].value) q.set(k, form.elements[k].value);
+    list.replaceChildren();
+    es = new EventSource(form.dataset.url + "?" + q);
+    start.disabled = true; stop.disabled = false;
+    state.textContent = "Running.";
+    es.addEventListener("message", (m) => {
+      const d = JSON.parse(m.data);
+      list.append(el("li", {}, [el("details", {}, [
+        el("summary", {}, [`${fmtTime(d.time)} ${d.interface} ${d.direction} ${d.transport} ${d.local} ⇄ ${d.remote}: ${d.summary}`]),
+        el("pre", {}, [d.text])])]));
+      while (list.children.length > traceKeep) list.firstElementChild.remove();
+    });
+    es.addEventListener("end", (m) => finish(`Ended; ${JSON.parse(m.data).dropped} messages dropped by the rate limit.`));
+    es.addEventListener("error", () => finish(es && es.readyState === EventSource.CONNECTING ? "The trace stopped (refused or cut off)." : "Stopped."));
+  });
+  stop.addEventListener("click", () => finish("Stopped."));
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const tf = document.getElementById("trace-form");
+  if (tf) sipTrace(tf);
+  for (const o of document.querySelectorAll("object.ladder")) ladderChart(o);
   const d = document.getElementById("dashboard");
   if (d) dashboard(d);
   for (const t of document.querySelectorAll("table.live-table")) liveTable(t);
