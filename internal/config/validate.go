@@ -135,6 +135,7 @@ func (c *Config) Validate() error {
 	v.sip(c)
 	v.section(c.H323.Validate(c.H323Interfaces()))
 	v.section(c.AccessProxy.Validate())
+	v.section(c.Tunnel.Validate())
 	v.ports(c)
 	v.reserved(c)
 	if len(v.errs) == 0 {
