@@ -63,8 +63,10 @@ func NewClient(cfg Config, deps Deps) (*Client, error) {
 	if err := deps.State.Save(st); err != nil {
 		return nil, err
 	}
-	return &Client{end: newEnd(cfg, deps.Logger.With("component", "tunnel", "role", RoleClient)), deps: deps, cert: cert, st: st,
-		flows: map[flowKey]*clientFlow{}}, nil
+	c := &Client{end: newEnd(cfg, deps.Logger.With("component", "tunnel", "role", RoleClient)), deps: deps, cert: cert, st: st,
+		flows: map[flowKey]*clientFlow{}}
+	register(deps.Registerer, c.Stats)
+	return c, nil
 }
 
 // Fingerprint is the client certificate's SHA-256 fingerprint.

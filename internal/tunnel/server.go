@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/quic-go/quic-go"
 )
 
@@ -26,6 +27,8 @@ type Deps struct {
 	// OnState is called with "up" or "down" on every state change.
 	// Optional; it must not block.
 	OnState func(state string)
+	// Registerer receives the tunnel metrics. Nil: none exported.
+	Registerer prometheus.Registerer
 }
 
 // Server is the DMZ end: it listens, accepts enrollments and the pinned
@@ -75,6 +78,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		NextProtos:       []string{alpnTunnel, alpnEnroll},
 		VerifyConnection: s.verify,
 	}
+	register(deps.Registerer, s.Stats)
 	return s, nil
 }
 

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The peers here are loopback echo servers written in the test: the tunnel
@@ -77,6 +79,7 @@ type runningServer struct {
 	*Server
 	addr string
 	log  *logBuf
+	reg  *prometheus.Registry
 	stop func()
 }
 
@@ -84,11 +87,12 @@ type runningServer struct {
 func startServer(t *testing.T, addr string, state StateStore) *runningServer {
 	t.Helper()
 	lb := &logBuf{}
+	reg := prometheus.NewRegistry()
 	s, err := NewServer(Config{Services: []Service{
 		{Name: "web", Proto: "tcp", Listen: "127.0.0.1:0"},
 		{Name: "rtp", Proto: "udp", Listen: "127.0.0.1:0"},
 		{Name: "ldap", Proto: "tcp"},
-	}}, Deps{State: state, Logger: slog.New(slog.NewTextHandler(lb, nil))})
+	}}, Deps{State: state, Logger: slog.New(slog.NewTextHandler(lb, nil)), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +115,7 @@ func startServer(t *testing.T, addr string, state StateStore) *runningServer {
 	}
 	t.Cleanup(stop)
 	eventually(t, "server services bound", func() bool { return s.ServiceAddr("rtp") != nil && s.ServiceAddr("web") != nil })
-	return &runningServer{Server: s, addr: pc.LocalAddr().String(), log: lb, stop: stop}
+	return &runningServer{Server: s, addr: pc.LocalAddr().String(), log: lb, reg: reg, stop: stop}
 }
 
 func newTestClient(t *testing.T, server string, state StateStore) *Client {
@@ -331,6 +335,12 @@ func TestFlowsEcho(t *testing.T) {
 	if st.RTT <= 0 {
 		t.Fatalf("no RTT: %+v", st)
 	}
+	if got := metricValue(t, s.reg, "portico_tunnel_up", nil); got != 1 {
+		t.Fatalf("portico_tunnel_up %v", got)
+	}
+	if got := metricValue(t, s.reg, "portico_tunnel_bytes_total", map[string]string{"service": "web", "direction": "out"}); got < float64(len(msg)) {
+		t.Fatalf("portico_tunnel_bytes_total{web,out} %v", got)
+	}
 	eventually(t, "web flow closed", func() bool {
 		for _, x := range s.Stats().Services {
 			if x.Name == "web" && x.Flows == 0 {
@@ -349,6 +359,33 @@ func TestFlowsEcho(t *testing.T) {
 	if err := udpRoundTrip(uc, pkt); err != nil {
 		t.Fatalf("udp after an oversized datagram: %v", err)
 	}
+}
+
+func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue next
+				}
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("metric %s %v not found", name, labels)
+	return 0
 }
 
 func TestReconnectAfterServerRestart(t *testing.T) {
