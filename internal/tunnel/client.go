@@ -56,11 +56,10 @@ func NewClient(cfg Config, deps Deps) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The identity is saved with the enrollment's pin, so New does no
+	// writes; until then a new one each start costs nothing.
 	cert, _, err := identity(&st)
 	if err != nil {
-		return nil, err
-	}
-	if err := deps.State.Save(st); err != nil {
 		return nil, err
 	}
 	c := &Client{end: newEnd(cfg, deps.Logger.With("component", "tunnel", "role", RoleClient)), deps: deps, cert: cert, st: st,
@@ -192,6 +191,9 @@ func (c *Client) Run(ctx context.Context) error {
 		c.closeFlows()
 		wg.Wait()
 	}()
+	if err := c.enrollFirst(ctx); err != nil {
+		return err
+	}
 	wg.Go(func() { c.sendLoop(ctx) })
 	failures := 0
 	everUp := false
@@ -246,6 +248,36 @@ func (c *Client) Run(ctx context.Context) error {
 		case <-time.After(d):
 		}
 	}
+}
+
+// enrollFirst presents cfg.EnrollmentToken when the client is not enrolled,
+// retrying while the server cannot be reached; a refusal is final.
+func (c *Client) enrollFirst(ctx context.Context) error {
+	if c.Enrolled() || c.cfg.EnrollmentToken == "" {
+		return nil
+	}
+	for n := 0; ; n++ {
+		err := c.Enroll(ctx, c.cfg.EnrollmentToken)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, ErrRefused) || errors.Is(err, ErrToken) {
+			return err
+		}
+		c.log.Warn("tunnel enrollment failed; retrying", "server", c.cfg.Server, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff(c.cfg.BackoffMin, c.cfg.BackoffMax, n)):
+		}
+	}
+}
+
+// Enrolled reports whether the client has a pinned server.
+func (c *Client) Enrolled() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.st.Peers) > 0
 }
 
 // backoff is min·2^n capped at max, minus a random part of up to half.

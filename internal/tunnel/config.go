@@ -59,6 +59,9 @@ type Config struct {
 	FlowIdle time.Duration
 	// TokenTTL is how long an enrollment token stays valid. Default 24h.
 	TokenTTL time.Duration
+	// EnrollmentToken, on a client not yet enrolled, is presented by Run
+	// before it connects. Optional.
+	EnrollmentToken string
 }
 
 // Service is one named flow class.

@@ -50,7 +50,7 @@ func (s Section) Config() Config {
 		Role: s.Role, Listen: s.Listen, Server: s.Server,
 		KeepAlive: s.KeepAlive.D(), IdleTimeout: s.IdleTimeout.D(), BackoffMin: s.BackoffMin.D(),
 		BackoffMax: s.BackoffMax.D(), FlowIdle: s.FlowIdle.D(), TokenTTL: s.TokenTTL.D(),
-		DatagramQueue: s.DatagramQueue,
+		DatagramQueue: s.DatagramQueue, EnrollmentToken: s.EnrollmentToken,
 	}
 	for _, x := range s.Services {
 		c.Services = append(c.Services, Service(x))

@@ -39,8 +39,9 @@ type Server struct {
 	tls  *tls.Config
 	fp   string
 
-	mu    sync.Mutex // guards st and addrs
+	mu    sync.Mutex // guards st, fresh and addrs
 	st    State
+	fresh bool // identity made by NewServer, not saved yet
 	addrs map[string]net.Addr
 	udp   map[string]*udpService
 }
@@ -62,14 +63,12 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	fresh := len(st.CertPEM) == 0
 	cert, fp, err := identity(&st)
 	if err != nil {
 		return nil, err
 	}
-	if err := deps.State.Save(st); err != nil {
-		return nil, err
-	}
-	s := &Server{end: newEnd(cfg, deps.Logger.With("component", "tunnel", "role", RoleServer)), deps: deps, fp: fp, st: st,
+	s := &Server{fresh: fresh, end: newEnd(cfg, deps.Logger.With("component", "tunnel", "role", RoleServer)), deps: deps, fp: fp, st: st,
 		addrs: map[string]net.Addr{}, udp: map[string]*udpService{}}
 	s.tls = &tls.Config{
 		MinVersion:       tls.VersionTLS13,
@@ -80,6 +79,21 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	}
 	register(deps.Registerer, s.Stats)
 	return s, nil
+}
+
+// saveIdentity stores an identity NewServer made (New does no writes, so a
+// configuration check leaves the state alone).
+func (s *Server) saveIdentity() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.fresh {
+		return nil
+	}
+	if err := s.deps.State.Save(s.st); err != nil {
+		return err
+	}
+	s.fresh = false
+	return nil
 }
 
 // Fingerprint is the server certificate's SHA-256 fingerprint.
@@ -123,7 +137,7 @@ func (s *Server) CreateToken() (string, time.Time, error) {
 	if err := s.deps.State.Save(next); err != nil {
 		return "", time.Time{}, err
 	}
-	s.st = next
+	s.st, s.fresh = next, false
 	return tokenPrefix + secret + "." + s.fp, exp, nil
 }
 
@@ -215,6 +229,9 @@ func (s *Server) Run(ctx context.Context) error {
 // Serve serves the tunnel on pc (which the caller keeps and closes) and the
 // services' local listeners until ctx ends. It returns nil on a clean stop.
 func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
+	if err := s.saveIdentity(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	tr := &quic.Transport{Conn: pc}

@@ -506,3 +506,33 @@ func TestFileState(t *testing.T) {
 		t.Fatalf("identity not kept: %s vs %s, %v", fp, fp2, back.Peers)
 	}
 }
+
+func TestRunEnrollsWithConfiguredToken(t *testing.T) {
+	s := startServer(t, "127.0.0.1:0", &MemState{})
+	tok, _, err := s.CreateToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := &MemState{}
+	c, err := NewClient(Config{Server: s.addr, EnrollmentToken: tok}, Deps{State: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := state.Load(); len(st.CertPEM) != 0 {
+		t.Fatal("NewClient wrote the state")
+	}
+	runClient(t, c)
+	eventually(t, "enrolled and up", func() bool { return c.Stats().State == "up" })
+	if st, _ := state.Load(); len(st.Peers) != 1 || st.Peers[0] != s.Fingerprint() || len(st.CertPEM) == 0 {
+		t.Fatalf("client state after enrollment: peers %v", st.Peers)
+	}
+
+	// The same token in a second client's configuration is a replay.
+	c2, err := NewClient(Config{Server: s.addr, EnrollmentToken: tok}, Deps{State: &MemState{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Run(context.Background()); !errors.Is(err, ErrRefused) {
+		t.Fatalf("Run with a replayed token: %v", err)
+	}
+}
