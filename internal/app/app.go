@@ -262,6 +262,12 @@ func New(ctx context.Context, opts Options) (*App, error) {
 			}
 			return a.built.ladder
 		},
+		Tunnel: func() api.TunnelService {
+			if a.built.tunnel == nil {
+				return nil
+			}
+			return a.built.tunnel
+		},
 		Guard:  func() api.GuardService { return a.built.guard },
 		Policy: func() api.PolicyService { return policyService{a} },
 	})
@@ -456,7 +462,7 @@ func ensureAdmin(ctx context.Context, st store.Store, password string, console i
 }
 
 func (a *App) serviceDeps() serviceDeps {
-	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv, hist: a.spool, events: a.spool.AddEvent, fds: a.fds}
+	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv, hist: a.spool, events: a.spool.AddEvent, fds: a.fds, dataDir: a.opts.DataDir}
 }
 
 // ManagementURL is where the API listens.
@@ -803,6 +809,8 @@ func sectionEnabled(cfg *config.Config, sec string) bool {
 		return cfg.H323.Enabled
 	case "media":
 		return cfg.Media.Enabled
+	case "tunnel":
+		return cfg.Tunnel.Enabled
 	}
 	return true
 }
