@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -534,5 +535,79 @@ func TestRunEnrollsWithConfiguredToken(t *testing.T) {
 	}
 	if err := c2.Run(context.Background()); !errors.Is(err, ErrRefused) {
 		t.Fatalf("Run with a replayed token: %v", err)
+	}
+}
+
+// udpPath forwards UDP between the client and the server so a test can cut
+// the path (drop everything) without either end closing anything.
+type udpPath struct {
+	pc  net.PacketConn
+	cut atomic.Bool
+}
+
+func newUDPPath(t *testing.T, server string) *udpPath {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	p := &udpPath{pc: pc}
+	up, err := net.Dial("udp", server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { up.Close() })
+	var client atomic.Pointer[net.Addr]
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, a, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			client.Store(&a)
+			if !p.cut.Load() {
+				_, _ = up.Write(buf[:n])
+			}
+		}
+	}()
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, err := up.Read(buf)
+			if err != nil {
+				return
+			}
+			if a := client.Load(); a != nil && !p.cut.Load() {
+				_, _ = pc.WriteTo(buf[:n], *a)
+			}
+		}
+	}()
+	return p
+}
+
+func TestPathCutDetectedAndRecovered(t *testing.T) {
+	s := startServer(t, "127.0.0.1:0", &MemState{})
+	path := newUDPPath(t, s.addr)
+	c := newTestClient(t, path.pc.LocalAddr().String(), &MemState{})
+	tok, _, _ := s.CreateToken()
+	if err := c.Enroll(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	runClient(t, c)
+	eventually(t, "tunnel up", func() bool { return c.Stats().State == "up" })
+
+	path.cut.Store(true)
+	cutAt := time.Now()
+	// Nothing is closed: only keep-alives going unanswered tell the ends.
+	eventually(t, "both ends see the path fail", func() bool { return c.Stats().State == "down" && s.Stats().State == "down" })
+	t.Logf("path failure seen by both ends after %s (idle timeout %s)", time.Since(cutAt).Round(10*time.Millisecond), DefaultIdleTimeout)
+	path.cut.Store(false)
+	eventually(t, "tunnel up again", func() bool { return c.Stats().State == "up" && s.Stats().State == "up" })
+	if err := tcpRoundTrip(s.ServiceAddr("web").String(), "after the cut"); err != nil {
+		t.Fatalf("tcp after the cut: %v", err)
+	}
+	if got := c.Stats().Reconnects; got < 1 {
+		t.Fatalf("reconnects %d", got)
 	}
 }
