@@ -18,7 +18,7 @@ const (
 // Defaults.
 const (
 	DefaultKeepAlive     = 500 * time.Millisecond
-	DefaultIdleTimeout   = 2 * time.Second
+	DefaultIdleTimeout   = 1500 * time.Millisecond
 	DefaultBackoffMin    = 250 * time.Millisecond
 	DefaultBackoffMax    = 15 * time.Second
 	DefaultDatagramQueue = 1024
@@ -45,7 +45,7 @@ type Config struct {
 	// KeepAlive is the PING interval on an idle connection. Default 500ms.
 	KeepAlive time.Duration
 	// IdleTimeout declares the path failed when nothing arrives for this
-	// long. Default 2s.
+	// long; the 1.5s default keeps detection within 2s. Default 1.5s.
 	IdleTimeout time.Duration
 	// BackoffMin and BackoffMax bound the client's reconnect delay, which
 	// doubles after each failure and is jittered by up to half. Defaults

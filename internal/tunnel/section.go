@@ -21,7 +21,7 @@ type Section struct {
 	EnrollmentToken string `yaml:"enrollment_token,omitempty" json:"enrollment_token,omitempty"`
 	// Services name the flows carried (see Service).
 	Services []SectionService `yaml:"services,omitempty" json:"services,omitempty"`
-	// KeepAlive (500ms), IdleTimeout (2s: path failure), BackoffMin (250ms),
+	// KeepAlive (500ms), IdleTimeout (1.5s: path failure), BackoffMin (250ms),
 	// BackoffMax (15s), FlowIdle (60s), TokenTTL (24h): see Config.
 	KeepAlive   field.Duration `yaml:"keep_alive,omitempty" json:"keep_alive,omitempty"`
 	IdleTimeout field.Duration `yaml:"idle_timeout,omitempty" json:"idle_timeout,omitempty"`
