@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -41,30 +40,14 @@ type clientFlow struct {
 
 // NewClient validates cfg and loads (or creates) the client's identity.
 func NewClient(cfg Config, deps Deps) (*Client, error) {
-	cfg.Role = RoleClient
-	if err := cfg.Validate("tunnel"); err != nil {
-		return nil, err
-	}
-	if deps.State == nil {
-		return nil, errors.New("tunnel: no state store")
-	}
-	if deps.Logger == nil {
-		deps.Logger = slog.New(slog.DiscardHandler)
-	}
-	cfg = cfg.withDefaults()
-	st, err := deps.State.Load()
+	p, err := prepare(cfg, deps, RoleClient)
 	if err != nil {
 		return nil, err
 	}
 	// The identity is saved with the enrollment's pin, so New does no
 	// writes; until then a new one each start costs nothing.
-	cert, _, err := identity(&st)
-	if err != nil {
-		return nil, err
-	}
-	c := &Client{end: newEnd(cfg, deps.Logger.With("component", "tunnel", "role", RoleClient)), deps: deps, cert: cert, st: st,
-		flows: map[flowKey]*clientFlow{}}
-	register(deps.Registerer, c.Stats)
+	c := &Client{end: p.end, deps: p.deps, cert: p.cert, st: p.st, flows: map[flowKey]*clientFlow{}}
+	register(p.deps.Registerer, c.Stats)
 	return c, nil
 }
 

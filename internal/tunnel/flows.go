@@ -77,7 +77,7 @@ type end struct {
 	svc   map[string]*serviceStats
 
 	droppedQueue, droppedLarge, droppedNoPeer, droppedUnknown, badHeaders atomic.Uint64
-	rejected, enrollRefused, enrollAccepted, reconnects                 atomic.Uint64
+	rejected, enrollRefused, enrollAccepted, reconnects                   atomic.Uint64
 }
 
 func newEnd(cfg Config, log *slog.Logger) *end {

@@ -48,12 +48,42 @@ type Server struct {
 
 // NewServer validates cfg and loads (or creates) the server's identity.
 func NewServer(cfg Config, deps Deps) (*Server, error) {
-	cfg.Role = RoleServer
-	if err := cfg.Validate("tunnel"); err != nil {
+	p, err := prepare(cfg, deps, RoleServer)
+	if err != nil {
 		return nil, err
 	}
+	s := &Server{fresh: p.fresh, end: p.end, deps: p.deps, fp: p.fp, st: p.st,
+		addrs: map[string]net.Addr{}, udp: map[string]*udpService{}}
+	s.tls = &tls.Config{
+		MinVersion:       tls.VersionTLS13,
+		Certificates:     []tls.Certificate{p.cert},
+		ClientAuth:       tls.RequireAnyClientCert,
+		NextProtos:       []string{alpnTunnel, alpnEnroll},
+		VerifyConnection: s.verify,
+	}
+	register(p.deps.Registerer, s.Stats)
+	return s, nil
+}
+
+// prepared is what both constructors start from.
+type prepared struct {
+	end   *end
+	deps  Deps
+	st    State
+	cert  tls.Certificate
+	fp    string
+	fresh bool // the identity was made now and is not saved yet
+}
+
+// prepare validates cfg for role, fills defaults and loads the state,
+// making an identity in memory when there is none. It does no writes.
+func prepare(cfg Config, deps Deps, role string) (prepared, error) {
+	cfg.Role = role
+	if err := cfg.Validate("tunnel"); err != nil {
+		return prepared{}, err
+	}
 	if deps.State == nil {
-		return nil, errors.New("tunnel: no state store")
+		return prepared{}, errors.New("tunnel: no state store")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -61,24 +91,14 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	cfg = cfg.withDefaults()
 	st, err := deps.State.Load()
 	if err != nil {
-		return nil, err
+		return prepared{}, err
 	}
 	fresh := len(st.CertPEM) == 0
 	cert, fp, err := identity(&st)
 	if err != nil {
-		return nil, err
+		return prepared{}, err
 	}
-	s := &Server{fresh: fresh, end: newEnd(cfg, deps.Logger.With("component", "tunnel", "role", RoleServer)), deps: deps, fp: fp, st: st,
-		addrs: map[string]net.Addr{}, udp: map[string]*udpService{}}
-	s.tls = &tls.Config{
-		MinVersion:       tls.VersionTLS13,
-		Certificates:     []tls.Certificate{cert},
-		ClientAuth:       tls.RequireAnyClientCert,
-		NextProtos:       []string{alpnTunnel, alpnEnroll},
-		VerifyConnection: s.verify,
-	}
-	register(deps.Registerer, s.Stats)
-	return s, nil
+	return prepared{end: newEnd(cfg, deps.Logger.With("component", "tunnel", "role", role)), deps: deps, st: st, cert: cert, fp: fp, fresh: fresh}, nil
 }
 
 // saveIdentity stores an identity NewServer made (New does no writes, so a
