@@ -37,7 +37,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), configCmd(), userCmd(), turnCmd(), backupCmd(), restoreCmd(), versionCmd(), statusCmd())
+	root.AddCommand(serveCmd(), configCmd(), userCmd(), turnCmd(), tunnelCmd(), backupCmd(), restoreCmd(), versionCmd(), statusCmd())
 	return root
 }
 
@@ -521,9 +521,18 @@ func (cl *client) setup(insecure bool, caFile string) error {
 }
 
 func (cl *client) get(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(cl.url, "/")+path, nil)
+	return cl.send(ctx, http.MethodGet, path, nil, v)
+}
+
+// send makes one API request (a JSON body when body is not nil) and decodes
+// a 2xx answer into v.
+func (cl *client) send(ctx context.Context, method, path string, body io.Reader, v any) error {
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(cl.url, "/")+path, body)
 	if err != nil {
 		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+cl.token)
 	resp, err := cl.http.Do(req)
@@ -535,15 +544,15 @@ func (cl *client) get(ctx context.Context, path string, v any) error {
 		return err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if resp.StatusCode != http.StatusOK {
+	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if resp.StatusCode/100 != 2 {
 		var e struct {
 			Error string `json:"error"`
 		}
-		json.Unmarshal(body, &e)
+		json.Unmarshal(respBody, &e)
 		return fmt.Errorf("%s: %s %s", path, resp.Status, e.Error)
 	}
-	return json.Unmarshal(body, v)
+	return json.Unmarshal(respBody, v)
 }
 
 func statusCmd() *cobra.Command {

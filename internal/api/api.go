@@ -103,6 +103,8 @@ type Deps struct {
 	Policy func() PolicyService
 	// Ladder returns the signalling capture of recent calls, or nil.
 	Ladder func() LadderService
+	// Tunnel returns the running tunnel end, or nil when it is off.
+	Tunnel func() TunnelService
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 }
@@ -208,6 +210,7 @@ func (s *Server) routes() {
 	s.policyRoutes()
 	s.ladderRoutes()
 	s.diagnosticsRoutes()
+	s.tunnelRoutes()
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -28,6 +28,7 @@ type secretField struct {
 var secretFields = []secretField{
 	{path: []string{"turn", "rest_secret"}},
 	{path: []string{"store", "dsn"}, dsn: true},
+	{path: []string{"tunnel", "enrollment_token"}},
 }
 
 // MaskSecrets returns doc with every secret replaced by Mask. A document

@@ -281,6 +281,12 @@ func New(ctx context.Context, opts Options) (*App, error) {
 			}
 			return a.built.ladder
 		},
+		Tunnel: func() api.TunnelService {
+			if a.built.tunnel == nil {
+				return nil
+			}
+			return a.built.tunnel
+		},
 		Guard:  func() api.GuardService { return a.built.guard },
 		Policy: func() api.PolicyService { return policyService{a} },
 	})
@@ -482,7 +488,7 @@ func ensureAdmin(ctx context.Context, st store.Store, password string, console i
 }
 
 func (a *App) serviceDeps() serviceDeps {
-	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv, hist: a.spool, events: a.spool.AddEvent, fds: a.fds, node: a.nodeName()}
+	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv, hist: a.spool, events: a.spool.AddEvent, fds: a.fds, node: a.nodeName(), dataDir: a.opts.DataDir}
 }
 
 // ManagementURL is where the API listens.
@@ -830,6 +836,8 @@ func sectionEnabled(cfg *config.Config, sec string) bool {
 		return cfg.H323.Enabled
 	case "media":
 		return cfg.Media.Enabled
+	case "tunnel":
+		return cfg.Tunnel.Enabled
 	}
 	return true
 }

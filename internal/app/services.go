@@ -54,6 +54,9 @@ type serviceDeps struct {
 	// part (config.ForNode). Empty (the CLI): the document's node.name,
 	// and a cluster document is checked for every node.
 	node string
+	// dataDir holds runtime files (the tunnel's identity and pins); empty
+	// when only validating, which then keeps them in memory.
+	dataDir string
 }
 
 func (d serviceDeps) withRegisterer(r prometheus.Registerer) serviceDeps {
@@ -67,6 +70,7 @@ type built struct {
 	relay       *media.Relay
 	turn        *turn.Server
 	accessProxy *accessproxy.Server
+	tunnel      tunnelEnd // nil when tunnel.enabled is false
 	sip         atomic.Pointer[sipedge.Server]
 	h323        *h323proxy.Server
 	guard       *guard.Guard
@@ -247,6 +251,12 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		// With the relay, hs runs the call-signalling proxy (package
 		// h323proxy/callsig) on both signal_port listeners beside RAS.
 		out = append(out, &service{name: "h323", run: hs.Run})
+	}
+	if cfg.Tunnel.Enabled {
+		if err := b.buildTunnel(cfg, d); err != nil {
+			return nil, err
+		}
+		out = append(out, &service{name: "tunnel", run: b.tunnel.Run})
 	}
 	if cfg.AccessProxy.Enabled {
 		handlers := map[string]accessproxy.ConnHandler{}

@@ -57,6 +57,8 @@ func TestPortConflicts(t *testing.T) {
 		{"turn tcp on the management port", base + "turn:\n  enabled: true\n  tcp: [127.0.0.1:9443]\n", "turn.tcp[0]", "management.listen"},
 		{"wildcard overlaps everything", base + "turn:\n  enabled: true\n  tcp: [0.0.0.0:9443]\n", "turn.tcp[0]", "management.listen"},
 		{"udp and tcp on one port are fine", base + "turn:\n  enabled: true\n  udp: [127.0.0.1:9443]\n", "", ""},
+		{"tunnel service on the management port", base + "tunnel:\n  enabled: true\n  role: server\n  listen: 127.0.0.1:4443\n  services:\n  - {name: web, proto: tcp, listen: 127.0.0.1:9443}\n", "tunnel.services[0].listen", "management.listen"},
+		{"tunnel server on turn's udp port", base + "turn:\n  enabled: true\n  udp: [127.0.0.1:3478]\ntunnel:\n  enabled: true\n  role: server\n  listen: 127.0.0.1:3478\n", "tunnel.listen", "turn.udp[0]"},
 		{"other address is fine", base + "turn:\n  enabled: true\n  tcp: [127.0.0.2:9443]\n", "", ""},
 		{"disabled service binds nothing", base + "turn:\n  enabled: false\n  tcp: [127.0.0.1:9443]\n", "", ""},
 		{"access proxy on the management port", base + "access_proxy:\n  enabled: true\n  listen: 127.0.0.1:9443\n", "access_proxy.listen", "management.listen"},
@@ -87,9 +89,21 @@ func TestPortConflicts(t *testing.T) {
 	}
 }
 
+// TestTunnelSection: the tunnel section's field errors reach the document.
+func TestTunnelSection(t *testing.T) {
+	_, err := Parse([]byte("version: 1\ntunnel:\n  enabled: true\n"))
+	es, ok := AsErrors(err)
+	if !ok || es[0].Path != "tunnel.role" {
+		t.Fatalf("Parse = %v", err)
+	}
+	if _, err := Parse([]byte("version: 1\ntunnel:\n  enabled: true\n  role: client\n  server: 192.0.2.1:4443\n")); err != nil {
+		t.Fatalf("valid client refused: %v", err)
+	}
+}
+
 // TestReservedSectionsRefused: a section nothing implements cannot be enabled.
 func TestReservedSectionsRefused(t *testing.T) {
-	for _, sec := range []string{"snmp", "tunnel"} {
+	for _, sec := range []string{"snmp"} {
 		t.Run(sec, func(t *testing.T) {
 			_, err := Parse([]byte("version: 1\n" + sec + ":\n  enabled: true\n"))
 			es, ok := AsErrors(err)

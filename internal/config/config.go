@@ -25,6 +25,7 @@ import (
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/policy"
 	"github.com/portico-edge/portico/internal/sipedge"
+	"github.com/portico-edge/portico/internal/tunnel"
 	"github.com/portico-edge/portico/internal/turn"
 )
 
@@ -54,7 +55,7 @@ type Config struct {
 	TURN        turn.Section `yaml:"turn" json:"turn"`
 	H323        H323         `yaml:"h323" json:"h323"`
 	AccessProxy AccessProxy  `yaml:"access_proxy" json:"access_proxy"`
-	Tunnel      Reserved     `yaml:"tunnel" json:"tunnel"`
+	Tunnel      Tunnel       `yaml:"tunnel" json:"tunnel"`
 	Policy      Policy       `yaml:"policy" json:"policy"`
 	// HA holds the VIP groups elected by VRRPv3 (docs/ha.md).
 	HA   HA       `yaml:"ha" json:"ha"`
@@ -174,6 +175,9 @@ type History struct {
 type Reserved struct {
 	Enabled bool `yaml:"enabled" json:"enabled"`
 }
+
+// Tunnel is the tunnel section, defined by package tunnel.
+type Tunnel = tunnel.Section
 
 // Media is the media section, defined by package media.
 type Media = media.Section

@@ -124,6 +124,14 @@ func (c *Config) sockets() []socket {
 			add(fmt.Sprintf("access_proxy.tcp[%d].listen", i), "tcp", m.Listen)
 		}
 	}
+	if tn := &c.Tunnel; tn.Enabled && tn.Role == "server" {
+		add("tunnel.listen", "udp", tn.Listen)
+		for i, s := range tn.Services {
+			if s.Listen != "" {
+				add(fmt.Sprintf("tunnel.services[%d].listen", i), s.Proto, s.Listen)
+			}
+		}
+	}
 	return out
 }
 
@@ -147,7 +155,7 @@ func (v *validator) reserved(c *Config) {
 	for _, r := range []struct {
 		name string
 		sec  Reserved
-	}{{"tunnel", c.Tunnel}, {"snmp", c.SNMP}} {
+	}{{"snmp", c.SNMP}} {
 		if r.sec.Enabled {
 			v.add(r.name+".enabled", "the %s service is not implemented in this build; remove the section or set enabled: false", r.name)
 		}

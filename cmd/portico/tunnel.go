@@ -1,0 +1,65 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// tunnelCmd talks to the running node's tunnel through the REST API.
+func tunnelCmd() *cobra.Command {
+	c := &cobra.Command{Use: "tunnel", Short: "Inside/DMZ tunnel: enrollment tokens and state"}
+	var cl client
+	var insecure bool
+	var caFile string
+	token := &cobra.Command{
+		Use:   "token",
+		Short: "Issue a one-time enrollment token on the tunnel server (DMZ node)",
+		Long: "Issue a one-time enrollment token on the tunnel server. Put it in the inside node's\n" +
+			"tunnel.enrollment_token; the client presents it once and both ends pin each other's certificate.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cl.setup(insecure, caFile); err != nil {
+				return err
+			}
+			var out struct {
+				Token     string    `json:"token"`
+				ExpiresAt time.Time `json:"expires_at"`
+			}
+			if err := cl.send(cmd.Context(), "POST", "/api/v1/tunnel/tokens", strings.NewReader("{}"), &out); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), out.Token)
+			fmt.Fprintf(cmd.ErrOrStderr(), "valid once, until %s\n", out.ExpiresAt.UTC().Format(time.RFC3339))
+			return nil
+		},
+	}
+	addClientFlags(token, &cl, &insecure, &caFile)
+
+	var scl client
+	var sInsecure bool
+	var sCA string
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show the tunnel's state, RTT and per-service counters",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := scl.setup(sInsecure, sCA); err != nil {
+				return err
+			}
+			var st map[string]any
+			if err := scl.get(cmd.Context(), "/api/v1/tunnel", &st); err != nil {
+				return err
+			}
+			out, _ := json.MarshalIndent(st, "", "  ")
+			fmt.Fprintln(cmd.OutOrStdout(), string(out))
+			return nil
+		},
+	}
+	addClientFlags(status, &scl, &sInsecure, &sCA)
+	c.AddCommand(token, status)
+	return c
+}

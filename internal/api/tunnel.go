@@ -1,0 +1,62 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/portico-edge/portico/internal/tunnel"
+)
+
+// TunnelService is the running tunnel end.
+type TunnelService interface {
+	Stats() tunnel.Stats
+}
+
+// TunnelTokens issues enrollment tokens; only the server end does.
+type TunnelTokens interface {
+	CreateToken() (string, time.Time, error)
+}
+
+func (s *Server) tunnelRoutes() {
+	s.mux.HandleFunc("GET /api/v1/tunnel", s.auth(false, s.tunnelStatus))
+	s.mux.HandleFunc("POST /api/v1/tunnel/tokens", s.auth(true, s.tunnelToken))
+}
+
+func (s *Server) tunnelService(w http.ResponseWriter) TunnelService {
+	var t TunnelService
+	if s.deps.Tunnel != nil {
+		t = s.deps.Tunnel()
+	}
+	if t == nil {
+		writeError(w, http.StatusNotFound, "the tunnel is not enabled (tunnel.enabled)")
+	}
+	return t
+}
+
+func (s *Server) tunnelStatus(w http.ResponseWriter, r *http.Request, p Principal) {
+	if t := s.tunnelService(w); t != nil {
+		writeJSON(w, http.StatusOK, t.Stats())
+	}
+}
+
+// tunnelToken issues a one-time enrollment token for an inside node. Only
+// admins may: the token admits a client to the tunnel.
+func (s *Server) tunnelToken(w http.ResponseWriter, r *http.Request, p Principal) {
+	t := s.tunnelService(w)
+	if t == nil {
+		return
+	}
+	tt, ok := t.(TunnelTokens)
+	if !ok {
+		writeError(w, http.StatusConflict, "enrollment tokens are issued by the tunnel server (tunnel.role: server)")
+		return
+	}
+	tok, exp, err := tt.CreateToken()
+	if err != nil {
+		s.log.Error("tunnel token not issued", "err", err)
+		writeError(w, http.StatusInternalServerError, "the token could not be stored")
+		return
+	}
+	s.auditWrite(r.Context(), p, "tunnel.token", "", "expires "+exp.Format(time.RFC3339))
+	writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "expires_at": exp})
+}

@@ -1,0 +1,412 @@
+package tunnel
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// Client is the inside end: it dials the server, keeps the connection up,
+// and delivers the server's flows to the services' targets.
+type Client struct {
+	*end
+	deps Deps
+	cert tls.Certificate
+
+	mu    sync.Mutex // guards st and flows
+	st    State
+	flows map[flowKey]*clientFlow
+}
+
+type flowKey struct {
+	service string
+	id      uint32
+}
+
+type clientFlow struct {
+	conn *net.UDPConn
+	st   *serviceStats
+}
+
+// NewClient validates cfg and loads (or creates) the client's identity.
+func NewClient(cfg Config, deps Deps) (*Client, error) {
+	p, err := prepare(cfg, deps, RoleClient)
+	if err != nil {
+		return nil, err
+	}
+	// The identity is saved with the enrollment's pin, so New does no
+	// writes; until then a new one each start costs nothing.
+	c := &Client{end: p.end, deps: p.deps, cert: p.cert, st: p.st, flows: map[flowKey]*clientFlow{}}
+	register(p.deps.Registerer, c.Stats)
+	return c, nil
+}
+
+// Fingerprint is the client certificate's SHA-256 fingerprint.
+func (c *Client) Fingerprint() string { return Fingerprint(c.cert.Certificate[0]) }
+
+// Stats returns the client's counters.
+func (c *Client) Stats() Stats { return c.stats(RoleClient) }
+
+func (c *Client) tlsConfig(alpn string, pinned func(fp string) bool) *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{c.cert},
+		NextProtos:   []string{alpn},
+		ServerName:   "portico-tunnel",
+		// The server's certificate is self-signed; it is checked against the
+		// pinned fingerprint below instead of a CA.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 || !pinned(Fingerprint(cs.PeerCertificates[0].Raw)) {
+				return ErrUnknownPeer
+			}
+			return nil
+		},
+	}
+}
+
+// Enroll presents a one-time token to the server and, when the server
+// accepts it, pins the server's certificate.
+func (c *Client) Enroll(ctx context.Context, token string) error {
+	_, serverFP, err := parseToken(token)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, release, err := c.dial(ctx, c.tlsConfig(alpnEnroll, func(fp string) bool { return equalHex(fp, serverFP) }))
+	if err != nil {
+		return fmt.Errorf("tunnel: enroll: %w", err)
+	}
+	defer release()
+	defer func() { _ = conn.CloseWithError(codeShutdown, "") }()
+	st, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		return fmt.Errorf("tunnel: enroll: %w", err)
+	}
+	_ = st.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := st.Write([]byte(strings.TrimSpace(token) + "\n")); err != nil {
+		return fmt.Errorf("tunnel: enroll: %w", err)
+	}
+	_ = st.Close()
+	line, err := bufio.NewReader(&limitedReader{r: st, n: 256}).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("tunnel: enroll: %w", err)
+	}
+	if line = strings.TrimSpace(line); line != "ok" {
+		return fmt.Errorf("%w: %s", ErrRefused, strings.TrimPrefix(line, "refused "))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := cloneState(c.st)
+	next.Peers = []string{serverFP}
+	if err := c.deps.State.Save(next); err != nil {
+		return err
+	}
+	c.st = next
+	c.log.Info("tunnel enrolled", "server", c.cfg.Server, "fingerprint", serverFP)
+	return nil
+}
+
+func (c *Client) pinned(fp string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Contains(c.st.Peers, fp)
+}
+
+// dial makes one QUIC connection to the server on a fresh socket; release
+// closes the socket once the connection is done with.
+func (c *Client) dial(ctx context.Context, tc *tls.Config) (conn *quic.Conn, release func(), err error) {
+	raddr, err := net.ResolveUDPAddr("udp", c.cfg.Server)
+	if err != nil {
+		return nil, nil, err
+	}
+	pc, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	tr := &quic.Transport{Conn: pc}
+	release = func() {
+		_ = tr.Close()
+		_ = pc.Close()
+	}
+	conn, err = tr.Dial(ctx, raddr, tc, quicConfig(c.cfg))
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return conn, release, nil
+}
+
+// connect makes one tunnel connection attempt; it is what Run repeats.
+// It returns ErrNotEnrolled before Enroll succeeded.
+func (c *Client) connect(ctx context.Context) (*quic.Conn, func(), error) {
+	c.mu.Lock()
+	enrolled := len(c.st.Peers) > 0
+	c.mu.Unlock()
+	if !enrolled {
+		return nil, nil, ErrNotEnrolled
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*c.cfg.IdleTimeout)
+	defer cancel()
+	return c.dial(ctx, c.tlsConfig(alpnTunnel, c.pinned))
+}
+
+// Run keeps the tunnel up until ctx ends: it connects, serves the
+// connection until it fails, then reconnects after a jittered exponential
+// backoff. It returns nil on a clean stop and ErrNotEnrolled at once when
+// the client has no pinned server.
+func (c *Client) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		c.closeFlows()
+		wg.Wait()
+	}()
+	if err := c.enrollFirst(ctx); err != nil {
+		return err
+	}
+	wg.Go(func() { c.sendLoop(ctx) })
+	failures := 0
+	everUp := false
+	for {
+		conn, release, err := c.connect(ctx)
+		if errors.Is(err, ErrNotEnrolled) {
+			return err
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			d := backoff(c.cfg.BackoffMin, c.cfg.BackoffMax, failures)
+			failures++
+			c.log.Debug("tunnel connect failed", "server", c.cfg.Server, "err", err, "retry_in", d)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(d):
+			}
+			continue
+		}
+		if everUp {
+			c.reconnects.Add(1)
+		}
+		everUp = true
+		c.conn.Store(conn)
+		c.changed("up")
+		c.log.Info("tunnel up", "server", c.cfg.Server)
+		since := time.Now()
+		c.serveConn(ctx, conn, &wg)
+		c.conn.Store(nil)
+		release()
+		if ctx.Err() != nil {
+			c.changed("down")
+			return nil
+		}
+		c.log.Warn("tunnel down", "server", c.cfg.Server, "cause", context.Cause(conn.Context()))
+		c.changed("down")
+		// A connection the server closes at once (a refused certificate is
+		// only known after the client's handshake) counts as a failure, so
+		// the retries back off; one that lived is a fresh start.
+		if time.Since(since) > c.cfg.IdleTimeout {
+			failures = 0
+			continue
+		}
+		d := backoff(c.cfg.BackoffMin, c.cfg.BackoffMax, failures)
+		failures++
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(d):
+		}
+	}
+}
+
+// enrollFirst presents cfg.EnrollmentToken when the client is not enrolled,
+// retrying while the server cannot be reached; a refusal is final.
+func (c *Client) enrollFirst(ctx context.Context) error {
+	if c.Enrolled() || c.cfg.EnrollmentToken == "" {
+		return nil
+	}
+	for n := 0; ; n++ {
+		err := c.Enroll(ctx, c.cfg.EnrollmentToken)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, ErrRefused) || errors.Is(err, ErrToken) {
+			return err
+		}
+		c.log.Warn("tunnel enrollment failed; retrying", "server", c.cfg.Server, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff(c.cfg.BackoffMin, c.cfg.BackoffMax, n)):
+		}
+	}
+}
+
+// Enrolled reports whether the client has a pinned server.
+func (c *Client) Enrolled() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.st.Peers) > 0
+}
+
+// backoff is min·2^n capped at max, minus a random part of up to half.
+func backoff(lo, hi time.Duration, n int) time.Duration {
+	d := hi
+	if n < 30 && lo<<n < hi {
+		d = lo << n
+	}
+	return d - rand.N(d/2+1)
+}
+
+func (c *Client) changed(state string) {
+	if c.deps.OnState != nil {
+		c.deps.OnState(state)
+	}
+}
+
+// serveConn accepts the server's streams and datagrams until the
+// connection ends.
+func (c *Client) serveConn(ctx context.Context, conn *quic.Conn, wg *sync.WaitGroup) {
+	var cw sync.WaitGroup
+	cw.Go(func() {
+		for {
+			st, err := conn.AcceptStream(ctx)
+			if err != nil {
+				return
+			}
+			wg.Go(func() { c.serveStream(ctx, conn, st) })
+		}
+	})
+	for {
+		b, err := conn.ReceiveDatagram(ctx)
+		if err != nil {
+			break
+		}
+		h, n, err := Parse(b)
+		if err != nil || h.Kind != KindUDP {
+			c.badHeaders.Add(1)
+			continue
+		}
+		c.deliver(ctx, h, b[n:], wg)
+	}
+	_ = conn.CloseWithError(codeShutdown, "")
+	cw.Wait()
+}
+
+// serveStream connects one TCP flow to its service's target.
+func (c *Client) serveStream(ctx context.Context, conn *quic.Conn, st *quic.Stream) {
+	_ = st.SetReadDeadline(time.Now().Add(c.cfg.IdleTimeout))
+	h, err := ReadHeader(st)
+	_ = st.SetReadDeadline(time.Time{})
+	if err != nil {
+		c.badHeaders.Add(1)
+		st.CancelRead(codeUnknownService)
+		st.CancelWrite(codeUnknownService)
+		return
+	}
+	svc, ok := c.cfg.service(h.Service)
+	if !ok || svc.Proto != "tcp" || h.Kind != KindTCP {
+		c.droppedUnknown.Add(1)
+		c.log.Debug("tunnel flow for an unknown service", "service", h.Service)
+		st.CancelRead(codeUnknownService)
+		st.CancelWrite(codeUnknownService)
+		return
+	}
+	d := net.Dialer{Timeout: 5 * time.Second}
+	tc, err := d.DialContext(ctx, "tcp", svc.Target)
+	if err != nil {
+		c.log.Debug("tunnel flow target unreachable", "service", h.Service, "err", err)
+		st.CancelRead(codeDialFailed)
+		st.CancelWrite(codeDialFailed)
+		return
+	}
+	pump(newStreamConn(st, conn, c.svc[h.Service]), tc)
+}
+
+// deliver sends one datagram to its flow's target, opening the flow's
+// socket on its first datagram.
+func (c *Client) deliver(ctx context.Context, h Header, p []byte, wg *sync.WaitGroup) {
+	key := flowKey{h.Service, h.Flow}
+	c.mu.Lock()
+	f := c.flows[key]
+	c.mu.Unlock()
+	if f == nil {
+		svc, ok := c.cfg.service(h.Service)
+		if !ok || svc.Proto != "udp" {
+			c.droppedUnknown.Add(1)
+			return
+		}
+		raddr, err := net.ResolveUDPAddr("udp", svc.Target)
+		if err != nil {
+			c.droppedUnknown.Add(1)
+			return
+		}
+		uc, err := net.DialUDP("udp", nil, raddr)
+		if err != nil {
+			c.droppedUnknown.Add(1)
+			return
+		}
+		f = &clientFlow{conn: uc, st: c.svc[h.Service]}
+		c.mu.Lock()
+		if ctx.Err() != nil {
+			c.mu.Unlock()
+			_ = uc.Close()
+			return
+		}
+		c.flows[key] = f
+		c.mu.Unlock()
+		f.st.flows.Add(1)
+		f.st.flowsTotal.Add(1)
+		wg.Go(func() { c.flowLoop(key, f) })
+	}
+	f.st.bytesIn.Add(uint64(len(p)))
+	_, _ = f.conn.Write(p)
+}
+
+// flowLoop carries a UDP flow's replies back until it is idle for FlowIdle
+// or closed.
+func (c *Client) flowLoop(key flowKey, f *clientFlow) {
+	defer func() {
+		c.mu.Lock()
+		if c.flows[key] == f {
+			delete(c.flows, key)
+		}
+		c.mu.Unlock()
+		_ = f.conn.Close()
+		f.st.flows.Add(-1)
+	}()
+	buf := make([]byte, 64*1024)
+	h := Header{Kind: KindUDP, Flow: key.id, Service: key.service}
+	for {
+		_ = f.conn.SetReadDeadline(time.Now().Add(c.cfg.FlowIdle))
+		n, err := f.conn.Read(buf)
+		if err != nil {
+			// Idle, closed, or refused by the target: the flow ends, and the
+			// next datagram for it opens it again.
+			return
+		}
+		c.enqueue(h, buf[:n], f.st)
+	}
+}
+
+func (c *Client) closeFlows() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range c.flows {
+		_ = f.conn.Close()
+	}
+}

@@ -1,0 +1,193 @@
+package tunnel
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/portico-edge/portico/internal/config/field"
+)
+
+// Roles.
+const (
+	RoleServer = "server" // the DMZ node: listens
+	RoleClient = "client" // the inside node: dials out
+)
+
+// Defaults.
+const (
+	DefaultKeepAlive     = 500 * time.Millisecond
+	DefaultIdleTimeout   = 1500 * time.Millisecond
+	DefaultBackoffMin    = 250 * time.Millisecond
+	DefaultBackoffMax    = 15 * time.Second
+	DefaultDatagramQueue = 1024
+	DefaultFlowIdle      = 60 * time.Second
+	DefaultTokenTTL      = 24 * time.Hour
+)
+
+// Config configures one end of the tunnel. The zero value of a field means
+// its default, stated in the field comment. Errors name the field path below
+// "tunnel", e.g. "tunnel.services[0].name: required".
+type Config struct {
+	// Role is "server" (DMZ node) or "client" (inside node). Required.
+	Role string
+	// Listen is the server's UDP address, "host:port". Required for a server
+	// unless Run is handed a socket (Serve).
+	Listen string
+	// Server is the address the client dials, "host:port". Required for a
+	// client.
+	Server string
+	// Services names the flows carried. On the server, a service with a
+	// Listen address is offered there to local users; on the client, Target
+	// is where the service's flows are delivered.
+	Services []Service
+	// KeepAlive is the PING interval on an idle connection. Default 500ms.
+	KeepAlive time.Duration
+	// IdleTimeout declares the path failed when nothing arrives for this
+	// long; the 1.5s default keeps detection within 2s. Default 1.5s.
+	IdleTimeout time.Duration
+	// BackoffMin and BackoffMax bound the client's reconnect delay, which
+	// doubles after each failure and is jittered by up to half. Defaults
+	// 250ms and 15s.
+	BackoffMin, BackoffMax time.Duration
+	// DatagramQueue bounds the datagrams waiting to be sent; more are
+	// counted and dropped. Default 1024.
+	DatagramQueue int
+	// FlowIdle ends a UDP flow that carried nothing for this long.
+	// Default 60s.
+	FlowIdle time.Duration
+	// TokenTTL is how long an enrollment token stays valid. Default 24h.
+	TokenTTL time.Duration
+	// EnrollmentToken, on a client not yet enrolled, is presented by Run
+	// before it connects. Optional.
+	EnrollmentToken string
+}
+
+// Service is one named flow class.
+type Service struct {
+	// Name is 1-32 bytes of [a-z0-9._-]. Required, unique.
+	Name string
+	// Proto is "tcp" or "udp". Required.
+	Proto string
+	// Listen is, on the server, the local address where the service is
+	// offered ("host:port"). Optional: without it the service is reached
+	// only through Server.Dial.
+	Listen string
+	// Target is, on the client, the inside server's address ("host:port").
+	// Required on a client.
+	Target string
+}
+
+// Validate checks c and returns field errors with paths below prefix
+// (normally "tunnel").
+func (c Config) Validate(prefix string) error {
+	var errs field.Errors
+	switch c.Role {
+	case RoleServer:
+		if c.Listen != "" {
+			checkAddr(&errs, prefix+".listen", c.Listen)
+		}
+	case RoleClient:
+		if c.Server == "" {
+			errs.Add(prefix+".server", "required for role client")
+		} else {
+			checkAddr(&errs, prefix+".server", c.Server)
+		}
+	case "":
+		errs.Add(prefix+".role", "required (server or client)")
+	default:
+		errs.Add(prefix+".role", "%q is not server or client", c.Role)
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Services {
+		p := fmt.Sprintf("%s.services[%d]", prefix, i)
+		if err := validServiceName(s.Name); err != nil {
+			errs.Add(p+".name", "%q must be 1-%d bytes of a-z, 0-9, '.', '_', '-'", s.Name, MaxServiceName)
+		} else if seen[s.Name] {
+			errs.Add(p+".name", "%q is listed twice", s.Name)
+		}
+		seen[s.Name] = true
+		if s.Proto != "tcp" && s.Proto != "udp" {
+			errs.Add(p+".proto", "%q is not tcp or udp", s.Proto)
+		}
+		if s.Listen != "" {
+			if c.Role == RoleClient {
+				errs.Add(p+".listen", "only a server offers services locally")
+			} else {
+				checkAddr(&errs, p+".listen", s.Listen)
+			}
+		}
+		if c.Role == RoleClient {
+			if s.Target == "" {
+				errs.Add(p+".target", "required for role client")
+			} else {
+				checkAddr(&errs, p+".target", s.Target)
+			}
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"keep_alive", c.KeepAlive}, {"idle_timeout", c.IdleTimeout}, {"backoff_min", c.BackoffMin}, {"backoff_max", c.BackoffMax}, {"flow_idle", c.FlowIdle}, {"token_ttl", c.TokenTTL}} {
+		if d.v < 0 {
+			errs.Add(prefix+"."+d.name, "%s is negative", d.v)
+		}
+	}
+	if c.DatagramQueue < 0 {
+		errs.Add(prefix+".datagram_queue", "%d is negative", c.DatagramQueue)
+	}
+	d := c.withDefaults()
+	if d.KeepAlive >= d.IdleTimeout {
+		errs.Add(prefix+".keep_alive", "%s must be shorter than idle_timeout %s", d.KeepAlive, d.IdleTimeout)
+	}
+	if d.BackoffMin > d.BackoffMax {
+		errs.Add(prefix+".backoff_min", "%s is above backoff_max %s", d.BackoffMin, d.BackoffMax)
+	}
+	return errs.Err()
+}
+
+func checkAddr(errs *field.Errors, path, addr string) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		errs.Add(path, "%q is not host:port", addr)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		errs.Add(path, "%q has no valid port", addr)
+	}
+}
+
+func (c Config) withDefaults() Config {
+	if c.KeepAlive == 0 {
+		c.KeepAlive = DefaultKeepAlive
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.BackoffMin == 0 {
+		c.BackoffMin = DefaultBackoffMin
+	}
+	if c.BackoffMax == 0 {
+		c.BackoffMax = DefaultBackoffMax
+	}
+	if c.DatagramQueue == 0 {
+		c.DatagramQueue = DefaultDatagramQueue
+	}
+	if c.FlowIdle == 0 {
+		c.FlowIdle = DefaultFlowIdle
+	}
+	if c.TokenTTL == 0 {
+		c.TokenTTL = DefaultTokenTTL
+	}
+	return c
+}
+
+func (c Config) service(name string) (Service, bool) {
+	for _, s := range c.Services {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Service{}, false
+}

@@ -1,0 +1,21 @@
+// Package tunnel carries an inside node's services to the DMZ node over one
+// outbound QUIC connection (RFC 9000), so the inside firewall opens nothing
+// inbound.
+//
+// The DMZ node runs a Server, which listens; the inside node runs a Client,
+// which dials out and reconnects with jittered exponential backoff when the
+// path fails. Both sides authenticate with TLS 1.3 certificates pinned at
+// enrollment: the Server issues a one-time token (CreateToken) that names its
+// own certificate fingerprint; the Client presents the token once over the
+// "portico-enroll/1" ALPN, and each side stores the other's fingerprint.
+// Afterwards the "portico-tunnel/1" ALPN accepts only the pinned peer.
+//
+// Each TCP flow is a QUIC stream; each UDP packet is an RFC 9221 datagram.
+// Both start with the same small Header naming the service and the flow.
+// Datagrams wait in a bounded queue; a datagram that does not fit the path's
+// datagram size is counted and dropped, never fragmented.
+//
+// Lock discipline: Server and Client keep the live connection in an
+// atomic.Pointer; flow tables are guarded by their own mutex and never held
+// across I/O. Every goroutine is owned by Run and has ended when Run returns.
+package tunnel

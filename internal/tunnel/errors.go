@@ -1,0 +1,24 @@
+package tunnel
+
+import "errors"
+
+var (
+	// ErrHeader reports a flow header that is malformed or truncated.
+	ErrHeader = errors.New("tunnel: bad flow header")
+	// ErrNotEnrolled reports a client that has no pinned server certificate.
+	ErrNotEnrolled = errors.New("tunnel: not enrolled")
+	// ErrToken reports an enrollment token that is malformed or unknown.
+	ErrToken = errors.New("tunnel: wrong enrollment token")
+	// ErrTokenUsed reports an enrollment token presented a second time.
+	ErrTokenUsed = errors.New("tunnel: enrollment token already used")
+	// ErrTokenExpired reports an enrollment token past its expiry.
+	ErrTokenExpired = errors.New("tunnel: enrollment token expired")
+	// ErrUnknownPeer reports a peer certificate that is not pinned.
+	ErrUnknownPeer = errors.New("tunnel: peer certificate not pinned")
+	// ErrNoPeer reports that no tunnel connection is up.
+	ErrNoPeer = errors.New("tunnel: no peer connected")
+	// ErrUnknownService reports a service name that is not configured.
+	ErrUnknownService = errors.New("tunnel: unknown service")
+	// ErrRefused reports that the server refused an enrollment.
+	ErrRefused = errors.New("tunnel: enrollment refused")
+)

@@ -1,0 +1,218 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+const (
+	alpnTunnel = "portico-tunnel/1"
+	alpnEnroll = "portico-enroll/1"
+
+	// Application error codes on CONNECTION_CLOSE and stream resets.
+	codeShutdown       quic.ApplicationErrorCode = 0
+	codeReplaced       quic.ApplicationErrorCode = 1
+	codeEnrollRefused  quic.ApplicationErrorCode = 2
+	codeUnknownService quic.StreamErrorCode      = 3
+	codeDialFailed     quic.StreamErrorCode      = 4
+
+	maxDatagram = 1500 // a UDP payload plus header never needs more on the wire
+)
+
+// serviceStats counts one service's traffic. Fields are updated atomically.
+type serviceStats struct {
+	bytesIn, bytesOut atomic.Uint64 // in: from the tunnel; out: into it
+	flows             atomic.Int64  // open now
+	flowsTotal        atomic.Uint64
+}
+
+// ServiceStats is a snapshot of one service's counters. In counts bytes
+// received from the tunnel, Out bytes sent into it.
+type ServiceStats struct {
+	Name       string `json:"name"`
+	Proto      string `json:"proto"`
+	BytesIn    uint64 `json:"bytes_in"`
+	BytesOut   uint64 `json:"bytes_out"`
+	Flows      int64  `json:"flows"`
+	FlowsTotal uint64 `json:"flows_total"`
+}
+
+// Stats is a snapshot of one tunnel end.
+type Stats struct {
+	Role       string         `json:"role"`
+	State      string         `json:"state"` // "up" or "down"
+	Peer       string         `json:"peer,omitempty"`
+	RTT        time.Duration  `json:"rtt_ns"`
+	Reconnects uint64         `json:"reconnects"`
+	Services   []ServiceStats `json:"services"`
+	// Datagrams dropped: queue full, larger than the path allows, no
+	// connection up, or naming an unknown flow or service.
+	DroppedQueueFull uint64 `json:"dropped_queue_full"`
+	DroppedTooLarge  uint64 `json:"dropped_too_large"`
+	DroppedNoPeer    uint64 `json:"dropped_no_peer"`
+	DroppedUnknown   uint64 `json:"dropped_unknown"`
+	BadHeaders       uint64 `json:"bad_headers"`
+	// Handshakes refused (unpinned certificate) and enrollments refused.
+	Rejected       uint64 `json:"rejected"`
+	EnrollRefused  uint64 `json:"enroll_refused"`
+	EnrollAccepted uint64 `json:"enroll_accepted"`
+}
+
+// end is what both roles share: the live connection, the datagram queue and
+// the counters.
+type end struct {
+	cfg   Config
+	log   *slog.Logger
+	conn  atomic.Pointer[quic.Conn]
+	queue chan []byte
+	pool  sync.Pool
+	svc   map[string]*serviceStats
+
+	droppedQueue, droppedLarge, droppedNoPeer, droppedUnknown, badHeaders atomic.Uint64
+	rejected, enrollRefused, enrollAccepted, reconnects                   atomic.Uint64
+}
+
+func newEnd(cfg Config, log *slog.Logger) *end {
+	e := &end{cfg: cfg, log: log, queue: make(chan []byte, cfg.DatagramQueue), svc: map[string]*serviceStats{}}
+	e.pool.New = func() any { b := make([]byte, 0, maxDatagram+MaxHeader); return &b }
+	for _, s := range cfg.Services {
+		e.svc[s.Name] = &serviceStats{}
+	}
+	return e
+}
+
+// enqueue copies header and payload into a pooled buffer and queues it
+// without blocking; a full queue drops the datagram.
+func (e *end) enqueue(h Header, payload []byte, st *serviceStats) {
+	if h.Len()+len(payload) > maxDatagram+MaxHeader {
+		e.droppedLarge.Add(1)
+		return
+	}
+	bp := e.pool.Get().(*[]byte)
+	b := append(h.Append((*bp)[:0]), payload...)
+	*bp = b
+	select {
+	case e.queue <- b:
+		st.bytesOut.Add(uint64(len(payload)))
+	default:
+		e.droppedQueue.Add(1)
+		e.pool.Put(bp)
+	}
+}
+
+// sendLoop drains the queue into the live connection until ctx ends.
+func (e *end) sendLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case b := <-e.queue:
+			c := e.conn.Load()
+			if c == nil {
+				e.droppedNoPeer.Add(1)
+			} else if err := c.SendDatagram(b); err != nil {
+				var tl *quic.DatagramTooLargeError
+				if errors.As(err, &tl) {
+					e.droppedLarge.Add(1)
+				} else {
+					e.droppedNoPeer.Add(1)
+				}
+			}
+			e.pool.Put(&b)
+		}
+	}
+}
+
+func (e *end) stats(role string) Stats {
+	st := Stats{
+		Role: role, State: "down", Reconnects: e.reconnects.Load(),
+		DroppedQueueFull: e.droppedQueue.Load(), DroppedTooLarge: e.droppedLarge.Load(),
+		DroppedNoPeer: e.droppedNoPeer.Load(), DroppedUnknown: e.droppedUnknown.Load(),
+		BadHeaders: e.badHeaders.Load(), Rejected: e.rejected.Load(),
+		EnrollRefused: e.enrollRefused.Load(), EnrollAccepted: e.enrollAccepted.Load(),
+	}
+	if c := e.conn.Load(); c != nil {
+		st.State = "up"
+		st.Peer = c.RemoteAddr().String()
+		st.RTT = c.ConnectionStats().SmoothedRTT
+	}
+	for _, s := range e.cfg.Services {
+		c := e.svc[s.Name]
+		st.Services = append(st.Services, ServiceStats{Name: s.Name, Proto: s.Proto,
+			BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(), Flows: c.flows.Load(), FlowsTotal: c.flowsTotal.Load()})
+	}
+	return st
+}
+
+// streamConn is a QUIC stream as a net.Conn, counting its bytes.
+type streamConn struct {
+	*quic.Stream
+	local, remote net.Addr
+	st            *serviceStats
+	once          sync.Once
+}
+
+func newStreamConn(s *quic.Stream, c *quic.Conn, st *serviceStats) *streamConn {
+	st.flows.Add(1)
+	st.flowsTotal.Add(1)
+	return &streamConn{Stream: s, local: c.LocalAddr(), remote: c.RemoteAddr(), st: st}
+}
+
+func (s *streamConn) Read(b []byte) (int, error) {
+	n, err := s.Stream.Read(b)
+	s.st.bytesIn.Add(uint64(n))
+	return n, err
+}
+
+func (s *streamConn) Write(b []byte) (int, error) {
+	n, err := s.Stream.Write(b)
+	s.st.bytesOut.Add(uint64(n))
+	return n, err
+}
+
+// CloseWrite ends the sending direction (a FIN on the stream).
+func (s *streamConn) CloseWrite() error { return s.Stream.Close() }
+
+// Close ends both directions.
+func (s *streamConn) Close() error {
+	s.once.Do(func() {
+		s.st.flows.Add(-1)
+		s.Stream.CancelRead(0)
+		_ = s.Stream.Close()
+	})
+	return nil
+}
+
+func (s *streamConn) LocalAddr() net.Addr  { return s.local }
+func (s *streamConn) RemoteAddr() net.Addr { return s.remote }
+
+var _ net.Conn = (*streamConn)(nil)
+
+// pump copies both ways until both directions ended, passing each half-close
+// on, then closes both.
+func pump(a, b net.Conn) {
+	var wg sync.WaitGroup
+	half := func(dst, src net.Conn) {
+		defer wg.Done()
+		_, _ = io.Copy(dst, src)
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		} else {
+			_ = dst.Close()
+		}
+	}
+	wg.Add(2)
+	go half(a, b)
+	go half(b, a)
+	wg.Wait()
+	_ = a.Close()
+	_ = b.Close()
+}

@@ -1,0 +1,64 @@
+package tunnel
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// collector exports an end's Stats at each scrape; the counters it reads
+// are the atomics the data path bumps, so nothing is looked up per packet.
+type collector struct {
+	stats func() Stats
+
+	up, rtt, reconnects, bytes, flows, flowsTotal, dropped, refused *prometheus.Desc
+}
+
+func newCollector(stats func() Stats) *collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("portico_tunnel_"+name, help, labels, nil)
+	}
+	return &collector{
+		stats:      stats,
+		up:         d("up", "1 while the tunnel connection is up."),
+		rtt:        d("rtt_seconds", "Smoothed round-trip time of the tunnel connection."),
+		reconnects: d("reconnects_total", "Connections made again after the tunnel went down (client)."),
+		bytes:      d("bytes_total", "Payload bytes carried, by service and direction (in: from the tunnel).", "service", "direction"),
+		flows:      d("flows", "Flows open now, by service.", "service"),
+		flowsTotal: d("flows_total", "Flows opened, by service.", "service"),
+		dropped:    d("datagrams_dropped_total", "Datagrams dropped, by reason.", "reason"),
+		refused:    d("refused_total", "Peers refused: unpinned certificates (handshake) and enrollments.", "reason"),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.up, c.rtt, c.reconnects, c.bytes, c.flows, c.flowsTotal, c.dropped, c.refused} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.stats()
+	up := 0.0
+	if st.State == "up" {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up)
+	ch <- prometheus.MustNewConstMetric(c.rtt, prometheus.GaugeValue, st.RTT.Seconds())
+	ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(st.Reconnects))
+	for _, s := range st.Services {
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(s.BytesIn), s.Name, "in")
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(s.BytesOut), s.Name, "out")
+		ch <- prometheus.MustNewConstMetric(c.flows, prometheus.GaugeValue, float64(s.Flows), s.Name)
+		ch <- prometheus.MustNewConstMetric(c.flowsTotal, prometheus.CounterValue, float64(s.FlowsTotal), s.Name)
+	}
+	for reason, n := range map[string]uint64{"queue_full": st.DroppedQueueFull, "too_large": st.DroppedTooLarge,
+		"no_peer": st.DroppedNoPeer, "unknown_flow": st.DroppedUnknown, "bad_header": st.BadHeaders} {
+		ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(n), reason)
+	}
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(st.Rejected), "certificate")
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(st.EnrollRefused), "enrollment")
+}
+
+// register adds the end's collector to reg (nil: none).
+func register(reg prometheus.Registerer, stats func() Stats) {
+	if reg != nil {
+		_ = reg.Register(newCollector(stats))
+	}
+}

@@ -1,0 +1,47 @@
+package tunnel
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portico-edge/portico/internal/config/field"
+	"gopkg.in/yaml.v3"
+)
+
+func TestSection(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc, want string
+	}{
+		{"off", "enabled: false\nrole: nonsense\n", ""},
+		{"server", "enabled: true\nrole: server\nlisten: 0.0.0.0:4443\nservices:\n- {name: web, proto: tcp, listen: 127.0.0.1:8080}\n", ""},
+		{"client", "enabled: true\nrole: client\nserver: dmz:4443\nkeep_alive: 300ms\nservices:\n- {name: web, proto: tcp, target: 10.0.0.5:443}\n", ""},
+		{"server without listen", "enabled: true\nrole: server\n", "tunnel.listen: required"},
+		{"token on a server", "enabled: true\nrole: server\nlisten: :4443\nenrollment_token: x\n", "tunnel.enrollment_token: only a client"},
+		{"bad token", "enabled: true\nrole: client\nserver: h:1\nenrollment_token: x\n", "tunnel.enrollment_token: not a token"},
+		{"bad service", "enabled: true\nrole: client\nserver: h:1\nservices:\n- {name: web, proto: icmp, target: h:1}\n", "tunnel.services[0].proto:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s Section
+			if err := yaml.Unmarshal([]byte(tc.doc), &s); err != nil {
+				t.Fatal(err)
+			}
+			err := s.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if _, ok := field.As(err); !ok || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+	var s Section
+	_ = yaml.Unmarshal([]byte("enabled: true\nrole: client\nserver: h:1\nkeep_alive: 300ms\nservices:\n- {name: web, proto: tcp, target: t:1}\n"), &s)
+	c := s.Config()
+	if c.KeepAlive != 300*time.Millisecond || len(c.Services) != 1 || c.Services[0].Target != "t:1" {
+		t.Fatalf("Config() = %+v", c)
+	}
+}

@@ -1,0 +1,529 @@
+package tunnel
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/quic-go/quic-go"
+)
+
+// Deps are what a tunnel end needs from its surroundings.
+type Deps struct {
+	// Logger gets the end's logs; a component attribute is added.
+	Logger *slog.Logger
+	// State keeps the identity, pins and tokens. Required.
+	State StateStore
+	// OnState is called with "up" or "down" on every state change.
+	// Optional; it must not block.
+	OnState func(state string)
+	// Registerer receives the tunnel metrics. Nil: none exported.
+	Registerer prometheus.Registerer
+}
+
+// Server is the DMZ end: it listens, accepts enrollments and the pinned
+// clients, and offers the configured services to local users.
+type Server struct {
+	*end
+	deps Deps
+	tls  *tls.Config
+	fp   string
+
+	mu    sync.Mutex // guards st, fresh and addrs
+	st    State
+	fresh bool // identity made by NewServer, not saved yet
+	addrs map[string]net.Addr
+	udp   map[string]*udpService
+}
+
+// NewServer validates cfg and loads (or creates) the server's identity.
+func NewServer(cfg Config, deps Deps) (*Server, error) {
+	p, err := prepare(cfg, deps, RoleServer)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{fresh: p.fresh, end: p.end, deps: p.deps, fp: p.fp, st: p.st,
+		addrs: map[string]net.Addr{}, udp: map[string]*udpService{}}
+	s.tls = &tls.Config{
+		MinVersion:       tls.VersionTLS13,
+		Certificates:     []tls.Certificate{p.cert},
+		ClientAuth:       tls.RequireAnyClientCert,
+		NextProtos:       []string{alpnTunnel, alpnEnroll},
+		VerifyConnection: s.verify,
+	}
+	register(p.deps.Registerer, s.Stats)
+	return s, nil
+}
+
+// prepared is what both constructors start from.
+type prepared struct {
+	end   *end
+	deps  Deps
+	st    State
+	cert  tls.Certificate
+	fp    string
+	fresh bool // the identity was made now and is not saved yet
+}
+
+// prepare validates cfg for role, fills defaults and loads the state,
+// making an identity in memory when there is none. It does no writes.
+func prepare(cfg Config, deps Deps, role string) (prepared, error) {
+	cfg.Role = role
+	if err := cfg.Validate("tunnel"); err != nil {
+		return prepared{}, err
+	}
+	if deps.State == nil {
+		return prepared{}, errors.New("tunnel: no state store")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg = cfg.withDefaults()
+	st, err := deps.State.Load()
+	if err != nil {
+		return prepared{}, err
+	}
+	fresh := len(st.CertPEM) == 0
+	cert, fp, err := identity(&st)
+	if err != nil {
+		return prepared{}, err
+	}
+	return prepared{end: newEnd(cfg, deps.Logger.With("component", "tunnel", "role", role)), deps: deps, st: st, cert: cert, fp: fp, fresh: fresh}, nil
+}
+
+// saveIdentity stores an identity NewServer made (New does no writes, so a
+// configuration check leaves the state alone).
+func (s *Server) saveIdentity() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.fresh {
+		return nil
+	}
+	if err := s.deps.State.Save(s.st); err != nil {
+		return err
+	}
+	s.fresh = false
+	return nil
+}
+
+// Fingerprint is the server certificate's SHA-256 fingerprint.
+func (s *Server) Fingerprint() string { return s.fp }
+
+// verify admits any certificate to enrollment and only pinned ones to the
+// tunnel.
+func (s *Server) verify(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return ErrUnknownPeer
+	}
+	if cs.NegotiatedProtocol == alpnEnroll {
+		return nil
+	}
+	fp := Fingerprint(cs.PeerCertificates[0].Raw)
+	s.mu.Lock()
+	ok := slices.Contains(s.st.Peers, fp)
+	s.mu.Unlock()
+	if !ok {
+		s.rejected.Add(1)
+		s.log.Warn("tunnel client refused: certificate not pinned", "fingerprint", fp)
+		return ErrUnknownPeer
+	}
+	return nil
+}
+
+// CreateToken issues a one-time enrollment token valid for the configured
+// TokenTTL.
+func (s *Server) CreateToken() (string, time.Time, error) {
+	secret, hash, err := newTokenSecret()
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	exp := time.Now().Add(s.cfg.TokenTTL).UTC()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := cloneState(s.st)
+	now := time.Now()
+	next.Tokens = slices.DeleteFunc(next.Tokens, func(t Token) bool { return !t.Used && now.After(t.Expires) })
+	next.Tokens = append(next.Tokens, Token{Hash: hash, Expires: exp})
+	if err := s.deps.State.Save(next); err != nil {
+		return "", time.Time{}, err
+	}
+	s.st, s.fresh = next, false
+	return tokenPrefix + secret + "." + s.fp, exp, nil
+}
+
+// Peers lists the pinned client fingerprints.
+func (s *Server) Peers() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.st.Peers)
+}
+
+// redeem checks a token and pins clientFP with it.
+func (s *Server) redeem(tok, clientFP string) error {
+	secret, fp, err := parseToken(tok)
+	if err != nil {
+		return err
+	}
+	if !equalHex(fp, s.fp) {
+		return fmt.Errorf("%w: names another server", ErrToken)
+	}
+	hash := hashSecret(secret)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.st.Tokens, func(t Token) bool { return equalHex(t.Hash, hash) })
+	switch {
+	case i < 0:
+		return ErrToken
+	case s.st.Tokens[i].Used:
+		return ErrTokenUsed
+	case time.Now().After(s.st.Tokens[i].Expires):
+		return ErrTokenExpired
+	}
+	next := cloneState(s.st)
+	next.Tokens[i].Used = true
+	next.Tokens[i].UsedBy = clientFP
+	if !slices.Contains(next.Peers, clientFP) {
+		next.Peers = append(next.Peers, clientFP)
+	}
+	if err := s.deps.State.Save(next); err != nil {
+		return err
+	}
+	s.st = next
+	return nil
+}
+
+// ServiceAddr is where a service with a Listen address is bound, once Serve
+// has started; nil before.
+func (s *Server) ServiceAddr(name string) net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addrs[name]
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats { return s.stats(RoleServer) }
+
+// Dial opens a TCP flow of the named service to the inside through the
+// tunnel.
+func (s *Server) Dial(ctx context.Context, service string) (net.Conn, error) {
+	svc, ok := s.cfg.service(service)
+	if !ok || svc.Proto != "tcp" {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownService, service)
+	}
+	c := s.conn.Load()
+	if c == nil {
+		return nil, ErrNoPeer
+	}
+	st, err := c.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("tunnel: open stream: %w", err)
+	}
+	if _, err := st.Write(Header{Kind: KindTCP, Flow: uint32(st.StreamID()), Service: service}.Append(nil)); err != nil {
+		st.CancelRead(0)
+		st.CancelWrite(0)
+		return nil, fmt.Errorf("tunnel: open stream: %w", err)
+	}
+	return newStreamConn(st, c, s.svc[service]), nil
+}
+
+// Run listens on cfg.Listen and serves until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	pc, err := net.ListenPacket("udp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("tunnel: listen: %w", err)
+	}
+	defer pc.Close()
+	return s.Serve(ctx, pc)
+}
+
+// Serve serves the tunnel on pc (which the caller keeps and closes) and the
+// services' local listeners until ctx ends. It returns nil on a clean stop.
+func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
+	if err := s.saveIdentity(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	tr := &quic.Transport{Conn: pc}
+	defer tr.Close()
+	ln, err := tr.Listen(s.tls, quicConfig(s.cfg))
+	if err != nil {
+		return fmt.Errorf("tunnel: listen: %w", err)
+	}
+	defer ln.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	if err := s.listenServices(ctx, &wg); err != nil {
+		return err
+	}
+	wg.Go(func() { s.sendLoop(ctx) })
+	s.log.Info("tunnel server listening", "addr", pc.LocalAddr().String(), "fingerprint", s.fp)
+	for {
+		c, err := ln.Accept(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				if old := s.conn.Swap(nil); old != nil {
+					_ = old.CloseWithError(codeShutdown, "shutdown")
+					s.changed("down")
+				}
+				return nil
+			}
+			return fmt.Errorf("tunnel: accept: %w", err)
+		}
+		switch c.ConnectionState().TLS.NegotiatedProtocol {
+		case alpnEnroll:
+			wg.Go(func() { s.enroll(ctx, c) })
+		case alpnTunnel:
+			if old := s.conn.Swap(c); old != nil {
+				_ = old.CloseWithError(codeReplaced, "replaced by a newer connection")
+			} else {
+				s.changed("up")
+			}
+			s.log.Info("tunnel client connected", "addr", c.RemoteAddr().String())
+			wg.Go(func() { s.serveConn(ctx, c) })
+		default:
+			_ = c.CloseWithError(codeShutdown, "no protocol")
+		}
+	}
+}
+
+func (s *Server) changed(state string) {
+	if s.deps.OnState != nil {
+		s.deps.OnState(state)
+	}
+}
+
+// serveConn receives the client's datagrams until the connection ends.
+func (s *Server) serveConn(ctx context.Context, c *quic.Conn) {
+	wg := sync.WaitGroup{}
+	// The client opens no streams; refuse any it tries.
+	wg.Go(func() {
+		for {
+			st, err := c.AcceptStream(ctx)
+			if err != nil {
+				return
+			}
+			st.CancelRead(codeUnknownService)
+			st.CancelWrite(codeUnknownService)
+		}
+	})
+	for {
+		b, err := c.ReceiveDatagram(ctx)
+		if err != nil {
+			break
+		}
+		h, n, err := Parse(b)
+		if err != nil || h.Kind != KindUDP {
+			s.badHeaders.Add(1)
+			continue
+		}
+		s.mu.Lock()
+		u := s.udp[h.Service]
+		s.mu.Unlock()
+		if u == nil || !u.deliver(h.Flow, b[n:]) {
+			s.droppedUnknown.Add(1)
+		}
+	}
+	_ = c.CloseWithError(codeShutdown, "")
+	wg.Wait()
+	if s.conn.CompareAndSwap(c, nil) {
+		s.log.Warn("tunnel client disconnected", "addr", c.RemoteAddr().String(), "cause", context.Cause(c.Context()))
+		s.changed("down")
+	}
+}
+
+// enroll reads one token from the client's first stream and pins the
+// client's certificate when the token is good.
+func (s *Server) enroll(ctx context.Context, c *quic.Conn) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	defer func() { _ = c.CloseWithError(codeShutdown, "") }()
+	fp := Fingerprint(c.ConnectionState().TLS.PeerCertificates[0].Raw)
+	st, err := c.AcceptStream(ctx)
+	if err != nil {
+		return
+	}
+	_ = st.SetDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(&limitedReader{r: st, n: 256}).ReadString('\n')
+	if err == nil {
+		err = s.redeem(strings.TrimSpace(line), fp)
+	}
+	if err != nil {
+		s.enrollRefused.Add(1)
+		s.log.Warn("tunnel enrollment refused", "addr", c.RemoteAddr().String(), "fingerprint", fp, "err", err)
+		_, _ = st.Write([]byte("refused " + strings.TrimPrefix(err.Error(), "tunnel: ") + "\n"))
+	} else {
+		s.enrollAccepted.Add(1)
+		s.log.Info("tunnel client enrolled", "addr", c.RemoteAddr().String(), "fingerprint", fp)
+		_, _ = st.Write([]byte("ok\n"))
+	}
+	_ = st.Close()
+	// Wait for the client to read the answer and close.
+	<-ctx.Done()
+}
+
+type limitedReader struct {
+	r interface{ Read([]byte) (int, error) }
+	n int
+}
+
+func (l *limitedReader) Read(b []byte) (int, error) {
+	if l.n <= 0 {
+		return 0, errors.New("tunnel: enrollment line too long")
+	}
+	if len(b) > l.n {
+		b = b[:l.n]
+	}
+	n, err := l.r.Read(b)
+	l.n -= n
+	return n, err
+}
+
+// listenServices binds the services' local listeners and starts their loops.
+func (s *Server) listenServices(ctx context.Context, wg *sync.WaitGroup) error {
+	for _, svc := range s.cfg.Services {
+		if svc.Listen == "" {
+			continue
+		}
+		switch svc.Proto {
+		case "tcp":
+			ln, err := net.Listen("tcp", svc.Listen)
+			if err != nil {
+				return fmt.Errorf("tunnel: service %s: %w", svc.Name, err)
+			}
+			s.mu.Lock()
+			s.addrs[svc.Name] = ln.Addr()
+			s.mu.Unlock()
+			wg.Go(func() { <-ctx.Done(); _ = ln.Close() })
+			wg.Go(func() { s.acceptTCP(ctx, ln, svc.Name, wg) })
+		case "udp":
+			lp, err := net.ListenPacket("udp", svc.Listen)
+			if err != nil {
+				return fmt.Errorf("tunnel: service %s: %w", svc.Name, err)
+			}
+			pc := lp.(*net.UDPConn)
+			u := &udpService{e: s.end, name: svc.Name, pc: pc, st: s.svc[svc.Name], idle: s.cfg.FlowIdle,
+				bySrc: map[netip.AddrPort]*udpFlow{}, byID: map[uint32]*udpFlow{}}
+			s.mu.Lock()
+			s.addrs[svc.Name] = pc.LocalAddr()
+			s.udp[svc.Name] = u
+			s.mu.Unlock()
+			wg.Go(func() { <-ctx.Done(); _ = pc.Close() })
+			wg.Go(u.readLoop)
+		}
+	}
+	return nil
+}
+
+func (s *Server) acceptTCP(ctx context.Context, ln net.Listener, name string, wg *sync.WaitGroup) {
+	for {
+		lc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		wg.Go(func() {
+			rc, err := s.Dial(ctx, name)
+			if err != nil {
+				s.log.Debug("tunnel flow refused", "service", name, "err", err)
+				_ = lc.Close()
+				return
+			}
+			pump(lc, rc)
+		})
+	}
+}
+
+// udpService carries one UDP service's flows on the server: each local
+// source address is a flow.
+type udpService struct {
+	e    *end
+	name string
+	pc   *net.UDPConn
+	st   *serviceStats
+	idle time.Duration
+
+	mu    sync.Mutex
+	next  uint32
+	bySrc map[netip.AddrPort]*udpFlow
+	byID  map[uint32]*udpFlow
+}
+
+type udpFlow struct {
+	id   uint32
+	src  netip.AddrPort
+	last time.Time
+}
+
+func (u *udpService) readLoop() {
+	buf := make([]byte, 64*1024)
+	lastSweep := time.Now()
+	for {
+		n, src, err := u.pc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		u.mu.Lock()
+		f := u.bySrc[src]
+		if f == nil {
+			u.next++
+			f = &udpFlow{id: u.next, src: src}
+			u.bySrc[src] = f
+			u.byID[f.id] = f
+			u.st.flows.Add(1)
+			u.st.flowsTotal.Add(1)
+		}
+		f.last = now
+		if now.Sub(lastSweep) > u.idle/4 {
+			lastSweep = now
+			for k, g := range u.bySrc {
+				if now.Sub(g.last) > u.idle {
+					delete(u.bySrc, k)
+					delete(u.byID, g.id)
+					u.st.flows.Add(-1)
+				}
+			}
+		}
+		id := f.id
+		u.mu.Unlock()
+		u.e.enqueue(Header{Kind: KindUDP, Flow: id, Service: u.name}, buf[:n], u.st)
+	}
+}
+
+// deliver sends a datagram from the tunnel to the flow's local source.
+func (u *udpService) deliver(id uint32, p []byte) bool {
+	u.mu.Lock()
+	f := u.byID[id]
+	var dst netip.AddrPort
+	if f != nil {
+		dst = f.src
+	}
+	u.mu.Unlock()
+	if f == nil {
+		return false
+	}
+	u.st.bytesIn.Add(uint64(len(p)))
+	_, _ = u.pc.WriteToUDPAddrPort(p, dst)
+	return true
+}
+
+func quicConfig(cfg Config) *quic.Config {
+	return &quic.Config{
+		KeepAlivePeriod:      cfg.KeepAlive,
+		MaxIdleTimeout:       cfg.IdleTimeout,
+		HandshakeIdleTimeout: 2 * cfg.IdleTimeout,
+		EnableDatagrams:      true,
+		MaxIncomingStreams:   10000,
+	}
+}
