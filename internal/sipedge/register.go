@@ -262,7 +262,7 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 	}
 	out.SetBody(req.Body())
 
-	ctx, cancel := context.WithTimeout(s.ctx, DefaultTransactionTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, relayBudget(lc.cfg.Overload))
 	defer cancel()
 	res, _, err := s.sendToCallServer(ctx, out)
 	if err != nil {
