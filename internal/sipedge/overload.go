@@ -70,18 +70,20 @@ func (o Overload) withDefaults(add func(path, format string, a ...any)) Overload
 // arrival times) and those being handled.
 //
 // A request's arrival is stamped by the transport layer's message hook,
-// on the socket's read goroutine right after parsing; its handler runs on
-// a goroutine of its own and takes the stamp. Retransmissions absorbed by
-// an existing transaction never reach a handler, so stamps are kept in two
-// generations: the older is discarded when the newer is MaxWait old, and
-// a handler that finds no stamp treats its request as fresh.
+// on the socket's read goroutine right after parsing, under its
+// transaction key (method and Via branch), so that a retransmission finds
+// its first transmission's stamp; its handler runs on a goroutine of its
+// own and marks the stamp taken. Stamps are kept in two generations: the
+// older is discarded when the newer is MaxWait old (a request still
+// waiting then is counted out of the queue; its handler treats it as
+// fresh).
 type admission struct {
 	inFlight atomic.Int64
-	queued   atomic.Int64 // stamps held (both generations)
+	queued   atomic.Int64 // stamps not taken, both generations
 
 	mu      sync.Mutex
-	cur     map[*sip.Request]time.Time
-	prev    map[*sip.Request]time.Time
+	cur     map[string]time.Time // zero time: taken
+	prev    map[string]time.Time
 	rotated time.Time
 }
 
@@ -98,30 +100,76 @@ func newWork(req *sip.Request) bool {
 	return false
 }
 
+// txKey is a request's server transaction key (RFC 3261 section 17.2.3),
+// "" without a branch.
+func txKey(req *sip.Request) string {
+	via := req.Via()
+	if via == nil || via.Params == nil {
+		return ""
+	}
+	b, ok := via.Params.Get("branch")
+	if !ok || b == "" {
+		return ""
+	}
+	return string(req.Method) + " " + b
+}
+
+// rotateLocked starts a new generation when the current one is maxWait
+// old; the caller holds mu.
+func (a *admission) rotateLocked(now time.Time, maxWait time.Duration) {
+	if a.cur != nil && now.Sub(a.rotated) < maxWait {
+		return
+	}
+	waiting := 0
+	for _, t := range a.prev {
+		if !t.IsZero() {
+			waiting++
+		}
+	}
+	a.queued.Add(-int64(waiting))
+	a.prev, a.cur, a.rotated = a.cur, make(map[string]time.Time, len(a.cur)), now
+}
+
 // arrived stamps a new request's arrival (the transport's message hook).
 func (a *admission) arrived(msg sip.Message, maxWait time.Duration) {
 	req, ok := msg.(*sip.Request)
 	if !ok || !newWork(req) {
 		return
 	}
+	key := txKey(req)
+	if key == "" {
+		return
+	}
 	now := time.Now()
 	a.mu.Lock()
-	if a.cur == nil || now.Sub(a.rotated) >= maxWait {
-		a.prev, a.cur, a.rotated = a.cur, make(map[*sip.Request]time.Time, len(a.cur)), now
+	defer a.mu.Unlock()
+	a.rotateLocked(now, maxWait)
+	if _, ok := a.cur[key]; ok {
+		return // a retransmission
 	}
-	a.cur[req] = now
-	a.queued.Store(int64(len(a.cur) + len(a.prev)))
-	a.mu.Unlock()
+	if _, ok := a.prev[key]; ok {
+		return
+	}
+	a.cur[key] = now
+	a.queued.Add(1)
 }
 
-// take removes req's stamp and returns its arrival, or now when unknown.
+// take marks req's stamp taken and returns its arrival, or now when
+// unknown.
 func (a *admission) take(req *sip.Request, now time.Time) time.Time {
+	key := txKey(req)
+	if key == "" {
+		return now
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, m := range []map[*sip.Request]time.Time{a.cur, a.prev} {
-		if t, ok := m[req]; ok {
-			delete(m, req)
-			a.queued.Store(int64(len(a.cur) + len(a.prev)))
+	for _, m := range []map[string]time.Time{a.cur, a.prev} {
+		if t, ok := m[key]; ok {
+			if t.IsZero() {
+				return now
+			}
+			m[key] = time.Time{}
+			a.queued.Add(-1)
 			return t
 		}
 	}
@@ -153,6 +201,14 @@ const (
 // shedDatagram reports whether a datagram is a new INVITE or REGISTER to
 // drop unparsed because too many requests already wait to be handled.
 func (a *admission) shedDatagram(o Overload, data []byte) bool {
+	if a.queued.Load() < int64(o.MaxQueued) {
+		return false
+	}
+	// Shed datagrams stamp nothing: the generations must still turn for
+	// the queue to drain.
+	a.mu.Lock()
+	a.rotateLocked(time.Now(), o.MaxWait)
+	a.mu.Unlock()
 	if a.queued.Load() < int64(o.MaxQueued) {
 		return false
 	}

@@ -188,6 +188,10 @@ func TestOverloadRefusesEarly(t *testing.T) {
 	if codes[200] == 0 {
 		t.Error("no REGISTER registered under overload")
 	}
+	// Once the load is gone, the edge registers again.
+	if res := newRawUA(t, outsideIP, "after").register(net.UDPAddrFromAddrPort(p.extUDP), 3600); res.StatusCode != 200 {
+		t.Errorf("REGISTER after the overload answered %d, want 200", res.StatusCode)
+	}
 }
 
 func TestShedDatagram(t *testing.T) {
@@ -213,5 +217,44 @@ func TestShedDatagram(t *testing.T) {
 				t.Errorf("shed = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestAdmissionQueueDrains checks that the queue of stamped requests
+// counts a retransmission once, empties as handlers take their stamps, and
+// drains by itself while every new datagram is shed (nothing stamped).
+func TestAdmissionQueueDrains(t *testing.T) {
+	reg := func(branch string) *sip.Request {
+		r := sip.NewRequest(sip.REGISTER, sip.Uri{Host: "portico.test"})
+		params := sip.NewParams()
+		params.Add("branch", branch)
+		r.AppendHeader(&sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: "127.0.0.1", Port: 5060, Params: params})
+		return r
+	}
+	var a admission
+	const wait = time.Millisecond
+	o := Overload{MaxQueued: 2, MaxWait: wait}
+	a.arrived(reg("z9hG4bK1"), time.Hour)
+	a.arrived(reg("z9hG4bK1"), time.Hour) // its retransmission
+	if q := a.queued.Load(); q != 1 {
+		t.Fatalf("queued = %d after a request and its retransmission, want 1", q)
+	}
+	a.take(reg("z9hG4bK1"), time.Now())
+	if q := a.queued.Load(); q != 0 {
+		t.Fatalf("queued = %d after its handler took it, want 0", q)
+	}
+	a.arrived(reg("z9hG4bK2"), time.Hour)
+	a.arrived(reg("z9hG4bK3"), time.Hour)
+	data := []byte("REGISTER sip:portico.test SIP/2.0\r\n\r\n")
+	a.rotated = time.Now() // the generation is fresh: the queue is full
+	if !a.shedDatagram(Overload{MaxQueued: 2, MaxWait: time.Hour}, data) {
+		t.Fatal("a REGISTER was not shed with the queue full")
+	}
+	// Two generations later the queue is empty though nothing arrived.
+	time.Sleep(wait)
+	a.shedDatagram(o, data)
+	time.Sleep(wait)
+	if a.shedDatagram(o, data) {
+		t.Errorf("still shedding after two generations without arrivals (queued %d)", a.queued.Load())
 	}
 }
