@@ -3,8 +3,8 @@ package sipedge
 import (
 	"bytes"
 	"net"
-	"strconv"
 	"os/exec"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
