@@ -177,7 +177,7 @@ func startPortico(t *testing.T, kam string) (*sipedge.Server, netip.AddrPort) {
 		Domain:           "portico.test",
 		NATBindingExpiry: 3600 * time.Second,
 		Guest:            sipedge.GuestPolicy{Enabled: true, VMRRanges: []string{"1000-1999"}},
-		Limits:           sipedge.Limits{MaxRegistrations: 100000, MaxCalls: 100000},
+		Limits:           sipedge.Limits{MaxRegistrations: 10000000, MaxCalls: 100000}, // every REGISTER step adds fresh bindings
 	}, sipedge.Deps{Logger: logger, Media: relay})
 	if err != nil {
 		t.Fatal(err)
