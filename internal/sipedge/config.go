@@ -79,6 +79,8 @@ type Config struct {
 	TopologyHiding TopologyHiding
 	// Streams bound the connections of the stream listeners (streams.go).
 	Streams StreamLimits
+	// Overload bounds the new INVITEs and REGISTERs taken on (overload.go).
+	Overload Overload
 }
 
 // Listener is one bound socket.
@@ -254,6 +256,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Limits.RetryAfter = DefaultRetryAfter
 	}
 	c.Streams = c.Streams.withDefaults(add)
+	c.Overload = c.Overload.withDefaults(add)
 	if c.Federation.DNSServer != "" {
 		if _, err := netip.ParseAddrPort(c.Federation.DNSServer); err != nil {
 			add("federation.dns_server", "%q is not ip:port", c.Federation.DNSServer)

@@ -10,9 +10,9 @@ func (s *Server) Forget(aor, contact string) (int, error) {
 	r := s.regs
 	var gone []*binding
 	r.mu.Lock()
-	for k, b := range r.b {
-		if b.AOR == aor && (contact == "" || b.Contact == contact) {
-			delete(r.b, k)
+	for k, b := range r.byAOR[aor] {
+		if contact == "" || b.Contact == contact {
+			r.del(k)
 			gone = append(gone, b)
 		}
 	}

@@ -167,3 +167,20 @@ func BenchmarkFlowToken(b *testing.B) {
 		}
 	}
 }
+
+// FuzzShedDatagram checks the pre-parse overload check on arbitrary
+// datagrams: it never panics and sheds only new INVITEs and REGISTERs.
+func FuzzShedDatagram(f *testing.F) {
+	f.Add([]byte("INVITE sip:a@b SIP/2.0\r\nTo: <sip:a@b>;tag=1\r\n\r\n"))
+	f.Add([]byte("INVITE sip:a@b SIP/2.0\r\nt: <sip:a@b>\r\n\r\n"))
+	f.Add([]byte("REGISTER sip:b SIP/2.0\r\n\r\n"))
+	f.Add([]byte("SIP/2.0 200 OK\r\n\r\n"))
+	var a admission
+	a.queued.Store(10)
+	o := Overload{MaxQueued: 1}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if a.shedDatagram(o, b) && !strings.HasPrefix(string(b), "INVITE ") && !strings.HasPrefix(string(b), "REGISTER ") {
+			t.Errorf("shed %q", b)
+		}
+	})
+}

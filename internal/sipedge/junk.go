@@ -113,6 +113,10 @@ func (s *Server) inboundFilter(sd *side) sip.TransportReadFilter {
 	return func(info sip.TransportReadProps, data []byte) ([]byte, error) {
 		var reason string
 		if strings.EqualFold(info.Transport, "udp") {
+			if s.adm.shedDatagram(s.lc().cfg.Overload, data) {
+				s.m.dropped.WithLabelValues(sd.name, dropOverload).Inc()
+				return nil, nil
+			}
 			reason = datagramFault(data)
 		} else if kept, cut := streamACKs(data); cut {
 			s.m.dropped.WithLabelValues(sd.name, dropBadACK).Inc()

@@ -30,7 +30,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_sip_rejected_total",
 			Help: "Requests refused by the edge, by reason."}, []string{"reason"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_sip_dropped_total",
-			Help: "Messages dropped unanswered, by interface and reason (not_sip, malformed_ack, unparsable, scanner)."}, []string{"interface", "reason"}),
+			Help: "Messages dropped unanswered, by interface and reason (not_sip, malformed_ack, unparsable, scanner, overload)."}, []string{"interface", "reason"}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.requests, m.registrations, m.regEvents, m.callsActive, m.calls, m.serverUp, m.rejected, m.dropped} {

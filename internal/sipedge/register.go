@@ -43,9 +43,43 @@ type registrar struct {
 	s  *Server
 	mu sync.Mutex
 	b  map[string]*binding // aor + "\x00" + contact
+	// byAOR indexes b by AOR (then by b's key): a REGISTER's answer and
+	// a call's routing look at one AOR's bindings, not at all of them.
+	byAOR map[string]map[string]*binding
 }
 
-func newRegistrar(s *Server) *registrar { return &registrar{s: s, b: map[string]*binding{}} }
+func newRegistrar(s *Server) *registrar {
+	return &registrar{s: s, b: map[string]*binding{}, byAOR: map[string]map[string]*binding{}}
+}
+
+// put stores a binding under key; the caller holds mu.
+func (r *registrar) put(key string, b *binding) {
+	if old := r.b[key]; old != nil && old.AOR != b.AOR {
+		r.del(key)
+	}
+	r.b[key] = b
+	m := r.byAOR[b.AOR]
+	if m == nil {
+		m = map[string]*binding{}
+		r.byAOR[b.AOR] = m
+	}
+	m[key] = b
+}
+
+// del removes the binding under key; the caller holds mu.
+func (r *registrar) del(key string) {
+	b := r.b[key]
+	if b == nil {
+		return
+	}
+	delete(r.b, key)
+	if m := r.byAOR[b.AOR]; m != nil {
+		delete(m, key)
+		if len(m) == 0 {
+			delete(r.byAOR, b.AOR)
+		}
+	}
+}
 
 func bindingKey(aor, contact string) string { return aor + "\x00" + contact }
 
@@ -70,8 +104,8 @@ func (s *Server) Registrations() []RegistrationInfo {
 func (r *registrar) registered(aor string, f Flow) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, b := range r.b {
-		if b.AOR == aor && b.flow == f {
+	for _, b := range r.byAOR[aor] {
+		if b.flow == f {
 			return true
 		}
 	}
@@ -155,7 +189,7 @@ func (r *registrar) sweep(now time.Time) {
 	r.mu.Lock()
 	for k, b := range r.b {
 		if now.After(b.Expires) {
-			delete(r.b, k)
+			r.del(k)
 			gone = append(gone, b)
 		}
 	}
@@ -262,7 +296,7 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 	}
 	out.SetBody(req.Body())
 
-	ctx, cancel := context.WithTimeout(s.ctx, DefaultTransactionTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, relayBudget(lc.cfg.Overload))
 	defer cancel()
 	res, _, err := s.sendToCallServer(ctx, out)
 	if err != nil {
@@ -339,8 +373,8 @@ func refusesUser(code int) bool {
 func (r *registrar) flowContacts(aor string, f Flow, now time.Time) []sip.Header {
 	r.mu.Lock()
 	var bs []*binding
-	for _, b := range r.b {
-		if b.AOR == aor && b.flow == f {
+	for _, b := range r.byAOR[aor] {
+		if b.flow == f {
 			bs = append(bs, b)
 		}
 	}
@@ -377,7 +411,7 @@ func (s *Server) applyRegisterResult(req *sip.Request, res *sip.Response, aor st
 			info := base
 			info.Contact = contactURI(c)
 			s.regs.mu.Lock()
-			delete(s.regs.b, bindingKey(aor, info.Contact))
+			s.regs.del(bindingKey(aor, info.Contact))
 			s.regs.mu.Unlock()
 			s.regs.event(info, "rejected", 0, reason)
 		}
@@ -406,11 +440,9 @@ func (s *Server) applyRegisterResult(req *sip.Request, res *sip.Response, aor st
 	for _, c := range reqContacts {
 		if strings.TrimSpace(c.Value()) == "*" {
 			s.regs.mu.Lock()
-			for k, b := range s.regs.b {
-				if b.AOR == aor {
-					delete(s.regs.b, k)
-					defer s.regs.event(b.RegistrationInfo, "unregistered", 0, "wildcard removal")
-				}
+			for k, b := range s.regs.byAOR[aor] {
+				s.regs.del(k)
+				defer s.regs.event(b.RegistrationInfo, "unregistered", 0, "wildcard removal")
 			}
 			s.regs.mu.Unlock()
 			continue
@@ -435,7 +467,7 @@ func (s *Server) applyRegisterResult(req *sip.Request, res *sip.Response, aor st
 		s.regs.mu.Lock()
 		old := s.regs.b[key]
 		if exp == 0 {
-			delete(s.regs.b, key)
+			s.regs.del(key)
 		} else {
 			info.Registered = now
 			if old != nil {
@@ -443,7 +475,7 @@ func (s *Server) applyRegisterResult(req *sip.Request, res *sip.Response, aor st
 			}
 			info.Refreshed = now
 			info.Expires = now.Add(time.Duration(exp) * time.Second)
-			s.regs.b[key] = &binding{RegistrationInfo: info, flow: flow, contact: ownContact(c)}
+			s.regs.put(key, &binding{RegistrationInfo: info, flow: flow, contact: ownContact(c)})
 		}
 		s.regs.mu.Unlock()
 		switch {

@@ -50,6 +50,18 @@ type Section struct {
 	TCP Streams `yaml:"tcp,omitempty" json:"tcp,omitempty"`
 	// Capture bounds the signalling kept for ladder diagrams (docs/ladder.md).
 	Capture CaptureBounds `yaml:"capture,omitempty" json:"capture,omitempty"`
+	// Overload bounds the new INVITEs and REGISTERs taken on at once.
+	Overload OverloadBounds `yaml:"overload,omitempty" json:"overload,omitempty"`
+}
+
+// OverloadBounds (sip.overload) are Overload's: zero fields take the
+// defaults (max_in_flight 1000, max_queued 2000, max_wait 2s, retry_after
+// 5s).
+type OverloadBounds struct {
+	MaxInFlight int            `yaml:"max_in_flight,omitempty" json:"max_in_flight,omitempty"`
+	MaxQueued   int            `yaml:"max_queued,omitempty" json:"max_queued,omitempty"`
+	MaxWait     field.Duration `yaml:"max_wait,omitempty" json:"max_wait,omitempty"`
+	RetryAfter  field.Duration `yaml:"retry_after,omitempty" json:"retry_after,omitempty"`
 }
 
 // CaptureBounds (sip.capture) bound the signalling of recent calls kept
@@ -119,6 +131,8 @@ func (s Section) Config(publicAddress string) Config {
 		TopologyHiding: TopologyHiding{StripServer: s.StripServer, RevealUnknownUsers: s.RevealUnknownUsers},
 		Streams: StreamLimits{MaxConns: s.TCP.MaxConns, MaxConnsPerSource: s.TCP.MaxConnsPerSource,
 			HandshakeTimeout: s.TCP.HandshakeTimeout.D(), IdleTimeout: s.TCP.IdleTimeout.D()},
+		Overload: Overload{MaxInFlight: s.Overload.MaxInFlight, MaxQueued: s.Overload.MaxQueued,
+			MaxWait: s.Overload.MaxWait.D(), RetryAfter: s.Overload.RetryAfter.D()},
 	}
 	if c.ExternalHost == "" {
 		c.ExternalHost = publicAddress

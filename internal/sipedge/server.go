@@ -152,6 +152,7 @@ type Server struct {
 	t1        time.Duration // RFC 3261 T1, shortened by tests
 	hangups   hangupQueue
 	early     provisionals
+	adm       admission
 	unreached unreachables
 }
 
@@ -253,6 +254,7 @@ func (s *Server) newSide(name string) (*side, error) {
 	// the transaction layer handles each message on its own goroutine
 	// (where a 200 can overtake a 180 and the 180 is lost).
 	ua.TransportLayer().OnMessage(s.early.observe)
+	ua.TransportLayer().OnMessage(func(m sip.Message) { s.adm.arrived(m, s.lc().cfg.Overload.MaxWait) })
 	s.route(sd)
 	return sd, nil
 }
@@ -278,6 +280,18 @@ func (s *Server) route(sd *side) {
 					tx.Terminate()
 				}
 				return
+			}
+			if newWork(req) {
+				// Before any other work: past capacity, refusing is what
+				// keeps the accepted requests in time.
+				now := time.Now()
+				o := s.lc().cfg.Overload
+				if why := s.adm.refuse(o, s.adm.take(req, now), now); why != "" {
+					s.m.rejected.WithLabelValues(why).Inc()
+					s.respond(sd, tx, req, 503, "Service Unavailable", overloadRetryAfter(o))
+					return
+				}
+				defer s.adm.done()
 			}
 			sd.established(req)
 			if cs := req.CSeq(); cs == nil || !strings.EqualFold(string(cs.MethodName), string(req.Method)) {
