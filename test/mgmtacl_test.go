@@ -27,6 +27,7 @@ func ipCmd(t *testing.T, args ...string) {
 func newNetnsPeer(t *testing.T) *netnsPeer {
 	t.Helper()
 	testpeer.Require(t, "ip", "curl")
+	testpeer.LockNetwork(t)
 	if os.Geteuid() != 0 {
 		t.Fatal("network namespaces need root; run the suite as root (CI does)")
 	}

@@ -254,6 +254,8 @@ func shotDir(t *testing.T) string {
 // the CSP violations and script errors its console showed.
 func newBrowser(t *testing.T, chromium, base, shots string) (b *browser, errs func() []string) {
 	t.Helper()
+	// No interface may come or go while Chromium loads a page.
+	testpeer.LockNetwork(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium),
 		chromedp.Flag("ignore-certificate-errors", true), chromedp.WindowSize(1280, 800))
 	if os.Geteuid() == 0 {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portico-edge/portico/internal/testpeer"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,6 +25,7 @@ func testNetns(t *testing.T) int {
 	if testing.Short() {
 		t.Skip("needs a network namespace")
 	}
+	testpeer.LockNetwork(t)
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (CAP_NET_ADMIN) for a network namespace")
 	}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portico-edge/portico/internal/testpeer"
 	"github.com/vishvananda/netns"
 )
 
@@ -62,6 +63,7 @@ func newLab(t testing.TB) *lab {
 	if testing.Short() {
 		t.Skip("needs root and network namespaces")
 	}
+	testpeer.LockNetwork(t)
 	if os.Geteuid() != 0 {
 		t.Fatal("the VRRP namespace tests need root (CAP_NET_ADMIN, CAP_NET_RAW)")
 	}

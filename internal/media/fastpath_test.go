@@ -44,6 +44,7 @@ func run(t *testing.T, args ...string) {
 func newFastNet(t *testing.T) *fastNet {
 	t.Helper()
 	testpeer.Require(t, "ip", "ethtool")
+	testpeer.LockNetwork(t)
 	n := &fastNet{ns: map[string]string{}, fd: map[string]int{}}
 	for _, role := range []string{"outside", "portico", "inside"} {
 		name := fmt.Sprintf("portico-fp-%s-%d", role, os.Getpid())
