@@ -23,9 +23,10 @@ import (
 // numbers skipped: the call's stream counts what each side sent (the echo
 // for the inside), names the latched peers, and
 // portico_media_packets_lost_total counts the gap on each leg. The
+// call's page in the console (Chromium) shows the stream. The
 // administrator then ends the call, and sipp sees the BYE.
 func TestSIPLiveStreams(t *testing.T) {
-	bins := testpeer.Require(t, "sipp", "kamailio")
+	bins := testpeer.Require(t, "sipp", "kamailio", "chromium")
 	sipp := bins[0]
 	uasPort := strconv.Itoa(testpeer.FreePort(t))
 	uas := exec.Command(sipp, "-sn", "uas", "-i", "127.0.0.5", "-p", uasPort, "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo", "-nostdin")
@@ -119,6 +120,21 @@ func TestSIPLiveStreams(t *testing.T) {
 		// The gap shows on both legs: in the caller's packets and in the
 		// UAS's echo of them.
 		t.Errorf("portico_media_packets_lost_total = %v, want 4", lost)
+	}
+
+	// The call's page in the console shows the same stream.
+	b, consoleErrs := newBrowser(t, bins[2], d.url, shotDir(t))
+	b.signIn("admin", adminPassword)
+	b.open("/calls/" + calls[0].ID)
+	b.until(10*time.Second, `!!document.querySelector("#streams tbody tr")`)
+	row := b.eval(`[...document.querySelector("#streams tbody tr").children].map(td => td.textContent).join("|")`)
+	if f := strings.Split(row, "|"); len(f) != 9 || f[0] != "audio" || f[2] != st.PeerOutside+" ⇄ "+st.RelayOutside || f[4] != "8" || f[5] != "8" {
+		t.Errorf("stream row on the call page %q", row)
+	}
+	b.screenshot("call-sip")
+	b.signOut()
+	for _, e := range consoleErrs() {
+		t.Errorf("browser console: %s", e)
 	}
 
 	c.must(204, "DELETE", "/api/v1/calls/"+calls[0].ID, nil)
