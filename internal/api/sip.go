@@ -5,7 +5,9 @@ import (
 	"net/http"
 
 	"github.com/portico-edge/portico/internal/h323proxy"
+	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/sipedge"
+	"github.com/portico-edge/portico/internal/store"
 )
 
 // SIPService is the running SIP edge, when enabled.
@@ -45,6 +47,62 @@ func (s *Server) liveRegistrations(w http.ResponseWriter, r *http.Request, p Pri
 type sipCall struct {
 	Protocol string `json:"protocol"`
 	sipedge.CallInfo
+	// Streams are the relay's streams with their counters now, as an
+	// H.323 call's.
+	Streams []sipStream `json:"streams"`
+}
+
+// sipStreams is a SIP edge that reads a live call's relay streams;
+// *sipedge.Server is one.
+type sipStreams interface {
+	LiveStreams(id string) (sipedge.CallStreams, bool)
+}
+
+var _ sipStreams = (*sipedge.Server)(nil)
+
+// sipStream is one relay stream of a live SIP call, in the form of an
+// H.323 call's (LiveCallStream): In counts what the outside party sent,
+// Out what the inside party sent.
+type sipStream struct {
+	store.StreamStats
+	RelayOutside string `json:"relay_outside"`
+	RelayInside  string `json:"relay_inside"`
+	PeerOutside  string `json:"peer_outside,omitempty"`
+	PeerInside   string `json:"peer_inside,omitempty"`
+}
+
+// sipCallStreams reads call id's relay streams now; empty when the edge
+// tells none.
+func sipCallStreams(svc SIPService, id string) []sipStream {
+	out := []sipStream{}
+	ls, ok := svc.(sipStreams)
+	if !ok {
+		return out
+	}
+	cs, ok := ls.LiveStreams(id)
+	if !ok {
+		return out
+	}
+	o, i := cs.Outside&1, 1-cs.Outside&1
+	for _, st := range cs.Streams {
+		lo, li := st.Legs[o], st.Legs[i]
+		ss := sipStream{
+			StreamStats: store.StreamStats{Kind: string(st.Kind), PacketsIn: lo.Packets, PacketsOut: li.Packets,
+				BytesIn: lo.Bytes, BytesOut: li.Bytes, PacketsLost: lo.Lost + li.Lost,
+				JitterMs: max(lo.JitterMs, li.JitterMs), RTTMs: max(lo.RTTMs, li.RTTMs)},
+			RelayOutside: st.Local[o].String(), RelayInside: st.Local[i].String(),
+			PeerOutside: peerString(lo), PeerInside: peerString(li),
+		}
+		out = append(out, ss)
+	}
+	return out
+}
+
+func peerString(l media.LegStats) string {
+	if l.Peer.IsValid() {
+		return l.Peer.String()
+	}
+	return ""
 }
 
 // sip returns the running SIP edge, or nil when it is off.
@@ -65,7 +123,7 @@ func (s *Server) liveCalls(w http.ResponseWriter, r *http.Request, p Principal) 
 	out := []any{}
 	if sip != nil {
 		for _, c := range sip.Calls() {
-			out = append(out, sipCall{Protocol: "sip", CallInfo: c})
+			out = append(out, sipCall{Protocol: "sip", CallInfo: c, Streams: sipCallStreams(sip, c.ID)})
 		}
 	}
 	if h323 != nil {

@@ -189,7 +189,7 @@ func (ep *endpoint) admit(m *batchio.Message, now int64, t *tally) bool {
 		return ep.drop(t)
 	}
 	if p.latched && p.addr == m.Addr {
-		ep.remember(data)
+		ep.remember(data, t)
 		return true
 	}
 	known := p.known(m.Addr.Addr())
@@ -218,7 +218,7 @@ func (ep *endpoint) admit(m *batchio.Message, now int64, t *tally) bool {
 	}
 	ep.peer.Store(&peer{addr: m.Addr, signalled: p.signalled, source: p.source, latched: true, strict: p.strict})
 	ep.track.Store(0)
-	ep.remember(data)
+	ep.remember(data, t)
 	return true
 }
 
@@ -233,8 +233,12 @@ func isRTPOrRTCP(b []byte) bool { return len(b) >= 8 && b[0]>>6 == 2 }
 func isRTCP(b []byte) bool { return b[1] >= 192 && b[1] <= 223 }
 
 // remember records the SSRC and sequence number of a packet accepted from
-// the peer. RTCP counts only on a socket that has carried no RTP.
-func (ep *endpoint) remember(b []byte) {
+// the peer. RTCP counts only on a socket that has carried no RTP. An RTP
+// packet of the same SSRC that skips sequence numbers (at most maxDropout
+// ahead) adds the skipped ones to t's lost count: a packet that arrives
+// late after the gap was counted is not taken back, and a jump further
+// ahead (a restarted sender) is no loss.
+func (ep *endpoint) remember(b []byte, t *tally) {
 	if !isRTPOrRTCP(b) {
 		return
 	}
@@ -245,6 +249,12 @@ func (ep *endpoint) remember(b []byte) {
 		return
 	}
 	if len(b) >= 12 {
+		seq := binary.BigEndian.Uint16(b[2:])
+		if tr := ep.track.Load(); tr&trackSeq != 0 && uint32(tr>>32) == binary.BigEndian.Uint32(b[8:]) {
+			if d := seq - uint16(tr); d > 1 && d <= maxDropout {
+				t.lost += uint64(d - 1)
+			}
+		}
 		ep.track.Store(uint64(binary.BigEndian.Uint32(b[8:]))<<32 | trackValid | trackSeq | uint64(binary.BigEndian.Uint16(b[2:])))
 	}
 }

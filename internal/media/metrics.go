@@ -10,7 +10,7 @@ import (
 // (once per worker wake-up, not per packet).
 type metrics struct {
 	forwarded, forwardedBytes, strangers, noDest, sendErrors prometheus.Counter
-	keepAlives, muxUnknown                                   prometheus.Counter
+	keepAlives, muxUnknown, lost                             prometheus.Counter
 	relatched, timeouts, allocFailures                       prometheus.Counter
 	sessions, streams, sockets                               prometheus.Gauge
 }
@@ -32,7 +32,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Namespace: "portico", Subsystem: "media", Name: "open",
 		Help: "Open relay objects: sessions, streams, sockets.",
 	}, []string{"object"})
-	cs := []prometheus.Collector{packets, bytes, events, gauges}
+	lost := prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "portico", Subsystem: "media", Name: "packets_lost_total",
+		Help: "RTP packets lost before the user-space relay: sequence numbers skipped in each leg's stream.",
+	})
+	cs := []prometheus.Collector{packets, bytes, events, gauges, lost}
 	if reg != nil {
 		for i, c := range cs {
 			if err := reg.Register(c); err != nil {
@@ -47,6 +51,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		bytes = cs[1].(prometheus.Counter)
 		events = cs[2].(*prometheus.CounterVec)
 		gauges = cs[3].(*prometheus.GaugeVec)
+		lost = cs[4].(prometheus.Counter)
 	}
 	return &metrics{
 		forwarded:      packets.WithLabelValues("forwarded"),
@@ -56,6 +61,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		keepAlives:     packets.WithLabelValues("keepalive"),
 		muxUnknown:     packets.WithLabelValues("dropped_multiplex_unknown"),
 		forwardedBytes: bytes,
+		lost:           lost,
 		relatched:      events.WithLabelValues("relatch"),
 		timeouts:       events.WithLabelValues("timeout"),
 		allocFailures:  events.WithLabelValues("allocation_failure"),
@@ -68,7 +74,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 // tally accumulates one worker's counts between flushes.
 type tally struct {
 	forwarded, forwardedBytes, strangers, noDest, sendErrors, relatched uint64
-	keepAlives, muxUnknown                                              uint64
+	keepAlives, muxUnknown, lost                                        uint64
 }
 
 func (t *tally) flush(m *metrics) {
@@ -93,6 +99,9 @@ func (t *tally) flush(m *metrics) {
 	}
 	if t.relatched != 0 {
 		m.relatched.Add(float64(t.relatched))
+	}
+	if t.lost != 0 {
+		m.lost.Add(float64(t.lost))
 	}
 	*t = tally{}
 }

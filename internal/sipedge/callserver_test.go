@@ -129,6 +129,10 @@ func TestLimitsAndHangup(t *testing.T) {
 	if len(calls) != 1 {
 		t.Fatalf("Calls() = %+v", calls)
 	}
+	// The live call's relay streams: one, the caller's side outside.
+	if st, ok := p.s.LiveStreams(calls[0].ID); !ok || len(st.Streams) != 1 || st.Outside != 0 || !st.Streams[0].Local[0].IsValid() {
+		t.Errorf("LiveStreams = %+v, %v", st, ok)
+	}
 	hung := make(chan error, 1)
 	go func() { hung <- p.s.Hangup(calls[0].ID) }()
 	byeOut := a.expect("BYE")
@@ -140,6 +144,9 @@ func TestLimitsAndHangup(t *testing.T) {
 	}
 	if err := p.s.Hangup("nope"); err == nil {
 		t.Error("Hangup of unknown call succeeded")
+	}
+	if _, ok := p.s.LiveStreams(calls[0].ID); ok {
+		t.Error("LiveStreams of an ended call")
 	}
 	// A call whose media stopped is ended by the relay's timeout hook.
 	go func() { done <- a.invite(ext, "sip:1234@portico.test", a.sdp(""), "") }()

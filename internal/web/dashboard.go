@@ -113,6 +113,7 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, u user) {
 		{"registrations.svg", "Registrations over the last hour"},
 		{"relay.svg", "Media relay Mbit/s over the last hour"},
 		{"packets.svg", "Media relay packets per second over the last hour"},
+		{"loss.svg", "RTP packets lost per second before the media relay over the last hour"},
 		{"turn.svg", "TURN allocations and access-proxy connections over the last hour"},
 	}, int(s.cfg.SampleInterval / time.Millisecond)}})
 }

@@ -22,7 +22,8 @@ type liveData struct {
 }
 
 // liveCall is a row of GET /api/v1/calls: a SIP call (protocol sip, with
-// Hold) or an H.323 call (protocol h323, with its legs and relay streams).
+// Hold and its relay streams) or an H.323 call (protocol h323, with its
+// legs and relay streams).
 type liveCall struct {
 	h323proxy.Call
 	Hold bool `json:"hold"`

@@ -37,6 +37,9 @@ var plots = map[string]struct {
 	"packets.svg": {"Media relay", "packets/s", []series{
 		{"packets/s", "#9467bd", func(s sample) float64 { return s.RelayPPS }},
 	}},
+	"loss.svg": {"Media relay loss", "lost packets/s", []series{
+		{"lost packets/s", "#e377c2", func(s sample) float64 { return s.RelayLostPS }},
+	}},
 	"turn.svg": {"TURN and access proxy", "count", []series{
 		{"TURN allocations", "#d62728", func(s sample) float64 { return s.TURNAllocs }},
 		{"proxy connections", "#8c564b", func(s sample) float64 { return s.ProxyConns }},

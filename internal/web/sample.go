@@ -21,6 +21,10 @@ type gauges struct {
 	relayBytes  float64
 	RelayPPS    float64 `json:"relay_pps"`
 	RelayMbps   float64 `json:"relay_mbps"`
+	relayLost   float64
+	// RelayLostPS is RTP packets lost per second before the relay (its
+	// sequence-gap count), over the last sample interval.
+	RelayLostPS float64 `json:"relay_lost_pps"`
 	ServersUp   float64 `json:"call_servers_up"`
 	ServersDown float64 `json:"call_servers_down"`
 }
@@ -81,6 +85,7 @@ var sums = map[string]func(*gauges) *float64{
 	"portico_media_open":                     func(g *gauges) *float64 { return &g.RelayOpen },
 	"portico_media_packets_total":            func(g *gauges) *float64 { return &g.relayPkts },
 	"portico_media_forwarded_bytes_total":    func(g *gauges) *float64 { return &g.relayBytes },
+	"portico_media_packets_lost_total":       func(g *gauges) *float64 { return &g.relayLost },
 }
 
 // read gathers the registry's current figures. A metric a disabled
@@ -126,7 +131,7 @@ func value(m *dto.Metric) float64 {
 }
 
 // sample adds the current figures to the ring, with the relay's rates
-// since the previous sample.
+// (packets, Mbit/s, packets lost) since the previous sample.
 func (s *Server) sample() {
 	now := s.deps.Now()
 	g := s.read()
@@ -134,6 +139,9 @@ func (s *Server) sample() {
 		if dt := now.Sub(prev.T).Seconds(); dt > 0 && g.relayPkts >= prev.relayPkts {
 			g.RelayPPS = (g.relayPkts - prev.relayPkts) / dt
 			g.RelayMbps = (g.relayBytes - prev.relayBytes) * 8 / dt / 1e6
+		}
+		if dt := now.Sub(prev.T).Seconds(); dt > 0 && g.relayLost >= prev.relayLost {
+			g.RelayLostPS = (g.relayLost - prev.relayLost) / dt
 		}
 	}
 	s.ring.add(sample{T: now, gauges: g})
@@ -143,7 +151,7 @@ func (s *Server) sample() {
 func (s *Server) current() gauges {
 	g := s.read()
 	if last, ok := s.ring.last(); ok {
-		g.RelayPPS, g.RelayMbps = last.RelayPPS, last.RelayMbps
+		g.RelayPPS, g.RelayMbps, g.RelayLostPS = last.RelayPPS, last.RelayMbps, last.RelayLostPS
 	}
 	return g
 }

@@ -345,7 +345,8 @@ func TestRingAndPlot(t *testing.T) {
 	regs := prometheus.NewGauge(prometheus.GaugeOpts{Name: "portico_sip_registrations"})
 	pkts := prometheus.NewCounter(prometheus.CounterOpts{Name: "portico_media_packets_total"})
 	bytes := prometheus.NewCounter(prometheus.CounterOpts{Name: "portico_media_forwarded_bytes_total"})
-	reg.MustRegister(regs, pkts, bytes)
+	lost := prometheus.NewCounter(prometheus.CounterOpts{Name: "portico_media_packets_lost_total"})
+	reg.MustRegister(regs, pkts, bytes, lost)
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	c := newConsole(t, reg)
 	c.s.deps.Now = func() time.Time { return now }
@@ -353,6 +354,7 @@ func TestRingAndPlot(t *testing.T) {
 		regs.Set(float64(i % 7))
 		pkts.Add(1000)
 		bytes.Add(125000)
+		lost.Add(5)
 		c.s.sample()
 		now = now.Add(10 * time.Second)
 	}
@@ -361,7 +363,7 @@ func TestRingAndPlot(t *testing.T) {
 		t.Fatalf("ring holds %d samples, first %v last %v", len(all), all[0].T, all[len(all)-1].T)
 	}
 	last := all[359]
-	if last.RelayPPS != 100 || last.RelayMbps != 0.1 || last.SIPRegs != float64(399%7) {
+	if last.RelayPPS != 100 || last.RelayMbps != 0.1 || last.RelayLostPS != 0.5 || last.SIPRegs != float64(399%7) {
 		t.Errorf("last sample %+v", last.gauges)
 	}
 	svg := drawPlot("Registrations", "bindings", plots["registrations.svg"].Series, all, now, time.Hour)
@@ -369,9 +371,15 @@ func TestRingAndPlot(t *testing.T) {
 		t.Errorf("plot is not SVG with a line: %v\n%s", err, svg)
 	}
 	c.signIn("admin")
-	r := c.do("GET", "/plot/relay.svg", nil)
-	if r.StatusCode != http.StatusOK || r.Header.Get("Content-Type") != "image/svg+xml" {
-		t.Errorf("plot: %d %q", r.StatusCode, r.Header.Get("Content-Type"))
+	for _, name := range []string{"relay.svg", "loss.svg"} {
+		r := c.do("GET", "/plot/"+name, nil)
+		svg := body(r)
+		if r.StatusCode != http.StatusOK || r.Header.Get("Content-Type") != "image/svg+xml" || !strings.Contains(svg, "<polyline") {
+			t.Errorf("plot %s: %d %q\n%s", name, r.StatusCode, r.Header.Get("Content-Type"), svg)
+		}
+	}
+	if page := body(c.do("GET", "/", nil)); !strings.Contains(page, `src="/plot/loss.svg"`) {
+		t.Errorf("dashboard has no loss plot:\n%s", page)
 	}
 	if r := c.do("GET", "/plot/nothing.svg", nil); r.StatusCode != http.StatusNotFound {
 		t.Errorf("unknown plot: %d", r.StatusCode)
