@@ -7,7 +7,7 @@ VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X github.com/portico-edge/portico/internal/app.Version=$(VERSION)
 STATICCHECK := $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
 
-.PHONY: build run test test-short fuzz bench clean
+.PHONY: build run test test-short fuzz bench clean deb
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/portico
@@ -24,6 +24,11 @@ test:
 
 test-short:
 	$(GO) test -short ./...
+
+# deb builds dist/portico_<version>_<arch>.deb (static binary, systemd unit,
+# conffile, maintainer scripts) with dpkg-deb; docs/install.md describes it.
+deb:
+	VERSION=$(VERSION) packaging/deb/build.sh dist
 
 fuzz:
 	FUZZTIME=30s scripts/fuzz-smoke.sh

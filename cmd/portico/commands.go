@@ -84,9 +84,12 @@ func serveCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if err := checkDataDir(data); err != nil {
+				return err
+			}
 			a, err := app.New(ctx, app.Options{ConfigFile: cfgFile, ForceImport: forceImport, DataDir: data, Console: cmd.OutOrStdout(), Force: force, NodeName: nodeName})
 			if err != nil {
-				return err
+				return explainPrivilege(err)
 			}
 			defer a.Close()
 			fmt.Fprintf(cmd.OutOrStdout(), "Portico %s serving; management at %s\n", app.Version, a.ManagementURL())
@@ -100,7 +103,7 @@ func serveCmd() *cobra.Command {
 					}
 				}
 			}()
-			return a.Run(ctx)
+			return explainPrivilege(a.Run(ctx))
 		},
 	}
 	c.Flags().StringVar(&cfgFile, "config", "", "configuration file (YAML), imported on the first start or when it changed with no newer API edit (docs/config.md)")
