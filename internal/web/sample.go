@@ -10,18 +10,18 @@ import (
 // gauges are the instantaneous figures the dashboard shows, read from the
 // node's Prometheus registry.
 type gauges struct {
-	SIPCalls    float64 `json:"sip_calls"`
-	H323Calls   float64 `json:"h323_calls"`
-	SIPRegs     float64 `json:"sip_registrations"`
-	H323Regs    float64 `json:"h323_registrations"`
-	TURNAllocs  float64 `json:"turn_allocations"`
-	ProxyConns  float64 `json:"proxy_connections"`
-	RelayOpen   float64 `json:"relay_streams"`
-	relayPkts   float64
-	relayBytes  float64
-	RelayPPS    float64 `json:"relay_pps"`
-	RelayMbps   float64 `json:"relay_mbps"`
-	relayLost   float64
+	SIPCalls   float64 `json:"sip_calls"`
+	H323Calls  float64 `json:"h323_calls"`
+	SIPRegs    float64 `json:"sip_registrations"`
+	H323Regs   float64 `json:"h323_registrations"`
+	TURNAllocs float64 `json:"turn_allocations"`
+	ProxyConns float64 `json:"proxy_connections"`
+	RelayOpen  float64 `json:"relay_streams"`
+	relayPkts  float64
+	relayBytes float64
+	RelayPPS   float64 `json:"relay_pps"`
+	RelayMbps  float64 `json:"relay_mbps"`
+	relayLost  float64
 	// RelayLostPS is RTP packets lost per second before the relay (its
 	// sequence-gap count), over the last sample interval.
 	RelayLostPS float64 `json:"relay_lost_pps"`
