@@ -23,6 +23,11 @@ const (
 	DefaultBackoffMax    = 15 * time.Second
 	DefaultDatagramQueue = 1024
 	DefaultFlowIdle      = 60 * time.Second
+	// DefaultMaxFlows caps the flows of one service on the server.
+	DefaultMaxFlows = 4096
+	// maxFlowsPerSource caps one client address's TCP connections to a
+	// service on the server.
+	maxFlowsPerSource = 64
 	DefaultTokenTTL      = 24 * time.Hour
 )
 
@@ -57,6 +62,11 @@ type Config struct {
 	// FlowIdle ends a UDP flow that carried nothing for this long.
 	// Default 60s.
 	FlowIdle time.Duration
+	// MaxFlows caps the flows of each service the server offers: TCP
+	// connections open at once (at most 64 from one address) and UDP
+	// sources within FlowIdle; beyond it new ones are refused and
+	// counted. Default 4096.
+	MaxFlows int
 	// TokenTTL is how long an enrollment token stays valid. Default 24h.
 	TokenTTL time.Duration
 	// EnrollmentToken, on a client not yet enrolled, is presented by Run
@@ -134,6 +144,9 @@ func (c Config) Validate(prefix string) error {
 			errs.Add(prefix+"."+d.name, "%s is negative", d.v)
 		}
 	}
+	if c.MaxFlows < 0 {
+		errs.Add(prefix+".max_flows", "%d is negative", c.MaxFlows)
+	}
 	if c.DatagramQueue < 0 {
 		errs.Add(prefix+".datagram_queue", "%d is negative", c.DatagramQueue)
 	}
@@ -176,6 +189,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.FlowIdle == 0 {
 		c.FlowIdle = DefaultFlowIdle
+	}
+	if c.MaxFlows == 0 {
+		c.MaxFlows = DefaultMaxFlows
 	}
 	if c.TokenTTL == 0 {
 		c.TokenTTL = DefaultTokenTTL

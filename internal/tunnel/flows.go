@@ -32,6 +32,7 @@ type serviceStats struct {
 	bytesIn, bytesOut atomic.Uint64 // in: from the tunnel; out: into it
 	flows             atomic.Int64  // open now
 	flowsTotal        atomic.Uint64
+	flowsRefused      atomic.Uint64 // new UDP sources beyond MaxFlows
 }
 
 // ServiceStats is a snapshot of one service's counters. In counts bytes
@@ -43,6 +44,8 @@ type ServiceStats struct {
 	BytesOut   uint64 `json:"bytes_out"`
 	Flows      int64  `json:"flows"`
 	FlowsTotal uint64 `json:"flows_total"`
+	// FlowsRefused counts new UDP sources dropped beyond max_flows.
+	FlowsRefused uint64 `json:"flows_refused"`
 }
 
 // Stats is a snapshot of one tunnel end.
@@ -147,7 +150,7 @@ func (e *end) stats(role string) Stats {
 	for _, s := range e.cfg.Services {
 		c := e.svc[s.Name]
 		st.Services = append(st.Services, ServiceStats{Name: s.Name, Proto: s.Proto,
-			BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(), Flows: c.flows.Load(), FlowsTotal: c.flowsTotal.Load()})
+			BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(), Flows: c.flows.Load(), FlowsTotal: c.flowsTotal.Load(), FlowsRefused: c.flowsRefused.Load()})
 	}
 	return st
 }

@@ -31,6 +31,8 @@ type Section struct {
 	TokenTTL    field.Duration `yaml:"token_ttl,omitempty" json:"token_ttl,omitempty"`
 	// DatagramQueue bounds datagrams waiting to be sent. Default 1024.
 	DatagramQueue int `yaml:"datagram_queue,omitempty" json:"datagram_queue,omitempty"`
+	// MaxFlows caps each offered service's flows. Default 4096.
+	MaxFlows int `yaml:"max_flows,omitempty" json:"max_flows,omitempty"`
 }
 
 // SectionService is one entry of tunnel.services.
@@ -50,7 +52,7 @@ func (s Section) Config() Config {
 		Role: s.Role, Listen: s.Listen, Server: s.Server,
 		KeepAlive: s.KeepAlive.D(), IdleTimeout: s.IdleTimeout.D(), BackoffMin: s.BackoffMin.D(),
 		BackoffMax: s.BackoffMax.D(), FlowIdle: s.FlowIdle.D(), TokenTTL: s.TokenTTL.D(),
-		DatagramQueue: s.DatagramQueue, EnrollmentToken: s.EnrollmentToken,
+		DatagramQueue: s.DatagramQueue, MaxFlows: s.MaxFlows, EnrollmentToken: s.EnrollmentToken,
 	}
 	for _, x := range s.Services {
 		c.Services = append(c.Services, Service(x))

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/quic-go/quic-go"
 )
@@ -398,10 +399,14 @@ func (s *Server) listenServices(ctx context.Context, wg *sync.WaitGroup) error {
 		}
 		switch svc.Proto {
 		case "tcp":
-			ln, err := net.Listen("tcp", svc.Listen)
+			tl, err := net.Listen("tcp", svc.Listen)
 			if err != nil {
 				return fmt.Errorf("tunnel: service %s: %w", svc.Name, err)
 			}
+			// Users of an offered service cannot hold more than MaxFlows
+			// connections (64 from one address), nor idle ones for ever.
+			ln := connlimit.Wrap(tl, connlimit.Config{Name: "tunnel-" + svc.Name, MaxConns: s.cfg.MaxFlows,
+				MaxConnsPerSource: maxFlowsPerSource, IdleTimeout: s.cfg.FlowIdle}, connlimit.Deps{Logger: s.log})
 			s.mu.Lock()
 			s.addrs[svc.Name] = ln.Addr()
 			s.mu.Unlock()
@@ -413,7 +418,7 @@ func (s *Server) listenServices(ctx context.Context, wg *sync.WaitGroup) error {
 				return fmt.Errorf("tunnel: service %s: %w", svc.Name, err)
 			}
 			pc := lp.(*net.UDPConn)
-			u := &udpService{e: s.end, name: svc.Name, pc: pc, st: s.svc[svc.Name], idle: s.cfg.FlowIdle,
+			u := &udpService{e: s.end, name: svc.Name, pc: pc, st: s.svc[svc.Name], idle: s.cfg.FlowIdle, max: s.cfg.MaxFlows,
 				bySrc: map[netip.AddrPort]*udpFlow{}, byID: map[uint32]*udpFlow{}}
 			s.mu.Lock()
 			s.addrs[svc.Name] = pc.LocalAddr()
@@ -452,6 +457,7 @@ type udpService struct {
 	pc   *net.UDPConn
 	st   *serviceStats
 	idle time.Duration
+	max  int // flows at most; a new source beyond is dropped and counted
 
 	mu    sync.Mutex
 	next  uint32
@@ -476,6 +482,15 @@ func (u *udpService) readLoop() {
 		now := time.Now()
 		u.mu.Lock()
 		f := u.bySrc[src]
+		if f == nil && (now.Sub(lastSweep) > u.idle/4 || (len(u.bySrc) >= u.max && now.Sub(lastSweep) > time.Second)) {
+			lastSweep = now
+			u.sweep(now)
+		}
+		if f == nil && len(u.bySrc) >= u.max {
+			u.mu.Unlock()
+			u.st.flowsRefused.Add(1)
+			continue
+		}
 		if f == nil {
 			u.next++
 			f = &udpFlow{id: u.next, src: src}
@@ -485,19 +500,20 @@ func (u *udpService) readLoop() {
 			u.st.flowsTotal.Add(1)
 		}
 		f.last = now
-		if now.Sub(lastSweep) > u.idle/4 {
-			lastSweep = now
-			for k, g := range u.bySrc {
-				if now.Sub(g.last) > u.idle {
-					delete(u.bySrc, k)
-					delete(u.byID, g.id)
-					u.st.flows.Add(-1)
-				}
-			}
-		}
 		id := f.id
 		u.mu.Unlock()
 		u.e.enqueue(Header{Kind: KindUDP, Flow: id, Service: u.name}, buf[:n], u.st)
+	}
+}
+
+// sweep ends the flows idle for longer than u.idle; u.mu is held.
+func (u *udpService) sweep(now time.Time) {
+	for k, g := range u.bySrc {
+		if now.Sub(g.last) > u.idle {
+			delete(u.bySrc, k)
+			delete(u.byID, g.id)
+			u.st.flows.Add(-1)
+		}
 	}
 }
 

@@ -87,9 +87,16 @@ type runningServer struct {
 // startServer serves a tunnel server on addr ("127.0.0.1:0" for any port).
 func startServer(t *testing.T, addr string, state StateStore) *runningServer {
 	t.Helper()
+	return startServerWith(t, addr, state, 0)
+}
+
+// startServerWith starts a server whose services take at most maxFlows
+// flows each (0: the default).
+func startServerWith(t *testing.T, addr string, state StateStore, maxFlows int) *runningServer {
+	t.Helper()
 	lb := &logBuf{}
 	reg := prometheus.NewRegistry()
-	s, err := NewServer(Config{Services: []Service{
+	s, err := NewServer(Config{MaxFlows: maxFlows, Services: []Service{
 		{Name: "web", Proto: "tcp", Listen: "127.0.0.1:0"},
 		{Name: "rtp", Proto: "udp", Listen: "127.0.0.1:0"},
 		{Name: "ldap", Proto: "tcp"},
@@ -609,5 +616,81 @@ func TestPathCutDetectedAndRecovered(t *testing.T) {
 	}
 	if got := c.Stats().Reconnects; got < 1 {
 		t.Fatalf("reconnects %d", got)
+	}
+}
+
+// TestServiceFlowsBounded: users of an offered service cannot grow the
+// server's flow tables without bound: beyond max_flows a new UDP source is
+// dropped and counted, and a new TCP connection is refused, while the
+// flows already admitted go on. Before, both tables had no bound.
+func TestServiceFlowsBounded(t *testing.T) {
+	s := startServerWith(t, "127.0.0.1:0", &MemState{}, 2)
+	c := newTestClient(t, s.addr, &MemState{})
+	tok, _, err := s.CreateToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Enroll(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	runClient(t, c)
+	eventually(t, "tunnel up", func() bool { return c.Stats().State == "up" && s.Stats().State == "up" })
+	pkt := bytes.Repeat([]byte{0x80}, 172)
+	var conns []net.Conn
+	for i := 0; i < 3; i++ {
+		uc, err := net.Dial("udp", s.ServiceAddr("rtp").String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer uc.Close()
+		conns = append(conns, uc)
+	}
+	for _, uc := range conns[:2] {
+		eventually(t, "udp echo", func() bool { return udpRoundTrip(uc, pkt) == nil })
+	}
+	if err := udpRoundTrip(conns[2], pkt); err == nil {
+		t.Fatal("a third UDP source was carried beyond max_flows 2")
+	}
+	rtp := func() ServiceStats {
+		for _, x := range s.Stats().Services {
+			if x.Name == "rtp" {
+				return x
+			}
+		}
+		return ServiceStats{}
+	}
+	if r := rtp(); r.FlowsRefused == 0 || r.Flows != 2 {
+		t.Fatalf("rtp accounting %+v, want 2 flows and refusals counted", r)
+	}
+	if err := udpRoundTrip(conns[0], pkt); err != nil {
+		t.Fatalf("an admitted flow after the refusal: %v", err)
+	}
+
+	var held []net.Conn
+	for i := 0; i < 2; i++ {
+		tc, err := net.Dial("tcp", s.ServiceAddr("web").String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tc.Close()
+		held = append(held, tc)
+		if _, err := tc.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 1)
+		tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(tc, b); err != nil {
+			t.Fatalf("tcp flow %d: %v", i, err)
+		}
+	}
+	third, err := net.Dial("tcp", s.ServiceAddr("web").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	third.SetReadDeadline(time.Now().Add(5 * time.Second))
+	third.Write([]byte("x"))
+	if _, err := third.Read(make([]byte, 1)); err == nil {
+		t.Fatal("a third TCP connection was carried beyond max_flows 2")
 	}
 }
