@@ -37,18 +37,24 @@ type CallServerInfo struct {
 // new one starts up; the gauge of a server no longer listed is removed.
 func newCallServers(cfg []CallServer, m *metrics, old *callServers) *callServers {
 	cs := &callServers{m: m}
-	kept := map[CallServer]*callServer{}
+	// The old set's health is copied under its lock: its probes and
+	// failed requests still mark it while the new set is made.
+	type health struct {
+		up       bool
+		lastSeen time.Time
+	}
+	kept := map[CallServer]health{}
 	if old != nil {
 		old.mu.Lock()
 		for _, c := range old.list {
-			kept[CallServer{Address: c.Address, Transport: c.Transport}] = c
+			kept[CallServer{Address: c.Address, Transport: c.Transport}] = health{c.up, c.lastSeen}
 		}
 		old.mu.Unlock()
 	}
 	listed := map[string]bool{}
 	for _, c := range cfg {
 		n := &callServer{CallServer: c, up: true}
-		if k := kept[CallServer{Address: c.Address, Transport: c.Transport}]; k != nil {
+		if k, ok := kept[CallServer{Address: c.Address, Transport: c.Transport}]; ok {
 			n.up, n.lastSeen = k.up, k.lastSeen
 		}
 		cs.list = append(cs.list, n)
