@@ -45,10 +45,10 @@ var (
 	// Enterprise is the private enterprise number the Portico MIB sits
 	// under. 99999 is a placeholder until IANA assigns Portico its own
 	// number (mibs/PORTICO-MIB.txt says the same).
-	Enterprise uint32 = 99999
-	oidPortico        = oid{1, 3, 6, 1, 4, 1, Enterprise}
-	oidObjects        = oidPortico.child(1)
-	oidNotifications  = oidPortico.child(2, 0)
+	Enterprise       uint32 = 99999
+	oidPortico              = oid{1, 3, 6, 1, 4, 1, Enterprise}
+	oidObjects              = oidPortico.child(1)
+	oidNotifications        = oidPortico.child(2, 0)
 )
 
 // usmStats columns (RFC 3414 §5).

@@ -39,6 +39,8 @@ install -m 0644 packaging/portico.service "$root/usr/lib/systemd/system/portico.
 install -m 0644 packaging/portico.yaml "$root/etc/portico/portico.yaml"
 gzip -9n <packaging/portico.8 >"$root/usr/share/man/man8/portico.8.gz"
 chmod 0644 "$root/usr/share/man/man8/portico.8.gz"
+# net-snmp finds it in its default MIB path: snmpwalk -m +PORTICO-MIB.
+install -D -m 0644 mibs/PORTICO-MIB.txt "$root/usr/share/snmp/mibs/PORTICO-MIB.txt"
 for doc in install config operations security; do
 	install -m 0644 "docs/$doc.md" "$root/usr/share/doc/portico/$doc.md"
 done
