@@ -59,6 +59,7 @@ type notifier struct {
 	a     *Agent
 	log   *slog.Logger
 	queue chan Notification
+	every time.Duration // watchEvery; tests shorten it
 
 	// state of the last look (watch), owned by run.
 	services   map[string]bool
@@ -69,7 +70,7 @@ type notifier struct {
 }
 
 func newNotifier(a *Agent, log *slog.Logger) *notifier {
-	return &notifier{a: a, log: log, queue: make(chan Notification, queueLen), services: map[string]bool{},
+	return &notifier{a: a, log: log, queue: make(chan Notification, queueLen), every: watchEvery, services: map[string]bool{},
 		capacity: map[string]uint64{}, certWarned: map[string]time.Time{}}
 }
 
@@ -86,7 +87,7 @@ func (a *Agent) Notify(n Notification) {
 }
 
 func (nt *notifier) run(ctx context.Context) {
-	t := time.NewTicker(watchEvery)
+	t := time.NewTicker(nt.every)
 	defer t.Stop()
 	nt.watch(time.Now())
 	for {
@@ -150,8 +151,8 @@ func (nt *notifier) watch(now time.Time) {
 }
 
 // send delivers n to r: a v2c or v3 trap, or an inform retried twice.
-// The v3 notification is sent by this engine as the authoritative one
-// (RFC 3414 §1.5.1): the receiver must know the agent's engine ID.
+// A v3 trap is sent by this engine as the authoritative one (RFC 3414
+// §1.5.1): the receiver must know the agent's engine ID for the user.
 func (nt *notifier) send(ctx context.Context, r Receiver, n Notification) {
 	host, port, err := net.SplitHostPort(r.Address)
 	if err != nil {
@@ -172,16 +173,21 @@ func (nt *notifier) send(ctx context.Context, r Receiver, n Notification) {
 			nt.a.stats.failed.Add(1)
 			return
 		}
-		sp := &gosnmp.UsmSecurityParameters{UserName: u.name, AuthoritativeEngineID: string(nt.a.engineID),
-			AuthoritativeEngineBoots: nt.a.boots.Load(), AuthoritativeEngineTime: nt.a.engineTime(),
+		sp := &gosnmp.UsmSecurityParameters{UserName: u.name,
 			AuthenticationProtocol: u.auth, AuthenticationPassphrase: u.authPass, PrivacyProtocol: gosnmp.NoPriv}
+		if !r.Inform {
+			// A trap's authoritative engine is this one; an inform's is the
+			// receiver's, which gosnmp discovers first (RFC 3414 §4).
+			sp.AuthoritativeEngineID = string(nt.a.engineID)
+			sp.AuthoritativeEngineBoots, sp.AuthoritativeEngineTime = nt.a.boots.Load(), nt.a.engineTime()
+			g.ContextEngineID = string(nt.a.engineID)
+		}
 		g.MsgFlags = gosnmp.AuthNoPriv
 		if u.priv == gosnmp.AES {
 			sp.PrivacyProtocol, sp.PrivacyPassphrase = gosnmp.AES, u.privPass
 			g.MsgFlags = gosnmp.AuthPriv
 		}
 		g.Version, g.SecurityModel, g.SecurityParameters = gosnmp.Version3, gosnmp.UserSecurityModel, sp
-		g.ContextEngineID = string(nt.a.engineID)
 	}
 	if err := g.Connect(); err != nil {
 		nt.a.stats.failed.Add(1)
