@@ -107,6 +107,9 @@ type Deps struct {
 	Tunnel func() TunnelService
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// OnLockout, when set, hears of each account locked after repeated
+	// failed logins (the node records it and notifies SNMP receivers).
+	OnLockout func(user, source string)
 }
 
 // Server is the API's HTTP handler.
@@ -353,6 +356,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if bcrypt.CompareHashAndPassword(hash, []byte(req.Password)) != nil || err != nil || u.Disabled {
 		locked := s.limit.fail(req.Username, now)
 		s.loginFailed(src)
+		if locked && s.deps.OnLockout != nil {
+			s.deps.OnLockout(req.Username, src.String())
+		}
 		s.log.Warn("login failed", "user", req.Username, "source", src.String(), "locked", locked)
 		s.auditWrite(r.Context(), Principal{User: req.Username, Source: src.String()}, "login.failed", req.Username, "")
 		writeError(w, http.StatusUnauthorized, "invalid username or password")

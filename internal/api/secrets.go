@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -17,7 +18,9 @@ import (
 const Mask = "********"
 
 // secretField is a configuration field that holds a secret: the whole
-// value, or only the password inside a PostgreSQL connection string.
+// value, or only the password inside a PostgreSQL connection string. A
+// path element "*" stands for every item of a list; a masked item keeps
+// the secret stored at the same position.
 type secretField struct {
 	path []string
 	dsn  bool
@@ -29,6 +32,10 @@ var secretFields = []secretField{
 	{path: []string{"turn", "rest_secret"}},
 	{path: []string{"store", "dsn"}, dsn: true},
 	{path: []string{"tunnel", "enrollment_token"}},
+	{path: []string{"snmp", "communities", "*", "community"}},
+	{path: []string{"snmp", "users", "*", "auth_key"}},
+	{path: []string{"snmp", "users", "*", "priv_key"}},
+	{path: []string{"snmp", "traps", "*", "community"}},
 }
 
 // MaskSecrets returns doc with every secret replaced by Mask. A document
@@ -40,7 +47,7 @@ func MaskSecrets(doc []byte) []byte {
 		return []byte("# this version is not valid YAML and is not shown: it may hold secrets\n")
 	}
 	changed := false
-	for _, f := range secretFields {
+	for _, f := range concreteFields(&root) {
 		n := lookup(&root, f.path)
 		if n == nil || n.Value == "" {
 			continue
@@ -73,7 +80,7 @@ func KeepSecrets(doc, stored []byte) ([]byte, error) {
 	}
 	_ = yaml.Unmarshal(stored, &old) // an unreadable stored version has no secrets to keep
 	changed := false
-	for _, f := range secretFields {
+	for _, f := range concreteFields(&root) {
 		n := lookup(&root, f.path)
 		if n == nil || !strings.Contains(n.Value, Mask) {
 			continue
@@ -111,8 +118,46 @@ func KeepSecrets(doc, stored []byte) ([]byte, error) {
 	return encodeYAML(&root, doc), nil
 }
 
+// concreteFields are the secret fields of root with each "*" replaced by
+// the index of every item its list has.
+func concreteFields(root *yaml.Node) []secretField {
+	var out []secretField
+	for _, f := range secretFields {
+		paths := [][]string{nil}
+		for _, key := range f.path {
+			var next [][]string
+			for _, p := range paths {
+				if key != "*" {
+					next = append(next, append(p[:len(p):len(p)], key))
+					continue
+				}
+				if n := node(root, p); n != nil && n.Kind == yaml.SequenceNode {
+					for i := range n.Content {
+						next = append(next, append(p[:len(p):len(p)], strconv.Itoa(i)))
+					}
+				}
+			}
+			paths = next
+		}
+		for _, p := range paths {
+			out = append(out, secretField{path: p, dsn: f.dsn})
+		}
+	}
+	return out
+}
+
 // lookup finds the scalar at path in a document node, or nil.
 func lookup(root *yaml.Node, path []string) *yaml.Node {
+	n := node(root, path)
+	if n == nil || n.Kind != yaml.ScalarNode {
+		return nil
+	}
+	return n
+}
+
+// node finds the node at path (mapping keys, and list indexes in
+// decimal), or nil.
+func node(root *yaml.Node, path []string) *yaml.Node {
 	n := root
 	if n.Kind == yaml.DocumentNode {
 		if len(n.Content) == 0 {
@@ -121,6 +166,14 @@ func lookup(root *yaml.Node, path []string) *yaml.Node {
 		n = n.Content[0]
 	}
 	for _, key := range path {
+		if n.Kind == yaml.SequenceNode {
+			i, err := strconv.Atoi(key)
+			if err != nil || i < 0 || i >= len(n.Content) {
+				return nil
+			}
+			n = n.Content[i]
+			continue
+		}
 		if n.Kind != yaml.MappingNode {
 			return nil
 		}
@@ -134,9 +187,6 @@ func lookup(root *yaml.Node, path []string) *yaml.Node {
 			return nil
 		}
 		n = next
-	}
-	if n.Kind != yaml.ScalarNode {
-		return nil
 	}
 	return n
 }

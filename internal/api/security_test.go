@@ -105,6 +105,14 @@ store:
 turn:
   realm: corp
   rest_secret: turn-Secret-123
+snmp:
+  communities:
+    - {community: snmp-Comm-1, networks: [10.0.0.0/8]}
+    - {community: snmp-Comm-2, networks: [192.0.2.0/24]}
+  users:
+    - {name: monitor, auth_key: snmp-Auth-123, priv_key: snmp-Priv-123}
+  traps:
+    - {address: "192.0.2.9:162", community: snmp-Trap-1}
 `
 
 // TestSecretsMaskedInReads: no role reads turn.rest_secret or the DSN's
@@ -130,7 +138,7 @@ func TestSecretsMaskedInReads(t *testing.T) {
 					t.Fatalf("%d %s", w.Code, w.Body)
 				}
 				b := w.Body.String()
-				for _, secret := range []string{"db-Pa55word", "turn-Secret-123"} {
+				for _, secret := range []string{"db-Pa55word", "turn-Secret-123", "snmp-Comm-1", "snmp-Comm-2", "snmp-Auth-123", "snmp-Priv-123", "snmp-Trap-1"} {
 					if strings.Contains(b, secret) {
 						t.Errorf("%s readable: %s", secret, b)
 					}
@@ -163,7 +171,8 @@ func TestPutKeepsMaskedSecrets(t *testing.T) {
 	}
 	v, _ := st.ActiveConfig(ctx)
 	doc := string(v.Document)
-	if !strings.Contains(doc, "rest_secret: turn-Secret-123") || !strings.Contains(doc, "portico:db-Pa55word@db.example") || !strings.Contains(doc, "realm: corp2") {
+	if !strings.Contains(doc, "rest_secret: turn-Secret-123") || !strings.Contains(doc, "portico:db-Pa55word@db.example") || !strings.Contains(doc, "realm: corp2") ||
+		!strings.Contains(doc, "snmp-Comm-2") || !strings.Contains(doc, "snmp-Priv-123") || !strings.Contains(doc, "snmp-Trap-1") {
 		t.Fatalf("stored after PUT of the masked document:\n%s", doc)
 	}
 	changed := strings.Replace(edited, "rest_secret: '"+Mask+"'", "rest_secret: new-secret-456", 1)
@@ -243,6 +252,7 @@ func FuzzMaskSecrets(f *testing.F) {
 	f.Add([]byte("turn: {rest_secret: x}\n"))
 	f.Add([]byte("store:\n  dsn: postgres://u:p@h/db?password=q\n"))
 	f.Add([]byte("- a\n- b\n"))
+	f.Add([]byte("snmp:\n  users: [{auth_key: a}, {priv_key: b}]\n  communities: x\n"))
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		masked := MaskSecrets(doc)
 		var root yaml.Node
@@ -257,7 +267,7 @@ func FuzzMaskSecrets(f *testing.F) {
 		if err := yaml.Unmarshal(restored, &back); err != nil {
 			t.Fatalf("restored document does not parse: %v\n%s", err, restored)
 		}
-		for _, f := range secretFields {
+		for _, f := range concreteFields(&root) {
 			orig, got := lookup(&root, f.path), lookup(&back, f.path)
 			if orig == nil || strings.Contains(orig.Value, Mask) {
 				continue

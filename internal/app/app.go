@@ -287,8 +287,9 @@ func New(ctx context.Context, opts Options) (*App, error) {
 			}
 			return a.built.tunnel
 		},
-		Guard:  func() api.GuardService { return a.built.guard },
-		Policy: func() api.PolicyService { return policyService{a} },
+		Guard:     func() api.GuardService { return a.built.guard },
+		OnLockout: a.loginLockout,
+		Policy:    func() api.PolicyService { return policyService{a} },
 	})
 	if err != nil {
 		return nil, err
@@ -488,7 +489,7 @@ func ensureAdmin(ctx context.Context, st store.Store, password string, console i
 }
 
 func (a *App) serviceDeps() serviceDeps {
-	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv, hist: a.spool, events: a.spool.AddEvent, fds: a.fds, node: a.nodeName(), dataDir: a.opts.DataDir}
+	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv, hist: a.spool, events: a.recordEvent, fds: a.fds, node: a.nodeName(), dataDir: a.opts.DataDir, snmp: nodeState{a}}
 }
 
 // ManagementURL is where the API listens.
@@ -838,6 +839,8 @@ func sectionEnabled(cfg *config.Config, sec string) bool {
 		return cfg.Media.Enabled
 	case "tunnel":
 		return cfg.Tunnel.Enabled
+	case "snmp":
+		return cfg.SNMP.Enabled
 	}
 	return true
 }

@@ -317,14 +317,14 @@ func TestInvalidActiveVersionNamesTheWayOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.PutConfig(context.Background(), []byte(n.doc("info", "snmp: {enabled: true}\n")), "alice", "", 1); err != nil {
+	if _, err := st.PutConfig(context.Background(), []byte(n.doc("info", "snmp: {rate_per_second: 0}\n")), "alice", "", 1); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()
 	if a, err := n.start(Options{}); err == nil {
 		a.Close()
 		t.Fatal("started on a version this build refuses")
-	} else if !strings.Contains(err.Error(), "--force-import") || !strings.Contains(err.Error(), "snmp.enabled") {
+	} else if !strings.Contains(err.Error(), "--force-import") || !strings.Contains(err.Error(), "snmp.rate_per_second") {
 		t.Errorf("error %q does not name the field and the way out", err)
 	}
 	n.write(n.doc("warn"))

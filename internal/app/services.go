@@ -27,6 +27,7 @@ import (
 	"github.com/portico-edge/portico/internal/media/ng"
 	"github.com/portico-edge/portico/internal/policy"
 	"github.com/portico-edge/portico/internal/sipedge"
+	"github.com/portico-edge/portico/internal/snmp"
 	"github.com/portico-edge/portico/internal/store"
 	"github.com/portico-edge/portico/internal/turn"
 )
@@ -57,6 +58,8 @@ type serviceDeps struct {
 	// dataDir holds runtime files (the tunnel's identity and pins); empty
 	// when only validating, which then keeps them in memory.
 	dataDir string
+	// snmp is the node's state for the SNMP agent; nil when only validating.
+	snmp snmp.Provider
 }
 
 func (d serviceDeps) withRegisterer(r prometheus.Registerer) serviceDeps {
@@ -82,6 +85,7 @@ type built struct {
 	// ladder keeps the signalling of recent SIP and H.323 calls (nil
 	// without either edge, or with sip.capture.off).
 	ladder *ladder.Store
+	snmp   *snmp.Agent // nil when snmp.enabled is false
 }
 
 // reload is the contract every service's Reload follows, wired to the
@@ -283,6 +287,13 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 			return ap.Reload(next.AccessProxy.Config)
 		}})
 		out = append(out, &service{name: "access_proxy", run: ap.Run})
+	}
+	if cfg.SNMP.Enabled {
+		s, err := b.buildSNMP(cfg, d)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
 	}
 	b.list = out
 	return b, nil

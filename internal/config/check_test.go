@@ -101,19 +101,28 @@ func TestTunnelSection(t *testing.T) {
 	}
 }
 
-// TestReservedSectionsRefused: a section nothing implements cannot be enabled.
-func TestReservedSectionsRefused(t *testing.T) {
-	for _, sec := range []string{"snmp"} {
-		t.Run(sec, func(t *testing.T) {
-			_, err := Parse([]byte("version: 1\n" + sec + ":\n  enabled: true\n"))
+// TestSNMPSection: the snmp section's field errors reach the document with
+// their paths, and its listener joins the overlap check.
+func TestSNMPSection(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc, path string
+	}{
+		{"nothing to query with", "snmp:\n  enabled: true\n", "snmp"},
+		{"community without networks", "snmp:\n  communities:\n    - community: ro\n", "snmp.communities[0].networks"},
+		{"sha1 not allowed", "snmp:\n  users:\n    - {name: m, auth_protocol: sha1, auth_key: 12345678, priv_key: 12345678}\n", "snmp.users[0].auth_protocol"},
+		{"v3 receiver without a user", "snmp:\n  traps:\n    - {address: \"127.0.0.1:162\", version: v3, user: nobody}\n", "snmp.traps[0].user"},
+		{"port taken by the ng listener", "snmp:\n  enabled: true\n  listen: [\"127.0.0.1:2223\"]\n  communities: [{community: ro, networks: [127.0.0.0/8]}]\nmedia:\n  enabled: true\n  ng_listen: \"127.0.0.1:2223\"\n", "snmp.listen[0]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte("version: 1\n" + tc.doc))
 			es, ok := AsErrors(err)
-			if !ok || es[0].Path != sec+".enabled" || !strings.Contains(es[0].Reason, "not implemented") {
-				t.Errorf("Parse = %v", err)
-			}
-			if _, err := Parse([]byte("version: 1\n" + sec + ":\n  enabled: false\n")); err != nil {
-				t.Errorf("enabled: false refused: %v", err)
+			if !ok || es[0].Path != tc.path {
+				t.Fatalf("Parse = %v, want an error at %s", err, tc.path)
 			}
 		})
+	}
+	if _, err := Parse([]byte("version: 1\nsnmp:\n  enabled: true\n  communities: [{community: ro, networks: [10.0.0.0/8]}]\n  users: [{name: m, auth_key: 12345678, priv_key: 12345678}]\n")); err != nil {
+		t.Errorf("valid section refused: %v", err)
 	}
 }
 

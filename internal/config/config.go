@@ -10,7 +10,7 @@
 // The node-wide sections (node, interfaces, store, management, log) are
 // defined here. Each service section is defined by its service package
 // (sipedge.Section, h323proxy.Section, turn.Section, media.Section, accessproxy.Section,
-// guard.Config) with its YAML shape, defaults and validation, reporting
+// snmp.Section, guard.Config) with its YAML shape, defaults and validation, reporting
 // with the shared config/field errors; this package composes them and adds
 // the checks that span sections (a port two services would bind, SIP
 // without the relay).
@@ -25,6 +25,7 @@ import (
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/policy"
 	"github.com/portico-edge/portico/internal/sipedge"
+	"github.com/portico-edge/portico/internal/snmp"
 	"github.com/portico-edge/portico/internal/tunnel"
 	"github.com/portico-edge/portico/internal/turn"
 )
@@ -59,7 +60,8 @@ type Config struct {
 	Policy      Policy       `yaml:"policy" json:"policy"`
 	// HA holds the VIP groups elected by VRRPv3 (docs/ha.md).
 	HA   HA       `yaml:"ha" json:"ha"`
-	SNMP Reserved `yaml:"snmp" json:"snmp"`
+	// SNMP is the SNMP agent and its notification receivers (docs/snmp.md).
+	SNMP SNMP `yaml:"snmp" json:"snmp"`
 }
 
 // Node identifies this Portico instance.
@@ -170,11 +172,8 @@ type History struct {
 	FoldWindow Duration `yaml:"fold_window" json:"fold_window"`
 }
 
-// Reserved is the section of a service that later work adds. It only knows
-// whether the service is enabled.
-type Reserved struct {
-	Enabled bool `yaml:"enabled" json:"enabled"`
-}
+// SNMP is the snmp section, defined by package snmp.
+type SNMP = snmp.Section
 
 // Tunnel is the tunnel section, defined by package tunnel.
 type Tunnel = tunnel.Section

@@ -124,6 +124,11 @@ func (c *Config) sockets() []socket {
 			add(fmt.Sprintf("access_proxy.tcp[%d].listen", i), "tcp", m.Listen)
 		}
 	}
+	if c.SNMP.Enabled {
+		for i, a := range c.SNMP.ListenAddrs(c.Interfaces.Management.Address) {
+			add(fmt.Sprintf("snmp.listen[%d]", i), "udp", a)
+		}
+	}
 	if tn := &c.Tunnel; tn.Enabled && tn.Role == "server" {
 		add("tunnel.listen", "udp", tn.Listen)
 		for i, s := range tn.Services {
@@ -152,14 +157,6 @@ func (v *validator) ports(c *Config) {
 // reserved refuses an enabled section that this build does not implement:
 // accepting it would let an administrator believe it runs.
 func (v *validator) reserved(c *Config) {
-	for _, r := range []struct {
-		name string
-		sec  Reserved
-	}{{"snmp", c.SNMP}} {
-		if r.sec.Enabled {
-			v.add(r.name+".enabled", "the %s service is not implemented in this build; remove the section or set enabled: false", r.name)
-		}
-	}
 	// The groups are checked, but no speaker runs them yet.
 	if c.HA.Enabled {
 		v.add("ha.enabled", "the VRRP speaker is not in this build yet; the groups are checked but no node would take a VIP: set enabled: false")

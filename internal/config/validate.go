@@ -11,6 +11,7 @@ import (
 	"github.com/portico-edge/portico/internal/accessproxy"
 	"github.com/portico-edge/portico/internal/config/field"
 	"github.com/portico-edge/portico/internal/media"
+	"github.com/portico-edge/portico/internal/snmp"
 	"github.com/portico-edge/portico/internal/turn"
 )
 
@@ -41,6 +42,7 @@ func Default() *Config {
 		TURN:        turn.DefaultSection(),
 		AccessProxy: accessproxy.DefaultSection(),
 		Media:       media.DefaultSection(),
+		SNMP:        snmp.DefaultSection(),
 	}
 }
 
@@ -138,6 +140,7 @@ func (c *Config) Validate() error {
 	v.section(c.AccessProxy.Validate())
 	v.section(c.HA.Validate(c.nodeNames()))
 	v.section(c.Tunnel.Validate())
+	v.section(c.SNMP.Validate())
 	v.ports(c)
 	v.reserved(c)
 	if len(v.errs) == 0 {
