@@ -59,7 +59,7 @@ type Config struct {
 	Tunnel      Tunnel       `yaml:"tunnel" json:"tunnel"`
 	Policy      Policy       `yaml:"policy" json:"policy"`
 	// HA holds the VIP groups elected by VRRPv3 (docs/ha.md).
-	HA   HA       `yaml:"ha" json:"ha"`
+	HA HA `yaml:"ha" json:"ha"`
 	// SNMP is the SNMP agent and its notification receivers (docs/snmp.md).
 	SNMP SNMP `yaml:"snmp" json:"snmp"`
 }
