@@ -1,13 +1,9 @@
 package snmp
 
 import (
-	"bufio"
 	"context"
 	"encoding/hex"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,72 +12,15 @@ import (
 	"github.com/portico-edge/portico/internal/testpeer"
 )
 
-// trapd is a running snmptrapd and what it has logged.
-type trapd struct {
-	addr string
-	mu   sync.Mutex
-	out  strings.Builder
-}
-
-func (d *trapd) log() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.out.String()
-}
-
-// startTrapd runs snmptrapd on loopback, accepting v2c community
-// "trapcomm", the v3 user "monitor" for traps from engineID, and the same
-// user for informs to its own engine.
-func startTrapd(t *testing.T, engineID []byte) *trapd {
-	t.Helper()
-	path := testpeer.Require(t, "snmptrapd")[0]
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "snmptrapd.conf")
-	text := fmt.Sprintf(`authCommunity log trapcomm
+// startTrapd runs snmptrapd accepting v2c community "trapcomm", the v3
+// user "monitor" for traps from engineID, and the same user for informs
+// to its own engine.
+func startTrapd(t *testing.T, engineID []byte) *testpeer.Trapd {
+	return testpeer.StartSnmptrapd(t, fmt.Sprintf(`authCommunity log trapcomm
 createUser -e 0x%s monitor SHA-256 %s AES %s
 createUser monitor SHA-256 %s AES %s
 authUser log monitor priv
-`, hex.EncodeToString(engineID), testAuth, testPriv, testAuth, testPriv)
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d := &trapd{addr: fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t))}
-	cmd := exec.Command(path, "-f", "-Lo", "-C", "-c", conf, "-On", "-m", "", "udp:"+d.addr)
-	cmd.Env = append(os.Environ(), "HOME="+dir, "SNMP_PERSISTENT_DIR="+dir, "MIBS=")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	started := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stdout)
-		once := sync.Once{}
-		for sc.Scan() {
-			d.mu.Lock()
-			d.out.WriteString(sc.Text() + "\n")
-			d.mu.Unlock()
-			if strings.Contains(sc.Text(), "NET-SNMP version") {
-				once.Do(func() { close(started) })
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		<-done
-	})
-	select {
-	case <-started:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("snmptrapd did not start:\n%s", d.log())
-	}
-	return d
+`, hex.EncodeToString(engineID), testAuth, testPriv, testAuth, testPriv))
 }
 
 // switchProvider is a snapshot the test changes.
@@ -123,10 +62,10 @@ func TestNotifications(t *testing.T) {
 	}
 	d := startTrapd(t, probe.EngineID())
 	sec.Traps = []Receiver{
-		{Address: d.addr, Community: "trapcomm"},
-		{Address: d.addr, Community: "trapcomm", Inform: true},
-		{Address: d.addr, Version: "v3", User: "monitor"},
-		{Address: d.addr, Version: "v3", User: "monitor", Inform: true},
+		{Address: d.Addr, Community: "trapcomm"},
+		{Address: d.Addr, Community: "trapcomm", Inform: true},
+		{Address: d.Addr, Version: "v3", User: "monitor"},
+		{Address: d.Addr, Version: "v3", User: "monitor", Inform: true},
 	}
 	a := newTestAgent(t, sec, prov)
 	a.notes.every = 20 * time.Millisecond
@@ -141,8 +80,8 @@ func TestNotifications(t *testing.T) {
 	}()
 
 	count := func(k Kind) int {
-		return strings.Count(d.log(), "OID: "+oidNotifications.child(uint32(k)).String()+"\t") +
-			strings.Count(d.log(), "OID: "+oidNotifications.child(uint32(k)).String()+"\n")
+		return strings.Count(d.Log(), "OID: "+oidNotifications.child(uint32(k)).String()+"\t") +
+			strings.Count(d.Log(), "OID: "+oidNotifications.child(uint32(k)).String()+"\n")
 	}
 	waitFor := func(kinds ...Kind) {
 		t.Helper()
@@ -158,7 +97,7 @@ func TestNotifications(t *testing.T) {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("snmptrapd did not get %v; failed %d; log:\n%s", missing, a.stats.failed.Load(), d.log())
+				t.Fatalf("snmptrapd did not get %v; failed %d; log:\n%s", missing, a.stats.failed.Load(), d.Log())
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -177,7 +116,7 @@ func TestNotifications(t *testing.T) {
 	})
 	a.Notify(Notification{Kind: LoginLockout, Component: "management", Message: "account admin locked"})
 	waitFor(ServiceUp, StoreRegained, LoginLockout)
-	log := d.log()
+	log := d.Log()
 	for _, want := range []string{`"sip down: listener failed"`, `"ha backup -> master"`, `"account admin locked"`, `"edge-1"`} {
 		if !strings.Contains(log, want) {
 			t.Errorf("snmptrapd log lacks %s", want)
@@ -203,7 +142,7 @@ func TestNotifyWrongKeyNotLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := startTrapd(t, probe.EngineID())
-	sec.Traps = []Receiver{{Address: d.addr, Version: "v3", User: "monitor"}, {Address: d.addr, Community: "trapcomm"}}
+	sec.Traps = []Receiver{{Address: d.Addr, Version: "v3", User: "monitor"}, {Address: d.Addr, Community: "trapcomm"}}
 	a := newTestAgent(t, sec, prov)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -211,13 +150,13 @@ func TestNotifyWrongKeyNotLogged(t *testing.T) {
 	a.Notify(Notification{Kind: LoginLockout, Component: "management", Message: "marker"})
 	// The v2c copy, sent after the v3 one, shows both were processed.
 	deadline := time.Now().Add(20 * time.Second)
-	for strings.Count(d.log(), `"marker"`) == 0 {
+	for strings.Count(d.Log(), `"marker"`) == 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("v2c trap not received:\n%s", d.log())
+			t.Fatalf("v2c trap not received:\n%s", d.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if n := strings.Count(d.log(), `"marker"`); n != 1 {
-		t.Errorf("marker logged %d times; the wrongly signed v3 trap was accepted:\n%s", n, d.log())
+	if n := strings.Count(d.Log(), `"marker"`); n != 1 {
+		t.Errorf("marker logged %d times; the wrongly signed v3 trap was accepted:\n%s", n, d.Log())
 	}
 }
