@@ -354,7 +354,11 @@ func (a *Agent) current() view {
 	defer a.viewMu.Unlock()
 	now := time.Now()
 	if a.view == nil || now.Sub(a.viewTime) >= viewTTL {
-		a.view = build(a.sys, a.prov.Snapshot(), interfaces(), now)
+		eng := engine{id: a.engineID, boots: a.boots.Load(), time: a.engineTime()}
+		for c := range eng.usm {
+			eng.usm[c] = a.stats.usm(uint32(c))
+		}
+		a.view = build(a.sys, eng, a.prov.Snapshot(), interfaces(), now)
 		a.viewTime = now
 	}
 	return a.view

@@ -2,6 +2,7 @@ package snmp
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gosnmp/gosnmp"
 
 	"github.com/portico-edge/portico/internal/testpeer"
 )
@@ -110,12 +113,12 @@ func TestNetSNMP(t *testing.T) {
 		{"v3 authNoPriv", v3args("authonly", testAuth, "")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := netsnmp(t, "snmpget", append(tc.sec, addr, ".1.3.6.1.2.1.1.5.0", ".1.3.6.1.4.1.99999.1.4.3.0", ".1.3.6.1.2.1.1.99.0")...)
+			out, err := netsnmp(t, "snmpget", append(tc.sec, addr, ".1.3.6.1.2.1.1.5.0", ".1.3.6.1.4.1.99999.1.4.3.0", ".1.3.6.1.2.1.1.99.0", ".1.3.6.1.6.3.10.2.1.1.0", ".1.3.6.1.6.3.10.2.1.2.0")...)
 			if err != nil {
 				t.Fatalf("snmpget: %v\n%s", err, out)
 			}
 			for _, want := range []string{`.1.3.6.1.2.1.1.5.0 = STRING: "edge-1"`, ".1.3.6.1.4.1.99999.1.4.3.0 = Counter64: 35184372088832",
-				".1.3.6.1.2.1.1.99.0 = No Such Object"} {
+				".1.3.6.1.2.1.1.99.0 = No Such Object", ".1.3.6.1.6.3.10.2.1.1.0 = Hex-STRING: " + hexWords(a.EngineID()), ".1.3.6.1.6.3.10.2.1.2.0 = INTEGER: 1"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("snmpget output lacks %q:\n%s", want, out)
 				}
@@ -233,5 +236,41 @@ func TestRateLimit(t *testing.T) {
 	}
 	if !l.allow(a, now.Add(time.Second)) {
 		t.Error("refused in the next second")
+	}
+}
+
+// hexWords is b as net-snmp prints a Hex-STRING: "80 01 86 9F ...".
+func hexWords(b []byte) string {
+	var parts []string
+	for _, c := range b {
+		parts = append(parts, fmt.Sprintf("%02X", c))
+	}
+	return strings.Join(parts, " ")
+}
+
+// TestNotInTimeWindow: a request with boots other than the agent's gets
+// the authenticated notInTimeWindow report (RFC 3414 §3.2 step 7b), from
+// which the manager (here gosnmp) takes the agent's boots and time and
+// asks again successfully.
+func TestNotInTimeWindow(t *testing.T) {
+	a := newTestAgent(t, testSection(), &staticProvider{testSnapshot()})
+	addr := startAgent(t, a)
+	host, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	g := &gosnmp.GoSNMP{Target: host, Port: uint16(p), Version: gosnmp.Version3, Timeout: time.Second, Retries: 1,
+		SecurityModel: gosnmp.UserSecurityModel, MsgFlags: gosnmp.AuthPriv,
+		SecurityParameters: &gosnmp.UsmSecurityParameters{UserName: "monitor", AuthoritativeEngineID: string(a.EngineID()),
+			AuthoritativeEngineBoots: 40, AuthoritativeEngineTime: 7,
+			AuthenticationProtocol: gosnmp.SHA256, AuthenticationPassphrase: testAuth, PrivacyProtocol: gosnmp.AES, PrivacyPassphrase: testPriv}}
+	if err := g.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	defer g.Conn.Close()
+	res, err := g.Get([]string{".1.3.6.1.2.1.1.5.0"})
+	if a.stats.refused[reasonTimeWindow].Load() == 0 {
+		t.Errorf("no notInTimeWindow counted (err %v)", err)
+	}
+	if err != nil || len(res.Variables) != 1 || string(res.Variables[0].Value.([]byte)) != "edge-1" {
+		t.Fatalf("Get after resynchronising = %+v, %v", res, err)
 	}
 }

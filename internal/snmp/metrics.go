@@ -82,7 +82,10 @@ func (s *stats) answered(version string) {
 
 // usm is the usmStats counter with column c.
 func (s *stats) usm(c uint32) uint64 {
-	r := map[uint32]int{usmUnsupportedSecLevels: reasonSecLevel, usmNotInTimeWindows: reasonTimeWindow, usmUnknownUserNames: reasonUnknownUser,
+	r, ok := map[uint32]int{usmUnsupportedSecLevels: reasonSecLevel, usmNotInTimeWindows: reasonTimeWindow, usmUnknownUserNames: reasonUnknownUser,
 		usmUnknownEngineIDs: reasonUnknownEngine, usmWrongDigests: reasonDigest, usmDecryptionErrors: reasonDecrypt}[c]
+	if !ok {
+		return 0
+	}
 	return s.refused[r].Load()
 }

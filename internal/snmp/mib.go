@@ -28,6 +28,14 @@ type system struct {
 	started                  time.Time // the agent's start: sysUpTime
 }
 
+// engine is the snmpEngine group (RFC 3411 §5) and the usmStats counters
+// (RFC 3414 §5).
+type engine struct {
+	id          []byte
+	boots, time uint32
+	usm         [usmDecryptionErrors + 1]uint64 // by usmStats column
+}
+
 // iface is one row of ifTable/ifXTable.
 type iface struct {
 	index                              int
@@ -90,10 +98,18 @@ func g32(v uint64) uint32 { return uint32(min(v, math.MaxUint32)) }
 
 // build makes the view of one moment: MIB-II system, interfaces and ifX
 // groups, and the Portico MIB.
-func build(sys system, s Snapshot, ifs []iface, now time.Time) view {
+func build(sys system, eng engine, s Snapshot, ifs []iface, now time.Time) view {
 	var v view
 	add := func(o oid, t gosnmp.Asn1BER, val any) { v = append(v, entry{o, t, val}) }
 	str := func(o oid, s string) { add(o, gosnmp.OctetString, s) }
+
+	add(oidEngine.child(1, 0), gosnmp.OctetString, eng.id)
+	add(oidEngine.child(2, 0), gosnmp.Integer, int(eng.boots))
+	add(oidEngine.child(3, 0), gosnmp.Integer, int(eng.time))
+	add(oidEngine.child(4, 0), gosnmp.Integer, maxResponse)
+	for c := uint32(usmUnsupportedSecLevels); c <= usmDecryptionErrors; c++ {
+		add(oidUsmStats.child(c, 0), gosnmp.Counter32, c32(eng.usm[c]))
+	}
 
 	str(oidSystem.child(1, 0), sys.descr)
 	add(oidSystem.child(2, 0), gosnmp.ObjectIdentifier, oidPortico.String())

@@ -39,6 +39,8 @@ var (
 	oidSysUpTime = oidSystem.child(3, 0)
 	// snmpTrapOID.0 (SNMPv2-MIB).
 	oidTrapOID = oid{1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0}
+	// snmpEngine (SNMP-FRAMEWORK-MIB, RFC 3411 §5).
+	oidEngine = oid{1, 3, 6, 1, 6, 3, 10, 2, 1}
 	// usmStats (SNMP-USER-BASED-SM-MIB, RFC 3414 §5).
 	oidUsmStats = oid{1, 3, 6, 1, 6, 3, 15, 1, 1}
 
