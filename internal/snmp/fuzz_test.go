@@ -1,7 +1,11 @@
 package snmp
 
 import (
+	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gosnmp/gosnmp"
@@ -30,15 +34,18 @@ func seedMessages(t testing.TB) [][]byte {
 }
 
 // FuzzHandle feeds arbitrary datagrams to the agent's whole receive path
-// (decode, community and USM checks, answer): it must never panic, and
-// anything it answers must decode as an SNMP message.
+// (decode, community and USM checks, decryption, answer): it must never
+// panic, and anything it answers must decode as an SNMP message. The
+// corpus in testdata/fuzz/FuzzHandle holds requests net-snmp sent to an
+// agent of the same node name and users, so the authenticated and
+// encrypted paths are reached too.
 func FuzzHandle(f *testing.F) {
 	for _, b := range seedMessages(f) {
 		f.Add(b)
 	}
 	sec := testSection()
 	sec.Communities[0].Networks = []string{"0.0.0.0/0"}
-	a, err := New(sec, Env{Node: "fuzz"}, Deps{Provider: &staticProvider{testSnapshot()}})
+	a, err := New(sec, Env{Node: "edge-1"}, Deps{Provider: &staticProvider{testSnapshot()}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -53,4 +60,36 @@ func FuzzHandle(f *testing.F) {
 			t.Fatalf("answer does not decode: %v", err)
 		}
 	})
+}
+
+// TestCorpusAnswered: the net-snmp requests of the corpus are answered by
+// an agent of the same node name, the authPriv one with an authPriv
+// response, so the fuzzer starts from the deep paths.
+func TestCorpusAnswered(t *testing.T) {
+	a, err := New(testSection(), Env{Node: "edge-1"}, Deps{Provider: &staticProvider{testSnapshot()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.start()
+	for _, name := range []string{"netsnmp-v2c-getbulk", "netsnmp-v3-authpriv-get", "netsnmp-v3-authnopriv-get"} {
+		b, err := os.ReadFile(filepath.Join("testdata/fuzz/FuzzHandle", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var q string
+		if _, err := fmt.Sscanf(strings.TrimPrefix(string(b), "go test fuzz v1\n"), "[]byte(%q)", &q); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		resp := a.handle([]byte(q), netip.MustParseAddr("127.0.0.1"))
+		m, err := parseMessage(resp)
+		if err != nil {
+			t.Fatalf("%s: answer %x: %v", name, resp, err)
+		}
+		if name == "netsnmp-v3-authpriv-get" && m.flags&(flagAuth|flagPriv) != flagAuth|flagPriv {
+			t.Errorf("%s answered with flags %x", name, m.flags)
+		}
+	}
+	if a.stats.requests[0].Load() != 1 || a.stats.requests[1].Load() != 2 {
+		t.Errorf("answered v2c %d, v3 %d; want 1 and 2", a.stats.requests[0].Load(), a.stats.requests[1].Load())
+	}
 }
