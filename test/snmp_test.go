@@ -33,8 +33,9 @@ func snmpTool(t *testing.T, tool string, args ...string) (string, error) {
 // TestSNMP: a running `portico serve` answers net-snmp's snmpget, snmpwalk
 // and snmpbulkwalk over v2c and v3 authPriv (SHA-256, AES-128) with its
 // own state, refuses a wrong community and wrong credentials, masks the
-// SNMP secrets in the API's configuration, and sends a console lockout to
-// snmptrapd as a v2c and a v3 trap.
+// SNMP secrets in the API's configuration, and sends snmptrapd a v2c and
+// a v3 trap for a console lockout and for its management certificate
+// (valid five years, inside certificate_warn_days of ten).
 func TestSNMP(t *testing.T) {
 	testpeer.Require(t, "snmpget", "snmpwalk", "snmpbulkwalk", "snmptrapd")
 	dir := t.TempDir()
@@ -46,6 +47,7 @@ func TestSNMP(t *testing.T) {
   enabled: true
   listen: [%q]
   location: test rack
+  certificate_warn_days: 3650
   communities:
     - {community: ro-community-1, networks: [127.0.0.0/8]}
   users:
@@ -132,5 +134,8 @@ func TestSNMP(t *testing.T) {
 	}
 	if !strings.Contains(trapd.Log(), "account admin locked") {
 		t.Errorf("the trap does not say which account:\n%s", trapd.Log())
+	}
+	if n := strings.Count(trapd.Log(), ".1.3.6.1.4.1.99999.2.0.5"); n != 2 || !strings.Contains(trapd.Log(), "certificate management-self-signed expires in") {
+		t.Errorf("certificateExpiring sent %d times, want once per receiver:\n%s", n, trapd.Log())
 	}
 }
