@@ -1,11 +1,7 @@
 package snmp
 
 import (
-	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/gosnmp/gosnmp"
@@ -72,15 +68,8 @@ func TestCorpusAnswered(t *testing.T) {
 	}
 	a.start()
 	for _, name := range []string{"netsnmp-v2c-getbulk", "netsnmp-v3-authpriv-get", "netsnmp-v3-authnopriv-get"} {
-		b, err := os.ReadFile(filepath.Join("testdata/fuzz/FuzzHandle", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var q string
-		if _, err := fmt.Sscanf(strings.TrimPrefix(string(b), "go test fuzz v1\n"), "[]byte(%q)", &q); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		resp := a.handle([]byte(q), netip.MustParseAddr("127.0.0.1"))
+		q := corpusMessage(t, name)
+		resp := a.handle(q, netip.MustParseAddr("127.0.0.1"))
 		m, err := parseMessage(resp)
 		if err != nil {
 			t.Fatalf("%s: answer %x: %v", name, resp, err)
