@@ -64,6 +64,7 @@ func TestDebPackage(t *testing.T) {
 			"./usr/share/man/man8/portico.8.gz":        "-rw-r--r--",
 			"./usr/share/doc/portico/install.md":       "-rw-r--r--",
 			"./usr/share/doc/portico/copyright":        "-rw-r--r--",
+			"./usr/share/snmp/mibs/PORTICO-MIB.txt":    "-rw-r--r--",
 		}
 		for _, line := range strings.Split(strings.TrimSpace(must(t, "dpkg-deb", "--contents", debA)), "\n") {
 			f := strings.Fields(line)
