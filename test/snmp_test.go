@@ -33,7 +33,7 @@ func snmpTool(t *testing.T, tool string, args ...string) (string, error) {
 // TestSNMP: a running `portico serve` answers net-snmp's snmpget, snmpwalk
 // and snmpbulkwalk over v2c and v3 authPriv (SHA-256, AES-128) with its
 // own state, refuses a wrong community and wrong credentials, masks the
-// SNMP secrets in the API's configuration, and sends snmptrapd a v2c and
+// SNMP secrets in the API's configuration, takes a change live, and sends snmptrapd a v2c and
 // a v3 trap for a console lockout and for its management certificate
 // (valid five years, inside certificate_warn_days of ten).
 func TestSNMP(t *testing.T) {
@@ -117,6 +117,24 @@ func TestSNMP(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+
+	// A change written back with the masked secrets applies live: the
+	// stored community and keys stay, the new location shows at once.
+	r := admin.must(200, "GET", "/api/v1/config", nil, "Accept", "application/yaml")
+	edited := strings.Replace(string(r.body), "location: test rack", "location: second rack", 1)
+	admin.csrf = true
+	admin.must(200, "PUT", "/api/v1/config", []byte(edited), "If-Match", r.header.Get("ETag"))
+	var status struct {
+		PendingRestart []string `json:"pending_restart"`
+	}
+	admin.must(200, "GET", "/api/v1/status", nil).json(t, &status)
+	if len(status.PendingRestart) != 0 {
+		t.Errorf("pending_restart after an snmp change: %v", status.PendingRestart)
+	}
+	out, err := snmpTool(t, "snmpget", append(v3, agent, ".1.3.6.1.2.1.1.6.0")...)
+	if err != nil || !strings.Contains(out, `"second rack"`) {
+		t.Errorf("after the live change: %v\n%s", err, out)
 	}
 
 	// max_login_failures is 3: the third failure locks the account.

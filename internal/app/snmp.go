@@ -30,6 +30,9 @@ func (b *built) buildSNMP(cfg *config.Config, d serviceDeps) (*service, error) {
 	}
 	b.snmp = ag
 	b.closers = append(b.closers, ag)
+	b.reloads = append(b.reloads, reload{"snmp", func(next *config.Config) ([]string, error) {
+		return ag.Reload(next.SNMP, snmp.Env{ManagementAddress: next.Interfaces.Management.Address})
+	}})
 	return &service{name: "snmp", run: ag.Run}, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,20 +73,19 @@ const maxBoots = 2147483647
 // RFC 7860, RFC 3826), and notifications to the configured receivers.
 //
 // Each listening socket is served by one goroutine that Run owns; the view
-// of the node is rebuilt at most once per viewTTL under viewMu. Requests
+// of the node is rebuilt at most once per viewTTL under viewMu. What a
+// reload changes (communities, users, receivers, the system texts, the
+// rate) is one settings value swapped atomically. Requests
 // that fail a check are dropped and counted by reason
 // (portico_snmp_refused_total); SNMPv3 failures the manager must learn of
 // are answered with a Report (RFC 3414 §3.2).
 type Agent struct {
-	sec      Section
 	env      Env
 	log      *slog.Logger
 	prov     Provider
 	engineID []byte
-	users    map[string]*usmUser
-	comms    []community
 	listen   []string
-	sys      system
+	set      atomic.Pointer[settings]
 
 	boots     atomic.Uint32
 	engineT0  time.Time // engine time 0
@@ -116,22 +116,45 @@ func New(sec Section, env Env, deps Deps) (*Agent, error) {
 	if deps.Provider == nil {
 		return nil, errors.New("snmp: no provider")
 	}
-	a := &Agent{sec: sec, env: env, log: deps.Logger, prov: deps.Provider, listen: sec.ListenAddrs(env.ManagementAddress),
-		users: map[string]*usmUser{}, rate: limiter{per: sec.RatePerSecond}}
+	a := &Agent{env: env, log: deps.Logger, prov: deps.Provider, listen: sec.ListenAddrs(env.ManagementAddress), rate: limiter{per: sec.RatePerSecond}}
 	a.engineID = DefaultEngineID(env.Node)
 	if sec.EngineID != "" {
 		a.engineID, _ = hex.DecodeString(sec.EngineID)
 	}
-	a.sys = system{descr: sec.Description, contact: sec.Contact, location: sec.Location}
-	if a.sys.descr == "" {
-		a.sys.descr = strings.TrimSpace("Portico " + env.Version)
+	st, err := newSettings(sec, env, a.engineID)
+	if err != nil {
+		return nil, err
+	}
+	a.set.Store(st)
+	var seed [8]byte
+	rand.Read(seed[:])
+	a.salt.Store(binary.BigEndian.Uint64(seed[:]))
+	a.stats = newStats(deps.Registerer)
+	a.notes = newNotifier(a, deps.Logger)
+	return a, nil
+}
+
+// settings are what the section sets that a reload can change.
+type settings struct {
+	sec   Section
+	users map[string]*usmUser
+	comms []community
+	sys   system
+}
+
+// newSettings builds the settings of sec, with the USM keys localized to
+// engineID.
+func newSettings(sec Section, env Env, engineID []byte) (*settings, error) {
+	st := &settings{sec: sec, users: map[string]*usmUser{}, sys: system{descr: sec.Description, contact: sec.Contact, location: sec.Location}}
+	if st.sys.descr == "" {
+		st.sys.descr = strings.TrimSpace("Portico " + env.Version)
 	}
 	for _, u := range sec.Users {
-		lu, err := newUSMUser(u, a.engineID)
+		lu, err := newUSMUser(u, engineID)
 		if err != nil {
 			return nil, fmt.Errorf("snmp.users %s: %w", u.Name, err)
 		}
-		a.users[u.Name] = &lu
+		st.users[u.Name] = &lu
 	}
 	for _, c := range sec.Communities {
 		cm := community{secret: []byte(c.Community)}
@@ -142,14 +165,36 @@ func New(sec Section, env Env, deps Deps) (*Agent, error) {
 			}
 			cm.nets = append(cm.nets, p.Masked())
 		}
-		a.comms = append(a.comms, cm)
+		st.comms = append(st.comms, cm)
 	}
-	var seed [8]byte
-	rand.Read(seed[:])
-	a.salt.Store(binary.BigEndian.Uint64(seed[:]))
-	a.stats = newStats(deps.Registerer)
-	a.notes = newNotifier(a, deps.Logger)
-	return a, nil
+	return st, nil
+}
+
+// Reload applies sec live: communities, users, receivers, the system
+// texts, the rate and the certificate warning. It returns the fields only
+// a restart applies (snmp.listen, snmp.engine_id); until then the USM keys
+// stay localized to the running engine ID. A section that does not
+// validate changes nothing.
+func (a *Agent) Reload(sec Section, env Env) (restart []string, err error) {
+	if err := sec.Validate(); err != nil {
+		return nil, err
+	}
+	st, err := newSettings(sec, a.env, a.engineID)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Equal(sec.ListenAddrs(env.ManagementAddress), a.listen) {
+		restart = append(restart, "snmp.listen")
+	}
+	if sec.EngineID != a.set.Load().sec.EngineID {
+		restart = append(restart, "snmp.engine_id")
+	}
+	a.set.Store(st)
+	a.rate.setPer(sec.RatePerSecond)
+	a.viewMu.Lock()
+	a.view = nil // the system texts show at once
+	a.viewMu.Unlock()
+	return restart, nil
 }
 
 // DefaultEngineID is the engine ID of a node named node (RFC 3411 §5,
@@ -187,7 +232,6 @@ func (a *Agent) start() {
 		}
 		a.boots.Store(boots)
 		a.engineT0 = time.Now()
-		a.sys.started = a.engineT0
 	})
 }
 
@@ -296,7 +340,7 @@ func (a *Agent) handle(b []byte, src netip.Addr) []byte {
 // every configured community is compared in constant time.
 func (a *Agent) communityAllowed(c []byte, src netip.Addr) bool {
 	ok := false
-	for _, cm := range a.comms {
+	for _, cm := range a.set.Load().comms {
 		if subtle.ConstantTimeCompare(cm.secret, c) != 1 {
 			continue
 		}
@@ -358,7 +402,9 @@ func (a *Agent) current() view {
 		for c := range eng.usm {
 			eng.usm[c] = a.stats.usm(uint32(c))
 		}
-		a.view = build(a.sys, eng, a.prov.Snapshot(), interfaces(), now)
+		sys := a.set.Load().sys
+		sys.started = a.engineT0
+		a.view = build(sys, eng, a.prov.Snapshot(), interfaces(), now)
 		a.viewTime = now
 	}
 	return a.view
@@ -421,7 +467,7 @@ func (a *Agent) v3(raw []byte, m message) []byte {
 		a.stats.refuse(reasonUnknownEngine)
 		return a.report(m, nil, usmUnknownEngineIDs, a.plainRequestID(m))
 	}
-	u := a.users[string(m.usm.user)]
+	u := a.set.Load().users[string(m.usm.user)]
 	if u == nil {
 		a.stats.refuse(reasonUnknownUser)
 		return a.report(m, nil, usmUnknownUserNames, a.plainRequestID(m))
@@ -545,6 +591,12 @@ type limiter struct {
 }
 
 const maxSources = 1 << 16
+
+func (l *limiter) setPer(per int) {
+	l.mu.Lock()
+	l.per = per
+	l.mu.Unlock()
+}
 
 func (l *limiter) allow(ip netip.Addr, now time.Time) bool {
 	l.mu.Lock()

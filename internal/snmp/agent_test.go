@@ -274,3 +274,43 @@ func TestNotInTimeWindow(t *testing.T) {
 		t.Fatalf("Get after resynchronising = %+v, %v", res, err)
 	}
 }
+
+// TestReload: communities, users and system texts change live; the old
+// community and key stop working at once; listen and engine_id are
+// named for a restart.
+func TestReload(t *testing.T) {
+	a := newTestAgent(t, testSection(), &staticProvider{testSnapshot()})
+	addr := startAgent(t, a)
+	if out, err := netsnmp(t, "snmpget", append(v3args("monitor", testAuth, testPriv), addr, ".1.3.6.1.2.1.1.4.0")...); err != nil {
+		t.Fatalf("before reload: %v\n%s", err, out)
+	}
+	next := testSection()
+	next.Contact = "ops@example.net"
+	next.Communities[0].Community = "rotated-ro"
+	next.Users[0].AuthKey = "rotated-auth-key"
+	restart, err := a.Reload(next, Env{})
+	if err != nil || len(restart) != 0 {
+		t.Fatalf("Reload = %v, %v", restart, err)
+	}
+	out, err := netsnmp(t, "snmpget", "-v2c", "-c", "rotated-ro", addr, ".1.3.6.1.2.1.1.4.0")
+	if err != nil || !strings.Contains(out, `"ops@example.net"`) {
+		t.Errorf("new community: %v\n%s", err, out)
+	}
+	if out, err := netsnmp(t, "snmpget", "-v2c", "-c", "s3cret-ro", addr, ".1.3.6.1.2.1.1.4.0"); err == nil {
+		t.Errorf("old community still answered: %s", out)
+	}
+	if out, err := netsnmp(t, "snmpget", append(v3args("monitor", testAuth, testPriv), addr, ".1.3.6.1.2.1.1.4.0")...); err == nil || !strings.Contains(out, "Authentication failure") {
+		t.Errorf("old key: %v\n%s", err, out)
+	}
+	if out, err := netsnmp(t, "snmpget", append(v3args("monitor", "rotated-auth-key", testPriv), addr, ".1.3.6.1.2.1.1.4.0")...); err != nil {
+		t.Errorf("new key: %v\n%s", err, out)
+	}
+	next.Listen, next.EngineID = []string{"127.0.0.1:1161"}, "8000000001020304"
+	if restart, err := a.Reload(next, Env{}); err != nil || strings.Join(restart, ",") != "snmp.listen,snmp.engine_id" {
+		t.Errorf("Reload = %v, %v; want snmp.listen and snmp.engine_id for a restart", restart, err)
+	}
+	next.RatePerSecond = 0
+	if _, err := a.Reload(next, Env{}); err == nil {
+		t.Error("an invalid section was applied")
+	}
+}

@@ -76,7 +76,7 @@ func newNotifier(a *Agent, log *slog.Logger) *notifier {
 
 // Notify queues n for every receiver; it never blocks.
 func (a *Agent) Notify(n Notification) {
-	if len(a.sec.Traps) == 0 {
+	if len(a.set.Load().sec.Traps) == 0 {
 		return
 	}
 	select {
@@ -95,8 +95,9 @@ func (nt *notifier) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case n := <-nt.queue:
-			for _, r := range nt.a.sec.Traps {
-				nt.send(ctx, r, n)
+			st := nt.a.set.Load()
+			for _, r := range st.sec.Traps {
+				nt.send(ctx, st, r, n)
 			}
 		case now := <-t.C:
 			nt.watch(now)
@@ -139,7 +140,7 @@ func (nt *notifier) watch(now time.Time) {
 		}
 		nt.capacity[name] = v
 	}
-	warn := time.Duration(nt.a.sec.CertificateWarnDays) * 24 * time.Hour
+	warn := time.Duration(nt.a.set.Load().sec.CertificateWarnDays) * 24 * time.Hour
 	for _, c := range s.Certificates {
 		if c.NotAfter.Sub(now) > warn || now.Sub(nt.certWarned[c.Name]) < 24*time.Hour {
 			continue
@@ -153,7 +154,7 @@ func (nt *notifier) watch(now time.Time) {
 // send delivers n to r: a v2c or v3 trap, or an inform retried twice.
 // A v3 trap is sent by this engine as the authoritative one (RFC 3414
 // §1.5.1): the receiver must know the agent's engine ID for the user.
-func (nt *notifier) send(ctx context.Context, r Receiver, n Notification) {
+func (nt *notifier) send(ctx context.Context, st *settings, r Receiver, n Notification) {
 	host, port, err := net.SplitHostPort(r.Address)
 	if err != nil {
 		nt.a.stats.failed.Add(1)
@@ -168,7 +169,7 @@ func (nt *notifier) send(ctx context.Context, r Receiver, n Notification) {
 	case "v2c":
 		g.Version, g.Community = gosnmp.Version2c, r.Community
 	case "v3":
-		u := nt.a.users[r.User]
+		u := st.users[r.User]
 		if u == nil {
 			nt.a.stats.failed.Add(1)
 			return
