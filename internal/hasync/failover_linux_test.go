@@ -1,0 +1,309 @@
+package hasync
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/portico-edge/portico/internal/media"
+	"github.com/portico-edge/portico/internal/testpeer"
+)
+
+// netLab is a bridge segment in its own namespace with one namespace per
+// host: the outside party, the inside party and the two Portico nodes.
+type netLab struct {
+	t    *testing.T
+	name string
+}
+
+func ip(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %v: %v: %s", args, err, out)
+	}
+}
+
+func newNetLab(t *testing.T, hosts map[string]string) *netLab {
+	if testing.Short() {
+		t.Skip("needs root and network namespaces")
+	}
+	testpeer.LockNetwork(t)
+	if os.Geteuid() != 0 {
+		t.Fatal("the failover test needs root (network namespaces)")
+	}
+	var r [3]byte
+	rand.Read(r[:])
+	l := &netLab{t: t, name: "hs" + hex.EncodeToString(r[:])}
+	br := l.ns("br")
+	ip(t, "netns", "add", br)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", br).Run() })
+	ip(t, "-n", br, "link", "add", "br0", "type", "bridge")
+	ip(t, "-n", br, "link", "set", "br0", "up")
+	for h, addr := range hosts {
+		ns := l.ns(h)
+		ip(t, "netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		ip(t, "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "p"+h, "netns", br)
+		ip(t, "-n", ns, "addr", "add", addr+"/24", "dev", "eth0")
+		ip(t, "-n", ns, "link", "set", "eth0", "up")
+		ip(t, "-n", ns, "link", "set", "lo", "up")
+		ip(t, "-n", br, "link", "set", "p"+h, "master", "br0", "up")
+	}
+	return l
+}
+
+func (l *netLab) ns(h string) string { return l.name + h }
+
+// nsThread runs functions on one OS thread inside a namespace: sockets
+// are created in the namespace of the thread that creates them and stay
+// there whatever thread uses them later.
+type nsThread struct{ fns chan func() }
+
+func (l *netLab) thread(h string) *nsThread {
+	hd, err := netns.GetFromName(l.ns(h))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	n := &nsThread{fns: make(chan func())}
+	ready := make(chan error, 1)
+	go func() {
+		// The thread stays in the namespace and ends with the goroutine.
+		runtime.LockOSThread()
+		defer hd.Close()
+		if err := netns.Set(hd); err != nil {
+			ready <- err
+			return
+		}
+		ready <- nil
+		for fn := range n.fns {
+			fn()
+		}
+	}()
+	if err := <-ready; err != nil {
+		l.t.Fatal(err)
+	}
+	l.t.Cleanup(func() { close(n.fns) })
+	return n
+}
+
+func (n *nsThread) do(fn func()) {
+	done := make(chan struct{})
+	n.fns <- func() { fn(); close(done) }
+	<-done
+}
+
+// nsSink applies the peer's records on a thread in the standby node's
+// namespace. Only the test needs it: a daemon runs in one namespace.
+type nsSink struct {
+	th   *nsThread
+	sink Sink
+}
+
+func (s nsSink) Apply(k string, b []byte) (err error) {
+	s.th.do(func() { err = s.sink.Apply(k, b) })
+	return err
+}
+
+func (s nsSink) Remove(k string) (err error) {
+	s.th.do(func() { err = s.sink.Remove(k) })
+	return err
+}
+
+// TestFailoverKeepsMedia: node A relays an RTP stream from the outside
+// party through its VIPs to the inside party and replicates the session
+// to node B, which binds the same VIP ports with IP_FREEBIND without
+// having the VIPs. A dies (its relay closes, its link drops), the VIPs
+// move to B, and B forwards the same stream on without any signalling.
+// The hand-over of the addresses is done with ip addr, and the outside
+// party's ARP entry is flushed where the VRRP speaker would send a
+// gratuitous ARP. The sync link itself runs on loopback.
+func TestFailoverKeepsMedia(t *testing.T) {
+	const (
+		addrA, addrB = "10.77.0.1", "10.77.0.2"
+		addrO, addrI = "10.77.0.10", "10.77.0.20"
+		vipExt       = "10.77.0.100"
+		vipInt       = "10.77.0.101"
+	)
+	l := newNetLab(t, map[string]string{"a": addrA, "b": addrB, "o": addrO, "i": addrI})
+	ip(t, "-n", l.ns("a"), "addr", "add", vipExt+"/24", "dev", "eth0")
+	ip(t, "-n", l.ns("a"), "addr", "add", vipInt+"/24", "dev", "eth0")
+	thA, thB, thO, thI := l.thread("a"), l.thread("b"), l.thread("o"), l.thread("i")
+
+	cfg := media.Config{
+		Interfaces: map[string]media.InterfaceConfig{
+			"external": {Addr: netip.MustParseAddr(vipExt), PortMin: 30000, PortMax: 30999},
+			"internal": {Addr: netip.MustParseAddr(vipInt), PortMin: 31000, PortMax: 31999},
+		},
+		FastPath:          media.FastPathOff,
+		InactivityTimeout: -1,
+		SocketBuffer:      -1,
+	}
+	var nodeA *Node
+	relayA, err := media.New(cfg, media.Deps{OnChange: func(id media.SessionID) { nodeA.Changed(KindMedia, MediaKey(id)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	relayB, err := media.New(cfg, media.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctxA, stopRelayA := context.WithCancel(context.Background())
+	ctxB, stopRelayB := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { relayA.Run(ctxA) })
+	wg.Go(func() { relayB.Run(ctxB) })
+	t.Cleanup(func() { stopRelayA(); stopRelayB(); wg.Wait() })
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb := Config{}.withDefaults().Heartbeat
+	hb.UnmarshalText([]byte("100ms"))
+	nodeA, err = New(Config{Peer: ln.Addr().String(), Secret: testSecret, Heartbeat: hb}, Deps{Name: "edge-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeB, err := New(Config{Listen: ln.Addr().String(), Secret: testSecret, Heartbeat: hb}, Deps{Name: "edge-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeA.Register(KindMedia, Media{Relay: relayA}, nil)
+	nodeB.Register(KindMedia, nil, nsSink{th: thB, sink: Media{Relay: relayB}})
+	ctxSA, stopSyncA := context.WithCancel(context.Background())
+	ctxSB, stopSyncB := context.WithCancel(context.Background())
+	var swg sync.WaitGroup
+	swg.Go(func() { nodeA.Serve(ctxSA, nil) })
+	swg.Go(func() { nodeB.Serve(ctxSB, ln) })
+	t.Cleanup(func() { stopSyncA(); stopSyncB(); swg.Wait() })
+
+	// The parties' sockets.
+	var out, in *net.UDPConn
+	thO.do(func() { out, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(addrO), Port: 40000}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	thI.do(func() { in, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(addrI), Port: 42000}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	defer in.Close()
+
+	// A allocates the session as call setup would.
+	var infos []media.StreamInfo
+	thA.do(func() {
+		_, infos, err = relayA.Allocate(media.SessionConfig{Label: "call-1", Interfaces: [2]string{"external", "internal"},
+			Streams: []media.StreamConfig{{Kind: media.KindAudio, Remote: [2]netip.AddrPort{
+				netip.MustParseAddrPort(addrO + ":40000"), netip.MustParseAddrPort(addrI + ":42000")}}}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := net.UDPAddrFromAddrPort(infos[0].Local[0])
+
+	// The outside party sends RTP every 5 ms; the inside party records
+	// when each sequence number arrives.
+	var (
+		mu      sync.Mutex
+		arrived = map[uint16]time.Time{}
+	)
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, err := in.Read(buf)
+			if err != nil {
+				return
+			}
+			if n >= 12 {
+				mu.Lock()
+				arrived[binary.BigEndian.Uint16(buf[2:])] = time.Now()
+				mu.Unlock()
+			}
+		}
+	}()
+	var seq atomic.Uint32
+	sendCtx, stopSend := context.WithCancel(context.Background())
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		pkt := make([]byte, 172)
+		pkt[0], pkt[1] = 0x80, 0
+		binary.BigEndian.PutUint32(pkt[8:], 0x5eed)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; i < 4000; i++ { // at most 20 s
+			s := uint16(seq.Add(1))
+			binary.BigEndian.PutUint16(pkt[2:], s)
+			out.WriteTo(pkt, target)
+			select {
+			case <-sendCtx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	defer func() { stopSend(); <-sent }()
+	got := func() int { mu.Lock(); defer mu.Unlock(); return len(arrived) }
+
+	eventually(t, "media through A", func() bool { return got() >= 50 })
+	latched := func() bool {
+		ss := relayB.Standby()
+		return len(ss) == 1 && ss[0].Streams[0].Legs[0].Latched &&
+			ss[0].Streams[0].Legs[0].Peer == netip.MustParseAddrPort(addrO+":40000")
+	}
+	eventually(t, "B holds the session latched", latched)
+	if n := relayA.Sessions(); len(n) != 1 {
+		t.Fatalf("A has %d sessions", len(n))
+	}
+
+	// A dies: its relay and link go, then its VIPs move to B.
+	stopSyncA()
+	relayA.Close()
+	died := time.Now()
+	lastSeqA := uint16(seq.Load())
+	ip(t, "-n", l.ns("a"), "addr", "del", vipExt+"/24", "dev", "eth0")
+	ip(t, "-n", l.ns("a"), "addr", "del", vipInt+"/24", "dev", "eth0")
+	ip(t, "-n", l.ns("b"), "addr", "add", vipExt+"/24", "dev", "eth0")
+	ip(t, "-n", l.ns("b"), "addr", "add", vipInt+"/24", "dev", "eth0")
+	ip(t, "-n", l.ns("o"), "neigh", "flush", "dev", "eth0")
+	moved := time.Now()
+
+	before := got()
+	eventually(t, "media through B", func() bool { return got() >= before+100 })
+	ss := relayB.Standby()
+	if len(ss) != 1 || ss[0].Streams[0].Legs[0].Forwarded == 0 {
+		t.Fatalf("B did not forward the stream: %+v", ss)
+	}
+	stopSend()
+	<-sent
+
+	// The gap: from the last packet the inside party got through A to
+	// the first one through B.
+	mu.Lock()
+	var lastA, firstB time.Time
+	for s, at := range arrived {
+		if s <= lastSeqA && at.After(lastA) {
+			lastA = at
+		}
+		if s > lastSeqA && (firstB.IsZero() || at.Before(firstB)) {
+			firstB = at
+		}
+	}
+	lost := int(seq.Load()) - len(arrived)
+	mu.Unlock()
+	t.Logf("media gap at failover: %v (VIPs moved %v after A died; first packet through B %v after the move); packets lost: %d",
+		firstB.Sub(lastA).Round(time.Millisecond), moved.Sub(died).Round(time.Millisecond), firstB.Sub(moved).Round(time.Millisecond), lost)
+}
