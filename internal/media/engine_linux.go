@@ -128,7 +128,9 @@ func openUDP(local netip.AddrPort, buf int) (sysSock, error) { return openUDPSoc
 
 // openUDPFree binds like openUDP with IP_FREEBIND: the address need not be
 // configured yet (a standby's sockets on its peer's VIP).
-func openUDPFree(local netip.AddrPort, buf int) (sysSock, error) { return openUDPSock(local, buf, true) }
+func openUDPFree(local netip.AddrPort, buf int) (sysSock, error) {
+	return openUDPSock(local, buf, true)
+}
 
 func openUDPSock(local netip.AddrPort, buf int, freebind bool) (sysSock, error) {
 	family := unix.AF_INET
