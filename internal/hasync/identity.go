@@ -25,6 +25,17 @@ type identity struct {
 	pub  ed25519.PublicKey
 }
 
+// FlowSecret derives, from the ha.sync secret, the key both nodes' SIP
+// edges sign their flow tokens with (sipedge.Deps.FlowSecret), so that a
+// flow token one node put in a Path is read by the other after a failover.
+func FlowSecret(secret []byte) []byte {
+	k, err := hkdf.Key(sha256.New, secret, []byte("portico ha sync"), "sip flow tokens v1", 32)
+	if err != nil {
+		panic(err) // only for a length over 255*32 bytes
+	}
+	return k
+}
+
 func newIdentity(secret []byte) (*identity, error) {
 	if len(secret) < MinSecret {
 		return nil, fmt.Errorf("hasync: secret of %d bytes; at least %d are required", len(secret), MinSecret)
