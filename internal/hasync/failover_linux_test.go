@@ -24,7 +24,7 @@ import (
 // netLab is a bridge segment in its own namespace with one namespace per
 // host: the outside party, the inside party and the two Portico nodes.
 type netLab struct {
-	t    *testing.T
+	tb   testing.TB
 	name string
 }
 
@@ -45,7 +45,7 @@ func newNetLab(t *testing.T, hosts map[string]string) *netLab {
 	}
 	var r [3]byte
 	rand.Read(r[:])
-	l := &netLab{t: t, name: "hs" + hex.EncodeToString(r[:])}
+	l := &netLab{tb: t, name: "hs" + hex.EncodeToString(r[:])}
 	br := l.ns("br")
 	ip(t, "netns", "add", br)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", br).Run() })
@@ -74,7 +74,7 @@ type nsThread struct{ fns chan func() }
 func (l *netLab) thread(h string) *nsThread {
 	hd, err := netns.GetFromName(l.ns(h))
 	if err != nil {
-		l.t.Fatal(err)
+		l.tb.Fatal(err)
 	}
 	n := &nsThread{fns: make(chan func())}
 	ready := make(chan error, 1)
@@ -92,9 +92,9 @@ func (l *netLab) thread(h string) *nsThread {
 		}
 	}()
 	if err := <-ready; err != nil {
-		l.t.Fatal(err)
+		l.tb.Fatal(err)
 	}
-	l.t.Cleanup(func() { close(n.fns) })
+	l.tb.Cleanup(func() { close(n.fns) })
 	return n
 }
 
