@@ -216,6 +216,17 @@ func BenchmarkReplicateRegistrations(b *testing.B) {
 	if got := len(srv.Registrations()); got != regs {
 		b.Fatalf("B holds %d registrations, want %d", got, regs)
 	}
+	// One change at a time: the lag of a single refresh.
+	var single time.Duration
+	const singles = 200
+	for i := range singles {
+		k := keys[i%regs]
+		t0 := time.Now()
+		na.Changed(KindRegistration, k)
+		caughtUp(na)
+		single += time.Since(t0)
+	}
+	b.ReportMetric(float64(single.Microseconds())/singles, "single-lag-µs")
 	b.ReportMetric(float64(announce.Nanoseconds())/n/regs, "announce-ns/reg")
 	b.ReportMetric(float64(lag.Microseconds())/n/1000, "lag-ms/10000regs")
 	b.ReportMetric(float64(cpu.Microseconds())/n/regs, "cpu-µs/reg")
