@@ -207,12 +207,29 @@ func (n *Node) loadSecret() error {
 	if n.id != nil {
 		return nil
 	}
-	b, err := os.ReadFile(n.cfg.SecretFile)
+	secret, err := n.cfg.LoadSecret()
 	if err != nil {
-		return fmt.Errorf("hasync: secret_file: %w", err)
+		return err
 	}
-	n.id, err = newIdentity([]byte(strings.TrimSpace(string(b))))
+	n.id, err = newIdentity(secret)
 	return err
+}
+
+// LoadSecret returns the shared secret: Secret, or the content of
+// SecretFile without surrounding white space.
+func (c *Config) LoadSecret() ([]byte, error) {
+	if c.Secret != "" {
+		return []byte(c.Secret), nil
+	}
+	b, err := os.ReadFile(c.SecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("hasync: secret_file: %w", err)
+	}
+	b = []byte(strings.TrimSpace(string(b)))
+	if len(b) < MinSecret {
+		return nil, fmt.Errorf("hasync: secret_file %s: %d bytes; at least %d are required", c.SecretFile, len(b), MinSecret)
+	}
+	return b, nil
 }
 
 // Serve accepts the peer's link on ln (nil: receive nothing) and dials
