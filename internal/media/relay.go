@@ -692,14 +692,17 @@ func (r *Relay) checkInactivity() {
 	}
 	now := time.Now()
 	r.mu.Lock()
-	list := make([]*session, 0, len(r.sessions))
+	list := make([]*session, 0, len(r.sessions)+len(r.standby))
 	for _, s := range r.sessions {
+		list = append(list, s)
+	}
+	for _, s := range r.standby {
 		list = append(list, s)
 	}
 	r.mu.Unlock()
 	for _, s := range list {
 		s.mu.Lock()
-		if s.timedOut || s.released {
+		if s.timedOut || s.released || s.standby && !s.adopted() {
 			s.mu.Unlock()
 			continue
 		}
@@ -734,6 +737,10 @@ func (r *Relay) checkInactivity() {
 		}
 		id, label := s.id, s.label
 		s.mu.Unlock()
+		if fire && s.standby {
+			r.endAdopted(s, silent)
+			continue
+		}
 		if fire {
 			r.m.timeouts.Inc()
 			r.log.Info("media inactivity timeout", "session", id, "label", label, "silent", silent.Round(time.Millisecond))

@@ -230,15 +230,62 @@ func (r *Relay) restore(st *stream, ss *StreamState) {
 	}
 }
 
+// adopted reports whether a standby copy has carried media: its
+// addresses are on this node now (a failover), so it is this node's to
+// keep until its media stops. s.mu is held.
+func (s *session) adopted() bool {
+	for _, st := range s.streams {
+		for leg := range st.legs {
+			for _, ep := range []*endpoint{st.legs[leg].rtp, st.legs[leg].rtcp} {
+				if ep != nil && ep.packets.Load() > 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 // Forget removes the standby copy of a session; an unknown ID is ignored.
+// A copy that has carried media (adopted) is kept: the peer that had the
+// session lost its addresses to this node, and one that restarts sends a
+// snapshot without the sessions this node now relays. An adopted copy
+// ends when its media stops for InactivityTimeout.
 func (r *Relay) Forget(id SessionID) {
 	r.mu.Lock()
-	s, ok := r.standby[id]
-	delete(r.standby, id)
+	s := r.standby[id]
+	r.mu.Unlock()
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	keep := s.adopted()
+	s.mu.Unlock()
+	if keep {
+		return
+	}
+	r.mu.Lock()
+	ok := r.standby[id] == s
+	if ok {
+		delete(r.standby, id)
+	}
 	r.mu.Unlock()
 	if ok {
 		r.releaseSession(s)
 	}
+}
+
+// endAdopted releases an adopted copy whose media stopped: no call on
+// this node owns it to end it.
+func (r *Relay) endAdopted(s *session, silent time.Duration) {
+	r.mu.Lock()
+	if r.standby[s.id] == s {
+		delete(r.standby, s.id)
+	}
+	r.mu.Unlock()
+	r.releaseSession(s)
+	r.m.timeouts.Inc()
+	r.log.Info("adopted standby session ended: media stopped", "session", s.id, "label", s.label, "silent", silent.Round(time.Millisecond))
 }
 
 // Standby returns the statistics of every standby copy.

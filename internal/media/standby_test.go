@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
+	"time"
 )
 
 // A session exported by one relay and imported by another after the first
@@ -68,10 +69,9 @@ func TestExportImport(t *testing.T) {
 		t.Fatalf("standby stats: %+v", sb.Streams)
 	}
 
-	b.Forget(id)
-	b.Forget(id) // twice is fine
-	if got, _ := b.Available("external"); got != free || len(b.Standby()) != 0 {
-		t.Fatalf("after forget: %d free pairs (want %d), %d standby", got, free, len(b.Standby()))
+	b.Forget(id) // carried media here: kept (TestAdoptedCopyOutlivesForget)
+	if len(b.Standby()) != 1 {
+		t.Fatal("an adopted copy was forgotten")
 	}
 }
 
@@ -99,4 +99,41 @@ func TestImportForeignAddress(t *testing.T) {
 	if err := b.Import(st); err == nil {
 		t.Fatal("import onto an unknown interface accepted")
 	}
+}
+
+// A copy that carried media belongs to this node now: the peer's removal
+// (a restarted peer's snapshot without it) keeps it, and it ends when its
+// media stops.
+func TestAdoptedCopyOutlivesForget(t *testing.T) {
+	cfg := testConfig(47400, 47500, 20)
+	cfg.InactivityTimeout = 300 * time.Millisecond
+	b, _ := startRelay(t, cfg, Deps{OnTimeout: func(to Timeout) { t.Errorf("OnTimeout for a standby copy: %+v", to) }})
+	caller, callee := udp(t), udp(t)
+	local := [2]netip.AddrPort{netip.AddrPortFrom(lo, 47402), netip.AddrPortFrom(lo, 47502)}
+	st := SessionState{ID: 9, Interfaces: [2]string{"external", "internal"}, Streams: []StreamState{{
+		Config: StreamConfig{Kind: KindAudio, Remote: [2]netip.AddrPort{addr(caller), addr(callee)}},
+		Local:  local, Peer: [2]netip.AddrPort{addr(caller), addr(callee)},
+	}}}
+	idle := st
+	idle.ID = 10
+	idle.Streams = []StreamState{st.Streams[0]}
+	idle.Streams[0].Local = [2]netip.AddrPort{netip.AddrPortFrom(lo, 47404), netip.AddrPortFrom(lo, 47504)}
+	for _, s := range []SessionState{st, idle} {
+		if err := b.Import(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	caller.WriteToUDPAddrPort(rtpPacket(7, 1, 60), local[0])
+	expectNext(t, callee, rtpPacket(7, 1, 60))
+	free, _ := b.Available("external")
+	b.Forget(9)
+	b.Forget(10)
+	b.Forget(10) // twice is fine
+	if s := b.Standby(); len(s) != 1 || s[0].ID != 9 {
+		t.Fatalf("standby after forget: %+v", s)
+	}
+	// Sockets close in their worker's next round: the port comes back then.
+	waitFor(t, func() bool { got, _ := b.Available("external"); return got == free+1 })
+	waitFor(t, func() bool { return len(b.Standby()) == 0 })
+	waitFor(t, func() bool { got, _ := b.Available("external"); return got == free+2 })
 }
