@@ -608,10 +608,18 @@ func (r *Relay) Session(id SessionID) (SessionStats, error) {
 }
 
 // Sessions returns every live session's statistics.
-func (r *Relay) Sessions() []SessionStats {
+func (r *Relay) Sessions() []SessionStats { return r.statsOf(false) }
+
+// statsOf returns the statistics of the live sessions or, with standby,
+// of the standby copies.
+func (r *Relay) statsOf(standby bool) []SessionStats {
 	r.mu.Lock()
-	list := make([]*session, 0, len(r.sessions))
-	for _, s := range r.sessions {
+	m := r.sessions
+	if standby {
+		m = r.standby
+	}
+	list := make([]*session, 0, len(m))
+	for _, s := range m {
 		list = append(list, s)
 	}
 	r.mu.Unlock()

@@ -289,18 +289,4 @@ func (r *Relay) endAdopted(s *session, silent time.Duration) {
 }
 
 // Standby returns the statistics of every standby copy.
-func (r *Relay) Standby() []SessionStats {
-	r.mu.Lock()
-	list := make([]*session, 0, len(r.standby))
-	for _, s := range r.standby {
-		list = append(list, s)
-	}
-	r.mu.Unlock()
-	out := make([]SessionStats, 0, len(list))
-	for _, s := range list {
-		s.mu.Lock()
-		out = append(out, s.stats())
-		s.mu.Unlock()
-	}
-	return out
-}
+func (r *Relay) Standby() []SessionStats { return r.statsOf(true) }
