@@ -545,6 +545,7 @@ func (n *Node) receive(c net.Conn) error {
 	}
 	n.log.Info("ha sync link from peer up", "node", f.Node, "addr", c.RemoteAddr())
 	var seen map[Kind]map[string]struct{}
+	lastAck := time.Now()
 	for {
 		c.SetReadDeadline(time.Now().Add(3 * hb))
 		f, err := readFrame(br, &buf, n.cfg.MaxFrame)
@@ -572,7 +573,11 @@ func (n *Node) receive(c net.Conn) error {
 		default:
 			return fmt.Errorf("%w: type %d from the sender", ErrFrame, f.Type)
 		}
-		if br.Buffered() == 0 {
+		// Acknowledge when caught up with what arrived, and at least twice
+		// a heartbeat while a long snapshot keeps the buffer full: the
+		// sender drops a link that acknowledges nothing for three.
+		if br.Buffered() == 0 || time.Since(lastAck) > hb/2 {
+			lastAck = time.Now()
 			out = Append(out[:0], &Frame{Type: FrameAck, Seq: f.Seq})
 			c.SetWriteDeadline(time.Now().Add(3 * hb))
 			if _, err := c.Write(out); err != nil {

@@ -269,3 +269,29 @@ func TestIdentity(t *testing.T) {
 		t.Fatalf("other secret: %v", err)
 	}
 }
+
+// A receiver that applies slowly while the sender keeps its buffer full
+// still acknowledges within the heartbeat, so the link is not dropped
+// and resent in a loop.
+func TestSlowApplyKeepsLink(t *testing.T) {
+	p := startPair(t, Config{}, testSecret)
+	slow := &slowTable{table: p.dst}
+	p.b.sinks[KindMedia] = slow
+	for i := range 400 {
+		p.src.set(fmt.Sprintf("m%03d", i), strings.Repeat("x", 2000))
+	}
+	p.run(t)
+	eventually(t, "snapshot applied", func() bool { return len(p.dst.Keys()) == 400 })
+	if n := testutil.ToFloat64(p.a.m.resyncConnect); n != 1 {
+		t.Fatalf("%v connects: the link was dropped while the snapshot was applied", n)
+	}
+}
+
+// slowTable applies a record in 2 ms: 400 records take 0.8 s, more than
+// three 100 ms heartbeats.
+type slowTable struct{ *table }
+
+func (s *slowTable) Apply(k string, b []byte) error {
+	time.Sleep(2 * time.Millisecond)
+	return s.table.Apply(k, b)
+}
