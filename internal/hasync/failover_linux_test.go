@@ -127,8 +127,9 @@ func (s nsSink) Remove(k string) (err error) {
 // having the VIPs. A dies (its relay closes, its link drops), the VIPs
 // move to B, and B forwards the same stream on without any signalling.
 // The hand-over of the addresses is done with ip addr, and the outside
-// party's ARP entry is flushed where the VRRP speaker would send a
-// gratuitous ARP. The sync link itself runs on loopback.
+// and inside parties' ARP entries are flushed where the VRRP speaker would send a
+// gratuitous ARP. RTP flows both ways. The sync link itself runs on
+// loopback.
 func TestFailoverKeepsMedia(t *testing.T) {
 	const (
 		addrA, addrB = "10.77.0.1", "10.77.0.2"
@@ -212,57 +213,20 @@ func TestFailoverKeepsMedia(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := net.UDPAddrFromAddrPort(infos[0].Local[0])
-
-	// The outside party sends RTP every 5 ms; the inside party records
-	// when each sequence number arrives.
-	var (
-		mu      sync.Mutex
-		arrived = map[uint16]time.Time{}
-	)
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, err := in.Read(buf)
-			if err != nil {
-				return
-			}
-			if n >= 12 {
-				mu.Lock()
-				arrived[binary.BigEndian.Uint16(buf[2:])] = time.Now()
-				mu.Unlock()
-			}
-		}
-	}()
-	var seq atomic.Uint32
-	sendCtx, stopSend := context.WithCancel(context.Background())
-	sent := make(chan struct{})
-	go func() {
-		defer close(sent)
-		pkt := make([]byte, 172)
-		pkt[0], pkt[1] = 0x80, 0
-		binary.BigEndian.PutUint32(pkt[8:], 0x5eed)
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; i < 4000; i++ { // at most 20 s
-			s := uint16(seq.Add(1))
-			binary.BigEndian.PutUint16(pkt[2:], s)
-			out.WriteTo(pkt, target)
-			select {
-			case <-sendCtx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	defer func() { stopSend(); <-sent }()
-	got := func() int { mu.Lock(); defer mu.Unlock(); return len(arrived) }
+	// RTP both ways, a packet every 5 ms each: outside to inside through
+	// the external VIP, inside to outside through the internal one.
+	up := startRTP(out, in, infos[0].Local[0], 0x5eed)
+	down := startRTP(in, out, infos[0].Local[1], 0x5eee)
+	defer up.stop()
+	defer down.stop()
+	got := func() int { return min(up.count(), down.count()) }
 
 	eventually(t, "media through A", func() bool { return got() >= 50 })
 	latched := func() bool {
 		ss := relayB.Standby()
-		return len(ss) == 1 && ss[0].Streams[0].Legs[0].Latched &&
-			ss[0].Streams[0].Legs[0].Peer == netip.MustParseAddrPort(addrO+":40000")
+		return len(ss) == 1 && ss[0].Streams[0].Legs[0].Latched && ss[0].Streams[0].Legs[1].Latched &&
+			ss[0].Streams[0].Legs[0].Peer == netip.MustParseAddrPort(addrO+":40000") &&
+			ss[0].Streams[0].Legs[1].Peer == netip.MustParseAddrPort(addrI+":42000")
 	}
 	eventually(t, "B holds the session latched", latched)
 	if n := relayA.Sessions(); len(n) != 1 {
@@ -273,37 +237,107 @@ func TestFailoverKeepsMedia(t *testing.T) {
 	stopSyncA()
 	relayA.Close()
 	died := time.Now()
-	lastSeqA := uint16(seq.Load())
+	lastUp, lastDown := up.sent(), down.sent()
 	ip(t, "-n", l.ns("a"), "addr", "del", vipExt+"/24", "dev", "eth0")
 	ip(t, "-n", l.ns("a"), "addr", "del", vipInt+"/24", "dev", "eth0")
 	ip(t, "-n", l.ns("b"), "addr", "add", vipExt+"/24", "dev", "eth0")
 	ip(t, "-n", l.ns("b"), "addr", "add", vipInt+"/24", "dev", "eth0")
 	ip(t, "-n", l.ns("o"), "neigh", "flush", "dev", "eth0")
+	ip(t, "-n", l.ns("i"), "neigh", "flush", "dev", "eth0")
 	moved := time.Now()
 
 	before := got()
 	eventually(t, "media through B", func() bool { return got() >= before+100 })
 	ss := relayB.Standby()
-	if len(ss) != 1 || ss[0].Streams[0].Legs[0].Forwarded == 0 {
-		t.Fatalf("B did not forward the stream: %+v", ss)
+	if len(ss) != 1 || ss[0].Streams[0].Legs[0].Forwarded == 0 || ss[0].Streams[0].Legs[1].Forwarded == 0 {
+		t.Fatalf("B did not forward the stream both ways: %+v", ss)
 	}
-	stopSend()
-	<-sent
+	up.stop()
+	down.stop()
+	for _, d := range []struct {
+		name string
+		f    *rtpFlow
+		last uint16
+	}{{"outside to inside", up, lastUp}, {"inside to outside", down, lastDown}} {
+		gap, lost := d.f.gap(d.last)
+		t.Logf("%s: media gap at failover %v (VIPs moved %v after A died), packets lost %d",
+			d.name, gap.Round(time.Millisecond), moved.Sub(died).Round(time.Millisecond), lost)
+	}
+}
 
-	// The gap: from the last packet the inside party got through A to
-	// the first one through B.
-	mu.Lock()
-	var lastA, firstB time.Time
-	for s, at := range arrived {
-		if s <= lastSeqA && at.After(lastA) {
-			lastA = at
+// rtpFlow sends RTP from one party to a relay address every 5 ms and
+// records when each sequence number reaches the other party.
+type rtpFlow struct {
+	mu      sync.Mutex
+	arrived map[uint16]time.Time
+	seq     atomic.Uint32
+	cancel  context.CancelFunc
+	done    chan struct{}
+	once    sync.Once
+}
+
+func startRTP(from, to *net.UDPConn, relay netip.AddrPort, ssrc uint32) *rtpFlow {
+	f := &rtpFlow{arrived: map[uint16]time.Time{}, done: make(chan struct{})}
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, err := to.Read(buf)
+			if err != nil {
+				return
+			}
+			if n >= 12 && binary.BigEndian.Uint32(buf[8:]) == ssrc {
+				f.mu.Lock()
+				f.arrived[binary.BigEndian.Uint16(buf[2:])] = time.Now()
+				f.mu.Unlock()
+			}
 		}
-		if s > lastSeqA && (firstB.IsZero() || at.Before(firstB)) {
-			firstB = at
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	target := net.UDPAddrFromAddrPort(relay)
+	go func() {
+		defer close(f.done)
+		pkt := make([]byte, 172)
+		pkt[0] = 0x80
+		binary.BigEndian.PutUint32(pkt[8:], ssrc)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for range 4000 { // at most 20 s
+			binary.BigEndian.PutUint16(pkt[2:], uint16(f.seq.Add(1)))
+			from.WriteTo(pkt, target)
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return f
+}
+
+func (f *rtpFlow) stop() { f.once.Do(func() { f.cancel(); <-f.done }) }
+
+func (f *rtpFlow) sent() uint16 { return uint16(f.seq.Load()) }
+
+func (f *rtpFlow) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.arrived)
+}
+
+// gap is the time from the last packet sent up to seq last that arrived
+// to the first later one, and the packets that never arrived.
+func (f *rtpFlow) gap(last uint16) (time.Duration, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var before, after time.Time
+	for s, at := range f.arrived {
+		if s <= last && at.After(before) {
+			before = at
+		}
+		if s > last && (after.IsZero() || at.Before(after)) {
+			after = at
 		}
 	}
-	lost := int(seq.Load()) - len(arrived)
-	mu.Unlock()
-	t.Logf("media gap at failover: %v (VIPs moved %v after A died; first packet through B %v after the move); packets lost: %d",
-		firstB.Sub(lastA).Round(time.Millisecond), moved.Sub(died).Round(time.Millisecond), firstB.Sub(moved).Round(time.Millisecond), lost)
+	return after.Sub(before), int(f.seq.Load()) - len(f.arrived)
 }
