@@ -248,8 +248,10 @@ func TestFailoverKeepsMedia(t *testing.T) {
 
 	before := got()
 	eventually(t, "media through B", func() bool { return got() >= before+100 })
-	ss := relayB.Standby()
-	if len(ss) != 1 || ss[0].Streams[0].Legs[0].Forwarded == 0 || ss[0].Streams[0].Legs[1].Forwarded == 0 {
+	// B adopts the copy that carries media as its own session.
+	eventually(t, "B adopts the session", func() bool { return len(relayB.Sessions()) == 1 })
+	ss := relayB.Sessions()
+	if len(relayB.Standby()) != 0 || ss[0].Label != "call-1" || ss[0].Streams[0].Legs[0].Forwarded == 0 || ss[0].Streams[0].Legs[1].Forwarded == 0 {
 		t.Fatalf("B did not forward the stream both ways: %+v", ss)
 	}
 	up.stop()

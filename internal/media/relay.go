@@ -79,6 +79,7 @@ type session struct {
 	timedOut bool
 	released bool
 	standby  bool // a copy of the HA peer's session (standby.go), not counted
+	orphan   bool // an adopted copy: no call here owns it (standby.go)
 }
 
 // New validates cfg and builds a relay. It does no I/O.
@@ -334,9 +335,9 @@ func (r *Relay) openStreamAt(s *session, index int, c StreamConfig, fixed *[2]ne
 	if err := validStream(&c); err != nil {
 		return nil, err
 	}
-	st := &stream{index: index, cfg: c, secure: c.Secure, worker: int(r.nextWork.Add(1)), session: s.id}
-	if fixed != nil {
-		st.session = 0 // a standby copy: its changes are not replicated back
+	st := &stream{index: index, cfg: c, secure: c.Secure, worker: int(r.nextWork.Add(1))}
+	if fixed == nil { // a standby copy's changes are not replicated back
+		st.session.Store(uint64(s.id))
 	}
 	st.hold.Store(c.Hold)
 	st.clockHz = c.ClockRate
@@ -694,23 +695,21 @@ func (s *session) stats() SessionStats {
 
 // checkInactivity reports sessions silent past the timeout, once each.
 func (r *Relay) checkInactivity() {
+	r.adoptCopies()
 	limit := r.cfg.InactivityTimeout
 	if limit <= 0 {
 		return
 	}
 	now := time.Now()
 	r.mu.Lock()
-	list := make([]*session, 0, len(r.sessions)+len(r.standby))
+	list := make([]*session, 0, len(r.sessions))
 	for _, s := range r.sessions {
-		list = append(list, s)
-	}
-	for _, s := range r.standby {
 		list = append(list, s)
 	}
 	r.mu.Unlock()
 	for _, s := range list {
 		s.mu.Lock()
-		if s.timedOut || s.released || s.standby && !s.adopted() {
+		if s.timedOut || s.released {
 			s.mu.Unlock()
 			continue
 		}
@@ -743,10 +742,10 @@ func (r *Relay) checkInactivity() {
 		if fire {
 			s.timedOut = true
 		}
-		id, label := s.id, s.label
+		id, label, orphan := s.id, s.label, s.orphan
 		s.mu.Unlock()
-		if fire && s.standby {
-			r.endAdopted(s, silent)
+		if fire && orphan {
+			r.endAdopted(id, silent)
 			continue
 		}
 		if fire {

@@ -247,10 +247,10 @@ func (s *session) adopted() bool {
 }
 
 // Forget removes the standby copy of a session; an unknown ID is ignored.
-// A copy that has carried media (adopted) is kept: the peer that had the
-// session lost its addresses to this node, and one that restarts sends a
-// snapshot without the sessions this node now relays. An adopted copy
-// ends when its media stops for InactivityTimeout.
+// A copy that has carried media is kept: the peer that had the session
+// lost its addresses to this node (one that restarts sends a snapshot
+// without the sessions this node now relays), and the copy is adopted
+// (adoptCopies).
 func (r *Relay) Forget(id SessionID) {
 	r.mu.Lock()
 	s := r.standby[id]
@@ -275,17 +275,61 @@ func (r *Relay) Forget(id SessionID) {
 	}
 }
 
-// endAdopted releases an adopted copy whose media stopped: no call on
-// this node owns it to end it.
-func (r *Relay) endAdopted(s *session, silent time.Duration) {
+// adoptCopies makes each standby copy that carried media a session of
+// this node under a new ID: its addresses are here now, so it is
+// replicated to the peer as this node's (and moves back with the
+// addresses when the peer takes them again). No call here owns it: it
+// ends when its media stops (InactivityTimeout).
+func (r *Relay) adoptCopies() {
 	r.mu.Lock()
-	if r.standby[s.id] == s {
-		delete(r.standby, s.id)
+	list := make([]*session, 0, len(r.standby))
+	for _, s := range r.standby {
+		list = append(list, s)
 	}
 	r.mu.Unlock()
-	r.releaseSession(s)
+	for _, s := range list {
+		s.mu.Lock()
+		if s.released || !s.adopted() {
+			s.mu.Unlock()
+			continue
+		}
+		old := s.id
+		r.mu.Lock()
+		if r.closed || r.standby[old] != s {
+			r.mu.Unlock()
+			s.mu.Unlock()
+			continue
+		}
+		delete(r.standby, old)
+		s.id = SessionID(r.nextID.Add(1))
+		s.standby, s.orphan = false, true
+		r.sessions[s.id] = s
+		r.mu.Unlock()
+		for _, st := range s.streams {
+			st.session.Store(uint64(s.id))
+		}
+		id, label := s.id, s.label
+		s.mu.Unlock()
+		r.m.sessions.Inc()
+		r.log.Info("standby session adopted: its media arrives here", "session", id, "peer_session", old, "label", label)
+		r.changed(id)
+	}
+}
+
+// endAdopted releases an adopted session whose media stopped: no call on
+// this node owns it to end it.
+func (r *Relay) endAdopted(id SessionID, silent time.Duration) {
+	r.mu.Lock()
+	s := r.sessions[id]
+	delete(r.sessions, id)
+	r.mu.Unlock()
+	if s == nil {
+		return
+	}
+	st := r.releaseSession(s)
+	r.changed(id)
 	r.m.timeouts.Inc()
-	r.log.Info("adopted standby session ended: media stopped", "session", s.id, "label", s.label, "silent", silent.Round(time.Millisecond))
+	r.log.Info("adopted session ended: media stopped", "session", id, "label", st.Label, "silent", silent.Round(time.Millisecond))
 }
 
 // Standby returns the statistics of every standby copy.

@@ -69,9 +69,9 @@ func TestExportImport(t *testing.T) {
 		t.Fatalf("standby stats: %+v", sb.Streams)
 	}
 
-	b.Forget(id) // carried media here: kept (TestAdoptedCopyOutlivesForget)
-	if len(b.Standby()) != 1 {
-		t.Fatal("an adopted copy was forgotten")
+	b.Forget(id) // carried media here: kept (TestAdoptedCopy)
+	if len(b.Standby())+len(b.SessionIDs()) != 1 {
+		t.Fatal("a copy that carried media was forgotten")
 	}
 }
 
@@ -102,15 +102,21 @@ func TestImportForeignAddress(t *testing.T) {
 }
 
 // A copy that carried media belongs to this node now: the peer's removal
-// (a restarted peer's snapshot without it) keeps it, and it ends when its
-// media stops.
-func TestAdoptedCopyOutlivesForget(t *testing.T) {
+// (a restarted peer's snapshot without it) keeps it, it becomes a session
+// of this node under a new ID (replicated as this node's), and it ends
+// when its media stops.
+func TestAdoptedCopy(t *testing.T) {
 	cfg := testConfig(47400, 47500, 20)
 	cfg.InactivityTimeout = 300 * time.Millisecond
-	b, _ := startRelay(t, cfg, Deps{OnTimeout: func(to Timeout) { t.Errorf("OnTimeout for a standby copy: %+v", to) }})
+	var mu sync.Mutex
+	var changed []SessionID
+	b, _ := startRelay(t, cfg, Deps{
+		OnTimeout: func(to Timeout) { t.Errorf("OnTimeout for an adopted copy: %+v", to) },
+		OnChange:  func(id SessionID) { mu.Lock(); changed = append(changed, id); mu.Unlock() },
+	})
 	caller, callee := udp(t), udp(t)
 	local := [2]netip.AddrPort{netip.AddrPortFrom(lo, 47402), netip.AddrPortFrom(lo, 47502)}
-	st := SessionState{ID: 9, Interfaces: [2]string{"external", "internal"}, Streams: []StreamState{{
+	st := SessionState{ID: 9, Label: "call-9", Interfaces: [2]string{"external", "internal"}, Streams: []StreamState{{
 		Config: StreamConfig{Kind: KindAudio, Remote: [2]netip.AddrPort{addr(caller), addr(callee)}},
 		Local:  local, Peer: [2]netip.AddrPort{addr(caller), addr(callee)},
 	}}}
@@ -123,17 +129,35 @@ func TestAdoptedCopyOutlivesForget(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	free, _ := b.Available("external")
 	caller.WriteToUDPAddrPort(rtpPacket(7, 1, 60), local[0])
 	expectNext(t, callee, rtpPacket(7, 1, 60))
-	free, _ := b.Available("external")
-	b.Forget(9)
+	b.Forget(9) // the peer's removal: kept, the copy carried media
 	b.Forget(10)
 	b.Forget(10) // twice is fine
-	if s := b.Standby(); len(s) != 1 || s[0].ID != 9 {
-		t.Fatalf("standby after forget: %+v", s)
-	}
 	// Sockets close in their worker's next round: the port comes back then.
 	waitFor(t, func() bool { got, _ := b.Available("external"); return got == free+1 })
-	waitFor(t, func() bool { return len(b.Standby()) == 0 })
+
+	waitFor(t, func() bool { return len(b.SessionIDs()) == 1 })
+	if len(b.Standby()) != 0 {
+		t.Fatalf("standby %+v", b.Standby())
+	}
+	id := b.SessionIDs()[0]
+	out, ok := b.Export(id)
+	if !ok || id == 9 || out.Label != "call-9" || out.Streams[0].Local != local || out.Streams[0].Peer[0] != addr(caller) {
+		t.Fatalf("adopted session %v exported as %+v %v", id, out, ok)
+	}
+	mu.Lock()
+	if len(changed) == 0 || changed[0] != id {
+		t.Fatalf("changes %v, want %v announced", changed, id)
+	}
+	mu.Unlock()
+
+	waitFor(t, func() bool { return len(b.SessionIDs()) == 0 })
 	waitFor(t, func() bool { got, _ := b.Available("external"); return got == free+2 })
+	mu.Lock()
+	if changed[len(changed)-1] != id {
+		t.Fatalf("the end of %v was not announced: %v", id, changed)
+	}
+	mu.Unlock()
 }
