@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -128,8 +129,9 @@ func (s nsSink) Remove(k string) (err error) {
 // move to B, and B forwards the same stream on without any signalling.
 // The hand-over of the addresses is done with ip addr, and the outside
 // and inside parties' ARP entries are flushed where the VRRP speaker would send a
-// gratuitous ARP. RTP flows both ways. The sync link itself runs on
-// loopback.
+// gratuitous ARP. RTP flows both ways. Then A returns with nothing: B
+// sends it the session it adopted, the VIPs move back and A forwards the
+// stream on (the hand-back). The sync links themselves run on loopback.
 func TestFailoverKeepsMedia(t *testing.T) {
 	const (
 		addrA, addrB = "10.77.0.1", "10.77.0.2"
@@ -151,12 +153,12 @@ func TestFailoverKeepsMedia(t *testing.T) {
 		InactivityTimeout: -1,
 		SocketBuffer:      -1,
 	}
-	var nodeA *Node
+	var nodeA, nodeB *Node
 	relayA, err := media.New(cfg, media.Deps{OnChange: func(id media.SessionID) { nodeA.Changed(KindMedia, MediaKey(id)) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	relayB, err := media.New(cfg, media.Deps{})
+	relayB, err := media.New(cfg, media.Deps{OnChange: func(id media.SessionID) { nodeB.Changed(KindMedia, MediaKey(id)) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +169,11 @@ func TestFailoverKeepsMedia(t *testing.T) {
 	wg.Go(func() { relayB.Run(ctxB) })
 	t.Cleanup(func() { stopRelayA(); stopRelayB(); wg.Wait() })
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // B's
+	if err != nil {
+		t.Fatal(err)
+	}
+	lnA, err := net.Listen("tcp", "127.0.0.1:0") // A's when it returns
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,12 +183,12 @@ func TestFailoverKeepsMedia(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodeB, err := New(Config{Listen: ln.Addr().String(), Secret: testSecret, Heartbeat: hb}, Deps{Name: "edge-b"})
+	nodeB, err = New(Config{Listen: ln.Addr().String(), Peer: lnA.Addr().String(), Secret: testSecret, Heartbeat: hb}, Deps{Name: "edge-b"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	nodeA.Register(KindMedia, Media{Relay: relayA}, nil)
-	nodeB.Register(KindMedia, nil, nsSink{th: thB, sink: Media{Relay: relayB}})
+	nodeB.Register(KindMedia, Media{Relay: relayB}, nsSink{th: thB, sink: Media{Relay: relayB}})
 	ctxSA, stopSyncA := context.WithCancel(context.Background())
 	ctxSB, stopSyncB := context.WithCancel(context.Background())
 	var swg sync.WaitGroup
@@ -254,8 +260,6 @@ func TestFailoverKeepsMedia(t *testing.T) {
 	if len(relayB.Standby()) != 0 || ss[0].Label != "call-1" || ss[0].Streams[0].Legs[0].Forwarded == 0 || ss[0].Streams[0].Legs[1].Forwarded == 0 {
 		t.Fatalf("B did not forward the stream both ways: %+v", ss)
 	}
-	up.stop()
-	down.stop()
 	for _, d := range []struct {
 		name string
 		f    *rtpFlow
@@ -264,6 +268,52 @@ func TestFailoverKeepsMedia(t *testing.T) {
 		gap, lost := d.f.gap(d.last)
 		t.Logf("%s: media gap at failover %v (VIPs moved %v after A died), packets lost %d",
 			d.name, gap.Round(time.Millisecond), moved.Sub(died).Round(time.Millisecond), lost)
+	}
+
+	// Hand-back: A returns with nothing, B sends it the session it now
+	// relays as its own, A holds it as a standby copy, and the VIPs move
+	// back to A, which forwards both ways on.
+	relayA2, err := media.New(cfg, media.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctxA2, stopRelayA2 := context.WithCancel(context.Background())
+	wg.Go(func() { relayA2.Run(ctxA2) })
+	t.Cleanup(stopRelayA2)
+	nodeA2, err := New(Config{Listen: lnA.Addr().String(), Secret: testSecret, Heartbeat: hb}, Deps{Name: "edge-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeA2.Register(KindMedia, nil, nsSink{th: thA, sink: Media{Relay: relayA2}})
+	ctxSA2, stopSyncA2 := context.WithCancel(context.Background())
+	swg.Go(func() { nodeA2.Serve(ctxSA2, lnA) })
+	t.Cleanup(stopSyncA2)
+	eventually(t, "A holds B's session latched", func() bool {
+		ss := relayA2.Standby()
+		return len(ss) == 1 && ss[0].Label == "call-1" && ss[0].Streams[0].Legs[0].Latched && ss[0].Streams[0].Legs[1].Latched
+	})
+	lastUp, lastDown = up.sent(), down.sent()
+	handed := time.Now()
+	ip(t, "-n", l.ns("b"), "addr", "del", vipExt+"/24", "dev", "eth0")
+	ip(t, "-n", l.ns("b"), "addr", "del", vipInt+"/24", "dev", "eth0")
+	ip(t, "-n", l.ns("a"), "addr", "add", vipExt+"/24", "dev", "eth0")
+	ip(t, "-n", l.ns("a"), "addr", "add", vipInt+"/24", "dev", "eth0")
+	ip(t, "-n", l.ns("o"), "neigh", "flush", "dev", "eth0")
+	ip(t, "-n", l.ns("i"), "neigh", "flush", "dev", "eth0")
+	moved = time.Now()
+	before = got()
+	eventually(t, "media through A again", func() bool { return got() >= before+100 })
+	eventually(t, "A adopts the session", func() bool { return len(relayA2.Sessions()) == 1 })
+	up.stop()
+	down.stop()
+	for _, d := range []struct {
+		name string
+		f    *rtpFlow
+		last uint16
+	}{{"outside to inside", up, lastUp}, {"inside to outside", down, lastDown}} {
+		gap, lost := d.f.gap(d.last)
+		t.Logf("%s: media gap at hand-back %v (VIPs moved in %v), packets lost in all %d",
+			d.name, gap.Round(time.Millisecond), moved.Sub(handed).Round(time.Millisecond), lost)
 	}
 }
 
@@ -327,19 +377,27 @@ func (f *rtpFlow) count() int {
 	return len(f.arrived)
 }
 
-// gap is the time from the last packet sent up to seq last that arrived
-// to the first later one, and the packets that never arrived.
+// gap is the longest time without a packet arriving, from the last one
+// sent up to seq last that arrived on; and the packets that never arrived.
 func (f *rtpFlow) gap(last uint16) (time.Duration, int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var before, after time.Time
+	var before time.Time
+	var later []time.Time
 	for s, at := range f.arrived {
-		if s <= last && at.After(before) {
-			before = at
-		}
-		if s > last && (after.IsZero() || at.Before(after)) {
-			after = at
+		if s <= last {
+			if at.After(before) {
+				before = at
+			}
+		} else {
+			later = append(later, at)
 		}
 	}
-	return after.Sub(before), int(f.seq.Load()) - len(f.arrived)
+	slices.SortFunc(later, time.Time.Compare)
+	var gap time.Duration
+	for _, at := range later {
+		gap = max(gap, at.Sub(before))
+		before = at
+	}
+	return gap, int(f.seq.Load()) - len(f.arrived)
 }
