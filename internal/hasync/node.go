@@ -87,6 +87,7 @@ type Node struct {
 	held    map[Kind]map[string]struct{}
 	inbound net.Conn
 	applied atomic.Uint64
+	synced  atomic.Bool
 
 	idMu sync.Mutex
 	id   *identity
@@ -181,6 +182,11 @@ func (n *Node) LastLag() time.Duration {
 // Connected reports whether the link to the peer is up (the snapshot may
 // still be on its way).
 func (n *Node) Connected() bool { return n.up.Load() }
+
+// Synced reports whether a full snapshot of the peer's state has been
+// received and applied since this node started: a returning node holds
+// what its peer relays and may take its VIPs back.
+func (n *Node) Synced() bool { return n.synced.Load() }
 
 // Applied counts the records applied from the peer.
 func (n *Node) Applied() uint64 { return n.applied.Load() }
@@ -569,6 +575,7 @@ func (n *Node) receive(c net.Conn) error {
 		case FrameSnapshotEnd:
 			n.prune(seen)
 			seen = nil
+			n.synced.Store(true)
 		case FramePing:
 		default:
 			return fmt.Errorf("%w: type %d from the sender", ErrFrame, f.Type)

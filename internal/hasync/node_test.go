@@ -138,8 +138,12 @@ func TestSnapshotThenChanges(t *testing.T) {
 	p := startPair(t, Config{}, testSecret)
 	p.src.set("m1", "one")
 	p.src.set("m2", "two")
+	if p.b.Synced() {
+		t.Fatal("synced before any link")
+	}
 	p.run(t)
 	eventually(t, "snapshot", func() bool { return p.dst.String() == "m1=one,m2=two" })
+	eventually(t, "synced", p.b.Synced)
 
 	p.src.set("m3", "three")
 	p.a.Changed(KindMedia, "m3")
