@@ -260,15 +260,7 @@ func TestFailoverKeepsMedia(t *testing.T) {
 	if len(relayB.Standby()) != 0 || ss[0].Label != "call-1" || ss[0].Streams[0].Legs[0].Forwarded == 0 || ss[0].Streams[0].Legs[1].Forwarded == 0 {
 		t.Fatalf("B did not forward the stream both ways: %+v", ss)
 	}
-	for _, d := range []struct {
-		name string
-		f    *rtpFlow
-		last uint16
-	}{{"outside to inside", up, lastUp}, {"inside to outside", down, lastDown}} {
-		gap, lost := d.f.gap(d.last)
-		t.Logf("%s: media gap at failover %v (VIPs moved %v after A died), packets lost %d",
-			d.name, gap.Round(time.Millisecond), moved.Sub(died).Round(time.Millisecond), lost)
-	}
+	logGaps(t, "failover", up, down, lastUp, lastDown, moved.Sub(died))
 
 	// Hand-back: A returns with nothing, B sends it the session it now
 	// relays as its own, A holds it as a standby copy, and the VIPs move
@@ -306,14 +298,20 @@ func TestFailoverKeepsMedia(t *testing.T) {
 	eventually(t, "A adopts the session", func() bool { return len(relayA2.Sessions()) == 1 })
 	up.stop()
 	down.stop()
+	logGaps(t, "hand-back", up, down, lastUp, lastDown, moved.Sub(handed))
+}
+
+// logGaps reports each direction's longest silence from the packets sent
+// up to lastUp and lastDown on, and the packets lost since the start.
+func logGaps(t *testing.T, what string, up, down *rtpFlow, lastUp, lastDown uint16, move time.Duration) {
 	for _, d := range []struct {
 		name string
 		f    *rtpFlow
 		last uint16
 	}{{"outside to inside", up, lastUp}, {"inside to outside", down, lastDown}} {
 		gap, lost := d.f.gap(d.last)
-		t.Logf("%s: media gap at hand-back %v (VIPs moved in %v), packets lost in all %d",
-			d.name, gap.Round(time.Millisecond), moved.Sub(handed).Round(time.Millisecond), lost)
+		t.Logf("%s: media gap at %s %v (moving the VIPs took %v), packets lost since the start %d",
+			d.name, what, gap.Round(time.Millisecond), move.Round(time.Millisecond), lost)
 	}
 }
 
