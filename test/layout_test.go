@@ -58,7 +58,7 @@ var codecPrefixes = []string{
 }
 
 // services must not be imported by codecs.
-var servicePrefixes = []string{"internal/app", "internal/api", "internal/store", "internal/sipedge", "internal/h323proxy", "internal/media", "internal/turn", "internal/accessproxy", "internal/tunnel", "internal/policy", "internal/guard", "internal/ha", "internal/snmp", "internal/web", "internal/config", "internal/backup", "cmd/"}
+var servicePrefixes = []string{"internal/app", "internal/api", "internal/store", "internal/sipedge", "internal/h323proxy", "internal/media", "internal/turn", "internal/accessproxy", "internal/tunnel", "internal/policy", "internal/guard", "internal/ha", "internal/hasync", "internal/snmp", "internal/web", "internal/config", "internal/backup", "cmd/"}
 
 // support packages are small building blocks (sockets, logging, certificates,
 // test peers) that services use; they import no service either.

@@ -36,6 +36,7 @@ var secretFields = []secretField{
 	{path: []string{"snmp", "users", "*", "auth_key"}},
 	{path: []string{"snmp", "users", "*", "priv_key"}},
 	{path: []string{"snmp", "traps", "*", "community"}},
+	{path: []string{"ha", "sync", "secret"}},
 }
 
 // MaskSecrets returns doc with every secret replaced by Mask. A document

@@ -129,6 +129,10 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 	b.reloads = append(b.reloads, reload{"guard", func(next *config.Config) ([]string, error) {
 		return g.Reload(guardConfig(next))
 	}})
+	hs, err := buildSync(cfg, d)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Media.Enabled {
 		mc, err := cfg.Media.Config(media.Env{External: cfg.Interfaces.External.Address, PublicAddress: cfg.Interfaces.External.PublicAddress, Internal: cfg.Interfaces.Internal.Address})
 		if err != nil {
@@ -139,7 +143,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 			if s := b.sip.Load(); s != nil {
 				s.MediaTimeout(t.Label) // the session label is the SIP call's ID
 			}
-		}})
+		}, OnChange: hs.mediaChanged()})
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
@@ -187,7 +191,8 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		if b.ladder != nil {
 			capture = b.ladder
 		}
-		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard, ACL: &b.sipACL, Descriptors: d.fds, Capture: capture})
+		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard, ACL: &b.sipACL, Descriptors: d.fds, Capture: capture,
+			FlowSecret: hs.flowKey(), OnRegistration: hs.registrationChanged()})
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
@@ -294,6 +299,9 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 			return nil, err
 		}
 		out = append(out, s)
+	}
+	if hs != nil {
+		out = append(out, hs.service(b.relay, b.sip.Load()))
 	}
 	b.list = out
 	return b, nil

@@ -139,6 +139,7 @@ func (c *Config) Validate() error {
 	v.section(c.H323.Validate(c.H323Interfaces()))
 	v.section(c.AccessProxy.Validate())
 	v.section(c.HA.Validate(c.nodeNames()))
+	v.section(c.HA.Sync.Validate("ha.sync"))
 	v.section(c.Tunnel.Validate())
 	v.section(c.SNMP.Validate())
 	v.ports(c)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/portico-edge/portico/internal/config/field"
+	"github.com/portico-edge/portico/internal/hasync"
 )
 
 // Section is the ha section of the configuration document: the VIP
@@ -21,6 +22,8 @@ type Section struct {
 	Interface string `yaml:"interface,omitempty" json:"interface,omitempty"`
 	// Groups are the VIP groups, one virtual router each.
 	Groups []Group `yaml:"groups,omitempty" json:"groups,omitempty"`
+	// Sync is the link that replicates live state to the peer (package hasync).
+	Sync hasync.Config `yaml:"sync,omitempty" json:"sync,omitempty"`
 }
 
 // Group is one VIP group: a virtual router with its addresses.

@@ -122,7 +122,7 @@ type portRef struct {
 }
 
 func (p *portRef) done() {
-	if p != nil && p.refs.Add(-1) == 0 {
+	if p != nil && p.refs.Add(-1) == 0 && p.pool != nil {
 		p.pool.put(p.port)
 	}
 }
@@ -157,6 +157,10 @@ type stream struct {
 	worker  int
 	tcp     *tcpStream
 	muxID   [2]uint32 // each leg's multiplexID, 0 when not multiplexed
+	// session is the ID of the session the stream belongs to, for
+	// Deps.OnChange; 0 on a standby copy (standby.go). Atomic: a copy
+	// that is adopted gets its ID while its packets flow.
+	session atomic.Uint64
 }
 
 type legSocks struct {
@@ -219,6 +223,7 @@ func (ep *endpoint) admit(m *batchio.Message, now int64, t *tally) bool {
 	ep.peer.Store(&peer{addr: m.Addr, signalled: p.signalled, source: p.source, latched: true, strict: p.strict})
 	ep.track.Store(0)
 	ep.remember(data, t)
+	ep.r.changed(SessionID(ep.st.session.Load()))
 	return true
 }
 

@@ -124,7 +124,15 @@ func (e *engine) slot(ep *endpoint) error {
 func (e *engine) unslot(ep *endpoint) { e.tab.release(ep.sys.id, ep) }
 
 // openUDP binds a non-blocking UDP socket with the configured buffers.
-func openUDP(local netip.AddrPort, buf int) (sysSock, error) {
+func openUDP(local netip.AddrPort, buf int) (sysSock, error) { return openUDPSock(local, buf, false) }
+
+// openUDPFree binds like openUDP with IP_FREEBIND: the address need not be
+// configured yet (a standby's sockets on its peer's VIP).
+func openUDPFree(local netip.AddrPort, buf int) (sysSock, error) {
+	return openUDPSock(local, buf, true)
+}
+
+func openUDPSock(local netip.AddrPort, buf int, freebind bool) (sysSock, error) {
 	family := unix.AF_INET
 	if local.Addr().Is6() && !local.Addr().Is4In6() {
 		family = unix.AF_INET6
@@ -140,6 +148,12 @@ func openUDP(local netip.AddrPort, buf int) (sysSock, error) {
 		}
 		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, buf) != nil {
 			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, buf)
+		}
+	}
+	if freebind {
+		if err := unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_FREEBIND, 1); err != nil {
+			unix.Close(fd)
+			return sysSock{fd: -1}, fmt.Errorf("IP_FREEBIND: %w", err)
 		}
 	}
 	var sa unix.Sockaddr

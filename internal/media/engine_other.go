@@ -32,6 +32,10 @@ type engine struct {
 
 func newEngine(r *Relay) (*engine, error) { return &engine{r: r}, nil }
 
+// openUDPFree is openUDP: binding an address not configured yet is a
+// Linux feature (IP_FREEBIND).
+func openUDPFree(local netip.AddrPort, buf int) (sysSock, error) { return openUDP(local, buf) }
+
 func openUDP(local netip.AddrPort, buf int) (sysSock, error) {
 	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(local))
 	if err != nil {

@@ -72,6 +72,23 @@ func (p *portPool) take(try func(port int) error) (int, error) {
 	return 0, fmt.Errorf("%w %d-%d", ErrNoPorts, p.lo, p.hi)
 }
 
+// reserve takes a given even port out of the free pairs; false when it is
+// outside the range or already taken.
+func (p *portPool) reserve(port int) bool {
+	i := (port - p.base) / 2
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if port%2 != 0 || port < p.base || i >= len(p.pos) || p.pos[i] < 0 {
+		return false
+	}
+	at := int(p.pos[i])
+	last := len(p.free) - 1
+	p.swap(at, last)
+	p.free = p.free[:last]
+	p.pos[i] = -1
+	return true
+}
+
 func (p *portPool) put(port int) {
 	i := (port - p.base) / 2
 	p.mu.Lock()

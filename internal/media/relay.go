@@ -25,6 +25,11 @@ type Deps struct {
 	// signalling side may end the call; the session stays allocated until
 	// Release. Nil: timeouts are only logged and counted.
 	OnTimeout func(Timeout)
+	// OnChange is called when a session was allocated, updated, released
+	// or latched a peer, so that its state can be replicated (Export).
+	// It is called from call setup and from packet workers: it must
+	// return at once. Nil: nothing is called.
+	OnChange func(SessionID)
 }
 
 type iface struct {
@@ -51,6 +56,7 @@ type Relay struct {
 	mu       sync.Mutex
 	eng      *engine
 	sessions map[SessionID]*session
+	standby  map[SessionID]*session // imported from the HA peer (standby.go), by the peer's ID
 	closed   bool
 	running  bool
 	nextID   atomic.Uint64
@@ -72,6 +78,8 @@ type session struct {
 	streams  []*stream
 	timedOut bool
 	released bool
+	standby  bool // a copy of the HA peer's session (standby.go), not counted
+	orphan   bool // an adopted copy: no call here owns it (standby.go)
 }
 
 // New validates cfg and builds a relay. It does no I/O.
@@ -99,6 +107,7 @@ func New(cfg Config, deps Deps) (*Relay, error) {
 		m:        m,
 		ifaces:   make(map[string]*iface, len(c.Interfaces)),
 		sessions: make(map[SessionID]*session),
+		standby:  make(map[SessionID]*session),
 		done:     make(chan struct{}),
 		mux:      newMuxTable(),
 	}
@@ -188,7 +197,11 @@ func (r *Relay) Close() error {
 		for _, s := range r.sessions {
 			sessions = append(sessions, s)
 		}
+		for _, s := range r.standby {
+			sessions = append(sessions, s)
+		}
 		r.sessions = map[SessionID]*session{}
+		r.standby = map[SessionID]*session{}
 		e := r.eng
 		r.mu.Unlock()
 		for _, s := range sessions {
@@ -253,6 +266,7 @@ func (r *Relay) Allocate(sc SessionConfig) (SessionID, []StreamInfo, error) {
 	r.mu.Unlock()
 	r.m.sessions.Inc()
 	r.log.Debug("session allocated", "session", s.id, "label", s.label, "streams", len(s.streams))
+	r.changed(s.id)
 	return s.id, r.infos(s), nil
 }
 
@@ -311,10 +325,20 @@ func validStream(c *StreamConfig) error {
 
 // openStream reserves ports and opens sockets on both legs. s.mu is held.
 func (r *Relay) openStream(s *session, index int, c StreamConfig) (*stream, error) {
+	return r.openStreamAt(s, index, c, nil)
+}
+
+// openStreamAt is openStream; fixed, when not nil, is each leg's RTP
+// address to bind with IP_FREEBIND instead of a port from the pool (a
+// session imported from the HA peer).
+func (r *Relay) openStreamAt(s *session, index int, c StreamConfig, fixed *[2]netip.AddrPort) (*stream, error) {
 	if err := validStream(&c); err != nil {
 		return nil, err
 	}
 	st := &stream{index: index, cfg: c, secure: c.Secure, worker: int(r.nextWork.Add(1))}
+	if fixed == nil { // a standby copy's changes are not replicated back
+		st.session.Store(uint64(s.id))
+	}
 	st.hold.Store(c.Hold)
 	st.clockHz = c.ClockRate
 	if st.clockHz == 0 {
@@ -338,30 +362,48 @@ func (r *Relay) openStream(s *session, index int, c StreamConfig) (*stream, erro
 	for leg := 0; leg < 2; leg++ {
 		ls := &st.legs[leg]
 		ls.iface = s.ifaces[leg]
-		port, err := ls.iface.pool.take(func(port int) error {
-			rtpSock, err := openUDP(netip.AddrPortFrom(ls.iface.addr, uint16(port)), r.cfg.SocketBuffer)
+		open := func(addr netip.Addr, port int, free bool) error {
+			bind := openUDP
+			if free {
+				bind = openUDPFree
+			}
+			rtpSock, err := bind(netip.AddrPortFrom(addr, uint16(port)), r.cfg.SocketBuffer)
 			if err != nil {
 				return err
 			}
-			ls.rtp = &endpoint{r: r, st: st, leg: uint8(leg), sys: rtpSock, local: netip.AddrPortFrom(ls.iface.addr, uint16(port))}
+			ls.rtp = &endpoint{r: r, st: st, leg: uint8(leg), sys: rtpSock, local: netip.AddrPortFrom(addr, uint16(port))}
 			if c.RTCPMux {
 				return nil
 			}
-			rtcpSock, err := openUDP(netip.AddrPortFrom(ls.iface.addr, uint16(port+1)), r.cfg.SocketBuffer)
+			rtcpSock, err := bind(netip.AddrPortFrom(addr, uint16(port+1)), r.cfg.SocketBuffer)
 			if err != nil {
 				closeSock(rtpSock)
 				ls.rtp = nil
 				return err
 			}
-			ls.rtcp = &endpoint{r: r, st: st, leg: uint8(leg), rtcp: true, sys: rtcpSock, local: netip.AddrPortFrom(ls.iface.addr, uint16(port+1))}
+			ls.rtcp = &endpoint{r: r, st: st, leg: uint8(leg), rtcp: true, sys: rtcpSock, local: netip.AddrPortFrom(addr, uint16(port+1))}
 			return nil
-		})
+		}
+		pool := ls.iface.pool
+		var port int
+		var err error
+		if fixed == nil {
+			port, err = pool.take(func(port int) error { return open(ls.iface.addr, port, false) })
+		} else {
+			port = int(fixed[leg].Port())
+			if fixed[leg].Addr() != ls.iface.addr || !pool.reserve(port) {
+				pool = nil // another node's address, or a port this node does not hand out
+			}
+			if err = open(fixed[leg].Addr(), port, true); err != nil && pool != nil {
+				pool.put(port)
+			}
+		}
 		if err != nil {
 			r.closeStream(st)
 			return nil, fmt.Errorf("interface %q: %w", ls.iface.name, err)
 		}
 		ls.port = port
-		ref := &portRef{pool: ls.iface.pool, port: port}
+		ref := &portRef{pool: pool, port: port}
 		for _, ep := range []*endpoint{ls.rtp, ls.rtcp} {
 			if ep != nil {
 				ep.ports = ref
@@ -521,6 +563,7 @@ func (r *Relay) Update(id SessionID, streams []StreamConfig) ([]StreamInfo, erro
 		}
 	}
 	s.timedOut = false
+	r.changed(id)
 	return r.infos(s), nil
 }
 
@@ -534,6 +577,7 @@ func (r *Relay) Release(id SessionID) (SessionStats, error) {
 	if !ok {
 		return SessionStats{}, fmt.Errorf("%w: %v", ErrNoSession, id)
 	}
+	defer r.changed(id)
 	return r.releaseSession(s), nil
 }
 
@@ -546,7 +590,9 @@ func (r *Relay) releaseSession(s *session) SessionStats {
 		for _, x := range s.streams {
 			r.closeStream(x)
 		}
-		r.m.sessions.Dec()
+		if !s.standby {
+			r.m.sessions.Dec()
+		}
 	}
 	return st
 }
@@ -563,10 +609,18 @@ func (r *Relay) Session(id SessionID) (SessionStats, error) {
 }
 
 // Sessions returns every live session's statistics.
-func (r *Relay) Sessions() []SessionStats {
+func (r *Relay) Sessions() []SessionStats { return r.statsOf(false) }
+
+// statsOf returns the statistics of the live sessions or, with standby,
+// of the standby copies.
+func (r *Relay) statsOf(standby bool) []SessionStats {
 	r.mu.Lock()
-	list := make([]*session, 0, len(r.sessions))
-	for _, s := range r.sessions {
+	m := r.sessions
+	if standby {
+		m = r.standby
+	}
+	list := make([]*session, 0, len(m))
+	for _, s := range m {
 		list = append(list, s)
 	}
 	r.mu.Unlock()
@@ -641,6 +695,7 @@ func (s *session) stats() SessionStats {
 
 // checkInactivity reports sessions silent past the timeout, once each.
 func (r *Relay) checkInactivity() {
+	r.adoptCopies()
 	limit := r.cfg.InactivityTimeout
 	if limit <= 0 {
 		return
@@ -687,8 +742,12 @@ func (r *Relay) checkInactivity() {
 		if fire {
 			s.timedOut = true
 		}
-		id, label := s.id, s.label
+		id, label, orphan := s.id, s.label, s.orphan
 		s.mu.Unlock()
+		if fire && orphan {
+			r.endAdopted(id, silent)
+			continue
+		}
 		if fire {
 			r.m.timeouts.Inc()
 			r.log.Info("media inactivity timeout", "session", id, "label", label, "silent", silent.Round(time.Millisecond))

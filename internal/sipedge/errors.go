@@ -21,6 +21,9 @@ var (
 	ErrHandoffUpgrade = errors.New("sipedge: handoff: no WebSocket upgrade request")
 	// ErrNoBinding is returned by Forget when no live binding matches.
 	ErrNoBinding = errors.New("sipedge: no such binding")
+	// ErrNotReplicable means a registration cannot be kept by the HA peer
+	// (a flow other than UDP, or no address of record or contact).
+	ErrNotReplicable = errors.New("sipedge: registration not replicable")
 )
 
 // FieldError is one invalid configuration field, e.g. at

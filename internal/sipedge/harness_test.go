@@ -168,11 +168,21 @@ type portico struct {
 	logs   *bytes.Buffer
 	cancel context.CancelFunc
 	errc   chan error
+	// stop ends the edge and its relay (once; the test's cleanup calls it).
+	stop func()
+}
+
+// withPort is ip:0, or ip as given when it names a port already.
+func withPort(ip string) string {
+	if strings.Contains(ip, ":") {
+		return ip
+	}
+	return ip + ":0"
 }
 
 func listenUDP(t testing.TB, ip string) net.PacketConn {
 	t.Helper()
-	c, err := net.ListenPacket("udp", ip+":0")
+	c, err := net.ListenPacket("udp", withPort(ip))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +191,7 @@ func listenUDP(t testing.TB, ip string) net.PacketConn {
 
 func listenTCP(t testing.TB, ip string) net.Listener {
 	t.Helper()
-	l, err := net.Listen("tcp", ip+":0")
+	l, err := net.Listen("tcp", withPort(ip))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,6 +220,17 @@ func mediaPorts() (int, int) {
 // adjust the server before it serves (test knobs such as T1).
 func startPortico(t testing.TB, cfg Config, opts ...func(*Server)) *portico {
 	t.Helper()
+	return startPorticoAt(t, cfg, nil, opts...)
+}
+
+// startPorticoAt is startPortico; with at, its UDP listeners bind at's
+// addresses (at stopped first: a node taking over another's addresses).
+func startPorticoAt(t testing.TB, cfg Config, at *portico, opts ...func(*Server)) *portico {
+	t.Helper()
+	extUDPAt, intUDPAt := extIP, intIP
+	if at != nil {
+		extUDPAt, intUDPAt = at.extUDP.String(), at.intUDP.String()
+	}
 	lo, hi := mediaPorts()
 	logs := &bytes.Buffer{}
 	var lmu sync.Mutex
@@ -225,7 +246,7 @@ func startPortico(t testing.TB, cfg Config, opts ...func(*Server)) *portico {
 	go relay.Run(ctx)
 	hist := &memHistory{}
 	p := &portico{hist: hist, relay: relay, logs: logs, cancel: cancel, errc: make(chan error, 1), portLo: lo, portHi: hi}
-	extUDP := listenUDP(t, extIP)
+	extUDP := listenUDP(t, extUDPAt)
 	p.tap = &tapConn{PacketConn: extUDP}
 	extTCP := listenTCP(t, extIP)
 	extWS := listenTCP(t, extIP)
@@ -238,7 +259,7 @@ func startPortico(t testing.TB, cfg Config, opts ...func(*Server)) *portico {
 		t.Fatal(err)
 	}
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{kp}, MinVersion: tls.VersionTLS12}
-	intUDP := listenUDP(t, intIP)
+	intUDP := listenUDP(t, intUDPAt)
 	intTCP := listenTCP(t, intIP)
 	p.extUDP = netip.MustParseAddrPort(extUDP.LocalAddr().String())
 	p.extTCP = netip.MustParseAddrPort(extTCP.Addr().String())
@@ -275,7 +296,7 @@ func startPortico(t testing.TB, cfg Config, opts ...func(*Server)) *portico {
 			{Interface: Internal, Transport: "tcp", Stream: intTCP},
 		})
 	}()
-	t.Cleanup(func() {
+	p.stop = sync.OnceFunc(func() {
 		cancel()
 		select {
 		case <-p.errc:
@@ -284,6 +305,11 @@ func startPortico(t testing.TB, cfg Config, opts ...func(*Server)) *portico {
 		}
 		s.Close()
 		relay.Close()
+		extUDP.Close() // the addresses are free for a node that takes over
+		intUDP.Close()
+	})
+	t.Cleanup(func() {
+		p.stop()
 		if t.Failed() {
 			lmu.Lock()
 			t.Logf("portico log:\n%s", logs.String())

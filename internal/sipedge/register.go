@@ -35,6 +35,8 @@ type binding struct {
 	// contact is the endpoint's Contact as it registered it (without
 	// expires): what the 2xx of its next REGISTER lists back to it.
 	contact sip.ContactHeader
+	// imported marks a binding the HA peer registered (replicate.go).
+	imported bool
 }
 
 // registrar is the edge's view of the registrations it relayed: only those
@@ -46,6 +48,9 @@ type registrar struct {
 	// byAOR indexes b by AOR (then by b's key): a REGISTER's answer and
 	// a call's routing look at one AOR's bindings, not at all of them.
 	byAOR map[string]map[string]*binding
+	// importing is set (under mu) while a binding from the HA peer is
+	// stored, so that it is not reported back (replicate.go).
+	importing bool
 }
 
 func newRegistrar(s *Server) *registrar {
@@ -64,6 +69,7 @@ func (r *registrar) put(key string, b *binding) {
 		r.byAOR[b.AOR] = m
 	}
 	m[key] = b
+	r.changed(key)
 }
 
 // del removes the binding under key; the caller holds mu.
@@ -73,6 +79,7 @@ func (r *registrar) del(key string) {
 		return
 	}
 	delete(r.b, key)
+	r.changed(key)
 	if m := r.byAOR[b.AOR]; m != nil {
 		delete(m, key)
 		if len(m) == 0 {

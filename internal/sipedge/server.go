@@ -69,6 +69,12 @@ type Deps struct {
 	// connection is observed, and each call's dialogs are linked to its
 	// ID. Nil: nothing is captured and the sockets are not wrapped.
 	Capture Capture
+	// OnRegistration is called with a binding's key (RegistrationKeys)
+	// when this node stores, refreshes or removes it, so that it can be
+	// replicated to the HA peer (ExportRegistration). It is called with
+	// the registrar's lock held and must return at once. Nil: nothing is
+	// called.
+	OnRegistration func(key string)
 }
 
 // Capture is where the SIP edge reports the messages its sockets carry

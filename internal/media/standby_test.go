@@ -1,0 +1,163 @@
+package media
+
+import (
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A session exported by one relay and imported by another after the first
+// closed keeps its ports and latched peers: media sent to the old
+// addresses is forwarded at once, and a stranger is still refused.
+func TestExportImport(t *testing.T) {
+	var mu sync.Mutex
+	changes := map[SessionID]int{}
+	a, _ := startRelay(t, testConfig(47000, 47100, 20), Deps{OnChange: func(id SessionID) { mu.Lock(); changes[id]++; mu.Unlock() }})
+	b, _ := startRelay(t, testConfig(47000, 47100, 20), Deps{OnChange: func(SessionID) { t.Error("a standby copy reported a change") }})
+	caller, callee, stranger := udp(t), udp(t), udp(t)
+	id, infos, err := a.Allocate(SessionConfig{Interfaces: [2]string{"external", "internal"}, Streams: []StreamConfig{
+		{Kind: KindAudio, Remote: [2]netip.AddrPort{addr(caller), addr(callee)}},
+		{Kind: KindBFCP, Transport: TCP, Role: [2]TCPRole{TCPPassive, TCPPassive}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller.WriteToUDPAddrPort(rtpPacket(7, 1, 60), infos[0].Local[0])
+	expectNext(t, callee, rtpPacket(7, 1, 60))
+	callee.WriteToUDPAddrPort(rtpPacket(9, 1, 60), infos[0].Local[1])
+	expectNext(t, caller, rtpPacket(9, 1, 60))
+	mu.Lock()
+	n := changes[id]
+	mu.Unlock()
+	if n < 3 { // allocated, and each leg latched
+		t.Fatalf("%d changes reported for %v, want at least 3", n, id)
+	}
+
+	st, ok := a.Export(id)
+	if !ok || len(st.Streams) != 2 || st.Streams[0].Peer[0] != addr(caller) || st.Streams[0].Peer[1] != addr(callee) {
+		t.Fatalf("export: %+v %v", st, ok)
+	}
+	if ids := a.SessionIDs(); len(ids) != 1 || ids[0] != id {
+		t.Fatalf("session IDs %v", ids)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	free, _ := b.Available("external")
+	if err := b.Import(st); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.Available("external"); got != free-1 {
+		t.Fatalf("free external pairs %d after import, want %d (the imported port reserved)", got, free-1)
+	}
+	if err := b.Import(st); err != nil { // an update with the same sockets
+		t.Fatalf("second import: %v", err)
+	}
+	if len(b.Sessions()) != 0 || len(b.Standby()) != 1 {
+		t.Fatalf("sessions %d, standby %d", len(b.Sessions()), len(b.Standby()))
+	}
+
+	// The stranger, sending first, is dropped: the callee's leg is latched.
+	stranger.WriteToUDPAddrPort(rtpPacket(5, 1, 60), infos[0].Local[1])
+	callee.WriteToUDPAddrPort(rtpPacket(9, 2, 60), infos[0].Local[1])
+	expectNext(t, caller, rtpPacket(9, 2, 60))
+	caller.WriteToUDPAddrPort(rtpPacket(7, 2, 60), infos[0].Local[0])
+	expectNext(t, callee, rtpPacket(7, 2, 60))
+	sb := b.Standby()[0]
+	if sb.Streams[1].Disabled != true || sb.Streams[0].Legs[1].Dropped != 1 {
+		t.Fatalf("standby stats: %+v", sb.Streams)
+	}
+
+	b.Forget(id) // carried media here: kept (TestAdoptedCopy)
+	if len(b.Standby())+len(b.SessionIDs()) != 1 {
+		t.Fatal("a copy that carried media was forgotten")
+	}
+}
+
+// An import onto an address the node does not have binds with
+// IP_FREEBIND and takes no port from the node's own pool.
+func TestImportForeignAddress(t *testing.T) {
+	b, _ := startRelay(t, testConfig(47200, 47300, 20), Deps{})
+	vip := netip.MustParseAddr("192.0.2.200") // not configured on this host
+	st := SessionState{ID: 5, Interfaces: [2]string{"external", "internal"}, Streams: []StreamState{{
+		Config: StreamConfig{Kind: KindAudio},
+		Local:  [2]netip.AddrPort{netip.AddrPortFrom(vip, 47202), netip.AddrPortFrom(vip, 47302)},
+	}}}
+	free, _ := b.Available("external")
+	if err := b.Import(st); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.Available("external"); got != free {
+		t.Fatalf("free pairs %d, want %d", got, free)
+	}
+	if s := b.Standby(); len(s) != 1 || s[0].Streams[0].Local[0].Port() != 47202 {
+		t.Fatalf("standby %+v", s)
+	}
+	st.Interfaces[0] = "nowhere"
+	st.ID = 6
+	if err := b.Import(st); err == nil {
+		t.Fatal("import onto an unknown interface accepted")
+	}
+}
+
+// A copy that carried media belongs to this node now: the peer's removal
+// (a restarted peer's snapshot without it) keeps it, it becomes a session
+// of this node under a new ID (replicated as this node's), and it ends
+// when its media stops.
+func TestAdoptedCopy(t *testing.T) {
+	cfg := testConfig(47400, 47500, 20)
+	cfg.InactivityTimeout = 300 * time.Millisecond
+	var mu sync.Mutex
+	var changed []SessionID
+	b, _ := startRelay(t, cfg, Deps{
+		OnTimeout: func(to Timeout) { t.Errorf("OnTimeout for an adopted copy: %+v", to) },
+		OnChange:  func(id SessionID) { mu.Lock(); changed = append(changed, id); mu.Unlock() },
+	})
+	caller, callee := udp(t), udp(t)
+	local := [2]netip.AddrPort{netip.AddrPortFrom(lo, 47402), netip.AddrPortFrom(lo, 47502)}
+	st := SessionState{ID: 9, Label: "call-9", Interfaces: [2]string{"external", "internal"}, Streams: []StreamState{{
+		Config: StreamConfig{Kind: KindAudio, Remote: [2]netip.AddrPort{addr(caller), addr(callee)}},
+		Local:  local, Peer: [2]netip.AddrPort{addr(caller), addr(callee)},
+	}}}
+	idle := st
+	idle.ID = 10
+	idle.Streams = []StreamState{st.Streams[0]}
+	idle.Streams[0].Local = [2]netip.AddrPort{netip.AddrPortFrom(lo, 47404), netip.AddrPortFrom(lo, 47504)}
+	for _, s := range []SessionState{st, idle} {
+		if err := b.Import(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	free, _ := b.Available("external")
+	caller.WriteToUDPAddrPort(rtpPacket(7, 1, 60), local[0])
+	expectNext(t, callee, rtpPacket(7, 1, 60))
+	b.Forget(9) // the peer's removal: kept, the copy carried media
+	b.Forget(10)
+	b.Forget(10) // twice is fine
+	// Sockets close in their worker's next round: the port comes back then.
+	waitFor(t, func() bool { got, _ := b.Available("external"); return got == free+1 })
+
+	waitFor(t, func() bool { return len(b.SessionIDs()) == 1 })
+	if len(b.Standby()) != 0 {
+		t.Fatalf("standby %+v", b.Standby())
+	}
+	id := b.SessionIDs()[0]
+	out, ok := b.Export(id)
+	if !ok || id == 9 || out.Label != "call-9" || out.Streams[0].Local != local || out.Streams[0].Peer[0] != addr(caller) {
+		t.Fatalf("adopted session %v exported as %+v %v", id, out, ok)
+	}
+	mu.Lock()
+	if len(changed) == 0 || changed[0] != id {
+		t.Fatalf("changes %v, want %v announced", changed, id)
+	}
+	mu.Unlock()
+
+	waitFor(t, func() bool { return len(b.SessionIDs()) == 0 })
+	waitFor(t, func() bool { got, _ := b.Available("external"); return got == free+2 })
+	mu.Lock()
+	if changed[len(changed)-1] != id {
+		t.Fatalf("the end of %v was not announced: %v", id, changed)
+	}
+	mu.Unlock()
+}
