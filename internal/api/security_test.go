@@ -113,6 +113,9 @@ snmp:
     - {name: monitor, auth_key: snmp-Auth-123, priv_key: snmp-Priv-123}
   traps:
     - {address: "192.0.2.9:162", community: snmp-Trap-1}
+ha:
+  sync:
+    secret: ha-Sync-Secret-1234567890
 `
 
 // TestSecretsMaskedInReads: no role reads turn.rest_secret or the DSN's
@@ -138,7 +141,7 @@ func TestSecretsMaskedInReads(t *testing.T) {
 					t.Fatalf("%d %s", w.Code, w.Body)
 				}
 				b := w.Body.String()
-				for _, secret := range []string{"db-Pa55word", "turn-Secret-123", "snmp-Comm-1", "snmp-Comm-2", "snmp-Auth-123", "snmp-Priv-123", "snmp-Trap-1"} {
+				for _, secret := range []string{"db-Pa55word", "turn-Secret-123", "snmp-Comm-1", "snmp-Comm-2", "snmp-Auth-123", "snmp-Priv-123", "snmp-Trap-1", "ha-Sync-Secret-1234567890"} {
 					if strings.Contains(b, secret) {
 						t.Errorf("%s readable: %s", secret, b)
 					}
@@ -172,7 +175,7 @@ func TestPutKeepsMaskedSecrets(t *testing.T) {
 	v, _ := st.ActiveConfig(ctx)
 	doc := string(v.Document)
 	if !strings.Contains(doc, "rest_secret: turn-Secret-123") || !strings.Contains(doc, "portico:db-Pa55word@db.example") || !strings.Contains(doc, "realm: corp2") ||
-		!strings.Contains(doc, "snmp-Comm-2") || !strings.Contains(doc, "snmp-Priv-123") || !strings.Contains(doc, "snmp-Trap-1") {
+		!strings.Contains(doc, "snmp-Comm-2") || !strings.Contains(doc, "snmp-Priv-123") || !strings.Contains(doc, "snmp-Trap-1") || !strings.Contains(doc, "ha-Sync-Secret-1234567890") {
 		t.Fatalf("stored after PUT of the masked document:\n%s", doc)
 	}
 	changed := strings.Replace(edited, "rest_secret: '"+Mask+"'", "rest_secret: new-secret-456", 1)
