@@ -240,7 +240,7 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 		return
 	}
 	aor := aorOf(to.Address)
-	contacts := req.GetHeaders("Contact")
+	contacts := allHeaders(req, "Contact")
 	lc := s.lc()
 	capped := int(lc.cfg.NATBindingExpiry / time.Second)
 
@@ -326,13 +326,13 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 // digest challenge unless TopologyHiding.RevealUnknownUsers is set.
 func (s *Server) registerResponse(lc *liveConfig, req *sip.Request, res *sip.Response, aor string, flow Flow, capped int) *sip.Response {
 	if res.StatusCode == 401 {
-		if h := res.GetHeader("WWW-Authenticate"); h != nil {
+		if h := firstHeader(res, "WWW-Authenticate"); h != nil {
 			v := h.Value()
 			s.challenge.Store(&v)
 		}
 	}
 	if !lc.cfg.TopologyHiding.RevealUnknownUsers && refusesUser(res.StatusCode) &&
-		req.GetHeader("Authorization") == nil && req.GetHeader("Proxy-Authorization") == nil {
+		firstHeader(req, "Authorization") == nil && firstHeader(req, "Proxy-Authorization") == nil {
 		s.m.rejected.WithLabelValues("register_refusal_hidden").Inc()
 		tmpl := ""
 		if p := s.challenge.Load(); p != nil {
@@ -347,7 +347,7 @@ func (s *Server) registerResponse(lc *liveConfig, req *sip.Request, res *sip.Res
 	if res.StatusCode < 200 || res.StatusCode >= 300 {
 		return back
 	}
-	if h := res.GetHeader("Expires"); h != nil {
+	if h := firstHeader(res, "Expires"); h != nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil {
 			back.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(min(max(n, 0), capped))))
 		}
@@ -394,11 +394,11 @@ func (r *registrar) flowContacts(aor string, f Flow, now time.Time) []sip.Header
 // binding lasts what the inside granted, at most capped seconds.
 func (s *Server) applyRegisterResult(req *sip.Request, res *sip.Response, aor string, flow Flow, token string, capped int) {
 	ua := ""
-	if h := req.GetHeader("User-Agent"); h != nil {
+	if h := firstHeader(req, "User-Agent"); h != nil {
 		ua = h.Value()
 	}
 	base := RegistrationInfo{AOR: aor, Source: flow.Source.String(), Transport: flow.Transport, FlowToken: token, UserAgent: ua}
-	reqContacts := req.GetHeaders("Contact")
+	reqContacts := allHeaders(req, "Contact")
 	if res.StatusCode < 200 {
 		return
 	}
@@ -425,14 +425,14 @@ func (s *Server) applyRegisterResult(req *sip.Request, res *sip.Response, aor st
 	// The granted expiry of each contact we sent is in the 2xx's Contact
 	// list (RFC 3261 section 10.3 step 8), else in Expires.
 	granted := map[string]int{}
-	for _, h := range res.GetHeaders("Contact") {
+	for _, h := range allHeaders(res, "Contact") {
 		uri := contactURI(h)
 		if e, ok := contactExpires(h); ok {
 			granted[uri] = e
 		}
 	}
 	defExp := -1
-	if h := res.GetHeader("Expires"); h != nil {
+	if h := firstHeader(res, "Expires"); h != nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil {
 			defExp = n
 		}
@@ -506,7 +506,7 @@ func ownContact(h sip.Header) sip.ContactHeader {
 // capExpires limits the requested expiry to max seconds, in the Expires
 // header and each Contact's expires parameter.
 func capExpires(req *sip.Request, max int) {
-	if h := req.GetHeader("Expires"); h != nil {
+	if h := firstHeader(req, "Expires"); h != nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil && n > max {
 			req.RemoveHeader("Expires")
 			req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(max)))
@@ -514,7 +514,7 @@ func capExpires(req *sip.Request, max int) {
 	} else {
 		req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(max)))
 	}
-	for _, h := range req.GetHeaders("Contact") {
+	for _, h := range allHeaders(req, "Contact") {
 		if c, ok := h.(*sip.ContactHeader); ok {
 			if v, ok := c.Params.Get("expires"); ok {
 				if n, err := strconv.Atoi(v); err == nil && n > max {
@@ -531,7 +531,7 @@ func requestedExpires(req *sip.Request, c sip.Header) int {
 	if e, ok := contactExpires(c); ok {
 		return e
 	}
-	if h := req.GetHeader("Expires"); h != nil {
+	if h := firstHeader(req, "Expires"); h != nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil {
 			return n
 		}
@@ -569,8 +569,8 @@ func contactExpires(h sip.Header) (int, bool) {
 	return n, err == nil
 }
 
-func hasOption(m interface{ GetHeaders(string) []sip.Header }, name, opt string) bool {
-	for _, h := range m.GetHeaders(name) {
+func hasOption(m headerList, name, opt string) bool {
+	for _, h := range allHeaders(m, name) {
 		for _, o := range strings.Split(h.Value(), ",") {
 			if strings.EqualFold(strings.TrimSpace(o), opt) {
 				return true
