@@ -1,6 +1,7 @@
 package sipedge
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -35,6 +36,33 @@ type binding struct {
 	// contact is the endpoint's Contact as it registered it (without
 	// expires): what the 2xx of its next REGISTER lists back to it.
 	contact sip.ContactHeader
+	// key is the binding's key in registrar.b, and at its index in
+	// registrar.due while stored (under the registrar's mu).
+	key string
+	at  int
+}
+
+// expiryHeap orders the stored bindings by expiry, soonest first, so that
+// the expiry sweep looks only at those due instead of at every binding.
+type expiryHeap []*binding
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].Expires.Before(h[j].Expires) }
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].at, h[j].at = i, j
+}
+func (h *expiryHeap) Push(x any) {
+	b := x.(*binding)
+	b.at = len(*h)
+	*h = append(*h, b)
+}
+func (h *expiryHeap) Pop() any {
+	old := *h
+	b := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return b
 }
 
 // registrar is the edge's view of the registrations it relayed: only those
@@ -46,6 +74,8 @@ type registrar struct {
 	// byAOR indexes b by AOR (then by b's key): a REGISTER's answer and
 	// a call's routing look at one AOR's bindings, not at all of them.
 	byAOR map[string]map[string]*binding
+	// due holds every binding of b, soonest expiry first.
+	due expiryHeap
 }
 
 func newRegistrar(s *Server) *registrar {
@@ -54,9 +84,15 @@ func newRegistrar(s *Server) *registrar {
 
 // put stores a binding under key; the caller holds mu.
 func (r *registrar) put(key string, b *binding) {
-	if old := r.b[key]; old != nil && old.AOR != b.AOR {
-		r.del(key)
+	if old := r.b[key]; old != nil {
+		if old.AOR != b.AOR {
+			r.del(key)
+		} else {
+			heap.Remove(&r.due, old.at)
+		}
 	}
+	b.key = key
+	heap.Push(&r.due, b)
 	r.b[key] = b
 	m := r.byAOR[b.AOR]
 	if m == nil {
@@ -73,6 +109,7 @@ func (r *registrar) del(key string) {
 		return
 	}
 	delete(r.b, key)
+	heap.Remove(&r.due, b.at)
 	if m := r.byAOR[b.AOR]; m != nil {
 		delete(m, key)
 		if len(m) == 0 {
@@ -187,11 +224,10 @@ func (r *registrar) keepaliveLoop(done <-chan struct{}) {
 func (r *registrar) sweep(now time.Time) {
 	var gone []*binding
 	r.mu.Lock()
-	for k, b := range r.b {
-		if now.After(b.Expires) {
-			r.del(k)
-			gone = append(gone, b)
-		}
+	for len(r.due) > 0 && now.After(r.due[0].Expires) {
+		b := r.due[0]
+		r.del(b.key)
+		gone = append(gone, b)
 	}
 	n := len(r.b)
 	r.mu.Unlock()
