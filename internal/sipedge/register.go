@@ -622,8 +622,13 @@ func hasOption(m headerList, name, opt string) bool {
 func (s *Server) sendToCallServer(ctx context.Context, req *sip.Request) (*sip.Response, CallServer, error) {
 	var lastErr error = ErrNoCallServer
 	lc := s.lc()
-	for _, cs := range lc.cs.order() {
-		r := req.Clone()
+	for i, cs := range lc.cs.order() {
+		// The first attempt sends req itself; a failover sends a copy,
+		// as the transaction of the attempt before may still hold req.
+		r := req
+		if i > 0 {
+			r = req.Clone()
+		}
 		r.RemoveHeader("Route")
 		r.PrependHeader(&sip.RouteHeader{Address: routeURI(cs)})
 		s.int.prepare(r, cs.Transport, cs.Address)
