@@ -37,15 +37,8 @@ func BenchmarkCopyHeaders(b *testing.B) {
 // BenchmarkSweep measures one expiry tick of the registrar holding
 // 100,000 bindings of which none is due (the usual second).
 func BenchmarkSweep(b *testing.B) {
-	s, err := New(Config{Listeners: []Listener{{Interface: External, Transport: "udp", Address: "127.0.0.2:5060"},
-		{Interface: Internal, Transport: "udp", Address: "127.0.0.3:5060"}}, CallServers: []CallServer{{Address: "127.0.0.4:5060"}}},
-		Deps{Media: nopMedia{}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	r := unservedServer(b).regs
 	now := time.Now()
-	r := s.regs
 	r.mu.Lock()
 	for i := range 100000 {
 		aor := "sip:u" + strconv.Itoa(i) + "@portico.test"

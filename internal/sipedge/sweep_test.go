@@ -10,13 +10,7 @@ import (
 // expiry has passed, including after a refresh moved one later and a
 // removal took one out.
 func TestSweepExpiresDueOnly(t *testing.T) {
-	s, err := New(Config{Listeners: []Listener{{Interface: External, Transport: "udp", Address: "127.0.0.2:5060"},
-		{Interface: Internal, Transport: "udp", Address: "127.0.0.3:5060"}}, CallServers: []CallServer{{Address: "127.0.0.4:5060"}}},
-		Deps{Media: nopMedia{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := unservedServer(t)
 	t0 := time.Now()
 	r := s.regs
 	put := func(user string, secs int) {
@@ -57,4 +51,17 @@ func TestSweepExpiresDueOnly(t *testing.T) {
 	if len(r.due) != 0 || len(r.byAOR) != 0 {
 		t.Errorf("left %d in the expiry heap, %d AORs", len(r.due), len(r.byAOR))
 	}
+}
+
+// unservedServer is a server that is built but never serves: its
+// registrar and call table are used directly.
+func unservedServer(t testing.TB) *Server {
+	s, err := New(Config{Listeners: []Listener{{Interface: External, Transport: "udp", Address: "127.0.0.2:5060"},
+		{Interface: Internal, Transport: "udp", Address: "127.0.0.3:5060"}}, CallServers: []CallServer{{Address: "127.0.0.4:5060"}}},
+		Deps{Media: nopMedia{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
