@@ -6,4 +6,7 @@
 // Run it with PORTICO_BENCH=1 go test ./bench/sip -run TestSIPBenchmark -v
 // -timeout 90m (20 s steps, two rounds; PORTICO_BENCH_QUICK=1 for 5 s
 // steps); it prints the figures kept in docs/performance.md.
+// BenchmarkRegister and BenchmarkCall measure Portico's allocations and
+// CPU per REGISTER and per call at a fixed rate (go test ./bench/sip -run
+// XXX -bench . -benchmem -benchtime 3000x).
 package sip

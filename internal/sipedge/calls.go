@@ -136,7 +136,7 @@ func (l *leg) learn(res *sip.Response) {
 	if c := res.Contact(); c != nil {
 		l.target = c.Address
 	}
-	rr := res.GetHeaders("Record-Route")
+	rr := allHeaders(res, "Record-Route")
 	if len(rr) > 0 {
 		l.routes = l.routes[:0]
 		for i := len(rr) - 1; i >= 0; i-- {

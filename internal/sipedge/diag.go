@@ -72,9 +72,9 @@ func (s *Server) Ping(ctx context.Context, target string) (PingResult, error) {
 		return r, nil
 	}
 	r.Status, r.StatusLine = res.StatusCode, fmt.Sprintf("%d %s", res.StatusCode, res.Reason)
-	if h := res.GetHeader("Server"); h != nil {
+	if h := firstHeader(res, "Server"); h != nil {
 		r.Server = h.Value()
-	} else if h := res.GetHeader("User-Agent"); h != nil {
+	} else if h := firstHeader(res, "User-Agent"); h != nil {
 		r.Server = h.Value()
 	}
 	return r, nil

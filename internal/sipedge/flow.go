@@ -6,8 +6,10 @@ import (
 	"encoding/base32"
 	"encoding/binary"
 	"fmt"
+	"hash"
 	"net/netip"
 	"strings"
+	"sync"
 )
 
 // Flow is the NAT flow an outside endpoint reached Portico on: the
@@ -24,7 +26,12 @@ var flowTransports = []string{"udp", "tcp", "tls", "ws", "wss"}
 // authenticated by an HMAC, encoded so that it fits a SIP URI user part.
 // Tokens are stateless: the flow travels inside the Path header and comes
 // back in the Route of calls to the endpoint.
-type flowCodec struct{ key []byte }
+type flowCodec struct {
+	key []byte
+	// macs keeps keyed HMACs for reuse: keying one hashes the key twice
+	// and allocates, once per REGISTER and per call otherwise.
+	macs sync.Pool
+}
 
 var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
 
@@ -47,9 +54,16 @@ func (fc *flowCodec) encode(f Flow) string {
 }
 
 func (fc *flowCodec) mac(b []byte) []byte {
-	h := hmac.New(sha256.New, fc.key)
+	h, _ := fc.macs.Get().(hash.Hash)
+	if h == nil {
+		h = hmac.New(sha256.New, fc.key)
+	}
+	h.Reset()
 	h.Write(b)
-	return h.Sum(nil)[:flowMACLen]
+	var sum [sha256.Size]byte
+	out := append([]byte(nil), h.Sum(sum[:0])[:flowMACLen]...)
+	fc.macs.Put(h)
+	return out
 }
 
 func (fc *flowCodec) decode(tok string) (Flow, error) {

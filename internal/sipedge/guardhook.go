@@ -91,7 +91,7 @@ func (s *Server) guardRequest(sd *side, req *sip.Request, tx sip.ServerTransacti
 	src := ap.Addr().Unmap()
 	if acl != nil {
 		ua, domain := "", ""
-		if h := req.GetHeader("User-Agent"); h != nil {
+		if h := firstHeader(req, "User-Agent"); h != nil {
 			ua = h.Value()
 		}
 		if f := req.From(); f != nil {
@@ -110,7 +110,7 @@ func (s *Server) guardRequest(sd *side, req *sip.Request, tx sip.ServerTransacti
 	}
 	drop := g.Blocked(src)
 	if !drop {
-		if ua := req.GetHeader("User-Agent"); ua != nil && g.ScannerAgent(ua.Value()) {
+		if ua := firstHeader(req, "User-Agent"); ua != nil && g.ScannerAgent(ua.Value()) {
 			drop = g.Observe(src, guard.ScannerAgent)
 		}
 	}
@@ -199,7 +199,7 @@ func (t *guardedTx) respondFor(res, truth *sip.Response) error {
 // credentials (Authorization or Proxy-Authorization).
 func credentials(req *sip.Request) (string, bool) {
 	for _, name := range []string{"Authorization", "Proxy-Authorization"} {
-		if h := req.GetHeader(name); h != nil {
+		if h := firstHeader(req, name); h != nil {
 			return digestParam(h.Value(), "username"), true
 		}
 	}
@@ -210,7 +210,7 @@ func credentials(req *sip.Request) (string, bool) {
 // section 3.2.1): the credentials were right.
 func stale(res *sip.Response) bool {
 	for _, name := range []string{"WWW-Authenticate", "Proxy-Authenticate"} {
-		if h := res.GetHeader(name); h != nil && strings.EqualFold(digestParam(h.Value(), "stale"), "true") {
+		if h := firstHeader(res, name); h != nil && strings.EqualFold(digestParam(h.Value(), "stale"), "true") {
 			return true
 		}
 	}

@@ -83,22 +83,87 @@ var crossing = map[string]struct {
 
 // copyHeaders copies every header named in names from src to dst, if it
 // is on the crossing allow list; a name not on the list is not copied.
-func copyHeaders(dst interface{ AppendHeader(sip.Header) }, src interface{ GetHeaders(string) []sip.Header }, names ...string) {
+func copyHeaders(dst interface{ AppendHeader(sip.Header) }, src headerList, names ...string) {
+	hs := src.Headers()
 	for _, n := range names {
-		rule, ok := crossing[strings.ToLower(n)]
+		var buf [32]byte
+		if len(n) > len(buf) {
+			continue // longer than any name on the list
+		}
+		rule, ok := crossing[string(lowerASCII(buf[:0], n))]
 		if !ok {
 			continue
 		}
-		for _, h := range src.GetHeaders(n) {
+		for _, h := range hs {
+			if !nameIs(h.Name(), n) {
+				continue
+			}
 			v := h.Value()
 			if rule.clean != nil {
-				if v, ok = rule.clean(v); !ok {
+				var keep bool
+				if v, keep = rule.clean(v); !keep {
 					continue
 				}
 			}
 			dst.AppendHeader(sip.NewHeader(h.Name(), v))
 		}
 	}
+}
+
+// headerList is a SIP message's headers in order (*sip.Request,
+// *sip.Response).
+type headerList interface{ Headers() []sip.Header }
+
+// firstHeader returns m's first header called name (in any case), or nil.
+// sipgo's GetHeader lower-cases each name it compares, an allocation for
+// every header whose name it does not know; this compares in place.
+func firstHeader(m headerList, name string) sip.Header {
+	for _, h := range m.Headers() {
+		if nameIs(h.Name(), name) {
+			return h
+		}
+	}
+	return nil
+}
+
+// allHeaders returns m's headers called name (in any case), in order;
+// GetHeaders without its allocations (see firstHeader).
+func allHeaders(m headerList, name string) []sip.Header {
+	var out []sip.Header
+	for _, h := range m.Headers() {
+		if nameIs(h.Name(), name) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// nameIs reports whether header name n is name, ignoring ASCII case.
+func nameIs(n, name string) bool {
+	if len(n) != len(name) {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		if lowerByte(n[i]) != lowerByte(name[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerByte(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// lowerASCII appends s lower-cased (ASCII only) to dst.
+func lowerASCII(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		dst = append(dst, lowerByte(s[i]))
+	}
+	return dst
 }
 
 // deltaSeconds keeps the leading delta-seconds of a value and its
@@ -184,7 +249,7 @@ var reasonPhrases = map[int]string{
 // as any other call. Targets without a user part are dropped.
 func redirectContacts(res *sip.Response, host string) []sip.Header {
 	var out []sip.Header
-	for _, h := range res.GetHeaders("Contact") {
+	for _, h := range allHeaders(res, "Contact") {
 		c, ok := h.(*sip.ContactHeader)
 		if !ok {
 			continue

@@ -150,7 +150,7 @@ func (c *call) run(sd *side, req *sip.Request, tx sip.ServerTransaction, p plan)
 		transport: strings.ToLower(req.Transport())}
 	a.remoteTag, _ = from.Params.Get("tag")
 	a.cseq = uint32(1 + time.Now().UnixNano()%1000)
-	for _, h := range req.GetHeaders("Record-Route") {
+	for _, h := range allHeaders(req, "Record-Route") {
 		if r, ok := h.(*sip.RecordRouteHeader); ok {
 			a.routes = append(a.routes, r.Address)
 		}
@@ -449,7 +449,7 @@ func (c *call) ring(ctx, ringCtx context.Context, sd *side, req *sip.Request, tx
 func (c *call) sendCancel(inv *sip.Request) {
 	cr := sip.NewRequest(sip.CANCEL, inv.Recipient)
 	cr.AppendHeader(inv.Via().Clone())
-	for _, h := range inv.GetHeaders("Route") {
+	for _, h := range allHeaders(inv, "Route") {
 		cr.AppendHeader(sip.NewHeader("Route", h.Value()))
 	}
 	copyHeaders(cr, inv, "From", "To", "Call-ID")
@@ -490,7 +490,7 @@ func (c *call) provisional(sd *side, req *sip.Request, tx sip.ServerTransaction,
 	}
 	tx.Respond(back)
 	if hasOption(res, "Require", "100rel") {
-		if rs := res.GetHeader("RSeq"); rs != nil {
+		if rs := firstHeader(res, "RSeq"); rs != nil {
 			rseq := strings.TrimSpace(rs.Value())
 			c.s.spawn(func() { c.prack(res, rseq) })
 		}

@@ -411,7 +411,7 @@ func (h *sipgoHandler) Handle(ctx context.Context, r slog.Record) error {
 // default list. Such requests are dropped unanswered whether or not the
 // guard blocks the source yet.
 func (s *Server) isScanner(req *sip.Request) bool {
-	h := req.GetHeader("User-Agent")
+	h := firstHeader(req, "User-Agent")
 	if h == nil {
 		return false
 	}

@@ -1,6 +1,7 @@
 package sipedge
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -37,6 +38,33 @@ type binding struct {
 	contact sip.ContactHeader
 	// imported marks a binding the HA peer registered (replicate.go).
 	imported bool
+	// key is the binding's key in registrar.b, and at its index in
+	// registrar.due while stored (under the registrar's mu).
+	key string
+	at  int
+}
+
+// expiryHeap orders the stored bindings by expiry, soonest first, so that
+// the expiry sweep looks only at those due instead of at every binding.
+type expiryHeap []*binding
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].Expires.Before(h[j].Expires) }
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].at, h[j].at = i, j
+}
+func (h *expiryHeap) Push(x any) {
+	b := x.(*binding)
+	b.at = len(*h)
+	*h = append(*h, b)
+}
+func (h *expiryHeap) Pop() any {
+	old := *h
+	b := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return b
 }
 
 // registrar is the edge's view of the registrations it relayed: only those
@@ -51,6 +79,8 @@ type registrar struct {
 	// importing is set (under mu) while a binding from the HA peer is
 	// stored, so that it is not reported back (replicate.go).
 	importing bool
+	// due holds every binding of b, soonest expiry first.
+	due expiryHeap
 }
 
 func newRegistrar(s *Server) *registrar {
@@ -59,9 +89,15 @@ func newRegistrar(s *Server) *registrar {
 
 // put stores a binding under key; the caller holds mu.
 func (r *registrar) put(key string, b *binding) {
-	if old := r.b[key]; old != nil && old.AOR != b.AOR {
-		r.del(key)
+	if old := r.b[key]; old != nil {
+		if old.AOR != b.AOR {
+			r.del(key)
+		} else {
+			heap.Remove(&r.due, old.at)
+		}
 	}
+	b.key = key
+	heap.Push(&r.due, b)
 	r.b[key] = b
 	m := r.byAOR[b.AOR]
 	if m == nil {
@@ -80,6 +116,7 @@ func (r *registrar) del(key string) {
 	}
 	delete(r.b, key)
 	r.changed(key)
+	heap.Remove(&r.due, b.at)
 	if m := r.byAOR[b.AOR]; m != nil {
 		delete(m, key)
 		if len(m) == 0 {
@@ -194,11 +231,10 @@ func (r *registrar) keepaliveLoop(done <-chan struct{}) {
 func (r *registrar) sweep(now time.Time) {
 	var gone []*binding
 	r.mu.Lock()
-	for k, b := range r.b {
-		if now.After(b.Expires) {
-			r.del(k)
-			gone = append(gone, b)
-		}
+	for len(r.due) > 0 && now.After(r.due[0].Expires) {
+		b := r.due[0]
+		r.del(b.key)
+		gone = append(gone, b)
 	}
 	n := len(r.b)
 	r.mu.Unlock()
@@ -247,7 +283,7 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 		return
 	}
 	aor := aorOf(to.Address)
-	contacts := req.GetHeaders("Contact")
+	contacts := allHeaders(req, "Contact")
 	lc := s.lc()
 	capped := int(lc.cfg.NATBindingExpiry / time.Second)
 
@@ -333,13 +369,13 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 // digest challenge unless TopologyHiding.RevealUnknownUsers is set.
 func (s *Server) registerResponse(lc *liveConfig, req *sip.Request, res *sip.Response, aor string, flow Flow, capped int) *sip.Response {
 	if res.StatusCode == 401 {
-		if h := res.GetHeader("WWW-Authenticate"); h != nil {
+		if h := firstHeader(res, "WWW-Authenticate"); h != nil {
 			v := h.Value()
 			s.challenge.Store(&v)
 		}
 	}
 	if !lc.cfg.TopologyHiding.RevealUnknownUsers && refusesUser(res.StatusCode) &&
-		req.GetHeader("Authorization") == nil && req.GetHeader("Proxy-Authorization") == nil {
+		firstHeader(req, "Authorization") == nil && firstHeader(req, "Proxy-Authorization") == nil {
 		s.m.rejected.WithLabelValues("register_refusal_hidden").Inc()
 		tmpl := ""
 		if p := s.challenge.Load(); p != nil {
@@ -354,7 +390,7 @@ func (s *Server) registerResponse(lc *liveConfig, req *sip.Request, res *sip.Res
 	if res.StatusCode < 200 || res.StatusCode >= 300 {
 		return back
 	}
-	if h := res.GetHeader("Expires"); h != nil {
+	if h := firstHeader(res, "Expires"); h != nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil {
 			back.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(min(max(n, 0), capped))))
 		}
@@ -401,11 +437,11 @@ func (r *registrar) flowContacts(aor string, f Flow, now time.Time) []sip.Header
 // binding lasts what the inside granted, at most capped seconds.
 func (s *Server) applyRegisterResult(req *sip.Request, res *sip.Response, aor string, flow Flow, token string, capped int) {
 	ua := ""
-	if h := req.GetHeader("User-Agent"); h != nil {
+	if h := firstHeader(req, "User-Agent"); h != nil {
 		ua = h.Value()
 	}
 	base := RegistrationInfo{AOR: aor, Source: flow.Source.String(), Transport: flow.Transport, FlowToken: token, UserAgent: ua}
-	reqContacts := req.GetHeaders("Contact")
+	reqContacts := allHeaders(req, "Contact")
 	if res.StatusCode < 200 {
 		return
 	}
@@ -432,14 +468,14 @@ func (s *Server) applyRegisterResult(req *sip.Request, res *sip.Response, aor st
 	// The granted expiry of each contact we sent is in the 2xx's Contact
 	// list (RFC 3261 section 10.3 step 8), else in Expires.
 	granted := map[string]int{}
-	for _, h := range res.GetHeaders("Contact") {
+	for _, h := range allHeaders(res, "Contact") {
 		uri := contactURI(h)
 		if e, ok := contactExpires(h); ok {
 			granted[uri] = e
 		}
 	}
 	defExp := -1
-	if h := res.GetHeader("Expires"); h != nil {
+	if h := firstHeader(res, "Expires"); h != nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil {
 			defExp = n
 		}
@@ -513,7 +549,7 @@ func ownContact(h sip.Header) sip.ContactHeader {
 // capExpires limits the requested expiry to max seconds, in the Expires
 // header and each Contact's expires parameter.
 func capExpires(req *sip.Request, max int) {
-	if h := req.GetHeader("Expires"); h != nil {
+	if h := firstHeader(req, "Expires"); h != nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil && n > max {
 			req.RemoveHeader("Expires")
 			req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(max)))
@@ -521,7 +557,7 @@ func capExpires(req *sip.Request, max int) {
 	} else {
 		req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(max)))
 	}
-	for _, h := range req.GetHeaders("Contact") {
+	for _, h := range allHeaders(req, "Contact") {
 		if c, ok := h.(*sip.ContactHeader); ok {
 			if v, ok := c.Params.Get("expires"); ok {
 				if n, err := strconv.Atoi(v); err == nil && n > max {
@@ -538,7 +574,7 @@ func requestedExpires(req *sip.Request, c sip.Header) int {
 	if e, ok := contactExpires(c); ok {
 		return e
 	}
-	if h := req.GetHeader("Expires"); h != nil {
+	if h := firstHeader(req, "Expires"); h != nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil {
 			return n
 		}
@@ -576,8 +612,8 @@ func contactExpires(h sip.Header) (int, bool) {
 	return n, err == nil
 }
 
-func hasOption(m interface{ GetHeaders(string) []sip.Header }, name, opt string) bool {
-	for _, h := range m.GetHeaders(name) {
+func hasOption(m headerList, name, opt string) bool {
+	for _, h := range allHeaders(m, name) {
 		for _, o := range strings.Split(h.Value(), ",") {
 			if strings.EqualFold(strings.TrimSpace(o), opt) {
 				return true
@@ -593,8 +629,13 @@ func hasOption(m interface{ GetHeaders(string) []sip.Header }, name, opt string)
 func (s *Server) sendToCallServer(ctx context.Context, req *sip.Request) (*sip.Response, CallServer, error) {
 	var lastErr error = ErrNoCallServer
 	lc := s.lc()
-	for _, cs := range lc.cs.order() {
-		r := req.Clone()
+	for i, cs := range lc.cs.order() {
+		// The first attempt sends req itself; a failover sends a copy,
+		// as the transaction of the attempt before may still hold req.
+		r := req
+		if i > 0 {
+			r = req.Clone()
+		}
 		r.RemoveHeader("Route")
 		r.PrependHeader(&sip.RouteHeader{Address: routeURI(cs)})
 		s.int.prepare(r, cs.Transport, cs.Address)

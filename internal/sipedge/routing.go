@@ -66,7 +66,7 @@ func (s *Server) classify(sd *side, req *sip.Request, lc *liveConfig) (plan, int
 	// Route), or out to a federated domain.
 	p := plan{out: s.ext, fromName: from.DisplayName}
 	p.from = sip.Uri{Scheme: "sip", User: from.Address.User, Host: s.ext.host}
-	for _, h := range req.GetHeaders("Route") {
+	for _, h := range allHeaders(req, "Route") {
 		r, ok := h.(*sip.RouteHeader)
 		if !ok || r.Address.User == "" {
 			continue

@@ -26,10 +26,10 @@ const maxSessionInterval = 24 * time.Hour
 
 // sessionInterval returns the delta-seconds of m's Session-Expires header
 // (compact form x), or 0 when m has none or it does not parse.
-func sessionInterval(m interface{ GetHeader(string) sip.Header }) time.Duration {
-	h := m.GetHeader("Session-Expires")
+func sessionInterval(m headerList) time.Duration {
+	h := firstHeader(m, "Session-Expires")
 	if h == nil {
-		h = m.GetHeader("x")
+		h = firstHeader(m, "x")
 	}
 	if h == nil {
 		return 0

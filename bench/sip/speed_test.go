@@ -1,0 +1,80 @@
+package sip
+
+import (
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portico-edge/portico/internal/testpeer"
+)
+
+// The benchmarks below measure what one REGISTER and one call cost
+// Portico (in this process) at a fixed rate well below its ceiling, with
+// Kamailio and sipp as separate processes: allocations and bytes per
+// operation (-benchmem) and cpu-µs/op (this process's user and system
+// time over the run). ns/op is set by the offered rate, not by Portico.
+// Each run starts its own peers, so give a fixed count:
+//
+//	go test ./bench/sip -run XXX -bench 'Register|Call' -benchmem -benchtime 10000x -count 3
+
+// benchRegisterRate and benchCallRate are the offered rates (per second).
+const (
+	benchRegisterRate = 2000
+	benchCallRate     = 300
+)
+
+// BenchmarkRegister sends b.N REGISTERs of users never seen before
+// through Portico to the Kamailio registrar.
+func BenchmarkRegister(b *testing.B) {
+	testpeer.Require(b, "sipp", "kamailio")
+	dir := b.TempDir()
+	scen, _ := filepath.Abs("scenarios")
+	kam := kamIP + ":" + port(b)
+	kamailio(b, dir, kam, 4)
+	_, ext := startPortico(b, kam)
+	inf := users(b, dir, "b", b.N)
+	measure(b, func() bool {
+		ok, _, _ := sippRun(b, dir, "-sf", filepath.Join(scen, "register.xml"), "-inf", inf, "-i", loadIP, "-p", port(b),
+			"-r", strconv.Itoa(benchRegisterRate), "-m", strconv.Itoa(b.N), "-l", strconv.Itoa(b.N), ext.String())
+		return ok
+	})
+}
+
+// BenchmarkCall makes b.N calls of sipp's uac scenario (INVITE with SDP,
+// 200, ACK, 100 ms, BYE) through Portico's B2BUA with media allocated, to
+// Kamailio as a record-routing proxy, to a sipp UAS.
+func BenchmarkCall(b *testing.B) {
+	testpeer.Require(b, "sipp", "kamailio")
+	dir := b.TempDir()
+	scen, _ := filepath.Abs("scenarios")
+	uas := insideIP + ":" + port(b)
+	startProc(b, dir, "sipp", "-nostdin", "-sf", filepath.Join(scen, "uas.xml"), "-i", insideIP, "-p", strings.Split(uas, ":")[1],
+		"-mp", mediaPort(b), "-max_socket", "100", "-buff_size", "4194304")
+	kam := kamIP + ":" + port(b)
+	kamailio(b, dir, kam, 4, `MCU_URI="sip:`+uas+`"`, "WITH_RR")
+	_, ext := startPortico(b, kam)
+	measure(b, func() bool {
+		ok, _, _ := sippRun(b, dir, "-sn", "uac", "-s", "1000", "-i", loadIP, "-p", port(b), "-mp", mediaPort(b), "-d", "100",
+			"-r", strconv.Itoa(benchCallRate), "-m", strconv.Itoa(b.N), "-l", strconv.Itoa(b.N), ext.String())
+		return ok
+	})
+}
+
+// measure times run (one sipp run of b.N operations) and reports this
+// process's CPU per operation.
+func measure(b *testing.B, run func() bool) {
+	runtime.GC()
+	b.ReportAllocs()
+	b.ResetTimer()
+	c0 := selfCPU()
+	ok := run()
+	cpu := selfCPU() - c0
+	b.StopTimer()
+	if !ok {
+		b.Fatal("sipp: not every operation succeeded")
+	}
+	b.ReportMetric(float64(cpu)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
+}
