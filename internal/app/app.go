@@ -164,6 +164,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.st = auditTee{Store: a.st, a: a}
 	boot, err := a.chooseConfig(ctx, cfg, fileDoc)
 	if err != nil {
 		a.st.Close()
@@ -212,6 +213,12 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	a.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_history_spool_dropped_total", Help: "History records dropped because the spool was full."}, func() float64 {
 		return float64(a.spool.Dropped())
 	}))
+	if sl := a.log.Syslog(); sl != nil {
+		a.reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_syslog_sent_total", Help: "Records sent to the remote syslog collector."}, func() float64 { return float64(sl.Stats().Sent) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_syslog_dropped_total", Help: "Records dropped for the remote syslog collector (queue full or write failed twice)."}, func() float64 { return float64(sl.Stats().Dropped) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_syslog_connect_failures_total", Help: "Failed connections or writes to the remote syslog collector."}, func() float64 { return float64(sl.Stats().Failures) }))
+	}
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portico_config_version", Help: "Active configuration version."}, func() float64 {
 		if r := a.cur.Load(); r != nil {
 			return float64(r.version.Version)
@@ -311,7 +318,8 @@ func New(ctx context.Context, opts Options) (*App, error) {
 }
 
 func newLogger(cfg *config.Config, dataDir string) (*logging.Logger, error) {
-	lc := logging.Config{Level: cfg.Log.Level, Format: cfg.Log.Format, MaxSize: int64(cfg.Log.MaxSizeMB) << 20, MaxFiles: cfg.Log.MaxFiles}
+	lc := logging.Config{Level: cfg.Log.Level, Format: cfg.Log.Format, MaxSize: int64(cfg.Log.MaxSizeMB) << 20, MaxFiles: cfg.Log.MaxFiles,
+		Syslog: cfg.Log.Syslog, Hostname: cfg.Node.Name}
 	if cfg.Log.File != "" {
 		lc.File = filepath.Join(dataDir, cfg.Log.File)
 	}
