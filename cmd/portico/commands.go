@@ -84,6 +84,10 @@ func serveCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			notify, err := newNotifier(os.Getenv)
+			if err != nil {
+				return err
+			}
 			if err := checkDataDir(data); err != nil {
 				return err
 			}
@@ -98,12 +102,14 @@ func serveCmd() *cobra.Command {
 			defer signal.Stop(hup)
 			go func() {
 				for range hup {
+					notify.reloading()
 					if err := a.Reimport(ctx); err != nil && !errors.Is(err, app.ErrImportRefused) { // a refusal is logged as a warning
 						a.Logger().Error("SIGHUP: configuration refused; the running configuration stays", "component", "config", "err", err)
 					}
+					notify.send("READY=1")
 				}
 			}()
-			return explainPrivilege(a.Run(ctx))
+			return explainPrivilege(runNotified(ctx, a, notify))
 		},
 	}
 	c.Flags().StringVar(&cfgFile, "config", "", "configuration file (YAML), imported on the first start or when it changed with no newer API edit (docs/config.md)")

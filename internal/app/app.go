@@ -538,6 +538,16 @@ func (a *App) Run(ctx context.Context) error {
 	return err
 }
 
+// Ready reports whether every readiness check (GET /readyz) passes.
+func (a *App) Ready(ctx context.Context) bool {
+	for _, c := range a.ready(ctx) {
+		if !c.OK {
+			return false
+		}
+	}
+	return true
+}
+
 func (a *App) drain() time.Duration { return a.cur.Load().cfg.Node.DrainTimeout.D() }
 
 // watchStore pings the store so readiness reflects its loss and recovery.
