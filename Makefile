@@ -4,7 +4,8 @@ GO        ?= go
 BIN       := bin/portico
 DATA      ?= .portico-data
 VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -X github.com/portico-edge/portico/internal/app.Version=$(VERSION)
+COMMIT    := $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -X github.com/portico-edge/portico/internal/app.Version=$(VERSION) -X github.com/portico-edge/portico/internal/app.Commit=$(COMMIT)
 STATICCHECK := $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
 
 .PHONY: build run test test-short fuzz bench clean deb container

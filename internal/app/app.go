@@ -306,7 +306,8 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	if a.web, err = newConsole(a.api, a.reg, a.log.Logger); err != nil {
 		return nil, err
 	}
-	a.mgmt = newMgmtServer(a.web, serverTLS(cert), logging.Component(a.log.Logger, "management"))
+	a.registerOpsMetrics(a.nodeName())
+	a.mgmt = newMgmtServer(timeHTTP(a.web, a.reg), serverTLS(cert), logging.Component(a.log.Logger, "management"))
 	a.mgmt.acl.admit = func(ip netip.Addr) bool { return a.built.mgmtACL.Allow(ip) && !a.built.guard.Blocked(ip) }
 	a.mgmt.acl.set(cfg.Management.AllowedNetworks)
 	a.reg.MustRegister(a.mgmt.acl.denied)

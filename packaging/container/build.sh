@@ -9,7 +9,7 @@ tag=${1:-portico:$VERSION}
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 CGO_ENABLED=0 go build -trimpath \
-	-ldflags "-s -w -X github.com/portico-edge/portico/internal/app.Version=$VERSION" \
+	-ldflags "-s -w -X github.com/portico-edge/portico/internal/app.Version=$VERSION -X github.com/portico-edge/portico/internal/app.Commit=$(git rev-parse HEAD 2>/dev/null)" \
 	-o "$ctx/portico" ./cmd/portico
 cp packaging/container/Containerfile "$ctx/Containerfile"
 cp packaging/portico.yaml "$ctx/portico.yaml"

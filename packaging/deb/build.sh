@@ -31,7 +31,7 @@ install -d -m 0755 "$root/DEBIAN" "$root/usr/bin" "$root/usr/lib/systemd/system"
 
 # Static binary: the SQLite store is pure Go, so cgo is not needed.
 CGO_ENABLED=0 GOOS=linux GOARCH=$goarch ${GOARM:+GOARM=7} go build -trimpath \
-	-ldflags "-s -w -X github.com/portico-edge/portico/internal/app.Version=$VERSION" \
+	-ldflags "-s -w -X github.com/portico-edge/portico/internal/app.Version=$VERSION -X github.com/portico-edge/portico/internal/app.Commit=$(git rev-parse HEAD 2>/dev/null)" \
 	-o "$root/usr/bin/portico" ./cmd/portico
 chmod 0755 "$root/usr/bin/portico"
 
