@@ -56,6 +56,22 @@ func TestDebPackage(t *testing.T) {
 		}
 	})
 
+	// lintian, Debian's package checker: no error and no warning. The one
+	// override the package ships (a static Go binary) carries its reason.
+	t.Run("lintian", func(t *testing.T) {
+		lintian := testpeer.Require(t, "lintian")[0]
+		out, err := exec.Command(lintian, "--fail-on", "error,warning", "--tag-display-limit", "0", debA).CombinedOutput()
+		var tags []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, "E: ") || strings.HasPrefix(l, "W: ") {
+				tags = append(tags, l)
+			}
+		}
+		if err != nil || len(tags) > 0 {
+			t.Errorf("lintian: %v\n%s", err, out)
+		}
+	})
+
 	t.Run("contents", func(t *testing.T) {
 		want := map[string]string{
 			"./usr/bin/portico":                        "-rwxr-xr-x",
@@ -64,6 +80,8 @@ func TestDebPackage(t *testing.T) {
 			"./usr/share/man/man8/portico.8.gz":        "-rw-r--r--",
 			"./usr/share/doc/portico/install.md":       "-rw-r--r--",
 			"./usr/share/doc/portico/copyright":        "-rw-r--r--",
+			"./usr/share/doc/portico/changelog.gz":     "-rw-r--r--",
+			"./usr/share/lintian/overrides/portico":    "-rw-r--r--",
 		}
 		for _, line := range strings.Split(strings.TrimSpace(must(t, "dpkg-deb", "--contents", debA)), "\n") {
 			f := strings.Fields(line)
@@ -106,6 +124,7 @@ func TestDebPackage(t *testing.T) {
 			"User=portico\n", "AmbientCapabilities=CAP_NET_BIND_SERVICE CAP_NET_ADMIN CAP_NET_RAW CAP_BPF\n",
 			"NoNewPrivileges=yes\n", "ProtectSystem=strict\n", "ReadWritePaths=/var/lib/portico\n",
 			"PrivateTmp=yes\n", "StateDirectory=portico\n", "ExecReload=/bin/kill -HUP $MAINPID\n",
+			"Type=notify\n", "WatchdogSec=30s\n",
 		} {
 			if !bytes.Contains(unit, []byte(want)) {
 				t.Errorf("unit lacks %q", want)
