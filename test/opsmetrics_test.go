@@ -3,6 +3,7 @@ package test
 import (
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"strconv"
 	"testing"
@@ -64,5 +65,33 @@ func TestOpsMetrics(t *testing.T) {
 	}
 	if v := value(`portico_history_spool_pending`); v != 0 {
 		t.Errorf("history spool depth %v", v)
+	}
+
+	// The routes the OS uses for each side, checked against openapi.json.
+	raw, _ := os.ReadFile("../internal/api/openapi.json")
+	oc := newOpenAPIChecker(t, raw)
+	c := newClient(t, d.url)
+	c.record = func(method, path string, code int, body []byte) { oc.check(t, method, path, code, body) }
+	c.csrf = true
+	c.must(401, "GET", "/api/v1/system/routes", nil)
+	c.must(200, "POST", "/api/v1/login", map[string]string{"username": "admin", "password": adminPassword})
+	var rt struct {
+		Interfaces []struct {
+			Interface, Link string
+			Routes          []struct{ Destination, Table string }
+		}
+	}
+	c.must(200, "GET", "/api/v1/system/routes", nil).json(t, &rt)
+	if len(rt.Interfaces) != 3 {
+		t.Fatalf("routes of %d sides, want 3: %+v", len(rt.Interfaces), rt)
+	}
+	for _, side := range rt.Interfaces {
+		found := false
+		for _, r := range side.Routes {
+			found = found || (r.Destination == "127.0.0.0/8" && r.Table == "local")
+		}
+		if side.Link != "lo" || !found {
+			t.Errorf("%s on 127.0.0.1: link %q, routes %+v; want lo with 127.0.0.0/8 (local)", side.Interface, side.Link, side.Routes)
+		}
 	}
 }

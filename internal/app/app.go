@@ -294,6 +294,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 			}
 			return a.built.tunnel
 		},
+		Routes: a.routes,
 		Guard:  func() api.GuardService { return a.built.guard },
 		Policy: func() api.PolicyService { return policyService{a} },
 	})
