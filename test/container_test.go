@@ -1,7 +1,6 @@
 package test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -108,36 +107,11 @@ func TestContainerImage(t *testing.T) {
 		t.Cleanup(func() { exec.Command("podman", "rm", "-f", name).Run() })
 	}
 	serve.Env = append(os.Environ(), "PORTICO_ADMIN_PASSWORD="+adminPassword)
-	logs := &syncBuffer{}
-	serve.Stdout, serve.Stderr = logs, logs
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- serve.Wait() }()
-	t.Cleanup(func() {
-		serve.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			serve.Process.Kill()
-			<-done
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	for {
-		c := exec.CommandContext(ctx, "curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "https://"+mgmt+"/readyz")
-		if code, _ := c.Output(); string(code) == "200" {
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("the image's portico exited: %v\n%s", err, logs.String())
-		case <-ctx.Done():
-			t.Fatalf("/readyz did not answer 200 within 90s\n%s", logs.String())
-		case <-time.After(200 * time.Millisecond):
-		}
+	p := startProcess(t, serve)
+	logs := p.out
+	p.waitOK(t, "https://"+mgmt+"/readyz", 90*time.Second)
+	if code, err := exec.Command("curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "https://"+mgmt+"/readyz").Output(); err != nil || string(code) != "200" {
+		t.Errorf("curl /readyz: %s, %v", code, err)
 	}
 	if !strings.Contains(logs.String(), "first start") {
 		t.Errorf("no first-start admin message from the image\n%s", logs.String())

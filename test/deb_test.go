@@ -196,42 +196,9 @@ func TestDebPackage(t *testing.T) {
 	serve := []string{filepath.Join(root, "usr/bin/portico"), "serve", "--config", testConf, "--data", store}
 
 	t.Run("serve-as-portico", func(t *testing.T) {
-		cmd := exec.Command(withCap[0], append(withCap[1:], serve...)...)
-		out := &syncBuffer{}
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		defer func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-done:
-			case <-time.After(30 * time.Second):
-				cmd.Process.Kill()
-				<-done
-				t.Errorf("portico did not stop within 30s of SIGTERM")
-			}
-		}()
-		url := fmt.Sprintf("https://127.0.0.1:%d/healthz", port)
-		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-			if resp, err := insecureClient(nil).Get(url); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					break
-				}
-			}
-			select {
-			case err := <-done:
-				done <- err
-				t.Fatalf("portico exited: %v\n%s", err, out.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no /healthz within 60s\n%s", out.String())
-			}
-		}
+		p := startProcess(t, exec.Command(withCap[0], append(withCap[1:], serve...)...))
+		out := p.out
+		p.waitOK(t, fmt.Sprintf("https://127.0.0.1:%d/healthz", port), 60*time.Second)
 		if !strings.Contains(out.String(), `created user "admin" with password`) {
 			t.Errorf("first start does not show the admin password:\n%s", out.String())
 		}

@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -25,31 +24,10 @@ func TestServeStateDirectory(t *testing.T) {
 	cmd := exec.Command(portico(t), "serve", "--config", cfg)
 	cmd.Dir = cwd
 	cmd.Env = append(os.Environ(), "STATE_DIRECTORY="+state, "PORTICO_ADMIN_PASSWORD="+adminPassword)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}()
-	waitFor(t, 60*time.Second, func() bool {
-		resp, err := insecureClient(nil).Get("https://" + mgmt + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil && resp.StatusCode == 200
-	})
+	p := startProcess(t, cmd)
+	p.waitOK(t, "https://"+mgmt+"/healthz", 60*time.Second)
 	if _, err := os.Stat(filepath.Join(state, "portico.db")); err != nil {
-		t.Errorf("no store in STATE_DIRECTORY: %v\n%s", err, out.String())
+		t.Errorf("no store in STATE_DIRECTORY: %v\n%s", err, p.out.String())
 	}
 	if _, err := os.Stat(filepath.Join(cwd, "data")); err == nil {
 		t.Errorf("./data created although STATE_DIRECTORY was set")
