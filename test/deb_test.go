@@ -74,14 +74,14 @@ func TestDebPackage(t *testing.T) {
 
 	t.Run("contents", func(t *testing.T) {
 		want := map[string]string{
+			"./usr/share/doc/portico/changelog.gz":     "-rw-r--r--",
+			"./usr/share/lintian/overrides/portico":    "-rw-r--r--",
 			"./usr/bin/portico":                        "-rwxr-xr-x",
 			"./etc/portico/portico.yaml":               "-rw-r--r--",
 			"./usr/lib/systemd/system/portico.service": "-rw-r--r--",
 			"./usr/share/man/man8/portico.8.gz":        "-rw-r--r--",
 			"./usr/share/doc/portico/install.md":       "-rw-r--r--",
 			"./usr/share/doc/portico/copyright":        "-rw-r--r--",
-			"./usr/share/doc/portico/changelog.gz":     "-rw-r--r--",
-			"./usr/share/lintian/overrides/portico":    "-rw-r--r--",
 		}
 		for _, line := range strings.Split(strings.TrimSpace(must(t, "dpkg-deb", "--contents", debA)), "\n") {
 			f := strings.Fields(line)

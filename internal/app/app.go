@@ -264,6 +264,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	}, api.Deps{
 		Store: a.st, Logger: a.log.Logger, Config: configService{a}, Backup: backupService{a},
 		Gatherer: a.reg, Ready: a.ready, Status: a.status, Certs: a.certs,
+		Routes: a.routes,
 		SIP: func() api.SIPService {
 			if s := a.built.sip.Load(); s != nil {
 				return s
@@ -294,7 +295,6 @@ func New(ctx context.Context, opts Options) (*App, error) {
 			}
 			return a.built.tunnel
 		},
-		Routes: a.routes,
 		Guard:  func() api.GuardService { return a.built.guard },
 		Policy: func() api.PolicyService { return policyService{a} },
 	})
