@@ -4,10 +4,11 @@ GO        ?= go
 BIN       := bin/portico
 DATA      ?= .portico-data
 VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -X github.com/portico-edge/portico/internal/app.Version=$(VERSION)
+COMMIT    := $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -X github.com/portico-edge/portico/internal/app.Version=$(VERSION) -X github.com/portico-edge/portico/internal/app.Commit=$(COMMIT)
 STATICCHECK := $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
 
-.PHONY: build run test test-short fuzz bench clean deb
+.PHONY: build run test test-short fuzz bench clean deb container
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/portico
@@ -29,6 +30,11 @@ test-short:
 # conffile, maintainer scripts) with dpkg-deb; docs/install.md describes it.
 deb:
 	VERSION=$(VERSION) packaging/deb/build.sh dist
+
+# container builds the image portico:<version> (FROM scratch, static binary)
+# with podman; docs/install.md describes it.
+container:
+	VERSION=$(VERSION) packaging/container/build.sh
 
 fuzz:
 	FUZZTIME=30s scripts/fuzz-smoke.sh

@@ -56,8 +56,26 @@ func TestDebPackage(t *testing.T) {
 		}
 	})
 
+	// lintian, Debian's package checker: no error and no warning. The one
+	// override the package ships (a static Go binary) carries its reason.
+	t.Run("lintian", func(t *testing.T) {
+		lintian := testpeer.Require(t, "lintian")[0]
+		out, err := exec.Command(lintian, "--fail-on", "error,warning", "--tag-display-limit", "0", debA).CombinedOutput()
+		var tags []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, "E: ") || strings.HasPrefix(l, "W: ") {
+				tags = append(tags, l)
+			}
+		}
+		if err != nil || len(tags) > 0 {
+			t.Errorf("lintian: %v\n%s", err, out)
+		}
+	})
+
 	t.Run("contents", func(t *testing.T) {
 		want := map[string]string{
+			"./usr/share/doc/portico/changelog.gz":     "-rw-r--r--",
+			"./usr/share/lintian/overrides/portico":    "-rw-r--r--",
 			"./usr/bin/portico":                        "-rwxr-xr-x",
 			"./etc/portico/portico.yaml":               "-rw-r--r--",
 			"./usr/lib/systemd/system/portico.service": "-rw-r--r--",
@@ -107,6 +125,7 @@ func TestDebPackage(t *testing.T) {
 			"User=portico\n", "AmbientCapabilities=CAP_NET_BIND_SERVICE CAP_NET_ADMIN CAP_NET_RAW CAP_BPF\n",
 			"NoNewPrivileges=yes\n", "ProtectSystem=strict\n", "ReadWritePaths=/var/lib/portico\n",
 			"PrivateTmp=yes\n", "StateDirectory=portico\n", "ExecReload=/bin/kill -HUP $MAINPID\n",
+			"Type=notify\n", "WatchdogSec=30s\n",
 		} {
 			if !bytes.Contains(unit, []byte(want)) {
 				t.Errorf("unit lacks %q", want)
@@ -178,42 +197,9 @@ func TestDebPackage(t *testing.T) {
 	serve := []string{filepath.Join(root, "usr/bin/portico"), "serve", "--config", testConf, "--data", store}
 
 	t.Run("serve-as-portico", func(t *testing.T) {
-		cmd := exec.Command(withCap[0], append(withCap[1:], serve...)...)
-		out := &syncBuffer{}
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		defer func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-done:
-			case <-time.After(30 * time.Second):
-				cmd.Process.Kill()
-				<-done
-				t.Errorf("portico did not stop within 30s of SIGTERM")
-			}
-		}()
-		url := fmt.Sprintf("https://127.0.0.1:%d/healthz", port)
-		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-			if resp, err := insecureClient(nil).Get(url); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					break
-				}
-			}
-			select {
-			case err := <-done:
-				done <- err
-				t.Fatalf("portico exited: %v\n%s", err, out.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no /healthz within 60s\n%s", out.String())
-			}
-		}
+		p := startProcess(t, exec.Command(withCap[0], append(withCap[1:], serve...)...))
+		out := p.out
+		p.waitOK(t, fmt.Sprintf("https://127.0.0.1:%d/healthz", port), 60*time.Second)
 		if !strings.Contains(out.String(), `created user "admin" with password`) {
 			t.Errorf("first start does not show the admin password:\n%s", out.String())
 		}

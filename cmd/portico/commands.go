@@ -84,6 +84,13 @@ func serveCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			notify, err := newNotifier(os.Getenv)
+			if err != nil {
+				return err
+			}
+			def := systemDefaults()
+			cfgFile = def.configFile(cfgFile, cmd.Flags().Changed("config"))
+			data = def.dataDirectory(data, cmd.Flags().Changed("data"))
 			if err := checkDataDir(data); err != nil {
 				return err
 			}
@@ -93,22 +100,25 @@ func serveCmd() *cobra.Command {
 			}
 			defer a.Close()
 			fmt.Fprintf(cmd.OutOrStdout(), "Portico %s serving; management at %s\n", app.Version, a.ManagementURL())
+			a.Logger().Info("files", "component", "app", "config", cfgFile, "data", data)
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
 			go func() {
 				for range hup {
+					notify.reloading()
 					if err := a.Reimport(ctx); err != nil && !errors.Is(err, app.ErrImportRefused) { // a refusal is logged as a warning
 						a.Logger().Error("SIGHUP: configuration refused; the running configuration stays", "component", "config", "err", err)
 					}
+					notify.send("READY=1")
 				}
 			}()
-			return explainPrivilege(a.Run(ctx))
+			return explainPrivilege(runNotified(ctx, a, notify))
 		},
 	}
-	c.Flags().StringVar(&cfgFile, "config", "", "configuration file (YAML), imported on the first start or when it changed with no newer API edit (docs/config.md)")
+	c.Flags().StringVar(&cfgFile, "config", "", "configuration file (YAML), imported on the first start or when it changed with no newer API edit (docs/config.md); default "+installedConfig+" when it exists")
 	c.Flags().BoolVar(&forceImport, "force-import", false, "import --config even over a newer API edit")
-	c.Flags().StringVar(&data, "data", "data", "data directory (SQLite store, logs)")
+	c.Flags().StringVar(&data, "data", "data", "data directory (SQLite store, logs); default $STATE_DIRECTORY, else "+installedDataDir+" when it exists and is writable, else ./data")
 	c.Flags().BoolVar(&force, "force", false, "take the store over from another node that holds it (only when that node is gone)")
 	c.Flags().StringVar(&nodeName, "node-name", "", "which node of the cluster this is: picks its part of nodes (default: node.name of --config, else of the stored document)")
 	return c

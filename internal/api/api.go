@@ -105,6 +105,9 @@ type Deps struct {
 	Ladder func() LadderService
 	// Tunnel returns the running tunnel end, or nil when it is off.
 	Tunnel func() TunnelService
+	// Routes lists what the OS routes for each side of the node
+	// (GET /api/v1/system/routes). Nil: not offered.
+	Routes func(ctx context.Context) []InterfaceRoutes
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 	// OnLockout, when set, hears of each account locked after repeated
@@ -180,6 +183,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/logout", s.auth(false, s.logout))
 	m.HandleFunc("GET /api/v1/me", s.auth(false, s.me))
 	m.HandleFunc("GET /api/v1/status", s.auth(false, s.status))
+	m.HandleFunc("GET /api/v1/system/routes", s.auth(false, s.systemRoutes))
 
 	m.HandleFunc("GET /api/v1/config", s.auth(false, s.getConfig))
 	m.HandleFunc("PUT /api/v1/config", s.auth(true, s.putConfig))

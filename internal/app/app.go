@@ -164,6 +164,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.st = auditTee{Store: a.st, a: a}
 	boot, err := a.chooseConfig(ctx, cfg, fileDoc)
 	if err != nil {
 		a.st.Close()
@@ -212,6 +213,12 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	a.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_history_spool_dropped_total", Help: "History records dropped because the spool was full."}, func() float64 {
 		return float64(a.spool.Dropped())
 	}))
+	if sl := a.log.Syslog(); sl != nil {
+		a.reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_syslog_sent_total", Help: "Records sent to the remote syslog collector."}, func() float64 { return float64(sl.Stats().Sent) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_syslog_dropped_total", Help: "Records dropped for the remote syslog collector (queue full or write failed twice)."}, func() float64 { return float64(sl.Stats().Dropped) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_syslog_connect_failures_total", Help: "Failed connections or writes to the remote syslog collector."}, func() float64 { return float64(sl.Stats().Failures) }))
+	}
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portico_config_version", Help: "Active configuration version."}, func() float64 {
 		if r := a.cur.Load(); r != nil {
 			return float64(r.version.Version)
@@ -257,6 +264,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	}, api.Deps{
 		Store: a.st, Logger: a.log.Logger, Config: configService{a}, Backup: backupService{a},
 		Gatherer: a.reg, Ready: a.ready, Status: a.status, Certs: a.certs,
+		Routes: a.routes,
 		SIP: func() api.SIPService {
 			if s := a.built.sip.Load(); s != nil {
 				return s
@@ -300,7 +308,8 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	if a.web, err = newConsole(a.api, a.reg, a.log.Logger); err != nil {
 		return nil, err
 	}
-	a.mgmt = newMgmtServer(a.web, serverTLS(cert), logging.Component(a.log.Logger, "management"))
+	a.registerOpsMetrics(a.nodeName())
+	a.mgmt = newMgmtServer(timeHTTP(a.web, a.reg), serverTLS(cert), logging.Component(a.log.Logger, "management"))
 	a.mgmt.acl.admit = func(ip netip.Addr) bool { return a.built.mgmtACL.Allow(ip) && !a.built.guard.Blocked(ip) }
 	a.mgmt.acl.set(cfg.Management.AllowedNetworks)
 	a.reg.MustRegister(a.mgmt.acl.denied)
@@ -312,7 +321,8 @@ func New(ctx context.Context, opts Options) (*App, error) {
 }
 
 func newLogger(cfg *config.Config, dataDir string) (*logging.Logger, error) {
-	lc := logging.Config{Level: cfg.Log.Level, Format: cfg.Log.Format, MaxSize: int64(cfg.Log.MaxSizeMB) << 20, MaxFiles: cfg.Log.MaxFiles}
+	lc := logging.Config{Level: cfg.Log.Level, Format: cfg.Log.Format, MaxSize: int64(cfg.Log.MaxSizeMB) << 20, MaxFiles: cfg.Log.MaxFiles,
+		Syslog: cfg.Log.Syslog, Hostname: cfg.Node.Name}
 	if cfg.Log.File != "" {
 		lc.File = filepath.Join(dataDir, cfg.Log.File)
 	}
@@ -529,6 +539,16 @@ func (a *App) Run(ctx context.Context) error {
 	err := g.Wait()
 	a.log.Info("portico stopped", "component", "app")
 	return err
+}
+
+// Ready reports whether every readiness check (GET /readyz) passes.
+func (a *App) Ready(ctx context.Context) bool {
+	for _, c := range a.ready(ctx) {
+		if !c.OK {
+			return false
+		}
+	}
+	return true
 }
 
 func (a *App) drain() time.Duration { return a.cur.Load().cfg.Node.DrainTimeout.D() }

@@ -22,6 +22,7 @@ import (
 	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/h323proxy"
 	"github.com/portico-edge/portico/internal/ha"
+	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/policy"
 	"github.com/portico-edge/portico/internal/sipedge"
@@ -149,6 +150,9 @@ type Log struct {
 	// MaxFiles is how many rotated files are kept besides the live one.
 	// Default 5. The directory never holds more than (MaxFiles+1)*MaxSizeMB.
 	MaxFiles int `yaml:"max_files" json:"max_files"`
+	// Syslog sends the log and the audit trail to a remote collector
+	// (RFC 5424), besides the local output; defined by package logging.
+	Syslog logging.SyslogSection `yaml:"syslog" json:"syslog"`
 }
 
 // Policy holds the call policy rules, ACLs and rate limits

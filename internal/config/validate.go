@@ -131,6 +131,7 @@ func (c *Config) Validate() error {
 	if w := c.History.FoldWindow.D(); w < 0 || w > time.Hour {
 		v.add("history.fold_window", "%s is outside 0..1h", w)
 	}
+	v.section(c.Log.Syslog.Validate())
 	v.section(c.Media.Validate())
 	v.section(c.Guard.Validate())
 	v.section(c.Policy.Validate())

@@ -32,13 +32,19 @@ type Config struct {
 	MaxFiles int
 	// Stderr is where logs go when File is empty (default os.Stderr).
 	Stderr io.Writer
+	// Syslog, when its Address is set, also sends every record to a
+	// remote collector (RFC 5424).
+	Syslog SyslogSection
+	// Hostname is the syslog HOSTNAME when Syslog.Hostname is empty.
+	Hostname string
 }
 
 // Logger is a logger whose level can change while it runs.
 type Logger struct {
 	*slog.Logger
-	level *slog.LevelVar
-	out   io.Closer
+	level  *slog.LevelVar
+	out    io.Closer
+	syslog *Syslog
 }
 
 // New opens the destination and returns the logger.
@@ -69,14 +75,35 @@ func New(cfg Config) (*Logger, error) {
 	default:
 		return nil, fmt.Errorf("logging: %q is not a format", cfg.Format)
 	}
-	return &Logger{Logger: slog.New(&uniqueKeys{next: h}), level: lv, out: closer}, nil
+	l := &Logger{level: lv, out: closer}
+	if cfg.Syslog.Address != "" {
+		sl, err := NewSyslog(cfg.Syslog, cfg.Hostname)
+		if err != nil {
+			closer.Close()
+			return nil, err
+		}
+		sl.Start()
+		l.syslog = sl
+		h = tee{h, sl.Handler(lv)}
+	}
+	l.Logger = slog.New(&uniqueKeys{next: h})
+	return l, nil
 }
+
+// Syslog returns the remote syslog sink, or nil when there is none.
+func (l *Logger) Syslog() *Syslog { return l.syslog }
 
 // SetLevel changes the level of a running logger.
 func (l *Logger) SetLevel(level string) error { return SetLevel(l.level, level) }
 
-// Close closes the log file, if any.
-func (l *Logger) Close() error { return l.out.Close() }
+// Close stops the remote syslog sink, if any, and closes the log file,
+// if any.
+func (l *Logger) Close() error {
+	if l.syslog != nil {
+		l.syslog.Close()
+	}
+	return l.out.Close()
+}
 
 // SetLevel parses level into lv.
 func SetLevel(lv *slog.LevelVar, level string) error {

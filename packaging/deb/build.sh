@@ -31,7 +31,7 @@ install -d -m 0755 "$root/DEBIAN" "$root/usr/bin" "$root/usr/lib/systemd/system"
 
 # Static binary: the SQLite store is pure Go, so cgo is not needed.
 CGO_ENABLED=0 GOOS=linux GOARCH=$goarch ${GOARM:+GOARM=7} go build -trimpath \
-	-ldflags "-s -w -X github.com/portico-edge/portico/internal/app.Version=$VERSION" \
+	-ldflags "-s -w -X github.com/portico-edge/portico/internal/app.Version=$VERSION -X github.com/portico-edge/portico/internal/app.Commit=$(git rev-parse HEAD 2>/dev/null)" \
 	-o "$root/usr/bin/portico" ./cmd/portico
 chmod 0755 "$root/usr/bin/portico"
 
@@ -47,9 +47,30 @@ done
 cat >"$root/usr/share/doc/portico/copyright" <<COPYRIGHT
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: portico
+Upstream-Contact: Portico developers <portico@portico-edge.org>
 Source: https://github.com/portico-edge/portico
+Copyright: $(git log -1 --format=%cd --date=format:%Y 2>/dev/null || date +%Y) Portico developers
 COPYRIGHT
 chmod 0644 "$root/usr/share/doc/portico/copyright"
+# A native package's changelog (Debian policy 12.7): one entry for this build,
+# dated by the commit so that rebuilding the same commit gives the same file.
+when=$(git log -1 --format=%cD 2>/dev/null || date -R)
+cat <<CHANGELOG | gzip -9n >"$root/usr/share/doc/portico/changelog.gz"
+portico ($DEB_VERSION) unstable; urgency=medium
+
+  * Portico $VERSION (commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)).
+
+ -- Portico developers <portico@portico-edge.org>  $when
+CHANGELOG
+chmod 0644 "$root/usr/share/doc/portico/changelog.gz"
+# lintian overrides, each with its reason.
+install -d -m 0755 "$root/usr/share/lintian/overrides"
+cat >"$root/usr/share/lintian/overrides/portico" <<OVERRIDES
+# Go program built with CGO_ENABLED=0 on purpose: one self-contained binary
+# (the SQLite store is pure Go), the same on every Debian release.
+portico: statically-linked-binary [usr/bin/portico]
+OVERRIDES
+chmod 0644 "$root/usr/share/lintian/overrides/portico"
 
 for s in postinst prerm postrm; do
 	install -m 0755 "packaging/deb/$s" "$root/DEBIAN/$s"
