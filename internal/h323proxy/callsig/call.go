@@ -67,10 +67,14 @@ type call struct {
 	// inside (Decision.To); empty: as dialled.
 	dest     string
 	answered time.Time
-	rec      store.CallRecord
-	cause    byte
-	endedBy  string
-	disp     string
+	// times are the setup's moments (Deps.Setup); Read, Admitted and
+	// Dialled are set before the pumps start, Forwarded before the
+	// called side's pump starts, the rest by that pump.
+	times   SetupTimes
+	rec     store.CallRecord
+	cause   byte
+	endedBy string
+	disp    string
 }
 
 // aliases returns the destination aliases of a Setup and the called
@@ -104,10 +108,12 @@ func first(s []string) string {
 
 // newCall admits, routes and connects the call of a Setup from side
 // caller; nil when it was refused (answered and recorded).
-func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, m *q931.Message, ui *h225.H323UserInformation) *call {
+// read is when the Setup was read.
+func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, m *q931.Message, ui *h225.H323UserInformation, read time.Time) *call {
 	setup := ui.H323UuPdu.H323MessageBody.Setup
 	from, to := aliases(m, setup)
 	c := &call{srv: s, caller: caller, crv: m.CallRef, id: callID(ui), bridges: map[netip.AddrPort]*h245proxy.Bridge{}, done: make(chan struct{})}
+	c.times.Read = read
 	c.legs[caller] = newLeg(conn, fr, s.cfg.MaxFrame)
 	src := c.legs[caller].remote
 	// localID stands for the callIdentifier an H.225.0 version 1 Setup lacks.
@@ -166,6 +172,7 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 			s.observe(caller, src.Addr(), guard.NotFound)
 			return refuse(CauseNoRoute, h225.ReleaseCompleteReason_UnreachableDestination, "no route to destination")
 		}
+		c.times.Admitted = time.Now()
 		out, err = s.dial(ctx, Inside, dst)
 	} else {
 		c.rec.CallType = "inbound"
@@ -182,6 +189,7 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 			return refuse(CauseUnallocated, h225.ReleaseCompleteReason_CalledPartyNotRegistered, "callee not registered")
 		}
 		c.outside = ep
+		c.times.Admitted = time.Now()
 		if ep.H46018 {
 			if s.deps.Traversal == nil || len(c.id) != 16 {
 				return refuse(CauseOutOfOrder, h225.ReleaseCompleteReason_UnreachableDestination, "destination out of order")
@@ -197,6 +205,7 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 		s.log.Debug("connect to callee", "err", err)
 		return refuse(CauseOutOfOrder, h225.ReleaseCompleteReason_UnreachableDestination, "destination out of order")
 	}
+	c.times.Dialled = time.Now()
 	if !s.track(out) {
 		out.Close()
 		return refuse(CauseTemporary, -1, "portico shutting down")
@@ -242,12 +251,6 @@ func (s *Server) dial(ctx context.Context, side Side, dst netip.AddrPort) (net.C
 	}
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: s.cfg.Sides[side].Bind.AsSlice()}, KeepAlive: -1, Control: bindNoPort}
 	return d.DialContext(ctx, "tcp", dst.String())
-}
-
-func (s *Server) record(r store.CallRecord) {
-	if s.deps.History != nil {
-		s.deps.History(r)
-	}
 }
 
 // run forwards the Setup (payload p, already parsed) and then every
@@ -320,6 +323,7 @@ func (c *call) party(side Side) string {
 // forward rewrites and sends one message from side from; false ends the
 // pump.
 func (c *call) forward(from Side, p []byte) bool {
+	got := time.Now()
 	var m q931.Message
 	if err := m.Parse(p); err != nil {
 		c.malformed(from, err)
@@ -341,7 +345,7 @@ func (c *call) forward(from Side, p []byte) bool {
 			return false
 		}
 	}
-	c.capture(from, ladder.In, time.Now(), &m, ui, len(p))
+	c.capture(from, ladder.In, got, &m, ui, len(p))
 	out, err := c.rewrite(from, &m, ui, p)
 	if err != nil {
 		if errors.Is(err, h245proxy.ErrMedia) {
@@ -363,12 +367,22 @@ func (c *call) forward(from Side, p []byte) bool {
 	}
 	c.capture(from.Other(), ladder.Out, sent, &m, ui, len(out))
 	switch m.Type {
+	case q931.Setup:
+		if from == c.caller && c.times.Forwarded.IsZero() {
+			c.times.Forwarded = time.Now()
+		}
 	case q931.Connect:
 		c.mu.Lock()
-		if c.answered.IsZero() {
+		first := c.answered.IsZero()
+		if first {
 			c.answered = time.Now()
 		}
 		c.mu.Unlock()
+		if first && from != c.caller && c.srv.deps.Setup != nil {
+			t := c.times
+			t.Answered, t.Connected = got, c.answered
+			c.srv.deps.Setup(t)
+		}
 		for _, l := range c.legs {
 			l.conn.SetReadDeadline(time.Time{})
 			keepAlive(l.conn, c.srv.cfg.KeepAlive)

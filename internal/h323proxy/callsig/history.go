@@ -1,0 +1,72 @@
+package callsig
+
+import (
+	"github.com/portico-edge/portico/internal/store"
+)
+
+// History records wait in a queue of historyQueue for one writer
+// goroutine, which hands them to the store in batches of up to
+// historyBatch: a call's goroutine never waits for the store (a slow or
+// absent database delays history, not calls), and under load the store
+// takes many records per transaction. A record that finds the queue full
+// is dropped and counted in HistoryDropped.
+const (
+	historyQueue = 4096
+	historyBatch = 256
+)
+
+// startHistory starts the writer when deps record history.
+func (s *Server) startHistory() {
+	if s.deps.History == nil && s.deps.HistoryBatch == nil {
+		return
+	}
+	s.hist = make(chan store.CallRecord, historyQueue)
+	s.histDone = make(chan struct{})
+	go func() {
+		defer close(s.histDone)
+		for r := range s.hist {
+			batch := []store.CallRecord{r}
+		more:
+			for len(batch) < historyBatch {
+				select {
+				case r, ok := <-s.hist:
+					if !ok {
+						break more
+					}
+					batch = append(batch, r)
+				default:
+					break more
+				}
+			}
+			if s.deps.HistoryBatch != nil {
+				s.deps.HistoryBatch(batch)
+				continue
+			}
+			for _, r := range batch {
+				s.deps.History(r)
+			}
+		}
+	}()
+}
+
+// record queues r for the writer, or drops it when the queue is full.
+func (s *Server) record(r store.CallRecord) {
+	if s.hist == nil {
+		return
+	}
+	select {
+	case s.hist <- r:
+	default:
+		s.HistoryDropped.Add(1)
+	}
+}
+
+// stopHistory writes what is queued and stops the writer; the calls that
+// record must have finished.
+func (s *Server) stopHistory() {
+	if s.hist == nil {
+		return
+	}
+	s.histOnce.Do(func() { close(s.hist) })
+	<-s.histDone
+}
