@@ -1,18 +1,22 @@
 package callsig
 
 import (
+	"time"
+
 	"github.com/portico-edge/portico/internal/store"
 )
 
 // History records wait in a queue of historyQueue for one writer
-// goroutine, which hands them to the store in batches of up to
-// historyBatch: a call's goroutine never waits for the store (a slow or
-// absent database delays history, not calls), and under load the store
-// takes many records per transaction. A record that finds the queue full
-// is dropped and counted in HistoryDropped.
+// goroutine, which hands them to the store in batches: what arrives within
+// historyLinger of a batch's first record, up to historyBatch. A call's
+// goroutine never waits for the store (a slow or absent database delays
+// history, not calls), and the store takes many records per transaction,
+// which costs it a fraction of one transaction each. A record that finds
+// the queue full is dropped and counted in HistoryDropped.
 const (
-	historyQueue = 4096
-	historyBatch = 256
+	historyQueue  = 4096
+	historyBatch  = 256
+	historyLinger = 50 * time.Millisecond
 )
 
 // startHistory starts the writer when deps record history.
@@ -26,6 +30,7 @@ func (s *Server) startHistory() {
 		defer close(s.histDone)
 		for r := range s.hist {
 			batch := []store.CallRecord{r}
+			linger := time.NewTimer(historyLinger)
 		more:
 			for len(batch) < historyBatch {
 				select {
@@ -34,10 +39,11 @@ func (s *Server) startHistory() {
 						break more
 					}
 					batch = append(batch, r)
-				default:
+				case <-linger.C:
 					break more
 				}
 			}
+			linger.Stop()
 			if s.deps.HistoryBatch != nil {
 				s.deps.HistoryBatch(batch)
 				continue
