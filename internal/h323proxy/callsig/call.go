@@ -68,8 +68,7 @@ type call struct {
 	dest     string
 	answered time.Time
 	// times are the setup's moments (Deps.Setup); Read, Admitted and
-	// Dialled are set before the pumps start, Forwarded before the
-	// called side's pump starts, the rest by that pump.
+	// Dialled are set before the pumps start, Forwarded under mu.
 	times   SetupTimes
 	rec     store.CallRecord
 	cause   byte
@@ -262,17 +261,20 @@ func (c *call) run(p []byte) {
 		l.conn.SetReadDeadline(deadline)
 	}
 	c.startKeepAlive() // before the Setup: an h245Address in it depends on it
-	if !c.forward(c.caller, p) {
-		c.finish()
-		return
-	}
+	// The called side's pump reads before the Setup goes out, so that its
+	// answer is read as soon as it arrives, whatever the caller's
+	// goroutine does after sending.
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		c.pump(c.caller.Other())
 	}()
-	c.pump(c.caller)
+	if c.forward(c.caller, p) {
+		c.pump(c.caller)
+	} else {
+		c.end(CauseTemporary, "portico", "") // the pump ends with its connection
+	}
 	wg.Wait()
 	c.finish()
 }
@@ -345,7 +347,9 @@ func (c *call) forward(from Side, p []byte) bool {
 			return false
 		}
 	}
-	c.capture(from, ladder.In, got, &m, ui, len(p))
+	// What arrived is captured as it was, before the rewrite; the capture
+	// store (a lock shared by all calls) is written after the send.
+	in, captured := c.captured(from, ladder.In, got, &m, ui, len(p))
 	out, err := c.rewrite(from, &m, ui, p)
 	if err != nil {
 		if errors.Is(err, h245proxy.ErrMedia) {
@@ -365,22 +369,28 @@ func (c *call) forward(from Side, p []byte) bool {
 		c.end(CauseTemporary, c.party(from.Other()), "connection lost on the "+from.Other().String())
 		return false
 	}
-	c.capture(from.Other(), ladder.Out, sent, &m, ui, len(out))
+	done := time.Now()
+	if captured {
+		c.srv.deps.Capture.Add(c.rec.ID, in)
+		c.capture(from.Other(), ladder.Out, sent, &m, ui, len(out))
+	}
 	switch m.Type {
 	case q931.Setup:
+		c.mu.Lock()
 		if from == c.caller && c.times.Forwarded.IsZero() {
-			c.times.Forwarded = time.Now()
+			c.times.Forwarded = done
 		}
+		c.mu.Unlock()
 	case q931.Connect:
 		c.mu.Lock()
 		first := c.answered.IsZero()
 		if first {
-			c.answered = time.Now()
+			c.answered = done
 		}
+		t := c.times
 		c.mu.Unlock()
 		if first && from != c.caller && c.srv.deps.Setup != nil {
-			t := c.times
-			t.Answered, t.Connected = got, c.answered
+			t.Answered, t.Connected = got, done
 			c.srv.deps.Setup(t)
 		}
 		for _, l := range c.legs {
