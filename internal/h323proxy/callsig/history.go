@@ -19,11 +19,8 @@ const (
 	historyLinger = 50 * time.Millisecond
 )
 
-// startHistory starts the writer when deps record history.
+// startHistory starts the writer (once, with the first record).
 func (s *Server) startHistory() {
-	if s.deps.History == nil && s.deps.HistoryBatch == nil {
-		return
-	}
 	s.hist = make(chan store.CallRecord, historyQueue)
 	s.histDone = make(chan struct{})
 	go func() {
@@ -57,9 +54,10 @@ func (s *Server) startHistory() {
 
 // record queues r for the writer, or drops it when the queue is full.
 func (s *Server) record(r store.CallRecord) {
-	if s.hist == nil {
+	if s.deps.History == nil && s.deps.HistoryBatch == nil {
 		return
 	}
+	s.histStart.Do(s.startHistory)
 	select {
 	case s.hist <- r:
 	default:
@@ -70,9 +68,11 @@ func (s *Server) record(r store.CallRecord) {
 // stopHistory writes what is queued and stops the writer; the calls that
 // record must have finished.
 func (s *Server) stopHistory() {
-	if s.hist == nil {
-		return
-	}
-	s.histOnce.Do(func() { close(s.hist) })
-	<-s.histDone
+	s.histStart.Do(func() {}) // none starts after this
+	s.histStop.Do(func() {
+		if s.hist != nil {
+			close(s.hist)
+			<-s.histDone
+		}
+	})
 }

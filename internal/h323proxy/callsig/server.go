@@ -37,9 +37,9 @@ type Server struct {
 	active atomic.Int64
 	// hist queues history records for the writer (history.go), which
 	// closes histDone when it has written the last.
-	hist     chan store.CallRecord
-	histDone chan struct{}
-	histOnce sync.Once
+	hist                chan store.CallRecord
+	histDone            chan struct{}
+	histStart, histStop sync.Once
 	// Counters for the service's metrics.
 	Malformed, Rejected, Completed atomic.Uint64
 	// KeepAlives counts the keep-alives sent on call-signalling
@@ -65,7 +65,6 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{cfg: c, deps: deps, log: deps.Logger.With("component", "h323-callsig"),
 		calls: map[*call]struct{}{}, conns: map[net.Conn]struct{}{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.startHistory()
 	return s, nil
 }
 
