@@ -509,6 +509,7 @@ func (c *call) finish() {
 	stats := c.media.Close()
 	for _, l := range c.legs {
 		s.untrack(l.conn)
+		l.fr.Release() // both pumps have returned
 	}
 	s.mu.Lock()
 	delete(s.calls, c)
