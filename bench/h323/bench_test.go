@@ -78,9 +78,16 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// buildPortico builds the daemon; with PORTICO_BENCH_PROFILE set, with
+// the portico_profile tag (cmd/portico/profile.go), so that a benchmark
+// can profile one phase of it.
 func buildPortico(t *testing.T) string {
 	bin := filepath.Join(t.TempDir(), "portico")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/portico-edge/portico/cmd/portico").CombinedOutput()
+	args := []string{"build", "-o", bin}
+	if os.Getenv("PORTICO_BENCH_PROFILE") != "" {
+		args = append(args, "-tags", "portico_profile")
+	}
+	out, err := exec.Command("go", append(args, "github.com/portico-edge/portico/cmd/portico")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -151,13 +158,15 @@ func (d *daemon) logs() string {
 // serve runs portico serve on the configuration document cfg, with its
 // files under dir, as a child process stopped (SIGTERM, then kill) when the
 // test ends; done is closed when it has exited.
-func serve(t *testing.T, bin, dir, cfg string) (cmd *exec.Cmd, done <-chan struct{}) {
+// serve runs bin serve with cfg in dir; env is added to the benchmark's
+// own environment.
+func serve(t *testing.T, bin, dir, cfg string, env ...string) (cmd *exec.Cmd, done <-chan struct{}) {
 	path := filepath.Join(dir, "portico.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd = exec.Command(bin, "serve", "--config", path, "--data", filepath.Join(dir, "data"))
-	cmd.Env = append(os.Environ(), "PORTICO_ADMIN_PASSWORD=bench-admin-password-1")
+	cmd.Env = append(append(os.Environ(), "PORTICO_ADMIN_PASSWORD=bench-admin-password-1"), env...)
 	logf, _ := os.Create(filepath.Join(dir, "stdout.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -290,7 +291,10 @@ func errKind(err error) string {
 // startCallPortico runs portico serve with the h323 and media sections:
 // external address ext, internal in, guests allowed to the VMR range
 // 1000-1099, calls from outside routed to the callee (gatekeeper_signal).
-func startCallPortico(t *testing.T, bin string, ext, in netip.Addr, gk, callee netip.AddrPort) (*exec.Cmd, netip.AddrPort) {
+// It returns the daemon, its call-signalling address and its management
+// address. With PORTICO_BENCH_PROFILE=dir, the daemon profiles itself into
+// dir/<label> on SIGUSR1 and SIGUSR2 (cmd/portico/profile.go).
+func startCallPortico(t *testing.T, bin, label string, ext, in netip.Addr, gk, callee netip.AddrPort) (*exec.Cmd, netip.AddrPort, netip.AddrPort) {
 	dir := t.TempDir()
 	// The call-signalling port is below the ephemeral range: Portico's
 	// connections to the callee leave ephemeral ports of its inside
@@ -321,8 +325,13 @@ h323:
   gatekeeper_signal: %s
   max_calls: 5000
 `, ext, in, mgmt, media, media+4999, media+5000, media+9999, testpeer.FreePort(t), sig, gk, callee)
-	cmd, done := serve(t, bin, dir, cfg)
+	var env []string
+	if d := os.Getenv("PORTICO_BENCH_PROFILE"); d != "" {
+		env = append(env, "PORTICO_PROFILE_DIR="+filepath.Join(d, label))
+	}
+	cmd, done := serve(t, bin, dir, cfg, env...)
 	target := netip.AddrPortFrom(ext, uint16(sig))
+	mgmtAddr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(mgmt))
 	// Ready when the call-signalling listener accepts.
 	for i := 0; i < 300; i++ {
 		select {
@@ -333,12 +342,12 @@ h323:
 		}
 		if c, err := net.DialTimeout("tcp", target.String(), 200*time.Millisecond); err == nil {
 			c.Close()
-			return cmd, target
+			return cmd, target, mgmtAddr
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatal("portico's call-signalling port did not open within 60s")
-	return nil, netip.AddrPort{}
+	return nil, netip.AddrPort{}, netip.AddrPort{}
 }
 
 // TestH323CallSetupBenchmark measures call setups through portico serve
@@ -346,7 +355,7 @@ h323:
 // per call, history recorded): the highest offered rate with every call
 // connected and released, then the Setup → Connect latency at half that
 // rate against the same calls straight to the callee, so the difference
-// is what Portico adds. Three repeats, each on a fresh daemon on its own
+// is what Portico adds. Three repeats (PORTICO_BENCH_REPEATS), each on a fresh daemon on its own
 // addresses (TIME_WAIT of the last one's inside connections stays out of
 // the way).
 func TestH323CallSetupBenchmark(t *testing.T) {
@@ -354,11 +363,15 @@ func TestH323CallSetupBenchmark(t *testing.T) {
 		t.Skip("set PORTICO_BENCH=1 to run the H.323 benchmark (minutes)")
 	}
 	bin := buildPortico(t)
-	var rows []string
-	for rep := 1; rep <= repeats; rep++ {
+	var rows, splits []string
+	reps := repeats
+	if n, err := strconv.Atoi(os.Getenv("PORTICO_BENCH_REPEATS")); err == nil && n > 0 {
+		reps = n
+	}
+	for rep := 1; rep <= reps; rep++ {
 		ext, in := netip.AddrFrom4([4]byte{127, 0, byte(rep), 2}), netip.AddrFrom4([4]byte{127, 0, byte(rep), 3})
 		cal := newCallee(t, netip.AddrFrom4([4]byte{127, 0, byte(rep), 5}))
-		cmd, target := startCallPortico(t, bin, ext, in, gatekeeper(t), cal.addr())
+		cmd, target, mgmt := startCallPortico(t, bin, fmt.Sprintf("run%d", rep), ext, in, gatekeeper(t), cal.addr())
 		pid := cmd.Process.Pid
 		g := newCallGen(t, target)
 		// Warm up (first connections, relay sockets, the store).
@@ -391,8 +404,18 @@ func TestH323CallSetupBenchmark(t *testing.T) {
 		}
 		maxRate := float64(best.ok) / best.wall.Seconds()
 		half := maxRate / 2
+		profiling := os.Getenv("PORTICO_BENCH_PROFILE") != ""
+		if profiling {
+			cmd.Process.Signal(syscall.SIGUSR1)
+		}
+		st0 := scrapeStages(t, mgmt)
 		through := g.run(t, pid, half, halfStep)
+		split := scrapeStages(t, mgmt).since(st0)
+		if profiling {
+			cmd.Process.Signal(syscall.SIGUSR2)
+		}
 		t.Logf("run %d at half the ceiling through Portico: %v", rep, through)
+		t.Logf("run %d setup steps in Portico at half the ceiling: %v", rep, split)
 		direct := newCallGen(t, cal.addr()).run(t, 0, half, halfStep)
 		t.Logf("run %d at half the ceiling straight to the callee: %v", rep, direct)
 		// The generator and callee alone at the rate Portico failed.
@@ -401,12 +424,13 @@ func TestH323CallSetupBenchmark(t *testing.T) {
 			gen = newCallGen(t, cal.addr()).run(t, 0, fail.rate, callStep)
 			t.Logf("run %d generator alone at the failing rate: %v", rep, gen)
 		}
-		rows = append(rows, fmt.Sprintf("| %d | %s | %.0f/s offered, %.0f/s done (Portico %.0f µs CPU/call, generator %.2f s CPU in %.1f s) | %.0f/s: %d of %d failed (%s) | %.0f/s: %d/%d, p50 %.2f / p99 %.2f ms (%s) | %d/%d, p50 %.2f / p99 %.2f ms | %.2f ms | %.0f/s: %d/%d, %d failed, p99 %.2f ms |",
+		rows = append(rows, fmt.Sprintf("| %d | %s | %.0f/s offered, %.0f/s done (Portico %.0f µs CPU/call, generator %.2f s CPU in %.1f s) | %.0f/s: %d of %d failed (%s) | %.0f/s: %d/%d, p50 %.2f / p99 %.2f ms, Portico %.0f µs CPU/call (%s) | %d/%d, p50 %.2f / p99 %.2f ms | %.2f ms | %.0f/s: %d/%d, %d failed, p99 %.2f ms |",
 			rep, best.load, best.rate, maxRate, float64(best.daemonCPU.Microseconds())/float64(max(best.ok, 1)), best.genCPU.Seconds(), best.wall.Seconds(),
 			fail.rate, fail.failed, fail.placed, fail.errs,
-			half, through.ok, through.placed, ms(through.p50), ms(through.p99), through.load,
+			half, through.ok, through.placed, ms(through.p50), ms(through.p99), float64(through.daemonCPU.Microseconds())/float64(max(through.ok, 1)), through.load,
 			direct.ok, direct.placed, ms(direct.p50), ms(direct.p99), ms(through.p99-direct.p99),
 			gen.rate, gen.ok, gen.placed, gen.failed, ms(gen.p99)))
+		splits = append(splits, fmt.Sprintf("run %d: %v", rep, split))
 		if through.failed > 0 {
 			t.Errorf("run %d: %d calls failed at half the ceiling (%s)", rep, through.failed, through.errs)
 		}
@@ -415,6 +439,7 @@ func TestH323CallSetupBenchmark(t *testing.T) {
 	}
 	t.Logf("\n| run | load (1/5/15 min) | ceiling: highest passing step | first failing step | half the ceiling through Portico (load) | same rate straight to the callee | added p99 | generator alone at the failing rate |\n|---|---|---|---|---|---|---|---|\n%s",
 		strings.Join(rows, "\n"))
+	t.Logf("\nsetup steps in Portico at half the ceiling (p50 / p99 ms, from portico_h323_setup_stage_seconds):\n%s", strings.Join(splits, "\n"))
 }
 
 func sendQ931(w net.Conn, typ byte, crv uint32, fromDest bool, ui *h225.H323UserInformation) error {

@@ -22,8 +22,14 @@
 // than 2,000 in flight fail), then two bisection steps; at half the highest
 // passing rate the Setup → Connect latency through Portico is compared with
 // the same calls straight to the callee, and the generator alone is run at
-// the rate Portico failed. Three repeats, each on a fresh daemon on its own
-// loopback addresses; every figure carries the load average.
+// the rate Portico failed. Three repeats (PORTICO_BENCH_REPEATS), each on a
+// fresh daemon on its own loopback addresses; every figure carries the load
+// average. At half the ceiling it also reports Portico's CPU per call and
+// the setup split by step, read from the daemon's
+// portico_h323_setup_stage_seconds histogram before and after that phase.
+// With PORTICO_BENCH_PROFILE=dir the daemon is built with the
+// portico_profile tag and writes an execution trace and CPU, block and
+// mutex profiles of that phase to dir/run<N>.
 //
 //	PORTICO_BENCH=1 go test ./bench/h323 -run TestH323CallSetupBenchmark -v -timeout 20m
 package h323

@@ -232,6 +232,11 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 			if d.hist != nil {
 				hist := d.hist
 				hd.Calls = func(r store.CallRecord) { hist.AddCall(context.Background(), r) }
+				if b, ok := hist.(interface {
+					AddCalls(context.Context, []store.CallRecord) error
+				}); ok {
+					hd.CallBatch = func(rs []store.CallRecord) { b.AddCalls(context.Background(), rs) }
+				}
 			}
 		}
 		hs, err := h323proxy.New(hc, hd)

@@ -26,16 +26,18 @@ func (s *Server) newCalls(cfg Config) (*callsig.Server, error) {
 		MaxCalls: cfg.MaxCalls, SetupTimeout: cfg.SetupTimeout, AnswerTimeout: cfg.AnswerTimeout,
 		DialTimeout: cfg.RequestTimeout, MediaTraversal: cfg.MediaTraversal,
 	}, callsig.Deps{
-		Logger:    s.deps.Logger,
-		Media:     s.deps.Media,
-		Route:     s.route,
-		Policy:    s.decide,
-		Registry:  registry{s},
-		Traversal: traversal{s},
-		KeepAlive: s.keepAlive,
-		History:   s.deps.Calls,
-		Guard:     s.deps.Guard,
-		Capture:   s.deps.Capture,
+		Logger:       s.deps.Logger,
+		Media:        s.deps.Media,
+		Route:        s.route,
+		Policy:       s.decide,
+		Registry:     registry{s},
+		Traversal:    traversal{s},
+		KeepAlive:    s.keepAlive,
+		History:      s.deps.Calls,
+		HistoryBatch: s.deps.CallBatch,
+		Guard:        s.deps.Guard,
+		Capture:      s.deps.Capture,
+		Setup:        s.m.observeSetup,
 	})
 	if err != nil {
 		return nil, err
@@ -49,6 +51,8 @@ func (s *Server) newCalls(cfg Config) (*callsig.Server, error) {
 			Help: "H.323 calls Portico refused (policy, no route, callee not registered, limits)."}, func() float64 { return float64(cs.Rejected.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_h323_signalling_malformed_total",
 			Help: "Call-signalling input that did not decode (answered with ReleaseComplete, cause 95)."}, func() float64 { return float64(cs.Malformed.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_h323_history_dropped_total",
+			Help: "H.323 call history records dropped because the store had fallen 4,096 records behind."}, func() float64 { return float64(cs.HistoryDropped.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_h323_signalling_keepalives_total",
 			Help: "Keep-alives (empty TPKT or Facility) sent on call-signalling connections of H.460.18 endpoints."}, func() float64 { return float64(cs.KeepAlives.Load()) }))
 	s.AttachSignalling(func(ctx context.Context, ln net.Listener, outside bool) error {

@@ -2,8 +2,11 @@ package h323proxy
 
 import (
 	"errors"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portico-edge/portico/internal/h323proxy/callsig"
 )
 
 type metrics struct {
@@ -12,7 +15,14 @@ type metrics struct {
 	registrations prometheus.Gauge
 	regEvents     *prometheus.CounterVec
 	traversal     *prometheus.CounterVec
+	setup         *prometheus.HistogramVec
+	// setupStage are setup's handles by stage, looked up once.
+	setupStage [len(setupStages)]prometheus.Observer
 }
+
+// setupStages name the steps of a call setup (callsig.SetupTimes) in
+// portico_h323_setup_stage_seconds.
+var setupStages = [...]string{"admit", "dial", "forward", "callee", "connect"}
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
@@ -26,9 +36,25 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "H.323 registration events, by kind (registered, rejected, unregistered, expired)."}, []string{"kind"}),
 		traversal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_h323_traversal_total",
 			Help: "H.460.18 incoming-call indications, by outcome (bound, no_answer, no_connection, timeout)."}, []string{"outcome"}),
+		setup: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "portico_h323_setup_stage_seconds",
+			Help:    "Time of each step of an answered H.323 call's setup through Portico: admit (Setup read to policy and route decided), dial (connection to the called side), forward (Setup rewritten, relay ports allocated, written), callee (Setup written to Connect read: the called side), connect (Connect rewritten and written to the caller).",
+			Buckets: prometheus.ExponentialBucketsRange(20e-6, 2, 32)}, []string{"stage"}),
 	}
-	m.register(reg, m.received, m.dropped, m.registrations, m.regEvents, m.traversal)
+	for i, st := range setupStages {
+		m.setupStage[i] = m.setup.WithLabelValues(st)
+	}
+	m.register(reg, m.received, m.dropped, m.registrations, m.regEvents, m.traversal, m.setup)
 	return m
+}
+
+// observeSetup records the steps of one call's setup.
+func (m *metrics) observeSetup(t callsig.SetupTimes) {
+	at := [...]time.Time{t.Read, t.Admitted, t.Dialled, t.Forwarded, t.Answered, t.Connected}
+	for i := range m.setupStage {
+		if !at[i].IsZero() && !at[i+1].IsZero() {
+			m.setupStage[i].Observe(at[i+1].Sub(at[i]).Seconds())
+		}
+	}
 }
 
 // register adds cs to reg (nil: none); one already registered, by an

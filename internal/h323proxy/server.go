@@ -65,6 +65,9 @@ type Deps struct {
 	// Calls receives one history record per call (protocol "h323").
 	// Nil: not recorded.
 	Calls func(store.CallRecord)
+	// CallBatch, when set, receives several records at once in place of
+	// Calls (a store takes a batch in one transaction).
+	CallBatch func([]store.CallRecord)
 	// Policy decides calls from outside: the policy rules, then the guest
 	// rules (policy.WithGuests), evaluated per dialled alias with
 	// protocol h323. Nil: every call is admitted.

@@ -46,24 +46,37 @@ func (p *portPool) swap(a, b int) {
 
 // take reserves a random free pair whose even port try accepts (binding
 // sockets). Pairs try refuses stay free for the next attempt (another
-// process may hold them for now).
+// process may hold them for now). The pool is locked only to pick and
+// return pairs, never while try runs: binding costs system calls, and
+// the relay allocations of all other calls would wait for them.
 func (p *portPool) take(try func(port int) error) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	var lastErr error
-	// free[:tried] are the pairs try refused this time.
-	for tried := 0; tried < len(p.free); tried++ {
-		p.swap(tried, tried+p.rng.IntN(len(p.free)-tried))
-		i := p.free[tried]
+	// refused are the pairs try refused this time, kept out of free
+	// until the take ends so that it tries each pair once.
+	var refused []int
+	defer func() {
+		for _, port := range refused {
+			p.put(port)
+		}
+	}()
+	for {
+		p.mu.Lock()
+		if len(p.free) == 0 {
+			p.mu.Unlock()
+			break
+		}
+		k, last := p.rng.IntN(len(p.free)), len(p.free)-1
+		p.swap(k, last)
+		i := p.free[last]
+		p.free = p.free[:last]
+		p.pos[i] = -1
+		p.mu.Unlock()
 		port := p.base + 2*int(i)
 		if err := try(port); err != nil {
 			lastErr = err
+			refused = append(refused, port)
 			continue
 		}
-		last := len(p.free) - 1
-		p.swap(tried, last)
-		p.free = p.free[:last]
-		p.pos[i] = -1
 		return port, nil
 	}
 	if lastErr != nil {

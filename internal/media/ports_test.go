@@ -2,6 +2,7 @@ package media
 
 import (
 	"testing"
+	"time"
 )
 
 // TestPortOrderUnpredictable takes every pair of a pool: the ports must be
@@ -62,5 +63,51 @@ func TestPortOrderUnpredictable(t *testing.T) {
 				t.Fatalf("available after a double put = %d", p.available())
 			}
 		})
+	}
+}
+
+// TestPortTakeConcurrent holds one take inside try (binding sockets takes
+// system calls, and the thread may be descheduled meanwhile) and checks
+// that another take completes in the meantime, with another pair.
+func TestPortTakeConcurrent(t *testing.T) {
+	p := newPortPool(20000, 20399)
+	inTry, release := make(chan int), make(chan struct{})
+	first := make(chan int)
+	go func() {
+		port, err := p.take(func(port int) error {
+			inTry <- port
+			<-release
+			return nil
+		})
+		if err != nil {
+			port = -1
+		}
+		first <- port
+	}()
+	held := <-inTry
+	second := make(chan int)
+	go func() {
+		port, err := p.take(func(int) error { return nil })
+		if err != nil {
+			port = -1
+		}
+		second <- port
+	}()
+	var other int
+	select {
+	case other = <-second:
+	case <-time.After(5 * time.Second):
+		close(release)
+		t.Fatal("a take waited for another take's try")
+	}
+	close(release)
+	if got := <-first; got != held {
+		t.Fatalf("first take returned %d, tried %d", got, held)
+	}
+	if other == held || other < 0 {
+		t.Fatalf("second take returned %d while %d was being tried", other, held)
+	}
+	if p.available() != 198 {
+		t.Fatalf("available = %d, want 198", p.available())
 	}
 }

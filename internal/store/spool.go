@@ -252,6 +252,39 @@ func (s *Spool) AddCall(ctx context.Context, c CallRecord) error {
 	return s.write(ctx, false, "call "+c.ID, func(ctx context.Context) error { return s.st.AddCall(ctx, c) })
 }
 
+// AddCalls records ended calls as AddCall does each, in one write when the
+// store can take many at once (an AddCalls method) and nothing waits in
+// the queue; when that write fails for any reason, each call goes through
+// AddCall, so the batch changes the cost, never the outcome.
+func (s *Spool) AddCalls(ctx context.Context, cs []CallRecord) error {
+	batch := make([]CallRecord, 0, len(cs))
+	var errs []error
+	for _, c := range cs {
+		if c.AnsweredAt.IsZero() && c.EndedBy == "portico" {
+			errs = append(errs, s.AddCall(ctx, c)) // folds with its repeats
+			continue
+		}
+		batch = append(batch, c)
+	}
+	if b, ok := s.st.(interface {
+		AddCalls(context.Context, []CallRecord) error
+	}); ok && len(batch) > 1 && s.Pending() == 0 {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+		err := b.AddCalls(wctx, batch)
+		cancel()
+		if err == nil {
+			for range batch {
+				s.noteWritten()
+			}
+			return errors.Join(errs...)
+		}
+	}
+	for _, c := range batch {
+		errs = append(errs, s.AddCall(ctx, c))
+	}
+	return errors.Join(errs...)
+}
+
 // AddRegistrationEvent records a registration step. A rejection folds with
 // its repeats.
 func (s *Spool) AddRegistrationEvent(ctx context.Context, r RegistrationEvent) error {

@@ -67,10 +67,13 @@ type call struct {
 	// inside (Decision.To); empty: as dialled.
 	dest     string
 	answered time.Time
-	rec      store.CallRecord
-	cause    byte
-	endedBy  string
-	disp     string
+	// times are the setup's moments (Deps.Setup); Read, Admitted and
+	// Dialled are set before the pumps start, Forwarded under mu.
+	times   SetupTimes
+	rec     store.CallRecord
+	cause   byte
+	endedBy string
+	disp    string
 }
 
 // aliases returns the destination aliases of a Setup and the called
@@ -104,10 +107,12 @@ func first(s []string) string {
 
 // newCall admits, routes and connects the call of a Setup from side
 // caller; nil when it was refused (answered and recorded).
-func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, m *q931.Message, ui *h225.H323UserInformation) *call {
+// read is when the Setup was read.
+func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, m *q931.Message, ui *h225.H323UserInformation, read time.Time) *call {
 	setup := ui.H323UuPdu.H323MessageBody.Setup
 	from, to := aliases(m, setup)
 	c := &call{srv: s, caller: caller, crv: m.CallRef, id: callID(ui), bridges: map[netip.AddrPort]*h245proxy.Bridge{}, done: make(chan struct{})}
+	c.times.Read = read
 	c.legs[caller] = newLeg(conn, fr, s.cfg.MaxFrame)
 	src := c.legs[caller].remote
 	// localID stands for the callIdentifier an H.225.0 version 1 Setup lacks.
@@ -166,6 +171,7 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 			s.observe(caller, src.Addr(), guard.NotFound)
 			return refuse(CauseNoRoute, h225.ReleaseCompleteReason_UnreachableDestination, "no route to destination")
 		}
+		c.times.Admitted = time.Now()
 		out, err = s.dial(ctx, Inside, dst)
 	} else {
 		c.rec.CallType = "inbound"
@@ -182,6 +188,7 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 			return refuse(CauseUnallocated, h225.ReleaseCompleteReason_CalledPartyNotRegistered, "callee not registered")
 		}
 		c.outside = ep
+		c.times.Admitted = time.Now()
 		if ep.H46018 {
 			if s.deps.Traversal == nil || len(c.id) != 16 {
 				return refuse(CauseOutOfOrder, h225.ReleaseCompleteReason_UnreachableDestination, "destination out of order")
@@ -197,6 +204,7 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 		s.log.Debug("connect to callee", "err", err)
 		return refuse(CauseOutOfOrder, h225.ReleaseCompleteReason_UnreachableDestination, "destination out of order")
 	}
+	c.times.Dialled = time.Now()
 	if !s.track(out) {
 		out.Close()
 		return refuse(CauseTemporary, -1, "portico shutting down")
@@ -244,12 +252,6 @@ func (s *Server) dial(ctx context.Context, side Side, dst netip.AddrPort) (net.C
 	return d.DialContext(ctx, "tcp", dst.String())
 }
 
-func (s *Server) record(r store.CallRecord) {
-	if s.deps.History != nil {
-		s.deps.History(r)
-	}
-}
-
 // run forwards the Setup (payload p, already parsed) and then every
 // message both ways until the call ends.
 func (c *call) run(p []byte) {
@@ -259,17 +261,20 @@ func (c *call) run(p []byte) {
 		l.conn.SetReadDeadline(deadline)
 	}
 	c.startKeepAlive() // before the Setup: an h245Address in it depends on it
-	if !c.forward(c.caller, p) {
-		c.finish()
-		return
-	}
+	// The called side's pump reads before the Setup goes out, so that its
+	// answer is read as soon as it arrives, whatever the caller's
+	// goroutine does after sending.
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		c.pump(c.caller.Other())
 	}()
-	c.pump(c.caller)
+	if c.forward(c.caller, p) {
+		c.pump(c.caller)
+	} else {
+		c.end(CauseTemporary, "portico", "") // the pump ends with its connection
+	}
 	wg.Wait()
 	c.finish()
 }
@@ -320,6 +325,7 @@ func (c *call) party(side Side) string {
 // forward rewrites and sends one message from side from; false ends the
 // pump.
 func (c *call) forward(from Side, p []byte) bool {
+	got := time.Now()
 	var m q931.Message
 	if err := m.Parse(p); err != nil {
 		c.malformed(from, err)
@@ -341,7 +347,9 @@ func (c *call) forward(from Side, p []byte) bool {
 			return false
 		}
 	}
-	c.capture(from, ladder.In, time.Now(), &m, ui, len(p))
+	// What arrived is captured as it was, before the rewrite; the capture
+	// store (a lock shared by all calls) is written after the send.
+	in, captured := c.captured(from, ladder.In, got, &m, ui, len(p))
 	out, err := c.rewrite(from, &m, ui, p)
 	if err != nil {
 		if errors.Is(err, h245proxy.ErrMedia) {
@@ -361,14 +369,30 @@ func (c *call) forward(from Side, p []byte) bool {
 		c.end(CauseTemporary, c.party(from.Other()), "connection lost on the "+from.Other().String())
 		return false
 	}
-	c.capture(from.Other(), ladder.Out, sent, &m, ui, len(out))
+	done := time.Now()
+	if captured {
+		c.srv.deps.Capture.Add(c.rec.ID, in)
+		c.capture(from.Other(), ladder.Out, sent, &m, ui, len(out))
+	}
 	switch m.Type {
-	case q931.Connect:
+	case q931.Setup:
 		c.mu.Lock()
-		if c.answered.IsZero() {
-			c.answered = time.Now()
+		if from == c.caller && c.times.Forwarded.IsZero() {
+			c.times.Forwarded = done
 		}
 		c.mu.Unlock()
+	case q931.Connect:
+		c.mu.Lock()
+		first := c.answered.IsZero()
+		if first {
+			c.answered = done
+		}
+		t := c.times
+		c.mu.Unlock()
+		if first && from != c.caller && c.srv.deps.Setup != nil {
+			t.Answered, t.Connected = got, done
+			c.srv.deps.Setup(t)
+		}
 		for _, l := range c.legs {
 			l.conn.SetReadDeadline(time.Time{})
 			keepAlive(l.conn, c.srv.cfg.KeepAlive)
@@ -485,6 +509,7 @@ func (c *call) finish() {
 	stats := c.media.Close()
 	for _, l := range c.legs {
 		s.untrack(l.conn)
+		l.fr.Release() // both pumps have returned
 	}
 	s.mu.Lock()
 	delete(s.calls, c)

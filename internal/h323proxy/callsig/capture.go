@@ -25,13 +25,21 @@ var q931Names = map[byte]string{
 	q931.StatusEnquiry: "StatusEnquiry", q931.Information: "Information",
 }
 
-// capture reports one message of side's leg to the call's capture. The
-// text names the Q.931 message and its elements and the H.225.0 body,
-// never the bytes: H.235 tokens stay out.
+// capture reports one message of side's leg to the call's capture (see
+// captured).
 func (c *call) capture(side Side, dir ladder.Direction, at time.Time, m *q931.Message, ui *h225.H323UserInformation, size int) {
-	capt := c.srv.deps.Capture
-	if capt == nil || c.rec.ID == "" {
-		return
+	if lm, ok := c.captured(side, dir, at, m, ui, size); ok {
+		c.srv.deps.Capture.Add(c.rec.ID, lm)
+	}
+}
+
+// captured is one message of side's leg as the call's capture keeps it,
+// false when the call is not captured. The text names the Q.931 message
+// and its elements and the H.225.0 body, never the bytes: H.235 tokens
+// stay out.
+func (c *call) captured(side Side, dir ladder.Direction, at time.Time, m *q931.Message, ui *h225.H323UserInformation, size int) (ladder.Message, bool) {
+	if c.srv.deps.Capture == nil || c.rec.ID == "" {
+		return ladder.Message{}, false
 	}
 	name, ok := q931Names[m.Type]
 	if !ok {
@@ -70,8 +78,8 @@ func (c *call) capture(side Side, dir ladder.Direction, at time.Time, m *q931.Me
 	}
 	sd := c.srv.cfg.Sides[side]
 	l := c.legs[side]
-	capt.Add(c.rec.ID, ladder.Message{Time: at, Protocol: "q931", Interface: sd.Interface, Direction: dir.String(), Transport: "tcp",
-		Local: l.local, Remote: l.remote, Summary: strings.ToValidUTF8(summary, "?"), Method: name, Text: strings.ToValidUTF8(b.String(), "?")})
+	return ladder.Message{Time: at, Protocol: "q931", Interface: sd.Interface, Direction: dir.String(), Transport: "tcp",
+		Local: l.local, Remote: l.remote, Summary: strings.ToValidUTF8(summary, "?"), Method: name, Text: strings.ToValidUTF8(b.String(), "?")}, true
 }
 
 func h225BodyName(choice int) string {

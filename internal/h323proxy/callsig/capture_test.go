@@ -49,3 +49,24 @@ func TestCaptureLadder(t *testing.T) {
 		t.Errorf("Connect text:\n%s", txt)
 	}
 }
+
+// stalledCapture is a capture store that does not return from Add until
+// released.
+type stalledCapture struct{ release chan struct{} }
+
+func (s stalledCapture) Link(string, string)        {}
+func (s stalledCapture) Add(string, ladder.Message) { <-s.release }
+
+// TestCaptureAfterSend stalls the capture store and checks that the call's
+// Setup and Connect are still forwarded: the store (one lock for all
+// calls) is written after each message is sent, never before.
+func TestCaptureAfterSend(t *testing.T) {
+	st := stalledCapture{release: make(chan struct{})}
+	p := startPortico(t, Config{}, func(d *Deps) { d.Capture = st })
+	defer close(st.release)
+	calleeLn := routeTo(t, p)
+	id := newCallID()
+	caller, callee := placeCall(t, p.outAddr, calleeLn, id)
+	callee.send(q931.Connect, true, answerUI(h225.H323UUPDUH323MessageBody_Connect, id, netip.AddrPort{}, nil))
+	caller.expect(q931.Connect)
+}

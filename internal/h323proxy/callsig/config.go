@@ -180,13 +180,38 @@ type Deps struct {
 	// alive (an H.460.18 endpoint's NAT binding); false or nil: TCP
 	// keep-alives only.
 	KeepAlive func(remote netip.AddrPort) (KeepAlive, bool)
-	// History receives one record per call (protocol "h323"); optional.
-	History func(store.CallRecord)
+	// History receives one record per call (protocol "h323"), and
+	// HistoryBatch, when set instead, several at once; optional. One
+	// goroutine calls them, never a call's own (history.go).
+	History      func(store.CallRecord)
+	HistoryBatch func([]store.CallRecord)
 	// Guard is told of, and asked about, outside sources; optional.
 	Guard Guard
 	// Capture keeps each call's Q.931 messages, decoded to text, for its
 	// ladder diagram (capture.go); optional.
 	Capture Capture
+	// Setup receives, once per call, the moments its setup passed through
+	// Portico, when the called side's Connect has been forwarded; optional.
+	// It runs on the call's goroutine and must not block.
+	Setup func(SetupTimes)
+}
+
+// SetupTimes are the moments a call's setup passed through Portico, each
+// taken on Portico's clock as the step ended.
+type SetupTimes struct {
+	// Read: the caller's Setup read from its connection.
+	Read time.Time
+	// Admitted: the guard, the policy and the route decided.
+	Admitted time.Time
+	// Dialled: the connection to the called side open.
+	Dialled time.Time
+	// Forwarded: the Setup, rewritten (relay ports allocated for its
+	// fastStart), written to the called side.
+	Forwarded time.Time
+	// Answered: the called side's Connect read.
+	Answered time.Time
+	// Connected: the Connect, rewritten, written to the caller.
+	Connected time.Time
 }
 
 // Guard is the edge's per-source protection (a *guard.Guard). Only the

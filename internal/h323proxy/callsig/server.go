@@ -16,6 +16,7 @@ import (
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/q931"
 	"github.com/portico-edge/portico/internal/h323proxy/h245proxy"
+	"github.com/portico-edge/portico/internal/store"
 )
 
 // Server proxies calls. Serve may run on several listeners at once;
@@ -34,11 +35,19 @@ type Server struct {
 	conns map[net.Conn]struct{}
 
 	active atomic.Int64
+	// hist queues history records for the writer (history.go), which
+	// closes histDone when it has written the last.
+	hist                chan store.CallRecord
+	histDone            chan struct{}
+	histStart, histStop sync.Once
 	// Counters for the service's metrics.
 	Malformed, Rejected, Completed atomic.Uint64
 	// KeepAlives counts the keep-alives sent on call-signalling
 	// connections of H.460.18 endpoints.
 	KeepAlives atomic.Uint64
+	// HistoryDropped counts call records dropped because historyQueue
+	// records were waiting for the store already.
+	HistoryDropped atomic.Uint64
 }
 
 // New validates cfg and deps; it does no I/O.
@@ -121,7 +130,8 @@ func (s *Server) Accept(conn net.Conn, from Side) {
 	}()
 }
 
-// Close ends every call and waits for them.
+// Close ends every call, waits for them and for their history records to
+// be handed to the store.
 func (s *Server) Close() error {
 	s.cancel()
 	s.mu.Lock()
@@ -133,6 +143,7 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.stopHistory()
 	return nil
 }
 
@@ -187,6 +198,7 @@ func (s *Server) handle(conn net.Conn, from Side, ln net.Listener) {
 	fr := h245proxy.NewFrameReader(conn, s.cfg.MaxFrame)
 	conn.SetReadDeadline(time.Now().Add(s.cfg.SetupTimeout))
 	p, err := fr.Next()
+	read := time.Now()
 	if err != nil {
 		if errors.Is(err, h245proxy.ErrFrame) {
 			s.Malformed.Add(1)
@@ -234,7 +246,7 @@ func (s *Server) handle(conn net.Conn, from Side, ln net.Listener) {
 	if l, ok := ln.(interface{ Established(string) bool }); ok {
 		l.Established(conn.RemoteAddr().String())
 	}
-	c := s.newCall(conn, fr, from, &m, ui)
+	c := s.newCall(conn, fr, from, &m, ui, read)
 	if c == nil {
 		return
 	}
