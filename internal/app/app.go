@@ -244,6 +244,9 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		return nil, config.Locate(doc, es)
 	}
 	a.svcs = a.built.list
+	if err := checkVIPBinds(cfg, os.ReadFile); err != nil {
+		return nil, err
+	}
 	if err := a.commitBoot(ctx, boot); err != nil {
 		return nil, err
 	}
@@ -286,6 +289,12 @@ func New(ctx context.Context, opts Options) (*App, error) {
 				return nil
 			}
 			return a.built.tunnel
+		},
+		HA: func() api.HAService {
+			if a.built.ha == nil {
+				return nil
+			}
+			return a.built.ha
 		},
 		Guard:  func() api.GuardService { return a.built.guard },
 		Policy: func() api.PolicyService { return policyService{a} },
@@ -838,6 +847,8 @@ func sectionEnabled(cfg *config.Config, sec string) bool {
 		return cfg.Media.Enabled
 	case "tunnel":
 		return cfg.Tunnel.Enabled
+	case "ha":
+		return cfg.HA.Enabled
 	}
 	return true
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/h323proxy"
+	"github.com/portico-edge/portico/internal/ha"
 	"github.com/portico-edge/portico/internal/ladder"
 	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/media"
@@ -74,6 +75,7 @@ type built struct {
 	sip         atomic.Pointer[sipedge.Server]
 	h323        *h323proxy.Server
 	guard       *guard.Guard
+	ha          *ha.Node    // nil when ha.enabled is false
 	closers     []io.Closer // in build order; close releases them in reverse
 	// sipACL, turnACL, mgmtACL and h323ACL are policy.acl.sip, .turn,
 	// .management, swapped on reload.
@@ -125,6 +127,17 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 	b.reloads = append(b.reloads, reload{"guard", func(next *config.Config) ([]string, error) {
 		return g.Reload(guardConfig(next))
 	}})
+	if cfg.HA.Enabled {
+		n, err := ha.NewNode(haNodeConfig(cfg), ha.NodeDeps{Logger: logging.Component(log, "ha"), Registerer: reg})
+		if err != nil {
+			return nil, asConfigErrors(err)
+		}
+		if d.events != nil {
+			n.Subscribe(haEvents(d.events))
+		}
+		b.ha = n
+		out = append(out, &service{name: "ha", run: n.Run})
+	}
 	if cfg.Media.Enabled {
 		mc, err := cfg.Media.Config(media.Env{External: cfg.Interfaces.External.Address, PublicAddress: cfg.Interfaces.External.PublicAddress, Internal: cfg.Interfaces.Internal.Address})
 		if err != nil {
@@ -351,6 +364,31 @@ func (k noLoopback) Remove(p netip.Prefix) error {
 		return nil
 	}
 	return k.KernelSet.Remove(p)
+}
+
+// haNodeConfig is the ha section as this node runs it: its name and every
+// node's default priority.
+func haNodeConfig(cfg *config.Config) ha.NodeConfig {
+	nc := ha.NodeConfig{Section: cfg.HA, Name: cfg.Node.Name, Priorities: map[string]int{}}
+	for _, p := range cfg.Nodes {
+		nc.Priorities[p.Name] = p.EffectivePriority()
+	}
+	if len(cfg.Nodes) == 0 {
+		nc.Priorities[cfg.Node.Name] = config.DefaultPriority
+	}
+	return nc
+}
+
+// haEvents records every VRRP transition in the event history.
+func haEvents(record func(store.Event)) func(ha.Transition) {
+	return func(t ha.Transition) {
+		sev := "info"
+		if t.From == ha.Master || t.To == ha.Master {
+			sev = "warning" // VIPs moved
+		}
+		msg := fmt.Sprintf("VIP group %d: %s -> %s (%v)", t.VRID, t.From, t.To, t.VIPs)
+		record(store.Event{Time: t.Time.UTC(), Severity: sev, Component: "ha", Message: msg})
+	}
 }
 
 // guardEvents records blocks in the event history.

@@ -160,8 +160,4 @@ func (v *validator) reserved(c *Config) {
 			v.add(r.name+".enabled", "the %s service is not implemented in this build; remove the section or set enabled: false", r.name)
 		}
 	}
-	// The groups are checked, but no speaker runs them yet.
-	if c.HA.Enabled {
-		v.add("ha.enabled", "the VRRP speaker is not in this build yet; the groups are checked but no node would take a VIP: set enabled: false")
-	}
 }
