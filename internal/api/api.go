@@ -105,6 +105,8 @@ type Deps struct {
 	Ladder func() LadderService
 	// Tunnel returns the running tunnel end, or nil when it is off.
 	Tunnel func() TunnelService
+	// HA returns the node's VRRP speaker, or nil when ha is off.
+	HA func() HAService
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 }
@@ -211,6 +213,7 @@ func (s *Server) routes() {
 	s.ladderRoutes()
 	s.diagnosticsRoutes()
 	s.tunnelRoutes()
+	s.clusterRoutes()
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
