@@ -367,7 +367,13 @@ func (a *App) chooseConfig(ctx context.Context, fileCfg *config.Config, fileDoc 
 	useActive := func() (bootChoice, error) {
 		cfg, err := config.Parse(active.Document)
 		if err == nil {
-			cfg, err = cfg.ForNode(a.node)
+			name := a.node
+			if len(cfg.Nodes) == 0 && a.opts.NodeName == "" {
+				// A single node's stored document names it: an API edit
+				// of node.name runs from the next start.
+				name = ""
+			}
+			cfg, err = cfg.ForNode(name)
 		}
 		if err != nil {
 			hint := "import a good file with serve --config FILE --force-import"
@@ -497,7 +503,7 @@ func ensureAdmin(ctx context.Context, st store.Store, password string, console i
 }
 
 func (a *App) serviceDeps() serviceDeps {
-	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv, hist: a.spool, events: a.spool.AddEvent, fds: a.fds, node: a.nodeName(), dataDir: a.opts.DataDir}
+	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv, hist: a.spool, events: a.spool.AddEvent, fds: a.fds, node: a.nodeName(), nodeFlag: a.opts.NodeName != "", dataDir: a.opts.DataDir}
 }
 
 // ManagementURL is where the API listens.
@@ -633,7 +639,7 @@ func sipListenerChecks(ls []sipedge.ListenerStatus) []api.Check {
 func (a *App) status(ctx context.Context) map[string]any {
 	r := a.cur.Load()
 	return map[string]any{
-		"version": Version, "node": r.cfg.Node.Name, "started_at": a.started.UTC(),
+		"version": Version, "node": a.bootCfg.Node.Name, "started_at": a.started.UTC(),
 		"uptime_seconds": int64(time.Since(a.started).Seconds()), "store": a.st.Backend(),
 		"config_version": r.version.Version, "management": a.ManagementURL(),
 		"config":          a.configStatus(r.version),
@@ -814,7 +820,9 @@ func (a *App) notePending(cfg *config.Config, svcRestart []string) {
 		sec, _, _ := strings.Cut(f, ".")
 		sec, _, _ = strings.Cut(sec, "[")
 		switch {
-		case liveFields[f] || (sec == "node" && f != "node.fd_reserve"): // the descriptor reserve is taken at start
+		case liveFields[f] || (sec == "node" && f != "node.fd_reserve" && f != "node.name"):
+			// The descriptor reserve is taken at start; the name is in the
+			// store lease, the management certificate and the logs.
 		case f == "guard.kernel":
 			p = append(p, f) // the kernel set is set up at start
 		case sec == "policy": // setACLs and the SIP edge's Reload (rules) apply it

@@ -55,6 +55,10 @@ type serviceDeps struct {
 	// part (config.ForNode). Empty (the CLI): the document's node.name,
 	// and a cluster document is checked for every node.
 	node string
+	// nodeFlag is set when node came from --node-name: it names the node
+	// even for a document without nodes, whose own node.name otherwise
+	// does.
+	nodeFlag bool
 	// dataDir holds runtime files (the tunnel's identity and pins); empty
 	// when only validating, which then keeps them in memory.
 	dataDir string

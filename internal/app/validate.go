@@ -42,6 +42,9 @@ func validate(doc []byte, d serviceDeps) (*config.Config, error) {
 		}
 		return cfg, nil
 	}
+	if len(cfg.Nodes) == 0 && !d.nodeFlag {
+		d.node = "" // a single node's document names it
+	}
 	if cfg, err = cfg.ForNode(d.node); err != nil {
 		es, _ := config.AsErrors(err)
 		return nil, config.Locate(doc, es)
