@@ -27,7 +27,7 @@ var (
 )
 
 // portico builds the binary once per test run.
-func portico(t *testing.T) string {
+func portico(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "portico-bin-")
@@ -163,7 +163,7 @@ func insecureClient(jar http.CookieJar) *http.Client {
 
 // apiClient speaks to the daemon as one user.
 type apiClient struct {
-	t      *testing.T
+	t      testing.TB
 	base   string
 	token  string
 	c      *http.Client
@@ -182,7 +182,7 @@ type response struct {
 	body   []byte
 }
 
-func (r response) json(t *testing.T, v any) {
+func (r response) json(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("bad JSON %q: %v", r.body, err)

@@ -40,11 +40,11 @@ const (
 // bridge namespace and one namespace per host, each joined to the bridge
 // by a veth pair); cleanup deletes them.
 type haLab struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 }
 
-func newHALab(t *testing.T, hosts map[string]string) *haLab {
+func newHALab(t testing.TB, hosts map[string]string) *haLab {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs root and network namespaces")
@@ -158,7 +158,10 @@ func (l *haLab) client(h, base string) *apiClient {
 
 // options sends one SIP OPTIONS over UDP from host h to addr and returns
 // the status line of the answer ("" when none came within a second).
-func (l *haLab) options(h, addr string) string {
+func (l *haLab) options(h, addr string) string { return l.optionsWithin(h, addr, time.Second) }
+
+// optionsWithin is options waiting wait for the answer.
+func (l *haLab) optionsWithin(h, addr string, wait time.Duration) string {
 	var line string
 	err := l.inNS(h, func() error {
 		c, err := net.Dial("udp", addr)
@@ -171,7 +174,7 @@ func (l *haLab) options(h, addr string) string {
 		fmt.Fprintf(c, "OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%d;rport\r\nMax-Forwards: 70\r\n"+
 			"From: <sip:probe@portico.test>;tag=%d\r\nTo: <sip:%s>\r\nCall-ID: %d@probe\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
 			addr, local, id, id, addr, id)
-		c.SetReadDeadline(time.Now().Add(time.Second))
+		c.SetReadDeadline(time.Now().Add(wait))
 		b := make([]byte, 4096)
 		n, err := c.Read(b)
 		if err != nil {
@@ -577,4 +580,48 @@ func regexpLine(s, pattern string) bool {
 		}
 	}
 	return false
+}
+
+// BenchmarkServeFailover measures the serve pair's failover: node a (the
+// master of group 51, 100 ms advertisements) is killed with -9, and the
+// time is taken from the kill to node a's VIP configured on node b
+// (vip-ms) and to the first SIP OPTIONS answered on that VIP from the
+// outside (sip-ms). After each kill node a returns and takes its VIP back
+// (preemption). It reports the median and the worst; run it with
+// -benchtime=20x.
+func BenchmarkServeFailover(b *testing.B) {
+	l := newHALab(b, map[string]string{"a": haAddrA, "b": haAddrB, "o": haAddrOut})
+	cfg := servePair(true)
+	dirA := b.TempDir()
+	a := l.serve("a", "a", dirA, cfg)
+	l.serve("b", "b", b.TempDir(), cfg)
+	var vip, sip []time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		l.waitHolds("pair up", held(true, false, false, true))
+		l.waitOptions(haVIPA + ":5060")
+		time.Sleep(500 * time.Millisecond) // node b settled as backup of 51
+		start := time.Now()
+		a.kill()
+		for !l.holds("b", haVIPA) {
+			time.Sleep(time.Millisecond)
+		}
+		vip = append(vip, time.Since(start))
+		for !strings.HasPrefix(l.optionsWithin("o", haVIPA+":5060", 20*time.Millisecond), "SIP/2.0 200") {
+			if time.Since(start) > 10*time.Second {
+				b.Fatal("node b did not answer on node a's VIP within 10s of the kill")
+			}
+		}
+		sip = append(sip, time.Since(start))
+		a = l.serve("a", "a", dirA, cfg)
+		b.StartTimer()
+	}
+	for _, m := range []struct {
+		name string
+		d    []time.Duration
+	}{{"vip", vip}, {"sip", sip}} {
+		slices.Sort(m.d)
+		b.ReportMetric(float64(m.d[len(m.d)/2].Microseconds())/1000, m.name+"-median-ms")
+		b.ReportMetric(float64(m.d[len(m.d)-1].Microseconds())/1000, m.name+"-worst-ms")
+	}
 }
