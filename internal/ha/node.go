@@ -284,6 +284,9 @@ func (n *Node) Handback(ctx context.Context) ([]int, error) {
 	if sp == nil {
 		return nil, ErrNotRunning
 	}
+	// A speaker that is stopping takes no request: do not wait for ever.
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	want := map[uint8]bool{}
 	for id, owned := range n.owned {
 		if !owned {

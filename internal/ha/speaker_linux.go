@@ -278,7 +278,7 @@ func (s *Speaker) run(ctx context.Context, clean func() bool) error {
 				continue
 			}
 			s.mu.Lock()
-			s.groups[adv.VRID].peers[m.src] = PeerStatus{Address: m.src, LastHeard: now, Priority: int(adv.Priority)}
+			s.groups[adv.VRID].peers[m.src] = PeerStatus{Address: m.src, LastHeard: now.UTC(), Priority: int(adv.Priority)}
 			s.mu.Unlock()
 			do(r, a)
 		case req := <-s.yield:
