@@ -625,3 +625,24 @@ func BenchmarkServeFailover(b *testing.B) {
 		b.ReportMetric(float64(m.d[len(m.d)-1].Microseconds())/1000, m.name+"-worst-ms")
 	}
 }
+
+// TestServeRefusesVIPBindWithoutNonlocalBind: with the sysctl
+// net.ipv4.ip_nonlocal_bind at 0 a node whose SIP listeners bind the VIPs
+// would fail as backup; it refuses to start and names the sysctl.
+func TestServeRefusesVIPBindWithoutNonlocalBind(t *testing.T) {
+	l := newHALab(t, map[string]string{"a": haAddrA})
+	if out, err := exec.Command("ip", "netns", "exec", l.ns("a"), "sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=0").CombinedOutput(); err != nil {
+		t.Fatalf("sysctl: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "portico.yaml")
+	os.WriteFile(file, []byte(servePair(true)), 0o600)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.ns("a"), portico(t), "serve", "--config", file, "--data", filepath.Join(dir, "data"), "--node-name", "a")
+	cmd.Env = append(os.Environ(), "PORTICO_ADMIN_PASSWORD="+adminPassword)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "net.ipv4.ip_nonlocal_bind=1") || !strings.Contains(string(out), haVIPA+" (group 51)") {
+		t.Errorf("serve with ip_nonlocal_bind 0: %v\n%s", err, out)
+	}
+}
