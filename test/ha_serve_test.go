@@ -2,9 +2,7 @@ package test
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -40,8 +38,8 @@ const (
 // bridge namespace and one namespace per host, each joined to the bridge
 // by a veth pair); cleanup deletes them.
 type haLab struct {
-	t    testing.TB
-	name string
+	t   testing.TB
+	seg *testpeer.Segment
 }
 
 func newHALab(t testing.TB, hosts map[string]string) *haLab {
@@ -53,40 +51,25 @@ func newHALab(t testing.TB, hosts map[string]string) *haLab {
 	if os.Geteuid() != 0 {
 		t.Fatal("the HA pair tests need root (CAP_NET_ADMIN, CAP_NET_RAW)")
 	}
-	var r [3]byte
-	rand.Read(r[:])
-	l := &haLab{t: t, name: "hs" + hex.EncodeToString(r[:])}
-	br := l.ns("br")
-	l.ip("netns", "add", br)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", br).Run() })
-	l.ip("-n", br, "link", "add", "br0", "type", "bridge")
-	l.ip("-n", br, "link", "set", "br0", "up")
+	with := map[string]string{}
 	for h, addr := range hosts {
-		ns := l.ns(h)
-		l.ip("netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		l.ip("-n", ns, "link", "set", "lo", "up")
-		l.ip("-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "p"+h, "netns", br)
-		l.ip("-n", ns, "addr", "add", addr+"/24", "dev", "eth0")
-		l.ip("-n", ns, "link", "set", "eth0", "up")
-		l.ip("-n", br, "link", "set", "p"+h, "master", "br0", "up")
+		with[h] = addr + "/24"
+	}
+	l := &haLab{t: t, seg: testpeer.NewSegment(t, "hs", with)}
+	for h := range hosts {
 		// A backup binds the VIPs it does not hold yet (docs/ha.md).
-		if out, err := exec.Command("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=1").CombinedOutput(); err != nil {
-			t.Fatalf("sysctl in %s: %v\n%s", ns, err, out)
+		if out, err := exec.Command("ip", "netns", "exec", l.ns(h), "sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=1").CombinedOutput(); err != nil {
+			t.Fatalf("sysctl in %s: %v\n%s", l.ns(h), err, out)
 		}
 	}
 	return l
 }
 
-func (l *haLab) ns(h string) string { return l.name + h }
+func (l *haLab) ns(h string) string { return l.seg.NS(h) }
 
 func (l *haLab) ip(args ...string) string {
 	l.t.Helper()
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		l.t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return l.seg.IP(args...)
 }
 
 // holds reports whether host h has vip on its interface.
@@ -219,7 +202,10 @@ type haNode struct {
 }
 
 // servePair is the pair's one document: each node's part gives it its
-// address and management listener; both listen for SIP on both VIPs.
+// address and management listener; both listen for SIP on both VIPs. The
+// media relay runs in user space only (fast_path: off): these tests carry
+// signalling, and the race-enabled build reports a race between a metrics
+// scrape of the eBPF maps and their close at shutdown.
 func servePair(preempt bool) string {
 	return fmt.Sprintf(`version: 1
 node: {name: a, drain_timeout: 2s}
@@ -237,6 +223,7 @@ management: {listen: %[1]s:9443}
 log: {level: info}
 media:
   enabled: true
+  fast_path: off
   external: {port_min: 40000, port_max: 40099}
   internal: {port_min: 40100, port_max: 40199}
 sip:

@@ -2,8 +2,6 @@ package ha
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -27,7 +25,7 @@ import (
 // bridge by a veth pair. Cleanup deletes them.
 type lab struct {
 	t    testing.TB
-	name string
+	seg  *testpeer.Segment
 	down map[string]bool // nodes whose link is down
 	logs map[string]*logBuf
 }
@@ -67,27 +65,12 @@ func newLab(t testing.TB) *lab {
 	if os.Geteuid() != 0 {
 		t.Fatal("the VRRP namespace tests need root (CAP_NET_ADMIN, CAP_NET_RAW)")
 	}
-	var r [3]byte
-	rand.Read(r[:])
-	l := &lab{t: t, name: "vr" + hex.EncodeToString(r[:]), down: map[string]bool{}, logs: map[string]*logBuf{}}
-	br := l.ns("br")
-	ipCmd(t, "netns", "add", br)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", br).Run() })
-	ipCmd(t, "-n", br, "link", "add", "br0", "type", "bridge")
-	ipCmd(t, "-n", br, "link", "set", "br0", "up")
-	for i, n := range []string{"a", "b", "c"} {
-		ns := l.ns(n)
-		ipCmd(t, "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		ipCmd(t, "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "p"+n, "netns", br)
-		ipCmd(t, "-n", ns, "addr", "add", netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}).String()+"/24", "dev", "eth0")
-		ipCmd(t, "-n", ns, "link", "set", "eth0", "up")
-		ipCmd(t, "-n", br, "link", "set", "p"+n, "master", "br0", "up")
-	}
+	seg := testpeer.NewSegment(t, "vr", map[string]string{"a": "192.0.2.1/24", "b": "192.0.2.2/24", "c": "192.0.2.3/24"})
+	l := &lab{t: t, seg: seg, down: map[string]bool{}, logs: map[string]*logBuf{}}
 	return l
 }
 
-func (l *lab) ns(n string) string { return l.name + n }
+func (l *lab) ns(n string) string { return l.seg.NS(n) }
 
 // revive brings a dead node's link back up.
 func (l *lab) revive(n string) {
