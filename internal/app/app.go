@@ -284,17 +284,17 @@ func New(ctx context.Context, opts Options) (*App, error) {
 			}
 			return a.built.ladder
 		},
-		Tunnel: func() api.TunnelService {
-			if a.built.tunnel == nil {
-				return nil
-			}
-			return a.built.tunnel
-		},
 		HA: func() api.HAService {
 			if a.built.ha == nil {
 				return nil
 			}
 			return a.built.ha
+		},
+		Tunnel: func() api.TunnelService {
+			if a.built.tunnel == nil {
+				return nil
+			}
+			return a.built.tunnel
 		},
 		Guard:  func() api.GuardService { return a.built.guard },
 		Policy: func() api.PolicyService { return policyService{a} },
@@ -503,7 +503,7 @@ func ensureAdmin(ctx context.Context, st store.Store, password string, console i
 }
 
 func (a *App) serviceDeps() serviceDeps {
-	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv, hist: a.spool, events: a.spool.AddEvent, fds: a.fds, node: a.nodeName(), nodeFlag: a.opts.NodeName != "", dataDir: a.opts.DataDir}
+	return serviceDeps{log: a.log.Logger, reg: a.reg, st: a.st, certs: a.certs, env: a.opts.Getenv, hist: a.spool, events: a.spool.AddEvent, fds: a.fds, node: a.nodeName(), dataDir: a.opts.DataDir}
 }
 
 // ManagementURL is where the API listens.
@@ -717,7 +717,7 @@ func (a *App) Reimport(ctx context.Context) error {
 // Validate checks doc as Replace would (see the package function Validate)
 // without storing or applying it.
 func (a *App) Validate(ctx context.Context, doc []byte) error {
-	cfg, err := validate(doc, a.serviceDeps())
+	cfg, err := validate(doc, a.runDeps())
 	if err != nil {
 		return err
 	}
@@ -752,7 +752,7 @@ func (a *App) apply(ctx context.Context, doc []byte, v *store.ConfigVersion, aut
 		doc = v.Document
 	}
 	// The same build a start does, on a throwaway set that is closed again.
-	cfg, err := validate(doc, a.serviceDeps())
+	cfg, err := validate(doc, a.runDeps())
 	if err != nil {
 		return nil, err
 	}
@@ -843,6 +843,8 @@ func (a *App) notePending(cfg *config.Config, svcRestart []string) {
 // are not services count as enabled.
 func sectionEnabled(cfg *config.Config, sec string) bool {
 	switch sec {
+	case "ha":
+		return cfg.HA.Enabled
 	case "sip":
 		return cfg.SIP.Enabled
 	case "turn":
@@ -855,8 +857,6 @@ func sectionEnabled(cfg *config.Config, sec string) bool {
 		return cfg.Media.Enabled
 	case "tunnel":
 		return cfg.Tunnel.Enabled
-	case "ha":
-		return cfg.HA.Enabled
 	}
 	return true
 }

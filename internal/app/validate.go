@@ -81,3 +81,11 @@ func asConfigErrors(err error) error {
 	}
 	return config.Errors{{Reason: err.Error()}}
 }
+
+// runDeps are the deps a running node validates a new document with:
+// serviceDeps, and whether --node-name named the node.
+func (a *App) runDeps() serviceDeps {
+	d := a.serviceDeps()
+	d.nodeFlag = a.opts.NodeName != ""
+	return d
+}
