@@ -126,11 +126,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 	if err := b.setACLs(cfg); err != nil {
 		return nil, asConfigErrors(err)
 	}
-	// The guard takes its whole section live (blocks in force stay); it
-	// runs beside the spool, not as a readiness service.
-	b.reloads = append(b.reloads, reload{"guard", func(next *config.Config) ([]string, error) {
-		return g.Reload(guardConfig(next))
-	}})
+	// The VRRP speaker: VIPs for the services below (ha.enabled).
 	if cfg.HA.Enabled {
 		n, err := ha.NewNode(haNodeConfig(cfg), ha.NodeDeps{Logger: logging.Component(log, "ha"), Registerer: reg})
 		if err != nil {
@@ -142,6 +138,11 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		b.ha = n
 		out = append(out, &service{name: "ha", run: n.Run})
 	}
+	// The guard takes its whole section live (blocks in force stay); it
+	// runs beside the spool, not as a readiness service.
+	b.reloads = append(b.reloads, reload{"guard", func(next *config.Config) ([]string, error) {
+		return g.Reload(guardConfig(next))
+	}})
 	if cfg.Media.Enabled {
 		mc, err := cfg.Media.Config(media.Env{External: cfg.Interfaces.External.Address, PublicAddress: cfg.Interfaces.External.PublicAddress, Internal: cfg.Interfaces.Internal.Address})
 		if err != nil {
