@@ -352,6 +352,24 @@ func (n *haNode) groups() map[int]clusterGroup {
 	return out
 }
 
+// waitState waits until the node's group vrid is in state (the API reads
+// the state and the interface's addresses at different instants) and
+// returns the group.
+func (n *haNode) waitState(vrid int, state string) clusterGroup {
+	n.l.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g := n.groups()[vrid]
+		if g.State == state {
+			return g
+		}
+		if time.Now().After(deadline) {
+			n.l.t.Fatalf("node %s, group %d: %+v, want %s", n.name, vrid, g, state)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // held is where each VIP must be (true) and must not be (false).
 func held(aHoldsA, bHoldsA, aHoldsB, bHoldsB bool) map[string]map[string]bool {
 	return map[string]map[string]bool{
@@ -432,7 +450,7 @@ func TestServePairFailover(t *testing.T) {
 			a.kill()
 			l.waitHolds("node a killed", map[string]map[string]bool{haVIPA: {"b": true}, haVIPB: {"b": true}})
 			l.waitOptions(haVIPA + ":5060")
-			if g := b.groups()[51]; g.State != "master" || g.Transitions != 2 {
+			if g := b.waitState(51, "master"); g.Transitions != 2 {
 				t.Errorf("node b, group 51 after the kill: %+v", g)
 			}
 
@@ -444,9 +462,7 @@ func TestServePairFailover(t *testing.T) {
 			} else {
 				time.Sleep(time.Second) // ten advertisement intervals: nothing moves
 				l.waitHolds("node a back, no preemption", held(false, true, false, true))
-				if g := a.groups()[51]; g.State != "backup" {
-					t.Errorf("node a, group 51 back without preemption: %+v", g)
-				}
+				a.waitState(51, "backup")
 				// Node a's own hand-back yields nothing: it is master of no
 				// group it does not own.
 				var hb struct{ Yielded []int }
@@ -461,9 +477,7 @@ func TestServePairFailover(t *testing.T) {
 				l.waitHolds("hand-back", held(true, false, false, true))
 			}
 			l.waitOptions(haVIPA + ":5060")
-			if g := a.groups()[51]; g.State != "master" {
-				t.Errorf("node a, group 51 after it returned: %+v", g)
-			}
+			a.waitState(51, "master")
 			metrics := string(b.api.must(200, "GET", "/metrics", nil).body)
 			if !strings.Contains(metrics, `portico_ha_transitions_total{group="51"} 3`) || !strings.Contains(metrics, `portico_ha_state{group="51"} 1`) {
 				t.Errorf("node b's metrics for group 51:\n%s", grepLines(metrics, "portico_ha_"))
@@ -545,7 +559,7 @@ vrrp_instance vi51 {
 	l.waitHolds("keepalived master of 51", held(false, true, true, false))
 	time.Sleep(time.Second) // many advertisement intervals: the election holds
 	l.waitHolds("keepalived still master of 51", held(false, true, true, false))
-	if g := a.groups()[51]; g.State != "backup" || len(g.Peers) != 1 || g.Peers[0].Address != haAddrB {
+	if g := a.waitState(51, "backup"); len(g.Peers) != 1 || g.Peers[0].Address != haAddrB {
 		t.Errorf("node a, group 51 under keepalived: %+v", g)
 	}
 	// keepalived dies with its machine (link cut).

@@ -187,6 +187,15 @@ func (s *Speaker) run(ctx context.Context, clean func() bool) error {
 	}()
 	do := func(r *Router, a Actions) {
 		rc := r.Config()
+		if a.Transition() {
+			// The state is recorded before the VIPs move, so that a
+			// status showing a VIP held never shows the old state.
+			s.mu.Lock()
+			g := s.groups[rc.VRID]
+			g.state, g.last = a.To, time.Now()
+			g.transitions++
+			s.mu.Unlock()
+		}
 		if a.Release {
 			for _, v := range rc.Addrs {
 				if err := netlink.AddrDel(link, addrOf(v)); err != nil {
@@ -218,11 +227,6 @@ func (s *Speaker) run(ctx context.Context, clean func() bool) error {
 			s.log.Warn("vrrp: another master on the segment", "vrid", rc.VRID, "other", a.Other, "state", a.To)
 		}
 		if a.Transition() {
-			s.mu.Lock()
-			g := s.groups[rc.VRID]
-			g.state, g.last = a.To, time.Now()
-			g.transitions++
-			s.mu.Unlock()
 			s.log.Info("vrrp: transition", "vrid", rc.VRID, "from", a.From, "to", a.To)
 			if s.cfg.Transition != nil {
 				s.cfg.Transition(rc.VRID, a)
