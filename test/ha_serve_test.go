@@ -515,45 +515,9 @@ func bToken(t *testing.T, n *haNode) string {
 // `portico serve` node in group 51: keepalived, of higher priority, is
 // master; killed, the Portico node takes the VIP and answers SIP on it.
 func TestServeWithKeepalivedPeer(t *testing.T) {
-	if _, err := exec.LookPath("keepalived"); err != nil && !testing.Short() {
-		t.Fatal("keepalived is not installed (Debian package keepalived)")
-	}
 	l := newHALab(t, map[string]string{"a": haAddrA, "b": haAddrB, "o": haAddrOut})
 	cfg := strings.Replace(servePair(true), "priorities: {a: 150, b: 100}", "priorities: {a: 100, b: 150}", 1)
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "keepalived.conf")
-	os.WriteFile(conf, []byte(`global_defs {
-  vrrp_version 3
-  vrrp_garp_master_delay 0
-}
-vrrp_instance vi51 {
-  state BACKUP
-  interface eth0
-  virtual_router_id 51
-  priority 200
-  advert_int 0.1
-  virtual_ipaddress {
-    `+haVIPA+`/32 dev eth0
-  }
-}
-`), 0o600)
-	out := &syncBuffer{}
-	k := exec.Command("ip", "netns", "exec", l.ns("b"), "keepalived", "-n", "-l", "-D", "-P", "-f", conf,
-		"-p", dir+"/k.pid", "-r", dir+"/v.pid", "--no-syslog")
-	k.Stdout, k.Stderr = out, out
-	k.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := k.Start(); err != nil {
-		t.Fatal(err)
-	}
-	killed := false
-	killK := func() {
-		if !killed {
-			killed = true
-			syscall.Kill(-k.Process.Pid, syscall.SIGKILL)
-			k.Wait()
-		}
-	}
-	t.Cleanup(killK)
+	k := testpeer.StartKeepalived(t, l.ns("b"), 51, 200, haVIPA)
 	a := l.serve("a", "a", t.TempDir(), cfg)
 	// Group 52 has no other speaker: node a is its master.
 	l.waitHolds("keepalived master of 51", held(false, true, true, false))
@@ -564,11 +528,11 @@ vrrp_instance vi51 {
 	}
 	// keepalived dies with its machine (link cut).
 	l.ip("-n", l.ns("b"), "link", "set", "eth0", "down")
-	killK()
+	k.Kill()
 	l.waitHolds("keepalived gone", map[string]map[string]bool{haVIPA: {"a": true}, haVIPB: {"a": true}})
 	l.waitOptions(haVIPA + ":5060")
 	if t.Failed() {
-		t.Logf("keepalived:\n%s\nportico:\n%s", out, a.out)
+		t.Logf("keepalived:\n%s\nportico:\n%s", k.Output(), a.out)
 	}
 }
 

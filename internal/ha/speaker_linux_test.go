@@ -8,11 +8,9 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -201,34 +199,7 @@ func TestSpeakersFailOver(t *testing.T) {
 // the node's link and kills it (a dead machine).
 func (l *lab) keepalived(n string, prio int) (kill func()) {
 	l.t.Helper()
-	if _, err := exec.LookPath("keepalived"); err != nil {
-		l.t.Fatal("keepalived is not installed (Debian package keepalived)")
-	}
-	dir := l.t.TempDir()
-	conf := dir + "/keepalived.conf"
-	os.WriteFile(conf, []byte(`global_defs {
-  vrrp_version 3
-  vrrp_garp_master_delay 0
-}
-vrrp_instance vi51 {
-  state BACKUP
-  interface eth0
-  virtual_router_id 51
-  priority `+strconv.Itoa(prio)+`
-  advert_int 0.1
-  virtual_ipaddress {
-    192.0.2.100/32 dev eth0
-  }
-}
-`), 0o600)
-	out := &strings.Builder{}
-	cmd := exec.Command("ip", "netns", "exec", l.ns(n), "keepalived", "-n", "-l", "-D", "-P", "-f", conf,
-		"-p", dir+"/k.pid", "-r", dir+"/v.pid", "--no-syslog")
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		l.t.Fatal(err)
-	}
+	k := testpeer.StartKeepalived(l.t, l.ns(n), 51, prio, vip.String())
 	killed := false
 	kill = func() {
 		if killed {
@@ -237,10 +208,9 @@ vrrp_instance vi51 {
 		killed = true
 		l.down[n] = true
 		exec.Command("ip", "-n", l.ns(n), "link", "set", "eth0", "down").Run()
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
+		k.Kill()
 		if l.t.Failed() {
-			l.t.Logf("keepalived on %s:\n%s", n, out)
+			l.t.Logf("keepalived on %s:\n%s", n, k.Output())
 		}
 	}
 	l.t.Cleanup(kill)
