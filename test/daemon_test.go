@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portico-edge/portico/internal/testpeer"
 )
 
 var (
@@ -58,22 +60,8 @@ type daemon struct {
 	done    chan error
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects the daemon's output.
+type syncBuffer = testpeer.Buffer
 
 // run runs a portico subcommand to completion and returns its combined output.
 func run(t *testing.T, env []string, args ...string) (string, error) {

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -15,19 +14,8 @@ import (
 // namespace, for interoperation tests.
 type Keepalived struct {
 	cmd  *exec.Cmd
-	out  lockedBuilder
+	out  Buffer
 	once sync.Once
-}
-
-type lockedBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuilder) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
 }
 
 // StartKeepalived runs keepalived in namespace ns as the speaker of
@@ -82,7 +70,5 @@ func (k *Keepalived) Kill() {
 
 // Output is what keepalived logged.
 func (k *Keepalived) Output() string {
-	k.out.mu.Lock()
-	defer k.out.mu.Unlock()
-	return k.out.b.String()
+	return k.out.String()
 }
