@@ -94,6 +94,8 @@ type Deps struct {
 	TURN func() TURNService
 	// H323 returns the running H.323 edge, or nil when it is off.
 	H323 func() H323Service
+	// HA returns the node's VRRP speaker, or nil when ha is off.
+	HA func() HAService
 	// Certs holds named certificates.
 	Certs CertService
 	// Guard returns the node's guard (blocks; failed logins are reported
@@ -105,8 +107,6 @@ type Deps struct {
 	Ladder func() LadderService
 	// Tunnel returns the running tunnel end, or nil when it is off.
 	Tunnel func() TunnelService
-	// HA returns the node's VRRP speaker, or nil when ha is off.
-	HA func() HAService
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 }
