@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portico-edge/portico/internal/testpeer"
 )
 
 var (
@@ -27,7 +29,7 @@ var (
 )
 
 // portico builds the binary once per test run.
-func portico(t *testing.T) string {
+func portico(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "portico-bin-")
@@ -58,22 +60,8 @@ type daemon struct {
 	done    chan error
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects the daemon's output.
+type syncBuffer = testpeer.Buffer
 
 // run runs a portico subcommand to completion and returns its combined output.
 func run(t *testing.T, env []string, args ...string) (string, error) {
@@ -163,7 +151,7 @@ func insecureClient(jar http.CookieJar) *http.Client {
 
 // apiClient speaks to the daemon as one user.
 type apiClient struct {
-	t      *testing.T
+	t      testing.TB
 	base   string
 	token  string
 	c      *http.Client
@@ -182,7 +170,7 @@ type response struct {
 	body   []byte
 }
 
-func (r response) json(t *testing.T, v any) {
+func (r response) json(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("bad JSON %q: %v", r.body, err)

@@ -37,7 +37,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), configCmd(), userCmd(), turnCmd(), tunnelCmd(), backupCmd(), restoreCmd(), versionCmd(), statusCmd())
+	root.AddCommand(serveCmd(), configCmd(), userCmd(), turnCmd(), tunnelCmd(), haCmd(), backupCmd(), restoreCmd(), versionCmd(), statusCmd())
 	return root
 }
 

@@ -94,6 +94,8 @@ type Deps struct {
 	TURN func() TURNService
 	// H323 returns the running H.323 edge, or nil when it is off.
 	H323 func() H323Service
+	// HA returns the node's VRRP speaker, or nil when ha is off.
+	HA func() HAService
 	// Certs holds named certificates.
 	Certs CertService
 	// Guard returns the node's guard (blocks; failed logins are reported
@@ -218,6 +220,7 @@ func (s *Server) routes() {
 	s.ladderRoutes()
 	s.diagnosticsRoutes()
 	s.tunnelRoutes()
+	s.clusterRoutes()
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -251,6 +251,9 @@ func New(ctx context.Context, opts Options) (*App, error) {
 		return nil, config.Locate(doc, es)
 	}
 	a.svcs = a.built.list
+	if err := checkVIPBinds(cfg, os.ReadFile); err != nil {
+		return nil, err
+	}
 	if err := a.commitBoot(ctx, boot); err != nil {
 		return nil, err
 	}
@@ -288,6 +291,12 @@ func New(ctx context.Context, opts Options) (*App, error) {
 				return nil
 			}
 			return a.built.ladder
+		},
+		HA: func() api.HAService {
+			if a.built.ha == nil {
+				return nil
+			}
+			return a.built.ha
 		},
 		Tunnel: func() api.TunnelService {
 			if a.built.tunnel == nil {
@@ -369,7 +378,13 @@ func (a *App) chooseConfig(ctx context.Context, fileCfg *config.Config, fileDoc 
 	useActive := func() (bootChoice, error) {
 		cfg, err := config.Parse(active.Document)
 		if err == nil {
-			cfg, err = cfg.ForNode(a.node)
+			name := a.node
+			if len(cfg.Nodes) == 0 && a.opts.NodeName == "" {
+				// A single node's stored document names it: an API edit
+				// of node.name runs from the next start.
+				name = ""
+			}
+			cfg, err = cfg.ForNode(name)
 		}
 		if err != nil {
 			hint := "import a good file with serve --config FILE --force-import"
@@ -645,7 +660,7 @@ func sipListenerChecks(ls []sipedge.ListenerStatus) []api.Check {
 func (a *App) status(ctx context.Context) map[string]any {
 	r := a.cur.Load()
 	return map[string]any{
-		"version": Version, "node": r.cfg.Node.Name, "started_at": a.started.UTC(),
+		"version": Version, "node": a.bootCfg.Node.Name, "started_at": a.started.UTC(),
 		"uptime_seconds": int64(time.Since(a.started).Seconds()), "store": a.st.Backend(),
 		"config_version": r.version.Version, "management": a.ManagementURL(),
 		"config":          a.configStatus(r.version),
@@ -723,7 +738,7 @@ func (a *App) Reimport(ctx context.Context) error {
 // Validate checks doc as Replace would (see the package function Validate)
 // without storing or applying it.
 func (a *App) Validate(ctx context.Context, doc []byte) error {
-	cfg, err := validate(doc, a.serviceDeps())
+	cfg, err := validate(doc, a.runDeps())
 	if err != nil {
 		return err
 	}
@@ -758,7 +773,7 @@ func (a *App) apply(ctx context.Context, doc []byte, v *store.ConfigVersion, aut
 		doc = v.Document
 	}
 	// The same build a start does, on a throwaway set that is closed again.
-	cfg, err := validate(doc, a.serviceDeps())
+	cfg, err := validate(doc, a.runDeps())
 	if err != nil {
 		return nil, err
 	}
@@ -826,7 +841,9 @@ func (a *App) notePending(cfg *config.Config, svcRestart []string) {
 		sec, _, _ := strings.Cut(f, ".")
 		sec, _, _ = strings.Cut(sec, "[")
 		switch {
-		case liveFields[f] || (sec == "node" && f != "node.fd_reserve"): // the descriptor reserve is taken at start
+		case liveFields[f] || (sec == "node" && f != "node.fd_reserve" && f != "node.name"):
+			// The descriptor reserve is taken at start; the name is in the
+			// store lease, the management certificate and the logs.
 		case f == "guard.kernel":
 			p = append(p, f) // the kernel set is set up at start
 		case sec == "policy": // setACLs and the SIP edge's Reload (rules) apply it
@@ -847,6 +864,8 @@ func (a *App) notePending(cfg *config.Config, svcRestart []string) {
 // are not services count as enabled.
 func sectionEnabled(cfg *config.Config, sec string) bool {
 	switch sec {
+	case "ha":
+		return cfg.HA.Enabled
 	case "sip":
 		return cfg.SIP.Enabled
 	case "turn":

@@ -21,6 +21,7 @@ import (
 	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/h323proxy"
+	"github.com/portico-edge/portico/internal/ha"
 	"github.com/portico-edge/portico/internal/ladder"
 	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/media"
@@ -55,6 +56,10 @@ type serviceDeps struct {
 	// part (config.ForNode). Empty (the CLI): the document's node.name,
 	// and a cluster document is checked for every node.
 	node string
+	// nodeFlag is set when node came from --node-name: it names the node
+	// even for a document without nodes, whose own node.name otherwise
+	// does.
+	nodeFlag bool
 	// dataDir holds runtime files (the tunnel's identity and pins); empty
 	// when only validating, which then keeps them in memory.
 	dataDir string
@@ -77,6 +82,7 @@ type built struct {
 	sip         atomic.Pointer[sipedge.Server]
 	h323        *h323proxy.Server
 	guard       *guard.Guard
+	ha          *ha.Node    // nil when ha.enabled is false
 	closers     []io.Closer // in build order; close releases them in reverse
 	// sipACL, turnACL, mgmtACL and h323ACL are policy.acl.sip, .turn,
 	// .management, swapped on reload.
@@ -123,6 +129,18 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 	b.closers = append(b.closers, g)
 	if err := b.setACLs(cfg); err != nil {
 		return nil, asConfigErrors(err)
+	}
+	// The VRRP speaker: VIPs for the services below (ha.enabled).
+	if cfg.HA.Enabled {
+		n, err := ha.NewNode(haNodeConfig(cfg), ha.NodeDeps{Logger: logging.Component(log, "ha"), Registerer: reg})
+		if err != nil {
+			return nil, asConfigErrors(err)
+		}
+		if d.events != nil {
+			n.Subscribe(haEvents(d.events))
+		}
+		b.ha = n
+		out = append(out, &service{name: "ha", run: n.Run})
 	}
 	// The guard takes its whole section live (blocks in force stay); it
 	// runs beside the spool, not as a readiness service.
@@ -375,6 +393,31 @@ func (k noLoopback) Remove(p netip.Prefix) error {
 		return nil
 	}
 	return k.KernelSet.Remove(p)
+}
+
+// haNodeConfig is the ha section as this node runs it: its name and every
+// node's default priority.
+func haNodeConfig(cfg *config.Config) ha.NodeConfig {
+	nc := ha.NodeConfig{Section: cfg.HA, Name: cfg.Node.Name, Priorities: map[string]int{}}
+	for _, p := range cfg.Nodes {
+		nc.Priorities[p.Name] = p.EffectivePriority()
+	}
+	if len(cfg.Nodes) == 0 {
+		nc.Priorities[cfg.Node.Name] = config.DefaultPriority
+	}
+	return nc
+}
+
+// haEvents records every VRRP transition in the event history.
+func haEvents(record func(store.Event)) func(ha.Transition) {
+	return func(t ha.Transition) {
+		sev := "info"
+		if t.From == ha.Master || t.To == ha.Master {
+			sev = "warning" // VIPs moved
+		}
+		msg := fmt.Sprintf("VIP group %d: %s -> %s (%v)", t.VRID, t.From, t.To, t.VIPs)
+		record(store.Event{Time: t.Time.UTC(), Severity: sev, Component: "ha", Message: msg})
+	}
 }
 
 // guardEvents records blocks in the event history.

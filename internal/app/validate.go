@@ -42,6 +42,9 @@ func validate(doc []byte, d serviceDeps) (*config.Config, error) {
 		}
 		return cfg, nil
 	}
+	if len(cfg.Nodes) == 0 && !d.nodeFlag {
+		d.node = "" // a single node's document names it
+	}
 	if cfg, err = cfg.ForNode(d.node); err != nil {
 		es, _ := config.AsErrors(err)
 		return nil, config.Locate(doc, es)
@@ -77,4 +80,12 @@ func asConfigErrors(err error) error {
 		return es
 	}
 	return config.Errors{{Reason: err.Error()}}
+}
+
+// runDeps are the deps a running node validates a new document with:
+// serviceDeps, and whether --node-name named the node.
+func (a *App) runDeps() serviceDeps {
+	d := a.serviceDeps()
+	d.nodeFlag = a.opts.NodeName != ""
+	return d
 }

@@ -154,11 +154,3 @@ func (v *validator) ports(c *Config) {
 	}
 }
 
-// reserved refuses an enabled section that this build does not implement:
-// accepting it would let an administrator believe it runs.
-func (v *validator) reserved(c *Config) {
-	// The groups are checked, but no speaker runs them yet.
-	if c.HA.Enabled {
-		v.add("ha.enabled", "the VRRP speaker is not in this build yet; the groups are checked but no node would take a VIP: set enabled: false")
-	}
-}

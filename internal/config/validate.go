@@ -144,7 +144,6 @@ func (c *Config) Validate() error {
 	v.section(c.Tunnel.Validate())
 	v.section(c.SNMP.Validate())
 	v.ports(c)
-	v.reserved(c)
 	if len(v.errs) == 0 {
 		return nil
 	}

@@ -245,3 +245,21 @@ func (r *Router) Shutdown() Actions {
 	r.state = Initialize
 	return a
 }
+
+// Yield hands a group this node is master of back to a peer (an
+// administrator's hand-back with preemption off): it sends priority 0, so
+// a backup takes over after its skew, releases the addresses and goes
+// back to Backup. If no peer takes the group over, this node becomes
+// master again after Master_Down_Interval. A router that is not master
+// does nothing.
+func (r *Router) Yield(now time.Time) Actions {
+	a := Actions{From: r.state, To: r.state}
+	if r.state != Master {
+		return a
+	}
+	r.state = Backup
+	r.masterInterval = r.cfg.Interval
+	r.downAt = now.Add(r.down())
+	a.Send, a.Priority, a.Release, a.To = true, PriorityStop, true, Backup
+	return a
+}

@@ -279,3 +279,34 @@ func mustRouter(t *testing.T, c RouterConfig) *Router {
 	}
 	return r
 }
+
+// TestYieldHandsBack: without preemption the backup that took a group
+// over keeps it when the owner returns; Yield hands it back (priority 0)
+// and the owner's advertisements keep the yielder backup. With no peer to
+// take it, the yielder becomes master again.
+func TestYieldHandsBack(t *testing.T) {
+	s := newSegment(t, []uint8{150, 100}, false)
+	s.start(1)
+	s.run(time.Second)
+	s.start(0)
+	s.run(time.Second)
+	s.wantHolder(1)
+	if a := s.nodes[0].r.Yield(s.now); a.Send || a.Transition() {
+		t.Fatalf("a backup yielded: %+v", a)
+	}
+	s.do(1, s.nodes[1].r.Yield(s.now))
+	s.run(100 * time.Millisecond)
+	s.wantHolder(0)
+	s.run(2 * time.Second)
+	s.wantHolder(0)
+
+	alone := newSegment(t, []uint8{150, 100}, false)
+	alone.start(1)
+	alone.run(time.Second)
+	alone.do(1, alone.nodes[1].r.Yield(alone.now))
+	if h := alone.holders(); len(h) != 0 {
+		t.Fatalf("holders right after the yield: %v", h)
+	}
+	alone.run(time.Second)
+	alone.wantHolder(1)
+}

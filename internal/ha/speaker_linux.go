@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -39,6 +40,26 @@ type Speaker struct {
 	log     *slog.Logger
 	routers map[uint8]*Router
 	dropped atomic.Int64
+	// yield carries hand-back requests to the goroutine that owns the
+	// routers; each is answered with the VRIDs yielded.
+	yield chan yieldReq
+
+	mu     sync.Mutex // guards groups
+	groups map[uint8]*groupStats
+}
+
+// groupStats is what Status reports of a group besides its router's
+// configuration; the speaker's goroutine writes it under mu.
+type groupStats struct {
+	state       State
+	transitions int64
+	last        time.Time
+	peers       map[netip.Addr]PeerStatus
+}
+
+type yieldReq struct {
+	vrids map[uint8]bool
+	done  chan []uint8
 }
 
 // Dropped counts the advertisements dropped: malformed, refused by a
@@ -47,7 +68,7 @@ func (s *Speaker) Dropped() int64 { return s.dropped.Load() }
 
 // NewSpeaker validates cfg; it does no I/O.
 func NewSpeaker(cfg SpeakerConfig, log *slog.Logger) (*Speaker, error) {
-	s := &Speaker{cfg: cfg, log: log, routers: map[uint8]*Router{}}
+	s := &Speaker{cfg: cfg, log: log, routers: map[uint8]*Router{}, yield: make(chan yieldReq), groups: map[uint8]*groupStats{}}
 	if cfg.Interface == "" {
 		return nil, fmt.Errorf("vrrp: no interface")
 	}
@@ -63,8 +84,44 @@ func NewSpeaker(cfg SpeakerConfig, log *slog.Logger) (*Speaker, error) {
 			return nil, fmt.Errorf("vrrp vrid %d: twice", rc.VRID)
 		}
 		s.routers[rc.VRID] = r
+		s.groups[rc.VRID] = &groupStats{peers: map[netip.Addr]PeerStatus{}}
 	}
 	return s, nil
+}
+
+// Groups reports each group's state, transitions and the peers heard, by
+// VRID.
+func (s *Speaker) Groups() map[uint8]GroupStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[uint8]GroupStats, len(s.groups))
+	for id, g := range s.groups {
+		gs := GroupStats{State: g.state, Transitions: g.transitions, LastTransition: g.last}
+		for _, p := range g.peers {
+			gs.Peers = append(gs.Peers, p)
+		}
+		slices.SortFunc(gs.Peers, func(a, b PeerStatus) int { return a.Address.Compare(b.Address) })
+		out[id] = gs
+	}
+	return out
+}
+
+// Yield hands the groups named in vrids that this node is master of back
+// to a peer (Router.Yield) and returns the VRIDs it yielded. It fails when
+// the speaker does not run or ctx ends first.
+func (s *Speaker) Yield(ctx context.Context, vrids map[uint8]bool) ([]uint8, error) {
+	req := yieldReq{vrids: vrids, done: make(chan []uint8, 1)}
+	select {
+	case s.yield <- req:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case ids := <-req.done:
+		return ids, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 type received struct {
@@ -130,6 +187,15 @@ func (s *Speaker) run(ctx context.Context, clean func() bool) error {
 	}()
 	do := func(r *Router, a Actions) {
 		rc := r.Config()
+		if a.Transition() {
+			// The state is recorded before the VIPs move, so that a
+			// status showing a VIP held never shows the old state.
+			s.mu.Lock()
+			g := s.groups[rc.VRID]
+			g.state, g.last = a.To, time.Now()
+			g.transitions++
+			s.mu.Unlock()
+		}
 		if a.Release {
 			for _, v := range rc.Addrs {
 				if err := netlink.AddrDel(link, addrOf(v)); err != nil {
@@ -209,12 +275,27 @@ func (s *Speaker) run(ctx context.Context, clean func() bool) error {
 			if r == nil {
 				continue // another group on the segment
 			}
-			a, err := r.Receive(time.Now(), m.src, m.ttl, adv)
+			now := time.Now()
+			a, err := r.Receive(now, m.src, m.ttl, adv)
 			if err != nil {
 				s.dropped.Add(1)
 				continue
 			}
+			s.mu.Lock()
+			s.groups[adv.VRID].peers[m.src] = PeerStatus{Address: m.src, LastHeard: now.UTC(), Priority: int(adv.Priority)}
+			s.mu.Unlock()
 			do(r, a)
+		case req := <-s.yield:
+			var ids []uint8
+			now := time.Now()
+			for id, r := range s.routers {
+				if req.vrids[id] && r.State() == Master {
+					do(r, r.Yield(now))
+					ids = append(ids, id)
+				}
+			}
+			slices.Sort(ids)
+			req.done <- ids
 		case <-t.C:
 			now := time.Now()
 			for _, r := range s.routers {

@@ -2,19 +2,14 @@ package ha
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,28 +22,13 @@ import (
 // bridge by a veth pair. Cleanup deletes them.
 type lab struct {
 	t    testing.TB
-	name string
+	seg  *testpeer.Segment
 	down map[string]bool // nodes whose link is down
 	logs map[string]*logBuf
 }
 
 // logBuf collects a speaker's log.
-type logBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuf = testpeer.Buffer
 
 func ipCmd(t testing.TB, args ...string) string {
 	t.Helper()
@@ -67,27 +47,12 @@ func newLab(t testing.TB) *lab {
 	if os.Geteuid() != 0 {
 		t.Fatal("the VRRP namespace tests need root (CAP_NET_ADMIN, CAP_NET_RAW)")
 	}
-	var r [3]byte
-	rand.Read(r[:])
-	l := &lab{t: t, name: "vr" + hex.EncodeToString(r[:]), down: map[string]bool{}, logs: map[string]*logBuf{}}
-	br := l.ns("br")
-	ipCmd(t, "netns", "add", br)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", br).Run() })
-	ipCmd(t, "-n", br, "link", "add", "br0", "type", "bridge")
-	ipCmd(t, "-n", br, "link", "set", "br0", "up")
-	for i, n := range []string{"a", "b", "c"} {
-		ns := l.ns(n)
-		ipCmd(t, "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		ipCmd(t, "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "p"+n, "netns", br)
-		ipCmd(t, "-n", ns, "addr", "add", netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}).String()+"/24", "dev", "eth0")
-		ipCmd(t, "-n", ns, "link", "set", "eth0", "up")
-		ipCmd(t, "-n", br, "link", "set", "p"+n, "master", "br0", "up")
-	}
+	seg := testpeer.NewSegment(t, "vr", map[string]string{"a": "192.0.2.1/24", "b": "192.0.2.2/24", "c": "192.0.2.3/24"})
+	l := &lab{t: t, seg: seg, down: map[string]bool{}, logs: map[string]*logBuf{}}
 	return l
 }
 
-func (l *lab) ns(n string) string { return l.name + n }
+func (l *lab) ns(n string) string { return l.seg.NS(n) }
 
 // revive brings a dead node's link back up.
 func (l *lab) revive(n string) {
@@ -218,34 +183,7 @@ func TestSpeakersFailOver(t *testing.T) {
 // the node's link and kills it (a dead machine).
 func (l *lab) keepalived(n string, prio int) (kill func()) {
 	l.t.Helper()
-	if _, err := exec.LookPath("keepalived"); err != nil {
-		l.t.Fatal("keepalived is not installed (Debian package keepalived)")
-	}
-	dir := l.t.TempDir()
-	conf := dir + "/keepalived.conf"
-	os.WriteFile(conf, []byte(`global_defs {
-  vrrp_version 3
-  vrrp_garp_master_delay 0
-}
-vrrp_instance vi51 {
-  state BACKUP
-  interface eth0
-  virtual_router_id 51
-  priority `+strconv.Itoa(prio)+`
-  advert_int 0.1
-  virtual_ipaddress {
-    192.0.2.100/32 dev eth0
-  }
-}
-`), 0o600)
-	out := &strings.Builder{}
-	cmd := exec.Command("ip", "netns", "exec", l.ns(n), "keepalived", "-n", "-l", "-D", "-P", "-f", conf,
-		"-p", dir+"/k.pid", "-r", dir+"/v.pid", "--no-syslog")
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		l.t.Fatal(err)
-	}
+	k := testpeer.StartKeepalived(l.t, l.ns(n), 51, prio, vip.String())
 	killed := false
 	kill = func() {
 		if killed {
@@ -254,10 +192,9 @@ vrrp_instance vi51 {
 		killed = true
 		l.down[n] = true
 		exec.Command("ip", "-n", l.ns(n), "link", "set", "eth0", "down").Run()
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
+		k.Kill()
 		if l.t.Failed() {
-			l.t.Logf("keepalived on %s:\n%s", n, out)
+			l.t.Logf("keepalived on %s:\n%s", n, k.Output())
 		}
 	}
 	l.t.Cleanup(kill)
