@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,6 +61,11 @@ type fastPath struct {
 	entries   atomic.Int64
 	fallbacks interface{ Inc() }
 	lastWarn  atomic.Int64
+
+	// closeMu orders a metrics scrape (kernelTotals, read-held) before or
+	// after close (held): a scrape never reads a map being closed.
+	closeMu sync.RWMutex
+	closed  bool
 }
 
 // fastEntries sizes the flows map: one entry per RTP socket the port
@@ -193,6 +199,9 @@ func (f *fastPath) close() {
 	if f == nil {
 		return
 	}
+	f.closeMu.Lock()
+	defer f.closeMu.Unlock()
+	f.closed = true
 	for _, l := range f.links {
 		l.Close()
 	}
@@ -270,6 +279,11 @@ func (f *fastPath) fallback(err error) {
 // kernelTotals returns the datagrams the program sent out of real
 // interfaces and back through loopback.
 func (f *fastPath) kernelTotals() (redirected, passed uint64) {
+	f.closeMu.RLock()
+	defer f.closeMu.RUnlock()
+	if f.closed {
+		return 0, 0
+	}
 	for i, dst := range []*uint64{&redirected, &passed} {
 		var per []uint64
 		if f.objs.Totals.Lookup(uint32(i), &per) == nil {

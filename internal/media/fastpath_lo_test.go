@@ -323,3 +323,38 @@ func TestFastPathLeavesToUserSpace(t *testing.T) {
 	}
 	nothingQueued(t, stranger)
 }
+
+// TestFastPathScrapeDuringClose: a scrape of the kernel's totals while the
+// relay closes reads either the totals or nothing, never a map being closed
+// (a race that made a race-enabled daemon exit at shutdown).
+func TestFastPathScrapeDuringClose(t *testing.T) {
+	cfg := testConfig(34100, 34200, 20)
+	cfg.FastPath = FastPathOn
+	r, reg := startRelay(t, cfg, Deps{})
+	pair(t, r, true)
+	requireFast(t, r)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := reg.Gather(); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+}
