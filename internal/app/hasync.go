@@ -1,6 +1,9 @@
 package app
 
 import (
+	"context"
+	"time"
+
 	"github.com/portico-edge/portico/internal/config"
 	"github.com/portico-edge/portico/internal/hasync"
 	"github.com/portico-edge/portico/internal/logging"
@@ -75,4 +78,31 @@ func (l *syncLink) service(relay *media.Relay, sip *sipedge.Server) *service {
 		l.node.Register(hasync.KindRegistration, r, r)
 	}
 	return &service{name: "ha-sync", run: l.node.Run}
+}
+
+// A node with a sync link waits up to syncWaitLimit for the peer's
+// snapshot before its VRRP speaker starts; a peer that is down (the first
+// node of a pair to start) costs that wait once.
+const (
+	syncWaitLimit = 5 * time.Second
+	syncWaitPoll  = 50 * time.Millisecond
+)
+
+// waitSynced returns true once synced reports true, false when limit
+// passes first or ctx ends.
+func waitSynced(ctx context.Context, synced func() bool, limit, poll time.Duration) bool {
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	for !synced() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			return false
+		case <-tick.C:
+		}
+	}
+	return true
 }

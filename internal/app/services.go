@@ -131,6 +131,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		return nil, asConfigErrors(err)
 	}
 	// The VRRP speaker: VIPs for the services below (ha.enabled).
+	var haService *service
 	if cfg.HA.Enabled {
 		n, err := ha.NewNode(haNodeConfig(cfg), ha.NodeDeps{Logger: logging.Component(log, "ha"), Registerer: reg})
 		if err != nil {
@@ -140,7 +141,8 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 			n.Subscribe(haEvents(d.events))
 		}
 		b.ha = n
-		out = append(out, &service{name: "ha", run: n.Run})
+		haService = &service{name: "ha", run: n.Run}
+		out = append(out, haService)
 	}
 	// The guard takes its whole section live (blocks in force stay); it
 	// runs beside the spool, not as a readiness service.
@@ -150,6 +152,18 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 	hs, err := buildSync(cfg, d)
 	if err != nil {
 		return nil, err
+	}
+	if hs != nil && haService != nil {
+		// A node that starts (or returns) takes the peer's live state
+		// before it claims any VIP, so calls the peer carries keep their
+		// media when a VIP moves back.
+		speak := haService.run
+		haService.run = func(ctx context.Context) error {
+			if !waitSynced(ctx, hs.node.Synced, syncWaitLimit, syncWaitPoll) {
+				log.Warn("ha: starting VRRP without the peer's live state", "component", "ha", "waited", syncWaitLimit.String())
+			}
+			return speak(ctx)
+		}
 	}
 	if cfg.Media.Enabled {
 		mc, err := cfg.Media.Config(media.Env{External: cfg.Interfaces.External.Address, PublicAddress: cfg.Interfaces.External.PublicAddress, Internal: cfg.Interfaces.Internal.Address})
