@@ -2,12 +2,14 @@ package app
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/portico-edge/portico/internal/config"
+	"github.com/portico-edge/portico/internal/ha"
 	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/snmp"
 	"github.com/portico-edge/portico/internal/store"
@@ -95,6 +97,9 @@ func (n nodeState) Snapshot() snmp.Snapshot {
 		if t := a.built.tunnel; t != nil {
 			s.Tunnel = t.Stats().State
 		}
+		if h := a.built.ha; h != nil {
+			s.HA = haRoles(h.Status())
+		}
 	}
 	fams, _ := a.reg.Gather()
 	m := metrics(fams)
@@ -157,4 +162,17 @@ func hasLabel(m *dto.Metric, name, value string) bool {
 		}
 	}
 	return false
+}
+
+// haRoles names this node's role in each VIP group, e.g. "51 master, 52
+// backup" ("initialize" before the speaker runs).
+func haRoles(st ha.Status) string {
+	if len(st.Groups) == 0 {
+		return "initialize"
+	}
+	parts := make([]string, len(st.Groups))
+	for i, g := range st.Groups {
+		parts[i] = strconv.Itoa(g.VRID) + " " + g.State
+	}
+	return strings.Join(parts, ", ")
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portico-edge/portico/internal/ha"
 	"github.com/portico-edge/portico/internal/snmp"
 	"github.com/portico-edge/portico/internal/store"
 )
@@ -57,5 +58,16 @@ func TestMetricsSum(t *testing.T) {
 		if got := m.sum(tc.name, tc.label, tc.value); got != tc.want {
 			t.Errorf("sum(%s, %s=%s) = %d, want %d", tc.name, tc.label, tc.value, got, tc.want)
 		}
+	}
+}
+
+// TestHARoles: the SNMP HA object names each group's role.
+func TestHARoles(t *testing.T) {
+	if got := haRoles(ha.Status{}); got != "initialize" {
+		t.Errorf("no groups: %q", got)
+	}
+	st := ha.Status{Groups: []ha.GroupStatus{{VRID: 51, State: "master"}, {VRID: 52, State: "backup"}}}
+	if got := haRoles(st); got != "51 master, 52 backup" {
+		t.Errorf("two groups: %q", got)
 	}
 }

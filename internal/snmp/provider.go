@@ -27,7 +27,8 @@ type Snapshot struct {
 	// Tunnel is the tunnel's state: "disabled", "up", "down" or another
 	// word the tunnel uses.
 	Tunnel string
-	// HA is this node's role: "disabled", "master", "backup".
+	// HA is this node's role: "disabled", or each VIP group's VRID and state
+	// ("51 master, 52 backup").
 	HA           string
 	Certificates []Certificate
 	// CapacityRefused counts, per limit, what was refused because the
