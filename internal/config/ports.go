@@ -153,4 +153,3 @@ func (v *validator) ports(c *Config) {
 		}
 	}
 }
-
