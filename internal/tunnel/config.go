@@ -28,7 +28,7 @@ const (
 	// maxFlowsPerSource caps one client address's TCP connections to a
 	// service on the server.
 	maxFlowsPerSource = 64
-	DefaultTokenTTL      = 24 * time.Hour
+	DefaultTokenTTL   = 24 * time.Hour
 )
 
 // Config configures one end of the tunnel. The zero value of a field means
@@ -43,9 +43,11 @@ type Config struct {
 	// Server is the address the client dials, "host:port". Required for a
 	// client.
 	Server string
-	// Services names the flows carried. On the server, a service with a
-	// Listen address is offered there to local users; on the client, Target
-	// is where the service's flows are delivered.
+	// Services names the flows carried. A service with a Listen address is
+	// offered on this end to local users and carried to the peer; a service
+	// with a Target is delivered there when the peer carries it. Usually
+	// the server offers and the client delivers; a reverse service is
+	// offered by the client and delivered by the server.
 	Services []Service
 	// KeepAlive is the PING interval on an idle connection. Default 500ms.
 	KeepAlive time.Duration
@@ -80,12 +82,13 @@ type Service struct {
 	Name string
 	// Proto is "tcp" or "udp". Required.
 	Proto string
-	// Listen is, on the server, the local address where the service is
-	// offered ("host:port"). Optional: without it the service is reached
-	// only through Server.Dial.
+	// Listen is the local address where the service is offered
+	// ("host:port"). Optional: on the server, a service with neither Listen
+	// nor Target is reached only through Server.Dial.
 	Listen string
-	// Target is, on the client, the inside server's address ("host:port").
-	// Required on a client.
+	// Target is where flows the peer carries are delivered ("host:port").
+	// A client needs Listen or Target for each service; no service has
+	// both.
 	Target string
 }
 
@@ -121,19 +124,15 @@ func (c Config) Validate(prefix string) error {
 		if s.Proto != "tcp" && s.Proto != "udp" {
 			errs.Add(p+".proto", "%q is not tcp or udp", s.Proto)
 		}
-		if s.Listen != "" {
-			if c.Role == RoleClient {
-				errs.Add(p+".listen", "only a server offers services locally")
-			} else {
-				checkAddr(&errs, p+".listen", s.Listen)
-			}
-		}
-		if c.Role == RoleClient {
-			if s.Target == "" {
-				errs.Add(p+".target", "required for role client")
-			} else {
-				checkAddr(&errs, p+".target", s.Target)
-			}
+		switch {
+		case s.Listen != "" && s.Target != "":
+			errs.Add(p+".target", "a service is offered on this end (listen) or delivered here (target), not both")
+		case s.Listen != "":
+			checkAddr(&errs, p+".listen", s.Listen)
+		case s.Target != "":
+			checkAddr(&errs, p+".target", s.Target)
+		case c.Role == RoleClient:
+			errs.Add(p+".target", "required for role client (or listen, for a service offered inside)")
 		}
 	}
 	for _, d := range []struct {

@@ -94,13 +94,20 @@ func startServer(t *testing.T, addr string, state StateStore) *runningServer {
 // flows each (0: the default).
 func startServerWith(t *testing.T, addr string, state StateStore, maxFlows int) *runningServer {
 	t.Helper()
-	lb := &logBuf{}
-	reg := prometheus.NewRegistry()
-	s, err := NewServer(Config{MaxFlows: maxFlows, Services: []Service{
+	return startServerConfig(t, addr, state, Config{MaxFlows: maxFlows, Services: []Service{
 		{Name: "web", Proto: "tcp", Listen: "127.0.0.1:0"},
 		{Name: "rtp", Proto: "udp", Listen: "127.0.0.1:0"},
 		{Name: "ldap", Proto: "tcp"},
-	}}, Deps{State: state, Logger: slog.New(slog.NewTextHandler(lb, nil)), Registerer: reg})
+	}})
+}
+
+// startServerConfig starts a server with cfg; it returns once the services
+// cfg offers are bound.
+func startServerConfig(t *testing.T, addr string, state StateStore, cfg Config) *runningServer {
+	t.Helper()
+	lb := &logBuf{}
+	reg := prometheus.NewRegistry()
+	s, err := NewServer(cfg, Deps{State: state, Logger: slog.New(slog.NewTextHandler(lb, nil)), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +129,14 @@ func startServerWith(t *testing.T, addr string, state StateStore, maxFlows int) 
 		})
 	}
 	t.Cleanup(stop)
-	eventually(t, "server services bound", func() bool { return s.ServiceAddr("rtp") != nil && s.ServiceAddr("web") != nil })
+	eventually(t, "server services bound", func() bool {
+		for _, x := range cfg.Services {
+			if x.Listen != "" && s.ServiceAddr(x.Name) == nil {
+				return false
+			}
+		}
+		return true
+	})
 	return &runningServer{Server: s, addr: pc.LocalAddr().String(), log: lb, reg: reg, stop: stop}
 }
 
@@ -474,6 +488,9 @@ func TestConfigValidate(t *testing.T) {
 		{"duplicate", Config{Role: "server", Services: []Service{{Name: "a", Proto: "tcp"}, {Name: "a", Proto: "udp"}}}, "tunnel.services[1].name: \"a\" is listed twice"},
 		{"bad proto", Config{Role: "server", Services: []Service{{Name: "a", Proto: "sctp"}}}, "tunnel.services[0].proto:"},
 		{"client target missing", Config{Role: "client", Server: "h:1", Services: []Service{{Name: "a", Proto: "tcp"}}}, "tunnel.services[0].target: required"},
+		{"reverse service", Config{Role: "client", Server: "h:1", Services: []Service{{Name: "sip", Proto: "udp", Listen: "127.0.0.1:5070"}}}, ""},
+		{"reverse target", Config{Role: "server", Services: []Service{{Name: "sip", Proto: "udp", Target: "127.0.0.1:5060"}}}, ""},
+		{"listen and target", Config{Role: "server", Services: []Service{{Name: "a", Proto: "tcp", Listen: ":1", Target: "h:2"}}}, "tunnel.services[0].target: a service is offered"},
 		{"keepalive too long", Config{Role: "server", KeepAlive: 3 * time.Second}, "tunnel.keep_alive:"},
 		{"negative queue", Config{Role: "server", DatagramQueue: -1}, "tunnel.datagram_queue:"},
 	} {
@@ -690,5 +707,95 @@ func TestServiceFlowsBounded(t *testing.T) {
 	third.Write([]byte("x"))
 	if _, err := third.Read(make([]byte, 1)); err == nil {
 		t.Fatal("a third TCP connection was carried beyond max_flows 2")
+	}
+}
+
+// TestReverseServices: services offered on the inside node (listen on the
+// client) reach targets beside the DMZ node through the connection the
+// client dialed, and are bounded there as the DMZ side's are.
+func TestReverseServices(t *testing.T) {
+	s := startServerConfig(t, "127.0.0.1:0", &MemState{}, Config{Services: []Service{
+		{Name: "web", Proto: "tcp", Listen: "127.0.0.1:0"},
+		{Name: "back", Proto: "tcp", Target: tcpEcho(t)},
+		{Name: "backudp", Proto: "udp", Target: udpEcho(t)},
+	}})
+	c, err := NewClient(Config{Server: s.addr, MaxFlows: 2, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Services: []Service{
+		{Name: "web", Proto: "tcp", Target: tcpEcho(t)},
+		{Name: "back", Proto: "tcp", Listen: "127.0.0.1:0"},
+		{Name: "backudp", Proto: "udp", Listen: "127.0.0.1:0"},
+	}}, Deps{State: &MemState{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := s.CreateToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Enroll(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	runClient(t, c)
+	eventually(t, "tunnel up and reverse services bound", func() bool {
+		return c.Stats().State == "up" && s.Stats().State == "up" && c.ServiceAddr("back") != nil && c.ServiceAddr("backudp") != nil
+	})
+
+	// Both directions on one connection.
+	msg := strings.Repeat("from the inside ", 4000)
+	if err := tcpRoundTrip(c.ServiceAddr("back").String(), msg); err != nil {
+		t.Fatalf("reverse tcp flow: %v", err)
+	}
+	if err := tcpRoundTrip(s.ServiceAddr("web").String(), "forward"); err != nil {
+		t.Fatalf("forward tcp flow: %v", err)
+	}
+	uc, err := net.Dial("udp", c.ServiceAddr("backudp").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	pkt := bytes.Repeat([]byte{0x80}, 172)
+	eventually(t, "reverse udp echo", func() bool { return udpRoundTrip(uc, pkt) == nil })
+	for i := 0; i < 20; i++ {
+		if err := udpRoundTrip(uc, pkt); err != nil {
+			t.Fatalf("reverse udp packet %d: %v", i, err)
+		}
+	}
+	byName := func(st Stats) map[string]ServiceStats {
+		m := map[string]ServiceStats{}
+		for _, x := range st.Services {
+			m[x.Name] = x
+		}
+		return m
+	}
+	if b := byName(s.Stats())["back"]; b.BytesIn < uint64(len(msg)) || b.FlowsTotal != 1 {
+		t.Fatalf("server accounting of the reverse tcp service %+v", b)
+	}
+	if b := byName(s.Stats())["backudp"]; b.BytesIn < 21*172 || b.FlowsTotal != 1 {
+		t.Fatalf("server accounting of the reverse udp service %+v", b)
+	}
+
+	// Each service is opened from the end that offers it only.
+	if _, err := s.Dial(context.Background(), "back"); !errors.Is(err, ErrUnknownService) {
+		t.Fatalf("server Dial of a reverse service: %v", err)
+	}
+	if _, err := c.Dial(context.Background(), "web"); !errors.Is(err, ErrUnknownService) {
+		t.Fatalf("client Dial of a forward service: %v", err)
+	}
+
+	// max_flows 2 on the client bounds its offered UDP service.
+	var more []net.Conn
+	for i := 0; i < 2; i++ {
+		x, err := net.Dial("udp", c.ServiceAddr("backudp").String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer x.Close()
+		more = append(more, x)
+	}
+	eventually(t, "second reverse udp flow", func() bool { return udpRoundTrip(more[0], pkt) == nil })
+	if err := udpRoundTrip(more[1], pkt); err == nil {
+		t.Fatal("a third UDP source was carried beyond the client's max_flows 2")
+	}
+	if b := byName(c.Stats())["backudp"]; b.FlowsRefused == 0 || b.Flows != 2 {
+		t.Fatalf("client accounting of the reverse udp service %+v, want 2 flows and refusals", b)
 	}
 }
