@@ -44,18 +44,50 @@ http {
 		ng.Wait()
 	})
 
-	// The DMZ node: tunnel server on the veth address, the service offered
-	// on loopback.
-	dmzMgmt := freeAddr(t)
-	tunnelAddr := fmt.Sprintf("%s:%d", ns.hostIP, testpeer.FreePort(t))
 	webAddr := freeAddr(t)
-	dmz := startDaemon(t, t.TempDir(), baseConfig(dmzMgmt)+fmt.Sprintf(`tunnel:
+	pair := startTunnelPair(t, ns, baseConfig(freeAddr(t)),
+		fmt.Sprintf("  - {name: web, proto: tcp, listen: %s}\n", webAddr),
+		"  - {name: web, proto: tcp, target: 127.0.0.1:8081}\n")
+	dmz, api := pair.dmz, pair.api
+
+	var body string
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out, err := exec.Command("curl", "-s", "--max-time", "5", "http://"+webAddr+"/index.html").CombinedOutput()
+		if body = string(out); err == nil && strings.Contains(body, "inside nginx") {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("nginx never answered through the tunnel: %q\nDMZ log:\n%s", body, dmz.out.String())
+		}
+	}
+	if state, flows := tunnelServices(t, api); state != "up" || len(flows) != 1 || flows["web"] == 0 {
+		t.Fatalf("GET /api/v1/tunnel: %s %v", state, flows)
+	}
+}
+
+// tunnelPair is a DMZ node (this namespace) and an inside node in ns,
+// enrolled and joined by the tunnel, with the inside firewall closed.
+type tunnelPair struct {
+	dmz    *daemon
+	api    *apiClient
+	inside *daemon
+}
+
+// startTunnelPair starts the DMZ node from dmzCfg plus a tunnel server
+// section listing dmzServices, and the inside node with a tunnel client
+// listing insideServices (YAML list items indented by two spaces); the
+// inside node enrolls with a token the DMZ node's API issued. Then the
+// inside namespace's nftables drop every inbound connection.
+func startTunnelPair(t *testing.T, ns *netnsPeer, dmzCfg, dmzServices, insideServices string) *tunnelPair {
+	t.Helper()
+	dmzMgmt := mgmtOf(t, dmzCfg)
+	tunnelAddr := fmt.Sprintf("%s:%d", ns.hostIP, testpeer.FreePort(t))
+	dmz := startDaemon(t, t.TempDir(), dmzCfg+fmt.Sprintf(`tunnel:
   enabled: true
   role: server
   listen: %s
   services:
-  - {name: web, proto: tcp, listen: %s}
-`, tunnelAddr, webAddr), dmzMgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
+%s`, tunnelAddr, dmzServices), dmzMgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
 	api := newClient(t, dmz.url)
 	api.csrf = true
 	api.must(200, "POST", "/api/v1/login", map[string]string{"username": "admin", "password": adminPassword})
@@ -67,14 +99,13 @@ http {
 	// The inside node, started in its namespace before the firewall closes
 	// so that its health can be checked from here.
 	inMgmt := fmt.Sprintf("%s:%d", ns.peerIP, testpeer.FreePort(t))
-	startDaemonVia(t, []string{"ip", "netns", "exec", ns.name}, t.TempDir(), baseConfig(inMgmt)+fmt.Sprintf(`tunnel:
+	inside := startDaemonVia(t, []string{"ip", "netns", "exec", ns.name}, t.TempDir(), baseConfig(inMgmt)+fmt.Sprintf(`tunnel:
   enabled: true
   role: client
   server: %s
   enrollment_token: %s
   services:
-  - {name: web, proto: tcp, target: 127.0.0.1:8081}
-`, tunnelAddr, tok.Token), inMgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
+%s`, tunnelAddr, tok.Token, insideServices), inMgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
 
 	nft := func(rule string) {
 		t.Helper()
@@ -89,17 +120,23 @@ http {
 	if out, err := exec.Command("curl", "-sk", "--max-time", "3", "https://"+inMgmt+"/healthz").CombinedOutput(); err == nil {
 		t.Fatalf("the inside node is still reachable inbound: %s", out)
 	}
+	return &tunnelPair{dmz: dmz, api: api, inside: inside}
+}
 
-	var body string
-	for end := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		out, err := exec.Command("curl", "-s", "--max-time", "5", "http://"+webAddr+"/index.html").CombinedOutput()
-		if body = string(out); err == nil && strings.Contains(body, "inside nginx") {
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatalf("nginx never answered through the tunnel: %q\nDMZ log:\n%s", body, dmz.out.String())
-		}
+// mgmtOf is the management listen address in a configuration document.
+func mgmtOf(t *testing.T, cfg string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(cfg, "management:\n  listen: ")
+	if !ok {
+		t.Fatal("configuration without management.listen")
 	}
+	addr, _, _ := strings.Cut(rest, "\n")
+	return addr
+}
+
+// tunnelServices is GET /api/v1/tunnel's state and per-service counters.
+func tunnelServices(t *testing.T, api *apiClient) (string, map[string]uint64) {
+	t.Helper()
 	var st struct {
 		State    string `json:"state"`
 		Services []struct {
@@ -108,7 +145,9 @@ http {
 		} `json:"services"`
 	}
 	api.must(200, "GET", "/api/v1/tunnel", nil).json(t, &st)
-	if st.State != "up" || len(st.Services) != 1 || st.Services[0].FlowsTotal == 0 {
-		t.Fatalf("GET /api/v1/tunnel: %+v", st)
+	flows := map[string]uint64{}
+	for _, s := range st.Services {
+		flows[s.Name] = s.FlowsTotal
 	}
+	return st.State, flows
 }

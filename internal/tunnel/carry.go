@@ -181,6 +181,9 @@ func (e *end) serveStream(ctx context.Context, conn *quic.Conn, st *quic.Stream)
 		return
 	}
 	d := net.Dialer{Timeout: 5 * time.Second}
+	if svc.Source != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(svc.Source)}
+	}
 	tc, err := d.DialContext(ctx, "tcp", svc.Target)
 	if err != nil {
 		e.log.Debug("tunnel flow target unreachable", "service", h.Service, "err", err)
@@ -215,7 +218,11 @@ func (e *end) deliver(ctx context.Context, h Header, p []byte, wg *sync.WaitGrou
 			e.droppedUnknown.Add(1)
 			return
 		}
-		uc, err := net.DialUDP("udp", nil, raddr)
+		var laddr *net.UDPAddr
+		if svc.Source != "" {
+			laddr = &net.UDPAddr{IP: net.ParseIP(svc.Source)}
+		}
+		uc, err := net.DialUDP("udp", laddr, raddr)
 		if err != nil {
 			e.droppedUnknown.Add(1)
 			return

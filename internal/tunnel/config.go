@@ -3,6 +3,7 @@ package tunnel
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -90,6 +91,12 @@ type Service struct {
 	// A client needs Listen or Target for each service; no service has
 	// both.
 	Target string
+	// Source is the local IP address the delivering end's flow sockets
+	// use toward Target. Optional (the system chooses); it lets the target
+	// see the flows coming from a chosen address, e.g. the address at
+	// which it reaches the peer's servers through the tunnel, as SIP needs
+	// for its responses (RFC 3261 section 18.2.2).
+	Source string
 }
 
 // Validate checks c and returns field errors with paths below prefix
@@ -133,6 +140,13 @@ func (c Config) Validate(prefix string) error {
 			checkAddr(&errs, p+".target", s.Target)
 		case c.Role == RoleClient:
 			errs.Add(p+".target", "required for role client (or listen, for a service offered inside)")
+		}
+		if s.Source != "" {
+			if _, err := netip.ParseAddr(s.Source); err != nil {
+				errs.Add(p+".source", "%q is not an IP address", s.Source)
+			} else if s.Target == "" {
+				errs.Add(p+".source", "only a service with a target has a source")
+			}
 		}
 	}
 	for _, d := range []struct {

@@ -41,6 +41,7 @@ type SectionService struct {
 	Proto  string `yaml:"proto" json:"proto"`
 	Listen string `yaml:"listen,omitempty" json:"listen,omitempty"`
 	Target string `yaml:"target,omitempty" json:"target,omitempty"`
+	Source string `yaml:"source,omitempty" json:"source,omitempty"`
 }
 
 // DefaultSection is the section with its defaults: off.

@@ -76,6 +76,26 @@ func udpEcho(t *testing.T) string {
 	return pc.LocalAddr().String()
 }
 
+// udpWho answers each datagram with the IP address it came from.
+func udpWho(t *testing.T) string {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			_, a, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo([]byte(a.(*net.UDPAddr).IP.String()), a)
+		}
+	}()
+	return pc.LocalAddr().String()
+}
+
 type runningServer struct {
 	*Server
 	addr string
@@ -490,6 +510,9 @@ func TestConfigValidate(t *testing.T) {
 		{"client target missing", Config{Role: "client", Server: "h:1", Services: []Service{{Name: "a", Proto: "tcp"}}}, "tunnel.services[0].target: required"},
 		{"reverse service", Config{Role: "client", Server: "h:1", Services: []Service{{Name: "sip", Proto: "udp", Listen: "127.0.0.1:5070"}}}, ""},
 		{"reverse target", Config{Role: "server", Services: []Service{{Name: "sip", Proto: "udp", Target: "127.0.0.1:5060"}}}, ""},
+		{"source", Config{Role: "server", Services: []Service{{Name: "sip", Proto: "udp", Target: "127.0.0.3:5060", Source: "127.0.0.4"}}}, ""},
+		{"bad source", Config{Role: "server", Services: []Service{{Name: "sip", Proto: "udp", Target: "127.0.0.3:5060", Source: "h:1"}}}, "tunnel.services[0].source: \"h:1\" is not an IP"},
+		{"source without target", Config{Role: "server", Services: []Service{{Name: "sip", Proto: "udp", Source: "127.0.0.4"}}}, "tunnel.services[0].source: only"},
 		{"listen and target", Config{Role: "server", Services: []Service{{Name: "a", Proto: "tcp", Listen: ":1", Target: "h:2"}}}, "tunnel.services[0].target: a service is offered"},
 		{"keepalive too long", Config{Role: "server", KeepAlive: 3 * time.Second}, "tunnel.keep_alive:"},
 		{"negative queue", Config{Role: "server", DatagramQueue: -1}, "tunnel.datagram_queue:"},
@@ -718,11 +741,13 @@ func TestReverseServices(t *testing.T) {
 		{Name: "web", Proto: "tcp", Listen: "127.0.0.1:0"},
 		{Name: "back", Proto: "tcp", Target: tcpEcho(t)},
 		{Name: "backudp", Proto: "udp", Target: udpEcho(t)},
+		{Name: "who", Proto: "udp", Target: udpWho(t), Source: "127.0.0.7"},
 	}})
 	c, err := NewClient(Config{Server: s.addr, MaxFlows: 2, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Services: []Service{
 		{Name: "web", Proto: "tcp", Target: tcpEcho(t)},
 		{Name: "back", Proto: "tcp", Listen: "127.0.0.1:0"},
 		{Name: "backudp", Proto: "udp", Listen: "127.0.0.1:0"},
+		{Name: "who", Proto: "udp", Listen: "127.0.0.1:0"},
 	}}, Deps{State: &MemState{}})
 	if err != nil {
 		t.Fatal(err)
@@ -758,6 +783,24 @@ func TestReverseServices(t *testing.T) {
 		if err := udpRoundTrip(uc, pkt); err != nil {
 			t.Fatalf("reverse udp packet %d: %v", i, err)
 		}
+	}
+	// The delivering end's flow socket uses the service's source address.
+	wc, err := net.Dial("udp", c.ServiceAddr("who").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Close()
+	var from string
+	eventually(t, "source address seen by the target", func() bool {
+		wc.Write([]byte("?"))
+		wc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		b := make([]byte, 64)
+		n, err := wc.Read(b)
+		from = string(b[:max(n, 0)])
+		return err == nil
+	})
+	if from != "127.0.0.7" {
+		t.Fatalf("the target saw the flow from %q, want the configured source 127.0.0.7", from)
 	}
 	byName := func(st Stats) map[string]ServiceStats {
 		m := map[string]ServiceStats{}

@@ -1,0 +1,133 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/portico-edge/portico/internal/testpeer"
+)
+
+// sippRun is one sipp process and its output.
+type sippRun struct {
+	cmd *exec.Cmd
+	out bytes.Buffer
+}
+
+// startSippVia starts sipp through the command prefix via (nil: here)
+// with a 60 s bound; the test's end kills it if it still runs.
+func startSippVia(t *testing.T, via []string, args ...string) *sippRun {
+	t.Helper()
+	bin := testpeer.Require(t, "sipp")[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	r := &sippRun{}
+	all := append(append(via[:len(via):len(via)], bin), args...)
+	all = append(all, "-nostdin", "-timeout", "30s")
+	r.cmd = exec.CommandContext(ctx, all[0], all[1:]...)
+	r.cmd.Dir = t.TempDir()
+	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.out
+	if err := r.cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("sipp: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = r.cmd.Wait()
+	})
+	return r
+}
+
+// wait fails the test unless sipp ends with success.
+func (r *sippRun) wait(t *testing.T, what string) {
+	t.Helper()
+	if err := r.cmd.Wait(); err != nil {
+		t.Fatalf("%s: sipp %v\n%s", what, err, r.out.String())
+	}
+}
+
+// TestTunnelSIP: the DMZ node's SIP edge reaches Kamailio inside only
+// through the tunnel, and Kamailio reaches the DMZ node's internal SIP
+// listener only through a reverse service offered on the inside node. Both
+// ends see the other at the same address, so Via, Path and the call server
+// address hold on both sides. An outside sipp registers through the DMZ
+// node and calls an inside sipp UAS through Kamailio; an inside sipp calls
+// another registered outside user.
+func TestTunnelSIP(t *testing.T) {
+	testpeer.Require(t, "sipp", "kamailio", "nft", "curl")
+	ns := newNetnsPeer(t)
+	inNS := []string{"ip", "netns", "exec", ns.name}
+
+	// Inside: a sipp UAS (the numbers Kamailio routes to it) and Kamailio.
+	uasPort := strconv.Itoa(testpeer.FreePort(t))
+	startSippVia(t, inNS, "-sn", "uas", "-i", "127.0.0.5", "-p", uasPort, "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo")
+	kam := fmt.Sprintf("127.0.0.4:%d", testpeer.FreePort(t))
+	startKamailioVia(t, inNS, kam, func() bool {
+		out, _ := exec.Command("ip", "netns", "exec", ns.name, "ss", "-Hlun", "src", kam).Output()
+		return len(bytes.TrimSpace(out)) > 0
+	}, `MCU_URI="sip:127.0.0.5:`+uasPort+`"`, "WITH_RR")
+
+	// The DMZ node: SIP edge with its call server at Kamailio's address,
+	// which the tunnel offers here; its internal listener's address is the
+	// target of the reverse service the inside node offers, delivered from
+	// Kamailio's IP address so that responses (sent to the Via port at the
+	// source address) reach Kamailio through the tunnel too. Kamailio
+	// record-routes, so in-dialog requests cross it instead of going to
+	// inside contacts the DMZ node cannot reach.
+	extPort, intPort := testpeer.FreePort(t), testpeer.FreePort(t)
+	intAddr := fmt.Sprintf("127.0.0.3:%d", intPort)
+	pair := startTunnelPair(t, ns, sipNodeConfig(freeAddr(t), extPort, intPort, kam),
+		fmt.Sprintf("  - {name: sip, proto: udp, listen: %q}\n  - {name: sip-in, proto: udp, target: %q, source: 127.0.0.4}\n", kam, intAddr),
+		fmt.Sprintf("  - {name: sip, proto: udp, target: %q}\n  - {name: sip-in, proto: udp, listen: %q}\n", kam, intAddr))
+	api := pair.api
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, d := range []*daemon{pair.dmz, pair.inside} {
+				logs, _ := filepath.Glob(filepath.Join(d.dir, "*", "log", "portico.log"))
+				more, _ := filepath.Glob(filepath.Join(d.dir, "log", "portico.log"))
+				for _, l := range append(logs, more...) {
+					b, _ := os.ReadFile(l)
+					t.Logf("%s:\n%s", l, b)
+				}
+			}
+		}
+	})
+	waitFor(t, 30*time.Second, func() bool { state, _ := tunnelServices(t, api); return state == "up" })
+	ext := "127.0.0.2:" + strconv.Itoa(extPort)
+
+	// Outside → DMZ → tunnel → Kamailio → inside UAS.
+	scen, _ := filepath.Abs("../internal/sipedge/testdata/sipp/reg_call.xml")
+	startSippVia(t, nil, "-sf", scen, "-key", "user", "alice", "-s", "1001", "-i", "127.0.0.1",
+		"-p", strconv.Itoa(testpeer.FreePort(t)), "-mp", strconv.Itoa(testpeer.FreePort(t)), "-m", "1", "-d", "1000", ext).wait(t, "outside call")
+
+	// Inside → Kamailio → reverse service → DMZ → registered outside user.
+	bobPort := strconv.Itoa(testpeer.FreePort(t))
+	reg, _ := filepath.Abs("testdata/sipp/reg_only.xml")
+	startSippVia(t, nil, "-sf", reg, "-key", "user", "bob", "-i", "127.0.0.1", "-p", bobPort, "-m", "1", ext).wait(t, "bob registers")
+	bob := startSippVia(t, nil, "-sn", "uas", "-i", "127.0.0.1", "-p", bobPort, "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo", "-m", "1")
+	startSippVia(t, inNS, "-sn", "uac", "-s", "bob", "-i", "127.0.0.6", "-p", strconv.Itoa(testpeer.FreePort(t)),
+		"-mp", strconv.Itoa(testpeer.FreePort(t)), "-m", "1", "-d", "1000", kam).wait(t, "inside call")
+	bob.wait(t, "bob answers")
+
+	var hist []struct {
+		CallType string `json:"call_type"`
+		Status   int    `json:"status"`
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		api.must(200, "GET", "/api/v1/history/calls", nil).json(t, &hist)
+		return len(hist) == 2
+	})
+	for _, h := range hist {
+		if h.Status != 200 {
+			t.Errorf("call history %+v", hist)
+		}
+	}
+	if _, flows := tunnelServices(t, api); flows["sip"] == 0 || flows["sip-in"] == 0 {
+		t.Errorf("tunnel flows %v: SIP did not cross both ways", flows)
+	}
+}
