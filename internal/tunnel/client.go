@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -25,6 +26,8 @@ type Client struct {
 
 	mu sync.Mutex // guards st
 	st State
+	// attempts counts failed dials; with Discover it picks the SRV target.
+	attempts atomic.Int64
 }
 
 // NewClient validates cfg and loads (or creates) the client's identity.
@@ -109,7 +112,7 @@ func (c *Client) Enroll(ctx context.Context, token string) error {
 		return err
 	}
 	c.st = next
-	c.log.Info("tunnel enrolled", "server", c.cfg.Server, "fingerprint", serverFP)
+	c.log.Info("tunnel enrolled", "server", c.server(), "fingerprint", serverFP)
 	return nil
 }
 
@@ -122,8 +125,10 @@ func (c *Client) pinned(fp string) bool {
 // dial makes one QUIC connection to the server on a fresh socket; release
 // closes the socket once the connection is done with.
 func (c *Client) dial(ctx context.Context, tc *tls.Config) (conn *quic.Conn, release func(), err error) {
-	raddr, err := net.ResolveUDPAddr("udp", c.cfg.Server)
+	n := c.attempts.Load()
+	raddr, err := c.serverAddr(ctx, int(n))
 	if err != nil {
+		c.attempts.Add(1)
 		return nil, nil, err
 	}
 	pc, err := net.ListenUDP("udp", nil)
@@ -137,6 +142,7 @@ func (c *Client) dial(ctx context.Context, tc *tls.Config) (conn *quic.Conn, rel
 	}
 	conn, err = tr.Dial(ctx, raddr, tc, quicConfig(c.cfg))
 	if err != nil {
+		c.attempts.Add(1) // with Discover, the next SRV target
 		release()
 		return nil, nil, err
 	}
@@ -189,7 +195,7 @@ func (c *Client) Run(ctx context.Context) error {
 			}
 			d := backoff(c.cfg.BackoffMin, c.cfg.BackoffMax, failures)
 			failures++
-			c.log.Debug("tunnel connect failed", "server", c.cfg.Server, "err", err, "retry_in", d)
+			c.log.Debug("tunnel connect failed", "server", c.server(), "err", err, "retry_in", d)
 			select {
 			case <-ctx.Done():
 				return nil
@@ -203,7 +209,7 @@ func (c *Client) Run(ctx context.Context) error {
 		everUp = true
 		c.conn.Store(conn)
 		c.changed("up")
-		c.log.Info("tunnel up", "server", c.cfg.Server)
+		c.log.Info("tunnel up", "server", c.server())
 		since := time.Now()
 		c.serveConn(ctx, conn, &wg)
 		c.conn.Store(nil)
@@ -212,7 +218,7 @@ func (c *Client) Run(ctx context.Context) error {
 			c.changed("down")
 			return nil
 		}
-		c.log.Warn("tunnel down", "server", c.cfg.Server, "cause", context.Cause(conn.Context()))
+		c.log.Warn("tunnel down", "server", c.server(), "cause", context.Cause(conn.Context()))
 		c.changed("down")
 		// A connection the server closes at once (a refused certificate is
 		// only known after the client's handshake) counts as a failure, so
@@ -245,7 +251,7 @@ func (c *Client) enrollFirst(ctx context.Context) error {
 		if errors.Is(err, ErrRefused) || errors.Is(err, ErrToken) {
 			return err
 		}
-		c.log.Warn("tunnel enrollment failed; retrying", "server", c.cfg.Server, "err", err)
+		c.log.Warn("tunnel enrollment failed; retrying", "server", c.server(), "err", err)
 		select {
 		case <-ctx.Done():
 			return nil

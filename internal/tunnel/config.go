@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/portico-edge/portico/internal/config/field"
@@ -41,9 +42,15 @@ type Config struct {
 	// Listen is the server's UDP address, "host:port". Required for a server
 	// unless Run is handed a socket (Serve).
 	Listen string
-	// Server is the address the client dials, "host:port". Required for a
-	// client.
+	// Server is the address the client dials, "host:port". A client needs
+	// Server or Discover.
 	Server string
+	// Discover is, on a client without Server, the DNS SRV name that
+	// names the tunnel server, e.g. "_portico-tunnel._udp.example.com".
+	Discover string
+	// Resolver is the DNS server ("host:port") Discover asks. Default: the
+	// system's resolver.
+	Resolver string
 	// Services names the flows carried. A service with a Listen address is
 	// offered on this end to local users and carried to the peer; a service
 	// with a Target is delivered there when the peer carries it. Usually
@@ -108,11 +115,22 @@ func (c Config) Validate(prefix string) error {
 		if c.Listen != "" {
 			checkAddr(&errs, prefix+".listen", c.Listen)
 		}
+		if c.Discover != "" || c.Resolver != "" {
+			errs.Add(prefix+".discover", "only a client discovers its server")
+		}
 	case RoleClient:
-		if c.Server == "" {
-			errs.Add(prefix+".server", "required for role client")
-		} else {
+		switch {
+		case c.Server != "" && c.Discover != "":
+			errs.Add(prefix+".discover", "a client with a server does not discover one")
+		case c.Server != "":
 			checkAddr(&errs, prefix+".server", c.Server)
+		case c.Discover == "":
+			errs.Add(prefix+".server", "required for role client (or discover, an SRV name)")
+		case !validSRVName(c.Discover):
+			errs.Add(prefix+".discover", "%q is not a DNS name", c.Discover)
+		}
+		if c.Resolver != "" {
+			checkAddr(&errs, prefix+".resolver", c.Resolver)
 		}
 	case "":
 		errs.Add(prefix+".role", "required (server or client)")
@@ -171,6 +189,27 @@ func (c Config) Validate(prefix string) error {
 		errs.Add(prefix+".backoff_min", "%s is above backoff_max %s", d.BackoffMin, d.BackoffMax)
 	}
 	return errs.Err()
+}
+
+// validSRVName accepts a DNS name of labels of letters, digits, '-' and
+// '_' (SRV owner names start with _service._proto).
+func validSRVName(n string) bool {
+	n = strings.TrimSuffix(n, ".")
+	if n == "" || len(n) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(n, ".") {
+		if l == "" || len(l) > 63 {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func checkAddr(errs *field.Errors, path, addr string) {
