@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -87,19 +88,30 @@ func (e *end) listenServices(ctx context.Context, wg *sync.WaitGroup) error {
 			wg.Go(func() { <-ctx.Done(); _ = ln.Close() })
 			wg.Go(func() { e.acceptTCP(ctx, ln, svc.Name, wg) })
 		case "udp":
-			lp, err := net.ListenPacket("udp", svc.Listen)
+			host, lo, hi, err := portRange(svc.Listen)
 			if err != nil {
 				return fmt.Errorf("tunnel: service %s: %w", svc.Name, err)
 			}
-			pc := lp.(*net.UDPConn)
-			u := &udpService{e: e, name: svc.Name, pc: pc, st: e.svc[svc.Name], idle: e.cfg.FlowIdle, max: e.cfg.MaxFlows,
-				bySrc: map[netip.AddrPort]*udpFlow{}, byID: map[uint32]*udpFlow{}}
+			us := make([]*udpService, 0, hi-lo+1)
+			for port := lo; port <= hi; port++ {
+				lp, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port)))
+				if err != nil {
+					for _, u := range us {
+						_ = u.pc.Close()
+					}
+					return fmt.Errorf("tunnel: service %s: %w", svc.Name, err)
+				}
+				us = append(us, &udpService{e: e, name: svc.Name, index: uint32(len(us)), pc: lp.(*net.UDPConn), st: e.svc[svc.Name],
+					idle: e.cfg.FlowIdle, max: e.cfg.MaxFlows, bySrc: map[netip.AddrPort]*udpFlow{}, byID: map[uint32]*udpFlow{}})
+			}
 			e.fmu.Lock()
-			e.addrs[svc.Name] = pc.LocalAddr()
-			e.udp[svc.Name] = u
+			e.addrs[svc.Name] = us[0].pc.LocalAddr()
+			e.udp[svc.Name] = us
 			e.fmu.Unlock()
-			wg.Go(func() { <-ctx.Done(); _ = pc.Close() })
-			wg.Go(u.readLoop)
+			for _, u := range us {
+				wg.Go(func() { <-ctx.Done(); _ = u.pc.Close() })
+				wg.Go(u.readLoop)
+			}
 		}
 	}
 	return nil
@@ -147,10 +159,10 @@ func (e *end) serveConn(ctx context.Context, conn *quic.Conn, wg *sync.WaitGroup
 			continue
 		}
 		e.fmu.Lock()
-		u := e.udp[h.Service]
+		us := e.udp[h.Service]
 		e.fmu.Unlock()
-		if u != nil {
-			if !u.deliver(h.Flow, b[n:]) {
+		if us != nil {
+			if i := h.Flow >> flowIndexShift; int(i) >= len(us) || !us[i].deliver(h.Flow, b[n:]) {
 				e.droppedUnknown.Add(1)
 			}
 			continue
@@ -213,7 +225,14 @@ func (e *end) deliver(ctx context.Context, h Header, p []byte, wg *sync.WaitGrou
 			st.flowsRefused.Add(1)
 			return
 		}
-		raddr, err := net.ResolveUDPAddr("udp", svc.Target)
+		// A range service's flow names its port by index in the range.
+		host, lo, hi, err := portRange(svc.Target)
+		port := lo + int(h.Flow>>flowIndexShift)
+		if err != nil || port > hi {
+			e.droppedUnknown.Add(1)
+			return
+		}
+		raddr, err := net.ResolveUDPAddr("udp", net.JoinHostPort(host, strconv.Itoa(port)))
 		if err != nil {
 			e.droppedUnknown.Add(1)
 			return
@@ -279,15 +298,17 @@ func (e *end) closeFlows() {
 	}
 }
 
-// udpService carries one offered UDP service's flows: each local source
-// address is a flow.
+// udpService carries the flows of one port of an offered UDP service:
+// each local source address is a flow. The flows of all the ports of a
+// range service share its MaxFlows.
 type udpService struct {
-	e    *end
-	name string
-	pc   *net.UDPConn
-	st   *serviceStats
-	idle time.Duration
-	max  int // flows at most; a new source beyond is dropped and counted
+	e     *end
+	name  string
+	index uint32 // the port's index in the service's range
+	pc    *net.UDPConn
+	st    *serviceStats
+	idle  time.Duration
+	max   int // flows at most; a new source beyond is dropped and counted
 
 	mu    sync.Mutex
 	next  uint32
@@ -312,18 +333,20 @@ func (u *udpService) readLoop() {
 		now := time.Now()
 		u.mu.Lock()
 		f := u.bySrc[src]
-		if f == nil && (now.Sub(lastSweep) > u.idle/4 || (len(u.bySrc) >= u.max && now.Sub(lastSweep) > time.Second)) {
+		full := f == nil && u.st.flows.Load() >= int64(u.max)
+		if f == nil && (now.Sub(lastSweep) > u.idle/4 || (full && now.Sub(lastSweep) > time.Second)) {
 			lastSweep = now
 			u.sweep(now)
+			full = u.st.flows.Load() >= int64(u.max)
 		}
-		if f == nil && len(u.bySrc) >= u.max {
+		if full {
 			u.mu.Unlock()
 			u.st.flowsRefused.Add(1)
 			continue
 		}
 		if f == nil {
-			u.next++
-			f = &udpFlow{id: u.next, src: src}
+			u.next = (u.next + 1) & (1<<flowIndexShift - 1)
+			f = &udpFlow{id: u.index<<flowIndexShift | u.next, src: src}
 			u.bySrc[src] = f
 			u.byID[f.id] = f
 			u.st.flows.Add(1)

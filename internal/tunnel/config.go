@@ -91,7 +91,9 @@ type Service struct {
 	// Proto is "tcp" or "udp". Required.
 	Proto string
 	// Listen is the local address where the service is offered
-	// ("host:port"). Optional: on the server, a service with neither Listen
+	// ("host:port"; for a UDP service also "host:first-last", a range of
+	// ports whose flows reach the same offset in the peer's Target
+	// range). Optional: on the server, a service with neither Listen
 	// nor Target is reached only through Server.Dial.
 	Listen string
 	// Target is where flows the peer carries are delivered ("host:port").
@@ -153,9 +155,9 @@ func (c Config) Validate(prefix string) error {
 		case s.Listen != "" && s.Target != "":
 			errs.Add(p+".target", "a service is offered on this end (listen) or delivered here (target), not both")
 		case s.Listen != "":
-			checkAddr(&errs, p+".listen", s.Listen)
+			checkServiceAddr(&errs, p+".listen", s)
 		case s.Target != "":
-			checkAddr(&errs, p+".target", s.Target)
+			checkServiceAddr(&errs, p+".target", s)
 		case c.Role == RoleClient:
 			errs.Add(p+".target", "required for role client (or listen, for a service offered inside)")
 		}
@@ -210,6 +212,56 @@ func validSRVName(n string) bool {
 		}
 	}
 	return true
+}
+
+// MaxPortRange caps the ports of one range service; the port's index
+// rides in the top bits of the flow identifier.
+const MaxPortRange = 1 << (32 - flowIndexShift)
+
+// flowIndexShift places a range service's port index in a flow
+// identifier: index<<flowIndexShift | counter.
+const flowIndexShift = 20
+
+// portRange splits "host:port" or "host:lo-hi" (a UDP service's range of
+// ports, one flow socket each) into the host and the first and last port.
+func portRange(addr string) (host string, lo, hi int, err error) {
+	host, ports, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	a, b, isRange := strings.Cut(ports, "-")
+	if lo, err = strconv.Atoi(a); err != nil || lo < 0 || lo > 65535 {
+		return "", 0, 0, fmt.Errorf("%q has no valid port", addr)
+	}
+	hi = lo
+	if isRange {
+		if hi, err = strconv.Atoi(b); err != nil || hi < lo || hi > 65535 || lo == 0 {
+			return "", 0, 0, fmt.Errorf("%q has no valid port range", addr)
+		}
+	}
+	return host, lo, hi, nil
+}
+
+// checkServiceAddr checks a service's listen or target: host:port, or for
+// a UDP service host:lo-hi of at most MaxPortRange ports.
+func checkServiceAddr(errs *field.Errors, path string, s Service) {
+	addr := s.Listen
+	if s.Listen == "" {
+		addr = s.Target
+	}
+	if !strings.Contains(addr, "-") {
+		checkAddr(errs, path, addr)
+		return
+	}
+	_, lo, hi, err := portRange(addr)
+	switch {
+	case err != nil:
+		errs.Add(path, "%q is not host:port or host:first-last", addr)
+	case s.Proto != "udp":
+		errs.Add(path, "a port range is for udp services only")
+	case hi-lo+1 > MaxPortRange:
+		errs.Add(path, "%d ports is more than %d", hi-lo+1, MaxPortRange)
+	}
 }
 
 func checkAddr(errs *field.Errors, path, addr string) {

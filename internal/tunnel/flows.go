@@ -81,7 +81,7 @@ type end struct {
 
 	fmu   sync.Mutex // guards addrs, udp and flows; never held across I/O
 	addrs map[string]net.Addr
-	udp   map[string]*udpService // offered UDP services
+	udp   map[string][]*udpService // offered UDP services, one per port
 	flows map[flowKey]*targetFlow
 
 	droppedQueue, droppedLarge, droppedNoPeer, droppedUnknown, badHeaders atomic.Uint64
@@ -90,7 +90,7 @@ type end struct {
 
 func newEnd(cfg Config, log *slog.Logger) *end {
 	e := &end{cfg: cfg, log: log, queue: make(chan []byte, cfg.DatagramQueue), svc: map[string]*serviceStats{},
-		addrs: map[string]net.Addr{}, udp: map[string]*udpService{}, flows: map[flowKey]*targetFlow{}}
+		addrs: map[string]net.Addr{}, udp: map[string][]*udpService{}, flows: map[flowKey]*targetFlow{}}
 	e.pool.New = func() any { b := make([]byte, 0, maxDatagram+MaxHeader); return &b }
 	for _, s := range cfg.Services {
 		e.svc[s.Name] = &serviceStats{}

@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/portico-edge/portico/internal/testpeer"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -518,6 +521,10 @@ func TestConfigValidate(t *testing.T) {
 		{"bad discover", Config{Role: "client", Discover: "a..b"}, "tunnel.discover: \"a..b\" is not a DNS name"},
 		{"bad resolver", Config{Role: "client", Discover: "_t._udp.x", Resolver: "x"}, "tunnel.resolver:"},
 		{"server discovers", Config{Role: "server", Discover: "_t._udp.x"}, "tunnel.discover: only a client"},
+		{"port range", Config{Role: "server", Services: []Service{{Name: "media", Proto: "udp", Listen: "127.0.0.3:30000-30999"}}}, ""},
+		{"tcp port range", Config{Role: "server", Services: []Service{{Name: "web", Proto: "tcp", Listen: "127.0.0.3:80-81"}}}, "tunnel.services[0].listen: a port range is for udp"},
+		{"reversed range", Config{Role: "server", Services: []Service{{Name: "m", Proto: "udp", Target: "h:9-8"}}}, "tunnel.services[0].target: \"h:9-8\" is not"},
+		{"range too wide", Config{Role: "server", Services: []Service{{Name: "m", Proto: "udp", Listen: "h:1-5000"}}}, "tunnel.services[0].listen: 5000 ports is more than 4096"},
 		{"listen and target", Config{Role: "server", Services: []Service{{Name: "a", Proto: "tcp", Listen: ":1", Target: "h:2"}}}, "tunnel.services[0].target: a service is offered"},
 		{"keepalive too long", Config{Role: "server", KeepAlive: 3 * time.Second}, "tunnel.keep_alive:"},
 		{"negative queue", Config{Role: "server", DatagramQueue: -1}, "tunnel.datagram_queue:"},
@@ -845,5 +852,73 @@ func TestReverseServices(t *testing.T) {
 	}
 	if b := byName(c.Stats())["backudp"]; b.FlowsRefused == 0 || b.Flows != 2 {
 		t.Fatalf("client accounting of the reverse udp service %+v, want 2 flows and refusals", b)
+	}
+}
+
+// TestPortRangeService: a UDP service offered on a range of ports reaches
+// the port at the same offset in the peer's target range, each port with
+// its own flows, both ways.
+func TestPortRangeService(t *testing.T) {
+	const n = 3
+	tbase := testpeer.FreePorts(t, n)
+	for i := 0; i < n; i++ {
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", tbase+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		go func() { // answers with its own port
+			buf := make([]byte, 2048)
+			for {
+				_, a, err := pc.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				_, _ = pc.WriteTo([]byte(strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)), a)
+			}
+		}()
+	}
+	lbase := testpeer.FreePorts(t, n)
+	s := startServerConfig(t, "127.0.0.1:0", &MemState{}, Config{Services: []Service{
+		{Name: "media", Proto: "udp", Target: fmt.Sprintf("127.0.0.1:%d-%d", tbase, tbase+n-1)},
+	}})
+	c, err := NewClient(Config{Server: s.addr, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Services: []Service{
+		{Name: "media", Proto: "udp", Listen: fmt.Sprintf("127.0.0.1:%d-%d", lbase, lbase+n-1)},
+	}}, Deps{State: &MemState{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := s.CreateToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Enroll(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	runClient(t, c)
+	eventually(t, "tunnel up", func() bool { return c.Stats().State == "up" && c.ServiceAddr("media") != nil })
+	for i := n - 1; i >= 0; i-- {
+		uc, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", lbase+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer uc.Close()
+		var got string
+		eventually(t, fmt.Sprintf("answer through range port %d", i), func() bool {
+			uc.Write([]byte("?"))
+			uc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			b := make([]byte, 16)
+			k, err := uc.Read(b)
+			got = string(b[:max(k, 0)])
+			return err == nil
+		})
+		if want := strconv.Itoa(tbase + i); got != want {
+			t.Fatalf("range port %d reached target port %s, want %s", i, got, want)
+		}
+	}
+	for _, x := range s.Stats().Services {
+		if x.FlowsTotal != n {
+			t.Fatalf("target flows %+v, want %d", x, n)
+		}
 	}
 }
