@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +32,8 @@ func startSippVia(t *testing.T, via []string, args ...string) *sippRun {
 	all = append(all, "-nostdin", "-timeout", "30s")
 	r.cmd = exec.CommandContext(ctx, all[0], all[1:]...)
 	r.cmd.Dir = t.TempDir()
+	// The built-in uac_pcap scenario plays pcap/g711a.pcap.
+	_ = os.Symlink("/usr/share/sip-tester", filepath.Join(r.cmd.Dir, "pcap"))
 	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.out
 	if err := r.cmd.Start(); err != nil {
 		cancel()
@@ -65,7 +68,8 @@ func TestTunnelSIP(t *testing.T) {
 
 	// Inside: a sipp UAS (the numbers Kamailio routes to it) and Kamailio.
 	uasPort := strconv.Itoa(testpeer.FreePort(t))
-	startSippVia(t, inNS, "-sn", "uas", "-i", "127.0.0.5", "-p", uasPort, "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo")
+	uas, _ := filepath.Abs("testdata/sipp/uas_pcap.xml")
+	startSippVia(t, inNS, "-sf", uas, "-i", "127.0.0.5", "-p", uasPort, "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo")
 	kam := fmt.Sprintf("127.0.0.4:%d", testpeer.FreePort(t))
 	startKamailioVia(t, inNS, kam, func() bool {
 		out, _ := exec.Command("ip", "netns", "exec", ns.name, "ss", "-Hlun", "src", kam).Output()
@@ -79,11 +83,26 @@ func TestTunnelSIP(t *testing.T) {
 	// source address) reach Kamailio through the tunnel too. Kamailio
 	// record-routes, so in-dialog requests cross it instead of going to
 	// inside contacts the DMZ node cannot reach.
+	//
+	// Media: the relay's internal port range is mirrored on the inside node
+	// by a reverse range service, delivered from 127.0.0.4, the address
+	// the relay lets internal legs latch from (media.internal_latch_from).
+	// Inside endpoints send their RTP to the relay's internal address,
+	// which the inside node holds; the relay latches on to the flow's
+	// socket and answers through it.
 	extPort, intPort := testpeer.FreePort(t), testpeer.FreePort(t)
 	intAddr := fmt.Sprintf("127.0.0.3:%d", intPort)
-	pair := startTunnelPair(t, ns, sipNodeConfig(freeAddr(t), extPort, intPort, kam),
-		fmt.Sprintf("  - {name: sip, proto: udp, listen: %q}\n  - {name: sip-in, proto: udp, target: %q, source: 127.0.0.4}\n", kam, intAddr),
-		fmt.Sprintf("  - {name: sip, proto: udp, target: %q}\n  - {name: sip-in, proto: udp, listen: %q}\n", kam, intAddr))
+	dmzCfg := strings.Replace(sipNodeConfig(freeAddr(t), extPort, intPort, kam), "media:\n  enabled: true\n", "media:\n  enabled: true\n  internal_latch_from: 127.0.0.4\n", 1)
+	var lo, hi int
+	if _, err := fmt.Sscanf(dmzCfg[strings.Index(dmzCfg, "  internal: {port_min:"):], "  internal: {port_min: %d, port_max: %d}", &lo, &hi); err != nil {
+		t.Fatal(err)
+	}
+	media := fmt.Sprintf("127.0.0.3:%d-%d", lo, hi)
+	pair := startTunnelPair(t, ns, dmzCfg,
+		fmt.Sprintf("  - {name: sip, proto: udp, listen: %q}\n  - {name: sip-in, proto: udp, target: %q, source: 127.0.0.4}\n"+
+			"  - {name: media, proto: udp, target: %q, source: 127.0.0.4}\n", kam, intAddr, media),
+		fmt.Sprintf("  - {name: sip, proto: udp, target: %q}\n  - {name: sip-in, proto: udp, listen: %q}\n"+
+			"  - {name: media, proto: udp, listen: %q}\n", kam, intAddr, media))
 	api := pair.api
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -103,31 +122,39 @@ func TestTunnelSIP(t *testing.T) {
 	// Outside → DMZ → tunnel → Kamailio → inside UAS.
 	scen, _ := filepath.Abs("../internal/sipedge/testdata/sipp/reg_call.xml")
 	startSippVia(t, nil, "-sf", scen, "-key", "user", "alice", "-s", "1001", "-i", "127.0.0.1",
-		"-p", strconv.Itoa(testpeer.FreePort(t)), "-mp", strconv.Itoa(testpeer.FreePort(t)), "-m", "1", "-d", "1000", ext).wait(t, "outside call")
+		"-p", strconv.Itoa(testpeer.FreePort(t)), "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo", "-m", "1", "-d", "2000", ext).wait(t, "outside call")
 
 	// Inside → Kamailio → reverse service → DMZ → registered outside user.
 	bobPort := strconv.Itoa(testpeer.FreePort(t))
 	reg, _ := filepath.Abs("testdata/sipp/reg_only.xml")
 	startSippVia(t, nil, "-sf", reg, "-key", "user", "bob", "-i", "127.0.0.1", "-p", bobPort, "-m", "1", ext).wait(t, "bob registers")
 	bob := startSippVia(t, nil, "-sn", "uas", "-i", "127.0.0.1", "-p", bobPort, "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo", "-m", "1")
-	startSippVia(t, inNS, "-sn", "uac", "-s", "bob", "-i", "127.0.0.6", "-p", strconv.Itoa(testpeer.FreePort(t)),
-		"-mp", strconv.Itoa(testpeer.FreePort(t)), "-m", "1", "-d", "1000", kam).wait(t, "inside call")
+	startSippVia(t, inNS, "-sn", "uac_pcap", "-s", "bob", "-i", "127.0.0.6", "-p", strconv.Itoa(testpeer.FreePort(t)),
+		"-mp", strconv.Itoa(testpeer.FreePort(t)), "-m", "1", "-d", "2000", kam).wait(t, "inside call")
 	bob.wait(t, "bob answers")
 
 	var hist []struct {
 		CallType string `json:"call_type"`
 		Status   int    `json:"status"`
+		Streams  []struct {
+			PacketsIn  uint64 `json:"packets_in"`
+			PacketsOut uint64 `json:"packets_out"`
+		} `json:"streams"`
 	}
 	waitFor(t, 10*time.Second, func() bool {
 		api.must(200, "GET", "/api/v1/history/calls", nil).json(t, &hist)
 		return len(hist) == 2
 	})
 	for _, h := range hist {
-		if h.Status != 200 {
-			t.Errorf("call history %+v", hist)
+		if h.Status != 200 || len(h.Streams) != 1 {
+			t.Fatalf("call history %+v", hist)
+		}
+		// RTP relayed both ways: from the caller and back from the called.
+		if st := h.Streams[0]; st.PacketsIn == 0 || st.PacketsOut == 0 {
+			t.Errorf("%s call: media not relayed both ways through the tunnel: %+v", h.CallType, st)
 		}
 	}
-	if _, flows := tunnelServices(t, api); flows["sip"] == 0 || flows["sip-in"] == 0 {
-		t.Errorf("tunnel flows %v: SIP did not cross both ways", flows)
+	if _, flows := tunnelServices(t, api); flows["sip"] == 0 || flows["sip-in"] == 0 || flows["media"] < 2 {
+		t.Errorf("tunnel flows %v: SIP or media did not cross", flows)
 	}
 }
