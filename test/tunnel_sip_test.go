@@ -116,7 +116,13 @@ func TestTunnelSIP(t *testing.T) {
 			}
 		}
 	})
-	waitFor(t, 30*time.Second, func() bool { state, _ := tunnelServices(t, api); return state == "up" })
+	// The edge probes its call server with OPTIONS; until a probe crossed
+	// the tunnel it counts Kamailio down and refuses calls.
+	waitFor(t, 60*time.Second, func() bool {
+		var cs []struct{ Up bool }
+		api.must(200, "GET", "/api/v1/sip/call-servers", nil).json(t, &cs)
+		return len(cs) == 1 && cs[0].Up
+	})
 	ext := "127.0.0.2:" + strconv.Itoa(extPort)
 
 	// Outside → DMZ → tunnel → Kamailio → inside UAS.

@@ -20,29 +20,7 @@ func TestTunnelThroughFirewall(t *testing.T) {
 	testpeer.Require(t, "nginx", "nft", "curl")
 	ns := newNetnsPeer(t)
 
-	// nginx inside, on the namespace's loopback: nothing outside it can
-	// reach that address but the tunnel client.
-	ngDir := t.TempDir()
-	ngConf := filepath.Join(ngDir, "nginx.conf")
-	os.WriteFile(filepath.Join(ngDir, "index.html"), []byte("inside nginx\n"), 0o644)
-	os.WriteFile(ngConf, fmt.Appendf(nil, `user root;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-events {}
-http {
-  access_log off;
-  client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastcgi_temp_path %[1]s; uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
-  server { listen 127.0.0.1:8081; root %[1]s; }
-}
-`, ngDir), 0o644)
-	ng := exec.Command("ip", "netns", "exec", ns.name, "nginx", "-c", ngConf, "-g", "daemon off;")
-	if err := ng.Start(); err != nil {
-		t.Fatalf("nginx: %v", err)
-	}
-	t.Cleanup(func() {
-		ng.Process.Kill()
-		ng.Wait()
-	})
+	startNginxIn(t, ns, "127.0.0.1:8081")
 
 	webAddr := freeAddr(t)
 	pair := startTunnelPair(t, ns, baseConfig(freeAddr(t)),
@@ -150,4 +128,32 @@ func tunnelServices(t *testing.T, api *apiClient) (string, map[string]uint64) {
 		flows[s.Name] = s.FlowsTotal
 	}
 	return st.State, flows
+}
+
+// startNginxIn runs nginx in ns on addr, serving index.html "inside
+// nginx", until the test ends: nothing outside ns can reach it but the
+// tunnel client.
+func startNginxIn(t *testing.T, ns *netnsPeer, addr string) {
+	t.Helper()
+	ngDir := t.TempDir()
+	ngConf := filepath.Join(ngDir, "nginx.conf")
+	os.WriteFile(filepath.Join(ngDir, "index.html"), []byte("inside nginx\n"), 0o644)
+	os.WriteFile(ngConf, fmt.Appendf(nil, `user root;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events {}
+http {
+  access_log off;
+  client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastcgi_temp_path %[1]s; uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
+  server { listen %[2]s; root %[1]s; }
+}
+`, ngDir, addr), 0o644)
+	ng := exec.Command("ip", "netns", "exec", ns.name, "nginx", "-c", ngConf, "-g", "daemon off;")
+	if err := ng.Start(); err != nil {
+		t.Fatalf("nginx: %v", err)
+	}
+	t.Cleanup(func() {
+		ng.Process.Kill()
+		ng.Wait()
+	})
 }
