@@ -62,6 +62,60 @@ func (r *sippRun) wait(t *testing.T, what string) {
 // node and calls an inside sipp UAS through Kamailio; an inside sipp calls
 // another registered outside user.
 func TestTunnelSIP(t *testing.T) {
+	r := startTunnelSIPRig(t)
+	inNS, api, ext, kam := r.inNS, r.api, r.ext, r.kam
+	// Outside → DMZ → tunnel → Kamailio → inside UAS.
+	scen, _ := filepath.Abs("../internal/sipedge/testdata/sipp/reg_call.xml")
+	startSippVia(t, nil, "-sf", scen, "-key", "user", "alice", "-s", "1001", "-i", "127.0.0.1",
+		"-p", strconv.Itoa(testpeer.FreePort(t)), "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo", "-m", "1", "-d", "2000", ext).wait(t, "outside call")
+
+	// Inside → Kamailio → reverse service → DMZ → registered outside user.
+	bobPort := strconv.Itoa(testpeer.FreePort(t))
+	reg, _ := filepath.Abs("testdata/sipp/reg_only.xml")
+	startSippVia(t, nil, "-sf", reg, "-key", "user", "bob", "-i", "127.0.0.1", "-p", bobPort, "-m", "1", ext).wait(t, "bob registers")
+	bob := startSippVia(t, nil, "-sn", "uas", "-i", "127.0.0.1", "-p", bobPort, "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo", "-m", "1")
+	startSippVia(t, inNS, "-sn", "uac_pcap", "-s", "bob", "-i", "127.0.0.6", "-p", strconv.Itoa(testpeer.FreePort(t)),
+		"-mp", strconv.Itoa(testpeer.FreePort(t)), "-m", "1", "-d", "2000", kam).wait(t, "inside call")
+	bob.wait(t, "bob answers")
+
+	var hist []struct {
+		CallType string `json:"call_type"`
+		Status   int    `json:"status"`
+		Streams  []struct {
+			PacketsIn  uint64 `json:"packets_in"`
+			PacketsOut uint64 `json:"packets_out"`
+		} `json:"streams"`
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		api.must(200, "GET", "/api/v1/history/calls", nil).json(t, &hist)
+		return len(hist) == 2
+	})
+	for _, h := range hist {
+		if h.Status != 200 || len(h.Streams) != 1 {
+			t.Fatalf("call history %+v", hist)
+		}
+		// RTP relayed both ways: from the caller and back from the called.
+		if st := h.Streams[0]; st.PacketsIn == 0 || st.PacketsOut == 0 {
+			t.Errorf("%s call: media not relayed both ways through the tunnel: %+v", h.CallType, st)
+		}
+	}
+	if _, flows := tunnelServices(t, api); flows["sip"] == 0 || flows["sip-in"] == 0 || flows["media"] < 2 {
+		t.Errorf("tunnel flows %v: SIP or media did not cross", flows)
+	}
+}
+
+// tunnelSIPRig is the DMZ node with the SIP edge and media relay, the
+// inside node, Kamailio and a sipp UAS inside, joined by the tunnel with
+// SIP both ways and the relay's internal port range mirrored inside.
+type tunnelSIPRig struct {
+	ns       *netnsPeer
+	inNS     []string
+	api      *apiClient
+	ext, kam string
+}
+
+func startTunnelSIPRig(t *testing.T) *tunnelSIPRig {
+	t.Helper()
 	testpeer.Require(t, "sipp", "kamailio", "nft", "curl")
 	ns := newNetnsPeer(t)
 	inNS := []string{"ip", "netns", "exec", ns.name}
@@ -123,44 +177,60 @@ func TestTunnelSIP(t *testing.T) {
 		api.must(200, "GET", "/api/v1/sip/call-servers", nil).json(t, &cs)
 		return len(cs) == 1 && cs[0].Up
 	})
-	ext := "127.0.0.2:" + strconv.Itoa(extPort)
+	return &tunnelSIPRig{ns: ns, inNS: inNS, api: api, ext: "127.0.0.2:" + strconv.Itoa(extPort), kam: kam}
+}
 
-	// Outside → DMZ → tunnel → Kamailio → inside UAS.
-	scen, _ := filepath.Abs("../internal/sipedge/testdata/sipp/reg_call.xml")
-	startSippVia(t, nil, "-sf", scen, "-key", "user", "alice", "-s", "1001", "-i", "127.0.0.1",
-		"-p", strconv.Itoa(testpeer.FreePort(t)), "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo", "-m", "1", "-d", "2000", ext).wait(t, "outside call")
 
-	// Inside → Kamailio → reverse service → DMZ → registered outside user.
+// TestTunnelSIPPathCut: during a call from inside to a registered outside
+// user, with RTP flowing both ways through the tunnel, the inside node's
+// path to the DMZ node is cut for 3 s (nftables drops its packets; nothing
+// is closed). Both ends see the tunnel fail, the inside node reconnects by
+// itself, the call's media resumes on the new connection both ways, and the
+// call ends normally.
+func TestTunnelSIPPathCut(t *testing.T) {
+	r := startTunnelSIPRig(t)
 	bobPort := strconv.Itoa(testpeer.FreePort(t))
 	reg, _ := filepath.Abs("testdata/sipp/reg_only.xml")
-	startSippVia(t, nil, "-sf", reg, "-key", "user", "bob", "-i", "127.0.0.1", "-p", bobPort, "-m", "1", ext).wait(t, "bob registers")
+	startSippVia(t, nil, "-sf", reg, "-key", "user", "bob", "-i", "127.0.0.1", "-p", bobPort, "-m", "1", r.ext).wait(t, "bob registers")
 	bob := startSippVia(t, nil, "-sn", "uas", "-i", "127.0.0.1", "-p", bobPort, "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo", "-m", "1")
-	startSippVia(t, inNS, "-sn", "uac_pcap", "-s", "bob", "-i", "127.0.0.6", "-p", strconv.Itoa(testpeer.FreePort(t)),
-		"-mp", strconv.Itoa(testpeer.FreePort(t)), "-m", "1", "-d", "2000", kam).wait(t, "inside call")
-	bob.wait(t, "bob answers")
+	// The pcap holds about 6 s of audio; the call lasts 9 s.
+	caller := startSippVia(t, r.inNS, "-sn", "uac_pcap", "-s", "bob", "-i", "127.0.0.6", "-p", strconv.Itoa(testpeer.FreePort(t)),
+		"-mp", strconv.Itoa(testpeer.FreePort(t)), "-m", "1", "-d", "9000", r.kam)
 
+	media := func() tunnelService { _, m := tunnelStatus(t, r.api); return m["media"] }
+	waitFor(t, 20*time.Second, func() bool { m := media(); return m.In > 0 && m.Out > 0 })
+
+	nft := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", append([]string{"netns", "exec", r.ns.name, "nft"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("nft %v: %v %s", args, err, out)
+		}
+	}
+	nft("add chain inet portico_test cut { type filter hook output priority 0; policy accept; }")
+	nft("add rule inet portico_test cut ip daddr " + r.ns.hostIP + " drop")
+	cut := time.Now()
+	waitFor(t, 10*time.Second, func() bool { state, _ := tunnelStatus(t, r.api); return state == "down" })
+	time.Sleep(time.Until(cut.Add(3 * time.Second)))
+	nft("delete chain inet portico_test cut")
+	waitFor(t, 15*time.Second, func() bool { state, _ := tunnelStatus(t, r.api); return state == "up" })
+	back := media()
+	waitFor(t, 10*time.Second, func() bool { m := media(); return m.In > back.In && m.Out > back.Out })
+	t.Logf("tunnel back %v after the cut began; media bytes before %d/%d", time.Since(cut).Round(100*time.Millisecond), back.In, back.Out)
+
+	caller.wait(t, "inside call")
+	bob.wait(t, "bob answers")
 	var hist []struct {
-		CallType string `json:"call_type"`
-		Status   int    `json:"status"`
-		Streams  []struct {
+		Status  int `json:"status"`
+		Streams []struct {
 			PacketsIn  uint64 `json:"packets_in"`
 			PacketsOut uint64 `json:"packets_out"`
 		} `json:"streams"`
 	}
 	waitFor(t, 10*time.Second, func() bool {
-		api.must(200, "GET", "/api/v1/history/calls", nil).json(t, &hist)
-		return len(hist) == 2
+		r.api.must(200, "GET", "/api/v1/history/calls", nil).json(t, &hist)
+		return len(hist) == 1
 	})
-	for _, h := range hist {
-		if h.Status != 200 || len(h.Streams) != 1 {
-			t.Fatalf("call history %+v", hist)
-		}
-		// RTP relayed both ways: from the caller and back from the called.
-		if st := h.Streams[0]; st.PacketsIn == 0 || st.PacketsOut == 0 {
-			t.Errorf("%s call: media not relayed both ways through the tunnel: %+v", h.CallType, st)
-		}
-	}
-	if _, flows := tunnelServices(t, api); flows["sip"] == 0 || flows["sip-in"] == 0 || flows["media"] < 2 {
-		t.Errorf("tunnel flows %v: SIP or media did not cross", flows)
+	if hist[0].Status != 200 || len(hist[0].Streams) != 1 || hist[0].Streams[0].PacketsIn == 0 || hist[0].Streams[0].PacketsOut == 0 {
+		t.Fatalf("call history %+v", hist)
 	}
 }

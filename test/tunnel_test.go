@@ -53,9 +53,10 @@ type tunnelPair struct {
 
 // startTunnelPair starts the DMZ node from dmzCfg plus a tunnel server
 // section listing dmzServices, and the inside node with a tunnel client
-// listing insideServices (YAML list items indented by two spaces); the
-// inside node enrolls with a token the DMZ node's API issued. Then the
-// inside namespace's nftables drop every inbound connection.
+// listing insideServices (YAML list items indented by two spaces) that
+// retries at least every second; the inside node enrolls with a token the
+// DMZ node's API issued. Then the inside namespace's nftables drop every
+// inbound connection.
 func startTunnelPair(t *testing.T, ns *netnsPeer, dmzCfg, dmzServices, insideServices string) *tunnelPair {
 	t.Helper()
 	dmzMgmt := mgmtOf(t, dmzCfg)
@@ -82,6 +83,7 @@ func startTunnelPair(t *testing.T, ns *netnsPeer, dmzCfg, dmzServices, insideSer
   role: client
   server: %s
   enrollment_token: %s
+  backoff_max: 1s
   services:
 %s`, tunnelAddr, tok.Token, insideServices), inMgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
 
@@ -112,22 +114,38 @@ func mgmtOf(t *testing.T, cfg string) string {
 	return addr
 }
 
-// tunnelServices is GET /api/v1/tunnel's state and per-service counters.
+// tunnelServices is GET /api/v1/tunnel's state and each service's flows.
 func tunnelServices(t *testing.T, api *apiClient) (string, map[string]uint64) {
 	t.Helper()
+	state, svcs := tunnelStatus(t, api)
+	flows := map[string]uint64{}
+	for name, s := range svcs {
+		flows[name] = s.FlowsTotal
+	}
+	return state, flows
+}
+
+// tunnelService is one service's counters in GET /api/v1/tunnel.
+type tunnelService struct {
+	Name              string `json:"name"`
+	FlowsTotal        uint64 `json:"flows_total"`
+	In                uint64 `json:"bytes_in"`
+	Out               uint64 `json:"bytes_out"`
+}
+
+// tunnelStatus is GET /api/v1/tunnel's state and services by name.
+func tunnelStatus(t *testing.T, api *apiClient) (string, map[string]tunnelService) {
+	t.Helper()
 	var st struct {
-		State    string `json:"state"`
-		Services []struct {
-			Name       string `json:"name"`
-			FlowsTotal uint64 `json:"flows_total"`
-		} `json:"services"`
+		State    string          `json:"state"`
+		Services []tunnelService `json:"services"`
 	}
 	api.must(200, "GET", "/api/v1/tunnel", nil).json(t, &st)
-	flows := map[string]uint64{}
+	m := map[string]tunnelService{}
 	for _, s := range st.Services {
-		flows[s.Name] = s.FlowsTotal
+		m[s.Name] = s
 	}
-	return st.State, flows
+	return st.State, m
 }
 
 // startNginxIn runs nginx in ns on addr, serving index.html "inside
