@@ -249,7 +249,7 @@ func checkServiceAddr(errs *field.Errors, path string, s Service) {
 	if s.Listen == "" {
 		addr = s.Target
 	}
-	if !strings.Contains(addr, "-") {
+	if _, port, err := net.SplitHostPort(addr); err != nil || !strings.Contains(port, "-") {
 		checkAddr(errs, path, addr)
 		return
 	}

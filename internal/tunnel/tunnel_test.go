@@ -522,6 +522,7 @@ func TestConfigValidate(t *testing.T) {
 		{"bad resolver", Config{Role: "client", Discover: "_t._udp.x", Resolver: "x"}, "tunnel.resolver:"},
 		{"server discovers", Config{Role: "server", Discover: "_t._udp.x"}, "tunnel.discover: only a client"},
 		{"port range", Config{Role: "server", Services: []Service{{Name: "media", Proto: "udp", Listen: "127.0.0.3:30000-30999"}}}, ""},
+		{"host name with a dash", Config{Role: "server", Services: []Service{{Name: "web", Proto: "tcp", Target: "web-1.inside:80"}}}, ""},
 		{"tcp port range", Config{Role: "server", Services: []Service{{Name: "web", Proto: "tcp", Listen: "127.0.0.3:80-81"}}}, "tunnel.services[0].listen: a port range is for udp"},
 		{"reversed range", Config{Role: "server", Services: []Service{{Name: "m", Proto: "udp", Target: "h:9-8"}}}, "tunnel.services[0].target: \"h:9-8\" is not"},
 		{"range too wide", Config{Role: "server", Services: []Service{{Name: "m", Proto: "udp", Listen: "h:1-5000"}}}, "tunnel.services[0].listen: 5000 ports is more than 4096"},
