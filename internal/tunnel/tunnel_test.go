@@ -32,7 +32,7 @@ func (l *logBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock()
 
 // eventually polls cond until it holds; it gives up after 15 s so a broken
 // tunnel fails the test instead of hanging it.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		if cond() {
@@ -42,7 +42,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	t.Fatalf("never happened: %s", what)
 }
 
-func tcpEcho(t *testing.T) string {
+func tcpEcho(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +60,7 @@ func tcpEcho(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func udpEcho(t *testing.T) string {
+func udpEcho(t testing.TB) string {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -108,14 +108,14 @@ type runningServer struct {
 }
 
 // startServer serves a tunnel server on addr ("127.0.0.1:0" for any port).
-func startServer(t *testing.T, addr string, state StateStore) *runningServer {
+func startServer(t testing.TB, addr string, state StateStore) *runningServer {
 	t.Helper()
 	return startServerWith(t, addr, state, 0)
 }
 
 // startServerWith starts a server whose services take at most maxFlows
 // flows each (0: the default).
-func startServerWith(t *testing.T, addr string, state StateStore, maxFlows int) *runningServer {
+func startServerWith(t testing.TB, addr string, state StateStore, maxFlows int) *runningServer {
 	t.Helper()
 	return startServerConfig(t, addr, state, Config{MaxFlows: maxFlows, Services: []Service{
 		{Name: "web", Proto: "tcp", Listen: "127.0.0.1:0"},
@@ -126,7 +126,7 @@ func startServerWith(t *testing.T, addr string, state StateStore, maxFlows int) 
 
 // startServerConfig starts a server with cfg; it returns once the services
 // cfg offers are bound.
-func startServerConfig(t *testing.T, addr string, state StateStore, cfg Config) *runningServer {
+func startServerConfig(t testing.TB, addr string, state StateStore, cfg Config) *runningServer {
 	t.Helper()
 	lb := &logBuf{}
 	reg := prometheus.NewRegistry()
@@ -163,7 +163,7 @@ func startServerConfig(t *testing.T, addr string, state StateStore, cfg Config) 
 	return &runningServer{Server: s, addr: pc.LocalAddr().String(), log: lb, reg: reg, stop: stop}
 }
 
-func newTestClient(t *testing.T, server string, state StateStore) *Client {
+func newTestClient(t testing.TB, server string, state StateStore) *Client {
 	t.Helper()
 	c, err := NewClient(Config{Server: server, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Services: []Service{
 		{Name: "web", Proto: "tcp", Target: tcpEcho(t)},
@@ -176,7 +176,7 @@ func newTestClient(t *testing.T, server string, state StateStore) *Client {
 	return c
 }
 
-func runClient(t *testing.T, c *Client) {
+func runClient(t testing.TB, c *Client) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -922,4 +922,38 @@ func TestPortRangeService(t *testing.T) {
 			t.Fatalf("target flows %+v, want %d", x, n)
 		}
 	}
+}
+
+// BenchmarkUDPRoundTrip sends one 172-byte RTP-sized datagram into a UDP
+// service on the DMZ end and waits for the inside echo's answer: both
+// directions of the tunnel and both ends' user-space paths per operation.
+func BenchmarkUDPRoundTrip(b *testing.B) {
+	s := startServer(b, "127.0.0.1:0", &MemState{})
+	c := newTestClient(b, s.addr, &MemState{})
+	tok, _, err := s.CreateToken()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := c.Enroll(context.Background(), tok); err != nil {
+		b.Fatal(err)
+	}
+	runClient(b, c)
+	eventually(b, "tunnel up", func() bool { return c.Stats().State == "up" && s.Stats().State == "up" })
+	uc, err := net.Dial("udp", s.ServiceAddr("rtp").String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer uc.Close()
+	pkt := bytes.Repeat([]byte{0x80}, 172)
+	eventually(b, "udp echo", func() bool { return udpRoundTrip(uc, pkt) == nil })
+	b.SetBytes(int64(2 * len(pkt)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	lost := 0
+	for i := 0; i < b.N; i++ {
+		if udpRoundTrip(uc, pkt) != nil {
+			lost++
+		}
+	}
+	b.ReportMetric(float64(lost), "lost")
 }
