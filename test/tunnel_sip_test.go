@@ -78,18 +78,7 @@ func TestTunnelSIP(t *testing.T) {
 		"-mp", strconv.Itoa(testpeer.FreePort(t)), "-m", "1", "-d", "2000", kam).wait(t, "inside call")
 	bob.wait(t, "bob answers")
 
-	var hist []struct {
-		CallType string `json:"call_type"`
-		Status   int    `json:"status"`
-		Streams  []struct {
-			PacketsIn  uint64 `json:"packets_in"`
-			PacketsOut uint64 `json:"packets_out"`
-		} `json:"streams"`
-	}
-	waitFor(t, 10*time.Second, func() bool {
-		api.must(200, "GET", "/api/v1/history/calls", nil).json(t, &hist)
-		return len(hist) == 2
-	})
+	hist := tunnelCalls(t, api, 2)
 	for _, h := range hist {
 		if h.Status != 200 || len(h.Streams) != 1 {
 			t.Fatalf("call history %+v", hist)
@@ -219,18 +208,29 @@ func TestTunnelSIPPathCut(t *testing.T) {
 
 	caller.wait(t, "inside call")
 	bob.wait(t, "bob answers")
-	var hist []struct {
-		Status  int `json:"status"`
-		Streams []struct {
-			PacketsIn  uint64 `json:"packets_in"`
-			PacketsOut uint64 `json:"packets_out"`
-		} `json:"streams"`
-	}
-	waitFor(t, 10*time.Second, func() bool {
-		r.api.must(200, "GET", "/api/v1/history/calls", nil).json(t, &hist)
-		return len(hist) == 1
-	})
+	hist := tunnelCalls(t, r.api, 1)
 	if hist[0].Status != 200 || len(hist[0].Streams) != 1 || hist[0].Streams[0].PacketsIn == 0 || hist[0].Streams[0].PacketsOut == 0 {
 		t.Fatalf("call history %+v", hist)
 	}
+}
+
+// tunnelCall is a call history record with its streams' packet counts.
+type tunnelCall struct {
+	CallType string `json:"call_type"`
+	Status   int    `json:"status"`
+	Streams  []struct {
+		PacketsIn  uint64 `json:"packets_in"`
+		PacketsOut uint64 `json:"packets_out"`
+	} `json:"streams"`
+}
+
+// tunnelCalls waits until the call history holds n calls and returns them.
+func tunnelCalls(t *testing.T, api *apiClient, n int) []tunnelCall {
+	t.Helper()
+	var hist []tunnelCall
+	waitFor(t, 10*time.Second, func() bool {
+		api.must(200, "GET", "/api/v1/history/calls", nil).json(t, &hist)
+		return len(hist) == n
+	})
+	return hist
 }

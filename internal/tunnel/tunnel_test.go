@@ -60,12 +60,15 @@ func tcpEcho(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-func udpEcho(t testing.TB) string {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+// udpServer answers each datagram to addr with reply(datagram, sender,
+// own port) until the test ends, and returns its address.
+func udpServer(t testing.TB, addr string, reply func(b []byte, from *net.UDPAddr, port int) []byte) string {
+	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
+	port := pc.LocalAddr().(*net.UDPAddr).Port
 	go func() {
 		buf := make([]byte, 65536)
 		for {
@@ -73,30 +76,19 @@ func udpEcho(t testing.TB) string {
 			if err != nil {
 				return
 			}
-			_, _ = pc.WriteTo(buf[:n], a)
+			_, _ = pc.WriteTo(reply(buf[:n], a.(*net.UDPAddr), port), a)
 		}
 	}()
 	return pc.LocalAddr().String()
 }
 
+func udpEcho(t testing.TB) string {
+	return udpServer(t, "127.0.0.1:0", func(b []byte, _ *net.UDPAddr, _ int) []byte { return b })
+}
+
 // udpWho answers each datagram with the IP address it came from.
-func udpWho(t *testing.T) string {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			_, a, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo([]byte(a.(*net.UDPAddr).IP.String()), a)
-		}
-	}()
-	return pc.LocalAddr().String()
+func udpWho(t testing.TB) string {
+	return udpServer(t, "127.0.0.1:0", func(_ []byte, from *net.UDPAddr, _ int) []byte { return []byte(from.IP.String()) })
 }
 
 type runningServer struct {
@@ -327,6 +319,42 @@ func udpRoundTrip(c net.Conn, msg []byte) error {
 	return nil
 }
 
+// udpEchoes sends 21 RTP-sized datagrams to an echoed UDP service at addr,
+// each answered, and returns the socket (closed at the test's end) and the
+// datagram.
+func udpEchoes(t *testing.T, addr string) (net.Conn, []byte) {
+	t.Helper()
+	uc, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { uc.Close() })
+	pkt := bytes.Repeat([]byte{0x80}, 172)
+	eventually(t, "udp echo", func() bool { return udpRoundTrip(uc, pkt) == nil })
+	for i := 0; i < 20; i++ {
+		if err := udpRoundTrip(uc, pkt); err != nil {
+			t.Fatalf("udp packet %d: %v", i, err)
+		}
+	}
+	return uc, pkt
+}
+
+// dialUDP opens n UDP sockets to addr, each its own source address,
+// closed at the test's end.
+func dialUDP(t *testing.T, addr string, n int) []net.Conn {
+	t.Helper()
+	var conns []net.Conn
+	for i := 0; i < n; i++ {
+		uc, err := net.Dial("udp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { uc.Close() })
+		conns = append(conns, uc)
+	}
+	return conns
+}
+
 func TestFlowsEcho(t *testing.T) {
 	s, c := enrolledPair(t)
 	runClient(t, c)
@@ -353,18 +381,7 @@ func TestFlowsEcho(t *testing.T) {
 		t.Fatalf("Dial of a udp service: %v", err)
 	}
 
-	uc, err := net.Dial("udp", s.ServiceAddr("rtp").String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer uc.Close()
-	pkt := bytes.Repeat([]byte{0x80}, 172)
-	eventually(t, "udp echo", func() bool { return udpRoundTrip(uc, pkt) == nil })
-	for i := 0; i < 20; i++ {
-		if err := udpRoundTrip(uc, pkt); err != nil {
-			t.Fatalf("udp packet %d: %v", i, err)
-		}
-	}
+	uc, pkt := udpEchoes(t, s.ServiceAddr("rtp").String())
 
 	st := s.Stats()
 	byName := map[string]ServiceStats{}
@@ -678,26 +695,12 @@ func TestPathCutDetectedAndRecovered(t *testing.T) {
 // flows already admitted go on. Before, both tables had no bound.
 func TestServiceFlowsBounded(t *testing.T) {
 	s := startServerWith(t, "127.0.0.1:0", &MemState{}, 2)
-	c := newTestClient(t, s.addr, &MemState{})
-	tok, _, err := s.CreateToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Enroll(context.Background(), tok); err != nil {
-		t.Fatal(err)
-	}
-	runClient(t, c)
-	eventually(t, "tunnel up", func() bool { return c.Stats().State == "up" && s.Stats().State == "up" })
+	runEnrolled(t, s, Config{Services: []Service{
+		{Name: "web", Proto: "tcp", Target: tcpEcho(t)},
+		{Name: "rtp", Proto: "udp", Target: udpEcho(t)},
+	}})
 	pkt := bytes.Repeat([]byte{0x80}, 172)
-	var conns []net.Conn
-	for i := 0; i < 3; i++ {
-		uc, err := net.Dial("udp", s.ServiceAddr("rtp").String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer uc.Close()
-		conns = append(conns, uc)
-	}
+	conns := dialUDP(t, s.ServiceAddr("rtp").String(), 3)
 	for _, uc := range conns[:2] {
 		eventually(t, "udp echo", func() bool { return udpRoundTrip(uc, pkt) == nil })
 	}
@@ -736,7 +739,7 @@ func TestServiceFlowsBounded(t *testing.T) {
 	}
 	third, err := net.Dial("tcp", s.ServiceAddr("web").String())
 	if err != nil {
-		t.Fatal(err)
+		return // refused (reset) before the dial returned
 	}
 	defer third.Close()
 	third.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -756,26 +759,12 @@ func TestReverseServices(t *testing.T) {
 		{Name: "backudp", Proto: "udp", Target: udpEcho(t)},
 		{Name: "who", Proto: "udp", Target: udpWho(t), Source: "127.0.0.7"},
 	}})
-	c, err := NewClient(Config{Server: s.addr, MaxFlows: 2, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Services: []Service{
+	c := runEnrolled(t, s, Config{MaxFlows: 2, Services: []Service{
 		{Name: "web", Proto: "tcp", Target: tcpEcho(t)},
 		{Name: "back", Proto: "tcp", Listen: "127.0.0.1:0"},
 		{Name: "backudp", Proto: "udp", Listen: "127.0.0.1:0"},
 		{Name: "who", Proto: "udp", Listen: "127.0.0.1:0"},
-	}}, Deps{State: &MemState{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, _, err := s.CreateToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Enroll(context.Background(), tok); err != nil {
-		t.Fatal(err)
-	}
-	runClient(t, c)
-	eventually(t, "tunnel up and reverse services bound", func() bool {
-		return c.Stats().State == "up" && s.Stats().State == "up" && c.ServiceAddr("back") != nil && c.ServiceAddr("backudp") != nil
-	})
+	}})
 
 	// Both directions on one connection.
 	msg := strings.Repeat("from the inside ", 4000)
@@ -785,18 +774,7 @@ func TestReverseServices(t *testing.T) {
 	if err := tcpRoundTrip(s.ServiceAddr("web").String(), "forward"); err != nil {
 		t.Fatalf("forward tcp flow: %v", err)
 	}
-	uc, err := net.Dial("udp", c.ServiceAddr("backudp").String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer uc.Close()
-	pkt := bytes.Repeat([]byte{0x80}, 172)
-	eventually(t, "reverse udp echo", func() bool { return udpRoundTrip(uc, pkt) == nil })
-	for i := 0; i < 20; i++ {
-		if err := udpRoundTrip(uc, pkt); err != nil {
-			t.Fatalf("reverse udp packet %d: %v", i, err)
-		}
-	}
+	_, pkt := udpEchoes(t, c.ServiceAddr("backudp").String())
 	// The delivering end's flow socket uses the service's source address.
 	wc, err := net.Dial("udp", c.ServiceAddr("who").String())
 	if err != nil {
@@ -838,15 +816,7 @@ func TestReverseServices(t *testing.T) {
 	}
 
 	// max_flows 2 on the client bounds its offered UDP service.
-	var more []net.Conn
-	for i := 0; i < 2; i++ {
-		x, err := net.Dial("udp", c.ServiceAddr("backudp").String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer x.Close()
-		more = append(more, x)
-	}
+	more := dialUDP(t, c.ServiceAddr("backudp").String(), 2)
 	eventually(t, "second reverse udp flow", func() bool { return udpRoundTrip(more[0], pkt) == nil })
 	if err := udpRoundTrip(more[1], pkt); err == nil {
 		t.Fatal("a third UDP source was carried beyond the client's max_flows 2")
@@ -856,36 +826,13 @@ func TestReverseServices(t *testing.T) {
 	}
 }
 
-// TestPortRangeService: a UDP service offered on a range of ports reaches
-// the port at the same offset in the peer's target range, each port with
-// its own flows, both ways.
-func TestPortRangeService(t *testing.T) {
-	const n = 3
-	tbase := testpeer.FreePorts(t, n)
-	for i := 0; i < n; i++ {
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", tbase+i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { pc.Close() })
-		go func() { // answers with its own port
-			buf := make([]byte, 2048)
-			for {
-				_, a, err := pc.ReadFrom(buf)
-				if err != nil {
-					return
-				}
-				_, _ = pc.WriteTo([]byte(strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)), a)
-			}
-		}()
-	}
-	lbase := testpeer.FreePorts(t, n)
-	s := startServerConfig(t, "127.0.0.1:0", &MemState{}, Config{Services: []Service{
-		{Name: "media", Proto: "udp", Target: fmt.Sprintf("127.0.0.1:%d-%d", tbase, tbase+n-1)},
-	}})
-	c, err := NewClient(Config{Server: s.addr, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Services: []Service{
-		{Name: "media", Proto: "udp", Listen: fmt.Sprintf("127.0.0.1:%d-%d", lbase, lbase+n-1)},
-	}}, Deps{State: &MemState{}})
+// runEnrolled makes a client of s from cfg (Server and quick backoff filled
+// in), enrolls it, runs it until the test ends and waits until the tunnel
+// is up and the client's offered services are bound.
+func runEnrolled(t testing.TB, s *runningServer, cfg Config) *Client {
+	t.Helper()
+	cfg.Server, cfg.BackoffMin, cfg.BackoffMax = s.addr, 20*time.Millisecond, 200*time.Millisecond
+	c, err := NewClient(cfg, Deps{State: &MemState{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -897,7 +844,33 @@ func TestPortRangeService(t *testing.T) {
 		t.Fatal(err)
 	}
 	runClient(t, c)
-	eventually(t, "tunnel up", func() bool { return c.Stats().State == "up" && c.ServiceAddr("media") != nil })
+	eventually(t, "tunnel up and the client's services bound", func() bool {
+		for _, x := range cfg.Services {
+			if x.Listen != "" && c.ServiceAddr(x.Name) == nil {
+				return false
+			}
+		}
+		return c.Stats().State == "up" && s.Stats().State == "up"
+	})
+	return c
+}
+
+// TestPortRangeService: a UDP service offered on a range of ports reaches
+// the port at the same offset in the peer's target range, each port with
+// its own flows, both ways.
+func TestPortRangeService(t *testing.T) {
+	const n = 3
+	tbase := testpeer.FreePorts(t, n)
+	for i := 0; i < n; i++ { // each answers with its own port
+		udpServer(t, fmt.Sprintf("127.0.0.1:%d", tbase+i), func(_ []byte, _ *net.UDPAddr, port int) []byte { return []byte(strconv.Itoa(port)) })
+	}
+	lbase := testpeer.FreePorts(t, n)
+	s := startServerConfig(t, "127.0.0.1:0", &MemState{}, Config{Services: []Service{
+		{Name: "media", Proto: "udp", Target: fmt.Sprintf("127.0.0.1:%d-%d", tbase, tbase+n-1)},
+	}})
+	runEnrolled(t, s, Config{Services: []Service{
+		{Name: "media", Proto: "udp", Listen: fmt.Sprintf("127.0.0.1:%d-%d", lbase, lbase+n-1)},
+	}})
 	for i := n - 1; i >= 0; i-- {
 		uc, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", lbase+i))
 		if err != nil {
@@ -929,16 +902,7 @@ func TestPortRangeService(t *testing.T) {
 // directions of the tunnel and both ends' user-space paths per operation.
 func BenchmarkUDPRoundTrip(b *testing.B) {
 	s := startServer(b, "127.0.0.1:0", &MemState{})
-	c := newTestClient(b, s.addr, &MemState{})
-	tok, _, err := s.CreateToken()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := c.Enroll(context.Background(), tok); err != nil {
-		b.Fatal(err)
-	}
-	runClient(b, c)
-	eventually(b, "tunnel up", func() bool { return c.Stats().State == "up" && s.Stats().State == "up" })
+	runEnrolled(b, s, Config{Services: []Service{{Name: "rtp", Proto: "udp", Target: udpEcho(b)}}})
 	uc, err := net.Dial("udp", s.ServiceAddr("rtp").String())
 	if err != nil {
 		b.Fatal(err)
