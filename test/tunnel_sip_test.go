@@ -177,7 +177,6 @@ func startTunnelSIPRig(t *testing.T, media string) *tunnelSIPRig {
 		api: api, ext: outside.hostIP + ":" + strconv.Itoa(extPort), kam: kam}
 }
 
-
 // TestTunnelSIPPathCut: during a call from inside to a registered outside
 // user, with RTP flowing both ways through the tunnel, the inside node's
 // path to the DMZ node is cut for 3 s (nftables drops its packets; nothing

@@ -127,10 +127,10 @@ func tunnelServices(t *testing.T, api *apiClient) (string, map[string]uint64) {
 
 // tunnelService is one service's counters in GET /api/v1/tunnel.
 type tunnelService struct {
-	Name              string `json:"name"`
-	FlowsTotal        uint64 `json:"flows_total"`
-	In                uint64 `json:"bytes_in"`
-	Out               uint64 `json:"bytes_out"`
+	Name       string `json:"name"`
+	FlowsTotal uint64 `json:"flows_total"`
+	In         uint64 `json:"bytes_in"`
+	Out        uint64 `json:"bytes_out"`
 }
 
 // tunnelStatus is GET /api/v1/tunnel's state and services by name.
