@@ -124,10 +124,16 @@ func (c *Config) sockets() []socket {
 			add(fmt.Sprintf("access_proxy.tcp[%d].listen", i), "tcp", m.Listen)
 		}
 	}
-	if tn := &c.Tunnel; tn.Enabled {
-		if tn.Role == "server" {
-			add("tunnel.listen", "udp", tn.Listen)
+	if tn := &c.Tunnel; tn.Enabled && tn.Role == "server" {
+		add("tunnel.listen", "udp", tn.Listen)
+		for i, s := range tn.Services {
+			if s.Listen != "" {
+				add(fmt.Sprintf("tunnel.services[%d].listen", i), s.Proto, s.Listen)
+			}
 		}
+	}
+	// A client offers its reverse services locally too.
+	if tn := &c.Tunnel; tn.Enabled && tn.Role == "client" {
 		for i, s := range tn.Services {
 			if s.Listen != "" {
 				add(fmt.Sprintf("tunnel.services[%d].listen", i), s.Proto, s.Listen)
