@@ -198,7 +198,14 @@ func TestTunnelSIPPathCut(t *testing.T) {
 		"-mp", strconv.Itoa(testpeer.FreePort(t)), "-m", "1", "-d", "9000", r.kam)
 
 	media := func() tunnelService { _, m := tunnelStatus(t, r.api); return m["media"] }
-	waitFor(t, 20*time.Second, func() bool { m := media(); return m.In > 0 && m.Out > 0 })
+	t.Cleanup(func() {
+		if t.Failed() {
+			_ = caller.cmd.Process.Kill() // its output is read once it stopped writing
+			_ = caller.cmd.Wait()
+			t.Logf("inside caller:\n%s", caller.out.String())
+		}
+	})
+	waitFor(t, 60*time.Second, func() bool { m := media(); return m.In > 0 && m.Out > 0 })
 
 	nft := func(args ...string) {
 		t.Helper()
