@@ -13,6 +13,7 @@ require (
 	github.com/google/nftables v0.3.0
 	github.com/gosnmp/gosnmp v1.47.0
 	github.com/jackc/pgx/v5 v5.12.0
+	github.com/miekg/dns v1.1.73
 	github.com/pion/dtls/v3 v3.1.9
 	github.com/pion/logging v0.2.4
 	github.com/pion/sdp/v3 v3.0.20

@@ -26,19 +26,26 @@ func ipCmd(t *testing.T, args ...string) {
 
 func newNetnsPeer(t *testing.T) *netnsPeer {
 	t.Helper()
-	testpeer.Require(t, "ip", "curl")
 	testpeer.LockNetwork(t)
+	return newNetnsPeerAt(t, 0)
+}
+
+// newNetnsPeerAt makes the test's k-th namespace (k > 0 after a
+// newNetnsPeer, whose network lock covers it), on its own /24.
+func newNetnsPeerAt(t *testing.T, k int) *netnsPeer {
+	t.Helper()
+	testpeer.Require(t, "ip", "curl")
 	if os.Geteuid() != 0 {
 		t.Fatal("network namespaces need root; run the suite as root (CI does)")
 	}
-	n := os.Getpid() % 250
+	n := (os.Getpid() + k) % 250
 	p := &netnsPeer{
-		name:   fmt.Sprintf("portico-t%d", os.Getpid()),
+		name:   fmt.Sprintf("portico-t%d-%d", os.Getpid(), k),
 		hostIP: fmt.Sprintf("10.250.%d.1", n),
 		peerIP: fmt.Sprintf("10.250.%d.2", n),
 		subnet: fmt.Sprintf("10.250.%d.0/24", n),
 	}
-	host, peer := fmt.Sprintf("pth%d", os.Getpid()), fmt.Sprintf("ptp%d", os.Getpid())
+	host, peer := fmt.Sprintf("pth%d%d", os.Getpid(), k), fmt.Sprintf("ptp%d%d", os.Getpid(), k)
 	ipCmd(t, "netns", "add", p.name)
 	t.Cleanup(func() {
 		exec.Command("ip", "link", "del", host).Run()

@@ -20,14 +20,29 @@ import (
 // 127.0.0.4 until the test ends; defines are passed with -A (MCU_URI).
 func startKamailio(t *testing.T, defines ...string) string {
 	t.Helper()
+	listen := fmt.Sprintf("127.0.0.4:%d", testpeer.FreePort(t))
+	return startKamailioVia(t, nil, listen, func() bool {
+		c, err := net.ListenPacket("udp", listen)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	}, defines...)
+}
+
+// startKamailioVia runs Kamailio on listen through the command prefix via
+// (e.g. "ip netns exec NAME") until the test ends; bound reports when its
+// UDP port is bound.
+func startKamailioVia(t *testing.T, via []string, listen string, bound func() bool, defines ...string) string {
+	t.Helper()
 	bin := testpeer.Require(t, "kamailio")[0]
 	dir := t.TempDir()
 	cfg, _ := filepath.Abs("testdata/kamailio/inside.cfg")
-	listen := fmt.Sprintf("127.0.0.4:%d", testpeer.FreePort(t))
-	cmd := exec.Command(bin, "-DD", "-E", "-f", cfg, "-m", "64", "-M", "8", "-Y", dir, "-P", filepath.Join(dir, "k.pid"), "-l", "udp:"+listen, "-l", "tcp:"+listen)
+	args := append(via[:len(via):len(via)], bin, "-DD", "-E", "-f", cfg, "-m", "64", "-M", "8", "-Y", dir, "-P", filepath.Join(dir, "k.pid"), "-l", "udp:"+listen, "-l", "tcp:"+listen)
 	for _, d := range defines {
-		cmd.Args = append(cmd.Args, "-A", d)
+		args = append(args, "-A", d)
 	}
+	cmd := exec.Command(args[0], args[1:]...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// Its own process group, so that the forked workers go with it; they
@@ -53,12 +68,10 @@ func startKamailio(t *testing.T, defines ...string) string {
 	})
 	// Ready when its UDP port is bound.
 	for i := 0; i < 100; i++ {
-		c, err := net.ListenPacket("udp", listen)
-		if err != nil {
+		if bound() {
 			time.Sleep(200 * time.Millisecond) // bound: give it a moment to finish starting
 			return listen
 		}
-		c.Close()
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatal("kamailio did not bind")

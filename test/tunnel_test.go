@@ -20,42 +20,53 @@ func TestTunnelThroughFirewall(t *testing.T) {
 	testpeer.Require(t, "nginx", "nft", "curl")
 	ns := newNetnsPeer(t)
 
-	// nginx inside, on the namespace's loopback: nothing outside it can
-	// reach that address but the tunnel client.
-	ngDir := t.TempDir()
-	ngConf := filepath.Join(ngDir, "nginx.conf")
-	os.WriteFile(filepath.Join(ngDir, "index.html"), []byte("inside nginx\n"), 0o644)
-	os.WriteFile(ngConf, fmt.Appendf(nil, `user root;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-events {}
-http {
-  access_log off;
-  client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastcgi_temp_path %[1]s; uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
-  server { listen 127.0.0.1:8081; root %[1]s; }
-}
-`, ngDir), 0o644)
-	ng := exec.Command("ip", "netns", "exec", ns.name, "nginx", "-c", ngConf, "-g", "daemon off;")
-	if err := ng.Start(); err != nil {
-		t.Fatalf("nginx: %v", err)
-	}
-	t.Cleanup(func() {
-		ng.Process.Kill()
-		ng.Wait()
-	})
+	startNginxIn(t, ns, "127.0.0.1:8081")
 
-	// The DMZ node: tunnel server on the veth address, the service offered
-	// on loopback.
-	dmzMgmt := freeAddr(t)
-	tunnelAddr := fmt.Sprintf("%s:%d", ns.hostIP, testpeer.FreePort(t))
 	webAddr := freeAddr(t)
-	dmz := startDaemon(t, t.TempDir(), baseConfig(dmzMgmt)+fmt.Sprintf(`tunnel:
+	pair := startTunnelPair(t, ns, baseConfig(freeAddr(t)),
+		fmt.Sprintf("  - {name: web, proto: tcp, listen: %s}\n", webAddr),
+		"  - {name: web, proto: tcp, target: 127.0.0.1:8081}\n")
+	dmz, api := pair.dmz, pair.api
+
+	var body string
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out, err := exec.Command("curl", "-s", "--max-time", "5", "http://"+webAddr+"/index.html").CombinedOutput()
+		if body = string(out); err == nil && strings.Contains(body, "inside nginx") {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("nginx never answered through the tunnel: %q\nDMZ log:\n%s", body, dmz.out.String())
+		}
+	}
+	if state, flows := tunnelServices(t, api); state != "up" || len(flows) != 1 || flows["web"] == 0 {
+		t.Fatalf("GET /api/v1/tunnel: %s %v", state, flows)
+	}
+}
+
+// tunnelPair is a DMZ node (this namespace) and an inside node in ns,
+// enrolled and joined by the tunnel, with the inside firewall closed.
+type tunnelPair struct {
+	dmz    *daemon
+	api    *apiClient
+	inside *daemon
+}
+
+// startTunnelPair starts the DMZ node from dmzCfg plus a tunnel server
+// section listing dmzServices, and the inside node with a tunnel client
+// listing insideServices (YAML list items indented by two spaces) that
+// retries at least every second; the inside node enrolls with a token the
+// DMZ node's API issued. Then the inside namespace's nftables drop every
+// inbound connection.
+func startTunnelPair(t *testing.T, ns *netnsPeer, dmzCfg, dmzServices, insideServices string) *tunnelPair {
+	t.Helper()
+	dmzMgmt := mgmtOf(t, dmzCfg)
+	tunnelAddr := fmt.Sprintf("%s:%d", ns.hostIP, testpeer.FreePort(t))
+	dmz := startDaemon(t, t.TempDir(), dmzCfg+fmt.Sprintf(`tunnel:
   enabled: true
   role: server
   listen: %s
   services:
-  - {name: web, proto: tcp, listen: %s}
-`, tunnelAddr, webAddr), dmzMgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
+%s`, tunnelAddr, dmzServices), dmzMgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
 	api := newClient(t, dmz.url)
 	api.csrf = true
 	api.must(200, "POST", "/api/v1/login", map[string]string{"username": "admin", "password": adminPassword})
@@ -67,14 +78,14 @@ http {
 	// The inside node, started in its namespace before the firewall closes
 	// so that its health can be checked from here.
 	inMgmt := fmt.Sprintf("%s:%d", ns.peerIP, testpeer.FreePort(t))
-	startDaemonVia(t, []string{"ip", "netns", "exec", ns.name}, t.TempDir(), baseConfig(inMgmt)+fmt.Sprintf(`tunnel:
+	inside := startDaemonVia(t, []string{"ip", "netns", "exec", ns.name}, t.TempDir(), baseConfig(inMgmt)+fmt.Sprintf(`tunnel:
   enabled: true
   role: client
   server: %s
   enrollment_token: %s
+  backoff_max: 1s
   services:
-  - {name: web, proto: tcp, target: 127.0.0.1:8081}
-`, tunnelAddr, tok.Token), inMgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
+%s`, tunnelAddr, tok.Token, insideServices), inMgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
 
 	nft := func(rule string) {
 		t.Helper()
@@ -89,26 +100,78 @@ http {
 	if out, err := exec.Command("curl", "-sk", "--max-time", "3", "https://"+inMgmt+"/healthz").CombinedOutput(); err == nil {
 		t.Fatalf("the inside node is still reachable inbound: %s", out)
 	}
+	return &tunnelPair{dmz: dmz, api: api, inside: inside}
+}
 
-	var body string
-	for end := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		out, err := exec.Command("curl", "-s", "--max-time", "5", "http://"+webAddr+"/index.html").CombinedOutput()
-		if body = string(out); err == nil && strings.Contains(body, "inside nginx") {
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatalf("nginx never answered through the tunnel: %q\nDMZ log:\n%s", body, dmz.out.String())
-		}
+// mgmtOf is the management listen address in a configuration document.
+func mgmtOf(t *testing.T, cfg string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(cfg, "management:\n  listen: ")
+	if !ok {
+		t.Fatal("configuration without management.listen")
 	}
+	addr, _, _ := strings.Cut(rest, "\n")
+	return addr
+}
+
+// tunnelServices is GET /api/v1/tunnel's state and each service's flows.
+func tunnelServices(t *testing.T, api *apiClient) (string, map[string]uint64) {
+	t.Helper()
+	state, svcs := tunnelStatus(t, api)
+	flows := map[string]uint64{}
+	for name, s := range svcs {
+		flows[name] = s.FlowsTotal
+	}
+	return state, flows
+}
+
+// tunnelService is one service's counters in GET /api/v1/tunnel.
+type tunnelService struct {
+	Name       string `json:"name"`
+	FlowsTotal uint64 `json:"flows_total"`
+	In         uint64 `json:"bytes_in"`
+	Out        uint64 `json:"bytes_out"`
+}
+
+// tunnelStatus is GET /api/v1/tunnel's state and services by name.
+func tunnelStatus(t *testing.T, api *apiClient) (string, map[string]tunnelService) {
+	t.Helper()
 	var st struct {
-		State    string `json:"state"`
-		Services []struct {
-			Name       string `json:"name"`
-			FlowsTotal uint64 `json:"flows_total"`
-		} `json:"services"`
+		State    string          `json:"state"`
+		Services []tunnelService `json:"services"`
 	}
 	api.must(200, "GET", "/api/v1/tunnel", nil).json(t, &st)
-	if st.State != "up" || len(st.Services) != 1 || st.Services[0].FlowsTotal == 0 {
-		t.Fatalf("GET /api/v1/tunnel: %+v", st)
+	m := map[string]tunnelService{}
+	for _, s := range st.Services {
+		m[s.Name] = s
 	}
+	return st.State, m
+}
+
+// startNginxIn runs nginx in ns on addr, serving index.html "inside
+// nginx", until the test ends: nothing outside ns can reach it but the
+// tunnel client.
+func startNginxIn(t *testing.T, ns *netnsPeer, addr string) {
+	t.Helper()
+	ngDir := t.TempDir()
+	ngConf := filepath.Join(ngDir, "nginx.conf")
+	os.WriteFile(filepath.Join(ngDir, "index.html"), []byte("inside nginx\n"), 0o644)
+	os.WriteFile(ngConf, fmt.Appendf(nil, `user root;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events {}
+http {
+  access_log off;
+  client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastcgi_temp_path %[1]s; uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
+  server { listen %[2]s; root %[1]s; }
+}
+`, ngDir, addr), 0o644)
+	ng := exec.Command("ip", "netns", "exec", ns.name, "nginx", "-c", ngConf, "-g", "daemon off;")
+	if err := ng.Start(); err != nil {
+		t.Fatalf("nginx: %v", err)
+	}
+	t.Cleanup(func() {
+		ng.Process.Kill()
+		ng.Wait()
+	})
 }

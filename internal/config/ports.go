@@ -137,6 +137,14 @@ func (c *Config) sockets() []socket {
 			}
 		}
 	}
+	// A client offers its reverse services locally too.
+	if tn := &c.Tunnel; tn.Enabled && tn.Role == "client" {
+		for i, s := range tn.Services {
+			if s.Listen != "" {
+				add(fmt.Sprintf("tunnel.services[%d].listen", i), s.Proto, s.Listen)
+			}
+		}
+	}
 	return out
 }
 

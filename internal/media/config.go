@@ -53,6 +53,11 @@ type InterfaceConfig struct {
 	// multiplexed ports: RTP on this even port, RTCP on the next, outside
 	// every interface's range. Default: none.
 	MultiplexPort int
+	// LatchFrom is, with LatchNAT, an IP address from which a leg on this
+	// interface may latch besides its signalled IP, when the leg has no
+	// signalling source of its own: the address a tunnel delivers the
+	// interface's peers' media from. Default: none.
+	LatchFrom netip.Addr
 }
 
 // Config configures a Relay. Zero fields take the defaults stated.

@@ -348,6 +348,11 @@ func (ep *endpoint) destination() netip.AddrPort {
 // description allows.
 func (ep *endpoint) setSignalled(addr netip.AddrPort, source netip.Addr, asym, strict bool) {
 	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	if !source.IsValid() && ep.st != nil {
+		if ifc := ep.st.legs[ep.leg].iface; ifc != nil {
+			source = ifc.latchFrom
+		}
+	}
 	if ep.r.cfg.Latching != LatchNAT {
 		source = netip.Addr{}
 	}

@@ -38,6 +38,7 @@ type iface struct {
 	advertised netip.Addr
 	pool       *portPool
 	muxPort    int          // H.460.19 multiplexed RTP port (RTCP: +1); 0 none
+	latchFrom  netip.Addr   // see InterfaceConfig.LatchFrom
 	mux        [2]*endpoint // its sockets once the engine runs
 }
 
@@ -116,7 +117,7 @@ func New(cfg Config, deps Deps) (*Relay, error) {
 		if !adv.IsValid() {
 			adv = ic.Addr
 		}
-		r.ifaces[name] = &iface{name: name, addr: ic.Addr, advertised: adv, pool: newPortPool(ic.PortMin, ic.PortMax), muxPort: ic.MultiplexPort}
+		r.ifaces[name] = &iface{name: name, addr: ic.Addr, advertised: adv, pool: newPortPool(ic.PortMin, ic.PortMax), muxPort: ic.MultiplexPort, latchFrom: ic.LatchFrom.Unmap()}
 	}
 	return r, nil
 }

@@ -46,6 +46,11 @@ type Section struct {
 	// FastPath is auto, on or off: whether latched RTP is forwarded in
 	// the kernel by the eBPF fast path. Default auto (when it loads).
 	FastPath string `yaml:"fast_path,omitempty" json:"fast_path,omitempty"`
+	// InternalLatchFrom is an IP address from which, with NAT latching, an
+	// internal leg may latch besides its signalled address: where the
+	// tunnel delivers inside endpoints' media when the internal port range
+	// is mirrored on an inside node (docs/tunnel.md). Default: none.
+	InternalLatchFrom string `yaml:"internal_latch_from,omitempty" json:"internal_latch_from,omitempty"`
 }
 
 // DefaultSection is the section with every default filled in.
@@ -95,6 +100,11 @@ func (s Section) Validate() error {
 	if s.Workers < 0 || s.Workers > 256 {
 		es.Add("media.workers", "%d is outside 0..256 (0: one per CPU)", s.Workers)
 	}
+	if s.InternalLatchFrom != "" {
+		if _, err := netip.ParseAddr(s.InternalLatchFrom); err != nil {
+			es.Add("media.internal_latch_from", "%q is not an IP address", s.InternalLatchFrom)
+		}
+	}
 	return es.Err()
 }
 
@@ -133,10 +143,14 @@ func (s Section) Config(env Env) (Config, error) {
 	if s.NATLatching == nil || *s.NATLatching {
 		latch = LatchNAT
 	}
+	inIf := InterfaceConfig{Addr: in, PortMin: s.Internal.Min, PortMax: s.Internal.Max}
+	if s.InternalLatchFrom != "" {
+		inIf.LatchFrom, _ = netip.ParseAddr(s.InternalLatchFrom)
+	}
 	return Config{
 		Interfaces: map[string]InterfaceConfig{
 			"external": extIf,
-			"internal": {Addr: in, PortMin: s.Internal.Min, PortMax: s.Internal.Max},
+			"internal": inIf,
 		},
 		SocketBuffer:      s.SocketBufferKB << 10,
 		Workers:           s.Workers,

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -23,19 +24,10 @@ type Client struct {
 	deps Deps
 	cert tls.Certificate
 
-	mu    sync.Mutex // guards st and flows
-	st    State
-	flows map[flowKey]*clientFlow
-}
-
-type flowKey struct {
-	service string
-	id      uint32
-}
-
-type clientFlow struct {
-	conn *net.UDPConn
-	st   *serviceStats
+	mu sync.Mutex // guards st
+	st State
+	// attempts counts failed dials; with Discover it picks the SRV target.
+	attempts atomic.Int64
 }
 
 // NewClient validates cfg and loads (or creates) the client's identity.
@@ -46,9 +38,15 @@ func NewClient(cfg Config, deps Deps) (*Client, error) {
 	}
 	// The identity is saved with the enrollment's pin, so New does no
 	// writes; until then a new one each start costs nothing.
-	c := &Client{end: p.end, deps: p.deps, cert: p.cert, st: p.st, flows: map[flowKey]*clientFlow{}}
+	c := &Client{end: p.end, deps: p.deps, cert: p.cert, st: p.st}
 	register(p.deps.Registerer, c.Stats)
 	return c, nil
+}
+
+// Dial opens a TCP flow of the named reverse service to the DMZ node
+// through the tunnel.
+func (c *Client) Dial(ctx context.Context, service string) (net.Conn, error) {
+	return c.openFlow(ctx, service)
 }
 
 // Fingerprint is the client certificate's SHA-256 fingerprint.
@@ -114,7 +112,7 @@ func (c *Client) Enroll(ctx context.Context, token string) error {
 		return err
 	}
 	c.st = next
-	c.log.Info("tunnel enrolled", "server", c.cfg.Server, "fingerprint", serverFP)
+	c.log.Info("tunnel enrolled", "server", c.server(), "fingerprint", serverFP)
 	return nil
 }
 
@@ -127,8 +125,10 @@ func (c *Client) pinned(fp string) bool {
 // dial makes one QUIC connection to the server on a fresh socket; release
 // closes the socket once the connection is done with.
 func (c *Client) dial(ctx context.Context, tc *tls.Config) (conn *quic.Conn, release func(), err error) {
-	raddr, err := net.ResolveUDPAddr("udp", c.cfg.Server)
+	n := c.attempts.Load()
+	raddr, err := c.serverAddr(ctx, int(n))
 	if err != nil {
+		c.attempts.Add(1)
 		return nil, nil, err
 	}
 	pc, err := net.ListenUDP("udp", nil)
@@ -142,6 +142,7 @@ func (c *Client) dial(ctx context.Context, tc *tls.Config) (conn *quic.Conn, rel
 	}
 	conn, err = tr.Dial(ctx, raddr, tc, quicConfig(c.cfg))
 	if err != nil {
+		c.attempts.Add(1) // with Discover, the next SRV target
 		release()
 		return nil, nil, err
 	}
@@ -177,6 +178,9 @@ func (c *Client) Run(ctx context.Context) error {
 	if err := c.enrollFirst(ctx); err != nil {
 		return err
 	}
+	if err := c.listenServices(ctx, &wg); err != nil {
+		return err
+	}
 	wg.Go(func() { c.sendLoop(ctx) })
 	failures := 0
 	everUp := false
@@ -191,7 +195,7 @@ func (c *Client) Run(ctx context.Context) error {
 			}
 			d := backoff(c.cfg.BackoffMin, c.cfg.BackoffMax, failures)
 			failures++
-			c.log.Debug("tunnel connect failed", "server", c.cfg.Server, "err", err, "retry_in", d)
+			c.log.Debug("tunnel connect failed", "server", c.server(), "err", err, "retry_in", d)
 			select {
 			case <-ctx.Done():
 				return nil
@@ -205,7 +209,7 @@ func (c *Client) Run(ctx context.Context) error {
 		everUp = true
 		c.conn.Store(conn)
 		c.changed("up")
-		c.log.Info("tunnel up", "server", c.cfg.Server)
+		c.log.Info("tunnel up", "server", c.server())
 		since := time.Now()
 		c.serveConn(ctx, conn, &wg)
 		c.conn.Store(nil)
@@ -214,7 +218,7 @@ func (c *Client) Run(ctx context.Context) error {
 			c.changed("down")
 			return nil
 		}
-		c.log.Warn("tunnel down", "server", c.cfg.Server, "cause", context.Cause(conn.Context()))
+		c.log.Warn("tunnel down", "server", c.server(), "cause", context.Cause(conn.Context()))
 		c.changed("down")
 		// A connection the server closes at once (a refused certificate is
 		// only known after the client's handshake) counts as a failure, so
@@ -247,7 +251,7 @@ func (c *Client) enrollFirst(ctx context.Context) error {
 		if errors.Is(err, ErrRefused) || errors.Is(err, ErrToken) {
 			return err
 		}
-		c.log.Warn("tunnel enrollment failed; retrying", "server", c.cfg.Server, "err", err)
+		c.log.Warn("tunnel enrollment failed; retrying", "server", c.server(), "err", err)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -275,138 +279,5 @@ func backoff(lo, hi time.Duration, n int) time.Duration {
 func (c *Client) changed(state string) {
 	if c.deps.OnState != nil {
 		c.deps.OnState(state)
-	}
-}
-
-// serveConn accepts the server's streams and datagrams until the
-// connection ends.
-func (c *Client) serveConn(ctx context.Context, conn *quic.Conn, wg *sync.WaitGroup) {
-	var cw sync.WaitGroup
-	cw.Go(func() {
-		for {
-			st, err := conn.AcceptStream(ctx)
-			if err != nil {
-				return
-			}
-			wg.Go(func() { c.serveStream(ctx, conn, st) })
-		}
-	})
-	for {
-		b, err := conn.ReceiveDatagram(ctx)
-		if err != nil {
-			break
-		}
-		h, n, err := Parse(b)
-		if err != nil || h.Kind != KindUDP {
-			c.badHeaders.Add(1)
-			continue
-		}
-		c.deliver(ctx, h, b[n:], wg)
-	}
-	_ = conn.CloseWithError(codeShutdown, "")
-	cw.Wait()
-}
-
-// serveStream connects one TCP flow to its service's target.
-func (c *Client) serveStream(ctx context.Context, conn *quic.Conn, st *quic.Stream) {
-	_ = st.SetReadDeadline(time.Now().Add(c.cfg.IdleTimeout))
-	h, err := ReadHeader(st)
-	_ = st.SetReadDeadline(time.Time{})
-	if err != nil {
-		c.badHeaders.Add(1)
-		st.CancelRead(codeUnknownService)
-		st.CancelWrite(codeUnknownService)
-		return
-	}
-	svc, ok := c.cfg.service(h.Service)
-	if !ok || svc.Proto != "tcp" || h.Kind != KindTCP {
-		c.droppedUnknown.Add(1)
-		c.log.Debug("tunnel flow for an unknown service", "service", h.Service)
-		st.CancelRead(codeUnknownService)
-		st.CancelWrite(codeUnknownService)
-		return
-	}
-	d := net.Dialer{Timeout: 5 * time.Second}
-	tc, err := d.DialContext(ctx, "tcp", svc.Target)
-	if err != nil {
-		c.log.Debug("tunnel flow target unreachable", "service", h.Service, "err", err)
-		st.CancelRead(codeDialFailed)
-		st.CancelWrite(codeDialFailed)
-		return
-	}
-	pump(newStreamConn(st, conn, c.svc[h.Service]), tc)
-}
-
-// deliver sends one datagram to its flow's target, opening the flow's
-// socket on its first datagram.
-func (c *Client) deliver(ctx context.Context, h Header, p []byte, wg *sync.WaitGroup) {
-	key := flowKey{h.Service, h.Flow}
-	c.mu.Lock()
-	f := c.flows[key]
-	c.mu.Unlock()
-	if f == nil {
-		svc, ok := c.cfg.service(h.Service)
-		if !ok || svc.Proto != "udp" {
-			c.droppedUnknown.Add(1)
-			return
-		}
-		raddr, err := net.ResolveUDPAddr("udp", svc.Target)
-		if err != nil {
-			c.droppedUnknown.Add(1)
-			return
-		}
-		uc, err := net.DialUDP("udp", nil, raddr)
-		if err != nil {
-			c.droppedUnknown.Add(1)
-			return
-		}
-		f = &clientFlow{conn: uc, st: c.svc[h.Service]}
-		c.mu.Lock()
-		if ctx.Err() != nil {
-			c.mu.Unlock()
-			_ = uc.Close()
-			return
-		}
-		c.flows[key] = f
-		c.mu.Unlock()
-		f.st.flows.Add(1)
-		f.st.flowsTotal.Add(1)
-		wg.Go(func() { c.flowLoop(key, f) })
-	}
-	f.st.bytesIn.Add(uint64(len(p)))
-	_, _ = f.conn.Write(p)
-}
-
-// flowLoop carries a UDP flow's replies back until it is idle for FlowIdle
-// or closed.
-func (c *Client) flowLoop(key flowKey, f *clientFlow) {
-	defer func() {
-		c.mu.Lock()
-		if c.flows[key] == f {
-			delete(c.flows, key)
-		}
-		c.mu.Unlock()
-		_ = f.conn.Close()
-		f.st.flows.Add(-1)
-	}()
-	buf := make([]byte, 64*1024)
-	h := Header{Kind: KindUDP, Flow: key.id, Service: key.service}
-	for {
-		_ = f.conn.SetReadDeadline(time.Now().Add(c.cfg.FlowIdle))
-		n, err := f.conn.Read(buf)
-		if err != nil {
-			// Idle, closed, or refused by the target: the flow ends, and the
-			// next datagram for it opens it again.
-			return
-		}
-		c.enqueue(h, buf[:n], f.st)
-	}
-}
-
-func (c *Client) closeFlows() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, f := range c.flows {
-		_ = f.conn.Close()
 	}
 }

@@ -3,7 +3,9 @@ package tunnel
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/portico-edge/portico/internal/config/field"
@@ -28,7 +30,7 @@ const (
 	// maxFlowsPerSource caps one client address's TCP connections to a
 	// service on the server.
 	maxFlowsPerSource = 64
-	DefaultTokenTTL      = 24 * time.Hour
+	DefaultTokenTTL   = 24 * time.Hour
 )
 
 // Config configures one end of the tunnel. The zero value of a field means
@@ -40,12 +42,20 @@ type Config struct {
 	// Listen is the server's UDP address, "host:port". Required for a server
 	// unless Run is handed a socket (Serve).
 	Listen string
-	// Server is the address the client dials, "host:port". Required for a
-	// client.
+	// Server is the address the client dials, "host:port". A client needs
+	// Server or Discover.
 	Server string
-	// Services names the flows carried. On the server, a service with a
-	// Listen address is offered there to local users; on the client, Target
-	// is where the service's flows are delivered.
+	// Discover is, on a client without Server, the DNS SRV name that
+	// names the tunnel server, e.g. "_portico-tunnel._udp.example.com".
+	Discover string
+	// Resolver is the DNS server ("host:port") Discover asks. Default: the
+	// system's resolver.
+	Resolver string
+	// Services names the flows carried. A service with a Listen address is
+	// offered on this end to local users and carried to the peer; a service
+	// with a Target is delivered there when the peer carries it. Usually
+	// the server offers and the client delivers; a reverse service is
+	// offered by the client and delivered by the server.
 	Services []Service
 	// KeepAlive is the PING interval on an idle connection. Default 500ms.
 	KeepAlive time.Duration
@@ -80,13 +90,22 @@ type Service struct {
 	Name string
 	// Proto is "tcp" or "udp". Required.
 	Proto string
-	// Listen is, on the server, the local address where the service is
-	// offered ("host:port"). Optional: without it the service is reached
-	// only through Server.Dial.
+	// Listen is the local address where the service is offered
+	// ("host:port"; for a UDP service also "host:first-last", a range of
+	// ports whose flows reach the same offset in the peer's Target
+	// range). Optional: on the server, a service with neither Listen
+	// nor Target is reached only through Server.Dial.
 	Listen string
-	// Target is, on the client, the inside server's address ("host:port").
-	// Required on a client.
+	// Target is where flows the peer carries are delivered ("host:port").
+	// A client needs Listen or Target for each service; no service has
+	// both.
 	Target string
+	// Source is the local IP address the delivering end's flow sockets
+	// use toward Target. Optional (the system chooses); it lets the target
+	// see the flows coming from a chosen address, e.g. the address at
+	// which it reaches the peer's servers through the tunnel, as SIP needs
+	// for its responses (RFC 3261 section 18.2.2).
+	Source string
 }
 
 // Validate checks c and returns field errors with paths below prefix
@@ -98,11 +117,22 @@ func (c Config) Validate(prefix string) error {
 		if c.Listen != "" {
 			checkAddr(&errs, prefix+".listen", c.Listen)
 		}
+		if c.Discover != "" || c.Resolver != "" {
+			errs.Add(prefix+".discover", "only a client discovers its server")
+		}
 	case RoleClient:
-		if c.Server == "" {
-			errs.Add(prefix+".server", "required for role client")
-		} else {
+		switch {
+		case c.Server != "" && c.Discover != "":
+			errs.Add(prefix+".discover", "a client with a server does not discover one")
+		case c.Server != "":
 			checkAddr(&errs, prefix+".server", c.Server)
+		case c.Discover == "":
+			errs.Add(prefix+".server", "required for role client (or discover, an SRV name)")
+		case !validSRVName(c.Discover):
+			errs.Add(prefix+".discover", "%q is not a DNS name", c.Discover)
+		}
+		if c.Resolver != "" {
+			checkAddr(&errs, prefix+".resolver", c.Resolver)
 		}
 	case "":
 		errs.Add(prefix+".role", "required (server or client)")
@@ -121,18 +151,21 @@ func (c Config) Validate(prefix string) error {
 		if s.Proto != "tcp" && s.Proto != "udp" {
 			errs.Add(p+".proto", "%q is not tcp or udp", s.Proto)
 		}
-		if s.Listen != "" {
-			if c.Role == RoleClient {
-				errs.Add(p+".listen", "only a server offers services locally")
-			} else {
-				checkAddr(&errs, p+".listen", s.Listen)
-			}
+		switch {
+		case s.Listen != "" && s.Target != "":
+			errs.Add(p+".target", "a service is offered on this end (listen) or delivered here (target), not both")
+		case s.Listen != "":
+			checkServiceAddr(&errs, p+".listen", s)
+		case s.Target != "":
+			checkServiceAddr(&errs, p+".target", s)
+		case c.Role == RoleClient:
+			errs.Add(p+".target", "required for role client (or listen, for a service offered inside)")
 		}
-		if c.Role == RoleClient {
-			if s.Target == "" {
-				errs.Add(p+".target", "required for role client")
-			} else {
-				checkAddr(&errs, p+".target", s.Target)
+		if s.Source != "" {
+			if _, err := netip.ParseAddr(s.Source); err != nil {
+				errs.Add(p+".source", "%q is not an IP address", s.Source)
+			} else if s.Target == "" {
+				errs.Add(p+".source", "only a service with a target has a source")
 			}
 		}
 	}
@@ -158,6 +191,77 @@ func (c Config) Validate(prefix string) error {
 		errs.Add(prefix+".backoff_min", "%s is above backoff_max %s", d.BackoffMin, d.BackoffMax)
 	}
 	return errs.Err()
+}
+
+// validSRVName accepts a DNS name of labels of letters, digits, '-' and
+// '_' (SRV owner names start with _service._proto).
+func validSRVName(n string) bool {
+	n = strings.TrimSuffix(n, ".")
+	if n == "" || len(n) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(n, ".") {
+		if l == "" || len(l) > 63 {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// MaxPortRange caps the ports of one range service; the port's index
+// rides in the top bits of the flow identifier.
+const MaxPortRange = 1 << (32 - flowIndexShift)
+
+// flowIndexShift places a range service's port index in a flow
+// identifier: index<<flowIndexShift | counter.
+const flowIndexShift = 20
+
+// portRange splits "host:port" or "host:lo-hi" (a UDP service's range of
+// ports, one flow socket each) into the host and the first and last port.
+func portRange(addr string) (host string, lo, hi int, err error) {
+	host, ports, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	a, b, isRange := strings.Cut(ports, "-")
+	if lo, err = strconv.Atoi(a); err != nil || lo < 0 || lo > 65535 {
+		return "", 0, 0, fmt.Errorf("%q has no valid port", addr)
+	}
+	hi = lo
+	if isRange {
+		if hi, err = strconv.Atoi(b); err != nil || hi < lo || hi > 65535 || lo == 0 {
+			return "", 0, 0, fmt.Errorf("%q has no valid port range", addr)
+		}
+	}
+	return host, lo, hi, nil
+}
+
+// checkServiceAddr checks a service's listen or target: host:port, or for
+// a UDP service host:lo-hi of at most MaxPortRange ports.
+func checkServiceAddr(errs *field.Errors, path string, s Service) {
+	addr := s.Listen
+	if s.Listen == "" {
+		addr = s.Target
+	}
+	if _, port, err := net.SplitHostPort(addr); err != nil || !strings.Contains(port, "-") {
+		checkAddr(errs, path, addr)
+		return
+	}
+	_, lo, hi, err := portRange(addr)
+	switch {
+	case err != nil:
+		errs.Add(path, "%q is not host:port or host:first-last", addr)
+	case s.Proto != "udp":
+		errs.Add(path, "a port range is for udp services only")
+	case hi-lo+1 > MaxPortRange:
+		errs.Add(path, "%d ports is more than %d", hi-lo+1, MaxPortRange)
+	}
 }
 
 func checkAddr(errs *field.Errors, path, addr string) {

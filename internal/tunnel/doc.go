@@ -12,6 +12,13 @@
 //
 // Each TCP flow is a QUIC stream; each UDP packet is an RFC 9221 datagram.
 // Both start with the same small Header naming the service and the flow.
+// Either end may offer a service (Listen) whose flows the other end
+// delivers to its Target: the DMZ node offers inside servers to outside
+// users, and the inside node offers DMZ servers to inside ones (reverse
+// services) over the connection it dialed. A UDP service may span a port
+// range; a flow's port index rides in the top bits of its identifier.
+// A client without a server address finds it from a DNS SRV record
+// (RFC 2782).
 // Datagrams wait in a bounded queue; a datagram that does not fit the path's
 // datagram size is counted and dropped, never fragmented.
 //

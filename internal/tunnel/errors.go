@@ -19,6 +19,8 @@ var (
 	ErrNoPeer = errors.New("tunnel: no peer connected")
 	// ErrUnknownService reports a service name that is not configured.
 	ErrUnknownService = errors.New("tunnel: unknown service")
+	// ErrNoServer reports an SRV record that names no tunnel server.
+	ErrNoServer = errors.New("tunnel: no server in the SRV record")
 	// ErrRefused reports that the server refused an enrollment.
 	ErrRefused = errors.New("tunnel: enrollment refused")
 )

@@ -79,12 +79,18 @@ type end struct {
 	pool  sync.Pool
 	svc   map[string]*serviceStats
 
+	fmu   sync.Mutex // guards addrs, udp and flows; never held across I/O
+	addrs map[string]net.Addr
+	udp   map[string][]*udpService // offered UDP services, one per port
+	flows map[flowKey]*targetFlow
+
 	droppedQueue, droppedLarge, droppedNoPeer, droppedUnknown, badHeaders atomic.Uint64
 	rejected, enrollRefused, enrollAccepted, reconnects                   atomic.Uint64
 }
 
 func newEnd(cfg Config, log *slog.Logger) *end {
-	e := &end{cfg: cfg, log: log, queue: make(chan []byte, cfg.DatagramQueue), svc: map[string]*serviceStats{}}
+	e := &end{cfg: cfg, log: log, queue: make(chan []byte, cfg.DatagramQueue), svc: map[string]*serviceStats{},
+		addrs: map[string]net.Addr{}, udp: map[string][]*udpService{}, flows: map[flowKey]*targetFlow{}}
 	e.pool.New = func() any { b := make([]byte, 0, maxDatagram+MaxHeader); return &b }
 	for _, s := range cfg.Services {
 		e.svc[s.Name] = &serviceStats{}

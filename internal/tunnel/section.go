@@ -16,6 +16,12 @@ type Section struct {
 	Listen string `yaml:"listen,omitempty" json:"listen,omitempty"`
 	// Server is the DMZ node's tunnel address (host:port) the client dials.
 	Server string `yaml:"server,omitempty" json:"server,omitempty"`
+	// Discover is the DNS SRV name a client without Server resolves to
+	// find the DMZ node, e.g. "_portico-tunnel._udp.example.com".
+	Discover string `yaml:"discover,omitempty" json:"discover,omitempty"`
+	// Resolver is the DNS server (host:port) Discover asks; default the
+	// system's.
+	Resolver string `yaml:"resolver,omitempty" json:"resolver,omitempty"`
 	// EnrollmentToken is presented once by a client not yet enrolled; after
 	// a successful enrollment it is never used again and may be removed.
 	EnrollmentToken string `yaml:"enrollment_token,omitempty" json:"enrollment_token,omitempty"`
@@ -41,6 +47,7 @@ type SectionService struct {
 	Proto  string `yaml:"proto" json:"proto"`
 	Listen string `yaml:"listen,omitempty" json:"listen,omitempty"`
 	Target string `yaml:"target,omitempty" json:"target,omitempty"`
+	Source string `yaml:"source,omitempty" json:"source,omitempty"`
 }
 
 // DefaultSection is the section with its defaults: off.
@@ -49,7 +56,7 @@ func DefaultSection() Section { return Section{} }
 // Config derives the tunnel Config from the section.
 func (s Section) Config() Config {
 	c := Config{
-		Role: s.Role, Listen: s.Listen, Server: s.Server,
+		Role: s.Role, Listen: s.Listen, Server: s.Server, Discover: s.Discover, Resolver: s.Resolver,
 		KeepAlive: s.KeepAlive.D(), IdleTimeout: s.IdleTimeout.D(), BackoffMin: s.BackoffMin.D(),
 		BackoffMax: s.BackoffMax.D(), FlowIdle: s.FlowIdle.D(), TokenTTL: s.TokenTTL.D(),
 		DatagramQueue: s.DatagramQueue, MaxFlows: s.MaxFlows, EnrollmentToken: s.EnrollmentToken,

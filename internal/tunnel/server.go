@@ -8,13 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/quic-go/quic-go"
 )
@@ -40,11 +38,9 @@ type Server struct {
 	tls  *tls.Config
 	fp   string
 
-	mu    sync.Mutex // guards st, fresh and addrs
+	mu    sync.Mutex // guards st and fresh
 	st    State
 	fresh bool // identity made by NewServer, not saved yet
-	addrs map[string]net.Addr
-	udp   map[string]*udpService
 }
 
 // NewServer validates cfg and loads (or creates) the server's identity.
@@ -53,8 +49,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{fresh: p.fresh, end: p.end, deps: p.deps, fp: p.fp, st: p.st,
-		addrs: map[string]net.Addr{}, udp: map[string]*udpService{}}
+	s := &Server{fresh: p.fresh, end: p.end, deps: p.deps, fp: p.fp, st: p.st}
 	s.tls = &tls.Config{
 		MinVersion:       tls.VersionTLS13,
 		Certificates:     []tls.Certificate{p.cert},
@@ -203,38 +198,13 @@ func (s *Server) redeem(tok, clientFP string) error {
 	return nil
 }
 
-// ServiceAddr is where a service with a Listen address is bound, once Serve
-// has started; nil before.
-func (s *Server) ServiceAddr(name string) net.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.addrs[name]
-}
-
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats { return s.stats(RoleServer) }
 
 // Dial opens a TCP flow of the named service to the inside through the
 // tunnel.
 func (s *Server) Dial(ctx context.Context, service string) (net.Conn, error) {
-	svc, ok := s.cfg.service(service)
-	if !ok || svc.Proto != "tcp" {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownService, service)
-	}
-	c := s.conn.Load()
-	if c == nil {
-		return nil, ErrNoPeer
-	}
-	st, err := c.OpenStreamSync(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("tunnel: open stream: %w", err)
-	}
-	if _, err := st.Write(Header{Kind: KindTCP, Flow: uint32(st.StreamID()), Service: service}.Append(nil)); err != nil {
-		st.CancelRead(0)
-		st.CancelWrite(0)
-		return nil, fmt.Errorf("tunnel: open stream: %w", err)
-	}
-	return newStreamConn(st, c, s.svc[service]), nil
+	return s.openFlow(ctx, service)
 }
 
 // Run listens on cfg.Listen and serves until ctx ends.
@@ -264,6 +234,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	defer ln.Close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer s.closeFlows()
 	defer cancel()
 	if err := s.listenServices(ctx, &wg); err != nil {
 		return err
@@ -292,7 +263,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 				s.changed("up")
 			}
 			s.log.Info("tunnel client connected", "addr", c.RemoteAddr().String())
-			wg.Go(func() { s.serveConn(ctx, c) })
+			wg.Go(func() { s.serveConn(ctx, c, &wg) })
 		default:
 			_ = c.CloseWithError(codeShutdown, "no protocol")
 		}
@@ -305,39 +276,9 @@ func (s *Server) changed(state string) {
 	}
 }
 
-// serveConn receives the client's datagrams until the connection ends.
-func (s *Server) serveConn(ctx context.Context, c *quic.Conn) {
-	wg := sync.WaitGroup{}
-	// The client opens no streams; refuse any it tries.
-	wg.Go(func() {
-		for {
-			st, err := c.AcceptStream(ctx)
-			if err != nil {
-				return
-			}
-			st.CancelRead(codeUnknownService)
-			st.CancelWrite(codeUnknownService)
-		}
-	})
-	for {
-		b, err := c.ReceiveDatagram(ctx)
-		if err != nil {
-			break
-		}
-		h, n, err := Parse(b)
-		if err != nil || h.Kind != KindUDP {
-			s.badHeaders.Add(1)
-			continue
-		}
-		s.mu.Lock()
-		u := s.udp[h.Service]
-		s.mu.Unlock()
-		if u == nil || !u.deliver(h.Flow, b[n:]) {
-			s.droppedUnknown.Add(1)
-		}
-	}
-	_ = c.CloseWithError(codeShutdown, "")
-	wg.Wait()
+// serveConn carries the client's flows until the connection ends.
+func (s *Server) serveConn(ctx context.Context, c *quic.Conn, wg *sync.WaitGroup) {
+	s.end.serveConn(ctx, c, wg)
 	if s.conn.CompareAndSwap(c, nil) {
 		s.log.Warn("tunnel client disconnected", "addr", c.RemoteAddr().String(), "cause", context.Cause(c.Context()))
 		s.changed("down")
@@ -389,149 +330,6 @@ func (l *limitedReader) Read(b []byte) (int, error) {
 	n, err := l.r.Read(b)
 	l.n -= n
 	return n, err
-}
-
-// listenServices binds the services' local listeners and starts their loops.
-func (s *Server) listenServices(ctx context.Context, wg *sync.WaitGroup) error {
-	for _, svc := range s.cfg.Services {
-		if svc.Listen == "" {
-			continue
-		}
-		switch svc.Proto {
-		case "tcp":
-			tl, err := net.Listen("tcp", svc.Listen)
-			if err != nil {
-				return fmt.Errorf("tunnel: service %s: %w", svc.Name, err)
-			}
-			// Users of an offered service cannot hold more than MaxFlows
-			// connections (64 from one address), nor idle ones for ever.
-			ln := connlimit.Wrap(tl, connlimit.Config{Name: "tunnel-" + svc.Name, MaxConns: s.cfg.MaxFlows,
-				MaxConnsPerSource: maxFlowsPerSource, IdleTimeout: s.cfg.FlowIdle}, connlimit.Deps{Logger: s.log})
-			s.mu.Lock()
-			s.addrs[svc.Name] = ln.Addr()
-			s.mu.Unlock()
-			wg.Go(func() { <-ctx.Done(); _ = ln.Close() })
-			wg.Go(func() { s.acceptTCP(ctx, ln, svc.Name, wg) })
-		case "udp":
-			lp, err := net.ListenPacket("udp", svc.Listen)
-			if err != nil {
-				return fmt.Errorf("tunnel: service %s: %w", svc.Name, err)
-			}
-			pc := lp.(*net.UDPConn)
-			u := &udpService{e: s.end, name: svc.Name, pc: pc, st: s.svc[svc.Name], idle: s.cfg.FlowIdle, max: s.cfg.MaxFlows,
-				bySrc: map[netip.AddrPort]*udpFlow{}, byID: map[uint32]*udpFlow{}}
-			s.mu.Lock()
-			s.addrs[svc.Name] = pc.LocalAddr()
-			s.udp[svc.Name] = u
-			s.mu.Unlock()
-			wg.Go(func() { <-ctx.Done(); _ = pc.Close() })
-			wg.Go(u.readLoop)
-		}
-	}
-	return nil
-}
-
-func (s *Server) acceptTCP(ctx context.Context, ln net.Listener, name string, wg *sync.WaitGroup) {
-	for {
-		lc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		wg.Go(func() {
-			rc, err := s.Dial(ctx, name)
-			if err != nil {
-				s.log.Debug("tunnel flow refused", "service", name, "err", err)
-				_ = lc.Close()
-				return
-			}
-			pump(lc, rc)
-		})
-	}
-}
-
-// udpService carries one UDP service's flows on the server: each local
-// source address is a flow.
-type udpService struct {
-	e    *end
-	name string
-	pc   *net.UDPConn
-	st   *serviceStats
-	idle time.Duration
-	max  int // flows at most; a new source beyond is dropped and counted
-
-	mu    sync.Mutex
-	next  uint32
-	bySrc map[netip.AddrPort]*udpFlow
-	byID  map[uint32]*udpFlow
-}
-
-type udpFlow struct {
-	id   uint32
-	src  netip.AddrPort
-	last time.Time
-}
-
-func (u *udpService) readLoop() {
-	buf := make([]byte, 64*1024)
-	lastSweep := time.Now()
-	for {
-		n, src, err := u.pc.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			return
-		}
-		now := time.Now()
-		u.mu.Lock()
-		f := u.bySrc[src]
-		if f == nil && (now.Sub(lastSweep) > u.idle/4 || (len(u.bySrc) >= u.max && now.Sub(lastSweep) > time.Second)) {
-			lastSweep = now
-			u.sweep(now)
-		}
-		if f == nil && len(u.bySrc) >= u.max {
-			u.mu.Unlock()
-			u.st.flowsRefused.Add(1)
-			continue
-		}
-		if f == nil {
-			u.next++
-			f = &udpFlow{id: u.next, src: src}
-			u.bySrc[src] = f
-			u.byID[f.id] = f
-			u.st.flows.Add(1)
-			u.st.flowsTotal.Add(1)
-		}
-		f.last = now
-		id := f.id
-		u.mu.Unlock()
-		u.e.enqueue(Header{Kind: KindUDP, Flow: id, Service: u.name}, buf[:n], u.st)
-	}
-}
-
-// sweep ends the flows idle for longer than u.idle; u.mu is held.
-func (u *udpService) sweep(now time.Time) {
-	for k, g := range u.bySrc {
-		if now.Sub(g.last) > u.idle {
-			delete(u.bySrc, k)
-			delete(u.byID, g.id)
-			u.st.flows.Add(-1)
-		}
-	}
-}
-
-// deliver sends a datagram from the tunnel to the flow's local source.
-func (u *udpService) deliver(id uint32, p []byte) bool {
-	u.mu.Lock()
-	f := u.byID[id]
-	var dst netip.AddrPort
-	if f != nil {
-		dst = f.src
-	}
-	u.mu.Unlock()
-	if f == nil {
-		return false
-	}
-	u.st.bytesIn.Add(uint64(len(p)))
-	_, _ = u.pc.WriteToUDPAddrPort(p, dst)
-	return true
 }
 
 func quicConfig(cfg Config) *quic.Config {

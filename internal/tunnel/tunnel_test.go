@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/portico-edge/portico/internal/testpeer"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -29,7 +32,7 @@ func (l *logBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock()
 
 // eventually polls cond until it holds; it gives up after 15 s so a broken
 // tunnel fails the test instead of hanging it.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		if cond() {
@@ -39,7 +42,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	t.Fatalf("never happened: %s", what)
 }
 
-func tcpEcho(t *testing.T) string {
+func tcpEcho(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -57,12 +60,15 @@ func tcpEcho(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func udpEcho(t *testing.T) string {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+// udpServer answers each datagram to addr with reply(datagram, sender,
+// own port) until the test ends, and returns its address.
+func udpServer(t testing.TB, addr string, reply func(b []byte, from *net.UDPAddr, port int) []byte) string {
+	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
+	port := pc.LocalAddr().(*net.UDPAddr).Port
 	go func() {
 		buf := make([]byte, 65536)
 		for {
@@ -70,10 +76,19 @@ func udpEcho(t *testing.T) string {
 			if err != nil {
 				return
 			}
-			_, _ = pc.WriteTo(buf[:n], a)
+			_, _ = pc.WriteTo(reply(buf[:n], a.(*net.UDPAddr), port), a)
 		}
 	}()
 	return pc.LocalAddr().String()
+}
+
+func udpEcho(t testing.TB) string {
+	return udpServer(t, "127.0.0.1:0", func(b []byte, _ *net.UDPAddr, _ int) []byte { return b })
+}
+
+// udpWho answers each datagram with the IP address it came from.
+func udpWho(t testing.TB) string {
+	return udpServer(t, "127.0.0.1:0", func(_ []byte, from *net.UDPAddr, _ int) []byte { return []byte(from.IP.String()) })
 }
 
 type runningServer struct {
@@ -85,22 +100,29 @@ type runningServer struct {
 }
 
 // startServer serves a tunnel server on addr ("127.0.0.1:0" for any port).
-func startServer(t *testing.T, addr string, state StateStore) *runningServer {
+func startServer(t testing.TB, addr string, state StateStore) *runningServer {
 	t.Helper()
 	return startServerWith(t, addr, state, 0)
 }
 
 // startServerWith starts a server whose services take at most maxFlows
 // flows each (0: the default).
-func startServerWith(t *testing.T, addr string, state StateStore, maxFlows int) *runningServer {
+func startServerWith(t testing.TB, addr string, state StateStore, maxFlows int) *runningServer {
 	t.Helper()
-	lb := &logBuf{}
-	reg := prometheus.NewRegistry()
-	s, err := NewServer(Config{MaxFlows: maxFlows, Services: []Service{
+	return startServerConfig(t, addr, state, Config{MaxFlows: maxFlows, Services: []Service{
 		{Name: "web", Proto: "tcp", Listen: "127.0.0.1:0"},
 		{Name: "rtp", Proto: "udp", Listen: "127.0.0.1:0"},
 		{Name: "ldap", Proto: "tcp"},
-	}}, Deps{State: state, Logger: slog.New(slog.NewTextHandler(lb, nil)), Registerer: reg})
+	}})
+}
+
+// startServerConfig starts a server with cfg; it returns once the services
+// cfg offers are bound.
+func startServerConfig(t testing.TB, addr string, state StateStore, cfg Config) *runningServer {
+	t.Helper()
+	lb := &logBuf{}
+	reg := prometheus.NewRegistry()
+	s, err := NewServer(cfg, Deps{State: state, Logger: slog.New(slog.NewTextHandler(lb, nil)), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,11 +144,18 @@ func startServerWith(t *testing.T, addr string, state StateStore, maxFlows int) 
 		})
 	}
 	t.Cleanup(stop)
-	eventually(t, "server services bound", func() bool { return s.ServiceAddr("rtp") != nil && s.ServiceAddr("web") != nil })
+	eventually(t, "server services bound", func() bool {
+		for _, x := range cfg.Services {
+			if x.Listen != "" && s.ServiceAddr(x.Name) == nil {
+				return false
+			}
+		}
+		return true
+	})
 	return &runningServer{Server: s, addr: pc.LocalAddr().String(), log: lb, reg: reg, stop: stop}
 }
 
-func newTestClient(t *testing.T, server string, state StateStore) *Client {
+func newTestClient(t testing.TB, server string, state StateStore) *Client {
 	t.Helper()
 	c, err := NewClient(Config{Server: server, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Services: []Service{
 		{Name: "web", Proto: "tcp", Target: tcpEcho(t)},
@@ -139,7 +168,7 @@ func newTestClient(t *testing.T, server string, state StateStore) *Client {
 	return c
 }
 
-func runClient(t *testing.T, c *Client) {
+func runClient(t testing.TB, c *Client) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -290,6 +319,42 @@ func udpRoundTrip(c net.Conn, msg []byte) error {
 	return nil
 }
 
+// udpEchoes sends 21 RTP-sized datagrams to an echoed UDP service at addr,
+// each answered, and returns the socket (closed at the test's end) and the
+// datagram.
+func udpEchoes(t *testing.T, addr string) (net.Conn, []byte) {
+	t.Helper()
+	uc, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { uc.Close() })
+	pkt := bytes.Repeat([]byte{0x80}, 172)
+	eventually(t, "udp echo", func() bool { return udpRoundTrip(uc, pkt) == nil })
+	for i := 0; i < 20; i++ {
+		if err := udpRoundTrip(uc, pkt); err != nil {
+			t.Fatalf("udp packet %d: %v", i, err)
+		}
+	}
+	return uc, pkt
+}
+
+// dialUDP opens n UDP sockets to addr, each its own source address,
+// closed at the test's end.
+func dialUDP(t *testing.T, addr string, n int) []net.Conn {
+	t.Helper()
+	var conns []net.Conn
+	for i := 0; i < n; i++ {
+		uc, err := net.Dial("udp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { uc.Close() })
+		conns = append(conns, uc)
+	}
+	return conns
+}
+
 func TestFlowsEcho(t *testing.T) {
 	s, c := enrolledPair(t)
 	runClient(t, c)
@@ -316,18 +381,7 @@ func TestFlowsEcho(t *testing.T) {
 		t.Fatalf("Dial of a udp service: %v", err)
 	}
 
-	uc, err := net.Dial("udp", s.ServiceAddr("rtp").String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer uc.Close()
-	pkt := bytes.Repeat([]byte{0x80}, 172)
-	eventually(t, "udp echo", func() bool { return udpRoundTrip(uc, pkt) == nil })
-	for i := 0; i < 20; i++ {
-		if err := udpRoundTrip(uc, pkt); err != nil {
-			t.Fatalf("udp packet %d: %v", i, err)
-		}
-	}
+	uc, pkt := udpEchoes(t, s.ServiceAddr("rtp").String())
 
 	st := s.Stats()
 	byName := map[string]ServiceStats{}
@@ -468,12 +522,28 @@ func TestConfigValidate(t *testing.T) {
 		{"client", Config{Role: "client", Server: "dmz.example:4443", Services: []Service{{Name: "web", Proto: "tcp", Target: "10.0.0.5:443"}}}, ""},
 		{"no role", Config{}, "tunnel.role: required"},
 		{"bad role", Config{Role: "both"}, `tunnel.role: "both" is not server or client`},
-		{"client without server", Config{Role: "client"}, "tunnel.server: required"},
+		{"client without server", Config{Role: "client"}, "tunnel.server: required for role client (or discover"},
 		{"bad listen", Config{Role: "server", Listen: "4443"}, "tunnel.listen:"},
 		{"bad name", Config{Role: "server", Services: []Service{{Name: "Web/1", Proto: "tcp"}}}, "tunnel.services[0].name:"},
 		{"duplicate", Config{Role: "server", Services: []Service{{Name: "a", Proto: "tcp"}, {Name: "a", Proto: "udp"}}}, "tunnel.services[1].name: \"a\" is listed twice"},
 		{"bad proto", Config{Role: "server", Services: []Service{{Name: "a", Proto: "sctp"}}}, "tunnel.services[0].proto:"},
 		{"client target missing", Config{Role: "client", Server: "h:1", Services: []Service{{Name: "a", Proto: "tcp"}}}, "tunnel.services[0].target: required"},
+		{"reverse service", Config{Role: "client", Server: "h:1", Services: []Service{{Name: "sip", Proto: "udp", Listen: "127.0.0.1:5070"}}}, ""},
+		{"reverse target", Config{Role: "server", Services: []Service{{Name: "sip", Proto: "udp", Target: "127.0.0.1:5060"}}}, ""},
+		{"source", Config{Role: "server", Services: []Service{{Name: "sip", Proto: "udp", Target: "127.0.0.3:5060", Source: "127.0.0.4"}}}, ""},
+		{"bad source", Config{Role: "server", Services: []Service{{Name: "sip", Proto: "udp", Target: "127.0.0.3:5060", Source: "h:1"}}}, "tunnel.services[0].source: \"h:1\" is not an IP"},
+		{"source without target", Config{Role: "server", Services: []Service{{Name: "sip", Proto: "udp", Source: "127.0.0.4"}}}, "tunnel.services[0].source: only"},
+		{"discover", Config{Role: "client", Discover: "_portico-tunnel._udp.example.com", Resolver: "127.0.0.1:53", Services: []Service{{Name: "a", Proto: "tcp", Target: "h:1"}}}, ""},
+		{"discover and server", Config{Role: "client", Server: "h:1", Discover: "_t._udp.example.com"}, "tunnel.discover: a client with a server"},
+		{"bad discover", Config{Role: "client", Discover: "a..b"}, "tunnel.discover: \"a..b\" is not a DNS name"},
+		{"bad resolver", Config{Role: "client", Discover: "_t._udp.x", Resolver: "x"}, "tunnel.resolver:"},
+		{"server discovers", Config{Role: "server", Discover: "_t._udp.x"}, "tunnel.discover: only a client"},
+		{"port range", Config{Role: "server", Services: []Service{{Name: "media", Proto: "udp", Listen: "127.0.0.3:30000-30999"}}}, ""},
+		{"host name with a dash", Config{Role: "server", Services: []Service{{Name: "web", Proto: "tcp", Target: "web-1.inside:80"}}}, ""},
+		{"tcp port range", Config{Role: "server", Services: []Service{{Name: "web", Proto: "tcp", Listen: "127.0.0.3:80-81"}}}, "tunnel.services[0].listen: a port range is for udp"},
+		{"reversed range", Config{Role: "server", Services: []Service{{Name: "m", Proto: "udp", Target: "h:9-8"}}}, "tunnel.services[0].target: \"h:9-8\" is not"},
+		{"range too wide", Config{Role: "server", Services: []Service{{Name: "m", Proto: "udp", Listen: "h:1-5000"}}}, "tunnel.services[0].listen: 5000 ports is more than 4096"},
+		{"listen and target", Config{Role: "server", Services: []Service{{Name: "a", Proto: "tcp", Listen: ":1", Target: "h:2"}}}, "tunnel.services[0].target: a service is offered"},
 		{"keepalive too long", Config{Role: "server", KeepAlive: 3 * time.Second}, "tunnel.keep_alive:"},
 		{"negative queue", Config{Role: "server", DatagramQueue: -1}, "tunnel.datagram_queue:"},
 	} {
@@ -625,26 +695,12 @@ func TestPathCutDetectedAndRecovered(t *testing.T) {
 // flows already admitted go on. Before, both tables had no bound.
 func TestServiceFlowsBounded(t *testing.T) {
 	s := startServerWith(t, "127.0.0.1:0", &MemState{}, 2)
-	c := newTestClient(t, s.addr, &MemState{})
-	tok, _, err := s.CreateToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Enroll(context.Background(), tok); err != nil {
-		t.Fatal(err)
-	}
-	runClient(t, c)
-	eventually(t, "tunnel up", func() bool { return c.Stats().State == "up" && s.Stats().State == "up" })
+	runEnrolled(t, s, Config{Services: []Service{
+		{Name: "web", Proto: "tcp", Target: tcpEcho(t)},
+		{Name: "rtp", Proto: "udp", Target: udpEcho(t)},
+	}})
 	pkt := bytes.Repeat([]byte{0x80}, 172)
-	var conns []net.Conn
-	for i := 0; i < 3; i++ {
-		uc, err := net.Dial("udp", s.ServiceAddr("rtp").String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer uc.Close()
-		conns = append(conns, uc)
-	}
+	conns := dialUDP(t, s.ServiceAddr("rtp").String(), 3)
 	for _, uc := range conns[:2] {
 		eventually(t, "udp echo", func() bool { return udpRoundTrip(uc, pkt) == nil })
 	}
@@ -683,7 +739,7 @@ func TestServiceFlowsBounded(t *testing.T) {
 	}
 	third, err := net.Dial("tcp", s.ServiceAddr("web").String())
 	if err != nil {
-		t.Fatal(err)
+		return // refused (reset) before the dial returned
 	}
 	defer third.Close()
 	third.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -691,4 +747,177 @@ func TestServiceFlowsBounded(t *testing.T) {
 	if _, err := third.Read(make([]byte, 1)); err == nil {
 		t.Fatal("a third TCP connection was carried beyond max_flows 2")
 	}
+}
+
+// TestReverseServices: services offered on the inside node (listen on the
+// client) reach targets beside the DMZ node through the connection the
+// client dialed, and are bounded there as the DMZ side's are.
+func TestReverseServices(t *testing.T) {
+	s := startServerConfig(t, "127.0.0.1:0", &MemState{}, Config{Services: []Service{
+		{Name: "web", Proto: "tcp", Listen: "127.0.0.1:0"},
+		{Name: "back", Proto: "tcp", Target: tcpEcho(t)},
+		{Name: "backudp", Proto: "udp", Target: udpEcho(t)},
+		{Name: "who", Proto: "udp", Target: udpWho(t), Source: "127.0.0.7"},
+	}})
+	c := runEnrolled(t, s, Config{MaxFlows: 2, Services: []Service{
+		{Name: "web", Proto: "tcp", Target: tcpEcho(t)},
+		{Name: "back", Proto: "tcp", Listen: "127.0.0.1:0"},
+		{Name: "backudp", Proto: "udp", Listen: "127.0.0.1:0"},
+		{Name: "who", Proto: "udp", Listen: "127.0.0.1:0"},
+	}})
+
+	// Both directions on one connection.
+	msg := strings.Repeat("from the inside ", 4000)
+	if err := tcpRoundTrip(c.ServiceAddr("back").String(), msg); err != nil {
+		t.Fatalf("reverse tcp flow: %v", err)
+	}
+	if err := tcpRoundTrip(s.ServiceAddr("web").String(), "forward"); err != nil {
+		t.Fatalf("forward tcp flow: %v", err)
+	}
+	_, pkt := udpEchoes(t, c.ServiceAddr("backudp").String())
+	// The delivering end's flow socket uses the service's source address.
+	wc, err := net.Dial("udp", c.ServiceAddr("who").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Close()
+	var from string
+	eventually(t, "source address seen by the target", func() bool {
+		wc.Write([]byte("?"))
+		wc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		b := make([]byte, 64)
+		n, err := wc.Read(b)
+		from = string(b[:max(n, 0)])
+		return err == nil
+	})
+	if from != "127.0.0.7" {
+		t.Fatalf("the target saw the flow from %q, want the configured source 127.0.0.7", from)
+	}
+	byName := func(st Stats) map[string]ServiceStats {
+		m := map[string]ServiceStats{}
+		for _, x := range st.Services {
+			m[x.Name] = x
+		}
+		return m
+	}
+	if b := byName(s.Stats())["back"]; b.BytesIn < uint64(len(msg)) || b.FlowsTotal != 1 {
+		t.Fatalf("server accounting of the reverse tcp service %+v", b)
+	}
+	if b := byName(s.Stats())["backudp"]; b.BytesIn < 21*172 || b.FlowsTotal != 1 {
+		t.Fatalf("server accounting of the reverse udp service %+v", b)
+	}
+
+	// Each service is opened from the end that offers it only.
+	if _, err := s.Dial(context.Background(), "back"); !errors.Is(err, ErrUnknownService) {
+		t.Fatalf("server Dial of a reverse service: %v", err)
+	}
+	if _, err := c.Dial(context.Background(), "web"); !errors.Is(err, ErrUnknownService) {
+		t.Fatalf("client Dial of a forward service: %v", err)
+	}
+
+	// max_flows 2 on the client bounds its offered UDP service.
+	more := dialUDP(t, c.ServiceAddr("backudp").String(), 2)
+	eventually(t, "second reverse udp flow", func() bool { return udpRoundTrip(more[0], pkt) == nil })
+	if err := udpRoundTrip(more[1], pkt); err == nil {
+		t.Fatal("a third UDP source was carried beyond the client's max_flows 2")
+	}
+	if b := byName(c.Stats())["backudp"]; b.FlowsRefused == 0 || b.Flows != 2 {
+		t.Fatalf("client accounting of the reverse udp service %+v, want 2 flows and refusals", b)
+	}
+}
+
+// runEnrolled makes a client of s from cfg (Server and quick backoff filled
+// in), enrolls it, runs it until the test ends and waits until the tunnel
+// is up and the client's offered services are bound.
+func runEnrolled(t testing.TB, s *runningServer, cfg Config) *Client {
+	t.Helper()
+	cfg.Server, cfg.BackoffMin, cfg.BackoffMax = s.addr, 20*time.Millisecond, 200*time.Millisecond
+	c, err := NewClient(cfg, Deps{State: &MemState{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := s.CreateToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Enroll(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	runClient(t, c)
+	eventually(t, "tunnel up and the client's services bound", func() bool {
+		for _, x := range cfg.Services {
+			if x.Listen != "" && c.ServiceAddr(x.Name) == nil {
+				return false
+			}
+		}
+		return c.Stats().State == "up" && s.Stats().State == "up"
+	})
+	return c
+}
+
+// TestPortRangeService: a UDP service offered on a range of ports reaches
+// the port at the same offset in the peer's target range, each port with
+// its own flows, both ways.
+func TestPortRangeService(t *testing.T) {
+	const n = 3
+	tbase := testpeer.FreePorts(t, n)
+	for i := 0; i < n; i++ { // each answers with its own port
+		udpServer(t, fmt.Sprintf("127.0.0.1:%d", tbase+i), func(_ []byte, _ *net.UDPAddr, port int) []byte { return []byte(strconv.Itoa(port)) })
+	}
+	lbase := testpeer.FreePorts(t, n)
+	s := startServerConfig(t, "127.0.0.1:0", &MemState{}, Config{Services: []Service{
+		{Name: "media", Proto: "udp", Target: fmt.Sprintf("127.0.0.1:%d-%d", tbase, tbase+n-1)},
+	}})
+	runEnrolled(t, s, Config{Services: []Service{
+		{Name: "media", Proto: "udp", Listen: fmt.Sprintf("127.0.0.1:%d-%d", lbase, lbase+n-1)},
+	}})
+	for i := n - 1; i >= 0; i-- {
+		uc, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", lbase+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer uc.Close()
+		var got string
+		eventually(t, fmt.Sprintf("answer through range port %d", i), func() bool {
+			uc.Write([]byte("?"))
+			uc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			b := make([]byte, 16)
+			k, err := uc.Read(b)
+			got = string(b[:max(k, 0)])
+			return err == nil
+		})
+		if want := strconv.Itoa(tbase + i); got != want {
+			t.Fatalf("range port %d reached target port %s, want %s", i, got, want)
+		}
+	}
+	for _, x := range s.Stats().Services {
+		if x.FlowsTotal != n {
+			t.Fatalf("target flows %+v, want %d", x, n)
+		}
+	}
+}
+
+// BenchmarkUDPRoundTrip sends one 172-byte RTP-sized datagram into a UDP
+// service on the DMZ end and waits for the inside echo's answer: both
+// directions of the tunnel and both ends' user-space paths per operation.
+func BenchmarkUDPRoundTrip(b *testing.B) {
+	s := startServer(b, "127.0.0.1:0", &MemState{})
+	runEnrolled(b, s, Config{Services: []Service{{Name: "rtp", Proto: "udp", Target: udpEcho(b)}}})
+	uc, err := net.Dial("udp", s.ServiceAddr("rtp").String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer uc.Close()
+	pkt := bytes.Repeat([]byte{0x80}, 172)
+	eventually(b, "udp echo", func() bool { return udpRoundTrip(uc, pkt) == nil })
+	b.SetBytes(int64(2 * len(pkt)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	lost := 0
+	for i := 0; i < b.N; i++ {
+		if udpRoundTrip(uc, pkt) != nil {
+			lost++
+		}
+	}
+	b.ReportMetric(float64(lost), "lost")
 }

@@ -1,0 +1,388 @@
+package tunnel
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/portico-edge/portico/internal/connlimit"
+	"github.com/quic-go/quic-go"
+)
+
+// Both ends carry flows the same way. A service with a Listen address is
+// offered on this end: a TCP connection accepted there opens a stream, and
+// each UDP source address there is a flow of datagrams. A service with a
+// Target is delivered on this end: streams and datagrams from the peer are
+// connected to the target. The DMZ node offers the services inside servers
+// provide; the inside node offers the services DMZ servers provide (reverse
+// services), so that inside servers reach the DMZ node over the connection
+// the inside node dialed.
+
+type flowKey struct {
+	service string
+	id      uint32
+}
+
+// targetFlow is one UDP flow delivered to a service's target from its own
+// socket.
+type targetFlow struct {
+	conn *net.UDPConn
+	st   *serviceStats
+}
+
+// openFlow opens a TCP flow of the named service through the tunnel. The
+// service must be TCP and not delivered on this end.
+func (e *end) openFlow(ctx context.Context, service string) (net.Conn, error) {
+	svc, ok := e.cfg.service(service)
+	if !ok || svc.Proto != "tcp" || svc.Target != "" {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownService, service)
+	}
+	c := e.conn.Load()
+	if c == nil {
+		return nil, ErrNoPeer
+	}
+	st, err := c.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("tunnel: open stream: %w", err)
+	}
+	if _, err := st.Write(Header{Kind: KindTCP, Flow: uint32(st.StreamID()), Service: service}.Append(nil)); err != nil {
+		st.CancelRead(0)
+		st.CancelWrite(0)
+		return nil, fmt.Errorf("tunnel: open stream: %w", err)
+	}
+	return newStreamConn(st, c, e.svc[service]), nil
+}
+
+// ServiceAddr is where a service with a Listen address is bound on this
+// end, once the end runs; nil before.
+func (e *end) ServiceAddr(name string) net.Addr {
+	e.fmu.Lock()
+	defer e.fmu.Unlock()
+	return e.addrs[name]
+}
+
+// listenServices binds the offered services' local listeners and starts
+// their loops; they live until ctx ends, across reconnections.
+func (e *end) listenServices(ctx context.Context, wg *sync.WaitGroup) error {
+	for _, svc := range e.cfg.Services {
+		if svc.Listen == "" {
+			continue
+		}
+		switch svc.Proto {
+		case "tcp":
+			tl, err := net.Listen("tcp", svc.Listen)
+			if err != nil {
+				return fmt.Errorf("tunnel: service %s: %w", svc.Name, err)
+			}
+			// Users of an offered service cannot hold more than MaxFlows
+			// connections (64 from one address), nor idle ones for ever.
+			ln := connlimit.Wrap(tl, connlimit.Config{Name: "tunnel-" + svc.Name, MaxConns: e.cfg.MaxFlows,
+				MaxConnsPerSource: maxFlowsPerSource, IdleTimeout: e.cfg.FlowIdle}, connlimit.Deps{Logger: e.log})
+			e.fmu.Lock()
+			e.addrs[svc.Name] = ln.Addr()
+			e.fmu.Unlock()
+			wg.Go(func() { <-ctx.Done(); _ = ln.Close() })
+			wg.Go(func() { e.acceptTCP(ctx, ln, svc.Name, wg) })
+		case "udp":
+			host, lo, hi, err := portRange(svc.Listen)
+			if err != nil {
+				return fmt.Errorf("tunnel: service %s: %w", svc.Name, err)
+			}
+			us := make([]*udpService, 0, hi-lo+1)
+			for port := lo; port <= hi; port++ {
+				lp, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port)))
+				if err != nil {
+					for _, u := range us {
+						_ = u.pc.Close()
+					}
+					return fmt.Errorf("tunnel: service %s: %w", svc.Name, err)
+				}
+				us = append(us, &udpService{e: e, name: svc.Name, index: uint32(len(us)), pc: lp.(*net.UDPConn), st: e.svc[svc.Name],
+					idle: e.cfg.FlowIdle, max: e.cfg.MaxFlows, bySrc: map[netip.AddrPort]*udpFlow{}, byID: map[uint32]*udpFlow{}})
+			}
+			e.fmu.Lock()
+			e.addrs[svc.Name] = us[0].pc.LocalAddr()
+			e.udp[svc.Name] = us
+			e.fmu.Unlock()
+			for _, u := range us {
+				wg.Go(func() { <-ctx.Done(); _ = u.pc.Close() })
+				wg.Go(u.readLoop)
+			}
+		}
+	}
+	return nil
+}
+
+func (e *end) acceptTCP(ctx context.Context, ln net.Listener, name string, wg *sync.WaitGroup) {
+	for {
+		lc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		wg.Go(func() {
+			rc, err := e.openFlow(ctx, name)
+			if err != nil {
+				e.log.Debug("tunnel flow refused", "service", name, "err", err)
+				_ = lc.Close()
+				return
+			}
+			pump(lc, rc)
+		})
+	}
+}
+
+// serveConn carries the peer's streams and datagrams until the connection
+// ends; the flows it starts run on wg.
+func (e *end) serveConn(ctx context.Context, conn *quic.Conn, wg *sync.WaitGroup) {
+	var cw sync.WaitGroup
+	cw.Go(func() {
+		for {
+			st, err := conn.AcceptStream(ctx)
+			if err != nil {
+				return
+			}
+			wg.Go(func() { e.serveStream(ctx, conn, st) })
+		}
+	})
+	for {
+		b, err := conn.ReceiveDatagram(ctx)
+		if err != nil {
+			break
+		}
+		h, n, err := Parse(b)
+		if err != nil || h.Kind != KindUDP {
+			e.badHeaders.Add(1)
+			continue
+		}
+		e.fmu.Lock()
+		us := e.udp[h.Service]
+		e.fmu.Unlock()
+		if us != nil {
+			if i := h.Flow >> flowIndexShift; int(i) >= len(us) || !us[i].deliver(h.Flow, b[n:]) {
+				e.droppedUnknown.Add(1)
+			}
+			continue
+		}
+		e.deliver(ctx, h, b[n:], wg)
+	}
+	_ = conn.CloseWithError(codeShutdown, "")
+	cw.Wait()
+}
+
+// serveStream connects one TCP flow from the peer to its service's target.
+func (e *end) serveStream(ctx context.Context, conn *quic.Conn, st *quic.Stream) {
+	_ = st.SetReadDeadline(time.Now().Add(e.cfg.IdleTimeout))
+	h, err := ReadHeader(st)
+	_ = st.SetReadDeadline(time.Time{})
+	if err != nil {
+		e.badHeaders.Add(1)
+		st.CancelRead(codeUnknownService)
+		st.CancelWrite(codeUnknownService)
+		return
+	}
+	svc, ok := e.cfg.service(h.Service)
+	if !ok || svc.Proto != "tcp" || svc.Target == "" || h.Kind != KindTCP {
+		e.droppedUnknown.Add(1)
+		e.log.Debug("tunnel flow for an unknown service", "service", h.Service)
+		st.CancelRead(codeUnknownService)
+		st.CancelWrite(codeUnknownService)
+		return
+	}
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if svc.Source != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(svc.Source)}
+	}
+	tc, err := d.DialContext(ctx, "tcp", svc.Target)
+	if err != nil {
+		e.log.Debug("tunnel flow target unreachable", "service", h.Service, "err", err)
+		st.CancelRead(codeDialFailed)
+		st.CancelWrite(codeDialFailed)
+		return
+	}
+	pump(newStreamConn(st, conn, e.svc[h.Service]), tc)
+}
+
+// deliver sends one datagram to its flow's target, opening the flow's
+// socket on its first datagram. A service holds at most MaxFlows such
+// flows; a datagram for a new flow beyond is dropped and counted.
+func (e *end) deliver(ctx context.Context, h Header, p []byte, wg *sync.WaitGroup) {
+	key := flowKey{h.Service, h.Flow}
+	e.fmu.Lock()
+	f := e.flows[key]
+	e.fmu.Unlock()
+	if f == nil {
+		svc, ok := e.cfg.service(h.Service)
+		if !ok || svc.Proto != "udp" || svc.Target == "" {
+			e.droppedUnknown.Add(1)
+			return
+		}
+		st := e.svc[h.Service]
+		if st.flows.Load() >= int64(e.cfg.MaxFlows) {
+			st.flowsRefused.Add(1)
+			return
+		}
+		// A range service's flow names its port by index in the range.
+		host, lo, hi, err := portRange(svc.Target)
+		port := lo + int(h.Flow>>flowIndexShift)
+		if err != nil || port > hi {
+			e.droppedUnknown.Add(1)
+			return
+		}
+		raddr, err := net.ResolveUDPAddr("udp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			e.droppedUnknown.Add(1)
+			return
+		}
+		var laddr *net.UDPAddr
+		if svc.Source != "" {
+			laddr = &net.UDPAddr{IP: net.ParseIP(svc.Source)}
+		}
+		uc, err := net.DialUDP("udp", laddr, raddr)
+		if err != nil {
+			e.droppedUnknown.Add(1)
+			return
+		}
+		f = &targetFlow{conn: uc, st: st}
+		e.fmu.Lock()
+		if ctx.Err() != nil {
+			e.fmu.Unlock()
+			_ = uc.Close()
+			return
+		}
+		e.flows[key] = f
+		e.fmu.Unlock()
+		f.st.flows.Add(1)
+		f.st.flowsTotal.Add(1)
+		wg.Go(func() { e.flowLoop(key, f) })
+	}
+	f.st.bytesIn.Add(uint64(len(p)))
+	_, _ = f.conn.Write(p)
+}
+
+// flowLoop carries a UDP flow's replies back until it is idle for FlowIdle
+// or closed.
+func (e *end) flowLoop(key flowKey, f *targetFlow) {
+	defer func() {
+		e.fmu.Lock()
+		if e.flows[key] == f {
+			delete(e.flows, key)
+		}
+		e.fmu.Unlock()
+		_ = f.conn.Close()
+		f.st.flows.Add(-1)
+	}()
+	buf := make([]byte, 64*1024)
+	h := Header{Kind: KindUDP, Flow: key.id, Service: key.service}
+	for {
+		_ = f.conn.SetReadDeadline(time.Now().Add(e.cfg.FlowIdle))
+		n, err := f.conn.Read(buf)
+		if err != nil {
+			// Idle, closed, or refused by the target: the flow ends, and the
+			// next datagram for it opens it again.
+			return
+		}
+		e.enqueue(h, buf[:n], f.st)
+	}
+}
+
+// closeFlows closes the target flows' sockets so that their loops end.
+func (e *end) closeFlows() {
+	e.fmu.Lock()
+	defer e.fmu.Unlock()
+	for _, f := range e.flows {
+		_ = f.conn.Close()
+	}
+}
+
+// udpService carries the flows of one port of an offered UDP service:
+// each local source address is a flow. The flows of all the ports of a
+// range service share its MaxFlows.
+type udpService struct {
+	e     *end
+	name  string
+	index uint32 // the port's index in the service's range
+	pc    *net.UDPConn
+	st    *serviceStats
+	idle  time.Duration
+	max   int // flows at most; a new source beyond is dropped and counted
+
+	mu    sync.Mutex
+	next  uint32
+	bySrc map[netip.AddrPort]*udpFlow
+	byID  map[uint32]*udpFlow
+}
+
+type udpFlow struct {
+	id   uint32
+	src  netip.AddrPort
+	last time.Time
+}
+
+func (u *udpService) readLoop() {
+	buf := make([]byte, 64*1024)
+	lastSweep := time.Now()
+	for {
+		n, src, err := u.pc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		u.mu.Lock()
+		f := u.bySrc[src]
+		full := f == nil && u.st.flows.Load() >= int64(u.max)
+		if f == nil && (now.Sub(lastSweep) > u.idle/4 || (full && now.Sub(lastSweep) > time.Second)) {
+			lastSweep = now
+			u.sweep(now)
+			full = u.st.flows.Load() >= int64(u.max)
+		}
+		if full {
+			u.mu.Unlock()
+			u.st.flowsRefused.Add(1)
+			continue
+		}
+		if f == nil {
+			u.next = (u.next + 1) & (1<<flowIndexShift - 1)
+			f = &udpFlow{id: u.index<<flowIndexShift | u.next, src: src}
+			u.bySrc[src] = f
+			u.byID[f.id] = f
+			u.st.flows.Add(1)
+			u.st.flowsTotal.Add(1)
+		}
+		f.last = now
+		id := f.id
+		u.mu.Unlock()
+		u.e.enqueue(Header{Kind: KindUDP, Flow: id, Service: u.name}, buf[:n], u.st)
+	}
+}
+
+// sweep ends the flows idle for longer than u.idle; u.mu is held.
+func (u *udpService) sweep(now time.Time) {
+	for k, g := range u.bySrc {
+		if now.Sub(g.last) > u.idle {
+			delete(u.bySrc, k)
+			delete(u.byID, g.id)
+			u.st.flows.Add(-1)
+		}
+	}
+}
+
+// deliver sends a datagram from the tunnel to the flow's local source.
+func (u *udpService) deliver(id uint32, p []byte) bool {
+	u.mu.Lock()
+	f := u.byID[id]
+	var dst netip.AddrPort
+	if f != nil {
+		dst = f.src
+	}
+	u.mu.Unlock()
+	if f == nil {
+		return false
+	}
+	u.st.bytesIn.Add(uint64(len(p)))
+	_, _ = u.pc.WriteToUDPAddrPort(p, dst)
+	return true
+}

@@ -1,0 +1,254 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portico-edge/portico/internal/testpeer"
+)
+
+// sippRun is one sipp process and its output.
+type sippRun struct {
+	cmd *exec.Cmd
+	out bytes.Buffer
+}
+
+// startSippVia starts sipp through the command prefix via (nil: here)
+// with a 60 s bound; the test's end kills it if it still runs.
+func startSippVia(t *testing.T, via []string, args ...string) *sippRun {
+	t.Helper()
+	bin := testpeer.Require(t, "sipp")[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	r := &sippRun{}
+	all := append(append(via[:len(via):len(via)], bin), args...)
+	all = append(all, "-nostdin", "-timeout", "30s")
+	r.cmd = exec.CommandContext(ctx, all[0], all[1:]...)
+	r.cmd.Dir = t.TempDir()
+	// The built-in uac_pcap scenario plays pcap/g711a.pcap.
+	_ = os.Symlink("/usr/share/sip-tester", filepath.Join(r.cmd.Dir, "pcap"))
+	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.out
+	if err := r.cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("sipp: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = r.cmd.Wait()
+	})
+	return r
+}
+
+// wait fails the test unless sipp ends with success.
+func (r *sippRun) wait(t *testing.T, what string) {
+	t.Helper()
+	if err := r.cmd.Wait(); err != nil {
+		t.Fatalf("%s: sipp %v\n%s", what, err, r.out.String())
+	}
+}
+
+// TestTunnelSIP: the DMZ node's SIP edge reaches Kamailio inside only
+// through the tunnel, and Kamailio reaches the DMZ node's internal SIP
+// listener only through a reverse service offered on the inside node. Both
+// ends see the other at the same address, so Via, Path and the call server
+// address hold on both sides. An outside sipp registers through the DMZ
+// node and calls an inside sipp UAS through Kamailio; an inside sipp calls
+// another registered outside user.
+func TestTunnelSIP(t *testing.T) {
+	r := startTunnelSIPRig(t, "")
+	inNS, outNS, out, api, ext, kam := r.inNS, r.outNS, r.outIP, r.api, r.ext, r.kam
+	// Outside → DMZ → tunnel → Kamailio → inside UAS.
+	scen, _ := filepath.Abs("../internal/sipedge/testdata/sipp/reg_call.xml")
+	startSippVia(t, outNS, "-sf", scen, "-key", "user", "alice", "-s", "1001", "-i", out,
+		"-p", strconv.Itoa(testpeer.FreePort(t)), "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo", "-m", "1", "-d", "2000", ext).wait(t, "outside call")
+
+	// Inside → Kamailio → reverse service → DMZ → registered outside user.
+	bobPort := strconv.Itoa(testpeer.FreePort(t))
+	reg, _ := filepath.Abs("testdata/sipp/reg_only.xml")
+	startSippVia(t, outNS, "-sf", reg, "-key", "user", "bob", "-i", out, "-p", bobPort, "-m", "1", ext).wait(t, "bob registers")
+	bob := startSippVia(t, outNS, "-sn", "uas", "-i", out, "-p", bobPort, "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo", "-m", "1")
+	startSippVia(t, inNS, "-sn", "uac_pcap", "-s", "bob", "-i", "127.0.0.6", "-p", strconv.Itoa(testpeer.FreePort(t)),
+		"-mp", strconv.Itoa(testpeer.FreePort(t)), "-m", "1", "-d", "2000", kam).wait(t, "inside call")
+	bob.wait(t, "bob answers")
+
+	hist := tunnelCalls(t, api, 2)
+	for _, h := range hist {
+		if h.Status != 200 || len(h.Streams) != 1 {
+			t.Fatalf("call history %+v", hist)
+		}
+		// RTP relayed both ways: from the caller and back from the called.
+		if st := h.Streams[0]; st.PacketsIn == 0 || st.PacketsOut == 0 {
+			t.Errorf("%s call: media not relayed both ways through the tunnel: %+v", h.CallType, st)
+		}
+	}
+	if _, flows := tunnelServices(t, api); flows["sip"] == 0 || flows["sip-in"] == 0 || flows["media"] < 2 {
+		t.Errorf("tunnel flows %v: SIP or media did not cross", flows)
+	}
+}
+
+// tunnelSIPRig is the DMZ node with the SIP edge and media relay, the
+// inside node, Kamailio and a sipp UAS inside, joined by the tunnel with
+// SIP both ways and the relay's internal port range mirrored inside.
+type tunnelSIPRig struct {
+	ns          *netnsPeer // inside
+	inNS, outNS []string   // command prefixes: inside, outside
+	outIP       string     // outside users' address
+	api         *apiClient
+	ext, kam    string // the DMZ node's external SIP address; Kamailio's
+}
+
+// startTunnelSIPRig starts the rig; media adds keys to the DMZ node's media
+// section.
+func startTunnelSIPRig(t *testing.T, media string) *tunnelSIPRig {
+	t.Helper()
+	testpeer.Require(t, "sipp", "kamailio", "nft", "curl")
+	ns := newNetnsPeer(t)
+	inNS := []string{"ip", "netns", "exec", ns.name}
+
+	// Inside: a sipp UAS (the numbers Kamailio routes to it) and Kamailio.
+	uasPort := strconv.Itoa(testpeer.FreePort(t))
+	uas, _ := filepath.Abs("testdata/sipp/uas_pcap.xml")
+	startSippVia(t, inNS, "-sf", uas, "-i", "127.0.0.5", "-p", uasPort, "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo")
+	kam := fmt.Sprintf("127.0.0.4:%d", testpeer.FreePort(t))
+	startKamailioVia(t, inNS, kam, func() bool {
+		out, _ := exec.Command("ip", "netns", "exec", ns.name, "ss", "-Hlun", "src", kam).Output()
+		return len(bytes.TrimSpace(out)) > 0
+	}, `MCU_URI="sip:127.0.0.5:`+uasPort+`"`, "WITH_RR")
+
+	// The DMZ node: SIP edge with its call server at Kamailio's address,
+	// which the tunnel offers here; its internal listener's address is the
+	// target of the reverse service the inside node offers, delivered from
+	// Kamailio's IP address so that responses (sent to the Via port at the
+	// source address) reach Kamailio through the tunnel too. Kamailio
+	// record-routes, so in-dialog requests cross it instead of going to
+	// inside contacts the DMZ node cannot reach.
+	//
+	// Media: the relay's internal port range is mirrored on the inside node
+	// by a reverse range service, delivered from 127.0.0.4, the address
+	// the relay lets internal legs latch from (media.internal_latch_from).
+	// Inside endpoints send their RTP to the relay's internal address,
+	// which the inside node holds; the relay latches on to the flow's
+	// socket and answers through it.
+	extPort, intPort := testpeer.FreePort(t), testpeer.FreePort(t)
+	intAddr := fmt.Sprintf("127.0.0.3:%d", intPort)
+	dmzCfg := strings.Replace(sipNodeConfig(freeAddr(t), extPort, intPort, kam), "media:\n  enabled: true\n", "media:\n  enabled: true\n  internal_latch_from: 127.0.0.4\n"+media, 1)
+	// Outside users live in a namespace of their own, reaching the DMZ
+	// node's external address (SIP and media) on their veth.
+	outside := newNetnsPeerAt(t, 1)
+	dmzCfg = strings.ReplaceAll(dmzCfg, "127.0.0.2", outside.hostIP)
+	var lo, hi int
+	if _, err := fmt.Sscanf(dmzCfg[strings.Index(dmzCfg, "  internal: {port_min:"):], "  internal: {port_min: %d, port_max: %d}", &lo, &hi); err != nil {
+		t.Fatal(err)
+	}
+	mirror := fmt.Sprintf("127.0.0.3:%d-%d", lo, hi)
+	pair := startTunnelPair(t, ns, dmzCfg,
+		fmt.Sprintf("  - {name: sip, proto: udp, listen: %q}\n  - {name: sip-in, proto: udp, target: %q, source: 127.0.0.4}\n"+
+			"  - {name: media, proto: udp, target: %q, source: 127.0.0.4}\n", kam, intAddr, mirror),
+		fmt.Sprintf("  - {name: sip, proto: udp, target: %q}\n  - {name: sip-in, proto: udp, listen: %q}\n"+
+			"  - {name: media, proto: udp, listen: %q}\n", kam, intAddr, mirror))
+	api := pair.api
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, d := range []*daemon{pair.dmz, pair.inside} {
+				logs, _ := filepath.Glob(filepath.Join(d.dir, "*", "log", "portico.log"))
+				more, _ := filepath.Glob(filepath.Join(d.dir, "log", "portico.log"))
+				for _, l := range append(logs, more...) {
+					b, _ := os.ReadFile(l)
+					t.Logf("%s:\n%s", l, b)
+				}
+			}
+		}
+	})
+	// The edge probes its call server with OPTIONS; until a probe crossed
+	// the tunnel it counts Kamailio down and refuses calls.
+	waitFor(t, 60*time.Second, func() bool {
+		var cs []struct{ Up bool }
+		api.must(200, "GET", "/api/v1/sip/call-servers", nil).json(t, &cs)
+		return len(cs) == 1 && cs[0].Up
+	})
+	return &tunnelSIPRig{ns: ns, inNS: inNS, outNS: []string{"ip", "netns", "exec", outside.name}, outIP: outside.peerIP,
+		api: api, ext: outside.hostIP + ":" + strconv.Itoa(extPort), kam: kam}
+}
+
+// TestTunnelSIPPathCut: during a call from inside to a registered outside
+// user, with RTP flowing both ways through the tunnel, the inside node's
+// path to the DMZ node is cut for 3 s (nftables drops its packets; nothing
+// is closed). Both ends see the tunnel fail, the inside node reconnects by
+// itself, the call's media resumes on the new connection both ways, and the
+// call ends normally.
+//
+// The relay's eBPF fast path is off here: with it on and the outside leg on
+// a veth, the call's media did not resume after the cut (the tunnel did),
+// which the user-space relay does.
+func TestTunnelSIPPathCut(t *testing.T) {
+	r := startTunnelSIPRig(t, "  fast_path: off\n")
+	bobPort := strconv.Itoa(testpeer.FreePort(t))
+	reg, _ := filepath.Abs("testdata/sipp/reg_only.xml")
+	startSippVia(t, r.outNS, "-sf", reg, "-key", "user", "bob", "-i", r.outIP, "-p", bobPort, "-m", "1", r.ext).wait(t, "bob registers")
+	bob := startSippVia(t, r.outNS, "-sn", "uas", "-i", r.outIP, "-p", bobPort, "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo", "-m", "1")
+	// The pcap holds about 6 s of audio; the call lasts 9 s.
+	caller := startSippVia(t, r.inNS, "-sn", "uac_pcap", "-s", "bob", "-i", "127.0.0.6", "-p", strconv.Itoa(testpeer.FreePort(t)),
+		"-mp", strconv.Itoa(testpeer.FreePort(t)), "-m", "1", "-d", "9000", r.kam)
+
+	media := func() tunnelService { _, m := tunnelStatus(t, r.api); return m["media"] }
+	t.Cleanup(func() {
+		if t.Failed() {
+			_ = caller.cmd.Process.Kill() // its output is read once it stopped writing
+			_ = caller.cmd.Wait()
+			t.Logf("inside caller:\n%s", caller.out.String())
+		}
+	})
+	waitFor(t, 60*time.Second, func() bool { m := media(); return m.In > 0 && m.Out > 0 })
+
+	nft := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", append([]string{"netns", "exec", r.ns.name, "nft"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("nft %v: %v %s", args, err, out)
+		}
+	}
+	nft("add chain inet portico_test cut { type filter hook output priority 0; policy accept; }")
+	nft("add rule inet portico_test cut ip daddr " + r.ns.hostIP + " drop")
+	cut := time.Now()
+	waitFor(t, 10*time.Second, func() bool { state, _ := tunnelStatus(t, r.api); return state == "down" })
+	time.Sleep(time.Until(cut.Add(3 * time.Second)))
+	nft("delete chain inet portico_test cut")
+	waitFor(t, 15*time.Second, func() bool { state, _ := tunnelStatus(t, r.api); return state == "up" })
+	back := media()
+	waitFor(t, 10*time.Second, func() bool { m := media(); return m.In > back.In && m.Out > back.Out })
+	t.Logf("tunnel back %v after the cut began; media bytes before %d/%d", time.Since(cut).Round(100*time.Millisecond), back.In, back.Out)
+
+	caller.wait(t, "inside call")
+	bob.wait(t, "bob answers")
+	hist := tunnelCalls(t, r.api, 1)
+	if hist[0].Status != 200 || len(hist[0].Streams) != 1 || hist[0].Streams[0].PacketsIn == 0 || hist[0].Streams[0].PacketsOut == 0 {
+		t.Fatalf("call history %+v", hist)
+	}
+}
+
+// tunnelCall is a call history record with its streams' packet counts.
+type tunnelCall struct {
+	CallType string `json:"call_type"`
+	Status   int    `json:"status"`
+	Streams  []struct {
+		PacketsIn  uint64 `json:"packets_in"`
+		PacketsOut uint64 `json:"packets_out"`
+	} `json:"streams"`
+}
+
+// tunnelCalls waits until the call history holds n calls and returns them.
+func tunnelCalls(t *testing.T, api *apiClient, n int) []tunnelCall {
+	t.Helper()
+	var hist []tunnelCall
+	waitFor(t, 10*time.Second, func() bool {
+		api.must(200, "GET", "/api/v1/history/calls", nil).json(t, &hist)
+		return len(hist) == n
+	})
+	return hist
+}
