@@ -23,7 +23,7 @@ func histogram(t *testing.T, s *Server, method sip.RequestMethod) (uint64, float
 // Kamailio and calls an inside sipp UAS, twice. Each REGISTER and each
 // initial INVITE from outside adds one sample when its final response is
 // sent (not on 100 or 180, not on ACK or BYE); a call from inside to a
-// registered outside user adds none.
+// registered outside user adds none; a refused REGISTER adds one.
 func TestTransactionDuration(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs sipp and kamailio")
@@ -64,5 +64,13 @@ func TestTransactionDuration(t *testing.T) {
 	}
 	if n, _ := histogram(t, p.s, sip.INVITE); n != 2 {
 		t.Errorf("INVITE samples after a call from inside = %d, want still 2", n)
+	}
+
+	// A REGISTER the call server refuses still gets one final answer.
+	if code := registerFrom(t, p.extUDP.String(), "reject-carol", outsideIP+":"+freePort(t), 3600); code < 400 {
+		t.Fatalf("refused REGISTER answered %d", code)
+	}
+	if n, _ := histogram(t, p.s, sip.REGISTER); n != 4 {
+		t.Errorf("REGISTER samples after a refused one = %d, want 4", n)
 	}
 }
