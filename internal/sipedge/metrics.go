@@ -1,6 +1,12 @@
 package sipedge
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 type metrics struct {
 	requests      *prometheus.CounterVec
@@ -11,6 +17,9 @@ type metrics struct {
 	serverUp      *prometheus.GaugeVec
 	rejected      *prometheus.CounterVec
 	dropped       *prometheus.CounterVec
+	txDuration    *prometheus.HistogramVec
+	// txRegister and txInvite are txDuration's handles, looked up once.
+	txRegister, txInvite prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -31,9 +40,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Requests refused by the edge, by reason."}, []string{"reason"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_sip_dropped_total",
 			Help: "Messages dropped unanswered, by interface and reason (not_sip, malformed_ack, unparsable, scanner, overload)."}, []string{"interface", "reason"}),
+		txDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "portico_sip_transaction_duration_seconds",
+			Help:    "Time from an outside REGISTER or initial INVITE arriving to its final response being sent, by method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 32}}, []string{"method"}),
 	}
+	m.txRegister = m.txDuration.WithLabelValues(string(sip.REGISTER))
+	m.txInvite = m.txDuration.WithLabelValues(string(sip.INVITE))
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.registrations, m.regEvents, m.callsActive, m.calls, m.serverUp, m.rejected, m.dropped} {
+		for _, c := range []prometheus.Collector{m.requests, m.registrations, m.regEvents, m.callsActive, m.calls, m.serverUp, m.rejected, m.dropped, m.txDuration} {
 			if err := reg.Register(c); err != nil {
 				if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
 					_ = are
@@ -43,4 +57,58 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 	}
 	return m
+}
+
+// timedTx observes, on the first final response sent, the time since the
+// request arrived (portico_sip_transaction_duration_seconds).
+type timedTx struct {
+	sip.ServerTransaction
+	arrival time.Time
+	obs     prometheus.Observer
+	done    atomic.Bool
+}
+
+// timed wraps tx of a new outside REGISTER or INVITE that arrived at
+// arrival; other requests keep tx as it is.
+func (m *metrics) timed(tx sip.ServerTransaction, req *sip.Request, arrival time.Time) sip.ServerTransaction {
+	if tx == nil {
+		return tx
+	}
+	switch req.Method {
+	case sip.REGISTER:
+		return &timedTx{ServerTransaction: tx, arrival: arrival, obs: m.txRegister}
+	case sip.INVITE:
+		return &timedTx{ServerTransaction: tx, arrival: arrival, obs: m.txInvite}
+	}
+	return tx
+}
+
+func (t *timedTx) Respond(res *sip.Response) error {
+	err := t.ServerTransaction.Respond(res)
+	t.observe(res, err)
+	return err
+}
+
+// respondFor passes truth on to a guarded transaction beneath.
+func (t *timedTx) respondFor(res, truth *sip.Response) error {
+	var err error
+	if g, ok := t.ServerTransaction.(truthResponder); ok {
+		err = g.respondFor(res, truth)
+	} else {
+		err = t.ServerTransaction.Respond(res)
+	}
+	t.observe(res, err)
+	return err
+}
+
+func (t *timedTx) observe(res *sip.Response, err error) {
+	if err == nil && res.StatusCode >= 200 && t.done.CompareAndSwap(false, true) {
+		t.obs.Observe(time.Since(t.arrival).Seconds())
+	}
+}
+
+// truthResponder sends a response while scoring the source by another
+// (guardedTx, and timedTx over it).
+type truthResponder interface {
+	respondFor(res, truth *sip.Response) error
 }

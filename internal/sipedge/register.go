@@ -350,7 +350,7 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 	}
 	s.applyRegisterResult(req, res, aor, flow, token, capped)
 	back := s.registerResponse(lc, req, res, aor, flow, capped)
-	if gtx, ok := tx.(*guardedTx); ok {
+	if gtx, ok := tx.(truthResponder); ok {
 		err = gtx.respondFor(back, res) // the guard scores what the inside said
 	} else {
 		err = tx.Respond(back)

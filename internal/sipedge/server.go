@@ -292,7 +292,11 @@ func (s *Server) route(sd *side) {
 				// keeps the accepted requests in time.
 				now := time.Now()
 				o := s.lc().cfg.Overload
-				if why := s.adm.refuse(o, s.adm.take(req, now), now); why != "" {
+				arrival := s.adm.take(req, now)
+				if sd.name == External {
+					tx = s.m.timed(tx, req, arrival)
+				}
+				if why := s.adm.refuse(o, arrival, now); why != "" {
 					s.m.rejected.WithLabelValues(why).Inc()
 					s.respond(sd, tx, req, 503, "Service Unavailable", overloadRetryAfter(o))
 					return
