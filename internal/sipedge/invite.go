@@ -24,7 +24,7 @@ func (s *Server) handleInvite(sd *side, req *sip.Request, tx sip.ServerTransacti
 		return
 	}
 	if to.Params.Has("tag") {
-		c := s.calls.lookup(sd.name, req)
+		c := s.findCall(sd, req)
 		if c == nil {
 			s.respond(sd, tx, req, 481, "Call/Transaction Does Not Exist")
 			return
@@ -597,6 +597,7 @@ func (c *call) answer(sd *side, req *sip.Request, tx sip.ServerTransaction, res 
 	c.answered = time.Now()
 	c.watchSession(res)
 	c.mu.Unlock()
+	c.s.callChanged(c)
 	if b.inviteHadBody {
 		if err := b.sd.write(ack); err != nil {
 			c.s.log.Debug("ack", "call", c.id, "err", err)

@@ -75,6 +75,11 @@ type Deps struct {
 	// the registrar's lock held and must return at once. Nil: nothing is
 	// called.
 	OnRegistration func(key string)
+	// OnCall is called with a call's ID (CallKeys) when it is answered,
+	// re-negotiated, taken over from the HA peer or ended, so that it can
+	// be replicated to the peer (ExportCall). It must return at once. Nil:
+	// nothing is called.
+	OnCall func(id string)
 }
 
 // Capture is where the SIP edge reports the messages its sockets carry
@@ -130,6 +135,8 @@ type Server struct {
 	flows *flowCodec
 	regs  *registrar
 	calls *callTable
+	// dormant are the calls the HA peer replicated (replicate_calls.go).
+	dormant dormantCalls
 	res   Resolver
 	// handoff feeds WSHandoff's connections to the external WSS transport.
 	handoff *handoff.Listener

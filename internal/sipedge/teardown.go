@@ -246,6 +246,9 @@ func (c *call) finish(by string, code int, reason string, _ error) {
 		if c.a != nil {
 			s.calls.remove(c)
 			s.m.callsActive.Dec()
+			if !answered.IsZero() {
+				s.callChanged(c) // the peer forgets it
+			}
 		}
 		now := time.Now()
 		disp := dispositionOf(code, reason)
