@@ -206,6 +206,9 @@ func (s *Server) checkCallState(st CallState) error {
 			if err := sip.ParseUri(u, &x); err != nil {
 				return fmt.Errorf("leg %d: uri %q: %w", i, u, err)
 			}
+			if x.Host == "" {
+				return fmt.Errorf("leg %d: uri %q names no host: %w", i, u, ErrNotReplicable)
+			}
 		}
 	}
 	return nil

@@ -1,0 +1,139 @@
+package sipedge
+
+import (
+	"encoding/json"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestCallSurvivesFailover: an outside sipp registers through node A to
+// Kamailio and calls an inside sipp UAS. Once the call is answered, A's
+// call is exported and imported by node B (what the HA sync link carries,
+// package hasync) as a dormant call. A dies (its SIP sockets close: no
+// BYE, no history row) and B takes A's addresses. The caller's BYE then
+// reaches B, which takes the call over, answers it and relays it to the
+// callee through Kamailio; the callee's scenario ends only when that BYE
+// arrives. The one history row is B's. The media is not part of this test
+// (A's relay keeps running; package hasync tests the relay's failover).
+func TestCallSurvivesFailover(t *testing.T) {
+	dir := sippDir(t)
+	insidePort := freePort(t)
+	callee := startSipp(t, dir, "-sn", "uas", "-i", insideIP, "-p", insidePort, "-mp", freePort(t), "-rtp_echo", "-m", "1")
+	k := startKamailio(t, 64, `MCU_URI="sip:`+insideIP+":"+insidePort+`"`)
+	var mu sync.Mutex
+	var announcedA, announcedB []string
+	a := startPortico(t, Config{CallServers: kamailioServer(k)}, func(s *Server) {
+		s.deps.OnCall = func(id string) { mu.Lock(); announcedA = append(announcedA, id); mu.Unlock() }
+	})
+	// The caller hangs up after 5 s, by which time B holds A's addresses;
+	// were it later, sipp retransmits the BYE.
+	caller := startSipp(t, dir, "-sf", "reg_call.xml", "-key", "user", "alice", "-s", "1001",
+		"-i", outsideIP, "-p", freePort(t), "-mp", freePort(t), "-m", "1", "-d", "5000", a.extUDP.String())
+
+	var id string
+	for i := 0; id == ""; i++ {
+		if keys := a.s.CallKeys(); len(keys) == 1 {
+			id = keys[0]
+		} else if i == 200 {
+			t.Fatalf("no answered call on A: %+v", a.s.Calls())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	mu.Lock()
+	if !slices.Contains(announcedA, id) {
+		t.Errorf("answered call %s not announced: %q", id, announcedA)
+	}
+	mu.Unlock()
+	st, ok := a.s.ExportCall(id)
+	if !ok || st.Legs[0].Side != External || st.Legs[1].Side != Internal || st.Legs[0].RemoteTag == "" || st.Legs[1].RemoteTag == "" || st.MediaID == 0 {
+		t.Fatalf("export: %+v %v", st, ok)
+	}
+	body, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.crash()
+
+	b := startPorticoAt(t, Config{CallServers: kamailioServer(k)}, a, func(s *Server) {
+		s.deps.OnCall = func(id string) { mu.Lock(); announcedB = append(announcedB, id); mu.Unlock() }
+	})
+	var in CallState
+	if err := json.Unmarshal(body, &in); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.s.ImportCall(in); err != nil {
+		t.Fatal(err)
+	}
+	if b.s.DormantCalls() != 1 || len(b.s.Calls()) != 0 || len(b.s.CallKeys()) != 0 {
+		t.Fatalf("a dormant call is listed as B's: dormant %d, calls %+v", b.s.DormantCalls(), b.s.Calls())
+	}
+
+	caller.wait(t, "outside caller")
+	callee.wait(t, "inside callee")
+	calls := b.hist.waitCalls(t, 1)
+	if c := calls[0]; c.ID != id || c.CallType != CallRegistered || c.EndedBy != endedByCaller || c.Status != 200 || c.AnsweredAt.IsZero() || !c.StartedAt.Equal(st.Started) {
+		t.Fatalf("B's history row: %+v", c)
+	}
+	if n := a.hist.count(); n != 0 {
+		t.Fatalf("A wrote %d history rows", n)
+	}
+	if b.s.DormantCalls() != 0 || len(b.s.Calls()) != 0 {
+		t.Fatalf("after BYE: dormant %d, calls %+v", b.s.DormantCalls(), b.s.Calls())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// Taken over (the peer learns B holds it), then ended (the peer forgets it).
+	if len(announcedB) < 2 || announcedB[0] != id || announcedB[len(announcedB)-1] != id {
+		t.Fatalf("B announced %q", announcedB)
+	}
+	if _, ok := b.s.ExportCall(id); ok {
+		t.Fatal("an ended call is still exported")
+	}
+}
+
+// TestImportCall: a dormant call the peer ends is forgotten; states that
+// name no dialog, an unknown side or a malformed URI are refused.
+func TestImportCall(t *testing.T) {
+	s, err := New(Config{Domain: "portico.test", Listeners: []Listener{{Interface: External, Transport: "udp", Address: extIP + ":0"}, {Interface: Internal, Transport: "udp", Address: intIP + ":0"}}, CallServers: []CallServer{{Address: "127.0.0.9:5060"}}}, Deps{Media: nopMedia{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	good := CallState{ID: "c1", Legs: [2]LegState{
+		{Side: External, CallID: "x1", LocalTag: "l1", RemoteTag: "r1", Local: "sip:1001@portico.test", Remote: "sip:alice@portico.test", Target: "sip:alice@192.0.2.1:5060"},
+		{Side: Internal, CallID: "x2", LocalTag: "l2", RemoteTag: "r2", Local: "sip:alice@portico.test", Remote: "sip:1001@portico.test", Target: "sip:1001@10.0.0.1", Routes: []string{"sip:10.0.0.2;lr"}},
+	}}
+	if err := s.ImportCall(good); err != nil {
+		t.Fatal(err)
+	}
+	if s.DormantCalls() != 1 {
+		t.Fatalf("dormant %d", s.DormantCalls())
+	}
+	s.ForgetCall("c1")
+	if s.DormantCalls() != 0 {
+		t.Fatalf("dormant %d after the peer ended the call", s.DormantCalls())
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*CallState)
+	}{
+		{"no id", func(c *CallState) { c.ID = "" }},
+		{"unknown side", func(c *CallState) { c.Legs[1].Side = "dmz" }},
+		{"no remote tag", func(c *CallState) { c.Legs[0].RemoteTag = "" }},
+		{"bad route", func(c *CallState) { c.Legs[1].Routes = []string{"sip:"} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := good
+			st.Legs[1].Routes = slices.Clone(good.Legs[1].Routes)
+			tc.edit(&st)
+			if err := s.ImportCall(st); err == nil {
+				t.Errorf("imported %+v", st)
+			}
+		})
+	}
+	if s.DormantCalls() != 0 {
+		t.Fatalf("a refused call is held")
+	}
+}
