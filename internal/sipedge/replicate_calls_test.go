@@ -137,3 +137,39 @@ func TestImportCall(t *testing.T) {
 		t.Fatalf("a refused call is held")
 	}
 }
+
+// FuzzImportCall: any record body from the HA peer is refused or held as
+// a dormant call, and a held call can be taken over and ended, without a
+// panic.
+func FuzzImportCall(f *testing.F) {
+	good := `{"ID":"c1","Type":"guest","MediaID":7,"Legs":[` +
+		`{"Side":"external","CallID":"x1","LocalTag":"l1","RemoteTag":"r1","Local":"sip:1001@portico.test","Remote":"sip:alice@portico.test","Target":"sip:alice@192.0.2.1:5060","CSeq":4,"Fixed":"192.0.2.1:5060"},` +
+		`{"Side":"internal","CallID":"x2","LocalTag":"l2","RemoteTag":"r2","Local":"sip:alice@portico.test","Remote":"sip:1001@portico.test","Target":"sip:1001@10.0.0.1","Routes":["sip:10.0.0.2;lr"],"Transport":"udp"}]}`
+	f.Add([]byte(good))
+	f.Add([]byte(`{"ID":"c2","Legs":[{},{}]}`))
+	f.Add([]byte(`{"ID":"c3","Streams":[{"Kind":"audio"}],"Legs":null}`))
+	s, err := New(Config{Domain: "portico.test", Listeners: []Listener{{Interface: External, Transport: "udp", Address: extIP + ":0"}, {Interface: Internal, Transport: "udp", Address: intIP + ":0"}}, CallServers: []CallServer{{Address: "127.0.0.9:5060"}}}, Deps{Media: nopMedia{}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { s.Close() })
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var st CallState
+		if json.Unmarshal(body, &st) != nil {
+			return
+		}
+		if s.ImportCall(st) != nil {
+			return
+		}
+		s.dormant.mu.Lock()
+		held := s.dormant.byID[st.ID]
+		s.dormant.delLocked(st.ID)
+		s.dormant.mu.Unlock()
+		if held == nil {
+			t.Fatalf("accepted call %q not held", st.ID)
+		}
+		if c := s.resumeCall(held); c != nil {
+			c.finish(endedByPortico, 200, "fuzz", nil)
+		}
+	})
+}
