@@ -106,6 +106,7 @@ func (c *call) anchor(idx int, body []byte) ([]byte, error) {
 	c.codecs = strings.Join(codecs, ",")
 	c.hold = hold
 	var infos []media.StreamInfo
+	c.claimPeerMedia(false)
 	if !c.hasMedia {
 		ifaces := [2]string{c.a.sd.name, c.b.sd.name}
 		id, in, err := c.s.deps.Media.Allocate(media.SessionConfig{Label: c.id, Interfaces: ifaces, Streams: c.streams})

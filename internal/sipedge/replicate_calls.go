@@ -252,8 +252,7 @@ type mediaSessions interface {
 // resumeCall makes a dormant call this node's own: from now on it is
 // handled, listed, replicated and ended here, and this node writes its
 // history row. Its media is the relay's adopted copy of the peer's
-// session when there is one (the VIPs moved and media flowed); a copy that
-// carried nothing yet is dropped, and the next offer allocates anew.
+// session (see claimPeerMedia).
 func (s *Server) resumeCall(st *CallState) *call {
 	c := &call{s: s, lc: s.lc(), id: st.ID, typ: st.Type, from: st.From, to: st.To, source: st.Source,
 		started: st.Started, answered: st.Answered, codecs: st.Codecs, hold: st.Hold,
@@ -278,17 +277,10 @@ func (s *Server) resumeCall(st *CallState) *call {
 		legs[i] = l
 	}
 	c.a, c.b = legs[0], legs[1]
-	if ms, ok := s.deps.Media.(mediaSessions); ok && st.MediaID != 0 {
-		for _, ss := range ms.Sessions() {
-			if ss.Label == st.ID {
-				c.mediaID, c.hasMedia = ss.ID, true
-				break
-			}
-		}
-		if !c.hasMedia {
-			ms.Forget(st.MediaID)
-		}
-	}
+	c.peerMedia = st.MediaID
+	c.mu.Lock()
+	c.claimPeerMedia(false)
+	c.mu.Unlock()
 	s.calls.add(c)
 	s.calls.bind(c.a, c)
 	s.calls.bind(c.b, c)
@@ -296,4 +288,34 @@ func (s *Server) resumeCall(st *CallState) *call {
 	s.log.Info("call taken over from the HA peer", "call", c.id, "media", c.hasMedia)
 	s.callChanged(c)
 	return c
+}
+
+// claimPeerMedia makes the relay's adopted copy of the peer's session
+// (labelled with the call's ID) the media of a call taken over from the
+// peer. The relay adopts a copy once media reached it on the moved
+// addresses, so the search is repeated at each offer or answer until it
+// succeeds; an offer before then allocates a new session. When the call
+// ends (final) without having found it, a copy still held is dropped.
+// c.mu is held.
+func (c *call) claimPeerMedia(final bool) {
+	if c.peerMedia == 0 {
+		return
+	}
+	ms, ok := c.s.deps.Media.(mediaSessions)
+	if !ok {
+		c.peerMedia = 0
+		return
+	}
+	if !c.hasMedia {
+		for _, ss := range ms.Sessions() {
+			if ss.Label == c.id {
+				c.mediaID, c.hasMedia, c.peerMedia = ss.ID, true, 0
+				return
+			}
+		}
+	}
+	if final || c.hasMedia {
+		ms.Forget(c.peerMedia)
+		c.peerMedia = 0
+	}
 }

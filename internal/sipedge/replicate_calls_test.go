@@ -15,8 +15,10 @@ import (
 // BYE, no history row) and B takes A's addresses. The caller's BYE then
 // reaches B, which takes the call over, answers it and relays it to the
 // callee through Kamailio; the callee's scenario ends only when that BYE
-// arrives. The one history row is B's. The media is not part of this test
-// (A's relay keeps running; package hasync tests the relay's failover).
+// arrives. The one history row is B's. A's relay session goes to B's
+// relay as a standby copy on the same addresses and ports (package hasync
+// carries it); A's relay closes with A, B's copy forwards the media on,
+// and the call B took over releases it and records its counts.
 func TestCallSurvivesFailover(t *testing.T) {
 	dir := sippDir(t)
 	insidePort := freePort(t)
@@ -54,11 +56,19 @@ func TestCallSurvivesFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ms, ok := a.relay.Export(st.MediaID)
+	if !ok {
+		t.Fatalf("no relay session %v on A", st.MediaID)
+	}
 	a.crash()
+	a.relay.Close()
 
 	b := startPorticoAt(t, Config{CallServers: kamailioServer(k)}, a, func(s *Server) {
 		s.deps.OnCall = func(id string) { mu.Lock(); announcedB = append(announcedB, id); mu.Unlock() }
 	})
+	if err := b.relay.Import(ms); err != nil {
+		t.Fatal(err)
+	}
 	var in CallState
 	if err := json.Unmarshal(body, &in); err != nil {
 		t.Fatal(err)
@@ -73,8 +83,18 @@ func TestCallSurvivesFailover(t *testing.T) {
 	caller.wait(t, "outside caller")
 	callee.wait(t, "inside callee")
 	calls := b.hist.waitCalls(t, 1)
-	if c := calls[0]; c.ID != id || c.CallType != CallRegistered || c.EndedBy != endedByCaller || c.Status != 200 || c.AnsweredAt.IsZero() || !c.StartedAt.Equal(st.Started) {
+	c := calls[0]
+	if c.ID != id || c.CallType != CallRegistered || c.EndedBy != endedByCaller || c.Status != 200 || c.AnsweredAt.IsZero() || !c.StartedAt.Equal(st.Started) {
 		t.Fatalf("B's history row: %+v", c)
+	}
+	// B's relay adopted its copy of A's session only once media reached
+	// it; the call then owns it, and its row counts what B relayed.
+	if len(c.Streams) != 1 || c.Streams[0].PacketsIn == 0 || c.Streams[0].PacketsOut == 0 {
+		t.Fatalf("B relayed no media for the call: %+v", c.Streams)
+	}
+	t.Logf("B relayed %d packets from the caller, %d back", c.Streams[0].PacketsIn, c.Streams[0].PacketsOut)
+	if n := len(b.relay.Sessions()) + len(b.relay.Standby()); n != 0 {
+		t.Fatalf("B's relay holds %d sessions after the call", n)
 	}
 	if n := a.hist.count(); n != 0 {
 		t.Fatalf("A wrote %d history rows", n)

@@ -232,6 +232,7 @@ func (c *call) finish(by string, code int, reason string, _ error) {
 		c.state = stateEnded
 		c.endedBy = by
 		c.stopSessionTimer()
+		c.claimPeerMedia(true)
 		hasMedia, id := c.hasMedia, c.mediaID
 		c.hasMedia = false
 		codecs, answered := c.codecs, c.answered
