@@ -2,6 +2,9 @@ package sipedge
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"sync"
 	"testing"
@@ -19,11 +22,27 @@ import (
 // relay as a standby copy on the same addresses and ports (package hasync
 // carries it); A's relay closes with A, B's copy forwards the media on,
 // and the call B took over releases it and records its counts.
-func TestCallSurvivesFailover(t *testing.T) {
+func TestCallSurvivesFailover(t *testing.T) { failoverCall(t, false) }
+
+// TestReinviteAfterFailover is TestCallSurvivesFailover with a re-INVITE
+// from the caller after the failover: B relays it to the callee and
+// answers it with the relay addresses and ports A had given the caller,
+// the media staying where it was anchored.
+func TestReinviteAfterFailover(t *testing.T) { failoverCall(t, true) }
+
+func failoverCall(t *testing.T, reinvite bool) {
 	dir := sippDir(t)
 	insidePort := freePort(t)
-	callee := startSipp(t, dir, "-sn", "uas", "-i", insideIP, "-p", insidePort, "-mp", freePort(t), "-rtp_echo", "-m", "1")
-	k := startKamailio(t, 64, `MCU_URI="sip:`+insideIP+":"+insidePort+`"`)
+	calleeArgs := []string{"-sn", "uas"}
+	callerScenario := "reg_call.xml"
+	if reinvite {
+		calleeArgs = []string{"-sf", "uas_reinvite.xml"}
+		callerScenario = "reg_reinvite_call.xml"
+	}
+	callee := startSipp(t, dir, append(calleeArgs, "-i", insideIP, "-p", insidePort, "-mp", freePort(t), "-rtp_echo", "-m", "1")...)
+	// Kamailio record-routes: in-dialog requests and their responses
+	// cross it (the sipp UAS answers wherever the INVITE came from).
+	k := startKamailio(t, 64, `MCU_URI="sip:`+insideIP+":"+insidePort+`"`, "WITH_RR")
 	var mu sync.Mutex
 	var announcedA, announcedB []string
 	a := startPortico(t, Config{CallServers: kamailioServer(k)}, func(s *Server) {
@@ -31,8 +50,9 @@ func TestCallSurvivesFailover(t *testing.T) {
 	})
 	// The caller hangs up after 5 s, by which time B holds A's addresses;
 	// were it later, sipp retransmits the BYE.
-	caller := startSipp(t, dir, "-sf", "reg_call.xml", "-key", "user", "alice", "-s", "1001",
-		"-i", outsideIP, "-p", freePort(t), "-mp", freePort(t), "-m", "1", "-d", "5000", a.extUDP.String())
+	callerMedia := freePort(t)
+	caller := startSipp(t, dir, "-sf", callerScenario, "-key", "user", "alice", "-s", "1001",
+		"-i", outsideIP, "-p", freePort(t), "-mp", callerMedia, "-m", "1", "-d", "5000", a.extUDP.String())
 
 	var id string
 	for i := 0; id == ""; i++ {
@@ -95,6 +115,27 @@ func TestCallSurvivesFailover(t *testing.T) {
 	t.Logf("B relayed %d packets from the caller, %d back", c.Streams[0].PacketsIn, c.Streams[0].PacketsOut)
 	if n := len(b.relay.Sessions()) + len(b.relay.Standby()); n != 0 {
 		t.Fatalf("B's relay holds %d sessions after the call", n)
+	}
+	if reinvite {
+		// The caller's messages: its own offers name callerMedia; every
+		// answer (A's to the INVITE, B's to the re-INVITE) one relay port.
+		logs, _ := filepath.Glob(filepath.Join(dir, "reg_reinvite_call_*_messages.log"))
+		if len(logs) != 1 {
+			t.Fatalf("caller's message logs: %q", logs)
+		}
+		msgs, err := os.ReadFile(logs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var answers []string
+		for _, m := range regexp.MustCompile(`m=audio (\d+)`).FindAllStringSubmatch(string(msgs), -1) {
+			if m[1] != callerMedia {
+				answers = append(answers, m[1])
+			}
+		}
+		if len(answers) < 2 || slices.ContainsFunc(answers, func(p string) bool { return p != answers[0] }) {
+			t.Fatalf("relay ports answered to the caller: %q", answers)
+		}
 	}
 	if n := a.hist.count(); n != 0 {
 		t.Fatalf("A wrote %d history rows", n)
