@@ -160,22 +160,45 @@ func (s *Server) ExportCall(id string) (CallState, bool) {
 	return st, true
 }
 
-// ImportCall keeps a call the HA peer answered as a dormant call: nothing
+// ImportCall keeps a call the HA peer holds as a dormant call: nothing
 // is listed or counted for it until a request within one of its dialogs
 // reaches this node, which then takes the call over as its own (see
-// resumeCall). A call this node holds itself is left alone.
+// resumeCall). The peer sends only calls it holds itself, so a call this
+// node also holds was taken over by the peer (its VIP moved back): this
+// node lets it go without a BYE or a history row, and keeps it dormant.
 func (s *Server) ImportCall(st CallState) error {
 	if err := s.checkCallState(st); err != nil {
 		return fmt.Errorf("sipedge: import call %q: %w", st.ID, err)
 	}
 	s.calls.mu.Lock()
-	own := s.calls.byID[st.ID] != nil
+	own := s.calls.byID[st.ID]
 	s.calls.mu.Unlock()
-	if own {
-		return nil
+	if own != nil {
+		own.yield()
 	}
 	s.dormant.put(&st)
 	return nil
+}
+
+// yield ends c on this node only: the HA peer holds it now. No request is
+// sent, no history row written, and the media session is left to the
+// relay, which ends it once the media it carries stopped (the peer relays
+// it now, and a release would make the peer drop its copy).
+func (c *call) yield() {
+	c.endOnce.Do(func() {
+		s := c.s
+		c.mu.Lock()
+		c.state = stateEnded
+		c.endedBy = "peer"
+		c.stopSessionTimer()
+		c.hasMedia, c.peerMedia = false, 0
+		c.mu.Unlock()
+		c.end()
+		s.calls.remove(c)
+		s.m.callsActive.Dec()
+		s.log.Info("call handed to the HA peer", "call", c.id)
+		close(c.done)
+	})
 }
 
 // ForgetCall drops a dormant call (the peer ended it, and wrote its

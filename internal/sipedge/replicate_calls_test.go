@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // TestCallSurvivesFailover: an outside sipp registers through node A to
@@ -162,6 +164,13 @@ func TestImportCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	hist := &memHistory{}
+	s.deps.History = hist
+	defer func() {
+		if n := hist.count(); n != 0 {
+			t.Errorf("%d history rows written", n)
+		}
+	}()
 	good := CallState{ID: "c1", Legs: [2]LegState{
 		{Side: External, CallID: "x1", LocalTag: "l1", RemoteTag: "r1", Local: "sip:1001@portico.test", Remote: "sip:alice@portico.test", Target: "sip:alice@192.0.2.1:5060"},
 		{Side: Internal, CallID: "x2", LocalTag: "l2", RemoteTag: "r2", Local: "sip:alice@portico.test", Remote: "sip:1001@portico.test", Target: "sip:1001@10.0.0.1", Routes: []string{"sip:10.0.0.2;lr"}},
@@ -171,6 +180,21 @@ func TestImportCall(t *testing.T) {
 	}
 	if s.DormantCalls() != 1 {
 		t.Fatalf("dormant %d", s.DormantCalls())
+	}
+	// A request takes the call over; the peer's record of it afterwards
+	// (the peer took it back) hands it over again without a history row.
+	st := s.dormant.take(External, dialogRequest("x1", "l1"))
+	if st == nil || s.resumeCall(st) == nil || len(s.Calls()) != 1 || s.DormantCalls() != 0 || len(s.CallKeys()) != 1 {
+		t.Fatalf("take-over: calls %+v, dormant %d", s.Calls(), s.DormantCalls())
+	}
+	if exp, ok := s.ExportCall("c1"); !ok || exp.Legs[0].CSeq != good.Legs[0].CSeq+cseqGap {
+		t.Fatalf("export after take-over: %+v %v", exp, ok)
+	}
+	if err := s.ImportCall(good); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Calls()) != 0 || s.DormantCalls() != 1 {
+		t.Fatalf("hand-back: calls %+v, dormant %d", s.Calls(), s.DormantCalls())
 	}
 	s.ForgetCall("c1")
 	if s.DormantCalls() != 0 {
@@ -233,4 +257,16 @@ func FuzzImportCall(f *testing.F) {
 			c.finish(endedByPortico, 200, "fuzz", nil)
 		}
 	})
+}
+
+// dialogRequest is a BYE within the dialog Call-ID callID whose To tag is
+// Portico's tag.
+func dialogRequest(callID, tag string) *sip.Request {
+	req := sip.NewRequest(sip.BYE, sip.Uri{Scheme: "sip", Host: "portico.test"})
+	to := &sip.ToHeader{Address: sip.Uri{Scheme: "sip", Host: "portico.test"}, Params: sip.NewParams()}
+	to.Params.Add("tag", tag)
+	cid := sip.CallIDHeader(callID)
+	req.AppendHeader(to)
+	req.AppendHeader(&cid)
+	return req
 }
