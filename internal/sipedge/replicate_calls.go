@@ -65,6 +65,9 @@ type dormantCalls struct {
 	mu       sync.Mutex
 	byID     map[string]*CallState
 	byDialog map[string]*CallState
+	// yielded are the relay sessions of calls handed back to the peer,
+	// released when the peer ends the call (ForgetCall).
+	yielded map[string]media.SessionID
 }
 
 func (d *dormantCalls) put(st *CallState) {
@@ -181,9 +184,9 @@ func (s *Server) ImportCall(st CallState) error {
 }
 
 // yield ends c on this node only: the HA peer holds it now. No request is
-// sent, no history row written, and the media session is left to the
-// relay, which ends it once the media it carries stopped (the peer relays
-// it now, and a release would make the peer drop its copy).
+// sent and no history row written. The media session is kept until the
+// peer ends the call (ForgetCall): released now, it would make the peer
+// drop its copy of the session if its relay had not adopted it yet.
 func (c *call) yield() {
 	c.endOnce.Do(func() {
 		s := c.s
@@ -191,6 +194,14 @@ func (c *call) yield() {
 		c.state = stateEnded
 		c.endedBy = "peer"
 		c.stopSessionTimer()
+		if c.hasMedia {
+			s.dormant.mu.Lock()
+			if s.dormant.yielded == nil {
+				s.dormant.yielded = map[string]media.SessionID{}
+			}
+			s.dormant.yielded[c.id] = c.mediaID
+			s.dormant.mu.Unlock()
+		}
 		c.hasMedia, c.peerMedia = false, 0
 		c.mu.Unlock()
 		c.end()
@@ -202,11 +213,17 @@ func (c *call) yield() {
 }
 
 // ForgetCall drops a dormant call (the peer ended it, and wrote its
-// history row).
+// history row), and releases the relay session this node used for it
+// before handing it back to the peer, if the relay has not ended it.
 func (s *Server) ForgetCall(id string) {
 	s.dormant.mu.Lock()
 	s.dormant.delLocked(id)
+	sid, ok := s.dormant.yielded[id]
+	delete(s.dormant.yielded, id)
 	s.dormant.mu.Unlock()
+	if ok {
+		s.deps.Media.Release(sid)
+	}
 }
 
 // DormantCalls counts the calls held for the HA peer.

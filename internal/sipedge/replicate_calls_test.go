@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/portico-edge/portico/internal/media"
 )
 
 // TestCallSurvivesFailover: an outside sipp registers through node A to
@@ -159,7 +161,7 @@ func failoverCall(t *testing.T, reinvite bool) {
 // TestImportCall: a dormant call the peer ends is forgotten; states that
 // name no dialog, an unknown side or a malformed URI are refused.
 func TestImportCall(t *testing.T) {
-	s, err := New(Config{Domain: "portico.test", Listeners: []Listener{{Interface: External, Transport: "udp", Address: extIP + ":0"}, {Interface: Internal, Transport: "udp", Address: intIP + ":0"}}, CallServers: []CallServer{{Address: "127.0.0.9:5060"}}}, Deps{Media: nopMedia{}})
+	s, err := New(Config{Domain: "portico.test", Listeners: []Listener{{Interface: External, Transport: "udp", Address: extIP + ":0"}, {Interface: Internal, Transport: "udp", Address: intIP + ":0"}}, CallServers: []CallServer{{Address: "127.0.0.9:5060"}}}, Deps{Media: &releases{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,9 +186,16 @@ func TestImportCall(t *testing.T) {
 	// A request takes the call over; the peer's record of it afterwards
 	// (the peer took it back) hands it over again without a history row.
 	st := s.dormant.take(External, dialogRequest("x1", "l1"))
-	if st == nil || s.resumeCall(st) == nil || len(s.Calls()) != 1 || s.DormantCalls() != 0 || len(s.CallKeys()) != 1 {
+	var c *call
+	if st != nil {
+		c = s.resumeCall(st)
+	}
+	if c == nil || len(s.Calls()) != 1 || s.DormantCalls() != 0 || len(s.CallKeys()) != 1 {
 		t.Fatalf("take-over: calls %+v, dormant %d", s.Calls(), s.DormantCalls())
 	}
+	c.mu.Lock()
+	c.mediaID, c.hasMedia = 42, true // as if an offer had allocated it
+	c.mu.Unlock()
 	if exp, ok := s.ExportCall("c1"); !ok || exp.Legs[0].CSeq != good.Legs[0].CSeq+cseqGap {
 		t.Fatalf("export after take-over: %+v %v", exp, ok)
 	}
@@ -196,9 +205,16 @@ func TestImportCall(t *testing.T) {
 	if len(s.Calls()) != 0 || s.DormantCalls() != 1 {
 		t.Fatalf("hand-back: calls %+v, dormant %d", s.Calls(), s.DormantCalls())
 	}
+	rel := s.deps.Media.(*releases)
+	if len(rel.ids) != 0 {
+		t.Fatalf("media released when handing the call back: %v", rel.ids)
+	}
 	s.ForgetCall("c1")
 	if s.DormantCalls() != 0 {
 		t.Fatalf("dormant %d after the peer ended the call", s.DormantCalls())
+	}
+	if !slices.Equal(rel.ids, []media.SessionID{42}) {
+		t.Fatalf("released %v once the peer ended the call", rel.ids)
 	}
 	for _, tc := range []struct {
 		name string
@@ -269,4 +285,15 @@ func dialogRequest(callID, tag string) *sip.Request {
 	req.AppendHeader(to)
 	req.AppendHeader(&cid)
 	return req
+}
+
+// releases is nopMedia recording what is released.
+type releases struct {
+	nopMedia
+	ids []media.SessionID
+}
+
+func (r *releases) Release(id media.SessionID) (media.SessionStats, error) {
+	r.ids = append(r.ids, id)
+	return media.SessionStats{}, nil
 }
