@@ -159,6 +159,26 @@ func benchLab(b *testing.B) *netLab {
 
 func execIP(args ...string) ([]byte, error) { return exec.Command("ip", args...).CombinedOutput() }
 
+// testEdge is a SIP edge on loopback that is not served (its Import and
+// Export methods are what the link uses), with a relay whose 100 ports
+// start at portMin; both close when the test ends.
+func testEdge(tb testing.TB, portMin int) *sipedge.Server {
+	relay, err := media.New(media.Config{Interfaces: map[string]media.InterfaceConfig{
+		"external": {Addr: netip.MustParseAddr("127.0.0.1"), PortMin: portMin, PortMax: portMin + 99}}}, media.Deps{Logger: quiet()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { relay.Close() })
+	srv, err := sipedge.New(sipedge.Config{Domain: "portico.test",
+		Listeners:   []sipedge.Listener{{Interface: sipedge.External, Transport: "udp", Address: "127.0.0.1:0"}, {Interface: sipedge.Internal, Transport: "udp", Address: "127.0.0.1:0"}},
+		CallServers: []sipedge.CallServer{{Address: "127.0.0.9:5060"}}}, sipedge.Deps{Media: relay, Logger: quiet()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { srv.Close() })
+	return srv
+}
+
 // BenchmarkReplicateRegistrations: one op is 10,000 registrations
 // announced on node A and imported by a SIP edge on node B
 // (sipedge.ImportRegistration). It reports the cost of announcing one
@@ -166,19 +186,7 @@ func execIP(args ...string) ([]byte, error) { return exec.Command("ip", args...)
 // all 10,000.
 func BenchmarkReplicateRegistrations(b *testing.B) {
 	const regs = 10000
-	relay, err := media.New(media.Config{Interfaces: map[string]media.InterfaceConfig{
-		"external": {Addr: netip.MustParseAddr("127.0.0.1"), PortMin: 30000, PortMax: 30099}}}, media.Deps{Logger: quiet()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer relay.Close()
-	srv, err := sipedge.New(sipedge.Config{Domain: "portico.test",
-		Listeners:   []sipedge.Listener{{Interface: sipedge.External, Transport: "udp", Address: "127.0.0.1:0"}, {Interface: sipedge.Internal, Transport: "udp", Address: "127.0.0.1:0"}},
-		CallServers: []sipedge.CallServer{{Address: "127.0.0.9:5060"}}}, sipedge.Deps{Media: relay, Logger: quiet()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
+	srv := testEdge(b, 30000)
 	src := newTable()
 	na, _ := benchPair(b, KindRegistration, src, Registrations{Server: srv})
 	keys := make([]string, regs)
@@ -239,19 +247,7 @@ func BenchmarkReplicateRegistrations(b *testing.B) {
 // acknowledgement of all 1,000.
 func BenchmarkReplicateDialogs(b *testing.B) {
 	const calls = 1000
-	relay, err := media.New(media.Config{Interfaces: map[string]media.InterfaceConfig{
-		"external": {Addr: netip.MustParseAddr("127.0.0.1"), PortMin: 30200, PortMax: 30299}}}, media.Deps{Logger: quiet()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer relay.Close()
-	srv, err := sipedge.New(sipedge.Config{Domain: "portico.test",
-		Listeners:   []sipedge.Listener{{Interface: sipedge.External, Transport: "udp", Address: "127.0.0.1:0"}, {Interface: sipedge.Internal, Transport: "udp", Address: "127.0.0.1:0"}},
-		CallServers: []sipedge.CallServer{{Address: "127.0.0.9:5060"}}}, sipedge.Deps{Media: relay, Logger: quiet()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
+	srv := testEdge(b, 30200)
 	src := newTable()
 	na, _ := benchPair(b, KindDialog, src, Calls{Server: srv})
 	keys := make([]string, calls)

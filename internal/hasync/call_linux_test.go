@@ -2,12 +2,10 @@ package hasync
 
 import (
 	"encoding/json"
-	"net/netip"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/sipedge"
 )
 
@@ -15,19 +13,7 @@ import (
 // SIP edge as a dormant call; when A ends it, B forgets it. A body that
 // names another call than its key is refused and counted.
 func TestCallsOverLink(t *testing.T) {
-	relay, err := media.New(media.Config{Interfaces: map[string]media.InterfaceConfig{
-		"external": {Addr: netip.MustParseAddr("127.0.0.1"), PortMin: 30100, PortMax: 30199}}}, media.Deps{Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer relay.Close()
-	srv, err := sipedge.New(sipedge.Config{Domain: "portico.test",
-		Listeners:   []sipedge.Listener{{Interface: sipedge.External, Transport: "udp", Address: "127.0.0.1:0"}, {Interface: sipedge.Internal, Transport: "udp", Address: "127.0.0.1:0"}},
-		CallServers: []sipedge.CallServer{{Address: "127.0.0.9:5060"}}}, sipedge.Deps{Media: relay, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := testEdge(t, 30100)
 
 	p := startPair(t, Config{}, testSecret)
 	calls := newTable()
