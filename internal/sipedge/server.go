@@ -135,8 +135,6 @@ type Server struct {
 	flows *flowCodec
 	regs  *registrar
 	calls *callTable
-	// dormant are the calls the HA peer replicated (replicate_calls.go).
-	dormant dormantCalls
 	res   Resolver
 	// handoff feeds WSHandoff's connections to the external WSS transport.
 	handoff *handoff.Listener
@@ -167,6 +165,9 @@ type Server struct {
 	early     provisionals
 	adm       admission
 	unreached unreachables
+
+	// dormant are the calls the HA peer replicated (replicate_calls.go).
+	dormant dormantCalls
 }
 
 // New validates cfg and builds a server; it does no I/O.
