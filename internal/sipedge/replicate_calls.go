@@ -317,6 +317,10 @@ func (s *Server) resumeCall(st *CallState) *call {
 		legs[i] = l
 	}
 	c.a, c.b = legs[0], legs[1]
+	if s.deps.Capture != nil {
+		s.deps.Capture.Link(c.id, c.a.callID)
+		s.deps.Capture.Link(c.id, c.b.callID)
+	}
 	c.peerMedia = st.MediaID
 	c.mu.Lock()
 	c.claimPeerMedia(false)
