@@ -58,6 +58,14 @@ func (l *syncLink) registrationChanged() func(string) {
 	return func(key string) { l.node.Changed(hasync.KindRegistration, key) }
 }
 
+// callChanged is the SIP edge's OnCall: nil without the link.
+func (l *syncLink) callChanged() func(string) {
+	if l == nil {
+		return nil
+	}
+	return func(id string) { l.node.Changed(hasync.KindDialog, id) }
+}
+
 // flowKey is the SIP edge's FlowSecret: nil (a random key) without the link.
 func (l *syncLink) flowKey() []byte {
 	if l == nil {
@@ -76,6 +84,8 @@ func (l *syncLink) service(relay *media.Relay, sip *sipedge.Server) *service {
 	if sip != nil {
 		r := hasync.Registrations{Server: sip}
 		l.node.Register(hasync.KindRegistration, r, r)
+		c := hasync.Calls{Server: sip}
+		l.node.Register(hasync.KindDialog, c, c)
 	}
 	return &service{name: "ha-sync", run: l.node.Run}
 }

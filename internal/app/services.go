@@ -224,7 +224,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 			capture = b.ladder
 		}
 		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard, ACL: &b.sipACL, Descriptors: d.fds, Capture: capture,
-			FlowSecret: hs.flowKey(), OnRegistration: hs.registrationChanged()})
+			FlowSecret: hs.flowKey(), OnRegistration: hs.registrationChanged(), OnCall: hs.callChanged()})
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}

@@ -159,6 +159,42 @@ func benchLab(b *testing.B) *netLab {
 
 func execIP(args ...string) ([]byte, error) { return exec.Command("ip", args...).CombinedOutput() }
 
+// burst announces keys of kind on na and waits until the peer
+// acknowledged them all. It returns the time the announcements took, the
+// time from the last one to the acknowledgement, and the CPU both nodes
+// used.
+func burst(na *Node, kind Kind, keys []string) (announce, lag, cpu time.Duration) {
+	c0 := cpuTime()
+	t0 := time.Now()
+	for _, k := range keys {
+		na.Changed(kind, k)
+	}
+	t1 := time.Now()
+	caughtUp(na)
+	t2 := time.Now()
+	return t1.Sub(t0), t2.Sub(t1), cpuTime() - c0
+}
+
+// testEdge is a SIP edge on loopback that is not served (its Import and
+// Export methods are what the link uses), with a relay whose 100 ports
+// start at portMin; both close when the test ends.
+func testEdge(tb testing.TB, portMin int) *sipedge.Server {
+	relay, err := media.New(media.Config{Interfaces: map[string]media.InterfaceConfig{
+		"external": {Addr: netip.MustParseAddr("127.0.0.1"), PortMin: portMin, PortMax: portMin + 99}}}, media.Deps{Logger: quiet()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { relay.Close() })
+	srv, err := sipedge.New(sipedge.Config{Domain: "portico.test",
+		Listeners:   []sipedge.Listener{{Interface: sipedge.External, Transport: "udp", Address: "127.0.0.1:0"}, {Interface: sipedge.Internal, Transport: "udp", Address: "127.0.0.1:0"}},
+		CallServers: []sipedge.CallServer{{Address: "127.0.0.9:5060"}}}, sipedge.Deps{Media: relay, Logger: quiet()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { srv.Close() })
+	return srv
+}
+
 // BenchmarkReplicateRegistrations: one op is 10,000 registrations
 // announced on node A and imported by a SIP edge on node B
 // (sipedge.ImportRegistration). It reports the cost of announcing one
@@ -166,19 +202,7 @@ func execIP(args ...string) ([]byte, error) { return exec.Command("ip", args...)
 // all 10,000.
 func BenchmarkReplicateRegistrations(b *testing.B) {
 	const regs = 10000
-	relay, err := media.New(media.Config{Interfaces: map[string]media.InterfaceConfig{
-		"external": {Addr: netip.MustParseAddr("127.0.0.1"), PortMin: 30000, PortMax: 30099}}}, media.Deps{Logger: quiet()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer relay.Close()
-	srv, err := sipedge.New(sipedge.Config{Domain: "portico.test",
-		Listeners:   []sipedge.Listener{{Interface: sipedge.External, Transport: "udp", Address: "127.0.0.1:0"}, {Interface: sipedge.Internal, Transport: "udp", Address: "127.0.0.1:0"}},
-		CallServers: []sipedge.CallServer{{Address: "127.0.0.9:5060"}}}, sipedge.Deps{Media: relay, Logger: quiet()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
+	srv := testEdge(b, 30000)
 	src := newTable()
 	na, _ := benchPair(b, KindRegistration, src, Registrations{Server: srv})
 	keys := make([]string, regs)
@@ -200,17 +224,8 @@ func BenchmarkReplicateRegistrations(b *testing.B) {
 			src.set(keys[r], string(body))
 		}
 		b.StartTimer()
-		c0 := cpuTime()
-		t0 := time.Now()
-		for _, k := range keys {
-			na.Changed(KindRegistration, k)
-		}
-		t1 := time.Now()
-		caughtUp(na)
-		t2 := time.Now()
-		cpu += cpuTime() - c0
-		announce += t1.Sub(t0)
-		lag += t2.Sub(t1)
+		a, l, c := burst(na, KindRegistration, keys)
+		announce, lag, cpu = announce+a, lag+l, cpu+c
 	}
 	n := float64(b.N)
 	if got := len(srv.Registrations()); got != regs {
@@ -230,4 +245,50 @@ func BenchmarkReplicateRegistrations(b *testing.B) {
 	b.ReportMetric(float64(announce.Nanoseconds())/n/regs, "announce-ns/reg")
 	b.ReportMetric(float64(lag.Microseconds())/n/1000, "lag-ms/10000regs")
 	b.ReportMetric(float64(cpu.Microseconds())/n/regs, "cpu-µs/reg")
+}
+
+// BenchmarkReplicateDialogs: one op is 1,000 answered calls announced on
+// node A and held as dormant calls by a SIP edge on node B
+// (sipedge.ImportCall). It reports the record size, the cost of
+// announcing one call and the lag from the last announcement to B's
+// acknowledgement of all 1,000.
+func BenchmarkReplicateDialogs(b *testing.B) {
+	const calls = 1000
+	srv := testEdge(b, 30200)
+	src := newTable()
+	na, _ := benchPair(b, KindDialog, src, Calls{Server: srv})
+	keys := make([]string, calls)
+	size := 0
+	for r := range calls {
+		ip := fmt.Sprintf("198.51.100.%d", r%250+1)
+		st := sipedge.CallState{ID: fmt.Sprintf("call%04d", r), Type: sipedge.CallRegistered, From: "sip:user@portico.test", To: "sip:1001@portico.test",
+			Source: ip + ":5060", Started: time.Now(), Answered: time.Now(), Codecs: "audio:PCMA,video:H264", MediaID: media.SessionID(r + 1),
+			Streams: []media.StreamConfig{{Kind: media.KindAudio}, {Kind: media.KindVideo}},
+			Legs: [2]sipedge.LegState{
+				{Side: sipedge.External, CallID: fmt.Sprintf("%d-abcdef@%s", r, ip), LocalTag: "a1b2c3d4e5f60718", RemoteTag: "9f8e7d6c5b4a3928",
+					Local: "sip:1001@portico.test", Remote: "sip:user@portico.test", CSeq: 812, Target: "sip:user@" + ip + ":5060;transport=udp",
+					Transport: "udp", Fixed: ip + ":5060"},
+				{Side: sipedge.Internal, CallID: "0123456789abcdef01234567", LocalTag: "1122334455667788", RemoteTag: "as5f3c2b1a",
+					Local: "sip:user@portico.test", Remote: "sip:1001@portico.test", CSeq: 377, Target: "sip:1001@10.0.0.50:5060",
+					Routes: []string{"sip:10.0.0.4;lr"}, Transport: "udp"},
+			}}
+		body, _ := json.Marshal(st)
+		size += len(body)
+		keys[r] = st.ID
+		src.set(keys[r], string(body))
+	}
+	var announce, lag, cpu time.Duration
+	b.ResetTimer()
+	for range b.N {
+		a, l, c := burst(na, KindDialog, keys)
+		announce, lag, cpu = announce+a, lag+l, cpu+c
+	}
+	n := float64(b.N)
+	if got := srv.DormantCalls(); got != calls {
+		b.Fatalf("B holds %d calls, want %d", got, calls)
+	}
+	b.ReportMetric(float64(size)/calls, "bytes/call")
+	b.ReportMetric(float64(announce.Nanoseconds())/n/calls, "announce-ns/call")
+	b.ReportMetric(float64(lag.Microseconds())/n/1000, "lag-ms/1000calls")
+	b.ReportMetric(float64(cpu.Microseconds())/n/calls, "cpu-µs/call")
 }

@@ -170,6 +170,7 @@ type call struct {
 	answered   time.Time
 	mediaID    media.SessionID
 	hasMedia   bool
+	peerMedia  media.SessionID // taken over from the HA peer: its session, until found here (replicate_calls.go)
 	streams    []media.StreamConfig
 	codecs     string
 	hold       bool

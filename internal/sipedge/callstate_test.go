@@ -248,7 +248,7 @@ func sipedgeGoroutines() []string {
 	}
 	var out []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "sipedge.startPortico.func") {
+		if strings.Contains(g, "sipedge.startPorticoAt.func") {
 			continue // the harness's Serve goroutine: the test's own
 		}
 		if strings.Contains(g, "internal/sipedge.(*call)") || strings.Contains(g, "internal/sipedge.(*Server)") {

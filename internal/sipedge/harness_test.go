@@ -170,6 +170,9 @@ type portico struct {
 	errc   chan error
 	// stop ends the edge and its relay (once; the test's cleanup calls it).
 	stop func()
+	// crash closes the edge's UDP sockets and nothing else, as a node that
+	// dies sends nothing more (no BYE, no history row); stop still runs.
+	crash func()
 }
 
 // withPort is ip:0, or ip as given when it names a port already.
@@ -308,6 +311,7 @@ func startPorticoAt(t testing.TB, cfg Config, at *portico, opts ...func(*Server)
 		extUDP.Close() // the addresses are free for a node that takes over
 		intUDP.Close()
 	})
+	p.crash = func() { extUDP.Close(); intUDP.Close() }
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {

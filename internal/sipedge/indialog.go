@@ -86,6 +86,7 @@ func (c *call) reinvite(sd *side, req *sip.Request, tx sip.ServerTransaction) {
 		if other.inviteHadBody {
 			other.sd.write(ack)
 		}
+		s.callChanged(c)
 	} else {
 		c.mu.Unlock()
 	}
@@ -136,7 +137,7 @@ func (s *Server) handleInDialog(sd *side, req *sip.Request, tx sip.ServerTransac
 		s.respond(sd, tx, req, 400, "Bad Request")
 		return
 	}
-	c := s.calls.lookup(sd.name, req)
+	c := s.findCall(sd, req)
 	if c == nil || !to.Params.Has("tag") {
 		s.respond(sd, tx, req, 481, "Call/Transaction Does Not Exist")
 		return

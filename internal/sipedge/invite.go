@@ -24,7 +24,7 @@ func (s *Server) handleInvite(sd *side, req *sip.Request, tx sip.ServerTransacti
 		return
 	}
 	if to.Params.Has("tag") {
-		c := s.calls.lookup(sd.name, req)
+		c := s.findCall(sd, req)
 		if c == nil {
 			s.respond(sd, tx, req, 481, "Call/Transaction Does Not Exist")
 			return
@@ -106,6 +106,7 @@ func (c *call) anchor(idx int, body []byte) ([]byte, error) {
 	c.codecs = strings.Join(codecs, ",")
 	c.hold = hold
 	var infos []media.StreamInfo
+	c.claimPeerMedia(false)
 	if !c.hasMedia {
 		ifaces := [2]string{c.a.sd.name, c.b.sd.name}
 		id, in, err := c.s.deps.Media.Allocate(media.SessionConfig{Label: c.id, Interfaces: ifaces, Streams: c.streams})
@@ -597,6 +598,7 @@ func (c *call) answer(sd *side, req *sip.Request, tx sip.ServerTransaction, res 
 	c.answered = time.Now()
 	c.watchSession(res)
 	c.mu.Unlock()
+	c.s.callChanged(c)
 	if b.inviteHadBody {
 		if err := b.sd.write(ack); err != nil {
 			c.s.log.Debug("ack", "call", c.id, "err", err)

@@ -75,6 +75,11 @@ type Deps struct {
 	// the registrar's lock held and must return at once. Nil: nothing is
 	// called.
 	OnRegistration func(key string)
+	// OnCall is called with a call's ID (CallKeys) when it is answered,
+	// re-negotiated, taken over from the HA peer or ended, so that it can
+	// be replicated to the peer (ExportCall). It must return at once. Nil:
+	// nothing is called.
+	OnCall func(id string)
 }
 
 // Capture is where the SIP edge reports the messages its sockets carry
@@ -160,6 +165,9 @@ type Server struct {
 	early     provisionals
 	adm       admission
 	unreached unreachables
+
+	// dormant are the calls the HA peer replicated (replicate_calls.go).
+	dormant dormantCalls
 }
 
 // New validates cfg and builds a server; it does no I/O.

@@ -232,6 +232,7 @@ func (c *call) finish(by string, code int, reason string, _ error) {
 		c.state = stateEnded
 		c.endedBy = by
 		c.stopSessionTimer()
+		c.claimPeerMedia(true)
 		hasMedia, id := c.hasMedia, c.mediaID
 		c.hasMedia = false
 		codecs, answered := c.codecs, c.answered
@@ -246,6 +247,9 @@ func (c *call) finish(by string, code int, reason string, _ error) {
 		if c.a != nil {
 			s.calls.remove(c)
 			s.m.callsActive.Dec()
+			if !answered.IsZero() {
+				s.callChanged(c) // the peer forgets it
+			}
 		}
 		now := time.Now()
 		disp := dispositionOf(code, reason)

@@ -1,0 +1,53 @@
+package hasync
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/portico-edge/portico/internal/sipedge"
+)
+
+// Calls replicates the SIP edge's answered calls: both dialogs, the relay
+// session and what the call's history row needs. On the node that holds
+// the calls it is the Source (wire sipedge.Deps.OnCall to Changed with
+// KindDialog); on the peer it is the Sink, which keeps each call dormant
+// until a request within one of its dialogs reaches it.
+type Calls struct {
+	Server *sipedge.Server
+}
+
+var (
+	_ Source = Calls{}
+	_ Sink   = Calls{}
+)
+
+// Keys lists the answered calls the node holds itself.
+func (c Calls) Keys() []string { return c.Server.CallKeys() }
+
+// Export encodes a call (JSON).
+func (c Calls) Export(key string) ([]byte, bool) {
+	st, ok := c.Server.ExportCall(key)
+	if !ok {
+		return nil, false
+	}
+	b, err := json.Marshal(st)
+	return b, err == nil
+}
+
+// Apply keeps the peer's call dormant.
+func (c Calls) Apply(key string, body []byte) error {
+	var st sipedge.CallState
+	if err := json.Unmarshal(body, &st); err != nil {
+		return fmt.Errorf("hasync: call: %w", err)
+	}
+	if st.ID != key {
+		return fmt.Errorf("hasync: call %s: body names call %q", key, st.ID)
+	}
+	return c.Server.ImportCall(st)
+}
+
+// Remove forgets the peer's call: the peer ended it and wrote its history.
+func (c Calls) Remove(key string) error {
+	c.Server.ForgetCall(key)
+	return nil
+}
