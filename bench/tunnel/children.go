@@ -50,12 +50,22 @@ func runEnd(role, server, token, ports, cpuprofile string) error {
 		}
 		fmt.Println(pc.LocalAddr())
 		fmt.Println(tok)
-		return s.Serve(ctx, pc)
+		err = s.Serve(ctx, pc)
+		report("server", s.Stats())
+		return err
 	}
 	c, err := tunnel.NewClient(tunnel.Config{Role: tunnel.RoleClient, Server: server, EnrollmentToken: token,
 		Services: []tunnel.Service{{Name: "media", Proto: "udp", Target: ports}}}, deps)
 	if err != nil {
 		return err
 	}
-	return c.Run(ctx)
+	err = c.Run(ctx)
+	report("client", c.Stats())
+	return err
+}
+
+// report writes an end's drop counters to standard error at exit.
+func report(role string, st tunnel.Stats) {
+	fmt.Fprintf(os.Stderr, "%s end: dropped queue full %d, too large %d, no peer %d, unknown %d; bad headers %d\n",
+		role, st.DroppedQueueFull, st.DroppedTooLarge, st.DroppedNoPeer, st.DroppedUnknown, st.BadHeaders)
 }

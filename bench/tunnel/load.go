@@ -24,7 +24,7 @@ type echo struct {
 
 func newEcho(n int) (*echo, int, error) {
 	for try := 0; try < 50; try++ {
-		base := 30000 + rand.IntN(25000)
+		base := 10000 + rand.IntN(22000) // below the ephemeral range, where the flows' own sockets bind
 		e := &echo{}
 		ok := true
 		for p := base; p < base+n; p++ {
@@ -69,7 +69,7 @@ func (e *echo) close() {
 // freeRange finds n consecutive free UDP ports on 127.0.0.1.
 func freeRange(n int) (int, error) {
 	for try := 0; try < 50; try++ {
-		base := 30000 + rand.IntN(25000)
+		base := 10000 + rand.IntN(22000) // below the ephemeral range, where the flows' own sockets bind
 		var open []*net.UDPConn
 		ok := true
 		for p := base; p < base+n; p++ {
@@ -182,16 +182,17 @@ func (f *flows) close() {
 
 // step is one measurement: rate packets/s in total (each way) for d.
 type step struct {
-	rate       float64
-	size       int
-	sent, recv uint64
-	p50, p99   float64 // ms, round trip
-	cpuS, cpuC float64 // CPU-seconds of the tunnel server and client
-	cpuGen     float64 // CPU-seconds of this process (generator and echo)
-	secs       float64
-	loss       float64
-	ok         bool
-	achieved   float64
+	rate           float64
+	size           int
+	sent, recv     uint64
+	p50, p99       float64 // ms, round trip
+	cpuS, cpuC     float64 // CPU-seconds of the tunnel server and client
+	cpuGen         float64 // CPU-seconds of this process (generator and echo)
+	secs           float64
+	loss           float64
+	rcvbuf, sndbuf uint64 // kernel UDP buffer drops on the machine
+	ok             bool
+	achieved       float64
 }
 
 // measure sends rate packets/s of size bytes spread over all flows for d,
@@ -201,6 +202,7 @@ func (f *flows) measure(rate float64, size int, d time.Duration, srv, cli int) s
 	f.hist.reset()
 	r0 := f.recv.Load()
 	s0, c0, g0 := cpuSeconds(srv), cpuSeconds(cli), cpuSeconds(os.Getpid())
+	rb0, sb0 := udpErrors()
 	pkt := make([]byte, size)
 	start := time.Now()
 	var sent uint64
@@ -224,6 +226,8 @@ func (f *flows) measure(rate float64, size int, d time.Duration, srv, cli int) s
 	secs := time.Since(start).Seconds()
 	time.Sleep(500 * time.Millisecond)
 	st := step{rate: rate, size: size, sent: sent, recv: f.recv.Load() - r0, secs: secs}
+	rb, sb := udpErrors()
+	st.rcvbuf, st.sndbuf = rb-rb0, sb-sb0
 	st.cpuS, st.cpuC, st.cpuGen = cpuSeconds(srv)-s0, cpuSeconds(cli)-c0, cpuSeconds(os.Getpid())-g0
 	st.p50, st.p99 = f.hist.quantile(0.5), f.hist.quantile(0.99)
 	if sent > 0 {
@@ -298,4 +302,34 @@ func cpuSeconds(pid int) float64 {
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / 100 // USER_HZ
+}
+
+// udpErrors reads the machine's UDP receive-buffer and send-buffer error
+// counters from /proc/net/snmp (datagrams the kernel dropped).
+func udpErrors() (rcvbuf, sndbuf uint64) {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0, 0
+	}
+	var names []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(l, "Udp: ") {
+			continue
+		}
+		f := strings.Fields(l)[1:]
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			v, _ := strconv.ParseUint(f[i], 10, 64)
+			switch n {
+			case "RcvbufErrors":
+				rcvbuf = v
+			case "SndbufErrors":
+				sndbuf = v
+			}
+		}
+	}
+	return rcvbuf, sndbuf
 }

@@ -83,6 +83,7 @@ func run(o options) error {
 		fmt.Printf("| %s | %.0f | %.3f %% (%d of %d) | %.2f / %.2f ms | %s | %s / %s / %.1f |\n", name, s.achieved, 100*s.loss,
 			s.sent-min(s.sent, s.recv), s.sent, s.p50, s.p99, added, us(s.cpuS, pk), us(s.cpuC, pk), 1e6*s.cpuGen/pk)
 	}
+	log.Printf("kernel UDP buffer drops: direct %d receive %d send, tunnel %d receive %d send", d.rcvbuf, d.sndbuf, t.rcvbuf, t.sndbuf)
 	row("direct", d, d)
 	row("tunnel", t, d)
 	fmt.Printf("\ntarget at %d calls (loss < 0.1 %%, added p99 < 5 ms): %s\n", o.calls, map[bool]string{true: "met", false: "missed"}[t.ok])
