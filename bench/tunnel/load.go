@@ -224,7 +224,7 @@ func (f *flows) measure(rate float64, size int, d time.Duration, srv, cli int) s
 	}
 	tick.Stop()
 	secs := time.Since(start).Seconds()
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(time.Second) // answers later than this count as lost
 	st := step{rate: rate, size: size, sent: sent, recv: f.recv.Load() - r0, secs: secs}
 	rb, sb := udpErrors()
 	st.rcvbuf, st.sndbuf = rb-rb0, sb-sb0

@@ -31,14 +31,15 @@ import (
 )
 
 type options struct {
-	calls   int
-	rate    float64
-	size    int
-	bigSize int
-	step    time.Duration
-	setups  int
-	maxRate float64
-	profile string
+	calls    int
+	rate     float64
+	size     int
+	bigSize  int
+	step     time.Duration
+	setups   int
+	maxRate  float64
+	bigStart float64
+	profile  string
 }
 
 func main() {
@@ -53,6 +54,7 @@ func main() {
 	flag.IntVar(&o.bigSize, "big", 1200, "packet size of the throughput search (0: skip)")
 	flag.DurationVar(&o.step, "step", 5*time.Second, "duration of each measurement step")
 	flag.IntVar(&o.setups, "setups", 2000, "new flows set up for the call setup rate (0: skip)")
+	flag.Float64Var(&o.bigStart, "bigstart", 1000, "first packet rate (each way) of the throughput search")
 	flag.Float64Var(&o.maxRate, "max", 200000, "highest packet rate (each way) tried by the searches")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the tunnel server child to this file")
 	flag.Parse()

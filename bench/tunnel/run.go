@@ -96,7 +96,7 @@ func run(o options) error {
 			sp, cp int
 		}{{"direct (generator ceiling)", direct, 0, 0}, {"tunnel", tun, sp, cp}} {
 			log.Printf("throughput search, %s, %d B", p.name, o.bigSize)
-			best, all := p.f.search(total/2, o.maxRate, o.bigSize, o.step, p.sp, p.cp)
+			best, all := p.f.search(o.bigStart, o.maxRate, o.bigSize, o.step, p.sp, p.cp)
 			for _, s := range all {
 				log.Printf("  %.0f/s: achieved %.0f, loss %.3f %%, p99 %.2f ms ok=%v", s.rate, s.achieved, 100*s.loss, s.p99, s.ok)
 			}
