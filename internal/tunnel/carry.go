@@ -148,11 +148,26 @@ func (e *end) serveConn(ctx context.Context, conn *quic.Conn, wg *sync.WaitGroup
 			wg.Go(func() { e.serveStream(ctx, conn, st) })
 		}
 	})
-	for {
-		b, err := conn.ReceiveDatagram(ctx)
-		if err != nil {
-			break
+	// quic-go keeps at most 128 received datagrams and drops the rest
+	// uncounted; a reader that only moves them into our own bounded queue
+	// keeps up while the delivering loop below waits on its socket writes
+	// or for a CPU.
+	in := make(chan []byte, e.cfg.DatagramQueue)
+	cw.Go(func() {
+		defer close(in)
+		for {
+			b, err := conn.ReceiveDatagram(ctx)
+			if err != nil {
+				return
+			}
+			select {
+			case in <- b:
+			default:
+				e.droppedQueue.Add(1)
+			}
 		}
+	})
+	for b := range in {
 		h, n, err := Parse(b)
 		if err != nil || h.Kind != KindUDP {
 			e.badHeaders.Add(1)

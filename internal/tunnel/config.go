@@ -66,8 +66,9 @@ type Config struct {
 	// doubles after each failure and is jittered by up to half. Defaults
 	// 250ms and 15s.
 	BackoffMin, BackoffMax time.Duration
-	// DatagramQueue bounds the datagrams waiting to be sent; more are
-	// counted and dropped. Default 1024.
+	// DatagramQueue bounds the datagrams waiting to be sent, and those
+	// received waiting to be delivered; more are counted and dropped.
+	// Default 1024.
 	DatagramQueue int
 	// FlowIdle ends a UDP flow that carried nothing for this long.
 	// Default 60s.

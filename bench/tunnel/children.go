@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+
+	"github.com/portico-edge/portico/internal/tunnel"
+)
+
+// runEnd is a tunnel end child. The server offers the UDP service "media"
+// on the port range ports; the client delivers it to the same-sized range
+// ports. The server prints its UDP address and an enrollment token, the
+// client enrolls with the token; both serve until SIGTERM.
+func runEnd(role, server, token, ports, cpuprofile string) error {
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	deps := tunnel.Deps{State: &tunnel.MemState{}, Logger: log}
+	if role == "server" {
+		s, err := tunnel.NewServer(tunnel.Config{Role: tunnel.RoleServer, Services: []tunnel.Service{
+			{Name: "media", Proto: "udp", Listen: ports},
+		}}, deps)
+		if err != nil {
+			return err
+		}
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		defer pc.Close()
+		tok, _, err := s.CreateToken()
+		if err != nil {
+			return err
+		}
+		fmt.Println(pc.LocalAddr())
+		fmt.Println(tok)
+		err = s.Serve(ctx, pc)
+		report("server", s.Stats())
+		return err
+	}
+	c, err := tunnel.NewClient(tunnel.Config{Role: tunnel.RoleClient, Server: server, EnrollmentToken: token,
+		Services: []tunnel.Service{{Name: "media", Proto: "udp", Target: ports}}}, deps)
+	if err != nil {
+		return err
+	}
+	err = c.Run(ctx)
+	report("client", c.Stats())
+	return err
+}
+
+// report writes an end's drop counters to standard error at exit.
+func report(role string, st tunnel.Stats) {
+	fmt.Fprintf(os.Stderr, "%s end: dropped queue full %d, too large %d, no peer %d, unknown %d; bad headers %d\n",
+		role, st.DroppedQueueFull, st.DroppedTooLarge, st.DroppedNoPeer, st.DroppedUnknown, st.BadHeaders)
+}
