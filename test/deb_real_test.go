@@ -106,9 +106,13 @@ func TestDebInstallReal(t *testing.T) {
 	if out, err := exec.Command("systemd-analyze", "--man=no", "verify", unitPath).CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) != 0 {
 		t.Errorf("systemd-analyze verify %s: %v\n%s", unitPath, err, out)
 	}
-	// deb-systemd-helper recorded the enablement for when systemd runs.
-	if _, err := os.Lstat("/etc/systemd/system/multi-user.target.wants/portico.service"); err != nil {
+	// deb-systemd-helper recorded the enablement for when systemd runs: a link
+	// that leads to the installed unit.
+	wants := "/etc/systemd/system/multi-user.target.wants/portico.service"
+	if to, err := filepath.EvalSymlinks(wants); err != nil {
 		t.Errorf("the first install did not enable the service: %v", err)
+	} else if unitReal, _ := filepath.EvalSymlinks(unitPath); to != unitReal {
+		t.Errorf("%s leads to %s, not to the installed unit %s", wants, to, unitReal)
 	}
 
 	unit := unitKeys(readFile(t, unitPath))
@@ -183,7 +187,23 @@ func TestDebInstallReal(t *testing.T) {
 		t.Errorf("%d portico users after the upgrade", n)
 	}
 
-	// Purge: what install.md lists is gone; the portico user stays.
+	// Remove: the binary goes; the store and the configuration stay, and the
+	// unit is masked until a purge or a new install.
+	must(t, "dpkg", "--remove", "portico")
+	if _, err := os.Stat("/usr/bin/portico"); err == nil {
+		t.Error("remove left /usr/bin/portico")
+	}
+	for _, p := range []string{filepath.Join(store, "portico.db"), conf} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("remove did not keep %s: %v", p, err)
+		}
+	}
+	if to, err := os.Readlink("/etc/systemd/system/portico.service"); err != nil || to != "/dev/null" {
+		t.Errorf("remove did not mask the unit: %q %v", to, err)
+	}
+
+	// Purge: what install.md lists is gone, with deb-systemd-helper's state;
+	// the portico user stays.
 	must(t, "dpkg", "--purge", "portico")
 	if _, err := exec.Command("dpkg-query", "--show", "portico").CombinedOutput(); err == nil {
 		if st := must(t, "dpkg-query", "--show", "--showformat=${Status}", "portico"); !strings.Contains(st, "not-installed") {
@@ -192,7 +212,8 @@ func TestDebInstallReal(t *testing.T) {
 	}
 	for _, p := range []string{"/usr/bin/portico", unitPath, "/etc/portico", store, "/usr/share/man/man8/portico.8.gz",
 		"/usr/share/doc/portico", "/usr/share/lintian/overrides/portico", "/usr/share/snmp/mibs/PORTICO-MIB.txt",
-		"/etc/systemd/system/multi-user.target.wants/portico.service"} {
+		wants, "/etc/systemd/system/portico.service", "/var/lib/systemd/deb-systemd-helper-enabled/portico.service.dsh-also",
+		"/var/lib/systemd/deb-systemd-helper-masked/portico.service"} {
 		if _, err := os.Lstat(p); err == nil {
 			t.Errorf("purge left %s", p)
 		}
