@@ -169,6 +169,38 @@ func (c *nsCapture) sync(t *testing.T, probe *net.UDPConn, to netip.AddrPort) []
 	}
 }
 
+// relay starts a relay in portico's namespace with one audio stream
+// between remote[0] (external) and remote[1] (internal), and returns it
+// with the session, the stream and the loaded fast path. The engine, its
+// sockets and the tcx links are made in portico's namespace by the first
+// Allocate.
+func (n *fastNet) relay(t *testing.T, cfg Config, remote [2]netip.AddrPort) (*Relay, SessionID, StreamInfo, *fastPath) {
+	t.Helper()
+	r, err := New(cfg, Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id SessionID
+	var in StreamInfo
+	n.in(t, "portico", func() error {
+		var infos []StreamInfo
+		var err error
+		id, infos, err = r.Allocate(SessionConfig{Interfaces: [2]string{"external", "internal"}, Streams: []StreamConfig{
+			{Kind: KindAudio, RTCPMux: true, Remote: remote},
+		}})
+		if len(infos) > 0 {
+			in = infos[0]
+		}
+		return err
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return r, id, in, requireFast(t, r)
+}
+
 // flowKeys lists the entries in the kernel map.
 func flowKeys(t testing.TB, f *fastPath) []fastKey {
 	t.Helper()
@@ -200,34 +232,10 @@ func TestFastPathNamespaces(t *testing.T) {
 		"external": {Addr: netip.MustParseAddr("10.199.1.1"), PortMin: 40000, PortMax: 40019},
 		"internal": {Addr: netip.MustParseAddr("10.199.2.1"), PortMin: 50000, PortMax: 50019},
 	}}
-	r, err := New(cfg, Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
 	a := n.udp(t, "outside", "10.199.1.2")
 	b := n.udp(t, "inside", "10.199.2.2")
 	stranger := n.udp(t, "outside", "10.199.1.3")
-	var id SessionID
-	var in StreamInfo
-	// The engine, its sockets and the tcx links are made in portico's
-	// namespace by the first Allocate.
-	n.in(t, "portico", func() error {
-		var infos []StreamInfo
-		var err error
-		id, infos, err = r.Allocate(SessionConfig{Interfaces: [2]string{"external", "internal"}, Streams: []StreamConfig{
-			{Kind: KindAudio, RTCPMux: true, Remote: [2]netip.AddrPort{addr(a), addr(b)}},
-		}})
-		if len(infos) > 0 {
-			in = infos[0]
-		}
-		return err
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); r.Run(ctx) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	f := requireFast(t, r)
+	r, id, in, f := n.relay(t, cfg, [2]netip.AddrPort{addr(a), addr(b)})
 
 	// First packets each way: user space latches both legs and installs.
 	latchBoth(t, a, b, in, 172)
@@ -331,31 +339,9 @@ func TestFastPathVethToLoopback(t *testing.T) {
 		"external": {Addr: netip.MustParseAddr("10.199.1.1"), PortMin: 40000, PortMax: 40019},
 		"internal": {Addr: netip.MustParseAddr("127.0.0.3"), PortMin: 50000, PortMax: 50019, LatchFrom: netip.MustParseAddr("127.0.0.4")},
 	}}
-	r, err := New(cfg, Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
 	a := n.udp(t, "outside", "10.199.1.2")
 	tunnel := n.udp(t, "portico", "127.0.0.4")
-	var id SessionID
-	var in StreamInfo
-	n.in(t, "portico", func() error {
-		var infos []StreamInfo
-		var err error
-		id, infos, err = r.Allocate(SessionConfig{Interfaces: [2]string{"external", "internal"}, Streams: []StreamConfig{
-			{Kind: KindAudio, RTCPMux: true, Remote: [2]netip.AddrPort{addr(a), netip.MustParseAddrPort("10.1.2.3:4000")}},
-		}})
-		if len(infos) > 0 {
-			in = infos[0]
-		}
-		return err
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); r.Run(ctx) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	f := requireFast(t, r)
+	r, id, in, f := n.relay(t, cfg, [2]netip.AddrPort{addr(a), netip.MustParseAddrPort("10.1.2.3:4000")})
 
 	relayed(t, tunnel, a, in.Local[1], in.Local[0], rtpPacket(1, 1, 172))
 	relayed(t, a, tunnel, in.Local[0], in.Local[1], rtpPacket(2, 1, 172))
