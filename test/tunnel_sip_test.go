@@ -182,13 +182,10 @@ func startTunnelSIPRig(t *testing.T, media string) *tunnelSIPRig {
 // path to the DMZ node is cut for 3 s (nftables drops its packets; nothing
 // is closed). Both ends see the tunnel fail, the inside node reconnects by
 // itself, the call's media resumes on the new connection both ways, and the
-// call ends normally.
-//
-// The relay's eBPF fast path is off here: with it on and the outside leg on
-// a veth, the call's media did not resume after the cut (the tunnel did),
-// which the user-space relay does.
+// call ends normally. The relay runs with its default fast path (auto):
+// the outside leg is on a veth and the internal leg on loopback.
 func TestTunnelSIPPathCut(t *testing.T) {
-	r := startTunnelSIPRig(t, "  fast_path: off\n")
+	r := startTunnelSIPRig(t, "")
 	bobPort := strconv.Itoa(testpeer.FreePort(t))
 	reg, _ := filepath.Abs("testdata/sipp/reg_only.xml")
 	startSippVia(t, r.outNS, "-sf", reg, "-key", "user", "bob", "-i", r.outIP, "-p", bobPort, "-m", "1", r.ext).wait(t, "bob registers")

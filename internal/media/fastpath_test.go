@@ -169,6 +169,38 @@ func (c *nsCapture) sync(t *testing.T, probe *net.UDPConn, to netip.AddrPort) []
 	}
 }
 
+// relay starts a relay in portico's namespace with one audio stream
+// between remote[0] (external) and remote[1] (internal), and returns it
+// with the session, the stream and the loaded fast path. The engine, its
+// sockets and the tcx links are made in portico's namespace by the first
+// Allocate.
+func (n *fastNet) relay(t *testing.T, cfg Config, remote [2]netip.AddrPort) (*Relay, SessionID, StreamInfo, *fastPath) {
+	t.Helper()
+	r, err := New(cfg, Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id SessionID
+	var in StreamInfo
+	n.in(t, "portico", func() error {
+		var infos []StreamInfo
+		var err error
+		id, infos, err = r.Allocate(SessionConfig{Interfaces: [2]string{"external", "internal"}, Streams: []StreamConfig{
+			{Kind: KindAudio, RTCPMux: true, Remote: remote},
+		}})
+		if len(infos) > 0 {
+			in = infos[0]
+		}
+		return err
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return r, id, in, requireFast(t, r)
+}
+
 // flowKeys lists the entries in the kernel map.
 func flowKeys(t testing.TB, f *fastPath) []fastKey {
 	t.Helper()
@@ -200,34 +232,10 @@ func TestFastPathNamespaces(t *testing.T) {
 		"external": {Addr: netip.MustParseAddr("10.199.1.1"), PortMin: 40000, PortMax: 40019},
 		"internal": {Addr: netip.MustParseAddr("10.199.2.1"), PortMin: 50000, PortMax: 50019},
 	}}
-	r, err := New(cfg, Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
 	a := n.udp(t, "outside", "10.199.1.2")
 	b := n.udp(t, "inside", "10.199.2.2")
 	stranger := n.udp(t, "outside", "10.199.1.3")
-	var id SessionID
-	var in StreamInfo
-	// The engine, its sockets and the tcx links are made in portico's
-	// namespace by the first Allocate.
-	n.in(t, "portico", func() error {
-		var infos []StreamInfo
-		var err error
-		id, infos, err = r.Allocate(SessionConfig{Interfaces: [2]string{"external", "internal"}, Streams: []StreamConfig{
-			{Kind: KindAudio, RTCPMux: true, Remote: [2]netip.AddrPort{addr(a), addr(b)}},
-		}})
-		if len(infos) > 0 {
-			in = infos[0]
-		}
-		return err
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); r.Run(ctx) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	f := requireFast(t, r)
+	r, id, in, f := n.relay(t, cfg, [2]netip.AddrPort{addr(a), addr(b)})
 
 	// First packets each way: user space latches both legs and installs.
 	latchBoth(t, a, b, in, 172)
@@ -315,5 +323,53 @@ func TestFastPathNamespaces(t *testing.T) {
 	}
 	if keys := flowKeys(t, f); len(keys) != 0 {
 		t.Errorf("%d entries after release, want none", len(keys))
+	}
+}
+
+// TestFastPathVethToLoopback relays a call between a leg on a veth and a
+// leg on loopback, as a DMZ node does whose internal leg reaches inside
+// endpoints through the tunnel's sockets on 127.0.0.0/8: the kernel
+// forwards both ways, including datagrams that arrived on the veth and
+// leave through lo (which carry the veth's Ethernet addresses until the
+// program rewrites them), and the internal leg moves to the tunnel's new
+// socket when it reconnects after a cut.
+func TestFastPathVethToLoopback(t *testing.T) {
+	n := newFastNet(t)
+	cfg := Config{FastPath: FastPathOn, Latching: LatchNAT, RelatchQuiet: 300 * time.Millisecond, Interfaces: map[string]InterfaceConfig{
+		"external": {Addr: netip.MustParseAddr("10.199.1.1"), PortMin: 40000, PortMax: 40019},
+		"internal": {Addr: netip.MustParseAddr("127.0.0.3"), PortMin: 50000, PortMax: 50019, LatchFrom: netip.MustParseAddr("127.0.0.4")},
+	}}
+	a := n.udp(t, "outside", "10.199.1.2")
+	tunnel := n.udp(t, "portico", "127.0.0.4")
+	r, id, in, f := n.relay(t, cfg, [2]netip.AddrPort{addr(a), netip.MustParseAddrPort("10.1.2.3:4000")})
+
+	relayed(t, tunnel, a, in.Local[1], in.Local[0], rtpPacket(1, 1, 172))
+	relayed(t, a, tunnel, in.Local[0], in.Local[1], rtpPacket(2, 1, 172))
+	if keys := flowKeys(t, f); len(keys) != 2 {
+		t.Fatalf("%d entries after latching, want 2", len(keys))
+	}
+	const count = 50
+	for i := 0; i < count; i++ {
+		relayed(t, tunnel, a, in.Local[1], in.Local[0], rtpPacket(1, uint16(i+2), 172))
+		relayed(t, a, tunnel, in.Local[0], in.Local[1], rtpPacket(2, uint16(i+2), 172))
+	}
+	for leg := 0; leg < 2; leg++ {
+		if l := legStats(t, r, id, leg); l.Packets != count+1 || l.InKernel != count {
+			t.Errorf("leg %d: packets %d in kernel %d, want %d and %d", leg, l.Packets, l.InKernel, count+1, count)
+		}
+	}
+
+	// The tunnel is cut for longer than RelatchQuiet and delivers from a
+	// new socket when it is back; the inside stream has moved on.
+	time.Sleep(2 * cfg.RelatchQuiet)
+	moved := n.udp(t, "portico", "127.0.0.4")
+	relayed(t, moved, a, in.Local[1], in.Local[0], rtpPacket(1, 200, 172))
+	for i := 0; i < 10; i++ {
+		relayed(t, a, moved, in.Local[0], in.Local[1], rtpPacket(2, uint16(100+i), 172))
+		relayed(t, moved, a, in.Local[1], in.Local[0], rtpPacket(1, uint16(201+i), 172))
+	}
+	nothingQueued(t, tunnel)
+	if l := legStats(t, r, id, 1); l.Peer != addr(moved) || l.InKernel < count+9 {
+		t.Errorf("internal leg: peer %v in kernel %d, want %v and at least %d", l.Peer, l.InKernel, addr(moved), count+9)
 	}
 }

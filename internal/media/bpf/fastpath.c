@@ -54,7 +54,8 @@ struct {
 	__uint(max_entries, 1024); // resized by the loader from the port ranges
 } flows SEC(".maps");
 
-// Global counters: [0] redirected to a real interface, [1] to loopback.
+// Global counters: [0] redirected by route and neighbour (bpf_redirect_neigh),
+// [1] sent again on loopback (bpf_redirect).
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
@@ -132,12 +133,15 @@ int relay_ingress(struct __sk_buff *skb)
 	bpf_skb_store_bytes(skb, l4 + __builtin_offsetof(struct udphdr, source), &nsport, 2, 0);
 	bpf_skb_store_bytes(skb, l4 + __builtin_offsetof(struct udphdr, dest), &ndport, 2, 0);
 
-	// On loopback the rewritten datagram is sent again on lo, so that it
-	// passes lo's capture point like any datagram sent there, and comes
-	// back up to the socket its new destination names (no entry matches
-	// it on the way in). bpf_redirect_neigh does not apply: lo has no
-	// neighbours.
-	if (v->flags & FLOW_LOOPBACK) {
+	// From loopback to loopback the rewritten datagram is sent again on
+	// lo, so that it passes lo's capture point like any datagram sent
+	// there, and comes back up to the socket its new destination names
+	// (no entry matches it on the way in); it keeps the route its sender
+	// gave it. A datagram that arrived on another interface has no route,
+	// and one toward 127.0.0.0/8 without a route is a martian on lo's
+	// way in: it leaves by bpf_redirect_neigh as below, which gives it
+	// the local route.
+	if ((v->flags & FLOW_LOOPBACK) && skb->ifindex == v->ifindex) {
 		bump(1);
 		return bpf_redirect(v->ifindex, 0);
 	}
