@@ -16,59 +16,37 @@ import (
 // haAddrIn is the inside host of the calls test: Kamailio and the callee.
 const haAddrIn = "192.0.2.4"
 
-// haCallsNode is one node's file for the calls test: the pair of
-// servePair's addresses with one VIP group (51, node a's) carrying the SIP
-// edge and the relay on both sides, and the ha.sync link to the other node.
-func haCallsNode(self, peer string) string {
-	return fmt.Sprintf(`version: 1
-node: {name: a, drain_timeout: 2s}
-nodes:
-  - name: a
-    management_listen: %[1]s:9443
-  - name: b
-    management_listen: %[2]s:9443
-interfaces:
-  external: {address: %[3]s}
-  internal: {address: %[3]s, networks: [%[4]s/32]}
-management: {listen: %[1]s:9443}
-log: {level: info}
-media:
-  enabled: true
-  fast_path: off
-  external: {port_min: 40000, port_max: 40099}
-  internal: {port_min: 40100, port_max: 40199}
-sip:
-  enabled: true
-  domain: portico.test
-  listeners:
-    - {interface: external, transport: udp, address: "%[3]s:5060"}
-    - {interface: internal, transport: udp, address: "%[3]s:5070"}
-  call_servers:
-    - {address: "%[4]s:5060", transport: udp}
-ha:
-  enabled: true
-  interface: eth0
-  groups:
-    - vrid: 51
-      addresses: [%[3]s]
-      peers: [%[1]s, %[2]s]
-      priorities: {a: 150, b: 100}
-      interval: 100ms
-      preempt: true
-  sync:
-    listen: %[5]s:7946
-    peer: %[6]s:7946
-    secret: 6f0c1d2e3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f
-`, haAddrA, haAddrB, haVIPA, haAddrIn, self, peer)
+// haCallsNode is one node's file for the calls test: servePair (node a
+// owns VIP .100, node b VIP .101) with both nodes' relay and SIP edge on
+// VIP .100 only, Kamailio inside as the call server, and the ha.sync link from
+// self to peer.
+func haCallsNode(t *testing.T, self, peer string) string {
+	t.Helper()
+	cfg := servePair(true)
+	for _, r := range [][2]string{
+		{"{external: {address: " + haAddrA + "}, internal: {address: " + haAddrA + "}}", "{external: {address: " + haVIPA + "}, internal: {address: " + haVIPA + "}}"},
+		{"{external: {address: " + haAddrB + "}, internal: {address: " + haAddrB + "}}", "{external: {address: " + haVIPA + "}, internal: {address: " + haVIPA + "}}"},
+		{"  external: {address: " + haAddrA + "}\n  internal: {address: " + haAddrA + ", networks: [10.0.0.0/8]}", "  external: {address: " + haVIPA + "}\n  internal: {address: " + haVIPA + ", networks: [" + haAddrIn + "/32]}"},
+		{"10.9.9.9:5060", haAddrIn + ":5060"},
+		// The SIP edge only on VIP .100: requests to Kamailio leave from it.
+		{"    - {interface: external, transport: udp, address: \"" + haVIPB + ":5060\"}\n", ""},
+		{"    - {interface: internal, transport: udp, address: \"" + haVIPB + ":5070\"}\n", ""},
+	} {
+		if !strings.Contains(cfg, r[0]) {
+			t.Fatalf("servePair has no %q", r[0])
+		}
+		cfg = strings.ReplaceAll(cfg, r[0], r[1])
+	}
+	return cfg + fmt.Sprintf("  sync:\n    listen: %s:7946\n    peer: %s:7946\n    secret: 6f0c1d2e3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f\n", self, peer)
 }
 
-// TestCallsSurviveServeFailover: the serve pair with the ha.sync link;
-// node a holds the VIP of the SIP edge and the relay. An outside sipp
-// registers through the VIP to Kamailio inside and places five calls to
-// an inside sipp UAS, which echoes their RTP. With the calls up, node a is
-// killed with -9: node b takes the VIP, the callers keep receiving RTP
-// through it, their BYEs are answered and reach the callee, and node b's
-// history has one row per call.
+// TestCallsSurviveServeFailover: the serve pair of TestServePairFailover
+// with the ha.sync link; node a's VIP carries the SIP edge and the relay.
+// An outside sipp registers through the VIP to Kamailio inside and places
+// five calls to an inside sipp UAS, with G.711 RTP both ways. With the
+// calls up, node a is killed with -9: node b takes the VIP, the callers
+// keep receiving RTP through it, their BYEs are answered and reach the
+// callee, and node b's history has one row per call.
 func TestCallsSurviveServeFailover(t *testing.T) {
 	const calls = 5
 	l := newHALab(t, map[string]string{"a": haAddrA, "b": haAddrB, "o": haAddrOut, "i": haAddrIn})
@@ -83,9 +61,9 @@ func TestCallsSurviveServeFailover(t *testing.T) {
 		return len(strings.TrimSpace(string(out))) > 0
 	}, `MCU_URI="sip:`+haAddrIn+`:5080"`, "WITH_RR")
 
-	a := l.serve("a", "a", t.TempDir(), haCallsNode(haAddrA, haAddrB))
-	b := l.serve("b", "b", t.TempDir(), haCallsNode(haAddrB, haAddrA))
-	l.waitHolds("pair up", map[string]map[string]bool{haVIPA: {"a": true, "b": false}})
+	a := l.serve("a", "a", t.TempDir(), haCallsNode(t, haAddrA, haAddrB))
+	b := l.serve("b", "b", t.TempDir(), haCallsNode(t, haAddrB, haAddrA))
+	l.waitHolds("pair up", held(true, false, false, true))
 	l.waitOptions(haVIPA + ":5060")
 	// Each speaker starts once the peer's snapshot arrived over the link.
 	for _, n := range []*haNode{a, b} {
