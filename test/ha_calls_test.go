@@ -1,0 +1,216 @@
+package test
+
+import (
+	"bufio"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portico-edge/portico/internal/testpeer"
+)
+
+// haAddrIn is the inside host of the calls test: Kamailio and the callee.
+const haAddrIn = "192.0.2.4"
+
+// haCallsNode is one node's file for the calls test: servePair (node a
+// owns VIP .100, node b VIP .101) with both nodes' relay and SIP edge on
+// VIP .100 only, Kamailio inside as the call server, and the ha.sync link from
+// self to peer.
+func haCallsNode(t *testing.T, self, peer string) string {
+	t.Helper()
+	cfg := servePair(true)
+	for _, r := range [][2]string{
+		{"{external: {address: " + haAddrA + "}, internal: {address: " + haAddrA + "}}", "{external: {address: " + haVIPA + "}, internal: {address: " + haVIPA + "}}"},
+		{"{external: {address: " + haAddrB + "}, internal: {address: " + haAddrB + "}}", "{external: {address: " + haVIPA + "}, internal: {address: " + haVIPA + "}}"},
+		{"  external: {address: " + haAddrA + "}\n  internal: {address: " + haAddrA + ", networks: [10.0.0.0/8]}", "  external: {address: " + haVIPA + "}\n  internal: {address: " + haVIPA + ", networks: [" + haAddrIn + "/32]}"},
+		{"10.9.9.9:5060", haAddrIn + ":5060"},
+		// The SIP edge only on VIP .100: requests to Kamailio leave from it.
+		{"    - {interface: external, transport: udp, address: \"" + haVIPB + ":5060\"}\n", ""},
+		{"    - {interface: internal, transport: udp, address: \"" + haVIPB + ":5070\"}\n", ""},
+	} {
+		if !strings.Contains(cfg, r[0]) {
+			t.Fatalf("servePair has no %q", r[0])
+		}
+		cfg = strings.ReplaceAll(cfg, r[0], r[1])
+	}
+	return cfg + fmt.Sprintf("  sync:\n    listen: %s:7946\n    peer: %s:7946\n    secret: 6f0c1d2e3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f\n", self, peer)
+}
+
+// TestCallsSurviveServeFailover: the serve pair of TestServePairFailover
+// with the ha.sync link; node a's VIP carries the SIP edge and the relay.
+// An outside sipp registers through the VIP to Kamailio inside and places
+// five calls to an inside sipp UAS, with G.711 RTP both ways. With the
+// calls up, node a is killed with -9: node b takes the VIP, the callers
+// keep receiving RTP through it, their BYEs are answered and reach the
+// callee, and node b's history has one row per call.
+func TestCallsSurviveServeFailover(t *testing.T) {
+	const calls = 5
+	l := newHALab(t, map[string]string{"a": haAddrA, "b": haAddrB, "o": haAddrOut, "i": haAddrIn})
+	testpeer.Require(t, "sipp", "kamailio", "tshark")
+	inNS, outNS := []string{"ip", "netns", "exec", l.ns("i")}, []string{"ip", "netns", "exec", l.ns("o")}
+
+	uas, _ := filepath.Abs("testdata/sipp/uas_pcap.xml")
+	callee := startSippVia(t, inNS, "-sf", uas, "-i", haAddrIn, "-p", "5080", "-mp", "6000", "-rtp_echo", "-m", strconv.Itoa(calls))
+	kam := haAddrIn + ":5060"
+	startKamailioVia(t, inNS, kam, func() bool {
+		out, _ := exec.Command("ip", "netns", "exec", l.ns("i"), "ss", "-Hlun", "src", kam).Output()
+		return len(strings.TrimSpace(string(out))) > 0
+	}, `MCU_URI="sip:`+haAddrIn+`:5080"`, "WITH_RR")
+
+	a := l.serve("a", "a", t.TempDir(), haCallsNode(t, haAddrA, haAddrB))
+	b := l.serve("b", "b", t.TempDir(), haCallsNode(t, haAddrB, haAddrA))
+	l.waitHolds("pair up", held(true, false, false, true))
+	l.waitOptions(haVIPA + ":5060")
+	// Each speaker starts once the peer's snapshot arrived over the link.
+	for _, n := range []*haNode{a, b} {
+		waitFor(t, 20*time.Second, func() bool {
+			var c struct{ Running bool }
+			n.api.must(200, "GET", "/api/v1/cluster", nil).json(t, &c)
+			return c.Running
+		})
+	}
+	b.waitState(51, "backup")
+
+	// The callers' RTP, as the outside host receives it from the VIP:
+	// one relay port per call.
+	tshark := exec.Command(outNS[0], append(outNS[1:], "tshark", "-n", "-l", "-i", "eth0", "-T", "fields", "-e", "frame.time_epoch", "-e", "udp.srcport",
+		"-f", "udp and src host "+haVIPA+" and src portrange 40000-40099")...)
+	pipe, _ := tshark.StdoutPipe()
+	stderr, _ := tshark.StderrPipe()
+	if err := tshark.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tshark.Process.Kill(); tshark.Wait() })
+	capturing := make(chan struct{})
+	go func() {
+		s := bufio.NewScanner(stderr)
+		for s.Scan() {
+			if strings.Contains(s.Text(), "Capturing on") {
+				close(capturing)
+				break
+			}
+		}
+		for s.Scan() {
+		}
+	}()
+	type rtp struct {
+		at   float64
+		port string
+	}
+	received := make(chan rtp, 1<<16)
+	go func() {
+		s := bufio.NewScanner(pipe)
+		for s.Scan() {
+			ts, port, _ := strings.Cut(strings.TrimSpace(s.Text()), "\t")
+			if f, err := strconv.ParseFloat(ts, 64); err == nil {
+				received <- rtp{f, port}
+			}
+		}
+		close(received)
+	}()
+	select {
+	case <-capturing:
+	case <-time.After(20 * time.Second):
+		t.Fatal("tshark did not start capturing")
+	}
+
+	// Each caller hangs up 9 s after its answer: its 7 s of RTP end, then
+	// its BYE goes to the VIP, long after node b holds it.
+	scen, _ := filepath.Abs("../internal/sipedge/testdata/sipp/reg_call.xml")
+	caller := startSippVia(t, outNS, "-sf", scen, "-key", "user", "alice", "-s", "1001", "-i", haAddrOut, "-p", "5062", "-mp", "6000",
+		"-m", strconv.Itoa(calls), "-l", strconv.Itoa(calls), "-r", strconv.Itoa(calls), "-d", "9000", haVIPA+":5060")
+
+	// All calls answered on node a, and node b acknowledged every change.
+	var live []struct{ ID string }
+	waitFor(t, 15*time.Second, func() bool {
+		a.api.must(200, "GET", "/api/v1/calls", nil).json(t, &live)
+		return len(live) == calls
+	})
+	time.Sleep(time.Second) // the legs latch on the echoed RTP; the latches replicate
+	waitFor(t, 10*time.Second, func() bool {
+		return strings.Contains(string(a.api.must(200, "GET", "/metrics", nil).body), "\nportico_ha_sync_lag_seconds 0\n")
+	})
+
+	kill := time.Now()
+	a.kill()
+	l.waitHolds("node a killed", map[string]map[string]bool{haVIPA: {"b": true}})
+	b.waitState(51, "master")
+
+	caller.wait(t, "outside callers")
+	callee.wait(t, "inside callee")
+	tshark.Process.Kill()
+	tshark.Wait()
+	// Per call (relay port): packets before and after the kill, and the
+	// gap from the last packet before it to the first after it.
+	killAt := float64(kill.UnixNano()) / 1e9
+	type stream struct {
+		before, after int
+		last, first   float64
+	}
+	streams := map[string]*stream{}
+	for p := range received {
+		st := streams[p.port]
+		if st == nil {
+			st = &stream{}
+			streams[p.port] = st
+		}
+		if p.at < killAt {
+			st.before++
+			st.last = max(st.last, p.at)
+		} else {
+			if st.after == 0 {
+				st.first = p.at
+			}
+			st.after++
+		}
+	}
+	if len(streams) != calls {
+		t.Errorf("RTP to the callers from %d relay ports, want %d", len(streams), calls)
+	}
+	var worst float64
+	for port, st := range streams {
+		if st.before == 0 || st.after == 0 {
+			t.Errorf("RTP from relay port %s to the caller: %d packets before the kill, %d after", port, st.before, st.after)
+			continue
+		}
+		worst = max(worst, st.first-st.last)
+		t.Logf("relay port %s: %d RTP packets to the caller before the kill, %d after; gap %.0f ms", port, st.before, st.after, (st.first-st.last)*1000)
+	}
+	t.Logf("failover gap (worst call): %.0f ms", worst*1000)
+
+	var hist []struct {
+		ID      string
+		Status  int
+		EndedBy string `json:"ended_by"`
+		Streams []struct {
+			PacketsIn  int64 `json:"packets_in"`
+			PacketsOut int64 `json:"packets_out"`
+		}
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		b.api.must(200, "GET", "/api/v1/history/calls", nil).json(t, &hist)
+		return len(hist) >= calls
+	})
+	seen := map[string]bool{}
+	for _, h := range hist {
+		seen[h.ID] = true
+		if h.Status != 200 || h.EndedBy != "caller" || len(h.Streams) != 1 || h.Streams[0].PacketsIn == 0 || h.Streams[0].PacketsOut == 0 {
+			t.Errorf("node b's history row: %+v", h)
+		}
+	}
+	for _, c := range live {
+		if !seen[c.ID] {
+			t.Errorf("call %s has no history row on node b: %+v", c.ID, hist)
+		}
+	}
+	if len(hist) != calls || len(seen) != calls {
+		t.Errorf("node b's history: %d rows for %d calls: %+v", len(hist), calls, hist)
+	}
+	if t.Failed() {
+		t.Logf("node b:\n%s", b.out)
+	}
+}
