@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/portico-edge/portico/internal/api"
 	"github.com/portico-edge/portico/internal/sipedge"
 )
 
@@ -15,6 +16,10 @@ type diagView struct {
 	Name   string
 	Type   string
 	Lookup *lookupAnswer
+	// Routes are what the OS routes for each side of the node
+	// (GET /api/v1/system/routes); RoutesError says why they are missing.
+	Routes      []api.InterfaceRoutes
+	RoutesError string
 }
 
 // lookupAnswer is the API's DNS answer; Error is NXDOMAIN, a timeout...
@@ -32,10 +37,11 @@ func (s *Server) diagnosticsRoutes() {
 	s.mux.Handle("POST /diagnostics/dns", s.page(s.diagDNS))
 }
 
-func (s *Server) renderDiagnostics(w http.ResponseWriter, u user, code int, v diagView, f *flash) {
+func (s *Server) renderDiagnostics(w http.ResponseWriter, r *http.Request, u user, code int, v diagView, f *flash) {
 	if v.Type == "" {
 		v.Type = "SIP"
 	}
+	v.Routes, v.RoutesError = s.systemRoutes(r)
 	s.render(w, code, "diagnostics", view{Title: "Diagnostics", Nav: "diagnostics", User: u, Flash: f,
 		Data: struct {
 			diagView
@@ -49,7 +55,7 @@ func (s *Server) diagnosticsPage(w http.ResponseWriter, r *http.Request, u user)
 		s.refused(w, u, "diagnostics", "/", result{code: http.StatusForbidden, body: []byte(`{"error":"diagnostics are for admins"}`)})
 		return
 	}
-	s.renderDiagnostics(w, u, http.StatusOK, diagView{}, flashOf(r))
+	s.renderDiagnostics(w, r, u, http.StatusOK, diagView{}, flashOf(r))
 }
 
 // diagAsk posts req to the API's diagnostics endpoint path and decodes the
@@ -73,7 +79,7 @@ func (s *Server) diagPing(w http.ResponseWriter, r *http.Request, u user) {
 	if f == nil {
 		v.Ping = &p
 	}
-	s.renderDiagnostics(w, u, code, v, f)
+	s.renderDiagnostics(w, r, u, code, v, f)
 }
 
 // diagDNS asks the edge's resolver (POST /api/v1/diagnostics/dns).
@@ -84,5 +90,23 @@ func (s *Server) diagDNS(w http.ResponseWriter, r *http.Request, u user) {
 	if f == nil {
 		v.Lookup = &a
 	}
-	s.renderDiagnostics(w, u, code, v, f)
+	s.renderDiagnostics(w, r, u, code, v, f)
+}
+
+// systemRoutes reads the routes each side of the node uses from the API.
+func (s *Server) systemRoutes(r *http.Request) ([]api.InterfaceRoutes, string) {
+	res := s.call(r, http.MethodGet, "/api/v1/system/routes", nil, "")
+	if !res.ok() {
+		if f := outcome(res, ""); f != nil {
+			return nil, f.Text
+		}
+		return nil, "routes are not available"
+	}
+	var out struct {
+		Interfaces []api.InterfaceRoutes `json:"interfaces"`
+	}
+	if err := json.Unmarshal(res.body, &out); err != nil {
+		return nil, err.Error()
+	}
+	return out.Interfaces, ""
 }

@@ -76,6 +76,12 @@ func newConsole(t *testing.T, reg prometheus.Gatherer) *console {
 	}
 	a, err := api.New(api.Config{}, api.Deps{Store: st, Config: storeConfig{st}, Ready: func(context.Context) []api.Check {
 		return []api.Check{{Name: "store", OK: true}}
+	}, Routes: func(context.Context) []api.InterfaceRoutes {
+		// A stand-in for the OS's routes (read by netlink in internal/app,
+		// tested there in a namespace of its own).
+		return []api.InterfaceRoutes{{Interface: "internal", Address: "10.1.0.5", Link: "eth-in",
+			Routes:   []api.Route{{Destination: "10.20.0.0/16", Gateway: "10.1.0.1", Device: "eth-in", Table: "main"}},
+			Networks: []api.NetworkRoute{{Network: "10.30.0.0/16", Device: "eth-out", Gateway: "192.0.2.1"}}}}
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -500,6 +506,8 @@ func TestDiagnosticsForAdmins(t *testing.T) {
 	r := a.do("GET", "/diagnostics", nil)
 	if p := body(r); r.StatusCode != http.StatusOK || !strings.Contains(p, `id="ping-target"`) || !strings.Contains(p, `id="trace-form"`) {
 		t.Errorf("admin GET /diagnostics: %d %s", r.StatusCode, p)
+	} else if !strings.Contains(p, "10.20.0.0/16") || !strings.Contains(p, "internal 10.1.0.5 on eth-in") || !strings.Contains(p, "no: check the routes") {
+		t.Errorf("diagnostics page lacks the routes each side uses: %s", p)
 	}
 	r = a.do("POST", "/diagnostics/sip-options", url.Values{"csrf": {a.token("/diagnostics")}, "target": {"sip:127.0.0.1:9"}})
 	if p := body(r); r.StatusCode != http.StatusNotFound || !strings.Contains(p, "refused (404)") || !strings.Contains(p, `value="sip:127.0.0.1:9"`) {
