@@ -219,9 +219,8 @@ func BenchmarkReplicateRegistrations(b *testing.B) {
 				Flow:    sipedge.Flow{Transport: "udp", Source: netip.MustParseAddrPort(fmt.Sprintf("198.51.100.%d:%d", r%250+1, 5060+r%1000))},
 				Contact: fmt.Sprintf("<sip:user%d@198.51.100.%d:%d>", r, r%250+1, 5060+r%1000),
 			}
-			body, _ := json.Marshal(st)
 			keys[r] = st.Key()
-			src.set(keys[r], string(body))
+			src.set(keys[r], string(appendRegistration(nil, &st)))
 		}
 		b.StartTimer()
 		a, l, c := burst(na, KindRegistration, keys)

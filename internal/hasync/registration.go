@@ -25,20 +25,26 @@ var (
 // Keys lists the bindings the node registered itself.
 func (r Registrations) Keys() []string { return r.Server.RegistrationKeys() }
 
-// Export encodes a binding (JSON).
+// Export encodes a binding (appendRegistration).
 func (r Registrations) Export(key string) ([]byte, bool) {
 	st, ok := r.Server.ExportRegistration(key)
 	if !ok {
 		return nil, false
 	}
-	b, err := json.Marshal(st)
-	return b, err == nil
+	return appendRegistration(nil, &st), true
 }
 
 // Apply keeps the peer's binding.
 func (r Registrations) Apply(key string, body []byte) error {
 	var st sipedge.RegistrationState
-	if err := json.Unmarshal(body, &st); err != nil {
+	var err error
+	if len(body) > 0 && body[0] == '{' {
+		// The JSON of an older peer.
+		err = json.Unmarshal(body, &st)
+	} else {
+		st, err = parseRegistration(body)
+	}
+	if err != nil {
 		return fmt.Errorf("hasync: registration: %w", err)
 	}
 	if st.Key() != key {
