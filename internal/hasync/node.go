@@ -337,6 +337,7 @@ func (n *Node) send(ctx context.Context, c net.Conn) error {
 	bw := bufio.NewWriterSize(c, 64<<10)
 	var buf []byte
 	var seq uint64
+	wd := deadline{set: c.SetWriteDeadline, hb: hb}
 	write := func(f *Frame) error {
 		if f.Type != FrameHello {
 			seq++
@@ -346,12 +347,12 @@ func (n *Node) send(ctx context.Context, c net.Conn) error {
 		if len(buf) > n.cfg.MaxFrame {
 			return fmt.Errorf("%w: %v %q is %d bytes", ErrTooLarge, f.Kind, f.Key, len(buf))
 		}
-		c.SetWriteDeadline(time.Now().Add(3 * hb))
+		wd.extend()
 		_, err := bw.Write(buf)
 		return err
 	}
 	flush := func() error {
-		c.SetWriteDeadline(time.Now().Add(3 * hb))
+		wd.extend()
 		return bw.Flush()
 	}
 	var epoch [8]byte
@@ -477,6 +478,25 @@ func (n *Node) send(ctx context.Context, c net.Conn) error {
 	}
 }
 
+// deadline keeps a connection's read or write deadline three heartbeats
+// ahead. It moves the deadline at most once per half heartbeat, not once
+// per frame: each move resets a runtime timer, which a burst of thousands
+// of records would pay for every record.
+type deadline struct {
+	set  func(time.Time) error
+	hb   time.Duration
+	next time.Time // when the deadline is moved again
+}
+
+func (d *deadline) extend() {
+	now := time.Now()
+	if now.Before(d.next) {
+		return
+	}
+	d.set(now.Add(3 * d.hb))
+	d.next = now.Add(d.hb / 2)
+}
+
 // readAcks reads the peer's acknowledgements until the link fails; a link
 // that carries no acknowledgement for three heartbeats has failed.
 func (n *Node) readAcks(c net.Conn) error {
@@ -552,8 +572,10 @@ func (n *Node) receive(c net.Conn) error {
 	n.log.Info("ha sync link from peer up", "node", f.Node, "addr", c.RemoteAddr())
 	var seen map[Kind]map[string]struct{}
 	lastAck := time.Now()
+	rd := deadline{set: c.SetReadDeadline, hb: hb}
+	wd := deadline{set: c.SetWriteDeadline, hb: hb}
 	for {
-		c.SetReadDeadline(time.Now().Add(3 * hb))
+		rd.extend()
 		f, err := readFrame(br, &buf, n.cfg.MaxFrame)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -586,7 +608,7 @@ func (n *Node) receive(c net.Conn) error {
 		if br.Buffered() == 0 || time.Since(lastAck) > hb/2 {
 			lastAck = time.Now()
 			out = Append(out[:0], &Frame{Type: FrameAck, Seq: f.Seq})
-			c.SetWriteDeadline(time.Now().Add(3 * hb))
+			wd.extend()
 			if _, err := c.Write(out); err != nil {
 				return err
 			}
