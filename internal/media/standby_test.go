@@ -147,17 +147,19 @@ func TestAdoptedCopy(t *testing.T) {
 	if !ok || id == 9 || out.Label != "call-9" || out.Streams[0].Local != local || out.Streams[0].Peer[0] != addr(caller) {
 		t.Fatalf("adopted session %v exported as %+v %v", id, out, ok)
 	}
-	mu.Lock()
-	if len(changed) == 0 || changed[0] != id {
-		t.Fatalf("changes %v, want %v announced", changed, id)
+	// The adoption is announced after the session is listed: wait for
+	// it, and never hold mu while failing (the relay's OnChange takes it).
+	announced := func() []SessionID {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]SessionID(nil), changed...)
 	}
-	mu.Unlock()
+	waitFor(t, func() bool { return len(announced()) > 0 })
+	if c := announced(); c[0] != id {
+		t.Fatalf("changes %v, want %v announced", c, id)
+	}
 
 	waitFor(t, func() bool { return len(b.SessionIDs()) == 0 })
 	waitFor(t, func() bool { got, _ := b.Available("external"); return got == free+2 })
-	mu.Lock()
-	if changed[len(changed)-1] != id {
-		t.Fatalf("the end of %v was not announced: %v", id, changed)
-	}
-	mu.Unlock()
+	waitFor(t, func() bool { c := announced(); return len(c) > 1 && c[len(c)-1] == id })
 }
