@@ -75,6 +75,7 @@ func TestTunnelH323(t *testing.T) {
 		select {
 		case l, ok := <-lines:
 			if ok && strings.HasPrefix(l, want) {
+				t.Logf("%s inside: %s", time.Now().Format("15:04:05.0"), l)
 				return l
 			}
 			t.Fatalf("inside parties: %q, want %s\n%s%s", l, want, childOut.String(), childErr.String())
