@@ -14,8 +14,12 @@ import (
 )
 
 const (
-	alpnTunnel = "portico-tunnel/1"
-	alpnEnroll = "portico-enroll/1"
+	// alpnTunnel names the tunnel protocol: version 2 carries datagrams
+	// in bundles. Version 1 (a datagram per flow packet) is what an older
+	// build speaks; the server names it only to refuse it clearly.
+	alpnTunnel   = "portico-tunnel/2"
+	alpnTunnelV1 = "portico-tunnel/1"
+	alpnEnroll   = "portico-enroll/1"
 
 	// Application error codes on CONNECTION_CLOSE and stream resets.
 	codeShutdown       quic.ApplicationErrorCode = 0
@@ -23,6 +27,7 @@ const (
 	codeEnrollRefused  quic.ApplicationErrorCode = 2
 	codeUnknownService quic.StreamErrorCode      = 3
 	codeDialFailed     quic.StreamErrorCode      = 4
+	codeVersion        quic.ApplicationErrorCode = 5
 
 	maxDatagram = 1500 // a UDP payload plus header never needs more on the wire
 )
@@ -59,6 +64,9 @@ type Stats struct {
 	// Datagrams dropped: queue full, larger than the path allows, no
 	// connection up, or naming an unknown flow or service.
 	DroppedQueueFull uint64 `json:"dropped_queue_full"`
+	// QUIC datagrams sent, and the flow datagrams they carried in bundles.
+	BundlesSent      uint64 `json:"bundles_sent"`
+	BundledDatagrams uint64 `json:"bundled_datagrams"`
 	DroppedTooLarge  uint64 `json:"dropped_too_large"`
 	DroppedNoPeer    uint64 `json:"dropped_no_peer"`
 	DroppedUnknown   uint64 `json:"dropped_unknown"`
@@ -84,6 +92,7 @@ type end struct {
 	udp   map[string][]*udpService // offered UDP services, one per port
 	flows map[flowKey]*targetFlow
 
+	bundles, bundled                                                      atomic.Uint64
 	droppedQueue, droppedLarge, droppedNoPeer, droppedUnknown, badHeaders atomic.Uint64
 	rejected, enrollRefused, enrollAccepted, reconnects                   atomic.Uint64
 }
@@ -117,33 +126,90 @@ func (e *end) enqueue(h Header, payload []byte, st *serviceStats) {
 	}
 }
 
-// sendLoop drains the queue into the live connection until ctx ends.
+// sendLoop drains the queue into the live connection until ctx ends. Each
+// QUIC datagram is a bundle of the flow datagrams already queued when the
+// loop runs, as many as the path's datagram size takes: a busy tunnel sends
+// fewer packets, and an idle one never waits to fill a bundle.
 func (e *end) sendLoop(ctx context.Context) {
+	buf := make([]byte, 0, 64*1024)
+	var carry []byte // taken from the queue but did not fit the last bundle
+	var lc *quic.Conn
+	limit, sent := 0, 0
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case b := <-e.queue:
-			c := e.conn.Load()
-			if c == nil {
-				e.droppedNoPeer.Add(1)
-			} else if err := c.SendDatagram(b); err != nil {
-				var tl *quic.DatagramTooLargeError
-				if errors.As(err, &tl) {
-					e.droppedLarge.Add(1)
-				} else {
-					e.droppedNoPeer.Add(1)
-				}
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case first = <-e.queue:
 			}
-			e.pool.Put(&b)
+		}
+		c := e.conn.Load()
+		if c == nil {
+			e.droppedNoPeer.Add(1)
+			e.pool.Put(&first)
+			continue
+		}
+		if c != lc || sent%1024 == 0 {
+			lc, limit = c, datagramLimit(c)
+		}
+		sent++
+		b := appendBundleEntry(newBundle(buf[:0]), first)
+		e.pool.Put(&first)
+		n := 1
+	fill:
+		for n < maxBundleEntries {
+			select {
+			case next := <-e.queue:
+				if len(b)+bundleEntryCost(len(next)) > limit {
+					carry = next
+					break fill
+				}
+				b = appendBundleEntry(b, next)
+				e.pool.Put(&next)
+				n++
+			default:
+				break fill
+			}
+		}
+		err := c.SendDatagram(b)
+		if err == nil {
+			e.bundles.Add(1)
+			e.bundled.Add(uint64(n))
+		} else {
+			var tl *quic.DatagramTooLargeError
+			if errors.As(err, &tl) {
+				e.droppedLarge.Add(uint64(n))
+			} else {
+				e.droppedNoPeer.Add(uint64(n))
+			}
 		}
 	}
 }
 
+// datagramLimit is the largest datagram the connection sends now. quic-go
+// reports it only in the error for a datagram too large, so it is asked
+// with one that no path takes; nothing is sent.
+func datagramLimit(c *quic.Conn) int {
+	var tl *quic.DatagramTooLargeError
+	if err := c.SendDatagram(oversized[:]); errors.As(err, &tl) && tl.MaxDatagramPayloadSize > 0 {
+		return int(min(tl.MaxDatagramPayloadSize, 1<<16-1))
+	}
+	return minDatagramLimit
+}
+
+// oversized is larger than any QUIC packet; it is never written to.
+var oversized [1 << 16]byte
+
+// minDatagramLimit is the bundle size when the connection does not say: a
+// QUIC datagram frame in the smallest packet (1,200 bytes) always takes it.
+const minDatagramLimit = 1100
+
 func (e *end) stats(role string) Stats {
 	st := Stats{
 		Role: role, State: "down", Reconnects: e.reconnects.Load(),
-		DroppedQueueFull: e.droppedQueue.Load(), DroppedTooLarge: e.droppedLarge.Load(),
+		DroppedQueueFull: e.droppedQueue.Load(), BundlesSent: e.bundles.Load(), BundledDatagrams: e.bundled.Load(), DroppedTooLarge: e.droppedLarge.Load(),
 		DroppedNoPeer: e.droppedNoPeer.Load(), DroppedUnknown: e.droppedUnknown.Load(),
 		BadHeaders: e.badHeaders.Load(), Rejected: e.rejected.Load(),
 		EnrollRefused: e.enrollRefused.Load(), EnrollAccepted: e.enrollAccepted.Load(),
