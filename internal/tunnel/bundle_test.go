@@ -224,4 +224,3 @@ func TestVersionMismatchRefused(t *testing.T) {
 		}
 	})
 }
-
