@@ -64,8 +64,12 @@ func runEnd(role, server, token, ports, cpuprofile string) error {
 	return err
 }
 
-// report writes an end's drop counters to standard error at exit.
+// report writes an end's drop and bundle counters to standard error at exit.
 func report(role string, st tunnel.Stats) {
-	fmt.Fprintf(os.Stderr, "%s end: dropped queue full %d, too large %d, no peer %d, unknown %d; bad headers %d\n",
-		role, st.DroppedQueueFull, st.DroppedTooLarge, st.DroppedNoPeer, st.DroppedUnknown, st.BadHeaders)
+	per := 0.0
+	if st.BundlesSent > 0 {
+		per = float64(st.BundledDatagrams) / float64(st.BundlesSent)
+	}
+	fmt.Fprintf(os.Stderr, "%s end: dropped queue full %d, too large %d, no peer %d, unknown %d; bad headers %d; sent %d datagrams in %d bundles (%.2f each)\n",
+		role, st.DroppedQueueFull, st.DroppedTooLarge, st.DroppedNoPeer, st.DroppedUnknown, st.BadHeaders, st.BundledDatagrams, st.BundlesSent, per)
 }
