@@ -224,3 +224,40 @@ func TestVersionMismatchRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestBadBundlesCounted: a datagram that is not a well-formed bundle is
+// dropped whole and counted; a bad entry in a good bundle is dropped alone
+// and the entries beside it are delivered.
+func TestBadBundlesCounted(t *testing.T) {
+	sink, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	s := startServerConfig(t, "127.0.0.1:0", &MemState{}, Config{Services: []Service{
+		{Name: "rtp", Proto: "udp", Target: sink.LocalAddr().String()},
+	}})
+	c := runEnrolled(t, s, Config{Services: []Service{{Name: "rtp", Proto: "udp", Listen: "127.0.0.1:0"}}})
+	conn := c.conn.Load()
+
+	badEntry := []byte{0x12, 0, 0, 0, 1, 1, '/'} // a flow header naming service "/"
+	for _, b := range [][]byte{
+		entry(1, "a version 1 flow datagram, not a bundle"),
+		appendBundleEntry(newBundle(nil), entry(1, "truncated"))[:12],
+		appendBundleEntry(appendBundleEntry(newBundle(nil), badEntry), entry(1, "good")),
+	} {
+		if err := conn.SendDatagram(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 2048)
+	_ = sink.SetReadDeadline(time.Now().Add(5 * time.Second))
+	k, _, err := sink.ReadFrom(buf)
+	if err != nil || string(buf[:k]) != "good" {
+		t.Fatalf("delivered %q, %v; want the good entry", buf[:max(k, 0)], err)
+	}
+	eventually(t, "three bad datagrams counted", func() bool { return s.Stats().BadHeaders == 3 })
+	if got := metricValue(t, s.reg, "portico_tunnel_datagrams_dropped_total", map[string]string{"reason": "bad_header"}); got != 3 {
+		t.Fatalf("bad_header metric %v, want 3", got)
+	}
+}
