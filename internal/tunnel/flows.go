@@ -67,10 +67,16 @@ type Stats struct {
 	// QUIC datagrams sent, and the flow datagrams they carried in bundles.
 	BundlesSent      uint64 `json:"bundles_sent"`
 	BundledDatagrams uint64 `json:"bundled_datagrams"`
-	DroppedTooLarge  uint64 `json:"dropped_too_large"`
-	DroppedNoPeer    uint64 `json:"dropped_no_peer"`
-	DroppedUnknown   uint64 `json:"dropped_unknown"`
-	BadHeaders       uint64 `json:"bad_headers"`
+	// QUIC packets of the live connection: sent, received, and those of
+	// the sent that the peer never acknowledged (lost on the path or
+	// dropped by the peer before it read them).
+	PacketsSent     uint64 `json:"packets_sent"`
+	PacketsReceived uint64 `json:"packets_received"`
+	PacketsLost     uint64 `json:"packets_lost"`
+	DroppedTooLarge uint64 `json:"dropped_too_large"`
+	DroppedNoPeer   uint64 `json:"dropped_no_peer"`
+	DroppedUnknown  uint64 `json:"dropped_unknown"`
+	BadHeaders      uint64 `json:"bad_headers"`
 	// Handshakes refused (unpinned certificate) and enrollments refused.
 	Rejected       uint64 `json:"rejected"`
 	EnrollRefused  uint64 `json:"enroll_refused"`
@@ -217,7 +223,8 @@ func (e *end) stats(role string) Stats {
 	if c := e.conn.Load(); c != nil {
 		st.State = "up"
 		st.Peer = c.RemoteAddr().String()
-		st.RTT = c.ConnectionStats().SmoothedRTT
+		cs := c.ConnectionStats()
+		st.RTT, st.PacketsSent, st.PacketsReceived, st.PacketsLost = cs.SmoothedRTT, cs.PacketsSent, cs.PacketsReceived, cs.PacketsLost
 	}
 	for _, s := range e.cfg.Services {
 		c := e.svc[s.Name]
