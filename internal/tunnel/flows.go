@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,8 +135,9 @@ func (e *end) enqueue(h Header, payload []byte, st *serviceStats) {
 
 // sendLoop drains the queue into the live connection until ctx ends. Each
 // QUIC datagram is a bundle of the flow datagrams already queued when the
-// loop runs, as many as the path's datagram size takes: a busy tunnel sends
-// fewer packets, and an idle one never waits to fill a bundle.
+// loop runs (after yielding once), as many as the path's datagram size
+// takes: a busy tunnel sends fewer datagrams, and an idle one never waits
+// to fill a bundle.
 func (e *end) sendLoop(ctx context.Context) {
 	buf := make([]byte, 0, 64*1024)
 	var carry []byte // taken from the queue but did not fit the last bundle
@@ -164,6 +166,14 @@ func (e *end) sendLoop(ctx context.Context) {
 		b := appendBundleEntry(newBundle(buf[:0]), first)
 		e.pool.Put(&first)
 		n := 1
+		// Yield once so that readers already runnable queue their
+		// datagrams into this bundle: with no other goroutine ready it
+		// returns at once, so a lightly loaded tunnel waits for nothing.
+		// Fuller bundles matter on the receiving end, where quic-go keeps
+		// at most 128 received datagrams and drops the rest uncounted.
+		if len(e.queue) < maxBundleEntries {
+			runtime.Gosched()
+		}
 	fill:
 		for n < maxBundleEntries {
 			select {
