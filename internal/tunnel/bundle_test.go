@@ -137,19 +137,27 @@ func FuzzParseBundle(f *testing.F) {
 	})
 }
 
-// TestSendLoopBundles: flow datagrams already queued when the sender runs
-// leave in fewer QUIC datagrams, none larger than the path takes, and
-// reach the peer's target complete and in order.
-func TestSendLoopBundles(t *testing.T) {
+// sinkPair runs a tunnel whose server delivers the "rtp" service to sink,
+// a socket the test reads.
+func sinkPair(t *testing.T) (sink net.PacketConn, s *runningServer, c *Client) {
+	t.Helper()
 	sink, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sink.Close()
-	s := startServerConfig(t, "127.0.0.1:0", &MemState{}, Config{Services: []Service{
+	t.Cleanup(func() { sink.Close() })
+	s = startServerConfig(t, "127.0.0.1:0", &MemState{}, Config{Services: []Service{
 		{Name: "rtp", Proto: "udp", Target: sink.LocalAddr().String()},
 	}})
-	c := runEnrolled(t, s, Config{Services: []Service{{Name: "rtp", Proto: "udp", Listen: "127.0.0.1:0"}}})
+	c = runEnrolled(t, s, Config{Services: []Service{{Name: "rtp", Proto: "udp", Listen: "127.0.0.1:0"}}})
+	return sink, s, c
+}
+
+// TestSendLoopBundles: flow datagrams already queued when the sender runs
+// leave in fewer QUIC datagrams, none larger than the path takes, and
+// reach the peer's target complete and in order.
+func TestSendLoopBundles(t *testing.T) {
+	sink, _, c := sinkPair(t)
 
 	// A second sender on the client's connection, its queue filled before
 	// it starts, so that what it bundles does not depend on timing.
@@ -229,15 +237,7 @@ func TestVersionMismatchRefused(t *testing.T) {
 // dropped whole and counted; a bad entry in a good bundle is dropped alone
 // and the entries beside it are delivered.
 func TestBadBundlesCounted(t *testing.T) {
-	sink, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sink.Close()
-	s := startServerConfig(t, "127.0.0.1:0", &MemState{}, Config{Services: []Service{
-		{Name: "rtp", Proto: "udp", Target: sink.LocalAddr().String()},
-	}})
-	c := runEnrolled(t, s, Config{Services: []Service{{Name: "rtp", Proto: "udp", Listen: "127.0.0.1:0"}}})
+	sink, s, c := sinkPair(t)
 	conn := c.conn.Load()
 
 	badEntry := []byte{0x12, 0, 0, 0, 1, 1, '/'} // a flow header naming service "/"
