@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/portico-edge/portico/internal/tunnel"
 )
@@ -50,8 +52,9 @@ func runEnd(role, server, token, ports, cpuprofile string) error {
 		}
 		fmt.Println(pc.LocalAddr())
 		fmt.Println(tok)
+		up := watchUp(ctx, s.Stats)
 		err = s.Serve(ctx, pc)
-		report("server", s.Stats())
+		report("server", s.Stats(), up)
 		return err
 	}
 	c, err := tunnel.NewClient(tunnel.Config{Role: tunnel.RoleClient, Server: server, EnrollmentToken: token,
@@ -59,13 +62,46 @@ func runEnd(role, server, token, ports, cpuprofile string) error {
 	if err != nil {
 		return err
 	}
+	up := watchUp(ctx, c.Stats)
 	err = c.Run(ctx)
-	report("client", c.Stats())
+	report("client", c.Stats(), up)
 	return err
 }
 
-// report writes an end's drop counters to standard error at exit.
-func report(role string, st tunnel.Stats) {
-	fmt.Fprintf(os.Stderr, "%s end: dropped queue full %d, too large %d, no peer %d, unknown %d; bad headers %d\n",
-		role, st.DroppedQueueFull, st.DroppedTooLarge, st.DroppedNoPeer, st.DroppedUnknown, st.BadHeaders)
+// report writes an end's drop and bundle counters to standard error at exit.
+// QUIC packet counts come from the last snapshot taken while the
+// connection was up (up), as the connection is gone at exit.
+func report(role string, st tunnel.Stats, up func() tunnel.Stats) {
+	last := up()
+	st.PacketsSent, st.PacketsReceived, st.PacketsLost = last.PacketsSent, last.PacketsReceived, last.PacketsLost
+	per := 0.0
+	if st.BundlesSent > 0 {
+		per = float64(st.BundledDatagrams) / float64(st.BundlesSent)
+	}
+	fmt.Fprintf(os.Stderr, "%s end: dropped queue full %d, too large %d, no peer %d, unknown %d; bad headers %d; sent %d datagrams in %d bundles (%.2f each); QUIC packets sent %d, received %d, lost %d\n",
+		role, st.DroppedQueueFull, st.DroppedTooLarge, st.DroppedNoPeer, st.DroppedUnknown, st.BadHeaders, st.BundledDatagrams, st.BundlesSent, per, st.PacketsSent, st.PacketsReceived, st.PacketsLost)
+}
+
+// watchUp snapshots stats every 100 ms until ctx ends and returns a
+// function giving the last snapshot taken while the connection was up.
+func watchUp(ctx context.Context, stats func() tunnel.Stats) func() tunnel.Stats {
+	var mu sync.Mutex
+	var last tunnel.Stats
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if st := stats(); st.State == "up" {
+					mu.Lock()
+					last = st
+					mu.Unlock()
+				}
+			}
+		}
+	}()
+	return func() tunnel.Stats { mu.Lock(); defer mu.Unlock(); return last }
 }

@@ -167,25 +167,40 @@ func (e *end) serveConn(ctx context.Context, conn *quic.Conn, wg *sync.WaitGroup
 			}
 		}
 	})
+	entries := make([][]byte, 0, maxBundleEntries)
 	for b := range in {
-		h, n, err := Parse(b)
-		if err != nil || h.Kind != KindUDP {
+		var err error
+		entries, err = ParseBundle(b, entries[:0])
+		if err != nil {
 			e.badHeaders.Add(1)
 			continue
 		}
-		e.fmu.Lock()
-		us := e.udp[h.Service]
-		e.fmu.Unlock()
-		if us != nil {
-			if i := h.Flow >> flowIndexShift; int(i) >= len(us) || !us[i].deliver(h.Flow, b[n:]) {
-				e.droppedUnknown.Add(1)
-			}
-			continue
+		for _, en := range entries {
+			e.route(ctx, en, wg)
 		}
-		e.deliver(ctx, h, b[n:], wg)
 	}
 	_ = conn.CloseWithError(codeShutdown, "")
 	cw.Wait()
+}
+
+// route delivers one flow datagram from the peer: to the local source of a
+// flow of an offered service, or to the target of a delivered one.
+func (e *end) route(ctx context.Context, b []byte, wg *sync.WaitGroup) {
+	h, n, err := Parse(b)
+	if err != nil || h.Kind != KindUDP {
+		e.badHeaders.Add(1)
+		return
+	}
+	e.fmu.Lock()
+	us := e.udp[h.Service]
+	e.fmu.Unlock()
+	if us != nil {
+		if i := h.Flow >> flowIndexShift; int(i) >= len(us) || !us[i].deliver(h.Flow, b[n:]) {
+			e.droppedUnknown.Add(1)
+		}
+		return
+	}
+	e.deliver(ctx, h, b[n:], wg)
 }
 
 // serveStream connects one TCP flow from the peer to its service's target.

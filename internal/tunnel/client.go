@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -160,7 +161,14 @@ func (c *Client) connect(ctx context.Context) (*quic.Conn, func(), error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*c.cfg.IdleTimeout)
 	defer cancel()
-	return c.dial(ctx, c.tlsConfig(alpnTunnel, c.pinned))
+	conn, release, err := c.dial(ctx, c.tlsConfig(alpnTunnel, c.pinned))
+	// A server of an older build offers no protocol this one speaks; TLS
+	// ends the handshake with a no_application_protocol alert (120).
+	var te *quic.TransportError
+	if errors.As(err, &te) && te.ErrorCode == quic.TransportErrorCode(0x100+120) {
+		err = fmt.Errorf("%w: the server does not offer %s: %w", ErrVersion, alpnTunnel, err)
+	}
+	return conn, release, err
 }
 
 // Run keeps the tunnel up until ctx ends: it connects, serves the
@@ -195,7 +203,11 @@ func (c *Client) Run(ctx context.Context) error {
 			}
 			d := backoff(c.cfg.BackoffMin, c.cfg.BackoffMax, failures)
 			failures++
-			c.log.Debug("tunnel connect failed", "server", c.server(), "err", err, "retry_in", d)
+			lvl := slog.LevelDebug
+			if errors.Is(err, ErrVersion) {
+				lvl = slog.LevelWarn
+			}
+			c.log.Log(ctx, lvl, "tunnel connect failed", "server", c.server(), "err", err, "retry_in", d)
 			select {
 			case <-ctx.Done():
 				return nil

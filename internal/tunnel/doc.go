@@ -8,10 +8,13 @@
 // enrollment: the Server issues a one-time token (CreateToken) that names its
 // own certificate fingerprint; the Client presents the token once over the
 // "portico-enroll/1" ALPN, and each side stores the other's fingerprint.
-// Afterwards the "portico-tunnel/1" ALPN accepts only the pinned peer.
+// Afterwards the "portico-tunnel/2" ALPN accepts only the pinned peer; a
+// peer of the older "portico-tunnel/1" is refused with ErrVersion.
 //
-// Each TCP flow is a QUIC stream; each UDP packet is an RFC 9221 datagram.
-// Both start with the same small Header naming the service and the flow.
+// Each TCP flow is a QUIC stream; UDP packets ride in RFC 9221 datagrams,
+// each datagram a bundle of the packets queued when the sender ran
+// (ParseBundle). Streams and bundle entries start with the same small
+// Header naming the service and the flow.
 // Either end may offer a service (Listen) whose flows the other end
 // delivers to its Target: the DMZ node offers inside servers to outside
 // users, and the inside node offers DMZ servers to inside ones (reverse

@@ -23,4 +23,7 @@ var (
 	ErrNoServer = errors.New("tunnel: no server in the SRV record")
 	// ErrRefused reports that the server refused an enrollment.
 	ErrRefused = errors.New("tunnel: enrollment refused")
+	// ErrVersion reports a peer that speaks another version of the tunnel
+	// protocol: both ends must run the same build.
+	ErrVersion = errors.New("tunnel: peer speaks another tunnel protocol version")
 )

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,8 +15,12 @@ import (
 )
 
 const (
-	alpnTunnel = "portico-tunnel/1"
-	alpnEnroll = "portico-enroll/1"
+	// alpnTunnel names the tunnel protocol: version 2 carries datagrams
+	// in bundles. Version 1 (a datagram per flow packet) is what an older
+	// build speaks; the server names it only to refuse it clearly.
+	alpnTunnel   = "portico-tunnel/2"
+	alpnTunnelV1 = "portico-tunnel/1"
+	alpnEnroll   = "portico-enroll/1"
 
 	// Application error codes on CONNECTION_CLOSE and stream resets.
 	codeShutdown       quic.ApplicationErrorCode = 0
@@ -23,6 +28,7 @@ const (
 	codeEnrollRefused  quic.ApplicationErrorCode = 2
 	codeUnknownService quic.StreamErrorCode      = 3
 	codeDialFailed     quic.StreamErrorCode      = 4
+	codeVersion        quic.ApplicationErrorCode = 5
 
 	maxDatagram = 1500 // a UDP payload plus header never needs more on the wire
 )
@@ -59,10 +65,19 @@ type Stats struct {
 	// Datagrams dropped: queue full, larger than the path allows, no
 	// connection up, or naming an unknown flow or service.
 	DroppedQueueFull uint64 `json:"dropped_queue_full"`
-	DroppedTooLarge  uint64 `json:"dropped_too_large"`
-	DroppedNoPeer    uint64 `json:"dropped_no_peer"`
-	DroppedUnknown   uint64 `json:"dropped_unknown"`
-	BadHeaders       uint64 `json:"bad_headers"`
+	// QUIC datagrams sent, and the flow datagrams they carried in bundles.
+	BundlesSent      uint64 `json:"bundles_sent"`
+	BundledDatagrams uint64 `json:"bundled_datagrams"`
+	// QUIC packets of the live connection: sent, received, and those of
+	// the sent that the peer never acknowledged (lost on the path or
+	// dropped by the peer before it read them).
+	PacketsSent     uint64 `json:"packets_sent"`
+	PacketsReceived uint64 `json:"packets_received"`
+	PacketsLost     uint64 `json:"packets_lost"`
+	DroppedTooLarge uint64 `json:"dropped_too_large"`
+	DroppedNoPeer   uint64 `json:"dropped_no_peer"`
+	DroppedUnknown  uint64 `json:"dropped_unknown"`
+	BadHeaders      uint64 `json:"bad_headers"`
 	// Handshakes refused (unpinned certificate) and enrollments refused.
 	Rejected       uint64 `json:"rejected"`
 	EnrollRefused  uint64 `json:"enroll_refused"`
@@ -84,6 +99,7 @@ type end struct {
 	udp   map[string][]*udpService // offered UDP services, one per port
 	flows map[flowKey]*targetFlow
 
+	bundles, bundled                                                      atomic.Uint64
 	droppedQueue, droppedLarge, droppedNoPeer, droppedUnknown, badHeaders atomic.Uint64
 	rejected, enrollRefused, enrollAccepted, reconnects                   atomic.Uint64
 }
@@ -117,33 +133,99 @@ func (e *end) enqueue(h Header, payload []byte, st *serviceStats) {
 	}
 }
 
-// sendLoop drains the queue into the live connection until ctx ends.
+// sendLoop drains the queue into the live connection until ctx ends. Each
+// QUIC datagram is a bundle of the flow datagrams already queued when the
+// loop runs (after yielding once), as many as the path's datagram size
+// takes: a busy tunnel sends fewer datagrams, and an idle one never waits
+// to fill a bundle.
 func (e *end) sendLoop(ctx context.Context) {
+	buf := make([]byte, 0, 64*1024)
+	var carry []byte // taken from the queue but did not fit the last bundle
+	var lc *quic.Conn
+	limit, sent := 0, 0
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case b := <-e.queue:
-			c := e.conn.Load()
-			if c == nil {
-				e.droppedNoPeer.Add(1)
-			} else if err := c.SendDatagram(b); err != nil {
-				var tl *quic.DatagramTooLargeError
-				if errors.As(err, &tl) {
-					e.droppedLarge.Add(1)
-				} else {
-					e.droppedNoPeer.Add(1)
-				}
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case first = <-e.queue:
 			}
-			e.pool.Put(&b)
+		}
+		c := e.conn.Load()
+		if c == nil {
+			e.droppedNoPeer.Add(1)
+			e.pool.Put(&first)
+			continue
+		}
+		if c != lc || sent%1024 == 0 {
+			lc, limit = c, datagramLimit(c)
+		}
+		sent++
+		b := appendBundleEntry(newBundle(buf[:0]), first)
+		e.pool.Put(&first)
+		n := 1
+		// Yield once so that readers already runnable queue their
+		// datagrams into this bundle: with no other goroutine ready it
+		// returns at once, so a lightly loaded tunnel waits for nothing.
+		// Fuller bundles matter on the receiving end, where quic-go keeps
+		// at most 128 received datagrams and drops the rest uncounted.
+		if len(e.queue) < maxBundleEntries {
+			runtime.Gosched()
+		}
+	fill:
+		for n < maxBundleEntries {
+			select {
+			case next := <-e.queue:
+				if len(b)+bundleEntryCost(len(next)) > limit {
+					carry = next
+					break fill
+				}
+				b = appendBundleEntry(b, next)
+				e.pool.Put(&next)
+				n++
+			default:
+				break fill
+			}
+		}
+		err := c.SendDatagram(b)
+		if err == nil {
+			e.bundles.Add(1)
+			e.bundled.Add(uint64(n))
+		} else {
+			var tl *quic.DatagramTooLargeError
+			if errors.As(err, &tl) {
+				e.droppedLarge.Add(uint64(n))
+			} else {
+				e.droppedNoPeer.Add(uint64(n))
+			}
 		}
 	}
 }
 
+// datagramLimit is the largest datagram the connection sends now. quic-go
+// reports it only in the error for a datagram too large, so it is asked
+// with one that no path takes; nothing is sent.
+func datagramLimit(c *quic.Conn) int {
+	var tl *quic.DatagramTooLargeError
+	if err := c.SendDatagram(oversized[:]); errors.As(err, &tl) && tl.MaxDatagramPayloadSize > 0 {
+		return int(min(tl.MaxDatagramPayloadSize, 1<<16-1))
+	}
+	return minDatagramLimit
+}
+
+// oversized is larger than any QUIC packet; it is never written to.
+var oversized [1 << 16]byte
+
+// minDatagramLimit is the bundle size when the connection does not say: a
+// QUIC datagram frame in the smallest packet (1,200 bytes) always takes it.
+const minDatagramLimit = 1100
+
 func (e *end) stats(role string) Stats {
 	st := Stats{
 		Role: role, State: "down", Reconnects: e.reconnects.Load(),
-		DroppedQueueFull: e.droppedQueue.Load(), DroppedTooLarge: e.droppedLarge.Load(),
+		DroppedQueueFull: e.droppedQueue.Load(), BundlesSent: e.bundles.Load(), BundledDatagrams: e.bundled.Load(), DroppedTooLarge: e.droppedLarge.Load(),
 		DroppedNoPeer: e.droppedNoPeer.Load(), DroppedUnknown: e.droppedUnknown.Load(),
 		BadHeaders: e.badHeaders.Load(), Rejected: e.rejected.Load(),
 		EnrollRefused: e.enrollRefused.Load(), EnrollAccepted: e.enrollAccepted.Load(),
@@ -151,7 +233,8 @@ func (e *end) stats(role string) Stats {
 	if c := e.conn.Load(); c != nil {
 		st.State = "up"
 		st.Peer = c.RemoteAddr().String()
-		st.RTT = c.ConnectionStats().SmoothedRTT
+		cs := c.ConnectionStats()
+		st.RTT, st.PacketsSent, st.PacketsReceived, st.PacketsLost = cs.SmoothedRTT, cs.PacketsSent, cs.PacketsReceived, cs.PacketsLost
 	}
 	for _, s := range e.cfg.Services {
 		c := e.svc[s.Name]

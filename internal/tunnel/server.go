@@ -54,7 +54,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		MinVersion:       tls.VersionTLS13,
 		Certificates:     []tls.Certificate{p.cert},
 		ClientAuth:       tls.RequireAnyClientCert,
-		NextProtos:       []string{alpnTunnel, alpnEnroll},
+		NextProtos:       []string{alpnTunnel, alpnTunnelV1, alpnEnroll},
 		VerifyConnection: s.verify,
 	}
 	register(p.deps.Registerer, s.Stats)
@@ -264,6 +264,10 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 			}
 			s.log.Info("tunnel client connected", "addr", c.RemoteAddr().String())
 			wg.Go(func() { s.serveConn(ctx, c, &wg) })
+		case alpnTunnelV1:
+			s.rejected.Add(1)
+			s.log.Warn("tunnel client refused", "addr", c.RemoteAddr().String(), "err", ErrVersion, "peer", alpnTunnelV1, "want", alpnTunnel)
+			_ = c.CloseWithError(codeVersion, ErrVersion.Error()+": "+alpnTunnelV1+", want "+alpnTunnel)
 		default:
 			_ = c.CloseWithError(codeShutdown, "no protocol")
 		}
