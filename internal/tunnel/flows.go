@@ -164,6 +164,7 @@ func (e *end) sendLoop(ctx context.Context) {
 		}
 		sent++
 		b := appendBundleEntry(newBundle(buf[:0]), first)
+		firstCost := bundleEntryCost(len(first))
 		e.pool.Put(&first)
 		n := 1
 		// Yield once so that readers already runnable queue their
@@ -171,7 +172,9 @@ func (e *end) sendLoop(ctx context.Context) {
 		// returns at once, so a lightly loaded tunnel waits for nothing.
 		// Fuller bundles matter on the receiving end, where quic-go keeps
 		// at most 128 received datagrams and drops the rest uncounted.
-		if len(e.queue) < maxBundleEntries {
+		// A datagram that leaves no room for another of its size (1,200 B
+		// video) goes alone: yielding would cost it and gain nothing.
+		if len(e.queue) < maxBundleEntries && len(b)+firstCost <= limit {
 			runtime.Gosched()
 		}
 	fill:
