@@ -278,8 +278,8 @@ func TestTURNFailover(t *testing.T) {
 		s := status("b")
 		return len(s.Standby) == 1 && s.Standby[0].Expires.After(expBefore.Add(4*time.Minute))
 	})
-	if resp, err := refresh("wrong"); err == nil && resp.Type.Class != stun.ClassErrorResponse {
-		t.Fatalf("Refresh with a wrong password answered %v", resp)
+	if resp, err := refresh("wrong"); err != nil || resp.Type.Class != stun.ClassErrorResponse {
+		t.Fatalf("Refresh with a wrong password: %v, %v", resp, err)
 	}
 	before := got()
 	eventually(t, "data both ways through B after the refresh", func() bool { return got() >= before+50 })
