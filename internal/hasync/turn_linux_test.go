@@ -281,6 +281,42 @@ func TestTURNFailover(t *testing.T) {
 	if resp, err := refresh("wrong"); err != nil || resp.Type.Class != stun.ClassErrorResponse {
 		t.Fatalf("Refresh with a wrong password: %v, %v", resp, err)
 	}
+
+	// The permission and channel refreshes a client sends every few
+	// minutes are answered by B too.
+	var number uint16
+	for n := range status("b").Standby[0].Channels {
+		number = n
+	}
+	peerAttr := xorPeer{IP: net.ParseIP(addrI), Port: 5000}
+	for _, tc := range []struct {
+		name   string
+		method stun.Method
+		attrs  []stun.Setter
+	}{
+		{"CreatePermission", stun.MethodCreatePermission, []stun.Setter{peerAttr}},
+		{"ChannelBind", stun.MethodChannelBind, []stun.Setter{
+			stun.RawAttribute{Type: stun.AttrChannelNumber, Value: []byte{byte(number >> 8), byte(number), 0, 0}}, peerAttr}},
+	} {
+		setters := append([]stun.Setter{stun.TransactionID, stun.NewType(tc.method, stun.ClassRequest)}, tc.attrs...)
+		setters = append(setters, stun.NewUsername(username), stun.NewRealm(turnRealm), stun.NewNonce("issued-by-a"),
+			stun.NewLongTermIntegrity(username, turnRealm, password), stun.Fingerprint)
+		msg, err := stun.Build(setters...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.PerformTransaction(msg, &net.UDPAddr{IP: net.ParseIP(turnVIP), Port: 3478}, false)
+		if err != nil || res.Msg.Type != stun.NewType(tc.method, stun.ClassSuccessResponse) {
+			t.Fatalf("%s through B: %v, %v", tc.name, res.Msg, err)
+		}
+	}
 	before := got()
-	eventually(t, "data both ways through B after the refresh", func() bool { return got() >= before+50 })
+	eventually(t, "data both ways through B after the refreshes", func() bool { return got() >= before+50 })
+}
+
+// xorPeer sets XOR-PEER-ADDRESS (RFC 8656 §18.3).
+type xorPeer stun.XORMappedAddress
+
+func (p xorPeer) AddTo(m *stun.Message) error {
+	return stun.XORMappedAddress(p).AddToAs(m, stun.AttrXORPeerAddress)
 }

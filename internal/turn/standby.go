@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -272,45 +273,118 @@ func (sb *standbyAlloc) stop() {
 	_ = sb.rc.Close()
 }
 
-// refresh answers a Refresh request (RFC 8656 §7) from the copy's client,
-// reporting whether it did: a request whose MESSAGE-INTEGRITY does not
-// check with the copy's key goes to the engine, which refuses it. The
-// nonce is not checked: the peer node issued it, and the integrity check
-// with the key bound to this 5-tuple is what admits the request.
-func (sb *standbyAlloc) refresh(b []byte, from netip.AddrPort, out net.PacketConn) bool {
+// request answers a Refresh (RFC 8656 §7), CreatePermission (§9) or
+// ChannelBind (§11) request from the copy's client, reporting whether it
+// did: a request whose MESSAGE-INTEGRITY does not check with the copy's
+// key, or that the copy cannot grant, goes to the engine, which refuses
+// it. The nonce is not checked: the peer node issued it, and the
+// integrity check with the key bound to this 5-tuple is what admits the
+// request.
+func (sb *standbyAlloc) request(b []byte, from netip.AddrPort, out net.PacketConn) bool {
 	m := &stun.Message{Raw: append([]byte(nil), b...)}
-	if m.Decode() != nil || m.Type != stun.NewType(stun.MethodRefresh, stun.ClassRequest) {
+	if m.Decode() != nil || m.Type.Class != stun.ClassRequest {
 		return false
 	}
+	forget := false
+	defer func() {
+		if forget { // after mu is released: stop takes it
+			sb.s.ForgetAllocation(sb.key)
+		}
+	}()
 	sb.mu.Lock()
+	defer sb.mu.Unlock()
 	key := sb.st.Key
-	sb.mu.Unlock()
 	if stun.MessageIntegrity(key).Check(m) != nil {
 		return false
 	}
-	lt := sb.s.cfg.Lifetime.Default
-	if v, ok := findAttr(b, attrLifetime); ok && len(v) == 4 {
-		lt = min(time.Duration(binary.BigEndian.Uint32(v))*time.Second, maxLifetime)
-		if lt != 0 {
-			lt = max(lt, sb.s.cfg.Lifetime.Default)
+	setters := []stun.Setter{stun.NewTransactionIDSetter(m.TransactionID), stun.NewType(m.Type.Method, stun.ClassSuccessResponse)}
+	ending := false
+	switch m.Type.Method {
+	case stun.MethodRefresh:
+		lt := sb.s.cfg.Lifetime.Default
+		if v, ok := findAttr(b, attrLifetime); ok && len(v) == 4 {
+			lt = min(time.Duration(binary.BigEndian.Uint32(v))*time.Second, maxLifetime)
+			if lt != 0 {
+				lt = max(lt, sb.s.cfg.Lifetime.Default)
+			}
 		}
+		setters = append(setters, stun.RawAttribute{Type: stun.AttrLifetime, Value: binary.BigEndian.AppendUint32(nil, uint32(lt/time.Second))})
+		if ending = lt == 0; !ending {
+			sb.st.Expires = sb.s.now().Add(lt)
+			sb.expireAt(sb.st.Expires)
+		}
+	case stun.MethodCreatePermission:
+		var peers []netip.Addr
+		for _, a := range m.Attributes {
+			if a.Type != stun.AttrXORPeerAddress {
+				continue
+			}
+			ap, ok := xorPeerAddress(a.Value, m.TransactionID)
+			if !ok || !sb.permits(ap) {
+				return false
+			}
+			peers = append(peers, ap.Addr().Unmap())
+		}
+		if len(peers) == 0 {
+			return false
+		}
+		for _, p := range peers {
+			if !slices.Contains(sb.st.Permissions, p) {
+				sb.st.Permissions = append(sb.st.Permissions, p)
+			}
+			sb.rc.addPerm(p)
+		}
+	case stun.MethodChannelBind:
+		v, ok := findAttr(b, uint16(stun.AttrChannelNumber))
+		pv, ok2 := findAttr(b, uint16(stun.AttrXORPeerAddress))
+		if !ok || !ok2 || len(v) != 4 {
+			return false
+		}
+		number := binary.BigEndian.Uint16(v)
+		peer, ok := xorPeerAddress(pv, m.TransactionID)
+		if !ok || number < 0x4000 || number > 0x4FFF || !sb.permits(peer) {
+			return false
+		}
+		peer = unmapAP(peer)
+		if old, ok := sb.st.Channels[number]; ok && old != peer {
+			return false // bound to another peer: the engine answers 400
+		}
+		for n, p := range sb.st.Channels {
+			if p == peer && n != number {
+				return false
+			}
+		}
+		if sb.st.Channels == nil {
+			sb.st.Channels = map[uint16]netip.AddrPort{}
+		}
+		sb.st.Channels[number] = peer
+		if !slices.Contains(sb.st.Permissions, peer.Addr()) {
+			sb.st.Permissions = append(sb.st.Permissions, peer.Addr())
+		}
+		sb.rc.addPerm(peer.Addr())
+		for _, lpc := range sb.lpcs {
+			lpc.addChannel(sb.st.Client, number, sb.rc, peer)
+		}
+		sb.rc.addPeer(peer, number, sb.st.Client, sb.lpcs[0].udp)
+	default:
+		return false
 	}
-	resp, err := stun.Build(stun.NewTransactionIDSetter(m.TransactionID),
-		stun.NewType(stun.MethodRefresh, stun.ClassSuccessResponse),
-		stun.RawAttribute{Type: stun.AttrLifetime, Value: binary.BigEndian.AppendUint32(nil, uint32(lt/time.Second))},
-		stun.MessageIntegrity(key), stun.Fingerprint)
+	resp, err := stun.Build(append(setters, stun.MessageIntegrity(key), stun.Fingerprint)...)
 	if err != nil {
 		return false
 	}
-	if lt == 0 {
-		sb.s.ForgetAllocation(sb.key)
-	} else {
-		sb.mu.Lock()
-		sb.st.Expires = sb.s.now().Add(lt)
-		sb.expireAt(sb.st.Expires)
-		sb.mu.Unlock()
-	}
+	forget = ending
 	_, _ = out.WriteTo(resp.Raw, net.UDPAddrFromAddrPort(from))
+	return true
+}
+
+// permits applies the peer address policy and the node's own addresses to
+// a peer the client asks for, as the engine's requests are screened.
+func (sb *standbyAlloc) permits(peer netip.AddrPort) bool {
+	if sb.s.own.Load().has(peer) || !sb.s.live.Load().policy.permits(peer.Addr().Unmap()) {
+		sb.s.m.peersDenied.Inc()
+		return false
+	}
 	return true
 }
 
