@@ -9,6 +9,7 @@ import (
 	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/sipedge"
+	"github.com/portico-edge/portico/internal/turn"
 )
 
 // syncLink is the live state link to the HA peer (ha.sync) and the flow
@@ -64,6 +65,23 @@ func (l *syncLink) callChanged() func(string) {
 		return nil
 	}
 	return func(id string) { l.node.Changed(hasync.KindDialog, id) }
+}
+
+// turnChanged is the TURN server's OnChange: nil without the link.
+func (l *syncLink) turnChanged() func(string) {
+	if l == nil {
+		return nil
+	}
+	return func(key string) { l.node.Changed(hasync.KindTURN, key) }
+}
+
+// registerTURN sends the TURN server's allocations to the peer and keeps
+// the peer's as standby copies.
+func (l *syncLink) registerTURN(ts *turn.Server) {
+	if ts != nil {
+		t := hasync.TURN{Server: ts}
+		l.node.Register(hasync.KindTURN, t, t)
+	}
 }
 
 // flowKey is the SIP edge's FlowSecret: nil (a random key) without the link.

@@ -192,6 +192,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 	}
 	if cfg.TURN.Enabled {
 		ts, err := turn.NewFromSection(cfg.TURN, turnEnv(cfg, d.env), turn.Deps{Logger: logging.Component(log, "turn"), Registerer: reg, Users: turnUsers{d.st}, Guard: b.guard, ACL: &b.turnACL, Descriptors: d.fds,
+			OnChange: hs.turnChanged(),
 			GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 				return d.certs.Select(h, cfg.TURN.Certificate)
 			}})
@@ -338,6 +339,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		out = append(out, s)
 	}
 	if hs != nil {
+		hs.registerTURN(b.turn)
 		out = append(out, hs.service(b.relay, b.sip.Load()))
 	}
 	b.list = out

@@ -51,6 +51,8 @@ func (k Kind) String() string {
 		return "registration"
 	case KindDialog:
 		return "dialog"
+	case KindTURN:
+		return "turn"
 	}
 	return fmt.Sprintf("kind%d", uint8(k))
 }

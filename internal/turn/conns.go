@@ -35,6 +35,10 @@ type listenPacketConn struct {
 
 	chans  shardedCOW[chanKey, fastChan]
 	allocs shardedCOW[netip.AddrPort, *relayPacketConn] // UDP clients' relays
+	// standby holds the clients of standby copies (standby.go), whose
+	// Refresh, CreatePermission and ChannelBind requests are answered here
+	// instead of by the engine.
+	standby cow[netip.AddrPort, *standbyAlloc]
 }
 
 type chanKey struct {
@@ -110,6 +114,12 @@ func (c *listenPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			}
 			if len(b) >= stunHeaderLen && b[0] == 0x00 && b[1] == 0x16 && c.send(b, m.Addr) {
 				continue
+			}
+			if len(b) >= stunHeaderLen && b[0] == 0x00 && (b[1] == 0x04 || b[1] == 0x08 || b[1] == 0x09) {
+				// Refresh, CreatePermission, ChannelBind of a standby copy.
+				if sb, ok := c.standby.load()[m.Addr]; ok && sb.request(b, m.Addr, c.PacketConn) {
+					continue
+				}
 			}
 			n = copy(p, b)
 			from = net.UDPAddrFromAddrPort(m.Addr)

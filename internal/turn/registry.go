@@ -45,6 +45,8 @@ type allocEntry struct {
 	chans  map[uint16]string
 	relay  *relayHandle
 	maxAge *time.Timer
+	// username is the USERNAME the allocation was authenticated with.
+	username string
 }
 
 // registry tracks allocations from pion's lifecycle events.

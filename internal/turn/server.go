@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,6 +69,10 @@ type Deps struct {
 	// connections while the node's descriptor reserve is short (shared with
 	// the other services' listeners).
 	Descriptors *connlimit.Reserve
+	// OnChange, when set, is called with the key (AllocationState.Key) of a
+	// UDP allocation that was created, refreshed, deleted or whose
+	// permissions or channels changed. It must not block.
+	OnChange func(key string)
 }
 
 // Server is the STUN/TURN service. Create it with New.
@@ -112,6 +117,14 @@ type Server struct {
 	muted   map[string]struct{} // clients whose next Allocate error is dropped (mute)
 	conns   sync.WaitGroup
 	streams atomic.Int64 // open stream connections
+
+	// onChange is Deps.OnChange; authUsers holds the USERNAME of each
+	// 5-tuple's last authenticated Allocate until its allocation is made.
+	onChange  func(key string)
+	authUsers sync.Map
+	standbyMu sync.Mutex
+	standby   map[string]*standbyAlloc // by AllocationState.Key
+	standbyWG sync.WaitGroup
 }
 
 // New validates cfg and builds a Server. It does no I/O.
@@ -161,6 +174,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		reg:     newRegistry(),
 		closeCh: make(chan struct{}),
 		muted:   map[string]struct{}{},
+
+		onChange: deps.OnChange,
 	}
 	s.live.Store(v)
 	s.own.Store(v.own)
@@ -390,6 +405,7 @@ func (s *Server) serve(ctx context.Context, pcs []net.PacketConn, streams []*str
 	if err := engine.Close(); err != nil {
 		s.log.Debug("turn engine close", "err", err)
 	}
+	s.stopStandby()
 	s.alloc.closeAll()
 	select {
 	case <-s.alloc.waitDrained():
@@ -658,7 +674,10 @@ func (s *Server) permit(client net.Addr, peer net.IP) bool {
 
 func (s *Server) events() pturn.EventHandler {
 	return pturn.EventHandler{
-		OnAuth: func(src, _ net.Addr, _, username, _, method string, verdict bool) {
+		OnAuth: func(src, dst net.Addr, _, username, _, method string, verdict bool) {
+			if verdict && method == "Allocate" && s.onChange != nil {
+				s.authUsers.Store(fiveTupleKey(src, dst), username)
+			}
 			if !verdict {
 				s.m.authIntegrity.Inc()
 				s.authFailed(src)
@@ -682,6 +701,9 @@ func (s *Server) events() pturn.EventHandler {
 				chans: map[uint16]string{},
 				relay: s.alloc.lookup(relay),
 			}
+			if u, ok := s.authUsers.LoadAndDelete(key); ok {
+				e.username = u.(string)
+			}
 			if _, ok := relay.(*net.TCPAddr); ok {
 				e.info.RelayTransport = "tcp"
 				s.m.allocTCP.Inc()
@@ -698,12 +720,14 @@ func (s *Server) events() pturn.EventHandler {
 			s.m.allocationsTotal.Inc()
 			s.reg.add(key, e)
 			s.fastAlloc(src, dst, e.relay, true)
+			s.changed(key)
 			s.log.Debug("turn allocation created", "user", userID, "client", e.info.Client, "transport", kind, "relay", e.info.Relay)
 		},
 		OnAllocationDeleted: func(src, dst net.Addr, _, userID, _ string) {
 			if e := s.reg.remove(fiveTupleKey(src, dst)); e != nil {
 				s.fastAlloc(src, dst, e.relay, false)
 				s.entryGone(e)
+				s.changed(fiveTupleKey(src, dst))
 				s.log.Debug("turn allocation deleted", "user", userID, "client", e.info.Client, "relay", e.info.Relay)
 			}
 		},
@@ -715,6 +739,7 @@ func (s *Server) events() pturn.EventHandler {
 				e.perms[peer.String()]++
 			})
 			s.fastPerm(src, dst, relay, peer, true)
+			s.changed(fiveTupleKey(src, dst))
 			s.m.permissions.Inc()
 		},
 		OnPermissionDeleted: func(src, dst net.Addr, _, _, _ string, relay net.Addr, peer net.IP) {
@@ -725,15 +750,18 @@ func (s *Server) events() pturn.EventHandler {
 					delete(e.perms, p)
 				}
 			})
+			s.changed(fiveTupleKey(src, dst))
 			s.m.permissions.Dec()
 		},
 		OnChannelCreated: func(src, dst net.Addr, _, _, _ string, relay, peer net.Addr, number uint16) {
 			s.reg.with(fiveTupleKey(src, dst), func(e *allocEntry) { e.chans[number] = addrString(peer) })
 			s.fastPath(src, dst, relay, peer, number, true)
+			s.changed(fiveTupleKey(src, dst))
 		},
 		OnChannelDeleted: func(src, dst net.Addr, _, _, _ string, relay, peer net.Addr, number uint16) {
 			s.reg.with(fiveTupleKey(src, dst), func(e *allocEntry) { delete(e.chans, number) })
 			s.fastPath(src, dst, relay, peer, number, false)
+			s.changed(fiveTupleKey(src, dst))
 		},
 	}
 }
@@ -836,6 +864,14 @@ func (s *Server) entryGone(e *allocEntry) {
 func (s *Server) noteLifetime(key string, lt time.Duration) {
 	exp := s.now().Add(lt)
 	s.reg.with(key, func(e *allocEntry) { e.info.Expires = exp })
+	s.changed(key)
+}
+
+// changed tells OnChange about a UDP allocation's change.
+func (s *Server) changed(key string) {
+	if s.onChange != nil && strings.HasPrefix(key, "udp|") {
+		s.onChange(key)
+	}
 }
 
 func addrString(a net.Addr) string {

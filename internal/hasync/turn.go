@@ -1,0 +1,56 @@
+package hasync
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/portico-edge/portico/internal/turn"
+)
+
+// KindTURN is the kind of TURN allocations (UDP clients, UDP relays).
+const KindTURN Kind = 4
+
+// TURN replicates TURN allocations. On the node that holds them it is the
+// Source (wire turn.Deps.OnChange to Changed with KindTURN); on the peer it
+// is the Sink, whose TURN server keeps each allocation as a standby copy
+// bound to the same relayed address (turn.Server.ImportAllocation).
+type TURN struct {
+	Server *turn.Server
+}
+
+var (
+	_ Source = TURN{}
+	_ Sink   = TURN{}
+)
+
+// Keys lists the allocations the node's TURN engine holds.
+func (t TURN) Keys() []string { return t.Server.AllocationKeys() }
+
+// Export encodes an allocation's state (JSON), its long-term key included:
+// the link is a mutually authenticated TLS connection.
+func (t TURN) Export(key string) ([]byte, bool) {
+	st, ok := t.Server.ExportAllocation(key)
+	if !ok {
+		return nil, false
+	}
+	b, err := json.Marshal(st)
+	return b, err == nil
+}
+
+// Apply creates or updates the standby copy of the peer's allocation.
+func (t TURN) Apply(key string, body []byte) error {
+	var st turn.AllocationState
+	if err := json.Unmarshal(body, &st); err != nil {
+		return fmt.Errorf("hasync: turn %s: %w", key, err)
+	}
+	if st.RecordKey() != key {
+		return fmt.Errorf("hasync: turn %s: body names allocation %s", key, st.RecordKey())
+	}
+	return t.Server.ImportAllocation(st)
+}
+
+// Remove drops the standby copy of the peer's allocation.
+func (t TURN) Remove(key string) error {
+	t.Server.ForgetAllocation(key)
+	return nil
+}
