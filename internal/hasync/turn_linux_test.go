@@ -46,7 +46,7 @@ type turnStatus struct {
 func TestTURNFailoverNode(t *testing.T) {
 	name := os.Getenv(turnNodeEnv)
 	if name == "" {
-		return
+		t.Skip("the node process of TestTURNFailover: runs only as its child, in a namespace")
 	}
 	statusFile := os.Getenv(turnNodeEnv + "_STATUS")
 	srv, err := turn.New(turn.Config{
