@@ -215,15 +215,41 @@ func (c *call) yield() {
 // ForgetCall drops a dormant call (the peer ended it, and wrote its
 // history row), and releases the relay session this node used for it
 // before handing it back to the peer, if the relay has not ended it.
+//
+// A dormant call whose media this node's relay carries (it adopted its
+// copy of the peer's session: the peer's addresses moved here) is taken
+// over instead: the peer forgets it because it restarted and lost it, not
+// because the call ended. This node then holds, replicates and ends it,
+// so it moves back with the addresses when the peer takes them again.
 func (s *Server) ForgetCall(id string) {
 	s.dormant.mu.Lock()
+	st := s.dormant.byID[id]
 	s.dormant.delLocked(id)
 	sid, ok := s.dormant.yielded[id]
 	delete(s.dormant.yielded, id)
 	s.dormant.mu.Unlock()
 	if ok {
 		s.deps.Media.Release(sid)
+		return
 	}
+	if st != nil && s.relaysCall(id) {
+		s.resumeCall(st)
+	}
+}
+
+// relaysCall reports whether the relay holds a session of its own
+// labelled with the call's ID: an adopted copy of the peer's session.
+func (s *Server) relaysCall(id string) bool {
+	ms, ok := s.deps.Media.(mediaSessions)
+	if !ok {
+		return false
+	}
+	for _, ss := range ms.Sessions() {
+		if ss.Label == id {
+			return true
+		}
+	}
+	return false
 }
 
 // DormantCalls counts the calls held for the HA peer.
