@@ -214,27 +214,53 @@ func (c *call) yield() {
 
 // ForgetCall drops a dormant call (the peer ended it, and wrote its
 // history row), and releases the relay session this node used for it
-// before handing it back to the peer, if the relay has not ended it.
-//
-// A dormant call whose media this node's relay carries (it adopted its
-// copy of the peer's session: the peer's addresses moved here) is taken
-// over instead: the peer forgets it because it restarted and lost it, not
-// because the call ended. This node then holds, replicates and ends it,
-// so it moves back with the addresses when the peer takes them again.
+// before handing it back to the peer, if the relay has not ended it. A
+// call this node holds itself is handed over first, without a BYE or a
+// history row: the peer took it over and ended it before its record of
+// the call was sent (a queued change is read when it is sent).
 func (s *Server) ForgetCall(id string) {
+	s.calls.mu.Lock()
+	own := s.calls.byID[id]
+	s.calls.mu.Unlock()
+	if own != nil {
+		own.yield()
+	}
 	s.dormant.mu.Lock()
-	st := s.dormant.byID[id]
 	s.dormant.delLocked(id)
 	sid, ok := s.dormant.yielded[id]
 	delete(s.dormant.yielded, id)
 	s.dormant.mu.Unlock()
 	if ok {
 		s.deps.Media.Release(sid)
+	}
+}
+
+// LoseCall handles a call the peer no longer holds after it restarted (its
+// snapshot does not name it): the call did not end, the peer lost it. A
+// call this node holds itself stays. A dormant call whose media this
+// node's relay carries (it adopted its copy of the peer's session, or
+// kept its own session of a call it handed over: the addresses are here)
+// is taken over, so that this node holds, replicates and ends it and it
+// moves back with the addresses when the peer takes them again. Any other
+// dormant call is dropped as ForgetCall does.
+func (s *Server) LoseCall(id string) {
+	s.dormant.mu.Lock()
+	st := s.dormant.byID[id]
+	s.dormant.mu.Unlock()
+	if st == nil || !s.relaysCall(id) {
+		s.calls.mu.Lock()
+		own := s.calls.byID[id]
+		s.calls.mu.Unlock()
+		if own == nil {
+			s.ForgetCall(id)
+		}
 		return
 	}
-	if st != nil && s.relaysCall(id) {
-		s.resumeCall(st)
-	}
+	s.dormant.mu.Lock()
+	s.dormant.delLocked(id)
+	delete(s.dormant.yielded, id)
+	s.dormant.mu.Unlock()
+	s.resumeCall(st)
 }
 
 // relaysCall reports whether the relay holds a session of its own

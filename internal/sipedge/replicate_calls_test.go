@@ -298,13 +298,13 @@ func (r *releases) Release(id media.SessionID) (media.SessionStats, error) {
 	return media.SessionStats{}, nil
 }
 
-// TestForgetCallMediaHere: the peer restarted (its snapshot no longer
+// TestLoseCallMediaHere: the peer restarted (its snapshot no longer
 // holds the call) while this node's relay carries the call's media (its
 // copy of the peer's session was adopted). The call is taken over, not
 // dropped: listed, announced and exported, so it moves back with the
 // addresses; the peer's record of it afterwards hands it back without a
 // history row, and the peer's end of it releases the session.
-func TestForgetCallMediaHere(t *testing.T) {
+func TestLoseCallMediaHere(t *testing.T) {
 	m := &adoptedMedia{label: "c1", id: 9}
 	s, err := New(Config{Domain: "portico.test", Listeners: []Listener{{Interface: External, Transport: "udp", Address: extIP + ":0"}, {Interface: Internal, Transport: "udp", Address: intIP + ":0"}}, CallServers: []CallServer{{Address: "127.0.0.9:5060"}}}, Deps{Media: m})
 	if err != nil {
@@ -322,7 +322,8 @@ func TestForgetCallMediaHere(t *testing.T) {
 	if err := s.ImportCall(st); err != nil {
 		t.Fatal(err)
 	}
-	s.ForgetCall("c1")
+	s.LoseCall("c1")
+	s.LoseCall("c1") // held here now: stays
 	if len(s.Calls()) != 1 || s.DormantCalls() != 0 || !slices.Equal(announced, []string{"c1"}) {
 		t.Fatalf("peer restarted: calls %+v, dormant %d, announced %q", s.Calls(), s.DormantCalls(), announced)
 	}
@@ -339,6 +340,21 @@ func TestForgetCallMediaHere(t *testing.T) {
 	s.ForgetCall("c1")
 	if len(s.Calls()) != 0 || s.DormantCalls() != 0 || !slices.Equal(m.ids, []media.SessionID{9}) {
 		t.Fatalf("the peer ended the call: calls %+v, dormant %d, released %v", s.Calls(), s.DormantCalls(), m.ids)
+	}
+	// The peer takes a call over and ends it before its record of the
+	// call is sent: only the removal arrives, and the call held here is
+	// handed over without a history row.
+	m.ids = nil
+	if err := s.ImportCall(st); err != nil {
+		t.Fatal(err)
+	}
+	s.LoseCall("c1")
+	if len(s.Calls()) != 1 {
+		t.Fatalf("not taken over again: calls %+v", s.Calls())
+	}
+	s.ForgetCall("c1")
+	if len(s.Calls()) != 0 || s.DormantCalls() != 0 || !slices.Equal(m.ids, []media.SessionID{9}) {
+		t.Fatalf("the peer ended the call it took over: calls %+v, dormant %d, released %v", s.Calls(), s.DormantCalls(), m.ids)
 	}
 	if n := hist.count(); n != 0 {
 		t.Errorf("%d history rows written", n)
