@@ -40,51 +40,71 @@ func haCallsNode(t *testing.T, self, peer string) string {
 	return cfg + fmt.Sprintf("  sync:\n    listen: %s:7946\n    peer: %s:7946\n    secret: 6f0c1d2e3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f\n", self, peer)
 }
 
-// TestCallsSurviveServeFailover: the serve pair of TestServePairFailover
-// with the ha.sync link; node a's VIP carries the SIP edge and the relay.
-// An outside sipp registers through the VIP to Kamailio inside and places
-// five calls to an inside sipp UAS, with G.711 RTP both ways. With the
-// calls up, node a is killed with -9: node b takes the VIP, the callers
-// keep receiving RTP through it, their BYEs are answered and reach the
-// callee, and node b's history has one row per call.
-func TestCallsSurviveServeFailover(t *testing.T) {
-	const calls = 5
+// haCallsRig is the lab of the calls tests: the serve pair with the ha.sync
+// link, Kamailio inside, and tshark on the outside host capturing the RTP
+// the VIP sends to the callers.
+type haCallsRig struct {
+	l           *haLab
+	a, b        *haNode
+	dirA        string
+	inNS, outNS []string
+	tshark      *exec.Cmd
+	received    chan haRTP
+}
+
+// haRTP is one RTP packet to a caller: its capture time and the relay port
+// it came from.
+type haRTP struct {
+	at   float64
+	port string
+}
+
+// haCallRow is a call history row as the calls tests read it.
+type haCallRow struct {
+	ID      string
+	Status  int
+	EndedBy string `json:"ended_by"`
+	Streams []struct {
+		PacketsIn  int64 `json:"packets_in"`
+		PacketsOut int64 `json:"packets_out"`
+	}
+}
+
+// startHACalls brings the pair up (node a holds VIP .100, both speakers
+// running after the peer's snapshot) and starts the capture.
+func startHACalls(t *testing.T) *haCallsRig {
+	t.Helper()
 	l := newHALab(t, map[string]string{"a": haAddrA, "b": haAddrB, "o": haAddrOut, "i": haAddrIn})
 	testpeer.Require(t, "sipp", "kamailio", "tshark")
-	inNS, outNS := []string{"ip", "netns", "exec", l.ns("i")}, []string{"ip", "netns", "exec", l.ns("o")}
-
-	uas, _ := filepath.Abs("testdata/sipp/uas_pcap.xml")
-	callee := startSippVia(t, inNS, "-sf", uas, "-i", haAddrIn, "-p", "5080", "-mp", "6000", "-rtp_echo", "-m", strconv.Itoa(calls))
+	r := &haCallsRig{l: l, inNS: []string{"ip", "netns", "exec", l.ns("i")}, outNS: []string{"ip", "netns", "exec", l.ns("o")}}
 	kam := haAddrIn + ":5060"
-	startKamailioVia(t, inNS, kam, func() bool {
+	startKamailioVia(t, r.inNS, kam, func() bool {
 		out, _ := exec.Command("ip", "netns", "exec", l.ns("i"), "ss", "-Hlun", "src", kam).Output()
 		return len(strings.TrimSpace(string(out))) > 0
 	}, `MCU_URI="sip:`+haAddrIn+`:5080"`, "WITH_RR")
 
-	a := l.serve("a", "a", t.TempDir(), haCallsNode(t, haAddrA, haAddrB))
-	b := l.serve("b", "b", t.TempDir(), haCallsNode(t, haAddrB, haAddrA))
+	r.dirA = t.TempDir()
+	r.a = l.serve("a", "a", r.dirA, haCallsNode(t, haAddrA, haAddrB))
+	r.b = l.serve("b", "b", t.TempDir(), haCallsNode(t, haAddrB, haAddrA))
 	l.waitHolds("pair up", held(true, false, false, true))
 	l.waitOptions(haVIPA + ":5060")
 	// Each speaker starts once the peer's snapshot arrived over the link.
-	for _, n := range []*haNode{a, b} {
-		waitFor(t, 20*time.Second, func() bool {
-			var c struct{ Running bool }
-			n.api.must(200, "GET", "/api/v1/cluster", nil).json(t, &c)
-			return c.Running
-		})
+	for _, n := range []*haNode{r.a, r.b} {
+		n.waitRunning(t)
 	}
-	b.waitState(51, "backup")
+	r.b.waitState(51, "backup")
 
 	// The callers' RTP, as the outside host receives it from the VIP:
 	// one relay port per call.
-	tshark := exec.Command(outNS[0], append(outNS[1:], "tshark", "-n", "-l", "-i", "eth0", "-T", "fields", "-e", "frame.time_epoch", "-e", "udp.srcport",
+	outNS := r.outNS
+	r.tshark = exec.Command(outNS[0], append(outNS[1:], "tshark", "-n", "-l", "-i", "eth0", "-T", "fields", "-e", "frame.time_epoch", "-e", "udp.srcport",
 		"-f", "udp and src host "+haVIPA+" and src portrange 40000-40099")...)
-	pipe, _ := tshark.StdoutPipe()
-	stderr, _ := tshark.StderrPipe()
-	if err := tshark.Start(); err != nil {
+	pipe, _ := r.tshark.StdoutPipe()
+	stderr, _ := r.tshark.StderrPipe()
+	if err := r.tshark.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { tshark.Process.Kill(); tshark.Wait() })
+	t.Cleanup(func() { r.tshark.Process.Kill(); r.tshark.Wait() })
 	capturing := make(chan struct{})
 	go func() {
 		s := bufio.NewScanner(stderr)
@@ -97,68 +117,76 @@ func TestCallsSurviveServeFailover(t *testing.T) {
 		for s.Scan() {
 		}
 	}()
-	type rtp struct {
-		at   float64
-		port string
-	}
-	received := make(chan rtp, 1<<16)
+	r.received = make(chan haRTP, 1<<16)
 	go func() {
 		s := bufio.NewScanner(pipe)
 		for s.Scan() {
 			ts, port, _ := strings.Cut(strings.TrimSpace(s.Text()), "\t")
 			if f, err := strconv.ParseFloat(ts, 64); err == nil {
-				received <- rtp{f, port}
+				r.received <- haRTP{f, port}
 			}
 		}
-		close(received)
+		close(r.received)
 	}()
 	select {
 	case <-capturing:
 	case <-time.After(20 * time.Second):
 		t.Fatal("tshark did not start capturing")
 	}
+	return r
+}
 
-	// Each caller hangs up 9 s after its answer: its 7 s of RTP end, then
-	// its BYE goes to the VIP, long after node b holds it.
-	scen, _ := filepath.Abs("../internal/sipedge/testdata/sipp/reg_call.xml")
-	caller := startSippVia(t, outNS, "-sf", scen, "-key", "user", "alice", "-s", "1001", "-i", haAddrOut, "-p", "5062", "-mp", "6000",
-		"-m", strconv.Itoa(calls), "-l", strconv.Itoa(calls), "-r", strconv.Itoa(calls), "-d", "9000", haVIPA+":5060")
+// waitRunning waits until the node's VRRP speaker runs.
+func (n *haNode) waitRunning(t *testing.T) {
+	t.Helper()
+	waitFor(t, 20*time.Second, func() bool {
+		var c struct{ Running bool }
+		n.api.must(200, "GET", "/api/v1/cluster", nil).json(t, &c)
+		return c.Running
+	})
+}
 
-	// All calls answered on node a, and node b acknowledged every change.
-	var live []struct{ ID string }
+// placeCalls starts the inside callee (a sipp UAS echoing RTP) and calls
+// outside callers running scen through the VIP, each holding hold ms after
+// its answer, and returns once node a carries every call and node b
+// acknowledged every change.
+func (r *haCallsRig) placeCalls(t *testing.T, calls int, scen string, hold int) (callee, caller *sippRun, live []struct{ ID string }) {
+	t.Helper()
+	uas, _ := filepath.Abs("testdata/sipp/uas_pcap.xml")
+	callee = startSippVia(t, r.inNS, "-sf", uas, "-i", haAddrIn, "-p", "5080", "-mp", "6000", "-rtp_echo", "-m", strconv.Itoa(calls))
+	caller = startSippVia(t, r.outNS, "-sf", scen, "-key", "user", "alice", "-s", "1001", "-i", haAddrOut, "-p", "5062", "-mp", "6000",
+		"-m", strconv.Itoa(calls), "-l", strconv.Itoa(calls), "-r", strconv.Itoa(calls), "-d", strconv.Itoa(hold), haVIPA+":5060")
 	waitFor(t, 15*time.Second, func() bool {
-		a.api.must(200, "GET", "/api/v1/calls", nil).json(t, &live)
+		r.a.api.must(200, "GET", "/api/v1/calls", nil).json(t, &live)
 		return len(live) == calls
 	})
 	time.Sleep(time.Second) // the legs latch on the echoed RTP; the latches replicate
 	waitFor(t, 10*time.Second, func() bool {
-		return strings.Contains(string(a.api.must(200, "GET", "/metrics", nil).body), "\nportico_ha_sync_lag_seconds 0\n")
+		return strings.Contains(string(r.a.api.must(200, "GET", "/metrics", nil).body), "\nportico_ha_sync_lag_seconds 0\n")
 	})
+	return callee, caller, live
+}
 
-	kill := time.Now()
-	a.kill()
-	l.waitHolds("node a killed", map[string]map[string]bool{haVIPA: {"b": true}})
-	b.waitState(51, "master")
+// haStream is the RTP one relay port sent to its caller, split at a moment:
+// packets before and after it, the last before and the first after.
+type haStream struct {
+	before, after int
+	last, first   float64
+}
 
-	caller.wait(t, "outside callers")
-	callee.wait(t, "inside callee")
-	tshark.Process.Kill()
-	tshark.Wait()
-	// Per call (relay port): packets before and after the kill, and the
-	// gap from the last packet before it to the first after it.
-	killAt := float64(kill.UnixNano()) / 1e9
-	type stream struct {
-		before, after int
-		last, first   float64
-	}
-	streams := map[string]*stream{}
-	for p := range received {
+// rtpAround stops the capture and splits each relay port's RTP at cut.
+func (r *haCallsRig) rtpAround(cut time.Time) map[string]*haStream {
+	r.tshark.Process.Kill()
+	r.tshark.Wait()
+	at := float64(cut.UnixNano()) / 1e9
+	streams := map[string]*haStream{}
+	for p := range r.received {
 		st := streams[p.port]
 		if st == nil {
-			st = &stream{}
+			st = &haStream{}
 			streams[p.port] = st
 		}
-		if p.at < killAt {
+		if p.at < at {
 			st.before++
 			st.last = max(st.last, p.at)
 		} else {
@@ -168,29 +196,66 @@ func TestCallsSurviveServeFailover(t *testing.T) {
 			st.after++
 		}
 	}
+	return streams
+}
+
+// checkStreams asserts that every call's RTP reached its caller on both
+// sides of the moment what and returns the worst gap across it.
+func checkStreams(t *testing.T, streams map[string]*haStream, calls int, what string) (worst float64) {
+	t.Helper()
 	if len(streams) != calls {
 		t.Errorf("RTP to the callers from %d relay ports, want %d", len(streams), calls)
 	}
-	var worst float64
 	for port, st := range streams {
 		if st.before == 0 || st.after == 0 {
-			t.Errorf("RTP from relay port %s to the caller: %d packets before the kill, %d after", port, st.before, st.after)
+			t.Errorf("RTP from relay port %s to the caller: %d packets before the %s, %d after", port, st.before, what, st.after)
 			continue
 		}
 		worst = max(worst, st.first-st.last)
-		t.Logf("relay port %s: %d RTP packets to the caller before the kill, %d after; gap %.0f ms", port, st.before, st.after, (st.first-st.last)*1000)
+		t.Logf("relay port %s: %d RTP packets to the caller before the %s, %d after; gap %.0f ms", port, st.before, what, st.after, (st.first-st.last)*1000)
 	}
+	return worst
+}
+
+// checkHistoryRow asserts a row of a call the caller ended normally, with
+// media both ways.
+func checkHistoryRow(t *testing.T, node string, h haCallRow) {
+	t.Helper()
+	if h.Status != 200 || h.EndedBy != "caller" || len(h.Streams) != 1 || h.Streams[0].PacketsIn == 0 || h.Streams[0].PacketsOut == 0 {
+		t.Errorf("node %s's history row: %+v", node, h)
+	}
+}
+
+// TestCallsSurviveServeFailover: the serve pair of TestServePairFailover
+// with the ha.sync link; node a's VIP carries the SIP edge and the relay.
+// An outside sipp registers through the VIP to Kamailio inside and places
+// five calls to an inside sipp UAS, with G.711 RTP both ways. With the
+// calls up, node a is killed with -9: node b takes the VIP, the callers
+// keep receiving RTP through it, their BYEs are answered and reach the
+// callee, and node b's history has one row per call.
+func TestCallsSurviveServeFailover(t *testing.T) {
+	const calls = 5
+	r := startHACalls(t)
+	l, a, b := r.l, r.a, r.b
+
+	// Each caller hangs up 9 s after its answer: its 7 s of RTP end, then
+	// its BYE goes to the VIP, long after node b holds it.
+	scen, _ := filepath.Abs("../internal/sipedge/testdata/sipp/reg_call.xml")
+	callee, caller, live := r.placeCalls(t, calls, scen, 9000)
+
+	kill := time.Now()
+	a.kill()
+	l.waitHolds("node a killed", map[string]map[string]bool{haVIPA: {"b": true}})
+	b.waitState(51, "master")
+
+	caller.wait(t, "outside callers")
+	callee.wait(t, "inside callee")
+	// Per call (relay port): packets before and after the kill, and the
+	// gap from the last packet before it to the first after it.
+	worst := checkStreams(t, r.rtpAround(kill), calls, "kill")
 	t.Logf("failover gap (worst call): %.0f ms", worst*1000)
 
-	var hist []struct {
-		ID      string
-		Status  int
-		EndedBy string `json:"ended_by"`
-		Streams []struct {
-			PacketsIn  int64 `json:"packets_in"`
-			PacketsOut int64 `json:"packets_out"`
-		}
-	}
+	var hist []haCallRow
 	waitFor(t, 10*time.Second, func() bool {
 		b.api.must(200, "GET", "/api/v1/history/calls", nil).json(t, &hist)
 		return len(hist) >= calls
@@ -198,9 +263,7 @@ func TestCallsSurviveServeFailover(t *testing.T) {
 	seen := map[string]bool{}
 	for _, h := range hist {
 		seen[h.ID] = true
-		if h.Status != 200 || h.EndedBy != "caller" || len(h.Streams) != 1 || h.Streams[0].PacketsIn == 0 || h.Streams[0].PacketsOut == 0 {
-			t.Errorf("node b's history row: %+v", h)
-		}
+		checkHistoryRow(t, "b", h)
 	}
 	for _, c := range live {
 		if !seen[c.ID] {

@@ -51,3 +51,10 @@ func (c Calls) Remove(key string) error {
 	c.Server.ForgetCall(key)
 	return nil
 }
+
+// Prune handles a call the restarted peer no longer holds: it lost the
+// call, which did not end (sipedge.Server.LoseCall).
+func (c Calls) Prune(key string) error {
+	c.Server.LoseCall(key)
+	return nil
+}

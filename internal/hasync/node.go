@@ -649,7 +649,14 @@ func (n *Node) apply(f *Frame) {
 	n.applied.Add(1)
 }
 
-// prune removes what the peer held before a snapshot and no longer holds.
+// pruner is a Sink that tells a key the peer no longer holds after a
+// snapshot (it restarted and lost it) from one the peer removed.
+type pruner interface {
+	Prune(key string) error
+}
+
+// prune removes what the peer held before a snapshot and no longer holds,
+// by Prune where the sink has it.
 func (n *Node) prune(seen map[Kind]map[string]struct{}) {
 	type gone struct {
 		kind Kind
@@ -668,7 +675,11 @@ func (n *Node) prune(seen map[Kind]map[string]struct{}) {
 	n.rmu.Unlock()
 	for _, g := range list {
 		if sink := n.sinks[g.kind]; sink != nil {
-			if err := sink.Remove(g.key); err != nil {
+			remove := sink.Remove
+			if p, ok := sink.(pruner); ok {
+				remove = p.Prune
+			}
+			if err := remove(g.key); err != nil {
 				n.m.applyErrors.Inc()
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -22,6 +23,9 @@ type table struct {
 	m  map[string]string
 	// block, when set, stalls Apply until closed (a slow peer).
 	block chan struct{}
+	// pruned are the keys removed by Prune: the peer's snapshot no longer
+	// held them.
+	pruned []string
 }
 
 func newTable() *table { return &table{m: map[string]string{}} }
@@ -57,6 +61,14 @@ func (t *table) Remove(k string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.m, k)
+	return nil
+}
+
+func (t *table) Prune(k string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.m, k)
+	t.pruned = append(t.pruned, k)
 	return nil
 }
 
@@ -191,6 +203,11 @@ func TestReconnectPrunes(t *testing.T) {
 	go func() { a2.Serve(ctx, nil); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	eventually(t, "resnapshot", func() bool { return p.dst.String() == "m2=two,m4=four" })
+	p.dst.mu.Lock()
+	defer p.dst.mu.Unlock()
+	if !slices.Equal(p.dst.pruned, []string{"m1"}) {
+		t.Errorf("removed by Prune: %q, want [m1]", p.dst.pruned)
+	}
 }
 
 // A peer with another secret is refused by TLS: nothing is applied.

@@ -214,8 +214,17 @@ func (c *call) yield() {
 
 // ForgetCall drops a dormant call (the peer ended it, and wrote its
 // history row), and releases the relay session this node used for it
-// before handing it back to the peer, if the relay has not ended it.
+// before handing it back to the peer, if the relay has not ended it. A
+// call this node holds itself is handed over first, without a BYE or a
+// history row: the peer took it over and ended it before its record of
+// the call was sent (a queued change is read when it is sent).
 func (s *Server) ForgetCall(id string) {
+	s.calls.mu.Lock()
+	own := s.calls.byID[id]
+	s.calls.mu.Unlock()
+	if own != nil {
+		own.yield()
+	}
 	s.dormant.mu.Lock()
 	s.dormant.delLocked(id)
 	sid, ok := s.dormant.yielded[id]
@@ -224,6 +233,49 @@ func (s *Server) ForgetCall(id string) {
 	if ok {
 		s.deps.Media.Release(sid)
 	}
+}
+
+// LoseCall handles a call the peer no longer holds after it restarted (its
+// snapshot does not name it): the call did not end, the peer lost it. A
+// call this node holds itself stays. A dormant call whose media this
+// node's relay carries (it adopted its copy of the peer's session, or
+// kept its own session of a call it handed over: the addresses are here)
+// is taken over, so that this node holds, replicates and ends it and it
+// moves back with the addresses when the peer takes them again. Any other
+// dormant call is dropped as ForgetCall does.
+func (s *Server) LoseCall(id string) {
+	s.dormant.mu.Lock()
+	st := s.dormant.byID[id]
+	s.dormant.mu.Unlock()
+	if st == nil || !s.relaysCall(id) {
+		s.calls.mu.Lock()
+		own := s.calls.byID[id]
+		s.calls.mu.Unlock()
+		if own == nil {
+			s.ForgetCall(id)
+		}
+		return
+	}
+	s.dormant.mu.Lock()
+	s.dormant.delLocked(id)
+	delete(s.dormant.yielded, id)
+	s.dormant.mu.Unlock()
+	s.resumeCall(st)
+}
+
+// relaysCall reports whether the relay holds a session of its own
+// labelled with the call's ID: an adopted copy of the peer's session.
+func (s *Server) relaysCall(id string) bool {
+	ms, ok := s.deps.Media.(mediaSessions)
+	if !ok {
+		return false
+	}
+	for _, ss := range ms.Sessions() {
+		if ss.Label == id {
+			return true
+		}
+	}
+	return false
 }
 
 // DormantCalls counts the calls held for the HA peer.

@@ -297,3 +297,83 @@ func (r *releases) Release(id media.SessionID) (media.SessionStats, error) {
 	r.ids = append(r.ids, id)
 	return media.SessionStats{}, nil
 }
+
+// TestLoseCallMediaHere: the peer restarted (its snapshot no longer
+// holds the call) while this node's relay carries the call's media (its
+// copy of the peer's session was adopted). The call is taken over, not
+// dropped: listed, announced and exported, so it moves back with the
+// addresses; the peer's record of it afterwards hands it back without a
+// history row, and the peer's end of it releases the session.
+func TestLoseCallMediaHere(t *testing.T) {
+	m := &adoptedMedia{label: "c1", id: 9}
+	s, err := New(Config{Domain: "portico.test", Listeners: []Listener{{Interface: External, Transport: "udp", Address: extIP + ":0"}, {Interface: Internal, Transport: "udp", Address: intIP + ":0"}}, CallServers: []CallServer{{Address: "127.0.0.9:5060"}}}, Deps{Media: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	hist := &memHistory{}
+	s.deps.History = hist
+	var announced []string
+	s.deps.OnCall = func(id string) { announced = append(announced, id) }
+	st := CallState{ID: "c1", MediaID: 7, Legs: [2]LegState{
+		{Side: External, CallID: "x1", LocalTag: "l1", RemoteTag: "r1", Local: "sip:1001@portico.test", Remote: "sip:alice@portico.test", Target: "sip:alice@192.0.2.1:5060"},
+		{Side: Internal, CallID: "x2", LocalTag: "l2", RemoteTag: "r2", Local: "sip:alice@portico.test", Remote: "sip:1001@portico.test", Target: "sip:1001@10.0.0.1"},
+	}}
+	if err := s.ImportCall(st); err != nil {
+		t.Fatal(err)
+	}
+	s.LoseCall("c1")
+	s.LoseCall("c1") // held here now: stays
+	if len(s.Calls()) != 1 || s.DormantCalls() != 0 || !slices.Equal(announced, []string{"c1"}) {
+		t.Fatalf("peer restarted: calls %+v, dormant %d, announced %q", s.Calls(), s.DormantCalls(), announced)
+	}
+	if exp, ok := s.ExportCall("c1"); !ok || exp.MediaID != 9 {
+		t.Fatalf("export of the call taken over: %+v %v", exp, ok)
+	}
+	// The peer takes the addresses back and, with a request, the call.
+	if err := s.ImportCall(st); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Calls()) != 0 || s.DormantCalls() != 1 || len(m.ids) != 0 {
+		t.Fatalf("hand-back: calls %+v, dormant %d, released %v", s.Calls(), s.DormantCalls(), m.ids)
+	}
+	s.ForgetCall("c1")
+	if len(s.Calls()) != 0 || s.DormantCalls() != 0 || !slices.Equal(m.ids, []media.SessionID{9}) {
+		t.Fatalf("the peer ended the call: calls %+v, dormant %d, released %v", s.Calls(), s.DormantCalls(), m.ids)
+	}
+	// The peer takes a call over and ends it before its record of the
+	// call is sent: only the removal arrives, and the call held here is
+	// handed over without a history row.
+	m.ids = nil
+	if err := s.ImportCall(st); err != nil {
+		t.Fatal(err)
+	}
+	s.LoseCall("c1")
+	if len(s.Calls()) != 1 {
+		t.Fatalf("not taken over again: calls %+v", s.Calls())
+	}
+	s.ForgetCall("c1")
+	if len(s.Calls()) != 0 || s.DormantCalls() != 0 || !slices.Equal(m.ids, []media.SessionID{9}) {
+		t.Fatalf("the peer ended the call it took over: calls %+v, dormant %d, released %v", s.Calls(), s.DormantCalls(), m.ids)
+	}
+	if n := hist.count(); n != 0 {
+		t.Errorf("%d history rows written", n)
+	}
+}
+
+// adoptedMedia is releases whose relay holds one session of its own, an
+// adopted copy labelled with a call's ID.
+type adoptedMedia struct {
+	releases
+	label string
+	id    media.SessionID
+}
+
+func (m *adoptedMedia) Sessions() []media.SessionStats {
+	if slices.Contains(m.ids, m.id) {
+		return nil
+	}
+	return []media.SessionStats{{ID: m.id, Label: m.label}}
+}
+
+func (m *adoptedMedia) Forget(media.SessionID) {}
