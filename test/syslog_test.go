@@ -23,28 +23,17 @@ func TestRemoteSyslogRsyslog(t *testing.T) {
 	rsyslogd := testpeer.Require(t, "rsyslogd")[0]
 	testpeer.LockNetwork(t)
 	dir := t.TempDir()
-	udpPort, tcpPort := testpeer.FreePort(t), testpeer.FreePort(t)
 	out := filepath.Join(dir, "received.log")
-	conf := fmt.Sprintf(`global(workDirectory=%q)
-module(load="imudp")
-module(load="imtcp")
-input(type="imudp" address="127.0.0.1" port="%d" ruleset="r")
-input(type="imtcp" address="127.0.0.1" port="%d" ruleset="r")
-ruleset(name="r") { action(type="omfile" file=%q template="RSYSLOG_SyslogProtocol23Format") }
-`, dir, udpPort, tcpPort, out)
-	confPath := filepath.Join(dir, "rsyslog.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
+	// The ports are chosen free but may be taken by another package's test
+	// before rsyslogd binds them: a start that does not listen is retried
+	// on new ports.
+	var udpPort, tcpPort int
+	for attempt := 1; ; attempt++ {
+		udpPort, tcpPort = testpeer.FreePort(t), testpeer.FreePort(t)
+		if startRsyslog(t, rsyslogd, dir, out, udpPort, tcpPort, attempt == 3) {
+			break
+		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	rs := exec.CommandContext(ctx, rsyslogd, "-n", "-f", confPath, "-i", filepath.Join(dir, "rsyslogd.pid"))
-	var rsOut syncBuffer
-	rs.Stdout, rs.Stderr = &rsOut, &rsOut
-	if err := rs.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); rs.Wait() })
-	waitFor(t, 20*time.Second, func() bool { return listening(tcpPort) })
 
 	for _, tc := range []struct {
 		transport string
@@ -86,6 +75,46 @@ ruleset(name="r") { action(type="omfile" file=%q template="RSYSLOG_SyslogProtoco
 			}
 		})
 	}
+}
+
+// startRsyslog runs rsyslogd on udpPort and tcpPort writing what it
+// receives to out, and reports whether it listens within 10 s; a start
+// that does not is stopped (and fails the test when last).
+func startRsyslog(t *testing.T, rsyslogd, dir, out string, udpPort, tcpPort int, last bool) bool {
+	t.Helper()
+	conf := fmt.Sprintf(`global(workDirectory=%q)
+module(load="imudp")
+module(load="imtcp")
+input(type="imudp" address="127.0.0.1" port="%d" ruleset="r")
+input(type="imtcp" address="127.0.0.1" port="%d" ruleset="r")
+ruleset(name="r") { action(type="omfile" file=%q template="RSYSLOG_SyslogProtocol23Format") }
+`, dir, udpPort, tcpPort, out)
+	confPath := filepath.Join(dir, "rsyslog.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rs := exec.CommandContext(ctx, rsyslogd, "-n", "-f", confPath, "-i", filepath.Join(dir, "rsyslogd.pid"))
+	var rsOut syncBuffer
+	rs.Stdout, rs.Stderr = &rsOut, &rsOut
+	if err := rs.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if listening(tcpPort) {
+			t.Cleanup(func() { cancel(); rs.Wait() })
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	rs.Wait()
+	if last {
+		t.Fatalf("rsyslogd did not listen on tcp %d within 10 s:\n%s", tcpPort, rsOut.String())
+	}
+	t.Logf("rsyslogd did not listen on tcp %d within 10 s, trying other ports:\n%s", tcpPort, rsOut.String())
+	return false
 }
 
 func listening(port int) bool {
