@@ -102,11 +102,20 @@ func (l *haLab) waitHolds(what string, want map[string]map[string]bool) {
 }
 
 // inNS runs f on a thread in host h's namespace; sockets f opens stay in
-// that namespace. The thread is discarded afterwards (never unlocked).
+// that namespace. The thread goes back to its own namespace afterwards; one
+// that cannot stays locked and is discarded. (A discarded thread that is
+// the process's main one is parked, not ended, and /proc/self/net would
+// then show h's namespace to the rest of the tests.)
 func (l *haLab) inNS(h string, f func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
+		origin, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer origin.Close()
 		ns, err := netns.GetFromName(l.ns(h))
 		if err != nil {
 			errc <- err
@@ -117,7 +126,11 @@ func (l *haLab) inNS(h string, f func() error) error {
 			errc <- err
 			return
 		}
-		errc <- f()
+		err = f()
+		if netns.Set(origin) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	return <-errc
 }

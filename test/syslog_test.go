@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,7 +118,16 @@ ruleset(name="r") { action(type="omfile" file=%q template="RSYSLOG_SyslogProtoco
 	return false
 }
 
+// listening reports whether something accepts TCP on 127.0.0.1:port. It
+// dials rather than reading /proc/net/tcp: that file shows the namespace of
+// the process's main thread, which a namespace test of this package may have
+// left in another namespace (a locked thread that is the main one is parked,
+// not ended).
 func listening(port int) bool {
-	b, _ := os.ReadFile("/proc/net/tcp")
-	return strings.Contains(string(b), fmt.Sprintf("0100007F:%04X 00000000:0000 0A", port))
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
