@@ -203,8 +203,11 @@ func encodeYAML(root *yaml.Node, orig []byte) []byte {
 	return b.Bytes()
 }
 
-// kvPassword finds password=... in a key=value connection string.
-var kvPassword = regexp.MustCompile(`(^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)
+// kvPassword finds password=... in a key=value connection string. The
+// value runs to the next space outside quotes, quoted parts and all
+// (password=' '0 is one token: masking only the quoted part would show
+// the 0), and an unterminated quote runs to the next space.
+var kvPassword = regexp.MustCompile(`(^|\s)password\s*=\s*((?:'(?:[^'\\]|\\.)*'|[^\s'])+|\S+)`)
 
 // passwordSpan finds the password in a connection string as raw text: the
 // userinfo password or the password query parameter of a URL, or the

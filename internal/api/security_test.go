@@ -253,6 +253,8 @@ func FuzzMaskSecrets(f *testing.F) {
 	f.Add([]byte(secretDoc))
 	f.Add([]byte("store:\n  dsn: host=h password='a b' user=u\n"))
 	f.Add([]byte("turn: {rest_secret: x}\n"))
+	f.Add([]byte("store:\n  dsn: password=' '0\n"))
+	f.Add([]byte("store:\n  dsn: password='a b c\n"))
 	f.Add([]byte("store:\n  dsn: postgres://u:p@h/db?password=q\n"))
 	f.Add([]byte("- a\n- b\n"))
 	f.Add([]byte("snmp:\n  users: [{auth_key: a}, {priv_key: b}]\n  communities: x\n"))
