@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,13 +20,41 @@ var stageNames = []string{"admit", "dial", "forward", "callee", "connect"}
 // upper bound in seconds (ascending, +Inf last).
 type stageHist map[string][]bucket
 
+// gcNames are the daemon's Go runtime figures read beside the steps:
+// completed collections, and the heap in use and the next collection's
+// goal at the time of the scrape.
+var gcNames = []string{"go_gc_duration_seconds_count", "go_memstats_heap_inuse_bytes", "go_memstats_next_gc_bytes"}
+
+// daemonStats is one scrape: the steps' histograms and the GC figures.
+type daemonStats struct {
+	steps stageHist
+	gc    map[string]float64
+}
+
+// since is s minus the earlier scrape s0: the calls and collections
+// between them (the heap figures are s's own).
+func (s daemonStats) since(s0 daemonStats) daemonStats {
+	gc := map[string]float64{}
+	for k, v := range s.gc {
+		gc[k] = v
+	}
+	gc[gcNames[0]] -= s0.gc[gcNames[0]]
+	return daemonStats{steps: s.steps.since(s0.steps), gc: gc}
+}
+
+func (s daemonStats) String() string {
+	return fmt.Sprintf("%v; %.0f collections, heap in use %.1f MB, next GC at %.1f MB", s.steps,
+		s.gc[gcNames[0]], s.gc[gcNames[1]]/1e6, s.gc[gcNames[2]]/1e6)
+}
+
 type bucket struct {
 	le    float64
 	count float64
 }
 
-// scrapeStages reads the setup-step histograms from the daemon's metrics.
-func scrapeStages(t *testing.T, mgmt netip.AddrPort) stageHist {
+// scrapeStages reads the setup-step histograms and the GC figures from
+// the daemon's metrics.
+func scrapeStages(t *testing.T, mgmt netip.AddrPort) daemonStats {
 	// The management listener's certificate is the daemon's own.
 	c := http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	resp, err := c.Get("https://" + mgmt.String() + "/metrics")
@@ -37,10 +66,15 @@ func scrapeStages(t *testing.T, mgmt netip.AddrPort) stageHist {
 		t.Fatalf("metrics: %s", resp.Status)
 	}
 	h := stageHist{}
+	gc := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
+		if name, val, ok := strings.Cut(line, " "); ok && slices.Contains(gcNames, name) {
+			gc[name], _ = strconv.ParseFloat(val, 64)
+			continue
+		}
 		// portico_h323_setup_stage_seconds_bucket{stage="admit",le="2e-05"} 12
 		if !strings.HasPrefix(line, "portico_h323_setup_stage_seconds_bucket{") {
 			continue
@@ -67,7 +101,7 @@ func scrapeStages(t *testing.T, mgmt netip.AddrPort) stageHist {
 		}
 		h[stage] = append(h[stage], bucket{bound, n})
 	}
-	return h
+	return daemonStats{steps: h, gc: gc}
 }
 
 // since is h minus the earlier scrape h0: the calls between them.

@@ -252,9 +252,9 @@ func (s *Server) dial(ctx context.Context, side Side, dst netip.AddrPort) (net.C
 	return d.DialContext(ctx, "tcp", dst.String())
 }
 
-// run forwards the Setup (payload p, already parsed) and then every
-// message both ways until the call ends.
-func (c *call) run(p []byte) {
+// run forwards the Setup (payload p, read at got and parsed into m and
+// ui by handle) and then every message both ways until the call ends.
+func (c *call) run(p []byte, m *q931.Message, ui *h225.H323UserInformation, got time.Time) {
 	s := c.srv
 	deadline := time.Now().Add(s.cfg.AnswerTimeout)
 	for _, l := range c.legs {
@@ -270,7 +270,9 @@ func (c *call) run(p []byte) {
 		defer wg.Done()
 		c.pump(c.caller.Other())
 	}()
-	if c.forward(c.caller, p) {
+	// The Setup is not decoded a second time: it is the largest message
+	// of a call and its decode is a tenth of a setup's allocations.
+	if c.relay(c.caller, p, got, m, ui) {
 		c.pump(c.caller)
 	} else {
 		c.end(CauseTemporary, "portico", "") // the pump ends with its connection
@@ -347,10 +349,17 @@ func (c *call) forward(from Side, p []byte) bool {
 			return false
 		}
 	}
+	return c.relay(from, p, got, &m, ui)
+}
+
+// relay rewrites and sends the message p from side from, read at got
+// and parsed into m and ui (nil without user-user information); false
+// ends the pump.
+func (c *call) relay(from Side, p []byte, got time.Time, m *q931.Message, ui *h225.H323UserInformation) bool {
 	// What arrived is captured as it was, before the rewrite; the capture
 	// store (a lock shared by all calls) is written after the send.
-	in, captured := c.captured(from, ladder.In, got, &m, ui, len(p))
-	out, err := c.rewrite(from, &m, ui, p)
+	in, captured := c.captured(from, ladder.In, got, m, ui, len(p))
+	out, err := c.rewrite(from, m, ui, p)
 	if err != nil {
 		if errors.Is(err, h245proxy.ErrMedia) {
 			c.releaseBoth(CauseResourceUnavail, "portico", "resource unavailable: media relay")
@@ -362,7 +371,7 @@ func (c *call) forward(from Side, p []byte) bool {
 	if m.Type == q931.ReleaseComplete {
 		// Settled before the other side sees it: that side closing its
 		// connection in answer is not a lost connection.
-		c.settle(releaseCause(&m), c.party(from), "")
+		c.settle(releaseCause(m), c.party(from), "")
 	}
 	sent := time.Now()
 	if err := c.legs[from.Other()].send(out); err != nil {
@@ -372,7 +381,7 @@ func (c *call) forward(from Side, p []byte) bool {
 	done := time.Now()
 	if captured {
 		c.srv.deps.Capture.Add(c.rec.ID, in)
-		c.capture(from.Other(), ladder.Out, sent, &m, ui, len(out))
+		c.capture(from.Other(), ladder.Out, sent, m, ui, len(out))
 	}
 	switch m.Type {
 	case q931.Setup:
@@ -398,7 +407,7 @@ func (c *call) forward(from Side, p []byte) bool {
 			keepAlive(l.conn, c.srv.cfg.KeepAlive)
 		}
 	case q931.ReleaseComplete:
-		c.end(releaseCause(&m), c.party(from), "")
+		c.end(releaseCause(m), c.party(from), "")
 		return false
 	}
 	return true

@@ -251,7 +251,7 @@ func (s *Server) handle(conn net.Conn, from Side, ln net.Listener) {
 		return
 	}
 	handed = true
-	c.run(p)
+	c.run(p, &m, ui, read)
 }
 
 // prefixed is a connection with bytes already read in front of it.
