@@ -84,6 +84,7 @@ func serveCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			tuneGC(os.Getenv)
 			notify, err := newNotifier(os.Getenv)
 			if err != nil {
 				return err
