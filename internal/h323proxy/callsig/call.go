@@ -1,6 +1,7 @@
 package callsig
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -111,7 +112,9 @@ func first(s []string) string {
 func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, m *q931.Message, ui *h225.H323UserInformation, read time.Time) *call {
 	setup := ui.H323UuPdu.H323MessageBody.Setup
 	from, to := aliases(m, setup)
-	c := &call{srv: s, caller: caller, crv: m.CallRef, id: callID(ui), bridges: map[netip.AddrPort]*h245proxy.Bridge{}, done: make(chan struct{})}
+	// The decoded GUID aliases the frame the Setup was read into, which the
+	// caller's next message overwrites: the call keeps a copy.
+	c := &call{srv: s, caller: caller, crv: m.CallRef, id: bytes.Clone(callID(ui)), bridges: map[netip.AddrPort]*h245proxy.Bridge{}, done: make(chan struct{})}
 	c.times.Read = read
 	c.legs[caller] = newLeg(conn, fr, s.cfg.MaxFrame)
 	src := c.legs[caller].remote

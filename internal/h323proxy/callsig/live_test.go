@@ -1,11 +1,14 @@
 package callsig
 
 import (
+	"bytes"
+	"encoding/hex"
 	"errors"
 	"net/netip"
 	"strings"
 	"testing"
 
+	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/q931"
 )
 
@@ -91,5 +94,32 @@ func TestLiveCallEarly(t *testing.T) {
 	callee.expect(q931.ReleaseComplete)
 	if rec := p.hist.next(t); rec.Disposition != "ended by administrator" || !rec.AnsweredAt.IsZero() {
 		t.Errorf("history %+v", rec)
+	}
+}
+
+// TestCallIDOutlivesTheSetupFrame: the callIdentifier Portico puts in the
+// ReleaseCompletes it sends is the Setup's, also after the caller sent a
+// longer message on the same connection (whose read reuses the buffer the
+// Setup was read into).
+func TestCallIDOutlivesTheSetupFrame(t *testing.T) {
+	p := startPortico(t, Config{})
+	calleeLn := routeTo(t, p)
+	id := newCallID()
+	caller, callee := placeCall(t, p.outAddr, calleeLn, id)
+	caller.send(q931.Facility, false, answerUI(h225.H323UUPDUH323MessageBody_Facility, newCallID(), netip.AddrPort{}, nil),
+		func(m *q931.Message) { m.SetDisplay(strings.Repeat("x", 200)) })
+	callee.expect(q931.Facility)
+	if err := p.srv.Hangup(hex.EncodeToString(id)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []*endpoint{caller, callee} {
+		_, ui := e.expect(q931.ReleaseComplete)
+		rc := ui.H323UuPdu.H323MessageBody.ReleaseComplete
+		if rc == nil || rc.CallIdentifier == nil {
+			t.Fatalf("ReleaseComplete without a callIdentifier: %+v", rc)
+		}
+		if !bytes.Equal(rc.CallIdentifier.Guid, id) {
+			t.Errorf("ReleaseComplete callIdentifier %x, want the Setup's %x", rc.CallIdentifier.Guid, id)
+		}
 	}
 }
