@@ -7,9 +7,9 @@ import "runtime/debug"
 // H.323 call-setup benchmark) and its allocation rate high (every call
 // setup decodes and re-encodes its messages), so at Go's default of 100
 // it collected several times a second, and each collection's mark phase
-// took CPU from the calls being set up. At 400 it collects about a tenth
-// as often, for a heap that grows from about 15 MB to under 100 MB in
-// that benchmark (docs/performance.md).
+// took CPU from the calls being set up. At 400 it collected five to twenty
+// times less often there (every 1,000–4,500 calls), with a next-collection goal of 39–139 MB instead
+// of 15 MB (docs/performance.md).
 const serveGCPercent = 400
 
 // tuneGC sets the collector's target for serve, unless the environment
