@@ -22,37 +22,29 @@ type scaleOutNode struct {
 	api                  *apiClient
 }
 
-// scaleOutConfig is the cluster's shared document, written for node a:
-// each node's part gives it its own addresses, and the SIP listeners on
-// the shared interface addresses move to each node's own.
-func scaleOutConfig(nodes []*scaleOutNode, extPort, intPort, mediaBase int, kam string) string {
+// scaleOutConfig is the cluster's shared document, written for node a: a
+// SIP node's document (sipNodeConfig) on node a's addresses and
+// PostgreSQL, with each node's part giving it its own addresses; the SIP
+// listeners on the shared interface addresses move to each node's own.
+func scaleOutConfig(t *testing.T, nodes []*scaleOutNode, extPort, intPort int, kam string) string {
+	t.Helper()
 	var parts strings.Builder
+	parts.WriteString("nodes:\n")
 	for _, n := range nodes {
 		fmt.Fprintf(&parts, "  - name: %s\n    interfaces: {external: {address: %s}, internal: {address: %s}}\n    management_listen: %s\n", n.name, n.ext, n.int, n.mgmt)
 	}
 	a := nodes[0]
-	return fmt.Sprintf(`version: 1
-node: {name: a, drain_timeout: 2s}
-nodes:
-%sinterfaces:
-  external: {address: %s}
-  internal: {address: %s, networks: [10.0.0.0/8]}
-store: {backend: postgres}
-management: {listen: %s}
-log: {level: info}
-media:
-  enabled: true
-  external: {port_min: %d, port_max: %d}
-  internal: {port_min: %d, port_max: %d}
-sip:
-  enabled: true
-  domain: portico.test
-  listeners:
-    - {interface: external, transport: udp, address: "%s:%d"}
-    - {interface: internal, transport: udp, address: "%s:%d"}
-  call_servers:
-    - {address: "%s", transport: udp}
-`, parts.String(), a.ext, a.int, a.mgmt, mediaBase, mediaBase+19, mediaBase+20, mediaBase+39, a.ext, extPort, a.int, intPort, kam)
+	cfg := sipNodeConfig(a.mgmt, extPort, intPort, kam)
+	for _, r := range [][2]string{
+		{"127.0.0.2", a.ext}, {"127.0.0.3", a.int}, {"backend: sqlite", "backend: postgres"},
+		{"  name: test-node\n", "  name: a\n"}, {"interfaces:\n", parts.String() + "interfaces:\n"},
+	} {
+		if !strings.Contains(cfg, r[0]) {
+			t.Fatalf("sipNodeConfig has no %q", r[0])
+		}
+		cfg = strings.ReplaceAll(cfg, r[0], r[1])
+	}
+	return cfg
 }
 
 // clusterReg is a row of GET /api/v1/registrations?scope=cluster.
@@ -95,7 +87,7 @@ func TestScaleOutRegistrations(t *testing.T) {
 		n.mgmt = freeAddr(t)
 	}
 	extPort, intPort := testpeer.FreePort(t), testpeer.FreePort(t)
-	cfg := scaleOutConfig(nodes, extPort, intPort, 30000+(extPort%500)*40, kam)
+	cfg := scaleOutConfig(t, nodes, extPort, intPort, kam)
 	for i, n := range nodes {
 		if i == 0 {
 			n.d = startDaemon(t, t.TempDir(), cfg, n.mgmt, env...)
