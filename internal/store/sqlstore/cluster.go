@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/portico-edge/portico/internal/store"
@@ -10,6 +11,10 @@ import (
 // The cluster tables hold live state that each node publishes about
 // itself (migration 00005): they are written in batches by the node that
 // owns the rows and read by every node's API.
+
+// publishChunk is the most rows one statement of PublishRegistrations
+// writes: 8 parameters a row stays far below both backends' limits.
+const publishChunk = 250
 
 const clusterRegCols = "node, aor, contact, source, transport, registered_at, refreshed_at, expires_at"
 
@@ -24,7 +29,8 @@ func scanClusterReg(sc interface{ Scan(...any) error }) (store.ClusterRegistrati
 // PublishRegistrations writes one batch of node's registrations in one
 // transaction: node's heartbeat is set to now, the registrations of del
 // (by AOR and Contact) are removed, those of put inserted or replaced, and
-// every node's rows that expired before now are deleted.
+// every node's rows that expired before now are deleted. put names each
+// registration once.
 func (s *DB) PublishRegistrations(ctx context.Context, node string, now time.Time, put, del []store.ClusterRegistration) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -47,19 +53,26 @@ func (s *DB) PublishRegistrations(ctx context.Context, node string, now time.Tim
 			}
 		}
 	}
-	if len(put) > 0 {
-		st, err := tx.PrepareContext(ctx, s.q("INSERT INTO cluster_registrations ("+clusterRegCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?) "+
-			"ON CONFLICT (node, aor, contact) DO UPDATE SET source = excluded.source, transport = excluded.transport, "+
-			"registered_at = excluded.registered_at, refreshed_at = excluded.refreshed_at, expires_at = excluded.expires_at"))
-		if err != nil {
+	// Rows go in multi-row statements of up to publishChunk rows: one
+	// round trip per chunk instead of one per row.
+	for len(put) > 0 {
+		n := min(len(put), publishChunk)
+		var q strings.Builder
+		q.WriteString("INSERT INTO cluster_registrations (" + clusterRegCols + ") VALUES ")
+		args := make([]any, 0, 8*n)
+		for i, r := range put[:n] {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, node, r.AOR, r.Contact, r.Source, r.Transport, us(r.Registered), us(r.Refreshed), us(r.Expires))
+		}
+		q.WriteString(" ON CONFLICT (node, aor, contact) DO UPDATE SET source = excluded.source, transport = excluded.transport, " +
+			"registered_at = excluded.registered_at, refreshed_at = excluded.refreshed_at, expires_at = excluded.expires_at")
+		if _, err := tx.ExecContext(ctx, s.q(q.String()), args...); err != nil {
 			return s.wrap("publish registrations: put", err)
 		}
-		defer st.Close()
-		for _, r := range put {
-			if _, err := st.ExecContext(ctx, node, r.AOR, r.Contact, r.Source, r.Transport, us(r.Registered), us(r.Refreshed), us(r.Expires)); err != nil {
-				return s.wrap("publish registrations: put", err)
-			}
-		}
+		put = put[n:]
 	}
 	if _, err := tx.ExecContext(ctx, s.q("DELETE FROM cluster_registrations WHERE expires_at < ?"), us(now)); err != nil {
 		return s.wrap("publish registrations: expired", err)

@@ -958,6 +958,20 @@ func testClusterRegistrations(t *testing.T, st store.Store) {
 	if got, _ := cs.ClusterRegistrations(c, t0, t0); !reflect.DeepEqual(got, []store.ClusterRegistration{a1}) {
 		t.Errorf("b1 not deleted once expired: %+v", got)
 	}
+	// A batch larger than one statement's rows is written whole.
+	var many []store.ClusterRegistration
+	for i := range 600 {
+		many = append(many, reg("m", fmt.Sprintf("sip:u%03d@example.com", i), "sip:u@198.51.100.1", time.Hour))
+	}
+	if err := cs.PublishRegistrations(c, "m", t0, many, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := cs.ClusterRegistrations(c, t0, t0); len(got) != 601 || !reflect.DeepEqual(got[1:], many) {
+		t.Errorf("after 600 rows of node m: %d rows", len(got))
+	}
+	if err := cs.LeaveCluster(c, "m"); err != nil {
+		t.Fatal(err)
+	}
 	// A node that leaves takes its rows and heartbeat with it.
 	if err := cs.LeaveCluster(c, "a"); err != nil {
 		t.Fatal(err)
