@@ -90,6 +90,9 @@ type Deps struct {
 	Status func(ctx context.Context) map[string]any
 	// SIP returns the running SIP edge, or nil when it is off.
 	SIP func() SIPService
+	// Cluster lists the registrations every node of the cluster published
+	// (GET /api/v1/registrations?scope=cluster). Nil: not offered.
+	Cluster ClusterService
 	// TURN returns the running TURN service, or nil when it is off.
 	TURN func() TURNService
 	// H323 returns the running H.323 edge, or nil when it is off.

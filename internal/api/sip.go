@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -37,9 +38,33 @@ func (s *Server) sipService(w http.ResponseWriter) SIPService {
 	return svc
 }
 
+// ClusterService lists the registrations the nodes of a cluster hold, as
+// each published them to the shared store.
+type ClusterService interface {
+	ClusterRegistrations(ctx context.Context) ([]store.ClusterRegistration, error)
+}
+
+// liveRegistrations lists this node's registrations, or with scope=cluster
+// those of every node whose heartbeat is current, each with its node.
 func (s *Server) liveRegistrations(w http.ResponseWriter, r *http.Request, p Principal) {
-	if svc := s.sipService(w); svc != nil {
-		writeJSON(w, http.StatusOK, nonNilSlice(svc.Registrations()))
+	switch r.URL.Query().Get("scope") {
+	case "", "node":
+		if svc := s.sipService(w); svc != nil {
+			writeJSON(w, http.StatusOK, nonNilSlice(svc.Registrations()))
+		}
+	case "cluster":
+		if s.deps.Cluster == nil {
+			writeError(w, http.StatusNotFound, "the store keeps no cluster registrations")
+			return
+		}
+		regs, err := s.deps.Cluster.ClusterRegistrations(r.Context())
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, "cluster registrations: "+err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, nonNilSlice(regs))
+	default:
+		writeError(w, http.StatusBadRequest, "scope: want node or cluster")
 	}
 }
 

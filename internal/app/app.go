@@ -267,7 +267,7 @@ func New(ctx context.Context, opts Options) (*App, error) {
 	}, api.Deps{
 		Store: a.st, Logger: a.log.Logger, Config: configService{a}, Backup: backupService{a},
 		Gatherer: a.reg, Ready: a.ready, Status: a.status, Certs: a.certs,
-		Routes: a.routes,
+		Routes: a.routes, Cluster: a.clusterService(),
 		SIP: func() api.SIPService {
 			if s := a.built.sip.Load(); s != nil {
 				return s

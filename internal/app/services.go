@@ -224,10 +224,28 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		if b.ladder != nil {
 			capture = b.ladder
 		}
+		// Each node of a cluster names itself in the Path and publishes the
+		// registrations it holds to the shared store (scale-out: every
+		// node's API lists the cluster's); a single node does neither.
+		var node string
+		var pub *sipedge.Publisher
+		onReg := hs.registrationChanged()
+		if len(cfg.Nodes) > 0 {
+			if node = d.node; node == "" {
+				node = cfg.Node.Name
+			}
+			if cs := clusterStoreOf(d.st); cs != nil {
+				pub = sipedge.NewPublisher(cs, node, log, reg)
+				onReg = bothKeys(onReg, pub.Changed)
+			}
+		}
 		ss, err := sipedge.New(sc, sipedge.Deps{Logger: log, Registerer: reg, Media: b.relay, History: d.hist, TLSConfig: tc, Guard: b.guard, ACL: &b.sipACL, Descriptors: d.fds, Capture: capture,
-			FlowSecret: hs.flowKey(), OnRegistration: hs.registrationChanged(), OnCall: hs.callChanged()})
+			FlowSecret: hs.flowKey(), OnRegistration: onReg, OnCall: hs.callChanged(), Node: node})
 		if err != nil {
 			return nil, asConfigErrors(err)
+		}
+		if pub != nil {
+			out = append(out, &service{name: "sip-cluster", run: func(ctx context.Context) error { return pub.Run(ctx, ss) }})
 		}
 		b.sip.Store(ss)
 		b.closers = append(b.closers, ss)

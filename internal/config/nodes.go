@@ -2,8 +2,11 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/portico-edge/portico/internal/sipedge"
 )
 
 // NodePart is one cluster node's own part of the shared document: every
@@ -68,6 +71,7 @@ func (c *Config) ForNode(name string) (*Config, error) {
 	if p.ManagementListen != "" {
 		out.Management.Listen = p.ManagementListen
 	}
+	out.SIP.Listeners = nodeListeners(c.SIP.Listeners, c.Interfaces, out.Interfaces)
 	if err := out.Validate(); err != nil {
 		es, _ := AsErrors(err)
 		for i := range es {
@@ -131,4 +135,31 @@ func (v *validator) nodes(c *Config) {
 			v.add(path+".priority", "%d is outside 1..254", p.Priority)
 		}
 	}
+}
+
+// nodeListeners moves the SIP listeners on a shared interface address to
+// the node's own address of that interface, so that each node of a
+// scale-out cluster listens (and names itself in Via and Path) on its own
+// addresses. Listeners on other addresses (a pair's VIPs) stay.
+func nodeListeners(ls []sipedge.Listener, shared, own Interfaces) []sipedge.Listener {
+	out := ls
+	for i, l := range ls {
+		from, to := shared.Internal.Address, own.Internal.Address
+		if l.Interface == sipedge.External {
+			from, to = shared.External.Address, own.External.Address
+		}
+		ap, err := netip.ParseAddrPort(l.Address)
+		if err != nil || from == to || ap.Addr().String() != from {
+			continue
+		}
+		a, err := netip.ParseAddr(to)
+		if err != nil {
+			continue
+		}
+		if &out[0] == &ls[0] {
+			out = slices.Clone(ls)
+		}
+		out[i].Address = netip.AddrPortFrom(a, ap.Port()).String()
+	}
+	return out
 }

@@ -125,3 +125,43 @@ func TestHASection(t *testing.T) {
 		t.Errorf("enabled: %v", err)
 	}
 }
+
+// TestForNodeMovesListeners: SIP listeners on the shared interface
+// addresses move to each node's own addresses; others (VIPs) stay, and the
+// shared document is not changed.
+func TestForNodeMovesListeners(t *testing.T) {
+	doc := strings.Replace(clusterDoc, "    interfaces: {external: {address: 192.0.2.2, public_address: 198.51.100.2}}",
+		"    interfaces: {external: {address: 192.0.2.2}, internal: {address: 10.0.0.12}}", 1) + `media: {enabled: true}
+sip:
+  enabled: true
+  listeners:
+    - {interface: external, transport: udp, address: "192.0.2.10:5060"}
+    - {interface: external, transport: udp, address: "192.0.2.100:5060"}
+    - {interface: internal, transport: udp, address: "10.0.0.10:5070"}
+  call_servers:
+    - {address: "10.9.9.9:5060", transport: udp}
+`
+	cfg, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ node, want string }{
+		{"a", "192.0.2.1:5060 192.0.2.100:5060 10.0.0.10:5070"},
+		{"b", "192.0.2.2:5060 192.0.2.100:5060 10.0.0.12:5070"},
+	} {
+		c, err := cfg.ForNode(tc.node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, l := range c.SIP.Listeners {
+			got = append(got, l.Address)
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("node %s listens on %v, want %s", tc.node, got, tc.want)
+		}
+	}
+	if cfg.SIP.Listeners[0].Address != "192.0.2.10:5060" || cfg.SIP.Listeners[2].Address != "10.0.0.10:5070" {
+		t.Errorf("ForNode changed the shared listeners: %+v", cfg.SIP.Listeners)
+	}
+}

@@ -327,12 +327,17 @@ func (s *Server) handleRegister(sd *side, req *sip.Request, tx sip.ServerTransac
 		mf = *m - 1
 	}
 	out.AppendHeader(&mf)
-	// The Path names the internal UDP listener (the call servers' usual
-	// transport); the token carries the outside flow.
+	// The Path names this node's internal UDP listener (the call servers'
+	// usual transport) and the node; the token carries the outside flow.
+	// A registrar that keeps the Path (RFC 3327) sends calls to the user
+	// to the node holding its flow.
 	pathURI := s.int.contact("udp", token)
 	pathURI.UriParams = sip.NewParams()
 	pathURI.UriParams.Add("lr", "")
 	pathURI.UriParams.Add("ob", "")
+	if n := pathNode(s.deps.Node); n != "" {
+		pathURI.UriParams.Add("node", n)
+	}
 	out.AppendHeader(sip.NewHeader("Path", "<"+pathURI.String()+">"))
 	if !hasOption(req, "Supported", "path") {
 		out.AppendHeader(sip.NewHeader("Supported", "path"))

@@ -82,6 +82,9 @@ func (s *Server) classify(sd *side, req *sip.Request, lc *liveConfig) (plan, int
 		p.fixed = true
 		return p, 0, ""
 	}
+	if code, reason := s.otherNodeFlow(req); code != 0 {
+		return plan{typ: CallInbound}, code, reason
+	}
 	host := strings.ToLower(req.Recipient.Host)
 	if host != "" && host != strings.ToLower(s.cfg.Domain) && host != s.int.host && lc.federated(host) {
 		p.typ = CallFederation

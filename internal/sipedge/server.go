@@ -75,6 +75,10 @@ type Deps struct {
 	// the registrar's lock held and must return at once. Nil: nothing is
 	// called.
 	OnRegistration func(key string)
+	// Node is this node's name in a cluster: the Path of every REGISTER
+	// relayed to the call server carries it as the parameter node, naming
+	// the node that holds the endpoint's flow. Empty: no parameter.
+	Node string
 	// OnCall is called with a call's ID (CallKeys) when it is answered,
 	// re-negotiated, taken over from the HA peer or ended, so that it can
 	// be replicated to the peer (ExportCall). It must return at once. Nil:

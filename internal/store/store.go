@@ -245,6 +245,21 @@ type NodeLease struct {
 	RenewedAt time.Time `json:"renewed_at"`
 }
 
+// ClusterRegistration is a registration one node of a cluster holds, as
+// the node publishes it to the shared store: the AOR, the Contact the
+// inside registrar was given, the endpoint's outside address and
+// transport, and its times. A removal names Node, AOR and Contact only.
+type ClusterRegistration struct {
+	Node       string    `json:"node"`
+	AOR        string    `json:"aor"`
+	Contact    string    `json:"contact"`
+	Source     string    `json:"source"`
+	Transport  string    `json:"transport"`
+	Registered time.Time `json:"registered"`
+	Refreshed  time.Time `json:"refreshed"`
+	Expires    time.Time `json:"expires"`
+}
+
 // StreamStats is what the media relay measured for one stream of a call.
 type StreamStats struct {
 	Kind        string  `json:"kind"` // audio, video, content, bfcp, fecc

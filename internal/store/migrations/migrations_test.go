@@ -85,11 +85,11 @@ func TestUpDownUpSQLite(t *testing.T) {
 	}
 	tables := func() int {
 		var n int
-		db.QueryRow("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('config_versions','users','tokens','audit','certificates','turn_users','registration_events','calls','events')").Scan(&n)
+		db.QueryRow("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('config_versions','users','tokens','audit','certificates','turn_users','registration_events','calls','events','cluster_nodes','cluster_registrations')").Scan(&n)
 		return n
 	}
-	if n := tables(); n != 9 {
-		t.Fatalf("%d of 9 tables after Up", n)
+	if n := tables(); n != 11 {
+		t.Fatalf("%d of 11 tables after Up", n)
 	}
 	p, err := provider(db, SQLite, nil)
 	if err != nil {

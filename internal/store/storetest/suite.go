@@ -42,6 +42,7 @@ func Run(t *testing.T, open Open) {
 		{"history retention", testPrune},
 		{"folded rows keep their count", testCount},
 		{"node lease", testLease},
+		{"cluster registrations", testClusterRegistrations},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -899,5 +900,83 @@ func testLease(t *testing.T, st store.Store) {
 	}
 	if _, err := st.AcquireLease(c, b, ttl, false); err != nil {
 		t.Fatalf("after release: %v", err)
+	}
+}
+
+// clusterStore is what a node publishes its registrations through
+// (both backends implement it beside store.Store).
+type clusterStore interface {
+	PublishRegistrations(ctx context.Context, node string, now time.Time, put, del []store.ClusterRegistration) error
+	ClusterRegistrations(ctx context.Context, aliveSince, now time.Time) ([]store.ClusterRegistration, error)
+	LeaveCluster(ctx context.Context, node string) error
+}
+
+func testClusterRegistrations(t *testing.T, st store.Store) {
+	c := ctx(t)
+	cs, ok := st.(clusterStore)
+	if !ok {
+		t.Fatalf("%T does not keep cluster registrations", st)
+	}
+	reg := func(node, aor, contact string, exp time.Duration) store.ClusterRegistration {
+		return store.ClusterRegistration{Node: node, AOR: aor, Contact: contact, Source: "198.51.100.7:5060", Transport: "udp",
+			Registered: t0, Refreshed: t0, Expires: t0.Add(exp)}
+	}
+	a1, a2 := reg("a", "sip:alice@example.com", "sip:alice@198.51.100.7:5060", time.Hour), reg("a", "sip:bob@example.com", "sip:bob@198.51.100.8:5060", time.Minute)
+	b1 := reg("b", "sip:carol@example.com", "sip:carol@198.51.100.9:5060", time.Hour)
+	if err := cs.PublishRegistrations(c, "a", t0, []store.ClusterRegistration{a1, a2}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.PublishRegistrations(c, "b", t0, []store.ClusterRegistration{b1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := cs.ClusterRegistrations(c, t0.Add(-time.Second), t0)
+	if err != nil || !reflect.DeepEqual(got, []store.ClusterRegistration{a1, a2, b1}) {
+		t.Fatalf("ClusterRegistrations = %+v, %v", got, err)
+	}
+	// A refresh replaces the row; a removal deletes it.
+	a1.Refreshed, a1.Expires = t0.Add(time.Minute), t0.Add(2*time.Hour)
+	if err := cs.PublishRegistrations(c, "a", t0.Add(time.Minute), []store.ClusterRegistration{a1}, []store.ClusterRegistration{{AOR: a2.AOR, Contact: a2.Contact}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := cs.ClusterRegistrations(c, t0, t0.Add(time.Minute)); !reflect.DeepEqual(got, []store.ClusterRegistration{a1, b1}) {
+		t.Errorf("after a refresh and a removal: %+v", got)
+	}
+	// Node b's heartbeat is older than aliveSince: its rows are ignored.
+	if got, _ := cs.ClusterRegistrations(c, t0.Add(30*time.Second), t0.Add(time.Minute)); !reflect.DeepEqual(got, []store.ClusterRegistration{a1}) {
+		t.Errorf("with b stale: %+v", got)
+	}
+	// Expired rows are not listed, and the next batch deletes them.
+	if got, _ := cs.ClusterRegistrations(c, t0, t0.Add(90*time.Minute)); !reflect.DeepEqual(got, []store.ClusterRegistration{a1}) {
+		t.Errorf("after b1 expired: %+v", got)
+	}
+	if err := cs.PublishRegistrations(c, "a", t0.Add(90*time.Minute), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.PublishRegistrations(c, "b", t0.Add(90*time.Minute), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := cs.ClusterRegistrations(c, t0, t0); !reflect.DeepEqual(got, []store.ClusterRegistration{a1}) {
+		t.Errorf("b1 not deleted once expired: %+v", got)
+	}
+	// A batch larger than one statement's rows is written whole.
+	var many []store.ClusterRegistration
+	for i := range 600 {
+		many = append(many, reg("m", fmt.Sprintf("sip:u%03d@example.com", i), "sip:u@198.51.100.1", time.Hour))
+	}
+	if err := cs.PublishRegistrations(c, "m", t0, many, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := cs.ClusterRegistrations(c, t0, t0); len(got) != 601 || !reflect.DeepEqual(got[1:], many) {
+		t.Errorf("after 600 rows of node m: %d rows", len(got))
+	}
+	if err := cs.LeaveCluster(c, "m"); err != nil {
+		t.Fatal(err)
+	}
+	// A node that leaves takes its rows and heartbeat with it.
+	if err := cs.LeaveCluster(c, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := cs.ClusterRegistrations(c, time.Time{}, t0); err != nil || len(got) != 0 {
+		t.Errorf("after a left: %+v, %v", got, err)
 	}
 }
