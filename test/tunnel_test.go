@@ -28,16 +28,7 @@ func TestTunnelThroughFirewall(t *testing.T) {
 		"  - {name: web, proto: tcp, target: 127.0.0.1:8081}\n")
 	dmz, api := pair.dmz, pair.api
 
-	var body string
-	for end := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		out, err := exec.Command("curl", "-s", "--max-time", "5", "http://"+webAddr+"/index.html").CombinedOutput()
-		if body = string(out); err == nil && strings.Contains(body, "inside nginx") {
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatalf("nginx never answered through the tunnel: %q\nDMZ log:\n%s", body, dmz.out.String())
-		}
-	}
+	waitPage(t, "http://"+webAddr+"/index.html", "inside nginx", dmz)
 	if state, flows := tunnelServices(t, api); state != "up" || len(flows) != 1 || flows["web"] == 0 {
 		t.Fatalf("GET /api/v1/tunnel: %s %v", state, flows)
 	}
@@ -49,6 +40,7 @@ type tunnelPair struct {
 	dmz    *daemon
 	api    *apiClient
 	inside *daemon
+	addr   string // the DMZ node's tunnel address
 }
 
 // startTunnelPair starts the DMZ node from dmzCfg plus a tunnel server
@@ -100,7 +92,23 @@ func startTunnelPair(t *testing.T, ns *netnsPeer, dmzCfg, dmzServices, insideSer
 	if out, err := exec.Command("curl", "-sk", "--max-time", "3", "https://"+inMgmt+"/healthz").CombinedOutput(); err == nil {
 		t.Fatalf("the inside node is still reachable inbound: %s", out)
 	}
-	return &tunnelPair{dmz: dmz, api: api, inside: inside}
+	return &tunnelPair{dmz: dmz, api: api, inside: inside, addr: tunnelAddr}
+}
+
+// waitPage fetches url with curl until the body holds want, for at most
+// 30 s; d's output shows when it never does.
+func waitPage(t *testing.T, url, want string, d *daemon) {
+	t.Helper()
+	var body string
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out, err := exec.Command("curl", "-s", "--max-time", "5", url).CombinedOutput()
+		if body = string(out); err == nil && strings.Contains(body, want) {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("%s never answered %q: %q\nDMZ log:\n%s", url, want, body, d.out.String())
+		}
+	}
 }
 
 // mgmtOf is the management listen address in a configuration document.

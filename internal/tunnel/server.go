@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,11 +38,15 @@ type Server struct {
 	*end
 	deps Deps
 	tls  *tls.Config
-	fp   string
+	rot  sync.Mutex // one rotation at a time
 
-	mu    sync.Mutex // guards st and fresh
+	connections atomic.Uint64 // tunnel connections accepted
+
+	mu    sync.Mutex // guards st, fresh, cert and fp
 	st    State
 	fresh bool // identity made by NewServer, not saved yet
+	cert  tls.Certificate
+	fp    string
 }
 
 // NewServer validates cfg and loads (or creates) the server's identity.
@@ -49,10 +55,21 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{fresh: p.fresh, end: p.end, deps: p.deps, fp: p.fp, st: p.st}
+	s := &Server{fresh: p.fresh, end: p.end, deps: p.deps, fp: p.fp, st: p.st, cert: p.cert}
+	s.control = func(conn *quic.Conn, st *quic.Stream) {
+		if err := serveControl(conn, st, s.applyControl); err != nil {
+			s.log.Warn("tunnel control request refused", "addr", conn.RemoteAddr().String(), "err", err)
+		}
+	}
 	s.tls = &tls.Config{
-		MinVersion:       tls.VersionTLS13,
-		Certificates:     []tls.Certificate{p.cert},
+		MinVersion: tls.VersionTLS13,
+		// The certificate changes when the server rotates it.
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			c := s.cert
+			return &c, nil
+		},
 		ClientAuth:       tls.RequireAnyClientCert,
 		NextProtos:       []string{alpnTunnel, alpnTunnelV1, alpnEnroll},
 		VerifyConnection: s.verify,
@@ -113,7 +130,11 @@ func (s *Server) saveIdentity() error {
 }
 
 // Fingerprint is the server certificate's SHA-256 fingerprint.
-func (s *Server) Fingerprint() string { return s.fp }
+func (s *Server) Fingerprint() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fp
+}
 
 // verify admits any certificate to enrollment and only pinned ones to the
 // tunnel.
@@ -170,12 +191,12 @@ func (s *Server) redeem(tok, clientFP string) error {
 	if err != nil {
 		return err
 	}
-	if !equalHex(fp, s.fp) {
-		return fmt.Errorf("%w: names another server", ErrToken)
-	}
 	hash := hashSecret(secret)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !equalHex(fp, s.fp) {
+		return fmt.Errorf("%w: names another server", ErrToken)
+	}
 	i := slices.IndexFunc(s.st.Tokens, func(t Token) bool { return equalHex(t.Hash, hash) })
 	switch {
 	case i < 0:
@@ -199,7 +220,11 @@ func (s *Server) redeem(tok, clientFP string) error {
 }
 
 // Stats returns the server's counters.
-func (s *Server) Stats() Stats { return s.stats(RoleServer) }
+func (s *Server) Stats() Stats {
+	st := s.stats(RoleServer)
+	st.Connections, st.Fingerprint = s.connections.Load(), s.Fingerprint()
+	return st
+}
 
 // Dial opens a TCP flow of the named service to the inside through the
 // tunnel.
@@ -240,7 +265,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		return err
 	}
 	wg.Go(func() { s.sendLoop(ctx) })
-	s.log.Info("tunnel server listening", "addr", pc.LocalAddr().String(), "fingerprint", s.fp)
+	s.log.Info("tunnel server listening", "addr", pc.LocalAddr().String(), "fingerprint", s.Fingerprint())
 	for {
 		c, err := ln.Accept(ctx)
 		if err != nil {
@@ -257,6 +282,8 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		case alpnEnroll:
 			wg.Go(func() { s.enroll(ctx, c) })
 		case alpnTunnel:
+			s.connections.Add(1)
+			s.connected(c)
 			if old := s.conn.Swap(c); old != nil {
 				_ = old.CloseWithError(codeReplaced, "replaced by a newer connection")
 			} else {
@@ -343,5 +370,68 @@ func quicConfig(cfg Config) *quic.Config {
 		HandshakeIdleTimeout: 2 * cfg.IdleTimeout,
 		EnableDatagrams:      true,
 		MaxIncomingStreams:   10000,
+	}
+}
+
+// Rotate makes a new key pair and certificate for the server, has the
+// connected client pin it over the tunnel, starts presenting it and has the
+// client retire the old one. A client must be connected; enrolled clients
+// that are not keep only the old certificate's pin and must enroll again.
+// It returns the new fingerprint.
+func (s *Server) Rotate(ctx context.Context) (string, error) {
+	s.rot.Lock()
+	defer s.rot.Unlock()
+	conn := s.conn.Load()
+	if conn == nil {
+		return "", fmt.Errorf("%w: %w", ErrRotate, ErrNoPeer)
+	}
+	old := s.Fingerprint()
+	fp, err := rotate(ctx, conn, func(certPEM, keyPEM []byte, cert tls.Certificate) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		next := cloneState(s.st)
+		next.CertPEM, next.KeyPEM = certPEM, keyPEM
+		if err := s.deps.State.Save(next); err != nil {
+			return err
+		}
+		s.st, s.fresh, s.cert, s.fp = next, false, cert, Fingerprint(cert.Certificate[0])
+		return nil
+	})
+	if fp != "" {
+		s.log.Info("tunnel certificate rotated", "old", old, "new", fp, "err", err)
+	}
+	return fp, err
+}
+
+// applyControl changes the server's pins for a control request from a
+// client (a client certificate rotation).
+func (s *Server) applyControl(verb, peerFP, newFP string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := cloneState(s.st)
+	if _, err := applyPins(&next, verb, peerFP, newFP); err != nil {
+		return err
+	}
+	if err := s.deps.State.Save(next); err != nil {
+		return err
+	}
+	s.st, s.fresh = next, false
+	s.log.Info("tunnel client certificate "+map[string]string{controlPin: "pinned", controlRetire: "retired"}[verb], "fingerprint", cmp.Or(newFP, peerFP))
+	return nil
+}
+
+// connected retires the client certificate that the one conn was
+// authenticated with replaces, when a rotation was cut short.
+func (s *Server) connected(conn *quic.Conn) {
+	fp := Fingerprint(conn.ConnectionState().TLS.PeerCertificates[0].Raw)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := cloneState(s.st)
+	if connectedWith(&next, fp) {
+		if err := s.deps.State.Save(next); err != nil {
+			s.log.Warn("tunnel state not saved", "err", err)
+			return
+		}
+		s.st = next
 	}
 }
