@@ -242,7 +242,7 @@ func startLongCalls(t *testing.T, r *tunnelSIPRig, n int) *longCalls {
 	lc.bob = startSippVia(t, r.outNS, "-sn", "uas", "-i", r.outIP, "-p", bobPort, "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo", "-m", strconv.Itoa(n))
 	uac, _ := filepath.Abs("testdata/sipp/uac_pcap_long.xml")
 	lc.caller = startSippVia(t, r.inNS, "-sf", uac, "-s", "bob", "-i", "127.0.0.6", "-p", strconv.Itoa(testpeer.FreePort(t)),
-		"-mp", strconv.Itoa(testpeer.FreePort(t)), "-m", strconv.Itoa(n), "-l", strconv.Itoa(n), "-r", "10", r.kam)
+		"-mp", strconv.Itoa(testpeer.FreePort(t)), "-m", strconv.Itoa(n), "-l", strconv.Itoa(n), "-r", "5", r.kam)
 	t.Cleanup(func() {
 		if t.Failed() {
 			_ = lc.caller.cmd.Process.Kill() // its output is read once it stopped writing
