@@ -111,6 +111,7 @@ type tunnelFullStats struct {
 	Fingerprint string `json:"fingerprint"`
 	Connections uint64 `json:"connections"`
 	Rejected    uint64 `json:"rejected"`
+	Clients     int    `json:"clients"`
 }
 
 func tunnelFull(t *testing.T, api *apiClient) tunnelFullStats {

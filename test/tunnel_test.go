@@ -51,6 +51,15 @@ type tunnelPair struct {
 // inbound connection.
 func startTunnelPair(t *testing.T, ns *netnsPeer, dmzCfg, dmzServices, insideServices string) *tunnelPair {
 	t.Helper()
+	pair := startTunnelDMZ(t, ns, dmzCfg, dmzServices)
+	pair.inside = pair.addInside(t, ns, "", insideServices)
+	return pair
+}
+
+// startTunnelDMZ starts the DMZ node from dmzCfg plus a tunnel server
+// section listing dmzServices, listening on ns's host address.
+func startTunnelDMZ(t *testing.T, ns *netnsPeer, dmzCfg, dmzServices string) *tunnelPair {
+	t.Helper()
 	dmzMgmt := mgmtOf(t, dmzCfg)
 	tunnelAddr := fmt.Sprintf("%s:%d", ns.hostIP, testpeer.FreePort(t))
 	dmz := startDaemon(t, t.TempDir(), dmzCfg+fmt.Sprintf(`tunnel:
@@ -62,10 +71,19 @@ func startTunnelPair(t *testing.T, ns *netnsPeer, dmzCfg, dmzServices, insideSer
 	api := newClient(t, dmz.url)
 	api.csrf = true
 	api.must(200, "POST", "/api/v1/login", map[string]string{"username": "admin", "password": adminPassword})
+	return &tunnelPair{dmz: dmz, api: api, addr: tunnelAddr}
+}
+
+// addInside starts an inside node in ns with a tunnel client (extra adds
+// keys to its section) listing insideServices that retries at least every
+// second; it enrolls with a token the DMZ node's API issued. Then ns's
+// nftables drop every inbound connection.
+func (p *tunnelPair) addInside(t *testing.T, ns *netnsPeer, extra, insideServices string) *daemon {
+	t.Helper()
 	var tok struct {
 		Token string `json:"token"`
 	}
-	api.must(201, "POST", "/api/v1/tunnel/tokens", map[string]string{}).json(t, &tok)
+	p.api.must(201, "POST", "/api/v1/tunnel/tokens", map[string]string{}).json(t, &tok)
 
 	// The inside node, started in its namespace before the firewall closes
 	// so that its health can be checked from here.
@@ -76,8 +94,8 @@ func startTunnelPair(t *testing.T, ns *netnsPeer, dmzCfg, dmzServices, insideSer
   server: %s
   enrollment_token: %s
   backoff_max: 1s
-  services:
-%s`, tunnelAddr, tok.Token, insideServices), inMgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
+%s  services:
+%s`, p.addr, tok.Token, extra, insideServices), inMgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
 
 	nft := func(rule string) {
 		t.Helper()
@@ -92,7 +110,7 @@ func startTunnelPair(t *testing.T, ns *netnsPeer, dmzCfg, dmzServices, insideSer
 	if out, err := exec.Command("curl", "-sk", "--max-time", "3", "https://"+inMgmt+"/healthz").CombinedOutput(); err == nil {
 		t.Fatalf("the inside node is still reachable inbound: %s", out)
 	}
-	return &tunnelPair{dmz: dmz, api: api, inside: inside, addr: tunnelAddr}
+	return inside
 }
 
 // waitPage fetches url with curl until the body holds want, for at most

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -231,6 +232,8 @@ func (c *Client) Run(ctx context.Context) error {
 	wg.Go(func() { c.sendLoop(ctx) })
 	failures := 0
 	everUp := false
+	var follow sync.WaitGroup // the live connection's helpers
+	defer follow.Wait()
 	for {
 		conn, path, err := c.connectPath(ctx)
 		if errors.Is(err, ErrNotEnrolled) {
@@ -260,12 +263,18 @@ func (c *Client) Run(ctx context.Context) error {
 		everUp = true
 		c.connections.Add(1)
 		c.connected(conn)
+		follow.Go(func() {
+			// The server ranks its clients by it; an older server of this
+			// protocol version refuses it, and all clients rank the same.
+			if err := control(ctx, conn, controlPriority+" "+strconv.Itoa(c.cfg.Priority)); err != nil {
+				c.log.Debug("tunnel priority not announced", "err", err)
+			}
+		})
 		c.conn.Store(conn)
 		c.changed("up")
 		c.log.Info("tunnel up", "server", c.server())
 		since := time.Now()
 		fctx, stopFollow := context.WithCancel(ctx)
-		var follow sync.WaitGroup
 		follow.Go(func() { c.followAddress(fctx, conn, path) })
 		c.serveConn(ctx, conn, &wg)
 		stopFollow()
@@ -352,7 +361,7 @@ func (c *Client) Rotate(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("%w: %w", ErrRotate, ErrNoPeer)
 	}
 	old := c.Fingerprint()
-	fp, err := rotate(ctx, conn, func(certPEM, keyPEM []byte, cert tls.Certificate) error {
+	fp, err := rotate(ctx, []*quic.Conn{conn}, func(certPEM, keyPEM []byte, cert tls.Certificate) error {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		next := cloneState(c.st)
@@ -371,7 +380,11 @@ func (c *Client) Rotate(ctx context.Context) (string, error) {
 
 // applyControl changes the client's pins for a control request from the
 // server (a server certificate rotation).
-func (c *Client) applyControl(verb, peerFP, newFP string) error {
+func (c *Client) applyControl(conn *quic.Conn, verb, newFP string) error {
+	if verb == controlPriority {
+		return fmt.Errorf("%w: only a server takes a priority", ErrHeader)
+	}
+	peerFP := peerFingerprint(conn)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	next := cloneState(c.st)
@@ -389,7 +402,7 @@ func (c *Client) applyControl(verb, peerFP, newFP string) error {
 // connected retires the server certificate that the one conn was
 // authenticated with replaces, when a rotation was cut short.
 func (c *Client) connected(conn *quic.Conn) {
-	fp := Fingerprint(conn.ConnectionState().TLS.PeerCertificates[0].Raw)
+	fp := peerFingerprint(conn)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	next := cloneState(c.st)

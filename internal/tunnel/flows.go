@@ -89,6 +89,9 @@ type Stats struct {
 	Migrations  uint64 `json:"migrations"`
 	// Fingerprint is this end's certificate's SHA-256, lowercase hex.
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// Clients counts the clients connected to a server; Peer is the
+	// active one.
+	Clients int `json:"clients,omitempty"`
 }
 
 // end is what both roles share: the live connection, the datagram queue and

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,29 +37,37 @@ const (
 	controlService = "control"
 	controlPin     = "pin"
 	controlRetire  = "retire"
-	maxControlLine = 128
+	// controlPriority announces a client's priority to the server.
+	controlPriority = "priority"
+	maxControlLine  = 128
 )
 
 // ErrRotate reports a certificate rotation that did not complete.
 var ErrRotate = errors.New("tunnel: certificate rotation failed")
 
-// ParseControl decodes one control request line (without its newline).
-func ParseControl(line string) (verb, fp string, err error) {
+// ParseControl decodes one control request line (without its newline)
+// into its verb and argument.
+func ParseControl(line string) (verb, arg string, err error) {
 	if len(line) > maxControlLine {
 		return "", "", fmt.Errorf("%w: control request of %d bytes", ErrHeader, len(line))
 	}
-	verb, fp, _ = strings.Cut(line, " ")
+	verb, arg, _ = strings.Cut(line, " ")
 	switch verb {
 	case controlRetire:
-		if fp != "" {
+		if arg != "" {
 			return "", "", fmt.Errorf("%w: retire takes no argument", ErrHeader)
 		}
 		return verb, "", nil
 	case controlPin:
-		if b, err := hex.DecodeString(fp); err != nil || len(b) != 32 {
+		if b, err := hex.DecodeString(arg); err != nil || len(b) != 32 {
 			return "", "", fmt.Errorf("%w: pin needs a SHA-256 fingerprint", ErrHeader)
 		}
-		return verb, strings.ToLower(fp), nil
+		return verb, strings.ToLower(arg), nil
+	case controlPriority:
+		if n, err := strconv.Atoi(arg); err != nil || n < 1 || n > 255 || strconv.Itoa(n) != arg {
+			return "", "", fmt.Errorf("%w: priority needs 1-255", ErrHeader)
+		}
+		return verb, arg, nil
 	}
 	return "", "", fmt.Errorf("%w: control request %.16q", ErrHeader, verb)
 }
@@ -89,16 +98,16 @@ func control(ctx context.Context, conn *quic.Conn, req string) error {
 	return nil
 }
 
-// serveControl answers one control request from the peer of conn; apply
-// changes the pins, given the fingerprint conn was authenticated with.
-func serveControl(conn *quic.Conn, st *quic.Stream, apply func(verb, peerFP, newFP string) error) error {
+// serveControl answers one control request from the peer of conn with
+// apply's verdict.
+func serveControl(conn *quic.Conn, st *quic.Stream, apply func(conn *quic.Conn, verb, arg string) error) error {
 	defer st.CancelRead(0)
 	_ = st.SetDeadline(time.Now().Add(5 * time.Second))
 	line, err := bufio.NewReader(&limitedReader{r: st, n: maxControlLine + 1}).ReadString('\n')
 	if err == nil {
-		var verb, fp string
-		if verb, fp, err = ParseControl(strings.TrimSuffix(line, "\n")); err == nil {
-			err = apply(verb, Fingerprint(conn.ConnectionState().TLS.PeerCertificates[0].Raw), fp)
+		var verb, arg string
+		if verb, arg, err = ParseControl(strings.TrimSuffix(line, "\n")); err == nil {
+			err = apply(conn, verb, arg)
 		}
 	}
 	answer := "ok\n"
@@ -108,6 +117,11 @@ func serveControl(conn *quic.Conn, st *quic.Stream, apply func(verb, peerFP, new
 	_, _ = st.Write([]byte(answer))
 	_ = st.Close()
 	return err
+}
+
+// peerFingerprint is the fingerprint conn's peer authenticated with.
+func peerFingerprint(conn *quic.Conn) string {
+	return Fingerprint(conn.ConnectionState().TLS.PeerCertificates[0].Raw)
 }
 
 // applyPins changes st's pins for one control request from the peer
@@ -153,25 +167,28 @@ func connectedWith(st *State, fp string) bool {
 	return true
 }
 
-// rotate runs one rotation on conn: pin a new certificate at the peer,
-// store and use it (install), then retire the old one at the peer. It
-// returns the new certificate's fingerprint.
-func rotate(ctx context.Context, conn *quic.Conn, install func(certPEM, keyPEM []byte, cert tls.Certificate) error) (string, error) {
+// rotate runs one rotation on conns (the peers connected now): pin a new
+// certificate at each peer, store and use it (install), then retire the
+// old one at each peer. It returns the new certificate's fingerprint.
+func rotate(ctx context.Context, conns []*quic.Conn, install func(certPEM, keyPEM []byte, cert tls.Certificate) error) (string, error) {
 	var fresh State
 	cert, fp, err := identity(&fresh)
 	if err != nil {
 		return "", err
 	}
-	if err := control(ctx, conn, controlPin+" "+fp); err != nil {
-		return "", err
+	for _, conn := range conns {
+		if err := control(ctx, conn, controlPin+" "+fp); err != nil {
+			return "", err
+		}
 	}
 	if err := install(fresh.CertPEM, fresh.KeyPEM, cert); err != nil {
 		return "", err
 	}
 	// The new certificate is in use; a retire that fails leaves the old
-	// one pinned at the peer until the new one first connects.
-	if err := control(ctx, conn, controlRetire); err != nil {
-		return fp, err
+	// one pinned at that peer until the new one first connects.
+	var errs []error
+	for _, conn := range conns {
+		errs = append(errs, control(ctx, conn, controlRetire))
 	}
-	return fp, nil
+	return fp, errors.Join(errs...)
 }

@@ -41,6 +41,8 @@ type Server struct {
 	rot  sync.Mutex // one rotation at a time
 
 	connections atomic.Uint64 // tunnel connections accepted
+	clients     clientSet
+	emu         sync.Mutex // orders elections
 
 	mu    sync.Mutex // guards st, fresh, cert and fp
 	st    State
@@ -222,7 +224,7 @@ func (s *Server) redeem(tok, clientFP string) error {
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats {
 	st := s.stats(RoleServer)
-	st.Connections, st.Fingerprint = s.connections.Load(), s.Fingerprint()
+	st.Connections, st.Fingerprint, st.Clients = s.connections.Load(), s.Fingerprint(), s.clients.len()
 	return st
 }
 
@@ -270,10 +272,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		c, err := ln.Accept(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				if old := s.conn.Swap(nil); old != nil {
-					_ = old.CloseWithError(codeShutdown, "shutdown")
-					s.changed("down")
-				}
+				s.shutdownClients()
 				return nil
 			}
 			return fmt.Errorf("tunnel: accept: %w", err)
@@ -284,12 +283,11 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		case alpnTunnel:
 			s.connections.Add(1)
 			s.connected(c)
-			if old := s.conn.Swap(c); old != nil {
+			for _, old := range s.clients.add(c, peerFingerprint(c)) {
 				_ = old.CloseWithError(codeReplaced, "replaced by a newer connection")
-			} else {
-				s.changed("up")
 			}
 			s.log.Info("tunnel client connected", "addr", c.RemoteAddr().String())
+			s.elect()
 			wg.Go(func() { s.serveConn(ctx, c, &wg) })
 		case alpnTunnelV1:
 			s.rejected.Add(1)
@@ -310,10 +308,10 @@ func (s *Server) changed(state string) {
 // serveConn carries the client's flows until the connection ends.
 func (s *Server) serveConn(ctx context.Context, c *quic.Conn, wg *sync.WaitGroup) {
 	s.end.serveConn(ctx, c, wg)
-	if s.conn.CompareAndSwap(c, nil) {
+	if s.clients.remove(c) {
 		s.log.Warn("tunnel client disconnected", "addr", c.RemoteAddr().String(), "cause", context.Cause(c.Context()))
-		s.changed("down")
 	}
+	s.elect()
 }
 
 // enroll reads one token from the client's first stream and pins the
@@ -373,20 +371,20 @@ func quicConfig(cfg Config) *quic.Config {
 	}
 }
 
-// Rotate makes a new key pair and certificate for the server, has the
+// Rotate makes a new key pair and certificate for the server, has every
 // connected client pin it over the tunnel, starts presenting it and has the
-// client retire the old one. A client must be connected; enrolled clients
+// clients retire the old one. A client must be connected; enrolled clients
 // that are not keep only the old certificate's pin and must enroll again.
 // It returns the new fingerprint.
 func (s *Server) Rotate(ctx context.Context) (string, error) {
 	s.rot.Lock()
 	defer s.rot.Unlock()
-	conn := s.conn.Load()
-	if conn == nil {
+	conns := s.clients.conns()
+	if len(conns) == 0 {
 		return "", fmt.Errorf("%w: %w", ErrRotate, ErrNoPeer)
 	}
 	old := s.Fingerprint()
-	fp, err := rotate(ctx, conn, func(certPEM, keyPEM []byte, cert tls.Certificate) error {
+	fp, err := rotate(ctx, conns, func(certPEM, keyPEM []byte, cert tls.Certificate) error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		next := cloneState(s.st)
@@ -405,7 +403,11 @@ func (s *Server) Rotate(ctx context.Context) (string, error) {
 
 // applyControl changes the server's pins for a control request from a
 // client (a client certificate rotation).
-func (s *Server) applyControl(verb, peerFP, newFP string) error {
+func (s *Server) applyControl(conn *quic.Conn, verb, newFP string) error {
+	if verb == controlPriority {
+		return s.setPriority(conn, newFP)
+	}
+	peerFP := peerFingerprint(conn)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	next := cloneState(s.st)
@@ -423,7 +425,7 @@ func (s *Server) applyControl(verb, peerFP, newFP string) error {
 // connected retires the client certificate that the one conn was
 // authenticated with replaces, when a rotation was cut short.
 func (s *Server) connected(conn *quic.Conn) {
-	fp := Fingerprint(conn.ConnectionState().TLS.PeerCertificates[0].Raw)
+	fp := peerFingerprint(conn)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	next := cloneState(s.st)
