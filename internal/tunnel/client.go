@@ -2,7 +2,6 @@ package tunnel
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -384,33 +383,11 @@ func (c *Client) applyControl(conn *quic.Conn, verb, newFP string) error {
 	if verb == controlPriority {
 		return fmt.Errorf("%w: only a server takes a priority", ErrHeader)
 	}
-	peerFP := peerFingerprint(conn)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	next := cloneState(c.st)
-	if _, err := applyPins(&next, verb, peerFP, newFP); err != nil {
-		return err
-	}
-	if err := c.deps.State.Save(next); err != nil {
-		return err
-	}
-	c.st = next
-	c.log.Info("tunnel server certificate "+map[string]string{controlPin: "pinned", controlRetire: "retired"}[verb], "fingerprint", cmp.Or(newFP, peerFP))
-	return nil
+	return changePins(&c.mu, &c.st, c.deps.State, c.log, "server", conn, verb, newFP)
 }
 
 // connected retires the server certificate that the one conn was
 // authenticated with replaces, when a rotation was cut short.
 func (c *Client) connected(conn *quic.Conn) {
-	fp := peerFingerprint(conn)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	next := cloneState(c.st)
-	if connectedWith(&next, fp) {
-		if err := c.deps.State.Save(next); err != nil {
-			c.log.Warn("tunnel state not saved", "err", err)
-			return
-		}
-		c.st = next
-	}
+	retireReplaced(&c.mu, &c.st, c.deps.State, c.log, conn)
 }

@@ -7,9 +7,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -165,6 +167,45 @@ func connectedWith(st *State, fp string) bool {
 	st.Peers = slices.DeleteFunc(st.Peers, func(p string) bool { return p == old })
 	delete(st.Replaces, fp)
 	return true
+}
+
+// changePins applies a pin or retire request from the peer of conn (the
+// peer's role names it in the log) to *st and saves it; mu guards st.
+func changePins(mu *sync.Mutex, st *State, store StateStore, log *slog.Logger, peer string, conn *quic.Conn, verb, newFP string) error {
+	peerFP := peerFingerprint(conn)
+	mu.Lock()
+	defer mu.Unlock()
+	next := cloneState(*st)
+	if _, err := applyPins(&next, verb, peerFP, newFP); err != nil {
+		return err
+	}
+	if err := store.Save(next); err != nil {
+		return err
+	}
+	*st = next
+	if verb == controlPin {
+		log.Info("tunnel "+peer+" certificate pinned", "fingerprint", newFP, "replaces", peerFP)
+	} else {
+		log.Info("tunnel "+peer+" certificate retired", "fingerprint", peerFP)
+	}
+	return nil
+}
+
+// retireReplaced retires, when the peer of conn authenticated with a
+// certificate a rotation pinned, the one it replaces; mu guards st.
+func retireReplaced(mu *sync.Mutex, st *State, store StateStore, log *slog.Logger, conn *quic.Conn) {
+	fp := peerFingerprint(conn)
+	mu.Lock()
+	defer mu.Unlock()
+	next := cloneState(*st)
+	if !connectedWith(&next, fp) {
+		return
+	}
+	if err := store.Save(next); err != nil {
+		log.Warn("tunnel state not saved", "err", err)
+		return
+	}
+	*st = next
 }
 
 // rotate runs one rotation on conns (the peers connected now): pin a new

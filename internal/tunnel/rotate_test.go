@@ -40,6 +40,25 @@ func refused(t *testing.T, c *Client) bool {
 	}
 }
 
+// afterRotation checks that the flow echo carries on after a rotation
+// over the same connection (the server accepted conns so far), then that
+// the client reconnects when the server closes it and the flow carries
+// on.
+func afterRotation(t *testing.T, s *runningServer, c *Client, conns uint64, echo func() error) {
+	t.Helper()
+	if err := echo(); err != nil {
+		t.Fatalf("flow after the rotation: %v", err)
+	}
+	if st := s.Stats(); st.Connections != conns || st.State != "up" {
+		t.Fatalf("the rotation reconnected: %+v", st)
+	}
+	s.conn.Load().CloseWithError(codeShutdown, "test")
+	eventually(t, "reconnected", func() bool { return s.Stats().Connections == conns+1 && c.Stats().State == "up" })
+	if err := echo(); err != nil {
+		t.Fatalf("flow after reconnecting: %v", err)
+	}
+}
+
 // clientFrom is a client that starts from a copy of st (an identity and
 // pins kept from before a rotation).
 func clientFrom(t *testing.T, s *runningServer, st State) *Client {
@@ -72,19 +91,9 @@ func TestRotateClientCertificate(t *testing.T) {
 	if saved, _ := c.deps.State.Load(); Fingerprint(mustCert(t, saved)) != fp {
 		t.Fatal("the new identity was not saved")
 	}
-	if err := echo(); err != nil {
-		t.Fatalf("flow after the rotation: %v", err)
-	}
-	if st := s.Stats(); st.Connections != conns || st.State != "up" {
-		t.Fatalf("the rotation reconnected: %+v", st)
-	}
-
-	// The next connection presents the new certificate and is admitted.
-	s.conn.Load().CloseWithError(codeShutdown, "test")
-	eventually(t, "reconnected", func() bool { return s.Stats().Connections == conns+1 && c.Stats().State == "up" })
-	if err := echo(); err != nil {
-		t.Fatalf("flow after reconnecting: %v", err)
-	}
+	// The flow carries on without a reconnection; the next connection
+	// presents the new certificate and is admitted.
+	afterRotation(t, s, c, conns, echo)
 
 	// The old certificate is stale now.
 	rejected := s.Stats().Rejected
@@ -116,17 +125,7 @@ func TestRotateServerCertificate(t *testing.T) {
 	if st, _ := c.deps.State.Load(); !slices.Equal(st.Peers, []string{fp}) || len(st.Replaces) != 0 {
 		t.Fatalf("client pins %v (replaces %v), want only the new %s", st.Peers, st.Replaces, fp)
 	}
-	if err := echo(); err != nil {
-		t.Fatalf("flow after the rotation: %v", err)
-	}
-	if st := s.Stats(); st.Connections != conns || st.State != "up" {
-		t.Fatalf("the rotation reconnected: %+v", st)
-	}
-	s.conn.Load().CloseWithError(codeShutdown, "test")
-	eventually(t, "reconnected", func() bool { return s.Stats().Connections == conns+1 && c.Stats().State == "up" })
-	if err := echo(); err != nil {
-		t.Fatalf("flow after reconnecting: %v", err)
-	}
+	afterRotation(t, s, c, conns, echo)
 	// A token names the server's new certificate.
 	tok, _, err := s.CreateToken()
 	if err != nil || !strings.HasSuffix(tok, "."+fp) {

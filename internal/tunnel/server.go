@@ -2,7 +2,6 @@ package tunnel
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -402,38 +401,16 @@ func (s *Server) Rotate(ctx context.Context) (string, error) {
 }
 
 // applyControl changes the server's pins for a control request from a
-// client (a client certificate rotation).
+// client (a client certificate rotation) or records its priority.
 func (s *Server) applyControl(conn *quic.Conn, verb, newFP string) error {
 	if verb == controlPriority {
 		return s.setPriority(conn, newFP)
 	}
-	peerFP := peerFingerprint(conn)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	next := cloneState(s.st)
-	if _, err := applyPins(&next, verb, peerFP, newFP); err != nil {
-		return err
-	}
-	if err := s.deps.State.Save(next); err != nil {
-		return err
-	}
-	s.st, s.fresh = next, false
-	s.log.Info("tunnel client certificate "+map[string]string{controlPin: "pinned", controlRetire: "retired"}[verb], "fingerprint", cmp.Or(newFP, peerFP))
-	return nil
+	return changePins(&s.mu, &s.st, s.deps.State, s.log, "client", conn, verb, newFP)
 }
 
 // connected retires the client certificate that the one conn was
 // authenticated with replaces, when a rotation was cut short.
 func (s *Server) connected(conn *quic.Conn) {
-	fp := peerFingerprint(conn)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	next := cloneState(s.st)
-	if connectedWith(&next, fp) {
-		if err := s.deps.State.Save(next); err != nil {
-			s.log.Warn("tunnel state not saved", "err", err)
-			return
-		}
-		s.st = next
-	}
+	retireReplaced(&s.mu, &s.st, s.deps.State, s.log, conn)
 }
