@@ -15,7 +15,9 @@ import (
 // inside node moves its QUIC connection to the new address (RFC 9000
 // section 9: it probes the new path, then switches), so the DMZ node sees
 // the same connection arrive from the new address, no reconnection
-// happens, and every call's media continues.
+// happens, and every call's media continues. Then the interface is
+// renumbered abruptly (a third address added and the current one removed
+// at once), and the connection moves again.
 func TestTunnelMigration(t *testing.T) {
 	const calls = 5
 	r := startTunnelSIPRig(t, "", 3*calls)
@@ -46,6 +48,18 @@ func TestTunnelMigration(t *testing.T) {
 
 	ipCmd(t, "-n", r.ns.name, "addr", "del", r.ns.peerIP+"/24", "dev", dev)
 	lc.resumed(t)
+
+	// Renumbered abruptly: a third address comes and the current one goes
+	// at once, so sending from the old address fails before the client
+	// sees the new one; the connection still moves.
+	thirdIP := strings.TrimSuffix(r.ns.peerIP, ".2") + ".4"
+	ipCmd(t, "-n", r.ns.name, "addr", "add", thirdIP+"/24", "dev", dev)
+	ipCmd(t, "-n", r.ns.name, "addr", "del", newIP+"/24", "dev", dev)
+	waitFor(t, 15*time.Second, func() bool { return strings.HasPrefix(tunnelFull(t, r.api).Peer, thirdIP+":") })
+	lc.resumed(t)
+	if now := tunnelFull(t, r.api); now.Connections != before.Connections {
+		t.Fatalf("the inside node reconnected after the abrupt change: %+v", now)
+	}
 	lc.end(t)
 	if end := tunnelFull(t, r.api); end.Connections != before.Connections {
 		t.Fatalf("the inside node reconnected during the calls: %+v", end)

@@ -2,9 +2,11 @@ package tunnel
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -49,7 +51,7 @@ func (p *clientPath) newPathTransport(src netip.Addr) (*quic.Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := &quic.Transport{Conn: pc}
+	tr := &quic.Transport{Conn: pathConn{pc}}
 	p.mu.Lock()
 	p.trs = append(p.trs, tr)
 	p.src = src
@@ -67,6 +69,34 @@ func (p *clientPath) close() {
 		_ = tr.Close()
 		_ = tr.Conn.Close()
 	}
+}
+
+// pathConn is a client path's socket. A send that fails because the
+// socket's address or its route is gone (an interface renumbered without
+// the new address first) is reported to quic-go as sent, so the packet
+// counts as lost instead of ending the connection at once: followAddress
+// then has until idle_timeout to move the connection to the new address.
+// A path that stays without a route fails at idle_timeout as any other.
+type pathConn struct{ *net.UDPConn }
+
+func (p pathConn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (int, int, error) {
+	n, oobn, err := p.UDPConn.WriteMsgUDP(b, oob, addr)
+	if routeGone(err) {
+		return len(b), len(oob), nil
+	}
+	return n, oobn, err
+}
+
+func (p pathConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	n, err := p.UDPConn.WriteTo(b, addr)
+	if routeGone(err) {
+		return len(b), nil
+	}
+	return n, err
+}
+
+func routeGone(err error) bool {
+	return errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.EADDRNOTAVAIL)
 }
 
 // followAddress moves conn to a new path whenever the system's source
