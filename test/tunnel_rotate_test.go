@@ -51,7 +51,13 @@ func TestTunnelRotation(t *testing.T) {
 	if out, err := exec.Command("ip", "netns", "exec", ns.name, "nft", "add rule inet portico_test in tcp dport "+port+" accept").CombinedOutput(); err != nil {
 		t.Fatalf("nft: %v %s", err, out)
 	}
+	raw, err := os.ReadFile("../internal/api/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc := newOpenAPIChecker(t, raw)
 	inside := newClient(t, pair.inside.url)
+	inside.record = func(method, path string, code int, body []byte) { oc.check(t, method, path, code, body) }
 	inside.csrf = true
 	inside.must(200, "POST", "/api/v1/login", map[string]string{"username": "admin", "password": adminPassword})
 	old := tunnelFull(t, inside)
