@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -62,7 +63,7 @@ func (r *sippRun) wait(t *testing.T, what string) {
 // node and calls an inside sipp UAS through Kamailio; an inside sipp calls
 // another registered outside user.
 func TestTunnelSIP(t *testing.T) {
-	r := startTunnelSIPRig(t, "")
+	r := startTunnelSIPRig(t, "", 0)
 	inNS, outNS, out, api, ext, kam := r.inNS, r.outNS, r.outIP, r.api, r.ext, r.kam
 	// Outside → DMZ → tunnel → Kamailio → inside UAS.
 	scen, _ := filepath.Abs("../internal/sipedge/testdata/sipp/reg_call.xml")
@@ -105,8 +106,8 @@ type tunnelSIPRig struct {
 }
 
 // startTunnelSIPRig starts the rig; media adds keys to the DMZ node's media
-// section.
-func startTunnelSIPRig(t *testing.T, media string) *tunnelSIPRig {
+// section, and ports (0: the default 10) sizes each side's relay port range.
+func startTunnelSIPRig(t *testing.T, media string, ports int) *tunnelSIPRig {
 	t.Helper()
 	testpeer.Require(t, "sipp", "kamailio", "nft", "curl")
 	ns := newNetnsPeer(t)
@@ -139,6 +140,14 @@ func startTunnelSIPRig(t *testing.T, media string) *tunnelSIPRig {
 	extPort, intPort := testpeer.FreePort(t), testpeer.FreePort(t)
 	intAddr := fmt.Sprintf("127.0.0.3:%d", intPort)
 	dmzCfg := strings.Replace(sipNodeConfig(freeAddr(t), extPort, intPort, kam), "media:\n  enabled: true\n", "media:\n  enabled: true\n  internal_latch_from: 127.0.0.4\n"+media, 1)
+	if ports > 0 {
+		base := 30000 + (extPort%50)*200
+		dmzCfg = regexp.MustCompile(`(?m)^  external: \{port_min: \d+, port_max: \d+\}\n  internal: \{port_min: \d+, port_max: \d+\}$`).ReplaceAllString(dmzCfg,
+			fmt.Sprintf("  external: {port_min: %d, port_max: %d}\n  internal: {port_min: %d, port_max: %d}", base, base+ports-1, base+ports, base+2*ports-1))
+		if !strings.Contains(dmzCfg, fmt.Sprintf("port_max: %d}", base+2*ports-1)) {
+			t.Fatalf("relay port ranges not widened:\n%s", dmzCfg)
+		}
+	}
 	// Outside users live in a namespace of their own, reaching the DMZ
 	// node's external address (SIP and media) on their veth.
 	outside := newNetnsPeerAt(t, 1)
@@ -177,32 +186,24 @@ func startTunnelSIPRig(t *testing.T, media string) *tunnelSIPRig {
 		api: api, ext: outside.hostIP + ":" + strconv.Itoa(extPort), kam: kam}
 }
 
-// TestTunnelSIPPathCut: during a call from inside to a registered outside
-// user, with RTP flowing both ways through the tunnel, the inside node's
-// path to the DMZ node is cut for 3 s (nftables drops its packets; nothing
-// is closed). Both ends see the tunnel fail, the inside node reconnects by
-// itself, the call's media resumes on the new connection both ways, and the
-// call ends normally. The relay runs with its default fast path (auto):
-// the outside leg is on a veth and the internal leg on loopback.
+// TestTunnelSIPPathCut: during 20 calls from inside to a registered
+// outside user, with RTP flowing both ways through the tunnel, the inside
+// node's path to the DMZ node is cut for 3 s (nftables drops its packets;
+// nothing is closed). Both ends see the tunnel fail, the inside node
+// reconnects by itself, every call's media resumes on the new connection
+// both ways, and every call ends normally. It runs with the relay's eBPF
+// fast path on and off: the outside leg is on a veth and the internal leg
+// on loopback.
 func TestTunnelSIPPathCut(t *testing.T) {
-	r := startTunnelSIPRig(t, "")
-	bobPort := strconv.Itoa(testpeer.FreePort(t))
-	reg, _ := filepath.Abs("testdata/sipp/reg_only.xml")
-	startSippVia(t, r.outNS, "-sf", reg, "-key", "user", "bob", "-i", r.outIP, "-p", bobPort, "-m", "1", r.ext).wait(t, "bob registers")
-	bob := startSippVia(t, r.outNS, "-sn", "uas", "-i", r.outIP, "-p", bobPort, "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo", "-m", "1")
-	// The pcap holds about 6 s of audio; the call lasts 9 s.
-	caller := startSippVia(t, r.inNS, "-sn", "uac_pcap", "-s", "bob", "-i", "127.0.0.6", "-p", strconv.Itoa(testpeer.FreePort(t)),
-		"-mp", strconv.Itoa(testpeer.FreePort(t)), "-m", "1", "-d", "9000", r.kam)
+	for _, fp := range []string{"on", "off"} {
+		t.Run("fast_path_"+fp, func(t *testing.T) { tunnelPathCut(t, fp) })
+	}
+}
 
-	media := func() tunnelService { _, m := tunnelStatus(t, r.api); return m["media"] }
-	t.Cleanup(func() {
-		if t.Failed() {
-			_ = caller.cmd.Process.Kill() // its output is read once it stopped writing
-			_ = caller.cmd.Wait()
-			t.Logf("inside caller:\n%s", caller.out.String())
-		}
-	})
-	waitFor(t, 60*time.Second, func() bool { m := media(); return m.In > 0 && m.Out > 0 })
+func tunnelPathCut(t *testing.T, fastPath string) {
+	const calls = 20
+	r := startTunnelSIPRig(t, "  fast_path: "+fastPath+"\n", 3*calls)
+	lc := startLongCalls(t, r, calls)
 
 	nft := func(args ...string) {
 		t.Helper()
@@ -217,16 +218,107 @@ func TestTunnelSIPPathCut(t *testing.T) {
 	time.Sleep(time.Until(cut.Add(3 * time.Second)))
 	nft("delete chain inet portico_test cut")
 	waitFor(t, 15*time.Second, func() bool { state, _ := tunnelStatus(t, r.api); return state == "up" })
-	back := media()
-	waitFor(t, 10*time.Second, func() bool { m := media(); return m.In > back.In && m.Out > back.Out })
-	t.Logf("tunnel back %v after the cut began; media bytes before %d/%d", time.Since(cut).Round(100*time.Millisecond), back.In, back.Out)
+	lc.resumed(t)
+	t.Logf("tunnel back and media resumed in all %d calls %v after the cut began", calls, time.Since(cut).Round(100*time.Millisecond))
+	lc.end(t)
+}
 
-	caller.wait(t, "inside call")
-	bob.wait(t, "bob answers")
-	hist := tunnelCalls(t, r.api, 1)
-	if hist[0].Status != 200 || len(hist[0].Streams) != 1 || hist[0].Streams[0].PacketsIn == 0 || hist[0].Streams[0].PacketsOut == 0 {
-		t.Fatalf("call history %+v", hist)
+// longCalls are calls from an inside sipp to a registered outside sipp
+// that echoes the media, each playing about 14 s of audio.
+type longCalls struct {
+	r           *tunnelSIPRig
+	n           int
+	caller, bob *sippRun
+}
+
+// startLongCalls starts n calls and waits until every one relays media
+// both ways.
+func startLongCalls(t *testing.T, r *tunnelSIPRig, n int) *longCalls {
+	t.Helper()
+	bobPort := strconv.Itoa(testpeer.FreePort(t))
+	reg, _ := filepath.Abs("testdata/sipp/reg_only.xml")
+	startSippVia(t, r.outNS, "-sf", reg, "-key", "user", "bob", "-i", r.outIP, "-p", bobPort, "-m", "1", r.ext).wait(t, "bob registers")
+	lc := &longCalls{r: r, n: n}
+	lc.bob = startSippVia(t, r.outNS, "-sn", "uas", "-i", r.outIP, "-p", bobPort, "-mp", strconv.Itoa(testpeer.FreePort(t)), "-rtp_echo", "-m", strconv.Itoa(n))
+	uac, _ := filepath.Abs("testdata/sipp/uac_pcap_long.xml")
+	lc.caller = startSippVia(t, r.inNS, "-sf", uac, "-s", "bob", "-i", "127.0.0.6", "-p", strconv.Itoa(testpeer.FreePort(t)),
+		"-mp", strconv.Itoa(testpeer.FreePort(t)), "-m", strconv.Itoa(n), "-l", strconv.Itoa(n), "-r", "5", r.kam)
+	t.Cleanup(func() {
+		if t.Failed() {
+			_ = lc.caller.cmd.Process.Kill() // its output is read once it stopped writing
+			_ = lc.caller.cmd.Wait()
+			t.Logf("inside caller:\n%s", lc.caller.out.String())
+		}
+	})
+	waitFor(t, 60*time.Second, func() bool {
+		now := liveStreams(t, r.api)
+		if len(now) != n {
+			return false
+		}
+		for _, s := range now {
+			if s.PacketsIn == 0 || s.PacketsOut == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	return lc
+}
+
+// resumed waits until every call relays more media both ways than now.
+func (lc *longCalls) resumed(t *testing.T) {
+	t.Helper()
+	back := liveStreams(t, lc.r.api)
+	if len(back) != lc.n {
+		t.Fatalf("%d live calls, want %d", len(back), lc.n)
 	}
+	waitFor(t, 10*time.Second, func() bool {
+		now := liveStreams(t, lc.r.api)
+		for id, b := range back {
+			if n, ok := now[id]; !ok || n.PacketsIn <= b.PacketsIn || n.PacketsOut <= b.PacketsOut {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// end waits for the calls to end and checks that each ended normally with
+// media both ways.
+func (lc *longCalls) end(t *testing.T) {
+	t.Helper()
+	lc.caller.wait(t, "inside calls")
+	lc.bob.wait(t, "bob answers")
+	hist := tunnelCalls(t, lc.r.api, lc.n)
+	for _, h := range hist {
+		if h.Status != 200 || len(h.Streams) != 1 || h.Streams[0].PacketsIn == 0 || h.Streams[0].PacketsOut == 0 {
+			t.Fatalf("call history %+v", hist)
+		}
+	}
+}
+
+// liveStream is a live call's first relay stream's counters.
+type liveStream struct {
+	PacketsIn  uint64 `json:"packets_in"`
+	PacketsOut uint64 `json:"packets_out"`
+}
+
+// liveStreams is GET /api/v1/calls: each live call's first stream by call
+// identifier.
+func liveStreams(t *testing.T, api *apiClient) map[string]liveStream {
+	t.Helper()
+	var calls []struct {
+		ID      string       `json:"id"`
+		Streams []liveStream `json:"streams"`
+	}
+	api.must(200, "GET", "/api/v1/calls", nil).json(t, &calls)
+	m := map[string]liveStream{}
+	for _, c := range calls {
+		if len(c.Streams) > 0 {
+			m[c.ID] = c.Streams[0]
+		}
+	}
+	return m
 }
 
 // tunnelCall is a call history record with its streams' packet counts.

@@ -28,16 +28,7 @@ func TestTunnelThroughFirewall(t *testing.T) {
 		"  - {name: web, proto: tcp, target: 127.0.0.1:8081}\n")
 	dmz, api := pair.dmz, pair.api
 
-	var body string
-	for end := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		out, err := exec.Command("curl", "-s", "--max-time", "5", "http://"+webAddr+"/index.html").CombinedOutput()
-		if body = string(out); err == nil && strings.Contains(body, "inside nginx") {
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatalf("nginx never answered through the tunnel: %q\nDMZ log:\n%s", body, dmz.out.String())
-		}
-	}
+	waitPage(t, "http://"+webAddr+"/index.html", "inside nginx", dmz)
 	if state, flows := tunnelServices(t, api); state != "up" || len(flows) != 1 || flows["web"] == 0 {
 		t.Fatalf("GET /api/v1/tunnel: %s %v", state, flows)
 	}
@@ -49,6 +40,7 @@ type tunnelPair struct {
 	dmz    *daemon
 	api    *apiClient
 	inside *daemon
+	addr   string // the DMZ node's tunnel address
 }
 
 // startTunnelPair starts the DMZ node from dmzCfg plus a tunnel server
@@ -58,6 +50,15 @@ type tunnelPair struct {
 // DMZ node's API issued. Then the inside namespace's nftables drop every
 // inbound connection.
 func startTunnelPair(t *testing.T, ns *netnsPeer, dmzCfg, dmzServices, insideServices string) *tunnelPair {
+	t.Helper()
+	pair := startTunnelDMZ(t, ns, dmzCfg, dmzServices)
+	pair.inside = pair.addInside(t, ns, "", insideServices)
+	return pair
+}
+
+// startTunnelDMZ starts the DMZ node from dmzCfg plus a tunnel server
+// section listing dmzServices, listening on ns's host address.
+func startTunnelDMZ(t *testing.T, ns *netnsPeer, dmzCfg, dmzServices string) *tunnelPair {
 	t.Helper()
 	dmzMgmt := mgmtOf(t, dmzCfg)
 	tunnelAddr := fmt.Sprintf("%s:%d", ns.hostIP, testpeer.FreePort(t))
@@ -70,10 +71,19 @@ func startTunnelPair(t *testing.T, ns *netnsPeer, dmzCfg, dmzServices, insideSer
 	api := newClient(t, dmz.url)
 	api.csrf = true
 	api.must(200, "POST", "/api/v1/login", map[string]string{"username": "admin", "password": adminPassword})
+	return &tunnelPair{dmz: dmz, api: api, addr: tunnelAddr}
+}
+
+// addInside starts an inside node in ns with a tunnel client (extra adds
+// keys to its section) listing insideServices that retries at least every
+// second; it enrolls with a token the DMZ node's API issued. Then ns's
+// nftables drop every inbound connection.
+func (p *tunnelPair) addInside(t *testing.T, ns *netnsPeer, extra, insideServices string) *daemon {
+	t.Helper()
 	var tok struct {
 		Token string `json:"token"`
 	}
-	api.must(201, "POST", "/api/v1/tunnel/tokens", map[string]string{}).json(t, &tok)
+	p.api.must(201, "POST", "/api/v1/tunnel/tokens", map[string]string{}).json(t, &tok)
 
 	// The inside node, started in its namespace before the firewall closes
 	// so that its health can be checked from here.
@@ -84,8 +94,8 @@ func startTunnelPair(t *testing.T, ns *netnsPeer, dmzCfg, dmzServices, insideSer
   server: %s
   enrollment_token: %s
   backoff_max: 1s
-  services:
-%s`, tunnelAddr, tok.Token, insideServices), inMgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
+%s  services:
+%s`, p.addr, tok.Token, extra, insideServices), inMgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
 
 	nft := func(rule string) {
 		t.Helper()
@@ -100,7 +110,23 @@ func startTunnelPair(t *testing.T, ns *netnsPeer, dmzCfg, dmzServices, insideSer
 	if out, err := exec.Command("curl", "-sk", "--max-time", "3", "https://"+inMgmt+"/healthz").CombinedOutput(); err == nil {
 		t.Fatalf("the inside node is still reachable inbound: %s", out)
 	}
-	return &tunnelPair{dmz: dmz, api: api, inside: inside}
+	return inside
+}
+
+// waitPage fetches url with curl until the body holds want, for at most
+// 30 s; d's output shows when it never does.
+func waitPage(t *testing.T, url, want string, d *daemon) {
+	t.Helper()
+	var body string
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out, err := exec.Command("curl", "-s", "--max-time", "5", url).CombinedOutput()
+		if body = string(out); err == nil && strings.Contains(body, want) {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("%s never answered %q: %q\nDMZ log:\n%s", url, want, body, d.out.String())
+		}
+	}
 }
 
 // mgmtOf is the management listen address in a configuration document.

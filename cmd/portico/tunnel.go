@@ -11,7 +11,7 @@ import (
 
 // tunnelCmd talks to the running node's tunnel through the REST API.
 func tunnelCmd() *cobra.Command {
-	c := &cobra.Command{Use: "tunnel", Short: "Inside/DMZ tunnel: enrollment tokens and state"}
+	c := &cobra.Command{Use: "tunnel", Short: "Inside/DMZ tunnel: enrollment tokens, certificate rotation and state"}
 	var cl client
 	var insecure bool
 	var caFile string
@@ -60,6 +60,31 @@ func tunnelCmd() *cobra.Command {
 		},
 	}
 	addClientFlags(status, &scl, &sInsecure, &sCA)
-	c.AddCommand(token, status)
+
+	var rcl client
+	var rInsecure bool
+	var rCA string
+	rotate := &cobra.Command{
+		Use:   "rotate",
+		Short: "Roll this node's tunnel certificate to a new key pair",
+		Long: "Roll this node's tunnel certificate to a new key pair without downtime. The peer must be\n" +
+			"connected: it pins the new certificate over the tunnel, then retires the old one.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := rcl.setup(rInsecure, rCA); err != nil {
+				return err
+			}
+			var out struct {
+				Fingerprint string `json:"fingerprint"`
+			}
+			if err := rcl.send(cmd.Context(), "POST", "/api/v1/tunnel/rotate", strings.NewReader("{}"), &out); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), out.Fingerprint)
+			return nil
+		},
+	}
+	addClientFlags(rotate, &rcl, &rInsecure, &rCA)
+	c.AddCommand(token, status, rotate)
 	return c
 }

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -17,9 +19,15 @@ type TunnelTokens interface {
 	CreateToken() (string, time.Time, error)
 }
 
+// TunnelRotator rolls a tunnel end to a new certificate; both ends do.
+type TunnelRotator interface {
+	Rotate(ctx context.Context) (string, error)
+}
+
 func (s *Server) tunnelRoutes() {
 	s.mux.HandleFunc("GET /api/v1/tunnel", s.auth(false, s.tunnelStatus))
 	s.mux.HandleFunc("POST /api/v1/tunnel/tokens", s.auth(true, s.tunnelToken))
+	s.mux.HandleFunc("POST /api/v1/tunnel/rotate", s.auth(true, s.tunnelRotate))
 }
 
 func (s *Server) tunnelService(w http.ResponseWriter) TunnelService {
@@ -59,4 +67,35 @@ func (s *Server) tunnelToken(w http.ResponseWriter, r *http.Request, p Principal
 	}
 	s.auditWrite(r.Context(), p, "tunnel.token", "", "expires "+exp.Format(time.RFC3339))
 	writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "expires_at": exp})
+}
+
+// tunnelRotate rolls this end to a new key pair and certificate: the peer
+// pins the new certificate over the tunnel before the old one is retired.
+// Only admins may.
+func (s *Server) tunnelRotate(w http.ResponseWriter, r *http.Request, p Principal) {
+	t := s.tunnelService(w)
+	if t == nil {
+		return
+	}
+	tr, ok := t.(TunnelRotator)
+	if !ok {
+		writeError(w, http.StatusConflict, "this tunnel end cannot rotate its certificate")
+		return
+	}
+	fp, err := tr.Rotate(r.Context())
+	switch {
+	case errors.Is(err, tunnel.ErrNoPeer):
+		writeError(w, http.StatusConflict, "the tunnel is down: the peer must be connected to pin the new certificate")
+		return
+	case err != nil && fp == "":
+		s.log.Warn("tunnel certificate not rotated", "err", err)
+		writeError(w, http.StatusBadGateway, "the peer did not pin the new certificate; the old one stays in use: "+err.Error())
+		return
+	case err != nil:
+		// In use, pinned by the peer; the old one is retired when the new
+		// one first connects.
+		s.log.Warn("tunnel certificate rotated; the peer did not confirm retiring the old one", "err", err)
+	}
+	s.auditWrite(r.Context(), p, "tunnel.rotate", "", "fingerprint "+fp)
+	writeJSON(w, http.StatusOK, map[string]any{"fingerprint": fp})
 }

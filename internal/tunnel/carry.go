@@ -214,6 +214,10 @@ func (e *end) serveStream(ctx context.Context, conn *quic.Conn, st *quic.Stream)
 		st.CancelWrite(codeUnknownService)
 		return
 	}
+	if h.Kind == KindControl && e.control != nil {
+		e.control(conn, st)
+		return
+	}
 	svc, ok := e.cfg.service(h.Service)
 	if !ok || svc.Proto != "tcp" || svc.Target == "" || h.Kind != KindTCP {
 		e.droppedUnknown.Add(1)

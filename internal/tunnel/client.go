@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,10 +26,14 @@ type Client struct {
 	deps Deps
 	cert tls.Certificate
 
-	mu sync.Mutex // guards st
-	st State
+	mu  sync.Mutex // guards st and cert
+	st  State
+	rot sync.Mutex // one rotation at a time
 	// attempts counts failed dials; with Discover it picks the SRV target.
 	attempts atomic.Int64
+	// migrations counts connections moved to a new local address;
+	// connections those established.
+	migrations, connections atomic.Uint64
 }
 
 // NewClient validates cfg and loads (or creates) the client's identity.
@@ -40,6 +45,11 @@ func NewClient(cfg Config, deps Deps) (*Client, error) {
 	// The identity is saved with the enrollment's pin, so New does no
 	// writes; until then a new one each start costs nothing.
 	c := &Client{end: p.end, deps: p.deps, cert: p.cert, st: p.st}
+	c.control = func(conn *quic.Conn, st *quic.Stream) {
+		if err := serveControl(conn, st, c.applyControl); err != nil {
+			c.log.Warn("tunnel control request refused", "err", err)
+		}
+	}
 	register(p.deps.Registerer, c.Stats)
 	return c, nil
 }
@@ -51,15 +61,26 @@ func (c *Client) Dial(ctx context.Context, service string) (net.Conn, error) {
 }
 
 // Fingerprint is the client certificate's SHA-256 fingerprint.
-func (c *Client) Fingerprint() string { return Fingerprint(c.cert.Certificate[0]) }
+func (c *Client) Fingerprint() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Fingerprint(c.cert.Certificate[0])
+}
 
 // Stats returns the client's counters.
-func (c *Client) Stats() Stats { return c.stats(RoleClient) }
+func (c *Client) Stats() Stats {
+	st := c.stats(RoleClient)
+	st.Connections, st.Migrations, st.Fingerprint = c.connections.Load(), c.migrations.Load(), c.Fingerprint()
+	return st
+}
 
 func (c *Client) tlsConfig(alpn string, pinned func(fp string) bool) *tls.Config {
+	c.mu.Lock()
+	cert := c.cert
+	c.mu.Unlock()
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{c.cert},
+		Certificates: []tls.Certificate{cert},
 		NextProtos:   []string{alpn},
 		ServerName:   "portico-tunnel",
 		// The server's certificate is self-signed; it is checked against the
@@ -83,11 +104,11 @@ func (c *Client) Enroll(ctx context.Context, token string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, release, err := c.dial(ctx, c.tlsConfig(alpnEnroll, func(fp string) bool { return equalHex(fp, serverFP) }))
+	conn, path, err := c.dialPath(ctx, c.tlsConfig(alpnEnroll, func(fp string) bool { return equalHex(fp, serverFP) }))
 	if err != nil {
 		return fmt.Errorf("tunnel: enroll: %w", err)
 	}
-	defer release()
+	defer path.close()
 	defer func() { _ = conn.CloseWithError(codeShutdown, "") }()
 	st, err := conn.OpenStreamSync(ctx)
 	if err != nil {
@@ -123,36 +144,54 @@ func (c *Client) pinned(fp string) bool {
 	return slices.Contains(c.st.Peers, fp)
 }
 
-// dial makes one QUIC connection to the server on a fresh socket; release
-// closes the socket once the connection is done with.
-func (c *Client) dial(ctx context.Context, tc *tls.Config) (conn *quic.Conn, release func(), err error) {
+// dialPath makes one QUIC connection to the server on a fresh socket, bound
+// to the address the system routes toward the server from, so that a later
+// change of that address is seen (followAddress); the path's close closes
+// its sockets once the connection is done with.
+func (c *Client) dialPath(ctx context.Context, tc *tls.Config) (*quic.Conn, *clientPath, error) {
 	n := c.attempts.Load()
 	raddr, err := c.serverAddr(ctx, int(n))
 	if err != nil {
 		c.attempts.Add(1)
 		return nil, nil, err
 	}
-	pc, err := net.ListenUDP("udp", nil)
+	p := &clientPath{raddr: raddr}
+	src, _ := routeSource(raddr)
+	tr, err := p.newPathTransport(src)
 	if err != nil {
 		return nil, nil, err
 	}
-	tr := &quic.Transport{Conn: pc}
-	release = func() {
-		_ = tr.Close()
-		_ = pc.Close()
-	}
-	conn, err = tr.Dial(ctx, raddr, tc, quicConfig(c.cfg))
+	conn, err := tr.Dial(ctx, raddr, tc, quicConfig(c.cfg))
 	if err != nil {
 		c.attempts.Add(1) // with Discover, the next SRV target
-		release()
+		p.close()
 		return nil, nil, err
 	}
-	return conn, release, nil
+	return conn, p, nil
+}
+
+// dial is dialPath with a release that closes the path's sockets.
+func (c *Client) dial(ctx context.Context, tc *tls.Config) (*quic.Conn, func(), error) {
+	conn, p, err := c.dialPath(ctx, tc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return conn, p.close, nil
 }
 
 // connect makes one tunnel connection attempt; it is what Run repeats.
 // It returns ErrNotEnrolled before Enroll succeeded.
 func (c *Client) connect(ctx context.Context) (*quic.Conn, func(), error) {
+	conn, p, err := c.connectPath(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return conn, p.close, nil
+}
+
+// connectPath is connect with the connection's path, which Run moves when
+// the local address changes.
+func (c *Client) connectPath(ctx context.Context) (*quic.Conn, *clientPath, error) {
 	c.mu.Lock()
 	enrolled := len(c.st.Peers) > 0
 	c.mu.Unlock()
@@ -161,14 +200,14 @@ func (c *Client) connect(ctx context.Context) (*quic.Conn, func(), error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*c.cfg.IdleTimeout)
 	defer cancel()
-	conn, release, err := c.dial(ctx, c.tlsConfig(alpnTunnel, c.pinned))
+	conn, path, err := c.dialPath(ctx, c.tlsConfig(alpnTunnel, c.pinned))
 	// A server of an older build offers no protocol this one speaks; TLS
 	// ends the handshake with a no_application_protocol alert (120).
 	var te *quic.TransportError
 	if errors.As(err, &te) && te.ErrorCode == quic.TransportErrorCode(0x100+120) {
 		err = fmt.Errorf("%w: the server does not offer %s: %w", ErrVersion, alpnTunnel, err)
 	}
-	return conn, release, err
+	return conn, path, err
 }
 
 // Run keeps the tunnel up until ctx ends: it connects, serves the
@@ -192,8 +231,10 @@ func (c *Client) Run(ctx context.Context) error {
 	wg.Go(func() { c.sendLoop(ctx) })
 	failures := 0
 	everUp := false
+	var follow sync.WaitGroup // the live connection's helpers
+	defer follow.Wait()
 	for {
-		conn, release, err := c.connect(ctx)
+		conn, path, err := c.connectPath(ctx)
 		if errors.Is(err, ErrNotEnrolled) {
 			return err
 		}
@@ -219,13 +260,26 @@ func (c *Client) Run(ctx context.Context) error {
 			c.reconnects.Add(1)
 		}
 		everUp = true
+		c.connections.Add(1)
+		c.connected(conn)
+		follow.Go(func() {
+			// The server ranks its clients by it; an older server of this
+			// protocol version refuses it, and all clients rank the same.
+			if err := control(ctx, conn, controlPriority+" "+strconv.Itoa(c.cfg.Priority)); err != nil {
+				c.log.Debug("tunnel priority not announced", "err", err)
+			}
+		})
 		c.conn.Store(conn)
 		c.changed("up")
 		c.log.Info("tunnel up", "server", c.server())
 		since := time.Now()
+		fctx, stopFollow := context.WithCancel(ctx)
+		follow.Go(func() { c.followAddress(fctx, conn, path) })
 		c.serveConn(ctx, conn, &wg)
+		stopFollow()
+		follow.Wait()
 		c.conn.Store(nil)
-		release()
+		path.close()
 		if ctx.Err() != nil {
 			c.changed("down")
 			return nil
@@ -292,4 +346,48 @@ func (c *Client) changed(state string) {
 	if c.deps.OnState != nil {
 		c.deps.OnState(state)
 	}
+}
+
+// Rotate makes a new key pair and certificate for the client, has the
+// server pin it over the tunnel, starts using it and has the server retire
+// the old one. The tunnel must be up; it stays up throughout. It returns
+// the new fingerprint.
+func (c *Client) Rotate(ctx context.Context) (string, error) {
+	c.rot.Lock()
+	defer c.rot.Unlock()
+	conn := c.conn.Load()
+	if conn == nil {
+		return "", fmt.Errorf("%w: %w", ErrRotate, ErrNoPeer)
+	}
+	old := c.Fingerprint()
+	fp, err := rotate(ctx, []*quic.Conn{conn}, func(certPEM, keyPEM []byte, cert tls.Certificate) error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		next := cloneState(c.st)
+		next.CertPEM, next.KeyPEM = certPEM, keyPEM
+		if err := c.deps.State.Save(next); err != nil {
+			return err
+		}
+		c.st, c.cert = next, cert
+		return nil
+	})
+	if fp != "" {
+		c.log.Info("tunnel certificate rotated", "old", old, "new", fp, "err", err)
+	}
+	return fp, err
+}
+
+// applyControl changes the client's pins for a control request from the
+// server (a server certificate rotation).
+func (c *Client) applyControl(conn *quic.Conn, verb, newFP string) error {
+	if verb == controlPriority {
+		return fmt.Errorf("%w: only a server takes a priority", ErrHeader)
+	}
+	return changePins(&c.mu, &c.st, c.deps.State, c.log, "server", conn, verb, newFP)
+}
+
+// connected retires the server certificate that the one conn was
+// authenticated with replaces, when a rotation was cut short.
+func (c *Client) connected(conn *quic.Conn) {
+	retireReplaced(&c.mu, &c.st, c.deps.State, c.log, conn)
 }

@@ -31,6 +31,7 @@ const (
 	// service on the server.
 	maxFlowsPerSource = 64
 	DefaultTokenTTL   = 24 * time.Hour
+	DefaultPriority   = 100
 )
 
 // Config configures one end of the tunnel. The zero value of a field means
@@ -83,6 +84,11 @@ type Config struct {
 	// EnrollmentToken, on a client not yet enrolled, is presented by Run
 	// before it connects. Optional.
 	EnrollmentToken string
+	// Priority, on a client, ranks it among the clients connected to one
+	// server: the server carries its flows through the connected client
+	// with the highest priority (the earliest connected among equals).
+	// 1-255; 0 means the default, 100.
+	Priority int
 }
 
 // Service is one named flow class.
@@ -177,6 +183,11 @@ func (c Config) Validate(prefix string) error {
 		if d.v < 0 {
 			errs.Add(prefix+"."+d.name, "%s is negative", d.v)
 		}
+	}
+	if c.Priority < 0 || c.Priority > 255 {
+		errs.Add(prefix+".priority", "%d is not 1-255", c.Priority)
+	} else if c.Priority != 0 && c.Role != RoleClient {
+		errs.Add(prefix+".priority", "only a client has a priority")
 	}
 	if c.MaxFlows < 0 {
 		errs.Add(prefix+".max_flows", "%d is negative", c.MaxFlows)
@@ -300,6 +311,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TokenTTL == 0 {
 		c.TokenTTL = DefaultTokenTTL
+	}
+	if c.Priority == 0 {
+		c.Priority = DefaultPriority
 	}
 	return c
 }

@@ -82,6 +82,16 @@ type Stats struct {
 	Rejected       uint64 `json:"rejected"`
 	EnrollRefused  uint64 `json:"enroll_refused"`
 	EnrollAccepted uint64 `json:"enroll_accepted"`
+	// Connections counts tunnel connections established (client) or
+	// accepted (server); Migrations those the client moved to a new
+	// local address without reconnecting.
+	Connections uint64 `json:"connections"`
+	Migrations  uint64 `json:"migrations"`
+	// Fingerprint is this end's certificate's SHA-256, lowercase hex.
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// Clients counts the clients connected to a server; Peer is the
+	// active one.
+	Clients int `json:"clients,omitempty"`
 }
 
 // end is what both roles share: the live connection, the datagram queue and
@@ -98,6 +108,10 @@ type end struct {
 	addrs map[string]net.Addr
 	udp   map[string][]*udpService // offered UDP services, one per port
 	flows map[flowKey]*targetFlow
+
+	// control answers a control stream from the peer; set by the role
+	// before the end runs.
+	control func(conn *quic.Conn, st *quic.Stream)
 
 	bundles, bundled                                                      atomic.Uint64
 	droppedQueue, droppedLarge, droppedNoPeer, droppedUnknown, badHeaders atomic.Uint64

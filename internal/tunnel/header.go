@@ -13,6 +13,9 @@ type Kind uint8
 const (
 	KindTCP Kind = 1 // a QUIC stream carrying one TCP connection
 	KindUDP Kind = 2 // datagrams carrying one UDP 5-tuple
+	// KindControl is a stream carrying one control request between the
+	// ends (certificate rotation); its service name is "control".
+	KindControl Kind = 3
 )
 
 const (
@@ -48,7 +51,7 @@ func (h Header) Append(dst []byte) []byte {
 func (h Header) Len() int { return headerFixed + len(h.Service) }
 
 func (h Header) valid() error {
-	if h.Kind != KindTCP && h.Kind != KindUDP {
+	if h.Kind != KindTCP && h.Kind != KindUDP && h.Kind != KindControl {
 		return fmt.Errorf("%w: kind %d", ErrHeader, h.Kind)
 	}
 	return validServiceName(h.Service)

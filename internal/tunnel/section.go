@@ -39,6 +39,9 @@ type Section struct {
 	DatagramQueue int `yaml:"datagram_queue,omitempty" json:"datagram_queue,omitempty"`
 	// MaxFlows caps each offered service's flows. Default 4096.
 	MaxFlows int `yaml:"max_flows,omitempty" json:"max_flows,omitempty"`
+	// Priority ranks a client among those connected to one server (1-255,
+	// higher preferred). Default 100.
+	Priority int `yaml:"priority,omitempty" json:"priority,omitempty"`
 }
 
 // SectionService is one entry of tunnel.services.
@@ -60,6 +63,7 @@ func (s Section) Config() Config {
 		KeepAlive: s.KeepAlive.D(), IdleTimeout: s.IdleTimeout.D(), BackoffMin: s.BackoffMin.D(),
 		BackoffMax: s.BackoffMax.D(), FlowIdle: s.FlowIdle.D(), TokenTTL: s.TokenTTL.D(),
 		DatagramQueue: s.DatagramQueue, MaxFlows: s.MaxFlows, EnrollmentToken: s.EnrollmentToken,
+		Priority: s.Priority,
 	}
 	for _, x := range s.Services {
 		c.Services = append(c.Services, Service(x))

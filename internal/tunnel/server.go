@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,11 +37,17 @@ type Server struct {
 	*end
 	deps Deps
 	tls  *tls.Config
-	fp   string
+	rot  sync.Mutex // one rotation at a time
 
-	mu    sync.Mutex // guards st and fresh
+	connections atomic.Uint64 // tunnel connections accepted
+	clients     clientSet
+	emu         sync.Mutex // orders elections
+
+	mu    sync.Mutex // guards st, fresh, cert and fp
 	st    State
 	fresh bool // identity made by NewServer, not saved yet
+	cert  tls.Certificate
+	fp    string
 }
 
 // NewServer validates cfg and loads (or creates) the server's identity.
@@ -49,10 +56,21 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{fresh: p.fresh, end: p.end, deps: p.deps, fp: p.fp, st: p.st}
+	s := &Server{fresh: p.fresh, end: p.end, deps: p.deps, fp: p.fp, st: p.st, cert: p.cert}
+	s.control = func(conn *quic.Conn, st *quic.Stream) {
+		if err := serveControl(conn, st, s.applyControl); err != nil {
+			s.log.Warn("tunnel control request refused", "addr", conn.RemoteAddr().String(), "err", err)
+		}
+	}
 	s.tls = &tls.Config{
-		MinVersion:       tls.VersionTLS13,
-		Certificates:     []tls.Certificate{p.cert},
+		MinVersion: tls.VersionTLS13,
+		// The certificate changes when the server rotates it.
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			c := s.cert
+			return &c, nil
+		},
 		ClientAuth:       tls.RequireAnyClientCert,
 		NextProtos:       []string{alpnTunnel, alpnTunnelV1, alpnEnroll},
 		VerifyConnection: s.verify,
@@ -113,7 +131,11 @@ func (s *Server) saveIdentity() error {
 }
 
 // Fingerprint is the server certificate's SHA-256 fingerprint.
-func (s *Server) Fingerprint() string { return s.fp }
+func (s *Server) Fingerprint() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fp
+}
 
 // verify admits any certificate to enrollment and only pinned ones to the
 // tunnel.
@@ -170,12 +192,12 @@ func (s *Server) redeem(tok, clientFP string) error {
 	if err != nil {
 		return err
 	}
-	if !equalHex(fp, s.fp) {
-		return fmt.Errorf("%w: names another server", ErrToken)
-	}
 	hash := hashSecret(secret)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !equalHex(fp, s.fp) {
+		return fmt.Errorf("%w: names another server", ErrToken)
+	}
 	i := slices.IndexFunc(s.st.Tokens, func(t Token) bool { return equalHex(t.Hash, hash) })
 	switch {
 	case i < 0:
@@ -199,7 +221,11 @@ func (s *Server) redeem(tok, clientFP string) error {
 }
 
 // Stats returns the server's counters.
-func (s *Server) Stats() Stats { return s.stats(RoleServer) }
+func (s *Server) Stats() Stats {
+	st := s.stats(RoleServer)
+	st.Connections, st.Fingerprint, st.Clients = s.connections.Load(), s.Fingerprint(), s.clients.len()
+	return st
+}
 
 // Dial opens a TCP flow of the named service to the inside through the
 // tunnel.
@@ -240,15 +266,12 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		return err
 	}
 	wg.Go(func() { s.sendLoop(ctx) })
-	s.log.Info("tunnel server listening", "addr", pc.LocalAddr().String(), "fingerprint", s.fp)
+	s.log.Info("tunnel server listening", "addr", pc.LocalAddr().String(), "fingerprint", s.Fingerprint())
 	for {
 		c, err := ln.Accept(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				if old := s.conn.Swap(nil); old != nil {
-					_ = old.CloseWithError(codeShutdown, "shutdown")
-					s.changed("down")
-				}
+				s.shutdownClients()
 				return nil
 			}
 			return fmt.Errorf("tunnel: accept: %w", err)
@@ -257,12 +280,13 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		case alpnEnroll:
 			wg.Go(func() { s.enroll(ctx, c) })
 		case alpnTunnel:
-			if old := s.conn.Swap(c); old != nil {
+			s.connections.Add(1)
+			s.connected(c)
+			for _, old := range s.clients.add(c, peerFingerprint(c)) {
 				_ = old.CloseWithError(codeReplaced, "replaced by a newer connection")
-			} else {
-				s.changed("up")
 			}
 			s.log.Info("tunnel client connected", "addr", c.RemoteAddr().String())
+			s.elect()
 			wg.Go(func() { s.serveConn(ctx, c, &wg) })
 		case alpnTunnelV1:
 			s.rejected.Add(1)
@@ -283,10 +307,10 @@ func (s *Server) changed(state string) {
 // serveConn carries the client's flows until the connection ends.
 func (s *Server) serveConn(ctx context.Context, c *quic.Conn, wg *sync.WaitGroup) {
 	s.end.serveConn(ctx, c, wg)
-	if s.conn.CompareAndSwap(c, nil) {
+	if s.clients.remove(c) {
 		s.log.Warn("tunnel client disconnected", "addr", c.RemoteAddr().String(), "cause", context.Cause(c.Context()))
-		s.changed("down")
 	}
+	s.elect()
 }
 
 // enroll reads one token from the client's first stream and pins the
@@ -344,4 +368,49 @@ func quicConfig(cfg Config) *quic.Config {
 		EnableDatagrams:      true,
 		MaxIncomingStreams:   10000,
 	}
+}
+
+// Rotate makes a new key pair and certificate for the server, has every
+// connected client pin it over the tunnel, starts presenting it and has the
+// clients retire the old one. A client must be connected; enrolled clients
+// that are not keep only the old certificate's pin and must enroll again.
+// It returns the new fingerprint.
+func (s *Server) Rotate(ctx context.Context) (string, error) {
+	s.rot.Lock()
+	defer s.rot.Unlock()
+	conns := s.clients.conns()
+	if len(conns) == 0 {
+		return "", fmt.Errorf("%w: %w", ErrRotate, ErrNoPeer)
+	}
+	old := s.Fingerprint()
+	fp, err := rotate(ctx, conns, func(certPEM, keyPEM []byte, cert tls.Certificate) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		next := cloneState(s.st)
+		next.CertPEM, next.KeyPEM = certPEM, keyPEM
+		if err := s.deps.State.Save(next); err != nil {
+			return err
+		}
+		s.st, s.fresh, s.cert, s.fp = next, false, cert, Fingerprint(cert.Certificate[0])
+		return nil
+	})
+	if fp != "" {
+		s.log.Info("tunnel certificate rotated", "old", old, "new", fp, "err", err)
+	}
+	return fp, err
+}
+
+// applyControl changes the server's pins for a control request from a
+// client (a client certificate rotation) or records its priority.
+func (s *Server) applyControl(conn *quic.Conn, verb, newFP string) error {
+	if verb == controlPriority {
+		return s.setPriority(conn, newFP)
+	}
+	return changePins(&s.mu, &s.st, s.deps.State, s.log, "client", conn, verb, newFP)
+}
+
+// connected retires the client certificate that the one conn was
+// authenticated with replaces, when a rotation was cut short.
+func (s *Server) connected(conn *quic.Conn) {
+	retireReplaced(&s.mu, &s.st, s.deps.State, s.log, conn)
 }

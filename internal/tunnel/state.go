@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -29,6 +30,10 @@ type State struct {
 	KeyPEM  []byte   `json:"key_pem,omitempty"`
 	Peers   []string `json:"peers,omitempty"` // SHA-256 fingerprints, lowercase hex
 	Tokens  []Token  `json:"tokens,omitempty"`
+	// Replaces maps a peer fingerprint pinned by a rotation to the one it
+	// replaces, until the peer connects with the new one or retires the
+	// old one.
+	Replaces map[string]string `json:"replaces,omitempty"`
 }
 
 // Token is an issued enrollment token as the server keeps it: only the
@@ -127,6 +132,7 @@ func (m *MemState) Save(s State) error {
 func cloneState(s State) State {
 	s.Peers = slices.Clone(s.Peers)
 	s.Tokens = slices.Clone(s.Tokens)
+	s.Replaces = maps.Clone(s.Replaces)
 	return s
 }
 
