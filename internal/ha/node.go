@@ -46,7 +46,17 @@ type Transition struct {
 	// VIPs are the group's addresses: taken on a move to Master, given up
 	// on a move from it.
 	VIPs []netip.Addr
+	// Other is set when this node, master, heard another master of the
+	// group (a split brain, reported once per episode: see splitQuiet);
+	// From is then Master and To what this node did about it (Backup when
+	// it yielded). Such a report is not a state change unless To is Backup.
+	Other netip.Addr
 }
+
+// splitQuiet is how long a group hears no other master before another
+// master heard again is reported as a new split brain: a split brain sends
+// an advertisement every interval, which would otherwise each be an event.
+const splitQuiet = 10 * time.Second
 
 // PeerStatus is the last advertisement accepted from one peer of a group.
 type PeerStatus struct {
@@ -104,13 +114,15 @@ type Node struct {
 	routers []RouterConfig // Self unset until Run finds it
 	owned   map[uint8]bool
 
-	mu   sync.Mutex // guards subs
-	subs []func(Transition)
+	mu        sync.Mutex // guards subs and lastSplit
+	subs      []func(Transition)
+	lastSplit map[uint8]time.Time
 
 	speaker atomic.Pointer[Speaker]
 	runErr  atomic.Pointer[string]
 	state   *prometheus.GaugeVec
 	moves   *prometheus.CounterVec
+	splits  *prometheus.CounterVec
 }
 
 // NewNode validates cfg (field errors name the ha section's fields) and
@@ -127,7 +139,7 @@ func NewNode(cfg NodeConfig, d NodeDeps) (*Node, error) {
 	if !s.Enabled {
 		return nil, field.Errors{{Path: "ha.enabled", Reason: "the speaker runs only when ha is enabled"}}
 	}
-	n := &Node{cfg: cfg, log: d.Logger, owned: map[uint8]bool{}}
+	n := &Node{cfg: cfg, log: d.Logger, owned: map[uint8]bool{}, lastSplit: map[uint8]time.Time{}}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
@@ -166,10 +178,12 @@ func NewNode(cfg NodeConfig, d NodeDeps) (*Node, error) {
 	}
 	n.state = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "portico_ha_state", Help: "VRRP state of each VIP group on this node: 0 initialize, 1 backup, 2 master."}, []string{"group"})
 	n.moves = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_ha_transitions_total", Help: "VRRP state changes of each VIP group on this node."}, []string{"group"})
+	n.splits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_ha_split_brain_total", Help: "Advertisements of another master heard while master of each VIP group (a split brain; the lower priority yields)."}, []string{"group"})
 	for _, rc := range n.routers {
 		id := strconv.Itoa(int(rc.VRID))
 		n.state.WithLabelValues(id).Set(0)
 		n.moves.WithLabelValues(id).Add(0)
+		n.splits.WithLabelValues(id).Add(0)
 	}
 	if d.Registerer != nil {
 		dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_ha_advertisements_dropped_total", Help: "VRRP advertisements dropped: malformed, from a peer not configured, with a TTL other than 255."}, func() float64 {
@@ -178,7 +192,7 @@ func NewNode(cfg NodeConfig, d NodeDeps) (*Node, error) {
 			}
 			return 0
 		})
-		for _, c := range []prometheus.Collector{n.state, n.moves, dropped} {
+		for _, c := range []prometheus.Collector{n.state, n.moves, n.splits, dropped} {
 			if err := d.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("ha metrics: %w", err)
 			}
@@ -187,8 +201,8 @@ func NewNode(cfg NodeConfig, d NodeDeps) (*Node, error) {
 	return n, nil
 }
 
-// Subscribe calls fn on every transition of every group, from the
-// speaker's goroutine: fn must not block. Subscribers added after Run
+// Subscribe calls fn on every transition of every group and at the start
+// of each split brain (Transition.Other set), from the speaker's goroutine: fn must not block. Subscribers added after Run
 // started see the transitions from then on.
 func (n *Node) Subscribe(fn func(Transition)) {
 	n.mu.Lock()
@@ -216,7 +230,7 @@ func (n *Node) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sp, err := NewSpeaker(SpeakerConfig{Interface: n.cfg.Section.Interface, Routers: routers, Transition: n.transition}, n.log)
+	sp, err := NewSpeaker(SpeakerConfig{Interface: n.cfg.Section.Interface, Routers: routers, Transition: n.transition, SplitBrain: n.splitBrain}, n.log)
 	if err != nil {
 		return err
 	}
@@ -259,9 +273,33 @@ func (n *Node) transition(vrid uint8, a Actions) {
 	id := strconv.Itoa(int(vrid))
 	n.state.WithLabelValues(id).Set(float64(a.To))
 	n.moves.WithLabelValues(id).Inc()
-	t := Transition{VRID: int(vrid), From: a.From, To: a.To, Time: time.Now()}
+	n.notify(Transition{VRID: int(vrid), From: a.From, To: a.To, Time: time.Now()})
+}
+
+// splitBrain counts an advertisement of another master heard while
+// master, and tells subscribers when it starts a split brain: the group
+// heard no other master for splitQuiet before.
+func (n *Node) splitBrain(vrid uint8, a Actions) {
+	n.splits.WithLabelValues(strconv.Itoa(int(vrid))).Inc()
+	now := time.Now()
+	n.mu.Lock()
+	last := n.lastSplit[vrid]
+	n.lastSplit[vrid] = now
+	n.mu.Unlock()
+	if !last.IsZero() && now.Sub(last) < splitQuiet {
+		return
+	}
+	to := a.To
+	if !a.Transition() {
+		to = Master
+	}
+	n.notify(Transition{VRID: int(vrid), From: Master, To: to, Time: now, Other: a.Other})
+}
+
+// notify gives t, with the group's VIPs, to every subscriber.
+func (n *Node) notify(t Transition) {
 	for _, rc := range n.routers {
-		if rc.VRID == vrid {
+		if rc.VRID == uint8(t.VRID) {
 			t.VIPs = rc.Addrs
 		}
 	}

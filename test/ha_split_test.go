@@ -1,0 +1,87 @@
+package test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestSplitBrainServePair: the serve pair of TestServePairFailover (each
+// node owns one VIP, preemption on). The link between the nodes is cut:
+// an nftables table in node b's namespace drops VRRP (IP protocol 112)
+// both ways. Each node then hears no master and takes the other's group:
+// both are masters of both groups and each VIP is on both nodes (ip addr).
+// When the table goes, the masters hear each other: the lower priority of
+// each group yields, one master remains per group, each VIP is on one
+// node only, and the split brain is logged, counted
+// (portico_ha_split_brain_total) and an event.
+func TestSplitBrainServePair(t *testing.T) {
+	l := newHALab(t, map[string]string{"a": haAddrA, "b": haAddrB, "o": haAddrOut})
+	cfg := servePair(true)
+	a := l.serve("a", "a", t.TempDir(), cfg)
+	b := l.serve("b", "b", t.TempDir(), cfg)
+	l.waitHolds("both nodes up", held(true, false, false, true))
+
+	nft := func(script string) {
+		t.Helper()
+		cmd := exec.Command("ip", "netns", "exec", l.ns("b"), "nft", "-f", "-")
+		cmd.Stdin = strings.NewReader(script)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("nft in node b's namespace: %v\n%s", err, out)
+		}
+	}
+	nft(`table inet splitbrain {
+  chain in { type filter hook input priority 0; ip protocol 112 drop; }
+  chain out { type filter hook output priority 0; ip protocol 112 drop; }
+}`)
+	cut := true
+	t.Cleanup(func() {
+		if cut {
+			_ = exec.Command("ip", "netns", "exec", l.ns("b"), "nft", "delete", "table", "inet", "splitbrain").Run()
+		}
+	})
+	l.waitHolds("link cut", held(true, true, true, true))
+	a.waitState(52, "master")
+	b.waitState(51, "master")
+
+	nft("delete table inet splitbrain\n")
+	cut = false
+	l.waitHolds("link back", held(true, false, false, true))
+	a.waitState(51, "master")
+	a.waitState(52, "backup")
+	b.waitState(51, "backup")
+	b.waitState(52, "master")
+	l.waitOptions(haVIPA + ":5060")
+	l.waitOptions(haVIPB + ":5060")
+
+	// Each node heard the other as master of the group it won, and of the
+	// group it yielded.
+	for _, n := range []*haNode{a, b} {
+		metrics := string(n.api.must(200, "GET", "/metrics", nil).body)
+		for _, g := range []string{"51", "52"} {
+			if strings.Contains(metrics, `portico_ha_split_brain_total{group="`+g+`"} 0`) || !strings.Contains(metrics, `portico_ha_split_brain_total{group="`+g+`"}`) {
+				t.Errorf("node %s counts no split brain in group %s:\n%s", n.name, g, grepLines(metrics, "portico_ha_"))
+			}
+		}
+		if !strings.Contains(n.out.String(), "another master on the segment") {
+			t.Errorf("node %s logged no split brain", n.name)
+		}
+		var events []struct{ Component, Severity, Message string }
+		n.api.must(200, "GET", "/api/v1/events", nil).json(t, &events)
+		splits := 0
+		for _, e := range events {
+			if e.Component == "ha" && strings.Contains(e.Message, "split brain") {
+				splits++
+				if e.Severity != "warning" {
+					t.Errorf("node %s: split brain event %+v is not a warning", n.name, e)
+				}
+			}
+		}
+		if splits == 0 || splits > 2 {
+			t.Errorf("node %s has %d split brain events, want one or two (one per group): %+v", n.name, splits, events)
+		}
+	}
+	if t.Failed() {
+		t.Logf("node a:\n%s\nnode b:\n%s", a.out, b.out)
+	}
+}
