@@ -202,8 +202,9 @@ func NewNode(cfg NodeConfig, d NodeDeps) (*Node, error) {
 }
 
 // Subscribe calls fn on every transition of every group and at the start
-// of each split brain (Transition.Other set), from the speaker's goroutine: fn must not block. Subscribers added after Run
-// started see the transitions from then on.
+// of each split brain (Transition.Other set), from the speaker's
+// goroutine: fn must not block. Subscribers added after Run started see
+// the transitions from then on.
 func (n *Node) Subscribe(fn func(Transition)) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
