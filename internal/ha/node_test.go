@@ -3,6 +3,7 @@ package ha
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,5 +69,38 @@ func TestNodeRefusesBadSections(t *testing.T) {
 				t.Errorf("got %v, want an error at %s", err, tc.path)
 			}
 		})
+	}
+}
+
+// TestNodeSplitBrainReports: every advertisement of another master is
+// counted; subscribers hear of a split brain once when it starts, again
+// only after splitQuiet without one, with what this node did.
+func TestNodeSplitBrainReports(t *testing.T) {
+	sec := Section{Enabled: true, Interface: "eth0", Groups: []Group{
+		{VRID: 51, Addresses: []string{"192.0.2.100"}, Peers: []string{"192.0.2.1", "192.0.2.2"}, Priorities: map[string]int{"a": 150, "b": 100}},
+	}}
+	reg := prometheus.NewRegistry()
+	n, err := NewNode(NodeConfig{Section: sec, Name: "a", Priorities: map[string]int{"a": 100, "b": 100}}, NodeDeps{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []Transition
+	n.Subscribe(func(tr Transition) { got = append(got, tr) })
+	other := netip.MustParseAddr("192.0.2.2")
+	kept := Actions{From: Master, To: Master, SplitBrain: true, Other: other}
+	for range 3 {
+		n.splitBrain(51, kept)
+	}
+	if len(got) != 1 || got[0].Other != other || got[0].From != Master || got[0].To != Master || len(got[0].VIPs) != 1 {
+		t.Fatalf("reports of one split brain: %+v", got)
+	}
+	// A split brain heard again after splitQuiet is a new one.
+	n.lastSplit[51] = n.lastSplit[51].Add(-splitQuiet)
+	n.splitBrain(51, Actions{From: Master, To: Backup, SplitBrain: true, Other: other})
+	if len(got) != 2 || got[1].To != Backup {
+		t.Fatalf("reports after a quiet spell: %+v", got)
+	}
+	if v := testutil.ToFloat64(n.splits.WithLabelValues("51")); v != 4 {
+		t.Errorf("portico_ha_split_brain_total{group=\"51\"} = %v, want 4", v)
 	}
 }
