@@ -204,11 +204,17 @@ func (r *haCallsRig) placeCalls(t *testing.T, calls int, scen string, hold int) 
 }
 
 // haStream is the RTP one relay port sent to its caller, split at a moment:
-// packets before and after it, the last before and the first after.
+// packets before and after it, and the longest silence that ended within
+// gapWindow after it (the silence may have begun after the moment: a node
+// killed at it may still send for a while).
 type haStream struct {
 	before, after int
-	last, first   float64
+	prev, gap     float64
 }
+
+// gapWindow bounds where the silence of a failover or hand-back ends: well
+// past Master_Down_Interval, well before the callers' next pause.
+const gapWindow = 3.0
 
 // rtpAround stops the capture and splits each relay port's RTP at cut.
 func (r *haCallsRig) rtpAround(cut time.Time) map[string]*haStream {
@@ -224,20 +230,20 @@ func (r *haCallsRig) rtpAround(cut time.Time) map[string]*haStream {
 		}
 		if p.at < at {
 			st.before++
-			st.last = max(st.last, p.at)
 		} else {
-			if st.after == 0 {
-				st.first = p.at
-			}
 			st.after++
+			if st.prev > 0 && p.at < at+gapWindow {
+				st.gap = max(st.gap, p.at-st.prev)
+			}
 		}
+		st.prev = max(st.prev, p.at)
 	}
 	return streams
 }
 
 // checkStreams asserts that every call's RTP reached its caller on both
-// sides of the moment what and returns each call's gap across it, in
-// seconds, sorted.
+// sides of the moment what and returns each call's gap at it (haStream),
+// in seconds, sorted.
 func checkStreams(t *testing.T, streams map[string]*haStream, calls int, what string) (gaps []float64) {
 	t.Helper()
 	if len(streams) != calls {
@@ -248,8 +254,8 @@ func checkStreams(t *testing.T, streams map[string]*haStream, calls int, what st
 			t.Errorf("RTP from relay port %s to the caller: %d packets before the %s, %d after", port, st.before, what, st.after)
 			continue
 		}
-		gaps = append(gaps, st.first-st.last)
-		t.Logf("relay port %s: %d RTP packets to the caller before the %s, %d after; gap %.0f ms", port, st.before, what, st.after, (st.first-st.last)*1000)
+		gaps = append(gaps, st.gap)
+		t.Logf("relay port %s: %d RTP packets to the caller before the %s, %d after; gap %.0f ms", port, st.before, what, st.after, st.gap*1000)
 	}
 	slices.Sort(gaps)
 	return gaps
