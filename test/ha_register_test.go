@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// TestRegisteredEndpointCalledAfterServeFailover: the serve pair of
+// TestCallsToRegisteredEndpointAfterServeFailover: the serve pair of
 // TestCallsSurviveServeFailover. An outside sipp endpoint registers as
 // carol over UDP through VIP .100 (node a) to Kamailio inside; node b
 // holds the binding over the ha.sync link. Node a is killed with -9 and
@@ -15,7 +15,7 @@ import (
 // the INVITE reaches the endpoint through node b, on the NAT flow node a
 // made, without a new REGISTER, and the call connects with RTP both ways;
 // node b's history has the call, inbound, with media counts.
-func TestRegisteredEndpointCalledAfterServeFailover(t *testing.T) {
+func TestCallsToRegisteredEndpointAfterServeFailover(t *testing.T) {
 	r := startHACalls(t)
 	l, a, b := r.l, r.a, r.b
 

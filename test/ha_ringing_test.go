@@ -31,7 +31,7 @@ func (l *haLab) relaySockets(t *testing.T, h string) []string {
 	return socks
 }
 
-// TestRingingCallAtServeFailover: the serve pair of
+// TestCallsRingingAtServeFailover: the serve pair of
 // TestCallsSurviveServeFailover with a call still ringing when node a is
 // killed with -9. Early dialogs are not replicated (docs/ha.md): node b
 // has no transaction for the call. The caller's CANCEL reaches node b and
@@ -39,7 +39,7 @@ func (l *haLab) relaySockets(t *testing.T, h string) []string {
 // holds the standby copy of the call's relay session (replicated at the
 // offer) until node a returns; node a's snapshot then removes it, and
 // neither node keeps a relay port bound.
-func TestRingingCallAtServeFailover(t *testing.T) {
+func TestCallsRingingAtServeFailover(t *testing.T) {
 	r := startHACalls(t)
 	l, a, b := r.l, r.a, r.b
 
