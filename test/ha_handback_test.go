@@ -62,10 +62,10 @@ func (r *haCallsRig) failOver(t *testing.T, calls int) (callee, caller *sippRun,
 func TestCallsSurviveHandBack(t *testing.T) {
 	const calls = 5
 	r := startHACalls(t)
-	l, a, b := r.l, r.a, r.b
+	l, b := r.l, r.b
 	callee, caller, live := r.failOver(t, calls)
 
-	a = l.serve("a", "a", r.dirA, haCallsNode(t, haAddrA, haAddrB))
+	a := l.serve("a", "a", r.dirA, haCallsNode(t, haAddrA, haAddrB))
 	r.a = a
 	l.waitHolds("node a back, preemption", held(true, false, false, true))
 	back := time.Now()
@@ -144,10 +144,10 @@ func checkHandedBack(t *testing.T, r *haCallsRig, back time.Time, live []struct{
 func TestCallsSurviveHandBackNoPreempt(t *testing.T) {
 	const calls = 5
 	r := startHACallsPreempt(t, false)
-	l, a, b := r.l, r.a, r.b
+	l, b := r.l, r.b
 	callee, caller, live := r.failOver(t, calls)
 
-	a = l.serve("a", "a", r.dirA, haCallsNodePreempt(t, haAddrA, haAddrB, false))
+	a := l.serve("a", "a", r.dirA, haCallsNodePreempt(t, haAddrA, haAddrB, false))
 	r.a = a
 	a.waitRunning(t)
 	time.Sleep(time.Second) // ten advertisement intervals: nothing moves
