@@ -107,6 +107,9 @@ func startHACallsPreempt(t *testing.T, preempt bool) *haCallsRig {
 	if !preempt {
 		// Without preemption the node whose speaker started first may hold
 		// both groups: a hand-back gives each to its owner.
+		for _, n := range []*haNode{r.a, r.b} {
+			n.waitRunning(t)
+		}
 		waitFor(t, 20*time.Second, func() bool {
 			for _, n := range []*haNode{r.a, r.b} {
 				n.api.must(200, "POST", "/api/v1/cluster/handback", map[string]string{})
