@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,12 +23,21 @@ const haAddrIn = "192.0.2.4"
 // self to peer.
 func haCallsNode(t *testing.T, self, peer string) string {
 	t.Helper()
-	cfg := servePair(true)
+	return haCallsNodePreempt(t, self, peer, true)
+}
+
+// haCallsNodePreempt is haCallsNode with the groups' preemption on or off.
+func haCallsNodePreempt(t *testing.T, self, peer string, preempt bool) string {
+	t.Helper()
+	cfg := servePair(preempt)
 	for _, r := range [][2]string{
 		{"{external: {address: " + haAddrA + "}, internal: {address: " + haAddrA + "}}", "{external: {address: " + haVIPA + "}, internal: {address: " + haVIPA + "}}"},
 		{"{external: {address: " + haAddrB + "}, internal: {address: " + haAddrB + "}}", "{external: {address: " + haVIPA + "}, internal: {address: " + haVIPA + "}}"},
 		{"  external: {address: " + haAddrA + "}\n  internal: {address: " + haAddrA + ", networks: [10.0.0.0/8]}", "  external: {address: " + haVIPA + "}\n  internal: {address: " + haVIPA + ", networks: [" + haAddrIn + "/32]}"},
 		{"10.9.9.9:5060", haAddrIn + ":5060"},
+		// Room for 50 calls: an RTP and an RTCP port per call and leg.
+		{"external: {port_min: 40000, port_max: 40099}", "external: {port_min: 40000, port_max: 40399}"},
+		{"internal: {port_min: 40100, port_max: 40199}", "internal: {port_min: 40400, port_max: 40799}"},
 		// The SIP edge only on VIP .100: requests to Kamailio leave from it.
 		{"    - {interface: external, transport: udp, address: \"" + haVIPB + ":5060\"}\n", ""},
 		{"    - {interface: internal, transport: udp, address: \"" + haVIPB + ":5070\"}\n", ""},
@@ -37,6 +47,8 @@ func haCallsNode(t *testing.T, self, peer string) string {
 		}
 		cfg = strings.ReplaceAll(cfg, r[0], r[1])
 	}
+	// 50 calls from one outside host: above the per-source defaults.
+	cfg = strings.Replace(cfg, "\nha:\n", "\nguard:\n  rate_limits:\n    register: {per_second: 100, burst: 200}\n    invite: {per_second: 100, burst: 200}\nha:\n", 1)
 	return cfg + fmt.Sprintf("  sync:\n    listen: %s:7946\n    peer: %s:7946\n    secret: 6f0c1d2e3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f\n", self, peer)
 }
 
@@ -74,6 +86,12 @@ type haCallRow struct {
 // running after the peer's snapshot) and starts the capture.
 func startHACalls(t *testing.T) *haCallsRig {
 	t.Helper()
+	return startHACallsPreempt(t, true)
+}
+
+// startHACallsPreempt is startHACalls with the groups' preemption on or off.
+func startHACallsPreempt(t *testing.T, preempt bool) *haCallsRig {
+	t.Helper()
 	l := newHALab(t, map[string]string{"a": haAddrA, "b": haAddrB, "o": haAddrOut, "i": haAddrIn})
 	testpeer.Require(t, "sipp", "kamailio", "tshark")
 	r := &haCallsRig{l: l, inNS: []string{"ip", "netns", "exec", l.ns("i")}, outNS: []string{"ip", "netns", "exec", l.ns("o")}}
@@ -84,8 +102,22 @@ func startHACalls(t *testing.T) *haCallsRig {
 	}, `MCU_URI="sip:`+haAddrIn+`:5080"`, "WITH_RR")
 
 	r.dirA = t.TempDir()
-	r.a = l.serve("a", "a", r.dirA, haCallsNode(t, haAddrA, haAddrB))
-	r.b = l.serve("b", "b", t.TempDir(), haCallsNode(t, haAddrB, haAddrA))
+	r.a = l.serve("a", "a", r.dirA, haCallsNodePreempt(t, haAddrA, haAddrB, preempt))
+	r.b = l.serve("b", "b", t.TempDir(), haCallsNodePreempt(t, haAddrB, haAddrA, preempt))
+	if !preempt {
+		// Without preemption the node whose speaker started first may hold
+		// both groups: a hand-back gives each to its owner.
+		for _, n := range []*haNode{r.a, r.b} {
+			n.waitRunning(t)
+		}
+		waitFor(t, 20*time.Second, func() bool {
+			for _, n := range []*haNode{r.a, r.b} {
+				n.api.must(200, "POST", "/api/v1/cluster/handback", map[string]string{})
+			}
+			time.Sleep(500 * time.Millisecond)
+			return l.holds("a", haVIPA) && l.holds("b", haVIPB) && !l.holds("b", haVIPA) && !l.holds("a", haVIPB)
+		})
+	}
 	l.waitHolds("pair up", held(true, false, false, true))
 	l.waitOptions(haVIPA + ":5060")
 	// Each speaker starts once the peer's snapshot arrived over the link.
@@ -98,7 +130,7 @@ func startHACalls(t *testing.T) *haCallsRig {
 	// one relay port per call.
 	outNS := r.outNS
 	r.tshark = exec.Command(outNS[0], append(outNS[1:], "tshark", "-n", "-l", "-i", "eth0", "-T", "fields", "-e", "frame.time_epoch", "-e", "udp.srcport",
-		"-f", "udp and src host "+haVIPA+" and src portrange 40000-40099")...)
+		"-f", "udp and src host "+haVIPA+" and src portrange 40000-40399")...)
 	pipe, _ := r.tshark.StdoutPipe()
 	stderr, _ := r.tshark.StderrPipe()
 	if err := r.tshark.Start(); err != nil {
@@ -156,10 +188,17 @@ func (r *haCallsRig) placeCalls(t *testing.T, calls int, scen string, hold int) 
 	callee = startSippVia(t, r.inNS, "-sf", uas, "-i", haAddrIn, "-p", "5080", "-mp", "6000", "-rtp_echo", "-m", strconv.Itoa(calls))
 	caller = startSippVia(t, r.outNS, "-sf", scen, "-key", "user", "alice", "-s", "1001", "-i", haAddrOut, "-p", "5062", "-mp", "6000",
 		"-m", strconv.Itoa(calls), "-l", strconv.Itoa(calls), "-r", strconv.Itoa(calls), "-d", strconv.Itoa(hold), haVIPA+":5060")
-	waitFor(t, 15*time.Second, func() bool {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		r.a.api.must(200, "GET", "/api/v1/calls", nil).json(t, &live)
-		return len(live) == calls
-	})
+		if len(live) == calls {
+			break
+		}
+		if time.Now().After(deadline) {
+			caller.cmd.Process.Kill()
+			caller.cmd.Wait()
+			t.Fatalf("node a carries %d calls, want %d\ncallers:\n%s\nnode a:\n%s", len(live), calls, caller.out.String(), r.a.out)
+		}
+	}
 	time.Sleep(time.Second) // the legs latch on the echoed RTP; the latches replicate
 	waitFor(t, 10*time.Second, func() bool {
 		return strings.Contains(string(r.a.api.must(200, "GET", "/metrics", nil).body), "\nportico_ha_sync_lag_seconds 0\n")
@@ -168,11 +207,17 @@ func (r *haCallsRig) placeCalls(t *testing.T, calls int, scen string, hold int) 
 }
 
 // haStream is the RTP one relay port sent to its caller, split at a moment:
-// packets before and after it, the last before and the first after.
+// packets before and after it, and the longest silence that ended within
+// gapWindow after it (the silence may have begun after the moment: a node
+// killed at it may still send for a while).
 type haStream struct {
 	before, after int
-	last, first   float64
+	prev, gap     float64
 }
+
+// gapWindow bounds where the silence of a failover or hand-back ends: well
+// past Master_Down_Interval, well before the callers' next pause.
+const gapWindow = 3.0
 
 // rtpAround stops the capture and splits each relay port's RTP at cut.
 func (r *haCallsRig) rtpAround(cut time.Time) map[string]*haStream {
@@ -188,20 +233,21 @@ func (r *haCallsRig) rtpAround(cut time.Time) map[string]*haStream {
 		}
 		if p.at < at {
 			st.before++
-			st.last = max(st.last, p.at)
 		} else {
-			if st.after == 0 {
-				st.first = p.at
-			}
 			st.after++
+			if st.prev > 0 && p.at < at+gapWindow {
+				st.gap = max(st.gap, p.at-st.prev)
+			}
 		}
+		st.prev = max(st.prev, p.at)
 	}
 	return streams
 }
 
 // checkStreams asserts that every call's RTP reached its caller on both
-// sides of the moment what and returns the worst gap across it.
-func checkStreams(t *testing.T, streams map[string]*haStream, calls int, what string) (worst float64) {
+// sides of the moment what and returns each call's gap at it (haStream),
+// in seconds, sorted.
+func checkStreams(t *testing.T, streams map[string]*haStream, calls int, what string) (gaps []float64) {
 	t.Helper()
 	if len(streams) != calls {
 		t.Errorf("RTP to the callers from %d relay ports, want %d", len(streams), calls)
@@ -211,10 +257,21 @@ func checkStreams(t *testing.T, streams map[string]*haStream, calls int, what st
 			t.Errorf("RTP from relay port %s to the caller: %d packets before the %s, %d after", port, st.before, what, st.after)
 			continue
 		}
-		worst = max(worst, st.first-st.last)
-		t.Logf("relay port %s: %d RTP packets to the caller before the %s, %d after; gap %.0f ms", port, st.before, what, st.after, (st.first-st.last)*1000)
+		gaps = append(gaps, st.gap)
+		t.Logf("relay port %s: %d RTP packets to the caller before the %s, %d after; gap %.0f ms", port, st.before, what, st.after, st.gap*1000)
 	}
-	return worst
+	slices.Sort(gaps)
+	return gaps
+}
+
+// logGaps logs the distribution of the calls' RTP gaps across what.
+func logGaps(t *testing.T, gaps []float64, what string) {
+	t.Helper()
+	if len(gaps) == 0 {
+		return
+	}
+	at := func(q float64) float64 { return gaps[int(q*float64(len(gaps)-1))] * 1000 }
+	t.Logf("%s gap over %d calls: min %.0f ms, median %.0f ms, p90 %.0f ms, worst %.0f ms", what, len(gaps), at(0), at(0.5), at(0.9), at(1))
 }
 
 // checkHistoryRow asserts a row of a call the caller ended normally, with
@@ -229,19 +286,19 @@ func checkHistoryRow(t *testing.T, node string, h haCallRow) {
 // TestCallsSurviveServeFailover: the serve pair of TestServePairFailover
 // with the ha.sync link; node a's VIP carries the SIP edge and the relay.
 // An outside sipp registers through the VIP to Kamailio inside and places
-// five calls to an inside sipp UAS, with G.711 RTP both ways. With the
-// calls up, node a is killed with -9: node b takes the VIP, the callers
-// keep receiving RTP through it, their BYEs are answered and reach the
-// callee, and node b's history has one row per call.
+// 50 calls to an inside sipp UAS, with G.711 RTP both ways. With the
+// calls up, node a is killed with -9: node b takes the VIP, every caller
+// keeps receiving RTP through it (tshark on the outside host), no call
+// drops, their BYEs are answered and reach the callee, and node b's
+// history has one row per call.
 func TestCallsSurviveServeFailover(t *testing.T) {
-	const calls = 5
+	const calls = 50
 	r := startHACalls(t)
 	l, a, b := r.l, r.a, r.b
 
-	// Each caller hangs up 9 s after its answer: its 7 s of RTP end, then
-	// its BYE goes to the VIP, long after node b holds it.
-	scen, _ := filepath.Abs("../internal/sipedge/testdata/sipp/reg_call.xml")
-	callee, caller, live := r.placeCalls(t, calls, scen, 9000)
+	// RTP for ~21 s after each answer, the BYE 1 s later: long after
+	// node b holds the VIP.
+	callee, caller, live := r.placeCalls(t, calls, longCallScenario(t), 1000)
 
 	kill := time.Now()
 	a.kill()
@@ -252,8 +309,7 @@ func TestCallsSurviveServeFailover(t *testing.T) {
 	callee.wait(t, "inside callee")
 	// Per call (relay port): packets before and after the kill, and the
 	// gap from the last packet before it to the first after it.
-	worst := checkStreams(t, r.rtpAround(kill), calls, "kill")
-	t.Logf("failover gap (worst call): %.0f ms", worst*1000)
+	logGaps(t, checkStreams(t, r.rtpAround(kill), calls, "kill"), "failover")
 
 	var hist []haCallRow
 	waitFor(t, 10*time.Second, func() bool {

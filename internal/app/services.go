@@ -450,6 +450,10 @@ func haEvents(record func(store.Event)) func(ha.Transition) {
 			sev = "warning" // VIPs moved
 		}
 		msg := fmt.Sprintf("VIP group %d: %s -> %s (%v)", t.VRID, t.From, t.To, t.VIPs)
+		if t.Other.IsValid() {
+			sev = "warning"
+			msg = fmt.Sprintf("VIP group %d: split brain, another master %s on the segment; this node stays master (%v)", t.VRID, t.Other, t.VIPs)
+		}
 		record(store.Event{Time: t.Time.UTC(), Severity: sev, Component: "ha", Message: msg})
 	}
 }

@@ -46,7 +46,24 @@ type Transition struct {
 	// VIPs are the group's addresses: taken on a move to Master, given up
 	// on a move from it.
 	VIPs []netip.Addr
+	// Other is set when this node, master of the group for longer than
+	// splitAfter intervals, heard another master and kept the group (a
+	// split brain, reported once per episode: see splitQuiet). From and To
+	// are then Master: such a report is not a state change.
+	Other netip.Addr
 }
+
+// splitQuiet is how long a group hears no other master before another
+// master heard again is reported as a new split brain: a split brain sends
+// an advertisement every interval, which would otherwise each be an event.
+const splitQuiet = 10 * time.Second
+
+// splitAfter is how many advertisement intervals a node must have been
+// master before another master it hears is a split brain. A backup that
+// preempts, or takes over while the master's last advertisements are on
+// their way, makes two masters for an interval or so: that is the
+// protocol at work, not a split.
+const splitAfter = 4
 
 // PeerStatus is the last advertisement accepted from one peer of a group.
 type PeerStatus struct {
@@ -104,13 +121,16 @@ type Node struct {
 	routers []RouterConfig // Self unset until Run finds it
 	owned   map[uint8]bool
 
-	mu   sync.Mutex // guards subs
-	subs []func(Transition)
+	mu          sync.Mutex // guards subs, lastSplit and masterSince
+	subs        []func(Transition)
+	lastSplit   map[uint8]time.Time
+	masterSince map[uint8]time.Time
 
 	speaker atomic.Pointer[Speaker]
 	runErr  atomic.Pointer[string]
 	state   *prometheus.GaugeVec
 	moves   *prometheus.CounterVec
+	splits  *prometheus.CounterVec
 }
 
 // NewNode validates cfg (field errors name the ha section's fields) and
@@ -127,7 +147,7 @@ func NewNode(cfg NodeConfig, d NodeDeps) (*Node, error) {
 	if !s.Enabled {
 		return nil, field.Errors{{Path: "ha.enabled", Reason: "the speaker runs only when ha is enabled"}}
 	}
-	n := &Node{cfg: cfg, log: d.Logger, owned: map[uint8]bool{}}
+	n := &Node{cfg: cfg, log: d.Logger, owned: map[uint8]bool{}, lastSplit: map[uint8]time.Time{}, masterSince: map[uint8]time.Time{}}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
@@ -166,10 +186,12 @@ func NewNode(cfg NodeConfig, d NodeDeps) (*Node, error) {
 	}
 	n.state = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "portico_ha_state", Help: "VRRP state of each VIP group on this node: 0 initialize, 1 backup, 2 master."}, []string{"group"})
 	n.moves = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_ha_transitions_total", Help: "VRRP state changes of each VIP group on this node."}, []string{"group"})
+	n.splits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_ha_split_brain_total", Help: "Advertisements of another master heard by this node while it kept each VIP group as master (a split brain; the lower priority yields)."}, []string{"group"})
 	for _, rc := range n.routers {
 		id := strconv.Itoa(int(rc.VRID))
 		n.state.WithLabelValues(id).Set(0)
 		n.moves.WithLabelValues(id).Add(0)
+		n.splits.WithLabelValues(id).Add(0)
 	}
 	if d.Registerer != nil {
 		dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_ha_advertisements_dropped_total", Help: "VRRP advertisements dropped: malformed, from a peer not configured, with a TTL other than 255."}, func() float64 {
@@ -178,7 +200,7 @@ func NewNode(cfg NodeConfig, d NodeDeps) (*Node, error) {
 			}
 			return 0
 		})
-		for _, c := range []prometheus.Collector{n.state, n.moves, dropped} {
+		for _, c := range []prometheus.Collector{n.state, n.moves, n.splits, dropped} {
 			if err := d.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("ha metrics: %w", err)
 			}
@@ -187,9 +209,10 @@ func NewNode(cfg NodeConfig, d NodeDeps) (*Node, error) {
 	return n, nil
 }
 
-// Subscribe calls fn on every transition of every group, from the
-// speaker's goroutine: fn must not block. Subscribers added after Run
-// started see the transitions from then on.
+// Subscribe calls fn on every transition of every group and at the start
+// of each split brain (Transition.Other set), from the speaker's
+// goroutine: fn must not block. Subscribers added after Run started see
+// the transitions from then on.
 func (n *Node) Subscribe(fn func(Transition)) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -216,7 +239,7 @@ func (n *Node) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sp, err := NewSpeaker(SpeakerConfig{Interface: n.cfg.Section.Interface, Routers: routers, Transition: n.transition}, n.log)
+	sp, err := NewSpeaker(SpeakerConfig{Interface: n.cfg.Section.Interface, Routers: routers, Transition: n.transition, SplitBrain: n.splitBrain}, n.log)
 	if err != nil {
 		return err
 	}
@@ -259,9 +282,53 @@ func (n *Node) transition(vrid uint8, a Actions) {
 	id := strconv.Itoa(int(vrid))
 	n.state.WithLabelValues(id).Set(float64(a.To))
 	n.moves.WithLabelValues(id).Inc()
-	t := Transition{VRID: int(vrid), From: a.From, To: a.To, Time: time.Now()}
+	now := time.Now()
+	n.mu.Lock()
+	if a.To == Master {
+		n.masterSince[vrid] = now
+	} else {
+		delete(n.masterSince, vrid)
+	}
+	n.mu.Unlock()
+	n.notify(Transition{VRID: int(vrid), From: a.From, To: a.To, Time: now})
+}
+
+// splitBrain counts an advertisement of another master that this node,
+// master for splitAfter intervals or longer, heard and kept the group
+// against, and tells subscribers when it starts a split brain: the group
+// heard no other master for splitQuiet before. The node that yields
+// reports its transition instead.
+func (n *Node) splitBrain(vrid uint8, a Actions) {
+	if a.Transition() {
+		return
+	}
+	var interval time.Duration
 	for _, rc := range n.routers {
 		if rc.VRID == vrid {
+			interval = rc.Interval
+		}
+	}
+	now := time.Now()
+	n.mu.Lock()
+	since, ok := n.masterSince[vrid]
+	if !ok || now.Sub(since) < splitAfter*interval {
+		n.mu.Unlock()
+		return
+	}
+	last := n.lastSplit[vrid]
+	n.lastSplit[vrid] = now
+	n.mu.Unlock()
+	n.splits.WithLabelValues(strconv.Itoa(int(vrid))).Inc()
+	if !last.IsZero() && now.Sub(last) < splitQuiet {
+		return
+	}
+	n.notify(Transition{VRID: int(vrid), From: Master, To: Master, Time: now, Other: a.Other})
+}
+
+// notify gives t, with the group's VIPs, to every subscriber.
+func (n *Node) notify(t Transition) {
+	for _, rc := range n.routers {
+		if rc.VRID == uint8(t.VRID) {
 			t.VIPs = rc.Addrs
 		}
 	}

@@ -3,7 +3,9 @@ package ha
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -68,5 +70,53 @@ func TestNodeRefusesBadSections(t *testing.T) {
 				t.Errorf("got %v, want an error at %s", err, tc.path)
 			}
 		})
+	}
+}
+
+// TestNodeSplitBrainReports: a master of some standing that hears another
+// master and keeps the group counts every such advertisement; subscribers
+// hear of the split brain once when it starts, again only after
+// splitQuiet without one. A node that just became master (a preemption
+// or takeover) or that yields counts nothing.
+func TestNodeSplitBrainReports(t *testing.T) {
+	sec := Section{Enabled: true, Interface: "eth0", Groups: []Group{
+		{VRID: 51, Addresses: []string{"192.0.2.100"}, Peers: []string{"192.0.2.1", "192.0.2.2"}, Priorities: map[string]int{"a": 150, "b": 100}, Interval: field.Duration(100 * time.Millisecond)},
+	}}
+	reg := prometheus.NewRegistry()
+	n, err := NewNode(NodeConfig{Section: sec, Name: "a", Priorities: map[string]int{"a": 100, "b": 100}}, NodeDeps{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []Transition
+	n.Subscribe(func(tr Transition) { got = append(got, tr) })
+	other := netip.MustParseAddr("192.0.2.2")
+	kept := Actions{From: Master, To: Master, SplitBrain: true, Other: other}
+	count := func() float64 { return testutil.ToFloat64(n.splits.WithLabelValues("51")) }
+
+	// Just became master: the old master's last advertisements.
+	n.transition(51, Actions{From: Backup, To: Master})
+	got = nil
+	n.splitBrain(51, kept)
+	if len(got) != 0 || count() != 0 {
+		t.Fatalf("a takeover reported as a split brain: %+v, count %v", got, count())
+	}
+	// Master for a while: a split brain.
+	n.masterSince[51] = n.masterSince[51].Add(-splitAfter * 100 * time.Millisecond)
+	for range 3 {
+		n.splitBrain(51, kept)
+	}
+	if len(got) != 1 || got[0].Other != other || got[0].From != Master || got[0].To != Master || len(got[0].VIPs) != 1 {
+		t.Fatalf("reports of one split brain: %+v", got)
+	}
+	// Heard again after splitQuiet: a new one.
+	n.lastSplit[51] = n.lastSplit[51].Add(-splitQuiet)
+	n.splitBrain(51, kept)
+	if len(got) != 2 || count() != 4 {
+		t.Fatalf("reports after a quiet spell: %+v, count %v", got, count())
+	}
+	// The node that yields reports its transition, not a split brain.
+	n.splitBrain(51, Actions{From: Master, To: Backup, SplitBrain: true, Other: other})
+	if len(got) != 2 || count() != 4 {
+		t.Fatalf("a yield reported as a split brain: %+v, count %v", got, count())
 	}
 }

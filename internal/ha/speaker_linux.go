@@ -28,6 +28,10 @@ type SpeakerConfig struct {
 	// Transition, when set, is called on every state change (events,
 	// metrics).
 	Transition func(vrid uint8, a Actions)
+	// SplitBrain, when set, is called for every advertisement of another
+	// master heard while master (a.Other sent it; a.To is this node's
+	// state after it).
+	SplitBrain func(vrid uint8, a Actions)
 }
 
 // Speaker speaks VRRPv3 for its groups on one interface: it sends and
@@ -225,6 +229,9 @@ func (s *Speaker) run(ctx context.Context, clean func() bool) error {
 		}
 		if a.SplitBrain {
 			s.log.Warn("vrrp: another master on the segment", "vrid", rc.VRID, "other", a.Other, "state", a.To)
+			if s.cfg.SplitBrain != nil {
+				s.cfg.SplitBrain(rc.VRID, a)
+			}
 		}
 		if a.Transition() {
 			s.log.Info("vrrp: transition", "vrid", rc.VRID, "from", a.From, "to", a.To)

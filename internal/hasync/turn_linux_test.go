@@ -247,23 +247,43 @@ func TestTURNFailover(t *testing.T) {
 		t.Fatalf("B made a new allocation or lost the copy: %+v", s)
 	}
 
+	// Requests through B carry the nonce A issued at first: B answers 438
+	// (Stale Nonce) with a nonce of its own, as it does for its own
+	// allocations, and the client's retry with it is answered.
+	nonce := "issued-by-a"
+	transact := func(pass string, method stun.Method, attrs ...stun.Setter) (*stun.Message, error) {
+		for range 2 {
+			setters := append([]stun.Setter{stun.TransactionID, stun.NewType(method, stun.ClassRequest)}, attrs...)
+			setters = append(setters, stun.NewUsername(username), stun.NewRealm(turnRealm), stun.NewNonce(nonce),
+				stun.NewLongTermIntegrity(username, turnRealm, pass), stun.Fingerprint)
+			msg, err := stun.Build(setters...)
+			if err != nil {
+				return nil, err
+			}
+			res, err := c.PerformTransaction(msg, &net.UDPAddr{IP: net.ParseIP(turnVIP), Port: 3478}, false)
+			if err != nil {
+				return nil, err
+			}
+			var code stun.ErrorCodeAttribute
+			var n stun.Nonce
+			if res.Msg.Type.Class != stun.ClassErrorResponse || code.GetFrom(res.Msg) != nil || code.Code != stun.CodeStaleNonce || n.GetFrom(res.Msg) != nil {
+				return res.Msg, nil
+			}
+			nonce = n.String()
+		}
+		return nil, fmt.Errorf("%s: 438 twice", method)
+	}
 	// Refresh through B: the right key is answered with the lifetime
 	// asked for; a wrong one is refused.
-	refresh := func(pass string) (*stun.Message, error) {
-		msg, err := stun.Build(stun.TransactionID, stun.NewType(stun.MethodRefresh, stun.ClassRequest),
-			stun.RawAttribute{Type: stun.AttrLifetime, Value: binary.BigEndian.AppendUint32(nil, 900)},
-			stun.NewUsername(username), stun.NewRealm(turnRealm), stun.NewNonce("issued-by-a"),
-			stun.NewLongTermIntegrity(username, turnRealm, pass), stun.Fingerprint)
-		if err != nil {
-			return nil, err
-		}
-		res, err := c.PerformTransaction(msg, &net.UDPAddr{IP: net.ParseIP(turnVIP), Port: 3478}, false)
-		return res.Msg, err
-	}
+	lifetime := stun.RawAttribute{Type: stun.AttrLifetime, Value: binary.BigEndian.AppendUint32(nil, 900)}
+	refresh := func(pass string) (*stun.Message, error) { return transact(pass, stun.MethodRefresh, lifetime) }
 	expBefore := status("b").Standby[0].Expires
 	resp, err := refresh(password)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if nonce == "issued-by-a" {
+		t.Errorf("B answered a Refresh carrying A's nonce")
 	}
 	if resp.Type != stun.NewType(stun.MethodRefresh, stun.ClassSuccessResponse) {
 		t.Fatalf("Refresh through B: %v", resp)
@@ -298,16 +318,9 @@ func TestTURNFailover(t *testing.T) {
 		{"ChannelBind", stun.MethodChannelBind, []stun.Setter{
 			stun.RawAttribute{Type: stun.AttrChannelNumber, Value: []byte{byte(number >> 8), byte(number), 0, 0}}, peerAttr}},
 	} {
-		setters := append([]stun.Setter{stun.TransactionID, stun.NewType(tc.method, stun.ClassRequest)}, tc.attrs...)
-		setters = append(setters, stun.NewUsername(username), stun.NewRealm(turnRealm), stun.NewNonce("issued-by-a"),
-			stun.NewLongTermIntegrity(username, turnRealm, password), stun.Fingerprint)
-		msg, err := stun.Build(setters...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := c.PerformTransaction(msg, &net.UDPAddr{IP: net.ParseIP(turnVIP), Port: 3478}, false)
-		if err != nil || res.Msg.Type != stun.NewType(tc.method, stun.ClassSuccessResponse) {
-			t.Fatalf("%s through B: %v, %v", tc.name, res.Msg, err)
+		res, err := transact(password, tc.method, tc.attrs...)
+		if err != nil || res.Type != stun.NewType(tc.method, stun.ClassSuccessResponse) {
+			t.Fatalf("%s through B: %v, %v", tc.name, res, err)
 		}
 	}
 	before := got()

@@ -277,9 +277,11 @@ func (sb *standbyAlloc) stop() {
 // ChannelBind (§11) request from the copy's client, reporting whether it
 // did: a request whose MESSAGE-INTEGRITY does not check with the copy's
 // key, or that the copy cannot grant, goes to the engine, which refuses
-// it. The nonce is not checked: the peer node issued it, and the
-// integrity check with the key bound to this 5-tuple is what admits the
-// request.
+// it. The nonce is checked as for the node's own allocations: one this
+// node did not issue to the client's address (the failed node's, or a
+// captured request replayed after its hour) goes to the engine too, which
+// answers 438 Stale Nonce with a nonce of this node, so that the client's
+// retry is answered here.
 func (sb *standbyAlloc) request(b []byte, from netip.AddrPort, out net.PacketConn) bool {
 	m := &stun.Message{Raw: append([]byte(nil), b...)}
 	if m.Decode() != nil || m.Type.Class != stun.ClassRequest {
@@ -294,7 +296,7 @@ func (sb *standbyAlloc) request(b []byte, from netip.AddrPort, out net.PacketCon
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
 	key := sb.st.Key
-	if stun.MessageIntegrity(key).Check(m) != nil {
+	if stun.MessageIntegrity(key).Check(m) != nil || !sb.s.ownNonce(m, from.Addr()) {
 		return false
 	}
 	setters := []stun.Setter{stun.NewTransactionIDSetter(m.TransactionID), stun.NewType(m.Type.Method, stun.ClassSuccessResponse)}
@@ -376,6 +378,16 @@ func (sb *standbyAlloc) request(b []byte, from netip.AddrPort, out net.PacketCon
 	forget = ending
 	_, _ = out.WriteTo(resp.Raw, net.UDPAddrFromAddrPort(from))
 	return true
+}
+
+// ownNonce reports whether m carries a nonce this node issued to ip that
+// has not expired.
+func (s *Server) ownNonce(m *stun.Message, ip netip.Addr) bool {
+	v, err := m.Get(stun.AttrNonce)
+	if err != nil || s.nonces.Validate(string(v)) != nil {
+		return false
+	}
+	return s.nonces.check(append([]byte(nil), v...), ip.Unmap())
 }
 
 // permits applies the peer address policy and the node's own addresses to
