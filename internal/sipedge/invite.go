@@ -669,7 +669,8 @@ func (c *call) retransmit2xx(sd *side, l *leg, acked chan struct{}, res *sip.Res
 }
 
 // strayResponse handles responses no transaction waits for: 2xx
-// retransmissions whose ACK was lost get the ACK again.
+// retransmissions whose ACK was lost get the ACK again, and a 2xx no call
+// knows ends its dialog (stray.go).
 func (s *Server) strayResponse(sd *side, r *sip.Response) {
 	if r.StatusCode < 200 || r.StatusCode >= 300 || r.CSeq() == nil || r.CSeq().MethodName != sip.INVITE || r.CallID() == nil || r.From() == nil {
 		return
@@ -679,6 +680,7 @@ func (s *Server) strayResponse(sd *side, r *sip.Response) {
 	c := s.calls.byDialog[dialogKey(sd.name, string(*r.CallID()), tag)]
 	s.calls.mu.Unlock()
 	if c == nil {
+		s.endStrayDialog(sd, r)
 		return
 	}
 	c.mu.Lock()

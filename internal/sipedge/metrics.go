@@ -18,6 +18,7 @@ type metrics struct {
 	rejected      *prometheus.CounterVec
 	dropped       *prometheus.CounterVec
 	txDuration    *prometheus.HistogramVec
+	strayDialogs  prometheus.Counter
 	// txRegister and txInvite are txDuration's handles, looked up once.
 	txRegister, txInvite prometheus.Observer
 }
@@ -43,11 +44,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		txDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "portico_sip_transaction_duration_seconds",
 			Help:    "Time from an outside REGISTER or initial INVITE arriving to its final response being sent, by method.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 32}}, []string{"method"}),
+		strayDialogs: prometheus.NewCounter(prometheus.CounterOpts{Name: "portico_sip_stray_answers_total",
+			Help: "2xx answers to an INVITE no call knows, acknowledged and ended with BYE on the internal side."}),
 	}
 	m.txRegister = m.txDuration.WithLabelValues(string(sip.REGISTER))
 	m.txInvite = m.txDuration.WithLabelValues(string(sip.INVITE))
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.registrations, m.regEvents, m.callsActive, m.calls, m.serverUp, m.rejected, m.dropped, m.txDuration} {
+		for _, c := range []prometheus.Collector{m.requests, m.registrations, m.regEvents, m.callsActive, m.calls, m.serverUp, m.rejected, m.dropped, m.txDuration, m.strayDialogs} {
 			if err := reg.Register(c); err != nil {
 				if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
 					_ = are

@@ -172,6 +172,8 @@ type Server struct {
 
 	// dormant are the calls the HA peer replicated (replicate_calls.go).
 	dormant dormantCalls
+	// strays are the dialogs of 2xx answers no call knows (stray.go).
+	strays strayDialogs
 }
 
 // New validates cfg and builds a server; it does no I/O.
