@@ -253,9 +253,13 @@ func (s *Spool) AddCall(ctx context.Context, c CallRecord) error {
 }
 
 // AddCalls records ended calls as AddCall does each, in one write when the
-// store can take many at once (an AddCalls method) and nothing waits in
-// the queue; when that write fails for any reason, each call goes through
-// AddCall, so the batch changes the cost, never the outcome.
+// store can take many at once (an AddCalls method). While records wait in
+// the queue the batch joins it as one entry, written in one go in its turn,
+// so a store that fell behind once under load does not go on taking one
+// transaction per call. A batch the store refuses for any reason other than
+// availability is written call by call (a record already there, from a
+// retry after a lost reply, is not an error), so the batch changes the cost,
+// never the outcome. A queued batch counts as one entry of the queue's bound.
 func (s *Spool) AddCalls(ctx context.Context, cs []CallRecord) error {
 	batch := make([]CallRecord, 0, len(cs))
 	var errs []error
@@ -266,21 +270,41 @@ func (s *Spool) AddCalls(ctx context.Context, cs []CallRecord) error {
 		}
 		batch = append(batch, c)
 	}
-	if b, ok := s.st.(interface {
+	b, ok := s.st.(interface {
 		AddCalls(context.Context, []CallRecord) error
-	}); ok && len(batch) > 1 && s.Pending() == 0 {
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
-		err := b.AddCalls(wctx, batch)
-		cancel()
+	})
+	if !ok || len(batch) < 2 {
+		for _, c := range batch {
+			errs = append(errs, s.AddCall(ctx, c))
+		}
+		return errors.Join(errs...)
+	}
+	write := func(ctx context.Context) error {
+		err := b.AddCalls(ctx, batch)
 		if err == nil {
-			for range batch {
+			// The spool counts the batch as one record written; the
+			// prune batch counts rows.
+			for range batch[1:] {
 				s.noteWritten()
 			}
-			return errors.Join(errs...)
 		}
+		if err == nil || retryable(err) {
+			return err
+		}
+		var one []error
+		for _, c := range batch {
+			if err := s.st.AddCall(ctx, c); err != nil && !errors.Is(err, ErrExists) {
+				if retryable(err) {
+					return err // the rest in the batch's next turn
+				}
+				one = append(one, err)
+			}
+		}
+		return errors.Join(one...)
 	}
-	for _, c := range batch {
-		errs = append(errs, s.AddCall(ctx, c))
+	what := fmt.Sprintf("%d calls from %s", len(batch), batch[0].ID)
+	if err := s.write(ctx, false, what, write); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -354,3 +354,62 @@ func TestSpoolFoldsSpoofedSourcesPastTheBound(t *testing.T) {
 	defer stop()
 	waitFor(t, "the folded rows", func() bool { return len(f.got()) == 2*maxFolds+2 })
 }
+
+// batchFake is fakeStore with an AddCalls method that counts its batches.
+type batchFake struct {
+	*fakeStore
+	batches [][]string
+}
+
+func (f *batchFake) AddCalls(ctx context.Context, cs []CallRecord) error {
+	f.mu.Lock()
+	down := f.down
+	f.mu.Unlock()
+	if down {
+		return fmt.Errorf("fake: %w", ErrUnavailable)
+	}
+	var ids []string
+	for _, c := range cs {
+		if err := f.put(ctx, c.ID); err != nil {
+			return err
+		}
+		ids = append(ids, c.ID)
+	}
+	f.mu.Lock()
+	f.batches = append(f.batches, ids)
+	f.mu.Unlock()
+	return nil
+}
+
+// TestAddCallsQueuedAsOne: calls batched while records wait in the queue
+// join it as one entry and reach the store in one AddCalls, after what was
+// queued before them, when the store is back.
+func TestAddCallsQueuedAsOne(t *testing.T) {
+	f := &batchFake{fakeStore: newFake()}
+	sp := NewSpool(f, nil, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	defer func() { cancel(); <-done }()
+	f.setDown(true)
+	go func() { done <- sp.Run(ctx) }()
+	answered := func(id string) CallRecord { return CallRecord{ID: id, AnsweredAt: time.Now(), EndedBy: "caller"} }
+	if err := sp.AddCall(ctx, answered("c0")); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.AddCalls(ctx, []CallRecord{answered("c1"), answered("c2"), answered("c3")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := sp.Pending(); n != 2 {
+		t.Fatalf("pending %d, want 2 (one call, one batch)", n)
+	}
+	f.setDown(false)
+	waitFor(t, "the queue to drain", func() bool { return sp.Pending() == 0 })
+	if got := f.got(); !slices.Equal(got, []string{"c0", "c1", "c2", "c3"}) {
+		t.Errorf("written %v, want c0..c3 in order", got)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.batches) != 1 || len(f.batches[0]) != 3 {
+		t.Errorf("batches %v, want one of 3", f.batches)
+	}
+}
