@@ -52,7 +52,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.bundles, prometheus.CounterValue, float64(st.BundlesSent))
 	ch <- prometheus.MustNewConstMetric(c.bundled, prometheus.CounterValue, float64(st.BundledDatagrams))
-	for reason, n := range map[string]uint64{"queue_full": st.DroppedQueueFull, "too_large": st.DroppedTooLarge,
+	for reason, n := range map[string]uint64{"queue_full": st.DroppedQueueFull, "receive_queue_full": st.DroppedReceiveQueueFull, "too_large": st.DroppedTooLarge,
 		"no_peer": st.DroppedNoPeer, "unknown_flow": st.DroppedUnknown, "bad_header": st.BadHeaders} {
 		ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(n), reason)
 	}
