@@ -78,8 +78,8 @@ func report(role string, st tunnel.Stats, up func() tunnel.Stats) {
 	if st.BundlesSent > 0 {
 		per = float64(st.BundledDatagrams) / float64(st.BundlesSent)
 	}
-	fmt.Fprintf(os.Stderr, "%s end: dropped queue full %d, receive queue full %d, too large %d, no peer %d, unknown %d; bad headers %d; sent %d datagrams in %d bundles (%.2f each); QUIC packets sent %d, received %d, lost %d\n",
-		role, st.DroppedQueueFull, st.DroppedReceiveQueueFull, st.DroppedTooLarge, st.DroppedNoPeer, st.DroppedUnknown, st.BadHeaders, st.BundledDatagrams, st.BundlesSent, per, st.PacketsSent, st.PacketsReceived, st.PacketsLost)
+	fmt.Fprintf(os.Stderr, "%s end: dropped queue full %d, receive queue full %d, too large %d, no peer %d, unknown %d; bad headers %d; sent %d datagrams in %d bundles (%.2f each), received %d bundles; QUIC packets sent %d, received %d, lost %d\n",
+		role, st.DroppedQueueFull, st.DroppedReceiveQueueFull, st.DroppedTooLarge, st.DroppedNoPeer, st.DroppedUnknown, st.BadHeaders, st.BundledDatagrams, st.BundlesSent, per, st.BundlesReceived, st.PacketsSent, st.PacketsReceived, st.PacketsLost)
 }
 
 // watchUp snapshots stats every 100 ms until ctx ends and returns a

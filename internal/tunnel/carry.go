@@ -161,6 +161,7 @@ func (e *end) serveConn(ctx context.Context, conn *quic.Conn, wg *sync.WaitGroup
 			if err != nil {
 				return
 			}
+			e.bundlesIn.Add(1)
 			select {
 			case in <- b:
 			default:

@@ -71,6 +71,10 @@ type Stats struct {
 	// QUIC datagrams sent, and the flow datagrams they carried in bundles.
 	BundlesSent      uint64 `json:"bundles_sent"`
 	BundledDatagrams uint64 `json:"bundled_datagrams"`
+	// QUIC datagrams received from the peer. The peer's bundles_sent less
+	// these is what the path and quic-go's receive queue (128 datagrams,
+	// drops not counted by quic-go) lost.
+	BundlesReceived uint64 `json:"bundles_received"`
 	// QUIC packets of the live connection: sent, received, and those of
 	// the sent that the peer never acknowledged (lost on the path or
 	// dropped by the peer before it read them).
@@ -105,7 +109,7 @@ type end struct {
 
 	bundles, bundled                                                      atomic.Uint64
 	droppedQueue, droppedLarge, droppedNoPeer, droppedUnknown, badHeaders atomic.Uint64
-	droppedReceive                                                        atomic.Uint64 // receive queue full
+	droppedReceive, bundlesIn                                             atomic.Uint64 // receive queue full; QUIC datagrams received
 	rejected, enrollRefused, enrollAccepted, reconnects                   atomic.Uint64
 }
 
@@ -259,7 +263,7 @@ const minDatagramLimit = 1100
 func (e *end) stats(role string) Stats {
 	st := Stats{
 		Role: role, State: "down", Reconnects: e.reconnects.Load(),
-		DroppedQueueFull: e.droppedQueue.Load(), DroppedReceiveQueueFull: e.droppedReceive.Load(), BundlesSent: e.bundles.Load(), BundledDatagrams: e.bundled.Load(), DroppedTooLarge: e.droppedLarge.Load(),
+		DroppedQueueFull: e.droppedQueue.Load(), DroppedReceiveQueueFull: e.droppedReceive.Load(), BundlesSent: e.bundles.Load(), BundledDatagrams: e.bundled.Load(), BundlesReceived: e.bundlesIn.Load(), DroppedTooLarge: e.droppedLarge.Load(),
 		DroppedNoPeer: e.droppedNoPeer.Load(), DroppedUnknown: e.droppedUnknown.Load(),
 		BadHeaders: e.badHeaders.Load(), Rejected: e.rejected.Load(),
 		EnrollRefused: e.enrollRefused.Load(), EnrollAccepted: e.enrollAccepted.Load(),
