@@ -116,3 +116,23 @@ func TestFillBundleCarries(t *testing.T) {
 		t.Fatalf("second bundle parses as %d entries, %v", len(entries), err)
 	}
 }
+
+// FuzzParseEntry: the end's parser of bundle entries, which takes
+// configured service names from the configuration, decodes exactly what
+// Parse does and refuses exactly what it refuses.
+func FuzzParseEntry(f *testing.F) {
+	for _, s := range []string{"rtp", "sink", "other"} {
+		f.Add(append(Header{Kind: KindUDP, Flow: 7, Service: s}.Append(nil), "payload"...))
+		f.Add(Header{Kind: KindTCP, Flow: 1, Service: s}.Append(nil))
+	}
+	f.Add([]byte{0x13, 0, 0, 0, 1, 3, 'r', 't', 'p'}) // kind 3
+	f.Add([]byte{0x12, 0, 0, 0, 1, 4, 'r', 't', 'p'}) // name truncated
+	e := newEnd(Config{Services: []Service{{Name: "rtp", Proto: "udp"}, {Name: "sink", Proto: "udp"}}}, slog.New(slog.DiscardHandler))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, n, err := e.parseEntry(b)
+		wh, wn, werr := Parse(b)
+		if h != wh || n != wn || (err == nil) != (werr == nil) {
+			t.Fatalf("parseEntry(%x) = %+v, %d, %v; Parse: %+v, %d, %v", b, h, n, err, wh, wn, werr)
+		}
+	})
+}
