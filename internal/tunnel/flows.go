@@ -62,8 +62,8 @@ type Stats struct {
 	RTT        time.Duration  `json:"rtt_ns"`
 	Reconnects uint64         `json:"reconnects"`
 	Services   []ServiceStats `json:"services"`
-	// Datagrams dropped: queue full, larger than the path allows, no
-	// connection up, or naming an unknown flow or service.
+	// Flow datagrams dropped: send queue full, larger than the path
+	// allows, no connection up, or naming an unknown flow or service.
 	DroppedQueueFull uint64 `json:"dropped_queue_full"`
 	// Received QUIC datagrams (bundles) dropped because the receive queue
 	// was full: the delivering loop fell behind the connection.
