@@ -73,13 +73,13 @@ func runEnd(role, server, token, ports, cpuprofile string, queue int) error {
 // connection was up (up), as the connection is gone at exit.
 func report(role string, st tunnel.Stats, up func() tunnel.Stats) {
 	last := up()
-	st.PacketsSent, st.PacketsReceived, st.PacketsLost = last.PacketsSent, last.PacketsReceived, last.PacketsLost
+	st.PacketsSent, st.PacketsReceived, st.PacketsLost, st.CongestionWindow = last.PacketsSent, last.PacketsReceived, last.PacketsLost, last.CongestionWindow
 	per := 0.0
 	if st.BundlesSent > 0 {
 		per = float64(st.BundledDatagrams) / float64(st.BundlesSent)
 	}
-	fmt.Fprintf(os.Stderr, "%s end: dropped queue full %d, receive queue full %d, too large %d, no peer %d, unknown %d; bad headers %d; sent %d datagrams in %d bundles (%.2f each), received %d bundles; QUIC packets sent %d, received %d, lost %d\n",
-		role, st.DroppedQueueFull, st.DroppedReceiveQueueFull, st.DroppedTooLarge, st.DroppedNoPeer, st.DroppedUnknown, st.BadHeaders, st.BundledDatagrams, st.BundlesSent, per, st.BundlesReceived, st.PacketsSent, st.PacketsReceived, st.PacketsLost)
+	fmt.Fprintf(os.Stderr, "%s end: dropped queue full %d, receive queue full %d, too large %d, no peer %d, unknown %d; bad headers %d; sent %d datagrams in %d bundles (%.2f each), received %d bundles; waited %v for QUIC to take them; QUIC packets sent %d, received %d, lost %d; congestion window %d B\n",
+		role, st.DroppedQueueFull, st.DroppedReceiveQueueFull, st.DroppedTooLarge, st.DroppedNoPeer, st.DroppedUnknown, st.BadHeaders, st.BundledDatagrams, st.BundlesSent, per, st.BundlesReceived, st.SendWait.Round(time.Millisecond), st.PacketsSent, st.PacketsReceived, st.PacketsLost, st.CongestionWindow)
 }
 
 // watchUp snapshots stats every 100 ms until ctx ends and returns a

@@ -75,6 +75,13 @@ type Stats struct {
 	// these is what the path and quic-go's receive queue (128 datagrams,
 	// drops not counted by quic-go) lost.
 	BundlesReceived uint64 `json:"bundles_received"`
+	// SendWait is the time the sender waited for quic-go to take a
+	// bundle (its send queue of 32 full, mostly because the congestion
+	// window is), summed; the send queue fills meanwhile.
+	SendWait time.Duration `json:"send_wait_ns"`
+	// CongestionWindow is the live connection's congestion window in
+	// bytes: what may be in flight unacknowledged.
+	CongestionWindow uint64 `json:"congestion_window"`
 	// QUIC packets of the live connection: sent, received, and those of
 	// the sent that the peer never acknowledged (lost on the path or
 	// dropped by the peer before it read them).
@@ -110,6 +117,7 @@ type end struct {
 	bundles, bundled                                                      atomic.Uint64
 	droppedQueue, droppedLarge, droppedNoPeer, droppedUnknown, badHeaders atomic.Uint64
 	droppedReceive, bundlesIn                                             atomic.Uint64 // receive queue full; QUIC datagrams received
+	sendWait                                                              atomic.Int64  // ns in SendDatagram
 	rejected, enrollRefused, enrollAccepted, reconnects                   atomic.Uint64
 }
 
@@ -205,7 +213,9 @@ func (e *end) sendLoop(ctx context.Context) {
 		var b []byte
 		var n int
 		b, n, carry = e.fillBundle(buf[:0], first, limit)
+		t0 := time.Now()
 		err := c.SendDatagram(b)
+		e.sendWait.Add(int64(time.Since(t0)))
 		if err == nil {
 			e.bundles.Add(1)
 			e.bundled.Add(uint64(n))
@@ -263,7 +273,7 @@ const minDatagramLimit = 1100
 func (e *end) stats(role string) Stats {
 	st := Stats{
 		Role: role, State: "down", Reconnects: e.reconnects.Load(),
-		DroppedQueueFull: e.droppedQueue.Load(), DroppedReceiveQueueFull: e.droppedReceive.Load(), BundlesSent: e.bundles.Load(), BundledDatagrams: e.bundled.Load(), BundlesReceived: e.bundlesIn.Load(), DroppedTooLarge: e.droppedLarge.Load(),
+		DroppedQueueFull: e.droppedQueue.Load(), DroppedReceiveQueueFull: e.droppedReceive.Load(), BundlesSent: e.bundles.Load(), BundledDatagrams: e.bundled.Load(), BundlesReceived: e.bundlesIn.Load(), SendWait: time.Duration(e.sendWait.Load()), DroppedTooLarge: e.droppedLarge.Load(),
 		DroppedNoPeer: e.droppedNoPeer.Load(), DroppedUnknown: e.droppedUnknown.Load(),
 		BadHeaders: e.badHeaders.Load(), Rejected: e.rejected.Load(),
 		EnrollRefused: e.enrollRefused.Load(), EnrollAccepted: e.enrollAccepted.Load(),
@@ -273,6 +283,7 @@ func (e *end) stats(role string) Stats {
 		st.Peer = c.RemoteAddr().String()
 		cs := c.ConnectionStats()
 		st.RTT, st.PacketsSent, st.PacketsReceived, st.PacketsLost = cs.SmoothedRTT, cs.PacketsSent, cs.PacketsReceived, cs.PacketsLost
+		st.CongestionWindow = cs.CongestionWindow
 	}
 	for _, s := range e.cfg.Services {
 		c := e.svc[s.Name]
