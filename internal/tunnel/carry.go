@@ -212,8 +212,8 @@ func (e *end) parseEntry(b []byte) (Header, int, error) {
 	if len(b) >= headerFixed && b[0]>>4 == headerVersion && len(b) >= headerFixed+int(b[5]) {
 		if name, ok := e.names[string(b[headerFixed:headerFixed+int(b[5])])]; ok {
 			h := Header{Kind: Kind(b[0] & 0x0f), Flow: binary.BigEndian.Uint32(b[1:5]), Service: name}
-			if h.Kind != KindTCP && h.Kind != KindUDP {
-				return Header{}, 0, fmt.Errorf("%w: kind %d", ErrHeader, h.Kind)
+			if err := h.valid(); err != nil {
+				return Header{}, 0, err
 			}
 			return h, headerFixed + len(name), nil
 		}
