@@ -19,7 +19,7 @@ import (
 // on the port range ports; the client delivers it to the same-sized range
 // ports. The server prints its UDP address and an enrollment token, the
 // client enrolls with the token; both serve until SIGTERM.
-func runEnd(role, server, token, ports, cpuprofile string) error {
+func runEnd(role, server, token, ports, cpuprofile string, queue int) error {
 	if cpuprofile != "" {
 		f, err := os.Create(cpuprofile)
 		if err != nil {
@@ -35,7 +35,7 @@ func runEnd(role, server, token, ports, cpuprofile string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	deps := tunnel.Deps{State: &tunnel.MemState{}, Logger: log}
 	if role == "server" {
-		s, err := tunnel.NewServer(tunnel.Config{Role: tunnel.RoleServer, Services: []tunnel.Service{
+		s, err := tunnel.NewServer(tunnel.Config{Role: tunnel.RoleServer, DatagramQueue: queue, Services: []tunnel.Service{
 			{Name: "media", Proto: "udp", Listen: ports},
 		}}, deps)
 		if err != nil {
@@ -57,7 +57,7 @@ func runEnd(role, server, token, ports, cpuprofile string) error {
 		report("server", s.Stats(), up)
 		return err
 	}
-	c, err := tunnel.NewClient(tunnel.Config{Role: tunnel.RoleClient, Server: server, EnrollmentToken: token,
+	c, err := tunnel.NewClient(tunnel.Config{Role: tunnel.RoleClient, DatagramQueue: queue, Server: server, EnrollmentToken: token,
 		Services: []tunnel.Service{{Name: "media", Proto: "udp", Target: ports}}}, deps)
 	if err != nil {
 		return err
@@ -73,13 +73,13 @@ func runEnd(role, server, token, ports, cpuprofile string) error {
 // connection was up (up), as the connection is gone at exit.
 func report(role string, st tunnel.Stats, up func() tunnel.Stats) {
 	last := up()
-	st.PacketsSent, st.PacketsReceived, st.PacketsLost = last.PacketsSent, last.PacketsReceived, last.PacketsLost
+	st.PacketsSent, st.PacketsReceived, st.PacketsLost, st.CongestionWindow = last.PacketsSent, last.PacketsReceived, last.PacketsLost, last.CongestionWindow
 	per := 0.0
 	if st.BundlesSent > 0 {
 		per = float64(st.BundledDatagrams) / float64(st.BundlesSent)
 	}
-	fmt.Fprintf(os.Stderr, "%s end: dropped queue full %d, too large %d, no peer %d, unknown %d; bad headers %d; sent %d datagrams in %d bundles (%.2f each); QUIC packets sent %d, received %d, lost %d\n",
-		role, st.DroppedQueueFull, st.DroppedTooLarge, st.DroppedNoPeer, st.DroppedUnknown, st.BadHeaders, st.BundledDatagrams, st.BundlesSent, per, st.PacketsSent, st.PacketsReceived, st.PacketsLost)
+	fmt.Fprintf(os.Stderr, "%s end: dropped queue full %d, receive queue full %d, too large %d, no peer %d, unknown %d; bad headers %d; sent %d datagrams in %d bundles (%.2f each), received %d bundles; waited %v for QUIC to take them; QUIC packets sent %d, received %d, lost %d; congestion window %d B\n",
+		role, st.DroppedQueueFull, st.DroppedReceiveQueueFull, st.DroppedTooLarge, st.DroppedNoPeer, st.DroppedUnknown, st.BadHeaders, st.BundledDatagrams, st.BundlesSent, per, st.BundlesReceived, st.SendWait.Round(time.Millisecond), st.PacketsSent, st.PacketsReceived, st.PacketsLost, st.CongestionWindow)
 }
 
 // watchUp snapshots stats every 100 ms until ctx ends and returns a

@@ -40,6 +40,7 @@ type options struct {
 	maxRate  float64
 	bigStart float64
 	profile  string
+	queue    int
 }
 
 func main() {
@@ -57,10 +58,11 @@ func main() {
 	flag.Float64Var(&o.bigStart, "bigstart", 1000, "first packet rate (each way) of the throughput search")
 	flag.Float64Var(&o.maxRate, "max", 200000, "highest packet rate (each way) tried by the searches")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the tunnel server child to this file")
+	flag.IntVar(&o.queue, "queue", 0, "the ends' datagram_queue (0: the default)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	if *role != "" {
-		if err := runEnd(*role, *server, *token, *ports, o.profile); err != nil {
+		if err := runEnd(*role, *server, *token, *ports, o.profile, o.queue); err != nil {
 			log.Fatal(err)
 		}
 		return

@@ -155,9 +155,10 @@ func sinkPair(t *testing.T) (sink net.PacketConn, s *runningServer, c *Client) {
 
 // TestSendLoopBundles: flow datagrams already queued when the sender runs
 // leave in fewer QUIC datagrams, none larger than the path takes, and
-// reach the peer's target complete and in order.
+// reach the peer's target complete and in order; the peer counts the
+// bundles it received.
 func TestSendLoopBundles(t *testing.T) {
-	sink, _, c := sinkPair(t)
+	sink, s, c := sinkPair(t)
 
 	// A second sender on the client's connection, its queue filled before
 	// it starts, so that what it bundles does not depend on timing.
@@ -189,6 +190,9 @@ func TestSendLoopBundles(t *testing.T) {
 	bundles := e.bundles.Load()
 	if want := uint64((n + perBundle - 1) / perBundle); bundles != want || e.bundled.Load() != n {
 		t.Fatalf("%d datagrams in %d bundles (limit %d bytes), want %d bundles", e.bundled.Load(), bundles, limit, want)
+	}
+	if got := s.Stats().BundlesReceived; got != bundles {
+		t.Fatalf("server received %d bundles, %d sent", got, bundles)
 	}
 }
 

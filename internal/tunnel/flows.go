@@ -62,12 +62,26 @@ type Stats struct {
 	RTT        time.Duration  `json:"rtt_ns"`
 	Reconnects uint64         `json:"reconnects"`
 	Services   []ServiceStats `json:"services"`
-	// Datagrams dropped: queue full, larger than the path allows, no
-	// connection up, or naming an unknown flow or service.
+	// Flow datagrams dropped: send queue full, larger than the path
+	// allows, no connection up, or naming an unknown flow or service.
 	DroppedQueueFull uint64 `json:"dropped_queue_full"`
+	// Received QUIC datagrams (bundles) dropped because the receive queue
+	// was full: the delivering loop fell behind the connection.
+	DroppedReceiveQueueFull uint64 `json:"dropped_receive_queue_full"`
 	// QUIC datagrams sent, and the flow datagrams they carried in bundles.
 	BundlesSent      uint64 `json:"bundles_sent"`
 	BundledDatagrams uint64 `json:"bundled_datagrams"`
+	// QUIC datagrams received from the peer. The peer's bundles_sent less
+	// these is what the path and quic-go's receive queue (128 datagrams,
+	// drops not counted by quic-go) lost.
+	BundlesReceived uint64 `json:"bundles_received"`
+	// SendWait is the time the sender waited for quic-go to take a
+	// bundle (its send queue of 32 full, mostly because the congestion
+	// window is), summed; the send queue fills meanwhile.
+	SendWait time.Duration `json:"send_wait_ns"`
+	// CongestionWindow is the live connection's congestion window in
+	// bytes: what may be in flight unacknowledged.
+	CongestionWindow uint64 `json:"congestion_window"`
 	// QUIC packets of the live connection: sent, received, and those of
 	// the sent that the peer never acknowledged (lost on the path or
 	// dropped by the peer before it read them).
@@ -100,9 +114,10 @@ type end struct {
 	cfg   Config
 	log   *slog.Logger
 	conn  atomic.Pointer[quic.Conn]
-	queue chan []byte
-	pool  sync.Pool
+	queue chan *[]byte // flow datagrams (header and payload) to send
+	free  chan *[]byte // buffers for queue, reused
 	svc   map[string]*serviceStats
+	names map[string]string // each configured service name to itself
 
 	fmu   sync.Mutex // guards addrs, udp and flows; never held across I/O
 	addrs map[string]net.Addr
@@ -115,35 +130,57 @@ type end struct {
 
 	bundles, bundled                                                      atomic.Uint64
 	droppedQueue, droppedLarge, droppedNoPeer, droppedUnknown, badHeaders atomic.Uint64
+	droppedReceive, bundlesIn                                             atomic.Uint64 // receive queue full; QUIC datagrams received
+	sendWait                                                              atomic.Int64  // ns in SendDatagram
 	rejected, enrollRefused, enrollAccepted, reconnects                   atomic.Uint64
 }
 
 func newEnd(cfg Config, log *slog.Logger) *end {
-	e := &end{cfg: cfg, log: log, queue: make(chan []byte, cfg.DatagramQueue), svc: map[string]*serviceStats{},
-		addrs: map[string]net.Addr{}, udp: map[string][]*udpService{}, flows: map[flowKey]*targetFlow{}}
-	e.pool.New = func() any { b := make([]byte, 0, maxDatagram+MaxHeader); return &b }
+	e := &end{cfg: cfg, log: log, queue: make(chan *[]byte, cfg.DatagramQueue), free: make(chan *[]byte, cfg.DatagramQueue+1), svc: map[string]*serviceStats{},
+		names: map[string]string{}, addrs: map[string]net.Addr{}, udp: map[string][]*udpService{}, flows: map[flowKey]*targetFlow{}}
 	for _, s := range cfg.Services {
 		e.svc[s.Name] = &serviceStats{}
+		e.names[s.Name] = s.Name
 	}
 	return e
 }
 
-// enqueue copies header and payload into a pooled buffer and queues it
+// getBuf returns a free datagram buffer, a new one when none is free.
+func (e *end) getBuf() *[]byte {
+	select {
+	case bp := <-e.free:
+		return bp
+	default:
+		b := make([]byte, 0, maxDatagram+MaxHeader)
+		return &b
+	}
+}
+
+// putBuf keeps a buffer for reuse. The free list holds as many as the queue
+// and the sender can hold at once, so the buffers of a busy end are made
+// once and the steady path allocates nothing.
+func (e *end) putBuf(bp *[]byte) {
+	select {
+	case e.free <- bp:
+	default:
+	}
+}
+
+// enqueue copies header and payload into a free buffer and queues it
 // without blocking; a full queue drops the datagram.
 func (e *end) enqueue(h Header, payload []byte, st *serviceStats) {
 	if h.Len()+len(payload) > maxDatagram+MaxHeader {
 		e.droppedLarge.Add(1)
 		return
 	}
-	bp := e.pool.Get().(*[]byte)
-	b := append(h.Append((*bp)[:0]), payload...)
-	*bp = b
+	bp := e.getBuf()
+	*bp = append(h.Append((*bp)[:0]), payload...)
 	select {
-	case e.queue <- b:
+	case e.queue <- bp:
 		st.bytesOut.Add(uint64(len(payload)))
 	default:
 		e.droppedQueue.Add(1)
-		e.pool.Put(bp)
+		e.putBuf(bp)
 	}
 }
 
@@ -154,7 +191,7 @@ func (e *end) enqueue(h Header, payload []byte, st *serviceStats) {
 // to fill a bundle.
 func (e *end) sendLoop(ctx context.Context) {
 	buf := make([]byte, 0, 64*1024)
-	var carry []byte // taken from the queue but did not fit the last bundle
+	var carry *[]byte // taken from the queue but did not fit the last bundle
 	var lc *quic.Conn
 	limit, sent := 0, 0
 	for {
@@ -170,17 +207,13 @@ func (e *end) sendLoop(ctx context.Context) {
 		c := e.conn.Load()
 		if c == nil {
 			e.droppedNoPeer.Add(1)
-			e.pool.Put(&first)
+			e.putBuf(first)
 			continue
 		}
 		if c != lc || sent%1024 == 0 {
 			lc, limit = c, datagramLimit(c)
 		}
 		sent++
-		b := appendBundleEntry(newBundle(buf[:0]), first)
-		firstCost := bundleEntryCost(len(first))
-		e.pool.Put(&first)
-		n := 1
 		// Yield once so that readers already runnable queue their
 		// datagrams into this bundle: with no other goroutine ready it
 		// returns at once, so a lightly loaded tunnel waits for nothing.
@@ -188,25 +221,15 @@ func (e *end) sendLoop(ctx context.Context) {
 		// at most 128 received datagrams and drops the rest uncounted.
 		// A datagram that leaves no room for another of its size (1,200 B
 		// video) goes alone: yielding would cost it and gain nothing.
-		if len(e.queue) < maxBundleEntries && len(b)+firstCost <= limit {
+		if len(e.queue) < maxBundleEntries && 1+2*bundleEntryCost(len(*first)) <= limit {
 			runtime.Gosched()
 		}
-	fill:
-		for n < maxBundleEntries {
-			select {
-			case next := <-e.queue:
-				if len(b)+bundleEntryCost(len(next)) > limit {
-					carry = next
-					break fill
-				}
-				b = appendBundleEntry(b, next)
-				e.pool.Put(&next)
-				n++
-			default:
-				break fill
-			}
-		}
+		var b []byte
+		var n int
+		b, n, carry = e.fillBundle(buf[:0], first, limit)
+		t0 := time.Now()
 		err := c.SendDatagram(b)
+		e.sendWait.Add(int64(time.Since(t0)))
 		if err == nil {
 			e.bundles.Add(1)
 			e.bundled.Add(uint64(n))
@@ -219,6 +242,28 @@ func (e *end) sendLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// fillBundle appends to dst a bundle of first and the flow datagrams queued
+// now, at most limit bytes and maxBundleEntries entries, and returns it with
+// its number of entries and the queued datagram that did not fit (nil if
+// none). The buffers of the datagrams bundled are freed.
+func (e *end) fillBundle(dst []byte, first *[]byte, limit int) (b []byte, n int, carry *[]byte) {
+	b = appendBundleEntry(newBundle(dst), *first)
+	e.putBuf(first)
+	for n = 1; n < maxBundleEntries; n++ {
+		select {
+		case next := <-e.queue:
+			if len(b)+bundleEntryCost(len(*next)) > limit {
+				return b, n, next
+			}
+			b = appendBundleEntry(b, *next)
+			e.putBuf(next)
+		default:
+			return b, n, nil
+		}
+	}
+	return b, n, nil
 }
 
 // datagramLimit is the largest datagram the connection sends now. quic-go
@@ -242,7 +287,7 @@ const minDatagramLimit = 1100
 func (e *end) stats(role string) Stats {
 	st := Stats{
 		Role: role, State: "down", Reconnects: e.reconnects.Load(),
-		DroppedQueueFull: e.droppedQueue.Load(), BundlesSent: e.bundles.Load(), BundledDatagrams: e.bundled.Load(), DroppedTooLarge: e.droppedLarge.Load(),
+		DroppedQueueFull: e.droppedQueue.Load(), DroppedReceiveQueueFull: e.droppedReceive.Load(), BundlesSent: e.bundles.Load(), BundledDatagrams: e.bundled.Load(), BundlesReceived: e.bundlesIn.Load(), SendWait: time.Duration(e.sendWait.Load()), DroppedTooLarge: e.droppedLarge.Load(),
 		DroppedNoPeer: e.droppedNoPeer.Load(), DroppedUnknown: e.droppedUnknown.Load(),
 		BadHeaders: e.badHeaders.Load(), Rejected: e.rejected.Load(),
 		EnrollRefused: e.enrollRefused.Load(), EnrollAccepted: e.enrollAccepted.Load(),
@@ -252,6 +297,7 @@ func (e *end) stats(role string) Stats {
 		st.Peer = c.RemoteAddr().String()
 		cs := c.ConnectionStats()
 		st.RTT, st.PacketsSent, st.PacketsReceived, st.PacketsLost = cs.SmoothedRTT, cs.PacketsSent, cs.PacketsReceived, cs.PacketsLost
+		st.CongestionWindow = cs.CongestionWindow
 	}
 	for _, s := range e.cfg.Services {
 		c := e.svc[s.Name]

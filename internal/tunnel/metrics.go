@@ -7,7 +7,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type collector struct {
 	stats func() Stats
 
-	up, rtt, reconnects, bytes, flows, flowsTotal, bundles, bundled, dropped, refused *prometheus.Desc
+	up, rtt, reconnects, bytes, flows, flowsTotal, bundles, bundled, bundlesIn, sendWait, cwnd, dropped, refused *prometheus.Desc
 }
 
 func newCollector(stats func() Stats) *collector {
@@ -24,13 +24,16 @@ func newCollector(stats func() Stats) *collector {
 		flowsTotal: d("flows_total", "Flows opened, by service.", "service"),
 		bundles:    d("bundles_sent_total", "QUIC datagrams sent, each a bundle of flow datagrams."),
 		bundled:    d("bundled_datagrams_total", "Flow datagrams sent in bundles."),
+		bundlesIn:  d("bundles_received_total", "QUIC datagrams received from the peer."),
+		sendWait:   d("send_wait_seconds_total", "Time the sender waited for QUIC to take a datagram (congestion window or send queue full)."),
+		cwnd:       d("congestion_window_bytes", "Congestion window of the tunnel connection."),
 		dropped:    d("datagrams_dropped_total", "Datagrams dropped, by reason.", "reason"),
 		refused:    d("refused_total", "Peers refused: unpinned certificates (handshake) and enrollments.", "reason"),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.rtt, c.reconnects, c.bytes, c.flows, c.flowsTotal, c.bundles, c.bundled, c.dropped, c.refused} {
+	for _, d := range []*prometheus.Desc{c.up, c.rtt, c.reconnects, c.bytes, c.flows, c.flowsTotal, c.bundles, c.bundled, c.bundlesIn, c.sendWait, c.cwnd, c.dropped, c.refused} {
 		ch <- d
 	}
 }
@@ -52,7 +55,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.bundles, prometheus.CounterValue, float64(st.BundlesSent))
 	ch <- prometheus.MustNewConstMetric(c.bundled, prometheus.CounterValue, float64(st.BundledDatagrams))
-	for reason, n := range map[string]uint64{"queue_full": st.DroppedQueueFull, "too_large": st.DroppedTooLarge,
+	ch <- prometheus.MustNewConstMetric(c.bundlesIn, prometheus.CounterValue, float64(st.BundlesReceived))
+	ch <- prometheus.MustNewConstMetric(c.sendWait, prometheus.CounterValue, st.SendWait.Seconds())
+	ch <- prometheus.MustNewConstMetric(c.cwnd, prometheus.GaugeValue, float64(st.CongestionWindow))
+	for reason, n := range map[string]uint64{"queue_full": st.DroppedQueueFull, "receive_queue_full": st.DroppedReceiveQueueFull, "too_large": st.DroppedTooLarge,
 		"no_peer": st.DroppedNoPeer, "unknown_flow": st.DroppedUnknown, "bad_header": st.BadHeaders} {
 		ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(n), reason)
 	}

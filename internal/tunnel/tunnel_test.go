@@ -394,8 +394,8 @@ func TestFlowsEcho(t *testing.T) {
 	if r := byName["rtp"]; r.BytesIn < 21*172 || r.FlowsTotal != 1 || r.Flows != 1 {
 		t.Fatalf("rtp accounting %+v", r)
 	}
-	if st.RTT <= 0 {
-		t.Fatalf("no RTT: %+v", st)
+	if st.RTT <= 0 || st.CongestionWindow == 0 {
+		t.Fatalf("no RTT or congestion window: %+v", st)
 	}
 	if got := metricValue(t, s.reg, "portico_tunnel_up", nil); got != 1 {
 		t.Fatalf("portico_tunnel_up %v", got)
