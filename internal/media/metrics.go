@@ -11,7 +11,7 @@ import (
 type metrics struct {
 	forwarded, forwardedBytes, strangers, noDest, sendErrors prometheus.Counter
 	keepAlives, muxUnknown, lost                             prometheus.Counter
-	relatched, timeouts, allocFailures                       prometheus.Counter
+	relatched, timeouts, allocFailures, strandedCopies       prometheus.Counter
 	sessions, streams, sockets                               prometheus.Gauge
 }
 
@@ -26,7 +26,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	})
 	events := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "portico", Subsystem: "media", Name: "events_total",
-		Help: "Relay events: relatch, timeout, allocation_failure.",
+		Help: "Relay events: relatch, timeout, allocation_failure, standby_stranded.",
 	}, []string{"event"})
 	gauges := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "portico", Subsystem: "media", Name: "open",
@@ -65,6 +65,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		relatched:      events.WithLabelValues("relatch"),
 		timeouts:       events.WithLabelValues("timeout"),
 		allocFailures:  events.WithLabelValues("allocation_failure"),
+		strandedCopies: events.WithLabelValues("standby_stranded"),
 		sessions:       gauges.WithLabelValues("sessions"),
 		streams:        gauges.WithLabelValues("streams"),
 		sockets:        gauges.WithLabelValues("sockets"),

@@ -81,6 +81,9 @@ type session struct {
 	released bool
 	standby  bool // a copy of the HA peer's session (standby.go), not counted
 	orphan   bool // an adopted copy: no call here owns it (standby.go)
+	// here is when a standby copy's addresses were first seen on this
+	// node (a failover), zero while they are elsewhere (expireStranded).
+	here time.Time
 }
 
 // New validates cfg and builds a relay. It does no I/O.
@@ -702,6 +705,7 @@ func (r *Relay) checkInactivity() {
 		return
 	}
 	now := time.Now()
+	r.expireStranded(now, limit, localAddrs)
 	r.mu.Lock()
 	list := make([]*session, 0, len(r.sessions))
 	for _, s := range r.sessions {

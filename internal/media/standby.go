@@ -2,6 +2,7 @@ package media
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 )
@@ -330,6 +331,94 @@ func (r *Relay) endAdopted(id SessionID, silent time.Duration) {
 	r.changed(id)
 	r.m.timeouts.Inc()
 	r.log.Info("adopted session ended: media stopped", "session", id, "label", st.Label, "silent", silent.Round(time.Millisecond))
+}
+
+// localAddrs returns the addresses of this node's interfaces.
+func localAddrs() (map[netip.Addr]bool, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[netip.Addr]bool, len(addrs))
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out[p.Addr().Unmap()] = true
+		}
+	}
+	return out, nil
+}
+
+// expireStranded releases the standby copies stranded by a failover: their
+// addresses are on this node, yet no media reached them within limit of
+// that (a call that was still ringing on the failed peer, whose call is
+// lost with it). Without this they would keep their ports until the peer
+// returns, which may be never. A copy whose addresses are elsewhere (the
+// peer is alive) is left alone; one that carries media is adopted
+// (adoptCopies).
+func (r *Relay) expireStranded(now time.Time, limit time.Duration, local func() (map[netip.Addr]bool, error)) {
+	r.mu.Lock()
+	list := make([]*session, 0, len(r.standby))
+	for _, s := range r.standby {
+		list = append(list, s)
+	}
+	r.mu.Unlock()
+	if len(list) == 0 {
+		return
+	}
+	addrs, err := local()
+	if err != nil {
+		r.log.Warn("standby copies not checked: interface addresses unreadable", "err", err)
+		return
+	}
+	for _, s := range list {
+		s.mu.Lock()
+		if s.released || s.adopted() {
+			s.mu.Unlock()
+			continue
+		}
+		if !s.localOn(addrs) {
+			s.here = time.Time{}
+			s.mu.Unlock()
+			continue
+		}
+		if s.here.IsZero() {
+			s.here = now
+		}
+		stale := now.Sub(s.here) >= limit
+		id, label := s.id, s.label
+		s.mu.Unlock()
+		if !stale {
+			continue
+		}
+		r.mu.Lock()
+		ok := r.standby[id] == s
+		if ok {
+			delete(r.standby, id)
+		}
+		r.mu.Unlock()
+		if ok {
+			r.releaseSession(s)
+			r.m.strandedCopies.Inc()
+			r.log.Info("standby copy released: its addresses are here and no media reached it", "peer_session", id, "label", label, "after", limit)
+		}
+	}
+}
+
+// localOn reports whether every socket of a standby copy is bound to one
+// of addrs. s.mu is held.
+func (s *session) localOn(addrs map[netip.Addr]bool) bool {
+	any := false
+	for _, st := range s.streams {
+		for leg := range st.legs {
+			if ep := st.legs[leg].rtp; ep != nil {
+				if !addrs[ep.local.Addr().Unmap()] {
+					return false
+				}
+				any = true
+			}
+		}
+	}
+	return any
 }
 
 // Standby returns the statistics of every standby copy.

@@ -163,3 +163,43 @@ func TestAdoptedCopy(t *testing.T) {
 	waitFor(t, func() bool { got, _ := b.Available("external"); return got == free+2 })
 	waitFor(t, func() bool { c := announced(); return len(c) > 1 && c[len(c)-1] == id })
 }
+
+// A standby copy whose addresses are on this node (the peer failed and
+// its addresses moved here) and that no media reached within the
+// inactivity timeout is released with its ports (a call that was still
+// ringing on the failed peer); one whose addresses are elsewhere (the
+// peer is alive) is kept.
+func TestStrandedCopyReleased(t *testing.T) {
+	cfg := testConfig(47600, 47700, 20)
+	cfg.InactivityTimeout = 300 * time.Millisecond
+	b, _ := startRelay(t, cfg, Deps{})
+	here := SessionState{ID: 11, Label: "ringing", Interfaces: [2]string{"external", "internal"}, Streams: []StreamState{{
+		Config: StreamConfig{Kind: KindAudio},
+		Local:  [2]netip.AddrPort{netip.AddrPortFrom(lo, 47602), netip.AddrPortFrom(lo, 47702)},
+	}}}
+	vip := netip.MustParseAddr("192.0.2.201") // not on this host: the peer holds it
+	away := SessionState{ID: 12, Label: "peer's", Interfaces: [2]string{"external", "internal"}, Streams: []StreamState{{
+		Config: StreamConfig{Kind: KindAudio},
+		Local:  [2]netip.AddrPort{netip.AddrPortFrom(vip, 47604), netip.AddrPortFrom(vip, 47704)},
+	}}}
+	free, _ := b.Available("external")
+	for _, st := range []SessionState{here, away} {
+		if err := b.Import(st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(b.Standby()) != 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	sb := b.Standby()
+	if len(sb) != 1 || sb[0].Label != "peer's" {
+		t.Fatalf("standby copies %+v, want only the one whose addresses are elsewhere", sb)
+	}
+	if got, _ := b.Available("external"); got != free {
+		t.Errorf("free external pairs %d, want %d (the stranded copy's port back)", got, free)
+	}
+	if n := len(b.SessionIDs()); n != 0 {
+		t.Errorf("%d sessions: a stranded copy was adopted", n)
+	}
+}
