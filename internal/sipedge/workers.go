@@ -73,20 +73,28 @@ func (p *handlerPool) run(j handlerJob) {
 	<-w.done
 }
 
-// loop returns the worker's goroutine body: handle a job, report it done,
-// then wait on the idle stack for the next one.
+// loop returns the worker's goroutine body: handle a job, go back on the
+// idle stack, report the job done, wait for the next one.
+//
+// It is idle before the job's caller hears it is done, so that a caller
+// that sends requests one after another finds it idle. Both channels are
+// unbuffered: a caller that takes it from the idle stack meanwhile blocks
+// sending its job until the done of the previous one was received, so no
+// caller receives another's done.
 func (w *poolWorker) loop(p *handlerPool) func() {
 	return func() {
 		for j := range w.jobs {
 			p.handle(j)
-			w.done <- struct{}{}
 			p.mu.Lock()
-			if p.closed || len(p.idle) >= p.maxIdle {
-				p.mu.Unlock()
+			keep := !p.closed && len(p.idle) < p.maxIdle
+			if keep {
+				p.idle = append(p.idle, w)
+			}
+			p.mu.Unlock()
+			w.done <- struct{}{}
+			if !keep {
 				return
 			}
-			p.idle = append(p.idle, w)
-			p.mu.Unlock()
 		}
 	}
 }
