@@ -97,6 +97,14 @@ func (l *leg) nextHop() string {
 
 // newRequest builds an in-dialog (or, on a fresh leg, initial) request.
 func (l *leg) newRequest(method sip.RequestMethod) *sip.Request {
+	req := l.buildRequest(method)
+	l.sd.prepare(req, l.transport, l.nextHop())
+	return req
+}
+
+// buildRequest is newRequest without the Via, transport and destination,
+// for a caller that prepares the request for a hop of its own.
+func (l *leg) buildRequest(method sip.RequestMethod) *sip.Request {
 	if method != sip.ACK && method != sip.CANCEL {
 		l.cseq++
 	}
@@ -121,7 +129,6 @@ func (l *leg) newRequest(method sip.RequestMethod) *sip.Request {
 	case sip.INVITE, sip.UPDATE, sip.SUBSCRIBE, sip.NOTIFY, sip.REFER:
 		req.AppendHeader(&sip.ContactHeader{Address: l.sd.contact(l.transport, "")})
 	}
-	l.sd.prepare(req, l.transport, l.nextHop())
 	return req
 }
 
@@ -209,17 +216,21 @@ func (s *Server) newCall(lc *liveConfig, typ string, req *sip.Request) *call {
 type callTable struct {
 	mu       sync.Mutex
 	byID     map[string]*call
-	byDialog map[string]*call // side name | Call-ID
+	byDialog map[dialogID]*call
 }
 
 func newCallTable() *callTable {
-	return &callTable{byID: map[string]*call{}, byDialog: map[string]*call{}}
+	return &callTable{byID: map[string]*call{}, byDialog: map[dialogID]*call{}}
 }
 
 // dialogKey names one of Portico's dialogs: requests within it carry
 // Portico's own tag in To, which also tells apart the forks of one call
 // (same Call-ID and From tag).
 func dialogKey(side, callID, localTag string) string { return side + "|" + callID + "|" + localTag }
+
+// dialogID is dialogKey as a map key of the call table, which a lookup
+// does not have to allocate.
+type dialogID struct{ side, callID, localTag string }
 
 func (t *callTable) add(c *call) {
 	t.mu.Lock()
@@ -229,7 +240,7 @@ func (t *callTable) add(c *call) {
 
 func (t *callTable) bind(l *leg, c *call) {
 	t.mu.Lock()
-	t.byDialog[dialogKey(l.sd.name, l.callID, l.localTag)] = c
+	t.byDialog[dialogID{l.sd.name, l.callID, l.localTag}] = c
 	t.mu.Unlock()
 }
 
@@ -237,10 +248,10 @@ func (t *callTable) remove(c *call) {
 	t.mu.Lock()
 	delete(t.byID, c.id)
 	if c.a != nil {
-		delete(t.byDialog, dialogKey(c.a.sd.name, c.a.callID, c.a.localTag))
+		delete(t.byDialog, dialogID{c.a.sd.name, c.a.callID, c.a.localTag})
 	}
 	if c.b != nil {
-		delete(t.byDialog, dialogKey(c.b.sd.name, c.b.callID, c.b.localTag))
+		delete(t.byDialog, dialogID{c.b.sd.name, c.b.callID, c.b.localTag})
 	}
 	t.mu.Unlock()
 }
@@ -254,7 +265,7 @@ func (t *callTable) lookup(side string, req *sip.Request) *call {
 	tag, _ := to.Params.Get("tag")
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.byDialog[dialogKey(side, string(*cid), tag)]
+	return t.byDialog[dialogID{side, string(*cid), tag}]
 }
 
 func (t *callTable) count() int {

@@ -39,7 +39,7 @@ func (s *Server) handleInvite(sd *side, req *sip.Request, tx sip.ServerTransacti
 		s.newCall(lc, CallGuest, req).finish(endedByPortico, 503, "capacity: too many calls", nil)
 		return
 	}
-	if ct := req.ContentType(); len(req.Body()) > 0 && (ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp")) {
+	if ct := req.ContentType(); len(req.Body()) > 0 && (ct == nil || !isSDPType(ct.Value())) {
 		s.respond(sd, tx, req, 415, "Unsupported Media Type", sip.NewHeader("Accept", "application/sdp"))
 		return
 	}
@@ -63,6 +63,13 @@ func (s *Server) handleInvite(sd *side, req *sip.Request, tx sip.ServerTransacti
 		return
 	}
 	c.run(sd, req, tx, p)
+}
+
+// isSDPType reports whether a Content-Type value names SDP, parameters
+// aside.
+func isSDPType(v string) bool {
+	v, _, _ = strings.Cut(v, ";")
+	return strings.EqualFold(strings.TrimSpace(v), "application/sdp")
 }
 
 // isSDP reports whether a message carries an SDP body.
@@ -217,7 +224,7 @@ func (c *call) run(sd *side, req *sip.Request, tx sip.ServerTransaction, p plan)
 		if p.fixed {
 			b.fixed = h.addr
 		}
-		inv := b.newRequest(sip.INVITE)
+		inv := b.buildRequest(sip.INVITE) // prepared below, for this hop
 		if h.callServer != nil {
 			inv.PrependHeader(&sip.RouteHeader{Address: routeURI(*h.callServer)})
 		}
@@ -677,7 +684,7 @@ func (s *Server) strayResponse(sd *side, r *sip.Response) {
 	}
 	tag, _ := r.From().Params.Get("tag")
 	s.calls.mu.Lock()
-	c := s.calls.byDialog[dialogKey(sd.name, string(*r.CallID()), tag)]
+	c := s.calls.byDialog[dialogID{sd.name, string(*r.CallID()), tag}]
 	s.calls.mu.Unlock()
 	if c == nil {
 		s.endStrayDialog(sd, r)

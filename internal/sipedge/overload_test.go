@@ -2,9 +2,15 @@ package sipedge
 
 import (
 	"bytes"
+	"context"
+	"log/slog"
 	"net"
+	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +18,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/testpeer"
 )
 
@@ -151,12 +158,29 @@ func TestOverloadRefusesEarly(t *testing.T) {
 		// Exit status 1 is "some calls failed": the refused ones.
 		t.Fatalf("sipp: %v\n%s", err, out)
 	}
+	codes := tap.check(t, p, start, "REGISTER")
+	if codes[200] == 0 {
+		t.Error("no REGISTER registered under overload")
+	}
+	// Once the load is gone, the edge registers again.
+	if res := newRawUA(t, outsideIP, "after").register(net.UDPAddrFromAddrPort(p.extUDP), 3600); res.StatusCode != 200 {
+		t.Errorf("REGISTER after the overload answered %d, want 200", res.StatusCode)
+	}
+}
+
+// check waits one Timer F (64*T1) after the load for a late answer, then
+// asserts what the client saw of the load's requests (method): every
+// final answer a 200 or a 503 with Retry-After, none after the client's
+// timer, and some refused by the edge's overload bounds. It returns the
+// final answers by status code.
+func (w *wireTap) check(t *testing.T, p *portico, start time.Time, method string) map[int]int {
+	t.Helper()
 	timerF := 64 * sip.T1
 	time.Sleep(timerF + 2*time.Second)
-	tap.mu.Lock()
-	finals := append([]tapFinal(nil), tap.finals...)
-	sent, bare503 := len(tap.first), tap.bare503
-	tap.mu.Unlock()
+	w.mu.Lock()
+	finals := append([]tapFinal(nil), w.finals...)
+	sent, bare503 := len(w.first), w.bare503
+	w.mu.Unlock()
 	if bare503 > 0 {
 		t.Errorf("%d 503 answers without Retry-After", bare503)
 	}
@@ -172,26 +196,88 @@ func TestOverloadRefusesEarly(t *testing.T) {
 	}
 	refused := testutil.ToFloat64(p.s.m.rejected.WithLabelValues(rejectInFlight)) + testutil.ToFloat64(p.s.m.rejected.WithLabelValues(rejectWaited))
 	shed := testutil.ToFloat64(p.s.m.dropped.WithLabelValues(External, dropOverload))
-	t.Logf("%d REGISTERs sent in %v; finals %v; oldest answer %v; refused %v, shed %v, %d registrations held",
-		sent, time.Since(start).Round(time.Second), codes, oldest.Round(time.Millisecond), refused, shed, len(p.s.Registrations()))
+	t.Logf("%d %ss sent in %v; finals %v; oldest answer %v; refused %v, shed %v, %d registrations held",
+		sent, method, time.Since(start).Round(time.Second), codes, oldest.Round(time.Millisecond), refused, shed, len(p.s.Registrations()))
 	for code, c := range codes {
 		if code != 200 && code != 503 {
 			t.Errorf("%d answers were %d, want only 200 or 503", c, code)
 		}
 	}
 	if late > 0 {
-		t.Errorf("%d final answers arrived after the client's Timer F (%v); the oldest after %v", late, timerF, oldest)
+		t.Errorf("%d final answers arrived after the client's timer (%v); the oldest after %v", late, timerF, oldest)
 	}
 	if codes[503] == 0 || refused == 0 {
-		t.Errorf("no REGISTER refused with 503 (metric %v): the load did not reach the edge's bound", refused)
+		t.Errorf("no %s refused with 503 (metric %v): the load did not reach the edge's bound", method, refused)
 	}
+	return codes
+}
+
+// TestOverloadRefusesInvites offers guest calls from sipp (INVITE with
+// SDP, then ACK and BYE at once; at most 30 calls open) far above what
+// the edge handles under -race, with at most 10 INVITEs in flight, to a
+// sipp UAS, and checks
+// what the caller sees: every final answer a 200 or a 503 with
+// Retry-After, none after the client's Timer B (64*T1), some calls
+// refused and some connected, and the edge takes calls again afterwards.
+func TestOverloadRefusesInvites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs sipp")
+	}
+	// The UAS outlives the load and the wait for late answers.
+	inside := insideIP + ":" + freePort(t)
+	startSipp(t, t.TempDir(), "-timeout", "5m", "-sn", "uas", "-i", insideIP, "-p", strings.Split(inside, ":")[1], "-mp", freePort(t))
+	cfg := guestConfig(CallServer{Address: inside, Transport: "udp"})
+	cfg.Overload = Overload{MaxInFlight: 10}
+	p := startPortico(t, cfg, withRelayPorts(t, 500))
+	tap, front := startWireTap(t, p.extUDP.String())
+	dir := sippDir(t)
+	const n = 3000
+	start := time.Now()
+	// Every call ends by its Timer B (32 s; an INVITE's retransmissions,
+	// 63.5 s); the context bounds sipp should one not.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sipp := exec.CommandContext(ctx, testpeer.Require(t, "sipp")[0], "-nostdin", "-sf", "overload_call.xml", "-s", "1234",
+		"-i", outsideIP, "-p", freePort(t), "-mp", freePort(t), "-buff_size", "4194304", "-trace_err",
+		"-r", "1000", "-m", strconv.Itoa(n), "-l", "30", front)
+	sipp.Dir = dir
+	if out, err := sipp.CombinedOutput(); err != nil && sipp.ProcessState.ExitCode() != 1 {
+		t.Fatalf("sipp: %v\n%s", err, out[max(0, len(out)-4000):])
+	}
+	if errs, _ := filepath.Glob(filepath.Join(dir, "*_errors.log")); len(errs) > 0 {
+		if b, err := os.ReadFile(errs[0]); err == nil {
+			t.Logf("sipp's errors (the last 2,000 bytes):\n%s", b[max(0, len(b)-2000):])
+		}
+	}
+	codes := tap.check(t, p, start, "INVITE")
 	if codes[200] == 0 {
-		t.Error("no REGISTER registered under overload")
+		t.Error("no call connected under overload")
 	}
-	// Once the load is gone, the edge registers again.
-	if res := newRawUA(t, outsideIP, "after").register(net.UDPAddrFromAddrPort(p.extUDP), 3600); res.StatusCode != 200 {
-		t.Errorf("REGISTER after the overload answered %d, want 200", res.StatusCode)
+	// Once the load is gone, the edge takes calls again.
+	g := newRawUA(t, outsideIP, "after")
+	if res := g.invite(udpAddr(p.extUDP.String()), "sip:1234@portico.test", g.sdp(""), ""); res == nil || res.StatusCode != 200 {
+		t.Errorf("INVITE after the overload answered %v, want 200", res)
 	}
+}
+
+// withRelayPorts gives the edge a relay of its own with n ports on each
+// side (the harness's range holds some 25 calls), closed at the end.
+func withRelayPorts(t *testing.T, n int) func(*Server) {
+	lo, _ := mediaPorts()
+	for range 2*n/100 - 1 {
+		mediaPorts() // consecutive blocks: lo..lo+2n-1 is this test's
+	}
+	relay, err := media.New(media.Config{Interfaces: map[string]media.InterfaceConfig{
+		External: {Addr: netip.MustParseAddr(extIP), PortMin: lo, PortMax: lo + n - 1},
+		Internal: {Addr: netip.MustParseAddr(intIP), PortMin: lo + n, PortMax: lo + 2*n - 1},
+	}, Latching: media.LatchNAT}, media.Deps{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go relay.Run(ctx)
+	t.Cleanup(func() { cancel(); relay.Close() })
+	return func(s *Server) { s.deps.Media = relay }
 }
 
 func TestShedDatagram(t *testing.T) {

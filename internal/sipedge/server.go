@@ -167,6 +167,7 @@ type Server struct {
 	t1        time.Duration // RFC 3261 T1, shortened by tests
 	hangups   hangupQueue
 	early     provisionals
+	handlers  handlerPool
 	adm       admission
 	unreached unreachables
 
@@ -211,6 +212,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		hangups: hangupQueue{max: defaultHangupWorkers},
 	}
 	s.ctx, s.stop = context.WithCancel(context.Background())
+	s.handlers.handle, s.handlers.spawn, s.handlers.maxIdle = s.dispatch, s.spawn, defaultIdleHandlers
 	s.m = newMetrics(deps.Registerer)
 	s.res = deps.Resolver
 	if s.res == nil {
@@ -287,45 +289,7 @@ func (s *Server) route(sd *side) {
 				return // shutting down: the sockets are about to close
 			}
 			defer s.wg.Done()
-			tx, ok := s.guardRequest(sd, req, tx)
-			if !ok {
-				return
-			}
-			s.m.requests.WithLabelValues(sd.name, string(req.Method)).Inc()
-			if sd.name == External && s.isScanner(req) {
-				// Unanswered: a scanner learns nothing, not even that
-				// a SIP server listens here.
-				s.m.dropped.WithLabelValues(sd.name, dropScanner).Inc()
-				if tx != nil {
-					tx.Terminate()
-				}
-				return
-			}
-			if newWork(req) {
-				// Before any other work: past capacity, refusing is what
-				// keeps the accepted requests in time.
-				now := time.Now()
-				o := s.lc().cfg.Overload
-				arrival := s.adm.take(req, now)
-				if sd.name == External {
-					tx = s.m.timed(tx, req, arrival)
-				}
-				if why := s.adm.refuse(o, arrival, now); why != "" {
-					s.m.rejected.WithLabelValues(why).Inc()
-					s.respond(sd, tx, req, 503, "Service Unavailable", overloadRetryAfter(o))
-					return
-				}
-				defer s.adm.done()
-			}
-			sd.established(req)
-			if cs := req.CSeq(); cs == nil || !strings.EqualFold(string(cs.MethodName), string(req.Method)) {
-				// RFC 3261 section 8.1.1.5: the CSeq method must match.
-				if req.Method != sip.ACK {
-					s.respond(sd, tx, req, 400, "CSeq Method Mismatch")
-				}
-				return
-			}
-			f(sd, req, tx)
+			s.handlers.run(handlerJob{f: f, sd: sd, req: req, tx: tx})
 		}
 	}
 	sd.srv.OnRegister(h(s.handleRegister))
@@ -342,6 +306,51 @@ func (s *Server) route(sd *side) {
 	sd.srv.OnNoRoute(h(func(sd *side, req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(sd, tx, req, 405, "Method Not Allowed", allowHeader())
 	}))
+}
+
+// dispatch handles one request on a handler goroutine: the guard, the
+// overload bounds, then the method's handler.
+func (s *Server) dispatch(j handlerJob) {
+	sd, req := j.sd, j.req
+	tx, ok := s.guardRequest(sd, req, j.tx)
+	if !ok {
+		return
+	}
+	s.m.requests.WithLabelValues(sd.name, string(req.Method)).Inc()
+	if sd.name == External && s.isScanner(req) {
+		// Unanswered: a scanner learns nothing, not even that
+		// a SIP server listens here.
+		s.m.dropped.WithLabelValues(sd.name, dropScanner).Inc()
+		if tx != nil {
+			tx.Terminate()
+		}
+		return
+	}
+	if newWork(req) {
+		// Before any other work: past capacity, refusing is what
+		// keeps the accepted requests in time.
+		now := time.Now()
+		o := s.lc().cfg.Overload
+		arrival := s.adm.take(req, now)
+		if sd.name == External {
+			tx = s.m.timed(tx, req, arrival)
+		}
+		if why := s.adm.refuse(o, arrival, now); why != "" {
+			s.m.rejected.WithLabelValues(why).Inc()
+			s.respond(sd, tx, req, 503, "Service Unavailable", overloadRetryAfter(o))
+			return
+		}
+		defer s.adm.done()
+	}
+	sd.established(req)
+	if cs := req.CSeq(); cs == nil || !strings.EqualFold(string(cs.MethodName), string(req.Method)) {
+		// RFC 3261 section 8.1.1.5: the CSeq method must match.
+		if req.Method != sip.ACK {
+			s.respond(sd, tx, req, 400, "CSeq Method Mismatch")
+		}
+		return
+	}
+	j.f(sd, req, tx)
 }
 
 func allowHeader() sip.Header {
@@ -584,6 +593,7 @@ func (s *Server) Close() error {
 		s.stopping = true
 		s.goMu.Unlock()
 		s.stop()
+		s.handlers.close()
 		close(s.closed)
 		s.handoff.Close() // also when Serve never ran
 		s.sockMu.Lock()
