@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/pion/logging"
+	"github.com/pion/stun/v4"
 	pturn "github.com/pion/turn/v5"
 
 	"github.com/portico-edge/portico/internal/turn"
@@ -70,6 +71,8 @@ func main() {
 		uclientTO = flag.Duration("step-timeout", 180*time.Second, "bound on one uclient run")
 		cpuProf   = flag.String("cpuprofile", "", "write Portico's CPU profile here")
 		rounds    = flag.Int("rounds", 2, "rounds; each runs both servers, the order alternating")
+		allocOnly = flag.Bool("allocs-only", false, "measure allocations/s only, no relayed-rate search")
+		pionAlloc = flag.Bool("pion-client", false, "make the allocations with pion/turn's client instead of the bench's own")
 	)
 	flag.Parse()
 	if *serve {
@@ -91,7 +94,7 @@ func main() {
 	}
 	b := &bench{portMin: *portMin, portMax: *portMax, sockets: *sockets, clients: *clients, messages: *messages,
 		length: *length, zMin: *zMin, zMax: *zMax, zFixed: *zFixed, allocs: *allocs, workers: *workers,
-		noRTCP: *noRTCP, stepTimeout: *uclientTO, cpuProf: *cpuProf}
+		noRTCP: *noRTCP, stepTimeout: *uclientTO, cpuProf: *cpuProf, allocOnly: *allocOnly, pionClient: *pionAlloc}
 	fmt.Printf("uptime: %s\n", uptime())
 	var results []result
 	for round := 1; round <= *rounds && round <= 10; round++ {
@@ -169,12 +172,15 @@ type bench struct {
 	noRTCP                    bool
 	stepTimeout               time.Duration
 	cpuProf                   string
+	allocOnly                 bool
+	pionClient                bool
 }
 
 type result struct {
 	round        int
 	server       string
 	allocsPerSec float64
+	allocCPU     time.Duration // server CPU during the allocations/s test
 	load         string
 	steps        map[int]step // by -z
 	lossless     int          // shortest lossless -z, 0: none
@@ -357,12 +363,19 @@ func (b *bench) run(server string) (result, error) {
 		return r, err
 	}
 	fmt.Printf("== %s on 127.0.0.1:%d\n", server, port)
+	cpu0, self0 := procCPU(cmd.Process.Pid), procCPU(os.Getpid())
 	r.allocsPerSec, err = b.allocationRate(port)
+	r.allocCPU = procCPU(cmd.Process.Pid) - cpu0
+	clientCPU := procCPU(os.Getpid()) - self0
 	stopProcess(cmd)
 	if err != nil {
 		return r, fmt.Errorf("allocations: %w", err)
 	}
-	fmt.Printf("allocations/s: %.0f (%d allocations, %d workers)\n", r.allocsPerSec, b.allocs, b.workers)
+	fmt.Printf("allocations/s: %.0f (%d allocations, %d workers); server CPU %s µs per allocation, client CPU %s µs per allocation; %s\n",
+		r.allocsPerSec, b.allocs, b.workers, perMsg(r.allocCPU, b.allocs), perMsg(clientCPU, b.allocs), uptime())
+	if b.allocOnly {
+		return r, nil
+	}
 
 	try := func(z int) (bool, error) {
 		if s, ok := r.steps[z]; ok {
@@ -605,7 +618,11 @@ func (b *bench) allocationRate(port int) (float64, error) {
 		go func() {
 			defer wg.Done()
 			for next.Add(1) <= int64(b.allocs) {
-				if err := allocateOnce(server); err != nil {
+				alloc := allocateOnce
+				if !b.pionClient {
+					alloc = allocateLean
+				}
+				if err := alloc(server); err != nil {
 					failed.Add(1)
 					mu.Lock()
 					if first == nil {
@@ -724,3 +741,104 @@ func (pionLogger) Warn(string)           {}
 func (pionLogger) Warnf(string, ...any)  {}
 func (pionLogger) Error(string)          {}
 func (pionLogger) Errorf(string, ...any) {}
+
+// leanKey is the long-term credential of the bench's user.
+var leanKey = stun.NewLongTermIntegrity(user, realm, password)
+
+var leanSource atomic.Uint32
+
+// allocateLean makes one allocation with the bench's own client, which
+// costs a few microseconds of CPU per allocation where pion/turn's client
+// costs a goroutine, timers and a transaction table per client, so that
+// the server's ceiling shows rather than the client's: from a new socket,
+// Allocate → 401 (NONCE, REALM) → authenticated Allocate → Refresh with
+// LIFETIME 0, each request retransmitted after 500 ms, three tries.
+func allocateLean(server string) error {
+	raddr, err := net.ResolveUDPAddr("udp4", server)
+	if err != nil {
+		return err
+	}
+	// Each allocation from its own loopback address in 127.1.0.0/16: a
+	// source port coming back soon after from the same address finds
+	// coturn still holding the last allocation's state (437).
+	n := leanSource.Add(1)
+	laddr := &net.UDPAddr{IP: net.IPv4(127, 1, byte(n>>8), byte(n))}
+	conn, err := net.DialUDP("udp4", laddr, raddr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	transport := stun.RawAttribute{Type: stun.AttrRequestedTransport, Value: []byte{17, 0, 0, 0}}
+	res := new(stun.Message)
+	resp, err := leanExchange(conn, res, stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), transport, stun.Fingerprint)
+	if err != nil {
+		return err
+	}
+	var nonce stun.Nonce
+	if resp.Type.Class != stun.ClassErrorResponse || nonce.GetFrom(resp) != nil {
+		var code stun.ErrorCodeAttribute
+		_ = code.GetFrom(resp)
+		return fmt.Errorf("allocate: no 401 with a nonce, got %s %v", resp.Type, code)
+	}
+	auth := []stun.Setter{stun.NewUsername(user), stun.NewRealm(realm), nonce, leanKey, stun.Fingerprint}
+	resp, err = leanExchange(conn, res, append([]stun.Setter{stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), transport}, auth...)...)
+	if err != nil {
+		return err
+	}
+	if resp.Type.Class != stun.ClassSuccessResponse {
+		var code stun.ErrorCodeAttribute
+		_ = code.GetFrom(resp)
+		return fmt.Errorf("authenticated allocate: %s %v", resp.Type, code)
+	}
+	lifetime0 := stun.RawAttribute{Type: stun.AttrLifetime, Value: []byte{0, 0, 0, 0}}
+	refresh := func() (*stun.Message, error) {
+		return leanExchange(conn, res, append([]stun.Setter{stun.TransactionID, stun.NewType(stun.MethodRefresh, stun.ClassRequest), lifetime0}, auth...)...)
+	}
+	resp, err = refresh()
+	if err != nil {
+		return err
+	}
+	// coturn answers this Refresh with 438 Stale Nonce and a new nonce;
+	// RFC 8489 §9.2.5 has the client retry with it.
+	var code stun.ErrorCodeAttribute
+	if resp.Type.Class == stun.ClassErrorResponse && code.GetFrom(resp) == nil && code.Code == stun.CodeStaleNonce && nonce.GetFrom(resp) == nil {
+		auth[2] = nonce
+		if resp, err = refresh(); err != nil {
+			return err
+		}
+	}
+	if resp.Type.Class != stun.ClassSuccessResponse {
+		var code stun.ErrorCodeAttribute
+		_ = code.GetFrom(resp)
+		return fmt.Errorf("refresh: %s %v", resp.Type, code)
+	}
+	return nil
+}
+
+// leanExchange sends a request built from setters and returns the answer
+// with its transaction ID, decoded into res.
+func leanExchange(conn *net.UDPConn, res *stun.Message, setters ...stun.Setter) (*stun.Message, error) {
+	req, err := stun.Build(setters...)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 1500)
+	for try := 0; try < 3; try++ {
+		if _, err := conn.Write(req.Raw); err != nil {
+			return nil, err
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				break // timeout: retransmit
+			}
+			res.Reset()
+			res.Raw = append(res.Raw[:0], buf[:n]...)
+			if res.Decode() == nil && res.TransactionID == req.TransactionID {
+				return res, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("%s: no answer after 3 tries", req.Type)
+}

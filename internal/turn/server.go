@@ -85,6 +85,7 @@ type Server struct {
 	live    atomic.Pointer[validated]
 	log     *slog.Logger
 	users   UserStore
+	keys    keyCache // users' keys, so that not every request asks users
 	getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	now     func() time.Time
 	guard   Guard
@@ -599,7 +600,7 @@ func (s *Server) credentials(ra *pturn.RequestAttributes, count bool) (string, [
 				}
 				return "", nil, false
 			}
-			return user, LongTermKey(ra.Username, s.cfg.Realm, RESTPassword(auth.Secret, ra.Username)), true
+			return user, s.keys.rest(auth.Secret, s.cfg.Realm, ra.Username), true
 		}
 	}
 	if s.users == nil || ra.Username == "" || len(ra.Username) > maxUsernameLen {
@@ -608,6 +609,10 @@ func (s *Server) credentials(ra *pturn.RequestAttributes, count bool) (string, [
 			s.authFailed(ra.SrcAddr)
 		}
 		return "", nil, false
+	}
+	now := s.now()
+	if key, ok := s.keys.stored(s.cfg.Realm, ra.Username, now); ok {
+		return ra.Username, key, true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
@@ -624,6 +629,7 @@ func (s *Server) credentials(ra *pturn.RequestAttributes, count bool) (string, [
 		}
 		return "", nil, false
 	}
+	s.keys.putStored(s.cfg.Realm, ra.Username, key, now)
 	return ra.Username, key, true
 }
 
