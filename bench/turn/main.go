@@ -22,6 +22,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -42,6 +43,7 @@ import (
 	"github.com/pion/stun/v4"
 	pturn "github.com/pion/turn/v5"
 
+	"github.com/portico-edge/portico/internal/batchio"
 	"github.com/portico-edge/portico/internal/turn"
 )
 
@@ -73,8 +75,22 @@ func main() {
 		rounds    = flag.Int("rounds", 2, "rounds; each runs both servers, the order alternating")
 		allocOnly = flag.Bool("allocs-only", false, "measure allocations/s only, no relayed-rate search")
 		pionAlloc = flag.Bool("pion-client", false, "make the allocations with pion/turn's client instead of the bench's own")
+		echo      = flag.Bool("echo", false, "internal: run the bench's echo peer (child mode)")
+		peerKind  = flag.String("peer", "echo", "echo peer: echo (the bench's own: recvmmsg/sendmmsg, 4 MiB buffers, -peer-sockets sockets) or turnutils (turnutils_peer)")
+		peerSocks = flag.Int("peer-sockets", 2, "sockets (SO_REUSEPORT, one goroutine each) of the bench's echo peer")
 	)
 	flag.Parse()
+	if *echo {
+		if err := runEcho(*port, *peerSocks); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *peerKind != "echo" && *peerKind != "turnutils" {
+		fmt.Fprintln(os.Stderr, "-peer: echo or turnutils")
+		os.Exit(2)
+	}
 	if *serve {
 		if *cpuProf != "" {
 			f, err := os.Create(*cpuProf)
@@ -94,7 +110,8 @@ func main() {
 	}
 	b := &bench{portMin: *portMin, portMax: *portMax, sockets: *sockets, clients: *clients, messages: *messages,
 		length: *length, zMin: *zMin, zMax: *zMax, zFixed: *zFixed, allocs: *allocs, workers: *workers,
-		noRTCP: *noRTCP, stepTimeout: *uclientTO, cpuProf: *cpuProf, allocOnly: *allocOnly, pionClient: *pionAlloc}
+		noRTCP: *noRTCP, stepTimeout: *uclientTO, cpuProf: *cpuProf, allocOnly: *allocOnly, pionClient: *pionAlloc,
+		peer: *peerKind, peerSockets: *peerSocks}
 	fmt.Printf("uptime: %s\n", uptime())
 	var results []result
 	for round := 1; round <= *rounds && round <= 10; round++ {
@@ -174,6 +191,8 @@ type bench struct {
 	cpuProf                   string
 	allocOnly                 bool
 	pionClient                bool
+	peer                      string
+	peerSockets               int
 }
 
 type result struct {
@@ -454,6 +473,14 @@ func (b *bench) step(server string, z int) (step, error) {
 		return s, err
 	}
 	peer := exec.Command("turnutils_peer", "-L", "127.0.0.1", "-p", strconv.Itoa(peerPort))
+	if b.peer == "echo" {
+		self, err := os.Executable()
+		if err != nil {
+			return s, err
+		}
+		peer = exec.Command(self, "-echo", "-port", strconv.Itoa(peerPort), "-peer-sockets", strconv.Itoa(b.peerSockets))
+		peer.Stderr = os.Stderr
+	}
 	peer.SysProcAttr = dieWithParent()
 	if err := peer.Start(); err != nil {
 		return s, err
@@ -841,4 +868,64 @@ func leanExchange(conn *net.UDPConn, res *stun.Message, setters ...stun.Setter) 
 		}
 	}
 	return nil, fmt.Errorf("%s: no answer after 3 tries", req.Type)
+}
+
+// echoBuffer is the receive and send buffer of the bench's echo peer
+// (SO_RCVBUF is capped by net.core.rmem_max, 4 MiB here).
+const echoBuffer = 4 << 20
+
+// runEcho is the echo peer (child mode): sockets UDP sockets sharing
+// 127.0.0.1:port (SO_REUSEPORT, the kernel spreading the relay addresses
+// over them), each read with recvmmsg by its own goroutine and echoed to
+// the sender with sendmmsg, 4 MiB buffers, so that the peer is not what
+// drops first (turnutils_peer has one socket, the default buffer and one
+// thread).
+func runEcho(port, sockets int) error {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, 0x0F /* SO_REUSEPORT */, 1)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	errs := make(chan error, sockets)
+	for i := 0; i < max(1, sockets); i++ {
+		pc, err := lc.ListenPacket(context.Background(), "udp4", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			return err
+		}
+		u := pc.(*net.UDPConn)
+		_ = batchio.SetBuffers(u, echoBuffer, echoBuffer)
+		c, err := batchio.NewConn(u)
+		if err != nil {
+			return err
+		}
+		go func() {
+			b := batchio.NewBatch(64)
+			for {
+				n, err := c.ReadBatch(b, 0)
+				if err != nil {
+					errs <- err
+					return
+				}
+				// Each slot's Addr is the sender: the echo goes back there.
+				// A failed send drops the rest of the batch, as UDP would.
+				if _, err := c.WriteBatch(b, n); errors.Is(err, net.ErrClosed) {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errs:
+		return err
+	}
 }
