@@ -413,6 +413,7 @@ func (s *Server) serve(ctx context.Context, pcs []net.PacketConn, streams []*str
 	case <-time.After(drainTimeout):
 		s.log.Warn("turn: relay sockets still open after shutdown")
 	}
+	s.alloc.stopPollers()
 	s.conns.Wait()
 	for _, e := range s.reg.removeAll() {
 		s.entryGone(e)
@@ -847,6 +848,7 @@ func (s *Server) fastAlloc(src, dst net.Addr, h *relayHandle, add bool) {
 	}
 	if add {
 		rc.setClient(client, lpcs[0].udp)
+		rc.usePoller(s.alloc.nextPoller())
 	}
 	for _, lpc := range lpcs {
 		if add {
