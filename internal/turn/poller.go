@@ -1,14 +1,11 @@
 package turn
 
 import (
-	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 )
 
 // slowDatagram is a peer's datagram for the engine.
@@ -19,11 +16,13 @@ type slowDatagram struct {
 
 // pollState is what a relay socket read by a poller keeps. pollWant is
 // set (once) when the socket is to move to a poller: its UDP client's fast
-// path is in place. The engine's goroutine, kicked out of its read by a
-// deadline in the past, then registers the socket itself (so that never
-// two goroutines read it) and waits on slow from then on.
+// path is in place. The engine's goroutine reading the socket registers it
+// with the poller itself, the next time it is about to wait for a datagram
+// (so that never two goroutines read it), and waits on slow from then on;
+// a relay socket that never receives costs the poller nothing.
 type pollState struct {
 	pollWant atomic.Pointer[relayPoller]
+	pollOff  bool // the poller refused the socket (engine's goroutine only)
 	poller   atomic.Pointer[relayPoller]
 	pollID   uint32
 	rc       syscall.RawConn
@@ -37,22 +36,23 @@ type pollState struct {
 
 // usePoller asks the engine's goroutine reading c to hand the socket to p.
 func (c *relayPacketConn) usePoller(p *relayPoller) {
-	if p != nil && c.pollWant.CompareAndSwap(nil, p) {
-		_ = c.UDPConn.SetReadDeadline(time.Unix(1, 0))
+	if p != nil {
+		c.pollWant.CompareAndSwap(nil, p)
 	}
 }
 
-// handOverRead is called by the engine's goroutine when its read failed
-// with err: it reports whether the socket is now read by a poller (after a
-// deadline set by usePoller), and whether err was that deadline.
-func (c *relayPacketConn) handOverRead(err error) (polled, kicked bool) {
+// handOver is called by the engine's goroutine with nothing buffered: it
+// reports whether the socket is now read by a poller.
+func (c *relayPacketConn) handOver() bool {
 	p := c.pollWant.Load()
-	if p == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
-		return false, false
+	if p == nil || c.pollOff {
+		return false
 	}
-	_ = c.UDPConn.SetReadDeadline(time.Time{})
-	c.flush()
-	return p.add(c) == nil, true
+	if p.add(c) != nil {
+		c.pollOff = true
+		return false
+	}
+	return true
 }
 
 // readSlow is ReadFrom for a socket read by a poller: the engine gets the

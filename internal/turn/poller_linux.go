@@ -4,7 +4,9 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -40,7 +42,9 @@ const slowQueue = 64
 // it from the epoll set too).
 type relayPoller struct {
 	epfd int
-	wake int // eventfd: stop
+	ep   *os.File        // epfd, in Go's network poller
+	rc   syscall.RawConn // of ep
+	wake int             // eventfd: stop
 	done chan struct{}
 
 	mu     sync.Mutex
@@ -48,9 +52,12 @@ type relayPoller struct {
 	conns  cow[uint32, *relayPacketConn]
 
 	// Owned by the poller's goroutine.
-	in     *batchio.Batch
-	outs   []pollOut
-	events [pollEvents]unix.EpollEvent
+	in      *batchio.Batch
+	outs    []pollOut
+	events  [pollEvents]unix.EpollEvent
+	waitFn  func(fd uintptr) bool // epoll_wait without blocking, into events
+	ready   int
+	waitErr error
 }
 
 // pollOut is the pending batch to the clients behind one listener socket.
@@ -80,7 +87,26 @@ func newRelayPoller() (*relayPoller, error) {
 		_ = unix.Close(epfd)
 		return nil, err
 	}
-	p := &relayPoller{epfd: epfd, wake: wake, done: make(chan struct{}), nextID: wakeID, in: batchio.NewBatch(relayBatch)}
+	// The poller waits for the epoll set in Go's network poller (an epoll
+	// descriptor is readable while it has events), not in a blocking
+	// epoll_wait that would hold a thread and hand its P over.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		_ = unix.Close(wake)
+		_ = unix.Close(epfd)
+		return nil, err
+	}
+	ep := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := ep.SyscallConn()
+	if err != nil {
+		_ = ep.Close()
+		_ = unix.Close(wake)
+		return nil, err
+	}
+	p := &relayPoller{epfd: epfd, ep: ep, rc: rc, wake: wake, done: make(chan struct{}), nextID: wakeID, in: batchio.NewBatch(relayBatch)}
+	p.waitFn = func(fd uintptr) bool {
+		p.ready, p.waitErr = unix.EpollWait(int(fd), p.events[:], 0)
+		return p.waitErr != nil || p.ready > 0 // else wait in the network poller
+	}
 	go p.run()
 	return p, nil
 }
@@ -91,7 +117,7 @@ func (p *relayPoller) stop() {
 	_, _ = unix.Write(p.wake, one[:])
 	<-p.done
 	_ = unix.Close(p.wake)
-	_ = unix.Close(p.epfd)
+	_ = p.ep.Close()
 }
 
 // add registers c: from now on the poller reads it. It is called before
@@ -145,9 +171,12 @@ func (p *relayPoller) remove(c *relayPacketConn) {
 func (p *relayPoller) run() {
 	defer close(p.done)
 	for {
-		n, err := unix.EpollWait(p.epfd, p.events[:], -1)
-		if err != nil {
-			if errors.Is(err, unix.EINTR) {
+		if err := p.rc.Read(p.waitFn); err != nil {
+			return
+		}
+		n := p.ready
+		if p.waitErr != nil {
+			if errors.Is(p.waitErr, unix.EINTR) {
 				continue
 			}
 			return

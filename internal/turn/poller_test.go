@@ -40,12 +40,9 @@ func TestRelayPoller(t *testing.T) {
 			}
 		}
 	}()
-	f.relay.usePoller(p) // kicks the reader out of its read; it registers the socket
-	for deadline := time.Now().Add(5 * time.Second); f.relay.poller.Load() == nil; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the reader did not hand the socket to the poller")
-		}
-	}
+	// The reader waits for the first datagram; then it hands the socket
+	// to the poller, which relays that datagram too.
+	f.relay.usePoller(p)
 
 	stranger, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -71,6 +68,9 @@ func TestRelayPoller(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the stranger's datagram did not reach the engine")
+	}
+	if f.relay.poller.Load() != p || f.relay.in.rb != nil {
+		t.Fatal("the socket was not handed to the poller before its first read")
 	}
 	if got := f.relay.h.fromPeerPkts.Load(); got != 4 {
 		t.Errorf("counted %d datagrams from peers, want 4", got)

@@ -526,14 +526,19 @@ func (c *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
 		if !c.in.buffered() {
 			c.flush()
+			if c.in.rb == nil {
+				// The first datagram: wait for it before the batch is
+				// allocated, as the socket may move to a poller meanwhile.
+				if err := waitReadable(c.UDPConn); err != nil {
+					return 0, nil, err
+				}
+			}
+			if c.handOver() {
+				return c.readSlow(p)
+			}
 		}
 		m, err := c.in.read()
 		if err != nil {
-			if polled, kicked := c.handOverRead(err); polled {
-				return c.readSlow(p)
-			} else if kicked {
-				continue // no poller after all: read on
-			}
 			return 0, nil, err
 		}
 		m.N = min(m.N, maxRelayDatagram)
