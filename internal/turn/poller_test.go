@@ -44,15 +44,7 @@ func TestRelayPoller(t *testing.T) {
 	// to the poller, which relays that datagram too.
 	f.relay.usePoller(p)
 
-	stranger, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stranger.Close()
-	for i := 0; i < 3; i++ {
-		_, _ = f.peer.WriteToUDPAddrPort([]byte{'a' + byte(i)}, f.relayAP)
-	}
-	_, _ = stranger.WriteToUDPAddrPort([]byte("engine"), f.relayAP)
+	stranger := f.sendFromPeers(t)
 	buf := make([]byte, 1600)
 	_ = f.client.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for i := 0; i < 3; i++ {
