@@ -47,9 +47,10 @@ type relayPoller struct {
 	wake int             // eventfd: stop
 	done chan struct{}
 
-	mu     sync.Mutex
-	nextID uint32
-	conns  cow[uint32, *relayPacketConn]
+	mu      sync.Mutex
+	stopped bool
+	nextID  uint32
+	conns   cow[uint32, *relayPacketConn]
 
 	// Owned by the poller's goroutine.
 	in      *batchio.Batch
@@ -113,6 +114,9 @@ func newRelayPoller() (*relayPoller, error) {
 
 // stop ends the poller's goroutine and waits for it.
 func (p *relayPoller) stop() {
+	p.mu.Lock()
+	p.stopped = true // no add from now on: epfd is about to close
+	p.mu.Unlock()
 	var one = [8]byte{1}
 	_, _ = unix.Write(p.wake, one[:])
 	<-p.done
@@ -129,6 +133,9 @@ func (p *relayPoller) add(c *relayPacketConn) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.stopped {
+		return net.ErrClosed
+	}
 	for {
 		p.nextID++
 		if _, used := p.conns.load()[p.nextID]; p.nextID != wakeID && !used {
