@@ -22,6 +22,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -39,8 +40,10 @@ import (
 	"time"
 
 	"github.com/pion/logging"
+	"github.com/pion/stun/v4"
 	pturn "github.com/pion/turn/v5"
 
+	"github.com/portico-edge/portico/internal/batchio"
 	"github.com/portico-edge/portico/internal/turn"
 )
 
@@ -70,8 +73,24 @@ func main() {
 		uclientTO = flag.Duration("step-timeout", 180*time.Second, "bound on one uclient run")
 		cpuProf   = flag.String("cpuprofile", "", "write Portico's CPU profile here")
 		rounds    = flag.Int("rounds", 2, "rounds; each runs both servers, the order alternating")
+		allocOnly = flag.Bool("allocs-only", false, "measure allocations/s only, no relayed-rate search")
+		pionAlloc = flag.Bool("pion-client", false, "make the allocations with pion/turn's client instead of the bench's own")
+		echo      = flag.Bool("echo", false, "internal: run the bench's echo peer (child mode)")
+		peerKind  = flag.String("peer", "echo", "echo peer: echo (the bench's own: recvmmsg/sendmmsg, 4 MiB buffers, -peer-sockets sockets) or turnutils (turnutils_peer)")
+		peerSocks = flag.Int("peer-sockets", 2, "sockets (SO_REUSEPORT, one goroutine each) of the bench's echo peer")
 	)
 	flag.Parse()
+	if *echo {
+		if err := runEcho(*port, *peerSocks); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *peerKind != "echo" && *peerKind != "turnutils" {
+		fmt.Fprintln(os.Stderr, "-peer: echo or turnutils")
+		os.Exit(2)
+	}
 	if *serve {
 		if *cpuProf != "" {
 			f, err := os.Create(*cpuProf)
@@ -91,7 +110,8 @@ func main() {
 	}
 	b := &bench{portMin: *portMin, portMax: *portMax, sockets: *sockets, clients: *clients, messages: *messages,
 		length: *length, zMin: *zMin, zMax: *zMax, zFixed: *zFixed, allocs: *allocs, workers: *workers,
-		noRTCP: *noRTCP, stepTimeout: *uclientTO, cpuProf: *cpuProf}
+		noRTCP: *noRTCP, stepTimeout: *uclientTO, cpuProf: *cpuProf, allocOnly: *allocOnly, pionClient: *pionAlloc,
+		peer: *peerKind, peerSockets: *peerSocks}
 	fmt.Printf("uptime: %s\n", uptime())
 	var results []result
 	for round := 1; round <= *rounds && round <= 10; round++ {
@@ -169,12 +189,17 @@ type bench struct {
 	noRTCP                    bool
 	stepTimeout               time.Duration
 	cpuProf                   string
+	allocOnly                 bool
+	pionClient                bool
+	peer                      string
+	peerSockets               int
 }
 
 type result struct {
 	round        int
 	server       string
 	allocsPerSec float64
+	allocCPU     time.Duration // server CPU during the allocations/s test
 	load         string
 	steps        map[int]step // by -z
 	lossless     int          // shortest lossless -z, 0: none
@@ -357,12 +382,19 @@ func (b *bench) run(server string) (result, error) {
 		return r, err
 	}
 	fmt.Printf("== %s on 127.0.0.1:%d\n", server, port)
+	cpu0, self0 := procCPU(cmd.Process.Pid), procCPU(os.Getpid())
 	r.allocsPerSec, err = b.allocationRate(port)
+	r.allocCPU = procCPU(cmd.Process.Pid) - cpu0
+	clientCPU := procCPU(os.Getpid()) - self0
 	stopProcess(cmd)
 	if err != nil {
 		return r, fmt.Errorf("allocations: %w", err)
 	}
-	fmt.Printf("allocations/s: %.0f (%d allocations, %d workers)\n", r.allocsPerSec, b.allocs, b.workers)
+	fmt.Printf("allocations/s: %.0f (%d allocations, %d workers); server CPU %s µs per allocation, client CPU %s µs per allocation; %s\n",
+		r.allocsPerSec, b.allocs, b.workers, perMsg(r.allocCPU, b.allocs), perMsg(clientCPU, b.allocs), uptime())
+	if b.allocOnly {
+		return r, nil
+	}
 
 	try := func(z int) (bool, error) {
 		if s, ok := r.steps[z]; ok {
@@ -441,6 +473,14 @@ func (b *bench) step(server string, z int) (step, error) {
 		return s, err
 	}
 	peer := exec.Command("turnutils_peer", "-L", "127.0.0.1", "-p", strconv.Itoa(peerPort))
+	if b.peer == "echo" {
+		self, err := os.Executable()
+		if err != nil {
+			return s, err
+		}
+		peer = exec.Command(self, "-echo", "-port", strconv.Itoa(peerPort), "-peer-sockets", strconv.Itoa(b.peerSockets))
+		peer.Stderr = os.Stderr
+	}
 	peer.SysProcAttr = dieWithParent()
 	if err := peer.Start(); err != nil {
 		return s, err
@@ -605,7 +645,11 @@ func (b *bench) allocationRate(port int) (float64, error) {
 		go func() {
 			defer wg.Done()
 			for next.Add(1) <= int64(b.allocs) {
-				if err := allocateOnce(server); err != nil {
+				alloc := allocateOnce
+				if !b.pionClient {
+					alloc = allocateLean
+				}
+				if err := alloc(server); err != nil {
 					failed.Add(1)
 					mu.Lock()
 					if first == nil {
@@ -724,3 +768,164 @@ func (pionLogger) Warn(string)           {}
 func (pionLogger) Warnf(string, ...any)  {}
 func (pionLogger) Error(string)          {}
 func (pionLogger) Errorf(string, ...any) {}
+
+// leanKey is the long-term credential of the bench's user.
+var leanKey = stun.NewLongTermIntegrity(user, realm, password)
+
+var leanSource atomic.Uint32
+
+// allocateLean makes one allocation with the bench's own client, which
+// costs a few microseconds of CPU per allocation where pion/turn's client
+// costs a goroutine, timers and a transaction table per client, so that
+// the server's ceiling shows rather than the client's: from a new socket,
+// Allocate → 401 (NONCE, REALM) → authenticated Allocate → Refresh with
+// LIFETIME 0, each request retransmitted after 500 ms, three tries.
+func allocateLean(server string) error {
+	raddr, err := net.ResolveUDPAddr("udp4", server)
+	if err != nil {
+		return err
+	}
+	// Each allocation from its own loopback address in 127.1.0.0/16: a
+	// source port coming back soon after from the same address finds
+	// coturn still holding the last allocation's state (437).
+	n := leanSource.Add(1)
+	laddr := &net.UDPAddr{IP: net.IPv4(127, 1, byte(n>>8), byte(n))}
+	conn, err := net.DialUDP("udp4", laddr, raddr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	transport := stun.RawAttribute{Type: stun.AttrRequestedTransport, Value: []byte{17, 0, 0, 0}}
+	res := new(stun.Message)
+	resp, err := leanExchange(conn, res, stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), transport, stun.Fingerprint)
+	if err != nil {
+		return err
+	}
+	var nonce stun.Nonce
+	if resp.Type.Class != stun.ClassErrorResponse || nonce.GetFrom(resp) != nil {
+		var code stun.ErrorCodeAttribute
+		_ = code.GetFrom(resp)
+		return fmt.Errorf("allocate: no 401 with a nonce, got %s %v", resp.Type, code)
+	}
+	auth := []stun.Setter{stun.NewUsername(user), stun.NewRealm(realm), nonce, leanKey, stun.Fingerprint}
+	resp, err = leanExchange(conn, res, append([]stun.Setter{stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), transport}, auth...)...)
+	if err != nil {
+		return err
+	}
+	if resp.Type.Class != stun.ClassSuccessResponse {
+		var code stun.ErrorCodeAttribute
+		_ = code.GetFrom(resp)
+		return fmt.Errorf("authenticated allocate: %s %v", resp.Type, code)
+	}
+	lifetime0 := stun.RawAttribute{Type: stun.AttrLifetime, Value: []byte{0, 0, 0, 0}}
+	refresh := func() (*stun.Message, error) {
+		return leanExchange(conn, res, append([]stun.Setter{stun.TransactionID, stun.NewType(stun.MethodRefresh, stun.ClassRequest), lifetime0}, auth...)...)
+	}
+	resp, err = refresh()
+	if err != nil {
+		return err
+	}
+	// coturn answers this Refresh with 438 Stale Nonce and a new nonce;
+	// RFC 8489 §9.2.5 has the client retry with it.
+	var code stun.ErrorCodeAttribute
+	if resp.Type.Class == stun.ClassErrorResponse && code.GetFrom(resp) == nil && code.Code == stun.CodeStaleNonce && nonce.GetFrom(resp) == nil {
+		auth[2] = nonce
+		if resp, err = refresh(); err != nil {
+			return err
+		}
+	}
+	if resp.Type.Class != stun.ClassSuccessResponse {
+		var code stun.ErrorCodeAttribute
+		_ = code.GetFrom(resp)
+		return fmt.Errorf("refresh: %s %v", resp.Type, code)
+	}
+	return nil
+}
+
+// leanExchange sends a request built from setters and returns the answer
+// with its transaction ID, decoded into res.
+func leanExchange(conn *net.UDPConn, res *stun.Message, setters ...stun.Setter) (*stun.Message, error) {
+	req, err := stun.Build(setters...)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 1500)
+	for try := 0; try < 3; try++ {
+		if _, err := conn.Write(req.Raw); err != nil {
+			return nil, err
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				break // timeout: retransmit
+			}
+			res.Reset()
+			res.Raw = append(res.Raw[:0], buf[:n]...)
+			if res.Decode() == nil && res.TransactionID == req.TransactionID {
+				return res, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("%s: no answer after 3 tries", req.Type)
+}
+
+// echoBuffer is the receive and send buffer of the bench's echo peer
+// (SO_RCVBUF is capped by net.core.rmem_max, 4 MiB here).
+const echoBuffer = 4 << 20
+
+// runEcho is the echo peer (child mode): sockets UDP sockets sharing
+// 127.0.0.1:port (SO_REUSEPORT, the kernel spreading the relay addresses
+// over them), each read with recvmmsg by its own goroutine and echoed to
+// the sender with sendmmsg, 4 MiB buffers, so that the peer is not what
+// drops first (turnutils_peer has one socket, the default buffer and one
+// thread).
+func runEcho(port, sockets int) error {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, 0x0F /* SO_REUSEPORT */, 1)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	errs := make(chan error, sockets)
+	for i := 0; i < max(1, sockets); i++ {
+		pc, err := lc.ListenPacket(context.Background(), "udp4", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			return err
+		}
+		u := pc.(*net.UDPConn)
+		_ = batchio.SetBuffers(u, echoBuffer, echoBuffer)
+		c, err := batchio.NewConn(u)
+		if err != nil {
+			return err
+		}
+		go func() {
+			b := batchio.NewBatch(64)
+			for {
+				n, err := c.ReadBatch(b, 0)
+				if err != nil {
+					errs <- err
+					return
+				}
+				// Each slot's Addr is the sender: the echo goes back there.
+				// A failed send drops the rest of the batch, as UDP would.
+				if _, err := c.WriteBatch(b, n); errors.Is(err, net.ErrClosed) {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errs:
+		return err
+	}
+}

@@ -2,12 +2,14 @@ package turn
 
 import (
 	"encoding/binary"
+	"net"
 
 	"net/netip"
 	"sync"
 	"sync/atomic"
 
 	"github.com/portico-edge/portico/internal/batchio"
+	"golang.org/x/sys/unix"
 )
 
 // The UDP data path (ChannelData, Send and Data indications, RFC 8656
@@ -55,6 +57,12 @@ func (r *batchReader) buffered() bool { return r.next < r.got }
 func (r *batchReader) read() (*batchio.Message, error) {
 	if r.next >= r.got {
 		if r.rb == nil {
+			// Wait for the first datagram before allocating the batch and
+			// calling recvmmsg: most relay sockets of a burst of
+			// allocations never receive, or not at once.
+			if err := waitReadable(r.in.UDPConn()); err != nil {
+				return nil, err
+			}
 			r.rb = batchio.NewBatch(r.size)
 		}
 		n, err := r.in.ReadBatch(r.rb, 0)
@@ -66,6 +74,20 @@ func (r *batchReader) read() (*batchio.Message, error) {
 	m := &r.rb.Msgs[r.next]
 	r.next++
 	return m, nil
+}
+
+// waitReadable blocks in the network poller until c has a datagram to
+// read (or is closed), without reading it.
+func waitReadable(c *net.UDPConn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return rc.Read(func(fd uintptr) bool {
+		// A datagram may have arrived before this first read: the poller
+		// reported it then and does not again, so look without taking it.
+		return socketReadable(int(fd))
+	})
 }
 
 // cow is a copy-on-write map: Load never locks; Store and Delete copy the
@@ -224,4 +246,12 @@ func parseSendIndication(b []byte) (netip.AddrPort, []byte, bool) {
 		return peer, nil, false
 	}
 	return unmapAP(peer), data, true
+}
+
+// socketReadable reports whether the socket fd has a datagram (or an
+// error) waiting, without taking it.
+func socketReadable(fd int) bool {
+	var b [1]byte
+	_, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	return err != unix.EAGAIN && err != unix.EWOULDBLOCK
 }

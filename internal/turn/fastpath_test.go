@@ -303,15 +303,7 @@ func TestRelayToClient(t *testing.T) {
 func TestRelayReadBatch(t *testing.T) {
 	f := newFastPair(t)
 	f.relay.addPeer(f.peerAP, 0x4002, f.cliAP, f.lpc.udp)
-	stranger, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stranger.Close()
-	for i := 0; i < 3; i++ {
-		_, _ = f.peer.WriteToUDPAddrPort([]byte{'a' + byte(i)}, f.relayAP)
-	}
-	_, _ = stranger.WriteToUDPAddrPort([]byte("engine"), f.relayAP)
+	stranger := f.sendFromPeers(t)
 	p := make([]byte, 1600)
 	n, from, err := f.relay.ReadFrom(p)
 	if err != nil || string(p[:n]) != "engine" || from.String() != stranger.LocalAddr().String() {
@@ -326,6 +318,22 @@ func TestRelayReadBatch(t *testing.T) {
 	if got := f.relay.h.fromPeerPkts.Load(); got != 4 {
 		t.Errorf("counted %d datagrams from peers, want 4", got)
 	}
+}
+
+// sendFromPeers sends "a", "b" and "c" from the peer and then "engine"
+// from a stranger (returned) to the relay socket.
+func (f *fastPair) sendFromPeers(t testing.TB) *net.UDPConn {
+	t.Helper()
+	stranger, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stranger.Close() })
+	for i := 0; i < 3; i++ {
+		_, _ = f.peer.WriteToUDPAddrPort([]byte{'a' + byte(i)}, f.relayAP)
+	}
+	_, _ = stranger.WriteToUDPAddrPort([]byte("engine"), f.relayAP)
+	return stranger
 }
 
 // FuzzSendIndication parses arbitrary datagrams as Send indications: never

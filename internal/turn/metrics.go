@@ -28,6 +28,7 @@ type metrics struct {
 	authForeignNonce           prometheus.Counter
 	bytesToPeer, bytesFromPeer prometheus.Counter
 	pktsToPeer, pktsFromPeer   prometheus.Counter
+	engineQueueDrops           prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -72,6 +73,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "portico", Subsystem: "turn", Name: "relayed_packets_total",
 			Help: "Packets (or TCP reads/writes) relayed, counted as they pass, by direction.",
 		}, []string{"direction"}),
+		engineQueueDrops: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "portico", Subsystem: "turn", Name: "engine_queue_dropped_total",
+			Help: "Peer datagrams for the TURN engine (no channel or permission known to the data path) dropped because the allocation's queue to it was full.",
+		}),
 	}
 	m.allocations = register(reg, m.allocations)
 	m.allocationsTotal = register(reg, m.allocationsTotal)
@@ -83,6 +88,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.connsIdle = register(reg, m.connsIdle)
 	m.bytes = register(reg, m.bytes)
 	m.packets = register(reg, m.packets)
+	m.engineQueueDrops = register(reg, m.engineQueueDrops)
 
 	m.allocUDP = m.allocations.WithLabelValues("udp")
 	m.allocTCP = m.allocations.WithLabelValues("tcp")

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -81,6 +82,13 @@ type allocator struct {
 	count   int
 	relays  map[string]*relayHandle // by relayed address string
 	drained chan struct{}           // closed when count drops to 0, if waited on
+
+	// pollers read the UDP relay sockets (relayPoller), started with the
+	// first and stopped by stopPollers; pollNext picks one round-robin.
+	pmu      sync.Mutex
+	pollers  []*relayPoller
+	pollNext int
+	pollOff  bool // epoll unavailable: goroutine per socket
 }
 
 var _ pturn.RelayAddressGenerator = (*allocator)(nil)
@@ -287,6 +295,43 @@ func (a *allocator) waitDrained() <-chan struct{} {
 	return a.drained
 }
 
+// nextPoller returns the poller for a new relay socket, starting the
+// pollers (one per two CPUs) on first use; nil when none can run.
+func (a *allocator) nextPoller() *relayPoller {
+	a.pmu.Lock()
+	defer a.pmu.Unlock()
+	if a.pollOff {
+		return nil
+	}
+	if a.pollers == nil {
+		for i := 0; i < max(1, runtime.GOMAXPROCS(0)/2); i++ {
+			p, err := newRelayPoller()
+			if err != nil {
+				break
+			}
+			a.pollers = append(a.pollers, p)
+		}
+		if a.pollers == nil {
+			a.pollOff = true
+			return nil
+		}
+	}
+	a.pollNext = (a.pollNext + 1) % len(a.pollers)
+	return a.pollers[a.pollNext]
+}
+
+// stopPollers ends the pollers once their relay sockets are closed; new
+// relay sockets start new ones.
+func (a *allocator) stopPollers() {
+	a.pmu.Lock()
+	ps := a.pollers
+	a.pollers = nil
+	a.pmu.Unlock()
+	for _, p := range ps {
+		p.stop()
+	}
+}
+
 // closeAll closes every relay socket (shutdown).
 func (a *allocator) closeAll() {
 	a.mu.Lock()
@@ -409,6 +454,10 @@ type relayPacketConn struct {
 
 	wmu     sync.Mutex
 	writers map[*net.UDPConn]*batchio.Conn // one per listener socket, used by the reader
+
+	// pollState: when a relayPoller reads the socket, the engine's
+	// goroutine reads what the poller hands it instead.
+	pollState
 }
 
 // peerChannel is where a peer's datagrams go: a channel (or, number 0, Data
@@ -428,7 +477,9 @@ const maxRelayDatagram = 1600
 // little.
 func newRelayPacketConn(c *net.UDPConn) *relayPacketConn {
 	in, _ := batchio.NewConn(c) // only fails for a closed socket, and then reads fail
-	return &relayPacketConn{UDPConn: c, in: batchReader{in: in, size: relayBatch}, writers: map[*net.UDPConn]*batchio.Conn{}}
+	rc := &relayPacketConn{UDPConn: c, in: batchReader{in: in, size: relayBatch}, writers: map[*net.UDPConn]*batchio.Conn{}}
+	rc.gone = make(chan struct{})
+	return rc
 }
 
 func unmapAP(ap netip.AddrPort) netip.AddrPort {
@@ -469,9 +520,22 @@ func (c *relayPacketConn) removePerm(ip netip.Addr) {
 }
 
 func (c *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	if c.poller.Load() != nil {
+		return c.readSlow(p)
+	}
 	for {
 		if !c.in.buffered() {
 			c.flush()
+			if c.in.rb == nil {
+				// The first datagram: wait for it before the batch is
+				// allocated, as the socket may move to a poller meanwhile.
+				if err := waitReadable(c.UDPConn); err != nil {
+					return 0, nil, err
+				}
+			}
+			if c.handOver() {
+				return c.readSlow(p)
+			}
 		}
 		m, err := c.in.read()
 		if err != nil {
@@ -487,12 +551,21 @@ func (c *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	}
 }
 
+// outQueue gives out slots of outgoing batches to clients: the relay
+// socket's own (its goroutine reads it) or its poller's.
+type outQueue interface {
+	queue(w *batchio.Conn, client netip.AddrPort) *batchio.Message
+}
+
 // relay queues a peer's datagram for its client as ChannelData when the
 // peer has a channel, or as a Data indication when it has a permission,
 // reporting whether it did; the engine handles the others.
-func (c *relayPacketConn) relay(m *batchio.Message) bool {
+func (c *relayPacketConn) relay(m *batchio.Message) bool { return c.relayVia(c, m) }
+
+// relayVia is relay, queueing on q.
+func (c *relayPacketConn) relayVia(q outQueue, m *batchio.Message) bool {
 	if ch, ok := c.peers.load()[m.Addr]; ok {
-		slot := c.queue(ch.out, ch.client)
+		slot := q.queue(ch.out, ch.client)
 		slot.N = len(appendChannelData(slot.Buf[:0], ch.number, m.Data()))
 		return true
 	}
@@ -510,7 +583,7 @@ func (c *relayPacketConn) relay(m *batchio.Message) bool {
 	}
 	var tid [12]byte
 	_, _ = c.tid.Read(tid[:])
-	slot := c.queue(cl.out, cl.client)
+	slot := q.queue(cl.out, cl.client)
 	slot.N = len(appendDataIndication(slot.Buf[:0], &tid, m.Addr, m.Data()))
 	return true
 }
@@ -571,6 +644,10 @@ func (c *relayPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 
 func (c *relayPacketConn) Close() error {
 	err := c.UDPConn.Close()
+	c.goneOnce.Do(func() { close(c.gone) })
+	if p := c.poller.Load(); p != nil {
+		p.remove(c)
+	}
 	c.h.free()
 	if errors.Is(err, net.ErrClosed) {
 		return nil // closed by the max-age timer, CloseAllocation or shutdown

@@ -88,6 +88,8 @@ func (s *Server) screen(b []byte, client net.Addr, reply func([]byte)) bool {
 	method := mt.Method
 	switch method {
 	case stun.MethodCreatePermission, stun.MethodChannelBind, stun.MethodConnect:
+	case stun.MethodAllocate:
+		return !s.challenge(b, client, reply)
 	default:
 		return true
 	}
@@ -128,6 +130,33 @@ func (s *Server) screen(b []byte, client net.Addr, reply func([]byte)) bool {
 	}
 	reply(resp.Raw)
 	return false
+}
+
+// challenge answers an Allocate request without MESSAGE-INTEGRITY with 401,
+// the realm and a nonce bound to the client, as the engine would (RFC 8656
+// §7.2, RFC 8489 §9.2.4), sparing it a request that only asks for them;
+// it reports whether it answered. Malformed requests and authenticated
+// ones go to the engine.
+func (s *Server) challenge(b []byte, client net.Addr, reply func([]byte)) bool {
+	m := &stun.Message{Raw: b}
+	if m.Decode() != nil || m.Contains(stun.AttrMessageIntegrity) {
+		return false
+	}
+	nonce, err := s.nonces.Generate()
+	if err != nil {
+		return false
+	}
+	v := []byte(nonce)
+	s.nonces.bind(v, clientIP(client))
+	resp, err := stun.Build(stun.NewTransactionIDSetter(m.TransactionID),
+		stun.NewType(stun.MethodAllocate, stun.ClassErrorResponse),
+		&stun.ErrorCodeAttribute{Code: stun.CodeUnauthorized},
+		stun.NewNonce(string(v)), stun.NewRealm(s.cfg.Realm))
+	if err != nil {
+		return false
+	}
+	reply(resp.Raw)
+	return true
 }
 
 // verify authenticates a request as the engine does (nonce, credentials,

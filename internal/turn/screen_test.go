@@ -101,11 +101,16 @@ func FuzzScreen(f *testing.F) {
 			return
 		}
 		m := &stun.Message{Raw: answer}
-		if err := m.Decode(); err != nil || errorCode(m) != 403 || m.Type.Class != stun.ClassErrorResponse {
-			t.Fatalf("screen answered %x with %x", in, answer)
+		req := &stun.Message{Raw: in}
+		if req.Decode() != nil || m.Decode() != nil || req.TransactionID != m.TransactionID || m.Type.Class != stun.ClassErrorResponse {
+			t.Fatalf("answer %x to %x is not for that request", answer, in)
 		}
-		if req := (&stun.Message{Raw: in}); req.Decode() != nil || req.TransactionID != m.TransactionID {
-			t.Fatalf("answer to %x is not for that request", in)
+		// 403 to a peer it denies, or 401 with realm and nonce to an
+		// Allocate without MESSAGE-INTEGRITY.
+		challenge := req.Type.Method == stun.MethodAllocate && !req.Contains(stun.AttrMessageIntegrity) &&
+			errorCode(m) == 401 && m.Contains(stun.AttrRealm) && m.Contains(stun.AttrNonce)
+		if errorCode(m) != 403 && !challenge {
+			t.Fatalf("screen answered %x with %x", in, answer)
 		}
 	})
 }
@@ -130,6 +135,53 @@ func TestOwnCheckAllocatesNothing(t *testing.T) {
 		}
 		if n := testing.AllocsPerRun(100, func() { own.hasAddr(a) }); n != 0 {
 			t.Errorf("own check of %s allocates %v times", tc.addr, n)
+		}
+	}
+}
+
+// TestAllocateChallenge: the sockets answer an Allocate without
+// MESSAGE-INTEGRITY themselves, as the engine would, with 401, the realm
+// and a nonce bound to the sender's address; malformed and authenticated
+// Allocate requests go to the engine.
+func TestAllocateChallenge(t *testing.T) {
+	s, err := New(testConfig(), Deps{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 7), Port: 4000}
+	transport := stun.RawAttribute{Type: stun.AttrRequestedTransport, Value: []byte{17, 0, 0, 0}}
+	plain, _ := stun.Build(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), transport)
+	authed, _ := stun.Build(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), transport,
+		stun.NewUsername(testUser), stun.NewRealm(testRealm), stun.NewNonce("x"), stun.NewLongTermIntegrity(testUser, testRealm, testPass))
+	malformed := append([]byte(nil), plain.Raw...)
+	malformed[stunHeaderLen+3] = 0xff // REQUESTED-TRANSPORT runs past the end
+
+	var replies [][]byte
+	reply := func(b []byte) { replies = append(replies, append([]byte(nil), b...)) }
+	if s.screen(plain.Raw, client, reply) || len(replies) != 1 {
+		t.Fatalf("unauthenticated Allocate went to the engine (%d replies)", len(replies))
+	}
+	resp := &stun.Message{Raw: replies[0]}
+	var (
+		realm stun.Realm
+		nonce stun.Nonce
+	)
+	if err := resp.Decode(); err != nil || errorCode(resp) != 401 || resp.Type != stun.NewType(stun.MethodAllocate, stun.ClassErrorResponse) ||
+		resp.TransactionID != plain.TransactionID || realm.GetFrom(resp) != nil || nonce.GetFrom(resp) != nil {
+		t.Fatalf("challenge %v (%v)", resp, err)
+	}
+	if realm.String() != testRealm {
+		t.Errorf("realm %q, want %q", realm, testRealm)
+	}
+	if s.nonces.Validate(nonce.String()) != nil || !s.nonces.check([]byte(nonce.String()), clientIP(client)) {
+		t.Error("the nonce is not valid for the client's address")
+	}
+	if s.nonces.check([]byte(nonce.String()), netip.MustParseAddr("127.0.0.8")) {
+		t.Error("the nonce is valid for another address")
+	}
+	for name, b := range map[string][]byte{"authenticated": authed.Raw, "malformed": malformed} {
+		if !s.screen(b, client, reply) || len(replies) != 1 {
+			t.Errorf("%s Allocate was answered by the sockets", name)
 		}
 	}
 }

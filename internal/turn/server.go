@@ -85,6 +85,7 @@ type Server struct {
 	live    atomic.Pointer[validated]
 	log     *slog.Logger
 	users   UserStore
+	keys    keyCache // users' keys, so that not every request asks users
 	getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	now     func() time.Time
 	guard   Guard
@@ -412,6 +413,7 @@ func (s *Server) serve(ctx context.Context, pcs []net.PacketConn, streams []*str
 	case <-time.After(drainTimeout):
 		s.log.Warn("turn: relay sockets still open after shutdown")
 	}
+	s.alloc.stopPollers()
 	s.conns.Wait()
 	for _, e := range s.reg.removeAll() {
 		s.entryGone(e)
@@ -599,7 +601,7 @@ func (s *Server) credentials(ra *pturn.RequestAttributes, count bool) (string, [
 				}
 				return "", nil, false
 			}
-			return user, LongTermKey(ra.Username, s.cfg.Realm, RESTPassword(auth.Secret, ra.Username)), true
+			return user, s.keys.rest(auth.Secret, s.cfg.Realm, ra.Username), true
 		}
 	}
 	if s.users == nil || ra.Username == "" || len(ra.Username) > maxUsernameLen {
@@ -608,6 +610,10 @@ func (s *Server) credentials(ra *pturn.RequestAttributes, count bool) (string, [
 			s.authFailed(ra.SrcAddr)
 		}
 		return "", nil, false
+	}
+	now := s.now()
+	if key, ok := s.keys.stored(s.cfg.Realm, ra.Username, now); ok {
+		return ra.Username, key, true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
@@ -624,6 +630,7 @@ func (s *Server) credentials(ra *pturn.RequestAttributes, count bool) (string, [
 		}
 		return "", nil, false
 	}
+	s.keys.putStored(s.cfg.Realm, ra.Username, key, now)
 	return ra.Username, key, true
 }
 
@@ -841,6 +848,7 @@ func (s *Server) fastAlloc(src, dst net.Addr, h *relayHandle, add bool) {
 	}
 	if add {
 		rc.setClient(client, lpcs[0].udp)
+		rc.usePoller(s.alloc.nextPoller())
 	}
 	for _, lpc := range lpcs {
 		if add {
