@@ -265,6 +265,12 @@ func (r *Relay) Forget(id SessionID) {
 	if keep {
 		return
 	}
+	r.dropStandby(id, s)
+}
+
+// dropStandby removes the standby copy s listed under id and releases it;
+// false when id no longer names s (removed or adopted meanwhile).
+func (r *Relay) dropStandby(id SessionID, s *session) bool {
 	r.mu.Lock()
 	ok := r.standby[id] == s
 	if ok {
@@ -274,6 +280,7 @@ func (r *Relay) Forget(id SessionID) {
 	if ok {
 		r.releaseSession(s)
 	}
+	return ok
 }
 
 // adoptCopies makes each standby copy that carried media a session of
@@ -390,14 +397,7 @@ func (r *Relay) expireStranded(now time.Time, limit time.Duration, local func() 
 		if !stale {
 			continue
 		}
-		r.mu.Lock()
-		ok := r.standby[id] == s
-		if ok {
-			delete(r.standby, id)
-		}
-		r.mu.Unlock()
-		if ok {
-			r.releaseSession(s)
+		if r.dropStandby(id, s) {
 			r.m.strandedCopies.Inc()
 			r.log.Info("standby copy released: its addresses are here and no media reached it", "peer_session", id, "label", label, "after", limit)
 		}
