@@ -490,7 +490,7 @@ func TestDatagramQueueBounded(t *testing.T) {
 	if got := e.droppedQueue.Load(); got != 6 {
 		t.Fatalf("dropped %d, want 6", got)
 	}
-	if got := len(e.queue); got != 4 {
+	if got := len(e.lanes[0].queue); got != 4 {
 		t.Fatalf("queued %d, want 4", got)
 	}
 	e.enqueue(Header{Kind: KindUDP, Flow: 1, Service: "rtp"}, make([]byte, 9000), e.svc["rtp"])
