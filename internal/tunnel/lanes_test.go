@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -139,5 +140,32 @@ func TestLaneOf(t *testing.T) {
 		if n < 60 {
 			t.Fatalf("lane %d carries %d of 400 flows: %v", i, n, count)
 		}
+	}
+}
+
+// TestDatagramConnectionNeedsPin: a client that is not enrolled cannot
+// open a datagram connection either.
+func TestDatagramConnectionNeedsPin(t *testing.T) {
+	s := startServer(t, "127.0.0.1:0", &MemState{})
+	b := newTestClient(t, s.addr, &MemState{})
+	before := s.Stats().Rejected
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The client's certificate is checked after the client finished its
+	// side of the handshake: the refusal may come as the server closing
+	// the new connection.
+	if conn, release, err := b.dial(ctx, b.tlsConfig(alpnDatagrams, func(string) bool { return true })); err == nil {
+		defer release()
+		select {
+		case <-conn.Context().Done():
+		case <-ctx.Done():
+			t.Fatal("datagram connection of an unenrolled client accepted")
+		}
+	}
+	if got := s.Stats().Rejected; got != before+1 {
+		t.Fatalf("rejected %d, want %d", got, before+1)
+	}
+	if n := len(s.laneConns.of(b.Fingerprint())); n != 0 {
+		t.Fatalf("server keeps %d datagram connections of an unenrolled client", n)
 	}
 }
