@@ -121,6 +121,9 @@ func TestDatagramConnectionsFollowTheTunnel(t *testing.T) {
 			t.Fatal("a datagram connection of the old tunnel connection is in use")
 		}
 	}
+	eventually(t, "the server holds only the new datagram connections", func() bool {
+		return len(s.laneConns.of(c.Fingerprint())) == DefaultDatagramConnections-1
+	})
 	udpEchoes(t, s.ServiceAddr("rtp").String())
 }
 

@@ -283,7 +283,13 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		case alpnTunnel:
 			s.connections.Add(1)
 			s.connected(c)
-			for _, old := range s.clients.add(c, peerFingerprint(c)) {
+			fp := peerFingerprint(c)
+			for _, old := range s.clients.add(c, fp) {
+				_ = old.CloseWithError(codeReplaced, "replaced by a newer connection")
+			}
+			// The client dials its datagram connections after this one:
+			// those it holds now belong to a connection it left.
+			for _, old := range s.laneConns.of(fp) {
 				_ = old.CloseWithError(codeReplaced, "replaced by a newer connection")
 			}
 			s.log.Info("tunnel client connected", "addr", c.RemoteAddr().String())
