@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,7 +21,7 @@ import (
 // on the port range ports; the client delivers it to the same-sized range
 // ports. The server prints its UDP address and an enrollment token, the
 // client enrolls with the token; both serve until SIGTERM.
-func runEnd(role, server, token, ports, cpuprofile string, queue int) error {
+func runEnd(role, server, token, ports, cpuprofile string, queue, conns int) error {
 	if cpuprofile != "" {
 		f, err := os.Create(cpuprofile)
 		if err != nil {
@@ -35,7 +37,7 @@ func runEnd(role, server, token, ports, cpuprofile string, queue int) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	deps := tunnel.Deps{State: &tunnel.MemState{}, Logger: log}
 	if role == "server" {
-		s, err := tunnel.NewServer(tunnel.Config{Role: tunnel.RoleServer, DatagramQueue: queue, Services: []tunnel.Service{
+		s, err := tunnel.NewServer(tunnel.Config{Role: tunnel.RoleServer, DatagramQueue: queue, DatagramConnections: conns, Services: []tunnel.Service{
 			{Name: "media", Proto: "udp", Listen: ports},
 		}}, deps)
 		if err != nil {
@@ -57,7 +59,7 @@ func runEnd(role, server, token, ports, cpuprofile string, queue int) error {
 		report("server", s.Stats(), up)
 		return err
 	}
-	c, err := tunnel.NewClient(tunnel.Config{Role: tunnel.RoleClient, DatagramQueue: queue, Server: server, EnrollmentToken: token,
+	c, err := tunnel.NewClient(tunnel.Config{Role: tunnel.RoleClient, DatagramQueue: queue, DatagramConnections: conns, Server: server, EnrollmentToken: token,
 		Services: []tunnel.Service{{Name: "media", Proto: "udp", Target: ports}}}, deps)
 	if err != nil {
 		return err
@@ -74,12 +76,22 @@ func runEnd(role, server, token, ports, cpuprofile string, queue int) error {
 func report(role string, st tunnel.Stats, up func() tunnel.Stats) {
 	last := up()
 	st.PacketsSent, st.PacketsReceived, st.PacketsLost, st.CongestionWindow = last.PacketsSent, last.PacketsReceived, last.PacketsLost, last.CongestionWindow
+	// With several datagram connections, their packets are summed and
+	// their windows listed.
+	var cwnds []string
+	for _, l := range last.DatagramConnections {
+		if l.Index > 0 && l.Own {
+			st.PacketsSent += l.PacketsSent
+			st.PacketsLost += l.PacketsLost
+		}
+		cwnds = append(cwnds, strconv.FormatUint(l.CongestionWindow, 10)+" B rtt "+l.RTT.Round(time.Millisecond).String())
+	}
 	per := 0.0
 	if st.BundlesSent > 0 {
 		per = float64(st.BundledDatagrams) / float64(st.BundlesSent)
 	}
-	fmt.Fprintf(os.Stderr, "%s end: dropped queue full %d, receive queue full %d, too large %d, no peer %d, unknown %d; bad headers %d; sent %d datagrams in %d bundles (%.2f each), received %d bundles; waited %v for QUIC to take them; QUIC packets sent %d, received %d, lost %d; congestion window %d B\n",
-		role, st.DroppedQueueFull, st.DroppedReceiveQueueFull, st.DroppedTooLarge, st.DroppedNoPeer, st.DroppedUnknown, st.BadHeaders, st.BundledDatagrams, st.BundlesSent, per, st.BundlesReceived, st.SendWait.Round(time.Millisecond), st.PacketsSent, st.PacketsReceived, st.PacketsLost, st.CongestionWindow)
+	fmt.Fprintf(os.Stderr, "%s end: dropped queue full %d, receive queue full %d, too large %d, no peer %d, unknown %d; bad headers %d; sent %d datagrams in %d bundles (%.2f each), received %d bundles; waited %v for QUIC to take them; QUIC packets sent %d, received %d, lost %d; congestion window %d B (per datagram connection: %s)\n",
+		role, st.DroppedQueueFull, st.DroppedReceiveQueueFull, st.DroppedTooLarge, st.DroppedNoPeer, st.DroppedUnknown, st.BadHeaders, st.BundledDatagrams, st.BundlesSent, per, st.BundlesReceived, st.SendWait.Round(time.Millisecond), st.PacketsSent, st.PacketsReceived, st.PacketsLost, st.CongestionWindow, strings.Join(cwnds, " / "))
 }
 
 // watchUp snapshots stats every 100 ms until ctx ends and returns a

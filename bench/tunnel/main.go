@@ -41,6 +41,7 @@ type options struct {
 	bigStart float64
 	profile  string
 	queue    int
+	conns    int
 }
 
 func main() {
@@ -59,10 +60,11 @@ func main() {
 	flag.Float64Var(&o.maxRate, "max", 200000, "highest packet rate (each way) tried by the searches")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the tunnel server child to this file")
 	flag.IntVar(&o.queue, "queue", 0, "the ends' datagram_queue (0: the default)")
+	flag.IntVar(&o.conns, "conns", 0, "the ends' datagram_connections (0: the default)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	if *role != "" {
-		if err := runEnd(*role, *server, *token, *ports, o.profile, o.queue); err != nil {
+		if err := runEnd(*role, *server, *token, *ports, o.profile, o.queue, o.conns); err != nil {
 			log.Fatal(err)
 		}
 		return

@@ -20,8 +20,8 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	q := strconv.Itoa(o.queue)
-	args := []string{"-role", "server", "-ports", rangeOf(srvBase, o.calls), "-queue", q}
+	q, nc := strconv.Itoa(o.queue), strconv.Itoa(o.conns)
+	args := []string{"-role", "server", "-ports", rangeOf(srvBase, o.calls), "-queue", q, "-conns", nc}
 	if o.profile != "" {
 		args = append(args, "-cpuprofile", o.profile)
 	}
@@ -38,7 +38,7 @@ func run(o options) error {
 		return errors.New("tunnel server child printed no address and token")
 	}
 	var cli *exec.Cmd
-	cli, _, err = child("-role", "client", "-server", lines[0], "-token", lines[1], "-ports", rangeOf(echoBase, o.calls), "-queue", q)
+	cli, _, err = child("-role", "client", "-server", lines[0], "-token", lines[1], "-ports", rangeOf(echoBase, o.calls), "-queue", q, "-conns", nc)
 	if err != nil {
 		return err
 	}

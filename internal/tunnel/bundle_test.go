@@ -171,7 +171,7 @@ func TestSendLoopBundles(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { e.sendLoop(ctx); close(done) }()
+	go func() { e.sendLoop(ctx, e.lanes[0]); close(done) }()
 	defer func() { cancel(); <-done }()
 
 	buf := make([]byte, 2048)
@@ -187,7 +187,7 @@ func TestSendLoopBundles(t *testing.T) {
 	}
 	limit := datagramLimit(conn)
 	perBundle := (limit - 1) / bundleEntryCost(160+Header{Kind: KindUDP, Service: "rtp"}.Len())
-	bundles := e.bundles.Load()
+	bundles := e.lanes[0].bundles.Load()
 	if want := uint64((n + perBundle - 1) / perBundle); bundles != want || e.bundled.Load() != n {
 		t.Fatalf("%d datagrams in %d bundles (limit %d bytes), want %d bundles", e.bundled.Load(), bundles, limit, want)
 	}

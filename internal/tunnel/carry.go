@@ -298,13 +298,22 @@ func (e *end) deliver(ctx context.Context, h Header, p []byte, wg *sync.WaitGrou
 			e.droppedUnknown.Add(1)
 			return
 		}
-		f = &targetFlow{conn: uc, st: st}
 		e.fmu.Lock()
 		if ctx.Err() != nil {
 			e.fmu.Unlock()
 			_ = uc.Close()
 			return
 		}
+		// Each datagram connection delivers from its own loop: another
+		// may have opened the flow meanwhile.
+		if g := e.flows[key]; g != nil {
+			e.fmu.Unlock()
+			_ = uc.Close()
+			g.st.bytesIn.Add(uint64(len(p)))
+			_, _ = g.conn.Write(p)
+			return
+		}
+		f = &targetFlow{conn: uc, st: st}
 		e.flows[key] = f
 		e.fmu.Unlock()
 		f.st.flows.Add(1)

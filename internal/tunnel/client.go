@@ -34,6 +34,8 @@ type Client struct {
 	// migrations counts connections moved to a new local address;
 	// connections those established.
 	migrations, connections atomic.Uint64
+	// laneDrops counts extra datagram connections that went down.
+	laneDrops atomic.Uint64
 }
 
 // NewClient validates cfg and loads (or creates) the client's identity.
@@ -71,6 +73,7 @@ func (c *Client) Fingerprint() string {
 func (c *Client) Stats() Stats {
 	st := c.stats(RoleClient)
 	st.Connections, st.Migrations, st.Fingerprint = c.connections.Load(), c.migrations.Load(), c.Fingerprint()
+	st.DatagramConnectionDrops = c.laneDrops.Load()
 	return st
 }
 
@@ -228,7 +231,7 @@ func (c *Client) Run(ctx context.Context) error {
 	if err := c.listenServices(ctx, &wg); err != nil {
 		return err
 	}
-	wg.Go(func() { c.sendLoop(ctx) })
+	c.sendLoops(ctx, &wg)
 	failures := 0
 	everUp := false
 	var follow sync.WaitGroup // the live connection's helpers
@@ -274,7 +277,8 @@ func (c *Client) Run(ctx context.Context) error {
 		c.log.Info("tunnel up", "server", c.server())
 		since := time.Now()
 		fctx, stopFollow := context.WithCancel(ctx)
-		follow.Go(func() { c.followAddress(fctx, conn, path) })
+		follow.Go(func() { c.followAddress(fctx, conn, path, true) })
+		c.runLanes(fctx, &follow, &wg)
 		c.serveConn(ctx, conn, &wg)
 		stopFollow()
 		follow.Wait()

@@ -119,6 +119,7 @@ func (s *Server) elect() {
 	defer s.emu.Unlock()
 	next := s.clients.best()
 	prev := s.conn.Swap(next)
+	s.assignLanesLocked()
 	switch {
 	case prev == next:
 	case next == nil:

@@ -24,7 +24,11 @@ const (
 	DefaultBackoffMin    = 250 * time.Millisecond
 	DefaultBackoffMax    = 15 * time.Second
 	DefaultDatagramQueue = 4096
-	DefaultFlowIdle      = 60 * time.Second
+	// DefaultDatagramConnections is the QUIC connections a client makes
+	// for datagrams; MaxDatagramConnections caps the setting.
+	DefaultDatagramConnections = 4
+	MaxDatagramConnections     = 16
+	DefaultFlowIdle            = 60 * time.Second
 	// DefaultMaxFlows caps the flows of one service on the server.
 	DefaultMaxFlows = 4096
 	// maxFlowsPerSource caps one client address's TCP connections to a
@@ -72,6 +76,14 @@ type Config struct {
 	// One queue holds every flow's datagrams: 4096 is 160 ms of 500
 	// calls' audio. Default 4096.
 	DatagramQueue int
+	// DatagramConnections is how many QUIC connections carry the flows'
+	// datagrams, each with its own congestion window, send queue (of
+	// DatagramQueue) and receive loop; each flow is carried by one, chosen
+	// by its flow identifier. Streams use the first connection only. A
+	// client makes this many connections to the server; a server sends on
+	// the ones its active client made. 1 carries everything on the one
+	// connection. 1-16; default 4.
+	DatagramConnections int
 	// FlowIdle ends a UDP flow that carried nothing for this long.
 	// Default 60s.
 	FlowIdle time.Duration
@@ -193,6 +205,9 @@ func (c Config) Validate(prefix string) error {
 	if c.MaxFlows < 0 {
 		errs.Add(prefix+".max_flows", "%d is negative", c.MaxFlows)
 	}
+	if c.DatagramConnections < 0 || c.DatagramConnections > MaxDatagramConnections {
+		errs.Add(prefix+".datagram_connections", "%d is not 1-%d", c.DatagramConnections, MaxDatagramConnections)
+	}
 	if c.DatagramQueue < 0 {
 		errs.Add(prefix+".datagram_queue", "%d is negative", c.DatagramQueue)
 	}
@@ -303,6 +318,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DatagramQueue == 0 {
 		c.DatagramQueue = DefaultDatagramQueue
+	}
+	if c.DatagramConnections == 0 {
+		c.DatagramConnections = DefaultDatagramConnections
 	}
 	if c.FlowIdle == 0 {
 		c.FlowIdle = DefaultFlowIdle

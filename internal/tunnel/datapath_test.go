@@ -66,7 +66,7 @@ func TestDataPathAllocs(t *testing.T) {
 			e.enqueue(h, payload, e.svc["rtp"])
 			e.enqueue(h, payload, e.svc["rtp"])
 			var n int
-			buf, n, _ = e.fillBundle(buf[:0], <-e.queue, 1200)
+			buf, n, _ = e.fillBundle(e.lanes[0].queue, buf[:0], <-e.lanes[0].queue, 1200)
 			if n != 2 {
 				t.Fatalf("bundled %d", n)
 			}
@@ -100,14 +100,14 @@ func TestFillBundleCarries(t *testing.T) {
 	for _, size := range []int{700, 600, 400} {
 		e.enqueue(h, make([]byte, size), e.svc["rtp"])
 	}
-	b, n, carry := e.fillBundle(nil, <-e.queue, 1200)
+	b, n, carry := e.fillBundle(e.lanes[0].queue, nil, <-e.lanes[0].queue, 1200)
 	if n != 1 || carry == nil || len(*carry) != h.Len()+600 {
 		t.Fatalf("first bundle: %d entries, carry %v", n, carry)
 	}
 	if len(b) > 1200 {
 		t.Fatalf("bundle of %d bytes", len(b))
 	}
-	b, n, carry = e.fillBundle(nil, carry, 1200)
+	b, n, carry = e.fillBundle(e.lanes[0].queue, nil, carry, 1200)
 	if n != 2 || carry != nil || len(b) > 1200 {
 		t.Fatalf("second bundle: %d entries in %d bytes, carry %v", n, len(b), carry)
 	}

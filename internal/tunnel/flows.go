@@ -101,11 +101,37 @@ type Stats struct {
 	// local address without reconnecting.
 	Connections uint64 `json:"connections"`
 	Migrations  uint64 `json:"migrations"`
+	// DatagramConnections are the connections carrying datagrams, the
+	// first being the tunnel connection itself; BundlesSent and SendWait
+	// above are their sums, the QUIC packet counts the first one's.
+	DatagramConnections []DatagramConnStats `json:"datagram_connections"`
+	// DatagramConnectionDrops counts the client's extra datagram
+	// connections that went down while the tunnel connection stayed up.
+	DatagramConnectionDrops uint64 `json:"datagram_connection_drops,omitempty"`
 	// Fingerprint is this end's certificate's SHA-256, lowercase hex.
 	Fingerprint string `json:"fingerprint,omitempty"`
 	// Clients counts the clients connected to a server; Peer is the
 	// active one.
 	Clients int `json:"clients,omitempty"`
+}
+
+// DatagramConnStats is a snapshot of one datagram connection: the lane of
+// flows hashed onto it and the connection it sends them on now.
+type DatagramConnStats struct {
+	Index int    `json:"index"`
+	State string `json:"state"` // "up" while the lane has a connection to send on
+	// Own is false while the lane's own connection is down and its flows
+	// go on the first connection.
+	Own  bool   `json:"own"`
+	Peer string `json:"peer,omitempty"`
+	// BundlesSent and SendWait count the lane's bundles and the time its
+	// sender waited for quic-go to take them.
+	BundlesSent      uint64        `json:"bundles_sent"`
+	SendWait         time.Duration `json:"send_wait_ns"`
+	RTT              time.Duration `json:"rtt_ns"`
+	CongestionWindow uint64        `json:"congestion_window"`
+	PacketsSent      uint64        `json:"packets_sent"`
+	PacketsLost      uint64        `json:"packets_lost"`
 }
 
 // end is what both roles share: the live connection, the datagram queue and
@@ -114,8 +140,8 @@ type end struct {
 	cfg   Config
 	log   *slog.Logger
 	conn  atomic.Pointer[quic.Conn]
-	queue chan *[]byte // flow datagrams (header and payload) to send
-	free  chan *[]byte // buffers for queue, reused
+	lanes []*lane      // one per datagram connection; lanes[0] sends on conn
+	free  chan *[]byte // buffers for the lanes' queues, reused
 	svc   map[string]*serviceStats
 	names map[string]string // each configured service name to itself
 
@@ -128,16 +154,30 @@ type end struct {
 	// before the end runs.
 	control func(conn *quic.Conn, st *quic.Stream)
 
-	bundles, bundled                                                      atomic.Uint64
+	bundled                                                               atomic.Uint64
 	droppedQueue, droppedLarge, droppedNoPeer, droppedUnknown, badHeaders atomic.Uint64
 	droppedReceive, bundlesIn                                             atomic.Uint64 // receive queue full; QUIC datagrams received
-	sendWait                                                              atomic.Int64  // ns in SendDatagram
 	rejected, enrollRefused, enrollAccepted, reconnects                   atomic.Uint64
 }
 
+// lane is one datagram connection's sending side: the flows hashed onto
+// it queue here and its send loop bundles them into its connection (the
+// end's main connection while its own is down, and always for lane 0).
+type lane struct {
+	index    int
+	queue    chan *[]byte              // flow datagrams (header and payload) to send
+	conn     atomic.Pointer[quic.Conn] // the lane's own connection; nil: the main one
+	bundles  atomic.Uint64
+	sendWait atomic.Int64 // ns in SendDatagram
+}
+
 func newEnd(cfg Config, log *slog.Logger) *end {
-	e := &end{cfg: cfg, log: log, queue: make(chan *[]byte, cfg.DatagramQueue), free: make(chan *[]byte, cfg.DatagramQueue+1), svc: map[string]*serviceStats{},
+	n := max(cfg.DatagramConnections, 1)
+	e := &end{cfg: cfg, log: log, free: make(chan *[]byte, n*(cfg.DatagramQueue+1)), svc: map[string]*serviceStats{},
 		names: map[string]string{}, addrs: map[string]net.Addr{}, udp: map[string][]*udpService{}, flows: map[flowKey]*targetFlow{}}
+	for i := range n {
+		e.lanes = append(e.lanes, &lane{index: i, queue: make(chan *[]byte, cfg.DatagramQueue)})
+	}
 	for _, s := range cfg.Services {
 		e.svc[s.Name] = &serviceStats{}
 		e.names[s.Name] = s.Name
@@ -166,8 +206,27 @@ func (e *end) putBuf(bp *[]byte) {
 	}
 }
 
-// enqueue copies header and payload into a free buffer and queues it
-// without blocking; a full queue drops the datagram.
+// laneOf is the lane that carries a flow: its identifier hashed
+// (Fibonacci hashing; identifiers are mostly consecutive counters).
+func (e *end) laneOf(h Header) *lane {
+	if len(e.lanes) == 1 {
+		return e.lanes[0]
+	}
+	x := (h.Flow ^ uint32(len(h.Service))<<24) * 0x9e3779b1
+	return e.lanes[uint64(x)*uint64(len(e.lanes))>>32]
+}
+
+// laneConn is the connection lane l sends on now: its own, or the main
+// one while its own is down.
+func (e *end) laneConn(l *lane) *quic.Conn {
+	if c := l.conn.Load(); c != nil {
+		return c
+	}
+	return e.conn.Load()
+}
+
+// enqueue copies header and payload into a free buffer and queues it on
+// its flow's lane without blocking; a full queue drops the datagram.
 func (e *end) enqueue(h Header, payload []byte, st *serviceStats) {
 	if h.Len()+len(payload) > maxDatagram+MaxHeader {
 		e.droppedLarge.Add(1)
@@ -176,7 +235,7 @@ func (e *end) enqueue(h Header, payload []byte, st *serviceStats) {
 	bp := e.getBuf()
 	*bp = append(h.Append((*bp)[:0]), payload...)
 	select {
-	case e.queue <- bp:
+	case e.laneOf(h).queue <- bp:
 		st.bytesOut.Add(uint64(len(payload)))
 	default:
 		e.droppedQueue.Add(1)
@@ -184,12 +243,19 @@ func (e *end) enqueue(h Header, payload []byte, st *serviceStats) {
 	}
 }
 
-// sendLoop drains the queue into the live connection until ctx ends. Each
+// sendLoops runs every lane's send loop until ctx ends.
+func (e *end) sendLoops(ctx context.Context, wg *sync.WaitGroup) {
+	for _, l := range e.lanes {
+		wg.Go(func() { e.sendLoop(ctx, l) })
+	}
+}
+
+// sendLoop drains lane l's queue into its connection until ctx ends. Each
 // QUIC datagram is a bundle of the flow datagrams already queued when the
 // loop runs (after yielding once), as many as the path's datagram size
 // takes: a busy tunnel sends fewer datagrams, and an idle one never waits
 // to fill a bundle.
-func (e *end) sendLoop(ctx context.Context) {
+func (e *end) sendLoop(ctx context.Context, l *lane) {
 	buf := make([]byte, 0, 64*1024)
 	var carry *[]byte // taken from the queue but did not fit the last bundle
 	var lc *quic.Conn
@@ -201,10 +267,10 @@ func (e *end) sendLoop(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				return
-			case first = <-e.queue:
+			case first = <-l.queue:
 			}
 		}
-		c := e.conn.Load()
+		c := e.laneConn(l)
 		if c == nil {
 			e.droppedNoPeer.Add(1)
 			e.putBuf(first)
@@ -221,17 +287,17 @@ func (e *end) sendLoop(ctx context.Context) {
 		// at most 128 received datagrams and drops the rest uncounted.
 		// A datagram that leaves no room for another of its size (1,200 B
 		// video) goes alone: yielding would cost it and gain nothing.
-		if len(e.queue) < maxBundleEntries && 1+2*bundleEntryCost(len(*first)) <= limit {
+		if len(l.queue) < maxBundleEntries && 1+2*bundleEntryCost(len(*first)) <= limit {
 			runtime.Gosched()
 		}
 		var b []byte
 		var n int
-		b, n, carry = e.fillBundle(buf[:0], first, limit)
+		b, n, carry = e.fillBundle(l.queue, buf[:0], first, limit)
 		t0 := time.Now()
 		err := c.SendDatagram(b)
-		e.sendWait.Add(int64(time.Since(t0)))
+		l.sendWait.Add(int64(time.Since(t0)))
 		if err == nil {
-			e.bundles.Add(1)
+			l.bundles.Add(1)
 			e.bundled.Add(uint64(n))
 		} else {
 			var tl *quic.DatagramTooLargeError
@@ -244,16 +310,16 @@ func (e *end) sendLoop(ctx context.Context) {
 	}
 }
 
-// fillBundle appends to dst a bundle of first and the flow datagrams queued
-// now, at most limit bytes and maxBundleEntries entries, and returns it with
+// fillBundle appends to dst a bundle of first and the flow datagrams in
+// queue now, at most limit bytes and maxBundleEntries entries, and returns it with
 // its number of entries and the queued datagram that did not fit (nil if
 // none). The buffers of the datagrams bundled are freed.
-func (e *end) fillBundle(dst []byte, first *[]byte, limit int) (b []byte, n int, carry *[]byte) {
+func (e *end) fillBundle(queue chan *[]byte, dst []byte, first *[]byte, limit int) (b []byte, n int, carry *[]byte) {
 	b = appendBundleEntry(newBundle(dst), *first)
 	e.putBuf(first)
 	for n = 1; n < maxBundleEntries; n++ {
 		select {
-		case next := <-e.queue:
+		case next := <-queue:
 			if len(b)+bundleEntryCost(len(*next)) > limit {
 				return b, n, next
 			}
@@ -287,7 +353,7 @@ const minDatagramLimit = 1100
 func (e *end) stats(role string) Stats {
 	st := Stats{
 		Role: role, State: "down", Reconnects: e.reconnects.Load(),
-		DroppedQueueFull: e.droppedQueue.Load(), DroppedReceiveQueueFull: e.droppedReceive.Load(), BundlesSent: e.bundles.Load(), BundledDatagrams: e.bundled.Load(), BundlesReceived: e.bundlesIn.Load(), SendWait: time.Duration(e.sendWait.Load()), DroppedTooLarge: e.droppedLarge.Load(),
+		DroppedQueueFull: e.droppedQueue.Load(), DroppedReceiveQueueFull: e.droppedReceive.Load(), BundledDatagrams: e.bundled.Load(), BundlesReceived: e.bundlesIn.Load(), DroppedTooLarge: e.droppedLarge.Load(),
 		DroppedNoPeer: e.droppedNoPeer.Load(), DroppedUnknown: e.droppedUnknown.Load(),
 		BadHeaders: e.badHeaders.Load(), Rejected: e.rejected.Load(),
 		EnrollRefused: e.enrollRefused.Load(), EnrollAccepted: e.enrollAccepted.Load(),
@@ -298,6 +364,17 @@ func (e *end) stats(role string) Stats {
 		cs := c.ConnectionStats()
 		st.RTT, st.PacketsSent, st.PacketsReceived, st.PacketsLost = cs.SmoothedRTT, cs.PacketsSent, cs.PacketsReceived, cs.PacketsLost
 		st.CongestionWindow = cs.CongestionWindow
+	}
+	for _, l := range e.lanes {
+		ds := DatagramConnStats{Index: l.index, State: "down", BundlesSent: l.bundles.Load(), SendWait: time.Duration(l.sendWait.Load())}
+		st.BundlesSent += ds.BundlesSent
+		st.SendWait += ds.SendWait
+		if c := e.laneConn(l); c != nil {
+			cs := c.ConnectionStats()
+			ds.State, ds.Peer, ds.Own = "up", c.RemoteAddr().String(), l.index == 0 || l.conn.Load() == c
+			ds.RTT, ds.CongestionWindow, ds.PacketsSent, ds.PacketsLost = cs.SmoothedRTT, cs.CongestionWindow, cs.PacketsSent, cs.PacketsLost
+		}
+		st.DatagramConnections = append(st.DatagramConnections, ds)
 	}
 	for _, s := range e.cfg.Services {
 		c := e.svc[s.Name]

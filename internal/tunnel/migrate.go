@@ -104,8 +104,9 @@ func routeGone(err error) bool {
 // a moved default route), checking every keep-alive interval until ctx
 // ends. The new path is probed (RFC 9000 section 9.1) before the
 // connection switches to it, so flows continue without a reconnect; a
-// probe that fails leaves the connection on its path.
-func (c *Client) followAddress(ctx context.Context, conn *quic.Conn, p *clientPath) {
+// probe that fails leaves the connection on its path. Migrations of the
+// tunnel connection (count) are counted.
+func (c *Client) followAddress(ctx context.Context, conn *quic.Conn, p *clientPath, count bool) {
 	tick := time.NewTicker(c.cfg.KeepAlive)
 	defer tick.Stop()
 	moved := 0
@@ -130,6 +131,9 @@ func (c *Client) followAddress(ctx context.Context, conn *quic.Conn, p *clientPa
 			p.mu.Lock()
 			p.src = cur
 			p.mu.Unlock()
+			continue
+		}
+		if !count {
 			continue
 		}
 		c.migrations.Add(1)

@@ -35,8 +35,12 @@ type Section struct {
 	BackoffMax  field.Duration `yaml:"backoff_max,omitempty" json:"backoff_max,omitempty"`
 	FlowIdle    field.Duration `yaml:"flow_idle,omitempty" json:"flow_idle,omitempty"`
 	TokenTTL    field.Duration `yaml:"token_ttl,omitempty" json:"token_ttl,omitempty"`
-	// DatagramQueue bounds datagrams waiting to be sent. Default 1024.
+	// DatagramQueue bounds datagrams waiting to be sent on each datagram
+	// connection. Default 4096.
 	DatagramQueue int `yaml:"datagram_queue,omitempty" json:"datagram_queue,omitempty"`
+	// DatagramConnections is the QUIC connections carrying datagrams
+	// (1-16). Default 4.
+	DatagramConnections int `yaml:"datagram_connections,omitempty" json:"datagram_connections,omitempty"`
 	// MaxFlows caps each offered service's flows. Default 4096.
 	MaxFlows int `yaml:"max_flows,omitempty" json:"max_flows,omitempty"`
 	// Priority ranks a client among those connected to one server (1-255,
@@ -63,7 +67,7 @@ func (s Section) Config() Config {
 		KeepAlive: s.KeepAlive.D(), IdleTimeout: s.IdleTimeout.D(), BackoffMin: s.BackoffMin.D(),
 		BackoffMax: s.BackoffMax.D(), FlowIdle: s.FlowIdle.D(), TokenTTL: s.TokenTTL.D(),
 		DatagramQueue: s.DatagramQueue, MaxFlows: s.MaxFlows, EnrollmentToken: s.EnrollmentToken,
-		Priority: s.Priority,
+		Priority: s.Priority, DatagramConnections: s.DatagramConnections,
 	}
 	for _, x := range s.Services {
 		c.Services = append(c.Services, Service(x))

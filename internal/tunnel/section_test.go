@@ -19,6 +19,7 @@ func TestSection(t *testing.T) {
 		{"server without listen", "enabled: true\nrole: server\n", "tunnel.listen: required"},
 		{"token on a server", "enabled: true\nrole: server\nlisten: :4443\nenrollment_token: x\n", "tunnel.enrollment_token: only a client"},
 		{"bad token", "enabled: true\nrole: client\nserver: h:1\nenrollment_token: x\n", "tunnel.enrollment_token: not a token"},
+		{"datagram connections", "enabled: true\nrole: server\nlisten: :4443\ndatagram_connections: 99\n", "tunnel.datagram_connections: 99 is not 1-16"},
 		{"bad service", "enabled: true\nrole: client\nserver: h:1\nservices:\n- {name: web, proto: icmp, target: h:1}\n", "tunnel.services[0].proto:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -39,9 +40,9 @@ func TestSection(t *testing.T) {
 		})
 	}
 	var s Section
-	_ = yaml.Unmarshal([]byte("enabled: true\nrole: client\nserver: h:1\nkeep_alive: 300ms\nservices:\n- {name: web, proto: tcp, target: t:1}\n"), &s)
+	_ = yaml.Unmarshal([]byte("enabled: true\nrole: client\nserver: h:1\nkeep_alive: 300ms\ndatagram_connections: 2\nservices:\n- {name: web, proto: tcp, target: t:1}\n"), &s)
 	c := s.Config()
-	if c.KeepAlive != 300*time.Millisecond || len(c.Services) != 1 || c.Services[0].Target != "t:1" {
+	if c.KeepAlive != 300*time.Millisecond || c.DatagramConnections != 2 || len(c.Services) != 1 || c.Services[0].Target != "t:1" {
 		t.Fatalf("Config() = %+v", c)
 	}
 }

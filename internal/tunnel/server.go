@@ -41,6 +41,7 @@ type Server struct {
 
 	connections atomic.Uint64 // tunnel connections accepted
 	clients     clientSet
+	laneConns   laneGroup // the clients' datagram connections
 	emu         sync.Mutex // orders elections
 
 	mu    sync.Mutex // guards st, fresh, cert and fp
@@ -72,7 +73,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 			return &c, nil
 		},
 		ClientAuth:       tls.RequireAnyClientCert,
-		NextProtos:       []string{alpnTunnel, alpnTunnelV1, alpnEnroll},
+		NextProtos:       []string{alpnTunnel, alpnDatagrams, alpnTunnelV1, alpnEnroll},
 		VerifyConnection: s.verify,
 	}
 	register(p.deps.Registerer, s.Stats)
@@ -265,7 +266,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	if err := s.listenServices(ctx, &wg); err != nil {
 		return err
 	}
-	wg.Go(func() { s.sendLoop(ctx) })
+	s.sendLoops(ctx, &wg)
 	s.log.Info("tunnel server listening", "addr", pc.LocalAddr().String(), "fingerprint", s.Fingerprint())
 	for {
 		c, err := ln.Accept(ctx)
@@ -282,12 +283,20 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		case alpnTunnel:
 			s.connections.Add(1)
 			s.connected(c)
-			for _, old := range s.clients.add(c, peerFingerprint(c)) {
+			fp := peerFingerprint(c)
+			for _, old := range s.clients.add(c, fp) {
+				_ = old.CloseWithError(codeReplaced, "replaced by a newer connection")
+			}
+			// The client dials its datagram connections after this one:
+			// those it holds now belong to a connection it left.
+			for _, old := range s.laneConns.of(fp) {
 				_ = old.CloseWithError(codeReplaced, "replaced by a newer connection")
 			}
 			s.log.Info("tunnel client connected", "addr", c.RemoteAddr().String())
 			s.elect()
 			wg.Go(func() { s.serveConn(ctx, c, &wg) })
+		case alpnDatagrams:
+			wg.Go(func() { s.serveLane(ctx, c, &wg) })
 		case alpnTunnelV1:
 			s.rejected.Add(1)
 			s.log.Warn("tunnel client refused", "addr", c.RemoteAddr().String(), "err", ErrVersion, "peer", alpnTunnelV1, "want", alpnTunnel)

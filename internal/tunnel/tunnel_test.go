@@ -490,7 +490,7 @@ func TestDatagramQueueBounded(t *testing.T) {
 	if got := e.droppedQueue.Load(); got != 6 {
 		t.Fatalf("dropped %d, want 6", got)
 	}
-	if got := len(e.queue); got != 4 {
+	if got := len(e.lanes[0].queue); got != 4 {
 		t.Fatalf("queued %d, want 4", got)
 	}
 	e.enqueue(Header{Kind: KindUDP, Flow: 1, Service: "rtp"}, make([]byte, 9000), e.svc["rtp"])
@@ -549,6 +549,9 @@ func TestConfigValidate(t *testing.T) {
 		{"listen and target", Config{Role: "server", Services: []Service{{Name: "a", Proto: "tcp", Listen: ":1", Target: "h:2"}}}, "tunnel.services[0].target: a service is offered"},
 		{"keepalive too long", Config{Role: "server", KeepAlive: 3 * time.Second}, "tunnel.keep_alive:"},
 		{"negative queue", Config{Role: "server", DatagramQueue: -1}, "tunnel.datagram_queue:"},
+		{"datagram connections", Config{Role: "server", DatagramConnections: 16}, ""},
+		{"too many datagram connections", Config{Role: "server", DatagramConnections: 17}, "tunnel.datagram_connections: 17 is not 1-16"},
+		{"negative datagram connections", Config{Role: "client", Server: "h:1", DatagramConnections: -1}, "tunnel.datagram_connections: -1 is not 1-16"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate("tunnel")
