@@ -41,7 +41,7 @@ type Server struct {
 
 	connections atomic.Uint64 // tunnel connections accepted
 	clients     clientSet
-	laneConns   laneGroup // the clients' datagram connections
+	laneConns   laneGroup  // the clients' datagram connections
 	emu         sync.Mutex // orders elections
 
 	mu    sync.Mutex // guards st, fresh, cert and fp
