@@ -1,0 +1,167 @@
+package callsig
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/portico-edge/portico/internal/h323/h225"
+	"github.com/portico-edge/portico/internal/h323/q931"
+	"github.com/portico-edge/portico/internal/media"
+)
+
+// fastSetup is the Setup of a call from outside with two G.711
+// fastStart proposals, whose rewrite allocates a relay stream while the
+// inside connection is being opened.
+func fastSetup(t testing.TB, id []byte) *h225.H323UserInformation {
+	rtp := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(outsideEP, port) }
+	fast := encOLC(t, olcTx(1, 1, g711(), netip.AddrPort{}, rtp(5001)), olcRx(2, 1, g711(), rtp(5000), rtp(5001)))
+	return setupUI("1000", id, netip.AddrPortFrom(outsideEP, 1720), netip.AddrPortFrom(outsideEP, 1800), fast)
+}
+
+// releaseReason is the ReleaseComplete-UUIE reason of ui, -1 without one.
+func releaseReason(t testing.TB, ui *h225.H323UserInformation) int {
+	t.Helper()
+	rc := ui.H323UuPdu.H323MessageBody.ReleaseComplete
+	if rc == nil {
+		t.Fatal("no ReleaseComplete-UUIE")
+	}
+	if rc.Reason == nil {
+		return -1
+	}
+	return rc.Reason.Choice
+}
+
+// freePort returns a loopback address of the inside endpoint nothing
+// listens on.
+func freePort(t testing.TB) netip.AddrPort {
+	l := listenTCP(t, insideEP)
+	ap := lnAddr(l)
+	l.Close()
+	return ap
+}
+
+func sessions(p *portico) int { return len(p.relay.Sessions()) }
+
+// TestDialRefusedReleasesRelay: the inside refuses the connection while
+// the Setup's relay stream and H.245 bridge were being set up; the
+// caller is refused as before (cause 27, unreachableDestination) and the
+// relay session is released.
+func TestDialRefusedReleasesRelay(t *testing.T) {
+	p := startPortico(t, Config{})
+	dst := freePort(t)
+	p.mu.Lock()
+	p.route = dst
+	p.mu.Unlock()
+	free, err := p.relay.Available("external")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller := newEndpoint(t, dialFrom(t, outsideEP, p.outAddr))
+	caller.send(q931.Setup, false, fastSetup(t, newCallID()))
+	m, ui := caller.expect(q931.ReleaseComplete)
+	if c, r := cause(t, m), releaseReason(t, ui); c != CauseOutOfOrder || r != h225.ReleaseCompleteReason_UnreachableDestination {
+		t.Fatalf("cause %d reason %d", c, r)
+	}
+	rec := p.hist.next(t)
+	if rec.Disposition != "destination out of order" || rec.EndedBy != "portico" || rec.Status != int(CauseOutOfOrder) {
+		t.Fatalf("history: %+v", rec)
+	}
+	if n := sessions(p); n != 0 {
+		t.Fatalf("%d relay sessions after the refusal", n)
+	}
+	if now, _ := p.relay.Available("external"); now != free {
+		t.Fatalf("%d free port pairs, %d before", now, free)
+	}
+	if got := p.srv.Rejected.Load(); got != 1 {
+		t.Fatalf("rejected %d", got)
+	}
+	if n := p.srv.Calls(); n != 0 {
+		t.Fatalf("%d calls in progress", n)
+	}
+}
+
+// TestAllocationFailureClosesInsideConnection: the relay has no ports
+// left for the Setup's fastStart; the caller gets cause 47 as before and
+// the inside connection, opened meanwhile, is closed without a message.
+func TestAllocationFailureClosesInsideConnection(t *testing.T) {
+	p := startPortico(t, Config{})
+	calleeLn := routeTo(t, p)
+	held := 0
+	for {
+		_, _, err := p.relay.Allocate(media.SessionConfig{Interfaces: [2]string{"external", "internal"},
+			Streams: []media.StreamConfig{{Kind: media.KindAudio}}})
+		if err != nil {
+			break
+		}
+		held++
+	}
+	if held == 0 {
+		t.Fatal("the relay allocated nothing")
+	}
+	caller := newEndpoint(t, dialFrom(t, outsideEP, p.outAddr))
+	caller.send(q931.Setup, false, fastSetup(t, newCallID()))
+	m, ui := caller.expect(q931.ReleaseComplete)
+	if c, r := cause(t, m), releaseReason(t, ui); c != CauseResourceUnavail || r != -1 {
+		t.Fatalf("cause %d reason %d", c, r)
+	}
+	rec := p.hist.next(t)
+	if rec.Disposition != "resource unavailable: media relay" || rec.EndedBy != "portico" || rec.Status != int(CauseResourceUnavail) {
+		t.Fatalf("history: %+v", rec)
+	}
+	// The dial was either cancelled or its connection closed before the
+	// caller was answered: whatever reached the callee is closed unused.
+	calleeLn.(*net.TCPListener).SetDeadline(time.Now().Add(500 * time.Millisecond))
+	if ic, err := calleeLn.Accept(); err == nil {
+		if !closedByPeer(t, ic) {
+			t.Fatal("the inside connection got data or stayed open")
+		}
+		ic.Close()
+	}
+	if n := sessions(p); n != held {
+		t.Fatalf("%d relay sessions, %d held by the test", n, held)
+	}
+	if got := p.srv.Rejected.Load(); got != 1 {
+		t.Fatalf("rejected %d", got)
+	}
+	if n := p.srv.Calls(); n != 0 {
+		t.Fatalf("%d calls in progress", n)
+	}
+}
+
+// TestCallerReleaseDuringDial: the caller's ReleaseComplete follows
+// its Setup at once, while the call is being set up (the inside
+// connection and the relay stream). As before, the Setup and then the
+// ReleaseComplete reach the callee, the call is recorded as ended by the
+// caller and its relay stream is released. (The test cannot hold the
+// kernel's loopback connect: a listener whose accept queue is full still
+// completed it; the ReleaseComplete is in the caller's stream behind the
+// Setup either way.)
+func TestCallerReleaseDuringDial(t *testing.T) {
+	p := startPortico(t, Config{})
+	ln := routeTo(t, p)
+	id := newCallID()
+	caller := newEndpoint(t, dialFrom(t, outsideEP, p.outAddr))
+	caller.send(q931.Setup, false, fastSetup(t, id))
+	caller.send(q931.ReleaseComplete, false, answerUI(h225.H323UUPDUH323MessageBody_ReleaseComplete, id, netip.AddrPort{}, nil), withCause(CauseNormal))
+	callee := newEndpoint(t, accept(t, ln))
+	callee.expect(q931.Setup)
+	m, _ := callee.expect(q931.ReleaseComplete)
+	if c := cause(t, m); c != CauseNormal {
+		t.Fatalf("cause %d toward the callee", c)
+	}
+	if !closedByPeer(t, caller.conn) {
+		t.Fatal("the caller's connection stayed open")
+	}
+	rec := p.hist.next(t)
+	if rec.EndedBy != "caller" || rec.Status != int(CauseNormal) {
+		t.Fatalf("history: %+v", rec)
+	}
+	if n := sessions(p); n != 0 {
+		t.Fatalf("%d relay sessions after the call", n)
+	}
+	if got := p.srv.Completed.Load(); got != 1 {
+		t.Fatalf("completed %d", got)
+	}
+}
