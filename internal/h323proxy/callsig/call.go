@@ -3,6 +3,7 @@ package callsig
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -73,7 +74,8 @@ type call struct {
 	times SetupTimes
 	// setup is the Setup from outside, rewritten while the inside
 	// connection was being opened; run sends it.
-	setup   *preparedSetup
+	setup   preparedSetup
+	peeker  peeker
 	rec     store.CallRecord
 	cause   byte
 	endedBy string
@@ -232,8 +234,8 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 	return c
 }
 
-// preparedSetup is a Setup from outside as the inside receives it, and
-// the capture of it as it arrived.
+// preparedSetup is a Setup from outside as the inside receives it
+// (out; nil until then), and the capture of it as it arrived.
 type preparedSetup struct {
 	out      []byte
 	in       ladder.Message
@@ -296,16 +298,58 @@ func (c *call) connectInside(ctx context.Context, cancel context.CancelFunc, dst
 		return fail(CauseTemporary, -1, "portico shutting down")
 	}
 	c.legs[Inside] = newLeg(d.conn, nil, s.cfg.MaxFrame)
+	if cause, disp, gone := c.callerReleased(); gone {
+		// The caller released while its Setup waited: the inside
+		// connection is closed before the callee sees the call.
+		c.discard()
+		s.Completed.Add(1)
+		if disp == "" {
+			disp = Disposition(cause)
+		}
+		c.rec.EndedAt, c.rec.EndedBy, c.rec.Status, c.rec.Disposition = time.Now(), "caller", int(cause), disp
+		s.record(c.rec)
+		return false
+	}
 	out, err := c.encode(Outside, m, ui, p)
 	if err != nil {
 		s.Malformed.Add(1)
 		return fail(CauseInvalidMessage, -1, "malformed message from the outside")
 	}
-	c.setup = &preparedSetup{out: out, in: in, captured: captured}
+	c.setup = preparedSetup{out: out, in: in, captured: captured}
 	if !s.admit(c) {
 		return fail(CauseTemporary, -1, "portico shutting down")
 	}
 	return true
+}
+
+// callerReleased reports whether the caller has released the call
+// while its Setup waited: its next message, already received, is the
+// call's ReleaseComplete (with its cause), or its connection has closed
+// (without waiting, and without reading the message).
+func (c *call) callerReleased() (cause byte, disp string, gone bool) {
+	l := c.legs[c.caller]
+	b := l.fr.Buffered()
+	if len(b) == 0 {
+		var eof bool
+		if b, eof = c.peeker.peek(l.conn); eof {
+			return CauseTemporary, "connection lost on the " + c.caller.String(), true
+		}
+	}
+	for len(b) >= 4 && b[0] == 3 {
+		n := int(binary.BigEndian.Uint16(b[2:]))
+		if n < 4 || len(b) < n {
+			return 0, "", false
+		}
+		if n > 4 {
+			var m q931.Message
+			if m.Parse(b[4:n]) != nil || m.CallRef != c.crv || m.Type != q931.ReleaseComplete {
+				return 0, "", false
+			}
+			return releaseCause(&m), "", true
+		}
+		b = b[4:] // an empty keep-alive packet
+	}
+	return 0, "", false
 }
 
 // startMedia opens the call's media session; h46019 and mux are what
@@ -376,7 +420,7 @@ func (c *call) run(p []byte, m *q931.Message, ui *h225.H323UserInformation, got 
 	for _, l := range c.legs {
 		l.conn.SetReadDeadline(deadline)
 	}
-	if c.setup == nil {
+	if c.setup.out == nil {
 		c.startKeepAlive() // before the Setup: an h245Address in it depends on it
 	}
 	// The called side's pump reads before the Setup goes out, so that its
@@ -391,8 +435,8 @@ func (c *call) run(p []byte, m *q931.Message, ui *h225.H323UserInformation, got 
 	// The Setup is not decoded a second time: it is the largest message
 	// of a call (its decode is 15 of a setup's 410 allocations, 2.3 KB).
 	var sent bool
-	if st := c.setup; st != nil {
-		c.setup = nil
+	if st := c.setup; st.out != nil {
+		c.setup = preparedSetup{}
 		sent = c.deliver(c.caller, st.out, got, m, ui, st.in, st.captured)
 	} else {
 		sent = c.relay(c.caller, p, got, m, ui)

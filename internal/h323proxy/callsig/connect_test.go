@@ -8,6 +8,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/q931"
+	"github.com/portico-edge/portico/internal/h323proxy/h245proxy"
 	"github.com/portico-edge/portico/internal/media"
 )
 
@@ -130,38 +131,70 @@ func TestAllocationFailureClosesInsideConnection(t *testing.T) {
 	}
 }
 
-// TestCallerReleaseDuringDial: the caller's ReleaseComplete follows
-// its Setup at once, while the call is being set up (the inside
-// connection and the relay stream). As before, the Setup and then the
-// ReleaseComplete reach the callee, the call is recorded as ended by the
-// caller and its relay stream is released. (The test cannot hold the
-// kernel's loopback connect: a listener whose accept queue is full still
-// completed it; the ReleaseComplete is in the caller's stream behind the
-// Setup either way.)
+// TestCallerReleaseDuringDial: the caller's ReleaseComplete has arrived
+// with its Setup, before the inside connection is open: that connection
+// is closed before the callee sees the call, nothing is sent back to the
+// caller, the call is recorded as ended by the caller and its relay
+// stream is released.
 func TestCallerReleaseDuringDial(t *testing.T) {
 	p := startPortico(t, Config{})
 	ln := routeTo(t, p)
 	id := newCallID()
 	caller := newEndpoint(t, dialFrom(t, outsideEP, p.outAddr))
-	caller.send(q931.Setup, false, fastSetup(t, id))
-	caller.send(q931.ReleaseComplete, false, answerUI(h225.H323UUPDUH323MessageBody_ReleaseComplete, id, netip.AddrPort{}, nil), withCause(CauseNormal))
-	callee := newEndpoint(t, accept(t, ln))
-	callee.expect(q931.Setup)
-	m, _ := callee.expect(q931.ReleaseComplete)
-	if c := cause(t, m); c != CauseNormal {
-		t.Fatalf("cause %d toward the callee", c)
+	setup := caller.message(q931.Setup, false, fastSetup(t, id))
+	rc := caller.message(q931.ReleaseComplete, false, answerUI(h225.H323UUPDUH323MessageBody_ReleaseComplete, id, netip.AddrPort{}, nil), withCause(CauseNormal))
+	// One write: Portico reads the ReleaseComplete with the Setup.
+	if _, err := caller.conn.Write(h245proxy.AppendFrame(h245proxy.AppendFrame(nil, setup), rc)); err != nil {
+		t.Fatal(err)
+	}
+	if !closedByPeer(t, accept(t, ln)) {
+		t.Fatal("the inside connection got data")
 	}
 	if !closedByPeer(t, caller.conn) {
-		t.Fatal("the caller's connection stayed open")
+		t.Fatal("the caller got an answer or its connection stayed open")
 	}
 	rec := p.hist.next(t)
-	if rec.EndedBy != "caller" || rec.Status != int(CauseNormal) {
+	if rec.EndedBy != "caller" || rec.Status != int(CauseNormal) || rec.Disposition != Disposition(CauseNormal) {
 		t.Fatalf("history: %+v", rec)
 	}
 	if n := sessions(p); n != 0 {
 		t.Fatalf("%d relay sessions after the call", n)
 	}
-	if got := p.srv.Completed.Load(); got != 1 {
-		t.Fatalf("completed %d", got)
+	if c, r := p.srv.Completed.Load(), p.srv.Rejected.Load(); c != 1 || r != 0 {
+		t.Fatalf("completed %d, rejected %d", c, r)
+	}
+	if n := p.srv.Calls(); n != 0 {
+		t.Fatalf("%d calls in progress", n)
+	}
+}
+
+// TestCallerGoneDuringSetup: the caller's connection ends right after its
+// Setup. Whether Portico sees the end before the inside connection is
+// open (which it then closes unused) or after the Setup went in (the
+// callee then gets ReleaseComplete, cause 41), the call is recorded as
+// lost on the outside and its relay stream is released.
+func TestCallerGoneDuringSetup(t *testing.T) {
+	p := startPortico(t, Config{})
+	ln := routeTo(t, p)
+	caller := newEndpoint(t, dialFrom(t, outsideEP, p.outAddr))
+	caller.send(q931.Setup, false, fastSetup(t, newCallID()))
+	caller.conn.(*net.TCPConn).CloseWrite()
+	callee := newEndpoint(t, accept(t, ln))
+	callee.conn.SetReadDeadline(deadline())
+	if m, _, err := callee.tryRecv(); err == nil {
+		if m.Type != q931.Setup {
+			t.Fatalf("callee got message 0x%02x first", m.Type)
+		}
+		m, _ := callee.expect(q931.ReleaseComplete)
+		if c := cause(t, m); c != CauseTemporary {
+			t.Fatalf("cause %d toward the callee", c)
+		}
+	}
+	rec := p.hist.next(t)
+	if rec.EndedBy != "caller" || rec.Disposition != "connection lost on the outside" {
+		t.Fatalf("history: %+v", rec)
+	}
+	if n := sessions(p); n != 0 {
+		t.Fatalf("%d relay sessions after the call", n)
 	}
 }
