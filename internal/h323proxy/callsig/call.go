@@ -242,6 +242,7 @@ type preparedSetup struct {
 	captured bool
 }
 
+// dialled is the outcome of the connect to the called side.
 type dialled struct {
 	conn net.Conn
 	err  error
@@ -250,27 +251,32 @@ type dialled struct {
 
 // connectInside opens the connection to the inside callee at dst and,
 // meanwhile, rewrites the Setup from outside (relay ports for its
-// fastStart, H.245 bridge, features): the connection's own addresses
-// are filled in and the Setup encoded once both are done. Every failure
-// releases what was taken (relay session, bridges, the connection) and
-// refuses the call as the serial order would have.
-// It reports whether the call goes on; false when it was refused.
+// fastStart, H.245 bridge, features) on another goroutine: the
+// connection's own addresses are filled in and the Setup encoded once
+// both are done. The dial stays on this goroutine, so that the poller's
+// wake-up after the connect finds the rewrite done, not another
+// goroutine to wait for. Every failure releases what was taken (relay
+// session, bridges, the connection) and refuses the call as the serial
+// order would have. It reports whether the call goes on; false when it
+// was refused.
 func (c *call) connectInside(ctx context.Context, cancel context.CancelFunc, dst netip.AddrPort, p []byte, m *q931.Message, ui *h225.H323UserInformation, refuse func(byte, int, string) *call) bool {
 	s := c.srv
-	res := make(chan dialled, 1)
-	go func() { // newCall waits for it below, on every path
-		conn, err := s.dial(ctx, Inside, dst)
-		res <- dialled{conn, err, time.Now()}
+	prepared := make(chan error, 1)
+	go func() { // connectInside waits for it below, on every path
+		// What arrived is captured as it was, before the rewrite.
+		c.setup.in, c.setup.captured = c.captured(Outside, ladder.In, c.times.Read, m, ui, len(p))
+		c.startKeepAlive() // before the rewrite: an h245Address depends on it
+		c.startMedia(offersMediaTraversal(ui.H323UuPdu.H323MessageBody.Setup))
+		err := c.rewriteBody(Outside, m, ui)
+		if err != nil {
+			cancel() // the dial
+		}
+		prepared <- err
 	}()
-	// What arrived is captured as it was, before the rewrite.
-	in, captured := c.captured(Outside, ladder.In, c.times.Read, m, ui, len(p))
-	c.startKeepAlive() // before the rewrite: an h245Address depends on it
-	c.startMedia(offersMediaTraversal(ui.H323UuPdu.H323MessageBody.Setup))
-	perr := c.rewriteBody(Outside, m, ui)
-	if perr != nil {
-		cancel()
-	}
-	d := <-res
+	var d dialled
+	d.conn, d.err = s.dial(ctx, Inside, dst)
+	d.at = time.Now()
+	perr := <-prepared
 	fail := func(cause byte, reason int, disp string) bool {
 		if d.conn != nil && c.legs[Inside] == nil {
 			d.conn.Close()
@@ -315,7 +321,7 @@ func (c *call) connectInside(ctx context.Context, cancel context.CancelFunc, dst
 		s.Malformed.Add(1)
 		return fail(CauseInvalidMessage, -1, "malformed message from the outside")
 	}
-	c.setup = preparedSetup{out: out, in: in, captured: captured}
+	c.setup.out = out
 	if !s.admit(c) {
 		return fail(CauseTemporary, -1, "portico shutting down")
 	}
