@@ -237,7 +237,9 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 // preparedSetup is a Setup from outside as the inside receives it
 // (out; nil until then), and the capture of it as it arrived.
 type preparedSetup struct {
-	out      []byte
+	out []byte
+	// err is the rewrite's failure, if any.
+	err      error
 	in       ladder.Message
 	captured bool
 }
@@ -261,22 +263,22 @@ type dialled struct {
 // was refused.
 func (c *call) connectInside(ctx context.Context, cancel context.CancelFunc, dst netip.AddrPort, p []byte, m *q931.Message, ui *h225.H323UserInformation, refuse func(byte, int, string) *call) bool {
 	s := c.srv
-	prepared := make(chan error, 1)
+	prepared := make(chan struct{})
 	go func() { // connectInside waits for it below, on every path
+		defer close(prepared)
 		// What arrived is captured as it was, before the rewrite.
 		c.setup.in, c.setup.captured = c.captured(Outside, ladder.In, c.times.Read, m, ui, len(p))
 		c.startKeepAlive() // before the rewrite: an h245Address depends on it
 		c.startMedia(offersMediaTraversal(ui.H323UuPdu.H323MessageBody.Setup))
-		err := c.rewriteBody(Outside, m, ui)
-		if err != nil {
+		if c.setup.err = c.rewriteBody(Outside, m, ui); c.setup.err != nil {
 			cancel() // the dial
 		}
-		prepared <- err
 	}()
 	var d dialled
 	d.conn, d.err = s.dial(ctx, Inside, dst)
 	d.at = time.Now()
-	perr := <-prepared
+	<-prepared
+	perr := c.setup.err
 	fail := func(cause byte, reason int, disp string) bool {
 		if d.conn != nil && c.legs[Inside] == nil {
 			d.conn.Close()
