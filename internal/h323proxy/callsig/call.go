@@ -390,13 +390,7 @@ func (s *Server) admit(c *call) bool {
 // its keep-alives, H.245 bridges, relay session and callee connection.
 func (c *call) discard() {
 	close(c.done)
-	c.mu.Lock()
-	bridges := c.bridges
-	c.bridges = nil
-	c.mu.Unlock()
-	for _, b := range bridges {
-		b.Close()
-	}
+	c.closeBridges()
 	if c.media != nil {
 		c.media.Close()
 	}
@@ -685,13 +679,8 @@ func (c *call) abort() {
 	}
 }
 
-// finish releases the call's resources and records it.
-func (c *call) finish() {
-	s := c.srv
-	c.end(CauseNormal, "", "")
-	if c.done != nil {
-		close(c.done)
-	}
+// closeBridges stops the call's H.245 bridges; none start after it.
+func (c *call) closeBridges() {
 	c.mu.Lock()
 	bridges := c.bridges
 	c.bridges = nil
@@ -699,6 +688,16 @@ func (c *call) finish() {
 	for _, b := range bridges {
 		b.Close()
 	}
+}
+
+// finish releases the call's resources and records it.
+func (c *call) finish() {
+	s := c.srv
+	c.end(CauseNormal, "", "")
+	if c.done != nil {
+		close(c.done)
+	}
+	c.closeBridges()
 	stats := c.media.Close()
 	for _, l := range c.legs {
 		s.untrack(l.conn)

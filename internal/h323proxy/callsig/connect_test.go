@@ -45,6 +45,22 @@ func freePort(t testing.TB) netip.AddrPort {
 
 func sessions(p *portico) int { return len(p.relay.Sessions()) }
 
+// settled checks what is left once a call was refused or ended: the
+// relay sessions (held by the test), the calls refused and ended, and
+// none in progress.
+func settled(t *testing.T, p *portico, held int, rejected, completed uint64) {
+	t.Helper()
+	if n := sessions(p); n != held {
+		t.Fatalf("%d relay sessions, %d held by the test", n, held)
+	}
+	if r, c := p.srv.Rejected.Load(), p.srv.Completed.Load(); r != rejected || c != completed {
+		t.Fatalf("rejected %d, completed %d; want %d, %d", r, c, rejected, completed)
+	}
+	if n := p.srv.Calls(); n != 0 {
+		t.Fatalf("%d calls in progress", n)
+	}
+}
+
 // TestDialRefusedReleasesRelay: the inside refuses the connection while
 // the Setup's relay stream and H.245 bridge were being set up; the
 // caller is refused as before (cause 27, unreachableDestination) and the
@@ -69,17 +85,9 @@ func TestDialRefusedReleasesRelay(t *testing.T) {
 	if rec.Disposition != "destination out of order" || rec.EndedBy != "portico" || rec.Status != int(CauseOutOfOrder) {
 		t.Fatalf("history: %+v", rec)
 	}
-	if n := sessions(p); n != 0 {
-		t.Fatalf("%d relay sessions after the refusal", n)
-	}
+	settled(t, p, 0, 1, 0)
 	if now, _ := p.relay.Available("external"); now != free {
 		t.Fatalf("%d free port pairs, %d before", now, free)
-	}
-	if got := p.srv.Rejected.Load(); got != 1 {
-		t.Fatalf("rejected %d", got)
-	}
-	if n := p.srv.Calls(); n != 0 {
-		t.Fatalf("%d calls in progress", n)
 	}
 }
 
@@ -120,15 +128,7 @@ func TestAllocationFailureClosesInsideConnection(t *testing.T) {
 		}
 		ic.Close()
 	}
-	if n := sessions(p); n != held {
-		t.Fatalf("%d relay sessions, %d held by the test", n, held)
-	}
-	if got := p.srv.Rejected.Load(); got != 1 {
-		t.Fatalf("rejected %d", got)
-	}
-	if n := p.srv.Calls(); n != 0 {
-		t.Fatalf("%d calls in progress", n)
-	}
+	settled(t, p, held, 1, 0)
 }
 
 // TestCallerReleaseDuringDial: the caller's ReleaseComplete has arrived
@@ -157,15 +157,7 @@ func TestCallerReleaseDuringDial(t *testing.T) {
 	if rec.EndedBy != "caller" || rec.Status != int(CauseNormal) || rec.Disposition != Disposition(CauseNormal) {
 		t.Fatalf("history: %+v", rec)
 	}
-	if n := sessions(p); n != 0 {
-		t.Fatalf("%d relay sessions after the call", n)
-	}
-	if c, r := p.srv.Completed.Load(), p.srv.Rejected.Load(); c != 1 || r != 0 {
-		t.Fatalf("completed %d, rejected %d", c, r)
-	}
-	if n := p.srv.Calls(); n != 0 {
-		t.Fatalf("%d calls in progress", n)
-	}
+	settled(t, p, 0, 0, 1)
 }
 
 // TestCallerGoneDuringSetup: the caller's connection ends right after its
