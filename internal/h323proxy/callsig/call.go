@@ -343,21 +343,31 @@ func (c *call) callerReleased() (cause byte, disp string, gone bool) {
 			return CauseTemporary, "connection lost on the " + c.caller.String(), true
 		}
 	}
+	if cause, ok := releasedIn(b, c.crv); ok {
+		return cause, "", true
+	}
+	return 0, "", false
+}
+
+// releasedIn reports whether the first message of the TPKT stream b
+// (empty keep-alive packets skipped) is whole and is a ReleaseComplete
+// of call reference crv, and with what cause.
+func releasedIn(b []byte, crv uint32) (cause byte, ok bool) {
 	for len(b) >= 4 && b[0] == 3 {
 		n := int(binary.BigEndian.Uint16(b[2:]))
 		if n < 4 || len(b) < n {
-			return 0, "", false
+			return 0, false
 		}
 		if n > 4 {
 			var m q931.Message
-			if m.Parse(b[4:n]) != nil || m.CallRef != c.crv || m.Type != q931.ReleaseComplete {
-				return 0, "", false
+			if m.Parse(b[4:n]) != nil || m.CallRef != crv || m.Type != q931.ReleaseComplete {
+				return 0, false
 			}
-			return releaseCause(&m), "", true
+			return releaseCause(&m), true
 		}
 		b = b[4:] // an empty keep-alive packet
 	}
-	return 0, "", false
+	return 0, false
 }
 
 // startMedia opens the call's media session; h46019 and mux are what

@@ -190,3 +190,28 @@ func TestCallerGoneDuringSetup(t *testing.T) {
 		t.Fatalf("%d relay sessions after the call", n)
 	}
 }
+
+// FuzzReleasedIn: what a caller sent after its Setup, read without
+// consuming it, never panics the check for its ReleaseComplete, and a
+// release it reports is a whole ReleaseComplete of the call.
+func FuzzReleasedIn(f *testing.F) {
+	rc := releaseComplete(42, false, CauseNormal, -1, nil)
+	f.Add(h245proxy.AppendFrame(nil, rc), uint32(42))
+	f.Add(append([]byte{3, 0, 0, 4}, h245proxy.AppendFrame(nil, rc)...), uint32(42))
+	f.Add(h245proxy.AppendFrame(nil, rc)[:10], uint32(42))
+	f.Add([]byte{3, 0, 0, 3}, uint32(0))
+	f.Fuzz(func(t *testing.T, b []byte, crv uint32) {
+		cause, ok := releasedIn(b, crv)
+		if !ok {
+			return
+		}
+		for len(b) >= 4 && b[0] == 3 && b[2] == 0 && b[3] == 4 {
+			b = b[4:]
+		}
+		var m q931.Message
+		n := int(b[2])<<8 | int(b[3])
+		if err := m.Parse(b[4:n]); err != nil || m.Type != q931.ReleaseComplete || m.CallRef != crv || releaseCause(&m) != cause {
+			t.Fatalf("reported cause %d for %x", cause, b)
+		}
+	})
+}
