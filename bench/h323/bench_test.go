@@ -165,7 +165,15 @@ func serve(t *testing.T, bin, dir, cfg string, env ...string) (cmd *exec.Cmd, do
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd = exec.Command(bin, "serve", "--config", path, "--data", filepath.Join(dir, "data"))
+	args := []string{bin, "serve", "--config", path, "--data", filepath.Join(dir, "data")}
+	// PORTICO_BENCH_DAEMON_CPUS pins the daemon to those CPUs (taskset -c),
+	// e.g. 1 with the benchmark itself run under taskset -c 0: the edge on
+	// a core of its own, as on its own machine, instead of sharing both
+	// cores with the generator and the callee.
+	if cpus := os.Getenv("PORTICO_BENCH_DAEMON_CPUS"); cpus != "" {
+		args = append([]string{"taskset", "-c", cpus}, args...)
+	}
+	cmd = exec.Command(args[0], args[1:]...)
 	cmd.Env = append(append(os.Environ(), "PORTICO_ADMIN_PASSWORD=bench-admin-password-1"), env...)
 	logf, _ := os.Create(filepath.Join(dir, "stdout.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
