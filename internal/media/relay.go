@@ -428,7 +428,7 @@ func (r *Relay) openStreamAt(s *session, index int, c StreamConfig, fixed *[2]ne
 			return nil, fmt.Errorf("interface %q: %w", ls.iface.name, err)
 		}
 		ls.port = port
-		ref := &portRef{pool: pool, port: port}
+		ref := &portRef{pool: pool, port: port, park: fixed == nil}
 		for _, ep := range []*endpoint{ls.rtp, ls.rtcp} {
 			if ep != nil {
 				ep.ports = ref

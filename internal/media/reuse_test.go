@@ -353,3 +353,43 @@ func TestPoolPrefersParkedPairs(t *testing.T) {
 		t.Fatalf("%d of 50 takes below minIdle chose a parked pair (about a quarter expected)", fromParked)
 	}
 }
+
+// TestStandbyCopyTakesParkedPair imports an HA peer's session onto the
+// port pair a released call left parked: the copy uses those sockets, and
+// once the copy is forgotten its sockets are closed, not parked (they may
+// be bound on the peer's address), so the port is free to bind again.
+func TestStandbyCopyTakesParkedPair(t *testing.T) {
+	r, _ := startRelay(t, testConfig(freePair(t, 28000), freePair(t, 29000), 2), Deps{})
+	id, infos, err := r.Allocate(SessionConfig{Interfaces: [2]string{"external", "internal"}, Streams: []StreamConfig{{Kind: KindAudio}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Release(id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return idleOn(r, "external") == 2 && idleOn(r, "internal") == 2 })
+	reused := testutil.ToFloat64(r.m.socketsReused)
+	st := SessionState{ID: 99, Interfaces: [2]string{"external", "internal"}, Streams: []StreamState{{
+		Config: StreamConfig{Kind: KindAudio}, Local: infos[0].Local,
+	}}}
+	if err := r.Import(st); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(r.m.socketsReused) - reused; got != 4 {
+		t.Fatalf("the copy reused %v sockets, want 4", got)
+	}
+	r.Forget(99)
+	waitFor(t, func() bool {
+		s, err := openUDP(infos[0].Local[0], 0)
+		if err == nil {
+			closeSock(s)
+		}
+		return err == nil
+	})
+	if n := idleOn(r, "external") + idleOn(r, "internal"); n != 0 {
+		t.Fatalf("%d sockets of the copy parked", n)
+	}
+	if got, _ := r.Available("external"); got != 1 {
+		t.Fatalf("%d external pairs free after the copy, want 1", got)
+	}
+}
