@@ -379,17 +379,20 @@ func TestStandbyCopyTakesParkedPair(t *testing.T) {
 		t.Fatalf("the copy reused %v sockets, want 4", got)
 	}
 	r.Forget(99)
+	// Both pairs back in their pools once their workers let go.
 	waitFor(t, func() bool {
-		s, err := openUDP(infos[0].Local[0], 0)
-		if err == nil {
-			closeSock(s)
-		}
-		return err == nil
+		ext, _ := r.Available("external")
+		in, _ := r.Available("internal")
+		return ext == 1 && in == 1
 	})
 	if n := idleOn(r, "external") + idleOn(r, "internal"); n != 0 {
 		t.Fatalf("%d sockets of the copy parked", n)
 	}
-	if got, _ := r.Available("external"); got != 1 {
-		t.Fatalf("%d external pairs free after the copy, want 1", got)
+	for _, a := range []netip.AddrPort{infos[0].Local[0], infos[0].LocalRTCP[0], infos[0].Local[1], infos[0].LocalRTCP[1]} {
+		s, err := openUDP(a, 0)
+		if err != nil {
+			t.Fatalf("%v still bound after the copy ended: %v", a, err)
+		}
+		closeSock(s)
 	}
 }
