@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/sipedge"
 	"github.com/portico-edge/portico/internal/testpeer"
@@ -157,12 +159,15 @@ func kamailio(t testing.TB, dir string, listen string, children int, defines ...
 	return cmd.Process.Pid
 }
 
-func startPortico(t testing.TB, kam string) (*sipedge.Server, netip.AddrPort) {
+// startPortico starts the B2BUA with its media relay; the registry holds
+// the relay's metrics.
+func startPortico(t testing.TB, kam string) (*sipedge.Server, netip.AddrPort, *prometheus.Registry) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := prometheus.NewRegistry()
 	relay, err := media.New(media.Config{Interfaces: map[string]media.InterfaceConfig{
 		sipedge.External: {Addr: netip.MustParseAddr(extIP), PortMin: 30000, PortMax: 39999},
 		sipedge.Internal: {Addr: netip.MustParseAddr(intIP), PortMin: 40000, PortMax: 49999},
-	}, Latching: media.LatchNAT}, media.Deps{Logger: logger})
+	}, Latching: media.LatchNAT}, media.Deps{Logger: logger, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +191,7 @@ func startPortico(t testing.TB, kam string) (*sipedge.Server, netip.AddrPort) {
 		{Interface: sipedge.Internal, Transport: "udp", Packet: in}})
 	t.Cleanup(func() { cancel(); s.Close(); relay.Close() })
 	time.Sleep(200 * time.Millisecond)
-	return s, netip.MustParseAddrPort(ext.LocalAddr().String())
+	return s, netip.MustParseAddrPort(ext.LocalAddr().String()), reg
 }
 
 // benchConfig is what a run measures and how long each step lasts.
@@ -338,7 +343,7 @@ func TestSIPBenchmark(t *testing.T) {
 	startProc(t, dir, "sipp", "-nostdin", "-sf", filepath.Join(scen, "reg_uas.xml"), "-i", insideIP, "-p", strings.Split(regUAS, ":")[1], "-buff_size", "4194304")
 	kam := kamIP + ":" + port(t)
 	kpid := kamailio(t, dir, kam, cfg.children, `MCU_URI="sip:`+uas+`"`, "WITH_RR")
-	s, ext := startPortico(t, kam)
+	s, ext, _ := startPortico(t, kam)
 	defer func() {
 		if !t.Failed() && cfg.only == "" {
 			held(t, dir, scen, s, ext)
