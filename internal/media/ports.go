@@ -47,8 +47,10 @@ type idleEntry struct {
 }
 
 // maxMinIdle caps minIdle: with a quarter of a large range parked, takes
-// would keep thousands of sockets open for no gain.
-const maxMinIdle = 256
+// would keep thousands of sockets open for no gain. It is also the fewest
+// ports a stream's port is drawn from once enough are parked, so it stays
+// large enough that a port is hard to guess before the stream latches.
+const maxMinIdle = 1024
 
 // idlePair is the parked RTP socket of a pair (port) and, when it had
 // one, its RTCP socket (port+1).
