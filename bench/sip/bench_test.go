@@ -19,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/sipedge"
 	"github.com/portico-edge/portico/internal/testpeer"
@@ -159,15 +157,12 @@ func kamailio(t testing.TB, dir string, listen string, children int, defines ...
 	return cmd.Process.Pid
 }
 
-// startPortico starts the B2BUA with its media relay; the registry holds
-// the relay's metrics.
-func startPortico(t testing.TB, kam string) (*sipedge.Server, netip.AddrPort, *prometheus.Registry) {
+func startPortico(t testing.TB, kam string) (*sipedge.Server, netip.AddrPort) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	reg := prometheus.NewRegistry()
 	relay, err := media.New(media.Config{Interfaces: map[string]media.InterfaceConfig{
 		sipedge.External: {Addr: netip.MustParseAddr(extIP), PortMin: 30000, PortMax: 39999},
 		sipedge.Internal: {Addr: netip.MustParseAddr(intIP), PortMin: 40000, PortMax: 49999},
-	}, Latching: media.LatchNAT}, media.Deps{Logger: logger, Registerer: reg})
+	}, Latching: media.LatchNAT}, media.Deps{Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +186,7 @@ func startPortico(t testing.TB, kam string) (*sipedge.Server, netip.AddrPort, *p
 		{Interface: sipedge.Internal, Transport: "udp", Packet: in}})
 	t.Cleanup(func() { cancel(); s.Close(); relay.Close() })
 	time.Sleep(200 * time.Millisecond)
-	return s, netip.MustParseAddrPort(ext.LocalAddr().String()), reg
+	return s, netip.MustParseAddrPort(ext.LocalAddr().String())
 }
 
 // benchConfig is what a run measures and how long each step lasts.
@@ -343,7 +338,7 @@ func TestSIPBenchmark(t *testing.T) {
 	startProc(t, dir, "sipp", "-nostdin", "-sf", filepath.Join(scen, "reg_uas.xml"), "-i", insideIP, "-p", strings.Split(regUAS, ":")[1], "-buff_size", "4194304")
 	kam := kamIP + ":" + port(t)
 	kpid := kamailio(t, dir, kam, cfg.children, `MCU_URI="sip:`+uas+`"`, "WITH_RR")
-	s, ext, _ := startPortico(t, kam)
+	s, ext := startPortico(t, kam)
 	defer func() {
 		if !t.Failed() && cfg.only == "" {
 			held(t, dir, scen, s, ext)

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/portico-edge/portico/internal/testpeer"
 )
 
@@ -36,7 +34,7 @@ func BenchmarkRegister(b *testing.B) {
 	scen, _ := filepath.Abs("scenarios")
 	kam := kamIP + ":" + port(b)
 	kamailio(b, dir, kam, 4)
-	_, ext, _ := startPortico(b, kam)
+	_, ext := startPortico(b, kam)
 	inf := users(b, dir, "b", b.N)
 	measure(b, func() bool {
 		ok, _, _ := sippRun(b, dir, "-sf", filepath.Join(scen, "register.xml"), "-inf", inf, "-i", loadIP, "-p", port(b),
@@ -57,38 +55,12 @@ func BenchmarkCall(b *testing.B) {
 		"-mp", mediaPort(b), "-max_socket", "100", "-buff_size", "4194304")
 	kam := kamIP + ":" + port(b)
 	kamailio(b, dir, kam, 4, `MCU_URI="sip:`+uas+`"`, "WITH_RR")
-	_, ext, reg := startPortico(b, kam)
-	reused := socketsReused(b, reg)
+	_, ext := startPortico(b, kam)
 	measure(b, func() bool {
-		defer func() { reused = socketsReused(b, reg) - reused }()
 		ok, _, _ := sippRun(b, dir, "-sn", "uac", "-s", "1000", "-i", loadIP, "-p", port(b), "-mp", mediaPort(b), "-d", "100",
 			"-r", strconv.Itoa(benchCallRate), "-m", strconv.Itoa(b.N), "-l", strconv.Itoa(b.N), ext.String())
 		return ok
 	})
-	// Each call's relay stream has four sockets (RTP and RTCP on each
-	// side): those not reused were created.
-	b.ReportMetric(4-reused/float64(b.N), "sockets-opened/op")
-}
-
-// socketsReused reads the relay's count of sockets reused.
-func socketsReused(b *testing.B, reg *prometheus.Registry) float64 {
-	mfs, err := reg.Gather()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "portico_media_events_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "event" && l.GetValue() == "socket_reused" {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
 }
 
 // measure times run (one sipp run of b.N operations) and reports this

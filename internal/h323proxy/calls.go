@@ -48,7 +48,7 @@ func (s *Server) newCalls(cfg Config) (*callsig.Server, error) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_h323_calls_ended_total",
 			Help: "H.323 calls that ended after both sides were connected."}, func() float64 { return float64(cs.Completed.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_h323_calls_refused_total",
-			Help: "H.323 calls Portico refused (policy, no route, callee not registered or unreachable, limits, no relay ports)."}, func() float64 { return float64(cs.Rejected.Load()) }),
+			Help: "H.323 calls Portico refused (policy, no route, callee not registered, limits)."}, func() float64 { return float64(cs.Rejected.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_h323_signalling_malformed_total",
 			Help: "Call-signalling input that did not decode (answered with ReleaseComplete, cause 95)."}, func() float64 { return float64(cs.Malformed.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_h323_history_dropped_total",

@@ -37,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		traversal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portico_h323_traversal_total",
 			Help: "H.460.18 incoming-call indications, by outcome (bound, no_answer, no_connection, timeout)."}, []string{"outcome"}),
 		setup: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "portico_h323_setup_stage_seconds",
-			Help:    "Time of each step of an answered H.323 call's setup through Portico: admit (Setup read to policy and route decided), dial (connection to the called side; for a call from outside the Setup is rewritten and relay ports allocated meanwhile), forward (from the connection open to the Setup written), callee (Setup written to Connect read: the called side), connect (Connect rewritten and written to the caller).",
+			Help:    "Time of each step of an answered H.323 call's setup through Portico: admit (Setup read to policy and route decided), dial (connection to the called side), forward (Setup rewritten, relay ports allocated, written), callee (Setup written to Connect read: the called side), connect (Connect rewritten and written to the caller).",
 			Buckets: prometheus.ExponentialBucketsRange(20e-6, 2, 32)}, []string{"stage"}),
 	}
 	for i, st := range setupStages {

@@ -12,10 +12,7 @@
 // sequence numbers, or the signalled/signalling IP after a quiet interval;
 // silence alone never lets a stranger in (endpoint.admit). Packets from
 // anyone else are counted and dropped, never forwarded. Port pairs are
-// handed out in random order so that relay ports cannot be guessed. On
-// Linux a released pair keeps its sockets, parked (connected to themselves,
-// drained), for a later stream; that stream starts from fresh endpoints, so
-// nothing of the earlier call carries over (portPool, park).
+// handed out in random order so that relay ports cannot be guessed.
 //
 // On Linux the packet path is a few epoll workers that move datagrams with
 // recvmmsg/sendmmsg (internal/batchio) between non-blocking sockets, with

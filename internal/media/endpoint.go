@@ -50,7 +50,7 @@ type endpoint struct {
 	local netip.AddrPort
 	sys   sysSock
 
-	ports *portRef // returned to the pool when the last socket of the pair is released
+	ports *portRef // returned to the pool when the last socket of the pair closes
 
 	peer   atomic.Pointer[peer]
 	lastRx atomic.Int64 // unix nanoseconds of the last accepted packet
@@ -114,47 +114,16 @@ func (ep *endpoint) isKeepAlive(b []byte) bool {
 	return len(b)-pad <= n
 }
 
-// portRef counts the open sockets of a reserved port pair and collects
-// them, parked, as their endpoints are released.
+// portRef counts the open sockets of a reserved port pair.
 type portRef struct {
 	pool *portPool
 	port int
-	// park: released sockets are kept for reuse. Not for a standby copy
-	// of the HA peer's session: its sockets may be bound on an address
-	// this node does not own, and are not to stay bound once the copy ends.
-	park bool
 	refs atomic.Int32
-	// idle is written by each endpoint at its own index before its
-	// decrement of refs, and read by the one whose decrement reaches 0.
-	idle idlePair
 }
 
-// release takes ep's socket off it once no worker reads it any more: the
-// socket is parked for the pair's next stream (see park) or, when the
-// pair does not keep sockets or it cannot be parked, closed. The last
-// socket released gives the pair back to its pool.
-func (ep *endpoint) release() {
-	p := ep.ports
-	if p == nil {
-		closeSock(ep.sys)
-		return
-	}
-	i := 0
-	if ep.rtcp {
-		i = 1
-	}
-	kept := false
-	if p.park && p.pool != nil {
-		var s sysSock
-		if s, kept = park(ep.sys, ep.local); kept {
-			p.idle.sock[i] = idleSock{s: s, open: true}
-		}
-	}
-	if !kept {
-		closeSock(ep.sys)
-	}
-	if p.refs.Add(-1) == 0 && p.pool != nil {
-		p.pool.putIdle(p.port, p.idle)
+func (p *portRef) done() {
+	if p != nil && p.refs.Add(-1) == 0 && p.pool != nil {
+		p.pool.put(p.port)
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -172,67 +171,6 @@ func openUDPSock(local netip.AddrPort, buf int, freebind bool) (sysSock, error) 
 
 func (s sysSock) registered() bool { return s.w != nil }
 
-// maxDrain bounds the datagrams read off a socket being parked or
-// unparked; a socket still holding more is closed instead.
-const maxDrain = 4096
-
-// park readies a released relay socket for reuse: connected to its own
-// address it accepts nothing more (the kernel treats a datagram from
-// anyone else as sent to a closed port), and the datagrams queued
-// meanwhile are read and dropped. It returns the socket detached from its
-// worker; false when it could not be parked (the caller closes it).
-func park(s sysSock, local netip.AddrPort) (sysSock, bool) {
-	if s.fd < 0 {
-		return sysSock{fd: -1}, false
-	}
-	if unix.Connect(s.fd, sockaddrOf(local)) != nil || !drain(s.fd) {
-		return sysSock{fd: -1}, false
-	}
-	return sysSock{fd: s.fd}, true
-}
-
-// unpark readies a parked socket for a new stream: whatever reached it
-// since park is dropped (its queue is read while it is still connected to
-// itself, so nothing of an earlier stream stays queued), then it is
-// disconnected to receive from anyone again.
-func unpark(s sysSock) error {
-	if !drain(s.fd) {
-		return errors.New("media: parked socket: queue not drained")
-	}
-	// connect(2) with AF_UNSPEC dissolves the association; the bound
-	// address and port stay.
-	sa := unix.RawSockaddr{Family: unix.AF_UNSPEC}
-	if _, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(s.fd), uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa)); e != 0 {
-		return fmt.Errorf("media: parked socket: disconnect: %w", e)
-	}
-	return nil
-}
-
-// drain reads and drops what is queued on fd; false when it could not
-// empty the queue.
-func drain(fd int) bool {
-	var b [1]byte // datagrams are truncated to it and discarded
-	for range maxDrain {
-		_, err := unix.Read(fd, b[:])
-		switch err {
-		case unix.EAGAIN:
-			return true
-		case nil, unix.EINTR, unix.ECONNREFUSED:
-			// ECONNREFUSED: an ICMP error of an earlier send, now cleared.
-		default:
-			return false
-		}
-	}
-	return false
-}
-
-func sockaddrOf(a netip.AddrPort) unix.Sockaddr {
-	if a.Addr().Is4() || a.Addr().Is4In6() {
-		return &unix.SockaddrInet4{Port: int(a.Port()), Addr: a.Addr().Unmap().As4()}
-	}
-	return &unix.SockaddrInet6{Port: int(a.Port()), Addr: a.Addr().As16()}
-}
-
 func closeSock(s sysSock) {
 	if s.fd >= 0 {
 		unix.Close(s.fd)
@@ -262,7 +200,8 @@ func (e *engine) remove(ep *endpoint) {
 	}
 	w := ep.sys.w
 	if w == nil {
-		ep.release()
+		closeSock(ep.sys)
+		ep.ports.done()
 		return
 	}
 	unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, ep.sys.fd, nil)
@@ -279,7 +218,8 @@ func (e *engine) remove(ep *endpoint) {
 
 func (e *engine) finish(ep *endpoint) {
 	e.unslot(ep)
-	ep.release()
+	closeSock(ep.sys)
+	ep.ports.done()
 }
 
 // run starts the workers and blocks until stop is set.

@@ -3,7 +3,6 @@
 package media
 
 import (
-	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -50,13 +49,6 @@ func openUDP(local netip.AddrPort, buf int) (sysSock, error) {
 
 func (s sysSock) registered() bool { return s.reg }
 
-// park keeps no socket for reuse outside Linux: a released socket is
-// closed (its reader goroutine returns on the close).
-func park(sysSock, netip.AddrPort) (sysSock, bool) { return sysSock{}, false }
-
-// unpark is never reached outside Linux: park keeps nothing.
-func unpark(sysSock) error { return errors.New("media: parked sockets are Linux only") }
-
 func closeSock(s sysSock) {
 	if s.c != nil {
 		s.c.Close()
@@ -87,7 +79,8 @@ func (e *engine) remove(ep *endpoint) {
 	if ep.dead.Swap(true) {
 		return
 	}
-	ep.release()
+	closeSock(ep.sys)
+	ep.ports.done()
 }
 
 func (e *engine) run(wg *sync.WaitGroup) {

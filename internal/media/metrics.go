@@ -12,8 +12,7 @@ type metrics struct {
 	forwarded, forwardedBytes, strangers, noDest, sendErrors prometheus.Counter
 	keepAlives, muxUnknown, lost                             prometheus.Counter
 	relatched, timeouts, allocFailures, strandedCopies       prometheus.Counter
-	socketsReused                                            prometheus.Counter
-	sessions, streams, sockets, idleSockets                  prometheus.Gauge
+	sessions, streams, sockets                               prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -27,11 +26,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	})
 	events := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "portico", Subsystem: "media", Name: "events_total",
-		Help: "Relay events: relatch, timeout, allocation_failure, standby_stranded, socket_reused.",
+		Help: "Relay events: relatch, timeout, allocation_failure, standby_stranded.",
 	}, []string{"event"})
 	gauges := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "portico", Subsystem: "media", Name: "open",
-		Help: "Open relay objects: sessions, streams, sockets, idle_sockets (parked for reuse).",
+		Help: "Open relay objects: sessions, streams, sockets.",
 	}, []string{"object"})
 	lost := prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "portico", Subsystem: "media", Name: "packets_lost_total",
@@ -67,11 +66,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		timeouts:       events.WithLabelValues("timeout"),
 		allocFailures:  events.WithLabelValues("allocation_failure"),
 		strandedCopies: events.WithLabelValues("standby_stranded"),
-		socketsReused:  events.WithLabelValues("socket_reused"),
 		sessions:       gauges.WithLabelValues("sessions"),
 		streams:        gauges.WithLabelValues("streams"),
 		sockets:        gauges.WithLabelValues("sockets"),
-		idleSockets:    gauges.WithLabelValues("idle_sockets"),
 	}, nil
 }
 

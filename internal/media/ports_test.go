@@ -24,7 +24,7 @@ func TestPortOrderUnpredictable(t *testing.T) {
 			seen := map[int]bool{}
 			var order []int
 			for {
-				port, err := p.take(func(port int, _ idlePair) error {
+				port, err := p.take(func(port int) error {
 					if tc.fail[port] {
 						return ErrNoPorts
 					}
@@ -74,7 +74,7 @@ func TestPortTakeConcurrent(t *testing.T) {
 	inTry, release := make(chan int), make(chan struct{})
 	first := make(chan int)
 	go func() {
-		port, err := p.take(func(port int, _ idlePair) error {
+		port, err := p.take(func(port int) error {
 			inTry <- port
 			<-release
 			return nil
@@ -87,7 +87,7 @@ func TestPortTakeConcurrent(t *testing.T) {
 	held := <-inTry
 	second := make(chan int)
 	go func() {
-		port, err := p.take(func(int, idlePair) error { return nil })
+		port, err := p.take(func(int) error { return nil })
 		if err != nil {
 			port = -1
 		}

@@ -120,9 +120,7 @@ func New(cfg Config, deps Deps) (*Relay, error) {
 		if !adv.IsValid() {
 			adv = ic.Addr
 		}
-		pool := newPortPool(ic.PortMin, ic.PortMax)
-		pool.idleGauge = m.idleSockets
-		r.ifaces[name] = &iface{name: name, addr: ic.Addr, advertised: adv, pool: pool, muxPort: ic.MultiplexPort, latchFrom: ic.LatchFrom.Unmap()}
+		r.ifaces[name] = &iface{name: name, addr: ic.Addr, advertised: adv, pool: newPortPool(ic.PortMin, ic.PortMax), muxPort: ic.MultiplexPort, latchFrom: ic.LatchFrom.Unmap()}
 	}
 	return r, nil
 }
@@ -220,9 +218,6 @@ func (r *Relay) Close() error {
 		r.wg.Wait()
 		if e != nil {
 			e.close()
-		}
-		for _, ifc := range r.ifaces {
-			ifc.pool.close()
 		}
 		r.fast.close()
 		close(r.done)
@@ -371,22 +366,12 @@ func (r *Relay) openStreamAt(s *session, index int, c StreamConfig, fixed *[2]ne
 	for leg := 0; leg < 2; leg++ {
 		ls := &st.legs[leg]
 		ls.iface = s.ifaces[leg]
-		// open gives the leg its sockets on port (RTP) and port+1 (RTCP):
-		// the pair's parked ones (idle) where it has them, new ones bound
-		// otherwise. Parked sockets it does not use are closed.
-		open := func(addr netip.Addr, port int, free bool, idle idlePair) error {
-			defer idle.close()
-			bind := func(i int) (sysSock, error) {
-				if s, ok := idle.use(i); ok {
-					r.m.socketsReused.Inc()
-					return s, nil
-				}
-				if free {
-					return openUDPFree(netip.AddrPortFrom(addr, uint16(port+i)), r.cfg.SocketBuffer)
-				}
-				return openUDP(netip.AddrPortFrom(addr, uint16(port+i)), r.cfg.SocketBuffer)
+		open := func(addr netip.Addr, port int, free bool) error {
+			bind := openUDP
+			if free {
+				bind = openUDPFree
 			}
-			rtpSock, err := bind(0)
+			rtpSock, err := bind(netip.AddrPortFrom(addr, uint16(port)), r.cfg.SocketBuffer)
 			if err != nil {
 				return err
 			}
@@ -394,7 +379,7 @@ func (r *Relay) openStreamAt(s *session, index int, c StreamConfig, fixed *[2]ne
 			if c.RTCPMux {
 				return nil
 			}
-			rtcpSock, err := bind(1)
+			rtcpSock, err := bind(netip.AddrPortFrom(addr, uint16(port+1)), r.cfg.SocketBuffer)
 			if err != nil {
 				closeSock(rtpSock)
 				ls.rtp = nil
@@ -407,19 +392,13 @@ func (r *Relay) openStreamAt(s *session, index int, c StreamConfig, fixed *[2]ne
 		var port int
 		var err error
 		if fixed == nil {
-			port, err = pool.take(func(port int, idle idlePair) error { return open(ls.iface.addr, port, false, idle) })
+			port, err = pool.take(func(port int) error { return open(ls.iface.addr, port, false) })
 		} else {
 			port = int(fixed[leg].Port())
-			// The pair's parked sockets are bound to this very address
-			// and port: the copy uses them, or binding would fail.
-			idle, ok := idlePair{}, fixed[leg].Addr() == ls.iface.addr
-			if ok {
-				idle, ok = pool.reserve(port)
-			}
-			if !ok {
+			if fixed[leg].Addr() != ls.iface.addr || !pool.reserve(port) {
 				pool = nil // another node's address, or a port this node does not hand out
 			}
-			if err = open(fixed[leg].Addr(), port, true, idle); err != nil && pool != nil {
+			if err = open(fixed[leg].Addr(), port, true); err != nil && pool != nil {
 				pool.put(port)
 			}
 		}
@@ -428,7 +407,7 @@ func (r *Relay) openStreamAt(s *session, index int, c StreamConfig, fixed *[2]ne
 			return nil, fmt.Errorf("interface %q: %w", ls.iface.name, err)
 		}
 		ls.port = port
-		ref := &portRef{pool: pool, port: port, park: fixed == nil}
+		ref := &portRef{pool: pool, port: port}
 		for _, ep := range []*endpoint{ls.rtp, ls.rtcp} {
 			if ep != nil {
 				ep.ports = ref
@@ -491,7 +470,8 @@ func (r *Relay) closeStream(st *stream) {
 				r.eng.remove(ep)
 				r.m.sockets.Dec()
 			} else if !ep.dead.Swap(true) {
-				ep.release()
+				closeSock(ep.sys)
+				ep.ports.done()
 			}
 			r.fastForget(ep)
 		}

@@ -42,8 +42,7 @@ func (r *Relay) openTCP(s *session, st *stream) error {
 		tl.role = st.cfg.Role[leg]
 		tl.remote = st.cfg.Remote[leg]
 		tl.source = st.cfg.Source[leg].Unmap()
-		port, err := ls.iface.pool.take(func(port int, idle idlePair) error {
-			idle.close() // parked UDP sockets: a TCP stream has no use for them
+		port, err := ls.iface.pool.take(func(port int) error {
 			if tl.role == TCPActive {
 				return nil // RFC 4145: an active endpoint's port is not used
 			}

@@ -3,9 +3,7 @@ package callsig
 import (
 	"net"
 	"net/netip"
-	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,13 +18,8 @@ import (
 // fastStart answer, ReleaseComplete and relay release (the history
 // record is written by another goroutine, in batches). calls/s is the
 // setup rate of one caller at a time.
-//
-// setup-p50-µs and setup-p99-µs are Portico's own part of a setup before
-// the callee answers: the Setup read until it was written inside
-// (SetupTimes Read to Forwarded).
 func BenchmarkCallSetup(b *testing.B) {
-	own := &setupSpans{}
-	p := startPortico(b, Config{MaxCalls: 100}, own.deps)
+	p := startPortico(b, Config{MaxCalls: 100})
 	calleeLn := listenTCP(b, insideEP)
 	p.mu.Lock()
 	p.route = lnAddr(calleeLn)
@@ -42,39 +35,12 @@ func BenchmarkCallSetup(b *testing.B) {
 		c.run(b, p, calleeLn)
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
-	own.report(b)
-}
-
-// setupSpans collects the Read to Forwarded span of every answered call.
-type setupSpans struct {
-	mu    sync.Mutex
-	spans []time.Duration
-}
-
-func (o *setupSpans) deps(d *Deps) {
-	d.Setup = func(st SetupTimes) {
-		o.mu.Lock()
-		o.spans = append(o.spans, st.Forwarded.Sub(st.Read))
-		o.mu.Unlock()
-	}
-}
-
-func (o *setupSpans) report(b *testing.B) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if len(o.spans) == 0 {
-		return
-	}
-	slices.Sort(o.spans)
-	b.ReportMetric(float64(o.spans[len(o.spans)/2].Microseconds()), "setup-p50-µs")
-	b.ReportMetric(float64(o.spans[len(o.spans)*99/100].Microseconds()), "setup-p99-µs")
 }
 
 // BenchmarkCallSetupParallel runs the calls of BenchmarkCallSetup from
 // GOMAXPROCS×4 callers at once, each to its own callee.
 func BenchmarkCallSetupParallel(b *testing.B) {
-	own := &setupSpans{}
-	p := startPortico(b, Config{MaxCalls: 1000}, own.deps)
+	p := startPortico(b, Config{MaxCalls: 1000})
 	var worker atomic.Int64
 	go func() {
 		for range p.hist.ch {
@@ -95,7 +61,6 @@ func BenchmarkCallSetupParallel(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
-	own.report(b)
 }
 
 type benchCall struct {

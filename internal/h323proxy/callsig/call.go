@@ -3,7 +3,6 @@ package callsig
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -71,11 +70,7 @@ type call struct {
 	answered time.Time
 	// times are the setup's moments (Deps.Setup); Read, Admitted and
 	// Dialled are set before the pumps start, Forwarded under mu.
-	times SetupTimes
-	// setup is the Setup from outside, rewritten while the inside
-	// connection was being opened; run sends it.
-	setup   preparedSetup
-	peeker  peeker
+	times   SetupTimes
 	rec     store.CallRecord
 	cause   byte
 	endedBy string
@@ -113,8 +108,8 @@ func first(s []string) string {
 
 // newCall admits, routes and connects the call of a Setup from side
 // caller; nil when it was refused (answered and recorded).
-// p is the Setup as read at read, parsed into m and ui.
-func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, p []byte, m *q931.Message, ui *h225.H323UserInformation, read time.Time) *call {
+// read is when the Setup was read.
+func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, m *q931.Message, ui *h225.H323UserInformation, read time.Time) *call {
 	setup := ui.H323UuPdu.H323MessageBody.Setup
 	from, to := aliases(m, setup)
 	// The decoded GUID aliases the frame the Setup was read into, which the
@@ -151,6 +146,8 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 	info := CallInfo{From: from, To: to, Source: src.Addr(), CallID: c.id}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
 	defer cancel()
+	var out net.Conn
+	var err error
 	if caller == Outside {
 		c.rec.CallType = "guest"
 		if s.deps.Policy != nil {
@@ -178,38 +175,33 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 			return refuse(CauseNoRoute, h225.ReleaseCompleteReason_UnreachableDestination, "no route to destination")
 		}
 		c.times.Admitted = time.Now()
-		if c.connectInside(ctx, cancel, dst, p, m, ui, refuse) {
-			ok = true
-			return c
-		}
-		return nil
-	}
-	var out net.Conn
-	var err error
-	c.rec.CallType = "inbound"
-	var ep Endpoint
-	found := false
-	if s.deps.Registry != nil {
-		for _, a := range to {
-			if ep, found = s.deps.Registry.Outside(a); found {
-				break
+		out, err = s.dial(ctx, Inside, dst)
+	} else {
+		c.rec.CallType = "inbound"
+		var ep Endpoint
+		found := false
+		if s.deps.Registry != nil {
+			for _, a := range to {
+				if ep, found = s.deps.Registry.Outside(a); found {
+					break
+				}
 			}
 		}
-	}
-	if !found {
-		return refuse(CauseUnallocated, h225.ReleaseCompleteReason_CalledPartyNotRegistered, "callee not registered")
-	}
-	c.outside = ep
-	c.times.Admitted = time.Now()
-	if ep.H46018 {
-		if s.deps.Traversal == nil || len(c.id) != 16 {
-			return refuse(CauseOutOfOrder, h225.ReleaseCompleteReason_UnreachableDestination, "destination out of order")
+		if !found {
+			return refuse(CauseUnallocated, h225.ReleaseCompleteReason_CalledPartyNotRegistered, "callee not registered")
 		}
-		var key [16]byte
-		copy(key[:], c.id)
-		out, err = s.deps.Traversal.Connect(ctx, ep, key)
-	} else {
-		out, err = c.dialCallee(ctx, ep)
+		c.outside = ep
+		c.times.Admitted = time.Now()
+		if ep.H46018 {
+			if s.deps.Traversal == nil || len(c.id) != 16 {
+				return refuse(CauseOutOfOrder, h225.ReleaseCompleteReason_UnreachableDestination, "destination out of order")
+			}
+			var key [16]byte
+			copy(key[:], c.id)
+			out, err = s.deps.Traversal.Connect(ctx, ep, key)
+		} else {
+			out, err = c.dialCallee(ctx, ep)
+		}
 	}
 	if err != nil {
 		s.log.Debug("connect to callee", "err", err)
@@ -221,199 +213,38 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 		return refuse(CauseTemporary, -1, "portico shutting down")
 	}
 	c.legs[caller.Other()] = newLeg(out, nil, s.cfg.MaxFrame)
-	// An H.460.18 endpoint that did not offer H.460.19 at registration
-	// (h323plus offers it in its calls only) is offered it in the Setup,
-	// as GnuGk does; traversal parameters it does not know it ignores.
-	c.startMedia(c.outside.H46019 || c.outside.H46018, c.outside.H46019Multiplex)
-	c.offerMux = !c.outside.H46019Multiplex
-	if !s.admit(c) {
-		c.discard()
-		return refuse(CauseTemporary, -1, "portico shutting down")
-	}
-	ok = true
-	return c
-}
-
-// preparedSetup is a Setup from outside as the inside receives it
-// (out; nil until then), and the capture of it as it arrived.
-type preparedSetup struct {
-	out []byte
-	// err is the rewrite's failure, if any.
-	err      error
-	in       ladder.Message
-	captured bool
-}
-
-// dialled is the outcome of the connect to the called side.
-type dialled struct {
-	conn net.Conn
-	err  error
-	at   time.Time
-}
-
-// connectInside opens the connection to the inside callee at dst and,
-// meanwhile, rewrites the Setup from outside (relay ports for its
-// fastStart, H.245 bridge, features) on another goroutine: the
-// connection's own addresses are filled in and the Setup encoded once
-// both are done. The dial stays on this goroutine, so that the poller's
-// wake-up after the connect finds the rewrite done, not another
-// goroutine to wait for. Every failure releases what was taken (relay
-// session, bridges, the connection) and refuses the call as the serial
-// order would have. It reports whether the call goes on; false when it
-// was refused.
-func (c *call) connectInside(ctx context.Context, cancel context.CancelFunc, dst netip.AddrPort, p []byte, m *q931.Message, ui *h225.H323UserInformation, refuse func(byte, int, string) *call) bool {
-	s := c.srv
-	prepared := make(chan struct{})
-	go func() { // connectInside waits for it below, on every path
-		defer close(prepared)
-		// What arrived is captured as it was, before the rewrite.
-		c.setup.in, c.setup.captured = c.captured(Outside, ladder.In, c.times.Read, m, ui, len(p))
-		c.startKeepAlive() // before the rewrite: an h245Address depends on it
-		c.startMedia(offersMediaTraversal(ui.H323UuPdu.H323MessageBody.Setup))
-		if c.setup.err = c.rewriteBody(Outside, m, ui); c.setup.err != nil {
-			cancel() // the dial
-		}
-	}()
-	var d dialled
-	d.conn, d.err = s.dial(ctx, Inside, dst)
-	d.at = time.Now()
-	<-prepared
-	perr := c.setup.err
-	fail := func(cause byte, reason int, disp string) bool {
-		if d.conn != nil && c.legs[Inside] == nil {
-			d.conn.Close()
-		}
-		c.discard()
-		refuse(cause, reason, disp)
-		return false
-	}
-	switch {
-	case errors.Is(perr, h245proxy.ErrMedia):
-		return fail(CauseResourceUnavail, -1, "resource unavailable: media relay")
-	case perr != nil:
-		s.Malformed.Add(1)
-		s.observe(Outside, c.legs[Outside].remote.Addr(), guard.Malformed)
-		s.log.Debug("malformed message", "call", c.rec.ID, "from", Outside, "err", perr)
-		return fail(CauseInvalidMessage, -1, "malformed message from the outside")
-	case d.err != nil:
-		s.log.Debug("connect to callee", "err", d.err)
-		return fail(CauseOutOfOrder, h225.ReleaseCompleteReason_UnreachableDestination, "destination out of order")
-	}
-	c.times.Dialled = d.at
-	if !s.track(d.conn) {
-		d.conn.Close()
-		d.conn = nil
-		return fail(CauseTemporary, -1, "portico shutting down")
-	}
-	c.legs[Inside] = newLeg(d.conn, nil, s.cfg.MaxFrame)
-	if cause, disp, gone := c.callerReleased(); gone {
-		// The caller released while its Setup waited: the inside
-		// connection is closed before the callee sees the call.
-		c.discard()
-		s.Completed.Add(1)
-		if disp == "" {
-			disp = Disposition(cause)
-		}
-		c.rec.EndedAt, c.rec.EndedBy, c.rec.Status, c.rec.Disposition = time.Now(), "caller", int(cause), disp
-		s.record(c.rec)
-		return false
-	}
-	out, err := c.encode(Outside, m, ui, p)
-	if err != nil {
-		s.Malformed.Add(1)
-		return fail(CauseInvalidMessage, -1, "malformed message from the outside")
-	}
-	c.setup.out = out
-	if !s.admit(c) {
-		return fail(CauseTemporary, -1, "portico shutting down")
-	}
-	return true
-}
-
-// callerReleased reports whether the caller has released the call
-// while its Setup waited: its next message, already received, is the
-// call's ReleaseComplete (with its cause), or its connection has closed
-// (without waiting, and without reading the message).
-func (c *call) callerReleased() (cause byte, disp string, gone bool) {
-	l := c.legs[c.caller]
-	b := l.fr.Buffered()
-	if len(b) == 0 {
-		var eof bool
-		if b, eof = c.peeker.peek(l.conn); eof {
-			return CauseTemporary, "connection lost on the " + c.caller.String(), true
-		}
-	}
-	if cause, ok := releasedIn(b, c.crv); ok {
-		return cause, "", true
-	}
-	return 0, "", false
-}
-
-// releasedIn reports whether the first message of the TPKT stream b
-// (empty keep-alive packets skipped) is whole and is a ReleaseComplete
-// of call reference crv, and with what cause.
-func releasedIn(b []byte, crv uint32) (cause byte, ok bool) {
-	for len(b) >= 4 && b[0] == 3 {
-		n := int(binary.BigEndian.Uint16(b[2:]))
-		if n < 4 || len(b) < n {
-			return 0, false
-		}
-		if n > 4 {
-			var m q931.Message
-			if m.Parse(b[4:n]) != nil || m.CallRef != crv || m.Type != q931.ReleaseComplete {
-				return 0, false
-			}
-			return releaseCause(&m), true
-		}
-		b = b[4:] // an empty keep-alive packet
-	}
-	return 0, false
-}
-
-// startMedia opens the call's media session; h46019 and mux are what
-// the outside endpoint offered.
-func (c *call) startMedia(h46019, mux bool) {
-	s := c.srv
 	var source [2]netip.Addr
 	source[Outside] = c.legs[Outside].remote.Addr()
-	c.h46019 = h46019 && s.cfg.MediaTraversal
+	mux := false
+	if caller == Outside {
+		c.h46019, mux = offersMediaTraversal(setup)
+	} else {
+		// An H.460.18 endpoint that did not offer H.460.19 at registration
+		// (h323plus offers it in its calls only) is offered it in the
+		// Setup, as GnuGk does; traversal parameters it does not know it
+		// ignores.
+		c.h46019, mux = c.outside.H46019 || c.outside.H46018, c.outside.H46019Multiplex
+		c.offerMux = !mux
+	}
+	c.h46019 = c.h46019 && s.cfg.MediaTraversal
 	c.media = h245proxy.NewSession(s.deps.Media, h245proxy.SessionConfig{
 		Label:      c.rec.ID,
 		Interfaces: [2]string{s.cfg.Sides[Outside].Interface, s.cfg.Sides[Inside].Interface},
 		Source:     source,
 		Traversal:  h245proxy.Traversal{Enabled: c.h46019, Multiplex: mux},
 	})
-}
-
-// admit adds c to the calls in progress; false at shutdown.
-func (s *Server) admit(c *call) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.ctx.Err() != nil {
-		return false
+		s.mu.Unlock()
+		out.Close()
+		s.untrack(out)
+		c.media.Close()
+		return refuse(CauseTemporary, -1, "portico shutting down")
 	}
 	s.calls[c] = struct{}{}
-	return true
-}
-
-// discard releases what a call that was refused before it started took:
-// its keep-alives, H.245 bridges, relay session and callee connection.
-func (c *call) discard() {
-	close(c.done)
-	c.closeBridges()
-	if c.media != nil {
-		c.media.Close()
-	}
-	if l := c.legs[Inside]; l != nil && c.caller == Outside {
-		l.conn.Close()
-		c.srv.untrack(l.conn)
-		l.fr.Release()
-	}
-	if l := c.legs[Outside]; l != nil && c.caller == Inside {
-		l.conn.Close()
-		c.srv.untrack(l.conn)
-		l.fr.Release()
-	}
+	s.mu.Unlock()
+	ok = true
+	return c
 }
 
 func (s *Server) dial(ctx context.Context, side Side, dst netip.AddrPort) (net.Conn, error) {
@@ -432,9 +263,7 @@ func (c *call) run(p []byte, m *q931.Message, ui *h225.H323UserInformation, got 
 	for _, l := range c.legs {
 		l.conn.SetReadDeadline(deadline)
 	}
-	if c.setup.out == nil {
-		c.startKeepAlive() // before the Setup: an h245Address in it depends on it
-	}
+	c.startKeepAlive() // before the Setup: an h245Address in it depends on it
 	// The called side's pump reads before the Setup goes out, so that its
 	// answer is read as soon as it arrives, whatever the caller's
 	// goroutine does after sending.
@@ -446,14 +275,7 @@ func (c *call) run(p []byte, m *q931.Message, ui *h225.H323UserInformation, got 
 	}()
 	// The Setup is not decoded a second time: it is the largest message
 	// of a call (its decode is 15 of a setup's 410 allocations, 2.3 KB).
-	var sent bool
-	if st := c.setup; st.out != nil {
-		c.setup = preparedSetup{}
-		sent = c.deliver(c.caller, st.out, got, m, ui, st.in, st.captured)
-	} else {
-		sent = c.relay(c.caller, p, got, m, ui)
-	}
-	if sent {
+	if c.relay(c.caller, p, got, m, ui) {
 		c.pump(c.caller)
 	} else {
 		c.end(CauseTemporary, "portico", "") // the pump ends with its connection
@@ -549,13 +371,6 @@ func (c *call) relay(from Side, p []byte, got time.Time, m *q931.Message, ui *h2
 		c.malformed(from, err)
 		return false
 	}
-	return c.deliver(from, out, got, m, ui, in, captured)
-}
-
-// deliver sends out, the message m (with ui) from side from rewritten,
-// and captures it with in, its capture as it arrived; false ends the
-// pump.
-func (c *call) deliver(from Side, out []byte, got time.Time, m *q931.Message, ui *h225.H323UserInformation, in ladder.Message, captured bool) bool {
 	if m.Type == q931.ReleaseComplete {
 		// Settled before the other side sees it: that side closing its
 		// connection in answer is not a lost connection.
@@ -689,17 +504,6 @@ func (c *call) abort() {
 	}
 }
 
-// closeBridges stops the call's H.245 bridges; none start after it.
-func (c *call) closeBridges() {
-	c.mu.Lock()
-	bridges := c.bridges
-	c.bridges = nil
-	c.mu.Unlock()
-	for _, b := range bridges {
-		b.Close()
-	}
-}
-
 // finish releases the call's resources and records it.
 func (c *call) finish() {
 	s := c.srv
@@ -707,7 +511,13 @@ func (c *call) finish() {
 	if c.done != nil {
 		close(c.done)
 	}
-	c.closeBridges()
+	c.mu.Lock()
+	bridges := c.bridges
+	c.bridges = nil
+	c.mu.Unlock()
+	for _, b := range bridges {
+		b.Close()
+	}
 	stats := c.media.Close()
 	for _, l := range c.legs {
 		s.untrack(l.conn)

@@ -203,11 +203,10 @@ type SetupTimes struct {
 	Read time.Time
 	// Admitted: the guard, the policy and the route decided.
 	Admitted time.Time
-	// Dialled: the connection to the called side open. For a Setup from
-	// outside, its rewrite (relay ports allocated for its fastStart) runs
-	// between Admitted and Forwarded, beside the connect.
+	// Dialled: the connection to the called side open.
 	Dialled time.Time
-	// Forwarded: the Setup, rewritten, written to the called side.
+	// Forwarded: the Setup, rewritten (relay ports allocated for its
+	// fastStart), written to the called side.
 	Forwarded time.Time
 	// Answered: the called side's Connect read.
 	Answered time.Time

@@ -203,12 +203,6 @@ func (e *endpoint) sendRaw(payload []byte) {
 
 func (e *endpoint) send(typ byte, fromDest bool, ui *h225.H323UserInformation, ies ...func(*q931.Message)) {
 	e.t.Helper()
-	e.sendRaw(e.message(typ, fromDest, ui, ies...))
-}
-
-// message is the Q.931 message send sends.
-func (e *endpoint) message(typ byte, fromDest bool, ui *h225.H323UserInformation, ies ...func(*q931.Message)) []byte {
-	e.t.Helper()
 	uu, err := ui.Marshal()
 	if err != nil {
 		e.t.Fatal(err)
@@ -225,7 +219,7 @@ func (e *endpoint) message(typ byte, fromDest bool, ui *h225.H323UserInformation
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return b
+	e.sendRaw(b)
 }
 
 // recv returns the next message; it fails the test on error.

@@ -60,17 +60,6 @@ func (c *call) rewrite(from Side, m *q931.Message, ui *h225.H323UserInformation,
 	if ui == nil {
 		return raw, nil
 	}
-	if err := c.rewriteBody(from, m, ui); err != nil {
-		return nil, err
-	}
-	return c.encode(from, m, ui, raw)
-}
-
-// rewriteBody is the part of rewrite that needs no connection to the
-// side the message goes to: H.245 addresses, features, fastStart and
-// tunnelled H.245 (the relay allocation). A Setup from outside runs it
-// while the inside connection is being opened.
-func (c *call) rewriteBody(from Side, m *q931.Message, ui *h225.H323UserInformation) error {
 	to := from.Other()
 	pdu := &ui.H323UuPdu
 	f := bodyFields(&pdu.H323MessageBody)
@@ -82,7 +71,7 @@ func (c *call) rewriteBody(from Side, m *q931.Message, ui *h225.H323UserInformat
 		} else {
 			local, berr := c.bridge(from, ap)
 			if berr != nil {
-				return berr
+				return nil, berr
 			}
 			t := ras.Transport(local)
 			*f.h245Address = &t
@@ -93,8 +82,22 @@ func (c *call) rewriteBody(from Side, m *q931.Message, ui *h225.H323UserInformat
 			*flag = false
 		}
 	}
+	if f.srcSignal != nil && *f.srcSignal != nil {
+		t := ras.Transport(c.portico(to))
+		*f.srcSignal = &t
+	}
+	if f.dstSignal != nil && *f.dstSignal != nil {
+		t := ras.Transport(c.legs[to].remote)
+		*f.dstSignal = &t
+	}
 	if f.altAddress != nil && *f.altAddress != nil && from == Inside {
 		*f.altAddress = nil
+	}
+	for i := range f.srcAliases {
+		if f.srcAliases[i].Choice == h225.AliasAddress_TransportID {
+			t := ras.Transport(c.portico(to))
+			f.srcAliases[i].TransportID = &t
+		}
 	}
 	if s := pdu.H323MessageBody.Setup; s != nil {
 		s.NeededFeatures, s.HasNeededFeatures = withoutMediaTraversal(s.NeededFeatures, s.HasNeededFeatures)
@@ -119,7 +122,7 @@ func (c *call) rewriteBody(from Side, m *q931.Message, ui *h225.H323UserInformat
 	}
 	if f.fastStart != nil && len(*f.fastStart) > 0 {
 		if *f.fastStart, err = c.media.RewriteFastStart(from, *f.fastStart); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for _, list := range []*[][]byte{&pdu.H245Control, f.parallel} {
@@ -129,32 +132,9 @@ func (c *call) rewriteBody(from Side, m *q931.Message, ui *h225.H323UserInformat
 		for i, p := range *list {
 			q, err := c.media.RewritePDU(from, p)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			(*list)[i] = q
-		}
-	}
-	return nil
-}
-
-// encode finishes rewrite once the connection to the other side is
-// open (Portico's call-signalling addresses name its ends) and encodes
-// the message.
-func (c *call) encode(from Side, m *q931.Message, ui *h225.H323UserInformation, raw []byte) ([]byte, error) {
-	to := from.Other()
-	f := bodyFields(&ui.H323UuPdu.H323MessageBody)
-	if f.srcSignal != nil && *f.srcSignal != nil {
-		t := ras.Transport(c.portico(to))
-		*f.srcSignal = &t
-	}
-	if f.dstSignal != nil && *f.dstSignal != nil {
-		t := ras.Transport(c.legs[to].remote)
-		*f.dstSignal = &t
-	}
-	for i := range f.srcAliases {
-		if f.srcAliases[i].Choice == h225.AliasAddress_TransportID {
-			t := ras.Transport(c.portico(to))
-			f.srcAliases[i].TransportID = &t
 		}
 	}
 	uu, err := ui.Marshal()

@@ -246,7 +246,7 @@ func (s *Server) handle(conn net.Conn, from Side, ln net.Listener) {
 	if l, ok := ln.(interface{ Established(string) bool }); ok {
 		l.Established(conn.RemoteAddr().String())
 	}
-	c := s.newCall(conn, fr, from, p, &m, ui, read)
+	c := s.newCall(conn, fr, from, &m, ui, read)
 	if c == nil {
 		return
 	}
