@@ -20,6 +20,14 @@ import (
 // one call server. More sip fields may be appended.
 func sipNodeConfig(mgmt string, extPort, intPort int, callServer string) string {
 	base := 30000 + (extPort%500)*20
+	// The listener ports are free ports of the kernel's choice, which can
+	// fall in these media ranges: the daemon would refuse the overlap.
+	for extPort >= base && extPort < base+20 || intPort >= base && intPort < base+20 {
+		base += 20
+		if base >= 40000 {
+			base = 30000
+		}
+	}
 	cfg := strings.Replace(baseConfig(mgmt), "external: {address: 127.0.0.1}", "external: {address: 127.0.0.2}", 1)
 	cfg = strings.Replace(cfg, "internal: {address: 127.0.0.1, networks: [10.0.0.0/8]}", "internal: {address: 127.0.0.3, networks: [10.0.0.0/8]}", 1)
 	return cfg + fmt.Sprintf(`media:
