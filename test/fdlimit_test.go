@@ -76,8 +76,11 @@ func TestSIPTCPSurvivesDescriptorExhaustion(t *testing.T) {
 	mgmt := freeAddr(t)
 	sipAddr := freeAddr(t)
 	apAddr := freeAddr(t)
-	csPort := testpeer.FreePort(t)
+	csPort, intPort := testpeer.FreePort(t), testpeer.FreePort(t)
 	base := 40000 + (csPort%500)*20
+	for intPort >= base && intPort < base+20 { // the daemon refuses an overlap
+		base += 20
+	}
 	cfg := baseConfig(mgmt) + fmt.Sprintf(`media:
   enabled: true
   external: {port_min: %d, port_max: %d}
@@ -93,7 +96,7 @@ sip:
 access_proxy:
   enabled: true
   listen: %s
-`, base, base+9, base+10, base+19, sipAddr, testpeer.FreePort(t), csPort, apAddr)
+`, base, base+9, base+10, base+19, sipAddr, intPort, csPort, apAddr)
 	// bash's ulimit -n sets the soft and the hard limit, so Go's start-up
 	// raise of the soft limit to the hard one stays at 256.
 	via := []string{"/bin/sh", "-c", `ulimit -n 256 && exec "$0" "$@"`}
