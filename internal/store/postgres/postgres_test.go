@@ -229,16 +229,23 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// BenchmarkRestore moves a 20,000-call history into PostgreSQL, as a
-// backup restore does.
-func BenchmarkRestore(b *testing.B) {
+// benchStore opens a store on a fresh database of the benchmarks'
+// PostgreSQL, closed when b ends.
+func benchStore(b *testing.B) *Store {
 	pg := storetest.StartPostgres(b)
 	dsn := pg.NewDatabase(b, fmt.Sprintf("bench_%d", dbSeq.Add(1)))
 	st, err := Open(context.Background(), dsn, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
+	b.Cleanup(func() { st.Close() })
+	return st
+}
+
+// BenchmarkRestore moves a 20,000-call history into PostgreSQL, as a
+// backup restore does.
+func BenchmarkRestore(b *testing.B) {
+	st := benchStore(b)
 	snap := &store.Snapshot{SchemaVersion: 1}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 20000 {
@@ -258,13 +265,7 @@ func BenchmarkRestore(b *testing.B) {
 // refreshed registrations (one transaction with its heartbeat and the
 // expired-row deletion) against 10,000 rows of three nodes.
 func BenchmarkPublishRegistrations(b *testing.B) {
-	pg := storetest.StartPostgres(b)
-	dsn := pg.NewDatabase(b, fmt.Sprintf("bench_%d", dbSeq.Add(1)))
-	st, err := Open(context.Background(), dsn, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
+	st := benchStore(b)
 	now := time.Now()
 	batch := func(node string, from, n int) []store.ClusterRegistration {
 		var out []store.ClusterRegistration
