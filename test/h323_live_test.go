@@ -207,7 +207,11 @@ func TestH323LiveCallEndedByAdmin(t *testing.T) {
 			released = released || m.Name == "ReleaseComplete"
 		}
 		if !released {
-			t.Errorf("caller=%v: no ReleaseComplete received", call.Caller)
+			var names []string
+			for _, m := range call.Messages() {
+				names = append(names, m.Name)
+			}
+			t.Errorf("caller=%v: no ReleaseComplete received (err %v, messages %v)", call.Caller, call.Err(), names)
 		}
 	}
 	var hist []struct {

@@ -64,6 +64,8 @@ type call struct {
 	ka      KeepAlive // the outside connections' keep-alives
 	bridges map[netip.AddrPort]*h245proxy.Bridge
 	ended   bool
+	// releasing counts releaseEach calls writing their ReleaseCompletes.
+	releasing int
 	// dest is the only destination the Setup from outside may name
 	// inside (Decision.To); empty: as dialled.
 	dest     string
@@ -444,32 +446,58 @@ func (c *call) malformed(from Side, err error) {
 	c.srv.Malformed.Add(1)
 	c.srv.observe(from, c.legs[from].remote.Addr(), guard.Malformed)
 	c.srv.log.Debug("malformed message", "call", c.rec.ID, "from", from, "err", err)
-	if c.isEnded() {
-		return
-	}
-	c.legs[from].send(releaseComplete(c.crv, from == c.caller, CauseInvalidMessage, -1, c.id))
-	c.legs[from.Other()].send(releaseComplete(c.crv, from.Other() == c.caller, CauseTemporary, -1, c.id))
-	c.end(CauseInvalidMessage, "portico", "malformed message from the "+from.String())
+	c.releaseEach(CauseInvalidMessage, "portico", "malformed message from the "+from.String(), func(side Side) byte {
+		if side == from {
+			return CauseInvalidMessage
+		}
+		return CauseTemporary
+	})
 }
 
 // releaseBoth clears both sides with cause.
 func (c *call) releaseBoth(cause byte, by, disp string) {
-	if c.isEnded() {
+	c.releaseEach(cause, by, disp, func(side Side) byte { return cause })
+}
+
+// releaseEach sends each side a ReleaseComplete with the cause causeOf
+// gives it, then closes both connections. The call is settled first (a
+// side that closes its connection on receiving one is not a lost
+// connection), and until both are written no other path closes the
+// legs: a pump that sees the first side hang up in answer would
+// otherwise close the second side's connection before its
+// ReleaseComplete went out.
+func (c *call) releaseEach(cause byte, by, disp string, causeOf func(Side) byte) {
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
 		return
 	}
-	// Settled before the ReleaseCompletes go out: a side that closes its
-	// connection on receiving one is not a lost connection.
-	c.settle(cause, by, disp)
+	c.ended, c.cause, c.endedBy, c.disp = true, cause, by, disp
+	c.releasing++
+	c.mu.Unlock()
 	for side, l := range c.legs {
-		l.send(releaseComplete(c.crv, Side(side) == c.caller, cause, -1, c.id))
+		l.send(releaseComplete(c.crv, Side(side) == c.caller, causeOf(Side(side)), -1, c.id))
 	}
-	c.end(cause, by, disp)
+	c.mu.Lock()
+	c.releasing--
+	c.mu.Unlock()
+	c.closeLegs()
 }
 
 // end marks the call over (the first reason wins) and closes both
-// connections so the pumps return.
+// connections so the pumps return, unless ReleaseCompletes are being
+// written (releaseEach closes them after).
 func (c *call) end(cause byte, by, disp string) {
 	c.settle(cause, by, disp)
+	c.mu.Lock()
+	releasing := c.releasing > 0
+	c.mu.Unlock()
+	if !releasing {
+		c.closeLegs()
+	}
+}
+
+func (c *call) closeLegs() {
 	for _, l := range c.legs {
 		l.conn.Close()
 	}
