@@ -120,6 +120,9 @@ func (c *listenPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 				if sb, ok := c.standby.load()[m.Addr]; ok && sb.request(b, m.Addr, c.PacketConn) {
 					continue
 				}
+				if b[1] == 0x04 && c.release(b, m.Addr) {
+					continue
+				}
 			}
 			n = copy(p, b)
 			from = net.UDPAddrFromAddrPort(m.Addr)

@@ -120,32 +120,49 @@ func (k *nonceKeeper) appendNonce(dst []byte, ip netip.Addr) []byte {
 // not expired, and with an address part that is hexadecimal (the sockets
 // spoil it when it names another address).
 func (k *nonceKeeper) Validate(nonce string) error {
-	if len(nonce) != nonceLen {
+	if !validNonce(k, nonce) {
 		return errStaleNonce
+	}
+	return nil
+}
+
+// valid reports whether nonce was issued by k to ip and has not expired,
+// as Validate and check together say, without changing it.
+func (k *nonceKeeper) valid(nonce []byte, ip netip.Addr) bool {
+	if !validNonce(k, nonce) {
+		return false
+	}
+	var tag [24]byte
+	return hmac.Equal(nonce[nonceBaseLen:], k.addrTag(tag[:0], nonce[:nonceBaseLen], ip))
+}
+
+// validNonce is Validate for a nonce as a string or as bytes.
+func validNonce[T string | []byte](k *nonceKeeper, nonce T) bool {
+	if len(nonce) != nonceLen {
+		return false
 	}
 	var raw [nonceLen / 2]byte
 	for i := range raw {
 		hi, ok1 := unhex(nonce[2*i])
 		lo, ok2 := unhex(nonce[2*i+1])
 		if !ok1 || !ok2 {
-			return errStaleNonce
+			return false
 		}
 		raw[i] = hi<<4 | lo
 	}
 	issued := time.Unix(int64(binary.BigEndian.Uint32(raw[:4])), 0)
 	now := k.now()
 	if now.Sub(issued) > nonceLifetime || issued.Sub(now) > nonceFuture {
-		return errStaleNonce
+		return false
 	}
 	var ts [nonceTimeLen]byte
-	copy(ts[:], nonce)
+	for i := range ts {
+		ts[i] = nonce[i]
+	}
 	m := k.mac('n', ts[:])
 	ok := hmac.Equal(raw[4:12], m.sum[:8])
 	k.macs.Put(m)
-	if !ok {
-		return errStaleNonce
-	}
-	return nil
+	return ok
 }
 
 // unhex decodes one hexadecimal digit, either case, as hex.Decode does.

@@ -735,6 +735,11 @@ func (s *Server) events() pturn.EventHandler {
 		OnAllocationDeleted: func(src, dst net.Addr, _, userID, _ string) {
 			if e := s.reg.remove(fiveTupleKey(src, dst)); e != nil {
 				s.fastAlloc(src, dst, e.relay, false)
+				if e.relay != nil {
+					if rc, ok := e.relay.closer.(*relayPacketConn); ok {
+						rc.sayFarewell()
+					}
+				}
 				s.entryGone(e)
 				s.changed(fiveTupleKey(src, dst))
 				s.log.Debug("turn allocation deleted", "user", userID, "client", e.info.Client, "relay", e.info.Relay)

@@ -1,6 +1,8 @@
 package turn
 
 import (
+	"crypto/hmac"
+	"crypto/sha1"
 	"encoding/binary"
 	"sync"
 )
@@ -13,12 +15,14 @@ import (
 // STUN methods (RFC 8489 §18.2, RFC 8656 §17).
 const (
 	methodAllocate = 0x003
+	methodRefresh  = 0x004
 )
 
 // STUN classes (RFC 8489 §5).
 const (
-	classRequest       = 0b00
-	classErrorResponse = 0b11
+	classRequest         = 0b00
+	classSuccessResponse = 0b10
+	classErrorResponse   = 0b11
 )
 
 // Attributes the codec reads or writes (RFC 8489 §18.3, RFC 8656 §18).
@@ -39,6 +43,11 @@ type stunRequest struct {
 	// integrity is the offset of the MESSAGE-INTEGRITY attribute, 0 when
 	// the request has none.
 	integrity int
+	// The first USERNAME, REALM, NONCE and LIFETIME, nil when absent.
+	username, realm, nonce, lifetime []byte
+	// others: a comprehension-required attribute (RFC 8489 §14) besides
+	// these and MESSAGE-INTEGRITY came with the request.
+	others bool
 }
 
 // stunType is the message type of method and class (RFC 8489 §5: the class
@@ -84,10 +93,56 @@ func parseRequest(b []byte, r *stunRequest) bool {
 			return false // only FINGERPRINT may follow MESSAGE-INTEGRITY
 		case at == attrMessageIntegrity:
 			r.integrity = off
+		case at == attrFingerprint:
+		case at == attrUsername:
+			r.username = first(r.username, b[off+4:off+4+l])
+		case at == attrRealm:
+			r.realm = first(r.realm, b[off+4:off+4+l])
+		case at == attrNonce:
+			r.nonce = first(r.nonce, b[off+4:off+4+l])
+		case at == attrLifetime:
+			r.lifetime = first(r.lifetime, b[off+4:off+4+l])
+		case at < 0x8000:
+			r.others = true
 		}
 		off = next
 	}
 	return true
+}
+
+// first returns have unless it is nil, else v (never nil).
+func first(have, v []byte) []byte {
+	if have != nil {
+		return have
+	}
+	return v[:len(v):len(v)]
+}
+
+// integrityOK reports whether the MESSAGE-INTEGRITY of the request msg, at
+// offset at, is the HMAC-SHA1 with key of what precedes it, the header's
+// length counting up to its end (RFC 8489 §14.5). msg is restored.
+func integrityOK(msg []byte, at int, key []byte) bool {
+	if at < stunHeaderLen || at+4+sha1.Size > len(msg) || binary.BigEndian.Uint16(msg[at+2:at+4]) != sha1.Size {
+		return false
+	}
+	var sum [sha1.Size]byte
+	length := binary.BigEndian.Uint16(msg[2:4])
+	binary.BigEndian.PutUint16(msg[2:4], uint16(at+4+sha1.Size-stunHeaderLen))
+	mac := hmac.New(sha1.New, key)
+	mac.Write(msg[:at])
+	binary.BigEndian.PutUint16(msg[2:4], length)
+	return hmac.Equal(mac.Sum(sum[:0]), msg[at+4:at+4+sha1.Size])
+}
+
+// appendIntegrity appends MESSAGE-INTEGRITY with key to msg (RFC 8489
+// §14.5) and sets the message's length.
+func appendIntegrity(msg []byte, key []byte) []byte {
+	binary.BigEndian.PutUint16(msg[2:4], uint16(len(msg)+4+sha1.Size-stunHeaderLen))
+	mac := hmac.New(sha1.New, key)
+	mac.Write(msg)
+	msg = binary.BigEndian.AppendUint16(msg, attrMessageIntegrity)
+	msg = binary.BigEndian.AppendUint16(msg, sha1.Size)
+	return mac.Sum(msg)
 }
 
 // appendHeader appends a STUN header of method and class with

@@ -14,6 +14,10 @@ func FuzzParseRequest(f *testing.F) {
 	for _, b := range stunSeeds(f) {
 		f.Add(b)
 	}
+	key := LongTermKey(testUser, testRealm, testPass)
+	f.Add(stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodRefresh, stun.ClassRequest),
+		stun.RawAttribute{Type: stun.AttrLifetime, Value: []byte{0, 0, 0, 0}}, stun.NewUsername(testUser),
+		stun.NewRealm(testRealm), stun.NewNonce("n"), stun.MessageIntegrity(key), stun.Fingerprint).Raw)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var r stunRequest
 		if !parseRequest(b, &r) {
@@ -31,6 +35,27 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		if r.integrity != 0 && (r.integrity < stunHeaderLen || r.integrity+4 > len(b)) {
 			t.Fatalf("%x: MESSAGE-INTEGRITY offset %d outside the message", b, r.integrity)
+		}
+		for _, a := range []struct {
+			t   stun.AttrType
+			got []byte
+		}{{stun.AttrUsername, r.username}, {stun.AttrRealm, r.realm}, {stun.AttrNonce, r.nonce}, {stun.AttrLifetime, r.lifetime}} {
+			want, err := m.Get(a.t)
+			if (err == nil) != (a.got != nil) || string(want) != string(a.got) {
+				t.Fatalf("%x: %s %x, pion %x (%v)", b, a.t, a.got, want, err)
+			}
+		}
+		// The sockets' MESSAGE-INTEGRITY check agrees with pion's, and
+		// leaves the message as it was.
+		if r.integrity != 0 {
+			in := append([]byte(nil), b...)
+			ours := integrityOK(in, r.integrity, key)
+			if string(in) != string(b) {
+				t.Fatalf("%x: integrityOK changed the message", b)
+			}
+			if pions := stun.MessageIntegrity(key).Check(m) == nil; ours != pions {
+				t.Fatalf("%x: integrity %v, pion %v", b, ours, pions)
+			}
 		}
 	})
 }
