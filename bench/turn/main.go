@@ -807,6 +807,8 @@ func allocateLean(server string) error {
 		_ = code.GetFrom(resp)
 		return fmt.Errorf("allocate: no 401 with a nonce, got %s %v", resp.Type, code)
 	}
+	// nonce points into res, which the next answer overwrites.
+	nonce = append(stun.Nonce(nil), nonce...)
 	auth := []stun.Setter{stun.NewUsername(user), stun.NewRealm(realm), nonce, leanKey, stun.Fingerprint}
 	resp, err = leanExchange(conn, res, append([]stun.Setter{stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), transport}, auth...)...)
 	if err != nil {
@@ -825,11 +827,11 @@ func allocateLean(server string) error {
 	if err != nil {
 		return err
 	}
-	// coturn answers this Refresh with 438 Stale Nonce and a new nonce;
-	// RFC 8489 §9.2.5 has the client retry with it.
+	// A server whose nonce went stale meanwhile answers 438 Stale Nonce
+	// with a new nonce; RFC 8489 §9.2.5 has the client retry with it.
 	var code stun.ErrorCodeAttribute
 	if resp.Type.Class == stun.ClassErrorResponse && code.GetFrom(resp) == nil && code.Code == stun.CodeStaleNonce && nonce.GetFrom(resp) == nil {
-		auth[2] = nonce
+		auth[2] = append(stun.Nonce(nil), nonce...)
 		if resp, err = refresh(); err != nil {
 			return err
 		}
