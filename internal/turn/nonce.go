@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -44,6 +45,15 @@ type nonceKeeper struct {
 	// macs holds keyed HMAC-SHA256 states (nonceMAC): keying one costs two
 	// SHA-256 blocks and several allocations, resetting a used one neither.
 	macs sync.Pool
+	// last is the signature of the last issue time signed or checked:
+	// every nonce issued within one second has the same.
+	last atomic.Pointer[nonceSig]
+}
+
+// nonceSig is the signature part of the nonces issued at one time.
+type nonceSig struct {
+	ts  [nonceTimeLen]byte // the time part, hexadecimal
+	sig [8]byte
 }
 
 // nonceMAC is one keyed HMAC state with room for its input and output, so
@@ -88,15 +98,28 @@ func (k *nonceKeeper) mac(tag byte, parts ...[]byte) *nonceMAC {
 	return m
 }
 
+// signature returns HMAC(key, "n" ts)[:8], the signature of the time
+// part ts, from last when it is the same time.
+func (k *nonceKeeper) signature(ts *[nonceTimeLen]byte) [8]byte {
+	if l := k.last.Load(); l != nil && l.ts == *ts {
+		return l.sig
+	}
+	m := k.mac('n', ts[:])
+	l := &nonceSig{ts: *ts, sig: [8]byte(m.sum[:8])}
+	k.macs.Put(m)
+	k.last.Store(l)
+	return l.sig
+}
+
 // appendBase appends the time and signature parts of a nonce issued now.
 func (k *nonceKeeper) appendBase(dst []byte) []byte {
-	var ts [4]byte
-	binary.BigEndian.PutUint32(ts[:], uint32(k.now().Unix()))
-	dst = hex.AppendEncode(dst, ts[:])
-	m := k.mac('n', dst[len(dst)-nonceTimeLen:])
-	dst = hex.AppendEncode(dst, m.sum[:8])
-	k.macs.Put(m)
-	return dst
+	var t [4]byte
+	binary.BigEndian.PutUint32(t[:], uint32(k.now().Unix()))
+	var ts [nonceTimeLen]byte
+	hex.Encode(ts[:], t[:])
+	sig := k.signature(&ts)
+	dst = append(dst, ts[:]...)
+	return hex.AppendEncode(dst, sig[:])
 }
 
 // Generate implements the engine's nonce manager. The address part is
@@ -159,10 +182,8 @@ func validNonce[T string | []byte](k *nonceKeeper, nonce T) bool {
 	for i := range ts {
 		ts[i] = nonce[i]
 	}
-	m := k.mac('n', ts[:])
-	ok := hmac.Equal(raw[4:12], m.sum[:8])
-	k.macs.Put(m)
-	return ok
+	sig := k.signature(&ts)
+	return hmac.Equal(raw[4:12], sig[:])
 }
 
 // unhex decodes one hexadecimal digit, either case, as hex.Decode does.
