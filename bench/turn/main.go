@@ -1,11 +1,13 @@
 // Command turn-bench measures Portico's TURN service (internal/turn) and
 // coturn's turnserver side by side on this machine, under the same load:
 //
-//   - allocations per second: a Go client (pion/turn) making allocations
-//     from many concurrent sockets, each a full RFC 8656 Allocate exchange
-//     (401 challenge, authenticated Allocate) followed by a Refresh(0);
+//   - allocations per second: the bench's own client (pion/turn's with
+//     -pion-client) making allocations from many concurrent sockets, each
+//     a full RFC 8656 Allocate exchange (401 challenge, authenticated
+//     Allocate) followed by a Refresh(0);
 //   - highest lossless relayed rate: turnutils_uclient -m 240 -n 5000 -l 172
-//     -z Z, echoed by turnutils_peer, with the send interval Z (ms) searched
+//     -z Z, echoed by the bench's echo peer (or turnutils_peer with -peer
+//     turnutils), with the send interval Z (ms) searched
 //     by bisection for the shortest one that loses no message; at each step
 //     the server's CPU seconds (from /proc), the machine's softirq seconds
 //     and the generator's own CPU (uclient and peer) are recorded, so that
