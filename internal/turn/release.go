@@ -38,6 +38,9 @@ func (c *listenPacketConn) release(b []byte, from netip.AddrPort) bool {
 	if !ok {
 		return false
 	}
+	if _, standby := c.standby.load()[from]; standby {
+		return false // a standby copy has no engine allocation to delete
+	}
 	var req stunRequest
 	if !parseRequest(b, &req) || req.method != methodRefresh || req.others || req.integrity == 0 ||
 		len(req.lifetime) != 4 || binary.BigEndian.Uint32(req.lifetime) != 0 ||

@@ -3,6 +3,7 @@ package turn
 import (
 	"net"
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
@@ -96,5 +97,32 @@ func TestRefreshZeroReleases(t *testing.T) {
 	}
 	if n := len(ts.Allocations()); n != 0 {
 		t.Errorf("%d allocations after the release over the wire", n)
+	}
+}
+
+// TestRefreshZeroLeavesStandbyCopies: a standby copy (standby.go) has no
+// engine allocation behind it, so the sockets' release never takes its
+// Refresh with LIFETIME 0, even a valid one: the copy answers it itself.
+func TestRefreshZeroLeavesStandbyCopies(t *testing.T) {
+	r := newStandbyRig(t)
+	server := net.JoinHostPort("127.0.0.1", strconv.Itoa(r.s.port))
+	r.s.mu.Lock()
+	lpc := r.s.locals[server][0]
+	r.s.mu.Unlock()
+	n, _ := r.s.nonces.Generate()
+	nonce := []byte(n)
+	from := netip.MustParseAddrPort(r.client.conn.LocalAddr().String())
+	r.s.nonces.bind(nonce, from.Addr())
+	r.client.nonce = string(nonce)
+	if lpc.release(refreshRequest(r.client, testUser, testPass, 0), from) {
+		t.Fatal("the sockets released a standby copy")
+	}
+	if n := len(r.s.StandbyAllocations()); n != 1 {
+		t.Fatalf("%d standby copies, want 1", n)
+	}
+	// Over the wire the copy answers and ends.
+	resp := r.refresh(t, 0)
+	if resp.Type.Class != stun.ClassSuccessResponse {
+		t.Fatalf("Refresh 0 of the standby copy: %s code %d", resp.Type, errorCode(resp))
 	}
 }
