@@ -1,11 +1,13 @@
 // Command turn-bench measures Portico's TURN service (internal/turn) and
 // coturn's turnserver side by side on this machine, under the same load:
 //
-//   - allocations per second: a Go client (pion/turn) making allocations
-//     from many concurrent sockets, each a full RFC 8656 Allocate exchange
-//     (401 challenge, authenticated Allocate) followed by a Refresh(0);
+//   - allocations per second: the bench's own client (pion/turn's with
+//     -pion-client) making allocations from many concurrent sockets, each
+//     a full RFC 8656 Allocate exchange (401 challenge, authenticated
+//     Allocate) followed by a Refresh(0);
 //   - highest lossless relayed rate: turnutils_uclient -m 240 -n 5000 -l 172
-//     -z Z, echoed by turnutils_peer, with the send interval Z (ms) searched
+//     -z Z, echoed by the bench's echo peer (or turnutils_peer with -peer
+//     turnutils), with the send interval Z (ms) searched
 //     by bisection for the shortest one that loses no message; at each step
 //     the server's CPU seconds (from /proc), the machine's softirq seconds
 //     and the generator's own CPU (uclient and peer) are recorded, so that
@@ -807,6 +809,8 @@ func allocateLean(server string) error {
 		_ = code.GetFrom(resp)
 		return fmt.Errorf("allocate: no 401 with a nonce, got %s %v", resp.Type, code)
 	}
+	// nonce points into res, which the next answer overwrites.
+	nonce = append(stun.Nonce(nil), nonce...)
 	auth := []stun.Setter{stun.NewUsername(user), stun.NewRealm(realm), nonce, leanKey, stun.Fingerprint}
 	resp, err = leanExchange(conn, res, append([]stun.Setter{stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), transport}, auth...)...)
 	if err != nil {
@@ -825,11 +829,11 @@ func allocateLean(server string) error {
 	if err != nil {
 		return err
 	}
-	// coturn answers this Refresh with 438 Stale Nonce and a new nonce;
-	// RFC 8489 §9.2.5 has the client retry with it.
+	// A server whose nonce went stale meanwhile answers 438 Stale Nonce
+	// with a new nonce; RFC 8489 §9.2.5 has the client retry with it.
 	var code stun.ErrorCodeAttribute
 	if resp.Type.Class == stun.ClassErrorResponse && code.GetFrom(resp) == nil && code.Code == stun.CodeStaleNonce && nonce.GetFrom(resp) == nil {
-		auth[2] = nonce
+		auth[2] = append(stun.Nonce(nil), nonce...)
 		if resp, err = refresh(); err != nil {
 			return err
 		}

@@ -120,16 +120,22 @@ func (c *listenPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 				if sb, ok := c.standby.load()[m.Addr]; ok && sb.request(b, m.Addr, c.PacketConn) {
 					continue
 				}
+				if b[1] == 0x04 && c.release(b, m.Addr) {
+					continue
+				}
 			}
 			n = copy(p, b)
 			from = net.UDPAddrFromAddrPort(m.Addr)
 		}
-		if !c.s.screen(p[:n], from, func(b []byte) { _, _ = c.PacketConn.WriteTo(b, from) }) {
+		if !c.s.screen(p[:n], from, c) {
 			continue
 		}
 		return n, from, nil
 	}
 }
+
+// reply sends a message the screen answered itself.
+func (c *listenPacketConn) reply(b []byte, to net.Addr) { _, _ = c.PacketConn.WriteTo(b, to) }
 
 // forward relays ChannelData on a known channel, reporting whether it did.
 func (c *listenPacketConn) forward(b []byte, from netip.AddrPort) bool {
@@ -251,7 +257,7 @@ func (c *streamConn) Read(p []byte) (int, error) {
 		}
 		if c.dgram {
 			n, err := c.Conn.Read(p)
-			if n > 0 && !c.s.screen(p[:n], c.RemoteAddr(), c.reply) {
+			if n > 0 && !c.s.screen(p[:n], c.RemoteAddr(), c) {
 				continue
 			}
 			return n, err
@@ -278,7 +284,7 @@ func (c *streamConn) Read(p []byte) (int, error) {
 				c.established = true
 				c.lim.Established(c.RemoteAddr().String())
 			}
-			if c.s.screen(msg, c.RemoteAddr(), c.reply) {
+			if c.s.screen(msg, c.RemoteAddr(), c) {
 				c.pend = msg
 			}
 		case 1: // ChannelData, padded to 4 bytes on streams
@@ -296,7 +302,7 @@ func (c *streamConn) Read(p []byte) (int, error) {
 const streamReadBuffer = 2048
 
 // reply sends a message the screen answered itself.
-func (c *streamConn) reply(b []byte) { _, _ = c.Conn.Write(b) }
+func (c *streamConn) reply(b []byte, _ net.Addr) { _, _ = c.Conn.Write(b) }
 
 func (c *streamConn) Write(p []byte) (int, error) {
 	if c.s.muffled(p, c.RemoteAddr()) {

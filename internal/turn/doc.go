@@ -21,5 +21,8 @@
 // batch goes to one socket, without allocating and without locks: they
 // read copy-on-write snapshots of the allocations, permissions and
 // channels that the engine's events publish (fastpath.go). Whatever the
-// snapshots do not cover goes to the engine.
+// snapshots do not cover goes to the engine. The sockets also answer two
+// requests of every allocation themselves, with their own STUN codec
+// (stunmsg.go, RFC 8489 §5 and §14): the first Allocate's 401 challenge
+// (screen.go) and a UDP client's Refresh with LIFETIME 0 (release.go).
 package turn

@@ -6,8 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"hash"
 	"net/netip"
 	"reflect"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -39,6 +42,26 @@ import (
 type nonceKeeper struct {
 	key [32]byte
 	now func() time.Time
+	// macs holds keyed HMAC-SHA256 states (nonceMAC): keying one costs two
+	// SHA-256 blocks and several allocations, resetting a used one neither.
+	macs sync.Pool
+	// last is the signature of the last issue time signed or checked:
+	// every nonce issued within one second has the same.
+	last atomic.Pointer[nonceSig]
+}
+
+// nonceSig is the signature part of the nonces issued at one time.
+type nonceSig struct {
+	ts  [nonceTimeLen]byte // the time part, hexadecimal
+	sig [8]byte
+}
+
+// nonceMAC is one keyed HMAC state with room for its input and output, so
+// that a MAC costs no allocation.
+type nonceMAC struct {
+	h   hash.Hash
+	in  []byte
+	sum [sha256.Size]byte
 }
 
 const (
@@ -57,61 +80,132 @@ func newNonceKeeper(now func() time.Time) (*nonceKeeper, error) {
 	if _, err := rand.Read(k.key[:]); err != nil {
 		return nil, err
 	}
+	k.macs.New = func() any { return &nonceMAC{h: hmac.New(sha256.New, k.key[:]), in: make([]byte, 0, 64)} }
 	return k, nil
 }
 
-func (k *nonceKeeper) mac(dst []byte, parts ...[]byte) []byte {
-	h := hmac.New(sha256.New, k.key[:])
+// mac returns HMAC(key, tag parts...) in m.sum, m taken from the pool; the
+// caller puts m back when done with the sum.
+func (k *nonceKeeper) mac(tag byte, parts ...[]byte) *nonceMAC {
+	m := k.macs.Get().(*nonceMAC)
+	m.in = append(m.in[:0], tag)
 	for _, p := range parts {
-		h.Write(p)
+		m.in = append(m.in, p...)
 	}
-	return h.Sum(dst)
+	m.h.Reset()
+	m.h.Write(m.in)
+	m.h.Sum(m.sum[:0])
+	return m
+}
+
+// signature returns HMAC(key, "n" ts)[:8], the signature of the time
+// part ts, from last when it is the same time.
+func (k *nonceKeeper) signature(ts *[nonceTimeLen]byte) [8]byte {
+	if l := k.last.Load(); l != nil && l.ts == *ts {
+		return l.sig
+	}
+	m := k.mac('n', ts[:])
+	l := &nonceSig{ts: *ts, sig: [8]byte(m.sum[:8])}
+	k.macs.Put(m)
+	k.last.Store(l)
+	return l.sig
+}
+
+// appendBase appends the time and signature parts of a nonce issued now.
+func (k *nonceKeeper) appendBase(dst []byte) []byte {
+	var t [4]byte
+	binary.BigEndian.PutUint32(t[:], uint32(k.now().Unix()))
+	var ts [nonceTimeLen]byte
+	hex.Encode(ts[:], t[:])
+	sig := k.signature(&ts)
+	dst = append(dst, ts[:]...)
+	return hex.AppendEncode(dst, sig[:])
 }
 
 // Generate implements the engine's nonce manager. The address part is
 // left as zeros: the socket that sends the response fills it in.
 func (k *nonceKeeper) Generate() (string, error) {
-	b := make([]byte, nonceLen)
-	var ts [4]byte
-	binary.BigEndian.PutUint32(ts[:], uint32(k.now().Unix()))
-	hex.Encode(b[:nonceTimeLen], ts[:])
-	sum := k.mac(nil, []byte("n"), b[:nonceTimeLen])
-	hex.Encode(b[nonceTimeLen:nonceBaseLen], sum[:8])
-	for i := nonceBaseLen; i < nonceLen; i++ {
-		b[i] = '0'
+	b := k.appendBase(make([]byte, 0, nonceLen))
+	for len(b) < nonceLen {
+		b = append(b, '0')
 	}
 	return string(b), nil
+}
+
+// appendNonce appends a nonce issued now and bound to ip.
+func (k *nonceKeeper) appendNonce(dst []byte, ip netip.Addr) []byte {
+	start := len(dst)
+	dst = k.appendBase(dst)
+	return k.addrTag(dst, dst[start:], ip)
 }
 
 // Validate implements the engine's nonce manager: signed by this keeper,
 // not expired, and with an address part that is hexadecimal (the sockets
 // spoil it when it names another address).
 func (k *nonceKeeper) Validate(nonce string) error {
-	if len(nonce) != nonceLen {
-		return errStaleNonce
-	}
-	var raw [nonceLen / 2]byte
-	if _, err := hex.Decode(raw[:], []byte(nonce)); err != nil {
-		return errStaleNonce
-	}
-	issued := time.Unix(int64(binary.BigEndian.Uint32(raw[:4])), 0)
-	now := k.now()
-	if now.Sub(issued) > nonceLifetime || issued.Sub(now) > nonceFuture {
-		return errStaleNonce
-	}
-	sum := k.mac(nil, []byte("n"), []byte(nonce[:nonceTimeLen]))
-	if !hmac.Equal(raw[4:12], sum[:8]) {
+	if !validNonce(k, nonce) {
 		return errStaleNonce
 	}
 	return nil
 }
 
+// valid reports whether nonce was issued by k to ip and has not expired,
+// as Validate and check together say, without changing it.
+func (k *nonceKeeper) valid(nonce []byte, ip netip.Addr) bool {
+	if !validNonce(k, nonce) {
+		return false
+	}
+	var tag [24]byte
+	return hmac.Equal(nonce[nonceBaseLen:], k.addrTag(tag[:0], nonce[:nonceBaseLen], ip))
+}
+
+// validNonce is Validate for a nonce as a string or as bytes.
+func validNonce[T string | []byte](k *nonceKeeper, nonce T) bool {
+	if len(nonce) != nonceLen {
+		return false
+	}
+	var raw [nonceLen / 2]byte
+	for i := range raw {
+		hi, ok1 := unhex(nonce[2*i])
+		lo, ok2 := unhex(nonce[2*i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		raw[i] = hi<<4 | lo
+	}
+	issued := time.Unix(int64(binary.BigEndian.Uint32(raw[:4])), 0)
+	now := k.now()
+	if now.Sub(issued) > nonceLifetime || issued.Sub(now) > nonceFuture {
+		return false
+	}
+	var ts [nonceTimeLen]byte
+	for i := range ts {
+		ts[i] = nonce[i]
+	}
+	sig := k.signature(&ts)
+	return hmac.Equal(raw[4:12], sig[:])
+}
+
+// unhex decodes one hexadecimal digit, either case, as hex.Decode does.
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
 // addrTag appends the address part of nonce base for client ip, in hex.
 func (k *nonceKeeper) addrTag(dst []byte, base []byte, ip netip.Addr) []byte {
 	a := ip.Unmap().As16()
-	var sum [sha256.Size]byte
-	k.mac(sum[:0], []byte("a"), base, a[:])
-	return hex.AppendEncode(dst, sum[:12])
+	m := k.mac('a', base, a[:])
+	dst = hex.AppendEncode(dst, m.sum[:12])
+	k.macs.Put(m)
+	return dst
 }
 
 // bind fills in the address part of a nonce the engine is sending to ip,

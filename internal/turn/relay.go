@@ -455,6 +455,10 @@ type relayPacketConn struct {
 	wmu     sync.Mutex
 	writers map[*net.UDPConn]*batchio.Conn // one per listener socket, used by the reader
 
+	// bye is the response to the Refresh that released the allocation
+	// (release.go), sent once the engine has deleted it.
+	bye atomic.Pointer[farewell]
+
 	// pollState: when a relayPoller reads the socket, the engine's
 	// goroutine reads what the poller hands it instead.
 	pollState

@@ -66,6 +66,17 @@ func clientIP(a net.Addr) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
+// replier sends a message the sockets answered themselves to the client
+// that sent the request; b is not kept.
+type replier interface {
+	reply(b []byte, client net.Addr)
+}
+
+// replyFunc adapts a function to replier.
+type replyFunc func(b []byte)
+
+func (f replyFunc) reply(b []byte, _ net.Addr) { f(b) }
+
 // screen looks at a message a client sent before the engine reads it. It
 // spoils a nonce issued to another address (the engine then answers 438),
 // and answers 403 itself to a CreatePermission, ChannelBind or Connect
@@ -74,7 +85,7 @@ func clientIP(a net.Addr) netip.Addr {
 // sends clients back to their credentials). It may change b in place;
 // reply sends a message to the client. It reports whether the engine is to
 // read b.
-func (s *Server) screen(b []byte, client net.Addr, reply func([]byte)) bool {
+func (s *Server) screen(b []byte, client net.Addr, r replier) bool {
 	if !isRequest(b) || binary.BigEndian.Uint32(b[4:8]) != stunMagicCookie {
 		return true
 	}
@@ -89,7 +100,7 @@ func (s *Server) screen(b []byte, client net.Addr, reply func([]byte)) bool {
 	switch method {
 	case stun.MethodCreatePermission, stun.MethodChannelBind, stun.MethodConnect:
 	case stun.MethodAllocate:
-		return !s.challenge(b, client, reply)
+		return !s.challenge(b, client, r)
 	default:
 		return true
 	}
@@ -128,7 +139,7 @@ func (s *Server) screen(b []byte, client net.Addr, reply func([]byte)) bool {
 	if err != nil {
 		return true
 	}
-	reply(resp.Raw)
+	r.reply(resp.Raw, client)
 	return false
 }
 
@@ -136,26 +147,22 @@ func (s *Server) screen(b []byte, client net.Addr, reply func([]byte)) bool {
 // the realm and a nonce bound to the client, as the engine would (RFC 8656
 // §7.2, RFC 8489 §9.2.4), sparing it a request that only asks for them;
 // it reports whether it answered. Malformed requests and authenticated
-// ones go to the engine.
-func (s *Server) challenge(b []byte, client net.Addr, reply func([]byte)) bool {
-	m := &stun.Message{Raw: b}
-	if m.Decode() != nil || m.Contains(stun.AttrMessageIntegrity) {
+// ones go to the engine. It does not allocate.
+func (s *Server) challenge(b []byte, client net.Addr, r replier) bool {
+	var req stunRequest
+	if !parseRequest(b, &req) || req.integrity != 0 {
 		return false
 	}
-	nonce, err := s.nonces.Generate()
-	if err != nil {
-		return false
-	}
-	v := []byte(nonce)
-	s.nonces.bind(v, clientIP(client))
-	resp, err := stun.Build(stun.NewTransactionIDSetter(m.TransactionID),
-		stun.NewType(stun.MethodAllocate, stun.ClassErrorResponse),
-		&stun.ErrorCodeAttribute{Code: stun.CodeUnauthorized},
-		stun.NewNonce(string(v)), stun.NewRealm(s.cfg.Realm))
-	if err != nil {
-		return false
-	}
-	reply(resp.Raw)
+	bp := respBufs.Get().(*[]byte)
+	resp := appendHeader((*bp)[:0], methodAllocate, classErrorResponse, &req.tid)
+	resp = appendErrorCode(resp, 401, "Unauthorized")
+	resp = binary.BigEndian.AppendUint16(resp, attrNonce)
+	resp = binary.BigEndian.AppendUint16(resp, nonceLen)
+	resp = s.nonces.appendNonce(resp, clientIP(client))
+	resp = appendAttr(resp, attrRealm, s.realm)
+	r.reply(finish(resp), client)
+	*bp = resp
+	respBufs.Put(bp)
 	return true
 }
 

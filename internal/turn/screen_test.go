@@ -97,7 +97,7 @@ func FuzzScreen(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		in := append([]byte(nil), b...)
 		var answer []byte
-		if s.screen(b, client, func(r []byte) { answer = append([]byte(nil), r...) }) {
+		if s.screen(b, client, replyFunc(func(r []byte) { answer = append([]byte(nil), r...) })) {
 			return
 		}
 		m := &stun.Message{Raw: answer}
@@ -157,7 +157,7 @@ func TestAllocateChallenge(t *testing.T) {
 	malformed[stunHeaderLen+3] = 0xff // REQUESTED-TRANSPORT runs past the end
 
 	var replies [][]byte
-	reply := func(b []byte) { replies = append(replies, append([]byte(nil), b...)) }
+	reply := replyFunc(func(b []byte) { replies = append(replies, append([]byte(nil), b...)) })
 	if s.screen(plain.Raw, client, reply) || len(replies) != 1 {
 		t.Fatalf("unauthenticated Allocate went to the engine (%d replies)", len(replies))
 	}

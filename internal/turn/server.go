@@ -82,6 +82,7 @@ type Server struct {
 	// live is what Reload replaces: credentials, peer policy, quotas, rate
 	// limit and the maximum allocation age.
 	cfg     *validated
+	realm   []byte // cfg.Realm, for the sockets' own responses
 	live    atomic.Pointer[validated]
 	log     *slog.Logger
 	users   UserStore
@@ -162,6 +163,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{
 		nonces:  nonces,
 		cfg:     v,
+		realm:   []byte(v.Realm),
 		log:     logger.With("component", "turn"),
 		users:   deps.Users,
 		getCert: deps.GetCertificate,
@@ -733,6 +735,11 @@ func (s *Server) events() pturn.EventHandler {
 		OnAllocationDeleted: func(src, dst net.Addr, _, userID, _ string) {
 			if e := s.reg.remove(fiveTupleKey(src, dst)); e != nil {
 				s.fastAlloc(src, dst, e.relay, false)
+				if e.relay != nil {
+					if rc, ok := e.relay.closer.(*relayPacketConn); ok {
+						rc.sayFarewell()
+					}
+				}
 				s.entryGone(e)
 				s.changed(fiveTupleKey(src, dst))
 				s.log.Debug("turn allocation deleted", "user", userID, "client", e.info.Client, "relay", e.info.Relay)
