@@ -124,7 +124,9 @@ func TestPeerCallHistory(t *testing.T) {
 	rows := make(chan store.CallRecord, 10)
 	s, err := New(Config{Sides: [2]SideConfig{{Bind: porticoOut, Interface: "external"}, {Bind: porticoIn, Interface: "internal"}}},
 		Deps{Media: relay, History: func(r store.CallRecord) { rows <- r },
-			Route: func(context.Context, *h225.SetupUUIE, CallInfo) (netip.AddrPort, error) { return netip.AddrPort{}, ErrNoRoute }})
+			Route: func(context.Context, *h225.SetupUUIE, CallInfo) (netip.AddrPort, error) {
+				return netip.AddrPort{}, ErrNoRoute
+			}})
 	if err != nil {
 		t.Fatal(err)
 	}
