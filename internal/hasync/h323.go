@@ -1,11 +1,6 @@
 package hasync
 
-import (
-	"encoding/json"
-	"fmt"
-
-	"github.com/portico-edge/portico/internal/h323proxy"
-)
+import "github.com/portico-edge/portico/internal/h323proxy"
 
 // KindH323Call is the kind of answered H.323 calls.
 const KindH323Call Kind = 5
@@ -31,25 +26,11 @@ var (
 func (c H323Calls) Keys() []string { return c.Server.CallKeys() }
 
 // Export encodes a call (JSON).
-func (c H323Calls) Export(key string) ([]byte, bool) {
-	st, ok := c.Server.ExportCall(key)
-	if !ok {
-		return nil, false
-	}
-	b, err := json.Marshal(st)
-	return b, err == nil
-}
+func (c H323Calls) Export(key string) ([]byte, bool) { return exportJSON(c.Server.ExportCall(key)) }
 
 // Apply keeps the peer's call.
 func (c H323Calls) Apply(key string, body []byte) error {
-	var st h323proxy.CallState
-	if err := json.Unmarshal(body, &st); err != nil {
-		return fmt.Errorf("hasync: h323 call: %w", err)
-	}
-	if st.ID != key {
-		return fmt.Errorf("hasync: h323 call %s: body names call %q", key, st.ID)
-	}
-	return c.Server.ImportCall(st)
+	return applyJSON("h323 call", key, body, func(st *h323proxy.CallState) string { return st.ID }, c.Server.ImportCall)
 }
 
 // Remove forgets the peer's call: the peer ended it and wrote its history.
