@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/portico-edge/portico/internal/config"
+	"github.com/portico-edge/portico/internal/h323proxy"
 	"github.com/portico-edge/portico/internal/hasync"
 	"github.com/portico-edge/portico/internal/logging"
 	"github.com/portico-edge/portico/internal/media"
@@ -73,6 +74,23 @@ func (l *syncLink) turnChanged() func(string) {
 		return nil
 	}
 	return func(key string) { l.node.Changed(hasync.KindTURN, key) }
+}
+
+// h323CallChanged is the H.323 edge's OnCall: nil without the link.
+func (l *syncLink) h323CallChanged() func(string) {
+	if l == nil {
+		return nil
+	}
+	return func(id string) { l.node.Changed(hasync.KindH323Call, id) }
+}
+
+// registerH323 sends the H.323 edge's answered calls to the peer and keeps
+// the peer's.
+func (l *syncLink) registerH323(hs *h323proxy.Server) {
+	if hs != nil {
+		c := hasync.H323Calls{Server: hs}
+		l.node.Register(hasync.KindH323Call, c, c)
+	}
 }
 
 // registerTURN sends the TURN server's allocations to the peer and keeps

@@ -266,7 +266,8 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 		if err != nil {
 			return nil, asConfigErrors(err)
 		}
-		hd := h323proxy.Deps{Logger: log, Registerer: reg, History: d.hist, Guard: b.guard, ACL: &b.h323ACL, Descriptors: d.fds}
+		hd := h323proxy.Deps{Logger: log, Registerer: reg, History: d.hist, Guard: b.guard, ACL: &b.h323ACL, Descriptors: d.fds,
+			OnCall: hs.h323CallChanged()}
 		if b.ladder != nil {
 			hd.Capture = b.ladder
 		}
@@ -358,6 +359,7 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 	}
 	if hs != nil {
 		hs.registerTURN(b.turn)
+		hs.registerH323(b.h323)
 		out = append(out, hs.service(b.relay, b.sip.Load()))
 	}
 	b.list = out

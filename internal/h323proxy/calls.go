@@ -38,6 +38,7 @@ func (s *Server) newCalls(cfg Config) (*callsig.Server, error) {
 		Guard:        s.deps.Guard,
 		Capture:      s.deps.Capture,
 		Setup:        s.m.observeSetup,
+		OnCall:       s.deps.OnCall,
 	})
 	if err != nil {
 		return nil, err
@@ -208,4 +209,47 @@ func (s *Server) Hangup(id string) error {
 		return fmt.Errorf("%w: %s", ErrNoCall, id)
 	}
 	return s.cs.Hangup(id)
+}
+
+// CallState is an answered call as the HA peer keeps it.
+type CallState = callsig.CallState
+
+// CallKeys lists the answered calls in progress (callsig.Server.CallKeys).
+func (s *Server) CallKeys() []string {
+	if s.cs == nil {
+		return nil
+	}
+	return s.cs.CallKeys()
+}
+
+// ExportCall returns an answered call's state (callsig.Server.ExportCall).
+func (s *Server) ExportCall(id string) (CallState, bool) {
+	if s.cs == nil {
+		return CallState{}, false
+	}
+	return s.cs.ExportCall(id)
+}
+
+// ImportCall keeps an answered call of the HA peer
+// (callsig.Server.ImportCall); without media the edge has no calls.
+func (s *Server) ImportCall(st CallState) error {
+	if s.cs == nil {
+		return fmt.Errorf("%w: h323 calls need the media relay", callsig.ErrClosed)
+	}
+	return s.cs.ImportCall(st)
+}
+
+// ForgetCall drops the HA peer's call id (callsig.Server.ForgetCall).
+func (s *Server) ForgetCall(id string) {
+	if s.cs != nil {
+		s.cs.ForgetCall(id)
+	}
+}
+
+// LoseCall handles a call the restarted HA peer no longer holds
+// (callsig.Server.LoseCall).
+func (s *Server) LoseCall(id string) {
+	if s.cs != nil {
+		s.cs.LoseCall(id)
+	}
 }

@@ -79,6 +79,10 @@ type Deps struct {
 	// Capture keeps each call's Q.931 messages for its ladder diagram (a
 	// *ladder.Store). Nil: not kept.
 	Capture callsig.Capture
+	// OnCall is told the ID of a call when it is answered and when an
+	// answered call ends (callsig.Deps.OnCall): the HA link replicates
+	// it. Nil: nothing is told.
+	OnCall func(id string)
 }
 
 // Server is the H.323 edge's RAS side.

@@ -1,11 +1,6 @@
 package hasync
 
-import (
-	"encoding/json"
-	"fmt"
-
-	"github.com/portico-edge/portico/internal/sipedge"
-)
+import "github.com/portico-edge/portico/internal/sipedge"
 
 // Calls replicates the SIP edge's answered calls: both dialogs, the relay
 // session and what the call's history row needs. On the node that holds
@@ -25,25 +20,11 @@ var (
 func (c Calls) Keys() []string { return c.Server.CallKeys() }
 
 // Export encodes a call (JSON).
-func (c Calls) Export(key string) ([]byte, bool) {
-	st, ok := c.Server.ExportCall(key)
-	if !ok {
-		return nil, false
-	}
-	b, err := json.Marshal(st)
-	return b, err == nil
-}
+func (c Calls) Export(key string) ([]byte, bool) { return exportJSON(c.Server.ExportCall(key)) }
 
 // Apply keeps the peer's call dormant.
 func (c Calls) Apply(key string, body []byte) error {
-	var st sipedge.CallState
-	if err := json.Unmarshal(body, &st); err != nil {
-		return fmt.Errorf("hasync: call: %w", err)
-	}
-	if st.ID != key {
-		return fmt.Errorf("hasync: call %s: body names call %q", key, st.ID)
-	}
-	return c.Server.ImportCall(st)
+	return applyJSON("call", key, body, func(st *sipedge.CallState) string { return st.ID }, c.Server.ImportCall)
 }
 
 // Remove forgets the peer's call: the peer ended it and wrote its history.

@@ -1,5 +1,6 @@
 // Package hasync replicates the live state of a Portico node to its HA peer:
-// relay sessions, registrations and their NAT flows, SIP dialogs. A node
+// relay sessions, registrations and their NAT flows, SIP dialogs, TURN
+// allocations and answered H.323 calls. A node
 // dials its peer over one mutually authenticated TLS 1.3 connection and
 // sends a full snapshot of every registered kind of state, then each change
 // as it happens; the peer applies what it receives to its own services,

@@ -1,11 +1,6 @@
 package hasync
 
-import (
-	"encoding/json"
-	"fmt"
-
-	"github.com/portico-edge/portico/internal/turn"
-)
+import "github.com/portico-edge/portico/internal/turn"
 
 // KindTURN is the kind of TURN allocations (UDP clients, UDP relays).
 const KindTURN Kind = 4
@@ -28,25 +23,11 @@ func (t TURN) Keys() []string { return t.Server.AllocationKeys() }
 
 // Export encodes an allocation's state (JSON), its long-term key included:
 // the link is a mutually authenticated TLS connection.
-func (t TURN) Export(key string) ([]byte, bool) {
-	st, ok := t.Server.ExportAllocation(key)
-	if !ok {
-		return nil, false
-	}
-	b, err := json.Marshal(st)
-	return b, err == nil
-}
+func (t TURN) Export(key string) ([]byte, bool) { return exportJSON(t.Server.ExportAllocation(key)) }
 
 // Apply creates or updates the standby copy of the peer's allocation.
 func (t TURN) Apply(key string, body []byte) error {
-	var st turn.AllocationState
-	if err := json.Unmarshal(body, &st); err != nil {
-		return fmt.Errorf("hasync: turn %s: %w", key, err)
-	}
-	if st.RecordKey() != key {
-		return fmt.Errorf("hasync: turn %s: body names allocation %s", key, st.RecordKey())
-	}
-	return t.Server.ImportAllocation(st)
+	return applyJSON("turn", key, body, func(st *turn.AllocationState) string { return st.RecordKey() }, t.Server.ImportAllocation)
 }
 
 // Remove drops the standby copy of the peer's allocation.

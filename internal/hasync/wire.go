@@ -53,6 +53,8 @@ func (k Kind) String() string {
 		return "dialog"
 	case KindTURN:
 		return "turn"
+	case KindH323Call:
+		return "h323-call"
 	}
 	return fmt.Sprintf("kind%d", uint8(k))
 }

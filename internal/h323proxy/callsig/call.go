@@ -407,6 +407,9 @@ func (c *call) relay(from Side, p []byte, got time.Time, m *q931.Message, ui *h2
 			t.Answered, t.Connected = got, done
 			c.srv.deps.Setup(t)
 		}
+		if first {
+			c.changed()
+		}
 		for _, l := range c.legs {
 			l.conn.SetReadDeadline(time.Time{})
 			keepAlive(l.conn, c.srv.cfg.KeepAlive)
@@ -570,6 +573,9 @@ func (c *call) finish() {
 	}
 	r.Streams = streamStats(stats.Streams)
 	s.record(r)
+	if !r.AnsweredAt.IsZero() {
+		c.changed() // gone: the peer forgets it
+	}
 }
 
 // bridge returns Portico's H.245 address on the far side for the

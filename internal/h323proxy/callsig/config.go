@@ -194,6 +194,10 @@ type Deps struct {
 	// Portico, when the called side's Connect has been forwarded; optional.
 	// It runs on the call's goroutine and must not block.
 	Setup func(SetupTimes)
+	// OnCall is told the ID of a call when it is answered and when an
+	// answered call ends, so that its state can be replicated to the HA
+	// peer (Server.ExportCall); optional. It must return at once.
+	OnCall func(id string)
 }
 
 // SetupTimes are the moments a call's setup passed through Portico, each

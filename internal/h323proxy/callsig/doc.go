@@ -28,4 +28,11 @@
 // policy refuses are answered with ReleaseComplete as well, with causes
 // 47 (resource unavailable) and 21 (call rejected); each call ends in a
 // history record whose disposition names the Q.931 cause in words.
+//
+// For an HA pair (ha.go), answered calls are exported as they are
+// answered and end (Deps.OnCall, ExportCall), and the peer's are kept
+// without signalling (ImportCall): the TCP connections of a call end with
+// the node that held them, so once a call's addresses come to this node
+// its media is relayed by the relay's copy of its session and its one
+// history row is written here when that media stops.
 package callsig

@@ -66,12 +66,7 @@ type LiveStream struct {
 // Live lists the calls in progress, with their relay streams' counters
 // read now.
 func (s *Server) Live() []LiveCall {
-	s.mu.Lock()
-	calls := make([]*call, 0, len(s.calls))
-	for c := range s.calls {
-		calls = append(calls, c)
-	}
-	s.mu.Unlock()
+	calls := s.callList()
 	out := make([]LiveCall, 0, len(calls))
 	for _, c := range calls {
 		if lc, ok := c.live(); ok {

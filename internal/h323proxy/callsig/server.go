@@ -33,6 +33,12 @@ type Server struct {
 	mu    sync.Mutex
 	calls map[*call]struct{}
 	conns map[net.Conn]struct{}
+	// watching is set once the watcher of the HA peer's calls runs (ha.go).
+	watching bool
+
+	// peer holds the HA peer's answered calls (ha.go).
+	hamu sync.Mutex
+	peer map[string]*dormant
 
 	active atomic.Int64
 	// hist queues history records for the writer (history.go), which

@@ -163,6 +163,17 @@ func (s *Session) Close() media.SessionStats {
 	return s.stats
 }
 
+// ID returns the relay session's ID, 0 before the first channel allocated
+// it and after Close.
+func (s *Session) ID() media.SessionID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.allocated || s.closed {
+		return 0
+	}
+	return s.id
+}
+
 // Streams returns the number of relay streams allocated.
 func (s *Session) Streams() int {
 	s.mu.Lock()
