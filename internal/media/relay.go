@@ -705,7 +705,7 @@ func (r *Relay) checkInactivity() {
 		return
 	}
 	now := time.Now()
-	r.expireStranded(now, limit, localAddrs)
+	r.expireStranded(now, limit, LocalAddrs)
 	r.mu.Lock()
 	list := make([]*session, 0, len(r.sessions))
 	for _, s := range r.sessions {

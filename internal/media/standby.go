@@ -340,8 +340,9 @@ func (r *Relay) endAdopted(id SessionID, silent time.Duration) {
 	r.log.Info("adopted session ended: media stopped", "session", id, "label", st.Label, "silent", silent.Round(time.Millisecond))
 }
 
-// localAddrs returns the addresses of this node's interfaces.
-func localAddrs() (map[netip.Addr]bool, error) {
+// LocalAddrs returns the addresses of this node's interfaces (a VIP among
+// them once VRRP has moved it here).
+func LocalAddrs() (map[netip.Addr]bool, error) {
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {
 		return nil, err

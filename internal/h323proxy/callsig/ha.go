@@ -2,7 +2,6 @@ package callsig
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"time"
 
@@ -199,7 +198,7 @@ func (s *Server) watchPeerCalls() {
 		case <-s.ctx.Done():
 			return
 		case now := <-t.C:
-			s.checkPeerCalls(now, localAddrs)
+			s.checkPeerCalls(now, media.LocalAddrs)
 		}
 	}
 }
@@ -276,19 +275,4 @@ func (d *dormant) row(end time.Time) store.CallRecord {
 		StartedAt: st.Started, AnsweredAt: st.Answered, EndedAt: end, DurationMs: end.Sub(st.Answered).Milliseconds(),
 		EndedBy: EndedByFailover, Status: CauseTemporary, Disposition: DispositionFailover, Codecs: st.Codecs,
 		Streams: streamStats(d.last.Streams)}
-}
-
-// localAddrs returns the addresses of this node's interfaces.
-func localAddrs() (map[netip.Addr]bool, error) {
-	as, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[netip.Addr]bool, len(as))
-	for _, a := range as {
-		if p, err := netip.ParsePrefix(a.String()); err == nil {
-			out[p.Addr().Unmap()] = true
-		}
-	}
-	return out, nil
 }
