@@ -40,7 +40,10 @@ func TestSIPLiveStreams(t *testing.T) {
 	extPort := testpeer.FreePort(t)
 	cfg := sipNodeConfig(mgmt, extPort, testpeer.FreePort(t), kam) + "  guest: {enabled: true, vmr_ranges: [\"1000-1999\"]}\n"
 	// Sequence gaps are seen where packets pass user space.
-	cfg = strings.Replace(cfg, "media:\n  enabled: true\n", "media:\n  enabled: true\n  fast_path: off\n", 1)
+	// The call must outlive a slow browser on a loaded machine: the
+	// relay's inactivity timeout (60 s) would end it and the page would
+	// show the recorded call instead.
+	cfg = strings.Replace(cfg, "media:\n  enabled: true\n", "media:\n  enabled: true\n  fast_path: off\n  inactivity_timeout: 10m\n", 1)
 	d := startDaemon(t, t.TempDir(), cfg, mgmt, "PORTICO_ADMIN_PASSWORD="+adminPassword)
 	raw, _ := os.ReadFile("../internal/api/openapi.json")
 	oc := newOpenAPIChecker(t, raw)
