@@ -55,6 +55,8 @@ type SectionService struct {
 	Listen string `yaml:"listen,omitempty" json:"listen,omitempty"`
 	Target string `yaml:"target,omitempty" json:"target,omitempty"`
 	Source string `yaml:"source,omitempty" json:"source,omitempty"`
+	// Networks make a TCP service a dial service (Service.Networks).
+	Networks []string `yaml:"networks,omitempty" json:"networks,omitempty"`
 }
 
 // DefaultSection is the section with its defaults: off.
