@@ -30,6 +30,7 @@ import (
 	"github.com/portico-edge/portico/internal/sipedge"
 	"github.com/portico-edge/portico/internal/snmp"
 	"github.com/portico-edge/portico/internal/store"
+	"github.com/portico-edge/portico/internal/tunnel"
 	"github.com/portico-edge/portico/internal/turn"
 )
 
@@ -288,6 +289,16 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 				}); ok {
 					hd.CallBatch = func(rs []store.CallRecord) { b.AddCalls(context.Background(), rs) }
 				}
+			}
+		}
+		if name := cfg.H323.H245TunnelService; name != "" {
+			// The tunnel server is built below; calls start after it.
+			hd.DialH245 = func(ctx context.Context, to netip.AddrPort) (net.Conn, error) {
+				ts, ok := b.tunnel.(*tunnel.Server)
+				if !ok {
+					return nil, tunnel.ErrNoPeer
+				}
+				return ts.DialTo(ctx, name, to)
 			}
 		}
 		hs, err := h323proxy.New(hc, hd)
