@@ -86,6 +86,10 @@ func (e *end) listenServices(ctx context.Context, wg *sync.WaitGroup) error {
 			if err != nil {
 				return fmt.Errorf("tunnel: service %s: %w", svc.Name, err)
 			}
+			idle := e.cfg.FlowIdle
+			if svc.IdleTimeout != 0 {
+				idle = max(svc.IdleTimeout, 0) // negative: never
+			}
 			lns := make([]net.Listener, 0, hi-lo+1)
 			for port := lo; port <= hi; port++ {
 				tl, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
@@ -97,9 +101,9 @@ func (e *end) listenServices(ctx context.Context, wg *sync.WaitGroup) error {
 				}
 				// Users of an offered service cannot hold more than MaxFlows
 				// connections on a port (64 from one address), nor idle
-				// ones for ever.
+				// ones for longer than the service's idle timeout.
 				lns = append(lns, connlimit.Wrap(tl, connlimit.Config{Name: "tunnel-" + svc.Name, MaxConns: e.cfg.MaxFlows,
-					MaxConnsPerSource: maxFlowsPerSource, IdleTimeout: e.cfg.FlowIdle}, connlimit.Deps{Logger: e.log}))
+					MaxConnsPerSource: maxFlowsPerSource, IdleTimeout: idle}, connlimit.Deps{Logger: e.log}))
 			}
 			e.fmu.Lock()
 			e.addrs[svc.Name] = lns[0].Addr()

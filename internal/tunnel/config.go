@@ -133,6 +133,11 @@ type Service struct {
 	// counted (dials_refused). The peer lists the service with neither
 	// Listen nor Target.
 	Networks []string
+	// IdleTimeout closes a TCP connection to a service offered here
+	// (Listen) that carried nothing either way for this long; negative:
+	// never, for connections that may stay silent for a whole call (H.323
+	// call signalling, H.245). Default FlowIdle.
+	IdleTimeout time.Duration
 }
 
 // Validate checks c and returns field errors with paths below prefix
@@ -189,6 +194,9 @@ func (c Config) Validate(prefix string) error {
 			checkServiceAddr(&errs, p+".target", s)
 		case c.Role == RoleClient:
 			errs.Add(p+".target", "required for role client (or listen, for a service offered inside, or networks, for a dial service)")
+		}
+		if s.IdleTimeout != 0 && (s.Proto != "tcp" || s.Listen == "") {
+			errs.Add(p+".idle_timeout", "only a tcp service offered on this end (listen) has an idle timeout")
 		}
 		if s.Source != "" {
 			if _, err := netip.ParseAddr(s.Source); err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -173,5 +174,55 @@ func TestDialServiceConfig(t *testing.T) {
 	ok := Config{Role: RoleClient, Server: "127.0.0.1:1", Services: []Service{{Name: "d", Proto: "tcp", Networks: []string{"10.0.0.0/8"}, Source: "10.0.0.2"}}}
 	if err := ok.Validate("tunnel"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestServiceIdleTimeout: a TCP connection to an offered service is closed
+// after flow_idle of silence, unless the service's idle timeout is
+// negative (never), as for H.323 signalling and H.245 that stay silent
+// for a whole call.
+func TestServiceIdleTimeout(t *testing.T) {
+	s := startServerConfig(t, "127.0.0.1:0", &MemState{}, Config{FlowIdle: 200 * time.Millisecond, Services: []Service{
+		{Name: "quiet", Proto: "tcp", Listen: "127.0.0.1:0"},
+		{Name: "calls", Proto: "tcp", Listen: "127.0.0.1:0", IdleTimeout: -1},
+	}})
+	runEnrolled(t, s, Config{Services: []Service{
+		{Name: "quiet", Proto: "tcp", Target: tcpEcho(t)},
+		{Name: "calls", Proto: "tcp", Target: tcpEcho(t)},
+	}})
+	open := func(name string) net.Conn {
+		c, err := net.Dial("tcp", s.ServiceAddr(name).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	echo := func(c net.Conn) error {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("x")); err != nil {
+			return err
+		}
+		_, err := io.ReadFull(c, make([]byte, 1))
+		return err
+	}
+	quiet, calls := open("quiet"), open("calls")
+	if err := echo(quiet); err != nil {
+		t.Fatal(err)
+	}
+	if err := echo(calls); err != nil {
+		t.Fatal(err)
+	}
+	// The default closes the silent connection after flow_idle...
+	quiet.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := quiet.Read(make([]byte, 1)); err == nil || os.IsTimeout(err) {
+		t.Fatalf("the silent connection was not closed after flow_idle: %v", err)
+	}
+	// ... which the other service's silent connection outlives.
+	if err := echo(calls); err != nil {
+		t.Fatalf("a connection of a service that never idles out: %v", err)
+	}
+	if err := (Config{Role: RoleServer, Services: []Service{{Name: "u", Proto: "udp", Listen: "127.0.0.1:0", IdleTimeout: time.Second}}}).Validate("tunnel"); err == nil {
+		t.Fatal("an idle timeout on a udp service was accepted")
 	}
 }
