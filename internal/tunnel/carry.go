@@ -47,22 +47,32 @@ func (e *end) openFlowAt(ctx context.Context, service string, index uint32) (net
 	if !ok || svc.Proto != "tcp" || svc.Target != "" || len(svc.Networks) > 0 {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownService, service)
 	}
+	c, st, err := e.openStream(ctx, KindTCP, service, index, nil)
+	if err != nil {
+		return nil, err
+	}
+	return newStreamConn(st, c, e.svc[service]), nil
+}
+
+// openStream opens a stream on the live connection and writes its header
+// (of kind, for the port of service at index) followed by more.
+func (e *end) openStream(ctx context.Context, kind Kind, service string, index uint32, more []byte) (*quic.Conn, *quic.Stream, error) {
 	c := e.conn.Load()
 	if c == nil {
-		return nil, ErrNoPeer
+		return nil, nil, ErrNoPeer
 	}
 	st, err := c.OpenStreamSync(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("tunnel: open stream: %w", err)
+		return nil, nil, fmt.Errorf("tunnel: open stream: %w", err)
 	}
 	// A range service's flow names its port by index, as for UDP.
 	flow := index<<flowIndexShift | uint32(st.StreamID()>>2)&(1<<flowIndexShift-1)
-	if _, err := st.Write(Header{Kind: KindTCP, Flow: flow, Service: service}.Append(nil)); err != nil {
+	if _, err := st.Write(append(Header{Kind: kind, Flow: flow, Service: service}.Append(nil), more...)); err != nil {
 		st.CancelRead(0)
 		st.CancelWrite(0)
-		return nil, fmt.Errorf("tunnel: open stream: %w", err)
+		return nil, nil, fmt.Errorf("tunnel: open stream: %w", err)
 	}
-	return newStreamConn(st, c, e.svc[service]), nil
+	return c, st, nil
 }
 
 // ServiceAddr is where a service with a Listen address is bound on this

@@ -91,22 +91,14 @@ func (e *end) DialTo(ctx context.Context, service string, to netip.AddrPort) (ne
 	if !ok || svc.Proto != "tcp" || svc.Listen != "" || svc.Target != "" || len(svc.Networks) > 0 {
 		return nil, fmt.Errorf("%w: %q is not a dial service toward the peer", ErrUnknownService, service)
 	}
-	c := e.conn.Load()
-	if c == nil {
-		return nil, ErrNoPeer
-	}
-	st, err := c.OpenStreamSync(ctx)
+	c, st, err := e.openStream(ctx, KindDial, service, 0, AppendDialTarget(nil, to))
 	if err != nil {
-		return nil, fmt.Errorf("tunnel: open stream: %w", err)
+		return nil, err
 	}
 	fail := func(err error) (net.Conn, error) {
 		st.CancelRead(codeDialFailed)
 		st.CancelWrite(codeDialFailed)
 		return nil, err
-	}
-	b := Header{Kind: KindDial, Flow: uint32(st.StreamID() >> 2), Service: service}.Append(nil)
-	if _, err := st.Write(AppendDialTarget(b, to)); err != nil {
-		return fail(fmt.Errorf("tunnel: open stream: %w", err))
 	}
 	if d, ok := ctx.Deadline(); ok {
 		_ = st.SetReadDeadline(d)
