@@ -322,6 +322,9 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 			if err == nil && pol != nil {
 				h323Policy.Store(pol)
 			}
+			if err == nil && next.H323.H245TunnelService != cfg.H323.H245TunnelService {
+				restart = append(restart, "h323.h245_tunnel_service")
+			}
 			return restart, err
 		}})
 		// With the relay, hs runs the call-signalling proxy (package
