@@ -2,14 +2,13 @@ package h323proxy
 
 import (
 	"context"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"net"
 	"net/netip"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/portico-edge/portico/internal/guard"
 	"github.com/portico-edge/portico/internal/h323/h225"

@@ -1,10 +1,9 @@
 package h323proxy
 
 import (
+	"github.com/portico-edge/portico/internal/asn1per"
 	"net"
 	"net/netip"
-
-	"github.com/portico-edge/portico/internal/asn1per"
 )
 
 func netUDP(ap netip.AddrPort) *net.UDPAddr { return net.UDPAddrFromAddrPort(ap) }

@@ -11,8 +11,8 @@ import (
 type collector struct {
 	stats func() Stats
 
-	up, rtt, reconnects, bytes, flows, flowsTotal, dialsRefused, bundles, bundled, bundlesIn, sendWait, cwnd, dropped, refused *prometheus.Desc
-	laneUp, laneOwn, laneBundles, laneWait, laneCwnd                                                                           *prometheus.Desc
+	up, rtt, reconnects, bytes, flows, flowsTotal, dialRefused, bundles, bundled, bundlesIn, sendWait, cwnd, dropped, refused *prometheus.Desc
+	laneUp, laneOwn, laneBundles, laneWait, laneCwnd                                                                          *prometheus.Desc
 }
 
 func newCollector(stats func() Stats) *collector {
@@ -20,31 +20,31 @@ func newCollector(stats func() Stats) *collector {
 		return prometheus.NewDesc("portico_tunnel_"+name, help, labels, nil)
 	}
 	return &collector{
-		stats:        stats,
-		up:           d("up", "1 while the tunnel connection is up."),
-		rtt:          d("rtt_seconds", "Smoothed round-trip time of the tunnel connection."),
-		reconnects:   d("reconnects_total", "Connections made again after the tunnel went down (client)."),
-		bytes:        d("bytes_total", "Payload bytes carried, by service and direction (in: from the tunnel).", "service", "direction"),
-		flows:        d("flows", "Flows open now, by service.", "service"),
-		flowsTotal:   d("flows_total", "Flows opened, by service.", "service"),
-		dialsRefused: d("dials_refused_total", "Dials of the peer refused: destination outside the dial service's networks, by service.", "service"),
-		bundles:      d("bundles_sent_total", "QUIC datagrams sent, each a bundle of flow datagrams."),
-		bundled:      d("bundled_datagrams_total", "Flow datagrams sent in bundles."),
-		bundlesIn:    d("bundles_received_total", "QUIC datagrams received from the peer."),
-		sendWait:     d("send_wait_seconds_total", "Time the sender waited for QUIC to take a datagram (congestion window or send queue full)."),
-		cwnd:         d("congestion_window_bytes", "Congestion window of the tunnel connection."),
-		dropped:      d("datagrams_dropped_total", "Datagrams dropped, by reason.", "reason"),
-		refused:      d("refused_total", "Peers refused: unpinned certificates (handshake) and enrollments.", "reason"),
-		laneUp:       d("datagram_connection_up", "1 while a datagram connection's flows have a connection to go on.", "connection"),
-		laneOwn:      d("datagram_connection_own", "1 while a datagram connection is up itself (0: its flows go on the first connection).", "connection"),
-		laneBundles:  d("datagram_connection_bundles_sent_total", "QUIC datagrams sent for a datagram connection's flows.", "connection"),
-		laneWait:     d("datagram_connection_send_wait_seconds_total", "Time a datagram connection's sender waited for QUIC to take a datagram.", "connection"),
-		laneCwnd:     d("datagram_connection_congestion_window_bytes", "Congestion window of the connection a datagram connection's flows go on.", "connection"),
+		stats:       stats,
+		up:          d("up", "1 while the tunnel connection is up."),
+		rtt:         d("rtt_seconds", "Smoothed round-trip time of the tunnel connection."),
+		reconnects:  d("reconnects_total", "Connections made again after the tunnel went down (client)."),
+		bytes:       d("bytes_total", "Payload bytes carried, by service and direction (in: from the tunnel).", "service", "direction"),
+		flows:       d("flows", "Flows open now, by service.", "service"),
+		flowsTotal:  d("flows_total", "Flows opened, by service.", "service"),
+		dialRefused: d("dials_refused_total", "Dials of the peer refused: destination outside the dial service's networks, by service.", "service"),
+		bundles:     d("bundles_sent_total", "QUIC datagrams sent, each a bundle of flow datagrams."),
+		bundled:     d("bundled_datagrams_total", "Flow datagrams sent in bundles."),
+		bundlesIn:   d("bundles_received_total", "QUIC datagrams received from the peer."),
+		sendWait:    d("send_wait_seconds_total", "Time the sender waited for QUIC to take a datagram (congestion window or send queue full)."),
+		cwnd:        d("congestion_window_bytes", "Congestion window of the tunnel connection."),
+		dropped:     d("datagrams_dropped_total", "Datagrams dropped, by reason.", "reason"),
+		refused:     d("refused_total", "Peers refused: unpinned certificates (handshake) and enrollments.", "reason"),
+		laneUp:      d("datagram_connection_up", "1 while a datagram connection's flows have a connection to go on.", "connection"),
+		laneOwn:     d("datagram_connection_own", "1 while a datagram connection is up itself (0: its flows go on the first connection).", "connection"),
+		laneBundles: d("datagram_connection_bundles_sent_total", "QUIC datagrams sent for a datagram connection's flows.", "connection"),
+		laneWait:    d("datagram_connection_send_wait_seconds_total", "Time a datagram connection's sender waited for QUIC to take a datagram.", "connection"),
+		laneCwnd:    d("datagram_connection_congestion_window_bytes", "Congestion window of the connection a datagram connection's flows go on.", "connection"),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.rtt, c.reconnects, c.bytes, c.flows, c.flowsTotal, c.dialsRefused, c.bundles, c.bundled, c.bundlesIn, c.sendWait, c.cwnd, c.dropped, c.refused,
+	for _, d := range []*prometheus.Desc{c.up, c.rtt, c.reconnects, c.bytes, c.flows, c.flowsTotal, c.dialRefused, c.bundles, c.bundled, c.bundlesIn, c.sendWait, c.cwnd, c.dropped, c.refused,
 		c.laneUp, c.laneOwn, c.laneBundles, c.laneWait, c.laneCwnd} {
 		ch <- d
 	}
@@ -64,7 +64,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(s.BytesOut), s.Name, "out")
 		ch <- prometheus.MustNewConstMetric(c.flows, prometheus.GaugeValue, float64(s.Flows), s.Name)
 		ch <- prometheus.MustNewConstMetric(c.flowsTotal, prometheus.CounterValue, float64(s.FlowsTotal), s.Name)
-		ch <- prometheus.MustNewConstMetric(c.dialsRefused, prometheus.CounterValue, float64(s.DialsRefused), s.Name)
+		ch <- prometheus.MustNewConstMetric(c.dialRefused, prometheus.CounterValue, float64(s.DialsRefused), s.Name)
 	}
 	ch <- prometheus.MustNewConstMetric(c.bundles, prometheus.CounterValue, float64(st.BundlesSent))
 	ch <- prometheus.MustNewConstMetric(c.bundled, prometheus.CounterValue, float64(st.BundledDatagrams))
