@@ -33,8 +33,12 @@ const insideH323Env = "PORTICO_TEST_TUNNEL_H323_INSIDE"
 // binary in the inside namespace, whose inbound traffic is dropped, and
 // the outside endpoint room-7 (H.460.18). room-7 registers through the
 // DMZ node and calls 2001 with fastStart; 2001 calls room-7 back with
-// tunnelled H.245; RTP crosses the relay and the tunnel both ways in both
-// calls.
+// tunnelled H.245; then each calls the other again with a separate H.245
+// connection: toward 2001's h245Address the DMZ node connects through the
+// tunnel's dial service (the inside node connects, inside its allow
+// list), and 2001 reaches the DMZ node's H.245 listener in the internal
+// h245_ports range, which the inside node mirrors. RTP crosses the relay
+// and the tunnel both ways in all four calls.
 func TestTunnelH323(t *testing.T) {
 	if testing.Short() {
 		t.Skip("whole-daemon test; skipped under -short")
@@ -93,6 +97,7 @@ func TestTunnelH323(t *testing.T) {
 	// at the inside gatekeeper's addresses, which the tunnel offers here.
 	mgmt := freeAddr(t)
 	ports, media, intRAS := testpeer.FreePorts(t, 2), testpeer.FreePorts(t, 40), testpeer.FreePort(t)
+	h245Ext, h245Int := testpeer.FreePorts(t, 10), testpeer.FreePorts(t, 10)
 	cfg := strings.Replace(baseConfig(mgmt), "external: {address: 127.0.0.1}", "external: {address: 127.0.0.2}", 1)
 	cfg = strings.Replace(cfg, "internal: {address: 127.0.0.1, networks: [10.0.0.0/8]}", "internal: {address: 127.0.0.3, networks: [10.0.0.0/8]}", 1)
 	cfg += fmt.Sprintf(`media:
@@ -107,16 +112,21 @@ h323:
   signal_port: %d
   gatekeeper: %s
   gatekeeper_signal: %s
-`, media, media+19, media+20, media+39, ports, intRAS, ports+1, gkRAS, gkSig)
+  h245_ports: {external: {min: %d, max: %d}, internal: {min: %d, max: %d}}
+  h245_tunnel_service: h245
+`, media, media+19, media+20, media+39, ports, intRAS, ports+1, gkRAS, gkSig, h245Ext, h245Ext+9, h245Int, h245Int+9)
 	rasIn, sigIn := fmt.Sprintf("127.0.0.3:%d", intRAS), fmt.Sprintf("127.0.0.3:%d", ports+1)
 	mirror := fmt.Sprintf("127.0.0.3:%d-%d", media+20, media+39)
+	h245Mirror := fmt.Sprintf("127.0.0.3:%d-%d", h245Int, h245Int+9)
 	pair := startTunnelPair(t, ns, cfg,
 		fmt.Sprintf("  - {name: ras, proto: udp, listen: %q}\n  - {name: q931, proto: tcp, listen: %q}\n"+
 			"  - {name: ras-in, proto: udp, target: %q, source: 127.0.0.4}\n  - {name: q931-in, proto: tcp, target: %q, source: 127.0.0.4}\n"+
-			"  - {name: media, proto: udp, target: %q, source: 127.0.0.4}\n", gkRAS, gkSig, rasIn, sigIn, mirror),
+			"  - {name: media, proto: udp, target: %q, source: 127.0.0.4}\n"+
+			"  - {name: h245, proto: tcp}\n  - {name: h245-in, proto: tcp, target: %q}\n", gkRAS, gkSig, rasIn, sigIn, mirror, h245Mirror),
 		fmt.Sprintf("  - {name: ras, proto: udp, target: %q}\n  - {name: q931, proto: tcp, target: %q}\n"+
 			"  - {name: ras-in, proto: udp, listen: %q}\n  - {name: q931-in, proto: tcp, listen: %q}\n"+
-			"  - {name: media, proto: udp, listen: %q}\n", gkRAS, gkSig, rasIn, sigIn, mirror))
+			"  - {name: media, proto: udp, listen: %q}\n"+
+			"  - {name: h245, proto: tcp, networks: [127.0.0.5/32]}\n  - {name: h245-in, proto: tcp, listen: %q, idle_timeout: -1s}\n", gkRAS, gkSig, rasIn, sigIn, mirror, h245Mirror))
 	t.Cleanup(func() {
 		if t.Failed() {
 			logs, _ := filepath.Glob(filepath.Join(pair.dmz.dir, "*", "log", "portico.log"))
@@ -168,11 +178,38 @@ h323:
 	case <-ctx.Done():
 		t.Fatal("the inside caller's hang-up did not reach room-7")
 	}
+
+	// Outside → inside, separate H.245: 2001's Connect names its own
+	// H.245 listener; room-7 connects to the DMZ node's external range,
+	// and the DMZ node reaches 2001 through the dial service.
+	c, err := room.Call(ctx, "2001", h323test.CallOptions{H245: h323test.Separate})
+	if err != nil {
+		t.Fatalf("call 2001 with separate H.245: %v", err)
+	}
+	exchange(t, ctx, c, false)
+	next("answered separate")
+	c.Hangup()
+	next("ended separate")
+
+	// Inside → outside, separate H.245: room-7 (behind NAT) is asked to
+	// connect to the DMZ node's external range (Facility startH245), and
+	// 2001 connects to the internal range, mirrored by the inside node.
+	d, err := room.Incoming(ctx)
+	if err != nil {
+		t.Fatalf("call from 2001 with separate H.245: %v", err)
+	}
+	exchange(t, ctx, d, false)
+	next("called separate")
+	select {
+	case <-d.Done():
+	case <-ctx.Done():
+		t.Fatal("the inside caller's hang-up did not reach room-7")
+	}
 	if err := <-childDone; err != nil {
 		t.Fatalf("inside parties: %v\n%s%s", err, childOut.String(), childErr.String())
 	}
 
-	hist := tunnelCalls(t, pair.api, 2)
+	hist := tunnelCalls(t, pair.api, 4)
 	for _, h := range hist {
 		if len(h.Streams) == 0 || h.Streams[0].PacketsIn == 0 || h.Streams[0].PacketsOut == 0 {
 			t.Errorf("call history %+v: media not relayed both ways through the tunnel", hist)
@@ -180,6 +217,8 @@ h323:
 	}
 	if _, flows := tunnelServices(t, pair.api); flows["ras"] == 0 || flows["q931"] == 0 || flows["q931-in"] == 0 || flows["media"] < 2 {
 		t.Errorf("tunnel flows %v: RAS, call signalling or media did not cross", flows)
+	} else if flows["h245"] != 1 || flows["h245-in"] != 1 {
+		t.Errorf("tunnel flows %v: want one separate H.245 connection each way (h245 dialled, h245-in mirrored)", flows)
 	}
 }
 
@@ -221,6 +260,27 @@ func TestTunnelH323Inside(t *testing.T) {
 	exchange(t, ctx, a, true)
 	fmt.Println("inside: called")
 	a.Hangup()
+
+	c, err := ep.Incoming(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exchange(t, ctx, c, true)
+	fmt.Println("inside: answered separate")
+	select {
+	case <-c.Done():
+	case <-ctx.Done():
+		t.Fatal("room-7's hang-up did not reach 2001 (separate H.245)")
+	}
+	fmt.Println("inside: ended separate")
+
+	d, err := ep.Call(ctx, "room-7", h323test.CallOptions{H245: h323test.Separate})
+	if err != nil {
+		t.Fatalf("call room-7 with separate H.245: %v", err)
+	}
+	exchange(t, ctx, d, true)
+	fmt.Println("inside: called separate")
+	d.Hangup()
 }
 
 // exchange waits for c's media channels and exchanges 10 RTP packets each

@@ -30,6 +30,7 @@ import (
 	"github.com/portico-edge/portico/internal/sipedge"
 	"github.com/portico-edge/portico/internal/snmp"
 	"github.com/portico-edge/portico/internal/store"
+	"github.com/portico-edge/portico/internal/tunnel"
 	"github.com/portico-edge/portico/internal/turn"
 )
 
@@ -291,6 +292,16 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 				}
 			}
 		}
+		if name := cfg.H323.H245TunnelService; name != "" {
+			// The tunnel server is built below; calls start after it.
+			hd.DialH245 = func(ctx context.Context, to netip.AddrPort) (net.Conn, error) {
+				ts, ok := b.tunnel.(*tunnel.Server)
+				if !ok {
+					return nil, tunnel.ErrNoPeer
+				}
+				return ts.DialTo(ctx, name, to)
+			}
+		}
 		hs, err := h323proxy.New(hc, hd)
 		if err != nil {
 			return nil, asConfigErrors(err)
@@ -311,6 +322,9 @@ func buildServices(cfg *config.Config, d serviceDeps) (_ *built, err error) {
 			restart, err := hs.Reload(nc)
 			if err == nil && pol != nil {
 				h323Policy.Store(pol)
+			}
+			if err == nil && next.H323.H245TunnelService != cfg.H323.H245TunnelService {
+				restart = append(restart, "h323.h245_tunnel_service")
 			}
 			return restart, err
 		}})

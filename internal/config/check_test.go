@@ -134,6 +134,10 @@ func TestH323Section(t *testing.T) {
 	}{
 		{"no gatekeeper", "h323:\n  enabled: true\n", "h323.gatekeeper"},
 		{"ras port taken by sip", "h323:\n  enabled: true\n  gatekeeper: 10.0.0.5\n  ras_port: 5060\nmedia:\n  enabled: true\nsip:\n  enabled: true\n  listeners:\n    - {interface: external, transport: udp, address: \"127.0.0.1:5060\"}\n  call_servers:\n    - {address: \"10.0.0.6:5060\"}\n", "h323.ras_port"},
+		{"h245 ports over the management port", "h323:\n  enabled: true\n  gatekeeper: 10.0.0.5\n  h245_ports: {external: {min: 9400, max: 9500}}\n", "h323.h245_ports.external"},
+		{"h245 dial service without a tunnel", "h323:\n  enabled: true\n  gatekeeper: 10.0.0.5\n  h245_tunnel_service: h245\n", "h323.h245_tunnel_service"},
+		{"h245 dial service not listed", "h323:\n  enabled: true\n  gatekeeper: 10.0.0.5\n  h245_tunnel_service: h245\ntunnel:\n  enabled: true\n  role: server\n  listen: 127.0.0.1:4443\n", "h323.h245_tunnel_service"},
+		{"h245 dial service with a target", "h323:\n  enabled: true\n  gatekeeper: 10.0.0.5\n  h245_tunnel_service: h245\ntunnel:\n  enabled: true\n  role: server\n  listen: 127.0.0.1:4443\n  services:\n  - {name: h245, proto: tcp, target: 10.0.0.9:1}\n", "h323.h245_tunnel_service"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte("version: 1\n" + tc.doc))
@@ -145,5 +149,10 @@ func TestH323Section(t *testing.T) {
 	}
 	if _, err := Parse([]byte("version: 1\nh323:\n  enabled: true\n  gatekeeper: 10.0.0.5:1719\n")); err != nil {
 		t.Errorf("minimal h323 section refused: %v", err)
+	}
+	dial := "version: 1\nh323:\n  enabled: true\n  gatekeeper: 10.0.0.5:1719\n  h245_ports: {external: {min: 40000, max: 40999}, internal: {min: 41000, max: 41999}}\n" +
+		"  h245_tunnel_service: h245\ntunnel:\n  enabled: true\n  role: server\n  listen: 127.0.0.1:4443\n  services:\n  - {name: h245, proto: tcp}\n"
+	if _, err := Parse([]byte(dial)); err != nil {
+		t.Errorf("h323 section with h245 ports and a dial service refused: %v", err)
 	}
 }

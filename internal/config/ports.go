@@ -114,6 +114,18 @@ func (c *Config) sockets() []socket {
 		for _, a := range tcp {
 			out = append(out, socket{path: "h323.signal_port", transport: "tcp", addr: a.Addr(), min: int(a.Port()), max: int(a.Port())})
 		}
+		if hc, err := c.H323.Config(c.H323Interfaces()); err == nil {
+			for _, r := range []struct {
+				path     string
+				a        netip.Addr
+				min, max uint16
+			}{{"h323.h245_ports.external", hc.ExternalRAS.Addr(), hc.H245External.Min, hc.H245External.Max},
+				{"h323.h245_ports.internal", hc.InternalSignal.Addr(), hc.H245Internal.Min, hc.H245Internal.Max}} {
+				if r.a.IsValid() && r.min >= 1 && r.min <= r.max {
+					out = append(out, socket{path: r.path, transport: "tcp", addr: r.a, min: int(r.min), max: int(r.max)})
+				}
+			}
+		}
 	}
 	if ap := &c.AccessProxy; ap.Enabled {
 		add("access_proxy.listen", "tcp", ap.Listen)

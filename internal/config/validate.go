@@ -142,6 +142,7 @@ func (c *Config) Validate() error {
 	v.section(c.HA.Validate(c.nodeNames()))
 	v.section(c.HA.Sync.Validate("ha.sync"))
 	v.section(c.Tunnel.Validate())
+	v.h245Tunnel(c)
 	v.section(c.SNMP.Validate())
 	v.ports(c)
 	if len(v.errs) == 0 {
@@ -190,4 +191,28 @@ func (v *validator) sip(c *Config) {
 		v.add("sip.enabled", "the SIP edge relays every call's media: enable media too")
 	}
 	v.section(c.SIP.Validate())
+}
+
+// h245Tunnel checks that h323.h245_tunnel_service names a dial service
+// toward the inside node: a TCP service of an enabled tunnel server with
+// neither listen, target nor networks.
+func (v *validator) h245Tunnel(c *Config) {
+	name := c.H323.H245TunnelService
+	if name == "" || !c.H323.Enabled {
+		return
+	}
+	if !c.Tunnel.Enabled || c.Tunnel.Role != "server" {
+		v.add("h323.h245_tunnel_service", "needs an enabled tunnel with role server")
+		return
+	}
+	for _, s := range c.Tunnel.Services {
+		if s.Name != name {
+			continue
+		}
+		if s.Proto != "tcp" || s.Listen != "" || s.Target != "" || len(s.Networks) > 0 {
+			v.add("h323.h245_tunnel_service", "tunnel service %q is not a dial service toward the inside (tcp, with neither listen, target nor networks)", name)
+		}
+		return
+	}
+	v.add("h323.h245_tunnel_service", "%q is not in tunnel.services", name)
 }

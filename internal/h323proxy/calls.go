@@ -20,8 +20,8 @@ import (
 func (s *Server) newCalls(cfg Config) (*callsig.Server, error) {
 	cs, err := callsig.New(callsig.Config{
 		Sides: [2]callsig.SideConfig{
-			callsig.Outside: {Bind: cfg.ExternalRAS.Addr(), Advertise: cfg.PublicAddress, Interface: External},
-			callsig.Inside:  {Bind: cfg.InternalSignal.Addr(), Interface: Internal},
+			callsig.Outside: {Bind: cfg.ExternalRAS.Addr(), Advertise: cfg.PublicAddress, Interface: External, H245Ports: cfg.H245External},
+			callsig.Inside:  {Bind: cfg.InternalSignal.Addr(), Interface: Internal, H245Ports: cfg.H245Internal},
 		},
 		MaxCalls: cfg.MaxCalls, SetupTimeout: cfg.SetupTimeout, AnswerTimeout: cfg.AnswerTimeout,
 		DialTimeout: cfg.RequestTimeout, MediaTraversal: cfg.MediaTraversal,
@@ -39,6 +39,7 @@ func (s *Server) newCalls(cfg Config) (*callsig.Server, error) {
 		Capture:      s.deps.Capture,
 		Setup:        s.m.observeSetup,
 		OnCall:       s.deps.OnCall,
+		DialH245:     s.deps.DialH245,
 	})
 	if err != nil {
 		return nil, err
@@ -55,7 +56,9 @@ func (s *Server) newCalls(cfg Config) (*callsig.Server, error) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_h323_history_dropped_total",
 			Help: "H.323 call history records dropped because the store had fallen 4,096 records behind."}, func() float64 { return float64(cs.HistoryDropped.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_h323_signalling_keepalives_total",
-			Help: "Keep-alives (empty TPKT or Facility) sent on call-signalling connections of H.460.18 endpoints."}, func() float64 { return float64(cs.KeepAlives.Load()) }))
+			Help: "Keep-alives (empty TPKT or Facility) sent on call-signalling connections of H.460.18 endpoints."}, func() float64 { return float64(cs.KeepAlives.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_h323_h245_ports_exhausted_total",
+			Help: "H.323 calls released (cause 47) because every port of an h323.h245_ports range was taken."}, func() float64 { return float64(cs.H245PortsExhausted.Load()) }))
 	s.AttachSignalling(func(ctx context.Context, ln net.Listener, outside bool) error {
 		side := callsig.Inside
 		if outside {

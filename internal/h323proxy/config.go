@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/portico-edge/portico/internal/config/field"
+	"github.com/portico-edge/portico/internal/h323proxy/h245proxy"
 )
 
 // Config is the validated form of the h323 section (see Section.Config).
@@ -87,6 +88,11 @@ type Config struct {
 	// KeepAlives pick the TCP keep-alive methods of H.460.18 endpoints by
 	// vendor, before DefaultKeepAlives (keepalive.go).
 	KeepAlives []KeepAliveRule
+	// H245External and H245Internal are the ranges of the listeners
+	// Portico opens for separate H.245 connections on each side (zero:
+	// any free port). A call that finds its range full is released with
+	// cause 47 and counted (portico_h323_h245_ports_exhausted_total).
+	H245External, H245Internal h245proxy.PortRange
 }
 
 // Defaults of Config (and of the h323 section).
@@ -176,6 +182,17 @@ func (c Config) withDefaults() (Config, error) {
 	for i, n := range c.Neighbours {
 		if !n.RAS.Addr().IsValid() || n.RAS.Port() == 0 {
 			es.Add(fmt.Sprintf("h323.neighbours[%d].address", i), "the neighbour's RAS address (ip:port) is required")
+		}
+	}
+	for _, r := range []struct {
+		path string
+		r    h245proxy.PortRange
+	}{{"h323.h245_ports.external", c.H245External}, {"h323.h245_ports.internal", c.H245Internal}} {
+		switch {
+		case !r.r.Valid():
+			es.Add(r.path, "%d-%d is not a range of ports (min 1-65535, max not below min)", r.r.Min, r.r.Max)
+		case !r.r.IsZero() && r.r.Min <= c.ExternalSignalPort && c.ExternalSignalPort <= r.r.Max:
+			es.Add(r.path, "%d-%d holds the call-signalling port %d", r.r.Min, r.r.Max, c.ExternalSignalPort)
 		}
 	}
 	c.validateZones(&es)

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/portico-edge/portico/internal/config/field"
+	"github.com/portico-edge/portico/internal/h323proxy/h245proxy"
 )
 
 // Section is the h323 section of Portico's configuration document
@@ -72,6 +73,27 @@ type Section struct {
 	// H.460.18 endpoints by vendor (keepalive.go); they come before the
 	// built-in table.
 	KeepAlives []KeepAliveSection `yaml:"keep_alives,omitempty" json:"keep_alives,omitempty"`
+	// H245Ports are the TCP port ranges of the listeners Portico opens
+	// for separate H.245 connections (H.225.0 §8.2.1), on each side;
+	// unset: any free port.
+	H245Ports H245PortsSection `yaml:"h245_ports,omitempty" json:"h245_ports,omitempty"`
+	// H245TunnelService names the tunnel dial service (tunnel.services,
+	// on a DMZ node with tunnel.role server) through which Portico
+	// connects to the H.245 addresses inside endpoints announce; empty:
+	// Portico connects to them directly.
+	H245TunnelService string `yaml:"h245_tunnel_service,omitempty" json:"h245_tunnel_service,omitempty"`
+}
+
+// H245PortsSection is h323.h245_ports.
+type H245PortsSection struct {
+	External PortRangeSection `yaml:"external,omitempty" json:"external,omitempty"`
+	Internal PortRangeSection `yaml:"internal,omitempty" json:"internal,omitempty"`
+}
+
+// PortRangeSection is a range of ports, min to max inclusive.
+type PortRangeSection struct {
+	Min int `yaml:"min" json:"min"`
+	Max int `yaml:"max" json:"max"`
 }
 
 // ZoneSection is one h323.zones entry: a traversal server Portico
@@ -249,6 +271,15 @@ func (s Section) Config(ifs Interfaces) (Config, error) {
 			Signalling: KeepAliveMethod(k.Signalling), H245: KeepAliveMethod(k.H245)})
 	}
 	c.DNSServer = hostPort("h323.federation.dns_server", s.Federation.DNSServer, 53)
+	portRange := func(path string, r PortRangeSection) h245proxy.PortRange {
+		if r.Min < 0 || r.Min > 65535 || r.Max < 0 || r.Max > 65535 {
+			es.Add(path, "%d-%d is not a range of ports", r.Min, r.Max)
+			return h245proxy.PortRange{}
+		}
+		return h245proxy.PortRange{Min: uint16(r.Min), Max: uint16(r.Max)}
+	}
+	c.H245External = portRange("h323.h245_ports.external", s.H245Ports.External)
+	c.H245Internal = portRange("h323.h245_ports.internal", s.H245Ports.Internal)
 	return c, es.Err()
 }
 

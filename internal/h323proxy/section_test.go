@@ -32,6 +32,16 @@ func TestSection(t *testing.T) {
 		{"ras_socket_buffer too small", Section{Enabled: true, Gatekeeper: "10.0.0.5", RASSocketBuffer: 100}, "h323.ras_socket_buffer"},
 		{"ras_socket_buffer kernel default", Section{Enabled: true, Gatekeeper: "10.0.0.5", RASSocketBuffer: -1}, ""},
 		{"minimal", Section{Enabled: true, Gatekeeper: "10.0.0.5"}, ""},
+		{"h245 ports", Section{Enabled: true, Gatekeeper: "10.0.0.5", H245Ports: H245PortsSection{
+			External: PortRangeSection{Min: 40000, Max: 40999}, Internal: PortRangeSection{Min: 41000, Max: 41000}}}, ""},
+		{"h245 ports reversed", Section{Enabled: true, Gatekeeper: "10.0.0.5", H245Ports: H245PortsSection{
+			Internal: PortRangeSection{Min: 41000, Max: 40000}}}, "h323.h245_ports.internal"},
+		{"h245 ports without min", Section{Enabled: true, Gatekeeper: "10.0.0.5", H245Ports: H245PortsSection{
+			External: PortRangeSection{Max: 40000}}}, "h323.h245_ports.external"},
+		{"h245 ports beyond 65535", Section{Enabled: true, Gatekeeper: "10.0.0.5", H245Ports: H245PortsSection{
+			External: PortRangeSection{Min: 65000, Max: 70000}}}, "h323.h245_ports.external"},
+		{"h245 ports holding signal_port", Section{Enabled: true, Gatekeeper: "10.0.0.5", H245Ports: H245PortsSection{
+			Internal: PortRangeSection{Min: 1700, Max: 1800}}}, "h323.h245_ports.internal"},
 	} {
 		t.Run(tc.name, func(t *testing.T) { checkValidate(t, tc.s, ifs, tc.path) })
 	}

@@ -83,6 +83,10 @@ type Deps struct {
 	// answered call ends (callsig.Deps.OnCall): the HA link replicates
 	// it. Nil: nothing is told.
 	OnCall func(id string)
+	// DialH245 connects to the H.245 address an inside endpoint announced
+	// (the tunnel's dial service named by h323.h245_tunnel_service). Nil:
+	// directly.
+	DialH245 func(ctx context.Context, to netip.AddrPort) (net.Conn, error)
 }
 
 // Server is the H.323 edge's RAS side.
@@ -413,7 +417,11 @@ func (s *Server) Reload(cfg Config) ([]string, error) {
 	if cfg.MediaTraversal != old.MediaTraversal { // the call proxy holds it
 		restart = append(restart, "h323.disable_media_traversal")
 	}
+	if cfg.H245External != old.H245External || cfg.H245Internal != old.H245Internal {
+		restart = append(restart, "h323.h245_ports")
+	}
 	cfg.MediaTraversal = old.MediaTraversal
+	cfg.H245External, cfg.H245Internal = old.H245External, old.H245Internal
 	cfg.ExternalRAS, cfg.ExternalSignalPort, cfg.PublicAddress = old.ExternalRAS, old.ExternalSignalPort, old.PublicAddress
 	cfg.InternalRAS, cfg.InternalSignal, cfg.Gatekeeper = old.InternalRAS, old.InternalSignal, old.Gatekeeper
 	cfg.SocketBuffer = old.SocketBuffer

@@ -38,24 +38,41 @@ type targetFlow struct {
 // openFlow opens a TCP flow of the named service through the tunnel. The
 // service must be TCP and not delivered on this end.
 func (e *end) openFlow(ctx context.Context, service string) (net.Conn, error) {
+	return e.openFlowAt(ctx, service, 0)
+}
+
+// openFlowAt is openFlow for the port of a range service at index.
+func (e *end) openFlowAt(ctx context.Context, service string, index uint32) (net.Conn, error) {
 	svc, ok := e.cfg.service(service)
-	if !ok || svc.Proto != "tcp" || svc.Target != "" {
+	if !ok || svc.Proto != "tcp" || svc.Target != "" || len(svc.Networks) > 0 {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownService, service)
 	}
+	c, st, err := e.openStream(ctx, KindTCP, service, index, nil)
+	if err != nil {
+		return nil, err
+	}
+	return newStreamConn(st, c, e.svc[service]), nil
+}
+
+// openStream opens a stream on the live connection and writes its header
+// (of kind, for the port of service at index) followed by more.
+func (e *end) openStream(ctx context.Context, kind Kind, service string, index uint32, more []byte) (*quic.Conn, *quic.Stream, error) {
 	c := e.conn.Load()
 	if c == nil {
-		return nil, ErrNoPeer
+		return nil, nil, ErrNoPeer
 	}
 	st, err := c.OpenStreamSync(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("tunnel: open stream: %w", err)
+		return nil, nil, fmt.Errorf("tunnel: open stream: %w", err)
 	}
-	if _, err := st.Write(Header{Kind: KindTCP, Flow: uint32(st.StreamID()), Service: service}.Append(nil)); err != nil {
+	// A range service's flow names its port by index, as for UDP.
+	flow := index<<flowIndexShift | uint32(st.StreamID()>>2)&(1<<flowIndexShift-1)
+	if _, err := st.Write(append(Header{Kind: kind, Flow: flow, Service: service}.Append(nil), more...)); err != nil {
 		st.CancelRead(0)
 		st.CancelWrite(0)
-		return nil, fmt.Errorf("tunnel: open stream: %w", err)
+		return nil, nil, fmt.Errorf("tunnel: open stream: %w", err)
 	}
-	return newStreamConn(st, c, e.svc[service]), nil
+	return c, st, nil
 }
 
 // ServiceAddr is where a service with a Listen address is bound on this
@@ -75,19 +92,36 @@ func (e *end) listenServices(ctx context.Context, wg *sync.WaitGroup) error {
 		}
 		switch svc.Proto {
 		case "tcp":
-			tl, err := net.Listen("tcp", svc.Listen)
+			host, lo, hi, err := portRange(svc.Listen)
 			if err != nil {
 				return fmt.Errorf("tunnel: service %s: %w", svc.Name, err)
 			}
-			// Users of an offered service cannot hold more than MaxFlows
-			// connections (64 from one address), nor idle ones for ever.
-			ln := connlimit.Wrap(tl, connlimit.Config{Name: "tunnel-" + svc.Name, MaxConns: e.cfg.MaxFlows,
-				MaxConnsPerSource: maxFlowsPerSource, IdleTimeout: e.cfg.FlowIdle}, connlimit.Deps{Logger: e.log})
+			idle := e.cfg.FlowIdle
+			if svc.IdleTimeout != 0 {
+				idle = max(svc.IdleTimeout, 0) // negative: never
+			}
+			lns := make([]net.Listener, 0, hi-lo+1)
+			for port := lo; port <= hi; port++ {
+				tl, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+				if err != nil {
+					for _, ln := range lns {
+						_ = ln.Close()
+					}
+					return fmt.Errorf("tunnel: service %s: %w", svc.Name, err)
+				}
+				// Users of an offered service cannot hold more than MaxFlows
+				// connections on a port (64 from one address), nor idle
+				// ones for longer than the service's idle timeout.
+				lns = append(lns, connlimit.Wrap(tl, connlimit.Config{Name: "tunnel-" + svc.Name, MaxConns: e.cfg.MaxFlows,
+					MaxConnsPerSource: maxFlowsPerSource, IdleTimeout: idle}, connlimit.Deps{Logger: e.log}))
+			}
 			e.fmu.Lock()
-			e.addrs[svc.Name] = ln.Addr()
+			e.addrs[svc.Name] = lns[0].Addr()
 			e.fmu.Unlock()
-			wg.Go(func() { <-ctx.Done(); _ = ln.Close() })
-			wg.Go(func() { e.acceptTCP(ctx, ln, svc.Name, wg) })
+			for i, ln := range lns {
+				wg.Go(func() { <-ctx.Done(); _ = ln.Close() })
+				wg.Go(func() { e.acceptTCP(ctx, ln, svc.Name, uint32(i), wg) })
+			}
 		case "udp":
 			host, lo, hi, err := portRange(svc.Listen)
 			if err != nil {
@@ -118,14 +152,14 @@ func (e *end) listenServices(ctx context.Context, wg *sync.WaitGroup) error {
 	return nil
 }
 
-func (e *end) acceptTCP(ctx context.Context, ln net.Listener, name string, wg *sync.WaitGroup) {
+func (e *end) acceptTCP(ctx context.Context, ln net.Listener, name string, index uint32, wg *sync.WaitGroup) {
 	for {
 		lc, err := ln.Accept()
 		if err != nil {
 			return
 		}
 		wg.Go(func() {
-			rc, err := e.openFlow(ctx, name)
+			rc, err := e.openFlowAt(ctx, name, index)
 			if err != nil {
 				e.log.Debug("tunnel flow refused", "service", name, "err", err)
 				_ = lc.Close()
@@ -236,6 +270,10 @@ func (e *end) serveStream(ctx context.Context, conn *quic.Conn, st *quic.Stream)
 		e.control(conn, st)
 		return
 	}
+	if h.Kind == KindDial {
+		e.serveDial(ctx, conn, st, h)
+		return
+	}
 	svc, ok := e.cfg.service(h.Service)
 	if !ok || svc.Proto != "tcp" || svc.Target == "" || h.Kind != KindTCP {
 		e.droppedUnknown.Add(1)
@@ -248,7 +286,17 @@ func (e *end) serveStream(ctx context.Context, conn *quic.Conn, st *quic.Stream)
 	if svc.Source != "" {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(svc.Source)}
 	}
-	tc, err := d.DialContext(ctx, "tcp", svc.Target)
+	// A range service's flow names its port by index in the range.
+	host, lo, hi, err := portRange(svc.Target)
+	if port := lo + int(h.Flow>>flowIndexShift); err == nil && port <= hi {
+		lo = port
+	} else {
+		err = fmt.Errorf("%w: flow %#x beyond the target range", ErrHeader, h.Flow)
+	}
+	var tc net.Conn
+	if err == nil {
+		tc, err = d.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(lo)))
+	}
 	if err != nil {
 		e.log.Debug("tunnel flow target unreachable", "service", h.Service, "err", err)
 		st.CancelRead(codeDialFailed)

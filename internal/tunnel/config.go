@@ -111,10 +111,10 @@ type Service struct {
 	// Proto is "tcp" or "udp". Required.
 	Proto string
 	// Listen is the local address where the service is offered
-	// ("host:port"; for a UDP service also "host:first-last", a range of
-	// ports whose flows reach the same offset in the peer's Target
-	// range). Optional: on the server, a service with neither Listen
-	// nor Target is reached only through Server.Dial.
+	// ("host:port", or "host:first-last", a range of ports whose flows
+	// reach the same offset in the peer's Target range). Optional: on the
+	// server, a service with neither Listen nor Target is reached only
+	// through Server.Dial (and DialTo, for a dial service).
 	Listen string
 	// Target is where flows the peer carries are delivered ("host:port").
 	// A client needs Listen or Target for each service; no service has
@@ -126,6 +126,18 @@ type Service struct {
 	// which it reaches the peer's servers through the tunnel, as SIP needs
 	// for its responses (RFC 3261 section 18.2.2).
 	Source string
+	// Networks makes a TCP service a dial service on this end (instead of
+	// Listen or Target): each flow the peer opens with DialTo names its
+	// own destination, which is connected to only when its address lies
+	// in one of these prefixes ("10.0.0.0/8"); any other is refused and
+	// counted (dials_refused). The peer lists the service with neither
+	// Listen nor Target.
+	Networks []string
+	// IdleTimeout closes a TCP connection to a service offered here
+	// (Listen) that carried nothing either way for this long; negative:
+	// never, for connections that may stay silent for a whole call (H.323
+	// call signalling, H.245). Default FlowIdle.
+	IdleTimeout time.Duration
 }
 
 // Validate checks c and returns field errors with paths below prefix
@@ -174,18 +186,23 @@ func (c Config) Validate(prefix string) error {
 		switch {
 		case s.Listen != "" && s.Target != "":
 			errs.Add(p+".target", "a service is offered on this end (listen) or delivered here (target), not both")
+		case len(s.Networks) > 0:
+			checkNetworks(&errs, p, s)
 		case s.Listen != "":
 			checkServiceAddr(&errs, p+".listen", s)
 		case s.Target != "":
 			checkServiceAddr(&errs, p+".target", s)
 		case c.Role == RoleClient:
-			errs.Add(p+".target", "required for role client (or listen, for a service offered inside)")
+			errs.Add(p+".target", "required for role client (or listen, for a service offered inside, or networks, for a dial service)")
+		}
+		if s.IdleTimeout != 0 && (s.Proto != "tcp" || s.Listen == "") {
+			errs.Add(p+".idle_timeout", "only a tcp service offered on this end (listen) has an idle timeout")
 		}
 		if s.Source != "" {
 			if _, err := netip.ParseAddr(s.Source); err != nil {
 				errs.Add(p+".source", "%q is not an IP address", s.Source)
-			} else if s.Target == "" {
-				errs.Add(p+".source", "only a service with a target has a source")
+			} else if s.Target == "" && len(s.Networks) == 0 {
+				errs.Add(p+".source", "only a service with a target or networks has a source")
 			}
 		}
 	}
@@ -271,7 +288,7 @@ func portRange(addr string) (host string, lo, hi int, err error) {
 }
 
 // checkServiceAddr checks a service's listen or target: host:port, or for
-// a UDP service host:lo-hi of at most MaxPortRange ports.
+// host:lo-hi of at most MaxPortRange ports.
 func checkServiceAddr(errs *field.Errors, path string, s Service) {
 	addr := s.Listen
 	if s.Listen == "" {
@@ -285,8 +302,6 @@ func checkServiceAddr(errs *field.Errors, path string, s Service) {
 	switch {
 	case err != nil:
 		errs.Add(path, "%q is not host:port or host:first-last", addr)
-	case s.Proto != "udp":
-		errs.Add(path, "a port range is for udp services only")
 	case hi-lo+1 > MaxPortRange:
 		errs.Add(path, "%d ports is more than %d", hi-lo+1, MaxPortRange)
 	}

@@ -27,3 +27,12 @@ var (
 	// protocol: both ends must run the same build.
 	ErrVersion = errors.New("tunnel: peer speaks another tunnel protocol version")
 )
+
+// Errors of DialTo.
+var (
+	// ErrDialRefused reports a dial destination the peer does not allow
+	// (outside the dial service's networks).
+	ErrDialRefused = errors.New("tunnel: dial destination refused by the peer")
+	// ErrDialFailed reports a dial the peer could not connect.
+	ErrDialFailed = errors.New("tunnel: dial failed at the peer")
+)

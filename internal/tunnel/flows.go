@@ -39,6 +39,7 @@ type serviceStats struct {
 	flows             atomic.Int64  // open now
 	flowsTotal        atomic.Uint64
 	flowsRefused      atomic.Uint64 // new UDP sources beyond MaxFlows
+	dialsRefused      atomic.Uint64 // dial destinations outside Networks
 }
 
 // ServiceStats is a snapshot of one service's counters. In counts bytes
@@ -52,6 +53,9 @@ type ServiceStats struct {
 	FlowsTotal uint64 `json:"flows_total"`
 	// FlowsRefused counts new UDP sources dropped beyond max_flows.
 	FlowsRefused uint64 `json:"flows_refused"`
+	// DialsRefused counts the peer's dials to a destination outside the
+	// dial service's networks.
+	DialsRefused uint64 `json:"dials_refused,omitempty"`
 }
 
 // Stats is a snapshot of one tunnel end.
@@ -379,7 +383,8 @@ func (e *end) stats(role string) Stats {
 	for _, s := range e.cfg.Services {
 		c := e.svc[s.Name]
 		st.Services = append(st.Services, ServiceStats{Name: s.Name, Proto: s.Proto,
-			BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(), Flows: c.flows.Load(), FlowsTotal: c.flowsTotal.Load(), FlowsRefused: c.flowsRefused.Load()})
+			BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(), Flows: c.flows.Load(), FlowsTotal: c.flowsTotal.Load(), FlowsRefused: c.flowsRefused.Load(),
+			DialsRefused: c.dialsRefused.Load()})
 	}
 	return st
 }

@@ -16,6 +16,9 @@ const (
 	// KindControl is a stream carrying one control request between the
 	// ends (certificate rotation); its service name is "control".
 	KindControl Kind = 3
+	// KindDial is a stream carrying one TCP connection to the destination
+	// that follows the header (DialTarget), for a dial service.
+	KindDial Kind = 4
 )
 
 const (
@@ -51,7 +54,7 @@ func (h Header) Append(dst []byte) []byte {
 func (h Header) Len() int { return headerFixed + len(h.Service) }
 
 func (h Header) valid() error {
-	if h.Kind != KindTCP && h.Kind != KindUDP && h.Kind != KindControl {
+	if h.Kind != KindTCP && h.Kind != KindUDP && h.Kind != KindControl && h.Kind != KindDial {
 		return fmt.Errorf("%w: kind %d", ErrHeader, h.Kind)
 	}
 	return validServiceName(h.Service)

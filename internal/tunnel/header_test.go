@@ -41,7 +41,7 @@ func TestHeaderRejects(t *testing.T) {
 		{"empty", nil},
 		{"short", []byte{0x11, 0, 0, 0}},
 		{"version", []byte{0x21, 0, 0, 0, 1, 1, 'a'}},
-		{"kind", []byte{0x14, 0, 0, 0, 1, 1, 'a'}},
+		{"kind", []byte{0x15, 0, 0, 0, 1, 1, 'a'}},
 		{"empty name", []byte{0x11, 0, 0, 0, 1, 0}},
 		{"truncated name", []byte{0x11, 0, 0, 0, 1, 5, 'a'}},
 		{"long name", append([]byte{0x11, 0, 0, 0, 1, 33}, bytes.Repeat([]byte{'a'}, 33)...)},

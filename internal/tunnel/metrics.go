@@ -11,8 +11,8 @@ import (
 type collector struct {
 	stats func() Stats
 
-	up, rtt, reconnects, bytes, flows, flowsTotal, bundles, bundled, bundlesIn, sendWait, cwnd, dropped, refused *prometheus.Desc
-	laneUp, laneOwn, laneBundles, laneWait, laneCwnd                                                             *prometheus.Desc
+	up, rtt, reconnects, bytes, flows, flowsTotal, dialRefused, bundles, bundled, bundlesIn, sendWait, cwnd, dropped, refused *prometheus.Desc
+	laneUp, laneOwn, laneBundles, laneWait, laneCwnd                                                                          *prometheus.Desc
 }
 
 func newCollector(stats func() Stats) *collector {
@@ -27,6 +27,7 @@ func newCollector(stats func() Stats) *collector {
 		bytes:       d("bytes_total", "Payload bytes carried, by service and direction (in: from the tunnel).", "service", "direction"),
 		flows:       d("flows", "Flows open now, by service.", "service"),
 		flowsTotal:  d("flows_total", "Flows opened, by service.", "service"),
+		dialRefused: d("dials_refused_total", "Dials of the peer refused: destination outside the dial service's networks, by service.", "service"),
 		bundles:     d("bundles_sent_total", "QUIC datagrams sent, each a bundle of flow datagrams."),
 		bundled:     d("bundled_datagrams_total", "Flow datagrams sent in bundles."),
 		bundlesIn:   d("bundles_received_total", "QUIC datagrams received from the peer."),
@@ -43,7 +44,7 @@ func newCollector(stats func() Stats) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.rtt, c.reconnects, c.bytes, c.flows, c.flowsTotal, c.bundles, c.bundled, c.bundlesIn, c.sendWait, c.cwnd, c.dropped, c.refused,
+	for _, d := range []*prometheus.Desc{c.up, c.rtt, c.reconnects, c.bytes, c.flows, c.flowsTotal, c.dialRefused, c.bundles, c.bundled, c.bundlesIn, c.sendWait, c.cwnd, c.dropped, c.refused,
 		c.laneUp, c.laneOwn, c.laneBundles, c.laneWait, c.laneCwnd} {
 		ch <- d
 	}
@@ -63,6 +64,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(s.BytesOut), s.Name, "out")
 		ch <- prometheus.MustNewConstMetric(c.flows, prometheus.GaugeValue, float64(s.Flows), s.Name)
 		ch <- prometheus.MustNewConstMetric(c.flowsTotal, prometheus.CounterValue, float64(s.FlowsTotal), s.Name)
+		ch <- prometheus.MustNewConstMetric(c.dialRefused, prometheus.CounterValue, float64(s.DialsRefused), s.Name)
 	}
 	ch <- prometheus.MustNewConstMetric(c.bundles, prometheus.CounterValue, float64(st.BundlesSent))
 	ch <- prometheus.MustNewConstMetric(c.bundled, prometheus.CounterValue, float64(st.BundledDatagrams))

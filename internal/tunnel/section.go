@@ -55,6 +55,11 @@ type SectionService struct {
 	Listen string `yaml:"listen,omitempty" json:"listen,omitempty"`
 	Target string `yaml:"target,omitempty" json:"target,omitempty"`
 	Source string `yaml:"source,omitempty" json:"source,omitempty"`
+	// Networks make a TCP service a dial service (Service.Networks).
+	Networks []string `yaml:"networks,omitempty" json:"networks,omitempty"`
+	// IdleTimeout of an offered TCP service's connections (default
+	// flow_idle; negative: never).
+	IdleTimeout field.Duration `yaml:"idle_timeout,omitempty" json:"idle_timeout,omitempty"`
 }
 
 // DefaultSection is the section with its defaults: off.
@@ -70,7 +75,8 @@ func (s Section) Config() Config {
 		Priority: s.Priority, DatagramConnections: s.DatagramConnections,
 	}
 	for _, x := range s.Services {
-		c.Services = append(c.Services, Service(x))
+		c.Services = append(c.Services, Service{Name: x.Name, Proto: x.Proto, Listen: x.Listen, Target: x.Target,
+			Source: x.Source, Networks: x.Networks, IdleTimeout: x.IdleTimeout.D()})
 	}
 	return c
 }

@@ -543,7 +543,7 @@ func TestConfigValidate(t *testing.T) {
 		{"server priority", Config{Role: "server", Priority: 10}, "tunnel.priority: only a client"},
 		{"port range", Config{Role: "server", Services: []Service{{Name: "media", Proto: "udp", Listen: "127.0.0.3:30000-30999"}}}, ""},
 		{"host name with a dash", Config{Role: "server", Services: []Service{{Name: "web", Proto: "tcp", Target: "web-1.inside:80"}}}, ""},
-		{"tcp port range", Config{Role: "server", Services: []Service{{Name: "web", Proto: "tcp", Listen: "127.0.0.3:80-81"}}}, "tunnel.services[0].listen: a port range is for udp"},
+		{"tcp port range", Config{Role: "server", Services: []Service{{Name: "web", Proto: "tcp", Listen: "127.0.0.3:80-81"}}}, ""},
 		{"reversed range", Config{Role: "server", Services: []Service{{Name: "m", Proto: "udp", Target: "h:9-8"}}}, "tunnel.services[0].target: \"h:9-8\" is not"},
 		{"range too wide", Config{Role: "server", Services: []Service{{Name: "m", Proto: "udp", Listen: "h:1-5000"}}}, "tunnel.services[0].listen: 5000 ports is more than 4096"},
 		{"listen and target", Config{Role: "server", Services: []Service{{Name: "a", Proto: "tcp", Listen: ":1", Target: "h:2"}}}, "tunnel.services[0].target: a service is offered"},

@@ -367,7 +367,11 @@ func (c *call) relay(from Side, p []byte, got time.Time, m *q931.Message, ui *h2
 	out, err := c.rewrite(from, m, ui, p)
 	if err != nil {
 		if errors.Is(err, h245proxy.ErrMedia) {
-			c.releaseBoth(CauseResourceUnavail, "portico", "resource unavailable: media relay")
+			why := "resource unavailable: media relay"
+			if errors.Is(err, h245proxy.ErrPorts) {
+				why = "resource unavailable: no free H.245 port"
+			}
+			c.releaseBoth(CauseResourceUnavail, "portico", why)
 			return false
 		}
 		c.malformed(from, err)
@@ -615,25 +619,36 @@ func (c *call) bridge(from Side, ap netip.AddrPort) (netip.AddrPort, error) {
 			return netip.AddrPort{}, fmt.Errorf("%w: h460.18 indication: %v", h245proxy.ErrMedia, err)
 		}
 	}
+	var dial func(context.Context, netip.AddrPort) (net.Conn, error)
+	if from == Inside {
+		dial = c.srv.deps.DialH245
+	}
 	b, err := h245proxy.StartBridge(h245proxy.BridgeConfig{
-		Session:    c.media,
-		Listen:     to,
-		ListenAddr: netip.AddrPortFrom(c.srv.cfg.Sides[to].Bind, 0),
-		Target:     ap,
-		Bind:       c.srv.cfg.Sides[from].Bind,
-		AllowFrom:  allow,
-		BackAddr:   back,
-		BackAllow:  backAllow,
-		Hello:      hello,
-		MaxFrame:   c.srv.cfg.MaxFrame,
-		KeepAlive:  ka,
+		Session:     c.media,
+		Listen:      to,
+		ListenAddr:  netip.AddrPortFrom(c.srv.cfg.Sides[to].Bind, 0),
+		ListenPorts: c.srv.h245Ports[to],
+		BackPorts:   c.srv.h245Ports[Outside],
+		Target:      ap,
+		Bind:        c.srv.cfg.Sides[from].Bind,
+		Dial:        dial,
+		AllowFrom:   allow,
+		BackAddr:    back,
+		BackAllow:   backAllow,
+		Hello:       hello,
+		MaxFrame:    c.srv.cfg.MaxFrame,
+		KeepAlive:   ka,
 		OnMalformed: func(side Side, err error) {
 			c.malformed(side, err)
 		},
 		Logger: c.srv.log,
 	})
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("%w: h245 listener: %v", h245proxy.ErrMedia, err)
+		if errors.Is(err, h245proxy.ErrPorts) {
+			c.srv.H245PortsExhausted.Add(1)
+			c.srv.log.Warn("h323 call released: no free H.245 port", "side", to.String(), "err", err)
+		}
+		return netip.AddrPort{}, fmt.Errorf("%w: h245 listener: %w", h245proxy.ErrMedia, err)
 	}
 	c.bridges[ap] = b
 	if back.IsValid() {

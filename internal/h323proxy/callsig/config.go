@@ -34,6 +34,10 @@ type SideConfig struct {
 	// Interface names the media relay interface of this side
 	// ("external", "internal").
 	Interface string
+	// H245Ports is the range of Portico's H.245 listeners on this side
+	// (zero: any free port); a call that finds every port taken is
+	// released with cause 47 resource unavailable.
+	H245Ports h245proxy.PortRange
 }
 
 // Config bounds the proxy. Zero values take the defaults given.
@@ -70,6 +74,9 @@ func (c *Config) withDefaults() (Config, error) {
 		}
 		if !sc.Advertise.IsValid() {
 			sc.Advertise = sc.Bind
+		}
+		if !sc.H245Ports.Valid() {
+			return o, fmt.Errorf("%w: sides[%d].h245_ports: %d-%d is not a range of ports", ErrConfig, i, sc.H245Ports.Min, sc.H245Ports.Max)
 		}
 	}
 	if o.MaxCalls <= 0 {
@@ -185,6 +192,11 @@ type Deps struct {
 	// goroutine calls them, never a call's own (history.go).
 	History      func(store.CallRecord)
 	HistoryBatch func([]store.CallRecord)
+	// DialH245, when set, connects Portico to the H.245 address an inside
+	// endpoint announced, in place of a direct connection: through the
+	// tunnel's dial service on a DMZ node that cannot reach inside
+	// endpoints. Optional.
+	DialH245 func(ctx context.Context, to netip.AddrPort) (net.Conn, error)
 	// Guard is told of, and asked about, outside sources; optional.
 	Guard Guard
 	// Capture keeps each call's Q.931 messages, decoded to text, for its

@@ -14,7 +14,9 @@
 // tunnelled H.245 (h245Tunnelling, h245Control) go through package
 // h245proxy, which also bridges separate H.245 connections: for every
 // h245Address an endpoint announces, Portico listens on the other side
-// and connects to the announced address when the far end connects. An
+// (on a port of that side's H245Ports range, when set) and connects to
+// the announced address when the far end connects (toward an inside
+// endpoint through Deps.DialH245, when set: a tunnel dial service). An
 // outside endpoint behind NAT (H.460.18) is never connected to: for its
 // h245Address Portico listens outside too and asks it to connect with a
 // Facility startH245, and its connections carry keep-alives (an empty

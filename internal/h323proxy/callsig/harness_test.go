@@ -113,7 +113,8 @@ func startPortico(t testing.TB, cfg Config, opts ...func(*Deps)) *portico {
 	relayDone := make(chan struct{})
 	go func() { relay.Run(ctx); close(relayDone) }()
 	p := &portico{relay: relay, hist: &history{ch: make(chan store.CallRecord, 1000)}, registry: map[string]Endpoint{}, routes: map[string]netip.AddrPort{}}
-	cfg.Sides = [2]SideConfig{{Bind: porticoOut, Interface: "external"}, {Bind: porticoIn, Interface: "internal"}}
+	cfg.Sides = [2]SideConfig{{Bind: porticoOut, Interface: "external", H245Ports: cfg.Sides[Outside].H245Ports},
+		{Bind: porticoIn, Interface: "internal", H245Ports: cfg.Sides[Inside].H245Ports}}
 	deps := Deps{
 		Media: relay,
 		Route: func(ctx context.Context, s *h225.SetupUUIE, info CallInfo) (netip.AddrPort, error) {

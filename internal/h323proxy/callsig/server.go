@@ -54,6 +54,11 @@ type Server struct {
 	// HistoryDropped counts call records dropped because historyQueue
 	// records were waiting for the store already.
 	HistoryDropped atomic.Uint64
+	// H245PortsExhausted counts calls released because a side's H.245
+	// port range had no free port.
+	H245PortsExhausted atomic.Uint64
+
+	h245Ports [2]*h245proxy.Ports // by Side
 }
 
 // New validates cfg and deps; it does no I/O.
@@ -70,6 +75,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{cfg: c, deps: deps, log: deps.Logger.With("component", "h323-callsig"),
 		calls: map[*call]struct{}{}, conns: map[net.Conn]struct{}{}}
+	for i, sc := range c.Sides {
+		s.h245Ports[i] = h245proxy.NewPorts(sc.H245Ports)
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }

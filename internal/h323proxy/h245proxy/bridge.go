@@ -19,10 +19,17 @@ type BridgeConfig struct {
 	Listen Side
 	// ListenAddr is the local address to listen on (port 0 picks one).
 	ListenAddr netip.AddrPort
+	// ListenPorts, when set, picks ListenAddr's port from its range, and
+	// BackPorts BackAddr's (ErrPorts when every port is taken).
+	ListenPorts, BackPorts *Ports
 	// Target is the H.245 address the other side's endpoint announced.
 	Target netip.AddrPort
 	// Bind is the local address for the connection to Target (zero: any).
 	Bind netip.Addr
+	// Dial, when set, opens the connection to Target in place of a direct
+	// one (Bind is then not used): through the tunnel's dial service
+	// when Portico cannot reach the endpoint itself.
+	Dial func(ctx context.Context, to netip.AddrPort) (net.Conn, error)
 	// AllowFrom, when valid, is the only source IP accepted.
 	AllowFrom netip.Addr
 	// AcceptTimeout bounds the wait for the endpoint (default 30s) and
@@ -80,13 +87,13 @@ func StartBridge(cfg BridgeConfig) (*Bridge, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(cfg.ListenAddr))
+	ln, err := listen(cfg.ListenPorts, cfg.ListenAddr)
 	if err != nil {
 		return nil, err
 	}
 	b := &Bridge{cfg: cfg, ln: ln, addr: ln.Addr().(*net.TCPAddr).AddrPort()}
 	if cfg.BackAddr.IsValid() {
-		back, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(cfg.BackAddr))
+		back, err := listen(cfg.BackPorts, cfg.BackAddr)
 		if err != nil {
 			ln.Close()
 			return nil, err
@@ -97,6 +104,14 @@ func StartBridge(cfg BridgeConfig) (*Bridge, error) {
 	b.wg.Add(1)
 	go b.run()
 	return b, nil
+}
+
+// listen binds at a on a port of ports, or at a itself without them.
+func listen(ports *Ports, a netip.AddrPort) (*net.TCPListener, error) {
+	if ports.Range().IsZero() {
+		return net.ListenTCP("tcp", net.TCPAddrFromAddrPort(a))
+	}
+	return ports.Listen(a.Addr())
 }
 
 // Addr returns the bound listening address.
@@ -175,12 +190,8 @@ func (b *Bridge) run() {
 			return
 		}
 	} else {
-		d := net.Dialer{Timeout: b.cfg.DialTimeout, KeepAlive: 30 * time.Second}
-		if b.cfg.Bind.IsValid() {
-			d.LocalAddr = &net.TCPAddr{IP: b.cfg.Bind.AsSlice()}
-		}
 		var err error
-		if t, err = d.DialContext(b.ctx, "tcp", b.cfg.Target.String()); err != nil {
+		if t, err = b.dial(); err != nil {
 			b.cfg.Logger.Debug("h245 bridge: connect", "target", b.cfg.Target, "err", err)
 			c.Close()
 			return
@@ -219,6 +230,20 @@ func (b *Bridge) run() {
 		b.pump(c, t, b.cfg.Listen, stop)
 	}()
 	b.pump(t, c, b.cfg.Listen.Other(), stop)
+}
+
+// dial connects to Target, with Dial when set.
+func (b *Bridge) dial() (net.Conn, error) {
+	if b.cfg.Dial != nil {
+		ctx, cancel := context.WithTimeout(b.ctx, b.cfg.DialTimeout)
+		defer cancel()
+		return b.cfg.Dial(ctx, b.cfg.Target)
+	}
+	d := net.Dialer{Timeout: b.cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	if b.cfg.Bind.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: b.cfg.Bind.AsSlice()}
+	}
+	return d.DialContext(b.ctx, "tcp", b.cfg.Target.String())
 }
 
 // pump copies PDUs read from src (sent by side from) to dst, rewritten.

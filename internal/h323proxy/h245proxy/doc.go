@@ -21,6 +21,10 @@
 // offers the relay's multiplexed ports and the stream's multiplexID, and
 // one that names its own multiplexID receives its media so prefixed.
 //
+// A Bridge carries one separate H.245 connection; its listeners bind in
+// a configured range of ports (Ports), and its connection to the announced
+// address may go through a caller-supplied Dial (a tunnel dial service).
+//
 // A Session is the media adapter of one call over a media.Relay: leg 0 of
 // every relay stream is the outside, leg 1 the inside. One relay stream
 // carries one RTP session (H.225.0 §8.1 sessionID: 1 audio, 2 video,

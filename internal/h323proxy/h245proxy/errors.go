@@ -12,4 +12,6 @@ var (
 	ErrClosed = errors.New("h245proxy: session closed")
 	// ErrAddress marks a transport address the proxy cannot relay (not IP).
 	ErrAddress = errors.New("h245proxy: unsupported transport address")
+	// ErrPorts reports an H.245 port range with every port in use.
+	ErrPorts = errors.New("h245proxy: no free port in the H.245 port range")
 )

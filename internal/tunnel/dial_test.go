@@ -1,0 +1,228 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/portico-edge/portico/internal/testpeer"
+)
+
+// TestDialService: the server asks the client to connect to destinations
+// it names; the client connects only to those inside the service's
+// networks and refuses (and counts) any other without connecting.
+func TestDialService(t *testing.T) {
+	allowedEcho := tcpEcho(t) // on 127.0.0.1
+	// A listener outside the allow list that must never be connected to.
+	outside, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outside.Close()
+	var reached atomic.Int32
+	go func() {
+		for {
+			c, err := outside.Accept()
+			if err != nil {
+				return
+			}
+			reached.Add(1)
+			c.Close()
+		}
+	}()
+	s := startServerConfig(t, "127.0.0.1:0", &MemState{}, Config{Services: []Service{
+		{Name: "h245", Proto: "tcp"},
+		{Name: "web", Proto: "tcp", Listen: "127.0.0.1:0"},
+	}})
+	c := runEnrolled(t, s, Config{Services: []Service{
+		{Name: "h245", Proto: "tcp", Networks: []string{"127.0.0.1/32", "10.0.0.0/8"}},
+		{Name: "web", Proto: "tcp", Target: tcpEcho(t)},
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	conn, err := s.DialTo(ctx, "h245", netip.MustParseAddrPort(allowedEcho))
+	if err != nil {
+		t.Fatalf("dial to an allowed destination: %v", err)
+	}
+	msg := []byte("\x03\x00\x00\x08h245")
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(conn, got); err != nil || string(got) != string(msg) {
+		t.Fatalf("dialled connection echoed %q, %v", got, err)
+	}
+	conn.Close()
+
+	to := netip.MustParseAddrPort(outside.Addr().String())
+	if _, err := s.DialTo(ctx, "h245", to); !errors.Is(err, ErrDialRefused) {
+		t.Fatalf("dial to %s outside the networks: %v, want ErrDialRefused", to, err)
+	}
+	// An unreachable allowed destination fails, distinctly.
+	closed := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(testpeer.FreePort(t)))
+	if _, err := s.DialTo(ctx, "h245", closed); !errors.Is(err, ErrDialFailed) {
+		t.Fatalf("dial to a closed port: %v, want ErrDialFailed", err)
+	}
+	// Only a dial service dials; the client has none toward the server.
+	if _, err := s.DialTo(ctx, "web", netip.MustParseAddrPort(allowedEcho)); !errors.Is(err, ErrUnknownService) {
+		t.Fatalf("dial on a forward service: %v", err)
+	}
+	if _, err := c.DialTo(ctx, "h245", netip.MustParseAddrPort(allowedEcho)); !errors.Is(err, ErrUnknownService) {
+		t.Fatalf("dial from the delivering end: %v", err)
+	}
+	if n := reached.Load(); n != 0 {
+		t.Fatalf("the refused destination was connected to %d times", n)
+	}
+	var h ServiceStats
+	for _, x := range c.Stats().Services {
+		if x.Name == "h245" {
+			h = x
+		}
+	}
+	if h.DialsRefused != 1 || h.FlowsTotal != 1 {
+		t.Fatalf("client h245 accounting %+v, want 1 flow and 1 refusal", h)
+	}
+}
+
+// TestTCPPortRangeService: a TCP service offered on a range of ports
+// reaches the port at the same offset in the peer's target range.
+func TestTCPPortRangeService(t *testing.T) {
+	const n = 3
+	tbase := testpeer.FreePorts(t, n)
+	for i := 0; i < n; i++ { // each says its own port
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(tbase+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				fmt.Fprintf(c, "%d", ln.Addr().(*net.TCPAddr).Port)
+				c.Close()
+			}
+		}()
+	}
+	lbase := testpeer.FreePorts(t, n)
+	s := startServerConfig(t, "127.0.0.1:0", &MemState{}, Config{Services: []Service{
+		{Name: "h245-in", Proto: "tcp", Target: fmt.Sprintf("127.0.0.1:%d-%d", tbase, tbase+n-1)},
+	}})
+	runEnrolled(t, s, Config{Services: []Service{
+		{Name: "h245-in", Proto: "tcp", Listen: fmt.Sprintf("127.0.0.1:%d-%d", lbase, lbase+n-1)},
+	}})
+	for _, i := range []int{2, 0, 1} {
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(lbase+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		b, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || string(b) != strconv.Itoa(tbase+i) {
+			t.Fatalf("port %d reached %q (%v), want the target port %d", lbase+i, b, err, tbase+i)
+		}
+	}
+}
+
+func FuzzParseDialTarget(f *testing.F) {
+	f.Add(AppendDialTarget(nil, netip.MustParseAddrPort("10.1.2.3:1720")))
+	f.Add(AppendDialTarget(nil, netip.MustParseAddrPort("[2001:db8::1]:5000")))
+	f.Add(make([]byte, 18))
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		to, err := ParseDialTarget(b)
+		if err != nil {
+			return
+		}
+		again, err := ParseDialTarget(AppendDialTarget(nil, to))
+		if err != nil || again != to {
+			t.Fatalf("%s does not round trip: %s %v", to, again, err)
+		}
+	})
+}
+
+func TestDialServiceConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		svc  Service
+		want string
+	}{
+		{"udp", Service{Name: "d", Proto: "udp", Networks: []string{"10.0.0.0/8"}}, "tunnel.services[0].networks: a dial service is tcp"},
+		{"with target", Service{Name: "d", Proto: "tcp", Target: "10.0.0.1:5", Networks: []string{"10.0.0.0/8"}}, "tunnel.services[0].networks: a dial service has neither listen nor target"},
+		{"bad prefix", Service{Name: "d", Proto: "tcp", Networks: []string{"10.0.0.1"}}, `tunnel.services[0].networks[0]: "10.0.0.1" is not an address prefix (10.0.0.0/8)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Config{Role: RoleClient, Server: "127.0.0.1:1", Services: []Service{tc.svc}}.Validate("tunnel")
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("%v, want %s", err, tc.want)
+			}
+		})
+	}
+	ok := Config{Role: RoleClient, Server: "127.0.0.1:1", Services: []Service{{Name: "d", Proto: "tcp", Networks: []string{"10.0.0.0/8"}, Source: "10.0.0.2"}}}
+	if err := ok.Validate("tunnel"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServiceIdleTimeout: a TCP connection to an offered service is closed
+// after flow_idle of silence, unless the service's idle timeout is
+// negative (never), as for H.323 signalling and H.245 that stay silent
+// for a whole call.
+func TestServiceIdleTimeout(t *testing.T) {
+	s := startServerConfig(t, "127.0.0.1:0", &MemState{}, Config{FlowIdle: 200 * time.Millisecond, Services: []Service{
+		{Name: "quiet", Proto: "tcp", Listen: "127.0.0.1:0"},
+		{Name: "calls", Proto: "tcp", Listen: "127.0.0.1:0", IdleTimeout: -1},
+	}})
+	runEnrolled(t, s, Config{Services: []Service{
+		{Name: "quiet", Proto: "tcp", Target: tcpEcho(t)},
+		{Name: "calls", Proto: "tcp", Target: tcpEcho(t)},
+	}})
+	open := func(name string) net.Conn {
+		c, err := net.Dial("tcp", s.ServiceAddr(name).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	echo := func(c net.Conn) error {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("x")); err != nil {
+			return err
+		}
+		_, err := io.ReadFull(c, make([]byte, 1))
+		return err
+	}
+	quiet, calls := open("quiet"), open("calls")
+	if err := echo(quiet); err != nil {
+		t.Fatal(err)
+	}
+	if err := echo(calls); err != nil {
+		t.Fatal(err)
+	}
+	// The default closes the silent connection after flow_idle...
+	quiet.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := quiet.Read(make([]byte, 1)); err == nil || os.IsTimeout(err) {
+		t.Fatalf("the silent connection was not closed after flow_idle: %v", err)
+	}
+	// ... which the other service's silent connection outlives.
+	if err := echo(calls); err != nil {
+		t.Fatalf("a connection of a service that never idles out: %v", err)
+	}
+	if err := (Config{Role: RoleServer, Services: []Service{{Name: "u", Proto: "udp", Listen: "127.0.0.1:0", IdleTimeout: time.Second}}}).Validate("tunnel"); err == nil {
+		t.Fatal("an idle timeout on a udp service was accepted")
+	}
+}
