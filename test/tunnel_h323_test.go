@@ -126,7 +126,7 @@ h323:
 		fmt.Sprintf("  - {name: ras, proto: udp, target: %q}\n  - {name: q931, proto: tcp, target: %q}\n"+
 			"  - {name: ras-in, proto: udp, listen: %q}\n  - {name: q931-in, proto: tcp, listen: %q}\n"+
 			"  - {name: media, proto: udp, listen: %q}\n"+
-			"  - {name: h245, proto: tcp, networks: [127.0.0.5/32]}\n  - {name: h245-in, proto: tcp, listen: %q, idle_timeout: -1s}\n", gkRAS, gkSig, rasIn, sigIn, mirror, h245Mirror))
+			"  - {name: h245, proto: tcp, networks: [127.0.0.5/32]}\n  - {name: h245-in, proto: tcp, listen: %q}\n", gkRAS, gkSig, rasIn, sigIn, mirror, h245Mirror))
 	t.Cleanup(func() {
 		if t.Failed() {
 			logs, _ := filepath.Glob(filepath.Join(pair.dmz.dir, "*", "log", "portico.log"))

@@ -96,10 +96,7 @@ func (e *end) listenServices(ctx context.Context, wg *sync.WaitGroup) error {
 			if err != nil {
 				return fmt.Errorf("tunnel: service %s: %w", svc.Name, err)
 			}
-			idle := e.cfg.FlowIdle
-			if svc.IdleTimeout != 0 {
-				idle = max(svc.IdleTimeout, 0) // negative: never
-			}
+			idle := max(svc.IdleTimeout, 0) // unset or negative: never
 			lns := make([]net.Listener, 0, hi-lo+1)
 			for port := lo; port <= hi; port++ {
 				tl, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))

@@ -134,9 +134,11 @@ type Service struct {
 	// Listen nor Target.
 	Networks []string
 	// IdleTimeout closes a TCP connection to a service offered here
-	// (Listen) that carried nothing either way for this long; negative:
-	// never, for connections that may stay silent for a whole call (H.323
-	// call signalling, H.245). Default FlowIdle.
+	// (Listen) that carried nothing either way for this long. Unset or
+	// negative: never; a TCP flow ends when one of its ends closes it
+	// (connections that stay silent for a whole call, as H.323 call
+	// signalling and H.245 and SIP over TCP between refreshes do, must
+	// not be cut), and MaxFlows bounds how many there are.
 	IdleTimeout time.Duration
 }
 

@@ -183,12 +183,14 @@ func TestDialServiceConfig(t *testing.T) {
 // for a whole call.
 func TestServiceIdleTimeout(t *testing.T) {
 	s := startServerConfig(t, "127.0.0.1:0", &MemState{}, Config{FlowIdle: 200 * time.Millisecond, Services: []Service{
-		{Name: "quiet", Proto: "tcp", Listen: "127.0.0.1:0"},
+		{Name: "quiet", Proto: "tcp", Listen: "127.0.0.1:0", IdleTimeout: 200 * time.Millisecond},
 		{Name: "calls", Proto: "tcp", Listen: "127.0.0.1:0", IdleTimeout: -1},
+		{Name: "default", Proto: "tcp", Listen: "127.0.0.1:0"},
 	}})
 	runEnrolled(t, s, Config{Services: []Service{
 		{Name: "quiet", Proto: "tcp", Target: tcpEcho(t)},
 		{Name: "calls", Proto: "tcp", Target: tcpEcho(t)},
+		{Name: "default", Proto: "tcp", Target: tcpEcho(t)},
 	}})
 	open := func(name string) net.Conn {
 		c, err := net.Dial("tcp", s.ServiceAddr(name).String())
@@ -206,21 +208,24 @@ func TestServiceIdleTimeout(t *testing.T) {
 		_, err := io.ReadFull(c, make([]byte, 1))
 		return err
 	}
-	quiet, calls := open("quiet"), open("calls")
-	if err := echo(quiet); err != nil {
-		t.Fatal(err)
+	quiet, calls, dflt := open("quiet"), open("calls"), open("default")
+	for _, c := range []net.Conn{quiet, calls, dflt} {
+		if err := echo(c); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := echo(calls); err != nil {
-		t.Fatal(err)
-	}
-	// The default closes the silent connection after flow_idle...
+	// A service's idle timeout closes its silent connection...
 	quiet.SetReadDeadline(time.Now().Add(30 * time.Second))
 	if _, err := quiet.Read(make([]byte, 1)); err == nil || os.IsTimeout(err) {
-		t.Fatalf("the silent connection was not closed after flow_idle: %v", err)
+		t.Fatalf("the silent connection was not closed after its idle timeout: %v", err)
 	}
-	// ... which the other service's silent connection outlives.
+	// ... which the other services' silent connections outlive, also by
+	// default (flow_idle, 200 ms here, is for UDP flows).
 	if err := echo(calls); err != nil {
 		t.Fatalf("a connection of a service that never idles out: %v", err)
+	}
+	if err := echo(dflt); err != nil {
+		t.Fatalf("a connection of a service without idle timeout: %v", err)
 	}
 	if err := (Config{Role: RoleServer, Services: []Service{{Name: "u", Proto: "udp", Listen: "127.0.0.1:0", IdleTimeout: time.Second}}}).Validate("tunnel"); err == nil {
 		t.Fatal("an idle timeout on a udp service was accepted")
