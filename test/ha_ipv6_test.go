@@ -358,6 +358,22 @@ func TestServePairFailoverIPv6(t *testing.T) {
 	}
 }
 
+// checkKeepalivedHeard checks that keepalived took Portico's
+// advertisements (it logs those of a lower priority it discards or
+// answers) and complained of none.
+func checkKeepalivedHeard(t *testing.T, k *testpeer.Keepalived) {
+	t.Helper()
+	out := k.Output()
+	if !strings.Contains(out, "advert from "+ha6LinkA) {
+		t.Errorf("keepalived logged no advertisement from node a (%s)", ha6LinkA)
+	}
+	for _, bad := range []string{"invalid", "checksum", "mismatch", "malformed"} {
+		if strings.Contains(strings.ToLower(out), bad) {
+			t.Errorf("keepalived complained (%q)", bad)
+		}
+	}
+}
+
 // TestServeWithKeepalivedPeerIPv6: keepalived 2.2 (native_ipv6, VRRP
 // version 3) and a `portico serve` node share the IPv6 group 61. Whichever
 // has the higher priority is master; when its machine dies the other
@@ -391,6 +407,7 @@ func TestServeWithKeepalivedPeerIPv6(t *testing.T) {
 		a.waitState(61, "backup")
 		l.waitNeighbour("keepalived back", "b")
 		l.ping6()
+		checkKeepalivedHeard(t, k)
 		if t.Failed() {
 			t.Logf("keepalived:\n%s\nportico:\n%s", k.Output(), a.out)
 		}
@@ -422,6 +439,7 @@ func TestServeWithKeepalivedPeerIPv6(t *testing.T) {
 		a.waitState(61, "master")
 		l.waitNeighbour("node a back", "a")
 		l.ping6()
+		checkKeepalivedHeard(t, k)
 		if t.Failed() {
 			t.Logf("keepalived:\n%s\nportico:\n%s", k.Output(), a.out)
 		}
