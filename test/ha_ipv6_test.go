@@ -283,35 +283,26 @@ func checkIPv6Capture(t *testing.T, l *haLab, file, to, toLink string) {
 	}
 }
 
-// ipv6Pair is a serve pair's document with one IPv6 group (vrid 61, VIP
-// 2001:db8::100, 100 ms, preemption), prioA and prioB the nodes'
-// priorities in it. The nodes' API and management stay on IPv4.
+// ipv6Pair is the serve pair's document (servePair: each node's address,
+// management listener and API on IPv4) with one IPv6 group instead of the
+// IPv4 ones and no services: vrid 61, VIP 2001:db8::100, 100 ms,
+// preemption, prioA and prioB the nodes' priorities in it.
 func ipv6Pair(prioA, prioB int) string {
-	return fmt.Sprintf(`version: 1
-node: {name: a, drain_timeout: 2s}
-nodes:
-  - name: a
-    interfaces: {external: {address: %[1]s}, internal: {address: %[1]s}}
-    management_listen: %[1]s:9443
-  - name: b
-    interfaces: {external: {address: %[2]s}, internal: {address: %[2]s}}
-    management_listen: %[2]s:9443
-interfaces:
-  external: {address: %[1]s}
-  internal: {address: %[1]s, networks: [10.0.0.0/8]}
-management: {listen: %[1]s:9443}
-log: {level: info}
-ha:
+	nodes, _, ok := strings.Cut(servePair(true), "media:\n")
+	if !ok {
+		panic("servePair has no media section")
+	}
+	return nodes + fmt.Sprintf(`ha:
   enabled: true
   interface: eth0
   groups:
     - vrid: 61
-      addresses: [%[3]s]
-      peers: [%[4]s, %[5]s]
-      priorities: {a: %[6]d, b: %[7]d}
+      addresses: [%s]
+      peers: [%s, %s]
+      priorities: {a: %d, b: %d}
       interval: 100ms
       preempt: true
-`, haAddrA, haAddrB, ha6VIP, ha6LinkA, ha6LinkB, prioA, prioB)
+`, ha6VIP, ha6LinkA, ha6LinkB, prioA, prioB)
 }
 
 // TestServePairFailoverIPv6: two `portico serve` nodes run an IPv6 VIP

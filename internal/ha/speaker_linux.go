@@ -333,79 +333,85 @@ type wire struct {
 	// send sends an advertisement from src to group.
 	send func(b []byte, src netip.Addr) error
 	// recv reads an advertisement: its length, source, TTL (hop limit)
-	// and the index of the interface it arrived on.
-	recv  func(b []byte) (n int, src netip.Addr, ttl, ifindex int, err error)
+	// and the index of the interface it arrived on (0 when unknown).
+	recv  func(b []byte) (n int, src net.Addr, ttl, ifindex int, err error)
 	close func() error
+}
+
+// multicastConn is what ipv4.PacketConn and ipv6.PacketConn share.
+type multicastConn interface {
+	JoinGroup(ifi *net.Interface, group net.Addr) error
+	SetMulticastInterface(ifi *net.Interface) error
+	SetMulticastLoopback(on bool) error
+}
+
+// listen opens the raw VRRP socket of one family (network "ip4:112" or
+// "ip6:112" on laddr) and joins group on ifi. family wraps the socket in
+// its family's conn, sets that family's options and makes the wire's send
+// and recv, which send to to.
+func listen(ifi *net.Interface, network, laddr string, group netip.Addr, family func(c net.PacketConn, to *net.IPAddr) (multicastConn, *wire, error)) (*wire, error) {
+	c, err := net.ListenPacket(network, laddr)
+	if err != nil {
+		return nil, fmt.Errorf("vrrp: listen: %w", err)
+	}
+	to := &net.IPAddr{IP: group.AsSlice()}
+	if is6(group) {
+		to.Zone = ifi.Name
+	}
+	p, w, err := family(c, to)
+	if err == nil {
+		err = p.JoinGroup(ifi, to)
+	}
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("vrrp: %s on %s: %w", group, ifi.Name, err)
+	}
+	p.SetMulticastInterface(ifi)
+	p.SetMulticastLoopback(false)
+	w.group, w.close = group, c.Close
+	return w, nil
 }
 
 // listen4 opens the IPv4 socket: IP protocol 112, 224.0.0.18 joined on
 // ifi, TTL 255.
 func listen4(ifi *net.Interface) (*wire, error) {
-	c, err := net.ListenPacket("ip4:112", "0.0.0.0")
-	if err != nil {
-		return nil, fmt.Errorf("vrrp: listen: %w", err)
-	}
-	p := ipv4.NewPacketConn(c)
-	group := &net.IPAddr{IP: GroupV4.AsSlice()}
-	if err := p.JoinGroup(ifi, group); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("vrrp: join %s on %s: %w", GroupV4, ifi.Name, err)
-	}
-	p.SetMulticastInterface(ifi)
-	p.SetMulticastTTL(TTL)
-	p.SetMulticastLoopback(false)
-	if err := p.SetControlMessage(ipv4.FlagTTL|ipv4.FlagInterface, true); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("vrrp: %w", err)
-	}
-	return &wire{group: GroupV4, close: c.Close,
-		send: func(b []byte, src netip.Addr) error {
-			_, err := p.WriteTo(b, &ipv4.ControlMessage{Src: src.AsSlice(), IfIndex: ifi.Index}, group)
-			return err
-		},
-		recv: func(b []byte) (int, netip.Addr, int, int, error) {
-			n, cm, src, err := p.ReadFrom(b)
-			if err != nil || cm == nil {
-				return 0, netip.Addr{}, 0, 0, err
-			}
-			a, _ := netip.AddrFromSlice(src.(*net.IPAddr).IP)
-			return n, a.Unmap(), cm.TTL, cm.IfIndex, nil
-		}}, nil
+	return listen(ifi, "ip4:112", "0.0.0.0", GroupV4, func(c net.PacketConn, to *net.IPAddr) (multicastConn, *wire, error) {
+		p := ipv4.NewPacketConn(c)
+		p.SetMulticastTTL(TTL)
+		return p, &wire{
+			send: func(b []byte, src netip.Addr) error {
+				_, err := p.WriteTo(b, &ipv4.ControlMessage{Src: src.AsSlice(), IfIndex: ifi.Index}, to)
+				return err
+			},
+			recv: func(b []byte) (int, net.Addr, int, int, error) {
+				n, cm, src, err := p.ReadFrom(b)
+				if cm == nil {
+					return n, src, 0, 0, err
+				}
+				return n, src, cm.TTL, cm.IfIndex, err
+			}}, p.SetControlMessage(ipv4.FlagTTL|ipv4.FlagInterface, true)
+	})
 }
 
 // listen6 opens the IPv6 socket: next header 112, ff02::12 joined on ifi,
 // hop limit 255 (RFC 9568 section 5.1.2).
 func listen6(ifi *net.Interface) (*wire, error) {
-	c, err := net.ListenPacket("ip6:112", "::")
-	if err != nil {
-		return nil, fmt.Errorf("vrrp: listen: %w", err)
-	}
-	p := ipv6.NewPacketConn(c)
-	group := &net.IPAddr{IP: GroupV6.AsSlice(), Zone: ifi.Name}
-	if err := p.JoinGroup(ifi, group); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("vrrp: join %s on %s: %w", GroupV6, ifi.Name, err)
-	}
-	p.SetMulticastInterface(ifi)
-	p.SetMulticastHopLimit(TTL)
-	p.SetMulticastLoopback(false)
-	if err := p.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagInterface, true); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("vrrp: %w", err)
-	}
-	return &wire{group: GroupV6, close: c.Close,
-		send: func(b []byte, src netip.Addr) error {
-			_, err := p.WriteTo(b, &ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: ifi.Index, HopLimit: TTL}, group)
-			return err
-		},
-		recv: func(b []byte) (int, netip.Addr, int, int, error) {
-			n, cm, src, err := p.ReadFrom(b)
-			if err != nil || cm == nil {
-				return 0, netip.Addr{}, 0, 0, err
-			}
-			a, _ := netip.AddrFromSlice(src.(*net.IPAddr).IP)
-			return n, a, cm.HopLimit, cm.IfIndex, nil
-		}}, nil
+	return listen(ifi, "ip6:112", "::", GroupV6, func(c net.PacketConn, to *net.IPAddr) (multicastConn, *wire, error) {
+		p := ipv6.NewPacketConn(c)
+		p.SetMulticastHopLimit(TTL)
+		return p, &wire{
+			send: func(b []byte, src netip.Addr) error {
+				_, err := p.WriteTo(b, &ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: ifi.Index, HopLimit: TTL}, to)
+				return err
+			},
+			recv: func(b []byte) (int, net.Addr, int, int, error) {
+				n, cm, src, err := p.ReadFrom(b)
+				if cm == nil {
+					return n, src, 0, 0, err
+				}
+				return n, src, cm.HopLimit, cm.IfIndex, err
+			}}, p.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagInterface, true)
+	})
 }
 
 // read queues the advertisements w receives on interface ifindex until
@@ -413,15 +419,17 @@ func listen6(ifi *net.Interface) (*wire, error) {
 func (s *Speaker) read(w *wire, ifindex int, in chan<- received) error {
 	buf := make([]byte, 1500)
 	for {
-		n, src, ttl, idx, err := w.recv(buf)
+		n, from, ttl, idx, err := w.recv(buf)
 		if err != nil {
 			return err
 		}
-		if idx != ifindex || !src.IsValid() {
+		ip, ok := from.(*net.IPAddr)
+		if idx != ifindex || !ok {
 			continue
 		}
+		src, _ := netip.AddrFromSlice(ip.IP)
 		select {
-		case in <- received{src: src, ttl: ttl, b: append([]byte(nil), buf[:n]...)}:
+		case in <- received{src: src.Unmap(), ttl: ttl, b: append([]byte(nil), buf[:n]...)}:
 		default:
 			s.dropped.Add(1)
 		}
