@@ -31,7 +31,7 @@ const (
 // generated), addresses kept while a link is down, IPv6 VIPs bindable by a
 // backup, and no multicast snooping on the bridge (every host hears
 // ff02::12 and the solicited-node groups).
-func newHALab6(t *testing.T) *haLab {
+func newHALab6(t testing.TB) *haLab {
 	t.Helper()
 	l := newHALab(t, map[string]string{"a": haAddrA, "b": haAddrB, "o": haAddrOut})
 	l.ip("-n", l.ns("br"), "link", "set", "br0", "type", "bridge", "mcast_snooping", "0")
@@ -306,21 +306,32 @@ func ipv6Pair(prioA, prioB int) string {
 }
 
 // TestServePairFailoverIPv6: two `portico serve` nodes run an IPv6 VIP
-// group. They elect node a (the higher priority), which holds the VIP and
+// group, and beside it on the same interface an IPv4 one (group 51, VIP
+// .100), both node a's. They elect node a (the higher priority), which
+// holds both VIPs and
 // answers the observer's ping. Killed with -9, node a's group moves to
 // node b: b holds the VIP, its unsolicited Neighbor Advertisement turns
 // the observer's neighbour entry to b's Ethernet address before any ping,
 // and the ping is answered. tshark on the observer sees the advertisements
 // as well-formed VRRP version 3 and the advertisement with the Override
 // flag. Node a returns: its stale VIP is removed at start and it takes the
-// group back (preemption). SIGTERM releases the VIP.
+// group back (preemption). The IPv4 VIP moves with the IPv6 one. SIGTERM
+// releases the VIPs.
 func TestServePairFailoverIPv6(t *testing.T) {
 	l := newHALab6(t)
-	cfg := ipv6Pair(150, 100)
+	cfg := ipv6Pair(150, 100) + fmt.Sprintf(`    - vrid: 51
+      addresses: [%s]
+      peers: [%s, %s]
+      priorities: {a: 150, b: 100}
+      interval: 100ms
+      preempt: true
+`, haVIPA, haAddrA, haAddrB)
+	v4 := func(onA, onB bool) map[string]map[string]bool { return map[string]map[string]bool{haVIPA: {"a": onA, "b": onB}} }
 	dirA := t.TempDir()
 	a := l.serve("a", "a", dirA, cfg)
 	b := l.serve("b", "b", t.TempDir(), cfg)
 	l.waitHolds6("both nodes up", map[string]bool{"a": true, "b": false})
+	l.waitHolds("both nodes up", v4(true, false))
 	a.waitState(61, "master")
 	if g := b.waitState(61, "backup"); len(g.Peers) != 1 || g.Peers[0].Address != ha6LinkA {
 		t.Errorf("node b, group 61 (node a's master heard from its link-local address): %+v", g)
@@ -332,6 +343,8 @@ func TestServePairFailoverIPv6(t *testing.T) {
 	a.kill()
 	l.waitHolds6("node a killed", map[string]bool{"b": true})
 	b.waitState(61, "master")
+	b.waitState(51, "master")
+	l.waitHolds("node a killed", map[string]map[string]bool{haVIPA: {"b": true}})
 	l.waitNeighbour("node b took over", "b")
 	l.ping6()
 	l.waitNeighbour("after the ping", "b")
@@ -339,11 +352,13 @@ func TestServePairFailoverIPv6(t *testing.T) {
 
 	a = l.serve("a", "a", dirA, cfg)
 	l.waitHolds6("node a back", map[string]bool{"a": true, "b": false})
+	l.waitHolds("node a back", v4(true, false))
 	a.waitState(61, "master")
 	b.waitState(61, "backup")
 	b.stop()
 	a.stop()
 	l.waitHolds6("both stopped", map[string]bool{"a": false, "b": false})
+	l.waitHolds("both stopped", v4(false, false))
 	if t.Failed() {
 		t.Logf("node a:\n%s\nnode b:\n%s", a.out, b.out)
 	}
@@ -435,4 +450,52 @@ func TestServeWithKeepalivedPeerIPv6(t *testing.T) {
 			t.Logf("keepalived:\n%s\nportico:\n%s", k.Output(), a.out)
 		}
 	})
+}
+
+// BenchmarkServeFailoverIPv6 measures the IPv6 group's failover in the
+// serve pair: node a (master, 100 ms advertisements) is killed with -9,
+// and the time is taken from the kill to the VIP configured on node b
+// (vip-ms) and to the observer's neighbour entry for the VIP naming node
+// b's Ethernet address, which only node b's unsolicited Neighbour
+// Advertisement changes (na-ms). After each kill node a returns and takes
+// the VIP back. Run it with -benchtime=10x.
+func BenchmarkServeFailoverIPv6(b *testing.B) {
+	l := newHALab6(b)
+	cfg := ipv6Pair(150, 100)
+	dirA := b.TempDir()
+	a := l.serve("a", "a", dirA, cfg)
+	l.serve("b", "b", b.TempDir(), cfg)
+	macB := l.mac("b")
+	var vip, na []time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		l.waitHolds6("pair up", map[string]bool{"a": true, "b": false})
+		a.waitState(61, "master")
+		l.ping6()
+		l.waitNeighbour("pair up", "a")
+		time.Sleep(500 * time.Millisecond) // node b settled as backup
+		start := time.Now()
+		a.kill()
+		for !l.holds6("b") {
+			time.Sleep(time.Millisecond)
+		}
+		vip = append(vip, time.Since(start))
+		for !strings.Contains(l.neighbour(), macB) {
+			if time.Since(start) > 10*time.Second {
+				b.Fatal("the observer's neighbour entry did not turn to node b within 10s of the kill")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		na = append(na, time.Since(start))
+		a = l.serve("a", "a", dirA, cfg)
+		b.StartTimer()
+	}
+	for _, m := range []struct {
+		name string
+		d    []time.Duration
+	}{{"vip", vip}, {"na", na}} {
+		slices.Sort(m.d)
+		b.ReportMetric(float64(m.d[len(m.d)/2].Microseconds())/1000, m.name+"-median-ms")
+		b.ReportMetric(float64(m.d[len(m.d)-1].Microseconds())/1000, m.name+"-worst-ms")
+	}
 }

@@ -235,3 +235,16 @@ func TestUnsolicitedNA(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkAppendUnsolicitedNA(b *testing.B) {
+	target, src := netip.MustParseAddr("2001:db8::100"), netip.MustParseAddr("fe80::1")
+	mac := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x0a}
+	buf := make([]byte, 0, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if buf, err = AppendUnsolicitedNA(buf[:0], target, mac, src, AllNodes); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
