@@ -332,7 +332,9 @@ func TestServePairFailoverIPv6(t *testing.T) {
 	b := l.serve("b", "b", t.TempDir(), cfg)
 	l.waitHolds6("both nodes up", map[string]bool{"a": true, "b": false})
 	l.waitHolds("both nodes up", v4(true, false))
-	a.waitState(61, "master")
+	if g := a.waitState(61, "master"); !g.Owner || len(g.VIPsHeld) != 1 || g.VIPsHeld[0] != ha6VIP {
+		t.Errorf("node a, group 61: %+v", g)
+	}
 	if g := b.waitState(61, "backup"); len(g.Peers) != 1 || g.Peers[0].Address != ha6LinkA {
 		t.Errorf("node b, group 61 (node a's master heard from its link-local address): %+v", g)
 	}
