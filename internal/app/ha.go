@@ -9,9 +9,13 @@ import (
 	"github.com/portico-edge/portico/internal/config"
 )
 
-// nonlocalBind is the sysctl that lets a socket bind an address the node
-// does not hold (yet): a backup's listeners on the VIPs.
-const nonlocalBind = "/proc/sys/net/ipv4/ip_nonlocal_bind"
+// nonlocalBind and nonlocalBind6 are the sysctls that let a socket bind
+// an IPv4 or IPv6 address the node does not hold (yet): a backup's
+// listeners on the VIPs.
+const (
+	nonlocalBind  = "/proc/sys/net/ipv4/ip_nonlocal_bind"
+	nonlocalBind6 = "/proc/sys/net/ipv6/ip_nonlocal_bind"
+)
 
 // checkVIPBinds refuses a start whose services bind a VIP of the ha
 // groups while the kernel refuses to bind an address the node does not
@@ -30,7 +34,8 @@ func checkVIPBinds(cfg *config.Config, readFile func(string) ([]byte, error)) er
 		}
 	}
 	own := ownAddresses(cfg)
-	var bound []string
+	// bound are the VIPs bound, by family (key: IPv6).
+	bound := map[bool][]string{}
 	seen := map[netip.Addr]bool{}
 	check := func(s string) {
 		a, err := netip.ParseAddr(s)
@@ -40,7 +45,7 @@ func checkVIPBinds(cfg *config.Config, readFile func(string) ([]byte, error)) er
 		a = a.Unmap()
 		if vrid, ok := vips[a]; ok && !seen[a] {
 			seen[a] = true
-			bound = append(bound, fmt.Sprintf("%s (group %d)", a, vrid))
+			bound[a.Is6()] = append(bound[a.Is6()], fmt.Sprintf("%s (group %d)", a, vrid))
 		}
 	}
 	for _, l := range own.Listeners {
@@ -51,12 +56,18 @@ func checkVIPBinds(cfg *config.Config, readFile func(string) ([]byte, error)) er
 	for _, a := range own.Addresses {
 		check(a)
 	}
-	if len(bound) == 0 {
-		return nil
+	for _, v6 := range []bool{false, true} {
+		if len(bound[v6]) == 0 {
+			continue
+		}
+		file, name := nonlocalBind, "net.ipv4.ip_nonlocal_bind"
+		if v6 {
+			file, name = nonlocalBind6, "net.ipv6.ip_nonlocal_bind"
+		}
+		b, err := readFile(file)
+		if err != nil || strings.TrimSpace(string(b)) == "0" {
+			return fmt.Errorf("ha: this node binds the VIPs %s, which it holds only as master; set the sysctl %s=1 so that a backup binds them too (docs/ha.md)", strings.Join(bound[v6], ", "), name)
+		}
 	}
-	b, err := readFile(nonlocalBind)
-	if err == nil && strings.TrimSpace(string(b)) != "0" {
-		return nil
-	}
-	return fmt.Errorf("ha: this node binds the VIPs %s, which it holds only as master; set the sysctl net.ipv4.ip_nonlocal_bind=1 so that a backup binds them too (docs/ha.md)", strings.Join(bound, ", "))
+	return nil
 }

@@ -32,7 +32,7 @@ func TestHASectionRefusedWithFieldErrors(t *testing.T) {
 	tests := []struct{ name, section, path string }{
 		{"no interface", strings.Replace(haSection("100ms"), "  interface: eth0\n", "", 1), "ha.interface"},
 		{"interval", haSection("105ms"), "ha.groups[0].interval"},
-		{"ipv6 group", strings.NewReplacer("192.0.2.100", "2001:db8::100", "192.0.2.1,", "2001:db8::1,", "192.0.2.2]", "2001:db8::2]").Replace(haSection("1s")), "ha.groups[0]"},
+		{"ipv6 peer not link-local", strings.NewReplacer("192.0.2.100", "2001:db8::100", "192.0.2.1,", "2001:db8::1,", "192.0.2.2]", "2001:db8::2]").Replace(haSection("1s")), "ha.groups[0].peers[0]"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,6 +98,23 @@ func TestCheckVIPBinds(t *testing.T) {
 	cfg.Interfaces.External.Address = "192.0.2.100"
 	if err := checkVIPBinds(cfg, func(string) ([]byte, error) { return nil, errors.New("no /proc") }); err == nil {
 		t.Error("an unreadable sysctl let a VIP bind through")
+	}
+	// An IPv6 VIP bound: the IPv6 sysctl decides.
+	cfg6, err := config.Parse([]byte("version: 1\nnode: {name: n1}\ninterfaces: {external: {address: \"2001:db8::100\"}, internal: {address: 127.0.0.1}}\n" +
+		strings.NewReplacer("192.0.2.100", "2001:db8::100", "192.0.2.1,", "fe80::1,", "192.0.2.2]", "fe80::2]").Replace(haSection("1s"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sysctl6 := func(v4, v6 string) func(string) ([]byte, error) {
+		return func(p string) ([]byte, error) {
+			return []byte(map[string]string{nonlocalBind: v4, nonlocalBind6: v6}[p] + "\n"), nil
+		}
+	}
+	if err := checkVIPBinds(cfg6, sysctl6("1", "0")); err == nil || !strings.Contains(err.Error(), "net.ipv6.ip_nonlocal_bind=1") || !strings.Contains(err.Error(), "2001:db8::100 (group 51)") {
+		t.Errorf("ipv6 ip_nonlocal_bind 0: %v", err)
+	}
+	if err := checkVIPBinds(cfg6, sysctl6("0", "1")); err != nil {
+		t.Errorf("ipv6 ip_nonlocal_bind 1: %v", err)
 	}
 }
 

@@ -31,7 +31,8 @@ type Group struct {
 	// VRID is the virtual router ID on the segment, 1..255, unique per
 	// interface; a keepalived peer uses the same virtual_router_id.
 	VRID int `yaml:"vrid" json:"vrid"`
-	// Addresses are the virtual IPs, all IPv4 or all IPv6. Required.
+	// Addresses are the virtual IPs, all IPv4 or all IPv6, unicast.
+	// Required.
 	Addresses []string `yaml:"addresses" json:"addresses"`
 	// Priorities gives a node (by name) its priority in this group,
 	// 1..255; a node not named has its part's priority (default 100).
@@ -45,7 +46,11 @@ type Group struct {
 	// stops.
 	Preempt bool `yaml:"preempt,omitempty" json:"preempt,omitempty"`
 	// Peers are the addresses advertisements are accepted from (the other
-	// nodes' addresses on the segment, or a keepalived peer's). Required.
+	// nodes' addresses on the segment, or a keepalived peer's), of the
+	// family of Addresses; this node's own address on the interface is one
+	// of them. An IPv6 group's peers are link-local addresses (fe80::/10,
+	// written without a zone): IPv6 advertisements are sent from the
+	// interface's link-local address. Required.
 	Peers []string `yaml:"peers" json:"peers"`
 }
 
@@ -86,11 +91,11 @@ func (s *Section) Validate(nodes []string) error {
 		if len(g.Addresses) == 0 || len(g.Addresses) > 255 {
 			es.Add(p+".addresses", "%d addresses; a group has 1..255", len(g.Addresses))
 		}
-		fam := checkAddrs(&es, p+".addresses", g.Addresses, 0)
+		fam := checkAddrs(&es, p+".addresses", g.Addresses, 0, false)
 		if len(g.Peers) == 0 {
 			es.Add(p+".peers", "required: advertisements are accepted only from these addresses")
 		}
-		checkAddrs(&es, p+".peers", g.Peers, fam)
+		checkAddrs(&es, p+".peers", g.Peers, fam, true)
 		if d := g.Interval.D(); g.Interval != 0 && (d < MinInterval || d > MaxInterval*10*time.Millisecond || d%(10*time.Millisecond) != 0) {
 			es.Add(p+".interval", "%s is not 100ms..40.95s in 10ms steps", d)
 		}
@@ -106,23 +111,37 @@ func (s *Section) Validate(nodes []string) error {
 	return es.Err()
 }
 
-// checkAddrs checks a list of addresses of one family (fam 4 or 6; 0: the
-// first address's) and returns the family.
-func checkAddrs(es *field.Errors, path string, list []string, fam int) int {
+// checkAddrs checks a list of unicast addresses of one family (fam 4 or
+// 6; 0: the first address's) and returns the family. IPv6 peers must be
+// link-local.
+func checkAddrs(es *field.Errors, path string, list []string, fam int, peers bool) int {
 	for i, s := range list {
+		at := field.Join(path, i)
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			es.Add(field.Join(path, i), "%q is not an IP address", s)
+			es.Add(at, "%q is not an IP address", s)
 			continue
 		}
+		if a.Zone() != "" {
+			es.Add(at, "%s: write it without the zone %%%s (the zone is ha.interface)", s, a.Zone())
+			continue
+		}
+		a = a.Unmap()
 		f := 4
-		if a.Is6() && !a.Is4In6() {
+		if a.Is6() {
 			f = 6
+		}
+		switch {
+		case fam != 0 && f != fam:
+			es.Add(at, "%s is not IPv%d like the group's addresses", s, fam)
+			continue
+		case !a.IsGlobalUnicast() && !a.IsLinkLocalUnicast():
+			es.Add(at, "%s is not a unicast address", s)
+		case peers && f == 6 && !a.IsLinkLocalUnicast():
+			es.Add(at, "%s is not a link-local address (fe80::/10): IPv6 advertisements are sent from the interface's link-local address (RFC 9568 section 5.1.2.1)", s)
 		}
 		if fam == 0 {
 			fam = f
-		} else if f != fam {
-			es.Add(field.Join(path, i), "%s is not IPv%d like the group's other addresses", s, fam)
 		}
 	}
 	return fam

@@ -27,6 +27,16 @@ func TestSectionValidate(t *testing.T) {
 		{"mixed families", func(s *Section) { s.Groups[0].Addresses = []string{"192.0.2.100", "2001:db8::1"} }, "ha.groups[0].addresses[1]"},
 		{"no peers", func(s *Section) { s.Groups[0].Peers = nil }, "ha.groups[0].peers"},
 		{"peer of another family", func(s *Section) { s.Groups[0].Peers = []string{"fe80::1"} }, "ha.groups[0].peers[0]"},
+		{"multicast address", func(s *Section) { s.Groups[0].Addresses = []string{"224.0.0.18"} }, "ha.groups[0].addresses[0]"},
+		{"ipv6 peer not link-local", func(s *Section) {
+			s.Groups[0].Addresses, s.Groups[0].Peers = []string{"2001:db8::100"}, []string{"fe80::1", "2001:db8::2"}
+		}, "ha.groups[0].peers[1]"},
+		{"ipv6 peer with a zone", func(s *Section) {
+			s.Groups[0].Addresses, s.Groups[0].Peers = []string{"2001:db8::100"}, []string{"fe80::1%eth0", "fe80::2"}
+		}, "ha.groups[0].peers[0]"},
+		{"ipv6 group, ipv4 peer", func(s *Section) {
+			s.Groups[0].Addresses, s.Groups[0].Peers = []string{"2001:db8::100"}, []string{"fe80::1", "192.0.2.2"}
+		}, "ha.groups[0].peers[1]"},
 		{"interval short", func(s *Section) { s.Groups[0].Interval = field.Duration(50 * time.Millisecond) }, "ha.groups[0].interval"},
 		{"unknown node", func(s *Section) { s.Groups[0].Priorities = map[string]int{"z": 100} }, "ha.groups[0].priorities.z"},
 		{"priority", func(s *Section) { s.Groups[0].Priorities = map[string]int{"a": 256} }, "ha.groups[0].priorities.a"},
@@ -41,7 +51,16 @@ func TestSectionValidate(t *testing.T) {
 			}
 		})
 	}
+	// An IPv6 group: global and link-local VIPs, link-local peers.
 	s := good()
+	s.Groups = append(s.Groups, Group{VRID: 52, Addresses: []string{"2001:db8::100", "fe80::100"}, Peers: []string{"fe80::1", "fe80::2"}})
+	if err := s.Validate([]string{"a", "b"}); err != nil {
+		t.Fatalf("ipv6 group refused: %v", err)
+	}
+	if rc, err := s.Groups[1].RouterConfig("a", netip.MustParseAddr("fe80::1"), 100); err != nil || !rc.IPv6() {
+		t.Errorf("ipv6 router: %+v %v", rc, err)
+	}
+	s = good()
 	if err := s.Validate([]string{"a", "b"}); err != nil {
 		t.Fatal(err)
 	}

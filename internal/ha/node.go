@@ -160,9 +160,6 @@ func NewNode(cfg NodeConfig, d NodeDeps) (*Node, error) {
 		p := field.Join("ha.groups", i)
 		peers, _ := netip.ParseAddr(g.Peers[0])
 		rc, err := g.RouterConfig(cfg.Name, peers.Unmap(), self)
-		if err == nil && !peers.Unmap().Is4() {
-			err = errors.New("only IPv4 groups are spoken on the wire so far")
-		}
 		if err != nil {
 			es.Add(p, "%v", err)
 			continue
@@ -256,7 +253,7 @@ func (n *Node) withSelf() ([]RouterConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ha.interface %s: %w", ifname, err)
 	}
-	addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
+	addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, fmt.Errorf("ha.interface %s: %w", ifname, err)
 	}

@@ -59,7 +59,7 @@ func TestNodeRefusesBadSections(t *testing.T) {
 		path string
 	}{
 		{"disabled", Section{Interface: "eth0", Groups: []Group{{VRID: 1, Addresses: []string{"192.0.2.100"}, Peers: []string{"192.0.2.1"}}}}, "ha.enabled"},
-		{"ipv6", Section{Enabled: true, Interface: "eth0", Groups: []Group{{VRID: 1, Addresses: []string{"2001:db8::1"}, Peers: []string{"2001:db8::2"}}}}, "ha.groups[0]"},
+		{"ipv6 peer not link-local", Section{Enabled: true, Interface: "eth0", Groups: []Group{{VRID: 1, Addresses: []string{"2001:db8::1"}, Peers: []string{"fe80::1", "2001:db8::2"}}}}, "ha.groups[0].peers[1]"},
 		{"no peers", Section{Enabled: true, Interface: "eth0", Groups: []Group{{VRID: 1, Addresses: []string{"192.0.2.100"}}}}, "ha.groups[0].peers"},
 	}
 	for _, tc := range tests {

@@ -43,14 +43,19 @@ type RouterConfig struct {
 	// stops.
 	Preempt bool
 	// Self is this node's primary address on the segment (the
-	// advertisements' source; the higher address wins a priority tie).
+	// advertisements' source; the higher address wins a priority tie):
+	// for an IPv6 group the interface's link-local address.
 	Self netip.Addr
 	// Peers are the addresses advertisements are accepted from; others
-	// are dropped (VRRPv3 has no authentication).
+	// are dropped (VRRPv3 has no authentication). IPv6 peers are
+	// link-local.
 	Peers []netip.Addr
-	// Addrs are the virtual addresses.
+	// Addrs are the virtual addresses, of Self's family.
 	Addrs []netip.Addr
 }
+
+// IPv6 reports whether the group is an IPv6 one (Self is IPv6).
+func (c RouterConfig) IPv6() bool { return is6(c.Self) }
 
 // MinInterval is the shortest advertisement interval accepted.
 const MinInterval = 100 * time.Millisecond
@@ -70,6 +75,18 @@ func (c *RouterConfig) Validate() error {
 		return fmt.Errorf("no peers")
 	case len(c.Addrs) == 0 || len(c.Addrs) > 255:
 		return fmt.Errorf("%d addresses (1..255)", len(c.Addrs))
+	case c.IPv6() && !c.Self.IsLinkLocalUnicast():
+		return fmt.Errorf("own address %s is not link-local (IPv6 advertisements are sent from the link-local address)", c.Self)
+	}
+	for _, a := range slices.Concat(c.Peers, c.Addrs) {
+		if is6(a) != c.IPv6() {
+			return fmt.Errorf("address %s is not of the family of %s", a, c.Self)
+		}
+	}
+	for _, p := range c.Peers {
+		if c.IPv6() && !p.IsLinkLocalUnicast() {
+			return fmt.Errorf("peer %s is not link-local", p)
+		}
 	}
 	return nil
 }

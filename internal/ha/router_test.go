@@ -28,10 +28,22 @@ type member struct {
 var vip = netip.MustParseAddr("192.0.2.100")
 
 func newSegment(t *testing.T, prios []uint8, preempt bool) *segment {
+	return newSegmentOf(t, prios, preempt, func(i int) netip.Addr { return netip.AddrFrom4([4]byte{192, 0, 2, byte(1 + i)}) }, vip)
+}
+
+// newSegment6 is an IPv6 segment: the routers speak from fe80::1,
+// fe80::2... for the VIP 2001:db8::100.
+func newSegment6(t *testing.T, prios []uint8, preempt bool) *segment {
+	return newSegmentOf(t, prios, preempt, func(i int) netip.Addr {
+		return netip.AddrFrom16([16]byte{0: 0xfe, 1: 0x80, 15: byte(1 + i)})
+	}, netip.MustParseAddr("2001:db8::100"))
+}
+
+func newSegmentOf(t *testing.T, prios []uint8, preempt bool, addr func(i int) netip.Addr, vip netip.Addr) *segment {
 	s := &segment{t: t, now: time.Unix(1000, 0)}
 	addrs := make([]netip.Addr, len(prios))
 	for i := range prios {
-		addrs[i] = netip.AddrFrom4([4]byte{192, 0, 2, byte(1 + i)})
+		addrs[i] = addr(i)
 	}
 	for i, p := range prios {
 		r, err := NewRouter(RouterConfig{VRID: 51, Priority: p, Interval: 100 * time.Millisecond, Preempt: preempt,
@@ -63,8 +75,12 @@ func (s *segment) do(i int, a Actions) {
 	}
 	if a.Send && m.linked {
 		src := m.r.Config().Self
+		group := GroupV4
+		if m.r.Config().IPv6() {
+			group = GroupV6
+		}
 		adv := m.r.Advert(a.Priority)
-		b, err := adv.Append(nil, src, GroupV4)
+		b, err := adv.Append(nil, src, group)
 		if err != nil {
 			s.t.Fatal(err)
 		}
@@ -72,7 +88,7 @@ func (s *segment) do(i int, a Actions) {
 			if j == i || !o.up || !o.linked {
 				continue
 			}
-			got, err := Parse(b, src, GroupV4)
+			got, err := Parse(b, src, group)
 			if err != nil {
 				s.t.Fatal(err)
 			}
@@ -133,6 +149,28 @@ func TestElection(t *testing.T) {
 	s.start(1)
 	s.run(2 * time.Second)
 	s.wantHolder(1)
+}
+
+// TestElectionIPv6: IPv6 routers, speaking from their link-local
+// addresses to ff02::12, elect the higher priority; the other takes over
+// when the master dies.
+func TestElectionIPv6(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		prios  []uint8
+		master int
+	}{{"first", []uint8{150, 100}, 0}, {"second", []uint8{100, 150}, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSegment6(t, tc.prios, false)
+			s.start(0)
+			s.start(1)
+			s.run(2 * time.Second)
+			s.wantHolder(tc.master)
+			s.nodes[tc.master].up, s.nodes[tc.master].holds = false, false
+			s.run(time.Second)
+			s.wantHolder(1 - tc.master)
+		})
+	}
 }
 
 func TestFailover(t *testing.T) {
@@ -256,6 +294,13 @@ func TestRouterConfigRefused(t *testing.T) {
 		{"self", func(c *RouterConfig) { c.Self = netip.Addr{} }},
 		{"peers", func(c *RouterConfig) { c.Peers = nil }},
 		{"addrs", func(c *RouterConfig) { c.Addrs = nil }},
+		{"addrs of two families", func(c *RouterConfig) { c.Addrs = append(c.Addrs, netip.MustParseAddr("2001:db8::100")) }},
+		{"ipv6 self not link-local", func(c *RouterConfig) {
+			c.Self, c.Peers, c.Addrs = netip.MustParseAddr("2001:db8::1"), []netip.Addr{netip.MustParseAddr("fe80::2")}, []netip.Addr{netip.MustParseAddr("2001:db8::100")}
+		}},
+		{"ipv6 peer not link-local", func(c *RouterConfig) {
+			c.Self, c.Peers, c.Addrs = netip.MustParseAddr("fe80::1"), []netip.Addr{netip.MustParseAddr("2001:db8::2")}, []netip.Addr{netip.MustParseAddr("2001:db8::100")}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,10 +15,11 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // SpeakerConfig is what a Speaker runs: the virtual routers of one
-// interface (IPv4 groups).
+// interface, IPv4 and IPv6 groups (VRIDs unique across both).
 type SpeakerConfig struct {
 	// Interface carries the VIPs and the advertisements.
 	Interface string
@@ -35,10 +36,12 @@ type SpeakerConfig struct {
 }
 
 // Speaker speaks VRRPv3 for its groups on one interface: it sends and
-// receives advertisements (IP protocol 112 to 224.0.0.18, TTL 255), adds
-// a group's VIPs to the interface with netlink when it becomes master
-// and announces them with gratuitous ARP, and removes them when it stops
-// being master.
+// receives advertisements (IP protocol 112 to 224.0.0.18, or to ff02::12
+// from the interface's link-local address, TTL or hop limit 255), adds a
+// group's VIPs to the interface with netlink when it becomes master (IPv6
+// ones without duplicate address detection) and announces them with
+// gratuitous ARP or an unsolicited Neighbor Advertisement, and removes
+// them when it stops being master.
 type Speaker struct {
 	cfg     SpeakerConfig
 	log     *slog.Logger
@@ -77,9 +80,6 @@ func NewSpeaker(cfg SpeakerConfig, log *slog.Logger) (*Speaker, error) {
 		return nil, fmt.Errorf("vrrp: no interface")
 	}
 	for _, rc := range cfg.Routers {
-		if !rc.Self.Is4() {
-			return nil, fmt.Errorf("vrrp vrid %d: only IPv4 groups are spoken on the wire so far", rc.VRID)
-		}
 		r, err := NewRouter(rc)
 		if err != nil {
 			return nil, err
@@ -149,46 +149,34 @@ func (s *Speaker) run(ctx context.Context, clean func() bool) error {
 	if err != nil {
 		return fmt.Errorf("vrrp: %w", err)
 	}
-	c, err := net.ListenPacket("ip4:112", "0.0.0.0")
-	if err != nil {
-		return fmt.Errorf("vrrp: listen: %w", err)
-	}
-	p := ipv4.NewPacketConn(c)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	defer c.Close()
-	group := &net.IPAddr{IP: GroupV4.AsSlice()}
-	if err := p.JoinGroup(ifi, group); err != nil {
-		return fmt.Errorf("vrrp: join %s on %s: %w", GroupV4, ifi.Name, err)
-	}
-	p.SetMulticastInterface(ifi)
-	p.SetMulticastTTL(TTL)
-	p.SetMulticastLoopback(false)
-	if err := p.SetControlMessage(ipv4.FlagTTL|ipv4.FlagInterface, true); err != nil {
-		return fmt.Errorf("vrrp: %w", err)
-	}
 	in := make(chan received, 64)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		buf := make([]byte, 1500)
-		for {
-			n, cm, src, err := p.ReadFrom(buf)
-			if err != nil {
-				close(in)
-				return
-			}
-			if cm == nil || cm.IfIndex != ifi.Index {
-				continue
-			}
-			a, _ := netip.AddrFromSlice(src.(*net.IPAddr).IP)
-			select {
-			case in <- received{src: a.Unmap(), ttl: cm.TTL, b: append([]byte(nil), buf[:n]...)}:
-			default:
-				s.dropped.Add(1)
-			}
+	// A reader that fails says so here; there are at most two.
+	failed := make(chan error, 2)
+	// wires holds the socket of each family a group uses (key: IPv6).
+	wires := map[bool]*wire{}
+	for _, r := range s.routers {
+		v6 := r.Config().IPv6()
+		if wires[v6] != nil {
+			continue
 		}
-	}()
+		listen := listen4
+		if v6 {
+			listen = listen6
+		}
+		w, err := listen(ifi)
+		if err != nil {
+			return err
+		}
+		defer w.close()
+		wires[v6] = w
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			failed <- s.read(w, ifi.Index, in)
+		}()
+	}
 	do := func(r *Router, a Actions) {
 		rc := r.Config()
 		if a.Transition() {
@@ -208,10 +196,11 @@ func (s *Speaker) run(ctx context.Context, clean func() bool) error {
 			}
 		}
 		if a.Send {
+			w := wires[rc.IPv6()]
 			adv := r.Advert(a.Priority)
-			b, err := adv.Append(nil, rc.Self, GroupV4)
+			b, err := adv.Append(nil, rc.Self, w.group)
 			if err == nil {
-				_, err = p.WriteTo(b, &ipv4.ControlMessage{Src: rc.Self.AsSlice(), IfIndex: ifi.Index}, group)
+				err = w.send(b, rc.Self)
 			}
 			if err != nil {
 				s.log.Warn("vrrp: send advertisement", "vrid", rc.VRID, "err", err)
@@ -222,8 +211,16 @@ func (s *Speaker) run(ctx context.Context, clean func() bool) error {
 				if err := netlink.AddrReplace(link, addrOf(v)); err != nil {
 					s.log.Error("vrrp: add VIP", "vrid", rc.VRID, "vip", v, "err", err)
 				}
+				if rc.IPv6() {
+					continue
+				}
 				if err := gratuitousARP(ifi, v); err != nil {
 					s.log.Warn("vrrp: gratuitous ARP", "vrid", rc.VRID, "vip", v, "err", err)
+				}
+			}
+			if rc.IPv6() {
+				if err := unsolicitedNA(ifi, rc.Self, rc.Addrs); err != nil {
+					s.log.Warn("vrrp: unsolicited neighbour advertisement", "vrid", rc.VRID, "err", err)
 				}
 			}
 		}
@@ -269,11 +266,14 @@ func (s *Speaker) run(ctx context.Context, clean func() bool) error {
 				}
 			}
 			return nil
-		case m, ok := <-in:
-			if !ok {
-				return fmt.Errorf("vrrp: socket closed")
+		case err := <-failed:
+			return fmt.Errorf("vrrp: receive: %w", err)
+		case m := <-in:
+			dst := GroupV4
+			if is6(m.src) {
+				dst = GroupV6
 			}
-			adv, err := Parse(m.b, m.src, GroupV4)
+			adv, err := Parse(m.b, m.src, dst)
 			if err != nil {
 				s.dropped.Add(1)
 				continue
@@ -314,9 +314,158 @@ func (s *Speaker) run(ctx context.Context, clean func() bool) error {
 	}
 }
 
+// addrOf is the VIP a as the interface holds it: a host route's prefix
+// length, and for IPv6 no duplicate address detection, so that the
+// address is usable at once (the election made it this node's).
 func addrOf(a netip.Addr) *netlink.Addr {
 	bits := a.BitLen()
-	return &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(bits, bits)}}
+	na := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(bits, bits)}}
+	if is6(a) {
+		na.Flags = syscall.IFA_F_NODAD
+	}
+	return na
+}
+
+// wire is the VRRP socket of one address family on the interface.
+type wire struct {
+	// group is where advertisements go (GroupV4, GroupV6).
+	group netip.Addr
+	// send sends an advertisement from src to group.
+	send func(b []byte, src netip.Addr) error
+	// recv reads an advertisement: its length, source, TTL (hop limit)
+	// and the index of the interface it arrived on (0 when unknown).
+	recv  func(b []byte) (n int, src net.Addr, ttl, ifindex int, err error)
+	close func() error
+}
+
+// multicastConn is what ipv4.PacketConn and ipv6.PacketConn share.
+type multicastConn interface {
+	JoinGroup(ifi *net.Interface, group net.Addr) error
+	SetMulticastInterface(ifi *net.Interface) error
+	SetMulticastLoopback(on bool) error
+}
+
+// listen opens the raw VRRP socket of one family (network "ip4:112" or
+// "ip6:112" on laddr) and joins group on ifi. family wraps the socket in
+// its family's conn, sets that family's options and makes the wire's send
+// and recv, which send to to.
+func listen(ifi *net.Interface, network, laddr string, group netip.Addr, family func(c net.PacketConn, to *net.IPAddr) (multicastConn, *wire, error)) (*wire, error) {
+	c, err := net.ListenPacket(network, laddr)
+	if err != nil {
+		return nil, fmt.Errorf("vrrp: listen: %w", err)
+	}
+	to := &net.IPAddr{IP: group.AsSlice()}
+	if is6(group) {
+		to.Zone = ifi.Name
+	}
+	p, w, err := family(c, to)
+	if err == nil {
+		err = p.JoinGroup(ifi, to)
+	}
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("vrrp: %s on %s: %w", group, ifi.Name, err)
+	}
+	p.SetMulticastInterface(ifi)
+	p.SetMulticastLoopback(false)
+	w.group, w.close = group, c.Close
+	return w, nil
+}
+
+// listen4 opens the IPv4 socket: IP protocol 112, 224.0.0.18 joined on
+// ifi, TTL 255.
+func listen4(ifi *net.Interface) (*wire, error) {
+	return listen(ifi, "ip4:112", "0.0.0.0", GroupV4, func(c net.PacketConn, to *net.IPAddr) (multicastConn, *wire, error) {
+		p := ipv4.NewPacketConn(c)
+		p.SetMulticastTTL(TTL)
+		return p, &wire{
+			send: func(b []byte, src netip.Addr) error {
+				_, err := p.WriteTo(b, &ipv4.ControlMessage{Src: src.AsSlice(), IfIndex: ifi.Index}, to)
+				return err
+			},
+			recv: func(b []byte) (int, net.Addr, int, int, error) {
+				n, cm, src, err := p.ReadFrom(b)
+				if cm == nil {
+					return n, src, 0, 0, err
+				}
+				return n, src, cm.TTL, cm.IfIndex, err
+			}}, p.SetControlMessage(ipv4.FlagTTL|ipv4.FlagInterface, true)
+	})
+}
+
+// listen6 opens the IPv6 socket: next header 112, ff02::12 joined on ifi,
+// hop limit 255 (RFC 9568 section 5.1.2).
+func listen6(ifi *net.Interface) (*wire, error) {
+	return listen(ifi, "ip6:112", "::", GroupV6, func(c net.PacketConn, to *net.IPAddr) (multicastConn, *wire, error) {
+		p := ipv6.NewPacketConn(c)
+		p.SetMulticastHopLimit(TTL)
+		return p, &wire{
+			send: func(b []byte, src netip.Addr) error {
+				_, err := p.WriteTo(b, &ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: ifi.Index, HopLimit: TTL}, to)
+				return err
+			},
+			recv: func(b []byte) (int, net.Addr, int, int, error) {
+				n, cm, src, err := p.ReadFrom(b)
+				if cm == nil {
+					return n, src, 0, 0, err
+				}
+				return n, src, cm.HopLimit, cm.IfIndex, err
+			}}, p.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagInterface, true)
+	})
+}
+
+// read queues the advertisements w receives on interface ifindex until
+// w is closed, and returns why it stopped.
+func (s *Speaker) read(w *wire, ifindex int, in chan<- received) error {
+	buf := make([]byte, 1500)
+	for {
+		n, from, ttl, idx, err := w.recv(buf)
+		if err != nil {
+			return err
+		}
+		ip, ok := from.(*net.IPAddr)
+		if idx != ifindex || !ok {
+			continue
+		}
+		src, _ := netip.AddrFromSlice(ip.IP)
+		select {
+		case in <- received{src: src.Unmap(), ttl: ttl, b: append([]byte(nil), buf[:n]...)}:
+		default:
+			s.dropped.Add(1)
+		}
+	}
+}
+
+// unsolicitedNA sends an unsolicited Neighbor Advertisement for each of
+// vips from src (the interface's link-local address) to all nodes on ifi,
+// with hop limit 255, so that neighbours learn the VIPs' new hardware
+// address.
+func unsolicitedNA(ifi *net.Interface, src netip.Addr, vips []netip.Addr) error {
+	c, err := net.ListenPacket("ip6:ipv6-icmp", "::")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	p := ipv6.NewPacketConn(c)
+	// The socket only sends: it queues nothing it would never read.
+	var f ipv6.ICMPFilter
+	f.SetAll(true)
+	if err := p.SetICMPFilter(&f); err != nil {
+		return err
+	}
+	to := &net.IPAddr{IP: AllNodes.AsSlice(), Zone: ifi.Name}
+	cm := &ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: ifi.Index, HopLimit: TTL}
+	var b []byte
+	for _, v := range vips {
+		b, err = AppendUnsolicitedNA(b[:0], v, ifi.HardwareAddr, src, AllNodes)
+		if err != nil {
+			return err
+		}
+		if _, err := p.WriteTo(b, cm, to); err != nil {
+			return fmt.Errorf("%s: %w", v, err)
+		}
+	}
+	return nil
 }
 
 // gratuitousARP broadcasts an ARP request for ip from ip on ifi, so that

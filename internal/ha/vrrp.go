@@ -63,9 +63,9 @@ func (a *Advert) Append(b []byte, src, dst netip.Addr) ([]byte, error) {
 	if len(a.Addrs) == 0 || len(a.Addrs) > 255 {
 		return b, fmt.Errorf("vrrp: %d addresses (1..255)", len(a.Addrs))
 	}
-	v6 := src.Is6() && !src.Is4In6()
+	v6 := is6(src)
 	for _, ip := range a.Addrs {
-		if (ip.Is6() && !ip.Is4In6()) != v6 {
+		if is6(ip) != v6 {
 			return b, fmt.Errorf("vrrp: address %s is not of the family of %s", ip, src)
 		}
 	}
@@ -77,7 +77,7 @@ func (a *Advert) Append(b []byte, src, dst netip.Addr) ([]byte, error) {
 		ip = ip.Unmap()
 		b = append(b, ip.AsSlice()...)
 	}
-	c := checksum(b[start:], src, dst)
+	c := checksum(b[start:], src, dst, Protocol)
 	binary.BigEndian.PutUint16(b[start+6:], c)
 	return b, nil
 }
@@ -98,14 +98,14 @@ func Parse(b []byte, src, dst netip.Addr) (Advert, error) {
 	a := Advert{VRID: b[1], Priority: b[2], Interval: binary.BigEndian.Uint16(b[4:]) & MaxInterval}
 	n := int(b[3])
 	size := 4
-	if src.Is6() && !src.Is4In6() {
+	if is6(src) {
 		size = 16
 	}
 	if n == 0 || len(b) < headerLen+n*size {
 		return Advert{}, fmt.Errorf("%w: %d addresses of %d bytes in %d bytes", ErrShort, n, size, len(b))
 	}
 	b = b[:headerLen+n*size] // bytes past the addresses are not the message's
-	if checksum(b, src, dst) != 0 {
+	if checksum(b, src, dst, Protocol) != 0 {
 		return Advert{}, ErrChecksum
 	}
 	if a.VRID == 0 {
@@ -126,10 +126,14 @@ func Parse(b []byte, src, dst netip.Addr) (Advert, error) {
 	return a, nil
 }
 
+// is6 reports whether a is an IPv6 address (not an IPv4-mapped one).
+func is6(a netip.Addr) bool { return a.Is6() && !a.Is4In6() }
+
 // checksum is the Internet checksum of msg and the IPv4 or IPv6
-// pseudo-header (RFC 9568 section 5.2.8); over a message that holds its
-// checksum it is 0 when the checksum is right.
-func checksum(msg []byte, src, dst netip.Addr) uint16 {
+// pseudo-header with protocol proto (RFC 9568 section 5.2.8, RFC 4443
+// section 2.3); over a message that holds its checksum it is 0 when the
+// checksum is right.
+func checksum(msg []byte, src, dst netip.Addr, proto uint32) uint16 {
 	var sum uint32
 	add := func(p []byte) {
 		for len(p) >= 2 {
@@ -146,7 +150,7 @@ func checksum(msg []byte, src, dst netip.Addr) uint16 {
 	add(d)
 	// IPv4: zero, protocol, length; IPv6: 32-bit length, zeros, next
 	// header. Below 64 KiB both add the same words.
-	sum += Protocol + uint32(len(msg))
+	sum += proto + uint32(len(msg))
 	add(msg)
 	for sum>>16 != 0 {
 		sum = sum&0xffff + sum>>16

@@ -1,8 +1,10 @@
 package ha
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -57,7 +59,7 @@ func TestParseRefuses(t *testing.T) {
 	mod := func(f func(b []byte) []byte) []byte { return f(append([]byte(nil), good...)) }
 	refix := func(b []byte) []byte {
 		binary.BigEndian.PutUint16(b[6:], 0)
-		binary.BigEndian.PutUint16(b[6:], checksum(b, src4, GroupV4))
+		binary.BigEndian.PutUint16(b[6:], checksum(b, src4, GroupV4, Protocol))
 		return b
 	}
 	tests := []struct {
@@ -189,6 +191,59 @@ func BenchmarkParse(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := Parse(msg, src4, GroupV4); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestUnsolicitedNA: the advertisement is RFC 4861's layout (type 136,
+// Override set, Solicited and Router clear, the target, a Target
+// Link-Layer Address option) and its checksum verifies over the IPv6
+// pseudo-header; what is not IPv6 or Ethernet is refused.
+func TestUnsolicitedNA(t *testing.T) {
+	target := netip.MustParseAddr("2001:db8::100")
+	src := netip.MustParseAddr("fe80::1")
+	mac := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x0a}
+	b, err := AppendUnsolicitedNA([]byte{0xee}, target, mac, src, AllNodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != 0xee {
+		t.Fatal("the bytes before were not kept")
+	}
+	b = b[1:]
+	want := append([]byte{136, 0, 0, 0, 0x20, 0, 0, 0}, target.AsSlice()...)
+	want = append(want, 2, 1, 0x02, 0, 0, 0, 0, 0x0a)
+	if len(b) != 32 || !bytes.Equal(b[:2], want[:2]) || !bytes.Equal(b[4:], want[4:]) {
+		t.Fatalf("got % x\nwant % x (checksum aside)", b, want)
+	}
+	if c := checksum(b, src, AllNodes, icmpv6); c != 0 {
+		t.Errorf("checksum does not verify: %#x", c)
+	}
+	for _, bad := range []struct {
+		name     string
+		target   netip.Addr
+		mac      net.HardwareAddr
+		src, dst netip.Addr
+	}{
+		{"ipv4 target", netip.MustParseAddr("192.0.2.100"), mac, src, AllNodes},
+		{"ipv4 source", target, mac, netip.MustParseAddr("192.0.2.1"), AllNodes},
+		{"not ethernet", target, net.HardwareAddr{1, 2, 3}, src, AllNodes},
+	} {
+		if _, err := AppendUnsolicitedNA(nil, bad.target, bad.mac, bad.src, bad.dst); err == nil {
+			t.Errorf("%s: accepted", bad.name)
+		}
+	}
+}
+
+func BenchmarkAppendUnsolicitedNA(b *testing.B) {
+	target, src := netip.MustParseAddr("2001:db8::100"), netip.MustParseAddr("fe80::1")
+	mac := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x0a}
+	buf := make([]byte, 0, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if buf, err = AppendUnsolicitedNA(buf[:0], target, mac, src, AllNodes); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -24,6 +24,19 @@ type Keepalived struct {
 // missing keepalived fails the test (Debian package keepalived).
 func StartKeepalived(t testing.TB, ns string, vrid, prio int, vip string) *Keepalived {
 	t.Helper()
+	return startKeepalived(t, ns, vrid, prio, vip+"/32", "")
+}
+
+// StartKeepalived6 is StartKeepalived for an IPv6 virtual router
+// (native_ipv6): advertisements to ff02::12 from eth0's link-local
+// address, vip an IPv6 address.
+func StartKeepalived6(t testing.TB, ns string, vrid, prio int, vip string) *Keepalived {
+	t.Helper()
+	return startKeepalived(t, ns, vrid, prio, vip+"/128", "\n  native_ipv6")
+}
+
+func startKeepalived(t testing.TB, ns string, vrid, prio int, vip, extra string) *Keepalived {
+	t.Helper()
 	if _, err := exec.LookPath("keepalived"); err != nil {
 		t.Fatal("keepalived is not installed (Debian package keepalived)")
 	}
@@ -38,12 +51,12 @@ vrrp_instance vi%[1]d {
   interface eth0
   virtual_router_id %[1]d
   priority %[2]d
-  advert_int 0.1
+  advert_int 0.1%[4]s
   virtual_ipaddress {
-    %[3]s/32 dev eth0
+    %[3]s dev eth0
   }
 }
-`, vrid, prio, vip), 0o600); err != nil {
+`, vrid, prio, vip, extra), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	k := &Keepalived{}
