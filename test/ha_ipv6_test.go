@@ -326,7 +326,9 @@ func TestServePairFailoverIPv6(t *testing.T) {
       interval: 100ms
       preempt: true
 `, haVIPA, haAddrA, haAddrB)
-	v4 := func(onA, onB bool) map[string]map[string]bool { return map[string]map[string]bool{haVIPA: {"a": onA, "b": onB}} }
+	v4 := func(onA, onB bool) map[string]map[string]bool {
+		return map[string]map[string]bool{haVIPA: {"a": onA, "b": onB}}
+	}
 	dirA := t.TempDir()
 	a := l.serve("a", "a", dirA, cfg)
 	b := l.serve("b", "b", t.TempDir(), cfg)
