@@ -113,6 +113,11 @@ type Stats struct {
 	// Clients counts the clients connected to a server; Peer is the
 	// active one.
 	Clients int `json:"clients,omitempty"`
+	// Problem names what keeps a client from connecting that needs an
+	// administrator: "server certificate changed: re-enroll" when the
+	// server presents a certificate not pinned here (PresentedFingerprint).
+	Problem              string `json:"problem,omitempty"`
+	PresentedFingerprint string `json:"presented_fingerprint,omitempty"`
 }
 
 // DatagramConnStats is a snapshot of one datagram connection: the lane of

@@ -13,6 +13,7 @@ type collector struct {
 
 	up, rtt, reconnects, bytes, flows, flowsTotal, bundles, bundled, bundlesIn, sendWait, cwnd, dropped, refused *prometheus.Desc
 	laneUp, laneOwn, laneBundles, laneWait, laneCwnd                                                             *prometheus.Desc
+	problem                                                                                                      *prometheus.Desc
 }
 
 func newCollector(stats func() Stats) *collector {
@@ -39,12 +40,13 @@ func newCollector(stats func() Stats) *collector {
 		laneBundles: d("datagram_connection_bundles_sent_total", "QUIC datagrams sent for a datagram connection's flows.", "connection"),
 		laneWait:    d("datagram_connection_send_wait_seconds_total", "Time a datagram connection's sender waited for QUIC to take a datagram.", "connection"),
 		laneCwnd:    d("datagram_connection_congestion_window_bytes", "Congestion window of the connection a datagram connection's flows go on.", "connection"),
+		problem:     d("reenroll_required", "1 while the server presents a certificate this client has not pinned (it rotated while the client was away): enroll again."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.rtt, c.reconnects, c.bytes, c.flows, c.flowsTotal, c.bundles, c.bundled, c.bundlesIn, c.sendWait, c.cwnd, c.dropped, c.refused,
-		c.laneUp, c.laneOwn, c.laneBundles, c.laneWait, c.laneCwnd} {
+		c.laneUp, c.laneOwn, c.laneBundles, c.laneWait, c.laneCwnd, c.problem} {
 		ch <- d
 	}
 }
@@ -80,6 +82,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.laneBundles, prometheus.CounterValue, float64(l.BundlesSent), n)
 		ch <- prometheus.MustNewConstMetric(c.laneWait, prometheus.CounterValue, l.SendWait.Seconds(), n)
 		ch <- prometheus.MustNewConstMetric(c.laneCwnd, prometheus.GaugeValue, float64(l.CongestionWindow), n)
+	}
+	if st.Role == RoleClient {
+		ch <- prometheus.MustNewConstMetric(c.problem, prometheus.GaugeValue, b2f(st.Problem == ProblemServerChanged))
 	}
 	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(st.Rejected), "certificate")
 	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(st.EnrollRefused), "enrollment")

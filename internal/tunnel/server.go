@@ -29,6 +29,11 @@ type Deps struct {
 	OnState func(state string)
 	// Registerer receives the tunnel metrics. Nil: none exported.
 	Registerer prometheus.Registerer
+	// OnEvent is called with a severity ("info", "warning") and a
+	// message on other notable changes: a service moving to another
+	// client, a client whose server certificate changed. Optional; it
+	// must not block.
+	OnEvent func(severity, message string)
 }
 
 // Server is the DMZ end: it listens, accepts enrollments and the pinned
