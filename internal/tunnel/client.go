@@ -307,6 +307,9 @@ func (c *Client) Run(ctx context.Context) error {
 			if err := control(ctx, conn, controlPriority+" "+strconv.Itoa(c.cfg.Priority)); err != nil {
 				c.log.Debug("tunnel priority not announced", "err", err)
 			}
+			if err := control(ctx, conn, c.announcement()); err != nil {
+				c.log.Warn("tunnel services not announced", "err", err)
+			}
 		})
 		c.conn.Store(conn)
 		c.changed("up")
@@ -454,7 +457,7 @@ func (c *Client) Rotate(ctx context.Context) (string, error) {
 // applyControl changes the client's pins for a control request from the
 // server (a server certificate rotation).
 func (c *Client) applyControl(conn *quic.Conn, verb, newFP string) error {
-	if verb == controlPriority {
+	if verb == controlPriority || verb == controlServices {
 		return fmt.Errorf("%w: only a server takes a priority", ErrHeader)
 	}
 	return changePins(&c.mu, &c.st, c.deps.State, c.log, "server", conn, verb, newFP)

@@ -54,7 +54,12 @@ type SectionService struct {
 	Proto  string `yaml:"proto" json:"proto"`
 	Listen string `yaml:"listen,omitempty" json:"listen,omitempty"`
 	Target string `yaml:"target,omitempty" json:"target,omitempty"`
-	Source string `yaml:"source,omitempty" json:"source,omitempty"`
+	// Mode (server): "one" (default) or "all"; see Service.Mode.
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
+	// Priority (client): this service's rank, 1-255; default the
+	// section's priority.
+	Priority int    `yaml:"priority,omitempty" json:"priority,omitempty"`
+	Source   string `yaml:"source,omitempty" json:"source,omitempty"`
 }
 
 // DefaultSection is the section with its defaults: off.
