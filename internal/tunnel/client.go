@@ -304,11 +304,13 @@ func (c *Client) Run(ctx context.Context) error {
 		follow.Go(func() {
 			// The server ranks its clients by it; an older server of this
 			// protocol version refuses it, and all clients rank the same.
-			if err := control(ctx, conn, controlPriority+" "+strconv.Itoa(c.cfg.Priority)); err != nil {
-				c.log.Debug("tunnel priority not announced", "err", err)
-			}
+			// The server routes no service to this client before it knows
+			// which it delivers.
 			if err := control(ctx, conn, c.announcement()); err != nil {
 				c.log.Warn("tunnel services not announced", "err", err)
+			}
+			if err := control(ctx, conn, controlPriority+" "+strconv.Itoa(c.cfg.Priority)); err != nil {
+				c.log.Debug("tunnel priority not announced", "err", err)
 			}
 		})
 		c.conn.Store(conn)

@@ -22,11 +22,12 @@ import (
 // one and staying there while that client stays connected. When a
 // client's connection ends, its services move to the next client at once;
 // when a client of higher priority for a service connects, the service
-// moves to it. A client that announced nothing delivers every service at
-// its priority. A client that reconnects replaces its own older connection
-// (same certificate). The active client (Stats.Peer) is the one of the
-// highest priority overall; control requests and the Stats of the
-// connection are its.
+// moves to it. A client serves no service until it announced them (right
+// after it connects), so that a client connecting does not take services
+// for the moment before it says which it delivers. A client that
+// reconnects replaces its own older connection (same certificate). The
+// active client (Stats.Peer) is the one of the highest priority overall;
+// the connection figures of Stats are its.
 
 // peerConn is one connected client.
 type peerConn struct {
@@ -34,7 +35,7 @@ type peerConn struct {
 	fp       string
 	priority int
 	// services are the services the client announced it delivers and
-	// its priority for each; nil: every service, at priority.
+	// its priority for each; none before it announced them.
 	services map[string]int
 	since    time.Time
 	// lanes are the client's datagram connections beside conn.
@@ -44,9 +45,6 @@ type peerConn struct {
 
 // rank is p's priority for service, false when p does not deliver it.
 func (p *peerConn) rank(service string) (int, bool) {
-	if p.services == nil {
-		return p.priority, true
-	}
 	n, ok := p.services[service]
 	return n, ok
 }
