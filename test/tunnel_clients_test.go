@@ -18,12 +18,7 @@ import (
 // node; when the path comes back, the preferred node reconnects and takes
 // over again.
 func TestTunnelSeveralClients(t *testing.T) {
-	testpeer.Require(t, "nginx", "nft", "curl")
-	ns1 := newNetnsPeer(t)
-	ns2 := newNetnsPeerAt(t, 1)
-	// The DMZ node's tunnel address is on ns1's veth; ns2 reaches it
-	// through its own veth to the host.
-	ipCmd(t, "-n", ns2.name, "route", "add", ns1.hostIP+"/32", "via", ns2.hostIP)
+	ns1, ns2 := twoInsideNamespaces(t)
 	startNginxIn(t, ns1, "127.0.0.1:8081")
 	startNginxIn(t, ns2, "127.0.0.1:8081")
 
@@ -59,6 +54,18 @@ func TestTunnelSeveralClients(t *testing.T) {
 	nft("delete chain inet portico_test cut")
 	waitFor(t, 15*time.Second, active(ns1, 2))
 	waitPage(t, page, "inside nginx", pair.dmz)
+}
+
+// twoInsideNamespaces makes the namespaces of two inside nodes. The DMZ
+// node's tunnel address goes on the first one's veth; the second reaches
+// it through its own veth to the host.
+func twoInsideNamespaces(t *testing.T) (ns1, ns2 *netnsPeer) {
+	t.Helper()
+	testpeer.Require(t, "nginx", "nft", "curl")
+	ns1 = newNetnsPeer(t)
+	ns2 = newNetnsPeerAt(t, 1)
+	ipCmd(t, "-n", ns2.name, "route", "add", ns1.hostIP+"/32", "via", ns2.hostIP)
+	return ns1, ns2
 }
 
 // tunnelServedBy is, per service in GET /api/v1/tunnel, the addresses of
@@ -102,10 +109,7 @@ func curlBody(url string) string {
 // node's path is cut, its service and its share of the mode-all service
 // move to the other node at once, with an event and a metric per change.
 func TestTunnelServicesSplit(t *testing.T) {
-	testpeer.Require(t, "nginx", "nft", "curl")
-	ns1 := newNetnsPeer(t)
-	ns2 := newNetnsPeerAt(t, 1)
-	ipCmd(t, "-n", ns2.name, "route", "add", ns1.hostIP+"/32", "via", ns2.hostIP)
+	ns1, ns2 := twoInsideNamespaces(t)
 	startNginxSaying(t, ns1, "127.0.0.1:8081", "node one\n")
 	startNginxSaying(t, ns2, "127.0.0.1:8081", "node two\n")
 

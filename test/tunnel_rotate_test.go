@@ -137,10 +137,7 @@ func tunnelFull(t *testing.T, api *apiClient) tunnelFullStats {
 // inside node, which enrolls again with the same identity and, once the
 // other inside node is cut off, carries the traffic to nginx inside.
 func TestTunnelReenrollAfterMissedRotation(t *testing.T) {
-	testpeer.Require(t, "nginx", "nft", "curl")
-	ns1 := newNetnsPeer(t)
-	ns2 := newNetnsPeerAt(t, 1)
-	ipCmd(t, "-n", ns2.name, "route", "add", ns1.hostIP+"/32", "via", ns2.hostIP)
+	ns1, ns2 := twoInsideNamespaces(t)
 	startNginxIn(t, ns1, "127.0.0.1:8081")
 	startNginxIn(t, ns2, "127.0.0.1:8081")
 	webAddr := freeAddr(t)

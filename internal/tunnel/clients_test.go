@@ -47,33 +47,14 @@ func TestSeveralClients(t *testing.T) {
 	eventually(t, "the only client carries the flow", func() bool { return answers(uc) == "low" })
 
 	// The second client, of higher priority, takes over.
-	high, err := NewClient(Config{Server: s.addr, Priority: 200, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
-		Services: []Service{{Name: "rtp", Proto: "udp", Target: udpTag(t, "high")}}}, Deps{State: &MemState{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, _, err := s.CreateToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := high.Enroll(context.Background(), tok); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- high.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	_, stopHigh := startClient(t, s, Config{Priority: 200, Services: []Service{{Name: "rtp", Proto: "udp", Target: udpTag(t, "high")}}})
 	eventually(t, "the higher priority carries the flow", func() bool { return answers(uc) == "high" })
 	if st := s.Stats(); st.Clients != 2 || st.State != "up" || low.Stats().State != "up" {
 		t.Fatalf("server %+v, low client %s", st, low.Stats().State)
 	}
 
 	// The active client stops: the other takes over.
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	done <- nil
+	stopHigh()
 	eventually(t, "the remaining client carries the flow", func() bool { return answers(uc) == "low" })
 	if st := s.Stats(); st.Clients != 1 || st.State != "up" {
 		t.Fatalf("server after the failover %+v", st)
@@ -116,18 +97,7 @@ func tcpAnswer(addr string) string {
 // called (or the test ends).
 func startClient(t *testing.T, s *runningServer, cfg Config) (c *Client, stop func()) {
 	t.Helper()
-	cfg.Server, cfg.BackoffMin, cfg.BackoffMax = s.addr, 20*time.Millisecond, 200*time.Millisecond
-	c, err := NewClient(cfg, Deps{State: &MemState{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, _, err := s.CreateToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Enroll(context.Background(), tok); err != nil {
-		t.Fatal(err)
-	}
+	c = enrolledClient(t, s, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()

@@ -854,10 +854,9 @@ func TestReverseServices(t *testing.T) {
 	}
 }
 
-// runEnrolled makes a client of s from cfg (Server and quick backoff filled
-// in), enrolls it, runs it until the test ends and waits until the tunnel
-// is up and the client's offered services are bound.
-func runEnrolled(t testing.TB, s *runningServer, cfg Config) *Client {
+// enrolledClient makes a client of s from cfg (Server and quick backoff
+// filled in) and enrolls it.
+func enrolledClient(t testing.TB, s *runningServer, cfg Config) *Client {
 	t.Helper()
 	cfg.Server, cfg.BackoffMin, cfg.BackoffMax = s.addr, 20*time.Millisecond, 200*time.Millisecond
 	c, err := NewClient(cfg, Deps{State: &MemState{}})
@@ -871,6 +870,15 @@ func runEnrolled(t testing.TB, s *runningServer, cfg Config) *Client {
 	if err := c.Enroll(context.Background(), tok); err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// runEnrolled makes a client of s from cfg (Server and quick backoff filled
+// in), enrolls it, runs it until the test ends and waits until the tunnel
+// is up and the client's offered services are bound.
+func runEnrolled(t testing.TB, s *runningServer, cfg Config) *Client {
+	t.Helper()
+	c := enrolledClient(t, s, cfg)
 	runClient(t, c)
 	eventually(t, "tunnel up and the client's services bound", func() bool {
 		for _, x := range cfg.Services {
