@@ -159,7 +159,14 @@ func TestTunnelReenrollAfterMissedRotation(t *testing.T) {
 	// administrator.
 	_, port, _ := strings.Cut(strings.TrimPrefix(away.url, "https://"), ":")
 	nsRun(ns2, "nft", "add rule inet portico_test in tcp dport "+port+" accept")
+	raw, err := os.ReadFile("../internal/api/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc := newOpenAPIChecker(t, raw)
 	inside := newClient(t, away.url)
+	inside.record = func(method, path string, code int, body []byte) { oc.check(t, method, path, code, body) }
+	pair.api.record = inside.record
 	inside.csrf = true
 	inside.must(200, "POST", "/api/v1/login", map[string]string{"username": "admin", "password": adminPassword})
 	identity := tunnelFull(t, inside).Fingerprint
@@ -168,6 +175,10 @@ func TestTunnelReenrollAfterMissedRotation(t *testing.T) {
 	nsRun(ns2, "nft", "add chain inet portico_test cut { type filter hook output priority 0; policy accept; }")
 	nsRun(ns2, "nft", "add rule inet portico_test cut ip daddr "+ns1.hostIP+" udp dport "+strings.Split(pair.addr, ":")[1]+" drop")
 	waitFor(t, 10*time.Second, func() bool { return tunnelFull(t, pair.api).Clients == 1 })
+	var oldTok struct {
+		Token string `json:"token"`
+	}
+	pair.api.must(201, "POST", "/api/v1/tunnel/tokens", map[string]string{}).json(t, &oldTok)
 	var rot struct{ Fingerprint string }
 	pair.api.must(200, "POST", "/api/v1/tunnel/rotate", map[string]string{}).json(t, &rot)
 
@@ -203,6 +214,9 @@ func TestTunnelReenrollAfterMissedRotation(t *testing.T) {
 	pair.api.must(201, "POST", "/api/v1/tunnel/tokens", map[string]string{}).json(t, &tok)
 	var apiTok struct{ Secret string }
 	inside.must(201, "POST", "/api/v1/tokens", map[string]string{"name": "enroll"}).json(t, &apiTok)
+	// A token issued before the rotation names the old certificate: it is
+	// refused.
+	inside.must(422, "POST", "/api/v1/tunnel/enroll", map[string]string{"token": oldTok.Token})
 	if out, err := exec.Command(portico(t), "tunnel", "enroll", tok.Token, "--url", away.url, "--token", apiTok.Secret, "--insecure").CombinedOutput(); err != nil {
 		t.Fatalf("portico tunnel enroll: %v\n%s", err, out)
 	}

@@ -118,7 +118,18 @@ func (c *Client) Enroll(ctx context.Context, token string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, path, err := c.dialPath(ctx, c.tlsConfig(alpnEnroll, func(fp string) bool { return equalHex(fp, serverFP) }))
+	var other atomic.Pointer[string]
+	conn, path, err := c.dialPath(ctx, c.tlsConfig(alpnEnroll, func(fp string) bool {
+		ok := equalHex(fp, serverFP)
+		if !ok {
+			other.Store(&fp)
+		}
+		return ok
+	}))
+	if fp := other.Load(); err != nil && fp != nil {
+		// An old token (issued before a rotation) or another server's.
+		return fmt.Errorf("%w: it names server certificate %s, the server presents %s", ErrToken, serverFP, *fp)
+	}
 	if err != nil {
 		return fmt.Errorf("tunnel: enroll: %w", err)
 	}

@@ -3,6 +3,7 @@ package tunnel
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -152,6 +153,31 @@ func (cs *clientSet) best() *quic.Conn {
 		return nil
 	}
 	return bp.conn
+}
+
+// list describes the connected clients, active first, then by the time
+// they connected.
+func (cs *clientSet) list(active *quic.Conn) []ClientStats {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	ps := make([]*peerConn, 0, len(cs.peers))
+	for _, p := range cs.peers {
+		ps = append(ps, p)
+	}
+	slices.SortFunc(ps, func(a, b *peerConn) int {
+		if (a.conn == active) != (b.conn == active) {
+			if a.conn == active {
+				return -1
+			}
+			return 1
+		}
+		return a.since.Compare(b.since)
+	})
+	out := make([]ClientStats, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, ClientStats{Addr: p.conn.RemoteAddr().String(), Fingerprint: p.fp, Priority: p.priority, Services: maps.Clone(p.services), Since: p.since.UTC()})
+	}
+	return out
 }
 
 // len is the number of connected clients.

@@ -154,6 +154,13 @@ func TestServicesSplitAmongClients(t *testing.T) {
 	defer sip.Close()
 	web := s.ServiceAddr("web").String()
 	eventually(t, "sip through a, web through b", func() bool { return answers(sip) == "a" && tcpAnswer(web) == "b" })
+	cl := map[string]ClientStats{}
+	for _, x := range s.Stats().ClientList {
+		cl[x.Fingerprint] = x
+	}
+	if ca, cb := cl[a.Fingerprint()], cl[b.Fingerprint()]; len(cl) != 2 || ca.Services["sip"] != 200 || ca.Services["web"] != 50 || cb.Services["web"] != 200 || ca.Priority != DefaultPriority {
+		t.Fatalf("client list %+v", cl)
+	}
 	st := byName(s.Stats())
 	if st["sip"].Mode != ModeOne || len(st["sip"].ServedBy) != 1 || len(st["web"].ServedBy) != 1 || st["sip"].ServedBy[0] == st["web"].ServedBy[0] {
 		t.Fatalf("served by: sip %+v, web %+v", st["sip"], st["web"])

@@ -120,11 +120,24 @@ type Stats struct {
 	// Clients counts the clients connected to a server; Peer is the
 	// active one.
 	Clients int `json:"clients,omitempty"`
+	// ClientList is, on a server, each connected client: its address,
+	// certificate fingerprint, priority and the services it announced with
+	// its priority for each, the active one first.
+	ClientList []ClientStats `json:"client_list,omitempty"`
 	// Problem names what keeps a client from connecting that needs an
 	// administrator: "server certificate changed: re-enroll" when the
 	// server presents a certificate not pinned here (PresentedFingerprint).
 	Problem              string `json:"problem,omitempty"`
 	PresentedFingerprint string `json:"presented_fingerprint,omitempty"`
+}
+
+// ClientStats is one client connected to a server.
+type ClientStats struct {
+	Addr        string         `json:"addr"`
+	Fingerprint string         `json:"fingerprint"`
+	Priority    int            `json:"priority"`
+	Services    map[string]int `json:"services"`
+	Since       time.Time      `json:"since"`
 }
 
 // DatagramConnStats is a snapshot of one datagram connection: the lane of

@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"slices"
@@ -74,6 +75,10 @@ func TestReenrollAfterMissedRotation(t *testing.T) {
 	enroll(auto0)
 	manualFP, autoFP := manual.Fingerprint(), auto0.Fingerprint()
 
+	oldTok, _, err := s.CreateToken()
+	if err != nil {
+		t.Fatal(err)
+	}
 	newFP, err := s.Rotate(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -90,6 +95,11 @@ func TestReenrollAfterMissedRotation(t *testing.T) {
 	}
 	if answers(uc) != "stayed" {
 		t.Fatal("the flow left the connected client")
+	}
+	// A token issued before the rotation names the old certificate: it is
+	// refused as such before anything is sent.
+	if err := manual.Enroll(context.Background(), oldTok); !errors.Is(err, ErrToken) || !strings.Contains(err.Error(), "the server presents "+newFP) {
+		t.Fatalf("enrolling with a token for the old certificate: %v", err)
 	}
 	// An administrator issues a token; the client enrolls again with its
 	// own identity and, preferred, carries the flow.

@@ -233,6 +233,7 @@ func (s *Server) redeem(tok, clientFP string) error {
 func (s *Server) Stats() Stats {
 	st := s.stats(RoleServer)
 	st.Connections, st.Fingerprint, st.Clients = s.connections.Load(), s.Fingerprint(), s.clients.len()
+	st.ClientList = s.clients.list(s.conn.Load())
 	rt := s.routes.Load()
 	for i := range st.Services {
 		svc, _ := s.cfg.service(st.Services[i].Name)
