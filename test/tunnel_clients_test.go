@@ -18,16 +18,7 @@ import (
 // node; when the path comes back, the preferred node reconnects and takes
 // over again.
 func TestTunnelSeveralClients(t *testing.T) {
-	ns1, ns2 := twoInsideNamespaces(t)
-	startNginxIn(t, ns1, "127.0.0.1:8081")
-	startNginxIn(t, ns2, "127.0.0.1:8081")
-
-	webAddr := freeAddr(t)
-	pair := startTunnelDMZ(t, ns1, baseConfig(freeAddr(t)), fmt.Sprintf("  - {name: web, proto: tcp, listen: %s}\n", webAddr))
-	svc := "  - {name: web, proto: tcp, target: 127.0.0.1:8081}\n"
-	pair.addInside(t, ns1, "  priority: 200\n", svc)
-	pair.addInside(t, ns2, "  priority: 100\n", svc)
-	page := "http://" + webAddr + "/index.html"
+	pair, ns1, ns2, _, page := startTwoInsideNodes(t)
 
 	active := func(ns *netnsPeer, clients int) func() bool {
 		return func() bool {
@@ -66,6 +57,23 @@ func twoInsideNamespaces(t *testing.T) (ns1, ns2 *netnsPeer) {
 	ns2 = newNetnsPeerAt(t, 1)
 	ipCmd(t, "-n", ns2.name, "route", "add", ns1.hostIP+"/32", "via", ns2.hostIP)
 	return ns1, ns2
+}
+
+// startTwoInsideNodes starts a DMZ node offering nginx inside as service
+// web and two inside nodes delivering it, each in its own namespace with
+// its own nginx, of priorities 200 and 100; it returns the second node and
+// the page's URL through the DMZ node.
+func startTwoInsideNodes(t *testing.T) (pair *tunnelPair, ns1, ns2 *netnsPeer, second *daemon, page string) {
+	t.Helper()
+	ns1, ns2 = twoInsideNamespaces(t)
+	startNginxIn(t, ns1, "127.0.0.1:8081")
+	startNginxIn(t, ns2, "127.0.0.1:8081")
+	webAddr := freeAddr(t)
+	pair = startTunnelDMZ(t, ns1, baseConfig(freeAddr(t)), fmt.Sprintf("  - {name: web, proto: tcp, listen: %s}\n", webAddr))
+	svc := "  - {name: web, proto: tcp, target: 127.0.0.1:8081}\n"
+	pair.addInside(t, ns1, "  priority: 200\n", svc)
+	second = pair.addInside(t, ns2, "  priority: 100\n", svc)
+	return pair, ns1, ns2, second, "http://" + webAddr + "/index.html"
 }
 
 // tunnelServedBy is, per service in GET /api/v1/tunnel, the addresses of

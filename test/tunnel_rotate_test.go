@@ -137,15 +137,7 @@ func tunnelFull(t *testing.T, api *apiClient) tunnelFullStats {
 // inside node, which enrolls again with the same identity and, once the
 // other inside node is cut off, carries the traffic to nginx inside.
 func TestTunnelReenrollAfterMissedRotation(t *testing.T) {
-	ns1, ns2 := twoInsideNamespaces(t)
-	startNginxIn(t, ns1, "127.0.0.1:8081")
-	startNginxIn(t, ns2, "127.0.0.1:8081")
-	webAddr := freeAddr(t)
-	pair := startTunnelDMZ(t, ns1, baseConfig(freeAddr(t)), fmt.Sprintf("  - {name: web, proto: tcp, listen: %s}\n", webAddr))
-	svc := "  - {name: web, proto: tcp, target: 127.0.0.1:8081}\n"
-	pair.addInside(t, ns1, "  priority: 200\n", svc)
-	away := pair.addInside(t, ns2, "  priority: 100\n", svc)
-	page := "http://" + webAddr + "/index.html"
+	pair, ns1, ns2, away, page := startTwoInsideNodes(t)
 	waitFor(t, 30*time.Second, func() bool { return tunnelFull(t, pair.api).Clients == 2 })
 	waitPage(t, page, "inside nginx", pair.dmz)
 

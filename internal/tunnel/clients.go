@@ -23,9 +23,11 @@ import (
 // one and staying there while that client stays connected. When a
 // client's connection ends, its services move to the next client at once;
 // when a client of higher priority for a service connects, the service
-// moves to it. A client serves no service until it announced them (right
-// after it connects), so that a client connecting does not take services
-// for the moment before it says which it delivers. A client that
+// moves to it. Until a client announced its services (right after it
+// connects) it serves a service only while no client that did delivers
+// it: a client connecting does not take services from another for the
+// moment before it says which it delivers, and a lone client serves at
+// once. A client that
 // reconnects replaces its own older connection (same certificate). The
 // active client (Stats.Peer) is the one of the highest priority overall;
 // the connection figures of Stats are its.
@@ -36,7 +38,7 @@ type peerConn struct {
 	fp       string
 	priority int
 	// services are the services the client announced it delivers and
-	// its priority for each; none before it announced them.
+	// its priority for each; nil before it announced them.
 	services map[string]int
 	since    time.Time
 	// lanes are the client's datagram connections beside conn.
@@ -44,10 +46,14 @@ type peerConn struct {
 	gone  atomic.Bool // the connection ended or was replaced
 }
 
-// rank is p's priority for service, false when p does not deliver it.
-func (p *peerConn) rank(service string) (int, bool) {
-	n, ok := p.services[service]
-	return n, ok
+// rank is p's priority for service, false when p announced that it does
+// not deliver it; provisional while p announced nothing.
+func (p *peerConn) rank(service string) (n int, ok, provisional bool) {
+	if p.services == nil {
+		return p.priority, true, true
+	}
+	n, ok = p.services[service]
+	return n, ok, false
 }
 
 // connFor is the connection that carries datagrams of lane i to p: one of
@@ -112,18 +118,25 @@ func (cs *clientSet) update(conn *quic.Conn, f func(p *peerConn)) bool {
 	return ok
 }
 
-// ranked lists the clients that deliver service, preferred first, with
-// cs.mu held.
+// rankedLocked lists the clients that deliver service, preferred first,
+// with cs.mu held: those that announced it, or when none did, those that
+// announced nothing yet.
 func (cs *clientSet) rankedLocked(service string) []*peerConn {
 	type ranked struct {
 		p *peerConn
 		n int
 	}
-	var rs []ranked
+	var rs, provisional []ranked
 	for _, p := range cs.peers {
-		if n, ok := p.rank(service); ok {
+		switch n, ok, prov := p.rank(service); {
+		case ok && prov:
+			provisional = append(provisional, ranked{p, n})
+		case ok:
 			rs = append(rs, ranked{p, n})
 		}
+	}
+	if len(rs) == 0 {
+		rs = provisional
 	}
 	slices.SortFunc(rs, func(a, b ranked) int {
 		if a.n != b.n {

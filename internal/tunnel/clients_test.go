@@ -63,22 +63,7 @@ func TestSeveralClients(t *testing.T) {
 
 // tcpTag is a TCP target that writes tag to every connection and closes it.
 func tcpTag(t *testing.T, tag string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = c.Write([]byte(tag))
-			_ = c.Close()
-		}
-	}()
-	return ln.Addr().String()
+	return tcpServer(t, func(c net.Conn) { _, _ = c.Write([]byte(tag)) })
 }
 
 // tcpAnswer reads what a TCP connection to addr is sent, "" on failure.

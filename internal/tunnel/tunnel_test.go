@@ -43,6 +43,12 @@ func eventually(t testing.TB, what string, cond func() bool) {
 }
 
 func tcpEcho(t testing.TB) string {
+	return tcpServer(t, func(c net.Conn) { _, _ = io.Copy(c, c) })
+}
+
+// tcpServer serves each connection to a loopback port with handle (then
+// closes it) until the test ends, and returns its address.
+func tcpServer(t testing.TB, handle func(net.Conn)) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +60,7 @@ func tcpEcho(t testing.TB) string {
 			if err != nil {
 				return
 			}
-			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
+			go func() { defer c.Close(); handle(c) }()
 		}
 	}()
 	return ln.Addr().String()
