@@ -367,12 +367,13 @@ func (s *Server) setServices(conn *quic.Conn, arg string) error {
 }
 
 // announcement is the client's "services" control request: each service
-// it delivers with its priority for it.
+// it delivers (every one it does not offer itself) with its priority for
+// it.
 func (c *Client) announcement() string {
 	var b strings.Builder
 	b.WriteString(controlServices)
 	for _, svc := range c.cfg.Services {
-		if svc.Target == "" {
+		if svc.Listen != "" {
 			continue
 		}
 		fmt.Fprintf(&b, " %s=%d", svc.Name, cmp.Or(svc.Priority, c.cfg.Priority))

@@ -136,7 +136,8 @@ type Service struct {
 	Mode string
 	// Priority, on a client, ranks it for this service among the clients
 	// of one server (1-255, higher preferred); 0 means the client's
-	// Priority. Only a service the client delivers (Target) has one.
+	// Priority. Only a service the client delivers (not one it offers
+	// with Listen) has one.
 	Priority int
 	// Source is the local IP address the delivering end's flow sockets
 	// use toward Target. Optional (the system chooses); it lets the target
@@ -214,8 +215,8 @@ func (c Config) Validate(prefix string) error {
 			errs.Add(p+".priority", "%d is not 1-255", s.Priority)
 		case c.Role != RoleClient:
 			errs.Add(p+".priority", "only a client has a priority")
-		case s.Target == "":
-			errs.Add(p+".priority", "only a service this client delivers (target) has a priority")
+		case s.Listen != "":
+			errs.Add(p+".priority", "only a service this client delivers (not one it offers, listen) has a priority")
 		}
 		if s.Source != "" {
 			if _, err := netip.ParseAddr(s.Source); err != nil {
