@@ -75,7 +75,7 @@ func (s Section) Config() Config {
 		Priority: s.Priority, DatagramConnections: s.DatagramConnections,
 	}
 	for _, x := range s.Services {
-		c.Services = append(c.Services, Service(x))
+		c.Services = append(c.Services, Service{Name: x.Name, Proto: x.Proto, Listen: x.Listen, Target: x.Target, Source: x.Source, Mode: x.Mode, Priority: x.Priority})
 	}
 	return c
 }
