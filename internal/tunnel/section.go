@@ -75,6 +75,7 @@ func (s Section) Config() Config {
 		Priority: s.Priority, DatagramConnections: s.DatagramConnections,
 	}
 	for _, x := range s.Services {
+		//lint:ignore S1016 each field is named so that one added to either type is copied deliberately
 		c.Services = append(c.Services, Service{Name: x.Name, Proto: x.Proto, Listen: x.Listen, Target: x.Target, Source: x.Source, Mode: x.Mode, Priority: x.Priority})
 	}
 	return c
