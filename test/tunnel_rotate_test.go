@@ -126,3 +126,108 @@ func tunnelFull(t *testing.T, api *apiClient) tunnelFullStats {
 	api.must(200, "GET", "/api/v1/tunnel", nil).json(t, &st)
 	return st
 }
+
+// TestTunnelReenrollAfterMissedRotation: the DMZ node rotates its tunnel
+// certificate while one of its two inside nodes is cut off. When that
+// node's path comes back, it is refused by its own stale pin and says so
+// instead of retrying silently: its API reports "server certificate
+// changed: re-enroll" with the certificate the server presented, its
+// readiness fails, its metric and log say so. An administrator issues a
+// token on the DMZ node and runs "portico tunnel enroll" against the
+// inside node, which enrolls again with the same identity and, once the
+// other inside node is cut off, carries the traffic to nginx inside.
+func TestTunnelReenrollAfterMissedRotation(t *testing.T) {
+	pair, ns1, ns2, away, page := startTwoInsideNodes(t)
+	waitFor(t, 30*time.Second, func() bool { return tunnelFull(t, pair.api).Clients == 2 })
+	waitPage(t, page, "inside nginx", pair.dmz)
+
+	nsRun := func(ns *netnsPeer, args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", append([]string{"netns", "exec", ns.name}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v %s", args, err, out)
+		}
+	}
+	// The away node's management port is opened in its firewall for the
+	// administrator.
+	_, port, _ := strings.Cut(strings.TrimPrefix(away.url, "https://"), ":")
+	nsRun(ns2, "nft", "add rule inet portico_test in tcp dport "+port+" accept")
+	raw, err := os.ReadFile("../internal/api/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc := newOpenAPIChecker(t, raw)
+	inside := newClient(t, away.url)
+	inside.record = func(method, path string, code int, body []byte) { oc.check(t, method, path, code, body) }
+	pair.api.record = inside.record
+	inside.csrf = true
+	inside.must(200, "POST", "/api/v1/login", map[string]string{"username": "admin", "password": adminPassword})
+	identity := tunnelFull(t, inside).Fingerprint
+
+	// Its path is cut, and the DMZ node rotates meanwhile.
+	nsRun(ns2, "nft", "add chain inet portico_test cut { type filter hook output priority 0; policy accept; }")
+	nsRun(ns2, "nft", "add rule inet portico_test cut ip daddr "+ns1.hostIP+" udp dport "+strings.Split(pair.addr, ":")[1]+" drop")
+	waitFor(t, 10*time.Second, func() bool { return tunnelFull(t, pair.api).Clients == 1 })
+	var oldTok struct {
+		Token string `json:"token"`
+	}
+	pair.api.must(201, "POST", "/api/v1/tunnel/tokens", map[string]string{}).json(t, &oldTok)
+	var rot struct{ Fingerprint string }
+	pair.api.must(200, "POST", "/api/v1/tunnel/rotate", map[string]string{}).json(t, &rot)
+
+	// The path comes back: the node is refused and says why.
+	nsRun(ns2, "nft", "delete chain inet portico_test cut")
+	var st struct {
+		State                string `json:"state"`
+		Problem              string `json:"problem"`
+		PresentedFingerprint string `json:"presented_fingerprint"`
+		Fingerprint          string `json:"fingerprint"`
+	}
+	waitFor(t, 20*time.Second, func() bool {
+		inside.must(200, "GET", "/api/v1/tunnel", nil).json(t, &st)
+		return st.Problem == "server certificate changed: re-enroll"
+	})
+	if st.State != "down" || st.PresentedFingerprint != rot.Fingerprint || tunnelFull(t, pair.api).Clients != 1 {
+		t.Fatalf("the away node after the rotation: %+v (the server now presents %s)", st, rot.Fingerprint)
+	}
+	if r := inside.do("GET", "/readyz", nil); r.code != 503 || !strings.Contains(string(r.body), "tunnel-enrollment") {
+		t.Fatalf("readyz %d %s", r.code, r.body)
+	}
+	if m := string(inside.must(200, "GET", "/metrics", nil).body); metricSum(m, "portico_tunnel_reenroll_required") != 1 {
+		t.Fatal("portico_tunnel_reenroll_required is not 1")
+	}
+	if b, _ := os.ReadFile(filepath.Join(away.dir, "data", "log", "portico.log")); !strings.Contains(string(b), "server certificate changed: re-enroll") {
+		t.Fatal("the away node's log does not say it must enroll again")
+	}
+
+	// The administrator enrolls it again.
+	var tok struct {
+		Token string `json:"token"`
+	}
+	pair.api.must(201, "POST", "/api/v1/tunnel/tokens", map[string]string{}).json(t, &tok)
+	var apiTok struct{ Secret string }
+	inside.must(201, "POST", "/api/v1/tokens", map[string]string{"name": "enroll"}).json(t, &apiTok)
+	// A token issued before the rotation names the old certificate: it is
+	// refused.
+	inside.must(422, "POST", "/api/v1/tunnel/enroll", map[string]string{"token": oldTok.Token})
+	if out, err := exec.Command(portico(t), "tunnel", "enroll", tok.Token, "--url", away.url, "--token", apiTok.Secret, "--insecure").CombinedOutput(); err != nil {
+		t.Fatalf("portico tunnel enroll: %v\n%s", err, out)
+	}
+	waitFor(t, 20*time.Second, func() bool { return tunnelFull(t, pair.api).Clients == 2 })
+	st.Problem, st.PresentedFingerprint = "", "" // omitted when clear
+	inside.must(200, "GET", "/api/v1/tunnel", nil).json(t, &st)
+	if st.Problem != "" || st.State != "up" || st.Fingerprint != identity {
+		t.Fatalf("after enrolling again: %+v, identity was %s", st, identity)
+	}
+	if r := inside.do("GET", "/readyz", nil); r.code != 200 {
+		t.Fatalf("readyz %d %s", r.code, r.body)
+	}
+
+	// It carries the traffic once the other node is cut off.
+	nsRun(ns1, "nft", "add chain inet portico_test cut { type filter hook output priority 0; policy accept; }")
+	nsRun(ns1, "nft", "add rule inet portico_test cut ip daddr "+ns1.hostIP+" drop")
+	waitFor(t, 10*time.Second, func() bool {
+		f := tunnelFull(t, pair.api)
+		return f.Clients == 1 && strings.HasPrefix(f.Peer, ns2.peerIP+":")
+	})
+	waitPage(t, page, "inside nginx", pair.dmz)
+}

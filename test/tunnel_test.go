@@ -179,9 +179,15 @@ func tunnelStatus(t *testing.T, api *apiClient) (string, map[string]tunnelServic
 // tunnel client.
 func startNginxIn(t *testing.T, ns *netnsPeer, addr string) {
 	t.Helper()
+	startNginxSaying(t, ns, addr, "inside nginx\n")
+}
+
+// startNginxSaying is startNginxIn with body as index.html.
+func startNginxSaying(t *testing.T, ns *netnsPeer, addr, body string) {
+	t.Helper()
 	ngDir := t.TempDir()
 	ngConf := filepath.Join(ngDir, "nginx.conf")
-	os.WriteFile(filepath.Join(ngDir, "index.html"), []byte("inside nginx\n"), 0o644)
+	os.WriteFile(filepath.Join(ngDir, "index.html"), []byte(body), 0o644)
 	os.WriteFile(ngConf, fmt.Appendf(nil, `user root;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log;

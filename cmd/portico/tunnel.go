@@ -85,6 +85,33 @@ func tunnelCmd() *cobra.Command {
 		},
 	}
 	addClientFlags(rotate, &rcl, &rInsecure, &rCA)
-	c.AddCommand(token, status, rotate)
+
+	var ecl client
+	var eInsecure bool
+	var eCA string
+	enroll := &cobra.Command{
+		Use:   "enroll ENROLLMENT-TOKEN",
+		Short: "Enroll the inside node with a one-time token from the tunnel server",
+		Long: "Present a one-time enrollment token (from \"portico tunnel token\" on the DMZ node) to the tunnel\n" +
+			"server. The inside node keeps its identity; this is how it enrolls again after the server's\n" +
+			"certificate changed while it was away (status problem \"server certificate changed: re-enroll\").",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := ecl.setup(eInsecure, eCA); err != nil {
+				return err
+			}
+			body, _ := json.Marshal(map[string]string{"token": args[0]})
+			var out struct {
+				State string `json:"state"`
+			}
+			if err := ecl.send(cmd.Context(), "POST", "/api/v1/tunnel/enroll", strings.NewReader(string(body)), &out); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "enrolled; tunnel", out.State)
+			return nil
+		},
+	}
+	addClientFlags(enroll, &ecl, &eInsecure, &eCA)
+	c.AddCommand(token, status, rotate, enroll)
 	return c
 }

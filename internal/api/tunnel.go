@@ -24,10 +24,51 @@ type TunnelRotator interface {
 	Rotate(ctx context.Context) (string, error)
 }
 
+// TunnelEnroller presents an enrollment token to the tunnel server; the
+// client end does.
+type TunnelEnroller interface {
+	Enroll(ctx context.Context, token string) error
+}
+
 func (s *Server) tunnelRoutes() {
 	s.mux.HandleFunc("GET /api/v1/tunnel", s.auth(false, s.tunnelStatus))
 	s.mux.HandleFunc("POST /api/v1/tunnel/tokens", s.auth(true, s.tunnelToken))
 	s.mux.HandleFunc("POST /api/v1/tunnel/rotate", s.auth(true, s.tunnelRotate))
+	s.mux.HandleFunc("POST /api/v1/tunnel/enroll", s.auth(true, s.tunnelEnroll))
+}
+
+// tunnelEnroll presents a one-time token to the tunnel server from the
+// client end, keeping the client's identity: the first enrollment, or a
+// new one after the server's certificate changed while this client was
+// away. Only admins may.
+func (s *Server) tunnelEnroll(w http.ResponseWriter, r *http.Request, p Principal) {
+	t := s.tunnelService(w)
+	if t == nil {
+		return
+	}
+	te, ok := t.(TunnelEnroller)
+	if !ok {
+		writeError(w, http.StatusConflict, "a tunnel client enrolls (tunnel.role: client); the server issues tokens")
+		return
+	}
+	var req struct {
+		Token string `json:"token"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	err := te.Enroll(r.Context(), req.Token)
+	switch {
+	case errors.Is(err, tunnel.ErrToken) || errors.Is(err, tunnel.ErrRefused):
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	case err != nil:
+		s.log.Warn("tunnel enrollment failed", "err", err)
+		writeError(w, http.StatusBadGateway, "the tunnel server could not be reached: "+err.Error())
+		return
+	}
+	s.auditWrite(r.Context(), p, "tunnel.enroll", "", "")
+	writeJSON(w, http.StatusOK, t.Stats())
 }
 
 func (s *Server) tunnelService(w http.ResponseWriter) TunnelService {

@@ -633,6 +633,13 @@ func (a *App) ready(ctx context.Context) []api.Check {
 	if ts := a.built.turn; ts != nil {
 		checks = append(checks, turnListenerChecks(ts.ListenerStatus())...)
 	}
+	if t := a.built.tunnel; t != nil {
+		// A stale pin needs an administrator; the tunnel merely being
+		// down does not fail readiness (it comes back by itself).
+		if p := t.Stats().Problem; p != "" {
+			checks = append(checks, api.Check{Name: "tunnel-enrollment", OK: false, Error: p})
+		}
+	}
 	return checks
 }
 

@@ -26,7 +26,8 @@ func (b *built) buildTunnel(cfg *config.Config, d serviceDeps) error {
 	if d.dataDir != "" {
 		state = tunnel.FileState{Path: filepath.Join(d.dataDir, tunnelStateFile)}
 	}
-	deps := tunnel.Deps{Logger: logging.Component(d.log, "tunnel"), State: state, Registerer: d.reg, OnState: tunnelEvents(d.events, cfg.Tunnel.Role)}
+	deps := tunnel.Deps{Logger: logging.Component(d.log, "tunnel"), State: state, Registerer: d.reg, OnState: tunnelEvents(d.events, cfg.Tunnel.Role),
+		OnEvent: tunnelNotes(d.events)}
 	tc := cfg.Tunnel.Config()
 	var err error
 	if cfg.Tunnel.Role == tunnel.RoleServer {
@@ -45,6 +46,17 @@ func (b *built) buildTunnel(cfg *config.Config, d serviceDeps) error {
 		return []string{"tunnel"}, nil
 	}})
 	return nil
+}
+
+// tunnelNotes records the tunnel's other notable changes (a service
+// moving to another client, a stale server pin) in the event history.
+func tunnelNotes(record func(store.Event)) func(severity, msg string) {
+	if record == nil {
+		return nil
+	}
+	return func(severity, msg string) {
+		record(store.Event{Time: time.Now().UTC(), Severity: severity, Component: "tunnel", Message: msg})
+	}
 }
 
 // tunnelEvents records every state change of the tunnel in the event

@@ -62,6 +62,9 @@ func TestTunnelServerAPI(t *testing.T) {
 	go func() { cdone <- c.Run(cctx) }()
 	t.Cleanup(func() { ccancel(); <-cdone })
 
+	if w := do("POST", "/api/v1/tunnel/enroll", "application/json", `{"token":"`+tok.Token+`"}`); w.Code != http.StatusConflict {
+		t.Fatalf("POST /api/v1/tunnel/enroll on the server: %d %s", w.Code, w.Body)
+	}
 	for end := time.Now().Add(15 * time.Second); status().State != "up"; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(end) {
 			t.Fatal("the tunnel never came up")
@@ -81,9 +84,26 @@ func TestTunnelServerAPI(t *testing.T) {
 // TestTunnelOffAPI: without the section the endpoints say it is off.
 func TestTunnelOffAPI(t *testing.T) {
 	_, do := newTestApp(t)
-	for _, r := range []struct{ method, path string }{{"GET", "/api/v1/tunnel"}, {"POST", "/api/v1/tunnel/tokens"}} {
+	for _, r := range []struct{ method, path string }{{"GET", "/api/v1/tunnel"}, {"POST", "/api/v1/tunnel/tokens"}, {"POST", "/api/v1/tunnel/enroll"}} {
 		if w := do(r.method, r.path, "application/json", "{}"); w.Code != http.StatusNotFound {
 			t.Fatalf("%s %s: %d", r.method, r.path, w.Code)
 		}
+	}
+}
+
+// TestTunnelEnrollAPI: on a client, POST /api/v1/tunnel/enroll refuses a
+// token that is not one (422) without reaching for the server, and a
+// request without a body (400).
+func TestTunnelEnrollAPI(t *testing.T) {
+	a, err := startTestApp(t, fmt.Sprintf("tunnel:\n  enabled: true\n  role: client\n  server: 127.0.0.1:%d\n", testpeer.FreePort(t)), nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := apiClient(t, a)
+	if w := do("POST", "/api/v1/tunnel/enroll", "application/json", `{"token":"pt1.nonsense"}`); w.Code != http.StatusUnprocessableEntity || !strings.Contains(w.Body.String(), "wrong enrollment token") {
+		t.Fatalf("a malformed token: %d %s", w.Code, w.Body)
+	}
+	if w := do("POST", "/api/v1/tunnel/enroll", "application/json", ``); w.Code != http.StatusBadRequest {
+		t.Fatalf("no body: %d %s", w.Code, w.Body)
 	}
 }

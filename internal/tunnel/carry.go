@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portico-edge/portico/internal/connlimit"
@@ -33,6 +34,9 @@ type flowKey struct {
 type targetFlow struct {
 	conn *net.UDPConn
 	st   *serviceStats
+	// via is the connection the flow's last datagram came on; a server's
+	// replies go back on it, to the client that sent it.
+	via atomic.Pointer[quic.Conn]
 }
 
 // openFlow opens a TCP flow of the named service through the tunnel. The
@@ -58,6 +62,9 @@ func (e *end) openFlowAt(ctx context.Context, service string, index uint32) (net
 // (of kind, for the port of service at index) followed by more.
 func (e *end) openStream(ctx context.Context, kind Kind, service string, index uint32, more []byte) (*quic.Conn, *quic.Stream, error) {
 	c := e.conn.Load()
+	if e.pick != nil {
+		c = e.pick(Header{Kind: KindTCP, Service: service}, nil, 0)
+	}
 	if c == nil {
 		return nil, nil, ErrNoPeer
 	}
@@ -209,7 +216,7 @@ func (e *end) serveConn(ctx context.Context, conn *quic.Conn, wg *sync.WaitGroup
 			continue
 		}
 		for _, en := range entries {
-			e.route(ctx, en, wg)
+			e.route(ctx, conn, en, wg)
 		}
 	}
 	_ = conn.CloseWithError(codeShutdown, "")
@@ -218,7 +225,7 @@ func (e *end) serveConn(ctx context.Context, conn *quic.Conn, wg *sync.WaitGroup
 
 // route delivers one flow datagram from the peer: to the local source of a
 // flow of an offered service, or to the target of a delivered one.
-func (e *end) route(ctx context.Context, b []byte, wg *sync.WaitGroup) {
+func (e *end) route(ctx context.Context, conn *quic.Conn, b []byte, wg *sync.WaitGroup) {
 	h, n, err := e.parseEntry(b)
 	if err != nil || h.Kind != KindUDP {
 		e.badHeaders.Add(1)
@@ -233,7 +240,7 @@ func (e *end) route(ctx context.Context, b []byte, wg *sync.WaitGroup) {
 		}
 		return
 	}
-	e.deliver(ctx, h, b[n:], wg)
+	e.deliver(ctx, conn, h, b[n:], wg)
 }
 
 // parseEntry is Parse for a bundle entry, with the service name taken from
@@ -306,7 +313,7 @@ func (e *end) serveStream(ctx context.Context, conn *quic.Conn, st *quic.Stream)
 // deliver sends one datagram to its flow's target, opening the flow's
 // socket on its first datagram. A service holds at most MaxFlows such
 // flows; a datagram for a new flow beyond is dropped and counted.
-func (e *end) deliver(ctx context.Context, h Header, p []byte, wg *sync.WaitGroup) {
+func (e *end) deliver(ctx context.Context, conn *quic.Conn, h Header, p []byte, wg *sync.WaitGroup) {
 	key := flowKey{h.Service, h.Flow}
 	e.fmu.Lock()
 	f := e.flows[key]
@@ -354,16 +361,20 @@ func (e *end) deliver(ctx context.Context, h Header, p []byte, wg *sync.WaitGrou
 		if g := e.flows[key]; g != nil {
 			e.fmu.Unlock()
 			_ = uc.Close()
+			g.via.Store(conn)
 			g.st.bytesIn.Add(uint64(len(p)))
 			_, _ = g.conn.Write(p)
 			return
 		}
 		f = &targetFlow{conn: uc, st: st}
+		f.via.Store(conn)
 		e.flows[key] = f
 		e.fmu.Unlock()
 		f.st.flows.Add(1)
 		f.st.flowsTotal.Add(1)
 		wg.Go(func() { e.flowLoop(key, f) })
+	} else if f.via.Load() != conn {
+		f.via.Store(conn)
 	}
 	f.st.bytesIn.Add(uint64(len(p)))
 	_, _ = f.conn.Write(p)
@@ -391,7 +402,11 @@ func (e *end) flowLoop(key flowKey, f *targetFlow) {
 			// next datagram for it opens it again.
 			return
 		}
-		e.enqueue(h, buf[:n], f.st)
+		var to *quic.Conn
+		if e.pick != nil {
+			to = f.via.Load()
+		}
+		e.enqueueTo(h, buf[:n], f.st, to)
 	}
 }
 
@@ -426,6 +441,7 @@ type udpFlow struct {
 	id   uint32
 	src  netip.AddrPort
 	last time.Time
+	via  *peerConn // server: the client carrying the flow; readLoop's own
 }
 
 func (u *udpService) readLoop() {
@@ -461,7 +477,15 @@ func (u *udpService) readLoop() {
 		f.last = now
 		id := f.id
 		u.mu.Unlock()
-		u.e.enqueue(Header{Kind: KindUDP, Flow: id, Service: u.name}, buf[:n], u.st)
+		h := Header{Kind: KindUDP, Flow: id, Service: u.name}
+		var to *quic.Conn
+		if u.e.pick != nil {
+			if to = u.e.pick(h, &f.via, u.e.laneOf(h).index); to == nil {
+				u.e.droppedNoPeer.Add(1)
+				continue
+			}
+		}
+		u.e.enqueueTo(h, buf[:n], u.st, to)
 	}
 }
 

@@ -36,6 +36,14 @@ type Client struct {
 	migrations, connections atomic.Uint64
 	// laneDrops counts extra datagram connections that went down.
 	laneDrops atomic.Uint64
+	// presented is the certificate fingerprint the server presented that
+	// is not pinned here (the server rotated while this client was away);
+	// nil while the pins match. tried is the configured token already
+	// presented for it.
+	presented atomic.Pointer[string]
+	tried     string
+	// kick wakes Run's reconnect wait after an enrollment.
+	kick chan struct{}
 }
 
 // NewClient validates cfg and loads (or creates) the client's identity.
@@ -46,7 +54,7 @@ func NewClient(cfg Config, deps Deps) (*Client, error) {
 	}
 	// The identity is saved with the enrollment's pin, so New does no
 	// writes; until then a new one each start costs nothing.
-	c := &Client{end: p.end, deps: p.deps, cert: p.cert, st: p.st}
+	c := &Client{end: p.end, deps: p.deps, cert: p.cert, st: p.st, kick: make(chan struct{}, 1)}
 	c.control = func(conn *quic.Conn, st *quic.Stream) {
 		if err := serveControl(conn, st, c.applyControl); err != nil {
 			c.log.Warn("tunnel control request refused", "err", err)
@@ -74,6 +82,9 @@ func (c *Client) Stats() Stats {
 	st := c.stats(RoleClient)
 	st.Connections, st.Migrations, st.Fingerprint = c.connections.Load(), c.migrations.Load(), c.Fingerprint()
 	st.DatagramConnectionDrops = c.laneDrops.Load()
+	if fp := c.presented.Load(); fp != nil {
+		st.Problem, st.PresentedFingerprint = ProblemServerChanged, *fp
+	}
 	return st
 }
 
@@ -107,7 +118,18 @@ func (c *Client) Enroll(ctx context.Context, token string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, path, err := c.dialPath(ctx, c.tlsConfig(alpnEnroll, func(fp string) bool { return equalHex(fp, serverFP) }))
+	var other atomic.Pointer[string]
+	conn, path, err := c.dialPath(ctx, c.tlsConfig(alpnEnroll, func(fp string) bool {
+		ok := equalHex(fp, serverFP)
+		if !ok {
+			other.Store(&fp)
+		}
+		return ok
+	}))
+	if fp := other.Load(); err != nil && fp != nil {
+		// An old token (issued before a rotation) or another server's.
+		return fmt.Errorf("%w: it names server certificate %s, the server presents %s", ErrToken, serverFP, *fp)
+	}
 	if err != nil {
 		return fmt.Errorf("tunnel: enroll: %w", err)
 	}
@@ -138,6 +160,13 @@ func (c *Client) Enroll(ctx context.Context, token string) error {
 	}
 	c.st = next
 	c.log.Info("tunnel enrolled", "server", c.server(), "fingerprint", serverFP)
+	if c.presented.Swap(nil) != nil {
+		c.event("info", "tunnel client enrolled again with the server's new certificate "+serverFP)
+	}
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
 	return nil
 }
 
@@ -203,7 +232,17 @@ func (c *Client) connectPath(ctx context.Context) (*quic.Conn, *clientPath, erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*c.cfg.IdleTimeout)
 	defer cancel()
-	conn, path, err := c.dialPath(ctx, c.tlsConfig(alpnTunnel, c.pinned))
+	var presented atomic.Pointer[string]
+	conn, path, err := c.dialPath(ctx, c.tlsConfig(alpnTunnel, func(fp string) bool {
+		ok := c.pinned(fp)
+		if !ok {
+			presented.Store(&fp)
+		}
+		return ok
+	}))
+	if fp := presented.Load(); err != nil && fp != nil {
+		err = &ServerChangedError{Presented: *fp, Err: err}
+	}
 	// A server of an older build offers no protocol this one speaks; TLS
 	// ends the handshake with a no_application_protocol alert (120).
 	var te *quic.TransportError
@@ -251,14 +290,22 @@ func (c *Client) Run(ctx context.Context) error {
 			if errors.Is(err, ErrVersion) {
 				lvl = slog.LevelWarn
 			}
-			c.log.Log(ctx, lvl, "tunnel connect failed", "server", c.server(), "err", err, "retry_in", d)
+			var sc *ServerChangedError
+			if errors.As(err, &sc) {
+				c.serverChanged(ctx, sc.Presented)
+			} else {
+				c.log.Log(ctx, lvl, "tunnel connect failed", "server", c.server(), "err", err, "retry_in", d)
+			}
 			select {
 			case <-ctx.Done():
 				return nil
+			case <-c.kick:
+				failures = 0
 			case <-time.After(d):
 			}
 			continue
 		}
+		c.presented.Store(nil)
 		if everUp {
 			c.reconnects.Add(1)
 		}
@@ -268,6 +315,11 @@ func (c *Client) Run(ctx context.Context) error {
 		follow.Go(func() {
 			// The server ranks its clients by it; an older server of this
 			// protocol version refuses it, and all clients rank the same.
+			// The server routes no service to this client before it knows
+			// which it delivers.
+			if err := control(ctx, conn, c.announcement()); err != nil {
+				c.log.Warn("tunnel services not announced", "err", err)
+			}
 			if err := control(ctx, conn, controlPriority+" "+strconv.Itoa(c.cfg.Priority)); err != nil {
 				c.log.Debug("tunnel priority not announced", "err", err)
 			}
@@ -304,6 +356,40 @@ func (c *Client) Run(ctx context.Context) error {
 			return nil
 		case <-time.After(d):
 		}
+	}
+}
+
+// serverChanged handles a server that presented a certificate fp not
+// pinned here: the server rotated it while this client was not connected,
+// so the client never pinned the new one. The client keeps its identity,
+// reports the state (Stats.Problem, an event, a warning), and enrolls again
+// when its configured token names fp; otherwise it waits for a new token
+// (Enroll) while it keeps trying the old pin.
+func (c *Client) serverChanged(ctx context.Context, fp string) {
+	if old := c.presented.Swap(&fp); old == nil || *old != fp {
+		c.mu.Lock()
+		pinned := slices.Clone(c.st.Peers)
+		c.mu.Unlock()
+		c.log.Warn("tunnel "+ProblemServerChanged, "server", c.server(), "presented", fp, "pinned", pinned)
+		c.event("warning", "tunnel "+ProblemServerChanged+" (the server presents "+fp+")")
+	}
+	tok := c.cfg.EnrollmentToken
+	if tok == "" || tok == c.tried {
+		return
+	}
+	if _, tfp, err := parseToken(tok); err != nil || !equalHex(tfp, fp) {
+		return
+	}
+	c.tried = tok
+	if err := c.Enroll(ctx, tok); err != nil {
+		c.log.Warn("tunnel enrollment with the configured token failed", "server", c.server(), "err", err)
+	}
+}
+
+// event records a notable change through Deps.OnEvent.
+func (c *Client) event(severity, msg string) {
+	if c.deps.OnEvent != nil {
+		c.deps.OnEvent(severity, msg)
 	}
 }
 
@@ -384,7 +470,7 @@ func (c *Client) Rotate(ctx context.Context) (string, error) {
 // applyControl changes the client's pins for a control request from the
 // server (a server certificate rotation).
 func (c *Client) applyControl(conn *quic.Conn, verb, newFP string) error {
-	if verb == controlPriority {
+	if verb == controlPriority || verb == controlServices {
 		return fmt.Errorf("%w: only a server takes a priority", ErrHeader)
 	}
 	return changePins(&c.mu, &c.st, c.deps.State, c.log, "server", conn, verb, newFP)

@@ -38,6 +38,12 @@ const (
 	DefaultPriority   = 100
 )
 
+// Service modes on the server (Service.Mode).
+const (
+	ModeOne = "one" // one client carries the service's flows
+	ModeAll = "all" // every client delivering the service carries some
+)
+
 // Config configures one end of the tunnel. The zero value of a field means
 // its default, stated in the field comment. Errors name the field path below
 // "tunnel", e.g. "tunnel.services[0].name: required".
@@ -120,6 +126,19 @@ type Service struct {
 	// A client needs Listen or Target for each service; no service has
 	// both.
 	Target string
+	// Mode, on the server, is how the connected clients that deliver the
+	// service share its flows: "one" (the default) carries them all
+	// through one client, the one that announced the highest priority for
+	// the service (the earliest connected among equals), and moves them at
+	// once to the next when it goes; "all" spreads new flows over every
+	// client that delivers the service, each flow staying on its client
+	// while that client stays connected.
+	Mode string
+	// Priority, on a client, ranks it for this service among the clients
+	// of one server (1-255, higher preferred); 0 means the client's
+	// Priority. Only a service the client delivers (not one it offers
+	// with Listen) has one.
+	Priority int
 	// Source is the local IP address the delivering end's flow sockets
 	// use toward Target. Optional (the system chooses); it lets the target
 	// see the flows coming from a chosen address, e.g. the address at
@@ -199,6 +218,24 @@ func (c Config) Validate(prefix string) error {
 		}
 		if s.IdleTimeout != 0 && (s.Proto != "tcp" || s.Listen == "") {
 			errs.Add(p+".idle_timeout", "only a tcp service offered on this end (listen) has an idle timeout")
+		}
+		switch {
+		case s.Mode == "":
+		case s.Mode != ModeOne && s.Mode != ModeAll:
+			errs.Add(p+".mode", "%q is not one or all", s.Mode)
+		case c.Role != RoleServer:
+			errs.Add(p+".mode", "only the server shares a service among its clients")
+		case s.Target != "":
+			errs.Add(p+".mode", "a service delivered here (target) is not carried by clients")
+		}
+		switch {
+		case s.Priority == 0:
+		case s.Priority < 0 || s.Priority > 255:
+			errs.Add(p+".priority", "%d is not 1-255", s.Priority)
+		case c.Role != RoleClient:
+			errs.Add(p+".priority", "only a client has a priority")
+		case s.Listen != "":
+			errs.Add(p+".priority", "only a service this client delivers (not one it offers, listen) has a priority")
 		}
 		if s.Source != "" {
 			if _, err := netip.ParseAddr(s.Source); err != nil {

@@ -60,8 +60,8 @@ func TestDataPathAllocs(t *testing.T) {
 		name string
 		run  func()
 	}{
-		{"route to a user", func() { e.route(ctx, toUser, &wg) }},
-		{"route to a target", func() { e.route(ctx, toTarget, &wg) }},
+		{"route to a user", func() { e.route(ctx, nil, toUser, &wg) }},
+		{"route to a target", func() { e.route(ctx, nil, toTarget, &wg) }},
 		{"enqueue and bundle", func() {
 			e.enqueue(h, payload, e.svc["rtp"])
 			e.enqueue(h, payload, e.svc["rtp"])
@@ -101,7 +101,7 @@ func TestFillBundleCarries(t *testing.T) {
 		e.enqueue(h, make([]byte, size), e.svc["rtp"])
 	}
 	b, n, carry := e.fillBundle(e.lanes[0].queue, nil, <-e.lanes[0].queue, 1200)
-	if n != 1 || carry == nil || len(*carry) != h.Len()+600 {
+	if n != 1 || carry == nil || len(carry.b) != h.Len()+600 {
 		t.Fatalf("first bundle: %d entries, carry %v", n, carry)
 	}
 	if len(b) > 1200 {

@@ -21,7 +21,11 @@
 // services) over the connection it dialed. A UDP service may span a port
 // range; a flow's port index rides in the top bits of its identifier.
 // A client without a server address finds it from a DNS SRV record
-// (RFC 2782).
+// (RFC 2782). Several clients may connect to one server; the server routes
+// each service through the client that ranks it highest, or spreads its
+// flows over all of them (clients.go). A client whose pinned server
+// certificate was rotated while it was away reports it and enrolls again,
+// keeping its identity.
 // Datagrams wait in a bounded queue; a datagram that does not fit the path's
 // datagram size is counted and dropped, never fragmented.
 //

@@ -26,6 +26,9 @@ var (
 	// ErrVersion reports a peer that speaks another version of the tunnel
 	// protocol: both ends must run the same build.
 	ErrVersion = errors.New("tunnel: peer speaks another tunnel protocol version")
+	// ErrServerChanged reports a server that presents a certificate this
+	// client has not pinned: it was rotated while the client was away.
+	ErrServerChanged = errors.New("tunnel: " + ProblemServerChanged)
 )
 
 // Errors of DialTo.
@@ -36,3 +39,20 @@ var (
 	// ErrDialFailed reports a dial the peer could not connect.
 	ErrDialFailed = errors.New("tunnel: dial failed at the peer")
 )
+
+// ProblemServerChanged is Stats.Problem while the client's pin is stale.
+const ProblemServerChanged = "server certificate changed: re-enroll"
+
+// ServerChangedError is a connection refused because the server presented
+// the certificate Presented, which is not pinned.
+type ServerChangedError struct {
+	Presented string
+	Err       error
+}
+
+func (e *ServerChangedError) Error() string {
+	return ErrServerChanged.Error() + " (presented " + e.Presented + "): " + e.Err.Error()
+}
+
+// Unwrap gives ErrServerChanged and the handshake's error.
+func (e *ServerChangedError) Unwrap() []error { return []error{ErrServerChanged, e.Err} }

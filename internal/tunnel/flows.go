@@ -40,6 +40,7 @@ type serviceStats struct {
 	flowsTotal        atomic.Uint64
 	flowsRefused      atomic.Uint64 // new UDP sources beyond MaxFlows
 	dialsRefused      atomic.Uint64 // dial destinations outside Networks
+	moves             atomic.Uint64 // server: changes of the clients serving it
 }
 
 // ServiceStats is a snapshot of one service's counters. In counts bytes
@@ -56,6 +57,12 @@ type ServiceStats struct {
 	// DialsRefused counts the peer's dials to a destination outside the
 	// dial service's networks.
 	DialsRefused uint64 `json:"dials_refused,omitempty"`
+	// Server, for a service carried to clients: its Mode, the addresses
+	// of the clients serving it now (in mode one, the one), and how many
+	// times that set changed.
+	Mode     string   `json:"mode,omitempty"`
+	ServedBy []string `json:"served_by,omitempty"`
+	Moves    uint64   `json:"moves,omitempty"`
 }
 
 // Stats is a snapshot of one tunnel end.
@@ -117,6 +124,24 @@ type Stats struct {
 	// Clients counts the clients connected to a server; Peer is the
 	// active one.
 	Clients int `json:"clients,omitempty"`
+	// ClientList is, on a server, each connected client: its address,
+	// certificate fingerprint, priority and the services it announced with
+	// its priority for each, the active one first.
+	ClientList []ClientStats `json:"client_list,omitempty"`
+	// Problem names what keeps a client from connecting that needs an
+	// administrator: "server certificate changed: re-enroll" when the
+	// server presents a certificate not pinned here (PresentedFingerprint).
+	Problem              string `json:"problem,omitempty"`
+	PresentedFingerprint string `json:"presented_fingerprint,omitempty"`
+}
+
+// ClientStats is one client connected to a server.
+type ClientStats struct {
+	Addr        string         `json:"addr"`
+	Fingerprint string         `json:"fingerprint"`
+	Priority    int            `json:"priority"`
+	Services    map[string]int `json:"services"`
+	Since       time.Time      `json:"since"`
 }
 
 // DatagramConnStats is a snapshot of one datagram connection: the lane of
@@ -144,8 +169,8 @@ type end struct {
 	cfg   Config
 	log   *slog.Logger
 	conn  atomic.Pointer[quic.Conn]
-	lanes []*lane      // one per datagram connection; lanes[0] sends on conn
-	free  chan *[]byte // buffers for the lanes' queues, reused
+	lanes []*lane     // one per datagram connection; lanes[0] sends on conn
+	free  chan *dgram // buffers for the lanes' queues, reused
 	svc   map[string]*serviceStats
 	names map[string]string // each configured service name to itself
 
@@ -157,6 +182,11 @@ type end struct {
 	// control answers a control stream from the peer; set by the role
 	// before the end runs.
 	control func(conn *quic.Conn, st *quic.Stream)
+	// pick, on a server, chooses the client connection a flow datagram of
+	// an offered service goes on (nil: none serves it), keeping a flow's
+	// client in *via; set before the end runs. Nil on a client, whose
+	// datagrams go on their lane's connection.
+	pick func(h Header, via **peerConn, lane int) *quic.Conn
 
 	bundled                                                               atomic.Uint64
 	droppedQueue, droppedLarge, droppedNoPeer, droppedUnknown, badHeaders atomic.Uint64
@@ -169,7 +199,7 @@ type end struct {
 // end's main connection while its own is down, and always for lane 0).
 type lane struct {
 	index    int
-	queue    chan *[]byte              // flow datagrams (header and payload) to send
+	queue    chan *dgram               // flow datagrams (header and payload) to send
 	conn     atomic.Pointer[quic.Conn] // the lane's own connection; nil: the main one
 	bundles  atomic.Uint64
 	sendWait atomic.Int64 // ns in SendDatagram
@@ -177,10 +207,10 @@ type lane struct {
 
 func newEnd(cfg Config, log *slog.Logger) *end {
 	n := max(cfg.DatagramConnections, 1)
-	e := &end{cfg: cfg, log: log, free: make(chan *[]byte, n*(cfg.DatagramQueue+1)), svc: map[string]*serviceStats{},
+	e := &end{cfg: cfg, log: log, free: make(chan *dgram, n*(cfg.DatagramQueue+1)), svc: map[string]*serviceStats{},
 		names: map[string]string{}, addrs: map[string]net.Addr{}, udp: map[string][]*udpService{}, flows: map[flowKey]*targetFlow{}}
 	for i := range n {
-		e.lanes = append(e.lanes, &lane{index: i, queue: make(chan *[]byte, cfg.DatagramQueue)})
+		e.lanes = append(e.lanes, &lane{index: i, queue: make(chan *dgram, cfg.DatagramQueue)})
 	}
 	for _, s := range cfg.Services {
 		e.svc[s.Name] = &serviceStats{}
@@ -189,21 +219,28 @@ func newEnd(cfg Config, log *slog.Logger) *end {
 	return e
 }
 
+// dgram is one flow datagram queued to be sent: header and payload, and
+// the connection it goes on (nil: its lane's).
+type dgram struct {
+	b  []byte
+	to *quic.Conn
+}
+
 // getBuf returns a free datagram buffer, a new one when none is free.
-func (e *end) getBuf() *[]byte {
+func (e *end) getBuf() *dgram {
 	select {
 	case bp := <-e.free:
 		return bp
 	default:
-		b := make([]byte, 0, maxDatagram+MaxHeader)
-		return &b
+		return &dgram{b: make([]byte, 0, maxDatagram+MaxHeader)}
 	}
 }
 
 // putBuf keeps a buffer for reuse. The free list holds as many as the queue
 // and the sender can hold at once, so the buffers of a busy end are made
 // once and the steady path allocates nothing.
-func (e *end) putBuf(bp *[]byte) {
+func (e *end) putBuf(bp *dgram) {
+	bp.to = nil
 	select {
 	case e.free <- bp:
 	default:
@@ -232,12 +269,17 @@ func (e *end) laneConn(l *lane) *quic.Conn {
 // enqueue copies header and payload into a free buffer and queues it on
 // its flow's lane without blocking; a full queue drops the datagram.
 func (e *end) enqueue(h Header, payload []byte, st *serviceStats) {
+	e.enqueueTo(h, payload, st, nil)
+}
+
+// enqueueTo is enqueue onto connection to (nil: the lane's).
+func (e *end) enqueueTo(h Header, payload []byte, st *serviceStats, to *quic.Conn) {
 	if h.Len()+len(payload) > maxDatagram+MaxHeader {
 		e.droppedLarge.Add(1)
 		return
 	}
 	bp := e.getBuf()
-	*bp = append(h.Append((*bp)[:0]), payload...)
+	bp.b, bp.to = append(h.Append(bp.b[:0]), payload...), to
 	select {
 	case e.laneOf(h).queue <- bp:
 		st.bytesOut.Add(uint64(len(payload)))
@@ -261,7 +303,7 @@ func (e *end) sendLoops(ctx context.Context, wg *sync.WaitGroup) {
 // to fill a bundle.
 func (e *end) sendLoop(ctx context.Context, l *lane) {
 	buf := make([]byte, 0, 64*1024)
-	var carry *[]byte // taken from the queue but did not fit the last bundle
+	var carry *dgram // taken from the queue but did not fit the last bundle
 	var lc *quic.Conn
 	limit, sent := 0, 0
 	for {
@@ -274,7 +316,10 @@ func (e *end) sendLoop(ctx context.Context, l *lane) {
 			case first = <-l.queue:
 			}
 		}
-		c := e.laneConn(l)
+		c := first.to
+		if c == nil {
+			c = e.laneConn(l)
+		}
 		if c == nil {
 			e.droppedNoPeer.Add(1)
 			e.putBuf(first)
@@ -291,7 +336,7 @@ func (e *end) sendLoop(ctx context.Context, l *lane) {
 		// at most 128 received datagrams and drops the rest uncounted.
 		// A datagram that leaves no room for another of its size (1,200 B
 		// video) goes alone: yielding would cost it and gain nothing.
-		if len(l.queue) < maxBundleEntries && 1+2*bundleEntryCost(len(*first)) <= limit {
+		if len(l.queue) < maxBundleEntries && 1+2*bundleEntryCost(len(first.b)) <= limit {
 			runtime.Gosched()
 		}
 		var b []byte
@@ -315,19 +360,21 @@ func (e *end) sendLoop(ctx context.Context, l *lane) {
 }
 
 // fillBundle appends to dst a bundle of first and the flow datagrams in
-// queue now, at most limit bytes and maxBundleEntries entries, and returns it with
-// its number of entries and the queued datagram that did not fit (nil if
+// queue now, at most limit bytes and maxBundleEntries entries, all for
+// first's connection, and returns it with its number of entries and the
+// queued datagram that did not fit or goes on another connection (nil if
 // none). The buffers of the datagrams bundled are freed.
-func (e *end) fillBundle(queue chan *[]byte, dst []byte, first *[]byte, limit int) (b []byte, n int, carry *[]byte) {
-	b = appendBundleEntry(newBundle(dst), *first)
+func (e *end) fillBundle(queue chan *dgram, dst []byte, first *dgram, limit int) (b []byte, n int, carry *dgram) {
+	to := first.to
+	b = appendBundleEntry(newBundle(dst), first.b)
 	e.putBuf(first)
 	for n = 1; n < maxBundleEntries; n++ {
 		select {
 		case next := <-queue:
-			if len(b)+bundleEntryCost(len(*next)) > limit {
+			if next.to != to || len(b)+bundleEntryCost(len(next.b)) > limit {
 				return b, n, next
 			}
-			b = appendBundleEntry(b, *next)
+			b = appendBundleEntry(b, next.b)
 			e.putBuf(next)
 		default:
 			return b, n, nil
@@ -384,7 +431,7 @@ func (e *end) stats(role string) Stats {
 		c := e.svc[s.Name]
 		st.Services = append(st.Services, ServiceStats{Name: s.Name, Proto: s.Proto,
 			BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(), Flows: c.flows.Load(), FlowsTotal: c.flowsTotal.Load(), FlowsRefused: c.flowsRefused.Load(),
-			DialsRefused: c.dialsRefused.Load()})
+			DialsRefused: c.dialsRefused.Load(), Moves: c.moves.Load()})
 	}
 	return st
 }

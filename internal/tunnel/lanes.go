@@ -139,6 +139,12 @@ func (s *Server) assignLanesLocked() {
 	if active := s.conn.Load(); active != nil {
 		cs = s.laneConns.of(peerFingerprint(active))
 	}
+	s.clients.mu.Lock()
+	for _, p := range s.clients.peers {
+		ls := s.laneConns.of(p.fp)
+		p.lanes.Store(&ls)
+	}
+	s.clients.mu.Unlock()
 	for i, l := range s.lanes[1:] {
 		if len(cs) == 0 {
 			l.conn.Store(nil)

@@ -13,6 +13,7 @@ type collector struct {
 
 	up, rtt, reconnects, bytes, flows, flowsTotal, dialRefused, bundles, bundled, bundlesIn, sendWait, cwnd, dropped, refused *prometheus.Desc
 	laneUp, laneOwn, laneBundles, laneWait, laneCwnd                                                                          *prometheus.Desc
+	problem, moves, servedBy                                                                                                  *prometheus.Desc
 }
 
 func newCollector(stats func() Stats) *collector {
@@ -40,12 +41,15 @@ func newCollector(stats func() Stats) *collector {
 		laneBundles: d("datagram_connection_bundles_sent_total", "QUIC datagrams sent for a datagram connection's flows.", "connection"),
 		laneWait:    d("datagram_connection_send_wait_seconds_total", "Time a datagram connection's sender waited for QUIC to take a datagram.", "connection"),
 		laneCwnd:    d("datagram_connection_congestion_window_bytes", "Congestion window of the connection a datagram connection's flows go on.", "connection"),
+		moves:       d("service_moves_total", "Changes of the clients serving a service (server): a client came, went or outranked another.", "service"),
+		servedBy:    d("service_clients", "Clients serving a service now (server).", "service"),
+		problem:     d("reenroll_required", "1 while the server presents a certificate this client has not pinned (it rotated while the client was away): enroll again."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.rtt, c.reconnects, c.bytes, c.flows, c.flowsTotal, c.dialRefused, c.bundles, c.bundled, c.bundlesIn, c.sendWait, c.cwnd, c.dropped, c.refused,
-		c.laneUp, c.laneOwn, c.laneBundles, c.laneWait, c.laneCwnd} {
+		c.laneUp, c.laneOwn, c.laneBundles, c.laneWait, c.laneCwnd, c.problem, c.moves, c.servedBy} {
 		ch <- d
 	}
 }
@@ -65,6 +69,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.flows, prometheus.GaugeValue, float64(s.Flows), s.Name)
 		ch <- prometheus.MustNewConstMetric(c.flowsTotal, prometheus.CounterValue, float64(s.FlowsTotal), s.Name)
 		ch <- prometheus.MustNewConstMetric(c.dialRefused, prometheus.CounterValue, float64(s.DialsRefused), s.Name)
+		if s.Mode != "" {
+			ch <- prometheus.MustNewConstMetric(c.moves, prometheus.CounterValue, float64(s.Moves), s.Name)
+			ch <- prometheus.MustNewConstMetric(c.servedBy, prometheus.GaugeValue, float64(len(s.ServedBy)), s.Name)
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(c.bundles, prometheus.CounterValue, float64(st.BundlesSent))
 	ch <- prometheus.MustNewConstMetric(c.bundled, prometheus.CounterValue, float64(st.BundledDatagrams))
@@ -82,6 +90,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.laneBundles, prometheus.CounterValue, float64(l.BundlesSent), n)
 		ch <- prometheus.MustNewConstMetric(c.laneWait, prometheus.CounterValue, l.SendWait.Seconds(), n)
 		ch <- prometheus.MustNewConstMetric(c.laneCwnd, prometheus.GaugeValue, float64(l.CongestionWindow), n)
+	}
+	if st.Role == RoleClient {
+		ch <- prometheus.MustNewConstMetric(c.problem, prometheus.GaugeValue, b2f(st.Problem == ProblemServerChanged))
 	}
 	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(st.Rejected), "certificate")
 	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(st.EnrollRefused), "enrollment")

@@ -41,7 +41,10 @@ const (
 	controlRetire  = "retire"
 	// controlPriority announces a client's priority to the server.
 	controlPriority = "priority"
-	maxControlLine  = 128
+	// controlServices announces the services a client delivers, each
+	// with its priority: "services sip=200 web=100".
+	controlServices = "services"
+	maxControlLine  = 4096
 )
 
 // ErrRotate reports a certificate rotation that did not complete.
@@ -66,12 +69,28 @@ func ParseControl(line string) (verb, arg string, err error) {
 		}
 		return verb, strings.ToLower(arg), nil
 	case controlPriority:
-		if n, err := strconv.Atoi(arg); err != nil || n < 1 || n > 255 || strconv.Itoa(n) != arg {
+		if !validPriority(arg) {
 			return "", "", fmt.Errorf("%w: priority needs 1-255", ErrHeader)
 		}
 		return verb, arg, nil
+	case controlServices:
+		seen := map[string]bool{}
+		for _, f := range strings.Fields(arg) {
+			name, n, ok := strings.Cut(f, "=")
+			if !ok || validServiceName(name) != nil || !validPriority(n) || seen[name] {
+				return "", "", fmt.Errorf("%w: services needs distinct name=priority (1-255) pairs", ErrHeader)
+			}
+			seen[name] = true
+		}
+		return verb, strings.Join(strings.Fields(arg), " "), nil
 	}
 	return "", "", fmt.Errorf("%w: control request %.16q", ErrHeader, verb)
+}
+
+// validPriority accepts "1" to "255" written plainly.
+func validPriority(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 1 && n <= 255 && strconv.Itoa(n) == s
 }
 
 // control sends one request on a new control stream of conn and waits for

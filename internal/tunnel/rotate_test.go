@@ -206,6 +206,13 @@ func TestParseControl(t *testing.T) {
 		{"unknown", "drop " + fp, "", "", false},
 		{"empty", "", "", "", false},
 		{"too long", "pin " + strings.Repeat("a", 200), "", "", false},
+		{"services", "services sip=200  web=5", "services", "sip=200 web=5", true},
+		{"no services", "services", "services", "", true},
+		{"service priority 0", "services sip=0", "", "", false},
+		{"service twice", "services sip=1 sip=2", "", "", false},
+		{"service name", "services SIP=1", "", "", false},
+		{"service without priority", "services sip", "", "", false},
+		{"services too long", "services " + strings.Repeat("a=1 ", 1100), "", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			verb, got, err := ParseControl(tc.line)
@@ -223,6 +230,8 @@ func FuzzParseControl(f *testing.F) {
 	f.Add("pin " + strings.Repeat("0f", 32))
 	f.Add("retire")
 	f.Add("pin zz")
+	f.Add("priority 200")
+	f.Add("services sip=200 web=1")
 	f.Fuzz(func(t *testing.T, line string) {
 		verb, fp, err := ParseControl(line)
 		if err != nil {
@@ -236,6 +245,17 @@ func FuzzParseControl(f *testing.F) {
 		case controlPin:
 			if len(fp) != 64 || strings.ToLower(fp) != fp {
 				t.Fatalf("pin of %q", fp)
+			}
+		case controlPriority:
+			if !validPriority(fp) {
+				t.Fatalf("priority %q", fp)
+			}
+		case controlServices:
+			for _, f := range strings.Fields(fp) {
+				name, n, _ := strings.Cut(f, "=")
+				if validServiceName(name) != nil || !validPriority(n) {
+					t.Fatalf("services entry %q", f)
+				}
 			}
 		default:
 			t.Fatalf("verb %q accepted", verb)

@@ -54,11 +54,16 @@ type SectionService struct {
 	Proto  string `yaml:"proto" json:"proto"`
 	Listen string `yaml:"listen,omitempty" json:"listen,omitempty"`
 	Target string `yaml:"target,omitempty" json:"target,omitempty"`
-	Source string `yaml:"source,omitempty" json:"source,omitempty"`
+	// Mode (server): "one" (default) or "all"; see Service.Mode.
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
+	// Priority (client): this service's rank, 1-255; default the
+	// section's priority.
+	Priority int    `yaml:"priority,omitempty" json:"priority,omitempty"`
+	Source   string `yaml:"source,omitempty" json:"source,omitempty"`
 	// Networks make a TCP service a dial service (Service.Networks).
 	Networks []string `yaml:"networks,omitempty" json:"networks,omitempty"`
-	// IdleTimeout of an offered TCP service's connections (default
-	// flow_idle; negative: never).
+	// IdleTimeout of an offered TCP service's connections (default and
+	// negative: never).
 	IdleTimeout field.Duration `yaml:"idle_timeout,omitempty" json:"idle_timeout,omitempty"`
 }
 
@@ -76,7 +81,7 @@ func (s Section) Config() Config {
 	}
 	for _, x := range s.Services {
 		c.Services = append(c.Services, Service{Name: x.Name, Proto: x.Proto, Listen: x.Listen, Target: x.Target,
-			Source: x.Source, Networks: x.Networks, IdleTimeout: x.IdleTimeout.D()})
+			Source: x.Source, Networks: x.Networks, IdleTimeout: x.IdleTimeout.D(), Mode: x.Mode, Priority: x.Priority})
 	}
 	return c
 }

@@ -21,6 +21,9 @@ func TestSection(t *testing.T) {
 		{"bad token", "enabled: true\nrole: client\nserver: h:1\nenrollment_token: x\n", "tunnel.enrollment_token: not a token"},
 		{"datagram connections", "enabled: true\nrole: server\nlisten: :4443\ndatagram_connections: 99\n", "tunnel.datagram_connections: 99 is not 1-16"},
 		{"bad service", "enabled: true\nrole: client\nserver: h:1\nservices:\n- {name: web, proto: icmp, target: h:1}\n", "tunnel.services[0].proto:"},
+		{"mode all", "enabled: true\nrole: server\nlisten: :4443\nservices:\n- {name: media, proto: udp, listen: h:1-9, mode: all}\n", ""},
+		{"bad mode", "enabled: true\nrole: server\nlisten: :4443\nservices:\n- {name: media, proto: udp, listen: h:1, mode: some}\n", `tunnel.services[0].mode: "some" is not one or all`},
+		{"service priority", "enabled: true\nrole: client\nserver: h:1\nservices:\n- {name: sip, proto: udp, target: h:1, priority: 0x100}\n", "tunnel.services[0].priority: 256 is not 1-255"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var s Section
@@ -40,9 +43,9 @@ func TestSection(t *testing.T) {
 		})
 	}
 	var s Section
-	_ = yaml.Unmarshal([]byte("enabled: true\nrole: client\nserver: h:1\nkeep_alive: 300ms\ndatagram_connections: 2\nservices:\n- {name: web, proto: tcp, target: t:1}\n"), &s)
+	_ = yaml.Unmarshal([]byte("enabled: true\nrole: client\nserver: h:1\nkeep_alive: 300ms\ndatagram_connections: 2\nservices:\n- {name: web, proto: tcp, target: t:1, priority: 7}\n"), &s)
 	c := s.Config()
-	if c.KeepAlive != 300*time.Millisecond || c.DatagramConnections != 2 || len(c.Services) != 1 || c.Services[0].Target != "t:1" {
+	if c.KeepAlive != 300*time.Millisecond || c.DatagramConnections != 2 || len(c.Services) != 1 || c.Services[0].Target != "t:1" || c.Services[0].Priority != 7 {
 		t.Fatalf("Config() = %+v", c)
 	}
 }

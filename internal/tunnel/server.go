@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -29,6 +30,11 @@ type Deps struct {
 	OnState func(state string)
 	// Registerer receives the tunnel metrics. Nil: none exported.
 	Registerer prometheus.Registerer
+	// OnEvent is called with a severity ("info", "warning") and a
+	// message on other notable changes: a service moving to another
+	// client, a client whose server certificate changed. Optional; it
+	// must not block.
+	OnEvent func(severity, message string)
 }
 
 // Server is the DMZ end: it listens, accepts enrollments and the pinned
@@ -43,6 +49,7 @@ type Server struct {
 	clients     clientSet
 	laneConns   laneGroup  // the clients' datagram connections
 	emu         sync.Mutex // orders elections
+	routes      atomic.Pointer[routes]
 
 	mu    sync.Mutex // guards st, fresh, cert and fp
 	st    State
@@ -63,6 +70,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 			s.log.Warn("tunnel control request refused", "addr", conn.RemoteAddr().String(), "err", err)
 		}
 	}
+	s.pick = s.pickFlow
 	s.tls = &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		// The certificate changes when the server rotates it.
@@ -225,6 +233,16 @@ func (s *Server) redeem(tok, clientFP string) error {
 func (s *Server) Stats() Stats {
 	st := s.stats(RoleServer)
 	st.Connections, st.Fingerprint, st.Clients = s.connections.Load(), s.Fingerprint(), s.clients.len()
+	st.ClientList = s.clients.list(s.conn.Load())
+	rt := s.routes.Load()
+	for i := range st.Services {
+		svc, _ := s.cfg.service(st.Services[i].Name)
+		if svc.Target != "" {
+			continue
+		}
+		st.Services[i].Mode = cmp.Or(svc.Mode, ModeOne)
+		st.Services[i].ServedBy = rt.servedBy(svc.Name)
+	}
 	return st
 }
 
@@ -412,8 +430,11 @@ func (s *Server) Rotate(ctx context.Context) (string, error) {
 // applyControl changes the server's pins for a control request from a
 // client (a client certificate rotation) or records its priority.
 func (s *Server) applyControl(conn *quic.Conn, verb, newFP string) error {
-	if verb == controlPriority {
+	switch verb {
+	case controlPriority:
 		return s.setPriority(conn, newFP)
+	case controlServices:
+		return s.setServices(conn, newFP)
 	}
 	return changePins(&s.mu, &s.st, s.deps.State, s.log, "client", conn, verb, newFP)
 }

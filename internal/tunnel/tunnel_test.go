@@ -43,6 +43,12 @@ func eventually(t testing.TB, what string, cond func() bool) {
 }
 
 func tcpEcho(t testing.TB) string {
+	return tcpServer(t, func(c net.Conn) { _, _ = io.Copy(c, c) })
+}
+
+// tcpServer serves each connection to a loopback port with handle (then
+// closes it) until the test ends, and returns its address.
+func tcpServer(t testing.TB, handle func(net.Conn)) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +60,7 @@ func tcpEcho(t testing.TB) string {
 			if err != nil {
 				return
 			}
-			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
+			go func() { defer c.Close(); handle(c) }()
 		}
 	}()
 	return ln.Addr().String()
@@ -121,11 +127,25 @@ func startServerWith(t testing.TB, addr string, state StateStore, maxFlows int) 
 func startServerConfig(t testing.TB, addr string, state StateStore, cfg Config) *runningServer {
 	t.Helper()
 	lb := &logBuf{}
-	reg := prometheus.NewRegistry()
-	s, err := NewServer(cfg, Deps{State: state, Logger: slog.New(slog.NewTextHandler(lb, nil)), Registerer: reg})
+	s, err := NewServer(cfg, Deps{State: state, Logger: slog.New(slog.NewTextHandler(lb, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveServerOn(t, addr, s, lb)
+}
+
+// serveServer serves s (which logs to lb) on a loopback port until the
+// test ends; it returns once the services s offers are bound.
+func serveServer(t testing.TB, s *Server, lb *logBuf) *runningServer {
+	t.Helper()
+	return serveServerOn(t, "127.0.0.1:0", s, lb)
+}
+
+func serveServerOn(t testing.TB, addr string, s *Server, lb *logBuf) *runningServer {
+	t.Helper()
+	cfg := s.cfg
+	reg := prometheus.NewRegistry()
+	register(reg, s.Stats)
 	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -552,6 +572,14 @@ func TestConfigValidate(t *testing.T) {
 		{"datagram connections", Config{Role: "server", DatagramConnections: 16}, ""},
 		{"too many datagram connections", Config{Role: "server", DatagramConnections: 17}, "tunnel.datagram_connections: 17 is not 1-16"},
 		{"negative datagram connections", Config{Role: "client", Server: "h:1", DatagramConnections: -1}, "tunnel.datagram_connections: -1 is not 1-16"},
+		{"mode all", Config{Role: "server", Services: []Service{{Name: "media", Proto: "udp", Listen: "h:1", Mode: "all"}, {Name: "web", Proto: "tcp", Mode: "one"}}}, ""},
+		{"bad mode", Config{Role: "server", Services: []Service{{Name: "m", Proto: "udp", Listen: "h:1", Mode: "both"}}}, `tunnel.services[0].mode: "both" is not one or all`},
+		{"client mode", Config{Role: "client", Server: "h:1", Services: []Service{{Name: "m", Proto: "udp", Target: "h:1", Mode: "all"}}}, "tunnel.services[0].mode: only the server"},
+		{"mode of a delivered service", Config{Role: "server", Services: []Service{{Name: "m", Proto: "udp", Target: "h:1", Mode: "all"}}}, "tunnel.services[0].mode: a service delivered here"},
+		{"service priority", Config{Role: "client", Server: "h:1", Services: []Service{{Name: "sip", Proto: "udp", Target: "h:1", Priority: 255}}}, ""},
+		{"service priority too high", Config{Role: "client", Server: "h:1", Services: []Service{{Name: "sip", Proto: "udp", Target: "h:1", Priority: 300}}}, "tunnel.services[0].priority: 300 is not 1-255"},
+		{"server service priority", Config{Role: "server", Services: []Service{{Name: "sip", Proto: "udp", Listen: "h:1", Priority: 3}}}, "tunnel.services[0].priority: only a client"},
+		{"reverse service priority", Config{Role: "client", Server: "h:1", Services: []Service{{Name: "sip", Proto: "udp", Listen: "h:1", Priority: 3}}}, "tunnel.services[0].priority: only a service this client delivers"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate("tunnel")
@@ -832,10 +860,9 @@ func TestReverseServices(t *testing.T) {
 	}
 }
 
-// runEnrolled makes a client of s from cfg (Server and quick backoff filled
-// in), enrolls it, runs it until the test ends and waits until the tunnel
-// is up and the client's offered services are bound.
-func runEnrolled(t testing.TB, s *runningServer, cfg Config) *Client {
+// enrolledClient makes a client of s from cfg (Server and quick backoff
+// filled in) and enrolls it.
+func enrolledClient(t testing.TB, s *runningServer, cfg Config) *Client {
 	t.Helper()
 	cfg.Server, cfg.BackoffMin, cfg.BackoffMax = s.addr, 20*time.Millisecond, 200*time.Millisecond
 	c, err := NewClient(cfg, Deps{State: &MemState{}})
@@ -849,6 +876,15 @@ func runEnrolled(t testing.TB, s *runningServer, cfg Config) *Client {
 	if err := c.Enroll(context.Background(), tok); err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// runEnrolled makes a client of s from cfg (Server and quick backoff filled
+// in), enrolls it, runs it until the test ends and waits until the tunnel
+// is up and the client's offered services are bound.
+func runEnrolled(t testing.TB, s *runningServer, cfg Config) *Client {
+	t.Helper()
+	c := enrolledClient(t, s, cfg)
 	runClient(t, c)
 	eventually(t, "tunnel up and the client's services bound", func() bool {
 		for _, x := range cfg.Services {
