@@ -203,6 +203,47 @@ func TestUnackedAnswerEndsCall(t *testing.T) {
 	}
 }
 
+// TestAnswerRetransmittedUntilACK: over UDP Portico re-sends the 2xx it
+// sent the caller until the caller's ACK arrives (RFC 3261 section
+// 13.3.1.4); an ACK after retransmissions keeps the call up past 64*T1,
+// and the caller's BYE ends it as the caller's.
+func TestAnswerRetransmittedUntilACK(t *testing.T) {
+	cs, c := fakeCallServer(t, "cs")
+	t1 := 20 * time.Millisecond
+	p := startPortico(t, guestConfig(c), func(s *Server) { s.t1 = t1 })
+	g := newRawUA(t, outsideIP, "late")
+	g.callID, g.tag = "lateack-1", "tla"
+	g.ruri, g.to, g.dest = "sip:1234@portico.test", "<sip:1234@portico.test>", udpAddr(p.extUDP.String())
+	g.send(g.dest, g.request("INVITE", g.ruri, g.to, "", g.sdp("")))
+	inv := cs.expect("INVITE")
+	cs.reply(inv, 200, "OK", "cs1", cs.sdp(""))
+	first := g.final("INVITE")
+	if first.StatusCode != 200 {
+		t.Fatalf("call answered %d", first.StatusCode)
+	}
+	cs.expect("ACK")
+	for i := range 2 {
+		again := g.final("INVITE")
+		if again.StatusCode != 200 || again.String() != first.String() {
+			t.Fatalf("retransmission %d differs from the 2xx:\n%s\nfirst:\n%s", i+1, again, first)
+		}
+	}
+	g.ackFor(first)
+	time.Sleep(64 * t1) // past the deadline an unacknowledged 2xx would have had
+	if calls := p.s.Calls(); len(calls) != 1 {
+		t.Fatalf("Calls() = %+v after the late ACK, want the call", calls)
+	}
+	g.send(g.dest, g.request("BYE", g.target, g.to+";tag="+g.rtag, "", ""))
+	cs.reply(cs.expect("BYE"), 200, "OK", "", "")
+	if r := g.final("BYE"); r.StatusCode != 200 {
+		t.Fatalf("BYE answered %d", r.StatusCode)
+	}
+	rec := p.hist.waitCalls(t, 1)[0]
+	if rec.Disposition == dispNoACK || rec.EndedBy != endedByCaller {
+		t.Errorf("call record = %+v, want ended by the caller", rec)
+	}
+}
+
 // TestCallServerICMPFailover: the first call server is a closed port, which
 // answers the INVITE with ICMP port unreachable. The call moves on to the
 // second server at once, well before the failover timer (an hour here) or
