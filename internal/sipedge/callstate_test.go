@@ -172,6 +172,22 @@ func TestMediaTimeoutHangups(t *testing.T) {
 	}
 }
 
+// unackedAnswer places a guest call from g that cs answers, and returns
+// the 2xx g received; g sends no ACK.
+func unackedAnswer(t *testing.T, p *portico, g, cs *rawUA, callID, tag string) *sip.Response {
+	t.Helper()
+	g.callID, g.tag = callID, tag
+	g.ruri, g.to, g.dest = "sip:1234@portico.test", "<sip:1234@portico.test>", udpAddr(p.extUDP.String())
+	g.send(g.dest, g.request("INVITE", g.ruri, g.to, "", g.sdp("")))
+	cs.reply(cs.expect("INVITE"), 200, "OK", "cs1", cs.sdp(""))
+	res := g.final("INVITE")
+	if res.StatusCode != 200 {
+		t.Fatalf("call answered %d", res.StatusCode)
+	}
+	cs.expect("ACK")
+	return res
+}
+
 // TestUnackedAnswerEndsCall: a caller that never acknowledges the 2xx has
 // its call ended after 64*T1 of retransmissions (RFC 3261 section
 // 13.3.1.4): BYE both ways, disposition "no ACK". A call answered and
@@ -182,15 +198,7 @@ func TestUnackedAnswerEndsCall(t *testing.T) {
 	acked := newRawUA(t, outsideIP, "acked")
 	answeredGuestCall(t, p, acked, cs, "cs0")
 	g := newRawUA(t, outsideIP, "guest")
-	g.callID, g.tag = "noack-1", "tna"
-	g.ruri, g.to, g.dest = "sip:1234@portico.test", "<sip:1234@portico.test>", udpAddr(p.extUDP.String())
-	g.send(g.dest, g.request("INVITE", g.ruri, g.to, "", g.sdp("")))
-	inv := cs.expect("INVITE")
-	cs.reply(inv, 200, "OK", "cs1", cs.sdp(""))
-	if r := g.final("INVITE"); r.StatusCode != 200 {
-		t.Fatalf("call answered %d", r.StatusCode)
-	}
-	cs.expect("ACK")
+	unackedAnswer(t, p, g, cs, "noack-1", "tna")
 	// The caller sends no ACK.
 	cs.reply(cs.expect("BYE"), 200, "OK", "", "")
 	g.reply(g.expect("BYE"), 200, "OK", "", "")
@@ -212,16 +220,7 @@ func TestAnswerRetransmittedUntilACK(t *testing.T) {
 	t1 := 20 * time.Millisecond
 	p := startPortico(t, guestConfig(c), func(s *Server) { s.t1 = t1 })
 	g := newRawUA(t, outsideIP, "late")
-	g.callID, g.tag = "lateack-1", "tla"
-	g.ruri, g.to, g.dest = "sip:1234@portico.test", "<sip:1234@portico.test>", udpAddr(p.extUDP.String())
-	g.send(g.dest, g.request("INVITE", g.ruri, g.to, "", g.sdp("")))
-	inv := cs.expect("INVITE")
-	cs.reply(inv, 200, "OK", "cs1", cs.sdp(""))
-	first := g.final("INVITE")
-	if first.StatusCode != 200 {
-		t.Fatalf("call answered %d", first.StatusCode)
-	}
-	cs.expect("ACK")
+	first := unackedAnswer(t, p, g, cs, "lateack-1", "tla")
 	for i := range 2 {
 		again := g.final("INVITE")
 		if again.StatusCode != 200 || again.String() != first.String() {
