@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strconv"
@@ -157,7 +158,16 @@ func kamailio(t testing.TB, dir string, listen string, children int, defines ...
 	return cmd.Process.Pid
 }
 
+// serveGCPercent is the collector's target `portico serve` sets when the
+// environment does not set GOGC (cmd/portico/gc.go). Portico runs in this
+// process, whose target is otherwise Go's default of 100: it would be
+// charged about four times the collections the daemon runs.
+const serveGCPercent = 400
+
 func startPortico(t testing.TB, kam string) (*sipedge.Server, netip.AddrPort) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(serveGCPercent)
+	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	relay, err := media.New(media.Config{Interfaces: map[string]media.InterfaceConfig{
 		sipedge.External: {Addr: netip.MustParseAddr(extIP), PortMin: 30000, PortMax: 39999},

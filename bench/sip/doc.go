@@ -8,5 +8,7 @@
 // steps); it prints the figures kept in docs/performance.md.
 // BenchmarkRegister and BenchmarkCall measure Portico's allocations and
 // CPU per REGISTER and per call at a fixed rate (go test ./bench/sip -run
-// XXX -bench . -benchmem -benchtime 3000x).
+// XXX -bench . -benchmem -benchtime 3000x), with the collector's share.
+// Portico runs in the test process at the garbage collector's target of
+// portico serve (400) unless GOGC is set.
 package sip

@@ -3,6 +3,7 @@ package sip
 import (
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"testing"
@@ -64,17 +65,34 @@ func BenchmarkCall(b *testing.B) {
 }
 
 // measure times run (one sipp run of b.N operations) and reports this
-// process's CPU per operation.
+// process's CPU per operation, the part of it the garbage collector took
+// (gc-cpu-µs/op, the runtime's own estimate) and the collections per
+// thousand operations (gc/kop).
 func measure(b *testing.B, run func() bool) {
 	runtime.GC()
 	b.ReportAllocs()
 	b.ResetTimer()
-	c0 := selfCPU()
+	c0, g0 := selfCPU(), gcStats()
 	ok := run()
-	cpu := selfCPU() - c0
+	cpu, g1 := selfCPU()-c0, gcStats()
 	b.StopTimer()
 	if !ok {
 		b.Fatal("sipp: not every operation succeeded")
 	}
-	b.ReportMetric(float64(cpu)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
+	n := float64(b.N)
+	b.ReportMetric(float64(cpu)/float64(time.Microsecond)/n, "cpu-µs/op")
+	b.ReportMetric((g1.cpu-g0.cpu)*1e6/n, "gc-cpu-µs/op")
+	b.ReportMetric(float64(g1.cycles-g0.cycles)*1000/n, "gc/kop")
+}
+
+// gcSample is the collector's CPU time (seconds) and cycle count so far.
+type gcSample struct {
+	cpu    float64
+	cycles uint64
+}
+
+func gcStats() gcSample {
+	m := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(m)
+	return gcSample{cpu: m[0].Value.Float64(), cycles: m[1].Value.Uint64()}
 }

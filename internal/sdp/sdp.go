@@ -163,6 +163,7 @@ func (d *Description) Rewrite(eps []Endpoint) ([]byte, error) {
 		return nil, fmt.Errorf("sdp: %d endpoints for %d streams: %w", len(eps), len(d.sd.MediaDescriptions), ErrMismatch)
 	}
 	var first netip.Addr
+	var txt addrText
 	for i, m := range d.sd.MediaDescriptions {
 		ep := eps[i]
 		disabled := d.Streams[i].Disabled()
@@ -172,7 +173,7 @@ func (d *Description) Rewrite(eps []Endpoint) ([]byte, error) {
 		if disabled {
 			m.MediaName.Port = psdp.RangedPort{Value: 0}
 			if ep.RTP.IsValid() {
-				m.ConnectionInformation = connInfo(ep.RTP.Addr())
+				setConn(&m.ConnectionInformation, ep.RTP.Addr(), &txt)
 			}
 			m.Attributes = filterAttrs(m.Attributes, ep, false)
 			continue
@@ -191,7 +192,7 @@ func (d *Description) Rewrite(eps []Endpoint) ([]byte, error) {
 				addr = netip.IPv6Unspecified()
 			}
 		}
-		m.ConnectionInformation = connInfo(addr)
+		setConn(&m.ConnectionInformation, addr, &txt)
 		m.Attributes = filterAttrs(m.Attributes, ep, true)
 	}
 	if !first.IsValid() {
@@ -203,16 +204,16 @@ func (d *Description) Rewrite(eps []Endpoint) ([]byte, error) {
 		}
 	}
 	if first.IsValid() {
-		d.sd.Origin.UnicastAddress = first.String()
+		d.sd.Origin.UnicastAddress = txt.of(first)
 		d.sd.Origin.AddressType = addrType(first)
 		if d.sd.ConnectionInformation != nil {
-			d.sd.ConnectionInformation = connInfo(first)
+			setConn(&d.sd.ConnectionInformation, first, &txt)
 		}
 	} else {
 		d.sd.Origin.UnicastAddress = "0.0.0.0"
 		d.sd.Origin.AddressType = "IP4"
 		if d.sd.ConnectionInformation != nil {
-			d.sd.ConnectionInformation = connInfo(netip.IPv4Unspecified())
+			setConn(&d.sd.ConnectionInformation, netip.IPv4Unspecified(), &txt)
 		}
 	}
 	d.sd.Attributes = filterSessionAttrs(d.sd.Attributes)
@@ -224,8 +225,34 @@ func (d *Description) Rewrite(eps []Endpoint) ([]byte, error) {
 // B2BUA that sends a changed description on a leg must raise it.
 func (d *Description) Bump() { d.sd.Origin.SessionVersion++ }
 
-func connInfo(a netip.Addr) *psdp.ConnectionInformation {
-	return &psdp.ConnectionInformation{NetworkType: "IN", AddressType: addrType(a), Address: &psdp.Address{Address: a.String()}}
+// setConn makes *c a connection line for address a. The parsed line's
+// structs belong to the Description and are reused; a TTL or range of
+// the original goes.
+func setConn(c **psdp.ConnectionInformation, a netip.Addr, txt *addrText) {
+	ci := *c
+	if ci == nil {
+		ci = &psdp.ConnectionInformation{}
+		*c = ci
+	}
+	ci.NetworkType, ci.AddressType = "IN", addrType(a)
+	if ci.Address == nil {
+		ci.Address = &psdp.Address{}
+	}
+	*ci.Address = psdp.Address{Address: txt.of(a)}
+}
+
+// addrText formats addresses for one Rewrite: its streams and the
+// session mostly share one relay address, whose text is then made once.
+type addrText struct {
+	a netip.Addr
+	s string
+}
+
+func (t *addrText) of(a netip.Addr) string {
+	if t.s == "" || a != t.a {
+		t.a, t.s = a, a.String()
+	}
+	return t.s
 }
 
 func addrType(a netip.Addr) string {

@@ -75,6 +75,7 @@ type leg struct {
 	ack                 *sip.Request  // the ACK Portico sent for the last 2xx, re-sent on retransmissions
 	acked               chan struct{} // closed when the 2xx Portico sent as UAS is acknowledged
 	ackedSeq            uint32
+	resend2xx           *time.Timer // re-sends that 2xx (retransmit2xx); stopped by its ACK
 }
 
 func (l *leg) nextHop() string {

@@ -172,6 +172,22 @@ func TestMediaTimeoutHangups(t *testing.T) {
 	}
 }
 
+// unackedAnswer places a guest call from g that cs answers, and returns
+// the 2xx g received; g sends no ACK.
+func unackedAnswer(t *testing.T, p *portico, g, cs *rawUA, callID, tag string) *sip.Response {
+	t.Helper()
+	g.callID, g.tag = callID, tag
+	g.ruri, g.to, g.dest = "sip:1234@portico.test", "<sip:1234@portico.test>", udpAddr(p.extUDP.String())
+	g.send(g.dest, g.request("INVITE", g.ruri, g.to, "", g.sdp("")))
+	cs.reply(cs.expect("INVITE"), 200, "OK", "cs1", cs.sdp(""))
+	res := g.final("INVITE")
+	if res.StatusCode != 200 {
+		t.Fatalf("call answered %d", res.StatusCode)
+	}
+	cs.expect("ACK")
+	return res
+}
+
 // TestUnackedAnswerEndsCall: a caller that never acknowledges the 2xx has
 // its call ended after 64*T1 of retransmissions (RFC 3261 section
 // 13.3.1.4): BYE both ways, disposition "no ACK". A call answered and
@@ -182,15 +198,7 @@ func TestUnackedAnswerEndsCall(t *testing.T) {
 	acked := newRawUA(t, outsideIP, "acked")
 	answeredGuestCall(t, p, acked, cs, "cs0")
 	g := newRawUA(t, outsideIP, "guest")
-	g.callID, g.tag = "noack-1", "tna"
-	g.ruri, g.to, g.dest = "sip:1234@portico.test", "<sip:1234@portico.test>", udpAddr(p.extUDP.String())
-	g.send(g.dest, g.request("INVITE", g.ruri, g.to, "", g.sdp("")))
-	inv := cs.expect("INVITE")
-	cs.reply(inv, 200, "OK", "cs1", cs.sdp(""))
-	if r := g.final("INVITE"); r.StatusCode != 200 {
-		t.Fatalf("call answered %d", r.StatusCode)
-	}
-	cs.expect("ACK")
+	unackedAnswer(t, p, g, cs, "noack-1", "tna")
 	// The caller sends no ACK.
 	cs.reply(cs.expect("BYE"), 200, "OK", "", "")
 	g.reply(g.expect("BYE"), 200, "OK", "", "")
@@ -200,6 +208,38 @@ func TestUnackedAnswerEndsCall(t *testing.T) {
 	}
 	if calls := p.s.Calls(); len(calls) != 1 || calls[0].From != "sip:acked@portico.test" {
 		t.Errorf("Calls() = %+v, want the acknowledged call only", calls)
+	}
+}
+
+// TestAnswerRetransmittedUntilACK: over UDP Portico re-sends the 2xx it
+// sent the caller until the caller's ACK arrives (RFC 3261 section
+// 13.3.1.4); an ACK after retransmissions keeps the call up past 64*T1,
+// and the caller's BYE ends it as the caller's.
+func TestAnswerRetransmittedUntilACK(t *testing.T) {
+	cs, c := fakeCallServer(t, "cs")
+	t1 := 20 * time.Millisecond
+	p := startPortico(t, guestConfig(c), func(s *Server) { s.t1 = t1 })
+	g := newRawUA(t, outsideIP, "late")
+	first := unackedAnswer(t, p, g, cs, "lateack-1", "tla")
+	for i := range 2 {
+		again := g.final("INVITE")
+		if again.StatusCode != 200 || again.String() != first.String() {
+			t.Fatalf("retransmission %d differs from the 2xx:\n%s\nfirst:\n%s", i+1, again, first)
+		}
+	}
+	g.ackFor(first)
+	time.Sleep(64 * t1) // past the deadline an unacknowledged 2xx would have had
+	if calls := p.s.Calls(); len(calls) != 1 {
+		t.Fatalf("Calls() = %+v after the late ACK, want the call", calls)
+	}
+	g.send(g.dest, g.request("BYE", g.target, g.to+";tag="+g.rtag, "", ""))
+	cs.reply(cs.expect("BYE"), 200, "OK", "", "")
+	if r := g.final("BYE"); r.StatusCode != 200 {
+		t.Fatalf("BYE answered %d", r.StatusCode)
+	}
+	rec := p.hist.waitCalls(t, 1)[0]
+	if rec.Disposition == dispNoACK || rec.EndedBy != endedByCaller {
+		t.Errorf("call record = %+v, want ended by the caller", rec)
 	}
 }
 

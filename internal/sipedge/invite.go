@@ -638,41 +638,54 @@ func (c *call) expectACK(l *leg, res *sip.Response) chan struct{} {
 // When no ACK has come after 64*T1 (on any transport) the dialog is
 // confirmed but the session is over: Portico ends the call with BYE both
 // ways and the disposition dispNoACK.
+//
+// One timer does the work rather than a goroutine per call: each firing
+// re-sends the 2xx and re-arms the timer, the ACK stops it (handleAck),
+// and a call that ended meanwhile is seen at the next firing, at most T2
+// later. A firing counts as work Close waits for.
 func (c *call) retransmit2xx(sd *side, l *leg, acked chan struct{}, res *sip.Response) {
 	udp := strings.EqualFold(res.Transport(), "udp")
-	c.s.spawn(func() {
-		t1 := c.s.t1
-		interval := t1
-		deadline := time.NewTimer(64 * t1)
-		defer deadline.Stop()
-		resend := time.NewTimer(interval)
-		defer resend.Stop()
-		for {
-			select {
-			case <-acked:
-				return
-			case <-c.done:
-				return
-			case <-c.s.ctx.Done():
-				return
-			case <-deadline.C:
-				c.mu.Lock()
-				pending := l.acked == acked // not acknowledged, nor superseded by a later 2xx
-				c.mu.Unlock()
-				if pending {
-					c.s.log.Info("2xx not acknowledged", "call", c.id, "after", 64*t1)
-					c.hangup(endedByPortico, dispNoACK)
-				}
-				return
-			case <-resend.C:
-				if udp {
-					sd.srv.WriteResponse(res)
-				}
-				interval = min(2*interval, sip.T2)
-				resend.Reset(interval)
-			}
+	s := c.s
+	deadline := time.Now().Add(64 * s.t1)
+	interval := s.t1
+	var t *time.Timer
+	fire := func() {
+		if !s.enter() {
+			return // closing
 		}
-	})
+		defer s.wg.Done()
+		select {
+		case <-acked:
+			return
+		case <-c.done:
+			return
+		case <-s.ctx.Done():
+			return
+		default:
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			c.mu.Lock()
+			pending := l.acked == acked // not acknowledged, nor superseded by a later 2xx
+			c.mu.Unlock()
+			if pending {
+				s.log.Info("2xx not acknowledged", "call", c.id, "after", 64*s.t1)
+				c.hangup(endedByPortico, dispNoACK)
+			}
+			return
+		}
+		if udp {
+			sd.srv.WriteResponse(res)
+		}
+		interval = min(2*interval, sip.T2)
+		c.mu.Lock()
+		t.Reset(min(interval, left))
+		c.mu.Unlock()
+	}
+	c.mu.Lock()
+	t = time.AfterFunc(interval, fire) // fire reads t under c.mu
+	l.resend2xx = t
+	c.mu.Unlock()
 }
 
 // strayResponse handles responses no transaction waits for: 2xx
@@ -718,6 +731,10 @@ func (s *Server) handleAck(sd *side, req *sip.Request, tx sip.ServerTransaction)
 	if this.acked != nil && req.CSeq() != nil && req.CSeq().SeqNo == this.ackedSeq {
 		close(this.acked)
 		this.acked = nil
+		if this.resend2xx != nil {
+			this.resend2xx.Stop()
+			this.resend2xx = nil
+		}
 	}
 	ack := other.pendingACK
 	other.pendingACK = nil
