@@ -24,9 +24,14 @@ import (
 // services), so that inside servers reach the DMZ node over the connection
 // the inside node dialed.
 
+// flowKey names a delivered UDP flow: the peer numbers its flows itself,
+// so on a server with several clients the same service and id from two
+// clients are two flows (peer tells the clients apart; 0 on a client,
+// whose one peer is the server).
 type flowKey struct {
 	service string
 	id      uint32
+	peer    uint32
 }
 
 // targetFlow is one UDP flow delivered to a service's target from its own
@@ -177,6 +182,7 @@ func (e *end) acceptTCP(ctx context.Context, ln net.Listener, name string, index
 // serveConn carries the peer's streams and datagrams until the connection
 // ends; the flows it starts run on wg.
 func (e *end) serveConn(ctx context.Context, conn *quic.Conn, wg *sync.WaitGroup) {
+	peer := e.peerID(conn)
 	var cw sync.WaitGroup
 	cw.Go(func() {
 		for {
@@ -216,7 +222,7 @@ func (e *end) serveConn(ctx context.Context, conn *quic.Conn, wg *sync.WaitGroup
 			continue
 		}
 		for _, en := range entries {
-			e.route(ctx, conn, en, wg)
+			e.route(ctx, conn, peer, en, wg)
 		}
 	}
 	_ = conn.CloseWithError(codeShutdown, "")
@@ -225,7 +231,7 @@ func (e *end) serveConn(ctx context.Context, conn *quic.Conn, wg *sync.WaitGroup
 
 // route delivers one flow datagram from the peer: to the local source of a
 // flow of an offered service, or to the target of a delivered one.
-func (e *end) route(ctx context.Context, conn *quic.Conn, b []byte, wg *sync.WaitGroup) {
+func (e *end) route(ctx context.Context, conn *quic.Conn, peer uint32, b []byte, wg *sync.WaitGroup) {
 	h, n, err := e.parseEntry(b)
 	if err != nil || h.Kind != KindUDP {
 		e.badHeaders.Add(1)
@@ -240,7 +246,25 @@ func (e *end) route(ctx context.Context, conn *quic.Conn, b []byte, wg *sync.Wai
 		}
 		return
 	}
-	e.deliver(ctx, conn, h, b[n:], wg)
+	e.deliver(ctx, conn, peer, h, b[n:], wg)
+}
+
+// peerID numbers the peer conn authenticated as, the same for each of its
+// connections (its datagram connections and a reconnection): 0 on a
+// client (its peer is the server) or without a certificate.
+func (e *end) peerID(conn *quic.Conn) uint32 {
+	if e.pick == nil || conn == nil || len(conn.ConnectionState().TLS.PeerCertificates) == 0 {
+		return 0
+	}
+	fp := peerFingerprint(conn)
+	e.fmu.Lock()
+	defer e.fmu.Unlock()
+	id, ok := e.peers[fp]
+	if !ok {
+		id = uint32(len(e.peers)) + 1
+		e.peers[fp] = id
+	}
+	return id
 }
 
 // parseEntry is Parse for a bundle entry, with the service name taken from
@@ -313,8 +337,8 @@ func (e *end) serveStream(ctx context.Context, conn *quic.Conn, st *quic.Stream)
 // deliver sends one datagram to its flow's target, opening the flow's
 // socket on its first datagram. A service holds at most MaxFlows such
 // flows; a datagram for a new flow beyond is dropped and counted.
-func (e *end) deliver(ctx context.Context, conn *quic.Conn, h Header, p []byte, wg *sync.WaitGroup) {
-	key := flowKey{h.Service, h.Flow}
+func (e *end) deliver(ctx context.Context, conn *quic.Conn, peer uint32, h Header, p []byte, wg *sync.WaitGroup) {
+	key := flowKey{h.Service, h.Flow, peer}
 	e.fmu.Lock()
 	f := e.flows[key]
 	e.fmu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -217,4 +218,58 @@ func byName(st Stats) map[string]ServiceStats {
 		m[s.Name] = s
 	}
 	return m
+}
+
+// TestReverseFlowsOfTwoClients: two clients offer the same reverse UDP
+// service and each numbers its first flow 1. The server delivers them as
+// two flows, from two sockets, and each client's user gets the answers to
+// its own datagrams only (one flow for both would hand one user's answers
+// to the other, through the client that sent last).
+func TestReverseFlowsOfTwoClients(t *testing.T) {
+	target := udpServer(t, "127.0.0.1:0", func(b []byte, from *net.UDPAddr, _ int) []byte {
+		return []byte(string(b) + "@" + from.String())
+	})
+	s := startServerConfig(t, "127.0.0.1:0", &MemState{}, Config{Services: []Service{
+		{Name: "sip-in", Proto: "udp", Target: target},
+	}})
+	offer := Config{Services: []Service{{Name: "sip-in", Proto: "udp", Listen: "127.0.0.1:0"}}}
+	a, _ := startClient(t, s, offer)
+	b, _ := startClient(t, s, offer)
+	eventually(t, "both clients up", func() bool {
+		return s.Stats().Clients == 2 && a.Stats().State == "up" && b.Stats().State == "up" &&
+			a.ServiceAddr("sip-in") != nil && b.ServiceAddr("sip-in") != nil
+	})
+	dial := func(c *Client) net.Conn {
+		u, err := net.Dial("udp", c.ServiceAddr("sip-in").String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { u.Close() })
+		return u
+	}
+	ua, ub := dial(a), dial(b)
+	ask := func(u net.Conn, what string) string {
+		if _, err := u.Write([]byte(what)); err != nil {
+			t.Fatal(err)
+		}
+		_ = u.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 128)
+		n, err := u.Read(buf)
+		if err != nil {
+			return ""
+		}
+		return string(buf[:n])
+	}
+	var srcA, srcB string
+	for i := range 5 {
+		ra, rb := ask(ua, fmt.Sprint("a", i)), ask(ub, fmt.Sprint("b", i))
+		wa, wb := fmt.Sprint("a", i, "@"), fmt.Sprint("b", i, "@")
+		if !strings.HasPrefix(ra, wa) || !strings.HasPrefix(rb, wb) {
+			t.Fatalf("answers %q to a's user and %q to b's, want %s… and %s…", ra, rb, wa, wb)
+		}
+		srcA, srcB = strings.TrimPrefix(ra, wa), strings.TrimPrefix(rb, wb)
+	}
+	if srcA == srcB {
+		t.Fatalf("both clients' flows reached the target from one socket (%s)", srcA)
+	}
 }

@@ -39,7 +39,7 @@ func dataPathEnd(t *testing.T) (e *end, user, target net.PacketConn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { uc.Close() })
-	e.flows[flowKey{"sink", 7}] = &targetFlow{conn: uc, st: e.svc["sink"]}
+	e.flows[flowKey{"sink", 7, 0}] = &targetFlow{conn: uc, st: e.svc["sink"]}
 	return e, user, target
 }
 
@@ -60,8 +60,8 @@ func TestDataPathAllocs(t *testing.T) {
 		name string
 		run  func()
 	}{
-		{"route to a user", func() { e.route(ctx, nil, toUser, &wg) }},
-		{"route to a target", func() { e.route(ctx, nil, toTarget, &wg) }},
+		{"route to a user", func() { e.route(ctx, nil, 0, toUser, &wg) }},
+		{"route to a target", func() { e.route(ctx, nil, 0, toTarget, &wg) }},
 		{"enqueue and bundle", func() {
 			e.enqueue(h, payload, e.svc["rtp"])
 			e.enqueue(h, payload, e.svc["rtp"])

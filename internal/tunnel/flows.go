@@ -178,6 +178,7 @@ type end struct {
 	addrs map[string]net.Addr
 	udp   map[string][]*udpService // offered UDP services, one per port
 	flows map[flowKey]*targetFlow
+	peers map[string]uint32 // flowKey.peer of each client fingerprint (server)
 
 	// control answers a control stream from the peer; set by the role
 	// before the end runs.
@@ -208,7 +209,7 @@ type lane struct {
 func newEnd(cfg Config, log *slog.Logger) *end {
 	n := max(cfg.DatagramConnections, 1)
 	e := &end{cfg: cfg, log: log, free: make(chan *dgram, n*(cfg.DatagramQueue+1)), svc: map[string]*serviceStats{},
-		names: map[string]string{}, addrs: map[string]net.Addr{}, udp: map[string][]*udpService{}, flows: map[flowKey]*targetFlow{}}
+		names: map[string]string{}, addrs: map[string]net.Addr{}, udp: map[string][]*udpService{}, flows: map[flowKey]*targetFlow{}, peers: map[string]uint32{}}
 	for i := range n {
 		e.lanes = append(e.lanes, &lane{index: i, queue: make(chan *dgram, cfg.DatagramQueue)})
 	}
