@@ -13,8 +13,10 @@ import (
 	"time"
 )
 
-// stageNames are the steps of portico_h323_setup_stage_seconds, in order.
-var stageNames = []string{"admit", "dial", "forward", "callee", "connect"}
+// stageNames are the steps of portico_h323_setup_stage_seconds, in order,
+// then "portico": each call's setup less its callee step, the time spent
+// in Portico (its CPU and the waits for one), per call.
+var stageNames = []string{"admit", "dial", "forward", "callee", "connect", "portico"}
 
 // stageHist is the cumulative bucket counts of each step's histogram, by
 // upper bound in seconds (ascending, +Inf last).
