@@ -196,6 +196,12 @@ func TestStrandedCopyReleased(t *testing.T) {
 	if len(sb) != 1 || sb[0].Label != "peer's" {
 		t.Fatalf("standby copies %+v, want only the one whose addresses are elsewhere", sb)
 	}
+	// The copy leaves the standby list before its ports are released.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if got, _ := b.Available("external"); got == free {
+			break
+		}
+	}
 	if got, _ := b.Available("external"); got != free {
 		t.Errorf("free external pairs %d, want %d (the stranded copy's port back)", got, free)
 	}
