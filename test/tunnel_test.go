@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -203,7 +204,16 @@ http {
 		t.Fatalf("nginx: %v", err)
 	}
 	t.Cleanup(func() {
-		ng.Process.Kill()
-		ng.Wait()
+		// SIGQUIT lets the master stop its workers; killed outright it
+		// would leave them running, orphaned.
+		ng.Process.Signal(syscall.SIGQUIT)
+		done := make(chan struct{})
+		go func() { ng.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			ng.Process.Kill()
+			<-done
+		}
 	})
 }
