@@ -25,6 +25,7 @@ func (s *Server) newCalls(cfg Config) (*callsig.Server, error) {
 		},
 		MaxCalls: cfg.MaxCalls, SetupTimeout: cfg.SetupTimeout, AnswerTimeout: cfg.AnswerTimeout,
 		DialTimeout: cfg.RequestTimeout, MediaTraversal: cfg.MediaTraversal,
+		MediaKeepAliveInterval: cfg.MediaKeepAliveInterval, MediaKeepAlivePayloadType: uint8(cfg.MediaKeepAlivePayloadType),
 	}, callsig.Deps{
 		Logger:       s.deps.Logger,
 		Media:        s.deps.Media,

@@ -47,6 +47,13 @@ type Config struct {
 	// MediaTraversal confirms H.460.19 to endpoints that offer it with
 	// H.460.18 and is their media traversal server in calls. Default on.
 	MediaTraversal bool
+	// MediaKeepAlivePayloadType is the H.460.19 keepAlivePayloadType
+	// Portico offers outside endpoints: a dynamic RTP payload type, 96 to
+	// 127. Default 127.
+	MediaKeepAlivePayloadType int
+	// MediaKeepAliveInterval is the H.460.19 keepAliveInterval asked of
+	// them: whole seconds, 1s to 60s. Default 19s.
+	MediaKeepAliveInterval time.Duration
 	// MaxRegistrations bounds the table; beyond it an RRQ gets RRJ
 	// resourceUnavailable. Default 10000.
 	MaxRegistrations int
@@ -102,11 +109,15 @@ const (
 	DefaultOutsideGatekeeper = "portico"
 	DefaultTimeToLive        = 300 * time.Second
 	DefaultKeepAliveInterval = 19 * time.Second
-	DefaultMaxRegistrations  = 10000
-	DefaultSocketBuffer      = 4 << 20
-	defaultMaxPending        = 4096
-	defaultRequestTimeout    = 10 * time.Second
-	maxDatagram              = 4096
+	// DefaultMediaKeepAliveInterval and DefaultMediaKeepAlivePayloadType
+	// are H.460.19's usual values.
+	DefaultMediaKeepAliveInterval    = h245proxy.DefaultKeepAliveInterval
+	DefaultMediaKeepAlivePayloadType = h245proxy.DefaultKeepAlivePayloadType
+	DefaultMaxRegistrations          = 10000
+	DefaultSocketBuffer              = 4 << 20
+	defaultMaxPending                = 4096
+	defaultRequestTimeout            = 10 * time.Second
+	maxDatagram                      = 4096
 	// maxPendingPerSource bounds the requests one outside address has in
 	// flight toward the inside.
 	maxPendingPerSource = 64
@@ -135,6 +146,21 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxRegistrations == 0 {
 		c.MaxRegistrations = DefaultMaxRegistrations
+	}
+	if c.MediaKeepAliveInterval == 0 {
+		c.MediaKeepAliveInterval = DefaultMediaKeepAliveInterval
+	}
+	if c.MediaKeepAlivePayloadType == 0 {
+		c.MediaKeepAlivePayloadType = DefaultMediaKeepAlivePayloadType
+	}
+	switch d := c.MediaKeepAliveInterval; {
+	case d < time.Second || d > 60*time.Second:
+		es.Add("h323.media_keep_alive_interval", "%s is not between 1s and 60s", d)
+	case d%time.Second != 0:
+		es.Add("h323.media_keep_alive_interval", "%s is not a whole number of seconds (H.460.19 counts in seconds)", d)
+	}
+	if pt := c.MediaKeepAlivePayloadType; pt < 96 || pt > 127 {
+		es.Add("h323.media_keep_alive_payload_type", "%d is not a dynamic RTP payload type (96-127)", pt)
 	}
 	if c.MaxPending == 0 {
 		c.MaxPending = defaultMaxPending

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/h323test"
+	"github.com/portico-edge/portico/internal/h323/h460"
 	"github.com/portico-edge/portico/internal/h323/ras"
 	"github.com/portico-edge/portico/internal/policy"
 )
@@ -304,6 +306,91 @@ func TestH46019MediaTraversal(t *testing.T) {
 					"tsapIdentifier: "+strconv.Itoa(int(p.mux.Port())))
 			}
 			checkOutsideFor(t, outsideMsgs, wants)
+		})
+	}
+}
+
+// TestH46019KeepAliveConfigured: the keepAlivePayloadType and
+// keepAliveInterval of the H.460.19 traversal parameters Portico sends an
+// outside endpoint in OpenLogicalChannel and OpenLogicalChannelAck are
+// h323.media_keep_alive_payload_type and media_keep_alive_interval (127
+// and 19s by default), as the endpoint decodes them and tshark dissects
+// them.
+func TestH46019KeepAliveConfigured(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		pt       int
+		interval time.Duration
+		wantPT   uint8
+		wantSecs uint32
+	}{
+		{"defaults", 0, 0, 127, 19},
+		{"configured", 100, 5 * time.Second, 100, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			gk := h323test.NewGatekeeper(t, h323test.GatekeeperConfig{IP: gatekeeperIP, TimeToLive: 60, Routed: true})
+			defer gk.Close()
+			p := startE2EWith(t, gk, policy.Guest{}, func(c *Config) {
+				c.MediaTraversal, c.MediaKeepAlivePayloadType, c.MediaKeepAliveInterval = true, tc.pt, tc.interval
+			})
+			inside := h323test.NewEndpoint(t, h323test.EndpointConfig{Alias: "2001", Gatekeeper: gk.RASAddr(), IP: insideEPIP})
+			defer inside.Close()
+			room := h323test.NewEndpoint(t, h323test.EndpointConfig{Alias: "room-19", Gatekeeper: p.extRAS, IP: outsideEPIP,
+				H46018: true, H46019: true, AdvertiseCallSignal: epDeclaredSig})
+			defer room.Close()
+			for _, ep := range []*h323test.Endpoint{inside, room} {
+				if err := ep.Register(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var outsideMsgs []h323test.Message
+			for i, outside := range []bool{true, false} {
+				caller, callee, dest := room, inside, "2001"
+				if !outside {
+					caller, callee, dest = inside, room, "room-19"
+				}
+				c, out, in := connect(t, ctx, caller, callee, dest, h323test.CallOptions{H245: h323test.Separate}, outside)
+				for _, x := range []*h323test.Call{out, in} {
+					if err := x.WaitMedia(ctx); err != nil {
+						t.Fatal(err)
+					}
+				}
+				outsideMsgs = append(outsideMsgs, hangUp(c, out, in)...)
+				p.calls.wait(t, ctx, i+1)
+			}
+			seen := map[string]int{}
+			for _, m := range outsideMsgs {
+				if m.H245 == nil || m.H245.Request == nil && m.H245.Response == nil {
+					continue
+				}
+				var tp h460.TraversalParameters
+				var found bool
+				var err error
+				switch {
+				case m.H245.Request != nil && m.H245.Request.OpenLogicalChannel != nil:
+					tp, found, err = h460.OLCTraversal(m.H245.Request.OpenLogicalChannel)
+				case m.H245.Response != nil && m.H245.Response.OpenLogicalChannelAck != nil:
+					tp, found, err = h460.AckTraversal(m.H245.Response.OpenLogicalChannelAck)
+				default:
+					continue
+				}
+				if !found || err != nil {
+					t.Errorf("%s without traversal parameters (%v)", m.Name, err)
+					continue
+				}
+				seen[m.Name]++
+				if !tp.HasKeepAlivePayloadType || tp.KeepAlivePayloadType != tc.wantPT || !tp.HasKeepAliveInterval || tp.KeepAliveInterval != tc.wantSecs {
+					t.Errorf("%s: keepAlivePayloadType %d (%v), keepAliveInterval %d (%v); want %d, %d",
+						m.Name, tp.KeepAlivePayloadType, tp.HasKeepAlivePayloadType, tp.KeepAliveInterval, tp.HasKeepAliveInterval, tc.wantPT, tc.wantSecs)
+				}
+			}
+			if len(seen) != 2 {
+				t.Errorf("traversal parameters seen in %v, want OLC and OLCAck", seen)
+			}
+			checkOutsideFor(t, outsideMsgs, []string{"openLogicalChannel", "openLogicalChannelAck", "keepAliveChannel",
+				fmt.Sprintf("keepAliveInterval: %d", tc.wantSecs), fmt.Sprintf("keepAlivePayloadType: %d", tc.wantPT)})
 		})
 	}
 }

@@ -42,6 +42,12 @@ type Section struct {
 	// DisableMediaTraversal stops offering H.460.19 (on by default with
 	// H.460.18).
 	DisableMediaTraversal bool `yaml:"disable_media_traversal,omitempty" json:"disable_media_traversal,omitempty"`
+	// MediaKeepAlivePayloadType (96-127, default 127) and
+	// MediaKeepAliveInterval (1s-60s in whole seconds, default 19s) are the
+	// H.460.19 keepAlivePayloadType and keepAliveInterval asked of outside
+	// endpoints in their logical channels.
+	MediaKeepAlivePayloadType int            `yaml:"media_keep_alive_payload_type,omitempty" json:"media_keep_alive_payload_type,omitempty"`
+	MediaKeepAliveInterval    field.Duration `yaml:"media_keep_alive_interval,omitempty" json:"media_keep_alive_interval,omitempty"`
 	// MaxRegistrations (10000) are answered beyond with RRJ
 	// resourceUnavailable.
 	MaxRegistrations int `yaml:"max_registrations,omitempty" json:"max_registrations,omitempty"`
@@ -211,22 +217,24 @@ func (s Section) Config(ifs Interfaces) (Config, error) {
 	}
 	sig := port("h323.signal_port", s.SignalPort, DefaultSignalPort)
 	c := Config{
-		ExternalRAS:         netip.AddrPortFrom(ext, port("h323.ras_port", s.RASPort, DefaultRASPort)),
-		PublicAddress:       public,
-		InternalRAS:         netip.AddrPortFrom(in, port("h323.internal_ras_port", s.InternalRASPort, 0)),
-		ExternalSignalPort:  sig,
-		InternalSignal:      netip.AddrPortFrom(in, sig),
-		GatekeeperID:        s.GatekeeperID,
-		OutsideGatekeeperID: s.OutsideGatekeeperID,
-		TimeToLive:          s.TimeToLive.D(),
-		KeepAliveInterval:   s.KeepAliveInterval.D(),
-		Traversal:           !s.DisableTraversal,
-		MediaTraversal:      !s.DisableTraversal && !s.DisableMediaTraversal,
-		MaxRegistrations:    s.MaxRegistrations,
-		SocketBuffer:        s.RASSocketBuffer,
-		MaxCalls:            s.MaxCalls,
-		SetupTimeout:        s.SetupTimeout.D(),
-		AnswerTimeout:       s.AnswerTimeout.D(),
+		ExternalRAS:               netip.AddrPortFrom(ext, port("h323.ras_port", s.RASPort, DefaultRASPort)),
+		PublicAddress:             public,
+		InternalRAS:               netip.AddrPortFrom(in, port("h323.internal_ras_port", s.InternalRASPort, 0)),
+		ExternalSignalPort:        sig,
+		InternalSignal:            netip.AddrPortFrom(in, sig),
+		GatekeeperID:              s.GatekeeperID,
+		OutsideGatekeeperID:       s.OutsideGatekeeperID,
+		TimeToLive:                s.TimeToLive.D(),
+		KeepAliveInterval:         s.KeepAliveInterval.D(),
+		Traversal:                 !s.DisableTraversal,
+		MediaTraversal:            !s.DisableTraversal && !s.DisableMediaTraversal,
+		MediaKeepAliveInterval:    s.MediaKeepAliveInterval.D(),
+		MediaKeepAlivePayloadType: s.MediaKeepAlivePayloadType,
+		MaxRegistrations:          s.MaxRegistrations,
+		SocketBuffer:              s.RASSocketBuffer,
+		MaxCalls:                  s.MaxCalls,
+		SetupTimeout:              s.SetupTimeout.D(),
+		AnswerTimeout:             s.AnswerTimeout.D(),
 	}
 	hostPort := func(path, v string, def int) netip.AddrPort {
 		if v == "" {

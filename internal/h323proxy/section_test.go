@@ -32,6 +32,16 @@ func TestSection(t *testing.T) {
 		{"ras_socket_buffer too small", Section{Enabled: true, Gatekeeper: "10.0.0.5", RASSocketBuffer: 100}, "h323.ras_socket_buffer"},
 		{"ras_socket_buffer kernel default", Section{Enabled: true, Gatekeeper: "10.0.0.5", RASSocketBuffer: -1}, ""},
 		{"minimal", Section{Enabled: true, Gatekeeper: "10.0.0.5"}, ""},
+		{"media keep-alive configured", Section{Enabled: true, Gatekeeper: "10.0.0.5", MediaKeepAlivePayloadType: 96,
+			MediaKeepAliveInterval: field.Duration(60 * time.Second)}, ""},
+		{"media keep-alive payload type static", Section{Enabled: true, Gatekeeper: "10.0.0.5", MediaKeepAlivePayloadType: 8}, "h323.media_keep_alive_payload_type"},
+		{"media keep-alive payload type above 127", Section{Enabled: true, Gatekeeper: "10.0.0.5", MediaKeepAlivePayloadType: 128}, "h323.media_keep_alive_payload_type"},
+		{"media keep-alive interval above 60s", Section{Enabled: true, Gatekeeper: "10.0.0.5",
+			MediaKeepAliveInterval: field.Duration(61 * time.Second)}, "h323.media_keep_alive_interval"},
+		{"media keep-alive interval below 1s", Section{Enabled: true, Gatekeeper: "10.0.0.5",
+			MediaKeepAliveInterval: field.Duration(500 * time.Millisecond)}, "h323.media_keep_alive_interval"},
+		{"media keep-alive interval not whole seconds", Section{Enabled: true, Gatekeeper: "10.0.0.5",
+			MediaKeepAliveInterval: field.Duration(1500 * time.Millisecond)}, "h323.media_keep_alive_interval"},
 		{"h245 ports", Section{Enabled: true, Gatekeeper: "10.0.0.5", H245Ports: H245PortsSection{
 			External: PortRangeSection{Min: 40000, Max: 40999}, Internal: PortRangeSection{Min: 41000, Max: 41000}}}, ""},
 		{"h245 ports reversed", Section{Enabled: true, Gatekeeper: "10.0.0.5", H245Ports: H245PortsSection{
@@ -58,6 +68,7 @@ func TestSection(t *testing.T) {
 		Gatekeeper: netip.MustParseAddrPort("10.0.0.5:1719"), OutsideGatekeeperID: "portico", TimeToLive: DefaultTimeToLive,
 		KeepAliveInterval: DefaultKeepAliveInterval, Traversal: true, MediaTraversal: true, MaxRegistrations: DefaultMaxRegistrations,
 		MaxPending: defaultMaxPending, RequestTimeout: defaultRequestTimeout,
+		MediaKeepAliveInterval: DefaultMediaKeepAliveInterval, MediaKeepAlivePayloadType: DefaultMediaKeepAlivePayloadType,
 		GatekeeperSignal: netip.MustParseAddrPort("10.0.0.5:1720"), SocketBuffer: DefaultSocketBuffer}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Config =\n%+v, want\n%+v", c, want)

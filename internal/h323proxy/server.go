@@ -417,6 +417,10 @@ func (s *Server) Reload(cfg Config) ([]string, error) {
 	if cfg.MediaTraversal != old.MediaTraversal { // the call proxy holds it
 		restart = append(restart, "h323.disable_media_traversal")
 	}
+	if cfg.MediaKeepAliveInterval != old.MediaKeepAliveInterval || cfg.MediaKeepAlivePayloadType != old.MediaKeepAlivePayloadType {
+		restart = append(restart, "h323.media_keep_alive_interval")
+	}
+	cfg.MediaKeepAliveInterval, cfg.MediaKeepAlivePayloadType = old.MediaKeepAliveInterval, old.MediaKeepAlivePayloadType
 	if cfg.H245External != old.H245External || cfg.H245Internal != old.H245Internal {
 		restart = append(restart, "h323.h245_ports")
 	}

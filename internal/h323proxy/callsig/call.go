@@ -233,7 +233,8 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 		Label:      c.rec.ID,
 		Interfaces: [2]string{s.cfg.Sides[Outside].Interface, s.cfg.Sides[Inside].Interface},
 		Source:     source,
-		Traversal:  h245proxy.Traversal{Enabled: c.h46019, Multiplex: mux},
+		Traversal: h245proxy.Traversal{Enabled: c.h46019, Multiplex: mux,
+			KeepAliveInterval: s.cfg.MediaKeepAliveInterval, PayloadType: s.cfg.MediaKeepAlivePayloadType},
 	})
 	s.mu.Lock()
 	if s.ctx.Err() != nil {

@@ -63,6 +63,11 @@ type Config struct {
 	// outside endpoints that offer H.460.19 (in their registration or
 	// Setup).
 	MediaTraversal bool
+	// MediaKeepAliveInterval and MediaKeepAlivePayloadType are the
+	// H.460.19 keepAliveInterval and keepAlivePayloadType asked of those
+	// endpoints (zero: h245proxy's defaults, 19s and 127).
+	MediaKeepAliveInterval    time.Duration
+	MediaKeepAlivePayloadType uint8
 }
 
 func (c *Config) withDefaults() (Config, error) {
