@@ -2,6 +2,7 @@ package h323proxy
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -65,7 +66,14 @@ func (s *Server) locateByDNS(src netip.AddrPort, seq h225.RequestSeqNum, names [
 // lookupLS resolves domain's H.323 location service: the first
 // _h323ls._udp SRV target (by priority and weight) and its IPv4 address.
 func lookupLS(ctx context.Context, r *net.Resolver, domain string) (netip.AddrPort, error) {
-	_, srvs, err := r.LookupSRV(ctx, "h323ls", "udp", domain)
+	return lookupSRV(ctx, r, "h323ls", domain, "ip4")
+}
+
+// lookupSRV returns the first target of domain's _service._udp SRV
+// records (by priority and weight) that has an address of network ("ip4"
+// or "ip6"), with the record's port; ErrNoLocation when none has.
+func lookupSRV(ctx context.Context, r *net.Resolver, service, domain, network string) (netip.AddrPort, error) {
+	_, srvs, err := r.LookupSRV(ctx, service, "udp", domain)
 	if err != nil {
 		return netip.AddrPort{}, err
 	}
@@ -73,11 +81,31 @@ func lookupLS(ctx context.Context, r *net.Resolver, domain string) (netip.AddrPo
 		if srv.Target == "." || srv.Port == 0 {
 			continue
 		}
-		ips, err := r.LookupNetIP(ctx, "ip4", strings.TrimSuffix(srv.Target, "."))
+		ips, err := r.LookupNetIP(ctx, network, strings.TrimSuffix(srv.Target, "."))
 		if err != nil || len(ips) == 0 {
 			continue
 		}
 		return netip.AddrPortFrom(ips[0].Unmap(), srv.Port), nil
 	}
 	return netip.AddrPort{}, ErrNoLocation
+}
+
+// lookupZoneServer resolves a traversal zone's server name: with port
+// 0, its _h323rs._udp SRV record (H.225.0 Annex O) first; else, or
+// without one, its first address of network and port (1719 if 0).
+func lookupZoneServer(ctx context.Context, r *net.Resolver, host string, port uint16, network string) (netip.AddrPort, error) {
+	if port == 0 {
+		if ap, err := lookupSRV(ctx, r, "h323rs", host, network); err == nil {
+			return ap, nil
+		}
+		port = DefaultRASPort
+	}
+	ips, err := r.LookupNetIP(ctx, network, host)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	if len(ips) == 0 {
+		return netip.AddrPort{}, fmt.Errorf("no %s address", network)
+	}
+	return netip.AddrPortFrom(ips[0].Unmap(), port), nil
 }

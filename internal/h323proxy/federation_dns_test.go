@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -14,11 +15,20 @@ import (
 )
 
 // dnsZone is a loopback DNS server answering SRV and A questions from
-// its maps (names end with a dot); anything else is NXDOMAIN.
+// its maps (names end with a dot); anything else is NXDOMAIN. Once
+// started, the maps change only through set.
 type dnsZone struct {
+	mu      sync.Mutex
 	srv     map[string]dnsmessage.SRVResource
 	a       map[string]netip.Addr
 	queries atomic.Int64
+}
+
+// set changes the A record of name while the server runs.
+func (z *dnsZone) set(name string, a netip.Addr) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.a[name] = a
 }
 
 func (z *dnsZone) start(t *testing.T) netip.AddrPort {
@@ -43,8 +53,10 @@ func (z *dnsZone) start(t *testing.T) netip.AddrPort {
 			qq := q.Questions[0]
 			name := strings.ToLower(qq.Name.String())
 			hdr := dnsmessage.Header{ID: q.ID, Response: true, Authoritative: true}
+			z.mu.Lock()
 			srv, okS := z.srv[name]
 			a, okA := z.a[name]
+			z.mu.Unlock()
 			if !okS && !okA {
 				hdr.RCode = dnsmessage.RCodeNameError
 			}

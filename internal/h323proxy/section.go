@@ -1,9 +1,11 @@
 package h323proxy
 
 import (
+	"cmp"
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/portico-edge/portico/internal/config/field"
 	"github.com/portico-edge/portico/internal/h323proxy/h245proxy"
@@ -108,7 +110,10 @@ type ZoneSection struct {
 	// Name labels the zone in history, metrics and the API. Required,
 	// unique.
 	Name string `yaml:"name" json:"name"`
-	// Server is the traversal server's RAS address, ip[:port] (1719).
+	// Server is the traversal server's RAS address, host[:port]: an IP
+	// address (port 1719 if omitted), or a DNS name resolved at each
+	// registration (without a port, by its _h323rs._udp SRV record first,
+	// else port 1719).
 	Server string `yaml:"server" json:"server"`
 	// GatekeeperID is the server's gatekeeper identifier, sent in GRQ and
 	// RRQ; empty: whatever the server answers.
@@ -271,7 +276,8 @@ func (s Section) Config(ifs Interfaces) (Config, error) {
 		if z.Server == "" {
 			es.Add(path+".server", "the traversal server's RAS address is required")
 		}
-		c.Zones = append(c.Zones, Zone{Name: z.Name, Server: hostPort(path+".server", z.Server, DefaultRASPort), GatekeeperID: z.GatekeeperID,
+		server, host := zoneServer(&es, path+".server", z.Server)
+		c.Zones = append(c.Zones, Zone{Name: z.Name, Server: server, Host: host, GatekeeperID: z.GatekeeperID,
 			Aliases: z.Aliases, Prefixes: z.Prefixes, Domains: z.Domains, TimeToLive: z.TimeToLive.D(), RetryMax: z.RetryMax.D()})
 	}
 	for _, k := range s.KeepAlives {
@@ -289,6 +295,52 @@ func (s Section) Config(ifs Interfaces) (Config, error) {
 	c.H245External = portRange("h323.h245_ports.external", s.H245Ports.External)
 	c.H245Internal = portRange("h323.h245_ports.internal", s.H245Ports.Internal)
 	return c, es.Err()
+}
+
+// zoneServer parses a zone's server, host[:port]: an IP address's
+// RAS address (port 1719 if omitted), or a DNS name and the port given
+// (0: none).
+func zoneServer(es *field.Errors, path, v string) (netip.AddrPort, string) {
+	if v == "" {
+		return netip.AddrPort{}, ""
+	}
+	host, port := v, 0
+	if h, p, err := net.SplitHostPort(v); err == nil {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			es.Add(path, "%q: %q is not a port", v, p)
+			return netip.AddrPort{}, ""
+		}
+		host, port = h, n
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return netip.AddrPortFrom(a.Unmap(), uint16(cmp.Or(port, DefaultRASPort))), ""
+	}
+	if !isHostName(host) {
+		es.Add(path, "%q is not host[:port] (an IP address or a DNS name)", v)
+		return netip.AddrPort{}, ""
+	}
+	return netip.AddrPortFrom(netip.Addr{}, uint16(port)), strings.ToLower(strings.TrimSuffix(host, "."))
+}
+
+// isHostName reports whether s is a DNS host name: dot-separated labels
+// of letters, digits and inner hyphens, 1 to 63 octets each, 253 in all.
+func isHostName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(s, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, c := range []byte(l) {
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Sockets lists the UDP and TCP ports an enabled section binds, for the

@@ -122,7 +122,11 @@ func TestSectionZones(t *testing.T) {
 			s.Zones = append(s.Zones, ZoneSection{Name: "edge-a", Server: "203.0.113.8", Aliases: []string{"x"}, Prefixes: []string{"55"}})
 		}), "h323.zones[1].name"},
 		{"no server", base(func(s *Section) { s.Zones[0].Server = "" }), "h323.zones[0].server"},
-		{"server not ip:port", base(func(s *Section) { s.Zones[0].Server = "edge.example" }), "h323.zones[0].server"},
+		{"server by name", base(func(s *Section) { s.Zones[0].Server = "edge.example" }), ""},
+		{"server by name and port", base(func(s *Section) { s.Zones[0].Server = "Edge.Example.:1819" }), ""},
+		{"server not host[:port]", base(func(s *Section) { s.Zones[0].Server = "edge example" }), "h323.zones[0].server"},
+		{"server label too long", base(func(s *Section) { s.Zones[0].Server = strings.Repeat("a", 64) + ".example" }), "h323.zones[0].server"},
+		{"server port not a port", base(func(s *Section) { s.Zones[0].Server = "edge.example:0" }), "h323.zones[0].server"},
 		{"server is the inside gatekeeper", base(func(s *Section) { s.Zones[0].Server = "10.0.0.5:1719" }), "h323.zones[0].server"},
 		{"server is Portico", base(func(s *Section) { s.Zones[0].Server = "198.51.100.1:1719" }), "h323.zones[0].server"},
 		{"no aliases", base(func(s *Section) { s.Zones[0].Aliases = nil }), "h323.zones[0].aliases"},

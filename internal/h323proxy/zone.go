@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,8 +31,16 @@ import (
 type Zone struct {
 	// Name labels the zone in history ("zone:<name>"), metrics and logs.
 	Name string
-	// Server is the traversal server's RAS address.
+	// Server is the traversal server's RAS address; with Host, only its
+	// port (0: the SRV record's, else 1719).
 	Server netip.AddrPort
+	// Host is the server's DNS name, resolved at each registration so that
+	// a server that moved is followed: without a port, its _h323rs._udp
+	// SRV record first, then its address records (of the external
+	// address's family). An address that is the inside gatekeeper's or
+	// Portico's own RAS address is refused then, as validation refuses a
+	// literal one.
+	Host string
 	// GatekeeperID is the server's gatekeeper identifier (GRQ, RRQ);
 	// empty: the one its GCF names.
 	GatekeeperID string
@@ -91,8 +100,10 @@ func (c *Config) validateZones(es *field.Errors) {
 			es.Add(path+".name", "%q names another zone too", z.Name)
 		}
 		names[z.Name] = true
-		if !z.Server.Addr().IsValid() || z.Server.Port() == 0 {
-			es.Add(path+".server", "the traversal server's RAS address (ip:port) is required")
+		if z.Host != "" {
+			// Checked against the inside gatekeeper and Portico when resolved.
+		} else if !z.Server.Addr().IsValid() || z.Server.Port() == 0 {
+			es.Add(path+".server", "the traversal server's RAS address (host[:port]) is required")
 		} else if z.Server.Addr().Unmap() == c.Gatekeeper.Addr().Unmap() {
 			es.Add(path+".server", "%s is the inside gatekeeper; a traversal zone's server is another edge outside", z.Server)
 		} else if z.Server.Addr().Unmap() == c.ExternalRAS.Addr().Unmap() && z.Server.Port() == c.ExternalRAS.Port() {
@@ -150,9 +161,12 @@ const (
 
 // ZoneStatus is a zone's state for the API.
 type ZoneStatus struct {
-	Name   string `json:"name"`
-	Server string `json:"server"`
-	State  string `json:"state"`
+	Name string `json:"name"`
+	// Server is the server as configured; Address its RAS address in use
+	// (a name's resolved one; empty while a name does not resolve).
+	Server  string `json:"server"`
+	Address string `json:"address,omitempty"`
+	State   string `json:"state"`
 	// EndpointID is the identifier the server gave; KeepAlive the granted
 	// interval in seconds.
 	EndpointID string `json:"endpoint_id,omitempty"`
@@ -207,6 +221,7 @@ type zoneClient struct {
 
 	mu       sync.Mutex
 	conn     net.PacketConn
+	server   netip.AddrPort // the server's RAS address in use (Host resolved)
 	seq      uint16
 	waits    map[uint16]chan *h225.RasMessage
 	st       ZoneStatus
@@ -230,6 +245,15 @@ func newZoneClient(s *Server, z Zone, m *zoneMetrics) *zoneClient {
 		answered: map[[16]byte]bool{}, bind: s.cfg.ExternalRAS.Addr(), public: s.cfg.PublicAddress,
 		signalPort: s.cfg.ExternalSignalPort, timeout: s.cfg.RequestTimeout}
 	zc.st = ZoneStatus{Name: z.Name, Server: z.Server.String(), State: ZoneRegistering, Since: s.now()}
+	switch {
+	case z.Host == "":
+		zc.server = netip.AddrPortFrom(z.Server.Addr().Unmap(), z.Server.Port())
+		zc.st.Address = z.Server.String()
+	case z.Server.Port() == 0:
+		zc.st.Server = z.Host
+	default:
+		zc.st.Server = net.JoinHostPort(z.Host, strconv.Itoa(int(z.Server.Port())))
+	}
 	m.up.WithLabelValues(z.Name).Set(0)
 	return zc
 }
@@ -262,13 +286,10 @@ func (s *Server) zoneFor(names []string) *zoneClient {
 func (s *Server) zoneAt(ip netip.Addr) *zoneClient {
 	ip = ip.Unmap()
 	for _, zc := range s.zones {
-		if zc.z.Server.Addr().Unmap() == ip {
-			return zc
-		}
 		zc.mu.Lock()
-		sig := zc.signal
+		server, sig := zc.server, zc.signal
 		zc.mu.Unlock()
-		if sig.IsValid() && sig.Addr().Unmap() == ip {
+		if server.IsValid() && server.Addr() == ip || sig.IsValid() && sig.Addr().Unmap() == ip {
 			return zc
 		}
 	}
@@ -345,7 +366,7 @@ func (zc *zoneClient) run(ctx context.Context) error {
 			}
 			zc.count("failed")
 			zc.setState(ZoneFailed, err.Error())
-			zc.s.log.Info("zone registration failed", "zone", zc.z.Name, "server", zc.z.Server, "err", err, "retry", backoff)
+			zc.s.log.Info("zone registration failed", "zone", zc.z.Name, "server", zc.st.Server, "err", err, "retry", backoff)
 			if !sleep(ctx, backoff) {
 				return nil
 			}
@@ -359,7 +380,7 @@ func (zc *zoneClient) run(ctx context.Context) error {
 		}
 		zc.count("registered")
 		zc.setState(ZoneRegistered, "")
-		zc.s.log.Info("zone registered", "zone", zc.z.Name, "server", zc.z.Server, "keep_alive", interval)
+		zc.s.log.Info("zone registered", "zone", zc.z.Name, "server", zc.st.Server, "address", zc.serverAddr(), "keep_alive", interval)
 		zc.keepAlive(ctx, interval)
 	}
 	return nil
@@ -452,6 +473,9 @@ func (zc *zoneClient) rrq(seq uint16, keepAlive bool) *h225.RasMessage {
 // register discovers the server (GRQ) and registers (RRQ) with
 // H.460.18; it returns the keep-alive interval granted.
 func (zc *zoneClient) register(ctx context.Context) (time.Duration, error) {
+	if err := zc.resolve(ctx); err != nil {
+		return 0, err
+	}
 	gcf, err := zc.request(ctx, func(seq uint16) *h225.RasMessage {
 		e := ras.Endpoint{RAS: zc.local(), Aliases: zc.identity(), Gatekeeper: zc.z.GatekeeperID,
 			FeatureSet: &h225.FeatureSet{DesiredFeatures: []h225.GenericData{ras.Feature(ras.H46018)}, HasDesiredFeatures: true}}
@@ -512,6 +536,49 @@ func (zc *zoneClient) register(ctx context.Context) (time.Duration, error) {
 	return interval, nil
 }
 
+// serverAddr returns the server's RAS address in use (invalid while a
+// name does not resolve).
+func (zc *zoneClient) serverAddr() netip.AddrPort {
+	zc.mu.Lock()
+	defer zc.mu.Unlock()
+	return zc.server
+}
+
+// resolve looks the server's name up again (a zone given by address
+// keeps it) and refuses an address that is the inside gatekeeper's or
+// Portico's own RAS address. Until a lookup succeeds the zone has no
+// server address: nothing is sent, and nothing is taken from anywhere.
+func (zc *zoneClient) resolve(ctx context.Context) error {
+	if zc.z.Host == "" {
+		return nil
+	}
+	zc.mu.Lock()
+	zc.server, zc.st.Address = netip.AddrPort{}, ""
+	zc.mu.Unlock()
+	zc.s.mu.Lock()
+	r, timeout, gk, own := zc.s.resolver(), zc.s.cfg.RequestTimeout, zc.s.cfg.Gatekeeper, zc.s.cfg.ExternalRAS
+	zc.s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	network := "ip4"
+	if zc.bind.Is6() && !zc.bind.Is4In6() {
+		network = "ip6"
+	}
+	ap, err := lookupZoneServer(ctx, r, zc.z.Host, zc.z.Server.Port(), network)
+	switch {
+	case err != nil:
+		return fmt.Errorf("resolve %s: %w", zc.z.Host, err)
+	case ap.Addr() == gk.Addr().Unmap():
+		return fmt.Errorf("%s resolves to %s, the inside gatekeeper: a traversal zone's server is another edge outside", zc.z.Host, ap)
+	case ap.Addr() == own.Addr().Unmap() && ap.Port() == own.Port(), ap.Addr() == zc.public && ap.Port() == own.Port():
+		return fmt.Errorf("%s resolves to %s, Portico's own RAS address", zc.z.Host, ap)
+	}
+	zc.mu.Lock()
+	zc.server, zc.st.Address = ap, ap.String()
+	zc.mu.Unlock()
+	return nil
+}
+
 // errZoneNoAnswer: the server answered none of a request's transmissions.
 var errZoneNoAnswer = errors.New("no answer from the traversal server")
 
@@ -524,7 +591,7 @@ func (zc *zoneClient) request(ctx context.Context, build func(seq uint16) *h225.
 	if zc.seq == 0 {
 		zc.seq++
 	}
-	seq, c := zc.seq, zc.conn
+	seq, c, server := zc.seq, zc.conn, zc.server
 	zc.waits[seq] = ch
 	zc.mu.Unlock()
 	defer func() {
@@ -537,7 +604,7 @@ func (zc *zoneClient) request(ctx context.Context, build func(seq uint16) *h225.
 		return nil, fmt.Errorf("encode: %w", err)
 	}
 	for try := 0; try < zoneTries; try++ {
-		if _, err := c.WriteTo(b, netUDP(zc.z.Server)); err != nil && !isTemporary(err) {
+		if _, err := c.WriteTo(b, netUDP(server)); err != nil && !isTemporary(err) {
 			return nil, err
 		}
 		t := time.NewTimer(zoneRetransmit)
@@ -584,7 +651,7 @@ func (zc *zoneClient) readLoop(ctx context.Context, c net.PacketConn) {
 			continue
 		}
 		src := addrOf(a)
-		if src.Addr().Unmap() != zc.z.Server.Addr().Unmap() {
+		if server := zc.serverAddr(); !server.IsValid() || src.Addr().Unmap() != server.Addr() {
 			zc.s.m.dropped.WithLabelValues("zone", "unknown_source").Inc()
 			continue
 		}
@@ -715,10 +782,10 @@ func (zc *zoneClient) allowedSignal(ap netip.AddrPort) bool {
 		return false
 	}
 	zc.mu.Lock()
-	sig := zc.signal
+	server, sig := zc.server, zc.signal
 	zc.mu.Unlock()
 	ip := ap.Addr().Unmap()
-	return ip == zc.z.Server.Addr().Unmap() || (sig.IsValid() && ip == sig.Addr().Unmap())
+	return (server.IsValid() && ip == server.Addr()) || (sig.IsValid() && ip == sig.Addr().Unmap())
 }
 
 // connectOut opens the call-signalling connection an SCI asked for,
@@ -877,7 +944,7 @@ func writeTPKT(c net.Conn, payload []byte) error {
 
 // zoneEqual reports whether two zones are configured alike (Reload).
 func zoneEqual(a, b Zone) bool {
-	return a.Name == b.Name && a.Server == b.Server && a.GatekeeperID == b.GatekeeperID && a.TimeToLive == b.TimeToLive &&
+	return a.Name == b.Name && a.Server == b.Server && a.Host == b.Host && a.GatekeeperID == b.GatekeeperID && a.TimeToLive == b.TimeToLive &&
 		a.RetryMax == b.RetryMax && slices.Equal(a.Aliases, b.Aliases) && slices.Equal(a.Prefixes, b.Prefixes) && slices.Equal(a.Domains, b.Domains)
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/h245"
@@ -692,4 +693,121 @@ func freePortsOn(t *testing.T, ips []netip.Addr, n int) int {
 	}
 	t.Fatalf("no %d consecutive free ports on %v", n, ips)
 	return 0
+}
+
+// zoneFrom derives the Zone of one h323.zones entry as the document's
+// section does.
+func zoneFrom(t *testing.T, z ZoneSection) Zone {
+	t.Helper()
+	c, err := Section{Enabled: true, Gatekeeper: "10.0.0.5", Zones: []ZoneSection{z}}.Config(Interfaces{External: "198.51.100.1", Internal: "10.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Zones[0]
+}
+
+// TestZoneServerByName: a zone's server given by DNS name (a loopback
+// DNS server here, h323.federation.dns_server) is resolved at each
+// registration: by its A record with the port given, or, without a port,
+// by its _h323rs._udp SRV record. When the record moves, the next
+// registration (after an URQ here) goes to the new address. A name that
+// does not resolve, or that resolves to the inside gatekeeper or to
+// Portico's own RAS address, leaves the zone failed with the reason in
+// its last error, and nothing is sent there.
+func TestZoneServerByName(t *testing.T) {
+	first := newPeer(t, gnugkIP)
+	port := first.addr().Port()
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(edgeAOut, port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	second := &peer{t: t, c: c} // the server's new address, same port
+	dns := &dnsZone{
+		srv: map[string]dnsmessage.SRVResource{"_h323rs._udp.rs.example.": {Priority: 10, Weight: 1, Port: port,
+			Target: dnsmessage.MustNewName("gk.rs.example.")}},
+		a: map[string]netip.Addr{"edge.example.": gnugkIP, "gk.rs.example.": gnugkIP, "inside.example.": gatekeeperIP, "self.example.": outsideIP},
+	}
+	dnsAddr := dns.start(t)
+	// confirm answers the GRQ and the RRQ after it at server.
+	confirm := func(server *peer) {
+		t.Helper()
+		from, m := server.expect(h225.RasMessage_GatekeeperRequest)
+		gcf := ras.GCF(m.GatekeeperRequest, "far-gk", server.addr())
+		gcf.GatekeeperConfirm.FeatureSet = ras.Supported(ras.Feature(ras.H46018))
+		server.send(from, gcf)
+		_, m = server.expect(h225.RasMessage_RegistrationRequest)
+		rcf := ras.RCF(m.RegistrationRequest, "far-gk", "EP-1", netip.AddrPortFrom(server.addr().Addr(), 1720), 30)
+		rcf.RegistrationConfirm.FeatureSet = ras.Supported(ras.Feature(ras.H46018))
+		server.send(from, rcf)
+	}
+	edge := func(t *testing.T, server string, mod func(*Config)) *harness {
+		z := zoneFrom(t, ZoneSection{Name: "far", Server: server, Aliases: []string{"edge-b"}, Prefixes: []string{"9"}})
+		return newHarness(t, func(c *Config) {
+			c.Zones, c.DNSServer = []Zone{z}, dnsAddr
+			if mod != nil {
+				mod(c)
+			}
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	t.Run("A record, followed when it moves", func(t *testing.T) {
+		h := edge(t, fmt.Sprintf("edge.example:%d", port), nil)
+		confirm(first)
+		st := waitZone(t, ctx, h.s, ZoneRegistered)
+		if want := netip.AddrPortFrom(gnugkIP, port).String(); st.Address != want || st.Server != fmt.Sprintf("edge.example:%d", port) {
+			t.Errorf("zone server %q at %q, want edge.example:%d at %s", st.Server, st.Address, port, want)
+		}
+		dns.set("edge.example.", edgeAOut)
+		first.send(h.s.zones[0].local(), ras.URQ(77, ras.Endpoint{EndpointID: "EP-1"}))
+		first.expect(h225.RasMessage_UnregistrationConfirm)
+		confirm(second)
+		st = waitZone(t, ctx, h.s, ZoneRegistered)
+		if want := netip.AddrPortFrom(edgeAOut, port).String(); st.Address != want || st.Registrations != 2 {
+			t.Errorf("zone at %q after %d registrations, want %s after 2", st.Address, st.Registrations, want)
+		}
+	})
+	t.Run("SRV record", func(t *testing.T) {
+		h := edge(t, "rs.example", nil)
+		confirm(first)
+		if st := waitZone(t, ctx, h.s, ZoneRegistered); st.Address != first.addr().String() {
+			t.Errorf("zone at %q, want %s from the SRV record", st.Address, first.addr())
+		}
+	})
+	for _, tc := range []struct {
+		name, server, reason string
+	}{
+		{"no such name", "nowhere.example", "nowhere.example"},
+		{"the inside gatekeeper", "inside.example", "the inside gatekeeper"},
+		{"Portico itself", "self.example", "Portico's own RAS address"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var h *harness
+			server := tc.server
+			if tc.name == "the inside gatekeeper" || tc.name == "Portico itself" {
+				// the port the harness's gatekeeper or Portico listens on
+				h = edge(t, server, func(c *Config) {
+					ap := c.Gatekeeper
+					if tc.name == "Portico itself" {
+						ap = c.ExternalRAS
+					}
+					c.Zones[0].Server = netip.AddrPortFrom(netip.Addr{}, ap.Port())
+				})
+			} else {
+				h = edge(t, server, nil)
+			}
+			st := waitZone(t, ctx, h.s, ZoneFailed)
+			if !strings.Contains(st.LastError, tc.reason) || st.Address != "" {
+				t.Errorf("zone failed with %q at %q, want the reason %q and no address", st.LastError, st.Address, tc.reason)
+			}
+			// A datagram sent on loopback before the state changed would
+			// be waiting already.
+			h.gk.c.SetReadDeadline(time.Now())
+			if n, from, err := h.gk.c.ReadFromUDPAddrPort(make([]byte, 2048)); err == nil {
+				t.Errorf("the inside gatekeeper received %d bytes from %v", n, from)
+			}
+		})
+	}
 }
