@@ -58,6 +58,8 @@ func (s *Server) newCalls(cfg Config) (*callsig.Server, error) {
 			Help: "H.323 call history records dropped because the store had fallen 4,096 records behind."}, func() float64 { return float64(cs.HistoryDropped.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_h323_signalling_keepalives_total",
 			Help: "Keep-alives (empty TPKT or Facility) sent on call-signalling connections of H.460.18 endpoints."}, func() float64 { return float64(cs.KeepAlives.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_h323_call_loops_total",
+			Help: "H.323 Setups refused as a call loop (cause 25): the call came back to Portico, or its hopCount ran out."}, func() float64 { return float64(cs.Loops.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portico_h323_h245_ports_exhausted_total",
 			Help: "H.323 calls released (cause 47) because every port of an h323.h245_ports range was taken."}, func() float64 { return float64(cs.H245PortsExhausted.Load()) }))
 	s.AttachSignalling(func(ctx context.Context, ln net.Listener, outside bool) error {

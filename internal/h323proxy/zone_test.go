@@ -30,6 +30,7 @@ import (
 	"github.com/portico-edge/portico/internal/h323proxy/h245proxy"
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/policy"
+	"github.com/portico-edge/portico/internal/store"
 	"github.com/portico-edge/portico/internal/testpeer"
 )
 
@@ -809,5 +810,73 @@ func TestZoneServerByName(t *testing.T) {
 				t.Errorf("the inside gatekeeper received %d bytes from %v", n, from)
 			}
 		})
+	}
+}
+
+// TestZoneCallLoop runs two edges whose traversal zones point at each
+// other, each registering the alias 5001 at the other: each inside
+// gatekeeper routes 5001 to its edge, which sends the call to the other
+// edge, whose inside gatekeeper routes it back. The endpoint inside A
+// calls 5001: A sends the call to B, B's gatekeeper routes it to B, B
+// sends it back to A, and A, which has the call (by its callIdentifier)
+// going out already, refuses it with ReleaseComplete, cause 25, history
+// "call loop". The refusal unwinds the legs before it: each edge recorded
+// two, all ended by the loop, and nothing is left.
+func TestZoneCallLoop(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bRAS := netip.AddrPortFrom(edgeBOut, uint16(freePortsOn(t, []netip.Addr{edgeBOut}, 2)))
+	// A few calls each: without a guard, the loop ends there.
+	const maxCalls = 6
+	gkA := h323test.NewGatekeeper(t, h323test.GatekeeperConfig{IP: gatekeeperIP, TimeToLive: 60, Routed: true})
+	a := startEdge(t, gkA, policy.Guest{}, edgeAOut, porticoIn, DefaultRASPort, 24, func(c *Config) {
+		c.MaxCalls = maxCalls
+		c.Zones = []Zone{{Name: "edge-b", Server: bRAS, Aliases: []string{"edge-a", "5001"}, Prefixes: []string{"5"}}}
+	})
+	gkB := h323test.NewGatekeeper(t, h323test.GatekeeperConfig{ID: "gk-b", IP: gkBIP, TimeToLive: 60, Routed: true})
+	b := startEdge(t, gkB, policy.Guest{}, edgeBOut, edgeBIn, bRAS.Port(), 24, func(c *Config) {
+		c.MaxCalls = maxCalls
+		c.Zones = []Zone{{Name: "edge-a", Server: a.extRAS, Aliases: []string{"edge-b", "5001"}, Prefixes: []string{"5"}}}
+	})
+	epA := h323test.NewEndpoint(t, h323test.EndpointConfig{Alias: "2001", Gatekeeper: gkA.RASAddr(), IP: insideEPIP})
+	defer epA.Close()
+	if err := epA.Register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitZone(t, ctx, a.s, ZoneRegistered)
+	waitZone(t, ctx, b.s, ZoneRegistered)
+	for _, gk := range []*h323test.Gatekeeper{gkA, gkB} {
+		if _, ok := gk.Registered("5001"); !ok {
+			t.Fatal("5001 is not registered at both inside gatekeepers")
+		}
+	}
+
+	if c, err := epA.Call(ctx, "5001", h323test.CallOptions{}); err == nil {
+		c.Hangup()
+		t.Fatal("the looping call was connected")
+	}
+	for _, e := range []*porticoE2E{a, b} {
+		waitUntil(t, ctx, "no call left", func() bool { return e.s.cs.Calls() == 0 })
+	}
+	recsA, recsB := a.calls.wait(t, ctx, 2), b.calls.wait(t, ctx, 2)
+	loops := 0
+	for name, recs := range map[string][]store.CallRecord{"A": recsA, "B": recsB} {
+		if len(recs) != 2 {
+			t.Errorf("%s recorded %d legs, want 2", name, len(recs))
+		}
+		for _, r := range recs {
+			if r.Disposition != "call loop" {
+				t.Errorf("%s's record %s %s→%s: disposition %q, want call loop", name, r.CallType, r.From, r.To, r.Disposition)
+			}
+			if r.EndedBy == "portico" {
+				loops++
+			}
+		}
+	}
+	if loops != 1 {
+		t.Errorf("%d legs refused by Portico, want the one that came back", loops)
+	}
+	if got := a.s.cs.Loops.Load(); got != 1 {
+		t.Errorf("A counted %v loops, want 1", got)
 	}
 }

@@ -145,6 +145,14 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 			s.active.Add(-1)
 		}
 	}()
+	loop := func() *call {
+		s.Loops.Add(1)
+		s.log.Info("call loop refused", "call", c.rec.ID, "from", src, "to", first(to), "side", caller)
+		return refuse(CauseRoutingError, h225.ReleaseCompleteReason_HopCountExceeded, "call loop")
+	}
+	if (setup.HasHopCount && setup.HopCount <= 1) || (caller == Outside && s.looped(Outside, c.id, "")) {
+		return loop()
+	}
 	info := CallInfo{From: from, To: to, Source: src.Addr(), CallID: c.id}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
 	defer cancel()
@@ -191,6 +199,9 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 		}
 		if !found {
 			return refuse(CauseUnallocated, h225.ReleaseCompleteReason_CalledPartyNotRegistered, "callee not registered")
+		}
+		if ep.Dial != nil && s.looped(Inside, c.id, ep.CallType) {
+			return loop()
 		}
 		c.outside = ep
 		c.times.Admitted = time.Now()
@@ -248,6 +259,32 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 	s.mu.Unlock()
 	ok = true
 	return c
+}
+
+// looped reports whether a Setup from side caller for call id (its
+// callIdentifier) is a call coming back to Portico: from outside, while
+// Portico has the same call going out (it left through one edge or zone
+// and was routed back); from inside to zone (its Endpoint.CallType), while
+// the same call came in from that zone (the inside routed it back there).
+// Calls without a callIdentifier are never taken for loops; a call from
+// outside to inside and back out to another outside endpoint (two
+// endpoints registered through Portico calling each other through the
+// inside gatekeeper) is no loop.
+func (s *Server) looped(caller Side, id []byte, zone string) bool {
+	if len(id) != 16 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.calls {
+		if c.caller == caller || !bytes.Equal(c.id, id) {
+			continue
+		}
+		if caller == Outside || (zone != "" && c.rec.CallType == zone) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) dial(ctx context.Context, side Side, dst netip.AddrPort) (net.Conn, error) {

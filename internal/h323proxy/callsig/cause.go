@@ -9,13 +9,16 @@ import (
 
 // Q.931 cause values (Q.850 Table 1) the proxy sends or names.
 const (
-	CauseUnallocated     = 1
-	CauseNoRoute         = 3
-	CauseNormal          = 16
-	CauseBusy            = 17
-	CauseNoUserResponse  = 18
-	CauseNoAnswer        = 19
-	CauseRejected        = 21
+	CauseUnallocated    = 1
+	CauseNoRoute        = 3
+	CauseNormal         = 16
+	CauseBusy           = 17
+	CauseNoUserResponse = 18
+	CauseNoAnswer       = 19
+	CauseRejected       = 21
+	// CauseRoutingError (Q.850 "exchange routing error") ends a call that
+	// looped: it came back to Portico, or its hopCount ran out.
+	CauseRoutingError    = 25
 	CauseOutOfOrder      = 27
 	CauseTemporary       = 41
 	CauseResourceUnavail = 47
@@ -34,6 +37,7 @@ var causeWords = map[byte]string{
 	CauseRejected:        "call rejected",
 	20:                   "callee absent",
 	22:                   "number changed",
+	CauseRoutingError:    "call loop",
 	CauseOutOfOrder:      "destination out of order",
 	28:                   "invalid number format",
 	31:                   "normal",

@@ -109,6 +109,11 @@ func (c *call) rewrite(from Side, m *q931.Message, ui *h225.H323UserInformation,
 		if from == Outside && c.dest != "" {
 			pinDestination(m, s, c.dest)
 		}
+		if s.HasHopCount && s.HopCount > 1 {
+			// Portico counts as a hop, as gatekeepers do with the Setup's
+			// hopCount; newCall refused the Setup that arrived at 1.
+			s.HopCount--
+		}
 	}
 	if f.featureSet != nil {
 		if from == Outside && c.offerMux && c.h46019 && *f.featureSet != nil {

@@ -57,6 +57,9 @@ type Server struct {
 	// H245PortsExhausted counts calls released because a side's H.245
 	// port range had no free port.
 	H245PortsExhausted atomic.Uint64
+	// Loops counts Setups refused as a call loop (a call that came back
+	// to Portico, or whose hopCount ran out).
+	Loops atomic.Uint64
 
 	h245Ports [2]*h245proxy.Ports // by Side
 }
