@@ -480,23 +480,13 @@ func TestZoneReRegisters(t *testing.T) {
 	// confirm answers a GRQ and the RRQ after it.
 	confirm := func() (netip.AddrPort, *h225.RegistrationRequest) {
 		t.Helper()
-		from, m := server.expect(h225.RasMessage_GatekeeperRequest)
-		gcf := ras.GCF(m.GatekeeperRequest, "far-gk", server.addr())
-		gcf.GatekeeperConfirm.FeatureSet = ras.Supported(ras.Feature(ras.H46018))
-		server.send(from, gcf)
-		_, m = server.expect(h225.RasMessage_RegistrationRequest)
-		rrq := m.RegistrationRequest
+		from, rrq := server.confirmZone(1)
 		if rrq.HasKeepAlive && rrq.KeepAlive {
 			t.Fatal("a keep-alive RRQ where a full one was due")
 		}
 		if names := aliasNames(rrq.TerminalAlias); len(names) != 1 || names[0] != "edge-b" {
 			t.Errorf("RRQ aliases %v, want [edge-b]", names)
 		}
-		rcf := ras.RCF(rrq, "far-gk", "EP-1", netip.AddrPortFrom(gnugkIP, 1720), 30)
-		p := ras.Flag(H46018KeepAliveInterval)
-		p.Content = &h225.Content{Choice: h225.Content_Number16, Number16: 1}
-		rcf.RegistrationConfirm.FeatureSet = ras.Supported(ras.Feature(ras.H46018, p))
-		server.send(from, rcf)
 		return from, rrq
 	}
 	keepAlive := func() (netip.AddrPort, *h225.RegistrationRequest) {
@@ -553,6 +543,29 @@ func TestZoneReRegisters(t *testing.T) {
 	if got := testutilCount(h.s.zones[0].m.events.WithLabelValues("far", "unregistered")); got != 1 {
 		t.Errorf("unregistered events %v, want 1", got)
 	}
+}
+
+// confirmZone answers, as a traversal server, a zone's GRQ and the RRQ
+// after it with H.460.18 (keepAlive, when not 0, the keepAliveInterval
+// granted in seconds); it returns where they came from and the RRQ.
+func (p *peer) confirmZone(keepAlive int64) (netip.AddrPort, *h225.RegistrationRequest) {
+	p.t.Helper()
+	from, m := p.expect(h225.RasMessage_GatekeeperRequest)
+	gcf := ras.GCF(m.GatekeeperRequest, "far-gk", p.addr())
+	gcf.GatekeeperConfirm.FeatureSet = ras.Supported(ras.Feature(ras.H46018))
+	p.send(from, gcf)
+	_, m = p.expect(h225.RasMessage_RegistrationRequest)
+	rrq := m.RegistrationRequest
+	rcf := ras.RCF(rrq, "far-gk", "EP-1", netip.AddrPortFrom(p.addr().Addr(), 1720), 30)
+	f := ras.Feature(ras.H46018)
+	if keepAlive > 0 {
+		param := ras.Flag(H46018KeepAliveInterval)
+		param.Content = &h225.Content{Choice: h225.Content_Number16, Number16: keepAlive}
+		f = ras.Feature(ras.H46018, param)
+	}
+	rcf.RegistrationConfirm.FeatureSet = ras.Supported(f)
+	p.send(from, rcf)
+	return from, rrq
 }
 
 // capturedQ931 is a captured Q.931 message with its decoded UUIE.
@@ -730,18 +743,7 @@ func TestZoneServerByName(t *testing.T) {
 		a: map[string]netip.Addr{"edge.example.": gnugkIP, "gk.rs.example.": gnugkIP, "inside.example.": gatekeeperIP, "self.example.": outsideIP},
 	}
 	dnsAddr := dns.start(t)
-	// confirm answers the GRQ and the RRQ after it at server.
-	confirm := func(server *peer) {
-		t.Helper()
-		from, m := server.expect(h225.RasMessage_GatekeeperRequest)
-		gcf := ras.GCF(m.GatekeeperRequest, "far-gk", server.addr())
-		gcf.GatekeeperConfirm.FeatureSet = ras.Supported(ras.Feature(ras.H46018))
-		server.send(from, gcf)
-		_, m = server.expect(h225.RasMessage_RegistrationRequest)
-		rcf := ras.RCF(m.RegistrationRequest, "far-gk", "EP-1", netip.AddrPortFrom(server.addr().Addr(), 1720), 30)
-		rcf.RegistrationConfirm.FeatureSet = ras.Supported(ras.Feature(ras.H46018))
-		server.send(from, rcf)
-	}
+	confirm := func(server *peer) { t.Helper(); server.confirmZone(0) }
 	edge := func(t *testing.T, server string, mod func(*Config)) *harness {
 		z := zoneFrom(t, ZoneSection{Name: "far", Server: server, Aliases: []string{"edge-b"}, Prefixes: []string{"9"}})
 		return newHarness(t, func(c *Config) {
