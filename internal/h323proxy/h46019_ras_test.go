@@ -1,7 +1,9 @@
 package h323proxy
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/ras"
@@ -75,5 +77,29 @@ func TestMediaTraversalReload(t *testing.T) {
 	h.ep.send(h.ext, ras.GRQ(1, e))
 	if _, m := h.ep.expect(h225.RasMessage_GatekeeperConfirm); ras.FeatureIn(m.GatekeeperConfirm.FeatureSet, ras.H46019) == nil {
 		t.Fatal("H.460.19 withdrawn before the restart")
+	}
+}
+
+// TestMediaKeepAliveReload: the H.460.19 keep-alive payload type and
+// interval need a restart (the call proxy holds them); an invalid one is
+// refused with its field.
+func TestMediaKeepAliveReload(t *testing.T) {
+	h := newHarness(t, nil)
+	h.s.mu.Lock()
+	next := h.s.cfg
+	h.s.mu.Unlock()
+	next.MediaKeepAlivePayloadType, next.MediaKeepAliveInterval = 100, 5*time.Second
+	if restart, err := h.s.Reload(next); err != nil || len(restart) != 1 || restart[0] != "h323.media_keep_alive_interval" {
+		t.Fatalf("Reload = %v, %v", restart, err)
+	}
+	h.s.mu.Lock()
+	kept := h.s.cfg
+	h.s.mu.Unlock()
+	if kept.MediaKeepAlivePayloadType != DefaultMediaKeepAlivePayloadType || kept.MediaKeepAliveInterval != DefaultMediaKeepAliveInterval {
+		t.Errorf("applied live: %d, %s", kept.MediaKeepAlivePayloadType, kept.MediaKeepAliveInterval)
+	}
+	next.MediaKeepAlivePayloadType = 34
+	if _, err := h.s.Reload(next); err == nil || !strings.Contains(err.Error(), "h323.media_keep_alive_payload_type") {
+		t.Errorf("Reload of payload type 34 = %v, want refused", err)
 	}
 }
