@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -256,6 +257,9 @@ func (s *Server) newCall(conn net.Conn, fr *h245proxy.FrameReader, caller Side, 
 		return refuse(CauseTemporary, -1, "portico shutting down")
 	}
 	s.calls[c] = struct{}{}
+	if len(c.id) == 16 {
+		s.byID[[16]byte(c.id)] = append(s.byID[[16]byte(c.id)], c)
+	}
 	s.mu.Unlock()
 	ok = true
 	return c
@@ -276,8 +280,8 @@ func (s *Server) looped(caller Side, id []byte, zone string) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for c := range s.calls {
-		if c.caller == caller || !bytes.Equal(c.id, id) {
+	for _, c := range s.byID[[16]byte(id)] {
+		if c.caller == caller {
 			continue
 		}
 		if caller == Outside || (zone != "" && c.rec.CallType == zone) {
@@ -598,6 +602,14 @@ func (c *call) finish() {
 	}
 	s.mu.Lock()
 	delete(s.calls, c)
+	if len(c.id) == 16 {
+		k := [16]byte(c.id)
+		if rest := slices.DeleteFunc(s.byID[k], func(o *call) bool { return o == c }); len(rest) > 0 {
+			s.byID[k] = rest
+		} else {
+			delete(s.byID, k)
+		}
+	}
 	s.mu.Unlock()
 	s.active.Add(-1)
 	s.Completed.Add(1)

@@ -252,4 +252,10 @@ func TestConcurrentCallsReleaseEverything(t *testing.T) {
 	if s := p.relay.Sessions(); len(s) != 0 || p.srv.Calls() != 0 {
 		t.Fatalf("%d relay sessions and %d calls left", len(s), p.srv.Calls())
 	}
+	p.srv.mu.Lock()
+	left := len(p.srv.byID)
+	p.srv.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d callIdentifiers left in the loop index", left)
+	}
 }

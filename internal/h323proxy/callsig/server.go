@@ -32,6 +32,8 @@ type Server struct {
 
 	mu    sync.Mutex
 	calls map[*call]struct{}
+	// byID indexes the calls by callIdentifier, for the loop check.
+	byID  map[[16]byte][]*call
 	conns map[net.Conn]struct{}
 	// watching is set once the watcher of the HA peer's calls runs (ha.go).
 	watching bool
@@ -77,7 +79,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: c, deps: deps, log: deps.Logger.With("component", "h323-callsig"),
-		calls: map[*call]struct{}{}, conns: map[net.Conn]struct{}{}}
+		calls: map[*call]struct{}{}, byID: map[[16]byte][]*call{}, conns: map[net.Conn]struct{}{}}
 	for i, sc := range c.Sides {
 		s.h245Ports[i] = h245proxy.NewPorts(sc.H245Ports)
 	}
