@@ -26,6 +26,7 @@ import (
 	"log"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -61,6 +62,7 @@ func main() {
 	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the tunnel server child to this file")
 	flag.IntVar(&o.queue, "queue", 0, "the ends' datagram_queue (0: the default)")
 	flag.IntVar(&o.conns, "conns", 0, "the ends' datagram_connections (0: the default)")
+	flag.IntVar(&endsNice, "ends-nice", 0, "run the two tunnel ends at this nice increment over the generator's (e.g. 10 with the program under nice -n -10: the generator and echo, which stand for other machines, get a CPU first)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	if *role != "" {
@@ -74,6 +76,9 @@ func main() {
 	}
 }
 
+// endsNice is the nice increment of the children over this process (-ends-nice).
+var endsNice int
+
 // child starts this program with args and returns the process and a
 // reader of its standard output.
 func child(args ...string) (*exec.Cmd, *bufio.Scanner, error) {
@@ -82,6 +87,9 @@ func child(args ...string) (*exec.Cmd, *bufio.Scanner, error) {
 		return nil, nil, err
 	}
 	cmd := exec.Command(self, args...)
+	if endsNice != 0 {
+		cmd = exec.Command("nice", append([]string{"-n", strconv.Itoa(endsNice), self}, args...)...)
+	}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
