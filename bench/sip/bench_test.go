@@ -23,6 +23,7 @@ import (
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/sipedge"
 	"github.com/portico-edge/portico/internal/testpeer"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const (
@@ -164,11 +165,20 @@ func kamailio(t testing.TB, dir string, listen string, children int, defines ...
 // charged about four times the collections the daemon runs.
 const serveGCPercent = 400
 
-func startPortico(t testing.TB, kam string) (*sipedge.Server, netip.AddrPort) {
+// portico is the edge under test with what the benchmarks read of it.
+type portico struct {
+	s     *sipedge.Server
+	ext   netip.AddrPort // the external UDP listener
+	relay *media.Relay
+	reg   *prometheus.Registry // the edge's metrics
+}
+
+func startPortico(t testing.TB, kam string) portico {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(serveGCPercent)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := prometheus.NewRegistry()
 	relay, err := media.New(media.Config{Interfaces: map[string]media.InterfaceConfig{
 		sipedge.External: {Addr: netip.MustParseAddr(extIP), PortMin: 30000, PortMax: 39999},
 		sipedge.Internal: {Addr: netip.MustParseAddr(intIP), PortMin: 40000, PortMax: 49999},
@@ -188,7 +198,7 @@ func startPortico(t testing.TB, kam string) (*sipedge.Server, netip.AddrPort) {
 		NATBindingExpiry: 3600 * time.Second,
 		Guest:            sipedge.GuestPolicy{Enabled: true, VMRRanges: []string{"1000-1999"}},
 		Limits:           sipedge.Limits{MaxRegistrations: 10000000, MaxCalls: 100000}, // every REGISTER step adds fresh bindings
-	}, sipedge.Deps{Logger: logger, Media: relay})
+	}, sipedge.Deps{Logger: logger, Media: relay, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +206,7 @@ func startPortico(t testing.TB, kam string) (*sipedge.Server, netip.AddrPort) {
 		{Interface: sipedge.Internal, Transport: "udp", Packet: in}})
 	t.Cleanup(func() { cancel(); s.Close(); relay.Close() })
 	time.Sleep(200 * time.Millisecond)
-	return s, netip.MustParseAddrPort(ext.LocalAddr().String())
+	return portico{s: s, ext: netip.MustParseAddrPort(ext.LocalAddr().String()), relay: relay, reg: reg}
 }
 
 // benchConfig is what a run measures and how long each step lasts.
@@ -315,6 +325,15 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// childrenCPU is the CPU time of this process's children that have
+// ended and been waited for (each sipp load generator, once its run is
+// over).
+func childrenCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // users writes an injection file of n user names that no other file of
 // this run uses (prefix p).
 func users(t testing.TB, dir, p string, n int) string {
@@ -348,7 +367,8 @@ func TestSIPBenchmark(t *testing.T) {
 	startProc(t, dir, "sipp", "-nostdin", "-sf", filepath.Join(scen, "reg_uas.xml"), "-i", insideIP, "-p", strings.Split(regUAS, ":")[1], "-buff_size", "4194304")
 	kam := kamIP + ":" + port(t)
 	kpid := kamailio(t, dir, kam, cfg.children, `MCU_URI="sip:`+uas+`"`, "WITH_RR")
-	s, ext := startPortico(t, kam)
+	pt := startPortico(t, kam)
+	s, ext := pt.s, pt.ext
 	defer func() {
 		if !t.Failed() && cfg.only == "" {
 			held(t, dir, scen, s, ext)
