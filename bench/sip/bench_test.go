@@ -392,6 +392,13 @@ func TestSIPBenchmark(t *testing.T) {
 	callStep := func(target string, cpu func() time.Duration) func(rate int) step {
 		return func(rate int) step {
 			n := int(float64(rate) * secs)
+			if target == ext.String() {
+				// What an earlier step left behind: calls still held (e.g. a
+				// 2xx the load generator never acknowledged, kept 64*T1),
+				// their relay ports, and the overload bounds' counts.
+				free, _ := pt.relay.Available(sipedge.External)
+				t.Logf("  portico before %d/s: %d calls held, %d relay port pairs free a side; %s", rate, len(s.Calls()), free, counters(t, pt))
+			}
 			c0 := cpu()
 			ok, el, rtt := sippRun(t, dir, "-sn", "uac", "-s", "1000", "-i", loadIP, "-p", port(t), "-mp", mediaPort(t), "-d", "100",
 				"-r", strconv.Itoa(rate), "-m", strconv.Itoa(n), "-l", strconv.Itoa(n), target)

@@ -64,7 +64,7 @@ func TestSIPRecovery(t *testing.T) {
 			byState[k]++
 		}
 		t.Logf("%s: %v", when, byState)
-		t.Logf("%s: %d calls held, relay ports free %d external / %d internal, %d relay sessions; %s", when, len(pt.s.Calls()), ext, in,
+		t.Logf("%s: %d calls held, relay port pairs free %d external / %d internal, %d relay sessions; %s", when, len(pt.s.Calls()), ext, in,
 			len(pt.relay.Sessions()), counters(t, pt))
 	}
 	state("before")
