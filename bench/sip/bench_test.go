@@ -117,6 +117,10 @@ func sippRun(t testing.TB, dir string, args ...string) (ok bool, elapsed time.Du
 		errs, _ := filepath.Glob(filepath.Join(sub, "*_errors.log"))
 		for _, f := range errs {
 			b, _ := os.ReadFile(f)
+			if keep := os.Getenv("PORTICO_BENCH_ERRORS"); keep != "" {
+				// The whole log, for a look at every failed call.
+				os.WriteFile(filepath.Join(keep, filepath.Base(f)), b, 0o644)
+			}
 			if len(b) > 2500 {
 				b = append(b[:1500:1500], b[len(b)-1000:]...)
 			}
