@@ -32,6 +32,9 @@ const (
 	kamIP    = "127.0.0.4"
 	insideIP = "127.0.0.5"
 	loadIP   = "127.0.0.1"
+	// A second Portico, whose call server is the UAS itself.
+	directExtIP = "127.0.0.6"
+	directIntIP = "127.0.0.7"
 )
 
 func port(t testing.TB) string { return strconv.Itoa(testpeer.FreePort(t)) }
@@ -177,7 +180,12 @@ type portico struct {
 	reg   *prometheus.Registry // the edge's metrics
 }
 
-func startPortico(t testing.TB, kam string) portico {
+func startPortico(t testing.TB, kam string) portico { return startPorticoOn(t, kam, extIP, intIP) }
+
+// startPorticoOn starts Portico with its external and internal interfaces
+// on the addresses given (a second instance needs its own: the relay's
+// port ranges are the same), relaying calls to the call server cs.
+func startPorticoOn(t testing.TB, cs, extIP, intIP string) portico {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(serveGCPercent)
 	}
@@ -197,7 +205,7 @@ func startPortico(t testing.TB, kam string) portico {
 	s, err := sipedge.New(sipedge.Config{
 		Listeners: []sipedge.Listener{{Interface: sipedge.External, Transport: "udp", Address: ext.LocalAddr().String()},
 			{Interface: sipedge.Internal, Transport: "udp", Address: in.LocalAddr().String()}},
-		CallServers:      []sipedge.CallServer{{Address: kam}},
+		CallServers:      []sipedge.CallServer{{Address: cs}},
 		Domain:           "portico.test",
 		NATBindingExpiry: 3600 * time.Second,
 		Guest:            sipedge.GuestPolicy{Enabled: true, VMRRanges: []string{"1000-1999"}},
@@ -373,6 +381,10 @@ func TestSIPBenchmark(t *testing.T) {
 	kpid := kamailio(t, dir, kam, cfg.children, `MCU_URI="sip:`+uas+`"`, "WITH_RR")
 	pt := startPortico(t, kam)
 	s, ext := pt.s, pt.ext
+	var direct portico // calls straight to the UAS: the same topology as Kamailio's path
+	if cfg.only != "regs" {
+		direct = startPorticoOn(t, uas, directExtIP, directIntIP)
+	}
 	defer func() {
 		if !t.Failed() && cfg.only == "" {
 			held(t, dir, scen, s, ext)
@@ -426,7 +438,8 @@ func TestSIPBenchmark(t *testing.T) {
 		paths = append(paths,
 			path{"call", "sipp uac → sipp uas", callStep(uas, func() time.Duration { return 0 }), 500, 16000},
 			path{"call", "kamailio proxy (rr)", callStep(kam, kcpu), 500, 16000},
-			path{"call", "portico b2bua+media", callStep(ext.String(), selfCPU), 250, 16000})
+			path{"call", "portico b2bua+media", callStep(ext.String(), selfCPU), 250, 16000},
+			path{"call", "portico direct to uas", callStep(direct.ext.String(), selfCPU), 250, 16000})
 	}
 	if f := os.Getenv("PORTICO_BENCH_PATH"); f != "" {
 		paths = slices.DeleteFunc(paths, func(p path) bool { return !strings.Contains(p.name, f) })

@@ -57,28 +57,47 @@ func BenchmarkRegister(b *testing.B) {
 // BenchmarkCall makes b.N calls of sipp's uac scenario (INVITE with SDP,
 // 200, ACK, 100 ms, BYE) through Portico's B2BUA with media allocated, to
 // Kamailio as a record-routing proxy, to a sipp UAS.
-func BenchmarkCall(b *testing.B) { benchCalls(b, true) }
+func BenchmarkCall(b *testing.B) { benchCalls(b, throughBoth) }
+
+// BenchmarkCallDirect makes the calls of BenchmarkCall through Portico
+// straight to the sipp UAS (Portico's call server), the topology of
+// BenchmarkCallKamailio with Portico in Kamailio's place.
+func BenchmarkCallDirect(b *testing.B) { benchCalls(b, throughPortico) }
 
 // BenchmarkCallKamailio makes the calls of BenchmarkCall to Kamailio
 // alone (sipp uac → Kamailio proxy → sipp UAS), the search's reference
 // path: its all-cpu-µs/op beside BenchmarkCall's tells what the path
 // through Portico costs the machine more per call.
-func BenchmarkCallKamailio(b *testing.B) { benchCalls(b, false) }
+func BenchmarkCallKamailio(b *testing.B) { benchCalls(b, throughKamailio) }
 
-func benchCalls(b *testing.B, throughPortico bool) {
+// The paths of the call benchmarks: what sits between the sipp UAC and UAS.
+const (
+	throughBoth     = iota // Portico, then Kamailio
+	throughKamailio        // Kamailio alone
+	throughPortico         // Portico alone
+)
+
+func benchCalls(b *testing.B, path int) {
 	testpeer.Require(b, "sipp", "kamailio")
 	dir := b.TempDir()
 	scen, _ := filepath.Abs("scenarios")
 	uas := insideIP + ":" + port(b)
 	uasCmd, _ := startProc(b, dir, "sipp", "-nostdin", "-sf", filepath.Join(scen, "uas.xml"), "-i", insideIP, "-p", strings.Split(uas, ":")[1],
 		"-mp", mediaPort(b), "-max_socket", "100", "-buff_size", "4194304")
-	kam := kamIP + ":" + port(b)
-	kpid := kamailio(b, dir, kam, 4, `MCU_URI="sip:`+uas+`"`, "WITH_RR")
-	target := kam
-	if throughPortico {
-		target = startPortico(b, kam).ext.String()
+	peers := peerCPU{"uas": func() time.Duration { return groupCPU(uasCmd.Process.Pid) }}
+	var target string
+	if path == throughPortico {
+		target = startPortico(b, uas).ext.String()
+	} else {
+		kam := kamIP + ":" + port(b)
+		kpid := kamailio(b, dir, kam, 4, `MCU_URI="sip:`+uas+`"`, "WITH_RR")
+		peers["kam"] = func() time.Duration { return groupCPU(kpid) }
+		target = kam
+		if path == throughBoth {
+			target = startPortico(b, kam).ext.String()
+		}
 	}
-	measure(b, peerCPU{"kam": func() time.Duration { return groupCPU(kpid) }, "uas": func() time.Duration { return groupCPU(uasCmd.Process.Pid) }}, func() bool {
+	measure(b, peers, func() bool {
 		ok, _, _ := sippRun(b, dir, "-sn", "uac", "-s", "1000", "-i", loadIP, "-p", port(b), "-mp", mediaPort(b), "-d", "100",
 			"-r", strconv.Itoa(callRate()), "-m", strconv.Itoa(b.N), "-l", strconv.Itoa(b.N), target)
 		return ok
