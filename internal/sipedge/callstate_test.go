@@ -188,6 +188,21 @@ func unackedAnswer(t *testing.T, p *portico, g, cs *rawUA, callID, tag string) *
 	return res
 }
 
+// fastT1 is the T1 of the edges fastUnackedCall starts: the 2xx's 64*T1
+// deadline is 1.28 s.
+const fastT1 = 20 * time.Millisecond
+
+// fastUnackedCall starts an edge with T1 fastT1 and a fake call server
+// cs, and has a guest g (user) place a call that cs answers and g does
+// not acknowledge; res is the 2xx g received.
+func fastUnackedCall(t *testing.T, user, callID, tag string) (p *portico, g, cs *rawUA, res *sip.Response) {
+	t.Helper()
+	cs, c := fakeCallServer(t, "cs")
+	p = startPortico(t, guestConfig(c), func(s *Server) { s.t1 = fastT1 })
+	g = newRawUA(t, outsideIP, user)
+	return p, g, cs, unackedAnswer(t, p, g, cs, callID, tag)
+}
+
 // TestUnackedAnswerEndsCall: a caller that never acknowledges the 2xx has
 // its call ended after 64*T1 of retransmissions (RFC 3261 section
 // 13.3.1.4): BYE both ways, disposition "no ACK". A call answered and
@@ -216,11 +231,8 @@ func TestUnackedAnswerEndsCall(t *testing.T) {
 // 13.3.1.4); an ACK after retransmissions keeps the call up past 64*T1,
 // and the caller's BYE ends it as the caller's.
 func TestAnswerRetransmittedUntilACK(t *testing.T) {
-	cs, c := fakeCallServer(t, "cs")
-	t1 := 20 * time.Millisecond
-	p := startPortico(t, guestConfig(c), func(s *Server) { s.t1 = t1 })
-	g := newRawUA(t, outsideIP, "late")
-	first := unackedAnswer(t, p, g, cs, "lateack-1", "tla")
+	p, g, cs, first := fastUnackedCall(t, "late", "lateack-1", "tla")
+	t1 := fastT1
 	for i := range 2 {
 		again := g.final("INVITE")
 		if again.StatusCode != 200 || again.String() != first.String() {
@@ -384,11 +396,8 @@ func exiting(stack string) bool {
 // relay session released; the late ACK starts nothing, and no "no ACK"
 // hang-up follows at 64*T1.
 func TestByeBeforeAck(t *testing.T) {
-	cs, c := fakeCallServer(t, "cs")
-	t1 := 20 * time.Millisecond
-	p := startPortico(t, guestConfig(c), func(s *Server) { s.t1 = t1 })
-	g := newRawUA(t, outsideIP, "hasty")
-	res := unackedAnswer(t, p, g, cs, "byefirst-1", "tbf")
+	p, g, cs, res := fastUnackedCall(t, "hasty", "byefirst-1", "tbf")
+	t1 := fastT1
 	g.rtag, _ = res.To().Params.Get("tag")
 	g.target = res.Contact().Address.String()
 	g.send(g.dest, g.request("BYE", g.target, g.to+";tag="+g.rtag, "", ""))
