@@ -23,6 +23,7 @@ import (
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/sipedge"
 	"github.com/portico-edge/portico/internal/testpeer"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const (
@@ -31,6 +32,9 @@ const (
 	kamIP    = "127.0.0.4"
 	insideIP = "127.0.0.5"
 	loadIP   = "127.0.0.1"
+	// A second Portico, whose call server is the UAS itself.
+	directExtIP = "127.0.0.6"
+	directIntIP = "127.0.0.7"
 )
 
 func port(t testing.TB) string { return strconv.Itoa(testpeer.FreePort(t)) }
@@ -116,6 +120,10 @@ func sippRun(t testing.TB, dir string, args ...string) (ok bool, elapsed time.Du
 		errs, _ := filepath.Glob(filepath.Join(sub, "*_errors.log"))
 		for _, f := range errs {
 			b, _ := os.ReadFile(f)
+			if keep := os.Getenv("PORTICO_BENCH_ERRORS"); keep != "" {
+				// The whole log, for a look at every failed call.
+				os.WriteFile(filepath.Join(keep, filepath.Base(f)), b, 0o644)
+			}
 			if len(b) > 2500 {
 				b = append(b[:1500:1500], b[len(b)-1000:]...)
 			}
@@ -164,11 +172,25 @@ func kamailio(t testing.TB, dir string, listen string, children int, defines ...
 // charged about four times the collections the daemon runs.
 const serveGCPercent = 400
 
-func startPortico(t testing.TB, kam string) (*sipedge.Server, netip.AddrPort) {
+// portico is the edge under test with what the benchmarks read of it.
+type portico struct {
+	s     *sipedge.Server
+	ext   netip.AddrPort // the external UDP listener
+	relay *media.Relay
+	reg   *prometheus.Registry // the edge's metrics
+}
+
+func startPortico(t testing.TB, kam string) portico { return startPorticoOn(t, kam, extIP, intIP) }
+
+// startPorticoOn starts Portico with its external and internal interfaces
+// on the addresses given (a second instance needs its own: the relay's
+// port ranges are the same), relaying calls to the call server cs.
+func startPorticoOn(t testing.TB, cs, extIP, intIP string) portico {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(serveGCPercent)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := prometheus.NewRegistry()
 	relay, err := media.New(media.Config{Interfaces: map[string]media.InterfaceConfig{
 		sipedge.External: {Addr: netip.MustParseAddr(extIP), PortMin: 30000, PortMax: 39999},
 		sipedge.Internal: {Addr: netip.MustParseAddr(intIP), PortMin: 40000, PortMax: 49999},
@@ -183,12 +205,12 @@ func startPortico(t testing.TB, kam string) (*sipedge.Server, netip.AddrPort) {
 	s, err := sipedge.New(sipedge.Config{
 		Listeners: []sipedge.Listener{{Interface: sipedge.External, Transport: "udp", Address: ext.LocalAddr().String()},
 			{Interface: sipedge.Internal, Transport: "udp", Address: in.LocalAddr().String()}},
-		CallServers:      []sipedge.CallServer{{Address: kam}},
+		CallServers:      []sipedge.CallServer{{Address: cs}},
 		Domain:           "portico.test",
 		NATBindingExpiry: 3600 * time.Second,
 		Guest:            sipedge.GuestPolicy{Enabled: true, VMRRanges: []string{"1000-1999"}},
 		Limits:           sipedge.Limits{MaxRegistrations: 10000000, MaxCalls: 100000}, // every REGISTER step adds fresh bindings
-	}, sipedge.Deps{Logger: logger, Media: relay})
+	}, sipedge.Deps{Logger: logger, Media: relay, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +218,7 @@ func startPortico(t testing.TB, kam string) (*sipedge.Server, netip.AddrPort) {
 		{Interface: sipedge.Internal, Transport: "udp", Packet: in}})
 	t.Cleanup(func() { cancel(); s.Close(); relay.Close() })
 	time.Sleep(200 * time.Millisecond)
-	return s, netip.MustParseAddrPort(ext.LocalAddr().String())
+	return portico{s: s, ext: netip.MustParseAddrPort(ext.LocalAddr().String()), relay: relay, reg: reg}
 }
 
 // benchConfig is what a run measures and how long each step lasts.
@@ -315,6 +337,15 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// childrenCPU is the CPU time of this process's children that have
+// ended and been waited for (each sipp load generator, once its run is
+// over).
+func childrenCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // users writes an injection file of n user names that no other file of
 // this run uses (prefix p).
 func users(t testing.TB, dir, p string, n int) string {
@@ -348,7 +379,12 @@ func TestSIPBenchmark(t *testing.T) {
 	startProc(t, dir, "sipp", "-nostdin", "-sf", filepath.Join(scen, "reg_uas.xml"), "-i", insideIP, "-p", strings.Split(regUAS, ":")[1], "-buff_size", "4194304")
 	kam := kamIP + ":" + port(t)
 	kpid := kamailio(t, dir, kam, cfg.children, `MCU_URI="sip:`+uas+`"`, "WITH_RR")
-	s, ext := startPortico(t, kam)
+	pt := startPortico(t, kam)
+	s, ext := pt.s, pt.ext
+	var direct portico // calls straight to the UAS: the same topology as Kamailio's path
+	if cfg.only != "regs" {
+		direct = startPorticoOn(t, uas, directExtIP, directIntIP)
+	}
 	defer func() {
 		if !t.Failed() && cfg.only == "" {
 			held(t, dir, scen, s, ext)
@@ -369,9 +405,17 @@ func TestSIPBenchmark(t *testing.T) {
 			return step{ok: ok, achieved: float64(n) / el.Seconds(), cpu: cpu() - c0, rtts: rtt}
 		}
 	}
-	callStep := func(target string, cpu func() time.Duration) func(rate int) step {
+	// callStep offers calls to target; edge is the Portico there, if any.
+	callStep := func(target string, cpu func() time.Duration, edge *portico) func(rate int) step {
 		return func(rate int) step {
 			n := int(float64(rate) * secs)
+			if edge != nil {
+				// What an earlier step left behind: calls still held (e.g. a
+				// 2xx the load generator never acknowledged, kept 64*T1),
+				// their relay ports, and the overload bounds' counts.
+				free, _ := edge.relay.Available(sipedge.External)
+				t.Logf("  portico before %d/s: %d calls held, %d relay port pairs free a side; %s", rate, len(edge.s.Calls()), free, counters(t, *edge))
+			}
 			c0 := cpu()
 			ok, el, rtt := sippRun(t, dir, "-sn", "uac", "-s", "1000", "-i", loadIP, "-p", port(t), "-mp", mediaPort(t), "-d", "100",
 				"-r", strconv.Itoa(rate), "-m", strconv.Itoa(n), "-l", strconv.Itoa(n), target)
@@ -393,12 +437,16 @@ func TestSIPBenchmark(t *testing.T) {
 	}
 	if cfg.only != "regs" {
 		paths = append(paths,
-			path{"call", "sipp uac → sipp uas", callStep(uas, func() time.Duration { return 0 }), 500, 16000},
-			path{"call", "kamailio proxy (rr)", callStep(kam, kcpu), 500, 16000},
-			path{"call", "portico b2bua+media", callStep(ext.String(), selfCPU), 250, 16000})
+			path{"call", "sipp uac → sipp uas", callStep(uas, func() time.Duration { return 0 }, nil), 500, 16000},
+			path{"call", "kamailio proxy (rr)", callStep(kam, kcpu, nil), 500, 16000},
+			path{"call", "portico b2bua+media", callStep(ext.String(), selfCPU, &pt), 250, 16000},
+			path{"call", "portico direct to uas", callStep(direct.ext.String(), selfCPU, &direct), 250, 16000})
 	}
 	if f := os.Getenv("PORTICO_BENCH_PATH"); f != "" {
-		paths = slices.DeleteFunc(paths, func(p path) bool { return !strings.Contains(p.name, f) })
+		// Substrings of path names, comma-separated: the paths any names.
+		paths = slices.DeleteFunc(paths, func(p path) bool {
+			return !slices.ContainsFunc(strings.Split(f, ","), func(sub string) bool { return strings.Contains(p.name, sub) })
+		})
 	}
 	type result struct {
 		rates []int

@@ -8,7 +8,11 @@
 // steps); it prints the figures kept in docs/performance.md.
 // BenchmarkRegister and BenchmarkCall measure Portico's allocations and
 // CPU per REGISTER and per call at a fixed rate (go test ./bench/sip -run
-// XXX -bench . -benchmem -benchtime 3000x), with the collector's share.
+// XXX -bench . -benchmem -benchtime 3000x), with the collector's share and
+// each peer process's CPU per operation; BenchmarkCallDirect (Portico
+// alone between the sipps) and BenchmarkCallKamailio (Kamailio alone) give
+// the same for the other call paths. TestSIPRecovery offers a normal step
+// of calls after an overloading one and logs what the edge holds between.
 // Portico runs in the test process at the garbage collector's target of
 // portico serve (400) unless GOGC is set.
 package sip

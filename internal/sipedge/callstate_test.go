@@ -188,6 +188,21 @@ func unackedAnswer(t *testing.T, p *portico, g, cs *rawUA, callID, tag string) *
 	return res
 }
 
+// fastT1 is the T1 of the edges fastUnackedCall starts: the 2xx's 64*T1
+// deadline is 1.28 s.
+const fastT1 = 20 * time.Millisecond
+
+// fastUnackedCall starts an edge with T1 fastT1 and a fake call server
+// cs, and has a guest g (user) place a call that cs answers and g does
+// not acknowledge; res is the 2xx g received.
+func fastUnackedCall(t *testing.T, user, callID, tag string) (p *portico, g, cs *rawUA, res *sip.Response) {
+	t.Helper()
+	cs, c := fakeCallServer(t, "cs")
+	p = startPortico(t, guestConfig(c), func(s *Server) { s.t1 = fastT1 })
+	g = newRawUA(t, outsideIP, user)
+	return p, g, cs, unackedAnswer(t, p, g, cs, callID, tag)
+}
+
 // TestUnackedAnswerEndsCall: a caller that never acknowledges the 2xx has
 // its call ended after 64*T1 of retransmissions (RFC 3261 section
 // 13.3.1.4): BYE both ways, disposition "no ACK". A call answered and
@@ -216,11 +231,8 @@ func TestUnackedAnswerEndsCall(t *testing.T) {
 // 13.3.1.4); an ACK after retransmissions keeps the call up past 64*T1,
 // and the caller's BYE ends it as the caller's.
 func TestAnswerRetransmittedUntilACK(t *testing.T) {
-	cs, c := fakeCallServer(t, "cs")
-	t1 := 20 * time.Millisecond
-	p := startPortico(t, guestConfig(c), func(s *Server) { s.t1 = t1 })
-	g := newRawUA(t, outsideIP, "late")
-	first := unackedAnswer(t, p, g, cs, "lateack-1", "tla")
+	p, g, cs, first := fastUnackedCall(t, "late", "lateack-1", "tla")
+	t1 := fastT1
 	for i := range 2 {
 		again := g.final("INVITE")
 		if again.StatusCode != 200 || again.String() != first.String() {
@@ -375,4 +387,49 @@ func exiting(stack string) bool {
 		}
 	}
 	return inDone || strings.Contains(header, "[runnable") || strings.Contains(header, "[running")
+}
+
+// TestByeBeforeAck: the caller's ACK of the 2xx and its BYE leave one
+// after the other, and the edge may handle them in either order (each
+// message is handled on its own goroutine). Sent BYE first, then the
+// ACK: the call ends once, as the caller's, with one history row and its
+// relay session released; the late ACK starts nothing, and no "no ACK"
+// hang-up follows at 64*T1.
+func TestByeBeforeAck(t *testing.T) {
+	p, g, cs, res := fastUnackedCall(t, "hasty", "byefirst-1", "tbf")
+	t1 := fastT1
+	g.rtag, _ = res.To().Params.Get("tag")
+	g.target = res.Contact().Address.String()
+	g.send(g.dest, g.request("BYE", g.target, g.to+";tag="+g.rtag, "", ""))
+	g.send(g.dest, g.ackText(res.CSeq().SeqNo))
+	cs.reply(cs.expect("BYE"), 200, "OK", "", "")
+	if r := g.final("BYE"); r.StatusCode != 200 {
+		t.Fatalf("BYE answered %d", r.StatusCode)
+	}
+	rec := p.hist.waitCalls(t, 1)[0]
+	if rec.EndedBy != endedByCaller || rec.Disposition == dispNoACK || rec.AnsweredAt.IsZero() {
+		t.Errorf("call record = %+v, want answered and ended by the caller", rec)
+	}
+	time.Sleep(64*t1 + 4*sip.T2/10) // past the 2xx's deadline, with room for a late firing
+	if n := p.hist.count(); n != 1 {
+		t.Errorf("%d history rows, want 1", n)
+	}
+	for _, u := range []*rawUA{g, cs} {
+		for len(u.inbox) > 0 {
+			if m := <-u.inbox; isRequest(m, "BYE") {
+				t.Errorf("%s got a BYE after the call ended:\n%s", u.user, m)
+			}
+		}
+	}
+	if calls := p.s.Calls(); len(calls) != 0 {
+		t.Errorf("Calls() = %+v, want none", calls)
+	}
+	if ss := p.relay.Sessions(); len(ss) != 0 {
+		t.Errorf("%d relay sessions held, want 0", len(ss))
+	}
+}
+
+func isRequest(m sip.Message, method string) bool {
+	r, ok := m.(*sip.Request)
+	return ok && string(r.Method) == method
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Overload bounds the new work the edge takes on: out-of-dialog INVITEs
@@ -190,6 +191,24 @@ func (a *admission) refuse(o Overload, arrival, now time.Time) string {
 }
 
 func (a *admission) done() { a.inFlight.Add(-1) }
+
+// register exports the admission's two counts as gauges
+// (portico_sip_overload_in_flight, portico_sip_overload_queued).
+func (a *admission) register(reg prometheus.Registerer) {
+	if reg == nil {
+		return
+	}
+	for _, g := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portico_sip_overload_in_flight",
+			Help: "New INVITEs and REGISTERs being handled (bounded by overload.max_in_flight)."},
+			func() float64 { return float64(a.inFlight.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portico_sip_overload_queued",
+			Help: "New INVITEs and REGISTERs parsed and waiting to be handled (bounded by overload.max_queued)."},
+			func() float64 { return float64(a.queued.Load()) }),
+	} {
+		_ = reg.Register(g) // a second edge on one registry keeps the first's
+	}
+}
 
 // Reasons of the rejected and dropped counters.
 const (

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/portico-edge/portico/internal/media"
@@ -342,5 +343,52 @@ func TestAdmissionQueueDrains(t *testing.T) {
 	time.Sleep(wait)
 	if a.shedDatagram(o, data) {
 		t.Errorf("still shedding after two generations without arrivals (queued %d)", a.queued.Load())
+	}
+}
+
+// TestAdmissionGauges checks that the in-flight and queued gauges follow
+// the admission's counts: a request stamped on arrival is queued, taken
+// and admitted it is in flight, done it is neither.
+func TestAdmissionGauges(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	var a admission
+	a.register(reg)
+	gauge := func(name string) float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatalf("%s not exported", name)
+		return 0
+	}
+	r := sip.NewRequest(sip.REGISTER, sip.Uri{Host: "portico.test"})
+	params := sip.NewParams()
+	params.Add("branch", "z9hG4bKg")
+	r.AppendHeader(&sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: "127.0.0.1", Port: 5060, Params: params})
+	o := Overload{MaxInFlight: 1, MaxWait: time.Hour}
+	steps := []struct {
+		name             string
+		do               func()
+		queued, inFlight float64
+	}{
+		{"arrived", func() { a.arrived(r, time.Hour) }, 1, 0},
+		{"admitted", func() {
+			now := time.Now()
+			if why := a.refuse(o, a.take(r, now), now); why != "" {
+				t.Fatalf("refused: %s", why)
+			}
+		}, 0, 1},
+		{"done", a.done, 0, 0},
+	}
+	for _, st := range steps {
+		st.do()
+		if q, f := gauge("portico_sip_overload_queued"), gauge("portico_sip_overload_in_flight"); q != st.queued || f != st.inFlight {
+			t.Errorf("%s: queued %v, in flight %v; want %v, %v", st.name, q, f, st.queued, st.inFlight)
+		}
 	}
 }

@@ -214,6 +214,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.handlers.handle, s.handlers.spawn, s.handlers.maxIdle = s.dispatch, s.spawn, defaultIdleHandlers
 	s.m = newMetrics(deps.Registerer)
+	s.adm.register(deps.Registerer)
 	s.res = deps.Resolver
 	if s.res == nil {
 		s.res = &dnsResolver{server: cfg.Federation.DNSServer}
