@@ -100,21 +100,7 @@ func TestTCPPortRangeService(t *testing.T) {
 	const n = 3
 	tbase := testpeer.FreePorts(t, n)
 	for i := 0; i < n; i++ { // each says its own port
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(tbase+i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				fmt.Fprintf(c, "%d", ln.Addr().(*net.TCPAddr).Port)
-				c.Close()
-			}
-		}()
+		tcpServer(t, "127.0.0.1:"+strconv.Itoa(tbase+i), func(c net.Conn) { fmt.Fprintf(c, "%d", c.LocalAddr().(*net.TCPAddr).Port) })
 	}
 	lbase := testpeer.FreePorts(t, n)
 	s := startServerConfig(t, "127.0.0.1:0", &MemState{}, Config{Services: []Service{
