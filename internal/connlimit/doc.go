@@ -8,8 +8,9 @@
 //     that returns on the first error (sipgo's) never sees one; only a
 //     closed listener ends Accept.
 //   - Connections are counted per listener and per source (an IPv4 address,
-//     an IPv6 /64); one beyond either cap is closed at once (with a reset)
-//     and counted by reason.
+//     an IPv6 /64), or across the listeners sharing a Group (the ports of a
+//     range); one beyond either cap is closed at once (with a reset) and
+//     counted by reason.
 //   - A connection must be marked established (its first request arrived)
 //     within a handshake timeout, and is closed when it has carried nothing
 //     either way for an idle timeout, unless the caller says it is still in

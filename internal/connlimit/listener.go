@@ -46,6 +46,16 @@ type Config struct {
 	// Reserve's own (NewReserve's keep). Listeners that should still answer
 	// when others refuse get a smaller share.
 	KeepFree int
+	// Group, when set, counts the listener's connections together with
+	// those of the other listeners given the same Group: MaxConns and
+	// MaxConnsPerSource then cap them all together (the ports of one
+	// service offered on a range). Listeners of a Group are given the same
+	// caps. Nil: the listener counts its own.
+	Group *Group
+	// Refused, when set, is called with the reason of each connection
+	// refused at accept (ReasonMaxConns, ReasonPerSource,
+	// ReasonDescriptors), besides the metric; it must not block.
+	Refused func(reason string)
 }
 
 // Deps are a Listener's collaborators.
@@ -77,9 +87,10 @@ type Listener struct {
 	closeOnce sync.Once
 	acceptErr atomic.Pointer[error] // the error of a failing accept, nil when accepting
 
+	group *Group // the counts the caps apply to: cfg.Group, or the listener's own
+
 	mu       sync.Mutex
-	active   int
-	perSrc   map[netip.Addr]int
+	active   int // this listener's own connections
 	byRemote map[string]*Conn
 
 	warnMu   sync.Mutex
@@ -93,10 +104,14 @@ func Wrap(l net.Listener, cfg Config, deps Deps) *Listener {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	g := cfg.Group
+	if g == nil {
+		g = NewGroup()
+	}
 	return &Listener{
 		inner: l, cfg: cfg, log: log.With("listener", cfg.Name),
 		m:    newMetrics(deps.Registerer).forListener(cfg.Name),
-		done: make(chan struct{}), perSrc: map[netip.Addr]int{}, byRemote: map[string]*Conn{},
+		done: make(chan struct{}), group: g, byRemote: map[string]*Conn{},
 		lastWarn: map[string]time.Time{},
 	}
 }
@@ -148,20 +163,14 @@ func (l *Listener) admit(c net.Conn) (*Conn, string) {
 		return nil, ReasonDescriptors
 	}
 	key := sourceKey(c.RemoteAddr())
+	if reason := l.group.take(key, l.cfg.MaxConns, l.cfg.MaxConnsPerSource); reason != "" {
+		return nil, reason
+	}
 	remote := c.RemoteAddr().String()
-	l.mu.Lock()
-	if l.cfg.MaxConns > 0 && l.active >= l.cfg.MaxConns {
-		l.mu.Unlock()
-		return nil, ReasonMaxConns
-	}
-	if l.cfg.MaxConnsPerSource > 0 && l.perSrc[key] >= l.cfg.MaxConnsPerSource {
-		l.mu.Unlock()
-		return nil, ReasonPerSource
-	}
-	l.active++
-	l.perSrc[key]++
 	lc := &Conn{Conn: c, l: l, key: key, remote: remote, accepted: time.Now()}
 	lc.last.Store(lc.accepted.UnixNano())
+	l.mu.Lock()
+	l.active++
 	l.byRemote[remote] = lc
 	l.mu.Unlock()
 	l.m.active.Inc()
@@ -186,6 +195,9 @@ func (l *Listener) refuse(c net.Conn, reason string) {
 	}
 	c.Close()
 	l.m.refused(reason).Inc()
+	if l.cfg.Refused != nil {
+		l.cfg.Refused(reason)
+	}
 	l.warnOnce(reason, "connection refused", "reason", reason, "remote", c.RemoteAddr().String())
 }
 
@@ -207,13 +219,9 @@ func (l *Listener) warnOnce(kind, msg string, args ...any) {
 
 // release uncounts c; called once, by c's first Close.
 func (l *Listener) release(c *Conn) {
+	l.group.put(c.key)
 	l.mu.Lock()
 	l.active--
-	if n := l.perSrc[c.key] - 1; n > 0 {
-		l.perSrc[c.key] = n
-	} else {
-		delete(l.perSrc, c.key)
-	}
 	if l.byRemote[c.remote] == c {
 		delete(l.byRemote, c.remote)
 	}
@@ -235,7 +243,8 @@ func (l *Listener) Established(remote string) bool {
 	return true
 }
 
-// Active returns the number of connections open.
+// Active returns the number of connections open on the listener (its
+// Group's are counted by Group.Active).
 func (l *Listener) Active() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()

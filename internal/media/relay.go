@@ -58,6 +58,8 @@ type Relay struct {
 	eng      *engine
 	sessions map[SessionID]*session
 	standby  map[SessionID]*session // imported from the HA peer (standby.go), by the peer's ID
+	copies   map[string][]*session  // standby copies and the sessions adopted from them, by label (standby.go)
+	addrs    addrCache              // the interface addresses, read once a second (standby.go)
 	closed   bool
 	running  bool
 	nextID   atomic.Uint64
@@ -112,6 +114,7 @@ func New(cfg Config, deps Deps) (*Relay, error) {
 		ifaces:   make(map[string]*iface, len(c.Interfaces)),
 		sessions: make(map[SessionID]*session),
 		standby:  make(map[SessionID]*session),
+		copies:   make(map[string][]*session),
 		done:     make(chan struct{}),
 		mux:      newMuxTable(),
 	}
@@ -705,7 +708,7 @@ func (r *Relay) checkInactivity() {
 		return
 	}
 	now := time.Now()
-	r.expireStranded(now, limit, LocalAddrs)
+	r.expireStranded(now, limit, r.LocalAddrs)
 	r.mu.Lock()
 	list := make([]*session, 0, len(r.sessions))
 	for _, s := range r.sessions {

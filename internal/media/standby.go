@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -190,6 +193,9 @@ func (r *Relay) Import(in SessionState) error {
 		return ErrClosed
 	}
 	r.standby[in.ID] = s
+	if s.label != "" {
+		r.copies[s.label] = append(r.copies[s.label], s)
+	}
 	r.mu.Unlock()
 	return nil
 }
@@ -275,6 +281,7 @@ func (r *Relay) dropStandby(id SessionID, s *session) bool {
 	ok := r.standby[id] == s
 	if ok {
 		delete(r.standby, id)
+		r.pruneCopies(s.label)
 	}
 	r.mu.Unlock()
 	if ok {
@@ -293,6 +300,10 @@ func (r *Relay) adoptCopies() {
 	list := make([]*session, 0, len(r.standby))
 	for _, s := range r.standby {
 		list = append(list, s)
+	}
+	// The index keeps adopted copies until they end (PeerSession).
+	for label := range r.copies {
+		r.pruneCopies(label)
 	}
 	r.mu.Unlock()
 	for _, s := range list {
@@ -330,6 +341,9 @@ func (r *Relay) endAdopted(id SessionID, silent time.Duration) {
 	r.mu.Lock()
 	s := r.sessions[id]
 	delete(r.sessions, id)
+	if s != nil {
+		r.pruneCopies(s.label)
+	}
 	r.mu.Unlock()
 	if s == nil {
 		return
@@ -341,7 +355,8 @@ func (r *Relay) endAdopted(id SessionID, silent time.Duration) {
 }
 
 // LocalAddrs returns the addresses of this node's interfaces (a VIP among
-// them once VRRP has moved it here).
+// them once VRRP has moved it here), read from the system at each call;
+// Relay.LocalAddrs shares one read a second among its callers.
 func LocalAddrs() (map[netip.Addr]bool, error) {
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {
@@ -354,6 +369,95 @@ func LocalAddrs() (map[netip.Addr]bool, error) {
 		}
 	}
 	return out, nil
+}
+
+// addrsMaxAge is how long one read of the interface addresses serves
+// (Relay.LocalAddrs): the stranded-copy check and the H.323 watcher of the
+// peer's calls, each once a second, share it, and a VIP that arrives is
+// seen within a second or two.
+const addrsMaxAge = time.Second
+
+// addrSnapshot is one read of the interface addresses.
+type addrSnapshot struct {
+	at    time.Time
+	addrs map[netip.Addr]bool
+	err   error
+}
+
+// addrCache shares a read of the interface addresses among its callers
+// for addrsMaxAge: a caller finding the snapshot fresh takes it without a
+// lock; the first to find it stale reads again, the others wait for that
+// read. Its zero value reads with LocalAddrs on the system clock.
+type addrCache struct {
+	read func() (map[netip.Addr]bool, error) // nil: LocalAddrs
+	now  func() time.Time                    // nil: time.Now
+	cur  atomic.Pointer[addrSnapshot]
+	mu   sync.Mutex // held by the caller reading again
+}
+
+func (c *addrCache) get() (map[netip.Addr]bool, error) {
+	now := time.Now
+	if c.now != nil {
+		now = c.now
+	}
+	if s := c.cur.Load(); s != nil && now().Sub(s.at) < addrsMaxAge {
+		return s.addrs, s.err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.cur.Load(); s != nil && now().Sub(s.at) < addrsMaxAge {
+		return s.addrs, s.err // read by another caller meanwhile
+	}
+	read := LocalAddrs
+	if c.read != nil {
+		read = c.read
+	}
+	addrs, err := read()
+	c.cur.Store(&addrSnapshot{at: now(), addrs: addrs, err: err})
+	return addrs, err
+}
+
+// LocalAddrs returns the addresses of this node's interfaces as read at
+// most a second ago (addrsMaxAge): one read serves every caller of that
+// second. The map is shared: callers must not modify it.
+func (r *Relay) LocalAddrs() (map[netip.Addr]bool, error) { return r.addrs.get() }
+
+// PeerSession finds what this node holds of the HA peer's sessions
+// labelled label: a standby copy (standby), and a session of this node a
+// copy became when its media arrived here (adoptCopies), with its
+// statistics (live). Neither: there is no copy, or the adopted session
+// ended. One lookup under the relay's lock answers both, so a copy adopted
+// meanwhile is never missed; the sessions are found through an index by
+// label, without listing the others.
+func (r *Relay) PeerSession(label string) (stats SessionStats, live, standby bool) {
+	var adopted *session
+	r.mu.Lock()
+	for _, s := range r.copies[label] {
+		switch {
+		case r.standby[s.id] == s:
+			standby = true
+		case r.sessions[s.id] == s:
+			adopted = s
+		}
+	}
+	r.mu.Unlock()
+	if adopted == nil {
+		return SessionStats{}, false, standby
+	}
+	adopted.mu.Lock()
+	defer adopted.mu.Unlock()
+	return adopted.stats(), true, standby
+}
+
+// pruneCopies drops from the label index the sessions that are neither
+// standby copies nor live sessions any more. r.mu is held.
+func (r *Relay) pruneCopies(label string) {
+	kept := slices.DeleteFunc(r.copies[label], func(s *session) bool { return r.standby[s.id] != s && r.sessions[s.id] != s })
+	if len(kept) == 0 {
+		delete(r.copies, label)
+	} else {
+		r.copies[label] = kept
+	}
 }
 
 // expireStranded releases the standby copies stranded by a failover: their

@@ -129,6 +129,12 @@ func TestAdoptedCopy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if _, live, copy := b.PeerSession("call-9"); live || !copy {
+		t.Fatalf("PeerSession of the imported copies: live %v, standby %v", live, copy)
+	}
+	if _, live, copy := b.PeerSession("call-8"); live || copy {
+		t.Fatalf("PeerSession of a label never imported: live %v, standby %v", live, copy)
+	}
 	free, _ := b.Available("external")
 	caller.WriteToUDPAddrPort(rtpPacket(7, 1, 60), local[0])
 	expectNext(t, callee, rtpPacket(7, 1, 60))
@@ -147,6 +153,9 @@ func TestAdoptedCopy(t *testing.T) {
 	if !ok || id == 9 || out.Label != "call-9" || out.Streams[0].Local != local || out.Streams[0].Peer[0] != addr(caller) {
 		t.Fatalf("adopted session %v exported as %+v %v", id, out, ok)
 	}
+	if ps, live, copy := b.PeerSession("call-9"); !live || copy || ps.ID != id || ps.Streams[0].Legs[0].Packets == 0 {
+		t.Fatalf("PeerSession of the adopted copy: %+v live %v, standby %v", ps, live, copy)
+	}
 	// The adoption is announced after the session is listed: wait for
 	// it, and never hold mu while failing (the relay's OnChange takes it).
 	announced := func() []SessionID {
@@ -160,8 +169,92 @@ func TestAdoptedCopy(t *testing.T) {
 	}
 
 	waitFor(t, func() bool { return len(b.SessionIDs()) == 0 })
+	if _, live, copy := b.PeerSession("call-9"); live || copy {
+		t.Fatalf("PeerSession after the adopted session ended: live %v, standby %v", live, copy)
+	}
 	waitFor(t, func() bool { got, _ := b.Available("external"); return got == free+2 })
 	waitFor(t, func() bool { c := announced(); return len(c) > 1 && c[len(c)-1] == id })
+	b.mu.Lock()
+	n := len(b.copies)
+	b.mu.Unlock()
+	if n != 0 {
+		t.Errorf("label index holds %d labels after every copy ended", n)
+	}
+}
+
+// TestLocalAddrsShared: the callers of a second share one read of the
+// interface addresses, lock-free once it is read; the next second reads
+// again, so an address that arrived is seen.
+func TestLocalAddrsShared(t *testing.T) {
+	var mu sync.Mutex
+	reads := 0
+	clock := time.Unix(1000, 0)
+	vip := netip.MustParseAddr("192.0.2.10")
+	c := &addrCache{
+		now: func() time.Time { mu.Lock(); defer mu.Unlock(); return clock },
+		read: func() (map[netip.Addr]bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			reads++
+			return map[netip.Addr]bool{lo: true, vip: reads > 1}, nil
+		},
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if a, err := c.get(); err != nil || !a[lo] || a[vip] {
+				t.Errorf("first second: %v %v", a, err)
+			}
+		})
+	}
+	wg.Wait()
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	advance(999 * time.Millisecond)
+	if a, _ := c.get(); a[vip] {
+		t.Error("the address arrived within the second of the first read")
+	}
+	mu.Lock()
+	if reads != 1 {
+		t.Errorf("%d reads within a second, want 1", reads)
+	}
+	mu.Unlock()
+	advance(time.Millisecond)
+	if a, _ := c.get(); !a[vip] {
+		t.Error("the address that arrived is not seen a second later")
+	}
+	mu.Lock()
+	if reads != 2 {
+		t.Errorf("%d reads, want 2", reads)
+	}
+	mu.Unlock()
+
+	// A relay's own snapshot holds this host's loopback address.
+	b, _ := startRelay(t, testConfig(47800, 47900, 20), Deps{})
+	if a, err := b.LocalAddrs(); err != nil || !a[lo] {
+		t.Fatalf("relay LocalAddrs %v %v, want %v among them", a, err, lo)
+	}
+}
+
+// BenchmarkLocalAddrs measures a caller of the relay's shared snapshot
+// (the stranded-copy check, the H.323 watcher of the peer's calls); the
+// system read it replaces, once a second, is BenchmarkLocalAddrsRead.
+func BenchmarkLocalAddrs(b *testing.B) {
+	r, _ := startRelay(b, testConfig(47800, 47900, 20), Deps{})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.LocalAddrs(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkLocalAddrsRead(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := LocalAddrs(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // A standby copy whose addresses are on this node (the peer failed and

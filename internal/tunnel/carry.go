@@ -109,6 +109,13 @@ func (e *end) listenServices(ctx context.Context, wg *sync.WaitGroup) error {
 				return fmt.Errorf("tunnel: service %s: %w", svc.Name, err)
 			}
 			idle := max(svc.IdleTimeout, 0) // unset or negative: never
+			// Users of an offered service cannot hold more than MaxFlows
+			// connections on all its ports together (64 from one
+			// address), nor idle ones for longer than the service's idle
+			// timeout; a connection beyond is refused and counted.
+			st := e.svc[svc.Name]
+			lim := connlimit.Config{Name: "tunnel-" + svc.Name, MaxConns: e.cfg.MaxFlows, MaxConnsPerSource: maxFlowsPerSource,
+				IdleTimeout: idle, Group: connlimit.NewGroup(), Refused: func(string) { st.flowsRefused.Add(1) }}
 			lns := make([]net.Listener, 0, hi-lo+1)
 			for port := lo; port <= hi; port++ {
 				tl, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
@@ -118,11 +125,7 @@ func (e *end) listenServices(ctx context.Context, wg *sync.WaitGroup) error {
 					}
 					return fmt.Errorf("tunnel: service %s: %w", svc.Name, err)
 				}
-				// Users of an offered service cannot hold more than MaxFlows
-				// connections on a port (64 from one address), nor idle
-				// ones for longer than the service's idle timeout.
-				lns = append(lns, connlimit.Wrap(tl, connlimit.Config{Name: "tunnel-" + svc.Name, MaxConns: e.cfg.MaxFlows,
-					MaxConnsPerSource: maxFlowsPerSource, IdleTimeout: idle}, connlimit.Deps{Logger: e.log}))
+				lns = append(lns, connlimit.Wrap(tl, lim, connlimit.Deps{Logger: e.log}))
 			}
 			e.fmu.Lock()
 			e.addrs[svc.Name] = lns[0].Addr()

@@ -64,7 +64,7 @@ func TestSeveralClients(t *testing.T) {
 
 // tcpTag is a TCP target that writes tag to every connection and closes it.
 func tcpTag(t *testing.T, tag string) string {
-	return tcpServer(t, func(c net.Conn) { _, _ = c.Write([]byte(tag)) })
+	return tcpServer(t, "127.0.0.1:0", func(c net.Conn) { _, _ = c.Write([]byte(tag)) })
 }
 
 // tcpAnswer reads what a TCP connection to addr is sent, "" on failure.

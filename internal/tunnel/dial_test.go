@@ -100,21 +100,7 @@ func TestTCPPortRangeService(t *testing.T) {
 	const n = 3
 	tbase := testpeer.FreePorts(t, n)
 	for i := 0; i < n; i++ { // each says its own port
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(tbase+i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				fmt.Fprintf(c, "%d", ln.Addr().(*net.TCPAddr).Port)
-				c.Close()
-			}
-		}()
+		tcpServer(t, "127.0.0.1:"+strconv.Itoa(tbase+i), func(c net.Conn) { fmt.Fprintf(c, "%d", c.LocalAddr().(*net.TCPAddr).Port) })
 	}
 	lbase := testpeer.FreePorts(t, n)
 	s := startServerConfig(t, "127.0.0.1:0", &MemState{}, Config{Services: []Service{
@@ -230,4 +216,92 @@ func TestServiceIdleTimeout(t *testing.T) {
 	if err := (Config{Role: RoleServer, Services: []Service{{Name: "u", Proto: "udp", Listen: "127.0.0.1:0", IdleTimeout: time.Second}}}).Validate("tunnel"); err == nil {
 		t.Fatal("an idle timeout on a udp service was accepted")
 	}
+}
+
+// TestTCPPortRangeMaxFlows: max_flows bounds the connections of a TCP
+// service offered on a range of ports together, not port by port, and so
+// does the cap per source address; a refused connection is counted.
+func TestTCPPortRangeMaxFlows(t *testing.T) {
+	const n = 3
+	tbase := testpeer.FreePorts(t, n)
+	for i := 0; i < n; i++ {
+		tcpServer(t, "127.0.0.1:"+strconv.Itoa(tbase+i), func(c net.Conn) { _, _ = io.Copy(c, c) })
+	}
+	// rangePair offers the range on the server with maxFlows, delivered to
+	// the echo servers by a client; it returns the first port offered.
+	rangePair := func(t *testing.T, maxFlows int) (*runningServer, int) {
+		lbase := testpeer.FreePorts(t, n)
+		s := startServerConfig(t, "127.0.0.1:0", &MemState{}, Config{MaxFlows: maxFlows, Services: []Service{
+			{Name: "h245-out", Proto: "tcp", Listen: fmt.Sprintf("127.0.0.1:%d-%d", lbase, lbase+n-1)},
+		}})
+		runEnrolled(t, s, Config{Services: []Service{
+			{Name: "h245-out", Proto: "tcp", Target: fmt.Sprintf("127.0.0.1:%d-%d", tbase, tbase+n-1)},
+		}})
+		return s, lbase
+	}
+	stats := func(s *runningServer) ServiceStats {
+		for _, x := range s.Stats().Services {
+			if x.Name == "h245-out" {
+				return x
+			}
+		}
+		return ServiceStats{}
+	}
+	// open connects from the loopback address src to port and sees its
+	// echo; it returns nil when the connection was refused.
+	open := func(t *testing.T, src string, port int) net.Conn {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			return nil // reset before the dial returned
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("x")); err == nil {
+			if _, err = io.ReadFull(c, make([]byte, 1)); err == nil {
+				c.SetDeadline(time.Time{})
+				t.Cleanup(func() { c.Close() })
+				return c
+			}
+		}
+		c.Close()
+		return nil
+	}
+
+	t.Run("max_flows", func(t *testing.T) {
+		s, lbase := rangePair(t, 2)
+		first := open(t, "127.0.0.1", lbase)
+		if first == nil || open(t, "127.0.0.1", lbase+1) == nil {
+			t.Fatal("a connection within max_flows 2 was not carried")
+		}
+		if open(t, "127.0.0.1", lbase+2) != nil {
+			t.Fatal("a third connection, on the range's third port, was carried beyond max_flows 2")
+		}
+		if st := stats(s); st.FlowsRefused != 1 || st.Flows != 2 {
+			t.Fatalf("accounting %+v, want 2 flows and 1 refusal", st)
+		}
+		// Closing one frees its place for the whole range.
+		first.Close()
+		eventually(t, "a connection in the place of the closed one", func() bool {
+			return open(t, "127.0.0.1", lbase+2) != nil
+		})
+	})
+
+	t.Run("per source", func(t *testing.T) {
+		s, lbase := rangePair(t, 0)
+		for i := range maxFlowsPerSource {
+			if open(t, "127.0.0.1", lbase+i%n) == nil {
+				t.Fatalf("connection %d from one address was not carried", i)
+			}
+		}
+		if open(t, "127.0.0.1", lbase+maxFlowsPerSource%n) != nil {
+			t.Fatalf("connection %d from one address was carried beyond %d across the range", maxFlowsPerSource+1, maxFlowsPerSource)
+		}
+		if open(t, "127.0.0.2", lbase+maxFlowsPerSource%n) == nil {
+			t.Fatal("a connection from another address was refused")
+		}
+		if st := stats(s); st.FlowsRefused != 1 {
+			t.Fatalf("accounting %+v, want 1 refusal", st)
+		}
+	})
 }

@@ -38,7 +38,7 @@ type serviceStats struct {
 	bytesIn, bytesOut atomic.Uint64 // in: from the tunnel; out: into it
 	flows             atomic.Int64  // open now
 	flowsTotal        atomic.Uint64
-	flowsRefused      atomic.Uint64 // new UDP sources beyond MaxFlows
+	flowsRefused      atomic.Uint64 // new UDP sources and TCP connections beyond MaxFlows
 	dialsRefused      atomic.Uint64 // dial destinations outside Networks
 	moves             atomic.Uint64 // server: changes of the clients serving it
 }
@@ -52,7 +52,8 @@ type ServiceStats struct {
 	BytesOut   uint64 `json:"bytes_out"`
 	Flows      int64  `json:"flows"`
 	FlowsTotal uint64 `json:"flows_total"`
-	// FlowsRefused counts new UDP sources dropped beyond max_flows.
+	// FlowsRefused counts new UDP sources dropped, and TCP connections
+	// refused, beyond max_flows (or 64 connections from one address).
 	FlowsRefused uint64 `json:"flows_refused"`
 	// DialsRefused counts the peer's dials to a destination outside the
 	// dial service's networks.

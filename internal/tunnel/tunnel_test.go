@@ -43,13 +43,14 @@ func eventually(t testing.TB, what string, cond func() bool) {
 }
 
 func tcpEcho(t testing.TB) string {
-	return tcpServer(t, func(c net.Conn) { _, _ = io.Copy(c, c) })
+	return tcpServer(t, "127.0.0.1:0", func(c net.Conn) { _, _ = io.Copy(c, c) })
 }
 
-// tcpServer serves each connection to a loopback port with handle (then
-// closes it) until the test ends, and returns its address.
-func tcpServer(t testing.TB, handle func(net.Conn)) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// tcpServer serves each connection to addr ("127.0.0.1:0" for any
+// loopback port) with handle (then closes it) until the test ends, and
+// returns its address.
+func tcpServer(t testing.TB, addr string, handle func(net.Conn)) string {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

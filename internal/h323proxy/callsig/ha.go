@@ -62,8 +62,12 @@ type dormant struct {
 
 // relayView is what the watcher reads of the relay; *media.Relay has it.
 type relayView interface {
-	Sessions() []media.SessionStats
-	Standby() []media.SessionStats
+	// PeerSession finds the peer's session labelled with a call's ID: a
+	// live session here once adopted (its statistics), or a standby copy.
+	PeerSession(label string) (stats media.SessionStats, live, standby bool)
+	// LocalAddrs is the node's interface addresses, shared with the
+	// relay's own check and read at most once a second.
+	LocalAddrs() (map[netip.Addr]bool, error)
 }
 
 var _ relayView = (*media.Relay)(nil)
@@ -198,7 +202,11 @@ func (s *Server) watchPeerCalls() {
 		case <-s.ctx.Done():
 			return
 		case now := <-t.C:
-			s.checkPeerCalls(now, media.LocalAddrs)
+			local := media.LocalAddrs
+			if rv, ok := s.deps.Media.(relayView); ok {
+				local = rv.LocalAddrs
+			}
+			s.checkPeerCalls(now, local)
 		}
 	}
 }
@@ -211,20 +219,24 @@ func (s *Server) watchPeerCalls() {
 // node does for such a call besides relaying its media.
 func (s *Server) checkPeerCalls(now time.Time, local func() (map[netip.Addr]bool, error)) {
 	s.hamu.Lock()
-	n := len(s.peer)
+	ids := make([]string, 0, len(s.peer))
+	for id := range s.peer {
+		ids = append(ids, id)
+	}
 	s.hamu.Unlock()
-	if n == 0 {
+	if len(ids) == 0 {
 		return
 	}
+	// Only the peer's calls' sessions are looked up; a call imported
+	// meanwhile waits for the next check.
 	live, standby := map[string]media.SessionStats{}, map[string]bool{}
 	if rv, ok := s.deps.Media.(relayView); ok {
-		// Copies first: one adopted in between is then in both lists,
-		// never in neither.
-		for _, st := range rv.Standby() {
-			standby[st.Label] = true
-		}
-		for _, st := range rv.Sessions() {
-			live[st.Label] = st
+		for _, id := range ids {
+			st, isLive, isCopy := rv.PeerSession(id)
+			if isLive {
+				live[id] = st
+			}
+			standby[id] = isCopy
 		}
 	}
 	addrs, err := local()
@@ -234,7 +246,11 @@ func (s *Server) checkPeerCalls(now time.Time, local func() (map[netip.Addr]bool
 	}
 	var rows []store.CallRecord
 	s.hamu.Lock()
-	for id, d := range s.peer {
+	for _, id := range ids {
+		d := s.peer[id]
+		if d == nil {
+			continue // forgotten meanwhile
+		}
 		if st, ok := live[id]; ok {
 			d.taken, d.last = true, st
 			continue

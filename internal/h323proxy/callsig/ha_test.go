@@ -83,16 +83,26 @@ func (f *fakeRelay) Update(media.SessionID, []media.StreamConfig) ([]media.Strea
 func (f *fakeRelay) Release(media.SessionID) (media.SessionStats, error) {
 	return media.SessionStats{}, nil
 }
-func (f *fakeRelay) Sessions() []media.SessionStats {
+func (f *fakeRelay) PeerSession(label string) (media.SessionStats, bool, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return slices.Clone(f.live)
+	for _, st := range f.live {
+		if st.Label == label {
+			return st, true, false
+		}
+	}
+	for _, st := range f.standby {
+		if st.Label == label {
+			return media.SessionStats{}, false, true
+		}
+	}
+	return media.SessionStats{}, false, false
 }
-func (f *fakeRelay) Standby() []media.SessionStats {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.standby)
-}
+
+// LocalAddrs is not used: the test passes the addresses to checkPeerCalls.
+func (f *fakeRelay) LocalAddrs() (map[netip.Addr]bool, error) { return nil, errors.New("fake relay") }
+
+var _ relayView = (*fakeRelay)(nil)
 
 func (f *fakeRelay) set(live, standby []media.SessionStats) {
 	f.mu.Lock()

@@ -51,11 +51,7 @@ func TestPortsRange(t *testing.T) {
 // TestBridgeDial: with Dial set the bridge reaches Target through it
 // (the tunnel's dial service), not directly.
 func TestBridgeDial(t *testing.T) {
-	target, err := net.Listen("tcp", "127.0.0.3:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer target.Close()
+	target := newBridgeTarget(t)
 	asked := make(chan netip.AddrPort, 1)
 	announced := ap("10.9.9.9:1234") // not reachable: only Dial knows where it is
 	b, err := StartBridge(BridgeConfig{Session: NewSession(&fakeMedia{}, SessionConfig{}), Listen: Outside,
@@ -69,17 +65,8 @@ func TestBridgeDial(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	c, err := net.Dial("tcp", b.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	target.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
-	in, err := target.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
+	c := dialBridge(t, b, netip.Addr{})
+	in := target.accept(t)
 	if to := <-asked; to != announced {
 		t.Fatalf("Dial asked for %s, want %s", to, announced)
 	}

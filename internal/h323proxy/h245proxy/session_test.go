@@ -238,18 +238,61 @@ func TestFrameReader(t *testing.T) {
 	}
 }
 
+// bridgeTarget listens on 127.0.0.3 for the connection a bridge makes to
+// its inside peer, until the test ends.
+type bridgeTarget struct{ *net.TCPListener }
+
+func newBridgeTarget(t *testing.T) bridgeTarget {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.3:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return bridgeTarget{ln.(*net.TCPListener)}
+}
+
+func (bt bridgeTarget) addrPort() netip.AddrPort {
+	return bt.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// accept waits (5 s at most) for the bridge's connection; it is closed
+// when the test ends.
+func (bt bridgeTarget) accept(t *testing.T) net.Conn {
+	t.Helper()
+	bt.SetDeadline(time.Now().Add(5 * time.Second))
+	in, err := bt.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close() })
+	return in
+}
+
+// dialBridge connects to b from the loopback address from (any when
+// invalid); the connection is closed when the test ends.
+func dialBridge(t *testing.T, b *Bridge, from netip.Addr) net.Conn {
+	t.Helper()
+	var d net.Dialer
+	if from.IsValid() {
+		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(from, 0))
+	}
+	c, err := d.Dial("tcp", b.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // TestBridge: the endpoint on the outside connects to the bridge, the
 // bridge connects to the inside target, and PDUs flow both ways with OLC
 // addresses rewritten.
 func TestBridge(t *testing.T) {
-	target, err := net.Listen("tcp", "127.0.0.3:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer target.Close()
+	target := newBridgeTarget(t)
 	s := NewSession(&fakeMedia{}, SessionConfig{})
 	b, err := StartBridge(BridgeConfig{Session: s, Listen: Outside, ListenAddr: ap("127.0.0.2:0"),
-		Target: netip.MustParseAddrPort(target.Addr().String()), AllowFrom: netip.MustParseAddr("127.0.0.4")})
+		Target: target.addrPort(), AllowFrom: netip.MustParseAddr("127.0.0.4")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,19 +306,9 @@ func TestBridge(t *testing.T) {
 		}
 		sc.Close()
 	}
-	d = net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 4)}}
-	c, err := d.Dial("tcp", b.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialBridge(t, b, netip.MustParseAddr("127.0.0.4"))
 	c.Write(AppendFrame(nil, olcPDU(t, olc(1, 1, "", "192.0.2.10:5001"))))
-	target.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
-	in, err := target.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
+	in := target.accept(t)
 	in.SetReadDeadline(time.Now().Add(5 * time.Second))
 	p, err := NewFrameReader(in, 0).Next()
 	if err != nil {
@@ -415,30 +448,17 @@ func TestBridgeMalformed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			target, err := net.Listen("tcp", "127.0.0.3:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer target.Close()
+			target := newBridgeTarget(t)
 			reported := make(chan Side, 2)
 			b, err := StartBridge(BridgeConfig{Session: NewSession(&fakeMedia{}, SessionConfig{}), Listen: Outside,
-				ListenAddr: ap("127.0.0.2:0"), Target: netip.MustParseAddrPort(target.Addr().String()), MaxFrame: 1024,
+				ListenAddr: ap("127.0.0.2:0"), Target: target.addrPort(), MaxFrame: 1024,
 				OnMalformed: func(s Side, err error) { reported <- s }})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer b.Close()
-			c, err := net.Dial("tcp", b.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			target.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
-			in, err := target.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer in.Close()
+			c := dialBridge(t, b, netip.Addr{})
+			in := target.accept(t)
 			c.Write(tt.in)
 			select {
 			case s := <-reported:
