@@ -485,6 +485,18 @@ func TestSIPBenchmark(t *testing.T) {
 		t.Logf("SETUP at %d calls/s: kamailio p50 %.1f p99 %.1f ms; portico p50 %.1f p99 %.1f ms (sipp, whole ms) [%s]", half,
 			percentile(kr, .5), percentile(kr, .99), percentile(pr, .5), percentile(pr, .99), loadavg())
 	}
+	if cfg.only != "regs" && res["portico direct to uas"] != nil {
+		// The same with Portico in the call server's place: the load
+		// straight to the sipp UAS and through Portico to it, at half
+		// Portico's rate, so the difference is what Portico adds.
+		half := max(slices.Min(res["portico direct to uas"].rates)/2, 50)
+		_, _, ur := sippRun(t, dir, "-sn", "uac", "-s", "1000", "-i", loadIP, "-p", port(t), "-mp", mediaPort(t), "-d", "100",
+			"-r", strconv.Itoa(half), "-m", strconv.Itoa(int(float64(half)*secs)), "-l", "100000", uas)
+		_, _, pr := sippRun(t, dir, "-sn", "uac", "-s", "1000", "-i", loadIP, "-p", port(t), "-mp", mediaPort(t), "-d", "100",
+			"-r", strconv.Itoa(half), "-m", strconv.Itoa(int(float64(half)*secs)), "-l", "100000", direct.ext.String())
+		t.Logf("SETUP DIRECT at %d calls/s: straight to the uas p50 %.1f p99 %.1f ms; through portico p50 %.1f p99 %.1f ms (sipp, whole ms) [%s]", half,
+			percentile(ur, .5), percentile(ur, .99), percentile(pr, .5), percentile(pr, .99), loadavg())
+	}
 }
 
 // held registers a pool of 10,000 users at 1,000/s and refreshes it, then
