@@ -327,12 +327,18 @@ func writeFrame(w net.Conn, payload []byte) error {
 	return err
 }
 
+// listenConfig leaves TCP keep-alive off on the connections a listener
+// accepts (Go would turn it on at 15 s, four system calls per connection):
+// a call's connections get the configured keep-alive when it is answered,
+// and until then its answer deadline bounds them.
+var listenConfig = net.ListenConfig{KeepAlive: -1}
+
 // Listen opens a call-signalling listener on addr guarded by connlimit
 // (H.225.0 on TCP 1720 by default): lc's caps, SetupTimeout as the
 // handshake timeout unless lc sets one, and Busy so that a quiet call
 // outlives lc.IdleTimeout. Serve it with Serve.
 func (s *Server) Listen(addr netip.AddrPort, lc connlimit.Config, deps connlimit.Deps) (*connlimit.Listener, error) {
-	ln, err := net.Listen("tcp", addr.String())
+	ln, err := ListenTCP(context.Background(), addr)
 	if err != nil {
 		return nil, fmt.Errorf("callsig: listen %v: %w", addr, err)
 	}
@@ -341,4 +347,10 @@ func (s *Server) Listen(addr netip.AddrPort, lc connlimit.Config, deps connlimit
 	}
 	lc.Busy = s.Busy
 	return connlimit.Wrap(ln, lc, deps), nil
+}
+
+// ListenTCP opens a call-signalling listener on addr whose connections
+// start without TCP keep-alive (listenConfig).
+func ListenTCP(ctx context.Context, addr netip.AddrPort) (net.Listener, error) {
+	return listenConfig.Listen(ctx, "tcp", addr.String())
 }
