@@ -321,8 +321,11 @@ func callID(ui *h225.H323UserInformation) []byte {
 	return id.Guid
 }
 
+// writeTimeout bounds each write of a message to a call's connection.
+const writeTimeout = 5 * time.Second
+
 func writeFrame(w net.Conn, payload []byte) error {
-	w.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	w.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err := w.Write(h245proxy.AppendFrame(make([]byte, 0, len(payload)+4), payload))
 	return err
 }
