@@ -320,10 +320,10 @@ func (c *call) run(p []byte, m *q931.Message, ui *h225.H323UserInformation, got 
 	// goroutine does after sending.
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() {
+	s.spawn(func() {
 		defer wg.Done()
 		c.pump(c.caller.Other())
-	}()
+	})
 	// The Setup is not decoded a second time: it is the largest message
 	// of a call (its decode is 15 of a setup's 410 allocations, 2.3 KB).
 	if c.relay(c.caller, p, got, m, ui) {

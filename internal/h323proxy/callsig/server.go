@@ -29,6 +29,8 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// work hands a function to a call goroutine waiting for one (spawn).
+	work chan func()
 
 	mu    sync.Mutex
 	calls map[*call]struct{}
@@ -79,7 +81,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: c, deps: deps, log: deps.Logger.With("component", "h323-callsig"),
-		calls: map[*call]struct{}{}, byID: map[[16]byte][]*call{}, conns: map[net.Conn]struct{}{}}
+		calls: map[*call]struct{}{}, byID: map[[16]byte][]*call{}, conns: map[net.Conn]struct{}{}, work: make(chan func())}
 	for i, sc := range c.Sides {
 		s.h245Ports[i] = h245proxy.NewPorts(sc.H245Ports)
 	}
@@ -125,11 +127,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, from Side) error {
 			conn.Close()
 			return nil
 		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.handle(conn, from, ln)
-		}()
+		s.spawn(func() { s.handle(conn, from, ln) })
 	}
 }
 
@@ -142,11 +140,7 @@ func (s *Server) Accept(conn net.Conn, from Side) {
 		conn.Close()
 		return
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.handle(conn, from, nil)
-	}()
+	s.spawn(func() { s.handle(conn, from, nil) })
 }
 
 // Close ends every call, waits for them and for their history records to
