@@ -246,7 +246,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if serve != nil {
 		for _, a := range []netip.AddrPort{netip.AddrPortFrom(cfg.ExternalRAS.Addr(), cfg.ExternalSignalPort), cfg.InternalSignal} {
-			ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(a))
+			ln, err := callsig.ListenTCP(ctx, a)
 			if err != nil {
 				closeAll()
 				return fmt.Errorf("h323proxy: listen tcp %s: %w", a, err)

@@ -210,10 +210,16 @@ func (e *engine) remove(ep *endpoint) {
 		return
 	}
 	w.mu.Lock()
+	// One wake-up per batch: a list that was not empty has a wake-up on
+	// its way already, and the worker drains the whole list when it comes
+	// (a session's sockets, all on one worker, close with one wake-up).
+	first := len(w.closing) == 0
 	w.closing = append(w.closing, ep)
 	w.pending.Store(int32(len(w.closing)))
 	w.mu.Unlock()
-	w.wake()
+	if first {
+		w.wake()
+	}
 }
 
 func (e *engine) finish(ep *endpoint) {

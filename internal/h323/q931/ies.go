@@ -83,11 +83,25 @@ func (n Number) Append(dst []byte) []byte {
 	return append(dst, n.Digits...)
 }
 
+// The absent elements a proxy asks every message for: one value each,
+// so that asking allocates nothing.
+var (
+	errNoCalled  = fmt.Errorf("%w: number %#x", ErrNoIE, IECalledPartyNumber)
+	errNoCalling = fmt.Errorf("%w: number %#x", ErrNoIE, IECallingPartyNumber)
+	errNoCause   = fmt.Errorf("%w: cause", ErrNoIE)
+)
+
 // Number returns the called (IECalledPartyNumber) or calling
 // (IECallingPartyNumber) party number.
 func (m *Message) Number(id byte) (Number, error) {
 	d, ok := m.Get(id)
 	if !ok {
+		switch id {
+		case IECalledPartyNumber:
+			return Number{}, errNoCalled
+		case IECallingPartyNumber:
+			return Number{}, errNoCalling
+		}
 		return Number{}, fmt.Errorf("%w: number %#x", ErrNoIE, id)
 	}
 	return ParseNumber(d)
@@ -110,7 +124,7 @@ type Cause struct {
 func (m *Message) Cause() (Cause, error) {
 	d, ok := m.Get(IECause)
 	if !ok {
-		return Cause{}, fmt.Errorf("%w: cause", ErrNoIE)
+		return Cause{}, errNoCause
 	}
 	if len(d) < 2 {
 		return Cause{}, fmt.Errorf("%w: cause", ErrShort)

@@ -173,3 +173,26 @@ func BenchmarkParseAppend(b *testing.B) {
 		buf, _ = m.Append(buf[:0])
 	}
 }
+
+// TestAbsentIEs: asking a message for the party numbers and the cause it
+// does not carry says ErrNoIE and allocates nothing (a proxy asks every
+// message it forwards).
+func TestAbsentIEs(t *testing.T) {
+	m := &Message{CallRefLen: 2, CallRef: 7, Type: Connect}
+	if _, err := m.Number(IECalledPartyNumber); !errors.Is(err, ErrNoIE) {
+		t.Fatalf("called party number: %v", err)
+	}
+	if _, err := m.Number(IECallingPartyNumber); !errors.Is(err, ErrNoIE) {
+		t.Fatalf("calling party number: %v", err)
+	}
+	if _, err := m.Cause(); !errors.Is(err, ErrNoIE) {
+		t.Fatalf("cause: %v", err)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		m.Number(IECalledPartyNumber)
+		m.Number(IECallingPartyNumber)
+		m.Cause()
+	}); n != 0 {
+		t.Fatalf("%v allocations", n)
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/q931"
+	"github.com/portico-edge/portico/internal/ladder"
 )
 
 // BenchmarkCallSetup measures whole calls through the proxy, one after
@@ -19,7 +20,19 @@ import (
 // record is written by another goroutine, in batches). calls/s is the
 // setup rate of one caller at a time.
 func BenchmarkCallSetup(b *testing.B) {
-	p := startPortico(b, Config{MaxCalls: 100})
+	benchCallSetup(b)
+}
+
+// BenchmarkCallSetupCaptured is BenchmarkCallSetup with the call
+// signalling kept in a capture store, as portico serve keeps it.
+func BenchmarkCallSetupCaptured(b *testing.B) {
+	benchCallSetup(b, func(d *Deps) { d.Capture = ladder.New(ladder.Config{}) })
+}
+
+// benchCallSetup places the calls of BenchmarkCallSetup and reports the
+// process's CPU time per call (Portico, caller and callee together).
+func benchCallSetup(b *testing.B, opts ...func(*Deps)) {
+	p := startPortico(b, Config{MaxCalls: 100}, opts...)
 	calleeLn := listenTCP(b, insideEP)
 	p.mu.Lock()
 	p.route = lnAddr(calleeLn)
@@ -30,11 +43,12 @@ func BenchmarkCallSetup(b *testing.B) {
 	}()
 	c := newBenchCall(b, "1000")
 	b.ReportAllocs()
-	start := time.Now()
+	start, cpu := time.Now(), cpuTime()
 	for b.Loop() {
 		c.run(b, p, calleeLn)
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
 }
 
 // BenchmarkCallSetupParallel runs the calls of BenchmarkCallSetup from
@@ -89,6 +103,7 @@ func (c *benchCall) run(b testing.TB, p *portico, calleeLn net.Listener) {
 	}
 	defer cc.Close()
 	caller := newEndpoint(b, cc)
+	defer caller.fr.Release()
 	caller.send(q931.Setup, false, c.setup)
 	calleeLn.(*net.TCPListener).SetDeadline(deadline())
 	ic, err := calleeLn.Accept()
@@ -97,6 +112,7 @@ func (c *benchCall) run(b testing.TB, p *portico, calleeLn net.Listener) {
 	}
 	defer ic.Close()
 	callee := newEndpoint(b, ic)
+	defer callee.fr.Release()
 	callee.expect(q931.Setup)
 	callee.send(q931.Connect, true, c.connect)
 	caller.expect(q931.Connect)

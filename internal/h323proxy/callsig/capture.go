@@ -2,8 +2,10 @@ package callsig
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/q931"
@@ -45,41 +47,63 @@ func (c *call) captured(side Side, dir ladder.Direction, at time.Time, m *q931.M
 	if !ok {
 		name = fmt.Sprintf("message 0x%02x", m.Type)
 	}
+	// Six messages of every call pass here: the text is appended, not
+	// formatted.
 	summary := name
-	var b strings.Builder
-	fmt.Fprintf(&b, "Q.931 %s, call reference %d (flag %v), %d bytes\n", name, m.CallRef, m.FromDestination, size)
+	b := make([]byte, 0, 256)
+	b = append(b, "Q.931 "...)
+	b = append(b, name...)
+	b = append(b, ", call reference "...)
+	b = strconv.AppendUint(b, uint64(m.CallRef), 10)
+	b = append(b, " (flag "...)
+	b = strconv.AppendBool(b, m.FromDestination)
+	b = append(b, "), "...)
+	b = strconv.AppendInt(b, int64(size), 10)
+	b = append(b, " bytes\n"...)
 	for _, ie := range []struct {
 		id   byte
 		name string
-	}{{q931.IECallingPartyNumber, "calling party number"}, {q931.IECalledPartyNumber, "called party number"}} {
+	}{{q931.IECallingPartyNumber, "calling party number: "}, {q931.IECalledPartyNumber, "called party number: "}} {
 		if n, err := m.Number(ie.id); err == nil {
-			fmt.Fprintf(&b, "%s: %s\n", ie.name, n.Digits)
+			b = append(append(append(b, ie.name...), n.Digits...), '\n')
 			if ie.id == q931.IECalledPartyNumber {
 				summary += " " + n.Digits
 			}
 		}
 	}
-	if d, ok := m.Display(); ok {
-		fmt.Fprintf(&b, "display: %s\n", d)
+	if d, ok := m.Get(q931.IEDisplay); ok {
+		b = append(append(append(b, "display: "...), d...), '\n')
 	}
 	if cv, err := m.Cause(); err == nil {
-		fmt.Fprintf(&b, "cause: %d\n", cv.Value)
-		summary += fmt.Sprintf(" (cause %d)", cv.Value)
+		b = strconv.AppendUint(append(b, "cause: "...), uint64(cv.Value), 10)
+		b = append(b, '\n')
+		summary += " (cause " + strconv.Itoa(int(cv.Value)) + ")"
 	}
 	if ui != nil {
 		pdu := &ui.H323UuPdu
-		fmt.Fprintf(&b, "H.225.0 body: %s\n", h225BodyName(pdu.H323MessageBody.Choice))
+		b = append(append(append(b, "H.225.0 body: "...), h225BodyName(pdu.H323MessageBody.Choice)...), '\n')
 		if pdu.H245Tunnelling {
-			fmt.Fprintf(&b, "H.245 tunnelling, %d tunnelled messages\n", len(pdu.H245Control))
+			b = strconv.AppendInt(append(b, "H.245 tunnelling, "...), int64(len(pdu.H245Control)), 10)
+			b = append(b, " tunnelled messages\n"...)
 		}
 		if s := pdu.H323MessageBody.Setup; s != nil && len(s.FastStart) > 0 {
-			fmt.Fprintf(&b, "fastStart: %d elements\n", len(s.FastStart))
+			b = strconv.AppendInt(append(b, "fastStart: "...), int64(len(s.FastStart)), 10)
+			b = append(b, " elements\n"...)
 		}
 	}
 	sd := c.srv.cfg.Sides[side]
 	l := c.legs[side]
 	return ladder.Message{Time: at, Protocol: "q931", Interface: sd.Interface, Direction: dir.String(), Transport: "tcp",
-		Local: l.local, Remote: l.remote, Summary: strings.ToValidUTF8(summary, "?"), Method: name, Text: strings.ToValidUTF8(b.String(), "?")}, true
+		Local: l.local, Remote: l.remote, Summary: validUTF8(summary), Method: name, Text: validUTF8(string(b))}, true
+}
+
+// validUTF8 is s with invalid UTF-8 replaced, s itself when it is valid
+// (as every text of a well-formed message is).
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "?")
 }
 
 func h225BodyName(choice int) string {

@@ -7,6 +7,7 @@ import (
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/q931"
 	"github.com/portico-edge/portico/internal/h323/ras"
+	"github.com/portico-edge/portico/internal/h323proxy/h245proxy"
 )
 
 // fields points at what a UUIE body carries that the proxy rewrites.
@@ -53,12 +54,12 @@ func bodyFields(b *h225.H323UUPDUH323MessageBody) (f fields) {
 }
 
 // rewrite returns the Q.931 message m, sent by side from, as the other
-// side must receive it: every transport address in its UUIE names Portico
-// there, fastStart and tunnelled H.245 carry relay addresses. A message
-// without user-user information passes unchanged.
+// side must receive it, in its TPKT frame: every transport address in its
+// UUIE names Portico there, fastStart and tunnelled H.245 carry relay
+// addresses. A message without user-user information passes unchanged.
 func (c *call) rewrite(from Side, m *q931.Message, ui *h225.H323UserInformation, raw []byte) ([]byte, error) {
 	if ui == nil {
-		return raw, nil
+		return h245proxy.AppendFrame(make([]byte, 0, len(raw)+4), raw), nil
 	}
 	to := from.Other()
 	pdu := &ui.H323UuPdu
@@ -142,12 +143,23 @@ func (c *call) rewrite(from Side, m *q931.Message, ui *h225.H323UserInformation,
 			(*list)[i] = q
 		}
 	}
-	uu, err := ui.Marshal()
-	if err != nil {
+	// The user-user element and then the frame are each encoded into one
+	// buffer of about their final size: the rewritten UUIE differs from
+	// the one received by a few addresses.
+	old, _ := m.Get(q931.IEUserUser)
+	uu := make([]byte, 1, len(old)+64)
+	uu[0] = q931.UserUserX208
+	if uu, err = ui.Append(uu); err != nil {
 		return nil, fmt.Errorf("%w: re-encode: %v", ErrMalformed, err)
 	}
-	m.SetUserUser(uu)
-	return m.Append(make([]byte, 0, len(raw)+64))
+	m.Set(q931.IEUserUser, uu)
+	out, err := m.Append(make([]byte, 4, 4+len(raw)-len(old)+len(uu)+8))
+	if err != nil {
+		return nil, err
+	}
+	n := len(out)
+	out[0], out[1], out[2], out[3] = 3, 0, byte(n>>8), byte(n)
+	return out, nil
 }
 
 // pinDestination makes a Setup name dest alone: destinationAddress is the

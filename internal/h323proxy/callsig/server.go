@@ -29,6 +29,8 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// work hands a function to a call goroutine waiting for one (spawn).
+	work chan func()
 
 	mu    sync.Mutex
 	calls map[*call]struct{}
@@ -79,7 +81,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: c, deps: deps, log: deps.Logger.With("component", "h323-callsig"),
-		calls: map[*call]struct{}{}, byID: map[[16]byte][]*call{}, conns: map[net.Conn]struct{}{}}
+		calls: map[*call]struct{}{}, byID: map[[16]byte][]*call{}, conns: map[net.Conn]struct{}{}, work: make(chan func())}
 	for i, sc := range c.Sides {
 		s.h245Ports[i] = h245proxy.NewPorts(sc.H245Ports)
 	}
@@ -125,11 +127,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, from Side) error {
 			conn.Close()
 			return nil
 		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.handle(conn, from, ln)
-		}()
+		s.spawn(func() { s.handle(conn, from, ln) })
 	}
 }
 
@@ -142,11 +140,7 @@ func (s *Server) Accept(conn net.Conn, from Side) {
 		conn.Close()
 		return
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.handle(conn, from, nil)
-	}()
+	s.spawn(func() { s.handle(conn, from, nil) })
 }
 
 // Close ends every call, waits for them and for their history records to
@@ -321,18 +315,27 @@ func callID(ui *h225.H323UserInformation) []byte {
 	return id.Guid
 }
 
+// writeTimeout bounds each write of a message to a call's connection.
+const writeTimeout = 5 * time.Second
+
 func writeFrame(w net.Conn, payload []byte) error {
-	w.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	w.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err := w.Write(h245proxy.AppendFrame(make([]byte, 0, len(payload)+4), payload))
 	return err
 }
+
+// listenConfig leaves TCP keep-alive off on the connections a listener
+// accepts (Go would turn it on at 15 s, four system calls per connection):
+// a call's connections get the configured keep-alive when it is answered,
+// and until then its answer deadline bounds them.
+var listenConfig = net.ListenConfig{KeepAlive: -1}
 
 // Listen opens a call-signalling listener on addr guarded by connlimit
 // (H.225.0 on TCP 1720 by default): lc's caps, SetupTimeout as the
 // handshake timeout unless lc sets one, and Busy so that a quiet call
 // outlives lc.IdleTimeout. Serve it with Serve.
 func (s *Server) Listen(addr netip.AddrPort, lc connlimit.Config, deps connlimit.Deps) (*connlimit.Listener, error) {
-	ln, err := net.Listen("tcp", addr.String())
+	ln, err := ListenTCP(context.Background(), addr)
 	if err != nil {
 		return nil, fmt.Errorf("callsig: listen %v: %w", addr, err)
 	}
@@ -341,4 +344,10 @@ func (s *Server) Listen(addr netip.AddrPort, lc connlimit.Config, deps connlimit
 	}
 	lc.Busy = s.Busy
 	return connlimit.Wrap(ln, lc, deps), nil
+}
+
+// ListenTCP opens a call-signalling listener on addr whose connections
+// start without TCP keep-alive (listenConfig).
+func ListenTCP(ctx context.Context, addr netip.AddrPort) (net.Listener, error) {
+	return listenConfig.Listen(ctx, "tcp", addr.String())
 }

@@ -560,7 +560,11 @@ func (s *Session) RewriteFastStart(from Side, elems [][]byte) ([][]byte, error) 
 		if err := s.RewriteOLC(from, &olc); err != nil {
 			return nil, fmt.Errorf("fastStart %d: %w", i, err)
 		}
-		e, err := olc.Marshal()
+		// An element grows by a few octets at most (relay addresses in
+		// place of the endpoint's): one buffer of that size.
+		enc := asn1per.NewEncoder(make([]byte, 0, len(b)+32))
+		err := olc.Encode(enc)
+		e := enc.Complete()
 		if err != nil {
 			return nil, fmt.Errorf("%w: fastStart %d re-encode: %v", ErrMalformed, i, err)
 		}
