@@ -200,7 +200,7 @@ func (e *end) serveConn(ctx context.Context, conn *quic.Conn, wg *sync.WaitGroup
 	// uncounted; a reader that only moves them into our own bounded queue
 	// keeps up while the delivering loop below waits on its socket writes
 	// or for a CPU.
-	in := make(chan []byte, e.cfg.DatagramQueue)
+	in := make(chan received, e.cfg.DatagramQueue)
 	cw.Go(func() {
 		defer close(in)
 		for {
@@ -210,16 +210,16 @@ func (e *end) serveConn(ctx context.Context, conn *quic.Conn, wg *sync.WaitGroup
 			}
 			e.bundlesIn.Add(1)
 			select {
-			case in <- b:
+			case in <- received{b, time.Now()}:
 			default:
 				e.droppedReceive.Add(1)
 			}
 		}
 	})
 	entries := make([][]byte, 0, maxBundleEntries)
-	for b := range in {
+	for r := range in {
 		var err error
-		entries, err = ParseBundle(b, entries[:0])
+		entries, err = ParseBundle(r.b, entries[:0])
 		if err != nil {
 			e.badHeaders.Add(1)
 			continue
@@ -227,9 +227,16 @@ func (e *end) serveConn(ctx context.Context, conn *quic.Conn, wg *sync.WaitGroup
 		for _, en := range entries {
 			e.route(ctx, conn, peer, en, wg)
 		}
+		e.delivering.add(time.Since(r.at))
 	}
 	_ = conn.CloseWithError(codeShutdown, "")
 	cw.Wait()
+}
+
+// received is a bundle taken from quic-go and when it was taken.
+type received struct {
+	b  []byte
+	at time.Time
 }
 
 // route delivers one flow datagram from the peer: to the local source of a

@@ -101,6 +101,8 @@ type Stats struct {
 	PacketsReceived uint64 `json:"packets_received"`
 	PacketsLost     uint64 `json:"packets_lost"`
 	DroppedTooLarge uint64 `json:"dropped_too_large"`
+	// Delays are where this end held flow datagrams (see Delays).
+	Delays *Delays `json:"delays,omitempty"`
 	DroppedNoPeer   uint64 `json:"dropped_no_peer"`
 	DroppedUnknown  uint64 `json:"dropped_unknown"`
 	BadHeaders      uint64 `json:"bad_headers"`
@@ -134,6 +136,20 @@ type Stats struct {
 	// server presents a certificate not pinned here (PresentedFingerprint).
 	Problem              string `json:"problem,omitempty"`
 	PresentedFingerprint string `json:"presented_fingerprint,omitempty"`
+}
+
+// Delays are the times one end holds flow datagrams, since it started:
+// Queued from a datagram's read on a local socket until its bundle is
+// handed to quic-go (counted once per bundle, for its oldest datagram),
+// Sending the time quic-go took to accept each bundle (its send queue of
+// 32 full), Delivering from quic-go handing over a received bundle until
+// its last datagram was written to its local socket. A datagram's time
+// in this end is Queued plus Sending on the way in, Delivering on the
+// way out; the rest of a round trip is quic-go, the kernel and the peer.
+type Delays struct {
+	Queued     DelayStats `json:"queued"`
+	Sending    DelayStats `json:"sending"`
+	Delivering DelayStats `json:"delivering"`
 }
 
 // ClientStats is one client connected to a server.
@@ -193,6 +209,12 @@ type end struct {
 	bundled                                                               atomic.Uint64
 	droppedQueue, droppedLarge, droppedNoPeer, droppedUnknown, badHeaders atomic.Uint64
 	droppedReceive, bundlesIn                                             atomic.Uint64 // receive queue full; QUIC datagrams received
+	// Where this end holds flow datagrams: queued is from a datagram's
+	// read on a local socket until its bundle is handed to quic-go (the
+	// bundle's oldest datagram), sending the time quic-go takes to accept
+	// a bundle, delivering from quic-go handing over a bundle until its
+	// last datagram is written to its local socket.
+	queued, sending, delivering delayHist
 	rejected, enrollRefused, enrollAccepted, reconnects                   atomic.Uint64
 }
 
@@ -226,6 +248,7 @@ func newEnd(cfg Config, log *slog.Logger) *end {
 type dgram struct {
 	b  []byte
 	to *quic.Conn
+	at time.Time // when it was queued
 }
 
 // getBuf returns a free datagram buffer, a new one when none is free.
@@ -281,7 +304,7 @@ func (e *end) enqueueTo(h Header, payload []byte, st *serviceStats, to *quic.Con
 		return
 	}
 	bp := e.getBuf()
-	bp.b, bp.to = append(h.Append(bp.b[:0]), payload...), to
+	bp.b, bp.to, bp.at = append(h.Append(bp.b[:0]), payload...), to, time.Now()
 	select {
 	case e.laneOf(h).queue <- bp:
 		st.bytesOut.Add(uint64(len(payload)))
@@ -343,10 +366,14 @@ func (e *end) sendLoop(ctx context.Context, l *lane) {
 		}
 		var b []byte
 		var n int
+		at := first.at
 		b, n, carry = e.fillBundle(l.queue, buf[:0], first, limit)
 		t0 := time.Now()
+		e.queued.add(t0.Sub(at))
 		err := c.SendDatagram(b)
-		l.sendWait.Add(int64(time.Since(t0)))
+		wait := time.Since(t0)
+		e.sending.add(wait)
+		l.sendWait.Add(int64(wait))
 		if err == nil {
 			l.bundles.Add(1)
 			e.bundled.Add(uint64(n))
@@ -410,6 +437,7 @@ func (e *end) stats(role string) Stats {
 		DroppedNoPeer: e.droppedNoPeer.Load(), DroppedUnknown: e.droppedUnknown.Load(),
 		BadHeaders: e.badHeaders.Load(), Rejected: e.rejected.Load(),
 		EnrollRefused: e.enrollRefused.Load(), EnrollAccepted: e.enrollAccepted.Load(),
+		Delays: &Delays{Queued: e.queued.stats(), Sending: e.sending.stats(), Delivering: e.delivering.stats()},
 	}
 	if c := e.conn.Load(); c != nil {
 		st.State = "up"
