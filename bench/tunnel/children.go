@@ -92,6 +92,9 @@ func report(role string, st tunnel.Stats, up func() tunnel.Stats) {
 	}
 	fmt.Fprintf(os.Stderr, "%s end: dropped queue full %d, receive queue full %d, too large %d, no peer %d, unknown %d; bad headers %d; sent %d datagrams in %d bundles (%.2f each), received %d bundles; waited %v for QUIC to take them; QUIC packets sent %d, received %d, lost %d; congestion window %d B (per datagram connection: %s)\n",
 		role, st.DroppedQueueFull, st.DroppedReceiveQueueFull, st.DroppedTooLarge, st.DroppedNoPeer, st.DroppedUnknown, st.BadHeaders, st.BundledDatagrams, st.BundlesSent, per, st.BundlesReceived, st.SendWait.Round(time.Millisecond), st.PacketsSent, st.PacketsReceived, st.PacketsLost, st.CongestionWindow, strings.Join(cwnds, " / "))
+	if d := st.Delays; d != nil {
+		fmt.Fprintf(os.Stderr, "%s end delays: queued %v; sending %v; delivering %v\n", role, d.Queued, d.Sending, d.Delivering)
+	}
 }
 
 // watchUp snapshots stats every 100 ms until ctx ends and returns a

@@ -156,7 +156,7 @@ func sinkPair(t *testing.T) (sink net.PacketConn, s *runningServer, c *Client) {
 // TestSendLoopBundles: flow datagrams already queued when the sender runs
 // leave in fewer QUIC datagrams, none larger than the path takes, and
 // reach the peer's target complete and in order; the peer counts the
-// bundles it received.
+// bundles it received, and each end the delays of each bundle.
 func TestSendLoopBundles(t *testing.T) {
 	sink, s, c := sinkPair(t)
 
@@ -193,6 +193,20 @@ func TestSendLoopBundles(t *testing.T) {
 	}
 	if got := s.Stats().BundlesReceived; got != bundles {
 		t.Fatalf("server received %d bundles, %d sent", got, bundles)
+	}
+	// Each bundle counts once where it was queued and sent, and once where
+	// it was delivered.
+	if d := e.stats("client").Delays; d.Queued.Count != bundles || d.Sending.Count != bundles {
+		t.Fatalf("sender delays %+v, want %d bundles each", d, bundles)
+	}
+	// The last bundle's delay is counted just after its last datagram is
+	// written.
+	d := s.Stats().Delays
+	for end := time.Now().Add(5 * time.Second); d.Delivering.Count < bundles && time.Now().Before(end); d = s.Stats().Delays {
+		time.Sleep(time.Millisecond)
+	}
+	if d.Delivering.Count != bundles || d.Delivering.Max == 0 {
+		t.Fatalf("receiver delays %+v, want %d bundles delivered", d, bundles)
 	}
 }
 

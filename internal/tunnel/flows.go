@@ -77,8 +77,10 @@ type Stats struct {
 	// Flow datagrams dropped: send queue full, larger than the path
 	// allows, no connection up, or naming an unknown flow or service.
 	DroppedQueueFull uint64 `json:"dropped_queue_full"`
-	// Received QUIC datagrams (bundles) dropped because the receive queue
-	// was full: the delivering loop fell behind the connection.
+	// DroppedReceiveQueueFull is always 0: an end delivers a received
+	// bundle as it takes it from quic-go, with no queue of its own in
+	// between (quic-go's own drops show in BundlesReceived). The field
+	// stays for readers of earlier builds' output.
 	DroppedReceiveQueueFull uint64 `json:"dropped_receive_queue_full"`
 	// QUIC datagrams sent, and the flow datagrams they carried in bundles.
 	BundlesSent      uint64 `json:"bundles_sent"`
@@ -101,9 +103,11 @@ type Stats struct {
 	PacketsReceived uint64 `json:"packets_received"`
 	PacketsLost     uint64 `json:"packets_lost"`
 	DroppedTooLarge uint64 `json:"dropped_too_large"`
-	DroppedNoPeer   uint64 `json:"dropped_no_peer"`
-	DroppedUnknown  uint64 `json:"dropped_unknown"`
-	BadHeaders      uint64 `json:"bad_headers"`
+	// Delays are where this end held flow datagrams (see Delays).
+	Delays         *Delays `json:"delays,omitempty"`
+	DroppedNoPeer  uint64  `json:"dropped_no_peer"`
+	DroppedUnknown uint64  `json:"dropped_unknown"`
+	BadHeaders     uint64  `json:"bad_headers"`
 	// Handshakes refused (unpinned certificate) and enrollments refused.
 	Rejected       uint64 `json:"rejected"`
 	EnrollRefused  uint64 `json:"enroll_refused"`
@@ -134,6 +138,20 @@ type Stats struct {
 	// server presents a certificate not pinned here (PresentedFingerprint).
 	Problem              string `json:"problem,omitempty"`
 	PresentedFingerprint string `json:"presented_fingerprint,omitempty"`
+}
+
+// Delays are the times one end holds flow datagrams, since it started:
+// Queued from a datagram's read on a local socket until its bundle is
+// handed to quic-go (counted once per bundle, for its oldest datagram),
+// Sending the time quic-go took to accept each bundle (its send queue of
+// 32 full), Delivering from quic-go handing over a received bundle until
+// its last datagram was written to its local socket. A datagram's time
+// in this end is Queued plus Sending on the way in, Delivering on the
+// way out; the rest of a round trip is quic-go, the kernel and the peer.
+type Delays struct {
+	Queued     DelayStats `json:"queued"`
+	Sending    DelayStats `json:"sending"`
+	Delivering DelayStats `json:"delivering"`
 }
 
 // ClientStats is one client connected to a server.
@@ -192,8 +210,14 @@ type end struct {
 
 	bundled                                                               atomic.Uint64
 	droppedQueue, droppedLarge, droppedNoPeer, droppedUnknown, badHeaders atomic.Uint64
-	droppedReceive, bundlesIn                                             atomic.Uint64 // receive queue full; QUIC datagrams received
-	rejected, enrollRefused, enrollAccepted, reconnects                   atomic.Uint64
+	bundlesIn                                                             atomic.Uint64 // QUIC datagrams received
+	// Where this end holds flow datagrams: queued is from a datagram's
+	// read on a local socket until its bundle is handed to quic-go (the
+	// bundle's oldest datagram), sending the time quic-go takes to accept
+	// a bundle, delivering from quic-go handing over a bundle until its
+	// last datagram is written to its local socket.
+	queued, sending, delivering                         delayHist
+	rejected, enrollRefused, enrollAccepted, reconnects atomic.Uint64
 }
 
 // lane is one datagram connection's sending side: the flows hashed onto
@@ -226,6 +250,7 @@ func newEnd(cfg Config, log *slog.Logger) *end {
 type dgram struct {
 	b  []byte
 	to *quic.Conn
+	at time.Time // when it was queued
 }
 
 // getBuf returns a free datagram buffer, a new one when none is free.
@@ -281,7 +306,7 @@ func (e *end) enqueueTo(h Header, payload []byte, st *serviceStats, to *quic.Con
 		return
 	}
 	bp := e.getBuf()
-	bp.b, bp.to = append(h.Append(bp.b[:0]), payload...), to
+	bp.b, bp.to, bp.at = append(h.Append(bp.b[:0]), payload...), to, time.Now()
 	select {
 	case e.laneOf(h).queue <- bp:
 		st.bytesOut.Add(uint64(len(payload)))
@@ -343,10 +368,14 @@ func (e *end) sendLoop(ctx context.Context, l *lane) {
 		}
 		var b []byte
 		var n int
+		at := first.at
 		b, n, carry = e.fillBundle(l.queue, buf[:0], first, limit)
 		t0 := time.Now()
+		e.queued.add(t0.Sub(at))
 		err := c.SendDatagram(b)
-		l.sendWait.Add(int64(time.Since(t0)))
+		wait := time.Since(t0)
+		e.sending.add(wait)
+		l.sendWait.Add(int64(wait))
 		if err == nil {
 			l.bundles.Add(1)
 			e.bundled.Add(uint64(n))
@@ -406,10 +435,11 @@ const minDatagramLimit = 1100
 func (e *end) stats(role string) Stats {
 	st := Stats{
 		Role: role, State: "down", Reconnects: e.reconnects.Load(),
-		DroppedQueueFull: e.droppedQueue.Load(), DroppedReceiveQueueFull: e.droppedReceive.Load(), BundledDatagrams: e.bundled.Load(), BundlesReceived: e.bundlesIn.Load(), DroppedTooLarge: e.droppedLarge.Load(),
+		DroppedQueueFull: e.droppedQueue.Load(), BundledDatagrams: e.bundled.Load(), BundlesReceived: e.bundlesIn.Load(), DroppedTooLarge: e.droppedLarge.Load(),
 		DroppedNoPeer: e.droppedNoPeer.Load(), DroppedUnknown: e.droppedUnknown.Load(),
 		BadHeaders: e.badHeaders.Load(), Rejected: e.rejected.Load(),
 		EnrollRefused: e.enrollRefused.Load(), EnrollAccepted: e.enrollAccepted.Load(),
+		Delays: &Delays{Queued: e.queued.stats(), Sending: e.sending.stats(), Delivering: e.delivering.stats()},
 	}
 	if c := e.conn.Load(); c != nil {
 		st.State = "up"
