@@ -62,7 +62,6 @@ func main() {
 	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the tunnel server child to this file")
 	flag.IntVar(&o.queue, "queue", 0, "the ends' datagram_queue (0: the default)")
 	flag.IntVar(&o.conns, "conns", 0, "the ends' datagram_connections (0: the default)")
-	flag.IntVar(&endsProcs, "ends-procs", 0, "GOMAXPROCS of the two tunnel ends (0: the Go default, one per CPU)")
 	flag.IntVar(&endsNice, "ends-nice", 0, "run the two tunnel ends at this nice increment over the generator's (e.g. 10 with the program under nice -n -10: the generator and echo, which stand for other machines, get a CPU first)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
@@ -77,9 +76,6 @@ func main() {
 	}
 }
 
-// endsProcs is the children's GOMAXPROCS (-ends-procs; 0: unset).
-var endsProcs int
-
 // endsNice is the nice increment of the children over this process (-ends-nice).
 var endsNice int
 
@@ -93,9 +89,6 @@ func child(args ...string) (*exec.Cmd, *bufio.Scanner, error) {
 	cmd := exec.Command(self, args...)
 	if endsNice != 0 {
 		cmd = exec.Command("nice", append([]string{"-n", strconv.Itoa(endsNice), self}, args...)...)
-	}
-	if endsProcs > 0 {
-		cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(endsProcs))
 	}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()

@@ -196,21 +196,30 @@ func (e *end) serveConn(ctx context.Context, conn *quic.Conn, wg *sync.WaitGroup
 			wg.Go(func() { e.serveStream(ctx, conn, st) })
 		}
 	})
-	// The goroutine that takes a bundle from quic-go delivers its flow
-	// datagrams itself (a few sendto calls): on a busy machine each
-	// hand-off to another goroutine waits for a CPU, and handing bundles
-	// to a delivering loop lost more and held datagrams longer than this
-	// in paired runs, quic-go's receive queue of 128 bundles (several
-	// hundred flow datagrams) being deep enough.
-	entries := make([][]byte, 0, maxBundleEntries)
-	for {
-		b, err := conn.ReceiveDatagram(ctx)
-		if err != nil {
-			break
+	// quic-go keeps at most 128 received datagrams and drops the rest
+	// uncounted; a reader that only moves them into our own bounded queue
+	// keeps up while the delivering loop below waits on its socket writes
+	// or for a CPU.
+	in := make(chan received, e.cfg.DatagramQueue)
+	cw.Go(func() {
+		defer close(in)
+		for {
+			b, err := conn.ReceiveDatagram(ctx)
+			if err != nil {
+				return
+			}
+			e.bundlesIn.Add(1)
+			select {
+			case in <- received{b, time.Now()}:
+			default:
+				e.droppedReceive.Add(1)
+			}
 		}
-		at := time.Now()
-		e.bundlesIn.Add(1)
-		entries, err = ParseBundle(b, entries[:0])
+	})
+	entries := make([][]byte, 0, maxBundleEntries)
+	for r := range in {
+		var err error
+		entries, err = ParseBundle(r.b, entries[:0])
 		if err != nil {
 			e.badHeaders.Add(1)
 			continue
@@ -218,10 +227,16 @@ func (e *end) serveConn(ctx context.Context, conn *quic.Conn, wg *sync.WaitGroup
 		for _, en := range entries {
 			e.route(ctx, conn, peer, en, wg)
 		}
-		e.delivering.add(time.Since(at))
+		e.delivering.add(time.Since(r.at))
 	}
 	_ = conn.CloseWithError(codeShutdown, "")
 	cw.Wait()
+}
+
+// received is a bundle taken from quic-go and when it was taken.
+type received struct {
+	b  []byte
+	at time.Time
 }
 
 // route delivers one flow datagram from the peer: to the local source of a

@@ -77,15 +77,14 @@ type Config struct {
 	// doubles after each failure and is jittered by up to half. Defaults
 	// 250ms and 15s.
 	BackoffMin, BackoffMax time.Duration
-	// DatagramQueue bounds the datagrams waiting to be sent; more are
-	// counted and dropped. Received datagrams are delivered as quic-go
-	// hands them over, without a queue of their own.
+	// DatagramQueue bounds the datagrams waiting to be sent, and those
+	// received waiting to be delivered; more are counted and dropped.
 	// One queue holds every flow's datagrams: 4096 is 160 ms of 500
 	// calls' audio. Default 4096.
 	DatagramQueue int
 	// DatagramConnections is how many QUIC connections carry the flows'
 	// datagrams, each with its own congestion window, send queue (of
-	// DatagramQueue) and delivering loop; each flow is carried by one, chosen
+	// DatagramQueue) and receive loop; each flow is carried by one, chosen
 	// by its flow identifier. Streams use the first connection only. A
 	// client makes this many connections to the server; a server sends on
 	// the ones its active client made. 1 carries everything on the one

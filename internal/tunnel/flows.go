@@ -77,10 +77,8 @@ type Stats struct {
 	// Flow datagrams dropped: send queue full, larger than the path
 	// allows, no connection up, or naming an unknown flow or service.
 	DroppedQueueFull uint64 `json:"dropped_queue_full"`
-	// DroppedReceiveQueueFull is always 0: an end delivers a received
-	// bundle as it takes it from quic-go, with no queue of its own in
-	// between (quic-go's own drops show in BundlesReceived). The field
-	// stays for readers of earlier builds' output.
+	// Received QUIC datagrams (bundles) dropped because the receive queue
+	// was full: the delivering loop fell behind the connection.
 	DroppedReceiveQueueFull uint64 `json:"dropped_receive_queue_full"`
 	// QUIC datagrams sent, and the flow datagrams they carried in bundles.
 	BundlesSent      uint64 `json:"bundles_sent"`
@@ -104,10 +102,10 @@ type Stats struct {
 	PacketsLost     uint64 `json:"packets_lost"`
 	DroppedTooLarge uint64 `json:"dropped_too_large"`
 	// Delays are where this end held flow datagrams (see Delays).
-	Delays         *Delays `json:"delays,omitempty"`
-	DroppedNoPeer  uint64  `json:"dropped_no_peer"`
-	DroppedUnknown uint64  `json:"dropped_unknown"`
-	BadHeaders     uint64  `json:"bad_headers"`
+	Delays *Delays `json:"delays,omitempty"`
+	DroppedNoPeer   uint64 `json:"dropped_no_peer"`
+	DroppedUnknown  uint64 `json:"dropped_unknown"`
+	BadHeaders      uint64 `json:"bad_headers"`
 	// Handshakes refused (unpinned certificate) and enrollments refused.
 	Rejected       uint64 `json:"rejected"`
 	EnrollRefused  uint64 `json:"enroll_refused"`
@@ -210,14 +208,14 @@ type end struct {
 
 	bundled                                                               atomic.Uint64
 	droppedQueue, droppedLarge, droppedNoPeer, droppedUnknown, badHeaders atomic.Uint64
-	bundlesIn                                                             atomic.Uint64 // QUIC datagrams received
+	droppedReceive, bundlesIn                                             atomic.Uint64 // receive queue full; QUIC datagrams received
 	// Where this end holds flow datagrams: queued is from a datagram's
 	// read on a local socket until its bundle is handed to quic-go (the
 	// bundle's oldest datagram), sending the time quic-go takes to accept
 	// a bundle, delivering from quic-go handing over a bundle until its
 	// last datagram is written to its local socket.
-	queued, sending, delivering                         delayHist
-	rejected, enrollRefused, enrollAccepted, reconnects atomic.Uint64
+	queued, sending, delivering delayHist
+	rejected, enrollRefused, enrollAccepted, reconnects                   atomic.Uint64
 }
 
 // lane is one datagram connection's sending side: the flows hashed onto
@@ -435,7 +433,7 @@ const minDatagramLimit = 1100
 func (e *end) stats(role string) Stats {
 	st := Stats{
 		Role: role, State: "down", Reconnects: e.reconnects.Load(),
-		DroppedQueueFull: e.droppedQueue.Load(), BundledDatagrams: e.bundled.Load(), BundlesReceived: e.bundlesIn.Load(), DroppedTooLarge: e.droppedLarge.Load(),
+		DroppedQueueFull: e.droppedQueue.Load(), DroppedReceiveQueueFull: e.droppedReceive.Load(), BundledDatagrams: e.bundled.Load(), BundlesReceived: e.bundlesIn.Load(), DroppedTooLarge: e.droppedLarge.Load(),
 		DroppedNoPeer: e.droppedNoPeer.Load(), DroppedUnknown: e.droppedUnknown.Load(),
 		BadHeaders: e.badHeaders.Load(), Rejected: e.rejected.Load(),
 		EnrollRefused: e.enrollRefused.Load(), EnrollAccepted: e.enrollAccepted.Load(),
