@@ -145,7 +145,7 @@ func percentile(v []float64, p float64) float64 {
 }
 
 // kamailio starts Kamailio from the tests' inside.cfg with the number of
-// children given (the file's children= line is replaced) and -m 1024, in
+// children given (the file's children= line is replaced) and -m 4096, in
 // a process group of its own so that its CPU time can be read.
 func kamailio(t testing.TB, dir string, listen string, children int, defines ...string) int {
 	src, err := os.ReadFile("../../test/testdata/kamailio/inside.cfg")
@@ -157,7 +157,7 @@ func kamailio(t testing.TB, dir string, listen string, children int, defines ...
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"-DD", "-E", "-f", cfg, "-m", "1024", "-M", "16", "-Y", dir, "-P", filepath.Join(dir, "k.pid"), "-l", "udp:" + listen}
+	args := []string{"-DD", "-E", "-f", cfg, "-m", "4096", "-M", "16", "-Y", dir, "-P", filepath.Join(dir, "k.pid"), "-l", "udp:" + listen}
 	for _, d := range defines {
 		args = append(args, "-A", d)
 	}
