@@ -47,9 +47,11 @@ func mediaPorts() int {
 	portBase.mu.Lock()
 	defer portBase.mu.Unlock()
 	if portBase.next == 0 {
-		portBase.next = 30000 + (os.Getpid()%150)*200
+		portBase.next = (os.Getpid() % 150) * 200
 	}
-	lo := portBase.next
+	// Blocks of 200 in 30000-59999, wrapping around: a package with many
+	// calls would otherwise run past the last port.
+	lo := 30000 + portBase.next%30000
 	portBase.next += 200
 	return lo
 }
