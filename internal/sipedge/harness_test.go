@@ -211,9 +211,11 @@ func mediaPorts() (int, int) {
 	portBase.mu.Lock()
 	defer portBase.mu.Unlock()
 	if portBase.next == 0 {
-		portBase.next = 20000 + (os.Getpid()%200)*100
+		portBase.next = (os.Getpid() % 200) * 100
 	}
-	lo := portBase.next
+	// Blocks of 100 in 20000-59999, wrapping around, so that a package of
+	// many tests never runs past the last port or into other tests' ranges.
+	lo := 20000 + portBase.next%40000
 	portBase.next += 100
 	return lo, lo + 99
 }
