@@ -297,6 +297,10 @@ func (s *Server) Serve(ctx context.Context, ext, in net.PacketConn) error {
 		return ErrClosed
 	}
 	s.serving = true
+	// Held while the goroutines below are started: a Close that runs
+	// meanwhile waits for them instead of racing their Add (a Close
+	// whose stop came first is refused above, under the same lock).
+	s.wg.Add(1)
 	s.ext, s.in = ext, in
 	s.extInfo = newPktinfo(ext)
 	s.inAddr = addrOf(in.LocalAddr())
@@ -342,6 +346,7 @@ func (s *Server) Serve(ctx context.Context, ext, in net.PacketConn) error {
 			}
 		}()
 	}
+	s.wg.Done()
 	select {
 	case <-ctx.Done():
 	case <-s.ctx.Done():
