@@ -102,10 +102,10 @@ type Stats struct {
 	PacketsLost     uint64 `json:"packets_lost"`
 	DroppedTooLarge uint64 `json:"dropped_too_large"`
 	// Delays are where this end held flow datagrams (see Delays).
-	Delays *Delays `json:"delays,omitempty"`
-	DroppedNoPeer   uint64 `json:"dropped_no_peer"`
-	DroppedUnknown  uint64 `json:"dropped_unknown"`
-	BadHeaders      uint64 `json:"bad_headers"`
+	Delays         *Delays `json:"delays,omitempty"`
+	DroppedNoPeer  uint64  `json:"dropped_no_peer"`
+	DroppedUnknown uint64  `json:"dropped_unknown"`
+	BadHeaders     uint64  `json:"bad_headers"`
 	// Handshakes refused (unpinned certificate) and enrollments refused.
 	Rejected       uint64 `json:"rejected"`
 	EnrollRefused  uint64 `json:"enroll_refused"`
@@ -214,8 +214,8 @@ type end struct {
 	// bundle's oldest datagram), sending the time quic-go takes to accept
 	// a bundle, delivering from quic-go handing over a bundle until its
 	// last datagram is written to its local socket.
-	queued, sending, delivering delayHist
-	rejected, enrollRefused, enrollAccepted, reconnects                   atomic.Uint64
+	queued, sending, delivering                         delayHist
+	rejected, enrollRefused, enrollAccepted, reconnects atomic.Uint64
 }
 
 // lane is one datagram connection's sending side: the flows hashed onto
