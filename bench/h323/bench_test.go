@@ -71,13 +71,6 @@ func udpDrops(ras netip.AddrPort) (portico, load int64) {
 	return portico, load
 }
 
-// selfCPU is the load generator's (this process's) CPU time.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // buildPortico builds the daemon; with PORTICO_BENCH_PROFILE set, with
 // the portico_profile tag (cmd/portico/profile.go), so that a benchmark
 // can profile one phase of it.
@@ -390,7 +383,7 @@ func (f *fleet) measure(phase func() int64) result {
 		e.mu.Unlock()
 	}
 	a0, r0 := f.stats.answered.Load(), f.stats.rejected.Load()
-	d0, l0 := cpu(f.t, f.d.cmd.Process.Pid), selfCPU()
+	d0, l0 := cpu(f.t, f.d.cmd.Process.Pid), testpeer.CPUTime()
 	pd0, ld0 := udpDrops(f.d.ras)
 	start := time.Now()
 	sent := phase()
@@ -399,7 +392,7 @@ func (f *fleet) measure(phase func() int64) result {
 	for i := 0; i < 50 && f.stats.answered.Load()+f.stats.rejected.Load()-a0-r0 < sent; i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
-	r := result{sent: sent, wall: wall, daemonCPU: cpu(f.t, f.d.cmd.Process.Pid) - d0, loadCPU: selfCPU() - l0,
+	r := result{sent: sent, wall: wall, daemonCPU: cpu(f.t, f.d.cmd.Process.Pid) - d0, loadCPU: testpeer.CPUTime() - l0,
 		answered: f.stats.answered.Load() - a0, rejected: f.stats.rejected.Load() - r0, load: loadavg()}
 	pd, ld := udpDrops(f.d.ras)
 	r.porticoDrops, r.loadDrops = pd-pd0, ld-ld0

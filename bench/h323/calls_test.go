@@ -216,7 +216,7 @@ func (g *callGen) run(t *testing.T, pid int, rate float64, d time.Duration) call
 		kinds[kind]++
 		mu.Unlock()
 	}
-	d0, g0, gc0 := time.Duration(0), selfCPU(), gcCycles()
+	d0, g0, gc0 := time.Duration(0), testpeer.CPUTime(), gcCycles()
 	if pid != 0 {
 		d0 = cpu(t, pid)
 	}
@@ -251,7 +251,7 @@ func (g *callGen) run(t *testing.T, pid int, rate float64, d time.Duration) call
 	if pid != 0 {
 		r.daemonCPU = cpu(t, pid) - d0
 	}
-	r.genCPU = selfCPU() - g0
+	r.genCPU = testpeer.CPUTime() - g0
 	r.genGC = gcCycles() - gc0
 	r.failed, r.ok = failed.Load(), int64(len(lat))
 	if len(kinds) > 0 {

@@ -330,13 +330,6 @@ func groupCPU(pgid int) time.Duration {
 	return time.Duration(ticks) * 10 * time.Millisecond // USER_HZ 100
 }
 
-// selfCPU is this process's CPU time (Portico runs in-process).
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // childrenCPU is the CPU time of this process's children that have
 // ended and been waited for (each sipp load generator, once its run is
 // over).
@@ -433,14 +426,14 @@ func TestSIPBenchmark(t *testing.T) {
 		paths = append(paths,
 			path{"reg", "sipp → sipp registrar", regStep(regUAS, func() time.Duration { return 0 }), 2000, 64000},
 			path{"reg", "kamailio registrar", regStep(kam, kcpu), 2000, 64000},
-			path{"reg", "portico → kamailio", regStep(ext.String(), selfCPU), 1000, 64000})
+			path{"reg", "portico → kamailio", regStep(ext.String(), testpeer.CPUTime), 1000, 64000})
 	}
 	if cfg.only != "regs" {
 		paths = append(paths,
 			path{"call", "sipp uac → sipp uas", callStep(uas, func() time.Duration { return 0 }, nil), 500, 16000},
 			path{"call", "kamailio proxy (rr)", callStep(kam, kcpu, nil), 500, 16000},
-			path{"call", "portico b2bua+media", callStep(ext.String(), selfCPU, &pt), 250, 16000},
-			path{"call", "portico direct to uas", callStep(direct.ext.String(), selfCPU, &direct), 250, 16000})
+			path{"call", "portico b2bua+media", callStep(ext.String(), testpeer.CPUTime, &pt), 250, 16000},
+			path{"call", "portico direct to uas", callStep(direct.ext.String(), testpeer.CPUTime, &direct), 250, 16000})
 	}
 	if f := os.Getenv("PORTICO_BENCH_PATH"); f != "" {
 		// Substrings of path names, comma-separated: the paths any names.

@@ -124,9 +124,9 @@ func measure(b *testing.B, peers peerCPU, run func() bool) {
 	for k, f := range peers {
 		p0[k] = f()
 	}
-	c0, g0 := selfCPU(), gcStats()
+	c0, g0 := testpeer.CPUTime(), gcStats()
 	ok := run()
-	cpu, g1 := selfCPU()-c0, gcStats()
+	cpu, g1 := testpeer.CPUTime()-c0, gcStats()
 	all := cpu
 	for k, f := range peers {
 		d := f() - p0[k]

@@ -10,19 +10,13 @@ import (
 	"net/netip"
 	"os/exec"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/sipedge"
+	"github.com/portico-edge/portico/internal/testpeer"
 )
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -107,7 +101,7 @@ func BenchmarkReplicateCalls(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				ids = ids[:0]
-				c0 := cpuTime()
+				c0 := testpeer.CPUTime()
 				t0 := time.Now()
 				for range calls {
 					id, _, err := ra.Allocate(sc)
@@ -121,7 +115,7 @@ func BenchmarkReplicateCalls(b *testing.B) {
 					caughtUp(na)
 				}
 				t2 := time.Now()
-				cpu += cpuTime() - c0
+				cpu += testpeer.CPUTime() - c0
 				setup += t1.Sub(t0)
 				lag += t2.Sub(t1)
 				b.StopTimer()
@@ -164,7 +158,7 @@ func execIP(args ...string) ([]byte, error) { return exec.Command("ip", args...)
 // time from the last one to the acknowledgement, and the CPU both nodes
 // used.
 func burst(na *Node, kind Kind, keys []string) (announce, lag, cpu time.Duration) {
-	c0 := cpuTime()
+	c0 := testpeer.CPUTime()
 	t0 := time.Now()
 	for _, k := range keys {
 		na.Changed(kind, k)
@@ -172,7 +166,7 @@ func burst(na *Node, kind Kind, keys []string) (announce, lag, cpu time.Duration
 	t1 := time.Now()
 	caughtUp(na)
 	t2 := time.Now()
-	return t1.Sub(t0), t2.Sub(t1), cpuTime() - c0
+	return t1.Sub(t0), t2.Sub(t1), testpeer.CPUTime() - c0
 }
 
 // testEdge is a SIP edge on loopback that is not served (its Import and

@@ -11,6 +11,7 @@ import (
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/q931"
 	"github.com/portico-edge/portico/internal/ladder"
+	"github.com/portico-edge/portico/internal/testpeer"
 )
 
 // BenchmarkCallSetup measures whole calls through the proxy, one after
@@ -43,12 +44,12 @@ func benchCallSetup(b *testing.B, opts ...func(*Deps)) {
 	}()
 	c := newBenchCall(b, "1000")
 	b.ReportAllocs()
-	start, cpu := time.Now(), cpuTime()
+	start, cpu := time.Now(), testpeer.CPUTime()
 	for b.Loop() {
 		c.run(b, p, calleeLn)
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
-	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64((testpeer.CPUTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
 }
 
 // BenchmarkCallSetupParallel runs the calls of BenchmarkCallSetup from
