@@ -16,12 +16,20 @@
 // TestH323CallSetupBenchmark measures call setups through `portico serve`
 // (h323 and media sections): guests on 1,000 loopback addresses call a
 // VMR alias with two fastStart proposals (G.711), Portico allocates a relay
-// stream and connects to a scripted callee in the test process, which
-// answers Connect with its fastStart choice; the caller then releases. Offered
+// stream and connects to a scripted callee, which answers Connect with its
+// fastStart choice; the caller then releases. The callee runs in a process
+// of its own (the test binary started again with PORTICO_BENCH_CALLEE), so
+// that it shares no scheduler or collector with the generator; both
+// collect garbage only past 1 GiB of heap. Offered
 // rates double from 250 calls/s until a call fails (each call has 5 s; more
 // than 2,000 in flight fail), then two bisection steps; at half the highest
 // passing rate the Setup → Connect latency through Portico is compared with
-// the same calls straight to the callee, and the generator alone is run at
+// the same calls straight to the callee, two ways: end to end (Setup about
+// to be encoded → Connect read by the caller), and kernel-stamped less the
+// callee's own time (Setup handed to the kernel → Connect in the caller's
+// socket by SO_TIMESTAMPING, minus the callee's time from Setup in its
+// socket to Connect handed to its kernel), which leaves out the endpoints'
+// own waits for a CPU. The generator alone is run at
 // the rate Portico failed. Three repeats (PORTICO_BENCH_REPEATS), each on a
 // fresh daemon on its own loopback addresses; every figure carries the load
 // average. At half the ceiling it also reports Portico's CPU per call and
