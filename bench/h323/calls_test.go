@@ -68,7 +68,6 @@ func loadavg() string {
 // (the kernel's receive stamp) to the moment it hands Connect to the
 // kernel: that part of a setup is the callee's, not the network's.
 type callee struct {
-	ln     net.Listener
 	answer [][]byte // fastStart choice, the same for every call
 	mu     sync.Mutex
 	own    map[[16]byte]time.Duration // per call identifier, under mu
@@ -89,7 +88,7 @@ func runCallee(ip string) int {
 	}
 	a := netip.MustParseAddr(ip)
 	rtp, rtcp := netip.AddrPortFrom(a, 6000), netip.AddrPortFrom(a, 6001)
-	c := &callee{ln: ln, answer: encOLCs(olcTx(1, rtp, rtcp), olcRx(2, netip.AddrPort{}, rtcp)), own: map[[16]byte]time.Duration{}}
+	c := &callee{answer: encOLCs(olcTx(1, rtp, rtcp), olcRx(2, netip.AddrPort{}, rtcp)), own: map[[16]byte]time.Duration{}}
 	go func() {
 		for {
 			conn, err := ln.Accept()
