@@ -67,9 +67,11 @@ func ipCmd(args ...string) error {
 	return nil
 }
 
-// newVethNet builds the topology. On error the caller still calls remove.
-func newVethNet() (*vethNet, error) {
-	v := &vethNet{ns: vethNamespaces}
+// newVethNet builds the topology in namespaces of these names (outside,
+// relay, inside), removing any left by an earlier run first. On error the
+// caller still calls remove.
+func newVethNet(names [3]string) (*vethNet, error) {
+	v := &vethNet{ns: names}
 	for _, name := range v.ns {
 		exec.Command("ip", "netns", "del", name).Run() // left by a killed run
 	}
@@ -203,7 +205,7 @@ func runVeth(o options) int {
 			return 2
 		}
 	}
-	v, err := newVethNet()
+	v, err := newVethNet(vethNamespaces)
 	defer v.remove()
 	if err != nil {
 		log.Print(err)
