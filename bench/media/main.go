@@ -22,6 +22,14 @@
 // whole busy time per million packets (generator and other work
 // included). "generator" sends straight into the sink and gives the
 // generator's own ceiling.
+//
+// With -netns (as root) the same harness runs between three network
+// namespaces joined by veth pairs instead of on loopback, with the systems
+// portico, portico-fast and kernel (the generator's packets routed by the
+// middle namespace's IP forwarding), and reads the relay's BPF run time
+// and the CPU of the tasks that move the packets as well (netns.go):
+//
+//	go run ./bench/media -netns -systems portico-fast,kernel,portico -calls 500 -memcalls 500 -checkcalls 0 -fixed 10s
 package main
 
 import (
@@ -37,7 +45,7 @@ type options struct {
 	calls, memCalls, checkCalls int
 	size, videoSize             int
 	step, fixed                 time.Duration
-	maxRate                     float64
+	maxRate, maxP99             float64
 	systems                     []string
 	write                       bool
 	workers                     int
@@ -66,6 +74,7 @@ func main() {
 	flag.IntVar(&o.videoSize, "video", 1200, "video packet size for the throughput search (0: skip)")
 	flag.DurationVar(&o.step, "step", 3*time.Second, "duration of each measurement step")
 	flag.Float64Var(&o.maxRate, "max", 400000, "highest packet rate tried (packets/s)")
+	flag.Float64Var(&o.maxP99, "p99", 5, "highest p99 latency (ms) of a passing step besides loss < 0.1% (0: loss alone)")
 	sys := flag.String("systems", "portico,rtpengine,bare", "systems to measure: portico (user space), portico-fast (eBPF fast path on), rtpengine, bare, generator (the generator straight into its sink: its own ceiling), kernel (-netns: the generator through the middle namespace's IP forwarding)")
 	flag.BoolVar(&o.write, "write", false, "write docs/performance.md (Media relay section) and docs/media-bench.png")
 	flag.StringVar(&o.doc, "doc", "docs/performance.md", "performance document to update with -write")

@@ -257,6 +257,11 @@ func vethMarkdown(o options, runs map[string][]result) string {
 				f0(r.BestAudio.Forwarded), r.BestAudio.P99, r.BestBig.Forwarded*float64(o.videoSize)*8/1e6)
 		}
 	}
+	rule := "loss < 0.1 %"
+	if o.maxP99 > 0 {
+		rule += fmt.Sprintf(" and p99 ≤ %g ms", o.maxP99)
+	}
+	fmt.Fprintf(&b, "\nBest rates: the highest forwarded rate of a step with %s, searched in ×1.5 steps from %.0f packets/s up to %.0f, then two bisections (a step the generator cannot offer in full passes at the rate it did offer).\n", rule, nominal, o.maxRate)
 	// Each repetition ran every system back to back: the differences to
 	// "kernel" are taken within a repetition.
 	b.WriteString("\nBeyond the kernel's own forwarding (same repetition), CPU-s per Mpkt, range over repetitions:\n\n")
