@@ -46,6 +46,7 @@ type options struct {
 	size, videoSize             int
 	step, fixed                 time.Duration
 	maxRate, maxP99             float64
+	bpfStats                    bool
 	systems                     []string
 	write                       bool
 	workers                     int
@@ -66,6 +67,7 @@ func main() {
 	netns := flag.Bool("netns", false, "run between network namespaces joined by veth pairs instead of on loopback (as root; systems portico, portico-fast and kernel: see netns.go)")
 	var o options
 	flag.DurationVar(&o.fixed, "fixed", 0, "also measure one step of this duration at the nominal rate (calls × 2 × 50 packets/s) before the searches (0: none)")
+	flag.BoolVar(&o.bpfStats, "bpfstats", true, "with -netns: set kernel.bpf_stats_enabled=1 for the run to read the relay's BPF run time")
 	flag.IntVar(&o.repeat, "repeat", 3, "repetitions; each system's median run (by packets/s) is reported")
 	flag.IntVar(&o.calls, "calls", 500, "concurrent calls (relay streams, each carrying both directions) for the rate search")
 	flag.IntVar(&o.memCalls, "memcalls", 2000, "calls allocated at once to measure memory per call")

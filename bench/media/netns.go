@@ -33,8 +33,9 @@ import (
 // compute full UDP checksums (tx offload off), as a datagram that came off
 // a wire carries them.
 //
-// For the run kernel.bpf_stats_enabled is 1, so every step also reads the
-// run time and run count of the relay's BPF programs. The namespaces are
+// For the run kernel.bpf_stats_enabled is 1 (unless -bpfstats=false, to
+// see what counting costs), so every step also reads the run time and run
+// count of the relay's BPF programs. The namespaces are
 // removed and the setting restored at the end, on SIGINT, SIGTERM and
 // SIGHUP, and at the next start after a run that was killed.
 var (
@@ -68,20 +69,22 @@ func ipCmd(args ...string) error {
 }
 
 // newVethNet builds the topology in namespaces of these names (outside,
-// relay, inside), removing any left by an earlier run first. On error the
-// caller still calls remove.
-func newVethNet(names [3]string) (*vethNet, error) {
+// relay, inside), removing any left by an earlier run first, and turns BPF
+// statistics on if stats. On error the caller still calls remove.
+func newVethNet(names [3]string, stats bool) (*vethNet, error) {
 	v := &vethNet{ns: names}
 	for _, name := range v.ns {
 		exec.Command("ip", "netns", "del", name).Run() // left by a killed run
 	}
-	old, err := os.ReadFile(bpfStatsSysctl)
-	if err != nil {
-		return v, err
-	}
-	v.statsWas = old
-	if err := os.WriteFile(bpfStatsSysctl, []byte("1\n"), 0o644); err != nil {
-		return v, fmt.Errorf("enable BPF statistics: %w", err)
+	if stats {
+		old, err := os.ReadFile(bpfStatsSysctl)
+		if err != nil {
+			return v, err
+		}
+		v.statsWas = old
+		if err := os.WriteFile(bpfStatsSysctl, []byte("1\n"), 0o644); err != nil {
+			return v, fmt.Errorf("enable BPF statistics: %w", err)
+		}
 	}
 	out, relay, in := v.ns[0], v.ns[1], v.ns[2]
 	cmds := [][]string{}
@@ -205,7 +208,7 @@ func runVeth(o options) int {
 			return 2
 		}
 	}
-	v, err := newVethNet(vethNamespaces)
+	v, err := newVethNet(vethNamespaces, o.bpfStats)
 	defer v.remove()
 	if err != nil {
 		log.Print(err)

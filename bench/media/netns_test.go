@@ -31,7 +31,7 @@ func TestVethNet(t *testing.T) {
 	for i, role := range []string{"outside", "relay", "inside"} {
 		names[i] = fmt.Sprintf("portico-bt-%s-%d", role, os.Getpid())
 	}
-	v, err := newVethNet(names)
+	v, err := newVethNet(names, true)
 	t.Cleanup(v.remove)
 	if err != nil {
 		t.Fatal(err)
