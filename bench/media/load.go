@@ -130,7 +130,7 @@ func (h *histogram) quantile(q float64) float64 {
 func newGenerator() (*generator, error) {
 	g := &generator{start: time.Now()}
 	for i := range g.conns {
-		c, err := listenSide(i)
+		c, at, err := listenSide(i)
 		if err != nil {
 			return nil, err
 		}
@@ -140,7 +140,7 @@ func newGenerator() (*generator, error) {
 			return nil, err
 		}
 		g.conns[i] = bc
-		g.addrs[i] = c.LocalAddr().(*net.UDPAddr).AddrPort()
+		g.addrs[i] = at
 	}
 	g.hist.Store(new(histogram))
 	for side := range g.conns {
@@ -622,7 +622,7 @@ func runSystem(o options, name string) (result, error) {
 			fp = "on"
 		}
 		cmd = exec.Command(self, "-role", "portico", "-ng", strconv.Itoa(ngPort), "-workers", strconv.Itoa(o.workers), "-cpuprofile", o.cpuprofile, "-fastpath", fp, "-netns="+strconv.FormatBool(veth != nil))
-	case "generator", "kernel":
+	case "generator", "kernel", "direct":
 		// No relay: the generator's sockets send to each other.
 		cmd = exec.Command("sleep", "infinity")
 	case "rtpengine":
@@ -664,10 +664,14 @@ func runSystem(o options, name string) (result, error) {
 	dests := [2][]netip.AddrPort{}
 	var client *ngClient
 	allocated := 0
-	if name == "generator" || name == "kernel" {
+	if name == "generator" || name == "kernel" || name == "direct" {
+		to := g.addrs
+		if name == "direct" {
+			to = directAddrs(to)
+		}
 		for i := 0; i < maxCalls; i++ {
-			dests[0] = append(dests[0], g.addrs[1])
-			dests[1] = append(dests[1], g.addrs[0])
+			dests[0] = append(dests[0], to[1])
+			dests[1] = append(dests[1], to[0])
 		}
 		allocated = maxCalls
 		pid = os.Getpid()

@@ -29,7 +29,11 @@ import (
 // its "external" interface toward A and "internal" toward B. The system
 // "kernel" sends A straight to B through portico's IP forwarding: the same
 // packets over the same veths, routed by the kernel instead of relayed, so
-// a system's cost beyond it is what relaying adds. The generator's veths
+// a system's cost beyond it is what relaying adds. The system "direct"
+// sends A to B over a third veth pair that joins outside and inside
+// (10.198.3.1 ⇄ 10.198.3.2) with nothing between them: a system's cost
+// beyond it is the whole of forwarding. The generator's sockets are bound
+// to the wildcard address so that they take both paths. The generator's veths
 // compute full UDP checksums (tx offload off), as a datagram that came off
 // a wire carries them.
 //
@@ -43,7 +47,14 @@ var (
 	vethRelayA = netip.MustParseAddr("10.198.1.1")
 	vethRelayB = netip.MustParseAddr("10.198.2.1")
 	vethB      = netip.MustParseAddr("10.198.2.2")
+	directA    = netip.MustParseAddr("10.198.3.1")
+	directB    = netip.MustParseAddr("10.198.3.2")
 )
+
+// directAddrs are the generator's sockets' addresses on the direct veth.
+func directAddrs(at [2]netip.AddrPort) [2]netip.AddrPort {
+	return [2]netip.AddrPort{netip.AddrPortFrom(directA, at[0].Port()), netip.AddrPortFrom(directB, at[1].Port())}
+}
 
 const bpfStatsSysctl = "/proc/sys/kernel/bpf_stats_enabled"
 
@@ -94,16 +105,25 @@ func newVethNet(names [3]string, stats bool) (*vethNet, error) {
 	for _, l := range []struct {
 		peer, here, there string
 		hereIP, thereIP   netip.Addr
-	}{{out, "po", "vo", vethRelayA, vethA}, {in, "pi", "vi", vethRelayB, vethB}} {
+		route             bool // the peer's default route goes through here
+	}{{out, "po", "vo", vethRelayA, vethA, true}, {in, "pi", "vi", vethRelayB, vethB, true}, {out, "vdi", "vd", directB, directA, false}} {
+		home := relay
+		if !l.route {
+			home = in
+		}
 		cmds = append(cmds,
-			[]string{"-n", relay, "link", "add", l.here, "type", "veth", "peer", "name", l.there, "netns", l.peer},
-			[]string{"-n", relay, "addr", "add", l.hereIP.String() + "/24", "dev", l.here},
+			[]string{"-n", home, "link", "add", l.here, "type", "veth", "peer", "name", l.there, "netns", l.peer},
+			[]string{"-n", home, "addr", "add", l.hereIP.String() + "/24", "dev", l.here},
 			[]string{"-n", l.peer, "addr", "add", l.thereIP.String() + "/24", "dev", l.there},
-			[]string{"-n", relay, "link", "set", l.here, "up"},
+			[]string{"-n", home, "link", "set", l.here, "up"},
 			[]string{"-n", l.peer, "link", "set", l.there, "up"},
 			[]string{"netns", "exec", l.peer, "ethtool", "-K", l.there, "tx", "off"},
-			[]string{"-n", l.peer, "route", "add", "default", "via", l.hereIP.String()},
 		)
+		if l.route {
+			cmds = append(cmds, []string{"-n", l.peer, "route", "add", "default", "via", l.hereIP.String()})
+		} else {
+			cmds = append(cmds, []string{"netns", "exec", home, "ethtool", "-K", l.here, "tx", "off"})
+		}
 	}
 	cmds = append(cmds, []string{"netns", "exec", relay, "sysctl", "-qw", "net.ipv4.ip_forward=1"})
 	for _, c := range cmds {
@@ -181,10 +201,15 @@ func inRelayNet(f func() error) error {
 	return inNetns(veth.ns[1], f)
 }
 
-// listenSide opens the generator's socket of side 0 (A) or 1 (B).
-func listenSide(side int) (*net.UDPConn, error) {
+// listenSide opens the generator's socket of side 0 (A) or 1 (B) and
+// returns it with the address it is reached at through the relay.
+func listenSide(side int) (*net.UDPConn, netip.AddrPort, error) {
 	if veth == nil {
-		return net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			return nil, netip.AddrPort{}, err
+		}
+		return c, c.LocalAddr().(*net.UDPAddr).AddrPort(), nil
 	}
 	ns, ip := veth.ns[0], vethA
 	if side == 1 {
@@ -192,10 +217,13 @@ func listenSide(side int) (*net.UDPConn, error) {
 	}
 	var c *net.UDPConn
 	err := inNetns(ns, func() (err error) {
-		c, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+		c, err = net.ListenUDP("udp4", &net.UDPAddr{})
 		return err
 	})
-	return c, err
+	if err != nil {
+		return nil, netip.AddrPort{}, err
+	}
+	return c, netip.AddrPortFrom(ip, uint16(c.LocalAddr().(*net.UDPAddr).Port)), nil
 }
 
 // runVeth is main with -netns: it builds the namespaces, runs every system
@@ -203,8 +231,8 @@ func listenSide(side int) (*net.UDPConn, error) {
 // the exit code.
 func runVeth(o options) int {
 	for _, s := range o.systems {
-		if s != "portico" && s != "portico-fast" && s != "kernel" {
-			log.Printf("-netns measures portico, portico-fast and kernel, not %q", s)
+		if s != "portico" && s != "portico-fast" && s != "kernel" && s != "direct" {
+			log.Printf("-netns measures portico, portico-fast, kernel and direct, not %q", s)
 			return 2
 		}
 	}
@@ -252,7 +280,7 @@ func vethMarkdown(o options, runs map[string][]result) string {
 				bpf = fmt.Sprintf("%.0f (%.2f)", f.BPFPerM*1000, f.BPFRuns)
 			}
 			relay := fmt.Sprintf("%.2f", f.CPUPerM)
-			if name == "kernel" {
+			if name == "kernel" || name == "direct" {
 				relay = "–"
 			}
 			fmt.Fprintf(&b, "| %d | %s | %s | %.0f (%.3f) | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %s | %s (%.2f) | %.0f |\n",
@@ -266,24 +294,29 @@ func vethMarkdown(o options, runs map[string][]result) string {
 	}
 	fmt.Fprintf(&b, "\nBest rates: the highest forwarded rate of a step with %s, searched in ×1.5 steps from %.0f packets/s up to %.0f, then two bisections (a step the generator cannot offer in full passes at the rate it did offer).\n", rule, nominal, o.maxRate)
 	// Each repetition ran every system back to back: the differences to
-	// "kernel" are taken within a repetition.
-	b.WriteString("\nBeyond the kernel's own forwarding (same repetition), CPU-s per Mpkt, range over repetitions:\n\n")
-	for _, name := range o.systems {
-		if name == "kernel" {
+	// a baseline are taken within a repetition.
+	for _, base := range []struct{ name, what string }{{"kernel", "the kernel's own forwarding"}, {"direct", "the direct veth (no forwarding)"}} {
+		if len(runs[base.name]) == 0 {
 			continue
 		}
-		var tasks, busy, soft []float64
-		for rep := range runs[name] {
-			if rep < len(runs["kernel"]) {
-				k, s := runs["kernel"][rep].Fixed, runs[name][rep].Fixed
-				if k.Forwarded > 0 && s.Forwarded > 0 {
-					tasks = append(tasks, s.TaskPerM-k.TaskPerM)
-					busy = append(busy, s.AllPerM-k.AllPerM)
-					soft = append(soft, s.SoftPerM-k.SoftPerM)
+		fmt.Fprintf(&b, "\nBeyond %s (same repetition), CPU-s per Mpkt, range over repetitions:\n\n", base.what)
+		for _, name := range o.systems {
+			if name == base.name {
+				continue
+			}
+			var tasks, busy, soft []float64
+			for rep := range runs[name] {
+				if rep < len(runs[base.name]) {
+					k, s := runs[base.name][rep].Fixed, runs[name][rep].Fixed
+					if k.Forwarded > 0 && s.Forwarded > 0 {
+						tasks = append(tasks, s.TaskPerM-k.TaskPerM)
+						busy = append(busy, s.AllPerM-k.AllPerM)
+						soft = append(soft, s.SoftPerM-k.SoftPerM)
+					}
 				}
 			}
+			fmt.Fprintf(&b, "- %s: tasks %s, machine %s, softirq %s\n", name, span(tasks), span(busy), span(soft))
 		}
-		fmt.Fprintf(&b, "- %s: tasks %s, machine %s, softirq %s\n", name, span(tasks), span(busy), span(soft))
 	}
 	return b.String()
 }

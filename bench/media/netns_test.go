@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -14,8 +14,9 @@ import (
 )
 
 // TestVethNet builds the -netns topology, sends a datagram from the
-// generator's A socket straight to its B socket through the middle
-// namespace's IP forwarding (the "kernel" system), checks that BPF
+// generator's A socket to its B socket through the middle namespace's IP
+// forwarding (the "kernel" system) and over the direct veth ("direct"),
+// each arriving from the address of its path, checks that BPF
 // statistics are on meanwhile, and that removing it leaves no namespace
 // behind and restores kernel.bpf_stats_enabled.
 func TestVethNet(t *testing.T) {
@@ -42,29 +43,39 @@ func TestVethNet(t *testing.T) {
 		t.Errorf("kernel.bpf_stats_enabled is %q during the run, want 1", b)
 	}
 
-	a, err := listenSide(0)
+	a, atA, err := listenSide(0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := listenSide(1)
+	b, atB, err := listenSide(1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if got := a.LocalAddr().(*net.UDPAddr).AddrPort().Addr(); got != vethA {
-		t.Errorf("A socket on %v, want %v", got, vethA)
+	if atA.Addr() != vethA || atB.Addr() != vethB {
+		t.Errorf("sockets reached at %v and %v, want %v and %v", atA, atB, vethA, vethB)
 	}
-	msg := []byte("through the relay namespace")
-	buf := make([]byte, 100)
-	var n int
-	for try := 0; try < 20 && n == 0; try++ {
-		a.WriteToUDPAddrPort(msg, b.LocalAddr().(*net.UDPAddr).AddrPort())
-		b.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
-		n, _, _ = b.ReadFromUDPAddrPort(buf)
-	}
-	if !bytes.Equal(buf[:n], msg) {
-		t.Fatalf("B received %q, want %q", buf[:n], msg)
+	direct := directAddrs([2]netip.AddrPort{atA, atB})
+	for _, tc := range []struct {
+		name     string
+		to, from netip.AddrPort
+	}{
+		{"kernel", atB, atA},             // routed through the relay namespace
+		{"direct", direct[1], direct[0]}, // over the direct veth
+	} {
+		msg := []byte(tc.name)
+		buf := make([]byte, 100)
+		var n int
+		var src netip.AddrPort
+		for try := 0; try < 20 && n == 0; try++ {
+			a.WriteToUDPAddrPort(msg, tc.to)
+			b.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+			n, src, _ = b.ReadFromUDPAddrPort(buf)
+		}
+		if !bytes.Equal(buf[:n], msg) || src != tc.from {
+			t.Errorf("%s: B received %q from %v, want %q from %v", tc.name, buf[:n], src, msg, tc.from)
+		}
 	}
 
 	v.remove()
