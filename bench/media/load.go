@@ -180,7 +180,8 @@ func (g *generator) receive(side int) {
 }
 
 // send offers rate packets/s (both sides together) of size bytes over the
-// first calls flows for d; it returns how many were sent.
+// first calls flows for d; it returns how many were sent. Past its own
+// ceiling the generator sends what it can until d is over.
 func (g *generator) send(calls int, rate float64, size int, d time.Duration) uint64 {
 	var sent atomic.Uint64
 	var wg sync.WaitGroup
@@ -205,7 +206,7 @@ func (g *generator) send(calls int, rate float64, size int, d time.Duration) uin
 					break
 				}
 				due := uint64(perSide*el.Seconds()) - n
-				for due > 0 {
+				for due > 0 && time.Since(begin) < d {
 					k := min(int(due), b.Len())
 					ts := uint64(time.Since(g.start))
 					for i := 0; i < k; i++ {
@@ -243,7 +244,9 @@ func (g *generator) measure(pid, calls int, rate float64, size int, d time.Durat
 	gen0 := cpuSeconds(os.Getpid())
 	bpf0 := bpfRun(pid)
 	ks0 := ksoftirqdSeconds()
+	begin := time.Now()
 	sent := g.send(calls, rate, size, d)
+	d = time.Since(begin)              // the rates are per second of sending
 	time.Sleep(300 * time.Millisecond) // drain
 	cpu1 := cpuSeconds(pid)
 	m1 := machineCPU()
