@@ -25,11 +25,13 @@
 //
 // With -netns (as root) the same harness runs between three network
 // namespaces joined by veth pairs instead of on loopback, with the systems
-// portico, portico-fast and kernel (the generator's packets routed by the
-// middle namespace's IP forwarding), and reads the relay's BPF run time
-// and the CPU of the tasks that move the packets as well (netns.go):
+// portico, portico-fast, kernel (the generator's packets routed by the
+// middle namespace's IP forwarding) and direct (over a veth joining the
+// generator's two namespaces, nothing between), and reads the relay's BPF
+// run time and the CPU of the tasks that move the packets as well
+// (netns.go; docs/performance.md has the figures):
 //
-//	go run ./bench/media -netns -systems portico-fast,kernel,portico -calls 500 -memcalls 500 -checkcalls 0 -fixed 10s
+//	go run ./bench/media -netns -systems direct,kernel,portico-fast,portico -calls 500 -memcalls 500 -checkcalls 0 -fixed 10s -p99 0
 package main
 
 import (
@@ -77,7 +79,7 @@ func main() {
 	flag.DurationVar(&o.step, "step", 3*time.Second, "duration of each measurement step")
 	flag.Float64Var(&o.maxRate, "max", 400000, "highest packet rate tried (packets/s)")
 	flag.Float64Var(&o.maxP99, "p99", 5, "highest p99 latency (ms) of a passing step besides loss < 0.1% (0: loss alone)")
-	sys := flag.String("systems", "portico,rtpengine,bare", "systems to measure: portico (user space), portico-fast (eBPF fast path on), rtpengine, bare, generator (the generator straight into its sink: its own ceiling), kernel (-netns: the generator through the middle namespace's IP forwarding)")
+	sys := flag.String("systems", "portico,rtpengine,bare", "systems to measure: portico (user space), portico-fast (eBPF fast path on), rtpengine, bare, generator (the generator straight into its sink: its own ceiling), kernel and direct (-netns: the generator through the middle namespace's IP forwarding, or over a veth with nothing between)")
 	flag.BoolVar(&o.write, "write", false, "write docs/performance.md (Media relay section) and docs/media-bench.png")
 	flag.StringVar(&o.doc, "doc", "docs/performance.md", "performance document to update with -write")
 	flag.StringVar(&o.png, "png", "docs/media-bench.png", "plot written with -write")
