@@ -20,7 +20,11 @@ import (
 )
 
 // runPortico is the relay child: media.Relay plus the ng listener.
-func runPortico(ngPort, workers int, cpuprofile, fastPath string) error {
+//
+// With veth set (-netns) it runs in the relay's namespace with an
+// "external" interface toward the generator's A side and an "internal" one
+// toward its B side; the ng offerer's leg is external.
+func runPortico(ngPort, workers int, cpuprofile, fastPath string, veth bool) error {
 	fp, err := media.ParseFastPath(fastPath)
 	if err != nil {
 		return err
@@ -37,8 +41,17 @@ func runPortico(ngPort, workers int, cpuprofile, fastPath string) error {
 	defer stop()
 	lo := netip.MustParseAddr("127.0.0.1")
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ifaces := map[string]media.InterfaceConfig{"external": {Addr: lo, PortMin: 20000, PortMax: 29999}}
+	legs := [2]string{}
+	if veth {
+		ifaces = map[string]media.InterfaceConfig{
+			"external": {Addr: vethRelayA, PortMin: 20000, PortMax: 29999},
+			"internal": {Addr: vethRelayB, PortMin: 30000, PortMax: 39999},
+		}
+		legs = [2]string{"external", "internal"}
+	}
 	r, err := media.New(media.Config{
-		Interfaces: map[string]media.InterfaceConfig{"external": {Addr: lo, PortMin: 20000, PortMax: 29999}},
+		Interfaces: ifaces,
 		Latching:   media.LatchNAT,
 		Workers:    workers,
 		FastPath:   fp,
@@ -46,7 +59,7 @@ func runPortico(ngPort, workers int, cpuprofile, fastPath string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := ng.New(ng.Config{Listen: fmt.Sprintf("127.0.0.1:%d", ngPort)}, ng.Deps{Relay: r, Logger: log})
+	srv, err := ng.New(ng.Config{Listen: fmt.Sprintf("127.0.0.1:%d", ngPort), Interfaces: legs}, ng.Deps{Relay: r, Logger: log})
 	if err != nil {
 		return err
 	}

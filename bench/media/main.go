@@ -22,6 +22,16 @@
 // whole busy time per million packets (generator and other work
 // included). "generator" sends straight into the sink and gives the
 // generator's own ceiling.
+//
+// With -netns (as root) the same harness runs between three network
+// namespaces joined by veth pairs instead of on loopback, with the systems
+// portico, portico-fast, kernel (the generator's packets routed by the
+// middle namespace's IP forwarding) and direct (over a veth joining the
+// generator's two namespaces, nothing between), and reads the relay's BPF
+// run time and the CPU of the tasks that move the packets as well
+// (netns.go; docs/performance.md has the figures):
+//
+//	go run ./bench/media -netns -systems direct,kernel,portico-fast,portico -calls 500 -memcalls 500 -checkcalls 0 -fixed 10s -p99 0
 package main
 
 import (
@@ -36,8 +46,9 @@ import (
 type options struct {
 	calls, memCalls, checkCalls int
 	size, videoSize             int
-	step                        time.Duration
-	maxRate                     float64
+	step, fixed                 time.Duration
+	maxRate, maxP99             float64
+	bpfStats                    bool
 	systems                     []string
 	write                       bool
 	workers                     int
@@ -55,7 +66,10 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the Portico relay child to this file")
 	workers := flag.Int("workers", 0, "Portico relay workers (0: the relay's default)")
 	fastPath := flag.String("fastpath", "off", "internal: media.fast_path of the Portico relay child")
+	netns := flag.Bool("netns", false, "run between network namespaces joined by veth pairs instead of on loopback (as root; systems portico, portico-fast and kernel: see netns.go)")
 	var o options
+	flag.DurationVar(&o.fixed, "fixed", 0, "also measure one step of this duration at the nominal rate (calls × 2 × 50 packets/s) before the searches (0: none)")
+	flag.BoolVar(&o.bpfStats, "bpfstats", true, "with -netns: set kernel.bpf_stats_enabled=1 for the run to read the relay's BPF run time")
 	flag.IntVar(&o.repeat, "repeat", 3, "repetitions; each system's median run (by packets/s) is reported")
 	flag.IntVar(&o.calls, "calls", 500, "concurrent calls (relay streams, each carrying both directions) for the rate search")
 	flag.IntVar(&o.memCalls, "memcalls", 2000, "calls allocated at once to measure memory per call")
@@ -64,7 +78,8 @@ func main() {
 	flag.IntVar(&o.videoSize, "video", 1200, "video packet size for the throughput search (0: skip)")
 	flag.DurationVar(&o.step, "step", 3*time.Second, "duration of each measurement step")
 	flag.Float64Var(&o.maxRate, "max", 400000, "highest packet rate tried (packets/s)")
-	sys := flag.String("systems", "portico,rtpengine,bare", "systems to measure: portico (user space), portico-fast (eBPF fast path on), rtpengine, bare, generator (the generator straight into its sink: its own ceiling)")
+	flag.Float64Var(&o.maxP99, "p99", 5, "highest p99 latency (ms) of a passing step besides loss < 0.1% (0: loss alone)")
+	sys := flag.String("systems", "portico,rtpengine,bare", "systems to measure: portico (user space), portico-fast (eBPF fast path on), rtpengine, bare, generator (the generator straight into its sink: its own ceiling), kernel and direct (-netns: the generator through the middle namespace's IP forwarding, or over a veth with nothing between)")
 	flag.BoolVar(&o.write, "write", false, "write docs/performance.md (Media relay section) and docs/media-bench.png")
 	flag.StringVar(&o.doc, "doc", "docs/performance.md", "performance document to update with -write")
 	flag.StringVar(&o.png, "png", "docs/media-bench.png", "plot written with -write")
@@ -73,7 +88,7 @@ func main() {
 
 	switch *role {
 	case "portico":
-		if err := runPortico(*ngPort, *workers, *cpuprofile, *fastPath); err != nil {
+		if err := runPortico(*ngPort, *workers, *cpuprofile, *fastPath, *netns); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -86,6 +101,9 @@ func main() {
 	o.systems = strings.Split(*sys, ",")
 	o.workers = *workers
 	o.cpuprofile = *cpuprofile
+	if *netns {
+		os.Exit(runVeth(o))
+	}
 	results, err := run(o)
 	if err != nil {
 		log.Fatal(err)
