@@ -394,15 +394,20 @@ func TestSIPBenchmark(t *testing.T) {
 
 	// REGISTER: each step registers users never seen before.
 	nfile := 0
-	regStep := func(target string, cpu func() time.Duration) func(rate int) step {
+	// regStep offers REGISTERs to target; edge is the Portico there, if
+	// any: after a step its refusal and drop counters (cumulative) tell a
+	// failure that is Portico's from one that is not.
+	regStep := func(target string, cpu func() time.Duration, edge *portico) func(rate int) step {
 		return func(rate int) step {
 			n := int(float64(rate) * secs)
 			nfile++
 			inf := users(t, dir, fmt.Sprintf("r%d_", nfile), n)
-			c0 := cpu()
+			c0, u0 := cpu(), udpErrors()
 			ok, el, rtt := sippRun(t, dir, "-sf", filepath.Join(scen, "register.xml"), "-inf", inf, "-i", loadIP, "-p", port(t),
 				"-r", strconv.Itoa(rate), "-m", strconv.Itoa(n), "-l", strconv.Itoa(n), target)
-			return step{ok: ok, achieved: float64(n) / el.Seconds(), cpu: cpu() - c0, rtts: rtt}
+			st := step{ok: ok, achieved: float64(n) / el.Seconds(), cpu: cpu() - c0, rtts: rtt}
+			t.Logf("  after %d/s: UDP receive buffer errors +%d; %s", rate, udpErrors()-u0, edgeCounters(t, edge))
+			return st
 		}
 	}
 	// callStep offers calls to target; edge is the Portico there, if any.
@@ -431,9 +436,9 @@ func TestSIPBenchmark(t *testing.T) {
 	var paths []path
 	if cfg.only != "calls" {
 		paths = append(paths,
-			path{"reg", "sipp → sipp registrar", regStep(regUAS, func() time.Duration { return 0 }), 2000, 64000},
-			path{"reg", "kamailio registrar", regStep(kam, kcpu), 2000, 64000},
-			path{"reg", "portico → kamailio", regStep(ext.String(), selfCPU), 1000, 64000})
+			path{"reg", "sipp → sipp registrar", regStep(regUAS, func() time.Duration { return 0 }, nil), 2000, 64000},
+			path{"reg", "kamailio registrar", regStep(kam, kcpu, nil), 2000, 64000},
+			path{"reg", "portico → kamailio", regStep(ext.String(), selfCPU, &pt), 1000, 64000})
 	}
 	if cfg.only != "regs" {
 		paths = append(paths,

@@ -77,13 +77,13 @@ func TestRASKernelDropsCounted(t *testing.T) {
 		h.ep.send(h.ext, grq)
 	}
 	close(release)
-	n, ok := h.s.socket(0).drops()
+	n, ok := h.s.socket(0).Drops()
 	if !ok || n == 0 {
 		t.Fatalf("kernel drops = %d (%v) after overflowing the receive buffer", n, ok)
 	}
 	// The read loop drains the rest; the count stays.
 	h.ep.send(h.ext, grq)
-	if m, _ := h.s.socket(0).drops(); m < n {
+	if m, _ := h.s.socket(0).Drops(); m < n {
 		t.Errorf("drops went back from %d to %d", n, m)
 	}
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package h323proxy
+package udpbuf
 
 import (
 	"unsafe"
