@@ -23,6 +23,7 @@ import (
 	"github.com/portico-edge/portico/internal/media"
 	"github.com/portico-edge/portico/internal/sipedge"
 	"github.com/portico-edge/portico/internal/testpeer"
+	"github.com/portico-edge/portico/internal/udpbuf"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -154,6 +155,12 @@ func kamailio(t testing.TB, dir string, listen string, children int, defines ...
 	}
 	cfg := filepath.Join(dir, "kamailio.cfg")
 	text := strings.Replace(string(src), "\nchildren=2\n", "\nchildren="+strconv.Itoa(children)+"\n", 1)
+	// 2^16 location slots instead of usrloc's 2^10: a search registers
+	// hundreds of thousands of fresh users, and with 1,024 slots every
+	// REGISTER walks a chain that grows with the bindings held, so a path
+	// searched after another met a slower registrar (its socket full and
+	// dropping while Portico waited for answers).
+	text = strings.Replace(text, "\nmodparam(\"usrloc\", \"db_mode\", 0)\n", "\nmodparam(\"usrloc\", \"db_mode\", 0)\nmodparam(\"usrloc\", \"hash_size\", 16)\n", 1)
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -210,6 +217,9 @@ func startPorticoOn(t testing.TB, cs, extIP, intIP string) portico {
 		NATBindingExpiry: 3600 * time.Second,
 		Guest:            sipedge.GuestPolicy{Enabled: true, VMRRanges: []string{"1000-1999"}},
 		Limits:           sipedge.Limits{MaxRegistrations: 10000000, MaxCalls: 100000}, // every REGISTER step adds fresh bindings
+		// Thousands of REGISTERs a second: the kernel's default buffer
+		// (about a hundred datagrams) overflowed (docs/performance.md).
+		UDPReceiveBuffer: udpbuf.DefaultSize,
 	}, sipedge.Deps{Logger: logger, Media: relay, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portico-edge/portico/internal/policy"
+	"github.com/portico-edge/portico/internal/udpbuf"
 )
 
 // Interface names.
@@ -28,7 +29,6 @@ const (
 	DefaultRetryAfter         = 30 * time.Second
 	DefaultNoAnswerTimeout    = 120 * time.Second
 	DefaultTransactionTimeout = 32 * time.Second
-	DefaultUDPReceiveBuffer   = 4 << 20
 )
 
 // Config is the SIP edge's configuration (the "sip" section of the document).
@@ -86,10 +86,13 @@ type Config struct {
 	// in bytes, so that a burst of requests, or a moment in which the
 	// edge's reader is not scheduled, waits in the kernel instead of being
 	// dropped there (each drop costs the sender a retransmission 500 ms
-	// later, and the edge a request it then handles late). Default 4 MiB
-	// (DefaultUDPReceiveBuffer); -1 keeps the kernel's default. Without
-	// CAP_NET_ADMIN the kernel caps it at net.core.rmem_max; what it
-	// granted is logged and exported (portico_sip_udp_receive_buffer_bytes).
+	// later, and the edge a request it then handles late). Default: the
+	// kernel's (net.core.rmem_default, often 212,992 bytes: about a
+	// hundred datagrams as the kernel counts them); 4 MiB
+	// (udpbuf.DefaultSize) suits an edge taking thousands of REGISTERs a
+	// second. Without CAP_NET_ADMIN the kernel caps it at
+	// net.core.rmem_max; what it granted is logged and exported
+	// (portico_sip_udp_receive_buffer_bytes).
 	UDPReceiveBuffer int
 }
 
@@ -267,12 +270,10 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	c.Streams = c.Streams.withDefaults(add)
 	c.Overload = c.Overload.withDefaults(add)
-	switch {
-	case c.UDPReceiveBuffer == 0:
-		c.UDPReceiveBuffer = DefaultUDPReceiveBuffer
-	case c.UDPReceiveBuffer == -1:
-	case c.UDPReceiveBuffer < 4096 || c.UDPReceiveBuffer > 64<<20:
-		add("udp_receive_buffer", "%d bytes is outside 4096..67108864 (or -1 for the kernel default)", c.UDPReceiveBuffer)
+	if c.UDPReceiveBuffer == 0 {
+		c.UDPReceiveBuffer = -1 // the kernel's default
+	} else if _, ok := udpbuf.Size(c.UDPReceiveBuffer); !ok {
+		add("udp_receive_buffer", "%d bytes %s", c.UDPReceiveBuffer, udpbuf.Range)
 	}
 	if c.Federation.DNSServer != "" {
 		if _, err := netip.ParseAddrPort(c.Federation.DNSServer); err != nil {

@@ -53,7 +53,7 @@ type Section struct {
 	// Overload bounds the new INVITEs and REGISTERs taken on at once.
 	Overload OverloadBounds `yaml:"overload,omitempty" json:"overload,omitempty"`
 	// UDPReceiveBuffer is each UDP listener's kernel receive buffer in
-	// bytes (4 MiB; -1: the kernel's default).
+	// bytes (default: the kernel's).
 	UDPReceiveBuffer int `yaml:"udp_receive_buffer,omitempty" json:"udp_receive_buffer,omitempty"`
 }
 

@@ -2,9 +2,7 @@ package sipedge
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -68,27 +66,16 @@ func BenchmarkSweep(b *testing.B) {
 // the edge's per REGISTER; cpu-µs/op is the process's CPU time (user and
 // system) per REGISTER, the two peers' reads and writes included.
 func BenchmarkRegister(b *testing.B) {
-	ext, in, cs := listenUDP(b, extIP), listenUDP(b, intIP), listenUDP(b, kamIP)
-	s, err := New(Config{Listeners: []Listener{{Interface: External, Transport: "udp", Address: ext.LocalAddr().String()},
-		{Interface: Internal, Transport: "udp", Address: in.LocalAddr().String()}},
-		CallServers: []CallServer{{Address: cs.LocalAddr().String()}}, Domain: "portico.test", ProbeInterval: -1,
+	cs := listenUDP(b, kamIP)
+	b.Cleanup(func() { cs.Close() })
+	_, to := serveUDP(b, Config{CallServers: []CallServer{{Address: cs.LocalAddr().String()}}, Domain: "portico.test", ProbeInterval: -1,
 		NATBindingExpiry: time.Hour, Limits: Limits{MaxRegistrations: 1 << 30}},
-		Deps{Media: nopMedia{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() {
-		served <- s.Serve(ctx, []BoundListener{{Interface: External, Transport: "udp", Packet: ext}, {Interface: Internal, Transport: "udp", Packet: in}})
-	}()
-	b.Cleanup(func() { cancel(); <-served; s.Close(); cs.Close() })
-	waitServed(b, in.LocalAddr().String(), ext.LocalAddr().String())
+		Deps{Media: nopMedia{}, Logger: slog.New(slog.DiscardHandler)})
 	go benchRegistrar(cs)
 
 	ua := listenUDP(b, outsideIP)
 	b.Cleanup(func() { ua.Close() })
-	to := ext.LocalAddr()
+	dest := net.UDPAddrFromAddrPort(to)
 	const window = 32
 	credit := make(chan struct{}, window)
 	answered := make(chan error, 1)
@@ -124,7 +111,7 @@ func BenchmarkRegister(b *testing.B) {
 	for i := range b.N {
 		<-credit
 		msg = appendRegister(msg[:0], local, i)
-		if _, err := ua.WriteTo(msg, to); err != nil {
+		if _, err := ua.WriteTo(msg, dest); err != nil {
 			b.Fatal(err)
 		}
 	}

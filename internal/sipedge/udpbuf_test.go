@@ -3,16 +3,13 @@
 package sipedge
 
 import (
-	"context"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/portico-edge/portico/internal/config/field"
+	"github.com/portico-edge/portico/internal/udpbuf"
 )
 
 // TestUDPReceiveBuffer: Serve gives each UDP listener the configured
@@ -20,31 +17,10 @@ import (
 // and exports what the kernel granted and the kernel's drop counts; an
 // out-of-range size is refused with its field path.
 func TestUDPReceiveBuffer(t *testing.T) {
-	floor := 1 << 20
-	if os.Geteuid() != 0 {
-		b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
-		if err != nil {
-			t.Fatal(err)
-		}
-		max, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		floor = min(floor, max)
-	}
-	ext, in := listenUDP(t, extIP), listenUDP(t, intIP)
+	floor := udpbuf.Least(1 << 20)
 	reg := prometheus.NewRegistry()
-	s, err := New(Config{Listeners: []Listener{{Interface: External, Transport: "udp", Address: ext.LocalAddr().String()},
-		{Interface: Internal, Transport: "udp", Address: in.LocalAddr().String()}},
-		CallServers: []CallServer{{Address: "127.0.0.4:5060"}}, UDPReceiveBuffer: 1 << 20},
+	s, _ := serveUDP(t, Config{CallServers: []CallServer{{Address: "127.0.0.4:5060"}}, UDPReceiveBuffer: 1 << 20},
 		Deps{Media: nopMedia{}, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- s.Serve(ctx, []BoundListener{{Interface: External, Transport: "udp", Packet: ext}, {Interface: Internal, Transport: "udp", Packet: in}})
-	}()
-	t.Cleanup(func() { cancel(); <-done; s.Close() })
-	waitServed(t, in.LocalAddr().String(), ext.LocalAddr().String())
 	for _, iface := range []string{External, Internal} {
 		// The kernel reports twice the size it accounts.
 		if got := testutil.ToFloat64(s.udp.buffer.WithLabelValues(iface)); got < float64(floor) {
@@ -57,8 +33,8 @@ func TestUDPReceiveBuffer(t *testing.T) {
 
 	sec := Section{Enabled: true, Listeners: []Listener{{Interface: External, Transport: "udp", Address: "127.0.0.1:5060"},
 		{Interface: Internal, Transport: "udp", Address: "127.0.0.1:5070"}}, CallServers: []CallServer{{Address: "127.0.0.1:5080"}}}
-	if c, err := sec.Config("").withDefaults(); err != nil || c.UDPReceiveBuffer != DefaultUDPReceiveBuffer {
-		t.Errorf("default udp_receive_buffer = %d (%v), want %d", c.UDPReceiveBuffer, err, DefaultUDPReceiveBuffer)
+	if c, err := sec.Config("").withDefaults(); err != nil || c.UDPReceiveBuffer != -1 {
+		t.Errorf("default udp_receive_buffer = %d (%v), want -1 (the kernel's)", c.UDPReceiveBuffer, err)
 	}
 	sec.UDPReceiveBuffer = 100
 	if es, ok := field.As(sec.Validate()); !ok || es[0].Path != "sip.udp_receive_buffer" {

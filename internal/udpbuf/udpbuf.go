@@ -54,3 +54,26 @@ func (s *Socket) Drops() (uint64, bool) {
 	}
 	return n, ok
 }
+
+// DefaultSize is the receive buffer the services ask for unless configured
+// otherwise: some 8,000 SIP requests, or seconds of a busy RAS socket.
+const DefaultSize = 4 << 20
+
+// Size applies a configured receive buffer's conventions: 0 is
+// DefaultSize, -1 the kernel's default (Tune then leaves the socket as it
+// is), and anything else must lie within 4096..67108864 bytes; ok is false
+// otherwise, and the caller reports Range.
+func Size(n int) (size int, ok bool) {
+	switch {
+	case n == 0:
+		return DefaultSize, true
+	case n == -1:
+		return n, true
+	case n < 4096 || n > 64<<20:
+		return n, false
+	}
+	return n, true
+}
+
+// Range says what Size accepts, for a validation error.
+const Range = "is outside 4096..67108864 (or -1 for the kernel default)"

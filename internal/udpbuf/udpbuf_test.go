@@ -4,21 +4,8 @@ package udpbuf
 
 import (
 	"net"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 )
-
-// rmemMax is net.core.rmem_max, what SO_RCVBUF may ask without privilege.
-func rmemMax(t *testing.T) int {
-	b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
-	if err != nil {
-		t.Skip("no net.core.rmem_max:", err)
-	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return n
-}
 
 func TestTune(t *testing.T) {
 	c, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -26,10 +13,7 @@ func TestTune(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	want := 1 << 20
-	if os.Geteuid() != 0 {
-		want = min(want, rmemMax(t))
-	}
+	want := Least(1 << 20)
 	s := Tune(c, 1<<20)
 	// The kernel reports twice the size it accounts.
 	if s.Granted < want {
@@ -77,5 +61,28 @@ func TestTuneOther(t *testing.T) {
 	}
 	if _, ok := (*Socket)(nil).Drops(); ok {
 		t.Error("drops reported by a nil Socket")
+	}
+}
+
+func TestSize(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		in     int
+		want   int
+		wantOK bool
+	}{
+		{"default", 0, DefaultSize, true},
+		{"kernel default", -1, -1, true},
+		{"smallest", 4096, 4096, true},
+		{"largest", 64 << 20, 64 << 20, true},
+		{"too small", 4095, 4095, false},
+		{"too large", 64<<20 + 1, 64<<20 + 1, false},
+		{"negative", -2, -2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, ok := Size(tc.in); got != tc.want || ok != tc.wantOK {
+				t.Errorf("Size(%d) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.wantOK)
+			}
+		})
 	}
 }
