@@ -92,7 +92,7 @@ func counters(t testing.TB, pt portico) string {
 	for _, mf := range mfs {
 		name := mf.GetName()
 		if !strings.Contains(name, "rejected") && !strings.Contains(name, "dropped") && !strings.Contains(name, "overload") &&
-			name != "portico_sip_calls_total" {
+			name != "portico_sip_calls_total" && name != "portico_sip_registration_events_total" {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
@@ -108,4 +108,37 @@ func counters(t testing.TB, pt portico) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, "; ")
+}
+
+// edgeCounters is counters of edge, or "" without one.
+func edgeCounters(t testing.TB, edge *portico) string {
+	if edge == nil {
+		return ""
+	}
+	return "portico " + counters(t, *edge)
+}
+
+// udpErrors is the machine's UDP receive buffer errors so far
+// (RcvbufErrors in /proc/net/snmp; 0 where there is none): datagrams the
+// kernel dropped because a socket's buffer was full.
+func udpErrors() int64 {
+	b, _ := os.ReadFile("/proc/net/snmp")
+	var names []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == "RcvbufErrors" && i < len(f) {
+				v, _ := strconv.ParseInt(f[i], 10, 64)
+				return v
+			}
+		}
+	}
+	return 0
 }

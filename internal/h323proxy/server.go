@@ -20,6 +20,7 @@ import (
 	"github.com/portico-edge/portico/internal/h323proxy/h245proxy"
 	"github.com/portico-edge/portico/internal/policy"
 	"github.com/portico-edge/portico/internal/store"
+	"github.com/portico-edge/portico/internal/udpbuf"
 )
 
 // Interface names, as in metrics and logs.
@@ -105,7 +106,7 @@ type Server struct {
 	writeHook atomic.Pointer[func(side string, dst netip.AddrPort, b []byte)]
 	// sock is the tuning of the external and internal RAS sockets (Serve,
 	// under mu).
-	sock     [2]*rasSocket
+	sock     [2]*udpbuf.Socket
 	sockStat *socketMetrics
 
 	mu         sync.Mutex
@@ -315,11 +316,11 @@ func (s *Server) Serve(ctx context.Context, ext, in net.PacketConn) error {
 	if !s.cfg.PublicAddress.IsValid() || s.cfg.PublicAddress.IsUnspecified() {
 		s.extAddr = ea
 	}
-	s.sock = [2]*rasSocket{tuneRAS(ext, s.cfg.SocketBuffer), tuneRAS(in, s.cfg.SocketBuffer)}
+	s.sock = [2]*udpbuf.Socket{udpbuf.Tune(ext, s.cfg.SocketBuffer), udpbuf.Tune(in, s.cfg.SocketBuffer)}
 	s.mu.Unlock()
 	s.sockStat.granted(s.sock)
 	s.log.Info("serving", "external", ext.LocalAddr().String(), "internal", in.LocalAddr().String(), "gatekeeper", s.gk,
-		"receive_buffer_requested", s.cfg.SocketBuffer, "receive_buffer_external", s.sock[0].granted, "receive_buffer_internal", s.sock[1].granted)
+		"receive_buffer_requested", s.cfg.SocketBuffer, "receive_buffer_external", s.sock[0].Granted, "receive_buffer_internal", s.sock[1].Granted)
 
 	if s.deps.History != nil {
 		s.wg.Add(1)

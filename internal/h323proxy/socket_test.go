@@ -4,9 +4,6 @@ package h323proxy
 
 import (
 	"net/netip"
-	"os"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +12,7 @@ import (
 
 	"github.com/portico-edge/portico/internal/h323/h225"
 	"github.com/portico-edge/portico/internal/h323/ras"
+	"github.com/portico-edge/portico/internal/udpbuf"
 )
 
 // TestRASSocketBuffer: the RAS sockets get the configured receive buffer
@@ -26,15 +24,7 @@ func TestRASSocketBuffer(t *testing.T) {
 	// Answered: Serve has tuned the sockets (before it starts reading).
 	h.ep.send(h.ext, ras.GRQ(1, endpoint("gina", false)))
 	h.ep.expect(h225.RasMessage_GatekeeperConfirm)
-	floor := want
-	if os.Geteuid() != 0 {
-		b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
-		if err != nil {
-			t.Fatal(err)
-		}
-		max, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		floor = min(floor, max)
-	}
+	floor := udpbuf.Least(want)
 	for _, side := range []string{External, Internal} {
 		got := testutil.ToFloat64(h.s.sockStat.buffer.WithLabelValues(side))
 		// The kernel reports twice the size it accounts.
@@ -77,13 +67,13 @@ func TestRASKernelDropsCounted(t *testing.T) {
 		h.ep.send(h.ext, grq)
 	}
 	close(release)
-	n, ok := h.s.socket(0).drops()
+	n, ok := h.s.socket(0).Drops()
 	if !ok || n == 0 {
 		t.Fatalf("kernel drops = %d (%v) after overflowing the receive buffer", n, ok)
 	}
 	// The read loop drains the rest; the count stays.
 	h.ep.send(h.ext, grq)
-	if m, _ := h.s.socket(0).drops(); m < n {
+	if m, _ := h.s.socket(0).Drops(); m < n {
 		t.Errorf("drops went back from %d to %d", n, m)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portico-edge/portico/internal/policy"
+	"github.com/portico-edge/portico/internal/udpbuf"
 )
 
 // Interface names.
@@ -81,6 +82,18 @@ type Config struct {
 	Streams StreamLimits
 	// Overload bounds the new INVITEs and REGISTERs taken on (overload.go).
 	Overload Overload
+	// UDPReceiveBuffer is the kernel receive buffer of each UDP listener,
+	// in bytes, so that a burst of requests, or a moment in which the
+	// edge's reader is not scheduled, waits in the kernel instead of being
+	// dropped there (each drop costs the sender a retransmission 500 ms
+	// later, and the edge a request it then handles late). Default: the
+	// kernel's (net.core.rmem_default, often 212,992 bytes: about a
+	// hundred datagrams as the kernel counts them); 4 MiB
+	// (udpbuf.DefaultSize) suits an edge taking thousands of REGISTERs a
+	// second. Without CAP_NET_ADMIN the kernel caps it at
+	// net.core.rmem_max; what it granted is logged and exported
+	// (portico_sip_udp_receive_buffer_bytes).
+	UDPReceiveBuffer int
 }
 
 // Listener is one bound socket.
@@ -257,6 +270,11 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	c.Streams = c.Streams.withDefaults(add)
 	c.Overload = c.Overload.withDefaults(add)
+	if c.UDPReceiveBuffer == 0 {
+		c.UDPReceiveBuffer = -1 // the kernel's default
+	} else if _, ok := udpbuf.Size(c.UDPReceiveBuffer); !ok {
+		add("udp_receive_buffer", "%d bytes %s", c.UDPReceiveBuffer, udpbuf.Range)
+	}
 	if c.Federation.DNSServer != "" {
 		if _, err := netip.ParseAddrPort(c.Federation.DNSServer); err != nil {
 			add("federation.dns_server", "%q is not ip:port", c.Federation.DNSServer)

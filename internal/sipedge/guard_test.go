@@ -79,10 +79,7 @@ func (c *countingServer) received(prefix string) int {
 // configuration.
 func startGuarded(t *testing.T, g *guard.Guard, acl ACL, cs *countingServer, opts ...func(*Config)) netip.AddrPort {
 	t.Helper()
-	ext, in := listenUDP(t, extIP), listenUDP(t, intIP)
 	cfg := Config{
-		Listeners: []Listener{{Interface: External, Transport: "udp", Address: ext.LocalAddr().String()},
-			{Interface: Internal, Transport: "udp", Address: in.LocalAddr().String()}},
 		CallServers:   []CallServer{{Address: cs.conn.LocalAddr().String()}},
 		Domain:        "portico.test",
 		ProbeInterval: -1,
@@ -94,6 +91,18 @@ func startGuarded(t *testing.T, g *guard.Guard, acl ACL, cs *countingServer, opt
 	if g != nil {
 		deps.Guard = g
 	}
+	_, ext := serveUDP(t, cfg, deps)
+	return ext
+}
+
+// serveUDP runs a SIP edge with cfg and deps until the test ends, with
+// one UDP listener a side (external on extIP, internal on intIP; cfg's
+// listeners are set here), and returns it and its external address.
+func serveUDP(t testing.TB, cfg Config, deps Deps) (*Server, netip.AddrPort) {
+	t.Helper()
+	ext, in := listenUDP(t, extIP), listenUDP(t, intIP)
+	cfg.Listeners = []Listener{{Interface: External, Transport: "udp", Address: ext.LocalAddr().String()},
+		{Interface: Internal, Transport: "udp", Address: in.LocalAddr().String()}}
 	s, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
@@ -103,9 +112,9 @@ func startGuarded(t *testing.T, g *guard.Guard, acl ACL, cs *countingServer, opt
 	go func() {
 		done <- s.Serve(ctx, []BoundListener{{Interface: External, Transport: "udp", Packet: ext}, {Interface: Internal, Transport: "udp", Packet: in}})
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); <-done; s.Close() })
 	waitServed(t, in.LocalAddr().String(), ext.LocalAddr().String())
-	return netip.MustParseAddrPort(ext.LocalAddr().String())
+	return s, netip.MustParseAddrPort(ext.LocalAddr().String())
 }
 
 func newGuard(t *testing.T, cfg guard.Config) *guard.Guard {

@@ -83,8 +83,8 @@ type admission struct {
 	queued   atomic.Int64 // stamps not taken, both generations
 
 	mu      sync.Mutex
-	cur     map[string]time.Time // zero time: taken
-	prev    map[string]time.Time
+	cur     map[txID]time.Time // zero time: taken
+	prev    map[txID]time.Time
 	rotated time.Time
 }
 
@@ -101,18 +101,25 @@ func newWork(req *sip.Request) bool {
 	return false
 }
 
-// txKey is a request's server transaction key (RFC 3261 section 17.2.3),
-// "" without a branch.
-func txKey(req *sip.Request) string {
+// txID is a request's server transaction key (RFC 3261 section
+// 17.2.3): a struct, not a joined string, so that stamping a request
+// allocates nothing.
+type txID struct {
+	method sip.RequestMethod
+	branch string
+}
+
+// txKey is req's transaction key; ok is false without a branch.
+func txKey(req *sip.Request) (id txID, ok bool) {
 	via := req.Via()
 	if via == nil || via.Params == nil {
-		return ""
+		return txID{}, false
 	}
 	b, ok := via.Params.Get("branch")
 	if !ok || b == "" {
-		return ""
+		return txID{}, false
 	}
-	return string(req.Method) + " " + b
+	return txID{req.Method, b}, true
 }
 
 // rotateLocked starts a new generation when the current one is maxWait
@@ -128,7 +135,7 @@ func (a *admission) rotateLocked(now time.Time, maxWait time.Duration) {
 		}
 	}
 	a.queued.Add(-int64(waiting))
-	a.prev, a.cur, a.rotated = a.cur, make(map[string]time.Time, len(a.cur)), now
+	a.prev, a.cur, a.rotated = a.cur, make(map[txID]time.Time, len(a.cur)), now
 }
 
 // arrived stamps a new request's arrival (the transport's message hook).
@@ -137,8 +144,8 @@ func (a *admission) arrived(msg sip.Message, maxWait time.Duration) {
 	if !ok || !newWork(req) {
 		return
 	}
-	key := txKey(req)
-	if key == "" {
+	key, ok := txKey(req)
+	if !ok {
 		return
 	}
 	now := time.Now()
@@ -158,13 +165,13 @@ func (a *admission) arrived(msg sip.Message, maxWait time.Duration) {
 // take marks req's stamp taken and returns its arrival, or now when
 // unknown.
 func (a *admission) take(req *sip.Request, now time.Time) time.Time {
-	key := txKey(req)
-	if key == "" {
+	key, ok := txKey(req)
+	if !ok {
 		return now
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, m := range []map[string]time.Time{a.cur, a.prev} {
+	for _, m := range [2]map[txID]time.Time{a.cur, a.prev} {
 		if t, ok := m[key]; ok {
 			if t.IsZero() {
 				return now

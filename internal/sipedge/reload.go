@@ -25,7 +25,7 @@ func (s *Server) lc() *liveConfig { return s.live.Load() }
 // expiry, and the call servers (a server kept keeps its health; a removed
 // one gets no new requests, while calls through it go on). What needs a
 // restart (listeners, domain, external host, probe interval, UDP
-// keepalive, DNS server, stream limits) keeps its running value and is returned as config
+// keepalive, DNS server, stream limits, UDP receive buffer) keeps its running value and is returned as config
 // paths (sip.listeners, ...). A cfg that does not validate changes nothing.
 func (s *Server) Reload(cfg Config) (restart []string, err error) {
 	cfg, err = cfg.withDefaults()
@@ -44,6 +44,7 @@ func (s *Server) Reload(cfg Config) (restart []string, err error) {
 		{"sip.udp_keepalive", cfg.UDPKeepalive != run.UDPKeepalive},
 		{"sip.federation.dns_server", cfg.Federation.DNSServer != run.Federation.DNSServer},
 		{"sip.tcp", cfg.Streams != run.Streams},
+		{"sip.udp_receive_buffer", cfg.UDPReceiveBuffer != run.UDPReceiveBuffer},
 	} {
 		if f.changed {
 			restart = append(restart, f.path)
@@ -51,7 +52,7 @@ func (s *Server) Reload(cfg Config) (restart []string, err error) {
 	}
 	cfg.Listeners, cfg.Domain, cfg.ExternalHost = run.Listeners, run.Domain, run.ExternalHost
 	cfg.ProbeInterval, cfg.UDPKeepalive, cfg.Federation.DNSServer = run.ProbeInterval, run.UDPKeepalive, run.Federation.DNSServer
-	cfg.Streams = run.Streams
+	cfg.Streams, cfg.UDPReceiveBuffer = run.Streams, run.UDPReceiveBuffer
 	old := s.lc()
 	s.live.Store(&liveConfig{cfg: cfg, policy: newCallPolicy(cfg), cs: newCallServers(cfg.CallServers, s.m, old.cs)})
 	s.log.Info("sip configuration reloaded", "restart_needed", restart)

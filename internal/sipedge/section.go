@@ -52,6 +52,9 @@ type Section struct {
 	Capture CaptureBounds `yaml:"capture,omitempty" json:"capture,omitempty"`
 	// Overload bounds the new INVITEs and REGISTERs taken on at once.
 	Overload OverloadBounds `yaml:"overload,omitempty" json:"overload,omitempty"`
+	// UDPReceiveBuffer is each UDP listener's kernel receive buffer in
+	// bytes (default: the kernel's).
+	UDPReceiveBuffer int `yaml:"udp_receive_buffer,omitempty" json:"udp_receive_buffer,omitempty"`
 }
 
 // OverloadBounds (sip.overload) are Overload's: zero fields take the
@@ -133,6 +136,7 @@ func (s Section) Config(publicAddress string) Config {
 			HandshakeTimeout: s.TCP.HandshakeTimeout.D(), IdleTimeout: s.TCP.IdleTimeout.D()},
 		Overload: Overload{MaxInFlight: s.Overload.MaxInFlight, MaxQueued: s.Overload.MaxQueued,
 			MaxWait: s.Overload.MaxWait.D(), RetryAfter: s.Overload.RetryAfter.D()},
+		UDPReceiveBuffer: s.UDPReceiveBuffer,
 	}
 	if c.ExternalHost == "" {
 		c.ExternalHost = publicAddress

@@ -151,6 +151,7 @@ type Server struct {
 
 	sockMu    sync.Mutex
 	socks     []io.Closer
+	udp       udpSockets
 	listeners []*listenerState // under sockMu
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -215,6 +216,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.handlers.handle, s.handlers.spawn, s.handlers.maxIdle = s.dispatch, s.spawn, defaultIdleHandlers
 	s.m = newMetrics(deps.Registerer)
 	s.adm.register(deps.Registerer)
+	s.registerUDP(deps.Registerer)
 	s.res = deps.Resolver
 	if s.res == nil {
 		s.res = &dnsResolver{server: cfg.Federation.DNSServer}
@@ -403,6 +405,9 @@ func (s *Server) Serve(ctx context.Context, ls []BoundListener) error {
 	}
 	ls = append([]BoundListener(nil), ls...)
 	for i, l := range ls {
+		if l.Packet != nil {
+			s.tuneUDP(l.Interface, l.Packet)
+		}
 		if l.Packet != nil && l.Interface == Internal {
 			// An ICMP error for a request to a call server fails it over
 			// at once (see unreachable.go).

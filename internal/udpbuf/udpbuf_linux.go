@@ -1,8 +1,11 @@
 //go:build linux
 
-package h323proxy
+package udpbuf
 
 import (
+	"os"
+	"strconv"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -32,4 +35,19 @@ func socketDrops(fd uintptr) (uint64, bool) {
 		return 0, false
 	}
 	return uint64(info[skMeminfoDrops]), true
+}
+
+// Least is the smallest receive buffer Tune(c, size) reports granted on
+// this machine: size itself as root (SO_RCVBUFFORCE; the kernel reports
+// double), else size capped at net.core.rmem_max.
+func Least(size int) int {
+	if os.Geteuid() == 0 {
+		return size
+	}
+	b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+	if err != nil {
+		return 0
+	}
+	max, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return min(size, max)
 }
