@@ -618,7 +618,14 @@ func runSystem(o options, name string) (result, error) {
 	// Latch every flow and warm up.
 	g.measure(pid, o.calls, float64(o.calls)*2*50, o.size, time.Second)
 	start := float64(o.calls) * 2 * 50
-	res.BestAudio, res.Audio = g.search(name, pid, o.calls, o.size, start, o.maxRate, o.step)
+	if o.rate > 0 {
+		s := g.measure(pid, o.calls, o.rate, o.size, o.step)
+		log.Printf("%-9s %4dB offered %8.0f pps: forwarded %8.0f, loss %.4f%%, p50 %.2f ms, p99 %.2f ms, cpu %.2f s/Mpkt pass=%v load %s",
+			name, o.size, s.Offered, s.Forwarded, 100*s.Loss, s.P50, s.P99, s.CPUPerM, s.Pass, s.Load)
+		res.BestAudio, res.Audio = s, []step{s}
+	} else {
+		res.BestAudio, res.Audio = g.search(name, pid, o.calls, o.size, start, o.maxRate, o.step)
+	}
 	if o.videoSize > 0 {
 		res.BestBig, res.Big = g.search(name, pid, o.calls, o.videoSize, start, o.maxRate, o.step)
 	}

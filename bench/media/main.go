@@ -38,6 +38,7 @@ type options struct {
 	size, videoSize             int
 	step                        time.Duration
 	maxRate                     float64
+	rate                        float64
 	systems                     []string
 	write                       bool
 	workers                     int
@@ -64,6 +65,7 @@ func main() {
 	flag.IntVar(&o.videoSize, "video", 1200, "video packet size for the throughput search (0: skip)")
 	flag.DurationVar(&o.step, "step", 3*time.Second, "duration of each measurement step")
 	flag.Float64Var(&o.maxRate, "max", 400000, "highest packet rate tried (packets/s)")
+	flag.Float64Var(&o.rate, "rate", 0, "measure the 172 B audio at this one rate (packets/s) instead of searching, so that every system's CPU per packet is taken at the same rate (0: search)")
 	sys := flag.String("systems", "portico,rtpengine,bare", "systems to measure: portico (user space), portico-fast (eBPF fast path on), rtpengine, bare, generator (the generator straight into its sink: its own ceiling)")
 	flag.BoolVar(&o.write, "write", false, "write docs/performance.md (Media relay section) and docs/media-bench.png")
 	flag.StringVar(&o.doc, "doc", "docs/performance.md", "performance document to update with -write")
