@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -45,11 +45,7 @@ type engine struct {
 type worker struct {
 	e      *engine
 	epfd   int
-	efd    int             // eventfd that wakes the worker (stop, sockets to close)
-	file   *os.File        // epfd registered with Go's network poller
-	rc     syscall.RawConn // waits for epfd readiness without blocking a thread
-	n      int
-	waitFn func(fd uintptr) bool
+	efd    int // eventfd that wakes the worker (stop, sockets to close)
 	events []unix.EpollEvent
 	batch  *batchio.Batch
 	// targets holds, per slot of batch, the leg a multiplexed datagram
@@ -83,26 +79,6 @@ func newEngine(r *Relay) (*engine, error) {
 		if err := unix.EpollCtl(fd, unix.EPOLL_CTL_ADD, w.efd, &ev); err != nil {
 			e.close()
 			return nil, fmt.Errorf("media: epoll add eventfd: %w", err)
-		}
-		// The epoll fd itself is pollable: Go's scheduler parks the worker
-		// goroutine until it is readable, so no thread blocks in epoll_wait.
-		unix.SetNonblock(fd, true)
-		w.file = os.NewFile(uintptr(fd), "epoll")
-		if w.rc, err = w.file.SyscallConn(); err != nil {
-			e.close()
-			return nil, fmt.Errorf("media: epoll poller: %w", err)
-		}
-		w.waitFn = func(fd uintptr) bool {
-			var err error
-			w.n, err = unix.EpollWait(int(fd), w.events, 0)
-			if err != nil {
-				w.n = 0
-				return err != unix.EINTR
-			}
-			if w.n == 0 {
-				w.flush() // about to park: leave no count behind
-			}
-			return w.n > 0
 		}
 	}
 	return e, nil
@@ -245,11 +221,7 @@ func (e *engine) close() {
 	e.running.Store(false)
 	for _, w := range e.workers {
 		w.drainClosing()
-		if w.file != nil {
-			w.file.Close()
-		} else {
-			unix.Close(w.epfd)
-		}
+		unix.Close(w.epfd)
 		if w.efd >= 0 {
 			unix.Close(w.efd)
 		}
@@ -294,14 +266,53 @@ func (w *worker) flush() {
 	}
 }
 
+// busyWaitMs is how long (ms) a worker that has just served packets waits
+// for the next ones in epoll_wait while keeping its P; yieldEvery is how
+// often such a worker lets the scheduler run other goroutines.
+const (
+	busyWaitMs = 2
+	yieldEvery = int64(time.Millisecond)
+)
+
+// waitHeld blocks in epoll_wait for at most busyWaitMs without telling the
+// Go scheduler: the thread keeps its P, so a wake-up is one return from
+// the system call, with no network poller, no hand-off of the P and no
+// other thread woken. It returns 0 on timeout and -1 when interrupted (a
+// preemption or profiling signal).
+func (w *worker) waitHeld() int {
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(w.epfd),
+		uintptr(unsafe.Pointer(&w.events[0])), uintptr(len(w.events)), busyWaitMs, 0, 0)
+	if errno != 0 {
+		return -1
+	}
+	return int(n)
+}
+
+// loop serves the worker's sockets. While packets keep coming it waits
+// for them with waitHeld, yielding to the scheduler every yieldEvery;
+// after busyWaitMs without any it flushes its counts and blocks in an
+// ordinary epoll_wait, during which the scheduler gives its P to other
+// goroutines.
 func (w *worker) loop() {
 	var drain [8]byte
+	busy := false
+	var yielded int64
 	for !w.e.stop.Load() {
-		if err := w.rc.Read(w.waitFn); err != nil {
-			w.e.r.log.Error("epoll wait failed", "err", err)
-			return
+		var n int
+		if busy {
+			if n = w.waitHeld(); n == 0 {
+				busy = false
+				w.flush() // about to block: leave no count behind
+				continue
+			}
+		} else {
+			var err error
+			if n, err = unix.EpollWait(w.epfd, w.events, -1); err != nil && err != unix.EINTR {
+				w.e.r.log.Error("epoll wait failed", "err", err)
+				return
+			}
+			busy = true
 		}
-		n := w.n
 		now := time.Now().UnixNano()
 		for i := 0; i < n; i++ {
 			if w.events[i].Fd == wakeID {
@@ -320,6 +331,10 @@ func (w *worker) loop() {
 		}
 		if w.pending.Load() > 0 {
 			w.drainClosing()
+		}
+		if now-yielded >= yieldEvery {
+			runtime.Gosched()
+			yielded = now
 		}
 	}
 	w.flush()
