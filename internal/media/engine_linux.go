@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -45,7 +47,12 @@ type engine struct {
 type worker struct {
 	e      *engine
 	epfd   int
-	efd    int // eventfd that wakes the worker (stop, sockets to close)
+	efd    int             // eventfd that wakes the worker (stop, sockets to close)
+	file   *os.File        // epfd registered with Go's network poller
+	rc     syscall.RawConn // waits for epfd readiness without blocking a thread
+	n      int
+	parked bool // waitFn found nothing and the worker parked
+	waitFn func(fd uintptr) bool
 	events []unix.EpollEvent
 	batch  *batchio.Batch
 	// targets holds, per slot of batch, the leg a multiplexed datagram
@@ -79,6 +86,27 @@ func newEngine(r *Relay) (*engine, error) {
 		if err := unix.EpollCtl(fd, unix.EPOLL_CTL_ADD, w.efd, &ev); err != nil {
 			e.close()
 			return nil, fmt.Errorf("media: epoll add eventfd: %w", err)
+		}
+		// The epoll fd itself is pollable: Go's scheduler parks an idle
+		// worker goroutine until it is readable (waitPoller).
+		unix.SetNonblock(fd, true)
+		w.file = os.NewFile(uintptr(fd), "epoll")
+		if w.rc, err = w.file.SyscallConn(); err != nil {
+			e.close()
+			return nil, fmt.Errorf("media: epoll poller: %w", err)
+		}
+		w.waitFn = func(fd uintptr) bool {
+			var err error
+			w.n, err = unix.EpollWait(int(fd), w.events, 0)
+			if err != nil {
+				w.n = 0
+				return err != unix.EINTR
+			}
+			if w.n == 0 {
+				w.parked = true
+				w.flush() // about to park: leave no count behind
+			}
+			return w.n > 0
 		}
 	}
 	return e, nil
@@ -221,7 +249,11 @@ func (e *engine) close() {
 	e.running.Store(false)
 	for _, w := range e.workers {
 		w.drainClosing()
-		unix.Close(w.epfd)
+		if w.file != nil {
+			w.file.Close()
+		} else {
+			unix.Close(w.epfd)
+		}
 		if w.efd >= 0 {
 			unix.Close(w.efd)
 		}
@@ -267,8 +299,8 @@ func (w *worker) flush() {
 }
 
 // busyWaitMs is how long (ms) a worker that has just served packets waits
-// for the next ones in epoll_wait while keeping its P; yieldEvery is how
-// often such a worker lets the scheduler run other goroutines.
+// for the next ones with waitHeld; yieldEvery is how often such a worker
+// goes through the network poller instead (waitPoller).
 const (
 	busyWaitMs = 2
 	yieldEvery = int64(time.Millisecond)
@@ -288,32 +320,47 @@ func (w *worker) waitHeld() int {
 	return int(n)
 }
 
+// waitPoller returns what is ready now or else parks the goroutine on Go's
+// network poller until the epoll fd is readable; parking runs the
+// scheduler, which polls the network for every other goroutine of the
+// process and may run them on this P.
+func (w *worker) waitPoller() (n int, parked bool, err error) {
+	w.parked = false
+	err = w.rc.Read(w.waitFn)
+	return w.n, w.parked, err
+}
+
 // loop serves the worker's sockets. While packets keep coming it waits
-// for them with waitHeld, yielding to the scheduler every yieldEvery;
-// after busyWaitMs without any it flushes its counts and blocks in an
-// ordinary epoll_wait, during which the scheduler gives its P to other
-// goroutines.
+// for them with waitHeld; every yieldEvery it waits with waitPoller
+// instead (and, when that found packets waiting without parking, yields
+// with Gosched), so that other goroutines run and the network poller is
+// consulted while the worker holds its P. After busyWaitMs without
+// packets it parks on the network poller until the next.
 func (w *worker) loop() {
 	var drain [8]byte
 	busy := false
-	var yielded int64
+	var now, yielded int64 // now: when the last wait returned (unix ns)
 	for !w.e.stop.Load() {
 		var n int
-		if busy {
+		if busy && now-yielded < yieldEvery {
 			if n = w.waitHeld(); n == 0 {
-				busy = false
-				w.flush() // about to block: leave no count behind
+				busy = false // idle: the next wait parks
 				continue
 			}
 		} else {
+			var parked bool
 			var err error
-			if n, err = unix.EpollWait(w.epfd, w.events, -1); err != nil && err != unix.EINTR {
+			if n, parked, err = w.waitPoller(); err != nil {
 				w.e.r.log.Error("epoll wait failed", "err", err)
 				return
 			}
+			if busy && !parked {
+				runtime.Gosched()
+			}
 			busy = true
+			yielded = now
 		}
-		now := time.Now().UnixNano()
+		now = time.Now().UnixNano()
 		for i := 0; i < n; i++ {
 			if w.events[i].Fd == wakeID {
 				unix.Read(w.efd, drain[:])
@@ -331,10 +378,6 @@ func (w *worker) loop() {
 		}
 		if w.pending.Load() > 0 {
 			w.drainClosing()
-		}
-		if now-yielded >= yieldEvery {
-			runtime.Gosched()
-			yielded = now
 		}
 	}
 	w.flush()
