@@ -335,7 +335,8 @@ func (w *worker) waitPoller() (n int, parked bool, err error) {
 // instead (and, when that found packets waiting without parking, yields
 // with Gosched), so that other goroutines run and the network poller is
 // consulted while the worker holds its P. After busyWaitMs without
-// packets it parks on the network poller until the next.
+// packets it parks on the network poller, and it waits with waitHeld again
+// only once two wake-ups come less than busyWaitMs apart.
 func (w *worker) loop() {
 	var drain [8]byte
 	busy := false
@@ -347,6 +348,7 @@ func (w *worker) loop() {
 				busy = false // idle: the next wait parks
 				continue
 			}
+			now = time.Now().UnixNano()
 		} else {
 			var parked bool
 			var err error
@@ -357,10 +359,13 @@ func (w *worker) loop() {
 			if busy && !parked {
 				runtime.Gosched()
 			}
-			busy = true
+			// A worker whose packets come further apart than busyWaitMs
+			// stays on the poller: a held wait would only time out.
+			last := now
+			now = time.Now().UnixNano()
+			busy = now-last < busyWaitMs*int64(time.Millisecond)
 			yielded = now
 		}
-		now = time.Now().UnixNano()
 		for i := 0; i < n; i++ {
 			if w.events[i].Fd == wakeID {
 				unix.Read(w.efd, drain[:])
