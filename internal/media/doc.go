@@ -20,10 +20,10 @@
 // atomic.Pointer, so forwarding allocates nothing and takes no lock that call
 // setup holds. While packets flow a worker waits for the next ones in
 // epoll_wait on its own thread without giving up its P (one system call per
-// wake-up, no network poller or scheduler hand-off); every millisecond it
-// goes through Go's network poller instead, so that the process's other
-// goroutines and sockets are served, and after 2 ms without packets it parks
-// there. Elsewhere each socket has a goroutine (portable fallback).
+// wake-up, no network poller or scheduler hand-off); at most GOMAXPROCS-1
+// workers wait so at once, so one P stays free for signalling and the
+// control plane; every millisecond such a worker goes through Go's network
+// poller instead, and after 2 ms without packets it parks there. Elsewhere each socket has a goroutine (portable fallback).
 //
 // With the eBPF fast path (fastpath*.go, bpf/fastpath.c) a stream whose
 // legs are both latched has its RTP forwarded by a tcx program from map

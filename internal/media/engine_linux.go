@@ -42,7 +42,25 @@ type engine struct {
 	stop    atomic.Bool
 
 	tab *slots[endpoint]
+
+	// held counts the workers waiting with waitHeld; at most maxHeld
+	// (GOMAXPROCS-1) may, so that one P always stays free for the rest of
+	// the process (signalling, the control plane) while media flows.
+	held    atomic.Int32
+	maxHeld int32
 }
+
+// holdP reports whether a worker may start waiting with waitHeld, taking
+// one of the maxHeld places; unholdP gives it back.
+func (e *engine) holdP() bool {
+	if e.held.Add(1) <= e.maxHeld {
+		return true
+	}
+	e.held.Add(-1)
+	return false
+}
+
+func (e *engine) unholdP() { e.held.Add(-1) }
 
 type worker struct {
 	e      *engine
@@ -69,7 +87,7 @@ type worker struct {
 }
 
 func newEngine(r *Relay) (*engine, error) {
-	e := &engine{r: r, tab: newSlots[endpoint](maxChunks)}
+	e := &engine{r: r, tab: newSlots[endpoint](maxChunks), maxHeld: int32(runtime.GOMAXPROCS(0) - 1)}
 	for i := 0; i < r.cfg.Workers; i++ {
 		fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 		if err != nil {
@@ -346,6 +364,7 @@ func (w *worker) loop() {
 		if busy && now-yielded < yieldEvery {
 			if n = w.waitHeld(); n == 0 {
 				busy = false // idle: the next wait parks
+				w.e.unholdP()
 				continue
 			}
 			now = time.Now().UnixNano()
@@ -354,6 +373,9 @@ func (w *worker) loop() {
 			var err error
 			if n, parked, err = w.waitPoller(); err != nil {
 				w.e.r.log.Error("epoll wait failed", "err", err)
+				if busy {
+					w.e.unholdP()
+				}
 				return
 			}
 			if busy && !parked {
@@ -363,7 +385,12 @@ func (w *worker) loop() {
 			// stays on the poller: a held wait would only time out.
 			last := now
 			now = time.Now().UnixNano()
-			busy = now-last < busyWaitMs*int64(time.Millisecond)
+			if want := now-last < busyWaitMs*int64(time.Millisecond); want && !busy {
+				busy = w.e.holdP()
+			} else if !want && busy {
+				busy = false
+				w.e.unholdP()
+			}
 			yielded = now
 		}
 		for i := 0; i < n; i++ {
@@ -384,6 +411,9 @@ func (w *worker) loop() {
 		if w.pending.Load() > 0 {
 			w.drainClosing()
 		}
+	}
+	if busy {
+		w.e.unholdP()
 	}
 	w.flush()
 }
