@@ -47,7 +47,7 @@ type options struct {
 	calls, memCalls, checkCalls int
 	size, videoSize             int
 	step, fixed                 time.Duration
-	maxRate, maxP99             float64
+	maxRate, maxP99, rate       float64
 	bpfStats                    bool
 	systems                     []string
 	write                       bool
@@ -79,6 +79,7 @@ func main() {
 	flag.DurationVar(&o.step, "step", 3*time.Second, "duration of each measurement step")
 	flag.Float64Var(&o.maxRate, "max", 400000, "highest packet rate tried (packets/s)")
 	flag.Float64Var(&o.maxP99, "p99", 5, "highest p99 latency (ms) of a passing step besides loss < 0.1% (0: loss alone)")
+	flag.Float64Var(&o.rate, "rate", 0, "measure the 172 B audio at this one rate (packets/s) instead of searching, so that every system's CPU per packet is taken at the same rate (0: search)")
 	sys := flag.String("systems", "portico,rtpengine,bare", "systems to measure: portico (user space), portico-fast (eBPF fast path on), rtpengine, bare, generator (the generator straight into its sink: its own ceiling), kernel and direct (-netns: the generator through the middle namespace's IP forwarding, or over a veth with nothing between)")
 	flag.BoolVar(&o.write, "write", false, "write docs/performance.md (Media relay section) and docs/media-bench.png")
 	flag.StringVar(&o.doc, "doc", "docs/performance.md", "performance document to update with -write")

@@ -18,7 +18,12 @@
 // recvmmsg/sendmmsg (internal/batchio) between non-blocking sockets, with
 // buffers allocated once per worker and peer state read through
 // atomic.Pointer, so forwarding allocates nothing and takes no lock that call
-// setup holds. Elsewhere each socket has a goroutine (portable fallback).
+// setup holds. While packets flow a worker waits for the next ones in
+// epoll_wait on its own thread without giving up its P (one system call per
+// wake-up, no network poller or scheduler hand-off); at most GOMAXPROCS-1
+// workers wait so at once, so one P stays free for signalling and the
+// control plane; every millisecond such a worker goes through Go's network
+// poller instead, and after 2 ms without packets it parks there. Elsewhere each socket has a goroutine (portable fallback).
 //
 // With the eBPF fast path (fastpath*.go, bpf/fastpath.c) a stream whose
 // legs are both latched has its RTP forwarded by a tcx program from map

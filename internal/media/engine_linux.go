@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -40,7 +42,25 @@ type engine struct {
 	stop    atomic.Bool
 
 	tab *slots[endpoint]
+
+	// held counts the workers waiting with waitHeld; at most maxHeld
+	// (GOMAXPROCS-1) may, so that one P always stays free for the rest of
+	// the process (signalling, the control plane) while media flows.
+	held    atomic.Int32
+	maxHeld int32
 }
+
+// holdP reports whether a worker may start waiting with waitHeld, taking
+// one of the maxHeld places; unholdP gives it back.
+func (e *engine) holdP() bool {
+	if e.held.Add(1) <= e.maxHeld {
+		return true
+	}
+	e.held.Add(-1)
+	return false
+}
+
+func (e *engine) unholdP() { e.held.Add(-1) }
 
 type worker struct {
 	e      *engine
@@ -49,6 +69,7 @@ type worker struct {
 	file   *os.File        // epfd registered with Go's network poller
 	rc     syscall.RawConn // waits for epfd readiness without blocking a thread
 	n      int
+	parked bool // waitFn found nothing and the worker parked
 	waitFn func(fd uintptr) bool
 	events []unix.EpollEvent
 	batch  *batchio.Batch
@@ -66,7 +87,7 @@ type worker struct {
 }
 
 func newEngine(r *Relay) (*engine, error) {
-	e := &engine{r: r, tab: newSlots[endpoint](maxChunks)}
+	e := &engine{r: r, tab: newSlots[endpoint](maxChunks), maxHeld: int32(runtime.GOMAXPROCS(0) - 1)}
 	for i := 0; i < r.cfg.Workers; i++ {
 		fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 		if err != nil {
@@ -84,8 +105,8 @@ func newEngine(r *Relay) (*engine, error) {
 			e.close()
 			return nil, fmt.Errorf("media: epoll add eventfd: %w", err)
 		}
-		// The epoll fd itself is pollable: Go's scheduler parks the worker
-		// goroutine until it is readable, so no thread blocks in epoll_wait.
+		// The epoll fd itself is pollable: Go's scheduler parks an idle
+		// worker goroutine until it is readable (waitPoller).
 		unix.SetNonblock(fd, true)
 		w.file = os.NewFile(uintptr(fd), "epoll")
 		if w.rc, err = w.file.SyscallConn(); err != nil {
@@ -100,6 +121,7 @@ func newEngine(r *Relay) (*engine, error) {
 				return err != unix.EINTR
 			}
 			if w.n == 0 {
+				w.parked = true
 				w.flush() // about to park: leave no count behind
 			}
 			return w.n > 0
@@ -294,15 +316,83 @@ func (w *worker) flush() {
 	}
 }
 
+// busyWaitMs is how long (ms) a worker that has just served packets waits
+// for the next ones with waitHeld; yieldEvery is how often such a worker
+// goes through the network poller instead (waitPoller).
+const (
+	busyWaitMs = 2
+	yieldEvery = int64(time.Millisecond)
+)
+
+// waitHeld blocks in epoll_wait for at most busyWaitMs without telling the
+// Go scheduler: the thread keeps its P, so a wake-up is one return from
+// the system call, with no network poller, no hand-off of the P and no
+// other thread woken. It returns 0 on timeout and -1 when interrupted (a
+// preemption or profiling signal).
+func (w *worker) waitHeld() int {
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(w.epfd),
+		uintptr(unsafe.Pointer(&w.events[0])), uintptr(len(w.events)), busyWaitMs, 0, 0)
+	if errno != 0 {
+		return -1
+	}
+	return int(n)
+}
+
+// waitPoller returns what is ready now or else parks the goroutine on Go's
+// network poller until the epoll fd is readable; parking runs the
+// scheduler, which polls the network for every other goroutine of the
+// process and may run them on this P.
+func (w *worker) waitPoller() (n int, parked bool, err error) {
+	w.parked = false
+	err = w.rc.Read(w.waitFn)
+	return w.n, w.parked, err
+}
+
+// loop serves the worker's sockets. While packets keep coming it waits
+// for them with waitHeld; every yieldEvery it waits with waitPoller
+// instead (and, when that found packets waiting without parking, yields
+// with Gosched), so that other goroutines run and the network poller is
+// consulted while the worker holds its P. After busyWaitMs without
+// packets it parks on the network poller, and it waits with waitHeld again
+// only once two wake-ups come less than busyWaitMs apart.
 func (w *worker) loop() {
 	var drain [8]byte
+	busy := false
+	var now, yielded int64 // now: when the last wait returned (unix ns)
 	for !w.e.stop.Load() {
-		if err := w.rc.Read(w.waitFn); err != nil {
-			w.e.r.log.Error("epoll wait failed", "err", err)
-			return
+		var n int
+		if busy && now-yielded < yieldEvery {
+			if n = w.waitHeld(); n == 0 {
+				busy = false // idle: the next wait parks
+				w.e.unholdP()
+				continue
+			}
+			now = time.Now().UnixNano()
+		} else {
+			var parked bool
+			var err error
+			if n, parked, err = w.waitPoller(); err != nil {
+				w.e.r.log.Error("epoll wait failed", "err", err)
+				if busy {
+					w.e.unholdP()
+				}
+				return
+			}
+			if busy && !parked {
+				runtime.Gosched()
+			}
+			// A worker whose packets come further apart than busyWaitMs
+			// stays on the poller: a held wait would only time out.
+			last := now
+			now = time.Now().UnixNano()
+			if want := now-last < busyWaitMs*int64(time.Millisecond); want && !busy {
+				busy = w.e.holdP()
+			} else if !want && busy {
+				busy = false
+				w.e.unholdP()
+			}
+			yielded = now
 		}
-		n := w.n
-		now := time.Now().UnixNano()
 		for i := 0; i < n; i++ {
 			if w.events[i].Fd == wakeID {
 				unix.Read(w.efd, drain[:])
@@ -321,6 +411,9 @@ func (w *worker) loop() {
 		if w.pending.Load() > 0 {
 			w.drainClosing()
 		}
+	}
+	if busy {
+		w.e.unholdP()
 	}
 	w.flush()
 }
