@@ -97,6 +97,15 @@ func TestPollerOfferedService(t *testing.T) {
 	if st := e.svc["rtp"]; st.flows.Load() != 2 {
 		t.Fatalf("%d flows, want 2", st.flows.Load())
 	}
+	// A datagram of an existing flow is read and queued without an
+	// allocation.
+	u, err := net.DialUDP("udp", nil, svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	p := []byte{0x80, 1, 2}
+	queuedWithoutAllocs(t, e, func() error { _, err := u.Write(p); return err })
 }
 
 // TestPollerDeliveredFlow: a delivered flow's replies, read by the poller,
@@ -119,6 +128,7 @@ func TestPollerDeliveredFlow(t *testing.T) {
 		if rh, got := queued(t, e); rh != h || string(got) != "answer" {
 			t.Fatalf("reply queued as %+v %q", rh, got)
 		}
+		queuedWithoutAllocs(t, e, func() error { _, err := target.WriteToUDPAddrPort([]byte("answer"), from); return err })
 		st := e.svc["sink"]
 		if st.flows.Load() != 1 {
 			t.Fatalf("%d flows open, want 1", st.flows.Load())
@@ -131,6 +141,29 @@ func TestPollerDeliveredFlow(t *testing.T) {
 		e.deliver(context.Background(), nil, 0, Header{Kind: KindUDP, Flow: 3, Service: "sink"}, []byte("x"), wg)
 		waitFlows(t, e, 0, 5*time.Second)
 	})
+}
+
+// queuedWithoutAllocs checks that a datagram of an existing flow, sent
+// by send to a socket the poller reads, is queued without an allocation
+// (AllocsPerRun counts every goroutine's).
+func queuedWithoutAllocs(t *testing.T, e *end, send func() error) {
+	t.Helper()
+	timeout := time.NewTimer(10 * time.Second) // for all of them: time.After would allocate
+	defer timeout.Stop()
+	n := testing.AllocsPerRun(50, func() {
+		if err := send(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case d := <-e.lanes[0].queue:
+			e.putBuf(d)
+		case <-timeout.C:
+			t.Fatal("nothing queued")
+		}
+	})
+	if n != 0 {
+		t.Fatalf("%v allocations per datagram read, want 0", n)
+	}
 }
 
 // waitFlows waits until the "sink" service has n flows open and no flow
