@@ -5,12 +5,9 @@ package tunnel
 import (
 	"errors"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/portico-edge/portico/internal/batchio"
 )
@@ -28,25 +25,16 @@ import (
 // belong to the localPoller from add on. Closing a socket takes it out of
 // the epoll set.
 type localPoller struct {
-	epfd int
-	ep   *os.File        // epfd, waited for in Go's network poller
-	rc   syscall.RawConn // of ep
-	wake int             // eventfd: stop
+	set  *batchio.EpollSet
 	done chan struct{}
 
-	mu      sync.Mutex // guards stopped, next and the writes of socks
-	stopped bool
-	next    uint32
+	mu   sync.Mutex // guards next and the writes of socks
+	next uint32
 	// socks is copied on write, so the poller's goroutine looks sockets
 	// up without a lock that add or remove could hold.
 	socks atomic.Pointer[map[uint32]*polledSock]
 
-	// Owned by the poller's goroutine.
-	in      *batchio.Batch
-	events  [64]unix.EpollEvent
-	waitFn  func(fd uintptr) bool
-	ready   int
-	waitErr error
+	in *batchio.Batch // owned by the poller's goroutine
 }
 
 // polledSock is one socket a localPoller reads.
@@ -66,59 +54,23 @@ type polledSock struct {
 // socket with more stays ready for the next epoll_wait.
 const pollBatch = 8
 
-// pollWakeID is the epoll data of the eventfd.
-const pollWakeID = 0
-
 // newLocalPoller starts a poller; stop ends it.
 func newLocalPoller() (*localPoller, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	set, err := batchio.NewEpollSet(64)
 	if err != nil {
 		return nil, err
 	}
-	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		_ = unix.Close(epfd)
-		return nil, err
-	}
-	err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: pollWakeID})
-	if err == nil {
-		// The goroutine waits for the epoll set in Go's network poller
-		// (an epoll descriptor is readable while it has events), not in
-		// a blocking epoll_wait that would hold a thread.
-		err = unix.SetNonblock(epfd, true)
-	}
-	if err != nil {
-		_ = unix.Close(wake)
-		_ = unix.Close(epfd)
-		return nil, err
-	}
-	ep := os.NewFile(uintptr(epfd), "epoll")
-	rc, err := ep.SyscallConn()
-	if err != nil {
-		_ = ep.Close()
-		_ = unix.Close(wake)
-		return nil, err
-	}
-	p := &localPoller{epfd: epfd, ep: ep, rc: rc, wake: wake, done: make(chan struct{}), in: batchio.NewBatch(pollBatch)}
+	p := &localPoller{set: set, done: make(chan struct{}), in: batchio.NewBatch(pollBatch)}
 	p.socks.Store(&map[uint32]*polledSock{})
-	p.waitFn = func(fd uintptr) bool {
-		p.ready, p.waitErr = unix.EpollWait(int(fd), p.events[:], 0)
-		return p.waitErr != nil || p.ready > 0 // else wait in the network poller
-	}
 	go p.run()
 	return p, nil
 }
 
 // stop ends the poller's goroutine and waits for it.
 func (p *localPoller) stop() {
-	p.mu.Lock()
-	p.stopped = true // no add from now on: epfd is about to close
-	p.mu.Unlock()
-	one := [8]byte{1}
-	_, _ = unix.Write(p.wake, one[:])
+	p.set.Stop()
 	<-p.done
-	_ = unix.Close(p.wake)
-	_ = p.ep.Close()
+	p.set.Close()
 }
 
 // add registers c: from now on the poller reads it and hands each
@@ -135,25 +87,16 @@ func (p *localPoller) add(c *net.UDPConn, on func(m *batchio.Message), fail func
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.stopped {
-		return nil, net.ErrClosed
-	}
 	old := *p.socks.Load()
 	for {
 		p.next++
-		if _, used := old[p.next]; p.next != pollWakeID && !used {
+		if _, used := old[p.next]; p.next != batchio.EpollStopID && !used {
 			break
 		}
 	}
 	s.id = p.next
-	var cerr error
-	if err := rc.Control(func(fd uintptr) {
-		cerr = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(s.id)})
-	}); err != nil {
+	if err := p.set.Add(rc, s.id); err != nil {
 		return nil, err
-	}
-	if cerr != nil {
-		return nil, cerr
 	}
 	m := make(map[uint32]*polledSock, len(old)+1)
 	for k, v := range old {
@@ -184,18 +127,13 @@ func (p *localPoller) remove(s *polledSock) {
 func (p *localPoller) run() {
 	defer close(p.done)
 	for {
-		if err := p.rc.Read(p.waitFn); err != nil {
-			return
-		}
-		if p.waitErr != nil {
-			if errors.Is(p.waitErr, unix.EINTR) {
-				continue
-			}
+		events, err := p.set.Wait()
+		if err != nil {
 			return
 		}
 		socks := *p.socks.Load()
-		for _, ev := range p.events[:p.ready] {
-			if ev.Fd == pollWakeID {
+		for _, ev := range events {
+			if ev.Fd == batchio.EpollStopID {
 				return
 			}
 			if s := socks[uint32(ev.Fd)]; s != nil {
