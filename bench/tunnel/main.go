@@ -59,7 +59,7 @@ func main() {
 	flag.IntVar(&o.setups, "setups", 2000, "new flows set up for the call setup rate (0: skip)")
 	flag.Float64Var(&o.bigStart, "bigstart", 1000, "first packet rate (each way) of the throughput search")
 	flag.Float64Var(&o.maxRate, "max", 200000, "highest packet rate (each way) tried by the searches")
-	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the tunnel server child to this file")
+	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the tunnel server child to this file, and of the client child to this file with .client appended")
 	flag.IntVar(&o.queue, "queue", 0, "the ends' datagram_queue (0: the default)")
 	flag.IntVar(&o.conns, "conns", 0, "the ends' datagram_connections (0: the default)")
 	flag.IntVar(&endsNice, "ends-nice", 0, "run the two tunnel ends at this nice increment over the generator's (e.g. 10 with the program under nice -n -10: the generator and echo, which stand for other machines, get a CPU first)")

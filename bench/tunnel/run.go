@@ -37,8 +37,12 @@ func run(o options) error {
 	if len(lines) < 2 {
 		return errors.New("tunnel server child printed no address and token")
 	}
+	cargs := []string{"-role", "client", "-server", lines[0], "-token", lines[1], "-ports", rangeOf(echoBase, o.calls), "-queue", q, "-conns", nc}
+	if o.profile != "" {
+		cargs = append(cargs, "-cpuprofile", o.profile+".client")
+	}
 	var cli *exec.Cmd
-	cli, _, err = child("-role", "client", "-server", lines[0], "-token", lines[1], "-ports", rangeOf(echoBase, o.calls), "-queue", q, "-conns", nc)
+	cli, _, err = child(cargs...)
 	if err != nil {
 		return err
 	}

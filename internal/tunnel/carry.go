@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portico-edge/portico/internal/batchio"
 	"github.com/portico-edge/portico/internal/connlimit"
 	"github.com/quic-go/quic-go"
 )
@@ -42,6 +43,12 @@ type targetFlow struct {
 	// via is the connection the flow's last datagram came on; a server's
 	// replies go back on it, to the client that sent it.
 	via atomic.Pointer[quic.Conn]
+	// A flow read by the end's localPoller: its socket there, and when it
+	// last read a reply (or opened), in Unix nanoseconds, for the idle
+	// sweep (sweepFlows). Nil for a flow read by its own goroutine.
+	polled atomic.Pointer[polledSock]
+	last   atomic.Int64
+	ended  atomic.Bool
 }
 
 // openFlow opens a TCP flow of the named service through the tunnel. The
@@ -98,6 +105,15 @@ func (e *end) ServiceAddr(name string) net.Addr {
 // listenServices binds the offered services' local listeners and starts
 // their loops; they live until ctx ends, across reconnections.
 func (e *end) listenServices(ctx context.Context, wg *sync.WaitGroup) error {
+	// One goroutine reads the local UDP sockets where the system allows
+	// (localPoller); otherwise each socket has its own.
+	if p, err := newLocalPoller(); err == nil {
+		e.poll.Store(p)
+		wg.Go(func() { <-ctx.Done(); p.stop() })
+		if e.cfg.FlowIdle > 0 {
+			wg.Go(func() { e.sweepFlows(ctx) })
+		}
+	}
 	for _, svc := range e.cfg.Services {
 		if svc.Listen == "" {
 			continue
@@ -157,6 +173,11 @@ func (e *end) listenServices(ctx context.Context, wg *sync.WaitGroup) error {
 			e.fmu.Unlock()
 			for _, u := range us {
 				wg.Go(func() { <-ctx.Done(); _ = u.pc.Close() })
+				if p := e.poll.Load(); p != nil {
+					if _, err := p.add(u.pc, func(m *batchio.Message) { u.received(m.Data(), m.Addr) }, nil); err == nil {
+						continue
+					}
+				}
 				wg.Go(u.readLoop)
 			}
 		}
@@ -406,7 +427,7 @@ func (e *end) deliver(ctx context.Context, conn *quic.Conn, peer uint32, h Heade
 		e.fmu.Unlock()
 		f.st.flows.Add(1)
 		f.st.flowsTotal.Add(1)
-		wg.Go(func() { e.flowLoop(key, f) })
+		e.startFlow(key, f, wg)
 	} else if f.via.Load() != conn {
 		f.via.Store(conn)
 	}
@@ -414,18 +435,90 @@ func (e *end) deliver(ctx context.Context, conn *quic.Conn, peer uint32, h Heade
 	_, _ = f.conn.Write(p)
 }
 
+// startFlow carries a new UDP flow's replies back: read by the end's
+// localPoller, or by a goroutine of its own (flowLoop) where there is none.
+func (e *end) startFlow(key flowKey, f *targetFlow, wg *sync.WaitGroup) {
+	if p := e.poll.Load(); p != nil {
+		f.last.Store(time.Now().UnixNano())
+		h := Header{Kind: KindUDP, Flow: key.id, Service: key.service}
+		ps, err := p.add(f.conn, func(m *batchio.Message) {
+			f.last.Store(time.Now().UnixNano())
+			var to *quic.Conn
+			if e.pick != nil {
+				to = f.via.Load()
+			}
+			e.enqueueTo(h, m.Data(), f.st, to)
+		}, func() {
+			// Refused by the target: the flow ends, and the next
+			// datagram for it opens it again.
+			e.endFlow(key, f)
+		})
+		if err == nil {
+			f.polled.Store(ps)
+			if f.ended.Load() { // ended meanwhile, before it could be forgotten
+				p.remove(ps)
+			}
+			return
+		}
+	}
+	wg.Go(func() { e.flowLoop(key, f) })
+}
+
+// endFlow forgets a UDP flow and closes its socket, once.
+func (e *end) endFlow(key flowKey, f *targetFlow) {
+	if !f.ended.CompareAndSwap(false, true) {
+		return
+	}
+	e.fmu.Lock()
+	if e.flows[key] == f {
+		delete(e.flows, key)
+	}
+	e.fmu.Unlock()
+	_ = f.conn.Close()
+	f.st.flows.Add(-1)
+	if ps := f.polled.Load(); ps != nil {
+		if p := e.poll.Load(); p != nil {
+			p.remove(ps)
+		}
+	}
+}
+
+// sweepFlows ends the polled UDP flows that read no reply for FlowIdle,
+// checking every quarter of it, until ctx ends.
+func (e *end) sweepFlows(ctx context.Context) {
+	t := time.NewTicker(e.cfg.FlowIdle / 4)
+	defer t.Stop()
+	type idleFlow struct {
+		key flowKey
+		f   *targetFlow
+	}
+	var idle []idleFlow
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			cut := now.Add(-e.cfg.FlowIdle).UnixNano()
+			e.fmu.Lock()
+			for k, f := range e.flows {
+				if f.polled.Load() != nil && f.last.Load() < cut {
+					idle = append(idle, idleFlow{k, f})
+				}
+			}
+			e.fmu.Unlock()
+			for _, x := range idle {
+				e.endFlow(x.key, x.f)
+			}
+			clear(idle)
+			idle = idle[:0]
+		}
+	}
+}
+
 // flowLoop carries a UDP flow's replies back until it is idle for FlowIdle
 // or closed.
 func (e *end) flowLoop(key flowKey, f *targetFlow) {
-	defer func() {
-		e.fmu.Lock()
-		if e.flows[key] == f {
-			delete(e.flows, key)
-		}
-		e.fmu.Unlock()
-		_ = f.conn.Close()
-		f.st.flows.Add(-1)
-	}()
+	defer e.endFlow(key, f)
 	buf := make([]byte, 64*1024)
 	h := Header{Kind: KindUDP, Flow: key.id, Service: key.service}
 	for {
@@ -444,12 +537,17 @@ func (e *end) flowLoop(key flowKey, f *targetFlow) {
 	}
 }
 
-// closeFlows closes the target flows' sockets so that their loops end.
+// closeFlows ends the target flows (a flow's own goroutine, if it has
+// one, ends with its socket).
 func (e *end) closeFlows() {
 	e.fmu.Lock()
-	defer e.fmu.Unlock()
-	for _, f := range e.flows {
-		_ = f.conn.Close()
+	flows := make(map[flowKey]*targetFlow, len(e.flows))
+	for k, f := range e.flows {
+		flows[k] = f
+	}
+	e.fmu.Unlock()
+	for k, f := range flows {
+		e.endFlow(k, f)
 	}
 }
 
@@ -465,10 +563,11 @@ type udpService struct {
 	idle  time.Duration
 	max   int // flows at most; a new source beyond is dropped and counted
 
-	mu    sync.Mutex
-	next  uint32
-	bySrc map[netip.AddrPort]*udpFlow
-	byID  map[uint32]*udpFlow
+	mu        sync.Mutex
+	next      uint32
+	bySrc     map[netip.AddrPort]*udpFlow
+	byID      map[uint32]*udpFlow
+	lastSweep time.Time
 }
 
 type udpFlow struct {
@@ -480,47 +579,52 @@ type udpFlow struct {
 
 func (u *udpService) readLoop() {
 	buf := make([]byte, 64*1024)
-	lastSweep := time.Now()
 	for {
 		n, src, err := u.pc.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return
 		}
-		now := time.Now()
-		u.mu.Lock()
-		f := u.bySrc[src]
-		full := f == nil && u.st.flows.Load() >= int64(u.max)
-		if f == nil && (now.Sub(lastSweep) > u.idle/4 || (full && now.Sub(lastSweep) > time.Second)) {
-			lastSweep = now
-			u.sweep(now)
-			full = u.st.flows.Load() >= int64(u.max)
-		}
-		if full {
-			u.mu.Unlock()
-			u.st.flowsRefused.Add(1)
-			continue
-		}
-		if f == nil {
-			u.next = (u.next + 1) & (1<<flowIndexShift - 1)
-			f = &udpFlow{id: u.index<<flowIndexShift | u.next, src: src}
-			u.bySrc[src] = f
-			u.byID[f.id] = f
-			u.st.flows.Add(1)
-			u.st.flowsTotal.Add(1)
-		}
-		f.last = now
-		id := f.id
-		u.mu.Unlock()
-		h := Header{Kind: KindUDP, Flow: id, Service: u.name}
-		var to *quic.Conn
-		if u.e.pick != nil {
-			if to = u.e.pick(h, &f.via, u.e.laneOf(h).index); to == nil {
-				u.e.droppedNoPeer.Add(1)
-				continue
-			}
-		}
-		u.e.enqueueTo(h, buf[:n], u.st, to)
+		u.received(buf[:n], src)
 	}
+}
+
+// received carries a datagram from the local source src into the tunnel,
+// opening its flow if it is new.
+func (u *udpService) received(p []byte, src netip.AddrPort) {
+	now := time.Now()
+	u.mu.Lock()
+	f := u.bySrc[src]
+	full := f == nil && u.st.flows.Load() >= int64(u.max)
+	if f == nil && (now.Sub(u.lastSweep) > u.idle/4 || (full && now.Sub(u.lastSweep) > time.Second)) {
+		u.lastSweep = now
+		u.sweep(now)
+		full = u.st.flows.Load() >= int64(u.max)
+	}
+	if full {
+		u.mu.Unlock()
+		u.st.flowsRefused.Add(1)
+		return
+	}
+	if f == nil {
+		u.next = (u.next + 1) & (1<<flowIndexShift - 1)
+		f = &udpFlow{id: u.index<<flowIndexShift | u.next, src: src}
+		u.bySrc[src] = f
+		u.byID[f.id] = f
+		u.st.flows.Add(1)
+		u.st.flowsTotal.Add(1)
+	}
+	f.last = now
+	id := f.id
+	u.mu.Unlock()
+	h := Header{Kind: KindUDP, Flow: id, Service: u.name}
+	var to *quic.Conn
+	if u.e.pick != nil {
+		if to = u.e.pick(h, &f.via, u.e.laneOf(h).index); to == nil {
+			u.e.droppedNoPeer.Add(1)
+			return
+		}
+	}
+	u.e.enqueueTo(h, p, u.st, to)
 }
 
 // sweep ends the flows idle for longer than u.idle; u.mu is held.

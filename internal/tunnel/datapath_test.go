@@ -62,6 +62,10 @@ func TestDataPathAllocs(t *testing.T) {
 	}{
 		{"route to a user", func() { e.route(ctx, nil, 0, toUser, &wg) }},
 		{"route to a target", func() { e.route(ctx, nil, 0, toTarget, &wg) }},
+		{"read from a user and queue", func() {
+			e.udp["rtp"][0].received(payload, user.LocalAddr().(*net.UDPAddr).AddrPort())
+			e.putBuf(<-e.lanes[0].queue)
+		}},
 		{"enqueue and bundle", func() {
 			e.enqueue(h, payload, e.svc["rtp"])
 			e.enqueue(h, payload, e.svc["rtp"])

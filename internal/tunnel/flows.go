@@ -186,8 +186,9 @@ type end struct {
 	cfg   Config
 	log   *slog.Logger
 	conn  atomic.Pointer[quic.Conn]
-	lanes []*lane     // one per datagram connection; lanes[0] sends on conn
-	free  chan *dgram // buffers for the lanes' queues, reused
+	lanes []*lane                     // one per datagram connection; lanes[0] sends on conn
+	poll  atomic.Pointer[localPoller] // reads the local UDP sockets; nil: a goroutine each
+	free  chan *dgram                 // buffers for the lanes' queues, reused
 	svc   map[string]*serviceStats
 	names map[string]string // each configured service name to itself
 

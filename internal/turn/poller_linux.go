@@ -1,14 +1,9 @@
 package turn
 
 import (
-	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
-	"syscall"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/portico-edge/portico/internal/batchio"
 )
@@ -41,24 +36,16 @@ const slowQueue = 64
 // (relayPacketConn.ReadFrom). Close removes a socket (closing it removes
 // it from the epoll set too).
 type relayPoller struct {
-	epfd int
-	ep   *os.File        // epfd, in Go's network poller
-	rc   syscall.RawConn // of ep
-	wake int             // eventfd: stop
+	set  *batchio.EpollSet
 	done chan struct{}
 
-	mu      sync.Mutex
-	stopped bool
-	nextID  uint32
-	conns   cow[uint32, *relayPacketConn]
+	mu     sync.Mutex
+	nextID uint32
+	conns  cow[uint32, *relayPacketConn]
 
 	// Owned by the poller's goroutine.
-	in      *batchio.Batch
-	outs    []pollOut
-	events  [pollEvents]unix.EpollEvent
-	waitFn  func(fd uintptr) bool // epoll_wait without blocking, into events
-	ready   int
-	waitErr error
+	in   *batchio.Batch
+	outs []pollOut
 }
 
 // pollOut is the pending batch to the clients behind one listener socket.
@@ -69,59 +56,22 @@ type pollOut struct {
 	n int
 }
 
-// wakeID is the epoll data of the eventfd.
-const wakeID = 0
-
 // newRelayPoller starts a poller; stop ends it.
 func newRelayPoller() (*relayPoller, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	set, err := batchio.NewEpollSet(pollEvents)
 	if err != nil {
 		return nil, err
 	}
-	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		_ = unix.Close(epfd)
-		return nil, err
-	}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeID}); err != nil {
-		_ = unix.Close(wake)
-		_ = unix.Close(epfd)
-		return nil, err
-	}
-	// The poller waits for the epoll set in Go's network poller (an epoll
-	// descriptor is readable while it has events), not in a blocking
-	// epoll_wait that would hold a thread and hand its P over.
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		_ = unix.Close(wake)
-		_ = unix.Close(epfd)
-		return nil, err
-	}
-	ep := os.NewFile(uintptr(epfd), "epoll")
-	rc, err := ep.SyscallConn()
-	if err != nil {
-		_ = ep.Close()
-		_ = unix.Close(wake)
-		return nil, err
-	}
-	p := &relayPoller{epfd: epfd, ep: ep, rc: rc, wake: wake, done: make(chan struct{}), nextID: wakeID, in: batchio.NewBatch(relayBatch)}
-	p.waitFn = func(fd uintptr) bool {
-		p.ready, p.waitErr = unix.EpollWait(int(fd), p.events[:], 0)
-		return p.waitErr != nil || p.ready > 0 // else wait in the network poller
-	}
+	p := &relayPoller{set: set, done: make(chan struct{}), nextID: batchio.EpollStopID, in: batchio.NewBatch(relayBatch)}
 	go p.run()
 	return p, nil
 }
 
 // stop ends the poller's goroutine and waits for it.
 func (p *relayPoller) stop() {
-	p.mu.Lock()
-	p.stopped = true // no add from now on: epfd is about to close
-	p.mu.Unlock()
-	var one = [8]byte{1}
-	_, _ = unix.Write(p.wake, one[:])
+	p.set.Stop()
 	<-p.done
-	_ = unix.Close(p.wake)
-	_ = p.ep.Close()
+	p.set.Close()
 }
 
 // add registers c: from now on the poller reads it. It is called before
@@ -133,12 +83,9 @@ func (p *relayPoller) add(c *relayPacketConn) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.stopped {
-		return net.ErrClosed
-	}
 	for {
 		p.nextID++
-		if _, used := p.conns.load()[p.nextID]; p.nextID != wakeID && !used {
+		if _, used := p.conns.load()[p.nextID]; p.nextID != batchio.EpollStopID && !used {
 			break
 		}
 	}
@@ -150,14 +97,7 @@ func (p *relayPoller) add(c *relayPacketConn) error {
 		return true // never wait: the poller waits in epoll_wait
 	}
 	p.conns.store(id, c)
-	var cerr error
-	err = rc.Control(func(fd uintptr) {
-		cerr = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(id)})
-	})
-	if err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := p.set.Add(rc, id); err != nil {
 		p.conns.deleteIf(id, func(*relayPacketConn) bool { return true })
 		return err
 	}
@@ -178,20 +118,14 @@ func (p *relayPoller) remove(c *relayPacketConn) {
 func (p *relayPoller) run() {
 	defer close(p.done)
 	for {
-		if err := p.rc.Read(p.waitFn); err != nil {
-			return
-		}
-		n := p.ready
-		if p.waitErr != nil {
-			if errors.Is(p.waitErr, unix.EINTR) {
-				continue
-			}
+		events, err := p.set.Wait()
+		if err != nil {
 			return
 		}
 		conns := p.conns.load()
-		for i := 0; i < n; i++ {
-			id := uint32(p.events[i].Fd)
-			if id == wakeID {
+		for _, ev := range events {
+			id := uint32(ev.Fd)
+			if id == batchio.EpollStopID {
 				return
 			}
 			if c, ok := conns[id]; ok {
