@@ -348,6 +348,17 @@ func (w *worker) waitPoller() (n int, parked bool, err error) {
 	return w.n, w.parked, err
 }
 
+// hasPackets reports whether the first n events include a socket, not only
+// the worker's eventfd.
+func (w *worker) hasPackets(n int) bool {
+	for i := 0; i < n; i++ {
+		if w.events[i].Fd != wakeID {
+			return true
+		}
+	}
+	return false
+}
+
 // loop serves the worker's sockets. While packets keep coming it waits
 // for them with waitHeld; every yieldEvery it waits with waitPoller
 // instead (and, when that found packets waiting without parking, yields
@@ -359,6 +370,7 @@ func (w *worker) loop() {
 	var drain [8]byte
 	busy := false
 	var now, yielded int64 // now: when the last wait returned (unix ns)
+	var lastPkt int64      // when the last wait that brought packets returned
 	for !w.e.stop.Load() {
 		var n int
 		if busy && now-yielded < yieldEvery {
@@ -383,9 +395,15 @@ func (w *worker) loop() {
 			}
 			// A worker whose packets come further apart than busyWaitMs
 			// stays on the poller: a held wait would only time out.
-			last := now
+			// Only wake-ups that brought packets count: the eventfd that
+			// call setup and teardown ring must not hold a P.
 			now = time.Now().UnixNano()
-			if want := now-last < busyWaitMs*int64(time.Millisecond); want && !busy {
+			pkts := w.hasPackets(n)
+			want := pkts && now-lastPkt < busyWaitMs*int64(time.Millisecond)
+			if pkts {
+				lastPkt = now
+			}
+			if want && !busy {
 				busy = w.e.holdP()
 			} else if !want && busy {
 				busy = false
